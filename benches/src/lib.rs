@@ -1,0 +1,1 @@
+//! Shared helpers for the criterion benches live in each bench file; this crate only hosts them.

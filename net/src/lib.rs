@@ -1,0 +1,2 @@
+//! percore-net: the per-core io_uring reactor, the RESP codec and cross-core mailboxes.
+//! It knows nothing of commands.
