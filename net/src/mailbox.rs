@@ -1,0 +1,202 @@
+//! Cross-core mailboxes: one bounded lock-free queue per shard, filled by the other shards in
+//! batches, with at most one wake-up per batch.
+//!
+//! A sender collects messages per destination during a loop iteration ([`Outbox`]) and pushes
+//! them at the end of it. It then wakes the destination only if nobody has since the
+//! destination last looked (`notified` flag), with an `IORING_OP_MSG_RING` that rides in the
+//! sender's own batch submit, so a wake-up costs no extra syscall.
+
+use crossbeam::queue::ArrayQueue;
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+
+/// Capacity of each shard's inbox. A sender that finds it full keeps the rest of its batch
+/// and retries on its next loop iteration; nothing is dropped.
+pub const MAILBOX_CAPACITY_MSGS: usize = 64 * 1024;
+
+/// The most messages a shard takes from its inbox in one loop iteration, so a flood from one
+/// core cannot starve the connections of another.
+pub const MAILBOX_DRAIN_BATCH_MSGS: usize = 4096;
+
+/// One shard's inbox.
+pub struct Mailbox<M> {
+    queue: ArrayQueue<M>,
+    /// Set by the first sender of a batch, cleared by the owner before it drains.
+    notified: AtomicBool,
+    /// The owner's io_uring fd, the target of `MSG_RING` wake-ups (-1 until registered).
+    ring_fd: AtomicI32,
+}
+
+/// All shards' inboxes, shared by every shard thread.
+pub struct Mailboxes<M> {
+    boxes: Vec<Mailbox<M>>,
+}
+
+impl<M> Mailboxes<M> {
+    #[must_use]
+    pub fn new(shards: usize) -> Self {
+        let boxes = (0..shards)
+            .map(|_| Mailbox {
+                queue: ArrayQueue::new(MAILBOX_CAPACITY_MSGS),
+                notified: AtomicBool::new(false),
+                ring_fd: AtomicI32::new(-1),
+            })
+            .collect();
+        Self { boxes }
+    }
+
+    #[must_use]
+    pub fn shards(&self) -> usize {
+        self.boxes.len()
+    }
+
+    /// Records the ring fd of `shard`, so others can wake it.
+    pub fn register_ring(&self, shard: usize, fd: i32) {
+        self.boxes[shard].ring_fd.store(fd, Ordering::Release);
+    }
+
+    /// The ring fd of `shard`, or `None` if it has not started yet.
+    #[must_use]
+    pub fn ring_fd(&self, shard: usize) -> Option<i32> {
+        let fd = self.boxes[shard].ring_fd.load(Ordering::Acquire);
+        (fd >= 0).then_some(fd)
+    }
+
+    /// Pushes as many of `batch` (from the front) as fit into `shard`'s inbox and removes them
+    /// from `batch`. Returns true if the caller must wake `shard` (it was not yet notified).
+    pub fn push_batch(&self, shard: usize, batch: &mut Vec<M>) -> bool {
+        let mb = &self.boxes[shard];
+        let mut pushed = 0;
+        let mut rest = batch.drain(..);
+        for msg in rest.by_ref() {
+            if let Err(msg) = mb.queue.push(msg) {
+                // Full: keep this one and the rest, in order, for the next iteration.
+                let mut kept = Vec::with_capacity(rest.len() + 1);
+                kept.push(msg);
+                kept.extend(rest);
+                *batch = kept;
+                break;
+            }
+            pushed += 1;
+        }
+        // The push happens before the swap, and the owner clears `notified` (an RMW, so it
+        // reads our store) before draining: if we see `true` the owner has not drained yet and
+        // will see our messages.
+        pushed > 0 && !mb.notified.swap(true, Ordering::AcqRel)
+    }
+
+    /// Called by the owner before draining: re-arms notifications.
+    pub fn clear_notified(&self, shard: usize) {
+        self.boxes[shard].notified.swap(false, Ordering::AcqRel);
+    }
+
+    /// Marks `shard` as notified and returns whether it was not already (for wake-ups that
+    /// carry no message, such as shutdown).
+    pub fn mark_notified(&self, shard: usize) -> bool {
+        !self.boxes[shard].notified.swap(true, Ordering::AcqRel)
+    }
+
+    /// Takes one message from `shard`'s inbox.
+    pub fn pop(&self, shard: usize) -> Option<M> {
+        self.boxes[shard].queue.pop()
+    }
+
+    /// Whether `shard`'s inbox holds messages.
+    #[must_use]
+    pub fn has_messages(&self, shard: usize) -> bool {
+        !self.boxes[shard].queue.is_empty()
+    }
+}
+
+/// A shard's outgoing messages of the current loop iteration, one batch per destination.
+pub struct Outbox<M> {
+    per_shard: Vec<Vec<M>>,
+    pending: usize,
+}
+
+impl<M> Outbox<M> {
+    #[must_use]
+    pub fn new(shards: usize) -> Self {
+        Self {
+            per_shard: (0..shards).map(|_| Vec::new()).collect(),
+            pending: 0,
+        }
+    }
+
+    /// Queues `msg` for `shard`; it leaves at the end of the loop iteration.
+    pub fn send(&mut self, shard: usize, msg: M) {
+        self.per_shard[shard].push(msg);
+        self.pending += 1;
+    }
+
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.pending == 0
+    }
+
+    /// Pushes every batch into its inbox; calls `wake(shard)` once for each destination that
+    /// needs a wake-up. Messages that did not fit stay queued.
+    pub fn flush(&mut self, boxes: &Mailboxes<M>, mut wake: impl FnMut(usize)) {
+        if self.pending == 0 {
+            return;
+        }
+        let mut left = 0;
+        for (shard, batch) in self.per_shard.iter_mut().enumerate() {
+            if batch.is_empty() {
+                continue;
+            }
+            if boxes.push_batch(shard, batch) {
+                wake(shard);
+            }
+            left += batch.len();
+        }
+        self.pending = left;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batch_wakes_once_until_drained() {
+        let boxes = Mailboxes::<u32>::new(2);
+        let mut out = Outbox::new(2);
+        out.send(1, 1);
+        out.send(1, 2);
+        let mut wakes = vec![];
+        out.flush(&boxes, |s| wakes.push(s));
+        assert_eq!(wakes, vec![1]);
+        // A second batch before the owner drained: no second wake-up.
+        out.send(1, 3);
+        out.flush(&boxes, |s| wakes.push(s));
+        assert_eq!(wakes, vec![1]);
+        boxes.clear_notified(1);
+        let got: Vec<u32> = std::iter::from_fn(|| boxes.pop(1)).collect();
+        assert_eq!(got, vec![1, 2, 3]);
+        // After draining, the next batch wakes again.
+        out.send(1, 4);
+        out.flush(&boxes, |s| wakes.push(s));
+        assert_eq!(wakes, vec![1, 1]);
+    }
+
+    #[test]
+    fn full_inbox_keeps_the_rest_in_order() {
+        let boxes = Mailboxes::<usize>::new(1);
+        let mut out = Outbox::new(1);
+        for i in 0..MAILBOX_CAPACITY_MSGS + 10 {
+            out.send(0, i);
+        }
+        out.flush(&boxes, |_| {});
+        assert!(!out.is_empty());
+        boxes.clear_notified(0);
+        let first: Vec<usize> = std::iter::from_fn(|| boxes.pop(0)).collect();
+        assert_eq!(first.len(), MAILBOX_CAPACITY_MSGS);
+        out.flush(&boxes, |_| {});
+        assert!(out.is_empty());
+        let rest: Vec<usize> = std::iter::from_fn(|| boxes.pop(0)).collect();
+        assert_eq!(
+            rest,
+            (MAILBOX_CAPACITY_MSGS..MAILBOX_CAPACITY_MSGS + 10).collect::<Vec<_>>()
+        );
+    }
+}

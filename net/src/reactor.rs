@@ -1,0 +1,974 @@
+//! The per-core event loop: one io_uring per shard thread, a plain loop over completions.
+//!
+//! Each iteration: handle every completion (accepts, receives, sends, wake-ups, signals),
+//! drain the shard's inbox, run the periodic tick when due, then for every connection touched
+//! arm its receive and its send, push the cross-shard batches (each wake-up an
+//! `IORING_OP_MSG_RING` in the same submission), and make one `io_uring_enter` that submits
+//! everything and waits. Under load that is at most one syscall per iteration, whatever the
+//! number of connections.
+//!
+//! The reactor knows nothing of commands: a [`Service`] gets the bytes and writes replies.
+
+use crate::mailbox::{MAILBOX_DRAIN_BATCH_MSGS, Mailboxes, Outbox};
+use crate::sys;
+use io_uring::{IoUring, cqueue, opcode, squeue, types};
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// Submission queue size of each shard's ring.
+pub const RING_SQ_ENTRIES: u32 = 4096;
+/// Completion queue size of each shard's ring (the kernel buffers overflow beyond it).
+pub const RING_CQ_ENTRIES: u32 = 16384;
+/// Minimum free space in a connection's input buffer when a receive is armed.
+pub const RECV_MIN_SPARE_BYTES: usize = 16 * 1024;
+/// Largest single receive; a request bigger than this arrives over several receives.
+pub const RECV_MAX_BYTES: usize = 1024 * 1024;
+/// Pending output above which the reactor stops reading from a connection until the client
+/// drains it: a client that pipelines without reading cannot grow our memory without bound.
+pub const OUTPUT_BACKPRESSURE_BYTES: usize = 64 * 1024 * 1024;
+/// How long a graceful shutdown waits for connections to drain before closing them anyway.
+pub const SHUTDOWN_DRAIN_TIMEOUT_MS: u64 = 5000;
+/// The most connections one shard holds (the connection index has 24 bits in `user_data`).
+pub const MAX_CONNS_PER_SHARD: usize = 1 << 24;
+
+// user_data layout: op in bits 0..8, connection index in 8..32, generation in 32..64.
+const OP_ACCEPT: u64 = 1;
+const OP_RECV: u64 = 2;
+const OP_SEND: u64 = 3;
+const OP_WAKE: u64 = 4;
+const OP_SIGNAL: u64 = 5;
+const OP_CANCEL: u64 = 6;
+const OP_MSG_RING: u64 = 7;
+
+fn token(op: u64, index: u32, generation: u32) -> u64 {
+    op | (u64::from(index) << 8) | (u64::from(generation) << 32)
+}
+
+fn untoken(ud: u64) -> (u64, u32, u32) {
+    (ud & 0xff, ((ud >> 8) & 0xff_ffff) as u32, (ud >> 32) as u32)
+}
+
+/// Identifies a connection within a shard; stale ids (of closed connections) never match a
+/// new connection in the same slot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ConnId {
+    pub index: u32,
+    pub generation: u32,
+}
+
+/// A connection's input: bytes received and not yet consumed. The kernel writes into the
+/// spare capacity while a receive is in flight, so consumers only advance `start`.
+#[derive(Default)]
+pub struct InBuf {
+    buf: Vec<u8>,
+    start: usize,
+    want: usize,
+}
+
+impl InBuf {
+    /// The bytes received and not yet consumed.
+    #[inline]
+    #[must_use]
+    pub fn data(&self) -> &[u8] {
+        &self.buf[self.start..]
+    }
+
+    /// Marks the first `n` bytes of [`Self::data`] as consumed.
+    #[inline]
+    pub fn consume(&mut self, n: usize) {
+        assert!(n <= self.buf.len() - self.start, "consumed past the input");
+        self.start += n;
+    }
+
+    /// Unconsumed bytes.
+    #[inline]
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.buf.len() - self.start
+    }
+
+    #[inline]
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The parser knows that `total` unconsumed bytes are needed before the next request can
+    /// complete: grow the buffer once instead of many times.
+    pub fn want_total(&mut self, total: usize) {
+        self.want = total;
+    }
+
+    /// Bytes allocated for this buffer.
+    #[must_use]
+    pub fn capacity(&self) -> usize {
+        self.buf.capacity()
+    }
+
+    /// Makes room for the next receive. Only called while no receive is in flight.
+    fn prepare_recv(&mut self) -> (*mut u8, usize) {
+        if self.start == self.buf.len() {
+            self.buf.clear();
+            self.start = 0;
+        } else if self.start > 0 && self.buf.capacity() - self.buf.len() < RECV_MIN_SPARE_BYTES {
+            self.buf.copy_within(self.start.., 0);
+            self.buf.truncate(self.buf.len() - self.start);
+            self.start = 0;
+        }
+        let needed = self
+            .want
+            .saturating_sub(self.len())
+            .max(RECV_MIN_SPARE_BYTES);
+        if self.buf.capacity() - self.buf.len() < needed {
+            self.buf.reserve(needed);
+        }
+        // An idle connection that once received a big request gives the memory back.
+        if self.buf.is_empty() && self.buf.capacity() > 4 * RECV_MAX_BYTES && self.want == 0 {
+            self.buf = Vec::with_capacity(RECV_MIN_SPARE_BYTES);
+        }
+        let spare = (self.buf.capacity() - self.buf.len()).min(RECV_MAX_BYTES);
+        let ptr = self.buf.spare_capacity_mut().as_mut_ptr().cast::<u8>();
+        (ptr, spare)
+    }
+
+    /// The kernel wrote `n` bytes into the spare capacity.
+    #[expect(
+        unsafe_code,
+        reason = "extends the Vec over bytes the kernel initialised"
+    )]
+    fn commit_recv(&mut self, n: usize) {
+        assert!(n <= self.buf.capacity() - self.buf.len());
+        // SAFETY: the receive wrote exactly n initialised bytes right after len, inside the
+        // capacity (asserted), and the buffer was not touched while it was in flight.
+        unsafe { self.buf.set_len(self.buf.len() + n) };
+        if self.want <= self.len() {
+            self.want = 0;
+        }
+    }
+}
+
+/// One client connection owned by a shard.
+pub struct Conn<S> {
+    pub fd: RawFd,
+    pub peer: Option<SocketAddr>,
+    pub input: InBuf,
+    /// Replies written by the service; the reactor sends them at the end of the iteration.
+    pub output: Vec<u8>,
+    /// The service's per-connection state.
+    pub state: S,
+    /// Set by the service to stop receiving (e.g. too many replies outstanding).
+    pub read_paused: bool,
+    sending: Vec<u8>,
+    sent: usize,
+    recv_inflight: bool,
+    send_inflight: bool,
+    cancel_sent: bool,
+    /// Close once the output is flushed.
+    closing: bool,
+    /// The peer is gone or the socket failed: drop output, close as soon as no op is in flight.
+    broken: bool,
+    dirty: bool,
+    generation: u32,
+    index: u32,
+}
+
+impl<S> Conn<S> {
+    #[must_use]
+    pub fn id(&self) -> ConnId {
+        ConnId {
+            index: self.index,
+            generation: self.generation,
+        }
+    }
+
+    /// Reply bytes written but not yet acknowledged by the kernel.
+    #[must_use]
+    pub fn pending_output(&self) -> usize {
+        self.output.len() + self.sending.len() - self.sent
+    }
+
+    /// Whether the connection is on its way out (QUIT, kill, peer gone, shutdown).
+    #[must_use]
+    pub fn is_closing(&self) -> bool {
+        self.closing || self.broken
+    }
+
+    /// Close after the pending output is sent.
+    pub fn close_after_flush(&mut self) {
+        self.closing = true;
+    }
+}
+
+struct Slot<S> {
+    generation: u32,
+    conn: Option<Conn<S>>,
+}
+
+/// What every shard thread shares: the inboxes and the shutdown state.
+pub struct Shared<M> {
+    pub mailboxes: Mailboxes<M>,
+    shutdown: AtomicBool,
+    shards_draining: AtomicUsize,
+}
+
+impl<M> Shared<M> {
+    #[must_use]
+    pub fn new(shards: usize) -> Self {
+        Self {
+            mailboxes: Mailboxes::new(shards),
+            shutdown: AtomicBool::new(false),
+            shards_draining: AtomicUsize::new(shards),
+        }
+    }
+
+    #[must_use]
+    pub fn shutting_down(&self) -> bool {
+        self.shutdown.load(Ordering::Acquire)
+    }
+}
+
+/// The service's view of its shard's I/O state: connections, outgoing messages, time.
+pub struct Io<M, S> {
+    pub shard: usize,
+    pub shards: usize,
+    /// Wall-clock time of this loop iteration, in Unix milliseconds.
+    pub now_ms: i64,
+    /// Monotonic time of this loop iteration.
+    pub now: Instant,
+    slots: Vec<Slot<S>>,
+    free: Vec<u32>,
+    dirty: Vec<u32>,
+    live: usize,
+    outbox: Outbox<M>,
+    shared: Arc<Shared<M>>,
+    wake_all: bool,
+}
+
+impl<M, S> Io<M, S> {
+    /// The live connection `id`, marked for the end-of-iteration flush.
+    #[inline]
+    pub fn conn(&mut self, id: ConnId) -> Option<&mut Conn<S>> {
+        let slot = self.slots.get_mut(id.index as usize)?;
+        if slot.generation != id.generation {
+            return None;
+        }
+        let conn = slot.conn.as_mut()?;
+        if !conn.dirty {
+            conn.dirty = true;
+            self.dirty.push(id.index);
+        }
+        Some(conn)
+    }
+
+    /// A connection and the outbox at once, for services that forward while they parse.
+    #[inline]
+    pub fn conn_and_outbox(&mut self, id: ConnId) -> (Option<&mut Conn<S>>, &mut Outbox<M>) {
+        let Some(slot) = self.slots.get_mut(id.index as usize) else {
+            return (None, &mut self.outbox);
+        };
+        if slot.generation != id.generation {
+            return (None, &mut self.outbox);
+        }
+        let mut conn = slot.conn.as_mut();
+        if let Some(c) = conn.as_deref_mut()
+            && !c.dirty
+        {
+            c.dirty = true;
+            self.dirty.push(id.index);
+        }
+        (conn, &mut self.outbox)
+    }
+
+    /// Queues a message for another shard; it leaves at the end of this iteration.
+    #[inline]
+    pub fn send(&mut self, shard: usize, msg: M) {
+        debug_assert_ne!(shard, self.shard, "a shard never mails itself");
+        self.outbox.send(shard, msg);
+    }
+
+    /// Live connections on this shard.
+    #[must_use]
+    pub fn live_conns(&self) -> usize {
+        self.live
+    }
+
+    /// Calls `f` for every live connection (CLIENT LIST, idle timeouts).
+    pub fn for_each_conn(&mut self, mut f: impl FnMut(&mut Conn<S>)) {
+        for slot in &mut self.slots {
+            if let Some(conn) = slot.conn.as_mut() {
+                f(conn);
+                if !conn.dirty {
+                    conn.dirty = true;
+                    self.dirty.push(conn.index);
+                }
+            }
+        }
+    }
+
+    /// Starts a graceful shutdown of every shard: stop accepting, finish in-flight replies,
+    /// close connections, return from [`Reactor::run`].
+    pub fn request_shutdown(&mut self) {
+        self.shared.shutdown.store(true, Ordering::Release);
+        self.wake_all = true;
+    }
+
+    /// Whether a shutdown is under way.
+    #[must_use]
+    pub fn shutting_down(&self) -> bool {
+        self.shared.shutting_down()
+    }
+}
+
+/// What a shard does with its connections and messages.
+pub trait Service {
+    /// Messages between shards.
+    type Msg: Send;
+    /// Per-connection state.
+    type Conn;
+
+    /// A new connection; `Err(bytes)` refuses it, sending `bytes` first (e.g. max clients).
+    fn on_accept(
+        &mut self,
+        io: &mut Io<Self::Msg, Self::Conn>,
+        fd: RawFd,
+        peer: Option<SocketAddr>,
+    ) -> Result<Self::Conn, Vec<u8>>;
+
+    /// New bytes arrived in the connection's input (or output drained after backpressure).
+    fn on_input(&mut self, io: &mut Io<Self::Msg, Self::Conn>, id: ConnId);
+
+    /// A message from another shard.
+    fn on_message(&mut self, io: &mut Io<Self::Msg, Self::Conn>, msg: Self::Msg);
+
+    /// The connection is closed and gone.
+    fn on_close(&mut self, io: &mut Io<Self::Msg, Self::Conn>, conn: Conn<Self::Conn>);
+
+    /// Runs every [`Self::tick_interval`].
+    fn on_tick(&mut self, io: &mut Io<Self::Msg, Self::Conn>);
+
+    /// SIGINT or SIGTERM arrived (only on shard 0).
+    fn on_signal(&mut self, io: &mut Io<Self::Msg, Self::Conn>, signo: u32);
+
+    /// The loop is about to wait; the service may flush batched work.
+    fn before_wait(&mut self, _io: &mut Io<Self::Msg, Self::Conn>) {}
+
+    /// How often [`Self::on_tick`] runs.
+    fn tick_interval(&self) -> Duration;
+
+    /// `tcp-keepalive` seconds for accepted connections (0 = off).
+    fn keepalive_s(&self) -> u32;
+}
+
+/// Why a reactor could not start.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ReactorError {
+    /// io_uring cannot be used here; the text names the cause.
+    IoUringUnavailable(String),
+    Io(io::Error),
+}
+
+impl std::fmt::Display for ReactorError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::IoUringUnavailable(why) => write!(f, "io_uring is unavailable: {why}"),
+            Self::Io(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for ReactorError {}
+
+impl From<io::Error> for ReactorError {
+    fn from(e: io::Error) -> Self {
+        Self::Io(e)
+    }
+}
+
+/// Features the kernel offered when the ring was built, for the start-up banner.
+#[derive(Clone, Debug, Default)]
+pub struct RingFeatures {
+    pub single_issuer: bool,
+    pub defer_taskrun: bool,
+    pub msg_ring: bool,
+    pub ext_arg: bool,
+}
+
+impl std::fmt::Display for RingFeatures {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut names = vec!["multishot-accept"];
+        if self.single_issuer {
+            names.push("single-issuer");
+        }
+        if self.defer_taskrun {
+            names.push("defer-taskrun");
+        }
+        if self.msg_ring {
+            names.push("msg-ring");
+        }
+        if self.ext_arg {
+            names.push("ext-arg");
+        }
+        write!(f, "{}", names.join(","))
+    }
+}
+
+/// Builds a ring with the best setup flags this kernel accepts, with a message naming the
+/// cause when io_uring cannot be used at all.
+pub fn build_ring() -> Result<(IoUring, RingFeatures), ReactorError> {
+    let attempt = |single: bool, defer: bool| {
+        let mut b = IoUring::builder();
+        b.setup_cqsize(RING_CQ_ENTRIES);
+        if single {
+            b.setup_single_issuer();
+        }
+        if defer {
+            b.setup_defer_taskrun();
+        } else {
+            b.setup_coop_taskrun();
+        }
+        b.build(RING_SQ_ENTRIES)
+    };
+    let (ring, single, defer) = match attempt(true, true) {
+        Ok(r) => (r, true, true),
+        Err(first) => match attempt(false, false) {
+            Ok(r) => (r, false, false),
+            Err(_) => return Err(ReactorError::IoUringUnavailable(explain(&first))),
+        },
+    };
+    let mut probe = io_uring::Probe::new();
+    ring.submitter()
+        .register_probe(&mut probe)
+        .map_err(|e| ReactorError::IoUringUnavailable(format!("probe failed: {e}")))?;
+    let features = RingFeatures {
+        single_issuer: single,
+        defer_taskrun: defer,
+        msg_ring: probe.is_supported(opcode::MsgRingData::CODE),
+        ext_arg: ring.params().is_feature_ext_arg(),
+    };
+    if !features.msg_ring || !features.ext_arg {
+        return Err(ReactorError::IoUringUnavailable(
+            "this kernel lacks IORING_OP_MSG_RING or IORING_FEAT_EXT_ARG; percore needs Linux 5.19 or newer".into(),
+        ));
+    }
+    Ok((ring, features))
+}
+
+fn explain(e: &io::Error) -> String {
+    let disabled = std::fs::read_to_string("/proc/sys/kernel/io_uring_disabled")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default();
+    match e.raw_os_error() {
+        Some(libc::ENOSYS) => {
+            "io_uring_setup returned ENOSYS: the kernel was built without io_uring or a seccomp filter blocks it".into()
+        }
+        Some(libc::EPERM) if disabled == "2" => {
+            "io_uring_setup returned EPERM: kernel.io_uring_disabled=2 (set it to 0 with sysctl)".into()
+        }
+        Some(libc::EPERM) if disabled == "1" => {
+            "io_uring_setup returned EPERM: kernel.io_uring_disabled=1 and this user is not in kernel.io_uring_group".into()
+        }
+        Some(libc::EPERM) => {
+            "io_uring_setup returned EPERM: a seccomp profile or container runtime blocks io_uring".into()
+        }
+        Some(libc::ENOMEM) => {
+            "io_uring_setup returned ENOMEM: raise the memory cgroup limit or RLIMIT_MEMLOCK".into()
+        }
+        _ => format!("io_uring_setup failed: {e}"),
+    }
+}
+
+/// One shard's event loop.
+pub struct Reactor<S: Service> {
+    ring: IoUring,
+    io: Io<S::Msg, S::Conn>,
+    listeners: Vec<RawFd>,
+    accept_armed: Vec<bool>,
+    signal_fd: Option<RawFd>,
+    signal_buf: Box<[u8; sys::SIGNALFD_SIGINFO_BYTES]>,
+    cqes: Vec<(u64, i32, u32)>,
+    closed: Vec<Conn<S::Conn>>,
+    woken: bool,
+    stopping: Option<Instant>,
+    counted_drained: bool,
+    next_tick: Instant,
+}
+
+impl<S: Service> Reactor<S> {
+    /// A reactor for `shard` on `ring`, accepting on `listeners` (already bound and
+    /// listening, one set per shard thanks to `SO_REUSEPORT`).
+    pub fn new(
+        ring: IoUring,
+        shard: usize,
+        shared: Arc<Shared<S::Msg>>,
+        listeners: Vec<RawFd>,
+        signal_fd: Option<RawFd>,
+    ) -> Self {
+        let shards = shared.mailboxes.shards();
+        shared.mailboxes.register_ring(shard, ring.as_raw_fd());
+        let now = Instant::now();
+        Self {
+            accept_armed: vec![false; listeners.len()],
+            listeners,
+            ring,
+            io: Io {
+                shard,
+                shards,
+                now_ms: unix_ms(),
+                now,
+                slots: Vec::new(),
+                free: Vec::new(),
+                dirty: Vec::new(),
+                live: 0,
+                outbox: Outbox::new(shards),
+                shared,
+                wake_all: false,
+            },
+            signal_fd,
+            signal_buf: Box::new([0; sys::SIGNALFD_SIGINFO_BYTES]),
+            cqes: Vec::with_capacity(1024),
+            closed: Vec::new(),
+            woken: false,
+            stopping: None,
+            counted_drained: false,
+            next_tick: now,
+        }
+    }
+
+    /// Runs until a shutdown completes.
+    pub fn run(&mut self, service: &mut S) -> io::Result<()> {
+        for i in 0..self.listeners.len() {
+            self.arm_accept(i);
+        }
+        if self.signal_fd.is_some() {
+            self.arm_signal();
+        }
+        loop {
+            self.io.now = Instant::now();
+            self.io.now_ms = unix_ms();
+
+            self.reap_completions(service);
+            let more_mail = self.drain_inbox(service);
+
+            if self.io.now >= self.next_tick {
+                service.on_tick(&mut self.io);
+                self.next_tick = self.io.now + service.tick_interval();
+            }
+            if self.io.shared.shutting_down() && self.stopping.is_none() {
+                self.begin_stop();
+            }
+            service.before_wait(&mut self.io);
+            self.flush_conns();
+            for conn in std::mem::take(&mut self.closed) {
+                service.on_close(&mut self.io, conn);
+            }
+            self.flush_outbox();
+
+            if let Some(since) = self.stopping
+                && self.stop_done(since)
+            {
+                return Ok(());
+            }
+
+            let want = usize::from(!more_mail && !self.io.outbox_pending());
+            let wait = self
+                .next_tick
+                .saturating_duration_since(Instant::now())
+                .max(Duration::from_micros(100));
+            let ts = types::Timespec::from(wait);
+            let args = types::SubmitArgs::new().timespec(&ts);
+            match self.ring.submitter().submit_with_args(want, &args) {
+                Ok(_) => {}
+                Err(e)
+                    if matches!(
+                        e.raw_os_error(),
+                        Some(libc::ETIME | libc::EINTR | libc::EBUSY | libc::EAGAIN)
+                    ) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn begin_stop(&mut self) {
+        self.stopping = Some(self.io.now);
+        // Stop accepting: closing a listener does not end a multishot accept, cancel it.
+        for i in 0..self.listeners.len() {
+            if self.accept_armed[i] {
+                let e = opcode::AsyncCancel::new(token(OP_ACCEPT, i as u32, 0))
+                    .build()
+                    .user_data(token(OP_CANCEL, 0, 0));
+                self.push(&e);
+            }
+        }
+        self.io.for_each_conn(Conn::close_after_flush);
+    }
+
+    fn stop_done(&mut self, since: Instant) -> bool {
+        let timed_out =
+            self.io.now.duration_since(since) > Duration::from_millis(SHUTDOWN_DRAIN_TIMEOUT_MS);
+        if timed_out && self.io.live > 0 {
+            // Connections that would not drain: drop them.
+            self.io.for_each_conn(|c| {
+                c.broken = true;
+                c.output.clear();
+            });
+        }
+        if self.io.live == 0 && !self.counted_drained {
+            self.counted_drained = true;
+            self.io
+                .shared
+                .shards_draining
+                .fetch_sub(1, Ordering::AcqRel);
+            self.io.wake_all = true;
+            self.flush_outbox();
+        }
+        self.counted_drained
+            && (self.io.shared.shards_draining.load(Ordering::Acquire) == 0 || timed_out)
+    }
+
+    fn push(&mut self, entry: &squeue::Entry) {
+        loop {
+            // SAFETY: every entry pushed here points at memory that stays valid until its
+            // completion: connection buffers are neither moved nor freed while an op on them is
+            // in flight (see `flush_conn`), the signal buffer is boxed and lives as long as
+            // the reactor.
+            #[expect(unsafe_code, reason = "io_uring SQE submission")]
+            let pushed = unsafe { self.ring.submission().push(entry) };
+            if pushed.is_ok() {
+                return;
+            }
+            // Queue full: hand what we have to the kernel and retry.
+            if let Err(e) = self.ring.submit()
+                && e.raw_os_error() != Some(libc::EBUSY)
+            {
+                eprintln!("percore: io_uring submit failed: {e}");
+            }
+        }
+    }
+
+    fn arm_accept(&mut self, i: usize) {
+        let e = opcode::AcceptMulti::new(types::Fd(self.listeners[i]))
+            .flags(libc::SOCK_CLOEXEC)
+            .build()
+            .user_data(token(OP_ACCEPT, i as u32, 0));
+        self.push(&e);
+        self.accept_armed[i] = true;
+    }
+
+    fn arm_signal(&mut self) {
+        let Some(fd) = self.signal_fd else {
+            return;
+        };
+        let e = opcode::Read::new(
+            types::Fd(fd),
+            self.signal_buf.as_mut_ptr(),
+            sys::SIGNALFD_SIGINFO_BYTES as u32,
+        )
+        .build()
+        .user_data(token(OP_SIGNAL, 0, 0));
+        self.push(&e);
+    }
+
+    fn reap_completions(&mut self, service: &mut S) {
+        self.cqes.clear();
+        for cqe in self.ring.completion() {
+            self.cqes.push((cqe.user_data(), cqe.result(), cqe.flags()));
+        }
+        let cqes = std::mem::take(&mut self.cqes);
+        for &(ud, res, flags) in &cqes {
+            let (op, index, generation) = untoken(ud);
+            match op {
+                OP_RECV => self.on_recv(service, index, generation, res),
+                OP_SEND => self.on_send(service, index, generation, res),
+                OP_ACCEPT => self.on_accept(service, index as usize, res, flags),
+                OP_WAKE => self.woken = true,
+                OP_SIGNAL => {
+                    if res as usize == sys::SIGNALFD_SIGINFO_BYTES {
+                        let signo = u32::from_ne_bytes([
+                            self.signal_buf[0],
+                            self.signal_buf[1],
+                            self.signal_buf[2],
+                            self.signal_buf[3],
+                        ]);
+                        service.on_signal(&mut self.io, signo);
+                    }
+                    if !self.io.shared.shutting_down() {
+                        self.arm_signal();
+                    }
+                }
+                OP_MSG_RING if res < 0 => {
+                    eprintln!(
+                        "percore: cross-shard wake-up failed: {}",
+                        io::Error::from_raw_os_error(-res)
+                    );
+                }
+                _ => {}
+            }
+        }
+        self.cqes = cqes;
+    }
+
+    fn on_accept(&mut self, service: &mut S, i: usize, res: i32, flags: u32) {
+        if !cqueue::more(flags) {
+            self.accept_armed[i] = false;
+            if self.stopping.is_none() && !self.io.shared.shutting_down() {
+                self.arm_accept(i);
+            } else if self.listeners[i] >= 0 {
+                sys::close(self.listeners[i]);
+                self.listeners[i] = -1;
+            }
+        }
+        if res < 0 {
+            if res != -libc::ECANCELED {
+                eprintln!(
+                    "percore: accept failed: {}",
+                    io::Error::from_raw_os_error(-res)
+                );
+            }
+            return;
+        }
+        let fd = res;
+        if self.stopping.is_some() {
+            sys::close(fd);
+            return;
+        }
+        let _ = sys::tune_accepted(fd, service.keepalive_s());
+        let peer = sys::peer_addr(fd).ok();
+        if self.io.live >= MAX_CONNS_PER_SHARD {
+            sys::write_best_effort(fd, b"-ERR max number of clients reached\r\n");
+            sys::close(fd);
+            return;
+        }
+        match service.on_accept(&mut self.io, fd, peer) {
+            Ok(state) => self.insert_conn(fd, peer, state),
+            Err(refusal) => {
+                sys::write_best_effort(fd, &refusal);
+                sys::close(fd);
+            }
+        }
+    }
+
+    fn insert_conn(&mut self, fd: RawFd, peer: Option<SocketAddr>, state: S::Conn) {
+        let io = &mut self.io;
+        let index = if let Some(i) = io.free.pop() {
+            i
+        } else {
+            io.slots.push(Slot {
+                generation: 0,
+                conn: None,
+            });
+            (io.slots.len() - 1) as u32
+        };
+        let slot = &mut io.slots[index as usize];
+        slot.generation = slot.generation.wrapping_add(1);
+        slot.conn = Some(Conn {
+            fd,
+            peer,
+            input: InBuf::default(),
+            output: Vec::new(),
+            state,
+            read_paused: false,
+            sending: Vec::new(),
+            sent: 0,
+            recv_inflight: false,
+            send_inflight: false,
+            cancel_sent: false,
+            closing: false,
+            broken: false,
+            dirty: true,
+            generation: slot.generation,
+            index,
+        });
+        io.dirty.push(index);
+        io.live += 1;
+    }
+
+    fn on_recv(&mut self, service: &mut S, index: u32, generation: u32, res: i32) {
+        let id = ConnId { index, generation };
+        let Some(conn) = self.io.conn(id) else {
+            return;
+        };
+        conn.recv_inflight = false;
+        if res > 0 {
+            conn.input.commit_recv(res as usize);
+            if !conn.is_closing() {
+                service.on_input(&mut self.io, id);
+            }
+        } else if res == 0 || !matches!(-res, libc::EAGAIN | libc::EINTR | libc::ECANCELED) {
+            // Peer closed or the socket failed: nobody will read our replies.
+            conn.broken = true;
+            conn.output.clear();
+        }
+    }
+
+    fn on_send(&mut self, service: &mut S, index: u32, generation: u32, res: i32) {
+        let id = ConnId { index, generation };
+        let Some(conn) = self.io.conn(id) else {
+            return;
+        };
+        conn.send_inflight = false;
+        if res >= 0 {
+            conn.sent += res as usize;
+            if conn.sent >= conn.sending.len() {
+                conn.sending.clear();
+                conn.sent = 0;
+                // Output drained below the backpressure mark: let the service parse what it
+                // left waiting.
+                if !conn.input.is_empty()
+                    && !conn.is_closing()
+                    && conn.pending_output() < OUTPUT_BACKPRESSURE_BYTES
+                {
+                    service.on_input(&mut self.io, id);
+                }
+            }
+        } else if !matches!(-res, libc::EAGAIN | libc::EINTR) {
+            conn.broken = true;
+            conn.output.clear();
+        }
+    }
+
+    fn drain_inbox(&mut self, service: &mut S) -> bool {
+        let shard = self.io.shard;
+        let boxes = &self.io.shared.mailboxes;
+        if !self.woken && !boxes.has_messages(shard) {
+            return false;
+        }
+        self.woken = false;
+        boxes.clear_notified(shard);
+        let shared = Arc::clone(&self.io.shared);
+        for _ in 0..MAILBOX_DRAIN_BATCH_MSGS {
+            let Some(msg) = shared.mailboxes.pop(shard) else {
+                return false;
+            };
+            service.on_message(&mut self.io, msg);
+        }
+        shared.mailboxes.has_messages(shard)
+    }
+
+    fn flush_conns(&mut self) {
+        let mut dirty = std::mem::take(&mut self.io.dirty);
+        for &index in &dirty {
+            self.flush_conn(index);
+        }
+        dirty.clear();
+        // Connections touched while flushing (none today) keep their marks for next time.
+        if self.io.dirty.is_empty() {
+            self.io.dirty = dirty;
+        }
+    }
+
+    /// Arms the receive and the send of one connection, or closes it.
+    fn flush_conn(&mut self, index: u32) {
+        let Some(conn) = self.io.slots[index as usize].conn.as_mut() else {
+            return;
+        };
+        conn.dirty = false;
+        let mut entries: [Option<squeue::Entry>; 2] = [None, None];
+
+        if conn.broken {
+            conn.output.clear();
+        }
+        // Send what the service wrote.
+        if !conn.send_inflight && !conn.broken {
+            if conn.sending.is_empty() && !conn.output.is_empty() {
+                std::mem::swap(&mut conn.sending, &mut conn.output);
+                conn.sent = 0;
+            }
+            if conn.sent < conn.sending.len() {
+                let rest = &conn.sending[conn.sent..];
+                entries[0] = Some(
+                    opcode::Send::new(types::Fd(conn.fd), rest.as_ptr(), rest.len() as u32)
+                        .flags(libc::MSG_NOSIGNAL)
+                        .build()
+                        .user_data(token(OP_SEND, index, conn.generation)),
+                );
+                conn.send_inflight = true;
+            }
+        }
+        let done_sending = !conn.send_inflight && conn.output.is_empty();
+        let closing = conn.broken || (conn.closing && done_sending);
+        if closing {
+            if conn.recv_inflight {
+                if !conn.cancel_sent {
+                    conn.cancel_sent = true;
+                    entries[1] = Some(
+                        opcode::AsyncCancel::new(token(OP_RECV, index, conn.generation))
+                            .build()
+                            .user_data(token(OP_CANCEL, index, conn.generation)),
+                    );
+                }
+            } else if !conn.send_inflight {
+                self.free_conn(index);
+                return;
+            }
+        } else if !conn.recv_inflight
+            && !conn.read_paused
+            && !conn.closing
+            && conn.pending_output() < OUTPUT_BACKPRESSURE_BYTES
+        {
+            let (ptr, len) = conn.input.prepare_recv();
+            entries[1] = Some(
+                opcode::Recv::new(types::Fd(conn.fd), ptr, len as u32)
+                    .build()
+                    .user_data(token(OP_RECV, index, conn.generation)),
+            );
+            conn.recv_inflight = true;
+        }
+        for e in entries.into_iter().flatten() {
+            self.push(&e);
+        }
+    }
+
+    fn free_conn(&mut self, index: u32) {
+        let slot = &mut self.io.slots[index as usize];
+        let conn = slot.conn.take().expect("freeing a live connection");
+        slot.generation = slot.generation.wrapping_add(1);
+        self.io.free.push(index);
+        self.io.live -= 1;
+        sys::close(conn.fd);
+        // The service sees the connection after its fd is gone; ids of it no longer resolve.
+        let mut service_conn = conn;
+        service_conn.fd = -1;
+        self.closed.push(service_conn);
+    }
+
+    fn flush_outbox(&mut self) {
+        let shared = Arc::clone(&self.io.shared);
+        let mut wakes: Vec<usize> = Vec::new();
+        if std::mem::take(&mut self.io.wake_all) {
+            for s in 0..self.io.shards {
+                if s != self.io.shard && shared.mailboxes.mark_notified(s) {
+                    wakes.push(s);
+                }
+            }
+        }
+        self.io.outbox.flush(&shared.mailboxes, |s| wakes.push(s));
+        for s in wakes {
+            if let Some(fd) = shared.mailboxes.ring_fd(s) {
+                let e = opcode::MsgRingData::new(types::Fd(fd), 0, token(OP_WAKE, 0, 0), None)
+                    .build()
+                    .flags(squeue::Flags::SKIP_SUCCESS)
+                    .user_data(token(OP_MSG_RING, 0, 0));
+                self.push(&e);
+            }
+        }
+    }
+}
+
+impl<M, S> Io<M, S> {
+    fn outbox_pending(&self) -> bool {
+        !self.outbox.is_empty()
+    }
+}
+
+/// Wall-clock milliseconds since the Unix epoch.
+#[must_use]
+pub fn unix_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
