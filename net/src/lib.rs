@@ -1,2 +1,6 @@
 //! percore-net: the per-core io_uring reactor, the RESP codec and cross-core mailboxes.
 //! It knows nothing of commands.
+
+pub mod mailbox;
+pub mod reactor;
+pub mod sys;
