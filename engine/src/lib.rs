@@ -1,2 +1,17 @@
-//! percore-engine: pure data structures, no I/O, no unsafe.
+//! percore-engine: percore's pure data structures. No I/O, no clock (callers pass
+//! `now_ms`), no randomness source (callers pass seeds and RNG state), no `unsafe`.
+//!
+//! - [`slot`]: CRC16 key → cluster slot → shard.
+//! - [`hash`]: the keyed hash the tables use.
+//! - [`table`]: `Table<V>`, a Redis-`dict`-like incremental-rehash hash table with SCAN.
+//! - [`value`]: stored values and their encodings.
+//! - [`db`]: one database of one shard: values, TTLs, lazy and active expiry.
+//! - [`keyspace`]: the numbered databases of one shard.
+//! - [`strings`]: string-command semantics (INCR, INCRBYFLOAT, GETRANGE, SETRANGE...).
+//! - [`number`]: Redis's number parsing and formatting.
+//! - [`glob`]: Redis's `stringmatchlen` glob matcher (KEYS, SCAN MATCH).
 #![forbid(unsafe_code)]
+
+pub mod hash;
+pub mod slot;
+pub mod table;

@@ -1,0 +1,845 @@
+//! `Table<V>`: a chained hash table keyed by byte strings, shaped like Redis's `dict`.
+//!
+//! Layout (no `unsafe`): entries live in a dense arena of fixed-size chunks, so pushing
+//! never copies existing entries and a random entry is one uniform index away; buckets
+//! are `u32` links into that arena (`0` = empty, `i + 1` = entry `i`), chained through
+//! each entry's `next` link. Each entry caches its full hash, so rehashing never
+//! re-reads keys.
+//!
+//! Resizing is incremental, as in Redis: a resize allocates the second bucket array and
+//! every mutating operation moves [`REHASH_BUCKETS_PER_OP`] buckets (skipping at most
+//! [`REHASH_EMPTY_VISITS_PER_BUCKET`] empty ones per bucket), so no single operation pays
+//! for a full resize. Lookups during a rehash probe both arrays. The table grows at load
+//! factor 1 and shrinks when fewer than one bucket in [`SHRINK_LOAD_DIVISOR`] is used.
+//!
+//! Removal moves the last arena entry into the hole (swap-remove), so entry indices are
+//! stable across inserts and lookups but change on any removal.
+
+use crate::hash::{hash_bytes, random_below};
+use std::mem;
+
+/// Bucket count of a table's first bucket array.
+pub const INITIAL_BUCKETS: usize = 4;
+/// Non-empty buckets moved from the old to the new array by each mutating operation.
+pub const REHASH_BUCKETS_PER_OP: usize = 1;
+/// Empty buckets a rehash step may skip, per bucket it is allowed to move.
+pub const REHASH_EMPTY_VISITS_PER_BUCKET: usize = 10;
+/// Shrink when `len * SHRINK_LOAD_DIVISOR < buckets` (load factor below 1/8).
+pub const SHRINK_LOAD_DIVISOR: usize = 8;
+/// Largest number of entries one table holds (links are `u32`, `0` means none).
+pub const MAX_ENTRIES: usize = u32::MAX as usize - 1;
+
+/// log2 of the number of entries per arena chunk.
+const CHUNK_SHIFT: u32 = 10;
+/// Entries per arena chunk; a chunk is allocated once with this capacity and never grows.
+const CHUNK_ENTRIES: usize = 1 << CHUNK_SHIFT;
+
+/// Link to an arena entry: `NIL`, or the entry's index plus one.
+type Link = u32;
+const NIL: Link = 0;
+
+#[inline]
+fn link_of(idx: usize) -> Link {
+    debug_assert!(idx < MAX_ENTRIES);
+    (idx + 1) as Link
+}
+
+struct Node<V> {
+    hash: u64,
+    next: Link,
+    key: Box<[u8]>,
+    value: V,
+}
+
+#[inline]
+fn node<V>(chunks: &[Vec<Node<V>>], idx: usize) -> &Node<V> {
+    &chunks[idx >> CHUNK_SHIFT][idx & (CHUNK_ENTRIES - 1)]
+}
+
+#[inline]
+fn node_mut<V>(chunks: &mut [Vec<Node<V>>], idx: usize) -> &mut Node<V> {
+    &mut chunks[idx >> CHUNK_SHIFT][idx & (CHUNK_ENTRIES - 1)]
+}
+
+/// A hash table from byte-string keys to `V`, with incremental rehashing and
+/// Redis-compatible `SCAN` cursors.
+pub struct Table<V> {
+    seed: u64,
+    chunks: Vec<Vec<Node<V>>>,
+    len: usize,
+    /// `ht[0]` is the live array; `ht[1]` is non-empty only while rehashing into it.
+    ht: [Vec<Link>; 2],
+    /// While rehashing: buckets of `ht[0]` below this index have been moved.
+    rehash_idx: usize,
+}
+
+impl<V> Table<V> {
+    /// An empty table hashing with `seed`. Allocates nothing until the first insert.
+    #[must_use]
+    pub fn new(seed: u64) -> Self {
+        Self { seed, chunks: Vec::new(), len: 0, ht: [Vec::new(), Vec::new()], rehash_idx: 0 }
+    }
+
+    /// Number of entries.
+    #[must_use]
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    #[must_use]
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// True while entries are being moved from the old bucket array to the new one.
+    #[must_use]
+    #[inline]
+    pub fn is_rehashing(&self) -> bool {
+        !self.ht[1].is_empty()
+    }
+
+    /// Bucket counts of the live array and of the rehash target (0 when not rehashing).
+    #[must_use]
+    pub fn bucket_counts(&self) -> (usize, usize) {
+        (self.ht[0].len(), self.ht[1].len())
+    }
+
+    /// The table's hash of `key`.
+    #[must_use]
+    #[inline]
+    pub fn hash_key(&self, key: &[u8]) -> u64 {
+        hash_bytes(self.seed, key)
+    }
+
+    #[inline]
+    fn walk(&self, mut link: Link, key: &[u8], hash: u64) -> Option<usize> {
+        while link != NIL {
+            let idx = link as usize - 1;
+            let n = node(&self.chunks, idx);
+            if n.hash == hash && *n.key == *key {
+                return Some(idx);
+            }
+            link = n.next;
+        }
+        None
+    }
+
+    #[inline]
+    fn find_hashed(&self, key: &[u8], hash: u64) -> Option<usize> {
+        let t0 = &self.ht[0];
+        if t0.is_empty() {
+            return None;
+        }
+        let b0 = hash as usize & (t0.len() - 1);
+        let rehashing = self.is_rehashing();
+        if !(rehashing && b0 < self.rehash_idx)
+            && let Some(idx) = self.walk(t0[b0], key, hash)
+        {
+            return Some(idx);
+        }
+        if rehashing {
+            let t1 = &self.ht[1];
+            return self.walk(t1[hash as usize & (t1.len() - 1)], key, hash);
+        }
+        None
+    }
+
+    /// Arena index of `key`, valid until the next removal. Does no rehash work.
+    #[must_use]
+    #[inline]
+    pub fn index_of(&self, key: &[u8]) -> Option<usize> {
+        self.find_hashed(key, self.hash_key(key))
+    }
+
+    /// As [`Table::index_of`], after doing one bounded rehash step (Redis's `dictFind`).
+    #[inline]
+    pub fn lookup_index(&mut self, key: &[u8]) -> Option<usize> {
+        self.rehash_step();
+        self.index_of(key)
+    }
+
+    #[must_use]
+    #[inline]
+    pub fn get(&self, key: &[u8]) -> Option<&V> {
+        self.index_of(key).map(|idx| &node(&self.chunks, idx).value)
+    }
+
+    #[must_use]
+    #[inline]
+    pub fn get_key_value(&self, key: &[u8]) -> Option<(&[u8], &V)> {
+        self.index_of(key).map(|idx| self.entry_at(idx))
+    }
+
+    #[must_use]
+    #[inline]
+    pub fn contains_key(&self, key: &[u8]) -> bool {
+        self.index_of(key).is_some()
+    }
+
+    #[inline]
+    pub fn get_mut(&mut self, key: &[u8]) -> Option<&mut V> {
+        let idx = self.lookup_index(key)?;
+        Some(&mut node_mut(&mut self.chunks, idx).value)
+    }
+
+    /// Key and value of the entry at arena index `idx` (from `index_of`, `random_index`...).
+    #[must_use]
+    #[inline]
+    pub fn entry_at(&self, idx: usize) -> (&[u8], &V) {
+        assert!(idx < self.len, "entry index {idx} out of bounds ({})", self.len);
+        let n = node(&self.chunks, idx);
+        (&n.key, &n.value)
+    }
+
+    /// Mutable value of the entry at arena index `idx`.
+    #[inline]
+    pub fn value_at_mut(&mut self, idx: usize) -> &mut V {
+        assert!(idx < self.len, "entry index {idx} out of bounds ({})", self.len);
+        &mut node_mut(&mut self.chunks, idx).value
+    }
+
+    /// One lookup that either finds `key` or says where it would go.
+    pub fn entry<'a>(&'a mut self, key: &'a [u8]) -> Entry<'a, V> {
+        self.rehash_step();
+        let hash = self.hash_key(key);
+        match self.find_hashed(key, hash) {
+            Some(idx) => Entry::Occupied(OccupiedEntry { table: self, idx }),
+            None => Entry::Vacant(VacantEntry { table: self, key, hash }),
+        }
+    }
+
+    /// Inserts or replaces. On replace, the existing key allocation is kept (the new
+    /// `key` is dropped) and the old value is returned.
+    pub fn insert(&mut self, key: Box<[u8]>, value: V) -> Option<V> {
+        self.rehash_step();
+        let hash = self.hash_key(&key);
+        if let Some(idx) = self.find_hashed(&key, hash) {
+            return Some(mem::replace(&mut node_mut(&mut self.chunks, idx).value, value));
+        }
+        self.push_new(key, hash, value);
+        None
+    }
+
+    /// The value for `key`, inserting `make()` first if absent. The bool is true when
+    /// the value was inserted. The key is copied only on insert.
+    pub fn get_or_insert_with(&mut self, key: &[u8], make: impl FnOnce() -> V) -> (&mut V, bool) {
+        self.rehash_step();
+        let hash = self.hash_key(key);
+        let (idx, inserted) = match self.find_hashed(key, hash) {
+            Some(idx) => (idx, false),
+            None => (self.push_new(key.into(), hash, make()), true),
+        };
+        (&mut node_mut(&mut self.chunks, idx).value, inserted)
+    }
+
+    /// Removes `key`, returning its owned key and value.
+    pub fn remove(&mut self, key: &[u8]) -> Option<(Box<[u8]>, V)> {
+        let idx = self.lookup_index(key)?;
+        Some(self.remove_at(idx))
+    }
+
+    /// Removes the entry at arena index `idx`. The last entry moves into `idx`.
+    pub fn remove_at(&mut self, idx: usize) -> (Box<[u8]>, V) {
+        assert!(idx < self.len, "entry index {idx} out of bounds ({})", self.len);
+        let next = node(&self.chunks, idx).next;
+        self.replace_link(idx, link_of(idx), next);
+        let last = self.len - 1;
+        if idx != last {
+            self.replace_link(last, link_of(last), link_of(idx));
+        }
+        let last_node = self.chunks[last >> CHUNK_SHIFT].pop().expect("arena holds `len` entries");
+        let removed =
+            if idx == last { last_node } else { mem::replace(node_mut(&mut self.chunks, idx), last_node) };
+        self.len -= 1;
+        // Keep at most one empty chunk at the end, so insert/remove at a chunk boundary
+        // does not allocate and free a chunk each time.
+        while self.chunks.len() >= 2
+            && self.chunks[self.chunks.len() - 1].is_empty()
+            && self.chunks[self.chunks.len() - 2].is_empty()
+        {
+            self.chunks.pop();
+        }
+        self.shrink_if_needed();
+        (removed.key, removed.value)
+    }
+
+    /// In the chain that holds entry `idx`, replace the link `target` (the link to `idx`
+    /// itself, or to its successor... whatever currently points where `idx` is reached
+    /// from) with `replacement`.
+    fn replace_link(&mut self, idx: usize, target: Link, replacement: Link) {
+        let hash = node(&self.chunks, idx).hash;
+        let rehashing = self.is_rehashing();
+        for t in 0..2 {
+            if t == 1 && !rehashing {
+                break;
+            }
+            let mask = self.ht[t].len() - 1;
+            let b = hash as usize & mask;
+            if t == 0 && rehashing && b < self.rehash_idx {
+                continue;
+            }
+            if self.ht[t][b] == target {
+                self.ht[t][b] = replacement;
+                return;
+            }
+            let mut link = self.ht[t][b];
+            while link != NIL {
+                let n = node_mut(&mut self.chunks, link as usize - 1);
+                if n.next == target {
+                    n.next = replacement;
+                    return;
+                }
+                link = n.next;
+            }
+        }
+        panic!("table corrupted: entry {idx} is not reachable from its bucket");
+    }
+
+    fn push_new(&mut self, key: Box<[u8]>, hash: u64, value: V) -> usize {
+        assert!(self.len < MAX_ENTRIES, "table full ({MAX_ENTRIES} entries)");
+        self.expand_if_needed();
+        let idx = self.len;
+        let chunk = idx >> CHUNK_SHIFT;
+        if chunk == self.chunks.len() {
+            self.chunks.push(Vec::with_capacity(CHUNK_ENTRIES));
+        }
+        let t = usize::from(self.is_rehashing());
+        let table = &mut self.ht[t];
+        let b = hash as usize & (table.len() - 1);
+        let next = mem::replace(&mut table[b], link_of(idx));
+        let c = &mut self.chunks[chunk];
+        debug_assert!(c.len() == idx & (CHUNK_ENTRIES - 1) && c.len() < c.capacity());
+        c.push(Node { hash, next, key, value });
+        self.len += 1;
+        idx
+    }
+
+    fn expand_if_needed(&mut self) {
+        if self.is_rehashing() {
+            return;
+        }
+        if self.ht[0].is_empty() {
+            self.ht[0] = vec![NIL; INITIAL_BUCKETS];
+        } else if self.len >= self.ht[0].len() {
+            self.start_resize((self.len + 1).next_power_of_two());
+        }
+    }
+
+    fn shrink_if_needed(&mut self) {
+        let buckets = self.ht[0].len();
+        if !self.is_rehashing() && buckets > INITIAL_BUCKETS && self.len * SHRINK_LOAD_DIVISOR < buckets {
+            self.start_resize(self.len.next_power_of_two().max(INITIAL_BUCKETS));
+        }
+    }
+
+    fn start_resize(&mut self, buckets: usize) {
+        debug_assert!(buckets.is_power_of_two() && !self.is_rehashing());
+        // `vec![0; n]` is a zeroed allocation: the OS hands out zero pages lazily.
+        self.ht[1] = vec![NIL; buckets];
+        self.rehash_idx = 0;
+    }
+
+    /// One bounded unit of incremental rehash work (no-op when not rehashing).
+    #[inline]
+    pub fn rehash_step(&mut self) {
+        if self.is_rehashing() {
+            self.rehash(REHASH_BUCKETS_PER_OP);
+        }
+    }
+
+    /// Moves up to `buckets` non-empty buckets to the new array; finishes the rehash
+    /// when the old array is drained.
+    pub fn rehash(&mut self, buckets: usize) {
+        if !self.is_rehashing() {
+            return;
+        }
+        let mut left = buckets;
+        let mut empty_visits = buckets * REHASH_EMPTY_VISITS_PER_BUCKET;
+        let [t0, t1] = &mut self.ht;
+        let mask1 = t1.len() - 1;
+        while left > 0 && self.rehash_idx < t0.len() {
+            let mut link = mem::replace(&mut t0[self.rehash_idx], NIL);
+            self.rehash_idx += 1;
+            if link == NIL {
+                empty_visits -= 1;
+                if empty_visits == 0 {
+                    break;
+                }
+                continue;
+            }
+            while link != NIL {
+                let n = node_mut(&mut self.chunks, link as usize - 1);
+                let next = n.next;
+                let b = n.hash as usize & mask1;
+                n.next = t1[b];
+                t1[b] = link;
+                link = next;
+            }
+            left -= 1;
+        }
+        if self.rehash_idx >= t0.len() {
+            debug_assert!(t0.iter().all(|&l| l == NIL));
+            self.ht[0] = mem::take(&mut self.ht[1]);
+            self.rehash_idx = 0;
+        }
+    }
+
+    /// Drops every entry and both bucket arrays.
+    pub fn clear(&mut self) {
+        self.chunks = Vec::new();
+        self.ht = [Vec::new(), Vec::new()];
+        self.len = 0;
+        self.rehash_idx = 0;
+    }
+
+    /// All entries, in arena order (unspecified but stable until the next removal).
+    pub fn iter(&self) -> impl Iterator<Item = (&[u8], &V)> + '_ {
+        self.chunks.iter().flatten().map(|n| (&*n.key, &n.value))
+    }
+
+    /// All values, mutably, in arena order.
+    pub fn values_mut(&mut self) -> impl Iterator<Item = &mut V> + '_ {
+        self.chunks.iter_mut().flatten().map(|n| &mut n.value)
+    }
+
+    fn emit(&self, mut link: Link, f: &mut impl FnMut(&[u8], &V)) {
+        while link != NIL {
+            let n = node(&self.chunks, link as usize - 1);
+            f(&n.key, &n.value);
+            link = n.next;
+        }
+    }
+
+    /// Redis `dictScan`: calls `f` for the entries of the bucket(s) at `cursor` and
+    /// returns the next cursor; `0` starts and ends a full scan.
+    ///
+    /// Guarantee (as Redis): every entry present for the whole scan is returned at least
+    /// once, whatever grows, shrinks and rehashes happen between calls; entries may be
+    /// returned more than once. The cursor is incremented in reversed-bit order over the
+    /// bucket mask, so buckets already visited stay visited across resizes.
+    pub fn scan(&self, cursor: u64, mut f: impl FnMut(&[u8], &V)) -> u64 {
+        if self.len == 0 {
+            return 0;
+        }
+        let mut v = cursor;
+        if self.is_rehashing() {
+            let (small, large) =
+                if self.ht[0].len() <= self.ht[1].len() { (&self.ht[0], &self.ht[1]) } else { (&self.ht[1], &self.ht[0]) };
+            let m0 = (small.len() - 1) as u64;
+            let m1 = (large.len() - 1) as u64;
+            self.emit(small[(v & m0) as usize], &mut f);
+            // Visit every bucket of the larger array that expands the small one's bucket.
+            loop {
+                self.emit(large[(v & m1) as usize], &mut f);
+                v |= !m1;
+                v = v.reverse_bits().wrapping_add(1).reverse_bits();
+                if v & (m0 ^ m1) == 0 {
+                    break;
+                }
+            }
+        } else {
+            let t0 = &self.ht[0];
+            let m0 = (t0.len() - 1) as u64;
+            self.emit(t0[(v & m0) as usize], &mut f);
+            v |= !m0;
+            v = v.reverse_bits().wrapping_add(1).reverse_bits();
+        }
+        v
+    }
+
+    /// A uniformly random arena index, or `None` when empty.
+    #[must_use]
+    #[inline]
+    pub fn random_index(&self, rng: &mut u64) -> Option<usize> {
+        (self.len > 0).then(|| random_below(rng, self.len))
+    }
+
+    /// A uniformly random entry (RANDOMKEY).
+    #[must_use]
+    pub fn random_entry(&self, rng: &mut u64) -> Option<(&[u8], &V)> {
+        self.random_index(rng).map(|idx| self.entry_at(idx))
+    }
+
+    /// Calls `f` on up to `n` random entries: all of them when `len <= n`, otherwise `n`
+    /// independent uniform picks (repeats possible, as Redis's `dictGetSomeKeys`).
+    /// Returns the number of calls made.
+    pub fn sample(&self, rng: &mut u64, n: usize, mut f: impl FnMut(&[u8], &V)) -> usize {
+        if self.len <= n {
+            for (k, v) in self.iter() {
+                f(k, v);
+            }
+            return self.len;
+        }
+        for _ in 0..n {
+            let (k, v) = self.entry_at(random_below(rng, self.len));
+            f(k, v);
+        }
+        n
+    }
+
+    /// Checks every structural invariant; for tests (O(n)).
+    #[cfg(test)]
+    fn check_invariants(&self) {
+        let mut seen = vec![false; self.len];
+        for (t, table) in self.ht.iter().enumerate() {
+            for (b, &head) in table.iter().enumerate() {
+                let mut link = head;
+                while link != NIL {
+                    let idx = link as usize - 1;
+                    assert!(idx < self.len);
+                    assert!(!seen[idx], "entry {idx} linked twice");
+                    seen[idx] = true;
+                    let n = node(&self.chunks, idx);
+                    assert_eq!(n.hash as usize & (table.len() - 1), b);
+                    assert_eq!(n.hash, self.hash_key(&n.key));
+                    if t == 0 && self.is_rehashing() {
+                        assert!(b >= self.rehash_idx);
+                    }
+                    link = n.next;
+                }
+            }
+        }
+        assert!(seen.iter().all(|&s| s), "unreachable entry");
+        assert_eq!(self.chunks.iter().map(Vec::len).sum::<usize>(), self.len);
+    }
+}
+
+/// A view into one key's slot, from [`Table::entry`].
+pub enum Entry<'a, V> {
+    Occupied(OccupiedEntry<'a, V>),
+    Vacant(VacantEntry<'a, V>),
+}
+
+/// The key is present.
+pub struct OccupiedEntry<'a, V> {
+    table: &'a mut Table<V>,
+    idx: usize,
+}
+
+impl<'a, V> OccupiedEntry<'a, V> {
+    /// Arena index of the entry (valid until the next removal).
+    #[must_use]
+    pub fn index(&self) -> usize {
+        self.idx
+    }
+    #[must_use]
+    pub fn key(&self) -> &[u8] {
+        &node(&self.table.chunks, self.idx).key
+    }
+    #[must_use]
+    pub fn get(&self) -> &V {
+        &node(&self.table.chunks, self.idx).value
+    }
+    pub fn get_mut(&mut self) -> &mut V {
+        &mut node_mut(&mut self.table.chunks, self.idx).value
+    }
+    #[must_use]
+    pub fn into_mut(self) -> &'a mut V {
+        &mut node_mut(&mut self.table.chunks, self.idx).value
+    }
+    /// Replaces the value, keeping the key, and returns the old value.
+    pub fn insert(&mut self, value: V) -> V {
+        mem::replace(self.get_mut(), value)
+    }
+    pub fn remove(self) -> (Box<[u8]>, V) {
+        self.table.remove_at(self.idx)
+    }
+}
+
+/// The key is absent.
+pub struct VacantEntry<'a, V> {
+    table: &'a mut Table<V>,
+    key: &'a [u8],
+    hash: u64,
+}
+
+impl<'a, V> VacantEntry<'a, V> {
+    #[must_use]
+    pub fn key(&self) -> &[u8] {
+        self.key
+    }
+    /// Inserts with a copy of the looked-up key.
+    pub fn insert(self, value: V) -> &'a mut V {
+        let key: Box<[u8]> = self.key.into();
+        self.insert_with_key(key, value)
+    }
+    /// Inserts with an already owned key, which must equal the looked-up key.
+    pub fn insert_with_key(self, key: Box<[u8]>, value: V) -> &'a mut V {
+        assert!(*key == *self.key, "vacant entry filled with a different key");
+        let idx = self.table.push_new(key, self.hash, value);
+        &mut node_mut(&mut self.table.chunks, idx).value
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::{BTreeMap, HashSet};
+
+    fn key(i: u32) -> Box<[u8]> {
+        format!("key:{i}").into_bytes().into_boxed_slice()
+    }
+
+    #[test]
+    fn insert_get_replace_remove() {
+        let mut t = Table::new(1);
+        assert_eq!(t.get(b"a"), None);
+        assert_eq!(t.insert(b"a"[..].into(), 1), None);
+        assert_eq!(t.insert(b"b"[..].into(), 2), None);
+        assert_eq!(t.insert(b"a"[..].into(), 3), Some(1));
+        assert_eq!(t.len(), 2);
+        assert_eq!(t.get(b"a"), Some(&3));
+        assert_eq!(t.get_key_value(b"b"), Some((&b"b"[..], &2)));
+        *t.get_mut(b"b").unwrap() += 10;
+        assert_eq!(t.get(b"b"), Some(&12));
+        assert_eq!(t.remove(b"a"), Some((b"a"[..].into(), 3)));
+        assert_eq!(t.remove(b"a"), None);
+        assert_eq!(t.len(), 1);
+        t.check_invariants();
+        t.clear();
+        assert!(t.is_empty());
+        assert_eq!(t.get(b"b"), None);
+        assert_eq!(t.insert(b""[..].into(), 9), None);
+        assert_eq!(t.get(b""), Some(&9));
+    }
+
+    #[test]
+    fn replace_keeps_existing_key_allocation() {
+        let mut t = Table::new(1);
+        t.insert(key(1), 1);
+        let before = t.get_key_value(b"key:1").unwrap().0.as_ptr();
+        t.insert(key(1), 2);
+        assert_eq!(t.get_key_value(b"key:1").unwrap().0.as_ptr(), before);
+    }
+
+    #[test]
+    fn entry_and_get_or_insert_with() {
+        let mut t: Table<u32> = Table::new(5);
+        let (v, inserted) = t.get_or_insert_with(b"x", || 7);
+        assert!(inserted);
+        *v += 1;
+        let (v, inserted) = t.get_or_insert_with(b"x", || unreachable!());
+        assert!(!inserted);
+        assert_eq!(*v, 8);
+        match t.entry(b"x") {
+            Entry::Occupied(mut o) => {
+                assert_eq!(o.key(), b"x");
+                assert_eq!(o.insert(1), 8);
+            }
+            Entry::Vacant(_) => panic!("x is present"),
+        }
+        match t.entry(b"y") {
+            Entry::Vacant(v) => {
+                v.insert_with_key(b"y"[..].into(), 2);
+            }
+            Entry::Occupied(_) => panic!("y is absent"),
+        }
+        match t.entry(b"x") {
+            Entry::Occupied(o) => assert_eq!(o.remove(), (b"x"[..].into(), 1)),
+            Entry::Vacant(_) => panic!("x is present"),
+        }
+        assert_eq!(t.len(), 1);
+        assert_eq!(t.get(b"y"), Some(&2));
+    }
+
+    #[test]
+    fn grows_and_shrinks_incrementally() {
+        let mut t = Table::new(9);
+        let mut saw_rehash = false;
+        for i in 0..10_000 {
+            t.insert(key(i), i);
+            saw_rehash |= t.is_rehashing();
+            if i % 997 == 0 {
+                t.check_invariants();
+            }
+            // Load never runs far past 1 (the live array plus the rehash target).
+            let (b0, b1) = t.bucket_counts();
+            assert!(t.len() <= 2 * b0.max(b1));
+        }
+        assert!(saw_rehash);
+        for i in 0..10_000 {
+            assert_eq!(t.get(&key(i)), Some(&i), "key {i}");
+        }
+        let (b0, b1) = t.bucket_counts();
+        assert!(b0.max(b1) >= 8192);
+        for i in 0..9_990 {
+            assert_eq!(t.remove(&key(i)).map(|(_, v)| v), Some(i));
+            if i % 997 == 0 {
+                t.check_invariants();
+            }
+        }
+        // Shrinks, like grows, start only from a mutation after the previous rehash ended.
+        for round in 0..2 {
+            while t.is_rehashing() {
+                t.rehash_step();
+            }
+            let (k, v) = t.remove(&key(9_990 + round)).unwrap();
+            t.insert(k, v);
+        }
+        while t.is_rehashing() {
+            t.rehash_step();
+        }
+        t.check_invariants();
+        let (b0, b1) = t.bucket_counts();
+        assert!(b0 <= 64 && b1 == 0, "shrunk to {b0}/{b1}");
+        for i in 9_990..10_000 {
+            assert_eq!(t.get(&key(i)), Some(&i));
+        }
+    }
+
+    #[test]
+    fn rehash_step_is_bounded() {
+        let mut t = Table::new(3);
+        for i in 0..4096 {
+            t.insert(key(i), i);
+        }
+        // Force a fresh resize and watch how much each step moves.
+        while t.is_rehashing() {
+            t.rehash_step();
+        }
+        t.insert(key(5000), 0);
+        assert!(t.is_rehashing());
+        let mut steps = 0;
+        while t.is_rehashing() {
+            let before = t.rehash_idx;
+            t.rehash_step();
+            if t.is_rehashing() {
+                assert!(t.rehash_idx - before <= REHASH_BUCKETS_PER_OP * (REHASH_EMPTY_VISITS_PER_BUCKET + 1));
+            }
+            steps += 1;
+        }
+        assert!(steps >= 4096 / (REHASH_EMPTY_VISITS_PER_BUCKET + 1));
+        t.check_invariants();
+    }
+
+    #[test]
+    fn iter_scan_and_sampling_cover_everything() {
+        let mut t = Table::new(11);
+        for i in 0..1000 {
+            t.insert(key(i), i);
+        }
+        let all: HashSet<u32> = t.iter().map(|(_, &v)| v).collect();
+        assert_eq!(all.len(), 1000);
+        let mut scanned = HashSet::new();
+        let mut cursor = 0;
+        loop {
+            cursor = t.scan(cursor, |_, &v| {
+                scanned.insert(v);
+            });
+            if cursor == 0 {
+                break;
+            }
+        }
+        assert_eq!(scanned, all);
+        let mut rng = 1;
+        let mut sampled = HashSet::new();
+        for _ in 0..50 {
+            assert_eq!(t.sample(&mut rng, 20, |_, &v| {
+                sampled.insert(v);
+            }), 20);
+        }
+        assert!(sampled.len() > 600, "1000 picks should hit most of 1000 keys: {}", sampled.len());
+        let small: Table<u8> = {
+            let mut s = Table::new(1);
+            s.insert(b"only"[..].into(), 1);
+            s
+        };
+        assert_eq!(small.random_entry(&mut rng), Some((&b"only"[..], &1)));
+        let mut n = 0;
+        assert_eq!(small.sample(&mut rng, 20, |_, _| n += 1), 1);
+        assert_eq!(n, 1);
+        assert_eq!(Table::<u8>::new(1).random_entry(&mut rng), None);
+        assert_eq!(Table::<u8>::new(1).scan(0, |_, _| {}), 0);
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Insert(u16),
+        Remove(u16),
+        Scan,
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            4 => any::<u16>().prop_map(|k| Op::Insert(k % 2048)),
+            4 => any::<u16>().prop_map(|k| Op::Remove(k % 2048)),
+            1 => Just(Op::Scan),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(96))]
+
+        /// Redis's SCAN guarantee under arbitrary growth and shrinkage between calls.
+        #[test]
+        fn scan_returns_every_key_present_throughout(
+            initial in 0u16..1500,
+            ops in proptest::collection::vec(op(), 0..3000),
+            seed in any::<u64>(),
+        ) {
+            let mut t = Table::new(seed);
+            let mut model = BTreeMap::new();
+            for i in 0..initial {
+                let k = key(u32::from(i));
+                t.insert(k.clone(), ());
+                model.insert(k, ());
+            }
+            // Keys present at the start and never removed must all be seen.
+            let mut stable: HashSet<Box<[u8]>> = model.keys().cloned().collect();
+            let mut seen = HashSet::new();
+            let mut cursor = t.scan(0, |k, ()| { seen.insert(Box::<[u8]>::from(k)); });
+            let mut ops = ops.into_iter();
+            while cursor != 0 {
+                // A few mutations between scan calls.
+                for op in ops.by_ref().take(7) {
+                    match op {
+                        Op::Insert(k) => {
+                            let k = key(u32::from(k));
+                            t.insert(k.clone(), ());
+                            model.insert(k, ());
+                        }
+                        Op::Remove(k) => {
+                            let k = key(u32::from(k));
+                            prop_assert_eq!(t.remove(&k).is_some(), model.remove(&k).is_some());
+                            stable.remove(&k);
+                        }
+                        Op::Scan => {}
+                    }
+                }
+                cursor = t.scan(cursor, |k, ()| { seen.insert(Box::<[u8]>::from(k)); });
+            }
+            for k in &stable {
+                prop_assert!(seen.contains(k), "missed {:?}", String::from_utf8_lossy(k));
+            }
+            for k in &seen {
+                prop_assert!(model.contains_key(k) || !stable.contains(k));
+            }
+            prop_assert_eq!(t.len(), model.len());
+            t.check_invariants();
+        }
+
+        #[test]
+        fn behaves_like_a_map(ops in proptest::collection::vec(op(), 0..2000), seed in any::<u64>()) {
+            let mut t = Table::new(seed);
+            let mut model = BTreeMap::new();
+            for (n, op) in ops.into_iter().enumerate() {
+                match op {
+                    Op::Insert(k) => prop_assert_eq!(t.insert(key(u32::from(k)), n), model.insert(key(u32::from(k)), n)),
+                    Op::Remove(k) => prop_assert_eq!(
+                        t.remove(&key(u32::from(k))).map(|(_, v)| v),
+                        model.remove(&key(u32::from(k)))
+                    ),
+                    Op::Scan => t.check_invariants(),
+                }
+            }
+            prop_assert_eq!(t.len(), model.len());
+            for (k, v) in &model {
+                prop_assert_eq!(t.get(k), Some(v));
+            }
+            t.check_invariants();
+        }
+    }
+}
