@@ -3,4 +3,5 @@
 
 pub mod mailbox;
 pub mod reactor;
+pub mod resp;
 pub mod sys;
