@@ -1,0 +1,1875 @@
+//! percore's configuration: one table of options ([`OPTIONS`]) drives the config file,
+//! command-line flags, CONFIG GET, CONFIG SET and CONFIG REWRITE, with Redis 7's names,
+//! defaults, value syntax and error texts.
+//!
+//! The server keeps the live [`Config`] behind `Arc<RwLock<Config>>` with a generation
+//! counter; shards cache a clone, so `Config` is plain data (`Clone + Debug`).
+
+mod args;
+mod rewrite;
+mod values;
+
+use std::fmt;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use args::{repr, split_args};
+use values::{
+    format_memory, parse_bool, parse_bounded, parse_enum, parse_memory, parse_memory_bounded,
+    render_bool,
+};
+
+/// The version printed by `--version`, INFO and start-up errors.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// Upper bound for `threads` (0 means one per core).
+pub const MAX_THREADS: usize = 1024;
+/// Redis's `CONFIG_BINDADDR_MAX`.
+pub const MAX_BIND_ADDRS: usize = 16;
+/// `include` depth at which we assume an include loop.
+pub const MAX_INCLUDE_DEPTH: usize = 16;
+/// Redis clamps `hz` into `[CONFIG_MIN_HZ, CONFIG_MAX_HZ]`.
+const MIN_HZ: i64 = 1;
+const MAX_HZ: i64 = 500;
+/// Lower bound of `proto-max-bulk-len` and `client-query-buffer-limit` in Redis 7.
+const MIN_PROTO_LIMIT_BYTES: u64 = 1024 * 1024;
+/// Redis bounds several options by C's `INT_MAX` / `LONG_MAX`.
+const INT_MAX: i64 = i32::MAX as i64;
+
+/// One `save <seconds> <changes>` point: snapshot when at least `changes` writes
+/// happened within `seconds`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SavePoint {
+    pub seconds: u64,
+    pub changes: u64,
+}
+
+/// One `bind` address; a leading `-` in the config makes it optional (skipped when the
+/// address is not available, e.g. no IPv6).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BindAddr {
+    pub addr: String,
+    pub optional: bool,
+}
+
+/// `client-output-buffer-limit` for one client class; 0 disables a limit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OutputBufferLimit {
+    pub hard_limit_bytes: u64,
+    pub soft_limit_bytes: u64,
+    pub soft_limit_secs: u64,
+}
+
+/// The three client classes Redis configures; only `normal` and `pubsub` matter until
+/// percore has replicas.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClientOutputBufferLimits {
+    pub normal: OutputBufferLimit,
+    pub replica: OutputBufferLimit,
+    pub pubsub: OutputBufferLimit,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogLevel {
+    Debug,
+    Verbose,
+    Notice,
+    Warning,
+    Nothing,
+}
+
+impl LogLevel {
+    const ALL: [LogLevel; 5] = [
+        Self::Debug,
+        Self::Verbose,
+        Self::Notice,
+        Self::Warning,
+        Self::Nothing,
+    ];
+    const NAMES: [&'static str; 5] = ["debug", "verbose", "notice", "warning", "nothing"];
+
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        Self::NAMES[self as usize]
+    }
+}
+
+/// Redis's eviction policies. Accepted and reported; percore does not evict yet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MaxmemoryPolicy {
+    VolatileLru,
+    VolatileLfu,
+    VolatileRandom,
+    VolatileTtl,
+    AllkeysLru,
+    AllkeysLfu,
+    AllkeysRandom,
+    Noeviction,
+}
+
+impl MaxmemoryPolicy {
+    const ALL: [MaxmemoryPolicy; 8] = [
+        Self::VolatileLru,
+        Self::VolatileLfu,
+        Self::VolatileRandom,
+        Self::VolatileTtl,
+        Self::AllkeysLru,
+        Self::AllkeysLfu,
+        Self::AllkeysRandom,
+        Self::Noeviction,
+    ];
+    const NAMES: [&'static str; 8] = [
+        "volatile-lru",
+        "volatile-lfu",
+        "volatile-random",
+        "volatile-ttl",
+        "allkeys-lru",
+        "allkeys-lfu",
+        "allkeys-random",
+        "noeviction",
+    ];
+
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        Self::NAMES[self as usize]
+    }
+}
+
+/// Every option percore understands, typed. Field names follow the Redis option names,
+/// with the unit appended where the option has one.
+#[derive(Clone, Debug, PartialEq)]
+#[expect(
+    clippy::struct_excessive_bools,
+    reason = "one field per Redis yes/no option; a bitset would hide the names"
+)]
+pub struct Config {
+    /// `port`: TCP port. Immutable at runtime in percore.
+    pub port: u16,
+    /// `bind`: addresses to listen on. Immutable at runtime in percore.
+    pub bind: Vec<BindAddr>,
+    /// `protected-mode`: refuse non-loopback clients when no password and default bind.
+    pub protected_mode: bool,
+    /// `requirepass`: password for AUTH; empty means no password.
+    pub requirepass: String,
+    /// `threads` (percore only): shard threads; 0 means one per core.
+    pub threads: usize,
+    /// `dir`: working directory for the RDB file.
+    pub dir: PathBuf,
+    /// `dbfilename`: RDB file name inside `dir`.
+    pub dbfilename: String,
+    /// `save`: snapshot points; empty disables automatic snapshots.
+    pub save: Vec<SavePoint>,
+    /// `rdbcompression`: LZF-compress strings in the RDB file.
+    pub rdbcompression: bool,
+    /// `rdbchecksum`: write and verify the RDB CRC64 trailer.
+    pub rdbchecksum: bool,
+    /// `maxclients`: maximum connected clients.
+    pub maxclients: u32,
+    /// `timeout`: close idle clients after this many seconds; 0 never.
+    pub timeout_secs: u32,
+    /// `tcp-keepalive`: `SO_KEEPALIVE` interval; 0 disables.
+    pub tcp_keepalive_secs: u32,
+    /// `tcp-backlog`: `listen(2)` backlog.
+    pub tcp_backlog: u32,
+    /// `loglevel`.
+    pub loglevel: LogLevel,
+    /// `logfile`: `None` (config value `""`) logs to stdout.
+    pub logfile: Option<PathBuf>,
+    /// `pidfile`: `None` (config value `""`) writes no pid file.
+    pub pidfile: Option<PathBuf>,
+    /// `databases`: number of logical databases (SELECT 0..n-1).
+    pub databases: u32,
+    /// `proto-max-bulk-len`: largest bulk string a client may send.
+    pub proto_max_bulk_len_bytes: u64,
+    /// `client-query-buffer-limit`: largest query buffer per client.
+    pub client_query_buffer_limit_bytes: u64,
+    /// `client-output-buffer-limit`.
+    pub client_output_buffer_limit: ClientOutputBufferLimits,
+    /// `slowlog-log-slower-than`: microseconds; -1 disables the slow log, 0 logs all.
+    pub slowlog_log_slower_than_us: i64,
+    /// `slowlog-max-len`: entries kept in the slow log.
+    pub slowlog_max_len: u64,
+    /// `latency-tracking`: per-command latency histograms (INFO latencystats).
+    pub latency_tracking: bool,
+    /// `latency-tracking-info-percentiles`: percentiles INFO latencystats reports.
+    pub latency_tracking_info_percentiles: Vec<f64>,
+    /// `latency-monitor-threshold`: milliseconds; 0 disables the latency monitor.
+    pub latency_monitor_threshold_ms: u64,
+    /// `hz`: background task frequency, clamped to 1..=500 as Redis does.
+    pub hz: u32,
+    /// `maxmemory`: 0 means no limit. Reported only: percore does not evict yet.
+    pub maxmemory_bytes: u64,
+    /// `maxmemory-policy`. Reported only: percore does not evict yet.
+    pub maxmemory_policy: MaxmemoryPolicy,
+}
+
+impl Default for Config {
+    /// The embedded defaults: Redis 7's defaults (with redis.conf's `bind`), which is
+    /// what `percore-server` runs with when given no arguments.
+    fn default() -> Self {
+        const fn limit(hard: u64, soft: u64, secs: u64) -> OutputBufferLimit {
+            OutputBufferLimit {
+                hard_limit_bytes: hard,
+                soft_limit_bytes: soft,
+                soft_limit_secs: secs,
+            }
+        }
+        const MB: u64 = 1024 * 1024;
+        Self {
+            port: 6379,
+            bind: vec![
+                BindAddr {
+                    addr: "127.0.0.1".to_owned(),
+                    optional: false,
+                },
+                BindAddr {
+                    addr: "::1".to_owned(),
+                    optional: true,
+                },
+            ],
+            protected_mode: true,
+            requirepass: String::new(),
+            threads: 0,
+            dir: PathBuf::from("."),
+            dbfilename: "dump.rdb".to_owned(),
+            save: [(3600, 1), (300, 100), (60, 10000)]
+                .into_iter()
+                .map(|(seconds, changes)| SavePoint { seconds, changes })
+                .collect(),
+            rdbcompression: true,
+            rdbchecksum: true,
+            maxclients: 10000,
+            timeout_secs: 0,
+            tcp_keepalive_secs: 300,
+            tcp_backlog: 511,
+            loglevel: LogLevel::Notice,
+            logfile: None,
+            pidfile: None,
+            databases: 16,
+            proto_max_bulk_len_bytes: 512 * MB,
+            client_query_buffer_limit_bytes: 1024 * MB,
+            client_output_buffer_limit: ClientOutputBufferLimits {
+                normal: limit(0, 0, 0),
+                replica: limit(256 * MB, 64 * MB, 60),
+                pubsub: limit(32 * MB, 8 * MB, 60),
+            },
+            slowlog_log_slower_than_us: 10000,
+            slowlog_max_len: 128,
+            latency_tracking: true,
+            latency_tracking_info_percentiles: vec![50.0, 99.0, 99.9],
+            latency_monitor_threshold_ms: 0,
+            hz: 10,
+            maxmemory_bytes: 0,
+            maxmemory_policy: MaxmemoryPolicy::Noeviction,
+        }
+    }
+}
+
+/// A start-up configuration error; its `Display` is exactly what to print before exiting
+/// with status 1.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    message: String,
+}
+
+impl ConfigError {
+    fn new(message: String) -> Self {
+        Self { message }
+    }
+
+    /// Redis's fatal config error block, naming where the bad line is.
+    fn fatal(location: &str, line: &str, reason: &str) -> Self {
+        Self::new(format!(
+            "*** FATAL CONFIG FILE ERROR (percore {VERSION}) ***\n\
+             Reading {location}\n\
+             >>> '{line}'\n\
+             {reason}"
+        ))
+    }
+
+    #[must_use]
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// What `main` should do, decided from the command line.
+#[derive(Debug)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "built once at start-up and moved out at once"
+)]
+pub enum Startup {
+    /// Run the server. `config_file` is the absolute path of the config file, if one was
+    /// given: CONFIG REWRITE writes there (Redis replies
+    /// `ERR The server is running without a config file` when it is `None`).
+    Run {
+        config: Config,
+        config_file: Option<PathBuf>,
+    },
+    /// `--help` or `--version`: print this to stdout and exit with status 0.
+    PrintAndExit(String),
+}
+
+/// Parses `percore-server [/path/to/percore.conf] [--name value ...]` (`args` without
+/// argv\[0\]) like redis-server: the file first, then the flags in order, each flag being
+/// one config line through the same table and checks.
+pub fn parse_command_line(args: &[String]) -> Result<Startup, ConfigError> {
+    match args.first().map(String::as_str) {
+        Some("-v" | "--version") => return Ok(Startup::PrintAndExit(version_text())),
+        Some("-h" | "--help") => return Ok(Startup::PrintAndExit(usage_text())),
+        _ => {}
+    }
+    let mut rest = args;
+    let mut config_file = None;
+    if let Some(first) = args.first().filter(|a| !a.starts_with('-')) {
+        let path = Path::new(first);
+        let absolute = if path.is_absolute() {
+            path.to_path_buf()
+        } else {
+            std::env::current_dir()
+                .map_err(|e| ConfigError::new(format!("Can't get the current directory: {e}")))?
+                .join(path)
+        };
+        config_file = Some(absolute);
+        rest = &args[1..];
+    }
+    let options = group_options(rest)?;
+
+    let mut config = Config::default();
+    let mut loading = Loading::from_file();
+    if let Some(path) = &config_file {
+        let bytes = fs::read(path).map_err(|e| {
+            ConfigError::new(format!(
+                "Fatal error, can't open config file '{}': {}",
+                path.display(),
+                os_error_text(&e)
+            ))
+        })?;
+        load_file_contents(&mut config, &mut loading, path, &bytes, 0)?;
+    }
+    for (index, option) in options.iter().enumerate() {
+        apply_directive(&mut config, &mut loading, option).map_err(|reason| {
+            let line = option
+                .iter()
+                .enumerate()
+                .map(|(i, a)| if i == 0 { a.clone() } else { repr(a) })
+                .collect::<Vec<_>>()
+                .join(" ");
+            ConfigError::fatal(
+                &format!("the command line options, at option {}", index + 1),
+                &line,
+                &reason,
+            )
+        })?;
+    }
+    Ok(Startup::Run {
+        config,
+        config_file,
+    })
+}
+
+/// Groups `--name value ...` into directives as redis-server's `main` does: a `--name`
+/// starts a directive, other arguments are its values, a value may itself start with `--`
+/// right after its name, and a bare `--save` (last, or followed by `--x`) means `save ""`.
+fn group_options(args: &[String]) -> Result<Vec<Vec<String>>, ConfigError> {
+    let mut options: Vec<Vec<String>> = Vec::new();
+    let mut name_has_value = true;
+    for (j, arg) in args.iter().enumerate() {
+        if arg == "-" {
+            return Err(ConfigError::new(
+                "Reading the configuration from stdin ('-') is not supported by percore; \
+                 pass a file path"
+                    .to_owned(),
+            ));
+        }
+        if name_has_value && let Some(body) = arg.strip_prefix("--") {
+            let parts = split_args(body.as_bytes()).ok_or_else(|| {
+                ConfigError::fatal(
+                    "the command line options",
+                    body,
+                    "Unbalanced quotes in configuration line",
+                )
+            })?;
+            let mut parts = utf8_args(parts)
+                .map_err(|reason| ConfigError::fatal("the command line options", body, &reason))?;
+            if parts.len() <= 1 {
+                name_has_value = false;
+                let next_is_name = args.get(j + 1).is_none_or(|n| n.starts_with("--"));
+                if parts.is_empty() {
+                    parts.push(String::new());
+                } else if arg.eq_ignore_ascii_case("--save") && next_is_name {
+                    parts.push(String::new());
+                    name_has_value = true;
+                }
+            } else {
+                name_has_value = true;
+            }
+            options.push(parts);
+        } else {
+            match options.last_mut() {
+                Some(option) => option.push(arg.clone()),
+                None => options.push(vec![arg.clone()]),
+            }
+            name_has_value = true;
+        }
+    }
+    Ok(options)
+}
+
+/// `percore-server --version`.
+fn version_text() -> String {
+    format!(
+        "percore v={VERSION} sha={}:0 malloc=libc bits={} build={}",
+        option_env!("PERCORE_GIT_SHA").unwrap_or("00000000"),
+        usize::BITS,
+        if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        }
+    )
+}
+
+/// `percore-server --help`, shaped like redis-server's.
+fn usage_text() -> String {
+    "Usage: percore-server [/path/to/percore.conf] [options]\n\
+     \x20      percore-server -v or --version\n\
+     \x20      percore-server -h or --help\n\
+     \n\
+     Options are config file directives with a leading --, applied after the file:\n\
+     \x20      --port 7777 --bind 127.0.0.1 ::1 --save '' --maxclients 1000\n\
+     \n\
+     Examples:\n\
+     \x20      percore-server (run the server with the default configuration)\n\
+     \x20      percore-server /etc/percore/percore.conf\n\
+     \x20      percore-server --port 7777\n\
+     \x20      percore-server /etc/percore/percore.conf --loglevel verbose --save \"60 1\"\n\
+     \n\
+     See docs/configuration.md for every option.\n"
+        .to_owned()
+}
+
+/// State carried across the lines of one load (file, includes, then flags).
+struct Loading {
+    /// Loading a file or flags (true) or applying CONFIG SET (false).
+    from_file: bool,
+    /// The first `save` line of a load replaces the defaults; later ones accumulate.
+    save_seen: bool,
+}
+
+impl Loading {
+    fn from_file() -> Self {
+        Self {
+            from_file: true,
+            save_seen: false,
+        }
+    }
+
+    fn runtime() -> Self {
+        Self {
+            from_file: false,
+            save_seen: false,
+        }
+    }
+}
+
+fn load_file_contents(
+    config: &mut Config,
+    loading: &mut Loading,
+    path: &Path,
+    bytes: &[u8],
+    depth: usize,
+) -> Result<(), ConfigError> {
+    for (index, raw) in bytes.split(|&b| b == b'\n').enumerate() {
+        let line = raw.trim_ascii();
+        if line.is_empty() || line.starts_with(b"#") {
+            continue;
+        }
+        let shown = String::from_utf8_lossy(line);
+        let fail = |reason: &str| {
+            ConfigError::fatal(
+                &format!(
+                    "the configuration file '{}', at line {}",
+                    path.display(),
+                    index + 1
+                ),
+                &shown,
+                reason,
+            )
+        };
+        let parts =
+            split_args(line).ok_or_else(|| fail("Unbalanced quotes in configuration line"))?;
+        if parts.is_empty() {
+            continue;
+        }
+        let parts = utf8_args(parts).map_err(|reason| fail(&reason))?;
+        if parts[0].eq_ignore_ascii_case("include") && parts.len() == 2 {
+            if depth >= MAX_INCLUDE_DEPTH {
+                return Err(fail(&format!(
+                    "include nesting deeper than {MAX_INCLUDE_DEPTH} levels (an include loop?)"
+                )));
+            }
+            let included = Path::new(&parts[1]);
+            let contents = fs::read(included).map_err(|e| {
+                fail(&format!(
+                    "can't open config file '{}': {}",
+                    included.display(),
+                    os_error_text(&e)
+                ))
+            })?;
+            load_file_contents(config, loading, included, &contents, depth + 1)?;
+            continue;
+        }
+        apply_directive(config, loading, &parts).map_err(|reason| fail(&reason))?;
+    }
+    Ok(())
+}
+
+/// Applies one directive (`name arg...`) from the file or the command line.
+fn apply_directive(
+    config: &mut Config,
+    loading: &mut Loading,
+    parts: &[String],
+) -> Result<(), String> {
+    const BAD_DIRECTIVE: &str = "Bad directive or wrong number of arguments";
+    let (name, values) = parts.split_first().ok_or(BAD_DIRECTIVE)?;
+    let option = find_option(name.as_bytes()).ok_or(BAD_DIRECTIVE)?;
+    if values.is_empty() || (!option.multi_arg && values.len() != 1) {
+        return Err("wrong number of arguments".to_owned());
+    }
+    if option.multi_arg && values.len() == 1 && !values[0].is_empty() {
+        // `--save "60 1"` or `save "60 1"`: one argument holding several.
+        let split =
+            split_args(values[0].as_bytes()).ok_or("Unbalanced quotes in configuration line")?;
+        return (option.set)(config, &utf8_args(split)?, loading);
+    }
+    (option.set)(config, values, loading)
+}
+
+fn utf8_args(parts: Vec<Vec<u8>>) -> Result<Vec<String>, String> {
+    parts
+        .into_iter()
+        .map(|p| String::from_utf8(p).map_err(|_| "argument must be valid UTF-8 text".to_owned()))
+        .collect()
+}
+
+/// `strerror` text of an I/O error, without Rust's " (os error N)" suffix.
+fn os_error_text(error: &io::Error) -> String {
+    let text = error.to_string();
+    match text.find(" (os error ") {
+        Some(cut) => text[..cut].to_owned(),
+        None => text,
+    }
+}
+
+impl Config {
+    /// CONFIG GET: every option whose name matches the glob `pattern` (case-insensitive,
+    /// as Redis), in table order, with its value rendered as Redis renders it (sizes as
+    /// plain byte counts). Redis echoes a glob-free pattern with the caller's spelling
+    /// (`CONFIG GET MAXCLIENTS` replies `MAXCLIENTS`); this returns the canonical name,
+    /// so the caller substitutes its argument when it contains none of `*?[`. Several
+    /// patterns: call once per pattern and drop names already replied.
+    #[must_use]
+    pub fn get_matching(&self, pattern: &[u8]) -> Vec<(&'static str, String)> {
+        OPTIONS
+            .iter()
+            .filter(|o| values::name_matches(pattern, o.name))
+            .map(|o| (o.name, (o.get)(self)))
+            .collect()
+    }
+
+    /// CONFIG SET `name value [name value ...]`, all or nothing. The `Err` is the whole
+    /// Redis error text without the leading `-`. The caller replies `ERR syntax error`
+    /// for an odd argument count, as Redis does, before calling this.
+    pub fn set_many(&mut self, pairs: &[(&[u8], &[u8])]) -> Result<(), String> {
+        let failed = |name: &str, reason: &str| {
+            format!("ERR CONFIG SET failed (possibly related to argument '{name}') - {reason}")
+        };
+        let mut chosen: Vec<(&ConfigOption, &[u8])> = Vec::with_capacity(pairs.len());
+        for &(name, value) in pairs {
+            let typed = String::from_utf8_lossy(name);
+            let option = find_option(name).ok_or_else(|| {
+                format!("ERR Unknown option or number of arguments for CONFIG SET - '{typed}'")
+            })?;
+            match option.settable {
+                Settable::Runtime => {}
+                Settable::Immutable => return Err(failed(&typed, "can't set immutable config")),
+                Settable::Protected => return Err(failed(&typed, "can't set protected config")),
+            }
+            if chosen.iter().any(|(o, _)| o.name == option.name) {
+                return Err(failed(&typed, "duplicate parameter"));
+            }
+            chosen.push((option, value));
+        }
+        let mut next = self.clone();
+        let mut loading = Loading::runtime();
+        for (option, value) in chosen {
+            let text = std::str::from_utf8(value)
+                .map_err(|_| failed(option.name, "argument must be valid UTF-8 text"))?;
+            // Redis splits a multi-argument value on single spaces (`sdssplitlen`), so
+            // `"60 1  300 2"` has an empty argument and is rejected.
+            let args: Vec<String> = if !option.multi_arg {
+                vec![text.to_owned()]
+            } else if text.is_empty() {
+                Vec::new()
+            } else {
+                text.split(' ').map(str::to_owned).collect()
+            };
+            (option.set)(&mut next, &args, &mut loading).map_err(|e| failed(option.name, &e))?;
+        }
+        *self = next;
+        Ok(())
+    }
+
+    /// CONFIG REWRITE: merge the current values into `path` as Redis does (comments,
+    /// `include` and unknown lines kept in place; options equal to their default are only
+    /// written if the file already mentions them) and replace the file atomically.
+    pub fn rewrite(&self, path: &Path) -> io::Result<()> {
+        let old = match fs::read(path) {
+            Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => String::new(),
+            Err(e) => return Err(e),
+        };
+        rewrite::write_atomically(path, self.rewrite_content(&old).as_bytes())
+    }
+
+    fn rewrite_content(&self, old: &str) -> String {
+        let defaults = Config::default();
+        let options: Vec<rewrite::OptionLines> = OPTIONS
+            .iter()
+            .map(|o| rewrite::OptionLines {
+                name: o.name,
+                lines: o.file_lines(self, &defaults),
+            })
+            .collect();
+        rewrite::rewrite_content(old, &options)
+    }
+
+    /// Shard threads to start on a machine with `cores` usable cores.
+    #[must_use]
+    pub fn effective_threads(&self, cores: usize) -> usize {
+        if self.threads == 0 {
+            cores.max(1)
+        } else {
+            self.threads
+        }
+    }
+
+    /// Where SAVE/BGSAVE write and start-up loads: `dir/dbfilename`.
+    #[must_use]
+    pub fn rdb_path(&self) -> PathBuf {
+        self.dir.join(&self.dbfilename)
+    }
+}
+
+/// Whether CONFIG SET may change an option (Redis's `IMMUTABLE_CONFIG` and
+/// `PROTECTED_CONFIG`; percore has no `enable-protected-configs`, so protected options
+/// are start-up only).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Settable {
+    Runtime,
+    Immutable,
+    Protected,
+}
+
+/// How CONFIG REWRITE writes an option's value.
+#[derive(Clone, Copy, Debug)]
+enum FileForm {
+    /// The CONFIG GET text as is (numbers, enums, yes/no, address lists).
+    Plain,
+    /// A string, quoted as `sdscatrepr`.
+    Quoted,
+    /// A byte count, with the largest exact unit (`512mb`).
+    Memory,
+    /// One `save <s> <c>` line per point, or `save ""`; always written.
+    Save,
+    /// One `client-output-buffer-limit <class> ...` line per class.
+    OutputBufferLimits,
+}
+
+/// One row of the option table.
+struct ConfigOption {
+    name: &'static str,
+    settable: Settable,
+    /// Takes several arguments (`save`, `bind`, ...); CONFIG SET splits its value on spaces.
+    multi_arg: bool,
+    set: fn(&mut Config, &[String], &mut Loading) -> Result<(), String>,
+    get: fn(&Config) -> String,
+    file_form: FileForm,
+}
+
+impl ConfigOption {
+    fn file_lines(&self, config: &Config, defaults: &Config) -> Vec<(String, bool)> {
+        let value = (self.get)(config);
+        let force = value != (self.get)(defaults);
+        let name = self.name;
+        match self.file_form {
+            FileForm::Plain if value.is_empty() => vec![(format!("{name} \"\""), force)],
+            FileForm::Plain => vec![(format!("{name} {value}"), force)],
+            FileForm::Quoted => vec![(format!("{name} {}", repr(&value)), force)],
+            FileForm::Memory => {
+                let bytes = parse_memory(&value).expect("memory options render as byte counts");
+                vec![(format!("{name} {}", format_memory(bytes)), force)]
+            }
+            FileForm::Save if config.save.is_empty() => vec![(format!("{name} \"\""), true)],
+            FileForm::Save => config
+                .save
+                .iter()
+                .map(|p| (format!("{name} {} {}", p.seconds, p.changes), true))
+                .collect(),
+            FileForm::OutputBufferLimits => {
+                let now = &config.client_output_buffer_limit;
+                let default = &defaults.client_output_buffer_limit;
+                [
+                    ("normal", now.normal, default.normal),
+                    ("replica", now.replica, default.replica),
+                    ("pubsub", now.pubsub, default.pubsub),
+                ]
+                .into_iter()
+                .map(|(class, limit, default)| {
+                    let line = format!(
+                        "{name} {class} {} {} {}",
+                        format_memory(limit.hard_limit_bytes),
+                        format_memory(limit.soft_limit_bytes),
+                        limit.soft_limit_secs
+                    );
+                    (line, limit != default)
+                })
+                .collect()
+            }
+        }
+    }
+}
+
+fn find_option(name: &[u8]) -> Option<&'static ConfigOption> {
+    OPTIONS
+        .iter()
+        .find(|o| o.name.as_bytes().eq_ignore_ascii_case(name))
+}
+
+fn int<T: TryFrom<i64>>(arg: &str, min: i64, max: i64) -> Result<T, String> {
+    let value = parse_bounded(arg, min, max)?;
+    Ok(T::try_from(value).ok().expect("bounds fit the field type"))
+}
+
+fn path_option(arg: &str) -> Option<PathBuf> {
+    (!arg.is_empty()).then(|| PathBuf::from(arg))
+}
+
+fn render_path(path: Option<&PathBuf>) -> String {
+    path.map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+fn set_bind(config: &mut Config, args: &[String]) -> Result<(), String> {
+    if args.len() > MAX_BIND_ADDRS {
+        return Err("Too many bind addresses specified.".to_owned());
+    }
+    if args.iter().all(String::is_empty) {
+        return Err("percore needs at least one bind address (it has no Unix socket)".to_owned());
+    }
+    config.bind = args
+        .iter()
+        .map(|a| match a.strip_prefix('-') {
+            Some(addr) => BindAddr {
+                addr: addr.to_owned(),
+                optional: true,
+            },
+            None => BindAddr {
+                addr: a.clone(),
+                optional: false,
+            },
+        })
+        .collect();
+    Ok(())
+}
+
+fn get_bind(config: &Config) -> String {
+    config
+        .bind
+        .iter()
+        .map(|b| format!("{}{}", if b.optional { "-" } else { "" }, b.addr))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn set_dir(config: &mut Config, args: &[String], loading: &Loading) -> Result<(), String> {
+    let dir = Path::new(&args[0]);
+    // Redis chdir()s here and reports strerror; percore checks at load time and leaves
+    // the chdir (or joining paths) to the server.
+    if loading.from_file {
+        match fs::metadata(dir) {
+            Ok(meta) if meta.is_dir() => {}
+            Ok(_) => return Err("Not a directory".to_owned()),
+            Err(e) => return Err(os_error_text(&e)),
+        }
+    }
+    config.dir = dir.to_path_buf();
+    Ok(())
+}
+
+fn set_save(config: &mut Config, args: &[String], loading: &mut Loading) -> Result<(), String> {
+    const INVALID: &str = "Invalid save parameters";
+    let args = if args.len() == 1 && args[0].is_empty() {
+        &[][..]
+    } else {
+        args
+    };
+    if !args.len().is_multiple_of(2) {
+        return Err(INVALID.to_owned());
+    }
+    let mut points = Vec::with_capacity(args.len() / 2);
+    for pair in args.chunks_exact(2) {
+        let seconds = pair[0].parse::<i64>().map_err(|_| INVALID)?;
+        let changes = pair[1].parse::<i64>().map_err(|_| INVALID)?;
+        if seconds < 1 || changes < 0 {
+            return Err(INVALID.to_owned());
+        }
+        points.push(SavePoint {
+            seconds: seconds as u64,
+            changes: changes as u64,
+        });
+    }
+    // In a file several `save` lines accumulate, the first replacing the defaults;
+    // CONFIG SET replaces the whole list. `save ""` clears it either way.
+    if !loading.from_file || !loading.save_seen || args.is_empty() {
+        config.save.clear();
+    }
+    loading.save_seen = true;
+    config.save.extend(points);
+    Ok(())
+}
+
+fn get_save(config: &Config) -> String {
+    config
+        .save
+        .iter()
+        .map(|p| format!("{} {}", p.seconds, p.changes))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn set_output_buffer_limits(config: &mut Config, args: &[String]) -> Result<(), String> {
+    if !args.len().is_multiple_of(4) {
+        return Err("Wrong number of arguments in buffer limit configuration.".to_owned());
+    }
+    // Check every class before changing any, as Redis does.
+    let mut parsed = Vec::with_capacity(args.len() / 4);
+    for group in args.chunks_exact(4) {
+        let class = group[0].to_ascii_lowercase();
+        if !matches!(class.as_str(), "normal" | "replica" | "slave" | "pubsub") {
+            return Err("Invalid client class specified in buffer limit configuration.".to_owned());
+        }
+        let bad = || "Error in hard, soft or soft_seconds setting in buffer limit configuration.";
+        let limit = OutputBufferLimit {
+            hard_limit_bytes: parse_memory(&group[1]).ok_or_else(bad)?,
+            soft_limit_bytes: parse_memory(&group[2]).ok_or_else(bad)?,
+            soft_limit_secs: group[3].parse::<u64>().map_err(|_| bad())?,
+        };
+        parsed.push((class, limit));
+    }
+    for (class, limit) in parsed {
+        let limits = &mut config.client_output_buffer_limit;
+        match class.as_str() {
+            "normal" => limits.normal = limit,
+            "pubsub" => limits.pubsub = limit,
+            _ => limits.replica = limit,
+        }
+    }
+    Ok(())
+}
+
+fn get_output_buffer_limits(config: &Config) -> String {
+    let limits = &config.client_output_buffer_limit;
+    // Redis 7 names the replica class "slave" in CONFIG GET.
+    [
+        ("normal", limits.normal),
+        ("slave", limits.replica),
+        ("pubsub", limits.pubsub),
+    ]
+    .iter()
+    .map(|(class, l)| {
+        format!(
+            "{class} {} {} {}",
+            l.hard_limit_bytes, l.soft_limit_bytes, l.soft_limit_secs
+        )
+    })
+    .collect::<Vec<_>>()
+    .join(" ")
+}
+
+fn set_percentiles(config: &mut Config, args: &[String]) -> Result<(), String> {
+    let args = if args.len() == 1 && args[0].is_empty() {
+        &[][..]
+    } else {
+        args
+    };
+    let mut percentiles = Vec::with_capacity(args.len());
+    for arg in args {
+        let p: f64 = arg
+            .parse()
+            .ok()
+            .filter(|p: &f64| !p.is_nan())
+            .ok_or("Invalid latency-tracking-info-percentiles parameters")?;
+        if !(0.0..=100.0).contains(&p) {
+            return Err(
+                "latency-tracking-info-percentiles parameters should sit between [0.0,100.0]"
+                    .to_owned(),
+            );
+        }
+        percentiles.push(p);
+    }
+    config.latency_tracking_info_percentiles = percentiles;
+    Ok(())
+}
+
+fn get_percentiles(config: &Config) -> String {
+    // Redis prints "%f" and trims trailing zeros.
+    config
+        .latency_tracking_info_percentiles
+        .iter()
+        .map(|p| {
+            let text = format!("{p:.6}");
+            text.trim_end_matches('0').trim_end_matches('.').to_owned()
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The option table. Order is the order of CONFIG GET replies and of lines CONFIG
+/// REWRITE appends.
+static OPTIONS: &[ConfigOption] = &[
+    ConfigOption {
+        name: "port",
+        settable: Settable::Immutable,
+        multi_arg: false,
+        set: |c, a, _| {
+            c.port = int(&a[0], 0, 65535)?;
+            Ok(())
+        },
+        get: |c| c.port.to_string(),
+        file_form: FileForm::Plain,
+    },
+    ConfigOption {
+        name: "bind",
+        settable: Settable::Immutable,
+        multi_arg: true,
+        set: |c, a, _| set_bind(c, a),
+        get: get_bind,
+        file_form: FileForm::Plain,
+    },
+    ConfigOption {
+        name: "protected-mode",
+        settable: Settable::Runtime,
+        multi_arg: false,
+        set: |c, a, _| {
+            c.protected_mode = parse_bool(&a[0])?;
+            Ok(())
+        },
+        get: |c| render_bool(c.protected_mode),
+        file_form: FileForm::Plain,
+    },
+    ConfigOption {
+        name: "requirepass",
+        settable: Settable::Runtime,
+        multi_arg: false,
+        set: |c, a, _| {
+            c.requirepass.clone_from(&a[0]);
+            Ok(())
+        },
+        get: |c| c.requirepass.clone(),
+        file_form: FileForm::Quoted,
+    },
+    ConfigOption {
+        name: "threads",
+        settable: Settable::Immutable,
+        multi_arg: false,
+        set: |c, a, _| {
+            c.threads = int(&a[0], 0, MAX_THREADS as i64)?;
+            Ok(())
+        },
+        get: |c| c.threads.to_string(),
+        file_form: FileForm::Plain,
+    },
+    ConfigOption {
+        name: "dir",
+        settable: Settable::Protected,
+        multi_arg: false,
+        set: |c, a, l| set_dir(c, a, l),
+        get: |c| c.dir.to_string_lossy().into_owned(),
+        file_form: FileForm::Quoted,
+    },
+    ConfigOption {
+        name: "dbfilename",
+        settable: Settable::Protected,
+        multi_arg: false,
+        set: |c, a, _| {
+            if a[0].contains(['/', '\\']) {
+                return Err("dbfilename can't be a path, just a filename".to_owned());
+            }
+            c.dbfilename.clone_from(&a[0]);
+            Ok(())
+        },
+        get: |c| c.dbfilename.clone(),
+        file_form: FileForm::Quoted,
+    },
+    ConfigOption {
+        name: "save",
+        settable: Settable::Runtime,
+        multi_arg: true,
+        set: set_save,
+        get: get_save,
+        file_form: FileForm::Save,
+    },
+    ConfigOption {
+        name: "rdbcompression",
+        settable: Settable::Runtime,
+        multi_arg: false,
+        set: |c, a, _| {
+            c.rdbcompression = parse_bool(&a[0])?;
+            Ok(())
+        },
+        get: |c| render_bool(c.rdbcompression),
+        file_form: FileForm::Plain,
+    },
+    ConfigOption {
+        name: "rdbchecksum",
+        settable: Settable::Immutable,
+        multi_arg: false,
+        set: |c, a, _| {
+            c.rdbchecksum = parse_bool(&a[0])?;
+            Ok(())
+        },
+        get: |c| render_bool(c.rdbchecksum),
+        file_form: FileForm::Plain,
+    },
+    ConfigOption {
+        name: "maxclients",
+        settable: Settable::Runtime,
+        multi_arg: false,
+        set: |c, a, _| {
+            c.maxclients = int(&a[0], 1, i64::from(u32::MAX))?;
+            Ok(())
+        },
+        get: |c| c.maxclients.to_string(),
+        file_form: FileForm::Plain,
+    },
+    ConfigOption {
+        name: "timeout",
+        settable: Settable::Runtime,
+        multi_arg: false,
+        set: |c, a, _| {
+            c.timeout_secs = int(&a[0], 0, INT_MAX)?;
+            Ok(())
+        },
+        get: |c| c.timeout_secs.to_string(),
+        file_form: FileForm::Plain,
+    },
+    ConfigOption {
+        name: "tcp-keepalive",
+        settable: Settable::Runtime,
+        multi_arg: false,
+        set: |c, a, _| {
+            c.tcp_keepalive_secs = int(&a[0], 0, INT_MAX)?;
+            Ok(())
+        },
+        get: |c| c.tcp_keepalive_secs.to_string(),
+        file_form: FileForm::Plain,
+    },
+    ConfigOption {
+        name: "tcp-backlog",
+        settable: Settable::Immutable,
+        multi_arg: false,
+        set: |c, a, _| {
+            c.tcp_backlog = int(&a[0], 0, INT_MAX)?;
+            Ok(())
+        },
+        get: |c| c.tcp_backlog.to_string(),
+        file_form: FileForm::Plain,
+    },
+    ConfigOption {
+        name: "loglevel",
+        settable: Settable::Runtime,
+        multi_arg: false,
+        set: |c, a, _| {
+            c.loglevel = LogLevel::ALL[parse_enum(&a[0], &LogLevel::NAMES)?];
+            Ok(())
+        },
+        get: |c| c.loglevel.name().to_owned(),
+        file_form: FileForm::Plain,
+    },
+    ConfigOption {
+        name: "logfile",
+        settable: Settable::Immutable,
+        multi_arg: false,
+        set: |c, a, _| {
+            c.logfile = path_option(&a[0]);
+            Ok(())
+        },
+        get: |c| render_path(c.logfile.as_ref()),
+        file_form: FileForm::Quoted,
+    },
+    ConfigOption {
+        name: "pidfile",
+        settable: Settable::Immutable,
+        multi_arg: false,
+        set: |c, a, _| {
+            c.pidfile = path_option(&a[0]);
+            Ok(())
+        },
+        get: |c| render_path(c.pidfile.as_ref()),
+        file_form: FileForm::Quoted,
+    },
+    ConfigOption {
+        name: "databases",
+        settable: Settable::Immutable,
+        multi_arg: false,
+        set: |c, a, _| {
+            c.databases = int(&a[0], 1, INT_MAX)?;
+            Ok(())
+        },
+        get: |c| c.databases.to_string(),
+        file_form: FileForm::Plain,
+    },
+    ConfigOption {
+        name: "daemonize",
+        settable: Settable::Immutable,
+        multi_arg: false,
+        set: |_, a, _| {
+            if parse_bool(&a[0])? {
+                return Err(
+                    "percore does not daemonize: run it in the foreground under \
+                            systemd (see deploy/percore.service)"
+                        .to_owned(),
+                );
+            }
+            Ok(())
+        },
+        get: |_| render_bool(false),
+        file_form: FileForm::Plain,
+    },
+    ConfigOption {
+        name: "proto-max-bulk-len",
+        settable: Settable::Runtime,
+        multi_arg: false,
+        set: |c, a, _| {
+            c.proto_max_bulk_len_bytes =
+                parse_memory_bounded(&a[0], MIN_PROTO_LIMIT_BYTES, i64::MAX as u64)?;
+            Ok(())
+        },
+        get: |c| c.proto_max_bulk_len_bytes.to_string(),
+        file_form: FileForm::Memory,
+    },
+    ConfigOption {
+        name: "client-query-buffer-limit",
+        settable: Settable::Runtime,
+        multi_arg: false,
+        set: |c, a, _| {
+            c.client_query_buffer_limit_bytes =
+                parse_memory_bounded(&a[0], MIN_PROTO_LIMIT_BYTES, i64::MAX as u64)?;
+            Ok(())
+        },
+        get: |c| c.client_query_buffer_limit_bytes.to_string(),
+        file_form: FileForm::Memory,
+    },
+    ConfigOption {
+        name: "client-output-buffer-limit",
+        settable: Settable::Runtime,
+        multi_arg: true,
+        set: |c, a, _| set_output_buffer_limits(c, a),
+        get: get_output_buffer_limits,
+        file_form: FileForm::OutputBufferLimits,
+    },
+    ConfigOption {
+        name: "slowlog-log-slower-than",
+        settable: Settable::Runtime,
+        multi_arg: false,
+        set: |c, a, _| {
+            c.slowlog_log_slower_than_us = int(&a[0], -1, i64::MAX)?;
+            Ok(())
+        },
+        get: |c| c.slowlog_log_slower_than_us.to_string(),
+        file_form: FileForm::Plain,
+    },
+    ConfigOption {
+        name: "slowlog-max-len",
+        settable: Settable::Runtime,
+        multi_arg: false,
+        set: |c, a, _| {
+            c.slowlog_max_len = int(&a[0], 0, i64::MAX)?;
+            Ok(())
+        },
+        get: |c| c.slowlog_max_len.to_string(),
+        file_form: FileForm::Plain,
+    },
+    ConfigOption {
+        name: "latency-tracking",
+        settable: Settable::Runtime,
+        multi_arg: false,
+        set: |c, a, _| {
+            c.latency_tracking = parse_bool(&a[0])?;
+            Ok(())
+        },
+        get: |c| render_bool(c.latency_tracking),
+        file_form: FileForm::Plain,
+    },
+    ConfigOption {
+        name: "latency-tracking-info-percentiles",
+        settable: Settable::Runtime,
+        multi_arg: true,
+        set: |c, a, _| set_percentiles(c, a),
+        get: get_percentiles,
+        file_form: FileForm::Plain,
+    },
+    ConfigOption {
+        name: "latency-monitor-threshold",
+        settable: Settable::Runtime,
+        multi_arg: false,
+        set: |c, a, _| {
+            c.latency_monitor_threshold_ms = int(&a[0], 0, i64::MAX)?;
+            Ok(())
+        },
+        get: |c| c.latency_monitor_threshold_ms.to_string(),
+        file_form: FileForm::Plain,
+    },
+    ConfigOption {
+        name: "hz",
+        settable: Settable::Runtime,
+        multi_arg: false,
+        set: |c, a, _| {
+            let hz: i64 = int(&a[0], 0, INT_MAX)?;
+            c.hz = hz.clamp(MIN_HZ, MAX_HZ) as u32;
+            Ok(())
+        },
+        get: |c| c.hz.to_string(),
+        file_form: FileForm::Plain,
+    },
+    ConfigOption {
+        name: "appendonly",
+        settable: Settable::Runtime,
+        multi_arg: false,
+        set: |_, a, _| {
+            if parse_bool(&a[0])? {
+                return Err(
+                    "appendonly yes is not supported: percore does not implement \
+                            AOF persistence yet (use RDB snapshots: save, BGSAVE)"
+                        .to_owned(),
+                );
+            }
+            Ok(())
+        },
+        get: |_| render_bool(false),
+        file_form: FileForm::Plain,
+    },
+    ConfigOption {
+        name: "maxmemory",
+        settable: Settable::Runtime,
+        multi_arg: false,
+        set: |c, a, _| {
+            c.maxmemory_bytes = parse_memory_bounded(&a[0], 0, u64::MAX)?;
+            Ok(())
+        },
+        get: |c| c.maxmemory_bytes.to_string(),
+        file_form: FileForm::Memory,
+    },
+    ConfigOption {
+        name: "maxmemory-policy",
+        settable: Settable::Runtime,
+        multi_arg: false,
+        set: |c, a, _| {
+            c.maxmemory_policy = MaxmemoryPolicy::ALL[parse_enum(&a[0], &MaxmemoryPolicy::NAMES)?];
+            Ok(())
+        },
+        get: |c| c.maxmemory_policy.name().to_owned(),
+        file_form: FileForm::Plain,
+    },
+];
+
+#[cfg(test)]
+mod tests {
+    use super::{
+        BindAddr, Config, LogLevel, MaxmemoryPolicy, OutputBufferLimit, SavePoint, Startup,
+        parse_command_line,
+    };
+    use std::path::{Path, PathBuf};
+
+    /// A scratch directory unique to one test.
+    fn scratch(name: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("percore-config-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn args(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    fn run(list: &[&str]) -> Config {
+        match parse_command_line(&args(list)) {
+            Ok(Startup::Run { config, .. }) => config,
+            other => panic!("expected a config, got {other:?}"),
+        }
+    }
+
+    fn error(list: &[&str]) -> String {
+        parse_command_line(&args(list)).unwrap_err().to_string()
+    }
+
+    fn get(config: &Config, name: &str) -> String {
+        let found = config.get_matching(name.as_bytes());
+        assert_eq!(found.len(), 1, "{name}: {found:?}");
+        found[0].1.clone()
+    }
+
+    fn set(config: &mut Config, pairs: &[(&str, &str)]) -> Result<(), String> {
+        let pairs: Vec<(&[u8], &[u8])> = pairs
+            .iter()
+            .map(|(k, v)| (k.as_bytes(), v.as_bytes()))
+            .collect();
+        config.set_many(&pairs)
+    }
+
+    fn save_points(points: &[(u64, u64)]) -> Vec<SavePoint> {
+        points
+            .iter()
+            .map(|&(seconds, changes)| SavePoint { seconds, changes })
+            .collect()
+    }
+
+    #[test]
+    fn defaults_are_redis_defaults() {
+        let c = Config::default();
+        assert_eq!(c.port, 6379);
+        assert_eq!(
+            c.bind,
+            [
+                BindAddr {
+                    addr: "127.0.0.1".into(),
+                    optional: false
+                },
+                BindAddr {
+                    addr: "::1".into(),
+                    optional: true
+                },
+            ]
+        );
+        assert_eq!(c.save, save_points(&[(3600, 1), (300, 100), (60, 10000)]));
+        assert_eq!(c.loglevel, LogLevel::Notice);
+        assert_eq!(c.maxmemory_policy, MaxmemoryPolicy::Noeviction);
+        assert_eq!(c.effective_threads(8), 8);
+        assert_eq!(c.rdb_path(), Path::new("./dump.rdb"));
+        assert_eq!(
+            c.client_output_buffer_limit.normal,
+            OutputBufferLimit {
+                hard_limit_bytes: 0,
+                soft_limit_bytes: 0,
+                soft_limit_secs: 0
+            }
+        );
+        // No arguments at all: the embedded defaults.
+        assert_eq!(run(&[]), c);
+
+        let expected = [
+            ("port", "6379"),
+            ("bind", "127.0.0.1 -::1"),
+            ("protected-mode", "yes"),
+            ("requirepass", ""),
+            ("threads", "0"),
+            ("dir", "."),
+            ("dbfilename", "dump.rdb"),
+            ("save", "3600 1 300 100 60 10000"),
+            ("rdbcompression", "yes"),
+            ("rdbchecksum", "yes"),
+            ("maxclients", "10000"),
+            ("timeout", "0"),
+            ("tcp-keepalive", "300"),
+            ("tcp-backlog", "511"),
+            ("loglevel", "notice"),
+            ("logfile", ""),
+            ("pidfile", ""),
+            ("databases", "16"),
+            ("daemonize", "no"),
+            ("proto-max-bulk-len", "536870912"),
+            ("client-query-buffer-limit", "1073741824"),
+            (
+                "client-output-buffer-limit",
+                "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60",
+            ),
+            ("slowlog-log-slower-than", "10000"),
+            ("slowlog-max-len", "128"),
+            ("latency-tracking", "yes"),
+            ("latency-tracking-info-percentiles", "50 99 99.9"),
+            ("latency-monitor-threshold", "0"),
+            ("hz", "10"),
+            ("appendonly", "no"),
+            ("maxmemory", "0"),
+            ("maxmemory-policy", "noeviction"),
+        ];
+        let all: Vec<(&str, String)> = c.get_matching(b"*");
+        let all: Vec<(&str, &str)> = all.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        assert_eq!(all, expected);
+    }
+
+    #[test]
+    fn file_parsing_quotes_comments_and_include() {
+        let dir = scratch("file");
+        let included = dir.join("extra.conf");
+        std::fs::write(&included, "maxclients 77\nsave 10 20\n").unwrap();
+        let main = dir.join("percore.conf");
+        std::fs::write(
+            &main,
+            format!(
+                "# a comment\n\n   PORT 7000\r\nrequirepass \"p a\\\"ss\"\n\
+                 logfile '/tmp/x y.log'\nsave 900 1\ninclude {}\n\
+                 save \"60 1\"\nbind 0.0.0.0 -::\nLogLevel WARNING\nmaxmemory 1GB\n\
+                 client-output-buffer-limit pubsub 64mb 16mb 90\nhz 1000\n",
+                included.display()
+            ),
+        )
+        .unwrap();
+        let Ok(Startup::Run {
+            config: c,
+            config_file,
+        }) = parse_command_line(&args(&[main.to_str().unwrap()]))
+        else {
+            panic!("config should load")
+        };
+        assert_eq!(config_file.as_deref(), Some(main.as_path()));
+        assert_eq!(c.port, 7000);
+        assert_eq!(c.requirepass, "p a\"ss");
+        assert_eq!(c.logfile.as_deref(), Some(Path::new("/tmp/x y.log")));
+        assert_eq!(c.maxclients, 77);
+        // The first `save` replaces the defaults, later ones (include too) accumulate.
+        assert_eq!(c.save, save_points(&[(900, 1), (10, 20), (60, 1)]));
+        assert_eq!(get(&c, "bind"), "0.0.0.0 -::");
+        assert_eq!(c.loglevel, LogLevel::Warning);
+        assert_eq!(c.maxmemory_bytes, 1 << 30);
+        assert_eq!(
+            c.client_output_buffer_limit.pubsub.hard_limit_bytes,
+            64 << 20
+        );
+        assert_eq!(c.client_output_buffer_limit.normal.hard_limit_bytes, 0);
+        assert_eq!(c.hz, 500, "hz is clamped as in Redis");
+
+        // A file without `save` keeps the defaults (Redis 7).
+        std::fs::write(&main, "port 7001\n").unwrap();
+        let c = run(&[main.to_str().unwrap()]);
+        assert_eq!(c.save, Config::default().save);
+    }
+
+    #[test]
+    fn file_errors_name_file_line_and_reason() {
+        let dir = scratch("errors");
+        let path = dir.join("bad.conf");
+        let path_text = path.to_str().unwrap().to_owned();
+        let cases = [
+            (
+                "port 7000\n# ok\nmaxclients abc\n",
+                3,
+                "maxclients abc",
+                "argument couldn't be parsed into an integer",
+            ),
+            (
+                "foo bar\n",
+                1,
+                "foo bar",
+                "Bad directive or wrong number of arguments",
+            ),
+            ("port 1 2\n", 1, "port 1 2", "wrong number of arguments"),
+            (
+                "  save \"60 1\n",
+                1,
+                "save \"60 1",
+                "Unbalanced quotes in configuration line",
+            ),
+            ("save 60\n", 1, "save 60", "Invalid save parameters"),
+            (
+                "port 99999\n",
+                1,
+                "port 99999",
+                "argument must be between 0 and 65535 inclusive",
+            ),
+            (
+                "loglevel loud\n",
+                1,
+                "loglevel loud",
+                "argument(s) must be one of the following: debug, verbose, notice, warning, nothing",
+            ),
+            (
+                "protected-mode maybe\n",
+                1,
+                "protected-mode maybe",
+                "argument must be 'yes' or 'no'",
+            ),
+            (
+                "maxmemory 1.5gb\n",
+                1,
+                "maxmemory 1.5gb",
+                "argument must be a memory value",
+            ),
+            (
+                "dbfilename a/b.rdb\n",
+                1,
+                "dbfilename a/b.rdb",
+                "dbfilename can't be a path, just a filename",
+            ),
+        ];
+        for (contents, line_no, line, reason) in cases {
+            std::fs::write(&path, contents).unwrap();
+            assert_eq!(
+                error(&[&path_text]),
+                format!(
+                    "*** FATAL CONFIG FILE ERROR (percore 0.1.0) ***\n\
+                     Reading the configuration file '{path_text}', at line {line_no}\n\
+                     >>> '{line}'\n{reason}"
+                ),
+                "{contents:?}"
+            );
+        }
+        std::fs::write(&path, "daemonize yes\n").unwrap();
+        assert!(error(&[&path_text]).ends_with("percore does not daemonize: run it in the foreground under systemd (see deploy/percore.service)"));
+        std::fs::write(&path, "appendonly yes\n").unwrap();
+        assert!(error(&[&path_text]).contains("AOF"));
+
+        // Errors inside an included file name that file and its line.
+        let inner = dir.join("inner.conf");
+        std::fs::write(&inner, "\nhz fast\n").unwrap();
+        std::fs::write(&path, format!("include {}\n", inner.display())).unwrap();
+        assert!(error(&[&path_text]).contains(&format!(
+            "Reading the configuration file '{}', at line 2\n>>> 'hz fast'",
+            inner.display()
+        )));
+        // An include loop stops instead of overflowing the stack.
+        std::fs::write(&path, format!("include {path_text}\n")).unwrap();
+        assert!(error(&[&path_text]).contains("include nesting deeper than 16 levels"));
+
+        let missing = dir.join("missing.conf");
+        assert_eq!(
+            error(&[missing.to_str().unwrap()]),
+            format!(
+                "Fatal error, can't open config file '{}': No such file or directory",
+                missing.display()
+            )
+        );
+    }
+
+    #[test]
+    fn command_line_overrides_the_file() {
+        let dir = scratch("cli");
+        let path = dir.join("percore.conf");
+        std::fs::write(&path, "port 7000\nsave 900 1\nmaxclients 5\n").unwrap();
+        let file = path.to_str().unwrap();
+
+        let c = run(&[file, "--port", "7001", "--save", ""]);
+        assert_eq!((c.port, c.maxclients), (7001, 5));
+        assert!(c.save.is_empty(), "--save '' disables snapshots");
+
+        let c = run(&[
+            "--save",
+            "60 1",
+            "--bind",
+            "127.0.0.1",
+            "-::1",
+            "--maxclients",
+            "9",
+        ]);
+        assert_eq!(c.save, save_points(&[(60, 1)]));
+        assert_eq!(get(&c, "bind"), "127.0.0.1 -::1");
+        assert_eq!(c.maxclients, 9);
+
+        // Like redis-server: file `save` lines and flag `save` lines accumulate.
+        let c = run(&[file, "--save", "60 1"]);
+        assert_eq!(c.save, save_points(&[(900, 1), (60, 1)]));
+
+        // A bare --save, last or before another --name, means save "".
+        assert!(run(&["--save"]).save.is_empty());
+        let c = run(&["--save", "--port", "7002"]);
+        assert!(c.save.is_empty());
+        assert_eq!(c.port, 7002);
+        // Name and value in one argument.
+        assert_eq!(run(&["--port 7003"]).port, 7003);
+        // A value may start with "--" right after its name.
+        assert_eq!(run(&["--requirepass", "--secret"]).requirepass, "--secret");
+
+        assert_eq!(
+            error(&["--port", "7000", "--maxclients", "abc"]),
+            "*** FATAL CONFIG FILE ERROR (percore 0.1.0) ***\n\
+             Reading the command line options, at option 2\n\
+             >>> 'maxclients \"abc\"'\n\
+             argument couldn't be parsed into an integer"
+        );
+        assert!(error(&["--nosuch", "1"]).ends_with("Bad directive or wrong number of arguments"));
+        assert!(error(&["--daemonize", "yes"]).contains("percore does not daemonize"));
+
+        for flag in ["-v", "--version"] {
+            let Ok(Startup::PrintAndExit(text)) = parse_command_line(&args(&[flag])) else {
+                panic!("{flag} prints")
+            };
+            assert!(text.starts_with("percore v=0.1.0 "), "{text}");
+        }
+        for flag in ["-h", "--help"] {
+            let Ok(Startup::PrintAndExit(text)) = parse_command_line(&args(&[flag])) else {
+                panic!("{flag} prints")
+            };
+            assert!(text.starts_with("Usage: percore-server"), "{text}");
+        }
+    }
+
+    #[test]
+    fn config_get_patterns() {
+        let c = Config::default();
+        let names = |pattern: &str| -> Vec<&'static str> {
+            c.get_matching(pattern.as_bytes())
+                .into_iter()
+                .map(|(n, _)| n)
+                .collect()
+        };
+        assert_eq!(
+            names("*max*"),
+            [
+                "maxclients",
+                "proto-max-bulk-len",
+                "slowlog-max-len",
+                "maxmemory",
+                "maxmemory-policy"
+            ]
+        );
+        assert_eq!(names("MAXCLIENTS"), ["maxclients"]);
+        assert_eq!(names("port"), ["port"]);
+        assert_eq!(names("rdb*"), ["rdbcompression", "rdbchecksum"]);
+        assert_eq!(names("latency-tracking*").len(), 2);
+        assert!(names("nosuch").is_empty());
+        assert!(names("max").is_empty(), "no glob, no prefix match");
+        assert_eq!(get(&c, "client-query-buffer-limit"), "1073741824");
+    }
+
+    #[test]
+    fn config_set_applies_renders_and_validates() {
+        let mut c = Config::default();
+        set(
+            &mut c,
+            &[("maxmemory", "100mb"), ("MAXMEMORY-POLICY", "ALLKEYS-LRU")],
+        )
+        .unwrap();
+        assert_eq!(get(&c, "maxmemory"), "104857600", "sizes render as bytes");
+        assert_eq!(get(&c, "maxmemory-policy"), "allkeys-lru");
+        set(&mut c, &[("maxmemory", "100k")]).unwrap();
+        assert_eq!(c.maxmemory_bytes, 100_000);
+        set(&mut c, &[("save", "10 20 30 40")]).unwrap();
+        assert_eq!(
+            c.save,
+            save_points(&[(10, 20), (30, 40)]),
+            "CONFIG SET save replaces"
+        );
+        set(&mut c, &[("save", "")]).unwrap();
+        assert!(c.save.is_empty());
+        set(
+            &mut c,
+            &[("client-output-buffer-limit", "normal 1mb 2k 3 slave 1 2 3")],
+        )
+        .unwrap();
+        assert_eq!(
+            get(&c, "client-output-buffer-limit"),
+            "normal 1048576 2000 3 slave 1 2 3 pubsub 33554432 8388608 60"
+        );
+        set(
+            &mut c,
+            &[("latency-tracking-info-percentiles", "1.5 99.99 100 0")],
+        )
+        .unwrap();
+        assert_eq!(
+            get(&c, "latency-tracking-info-percentiles"),
+            "1.5 99.99 100 0"
+        );
+        set(&mut c, &[("hz", "0")]).unwrap();
+        assert_eq!(c.hz, 1);
+        set(&mut c, &[("appendonly", "no"), ("requirepass", "s3cret")]).unwrap();
+        assert_eq!(c.requirepass, "s3cret");
+
+        let failed = |name: &str, reason: &str| {
+            format!("ERR CONFIG SET failed (possibly related to argument '{name}') - {reason}")
+        };
+        let cases: [(&[(&str, &str)], String); 14] = [
+            (
+                &[("foo", "bar")],
+                "ERR Unknown option or number of arguments for CONFIG SET - 'foo'".into(),
+            ),
+            (
+                &[("port", "7000")],
+                failed("port", "can't set immutable config"),
+            ),
+            (
+                &[("Daemonize", "no")],
+                failed("Daemonize", "can't set immutable config"),
+            ),
+            (
+                &[("dir", "/tmp")],
+                failed("dir", "can't set protected config"),
+            ),
+            (
+                &[("maxclients", "abc")],
+                failed("maxclients", "argument couldn't be parsed into an integer"),
+            ),
+            (
+                &[("MAXCLIENTS", "abc")],
+                failed("maxclients", "argument couldn't be parsed into an integer"),
+            ),
+            (
+                &[("maxclients", "0")],
+                failed(
+                    "maxclients",
+                    "argument must be between 1 and 4294967295 inclusive",
+                ),
+            ),
+            (
+                &[("maxclients", "10"), ("MAXCLIENTS", "3")],
+                failed("MAXCLIENTS", "duplicate parameter"),
+            ),
+            (
+                &[("maxmemory", "12zz")],
+                failed("maxmemory", "argument must be a memory value"),
+            ),
+            (
+                &[("proto-max-bulk-len", "1")],
+                failed(
+                    "proto-max-bulk-len",
+                    "argument must be between 1048576 and 9223372036854775807 inclusive",
+                ),
+            ),
+            (
+                &[("save", "60 1  300 2")],
+                failed("save", "Invalid save parameters"),
+            ),
+            (
+                &[("client-output-buffer-limit", "master 1 2 3")],
+                failed(
+                    "client-output-buffer-limit",
+                    "Invalid client class specified in buffer limit configuration.",
+                ),
+            ),
+            (
+                &[("latency-tracking-info-percentiles", "101")],
+                failed(
+                    "latency-tracking-info-percentiles",
+                    "latency-tracking-info-percentiles parameters should sit between [0.0,100.0]",
+                ),
+            ),
+            (
+                &[("loglevel", "loud")],
+                failed(
+                    "loglevel",
+                    "argument(s) must be one of the following: debug, verbose, notice, warning, nothing",
+                ),
+            ),
+        ];
+        for (pairs, expected) in cases {
+            let before = c.clone();
+            assert_eq!(set(&mut c, pairs).unwrap_err(), expected, "{pairs:?}");
+            assert_eq!(c, before);
+        }
+    }
+
+    #[test]
+    fn config_set_is_all_or_nothing() {
+        let mut c = Config::default();
+        let before = c.clone();
+        let err = set(
+            &mut c,
+            &[
+                ("maxclients", "50"),
+                ("save", "1 1"),
+                ("timeout", "-1"),
+                ("hz", "20"),
+            ],
+        )
+        .unwrap_err();
+        assert_eq!(
+            err,
+            "ERR CONFIG SET failed (possibly related to argument 'timeout') - argument must be between 0 and 2147483647 inclusive"
+        );
+        assert_eq!(c, before, "one bad value changes nothing");
+        set(
+            &mut c,
+            &[("maxclients", "50"), ("save", "1 1"), ("hz", "20")],
+        )
+        .unwrap();
+        assert_eq!((c.maxclients, c.hz), (50, 20));
+        assert_eq!(c.save, save_points(&[(1, 1)]));
+    }
+
+    #[test]
+    fn rewrite_round_trips_and_keeps_the_file_shape() {
+        let dir = scratch("rewrite");
+        let path = dir.join("percore.conf");
+        std::fs::write(
+            &path,
+            "# percore test config\nport 7000\n\n# snapshots\nsave 900 1\nsave 300 10\n\
+             include /dev/null\nmaxclients 10000\n",
+        )
+        .unwrap();
+        let file = path.to_str().unwrap().to_owned();
+        let mut c = run(&[&file, "--requirepass", "a \"quoted\" pass"]);
+        set(
+            &mut c,
+            &[
+                ("save", "60 1"),
+                ("maxmemory", "1gb"),
+                ("proto-max-bulk-len", "1000000000"),
+                ("client-output-buffer-limit", "normal 1gb 512mb 0"),
+                ("latency-tracking-info-percentiles", ""),
+                ("loglevel", "debug"),
+            ],
+        )
+        .unwrap();
+        c.rewrite(&path).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(
+            text,
+            "# percore test config\nport 7000\n\n# snapshots\nsave 60 1\n\ninclude /dev/null\n\
+             maxclients 10000\n# Generated by CONFIG REWRITE\nrequirepass \"a \\\"quoted\\\" pass\"\n\
+             loglevel debug\nproto-max-bulk-len 1000000000\n\
+             client-output-buffer-limit normal 1gb 512mb 0\nlatency-tracking-info-percentiles \"\"\n\
+             maxmemory 1gb\n"
+        );
+        assert_eq!(
+            run(&[&file]),
+            c,
+            "rewrite then re-parse gives the same config"
+        );
+
+        // Rewriting again changes nothing; an absent file is created.
+        c.rewrite(&path).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), text);
+        let fresh = dir.join("new.conf");
+        let mut c = Config::default();
+        set(&mut c, &[("save", ""), ("timeout", "30")]).unwrap();
+        c.rewrite(&fresh).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&fresh).unwrap(),
+            "# Generated by CONFIG REWRITE\nsave \"\"\ntimeout 30\n"
+        );
+        assert_eq!(run(&[fresh.to_str().unwrap()]), c);
+        let leftovers: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .contains(".tmp-")
+            })
+            .collect();
+        assert!(leftovers.is_empty(), "no temporary files left behind");
+    }
+}
