@@ -1297,8 +1297,8 @@ static OPTIONS: &[ConfigOption] = &[
 #[cfg(test)]
 mod tests {
     use super::{
-        BindAddr, Config, LogLevel, MaxmemoryPolicy, OutputBufferLimit, SavePoint, Startup,
-        parse_command_line,
+        BindAddr, Config, Loading, LogLevel, MaxmemoryPolicy, OPTIONS, OutputBufferLimit,
+        SavePoint, Startup, find_option, load_file_contents, parse_command_line,
     };
     use std::path::{Path, PathBuf};
 
@@ -1466,6 +1466,47 @@ mod tests {
         std::fs::write(&main, "port 7001\n").unwrap();
         let c = run(&[main.to_str().unwrap()]);
         assert_eq!(c.save, Config::default().save);
+    }
+
+    #[test]
+    fn example_config_documents_every_default() {
+        let example = include_str!("../percore.conf");
+        let parse = |text: &str| {
+            let mut config = Config::default();
+            let mut loading = Loading::from_file();
+            load_file_contents(
+                &mut config,
+                &mut loading,
+                Path::new("percore.conf"),
+                text.as_bytes(),
+                0,
+            )
+            .map(|()| config)
+        };
+        assert_eq!(parse(example).unwrap(), Config::default());
+        // Uncommenting every `# <option> <default>` line must still give the defaults,
+        // and every option must be shown.
+        let mut shown = Vec::new();
+        let uncommented: String = example
+            .lines()
+            .map(|line| {
+                let directive = line.strip_prefix("# ").filter(|rest| {
+                    rest.split_once(' ')
+                        .and_then(|(name, _)| find_option(name.as_bytes()))
+                        .inspect(|o| shown.push(o.name))
+                        .is_some()
+                });
+                format!("{}\n", directive.unwrap_or(line))
+            })
+            .collect();
+        assert_eq!(parse(&uncommented).unwrap(), Config::default());
+        for option in OPTIONS {
+            assert!(
+                shown.contains(&option.name),
+                "percore.conf lacks {}",
+                option.name
+            );
+        }
     }
 
     #[test]
