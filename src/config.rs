@@ -1487,7 +1487,7 @@ mod tests {
         // Uncommenting every `# <option> <default>` line must still give the defaults,
         // and every option must be shown.
         let mut shown = Vec::new();
-        let uncommented: String = example
+        let uncommented = example
             .lines()
             .map(|line| {
                 let directive = line.strip_prefix("# ").filter(|rest| {
@@ -1496,9 +1496,10 @@ mod tests {
                         .inspect(|o| shown.push(o.name))
                         .is_some()
                 });
-                format!("{}\n", directive.unwrap_or(line))
+                directive.unwrap_or(line)
             })
-            .collect();
+            .collect::<Vec<_>>()
+            .join("\n");
         assert_eq!(parse(&uncommented).unwrap(), Config::default());
         for option in OPTIONS {
             assert!(
