@@ -26,7 +26,9 @@ fn read8(b: &[u8], at: usize) -> u64 {
 
 #[inline]
 fn read4(b: &[u8], at: usize) -> u64 {
-    u64::from(u32::from_le_bytes(b[at..at + 4].try_into().expect("4-byte window")))
+    u64::from(u32::from_le_bytes(
+        b[at..at + 4].try_into().expect("4-byte window"),
+    ))
 }
 
 /// Hash `bytes` with `seed`. Different seeds give independent-looking hash functions.
@@ -44,7 +46,9 @@ pub fn hash_bytes(seed: u64, bytes: &[u8]) -> u64 {
             )
         } else if len > 0 {
             (
-                (u64::from(bytes[0]) << 16) | (u64::from(bytes[len >> 1]) << 8) | u64::from(bytes[len - 1]),
+                (u64::from(bytes[0]) << 16)
+                    | (u64::from(bytes[len >> 1]) << 8)
+                    | u64::from(bytes[len - 1]),
                 0,
             )
         } else {
@@ -114,7 +118,10 @@ mod tests {
         let data: Vec<u8> = (0..200u8).collect();
         let mut seen = std::collections::HashSet::new();
         for len in 0..data.len() {
-            assert!(seen.insert(hash_bytes(7, &data[..len])), "collision at len {len}");
+            assert!(
+                seen.insert(hash_bytes(7, &data[..len])),
+                "collision at len {len}"
+            );
         }
     }
 
@@ -130,7 +137,10 @@ mod tests {
             counts[(hash_bytes(42, key.as_bytes()) as usize) & (BUCKETS - 1)] += 1;
         }
         let mean = KEYS as f64 / BUCKETS as f64;
-        let chi2: f64 = counts.iter().map(|&c| (f64::from(c) - mean).powi(2) / mean).sum();
+        let chi2: f64 = counts
+            .iter()
+            .map(|&c| (f64::from(c) - mean).powi(2) / mean)
+            .sum();
         assert!(chi2 < 1148.0, "chi-square {chi2}");
     }
 

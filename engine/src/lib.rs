@@ -12,6 +12,20 @@
 //! - [`glob`]: Redis's `stringmatchlen` glob matcher (KEYS, SCAN MATCH).
 #![forbid(unsafe_code)]
 
+pub mod db;
+pub mod glob;
 pub mod hash;
+pub mod keyspace;
+pub mod number;
 pub mod slot;
+pub mod strings;
 pub mod table;
+pub mod value;
+
+pub use db::{
+    Db, DbStats, Entry, ExpireBudget, ExpireCycleStats, KeyspaceInfo, SetExpire, TakenKey,
+};
+pub use keyspace::Keyspace;
+pub use strings::StringError;
+pub use table::Table;
+pub use value::{StrValue, Value};

@@ -17,7 +17,11 @@ const fn build_crc16_table() -> [u16; 256] {
         let mut crc = (byte as u16) << 8;
         let mut bit = 0;
         while bit < 8 {
-            crc = if crc & 0x8000 != 0 { (crc << 1) ^ CRC16_POLY } else { crc << 1 };
+            crc = if crc & 0x8000 != 0 {
+                (crc << 1) ^ CRC16_POLY
+            } else {
+                crc << 1
+            };
             bit += 1;
         }
         table[byte] = crc;
@@ -87,7 +91,11 @@ mod tests {
             for &b in data {
                 crc ^= u16::from(b) << 8;
                 for _ in 0..8 {
-                    crc = if crc & 0x8000 != 0 { (crc << 1) ^ CRC16_POLY } else { crc << 1 };
+                    crc = if crc & 0x8000 != 0 {
+                        (crc << 1) ^ CRC16_POLY
+                    } else {
+                        crc << 1
+                    };
                 }
             }
             crc
@@ -110,8 +118,14 @@ mod tests {
     #[test]
     fn hashtags() {
         assert_eq!(hash_tag(b"{user1000}.following"), b"user1000");
-        assert_eq!(key_hash_slot(b"{user1000}.following"), key_hash_slot(b"{user1000}.followers"));
-        assert_eq!(key_hash_slot(b"{user1000}.following"), key_hash_slot(b"user1000"));
+        assert_eq!(
+            key_hash_slot(b"{user1000}.following"),
+            key_hash_slot(b"{user1000}.followers")
+        );
+        assert_eq!(
+            key_hash_slot(b"{user1000}.following"),
+            key_hash_slot(b"user1000")
+        );
         // Empty tag: the whole key is hashed.
         assert_eq!(hash_tag(b"foo{}{bar}"), b"foo{}{bar}");
         // First `{` up to the first `}` after it.

@@ -77,7 +77,13 @@ impl<V> Table<V> {
     /// An empty table hashing with `seed`. Allocates nothing until the first insert.
     #[must_use]
     pub fn new(seed: u64) -> Self {
-        Self { seed, chunks: Vec::new(), len: 0, ht: [Vec::new(), Vec::new()], rehash_idx: 0 }
+        Self {
+            seed,
+            chunks: Vec::new(),
+            len: 0,
+            ht: [Vec::new(), Vec::new()],
+            rehash_idx: 0,
+        }
     }
 
     /// Number of entries.
@@ -188,7 +194,11 @@ impl<V> Table<V> {
     #[must_use]
     #[inline]
     pub fn entry_at(&self, idx: usize) -> (&[u8], &V) {
-        assert!(idx < self.len, "entry index {idx} out of bounds ({})", self.len);
+        assert!(
+            idx < self.len,
+            "entry index {idx} out of bounds ({})",
+            self.len
+        );
         let n = node(&self.chunks, idx);
         (&n.key, &n.value)
     }
@@ -196,7 +206,11 @@ impl<V> Table<V> {
     /// Mutable value of the entry at arena index `idx`.
     #[inline]
     pub fn value_at_mut(&mut self, idx: usize) -> &mut V {
-        assert!(idx < self.len, "entry index {idx} out of bounds ({})", self.len);
+        assert!(
+            idx < self.len,
+            "entry index {idx} out of bounds ({})",
+            self.len
+        );
         &mut node_mut(&mut self.chunks, idx).value
     }
 
@@ -206,7 +220,11 @@ impl<V> Table<V> {
         let hash = self.hash_key(key);
         match self.find_hashed(key, hash) {
             Some(idx) => Entry::Occupied(OccupiedEntry { table: self, idx }),
-            None => Entry::Vacant(VacantEntry { table: self, key, hash }),
+            None => Entry::Vacant(VacantEntry {
+                table: self,
+                key,
+                hash,
+            }),
         }
     }
 
@@ -216,7 +234,10 @@ impl<V> Table<V> {
         self.rehash_step();
         let hash = self.hash_key(&key);
         if let Some(idx) = self.find_hashed(&key, hash) {
-            return Some(mem::replace(&mut node_mut(&mut self.chunks, idx).value, value));
+            return Some(mem::replace(
+                &mut node_mut(&mut self.chunks, idx).value,
+                value,
+            ));
         }
         self.push_new(key, hash, value);
         None
@@ -242,16 +263,25 @@ impl<V> Table<V> {
 
     /// Removes the entry at arena index `idx`. The last entry moves into `idx`.
     pub fn remove_at(&mut self, idx: usize) -> (Box<[u8]>, V) {
-        assert!(idx < self.len, "entry index {idx} out of bounds ({})", self.len);
+        assert!(
+            idx < self.len,
+            "entry index {idx} out of bounds ({})",
+            self.len
+        );
         let next = node(&self.chunks, idx).next;
         self.replace_link(idx, link_of(idx), next);
         let last = self.len - 1;
         if idx != last {
             self.replace_link(last, link_of(last), link_of(idx));
         }
-        let last_node = self.chunks[last >> CHUNK_SHIFT].pop().expect("arena holds `len` entries");
-        let removed =
-            if idx == last { last_node } else { mem::replace(node_mut(&mut self.chunks, idx), last_node) };
+        let last_node = self.chunks[last >> CHUNK_SHIFT]
+            .pop()
+            .expect("arena holds `len` entries");
+        let removed = if idx == last {
+            last_node
+        } else {
+            mem::replace(node_mut(&mut self.chunks, idx), last_node)
+        };
         self.len -= 1;
         // Keep at most one empty chunk at the end, so insert/remove at a chunk boundary
         // does not allocate and free a chunk each time.
@@ -311,7 +341,12 @@ impl<V> Table<V> {
         let next = mem::replace(&mut table[b], link_of(idx));
         let c = &mut self.chunks[chunk];
         debug_assert!(c.len() == idx & (CHUNK_ENTRIES - 1) && c.len() < c.capacity());
-        c.push(Node { hash, next, key, value });
+        c.push(Node {
+            hash,
+            next,
+            key,
+            value,
+        });
         self.len += 1;
         idx
     }
@@ -329,7 +364,10 @@ impl<V> Table<V> {
 
     fn shrink_if_needed(&mut self) {
         let buckets = self.ht[0].len();
-        if !self.is_rehashing() && buckets > INITIAL_BUCKETS && self.len * SHRINK_LOAD_DIVISOR < buckets {
+        if !self.is_rehashing()
+            && buckets > INITIAL_BUCKETS
+            && self.len * SHRINK_LOAD_DIVISOR < buckets
+        {
             self.start_resize(self.len.next_power_of_two().max(INITIAL_BUCKETS));
         }
     }
@@ -425,8 +463,11 @@ impl<V> Table<V> {
         }
         let mut v = cursor;
         if self.is_rehashing() {
-            let (small, large) =
-                if self.ht[0].len() <= self.ht[1].len() { (&self.ht[0], &self.ht[1]) } else { (&self.ht[1], &self.ht[0]) };
+            let (small, large) = if self.ht[0].len() <= self.ht[1].len() {
+                (&self.ht[0], &self.ht[1])
+            } else {
+                (&self.ht[1], &self.ht[0])
+            };
             let m0 = (small.len() - 1) as u64;
             let m1 = (large.len() - 1) as u64;
             self.emit(small[(v & m0) as usize], &mut f);
@@ -567,7 +608,10 @@ impl<'a, V> VacantEntry<'a, V> {
     }
     /// Inserts with an already owned key, which must equal the looked-up key.
     pub fn insert_with_key(self, key: Box<[u8]>, value: V) -> &'a mut V {
-        assert!(*key == *self.key, "vacant entry filled with a different key");
+        assert!(
+            *key == *self.key,
+            "vacant entry filled with a different key"
+        );
         let idx = self.table.push_new(key, self.hash, value);
         &mut node_mut(&mut self.table.chunks, idx).value
     }
@@ -707,7 +751,10 @@ mod tests {
             let before = t.rehash_idx;
             t.rehash_step();
             if t.is_rehashing() {
-                assert!(t.rehash_idx - before <= REHASH_BUCKETS_PER_OP * (REHASH_EMPTY_VISITS_PER_BUCKET + 1));
+                assert!(
+                    t.rehash_idx - before
+                        <= REHASH_BUCKETS_PER_OP * (REHASH_EMPTY_VISITS_PER_BUCKET + 1)
+                );
             }
             steps += 1;
         }
@@ -737,11 +784,18 @@ mod tests {
         let mut rng = 1;
         let mut sampled = HashSet::new();
         for _ in 0..50 {
-            assert_eq!(t.sample(&mut rng, 20, |_, &v| {
-                sampled.insert(v);
-            }), 20);
+            assert_eq!(
+                t.sample(&mut rng, 20, |_, &v| {
+                    sampled.insert(v);
+                }),
+                20
+            );
         }
-        assert!(sampled.len() > 600, "1000 picks should hit most of 1000 keys: {}", sampled.len());
+        assert!(
+            sampled.len() > 600,
+            "1000 picks should hit most of 1000 keys: {}",
+            sampled.len()
+        );
         let small: Table<u8> = {
             let mut s = Table::new(1);
             s.insert(b"only"[..].into(), 1);

@@ -1,0 +1,762 @@
+//! One database of one shard: keys → values with optional expiry times, a separate
+//! index of the keys that have a TTL (as Redis's `expires` dict) for sampling, lazy
+//! expiry on every access and Redis's active expiry cycle.
+//!
+//! Pure: every operation where time matters takes `now_ms` (Unix milliseconds) from the
+//! caller. A key is expired when `now_ms > expire_at_ms`, as Redis's `keyIsExpired`.
+
+use crate::hash::splitmix64;
+use crate::table::{Entry as Slot, Table};
+use crate::value::Value;
+use std::mem;
+
+/// Keys with a TTL sampled per round of the active expiry cycle (Redis's
+/// `ACTIVE_EXPIRE_CYCLE_KEYS_PER_LOOP`).
+pub const ACTIVE_EXPIRE_CYCLE_KEYS_PER_LOOP: usize = 20;
+/// Another round runs while more than this percentage of a round's sample had expired
+/// (Redis's `ACTIVE_EXPIRE_CYCLE_ACCEPTABLE_STALE`).
+pub const ACTIVE_EXPIRE_CYCLE_ACCEPTABLE_STALE_PERCENT: u64 = 10;
+/// Weight, out of this, that the previous estimate keeps in the running `avg_ttl`
+/// (Redis: `avg_ttl = avg_ttl/50*49 + sample_avg/50`).
+const AVG_TTL_SMOOTHING_WEIGHT: i64 = 50;
+/// Milliseconds per LRU clock tick (the LRU clock counts seconds).
+const LRU_CLOCK_RESOLUTION_MS: i64 = 1000;
+
+/// Stored in `expire_at_ms` when the key has no TTL.
+const NO_EXPIRE: i64 = i64::MIN;
+
+fn lru_clock(now_ms: i64) -> u32 {
+    now_ms.div_euclid(LRU_CLOCK_RESOLUTION_MS) as u32
+}
+
+/// A stored key's value and metadata.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    pub value: Value,
+    expire_at_ms: i64,
+    lru_s: u32,
+}
+
+impl Entry {
+    /// Absolute expiry time in Unix milliseconds, if the key has a TTL.
+    #[must_use]
+    pub fn expire_at_ms(&self) -> Option<i64> {
+        (self.expire_at_ms != NO_EXPIRE).then_some(self.expire_at_ms)
+    }
+
+    /// LRU clock (seconds) of the last access.
+    #[must_use]
+    pub fn lru_s(&self) -> u32 {
+        self.lru_s
+    }
+
+    /// Seconds since the last access (OBJECT IDLETIME).
+    #[must_use]
+    pub fn idle_time_s(&self, now_ms: i64) -> u64 {
+        u64::from(lru_clock(now_ms).wrapping_sub(self.lru_s))
+    }
+
+    #[inline]
+    fn is_expired(&self, now_ms: i64) -> bool {
+        self.expire_at_ms != NO_EXPIRE && now_ms > self.expire_at_ms
+    }
+}
+
+/// What SET does to the key's TTL.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SetExpire {
+    /// Keep the existing TTL (`SET ... KEEPTTL`); a new key gets none.
+    Keep,
+    /// Remove any TTL (plain `SET`).
+    Clear,
+    /// Expire at this Unix time in milliseconds (`EX`/`PX`/`EXAT`/`PXAT`, already absolute).
+    At(i64),
+}
+
+/// A key moved out of a database with everything needed to put it back elsewhere
+/// (MOVE, RENAME, and moves between shards done by the caller).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TakenKey {
+    pub key: Box<[u8]>,
+    pub value: Value,
+    pub expire_at_ms: Option<i64>,
+}
+
+/// Cumulative counters of one database.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DbStats {
+    /// Keys deleted because their TTL passed (lazily or by the active cycle): INFO
+    /// `expired_keys`.
+    pub expired_keys: u64,
+}
+
+/// INFO keyspace line for one database: `keys=..,expires=..,avg_ttl=..`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KeyspaceInfo {
+    pub keys: usize,
+    pub expires: usize,
+    /// Running estimate of the TTL of keys with one, from the active expiry samples
+    /// (0 until the first sample), as Redis.
+    pub avg_ttl_ms: i64,
+}
+
+/// Work allowance for [`Db::active_expire_cycle`], in keys sampled. The caller derives
+/// it from its time budget (e.g. measured cost per sample) and checks the clock between
+/// calls.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExpireBudget {
+    samples_left: u64,
+}
+
+impl ExpireBudget {
+    #[must_use]
+    pub fn new(samples: u64) -> Self {
+        Self {
+            samples_left: samples,
+        }
+    }
+
+    #[must_use]
+    pub fn remaining(&self) -> u64 {
+        self.samples_left
+    }
+
+    #[must_use]
+    pub fn is_exhausted(&self) -> bool {
+        self.samples_left == 0
+    }
+}
+
+/// What one call of [`Db::active_expire_cycle`] did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ExpireCycleStats {
+    pub sampled: u64,
+    pub expired: u64,
+    /// The cycle stopped because the budget ran out while the stale ratio was still
+    /// above [`ACTIVE_EXPIRE_CYCLE_ACCEPTABLE_STALE_PERCENT`] (Redis's `timelimit_exit`).
+    pub budget_exhausted: bool,
+}
+
+/// One database of one shard.
+pub struct Db {
+    main: Table<Entry>,
+    /// Keys with a TTL → expiry time; always in sync with `main`'s `expire_at_ms`.
+    expires: Table<i64>,
+    stats: DbStats,
+    avg_ttl_ms: i64,
+    /// State of the generator used by the active expiry cycle.
+    rng: u64,
+}
+
+impl Db {
+    /// An empty database whose tables hash with `hash_seed`.
+    #[must_use]
+    pub fn new(hash_seed: u64) -> Self {
+        let mut seeds = hash_seed;
+        let main_seed = splitmix64(&mut seeds);
+        let expires_seed = splitmix64(&mut seeds);
+        let rng = splitmix64(&mut seeds);
+        Self {
+            main: Table::new(main_seed),
+            expires: Table::new(expires_seed),
+            stats: DbStats::default(),
+            avg_ttl_ms: 0,
+            rng,
+        }
+    }
+
+    /// Number of keys, including expired keys not yet deleted (as Redis's DBSIZE).
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.main.len()
+    }
+
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.main.is_empty()
+    }
+
+    /// Number of keys with a TTL.
+    #[must_use]
+    pub fn expires_len(&self) -> usize {
+        self.expires.len()
+    }
+
+    #[must_use]
+    pub fn stats(&self) -> DbStats {
+        self.stats
+    }
+
+    #[must_use]
+    pub fn keyspace_info(&self) -> KeyspaceInfo {
+        KeyspaceInfo {
+            keys: self.main.len(),
+            expires: self.expires.len(),
+            avg_ttl_ms: self.avg_ttl_ms,
+        }
+    }
+
+    /// Drops every key (FLUSHDB). Counters are kept.
+    pub fn clear(&mut self) {
+        self.main.clear();
+        self.expires.clear();
+        self.avg_ttl_ms = 0;
+    }
+
+    /// Deletes the entry at `idx` of `main` and its expires index entry.
+    fn delete_at(&mut self, idx: usize) -> (Box<[u8]>, Entry) {
+        let (key, entry) = self.main.remove_at(idx);
+        if entry.expire_at_ms != NO_EXPIRE {
+            let indexed = self.expires.remove(&key);
+            assert!(indexed.is_some(), "expires index lost a key with a TTL");
+        }
+        (key, entry)
+    }
+
+    /// Index of `key` in `main` if present and not expired; an expired key is deleted.
+    #[inline]
+    fn live_index(&mut self, key: &[u8], now_ms: i64) -> Option<usize> {
+        let idx = self.main.lookup_index(key)?;
+        if self.main.entry_at(idx).1.is_expired(now_ms) {
+            self.delete_at(idx);
+            self.stats.expired_keys += 1;
+            return None;
+        }
+        Some(idx)
+    }
+
+    /// The value of `key`, updating its access time (GET and friends).
+    #[inline]
+    pub fn get(&mut self, key: &[u8], now_ms: i64) -> Option<&Value> {
+        self.get_mut(key, now_ms).map(|v| &*v)
+    }
+
+    /// The value of `key` for in-place modification, updating its access time.
+    #[inline]
+    pub fn get_mut(&mut self, key: &[u8], now_ms: i64) -> Option<&mut Value> {
+        let idx = self.live_index(key, now_ms)?;
+        let entry = self.main.value_at_mut(idx);
+        entry.lru_s = lru_clock(now_ms);
+        Some(&mut entry.value)
+    }
+
+    /// The entry of `key` without touching its access time (TTL, OBJECT, TYPE).
+    pub fn lookup_entry(&mut self, key: &[u8], now_ms: i64) -> Option<&Entry> {
+        let idx = self.live_index(key, now_ms)?;
+        Some(self.main.entry_at(idx).1)
+    }
+
+    /// True when `key` exists (EXISTS); does not touch its access time.
+    pub fn contains(&mut self, key: &[u8], now_ms: i64) -> bool {
+        self.live_index(key, now_ms).is_some()
+    }
+
+    /// Stores `value` under `key` with one table lookup, returning the previous value of
+    /// a live key (for `SET ... GET`).
+    pub fn set(
+        &mut self,
+        key: &[u8],
+        value: Value,
+        expire: SetExpire,
+        now_ms: i64,
+    ) -> Option<Value> {
+        let lru_s = lru_clock(now_ms);
+        match self.main.entry(key) {
+            Slot::Occupied(mut slot) => {
+                let entry = slot.get_mut();
+                let expired = entry.is_expired(now_ms);
+                let old_expire = entry.expire_at_ms;
+                let new_expire = match expire {
+                    SetExpire::Keep if !expired => old_expire,
+                    SetExpire::Keep | SetExpire::Clear => NO_EXPIRE,
+                    SetExpire::At(ms) => ms.max(NO_EXPIRE + 1),
+                };
+                let old = mem::replace(&mut entry.value, value);
+                entry.expire_at_ms = new_expire;
+                entry.lru_s = lru_s;
+                sync_expires(&mut self.expires, key, old_expire, new_expire);
+                if expired {
+                    self.stats.expired_keys += 1;
+                    None
+                } else {
+                    Some(old)
+                }
+            }
+            Slot::Vacant(slot) => {
+                let expire_at_ms = match expire {
+                    SetExpire::At(ms) => ms.max(NO_EXPIRE + 1),
+                    SetExpire::Keep | SetExpire::Clear => NO_EXPIRE,
+                };
+                slot.insert(Entry {
+                    value,
+                    expire_at_ms,
+                    lru_s,
+                });
+                if expire_at_ms != NO_EXPIRE {
+                    self.expires.insert(key.into(), expire_at_ms);
+                }
+                None
+            }
+        }
+    }
+
+    /// Deletes `key` (DEL/UNLINK), returning its value and expiry time if it was live.
+    pub fn remove(&mut self, key: &[u8], now_ms: i64) -> Option<(Value, Option<i64>)> {
+        let idx = self.live_index(key, now_ms)?;
+        let (_, entry) = self.delete_at(idx);
+        let expire = entry.expire_at_ms();
+        Some((entry.value, expire))
+    }
+
+    /// Expiry time of a live key; `None` when the key is absent or has no TTL (use
+    /// [`Db::lookup_entry`] to tell those apart).
+    pub fn expire_at(&mut self, key: &[u8], now_ms: i64) -> Option<i64> {
+        self.lookup_entry(key, now_ms)?.expire_at_ms()
+    }
+
+    /// Sets the expiry time of a live key (EXPIRE family, already converted to absolute
+    /// ms). Returns false when the key is absent. A time in the past is stored as is; the
+    /// command layer deletes the key instead when Redis would.
+    pub fn set_expire_at(&mut self, key: &[u8], at_ms: i64, now_ms: i64) -> bool {
+        let Some(idx) = self.live_index(key, now_ms) else {
+            return false;
+        };
+        let at_ms = at_ms.max(NO_EXPIRE + 1);
+        let entry = self.main.value_at_mut(idx);
+        let old = mem::replace(&mut entry.expire_at_ms, at_ms);
+        sync_expires(&mut self.expires, key, old, at_ms);
+        true
+    }
+
+    /// Removes the TTL of a live key (PERSIST); true when it had one.
+    pub fn persist(&mut self, key: &[u8], now_ms: i64) -> bool {
+        let Some(idx) = self.live_index(key, now_ms) else {
+            return false;
+        };
+        let entry = self.main.value_at_mut(idx);
+        let old = mem::replace(&mut entry.expire_at_ms, NO_EXPIRE);
+        sync_expires(&mut self.expires, key, old, NO_EXPIRE);
+        old != NO_EXPIRE
+    }
+
+    /// Seconds since `key` was last accessed (OBJECT IDLETIME), without touching it.
+    pub fn idle_time_s(&mut self, key: &[u8], now_ms: i64) -> Option<u64> {
+        Some(self.lookup_entry(key, now_ms)?.idle_time_s(now_ms))
+    }
+
+    /// Removes a live key and hands it over whole (MOVE, RENAME, cross-shard moves).
+    pub fn take(&mut self, key: &[u8], now_ms: i64) -> Option<TakenKey> {
+        let idx = self.live_index(key, now_ms)?;
+        let (key, entry) = self.delete_at(idx);
+        let expire_at_ms = entry.expire_at_ms();
+        Some(TakenKey {
+            key,
+            value: entry.value,
+            expire_at_ms,
+        })
+    }
+
+    /// Stores a taken key, replacing any existing value (returned if it was live). The
+    /// key's allocation is reused.
+    pub fn put(&mut self, taken: TakenKey, now_ms: i64) -> Option<Value> {
+        let TakenKey {
+            key,
+            value,
+            expire_at_ms,
+        } = taken;
+        let new_expire = expire_at_ms.map_or(NO_EXPIRE, |ms| ms.max(NO_EXPIRE + 1));
+        let lru_s = lru_clock(now_ms);
+        match self.main.entry(&key) {
+            Slot::Occupied(mut slot) => {
+                let entry = slot.get_mut();
+                let expired = entry.is_expired(now_ms);
+                let old_expire = mem::replace(&mut entry.expire_at_ms, new_expire);
+                let old = mem::replace(&mut entry.value, value);
+                entry.lru_s = lru_s;
+                sync_expires(&mut self.expires, &key, old_expire, new_expire);
+                if expired {
+                    self.stats.expired_keys += 1;
+                    None
+                } else {
+                    Some(old)
+                }
+            }
+            Slot::Vacant(slot) => {
+                slot.insert_with_key(
+                    key.clone(),
+                    Entry {
+                        value,
+                        expire_at_ms: new_expire,
+                        lru_s,
+                    },
+                );
+                if new_expire != NO_EXPIRE {
+                    self.expires.insert(key, new_expire);
+                }
+                None
+            }
+        }
+    }
+
+    /// RENAME within this database: moves `from` (with its TTL) over `to`. False when
+    /// `from` does not exist. Renaming a key to itself succeeds without change.
+    pub fn rename(&mut self, from: &[u8], to: &[u8], now_ms: i64) -> bool {
+        if from == to {
+            return self.contains(from, now_ms);
+        }
+        let Some(mut taken) = self.take(from, now_ms) else {
+            return false;
+        };
+        taken.key = to.into();
+        self.put(taken, now_ms);
+        true
+    }
+
+    /// A random live key (RANDOMKEY); expired keys met on the way are deleted.
+    pub fn random_key(&mut self, now_ms: i64, rng: &mut u64) -> Option<&[u8]> {
+        let idx = loop {
+            let idx = self.main.random_index(rng)?;
+            if !self.main.entry_at(idx).1.is_expired(now_ms) {
+                break idx;
+            }
+            self.delete_at(idx);
+            self.stats.expired_keys += 1;
+        };
+        Some(self.main.entry_at(idx).0)
+    }
+
+    /// SCAN step over live keys (see [`Table::scan`] for the guarantees). Expired keys
+    /// are skipped, not deleted.
+    pub fn scan(&self, cursor: u64, now_ms: i64, mut f: impl FnMut(&[u8], &Entry)) -> u64 {
+        self.main.scan(cursor, |k, e| {
+            if !e.is_expired(now_ms) {
+                f(k, e);
+            }
+        })
+    }
+
+    /// Every key and entry, expired ones included (for snapshots and DEBUG).
+    pub fn iter(&self) -> impl Iterator<Item = (&[u8], &Entry)> + '_ {
+        self.main.iter()
+    }
+
+    /// Redis's active expiry cycle for this database: rounds of up to
+    /// [`ACTIVE_EXPIRE_CYCLE_KEYS_PER_LOOP`] random keys with a TTL, deleting the expired
+    /// ones, repeated while more than [`ACTIVE_EXPIRE_CYCLE_ACCEPTABLE_STALE_PERCENT`] % of
+    /// a round had expired and the budget lasts.
+    pub fn active_expire_cycle(
+        &mut self,
+        now_ms: i64,
+        budget: &mut ExpireBudget,
+    ) -> ExpireCycleStats {
+        let mut cycle = ExpireCycleStats::default();
+        loop {
+            if self.expires.is_empty() {
+                break;
+            }
+            if budget.samples_left == 0 {
+                cycle.budget_exhausted = true;
+                break;
+            }
+            let round = ACTIVE_EXPIRE_CYCLE_KEYS_PER_LOOP
+                .min(self.expires.len())
+                .min(usize::try_from(budget.samples_left).unwrap_or(usize::MAX));
+            let (mut sampled, mut expired) = (0u64, 0u64);
+            let (mut ttl_sum, mut ttl_count) = (0i64, 0i64);
+            for _ in 0..round {
+                let Some(idx) = self.expires.random_index(&mut self.rng) else {
+                    break;
+                };
+                sampled += 1;
+                let when = *self.expires.entry_at(idx).1;
+                if now_ms > when {
+                    let (key, _) = self.expires.remove_at(idx);
+                    let removed = self.main.remove(&key);
+                    assert!(
+                        removed.is_some(),
+                        "expires index holds a key missing from the database"
+                    );
+                    expired += 1;
+                } else {
+                    ttl_sum = ttl_sum.saturating_add(when - now_ms);
+                    ttl_count += 1;
+                }
+            }
+            budget.samples_left -= sampled;
+            cycle.sampled += sampled;
+            cycle.expired += expired;
+            self.stats.expired_keys += expired;
+            if ttl_count > 0 {
+                let sample_avg = ttl_sum / ttl_count;
+                self.avg_ttl_ms = if self.avg_ttl_ms == 0 {
+                    sample_avg
+                } else {
+                    self.avg_ttl_ms / AVG_TTL_SMOOTHING_WEIGHT * (AVG_TTL_SMOOTHING_WEIGHT - 1)
+                        + sample_avg / AVG_TTL_SMOOTHING_WEIGHT
+                };
+            }
+            if sampled == 0
+                || expired * 100 / sampled <= ACTIVE_EXPIRE_CYCLE_ACCEPTABLE_STALE_PERCENT
+            {
+                break;
+            }
+        }
+        cycle
+    }
+}
+
+/// Brings the expires index in line after a key's expiry changed from `old` to `new`.
+fn sync_expires(expires: &mut Table<i64>, key: &[u8], old: i64, new: i64) {
+    if new != NO_EXPIRE {
+        match expires.entry(key) {
+            Slot::Occupied(mut slot) => *slot.get_mut() = new,
+            Slot::Vacant(slot) => {
+                slot.insert(new);
+            }
+        }
+    } else if old != NO_EXPIRE {
+        let indexed = expires.remove(key);
+        assert!(indexed.is_some(), "expires index lost a key with a TTL");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::value::StrValue;
+
+    fn v(text: &str) -> Value {
+        Value::from_bytes(text.as_bytes())
+    }
+
+    /// Checks that the expires index matches the TTLs stored with the values.
+    fn check_sync(db: &Db) {
+        let with_ttl: Vec<_> = db
+            .iter()
+            .filter(|(_, e)| e.expire_at_ms().is_some())
+            .collect();
+        assert_eq!(with_ttl.len(), db.expires_len());
+        for (k, e) in with_ttl {
+            assert_eq!(db.expires.get(k).copied(), e.expire_at_ms());
+        }
+    }
+
+    #[test]
+    fn set_get_remove() {
+        let mut db = Db::new(1);
+        assert_eq!(db.set(b"k", v("1"), SetExpire::Clear, 0), None);
+        assert_eq!(db.get(b"k", 0), Some(&Value::Str(StrValue::Int(1))));
+        assert_eq!(db.set(b"k", v("x"), SetExpire::Clear, 0), Some(v("1")));
+        assert!(db.contains(b"k", 0));
+        assert_eq!(db.remove(b"k", 0), Some((v("x"), None)));
+        assert_eq!(db.remove(b"k", 0), None);
+        assert!(db.is_empty());
+        if let Some(Value::Str(s)) = db.get_mut(b"nope", 0) {
+            panic!("absent key returned {s:?}");
+        }
+    }
+
+    #[test]
+    fn lazy_expiry() {
+        let mut db = Db::new(2);
+        db.set(b"k", v("a"), SetExpire::At(1000), 0);
+        assert_eq!(db.expire_at(b"k", 0), Some(1000));
+        // Expires strictly after the deadline.
+        assert!(db.get(b"k", 1000).is_some());
+        assert_eq!(db.len(), 1);
+        assert_eq!(db.get(b"k", 1001), None);
+        assert_eq!(db.len(), 0);
+        assert_eq!(db.expires_len(), 0);
+        assert_eq!(db.stats().expired_keys, 1);
+        // Every accessor expires lazily.
+        for access in 0..6 {
+            db.set(b"k", v("a"), SetExpire::At(10), 0);
+            let found = match access {
+                0 => db.contains(b"k", 11),
+                1 => db.lookup_entry(b"k", 11).is_some(),
+                2 => db.remove(b"k", 11).is_some(),
+                3 => db.set_expire_at(b"k", 100, 11),
+                4 => db.persist(b"k", 11),
+                _ => db.take(b"k", 11).is_some(),
+            };
+            assert!(!found, "accessor {access}");
+            assert!(db.is_empty(), "accessor {access}");
+            check_sync(&db);
+        }
+        assert_eq!(db.stats().expired_keys, 7);
+        // SET over an expired key: no old value, the stale TTL does not survive KEEPTTL.
+        db.set(b"k", v("a"), SetExpire::At(10), 0);
+        assert_eq!(db.set(b"k", v("b"), SetExpire::Keep, 11), None);
+        assert_eq!(db.expire_at(b"k", 11), None);
+        assert_eq!(db.stats().expired_keys, 8);
+        check_sync(&db);
+    }
+
+    #[test]
+    fn ttl_changes_keep_index_in_sync() {
+        let mut db = Db::new(3);
+        db.set(b"k", v("a"), SetExpire::At(500), 0);
+        db.set(b"k", v("b"), SetExpire::Keep, 0);
+        assert_eq!(db.expire_at(b"k", 0), Some(500));
+        db.set(b"k", v("c"), SetExpire::At(700), 0);
+        assert_eq!(db.expire_at(b"k", 0), Some(700));
+        assert_eq!(db.expires_len(), 1);
+        db.set(b"k", v("d"), SetExpire::Clear, 0);
+        assert_eq!(db.expire_at(b"k", 0), None);
+        assert_eq!(db.expires_len(), 0);
+        assert!(db.set_expire_at(b"k", 900, 0));
+        assert!(!db.set_expire_at(b"missing", 900, 0));
+        assert_eq!(db.expires_len(), 1);
+        assert!(db.persist(b"k", 0));
+        assert!(!db.persist(b"k", 0));
+        assert_eq!(db.expires_len(), 0);
+        db.set(b"n", v("e"), SetExpire::Keep, 0);
+        assert_eq!(db.expire_at(b"n", 0), None);
+        assert_eq!(db.lookup_entry(b"n", 0).unwrap().expire_at_ms(), None);
+        check_sync(&db);
+    }
+
+    #[test]
+    fn lru_and_idle_time() {
+        let mut db = Db::new(4);
+        db.set(b"k", v("a"), SetExpire::Clear, 5_000);
+        assert_eq!(db.idle_time_s(b"k", 65_000), Some(60));
+        // lookup_entry and idle_time do not touch; get does.
+        assert_eq!(
+            db.lookup_entry(b"k", 70_000).unwrap().idle_time_s(70_000),
+            65
+        );
+        db.get(b"k", 70_000);
+        assert_eq!(db.idle_time_s(b"k", 72_000), Some(2));
+        assert_eq!(db.idle_time_s(b"missing", 0), None);
+    }
+
+    #[test]
+    fn rename_take_put() {
+        let mut db = Db::new(5);
+        db.set(b"a", v("1"), SetExpire::At(1000), 0);
+        db.set(b"b", v("2"), SetExpire::Clear, 0);
+        assert!(db.rename(b"a", b"b", 0));
+        assert_eq!(db.len(), 1);
+        assert_eq!(db.get(b"b", 0), Some(&v("1")));
+        assert_eq!(db.expire_at(b"b", 0), Some(1000));
+        assert!(!db.rename(b"a", b"c", 0));
+        assert!(db.rename(b"b", b"b", 0));
+        assert!(!db.rename(b"zz", b"zz", 0));
+        check_sync(&db);
+
+        let mut other = Db::new(6);
+        let taken = db.take(b"b", 0).unwrap();
+        assert_eq!(
+            taken,
+            TakenKey {
+                key: b"b"[..].into(),
+                value: v("1"),
+                expire_at_ms: Some(1000)
+            }
+        );
+        assert_eq!(other.put(taken, 0), None);
+        assert!(db.is_empty() && db.expires_len() == 0);
+        assert_eq!(other.expire_at(b"b", 0), Some(1000));
+        let replaced = other.put(
+            TakenKey {
+                key: b"b"[..].into(),
+                value: v("x"),
+                expire_at_ms: None,
+            },
+            0,
+        );
+        assert_eq!(replaced, Some(v("1")));
+        assert_eq!(other.expires_len(), 0);
+        check_sync(&db);
+        check_sync(&other);
+    }
+
+    #[test]
+    fn random_key_skips_and_deletes_expired() {
+        let mut db = Db::new(7);
+        let mut rng = 9;
+        assert_eq!(db.random_key(0, &mut rng), None);
+        for i in 0..50 {
+            db.set(format!("dead{i}").as_bytes(), v("x"), SetExpire::At(10), 0);
+        }
+        db.set(b"alive", v("x"), SetExpire::Clear, 0);
+        for _ in 0..20 {
+            assert_eq!(db.random_key(100, &mut rng), Some(&b"alive"[..]));
+        }
+        assert!(db.len() < 51);
+        check_sync(&db);
+    }
+
+    #[test]
+    fn scan_skips_expired() {
+        let mut db = Db::new(8);
+        db.set(b"live", v("x"), SetExpire::Clear, 0);
+        db.set(b"dead", v("x"), SetExpire::At(10), 0);
+        let mut seen = Vec::new();
+        let mut cursor = 0;
+        loop {
+            cursor = db.scan(cursor, 100, |k, _| seen.push(k.to_vec()));
+            if cursor == 0 {
+                break;
+            }
+        }
+        assert_eq!(seen, vec![b"live".to_vec()]);
+    }
+
+    #[test]
+    fn active_expiry_removes_expired_keys_within_budget() {
+        let mut db = Db::new(9);
+        for i in 0..10_000 {
+            let at = if i % 2 == 0 { 100 } else { 1_000_000 };
+            db.set(format!("k{i}").as_bytes(), v("x"), SetExpire::At(at), 0);
+        }
+        for i in 0..1000 {
+            db.set(format!("p{i}").as_bytes(), v("x"), SetExpire::Clear, 0);
+        }
+        // Nothing is expired yet: one round, then stop.
+        let mut budget = ExpireBudget::new(1_000_000);
+        let cycle = db.active_expire_cycle(50, &mut budget);
+        assert_eq!(
+            cycle,
+            ExpireCycleStats {
+                sampled: 20,
+                expired: 0,
+                budget_exhausted: false
+            }
+        );
+        assert!(db.keyspace_info().avg_ttl_ms > 0);
+        // A small budget stops the cycle early and says so.
+        let mut budget = ExpireBudget::new(100);
+        let cycle = db.active_expire_cycle(200, &mut budget);
+        assert!(cycle.budget_exhausted && budget.is_exhausted());
+        assert_eq!(cycle.sampled, 100);
+        assert!(cycle.expired > 20);
+        // Each cycle runs until a round finds at most 10% stale; called repeatedly, as
+        // the server's cron does, the stale share of keys with a TTL settles near that.
+        for _ in 0..50 {
+            let cycle = db.active_expire_cycle(200, &mut ExpireBudget::new(1_000_000));
+            assert!(!cycle.budget_exhausted);
+        }
+        let stale = db.iter().filter(|(_, e)| e.is_expired(200)).count();
+        assert!(
+            stale * 100 / (5000 + stale) < 20,
+            "{stale} expired keys left"
+        );
+        assert_eq!(db.len(), 11_000 - 5000 + stale);
+        assert_eq!(db.stats().expired_keys, (5000 - stale) as u64);
+        check_sync(&db);
+        let info = db.keyspace_info();
+        assert_eq!((info.keys, info.expires), (db.len(), 5000 + stale));
+        // Persistent keys are never sampled or touched.
+        for i in 0..1000 {
+            assert!(db.contains(format!("p{i}").as_bytes(), 200));
+        }
+        db.clear();
+        assert_eq!((db.len(), db.expires_len()), (0, 0));
+        assert_eq!(
+            db.active_expire_cycle(200, &mut ExpireBudget::new(10)),
+            ExpireCycleStats::default()
+        );
+    }
+}

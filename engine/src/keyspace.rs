@@ -1,0 +1,114 @@
+//! The numbered databases (SELECT 0..n) of one shard.
+
+use crate::db::Db;
+use crate::hash::splitmix64;
+
+/// Redis's default `databases`.
+pub const DEFAULT_DATABASES: usize = 16;
+
+/// All databases of one shard.
+pub struct Keyspace {
+    dbs: Vec<Db>,
+}
+
+impl Keyspace {
+    /// `databases` empty databases, each with its own seed derived from `hash_seed`.
+    #[must_use]
+    pub fn new(databases: usize, hash_seed: u64) -> Self {
+        assert!(databases > 0, "a keyspace has at least one database");
+        let mut seeds = hash_seed;
+        Self {
+            dbs: (0..databases)
+                .map(|_| Db::new(splitmix64(&mut seeds)))
+                .collect(),
+        }
+    }
+
+    /// Number of databases.
+    #[must_use]
+    pub fn databases(&self) -> usize {
+        self.dbs.len()
+    }
+
+    /// Database `index`; panics when out of range (the command layer validates SELECT).
+    #[must_use]
+    pub fn db(&self, index: usize) -> &Db {
+        &self.dbs[index]
+    }
+
+    pub fn db_mut(&mut self, index: usize) -> &mut Db {
+        &mut self.dbs[index]
+    }
+
+    /// SWAPDB.
+    pub fn swap_dbs(&mut self, a: usize, b: usize) {
+        self.dbs.swap(a, b);
+    }
+
+    /// FLUSHALL.
+    pub fn flush_all(&mut self) {
+        self.dbs.iter_mut().for_each(Db::clear);
+    }
+
+    /// Keys in all databases.
+    #[must_use]
+    pub fn total_keys(&self) -> usize {
+        self.dbs.iter().map(Db::len).sum()
+    }
+
+    /// Keys with a TTL in all databases.
+    #[must_use]
+    pub fn total_expires(&self) -> usize {
+        self.dbs.iter().map(Db::expires_len).sum()
+    }
+
+    /// Expired keys deleted in all databases.
+    #[must_use]
+    pub fn total_expired_keys(&self) -> u64 {
+        self.dbs.iter().map(|db| db.stats().expired_keys).sum()
+    }
+
+    /// MOVE `key` from database `src` to `dst`: false when the source key is absent,
+    /// the destination key exists, or `src == dst` (the command layer replies the error).
+    pub fn move_key(&mut self, src: usize, dst: usize, key: &[u8], now_ms: i64) -> bool {
+        if src == dst || self.dbs[dst].contains(key, now_ms) {
+            return false;
+        }
+        let Some(taken) = self.dbs[src].take(key, now_ms) else {
+            return false;
+        };
+        self.dbs[dst].put(taken, now_ms);
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::SetExpire;
+    use crate::value::Value;
+
+    #[test]
+    fn databases_are_independent() {
+        let mut ks = Keyspace::new(DEFAULT_DATABASES, 1);
+        assert_eq!(ks.databases(), 16);
+        ks.db_mut(0)
+            .set(b"a", Value::from_bytes(b"0"), SetExpire::Clear, 0);
+        ks.db_mut(3)
+            .set(b"a", Value::from_bytes(b"3"), SetExpire::At(100), 0);
+        assert_eq!(ks.total_keys(), 2);
+        assert_eq!(ks.total_expires(), 1);
+        ks.swap_dbs(0, 3);
+        assert_eq!(ks.db_mut(0).get(b"a", 0), Some(&Value::from_bytes(b"3")));
+        assert_eq!(ks.db(3).len(), 1);
+        assert!(ks.move_key(0, 5, b"a", 0));
+        assert!(!ks.move_key(0, 5, b"a", 0));
+        assert!(!ks.move_key(3, 5, b"a", 0), "destination exists");
+        assert!(!ks.move_key(3, 3, b"a", 0));
+        assert_eq!(ks.db_mut(5).expire_at(b"a", 0), Some(100));
+        assert_eq!(ks.db_mut(5).get(b"a", 101), None);
+        assert_eq!(ks.total_expired_keys(), 1);
+        ks.flush_all();
+        assert_eq!(ks.total_keys(), 0);
+    }
+}
