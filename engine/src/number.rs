@@ -1,6 +1,8 @@
 //! Redis's number parsing and formatting rules (`string2ll`, `string2ld`, `%.17g`,
 //! `ll2string`), shared by values, string commands and replies.
 
+use std::fmt::Write as _;
+
 /// Longest decimal `i64` text: `-9223372036854775808`.
 pub const I64_MAX_DECIMAL_BYTES: usize = 20;
 /// Redis refuses float texts this long or longer (`MAX_LONG_DOUBLE_CHARS`).
@@ -132,11 +134,8 @@ pub fn format_double(v: f64) -> String {
             out.push('.');
             out.extend(digits[1..].iter().map(|&d| char::from(d)));
         }
-        out.push_str(&format!(
-            "e{}{:02}",
-            if exp < 0 { '-' } else { '+' },
-            exp.unsigned_abs()
-        ));
+        let sign = if exp < 0 { '-' } else { '+' };
+        let _ = write!(out, "e{sign}{:02}", exp.unsigned_abs());
     } else {
         push_fixed(&mut out, &digits, exp);
     }
