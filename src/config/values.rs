@@ -110,88 +110,10 @@ pub fn parse_enum(s: &str, names: &[&str]) -> Result<usize, String> {
         })
 }
 
-/// Case-insensitive Redis glob match of a CONFIG GET pattern against an option name.
-///
-/// TODO(glob): switch to the engine's matcher once `percore_engine::glob` lands
-/// (`percore_engine::glob::matches(pattern, name, /*nocase*/ true)` or whatever its
-/// signature is) and delete `glob_nocase` below; the call site is this one function.
+/// Case-insensitive Redis glob match of a CONFIG GET pattern against an option name
+/// (Redis's `stringmatch(pattern, name, 1)`).
 pub fn name_matches(pattern: &[u8], name: &str) -> bool {
-    glob_nocase(pattern, name.as_bytes())
-}
-
-/// Redis's `stringmatchlen` with `nocase = 1`: `*`, `?`, `[...]` with `^` and ranges,
-/// `\` escapes. Option names are short, so plain recursion on `*` is fine.
-fn glob_nocase(pattern: &[u8], string: &[u8]) -> bool {
-    let (mut p, mut s) = (0, 0);
-    while p < pattern.len() {
-        match pattern[p] {
-            b'*' => {
-                while p + 1 < pattern.len() && pattern[p + 1] == b'*' {
-                    p += 1;
-                }
-                if p + 1 == pattern.len() {
-                    return true;
-                }
-                return (s..=string.len()).any(|i| glob_nocase(&pattern[p + 1..], &string[i..]));
-            }
-            b'?' => {
-                if s >= string.len() {
-                    return false;
-                }
-                s += 1;
-            }
-            b'[' => {
-                if s >= string.len() {
-                    return false;
-                }
-                let c = string[s].to_ascii_lowercase();
-                p += 1;
-                let negate = pattern.get(p) == Some(&b'^');
-                if negate {
-                    p += 1;
-                }
-                let mut matched = false;
-                while p < pattern.len() && pattern[p] != b']' {
-                    if pattern[p] == b'\\' && p + 1 < pattern.len() {
-                        p += 1;
-                        matched |= pattern[p].to_ascii_lowercase() == c;
-                    } else if p + 2 < pattern.len() && pattern[p + 1] == b'-' {
-                        let (mut lo, mut hi) = (
-                            pattern[p].to_ascii_lowercase(),
-                            pattern[p + 2].to_ascii_lowercase(),
-                        );
-                        if lo > hi {
-                            std::mem::swap(&mut lo, &mut hi);
-                        }
-                        matched |= (lo..=hi).contains(&c);
-                        p += 2;
-                    } else {
-                        matched |= pattern[p].to_ascii_lowercase() == c;
-                    }
-                    p += 1;
-                }
-                if matched == negate {
-                    return false;
-                }
-                s += 1;
-            }
-            b'\\' if p + 1 < pattern.len() => {
-                p += 1;
-                if s >= string.len() || !pattern[p].eq_ignore_ascii_case(&string[s]) {
-                    return false;
-                }
-                s += 1;
-            }
-            c => {
-                if s >= string.len() || !c.eq_ignore_ascii_case(&string[s]) {
-                    return false;
-                }
-                s += 1;
-            }
-        }
-        p += 1;
-    }
-    s == string.len()
+    percore_engine::glob::string_match(pattern, name.as_bytes(), true)
 }
 
 #[cfg(test)]
