@@ -80,6 +80,9 @@ fn format_u64(mut v: u64, buf: &mut [u8; MAX_INT_STR_LEN_BYTES]) -> usize {
     i
 }
 
+/// Longest integer line: prefix, `-`, 19 digits, `\r\n`.
+const MAX_INT_LINE_LEN_BYTES: usize = 1 + MAX_INT_STR_LEN_BYTES + 2;
+
 /// Appends `prefix`, `v` in decimal, `\r\n`.
 #[inline]
 fn put_uint_line(out: &mut Vec<u8>, prefix: u8, v: u64) {
@@ -87,14 +90,12 @@ fn put_uint_line(out: &mut Vec<u8>, prefix: u8, v: u64) {
         let entry = &SMALL_INT_LINES[v as usize];
         let mut line = [prefix; 8];
         line[1..].copy_from_slice(&entry[..7]);
-        out.extend_from_slice(&line[..=usize::from(entry[7])]);
+        // A fixed 8-byte copy and a truncate beat a variable-length copy.
+        let keep = out.len() + 1 + usize::from(entry[7]);
+        out.extend_from_slice(&line);
+        out.truncate(keep);
     } else {
-        let mut digits = [0u8; MAX_INT_STR_LEN_BYTES];
-        let start = format_u64(v, &mut digits);
-        out.reserve(MAX_INT_STR_LEN_BYTES + 3);
-        out.push(prefix);
-        out.extend_from_slice(&digits[start..]);
-        out.extend_from_slice(b"\r\n");
+        put_int_line_slow(out, prefix, false, v);
     }
 }
 
@@ -104,15 +105,28 @@ fn put_int_line(out: &mut Vec<u8>, prefix: u8, v: i64) {
     if v >= 0 {
         put_uint_line(out, prefix, v as u64);
     } else {
-        let mut digits = [0u8; MAX_INT_STR_LEN_BYTES];
-        let mut start = format_u64(v.unsigned_abs(), &mut digits);
-        start -= 1;
-        digits[start] = b'-';
-        out.reserve(MAX_INT_STR_LEN_BYTES + 3);
-        out.push(prefix);
-        out.extend_from_slice(&digits[start..]);
-        out.extend_from_slice(b"\r\n");
+        put_int_line_slow(out, prefix, true, v.unsigned_abs());
     }
+}
+
+fn put_int_line_slow(out: &mut Vec<u8>, prefix: u8, negative: bool, abs: u64) {
+    let mut digits = [0u8; MAX_INT_STR_LEN_BYTES];
+    let start = format_u64(abs, &mut digits);
+    let mut line = [b'\n'; MAX_INT_LINE_LEN_BYTES];
+    line[0] = prefix;
+    let mut len = 1;
+    if negative {
+        line[1] = b'-';
+        len = 2;
+    }
+    let digits = &digits[start..];
+    line[len..len + digits.len()].copy_from_slice(digits);
+    len += digits.len();
+    line[len] = b'\r';
+    // line[len + 1] is already `\n`.
+    let keep = out.len() + len + 2;
+    out.extend_from_slice(&line);
+    out.truncate(keep);
 }
 
 /// Appends `bytes` with CR and LF turned into spaces, so a line reply stays one line.
