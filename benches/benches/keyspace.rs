@@ -1,0 +1,116 @@
+//! Db hot paths on a warm 100k-key database: GET hit, GET miss, SET overwrite, SET of a
+//! new key (with the DEL that keeps the size steady), and raw Table lookups.
+
+use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use percore_engine::{Db, SetExpire, Table, Value};
+use std::hint::black_box;
+
+/// Keys in the warm database.
+const KEYS: usize = 100_000;
+/// Bytes per key (`key:` + 12 digits).
+const KEY_BYTES: usize = 16;
+/// Bytes per value.
+const VALUE_BYTES: usize = 16;
+/// A fixed clock: expiry is not under test here.
+const NOW_MS: i64 = 1_700_000_000_000;
+
+fn key(i: usize) -> [u8; KEY_BYTES] {
+    let mut k = [0u8; KEY_BYTES];
+    let text = format!("key:{i:012}");
+    k.copy_from_slice(text.as_bytes());
+    k
+}
+
+fn keys() -> Vec<[u8; KEY_BYTES]> {
+    // A fixed permutation so accesses are not in insertion order.
+    let mut ks: Vec<_> = (0..KEYS).map(key).collect();
+    let mut s: u64 = 0x9e37_79b9;
+    for i in (1..ks.len()).rev() {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        ks.swap(i, (s % (i as u64 + 1)) as usize);
+    }
+    ks
+}
+
+fn warm_db() -> Db {
+    let mut db = Db::new(0x5eed);
+    let value = [b'v'; VALUE_BYTES];
+    for i in 0..KEYS {
+        db.set(&key(i), Value::from_bytes(&value), SetExpire::Clear, NOW_MS);
+    }
+    db
+}
+
+fn bench_db(c: &mut Criterion) {
+    let ks = keys();
+    let misses: Vec<[u8; KEY_BYTES]> = (KEYS..2 * KEYS).map(key).collect();
+    let mut db = warm_db();
+    let mut group = c.benchmark_group("db_100k");
+
+    let mut i = 0;
+    group.bench_function("get_hit", |b| {
+        b.iter(|| {
+            i = (i + 1) % KEYS;
+            black_box(db.get(black_box(&ks[i]), NOW_MS).is_some())
+        });
+    });
+    let mut i = 0;
+    group.bench_function("get_miss", |b| {
+        b.iter(|| {
+            i = (i + 1) % KEYS;
+            black_box(db.get(black_box(&misses[i]), NOW_MS).is_some())
+        });
+    });
+    let value = [b'w'; VALUE_BYTES];
+    let mut i = 0;
+    group.bench_function("set_overwrite", |b| {
+        b.iter(|| {
+            i = (i + 1) % KEYS;
+            black_box(db.set(
+                black_box(&ks[i]),
+                Value::from_bytes(&value),
+                SetExpire::Clear,
+                NOW_MS,
+            ))
+        });
+    });
+    let mut i = 0;
+    group.bench_function("set_new_then_del", |b| {
+        b.iter(|| {
+            i = (i + 1) % KEYS;
+            db.set(
+                black_box(&misses[i]),
+                Value::from_bytes(&value),
+                SetExpire::Clear,
+                NOW_MS,
+            );
+            black_box(db.remove(&misses[i], NOW_MS))
+        });
+    });
+    group.bench_function("build_100k", |b| {
+        b.iter_batched(
+            || (),
+            |()| black_box(warm_db()).len(),
+            BatchSize::PerIteration,
+        );
+    });
+    group.finish();
+
+    // Built in key order and probed in the shuffled order, as the Db above.
+    let mut table: Table<u64> = Table::new(7);
+    for n in 0..KEYS {
+        table.insert(key(n)[..].into(), n as u64);
+    }
+    let mut i = 0;
+    c.bench_function("table_100k/get_hit", |b| {
+        b.iter(|| {
+            i = (i + 1) % KEYS;
+            black_box(table.get(black_box(&ks[i])).copied())
+        });
+    });
+}
+
+criterion_group!(benches, bench_db);
+criterion_main!(benches);
