@@ -330,10 +330,12 @@ pub trait Service {
     /// Per-connection state.
     type Conn;
 
-    /// A new connection; `Err(bytes)` refuses it, sending `bytes` first (e.g. max clients).
+    /// A new connection, to be known as `id`; `Err(bytes)` refuses it, sending `bytes` first
+    /// (e.g. max clients).
     fn on_accept(
         &mut self,
         io: &mut Io<Self::Msg, Self::Conn>,
+        id: ConnId,
         fd: RawFd,
         peer: Option<SocketAddr>,
     ) -> Result<Self::Conn, Vec<u8>>;
@@ -743,8 +745,25 @@ impl<S: Service> Reactor<S> {
             sys::close(fd);
             return;
         }
-        match service.on_accept(&mut self.io, fd, peer) {
-            Ok(state) => self.insert_conn(fd, peer, state),
+        let next = self
+            .io
+            .free
+            .last()
+            .copied()
+            .unwrap_or(self.io.slots.len() as u32);
+        let id = ConnId {
+            index: next,
+            generation: self
+                .io
+                .slots
+                .get(next as usize)
+                .map_or(1, |s| s.generation.wrapping_add(1)),
+        };
+        match service.on_accept(&mut self.io, id, fd, peer) {
+            Ok(state) => {
+                let got = self.insert_conn(fd, peer, state);
+                debug_assert_eq!(got, id);
+            }
             Err(refusal) => {
                 sys::write_best_effort(fd, &refusal);
                 sys::close(fd);
@@ -752,7 +771,7 @@ impl<S: Service> Reactor<S> {
         }
     }
 
-    fn insert_conn(&mut self, fd: RawFd, peer: Option<SocketAddr>, state: S::Conn) {
+    fn insert_conn(&mut self, fd: RawFd, peer: Option<SocketAddr>, state: S::Conn) -> ConnId {
         let io = &mut self.io;
         let index = if let Some(i) = io.free.pop() {
             i
@@ -785,6 +804,10 @@ impl<S: Service> Reactor<S> {
         });
         io.dirty.push(index);
         io.live += 1;
+        ConnId {
+            index,
+            generation: slot.generation,
+        }
     }
 
     fn on_recv(&mut self, service: &mut S, index: u32, generation: u32, res: i32) {

@@ -1,0 +1,138 @@
+//! Per-connection state: selected database, protocol, auth, name, and the queue of replies
+//! that keeps pipelined answers in request order whatever shard produced them.
+
+use crate::commands::Gather;
+use percore_net::reactor::ConnId;
+use percore_net::resp::Protocol;
+use std::collections::VecDeque;
+
+/// The most replies one connection may have outstanding (waiting for other shards) before
+/// the shard stops reading its requests until some come back.
+pub const MAX_PENDING_REPLIES_PER_CONN: usize = 1024;
+
+/// `CLIENT REPLY` modes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReplyMode {
+    On,
+    Off,
+    /// Skip the reply of the next command only.
+    SkipNext,
+    /// The command being executed is the skipped one.
+    Skipping,
+}
+
+/// A reply slot for a request whose answer is not yet written to the connection.
+pub enum Pending {
+    /// Another shard is computing it; `discard` drops it on arrival (CLIENT REPLY OFF/SKIP).
+    Waiting { discard: bool },
+    /// Computed, waiting for earlier replies.
+    Ready(Vec<u8>),
+    /// A multi-shard command collecting its parts.
+    Gather(Box<Gather>),
+}
+
+pub struct Client {
+    pub conn: ConnId,
+    pub id: u64,
+    pub db: usize,
+    pub proto: Protocol,
+    pub name: Option<Vec<u8>>,
+    pub authenticated: bool,
+    pub created_ms: i64,
+    pub last_interaction_ms: i64,
+    pub last_cmd: &'static str,
+    pub reply_mode: ReplyMode,
+    pub peer: String,
+    pub local: String,
+    pub no_evict: bool,
+    pub lib_name: Option<String>,
+    pub lib_ver: Option<String>,
+    /// QUIT, or a kill of this client: close once the reply is out.
+    pub close_after_reply: bool,
+    /// Unconsumed query bytes at the last read, for CLIENT LIST's `qbuf`.
+    pub qbuf: usize,
+    pub pending: VecDeque<Pending>,
+    /// Sequence number of `pending[0]`.
+    pub first_seq: u64,
+}
+
+impl Client {
+    pub fn new(conn: ConnId, id: u64, now_ms: i64, authenticated: bool) -> Self {
+        Self {
+            conn,
+            id,
+            db: 0,
+            proto: Protocol::Resp2,
+            name: None,
+            authenticated,
+            created_ms: now_ms,
+            last_interaction_ms: now_ms,
+            last_cmd: "NULL",
+            reply_mode: ReplyMode::On,
+            peer: String::new(),
+            local: String::new(),
+            no_evict: false,
+            lib_name: None,
+            lib_ver: None,
+            close_after_reply: false,
+            qbuf: 0,
+            pending: VecDeque::new(),
+            first_seq: 0,
+        }
+    }
+
+    /// Reserves the next reply slot and returns its sequence number.
+    pub fn push_pending(&mut self, p: Pending) -> u64 {
+        self.pending.push_back(p);
+        self.first_seq + self.pending.len() as u64 - 1
+    }
+
+    /// The slot for `seq`, if it is still outstanding.
+    pub fn pending_mut(&mut self, seq: u64) -> Option<&mut Pending> {
+        let i = seq.checked_sub(self.first_seq)?;
+        self.pending.get_mut(usize::try_from(i).ok()?)
+    }
+
+    /// Moves every ready reply at the front of the queue into `out`, in order.
+    pub fn flush_ready(&mut self, out: &mut Vec<u8>) {
+        while let Some(Pending::Ready(_)) = self.pending.front() {
+            if let Some(Pending::Ready(bytes)) = self.pending.pop_front() {
+                out.extend_from_slice(&bytes);
+            }
+            self.first_seq += 1;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replies_leave_in_request_order() {
+        let mut c = Client::new(
+            ConnId {
+                index: 0,
+                generation: 1,
+            },
+            1,
+            0,
+            true,
+        );
+        let a = c.push_pending(Pending::Waiting { discard: false });
+        let b = c.push_pending(Pending::Ready(b"+b\r\n".to_vec()));
+        let d = c.push_pending(Pending::Waiting { discard: false });
+        let mut out = Vec::new();
+        c.flush_ready(&mut out);
+        assert!(out.is_empty(), "nothing may pass the first waiting reply");
+        *c.pending_mut(d).unwrap() = Pending::Ready(b"+d\r\n".to_vec());
+        c.flush_ready(&mut out);
+        assert!(out.is_empty());
+        *c.pending_mut(a).unwrap() = Pending::Ready(b"+a\r\n".to_vec());
+        c.flush_ready(&mut out);
+        assert_eq!(out, b"+a\r\n+b\r\n+d\r\n");
+        assert!(c.pending.is_empty());
+        assert!(c.pending_mut(b).is_none());
+        assert_eq!(c.first_seq, 3);
+    }
+}

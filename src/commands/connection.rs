@@ -1,0 +1,164 @@
+//! Connection commands: PING, ECHO, SELECT, QUIT, HELLO, AUTH, RESET, CLIENT.
+
+use super::{Ctx, eq_ic, errors, parse_i64, wrong_arity};
+use crate::server::REDIS_COMPAT_VERSION;
+use percore_net::resp::{Protocol, ReplyWriter};
+
+pub fn ping(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
+    let _ = ctx;
+    match argv.len() {
+        1 => w.simple("PONG"),
+        2 => w.bulk(argv[1]),
+        _ => wrong_arity("ping", w),
+    }
+}
+
+pub fn echo(_ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
+    w.bulk(argv[1]);
+}
+
+pub fn select(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
+    let Some(db) = parse_i64(argv[1]) else {
+        w.error(errors::NOT_INTEGER);
+        return;
+    };
+    if db < 0 || db >= ctx.shard.keyspace.databases() as i64 {
+        w.error(errors::DB_INDEX);
+        return;
+    }
+    if let Some(c) = ctx.client.as_deref_mut() {
+        c.db = db as usize;
+    }
+    w.ok();
+}
+
+pub fn quit(ctx: &mut Ctx, _argv: &[&[u8]], w: &mut ReplyWriter) {
+    if let Some(c) = ctx.client.as_deref_mut() {
+        c.close_after_reply = true;
+    }
+    w.ok();
+}
+
+/// Checks a password against `requirepass` for user `default`; on success marks the client.
+fn try_auth(ctx: &mut Ctx, user: &[u8], pass: &[u8]) -> bool {
+    let ok = user == b"default"
+        && !ctx.shard.cfg.requirepass.is_empty()
+        && constant_time_eq(pass, ctx.shard.cfg.requirepass.as_bytes());
+    if ok && let Some(c) = ctx.client.as_deref_mut() {
+        c.authenticated = true;
+    }
+    ok
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+const WRONGPASS: &str = "WRONGPASS invalid username-password pair or user is disabled.";
+
+pub fn auth(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
+    let (user, pass): (&[u8], &[u8]) = match argv.len() {
+        2 => (b"default", argv[1]),
+        3 => (argv[1], argv[2]),
+        _ => {
+            w.error(errors::SYNTAX);
+            return;
+        }
+    };
+    if argv.len() == 2 && ctx.shard.cfg.requirepass.is_empty() {
+        w.error("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?");
+        return;
+    }
+    if try_auth(ctx, user, pass) {
+        w.ok();
+    } else {
+        w.error(WRONGPASS);
+    }
+}
+
+pub fn hello(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
+    let mut proto = None;
+    let mut i = 1;
+    if argv.len() >= 2 {
+        match parse_i64(argv[1]) {
+            Some(v) if v == 2 || v == 3 => proto = Some(v),
+            Some(_) => {
+                w.error("NOPROTO unsupported protocol version");
+                return;
+            }
+            None => {
+                w.error("ERR Protocol version is not an integer or out of range");
+                return;
+            }
+        }
+        i = 2;
+    }
+    let mut setname = None;
+    let mut auth_pair = None;
+    while i < argv.len() {
+        let more = argv.len() - i - 1;
+        if eq_ic(argv[i], "AUTH") && more >= 2 {
+            auth_pair = Some((argv[i + 1], argv[i + 2]));
+            i += 3;
+        } else if eq_ic(argv[i], "SETNAME") && more >= 1 {
+            setname = Some(argv[i + 1]);
+            i += 2;
+        } else {
+            w.error(&format!(
+                "ERR Syntax error in HELLO option '{}'",
+                String::from_utf8_lossy(argv[i])
+            ));
+            return;
+        }
+    }
+    if let Some((user, pass)) = auth_pair
+        && !try_auth(ctx, user, pass)
+    {
+        w.error(WRONGPASS);
+        return;
+    }
+    let authenticated = ctx.client.as_deref().is_some_and(|c| c.authenticated);
+    if !authenticated {
+        w.error("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time");
+        return;
+    }
+    if let Some(name) = setname {
+        if let Err(e) = super::server::validate_client_name(name) {
+            w.error(e);
+            return;
+        }
+        if let Some(c) = ctx.client.as_deref_mut() {
+            c.name = (!name.is_empty()).then(|| name.to_vec());
+        }
+    }
+    let Some(client) = ctx.client.as_deref_mut() else {
+        return;
+    };
+    if let Some(p) = proto {
+        client.proto = if p == 3 {
+            Protocol::Resp3
+        } else {
+            Protocol::Resp2
+        };
+    }
+    w.proto = client.proto;
+    let id = client.id as i64;
+    w.map(7);
+    w.bulk(b"server");
+    w.bulk(b"redis");
+    w.bulk(b"version");
+    w.bulk(REDIS_COMPAT_VERSION.as_bytes());
+    w.bulk(b"proto");
+    w.int(if w.proto == Protocol::Resp3 { 3 } else { 2 });
+    w.bulk(b"id");
+    w.int(id);
+    w.bulk(b"mode");
+    w.bulk(b"standalone");
+    w.bulk(b"role");
+    w.bulk(b"master");
+    w.bulk(b"modules");
+    w.array(0);
+}

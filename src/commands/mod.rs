@@ -1,0 +1,310 @@
+//! The command table and the types handlers are written against.
+//!
+//! The table is data: name, arity, flags, key positions, and how the command runs across
+//! shards. Dispatch, COMMAND INFO/DOCS/GETKEYS, key extraction and the auth check all read it.
+//! Handlers live by family: `connection.rs`, `strings.rs`, `keyspace.rs`, `server.rs`.
+
+pub mod connection;
+pub mod keyspace;
+pub mod server;
+pub mod strings;
+pub mod table;
+
+use crate::shard::ShardData;
+use percore_net::resp::{Protocol, ReplyWriter};
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+pub use table::COMMANDS;
+
+/// Command flags, as Redis's `COMMAND INFO` names them.
+pub mod flags {
+    pub const WRITE: u32 = 1 << 0;
+    pub const READONLY: u32 = 1 << 1;
+    pub const DENYOOM: u32 = 1 << 2;
+    pub const ADMIN: u32 = 1 << 3;
+    pub const NOSCRIPT: u32 = 1 << 4;
+    pub const LOADING: u32 = 1 << 5;
+    pub const STALE: u32 = 1 << 6;
+    pub const SKIP_MONITOR: u32 = 1 << 7;
+    pub const SKIP_SLOWLOG: u32 = 1 << 8;
+    pub const FAST: u32 = 1 << 9;
+    pub const NO_AUTH: u32 = 1 << 10;
+    pub const MAY_REPLICATE: u32 = 1 << 11;
+    pub const NO_MULTI: u32 = 1 << 12;
+    pub const ALLOW_BUSY: u32 = 1 << 13;
+    pub const PUBSUB: u32 = 1 << 14;
+
+    /// Names in the order Redis prints them.
+    pub const NAMES: [(u32, &str); 15] = [
+        (WRITE, "write"),
+        (READONLY, "readonly"),
+        (DENYOOM, "denyoom"),
+        (ADMIN, "admin"),
+        (PUBSUB, "pubsub"),
+        (NOSCRIPT, "noscript"),
+        (LOADING, "loading"),
+        (STALE, "stale"),
+        (SKIP_MONITOR, "skip_monitor"),
+        (SKIP_SLOWLOG, "skip_slowlog"),
+        (FAST, "fast"),
+        (NO_AUTH, "no_auth"),
+        (MAY_REPLICATE, "may_replicate"),
+        (NO_MULTI, "no_multi"),
+        (ALLOW_BUSY, "allow_busy"),
+    ];
+}
+
+/// What a handler sees: its shard, the database and protocol of the client it serves.
+pub struct Ctx<'a> {
+    pub shard: &'a mut ShardData,
+    pub db: usize,
+    pub proto: Protocol,
+    /// The client, when the command runs on the client's own shard.
+    pub client: Option<&'a mut crate::client::Client>,
+}
+
+/// A handler that writes its reply directly.
+pub type Handler = fn(&mut Ctx, &[&[u8]], &mut ReplyWriter);
+/// One shard's part of a multi-shard command.
+pub type PartFn = fn(&mut Ctx, &[&[u8]]) -> Partial;
+/// Combines the shards' parts into the reply.
+pub type MergeFn = fn(&mut Gather, &mut ReplyWriter);
+
+/// How a command runs across shards.
+#[derive(Clone, Copy)]
+pub enum Exec {
+    /// Runs on the client's own shard with its connection state (no keys).
+    Client(Handler),
+    /// Runs on the shard that owns the key; with several keys, all must live on one shard,
+    /// else `cross` runs (or a CROSSSLOT-like error when there is none).
+    Keyed(Handler),
+    /// The keys are split by shard; each shard runs `part` on `[name, its keys (with their
+    /// values, per the key step)...]`, then `merge` builds the reply in key order.
+    Split { part: PartFn, merge: MergeFn },
+    /// Every shard runs `part` on the full argv, then `merge` builds the reply.
+    All { part: PartFn, merge: MergeFn },
+}
+
+/// One entry of the command table.
+pub struct Command {
+    /// Lowercase name.
+    pub name: &'static str,
+    /// Redis arity: exact count if positive, minimum count if negative (name included).
+    pub arity: i32,
+    pub flags: u32,
+    pub first_key: i32,
+    /// Last key position; negative counts from the end (-1 = last argument).
+    pub last_key: i32,
+    pub step: i32,
+    pub group: &'static str,
+    pub summary: &'static str,
+    pub since: &'static str,
+    pub exec: Exec,
+    /// `(name, arity, flags)` of subcommands for COMMAND INFO of container commands.
+    pub subcommands: &'static [(&'static str, i32, u32)],
+}
+
+impl Command {
+    pub fn has(&self, flag: u32) -> bool {
+        self.flags & flag != 0
+    }
+
+    /// Whether `argc` (name included) satisfies the arity.
+    #[inline]
+    pub fn arity_ok(&self, argc: usize) -> bool {
+        let argc = argc as i32;
+        if self.arity >= 0 {
+            argc == self.arity
+        } else {
+            argc >= -self.arity
+        }
+    }
+
+    /// Positions of the key arguments in `argc` arguments.
+    pub fn key_positions(&self, argc: usize) -> impl Iterator<Item = usize> {
+        let argc = argc as i32;
+        let (first, step) = (self.first_key, self.step.max(1));
+        let last = if self.last_key < 0 {
+            argc + self.last_key
+        } else {
+            self.last_key.min(argc - 1)
+        };
+        let valid = first > 0;
+        (first..=last)
+            .step_by(step as usize)
+            .filter(move |_| valid)
+            .map(|p| p as usize)
+    }
+
+    /// This command's position in [`COMMANDS`], for per-command statistics.
+    pub fn index(&'static self) -> usize {
+        let base = COMMANDS.as_ptr() as usize;
+        let me = std::ptr::from_ref(self) as usize;
+        (me - base) / std::mem::size_of::<Command>()
+    }
+}
+
+/// A shard's answer to its part of a multi-shard command.
+#[derive(Debug)]
+pub enum Partial {
+    /// A complete encoded reply (single-shard commands run remotely).
+    Encoded(Vec<u8>),
+    Int(i64),
+    /// One value per key, in the order the keys were sent (MGET).
+    Values(Vec<Option<Vec<u8>>>),
+    /// Keys (KEYS, SCAN, RANDOMKEY).
+    Keys(Vec<Vec<u8>>),
+    /// A SCAN page of one shard: its next cursor and keys.
+    Scan {
+        cursor: u64,
+        keys: Vec<Vec<u8>>,
+    },
+    /// Text lines (INFO sections).
+    Text(String),
+    /// Nothing to report beyond success.
+    Unit,
+    /// An error reply text (without the leading '-').
+    Error(String),
+}
+
+/// The state of a multi-shard command while its parts come back.
+pub struct Gather {
+    pub cmd: &'static Command,
+    /// Per shard: its part, once it arrived.
+    pub parts: Vec<Option<Partial>>,
+    /// Per shard: the positions (0-based among the keys) of the keys it was sent.
+    pub key_map: Vec<Vec<u32>>,
+    pub nkeys: usize,
+    pub remaining: usize,
+    /// Arguments the merge needs (e.g. SCAN's COUNT, the original argv for INFO).
+    pub argv: Vec<Vec<u8>>,
+    /// CLIENT REPLY OFF/SKIP: merge (it may have effects) but drop the reply.
+    pub discard: bool,
+}
+
+fn lookup_table() -> &'static HashMap<&'static [u8], &'static Command> {
+    static MAP: OnceLock<HashMap<&'static [u8], &'static Command>> = OnceLock::new();
+    MAP.get_or_init(|| COMMANDS.iter().map(|c| (c.name.as_bytes(), c)).collect())
+}
+
+/// Longest command name percore knows; longer names are unknown without a lookup.
+const MAX_COMMAND_NAME_BYTES: usize = 32;
+
+/// Finds a command by name, case-insensitively, without allocating.
+#[inline]
+pub fn lookup(name: &[u8]) -> Option<&'static Command> {
+    if name.len() > MAX_COMMAND_NAME_BYTES {
+        return None;
+    }
+    let mut buf = [0u8; MAX_COMMAND_NAME_BYTES];
+    let lower = &mut buf[..name.len()];
+    for (d, s) in lower.iter_mut().zip(name) {
+        *d = s.to_ascii_lowercase();
+    }
+    lookup_table().get(&*lower).copied()
+}
+
+/// Writes `ERR unknown command '<name>', with args beginning with: '<a>' '<b>' ` as Redis 7.
+pub fn unknown_command(argv: &[&[u8]], out: &mut ReplyWriter) {
+    let mut msg = String::from("ERR unknown command '");
+    msg.push_str(&trunc_lossy(argv[0], 128));
+    msg.push_str("', with args beginning with: ");
+    for a in argv.iter().skip(1) {
+        if msg.len() >= 128 {
+            break;
+        }
+        let room = 128usize.saturating_sub(msg.len());
+        msg.push('\'');
+        msg.push_str(&trunc_lossy(a, room));
+        msg.push_str("' ");
+    }
+    out.error(&msg);
+}
+
+/// The Redis text for a wrong argument count.
+pub fn wrong_arity(name: &str, out: &mut ReplyWriter) {
+    out.error(&format!(
+        "ERR wrong number of arguments for '{name}' command"
+    ));
+}
+
+/// Lossy UTF-8 of at most `max` bytes of `b`.
+pub fn trunc_lossy(b: &[u8], max: usize) -> String {
+    String::from_utf8_lossy(&b[..b.len().min(max)]).into_owned()
+}
+
+/// Redis's shared error texts.
+pub mod errors {
+    pub const SYNTAX: &str = "ERR syntax error";
+    pub const NOT_INTEGER: &str = "ERR value is not an integer or out of range";
+    pub const NOT_FLOAT: &str = "ERR value is not a valid float";
+    pub const WRONGTYPE: &str = "WRONGTYPE Operation against a key holding the wrong kind of value";
+    pub const NO_SUCH_KEY: &str = "ERR no such key";
+    pub const DB_INDEX: &str = "ERR DB index is out of range";
+    pub const NOAUTH: &str = "NOAUTH Authentication required.";
+    pub const INVALID_EXPIRE: &str = "ERR invalid expire time in '{}' command";
+}
+
+/// Parses a Redis integer argument (strict, as `string2ll`).
+pub fn parse_i64(arg: &[u8]) -> Option<i64> {
+    percore_engine::number::parse_i64_strict(arg)
+}
+
+/// Whether `a` equals the ASCII word `word` case-insensitively.
+#[inline]
+pub fn eq_ic(a: &[u8], word: &str) -> bool {
+    a.eq_ignore_ascii_case(word.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_command_is_found_by_name_in_any_case() {
+        for c in COMMANDS {
+            assert_eq!(lookup(c.name.as_bytes()).map(|x| x.name), Some(c.name));
+            let upper = c.name.to_ascii_uppercase();
+            assert_eq!(lookup(upper.as_bytes()).map(|x| x.name), Some(c.name));
+            assert!(c.name.len() <= MAX_COMMAND_NAME_BYTES);
+            assert_eq!(c.name, c.name.to_ascii_lowercase());
+        }
+        assert!(lookup(b"nosuchcommand").is_none());
+    }
+
+    #[test]
+    fn names_are_unique_and_indices_match() {
+        let mut seen = std::collections::HashSet::new();
+        for (i, c) in COMMANDS.iter().enumerate() {
+            assert!(seen.insert(c.name), "duplicate {}", c.name);
+            assert_eq!(c.index(), i);
+        }
+    }
+
+    #[test]
+    fn key_positions_follow_the_table() {
+        let mset = lookup(b"mset").unwrap();
+        assert_eq!(mset.key_positions(5).collect::<Vec<_>>(), vec![1, 3]);
+        let mget = lookup(b"mget").unwrap();
+        assert_eq!(mget.key_positions(4).collect::<Vec<_>>(), vec![1, 2, 3]);
+        let get = lookup(b"get").unwrap();
+        assert_eq!(get.key_positions(2).collect::<Vec<_>>(), vec![1]);
+        let ping = lookup(b"ping").unwrap();
+        assert_eq!(ping.key_positions(2).count(), 0);
+    }
+
+    #[test]
+    fn unknown_command_text_matches_redis() {
+        let mut out = Vec::new();
+        let mut w = ReplyWriter {
+            out: &mut out,
+            proto: Protocol::Resp2,
+        };
+        unknown_command(&[b"foo", b"a", b"b"], &mut w);
+        assert_eq!(
+            out,
+            b"-ERR unknown command 'foo', with args beginning with: 'a' 'b' \r\n"
+        );
+    }
+}

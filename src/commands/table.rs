@@ -1,0 +1,228 @@
+//! The command table: every command percore knows, as data.
+
+use super::flags::{ADMIN, DENYOOM, FAST, LOADING, NO_AUTH, NOSCRIPT, READONLY, STALE, WRITE};
+use super::{Command, Exec, connection as conn, keyspace as ks, server as srv, strings as st};
+
+#[expect(clippy::too_many_arguments, reason = "a table row")]
+const fn c(
+    name: &'static str,
+    arity: i32,
+    flags: u32,
+    keys: (i32, i32, i32),
+    group: &'static str,
+    since: &'static str,
+    summary: &'static str,
+    exec: Exec,
+) -> Command {
+    Command {
+        name,
+        arity,
+        flags,
+        first_key: keys.0,
+        last_key: keys.1,
+        step: keys.2,
+        group,
+        summary,
+        since,
+        exec,
+        subcommands: &[],
+    }
+}
+
+const NOKEYS: (i32, i32, i32) = (0, 0, 0);
+const KEY1: (i32, i32, i32) = (1, 1, 1);
+
+pub static COMMANDS: &[Command] = &[
+    // connection
+    c(
+        "ping",
+        -1,
+        FAST | STALE,
+        NOKEYS,
+        "connection",
+        "1.0.0",
+        "Returns the server's liveliness response.",
+        Exec::Client(conn::ping),
+    ),
+    c(
+        "echo",
+        2,
+        FAST | LOADING | STALE,
+        NOKEYS,
+        "connection",
+        "1.0.0",
+        "Returns the given string.",
+        Exec::Client(conn::echo),
+    ),
+    c(
+        "select",
+        2,
+        FAST | LOADING | STALE,
+        NOKEYS,
+        "connection",
+        "1.0.0",
+        "Changes the selected database.",
+        Exec::Client(conn::select),
+    ),
+    c(
+        "quit",
+        -1,
+        FAST | NO_AUTH | LOADING | STALE | NOSCRIPT,
+        NOKEYS,
+        "connection",
+        "1.0.0",
+        "Closes the connection.",
+        Exec::Client(conn::quit),
+    ),
+    c(
+        "hello",
+        -1,
+        FAST | NO_AUTH | LOADING | STALE | NOSCRIPT,
+        NOKEYS,
+        "connection",
+        "6.0.0",
+        "Handshakes with the Redis server.",
+        Exec::Client(conn::hello),
+    ),
+    c(
+        "auth",
+        -2,
+        FAST | NO_AUTH | LOADING | STALE | NOSCRIPT,
+        NOKEYS,
+        "connection",
+        "1.0.0",
+        "Authenticates the connection.",
+        Exec::Client(conn::auth),
+    ),
+    // strings
+    c(
+        "get",
+        2,
+        READONLY | FAST,
+        KEY1,
+        "string",
+        "1.0.0",
+        "Returns the string value of a key.",
+        Exec::Keyed(st::get),
+    ),
+    c(
+        "set",
+        -3,
+        WRITE | DENYOOM,
+        KEY1,
+        "string",
+        "1.0.0",
+        "Sets the string value of a key, ignoring its type. The key is created if it doesn't exist.",
+        Exec::Keyed(st::set),
+    ),
+    c(
+        "mget",
+        -2,
+        READONLY | FAST,
+        (1, -1, 1),
+        "string",
+        "1.0.0",
+        "Atomically returns the string values of one or more keys.",
+        Exec::Split {
+            part: st::mget_part,
+            merge: st::mget_merge,
+        },
+    ),
+    c(
+        "mset",
+        -3,
+        WRITE | DENYOOM,
+        (1, -1, 2),
+        "string",
+        "1.0.1",
+        "Atomically creates or modifies the string values of one or more keys.",
+        Exec::Split {
+            part: st::mset_part,
+            merge: st::mset_merge,
+        },
+    ),
+    c(
+        "incr",
+        2,
+        WRITE | DENYOOM | FAST,
+        KEY1,
+        "string",
+        "1.0.0",
+        "Increments the integer value of a key by one. Uses 0 as initial value if the key doesn't exist.",
+        Exec::Keyed(st::incr),
+    ),
+    // keyspace
+    c(
+        "del",
+        -2,
+        WRITE,
+        (1, -1, 1),
+        "generic",
+        "1.0.0",
+        "Deletes one or more keys.",
+        Exec::Split {
+            part: ks::del_part,
+            merge: ks::sum_merge,
+        },
+    ),
+    // server
+    c(
+        "dbsize",
+        1,
+        READONLY | FAST,
+        NOKEYS,
+        "server",
+        "1.0.0",
+        "Returns the number of keys in the database.",
+        Exec::All {
+            part: srv::dbsize_part,
+            merge: srv::sum_merge,
+        },
+    ),
+    c(
+        "flushall",
+        -1,
+        WRITE,
+        NOKEYS,
+        "server",
+        "1.0.0",
+        "Removes all keys from all databases.",
+        Exec::All {
+            part: srv::flushall_part,
+            merge: srv::ok_merge,
+        },
+    ),
+    c(
+        "info",
+        -1,
+        LOADING | STALE,
+        NOKEYS,
+        "server",
+        "1.0.0",
+        "Returns information and statistics about the server.",
+        Exec::All {
+            part: srv::info_part,
+            merge: srv::info_merge,
+        },
+    ),
+    c(
+        "config",
+        -2,
+        ADMIN | NOSCRIPT | LOADING | STALE,
+        NOKEYS,
+        "server",
+        "2.0.0",
+        "A container for server configuration commands.",
+        Exec::Client(srv::config),
+    ),
+    c(
+        "shutdown",
+        -1,
+        ADMIN | NOSCRIPT | LOADING | STALE,
+        NOKEYS,
+        "server",
+        "1.0.0",
+        "Synchronously saves the database(s) to disk and shuts down the Redis server.",
+        Exec::Client(srv::shutdown),
+    ),
+];

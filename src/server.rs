@@ -1,0 +1,240 @@
+//! State shared by every shard thread: configuration, server-wide counters, the log.
+//!
+//! Shards read the configuration through a cached copy refreshed when the generation
+//! counter moves, so the hot path never takes the lock.
+
+use crate::config::Config;
+use std::io::Write;
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Instant;
+
+/// percore's version, reported as `percore_version` and in the banner.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// The Redis version percore answers as (`redis_version` in INFO, HELLO's `version`):
+/// clients gate features on it, and percore speaks 7.0's protocol.
+pub const REDIS_COMPAT_VERSION: &str = "7.0.15";
+
+pub use crate::config::LogLevel;
+
+fn level_mark(level: LogLevel) -> char {
+    match level {
+        LogLevel::Debug => '.',
+        LogLevel::Verbose => '-',
+        LogLevel::Notice | LogLevel::Nothing => '*',
+        LogLevel::Warning => '#',
+    }
+}
+
+/// Writes Redis-style log lines: `pid:role dd Mon yyyy hh:mm:ss.mmm <mark> message`.
+pub struct Log {
+    sink: Mutex<Box<dyn Write + Send>>,
+    min: std::sync::atomic::AtomicU8,
+}
+
+impl Log {
+    pub fn new(sink: Box<dyn Write + Send>, min: LogLevel) -> Self {
+        Self {
+            sink: Mutex::new(sink),
+            min: std::sync::atomic::AtomicU8::new(min as u8),
+        }
+    }
+
+    pub fn set_level(&self, min: LogLevel) {
+        self.min.store(min as u8, Ordering::Relaxed);
+    }
+
+    pub fn enabled(&self, level: LogLevel) -> bool {
+        level != LogLevel::Nothing && level as u8 >= self.min.load(Ordering::Relaxed)
+    }
+
+    pub fn log(&self, level: LogLevel, msg: &str) {
+        if !self.enabled(level) {
+            return;
+        }
+        let line = format!(
+            "{}:M {} {} {}\n",
+            std::process::id(),
+            format_log_time(percore_net::reactor::unix_ms()),
+            level_mark(level),
+            msg
+        );
+        if let Ok(mut sink) = self.sink.lock() {
+            let _ = sink.write_all(line.as_bytes());
+            let _ = sink.flush();
+        }
+    }
+}
+
+/// `25 Nov 2026 02:37:47.123` in UTC.
+pub fn format_log_time(ms: i64) -> String {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let secs = ms.div_euclid(1000);
+    let millis = ms.rem_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let tod = secs.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{d:02} {} {y} {:02}:{:02}:{:02}.{millis:03}",
+        MONTHS[(m - 1) as usize],
+        tod / 3600,
+        tod % 3600 / 60,
+        tod % 60
+    )
+}
+
+/// Days since 1970-01-01 to (year, month, day), Howard Hinnant's algorithm.
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+/// Server-wide counters that any shard may bump.
+#[derive(Default)]
+pub struct ServerStats {
+    pub connected_clients: AtomicUsize,
+    pub total_connections_received: AtomicU64,
+    pub rejected_connections: AtomicU64,
+    pub next_client_id: AtomicU64,
+}
+
+/// Everything shared by the shard threads.
+pub struct ServerShared {
+    config: RwLock<Config>,
+    config_generation: AtomicU64,
+    pub config_file: Option<std::path::PathBuf>,
+    pub stats: ServerStats,
+    pub log: Log,
+    pub started: Instant,
+    pub started_unix_ms: i64,
+    pub shards: usize,
+    pub run_id: String,
+    pub tcp_port: u16,
+    pub executable: String,
+    pub io_uring_features: String,
+    /// `LASTSAVE`: at start-up the dataset is considered saved, as Redis does.
+    pub lastsave_s: AtomicI64,
+}
+
+impl ServerShared {
+    pub fn new(
+        config: Config,
+        config_file: Option<std::path::PathBuf>,
+        log: Log,
+        shards: usize,
+        tcp_port: u16,
+        io_uring_features: String,
+    ) -> Arc<Self> {
+        let now_ms = percore_net::reactor::unix_ms();
+        Arc::new(Self {
+            config: RwLock::new(config),
+            config_generation: AtomicU64::new(1),
+            config_file,
+            stats: ServerStats {
+                next_client_id: AtomicU64::new(1),
+                ..ServerStats::default()
+            },
+            log,
+            started: Instant::now(),
+            started_unix_ms: now_ms,
+            shards,
+            run_id: random_hex40(),
+            tcp_port,
+            executable: std::env::current_exe()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
+            io_uring_features,
+            lastsave_s: AtomicI64::new(now_ms / 1000),
+        })
+    }
+
+    /// The configuration's generation; it moves on every successful CONFIG SET.
+    pub fn config_generation(&self) -> u64 {
+        self.config_generation.load(Ordering::Acquire)
+    }
+
+    /// A copy of the current configuration.
+    pub fn config(&self) -> Config {
+        self.config.read().expect("config lock poisoned").clone()
+    }
+
+    /// Applies `f` to the configuration under the write lock and bumps the generation if
+    /// it succeeds.
+    pub fn update_config<T, E>(&self, f: impl FnOnce(&mut Config) -> Result<T, E>) -> Result<T, E> {
+        let mut guard = self.config.write().expect("config lock poisoned");
+        let out = f(&mut guard)?;
+        self.config_generation.fetch_add(1, Ordering::AcqRel);
+        Ok(out)
+    }
+
+    pub fn notice(&self, msg: &str) {
+        self.log.log(LogLevel::Notice, msg);
+    }
+
+    pub fn warning(&self, msg: &str) {
+        self.log.log(LogLevel::Warning, msg);
+    }
+}
+
+/// 40 random hex characters (run ids), from the kernel's random source.
+pub fn random_hex40() -> String {
+    let mut bytes = [0u8; 20];
+    let ok = std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes))
+        .is_ok();
+    if !ok {
+        // Fall back to time and address entropy; run ids need uniqueness, not secrecy.
+        let seed = percore_net::reactor::unix_ms() as u64 ^ (std::ptr::from_ref(&bytes) as u64);
+        let mut s = seed;
+        for b in &mut bytes {
+            *b = (percore_engine::hash::splitmix64(&mut s) & 0xff) as u8;
+        }
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A random 64-bit seed from the kernel's random source.
+pub fn random_seed() -> u64 {
+    let mut bytes = [0u8; 8];
+    if std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes))
+        .is_ok()
+    {
+        u64::from_ne_bytes(bytes)
+    } else {
+        percore_net::reactor::unix_ms() as u64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_time_is_redis_style() {
+        // 2026-11-25 02:37:47.123 UTC
+        assert_eq!(
+            format_log_time(1_795_574_267_123),
+            "25 Nov 2026 02:37:47.123"
+        );
+        assert_eq!(format_log_time(0), "01 Jan 1970 00:00:00.000");
+    }
+
+    #[test]
+    fn run_ids_are_40_hex() {
+        let id = random_hex40();
+        assert_eq!(id.len(), 40);
+        assert!(id.bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_ne!(id, random_hex40());
+    }
+}

@@ -1,0 +1,875 @@
+//! One shard: its keyspace, its clients, and the [`Service`] the reactor drives.
+//!
+//! A request parsed here runs here when its keys live here; otherwise it travels to the
+//! owning shard as a [`Msg::Run`] and its reply comes back as a [`Msg::Done`]. Each client
+//! keeps a queue of reply slots, so pipelined replies leave in request order.
+
+use crate::client::{Client, MAX_PENDING_REPLIES_PER_CONN, Pending, ReplyMode};
+use crate::commands::{self, Ctx, Exec, Gather, Handler, PartFn, Partial, flags};
+use crate::config::Config;
+use crate::server::{LogLevel, ServerShared};
+use crate::stats::ShardStats;
+use percore_engine::keyspace::Keyspace;
+use percore_engine::slot::shard_of_key;
+use percore_net::mailbox::Outbox;
+use percore_net::reactor::{Conn, ConnId, Io, OUTPUT_BACKPRESSURE_BYTES, Service};
+use percore_net::resp::{ParseLimits, Parsed, Protocol, ReplyWriter, Request, parse_request};
+use std::net::SocketAddr;
+use std::os::fd::RawFd;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+/// Time budget of one active-expiry pass per tick, as a share of the tick (Redis: 25%).
+pub const ACTIVE_EXPIRE_CYCLE_TIME_PERCENT: u64 = 25;
+
+/// Arguments copied for a trip to another shard.
+#[derive(Debug, Default)]
+pub struct Argv {
+    buf: Vec<u8>,
+    ends: Vec<u32>,
+}
+
+impl Argv {
+    pub fn from_slices<'a>(args: impl IntoIterator<Item = &'a [u8]>) -> Self {
+        let mut a = Argv::default();
+        for arg in args {
+            a.buf.extend_from_slice(arg);
+            a.ends.push(a.buf.len() as u32);
+        }
+        a
+    }
+
+    pub fn fill<'a>(&'a self, out: &mut Vec<&'a [u8]>) {
+        let mut start = 0usize;
+        for &end in &self.ends {
+            out.push(&self.buf[start..end as usize]);
+            start = end as usize;
+        }
+    }
+}
+
+/// What a shard runs for another.
+#[derive(Clone, Copy)]
+pub enum Job {
+    /// A single-shard command: reply encoded in the client's protocol.
+    Keyed(Handler),
+    /// A part of a multi-shard command.
+    Part(PartFn),
+}
+
+/// Messages between shards.
+pub enum Msg {
+    Run {
+        from: usize,
+        conn: ConnId,
+        seq: u64,
+        db: u16,
+        proto: Protocol,
+        job: Job,
+        argv: Argv,
+    },
+    Done {
+        conn: ConnId,
+        seq: u64,
+        shard: usize,
+        result: Partial,
+    },
+}
+
+/// Everything a shard owns besides its I/O.
+pub struct ShardData {
+    pub id: usize,
+    pub shards: usize,
+    pub keyspace: Keyspace,
+    pub shared: Arc<ServerShared>,
+    /// This shard's copy of the configuration (refreshed when the generation moves).
+    pub cfg: Config,
+    cfg_generation: u64,
+    /// Clients of this shard's connections, indexed by connection index.
+    pub clients: Vec<Option<Client>>,
+    pub stats: ShardStats,
+    pub now_ms: i64,
+    pub rng: u64,
+    /// Connections to close once the current batch is done (CLIENT KILL).
+    pub to_close: Vec<ConnId>,
+    /// Set by SHUTDOWN.
+    pub shutdown_requested: bool,
+    pub limits: ParseLimits,
+}
+
+impl ShardData {
+    pub fn new(id: usize, shards: usize, shared: Arc<ServerShared>) -> Self {
+        let cfg = shared.config();
+        let seed = crate::server::random_seed();
+        Self {
+            id,
+            shards,
+            keyspace: Keyspace::new(cfg.databases as usize, seed),
+            cfg_generation: shared.config_generation(),
+            limits: limits_of(&cfg),
+            cfg,
+            shared,
+            clients: Vec::new(),
+            stats: ShardStats::new(commands::COMMANDS.len()),
+            now_ms: percore_net::reactor::unix_ms(),
+            rng: seed ^ 0x9e37_79b9_7f4a_7c15,
+            to_close: Vec::new(),
+            shutdown_requested: false,
+        }
+    }
+
+    /// Picks up a configuration change made by any shard.
+    #[inline]
+    pub fn refresh_config(&mut self) {
+        let g = self.shared.config_generation();
+        if g != self.cfg_generation {
+            self.cfg = self.shared.config();
+            self.cfg_generation = g;
+            self.limits = limits_of(&self.cfg);
+        }
+    }
+
+    /// The shard owning `key`.
+    #[inline]
+    pub fn owner(&self, key: &[u8]) -> usize {
+        if self.shards == 1 {
+            0
+        } else {
+            shard_of_key(key, self.shards)
+        }
+    }
+}
+
+fn limits_of(cfg: &Config) -> ParseLimits {
+    ParseLimits {
+        max_bulk_len_bytes: usize::try_from(cfg.proto_max_bulk_len_bytes).unwrap_or(usize::MAX),
+        ..ParseLimits::default()
+    }
+}
+
+/// The shard service.
+pub struct Shard {
+    pub data: ShardData,
+    req: Request,
+    argv_store: Vec<&'static [u8]>,
+    scratch: Vec<u8>,
+}
+
+/// Reuses a vector's allocation for a different borrow lifetime.
+fn recycle<'b>(mut v: Vec<&'_ [u8]>) -> Vec<&'b [u8]> {
+    v.clear();
+    // An empty vector holds no references; collecting it in place keeps the allocation.
+    v.into_iter()
+        .map(|_| -> &'b [u8] { unreachable!() })
+        .collect()
+}
+
+impl Shard {
+    pub fn new(id: usize, shards: usize, shared: Arc<ServerShared>) -> Self {
+        Self {
+            data: ShardData::new(id, shards, shared),
+            req: Request::new(),
+            argv_store: Vec::with_capacity(16),
+            scratch: Vec::new(),
+        }
+    }
+
+    /// Parses and runs as many complete requests of connection `id` as possible.
+    fn process_input(&mut self, io: &mut Io<Msg, ()>, id: ConnId) {
+        let Some(mut client) = self
+            .data
+            .clients
+            .get_mut(id.index as usize)
+            .and_then(Option::take)
+        else {
+            return;
+        };
+        let (conn, outbox) = io.conn_and_outbox(id);
+        if let Some(conn) = conn {
+            self.run_requests(&mut client, conn, outbox);
+            client.qbuf = conn.input.len();
+        }
+        self.data.clients[id.index as usize] = Some(client);
+        self.after_batch(io);
+    }
+
+    fn run_requests(&mut self, client: &mut Client, conn: &mut Conn<()>, outbox: &mut Outbox<Msg>) {
+        client.last_interaction_ms = self.data.now_ms;
+        let qbuf_limit =
+            usize::try_from(self.data.cfg.client_query_buffer_limit_bytes).unwrap_or(usize::MAX);
+        loop {
+            if client.close_after_reply {
+                conn.close_after_flush();
+                break;
+            }
+            if client.pending.len() >= MAX_PENDING_REPLIES_PER_CONN {
+                conn.read_paused = true;
+                break;
+            }
+            if conn.pending_output() >= OUTPUT_BACKPRESSURE_BYTES {
+                break;
+            }
+            if conn.input.is_empty() {
+                break;
+            }
+            let mut limits = self.data.limits;
+            limits.unauthenticated = !client.authenticated;
+            let input = conn.input.data();
+            match parse_request(input, &limits, &mut self.req) {
+                Ok(Parsed::Complete { consumed }) => {
+                    if !self.req.is_empty() {
+                        let mut argv = recycle(std::mem::take(&mut self.argv_store));
+                        self.req.fill_argv(input, &mut argv);
+                        dispatch(&mut self.data, client, &argv, &mut conn.output, outbox);
+                        self.argv_store = recycle(argv);
+                    }
+                    self.req.clear();
+                    conn.input.consume(consumed);
+                }
+                Ok(Parsed::Incomplete { need_bytes }) => {
+                    if input.len() > qbuf_limit {
+                        self.data.shared.warning(&format!(
+                            "Closing client that reached max query buffer length: id={} addr={} (qbuf initial bytes: {:?})",
+                            client.id,
+                            client.peer,
+                            String::from_utf8_lossy(&input[..input.len().min(64)])
+                        ));
+                        conn.output.clear();
+                        conn.close_after_flush();
+                    } else if let Some(n) = need_bytes {
+                        conn.input.want_total(n.min(qbuf_limit.saturating_add(1)));
+                    }
+                    break;
+                }
+                Err(e) => {
+                    self.scratch.clear();
+                    e.write_message(&mut self.scratch);
+                    let text = format!("ERR {}", String::from_utf8_lossy(&self.scratch));
+                    self.data.stats.record_error(&text);
+                    if client.pending.is_empty() {
+                        ReplyWriter {
+                            out: &mut conn.output,
+                            proto: client.proto,
+                        }
+                        .error(&text);
+                    } else {
+                        let mut buf = Vec::new();
+                        ReplyWriter {
+                            out: &mut buf,
+                            proto: client.proto,
+                        }
+                        .error(&text);
+                        client.push_pending(Pending::Ready(buf));
+                    }
+                    self.data.shared.log.log(
+                        LogLevel::Verbose,
+                        &format!(
+                            "Protocol error ({text}) from client: id={} addr={}",
+                            client.id, client.peer
+                        ),
+                    );
+                    client.close_after_reply = true;
+                    self.req.clear();
+                    conn.input.consume(conn.input.len());
+                }
+            }
+        }
+        if client.close_after_reply && client.pending.is_empty() {
+            conn.close_after_flush();
+        }
+    }
+
+    /// Closes connections marked by CLIENT KILL and starts SHUTDOWN if requested.
+    fn after_batch(&mut self, io: &mut Io<Msg, ()>) {
+        if !self.data.to_close.is_empty() {
+            for id in std::mem::take(&mut self.data.to_close) {
+                if let Some(conn) = io.conn(id) {
+                    conn.close_after_flush();
+                }
+            }
+        }
+        if self.data.shutdown_requested {
+            self.data.shutdown_requested = false;
+            io.request_shutdown();
+        }
+    }
+
+    fn on_done(
+        &mut self,
+        io: &mut Io<Msg, ()>,
+        conn_id: ConnId,
+        seq: u64,
+        shard: usize,
+        result: Partial,
+    ) {
+        let idx = conn_id.index as usize;
+        let Some(mut client) = self
+            .data
+            .clients
+            .get_mut(idx)
+            .and_then(|c| c.take_if(|c| c.conn == conn_id))
+        else {
+            return; // The client left meanwhile.
+        };
+        let proto = client.proto;
+        let mut merged = None;
+        match client.pending_mut(seq) {
+            Some(slot @ Pending::Waiting { .. }) => {
+                let Pending::Waiting { discard } = *slot else {
+                    unreachable!()
+                };
+                let bytes = match result {
+                    _ if discard => Vec::new(),
+                    Partial::Encoded(b) => b,
+                    other => internal_error(proto, &other),
+                };
+                *slot = Pending::Ready(bytes);
+            }
+            Some(Pending::Gather(g)) => {
+                if g.parts[shard].is_none() {
+                    g.remaining -= 1;
+                }
+                g.parts[shard] = Some(result);
+                if g.remaining == 0 {
+                    merged = Some(merge_gather(&mut self.data, g, proto));
+                }
+            }
+            _ => {}
+        }
+        if let Some(bytes) = merged
+            && let Some(slot) = client.pending_mut(seq)
+        {
+            *slot = Pending::Ready(bytes);
+        }
+        let mut resume = false;
+        if let Some(conn) = io.conn(conn_id) {
+            client.flush_ready(&mut conn.output);
+            if client.close_after_reply && client.pending.is_empty() {
+                conn.close_after_flush();
+            }
+            if conn.read_paused && client.pending.len() < MAX_PENDING_REPLIES_PER_CONN / 2 {
+                conn.read_paused = false;
+                resume = !conn.input.is_empty();
+            }
+        }
+        self.data.clients[idx] = Some(client);
+        if resume {
+            self.process_input(io, conn_id);
+        }
+    }
+
+    fn on_run(
+        &mut self,
+        io: &mut Io<Msg, ()>,
+        from: usize,
+        conn: ConnId,
+        seq: u64,
+        db: u16,
+        proto: Protocol,
+        job: Job,
+        argv: &Argv,
+    ) {
+        let mut args = recycle(std::mem::take(&mut self.argv_store));
+        argv.fill(&mut args);
+        let mut ctx = Ctx {
+            shard: &mut self.data,
+            db: db as usize,
+            proto,
+            client: None,
+        };
+        let result = match job {
+            Job::Keyed(h) => {
+                let mut out = Vec::new();
+                run_handler(&mut ctx, h, &args, &mut out);
+                Partial::Encoded(out)
+            }
+            Job::Part(p) => p(&mut ctx, &args),
+        };
+        self.argv_store = recycle(args);
+        io.send(
+            from,
+            Msg::Done {
+                conn,
+                seq,
+                shard: self.data.id,
+                result,
+            },
+        );
+        self.after_batch(io);
+    }
+}
+
+/// Runs a handler and counts it.
+#[inline]
+fn run_handler(ctx: &mut Ctx, h: Handler, argv: &[&[u8]], out: &mut Vec<u8>) {
+    let proto = ctx.proto;
+    let mut w = ReplyWriter { out, proto };
+    h(ctx, argv, &mut w);
+}
+
+/// Where a reply goes: straight to the socket buffer when nothing is waiting before it.
+fn reply_target<'a>(
+    client: &mut Client,
+    out: &'a mut Vec<u8>,
+    scratch: &'a mut Vec<u8>,
+) -> &'a mut Vec<u8> {
+    if client.pending.is_empty() {
+        out
+    } else {
+        scratch
+    }
+}
+
+/// Runs one request of `client`.
+pub fn dispatch(
+    data: &mut ShardData,
+    client: &mut Client,
+    argv: &[&[u8]],
+    out: &mut Vec<u8>,
+    outbox: &mut Outbox<Msg>,
+) {
+    let start = Instant::now();
+    let mut scratch = Vec::new();
+    let discard = match client.reply_mode {
+        ReplyMode::On => false,
+        ReplyMode::Off => true,
+        ReplyMode::SkipNext => {
+            client.reply_mode = ReplyMode::Skipping;
+            true
+        }
+        ReplyMode::Skipping => {
+            client.reply_mode = ReplyMode::On;
+            false
+        }
+    };
+    let mut discard_buf = Vec::new();
+    let target = if discard {
+        &mut discard_buf
+    } else {
+        reply_target(client, out, &mut scratch)
+    };
+    let mark = target.len();
+    let Some(cmd) = commands::lookup(argv[0]) else {
+        let mut w = ReplyWriter {
+            out: target,
+            proto: client.proto,
+        };
+        commands::unknown_command(argv, &mut w);
+        data.stats.record_error("ERR unknown command");
+        finish_local(client, discard, out, scratch);
+        return;
+    };
+    if !cmd.arity_ok(argv.len()) {
+        let mut w = ReplyWriter {
+            out: target,
+            proto: client.proto,
+        };
+        commands::wrong_arity(cmd.name, &mut w);
+        data.stats
+            .record_rejected(cmd, "ERR wrong number of arguments");
+        finish_local(client, discard, out, scratch);
+        return;
+    }
+    if !client.authenticated && !cmd.has(flags::NO_AUTH) {
+        let mut w = ReplyWriter {
+            out: target,
+            proto: client.proto,
+        };
+        w.error(commands::errors::NOAUTH);
+        data.stats.record_rejected(cmd, "NOAUTH");
+        finish_local(client, discard, out, scratch);
+        return;
+    }
+    client.last_cmd = cmd.name;
+    data.now_ms = percore_net::reactor::unix_ms();
+    match cmd.exec {
+        Exec::Client(h) => {
+            let db = client.db;
+            let proto = client.proto;
+            let mut ctx = Ctx {
+                shard: data,
+                db,
+                proto,
+                client: Some(client),
+            };
+            let mut w = ReplyWriter { out: target, proto };
+            h(&mut ctx, argv, &mut w);
+            let failed = target_is_error(target, mark);
+            data.stats.record_call(
+                cmd,
+                start.elapsed(),
+                failed,
+                target.get(mark..).unwrap_or(&[]),
+            );
+            finish_local(client, discard, out, scratch);
+        }
+        Exec::Keyed(h) => {
+            let mut keys = cmd.key_positions(argv.len());
+            let owner = keys.next().map_or(data.id, |p| data.owner(argv[p]));
+            let same = keys.all(|p| data.owner(argv[p]) == owner);
+            if !same {
+                let mut w = ReplyWriter {
+                    out: target,
+                    proto: client.proto,
+                };
+                w.error("CROSSSLOT Keys in request don't hash to the same slot");
+                data.stats.record_rejected(cmd, "CROSSSLOT");
+                finish_local(client, discard, out, scratch);
+                return;
+            }
+            if owner == data.id {
+                let mut ctx = Ctx {
+                    shard: data,
+                    db: client.db,
+                    proto: client.proto,
+                    client: None,
+                };
+                run_handler(&mut ctx, h, argv, target);
+                let failed = target_is_error(target, mark);
+                data.stats.record_call(
+                    cmd,
+                    start.elapsed(),
+                    failed,
+                    target.get(mark..).unwrap_or(&[]),
+                );
+                finish_local(client, discard, out, scratch);
+            } else {
+                data.stats.record_forward(cmd);
+                let seq = client.push_pending(Pending::Waiting { discard });
+                outbox.send(
+                    owner,
+                    Msg::Run {
+                        from: data.id,
+                        conn: client.conn,
+                        seq,
+                        db: client.db as u16,
+                        proto: client.proto,
+                        job: Job::Keyed(h),
+                        argv: Argv::from_slices(argv.iter().copied()),
+                    },
+                );
+            }
+        }
+        Exec::Split { part, .. } => {
+            let step = cmd.step.max(1) as usize;
+            if (argv.len() - cmd.first_key as usize) % step != 0 {
+                let mut w = ReplyWriter {
+                    out: target,
+                    proto: client.proto,
+                };
+                commands::wrong_arity(cmd.name, &mut w);
+                data.stats
+                    .record_rejected(cmd, "ERR wrong number of arguments");
+                finish_local(client, discard, out, scratch);
+                return;
+            }
+            let nkeys = cmd.key_positions(argv.len()).count();
+            let mut key_map: Vec<Vec<u32>> = vec![Vec::new(); data.shards];
+            for (i, p) in cmd.key_positions(argv.len()).enumerate() {
+                key_map[data.owner(argv[p])].push(i as u32);
+            }
+            let positions: Vec<usize> = cmd.key_positions(argv.len()).collect();
+            let mut jobs = Vec::new();
+            for (s, idxs) in key_map.iter().enumerate() {
+                if idxs.is_empty() {
+                    continue;
+                }
+                let mut sub: Vec<&[u8]> = vec![argv[0]];
+                for &i in idxs {
+                    let p = positions[i as usize];
+                    sub.extend_from_slice(&argv[p..(p + step).min(argv.len())]);
+                }
+                jobs.push((s, part, Argv::from_slices(sub)));
+            }
+            let gather = Gather {
+                cmd,
+                parts: (0..data.shards).map(|_| None).collect(),
+                key_map,
+                nkeys,
+                remaining: 0,
+                argv: Vec::new(),
+                discard,
+            };
+            start_gather(data, client, gather, jobs, start, discard, out, outbox);
+        }
+        Exec::All { part, .. } => {
+            let jobs = (0..data.shards)
+                .map(|s| (s, part, Argv::from_slices(argv.iter().copied())))
+                .collect();
+            let gather = Gather {
+                cmd,
+                parts: (0..data.shards).map(|_| None).collect(),
+                key_map: Vec::new(),
+                nkeys: 0,
+                remaining: 0,
+                argv: argv.iter().map(|a| a.to_vec()).collect(),
+                discard,
+            };
+            start_gather(data, client, gather, jobs, start, discard, out, outbox);
+        }
+    }
+}
+
+fn target_is_error(target: &[u8], mark: usize) -> bool {
+    target.get(mark) == Some(&b'-')
+}
+
+/// After a locally answered request: move a reply written to scratch into the queue.
+fn finish_local(client: &mut Client, discard: bool, _out: &mut Vec<u8>, scratch: Vec<u8>) {
+    if discard {
+        return;
+    }
+    if !scratch.is_empty() || !client.pending.is_empty() {
+        client.push_pending(Pending::Ready(scratch));
+    }
+}
+
+/// Sends a multi-shard command's parts, runs the local one, and answers at once when no
+/// other shard is involved.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one call site; splitting hides the flow"
+)]
+fn start_gather(
+    data: &mut ShardData,
+    client: &mut Client,
+    mut gather: Gather,
+    jobs: Vec<(usize, PartFn, Argv)>,
+    start: Instant,
+    discard: bool,
+    out: &mut Vec<u8>,
+    outbox: &mut Outbox<Msg>,
+) {
+    let cmd = gather.cmd;
+    gather.remaining = jobs.len();
+    gather.discard = discard;
+    let mut local = None;
+    let seq = client.first_seq + client.pending.len() as u64;
+    for (s, part, argv) in jobs {
+        if s == data.id {
+            local = Some((part, argv));
+        } else {
+            outbox.send(
+                s,
+                Msg::Run {
+                    from: data.id,
+                    conn: client.conn,
+                    seq,
+                    db: client.db as u16,
+                    proto: client.proto,
+                    job: Job::Part(part),
+                    argv,
+                },
+            );
+        }
+    }
+    if let Some((part, argv)) = local {
+        let mut args = Vec::new();
+        argv.fill(&mut args);
+        let mut ctx = Ctx {
+            shard: data,
+            db: client.db,
+            proto: client.proto,
+            client: Some(client),
+        };
+        gather.parts[data.id] = Some(part(&mut ctx, &args));
+        gather.remaining -= 1;
+    }
+    data.stats.record_call(cmd, start.elapsed(), false, &[]);
+    if gather.remaining > 0 {
+        let pushed = client.push_pending(Pending::Gather(Box::new(gather)));
+        debug_assert_eq!(pushed, seq);
+        return;
+    }
+    let bytes = merge_gather(data, &mut gather, client.proto);
+    if client.pending.is_empty() {
+        out.extend_from_slice(&bytes);
+    } else {
+        client.push_pending(Pending::Ready(bytes));
+    }
+}
+
+/// All parts are in: the encoded reply (empty when discarded).
+fn merge_gather(data: &mut ShardData, g: &mut Gather, proto: Protocol) -> Vec<u8> {
+    let (Exec::Split { merge, .. } | Exec::All { merge, .. }) = g.cmd.exec else {
+        unreachable!("gather of a single-shard command")
+    };
+    let mut buf = Vec::new();
+    merge(
+        g,
+        &mut ReplyWriter {
+            out: &mut buf,
+            proto,
+        },
+    );
+    if buf.first() == Some(&b'-') {
+        data.stats.record_failed(g.cmd);
+    }
+    if g.discard {
+        buf.clear();
+    }
+    buf
+}
+
+fn internal_error(proto: Protocol, what: &Partial) -> Vec<u8> {
+    let mut b = Vec::new();
+    ReplyWriter { out: &mut b, proto }.error(&format!(
+        "ERR internal error: unexpected shard answer {what:?}"
+    ));
+    b
+}
+
+impl Service for Shard {
+    type Msg = Msg;
+    type Conn = ();
+
+    fn on_accept(
+        &mut self,
+        io: &mut Io<Msg, ()>,
+        id: ConnId,
+        fd: RawFd,
+        peer: Option<SocketAddr>,
+    ) -> Result<(), Vec<u8>> {
+        let stats = &self.data.shared.stats;
+        let max = self.data.cfg.maxclients as usize;
+        let connected = stats.connected_clients.fetch_add(1, Ordering::AcqRel) + 1;
+        if connected > max {
+            stats.connected_clients.fetch_sub(1, Ordering::AcqRel);
+            stats.rejected_connections.fetch_add(1, Ordering::Relaxed);
+            return Err(b"-ERR max number of clients reached\r\n".to_vec());
+        }
+        // Protected mode: no password and no explicit bind → loopback clients only.
+        if self.data.cfg.protected_mode
+            && self.data.cfg.requirepass.is_empty()
+            && self
+                .data
+                .cfg
+                .bind
+                .iter()
+                .all(|b| matches!(b.addr.as_str(), "127.0.0.1" | "::1"))
+            && peer.is_some_and(|p| !p.ip().is_loopback())
+        {
+            stats.connected_clients.fetch_sub(1, Ordering::AcqRel);
+            stats.rejected_connections.fetch_add(1, Ordering::Relaxed);
+            return Err(PROTECTED_MODE_TEXT.as_bytes().to_vec());
+        }
+        stats
+            .total_connections_received
+            .fetch_add(1, Ordering::Relaxed);
+        self.data.now_ms = io.now_ms;
+        self.add_client(id, fd, peer);
+        Ok(())
+    }
+
+    fn on_input(&mut self, io: &mut Io<Msg, ()>, id: ConnId) {
+        self.data.now_ms = io.now_ms;
+        self.data.refresh_config();
+        self.process_input(io, id);
+    }
+
+    fn on_message(&mut self, io: &mut Io<Msg, ()>, msg: Msg) {
+        self.data.now_ms = io.now_ms;
+        match msg {
+            Msg::Run {
+                from,
+                conn,
+                seq,
+                db,
+                proto,
+                job,
+                argv,
+            } => {
+                self.on_run(io, from, conn, seq, db, proto, job, &argv);
+            }
+            Msg::Done {
+                conn,
+                seq,
+                shard,
+                result,
+            } => self.on_done(io, conn, seq, shard, result),
+        }
+    }
+
+    fn on_close(&mut self, _io: &mut Io<Msg, ()>, conn: Conn<()>) {
+        let id = conn.id();
+        if let Some(slot) = self.data.clients.get_mut(id.index as usize)
+            && slot.as_ref().is_some_and(|c| c.conn == id)
+        {
+            *slot = None;
+        }
+        self.data
+            .shared
+            .stats
+            .connected_clients
+            .fetch_sub(1, Ordering::AcqRel);
+    }
+
+    fn on_tick(&mut self, io: &mut Io<Msg, ()>) {
+        self.data.now_ms = io.now_ms;
+        self.data.refresh_config();
+        let budget = Duration::from_micros(
+            1_000_000 / u64::from(self.data.cfg.hz.max(1)) * ACTIVE_EXPIRE_CYCLE_TIME_PERCENT / 100,
+        );
+        crate::expire::active_expire_cycle(&mut self.data, budget);
+        // Idle clients (`timeout`).
+        let timeout_ms = i64::from(self.data.cfg.timeout_secs) * 1000;
+        if timeout_ms > 0 {
+            let now = self.data.now_ms;
+            for c in self.data.clients.iter().flatten() {
+                if now - c.last_interaction_ms > timeout_ms && c.pending.is_empty() {
+                    self.data.to_close.push(c.conn);
+                }
+            }
+        }
+        self.after_batch(io);
+    }
+
+    fn on_signal(&mut self, io: &mut Io<Msg, ()>, signo: u32) {
+        let name = if signo == libc::SIGINT as u32 {
+            "SIGINT"
+        } else {
+            "SIGTERM"
+        };
+        self.data
+            .shared
+            .warning(&format!("Received {name} scheduling shutdown..."));
+        io.request_shutdown();
+    }
+
+    fn tick_interval(&self) -> Duration {
+        Duration::from_millis(1000 / u64::from(self.data.cfg.hz.clamp(1, 500)))
+    }
+
+    fn keepalive_s(&self) -> u32 {
+        self.data.cfg.tcp_keepalive_secs
+    }
+}
+
+impl Shard {
+    /// Creates the client of a new connection.
+    fn add_client(&mut self, id: ConnId, fd: RawFd, peer: Option<SocketAddr>) {
+        let idx = id.index as usize;
+        if self.data.clients.len() <= idx {
+            self.data.clients.resize_with(idx + 1, || None);
+        }
+        let cid = self
+            .data
+            .shared
+            .stats
+            .next_client_id
+            .fetch_add(1, Ordering::Relaxed);
+        let authenticated = self.data.cfg.requirepass.is_empty();
+        let mut client = Client::new(id, cid, self.data.now_ms, authenticated);
+        if let Some(p) = peer {
+            client.peer = p.to_string();
+        }
+        if let Ok(l) = percore_net::sys::local_addr(fd) {
+            client.local = l.to_string();
+        }
+        self.data.clients[idx] = Some(client);
+    }
+}
+
+/// Redis's protected-mode refusal.
+pub const PROTECTED_MODE_TEXT: &str = "-DENIED Redis is running in protected mode because protected mode is enabled and no password is set for the default user. In this mode connections are only accepted from the loopback interface. If you want to connect from external computers to Redis you may adopt one of the following solutions: 1) Just disable protected mode sending the command 'CONFIG SET protected-mode no' from the loopback interface by connecting to Redis from the same host the server is running, however MAKE SURE Redis is not publicly accessible from internet if you do so. Use CONFIG REWRITE to make this change permanent. 2) Alternatively you can just disable the protected mode by editing the Redis configuration file, and setting the protected mode option to 'no', and then restarting the server. 3) If you started the server manually just for testing, restart it with the '--protected-mode no' option. 4) Set up an authentication password for the default user. NOTE: You only need to do one of the above things in order for the server to start accepting connections from the outside.\r\n";

@@ -1,0 +1,208 @@
+//! Per-shard statistics: per-command calls and time, latency histograms, error counts, the
+//! slow log. Kept per shard without locks and merged on demand (INFO, LATENCY, SLOWLOG).
+
+use crate::commands::Command;
+use hdrhistogram::Histogram;
+use std::collections::{HashMap, VecDeque};
+use std::time::Duration;
+
+/// Bounds of the per-command latency histograms, in nanoseconds (as Redis: 1 ns to 1 s).
+pub const LATENCY_HIST_MIN_NS: u64 = 1;
+pub const LATENCY_HIST_MAX_NS: u64 = 1_000_000_000;
+/// Significant figures of the latency histograms (Redis uses 2).
+pub const LATENCY_HIST_SIGFIGS: u8 = 2;
+/// Distinct error codes tracked in errorstats (Redis: 128), beyond which they are ignored.
+pub const ERRORSTATS_MAX_CODES: usize = 128;
+/// Arguments kept per slow-log entry, and bytes kept per argument (Redis's limits).
+pub const SLOWLOG_ENTRY_MAX_ARGC: usize = 32;
+pub const SLOWLOG_ENTRY_MAX_STRING_BYTES: usize = 128;
+
+#[derive(Default)]
+pub struct CmdStat {
+    pub calls: u64,
+    pub usec: u64,
+    pub rejected_calls: u64,
+    pub failed_calls: u64,
+    /// Calls sent to another shard (counted there).
+    pub forwarded: u64,
+    pub latency: Option<Box<Histogram<u64>>>,
+}
+
+/// One slow-log entry.
+#[derive(Clone, Debug)]
+pub struct SlowEntry {
+    pub id: u64,
+    pub time_s: i64,
+    pub duration_us: u64,
+    pub argv: Vec<Vec<u8>>,
+    pub peer: String,
+    pub name: String,
+}
+
+pub struct ShardStats {
+    pub cmds: Vec<CmdStat>,
+    pub errors: HashMap<String, u64>,
+    pub total_error_replies: u64,
+    pub commands_processed: u64,
+    pub keyspace_hits: u64,
+    pub keyspace_misses: u64,
+    pub expired_keys_active: u64,
+    pub latency_tracking: bool,
+    pub slowlog: VecDeque<SlowEntry>,
+}
+
+impl ShardStats {
+    pub fn new(commands: usize) -> Self {
+        Self {
+            cmds: (0..commands).map(|_| CmdStat::default()).collect(),
+            errors: HashMap::new(),
+            total_error_replies: 0,
+            commands_processed: 0,
+            keyspace_hits: 0,
+            keyspace_misses: 0,
+            expired_keys_active: 0,
+            latency_tracking: true,
+            slowlog: VecDeque::new(),
+        }
+    }
+
+    /// A command ran here; `reply` is what it wrote (its first bytes tell an error).
+    #[inline]
+    pub fn record_call(
+        &mut self,
+        cmd: &'static Command,
+        took: Duration,
+        failed: bool,
+        reply: &[u8],
+    ) {
+        self.commands_processed += 1;
+        let st = &mut self.cmds[cmd.index()];
+        st.calls += 1;
+        let ns = took.as_nanos() as u64;
+        st.usec += ns / 1000;
+        if self.latency_tracking {
+            let h = st.latency.get_or_insert_with(|| {
+                Box::new(
+                    Histogram::new_with_bounds(
+                        LATENCY_HIST_MIN_NS,
+                        LATENCY_HIST_MAX_NS,
+                        LATENCY_HIST_SIGFIGS,
+                    )
+                    .expect("valid histogram bounds"),
+                )
+            });
+            h.saturating_record(ns.max(LATENCY_HIST_MIN_NS));
+        }
+        if failed {
+            st.failed_calls += 1;
+            let code = error_code(reply);
+            self.count_error(&code);
+        }
+    }
+
+    /// A call refused before it ran (arity, auth, cross-slot).
+    pub fn record_rejected(&mut self, cmd: &'static Command, error: &str) {
+        self.cmds[cmd.index()].rejected_calls += 1;
+        self.count_error(&error_code(error.as_bytes()));
+    }
+
+    /// A multi-shard command's merged reply was an error.
+    pub fn record_failed(&mut self, cmd: &'static Command) {
+        self.cmds[cmd.index()].failed_calls += 1;
+    }
+
+    pub fn record_forward(&mut self, cmd: &'static Command) {
+        self.cmds[cmd.index()].forwarded += 1;
+    }
+
+    /// An error reply not tied to a command (unknown command, protocol error).
+    pub fn record_error(&mut self, text: &str) {
+        self.count_error(&error_code(text.as_bytes()));
+    }
+
+    fn count_error(&mut self, code: &str) {
+        self.total_error_replies += 1;
+        if let Some(n) = self.errors.get_mut(code) {
+            *n += 1;
+        } else if self.errors.len() < ERRORSTATS_MAX_CODES {
+            self.errors.insert(code.to_string(), 1);
+        }
+    }
+
+    /// CONFIG RESETSTAT.
+    pub fn reset(&mut self) {
+        let n = self.cmds.len();
+        *self = Self {
+            latency_tracking: self.latency_tracking,
+            slowlog: std::mem::take(&mut self.slowlog),
+            ..Self::new(n)
+        };
+    }
+
+    /// Adds a slow-log entry, keeping at most `max_len`.
+    pub fn push_slow(&mut self, entry: SlowEntry, max_len: usize) {
+        self.slowlog.push_front(entry);
+        self.slowlog.truncate(max_len);
+    }
+}
+
+/// The error code of an error reply: its first word (`-ERR ...` → `ERR`).
+pub fn error_code(reply: &[u8]) -> String {
+    let body = reply.strip_prefix(b"-").unwrap_or(reply);
+    let end = body
+        .iter()
+        .position(|&b| b == b' ' || b == b'\r')
+        .unwrap_or(body.len());
+    String::from_utf8_lossy(&body[..end]).into_owned()
+}
+
+/// Builds a slow-log entry's argument list with Redis's truncation rules.
+pub fn slowlog_args(argv: &[&[u8]]) -> Vec<Vec<u8>> {
+    let keep = argv.len().min(SLOWLOG_ENTRY_MAX_ARGC);
+    let mut out = Vec::with_capacity(keep);
+    for (i, a) in argv.iter().take(keep).enumerate() {
+        if keep < argv.len() && i == keep - 1 {
+            out.push(format!("... ({} more arguments)", argv.len() - keep + 1).into_bytes());
+            break;
+        }
+        if a.len() > SLOWLOG_ENTRY_MAX_STRING_BYTES {
+            let mut v = a[..SLOWLOG_ENTRY_MAX_STRING_BYTES].to_vec();
+            v.extend_from_slice(
+                format!(
+                    "... ({} more bytes)",
+                    a.len() - SLOWLOG_ENTRY_MAX_STRING_BYTES
+                )
+                .as_bytes(),
+            );
+            out.push(v);
+        } else {
+            out.push(a.to_vec());
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_codes_are_first_words() {
+        assert_eq!(error_code(b"-ERR syntax error\r\n"), "ERR");
+        assert_eq!(error_code(b"-WRONGTYPE Operation\r\n"), "WRONGTYPE");
+        assert_eq!(error_code(b"NOAUTH Authentication required."), "NOAUTH");
+    }
+
+    #[test]
+    fn slowlog_truncates_like_redis() {
+        let long = vec![b'x'; 200];
+        let args: Vec<&[u8]> = vec![b"set", b"k", &long];
+        let got = slowlog_args(&args);
+        assert_eq!(got[2].len(), 128 + "... (72 more bytes)".len());
+        let many: Vec<Vec<u8>> = (0..40).map(|i| format!("a{i}").into_bytes()).collect();
+        let refs: Vec<&[u8]> = many.iter().map(Vec::as_slice).collect();
+        let got = slowlog_args(&refs);
+        assert_eq!(got.len(), 32);
+        assert_eq!(got[31], b"... (9 more arguments)");
+    }
+}
