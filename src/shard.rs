@@ -5,7 +5,7 @@
 //! keeps a queue of reply slots, so pipelined replies leave in request order.
 
 use crate::client::{Client, MAX_PENDING_REPLIES_PER_CONN, Pending, ReplyMode};
-use crate::commands::{self, Ctx, Exec, Gather, Handler, PartFn, Partial, flags};
+use crate::commands::{self, Command, Ctx, Exec, Gather, Handler, PartFn, Partial, flags};
 use crate::config::Config;
 use crate::server::{LogLevel, ServerShared};
 use crate::stats::ShardStats;
@@ -53,7 +53,7 @@ impl Argv {
 #[derive(Clone, Copy)]
 pub enum Job {
     /// A single-shard command: reply encoded in the client's protocol.
-    Keyed(Handler),
+    Keyed(&'static Command),
     /// A part of a multi-shard command.
     Part(PartFn),
 }
@@ -96,6 +96,9 @@ pub struct ShardData {
     /// Set by SHUTDOWN.
     pub shutdown_requested: bool,
     pub limits: ParseLimits,
+    /// When the current command started: the end of the previous one in the same batch, so
+    /// timing a pipeline costs one clock read per command.
+    pub cmd_clock: Instant,
 }
 
 impl ShardData {
@@ -116,6 +119,7 @@ impl ShardData {
             rng: seed ^ 0x9e37_79b9_7f4a_7c15,
             to_close: Vec::new(),
             shutdown_requested: false,
+            cmd_clock: Instant::now(),
         }
     }
 
@@ -128,6 +132,15 @@ impl ShardData {
             self.cfg_generation = g;
             self.limits = limits_of(&self.cfg);
         }
+    }
+
+    /// Time since the current command started; the next command starts now.
+    #[inline]
+    pub fn took(&mut self) -> Duration {
+        let now = Instant::now();
+        let d = now.saturating_duration_since(self.cmd_clock);
+        self.cmd_clock = now;
+        d
     }
 
     /// The shard owning `key`.
@@ -196,6 +209,7 @@ impl Shard {
 
     fn run_requests(&mut self, client: &mut Client, conn: &mut Conn<()>, outbox: &mut Outbox<Msg>) {
         client.last_interaction_ms = self.data.now_ms;
+        self.data.cmd_clock = Instant::now();
         let qbuf_limit =
             usize::try_from(self.data.cfg.client_query_buffer_limit_bytes).unwrap_or(usize::MAX);
         loop {
@@ -379,9 +393,15 @@ impl Shard {
             client: None,
         };
         let result = match job {
-            Job::Keyed(h) => {
+            Job::Keyed(cmd) => {
+                let Exec::Keyed(h) = cmd.exec else {
+                    unreachable!("only keyed commands travel as Job::Keyed")
+                };
                 let mut out = Vec::new();
+                ctx.shard.cmd_clock = Instant::now();
                 run_handler(&mut ctx, h, &args, &mut out);
+                let took = ctx.shard.took();
+                ctx.shard.stats.record_call(cmd, took, out.first() == Some(&b'-'), &out);
                 Partial::Encoded(out)
             }
             Job::Part(p) => p(&mut ctx, &args),
@@ -429,7 +449,6 @@ pub fn dispatch(
     out: &mut Vec<u8>,
     outbox: &mut Outbox<Msg>,
 ) {
-    let start = Instant::now();
     let mut scratch = Vec::new();
     let discard = match client.reply_mode {
         ReplyMode::On => false,
@@ -482,7 +501,6 @@ pub fn dispatch(
         return;
     }
     client.last_cmd = cmd.name;
-    data.now_ms = percore_net::reactor::unix_ms();
     match cmd.exec {
         Exec::Client(h) => {
             let db = client.db;
@@ -496,9 +514,10 @@ pub fn dispatch(
             let mut w = ReplyWriter { out: target, proto };
             h(&mut ctx, argv, &mut w);
             let failed = target_is_error(target, mark);
+            let took = data.took();
             data.stats.record_call(
                 cmd,
-                start.elapsed(),
+                took,
                 failed,
                 target.get(mark..).unwrap_or(&[]),
             );
@@ -527,9 +546,10 @@ pub fn dispatch(
                 };
                 run_handler(&mut ctx, h, argv, target);
                 let failed = target_is_error(target, mark);
+                let took = data.took();
                 data.stats.record_call(
                     cmd,
-                    start.elapsed(),
+                    took,
                     failed,
                     target.get(mark..).unwrap_or(&[]),
                 );
@@ -545,7 +565,7 @@ pub fn dispatch(
                         seq,
                         db: client.db as u16,
                         proto: client.proto,
-                        job: Job::Keyed(h),
+                        job: Job::Keyed(cmd),
                         argv: Argv::from_slices(argv.iter().copied()),
                     },
                 );
@@ -591,7 +611,7 @@ pub fn dispatch(
                 argv: Vec::new(),
                 discard,
             };
-            start_gather(data, client, gather, jobs, start, discard, out, outbox);
+            start_gather(data, client, gather, jobs, discard, out, outbox);
         }
         Exec::All { part, .. } => {
             let jobs = (0..data.shards)
@@ -606,7 +626,7 @@ pub fn dispatch(
                 argv: argv.iter().map(|a| a.to_vec()).collect(),
                 discard,
             };
-            start_gather(data, client, gather, jobs, start, discard, out, outbox);
+            start_gather(data, client, gather, jobs, discard, out, outbox);
         }
     }
 }
@@ -636,7 +656,6 @@ fn start_gather(
     client: &mut Client,
     mut gather: Gather,
     jobs: Vec<(usize, PartFn, Argv)>,
-    start: Instant,
     discard: bool,
     out: &mut Vec<u8>,
     outbox: &mut Outbox<Msg>,
@@ -676,7 +695,8 @@ fn start_gather(
         gather.parts[data.id] = Some(part(&mut ctx, &args));
         gather.remaining -= 1;
     }
-    data.stats.record_call(cmd, start.elapsed(), false, &[]);
+    let took = data.took();
+    data.stats.record_call(cmd, took, false, &[]);
     if gather.remaining > 0 {
         let pushed = client.push_pending(Pending::Gather(Box::new(gather)));
         debug_assert_eq!(pushed, seq);

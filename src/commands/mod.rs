@@ -183,8 +183,31 @@ pub struct Gather {
     pub discard: bool,
 }
 
-fn lookup_table() -> &'static HashMap<&'static [u8], &'static Command> {
-    static MAP: OnceLock<HashMap<&'static [u8], &'static Command>> = OnceLock::new();
+/// FNV-1a: command names are short, trusted (the table's own), and looked up once per
+/// request, where SipHash's setup cost would dominate.
+#[derive(Default)]
+struct NameHasher(u64);
+
+impl std::hash::Hasher for NameHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 { 0xcbf2_9ce4_8422_2325 } else { self.0 };
+        for &b in bytes {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type NameMap = HashMap<&'static [u8], &'static Command, std::hash::BuildHasherDefault<NameHasher>>;
+
+fn lookup_table() -> &'static NameMap {
+    static MAP: OnceLock<NameMap> = OnceLock::new();
     MAP.get_or_init(|| COMMANDS.iter().map(|c| (c.name.as_bytes(), c)).collect())
 }
 
