@@ -1,0 +1,399 @@
+//! Test harness shared by the end-to-end tests: start a real `percore-server` (or a real
+//! `redis-server`) on a free 127.0.0.1 port, talk to it with raw RESP, and stop it on drop.
+//!
+//! Every wait here is bounded; a server that does not come up fails the test with its own
+//! output in the panic message.
+
+// Each test binary uses a different subset of the harness.
+#![allow(dead_code)]
+
+use percore_net::resp::{Frame, decode_frame};
+use std::collections::HashSet;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// How long a server may take to answer its first PING.
+pub const START_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long a server may take to exit after SIGTERM before it gets SIGKILL.
+pub const STOP_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long any single read or write on a test connection may block.
+pub const IO_TIMEOUT: Duration = Duration::from_secs(20);
+/// How many ports to try before giving up on starting a server.
+const START_ATTEMPTS: usize = 5;
+
+/// Ports handed out in this process. Servers bind with `SO_REUSEPORT`, so two servers
+/// started by parallel tests on the same port would both succeed and share connections;
+/// never handing a port out twice rules that out within one test binary.
+static USED_PORTS: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
+static LOG_SEQ: AtomicU64 = AtomicU64::new(0);
+
+/// A port that was free a moment ago and that this process has not used before.
+pub fn free_port() -> u16 {
+    for _ in 0..100 {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        let port = listener.local_addr().expect("local_addr").port();
+        drop(listener);
+        let mut used = USED_PORTS
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if used.get_or_insert_with(HashSet::new).insert(port) {
+            return port;
+        }
+    }
+    panic!("no fresh free port found in 100 tries");
+}
+
+/// Which server a [`Server`] runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Percore,
+    Redis,
+}
+
+/// A running server process, stopped (SIGTERM, then SIGKILL) when dropped.
+pub struct Server {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+    kind: Kind,
+}
+
+impl Server {
+    /// Starts `percore-server --port P --bind 127.0.0.1 --save ''` plus `extra`.
+    pub fn percore(extra: &[&str]) -> Self {
+        Self::start(Kind::Percore, extra)
+    }
+
+    /// Starts `percore-server --threads N`.
+    pub fn percore_threads(threads: usize) -> Self {
+        let n = threads.to_string();
+        Self::start(Kind::Percore, &["--threads", &n])
+    }
+
+    /// Starts a real `redis-server` for differential tests, or returns `None` (after a
+    /// printed notice) when it is not installed. With `PERCORE_REQUIRE_REDIS=1` a missing
+    /// `redis-server` is a failure instead.
+    pub fn redis() -> Option<Self> {
+        if !redis_server_available() {
+            assert!(
+                std::env::var("PERCORE_REQUIRE_REDIS").as_deref() != Ok("1"),
+                "redis-server not found, and PERCORE_REQUIRE_REDIS=1 requires it"
+            );
+            println!("skipping: redis-server not found");
+            return None;
+        }
+        Some(Self::start(Kind::Redis, &[]))
+    }
+
+    fn start(kind: Kind, extra: &[&str]) -> Self {
+        let mut failures = String::new();
+        for attempt in 1..=START_ATTEMPTS {
+            let port = free_port();
+            let log = std::env::temp_dir().join(format!(
+                "percore-test-{}-{}-{port}.log",
+                std::process::id(),
+                LOG_SEQ.fetch_add(1, Ordering::Relaxed)
+            ));
+            let out = File::create(&log).expect("create server log file");
+            let err = out.try_clone().expect("clone log file handle");
+            let mut cmd = match kind {
+                Kind::Percore => Command::new(env!("CARGO_BIN_EXE_percore-server")),
+                Kind::Redis => Command::new("redis-server"),
+            };
+            cmd.args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+            ]);
+            if kind == Kind::Redis {
+                cmd.args(["--appendonly", "no", "--daemonize", "no"]);
+            }
+            cmd.args(extra)
+                .stdin(Stdio::null())
+                .stdout(Stdio::from(out))
+                .stderr(Stdio::from(err));
+            let child = cmd
+                .spawn()
+                .unwrap_or_else(|e| panic!("cannot spawn {kind:?} server: {e}"));
+            let mut server = Server {
+                child,
+                port,
+                log,
+                kind,
+            };
+            match server.wait_ready() {
+                Ok(()) => return server,
+                Err(why) => {
+                    use std::fmt::Write as _;
+                    let _ = write!(
+                        failures,
+                        "\n--- attempt {attempt} on port {port}: {why}\n{}",
+                        server.output()
+                    );
+                    // Drop stops the process and removes the log.
+                }
+            }
+        }
+        panic!("{kind:?} server did not start after {START_ATTEMPTS} attempts:{failures}");
+    }
+
+    /// Polls with PING until the server answers `+PONG`, it exits, or time runs out.
+    fn wait_ready(&mut self) -> Result<(), String> {
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return Err(format!("server exited early with {status}"));
+            }
+            if let Ok(mut c) = TcpStream::connect(("127.0.0.1", self.port)) {
+                let _ = c.set_read_timeout(Some(Duration::from_secs(2)));
+                let _ = c.set_write_timeout(Some(Duration::from_secs(2)));
+                let mut buf = [0u8; 64];
+                if c.write_all(b"PING\r\n").is_ok()
+                    && let Ok(n) = c.read(&mut buf)
+                    && buf[..n].starts_with(b"+PONG\r\n")
+                {
+                    return Ok(());
+                }
+            }
+            if Instant::now() >= deadline {
+                return Err(format!("no PONG within {START_TIMEOUT:?}"));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn kind(&self) -> Kind {
+        self.kind
+    }
+
+    /// `redis://127.0.0.1:P/` for the `redis` crate.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    /// A new raw RESP connection.
+    pub fn conn(&self) -> Conn {
+        Conn::connect(self.port)
+    }
+
+    /// A new `redis` crate connection.
+    pub fn client(&self) -> redis::Connection {
+        let client = redis::Client::open(self.url()).expect("redis client");
+        let con = client
+            .get_connection_with_timeout(IO_TIMEOUT)
+            .expect("redis connection");
+        con.set_read_timeout(Some(IO_TIMEOUT))
+            .expect("read timeout");
+        con.set_write_timeout(Some(IO_TIMEOUT))
+            .expect("write timeout");
+        con
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        self.child.try_wait().expect("try_wait").is_none()
+    }
+
+    /// What the server wrote to stdout and stderr so far.
+    pub fn output(&self) -> String {
+        std::fs::read(&self.log)
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            // `kill` the command, not libc: the workspace denies unsafe code.
+            let _ = Command::new("kill")
+                .args(["-TERM", &self.child.id().to_string()])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+            let deadline = Instant::now() + STOP_TIMEOUT;
+            while self.child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            if self.child.try_wait().ok().flatten().is_none() {
+                let _ = self.child.kill();
+            }
+            let _ = self.child.wait();
+        }
+        let _ = std::fs::remove_file(&self.log);
+    }
+}
+
+/// Whether `redis-server` can be run.
+pub fn redis_server_available() -> bool {
+    Command::new("redis-server")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Encodes a command as a RESP multibulk request.
+pub fn encode_cmd<A: AsRef<[u8]>>(args: &[A]) -> Vec<u8> {
+    let mut out = format!("*{}\r\n", args.len()).into_bytes();
+    for a in args {
+        let a = a.as_ref();
+        out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+        out.extend_from_slice(a);
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}
+
+/// A raw RESP connection: send any bytes, read exactly one reply frame at a time.
+pub struct Conn {
+    stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Conn {
+    pub fn connect(port: u16) -> Self {
+        let stream = TcpStream::connect(("127.0.0.1", port))
+            .unwrap_or_else(|e| panic!("connect to 127.0.0.1:{port}: {e}"));
+        stream
+            .set_read_timeout(Some(IO_TIMEOUT))
+            .expect("read timeout");
+        stream
+            .set_write_timeout(Some(IO_TIMEOUT))
+            .expect("write timeout");
+        stream.set_nodelay(true).expect("nodelay");
+        Conn {
+            stream,
+            buf: Vec::new(),
+        }
+    }
+
+    /// Sends raw bytes as they are.
+    pub fn send(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).expect("write to server");
+    }
+
+    /// Sends one command as a multibulk request.
+    pub fn send_cmd<A: AsRef<[u8]>>(&mut self, args: &[A]) {
+        self.send(&encode_cmd(args));
+    }
+
+    /// Reads exactly one reply frame and returns its raw bytes.
+    pub fn read_raw(&mut self) -> Vec<u8> {
+        loop {
+            match decode_frame(&self.buf) {
+                Ok(Some((_, used))) => return self.buf.drain(..used).collect(),
+                Ok(None) => {}
+                Err(e) => panic!(
+                    "server sent an undecodable reply ({e}): {:?}",
+                    String::from_utf8_lossy(&self.buf)
+                ),
+            }
+            let mut chunk = [0u8; 16 * 1024];
+            let n = self
+                .stream
+                .read(&mut chunk)
+                .unwrap_or_else(|e| panic!("reading a reply: {e}; have {:?}", show(&self.buf)));
+            assert!(
+                n > 0,
+                "connection closed while waiting for a reply; have {:?}",
+                show(&self.buf)
+            );
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+
+    /// Reads exactly one reply frame.
+    pub fn read_frame(&mut self) -> Frame {
+        let raw = self.read_raw();
+        decode_frame(&raw).expect("decodes").expect("complete").0
+    }
+
+    /// Sends one command and returns its raw reply.
+    pub fn cmd_raw<A: AsRef<[u8]>>(&mut self, args: &[A]) -> Vec<u8> {
+        self.send_cmd(args);
+        self.read_raw()
+    }
+
+    /// Sends one command and returns its reply.
+    pub fn cmd<A: AsRef<[u8]>>(&mut self, args: &[A]) -> Frame {
+        self.send_cmd(args);
+        self.read_frame()
+    }
+
+    /// Asserts that the server closes the connection (after any bytes still buffered).
+    pub fn expect_closed(&mut self) {
+        assert!(
+            self.buf.is_empty(),
+            "unread reply bytes before close: {:?}",
+            show(&self.buf)
+        );
+        let mut chunk = [0u8; 1024];
+        match self.stream.read(&mut chunk) {
+            Ok(0) => {}
+            Ok(n) => panic!(
+                "expected the server to close the connection, got {:?}",
+                show(&chunk[..n])
+            ),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+            Err(e) => panic!("expected the server to close the connection, got error {e}"),
+        }
+    }
+
+    /// Closes the write side, keeping the read side open.
+    pub fn shutdown_write(&self) {
+        let _ = self.stream.shutdown(Shutdown::Write);
+    }
+
+    pub fn stream(&self) -> &TcpStream {
+        &self.stream
+    }
+}
+
+/// Bytes as text for messages (lossy, truncated to 300 characters).
+pub fn show(bytes: &[u8]) -> String {
+    let s = String::from_utf8_lossy(bytes);
+    if s.len() > 300 {
+        let mut end = 300;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        format!("{}... ({} bytes)", &s[..end], bytes.len())
+    } else {
+        s.into_owned()
+    }
+}
+
+/// A bulk string frame.
+pub fn bulk(s: impl AsRef<[u8]>) -> Frame {
+    Frame::Bulk(s.as_ref().to_vec())
+}
+
+/// A simple string frame.
+pub fn simple(s: &str) -> Frame {
+    Frame::Simple(s.as_bytes().to_vec())
+}
+
+/// An error frame.
+pub fn err(s: &str) -> Frame {
+    Frame::Error(s.as_bytes().to_vec())
+}
+
+/// `+OK`.
+pub fn ok() -> Frame {
+    simple("OK")
+}
