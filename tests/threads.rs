@@ -1,0 +1,229 @@
+//! A server with two shards: keys on both, replies in request order, multi-key commands
+//! across shards, many concurrent clients.
+
+mod common;
+
+use common::{Server, encode_cmd};
+use percore_net::resp::Frame;
+use std::sync::Arc;
+
+/// `$len\r\nvalue\r\n`.
+fn bulk_bytes(v: &str) -> Vec<u8> {
+    format!("${}\r\n{v}\r\n", v.len()).into_bytes()
+}
+
+#[test]
+fn thousand_keys_spread_over_two_shards() {
+    let s = Server::percore_threads(2);
+    let mut c = s.conn();
+    let mut req = Vec::new();
+    for i in 0..1000 {
+        req.extend(encode_cmd(&[
+            "SET",
+            &format!("key:{i}"),
+            &format!("value:{i}"),
+        ]));
+    }
+    c.send(&req);
+    for i in 0..1000 {
+        assert_eq!(c.read_raw(), b"+OK\r\n", "SET #{i}");
+    }
+    assert_eq!(c.cmd_raw(&["DBSIZE"]), b":1000\r\n");
+    // Every key reads back, from a fresh connection (which may sit on the other shard).
+    for _ in 0..3 {
+        let mut r = s.conn();
+        for i in (0..1000).step_by(7) {
+            assert_eq!(
+                r.cmd_raw(&["GET", &format!("key:{i}")]),
+                bulk_bytes(&format!("value:{i}"))
+            );
+        }
+    }
+}
+
+#[test]
+fn pipelined_replies_keep_request_order_across_shards() {
+    let s = Server::percore_threads(2);
+    let mut c = s.conn();
+    // A model of what each reply must be.
+    let mut model: std::collections::HashMap<String, String> = std::collections::HashMap::new();
+    let mut req = Vec::new();
+    let mut want: Vec<Vec<u8>> = Vec::new();
+    let mut rng: u64 = 0x9e37_79b9_7f4a_7c15;
+    for i in 0..1000 {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        let key = format!("o{}", rng % 64);
+        match i % 4 {
+            0 => {
+                let v = format!("s{i}");
+                req.extend(encode_cmd(&["SET", &key, &v]));
+                want.push(b"+OK\r\n".to_vec());
+                model.insert(key, v);
+            }
+            1 | 3 => {
+                req.extend(encode_cmd(&["GET", &key]));
+                want.push(
+                    model
+                        .get(&key)
+                        .map_or(b"$-1\r\n".to_vec(), |v| bulk_bytes(v)),
+                );
+            }
+            _ => {
+                req.extend(encode_cmd(&["INCR", &key]));
+                match model.get(&key).map(|v| v.parse::<i64>()) {
+                    None => {
+                        want.push(b":1\r\n".to_vec());
+                        model.insert(key, "1".to_owned());
+                    }
+                    Some(Ok(n)) => {
+                        want.push(format!(":{}\r\n", n + 1).into_bytes());
+                        model.insert(key, (n + 1).to_string());
+                    }
+                    Some(Err(_)) => {
+                        want.push(b"-ERR value is not an integer or out of range\r\n".to_vec());
+                    }
+                }
+            }
+        }
+    }
+    c.send(&req);
+    for (i, w) in want.iter().enumerate() {
+        let got = c.read_raw();
+        assert_eq!(
+            String::from_utf8_lossy(&got),
+            String::from_utf8_lossy(w),
+            "reply #{i}"
+        );
+    }
+}
+
+#[test]
+fn multi_key_commands_across_shards() {
+    let s = Server::percore_threads(2);
+    let mut c = s.conn();
+    let keys: Vec<String> = (0..100).map(|i| format!("mk{i}")).collect();
+    let mut mset = vec!["MSET".to_owned()];
+    for (i, k) in keys.iter().enumerate() {
+        mset.push(k.clone());
+        mset.push(i.to_string());
+    }
+    assert_eq!(c.cmd_raw(&mset), b"+OK\r\n");
+    assert_eq!(c.cmd_raw(&["DBSIZE"]), b":100\r\n");
+
+    // MGET in key order, with gaps, from another connection.
+    let mut other = s.conn();
+    let mut mget = vec!["MGET".to_owned()];
+    let mut want = Vec::new();
+    for i in 0..120 {
+        mget.push(format!("mk{i}"));
+        want.extend(if i < 100 {
+            bulk_bytes(&i.to_string())
+        } else {
+            b"$-1\r\n".to_vec()
+        });
+    }
+    let mut full = b"*120\r\n".to_vec();
+    full.extend(want);
+    assert_eq!(
+        String::from_utf8_lossy(&other.cmd_raw(&mget)),
+        String::from_utf8_lossy(&full)
+    );
+
+    // DEL counts keys on both shards, once each.
+    let mut del = vec!["DEL".to_owned()];
+    del.extend(keys[..50].iter().cloned());
+    del.extend(keys[..10].iter().cloned());
+    del.push("absent".to_owned());
+    assert_eq!(c.cmd_raw(&del), b":50\r\n");
+    assert_eq!(c.cmd_raw(&["DBSIZE"]), b":50\r\n");
+    assert_eq!(c.cmd_raw(&["GET", "mk10"]), b"$-1\r\n");
+    assert_eq!(c.cmd_raw(&["GET", "mk60"]), bulk_bytes("60"));
+
+    // DBSIZE per database.
+    assert_eq!(c.cmd_raw(&["SELECT", "5"]), b"+OK\r\n");
+    assert_eq!(c.cmd_raw(&["DBSIZE"]), b":0\r\n");
+    assert_eq!(
+        c.cmd_raw(&["MSET", "a", "1", "b", "2", "c", "3"]),
+        b"+OK\r\n"
+    );
+    assert_eq!(c.cmd_raw(&["DBSIZE"]), b":3\r\n");
+    assert_eq!(other.cmd_raw(&["DBSIZE"]), b":50\r\n");
+
+    assert_eq!(c.cmd_raw(&["FLUSHALL"]), b"+OK\r\n");
+    assert_eq!(c.cmd_raw(&["DBSIZE"]), b":0\r\n");
+    assert_eq!(other.cmd_raw(&["DBSIZE"]), b":0\r\n");
+}
+
+#[test]
+fn pipelined_multi_key_commands_stay_in_order() {
+    let s = Server::percore_threads(2);
+    let mut c = s.conn();
+    let mut req = Vec::new();
+    let mut want = Vec::new();
+    for i in 0..200 {
+        let (ka, kb) = (format!("pa{i}"), format!("pb{i}"));
+        req.extend(encode_cmd(&["MSET", &ka, &i.to_string(), &kb, "x"]));
+        want.push(b"+OK\r\n".to_vec());
+        req.extend(encode_cmd(&["GET", &ka]));
+        want.push(bulk_bytes(&i.to_string()));
+        req.extend(encode_cmd(&["MGET", &kb, &ka, "nope"]));
+        let mut mget = b"*3\r\n".to_vec();
+        mget.extend(bulk_bytes("x"));
+        mget.extend(bulk_bytes(&i.to_string()));
+        mget.extend(b"$-1\r\n");
+        want.push(mget);
+        req.extend(encode_cmd(&["DBSIZE"]));
+        want.push(format!(":{}\r\n", i + 2).into_bytes());
+        req.extend(encode_cmd(&["DEL", &kb, "nope"]));
+        want.push(b":1\r\n".to_vec());
+    }
+    c.send(&req);
+    for (i, w) in want.iter().enumerate() {
+        assert_eq!(
+            String::from_utf8_lossy(&c.read_raw()),
+            String::from_utf8_lossy(w),
+            "reply #{i}"
+        );
+    }
+}
+
+#[test]
+fn many_concurrent_connections() {
+    const CLIENTS: usize = 20;
+    const OPS: usize = 200;
+    let s = Arc::new(Server::percore_threads(2));
+    let workers: Vec<_> = (0..CLIENTS)
+        .map(|t| {
+            let s = Arc::clone(&s);
+            std::thread::spawn(move || {
+                let mut c = s.conn();
+                let mut last = 0;
+                for i in 0..OPS {
+                    let key = format!("t{t}:{i}");
+                    assert_eq!(c.cmd_raw(&["SET", &key, &key]), b"+OK\r\n");
+                    assert_eq!(c.cmd_raw(&["GET", &key]), bulk_bytes(&key));
+                    // Other clients increment too: each value seen is larger than the last.
+                    let Frame::Int(n) = c.cmd(&["INCR", "shared-counter"]) else {
+                        panic!("INCR did not reply with an integer");
+                    };
+                    assert!(n > last && n <= (CLIENTS * OPS) as i64, "{n} after {last}");
+                    last = n;
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().expect("client thread");
+    }
+    let mut c = s.conn();
+    assert_eq!(
+        c.cmd_raw(&["GET", "shared-counter"]),
+        bulk_bytes(&(CLIENTS * OPS).to_string())
+    );
+    assert_eq!(
+        c.cmd_raw(&["DBSIZE"]),
+        format!(":{}\r\n", CLIENTS * OPS + 1).into_bytes()
+    );
+}
