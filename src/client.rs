@@ -44,6 +44,8 @@ pub struct Client {
     pub reply_mode: ReplyMode,
     pub peer: String,
     pub local: String,
+    /// The socket's descriptor, for CLIENT LIST's `fd`.
+    pub fd: i32,
     pub no_evict: bool,
     pub lib_name: Option<String>,
     pub lib_ver: Option<String>,
@@ -71,6 +73,7 @@ impl Client {
             reply_mode: ReplyMode::On,
             peer: String::new(),
             local: String::new(),
+            fd: -1,
             no_evict: false,
             lib_name: None,
             lib_ver: None,

@@ -95,6 +95,8 @@ pub struct ShardData {
     pub to_close: Vec<ConnId>,
     /// Set by SHUTDOWN.
     pub shutdown_requested: bool,
+    /// DEBUG SET-ACTIVE-EXPIRE: whether the tick runs the active expiry cycle.
+    pub active_expire: bool,
     pub limits: ParseLimits,
     /// When the current command started: the end of the previous one in the same batch, so
     /// timing a pipeline costs one clock read per command.
@@ -119,6 +121,7 @@ impl ShardData {
             rng: seed ^ 0x9e37_79b9_7f4a_7c15,
             to_close: Vec::new(),
             shutdown_requested: false,
+            active_expire: true,
             cmd_clock: Instant::now(),
         }
     }
@@ -521,6 +524,7 @@ pub fn dispatch(
                 failed,
                 target.get(mark..).unwrap_or(&[]),
             );
+            crate::stats::note_slow(data, cmd, took, client, argv);
             finish_local(client, discard, out, scratch);
         }
         Exec::Keyed(h) => {
@@ -553,6 +557,7 @@ pub fn dispatch(
                     failed,
                     target.get(mark..).unwrap_or(&[]),
                 );
+                crate::stats::note_slow(data, cmd, took, client, argv);
                 finish_local(client, discard, out, scratch);
             } else {
                 data.stats.record_forward(cmd);
@@ -694,9 +699,17 @@ fn start_gather(
         };
         gather.parts[data.id] = Some(part(&mut ctx, &args));
         gather.remaining -= 1;
+        // CLIENT REPLY ON answers even when replies were off.
+        if client.reply_mode == ReplyMode::On {
+            gather.discard = false;
+        }
     }
     let took = data.took();
     data.stats.record_call(cmd, took, false, &[]);
+    if crate::stats::is_slow(data, cmd, took) {
+        let args: Vec<&[u8]> = gather.argv.iter().map(Vec::as_slice).collect();
+        crate::stats::note_slow(data, cmd, took, client, &args);
+    }
     if gather.remaining > 0 {
         let pushed = client.push_pending(Pending::Gather(Box::new(gather)));
         debug_assert_eq!(pushed, seq);
@@ -831,7 +844,11 @@ impl Service for Shard {
         let budget = Duration::from_micros(
             1_000_000 / u64::from(self.data.cfg.hz.max(1)) * ACTIVE_EXPIRE_CYCLE_TIME_PERCENT / 100,
         );
-        crate::expire::active_expire_cycle(&mut self.data, budget);
+        if self.data.active_expire {
+            crate::expire::active_expire_cycle(&mut self.data, budget);
+        }
+        let now_ms = self.data.now_ms;
+        self.data.stats.sample_ops(now_ms);
         // Idle clients (`timeout`).
         let timeout_ms = i64::from(self.data.cfg.timeout_secs) * 1000;
         if timeout_ms > 0 {
@@ -887,6 +904,7 @@ impl Shard {
         if let Ok(l) = percore_net::sys::local_addr(fd) {
             client.local = l.to_string();
         }
+        client.fd = fd;
         self.data.clients[idx] = Some(client);
     }
 }

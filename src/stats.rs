@@ -4,6 +4,7 @@
 use crate::commands::Command;
 use hdrhistogram::Histogram;
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// Bounds of the per-command latency histograms, in nanoseconds (as Redis: 1 ns to 1 s).
@@ -16,6 +17,18 @@ pub const ERRORSTATS_MAX_CODES: usize = 128;
 /// Arguments kept per slow-log entry, and bytes kept per argument (Redis's limits).
 pub const SLOWLOG_ENTRY_MAX_ARGC: usize = 32;
 pub const SLOWLOG_ENTRY_MAX_STRING_BYTES: usize = 128;
+/// Samples kept for `instantaneous_ops_per_sec`, and the interval between them (Redis:
+/// 16 samples, one per 100 ms).
+pub const OPS_SAMPLES: usize = 16;
+pub const OPS_SAMPLE_INTERVAL_MS: i64 = 100;
+
+/// Slow-log ids are unique across shards so the merged log orders by id.
+static SLOWLOG_NEXT_ID: AtomicU64 = AtomicU64::new(0);
+
+/// The next slow-log entry id.
+pub fn next_slowlog_id() -> u64 {
+    SLOWLOG_NEXT_ID.fetch_add(1, Ordering::Relaxed)
+}
 
 #[derive(Default)]
 pub struct CmdStat {
@@ -49,6 +62,10 @@ pub struct ShardStats {
     pub expired_keys_active: u64,
     pub latency_tracking: bool,
     pub slowlog: VecDeque<SlowEntry>,
+    ops_samples: [u64; OPS_SAMPLES],
+    ops_sample_idx: usize,
+    ops_last_ms: i64,
+    ops_last_count: u64,
 }
 
 impl ShardStats {
@@ -63,6 +80,10 @@ impl ShardStats {
             expired_keys_active: 0,
             latency_tracking: true,
             slowlog: VecDeque::new(),
+            ops_samples: [0; OPS_SAMPLES],
+            ops_sample_idx: 0,
+            ops_last_ms: 0,
+            ops_last_count: 0,
         }
     }
 
@@ -139,11 +160,97 @@ impl ShardStats {
         };
     }
 
+    /// Takes an operations-per-second sample when one is due (called from the tick).
+    pub fn sample_ops(&mut self, now_ms: i64) {
+        let elapsed = now_ms - self.ops_last_ms;
+        if elapsed < OPS_SAMPLE_INTERVAL_MS {
+            return;
+        }
+        if self.ops_last_ms != 0 {
+            let ops = self.commands_processed.saturating_sub(self.ops_last_count);
+            self.ops_samples[self.ops_sample_idx] = ops * 1000 / elapsed.max(1) as u64;
+            self.ops_sample_idx = (self.ops_sample_idx + 1) % OPS_SAMPLES;
+        }
+        self.ops_last_ms = now_ms;
+        self.ops_last_count = self.commands_processed;
+    }
+
+    /// Mean of the samples (Redis's `getInstantaneousMetric`).
+    pub fn instantaneous_ops_per_sec(&self) -> u64 {
+        self.ops_samples.iter().sum::<u64>() / OPS_SAMPLES as u64
+    }
+
     /// Adds a slow-log entry, keeping at most `max_len`.
     pub fn push_slow(&mut self, entry: SlowEntry, max_len: usize) {
         self.slowlog.push_front(entry);
         self.slowlog.truncate(max_len);
     }
+}
+
+/// Records `argv` in the slow log when it took at least `slower_than_us` (negative:
+/// disabled), as Redis's `slowlogPushEntryIfNeeded`.
+#[expect(clippy::too_many_arguments, reason = "the fields of one entry")]
+pub fn log_if_slow(
+    stats: &mut ShardStats,
+    slower_than_us: i64,
+    max_len: u64,
+    argv: &[&[u8]],
+    took: Duration,
+    now_ms: i64,
+    peer: &str,
+    name: Option<&[u8]>,
+) {
+    let us = took.as_micros() as u64;
+    if slower_than_us < 0 || us < slower_than_us as u64 {
+        return;
+    }
+    let entry = SlowEntry {
+        id: next_slowlog_id(),
+        time_s: now_ms / 1000,
+        duration_us: us,
+        argv: slowlog_args(argv),
+        peer: peer.to_string(),
+        name: name
+            .map(|n| String::from_utf8_lossy(n).into_owned())
+            .unwrap_or_default(),
+    };
+    stats.push_slow(entry, usize::try_from(max_len).unwrap_or(usize::MAX));
+}
+
+/// Whether a call of `cmd` that took `took` belongs in the slow log.
+pub fn is_slow(data: &crate::shard::ShardData, cmd: &Command, took: Duration) -> bool {
+    let limit = data.cfg.slowlog_log_slower_than_us;
+    limit >= 0
+        && !cmd.has(crate::commands::flags::SKIP_SLOWLOG)
+        && took.as_micros() >= u128::from(limit.unsigned_abs())
+}
+
+/// Records a call in the shard's slow log if it was slow (Redis's `slowlogPushEntryIfNeeded`).
+pub fn note_slow(
+    data: &mut crate::shard::ShardData,
+    cmd: &Command,
+    took: Duration,
+    client: &crate::client::Client,
+    argv: &[&[u8]],
+) {
+    if !is_slow(data, cmd, took) {
+        return;
+    }
+    let (limit, max_len, now) = (
+        data.cfg.slowlog_log_slower_than_us,
+        data.cfg.slowlog_max_len,
+        data.now_ms,
+    );
+    log_if_slow(
+        &mut data.stats,
+        limit,
+        max_len,
+        argv,
+        took,
+        now,
+        &client.peer,
+        client.name.as_deref(),
+    );
 }
 
 /// The error code of an error reply: its first word (`-ERR ...` → `ERR`).

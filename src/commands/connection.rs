@@ -1,5 +1,9 @@
 //! Connection commands: PING, ECHO, SELECT, QUIT, HELLO, AUTH, RESET, CLIENT.
 
+mod client;
+
+pub use client::{client_merge, client_part};
+
 use super::{Ctx, eq_ic, errors, parse_i64, wrong_arity};
 use crate::server::REDIS_COMPAT_VERSION;
 use percore_net::resp::{Protocol, ReplyWriter};
@@ -161,4 +165,20 @@ pub fn hello(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
     w.bulk(b"master");
     w.bulk(b"modules");
     w.array(0);
+}
+
+/// RESET: back to a fresh connection's state (RESP2, db 0, replies on, no name), and
+/// unauthenticated when a password is required.
+pub fn reset(ctx: &mut Ctx, _argv: &[&[u8]], w: &mut ReplyWriter) {
+    let authenticated = ctx.shard.cfg.requirepass.is_empty();
+    if let Some(c) = ctx.client.as_deref_mut() {
+        c.db = 0;
+        c.proto = Protocol::Resp2;
+        c.name = None;
+        c.reply_mode = crate::client::ReplyMode::On;
+        c.no_evict = false;
+        c.authenticated = authenticated;
+    }
+    w.proto = Protocol::Resp2;
+    w.simple("RESET");
 }

@@ -1,7 +1,94 @@
-//! Server commands: DBSIZE, FLUSHALL, FLUSHDB, INFO, CONFIG, SHUTDOWN, ...
+//! Server commands: DBSIZE, FLUSHALL, FLUSHDB, SWAPDB, TIME, LASTSAVE, SAVE, BGSAVE, INFO,
+//! CONFIG, DEBUG, SLOWLOG, LATENCY, COMMAND, SHUTDOWN, and the helpers container commands
+//! share (subcommand lookup from the table, HELP replies, local-only parts).
 
-use super::{Ctx, Gather, Partial, eq_ic, errors};
-use percore_net::resp::ReplyWriter;
+mod command;
+mod debug;
+mod info;
+mod latency;
+mod slowlog;
+
+pub use command::command;
+pub use debug::{debug_merge, debug_part};
+pub use info::{info_merge, info_part};
+pub use latency::{latency_merge, latency_part};
+pub use slowlog::{slowlog_merge, slowlog_part};
+
+use super::{Ctx, Gather, Partial, eq_ic, errors, lookup, parse_i64};
+use percore_net::resp::{Protocol, ReplyWriter};
+use std::sync::atomic::Ordering;
+
+/// The full name (`client|list`) of the subcommand `argv[1]` of container `argv[0]`, if it
+/// exists and its arity accepts `argv`.
+pub fn subcommand(argv: &[&[u8]], _proto: Protocol) -> Option<&'static str> {
+    let cmd = lookup(argv[0])?;
+    let name = argv.get(1)?;
+    let (full, arity, _) = cmd.subcommands.iter().find(|(full, _, _)| {
+        full.split_once('|')
+            .is_some_and(|(_, s)| s.as_bytes().eq_ignore_ascii_case(name))
+    })?;
+    let n = argv.len() as i32;
+    let ok = if *arity >= 0 {
+        n == *arity
+    } else {
+        n >= -*arity
+    };
+    ok.then_some(*full)
+}
+
+/// Redis's error for an unknown subcommand or a subcommand with a wrong argument count.
+pub fn subcommand_error(argv: &[&[u8]], w: &mut ReplyWriter) {
+    let container = lookup(argv[0]).map_or("", |c| c.name);
+    let sub = argv.get(1).copied().unwrap_or_default();
+    let known = lookup(argv[0]).and_then(|c| {
+        c.subcommands.iter().find(|(full, _, _)| {
+            full.split_once('|')
+                .is_some_and(|(_, s)| s.as_bytes().eq_ignore_ascii_case(sub))
+        })
+    });
+    match known {
+        Some((full, _, _)) => super::wrong_arity(full, w),
+        None => w.error(&format!(
+            "ERR unknown subcommand '{}'. Try {} HELP.",
+            super::trunc_lossy(sub, 128),
+            container.to_ascii_uppercase()
+        )),
+    }
+}
+
+/// Redis's `addReplyHelp`: a header, the lines, and the HELP entry.
+pub fn help_reply(w: &mut ReplyWriter, container: &str, lines: &[&str]) {
+    w.array(lines.len() + 3);
+    w.simple(&format!(
+        "{container} <subcommand> [<arg> [value] [opt] ...]. Subcommands are:"
+    ));
+    for l in lines {
+        w.simple(l);
+    }
+    w.simple("HELP");
+    w.simple("    Prints this help.");
+}
+
+/// A part whose reply only the client's own shard writes (the others do nothing).
+pub fn local_only(ctx: &mut Ctx, f: impl FnOnce(&mut ReplyWriter)) -> Partial {
+    if ctx.client.is_none() {
+        return Partial::Unit;
+    }
+    let mut out = Vec::new();
+    f(&mut ReplyWriter::new(&mut out, ctx.proto));
+    Partial::Encoded(out)
+}
+
+/// Writes the part that carries a complete reply, if one does.
+pub fn write_encoded(g: &Gather, w: &mut ReplyWriter) -> bool {
+    for p in g.parts.iter().flatten() {
+        if let Partial::Encoded(b) = p {
+            w.raw(b);
+            return true;
+        }
+    }
+    false
+}
 
 pub fn dbsize_part(ctx: &mut Ctx, _argv: &[&[u8]]) -> Partial {
     Partial::Int(ctx.shard.keyspace.db(ctx.db).len() as i64)
@@ -11,12 +98,36 @@ pub fn sum_merge(g: &mut Gather, w: &mut ReplyWriter) {
     super::keyspace::sum_merge(g, w);
 }
 
-pub fn flushall_part(ctx: &mut Ctx, _argv: &[&[u8]]) -> Partial {
+/// FLUSHALL/FLUSHDB's optional `ASYNC|SYNC`; both free synchronously here.
+fn flush_mode_ok(argv: &[&[u8]]) -> bool {
+    match argv.len() {
+        1 => true,
+        2 => eq_ic(argv[1], "ASYNC") || eq_ic(argv[1], "SYNC"),
+        _ => false,
+    }
+}
+
+pub fn flushall_part(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
+    if !flush_mode_ok(argv) {
+        return local_only(ctx, |w| w.error(errors::SYNTAX));
+    }
     ctx.shard.keyspace.flush_all();
     Partial::Unit
 }
 
+pub fn flushdb_part(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
+    if !flush_mode_ok(argv) {
+        return local_only(ctx, |w| w.error(errors::SYNTAX));
+    }
+    ctx.shard.keyspace.db_mut(ctx.db).clear();
+    Partial::Unit
+}
+
+/// OK unless a part carries an error or its own reply.
 pub fn ok_merge(g: &mut Gather, w: &mut ReplyWriter) {
+    if write_encoded(g, w) {
+        return;
+    }
     for p in g.parts.iter().flatten() {
         if let Partial::Error(e) = p {
             w.error(e);
@@ -26,104 +137,171 @@ pub fn ok_merge(g: &mut Gather, w: &mut ReplyWriter) {
     w.ok();
 }
 
-pub fn info_part(ctx: &mut Ctx, _argv: &[&[u8]]) -> Partial {
-    let mut s = String::new();
-    for i in 0..ctx.shard.keyspace.databases() {
-        let db = ctx.shard.keyspace.db(i);
-        if !db.is_empty() {
-            s.push_str(&format!("db{i}:{}:{}\n", db.len(), db.expires_len()));
-        }
-    }
-    Partial::Text(s)
-}
-
-pub fn info_merge(g: &mut Gather, w: &mut ReplyWriter) {
-    let mut keys = std::collections::BTreeMap::<usize, (u64, u64)>::new();
-    for p in g.parts.iter().flatten() {
-        if let Partial::Text(t) = p {
-            for line in t.lines() {
-                let mut it = line.split(':');
-                let (Some(db), Some(k), Some(e)) = (it.next(), it.next(), it.next()) else {
-                    continue;
-                };
-                let db: usize = db.trim_start_matches("db").parse().unwrap_or(0);
-                let e0 = keys.entry(db).or_default();
-                e0.0 += k.parse::<u64>().unwrap_or(0);
-                e0.1 += e.parse::<u64>().unwrap_or(0);
-            }
-        }
-    }
-    let mut text = format!(
-        "# Server\r\nredis_version:{}\r\npercore_version:{}\r\n\r\n# Keyspace\r\n",
-        crate::server::REDIS_COMPAT_VERSION,
-        crate::server::VERSION
-    );
-    for (db, (k, e)) in keys {
-        text.push_str(&format!("db{db}:keys={k},expires={e},avg_ttl=0\r\n"));
-    }
-    w.verbatim("txt", text.as_bytes());
-}
-
-pub fn config(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
-    let sub = argv[1];
-    if eq_ic(sub, "GET") && argv.len() >= 3 {
-        let cfg = ctx.shard.shared.config();
-        let mut pairs: Vec<(&'static str, String)> = Vec::new();
-        for pat in &argv[2..] {
-            for (k, v) in cfg.get_matching(pat) {
-                if !pairs.iter().any(|(n, _)| *n == k) {
-                    pairs.push((k, v));
-                }
-            }
-        }
-        w.map(pairs.len());
-        for (k, v) in pairs {
-            w.bulk(k.as_bytes());
-            w.bulk(v.as_bytes());
-        }
-    } else if eq_ic(sub, "SET") && argv.len() >= 4 && argv.len() % 2 == 0 {
-        let pairs: Vec<(&[u8], &[u8])> = argv[2..].chunks_exact(2).map(|p| (p[0], p[1])).collect();
-        match ctx.shard.shared.update_config(|c| c.set_many(&pairs)) {
-            Ok(()) => {
-                ctx.shard.refresh_config();
-                w.ok();
-            }
-            Err(e) => w.error(&e),
-        }
-    } else if eq_ic(sub, "RESETSTAT") && argv.len() == 2 {
-        ctx.shard.stats.reset();
-        w.ok();
-    } else if eq_ic(sub, "REWRITE") && argv.len() == 2 {
-        let Some(path) = ctx.shard.shared.config_file.clone() else {
-            w.error("ERR The server is running without a config file");
-            return;
+pub fn swapdb_part(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
+    let dbs = ctx.shard.keyspace.databases() as i64;
+    let (Some(a), Some(b)) = (parse_i64(argv[1]), parse_i64(argv[2])) else {
+        let text = if parse_i64(argv[1]).is_none() {
+            "ERR invalid first DB index"
+        } else {
+            "ERR invalid second DB index"
         };
-        match ctx.shard.shared.config().rewrite(&path) {
-            Ok(()) => w.ok(),
-            Err(e) => w.error(&format!("ERR Rewriting config file: {e}")),
+        return local_only(ctx, |w| w.error(text));
+    };
+    if !(0..dbs).contains(&a) || !(0..dbs).contains(&b) {
+        return local_only(ctx, |w| w.error(errors::DB_INDEX));
+    }
+    ctx.shard.keyspace.swap_dbs(a as usize, b as usize);
+    Partial::Unit
+}
+
+pub fn time(_ctx: &mut Ctx, _argv: &[&[u8]], w: &mut ReplyWriter) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    w.array(2);
+    w.bulk_int(now.as_secs() as i64);
+    w.bulk_int(i64::from(now.subsec_micros()));
+}
+
+pub fn lastsave(ctx: &mut Ctx, _argv: &[&[u8]], w: &mut ReplyWriter) {
+    w.int(ctx.shard.shared.lastsave_s.load(Ordering::Relaxed));
+}
+
+/// Snapshots arrive with the persistence work; until then SAVE and BGSAVE say so.
+pub const SAVE_NOT_IMPLEMENTED: &str = "ERR Background saving is not implemented yet in percore";
+
+pub fn save(_ctx: &mut Ctx, _argv: &[&[u8]], w: &mut ReplyWriter) {
+    w.error("ERR Saving is not implemented yet in percore");
+}
+
+pub fn bgsave(_ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
+    if argv.len() > 2 || (argv.len() == 2 && !eq_ic(argv[1], "SCHEDULE")) {
+        w.error(errors::SYNTAX);
+        return;
+    }
+    w.error(SAVE_NOT_IMPLEMENTED);
+}
+
+const CONFIG_HELP: &[&str] = &[
+    "GET <pattern>",
+    "    Return parameters matching the glob-like <pattern> and their values.",
+    "SET <directive> <value>",
+    "    Set the configuration <directive> to <value>.",
+    "RESETSTAT",
+    "    Reset statistics reported by the INFO command.",
+    "REWRITE",
+    "    Rewrite the configuration file.",
+];
+
+fn has_glob(p: &[u8]) -> bool {
+    p.iter().any(|b| matches!(b, b'*' | b'?' | b'['))
+}
+
+/// CONFIG runs on every shard so RESETSTAT reaches all of them; the rest answers from the
+/// client's shard only.
+pub fn config_part(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
+    let Some(sub) = subcommand(argv, ctx.proto) else {
+        return local_only(ctx, |w| subcommand_error(argv, w));
+    };
+    if sub == "config|resetstat" {
+        ctx.shard.stats.reset();
+        return local_only(ctx, |w| w.ok());
+    }
+    if ctx.client.is_none() {
+        return Partial::Unit;
+    }
+    let mut out = Vec::new();
+    let mut w = ReplyWriter::new(&mut out, ctx.proto);
+    match sub {
+        "config|get" => config_get(ctx, argv, &mut w),
+        "config|set" => config_set(ctx, argv, &mut w),
+        "config|rewrite" => {
+            if let Some(path) = ctx.shard.shared.config_file.clone() {
+                match ctx.shard.shared.config().rewrite(&path) {
+                    Ok(()) => {
+                        ctx.shard
+                            .shared
+                            .notice("CONFIG REWRITE executed with success.");
+                        w.ok();
+                    }
+                    Err(e) => w.error(&format!("ERR Rewriting config file: {e}")),
+                }
+            } else {
+                w.error("ERR The server is running without a config file");
+            }
         }
-    } else {
-        w.error(&format!(
-            "ERR unknown subcommand or wrong number of arguments for '{}'. Try CONFIG HELP.",
-            String::from_utf8_lossy(sub)
-        ));
+        _ => help_reply(&mut w, "CONFIG", CONFIG_HELP),
+    }
+    Partial::Encoded(out)
+}
+
+fn config_get(ctx: &Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
+    let cfg = &ctx.shard.cfg;
+    let mut pairs: Vec<(String, &'static str, String)> = Vec::new();
+    for pat in &argv[2..] {
+        for (k, v) in cfg.get_matching(pat) {
+            if !pairs.iter().any(|(_, n, _)| *n == k) {
+                // Redis echoes a glob-free name as the caller typed it.
+                let shown = if has_glob(pat) {
+                    k.to_string()
+                } else {
+                    String::from_utf8_lossy(pat).into_owned()
+                };
+                pairs.push((shown, k, v));
+            }
+        }
+    }
+    w.map(pairs.len());
+    for (shown, _, v) in pairs {
+        w.bulk(shown.as_bytes());
+        w.bulk(v.as_bytes());
+    }
+}
+
+fn config_set(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
+    if argv.len() % 2 != 0 {
+        super::wrong_arity("config|set", w);
+        return;
+    }
+    let pairs: Vec<(&[u8], &[u8])> = argv[2..].chunks_exact(2).map(|p| (p[0], p[1])).collect();
+    match ctx.shard.shared.update_config(|c| c.set_many(&pairs)) {
+        Ok(()) => {
+            ctx.shard.refresh_config();
+            ctx.shard.shared.log.set_level(ctx.shard.cfg.loglevel);
+            ctx.shard.stats.latency_tracking = ctx.shard.cfg.latency_tracking;
+            w.ok();
+        }
+        Err(e) => w.error(&e),
     }
 }
 
 pub fn shutdown(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
-    let mut save = None;
+    let (mut nosave, mut save, mut force, mut abort) = (false, false, false, false);
     for a in &argv[1..] {
         if eq_ic(a, "NOSAVE") {
-            save = Some(false);
+            nosave = true;
         } else if eq_ic(a, "SAVE") {
-            save = Some(true);
-        } else if eq_ic(a, "NOW") || eq_ic(a, "FORCE") || eq_ic(a, "ABORT") {
+            save = true;
+        } else if eq_ic(a, "NOW") {
+        } else if eq_ic(a, "FORCE") {
+            force = true;
+        } else if eq_ic(a, "ABORT") {
+            abort = true;
         } else {
             w.error(errors::SYNTAX);
             return;
         }
     }
-    if save == Some(true) {
+    if (abort && argv.len() > 2) || (nosave && save) {
+        w.error(errors::SYNTAX);
+        return;
+    }
+    if abort {
+        // Shutdown is immediate here, so none is ever in progress.
+        w.error("ERR No shutdown in progress.");
+        return;
+    }
+    if save && !force {
         ctx.shard
             .shared
             .warning("Error trying to save the DB: snapshots are not implemented yet, can't exit.");

@@ -1,0 +1,414 @@
+//! CLIENT: runs on every shard so LIST and KILL see every connection; the subcommands
+//! about the calling connection answer from its own shard only.
+
+use super::super::server::{help_reply, local_only, subcommand, subcommand_error, write_encoded};
+use super::super::{Ctx, Gather, Partial, eq_ic, errors, parse_i64};
+use crate::client::{Client, ReplyMode};
+use percore_net::resp::{Protocol, ReplyWriter};
+use std::fmt::Write as _;
+
+const HELP: &[&str] = &[
+    "GETNAME",
+    "    Return the name of the current connection.",
+    "ID",
+    "    Return the ID of the current connection.",
+    "INFO",
+    "    Return information about the current client connection.",
+    "KILL <ip:port>",
+    "    Kill connection made from <ip:port>.",
+    "KILL <option> <value> [<option> <value> [...]]",
+    "    Kill connections. Options are:",
+    "    * ADDR (<ip:port>|<unixsocket>:0)",
+    "      Kill connections made from the specified address",
+    "    * LADDR (<ip:port>|<unixsocket>:0)",
+    "      Kill connections made to specified local address",
+    "    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)",
+    "      Kill connections by type.",
+    "    * USER <username>",
+    "      Kill connections authenticated by <username>.",
+    "    * SKIPME (YES|NO)",
+    "      Skip killing current connection (default: yes).",
+    "LIST [options ...]",
+    "    Return information about client connections. Options:",
+    "    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)",
+    "      Return clients of specified type.",
+    "REPLY (ON|OFF|SKIP)",
+    "    Control the replies sent to the current connection.",
+    "SETNAME <name>",
+    "    Assign the name <name> to the current connection.",
+    "SETINFO <option> <value>",
+    "    Set client meta attr. Options are:",
+    "    * LIB-NAME: the client lib name.",
+    "    * LIB-VER: the client lib version.",
+    "NO-EVICT (ON|OFF)",
+    "    Protect current client connection from eviction.",
+];
+
+/// One CLIENT LIST / CLIENT INFO line (without the trailing newline), as Redis 7.0.
+pub fn client_line(c: &Client, now_ms: i64, out: &mut String) {
+    let mut flags = String::new();
+    if c.close_after_reply {
+        flags.push('c');
+    }
+    if c.no_evict {
+        flags.push('e');
+    }
+    if flags.is_empty() {
+        flags.push('N');
+    }
+    let name = c
+        .name
+        .as_deref()
+        .map(String::from_utf8_lossy)
+        .unwrap_or_default();
+    let _ = write!(
+        out,
+        "id={} addr={} laddr={} fd={} name={name} age={} idle={} flags={flags} db={} \
+         sub=0 psub=0 ssub=0 multi=-1 qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 \
+         obl=0 oll={} omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={}",
+        c.id,
+        c.peer,
+        c.local,
+        c.fd,
+        (now_ms - c.created_ms).max(0) / 1000,
+        (now_ms - c.last_interaction_ms).max(0) / 1000,
+        c.db,
+        c.qbuf,
+        c.pending.len(),
+        c.last_cmd,
+        if c.proto == Protocol::Resp3 { 3 } else { 2 },
+    );
+}
+
+/// CLIENT KILL's filter.
+#[derive(Default)]
+struct KillFilter {
+    old_style: bool,
+    id: Option<u64>,
+    addr: Option<Vec<u8>>,
+    laddr: Option<Vec<u8>>,
+    /// `TYPE` other than `normal` matches nothing here (no replicas or pub/sub yet).
+    type_none: bool,
+    user_none: bool,
+    skipme: bool,
+}
+
+impl KillFilter {
+    fn parse(argv: &[&[u8]]) -> Result<Self, &'static str> {
+        let mut f = KillFilter {
+            skipme: true,
+            ..KillFilter::default()
+        };
+        if argv.len() == 3 {
+            f.old_style = true;
+            f.skipme = false;
+            f.addr = Some(argv[2].to_vec());
+            return Ok(f);
+        }
+        if argv.len() % 2 != 0 {
+            return Err(errors::SYNTAX);
+        }
+        for pair in argv[2..].chunks_exact(2) {
+            let (k, v) = (pair[0], pair[1]);
+            if eq_ic(k, "ID") {
+                match parse_i64(v) {
+                    Some(n) if n > 0 => f.id = Some(n as u64),
+                    _ => return Err("ERR client-id should be greater than 0"),
+                }
+            } else if eq_ic(k, "TYPE") {
+                if eq_ic(v, "normal") {
+                } else if ["master", "replica", "slave", "pubsub"]
+                    .iter()
+                    .any(|t| eq_ic(v, t))
+                {
+                    f.type_none = true;
+                } else {
+                    return Err("ERR Unknown client type");
+                }
+            } else if eq_ic(k, "ADDR") {
+                f.addr = Some(v.to_vec());
+            } else if eq_ic(k, "LADDR") {
+                f.laddr = Some(v.to_vec());
+            } else if eq_ic(k, "USER") {
+                if v != b"default" {
+                    return Err("ERR No such user");
+                }
+            } else if eq_ic(k, "SKIPME") {
+                if eq_ic(v, "yes") {
+                    f.skipme = true;
+                } else if eq_ic(v, "no") {
+                    f.skipme = false;
+                } else {
+                    return Err(errors::SYNTAX);
+                }
+            } else {
+                return Err(errors::SYNTAX);
+            }
+        }
+        Ok(f)
+    }
+
+    fn matches(&self, c: &Client) -> bool {
+        !self.type_none
+            && !self.user_none
+            && self.id.is_none_or(|id| id == c.id)
+            && self.addr.as_deref().is_none_or(|a| a == c.peer.as_bytes())
+            && self
+                .laddr
+                .as_deref()
+                .is_none_or(|a| a == c.local.as_bytes())
+    }
+}
+
+/// Which clients CLIENT LIST shows: `TYPE t` or `ID id...`.
+fn list_filter(argv: &[&[u8]]) -> Result<Option<Vec<u64>>, &'static str> {
+    if argv.len() == 2 {
+        return Ok(None);
+    }
+    if argv.len() == 4 && eq_ic(argv[2], "TYPE") {
+        return if eq_ic(argv[3], "normal") {
+            Ok(None)
+        } else if ["master", "replica", "slave", "pubsub"]
+            .iter()
+            .any(|t| eq_ic(argv[3], t))
+        {
+            Ok(Some(Vec::new()))
+        } else {
+            Err("ERR Unknown client type")
+        };
+    }
+    if argv.len() >= 4 && eq_ic(argv[2], "ID") {
+        let mut ids = Vec::new();
+        for a in &argv[3..] {
+            match parse_i64(a) {
+                Some(n) if n > 0 => ids.push(n as u64),
+                _ => return Err("ERR Invalid client ID"),
+            }
+        }
+        return Ok(Some(ids));
+    }
+    Err(errors::SYNTAX)
+}
+
+pub fn client_part(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
+    let Some(sub) = subcommand(argv, ctx.proto) else {
+        return local_only(ctx, |w| subcommand_error(argv, w));
+    };
+    if let Some(c) = ctx.client.as_deref_mut() {
+        c.last_cmd = sub;
+    }
+    let now = ctx.shard.now_ms;
+    match sub {
+        "client|list" => {
+            let only = match list_filter(argv) {
+                Ok(f) => f,
+                Err(e) => return local_only(ctx, |w| w.error(e)),
+            };
+            let mut lines: Vec<(u64, String)> = Vec::new();
+            let me = ctx.client.as_deref();
+            for c in ctx.shard.clients.iter().flatten().chain(me) {
+                if only.as_ref().is_none_or(|ids| ids.contains(&c.id)) {
+                    let mut l = String::new();
+                    client_line(c, now, &mut l);
+                    lines.push((c.id, l));
+                }
+            }
+            Partial::Keys(
+                lines
+                    .into_iter()
+                    .map(|(id, l)| format!("{id:020} {l}").into_bytes())
+                    .collect(),
+            )
+        }
+        "client|kill" => {
+            let f = match KillFilter::parse(argv) {
+                Ok(f) => f,
+                Err(e) => return local_only(ctx, |w| w.error(e)),
+            };
+            let mut killed = 0;
+            for c in ctx.shard.clients.iter().flatten() {
+                if f.matches(c) {
+                    ctx.shard.to_close.push(c.conn);
+                    killed += 1;
+                }
+            }
+            if let Some(c) = ctx.client.as_deref_mut()
+                && !f.skipme
+                && f.matches(c)
+            {
+                c.close_after_reply = true;
+                killed += 1;
+            }
+            Partial::Int(killed)
+        }
+        _ => local_only_client(ctx, sub, argv),
+    }
+}
+
+/// The subcommands about the calling connection.
+fn local_only_client(ctx: &mut Ctx, sub: &str, argv: &[&[u8]]) -> Partial {
+    let now = ctx.shard.now_ms;
+    let proto = ctx.proto;
+    let Some(c) = ctx.client.as_deref_mut() else {
+        return Partial::Unit;
+    };
+    let mut out = Vec::new();
+    let mut w = ReplyWriter::new(&mut out, proto);
+    match sub {
+        "client|id" => w.int(c.id as i64),
+        "client|getname" => match &c.name {
+            Some(n) => w.bulk(n),
+            None => w.null(),
+        },
+        "client|setname" => match super::super::server::validate_client_name(argv[2]) {
+            Ok(()) => {
+                c.name = (!argv[2].is_empty()).then(|| argv[2].to_vec());
+                w.ok();
+            }
+            Err(e) => w.error(e),
+        },
+        "client|info" => {
+            let mut l = String::new();
+            client_line(c, now, &mut l);
+            l.push('\n');
+            w.verbatim("txt", l.as_bytes());
+        }
+        "client|reply" => {
+            if eq_ic(argv[2], "ON") {
+                c.reply_mode = ReplyMode::On;
+                w.ok();
+            } else if eq_ic(argv[2], "OFF") {
+                c.reply_mode = ReplyMode::Off;
+            } else if eq_ic(argv[2], "SKIP") {
+                if c.reply_mode != ReplyMode::Off {
+                    c.reply_mode = ReplyMode::SkipNext;
+                }
+            } else {
+                w.error(errors::SYNTAX);
+            }
+        }
+        "client|no-evict" => {
+            if eq_ic(argv[2], "ON") {
+                c.no_evict = true;
+                w.ok();
+            } else if eq_ic(argv[2], "OFF") {
+                c.no_evict = false;
+                w.ok();
+            } else {
+                w.error(errors::SYNTAX);
+            }
+        }
+        "client|setinfo" => {
+            let v = argv[3];
+            let valid = v.iter().all(|&b| (b'!'..=b'~').contains(&b));
+            if eq_ic(argv[2], "LIB-NAME") || eq_ic(argv[2], "LIB-VER") {
+                if valid {
+                    let s = (!v.is_empty()).then(|| String::from_utf8_lossy(v).into_owned());
+                    if eq_ic(argv[2], "LIB-NAME") {
+                        c.lib_name = s;
+                    } else {
+                        c.lib_ver = s;
+                    }
+                    w.ok();
+                } else {
+                    w.error(&format!(
+                        "ERR {} cannot contain spaces, newlines or special characters.",
+                        String::from_utf8_lossy(argv[2]).to_ascii_uppercase()
+                    ));
+                }
+            } else {
+                w.error(&format!(
+                    "ERR Unrecognized option '{}'",
+                    String::from_utf8_lossy(argv[2])
+                ));
+            }
+        }
+        _ => help_reply(&mut w, "CLIENT", HELP),
+    }
+    Partial::Encoded(out)
+}
+
+pub fn client_merge(g: &mut Gather, w: &mut ReplyWriter) {
+    if write_encoded(g, w) {
+        return;
+    }
+    let sub = g
+        .argv
+        .get(1)
+        .map(|a| a.to_ascii_lowercase())
+        .unwrap_or_default();
+    if sub == b"list" {
+        let mut lines: Vec<&[u8]> = Vec::new();
+        for p in g.parts.iter().flatten() {
+            if let Partial::Keys(ls) = p {
+                lines.extend(ls.iter().map(Vec::as_slice));
+            }
+        }
+        lines.sort_unstable();
+        let mut text = Vec::new();
+        for l in lines {
+            // Each line carries its zero-padded id as a sort key: drop it.
+            text.extend_from_slice(l.get(21..).unwrap_or_default());
+            text.push(b'\n');
+        }
+        w.verbatim("txt", &text);
+        return;
+    }
+    let killed: i64 = g
+        .parts
+        .iter()
+        .flatten()
+        .map(|p| if let Partial::Int(n) = p { *n } else { 0 })
+        .sum();
+    if g.argv.len() == 3 {
+        if killed == 0 {
+            w.error("ERR No such client");
+        } else {
+            w.ok();
+        }
+    } else {
+        w.int(killed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use percore_net::reactor::ConnId;
+
+    #[test]
+    fn client_line_matches_redis_layout() {
+        let mut c = Client::new(
+            ConnId {
+                index: 0,
+                generation: 1,
+            },
+            7,
+            1_000,
+            true,
+        );
+        c.peer = "127.0.0.1:5000".into();
+        c.local = "127.0.0.1:6379".into();
+        c.fd = 9;
+        c.last_cmd = "client|list";
+        let mut l = String::new();
+        client_line(&c, 3_500, &mut l);
+        assert_eq!(
+            l,
+            "id=7 addr=127.0.0.1:5000 laddr=127.0.0.1:6379 fd=9 name= age=2 idle=2 flags=N db=0 \
+             sub=0 psub=0 ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 \
+             obl=0 oll=0 omem=0 tot-mem=0 events=r cmd=client|list user=default redir=-1 resp=2"
+        );
+    }
+
+    #[test]
+    fn kill_filter_parses_both_forms() {
+        let f = KillFilter::parse(&[b"client", b"kill", b"1.2.3.4:5"]).unwrap();
+        assert!(f.old_style && !f.skipme);
+        let f = KillFilter::parse(&[b"client", b"kill", b"id", b"3", b"skipme", b"no"]).unwrap();
+        assert_eq!(f.id, Some(3));
+        assert!(!f.skipme);
+        assert!(KillFilter::parse(&[b"client", b"kill", b"id", b"0"]).is_err());
+        assert!(KillFilter::parse(&[b"client", b"kill", b"foo", b"bar"]).is_err());
+    }
+}

@@ -1,0 +1,331 @@
+//! COMMAND and its subcommands, all read from the command table.
+
+use super::super::{COMMANDS, Command, Ctx, eq_ic, flags, lookup};
+use super::{help_reply, subcommand, subcommand_error};
+use percore_engine::glob::string_match;
+use percore_net::resp::ReplyWriter;
+
+const HELP: &[&str] = &[
+    "(no subcommand)",
+    "    Return details about all Redis commands.",
+    "COUNT",
+    "    Return the total number of commands in this Redis server.",
+    "LIST",
+    "    Return a list of all commands in this Redis server.",
+    "INFO [<command-name> ...]",
+    "    Return details about multiple Redis commands.",
+    "    If no command names are given, documentation details for all",
+    "    commands are returned.",
+    "DOCS [<command-name> ...]",
+    "    Return documentation details about multiple Redis commands.",
+    "    If no command names are given, documentation details for all",
+    "    commands are returned.",
+    "GETKEYS <full-command>",
+    "    Return the keys from a full Redis command.",
+    "GETKEYSANDFLAGS <full-command>",
+    "    Return the keys and the access flags from a full Redis command.",
+];
+
+/// ACL categories in Redis's table order, derived from flags and group (Redis adds some
+/// categories by hand, such as `@dangerous` on FLUSHALL; those are not modelled).
+pub fn acl_categories(flags_: u32, group: &str) -> Vec<&'static str> {
+    let mut out = Vec::new();
+    if group == "generic" {
+        out.push("@keyspace");
+    }
+    if flags_ & flags::READONLY != 0 && group != "server" {
+        out.push("@read");
+    }
+    if flags_ & flags::WRITE != 0 {
+        out.push("@write");
+    }
+    match group {
+        "set" => out.push("@set"),
+        "sorted-set" => out.push("@sortedset"),
+        "list" => out.push("@list"),
+        "hash" => out.push("@hash"),
+        "string" => out.push("@string"),
+        _ => {}
+    }
+    if flags_ & flags::PUBSUB != 0 {
+        out.push("@pubsub");
+    }
+    if flags_ & flags::ADMIN != 0 {
+        out.push("@admin");
+    }
+    if flags_ & flags::FAST != 0 {
+        out.push("@fast");
+    } else {
+        out.push("@slow");
+    }
+    if flags_ & flags::ADMIN != 0 {
+        out.push("@dangerous");
+    }
+    if group == "connection" {
+        out.push("@connection");
+    }
+    out
+}
+
+fn write_flags(w: &mut ReplyWriter, f: u32) {
+    let names: Vec<&str> = flags::NAMES
+        .iter()
+        .filter(|(bit, _)| f & bit != 0)
+        .map(|(_, n)| *n)
+        .collect();
+    w.set(names.len());
+    for n in names {
+        w.simple(n);
+    }
+}
+
+fn write_strs(w: &mut ReplyWriter, items: &[&str]) {
+    w.set(items.len());
+    for s in items {
+        w.simple(s);
+    }
+}
+
+/// A legacy-range key spec for a command with keys.
+fn write_key_specs(w: &mut ReplyWriter, c: &Command) {
+    if c.first_key <= 0 {
+        w.array(0);
+        return;
+    }
+    w.array(1);
+    w.map(3);
+    w.bulk(b"flags");
+    let access: &[&str] = if c.has(flags::WRITE) {
+        &["RW", "UPDATE"]
+    } else {
+        &["RO", "ACCESS"]
+    };
+    write_strs(w, access);
+    w.bulk(b"begin_search");
+    w.map(2);
+    w.bulk(b"type");
+    w.bulk(b"index");
+    w.bulk(b"spec");
+    w.map(1);
+    w.bulk(b"index");
+    w.int(i64::from(c.first_key));
+    w.bulk(b"find_keys");
+    w.map(2);
+    w.bulk(b"type");
+    w.bulk(b"range");
+    w.bulk(b"spec");
+    w.map(3);
+    w.bulk(b"lastkey");
+    w.int(i64::from(if c.last_key >= 0 {
+        c.last_key - c.first_key
+    } else {
+        c.last_key
+    }));
+    w.bulk(b"keystep");
+    w.int(i64::from(c.step));
+    w.bulk(b"limit");
+    w.int(0);
+}
+
+/// One COMMAND INFO entry: name, arity, flags, first, last, step, ACL categories, tips,
+/// key specs, subcommands.
+pub fn write_info(w: &mut ReplyWriter, c: &Command) {
+    w.array(10);
+    w.bulk(c.name.as_bytes());
+    w.int(i64::from(c.arity));
+    write_flags(w, c.flags);
+    w.int(i64::from(c.first_key));
+    w.int(i64::from(c.last_key));
+    w.int(i64::from(c.step));
+    write_strs(w, &acl_categories(c.flags, c.group));
+    w.set(0);
+    write_key_specs(w, c);
+    w.array(c.subcommands.len());
+    for (name, arity, f) in c.subcommands {
+        w.array(10);
+        w.bulk(name.as_bytes());
+        w.int(i64::from(*arity));
+        write_flags(w, *f);
+        w.int(0);
+        w.int(0);
+        w.int(0);
+        write_strs(w, &acl_categories(*f, c.group));
+        w.set(0);
+        w.array(0);
+        w.array(0);
+    }
+}
+
+fn write_docs(w: &mut ReplyWriter, c: &Command) {
+    w.map(3);
+    w.bulk(b"summary");
+    w.bulk(c.summary.as_bytes());
+    w.bulk(b"since");
+    w.bulk(c.since.as_bytes());
+    w.bulk(b"group");
+    w.bulk(c.group.as_bytes());
+}
+
+/// Every command name and subcommand name, as COMMAND LIST.
+fn all_names() -> impl Iterator<Item = (&'static str, &'static Command, u32)> {
+    COMMANDS.iter().flat_map(|c| {
+        std::iter::once((c.name, c, c.flags))
+            .chain(c.subcommands.iter().map(move |(n, _, f)| (*n, c, *f)))
+    })
+}
+
+pub fn command(_ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
+    if argv.len() == 1 {
+        w.array(COMMANDS.len());
+        for c in COMMANDS {
+            write_info(w, c);
+        }
+        return;
+    }
+    let Some(sub) = subcommand(argv, w.proto) else {
+        subcommand_error(argv, w);
+        return;
+    };
+    match sub {
+        "command|count" => w.int(COMMANDS.len() as i64),
+        "command|info" => {
+            if argv.len() == 2 {
+                w.array(COMMANDS.len());
+                for c in COMMANDS {
+                    write_info(w, c);
+                }
+            } else {
+                w.array(argv.len() - 2);
+                for name in &argv[2..] {
+                    match lookup(name) {
+                        Some(c) => write_info(w, c),
+                        None => w.null(),
+                    }
+                }
+            }
+        }
+        "command|docs" => {
+            let found: Vec<&Command> = if argv.len() == 2 {
+                COMMANDS.iter().collect()
+            } else {
+                argv[2..].iter().filter_map(|n| lookup(n)).collect()
+            };
+            w.map(found.len());
+            for c in found {
+                w.bulk(c.name.as_bytes());
+                write_docs(w, c);
+            }
+        }
+        "command|list" => command_list(argv, w),
+        "command|getkeys" | "command|getkeysandflags" => {
+            getkeys(argv, w, sub == "command|getkeysandflags");
+        }
+        _ => help_reply(w, "COMMAND", HELP),
+    }
+}
+
+fn command_list(argv: &[&[u8]], w: &mut ReplyWriter) {
+    let names: Vec<&str> = match argv.len() {
+        2 => all_names().map(|(n, _, _)| n).collect(),
+        5 if eq_ic(argv[2], "FILTERBY") => {
+            let (kind, arg) = (argv[3], argv[4]);
+            if eq_ic(kind, "MODULE") {
+                Vec::new()
+            } else if eq_ic(kind, "ACLCAT") {
+                let cat = format!("@{}", String::from_utf8_lossy(arg).to_ascii_lowercase());
+                all_names()
+                    .filter(|(_, c, f)| acl_categories(*f, c.group).contains(&cat.as_str()))
+                    .map(|(n, _, _)| n)
+                    .collect()
+            } else if eq_ic(kind, "PATTERN") {
+                all_names()
+                    .filter(|(n, _, _)| string_match(arg, n.as_bytes(), true))
+                    .map(|(n, _, _)| n)
+                    .collect()
+            } else {
+                w.error(super::errors::SYNTAX);
+                return;
+            }
+        }
+        _ => {
+            w.error(super::errors::SYNTAX);
+            return;
+        }
+    };
+    w.array(names.len());
+    for n in names {
+        w.bulk(n.as_bytes());
+    }
+}
+
+fn getkeys(argv: &[&[u8]], w: &mut ReplyWriter, with_flags: bool) {
+    let target = &argv[2..];
+    let Some(c) = lookup(target[0]) else {
+        w.error("ERR Invalid command specified");
+        return;
+    };
+    if !c.arity_ok(target.len()) {
+        w.error("ERR Invalid number of arguments specified for command");
+        return;
+    }
+    let keys: Vec<&[u8]> = c.key_positions(target.len()).map(|p| target[p]).collect();
+    if keys.is_empty() {
+        w.error("ERR The command has no key arguments");
+        return;
+    }
+    w.array(keys.len());
+    for k in keys {
+        if with_flags {
+            w.array(2);
+            w.bulk(k);
+            let access: &[&str] = if c.has(flags::WRITE) {
+                &["RW", "UPDATE"]
+            } else {
+                &["RO", "ACCESS"]
+            };
+            write_strs(w, access);
+        } else {
+            w.bulk(k);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use percore_net::resp::Protocol;
+    use percore_net::resp::frame::{Frame, decode_frame};
+
+    #[test]
+    fn info_entry_has_redis_shape() {
+        let mut out = Vec::new();
+        write_info(
+            &mut ReplyWriter::new(&mut out, Protocol::Resp2),
+            lookup(b"get").unwrap(),
+        );
+        let (f, _) = decode_frame(&out).unwrap().unwrap();
+        let Frame::Array(items) = f else {
+            panic!("not an array")
+        };
+        assert_eq!(items.len(), 10);
+        assert_eq!(items[0], Frame::Bulk(b"get".to_vec()));
+        assert_eq!(items[1], Frame::Int(2));
+        assert_eq!(
+            items[2],
+            Frame::Array(vec![
+                Frame::Simple(b"readonly".to_vec()),
+                Frame::Simple(b"fast".to_vec())
+            ])
+        );
+        assert_eq!(items[3..6], [Frame::Int(1), Frame::Int(1), Frame::Int(1)]);
+        assert_eq!(
+            items[6],
+            Frame::Array(vec![
+                Frame::Simple(b"@read".to_vec()),
+                Frame::Simple(b"@string".to_vec()),
+                Frame::Simple(b"@fast".to_vec())
+            ])
+        );
+        assert_eq!(items[9], Frame::Array(vec![]));
+    }
+}

@@ -1,0 +1,150 @@
+//! DEBUG SLEEP, SET-ACTIVE-EXPIRE, POPULATE and HELP. DEBUG runs on every shard: POPULATE
+//! has each shard create the keys it owns, SET-ACTIVE-EXPIRE flips every shard's flag.
+
+use super::super::{Ctx, Gather, Partial, eq_ic, errors, parse_i64};
+use super::{local_only, write_encoded};
+use percore_engine::db::SetExpire;
+use percore_engine::value::Value;
+use percore_net::resp::ReplyWriter;
+use std::fmt::Write as _;
+
+const HELP: &[&str] = &[
+    "OBJECT <key>",
+    "    Show low level info about the key and associated value.",
+    "POPULATE <count> [<prefix>] [<size>]",
+    "    Create <count> string keys named key:<num>. If <prefix> is specified then",
+    "    it is used instead of the 'key' prefix. These are not propagated to",
+    "    replicas. Cluster slots are not respected so keys not belonging to the",
+    "    current node can be created in cluster mode.",
+    "SET-ACTIVE-EXPIRE <0|1>",
+    "    Setting it to 0 disables expiring keys in background when they are not",
+    "    accessed (otherwise the Redis behavior). Setting it to 1 reenables back the",
+    "    default.",
+    "SLEEP <seconds>",
+    "    Stop the server for <seconds>. Decimals allowed.",
+];
+
+/// The most keys one DEBUG POPULATE may ask for.
+const POPULATE_MAX_KEYS: i64 = 1 << 40;
+
+fn syntax_error(argv: &[&[u8]], w: &mut ReplyWriter) {
+    w.error(&format!(
+        "ERR unknown subcommand or wrong number of arguments for '{}'. Try DEBUG HELP.",
+        super::super::trunc_lossy(argv[1], 128)
+    ));
+}
+
+pub fn debug_part(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
+    let sub = argv[1];
+    if eq_ic(sub, "HELP") && argv.len() == 2 {
+        local_only(ctx, |w| super::help_reply(w, "DEBUG", HELP))
+    } else if eq_ic(sub, "SLEEP") && argv.len() == 3 {
+        if ctx.client.is_none() {
+            return Partial::Unit;
+        }
+        let secs: f64 = std::str::from_utf8(argv[2])
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0.0);
+        if secs > 0.0 && secs.is_finite() {
+            std::thread::sleep(std::time::Duration::from_secs_f64(secs));
+        }
+        local_only(ctx, |w| w.ok())
+    } else if eq_ic(sub, "SET-ACTIVE-EXPIRE") && argv.len() == 3 {
+        ctx.shard.active_expire = parse_i64(argv[2]).unwrap_or(0) != 0;
+        local_only(ctx, |w| w.ok())
+    } else if eq_ic(sub, "POPULATE") && (3..=5).contains(&argv.len()) {
+        populate(ctx, argv)
+    } else if eq_ic(sub, "OBJECT") && argv.len() == 3 {
+        debug_object(ctx, argv)
+    } else {
+        local_only(ctx, |w| syntax_error(argv, w))
+    }
+}
+
+fn populate(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
+    const RANGE: &str = "ERR value is out of range, must be positive";
+    let count = match parse_i64(argv[2]) {
+        Some(n) if (0..=POPULATE_MAX_KEYS).contains(&n) => n as u64,
+        Some(_) => return local_only(ctx, |w| w.error(RANGE)),
+        None => return local_only(ctx, |w| w.error(errors::NOT_INTEGER)),
+    };
+    let size = match argv.get(4).map(|a| parse_i64(a)) {
+        None => 0,
+        Some(Some(n)) if n >= 0 => n as usize,
+        Some(Some(_)) => return local_only(ctx, |w| w.error(RANGE)),
+        Some(None) => return local_only(ctx, |w| w.error(errors::NOT_INTEGER)),
+    };
+    let prefix = argv.get(3).copied().unwrap_or(b"key");
+    let sh = &mut *ctx.shard;
+    let (me, now) = (sh.id, sh.now_ms);
+    let mut key = Vec::with_capacity(prefix.len() + 21);
+    let mut val = String::new();
+    for j in 0..count {
+        key.clear();
+        key.extend_from_slice(prefix);
+        let _ = write!(KeyWriter(&mut key), ":{j}");
+        if sh.owner(&key) != me {
+            continue;
+        }
+        let db = sh.keyspace.db_mut(ctx.db);
+        if db.contains(&key, now) {
+            continue;
+        }
+        val.clear();
+        let _ = write!(val, "value:{j}");
+        let value = if size == 0 {
+            Value::from_bytes(val.as_bytes())
+        } else {
+            let mut v = vec![0u8; size];
+            let n = size.min(val.len());
+            v[..n].copy_from_slice(&val.as_bytes()[..n]);
+            Value::from_bytes(&v)
+        };
+        db.set(&key, value, SetExpire::Clear, now);
+    }
+    local_only(ctx, |w| w.ok())
+}
+
+/// Formats into a byte vector.
+struct KeyWriter<'a>(&'a mut Vec<u8>);
+
+impl std::fmt::Write for KeyWriter<'_> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.0.extend_from_slice(s.as_bytes());
+        Ok(())
+    }
+}
+
+/// DEBUG OBJECT, on the shard owning the key.
+fn debug_object(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
+    let sh = &mut *ctx.shard;
+    if sh.owner(argv[2]) != sh.id {
+        return Partial::Unit;
+    }
+    let now = sh.now_ms;
+    let mut out = Vec::new();
+    let mut w = ReplyWriter::new(&mut out, ctx.proto);
+    let idle = sh.keyspace.db_mut(ctx.db).idle_time_s(argv[2], now);
+    match (sh.keyspace.db_mut(ctx.db).get(argv[2], now), idle) {
+        (Some(Value::Str(s)), Some(idle)) => {
+            let (enc, len) = match s {
+                percore_engine::value::StrValue::Int(i) => ("int", i.to_string().len()),
+                percore_engine::value::StrValue::Raw(b) if b.len() <= 44 => ("embstr", b.len()),
+                percore_engine::value::StrValue::Raw(b) => ("raw", b.len()),
+            };
+            w.simple(&format!(
+                "Value at:0x0 refcount:1 encoding:{enc} serializedlength:{} lru:0 lru_seconds_idle:{idle}",
+                len.max(1)
+            ));
+        }
+        _ => w.error(errors::NO_SUCH_KEY),
+    }
+    Partial::Encoded(out)
+}
+
+pub fn debug_merge(g: &mut Gather, w: &mut ReplyWriter) {
+    if !write_encoded(g, w) {
+        w.ok();
+    }
+}
