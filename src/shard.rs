@@ -407,9 +407,20 @@ impl Shard {
                 ctx.shard.stats.record_call(cmd, took, out.first() == Some(&b'-'), &out);
                 Partial::Encoded(out)
             }
-            Job::Part(p) => p(&mut ctx, &args),
+            Job::Part(p) => {
+                let first = p(&mut ctx, &args);
+                run_hops(&mut ctx, first)
+            }
         };
         self.argv_store = recycle(args);
+        if let Partial::Hop { shard, step, argv } = result {
+            // The command continues on another shard; that one answers the client's shard.
+            let job = Job::Part(step);
+            let msg = Msg::Run { from, conn, seq, db, proto, job, argv };
+            io.send(shard, msg);
+            self.after_batch(io);
+            return;
+        }
         io.send(
             from,
             Msg::Done {
@@ -576,6 +587,31 @@ pub fn dispatch(
                 );
             }
         }
+        Exec::Hop(step) => {
+            let (db, proto) = (client.db, client.proto);
+            let mut ctx = Ctx { shard: data, db, proto, client: None };
+            let first = step(&mut ctx, argv);
+            let (mut failed, mut reply) = (false, Vec::new());
+            match run_hops(&mut ctx, first) {
+                Partial::Hop { shard, step, argv } => {
+                    let seq = client.push_pending(Pending::Waiting { discard });
+                    let (from, conn, db) = (data.id, client.conn, db as u16);
+                    let job = Job::Part(step);
+                    outbox.send(shard, Msg::Run { from, conn, seq, db, proto, job, argv });
+                }
+                done => {
+                    reply = match done {
+                        Partial::Encoded(b) => b,
+                        other => internal_error(proto, &other),
+                    };
+                    failed = reply.first() == Some(&b'-');
+                    target.extend_from_slice(&reply);
+                    finish_local(client, discard, out, scratch);
+                }
+            }
+            let took = data.took();
+            data.stats.record_call(cmd, took, failed, &reply);
+        }
         Exec::Split { part, .. } => {
             let step = cmd.step.max(1) as usize;
             if (argv.len() - cmd.first_key as usize) % step != 0 {
@@ -632,6 +668,21 @@ pub fn dispatch(
                 discard,
             };
             start_gather(data, client, gather, jobs, discard, out, outbox);
+        }
+    }
+}
+
+/// Runs the steps of an [`Exec::Hop`] command that stay on this shard; returns the reply
+/// or the next step, which runs on another shard.
+fn run_hops(ctx: &mut Ctx, mut result: Partial) -> Partial {
+    loop {
+        match result {
+            Partial::Hop { shard, step, argv } if shard == ctx.shard.id => {
+                let mut args = Vec::new();
+                argv.fill(&mut args);
+                result = step(ctx, &args);
+            }
+            other => return other,
         }
     }
 }

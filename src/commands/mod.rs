@@ -84,6 +84,11 @@ pub enum Exec {
     Split { part: PartFn, merge: MergeFn },
     /// Every shard runs `part` on the full argv, then `merge` builds the reply.
     All { part: PartFn, merge: MergeFn },
+    /// A chain of steps: the first runs on the client's shard; each answers with
+    /// [`Partial::Encoded`] (the reply) or [`Partial::Hop`] (the next step, on another
+    /// shard). SCAN follows its cursor's shard this way; RENAME, COPY and MSETNX carry
+    /// values between shards.
+    Hop(PartFn),
 }
 
 /// One entry of the command table.
@@ -155,17 +160,18 @@ pub enum Partial {
     Values(Vec<Option<Vec<u8>>>),
     /// Keys (KEYS, SCAN, RANDOMKEY).
     Keys(Vec<Vec<u8>>),
-    /// A SCAN page of one shard: its next cursor and keys.
-    Scan {
-        cursor: u64,
-        keys: Vec<Vec<u8>>,
-    },
     /// Text lines (INFO sections).
     Text(String),
     /// Nothing to report beyond success.
     Unit,
     /// An error reply text (without the leading '-').
     Error(String),
+    /// An [`Exec::Hop`] command continues with `step` on `shard`.
+    Hop {
+        shard: usize,
+        step: PartFn,
+        argv: crate::shard::Argv,
+    },
 }
 
 /// The state of a multi-shard command while its parts come back.
@@ -191,7 +197,11 @@ struct NameHasher(u64);
 impl std::hash::Hasher for NameHasher {
     #[inline]
     fn write(&mut self, bytes: &[u8]) {
-        let mut h = if self.0 == 0 { 0xcbf2_9ce4_8422_2325 } else { self.0 };
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
         for &b in bytes {
             h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
         }

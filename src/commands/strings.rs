@@ -2,6 +2,7 @@
 
 use super::{Ctx, Gather, Partial, eq_ic, errors, parse_i64};
 use percore_engine::db::SetExpire;
+use percore_engine::strings::{self, StringError};
 use percore_engine::number::I64_MAX_DECIMAL_BYTES;
 use percore_engine::value::{StrValue, Value};
 use percore_net::resp::ReplyWriter;
@@ -16,31 +17,34 @@ pub fn write_str(w: &mut ReplyWriter, v: &StrValue) {
 }
 
 pub fn get(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
-    let sh = &mut *ctx.shard;
-    match sh.keyspace.db_mut(ctx.db).get(argv[1], sh.now_ms) {
-        Some(Value::Str(s)) => {
-            sh.stats.keyspace_hits += 1;
-            write_str(w, s);
-        }
-        #[allow(unreachable_patterns, reason = "more value types arrive later")]
-        Some(_) => w.error(errors::WRONGTYPE),
-        None => {
-            sh.stats.keyspace_misses += 1;
-            w.null();
-        }
+    match read_str(ctx.shard, ctx.db, argv[1]) {
+        Ok(Some(s)) => write_str(w, s),
+        Ok(None) => w.null(),
+        Err(()) => w.error(errors::WRONGTYPE),
     }
 }
 
-/// Parsed options of SET.
-struct SetOpts {
+/// An expiry option of SET/GETEX, with its still unparsed number.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum ExpireOpt<'a> {
+    None,
+    KeepTtl,
+    Persist,
+    /// `EX`/`PX`/`EXAT`/`PXAT`: (milliseconds?, absolute?, number).
+    Time(bool, bool, &'a [u8]),
+}
+
+/// Parsed options of SET (or GETEX when `getex`).
+#[derive(Debug)]
+struct SetOpts<'a> {
     nx: bool,
     xx: bool,
     get: bool,
-    expire: SetExpire,
+    expire: ExpireOpt<'a>,
 }
 
 /// An expiry argument (`EX`/`PX`/`EXAT`/`PXAT` with its number) to absolute milliseconds,
-/// with Redis's checks and texts.
+/// with Redis's checks and texts (`getExpireMillisecondsOrReply`).
 pub fn parse_expire(
     unit_ms: bool,
     absolute: bool,
@@ -67,36 +71,45 @@ pub fn parse_expire(
     }
 }
 
-fn parse_set_opts(argv: &[&[u8]], now_ms: i64) -> Result<SetOpts, String> {
+/// Redis's `parseExtendedStringArgumentsOrReply`: the options from `argv[first..]`; the
+/// expiry number is checked later, as Redis does.
+fn parse_set_opts<'a>(argv: &[&'a [u8]], first: usize, getex: bool) -> Result<SetOpts<'a>, ()> {
     let mut o = SetOpts {
         nx: false,
         xx: false,
         get: false,
-        expire: SetExpire::Clear,
+        expire: ExpireOpt::None,
     };
-    let mut have_expire = false;
-    let mut i = 3;
+    let mut i = first;
     while i < argv.len() {
         let a = argv[i];
         let next = argv.get(i + 1);
-        if eq_ic(a, "NX") && !o.xx {
+        if !getex && eq_ic(a, "NX") && !o.xx {
             o.nx = true;
-        } else if eq_ic(a, "XX") && !o.nx {
+        } else if !getex && eq_ic(a, "XX") && !o.nx {
             o.xx = true;
-        } else if eq_ic(a, "GET") {
+        } else if !getex && eq_ic(a, "GET") {
             o.get = true;
-        } else if eq_ic(a, "KEEPTTL") && !have_expire {
-            have_expire = true;
-            o.expire = SetExpire::Keep;
-        } else if let Some((unit_ms, absolute)) = expire_word(a)
-            && !have_expire
-            && let Some(n) = next
+        } else if !getex
+            && eq_ic(a, "KEEPTTL")
+            && matches!(o.expire, ExpireOpt::None | ExpireOpt::KeepTtl)
         {
-            have_expire = true;
-            o.expire = SetExpire::At(parse_expire(unit_ms, absolute, n, now_ms, "set")?);
+            o.expire = ExpireOpt::KeepTtl;
+        } else if getex
+            && eq_ic(a, "PERSIST")
+            && matches!(o.expire, ExpireOpt::None | ExpireOpt::Persist)
+        {
+            o.expire = ExpireOpt::Persist;
+        } else if let Some((unit_ms, absolute)) = expire_word(a)
+            && let Some(n) = next
+            && (o.expire == ExpireOpt::None
+                || matches!(o.expire, ExpireOpt::Time(u, ab, _) if u == unit_ms && ab == absolute))
+        {
+            // The same unit may repeat (the last wins); different ones conflict.
+            o.expire = ExpireOpt::Time(unit_ms, absolute, n);
             i += 1;
         } else {
-            return Err(errors::SYNTAX.to_string());
+            return Err(());
         }
         i += 1;
     }
@@ -118,45 +131,66 @@ fn expire_word(a: &[u8]) -> Option<(bool, bool)> {
     }
 }
 
-pub fn set(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
-    let sh = &mut *ctx.shard;
+/// Reads a string key for a read command, counting the hit or miss. `Err` = wrong type.
+fn read_str<'d>(
+    sh: &'d mut crate::shard::ShardData,
+    db: usize,
+    key: &[u8],
+) -> Result<Option<&'d StrValue>, ()> {
     let now = sh.now_ms;
-    let db = sh.keyspace.db_mut(ctx.db);
+    match sh.keyspace.db_mut(db).get(key, now) {
+        Some(v) => {
+            sh.stats.keyspace_hits += 1;
+            v.as_str().map(Some).ok_or(())
+        }
+        None => {
+            sh.stats.keyspace_misses += 1;
+            Ok(None)
+        }
+    }
+}
+
+pub fn set(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
+    let now = ctx.shard.now_ms;
     if argv.len() == 3 {
         // The common case: no options.
+        let db = ctx.shard.keyspace.db_mut(ctx.db);
         db.set(argv[1], Value::from_bytes(argv[2]), SetExpire::Clear, now);
         w.ok();
         return;
     }
-    let o = match parse_set_opts(argv, now) {
-        Ok(o) => o,
-        Err(e) => {
-            w.error(&e);
-            return;
-        }
+    let Ok(o) = parse_set_opts(argv, 3, false) else {
+        w.error(errors::SYNTAX);
+        return;
     };
-    let mut old_buf = [0u8; I64_MAX_DECIMAL_BYTES];
-    let mut old: Option<Vec<u8>> = None;
-    let exists = match db.get(argv[1], now) {
-        Some(Value::Str(s)) => {
-            if o.get {
-                old = Some(s.as_bytes(&mut old_buf).to_vec());
+    let expire = match o.expire {
+        ExpireOpt::Time(unit_ms, absolute, n) => {
+            match parse_expire(unit_ms, absolute, n, now, "set") {
+                Ok(at) => SetExpire::At(at),
+                Err(e) => {
+                    w.error(&e);
+                    return;
+                }
             }
-            true
         }
-        #[allow(unreachable_patterns, reason = "more value types arrive later")]
-        Some(_) => {
-            if o.get {
+        ExpireOpt::KeepTtl => SetExpire::Keep,
+        ExpireOpt::None | ExpireOpt::Persist => SetExpire::Clear,
+    };
+    let mut old: Option<Vec<u8>> = None;
+    if o.get {
+        match read_str(ctx.shard, ctx.db, argv[1]) {
+            Ok(v) => old = v.map(|s| s.to_bytes().into_owned()),
+            Err(()) => {
                 w.error(errors::WRONGTYPE);
                 return;
             }
-            true
         }
-        None => false,
-    };
+    }
+    let db = ctx.shard.keyspace.db_mut(ctx.db);
+    let exists = db.contains(argv[1], now);
     let blocked = (o.nx && exists) || (o.xx && !exists);
     if !blocked {
-        db.set(argv[1], Value::from_bytes(argv[2]), o.expire, now);
+        db.set(argv[1], Value::from_bytes(argv[2]), expire, now);
     }
     if o.get {
         match old {
@@ -170,8 +204,256 @@ pub fn set(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
     }
 }
 
+pub fn setnx(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
+    let now = ctx.shard.now_ms;
+    let db = ctx.shard.keyspace.db_mut(ctx.db);
+    if db.contains(argv[1], now) {
+        w.int(0);
+    } else {
+        db.set(argv[1], Value::from_bytes(argv[2]), SetExpire::Clear, now);
+        w.int(1);
+    }
+}
+
+/// SETEX / PSETEX: `key time value`.
+fn set_with_expire(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter, unit_ms: bool, cmd: &str) {
+    let now = ctx.shard.now_ms;
+    match parse_expire(unit_ms, false, argv[2], now, cmd) {
+        Ok(at) => {
+            let db = ctx.shard.keyspace.db_mut(ctx.db);
+            db.set(argv[1], Value::from_bytes(argv[3]), SetExpire::At(at), now);
+            w.ok();
+        }
+        Err(e) => w.error(&e),
+    }
+}
+
+pub fn setex(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
+    set_with_expire(ctx, argv, w, false, "setex");
+}
+
+pub fn psetex(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
+    set_with_expire(ctx, argv, w, true, "psetex");
+}
+
+pub fn getset(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
+    let old = match read_str(ctx.shard, ctx.db, argv[1]) {
+        Ok(v) => v.map(|s| s.to_bytes().into_owned()),
+        Err(()) => {
+            w.error(errors::WRONGTYPE);
+            return;
+        }
+    };
+    let now = ctx.shard.now_ms;
+    let db = ctx.shard.keyspace.db_mut(ctx.db);
+    db.set(argv[1], Value::from_bytes(argv[2]), SetExpire::Clear, now);
+    match old {
+        Some(v) => w.bulk(&v),
+        None => w.null(),
+    }
+}
+
+pub fn getdel(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
+    match read_str(ctx.shard, ctx.db, argv[1]) {
+        Ok(Some(s)) => write_str(w, s),
+        Ok(None) => {
+            w.null();
+            return;
+        }
+        Err(()) => {
+            w.error(errors::WRONGTYPE);
+            return;
+        }
+    }
+    let now = ctx.shard.now_ms;
+    ctx.shard.keyspace.db_mut(ctx.db).remove(argv[1], now);
+}
+
+pub fn getex(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
+    let Ok(o) = parse_set_opts(argv, 2, true) else {
+        w.error(errors::SYNTAX);
+        return;
+    };
+    let now = ctx.shard.now_ms;
+    match read_str(ctx.shard, ctx.db, argv[1]) {
+        Ok(Some(_)) => {}
+        Ok(None) => {
+            w.null();
+            return;
+        }
+        Err(()) => {
+            w.error(errors::WRONGTYPE);
+            return;
+        }
+    }
+    // As Redis: the expiry is validated only once the key is known to be a string.
+    let mut at = None;
+    if let ExpireOpt::Time(unit_ms, absolute, n) = o.expire {
+        match parse_expire(unit_ms, absolute, n, now, "getex") {
+            Ok(ms) => at = Some((ms, absolute)),
+            Err(e) => {
+                w.error(&e);
+                return;
+            }
+        }
+    }
+    let db = ctx.shard.keyspace.db_mut(ctx.db);
+    if let Some(Value::Str(s)) = db.get(argv[1], now) {
+        write_str(w, s);
+    }
+    match at {
+        // EXAT/PXAT in the past deletes the key (Redis's checkAlreadyExpired).
+        Some((ms, true)) if ms <= now => {
+            db.remove(argv[1], now);
+        }
+        Some((ms, _)) => {
+            db.set_expire_at(argv[1], ms, now);
+        }
+        None if o.expire == ExpireOpt::Persist => {
+            db.persist(argv[1], now);
+        }
+        None => {}
+    }
+}
+
 pub fn incr(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
     incr_by_delta(ctx, argv[1], 1, w);
+}
+
+pub fn decr(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
+    incr_by_delta(ctx, argv[1], -1, w);
+}
+
+pub fn incrby(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
+    match parse_i64(argv[2]) {
+        Some(d) => incr_by_delta(ctx, argv[1], d, w),
+        None => w.error(errors::NOT_INTEGER),
+    }
+}
+
+pub fn decrby(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
+    match parse_i64(argv[2]) {
+        // As Redis, the negation overflow is refused before the key is looked at.
+        Some(i64::MIN) => w.error(StringError::DecrementOverflow.reply_text()),
+        Some(d) => incr_by_delta(ctx, argv[1], -d, w),
+        None => w.error(errors::NOT_INTEGER),
+    }
+}
+
+pub fn incrbyfloat(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
+    let now = ctx.shard.now_ms;
+    let db = ctx.shard.keyspace.db_mut(ctx.db);
+    match db.get_mut(argv[1], now) {
+        Some(Value::Str(s)) => match strings::incr_by_float(Some(s), argv[2]) {
+            Ok(text) => {
+                w.bulk(&text);
+                // Redis stores the result as a string object (never int-encoded); the
+                // key keeps its TTL.
+                *s = StrValue::Raw(text);
+            }
+            Err(e) => w.error(e.reply_text()),
+        },
+        #[allow(unreachable_patterns, reason = "more value types arrive later")]
+        Some(_) => w.error(errors::WRONGTYPE),
+        None => match strings::incr_by_float(None, argv[2]) {
+            Ok(text) => {
+                w.bulk(&text);
+                db.set(argv[1], Value::Str(StrValue::Raw(text)), SetExpire::Clear, now);
+            }
+            Err(e) => w.error(e.reply_text()),
+        },
+    }
+}
+
+pub fn append(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
+    let now = ctx.shard.now_ms;
+    let max = ctx.shard.cfg.proto_max_bulk_len_bytes;
+    let db = ctx.shard.keyspace.db_mut(ctx.db);
+    match db.get_mut(argv[1], now) {
+        Some(Value::Str(s)) => {
+            if s.len() as u64 + argv[2].len() as u64 > max {
+                w.error(StringError::MaxSize.reply_text());
+                return;
+            }
+            match strings::append(s.make_raw(), argv[2], max) {
+                Ok(n) => w.int(n as i64),
+                Err(e) => w.error(e.reply_text()),
+            }
+        }
+        #[allow(unreachable_patterns, reason = "more value types arrive later")]
+        Some(_) => w.error(errors::WRONGTYPE),
+        None => {
+            db.set(argv[1], Value::from_bytes(argv[2]), SetExpire::Clear, now);
+            w.int(argv[2].len() as i64);
+        }
+    }
+}
+
+pub fn strlen(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
+    match read_str(ctx.shard, ctx.db, argv[1]) {
+        Ok(Some(s)) => w.int(s.len() as i64),
+        Ok(None) => w.int(0),
+        Err(()) => w.error(errors::WRONGTYPE),
+    }
+}
+
+/// GETRANGE and its alias SUBSTR.
+pub fn getrange(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
+    let (Some(start), Some(end)) = (parse_i64(argv[2]), parse_i64(argv[3])) else {
+        w.error(errors::NOT_INTEGER);
+        return;
+    };
+    match read_str(ctx.shard, ctx.db, argv[1]) {
+        Ok(Some(s)) => {
+            let mut buf = [0u8; I64_MAX_DECIMAL_BYTES];
+            w.bulk(strings::getrange(s.as_bytes(&mut buf), start, end));
+        }
+        Ok(None) => w.bulk(b""),
+        Err(()) => w.error(errors::WRONGTYPE),
+    }
+}
+
+pub fn setrange(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
+    let Some(offset) = parse_i64(argv[2]) else {
+        w.error(errors::NOT_INTEGER);
+        return;
+    };
+    if offset < 0 {
+        w.error(StringError::OffsetOutOfRange.reply_text());
+        return;
+    }
+    let now = ctx.shard.now_ms;
+    let max = ctx.shard.cfg.proto_max_bulk_len_bytes;
+    let db = ctx.shard.keyspace.db_mut(ctx.db);
+    match db.get_mut(argv[1], now) {
+        Some(Value::Str(s)) => {
+            if argv[3].is_empty() {
+                w.int(s.len() as i64);
+                return;
+            }
+            match strings::setrange(s.make_raw(), offset, argv[3], max) {
+                Ok(n) => w.int(n as i64),
+                Err(e) => w.error(e.reply_text()),
+            }
+        }
+        #[allow(unreachable_patterns, reason = "more value types arrive later")]
+        Some(_) => w.error(errors::WRONGTYPE),
+        None => {
+            // Setting nothing on an absent key creates nothing.
+            if argv[3].is_empty() {
+                w.int(0);
+                return;
+            }
+            let mut bytes = Vec::new();
+            match strings::setrange(&mut bytes, offset, argv[3], max) {
+                Ok(n) => {
+                    db.set(argv[1], Value::Str(StrValue::Raw(bytes)), SetExpire::Clear, now);
+                    w.int(n as i64);
+                }
+                Err(e) => w.error(e.reply_text()),
+            }
+        }
+    }
 }
 
 /// INCR/DECR/INCRBY/DECRBY: add `delta` to the integer at `key`, keeping its TTL.
@@ -251,4 +533,64 @@ pub fn mset_part(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
 
 pub fn mset_merge(_g: &mut Gather, w: &mut ReplyWriter) {
     w.ok();
+}
+
+/// MSETNX: the keys' shards are visited in order, first to check that no key exists, then
+/// to set them ([`Exec::Hop`](super::Exec::Hop) steps). With every key on one shard this is
+/// atomic. Across shards it is check-then-set: without a concurrent writer the answer is
+/// Redis's, but a write between the two passes can slip in. Cross-shard atomicity waits
+/// for the transactions work.
+pub fn msetnx(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
+    if (argv.len() - 1) % 2 != 0 {
+        return super::keyspace::reply(ctx, |w| super::wrong_arity("msetnx", w));
+    }
+    let owners = msetnx_owners(ctx, argv);
+    super::keyspace::hop(owners[0], msetnx_check, argv.iter().copied())
+}
+
+/// The shards owning MSETNX's keys, ascending and without repeats.
+fn msetnx_owners(ctx: &Ctx, argv: &[&[u8]]) -> Vec<usize> {
+    let mut owners: Vec<usize> = argv[1..]
+        .chunks_exact(2)
+        .map(|p| ctx.shard.owner(p[0]))
+        .collect();
+    owners.sort_unstable();
+    owners.dedup();
+    owners
+}
+
+fn msetnx_check(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
+    let me = ctx.shard.id;
+    let now = ctx.shard.now_ms;
+    let owners = msetnx_owners(ctx, argv);
+    let db = ctx.shard.keyspace.db_mut(ctx.db);
+    let taken = argv[1..]
+        .chunks_exact(2)
+        .filter(|p| ctx.shard.shards == 1 || percore_engine::slot::shard_of_key(p[0], ctx.shard.shards) == me)
+        .any(|p| db.contains(p[0], now));
+    if taken {
+        return super::keyspace::reply(ctx, |w| w.int(0));
+    }
+    match owners.iter().find(|&&s| s > me) {
+        Some(&next) => super::keyspace::hop(next, msetnx_check, argv.iter().copied()),
+        None if owners[0] == me => msetnx_set(ctx, argv),
+        None => super::keyspace::hop(owners[0], msetnx_set, argv.iter().copied()),
+    }
+}
+
+fn msetnx_set(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
+    let me = ctx.shard.id;
+    let now = ctx.shard.now_ms;
+    let owners = msetnx_owners(ctx, argv);
+    let shards = ctx.shard.shards;
+    let db = ctx.shard.keyspace.db_mut(ctx.db);
+    for p in argv[1..].chunks_exact(2) {
+        if shards == 1 || percore_engine::slot::shard_of_key(p[0], shards) == me {
+            db.set(p[0], Value::from_bytes(p[1]), SetExpire::Clear, now);
+        }
+    }
+    match owners.iter().find(|&&s| s > me) {
+        Some(&next) => super::keyspace::hop(next, msetnx_set, argv.iter().copied()),
+        None => super::keyspace::reply(ctx, |w| w.int(1)),
+    }
 }
