@@ -788,7 +788,7 @@ fn merge_gather(data: &mut ShardData, g: &mut Gather, proto: Protocol) -> Vec<u8
         },
     );
     if buf.first() == Some(&b'-') {
-        data.stats.record_failed(g.cmd);
+        data.stats.record_failed(g.cmd, &buf);
     }
     if g.discard {
         buf.clear();

@@ -128,8 +128,9 @@ impl ShardStats {
     }
 
     /// A multi-shard command's merged reply was an error.
-    pub fn record_failed(&mut self, cmd: &'static Command) {
+    pub fn record_failed(&mut self, cmd: &'static Command, reply: &[u8]) {
         self.cmds[cmd.index()].failed_calls += 1;
+        self.count_error(&error_code(reply));
     }
 
     pub fn record_forward(&mut self, cmd: &'static Command) {

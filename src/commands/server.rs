@@ -79,6 +79,11 @@ pub fn local_only(ctx: &mut Ctx, f: impl FnOnce(&mut ReplyWriter)) -> Partial {
     Partial::Encoded(out)
 }
 
+/// `+OK`, as a function to hand to [`local_only`].
+pub fn reply_ok(w: &mut ReplyWriter<'_>) {
+    w.ok();
+}
+
 /// Writes the part that carries a complete reply, if one does.
 pub fn write_encoded(g: &Gather, w: &mut ReplyWriter) -> bool {
     for p in g.parts.iter().flatten() {
@@ -205,7 +210,7 @@ pub fn config_part(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
     };
     if sub == "config|resetstat" {
         ctx.shard.stats.reset();
-        return local_only(ctx, |w| w.ok());
+        return local_only(ctx, reply_ok);
     }
     if ctx.client.is_none() {
         return Partial::Unit;
@@ -259,8 +264,8 @@ fn config_get(ctx: &Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
 }
 
 fn config_set(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
-    if argv.len() % 2 != 0 {
-        super::wrong_arity("config|set", w);
+    if !argv.len().is_multiple_of(2) {
+        w.error(errors::SYNTAX);
         return;
     }
     let pairs: Vec<(&[u8], &[u8])> = argv[2..].chunks_exact(2).map(|p| (p[0], p[1])).collect();

@@ -94,7 +94,7 @@ struct KillFilter {
 }
 
 impl KillFilter {
-    fn parse(argv: &[&[u8]]) -> Result<Self, &'static str> {
+    fn parse(argv: &[&[u8]]) -> Result<Self, String> {
         let mut f = KillFilter {
             skipme: true,
             ..KillFilter::default()
@@ -105,15 +105,16 @@ impl KillFilter {
             f.addr = Some(argv[2].to_vec());
             return Ok(f);
         }
-        if argv.len() % 2 != 0 {
-            return Err(errors::SYNTAX);
-        }
-        for pair in argv[2..].chunks_exact(2) {
-            let (k, v) = (pair[0], pair[1]);
+        // Pairs are read in order, so a bad value is reported before a missing one.
+        for pair in argv[2..].chunks(2) {
+            let [k, v] = pair else {
+                return Err(errors::SYNTAX.into());
+            };
+            let (k, v) = (*k, *v);
             if eq_ic(k, "ID") {
                 match parse_i64(v) {
                     Some(n) if n > 0 => f.id = Some(n as u64),
-                    _ => return Err("ERR client-id should be greater than 0"),
+                    _ => return Err("ERR client-id should be greater than 0".into()),
                 }
             } else if eq_ic(k, "TYPE") {
                 if eq_ic(v, "normal") {
@@ -123,7 +124,10 @@ impl KillFilter {
                 {
                     f.type_none = true;
                 } else {
-                    return Err("ERR Unknown client type");
+                    return Err(format!(
+                        "ERR Unknown client type '{}'",
+                        String::from_utf8_lossy(v)
+                    ));
                 }
             } else if eq_ic(k, "ADDR") {
                 f.addr = Some(v.to_vec());
@@ -131,7 +135,7 @@ impl KillFilter {
                 f.laddr = Some(v.to_vec());
             } else if eq_ic(k, "USER") {
                 if v != b"default" {
-                    return Err("ERR No such user");
+                    return Err(format!("ERR No such user '{}'", String::from_utf8_lossy(v)));
                 }
             } else if eq_ic(k, "SKIPME") {
                 if eq_ic(v, "yes") {
@@ -139,10 +143,10 @@ impl KillFilter {
                 } else if eq_ic(v, "no") {
                     f.skipme = false;
                 } else {
-                    return Err(errors::SYNTAX);
+                    return Err(errors::SYNTAX.into());
                 }
             } else {
-                return Err(errors::SYNTAX);
+                return Err(errors::SYNTAX.into());
             }
         }
         Ok(f)
@@ -161,7 +165,7 @@ impl KillFilter {
 }
 
 /// Which clients CLIENT LIST shows: `TYPE t` or `ID id...`.
-fn list_filter(argv: &[&[u8]]) -> Result<Option<Vec<u64>>, &'static str> {
+fn list_filter(argv: &[&[u8]]) -> Result<Option<Vec<u64>>, String> {
     if argv.len() == 2 {
         return Ok(None);
     }
@@ -174,20 +178,24 @@ fn list_filter(argv: &[&[u8]]) -> Result<Option<Vec<u64>>, &'static str> {
         {
             Ok(Some(Vec::new()))
         } else {
-            Err("ERR Unknown client type")
+            Err(format!(
+                "ERR Unknown client type '{}'",
+                String::from_utf8_lossy(argv[3])
+            ))
         };
     }
     if argv.len() >= 4 && eq_ic(argv[2], "ID") {
         let mut ids = Vec::new();
         for a in &argv[3..] {
             match parse_i64(a) {
-                Some(n) if n > 0 => ids.push(n as u64),
-                _ => return Err("ERR Invalid client ID"),
+                // Redis accepts any integer; ids below 1 match no client.
+                Some(n) => ids.push(u64::try_from(n).unwrap_or(0)),
+                None => return Err("ERR Invalid client ID".into()),
             }
         }
         return Ok(Some(ids));
     }
-    Err(errors::SYNTAX)
+    Err(errors::SYNTAX.into())
 }
 
 pub fn client_part(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
@@ -202,7 +210,7 @@ pub fn client_part(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
         "client|list" => {
             let only = match list_filter(argv) {
                 Ok(f) => f,
-                Err(e) => return local_only(ctx, |w| w.error(e)),
+                Err(e) => return local_only(ctx, |w| w.error(&e)),
             };
             let mut lines: Vec<(u64, String)> = Vec::new();
             let me = ctx.client.as_deref();
@@ -223,7 +231,7 @@ pub fn client_part(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
         "client|kill" => {
             let f = match KillFilter::parse(argv) {
                 Ok(f) => f,
-                Err(e) => return local_only(ctx, |w| w.error(e)),
+                Err(e) => return local_only(ctx, |w| w.error(&e)),
             };
             let mut killed = 0;
             for c in ctx.shard.clients.iter().flatten() {

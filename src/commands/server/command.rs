@@ -96,9 +96,9 @@ fn write_key_specs(w: &mut ReplyWriter, c: &Command) {
     w.map(3);
     w.bulk(b"flags");
     let access: &[&str] = if c.has(flags::WRITE) {
-        &["RW", "UPDATE"]
+        &["RW", "update"]
     } else {
-        &["RO", "ACCESS"]
+        &["RO", "access"]
     };
     write_strs(w, access);
     w.bulk(b"begin_search");
@@ -279,9 +279,9 @@ fn getkeys(argv: &[&[u8]], w: &mut ReplyWriter, with_flags: bool) {
             w.array(2);
             w.bulk(k);
             let access: &[&str] = if c.has(flags::WRITE) {
-                &["RW", "UPDATE"]
+                &["RW", "update"]
             } else {
-                &["RO", "ACCESS"]
+                &["RO", "access"]
             };
             write_strs(w, access);
         } else {

@@ -49,10 +49,10 @@ pub fn debug_part(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
         if secs > 0.0 && secs.is_finite() {
             std::thread::sleep(std::time::Duration::from_secs_f64(secs));
         }
-        local_only(ctx, |w| w.ok())
+        local_only(ctx, super::reply_ok)
     } else if eq_ic(sub, "SET-ACTIVE-EXPIRE") && argv.len() == 3 {
         ctx.shard.active_expire = parse_i64(argv[2]).unwrap_or(0) != 0;
-        local_only(ctx, |w| w.ok())
+        local_only(ctx, super::reply_ok)
     } else if eq_ic(sub, "POPULATE") && (3..=5).contains(&argv.len()) {
         populate(ctx, argv)
     } else if eq_ic(sub, "OBJECT") && argv.len() == 3 {
@@ -67,13 +67,13 @@ fn populate(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
     let count = match parse_i64(argv[2]) {
         Some(n) if (0..=POPULATE_MAX_KEYS).contains(&n) => n as u64,
         Some(_) => return local_only(ctx, |w| w.error(RANGE)),
-        None => return local_only(ctx, |w| w.error(errors::NOT_INTEGER)),
+        None => return local_only(ctx, |w| w.error(RANGE)),
     };
     let size = match argv.get(4).map(|a| parse_i64(a)) {
         None => 0,
         Some(Some(n)) if n >= 0 => n as usize,
         Some(Some(_)) => return local_only(ctx, |w| w.error(RANGE)),
-        Some(None) => return local_only(ctx, |w| w.error(errors::NOT_INTEGER)),
+        Some(None) => return local_only(ctx, |w| w.error(RANGE)),
     };
     let prefix = argv.get(3).copied().unwrap_or(b"key");
     let sh = &mut *ctx.shard;
@@ -103,7 +103,7 @@ fn populate(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
         };
         db.set(&key, value, SetExpire::Clear, now);
     }
-    local_only(ctx, |w| w.ok())
+    local_only(ctx, super::reply_ok)
 }
 
 /// Formats into a byte vector.

@@ -97,7 +97,7 @@ pub fn info_part(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
         }
         if want("latencystats")
             && let Some(h) = &cs.latency
-            && h.len() > 0
+            && !h.is_empty()
         {
             let _ = writeln!(s, "lat {} {}", c.name, encode_hist(h));
         }
@@ -353,7 +353,7 @@ fn global_sections(ctx: &Ctx, argv: &[Vec<u8>], s: &mut String) {
     let pct = cfg
         .latency_tracking_info_percentiles
         .iter()
-        .map(|p| p.to_string())
+        .map(ToString::to_string)
         .collect::<Vec<_>>()
         .join(" ");
     line("latencypct", pct);
@@ -389,7 +389,7 @@ fn merge_parts(parts: &[Option<Partial>]) -> Merged {
             match kind {
                 "k" => {
                     *m.counters.entry(name.into()).or_default() +=
-                        nums.first().copied().unwrap_or(0)
+                        nums.first().copied().unwrap_or(0);
                 }
                 "cmd" if nums.len() == 4 => {
                     let e = m.cmds.entry(name.into()).or_default();
@@ -398,7 +398,7 @@ fn merge_parts(parts: &[Option<Partial>]) -> Merged {
                     }
                 }
                 "err" => {
-                    *m.errors.entry(name.into()).or_default() += nums.first().copied().unwrap_or(0)
+                    *m.errors.entry(name.into()).or_default() += nums.first().copied().unwrap_or(0);
                 }
                 "db" => {
                     let f: Vec<i64> = rest.split(' ').filter_map(|x| x.parse().ok()).collect();
@@ -487,8 +487,10 @@ pub fn render(argv: &[Vec<u8>], parts: &[Option<Partial>]) -> String {
                     .global
                     .get("latencypct")
                     .and_then(|v| v.first())
-                    .map(|s| s.split(' ').filter_map(|x| x.parse().ok()).collect())
-                    .unwrap_or_else(|| vec![50.0, 99.0, 99.9]);
+                    .map_or_else(
+                        || vec![50.0, 99.0, 99.9],
+                        |s| s.split(' ').filter_map(|x| x.parse().ok()).collect(),
+                    );
                 for (n, h) in &m.lat {
                     let _ = write!(body, "latency_percentiles_usec_{n}:");
                     for (j, p) in pcts.iter().enumerate() {

@@ -38,7 +38,7 @@ pub fn latency_part(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
             let mut s = String::new();
             for (i, c) in COMMANDS.iter().enumerate() {
                 if let Some(h) = &ctx.shard.stats.cmds[i].latency
-                    && h.len() > 0
+                    && !h.is_empty()
                 {
                     let _ = writeln!(s, "{} {}", c.name, encode_hist(h));
                 }

@@ -117,7 +117,7 @@ pub fn slowlog_merge(g: &mut Gather, w: &mut ReplyWriter) {
                     }
                 }
             }
-            entries.sort_by(|a, b| b.0.cmp(&a.0));
+            entries.sort_by_key(|e| std::cmp::Reverse(e.0));
             entries.truncate(usize::try_from(count).unwrap_or(usize::MAX));
             w.array(entries.len());
             for (_, f) in &entries {
