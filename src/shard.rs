@@ -18,7 +18,7 @@ use std::net::SocketAddr;
 use std::os::fd::RawFd;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Time budget of one active-expiry pass per tick, as a share of the tick (Redis: 25%).
 pub const ACTIVE_EXPIRE_CYCLE_TIME_PERCENT: u64 = 25;
@@ -100,7 +100,7 @@ pub struct ShardData {
     pub limits: ParseLimits,
     /// When the current command started: the end of the previous one in the same batch, so
     /// timing a pipeline costs one clock read per command.
-    pub cmd_clock: Instant,
+    pub cmd_clock: u64,
 }
 
 impl ShardData {
@@ -122,7 +122,7 @@ impl ShardData {
             to_close: Vec::new(),
             shutdown_requested: false,
             active_expire: true,
-            cmd_clock: Instant::now(),
+            cmd_clock: percore_net::sys::monotonic_ns(),
         }
     }
 
@@ -140,10 +140,10 @@ impl ShardData {
     /// Time since the current command started; the next command starts now.
     #[inline]
     pub fn took(&mut self) -> Duration {
-        let now = Instant::now();
-        let d = now.saturating_duration_since(self.cmd_clock);
+        let now = percore_net::sys::monotonic_ns();
+        let d = now.saturating_sub(self.cmd_clock);
         self.cmd_clock = now;
-        d
+        Duration::from_nanos(d)
     }
 
     /// The shard owning `key`.
@@ -212,7 +212,7 @@ impl Shard {
 
     fn run_requests(&mut self, client: &mut Client, conn: &mut Conn<()>, outbox: &mut Outbox<Msg>) {
         client.last_interaction_ms = self.data.now_ms;
-        self.data.cmd_clock = Instant::now();
+        self.data.cmd_clock = percore_net::sys::monotonic_ns();
         let qbuf_limit =
             usize::try_from(self.data.cfg.client_query_buffer_limit_bytes).unwrap_or(usize::MAX);
         loop {
@@ -401,10 +401,12 @@ impl Shard {
                     unreachable!("only keyed commands travel as Job::Keyed")
                 };
                 let mut out = Vec::new();
-                ctx.shard.cmd_clock = Instant::now();
+                ctx.shard.cmd_clock = percore_net::sys::monotonic_ns();
                 run_handler(&mut ctx, h, &args, &mut out);
                 let took = ctx.shard.took();
-                ctx.shard.stats.record_call(cmd, took, out.first() == Some(&b'-'), &out);
+                ctx.shard
+                    .stats
+                    .record_call(cmd, took, out.first() == Some(&b'-'), &out);
                 Partial::Encoded(out)
             }
             Job::Part(p) => {
@@ -416,7 +418,15 @@ impl Shard {
         if let Partial::Hop { shard, step, argv } = result {
             // The command continues on another shard; that one answers the client's shard.
             let job = Job::Part(step);
-            let msg = Msg::Run { from, conn, seq, db, proto, job, argv };
+            let msg = Msg::Run {
+                from,
+                conn,
+                seq,
+                db,
+                proto,
+                job,
+                argv,
+            };
             io.send(shard, msg);
             self.after_batch(io);
             return;
@@ -529,12 +539,8 @@ pub fn dispatch(
             h(&mut ctx, argv, &mut w);
             let failed = target_is_error(target, mark);
             let took = data.took();
-            data.stats.record_call(
-                cmd,
-                took,
-                failed,
-                target.get(mark..).unwrap_or(&[]),
-            );
+            data.stats
+                .record_call(cmd, took, failed, target.get(mark..).unwrap_or(&[]));
             crate::stats::note_slow(data, cmd, took, client, argv);
             finish_local(client, discard, out, scratch);
         }
@@ -562,12 +568,8 @@ pub fn dispatch(
                 run_handler(&mut ctx, h, argv, target);
                 let failed = target_is_error(target, mark);
                 let took = data.took();
-                data.stats.record_call(
-                    cmd,
-                    took,
-                    failed,
-                    target.get(mark..).unwrap_or(&[]),
-                );
+                data.stats
+                    .record_call(cmd, took, failed, target.get(mark..).unwrap_or(&[]));
                 crate::stats::note_slow(data, cmd, took, client, argv);
                 finish_local(client, discard, out, scratch);
             } else {
@@ -589,7 +591,12 @@ pub fn dispatch(
         }
         Exec::Hop(step) => {
             let (db, proto) = (client.db, client.proto);
-            let mut ctx = Ctx { shard: data, db, proto, client: None };
+            let mut ctx = Ctx {
+                shard: data,
+                db,
+                proto,
+                client: None,
+            };
             let first = step(&mut ctx, argv);
             let (mut failed, mut reply) = (false, Vec::new());
             match run_hops(&mut ctx, first) {
@@ -597,7 +604,18 @@ pub fn dispatch(
                     let seq = client.push_pending(Pending::Waiting { discard });
                     let (from, conn, db) = (data.id, client.conn, db as u16);
                     let job = Job::Part(step);
-                    outbox.send(shard, Msg::Run { from, conn, seq, db, proto, job, argv });
+                    outbox.send(
+                        shard,
+                        Msg::Run {
+                            from,
+                            conn,
+                            seq,
+                            db,
+                            proto,
+                            job,
+                            argv,
+                        },
+                    );
                 }
                 done => {
                     reply = match done {
