@@ -116,7 +116,6 @@ pub struct ServerShared {
     pub stats: ServerStats,
     pub log: Log,
     pub started: Instant,
-    pub started_unix_ms: i64,
     pub shards: usize,
     pub run_id: String,
     pub tcp_port: u16,
@@ -146,7 +145,6 @@ impl ServerShared {
             },
             log,
             started: Instant::now(),
-            started_unix_ms: now_ms,
             shards,
             run_id: random_hex40(),
             tcp_port,
@@ -188,6 +186,7 @@ impl ServerShared {
 
 /// 40 random hex characters (run ids), from the kernel's random source.
 pub fn random_hex40() -> String {
+    use std::fmt::Write as _;
     let mut bytes = [0u8; 20];
     let ok = std::fs::File::open("/dev/urandom")
         .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes))
@@ -200,7 +199,10 @@ pub fn random_hex40() -> String {
             *b = (percore_engine::hash::splitmix64(&mut s) & 0xff) as u8;
         }
     }
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    bytes.iter().fold(String::with_capacity(40), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
 }
 
 /// A random 64-bit seed from the kernel's random source.

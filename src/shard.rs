@@ -220,6 +220,11 @@ impl Shard {
                 conn.close_after_flush();
                 break;
             }
+            if client.hop_barrier.is_some() {
+                // A multi-step command is still running elsewhere; wait for it.
+                conn.read_paused = true;
+                break;
+            }
             if client.pending.len() >= MAX_PENDING_REPLIES_PER_CONN {
                 conn.read_paused = true;
                 break;
@@ -354,6 +359,9 @@ impl Shard {
             }
             _ => {}
         }
+        if client.hop_barrier == Some(seq) {
+            client.hop_barrier = None;
+        }
         if let Some(bytes) = merged
             && let Some(slot) = client.pending_mut(seq)
         {
@@ -376,6 +384,7 @@ impl Shard {
         }
     }
 
+    #[expect(clippy::too_many_arguments, reason = "the fields of Msg::Run, destructured")]
     fn on_run(
         &mut self,
         io: &mut Io<Msg, ()>,
@@ -602,6 +611,7 @@ pub fn dispatch(
             match run_hops(&mut ctx, first) {
                 Partial::Hop { shard, step, argv } => {
                     let seq = client.push_pending(Pending::Waiting { discard });
+                    client.hop_barrier = Some(seq);
                     let (from, conn, db) = (data.id, client.conn, db as u16);
                     let job = Job::Part(step);
                     outbox.send(
@@ -632,7 +642,7 @@ pub fn dispatch(
         }
         Exec::Split { part, .. } => {
             let step = cmd.step.max(1) as usize;
-            if (argv.len() - cmd.first_key as usize) % step != 0 {
+            if !(argv.len() - cmd.first_key as usize).is_multiple_of(step) {
                 let mut w = ReplyWriter {
                     out: target,
                     proto: client.proto,
@@ -721,10 +731,6 @@ fn finish_local(client: &mut Client, discard: bool, _out: &mut Vec<u8>, scratch:
 
 /// Sends a multi-shard command's parts, runs the local one, and answers at once when no
 /// other shard is involved.
-#[expect(
-    clippy::too_many_arguments,
-    reason = "one call site; splitting hides the flow"
-)]
 fn start_gather(
     data: &mut ShardData,
     client: &mut Client,

@@ -246,6 +246,7 @@ fn global_sections(ctx: &Ctx, argv: &[Vec<u8>], s: &mut String) {
             ),
             "io_threads_active:0".into(),
             format!("shards:{}", shared.shards),
+            format!("io_uring_features:{}", shared.io_uring_features),
         ] {
             line("server", l);
         }
