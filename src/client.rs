@@ -56,6 +56,9 @@ pub struct Client {
     pub pending: VecDeque<Pending>,
     /// Sequence number of `pending[0]`.
     pub first_seq: u64,
+    /// The reply slot of a multi-step command (`Exec::Hop`) still running on other
+    /// shards; later requests wait for it so that they see its writes.
+    pub hop_barrier: Option<u64>,
 }
 
 impl Client {
@@ -81,6 +84,7 @@ impl Client {
             qbuf: 0,
             pending: VecDeque::new(),
             first_seq: 0,
+            hop_barrier: None,
         }
     }
 

@@ -161,7 +161,7 @@ fn expire_when(when: i64, unit_ms: bool, base_ms: i64) -> Option<i64> {
     let ms = if unit_ms {
         when
     } else {
-        if when > i64::MAX / 1000 || when < i64::MIN / 1000 {
+        if !(i64::MIN / 1000..=i64::MAX / 1000).contains(&when) {
             return None;
         }
         when * 1000
@@ -189,7 +189,13 @@ fn expire_allowed(f: ExpireFlags, current: Option<i64>, when: i64) -> bool {
     true
 }
 
-fn expire_generic(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter, unit_ms: bool, absolute: bool) {
+fn expire_generic(
+    ctx: &mut Ctx,
+    argv: &[&[u8]],
+    w: &mut ReplyWriter,
+    unit_ms: bool,
+    absolute: bool,
+) {
     let flags = match parse_expire_flags(&argv[3..]) {
         Ok(f) => f,
         Err(e) => {
@@ -241,12 +247,12 @@ pub fn pexpireat(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
     expire_generic(ctx, argv, w, true, true);
 }
 
-/// TTL family reply: -2 absent, -1 no TTL, else remaining (or absolute) time.
-fn ttl_value(expire_at: Option<Option<i64>>, now_ms: i64, ms: bool, absolute: bool) -> i64 {
+/// TTL family reply for a live key: -1 without a TTL, else the remaining (or absolute)
+/// time, in ms or rounded to seconds.
+fn ttl_value(expire_at: Option<i64>, now_ms: i64, ms: bool, absolute: bool) -> i64 {
     match expire_at {
-        None => -2,
-        Some(None) => -1,
-        Some(Some(at)) => {
+        None => -1,
+        Some(at) => {
             let t = if absolute { at } else { at - now_ms }.max(0);
             if ms { t } else { (t + 500) / 1000 }
         }
@@ -255,8 +261,10 @@ fn ttl_value(expire_at: Option<Option<i64>>, now_ms: i64, ms: bool, absolute: bo
 
 fn ttl_generic(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter, ms: bool, absolute: bool) {
     let now = ctx.shard.now_ms;
-    let e = lookup_counted(ctx.shard, ctx.db, argv[1]).map(percore_engine::db::Entry::expire_at_ms);
-    w.int(ttl_value(e, now, ms, absolute));
+    match lookup_counted(ctx.shard, ctx.db, argv[1]) {
+        Some(e) => w.int(ttl_value(e.expire_at_ms(), now, ms, absolute)),
+        None => w.int(-2),
+    }
 }
 
 pub fn ttl(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
@@ -333,7 +341,10 @@ pub fn rename(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
         db.rename(argv[1], argv[2], now);
         return reply(ctx, |w| if nx { w.int(1) } else { w.ok() });
     }
-    if db.lookup_entry(argv[1], now).is_some_and(|e| to_wire(&e.value).is_none()) {
+    if db
+        .lookup_entry(argv[1], now)
+        .is_some_and(|e| to_wire(&e.value).is_none())
+    {
         return reply(ctx, |w| w.error(CROSS_SHARD_TYPE));
     }
     let Some(taken) = db.take(argv[1], now) else {
@@ -465,7 +476,14 @@ pub fn copy(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
     hop(
         dst_owner,
         copy_put,
-        [argv[0], argv[2], db_arg.as_bytes(), flag, &bytes[..], &exp[..]],
+        [
+            argv[0],
+            argv[2],
+            db_arg.as_bytes(),
+            flag,
+            &bytes[..],
+            &exp[..],
+        ],
     )
 }
 
@@ -533,7 +551,7 @@ pub fn keys_part(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
 
 pub fn keys_merge(g: &mut Gather, w: &mut ReplyWriter) {
     let mut all = Vec::new();
-    for p in g.parts.iter_mut() {
+    for p in &mut g.parts {
         if let Some(Partial::Keys(k)) = p.take() {
             all.extend(k);
         }
@@ -556,7 +574,7 @@ pub fn randomkey_part(ctx: &mut Ctx, _argv: &[&[u8]]) -> Partial {
 /// evenly over shards by hash, so this stays close to uniform over all keys).
 pub fn randomkey_merge(g: &mut Gather, w: &mut ReplyWriter) {
     let mut found: Vec<Vec<u8>> = Vec::new();
-    for p in g.parts.iter_mut() {
+    for p in &mut g.parts {
         if let Some(Partial::Keys(mut k)) = p.take()
             && let Some(key) = k.pop()
         {
@@ -567,13 +585,20 @@ pub fn randomkey_merge(g: &mut Gather, w: &mut ReplyWriter) {
         w.null();
         return;
     }
-    let r = std::hash::BuildHasher::hash_one(&std::collections::hash_map::RandomState::new(), found.len());
+    let r = std::hash::BuildHasher::hash_one(
+        &std::collections::hash_map::RandomState::new(),
+        found.len(),
+    );
     w.bulk(&found[(r % found.len() as u64) as usize]);
 }
 
 /// Bits of a SCAN cursor that name the shard.
 fn shard_bits(shards: usize) -> u32 {
-    if shards <= 1 { 0 } else { (shards - 1).ilog2() + 1 }
+    if shards <= 1 {
+        0
+    } else {
+        (shards - 1).ilog2() + 1
+    }
 }
 
 /// A SCAN cursor: the shard's own cursor above the shard index. Shard 0 with cursor 0 is
@@ -797,7 +822,6 @@ pub fn object(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -842,10 +866,22 @@ mod tests {
             "ERR GT and LT options at the same time are not compatible"
         );
         assert_eq!(p(&[b"foo"]).unwrap_err(), "ERR Unsupported option foo");
-        let gt = ExpireFlags { gt: true, ..ExpireFlags::default() };
-        let lt = ExpireFlags { lt: true, ..ExpireFlags::default() };
-        let nx = ExpireFlags { nx: true, ..ExpireFlags::default() };
-        let xx = ExpireFlags { xx: true, ..ExpireFlags::default() };
+        let gt = ExpireFlags {
+            gt: true,
+            ..ExpireFlags::default()
+        };
+        let lt = ExpireFlags {
+            lt: true,
+            ..ExpireFlags::default()
+        };
+        let nx = ExpireFlags {
+            nx: true,
+            ..ExpireFlags::default()
+        };
+        let xx = ExpireFlags {
+            xx: true,
+            ..ExpireFlags::default()
+        };
         assert!(!expire_allowed(gt, None, 5), "no TTL is infinite for GT");
         assert!(expire_allowed(lt, None, 5), "no TTL is infinite for LT");
         assert!(expire_allowed(gt, Some(4), 5));
@@ -864,11 +900,10 @@ mod tests {
         assert_eq!(expire_when(i64::MAX / 1000 + 1, false, 0), None);
         assert_eq!(expire_when(i64::MAX, true, 1), None);
         assert_eq!(expire_when(i64::MAX, true, 0), Some(i64::MAX));
-        assert_eq!(ttl_value(None, 0, false, false), -2);
-        assert_eq!(ttl_value(Some(None), 0, true, false), -1);
-        assert_eq!(ttl_value(Some(Some(1499)), 0, false, false), 1);
-        assert_eq!(ttl_value(Some(Some(1500)), 0, false, false), 2);
-        assert_eq!(ttl_value(Some(Some(10)), 20, true, false), 0);
-        assert_eq!(ttl_value(Some(Some(12_345)), 0, true, true), 12_345);
+        assert_eq!(ttl_value(None, 0, true, false), -1);
+        assert_eq!(ttl_value(Some(1499), 0, false, false), 1);
+        assert_eq!(ttl_value(Some(1500), 0, false, false), 2);
+        assert_eq!(ttl_value(Some(10), 20, true, false), 0);
+        assert_eq!(ttl_value(Some(12_345), 0, true, true), 12_345);
     }
 }

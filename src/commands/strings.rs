@@ -2,8 +2,8 @@
 
 use super::{Ctx, Gather, Partial, eq_ic, errors, parse_i64};
 use percore_engine::db::SetExpire;
-use percore_engine::strings::{self, StringError};
 use percore_engine::number::I64_MAX_DECIMAL_BYTES;
+use percore_engine::strings::{self, StringError};
 use percore_engine::value::{StrValue, Value};
 use percore_net::resp::ReplyWriter;
 
@@ -138,15 +138,12 @@ fn read_str<'d>(
     key: &[u8],
 ) -> Result<Option<&'d StrValue>, ()> {
     let now = sh.now_ms;
-    match sh.keyspace.db_mut(db).get(key, now) {
-        Some(v) => {
-            sh.stats.keyspace_hits += 1;
-            v.as_str().map(Some).ok_or(())
-        }
-        None => {
-            sh.stats.keyspace_misses += 1;
-            Ok(None)
-        }
+    if let Some(v) = sh.keyspace.db_mut(db).get(key, now) {
+        sh.stats.keyspace_hits += 1;
+        v.as_str().map(Some).ok_or(())
+    } else {
+        sh.stats.keyspace_misses += 1;
+        Ok(None)
     }
 }
 
@@ -178,13 +175,11 @@ pub fn set(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
     };
     let mut old: Option<Vec<u8>> = None;
     if o.get {
-        match read_str(ctx.shard, ctx.db, argv[1]) {
-            Ok(v) => old = v.map(|s| s.to_bytes().into_owned()),
-            Err(()) => {
-                w.error(errors::WRONGTYPE);
-                return;
-            }
-        }
+        let Ok(v) = read_str(ctx.shard, ctx.db, argv[1]) else {
+            w.error(errors::WRONGTYPE);
+            return;
+        };
+        old = v.map(|s| s.to_bytes().into_owned());
     }
     let db = ctx.shard.keyspace.db_mut(ctx.db);
     let exists = db.contains(argv[1], now);
@@ -237,13 +232,11 @@ pub fn psetex(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
 }
 
 pub fn getset(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
-    let old = match read_str(ctx.shard, ctx.db, argv[1]) {
-        Ok(v) => v.map(|s| s.to_bytes().into_owned()),
-        Err(()) => {
-            w.error(errors::WRONGTYPE);
-            return;
-        }
+    let Ok(old) = read_str(ctx.shard, ctx.db, argv[1]) else {
+        w.error(errors::WRONGTYPE);
+        return;
     };
+    let old = old.map(|s| s.to_bytes().into_owned());
     let now = ctx.shard.now_ms;
     let db = ctx.shard.keyspace.db_mut(ctx.db);
     db.set(argv[1], Value::from_bytes(argv[2]), SetExpire::Clear, now);
@@ -358,7 +351,12 @@ pub fn incrbyfloat(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
         None => match strings::incr_by_float(None, argv[2]) {
             Ok(text) => {
                 w.bulk(&text);
-                db.set(argv[1], Value::Str(StrValue::Raw(text)), SetExpire::Clear, now);
+                db.set(
+                    argv[1],
+                    Value::Str(StrValue::Raw(text)),
+                    SetExpire::Clear,
+                    now,
+                );
             }
             Err(e) => w.error(e.reply_text()),
         },
@@ -447,7 +445,12 @@ pub fn setrange(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
             let mut bytes = Vec::new();
             match strings::setrange(&mut bytes, offset, argv[3], max) {
                 Ok(n) => {
-                    db.set(argv[1], Value::Str(StrValue::Raw(bytes)), SetExpire::Clear, now);
+                    db.set(
+                        argv[1],
+                        Value::Str(StrValue::Raw(bytes)),
+                        SetExpire::Clear,
+                        now,
+                    );
                     w.int(n as i64);
                 }
                 Err(e) => w.error(e.reply_text()),
@@ -541,7 +544,7 @@ pub fn mset_merge(_g: &mut Gather, w: &mut ReplyWriter) {
 /// Redis's, but a write between the two passes can slip in. Cross-shard atomicity waits
 /// for the transactions work.
 pub fn msetnx(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
-    if (argv.len() - 1) % 2 != 0 {
+    if !(argv.len() - 1).is_multiple_of(2) {
         return super::keyspace::reply(ctx, |w| super::wrong_arity("msetnx", w));
     }
     let owners = msetnx_owners(ctx, argv);
@@ -566,7 +569,10 @@ fn msetnx_check(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
     let db = ctx.shard.keyspace.db_mut(ctx.db);
     let taken = argv[1..]
         .chunks_exact(2)
-        .filter(|p| ctx.shard.shards == 1 || percore_engine::slot::shard_of_key(p[0], ctx.shard.shards) == me)
+        .filter(|p| {
+            ctx.shard.shards == 1
+                || percore_engine::slot::shard_of_key(p[0], ctx.shard.shards) == me
+        })
         .any(|p| db.contains(p[0], now));
     if taken {
         return super::keyspace::reply(ctx, |w| w.int(0));
