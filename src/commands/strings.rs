@@ -600,3 +600,82 @@ fn msetnx_set(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
         None => super::keyspace::reply(ctx, |w| w.int(1)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts<'a>(args: &[&'a [u8]], getex: bool) -> Result<SetOpts<'a>, ()> {
+        let mut argv: Vec<&[u8]> = vec![b"set", b"k"];
+        if !getex {
+            argv.push(b"v");
+        }
+        argv.extend_from_slice(args);
+        parse_set_opts(&argv, if getex { 2 } else { 3 }, getex)
+    }
+
+    #[test]
+    fn set_options_follow_redis() {
+        let o = opts(&[b"nx", b"GET", b"px", b"100"], false).unwrap();
+        assert!(o.nx && o.get && !o.xx);
+        assert_eq!(o.expire, ExpireOpt::Time(true, false, b"100"));
+        // The same option may repeat; the last number wins.
+        let o = opts(&[b"EX", b"1", b"ex", b"2", b"NX", b"NX"], false).unwrap();
+        assert_eq!(o.expire, ExpireOpt::Time(false, false, b"2"));
+        assert_eq!(
+            opts(&[b"KEEPTTL", b"KEEPTTL"], false).unwrap().expire,
+            ExpireOpt::KeepTtl
+        );
+        for bad in [
+            &[&b"NX"[..], b"XX"][..],
+            &[b"EX", b"1", b"PX", b"1"],
+            &[b"EX", b"1", b"KEEPTTL"],
+            &[b"KEEPTTL", b"EXAT", b"1"],
+            &[b"EX"],
+            &[b"PERSIST"],
+            &[b"FOO"],
+        ] {
+            assert!(opts(bad, false).is_err(), "{bad:?}");
+        }
+        // The number is not looked at while parsing: a later syntax error wins.
+        assert!(opts(&[b"EX", b"abc", b"FOO"], false).is_err());
+        assert!(opts(&[b"EX", b"abc"], false).is_ok());
+    }
+
+    #[test]
+    fn getex_options_follow_redis() {
+        assert_eq!(
+            opts(&[b"persist"], true).unwrap().expire,
+            ExpireOpt::Persist
+        );
+        assert_eq!(
+            opts(&[b"PXAT", b"5"], true).unwrap().expire,
+            ExpireOpt::Time(true, true, b"5")
+        );
+        for bad in [
+            &[&b"NX"[..]][..],
+            &[b"GET"],
+            &[b"KEEPTTL"],
+            &[b"PERSIST", b"EX", b"1"],
+            &[b"EX", b"1", b"PERSIST"],
+        ] {
+            assert!(opts(bad, true).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn expire_numbers_follow_redis() {
+        assert_eq!(parse_expire(false, false, b"10", 1000, "set"), Ok(11_000));
+        assert_eq!(parse_expire(true, true, b"5", 1000, "set"), Ok(5));
+        assert_eq!(
+            parse_expire(false, false, b"0", 0, "setex"),
+            Err("ERR invalid expire time in 'setex' command".to_string())
+        );
+        assert_eq!(
+            parse_expire(false, false, b"x", 0, "set"),
+            Err(errors::NOT_INTEGER.to_string())
+        );
+        assert!(parse_expire(false, false, b"9223372036854775807", 0, "set").is_err());
+        assert!(parse_expire(true, false, b"9223372036854775807", 1, "set").is_err());
+    }
+}
