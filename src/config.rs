@@ -286,7 +286,6 @@ impl ConfigError {
              {reason}"
         ))
     }
-
 }
 
 impl fmt::Display for ConfigError {

@@ -384,7 +384,10 @@ impl Shard {
         }
     }
 
-    #[expect(clippy::too_many_arguments, reason = "the fields of Msg::Run, destructured")]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the fields of Msg::Run, destructured"
+    )]
     fn on_run(
         &mut self,
         io: &mut Io<Msg, ()>,

@@ -165,7 +165,10 @@ pub enum Partial {
     /// Nothing to report beyond success.
     Unit,
     /// An error reply text (without the leading '-').
-    #[allow(dead_code, reason = "no shard part fails on its own yet; merges already handle it")]
+    #[allow(
+        dead_code,
+        reason = "no shard part fails on its own yet; merges already handle it"
+    )]
     Error(String),
     /// An [`Exec::Hop`] command continues with `step` on `shard`.
     Hop {
