@@ -9,6 +9,7 @@
 //!
 //! The reactor knows nothing of commands: a [`Service`] gets the bytes and writes replies.
 
+use crate::bufring::{BUF_GROUP, BufRing};
 use crate::mailbox::{MAILBOX_DRAIN_BATCH_MSGS, Mailboxes, Outbox};
 use crate::sys;
 use io_uring::{IoUring, cqueue, opcode, squeue, types};
@@ -133,6 +134,39 @@ impl InBuf {
         let spare = (self.buf.capacity() - self.buf.len()).min(RECV_MAX_BYTES);
         let ptr = self.buf.spare_capacity_mut().as_mut_ptr().cast::<u8>();
         (ptr, spare)
+    }
+
+    /// Appends bytes received into a provided buffer (multishot receive mode, where the
+    /// kernel never writes into this buffer, so it may move).
+    fn append(&mut self, data: &[u8]) {
+        if self.start > 0 && (self.start == self.buf.len() || self.start >= self.buf.len() / 2) {
+            self.buf.copy_within(self.start.., 0);
+            self.buf.truncate(self.buf.len() - self.start);
+            self.start = 0;
+        }
+        if self.buf.capacity() == 0 {
+            self.buf.reserve(RECV_MIN_SPARE_BYTES.max(data.len()));
+        }
+        self.buf.extend_from_slice(data);
+        if self.want <= self.len() {
+            self.want = 0;
+        }
+        // An idle connection that once received a big request gives the memory back.
+        if self.start == self.buf.len() && self.buf.capacity() > 4 * RECV_MAX_BYTES {
+            self.buf = Vec::new();
+            self.start = 0;
+        }
+    }
+
+    /// Releases memory of a fully consumed buffer that grew for a big request.
+    fn shrink_if_idle(&mut self) {
+        if self.start == self.buf.len() {
+            self.buf.clear();
+            self.start = 0;
+            if self.buf.capacity() > 4 * RECV_MAX_BYTES {
+                self.buf = Vec::new();
+            }
+        }
     }
 
     /// The kernel wrote `n` bytes into the spare capacity.
@@ -487,6 +521,10 @@ fn explain(e: &io::Error) -> String {
 /// One shard's event loop.
 pub struct Reactor<S: Service> {
     ring: IoUring,
+    /// Provided buffers for multishot receives; `None` when the kernel lacks them (then one
+    /// receive SQE per connection is re-armed after each completion). Declared after `ring`
+    /// so the ring is closed before the buffers are unmapped.
+    bufring: Option<BufRing>,
     io: Io<S::Msg, S::Conn>,
     listeners: Vec<RawFd>,
     accept_armed: Vec<bool>,
@@ -513,7 +551,13 @@ impl<S: Service> Reactor<S> {
         let shards = shared.mailboxes.shards();
         shared.mailboxes.register_ring(shard, ring.as_raw_fd());
         let now = Instant::now();
+        let bufring = if std::env::var_os("PERCORE_NO_MULTISHOT_RECV").is_some() {
+            None
+        } else {
+            BufRing::register(&ring).ok()
+        };
         Self {
+            bufring,
             accept_armed: vec![false; listeners.len()],
             listeners,
             ring,
@@ -569,6 +613,9 @@ impl<S: Service> Reactor<S> {
                 service.on_close(&mut self.io, conn);
             }
             self.flush_outbox();
+            if let Some(br) = self.bufring.as_mut() {
+                br.publish();
+            }
 
             if let Some(since) = self.stopping
                 && self.stop_done(since)
@@ -684,7 +731,7 @@ impl<S: Service> Reactor<S> {
         for &(ud, res, flags) in &cqes {
             let (op, index, generation) = untoken(ud);
             match op {
-                OP_RECV => self.on_recv(service, index, generation, res),
+                OP_RECV => self.on_recv(service, index, generation, res, flags),
                 OP_SEND => self.on_send(service, index, generation, res),
                 OP_ACCEPT => self.on_accept(service, index as usize, res, flags),
                 OP_WAKE => self.woken = true,
@@ -810,18 +857,43 @@ impl<S: Service> Reactor<S> {
         }
     }
 
-    fn on_recv(&mut self, service: &mut S, index: u32, generation: u32, res: i32) {
+    fn on_recv(&mut self, service: &mut S, index: u32, generation: u32, res: i32, flags: u32) {
         let id = ConnId { index, generation };
+        let multishot = self.bufring.is_some();
+        let bid = BufRing::buffer_of(flags);
         let Some(conn) = self.io.conn(id) else {
+            if let (Some(br), Some(bid)) = (self.bufring.as_mut(), bid) {
+                br.recycle(bid);
+            }
             return;
         };
-        conn.recv_inflight = false;
+        if !multishot || !cqueue::more(flags) {
+            // Single-shot receives end with every completion; a multishot one ends when the
+            // kernel drops the MORE flag (cancel, error, no buffers).
+            conn.recv_inflight = false;
+            conn.cancel_sent = false;
+        }
         if res > 0 {
-            conn.input.commit_recv(res as usize);
+            match (self.bufring.as_mut(), bid) {
+                (Some(br), Some(bid)) => {
+                    conn.input.append(br.data(bid, res as usize));
+                    br.recycle(bid);
+                }
+                _ => conn.input.commit_recv(res as usize),
+            }
             if !conn.is_closing() {
                 service.on_input(&mut self.io, id);
             }
-        } else if res == 0 || !matches!(-res, libc::EAGAIN | libc::EINTR | libc::ECANCELED) {
+        } else if res == -libc::EINVAL && multishot && conn.input.is_empty() && !conn.is_closing() {
+            // This kernel refuses multishot receive with provided buffers: fall back to one
+            // receive SQE per completion for every connection of this shard.
+            self.bufring = None;
+        } else if res == 0
+            || !matches!(
+                -res,
+                libc::EAGAIN | libc::EINTR | libc::ECANCELED | libc::ENOBUFS
+            )
+        {
             // Peer closed or the socket failed: nobody will read our replies.
             conn.broken = true;
             conn.output.clear();
@@ -928,18 +1000,31 @@ impl<S: Service> Reactor<S> {
                 self.free_conn(index);
                 return;
             }
-        } else if !conn.recv_inflight
-            && !conn.read_paused
-            && !conn.closing
-            && conn.pending_output() < OUTPUT_BACKPRESSURE_BYTES
-        {
-            let (ptr, len) = conn.input.prepare_recv();
-            entries[1] = Some(
-                opcode::Recv::new(types::Fd(conn.fd), ptr, len as u32)
-                    .build()
-                    .user_data(token(OP_RECV, index, conn.generation)),
-            );
-            conn.recv_inflight = true;
+        } else {
+            let may_read = !conn.read_paused
+                && !conn.closing
+                && conn.pending_output() < OUTPUT_BACKPRESSURE_BYTES;
+            if may_read && !conn.recv_inflight {
+                let entry = if self.bufring.is_some() {
+                    conn.input.shrink_if_idle();
+                    opcode::RecvMulti::new(types::Fd(conn.fd), BUF_GROUP).build()
+                } else {
+                    let (ptr, len) = conn.input.prepare_recv();
+                    opcode::Recv::new(types::Fd(conn.fd), ptr, len as u32).build()
+                };
+                entries[1] = Some(entry.user_data(token(OP_RECV, index, conn.generation)));
+                conn.recv_inflight = true;
+            } else if !may_read && conn.recv_inflight && self.bufring.is_some() && !conn.cancel_sent
+            {
+                // Stop a multishot receive while the client must not be read (backpressure,
+                // replies outstanding); it is re-armed once reading may resume.
+                conn.cancel_sent = true;
+                entries[1] = Some(
+                    opcode::AsyncCancel::new(token(OP_RECV, index, conn.generation))
+                        .build()
+                        .user_data(token(OP_CANCEL, index, conn.generation)),
+                );
+            }
         }
         for e in entries.into_iter().flatten() {
             self.push(&e);
