@@ -56,7 +56,10 @@ impl std::error::Error for StringError {}
 pub fn value_as_i64(current: &StrValue) -> Result<i64, StringError> {
     match current {
         StrValue::Int(i) => Ok(*i),
-        StrValue::Raw(bytes) => parse_i64_strict(bytes).ok_or(StringError::NotInteger),
+        StrValue::Inline(_) | StrValue::Raw(_) => current
+            .text()
+            .and_then(parse_i64_strict)
+            .ok_or(StringError::NotInteger),
     }
 }
 
@@ -79,7 +82,9 @@ pub fn incr_by_float(current: Option<&StrValue>, delta: &[u8]) -> Result<Vec<u8>
     let old = match current {
         None => 0.0,
         Some(StrValue::Int(i)) => *i as f64,
-        Some(StrValue::Raw(bytes)) => parse_f64(bytes).ok_or(StringError::NotFloat)?,
+        Some(s @ (StrValue::Inline(_) | StrValue::Raw(_))) => {
+            s.text().and_then(parse_f64).ok_or(StringError::NotFloat)?
+        }
     };
     let delta = parse_f64(delta).ok_or(StringError::NotFloat)?;
     format_incrbyfloat(old, delta)

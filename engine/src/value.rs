@@ -54,33 +54,105 @@ impl Value {
     }
 }
 
-/// A string value: an integer when the text is a canonical `i64`, else raw bytes.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Longest text stored inline in a [`StrValue`] (no heap allocation). 30 keeps
+/// `StrValue` at 32 bytes: a tag byte, a length byte and the buffer.
+pub const INLINE_STR_MAX_BYTES: usize = 30;
+
+/// Text of at most [`INLINE_STR_MAX_BYTES`] bytes stored in place.
+#[derive(Clone, Copy)]
+pub struct InlineStr {
+    len: u8,
+    buf: [u8; INLINE_STR_MAX_BYTES],
+}
+
+impl InlineStr {
+    /// `bytes` stored inline, or `None` when longer than [`INLINE_STR_MAX_BYTES`].
+    #[must_use]
+    #[inline]
+    pub fn new(bytes: &[u8]) -> Option<Self> {
+        if bytes.len() > INLINE_STR_MAX_BYTES {
+            return None;
+        }
+        let mut buf = [0; INLINE_STR_MAX_BYTES];
+        buf[..bytes.len()].copy_from_slice(bytes);
+        Some(Self {
+            len: bytes.len() as u8,
+            buf,
+        })
+    }
+
+    #[must_use]
+    #[inline]
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.buf[..usize::from(self.len)]
+    }
+}
+
+impl std::fmt::Debug for InlineStr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", self.as_bytes().escape_ascii().to_string())
+    }
+}
+
+/// A string value: an integer when the text is a canonical `i64`, else its bytes, in
+/// place when short ([`StrValue::Inline`]) or on the heap ([`StrValue::Raw`]).
+///
+/// `Inline` and `Raw` are two storage forms of the same text: they compare equal when
+/// the bytes are equal, and neither is visible in OBJECT ENCODING (which reports
+/// `embstr` or `raw` by length, as before).
+#[derive(Clone, Debug)]
 pub enum StrValue {
     Int(i64),
+    Inline(InlineStr),
     Raw(Vec<u8>),
 }
 
+impl PartialEq for StrValue {
+    fn eq(&self, other: &Self) -> bool {
+        match (self.as_int(), other.as_int()) {
+            (Some(a), Some(b)) => a == b,
+            (None, None) => self.text() == other.text(),
+            _ => false,
+        }
+    }
+}
+
+impl Eq for StrValue {}
+
 impl StrValue {
     /// Stores `bytes` as [`StrValue::Int`] exactly when Redis would (≤ 20 bytes that are
-    /// a canonical `string2ll` integer), else copies them.
+    /// a canonical `string2ll` integer), else copies them (inline when short).
     #[must_use]
+    #[inline]
     pub fn from_bytes(bytes: &[u8]) -> Self {
         match Self::try_int(bytes) {
             Some(i) => StrValue::Int(i),
-            None => StrValue::Raw(bytes.to_vec()),
+            None => Self::from_text(bytes),
         }
     }
 
-    /// As [`StrValue::from_bytes`], reusing `bytes`' allocation when it stays raw.
+    /// As [`StrValue::from_bytes`], reusing `bytes`' allocation when it stays on the heap.
     #[must_use]
     pub fn from_vec(bytes: Vec<u8>) -> Self {
         match Self::try_int(&bytes) {
             Some(i) => StrValue::Int(i),
-            None => StrValue::Raw(bytes),
+            None => match InlineStr::new(&bytes) {
+                Some(s) => StrValue::Inline(s),
+                None => StrValue::Raw(bytes),
+            },
         }
     }
 
+    /// `bytes` as text, never integer-encoded.
+    #[inline]
+    fn from_text(bytes: &[u8]) -> Self {
+        match InlineStr::new(bytes) {
+            Some(s) => StrValue::Inline(s),
+            None => StrValue::Raw(bytes.to_vec()),
+        }
+    }
+
+    #[inline]
     fn try_int(bytes: &[u8]) -> Option<i64> {
         if bytes.len() <= INT_ENCODING_MAX_BYTES {
             parse_i64_strict(bytes)
@@ -89,18 +161,30 @@ impl StrValue {
         }
     }
 
+    /// The bytes of a string that is not integer-encoded.
+    #[must_use]
+    #[inline]
+    pub fn text(&self) -> Option<&[u8]> {
+        match self {
+            StrValue::Int(_) => None,
+            StrValue::Inline(s) => Some(s.as_bytes()),
+            StrValue::Raw(v) => Some(v),
+        }
+    }
+
     /// Length in bytes of the string's text (STRLEN).
     #[must_use]
     pub fn len(&self) -> usize {
         match self {
             StrValue::Int(i) => format_i64(*i, &mut [0; I64_MAX_DECIMAL_BYTES]).len(),
+            StrValue::Inline(s) => usize::from(s.len),
             StrValue::Raw(v) => v.len(),
         }
     }
 
     #[must_use]
     pub fn is_empty(&self) -> bool {
-        matches!(self, StrValue::Raw(v) if v.is_empty())
+        self.text().is_some_and(<[u8]>::is_empty)
     }
 
     /// OBJECT ENCODING: `int`, `embstr` (≤ 44 bytes) or `raw`.
@@ -109,39 +193,40 @@ impl StrValue {
     /// the encoding from the length alone.
     #[must_use]
     pub fn encoding(&self) -> &'static str {
-        match self {
-            StrValue::Int(_) => "int",
-            StrValue::Raw(v) if v.len() <= EMBSTR_MAX_BYTES => "embstr",
-            StrValue::Raw(_) => "raw",
+        match self.text() {
+            None => "int",
+            Some(t) if t.len() <= EMBSTR_MAX_BYTES => "embstr",
+            Some(_) => "raw",
         }
     }
 
     /// The integer, when integer-encoded.
     #[must_use]
+    #[inline]
     pub fn as_int(&self) -> Option<i64> {
         match self {
             StrValue::Int(i) => Some(*i),
-            StrValue::Raw(_) => None,
+            StrValue::Inline(_) | StrValue::Raw(_) => None,
         }
     }
 
     /// The text, formatting an integer into `buf` (no allocation).
     #[must_use]
+    #[inline]
     pub fn as_bytes<'a>(&'a self, buf: &'a mut [u8; I64_MAX_DECIMAL_BYTES]) -> &'a [u8] {
         match self {
             StrValue::Int(i) => format_i64(*i, buf),
+            StrValue::Inline(s) => s.as_bytes(),
             StrValue::Raw(v) => v,
         }
     }
 
-    /// The text, borrowed when raw.
+    /// The text, borrowed unless integer-encoded.
     #[must_use]
     pub fn to_bytes(&self) -> Cow<'_, [u8]> {
-        match self {
-            StrValue::Int(i) => {
-                Cow::Owned(format_i64(*i, &mut [0; I64_MAX_DECIMAL_BYTES]).to_vec())
-            }
-            StrValue::Raw(v) => Cow::Borrowed(v),
+        match self.text() {
+            Some(t) => Cow::Borrowed(t),
+            None => Cow::Owned(self.as_bytes(&mut [0; I64_MAX_DECIMAL_BYTES]).to_vec()),
         }
     }
 
@@ -150,14 +235,14 @@ impl StrValue {
         out.extend_from_slice(self.as_bytes(&mut [0; I64_MAX_DECIMAL_BYTES]));
     }
 
-    /// Converts to raw in place (for APPEND, SETRANGE) and returns the bytes.
+    /// Converts to heap bytes in place (for APPEND, SETRANGE) and returns them.
     pub fn make_raw(&mut self) -> &mut Vec<u8> {
-        if let StrValue::Int(i) = *self {
-            *self = StrValue::Raw(format_i64(i, &mut [0; I64_MAX_DECIMAL_BYTES]).to_vec());
+        if !matches!(self, StrValue::Raw(_)) {
+            *self = StrValue::Raw(self.as_bytes(&mut [0; I64_MAX_DECIMAL_BYTES]).to_vec());
         }
         match self {
             StrValue::Raw(v) => v,
-            StrValue::Int(_) => unreachable!("converted to raw above"),
+            StrValue::Int(_) | StrValue::Inline(_) => unreachable!("converted to raw above"),
         }
     }
 }
@@ -217,5 +302,34 @@ mod tests {
         v.make_raw().extend_from_slice(b"0");
         assert_eq!(v, StrValue::Raw(b"-420".to_vec()));
         assert_eq!(v.as_int(), None);
+        let mut v = StrValue::from_bytes(b"ab");
+        assert!(matches!(v, StrValue::Inline(_)));
+        v.make_raw().push(b'c');
+        assert_eq!(v, StrValue::from_bytes(b"abc"));
+        assert_eq!(v.encoding(), "embstr");
+    }
+
+    #[test]
+    fn inline_up_to_the_limit_and_stays_small() {
+        assert_eq!(std::mem::size_of::<StrValue>(), 32);
+        assert_eq!(std::mem::size_of::<Value>(), 32);
+        let short = [b'a'; INLINE_STR_MAX_BYTES];
+        let v = StrValue::from_bytes(&short);
+        assert!(matches!(v, StrValue::Inline(_)));
+        assert_eq!(v.len(), INLINE_STR_MAX_BYTES);
+        assert_eq!(&*v.to_bytes(), &short[..]);
+        assert_eq!(StrValue::from_vec(short.to_vec()), v);
+        assert!(matches!(
+            StrValue::from_vec(short.to_vec()),
+            StrValue::Inline(_)
+        ));
+        let long = [b'a'; INLINE_STR_MAX_BYTES + 1];
+        assert!(matches!(StrValue::from_bytes(&long), StrValue::Raw(_)));
+        assert!(matches!(
+            StrValue::from_vec(long.to_vec()),
+            StrValue::Raw(_)
+        ));
+        assert_ne!(StrValue::Int(5), StrValue::Raw(b"5".to_vec()));
+        assert_eq!(StrValue::Raw(b"x".to_vec()), StrValue::from_bytes(b"x"));
     }
 }

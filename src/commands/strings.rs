@@ -12,6 +12,7 @@ use percore_net::resp::ReplyWriter;
 pub fn write_str(w: &mut ReplyWriter, v: &StrValue) {
     match v {
         StrValue::Int(i) => w.bulk_int(*i),
+        StrValue::Inline(s) => w.bulk(s.as_bytes()),
         StrValue::Raw(b) => w.bulk(b),
     }
 }

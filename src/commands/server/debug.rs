@@ -128,11 +128,7 @@ fn debug_object(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
     let idle = sh.keyspace.db_mut(ctx.db).idle_time_s(argv[2], now);
     match (sh.keyspace.db_mut(ctx.db).get(argv[2], now), idle) {
         (Some(Value::Str(s)), Some(idle)) => {
-            let (enc, len) = match s {
-                percore_engine::value::StrValue::Int(i) => ("int", i.to_string().len()),
-                percore_engine::value::StrValue::Raw(b) if b.len() <= 44 => ("embstr", b.len()),
-                percore_engine::value::StrValue::Raw(b) => ("raw", b.len()),
-            };
+            let (enc, len) = (s.encoding(), s.len());
             w.simple(&format!(
                 "Value at:0x0 refcount:1 encoding:{enc} serializedlength:{} lru:0 lru_seconds_idle:{idle}",
                 len.max(1)
