@@ -101,6 +101,8 @@ pub struct ShardData {
     /// When the current command started: the end of the previous one in the same batch, so
     /// timing a pipeline costs one clock read per command.
     pub cmd_clock: u64,
+    /// The command of the previous request, to skip the table lookup in pipelines.
+    pub last_cmd: Option<&'static Command>,
 }
 
 impl ShardData {
@@ -123,6 +125,7 @@ impl ShardData {
             shutdown_requested: false,
             active_expire: true,
             cmd_clock: percore_net::sys::monotonic_ns(),
+            last_cmd: None,
         }
     }
 
@@ -505,7 +508,11 @@ pub fn dispatch(
         reply_target(client, out, &mut scratch)
     };
     let mark = target.len();
-    let Some(cmd) = commands::lookup(argv[0]) else {
+    // Pipelines repeat one command: compare with the last one before hashing the name.
+    let cached = data.last_cmd.filter(|c| {
+        c.name.len() == argv[0].len() && c.name.as_bytes().eq_ignore_ascii_case(argv[0])
+    });
+    let Some(cmd) = cached.or_else(|| commands::lookup(argv[0])) else {
         let mut w = ReplyWriter {
             out: target,
             proto: client.proto,
@@ -537,6 +544,7 @@ pub fn dispatch(
         return;
     }
     client.last_cmd = cmd.name;
+    data.last_cmd = Some(cmd);
     match cmd.exec {
         Exec::Client(h) => {
             let db = client.db;
@@ -557,9 +565,15 @@ pub fn dispatch(
             finish_local(client, discard, out, scratch);
         }
         Exec::Keyed(h) => {
-            let mut keys = cmd.key_positions(argv.len());
-            let owner = keys.next().map_or(data.id, |p| data.owner(argv[p]));
-            let same = keys.all(|p| data.owner(argv[p]) == owner);
+            let (owner, same) = if data.shards == 1 {
+                (0, true)
+            } else if cmd.first_key > 0 && cmd.first_key == cmd.last_key {
+                (data.owner(argv[cmd.first_key as usize]), true)
+            } else {
+                let mut keys = cmd.key_positions(argv.len());
+                let owner = keys.next().map_or(data.id, |p| data.owner(argv[p]));
+                (owner, keys.all(|p| data.owner(argv[p]) == owner))
+            };
             if !same {
                 let mut w = ReplyWriter {
                     out: target,

@@ -219,6 +219,7 @@ pub fn log_if_slow(
 }
 
 /// Whether a call of `cmd` that took `took` belongs in the slow log.
+#[inline]
 pub fn is_slow(data: &crate::shard::ShardData, cmd: &Command, took: Duration) -> bool {
     let limit = data.cfg.slowlog_log_slower_than_us;
     limit >= 0
@@ -227,6 +228,7 @@ pub fn is_slow(data: &crate::shard::ShardData, cmd: &Command, took: Duration) ->
 }
 
 /// Records a call in the shard's slow log if it was slow (Redis's `slowlogPushEntryIfNeeded`).
+#[inline]
 pub fn note_slow(
     data: &mut crate::shard::ShardData,
     cmd: &Command,
