@@ -217,6 +217,14 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!(
+                "--- {:?} server on port {} output:\n{}",
+                self.kind,
+                self.port,
+                self.output()
+            );
+        }
         if self.child.try_wait().ok().flatten().is_none() {
             // `kill` the command, not libc: the workspace denies unsafe code.
             let _ = Command::new("kill")
