@@ -6,7 +6,7 @@
 //! caller. A key is expired when `now_ms > expire_at_ms`, as Redis's `keyIsExpired`.
 
 use crate::hash::splitmix64;
-use crate::table::{Entry as Slot, Table};
+use crate::table::{Entry as Slot, Key, Table};
 use crate::value::Value;
 use std::mem;
 
@@ -204,7 +204,7 @@ impl Db {
     }
 
     /// Deletes the entry at `idx` of `main` and its expires index entry.
-    fn delete_at(&mut self, idx: usize) -> (Box<[u8]>, Entry) {
+    fn delete_at(&mut self, idx: usize) -> (Key, Entry) {
         let (key, entry) = self.main.remove_at(idx);
         if entry.expire_at_ms != NO_EXPIRE {
             let indexed = self.expires.remove(&key);
@@ -293,7 +293,7 @@ impl Db {
                     lru_s,
                 });
                 if expire_at_ms != NO_EXPIRE {
-                    self.expires.insert(key.into(), expire_at_ms);
+                    sync_expires(&mut self.expires, key, NO_EXPIRE, expire_at_ms);
                 }
                 None
             }
@@ -350,14 +350,14 @@ impl Db {
         let (key, entry) = self.delete_at(idx);
         let expire_at_ms = entry.expire_at_ms();
         Some(TakenKey {
-            key,
+            key: key.into_boxed_slice(),
             value: entry.value,
             expire_at_ms,
         })
     }
 
     /// Stores a taken key, replacing any existing value (returned if it was live). The
-    /// key's allocation is reused.
+    /// key is stored inline when short; a long key's box moves to the expires index.
     pub fn put(&mut self, taken: TakenKey, now_ms: i64) -> Option<Value> {
         let TakenKey {
             key,
@@ -382,14 +382,13 @@ impl Db {
                 }
             }
             Slot::Vacant(slot) => {
-                slot.insert_with_key(
-                    key.clone(),
-                    Entry {
-                        value,
-                        expire_at_ms: new_expire,
-                        lru_s,
-                    },
-                );
+                // Copies the key (inline when short); the expires index, if needed,
+                // takes over the box.
+                slot.insert(Entry {
+                    value,
+                    expire_at_ms: new_expire,
+                    lru_s,
+                });
                 if new_expire != NO_EXPIRE {
                     self.expires.insert(key, new_expire);
                 }

@@ -12,6 +12,10 @@
 //! for a full resize. Lookups during a rehash probe both arrays. The table grows at load
 //! factor 1 and shrinks when fewer than one bucket in [`SHRINK_LOAD_DIVISOR`] is used.
 //!
+//! Keys of up to [`INLINE_KEY_MAX_BYTES`] bytes are stored in the entry itself (see
+//! [`Key`]), so a lookup of a short key reads the bucket and one entry, and inserting one
+//! does not allocate.
+//!
 //! Removal moves the last arena entry into the hole (swap-remove), so entry indices are
 //! stable across inserts and lookups but change on any removal.
 
@@ -29,6 +33,10 @@ pub const SHRINK_LOAD_DIVISOR: usize = 8;
 /// Largest number of entries one table holds (links are `u32`, `0` means none).
 pub const MAX_ENTRIES: usize = u32::MAX as usize - 1;
 
+/// Longest key stored inside its table entry; longer keys are boxed. 22 keeps [`Key`]
+/// at 24 bytes, the size of a tag word plus a boxed slice.
+pub const INLINE_KEY_MAX_BYTES: usize = 22;
+
 /// log2 of the number of entries per arena chunk.
 const CHUNK_SHIFT: u32 = 10;
 /// Entries per arena chunk; a chunk is allocated once with this capacity and never grows.
@@ -44,10 +52,100 @@ fn link_of(idx: usize) -> Link {
     (idx + 1) as Link
 }
 
+/// A table's owned copy of a key: inline when at most [`INLINE_KEY_MAX_BYTES`] bytes,
+/// else boxed. Dereferences to the key's bytes; equality is by bytes.
+#[derive(Clone)]
+pub struct Key(KeyRepr);
+
+#[derive(Clone)]
+enum KeyRepr {
+    /// Invariant: `len <= INLINE_KEY_MAX_BYTES`.
+    Inline {
+        len: u8,
+        buf: [u8; INLINE_KEY_MAX_BYTES],
+    },
+    Boxed(Box<[u8]>),
+}
+
+impl Key {
+    #[must_use]
+    #[inline]
+    pub fn as_bytes(&self) -> &[u8] {
+        match &self.0 {
+            KeyRepr::Inline { len, buf } => &buf[..usize::from(*len)],
+            KeyRepr::Boxed(b) => b,
+        }
+    }
+
+    /// The key as a boxed slice (allocates when it was inline).
+    #[must_use]
+    pub fn into_boxed_slice(self) -> Box<[u8]> {
+        match self.0 {
+            KeyRepr::Inline { .. } => self.as_bytes().into(),
+            KeyRepr::Boxed(b) => b,
+        }
+    }
+
+    #[inline]
+    fn inline(bytes: &[u8]) -> Option<Self> {
+        if bytes.len() > INLINE_KEY_MAX_BYTES {
+            return None;
+        }
+        let mut buf = [0; INLINE_KEY_MAX_BYTES];
+        buf[..bytes.len()].copy_from_slice(bytes);
+        Some(Key(KeyRepr::Inline {
+            len: bytes.len() as u8,
+            buf,
+        }))
+    }
+}
+
+impl std::ops::Deref for Key {
+    type Target = [u8];
+    #[inline]
+    fn deref(&self) -> &[u8] {
+        self.as_bytes()
+    }
+}
+
+impl AsRef<[u8]> for Key {
+    fn as_ref(&self) -> &[u8] {
+        self.as_bytes()
+    }
+}
+
+impl From<&[u8]> for Key {
+    #[inline]
+    fn from(bytes: &[u8]) -> Self {
+        Key::inline(bytes).unwrap_or_else(|| Key(KeyRepr::Boxed(bytes.into())))
+    }
+}
+
+/// Keeps the allocation of a long key; a short one is copied inline and the box freed.
+impl From<Box<[u8]>> for Key {
+    fn from(bytes: Box<[u8]>) -> Self {
+        Key::inline(&bytes).unwrap_or(Key(KeyRepr::Boxed(bytes)))
+    }
+}
+
+impl PartialEq for Key {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl Eq for Key {}
+
+impl std::fmt::Debug for Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", self.as_bytes().escape_ascii().to_string())
+    }
+}
+
 struct Node<V> {
     hash: u64,
     next: Link,
-    key: Box<[u8]>,
+    key: Key,
     value: V,
 }
 
@@ -124,7 +222,7 @@ impl<V> Table<V> {
         while link != NIL {
             let idx = link as usize - 1;
             let n = node(&self.chunks, idx);
-            if n.hash == hash && *n.key == *key {
+            if n.hash == hash && n.key.as_bytes() == key {
                 return Some(idx);
             }
             link = n.next;
@@ -200,7 +298,7 @@ impl<V> Table<V> {
             self.len
         );
         let n = node(&self.chunks, idx);
-        (&n.key, &n.value)
+        (n.key.as_bytes(), &n.value)
     }
 
     /// Mutable value of the entry at arena index `idx`.
@@ -228,8 +326,8 @@ impl<V> Table<V> {
         }
     }
 
-    /// Inserts or replaces. On replace, the existing key allocation is kept (the new
-    /// `key` is dropped) and the old value is returned.
+    /// Inserts or replaces. On replace, the existing key is kept (the new `key` is
+    /// dropped) and the old value is returned. A short key is stored inline (see [`Key`]).
     pub fn insert(&mut self, key: Box<[u8]>, value: V) -> Option<V> {
         self.rehash_step();
         let hash = self.hash_key(&key);
@@ -239,7 +337,7 @@ impl<V> Table<V> {
                 value,
             ));
         }
-        self.push_new(key, hash, value);
+        self.push_new(key.into(), hash, value);
         None
     }
 
@@ -256,13 +354,13 @@ impl<V> Table<V> {
     }
 
     /// Removes `key`, returning its owned key and value.
-    pub fn remove(&mut self, key: &[u8]) -> Option<(Box<[u8]>, V)> {
+    pub fn remove(&mut self, key: &[u8]) -> Option<(Key, V)> {
         let idx = self.lookup_index(key)?;
         Some(self.remove_at(idx))
     }
 
     /// Removes the entry at arena index `idx`. The last entry moves into `idx`.
-    pub fn remove_at(&mut self, idx: usize) -> (Box<[u8]>, V) {
+    pub fn remove_at(&mut self, idx: usize) -> (Key, V) {
         assert!(
             idx < self.len,
             "entry index {idx} out of bounds ({})",
@@ -327,7 +425,7 @@ impl<V> Table<V> {
         panic!("table corrupted: entry {idx} is not reachable from its bucket");
     }
 
-    fn push_new(&mut self, key: Box<[u8]>, hash: u64, value: V) -> usize {
+    fn push_new(&mut self, key: Key, hash: u64, value: V) -> usize {
         assert!(self.len < MAX_ENTRIES, "table full ({MAX_ENTRIES} entries)");
         self.expand_if_needed();
         let idx = self.len;
@@ -434,7 +532,10 @@ impl<V> Table<V> {
 
     /// All entries, in arena order (unspecified but stable until the next removal).
     pub fn iter(&self) -> impl Iterator<Item = (&[u8], &V)> + '_ {
-        self.chunks.iter().flatten().map(|n| (&*n.key, &n.value))
+        self.chunks
+            .iter()
+            .flatten()
+            .map(|n| (n.key.as_bytes(), &n.value))
     }
 
     /// All values, mutably, in arena order.
@@ -445,7 +546,7 @@ impl<V> Table<V> {
     fn emit(&self, mut link: Link, f: &mut impl FnMut(&[u8], &V)) {
         while link != NIL {
             let n = node(&self.chunks, link as usize - 1);
-            f(&n.key, &n.value);
+            f(n.key.as_bytes(), &n.value);
             link = n.next;
         }
     }
@@ -567,7 +668,7 @@ impl<'a, V> OccupiedEntry<'a, V> {
     }
     #[must_use]
     pub fn key(&self) -> &[u8] {
-        &node(&self.table.chunks, self.idx).key
+        node(&self.table.chunks, self.idx).key.as_bytes()
     }
     #[must_use]
     pub fn get(&self) -> &V {
@@ -584,7 +685,7 @@ impl<'a, V> OccupiedEntry<'a, V> {
     pub fn insert(&mut self, value: V) -> V {
         mem::replace(self.get_mut(), value)
     }
-    pub fn remove(self) -> (Box<[u8]>, V) {
+    pub fn remove(self) -> (Key, V) {
         self.table.remove_at(self.idx)
     }
 }
@@ -603,16 +704,17 @@ impl<'a, V> VacantEntry<'a, V> {
     }
     /// Inserts with a copy of the looked-up key.
     pub fn insert(self, value: V) -> &'a mut V {
-        let key: Box<[u8]> = self.key.into();
-        self.insert_with_key(key, value)
+        let idx = self.table.push_new(self.key.into(), self.hash, value);
+        &mut node_mut(&mut self.table.chunks, idx).value
     }
-    /// Inserts with an already owned key, which must equal the looked-up key.
+    /// Inserts with an already owned key, which must equal the looked-up key (a long
+    /// key's allocation is kept).
     pub fn insert_with_key(self, key: Box<[u8]>, value: V) -> &'a mut V {
         assert!(
             *key == *self.key,
             "vacant entry filled with a different key"
         );
-        let idx = self.table.push_new(key, self.hash, value);
+        let idx = self.table.push_new(key.into(), self.hash, value);
         &mut node_mut(&mut self.table.chunks, idx).value
     }
 }
@@ -623,8 +725,36 @@ mod tests {
     use proptest::prelude::*;
     use std::collections::{BTreeMap, HashSet};
 
+    /// Mostly short (inline) keys, every third one too long to inline.
     fn key(i: u32) -> Box<[u8]> {
-        format!("key:{i}").into_bytes().into_boxed_slice()
+        if i.is_multiple_of(3) {
+            format!("key:{i}:{}", "x".repeat(INLINE_KEY_MAX_BYTES))
+        } else {
+            format!("key:{i}")
+        }
+        .into_bytes()
+        .into_boxed_slice()
+    }
+
+    #[test]
+    fn short_keys_inline_long_keys_boxed() {
+        assert_eq!(mem::size_of::<Key>(), 24);
+        let mut t = Table::new(2);
+        for len in [0, 1, INLINE_KEY_MAX_BYTES, INLINE_KEY_MAX_BYTES + 1, 100] {
+            let k = vec![b'k'; len];
+            assert_eq!(t.insert(k.clone().into_boxed_slice(), len), None);
+            let inline = matches!(Key::from(&k[..]).0, KeyRepr::Inline { .. });
+            assert_eq!(inline, len <= INLINE_KEY_MAX_BYTES);
+            assert_eq!(Key::from(k.clone().into_boxed_slice()), Key::from(&k[..]));
+        }
+        for len in [0, 1, INLINE_KEY_MAX_BYTES, INLINE_KEY_MAX_BYTES + 1, 100] {
+            let k = vec![b'k'; len];
+            assert_eq!(t.get_key_value(&k), Some((&k[..], &len)));
+            let (owned, v) = t.remove(&k).unwrap();
+            assert_eq!((&*owned, v), (&k[..], len));
+            assert_eq!(&*owned.into_boxed_slice(), &k[..]);
+        }
+        assert!(t.is_empty());
     }
 
     #[test]
@@ -653,10 +783,12 @@ mod tests {
     #[test]
     fn replace_keeps_existing_key_allocation() {
         let mut t = Table::new(1);
-        t.insert(key(1), 1);
-        let before = t.get_key_value(b"key:1").unwrap().0.as_ptr();
-        t.insert(key(1), 2);
-        assert_eq!(t.get_key_value(b"key:1").unwrap().0.as_ptr(), before);
+        for i in [1, 3] {
+            t.insert(key(i), 1);
+            let before = t.get_key_value(&key(i)).unwrap().0.as_ptr();
+            t.insert(key(i), 2);
+            assert_eq!(t.get_key_value(&key(i)).unwrap().0.as_ptr(), before);
+        }
     }
 
     #[test]
@@ -721,7 +853,7 @@ mod tests {
                 t.rehash_step();
             }
             let (k, v) = t.remove(&key(9_990 + round)).unwrap();
-            t.insert(k, v);
+            t.insert(k.into_boxed_slice(), v);
         }
         while t.is_rehashing() {
             t.rehash_step();
