@@ -228,3 +228,76 @@ fn select_isolates_databases() {
     let size3: i64 = redis::cmd("DBSIZE").query(&mut con_url).unwrap();
     assert_eq!(size3, 0);
 }
+
+#[test]
+fn expire_and_ttl() {
+    let s = Server::percore(&["--threads", "2"]);
+    let mut con = s.client();
+    let () = con.set("session", "token").unwrap();
+    let ttl: i64 = con.ttl("session").unwrap();
+    assert_eq!(ttl, -1);
+    let missing: i64 = con.ttl("no-session").unwrap();
+    assert_eq!(missing, -2);
+
+    let set: bool = con.expire("session", 100).unwrap();
+    assert!(set);
+    let ttl: i64 = con.ttl("session").unwrap();
+    assert!((99..=100).contains(&ttl), "ttl {ttl}");
+    let pttl: i64 = con.pttl("session").unwrap();
+    assert!((98_000..=100_000).contains(&pttl), "pttl {pttl}");
+    let set: bool = con.expire("no-session", 100).unwrap();
+    assert!(!set);
+
+    // Overwriting with SET drops the TTL; PERSIST removes it.
+    let () = con.set_ex("session", "token2", 50).unwrap();
+    let ttl: i64 = con.ttl("session").unwrap();
+    assert!((49..=50).contains(&ttl), "ttl {ttl}");
+    let persisted: bool = con.persist("session").unwrap();
+    assert!(persisted);
+    let ttl: i64 = con.ttl("session").unwrap();
+    assert_eq!(ttl, -1);
+
+    // A key really goes away once its TTL passes, for GET, EXISTS and DBSIZE alike.
+    let set: bool = con.pexpire("session", 80).unwrap();
+    assert!(set);
+    let still: Option<String> = con.get("session").unwrap();
+    assert_eq!(still.as_deref(), Some("token2"));
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let gone: Option<String> = con.get("session").unwrap();
+    assert_eq!(gone, None);
+    let exists: bool = con.exists("session").unwrap();
+    assert!(!exists);
+    let ttl: i64 = con.ttl("session").unwrap();
+    assert_eq!(ttl, -2);
+
+    // Many keys expiring on both shards: active expiry empties the keyspace without reads.
+    let mut p = redis::pipe();
+    for i in 0..200 {
+        p.cmd("SET")
+            .arg(format!("tmp{i}"))
+            .arg(i)
+            .arg("PX")
+            .arg(50)
+            .ignore();
+    }
+    let () = p.query(&mut con).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let n: i64 = redis::cmd("DBSIZE").query(&mut con).unwrap();
+        if n == 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{n} expired keys still counted after 10 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+
+    // EXPIRE with a non-positive TTL deletes at once.
+    let () = con.set("k", "v").unwrap();
+    let deleted: bool = con.expire("k", 0).unwrap();
+    assert!(deleted);
+    let exists: bool = con.exists("k").unwrap();
+    assert!(!exists);
+}
