@@ -23,28 +23,41 @@ use std::time::Duration;
 /// Time budget of one active-expiry pass per tick, as a share of the tick (Redis: 25%).
 pub const ACTIVE_EXPIRE_CYCLE_TIME_PERCENT: u64 = 25;
 
-/// Arguments copied for a trip to another shard.
+/// First allocation for a reply computed for another shard: most replies fit, so the
+/// buffer is allocated once.
+pub const REMOTE_REPLY_INITIAL_BYTES: usize = 64;
+
+/// Arguments copied for a trip to another shard, in one allocation: the argument count's
+/// end offsets (`u32`, native endian) first, then the argument bytes.
 #[derive(Debug, Default)]
 pub struct Argv {
-    buf: Vec<u8>,
-    ends: Vec<u32>,
+    data: Vec<u8>,
+    argc: usize,
 }
 
 impl Argv {
-    pub fn from_slices<'a>(args: impl IntoIterator<Item = &'a [u8]>) -> Self {
-        let mut a = Argv::default();
-        for arg in args {
-            a.buf.extend_from_slice(arg);
-            a.ends.push(a.buf.len() as u32);
+    pub fn from_slices(args: &[&[u8]]) -> Self {
+        let argc = args.len();
+        let bytes: usize = args.iter().map(|a| a.len()).sum();
+        let mut data = Vec::with_capacity(argc * 4 + bytes);
+        let mut end = 0u32;
+        for a in args {
+            end += a.len() as u32;
+            data.extend_from_slice(&end.to_ne_bytes());
         }
-        a
+        for a in args {
+            data.extend_from_slice(a);
+        }
+        Self { data, argc }
     }
 
     pub fn fill<'a>(&'a self, out: &mut Vec<&'a [u8]>) {
+        let (ends, bytes) = self.data.split_at(self.argc * 4);
         let mut start = 0usize;
-        for &end in &self.ends {
-            out.push(&self.buf[start..end as usize]);
-            start = end as usize;
+        for e in ends.chunks_exact(4) {
+            let end = u32::from_ne_bytes([e[0], e[1], e[2], e[3]]) as usize;
+            out.push(&bytes[start..end]);
+            start = end;
         }
     }
 }
@@ -415,7 +428,7 @@ impl Shard {
                 let Exec::Keyed(h) = cmd.exec else {
                     unreachable!("only keyed commands travel as Job::Keyed")
                 };
-                let mut out = Vec::new();
+                let mut out = Vec::with_capacity(REMOTE_REPLY_INITIAL_BYTES);
                 ctx.shard.cmd_clock = percore_net::sys::monotonic_ns();
                 run_handler(&mut ctx, h, &args, &mut out);
                 let took = ctx.shard.took();
@@ -610,7 +623,7 @@ pub fn dispatch(
                         db: client.db as u16,
                         proto: client.proto,
                         job: Job::Keyed(cmd),
-                        argv: Argv::from_slices(argv.iter().copied()),
+                        argv: Argv::from_slices(argv),
                     },
                 );
             }
@@ -686,7 +699,7 @@ pub fn dispatch(
                     let p = positions[i as usize];
                     sub.extend_from_slice(&argv[p..(p + step).min(argv.len())]);
                 }
-                jobs.push((s, part, Argv::from_slices(sub)));
+                jobs.push((s, part, Argv::from_slices(&sub)));
             }
             let gather = Gather {
                 cmd,
@@ -701,7 +714,7 @@ pub fn dispatch(
         }
         Exec::All { part, .. } => {
             let jobs = (0..data.shards)
-                .map(|s| (s, part, Argv::from_slices(argv.iter().copied())))
+                .map(|s| (s, part, Argv::from_slices(argv)))
                 .collect();
             let gather = Gather {
                 cmd,
@@ -1003,3 +1016,21 @@ impl Shard {
 
 /// Redis's protected-mode refusal.
 pub const PROTECTED_MODE_TEXT: &str = "-DENIED Redis is running in protected mode because protected mode is enabled and no password is set for the default user. In this mode connections are only accepted from the loopback interface. If you want to connect from external computers to Redis you may adopt one of the following solutions: 1) Just disable protected mode sending the command 'CONFIG SET protected-mode no' from the loopback interface by connecting to Redis from the same host the server is running, however MAKE SURE Redis is not publicly accessible from internet if you do so. Use CONFIG REWRITE to make this change permanent. 2) Alternatively you can just disable the protected mode by editing the Redis configuration file, and setting the protected mode option to 'no', and then restarting the server. 3) If you started the server manually just for testing, restart it with the '--protected-mode no' option. 4) Set up an authentication password for the default user. NOTE: You only need to do one of the above things in order for the server to start accepting connections from the outside.\r\n";
+
+#[cfg(test)]
+mod argv_tests {
+    use super::Argv;
+
+    #[test]
+    fn argv_round_trips_in_one_buffer() {
+        let args: Vec<&[u8]> = vec![b"SET", b"", b"key", &[0, 255, 13, 10]];
+        let a = Argv::from_slices(&args);
+        let mut out = Vec::new();
+        a.fill(&mut out);
+        assert_eq!(out, args);
+        let empty = Argv::from_slices(&[]);
+        let mut out = Vec::new();
+        empty.fill(&mut out);
+        assert!(out.is_empty());
+    }
+}

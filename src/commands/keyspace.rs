@@ -23,7 +23,7 @@ pub fn hop<'a>(shard: usize, step: PartFn, argv: impl IntoIterator<Item = &'a [u
     Partial::Hop {
         shard,
         step,
-        argv: Argv::from_slices(argv),
+        argv: Argv::from_slices(&argv.into_iter().collect::<Vec<_>>()),
     }
 }
 
