@@ -665,6 +665,57 @@ fn connection_and_databases() {
 }
 
 #[test]
+fn server_commands() {
+    check(&[
+        (
+            "config",
+            "
+            CONFIG GET databases
+            CONFIG GET maxmemory
+            CONFIG GET nosuchparam
+            CONFIG SET nosuchparam 1
+            CONFIG SET maxmemory abc
+            CONFIG SET maxmemory 10mb
+            CONFIG GET maxmemory
+            CONFIG SET maxmemory 0
+            CONFIG
+            CONFIG FOO
+            CONFIG GET
+            ",
+        ),
+        (
+            "slowlog-latency",
+            "
+            SLOWLOG RESET
+            SLOWLOG LEN
+            SLOWLOG GET
+            SLOWLOG FOO
+            SLOWLOG GET abc
+            LATENCY FOO
+            LATENCY RESET
+            TIME x
+            LASTSAVE x
+            ",
+        ),
+        (
+            "client-command",
+            "
+            CLIENT NOSUCH
+            CLIENT SETNAME
+            CLIENT NO-EVICT on
+            CLIENT REPLY ON
+            CLIENT GETNAME
+            COMMAND INFO nosuch
+            COMMAND GETKEYS get a
+            COMMAND GETKEYS mset a 1 b 2
+            COMMAND GETKEYS ping
+            COMMAND GETKEYS nosuch a
+            ",
+        ),
+    ]);
+}
+
+#[test]
 fn errors() {
     check(&[
         (

@@ -227,12 +227,14 @@ impl Drop for Server {
         }
         if self.child.try_wait().ok().flatten().is_none() {
             // `kill` the command, not libc: the workspace denies unsafe code.
-            let _ = Command::new("kill")
+            let termed = Command::new("kill")
                 .args(["-TERM", &self.child.id().to_string()])
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
-                .status();
-            let deadline = Instant::now() + STOP_TIMEOUT;
+                .status()
+                .is_ok_and(|s| s.success());
+            // Without a SIGTERM sent there is nothing to wait for: SIGKILL at once.
+            let deadline = Instant::now() + if termed { STOP_TIMEOUT } else { Duration::ZERO };
             while self.child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(10));
             }
