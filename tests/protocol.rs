@@ -331,3 +331,32 @@ fn quit_replies_ok_and_closes() {
     let mut c = Conn::connect(s.port());
     assert_eq!(c.cmd_raw(&["PING"]), b"+PONG\r\n");
 }
+
+#[test]
+fn client_disconnecting_mid_pipeline_does_not_hurt_the_server() {
+    let mut s = Server::percore(&["--threads", "2"]);
+    for round in 0..5 {
+        let mut c = s.conn();
+        let mut req = Vec::new();
+        for i in 0..2000 {
+            req.extend(encode_cmd(&["SET", &format!("gone{round}:{i}"), "x"]));
+            req.extend(encode_cmd(&[
+                "MGET",
+                &format!("gone{round}:{i}"),
+                "a",
+                "b",
+                "c",
+            ]));
+        }
+        // End in the middle of a frame, then vanish without reading any reply.
+        req.extend(b"*3\r\n$3\r\nSET\r\n$2\r\nab");
+        c.send(&req);
+        drop(c);
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(s.is_running(), "server died:\n{}", s.output());
+    let mut c = s.conn();
+    assert_eq!(c.cmd_raw(&["PING"]), b"+PONG\r\n");
+    assert_eq!(c.cmd_raw(&["SET", "still", "here"]), b"+OK\r\n");
+    assert_eq!(c.cmd_raw(&["GET", "still"]), b"$4\r\nhere\r\n");
+}
