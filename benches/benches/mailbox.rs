@@ -21,8 +21,10 @@ fn round_trip(c: &mut Criterion) {
                 let mut out = Outbox::new(2);
                 while !stop.load(Ordering::Relaxed) {
                     boxes.clear_notified(1);
-                    while let Some(m) = boxes.pop(1) {
-                        out.send(0, m);
+                    while let Some(batch) = boxes.pop(1) {
+                        for m in batch {
+                            out.send(0, m);
+                        }
                     }
                     out.flush(&boxes, |_| {});
                     std::hint::spin_loop();
@@ -40,9 +42,11 @@ fn round_trip(c: &mut Criterion) {
                 let mut got = 0;
                 while got < batch {
                     boxes.clear_notified(0);
-                    while let Some(m) = boxes.pop(0) {
-                        black_box(m);
-                        got += 1;
+                    while let Some(batch) = boxes.pop(0) {
+                        for m in batch {
+                            black_box(m);
+                            got += 1;
+                        }
                     }
                 }
             });

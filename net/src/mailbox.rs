@@ -2,24 +2,25 @@
 //! batches, with at most one wake-up per batch.
 //!
 //! A sender collects messages per destination during a loop iteration ([`Outbox`]) and pushes
-//! them at the end of it. It then wakes the destination only if nobody has since the
+//! them at the end of it as one queue element (a `Vec` of messages), so the cross-core
+//! queue operations and cache-line transfers are paid per batch, not per message. It then wakes the destination only if nobody has since the
 //! destination last looked (`notified` flag), with an `IORING_OP_MSG_RING` that rides in the
 //! sender's own batch submit, so a wake-up costs no extra syscall.
 
 use crossbeam::queue::ArrayQueue;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
-/// Capacity of each shard's inbox. A sender that finds it full keeps the rest of its batch
+/// Capacity of each shard's inbox, in batches. A sender that finds it full keeps its batch
 /// and retries on its next loop iteration; nothing is dropped.
-pub const MAILBOX_CAPACITY_MSGS: usize = 64 * 1024;
+pub const MAILBOX_CAPACITY_BATCHES: usize = 4096;
 
-/// The most messages a shard takes from its inbox in one loop iteration, so a flood from one
+/// The most batches a shard takes from its inbox in one loop iteration, so a flood from one
 /// core cannot starve the connections of another.
-pub const MAILBOX_DRAIN_BATCH_MSGS: usize = 4096;
+pub const MAILBOX_DRAIN_BATCHES: usize = 64;
 
 /// One shard's inbox.
 pub struct Mailbox<M> {
-    queue: ArrayQueue<M>,
+    queue: ArrayQueue<Vec<M>>,
     /// Set by the first sender of a batch, cleared by the owner before it drains.
     notified: AtomicBool,
     /// The owner's io_uring fd, the target of `MSG_RING` wake-ups (-1 until registered).
@@ -36,7 +37,7 @@ impl<M> Mailboxes<M> {
     pub fn new(shards: usize) -> Self {
         let boxes = (0..shards)
             .map(|_| Mailbox {
-                queue: ArrayQueue::new(MAILBOX_CAPACITY_MSGS),
+                queue: ArrayQueue::new(MAILBOX_CAPACITY_BATCHES),
                 notified: AtomicBool::new(false),
                 ring_fd: AtomicI32::new(-1),
             })
@@ -61,27 +62,27 @@ impl<M> Mailboxes<M> {
         (fd >= 0).then_some(fd)
     }
 
-    /// Pushes as many of `batch` (from the front) as fit into `shard`'s inbox and removes them
-    /// from `batch`. Returns true if the caller must wake `shard` (it was not yet notified).
+    /// Pushes `batch` into `shard`'s inbox as one element, leaving `batch` empty; if the
+    /// inbox is full, `batch` is left as it was. Returns true if the caller must wake
+    /// `shard` (it was not yet notified).
     pub fn push_batch(&self, shard: usize, batch: &mut Vec<M>) -> bool {
+        if batch.is_empty() {
+            return false;
+        }
         let mb = &self.boxes[shard];
-        let mut pushed = 0;
-        let mut rest = batch.drain(..);
-        for msg in rest.by_ref() {
-            if let Err(msg) = mb.queue.push(msg) {
-                // Full: keep this one and the rest, in order, for the next iteration.
-                let mut kept = Vec::with_capacity(rest.len() + 1);
-                kept.push(msg);
-                kept.extend(rest);
-                *batch = kept;
-                break;
+        // The next batch starts with room for as many messages as this one.
+        let next = Vec::with_capacity(batch.len());
+        match mb.queue.push(std::mem::replace(batch, next)) {
+            Ok(()) => {}
+            Err(back) => {
+                *batch = back;
+                return false;
             }
-            pushed += 1;
         }
         // The push happens before the swap, and the owner clears `notified` (an RMW, so it
         // reads our store) before draining: if we see `true` the owner has not drained yet and
         // will see our messages.
-        pushed > 0 && !mb.notified.swap(true, Ordering::AcqRel)
+        !mb.notified.swap(true, Ordering::AcqRel)
     }
 
     /// Called by the owner before draining: re-arms notifications.
@@ -95,8 +96,8 @@ impl<M> Mailboxes<M> {
         !self.boxes[shard].notified.swap(true, Ordering::AcqRel)
     }
 
-    /// Takes one message from `shard`'s inbox.
-    pub fn pop(&self, shard: usize) -> Option<M> {
+    /// Takes one batch from `shard`'s inbox.
+    pub fn pop(&self, shard: usize) -> Option<Vec<M>> {
         self.boxes[shard].queue.pop()
     }
 
@@ -157,6 +158,10 @@ impl<M> Outbox<M> {
 mod tests {
     use super::*;
 
+    fn drain(boxes: &Mailboxes<u32>, shard: usize) -> Vec<u32> {
+        std::iter::from_fn(|| boxes.pop(shard)).flatten().collect()
+    }
+
     #[test]
     fn batch_wakes_once_until_drained() {
         let boxes = Mailboxes::<u32>::new(2);
@@ -171,8 +176,7 @@ mod tests {
         out.flush(&boxes, |s| wakes.push(s));
         assert_eq!(wakes, vec![1]);
         boxes.clear_notified(1);
-        let got: Vec<u32> = std::iter::from_fn(|| boxes.pop(1)).collect();
-        assert_eq!(got, vec![1, 2, 3]);
+        assert_eq!(drain(&boxes, 1), vec![1, 2, 3]);
         // After draining, the next batch wakes again.
         out.send(1, 4);
         out.flush(&boxes, |s| wakes.push(s));
@@ -181,22 +185,25 @@ mod tests {
 
     #[test]
     fn full_inbox_keeps_the_rest_in_order() {
-        let boxes = Mailboxes::<usize>::new(1);
+        let boxes = Mailboxes::<u32>::new(1);
         let mut out = Outbox::new(1);
-        for i in 0..MAILBOX_CAPACITY_MSGS + 10 {
-            out.send(0, i);
+        let mut sent = 0u32;
+        for _ in 0..MAILBOX_CAPACITY_BATCHES {
+            out.send(0, sent);
+            sent += 1;
+            out.flush(&boxes, |_| {});
+            assert!(out.is_empty());
         }
+        // The inbox is full: the next batch stays with the sender, whole and in order.
+        out.send(0, sent);
+        out.send(0, sent + 1);
         out.flush(&boxes, |_| {});
         assert!(!out.is_empty());
         boxes.clear_notified(0);
-        let first: Vec<usize> = std::iter::from_fn(|| boxes.pop(0)).collect();
-        assert_eq!(first.len(), MAILBOX_CAPACITY_MSGS);
+        let first = drain(&boxes, 0);
+        assert_eq!(first, (0..sent).collect::<Vec<_>>());
         out.flush(&boxes, |_| {});
         assert!(out.is_empty());
-        let rest: Vec<usize> = std::iter::from_fn(|| boxes.pop(0)).collect();
-        assert_eq!(
-            rest,
-            (MAILBOX_CAPACITY_MSGS..MAILBOX_CAPACITY_MSGS + 10).collect::<Vec<_>>()
-        );
+        assert_eq!(drain(&boxes, 0), vec![sent, sent + 1]);
     }
 }

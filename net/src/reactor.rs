@@ -10,7 +10,7 @@
 //! The reactor knows nothing of commands: a [`Service`] gets the bytes and writes replies.
 
 use crate::bufring::{BUF_GROUP, BufRing};
-use crate::mailbox::{MAILBOX_DRAIN_BATCH_MSGS, Mailboxes, Outbox};
+use crate::mailbox::{MAILBOX_DRAIN_BATCHES, Mailboxes, Outbox};
 use crate::sys;
 use io_uring::{IoUring, cqueue, opcode, squeue, types};
 use std::io;
@@ -935,11 +935,13 @@ impl<S: Service> Reactor<S> {
         self.woken = false;
         boxes.clear_notified(shard);
         let shared = Arc::clone(&self.io.shared);
-        for _ in 0..MAILBOX_DRAIN_BATCH_MSGS {
-            let Some(msg) = shared.mailboxes.pop(shard) else {
+        for _ in 0..MAILBOX_DRAIN_BATCHES {
+            let Some(batch) = shared.mailboxes.pop(shard) else {
                 return false;
             };
-            service.on_message(&mut self.io, msg);
+            for msg in batch {
+                service.on_message(&mut self.io, msg);
+            }
         }
         shared.mailboxes.has_messages(shard)
     }
