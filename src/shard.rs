@@ -233,7 +233,11 @@ impl Shard {
             usize::try_from(self.data.cfg.client_query_buffer_limit_bytes).unwrap_or(usize::MAX);
         loop {
             if client.close_after_reply {
-                conn.close_after_flush();
+                // QUIT or a protocol error: nothing after it runs; the connection closes
+                // once every earlier reply, including those other shards owe, is out.
+                if client.pending.is_empty() {
+                    conn.close_after_flush();
+                }
                 break;
             }
             if client.hop_barrier.is_some() {
@@ -459,15 +463,21 @@ impl Shard {
             self.after_batch(io);
             return;
         }
-        io.send(
-            from,
-            Msg::Done {
-                conn,
-                seq,
-                shard: self.data.id,
-                result,
-            },
-        );
+        if from == self.data.id {
+            // A multi-step command came back to the client's own shard for its last step.
+            let shard = self.data.id;
+            self.on_done(io, conn, seq, shard, result);
+        } else {
+            io.send(
+                from,
+                Msg::Done {
+                    conn,
+                    seq,
+                    shard: self.data.id,
+                    result,
+                },
+            );
+        }
         self.after_batch(io);
     }
 }

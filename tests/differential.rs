@@ -653,6 +653,8 @@ fn connection_and_databases() {
             "
             AUTH foo
             AUTH a b c
+            AUTH default anything
+            AUTH someone else
             HELLO 4
             HELLO abc
             SELECT 3
@@ -900,4 +902,87 @@ fn raw_protocol() {
         diffs.len(),
         diffs.join("\n")
     );
+}
+
+/// Commands that percore runs as steps hopping between shards (`Exec::Hop`).
+#[test]
+fn cross_shard_hops() {
+    check(&[
+        (
+            "rename",
+            "
+            SET a 1
+            RENAME a b
+            GET a
+            GET b
+            RENAME missing x
+            RENAME b b
+            GET b
+            SET c 3
+            RENAMENX b c
+            RENAMENX b d
+            MGET b c d
+            RENAMENX missing e
+            SET t v EX 100
+            RENAME t t2
+            TTL t2
+            ",
+        ),
+        (
+            "copy-move",
+            "
+            SET a 1
+            COPY a b
+            COPY a b
+            SET a 2
+            COPY a b REPLACE
+            GET b
+            COPY a a
+            COPY missing z
+            COPY a x DB 1
+            COPY a x DB 16
+            COPY a x DB abc
+            COPY a x FOO
+            MOVE a 1
+            MOVE a 1
+            EXISTS a
+            SET a new
+            MOVE a 1
+            MOVE a 0
+            MOVE a 16
+            MOVE a abc
+            SELECT 1
+            MGET a x
+            DBSIZE
+            SELECT 0
+            DBSIZE
+            ",
+        ),
+        (
+            "msetnx",
+            "
+            MSETNX m1 1 m2 2
+            MSETNX m2 x m3 3
+            MGET m1 m2 m3
+            MSETNX m1
+            MSETNX m4 4 m4 5
+            GET m4
+            ",
+        ),
+        (
+            "scan",
+            "
+            SCAN 0
+            SET only-key 1
+            SCAN 0
+            SCAN 0 MATCH only*
+            SCAN 0 MATCH nope* COUNT 1000
+            SCAN 0 TYPE string
+            SCAN abc
+            SCAN 0 COUNT 0
+            SCAN 0 MATCH
+            SCAN 0 FOO bar
+            ",
+        ),
+    ]);
 }

@@ -360,3 +360,24 @@ fn client_disconnecting_mid_pipeline_does_not_hurt_the_server() {
     assert_eq!(c.cmd_raw(&["SET", "still", "here"]), b"+OK\r\n");
     assert_eq!(c.cmd_raw(&["GET", "still"]), b"$4\r\nhere\r\n");
 }
+
+#[test]
+fn replies_before_a_protocol_error_are_sent() {
+    let s = Server::percore(&[]);
+    let mut c = s.conn();
+    let mut req = encode_cmd(&["SET", "before", "1"]);
+    req.extend(encode_cmd(&["GET", "before"]));
+    req.extend(b"*abc\r\n");
+    req.extend(encode_cmd(&["SET", "after", "1"]));
+    c.send(&req);
+    assert_eq!(c.read_raw(), b"+OK\r\n");
+    assert_eq!(c.read_raw(), b"$1\r\n1\r\n");
+    assert_eq!(
+        c.read_raw(),
+        b"-ERR Protocol error: invalid multibulk length\r\n"
+    );
+    c.expect_closed();
+    // Nothing after the error ran.
+    let mut c = s.conn();
+    assert_eq!(c.cmd_raw(&["GET", "after"]), b"$-1\r\n");
+}

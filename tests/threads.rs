@@ -227,3 +227,73 @@ fn many_concurrent_connections() {
         format!(":{}\r\n", CLIENTS * OPS + 1).into_bytes()
     );
 }
+
+#[test]
+fn cross_shard_hop_commands_from_many_connections() {
+    // Connections land on either shard; keys sit on either shard. RENAME, RENAMENX, COPY,
+    // MSETNX and SCAN step from shard to shard, including back to the one they started on.
+    let s = Server::percore_threads(2);
+    for conn_no in 0..8 {
+        let mut c = s.conn();
+        let p = format!("h{conn_no}:");
+        let k = |name: &str| format!("{p}{name}");
+        for i in 0..8 {
+            let (src, dst) = (k(&format!("src{i}")), k(&format!("dst{i}")));
+            assert_eq!(c.cmd_raw(&["SET", &src, "v"]), b"+OK\r\n");
+            assert_eq!(
+                c.cmd_raw(&["COPY", &src, &dst]),
+                b":1\r\n",
+                "COPY {src} {dst}"
+            );
+            assert_eq!(c.cmd_raw(&["COPY", &src, &dst]), b":0\r\n");
+            let moved = k(&format!("moved{i}"));
+            assert_eq!(c.cmd_raw(&["RENAME", &dst, &moved]), b"+OK\r\n", "RENAME");
+            assert_eq!(
+                c.cmd_raw(&["RENAMENX", &moved, &src]),
+                b":0\r\n",
+                "RENAMENX"
+            );
+            assert_eq!(c.cmd_raw(&["GET", &moved]), bulk_bytes("v"));
+            assert_eq!(c.cmd_raw(&["EXISTS", &dst]), b":0\r\n");
+            let (m1, m2) = (k(&format!("m{i}a")), k(&format!("m{i}b")));
+            assert_eq!(
+                c.cmd_raw(&["MSETNX", &m1, "1", &m2, "2"]),
+                b":1\r\n",
+                "MSETNX"
+            );
+            assert_eq!(
+                c.cmd_raw(&["MSETNX", &m2, "x", &k("fresh"), "y"]),
+                b":0\r\n"
+            );
+        }
+        assert_eq!(c.cmd_raw(&["PING"]), b"+PONG\r\n");
+    }
+    // A full SCAN sees every key exactly once.
+    let mut c = s.conn();
+    let mut seen = std::collections::HashSet::new();
+    let mut cursor = b"0".to_vec();
+    for _ in 0..10_000 {
+        let Frame::Array(parts) = c.cmd(&[b"SCAN".as_slice(), &cursor, b"COUNT", b"50"]) else {
+            panic!("SCAN reply is not an array");
+        };
+        let [Frame::Bulk(next), Frame::Array(keys)] = parts.as_slice() else {
+            panic!("SCAN reply shape: {parts:?}");
+        };
+        for key in keys {
+            let Frame::Bulk(key) = key else {
+                panic!("SCAN key is not a bulk string");
+            };
+            seen.insert(key.clone());
+        }
+        cursor.clone_from(next);
+        if cursor == b"0" {
+            break;
+        }
+    }
+    assert_eq!(cursor, b"0", "SCAN did not finish");
+    let Frame::Int(dbsize) = c.cmd(&["DBSIZE"]) else {
+        panic!("DBSIZE is not an integer");
+    };
+    assert_eq!(seen.len() as i64, dbsize);
+    assert_eq!(dbsize, 8 * 8 * 4);
+}

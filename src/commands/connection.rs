@@ -45,9 +45,10 @@ pub fn quit(ctx: &mut Ctx, _argv: &[&[u8]], w: &mut ReplyWriter) {
 
 /// Checks a password against `requirepass` for user `default`; on success marks the client.
 fn try_auth(ctx: &mut Ctx, user: &[u8], pass: &[u8]) -> bool {
+    // With no requirepass the default user is `nopass` (Redis 7): any password is accepted.
     let ok = user == b"default"
-        && !ctx.shard.cfg.requirepass.is_empty()
-        && constant_time_eq(pass, ctx.shard.cfg.requirepass.as_bytes());
+        && (ctx.shard.cfg.requirepass.is_empty()
+            || constant_time_eq(pass, ctx.shard.cfg.requirepass.as_bytes()));
     if ok && let Some(c) = ctx.client.as_deref_mut() {
         c.authenticated = true;
     }
