@@ -23,6 +23,14 @@ use std::sync::Arc;
 static GLOBAL: alloc::CountingAlloc = alloc::CountingAlloc;
 
 fn main() -> ExitCode {
+    // A panic is a broken invariant: crash the whole process (as Redis's assert does) rather
+    // than leave a dead shard whose keys and connections hang while the others run on.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        default_hook(info);
+        eprintln!("percore: a shard thread panicked; aborting");
+        std::process::abort();
+    }));
     let args: Vec<String> = std::env::args().skip(1).collect();
     let (config, config_file) = match config::parse_command_line(&args) {
         Ok(Startup::Run {
