@@ -59,6 +59,9 @@ pub struct Client {
     /// The reply slot of a multi-step command (`Exec::Hop`) still running on other
     /// shards; later requests wait for it so that they see its writes.
     pub hop_barrier: Option<u64>,
+    /// Since when (Unix ms) the pending output has been above the soft limit of
+    /// `client-output-buffer-limit normal`.
+    pub obuf_soft_since_ms: Option<i64>,
 }
 
 impl Client {
@@ -84,6 +87,7 @@ impl Client {
             qbuf: 0,
             pending: VecDeque::new(),
             first_seq: 0,
+            obuf_soft_since_ms: None,
             hop_barrier: None,
         }
     }

@@ -221,6 +221,7 @@ impl Shard {
         if let Some(conn) = conn {
             self.run_requests(&mut client, conn, outbox);
             client.qbuf = conn.input.len();
+            check_output_limits(&self.data, &mut client, conn);
         }
         self.data.clients[id.index as usize] = Some(client);
         self.after_batch(io);
@@ -390,6 +391,7 @@ impl Shard {
         let mut resume = false;
         if let Some(conn) = io.conn(conn_id) {
             client.flush_ready(&mut conn.output);
+            check_output_limits(&self.data, &mut client, conn);
             if client.close_after_reply && client.pending.is_empty() {
                 conn.close_after_flush();
             }
@@ -479,6 +481,44 @@ impl Shard {
             );
         }
         self.after_batch(io);
+    }
+}
+
+/// `client-output-buffer-limit normal <hard> <soft> <seconds>`: a client whose unsent
+/// replies pass the hard limit, or stay above the soft limit for the given seconds, is
+/// closed at once and its replies dropped, as Redis does (0 disables a limit).
+fn check_output_limits(data: &ShardData, client: &mut Client, conn: &mut Conn<()>) {
+    let limit = data.cfg.client_output_buffer_limit.normal;
+    if limit.hard_limit_bytes == 0 && limit.soft_limit_bytes == 0 {
+        return;
+    }
+    let used = conn.pending_output() as u64
+        + client
+            .pending
+            .iter()
+            .map(|p| match p {
+                Pending::Ready(b) => b.len() as u64,
+                _ => 0,
+            })
+            .sum::<u64>();
+    let hard = limit.hard_limit_bytes > 0 && used >= limit.hard_limit_bytes;
+    let soft = limit.soft_limit_bytes > 0 && used >= limit.soft_limit_bytes;
+    let soft_expired = if soft {
+        let since = *client.obuf_soft_since_ms.get_or_insert(data.now_ms);
+        data.now_ms - since
+            > i64::try_from(limit.soft_limit_secs.saturating_mul(1000)).unwrap_or(i64::MAX)
+    } else {
+        client.obuf_soft_since_ms = None;
+        false
+    };
+    if hard || soft_expired {
+        data.shared.warning(&format!(
+            "Client id={} addr={} scheduled to be closed ASAP for overcoming of output buffer limits.",
+            client.id, client.peer
+        ));
+        conn.output.clear();
+        conn.close_after_flush();
+        client.close_after_reply = true;
     }
 }
 

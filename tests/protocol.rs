@@ -381,3 +381,18 @@ fn replies_before_a_protocol_error_are_sent() {
     let mut c = s.conn();
     assert_eq!(c.cmd_raw(&["GET", "after"]), b"$-1\r\n");
 }
+
+#[test]
+fn output_buffer_hard_limit_closes_only_that_client() {
+    let s = Server::percore(&["--client-output-buffer-limit", "normal 1mb 0 0"]);
+    let mut setup = s.conn();
+    let big = "x".repeat(2 * 1024 * 1024);
+    assert_eq!(setup.cmd_raw(&["SET", "big", &big]), b"+OK\r\n");
+    assert_eq!(setup.cmd_raw(&["STRLEN", "big"]), b":2097152\r\n");
+    let mut greedy = s.conn();
+    greedy.send(&encode_cmd(&["GET", "big"]));
+    greedy.expect_closed();
+    // Small replies stay under the limit, and other clients are unaffected.
+    assert_eq!(setup.cmd_raw(&["GET", "missing"]), b"$-1\r\n");
+    assert_eq!(setup.cmd_raw(&["PING"]), b"+PONG\r\n");
+}
