@@ -4,79 +4,22 @@
 
 use std::fmt::Write as _;
 
-/// Splits a configuration line the way Redis's `sdssplitargs` does: blanks separate
-/// arguments, `"double quotes"` understand `\n \r \t \b \a \xHH` and `\<any>` escapes,
-/// `'single quotes'` only `\'`. A closing quote must be followed by a blank or the end of
-/// the line. Returns `None` for unbalanced quotes (Redis's "Unbalanced quotes in
-/// configuration line").
+use percore_net::resp::{self, NulByte};
+
+/// Splits a configuration line the way Redis's `sdssplitargs` does (see
+/// [`percore_net::resp::split_args`]); a NUL byte is data here, not the end of the line.
+/// Returns `None` for unbalanced quotes (Redis's "Unbalanced quotes in configuration
+/// line").
 pub fn split_args(line: &[u8]) -> Option<Vec<Vec<u8>>> {
-    let mut args = Vec::new();
-    let mut p = 0;
-    let at = |i: usize| line.get(i).copied().unwrap_or(0);
-    loop {
-        while p < line.len() && is_space(line[p]) {
-            p += 1;
-        }
-        if p >= line.len() {
-            return Some(args);
-        }
-        let mut current = Vec::new();
-        let (mut in_double, mut in_single) = (false, false);
-        loop {
-            let c = at(p);
-            if in_double {
-                if c == b'\\' && at(p + 1) == b'x' && is_hex(at(p + 2)) && is_hex(at(p + 3)) {
-                    current.push(hex_value(at(p + 2)) * 16 + hex_value(at(p + 3)));
-                    p += 3;
-                } else if c == b'\\' && at(p + 1) != 0 {
-                    p += 1;
-                    current.push(match at(p) {
-                        b'n' => b'\n',
-                        b'r' => b'\r',
-                        b't' => b'\t',
-                        b'b' => 0x08,
-                        b'a' => 0x07,
-                        other => other,
-                    });
-                } else if c == b'"' {
-                    if at(p + 1) != 0 && !is_space(at(p + 1)) {
-                        return None;
-                    }
-                    p += 1;
-                    break;
-                } else if c == 0 && p >= line.len() {
-                    return None;
-                } else {
-                    current.push(c);
-                }
-            } else if in_single {
-                if c == b'\\' && at(p + 1) == b'\'' {
-                    p += 1;
-                    current.push(b'\'');
-                } else if c == b'\'' {
-                    if at(p + 1) != 0 && !is_space(at(p + 1)) {
-                        return None;
-                    }
-                    p += 1;
-                    break;
-                } else if c == 0 && p >= line.len() {
-                    return None;
-                } else {
-                    current.push(c);
-                }
-            } else {
-                match c {
-                    b' ' | b'\n' | b'\r' | b'\t' => break,
-                    0 if p >= line.len() => break,
-                    b'"' => in_double = true,
-                    b'\'' => in_single = true,
-                    other => current.push(other),
-                }
-            }
-            p += 1;
-        }
-        args.push(current);
-    }
+    let mut scratch = Vec::with_capacity(line.len());
+    let mut ranges = Vec::new();
+    resp::split_args(line, NulByte::IsData, &mut scratch, &mut ranges).ok()?;
+    Some(
+        ranges
+            .into_iter()
+            .map(|(start, end)| scratch[start..end].to_vec())
+            .collect(),
+    )
 }
 
 /// Quotes a string the way Redis's `sdscatrepr` does, so [`split_args`] reads it back.
@@ -100,23 +43,6 @@ pub fn repr(value: &str) -> String {
     }
     out.push('"');
     out
-}
-
-/// C's `isspace` in the "C" locale.
-fn is_space(b: u8) -> bool {
-    matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c)
-}
-
-fn is_hex(b: u8) -> bool {
-    b.is_ascii_hexdigit()
-}
-
-fn hex_value(b: u8) -> u8 {
-    match b {
-        b'0'..=b'9' => b - b'0',
-        b'a'..=b'f' => b - b'a' + 10,
-        _ => b - b'A' + 10,
-    }
 }
 
 #[cfg(test)]
@@ -151,6 +77,17 @@ mod tests {
         assert_eq!(split(r#"save "60 1"#), None);
         assert_eq!(split("'open"), None);
         assert_eq!(split("").unwrap(), Vec::<String>::new());
+    }
+
+    #[test]
+    fn embedded_nul_is_data_in_a_config_line() {
+        assert_eq!(split("a\0b c").unwrap(), ["a\0b", "c"]);
+        assert_eq!(split("\0").unwrap(), ["\0"]);
+        assert_eq!(split("'a\0' \"b\0\"").unwrap(), ["a\0", "b\0"]);
+        assert_eq!(split("\"a\\\0\"").unwrap(), ["a\\\0"]);
+        assert_eq!(split("\"ab\"\0c").unwrap(), ["ab", "\0c"]);
+        assert_eq!(split("'ab'\0c").unwrap(), ["ab", "\0c"]);
+        assert_eq!(split("\"a\0"), None);
     }
 
     #[test]

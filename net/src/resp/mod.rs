@@ -16,4 +16,4 @@ pub mod parse;
 pub use encode::{Protocol, ReplyWriter, format_double_g17};
 pub use error::ProtoError;
 pub use frame::{Frame, decode_frame};
-pub use parse::{ParseLimits, Parsed, Request, parse_request};
+pub use parse::{NulByte, ParseLimits, Parsed, Request, parse_request, split_args};

@@ -366,7 +366,7 @@ fn parse_inline(buf: &[u8], limits: &ParseLimits, req: &mut Request) -> Result<P
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     req.inline = true;
     req.scratch.clear();
-    split_args(line, &mut req.scratch, &mut req.args)?;
+    split_args(line, NulByte::EndsLine, &mut req.scratch, &mut req.args)?;
     Ok(Parsed::Complete {
         consumed: newline + 1,
     })
@@ -386,21 +386,41 @@ fn hex_value(b: u8) -> Option<u8> {
     }
 }
 
-/// Redis's `sdssplitargs`, transcribed: `line` reads as a NUL-terminated C string (its end,
-/// or an embedded NUL, is the terminator). Arguments are appended to `scratch`, their
-/// ranges to `args`.
-fn split_args(
+/// What an embedded NUL byte means to [`split_args`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NulByte {
+    /// The line is a C string: its first NUL ends it, as for an inline request in Redis.
+    EndsLine,
+    /// A NUL is an ordinary byte, kept in the argument; only the slice's end ends the line
+    /// (configuration lines).
+    IsData,
+}
+
+/// Redis's `sdssplitargs`, transcribed: blanks separate arguments, `"double quotes"`
+/// understand `\n \r \t \b \a \xHH` and `\<any>` escapes, `'single quotes'` only `\'`, and
+/// a closing quote must be followed by a blank or the end of the line. `nul` says whether an
+/// embedded NUL ends the line. Arguments are appended to `scratch`, their ranges to `args`.
+///
+/// # Errors
+///
+/// [`ProtoError::UnbalancedQuotes`] for a quote that is not closed, or not followed by a
+/// blank or the end of the line.
+pub fn split_args(
     line: &[u8],
+    nul: NulByte,
     scratch: &mut Vec<u8>,
     args: &mut Vec<(usize, usize)>,
 ) -> Result<(), ProtoError> {
+    // Past the end reads as the C terminator. The escape and closing-quote checks below
+    // compare with it as C does, so there an embedded NUL acts as the end in either mode.
     let at = |i: usize| line.get(i).copied().unwrap_or(0);
+    let ends_at = |i: usize| i >= line.len() || (nul == NulByte::EndsLine && line[i] == 0);
     let mut p = 0;
     loop {
         while at(p) != 0 && is_c_space(at(p)) {
             p += 1;
         }
-        if at(p) == 0 {
+        if ends_at(p) {
             return Ok(());
         }
         let start = scratch.len();
@@ -431,7 +451,7 @@ fn split_args(
                     }
                     p += 1;
                     break;
-                } else if c == 0 {
+                } else if ends_at(p) {
                     return Err(ProtoError::UnbalancedQuotes);
                 } else {
                     scratch.push(c);
@@ -446,17 +466,17 @@ fn split_args(
                     }
                     p += 1;
                     break;
-                } else if c == 0 {
+                } else if ends_at(p) {
                     return Err(ProtoError::UnbalancedQuotes);
                 } else {
                     scratch.push(c);
                 }
+            } else if ends_at(p) {
+                break;
             } else {
                 match c {
-                    b' ' | b'\n' | b'\r' | b'\t' | 0 => {
-                        if c != 0 {
-                            p += 1;
-                        }
+                    b' ' | b'\n' | b'\r' | b'\t' => {
+                        p += 1;
                         break;
                     }
                     b'"' => in_double = true,
