@@ -576,34 +576,25 @@ pub fn dispatch(
         c.name.len() == argv[0].len() && c.name.as_bytes().eq_ignore_ascii_case(argv[0])
     });
     let Some(cmd) = cached.or_else(|| commands::lookup(argv[0])) else {
-        let mut w = ReplyWriter {
-            out: target,
-            proto: client.proto,
-        };
-        commands::unknown_command(argv, &mut w);
         data.stats.record_error("ERR unknown command");
-        finish_local(client, discard, out, scratch);
+        refuse(client, discard, out, scratch, |w| {
+            commands::unknown_command(argv, w);
+        });
         return;
     };
     if !cmd.arity_ok(argv.len()) {
-        let mut w = ReplyWriter {
-            out: target,
-            proto: client.proto,
-        };
-        commands::wrong_arity(cmd.name, &mut w);
         data.stats
             .record_rejected(cmd, "ERR wrong number of arguments");
-        finish_local(client, discard, out, scratch);
+        refuse(client, discard, out, scratch, |w| {
+            commands::wrong_arity(cmd.name, w);
+        });
         return;
     }
     if !client.authenticated && !cmd.has(flags::NO_AUTH) {
-        let mut w = ReplyWriter {
-            out: target,
-            proto: client.proto,
-        };
-        w.error(commands::errors::NOAUTH);
         data.stats.record_rejected(cmd, "NOAUTH");
-        finish_local(client, discard, out, scratch);
+        refuse(client, discard, out, scratch, |w| {
+            w.error(commands::errors::NOAUTH);
+        });
         return;
     }
     client.last_cmd = cmd.name;
@@ -638,13 +629,10 @@ pub fn dispatch(
                 (owner, keys.all(|p| data.owner(argv[p]) == owner))
             };
             if !same {
-                let mut w = ReplyWriter {
-                    out: target,
-                    proto: client.proto,
-                };
-                w.error("CROSSSLOT Keys in request don't hash to the same slot");
                 data.stats.record_rejected(cmd, "CROSSSLOT");
-                finish_local(client, discard, out, scratch);
+                refuse(client, discard, out, scratch, |w| {
+                    w.error("CROSSSLOT Keys in request don't hash to the same slot");
+                });
                 return;
             }
             if owner == data.id {
@@ -723,14 +711,11 @@ pub fn dispatch(
         Exec::Split { part, .. } => {
             let step = cmd.step.max(1) as usize;
             if !(argv.len() - cmd.first_key as usize).is_multiple_of(step) {
-                let mut w = ReplyWriter {
-                    out: target,
-                    proto: client.proto,
-                };
-                commands::wrong_arity(cmd.name, &mut w);
                 data.stats
                     .record_rejected(cmd, "ERR wrong number of arguments");
-                finish_local(client, discard, out, scratch);
+                refuse(client, discard, out, scratch, |w| {
+                    commands::wrong_arity(cmd.name, w);
+                });
                 return;
             }
             let nkeys = cmd.key_positions(argv.len()).count();
@@ -797,6 +782,27 @@ fn run_hops(ctx: &mut Ctx, mut result: Partial) -> Partial {
 
 fn target_is_error(target: &[u8], mark: usize) -> bool {
     target.get(mark) == Some(&b'-')
+}
+
+/// Answers a request refused before it ran (unknown command, arity, NOAUTH, CROSSSLOT):
+/// `write` puts the error in the reply, then it is settled as any local reply. Nothing has
+/// been queued for the client since `dispatch` chose its reply target, so `reply_target`
+/// picks the same buffer again; a discarded reply is not written at all.
+fn refuse(
+    client: &mut Client,
+    discard: bool,
+    out: &mut Vec<u8>,
+    mut scratch: Vec<u8>,
+    write: impl FnOnce(&mut ReplyWriter<'_>),
+) {
+    if !discard {
+        let proto = client.proto;
+        write(&mut ReplyWriter {
+            out: reply_target(client, out, &mut scratch),
+            proto,
+        });
+    }
+    finish_local(client, discard, out, scratch);
 }
 
 /// After a locally answered request: move a reply written to scratch into the queue.
