@@ -69,20 +69,12 @@ impl Frame {
             Self::Null => w.null(),
             Self::NullArray if keep_null_array => w.raw(b"*-1\r\n"),
             Self::NullArray => w.null_array(),
-            Self::Array(items) => {
-                w.array(items.len());
-                for item in items {
-                    item.emit(w, keep_null_array);
+            Self::Array(items) | Self::Set(items) | Self::Push(items) => {
+                match self {
+                    Self::Set(_) => w.set(items.len()),
+                    Self::Push(_) => w.push(items.len()),
+                    _ => w.array(items.len()),
                 }
-            }
-            Self::Set(items) => {
-                w.set(items.len());
-                for item in items {
-                    item.emit(w, keep_null_array);
-                }
-            }
-            Self::Push(items) => {
-                w.push(items.len());
                 for item in items {
                     item.emit(w, keep_null_array);
                 }
