@@ -3,7 +3,7 @@
 
 use super::{Ctx, Gather, PartFn, Partial, eq_ic, errors, parse_i64};
 use crate::shard::Argv;
-use percore_engine::db::TakenKey;
+use percore_engine::db::{Db, TakenKey};
 use percore_engine::glob::string_match;
 use percore_engine::value::{StrValue, Value};
 use percore_net::resp::ReplyWriter;
@@ -315,6 +315,19 @@ fn parse_expire_arg(a: &[u8]) -> Option<i64> {
     if a.is_empty() { None } else { parse_i64(a) }
 }
 
+/// Stores under `key` a value that came from another shard, as [`to_wire`] and
+/// [`expire_arg`] wrote it.
+fn put_wire(db: &mut Db, key: &[u8], value: &[u8], expire: &[u8], now_ms: i64) {
+    db.put(
+        TakenKey {
+            key: key.into(),
+            value: Value::from_bytes(value),
+            expire_at_ms: parse_expire_arg(expire),
+        },
+        now_ms,
+    );
+}
+
 /// RENAME / RENAMENX. Runs on the source key's shard; when the destination lives on
 /// another shard the value travels there as bytes with its expiry time. That path is not
 /// atomic: between the two steps neither key exists.
@@ -374,14 +387,7 @@ fn rename_put(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
             [argv[0], argv[4], argv[2], argv[3]],
         );
     }
-    db.put(
-        TakenKey {
-            key: argv[1].into(),
-            value: Value::from_bytes(argv[2]),
-            expire_at_ms: parse_expire_arg(argv[3]),
-        },
-        now,
-    );
+    put_wire(db, argv[1], argv[2], argv[3], now);
     reply(ctx, |w| if nx { w.int(1) } else { w.ok() })
 }
 
@@ -391,14 +397,7 @@ fn rename_restore(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
     let now = ctx.shard.now_ms;
     let db = ctx.shard.keyspace.db_mut(ctx.db);
     if !db.contains(argv[1], now) {
-        db.put(
-            TakenKey {
-                key: argv[1].into(),
-                value: Value::from_bytes(argv[2]),
-                expire_at_ms: parse_expire_arg(argv[3]),
-            },
-            now,
-        );
+        put_wire(db, argv[1], argv[2], argv[3], now);
     }
     reply(ctx, |w| w.int(0))
 }
@@ -498,14 +497,7 @@ fn copy_put(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
     if argv[3] != b"1" && dst.contains(argv[1], now) {
         return reply(ctx, |w| w.int(0));
     }
-    dst.put(
-        TakenKey {
-            key: argv[1].into(),
-            value: Value::from_bytes(argv[4]),
-            expire_at_ms: parse_expire_arg(argv[5]),
-        },
-        now,
-    );
+    put_wire(dst, argv[1], argv[4], argv[5], now);
     reply(ctx, |w| w.int(1))
 }
 
