@@ -193,6 +193,16 @@ pub struct Gather {
     pub discard: bool,
 }
 
+impl Gather {
+    /// The subcommand (`argv[1]`) in lower case; empty when there is none.
+    pub fn subcommand(&self) -> Vec<u8> {
+        self.argv
+            .get(1)
+            .map(|a| a.to_ascii_lowercase())
+            .unwrap_or_default()
+    }
+}
+
 /// FNV-1a: command names are short, trusted (the table's own), and looked up once per
 /// request, where SipHash's setup cost would dominate.
 #[derive(Default)]

@@ -340,11 +340,7 @@ pub fn client_merge(g: &mut Gather, w: &mut ReplyWriter) {
     if write_encoded(g, w) {
         return;
     }
-    let sub = g
-        .argv
-        .get(1)
-        .map(|a| a.to_ascii_lowercase())
-        .unwrap_or_default();
+    let sub = g.subcommand();
     if sub == b"list" {
         let mut lines: Vec<&[u8]> = Vec::new();
         for p in g.parts.iter().flatten() {

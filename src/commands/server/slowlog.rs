@@ -78,11 +78,7 @@ pub fn slowlog_merge(g: &mut Gather, w: &mut ReplyWriter) {
     if super::write_encoded(g, w) {
         return;
     }
-    let sub = g
-        .argv
-        .get(1)
-        .map(|a| a.to_ascii_lowercase())
-        .unwrap_or_default();
+    let sub = g.subcommand();
     match sub.as_slice() {
         b"len" => {
             let n: i64 = g
