@@ -925,6 +925,8 @@ impl Service for Shard {
         fd: RawFd,
         peer: Option<SocketAddr>,
     ) -> Result<(), Vec<u8>> {
+        // A CONFIG SET on another shard (maxclients, requirepass) applies to this client.
+        self.data.refresh_config();
         let stats = &self.data.shared.stats;
         let max = self.data.cfg.maxclients as usize;
         let connected = stats.connected_clients.fetch_add(1, Ordering::AcqRel) + 1;

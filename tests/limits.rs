@@ -1,0 +1,114 @@
+//! Every limit answers with Redis's text and closes only the offending connection.
+
+mod common;
+
+use common::{Server, encode_cmd};
+
+#[test]
+fn bulk_over_proto_max_bulk_len_is_refused() {
+    let s = Server::percore(&["--proto-max-bulk-len", "1mb"]);
+    let mut c = s.conn();
+    c.send(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$2097152\r\n");
+    assert_eq!(
+        c.read_raw(),
+        b"-ERR Protocol error: invalid bulk length\r\n"
+    );
+    c.expect_closed();
+    let mut other = s.conn();
+    assert_eq!(other.cmd_raw(&["SET", "k", "small"]), b"+OK\r\n");
+}
+
+#[test]
+fn query_buffer_over_the_limit_closes_the_client() {
+    let s = Server::percore(&["--client-query-buffer-limit", "1mb"]);
+    let mut c = s.conn();
+    // A declared 3 MB bulk (allowed by proto-max-bulk-len) that outgrows the query buffer.
+    let mut req = b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$3145728\r\n".to_vec();
+    req.extend(std::iter::repeat_n(b'x', 2 * 1024 * 1024));
+    c.send(&req);
+    c.expect_closed();
+    assert!(
+        s.output().contains("max query buffer length"),
+        "{}",
+        s.output()
+    );
+    let mut other = s.conn();
+    assert_eq!(other.cmd_raw(&["GET", "k"]), b"$-1\r\n");
+}
+
+#[test]
+fn inline_request_over_64k_is_refused() {
+    let s = Server::percore(&[]);
+    let mut c = s.conn();
+    c.send(&vec![b'a'; 70 * 1024]);
+    assert_eq!(
+        c.read_raw(),
+        b"-ERR Protocol error: too big inline request\r\n"
+    );
+    c.expect_closed();
+    assert_eq!(s.conn().cmd_raw(&["PING"]), b"+PONG\r\n");
+}
+
+/// Connects and pings, retrying while the server still counts a client that just left
+/// (closes are asynchronous).
+fn connect_when_room(s: &Server) -> common::Conn {
+    for _ in 0..100 {
+        let mut c = s.conn();
+        c.send(&encode_cmd(&["PING"]));
+        if c.read_raw() == b"+PONG\r\n" {
+            return c;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    panic!("no connection accepted");
+}
+
+#[test]
+fn maxclients_refuses_the_extra_connection() {
+    let s = Server::percore(&["--maxclients", "2"]);
+    let a = connect_when_room(&s);
+    let mut b = connect_when_room(&s);
+    let mut extra = s.conn();
+    assert_eq!(extra.read_raw(), b"-ERR max number of clients reached\r\n");
+    extra.expect_closed();
+    drop(a);
+    // A slot frees up once a client leaves.
+    let mut c = connect_when_room(&s);
+    assert_eq!(c.cmd_raw(&["PING"]), b"+PONG\r\n");
+    assert_eq!(b.cmd_raw(&["PING"]), b"+PONG\r\n");
+}
+
+#[test]
+fn requirepass_gates_commands_with_redis_texts() {
+    let s = Server::percore(&[]);
+    // Set at run time: the harness's readiness PING needs no password.
+    assert_eq!(
+        s.conn()
+            .cmd_raw(&["CONFIG", "SET", "requirepass", "secret"]),
+        b"+OK\r\n"
+    );
+    let mut c = s.conn();
+    assert_eq!(
+        c.cmd_raw(&["GET", "k"]),
+        b"-NOAUTH Authentication required.\r\n"
+    );
+    assert_eq!(
+        c.cmd_raw(&["AUTH", "wrong"]),
+        b"-WRONGPASS invalid username-password pair or user is disabled.\r\n"
+    );
+    assert_eq!(c.cmd_raw(&["AUTH", "secret"]), b"+OK\r\n");
+    assert_eq!(c.cmd_raw(&["GET", "k"]), b"$-1\r\n");
+    // HELLO with AUTH authenticates and switches protocol in one step.
+    let mut h = s.conn();
+    let reply = h.cmd_raw(&["HELLO", "3", "AUTH", "default", "secret"]);
+    assert!(reply.starts_with(b"%7\r\n"), "{}", common::show(&reply));
+    assert_eq!(h.cmd_raw(&["GET", "k"]), b"_\r\n");
+    // Before authentication a client may not send big requests.
+    let mut u = s.conn();
+    u.send(b"*20\r\n");
+    assert_eq!(
+        u.read_raw(),
+        b"-ERR Protocol error: unauthenticated multibulk length\r\n"
+    );
+    u.expect_closed();
+}
