@@ -104,11 +104,13 @@ impl Client {
         self.pending.get_mut(usize::try_from(i).ok()?)
     }
 
-    /// Moves every ready reply at the front of the queue into `out`, in order.
-    pub fn flush_ready(&mut self, out: &mut Vec<u8>) {
+    /// Moves every ready reply at the front of the queue into `out`, in order; their
+    /// emptied buffers go to `pool` (up to the pool's limits) for reuse.
+    pub fn flush_ready(&mut self, out: &mut Vec<u8>, pool: &mut Vec<Vec<u8>>) {
         while let Some(Pending::Ready(_)) = self.pending.front() {
             if let Some(Pending::Ready(bytes)) = self.pending.pop_front() {
                 out.extend_from_slice(&bytes);
+                crate::shard::pool_put(pool, bytes);
             }
             self.first_seq += 1;
         }
@@ -134,13 +136,13 @@ mod tests {
         let b = c.push_pending(Pending::Ready(b"+b\r\n".to_vec()));
         let d = c.push_pending(Pending::Waiting { discard: false });
         let mut out = Vec::new();
-        c.flush_ready(&mut out);
+        c.flush_ready(&mut out, &mut Vec::new());
         assert!(out.is_empty(), "nothing may pass the first waiting reply");
         *c.pending_mut(d).unwrap() = Pending::Ready(b"+d\r\n".to_vec());
-        c.flush_ready(&mut out);
+        c.flush_ready(&mut out, &mut Vec::new());
         assert!(out.is_empty());
         *c.pending_mut(a).unwrap() = Pending::Ready(b"+a\r\n".to_vec());
-        c.flush_ready(&mut out);
+        c.flush_ready(&mut out, &mut Vec::new());
         assert_eq!(out, b"+a\r\n+b\r\n+d\r\n");
         assert!(c.pending.is_empty());
         assert!(c.pending_mut(b).is_none());

@@ -23,6 +23,22 @@ use std::time::Duration;
 /// Time budget of one active-expiry pass per tick, as a share of the tick (Redis: 25%).
 pub const ACTIVE_EXPIRE_CYCLE_TIME_PERCENT: u64 = 25;
 
+/// Buffers kept in a shard's pool for cross-shard argv and replies, and the largest kept.
+pub const BUF_POOL_MAX_BUFFERS: usize = 4096;
+pub const BUF_POOL_MAX_BYTES_EACH: usize = 16 * 1024;
+
+/// Puts `buf` (emptied) into `pool`, unless the pool is full or the buffer is big.
+#[inline]
+pub fn pool_put(pool: &mut Vec<Vec<u8>>, mut buf: Vec<u8>) {
+    if buf.capacity() > 0
+        && buf.capacity() <= BUF_POOL_MAX_BYTES_EACH
+        && pool.len() < BUF_POOL_MAX_BUFFERS
+    {
+        buf.clear();
+        pool.push(buf);
+    }
+}
+
 /// First allocation for a reply computed for another shard: most replies fit, so the
 /// buffer is allocated once.
 pub const REMOTE_REPLY_INITIAL_BYTES: usize = 64;
@@ -33,13 +49,22 @@ pub const REMOTE_REPLY_INITIAL_BYTES: usize = 64;
 pub struct Argv {
     data: Vec<u8>,
     argc: usize,
+    /// A recycled buffer from the sender's pool for the reply, so a remote keyed command
+    /// allocates nothing in steady state (the buffers travel back with `Msg::Done`).
+    reply: Vec<u8>,
 }
 
 impl Argv {
     pub fn from_slices(args: &[&[u8]]) -> Self {
+        Self::from_slices_in(Vec::new(), Vec::new(), args)
+    }
+
+    /// Like [`Argv::from_slices`], reusing `data` and carrying `reply` along.
+    pub fn from_slices_in(mut data: Vec<u8>, reply: Vec<u8>, args: &[&[u8]]) -> Self {
         let argc = args.len();
         let bytes: usize = args.iter().map(|a| a.len()).sum();
-        let mut data = Vec::with_capacity(argc * 4 + bytes);
+        data.clear();
+        data.reserve(argc * 4 + bytes);
         let mut end = 0u32;
         for a in args {
             end += a.len() as u32;
@@ -48,7 +73,7 @@ impl Argv {
         for a in args {
             data.extend_from_slice(a);
         }
-        Self { data, argc }
+        Self { data, argc, reply }
     }
 
     pub fn fill<'a>(&'a self, out: &mut Vec<&'a [u8]>) {
@@ -87,6 +112,8 @@ pub enum Msg {
         seq: u64,
         shard: usize,
         result: Partial,
+        /// The request's argv buffer, back to the sender's pool.
+        spare: Vec<u8>,
     },
 }
 
@@ -116,6 +143,8 @@ pub struct ShardData {
     pub cmd_clock: u64,
     /// The command of the previous request, to skip the table lookup in pipelines.
     pub last_cmd: Option<&'static Command>,
+    /// Recycled byte buffers for cross-shard argv and replies.
+    pub buf_pool: Vec<Vec<u8>>,
 }
 
 impl ShardData {
@@ -139,6 +168,7 @@ impl ShardData {
             active_expire: true,
             cmd_clock: percore_net::sys::monotonic_ns(),
             last_cmd: None,
+            buf_pool: Vec::new(),
         }
     }
 
@@ -151,6 +181,18 @@ impl ShardData {
             self.cfg_generation = g;
             self.limits = limits_of(&self.cfg);
         }
+    }
+
+    /// A buffer from the pool (empty, maybe with capacity).
+    #[inline]
+    pub fn take_buf(&mut self) -> Vec<u8> {
+        self.buf_pool.pop().unwrap_or_default()
+    }
+
+    /// Returns a buffer to the pool.
+    #[inline]
+    pub fn give_buf(&mut self, buf: Vec<u8>) {
+        pool_put(&mut self.buf_pool, buf);
     }
 
     /// Time since the current command started; the next command starts now.
@@ -345,7 +387,9 @@ impl Shard {
         seq: u64,
         shard: usize,
         result: Partial,
+        spare: Vec<u8>,
     ) {
+        self.data.give_buf(spare);
         let idx = conn_id.index as usize;
         let Some(mut client) = self
             .data
@@ -390,7 +434,7 @@ impl Shard {
         }
         let mut resume = false;
         if let Some(conn) = io.conn(conn_id) {
-            client.flush_ready(&mut conn.output);
+            client.flush_ready(&mut conn.output, &mut self.data.buf_pool);
             check_output_limits(&self.data, &mut client, conn);
             if client.close_after_reply && client.pending.is_empty() {
                 conn.close_after_flush();
@@ -419,8 +463,9 @@ impl Shard {
         db: u16,
         proto: Protocol,
         job: Job,
-        argv: &Argv,
+        mut argv: Argv,
     ) {
+        let reply_buf = std::mem::take(&mut argv.reply);
         let mut args = recycle(std::mem::take(&mut self.argv_store));
         argv.fill(&mut args);
         let mut ctx = Ctx {
@@ -434,7 +479,9 @@ impl Shard {
                 let Exec::Keyed(h) = cmd.exec else {
                     unreachable!("only keyed commands travel as Job::Keyed")
                 };
-                let mut out = Vec::with_capacity(REMOTE_REPLY_INITIAL_BYTES);
+                let mut out = reply_buf;
+                out.clear();
+                out.reserve(REMOTE_REPLY_INITIAL_BYTES);
                 ctx.shard.cmd_clock = percore_net::sys::monotonic_ns();
                 run_handler(&mut ctx, h, &args, &mut out);
                 let took = ctx.shard.took();
@@ -465,10 +512,11 @@ impl Shard {
             self.after_batch(io);
             return;
         }
+        let spare = argv.data;
         if from == self.data.id {
             // A multi-step command came back to the client's own shard for its last step.
             let shard = self.data.id;
-            self.on_done(io, conn, seq, shard, result);
+            self.on_done(io, conn, seq, shard, result, spare);
         } else {
             io.send(
                 from,
@@ -477,6 +525,7 @@ impl Shard {
                     seq,
                     shard: self.data.id,
                     result,
+                    spare,
                 },
             );
         }
@@ -661,7 +710,7 @@ pub fn dispatch(
                         db: client.db as u16,
                         proto: client.proto,
                         job: Job::Keyed(cmd),
-                        argv: Argv::from_slices(argv),
+                        argv: Argv::from_slices_in(data.take_buf(), data.take_buf(), argv),
                     },
                 );
             }
@@ -976,14 +1025,15 @@ impl Service for Shard {
                 job,
                 argv,
             } => {
-                self.on_run(io, from, conn, seq, db, proto, job, &argv);
+                self.on_run(io, from, conn, seq, db, proto, job, argv);
             }
             Msg::Done {
                 conn,
                 seq,
                 shard,
                 result,
-            } => self.on_done(io, conn, seq, shard, result),
+                spare,
+            } => self.on_done(io, conn, seq, shard, result, spare),
         }
     }
 
