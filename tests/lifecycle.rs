@@ -105,3 +105,18 @@ fn config_errors_stop_startup_naming_file_and_line() {
     assert_eq!(out.status.code(), Some(1));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn idle_clients_are_closed_after_timeout() {
+    let s = Server::percore(&["--timeout", "1"]);
+    let mut idle = s.conn();
+    assert_eq!(idle.cmd_raw(&["PING"]), b"+PONG\r\n");
+    let mut busy = s.conn();
+    // `busy` keeps talking while `idle` stays silent past the timeout.
+    for _ in 0..25 {
+        assert_eq!(busy.cmd_raw(&["PING"]), b"+PONG\r\n");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    idle.expect_closed();
+    assert_eq!(busy.cmd_raw(&["PING"]), b"+PONG\r\n");
+}
