@@ -297,3 +297,31 @@ fn cross_shard_hop_commands_from_many_connections() {
     assert_eq!(seen.len() as i64, dbsize);
     assert_eq!(dbsize, 8 * 8 * 4);
 }
+
+/// More connections sending at once than the shard has provided receive buffers: receives
+/// that find the ring empty are re-armed, and no request is lost.
+#[test]
+fn more_simultaneous_senders_than_receive_buffers() {
+    let s = Server::percore(&["--threads", "1"]);
+    let mut conns: Vec<_> = (0..600).map(|_| s.conn()).collect();
+    for (i, c) in conns.iter_mut().enumerate() {
+        c.send(&common::encode_cmd(&[
+            "SET",
+            &format!("burst{i}"),
+            &i.to_string(),
+        ]));
+    }
+    for c in &mut conns {
+        assert_eq!(c.read_raw(), b"+OK\r\n");
+    }
+    for (i, c) in conns.iter_mut().enumerate() {
+        c.send(&common::encode_cmd(&["GET", &format!("burst{i}")]));
+    }
+    for (i, c) in conns.iter_mut().enumerate() {
+        let v = i.to_string();
+        assert_eq!(
+            c.read_raw(),
+            format!("${}\r\n{v}\r\n", v.len()).into_bytes()
+        );
+    }
+}

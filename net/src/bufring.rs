@@ -8,9 +8,12 @@ use io_uring::{IoUring, cqueue};
 use std::io;
 use std::sync::atomic::{AtomicU16, Ordering};
 
-/// Buffers in each shard's ring (a power of two, at most 32768).
-pub const BUF_RING_ENTRIES: u16 = 1024;
-/// Size of each provided buffer. With `BUF_RING_ENTRIES` this is 8 MiB per shard.
+/// Buffers in each shard's ring (a power of two, at most 32768). Buffers are recycled every
+/// loop iteration, so this bounds the receive completions one iteration can take before the
+/// kernel answers ENOBUFS (the receive is then re-armed on the next iteration).
+pub const BUF_RING_ENTRIES: u16 = 512;
+/// Size of each provided buffer. With `BUF_RING_ENTRIES` this is 4 MiB of address space per
+/// shard; pages are touched only as buffers are used.
 pub const BUF_RING_BUF_BYTES: usize = 8 * 1024;
 /// The buffer group id percore uses.
 pub const BUF_GROUP: u16 = 0;
@@ -23,14 +26,15 @@ struct Mapping {
 
 impl Mapping {
     #[expect(unsafe_code, reason = "mmap/madvise syscalls")]
-    fn new(len: usize) -> io::Result<Self> {
+    fn new(len: usize, populate: bool) -> io::Result<Self> {
+        let populate = if populate { libc::MAP_POPULATE } else { 0 };
         // SAFETY: a fresh private anonymous mapping; no existing memory is affected.
         let ptr = unsafe {
             libc::mmap(
                 std::ptr::null_mut(),
                 len,
                 libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_POPULATE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | populate,
                 -1,
                 0,
             )
@@ -83,8 +87,8 @@ impl BufRing {
         let entries = BUF_RING_ENTRIES;
         assert!(entries.is_power_of_two() && entries <= 32768);
         let ring_bytes = usize::from(entries) * std::mem::size_of::<BufRingEntry>();
-        let ring_mem = Mapping::new(ring_bytes.max(4096))?;
-        let bufs = Mapping::new(usize::from(entries) * BUF_RING_BUF_BYTES)?;
+        let ring_mem = Mapping::new(ring_bytes.max(4096), true)?;
+        let bufs = Mapping::new(usize::from(entries) * BUF_RING_BUF_BYTES, false)?;
         let mut me = Self {
             ring: ring_mem,
             bufs,
