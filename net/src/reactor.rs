@@ -44,6 +44,7 @@ const OP_WAKE: u64 = 4;
 const OP_SIGNAL: u64 = 5;
 const OP_CANCEL: u64 = 6;
 const OP_MSG_RING: u64 = 7;
+const OP_TICK: u64 = 8;
 
 fn token(op: u64, index: u32, generation: u32) -> u64 {
     op | (u64::from(index) << 8) | (u64::from(generation) << 32)
@@ -536,6 +537,15 @@ pub struct Reactor<S: Service> {
     stopping: Option<Instant>,
     counted_drained: bool,
     next_tick: Instant,
+    /// The interval of the armed multishot tick timeout, if one is armed. With it, waits
+    /// need no timeout of their own (no timer armed and cancelled per `io_uring_enter`).
+    tick_armed: Option<Duration>,
+    /// Generation of the tick timeout, so the end of a replaced one is recognised.
+    tick_gen: u32,
+    /// Cleared when the kernel refuses multishot timeouts (before 6.4): waits then carry
+    /// their own timeout.
+    tick_multishot: bool,
+    tick_ts: Box<types::Timespec>,
 }
 
 impl<S: Service> Reactor<S> {
@@ -582,6 +592,10 @@ impl<S: Service> Reactor<S> {
             stopping: None,
             counted_drained: false,
             next_tick: now,
+            tick_armed: None,
+            tick_gen: 0,
+            tick_multishot: true,
+            tick_ts: Box::new(types::Timespec::new()),
         }
     }
 
@@ -624,13 +638,22 @@ impl<S: Service> Reactor<S> {
             }
 
             let want = usize::from(!more_mail && !self.io.outbox_pending());
-            let wait = self
-                .next_tick
-                .saturating_duration_since(Instant::now())
-                .max(Duration::from_micros(100));
-            let ts = types::Timespec::from(wait);
-            let args = types::SubmitArgs::new().timespec(&ts);
-            match self.ring.submitter().submit_with_args(want, &args) {
+            let interval = service.tick_interval();
+            if self.tick_multishot && self.tick_armed != Some(interval) {
+                self.arm_tick(interval);
+            }
+            let entered = if self.tick_armed.is_some() {
+                self.ring.submitter().submit_and_wait(want)
+            } else {
+                let wait = self
+                    .next_tick
+                    .saturating_duration_since(Instant::now())
+                    .max(Duration::from_micros(100));
+                let ts = types::Timespec::from(wait);
+                let args = types::SubmitArgs::new().timespec(&ts);
+                self.ring.submitter().submit_with_args(want, &args)
+            };
+            match entered {
                 Ok(_) => {}
                 Err(e)
                     if matches!(
@@ -640,6 +663,26 @@ impl<S: Service> Reactor<S> {
                 Err(e) => return Err(e),
             }
         }
+    }
+
+    /// Arms (or re-arms with a new interval) the multishot timeout that wakes the loop for
+    /// its periodic tick.
+    fn arm_tick(&mut self, interval: Duration) {
+        if self.tick_armed.is_some() {
+            let e = opcode::TimeoutRemove::new(token(OP_TICK, 0, self.tick_gen))
+                .build()
+                .user_data(token(OP_CANCEL, 0, 0));
+            self.push(&e);
+        }
+        self.tick_gen = self.tick_gen.wrapping_add(1);
+        *self.tick_ts = types::Timespec::from(interval);
+        let e = opcode::Timeout::new(&raw const *self.tick_ts)
+            .count(0)
+            .flags(types::TimeoutFlags::MULTISHOT)
+            .build()
+            .user_data(token(OP_TICK, 0, self.tick_gen));
+        self.push(&e);
+        self.tick_armed = Some(interval);
     }
 
     fn begin_stop(&mut self) {
@@ -684,7 +727,8 @@ impl<S: Service> Reactor<S> {
             // SAFETY: every entry pushed here points at memory that stays valid until its
             // completion: connection buffers are neither moved nor freed while an op on them is
             // in flight (see `flush_conn`), the signal buffer is boxed and lives as long as
-            // the reactor.
+            // the reactor, and the tick timespec is copied by the kernel at submission (and
+            // boxed for the reactor's lifetime anyway).
             #[expect(unsafe_code, reason = "io_uring SQE submission")]
             let pushed = unsafe { self.ring.submission().push(entry) };
             if pushed.is_ok() {
@@ -748,6 +792,14 @@ impl<S: Service> Reactor<S> {
                     if !self.io.shared.shutting_down() {
                         self.arm_signal();
                     }
+                }
+                OP_TICK if generation == self.tick_gen && !cqueue::more(flags) => {
+                    // The tick timeout ended: refused by this kernel (no multishot timeouts),
+                    // or removed. Waits carry their own timeout from now on if refused.
+                    if res == -libc::EINVAL {
+                        self.tick_multishot = false;
+                    }
+                    self.tick_armed = None;
                 }
                 OP_MSG_RING if res < 0 => {
                     eprintln!(
