@@ -254,7 +254,13 @@ fn ttl_value(expire_at: Option<i64>, now_ms: i64, ms: bool, absolute: bool) -> i
         None => -1,
         Some(at) => {
             let t = if absolute { at } else { at - now_ms }.max(0);
-            if ms { t } else { (t + 500) / 1000 }
+            // Rounded without overflow for an expiry time within 500 ms of i64::MAX
+            // (`PEXPIREAT k 9223372036854775807`): Redis replies with the exact quotient.
+            if ms {
+                t
+            } else {
+                ((i128::from(t) + 500) / 1000) as i64
+            }
         }
     }
 }
@@ -817,6 +823,23 @@ pub fn object(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ttl_of_the_largest_expiry_time_does_not_overflow() {
+        // PEXPIREAT k 9223372036854775807, then EXPIRETIME / TTL (as redis-server 7.0).
+        assert_eq!(
+            ttl_value(Some(i64::MAX), 0, false, true),
+            9_223_372_036_854_776
+        );
+        assert_eq!(ttl_value(Some(i64::MAX), 0, true, true), i64::MAX);
+        assert_eq!(
+            ttl_value(Some(i64::MAX), 1_000, false, false),
+            9_223_372_036_854_775
+        );
+        assert_eq!(ttl_value(Some(1_500), 1_000, false, false), 1);
+        assert_eq!(ttl_value(Some(1_499), 1_000, false, false), 0);
+        assert_eq!(ttl_value(None, 1_000, false, false), -1);
+    }
 
     #[test]
     fn scan_cursor_round_trips_and_zero_is_start() {
