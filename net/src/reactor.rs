@@ -33,6 +33,10 @@ pub const RECV_MAX_BYTES: usize = 1024 * 1024;
 pub const OUTPUT_BACKPRESSURE_BYTES: usize = 64 * 1024 * 1024;
 /// How long a graceful shutdown waits for connections to drain before closing them anyway.
 pub const SHUTDOWN_DRAIN_TIMEOUT_MS: u64 = 5000;
+/// Registered-file slots per shard: connections with an index below it use a fixed file
+/// for their sends and receives (no file lookup and reference count per operation); the
+/// rest use their plain descriptor.
+pub const FIXED_FILE_SLOTS: u32 = 16384;
 /// The most connections one shard holds (the connection index has 24 bits in `user_data`).
 pub const MAX_CONNS_PER_SHARD: usize = 1 << 24;
 
@@ -199,6 +203,8 @@ pub struct Conn<S> {
     pub read_paused: bool,
     sending: Vec<u8>,
     sent: usize,
+    /// The registered-file slot of this connection's socket, if it has one.
+    fixed: Option<u32>,
     recv_inflight: bool,
     send_inflight: bool,
     cancel_sent: bool,
@@ -526,6 +532,8 @@ pub struct Reactor<S: Service> {
     /// receive SQE per connection is re-armed after each completion). Declared after `ring`
     /// so the ring is closed before the buffers are unmapped.
     bufring: Option<BufRing>,
+    /// Size of the registered file table (0 when the kernel refused it).
+    fixed_files: u32,
     io: Io<S::Msg, S::Conn>,
     listeners: Vec<RawFd>,
     accept_armed: Vec<bool>,
@@ -566,8 +574,19 @@ impl<S: Service> Reactor<S> {
         } else {
             BufRing::register(&ring).ok()
         };
+        let fixed_files = if std::env::var_os("PERCORE_NO_FIXED_FILES").is_none()
+            && ring
+                .submitter()
+                .register_files_sparse(FIXED_FILE_SLOTS)
+                .is_ok()
+        {
+            FIXED_FILE_SLOTS
+        } else {
+            0
+        };
         Self {
             bufring,
+            fixed_files,
             accept_armed: vec![false; listeners.len()],
             listeners,
             ring,
@@ -862,6 +881,16 @@ impl<S: Service> Reactor<S> {
             Ok(state) => {
                 let got = self.insert_conn(fd, peer, state);
                 debug_assert_eq!(got, id);
+                if got.index < self.fixed_files
+                    && self
+                        .ring
+                        .submitter()
+                        .register_files_update(got.index, &[fd])
+                        .is_ok()
+                    && let Some(conn) = self.io.slots[got.index as usize].conn.as_mut()
+                {
+                    conn.fixed = Some(got.index);
+                }
             }
             Err(refusal) => {
                 sys::write_best_effort(fd, &refusal);
@@ -892,6 +921,7 @@ impl<S: Service> Reactor<S> {
             read_paused: false,
             sending: Vec::new(),
             sent: 0,
+            fixed: None,
             recv_inflight: false,
             send_inflight: false,
             cancel_sent: false,
@@ -1029,12 +1059,16 @@ impl<S: Service> Reactor<S> {
             }
             if conn.sent < conn.sending.len() {
                 let rest = &conn.sending[conn.sent..];
-                entries[0] = Some(
-                    opcode::Send::new(types::Fd(conn.fd), rest.as_ptr(), rest.len() as u32)
+                let (ptr, len) = (rest.as_ptr(), rest.len() as u32);
+                let send = match conn.fixed {
+                    Some(slot) => opcode::Send::new(types::Fixed(slot), ptr, len)
                         .flags(libc::MSG_NOSIGNAL)
-                        .build()
-                        .user_data(token(OP_SEND, index, conn.generation)),
-                );
+                        .build(),
+                    None => opcode::Send::new(types::Fd(conn.fd), ptr, len)
+                        .flags(libc::MSG_NOSIGNAL)
+                        .build(),
+                };
+                entries[0] = Some(send.user_data(token(OP_SEND, index, conn.generation)));
                 conn.send_inflight = true;
             }
         }
@@ -1061,10 +1095,18 @@ impl<S: Service> Reactor<S> {
             if may_read && !conn.recv_inflight {
                 let entry = if self.bufring.is_some() {
                     conn.input.shrink_if_idle();
-                    opcode::RecvMulti::new(types::Fd(conn.fd), BUF_GROUP).build()
+                    match conn.fixed {
+                        Some(slot) => opcode::RecvMulti::new(types::Fixed(slot), BUF_GROUP).build(),
+                        None => opcode::RecvMulti::new(types::Fd(conn.fd), BUF_GROUP).build(),
+                    }
                 } else {
                     let (ptr, len) = conn.input.prepare_recv();
-                    opcode::Recv::new(types::Fd(conn.fd), ptr, len as u32).build()
+                    match conn.fixed {
+                        Some(slot) => {
+                            opcode::Recv::new(types::Fixed(slot), ptr, len as u32).build()
+                        }
+                        None => opcode::Recv::new(types::Fd(conn.fd), ptr, len as u32).build(),
+                    }
                 };
                 entries[1] = Some(entry.user_data(token(OP_RECV, index, conn.generation)));
                 conn.recv_inflight = true;
@@ -1091,6 +1133,10 @@ impl<S: Service> Reactor<S> {
         slot.generation = slot.generation.wrapping_add(1);
         self.io.free.push(index);
         self.io.live -= 1;
+        if let Some(slot) = conn.fixed {
+            // No operation is in flight (the caller checked), so the slot can be cleared.
+            let _ = self.ring.submitter().register_files_update(slot, &[-1]);
+        }
         sys::close(conn.fd);
         // The service sees the connection after its fd is gone; ids of it no longer resolve.
         let mut service_conn = conn;
