@@ -665,7 +665,7 @@ pub fn dispatch(
             data.stats
                 .record_call(cmd, took, failed, target.get(mark..).unwrap_or(&[]));
             crate::stats::note_slow(data, cmd, took, client, argv);
-            finish_local(client, discard, out, scratch);
+            finish_local(client, discard, scratch);
         }
         Exec::Keyed(h) => {
             let (owner, same) = if data.shards == 1 {
@@ -697,7 +697,7 @@ pub fn dispatch(
                 data.stats
                     .record_call(cmd, took, failed, target.get(mark..).unwrap_or(&[]));
                 crate::stats::note_slow(data, cmd, took, client, argv);
-                finish_local(client, discard, out, scratch);
+                finish_local(client, discard, scratch);
             } else {
                 data.stats.record_forward(cmd);
                 let seq = client.push_pending(Pending::Waiting { discard });
@@ -751,7 +751,7 @@ pub fn dispatch(
                     };
                     failed = reply.first() == Some(&b'-');
                     target.extend_from_slice(&reply);
-                    finish_local(client, discard, out, scratch);
+                    finish_local(client, discard, scratch);
                 }
             }
             let took = data.took();
@@ -851,11 +851,11 @@ fn refuse(
             proto,
         });
     }
-    finish_local(client, discard, out, scratch);
+    finish_local(client, discard, scratch);
 }
 
 /// After a locally answered request: move a reply written to scratch into the queue.
-fn finish_local(client: &mut Client, discard: bool, _out: &mut Vec<u8>, scratch: Vec<u8>) {
+fn finish_local(client: &mut Client, discard: bool, scratch: Vec<u8>) {
     if discard {
         return;
     }

@@ -117,10 +117,8 @@ impl InBuf {
 
     /// Makes room for the next receive. Only called while no receive is in flight.
     fn prepare_recv(&mut self) -> (*mut u8, usize) {
-        if self.start == self.buf.len() {
-            self.buf.clear();
-            self.start = 0;
-        } else if self.start > 0 && self.buf.capacity() - self.buf.len() < RECV_MIN_SPARE_BYTES {
+        self.shrink_if_idle();
+        if self.start > 0 && self.buf.capacity() - self.buf.len() < RECV_MIN_SPARE_BYTES {
             self.buf.copy_within(self.start.., 0);
             self.buf.truncate(self.buf.len() - self.start);
             self.start = 0;
@@ -131,10 +129,6 @@ impl InBuf {
             .max(RECV_MIN_SPARE_BYTES);
         if self.buf.capacity() - self.buf.len() < needed {
             self.buf.reserve(needed);
-        }
-        // An idle connection that once received a big request gives the memory back.
-        if self.buf.is_empty() && self.buf.capacity() > 4 * RECV_MAX_BYTES && self.want == 0 {
-            self.buf = Vec::with_capacity(RECV_MIN_SPARE_BYTES);
         }
         let spare = (self.buf.capacity() - self.buf.len()).min(RECV_MAX_BYTES);
         let ptr = self.buf.spare_capacity_mut().as_mut_ptr().cast::<u8>();
@@ -153,17 +147,18 @@ impl InBuf {
             self.buf.reserve(RECV_MIN_SPARE_BYTES.max(data.len()));
         }
         self.buf.extend_from_slice(data);
+        self.settle_want();
+    }
+
+    /// The announced request is complete: forget its size.
+    fn settle_want(&mut self) {
         if self.want <= self.len() {
             self.want = 0;
         }
-        // An idle connection that once received a big request gives the memory back.
-        if self.start == self.buf.len() && self.buf.capacity() > 4 * RECV_MAX_BYTES {
-            self.buf = Vec::new();
-            self.start = 0;
-        }
     }
 
-    /// Releases memory of a fully consumed buffer that grew for a big request.
+    /// Empties a fully consumed buffer, and gives the memory of one that grew for a big
+    /// request back (an idle connection keeps no large buffer).
     fn shrink_if_idle(&mut self) {
         if self.start == self.buf.len() {
             self.buf.clear();
@@ -184,9 +179,7 @@ impl InBuf {
         // SAFETY: the receive wrote exactly n initialised bytes right after len, inside the
         // capacity (asserted), and the buffer was not touched while it was in flight.
         unsafe { self.buf.set_len(self.buf.len() + n) };
-        if self.want <= self.len() {
-            self.want = 0;
-        }
+        self.settle_want();
     }
 }
 
@@ -293,35 +286,16 @@ impl<M, S> Io<M, S> {
     /// The live connection `id`, marked for the end-of-iteration flush.
     #[inline]
     pub fn conn(&mut self, id: ConnId) -> Option<&mut Conn<S>> {
-        let slot = self.slots.get_mut(id.index as usize)?;
-        if slot.generation != id.generation {
-            return None;
-        }
-        let conn = slot.conn.as_mut()?;
-        if !conn.dirty {
-            conn.dirty = true;
-            self.dirty.push(id.index);
-        }
-        Some(conn)
+        touch(&mut self.slots, &mut self.dirty, id)
     }
 
     /// A connection and the outbox at once, for services that forward while they parse.
     #[inline]
     pub fn conn_and_outbox(&mut self, id: ConnId) -> (Option<&mut Conn<S>>, &mut Outbox<M>) {
-        let Some(slot) = self.slots.get_mut(id.index as usize) else {
-            return (None, &mut self.outbox);
-        };
-        if slot.generation != id.generation {
-            return (None, &mut self.outbox);
-        }
-        let mut conn = slot.conn.as_mut();
-        if let Some(c) = conn.as_deref_mut()
-            && !c.dirty
-        {
-            c.dirty = true;
-            self.dirty.push(id.index);
-        }
-        (conn, &mut self.outbox)
+        (
+            touch(&mut self.slots, &mut self.dirty, id),
+            &mut self.outbox,
+        )
     }
 
     /// Queues a message for another shard; it leaves at the end of this iteration.
@@ -362,6 +336,25 @@ impl<M, S> Io<M, S> {
     pub fn shutting_down(&self) -> bool {
         self.shared.shutting_down()
     }
+}
+
+/// The live connection `id` of `slots`, marked in `dirty` for the end-of-iteration flush.
+#[inline]
+fn touch<'a, S>(
+    slots: &'a mut [Slot<S>],
+    dirty: &mut Vec<u32>,
+    id: ConnId,
+) -> Option<&'a mut Conn<S>> {
+    let slot = slots.get_mut(id.index as usize)?;
+    if slot.generation != id.generation {
+        return None;
+    }
+    let conn = slot.conn.as_mut()?;
+    if !conn.dirty {
+        conn.dirty = true;
+        dirty.push(id.index);
+    }
+    Some(conn)
 }
 
 /// What a shard does with its connections and messages.
