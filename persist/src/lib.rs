@@ -1,3 +1,5 @@
 //! percore-persist: RDB encode/decode and the io_uring snapshot writer.
 
 pub mod crc64;
+pub mod lzf;
+pub mod rdb;
