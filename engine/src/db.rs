@@ -6,7 +6,7 @@
 //! caller. A key is expired when `now_ms > expire_at_ms`, as Redis's `keyIsExpired`.
 
 use crate::hash::splitmix64;
-use crate::table::{Entry as Slot, Key, Table};
+use crate::table::{CutStats, Entry as Slot, Key, Table};
 use crate::value::Value;
 use std::mem;
 
@@ -146,6 +146,8 @@ pub struct Db {
     avg_ttl_ms: i64,
     /// State of the generator used by the active expiry cycle.
     rng: u64,
+    /// Database number of the snapshot cut in progress (see [`Db::begin_cut`]).
+    cut_index: usize,
 }
 
 impl Db {
@@ -162,6 +164,7 @@ impl Db {
             stats: DbStats::default(),
             avg_ttl_ms: 0,
             rng,
+            cut_index: 0,
         }
     }
 
@@ -228,7 +231,11 @@ impl Db {
     /// The value of `key`, updating its access time (GET and friends).
     #[inline]
     pub fn get(&mut self, key: &[u8], now_ms: i64) -> Option<&Value> {
-        self.get_mut(key, now_ms).map(|v| &*v)
+        let idx = self.live_index(key, now_ms)?;
+        // The access clock is not part of a snapshot: a read copies no snapshot page.
+        let entry = self.main.value_at_mut_unrecorded(idx);
+        entry.lru_s = lru_clock(now_ms);
+        Some(&entry.value)
     }
 
     /// The value of `key` for in-place modification, updating its access time.
@@ -437,6 +444,37 @@ impl Db {
     /// Every key and entry, expired ones included (for snapshots and DEBUG).
     pub fn iter(&self) -> impl Iterator<Item = (&[u8], &Entry)> + '_ {
         self.main.iter()
+    }
+
+    /// Starts a copy-on-write snapshot cut of this database's keys (see
+    /// [`Table::begin_cut`]); `index` is the database number the snapshot records for
+    /// it, kept even if SWAPDB moves this database elsewhere during the cut.
+    pub fn begin_cut(&mut self, index: usize) {
+        self.main.begin_cut();
+        self.cut_index = index;
+    }
+
+    /// Database number recorded by [`Db::begin_cut`], while a cut is in progress.
+    #[must_use]
+    pub fn cut_index(&self) -> Option<usize> {
+        self.main.has_cut().then_some(self.cut_index)
+    }
+
+    /// Hands up to about `budget` entries of the cut to `f` (expired keys included, as
+    /// Redis saves them); true when the cut is complete.
+    pub fn cut_step(&mut self, budget: usize, f: impl FnMut(&[u8], &Entry)) -> bool {
+        self.main.cut_step(budget, f)
+    }
+
+    /// Ends or abandons the cut, releasing what it held.
+    pub fn end_cut(&mut self) -> Option<CutStats> {
+        self.main.end_cut()
+    }
+
+    /// Counters of the cut in progress.
+    #[must_use]
+    pub fn cut_stats(&self) -> Option<CutStats> {
+        self.main.cut_stats()
     }
 
     /// Redis's active expiry cycle for this database: rounds of up to

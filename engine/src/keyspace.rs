@@ -1,7 +1,8 @@
 //! The numbered databases (SELECT 0..n) of one shard.
 
-use crate::db::Db;
+use crate::db::{Db, Entry};
 use crate::hash::splitmix64;
+use crate::table::CutStats;
 
 /// Redis's default `databases`.
 pub const DEFAULT_DATABASES: usize = 16;
@@ -48,6 +49,55 @@ impl Keyspace {
     /// FLUSHALL.
     pub fn flush_all(&mut self) {
         self.dbs.iter_mut().for_each(Db::clear);
+    }
+
+    /// Starts a copy-on-write snapshot cut of every database (see [`Db::begin_cut`]).
+    pub fn begin_cut(&mut self) {
+        for (i, db) in self.dbs.iter_mut().enumerate() {
+            db.begin_cut(i);
+        }
+    }
+
+    /// True while a cut is in progress.
+    #[must_use]
+    pub fn has_cut(&self) -> bool {
+        self.dbs.iter().any(|db| db.cut_index().is_some())
+    }
+
+    /// Hands up to about `budget` entries per database of the cut to
+    /// `f(database number at the cut, key, entry)`, one database after the other; true
+    /// when the whole cut has been handed out.
+    pub fn cut_step(&mut self, budget: usize, mut f: impl FnMut(usize, &[u8], &Entry)) -> bool {
+        for db in &mut self.dbs {
+            let Some(index) = db.cut_index() else {
+                continue;
+            };
+            if !db.cut_step(budget, |k, e| f(index, k, e)) {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Ends or abandons the cut in every database; the summed counters.
+    pub fn end_cut(&mut self) -> CutStats {
+        let mut sum = CutStats::default();
+        for db in &mut self.dbs {
+            if let Some(s) = db.end_cut() {
+                sum += s;
+            }
+        }
+        sum
+    }
+
+    /// Counters of the cut in progress, summed over databases.
+    #[must_use]
+    pub fn cut_stats(&self) -> CutStats {
+        let mut sum = CutStats::default();
+        for s in self.dbs.iter().filter_map(Db::cut_stats) {
+            sum += s;
+        }
+        sum
     }
 
     /// Keys in all databases.

@@ -42,6 +42,12 @@ const CHUNK_SHIFT: u32 = 10;
 /// Entries per arena chunk; a chunk is allocated once with this capacity and never grows.
 const CHUNK_ENTRIES: usize = 1 << CHUNK_SHIFT;
 
+/// log2 of [`SNAPSHOT_PAGE_ENTRIES`].
+const PAGE_SHIFT: u32 = 4;
+/// Entries per copy-on-write snapshot page: the unit a write copies when it lands on a
+/// page the serializer has not reached yet. Small, so one write copies little.
+pub const SNAPSHOT_PAGE_ENTRIES: usize = 1 << PAGE_SHIFT;
+
 /// Link to an arena entry: `NIL`, or the entry's index plus one.
 type Link = u32;
 const NIL: Link = 0;
@@ -169,6 +175,8 @@ pub struct Table<V> {
     ht: [Vec<Link>; 2],
     /// While rehashing: buckets of `ht[0]` below this index have been moved.
     rehash_idx: usize,
+    /// The copy-on-write snapshot cut in progress, if any (see [`Table::begin_cut`]).
+    cut: Option<Box<Cut<V>>>,
 }
 
 impl<V> Table<V> {
@@ -181,6 +189,7 @@ impl<V> Table<V> {
             len: 0,
             ht: [Vec::new(), Vec::new()],
             rehash_idx: 0,
+            cut: None,
         }
     }
 
@@ -285,6 +294,7 @@ impl<V> Table<V> {
     #[inline]
     pub fn get_mut(&mut self, key: &[u8]) -> Option<&mut V> {
         let idx = self.lookup_index(key)?;
+        self.touch(idx);
         Some(&mut node_mut(&mut self.chunks, idx).value)
     }
 
@@ -304,6 +314,20 @@ impl<V> Table<V> {
     /// Mutable value of the entry at arena index `idx`.
     #[inline]
     pub fn value_at_mut(&mut self, idx: usize) -> &mut V {
+        assert!(
+            idx < self.len,
+            "entry index {idx} out of bounds ({})",
+            self.len
+        );
+        self.touch(idx);
+        &mut node_mut(&mut self.chunks, idx).value
+    }
+
+    /// Mutable value of the entry at `idx` for changes a snapshot does not record (an
+    /// access clock): does not count as a write to the entry's snapshot page, so reads
+    /// stay free of page copies while a cut is in progress.
+    #[inline]
+    pub fn value_at_mut_unrecorded(&mut self, idx: usize) -> &mut V {
         assert!(
             idx < self.len,
             "entry index {idx} out of bounds ({})",
@@ -332,6 +356,7 @@ impl<V> Table<V> {
         self.rehash_step();
         let hash = self.hash_key(&key);
         if let Some(idx) = self.find_hashed(&key, hash) {
+            self.touch(idx);
             return Some(mem::replace(
                 &mut node_mut(&mut self.chunks, idx).value,
                 value,
@@ -347,7 +372,10 @@ impl<V> Table<V> {
         self.rehash_step();
         let hash = self.hash_key(key);
         let (idx, inserted) = match self.find_hashed(key, hash) {
-            Some(idx) => (idx, false),
+            Some(idx) => {
+                self.touch(idx);
+                (idx, false)
+            }
             None => (self.push_new(key.into(), hash, make()), true),
         };
         (&mut node_mut(&mut self.chunks, idx).value, inserted)
@@ -366,9 +394,12 @@ impl<V> Table<V> {
             "entry index {idx} out of bounds ({})",
             self.len
         );
+        let last = self.len - 1;
+        // Swap-remove changes two snapshot pages: the hole's and the last entry's.
+        self.touch(idx);
+        self.touch(last);
         let next = node(&self.chunks, idx).next;
         self.replace_link(idx, link_of(idx), next);
-        let last = self.len - 1;
         if idx != last {
             self.replace_link(last, link_of(last), link_of(idx));
         }
@@ -429,6 +460,7 @@ impl<V> Table<V> {
         assert!(self.len < MAX_ENTRIES, "table full ({MAX_ENTRIES} entries)");
         self.expand_if_needed();
         let idx = self.len;
+        self.touch(idx);
         let chunk = idx >> CHUNK_SHIFT;
         if chunk == self.chunks.len() {
             self.chunks.push(Vec::with_capacity(CHUNK_ENTRIES));
@@ -522,8 +554,16 @@ impl<V> Table<V> {
         }
     }
 
-    /// Drops every entry and both bucket arrays.
+    /// Drops every entry and both bucket arrays. During a cut, the entries not yet
+    /// serialized are kept (frozen) for the serializer instead of being copied.
     pub fn clear(&mut self) {
+        if let Some(cut) = self.cut.as_mut()
+            && !cut.live_is_new
+        {
+            cut.frozen = mem::take(&mut self.chunks);
+            cut.frozen_len = self.len;
+            cut.live_is_new = true;
+        }
         self.chunks = Vec::new();
         self.ht = [Vec::new(), Vec::new()];
         self.len = 0;
@@ -536,11 +576,6 @@ impl<V> Table<V> {
             .iter()
             .flatten()
             .map(|n| (n.key.as_bytes(), &n.value))
-    }
-
-    /// All values, mutably, in arena order.
-    pub fn values_mut(&mut self) -> impl Iterator<Item = &mut V> + '_ {
-        self.chunks.iter_mut().flatten().map(|n| &mut n.value)
     }
 
     fn emit(&self, mut link: Link, f: &mut impl FnMut(&[u8], &V)) {
@@ -654,6 +689,195 @@ pub enum Entry<'a, V> {
     Vacant(VacantEntry<'a, V>),
 }
 
+/// Counters of one table's cut.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CutStats {
+    /// Pages copied because a write reached them before the serializer did.
+    pub pages_copied: u64,
+    /// Entries in those pages.
+    pub entries_copied: u64,
+    /// Entries handed to the serializer so far.
+    pub entries_emitted: u64,
+    /// Most copied entries waiting for the serializer at one time.
+    pub pending_peak: u64,
+}
+
+impl std::ops::AddAssign for CutStats {
+    fn add_assign(&mut self, o: Self) {
+        self.pages_copied += o.pages_copied;
+        self.entries_copied += o.entries_copied;
+        self.entries_emitted += o.entries_emitted;
+        self.pending_peak += o.pending_peak;
+    }
+}
+
+/// A copy-on-write snapshot cut of one table (see [`Table::begin_cut`]).
+struct Cut<V> {
+    /// Pages that held entries when the cut began; pages past them started empty.
+    pages: usize,
+    /// One bit per page below `pages`: already serialized or copied.
+    done: Vec<u64>,
+    /// Next page the serializer walks.
+    cursor: usize,
+    /// Entries of pages copied on their first write, waiting for the serializer.
+    copied: Vec<(Key, V)>,
+    /// `V::clone`, captured where `V: Clone` is known.
+    copy: fn(&V) -> V,
+    /// After a `clear` during the cut: the old arena, whose unserialized pages the
+    /// serializer still walks; the live arena then holds only post-cut entries.
+    frozen: Vec<Vec<Node<V>>>,
+    frozen_len: usize,
+    live_is_new: bool,
+    stats: CutStats,
+}
+
+impl<V> Cut<V> {
+    #[inline]
+    fn is_done(&self, page: usize) -> bool {
+        self.done[page >> 6] & (1 << (page & 63)) != 0
+    }
+
+    #[inline]
+    fn set_done(&mut self, page: usize) {
+        self.done[page >> 6] |= 1 << (page & 63);
+    }
+}
+
+/// Calls `f` for the entries of arena page `page` (clipped to `len` entries).
+fn emit_page<V>(
+    chunks: &[Vec<Node<V>>],
+    len: usize,
+    page: usize,
+    f: &mut impl FnMut(&[u8], &V),
+) -> usize {
+    let start = page << PAGE_SHIFT;
+    let end = (start + SNAPSHOT_PAGE_ENTRIES).min(len);
+    for i in start..end {
+        let n = node(chunks, i);
+        f(n.key.as_bytes(), &n.value);
+    }
+    end.saturating_sub(start)
+}
+
+/// Copy-on-write snapshot cuts.
+///
+/// [`Table::begin_cut`] fixes the table's content at that instant without copying it.
+/// The arena is split into pages of [`SNAPSHOT_PAGE_ENTRIES`] entries, each with a
+/// "done" bit. [`Table::cut_step`] walks the pages in order and hands their entries to
+/// the serializer; any change to a page that is not done yet (a value written in
+/// place, an insert into it, or either side of a swap-remove) first copies the page's
+/// entries aside and marks it done, so the serializer sees every page as it was at the
+/// cut. Rehashing and resizing move only bucket links, never entries, so they touch no
+/// page; `clear` freezes the old arena for the serializer instead of copying it. Each
+/// entry present at the cut is emitted exactly once; entries added later never are.
+impl<V> Table<V> {
+    /// Starts a cut of the current content. Replaces any cut in progress.
+    pub fn begin_cut(&mut self)
+    where
+        V: Clone,
+    {
+        let pages = self.len.div_ceil(SNAPSHOT_PAGE_ENTRIES);
+        self.cut = Some(Box::new(Cut {
+            pages,
+            done: vec![0; pages.div_ceil(64)],
+            cursor: 0,
+            copied: Vec::new(),
+            copy: V::clone,
+            frozen: Vec::new(),
+            frozen_len: 0,
+            live_is_new: false,
+            stats: CutStats::default(),
+        }));
+    }
+
+    /// True while a cut is in progress.
+    #[must_use]
+    #[inline]
+    pub fn has_cut(&self) -> bool {
+        self.cut.is_some()
+    }
+
+    /// Counters of the cut in progress.
+    #[must_use]
+    pub fn cut_stats(&self) -> Option<CutStats> {
+        self.cut.as_ref().map(|c| c.stats)
+    }
+
+    /// Ends (or abandons) the cut, releasing its copies and frozen entries.
+    pub fn end_cut(&mut self) -> Option<CutStats> {
+        self.cut.take().map(|c| c.stats)
+    }
+
+    /// Hands up to about `budget` entries of the cut to `f`: copied pages first, then
+    /// the next pages in arena order. Returns true when every entry of the cut has been
+    /// handed out (or no cut is in progress). Skipped pages count one unit of budget.
+    pub fn cut_step(&mut self, budget: usize, mut f: impl FnMut(&[u8], &V)) -> bool {
+        let Some(cut) = self.cut.as_deref_mut() else {
+            return true;
+        };
+        let mut spent = 0;
+        while spent < budget {
+            let Some((k, v)) = cut.copied.pop() else {
+                break;
+            };
+            f(&k, &v);
+            spent += 1;
+            cut.stats.entries_emitted += 1;
+        }
+        if cut.copied.is_empty() && cut.copied.capacity() > SNAPSHOT_PAGE_ENTRIES * 64 {
+            cut.copied = Vec::new();
+        }
+        while spent < budget && cut.cursor < cut.pages {
+            let page = cut.cursor;
+            cut.cursor += 1;
+            spent += 1;
+            if cut.is_done(page) {
+                continue;
+            }
+            cut.set_done(page);
+            let n = if cut.live_is_new {
+                emit_page(&cut.frozen, cut.frozen_len, page, &mut f)
+            } else {
+                emit_page(&self.chunks, self.len, page, &mut f)
+            };
+            spent += n;
+            cut.stats.entries_emitted += n as u64;
+        }
+        if cut.cursor >= cut.pages && !cut.frozen.is_empty() {
+            cut.frozen = Vec::new();
+        }
+        cut.copied.is_empty() && cut.cursor >= cut.pages
+    }
+
+    /// Entries copied by writes and not yet handed to the serializer.
+    #[must_use]
+    pub fn cut_pending_copies(&self) -> usize {
+        self.cut.as_ref().map_or(0, |c| c.copied.len())
+    }
+
+    /// Called before any change to the entry at arena index `idx` (or to the slot `idx`
+    /// an insert fills): copies its page aside if the cut still needs it.
+    #[inline]
+    fn touch(&mut self, idx: usize) {
+        let Some(cut) = self.cut.as_deref_mut() else {
+            return;
+        };
+        let page = idx >> PAGE_SHIFT;
+        if cut.live_is_new || page >= cut.pages || cut.is_done(page) {
+            return;
+        }
+        cut.set_done(page);
+        let copy = cut.copy;
+        let copied = &mut cut.copied;
+        let n = emit_page(&self.chunks, self.len, page, &mut |k, v| {
+            copied.push((Key::from(k), copy(v)));
+        });
+        cut.stats.pages_copied += 1;
+        cut.stats.entries_copied += n as u64;
+        cut.stats.pending_peak = cut.stats.pending_peak.max(cut.copied.len() as u64);
+    }
+}
+
 /// The key is present.
 pub struct OccupiedEntry<'a, V> {
     table: &'a mut Table<V>,
@@ -675,10 +899,12 @@ impl<'a, V> OccupiedEntry<'a, V> {
         &node(&self.table.chunks, self.idx).value
     }
     pub fn get_mut(&mut self) -> &mut V {
+        self.table.touch(self.idx);
         &mut node_mut(&mut self.table.chunks, self.idx).value
     }
     #[must_use]
     pub fn into_mut(self) -> &'a mut V {
+        self.table.touch(self.idx);
         &mut node_mut(&mut self.table.chunks, self.idx).value
     }
     /// Replaces the value, keeping the key, and returns the old value.
@@ -948,6 +1174,21 @@ mod tests {
         Scan,
     }
 
+    #[derive(Clone, Debug)]
+    enum CutOp {
+        Insert(u32, u32),
+        Remove(u32),
+        Bump(u32),
+    }
+
+    fn cut_op() -> impl Strategy<Value = CutOp> {
+        prop_oneof![
+            4 => (0u32..300, any::<u32>()).prop_map(|(k, v)| CutOp::Insert(k, v)),
+            3 => (0u32..300).prop_map(CutOp::Remove),
+            2 => (0u32..300).prop_map(CutOp::Bump),
+        ]
+    }
+
     fn op() -> impl Strategy<Value = Op> {
         prop_oneof![
             4 => any::<u16>().prop_map(|k| Op::Insert(k % 2048)),
@@ -1004,6 +1245,52 @@ mod tests {
                 prop_assert!(model.contains(k) || !stable.contains(k));
             }
             prop_assert_eq!(t.len(), model.len());
+            t.check_invariants();
+        }
+
+        #[test]
+        fn cut_emits_exactly_the_content_at_the_cut(
+            before in proptest::collection::vec(cut_op(), 0..600),
+            during in proptest::collection::vec((cut_op(), 0usize..40), 0..1500),
+            clear_at in proptest::option::of(0usize..1500),
+            seed in any::<u64>(),
+        ) {
+            use std::collections::HashMap;
+            let mut t = Table::new(seed);
+            let apply = |t: &mut Table<u32>, op: &CutOp| match *op {
+                CutOp::Insert(k, v) => {
+                    t.insert(key(k), v);
+                }
+                CutOp::Remove(k) => {
+                    t.remove(&key(k));
+                }
+                CutOp::Bump(k) => {
+                    if let Some(v) = t.get_mut(&key(k)) {
+                        *v = v.wrapping_add(1);
+                    }
+                }
+            };
+            for op in &before {
+                apply(&mut t, op);
+            }
+            let expected: HashMap<Vec<u8>, u32> =
+                t.iter().map(|(k, v)| (k.to_vec(), *v)).collect();
+            t.begin_cut();
+            let mut got: HashMap<Vec<u8>, u32> = HashMap::new();
+            let mut collect = |k: &[u8], v: &u32| {
+                let dup = got.insert(k.to_vec(), *v);
+                assert!(dup.is_none(), "entry emitted twice");
+            };
+            for (i, (op, step)) in during.iter().enumerate() {
+                apply(&mut t, op);
+                if clear_at == Some(i) {
+                    t.clear();
+                }
+                t.cut_step(*step, &mut collect);
+            }
+            while !t.cut_step(7, &mut collect) {}
+            prop_assert!(t.end_cut().is_some());
+            prop_assert_eq!(got, expected);
             t.check_invariants();
         }
 
