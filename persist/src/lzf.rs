@@ -295,15 +295,15 @@ pub fn decompress(input: &[u8], out: &mut Vec<u8>, max_len: usize) -> Result<usi
             if back > out.len() - start {
                 return Err(LzfError::BadBackReference);
             }
+            // An overlapping reference (back < len) repeats the last `back` bytes. Everything
+            // from `from` on is periodic with period `back`, so whole copies of what is
+            // already there continue the pattern: copy in chunks that double each time.
             let from = out.len() - back;
-            if back >= len {
-                out.extend_from_within(from..from + len);
-            } else {
-                // Overlapping: the reference repeats bytes it is producing.
-                for i in 0..len {
-                    let byte = out[from + i];
-                    out.push(byte);
-                }
+            let mut left = len;
+            while left > 0 {
+                let chunk = left.min(out.len() - from);
+                out.extend_from_within(from..from + chunk);
+                left -= chunk;
             }
         }
     }

@@ -10,6 +10,9 @@
 //! with an [`RdbError`] that names the byte offset. Every length is checked against the
 //! bytes left before anything is allocated for it.
 //!
+//! A callback rather than an `Iterator`: keys borrow from decode buffers inside the
+//! loader, which an iterator's items could not.
+//!
 //! Records are handed out while the file is read and the CRC-64 is checked only at the
 //! end (as Redis does), so when [`load`] returns an error the caller must throw away
 //! everything it received.
@@ -170,15 +173,6 @@ pub fn load(
     let mut expire_ms = None;
     // Where the current key record starts (its first prefix opcode).
     let mut record_start = None;
-    let deliver =
-        |record: Record<'_>,
-         start: usize,
-         on_record: &mut dyn FnMut(Record<'_>) -> Result<(), RdbError>| {
-            on_record(record).map_err(|e| match e.kind() {
-                RdbErrorKind::Rejected(_) => e.at(start as u64),
-                _ => e,
-            })
-        };
     loop {
         if let Some(crc) = crc.as_mut()
             && r.pos - crc_pos >= CRC_CHUNK_BYTES
@@ -220,7 +214,7 @@ pub fn load(
                             at as u64,
                         )
                     })?;
-                deliver(Record::SelectDb(db), at, &mut on_record)?;
+                deliver(&mut on_record, Record::SelectDb(db), at)?;
             }
             opcode::RESIZEDB => {
                 let db_size = r.length()?;
@@ -230,13 +224,13 @@ pub fn load(
                     db_size: db_size.min(most),
                     expires_size: expires_size.min(most),
                 };
-                deliver(record, at, &mut on_record)?;
+                deliver(&mut on_record, record, at)?;
             }
             opcode::AUX => {
                 let key = r.string()?.into_bytes(&mut key_buf)?;
                 let value = r.string()?.into_bytes(&mut value_buf)?;
                 summary.aux.push((key.to_vec(), value.to_vec()));
-                deliver(Record::Aux { key, value }, at, &mut on_record)?;
+                deliver(&mut on_record, Record::Aux { key, value }, at)?;
             }
             opcode::SLOT_INFO => {
                 // Valkey's per-slot sizes: slot id, keys, keys with expiry. A hint only.
@@ -257,7 +251,7 @@ pub fn load(
                     value,
                     expire_ms,
                 };
-                deliver(record, start, &mut on_record)?;
+                deliver(&mut on_record, record, start)?;
             }
             opcode::SLOT_IMPORT
             | opcode::FUNCTION2
@@ -301,6 +295,18 @@ pub fn load(
     summary.bytes = r.pos as u64;
     summary.trailing_bytes = (data.len() - r.pos) as u64;
     Ok(summary)
+}
+
+/// Hands `record` to the callback; a rejection gets the record's offset.
+#[inline]
+fn deliver<F>(on_record: &mut F, record: Record<'_>, start: usize) -> Result<(), RdbError>
+where
+    F: FnMut(Record<'_>) -> Result<(), RdbError>,
+{
+    on_record(record).map_err(|e| match e.kind() {
+        RdbErrorKind::Rejected(_) => e.at(start as u64),
+        _ => e,
+    })
 }
 
 /// The 9-byte signature: `REDIS` + 4 digits (versions 1 to 11) or `VALKEY` + 3 digits
