@@ -148,6 +148,8 @@ pub struct Db {
     rng: u64,
     /// Database number of the snapshot cut in progress (see [`Db::begin_cut`]).
     cut_index: usize,
+    /// Changes made (Redis's `dirty`): one per write to a key, the key count on clear.
+    changes: u64,
 }
 
 impl Db {
@@ -165,6 +167,7 @@ impl Db {
             avg_ttl_ms: 0,
             rng,
             cut_index: 0,
+            changes: 0,
         }
     }
 
@@ -199,8 +202,16 @@ impl Db {
         }
     }
 
+    /// Changes made to this database so far (never decreases; the save logic keeps its
+    /// own baseline), as Redis's `dirty` counter counts them.
+    #[must_use]
+    pub fn changes(&self) -> u64 {
+        self.changes
+    }
+
     /// Drops every key (FLUSHDB). Counters are kept.
     pub fn clear(&mut self) {
+        self.changes += self.main.len() as u64;
         self.main.clear();
         self.expires.clear();
         self.avg_ttl_ms = 0;
@@ -242,6 +253,7 @@ impl Db {
     #[inline]
     pub fn get_mut(&mut self, key: &[u8], now_ms: i64) -> Option<&mut Value> {
         let idx = self.live_index(key, now_ms)?;
+        self.changes += 1;
         let entry = self.main.value_at_mut(idx);
         entry.lru_s = lru_clock(now_ms);
         Some(&mut entry.value)
@@ -268,6 +280,7 @@ impl Db {
         now_ms: i64,
     ) -> Option<Value> {
         let lru_s = lru_clock(now_ms);
+        self.changes += 1;
         match self.main.entry(key) {
             Slot::Occupied(mut slot) => {
                 let entry = slot.get_mut();
@@ -310,6 +323,7 @@ impl Db {
     /// Deletes `key` (DEL/UNLINK), returning its value and expiry time if it was live.
     pub fn remove(&mut self, key: &[u8], now_ms: i64) -> Option<(Value, Option<i64>)> {
         let idx = self.live_index(key, now_ms)?;
+        self.changes += 1;
         let (_, entry) = self.delete_at(idx);
         let expire = entry.expire_at_ms();
         Some((entry.value, expire))
@@ -329,6 +343,7 @@ impl Db {
             return false;
         };
         let at_ms = at_ms.max(NO_EXPIRE + 1);
+        self.changes += 1;
         let entry = self.main.value_at_mut(idx);
         let old = mem::replace(&mut entry.expire_at_ms, at_ms);
         sync_expires(&mut self.expires, key, old, at_ms);
@@ -342,6 +357,7 @@ impl Db {
         };
         let entry = self.main.value_at_mut(idx);
         let old = mem::replace(&mut entry.expire_at_ms, NO_EXPIRE);
+        self.changes += u64::from(old != NO_EXPIRE);
         sync_expires(&mut self.expires, key, old, NO_EXPIRE);
         old != NO_EXPIRE
     }
@@ -354,6 +370,7 @@ impl Db {
     /// Removes a live key and hands it over whole (MOVE, RENAME, cross-shard moves).
     pub fn take(&mut self, key: &[u8], now_ms: i64) -> Option<TakenKey> {
         let idx = self.live_index(key, now_ms)?;
+        self.changes += 1;
         let (key, entry) = self.delete_at(idx);
         let expire_at_ms = entry.expire_at_ms();
         Some(TakenKey {
@@ -373,6 +390,7 @@ impl Db {
         } = taken;
         let new_expire = expire_at_ms.map_or(NO_EXPIRE, |ms| ms.max(NO_EXPIRE + 1));
         let lru_s = lru_clock(now_ms);
+        self.changes += 1;
         match self.main.entry(&key) {
             Slot::Occupied(mut slot) => {
                 let entry = slot.get_mut();

@@ -10,6 +10,8 @@ pub const DEFAULT_DATABASES: usize = 16;
 /// All databases of one shard.
 pub struct Keyspace {
     dbs: Vec<Db>,
+    /// SWAPDB calls (each a change).
+    swaps: u64,
 }
 
 impl Keyspace {
@@ -22,6 +24,7 @@ impl Keyspace {
             dbs: (0..databases)
                 .map(|_| Db::new(splitmix64(&mut seeds)))
                 .collect(),
+            swaps: 0,
         }
     }
 
@@ -44,6 +47,7 @@ impl Keyspace {
     /// SWAPDB.
     pub fn swap_dbs(&mut self, a: usize, b: usize) {
         self.dbs.swap(a, b);
+        self.swaps += 1;
     }
 
     /// FLUSHALL.
@@ -98,6 +102,12 @@ impl Keyspace {
             sum += s;
         }
         sum
+    }
+
+    /// Changes made to all databases (Redis's `dirty`, before any save's baseline).
+    #[must_use]
+    pub fn changes(&self) -> u64 {
+        self.dbs.iter().map(Db::changes).sum::<u64>() + self.swaps
     }
 
     /// Keys in all databases.

@@ -49,6 +49,7 @@ const OP_SIGNAL: u64 = 5;
 const OP_CANCEL: u64 = 6;
 const OP_MSG_RING: u64 = 7;
 const OP_TICK: u64 = 8;
+const OP_WATCH: u64 = 9;
 
 fn token(op: u64, index: u32, generation: u32) -> u64 {
     op | (u64::from(index) << 8) | (u64::from(generation) << 32)
@@ -280,6 +281,10 @@ pub struct Io<M, S> {
     outbox: Outbox<M>,
     shared: Arc<Shared<M>>,
     wake_all: bool,
+    /// Descriptors to poll for readability, with the service's tag (see `watch_readable`).
+    watches: Vec<(RawFd, u32)>,
+    /// The longest the next wait may block (see `wake_within`).
+    max_wait: Option<Duration>,
 }
 
 impl<M, S> Io<M, S> {
@@ -336,6 +341,26 @@ impl<M, S> Io<M, S> {
     pub fn shutting_down(&self) -> bool {
         self.shared.shutting_down()
     }
+
+    /// Polls `fd` for readability once on the ring; [`Service::on_readable`] gets `tag`
+    /// (24 bits)
+    /// when it is (a pidfd becomes readable when its process exits). The descriptor must
+    /// stay open until then.
+    pub fn watch_readable(&mut self, fd: RawFd, tag: u32) {
+        self.watches.push((fd, tag));
+    }
+
+    /// The next wait blocks for at most `d` (zero: does not block), for background work
+    /// done between iterations.
+    pub fn wake_within(&mut self, d: Duration) {
+        self.max_wait = Some(self.max_wait.map_or(d, |m| m.min(d)));
+    }
+
+    /// True while messages to other shards wait in the outbox (a full mailbox).
+    #[must_use]
+    pub fn outbox_pending(&self) -> bool {
+        !self.outbox.is_empty()
+    }
 }
 
 /// The live connection `id` of `slots`, marked in `dirty` for the end-of-iteration flush.
@@ -391,6 +416,15 @@ pub trait Service {
 
     /// The loop is about to wait; the service may flush batched work.
     fn before_wait(&mut self, _io: &mut Io<Self::Msg, Self::Conn>) {}
+
+    /// Replies and messages of this iteration have been handed to the kernel and the
+    /// mailboxes; the loop is about to wait. A service may block here (e.g. at a barrier
+    /// with other shards) without holding back anything it produced.
+    fn after_flush(&mut self, _io: &mut Io<Self::Msg, Self::Conn>) {}
+
+    /// A descriptor given to [`Io::watch_readable`] with `tag` is readable (`res` is the
+    /// poll result: the event mask, or a negative errno).
+    fn on_readable(&mut self, _io: &mut Io<Self::Msg, Self::Conn>, _tag: u32, _res: i32) {}
 
     /// How often [`Self::on_tick`] runs.
     fn tick_interval(&self) -> Duration;
@@ -595,6 +629,8 @@ impl<S: Service> Reactor<S> {
                 outbox: Outbox::new(shards),
                 shared,
                 wake_all: false,
+                watches: Vec::new(),
+                max_wait: None,
             },
             signal_fd,
             signal_buf: Box::new([0; sys::SIGNALFD_SIGINFO_BYTES]),
@@ -642,6 +678,13 @@ impl<S: Service> Reactor<S> {
             if let Some(br) = self.bufring.as_mut() {
                 br.publish();
             }
+            service.after_flush(&mut self.io);
+            for (fd, tag) in std::mem::take(&mut self.io.watches) {
+                let e = opcode::PollAdd::new(types::Fd(fd), libc::POLLIN as u32)
+                    .build()
+                    .user_data(token(OP_WATCH, tag, 0));
+                self.push(&e);
+            }
 
             if let Some(since) = self.stopping
                 && self.stop_done(since)
@@ -649,12 +692,21 @@ impl<S: Service> Reactor<S> {
                 return Ok(());
             }
 
-            let want = usize::from(!more_mail && !self.io.outbox_pending());
+            let max_wait = self.io.max_wait.take();
+            let want = usize::from(
+                !more_mail && !self.io.outbox_pending() && max_wait != Some(Duration::ZERO),
+            );
             let interval = service.tick_interval();
             if self.tick_multishot && self.tick_armed != Some(interval) {
                 self.arm_tick(interval);
             }
-            let entered = if self.tick_armed.is_some() {
+            let entered = if let Some(d) = max_wait
+                && want > 0
+            {
+                let ts = types::Timespec::from(d);
+                let args = types::SubmitArgs::new().timespec(&ts);
+                self.ring.submitter().submit_with_args(want, &args)
+            } else if self.tick_armed.is_some() {
                 self.ring.submitter().submit_and_wait(want)
             } else {
                 let wait = self
@@ -791,6 +843,7 @@ impl<S: Service> Reactor<S> {
                 OP_SEND => self.on_send(service, index, generation, res),
                 OP_ACCEPT => self.on_accept(service, index as usize, res, flags),
                 OP_WAKE => self.woken = true,
+                OP_WATCH => service.on_readable(&mut self.io, index, res),
                 OP_SIGNAL => {
                     if res as usize == sys::SIGNALFD_SIGINFO_BYTES {
                         let signo = u32::from_ne_bytes([
@@ -1157,12 +1210,6 @@ impl<S: Service> Reactor<S> {
                 self.push(&e);
             }
         }
-    }
-}
-
-impl<M, S> Io<M, S> {
-    fn outbox_pending(&self) -> bool {
-        !self.outbox.is_empty()
     }
 }
 
