@@ -270,15 +270,16 @@ impl SnapshotFile {
             return Err(invalid_input("temp_name must be a plain file name"));
         }
         let started = Instant::now();
-        let path = dir.join(temp_name);
-        let (file, direct) = open_for_snapshot(&path, opts.direct)?;
         let slot_count = opts.queue_depth + 1;
         // At most queue_depth writes (or one fsync) are pending, so this SQ never fills.
         let entries = u32::try_from(slot_count.next_power_of_two()).expect("bounded by MAX");
+        // The ring and the buffers first: if either fails, no file is left behind.
         let ring = IoUring::new(entries)?;
         let buffers = (0..slot_count)
             .map(|_| MmapMut::map_anon(opts.buffer_bytes))
             .collect::<io::Result<Vec<_>>>()?;
+        let path = dir.join(temp_name);
+        let (file, direct) = open_for_snapshot(&path, opts.direct)?;
         let free = (1..slot_count).rev().collect();
         Ok(SnapshotFile {
             path,

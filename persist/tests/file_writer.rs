@@ -574,3 +574,52 @@ proptest! {
         round_trip(dir.path(), &opts, &pattern(len, len as u8), &pieces);
     }
 }
+
+#[test]
+fn chunk_writer_close_races_producers_without_losing_accepted_chunks() {
+    for round in 0..20u64 {
+        let dir = tempfile::tempdir().unwrap();
+        let name = temp_file_name(round);
+        let file = SnapshotFile::create(dir.path(), &name, &small(round % 2 == 0)).unwrap();
+        let writer = ChunkWriter::spawn(file).unwrap();
+        let accepted: Vec<u32> = std::thread::scope(|scope| {
+            let producers: Vec<_> = (0..2u8)
+                .map(|producer| {
+                    let sender = writer.sender();
+                    scope.spawn(move || {
+                        let mut seq = 0u32;
+                        let mut chunk = tagged_chunk(Vec::new(), producer, seq, 100);
+                        loop {
+                            match sender.try_send(chunk) {
+                                Ok(()) => {
+                                    seq += 1;
+                                    let buf = sender.recycle().unwrap_or_default();
+                                    chunk = tagged_chunk(buf, producer, seq, 100);
+                                }
+                                Err(TrySendError::Full(back)) => chunk = back,
+                                Err(TrySendError::Closed(_)) => return seq,
+                            }
+                        }
+                    })
+                })
+                .collect();
+            std::thread::sleep(Duration::from_millis(round % 5));
+            writer.close(true);
+            producers.into_iter().map(|p| p.join().unwrap()).collect()
+        });
+        writer.finish(true).unwrap();
+        let content = fs::read(dir.path().join(&name)).unwrap();
+        let (body, trailer) = content.split_at(content.len() - 8);
+        assert_eq!(u64::from_le_bytes(trailer.try_into().unwrap()), crc64(body));
+        let mut seen = [0u32; 2];
+        for chunk in body.chunks(109) {
+            let producer = usize::from(chunk[0]);
+            assert_eq!(
+                u32::from_le_bytes(chunk[1..5].try_into().unwrap()),
+                seen[producer]
+            );
+            seen[producer] += 1;
+        }
+        assert_eq!(seen.to_vec(), accepted, "round {round}");
+    }
+}
