@@ -163,6 +163,11 @@ pub struct Config {
     pub rdbcompression: bool,
     /// `rdbchecksum`: write and verify the RDB CRC64 trailer.
     pub rdbchecksum: bool,
+    /// `default-bgsave-method` (Valkey's name): how BGSAVE snapshots, `fork` or
+    /// `forkless` (the copy-on-write page cut, percore's default).
+    pub default_bgsave_method: crate::snapshot::Method,
+    /// `rdb-key-save-delay`: microseconds to pause per key while saving (tests), as Redis.
+    pub rdb_key_save_delay_us: u64,
     /// `maxclients`: maximum connected clients.
     pub maxclients: u32,
     /// `timeout`: close idle clients after this many seconds; 0 never.
@@ -238,6 +243,8 @@ impl Default for Config {
                 .collect(),
             rdbcompression: true,
             rdbchecksum: true,
+            default_bgsave_method: crate::snapshot::Method::Forkless,
+            rdb_key_save_delay_us: 0,
             maxclients: 10000,
             timeout_secs: 0,
             tcp_keepalive_secs: 300,
@@ -661,10 +668,6 @@ impl Config {
 
     /// Where SAVE/BGSAVE write and start-up loads: `dir/dbfilename`.
     #[must_use]
-    #[cfg_attr(
-        not(test),
-        expect(dead_code, reason = "the snapshot issue writes dbfilename here")
-    )]
     pub fn rdb_path(&self) -> PathBuf {
         self.dir.join(&self.dbfilename)
     }
@@ -1052,6 +1055,30 @@ static OPTIONS: &[ConfigOption] = &[
         file_form: FileForm::Plain,
     },
     ConfigOption {
+        name: "default-bgsave-method",
+        settable: Settable::Runtime,
+        multi_arg: false,
+        set: |c, a, _| {
+            c.default_bgsave_method = crate::snapshot::Method::parse(&a[0]).ok_or_else(|| {
+                "argument(s) must be one of the following: fork, forkless".to_owned()
+            })?;
+            Ok(())
+        },
+        get: |c| c.default_bgsave_method.name().to_owned(),
+        file_form: FileForm::Plain,
+    },
+    ConfigOption {
+        name: "rdb-key-save-delay",
+        settable: Settable::Runtime,
+        multi_arg: false,
+        set: |c, a, _| {
+            c.rdb_key_save_delay_us = int(&a[0], 0, i64::from(i32::MAX))?;
+            Ok(())
+        },
+        get: |c| c.rdb_key_save_delay_us.to_string(),
+        file_form: FileForm::Plain,
+    },
+    ConfigOption {
         name: "maxclients",
         settable: Settable::Runtime,
         multi_arg: false,
@@ -1390,6 +1417,8 @@ mod tests {
             ("save", "3600 1 300 100 60 10000"),
             ("rdbcompression", "yes"),
             ("rdbchecksum", "yes"),
+            ("default-bgsave-method", "forkless"),
+            ("rdb-key-save-delay", "0"),
             ("maxclients", "10000"),
             ("timeout", "0"),
             ("tcp-keepalive", "300"),
@@ -1688,7 +1717,10 @@ mod tests {
         );
         assert_eq!(names("MAXCLIENTS"), ["maxclients"]);
         assert_eq!(names("port"), ["port"]);
-        assert_eq!(names("rdb*"), ["rdbcompression", "rdbchecksum"]);
+        assert_eq!(
+            names("rdb*"),
+            ["rdbcompression", "rdbchecksum", "rdb-key-save-delay"]
+        );
         assert_eq!(names("latency-tracking*").len(), 2);
         assert!(names("nosuch").is_empty());
         assert!(names("max").is_empty(), "no glob, no prefix match");

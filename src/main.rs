@@ -8,6 +8,7 @@ mod config;
 mod expire;
 mod server;
 mod shard;
+mod snapshot;
 mod stats;
 
 use config::Startup;
@@ -18,6 +19,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::os::fd::RawFd;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 #[global_allocator]
 static GLOBAL: alloc::CountingAlloc = alloc::CountingAlloc;
@@ -122,6 +124,48 @@ fn bind_all(config: &config::Config, shards: usize) -> Result<(Vec<Vec<RawFd>>, 
     Ok((per_shard, port))
 }
 
+/// Removes temp files a crash left behind and loads `dir/dbfilename` if it exists, one
+/// keyspace per shard. A corrupt or truncated file stops start-up (and stays as it is).
+fn load_dataset(
+    shared: &Arc<ServerShared>,
+    shards: usize,
+) -> Result<Vec<percore_engine::keyspace::Keyspace>, String> {
+    let cfg = shared.config();
+    snapshot::remove_stale(shared, &cfg.dir);
+    let path = cfg.rdb_path();
+    if !path.exists() {
+        return Ok(Vec::new());
+    }
+    let now_ms = percore_net::reactor::unix_ms();
+    let (keyspaces, stats) = snapshot::load::load_file(
+        &path,
+        shards,
+        cfg.databases as usize,
+        now_ms,
+        server::random_seed(),
+        |l| shared.notice(l),
+    )
+    .map_err(|e| format!("Fatal error loading the DB: {e}. Exiting."))?;
+    {
+        let mut st = shared.persist.lock().expect("persist lock");
+        st.last_load_keys_loaded = stats.keys_loaded;
+        st.last_load_keys_expired = stats.keys_expired;
+    }
+    for (i, ks) in keyspaces.iter().enumerate() {
+        shared.changes[i].store(ks.changes(), Ordering::Relaxed);
+        shared.saved_changes[i].store(ks.changes(), Ordering::Relaxed);
+    }
+    shared.notice(&format!(
+        "Done loading RDB, keys loaded: {}, keys expired: {}.",
+        stats.keys_loaded, stats.keys_expired
+    ));
+    shared.notice(&format!(
+        "DB loaded from disk: {:.3} seconds",
+        stats.elapsed.as_secs_f64()
+    ));
+    Ok(keyspaces)
+}
+
 fn run(config: config::Config, config_file: Option<std::path::PathBuf>) -> Result<(), String> {
     let log = open_log(&config)?;
     let cpus = sys::allowed_cpus();
@@ -150,9 +194,12 @@ fn run(config: config::Config, config_file: Option<std::path::PathBuf>) -> Resul
         shared.notice(&format!("Configuration loaded from {}", f.display()));
     }
 
+    let mut loaded = load_dataset(&shared, shards)?.into_iter();
+
     let net: Arc<Shared<shard::Msg>> = Arc::new(Shared::new(shards));
     let mut handles = Vec::new();
     for (id, fds) in listeners.into_iter().enumerate() {
+        let keyspace = loaded.next();
         let net = Arc::clone(&net);
         let shared = Arc::clone(&shared);
         let cpu = cpus.get(id % cpus.len().max(1)).copied();
@@ -167,6 +214,9 @@ fn run(config: config::Config, config_file: Option<std::path::PathBuf>) -> Resul
                 }
                 let ring = build_ring().map_err(|e| e.to_string())?.0;
                 let mut service = shard::Shard::new(id, shards, Arc::clone(&shared));
+                if let Some(ks) = keyspace {
+                    service.data.keyspace = ks;
+                }
                 let mut reactor = Reactor::new(ring, id, net, fds, sig);
                 reactor
                     .run(&mut service)
@@ -187,6 +237,9 @@ fn run(config: config::Config, config_file: Option<std::path::PathBuf>) -> Resul
     if let Some(p) = &pidfile {
         let _ = std::fs::remove_file(p);
     }
+    // A save stopped by the shutdown may leave its temp file (a killed child, a cancelled
+    // forkless writer): remove it, as Redis's shutdown does.
+    snapshot::remove_stale(&shared, &shared.config().dir);
     shared.notice("percore is now ready to exit, bye bye...");
     result
 }

@@ -123,6 +123,12 @@ pub struct ServerShared {
     pub io_uring_features: String,
     /// `LASTSAVE`: at start-up the dataset is considered saved, as Redis does.
     pub lastsave_s: AtomicI64,
+    /// Snapshot status (INFO persistence, save logic).
+    pub persist: std::sync::Mutex<crate::snapshot::Status>,
+    /// Per shard: its keyspace's change counter, published once per loop iteration.
+    pub changes: Vec<AtomicU64>,
+    /// Per shard: the change counter at the cut of the last successful save.
+    pub saved_changes: Vec<AtomicU64>,
 }
 
 impl ServerShared {
@@ -153,6 +159,9 @@ impl ServerShared {
                 .unwrap_or_default(),
             io_uring_features,
             lastsave_s: AtomicI64::new(now_ms / 1000),
+            persist: std::sync::Mutex::new(crate::snapshot::Status::default()),
+            changes: (0..shards).map(|_| AtomicU64::new(0)).collect(),
+            saved_changes: (0..shards).map(|_| AtomicU64::new(0)).collect(),
         })
     }
 

@@ -115,6 +115,8 @@ pub enum Msg {
         /// The request's argv buffer, back to the sender's pool.
         spare: Vec<u8>,
     },
+    /// Park at this snapshot barrier after this iteration's replies and mail left.
+    Park(Arc<crate::snapshot::Session>),
 }
 
 /// Everything a shard owns besides its I/O.
@@ -145,6 +147,8 @@ pub struct ShardData {
     pub last_cmd: Option<&'static Command>,
     /// Recycled byte buffers for cross-shard argv and replies.
     pub buf_pool: Vec<Vec<u8>>,
+    /// Snapshot requests, barriers and this shard's part of a running snapshot.
+    pub snap: crate::snapshot::ShardSnap,
 }
 
 impl ShardData {
@@ -169,6 +173,7 @@ impl ShardData {
             cmd_clock: percore_net::sys::monotonic_ns(),
             last_cmd: None,
             buf_pool: Vec::new(),
+            snap: crate::snapshot::ShardSnap::default(),
         }
     }
 
@@ -648,6 +653,17 @@ pub fn dispatch(
     }
     client.last_cmd = cmd.name;
     data.last_cmd = Some(cmd);
+    if cmd.name == "debug" && argv.len() == 2 && commands::eq_ic(argv[1], "RELOAD") {
+        // DEBUG RELOAD saves and reloads at a barrier of all shards, unlike the rest of
+        // DEBUG (which runs on every shard): its reply comes from the snapshot machinery.
+        let seq = client.push_pending(Pending::Waiting { discard });
+        client.hop_barrier = Some(seq);
+        data.snap.requests.push_back(crate::snapshot::Request {
+            op: crate::snapshot::Op::DebugReload,
+            reply: Some((client.conn, seq)),
+        });
+        return;
+    }
     match cmd.exec {
         Exec::Client(h) => {
             let db = client.db;
@@ -726,6 +742,16 @@ pub fn dispatch(
             let first = step(&mut ctx, argv);
             let (mut failed, mut reply) = (false, Vec::new());
             match run_hops(&mut ctx, first) {
+                Partial::Defer(op) => {
+                    // Answered later by the snapshot machinery (SAVE, BGSAVE...); later
+                    // requests of this client wait for it.
+                    let seq = client.push_pending(Pending::Waiting { discard });
+                    client.hop_barrier = Some(seq);
+                    data.snap.requests.push_back(crate::snapshot::Request {
+                        op,
+                        reply: Some((client.conn, seq)),
+                    });
+                }
                 Partial::Hop { shard, step, argv } => {
                     let seq = client.push_pending(Pending::Waiting { discard });
                     client.hop_barrier = Some(seq);
@@ -1034,6 +1060,30 @@ impl Service for Shard {
                 result,
                 spare,
             } => self.on_done(io, conn, seq, shard, result, spare),
+            Msg::Park(session) => self.data.snap.join(session),
+        }
+    }
+
+    fn before_wait(&mut self, io: &mut Io<Msg, ()>) {
+        if self.data.snap.will_park() {
+            io.submit_before_blocking();
+        }
+    }
+
+    fn after_flush(&mut self, io: &mut Io<Msg, ()>) {
+        let replies = crate::snapshot::after_flush(&mut self.data, io);
+        let me = self.data.id;
+        for (conn, seq, bytes) in replies {
+            self.on_done(io, conn, seq, me, Partial::Encoded(bytes), Vec::new());
+        }
+        if self.data.shutdown_requested && !io.shutting_down() {
+            io.request_shutdown();
+        }
+    }
+
+    fn on_readable(&mut self, _io: &mut Io<Msg, ()>, tag: u32, _res: i32) {
+        if tag == crate::snapshot::WATCH_TAG_CHILD {
+            crate::snapshot::child_event(&mut self.data);
         }
     }
 
@@ -1062,6 +1112,7 @@ impl Service for Shard {
         }
         let now_ms = self.data.now_ms;
         self.data.stats.sample_ops(now_ms);
+        crate::snapshot::on_tick(&mut self.data);
         // Idle clients (`timeout`).
         let timeout_ms = i64::from(self.data.cfg.timeout_secs) * 1000;
         if timeout_ms > 0 {
@@ -1084,7 +1135,18 @@ impl Service for Shard {
         self.data
             .shared
             .warning(&format!("Received {name} scheduling shutdown..."));
-        io.request_shutdown();
+        if self.data.cfg.save.is_empty() {
+            io.request_shutdown();
+        } else {
+            // The final save runs at a barrier; the shutdown follows it.
+            self.data
+                .shared
+                .notice("Saving the final RDB snapshot before exiting.");
+            self.data.snap.requests.push_back(crate::snapshot::Request {
+                op: crate::snapshot::Op::ShutdownSave { force: false },
+                reply: None,
+            });
+        }
     }
 
     fn tick_interval(&self) -> Duration {

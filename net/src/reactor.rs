@@ -285,6 +285,8 @@ pub struct Io<M, S> {
     watches: Vec<(RawFd, u32)>,
     /// The longest the next wait may block (see `wake_within`).
     max_wait: Option<Duration>,
+    /// Submit queued operations before `after_flush` (see `submit_before_blocking`).
+    submit_early: bool,
 }
 
 impl<M, S> Io<M, S> {
@@ -354,6 +356,13 @@ impl<M, S> Io<M, S> {
     /// done between iterations.
     pub fn wake_within(&mut self, d: Duration) {
         self.max_wait = Some(self.max_wait.map_or(d, |m| m.min(d)));
+    }
+
+    /// Submits this iteration's operations (sends, cross-shard wake-ups) to the kernel
+    /// before [`Service::after_flush`], for a service about to block there: other shards
+    /// must get their wake-ups first.
+    pub fn submit_before_blocking(&mut self) {
+        self.submit_early = true;
     }
 
     /// True while messages to other shards wait in the outbox (a full mailbox).
@@ -631,6 +640,7 @@ impl<S: Service> Reactor<S> {
                 wake_all: false,
                 watches: Vec::new(),
                 max_wait: None,
+                submit_early: false,
             },
             signal_fd,
             signal_buf: Box::new([0; sys::SIGNALFD_SIGINFO_BYTES]),
@@ -677,6 +687,9 @@ impl<S: Service> Reactor<S> {
             self.flush_outbox();
             if let Some(br) = self.bufring.as_mut() {
                 br.publish();
+            }
+            if std::mem::take(&mut self.io.submit_early) {
+                let _ = self.ring.submit();
             }
             service.after_flush(&mut self.io);
             for (fd, tag) in std::mem::take(&mut self.io.watches) {

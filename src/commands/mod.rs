@@ -170,6 +170,8 @@ pub enum Partial {
         reason = "no shard part fails on its own yet; merges already handle it"
     )]
     Error(String),
+    /// An [`Exec::Hop`] command's reply comes later, from the snapshot machinery.
+    Defer(crate::snapshot::Op),
     /// An [`Exec::Hop`] command continues with `step` on `shard`.
     Hop {
         shard: usize,

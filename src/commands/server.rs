@@ -172,19 +172,44 @@ pub fn lastsave(ctx: &mut Ctx, _argv: &[&[u8]], w: &mut ReplyWriter) {
     w.int(ctx.shard.shared.lastsave_s.load(Ordering::Relaxed));
 }
 
-/// Snapshots arrive with the persistence work; until then SAVE and BGSAVE say so.
-pub const SAVE_NOT_IMPLEMENTED: &str = "ERR Background saving is not implemented yet in percore";
-
-pub fn save(_ctx: &mut Ctx, _argv: &[&[u8]], w: &mut ReplyWriter) {
-    w.error("ERR Saving is not implemented yet in percore");
+fn save_busy(ctx: &Ctx) -> bool {
+    ctx.shard
+        .shared
+        .persist
+        .lock()
+        .expect("persist lock")
+        .running
+        .is_some()
 }
 
-pub fn bgsave(_ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
-    if argv.len() > 2 || (argv.len() == 2 && !eq_ic(argv[1], "SCHEDULE")) {
-        w.error(errors::SYNTAX);
-        return;
+fn encoded_error(ctx: &Ctx, text: &str) -> Partial {
+    let mut out = Vec::new();
+    ReplyWriter {
+        out: &mut out,
+        proto: ctx.proto,
     }
-    w.error(SAVE_NOT_IMPLEMENTED);
+    .error(text);
+    Partial::Encoded(out)
+}
+
+/// SAVE: a synchronous save at a barrier of all shards; the reply waits for the file.
+pub fn save_step(ctx: &mut Ctx, _argv: &[&[u8]]) -> Partial {
+    if save_busy(ctx) {
+        return encoded_error(ctx, "ERR Background save already in progress");
+    }
+    Partial::Defer(crate::snapshot::Op::Save)
+}
+
+/// BGSAVE [SCHEDULE]: starts a fork or forkless snapshot (`default-bgsave-method`).
+pub fn bgsave_step(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
+    if argv.len() > 2 || (argv.len() == 2 && !eq_ic(argv[1], "SCHEDULE")) {
+        return encoded_error(ctx, errors::SYNTAX);
+    }
+    if save_busy(ctx) {
+        // As Redis: SCHEDULE only waits for non-RDB children, which percore has none of.
+        return encoded_error(ctx, "ERR Background save already in progress");
+    }
+    Partial::Defer(crate::snapshot::Op::BgSave)
 }
 
 const CONFIG_HELP: &[&str] = &[
@@ -280,7 +305,9 @@ fn config_set(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
     }
 }
 
-pub fn shutdown(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
+/// SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE] [ABORT]: with save points (or SAVE), the final
+/// save runs at a barrier first; the server exits once it succeeded (or with FORCE).
+pub fn shutdown_step(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
     let (mut nosave, mut save, mut force, mut abort) = (false, false, false, false);
     for a in &argv[1..] {
         if eq_ic(a, "NOSAVE") {
@@ -293,32 +320,40 @@ pub fn shutdown(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
         } else if eq_ic(a, "ABORT") {
             abort = true;
         } else {
-            w.error(errors::SYNTAX);
-            return;
+            return encoded_error(ctx, errors::SYNTAX);
         }
     }
     if (abort && argv.len() > 2) || (nosave && save) {
-        w.error(errors::SYNTAX);
-        return;
+        return encoded_error(ctx, errors::SYNTAX);
     }
     if abort {
         // Shutdown is immediate here, so none is ever in progress.
-        w.error("ERR No shutdown in progress.");
-        return;
-    }
-    if save && !force {
-        ctx.shard
-            .shared
-            .warning("Error trying to save the DB: snapshots are not implemented yet, can't exit.");
-        w.error("ERR Errors trying to SHUTDOWN. Check logs.");
-        return;
+        return encoded_error(ctx, "ERR No shutdown in progress.");
     }
     ctx.shard.shared.warning("User requested shutdown...");
+    if save || (!nosave && !ctx.shard.cfg.save.is_empty()) {
+        ctx.shard
+            .shared
+            .notice("Saving the final RDB snapshot before exiting.");
+        return Partial::Defer(crate::snapshot::Op::ShutdownSave { force });
+    }
+    if let Some(r) = ctx
+        .shard
+        .shared
+        .persist
+        .lock()
+        .expect("persist lock")
+        .running
+        .take()
+    {
+        ctx.shard
+            .shared
+            .warning("There is a child saving an .rdb. Killing it!");
+        crate::snapshot::stop_running(&r);
+    }
     ctx.shard.shutdown_requested = true;
     // Redis closes the connection without a reply; the client sees the socket close.
-    if let Some(c) = ctx.client.as_deref_mut() {
-        c.close_after_reply = true;
-    }
+    Partial::Encoded(Vec::new())
 }
 
 /// Redis's rule for client names: no spaces, newlines or other special characters.

@@ -677,7 +677,7 @@ pub static COMMANDS: &[Command] = &[
         "server",
         "1.0.0",
         "Synchronously saves the database(s) to disk.",
-        Exec::Client(srv::save),
+        Exec::Hop(srv::save_step),
     ),
     c(
         "bgsave",
@@ -687,7 +687,7 @@ pub static COMMANDS: &[Command] = &[
         "server",
         "1.0.0",
         "Asynchronously saves the database(s) to disk.",
-        Exec::Client(srv::bgsave),
+        Exec::Hop(srv::bgsave_step),
     ),
     c(
         "info",
@@ -811,6 +811,6 @@ pub static COMMANDS: &[Command] = &[
         "server",
         "1.0.0",
         "Synchronously saves the database(s) to disk and shuts down the Redis server.",
-        Exec::Client(srv::shutdown),
+        Exec::Hop(srv::shutdown_step),
     ),
 ];

@@ -62,6 +62,20 @@ pub struct Server {
     port: u16,
     log: PathBuf,
     kind: Kind,
+    /// A scratch `--dir` made for this server (removed on drop) when the test gave none.
+    own_dir: Option<PathBuf>,
+}
+
+/// A fresh empty directory under the system temp dir (the caller removes it).
+pub fn scratch_dir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "percore-test-{tag}-{}-{}",
+        std::process::id(),
+        LOG_SEQ.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create scratch dir");
+    dir
 }
 
 impl Server {
@@ -80,6 +94,11 @@ impl Server {
     /// printed notice) when it is not installed. With `PERCORE_REQUIRE_REDIS=1` a missing
     /// `redis-server` is a failure instead.
     pub fn redis() -> Option<Self> {
+        Self::redis_with(&[])
+    }
+
+    /// [`Server::redis`] with extra arguments (e.g. `--dir`, `--dbfilename`).
+    pub fn redis_with(extra: &[&str]) -> Option<Self> {
         if !redis_server_available() {
             assert!(
                 std::env::var("PERCORE_REQUIRE_REDIS").as_deref() != Ok("1"),
@@ -88,7 +107,7 @@ impl Server {
             println!("skipping: redis-server not found");
             return None;
         }
-        Some(Self::start(Kind::Redis, &[]))
+        Some(Self::start(Kind::Redis, extra))
     }
 
     fn start(kind: Kind, extra: &[&str]) -> Self {
@@ -117,6 +136,12 @@ impl Server {
             if kind == Kind::Redis {
                 cmd.args(["--appendonly", "no", "--daemonize", "no"]);
             }
+            // Every percore server gets its own `dir`, so no test loads or overwrites a
+            // dump of another (or one left in the working directory).
+            let own_dir = (!extra.contains(&"--dir")).then(|| scratch_dir("dir"));
+            if let Some(d) = &own_dir {
+                cmd.args(["--dir", d.to_str().expect("utf-8 temp path")]);
+            }
             cmd.args(extra)
                 .stdin(Stdio::null())
                 .stdout(Stdio::from(out))
@@ -129,6 +154,7 @@ impl Server {
                 port,
                 log,
                 kind,
+                own_dir,
             };
             match server.wait_ready() {
                 Ok(()) => return server,
@@ -263,6 +289,9 @@ impl Drop for Server {
             let _ = self.child.wait();
         }
         let _ = std::fs::remove_file(&self.log);
+        if let Some(d) = &self.own_dir {
+            let _ = std::fs::remove_dir_all(d);
+        }
     }
 }
 

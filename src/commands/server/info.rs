@@ -290,22 +290,63 @@ fn global_sections(ctx: &Ctx, argv: &[Vec<u8>], s: &mut String) {
         }
     }
     if want("persistence") {
+        let st = shared.persist.lock().expect("persist lock").clone();
+        let current = st
+            .running
+            .as_ref()
+            .map_or(-1, |r| r.started.elapsed().as_secs() as i64);
+        let method = st
+            .running
+            .as_ref()
+            .map(|r| r.method)
+            .or(st.last_method)
+            .unwrap_or(cfg.default_bgsave_method);
         for l in [
             "loading:0".to_string(),
             "async_loading:0".into(),
-            "rdb_bgsave_in_progress:0".into(),
+            "current_cow_peak:0".into(),
+            "current_cow_size:0".into(),
+            "current_cow_size_age:0".into(),
+            "current_fork_perc:0.00".into(),
+            "current_save_keys_processed:0".into(),
+            format!(
+                "current_save_keys_total:{}",
+                st.running.as_ref().map_or(0, |r| r.keys_total)
+            ),
+            format!(
+                "rdb_changes_since_last_save:{}",
+                crate::snapshot::changes_since_save(shared)
+            ),
+            format!("rdb_bgsave_in_progress:{}", u8::from(st.running.is_some())),
             format!(
                 "rdb_last_save_time:{}",
                 shared.lastsave_s.load(Ordering::Relaxed)
             ),
-            "rdb_last_bgsave_status:ok".into(),
-            "rdb_last_bgsave_time_sec:-1".into(),
-            "rdb_current_bgsave_time_sec:-1".into(),
-            "rdb_saves:0".into(),
+            format!(
+                "rdb_last_bgsave_status:{}",
+                if st.last_bgsave_ok { "ok" } else { "err" }
+            ),
+            format!("rdb_last_bgsave_time_sec:{}", st.last_bgsave_time_s),
+            format!("rdb_current_bgsave_time_sec:{current}"),
+            format!("rdb_saves:{}", st.saves),
+            format!("rdb_last_cow_size:{}", st.last_cow_size),
+            format!("rdb_last_load_keys_expired:{}", st.last_load_keys_expired),
+            format!("rdb_last_load_keys_loaded:{}", st.last_load_keys_loaded),
             "aof_enabled:0".into(),
             "aof_rewrite_in_progress:0".into(),
             "aof_last_bgrewrite_status:ok".into(),
             "aof_last_write_status:ok".into(),
+            format!("rdb_bgsave_method:{}", method.name()),
+            format!("rdb_last_bgsave_bytes:{}", st.last_bytes),
+            format!(
+                "rdb_last_bgsave_write_bytes_per_sec:{}",
+                st.last_write_bytes_per_s
+            ),
+            format!(
+                "rdb_last_bgsave_peak_extra_memory:{}",
+                st.last_peak_extra_bytes
+            ),
+            format!("rdb_last_barrier_usec:{}", st.last_barrier_us),
         ] {
             line("persistence", l);
         }

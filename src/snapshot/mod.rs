@@ -1,0 +1,1050 @@
+//! Snapshots: SAVE, BGSAVE by fork or forkless copy-on-write cut, save points, the final
+//! save at shutdown, DEBUG RELOAD, and loading at start-up.
+//!
+//! Every snapshot starts at a **barrier**: the shard that runs the request (the
+//! coordinator) mails a [`Session`] to every other shard, and once its own mail has left,
+//! every shard parks at the session's barrier after flushing its replies
+//! ([`Service::after_flush`](percore_net::reactor::Service::after_flush)). With all shards
+//! stopped between commands, the cut is one instant across shards:
+//!
+//! - **sync** (SAVE, SHUTDOWN's final save, DEBUG RELOAD): shards hand their keyspaces to
+//!   the coordinator, which writes the file and hands them back; clients wait, as Redis's.
+//! - **fork**: the coordinator forks while the others stay parked; the child writes the
+//!   file ([`fork`]); the parent watches the child's pidfd on its ring and installs the
+//!   file when the child exits with success.
+//! - **forkless** (percore's default): every shard starts a copy-on-write cut of its own
+//!   keyspace ([`Keyspace::begin_cut`]) and resumes at once; between loop iterations it
+//!   serializes slices of the cut into chunks for a writer thread
+//!   ([`ChunkWriter`]); the last shard to finish sends the EOF and a finisher thread
+//!   fsyncs and installs the file.
+
+pub mod fork;
+pub mod load;
+pub mod write;
+
+use crate::server::ServerShared;
+use crate::shard::{Msg, ShardData};
+use percore_engine::keyspace::Keyspace;
+use percore_net::reactor::{ConnId, Io};
+use percore_persist::file::{
+    ChunkWriter, SnapshotFile, TrySendError, WriteOptions, install, temp_file_name,
+};
+use percore_persist::rdb::{self, Encoder};
+use std::collections::VecDeque;
+use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Barrier, Mutex};
+use std::time::{Duration, Instant};
+use write::{SaveParams, cut_slice};
+
+/// Redis's `CONFIG_BGSAVE_RETRY_DELAY`: after a failed background save, save points wait
+/// this long before trying again.
+pub const BGSAVE_RETRY_DELAY_S: i64 = 5;
+/// Keys a shard serializes per loop iteration of a forkless snapshot, at most.
+pub const COW_KEYS_PER_ITERATION: usize = 4096;
+/// Chunks a shard keeps when the writer's queue is full, before it pauses its serializer.
+pub const COW_PENDING_CHUNKS: usize = 2;
+/// How soon a shard retries handing a chunk to a full writer.
+pub const COW_WRITER_FULL_RETRY: Duration = Duration::from_millis(1);
+/// Tag of the fork child's pidfd watch on the coordinator's ring.
+pub const WATCH_TAG_CHILD: u32 = 1;
+
+/// `default-bgsave-method`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    Fork,
+    Forkless,
+}
+
+impl Method {
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::Fork => "fork",
+            Method::Forkless => "forkless",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "fork" => Some(Method::Fork),
+            "forkless" | "cow" => Some(Method::Forkless),
+            _ => None,
+        }
+    }
+}
+
+/// A background save in progress.
+#[derive(Clone, Debug)]
+pub struct Running {
+    pub id: u64,
+    pub method: Method,
+    pub started: Instant,
+    /// The fork child.
+    pub pid: Option<i32>,
+    /// Keys in the dataset at the cut.
+    pub keys_total: u64,
+    /// Set to stop a forkless save (its shards drop their parts, the temp file goes).
+    pub cancel: Option<Arc<AtomicBool>>,
+}
+
+/// Persistence state for INFO, LASTSAVE and the save logic (in [`ServerShared`]).
+#[derive(Clone, Debug)]
+pub struct Status {
+    pub running: Option<Running>,
+    /// BGSAVE SCHEDULE waiting for the running save to end.
+    pub scheduled: bool,
+    pub last_bgsave_ok: bool,
+    pub last_bgsave_time_s: i64,
+    /// SAVE and BGSAVE attempts (`rdb_saves`).
+    pub saves: u64,
+    /// Unix seconds of the last background save attempt (for the retry delay).
+    pub last_bgsave_try_s: i64,
+    pub last_method: Option<Method>,
+    pub last_bytes: u64,
+    pub last_write_bytes_per_s: u64,
+    pub last_peak_extra_bytes: u64,
+    pub last_cow_size: u64,
+    /// Longest time a shard stood at the barrier of the last snapshot.
+    pub last_barrier_us: u64,
+    pub last_load_keys_loaded: u64,
+    pub last_load_keys_expired: u64,
+    /// A barrier session is being set up or run (only one at a time).
+    barrier_busy: bool,
+    next_id: u64,
+}
+
+impl Default for Status {
+    fn default() -> Self {
+        Self {
+            running: None,
+            scheduled: false,
+            last_bgsave_ok: true,
+            last_bgsave_time_s: -1,
+            saves: 0,
+            last_bgsave_try_s: 0,
+            last_method: None,
+            last_bytes: 0,
+            last_write_bytes_per_s: 0,
+            last_peak_extra_bytes: 0,
+            last_cow_size: 0,
+            last_barrier_us: 0,
+            last_load_keys_loaded: 0,
+            last_load_keys_expired: 0,
+            barrier_busy: false,
+            next_id: 1,
+        }
+    }
+}
+
+/// What a request asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Op {
+    Save,
+    BgSave,
+    /// SHUTDOWN's (or SIGTERM's) final save, then exit; `force` exits even if it fails.
+    ShutdownSave {
+        force: bool,
+    },
+    DebugReload,
+}
+
+/// A snapshot request waiting for its shard's next barrier opportunity.
+#[derive(Clone, Copy, Debug)]
+pub struct Request {
+    pub op: Op,
+    /// The client's reply slot, if a client waits.
+    pub reply: Option<(ConnId, u64)>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Sync,
+    Fork,
+    Forkless,
+}
+
+/// One barrier across all shards.
+pub struct Session {
+    kind: Kind,
+    coordinator: usize,
+    arrive: Barrier,
+    release: Barrier,
+    keyspaces: Mutex<Vec<Option<Keyspace>>>,
+    /// Each shard's change counter at the cut (the new saved baseline on success).
+    changes_at_cut: Vec<AtomicU64>,
+    keys_at_cut: AtomicU64,
+    stall_max_ns: AtomicU64,
+    cow: Option<Arc<CowShared>>,
+}
+
+/// A forkless snapshot, shared by the shards serializing it.
+pub struct CowShared {
+    id: u64,
+    writer: Mutex<Option<Arc<ChunkWriter>>>,
+    parts_left: AtomicUsize,
+    cancelled: Arc<AtomicBool>,
+    key_delay_us: u64,
+    compress: bool,
+    checksum: bool,
+    dir: std::path::PathBuf,
+    temp_name: String,
+    final_name: String,
+    started: Instant,
+    memory_at_start: u64,
+    peak_extra: AtomicU64,
+    changes_at_cut: Vec<AtomicU64>,
+}
+
+/// This shard's part of a forkless snapshot.
+struct CowPart {
+    shared: Arc<CowShared>,
+    writer: Arc<ChunkWriter>,
+    enc: Encoder,
+    chunk: Vec<u8>,
+    current_db: Option<usize>,
+    pending: VecDeque<Vec<u8>>,
+    keys: u64,
+    cut_done: bool,
+    /// This shard finished last: the EOF is in `pending`, then the file gets finished.
+    last: bool,
+}
+
+/// A fork child being watched by its coordinator.
+struct Child {
+    pid: i32,
+    pidfd: RawFd,
+    report: RawFd,
+    id: u64,
+    changes_at_cut: Vec<u64>,
+    started: Instant,
+    dir: std::path::PathBuf,
+    final_name: String,
+}
+
+/// A shard's snapshot state.
+#[derive(Default)]
+pub struct ShardSnap {
+    pub requests: VecDeque<Request>,
+    /// A barrier another shard started.
+    join: Option<Arc<Session>>,
+    /// A barrier this shard coordinates, with the request it serves.
+    lead: Option<(Arc<Session>, Request)>,
+    cow: Option<CowPart>,
+    child: Option<Child>,
+}
+
+impl ShardSnap {
+    /// A barrier mailed by another shard.
+    pub fn join(&mut self, s: Arc<Session>) {
+        self.join = Some(s);
+    }
+
+    /// Whether this iteration may end at a barrier (the loop then submits its mail first).
+    pub fn will_park(&self) -> bool {
+        self.join.is_some() || self.lead.is_some()
+    }
+}
+
+/// A reply for a client slot, produced by the snapshot machinery.
+pub type Reply = (ConnId, u64, Vec<u8>);
+
+fn params_of(data: &ShardData) -> SaveParams {
+    SaveParams {
+        compress: data.cfg.rdbcompression,
+        checksum: data.cfg.rdbchecksum,
+        key_delay_us: data.cfg.rdb_key_save_delay_us,
+        write: WriteOptions::default(),
+    }
+}
+
+fn simple(s: &str) -> Vec<u8> {
+    format!("+{s}\r\n").into_bytes()
+}
+
+fn error(s: &str) -> Vec<u8> {
+    format!("-{s}\r\n").into_bytes()
+}
+
+/// `rdb_changes_since_last_save`.
+pub fn changes_since_save(shared: &ServerShared) -> u64 {
+    shared
+        .changes
+        .iter()
+        .zip(&shared.saved_changes)
+        .map(|(c, s)| {
+            c.load(Ordering::Relaxed)
+                .saturating_sub(s.load(Ordering::Relaxed))
+        })
+        .sum()
+}
+
+fn set_saved_baseline(shared: &ServerShared, at_cut: impl Iterator<Item = u64>) {
+    for (s, v) in shared.saved_changes.iter().zip(at_cut) {
+        s.fetch_max(v, Ordering::Relaxed);
+    }
+}
+
+/// Runs at the end of every loop iteration of every shard (after replies and mail left):
+/// joins barriers, starts requested snapshots, and advances this shard's forkless part.
+/// Returns replies for waiting clients.
+pub fn after_flush(data: &mut ShardData, io: &mut Io<Msg, ()>) -> Vec<Reply> {
+    let mut replies = Vec::new();
+    data.shared.changes[data.id].store(data.keyspace.changes(), Ordering::Relaxed);
+    if let Some(session) = data.snap.join.take() {
+        participate(data, io, &session, None, &mut replies);
+    }
+    if let Some((session, _)) = &data.snap.lead {
+        if io.outbox_pending() {
+            io.wake_within(Duration::ZERO);
+        } else {
+            let session = Arc::clone(session);
+            let (_, req) = data.snap.lead.take().expect("lead present");
+            participate(data, io, &session, Some(req), &mut replies);
+        }
+    } else if let Some(req) = data.snap.requests.pop_front() {
+        start(data, io, req, &mut replies);
+    }
+    if data.snap.cow.is_some() {
+        cow_step(data, io);
+    }
+    replies
+}
+
+/// Validates a request and mails its barrier, or answers it at once.
+fn start(data: &mut ShardData, io: &mut Io<Msg, ()>, req: Request, replies: &mut Vec<Reply>) {
+    let mut reply = |bytes: Vec<u8>| {
+        if let Some((c, s)) = req.reply {
+            replies.push((c, s, bytes));
+        }
+    };
+    let kind = {
+        let mut st = data.shared.persist.lock().expect("persist lock");
+        if st.barrier_busy {
+            // Another shard is setting up a barrier: try again shortly.
+            drop(st);
+            data.snap.requests.push_front(req);
+            io.wake_within(Duration::from_millis(1));
+            return;
+        }
+        let busy = st.running.is_some();
+        match req.op {
+            Op::Save | Op::DebugReload | Op::BgSave if busy => {
+                drop(st);
+                reply(error("ERR Background save already in progress"));
+                return;
+            }
+            Op::Save | Op::DebugReload => Kind::Sync,
+            Op::ShutdownSave { .. } => {
+                if let Some(r) = st.running.take() {
+                    // Redis kills a running save child before the final save.
+                    stop_running(&r);
+                }
+                Kind::Sync
+            }
+            Op::BgSave => {
+                st.saves += 1;
+                st.last_bgsave_try_s = data.now_ms / 1000;
+                let method = data.cfg.default_bgsave_method;
+                let id = st.next_id;
+                st.next_id += 1;
+                st.running = Some(Running {
+                    id,
+                    method,
+                    started: Instant::now(),
+                    pid: None,
+                    keys_total: 0,
+                    cancel: None,
+                });
+                match method {
+                    Method::Fork => Kind::Fork,
+                    Method::Forkless => Kind::Forkless,
+                }
+            }
+        }
+    };
+    if matches!(req.op, Op::ShutdownSave { .. }) {
+        abandon_cow(data);
+        if let Some(child) = data.snap.child.take() {
+            fork::kill(child.pid, libc::SIGUSR1);
+            let _ = wait_child(child.pid);
+            let _ = std::fs::remove_file(child.dir.join(temp_file_name(child.pid as u64)));
+            fork::close(child.pidfd);
+            fork::close(child.report);
+        }
+    }
+    let shards = data.shards;
+    let cow = if kind == Kind::Forkless {
+        match open_cow(data) {
+            Ok(c) => {
+                let mut st = data.shared.persist.lock().expect("persist lock");
+                if let Some(r) = st.running.as_mut() {
+                    r.cancel = Some(Arc::clone(&c.cancelled));
+                }
+                Some(c)
+            }
+            Err(e) => {
+                data.shared
+                    .warning(&format!("Can't save in background: {e}"));
+                let mut st = data.shared.persist.lock().expect("persist lock");
+                st.running = None;
+                st.last_bgsave_ok = false;
+                drop(st);
+                reply(error("ERR"));
+                return;
+            }
+        }
+    } else {
+        None
+    };
+    data.shared
+        .persist
+        .lock()
+        .expect("persist lock")
+        .barrier_busy = true;
+    let session = Arc::new(Session {
+        kind,
+        coordinator: data.id,
+        arrive: Barrier::new(shards),
+        release: Barrier::new(shards),
+        keyspaces: Mutex::new((0..shards).map(|_| None).collect()),
+        changes_at_cut: (0..shards).map(|_| AtomicU64::new(0)).collect(),
+        keys_at_cut: AtomicU64::new(0),
+        stall_max_ns: AtomicU64::new(0),
+        cow,
+    });
+    for s in (0..shards).filter(|&s| s != data.id) {
+        io.send(s, Msg::Park(Arc::clone(&session)));
+    }
+    data.snap.lead = Some((session, req));
+    // Park as soon as the mail has left (next iteration).
+    io.wake_within(Duration::ZERO);
+}
+
+/// Creates the temp file and writer thread of a forkless snapshot and queues the header.
+fn open_cow(data: &ShardData) -> std::io::Result<Arc<CowShared>> {
+    let params = params_of(data);
+    let id = data
+        .shared
+        .persist
+        .lock()
+        .expect("persist lock")
+        .running
+        .as_ref()
+        .map_or(0, |r| r.id);
+    let temp_name = temp_file_name(u64::from(std::process::id()) * 1000 + id % 1000);
+    let file = SnapshotFile::create(&data.cfg.dir, &temp_name, &params.write)?;
+    let writer = Arc::new(ChunkWriter::spawn(file)?);
+    let mut header = Vec::with_capacity(256);
+    write::write_header(&mut header, data.now_ms);
+    writer
+        .try_send(header)
+        .map_err(|_| std::io::Error::other("snapshot writer refused the header"))?;
+    Ok(Arc::new(CowShared {
+        id,
+        writer: Mutex::new(Some(writer)),
+        parts_left: AtomicUsize::new(data.shards),
+        cancelled: Arc::new(AtomicBool::new(false)),
+        key_delay_us: params.key_delay_us,
+        compress: params.compress,
+        checksum: params.checksum,
+        dir: data.cfg.dir.clone(),
+        temp_name,
+        final_name: data.cfg.dbfilename.clone(),
+        started: Instant::now(),
+        memory_at_start: crate::alloc::used_memory() as u64,
+        peak_extra: AtomicU64::new(0),
+        changes_at_cut: (0..data.shards).map(|_| AtomicU64::new(0)).collect(),
+    }))
+}
+
+/// Stands at the barrier with every other shard and does this shard's share.
+fn participate(
+    data: &mut ShardData,
+    io: &mut Io<Msg, ()>,
+    session: &Arc<Session>,
+    req: Option<Request>,
+    replies: &mut Vec<Reply>,
+) {
+    let t0 = Instant::now();
+    let id = data.id;
+    let changes = data.keyspace.changes();
+    session.changes_at_cut[id].store(changes, Ordering::Relaxed);
+    session
+        .keys_at_cut
+        .fetch_add(data.keyspace.total_keys() as u64, Ordering::Relaxed);
+    let lend = matches!(session.kind, Kind::Sync | Kind::Fork);
+    if lend {
+        let databases = data.keyspace.databases();
+        let mine = std::mem::replace(&mut data.keyspace, Keyspace::new(databases, 0));
+        session.keyspaces.lock().expect("session lock")[id] = Some(mine);
+    }
+    session.arrive.wait();
+    match session.kind {
+        Kind::Forkless => {
+            let cow = session.cow.as_ref().expect("forkless session has a writer");
+            cow.changes_at_cut[id].store(changes, Ordering::Relaxed);
+            data.keyspace.begin_cut();
+            let writer = cow
+                .writer
+                .lock()
+                .expect("writer lock")
+                .clone()
+                .expect("writer present until the last part ends");
+            data.snap.cow = Some(CowPart {
+                shared: Arc::clone(cow),
+                writer,
+                enc: Encoder::new(cow.compress),
+                chunk: Vec::with_capacity(write::SERIALIZE_CHUNK_BYTES + 4096),
+                current_db: None,
+                pending: VecDeque::new(),
+                keys: 0,
+                cut_done: false,
+                last: false,
+            });
+            if id == session.coordinator {
+                let mut st = data.shared.persist.lock().expect("persist lock");
+                if let Some(r) = st.running.as_mut() {
+                    r.keys_total = session.keys_at_cut.load(Ordering::Relaxed);
+                }
+                drop(st);
+                data.shared.notice("Background saving started (forkless)");
+            }
+        }
+        Kind::Sync | Kind::Fork => {
+            if id == session.coordinator {
+                let lent: Vec<Keyspace> = session
+                    .keyspaces
+                    .lock()
+                    .expect("session lock")
+                    .iter_mut()
+                    .map(|k| k.take().expect("every shard lent its keyspace"))
+                    .collect();
+                let lent = coordinate(data, io, session, req, lent, replies);
+                let mut slots = session.keyspaces.lock().expect("session lock");
+                for (slot, ks) in slots.iter_mut().zip(lent) {
+                    *slot = Some(ks);
+                }
+            }
+            session.release.wait();
+            data.keyspace = session.keyspaces.lock().expect("session lock")[id]
+                .take()
+                .expect("keyspace handed back");
+        }
+    }
+    let stall = t0.elapsed().as_nanos() as u64;
+    session.stall_max_ns.fetch_max(stall, Ordering::Relaxed);
+    if id == session.coordinator {
+        // The others may still be leaving the barrier; this is a lower bound for them.
+        let us = session.stall_max_ns.load(Ordering::Relaxed) / 1000;
+        let mut st = data.shared.persist.lock().expect("persist lock");
+        st.last_barrier_us = us;
+        st.barrier_busy = false;
+    }
+    if let Some(req) = req
+        && session.kind == Kind::Forkless
+        && let Some((c, s)) = req.reply
+    {
+        replies.push((c, s, simple("Background saving started")));
+    }
+}
+
+/// The coordinator's work while every shard is parked with its keyspace lent.
+fn coordinate(
+    data: &mut ShardData,
+    io: &mut Io<Msg, ()>,
+    session: &Session,
+    req: Option<Request>,
+    mut lent: Vec<Keyspace>,
+    replies: &mut Vec<Reply>,
+) -> Vec<Keyspace> {
+    let params = params_of(data);
+    let op = req.map_or(Op::BgSave, |r| r.op);
+    let mut reply = |bytes: Vec<u8>| {
+        if let Some((c, s)) = req.and_then(|r| r.reply) {
+            replies.push((c, s, bytes));
+        }
+    };
+    let at_cut: Vec<u64> = session
+        .changes_at_cut
+        .iter()
+        .map(|a| a.load(Ordering::Relaxed))
+        .collect();
+    match session.kind {
+        Kind::Fork => {
+            let refs: Vec<&Keyspace> = lent.iter().collect();
+            match fork::spawn_child(&refs, &data.cfg.dir, &params, data.now_ms) {
+                Ok((pid, report)) => {
+                    let pidfd = match fork::pidfd_open(pid) {
+                        Ok(fd) => fd,
+                        Err(e) => {
+                            data.shared.warning(&format!(
+                                "pidfd_open failed: {e}; watching the child on ticks"
+                            ));
+                            -1
+                        }
+                    };
+                    if pidfd >= 0 {
+                        io.watch_readable(pidfd, WATCH_TAG_CHILD);
+                    }
+                    let mut st = data.shared.persist.lock().expect("persist lock");
+                    let id = st.running.as_ref().map_or(0, |r| r.id);
+                    if let Some(r) = st.running.as_mut() {
+                        r.pid = Some(pid);
+                        r.keys_total = session.keys_at_cut.load(Ordering::Relaxed);
+                    }
+                    drop(st);
+                    data.snap.child = Some(Child {
+                        pid,
+                        pidfd,
+                        report,
+                        id,
+                        changes_at_cut: at_cut,
+                        started: Instant::now(),
+                        dir: data.cfg.dir.clone(),
+                        final_name: data.cfg.dbfilename.clone(),
+                    });
+                    data.shared
+                        .notice(&format!("Background saving started by pid {pid}"));
+                    reply(simple("Background saving started"));
+                }
+                Err(e) => {
+                    data.shared
+                        .warning(&format!("Can't save in background: fork: {e}"));
+                    let mut st = data.shared.persist.lock().expect("persist lock");
+                    st.running = None;
+                    st.last_bgsave_ok = false;
+                    drop(st);
+                    reply(error(&format!("ERR Can't save in background: fork: {e}")));
+                }
+            }
+        }
+        Kind::Sync => {
+            let refs: Vec<&Keyspace> = lent.iter().collect();
+            let result = sync_save(data, &refs, &params);
+            match (op, result) {
+                (Op::Save, Ok(())) => {
+                    set_saved_baseline(&data.shared, at_cut.iter().copied());
+                    reply(simple("OK"));
+                }
+                (Op::Save, Err(())) => reply(error("ERR")),
+                (Op::ShutdownSave { .. }, Ok(())) | (Op::ShutdownSave { force: true }, Err(())) => {
+                    data.shutdown_requested = true;
+                }
+                (Op::ShutdownSave { force: false }, Err(())) => {
+                    data.shared
+                        .warning("Error trying to save the DB, can't exit.");
+                    reply(error("ERR Errors trying to SHUTDOWN. Check logs."));
+                }
+                (Op::DebugReload, Ok(())) => {
+                    let path = data.cfg.rdb_path();
+                    let shared = Arc::clone(&data.shared);
+                    match load::load_file(
+                        &path,
+                        lent.len(),
+                        data.keyspace.databases().max(lent[0].databases()),
+                        data.now_ms,
+                        crate::server::random_seed(),
+                        |l| shared.notice(l),
+                    ) {
+                        Ok((fresh, stats)) => {
+                            lent = fresh;
+                            for (i, ks) in lent.iter().enumerate() {
+                                data.shared.changes[i].store(ks.changes(), Ordering::Relaxed);
+                                data.shared.saved_changes[i].store(ks.changes(), Ordering::Relaxed);
+                            }
+                            data.shared.notice(&format!(
+                                "DB reloaded by DEBUG RELOAD: {} keys",
+                                stats.keys_loaded
+                            ));
+                            reply(simple("OK"));
+                        }
+                        Err(e) => {
+                            data.shared.warning(&e);
+                            reply(error(
+                                "ERR Error trying to load the RDB dump, check server logs.",
+                            ));
+                        }
+                    }
+                }
+                (Op::DebugReload, Err(())) => reply(error("ERR Error trying to save the DB")),
+                (Op::BgSave, _) => unreachable!("BGSAVE never runs as a sync save"),
+            }
+        }
+        Kind::Forkless => unreachable!("forkless sessions lend no keyspace"),
+    }
+    lent
+}
+
+/// SAVE: writes the lent keyspaces through a temp file, installs it, updates the status.
+fn sync_save(data: &ShardData, keyspaces: &[&Keyspace], params: &SaveParams) -> Result<(), ()> {
+    let temp = temp_file_name(u64::from(std::process::id()));
+    let started = Instant::now();
+    let result = write::write_keyspaces(keyspaces, &data.cfg.dir, &temp, params, data.now_ms)
+        .and_then(|stats| {
+            install(&data.cfg.dir, &temp, &data.cfg.dbfilename)?;
+            Ok(stats)
+        });
+    let mut st = data.shared.persist.lock().expect("persist lock");
+    st.saves += 1;
+    match result {
+        Ok(stats) => {
+            st.last_bytes = stats.bytes;
+            st.last_write_bytes_per_s = stats.bytes_per_sec() as u64;
+            drop(st);
+            data.shared
+                .lastsave_s
+                .store(data.now_ms / 1000, Ordering::Relaxed);
+            data.shared.notice(&format!(
+                "DB saved on disk ({} bytes in {:.3} s)",
+                stats.bytes,
+                started.elapsed().as_secs_f64()
+            ));
+            Ok(())
+        }
+        Err(e) => {
+            drop(st);
+            let _ = std::fs::remove_file(data.cfg.dir.join(&temp));
+            data.shared.warning(&format!("Failed saving the DB: {e}"));
+            Err(())
+        }
+    }
+}
+
+/// One slice of this shard's forkless part: serialize, hand chunks to the writer, and
+/// when the part is done, report; the last part sends the EOF and finishes the file.
+fn cow_step(data: &mut ShardData, io: &mut Io<Msg, ()>) {
+    let Some(part) = data.snap.cow.as_mut() else {
+        return;
+    };
+    if part.shared.cancelled.load(Ordering::Acquire) {
+        abandon_cow(data);
+        return;
+    }
+    // Hand over what is waiting.
+    while let Some(chunk) = part.pending.pop_front() {
+        match part.writer.try_send(chunk) {
+            Ok(()) => {}
+            Err(TrySendError::Full(back)) => {
+                part.pending.push_front(back);
+                break;
+            }
+            Err(TrySendError::Closed(_)) => {
+                // The writer failed (I/O error, full disk): the save fails.
+                data.shared
+                    .warning("Forkless save failed: the snapshot writer stopped");
+                part.shared.cancelled.store(true, Ordering::Release);
+                let id = part.shared.id;
+                abandon_cow(data);
+                fail_bgsave(&data.shared, id);
+                return;
+            }
+        }
+    }
+    if !part.cut_done && part.pending.len() < COW_PENDING_CHUNKS {
+        let mut budget = COW_KEYS_PER_ITERATION;
+        if let Some(allowed) =
+            (part.shared.started.elapsed().as_micros() as u64).checked_div(part.shared.key_delay_us)
+        {
+            budget = budget.min(allowed.saturating_sub(part.keys) as usize);
+        }
+        if budget > 0 {
+            if part.chunk.is_empty() {
+                // Chunks of different shards interleave in the file: each names its db.
+                part.current_db = None;
+                if let Some(b) = part.writer.recycle() {
+                    part.chunk = b;
+                    part.chunk.clear();
+                }
+            }
+            match cut_slice(
+                &mut data.keyspace,
+                &mut part.enc,
+                &mut part.chunk,
+                &mut part.current_db,
+                budget,
+                &mut part.keys,
+            ) {
+                Ok(done) => part.cut_done = done,
+                Err(e) => {
+                    data.shared.warning(&format!("Forkless save failed: {e}"));
+                    part.shared.cancelled.store(true, Ordering::Release);
+                    let id = part.shared.id;
+                    abandon_cow(data);
+                    fail_bgsave(&data.shared, id);
+                    return;
+                }
+            }
+            let part = data.snap.cow.as_mut().expect("part present");
+            if (part.cut_done && !part.chunk.is_empty())
+                || part.chunk.len() >= write::SERIALIZE_CHUNK_BYTES
+            {
+                let chunk = std::mem::take(&mut part.chunk);
+                part.pending.push_back(chunk);
+            }
+        }
+        let extra = (crate::alloc::used_memory() as u64)
+            .saturating_sub(data.snap.cow.as_ref().expect("part").shared.memory_at_start);
+        data.snap
+            .cow
+            .as_ref()
+            .expect("part")
+            .shared
+            .peak_extra
+            .fetch_max(extra, Ordering::Relaxed);
+    }
+    let part = data.snap.cow.as_mut().expect("part present");
+    if part.cut_done && part.pending.is_empty() && part.chunk.is_empty() {
+        if part.last {
+            // The EOF has been handed over: finish the file off the loop.
+            let part = data.snap.cow.take().expect("part present");
+            data.keyspace.end_cut();
+            finish_cow(Arc::clone(&data.shared), part);
+            return;
+        }
+        if part.shared.parts_left.fetch_sub(1, Ordering::AcqRel) == 1 {
+            let mut eof = Vec::with_capacity(1);
+            rdb::write_eof(&mut eof);
+            part.pending.push_back(eof);
+            part.last = true;
+        } else {
+            data.snap.cow = None;
+            data.keyspace.end_cut();
+            return;
+        }
+    }
+    let part = data.snap.cow.as_ref().expect("part present");
+    if part.pending.is_empty() && !part.cut_done && part.shared.key_delay_us == 0 {
+        io.wake_within(Duration::ZERO);
+    } else if part.shared.key_delay_us > 0 {
+        io.wake_within(Duration::from_micros(part.shared.key_delay_us.max(100)));
+    } else {
+        io.wake_within(COW_WRITER_FULL_RETRY);
+    }
+}
+
+/// Drops this shard's forkless part (cancelled or failed); the last one cancels the
+/// writer, which removes the temp file.
+fn abandon_cow(data: &mut ShardData) {
+    let Some(part) = data.snap.cow.take() else {
+        return;
+    };
+    data.keyspace.end_cut();
+    part.shared.cancelled.store(true, Ordering::Release);
+    let shared = Arc::clone(&part.shared);
+    drop(part);
+    if let Some(w) = shared.writer.lock().expect("writer lock").take() {
+        std::thread::spawn(move || {
+            let w = wait_unique(w);
+            w.cancel();
+        });
+    }
+}
+
+fn wait_unique<T>(mut a: Arc<T>) -> T {
+    loop {
+        match Arc::try_unwrap(a) {
+            Ok(t) => return t,
+            Err(back) => {
+                a = back;
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+    }
+}
+
+/// Stops a running background save: signals the fork child (its coordinator reaps it and
+/// removes its temp file) or flags a forkless one (each shard drops its part; the writer
+/// removes the temp file).
+pub fn stop_running(r: &Running) {
+    if let Some(pid) = r.pid {
+        fork::kill(pid, libc::SIGUSR1);
+    }
+    if let Some(c) = &r.cancel {
+        c.store(true, Ordering::Release);
+    }
+}
+
+fn fail_bgsave(shared: &ServerShared, id: u64) {
+    let mut st = shared.persist.lock().expect("persist lock");
+    if st.running.as_ref().is_some_and(|r| r.id == id)
+        && let Some(r) = st.running.take()
+    {
+        st.last_bgsave_ok = false;
+        st.last_bgsave_time_s = r.started.elapsed().as_secs() as i64;
+        st.last_method = Some(r.method);
+    }
+}
+
+/// Finishes a forkless snapshot on a short-lived thread: CRC trailer, fsync, rename,
+/// directory fsync, then the status.
+fn finish_cow(shared: Arc<ServerShared>, part: CowPart) {
+    let cow = Arc::clone(&part.shared);
+    drop(part);
+    let Some(writer) = cow.writer.lock().expect("writer lock").take() else {
+        return;
+    };
+    std::thread::Builder::new()
+        .name("percore-rdb-finish".into())
+        .spawn(move || {
+            let writer = wait_unique(writer);
+            let finished = writer.finish(cow.checksum);
+            // Checked and installed under the status lock, so a cancel that took the lock
+            // first is never followed by this file landing.
+            let mut st = shared.persist.lock().expect("persist lock");
+            let current = st.running.as_ref().is_some_and(|r| r.id == cow.id);
+            if !current || cow.cancelled.load(Ordering::Acquire) {
+                drop(st);
+                let _ = std::fs::remove_file(cow.dir.join(&cow.temp_name));
+                return;
+            }
+            let result = finished.and_then(|stats| {
+                install(&cow.dir, &cow.temp_name, &cow.final_name).map(|()| stats)
+            });
+            let r = st.running.take().expect("checked above");
+            st.last_bgsave_time_s = r.started.elapsed().as_secs() as i64;
+            st.last_method = Some(Method::Forkless);
+            st.last_peak_extra_bytes = cow.peak_extra.load(Ordering::Relaxed);
+            match result {
+                Ok(stats) => {
+                    st.last_bgsave_ok = true;
+                    st.last_bytes = stats.bytes;
+                    st.last_write_bytes_per_s = stats.bytes_per_sec() as u64;
+                    drop(st);
+                    set_saved_baseline(
+                        &shared,
+                        cow.changes_at_cut.iter().map(|a| a.load(Ordering::Relaxed)),
+                    );
+                    shared
+                        .lastsave_s
+                        .store(percore_net::reactor::unix_ms() / 1000, Ordering::Relaxed);
+                    shared.notice("Background saving terminated with success");
+                }
+                Err(e) => {
+                    st.last_bgsave_ok = false;
+                    drop(st);
+                    let _ = std::fs::remove_file(cow.dir.join(&cow.temp_name));
+                    shared.warning(&format!("Background saving error: {e}"));
+                }
+            }
+        })
+        .expect("spawning the snapshot finisher");
+}
+
+/// The fork child's pidfd became readable (or a tick checks on it): reap and install.
+pub fn child_event(data: &mut ShardData) {
+    let Some(child) = data.snap.child.as_ref() else {
+        return;
+    };
+    let exit = match fork::try_reap(child.pid) {
+        Ok(fork::ChildExit::Running) => return,
+        Ok(e) => e,
+        Err(_) => fork::ChildExit::Code(-1),
+    };
+    let child = data.snap.child.take().expect("child present");
+    if child.pidfd >= 0 {
+        fork::close(child.pidfd);
+    }
+    let report = fork::read_report(child.report);
+    fork::close(child.report);
+    let temp = temp_file_name(child.pid as u64);
+    let mut st = data.shared.persist.lock().expect("persist lock");
+    let current = st.running.as_ref().is_some_and(|r| r.id == child.id);
+    if !current {
+        drop(st);
+        let _ = std::fs::remove_file(child.dir.join(&temp));
+        return;
+    }
+    st.running = None;
+    st.last_bgsave_time_s = child.started.elapsed().as_secs() as i64;
+    st.last_method = Some(Method::Fork);
+    let ok =
+        exit == fork::ChildExit::Code(0) && install(&child.dir, &temp, &child.final_name).is_ok();
+    if ok {
+        st.last_bgsave_ok = true;
+        if let Some((bytes, cow)) = report {
+            st.last_bytes = bytes;
+            st.last_cow_size = cow;
+            st.last_peak_extra_bytes = cow;
+            let secs = child.started.elapsed().as_secs_f64().max(1e-9);
+            st.last_write_bytes_per_s = (bytes as f64 / secs) as u64;
+        }
+        drop(st);
+        set_saved_baseline(&data.shared, child.changes_at_cut.iter().copied());
+        data.shared
+            .lastsave_s
+            .store(data.now_ms / 1000, Ordering::Relaxed);
+        data.shared
+            .notice("Background saving terminated with success");
+    } else {
+        // SIGUSR1 is how percore (and Redis) cancels: it leaves the status alone.
+        if exit != fork::ChildExit::Signal(libc::SIGUSR1) {
+            st.last_bgsave_ok = false;
+        }
+        drop(st);
+        let _ = std::fs::remove_file(child.dir.join(&temp));
+        data.shared.warning(&format!(
+            "Background saving error (child {} ended: {exit:?})",
+            child.pid
+        ));
+    }
+}
+
+fn wait_child(pid: i32) -> std::io::Result<fork::ChildExit> {
+    loop {
+        match fork::try_reap(pid)? {
+            fork::ChildExit::Running => std::thread::sleep(Duration::from_millis(1)),
+            e => return Ok(e),
+        }
+    }
+}
+
+/// Once per tick (any shard): checks on a child without a pidfd; on shard 0, runs save
+/// points and a scheduled BGSAVE.
+pub fn on_tick(data: &mut ShardData) {
+    if data.snap.child.as_ref().is_some_and(|c| c.pidfd < 0) {
+        child_event(data);
+    }
+    if data.id != 0 || !data.snap.requests.is_empty() || data.snap.lead.is_some() {
+        return;
+    }
+    let mut st = data.shared.persist.lock().expect("persist lock");
+    if st.running.is_some() {
+        return;
+    }
+    let now_s = data.now_ms / 1000;
+    let due = if st.scheduled {
+        st.scheduled = false;
+        true
+    } else {
+        let dirty = changes_since_save(&data.shared);
+        let since = now_s - data.shared.lastsave_s.load(Ordering::Relaxed);
+        let retry_ok = st.last_bgsave_ok || now_s - st.last_bgsave_try_s > BGSAVE_RETRY_DELAY_S;
+        retry_ok
+            && data
+                .cfg
+                .save
+                .iter()
+                .any(|p| dirty >= p.changes && since >= p.seconds as i64)
+    };
+    drop(st);
+    if due {
+        data.shared
+            .notice("Saving points reached (or BGSAVE scheduled): background saving");
+        data.snap.requests.push_back(Request {
+            op: Op::BgSave,
+            reply: None,
+        });
+    }
+}
+
+/// At start-up: removes temp files a crash left in `dir`.
+pub fn remove_stale(shared: &ServerShared, dir: &std::path::Path) {
+    match percore_persist::file::remove_stale_temp_files(dir) {
+        Ok(removed) => {
+            for p in removed {
+                shared.notice(&format!("Removed stale temp file {}", p.display()));
+            }
+        }
+        Err(e) => shared.warning(&format!("Can't scan {} for temp files: {e}", dir.display())),
+    }
+}

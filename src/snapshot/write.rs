@@ -1,0 +1,148 @@
+//! Serializing keyspaces into an RDB file: the whole dataset from one thread (SAVE, the
+//! fork child), and one shard's forkless cut in slices (BGSAVE without fork).
+
+use percore_engine::db::Entry;
+use percore_engine::keyspace::Keyspace;
+use percore_persist::crc64::Crc64;
+use percore_persist::file::{FileStats, SnapshotFile, WriteOptions};
+use percore_persist::rdb::{self, AuxValue, Encoder};
+use std::io;
+use std::path::Path;
+use std::time::Duration;
+
+/// Serialized bytes collected before they are handed to the file writer.
+pub const SERIALIZE_CHUNK_BYTES: usize = 256 * 1024;
+
+/// What a save is told besides the data.
+#[derive(Clone, Debug)]
+pub struct SaveParams {
+    pub compress: bool,
+    pub checksum: bool,
+    /// `rdb-key-save-delay`: microseconds to pause after each key (tests).
+    pub key_delay_us: u64,
+    pub write: WriteOptions,
+}
+
+/// The AUX fields redis-server 7.0 writes at the top of its dumps.
+pub fn write_header(out: &mut Vec<u8>, now_ms: i64) {
+    let used = crate::alloc::used_memory() as i64;
+    let aux: [(&[u8], AuxValue<'_>); 5] = [
+        (
+            b"redis-ver",
+            AuxValue::Str(crate::server::REDIS_COMPAT_VERSION.as_bytes()),
+        ),
+        (b"redis-bits", AuxValue::Int(64)),
+        (b"ctime", AuxValue::Int(now_ms / 1000)),
+        (b"used-mem", AuxValue::Int(used)),
+        (b"aof-base", AuxValue::Int(0)),
+    ];
+    rdb::write_header(out, &aux);
+}
+
+/// Writes every key of `keyspaces` (one per shard) into `dir/temp_name` as one RDB file:
+/// per database a SELECTDB and RESIZEDB with the totals over all shards, then the keys.
+/// On error the temp file is removed.
+pub fn write_keyspaces(
+    keyspaces: &[&Keyspace],
+    dir: &Path,
+    temp_name: &str,
+    params: &SaveParams,
+    now_ms: i64,
+) -> io::Result<FileStats> {
+    let mut file = SnapshotFile::create(dir, temp_name, &params.write)?;
+    match fill(&mut file, keyspaces, params, now_ms) {
+        Ok(()) => file.finish(),
+        Err(e) => {
+            file.abort();
+            Err(e)
+        }
+    }
+}
+
+fn fill(
+    file: &mut SnapshotFile,
+    keyspaces: &[&Keyspace],
+    params: &SaveParams,
+    now_ms: i64,
+) -> io::Result<()> {
+    let mut crc = Crc64::new();
+    let mut out = Vec::with_capacity(SERIALIZE_CHUNK_BYTES + 4096);
+    let mut enc = Encoder::new(params.compress);
+    write_header(&mut out, now_ms);
+    let databases = keyspaces.first().map_or(0, |k| k.databases());
+    for db in 0..databases {
+        let keys: usize = keyspaces.iter().map(|k| k.db(db).len()).sum();
+        if keys == 0 {
+            continue;
+        }
+        let expires: usize = keyspaces.iter().map(|k| k.db(db).expires_len()).sum();
+        rdb::write_select_db(&mut out, db as u32);
+        rdb::write_resize_db(&mut out, keys as u64, expires as u64);
+        for ks in keyspaces {
+            for (key, entry) in ks.db(db).iter() {
+                write_entry(&mut enc, &mut out, key, entry)?;
+                if params.key_delay_us > 0 {
+                    std::thread::sleep(Duration::from_micros(params.key_delay_us));
+                }
+                if out.len() >= SERIALIZE_CHUNK_BYTES {
+                    crc.update(&out);
+                    file.write(&out)?;
+                    out.clear();
+                }
+            }
+        }
+    }
+    rdb::write_eof(&mut out);
+    crc.update(&out);
+    rdb::write_checksum(&mut out, if params.checksum { crc.value() } else { 0 });
+    file.write(&out)
+}
+
+/// One key as an RDB record.
+pub fn write_entry(
+    enc: &mut Encoder,
+    out: &mut Vec<u8>,
+    key: &[u8],
+    entry: &Entry,
+) -> io::Result<()> {
+    enc.write_string_entry(out, key, &entry.value, entry.expire_at_ms())
+        .map_err(|e| io::Error::other(e.to_string()))
+}
+
+/// Serializes the next slice of this shard's forkless cut into `out`, starting with a
+/// SELECTDB whenever the database changes (`current_db` tracks it across slices and
+/// chunks). Stops when `out` reaches [`SERIALIZE_CHUNK_BYTES`], after `max_keys`, or when
+/// the cut is complete (returns true then).
+pub fn cut_slice(
+    keyspace: &mut Keyspace,
+    enc: &mut Encoder,
+    out: &mut Vec<u8>,
+    current_db: &mut Option<usize>,
+    max_keys: usize,
+    keys: &mut u64,
+) -> io::Result<bool> {
+    let mut failed = None;
+    let mut emitted = 0usize;
+    while out.len() < SERIALIZE_CHUNK_BYTES && emitted < max_keys {
+        let step = (max_keys - emitted).min(256);
+        let before = *keys;
+        let done = keyspace.cut_step(step, |db, key, entry| {
+            if *current_db != Some(db) {
+                rdb::write_select_db(out, db as u32);
+                *current_db = Some(db);
+            }
+            if let Err(e) = write_entry(enc, out, key, entry) {
+                failed.get_or_insert(e);
+            }
+            *keys += 1;
+        });
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        emitted += (*keys - before) as usize + 1;
+        if done {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
