@@ -196,22 +196,27 @@ pub fn summary_text(cfg: &Config, report: &Report) -> String {
             );
         }
     }
-    if let Some(t) = report.targets.iter().find(|t| t.all_replies > 0) {
-        let measured: f64 = report.targets.iter().map(|t| t.measured_s).sum();
-        let cpu: f64 = report.targets.iter().map(|t| t.cpu.total_s()).sum();
-        let _ = writeln!(
-            out,
-            "generator: {:.2} us CPU per request ({}: user {:.2}s + sys {:.2}s), about {:.0}% of one core",
-            t.cpu_us_per_request(),
-            t.target.name,
-            t.cpu.user_s,
-            t.cpu.sys_s,
-            if measured > 0.0 {
-                cpu / measured * 100.0
+    let costs: Vec<String> = report
+        .targets
+        .iter()
+        .filter(|t| t.all_replies > 0)
+        .map(|t| {
+            let share = if t.measured_s > 0.0 {
+                t.cpu.total_s() / t.measured_s * 100.0
             } else {
                 0.0
-            },
-        );
+            };
+            format!(
+                "{} {:.2} us (user {:.2}s + sys {:.2}s, {share:.0}% of a core)",
+                t.target.name,
+                t.cpu_us_per_request(),
+                t.cpu.user_s,
+                t.cpu.sys_s
+            )
+        })
+        .collect();
+    if !costs.is_empty() {
+        let _ = writeln!(out, "generator CPU per request: {}", costs.join("; "));
     }
     if let Some(f) = &report.failure {
         let _ = writeln!(out, "error: {f}");

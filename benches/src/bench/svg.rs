@@ -12,7 +12,7 @@ use super::stats::Latency;
 const WIDTH: f64 = 960.0;
 const HEIGHT: f64 = 940.0;
 const LEFT: f64 = 80.0;
-const RIGHT: f64 = 30.0;
+const RIGHT: f64 = 50.0;
 const COLOURS: &[&str] = &[
     "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf",
 ];
@@ -198,6 +198,16 @@ pub fn plot(cfg: &Config, report: &Report) -> String {
     out
 }
 
+/// The percentile at `10^decades` on the 1/(1-p) axis: 0%, 90%, 99%, 99.9%, ...
+fn percentile_label(decades: u32) -> String {
+    match decades {
+        0 => "0%".into(),
+        1 => "90%".into(),
+        2 => "99%".into(),
+        d => format!("99.{}%", "9".repeat(d as usize - 2)),
+    }
+}
+
 fn spectrum(out: &mut String, report: &Report, panel: &Panel) {
     panel.frame(out, "latency by percentile", "latency (ms)");
     let count = report
@@ -221,11 +231,7 @@ fn spectrum(out: &mut String, report: &Report, panel: &Panel) {
     panel.y_axis(out, top, step);
     for d in 0..=(nines as u32) {
         let x = x_of(10f64.powi(d as i32));
-        let label = match d {
-            0 => "0%".to_string(),
-            1 => "90%".to_string(),
-            _ => format!("99.{}%", "9".repeat(d as usize - 1)).replace("99.%", "99%"),
-        };
+        let label = percentile_label(d);
         let _ = writeln!(
             out,
             r##"<line x1="{x:.1}" y1="{}" x2="{x:.1}" y2="{}" stroke="#e4e4e4"/><text x="{x:.1}" y="{}" font-size="11" text-anchor="middle">{label}</text>"##,
@@ -310,6 +316,9 @@ fn timeline(
         );
         s += x_step;
     }
+    // Label rows in use: the right end of the last label in each, so labels of nearby
+    // events stack instead of overprinting.
+    let mut label_rows: Vec<f64> = Vec::new();
     for p in &report.phases {
         // A second's figure is drawn at its middle.
         let pts: Vec<(f64, f64)> = p
@@ -326,6 +335,16 @@ fn timeline(
         for e in &p.events {
             for (t, label) in e.marks() {
                 let x = x_of(t);
+                let row = label_rows
+                    .iter()
+                    .position(|&end| end < x)
+                    .unwrap_or(label_rows.len());
+                let end = x + 6.0 + 6.0 * label.chars().count() as f64;
+                if row == label_rows.len() {
+                    label_rows.push(end);
+                } else {
+                    label_rows[row] = end;
+                }
                 let _ = writeln!(
                     out,
                     r#"<line x1="{x:.1}" y1="{}" x2="{x:.1}" y2="{}" stroke="{}" stroke-dasharray="4 3"/><text x="{:.1}" y="{}" font-size="10" fill="{}">{}</text>"#,
@@ -333,7 +352,7 @@ fn timeline(
                     panel.top + panel.height,
                     colour(p.target),
                     x + 3.0,
-                    panel.top + 12.0 + 11.0 * p.target as f64,
+                    panel.top + 12.0 + 11.0 * row as f64,
                     colour(p.target),
                     esc(&label)
                 );
@@ -355,5 +374,7 @@ mod tests {
         assert!((top - 0.4).abs() < 1e-9 && (step - 0.1).abs() < 1e-12);
         assert_eq!(fmt_tick(0.1 + 0.2, 0.1), "0.3");
         assert_eq!(esc("a<b & \"c\""), "a&lt;b &amp; &quot;c&quot;");
+        let labels: Vec<String> = (0..5).map(percentile_label).collect();
+        assert_eq!(labels, ["0%", "90%", "99%", "99.9%", "99.99%"]);
     }
 }

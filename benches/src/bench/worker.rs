@@ -39,6 +39,8 @@ pub const DRAIN_NS: u64 = 2_000_000_000;
 const TEARDOWN_NS: u64 = 1_000_000_000;
 /// How long a connect may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// Timer slack of open-loop threads, so waking for a request's due time is not deferred.
+const OPEN_LOOP_TIMER_SLACK_NS: u64 = 1000;
 /// Ring entries per thread at most (two operations per connection).
 const MAX_RING_ENTRIES: u32 = 4096;
 
@@ -318,14 +320,19 @@ pub fn connect(addr: SocketAddr) -> io::Result<TcpStream> {
 }
 
 fn build_ring(conns: usize) -> io::Result<IoUring> {
-    let entries = ((2 * conns + 8) as u32)
-        .next_power_of_two()
-        .min(MAX_RING_ENTRIES);
+    // Every connection has at most two operations in the ring, so a completion queue of
+    // twice the connections never overflows.
+    let cq_entries = ((2 * conns + 8) as u32).next_power_of_two();
+    let entries = cq_entries.min(MAX_RING_ENTRIES);
     let mut b = IoUring::builder();
-    b.setup_single_issuer().setup_defer_taskrun();
+    b.setup_cqsize(cq_entries.max(entries))
+        .setup_single_issuer()
+        .setup_defer_taskrun();
     let ring = match b.build(entries) {
         Ok(r) => r,
-        Err(_) => IoUring::new(entries)?,
+        Err(_) => IoUring::builder()
+            .setup_cqsize(cq_entries.max(entries))
+            .build(entries)?,
     };
     if !ring.params().is_feature_ext_arg() {
         return Err(io::Error::other(
@@ -372,6 +379,9 @@ pub fn run_worker(plan: &WorkerPlan<'_>, sync: &PhaseSync, stop: &AtomicBool, tx
             None
         }
     };
+    if matches!(plan.mode, LoadMode::Open { .. }) {
+        set_timer_slack_ns(OPEN_LOOP_TIMER_SLACK_NS);
+    }
     sync.ready.wait();
     sync.go.wait();
     let clock = sync.clock.get().copied();
@@ -707,4 +717,13 @@ fn teardown(ring: &mut IoUring, conns: &mut Vec<Conn>) {
         let args = types::SubmitArgs::new().timespec(&ts);
         let _ = ring.submitter().submit_with_args(1, &args);
     }
+}
+
+/// Lets the kernel fire this thread's timers up to `ns` late (Linux's default is 50 µs:
+/// in open loop that lateness would be counted as server latency).
+#[expect(unsafe_code, reason = "prctl(PR_SET_TIMERSLACK)")]
+fn set_timer_slack_ns(ns: u64) {
+    // SAFETY: PR_SET_TIMERSLACK takes an integer, applies to the calling thread only and
+    // touches no memory; failure leaves the default slack, which is only less precise.
+    unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, ns as libc::c_ulong) };
 }
