@@ -381,6 +381,96 @@ fn assert_balanced_tags(xml: &str) {
     assert!(!xml.contains("& "), "unescaped ampersand");
 }
 
+/// A strict JSON syntax check (RFC 8259 grammar): the position after the value that
+/// starts at `i`, or where it goes wrong.
+fn json_value(b: &[u8], i: usize) -> Result<usize, String> {
+    let ws = |mut i: usize| {
+        while i < b.len() && b" \t\r\n".contains(&b[i]) {
+            i += 1;
+        }
+        i
+    };
+    let at = |i: usize| b.get(i).copied().ok_or(format!("unexpected end at {i}"));
+    let mut i = ws(i);
+    match at(i)? {
+        open @ (b'{' | b'[') => {
+            let close = if open == b'{' { b'}' } else { b']' };
+            i = ws(i + 1);
+            if at(i)? == close {
+                return Ok(i + 1);
+            }
+            loop {
+                if close == b'}' {
+                    if at(i)? != b'"' {
+                        return Err(format!("object key expected at {i}"));
+                    }
+                    i = ws(json_value(b, i)?);
+                    if at(i)? != b':' {
+                        return Err(format!("colon expected at {i}"));
+                    }
+                    i += 1;
+                }
+                i = ws(json_value(b, i)?);
+                match at(i)? {
+                    b',' => i = ws(i + 1),
+                    c if c == close => return Ok(i + 1),
+                    c => return Err(format!("unexpected {:?} at {i}", c as char)),
+                }
+            }
+        }
+        b'"' => {
+            i += 1;
+            loop {
+                match at(i)? {
+                    b'"' => return Ok(i + 1),
+                    b'\\' => i += 2,
+                    c if c < 0x20 => return Err(format!("control byte in string at {i}")),
+                    _ => i += 1,
+                }
+            }
+        }
+        _ => {
+            let start = i;
+            while i < b.len() && !b",]} \t\r\n".contains(&b[i]) {
+                i += 1;
+            }
+            let word = &b[start..i];
+            let number = word
+                .first()
+                .is_some_and(|c| c.is_ascii_digit() || *c == b'-')
+                && word.iter().all(|c| b"0123456789+-.eE".contains(c))
+                && std::str::from_utf8(word).is_ok_and(|w| w.parse::<f64>().is_ok());
+            if number || matches!(word, b"true" | b"false" | b"null") {
+                Ok(i)
+            } else {
+                Err(format!(
+                    "bad literal {:?} at {start}",
+                    String::from_utf8_lossy(word)
+                ))
+            }
+        }
+    }
+}
+
+#[test]
+fn the_json_check_rejects_bad_json() {
+    let good = br#"{"a": [1, -2.5e3, true, null, "x\"y"], "b": {}}"#;
+    assert_eq!(json_value(good, 0), Ok(good.len()));
+    for bad in [
+        &br#"{"a": 1,}"#[..],
+        br#"{"a" 1}"#,
+        b"[nan]",
+        b"{\"a\": \"\n\"}",
+        b"[1",
+    ] {
+        assert!(
+            json_value(bad, 0).is_err(),
+            "{}",
+            String::from_utf8_lossy(bad)
+        );
+    }
+}
+
 #[test]
 fn two_targets_rounds_events_and_every_output_file() {
     let a = FakeServer::start(State::default());
@@ -460,7 +550,12 @@ fn two_targets_rounds_events_and_every_output_file() {
     assert_eq!(rows.clone().count(), 8, "{csv}");
     assert!(rows.all(|r| r.split(',').count() >= 9));
     let json = std::fs::read_to_string(&json).unwrap();
-    assert!(json.starts_with('{') && json.trim_end().ends_with('}'));
+    assert!(json.starts_with('{'));
+    let end = json_value(json.as_bytes(), 0).unwrap();
+    assert!(
+        json[end..].trim().is_empty(),
+        "trailing bytes after the JSON value"
+    );
     assert!(json.contains("\"vs_first\": {\"throughput\": "));
     let svg = std::fs::read_to_string(&svg).unwrap();
     assert!(svg.starts_with("<svg"));
