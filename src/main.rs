@@ -3,6 +3,7 @@
 
 mod alloc;
 mod client;
+mod cluster;
 mod commands;
 mod config;
 mod expire;

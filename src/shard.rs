@@ -653,13 +653,14 @@ pub fn dispatch(
     }
     client.last_cmd = cmd.name;
     data.last_cmd = Some(cmd);
-    if cmd.name == "debug" && argv.len() == 2 && commands::eq_ic(argv[1], "RELOAD") {
-        // DEBUG RELOAD saves and reloads at a barrier of all shards, unlike the rest of
-        // DEBUG (which runs on every shard): its reply comes from the snapshot machinery.
+    if let Some(op) = crate::snapshot::intercept(data, cmd, argv, client.db) {
+        // DEBUG RELOAD, and FLUSHALL/FLUSHDB/BGSAVE CANCEL while a save is in flight, run at
+        // a barrier of all shards; the reply comes from the snapshot machinery, and this
+        // client's later requests wait for it.
         let seq = client.push_pending(Pending::Waiting { discard });
         client.hop_barrier = Some(seq);
         data.snap.requests.push_back(crate::snapshot::Request {
-            op: crate::snapshot::Op::DebugReload,
+            op,
             reply: Some((client.conn, seq)),
         });
         return;

@@ -33,7 +33,7 @@ use percore_persist::rdb::{self, Encoder};
 use std::collections::VecDeque;
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Barrier, Mutex};
+use std::sync::{Arc, Barrier, Condvar, Mutex};
 use std::time::{Duration, Instant};
 use write::{SaveParams, cut_slice};
 
@@ -83,8 +83,8 @@ pub struct Running {
     pub pid: Option<i32>,
     /// Keys in the dataset at the cut.
     pub keys_total: u64,
-    /// Set to stop a forkless save (its shards drop their parts, the temp file goes).
-    pub cancel: Option<Arc<AtomicBool>>,
+    /// The forkless save's shared state (its cancel flag, writer and finisher).
+    pub cow: Option<Arc<CowShared>>,
 }
 
 /// Persistence state for INFO, LASTSAVE and the save logic (in [`ServerShared`]).
@@ -146,6 +146,36 @@ pub enum Op {
         force: bool,
     },
     DebugReload,
+    /// FLUSHALL with a save running or save points set: cancel, flush, empty save.
+    FlushAll,
+    /// FLUSHDB of database `db` with a save running: cancel, then flush.
+    FlushDb {
+        db: usize,
+    },
+    /// BGSAVE CANCEL with a save running.
+    BgSaveCancel,
+    /// CLUSTER RESET: cancel, then reset the cluster state (`hard`: new node id too).
+    #[allow(
+        dead_code,
+        reason = "constructed by CLUSTER RESET, which lands with cluster mode"
+    )]
+    ClusterReset {
+        hard: bool,
+    },
+}
+
+impl Op {
+    /// Ops that cancel any save in flight at the barrier before changing state.
+    fn cancels(self) -> bool {
+        matches!(
+            self,
+            Op::ShutdownSave { .. }
+                | Op::FlushAll
+                | Op::FlushDb { .. }
+                | Op::BgSaveCancel
+                | Op::ClusterReset { .. }
+        )
+    }
 }
 
 /// A snapshot request waiting for its shard's next barrier opportunity.
@@ -159,6 +189,8 @@ pub struct Request {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {
     Sync,
+    /// As `Sync`, after every shard cancelled its part of any save in flight.
+    Cancel,
     Fork,
     Forkless,
 }
@@ -175,6 +207,8 @@ pub struct Session {
     keys_at_cut: AtomicU64,
     stall_max_ns: AtomicU64,
     cow: Option<Arc<CowShared>>,
+    /// The save a cancelling session stops.
+    cancelled: Option<Running>,
 }
 
 /// A forkless snapshot, shared by the shards serializing it.
@@ -193,6 +227,33 @@ pub struct CowShared {
     memory_at_start: u64,
     peak_extra: AtomicU64,
     changes_at_cut: Vec<AtomicU64>,
+    /// Set by the finisher thread when it is done (file installed or removed).
+    finished: (Mutex<bool>, Condvar),
+}
+
+impl std::fmt::Debug for CowShared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CowShared")
+            .field("id", &self.id)
+            .field("temp_name", &self.temp_name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CowShared {
+    fn mark_finished(&self) {
+        *self.finished.0.lock().expect("finished lock") = true;
+        self.finished.1.notify_all();
+    }
+
+    /// Waits (bounded) for the finisher thread to be done with the file.
+    fn wait_finished(&self, timeout: Duration) {
+        let guard = self.finished.0.lock().expect("finished lock");
+        let _ = self
+            .finished
+            .1
+            .wait_timeout_while(guard, timeout, |done| !*done);
+    }
 }
 
 /// This shard's part of a forkless snapshot.
@@ -284,6 +345,36 @@ fn set_saved_baseline(shared: &ServerShared, at_cut: impl Iterator<Item = u64>) 
     }
 }
 
+/// Commands that must run at a barrier instead of their usual path: DEBUG RELOAD always;
+/// FLUSHALL when a save is in flight or save points are set (it cancels the save and
+/// writes an empty dump, as Redis's flushAllDataAndResetRDB); FLUSHDB when a save is in
+/// flight; BGSAVE CANCEL. `db` is the client's database.
+pub fn intercept(
+    data: &ShardData,
+    cmd: &crate::commands::Command,
+    argv: &[&[u8]],
+    db: usize,
+) -> Option<Op> {
+    use crate::commands::eq_ic;
+    let sub_ok =
+        argv.len() == 1 || (argv.len() == 2 && (eq_ic(argv[1], "ASYNC") || eq_ic(argv[1], "SYNC")));
+    let running = || {
+        data.shared
+            .persist
+            .lock()
+            .expect("persist lock")
+            .running
+            .is_some()
+    };
+    match cmd.name {
+        "debug" if argv.len() == 2 && eq_ic(argv[1], "RELOAD") => Some(Op::DebugReload),
+        "bgsave" if argv.len() == 2 && eq_ic(argv[1], "CANCEL") => Some(Op::BgSaveCancel),
+        "flushall" if sub_ok && (!data.cfg.save.is_empty() || running()) => Some(Op::FlushAll),
+        "flushdb" if sub_ok && running() => Some(Op::FlushDb { db }),
+        _ => None,
+    }
+}
+
 /// Runs at the end of every loop iteration of every shard (after replies and mail left):
 /// joins barriers, starts requested snapshots, and advances this shard's forkless part.
 /// Returns replies for waiting clients.
@@ -317,6 +408,7 @@ fn start(data: &mut ShardData, io: &mut Io<Msg, ()>, req: Request, replies: &mut
             replies.push((c, s, bytes));
         }
     };
+    let mut cancelled = None;
     let kind = {
         let mut st = data.shared.persist.lock().expect("persist lock");
         if st.barrier_busy {
@@ -334,13 +426,33 @@ fn start(data: &mut ShardData, io: &mut Io<Msg, ()>, req: Request, replies: &mut
                 return;
             }
             Op::Save | Op::DebugReload => Kind::Sync,
-            Op::ShutdownSave { .. } => {
-                if let Some(r) = st.running.take() {
-                    // Redis kills a running save child before the final save.
-                    stop_running(&r);
-                }
-                Kind::Sync
+            Op::BgSaveCancel if !busy => {
+                drop(st);
+                reply(error(
+                    "ERR Background saving is currently not in progress or scheduled",
+                ));
+                return;
             }
+            op if op.cancels() => {
+                // From here on the save in flight can neither install its file nor touch
+                // LASTSAVE: it is no longer `running` (checked under this lock), and its
+                // child / forkless parts are stopped at the barrier before the reply.
+                if let Some(r) = st.running.take() {
+                    if matches!(op, Op::ShutdownSave { .. }) {
+                        data.shared
+                            .warning("There is a child saving an .rdb. Killing it!");
+                    }
+                    stop_running(&r);
+                    st.last_bgsave_time_s = r.started.elapsed().as_secs() as i64;
+                    cancelled = Some(r);
+                }
+                Kind::Cancel
+            }
+            Op::FlushAll
+            | Op::FlushDb { .. }
+            | Op::BgSaveCancel
+            | Op::ClusterReset { .. }
+            | Op::ShutdownSave { .. } => unreachable!("cancelling ops are matched above"),
             Op::BgSave => {
                 st.saves += 1;
                 st.last_bgsave_try_s = data.now_ms / 1000;
@@ -353,7 +465,7 @@ fn start(data: &mut ShardData, io: &mut Io<Msg, ()>, req: Request, replies: &mut
                     started: Instant::now(),
                     pid: None,
                     keys_total: 0,
-                    cancel: None,
+                    cow: None,
                 });
                 match method {
                     Method::Fork => Kind::Fork,
@@ -362,23 +474,13 @@ fn start(data: &mut ShardData, io: &mut Io<Msg, ()>, req: Request, replies: &mut
             }
         }
     };
-    if matches!(req.op, Op::ShutdownSave { .. }) {
-        abandon_cow(data);
-        if let Some(child) = data.snap.child.take() {
-            fork::kill(child.pid, libc::SIGUSR1);
-            let _ = wait_child(child.pid);
-            let _ = std::fs::remove_file(child.dir.join(temp_file_name(child.pid as u64)));
-            fork::close(child.pidfd);
-            fork::close(child.report);
-        }
-    }
     let shards = data.shards;
     let cow = if kind == Kind::Forkless {
         match open_cow(data) {
             Ok(c) => {
                 let mut st = data.shared.persist.lock().expect("persist lock");
                 if let Some(r) = st.running.as_mut() {
-                    r.cancel = Some(Arc::clone(&c.cancelled));
+                    r.cow = Some(Arc::clone(&c));
                 }
                 Some(c)
             }
@@ -411,6 +513,7 @@ fn start(data: &mut ShardData, io: &mut Io<Msg, ()>, req: Request, replies: &mut
         keys_at_cut: AtomicU64::new(0),
         stall_max_ns: AtomicU64::new(0),
         cow,
+        cancelled,
     });
     for s in (0..shards).filter(|&s| s != data.id) {
         io.send(s, Msg::Park(Arc::clone(&session)));
@@ -454,6 +557,7 @@ fn open_cow(data: &ShardData) -> std::io::Result<Arc<CowShared>> {
         memory_at_start: crate::alloc::used_memory() as u64,
         peak_extra: AtomicU64::new(0),
         changes_at_cut: (0..data.shards).map(|_| AtomicU64::new(0)).collect(),
+        finished: (Mutex::new(false), Condvar::new()),
     }))
 }
 
@@ -472,7 +576,10 @@ fn participate(
     session
         .keys_at_cut
         .fetch_add(data.keyspace.total_keys() as u64, Ordering::Relaxed);
-    let lend = matches!(session.kind, Kind::Sync | Kind::Fork);
+    if session.kind == Kind::Cancel {
+        cancel_own_parts(data);
+    }
+    let lend = matches!(session.kind, Kind::Sync | Kind::Cancel | Kind::Fork);
     if lend {
         let databases = data.keyspace.databases();
         let mine = std::mem::replace(&mut data.keyspace, Keyspace::new(databases, 0));
@@ -510,7 +617,7 @@ fn participate(
                 data.shared.notice("Background saving started (forkless)");
             }
         }
-        Kind::Sync | Kind::Fork => {
+        Kind::Sync | Kind::Cancel | Kind::Fork => {
             if id == session.coordinator {
                 let lent: Vec<Keyspace> = session
                     .keyspaces
@@ -569,6 +676,18 @@ fn coordinate(
         .iter()
         .map(|a| a.load(Ordering::Relaxed))
         .collect();
+    if session.kind == Kind::Cancel
+        && let Some(cow) = session.cancelled.as_ref().and_then(|r| r.cow.as_ref())
+    {
+        // Every shard has dropped its part; the writer (or the finisher that took it)
+        // removes the temp file before the reply.
+        let writer = cow.writer.lock().expect("writer lock").take();
+        match writer {
+            Some(w) => wait_unique(w).cancel(),
+            None => cow.wait_finished(FINISHER_WAIT),
+        }
+        let _ = std::fs::remove_file(cow.dir.join(&cow.temp_name));
+    }
     match session.kind {
         Kind::Fork => {
             let refs: Vec<&Keyspace> = lent.iter().collect();
@@ -618,6 +737,64 @@ fn coordinate(
                 }
             }
         }
+        Kind::Cancel => {
+            let was_running = session.cancelled.is_some();
+            match op {
+                Op::BgSaveCancel => {
+                    data.shared.notice("Background saving cancelled");
+                    reply(simple(if was_running {
+                        "Background saving cancelled"
+                    } else {
+                        "Scheduled background saving cancelled"
+                    }));
+                }
+                Op::FlushDb { db } => {
+                    for ks in &mut lent {
+                        ks.db_mut(db).clear();
+                    }
+                    reply(simple("OK"));
+                }
+                Op::FlushAll => {
+                    for ks in &mut lent {
+                        ks.flush_all();
+                    }
+                    // As Redis's flushAllDataAndResetRDB: with save points, an empty dump.
+                    if !data.cfg.save.is_empty() {
+                        let refs: Vec<&Keyspace> = lent.iter().collect();
+                        if sync_save(data, &refs, &params).is_ok() {
+                            let now: Vec<u64> = lent.iter().map(Keyspace::changes).collect();
+                            set_saved_baseline(&data.shared, now.into_iter());
+                        }
+                        // Redis counts the sync save in neither rdb_saves nor status.
+                        let mut st = data.shared.persist.lock().expect("persist lock");
+                        st.saves = st.saves.saturating_sub(1);
+                    }
+                    reply(simple("OK"));
+                }
+                Op::ClusterReset { hard } => {
+                    let keys: usize = lent.iter().map(Keyspace::total_keys).sum();
+                    reply(match crate::cluster::reset_at_barrier(data, keys, hard) {
+                        Ok(()) => simple("OK"),
+                        Err(e) => error(&e),
+                    });
+                }
+                Op::ShutdownSave { force } => {
+                    let refs: Vec<&Keyspace> = lent.iter().collect();
+                    match sync_save(data, &refs, &params) {
+                        Ok(()) => data.shutdown_requested = true,
+                        Err(()) if force => data.shutdown_requested = true,
+                        Err(()) => {
+                            data.shared
+                                .warning("Error trying to save the DB, can't exit.");
+                            reply(error("ERR Errors trying to SHUTDOWN. Check logs."));
+                        }
+                    }
+                }
+                Op::Save | Op::BgSave | Op::DebugReload => {
+                    unreachable!("not a cancelling op")
+                }
+            }
+        }
         Kind::Sync => {
             let refs: Vec<&Keyspace> = lent.iter().collect();
             let result = sync_save(data, &refs, &params);
@@ -627,14 +804,6 @@ fn coordinate(
                     reply(simple("OK"));
                 }
                 (Op::Save, Err(())) => reply(error("ERR")),
-                (Op::ShutdownSave { .. }, Ok(())) | (Op::ShutdownSave { force: true }, Err(())) => {
-                    data.shutdown_requested = true;
-                }
-                (Op::ShutdownSave { force: false }, Err(())) => {
-                    data.shared
-                        .warning("Error trying to save the DB, can't exit.");
-                    reply(error("ERR Errors trying to SHUTDOWN. Check logs."));
-                }
                 (Op::DebugReload, Ok(())) => {
                     let path = data.cfg.rdb_path();
                     let shared = Arc::clone(&data.shared);
@@ -667,7 +836,7 @@ fn coordinate(
                     }
                 }
                 (Op::DebugReload, Err(())) => reply(error("ERR Error trying to save the DB")),
-                (Op::BgSave, _) => unreachable!("BGSAVE never runs as a sync save"),
+                _ => unreachable!("only SAVE and DEBUG RELOAD run as a plain sync save"),
             }
         }
         Kind::Forkless => unreachable!("forkless sessions lend no keyspace"),
@@ -822,6 +991,29 @@ fn cow_step(data: &mut ShardData, io: &mut Io<Msg, ()>) {
     }
 }
 
+/// How long a cancel waits for a forkless save's finisher thread to let go of its file.
+pub const FINISHER_WAIT: Duration = Duration::from_secs(30);
+
+/// At a cancelling barrier: drops this shard's forkless part and kills and reaps its fork
+/// child, removing the child's temp file.
+fn cancel_own_parts(data: &mut ShardData) {
+    if let Some(part) = data.snap.cow.take() {
+        data.keyspace.end_cut();
+        part.shared.cancelled.store(true, Ordering::Release);
+    }
+    if let Some(child) = data.snap.child.take() {
+        fork::kill(child.pid, libc::SIGUSR1);
+        let _ = wait_child(child.pid);
+        let _ = std::fs::remove_file(child.dir.join(temp_file_name(child.pid as u64)));
+        if child.pidfd >= 0 {
+            fork::close(child.pidfd);
+        }
+        fork::close(child.report);
+        data.shared
+            .notice(&format!("Killed running RDB child: {}", child.pid));
+    }
+}
+
 /// Drops this shard's forkless part (cancelled or failed); the last one cancels the
 /// writer, which removes the temp file.
 fn abandon_cow(data: &mut ShardData) {
@@ -833,9 +1025,11 @@ fn abandon_cow(data: &mut ShardData) {
     let shared = Arc::clone(&part.shared);
     drop(part);
     if let Some(w) = shared.writer.lock().expect("writer lock").take() {
+        let cow = Arc::clone(&shared);
         std::thread::spawn(move || {
             let w = wait_unique(w);
             w.cancel();
+            cow.mark_finished();
         });
     }
 }
@@ -859,8 +1053,8 @@ pub fn stop_running(r: &Running) {
     if let Some(pid) = r.pid {
         fork::kill(pid, libc::SIGUSR1);
     }
-    if let Some(c) = &r.cancel {
-        c.store(true, Ordering::Release);
+    if let Some(c) = &r.cow {
+        c.cancelled.store(true, Ordering::Release);
     }
 }
 
@@ -886,48 +1080,53 @@ fn finish_cow(shared: Arc<ServerShared>, part: CowPart) {
     std::thread::Builder::new()
         .name("percore-rdb-finish".into())
         .spawn(move || {
-            let writer = wait_unique(writer);
-            let finished = writer.finish(cow.checksum);
-            // Checked and installed under the status lock, so a cancel that took the lock
-            // first is never followed by this file landing.
-            let mut st = shared.persist.lock().expect("persist lock");
-            let current = st.running.as_ref().is_some_and(|r| r.id == cow.id);
-            if !current || cow.cancelled.load(Ordering::Acquire) {
-                drop(st);
-                let _ = std::fs::remove_file(cow.dir.join(&cow.temp_name));
-                return;
-            }
-            let result = finished.and_then(|stats| {
-                install(&cow.dir, &cow.temp_name, &cow.final_name).map(|()| stats)
-            });
-            let r = st.running.take().expect("checked above");
-            st.last_bgsave_time_s = r.started.elapsed().as_secs() as i64;
-            st.last_method = Some(Method::Forkless);
-            st.last_peak_extra_bytes = cow.peak_extra.load(Ordering::Relaxed);
-            match result {
-                Ok(stats) => {
-                    st.last_bgsave_ok = true;
-                    st.last_bytes = stats.bytes;
-                    st.last_write_bytes_per_s = stats.bytes_per_sec() as u64;
-                    drop(st);
-                    set_saved_baseline(
-                        &shared,
-                        cow.changes_at_cut.iter().map(|a| a.load(Ordering::Relaxed)),
-                    );
-                    shared
-                        .lastsave_s
-                        .store(percore_net::reactor::unix_ms() / 1000, Ordering::Relaxed);
-                    shared.notice("Background saving terminated with success");
-                }
-                Err(e) => {
-                    st.last_bgsave_ok = false;
-                    drop(st);
-                    let _ = std::fs::remove_file(cow.dir.join(&cow.temp_name));
-                    shared.warning(&format!("Background saving error: {e}"));
-                }
-            }
+            finish_and_install(&shared, &cow, writer);
+            cow.mark_finished();
         })
         .expect("spawning the snapshot finisher");
+}
+
+/// The finisher thread's work: trailer, fsync, and the install unless cancelled.
+fn finish_and_install(shared: &ServerShared, cow: &CowShared, writer: Arc<ChunkWriter>) {
+    let writer = wait_unique(writer);
+    let finished = writer.finish(cow.checksum);
+    // Checked and installed under the status lock, so a cancel that took the lock
+    // first is never followed by this file landing.
+    let mut st = shared.persist.lock().expect("persist lock");
+    let current = st.running.as_ref().is_some_and(|r| r.id == cow.id);
+    if !current || cow.cancelled.load(Ordering::Acquire) {
+        drop(st);
+        let _ = std::fs::remove_file(cow.dir.join(&cow.temp_name));
+        return;
+    }
+    let result = finished
+        .and_then(|stats| install(&cow.dir, &cow.temp_name, &cow.final_name).map(|()| stats));
+    let r = st.running.take().expect("checked above");
+    st.last_bgsave_time_s = r.started.elapsed().as_secs() as i64;
+    st.last_method = Some(Method::Forkless);
+    st.last_peak_extra_bytes = cow.peak_extra.load(Ordering::Relaxed);
+    match result {
+        Ok(stats) => {
+            st.last_bgsave_ok = true;
+            st.last_bytes = stats.bytes;
+            st.last_write_bytes_per_s = stats.bytes_per_sec() as u64;
+            drop(st);
+            set_saved_baseline(
+                shared,
+                cow.changes_at_cut.iter().map(|a| a.load(Ordering::Relaxed)),
+            );
+            shared
+                .lastsave_s
+                .store(percore_net::reactor::unix_ms() / 1000, Ordering::Relaxed);
+            shared.notice("Background saving terminated with success");
+        }
+        Err(e) => {
+            st.last_bgsave_ok = false;
+            drop(st);
+            let _ = std::fs::remove_file(cow.dir.join(&cow.temp_name));
+            shared.warning(&format!("Background saving error: {e}"));
+        }
+    }
 }
 
 /// The fork child's pidfd became readable (or a tick checks on it): reap and install.

@@ -1,0 +1,389 @@
+//! The cancel barrier: BGSAVE CANCEL, FLUSHALL, FLUSHDB and SHUTDOWN with a save in flight,
+//! in both snapshot methods with two shards. Once the reply is sent: (1) the cancelled
+//! save never renames into place or moves LASTSAVE; (2) dbfilename holds the previous
+//! complete dump (or FLUSHALL's empty one); (3) INFO shows no save in progress and an
+//! unchanged last status; (4) no temp file and no child remain; (5) every shard answers
+//! with the new data; (6) a BGSAVE right after works.
+
+mod common;
+
+use common::{Conn, Server, err, ok, scratch_dir, simple};
+use percore_net::resp::Frame;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+const METHODS: [&str; 2] = ["fork", "forkless"];
+/// How long a save may take to finish in these tests.
+const SAVE_TIMEOUT: Duration = Duration::from_mins(1);
+/// How long a cancelled save gets to (wrongly) land before the checks look again.
+const AFTERMATH: Duration = Duration::from_millis(300);
+
+fn info_field(c: &mut Conn, field: &str) -> String {
+    let Frame::Bulk(text) = c.cmd(&["INFO", "persistence"]) else {
+        panic!("INFO is not a bulk string");
+    };
+    let text = String::from_utf8(text).expect("utf-8 INFO");
+    let prefix = format!("{field}:");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&prefix).map(str::to_owned))
+        .unwrap_or_else(|| panic!("INFO lacks {field}"))
+}
+
+fn wait_idle(c: &mut Conn) {
+    let deadline = Instant::now() + SAVE_TIMEOUT;
+    while info_field(c, "rdb_bgsave_in_progress") != "0" {
+        assert!(Instant::now() < deadline, "save did not finish");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn temp_files(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(dir)
+        .expect("read dir")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("temp-"))
+        })
+        .collect()
+}
+
+fn children(pid: u32) -> Vec<u32> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    tasks
+        .filter_map(Result::ok)
+        .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
+        .flat_map(|s| {
+            s.split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect::<Vec<u32>>()
+        })
+        .collect()
+}
+
+fn lastsave(c: &mut Conn) -> i64 {
+    match c.cmd(&["LASTSAVE"]) {
+        Frame::Int(t) => t,
+        other => panic!("LASTSAVE: {other:?}"),
+    }
+}
+
+fn dbsize(c: &mut Conn) -> i64 {
+    match c.cmd(&["DBSIZE"]) {
+        Frame::Int(n) => n,
+        other => panic!("DBSIZE: {other:?}"),
+    }
+}
+
+struct Node {
+    server: Server,
+    dir: PathBuf,
+    c: Conn,
+}
+
+fn node(extra: &[&str]) -> Node {
+    let dir = scratch_dir("cancel");
+    let mut args = vec!["--threads", "2", "--dir", dir.to_str().expect("utf-8")];
+    args.extend_from_slice(extra);
+    let server = Server::percore(&args);
+    let c = server.conn();
+    Node { server, dir, c }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl Node {
+    fn dump(&self) -> Option<Vec<u8>> {
+        std::fs::read(self.dir.join("dump.rdb")).ok()
+    }
+
+    /// A slow BGSAVE in `method` over a dataset on both shards, after a good SAVE.
+    fn slow_bgsave(&mut self, method: &str) -> Vec<u8> {
+        let c = &mut self.c;
+        assert_eq!(c.cmd(&["DEBUG", "POPULATE", "3000"]), ok());
+        assert_eq!(c.cmd(&["SAVE"]), ok());
+        let good = self.dump().expect("dump after SAVE");
+        let c = &mut self.c;
+        assert_eq!(
+            c.cmd(&["CONFIG", "SET", "rdb-key-save-delay", "1000"]),
+            ok()
+        );
+        assert_eq!(
+            c.cmd(&["CONFIG", "SET", "default-bgsave-method", method]),
+            ok()
+        );
+        assert_eq!(c.cmd(&["BGSAVE"]), simple("Background saving started"));
+        std::thread::sleep(Duration::from_millis(100));
+        assert!(
+            !temp_files(&self.dir).is_empty(),
+            "{method}: save not under way"
+        );
+        good
+    }
+
+    /// Guarantees (1)-(4) right after a cancelling reply, and again a little later.
+    fn check_cancelled(&mut self, method: &str, expect_dump: &[u8], lastsave_before: i64) {
+        let status_before = "ok";
+        for pass in 0..2 {
+            assert_eq!(
+                info_field(&mut self.c, "rdb_bgsave_in_progress"),
+                "0",
+                "{method} pass {pass}"
+            );
+            assert_eq!(
+                info_field(&mut self.c, "rdb_last_bgsave_status"),
+                status_before
+            );
+            assert!(
+                temp_files(&self.dir).is_empty(),
+                "{method}: temp file {:?}",
+                temp_files(&self.dir)
+            );
+            assert!(
+                children(self.server.pid()).is_empty(),
+                "{method}: child left"
+            );
+            assert_eq!(
+                self.dump().as_deref(),
+                Some(expect_dump),
+                "{method}: dump changed"
+            );
+            assert_eq!(
+                lastsave(&mut self.c),
+                lastsave_before,
+                "{method}: LASTSAVE moved"
+            );
+            std::thread::sleep(AFTERMATH);
+        }
+    }
+
+    /// Guarantee (6): a BGSAVE right after works, and the file loads.
+    fn check_bgsave_after(&mut self, method: &str) {
+        let c = &mut self.c;
+        assert_eq!(c.cmd(&["CONFIG", "SET", "rdb-key-save-delay", "0"]), ok());
+        assert_eq!(c.cmd(&["SET", "after", "cancel"]), ok());
+        assert_eq!(c.cmd(&["BGSAVE"]), simple("Background saving started"));
+        wait_idle(c);
+        assert_eq!(info_field(c, "rdb_last_bgsave_status"), "ok", "{method}");
+        let keys = dbsize(c);
+        let check = Server::percore(&["--dir", self.dir.to_str().expect("utf-8")]);
+        assert_eq!(
+            dbsize(&mut check.conn()),
+            keys,
+            "{method}: the new dump does not load"
+        );
+    }
+}
+
+#[test]
+fn bgsave_cancel_in_both_methods() {
+    for method in METHODS {
+        let mut n = node(&[]);
+        let good = n.slow_bgsave(method);
+        let before = lastsave(&mut n.c);
+        assert_eq!(
+            n.c.cmd(&["BGSAVE", "CANCEL"]),
+            simple("Background saving cancelled")
+        );
+        n.check_cancelled(method, &good, before);
+        // (5) the data is untouched by a cancel.
+        assert_eq!(dbsize(&mut n.c), 3000);
+        assert_eq!(
+            n.c.cmd(&["BGSAVE", "CANCEL"]),
+            err("ERR Background saving is currently not in progress or scheduled")
+        );
+        n.check_bgsave_after(method);
+    }
+}
+
+#[test]
+fn flushall_cancels_the_save_and_every_shard_sees_the_flush() {
+    for method in METHODS {
+        let mut n = node(&[]);
+        let good = n.slow_bgsave(method);
+        let before = lastsave(&mut n.c);
+        assert_eq!(n.c.cmd(&["FLUSHALL"]), ok());
+        // (5) keys of both shards are gone for every client, at once.
+        let mut other = n.server.conn();
+        assert_eq!(dbsize(&mut other), 0);
+        for i in 0..50 {
+            assert_eq!(other.cmd(&["GET", &format!("key:{i}")]), Frame::Null);
+        }
+        n.check_cancelled(method, &good, before);
+        n.check_bgsave_after(method);
+    }
+}
+
+#[test]
+fn flushall_with_save_points_writes_an_empty_dump() {
+    for method in METHODS {
+        let mut n = node(&["--save", "3600 100000"]);
+        n.slow_bgsave(method);
+        assert_eq!(n.c.cmd(&["FLUSHALL"]), ok());
+        assert_eq!(info_field(&mut n.c, "rdb_bgsave_in_progress"), "0");
+        assert_eq!(info_field(&mut n.c, "rdb_changes_since_last_save"), "0");
+        assert!(temp_files(&n.dir).is_empty());
+        assert!(children(n.server.pid()).is_empty());
+        let empty = n.dump().expect("FLUSHALL's dump");
+        std::thread::sleep(AFTERMATH);
+        assert_eq!(
+            n.dump().as_deref(),
+            Some(empty.as_slice()),
+            "{method}: cancelled save landed"
+        );
+        let check = Server::percore(&["--dir", n.dir.to_str().expect("utf-8")]);
+        assert_eq!(
+            dbsize(&mut check.conn()),
+            0,
+            "{method}: FLUSHALL's dump is not empty"
+        );
+    }
+}
+
+#[test]
+fn flushdb_cancels_the_save() {
+    for method in METHODS {
+        let mut n = node(&[]);
+        assert_eq!(n.c.cmd(&["SELECT", "2"]), ok());
+        assert_eq!(n.c.cmd(&["SET", "other-db", "kept"]), ok());
+        assert_eq!(n.c.cmd(&["SELECT", "0"]), ok());
+        let good = n.slow_bgsave(method);
+        let before = lastsave(&mut n.c);
+        assert_eq!(n.c.cmd(&["FLUSHDB"]), ok());
+        assert_eq!(dbsize(&mut n.c), 0);
+        assert_eq!(n.c.cmd(&["SELECT", "2"]), ok());
+        assert_eq!(dbsize(&mut n.c), 1, "FLUSHDB flushed another database");
+        assert_eq!(n.c.cmd(&["SELECT", "0"]), ok());
+        n.check_cancelled(method, &good, before);
+        n.check_bgsave_after(method);
+    }
+}
+
+#[test]
+fn shutdown_with_a_save_in_flight_leaves_no_temp_file_or_child() {
+    for (method, save) in [
+        ("fork", false),
+        ("forkless", false),
+        ("fork", true),
+        ("forkless", true),
+    ] {
+        let mut n = if save {
+            node(&["--save", "3600 100000"])
+        } else {
+            node(&[])
+        };
+        n.slow_bgsave(method);
+        let pid = n.server.pid();
+        n.c.send_cmd(&["SHUTDOWN"]);
+        n.c.expect_closed();
+        let st = n.server.wait_exit(Duration::from_secs(20)).expect("exit");
+        assert!(st.success(), "{method}: {st}");
+        assert!(temp_files(&n.dir).is_empty(), "{method}: temp file left");
+        assert!(children(pid).is_empty());
+        // With save points the final save holds everything; either way the dump loads.
+        let check = Server::percore(&["--dir", n.dir.to_str().expect("utf-8")]);
+        assert_eq!(dbsize(&mut check.conn()), 3000, "{method} save={save}");
+    }
+}
+
+/// Many rounds of BGSAVE then a cancel (BGSAVE CANCEL or FLUSHALL) after a random delay
+/// (0, mid-save, after the save finished) while a client writes; every guarantee each round.
+#[test]
+fn stress_bgsave_then_cancel_rounds() {
+    const ROUNDS: usize = 1000;
+    let mut n = node(&[]);
+    assert_eq!(n.c.cmd(&["DEBUG", "POPULATE", "2000"]), ok());
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let stop = std::sync::Arc::clone(&stop);
+        let mut w = n.server.conn();
+        std::thread::spawn(move || {
+            let mut i = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let set = ["SET".to_owned(), format!("w:{}", i % 500), i.to_string()];
+                assert_eq!(w.cmd(&set), ok());
+                i += 1;
+            }
+            i
+        })
+    };
+    let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    let mut cancelled = 0;
+    for round in 0..ROUNDS {
+        let method = METHODS[(next() % 2) as usize];
+        assert_eq!(
+            n.c.cmd(&["CONFIG", "SET", "default-bgsave-method", method]),
+            ok()
+        );
+        assert_eq!(n.c.cmd(&["BGSAVE"]), simple("Background saving started"));
+        let delay = match next() % 4 {
+            0 => 0,
+            1 => next() % 500,
+            2 => next() % 5000,
+            _ => 20_000,
+        };
+        std::thread::sleep(Duration::from_micros(delay));
+        let flush = next() % 4 == 0;
+        let reply = if flush {
+            n.c.cmd(&["FLUSHALL"])
+        } else {
+            n.c.cmd(&["BGSAVE", "CANCEL"])
+        };
+        let dump = n.dump();
+        let last = lastsave(&mut n.c);
+        match reply {
+            Frame::Simple(s) if s == b"Background saving cancelled" => cancelled += 1,
+            Frame::Simple(s) if s == b"OK" && flush => {}
+            // The save had already finished: nothing to cancel.
+            Frame::Error(e)
+                if e == b"ERR Background saving is currently not in progress or scheduled" => {}
+            other => panic!("round {round}: unexpected reply {other:?}"),
+        }
+        assert_eq!(
+            info_field(&mut n.c, "rdb_bgsave_in_progress"),
+            "0",
+            "round {round}"
+        );
+        assert_eq!(
+            info_field(&mut n.c, "rdb_last_bgsave_status"),
+            "ok",
+            "round {round}"
+        );
+        assert!(temp_files(&n.dir).is_empty(), "round {round}: temp file");
+        assert!(
+            children(n.server.pid()).is_empty(),
+            "round {round}: child left"
+        );
+        if flush {
+            // The writer adds its keys again at once; DEBUG POPULATE's are gone everywhere.
+            for i in 0..20 {
+                let key = format!("key:{i}");
+                assert_eq!(n.c.cmd(&["GET", &key]), Frame::Null, "round {round}: {key}");
+            }
+            assert_eq!(n.c.cmd(&["DEBUG", "POPULATE", "2000"]), ok());
+        }
+        // (1) Nothing lands after the reply: checked at the next round's start too.
+        std::thread::sleep(Duration::from_millis(2));
+        assert_eq!(n.dump(), dump, "round {round}: a cancelled save landed");
+        assert_eq!(lastsave(&mut n.c), last, "round {round}: LASTSAVE moved");
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let writes = writer.join().expect("writer");
+    assert!(writes > 0);
+    assert!(cancelled > 0, "no round cancelled a save in flight");
+    n.check_bgsave_after("after stress");
+}
