@@ -297,6 +297,7 @@ fn reload(file: &[u8]) -> (Vec<DumpDb>, LoadSummary) {
                 key,
                 value,
                 expire_ms,
+                ..
             } => {
                 let current = dbs.last_mut().expect("SELECTDB before keys");
                 assert_eq!(current.0, db);

@@ -23,6 +23,7 @@ fn load_entries(file: &[u8]) -> (LoadSummary, Vec<Loaded>) {
             key,
             value,
             expire_ms,
+            ..
         } = record
         {
             entries.push((db, key.to_vec(), value, expire_ms));
@@ -189,11 +190,11 @@ fn summary_counts_and_aux() {
             "Aux { key: [117, 115, 101, 100, 45, 109, 101, 109], value: [49, 50, 51, 52, 53, 54, 55, 56, 57, 48, 49, 50] }",
             "SelectDb(0)",
             "ResizeDb { db_size: 1, expires_size: 1 }",
-            "Entry { db: 0, key: [97], value: Str(Int(1)), expire_ms: Some(10) }",
+            "Entry { db: 0, key: [97], value: Str(Int(1)), expire_ms: Some(10), offset: 67 }",
             "SelectDb(2)",
             "ResizeDb { db_size: 2, expires_size: 1 }",
-            "Entry { db: 2, key: [98], value: Str(Int(2)), expire_ms: None }",
-            "Entry { db: 2, key: [99], value: Str(Int(3)), expire_ms: Some(20) }",
+            "Entry { db: 2, key: [98], value: Str(Int(2)), expire_ms: None, offset: 86 }",
+            "Entry { db: 2, key: [99], value: Str(Int(3)), expire_ms: Some(20), offset: 91 }",
         ]
     );
 }

@@ -65,6 +65,7 @@ pub fn load_file(
             key,
             value,
             expire_ms,
+            offset,
         } = rec
         {
             if expire_ms.is_some_and(|at| now_ms > at) {
@@ -92,7 +93,8 @@ pub fn load_file(
                 last_report = Instant::now();
                 let secs = started.elapsed().as_secs_f64().max(1e-9);
                 progress(&format!(
-                    "Loading RDB: {} keys, {:.0} keys/s",
+                    "Loading RDB: {:.1}% ({} keys, {:.0} keys/s)",
+                    offset as f64 * 100.0 / len as f64,
                     stats.keys_loaded,
                     stats.keys_loaded as f64 / secs
                 ));

@@ -138,6 +138,8 @@ pub enum Record<'a> {
         key: &'a [u8],
         value: Value,
         expire_ms: Option<i64>,
+        /// Byte offset of the record in the file (for progress reports).
+        offset: u64,
     },
 }
 
@@ -250,6 +252,7 @@ pub fn load(
                     key,
                     value,
                     expire_ms,
+                    offset: start as u64,
                 };
                 deliver(&mut on_record, record, start)?;
             }
