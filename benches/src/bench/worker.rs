@@ -213,6 +213,24 @@ impl Conn {
         Ok(())
     }
 
+    /// When open-loop request number `scheduled` is due.
+    #[inline]
+    fn due(&self, clock: PhaseClock, interval_ns: f64) -> u64 {
+        clock.start_ns + (self.offset_ns + self.scheduled as f64 * interval_ns) as u64
+    }
+
+    /// Whether the connection has requests left to send in this phase.
+    #[inline]
+    fn has_more(&self, mode: LoadMode, clock: PhaseClock, closed_sending: bool) -> bool {
+        self.quota > 0
+            && match mode {
+                LoadMode::Closed { .. } => closed_sending,
+                LoadMode::Open { interval_ns, .. } => clock
+                    .end_ns
+                    .is_none_or(|e| self.due(clock, interval_ns) < e),
+            }
+    }
+
     /// Moves queued requests into the ring if no send is in it.
     fn flush(&mut self, ring: &mut IoUring, i: usize) -> io::Result<()> {
         if self.alive && !self.send_pending && !self.queued.is_empty() {
@@ -477,9 +495,12 @@ fn drive(
             return Ok(());
         }
 
-        let sending = clock.end_ns.is_none_or(|e| now < e);
+        // Closed loop sends until the end; open loop sends every request due before the
+        // end, even one sent late because this thread woke late.
+        let closed_sending = clock.end_ns.is_none_or(|e| now < e);
         let mut wake = now + POLL_NS;
         let mut busy = false;
+        let mut any_sending = false;
         for (i, conn) in conns.iter_mut().enumerate() {
             if !conn.alive {
                 continue;
@@ -489,16 +510,22 @@ fn drive(
                 conn.fail("timeout", stats);
                 continue;
             }
-            if sending && conn.quota > 0 {
+            if conn.has_more(plan.mode, clock, closed_sending) {
                 issue(plan, conn, clock, now, stats, &mut wake);
             }
             conn.flush(ring, i)?;
-            busy |= !conn.inflight.is_empty() || (sending && conn.quota > 0);
+            let more = conn.has_more(plan.mode, clock, closed_sending);
+            any_sending |= more;
+            busy |= more || !conn.inflight.is_empty();
         }
         if !busy {
             return Ok(());
         }
-        if !sending {
+        if any_sending {
+            if let (LoadMode::Closed { .. }, Some(end)) = (plan.mode, clock.end_ns) {
+                wake = wake.min(end);
+            }
+        } else {
             let deadline = *drain_deadline.get_or_insert(now + DRAIN_NS);
             if now >= deadline {
                 for conn in conns.iter_mut().filter(|c| c.alive) {
@@ -511,8 +538,6 @@ fn drive(
                 return Ok(());
             }
             wake = wake.min(deadline);
-        } else if let Some(end) = clock.end_ns {
-            wake = wake.min(end);
         }
         if now < stats.measure_ns {
             wake = wake.min(stats.measure_ns);
@@ -566,8 +591,7 @@ fn issue(
             }
         }
         LoadMode::Open { interval_ns, depth } => loop {
-            let due =
-                clock.start_ns + (conn.offset_ns + conn.scheduled as f64 * interval_ns) as u64;
+            let due = conn.due(clock, interval_ns);
             if clock.end_ns.is_some_and(|e| due >= e) {
                 break;
             }
