@@ -209,6 +209,22 @@ impl Db {
         self.changes
     }
 
+    /// As [`Db::clear`], but hands the old keys back in a database of their own, so the
+    /// caller can free them on another thread (lazy free). During a snapshot cut it clears
+    /// in place (the cut keeps what it needs) and returns `None`.
+    pub fn detach_contents(&mut self) -> Option<Db> {
+        if self.main.has_cut() {
+            self.clear();
+            return None;
+        }
+        self.changes += self.main.len() as u64;
+        let mut old = Db::new(splitmix64(&mut self.rng));
+        mem::swap(&mut self.main, &mut old.main);
+        mem::swap(&mut self.expires, &mut old.expires);
+        self.avg_ttl_ms = 0;
+        Some(old)
+    }
+
     /// Drops every key (FLUSHDB). Counters are kept.
     pub fn clear(&mut self) {
         self.changes += self.main.len() as u64;
@@ -757,6 +773,29 @@ mod tests {
             }
         }
         assert_eq!(seen, vec![b"live".to_vec()]);
+    }
+
+    #[test]
+    fn detach_contents_hands_the_keys_over_and_counts_them() {
+        let mut db = Db::new(7);
+        for i in 0..100 {
+            db.set(format!("k{i}").as_bytes(), v("x"), SetExpire::At(1_000), 0);
+        }
+        let before = db.changes();
+        let old = db.detach_contents().expect("no cut in progress");
+        assert_eq!((db.len(), db.expires_len()), (0, 0));
+        assert_eq!((old.len(), old.expires_len()), (100, 100));
+        assert_eq!(db.changes(), before + 100);
+        check_sync(&db);
+        check_sync(&old);
+        // During a cut the database clears in place and the cut still sees the keys.
+        let mut db = old;
+        db.begin_cut(0);
+        assert!(db.detach_contents().is_none());
+        assert!(db.is_empty());
+        let mut seen = 0;
+        while !db.cut_step(16, |_, _| seen += 1) {}
+        assert_eq!(seen, 100);
     }
 
     #[test]

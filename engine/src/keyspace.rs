@@ -50,6 +50,15 @@ impl Keyspace {
         self.swaps += 1;
     }
 
+    /// FLUSHALL that hands the old keys back (see [`Db::detach_contents`]) for freeing
+    /// elsewhere.
+    pub fn flush_all_detached(&mut self) -> Vec<Db> {
+        self.dbs
+            .iter_mut()
+            .filter_map(Db::detach_contents)
+            .collect()
+    }
+
     /// FLUSHALL.
     pub fn flush_all(&mut self) {
         self.dbs.iter_mut().for_each(Db::clear);

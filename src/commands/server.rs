@@ -103,7 +103,7 @@ pub fn sum_merge(g: &mut Gather, w: &mut ReplyWriter) {
     super::keyspace::sum_merge(g, w);
 }
 
-/// FLUSHALL/FLUSHDB's optional `ASYNC|SYNC`; both free synchronously here.
+/// FLUSHALL/FLUSHDB's optional `ASYNC|SYNC`: ASYNC frees big databases on another thread.
 fn flush_mode_ok(argv: &[&[u8]]) -> bool {
     match argv.len() {
         1 => true,
@@ -116,7 +116,11 @@ pub fn flushall_part(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
     if !flush_mode_ok(argv) {
         return local_only(ctx, |w| w.error(errors::SYNTAX));
     }
-    ctx.shard.keyspace.flush_all();
+    if argv.len() == 2 && eq_ic(argv[1], "ASYNC") {
+        crate::snapshot::free_later(ctx.shard.keyspace.flush_all_detached());
+    } else {
+        ctx.shard.keyspace.flush_all();
+    }
     Partial::Unit
 }
 
@@ -124,7 +128,12 @@ pub fn flushdb_part(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
     if !flush_mode_ok(argv) {
         return local_only(ctx, |w| w.error(errors::SYNTAX));
     }
-    ctx.shard.keyspace.db_mut(ctx.db).clear();
+    if argv.len() == 2 && eq_ic(argv[1], "ASYNC") {
+        let old = ctx.shard.keyspace.db_mut(ctx.db).detach_contents();
+        crate::snapshot::free_later(old.into_iter().collect());
+    } else {
+        ctx.shard.keyspace.db_mut(ctx.db).clear();
+    }
     Partial::Unit
 }
 

@@ -749,15 +749,20 @@ fn coordinate(
                     }));
                 }
                 Op::FlushDb { db } => {
-                    for ks in &mut lent {
-                        ks.db_mut(db).clear();
-                    }
+                    free_later(
+                        lent.iter_mut()
+                            .filter_map(|ks| ks.db_mut(db).detach_contents())
+                            .collect(),
+                    );
                     reply(simple("OK"));
                 }
                 Op::FlushAll => {
-                    for ks in &mut lent {
-                        ks.flush_all();
-                    }
+                    // The shards stand still meanwhile: free the old keys on another thread.
+                    free_later(
+                        lent.iter_mut()
+                            .flat_map(Keyspace::flush_all_detached)
+                            .collect(),
+                    );
                     // As Redis's flushAllDataAndResetRDB: with save points, an empty dump.
                     if !data.cfg.save.is_empty() {
                         let refs: Vec<&Keyspace> = lent.iter().collect();
@@ -988,6 +993,25 @@ fn cow_step(data: &mut ShardData, io: &mut Io<Msg, ()>) {
         io.wake_within(Duration::from_micros(part.shared.key_delay_us.max(100)));
     } else {
         io.wake_within(COW_WRITER_FULL_RETRY);
+    }
+}
+
+/// Databases with at least this many keys in all are freed on a thread of their own (as
+/// Redis's `LAZYFREE_THRESHOLD` objects): freeing a big dataset takes long.
+pub const LAZYFREE_MIN_KEYS: usize = 64;
+
+/// Frees detached databases: on a short-lived thread when big, here when small.
+pub fn free_later(dbs: Vec<percore_engine::db::Db>) {
+    let keys: usize = dbs.iter().map(percore_engine::db::Db::len).sum();
+    if keys < LAZYFREE_MIN_KEYS {
+        return;
+    }
+    let spawned = std::thread::Builder::new()
+        .name("percore-lazyfree".into())
+        .spawn(move || drop(dbs));
+    if let Err(e) = spawned {
+        // No thread (resource limits): the memory is freed when `spawn` drops the closure.
+        eprintln!("percore: lazy free thread: {e}");
     }
 }
 
