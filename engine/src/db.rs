@@ -6,6 +6,8 @@
 //! caller. A key is expired when `now_ms > expire_at_ms`, as Redis's `keyIsExpired`.
 
 use crate::hash::splitmix64;
+use crate::slot::key_hash_slot;
+use crate::slot_index::{SlotCounts, SlotIndex};
 use crate::table::{CutStats, Entry as Slot, Key, Table};
 use crate::value::Value;
 use std::mem;
@@ -150,6 +152,11 @@ pub struct Db {
     cut_index: usize,
     /// Changes made (Redis's `dirty`): one per write to a key, the key count on clear.
     changes: u64,
+    /// Cluster mode only: keys per hash slot and each slot's keys.
+    slots: Option<Box<SlotIndex>>,
+    /// Cluster mode only: the per-slot counts at the start of the cut in progress, for
+    /// the snapshot's `slot-info` fields (taken once by [`Db::take_cut_slot_counts`]).
+    cut_slot_counts: Option<Vec<SlotCounts>>,
 }
 
 impl Db {
@@ -168,6 +175,100 @@ impl Db {
             rng,
             cut_index: 0,
             changes: 0,
+            slots: None,
+            cut_slot_counts: None,
+        }
+    }
+
+    /// Starts keeping per-slot counts and key lists (cluster mode), indexing the keys
+    /// already present.
+    pub fn enable_slot_index(&mut self) {
+        if self.slots.is_some() {
+            return;
+        }
+        let mut ix = SlotIndex::new();
+        for (i, (key, entry)) in self.main.iter().enumerate() {
+            ix.inserted(i, key_hash_slot(key), entry.expire_at_ms != NO_EXPIRE);
+        }
+        self.slots = Some(Box::new(ix));
+    }
+
+    /// Whether this database keeps per-slot counts (cluster mode).
+    #[must_use]
+    pub fn has_slot_index(&self) -> bool {
+        self.slots.is_some()
+    }
+
+    /// Keys in hash `slot` (expired ones not yet deleted included, as Valkey's
+    /// COUNTKEYSINSLOT); 0 without a slot index.
+    #[must_use]
+    pub fn keys_in_slot(&self, slot: u16) -> usize {
+        self.slots.as_ref().map_or(0, |ix| ix.keys_in(slot))
+    }
+
+    /// Keys with a TTL in hash `slot`; 0 without a slot index.
+    #[must_use]
+    pub fn expires_in_slot(&self, slot: u16) -> usize {
+        self.slots.as_ref().map_or(0, |ix| ix.expires_in(slot))
+    }
+
+    /// The keys and entries of hash `slot` (expired ones included); none without a slot
+    /// index.
+    pub fn slot_entries(&self, slot: u16) -> impl Iterator<Item = (&[u8], &Entry)> + '_ {
+        self.slots
+            .as_deref()
+            .into_iter()
+            .flat_map(move |ix| ix.entries(slot))
+            .map(|idx| self.main.entry_at(idx))
+    }
+
+    /// The non-empty slots with their counts, in slot order; none without a slot index.
+    pub fn slot_counts(&self) -> impl Iterator<Item = SlotCounts> + '_ {
+        self.slots
+            .as_deref()
+            .into_iter()
+            .flat_map(SlotIndex::non_empty)
+    }
+
+    /// The per-slot counts taken when the cut in progress began (cluster mode), once.
+    pub fn take_cut_slot_counts(&mut self) -> Option<Vec<SlotCounts>> {
+        self.cut_slot_counts.take()
+    }
+
+    /// Removes the entry at `idx` of `main`, keeping the slot index in step.
+    fn remove_main_at(&mut self, idx: usize) -> (Key, Entry) {
+        let (key, entry) = self.main.remove_at(idx);
+        if let Some(ix) = self.slots.as_deref_mut() {
+            let main = &self.main;
+            ix.removed(
+                idx,
+                key_hash_slot(&key),
+                entry.expire_at_ms != NO_EXPIRE,
+                || key_hash_slot(main.entry_at(idx).0),
+            );
+        }
+        (key, entry)
+    }
+
+    /// After a key was appended to `main`: index it.
+    #[inline]
+    fn index_new_key(&mut self, key: &[u8], expire_at_ms: i64) {
+        if let Some(ix) = self.slots.as_deref_mut() {
+            ix.inserted(
+                self.main.len() - 1,
+                key_hash_slot(key),
+                expire_at_ms != NO_EXPIRE,
+            );
+        }
+    }
+
+    /// After a key's TTL changed from `old` to `new` (either may be `NO_EXPIRE`).
+    #[inline]
+    fn index_ttl_change(&mut self, key: &[u8], old: i64, new: i64) {
+        if let Some(ix) = self.slots.as_deref_mut()
+            && (old == NO_EXPIRE) != (new == NO_EXPIRE)
+        {
+            ix.ttl_changed(key_hash_slot(key), new != NO_EXPIRE);
         }
     }
 
@@ -222,6 +323,9 @@ impl Db {
         mem::swap(&mut self.main, &mut old.main);
         mem::swap(&mut self.expires, &mut old.expires);
         self.avg_ttl_ms = 0;
+        if let Some(ix) = self.slots.as_deref_mut() {
+            ix.clear();
+        }
         Some(old)
     }
 
@@ -231,11 +335,14 @@ impl Db {
         self.main.clear();
         self.expires.clear();
         self.avg_ttl_ms = 0;
+        if let Some(ix) = self.slots.as_deref_mut() {
+            ix.clear();
+        }
     }
 
     /// Deletes the entry at `idx` of `main` and its expires index entry.
     fn delete_at(&mut self, idx: usize) -> (Key, Entry) {
-        let (key, entry) = self.main.remove_at(idx);
+        let (key, entry) = self.remove_main_at(idx);
         if entry.expire_at_ms != NO_EXPIRE {
             let indexed = self.expires.remove(&key);
             assert!(indexed.is_some(), "expires index lost a key with a TTL");
@@ -311,6 +418,7 @@ impl Db {
                 entry.expire_at_ms = new_expire;
                 entry.lru_s = lru_s;
                 sync_expires(&mut self.expires, key, old_expire, new_expire);
+                self.index_ttl_change(key, old_expire, new_expire);
                 if expired {
                     self.stats.expired_keys += 1;
                     None
@@ -331,6 +439,7 @@ impl Db {
                 if expire_at_ms != NO_EXPIRE {
                     sync_expires(&mut self.expires, key, NO_EXPIRE, expire_at_ms);
                 }
+                self.index_new_key(key, expire_at_ms);
                 None
             }
         }
@@ -363,6 +472,7 @@ impl Db {
         let entry = self.main.value_at_mut(idx);
         let old = mem::replace(&mut entry.expire_at_ms, at_ms);
         sync_expires(&mut self.expires, key, old, at_ms);
+        self.index_ttl_change(key, old, at_ms);
         true
     }
 
@@ -375,6 +485,7 @@ impl Db {
         let old = mem::replace(&mut entry.expire_at_ms, NO_EXPIRE);
         self.changes += u64::from(old != NO_EXPIRE);
         sync_expires(&mut self.expires, key, old, NO_EXPIRE);
+        self.index_ttl_change(key, old, NO_EXPIRE);
         old != NO_EXPIRE
     }
 
@@ -415,6 +526,7 @@ impl Db {
                 let old = mem::replace(&mut entry.value, value);
                 entry.lru_s = lru_s;
                 sync_expires(&mut self.expires, &key, old_expire, new_expire);
+                self.index_ttl_change(&key, old_expire, new_expire);
                 if expired {
                     self.stats.expired_keys += 1;
                     None
@@ -430,6 +542,7 @@ impl Db {
                     expire_at_ms: new_expire,
                     lru_s,
                 });
+                self.index_new_key(&key, new_expire);
                 if new_expire != NO_EXPIRE {
                     self.expires.insert(key, new_expire);
                 }
@@ -486,6 +599,7 @@ impl Db {
     pub fn begin_cut(&mut self, index: usize) {
         self.main.begin_cut();
         self.cut_index = index;
+        self.cut_slot_counts = self.slots.as_deref().map(|ix| ix.non_empty().collect());
     }
 
     /// Database number recorded by [`Db::begin_cut`], while a cut is in progress.
@@ -502,6 +616,7 @@ impl Db {
 
     /// Ends or abandons the cut, releasing what it held.
     pub fn end_cut(&mut self) -> Option<CutStats> {
+        self.cut_slot_counts = None;
         self.main.end_cut()
     }
 
@@ -542,11 +657,11 @@ impl Db {
                 let when = *self.expires.entry_at(idx).1;
                 if now_ms > when {
                     let (key, _) = self.expires.remove_at(idx);
-                    let removed = self.main.remove(&key);
-                    assert!(
-                        removed.is_some(),
-                        "expires index holds a key missing from the database"
-                    );
+                    let at = self
+                        .main
+                        .lookup_index(&key)
+                        .expect("expires index holds a key missing from the database");
+                    self.remove_main_at(at);
                     expired += 1;
                 } else {
                     ttl_sum = ttl_sum.saturating_add(when - now_ms);
@@ -741,6 +856,106 @@ mod tests {
         assert_eq!(other.expires_len(), 0);
         check_sync(&db);
         check_sync(&other);
+    }
+
+    /// Recounts every slot of `db` from its keys and compares with its slot index.
+    fn check_slots(db: &Db) {
+        let mut keys = std::collections::BTreeMap::<u16, (usize, usize, Vec<Vec<u8>>)>::new();
+        for (k, e) in db.iter() {
+            let c = keys.entry(key_hash_slot(k)).or_default();
+            c.0 += 1;
+            c.1 += usize::from(e.expire_at_ms().is_some());
+            c.2.push(k.to_vec());
+        }
+        let counted: Vec<SlotCounts> = db.slot_counts().collect();
+        assert_eq!(counted.len(), keys.len());
+        for (slot, (n, ttl, mut names)) in keys {
+            assert_eq!(db.keys_in_slot(slot), n, "slot {slot}");
+            assert_eq!(db.expires_in_slot(slot), ttl, "slot {slot}");
+            let mut listed: Vec<Vec<u8>> = db.slot_entries(slot).map(|(k, _)| k.to_vec()).collect();
+            listed.sort();
+            names.sort();
+            assert_eq!(listed, names, "slot {slot}");
+        }
+    }
+
+    #[test]
+    fn slot_index_follows_every_change() {
+        let mut db = Db::new(10);
+        db.set(b"before", v("x"), SetExpire::At(50), 0);
+        db.enable_slot_index();
+        assert!(db.has_slot_index());
+        check_slots(&db);
+        for i in 0..300 {
+            let key = format!("{{t{}}}k{i}", i % 7);
+            let exp = if i % 3 == 0 {
+                SetExpire::At(100 + i)
+            } else {
+                SetExpire::Clear
+            };
+            db.set(key.as_bytes(), v("x"), exp, 0);
+        }
+        check_slots(&db);
+        assert_eq!(db.keys_in_slot(key_hash_slot(b"t1")), 43);
+        for i in (0..300).step_by(5) {
+            db.remove(format!("{{t{}}}k{i}", i % 7).as_bytes(), 0);
+        }
+        check_slots(&db);
+        db.persist(b"{t0}k3", 0);
+        db.set_expire_at(b"{t1}k1", 500, 0);
+        db.set(b"{t2}k2", v("y"), SetExpire::At(900), 0);
+        db.set(b"{t2}k9", v("y"), SetExpire::Keep, 0);
+        check_slots(&db);
+        assert!(db.rename(b"{t1}k1", b"{t5}moved", 0));
+        let taken = db.take(b"{t4}k4", 0).unwrap();
+        db.put(taken, 0);
+        db.put(
+            TakenKey {
+                key: b"{t6}new"[..].into(),
+                value: v("z"),
+                expire_at_ms: Some(70),
+            },
+            0,
+        );
+        check_slots(&db);
+        // Lazy and active expiry delete through the index too.
+        assert_eq!(db.get(b"before", 60), None);
+        db.active_expire_cycle(200, &mut ExpireBudget::new(10_000));
+        check_slots(&db);
+        let mut rng = 3;
+        while db.random_key(1_000, &mut rng).is_some() && db.expires_len() > 0 {
+            db.active_expire_cycle(1_000, &mut ExpireBudget::new(10_000));
+        }
+        check_slots(&db);
+        db.clear();
+        check_slots(&db);
+        assert_eq!(db.slot_counts().count(), 0);
+    }
+
+    #[test]
+    fn cut_records_slot_counts_once() {
+        let mut db = Db::new(11);
+        db.enable_slot_index();
+        db.set(b"{a}1", v("x"), SetExpire::At(10), 0);
+        db.set(b"{a}2", v("x"), SetExpire::Clear, 0);
+        db.begin_cut(0);
+        db.set(b"{a}3", v("x"), SetExpire::Clear, 0);
+        let counts = db.take_cut_slot_counts().unwrap();
+        assert_eq!(
+            counts,
+            vec![SlotCounts {
+                slot: key_hash_slot(b"a"),
+                keys: 2,
+                expires: 1
+            }]
+        );
+        assert!(db.take_cut_slot_counts().is_none());
+        db.end_cut();
+        let mut plain = Db::new(12);
+        plain.begin_cut(0);
+        assert!(plain.take_cut_slot_counts().is_none());
+        assert_eq!(plain.keys_in_slot(0), 0);
+        plain.end_cut();
     }
 
     #[test]

@@ -28,6 +28,32 @@ impl Keyspace {
         }
     }
 
+    /// Keeps per-slot counts and key lists in every database from now on (cluster mode).
+    pub fn enable_slot_index(&mut self) {
+        self.dbs.iter_mut().for_each(Db::enable_slot_index);
+    }
+
+    /// [`Keyspace::enable_slot_index`] when `on`.
+    #[must_use]
+    pub fn with_slot_index(mut self, on: bool) -> Self {
+        if on {
+            self.enable_slot_index();
+        }
+        self
+    }
+
+    /// Whether the databases keep per-slot counts (cluster mode).
+    #[must_use]
+    pub fn has_slot_index(&self) -> bool {
+        self.dbs.first().is_some_and(Db::has_slot_index)
+    }
+
+    /// Keys in hash `slot` over all databases.
+    #[must_use]
+    pub fn keys_in_slot(&self, slot: u16) -> usize {
+        self.dbs.iter().map(|db| db.keys_in_slot(slot)).sum()
+    }
+
     /// Number of databases.
     #[must_use]
     pub fn databases(&self) -> usize {
@@ -90,6 +116,18 @@ impl Keyspace {
             }
         }
         true
+    }
+
+    /// Cluster mode: per database of the cut in progress (its number at the cut), the
+    /// per-slot counts taken when the cut began; each is handed out once.
+    pub fn take_cut_slot_counts(&mut self) -> Vec<(usize, Vec<crate::slot_index::SlotCounts>)> {
+        self.dbs
+            .iter_mut()
+            .filter_map(|db| {
+                let index = db.cut_index()?;
+                Some((index, db.take_cut_slot_counts()?))
+            })
+            .collect()
     }
 
     /// Ends or abandons the cut in every database; the summed counters.

@@ -2,6 +2,7 @@
 //! `now_ms`), no randomness source (callers pass seeds and RNG state), no `unsafe`.
 //!
 //! - [`slot`]: CRC16 key → cluster slot → shard.
+//! - [`slot_index`]: per-slot key counts and key lists of a database (cluster mode).
 //! - [`hash`]: the keyed hash the tables use.
 //! - [`table`]: `Table<V>`, a Redis-`dict`-like incremental-rehash hash table with SCAN.
 //! - [`value`]: stored values and their encodings.
@@ -18,6 +19,7 @@ pub mod hash;
 pub mod keyspace;
 pub mod number;
 pub mod slot;
+pub mod slot_index;
 pub mod strings;
 pub mod table;
 pub mod value;
