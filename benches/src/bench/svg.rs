@@ -246,7 +246,11 @@ fn spectrum(out: &mut String, report: &Report, panel: &Panel) {
         LEFT + Panel::width() / 2.0,
         panel.top + panel.height + 34.0
     );
-    let mut legend_y = panel.top + 20.0;
+    // The legend sits in the bottom-right corner, under the curves (a spectrum rises to
+    // the right), right-aligned with its colour swatch after the text.
+    let shown = report.targets.iter().filter(|t| !t.hist.is_empty()).count();
+    let mut legend_y = panel.top + panel.height - 12.0 - 18.0 * shown.saturating_sub(1) as f64;
+    let legend_right = LEFT + Panel::width() - 12.0;
     for (i, t) in report.targets.iter().enumerate() {
         if t.hist.is_empty() {
             continue;
@@ -271,11 +275,11 @@ fn spectrum(out: &mut String, report: &Report, panel: &Panel) {
         let l: Latency = t.latency();
         let _ = writeln!(
             out,
-            r#"<rect x="{}" y="{}" width="14" height="4" fill="{}"/><text x="{}" y="{}" font-size="12">{} (p50 {:.3}, p99 {:.3}, p99.9 {:.3}, max {:.3} ms)</text>"#,
-            LEFT + 14.0,
+            r#"<rect x="{}" y="{}" width="14" height="4" fill="{}"/><text x="{}" y="{}" font-size="12" text-anchor="end">{} (p50 {:.3}, p99 {:.3}, p99.9 {:.3}, max {:.3} ms)</text>"#,
+            legend_right - 14.0,
             legend_y - 4.0,
             colour(i),
-            LEFT + 34.0,
+            legend_right - 20.0,
             legend_y,
             esc(&t.target.name),
             l.p50 as f64 / 1000.0,
