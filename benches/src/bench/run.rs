@@ -368,7 +368,7 @@ impl Collector {
             let _ = writeln!(
                 progress,
                 "{label} {:>4}s {:>12} req/s  p50 {:>9} ms  p99 {:>9} ms  max {:>9} ms  errors {errors}",
-                self.printed + 1,
+                self.printed,
                 group_thousands(*replies as f64 / len),
                 ms(l.p50),
                 ms(l.p99),
