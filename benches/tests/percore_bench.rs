@@ -610,7 +610,26 @@ fn ctrl_c_prints_what_was_measured() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    thread::sleep(Duration::from_millis(1200));
+    // Interrupt once the first second has been measured (so the handler is installed and
+    // there is something to print), however slowly this machine starts processes.
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    thread::spawn(move || {
+        for line in io::BufRead::lines(io::BufReader::new(stderr)).map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let first_second = loop {
+        match rx.recv_timeout(Duration::from_secs(10)) {
+            Ok(line) if line.starts_with("fake r1") => break Some(line),
+            Ok(_) => {}
+            Err(_) => break None,
+        }
+    };
+    if first_second.is_none() {
+        child.kill().unwrap();
+        panic!("percore-bench printed no progress within 10 s");
+    }
     let status = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
