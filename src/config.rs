@@ -153,6 +153,9 @@ pub struct Config {
     pub requirepass: String,
     /// `threads` (percore only): shard threads; 0 means one per core.
     pub threads: usize,
+    /// `metrics-port` (percore only): Prometheus endpoint on 127.0.0.1; 0 is off.
+    /// Immutable at runtime.
+    pub metrics_port: u16,
     /// `dir`: working directory for the RDB file.
     pub dir: PathBuf,
     /// `dbfilename`: RDB file name inside `dir`.
@@ -235,6 +238,7 @@ impl Default for Config {
             protected_mode: true,
             requirepass: String::new(),
             threads: 0,
+            metrics_port: 0,
             dir: PathBuf::from("."),
             dbfilename: "dump.rdb".to_owned(),
             save: [(3600, 1), (300, 100), (60, 10000)]
@@ -1003,6 +1007,17 @@ static OPTIONS: &[ConfigOption] = &[
         file_form: FileForm::Plain,
     },
     ConfigOption {
+        name: "metrics-port",
+        settable: Settable::Immutable,
+        multi_arg: false,
+        set: |c, a, _| {
+            c.metrics_port = int(&a[0], 0, 65535)?;
+            Ok(())
+        },
+        get: |c| c.metrics_port.to_string(),
+        file_form: FileForm::Plain,
+    },
+    ConfigOption {
         name: "dir",
         settable: Settable::Protected,
         multi_arg: false,
@@ -1412,6 +1427,7 @@ mod tests {
             ("protected-mode", "yes"),
             ("requirepass", ""),
             ("threads", "0"),
+            ("metrics-port", "0"),
             ("dir", "."),
             ("dbfilename", "dump.rdb"),
             ("save", "3600 1 300 100 60 10000"),

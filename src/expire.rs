@@ -30,4 +30,9 @@ pub fn active_expire_cycle(data: &mut ShardData, budget: Duration) {
             break;
         }
     }
+    if data.stats.latency_on() {
+        let ns = start.elapsed().as_nanos() as u64;
+        data.stats
+            .spike(crate::latency::Event::ExpireCycle, ns, data.now_ms);
+    }
 }

@@ -7,6 +7,8 @@ mod cluster;
 mod commands;
 mod config;
 mod expire;
+mod latency;
+mod metrics;
 mod server;
 mod shard;
 mod snapshot;
@@ -196,6 +198,13 @@ fn run(config: config::Config, config_file: Option<std::path::PathBuf>) -> Resul
     }
 
     let mut loaded = load_dataset(&shared, shards)?.into_iter();
+    let metrics_port = shared.config().metrics_port;
+    if metrics_port != 0 {
+        metrics::http::spawn(Arc::clone(&shared), metrics_port)?;
+        shared.notice(&format!(
+            "Metrics endpoint listening on http://127.0.0.1:{metrics_port}/metrics"
+        ));
+    }
 
     let net: Arc<Shared<shard::Msg>> = Arc::new(Shared::new(shards));
     let mut handles = Vec::new();

@@ -129,6 +129,8 @@ pub struct ServerShared {
     pub changes: Vec<AtomicU64>,
     /// Per shard: the change counter at the cut of the last successful save.
     pub saved_changes: Vec<AtomicU64>,
+    /// Per shard: the figures it publishes for the metrics endpoint.
+    pub metrics: crate::metrics::Board,
 }
 
 impl ServerShared {
@@ -162,6 +164,7 @@ impl ServerShared {
             persist: std::sync::Mutex::new(crate::snapshot::Status::default()),
             changes: (0..shards).map(|_| AtomicU64::new(0)).collect(),
             saved_changes: (0..shards).map(|_| AtomicU64::new(0)).collect(),
+            metrics: crate::metrics::Board::new(shards),
         })
     }
 

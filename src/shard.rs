@@ -155,6 +155,8 @@ impl ShardData {
     pub fn new(id: usize, shards: usize, shared: Arc<ServerShared>) -> Self {
         let cfg = shared.config();
         let seed = crate::server::random_seed();
+        let mut stats = ShardStats::new(commands::COMMANDS.len());
+        stats.set_latency_threshold_ms(cfg.latency_monitor_threshold_ms);
         Self {
             id,
             shards,
@@ -164,7 +166,7 @@ impl ShardData {
             cfg,
             shared,
             clients: Vec::new(),
-            stats: ShardStats::new(commands::COMMANDS.len()),
+            stats,
             now_ms: percore_net::reactor::unix_ms(),
             rng: seed ^ 0x9e37_79b9_7f4a_7c15,
             to_close: Vec::new(),
@@ -185,6 +187,8 @@ impl ShardData {
             self.cfg = self.shared.config();
             self.cfg_generation = g;
             self.limits = limits_of(&self.cfg);
+            self.stats
+                .set_latency_threshold_ms(self.cfg.latency_monitor_threshold_ms);
         }
     }
 
@@ -1072,6 +1076,7 @@ impl Service for Shard {
     }
 
     fn after_flush(&mut self, io: &mut Io<Msg, ()>) {
+        crate::latency::after_flush(&mut self.data, io);
         let replies = crate::snapshot::after_flush(&mut self.data, io);
         let me = self.data.id;
         for (conn, seq, bytes) in replies {
@@ -1114,6 +1119,7 @@ impl Service for Shard {
         let now_ms = self.data.now_ms;
         self.data.stats.sample_ops(now_ms);
         crate::snapshot::on_tick(&mut self.data);
+        crate::metrics::on_tick(&mut self.data, io);
         // Idle clients (`timeout`).
         let timeout_ms = i64::from(self.data.cfg.timeout_secs) * 1000;
         if timeout_ms > 0 {

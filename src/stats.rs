@@ -62,6 +62,13 @@ pub struct ShardStats {
     pub expired_keys_active: u64,
     pub latency_tracking: bool,
     pub slowlog: VecDeque<SlowEntry>,
+    /// Latency monitor: stalls of at least this many nanoseconds are recorded, `u64::MAX`
+    /// when the monitor is off (so the hot path tests one comparison).
+    pub latency_threshold_ns: u64,
+    /// This shard's latency spikes (LATENCY LATEST, HISTORY, ...).
+    pub latency: crate::latency::Monitor,
+    /// This shard's loop counters as of the last tick (INFO percore).
+    pub loops: crate::metrics::LoopView,
     ops_samples: [u64; OPS_SAMPLES],
     ops_sample_idx: usize,
     ops_last_ms: i64,
@@ -80,6 +87,9 @@ impl ShardStats {
             expired_keys_active: 0,
             latency_tracking: true,
             slowlog: VecDeque::new(),
+            latency_threshold_ns: u64::MAX,
+            latency: crate::latency::Monitor::default(),
+            loops: crate::metrics::LoopView::default(),
             ops_samples: [0; OPS_SAMPLES],
             ops_sample_idx: 0,
             ops_last_ms: 0,
@@ -119,6 +129,38 @@ impl ShardStats {
             let code = error_code(reply);
             self.count_error(&code);
         }
+        if ns >= self.latency_threshold_ns {
+            let event = if cmd.has(crate::commands::flags::FAST) {
+                crate::latency::Event::FastCommand
+            } else {
+                crate::latency::Event::Command
+            };
+            self.spike(event, ns, percore_net::reactor::unix_ms());
+        }
+    }
+
+    /// `latency-monitor-threshold` in milliseconds (0: off).
+    pub fn set_latency_threshold_ms(&mut self, ms: u64) {
+        self.latency_threshold_ns = if ms == 0 {
+            u64::MAX
+        } else {
+            ms.saturating_mul(1_000_000)
+        };
+    }
+
+    /// Whether the latency monitor is on.
+    #[inline]
+    pub fn latency_on(&self) -> bool {
+        self.latency_threshold_ns != u64::MAX
+    }
+
+    /// Records a stall of `ns` nanoseconds of `event` at `now_ms` if it reaches the
+    /// threshold (in whole milliseconds, as Redis's `latencyAddSampleIfNeeded`).
+    #[cold]
+    pub fn spike(&mut self, event: crate::latency::Event, ns: u64, now_ms: i64) {
+        if ns >= self.latency_threshold_ns {
+            self.latency.record(event, now_ms / 1000, ns / 1_000_000);
+        }
     }
 
     /// A call refused before it ran (arity, auth, cross-slot).
@@ -154,9 +196,14 @@ impl ShardStats {
     /// CONFIG RESETSTAT.
     pub fn reset(&mut self) {
         let n = self.cmds.len();
+        // Like Redis, RESETSTAT keeps the latency monitor's events; the loop counters
+        // belong to the reactor and keep counting.
         *self = Self {
             latency_tracking: self.latency_tracking,
             slowlog: std::mem::take(&mut self.slowlog),
+            latency_threshold_ns: self.latency_threshold_ns,
+            latency: std::mem::take(&mut self.latency),
+            loops: std::mem::take(&mut self.loops),
             ..Self::new(n)
         };
     }

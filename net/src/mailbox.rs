@@ -18,9 +18,24 @@ pub const MAILBOX_CAPACITY_BATCHES: usize = 4096;
 /// core cannot starve the connections of another.
 pub const MAILBOX_DRAIN_BATCHES: usize = 64;
 
+/// One queue element: the messages of one sender's iteration for one destination.
+struct Batch<M> {
+    msgs: Vec<M>,
+    /// Monotonic nanoseconds when the batch was pushed, or 0 when the sender did not stamp
+    /// it (the latency monitor is off): the receiver measures the mailbox wait from it.
+    sent_ns: u64,
+}
+
+/// What one [`Outbox::flush_stamped`] pushed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Pushed {
+    pub batches: u64,
+    pub messages: u64,
+}
+
 /// One shard's inbox.
 pub struct Mailbox<M> {
-    queue: ArrayQueue<Vec<M>>,
+    queue: ArrayQueue<Batch<M>>,
     /// Set by the first sender of a batch, cleared by the owner before it drains.
     notified: AtomicBool,
     /// The owner's io_uring fd, the target of `MSG_RING` wake-ups (-1 until registered).
@@ -66,16 +81,23 @@ impl<M> Mailboxes<M> {
     /// inbox is full, `batch` is left as it was. Returns true if the caller must wake
     /// `shard` (it was not yet notified).
     pub fn push_batch(&self, shard: usize, batch: &mut Vec<M>) -> bool {
+        self.push_batch_stamped(shard, batch, 0)
+    }
+
+    /// [`Self::push_batch`] with the sender's monotonic time (0: unstamped), which
+    /// [`Self::pop_stamped`] hands to the receiver.
+    pub fn push_batch_stamped(&self, shard: usize, batch: &mut Vec<M>, sent_ns: u64) -> bool {
         if batch.is_empty() {
             return false;
         }
         let mb = &self.boxes[shard];
         // The next batch starts with room for as many messages as this one.
         let next = Vec::with_capacity(batch.len());
-        match mb.queue.push(std::mem::replace(batch, next)) {
+        let msgs = std::mem::replace(batch, next);
+        match mb.queue.push(Batch { msgs, sent_ns }) {
             Ok(()) => {}
             Err(back) => {
-                *batch = back;
+                *batch = back.msgs;
                 return false;
             }
         }
@@ -98,7 +120,12 @@ impl<M> Mailboxes<M> {
 
     /// Takes one batch from `shard`'s inbox.
     pub fn pop(&self, shard: usize) -> Option<Vec<M>> {
-        self.boxes[shard].queue.pop()
+        self.boxes[shard].queue.pop().map(|b| b.msgs)
+    }
+
+    /// Takes one batch and the monotonic time its sender stamped on it (0: unstamped).
+    pub fn pop_stamped(&self, shard: usize) -> Option<(Vec<M>, u64)> {
+        self.boxes[shard].queue.pop().map(|b| (b.msgs, b.sent_ns))
     }
 
     /// Whether `shard`'s inbox holds messages.
@@ -136,21 +163,39 @@ impl<M> Outbox<M> {
 
     /// Pushes every batch into its inbox; calls `wake(shard)` once for each destination that
     /// needs a wake-up. Messages that did not fit stay queued.
-    pub fn flush(&mut self, boxes: &Mailboxes<M>, mut wake: impl FnMut(usize)) {
+    pub fn flush(&mut self, boxes: &Mailboxes<M>, wake: impl FnMut(usize)) {
+        self.flush_stamped(boxes, 0, wake);
+    }
+
+    /// [`Self::flush`], stamping each batch with `sent_ns` (0: unstamped); returns what
+    /// was pushed (batches that did not fit stay queued and are not counted).
+    pub fn flush_stamped(
+        &mut self,
+        boxes: &Mailboxes<M>,
+        sent_ns: u64,
+        mut wake: impl FnMut(usize),
+    ) -> Pushed {
+        let mut pushed = Pushed::default();
         if self.pending == 0 {
-            return;
+            return pushed;
         }
         let mut left = 0;
         for (shard, batch) in self.per_shard.iter_mut().enumerate() {
             if batch.is_empty() {
                 continue;
             }
-            if boxes.push_batch(shard, batch) {
+            let n = batch.len();
+            if boxes.push_batch_stamped(shard, batch, sent_ns) {
                 wake(shard);
+            }
+            if batch.is_empty() {
+                pushed.batches += 1;
+                pushed.messages += n as u64;
             }
             left += batch.len();
         }
         self.pending = left;
+        pushed
     }
 }
 
@@ -181,6 +226,29 @@ mod tests {
         out.send(1, 4);
         out.flush(&boxes, |s| wakes.push(s));
         assert_eq!(wakes, vec![1, 1]);
+    }
+
+    #[test]
+    fn stamps_and_counts_travel_with_batches() {
+        let boxes = Mailboxes::<u32>::new(3);
+        let mut out = Outbox::new(3);
+        out.send(1, 1);
+        out.send(1, 2);
+        out.send(2, 3);
+        let pushed = out.flush_stamped(&boxes, 42, |_| {});
+        assert_eq!(
+            pushed,
+            Pushed {
+                batches: 2,
+                messages: 3
+            }
+        );
+        assert_eq!(boxes.pop_stamped(1), Some((vec![1, 2], 42)));
+        out.send(2, 4);
+        out.flush(&boxes, |_| {});
+        assert_eq!(boxes.pop_stamped(2), Some((vec![3], 42)));
+        assert_eq!(boxes.pop_stamped(2), Some((vec![4], 0)));
+        assert_eq!(boxes.pop_stamped(2), None);
     }
 
     #[test]

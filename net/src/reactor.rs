@@ -243,6 +243,37 @@ struct Slot<S> {
     conn: Option<Conn<S>>,
 }
 
+/// Counters of one shard's loop: plain integers bumped on the hot path (no atomics; the
+/// shard's own thread is the only writer). The service reads them through
+/// [`Io::loop_stats`] and publishes what it wants elsewhere.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LoopStats {
+    /// Loop iterations.
+    pub iterations: u64,
+    /// `io_uring_enter` calls (one per iteration, plus early submits and submits of a full
+    /// submission queue).
+    pub enters: u64,
+    /// Completions reaped.
+    pub completions: u64,
+    /// Cross-shard messages and batches pushed into other shards' inboxes.
+    pub messages_sent: u64,
+    pub batches_sent: u64,
+    /// Cross-shard messages and batches taken from this shard's inbox.
+    pub messages_received: u64,
+    pub batches_received: u64,
+    /// Nanoseconds spent in the loop outside the waiting `io_uring_enter`.
+    pub busy_ns: u64,
+    /// Nanoseconds spent inside the waiting `io_uring_enter` (blocked, plus the kernel's
+    /// inline submission work).
+    pub idle_ns: u64,
+    /// The busiest iteration's busy time since the service last took the peaks
+    /// ([`Io::take_peaks`]).
+    pub peak_iteration_ns: u64,
+    /// The longest a stamped batch waited in this shard's inbox since the peaks were last
+    /// taken (0 unless [`Io::stamp_mail`] is on in the sending shards).
+    pub peak_mailbox_wait_ns: u64,
+}
+
 /// What every shard thread shares: the inboxes and the shutdown state.
 pub struct Shared<M> {
     pub mailboxes: Mailboxes<M>,
@@ -287,6 +318,9 @@ pub struct Io<M, S> {
     max_wait: Option<Duration>,
     /// Submit queued operations before `after_flush` (see `submit_before_blocking`).
     submit_early: bool,
+    stats: LoopStats,
+    /// Stamp outgoing batches with the time they leave (see `stamp_mail`).
+    stamp_mail: bool,
 }
 
 impl<M, S> Io<M, S> {
@@ -363,6 +397,31 @@ impl<M, S> Io<M, S> {
     /// must get their wake-ups first.
     pub fn submit_before_blocking(&mut self) {
         self.submit_early = true;
+    }
+
+    /// This shard's loop counters.
+    #[must_use]
+    pub fn loop_stats(&self) -> &LoopStats {
+        &self.stats
+    }
+
+    /// The peaks of [`LoopStats`] since the last call, as (busiest iteration, longest
+    /// mailbox wait) in nanoseconds; both restart from zero.
+    pub fn take_peaks(&mut self) -> (u64, u64) {
+        let peaks = (
+            self.stats.peak_iteration_ns,
+            self.stats.peak_mailbox_wait_ns,
+        );
+        self.stats.peak_iteration_ns = 0;
+        self.stats.peak_mailbox_wait_ns = 0;
+        peaks
+    }
+
+    /// Stamps this shard's outgoing batches with the time they leave, so receivers can
+    /// measure how long mail waits (one clock read per iteration that sends; off by
+    /// default).
+    pub fn stamp_mail(&mut self, on: bool) {
+        self.stamp_mail = on;
     }
 
     /// True while messages to other shards wait in the outbox (a full mailbox).
@@ -590,6 +649,12 @@ pub struct Reactor<S: Service> {
     /// their own timeout.
     tick_multishot: bool,
     tick_ts: Box<types::Timespec>,
+    /// `io.now` is derived from one monotonic clock read per iteration: this instant and
+    /// the clock's value at it.
+    epoch: Instant,
+    epoch_ns: u64,
+    /// Monotonic time of the last waiting `io_uring_enter` (0 before the first).
+    entered_ns: u64,
 }
 
 impl<S: Service> Reactor<S> {
@@ -605,6 +670,7 @@ impl<S: Service> Reactor<S> {
         let shards = shared.mailboxes.shards();
         shared.mailboxes.register_ring(shard, ring.as_raw_fd());
         let now = Instant::now();
+        let epoch_ns = sys::monotonic_ns();
         let bufring = if std::env::var_os("PERCORE_NO_MULTISHOT_RECV").is_some() {
             None
         } else {
@@ -641,6 +707,8 @@ impl<S: Service> Reactor<S> {
                 watches: Vec::new(),
                 max_wait: None,
                 submit_early: false,
+                stats: LoopStats::default(),
+                stamp_mail: false,
             },
             signal_fd,
             signal_buf: Box::new([0; sys::SIGNALFD_SIGINFO_BYTES]),
@@ -654,6 +722,9 @@ impl<S: Service> Reactor<S> {
             tick_gen: 0,
             tick_multishot: true,
             tick_ts: Box::new(types::Timespec::new()),
+            epoch: now,
+            epoch_ns,
+            entered_ns: 0,
         }
     }
 
@@ -666,8 +737,14 @@ impl<S: Service> Reactor<S> {
             self.arm_signal();
         }
         loop {
-            self.io.now = Instant::now();
+            // One clock read gives the iteration's time and ends the last wait.
+            let start_ns = sys::monotonic_ns();
+            self.io.now = self.epoch + Duration::from_nanos(start_ns.saturating_sub(self.epoch_ns));
             self.io.now_ms = unix_ms();
+            if self.entered_ns != 0 {
+                self.io.stats.idle_ns += start_ns.saturating_sub(self.entered_ns);
+            }
+            self.io.stats.iterations += 1;
 
             self.reap_completions(service);
             let more_mail = self.drain_inbox(service);
@@ -689,6 +766,7 @@ impl<S: Service> Reactor<S> {
                 br.publish();
             }
             if std::mem::take(&mut self.io.submit_early) {
+                self.io.stats.enters += 1;
                 let _ = self.ring.submit();
             }
             service.after_flush(&mut self.io);
@@ -713,6 +791,12 @@ impl<S: Service> Reactor<S> {
             if self.tick_multishot && self.tick_armed != Some(interval) {
                 self.arm_tick(interval);
             }
+            let end_ns = sys::monotonic_ns();
+            let busy = end_ns.saturating_sub(start_ns);
+            self.io.stats.busy_ns += busy;
+            self.io.stats.peak_iteration_ns = self.io.stats.peak_iteration_ns.max(busy);
+            self.io.stats.enters += 1;
+            self.entered_ns = end_ns;
             let entered = if let Some(d) = max_wait
                 && want > 0
             {
@@ -812,6 +896,7 @@ impl<S: Service> Reactor<S> {
                 return;
             }
             // Queue full: hand what we have to the kernel and retry.
+            self.io.stats.enters += 1;
             if let Err(e) = self.ring.submit()
                 && e.raw_os_error() != Some(libc::EBUSY)
             {
@@ -849,6 +934,7 @@ impl<S: Service> Reactor<S> {
             self.cqes.push((cqe.user_data(), cqe.result(), cqe.flags()));
         }
         let cqes = std::mem::take(&mut self.cqes);
+        self.io.stats.completions += cqes.len() as u64;
         for &(ud, res, flags) in &cqes {
             let (op, index, generation) = untoken(ud);
             match op {
@@ -1076,10 +1162,21 @@ impl<S: Service> Reactor<S> {
         self.woken = false;
         boxes.clear_notified(shard);
         let shared = Arc::clone(&self.io.shared);
+        let mut now_ns = 0;
         for _ in 0..MAILBOX_DRAIN_BATCHES {
-            let Some(batch) = shared.mailboxes.pop(shard) else {
+            let Some((batch, sent_ns)) = shared.mailboxes.pop_stamped(shard) else {
                 return false;
             };
+            if sent_ns != 0 {
+                if now_ns == 0 {
+                    now_ns = sys::monotonic_ns();
+                }
+                let waited = now_ns.saturating_sub(sent_ns);
+                let peak = &mut self.io.stats.peak_mailbox_wait_ns;
+                *peak = (*peak).max(waited);
+            }
+            self.io.stats.batches_received += 1;
+            self.io.stats.messages_received += batch.len() as u64;
             for msg in batch {
                 service.on_message(&mut self.io, msg);
             }
@@ -1213,7 +1310,17 @@ impl<S: Service> Reactor<S> {
                 }
             }
         }
-        self.io.outbox.flush(&shared.mailboxes, |s| wakes.push(s));
+        let sent_ns = if self.io.stamp_mail && !self.io.outbox.is_empty() {
+            sys::monotonic_ns()
+        } else {
+            0
+        };
+        let pushed = self
+            .io
+            .outbox
+            .flush_stamped(&shared.mailboxes, sent_ns, |s| wakes.push(s));
+        self.io.stats.batches_sent += pushed.batches;
+        self.io.stats.messages_sent += pushed.messages;
         for s in wakes {
             if let Some(fd) = shared.mailboxes.ring_fd(s) {
                 let e = opcode::MsgRingData::new(types::Fd(fd), 0, token(OP_WAKE, 0, 0), None)

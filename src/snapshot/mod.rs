@@ -640,6 +640,7 @@ fn participate(
     }
     let stall = t0.elapsed().as_nanos() as u64;
     session.stall_max_ns.fetch_max(stall, Ordering::Relaxed);
+    crate::latency::snapshot_stall(data, session.kind == Kind::Fork, stall);
     if id == session.coordinator {
         // The others may still be leaving the barrier; this is a lower bound for them.
         let us = session.stall_max_ns.load(Ordering::Relaxed) / 1000;

@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
 
 /// Section names in the order Redis prints them, and whether `INFO`/`INFO default` has them.
-const SECTIONS: [(&str, &str, bool); 13] = [
+const SECTIONS: [(&str, &str, bool); 14] = [
     ("server", "Server", true),
     ("clients", "Clients", true),
     ("memory", "Memory", true),
@@ -24,6 +24,8 @@ const SECTIONS: [(&str, &str, bool); 13] = [
     ("latencystats", "Latencystats", false),
     ("cluster", "Cluster", true),
     ("keyspace", "Keyspace", true),
+    // percore's own: per-shard loop statistics (see `crate::metrics::info_line`).
+    ("percore", "Percore", true),
 ];
 
 /// Which sections `argv` (INFO's arguments) asks for, as indices into [`SECTIONS`].
@@ -110,6 +112,10 @@ pub fn info_part(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
         if ki.keys > 0 {
             let _ = writeln!(s, "db {i} {} {} {}", ki.keys, ki.expires, ki.avg_ttl_ms);
         }
+    }
+    if want("percore") {
+        let line = crate::metrics::info_line(sh, ctx.client.is_some());
+        let _ = writeln!(s, "pc {line}");
     }
     if ctx.client.is_some() {
         global_sections(ctx, &owned, &mut s);
@@ -412,6 +418,8 @@ struct Merged {
     dbs: BTreeMap<usize, (u64, u64, i128)>,
     lat: BTreeMap<String, Histogram<u64>>,
     global: BTreeMap<String, Vec<String>>,
+    /// INFO percore: shard number → its line.
+    shards: BTreeMap<usize, String>,
 }
 
 fn merge_parts(parts: &[Option<Partial>]) -> Merged {
@@ -453,6 +461,14 @@ fn merge_parts(parts: &[Option<Partial>]) -> Merged {
                 }
                 "lat" => decode_hist_into(rest, m.lat.entry(name.into()).or_insert_with(new_hist)),
                 "s" => m.global.entry(name.into()).or_default().push(rest.into()),
+                "pc" => {
+                    let n = name
+                        .strip_prefix("shard")
+                        .and_then(|x| x.split(':').next())
+                        .and_then(|x| x.parse().ok())
+                        .unwrap_or(usize::MAX);
+                    m.shards.insert(n, format!("{name}{rest}"));
+                }
                 _ => {}
             }
         }
@@ -543,6 +559,12 @@ pub fn render(argv: &[Vec<u8>], parts: &[Option<Partial>]) -> String {
                         }
                         let _ = write!(body, "p{p}={:.3}", v as f64 / 1000.0);
                     }
+                    body.push_str("\r\n");
+                }
+            }
+            "percore" => {
+                for l in m.shards.values() {
+                    body.push_str(l);
                     body.push_str("\r\n");
                 }
             }

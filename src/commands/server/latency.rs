@@ -1,10 +1,11 @@
-//! LATENCY HISTOGRAM (per-command latency distributions merged across shards) and HELP.
-//! The latency monitor (LATEST, HISTORY, RESET, DOCTOR, GRAPH) is not implemented yet:
-//! those reply as a server with no recorded events does.
+//! LATENCY: the latency monitor (LATEST, HISTORY, RESET, DOCTOR, GRAPH) over every
+//! shard's recorded spikes, and HISTOGRAM (per-command latency distributions); both are
+//! merged across shards.
 
 use super::super::{COMMANDS, Ctx, Gather, Partial, lookup};
 use super::info::{decode_hist_into, encode_hist, new_hist};
 use super::{help_reply, local_only};
+use crate::latency::{Event, doctor, merge, sparkline};
 use percore_net::resp::ReplyWriter;
 use std::fmt::Write as _;
 
@@ -46,18 +47,65 @@ pub fn latency_part(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
             Partial::Text(s)
         }
         "latency|help" => local_only(ctx, |w| help_reply(w, "LATENCY", HELP)),
-        "latency|latest" | "latency|history" => local_only(ctx, |w| w.array(0)),
-        "latency|reset" => local_only(ctx, |w| w.int(0)),
-        "latency|doctor" => local_only(ctx, |w| {
-            w.verbatim(
-                "txt",
-                b"Dave, the latency monitor is not implemented yet in percore, so there is nothing to analyze.\n",
-            );
-        }),
-        "latency|graph" => local_only(ctx, |w| {
-            w.error("ERR The latency monitor is not implemented yet in percore");
-        }),
+        "latency|latest" => Partial::Text(ctx.shard.stats.latency.encode(None)),
+        "latency|history" | "latency|graph" => match Event::from_name(argv[2]) {
+            Some(e) => Partial::Text(ctx.shard.stats.latency.encode(Some(e))),
+            None => Partial::Text(String::new()),
+        },
+        "latency|reset" => {
+            let dropped = ctx.shard.stats.latency.reset(&argv[2..]);
+            let mut s = String::new();
+            for e in dropped {
+                s.push_str(e.name());
+                s.push('\n');
+            }
+            Partial::Text(s)
+        }
+        "latency|doctor" => {
+            let mut s = ctx.shard.stats.latency.encode(None);
+            if ctx.client.is_some() {
+                // The client's shard adds what the report needs besides the events.
+                let cfg = &ctx.shard.cfg;
+                let _ = writeln!(s, "{DOCTOR_ENV_MARK}{}", cfg.latency_monitor_threshold_ms);
+                let _ = writeln!(s, "{DOCTOR_ENV_MARK}{}", cfg.slowlog_log_slower_than_us);
+                let _ = writeln!(s, "{DOCTOR_ENV_MARK}{}", cfg.hz);
+                let _ = writeln!(s, "{DOCTOR_ENV_MARK}{}", crate::alloc::used_memory());
+                let _ = writeln!(s, "{DOCTOR_ENV_MARK}{}", doctor::anon_huge_pages_bytes());
+            }
+            Partial::Text(s)
+        }
         _ => local_only(ctx, |w| super::subcommand_error(argv, w)),
+    }
+}
+
+/// Starts the lines of DOCTOR's environment (threshold, slow log, hz, used memory, huge
+/// pages, in this order); no event name starts with it.
+const DOCTOR_ENV_MARK: &str = "@";
+
+fn texts(g: &Gather) -> impl Iterator<Item = &str> {
+    g.parts.iter().flatten().filter_map(|p| match p {
+        Partial::Text(t) => Some(t.as_str()),
+        _ => None,
+    })
+}
+
+fn doctor_env(g: &Gather, now_s: i64) -> doctor::Env {
+    let mut v: Vec<i64> = Vec::new();
+    for t in texts(g) {
+        for line in t.lines() {
+            if let Some(n) = line.strip_prefix(DOCTOR_ENV_MARK) {
+                v.push(n.parse().unwrap_or(0));
+            }
+        }
+    }
+    let at = |i: usize| v.get(i).copied().unwrap_or(0);
+    doctor::Env {
+        threshold_ms: at(0).unsigned_abs(),
+        slowlog_log_slower_than_us: at(1),
+        hz: u32::try_from(at(2)).unwrap_or(0),
+        used_memory_bytes: at(3).unsigned_abs(),
+        anon_huge_pages_bytes: at(4).unsigned_abs(),
+        now_s,
     }
 }
 
@@ -65,6 +113,64 @@ pub fn latency_merge(g: &mut Gather, w: &mut ReplyWriter) {
     if super::write_encoded(g, w) {
         return;
     }
+    let now_s = percore_net::reactor::unix_ms() / 1000;
+    let sub = g.argv.get(1).map(|a| a.to_ascii_lowercase());
+    if sub.as_deref() == Some(b"histogram") {
+        histogram_merge(g, w);
+        return;
+    }
+    if sub.as_deref() == Some(b"reset") {
+        let mut names: Vec<&str> = texts(g).flat_map(str::lines).collect();
+        names.sort_unstable();
+        names.dedup();
+        w.int(names.len() as i64);
+        return;
+    }
+    let merged = merge(texts(g));
+    let asked = || g.argv.get(2).and_then(|name| Event::from_name(name));
+    match sub.as_deref() {
+        Some(b"latest") => {
+            w.array(merged.events().count());
+            for (event, series) in merged.events() {
+                let last = series.latest();
+                w.array(4);
+                w.bulk(event.name().as_bytes());
+                w.int(last.time_s);
+                w.int(last.ms as i64);
+                w.int(series.max_ms as i64);
+            }
+        }
+        Some(b"history") => {
+            let samples: Vec<_> = asked()
+                .and_then(|event| merged.series(event))
+                .map(|series| series.samples().collect())
+                .unwrap_or_default();
+            w.array(samples.len());
+            for sample in samples {
+                w.array(2);
+                w.int(sample.time_s);
+                w.int(sample.ms as i64);
+            }
+        }
+        Some(b"graph") => match asked().and_then(|ev| merged.series(ev).map(|se| (ev, se))) {
+            Some((event, series)) => {
+                let text = sparkline::graph(event.name(), series, now_s);
+                w.verbatim("txt", text.as_bytes());
+            }
+            None => w.error(&format!(
+                "ERR No samples available for event '{}'",
+                String::from_utf8_lossy(&g.argv[2])
+            )),
+        },
+        _ => {
+            let env = doctor_env(g, now_s);
+            w.verbatim("txt", doctor::report(&merged, &env).as_bytes());
+        }
+    }
+}
+
+/// LATENCY HISTOGRAM's merge: every shard's histograms of the named commands summed.
+fn histogram_merge(g: &Gather, w: &mut ReplyWriter) {
     let mut hists: Vec<Option<hdrhistogram::Histogram<u64>>> =
         COMMANDS.iter().map(|_| None).collect();
     for p in g.parts.iter().flatten() {
