@@ -62,6 +62,10 @@ pub struct Client {
     /// Since when (Unix ms) the pending output has been above the soft limit of
     /// `client-output-buffer-limit normal`.
     pub obuf_soft_since_ms: Option<i64>,
+    /// ASKING: the next command may use a slot this node is importing.
+    pub asking: bool,
+    /// READONLY (cluster mode): reads may be served by a replica (percore has none yet).
+    pub readonly: bool,
 }
 
 impl Client {
@@ -88,6 +92,8 @@ impl Client {
             pending: VecDeque::new(),
             first_seq: 0,
             obuf_soft_since_ms: None,
+            asking: false,
+            readonly: false,
             hop_barrier: None,
         }
     }

@@ -187,6 +187,28 @@ pub struct Config {
     pub pidfile: Option<PathBuf>,
     /// `databases`: number of logical databases (SELECT 0..n-1).
     pub databases: u32,
+    /// `cluster-enabled`: run as a Redis/Valkey Cluster node. Immutable at runtime.
+    pub cluster_enabled: bool,
+    /// `cluster-config-file`: the node's cluster state (nodes.conf), inside `dir`.
+    /// Immutable at runtime.
+    pub cluster_config_file: String,
+    /// `cluster-databases` (Valkey 9): databases in cluster mode, in place of `databases`.
+    /// Immutable at runtime.
+    pub cluster_databases: u32,
+    /// `cluster-announce-ip`: the address this node gives for itself; empty keeps the one
+    /// in nodes.conf (none for a new node, as Valkey before its first MEET).
+    pub cluster_announce_ip: String,
+    /// `cluster-announce-port`: the client port this node gives for itself; 0 is `port`.
+    pub cluster_announce_port: u16,
+    /// `cluster-announce-bus-port`: the bus port this node gives for itself; 0 derives it.
+    pub cluster_announce_bus_port: u16,
+    /// `cluster-port`: the bus port (shown only: percore has no cluster bus yet); 0 is
+    /// `port` + 10000. Immutable at runtime.
+    pub cluster_port: u16,
+    /// `cluster-require-full-coverage`: refuse keyed commands unless all slots are served.
+    pub cluster_require_full_coverage: bool,
+    /// `cluster-allow-reads-when-down`: serve read commands while the cluster is down.
+    pub cluster_allow_reads_when_down: bool,
     /// `proto-max-bulk-len`: largest bulk string a client may send.
     pub proto_max_bulk_len_bytes: u64,
     /// `client-query-buffer-limit`: largest query buffer per client.
@@ -257,6 +279,15 @@ impl Default for Config {
             logfile: None,
             pidfile: None,
             databases: 16,
+            cluster_enabled: false,
+            cluster_config_file: "nodes.conf".to_owned(),
+            cluster_databases: 1,
+            cluster_announce_ip: String::new(),
+            cluster_announce_port: 0,
+            cluster_announce_bus_port: 0,
+            cluster_port: 0,
+            cluster_require_full_coverage: true,
+            cluster_allow_reads_when_down: false,
             proto_max_bulk_len_bytes: 512 * MB,
             client_query_buffer_limit_bytes: 1024 * MB,
             client_output_buffer_limit: ClientOutputBufferLimits {
@@ -667,6 +698,16 @@ impl Config {
             cores.max(1)
         } else {
             self.threads
+        }
+    }
+
+    /// Databases per shard: `cluster-databases` in cluster mode, else `databases`.
+    #[must_use]
+    pub fn keyspace_databases(&self) -> usize {
+        if self.cluster_enabled {
+            self.cluster_databases as usize
+        } else {
+            self.databases as usize
         }
     }
 
@@ -1182,6 +1223,105 @@ static OPTIONS: &[ConfigOption] = &[
         file_form: FileForm::Plain,
     },
     ConfigOption {
+        name: "cluster-enabled",
+        settable: Settable::Immutable,
+        multi_arg: false,
+        set: |c, a, _| {
+            c.cluster_enabled = parse_bool(&a[0])?;
+            Ok(())
+        },
+        get: |c| render_bool(c.cluster_enabled),
+        file_form: FileForm::Plain,
+    },
+    ConfigOption {
+        name: "cluster-config-file",
+        settable: Settable::Immutable,
+        multi_arg: false,
+        set: |c, a, _| {
+            c.cluster_config_file.clone_from(&a[0]);
+            Ok(())
+        },
+        get: |c| c.cluster_config_file.clone(),
+        file_form: FileForm::Quoted,
+    },
+    ConfigOption {
+        name: "cluster-databases",
+        settable: Settable::Immutable,
+        multi_arg: false,
+        set: |c, a, _| {
+            c.cluster_databases = int(&a[0], 1, INT_MAX)?;
+            Ok(())
+        },
+        get: |c| c.cluster_databases.to_string(),
+        file_form: FileForm::Plain,
+    },
+    ConfigOption {
+        name: "cluster-announce-ip",
+        settable: Settable::Runtime,
+        multi_arg: false,
+        set: |c, a, _| {
+            c.cluster_announce_ip.clone_from(&a[0]);
+            Ok(())
+        },
+        get: |c| c.cluster_announce_ip.clone(),
+        file_form: FileForm::Quoted,
+    },
+    ConfigOption {
+        name: "cluster-announce-port",
+        settable: Settable::Runtime,
+        multi_arg: false,
+        set: |c, a, _| {
+            c.cluster_announce_port = int(&a[0], 0, 65535)?;
+            Ok(())
+        },
+        get: |c| c.cluster_announce_port.to_string(),
+        file_form: FileForm::Plain,
+    },
+    ConfigOption {
+        name: "cluster-announce-bus-port",
+        settable: Settable::Runtime,
+        multi_arg: false,
+        set: |c, a, _| {
+            c.cluster_announce_bus_port = int(&a[0], 0, 65535)?;
+            Ok(())
+        },
+        get: |c| c.cluster_announce_bus_port.to_string(),
+        file_form: FileForm::Plain,
+    },
+    ConfigOption {
+        name: "cluster-port",
+        settable: Settable::Immutable,
+        multi_arg: false,
+        set: |c, a, _| {
+            c.cluster_port = int(&a[0], 0, 65535)?;
+            Ok(())
+        },
+        get: |c| c.cluster_port.to_string(),
+        file_form: FileForm::Plain,
+    },
+    ConfigOption {
+        name: "cluster-require-full-coverage",
+        settable: Settable::Runtime,
+        multi_arg: false,
+        set: |c, a, _| {
+            c.cluster_require_full_coverage = parse_bool(&a[0])?;
+            Ok(())
+        },
+        get: |c| render_bool(c.cluster_require_full_coverage),
+        file_form: FileForm::Plain,
+    },
+    ConfigOption {
+        name: "cluster-allow-reads-when-down",
+        settable: Settable::Runtime,
+        multi_arg: false,
+        set: |c, a, _| {
+            c.cluster_allow_reads_when_down = parse_bool(&a[0])?;
+            Ok(())
+        },
+        get: |c| render_bool(c.cluster_allow_reads_when_down),
+        file_form: FileForm::Plain,
+    },
+    ConfigOption {
         name: "daemonize",
         settable: Settable::Immutable,
         multi_arg: false,
@@ -1443,6 +1583,15 @@ mod tests {
             ("logfile", ""),
             ("pidfile", ""),
             ("databases", "16"),
+            ("cluster-enabled", "no"),
+            ("cluster-config-file", "nodes.conf"),
+            ("cluster-databases", "1"),
+            ("cluster-announce-ip", ""),
+            ("cluster-announce-port", "0"),
+            ("cluster-announce-bus-port", "0"),
+            ("cluster-port", "0"),
+            ("cluster-require-full-coverage", "yes"),
+            ("cluster-allow-reads-when-down", "no"),
             ("daemonize", "no"),
             ("proto-max-bulk-len", "536870912"),
             ("client-query-buffer-limit", "1073741824"),

@@ -143,7 +143,8 @@ fn load_dataset(
     let (keyspaces, stats) = snapshot::load::load_file(
         &path,
         shards,
-        cfg.databases as usize,
+        cfg.keyspace_databases(),
+        cfg.cluster_enabled,
         now_ms,
         server::random_seed(),
         |l| shared.notice(l),
@@ -197,7 +198,12 @@ fn run(config: config::Config, config_file: Option<std::path::PathBuf>) -> Resul
         shared.notice(&format!("Configuration loaded from {}", f.display()));
     }
 
-    let mut loaded = load_dataset(&shared, shards)?.into_iter();
+    // Cluster mode: nodes.conf before the data (a corrupt file stops here), then the
+    // slots the loaded keys belong to.
+    cluster::start(&shared)?;
+    let mut keyspaces = load_dataset(&shared, shards)?;
+    cluster::adopt_loaded_keys(&shared, &mut keyspaces)?;
+    let mut loaded = keyspaces.into_iter();
     let metrics_port = shared.config().metrics_port;
     if metrics_port != 0 {
         metrics::http::spawn(Arc::clone(&shared), metrics_port)?;

@@ -129,6 +129,8 @@ pub struct ServerShared {
     pub changes: Vec<AtomicU64>,
     /// Per shard: the change counter at the cut of the last successful save.
     pub saved_changes: Vec<AtomicU64>,
+    /// Cluster mode (`cluster-enabled yes`): the node's cluster state.
+    pub cluster: Option<crate::cluster::Cluster>,
     /// Per shard: the figures it publishes for the metrics endpoint.
     pub metrics: crate::metrics::Board,
 }
@@ -143,6 +145,9 @@ impl ServerShared {
         io_uring_features: String,
     ) -> Arc<Self> {
         let now_ms = percore_net::reactor::unix_ms();
+        let cluster = config
+            .cluster_enabled
+            .then(|| crate::cluster::Cluster::new(&config));
         Arc::new(Self {
             config: RwLock::new(config),
             config_generation: AtomicU64::new(1),
@@ -164,6 +169,7 @@ impl ServerShared {
             persist: std::sync::Mutex::new(crate::snapshot::Status::default()),
             changes: (0..shards).map(|_| AtomicU64::new(0)).collect(),
             saved_changes: (0..shards).map(|_| AtomicU64::new(0)).collect(),
+            cluster,
             metrics: crate::metrics::Board::new(shards),
         })
     }
@@ -184,6 +190,10 @@ impl ServerShared {
         let mut guard = self.config.write().expect("config lock poisoned");
         let out = f(&mut guard)?;
         self.config_generation.fetch_add(1, Ordering::AcqRel);
+        if let Some(c) = &self.cluster {
+            // The announced address or the coverage rule may have changed.
+            c.touch();
+        }
         Ok(out)
     }
 

@@ -149,18 +149,25 @@ pub struct ShardData {
     pub buf_pool: Vec<Vec<u8>>,
     /// Snapshot requests, barriers and this shard's part of a running snapshot.
     pub snap: crate::snapshot::ShardSnap,
+    /// Cluster mode: this shard's copy of the slot map, for routing requests.
+    pub cluster: Option<Box<crate::cluster::ShardView>>,
 }
 
 impl ShardData {
     pub fn new(id: usize, shards: usize, shared: Arc<ServerShared>) -> Self {
         let cfg = shared.config();
         let seed = crate::server::random_seed();
+        let cluster = shared
+            .cluster
+            .is_some()
+            .then(crate::cluster::ShardView::stale);
         let mut stats = ShardStats::new(commands::COMMANDS.len());
         stats.set_latency_threshold_ms(cfg.latency_monitor_threshold_ms);
         Self {
             id,
             shards,
-            keyspace: Keyspace::new(cfg.databases as usize, seed),
+            keyspace: Keyspace::new(cfg.keyspace_databases(), seed)
+                .with_slot_index(cfg.cluster_enabled),
             cfg_generation: shared.config_generation(),
             limits: limits_of(&cfg),
             cfg,
@@ -176,6 +183,7 @@ impl ShardData {
             last_cmd: None,
             buf_pool: Vec::new(),
             snap: crate::snapshot::ShardSnap::default(),
+            cluster,
         }
     }
 
@@ -657,6 +665,19 @@ pub fn dispatch(
     }
     client.last_cmd = cmd.name;
     data.last_cmd = Some(cmd);
+    let mut exec = cmd.exec;
+    if data.cluster.is_some() {
+        // Cluster mode: MOVED, ASK, CROSSSLOT, CLUSTERDOWN, or an open slot's own path.
+        match crate::cluster::route(data, client, cmd, argv) {
+            crate::cluster::Route::Serve => {}
+            crate::cluster::Route::Refuse(text) => {
+                data.stats.record_rejected(cmd, &text);
+                refuse(client, discard, out, scratch, |w| w.error(&text));
+                return;
+            }
+            crate::cluster::Route::Step(step) => exec = Exec::Hop(step),
+        }
+    }
     if let Some(op) = crate::snapshot::intercept(data, cmd, argv, client.db) {
         // DEBUG RELOAD, and FLUSHALL/FLUSHDB/BGSAVE CANCEL while a save is in flight, run at
         // a barrier of all shards; the reply comes from the snapshot machinery, and this
@@ -669,7 +690,7 @@ pub fn dispatch(
         });
         return;
     }
-    match cmd.exec {
+    match exec {
         Exec::Client(h) => {
             let db = client.db;
             let proto = client.proto;

@@ -161,7 +161,11 @@ pub fn hello(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
     w.bulk(b"id");
     w.int(id);
     w.bulk(b"mode");
-    w.bulk(b"standalone");
+    w.bulk(if ctx.shard.cfg.cluster_enabled {
+        b"cluster"
+    } else {
+        b"standalone"
+    });
     w.bulk(b"role");
     w.bulk(b"master");
     w.bulk(b"modules");
@@ -179,6 +183,8 @@ pub fn reset(ctx: &mut Ctx, _argv: &[&[u8]], w: &mut ReplyWriter) {
         c.reply_mode = crate::client::ReplyMode::On;
         c.no_evict = false;
         c.authenticated = authenticated;
+        c.asking = false;
+        c.readonly = false;
     }
     w.proto = Protocol::Resp2;
     w.simple("RESET");

@@ -2,8 +2,10 @@
 //!
 //! The table is data: name, arity, flags, key positions, and how the command runs across
 //! shards. Dispatch, COMMAND INFO/DOCS/GETKEYS, key extraction and the auth check all read it.
-//! Handlers live by family: `connection.rs`, `strings.rs`, `keyspace.rs`, `server.rs`.
+//! Handlers live by family: `connection.rs`, `strings.rs`, `keyspace.rs`, `server.rs`,
+//! `cluster.rs`.
 
+pub mod cluster;
 pub mod connection;
 pub mod keyspace;
 pub mod server;

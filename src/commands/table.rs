@@ -1,7 +1,9 @@
 //! The command table: every command percore knows, as data.
 
 use super::flags::{ADMIN, DENYOOM, FAST, LOADING, NO_AUTH, NOSCRIPT, READONLY, STALE, WRITE};
-use super::{Command, Exec, connection as conn, keyspace as ks, server as srv, strings as st};
+use super::{
+    Command, Exec, cluster as cl, connection as conn, keyspace as ks, server as srv, strings as st,
+};
 
 #[expect(clippy::too_many_arguments, reason = "a table row")]
 const fn c(
@@ -803,6 +805,76 @@ pub static COMMANDS: &[Command] = &[
             },
         )
     },
+    // cluster
+    Command {
+        subcommands: &[
+            ("cluster|addslots", -3, ADMIN | STALE),
+            ("cluster|addslotsrange", -4, ADMIN | STALE),
+            ("cluster|bumpepoch", 2, ADMIN | STALE),
+            ("cluster|count-failure-reports", 3, ADMIN | STALE),
+            ("cluster|countkeysinslot", 3, STALE),
+            ("cluster|delslots", -3, ADMIN | STALE),
+            ("cluster|delslotsrange", -4, ADMIN | STALE),
+            ("cluster|flushslots", 2, ADMIN | STALE),
+            ("cluster|forget", 3, ADMIN | STALE),
+            ("cluster|getkeysinslot", 4, STALE),
+            ("cluster|help", 2, LOADING | STALE),
+            ("cluster|info", 2, STALE),
+            ("cluster|keyslot", 3, STALE),
+            ("cluster|links", 2, STALE),
+            ("cluster|myid", 2, STALE),
+            ("cluster|myshardid", 2, STALE),
+            ("cluster|nodes", 2, STALE),
+            ("cluster|replicas", 3, ADMIN | STALE),
+            ("cluster|reset", -2, ADMIN | NOSCRIPT | STALE),
+            ("cluster|saveconfig", 2, ADMIN | STALE),
+            ("cluster|set-config-epoch", 3, ADMIN | STALE),
+            ("cluster|setslot", -4, ADMIN | STALE),
+            ("cluster|shards", 2, STALE),
+            ("cluster|slaves", 3, ADMIN | STALE),
+            ("cluster|slots", 2, STALE),
+        ],
+        ..c(
+            "cluster",
+            -2,
+            0,
+            NOKEYS,
+            "cluster",
+            "3.0.0",
+            "A container for cluster commands",
+            Exec::Hop(cl::cluster_step),
+        )
+    },
+    c(
+        "asking",
+        1,
+        FAST,
+        NOKEYS,
+        "cluster",
+        "3.0.0",
+        "Sent by cluster clients after an -ASK redirect",
+        Exec::Client(cl::asking),
+    ),
+    c(
+        "readonly",
+        1,
+        FAST | LOADING | STALE,
+        NOKEYS,
+        "cluster",
+        "3.0.0",
+        "Enables read queries for a connection to a cluster replica node",
+        Exec::Client(cl::readonly),
+    ),
+    c(
+        "readwrite",
+        1,
+        FAST | LOADING | STALE,
+        NOKEYS,
+        "cluster",
+        "3.0.0",
+        "Disables read queries for a connection to a cluster replica node",
+        Exec::Client(cl::readwrite),
+    ),
     c(
         "shutdown",
         -1,

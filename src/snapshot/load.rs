@@ -24,12 +24,13 @@ pub struct LoadStats {
 }
 
 /// Loads `path` into fresh keyspaces, one per shard (keys go to the shard that owns
-/// them). Nothing is returned on error, so the caller's data stays as it was. `progress`
+/// them), with per-slot indexes when `slot_index` (cluster mode). Nothing is returned on error, so the caller's data stays as it was. `progress`
 /// receives log lines for big files.
 pub fn load_file(
     path: &Path,
     shards: usize,
     databases: usize,
+    slot_index: bool,
     now_ms: i64,
     seed: u64,
     mut progress: impl FnMut(&str),
@@ -42,7 +43,10 @@ pub fn load_file(
         .map_err(|e| format!("Can't stat the RDB file {}: {e}", path.display()))?
         .len();
     let mut keyspaces: Vec<Keyspace> = (0..shards)
-        .map(|s| Keyspace::new(databases, seed ^ (s as u64).wrapping_mul(0x9e37_79b9)))
+        .map(|s| {
+            Keyspace::new(databases, seed ^ (s as u64).wrapping_mul(0x9e37_79b9))
+                .with_slot_index(slot_index)
+        })
         .collect();
     let mut stats = LoadStats {
         bytes: len,

@@ -817,6 +817,7 @@ fn coordinate(
                         &path,
                         lent.len(),
                         data.keyspace.databases().max(lent[0].databases()),
+                        lent[0].has_slot_index(),
                         data.now_ms,
                         crate::server::random_seed(),
                         |l| shared.notice(l),

@@ -3,6 +3,7 @@
 
 use percore_engine::db::Entry;
 use percore_engine::keyspace::Keyspace;
+use percore_engine::slot::SLOTS;
 use percore_persist::crc64::Crc64;
 use percore_persist::file::{FileStats, SnapshotFile, WriteOptions};
 use percore_persist::rdb::{self, AuxValue, Encoder};
@@ -78,16 +79,37 @@ fn fill(
         let expires: usize = keyspaces.iter().map(|k| k.db(db).expires_len()).sum();
         rdb::write_select_db(&mut out, db as u32);
         rdb::write_resize_db(&mut out, keys as u64, expires as u64);
-        for ks in keyspaces {
-            for (key, entry) in ks.db(db).iter() {
-                write_entry(&mut enc, &mut out, key, entry)?;
-                if params.key_delay_us > 0 {
-                    std::thread::sleep(Duration::from_micros(params.key_delay_us));
+        let mut emit = |enc: &mut Encoder, out: &mut Vec<u8>, key: &[u8], entry: &Entry| {
+            write_entry(enc, out, key, entry)?;
+            if params.key_delay_us > 0 {
+                std::thread::sleep(Duration::from_micros(params.key_delay_us));
+            }
+            if out.len() >= SERIALIZE_CHUNK_BYTES {
+                crc.update(out);
+                file.write(out)?;
+                out.clear();
+            }
+            io::Result::Ok(())
+        };
+        if keyspaces.iter().any(|k| k.db(db).has_slot_index()) {
+            // Cluster mode: keys grouped by slot, each slot led by its `slot-info`, as
+            // Valkey writes them (a slot lives on one shard).
+            for slot in 0..SLOTS {
+                for ks in keyspaces {
+                    let d = ks.db(db);
+                    let n = d.keys_in_slot(slot);
+                    if n > 0 {
+                        write_slot_info(&mut enc, &mut out, slot, n, d.expires_in_slot(slot));
+                        for (key, entry) in d.slot_entries(slot) {
+                            emit(&mut enc, &mut out, key, entry)?;
+                        }
+                    }
                 }
-                if out.len() >= SERIALIZE_CHUNK_BYTES {
-                    crc.update(&out);
-                    file.write(&out)?;
-                    out.clear();
+            }
+        } else {
+            for ks in keyspaces {
+                for (key, entry) in ks.db(db).iter() {
+                    emit(&mut enc, &mut out, key, entry)?;
                 }
             }
         }
@@ -96,6 +118,19 @@ fn fill(
     crc.update(&out);
     rdb::write_checksum(&mut out, if params.checksum { crc.value() } else { 0 });
     file.write(&out)
+}
+
+/// Valkey's `slot-info` aux field (cluster mode): `slot,keys,expires`, a sizing hint
+/// before the keys of a slot.
+pub fn write_slot_info(
+    enc: &mut Encoder,
+    out: &mut Vec<u8>,
+    slot: u16,
+    keys: usize,
+    expires: usize,
+) {
+    let info = format!("{slot},{keys},{expires}");
+    enc.write_aux(out, b"slot-info", AuxValue::Str(info.as_bytes()));
 }
 
 /// One key as an RDB record.
@@ -123,6 +158,15 @@ pub fn cut_slice(
 ) -> io::Result<bool> {
     let mut failed = None;
     let mut emitted = 0usize;
+    // Cluster mode: each database's `slot-info` fields (counts at the cut), once, before
+    // this shard's keys of that database.
+    for (db, counts) in keyspace.take_cut_slot_counts() {
+        rdb::write_select_db(out, db as u32);
+        *current_db = Some(db);
+        for c in counts {
+            write_slot_info(enc, out, c.slot, c.keys as usize, c.expires as usize);
+        }
+    }
     while out.len() < SERIALIZE_CHUNK_BYTES && emitted < max_keys {
         let step = (max_keys - emitted).min(256);
         let before = *keys;

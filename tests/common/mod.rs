@@ -64,6 +64,8 @@ pub struct Server {
     kind: Kind,
     /// A scratch `--dir` made for this server (removed on drop) when the test gave none.
     own_dir: Option<PathBuf>,
+    /// The server's `--dir` (its own or the test's).
+    dir: PathBuf,
 }
 
 /// A fresh empty directory under the system temp dir (the caller removes it).
@@ -110,66 +112,92 @@ impl Server {
         Some(Self::start(Kind::Redis, extra))
     }
 
+    /// Starts `percore-server` on `port` (one attempt: the test chose the port, e.g. to
+    /// restart a server or to name it in another server's configuration).
+    pub fn percore_at(port: &str, extra: &[&str]) -> Self {
+        let port = port.parse().expect("a port number");
+        match Self::try_start(Kind::Percore, port, extra) {
+            Ok(server) => server,
+            Err(why) => panic!("percore server did not start on port {port}: {why}"),
+        }
+    }
+
+    /// The server's `--dir`.
+    pub fn dir(&self) -> &std::path::Path {
+        &self.dir
+    }
+
     fn start(kind: Kind, extra: &[&str]) -> Self {
         let mut failures = String::new();
         for attempt in 1..=START_ATTEMPTS {
-            let port = free_port();
-            let log = std::env::temp_dir().join(format!(
-                "percore-test-{}-{}-{port}.log",
-                std::process::id(),
-                LOG_SEQ.fetch_add(1, Ordering::Relaxed)
-            ));
-            let out = File::create(&log).expect("create server log file");
-            let err = out.try_clone().expect("clone log file handle");
-            let mut cmd = match kind {
-                Kind::Percore => Command::new(env!("CARGO_BIN_EXE_percore-server")),
-                Kind::Redis => Command::new("redis-server"),
-            };
-            cmd.args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-            ]);
-            if kind == Kind::Redis {
-                cmd.args(["--appendonly", "no", "--daemonize", "no"]);
-            }
-            // Every percore server gets its own `dir`, so no test loads or overwrites a
-            // dump of another (or one left in the working directory).
-            let own_dir = (!extra.contains(&"--dir")).then(|| scratch_dir("dir"));
-            if let Some(d) = &own_dir {
-                cmd.args(["--dir", d.to_str().expect("utf-8 temp path")]);
-            }
-            cmd.args(extra)
-                .stdin(Stdio::null())
-                .stdout(Stdio::from(out))
-                .stderr(Stdio::from(err));
-            let child = cmd
-                .spawn()
-                .unwrap_or_else(|e| panic!("cannot spawn {kind:?} server: {e}"));
-            let mut server = Server {
-                child,
-                port,
-                log,
-                kind,
-                own_dir,
-            };
-            match server.wait_ready() {
-                Ok(()) => return server,
+            match Self::try_start(kind, free_port(), extra) {
+                Ok(server) => return server,
                 Err(why) => {
                     use std::fmt::Write as _;
-                    let _ = write!(
-                        failures,
-                        "\n--- attempt {attempt} on port {port}: {why}\n{}",
-                        server.output()
-                    );
-                    // Drop stops the process and removes the log.
+                    let _ = write!(failures, "\n--- attempt {attempt}: {why}");
                 }
             }
         }
         panic!("{kind:?} server did not start after {START_ATTEMPTS} attempts:{failures}");
+    }
+
+    /// Starts a server on `port`; on failure the reason with the server's output.
+    fn try_start(kind: Kind, port: u16, extra: &[&str]) -> Result<Self, String> {
+        let log = std::env::temp_dir().join(format!(
+            "percore-test-{}-{}-{port}.log",
+            std::process::id(),
+            LOG_SEQ.fetch_add(1, Ordering::Relaxed)
+        ));
+        let out = File::create(&log).expect("create server log file");
+        let err = out.try_clone().expect("clone log file handle");
+        let mut cmd = match kind {
+            Kind::Percore => Command::new(env!("CARGO_BIN_EXE_percore-server")),
+            Kind::Redis => Command::new("redis-server"),
+        };
+        cmd.args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+        ]);
+        if kind == Kind::Redis {
+            cmd.args(["--appendonly", "no", "--daemonize", "no"]);
+        }
+        // Every percore server gets its own `dir`, so no test loads or overwrites a
+        // dump of another (or one left in the working directory).
+        let own_dir = (!extra.contains(&"--dir")).then(|| scratch_dir("dir"));
+        if let Some(d) = &own_dir {
+            cmd.args(["--dir", d.to_str().expect("utf-8 temp path")]);
+        }
+        let dir = own_dir.clone().unwrap_or_else(|| {
+            let at = extra
+                .iter()
+                .position(|a| *a == "--dir")
+                .expect("--dir given");
+            PathBuf::from(extra[at + 1])
+        });
+        cmd.args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(out))
+            .stderr(Stdio::from(err));
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot spawn {kind:?} server: {e}"));
+        let mut server = Server {
+            child,
+            port,
+            log,
+            kind,
+            own_dir,
+            dir,
+        };
+        match server.wait_ready() {
+            Ok(()) => Ok(server),
+            // Drop stops the process and removes the log.
+            Err(why) => Err(format!("on port {port}: {why}\n{}", server.output())),
+        }
     }
 
     /// Polls with PING until the server answers `+PONG`, it exits, or time runs out.

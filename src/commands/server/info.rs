@@ -228,7 +228,14 @@ fn global_sections(ctx: &Ctx, argv: &[Vec<u8>], s: &mut String) {
             format!("percore_version:{}", crate::server::VERSION),
             "redis_git_sha1:00000000".into(),
             "redis_git_dirty:0".into(),
-            "redis_mode:standalone".into(),
+            format!(
+                "redis_mode:{}",
+                if cfg.cluster_enabled {
+                    "cluster"
+                } else {
+                    "standalone"
+                }
+            ),
             format!("os:{} {}", std::env::consts::OS, std::env::consts::ARCH),
             format!("arch_bits:{}", usize::BITS),
             "multiplexing_api:io_uring".into(),
@@ -396,7 +403,10 @@ fn global_sections(ctx: &Ctx, argv: &[Vec<u8>], s: &mut String) {
         line("cpu", "used_cpu_user_children:0.000000".into());
     }
     if want("cluster") {
-        line("cluster", "cluster_enabled:0".into());
+        line(
+            "cluster",
+            format!("cluster_enabled:{}", u8::from(cfg.cluster_enabled)),
+        );
     }
     let pct = cfg
         .latency_tracking_info_percentiles
