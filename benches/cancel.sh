@@ -113,6 +113,24 @@ flushall_case() {
     median "${times[@]}"
 }
 
+# cancel_case <fork|forkless>: BGSAVE CANCEL of a save in flight (the data stays).
+cancel_case() {
+    local mode=$1 times=()
+    for _ in $(seq "$ROUNDS"); do
+        cli config set default-bgsave-method "$mode" >/dev/null
+        cli config set rdb-key-save-delay 5 >/dev/null
+        cli bgsave >/dev/null
+        wait_saving
+        sleep 0.2
+        local base t
+        base=$(baseline)
+        t=$(timed bgsave cancel)
+        times+=("$(( t > base ? t - base : 0 ))")
+        cli config set rdb-key-save-delay 0 >/dev/null
+    done
+    median "${times[@]}"
+}
+
 # reset_case <none|fork|forkless>: keys in one slot, slow save, DEL them all, CLUSTER RESET.
 reset_case() {
     local mode=$1 times=()
@@ -144,6 +162,11 @@ reset_case() {
 
 start || { echo "percore did not start" >&2; exit 1; }
 used=$(cli debug populate "$KEYS" key "$VALUE_SIZE" >/dev/null; cli info memory | tr -d '\r' | awk -F: '/^used_memory:/{print $2}')
+declare -A CANCEL
+CANCEL[none]="n/a"
+for mode in fork forkless; do
+    CANCEL[$mode]=$(cancel_case "$mode")
+done
 cli flushall >/dev/null
 echo "dataset: $KEYS keys x $VALUE_SIZE B = $(( used / 1048576 )) MiB used_memory, threads $THREADS, rounds $ROUNDS"
 declare -A FLUSH
@@ -164,12 +187,8 @@ else
 fi
 
 echo
-echo "| snapshot in flight | FLUSHALL reply (µs) | added by the cancel (µs) | CLUSTER RESET reply (µs) | added (µs) |"
-echo "|---|---|---|---|---|"
+echo "| snapshot in flight | BGSAVE CANCEL reply (µs) | FLUSHALL reply (µs) | CLUSTER RESET reply (µs) |"
+echo "|---|---|---|---|"
 for mode in none fork forkless; do
-    fa=${FLUSH[$mode]}
-    ra=${RESET[$mode]}
-    fadd=$(( fa - ${FLUSH[none]} ))
-    if [[ $ra == n/a ]]; then radd=n/a; else radd=$(( ra - ${RESET[none]} )); fi
-    echo "| $mode | $fa | $fadd | $ra | $radd |"
+    echo "| $mode | ${CANCEL[$mode]} | ${FLUSH[$mode]} | ${RESET[$mode]} |"
 done

@@ -33,7 +33,7 @@ use percore_persist::rdb::{self, Encoder};
 use std::collections::VecDeque;
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Barrier, Condvar, Mutex};
+use std::sync::{Arc, Barrier, Mutex};
 use std::time::{Duration, Instant};
 use write::{SaveParams, cut_slice};
 
@@ -227,8 +227,6 @@ pub struct CowShared {
     memory_at_start: u64,
     peak_extra: AtomicU64,
     changes_at_cut: Vec<AtomicU64>,
-    /// Set by the finisher thread when it is done (file installed or removed).
-    finished: (Mutex<bool>, Condvar),
 }
 
 impl std::fmt::Debug for CowShared {
@@ -237,22 +235,6 @@ impl std::fmt::Debug for CowShared {
             .field("id", &self.id)
             .field("temp_name", &self.temp_name)
             .finish_non_exhaustive()
-    }
-}
-
-impl CowShared {
-    fn mark_finished(&self) {
-        *self.finished.0.lock().expect("finished lock") = true;
-        self.finished.1.notify_all();
-    }
-
-    /// Waits (bounded) for the finisher thread to be done with the file.
-    fn wait_finished(&self, timeout: Duration) {
-        let guard = self.finished.0.lock().expect("finished lock");
-        let _ = self
-            .finished
-            .1
-            .wait_timeout_while(guard, timeout, |done| !*done);
     }
 }
 
@@ -534,7 +516,9 @@ fn open_cow(data: &ShardData) -> std::io::Result<Arc<CowShared>> {
         .running
         .as_ref()
         .map_or(0, |r| r.id);
-    let temp_name = temp_file_name(u64::from(std::process::id()) * 1000 + id % 1000);
+    // Unique per save (pid and save id), so a cancelled writer winding down in the
+    // background can never unlink a later save's file.
+    let temp_name = temp_file_name((u64::from(std::process::id()) << 32) | (id & 0xffff_ffff));
     let file = SnapshotFile::create(&data.cfg.dir, &temp_name, &params.write)?;
     let writer = Arc::new(ChunkWriter::spawn(file)?);
     let mut header = Vec::with_capacity(256);
@@ -557,7 +541,6 @@ fn open_cow(data: &ShardData) -> std::io::Result<Arc<CowShared>> {
         memory_at_start: crate::alloc::used_memory() as u64,
         peak_extra: AtomicU64::new(0),
         changes_at_cut: (0..data.shards).map(|_| AtomicU64::new(0)).collect(),
-        finished: (Mutex::new(false), Condvar::new()),
     }))
 }
 
@@ -680,14 +663,15 @@ fn coordinate(
     if session.kind == Kind::Cancel
         && let Some(cow) = session.cancelled.as_ref().and_then(|r| r.cow.as_ref())
     {
-        // Every shard has dropped its part; the writer (or the finisher that took it)
-        // removes the temp file before the reply.
-        let writer = cow.writer.lock().expect("writer lock").take();
-        match writer {
-            Some(w) => wait_unique(w).cancel(),
-            None => cow.wait_finished(FINISHER_WAIT),
-        }
+        // Every shard has dropped its part. The temp file's name goes now; the writer may
+        // still be waiting for O_DIRECT writes in flight (up to its queue depth of
+        // buffers), so it winds down on a thread of its own, writing into the unlinked
+        // file. A finisher that took the writer already finds the save no longer
+        // running (checked under the status lock) and installs nothing.
         let _ = std::fs::remove_file(cow.dir.join(&cow.temp_name));
+        if let Some(w) = cow.writer.lock().expect("writer lock").take() {
+            std::thread::spawn(move || wait_unique(w).cancel());
+        }
     }
     match session.kind {
         Kind::Fork => {
@@ -1017,9 +1001,6 @@ pub fn free_later(dbs: Vec<percore_engine::db::Db>) {
     }
 }
 
-/// How long a cancel waits for a forkless save's finisher thread to let go of its file.
-pub const FINISHER_WAIT: Duration = Duration::from_secs(30);
-
 /// At a cancelling barrier: drops this shard's forkless part and kills and reaps its fork
 /// child, removing the child's temp file.
 fn cancel_own_parts(data: &mut ShardData) {
@@ -1051,12 +1032,7 @@ fn abandon_cow(data: &mut ShardData) {
     let shared = Arc::clone(&part.shared);
     drop(part);
     if let Some(w) = shared.writer.lock().expect("writer lock").take() {
-        let cow = Arc::clone(&shared);
-        std::thread::spawn(move || {
-            let w = wait_unique(w);
-            w.cancel();
-            cow.mark_finished();
-        });
+        std::thread::spawn(move || wait_unique(w).cancel());
     }
 }
 
@@ -1105,10 +1081,7 @@ fn finish_cow(shared: Arc<ServerShared>, part: CowPart) {
     };
     std::thread::Builder::new()
         .name("percore-rdb-finish".into())
-        .spawn(move || {
-            finish_and_install(&shared, &cow, writer);
-            cow.mark_finished();
-        })
+        .spawn(move || finish_and_install(&shared, &cow, writer))
         .expect("spawning the snapshot finisher");
 }
 
