@@ -235,6 +235,56 @@ fn reply_shapes_and_errors_match_redis() {
     }
 }
 
+/// The samples of LATENCY HISTORY `event`.
+fn history(c: &mut common::Conn, event: &str) -> Vec<(i64, i64)> {
+    array(&c.cmd(&["LATENCY", "HISTORY", event]))
+        .iter()
+        .map(|p| (int(&array(p)[0]), int(&array(p)[1])))
+        .collect()
+}
+
+#[test]
+fn snapshots_record_barrier_and_page_copy_spikes() {
+    let s = Server::percore(&["--threads", "1", "--latency-monitor-threshold", "1"]);
+    let mut c = s.conn();
+    assert_eq!(c.cmd_raw(&["DEBUG", "POPULATE", "50000"]), b"+OK\r\n");
+    // SAVE writes the file while the shard stands at the barrier: a long stall.
+    assert_eq!(c.cmd_raw(&["SAVE"]), b"+OK\r\n");
+    let barrier = history(&mut c, "snapshot-barrier");
+    assert!(!barrier.is_empty() && barrier[0].1 >= 1, "{barrier:?}");
+    // A slow forkless BGSAVE (10 000 keys a second): overwriting keys the writer has not
+    // reached copies their pages, and the DEBUG SLEEP in the same batch makes that loop
+    // iteration slow whatever the build.
+    assert_eq!(
+        c.cmd_raw(&["CONFIG", "SET", "rdb-key-save-delay", "100"]),
+        b"+OK\r\n"
+    );
+    assert_eq!(
+        c.cmd(&["BGSAVE"]),
+        Frame::Simple(b"Background saving started".to_vec())
+    );
+    let mut req = Vec::new();
+    for i in (40_000..50_000).step_by(16) {
+        req.extend(common::encode_cmd(&["SET", &format!("key:{i}"), "new"]));
+    }
+    let sets = (40_000..50_000).step_by(16).count();
+    req.extend(common::encode_cmd(&["DEBUG", "SLEEP", "0.005"]));
+    c.send(&req);
+    for _ in 0..=sets {
+        assert_eq!(c.read_raw(), b"+OK\r\n");
+    }
+    let copies = history(&mut c, "snapshot-page-copy");
+    assert!(
+        copies.iter().any(|p| p.1 >= 5),
+        "{copies:?} {:?}",
+        latest(&mut c)
+    );
+    assert_eq!(
+        c.cmd_raw(&["BGSAVE", "CANCEL"]),
+        b"+Background saving cancelled\r\n"
+    );
+}
+
 /// INFO percore's lines as (shard, field → value).
 fn percore_section(
     c: &mut common::Conn,
