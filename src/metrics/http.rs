@@ -5,7 +5,7 @@
 use super::exposition::{CONTENT_TYPE, Inputs, render};
 use crate::server::ServerShared;
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, Shutdown, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,6 +17,11 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Pause after a failed accept (e.g. out of descriptors) before the next one.
 const ACCEPT_RETRY_DELAY: Duration = Duration::from_millis(100);
+/// After answering, what the client still sends is read and dropped for at most this
+/// long and this many bytes before closing (closing a socket with unread input resets
+/// the connection, and the client could lose the response).
+const LINGER: Duration = Duration::from_millis(200);
+const LINGER_MAX_BYTES: usize = 1024 * 1024;
 
 /// Binds the loopback port and starts the thread.
 pub fn spawn(shared: Arc<ServerShared>, port: u16) -> Result<(), String> {
@@ -155,7 +160,29 @@ fn handle(mut s: TcpStream, shared: &ServerShared) -> std::io::Result<()> {
         response.extend_from_slice(body.as_bytes());
     }
     s.write_all(&response)?;
-    s.flush()
+    s.flush()?;
+    linger(&mut s);
+    Ok(())
+}
+
+/// Half-closes and drains the client's leftover input, bounded in time and bytes.
+fn linger(s: &mut TcpStream) {
+    if s.shutdown(Shutdown::Write).is_err() {
+        return;
+    }
+    let deadline = Instant::now() + LINGER;
+    let mut chunk = [0u8; 4096];
+    let mut dropped = 0;
+    while dropped < LINGER_MAX_BYTES {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() || s.set_read_timeout(Some(left)).is_err() {
+            return;
+        }
+        match s.read(&mut chunk) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => dropped += n,
+        }
+    }
 }
 
 #[cfg(test)]
