@@ -42,6 +42,12 @@ use write::{SaveParams, cut_slice};
 pub const BGSAVE_RETRY_DELAY_S: i64 = 5;
 /// Keys a shard serializes per loop iteration of a forkless snapshot, at most.
 pub const COW_KEYS_PER_ITERATION: usize = 4096;
+/// Time a shard spends serializing per loop iteration of a forkless snapshot, at most:
+/// the longest a forkless save delays a shard's clients at a time.
+pub const COW_SLICE_TIME: Duration = Duration::from_micros(250);
+/// Pause between slices when nothing else wakes the loop, so the writer thread and
+/// other processes get the CPU on a small machine.
+pub const COW_SLICE_GAP: Duration = Duration::from_micros(50);
 /// Chunks a shard keeps when the writer's queue is full, before it pauses its serializer.
 pub const COW_PENDING_CHUNKS: usize = 2;
 /// How soon a shard retries handing a chunk to a full writer.
@@ -923,6 +929,7 @@ fn cow_step(data: &mut ShardData, io: &mut Io<Msg, ()>) {
                 &mut part.current_db,
                 budget,
                 &mut part.keys,
+                percore_net::sys::monotonic_ns() + COW_SLICE_TIME.as_nanos() as u64,
             ) {
                 Ok(done) => part.cut_done = done,
                 Err(e) => {
@@ -940,6 +947,13 @@ fn cow_step(data: &mut ShardData, io: &mut Io<Msg, ()>) {
             {
                 let chunk = std::mem::take(&mut part.chunk);
                 part.pending.push_back(chunk);
+                // Hand it over now rather than at the next iteration.
+                if let Some(chunk) = part.pending.pop_front()
+                    && let Err(e) = part.writer.try_send(chunk)
+                {
+                    // Full (retried next time) or closed (seen at the next try).
+                    part.pending.push_front(e.into_inner());
+                }
             }
         }
         let extra = (crate::alloc::used_memory() as u64)
@@ -974,7 +988,7 @@ fn cow_step(data: &mut ShardData, io: &mut Io<Msg, ()>) {
     }
     let part = data.snap.cow.as_ref().expect("part present");
     if part.pending.is_empty() && !part.cut_done && part.shared.key_delay_us == 0 {
-        io.wake_within(Duration::ZERO);
+        io.wake_within(COW_SLICE_GAP);
     } else if part.shared.key_delay_us > 0 {
         io.wake_within(Duration::from_micros(part.shared.key_delay_us.max(100)));
     } else {

@@ -14,6 +14,9 @@ use std::time::Duration;
 /// Serialized bytes collected before they are handed to the file writer.
 pub const SERIALIZE_CHUNK_BYTES: usize = 256 * 1024;
 
+/// Keys serialized between two looks at the clock in a forkless slice.
+pub const CUT_STEP_KEYS: usize = 64;
+
 /// What a save is told besides the data.
 #[derive(Clone, Debug)]
 pub struct SaveParams {
@@ -146,8 +149,9 @@ pub fn write_entry(
 
 /// Serializes the next slice of this shard's forkless cut into `out`, starting with a
 /// SELECTDB whenever the database changes (`current_db` tracks it across slices and
-/// chunks). Stops when `out` reaches [`SERIALIZE_CHUNK_BYTES`], after `max_keys`, or when
-/// the cut is complete (returns true then).
+/// chunks). Stops when `out` reaches [`SERIALIZE_CHUNK_BYTES`], after `max_keys`, once the
+/// monotonic clock passes `deadline_ns` (checked every [`CUT_STEP_KEYS`] keys), or when the
+/// cut is complete (returns true then).
 pub fn cut_slice(
     keyspace: &mut Keyspace,
     enc: &mut Encoder,
@@ -155,6 +159,7 @@ pub fn cut_slice(
     current_db: &mut Option<usize>,
     max_keys: usize,
     keys: &mut u64,
+    deadline_ns: u64,
 ) -> io::Result<bool> {
     let mut failed = None;
     let mut emitted = 0usize;
@@ -167,8 +172,11 @@ pub fn cut_slice(
             write_slot_info(enc, out, c.slot, c.keys as usize, c.expires as usize);
         }
     }
-    while out.len() < SERIALIZE_CHUNK_BYTES && emitted < max_keys {
-        let step = (max_keys - emitted).min(256);
+    while out.len() < SERIALIZE_CHUNK_BYTES
+        && emitted < max_keys
+        && percore_net::sys::monotonic_ns() < deadline_ns
+    {
+        let step = (max_keys - emitted).min(CUT_STEP_KEYS);
         let before = *keys;
         let done = keyspace.cut_step(step, |db, key, entry| {
             if *current_db != Some(db) {
