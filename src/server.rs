@@ -125,6 +125,9 @@ pub struct ServerShared {
     pub lastsave_s: AtomicI64,
     /// Snapshot status (INFO persistence, save logic).
     pub persist: std::sync::Mutex<crate::snapshot::Status>,
+    /// Held while a finished background save is checked and installed, and by a cancel
+    /// before it stops the running save (see `snapshot::complete`).
+    pub install_lock: std::sync::Mutex<()>,
     /// Per shard: its keyspace's change counter, published once per loop iteration.
     pub changes: Vec<AtomicU64>,
     /// Per shard: the change counter at the cut of the last successful save.
@@ -167,6 +170,7 @@ impl ServerShared {
             io_uring_features,
             lastsave_s: AtomicI64::new(now_ms / 1000),
             persist: std::sync::Mutex::new(crate::snapshot::Status::default()),
+            install_lock: std::sync::Mutex::new(()),
             changes: (0..shards).map(|_| AtomicU64::new(0)).collect(),
             saved_changes: (0..shards).map(|_| AtomicU64::new(0)).collect(),
             cluster,

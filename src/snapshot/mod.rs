@@ -397,6 +397,13 @@ fn start(data: &mut ShardData, io: &mut Io<Msg, ()>, req: Request, replies: &mut
         }
     };
     let mut cancelled = None;
+    // A cancel waits for an install in progress (see `complete`), so that after its reply
+    // no cancelled save can land.
+    let shared = Arc::clone(&data.shared);
+    let _install = req
+        .op
+        .cancels()
+        .then(|| shared.install_lock.lock().expect("install lock"));
     let kind = {
         let mut st = data.shared.persist.lock().expect("persist lock");
         if st.barrier_busy {
@@ -847,7 +854,7 @@ fn sync_save(data: &ShardData, keyspaces: &[&Keyspace], params: &SaveParams) -> 
     let started = Instant::now();
     let result = write::write_keyspaces(keyspaces, &data.cfg.dir, &temp, params, data.now_ms)
         .and_then(|stats| {
-            install(&data.cfg.dir, &temp, &data.cfg.dbfilename)?;
+            install_snapshot(&data.cfg.dir, &temp, &data.cfg.dbfilename)?;
             Ok(stats)
         });
     let mut st = data.shared.persist.lock().expect("persist lock");
@@ -1099,35 +1106,93 @@ fn finish_cow(shared: Arc<ServerShared>, part: CowPart) {
         .expect("spawning the snapshot finisher");
 }
 
-/// The finisher thread's work: trailer, fsync, and the install unless cancelled.
+/// The finisher thread's work: trailer and fsync, then [`complete`].
 fn finish_and_install(shared: &ServerShared, cow: &CowShared, writer: Arc<ChunkWriter>) {
     let writer = wait_unique(writer);
-    let finished = writer.finish(cow.checksum);
-    // Checked and installed under the status lock, so a cancel that took the lock
-    // first is never followed by this file landing.
-    let mut st = shared.persist.lock().expect("persist lock");
-    let current = st.running.as_ref().is_some_and(|r| r.id == cow.id);
-    if !current || cow.cancelled.load(Ordering::Acquire) {
-        drop(st);
-        let _ = std::fs::remove_file(cow.dir.join(&cow.temp_name));
+    let result = writer
+        .finish(cow.checksum)
+        .map(|stats| (stats.bytes, stats.bytes_per_sec() as u64));
+    complete(
+        shared,
+        Outcome {
+            id: cow.id,
+            method: Method::Forkless,
+            dir: cow.dir.clone(),
+            temp: cow.temp_name.clone(),
+            final_name: cow.final_name.clone(),
+            result,
+            cancelled: cow.cancelled.load(Ordering::Acquire),
+            cow_size: None,
+            peak_extra: cow.peak_extra.load(Ordering::Relaxed),
+            changes_at_cut: cow
+                .changes_at_cut
+                .iter()
+                .map(|a| a.load(Ordering::Relaxed))
+                .collect(),
+        },
+    );
+}
+
+/// A background save that ended, on its way to being installed (or not).
+struct Outcome {
+    id: u64,
+    method: Method,
+    dir: std::path::PathBuf,
+    temp: String,
+    final_name: String,
+    /// Bytes written and write throughput, or why the save failed.
+    result: std::io::Result<(u64, u64)>,
+    /// Stopped by percore (SIGUSR1 to the child, or the forkless flag): not an error.
+    cancelled: bool,
+    cow_size: Option<u64>,
+    peak_extra: u64,
+    changes_at_cut: Vec<u64>,
+}
+
+/// Installs a finished save and records the outcome, off the shard threads. The
+/// `install_lock` is held throughout, and a cancel takes it before it takes the save
+/// out of `running`: so either the cancel comes first and this installs nothing, or the
+/// install completes before the cancel's reply. The status lock itself is held only
+/// for moments, so shards reading it (INFO, ticks) never wait for a rename or fsync.
+fn complete(shared: &ServerShared, o: Outcome) {
+    let _install = shared.install_lock.lock().expect("install lock");
+    let current = shared
+        .persist
+        .lock()
+        .expect("persist lock")
+        .running
+        .as_ref()
+        .is_some_and(|r| r.id == o.id);
+    if !current || o.cancelled {
+        let _ = std::fs::remove_file(o.dir.join(&o.temp));
+        if current {
+            let mut st = shared.persist.lock().expect("persist lock");
+            if let Some(r) = st.running.take() {
+                st.last_bgsave_time_s = r.started.elapsed().as_secs() as i64;
+            }
+        }
         return;
     }
-    let result = finished
-        .and_then(|stats| install(&cow.dir, &cow.temp_name, &cow.final_name).map(|()| stats));
-    let r = st.running.take().expect("checked above");
+    let result = o
+        .result
+        .and_then(|r| install_snapshot(&o.dir, &o.temp, &o.final_name).map(|()| r));
+    let mut st = shared.persist.lock().expect("persist lock");
+    let Some(r) = st.running.take() else {
+        return;
+    };
     st.last_bgsave_time_s = r.started.elapsed().as_secs() as i64;
-    st.last_method = Some(Method::Forkless);
-    st.last_peak_extra_bytes = cow.peak_extra.load(Ordering::Relaxed);
+    st.last_method = Some(o.method);
     match result {
-        Ok(stats) => {
+        Ok((bytes, bps)) => {
             st.last_bgsave_ok = true;
-            st.last_bytes = stats.bytes;
-            st.last_write_bytes_per_s = stats.bytes_per_sec() as u64;
+            st.last_bytes = bytes;
+            st.last_write_bytes_per_s = bps;
+            st.last_peak_extra_bytes = o.peak_extra;
+            if let Some(c) = o.cow_size {
+                st.last_cow_size = c;
+            }
             drop(st);
-            set_saved_baseline(
-                shared,
-                cow.changes_at_cut.iter().map(|a| a.load(Ordering::Relaxed)),
-            );
+            set_saved_baseline(shared, o.changes_at_cut.into_iter());
             shared
                 .lastsave_s
                 .store(percore_net::reactor::unix_ms() / 1000, Ordering::Relaxed);
@@ -1136,13 +1201,46 @@ fn finish_and_install(shared: &ServerShared, cow: &CowShared, writer: Arc<ChunkW
         Err(e) => {
             st.last_bgsave_ok = false;
             drop(st);
-            let _ = std::fs::remove_file(cow.dir.join(&cow.temp_name));
+            let _ = std::fs::remove_file(o.dir.join(&o.temp));
             shared.warning(&format!("Background saving error: {e}"));
         }
     }
 }
 
-/// The fork child's pidfd became readable (or a tick checks on it): reap and install.
+/// Renames `temp` over `final_name` and fsyncs the directory, without freeing the old
+/// dump's blocks on the way: the old file is first hard-linked under a temp name (so the
+/// rename only drops a directory entry) and unlinked on a thread of its own. Freeing a
+/// big file's extents can take hundreds of ms (ext4 with `discard`); a crash in between
+/// leaves a `temp-*.rdb` that the next start removes.
+pub fn install_snapshot(
+    dir: &std::path::Path,
+    temp: &str,
+    final_name: &str,
+) -> std::io::Result<()> {
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    let keep = format!(
+        "temp-old-{}-{}.rdb",
+        std::process::id(),
+        SEQ.fetch_add(1, Ordering::Relaxed)
+    );
+    let kept = std::fs::hard_link(dir.join(final_name), dir.join(&keep)).is_ok();
+    let result = install(dir, temp, final_name);
+    if kept {
+        let old = dir.join(keep);
+        let spawned = std::thread::Builder::new()
+            .name("percore-unlink".into())
+            .spawn(move || {
+                let _ = std::fs::remove_file(old);
+            });
+        if let Err(e) = spawned {
+            eprintln!("percore: unlink thread: {e}");
+        }
+    }
+    result
+}
+
+/// The fork child's pidfd became readable (or a tick checks on it): reap it here, then
+/// install its file on a thread of its own (see [`complete`]).
 pub fn child_event(data: &mut ShardData) {
     let Some(child) = data.snap.child.as_ref() else {
         return;
@@ -1158,47 +1256,48 @@ pub fn child_event(data: &mut ShardData) {
     }
     let report = fork::read_report(child.report);
     fork::close(child.report);
-    let temp = temp_file_name(child.pid as u64);
-    let mut st = data.shared.persist.lock().expect("persist lock");
-    let current = st.running.as_ref().is_some_and(|r| r.id == child.id);
-    if !current {
-        drop(st);
-        let _ = std::fs::remove_file(child.dir.join(&temp));
-        return;
+    // The pid is reaped: a cancel must not signal it (it may be reused).
+    if let Some(r) = data
+        .shared
+        .persist
+        .lock()
+        .expect("persist lock")
+        .running
+        .as_mut()
+        && r.id == child.id
+    {
+        r.pid = None;
     }
-    st.running = None;
-    st.last_bgsave_time_s = child.started.elapsed().as_secs() as i64;
-    st.last_method = Some(Method::Fork);
-    let ok =
-        exit == fork::ChildExit::Code(0) && install(&child.dir, &temp, &child.final_name).is_ok();
-    if ok {
-        st.last_bgsave_ok = true;
-        if let Some((bytes, cow)) = report {
-            st.last_bytes = bytes;
-            st.last_cow_size = cow;
-            st.last_peak_extra_bytes = cow;
-            let secs = child.started.elapsed().as_secs_f64().max(1e-9);
-            st.last_write_bytes_per_s = (bytes as f64 / secs) as u64;
+    let secs = child.started.elapsed().as_secs_f64().max(1e-9);
+    let result = match (exit, report) {
+        (fork::ChildExit::Code(0), Some((bytes, _))) => Ok((bytes, (bytes as f64 / secs) as u64)),
+        (fork::ChildExit::Code(0), None) => Ok((0, 0)),
+        _ => {
+            data.shared.warning(&format!(
+                "Background saving error (child {} ended: {exit:?})",
+                child.pid
+            ));
+            Err(std::io::Error::other(format!("child ended: {exit:?}")))
         }
-        drop(st);
-        set_saved_baseline(&data.shared, child.changes_at_cut.iter().copied());
-        data.shared
-            .lastsave_s
-            .store(data.now_ms / 1000, Ordering::Relaxed);
-        data.shared
-            .notice("Background saving terminated with success");
-    } else {
+    };
+    let outcome = Outcome {
+        id: child.id,
+        method: Method::Fork,
+        dir: child.dir.clone(),
+        temp: temp_file_name(child.pid as u64),
+        final_name: child.final_name.clone(),
+        result,
         // SIGUSR1 is how percore (and Redis) cancels: it leaves the status alone.
-        if exit != fork::ChildExit::Signal(libc::SIGUSR1) {
-            st.last_bgsave_ok = false;
-        }
-        drop(st);
-        let _ = std::fs::remove_file(child.dir.join(&temp));
-        data.shared.warning(&format!(
-            "Background saving error (child {} ended: {exit:?})",
-            child.pid
-        ));
-    }
+        cancelled: exit == fork::ChildExit::Signal(libc::SIGUSR1),
+        cow_size: report.map(|(_, cow)| cow),
+        peak_extra: report.map_or(0, |(_, cow)| cow),
+        changes_at_cut: child.changes_at_cut.clone(),
+    };
+    let shared = Arc::clone(&data.shared);
+    std::thread::Builder::new()
+        .name("percore-rdb-finish".into())
+        .spawn(move || complete(&shared, outcome))
+        .expect("spawning the snapshot finisher");
 }
 
 fn wait_child(pid: i32) -> std::io::Result<fork::ChildExit> {
