@@ -7,9 +7,9 @@
 
 mod common;
 
-use common::{Conn, Server, err, ok, scratch_dir, simple};
+use common::{Conn, Server, children, err, ok, scratch_dir, simple, temp_files};
 use percore_net::resp::Frame;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 const METHODS: [&str; 2] = ["fork", "forkless"];
@@ -19,14 +19,7 @@ const SAVE_TIMEOUT: Duration = Duration::from_mins(1);
 const AFTERMATH: Duration = Duration::from_millis(300);
 
 fn info_field(c: &mut Conn, field: &str) -> String {
-    let Frame::Bulk(text) = c.cmd(&["INFO", "persistence"]) else {
-        panic!("INFO is not a bulk string");
-    };
-    let text = String::from_utf8(text).expect("utf-8 INFO");
-    let prefix = format!("{field}:");
-    text.lines()
-        .find_map(|l| l.strip_prefix(&prefix).map(str::to_owned))
-        .unwrap_or_else(|| panic!("INFO lacks {field}"))
+    common::info_field(c, "persistence", field)
 }
 
 fn wait_idle(c: &mut Conn) {
@@ -35,34 +28,6 @@ fn wait_idle(c: &mut Conn) {
         assert!(Instant::now() < deadline, "save did not finish");
         std::thread::sleep(Duration::from_millis(5));
     }
-}
-
-fn temp_files(dir: &Path) -> Vec<PathBuf> {
-    std::fs::read_dir(dir)
-        .expect("read dir")
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with("temp-"))
-        })
-        .collect()
-}
-
-fn children(pid: u32) -> Vec<u32> {
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return Vec::new();
-    };
-    tasks
-        .filter_map(Result::ok)
-        .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
-        .flat_map(|s| {
-            s.split_whitespace()
-                .filter_map(|p| p.parse().ok())
-                .collect::<Vec<u32>>()
-        })
-        .collect()
 }
 
 fn lastsave(c: &mut Conn) -> i64 {

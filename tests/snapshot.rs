@@ -5,10 +5,13 @@
 
 mod common;
 
-use common::{Conn, Server, bulk, err, ok, redis_server_available, scratch_dir, simple};
+use common::{
+    Conn, Server, bulk, children, err, info_field, ok, redis_server_available, scratch_dir, simple,
+    temp_files,
+};
 use percore_net::resp::Frame;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -16,17 +19,6 @@ use std::time::{Duration, Instant};
 const SAVE_TIMEOUT: Duration = Duration::from_mins(1);
 
 const METHODS: [&str; 2] = ["fork", "forkless"];
-
-fn info_field(c: &mut Conn, section: &str, field: &str) -> String {
-    let Frame::Bulk(text) = c.cmd(&["INFO", section]) else {
-        panic!("INFO is not a bulk string");
-    };
-    let text = String::from_utf8(text).expect("utf-8 INFO");
-    let prefix = format!("{field}:");
-    text.lines()
-        .find_map(|l| l.strip_prefix(&prefix).map(str::to_owned))
-        .unwrap_or_else(|| panic!("INFO {section} lacks {field}:\n{text}"))
-}
 
 fn wait_bgsave_done(c: &mut Conn) {
     let deadline = Instant::now() + SAVE_TIMEOUT;
@@ -111,22 +103,6 @@ fn fill(c: &mut Conn) {
     assert_eq!(c.cmd(&["SELECT", "0"]), ok());
 }
 
-fn temp_files(dir: &Path) -> Vec<PathBuf> {
-    std::fs::read_dir(dir)
-        .expect("read dir")
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| {
-            p.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
-                n.starts_with("temp-")
-                    && Path::new(n)
-                        .extension()
-                        .is_some_and(|e| e.eq_ignore_ascii_case("rdb"))
-            })
-        })
-        .collect()
-}
-
 /// `redis-check-rdb` accepts `file` (skipped with a notice when it is not installed).
 fn check_rdb(file: &Path) {
     if !redis_server_available() {
@@ -157,22 +133,6 @@ fn kill(pid: u32, sig: &str) {
         .status()
         .expect("run kill");
     assert!(st.success(), "kill {sig} {pid} failed");
-}
-
-/// Children of `pid` (from /proc).
-fn children(pid: u32) -> Vec<u32> {
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return Vec::new();
-    };
-    tasks
-        .filter_map(Result::ok)
-        .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
-        .flat_map(|s| {
-            s.split_whitespace()
-                .filter_map(|p| p.parse().ok())
-                .collect::<Vec<u32>>()
-        })
-        .collect()
 }
 
 #[test]

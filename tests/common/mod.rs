@@ -483,3 +483,48 @@ pub fn err(s: &str) -> Frame {
 pub fn ok() -> Frame {
     simple("OK")
 }
+
+/// One field of `INFO <section>` (panics when absent).
+pub fn info_field(c: &mut Conn, section: &str, field: &str) -> String {
+    let Frame::Bulk(text) = c.cmd(&["INFO", section]) else {
+        panic!("INFO is not a bulk string");
+    };
+    let text = String::from_utf8(text).expect("utf-8 INFO");
+    let prefix = format!("{field}:");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&prefix).map(str::to_owned))
+        .unwrap_or_else(|| panic!("INFO {section} lacks {field}:\n{text}"))
+}
+
+/// Snapshot temp files (`temp-*.rdb`) in `dir`.
+pub fn temp_files(dir: &std::path::Path) -> Vec<PathBuf> {
+    std::fs::read_dir(dir)
+        .expect("read dir")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
+                n.starts_with("temp-")
+                    && std::path::Path::new(n)
+                        .extension()
+                        .is_some_and(|e| e.eq_ignore_ascii_case("rdb"))
+            })
+        })
+        .collect()
+}
+
+/// Child processes of `pid` (from /proc).
+pub fn children(pid: u32) -> Vec<u32> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    tasks
+        .filter_map(Result::ok)
+        .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
+        .flat_map(|s| {
+            s.split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect::<Vec<u32>>()
+        })
+        .collect()
+}
