@@ -352,3 +352,161 @@ fn stress_bgsave_then_cancel_rounds() {
     assert!(cancelled > 0, "no round cancelled a save in flight");
     n.check_bgsave_after("after stress");
 }
+
+/// The scenario: keys in one slot, a slow save, every key deleted with DEL (a
+/// primary must hold no keys to be reset), then CLUSTER RESET cancels the save.
+#[test]
+fn cluster_reset_cancels_the_save() {
+    for method in METHODS {
+        let mut n = node(&["--cluster-enabled", "yes"]);
+        assert_eq!(n.c.cmd(&["CLUSTER", "ADDSLOTSRANGE", "0", "16383"]), ok());
+        assert_eq!(n.c.cmd(&["DEBUG", "POPULATE", "2000", "{t}key"]), ok());
+        assert_eq!(n.c.cmd(&["SAVE"]), ok());
+        let good = n.dump().expect("dump after SAVE");
+        assert_eq!(
+            n.c.cmd(&["CONFIG", "SET", "rdb-key-save-delay", "1000"]),
+            ok()
+        );
+        assert_eq!(
+            n.c.cmd(&["CONFIG", "SET", "default-bgsave-method", method]),
+            ok()
+        );
+        assert_eq!(n.c.cmd(&["BGSAVE"]), simple("Background saving started"));
+        std::thread::sleep(Duration::from_millis(100));
+        let before = lastsave(&mut n.c);
+        for i in 0..2000 {
+            assert_eq!(n.c.cmd(&["DEL", &format!("{{t}}key:{i}")]), Frame::Int(1));
+        }
+        assert_eq!(info_field(&mut n.c, "rdb_bgsave_in_progress"), "1");
+        assert_eq!(n.c.cmd(&["CLUSTER", "RESET"]), ok());
+        // (5) The new cluster state on every shard: no slot is served any more.
+        for key in ["a", "b", "c", "{t}x", "foo", "bar"] {
+            match n.server.conn().cmd(&["GET", key]) {
+                Frame::Error(e) => assert!(
+                    e.starts_with(b"CLUSTERDOWN"),
+                    "{method}: {key}: {}",
+                    String::from_utf8_lossy(&e)
+                ),
+                other => panic!("{method}: {key}: {other:?}"),
+            }
+        }
+        n.check_cancelled(method, &good, before);
+        assert_eq!(n.c.cmd(&["CLUSTER", "ADDSLOTSRANGE", "0", "16383"]), ok());
+        n.check_bgsave_after(method);
+    }
+}
+
+/// Rounds of BGSAVE then a cancel chosen at random among CLUSTER RESET (after deleting
+/// the keys), FLUSHALL and BGSAVE CANCEL, at random delays, in cluster mode, while a
+/// client writes (and deletes what it wrote); every guarantee each round.
+#[test]
+fn stress_cluster_reset_flushall_or_cancel_rounds() {
+    const ROUNDS: usize = 1000;
+    const KEYS: usize = 200;
+    let mut n = node(&["--cluster-enabled", "yes"]);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let stop = std::sync::Arc::clone(&stop);
+        let mut w = n.server.conn();
+        std::thread::spawn(move || {
+            let mut ok_writes = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                // Either written (slots served) or refused (after a reset): never lost.
+                match w.cmd(&["SET", "{w}k", "v"]) {
+                    Frame::Simple(_) => ok_writes += 1,
+                    Frame::Error(e) => assert!(e.starts_with(b"CLUSTERDOWN"), "{e:?}"),
+                    other => panic!("SET: {other:?}"),
+                }
+                let _ = w.cmd(&["DEL", "{w}k"]);
+            }
+            ok_writes
+        })
+    };
+    let mut rng = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    let (mut resets, mut cancels) = (0, 0);
+    for round in 0..ROUNDS {
+        let _ = n.c.cmd(&["CLUSTER", "ADDSLOTSRANGE", "0", "16383"]);
+        assert_eq!(
+            n.c.cmd(&["DEBUG", "POPULATE", &KEYS.to_string(), "{t}key"]),
+            ok()
+        );
+        let method = METHODS[(next() % 2) as usize];
+        assert_eq!(
+            n.c.cmd(&["CONFIG", "SET", "default-bgsave-method", method]),
+            ok()
+        );
+        assert_eq!(n.c.cmd(&["BGSAVE"]), simple("Background saving started"));
+        std::thread::sleep(Duration::from_micros(match next() % 4 {
+            0 => 0,
+            1 => next() % 500,
+            2 => next() % 5000,
+            _ => 20_000,
+        }));
+        let dump = match next() % 3 {
+            0 => {
+                for i in 0..KEYS {
+                    assert_eq!(n.c.cmd(&["DEL", &format!("{{t}}key:{i}")]), Frame::Int(1));
+                }
+                let dump = n.dump();
+                match n.c.cmd(&["CLUSTER", "RESET"]) {
+                    Frame::Simple(s) if s == b"OK" => resets += 1,
+                    // The writer's key existed at that instant: the reset is refused.
+                    Frame::Error(e)
+                        if e == b"ERR CLUSTER RESET can't be called with master nodes containing keys" => {}
+                    other => panic!("round {round}: CLUSTER RESET: {other:?}"),
+                }
+                dump
+            }
+            1 => {
+                assert_eq!(n.c.cmd(&["FLUSHALL"]), ok(), "round {round}");
+                n.dump()
+            }
+            _ => {
+                let dump = n.dump();
+                match n.c.cmd(&["BGSAVE", "CANCEL"]) {
+                    Frame::Simple(s) if s == b"Background saving cancelled" => cancels += 1,
+                    Frame::Error(e)
+                        if e == b"ERR Background saving is currently not in progress or scheduled" => {}
+                    other => panic!("round {round}: BGSAVE CANCEL: {other:?}"),
+                }
+                dump
+            }
+        };
+        // A save that finished before the cancel may have landed just before it.
+        let dump = n.dump().or(dump);
+        let last = lastsave(&mut n.c);
+        assert_eq!(
+            info_field(&mut n.c, "rdb_bgsave_in_progress"),
+            "0",
+            "round {round}"
+        );
+        assert_eq!(
+            info_field(&mut n.c, "rdb_last_bgsave_status"),
+            "ok",
+            "round {round}"
+        );
+        assert!(temp_files(&n.dir).is_empty(), "round {round}: temp file");
+        assert!(
+            children(n.server.pid()).is_empty(),
+            "round {round}: child left"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+        assert_eq!(n.dump(), dump, "round {round}: a cancelled save landed");
+        assert_eq!(lastsave(&mut n.c), last, "round {round}: LASTSAVE moved");
+        let _ = n.c.cmd(&["FLUSHALL"]);
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    writer.join().expect("writer");
+    assert!(
+        resets > 0 && cancels > 0,
+        "resets {resets}, cancels {cancels}"
+    );
+    let _ = n.c.cmd(&["CLUSTER", "ADDSLOTSRANGE", "0", "16383"]);
+    n.check_bgsave_after("after cluster stress");
+}
