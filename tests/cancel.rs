@@ -65,7 +65,53 @@ impl Drop for Node {
     }
 }
 
+/// xorshift64: the stress tests' reproducible choices.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// A delay before the cancel: none, short, mid-save, or after a small save ended.
+    fn delay(&mut self) -> Duration {
+        Duration::from_micros(match self.next() % 4 {
+            0 => 0,
+            1 => self.next() % 500,
+            2 => self.next() % 5000,
+            _ => 20_000,
+        })
+    }
+}
+
 impl Node {
+    /// Guarantees (1), (3), (4) after one stress round's cancelling reply.
+    fn check_round(&mut self, round: usize) {
+        let dump = self.dump();
+        let last = lastsave(&mut self.c);
+        assert_eq!(
+            info_field(&mut self.c, "rdb_bgsave_in_progress"),
+            "0",
+            "round {round}"
+        );
+        assert_eq!(
+            info_field(&mut self.c, "rdb_last_bgsave_status"),
+            "ok",
+            "round {round}"
+        );
+        assert!(temp_files(&self.dir).is_empty(), "round {round}: temp file");
+        assert!(
+            children(self.server.pid()).is_empty(),
+            "round {round}: child left"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+        assert_eq!(self.dump(), dump, "round {round}: a cancelled save landed");
+        assert_eq!(lastsave(&mut self.c), last, "round {round}: LASTSAVE moved");
+    }
+
     fn dump(&self) -> Option<Vec<u8>> {
         std::fs::read(self.dir.join("dump.rdb")).ok()
     }
@@ -280,36 +326,22 @@ fn stress_bgsave_then_cancel_rounds() {
             i
         })
     };
-    let mut rng = 0x9e37_79b9_7f4a_7c15u64;
-    let mut next = move || {
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        rng
-    };
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     let mut cancelled = 0;
     for round in 0..ROUNDS {
-        let method = METHODS[(next() % 2) as usize];
+        let method = METHODS[(rng.next() % 2) as usize];
         assert_eq!(
             n.c.cmd(&["CONFIG", "SET", "default-bgsave-method", method]),
             ok()
         );
         assert_eq!(n.c.cmd(&["BGSAVE"]), simple("Background saving started"));
-        let delay = match next() % 4 {
-            0 => 0,
-            1 => next() % 500,
-            2 => next() % 5000,
-            _ => 20_000,
-        };
-        std::thread::sleep(Duration::from_micros(delay));
-        let flush = next() % 4 == 0;
+        std::thread::sleep(rng.delay());
+        let flush = rng.next().is_multiple_of(4);
         let reply = if flush {
             n.c.cmd(&["FLUSHALL"])
         } else {
             n.c.cmd(&["BGSAVE", "CANCEL"])
         };
-        let dump = n.dump();
-        let last = lastsave(&mut n.c);
         match reply {
             Frame::Simple(s) if s == b"Background saving cancelled" => cancelled += 1,
             Frame::Simple(s) if s == b"OK" && flush => {}
@@ -318,21 +350,7 @@ fn stress_bgsave_then_cancel_rounds() {
                 if e == b"ERR Background saving is currently not in progress or scheduled" => {}
             other => panic!("round {round}: unexpected reply {other:?}"),
         }
-        assert_eq!(
-            info_field(&mut n.c, "rdb_bgsave_in_progress"),
-            "0",
-            "round {round}"
-        );
-        assert_eq!(
-            info_field(&mut n.c, "rdb_last_bgsave_status"),
-            "ok",
-            "round {round}"
-        );
-        assert!(temp_files(&n.dir).is_empty(), "round {round}: temp file");
-        assert!(
-            children(n.server.pid()).is_empty(),
-            "round {round}: child left"
-        );
+        n.check_round(round);
         if flush {
             // The writer adds its keys again at once; DEBUG POPULATE's are gone everywhere.
             for i in 0..20 {
@@ -341,10 +359,6 @@ fn stress_bgsave_then_cancel_rounds() {
             }
             assert_eq!(n.c.cmd(&["DEBUG", "POPULATE", "2000"]), ok());
         }
-        // (1) Nothing lands after the reply: checked at the next round's start too.
-        std::thread::sleep(Duration::from_millis(2));
-        assert_eq!(n.dump(), dump, "round {round}: a cancelled save landed");
-        assert_eq!(lastsave(&mut n.c), last, "round {round}: LASTSAVE moved");
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let writes = writer.join().expect("writer");
@@ -422,13 +436,7 @@ fn stress_cluster_reset_flushall_or_cancel_rounds() {
             ok_writes
         })
     };
-    let mut rng = 0x2545_f491_4f6c_dd1du64;
-    let mut next = move || {
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        rng
-    };
+    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
     let (mut resets, mut cancels) = (0, 0);
     for round in 0..ROUNDS {
         let _ = n.c.cmd(&["CLUSTER", "ADDSLOTSRANGE", "0", "16383"]);
@@ -436,24 +444,18 @@ fn stress_cluster_reset_flushall_or_cancel_rounds() {
             n.c.cmd(&["DEBUG", "POPULATE", &KEYS.to_string(), "{t}key"]),
             ok()
         );
-        let method = METHODS[(next() % 2) as usize];
+        let method = METHODS[(rng.next() % 2) as usize];
         assert_eq!(
             n.c.cmd(&["CONFIG", "SET", "default-bgsave-method", method]),
             ok()
         );
         assert_eq!(n.c.cmd(&["BGSAVE"]), simple("Background saving started"));
-        std::thread::sleep(Duration::from_micros(match next() % 4 {
-            0 => 0,
-            1 => next() % 500,
-            2 => next() % 5000,
-            _ => 20_000,
-        }));
-        let dump = match next() % 3 {
+        std::thread::sleep(rng.delay());
+        match rng.next() % 3 {
             0 => {
                 for i in 0..KEYS {
                     assert_eq!(n.c.cmd(&["DEL", &format!("{{t}}key:{i}")]), Frame::Int(1));
                 }
-                let dump = n.dump();
                 match n.c.cmd(&["CLUSTER", "RESET"]) {
                     Frame::Simple(s) if s == b"OK" => resets += 1,
                     // The writer's key existed at that instant: the reset is refused.
@@ -461,44 +463,16 @@ fn stress_cluster_reset_flushall_or_cancel_rounds() {
                         if e == b"ERR CLUSTER RESET can't be called with master nodes containing keys" => {}
                     other => panic!("round {round}: CLUSTER RESET: {other:?}"),
                 }
-                dump
             }
-            1 => {
-                assert_eq!(n.c.cmd(&["FLUSHALL"]), ok(), "round {round}");
-                n.dump()
-            }
-            _ => {
-                let dump = n.dump();
-                match n.c.cmd(&["BGSAVE", "CANCEL"]) {
-                    Frame::Simple(s) if s == b"Background saving cancelled" => cancels += 1,
-                    Frame::Error(e)
-                        if e == b"ERR Background saving is currently not in progress or scheduled" => {}
-                    other => panic!("round {round}: BGSAVE CANCEL: {other:?}"),
-                }
-                dump
-            }
-        };
-        // A save that finished before the cancel may have landed just before it.
-        let dump = n.dump().or(dump);
-        let last = lastsave(&mut n.c);
-        assert_eq!(
-            info_field(&mut n.c, "rdb_bgsave_in_progress"),
-            "0",
-            "round {round}"
-        );
-        assert_eq!(
-            info_field(&mut n.c, "rdb_last_bgsave_status"),
-            "ok",
-            "round {round}"
-        );
-        assert!(temp_files(&n.dir).is_empty(), "round {round}: temp file");
-        assert!(
-            children(n.server.pid()).is_empty(),
-            "round {round}: child left"
-        );
-        std::thread::sleep(Duration::from_millis(2));
-        assert_eq!(n.dump(), dump, "round {round}: a cancelled save landed");
-        assert_eq!(lastsave(&mut n.c), last, "round {round}: LASTSAVE moved");
+            1 => assert_eq!(n.c.cmd(&["FLUSHALL"]), ok(), "round {round}"),
+            _ => match n.c.cmd(&["BGSAVE", "CANCEL"]) {
+                Frame::Simple(s) if s == b"Background saving cancelled" => cancels += 1,
+                Frame::Error(e)
+                    if e == b"ERR Background saving is currently not in progress or scheduled" => {}
+                other => panic!("round {round}: BGSAVE CANCEL: {other:?}"),
+            },
+        }
+        n.check_round(round);
         let _ = n.c.cmd(&["FLUSHALL"]);
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
