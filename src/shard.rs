@@ -680,14 +680,8 @@ pub fn dispatch(
     }
     if let Some(op) = crate::snapshot::intercept(data, cmd, argv, client.db) {
         // DEBUG RELOAD, and FLUSHALL/FLUSHDB/BGSAVE CANCEL while a save is in flight, run at
-        // a barrier of all shards; the reply comes from the snapshot machinery, and this
-        // client's later requests wait for it.
-        let seq = client.push_pending(Pending::Waiting { discard });
-        client.hop_barrier = Some(seq);
-        data.snap.requests.push_back(crate::snapshot::Request {
-            op,
-            reply: Some((client.conn, seq)),
-        });
+        // a barrier of all shards.
+        defer_to_snapshot(data, client, discard, op);
         return;
     }
     match exec {
@@ -768,16 +762,7 @@ pub fn dispatch(
             let first = step(&mut ctx, argv);
             let (mut failed, mut reply) = (false, Vec::new());
             match run_hops(&mut ctx, first) {
-                Partial::Defer(op) => {
-                    // Answered later by the snapshot machinery (SAVE, BGSAVE...); later
-                    // requests of this client wait for it.
-                    let seq = client.push_pending(Pending::Waiting { discard });
-                    client.hop_barrier = Some(seq);
-                    data.snap.requests.push_back(crate::snapshot::Request {
-                        op,
-                        reply: Some((client.conn, seq)),
-                    });
-                }
+                Partial::Defer(op) => defer_to_snapshot(data, client, discard, op),
                 Partial::Hop { shard, step, argv } => {
                     let seq = client.push_pending(Pending::Waiting { discard });
                     client.hop_barrier = Some(seq);
@@ -864,6 +849,22 @@ pub fn dispatch(
             start_gather(data, client, gather, jobs, discard, out, outbox);
         }
     }
+}
+
+/// Queues `op` for the snapshot machinery (SAVE, BGSAVE, the cancel barrier...), which
+/// answers in a reply slot reserved now; later requests of this client wait for it.
+fn defer_to_snapshot(
+    data: &mut ShardData,
+    client: &mut Client,
+    discard: bool,
+    op: crate::snapshot::Op,
+) {
+    let seq = client.push_pending(Pending::Waiting { discard });
+    client.hop_barrier = Some(seq);
+    data.snap.requests.push_back(crate::snapshot::Request {
+        op,
+        reply: Some((client.conn, seq)),
+    });
 }
 
 /// Runs the steps of an [`Exec::Hop`] command that stay on this shard; returns the reply
