@@ -97,8 +97,6 @@ pub struct Running {
 #[derive(Clone, Debug)]
 pub struct Status {
     pub running: Option<Running>,
-    /// BGSAVE SCHEDULE waiting for the running save to end.
-    pub scheduled: bool,
     pub last_bgsave_ok: bool,
     pub last_bgsave_time_s: i64,
     /// SAVE and BGSAVE attempts (`rdb_saves`).
@@ -123,7 +121,6 @@ impl Default for Status {
     fn default() -> Self {
         Self {
             running: None,
-            scheduled: false,
             last_bgsave_ok: true,
             last_bgsave_time_s: -1,
             saves: 0,
@@ -736,15 +733,12 @@ fn coordinate(
             }
         }
         Kind::Cancel => {
-            let was_running = session.cancelled.is_some();
             match op {
+                // Only a running save gets here (`start` answers the error otherwise);
+                // percore never schedules a BGSAVE (see BGSAVE SCHEDULE in the README).
                 Op::BgSaveCancel => {
                     data.shared.notice("Background saving cancelled");
-                    reply(simple(if was_running {
-                        "Background saving cancelled"
-                    } else {
-                        "Scheduled background saving cancelled"
-                    }));
+                    reply(simple("Background saving cancelled"));
                 }
                 Op::FlushDb { db } => {
                     free_later(
@@ -1310,7 +1304,7 @@ fn wait_child(pid: i32) -> std::io::Result<fork::ChildExit> {
 }
 
 /// Once per tick (any shard): checks on a child without a pidfd; on shard 0, runs save
-/// points and a scheduled BGSAVE.
+/// points.
 pub fn on_tick(data: &mut ShardData) {
     if data.snap.child.as_ref().is_some_and(|c| c.pidfd < 0) {
         child_event(data);
@@ -1318,29 +1312,24 @@ pub fn on_tick(data: &mut ShardData) {
     if data.id != 0 || !data.snap.requests.is_empty() || data.snap.lead.is_some() {
         return;
     }
-    let mut st = data.shared.persist.lock().expect("persist lock");
+    let st = data.shared.persist.lock().expect("persist lock");
     if st.running.is_some() {
         return;
     }
     let now_s = data.now_ms / 1000;
-    let due = if st.scheduled {
-        st.scheduled = false;
-        true
-    } else {
-        let dirty = changes_since_save(&data.shared);
-        let since = now_s - data.shared.lastsave_s.load(Ordering::Relaxed);
-        let retry_ok = st.last_bgsave_ok || now_s - st.last_bgsave_try_s > BGSAVE_RETRY_DELAY_S;
-        retry_ok
-            && data
-                .cfg
-                .save
-                .iter()
-                .any(|p| dirty >= p.changes && since >= p.seconds as i64)
-    };
+    let dirty = changes_since_save(&data.shared);
+    let since = now_s - data.shared.lastsave_s.load(Ordering::Relaxed);
+    let retry_ok = st.last_bgsave_ok || now_s - st.last_bgsave_try_s > BGSAVE_RETRY_DELAY_S;
     drop(st);
+    let due = retry_ok
+        && data
+            .cfg
+            .save
+            .iter()
+            .any(|p| dirty >= p.changes && since >= p.seconds as i64);
     if due {
         data.shared
-            .notice("Saving points reached (or BGSAVE scheduled): background saving");
+            .notice(&format!("{dirty} changes in {since} seconds. Saving..."));
         data.snap.requests.push_back(Request {
             op: Op::BgSave,
             reply: None,
