@@ -218,7 +218,12 @@ fn run(config: config::Config, config_file: Option<std::path::PathBuf>) -> Resul
         let keyspace = loaded.next();
         let net = Arc::clone(&net);
         let shared = Arc::clone(&shared);
-        let cpu = cpus.get(id % cpus.len().max(1)).copied();
+        // PERCORE_NO_PIN=1 leaves shard threads unpinned (for comparisons).
+        let cpu = if std::env::var_os("PERCORE_NO_PIN").is_some_and(|v| v == "1") {
+            None
+        } else {
+            cpus.get(id % cpus.len().max(1)).copied()
+        };
         let sig = (id == 0).then_some(signal_fd);
         let handle = std::thread::Builder::new()
             .name(format!("percore-shard-{id}"))
