@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{Conn, Server, children, err, ok, scratch_dir, simple, temp_files};
+use common::{Conn, Server, children, err, ok, scratch_dir, simple, start_slow_bgsave, temp_files};
 use percore_net::resp::Frame;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -123,15 +123,7 @@ impl Node {
         assert_eq!(c.cmd(&["SAVE"]), ok());
         let good = self.dump().expect("dump after SAVE");
         let c = &mut self.c;
-        assert_eq!(
-            c.cmd(&["CONFIG", "SET", "rdb-key-save-delay", "1000"]),
-            ok()
-        );
-        assert_eq!(
-            c.cmd(&["CONFIG", "SET", "default-bgsave-method", method]),
-            ok()
-        );
-        assert_eq!(c.cmd(&["BGSAVE"]), simple("Background saving started"));
+        start_slow_bgsave(c, method, 1000);
         std::thread::sleep(Duration::from_millis(100));
         assert!(
             !temp_files(&self.dir).is_empty(),
@@ -377,15 +369,7 @@ fn cluster_reset_cancels_the_save() {
         assert_eq!(n.c.cmd(&["DEBUG", "POPULATE", "2000", "{t}key"]), ok());
         assert_eq!(n.c.cmd(&["SAVE"]), ok());
         let good = n.dump().expect("dump after SAVE");
-        assert_eq!(
-            n.c.cmd(&["CONFIG", "SET", "rdb-key-save-delay", "1000"]),
-            ok()
-        );
-        assert_eq!(
-            n.c.cmd(&["CONFIG", "SET", "default-bgsave-method", method]),
-            ok()
-        );
-        assert_eq!(n.c.cmd(&["BGSAVE"]), simple("Background saving started"));
+        start_slow_bgsave(&mut n.c, method, 1000);
         std::thread::sleep(Duration::from_millis(100));
         let before = lastsave(&mut n.c);
         for i in 0..2000 {

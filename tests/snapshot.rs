@@ -7,7 +7,7 @@ mod common;
 
 use common::{
     Conn, Server, bulk, children, err, info_field, ok, redis_server_available, scratch_dir, simple,
-    temp_files,
+    start_slow_bgsave, temp_files,
 };
 use percore_net::resp::Frame;
 use std::collections::BTreeMap;
@@ -188,15 +188,7 @@ fn bgsave_replies_and_errors() {
     assert_eq!(c.cmd(&["BGSAVE", "NOW"]), err("ERR syntax error"));
     assert_eq!(c.cmd(&["DEBUG", "POPULATE", "2000"]), ok());
     for method in METHODS {
-        assert_eq!(
-            c.cmd(&["CONFIG", "SET", "rdb-key-save-delay", "1000"]),
-            ok()
-        );
-        assert_eq!(
-            c.cmd(&["CONFIG", "SET", "default-bgsave-method", method]),
-            ok()
-        );
-        assert_eq!(c.cmd(&["BGSAVE"]), simple("Background saving started"));
+        start_slow_bgsave(&mut c, method, 1000);
         assert_eq!(
             info_field(&mut c, "persistence", "rdb_bgsave_in_progress"),
             "1"
@@ -372,15 +364,7 @@ fn killed_fork_child_keeps_the_previous_dump() {
     assert_eq!(c.cmd(&["SAVE"]), ok());
     let good = std::fs::read(dir.join("dump.rdb")).expect("dump");
     assert_eq!(c.cmd(&["DEBUG", "POPULATE", "3000"]), ok());
-    assert_eq!(
-        c.cmd(&["CONFIG", "SET", "rdb-key-save-delay", "1000"]),
-        ok()
-    );
-    assert_eq!(
-        c.cmd(&["CONFIG", "SET", "default-bgsave-method", "fork"]),
-        ok()
-    );
-    assert_eq!(c.cmd(&["BGSAVE"]), simple("Background saving started"));
+    start_slow_bgsave(&mut c, "fork", 1000);
     let kids = children(s.pid());
     assert_eq!(kids.len(), 1, "one save child expected: {kids:?}");
     std::thread::sleep(Duration::from_millis(100));
@@ -413,15 +397,7 @@ fn killed_server_mid_save_keeps_the_previous_dump() {
         assert_eq!(c.cmd(&["DEBUG", "POPULATE", "100", "old"]), ok());
         assert_eq!(c.cmd(&["SAVE"]), ok());
         assert_eq!(c.cmd(&["DEBUG", "POPULATE", "3000", "new"]), ok());
-        assert_eq!(
-            c.cmd(&["CONFIG", "SET", "rdb-key-save-delay", "1000"]),
-            ok()
-        );
-        assert_eq!(
-            c.cmd(&["CONFIG", "SET", "default-bgsave-method", method]),
-            ok()
-        );
-        assert_eq!(c.cmd(&["BGSAVE"]), simple("Background saving started"));
+        start_slow_bgsave(&mut c, method, 1000);
         std::thread::sleep(Duration::from_millis(300));
         assert!(
             !temp_files(&dir).is_empty(),

@@ -528,3 +528,18 @@ pub fn children(pid: u32) -> Vec<u32> {
         })
         .collect()
 }
+
+/// Starts a BGSAVE in `method` (`fork` or `forkless`) slowed by `rdb-key-save-delay`
+/// `key_delay_us`, asserting Redis's reply.
+pub fn start_slow_bgsave(c: &mut Conn, method: &str, key_delay_us: u32) {
+    let delay = key_delay_us.to_string();
+    assert_eq!(
+        c.cmd(&["CONFIG", "SET", "rdb-key-save-delay", &delay]),
+        ok()
+    );
+    assert_eq!(
+        c.cmd(&["CONFIG", "SET", "default-bgsave-method", method]),
+        ok()
+    );
+    assert_eq!(c.cmd(&["BGSAVE"]), simple("Background saving started"));
+}
