@@ -40,6 +40,15 @@ const INT_ENCODING_MAX_BYTES: usize = 11;
 const LZF_MIN_INPUT_BYTES: usize = 20;
 /// Compression must save more than this many bytes (`rdbSaveLzfStringObject`).
 const LZF_MIN_SAVING_BYTES: usize = 4;
+/// After this many LZF attempts in a row that saved nothing, the encoder tries only one
+/// string in [`LZF_SAMPLE_EVERY`] (see [`Encoder`]).
+const LZF_FAILED_STREAK: u32 = 64;
+/// While skipping, every this-many-th candidate string is still tried at first; each
+/// sampled attempt that fails doubles the interval, up to [`LZF_SAMPLE_EVERY_MAX`]. One
+/// success brings back trying every string.
+const LZF_SAMPLE_EVERY: u32 = 16;
+/// The longest interval between sampled LZF attempts.
+const LZF_SAMPLE_EVERY_MAX: u32 = 256;
 /// The LZF output buffer is dropped after a string longer than this, so one huge value
 /// does not pin its size in memory for the rest of the save.
 const LZF_SCRATCH_KEEP_MAX_BYTES: usize = 1 << 20;
@@ -185,11 +194,28 @@ pub fn write_checksum(out: &mut Vec<u8>, crc: u64) {
 /// Keep one per save (or per thread) and pass it every key: it owns the LZF hash table
 /// (256 KiB, allocated on the first compressed string) and a reusable output buffer, so
 /// the per-key path allocates nothing but the output `Vec`'s growth.
+///
+/// One departure from Redis: an LZF attempt that fails costs as much as one that
+/// succeeds (the match finder runs over the whole string), and on incompressible data
+/// (random bytes, hex, already-compressed blobs) it was two thirds of a save's CPU time.
+/// So after [`LZF_FAILED_STREAK`] failed attempts in a row the encoder tries only every
+/// [`LZF_SAMPLE_EVERY`]-th candidate (then every 32nd, ... up to every
+/// [`LZF_SAMPLE_EVERY_MAX`]-th while the samples keep failing) and writes the others
+/// plain, until one sampled attempt compresses; then it tries every string again. The
+/// file stays a valid RDB file that Redis loads the same way; on mixed data some
+/// compressible strings right after a long incompressible run (at most
+/// `LZF_SAMPLE_EVERY_MAX - 1` in a row) may be stored uncompressed.
 #[derive(Debug, Default)]
 pub struct Encoder {
     compress: bool,
     lzf: Option<lzf::Compressor>,
     scratch: Vec<u8>,
+    /// LZF attempts in a row that did not save space.
+    lzf_failures: u32,
+    /// Candidates passed over since the last sampled attempt (while skipping).
+    lzf_passed: u32,
+    /// The current interval between sampled attempts (while skipping).
+    lzf_sample_every: u32,
 }
 
 impl Encoder {
@@ -198,8 +224,8 @@ impl Encoder {
     pub fn new(compress: bool) -> Self {
         Self {
             compress,
-            lzf: None,
-            scratch: Vec::new(),
+            lzf_sample_every: LZF_SAMPLE_EVERY,
+            ..Self::default()
         }
     }
 
@@ -217,10 +243,29 @@ impl Encoder {
         {
             return;
         }
-        if self.compress && bytes.len() > LZF_MIN_INPUT_BYTES && self.write_lzf(out, bytes) {
+        if self.compress
+            && bytes.len() > LZF_MIN_INPUT_BYTES
+            && self.lzf_worth_trying()
+            && self.write_lzf(out, bytes)
+        {
             return;
         }
         write_plain(out, bytes);
+    }
+
+    /// Whether to run the LZF match finder on the next candidate string (see the type's
+    /// documentation).
+    #[inline]
+    fn lzf_worth_trying(&mut self) -> bool {
+        if self.lzf_failures < LZF_FAILED_STREAK {
+            return true;
+        }
+        self.lzf_passed += 1;
+        if self.lzf_passed < self.lzf_sample_every {
+            return false;
+        }
+        self.lzf_passed = 0;
+        true
     }
 
     /// `rdbSaveLzfStringObject`: the LZF form if it fits in `len - 4` bytes.
@@ -239,6 +284,16 @@ impl Encoder {
         }
         if self.scratch.len() > LZF_SCRATCH_KEEP_MAX_BYTES {
             self.scratch = Vec::new();
+        }
+        if packed > 0 {
+            self.lzf_failures = 0;
+            self.lzf_sample_every = LZF_SAMPLE_EVERY;
+        } else {
+            self.lzf_failures = self.lzf_failures.saturating_add(1);
+            if self.lzf_failures > LZF_FAILED_STREAK {
+                // A sampled attempt failed too: sample less often.
+                self.lzf_sample_every = (self.lzf_sample_every * 2).min(LZF_SAMPLE_EVERY_MAX);
+            }
         }
         packed > 0
     }
@@ -406,6 +461,73 @@ mod tests {
         assert_eq!(string_bytes(&long, false)[0], 21);
         let noise: Vec<u8> = (0..100u32).map(|i| (i * 151 % 251) as u8).collect();
         assert_eq!(string_bytes(&noise, true)[..2], [0x40, 100]);
+    }
+
+    /// Incompressible strings (each distinct: `i * 151 % 251` walks the bytes), and
+    /// compressible ones.
+    fn noise(seed: u32) -> Vec<u8> {
+        (0..100u32)
+            .map(|i| ((i + seed) * 151 % 251) as u8 ^ seed as u8)
+            .collect()
+    }
+
+    fn is_lzf(encoded: &[u8]) -> bool {
+        encoded[0] == 0xc3
+    }
+
+    #[test]
+    fn lzf_attempts_thin_out_after_a_failed_streak_and_come_back() {
+        let mut enc = Encoder::new(true);
+        let mut encode = |bytes: &[u8]| {
+            let mut out = Vec::new();
+            enc.write_string(&mut out, bytes);
+            out
+        };
+        // The streak: every attempt fails, nothing is compressed.
+        for i in 0..LZF_FAILED_STREAK {
+            assert!(!is_lzf(&encode(&noise(i))));
+        }
+        // Now only every LZF_SAMPLE_EVERY-th candidate is tried, and each failed sample
+        // doubles the interval up to LZF_SAMPLE_EVERY_MAX.
+        let mut every = LZF_SAMPLE_EVERY;
+        for round in 0..6 {
+            let noise_run = (0..every).map(|i| encode(&noise(1000 + 300 * round + i)));
+            assert!(noise_run.into_iter().all(|e| !is_lzf(&e)));
+            every = (every * 2).min(LZF_SAMPLE_EVERY_MAX);
+        }
+        assert_eq!(every, LZF_SAMPLE_EVERY_MAX);
+        // Compressible strings in between samples are written plain (and still decode
+        // to themselves); the sampled one compresses...
+        let compressible = [b'z'; 100];
+        for _ in 0..LZF_SAMPLE_EVERY_MAX - 1 {
+            assert_eq!(
+                encode(&compressible),
+                [[0x40, 100].as_slice(), &compressible].concat()
+            );
+        }
+        assert!(is_lzf(&encode(&compressible)));
+        // ...and from then on every string is tried again.
+        for _ in 0..2 * LZF_SAMPLE_EVERY {
+            assert!(is_lzf(&encode(&compressible)));
+        }
+    }
+
+    #[test]
+    fn lzf_streak_needs_consecutive_failures() {
+        let mut enc = Encoder::new(true);
+        let compressible = [b'q'; 60];
+        for round in 0..10 * LZF_FAILED_STREAK {
+            let mut out = Vec::new();
+            enc.write_string(&mut out, &noise(round));
+            out.clear();
+            if round % (LZF_FAILED_STREAK / 2) == 0 {
+                enc.write_string(&mut out, &compressible);
+                assert!(
+                    is_lzf(&out),
+                    "round {round}: a compressible string went plain"
+                );
+            }
+        }
     }
 
     #[test]
