@@ -372,6 +372,27 @@ fn cluster_reset_cancels_the_save() {
         start_slow_bgsave(&mut n.c, method, 1000);
         std::thread::sleep(Duration::from_millis(100));
         let before = lastsave(&mut n.c);
+        // Refused while keys remain, and then the save goes on, as in Valkey (which checks
+        // for keys before it kills a child).
+        assert_eq!(
+            n.c.cmd(&["CLUSTER", "RESET"]),
+            err("ERR CLUSTER RESET can't be called with master nodes containing keys")
+        );
+        assert_eq!(
+            info_field(&mut n.c, "rdb_bgsave_in_progress"),
+            "1",
+            "{method}: a refused reset stopped the save"
+        );
+        assert!(
+            !temp_files(&n.dir).is_empty(),
+            "{method}: a refused reset removed the save's temp file"
+        );
+        if method == "fork" {
+            assert!(
+                !children(n.server.pid()).is_empty(),
+                "{method}: a refused reset killed the child"
+            );
+        }
         for i in 0..2000 {
             assert_eq!(n.c.cmd(&["DEL", &format!("{{t}}key:{i}")]), Frame::Int(1));
         }

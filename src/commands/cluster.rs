@@ -746,7 +746,10 @@ fn reset(ctx: &Ctx, argv: &[&[u8]]) -> Partial {
     if argv.len() > 3 {
         return reply(ctx, |w| syntax_error(argv, w));
     }
-    Partial::Defer(crate::snapshot::Op::ClusterReset { hard })
+    Partial::Defer(crate::snapshot::Op::ClusterReset {
+        hard,
+        checked: false,
+    })
 }
 
 /// Valkey's `addReplySubcommandSyntaxError`.

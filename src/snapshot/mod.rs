@@ -20,6 +20,7 @@
 
 pub mod fork;
 pub mod load;
+pub mod spin_barrier;
 pub mod write;
 
 use crate::server::ServerShared;
@@ -30,10 +31,11 @@ use percore_persist::file::{
     ChunkWriter, SnapshotFile, TrySendError, WriteOptions, install, temp_file_name,
 };
 use percore_persist::rdb::{self, Encoder};
+use spin_barrier::SpinBarrier;
 use std::collections::VecDeque;
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Barrier, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use write::{SaveParams, cut_slice};
 
@@ -158,12 +160,12 @@ pub enum Op {
     /// BGSAVE CANCEL with a save running.
     BgSaveCancel,
     /// CLUSTER RESET: cancel, then reset the cluster state (`hard`: new node id too).
-    #[allow(
-        dead_code,
-        reason = "constructed by CLUSTER RESET, which lands with cluster mode"
-    )]
+    /// With a save running it first counts the keys at a non-cancelling barrier
+    /// (`checked` false) and only cancels when there are none: as Valkey, a reset refused
+    /// for keys leaves the save alone.
     ClusterReset {
         hard: bool,
+        checked: bool,
     },
 }
 
@@ -202,8 +204,8 @@ enum Kind {
 pub struct Session {
     kind: Kind,
     coordinator: usize,
-    arrive: Barrier,
-    release: Barrier,
+    arrive: SpinBarrier,
+    release: SpinBarrier,
     keyspaces: Mutex<Vec<Option<Keyspace>>>,
     /// Each shard's change counter at the cut (the new saved baseline on success).
     changes_at_cut: Vec<AtomicU64>,
@@ -418,6 +420,8 @@ fn start(data: &mut ShardData, io: &mut Io<Msg, ()>, req: Request, replies: &mut
                 return;
             }
             Op::Save | Op::DebugReload => Kind::Sync,
+            // Count the keys first; `coordinate` queues the cancelling reset if none.
+            Op::ClusterReset { checked: false, .. } if busy => Kind::Sync,
             Op::BgSaveCancel if !busy => {
                 drop(st);
                 reply(error(
@@ -498,8 +502,8 @@ fn start(data: &mut ShardData, io: &mut Io<Msg, ()>, req: Request, replies: &mut
     let session = Arc::new(Session {
         kind,
         coordinator: data.id,
-        arrive: Barrier::new(shards),
-        release: Barrier::new(shards),
+        arrive: SpinBarrier::new(shards),
+        release: SpinBarrier::new(shards),
         keyspaces: Mutex::new((0..shards).map(|_| None).collect()),
         changes_at_cut: (0..shards).map(|_| AtomicU64::new(0)).collect(),
         keys_at_cut: AtomicU64::new(0),
@@ -768,7 +772,7 @@ fn coordinate(
                     }
                     reply(simple("OK"));
                 }
-                Op::ClusterReset { hard } => {
+                Op::ClusterReset { hard, .. } => {
                     let keys: usize = lent.iter().map(Keyspace::total_keys).sum();
                     reply(match crate::cluster::reset_at_barrier(data, keys, hard) {
                         Ok(()) => simple("OK"),
@@ -790,6 +794,25 @@ fn coordinate(
                 Op::Save | Op::BgSave | Op::DebugReload => {
                     unreachable!("not a cancelling op")
                 }
+            }
+        }
+        Kind::Sync if matches!(op, Op::ClusterReset { .. }) => {
+            let Op::ClusterReset { hard, .. } = op else {
+                unreachable!("matched above")
+            };
+            if lent.iter().any(|ks| ks.total_keys() > 0) {
+                reply(error(crate::cluster::RESET_WITH_KEYS));
+            } else {
+                // No keys now: the reset proper, which cancels the save, at the next
+                // barrier (it counts again there, with the save already stopped).
+                data.snap.requests.push_front(Request {
+                    op: Op::ClusterReset {
+                        hard,
+                        checked: true,
+                    },
+                    reply: req.and_then(|r| r.reply),
+                });
+                io.wake_within(Duration::ZERO);
             }
         }
         Kind::Sync => {
