@@ -606,3 +606,141 @@ fn save_points_trigger_a_background_save() {
     drop(s);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// INFO persistence's `current_*` fields, read from one INFO reply so they agree.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+struct SaveProgress {
+    in_progress: bool,
+    processed: u64,
+    total: u64,
+    perc: f64,
+    cow_size: u64,
+    cow_peak: u64,
+    cow_age: u64,
+}
+
+fn save_progress(c: &mut Conn) -> SaveProgress {
+    let Frame::Bulk(text) = c.cmd(&["INFO", "persistence"]) else {
+        panic!("INFO is not a bulk string");
+    };
+    let text = String::from_utf8(text).expect("utf-8 INFO");
+    let field = |name: &str| -> &str {
+        let prefix = format!("{name}:");
+        text.lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .unwrap_or_else(|| panic!("INFO persistence lacks {name}:\n{text}"))
+    };
+    let int = |name: &str| -> u64 {
+        field(name)
+            .parse()
+            .unwrap_or_else(|_| panic!("{name} is not an integer:\n{text}"))
+    };
+    let p = SaveProgress {
+        in_progress: field("rdb_bgsave_in_progress") == "1",
+        processed: int("current_save_keys_processed"),
+        total: int("current_save_keys_total"),
+        perc: field("current_fork_perc")
+            .parse()
+            .expect("current_fork_perc"),
+        cow_size: int("current_cow_size"),
+        cow_peak: int("current_cow_peak"),
+        cow_age: int("current_cow_size_age"),
+    };
+    let decimals = field("current_fork_perc")
+        .split_once('.')
+        .map(|(_, d)| d.len());
+    assert_eq!(
+        decimals,
+        Some(2),
+        "current_fork_perc with 2 decimals:\n{text}"
+    );
+    p
+}
+
+/// What holds of every sample taken while a save of `keys` keys runs.
+fn check_running_progress(method: &str, p: &SaveProgress, keys: u64) {
+    assert_eq!(p.total, keys, "{method}: keys at the cut: {p:?}");
+    assert!(p.processed <= p.total, "{method}: {p:?}");
+    assert!((0.0..=100.0).contains(&p.perc), "{method}: {p:?}");
+    let expected = p.processed as f64 / p.total as f64 * 100.0;
+    assert!(
+        (p.perc - expected).abs() <= 0.006,
+        "{method}: current_fork_perc is not processed/total: {p:?}"
+    );
+    assert!(p.cow_peak >= p.cow_size, "{method}: peak below size: {p:?}");
+    if method == "forkless" {
+        assert_eq!(p.cow_age, 0, "{method}: the cut's memory is measured now");
+    }
+}
+
+/// INFO's `current_save_keys_processed`/`_total`, `current_fork_perc` and `current_cow_*`
+/// during a slowed save, for both methods: progress rises and stays within the total; in
+/// fork mode the child's Private_Dirty grows once the parent overwrites keys it shares
+/// with the child; everything is back to 0 after the save.
+#[test]
+fn info_reports_the_progress_of_a_running_save() {
+    const KEYS: u64 = 5000;
+    for method in METHODS {
+        let dir = scratch_dir("snap-progress");
+        let s = Server::percore(&["--threads", "2", "--dir", dir_arg(&dir)]);
+        let mut c = s.conn();
+        assert_eq!(c.cmd(&["DEBUG", "POPULATE", &KEYS.to_string()]), ok());
+        assert_eq!(save_progress(&mut c), SaveProgress::default());
+        // 1 ms per key: the fork child needs 5 s at least, each forkless shard 2.5 s.
+        start_slow_bgsave(&mut c, method, 1000);
+        let deadline = Instant::now() + SAVE_TIMEOUT;
+        let first = save_progress(&mut c);
+        assert!(first.in_progress, "{method}: {first:?}");
+        check_running_progress(method, &first, KEYS);
+        // The fork child reports about once a second; the forkless count is live.
+        let mut last = first;
+        while last.processed <= first.processed || last.processed == 0 {
+            assert!(Instant::now() < deadline, "{method}: no progress: {last:?}");
+            std::thread::sleep(Duration::from_millis(50));
+            last = save_progress(&mut c);
+            assert!(
+                last.in_progress,
+                "{method}: the save ended before its progress rose: {first:?} then {last:?}"
+            );
+            check_running_progress(method, &last, KEYS);
+            assert!(last.processed >= first.processed, "{method}: went back");
+        }
+        if method == "fork" {
+            assert!(last.cow_size > 0, "{method}: {last:?}");
+            // Overwrite every key: each page the parent writes is copied, and the child
+            // keeps the original as private memory.
+            let before = last.cow_size;
+            let value = "v".repeat(256);
+            let mut pipeline = Vec::new();
+            for i in 0..KEYS {
+                pipeline.extend(common::encode_cmd(&["SET", &format!("key:{i}"), &value]));
+            }
+            c.send(&pipeline);
+            for _ in 0..KEYS {
+                assert_eq!(c.read_frame(), ok());
+            }
+            while last.cow_size <= before {
+                assert!(
+                    Instant::now() < deadline,
+                    "{method}: copy-on-write never grew: {last:?}"
+                );
+                std::thread::sleep(Duration::from_millis(50));
+                last = save_progress(&mut c);
+                assert!(
+                    last.in_progress,
+                    "{method}: the save ended before the child reported its copies: {last:?}"
+                );
+                check_running_progress(method, &last, KEYS);
+            }
+            assert!(last.cow_peak >= last.cow_size, "{method}: {last:?}");
+        }
+        wait_bgsave_done(&mut c);
+        assert_eq!(
+            info_field(&mut c, "persistence", "rdb_last_bgsave_status"),
+            "ok"
+        );
+        assert_eq!(save_progress(&mut c), SaveProgress::default(), "{method}");
+        drop(s);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

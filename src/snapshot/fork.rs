@@ -3,31 +3,107 @@
 //! The child is the forking shard thread alone. It unblocks signals (the parent blocks
 //! SIGTERM/SIGINT for its signalfd), names itself, writes every shard's keyspace through
 //! its own io_uring ([`SnapshotFile`](percore_persist::file::SnapshotFile) creates one),
-//! reports what it wrote on a pipe and leaves with `_exit`: no destructors (they would
-//! touch, and so copy, every page of the dataset) and no shared locks.
+//! reports on a pipe and leaves with `_exit`: no destructors (they would touch, and so
+//! copy, every page of the dataset) and no shared locks.
+//!
+//! The pipe carries fixed-size [`Report`]s, as Redis's `sendChildInfo`: a progress report
+//! (keys serialized, the child's Private_Dirty and when it was measured) at the first key
+//! and then at most every [`PROGRESS_INTERVAL`], and a final one with the bytes written.
+//! Each is one `write` of less than `PIPE_BUF`, so reports never interleave or tear.
 
 #![allow(unsafe_code)]
 
 use super::write::{SaveParams, write_keyspaces};
 use percore_engine::keyspace::Keyspace;
+use percore_net::sys::monotonic_ns;
 use percore_persist::file::temp_file_name;
 use std::io;
 use std::os::fd::RawFd;
 use std::path::Path;
+use std::time::Duration;
 
 /// Exit code of a child whose save failed.
 pub const CHILD_FAILED_EXIT: i32 = 1;
-/// Bytes of the child's report on its pipe: bytes written, copy-on-write bytes.
-pub const CHILD_REPORT_BYTES: usize = 16;
+/// Bytes of one [`Report`] on the child's pipe: five little-endian `u64`s.
+pub const REPORT_BYTES: usize = 40;
+/// Shortest time between two progress reports of the child (Redis's child sends its
+/// current info about once a second).
+pub const PROGRESS_INTERVAL: Duration = Duration::from_secs(1);
+/// Reading Private_Dirty walks the child's page tables: the next reading waits at least
+/// this many times as long as the last one took (Redis's `CHILD_COW_DUTY_CYCLE`), so a
+/// huge dataset does not spend more than 1 % of the child's time measuring itself.
+pub const COW_READ_DUTY_CYCLE: u64 = 100;
+/// Reports the parent reads from the pipe per `read`.
+const REPORTS_PER_READ: usize = 16;
+/// Bytes of `/proc/self/smaps_rollup` read (the whole file is about 1 KiB).
+const SMAPS_ROLLUP_MAX_BYTES: usize = 4096;
+
+const REPORT_PROGRESS: u64 = 1;
+const REPORT_DONE: u64 = 2;
+
+/// One message of the child on its pipe.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Report {
+    /// The last report: the file is complete.
+    pub done: bool,
+    /// Keys serialized so far.
+    pub keys: u64,
+    /// The child's Private_Dirty when last measured: the pages copied because either side
+    /// wrote them (Redis's `current_cow_size`).
+    pub cow_bytes: u64,
+    /// `CLOCK_MONOTONIC` nanoseconds of that measurement (the clock is system-wide).
+    pub cow_measured_ns: u64,
+    /// Bytes written (the final report only).
+    pub bytes: u64,
+}
+
+impl Report {
+    fn encode(&self) -> [u8; REPORT_BYTES] {
+        let kind = if self.done {
+            REPORT_DONE
+        } else {
+            REPORT_PROGRESS
+        };
+        let mut buf = [0u8; REPORT_BYTES];
+        for (slot, v) in buf.chunks_exact_mut(8).zip([
+            kind,
+            self.keys,
+            self.cow_bytes,
+            self.cow_measured_ns,
+            self.bytes,
+        ]) {
+            slot.copy_from_slice(&v.to_le_bytes());
+        }
+        buf
+    }
+
+    fn decode(buf: &[u8]) -> Option<Self> {
+        let mut words = buf
+            .chunks_exact(8)
+            .map(|w| u64::from_le_bytes(w.try_into().expect("8 bytes")));
+        let done = match words.next()? {
+            REPORT_PROGRESS => false,
+            REPORT_DONE => true,
+            _ => return None,
+        };
+        Some(Self {
+            done,
+            keys: words.next()?,
+            cow_bytes: words.next()?,
+            cow_measured_ns: words.next()?,
+            bytes: words.next()?,
+        })
+    }
+}
 
 /// Forks a child that writes `keyspaces` to `dir/temp-<child pid>.rdb`. Returns the
-/// child's pid and the read end of its report pipe (non-blocking).
+/// child's pid and the read end of its report pipe.
 pub fn spawn_child(
     keyspaces: &[&Keyspace],
     dir: &Path,
     params: &SaveParams,
     now_ms: i64,
-) -> io::Result<(i32, RawFd)> {
+) -> io::Result<(i32, ReportPipe)> {
     let mut fds = [0; 2];
     // SAFETY: `fds` is a valid array of two descriptors for pipe2 to fill.
     if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) } != 0 {
@@ -46,7 +122,7 @@ pub fn spawn_child(
         child_main(keyspaces, dir, params, now_ms, fds[1]);
     }
     close(fds[1]);
-    Ok((pid, fds[0]))
+    Ok((pid, ReportPipe::new(fds[0])))
 }
 
 fn child_main(
@@ -69,13 +145,19 @@ fn child_main(
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
     }
     let temp = temp_file_name(u64::from(std::process::id()));
-    let code = match write_keyspaces(keyspaces, dir, &temp, params, now_ms) {
+    let mut reporter = Reporter {
+        fd: report,
+        next_report_ns: 0,
+        next_cow_read_ns: 0,
+        cow_bytes: 0,
+        cow_measured_ns: 0,
+    };
+    let code = match write_keyspaces(keyspaces, dir, &temp, params, now_ms, &mut |keys| {
+        reporter.progress(keys);
+    }) {
         Ok(stats) => {
-            let mut buf = [0u8; CHILD_REPORT_BYTES];
-            buf[..8].copy_from_slice(&stats.bytes.to_le_bytes());
-            buf[8..].copy_from_slice(&private_dirty_bytes().to_le_bytes());
-            // SAFETY: writes from a valid buffer to our pipe.
-            unsafe { libc::write(report, buf.as_ptr().cast(), buf.len()) };
+            let keys = keyspaces.iter().map(|k| k.total_keys() as u64).sum();
+            reporter.finish(keys, stats.bytes);
             0
         }
         Err(_) => CHILD_FAILED_EXIT,
@@ -84,30 +166,169 @@ fn child_main(
     unsafe { libc::_exit(code) }
 }
 
+/// The child's side of the report pipe.
+struct Reporter {
+    fd: RawFd,
+    next_report_ns: u64,
+    next_cow_read_ns: u64,
+    cow_bytes: u64,
+    cow_measured_ns: u64,
+}
+
+impl Reporter {
+    /// Called every few keys: sends a progress report when one is due (the first call,
+    /// then every [`PROGRESS_INTERVAL`]). One clock read when none is.
+    fn progress(&mut self, keys: u64) {
+        let now = monotonic_ns();
+        if now < self.next_report_ns {
+            return;
+        }
+        self.next_report_ns = now + PROGRESS_INTERVAL.as_nanos() as u64;
+        if now >= self.next_cow_read_ns {
+            self.measure(now);
+        }
+        // Non-blocking: with the pipe full (a parent not reading) this report is dropped,
+        // which costs nothing but freshness.
+        self.send(&Report {
+            done: false,
+            keys,
+            cow_bytes: self.cow_bytes,
+            cow_measured_ns: self.cow_measured_ns,
+            bytes: 0,
+        });
+    }
+
+    /// The final report, with a fresh Private_Dirty. Blocking, so it is never dropped:
+    /// the parent drains the pipe on every tick.
+    fn finish(&mut self, keys: u64, bytes: u64) {
+        self.measure(monotonic_ns());
+        // SAFETY: fcntl on our own descriptor; clears O_NONBLOCK on the write end only
+        // (the parent's read end is a separate open file description).
+        unsafe { libc::fcntl(self.fd, libc::F_SETFL, 0) };
+        self.send(&Report {
+            done: true,
+            keys,
+            cow_bytes: self.cow_bytes,
+            cow_measured_ns: self.cow_measured_ns,
+            bytes,
+        });
+    }
+
+    fn measure(&mut self, now: u64) {
+        self.cow_bytes = private_dirty_bytes();
+        let after = monotonic_ns();
+        self.cow_measured_ns = after;
+        let cost = after.saturating_sub(now);
+        self.next_cow_read_ns =
+            after + (PROGRESS_INTERVAL.as_nanos() as u64).max(cost * COW_READ_DUTY_CYCLE);
+    }
+
+    fn send(&self, r: &Report) {
+        let buf = r.encode();
+        loop {
+            // SAFETY: writes from a valid buffer to our pipe.
+            let n = unsafe { libc::write(self.fd, buf.as_ptr().cast(), buf.len()) };
+            if n >= 0 || io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+                return;
+            }
+        }
+    }
+}
+
 /// Private dirty memory of this process (`/proc/self/smaps_rollup`): in a fork child,
-/// the pages copied because one side wrote them (Redis's `rdb_last_cow_size`).
+/// the pages copied because one side wrote them (Redis's `zmalloc_get_private_dirty`).
+/// Reads into a stack buffer: the child does not allocate for it.
 fn private_dirty_bytes() -> u64 {
-    let Ok(text) = std::fs::read_to_string("/proc/self/smaps_rollup") else {
+    let mut buf = [0u8; SMAPS_ROLLUP_MAX_BYTES];
+    // SAFETY: opens a NUL-terminated path; reads into a valid buffer of the given length;
+    // closes the descriptor it opened.
+    let n = unsafe {
+        let fd = libc::open(
+            c"/proc/self/smaps_rollup".as_ptr(),
+            libc::O_RDONLY | libc::O_CLOEXEC,
+        );
+        if fd < 0 {
+            return 0;
+        }
+        let n = libc::read(fd, buf.as_mut_ptr().cast(), buf.len());
+        libc::close(fd);
+        n
+    };
+    let Ok(n) = usize::try_from(n) else {
         return 0;
     };
-    text.lines()
-        .filter(|l| l.starts_with("Private_Dirty:"))
-        .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+    private_dirty_of(&buf[..n])
+}
+
+/// The `Private_Dirty:` total of an smaps text, in bytes.
+fn private_dirty_of(text: &[u8]) -> u64 {
+    text.split(|&b| b == b'\n')
+        .filter_map(|l| l.strip_prefix(b"Private_Dirty:"))
+        .filter_map(|rest| {
+            std::str::from_utf8(rest)
+                .ok()?
+                .split_whitespace()
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
         .sum::<u64>()
         * 1024
 }
 
-/// Reads the child's report (bytes written, copy-on-write bytes) once it has exited.
-pub fn read_report(fd: RawFd) -> Option<(u64, u64)> {
-    let mut buf = [0u8; CHILD_REPORT_BYTES];
-    // SAFETY: reads into a valid buffer of the given length.
-    let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
-    (n == CHILD_REPORT_BYTES as isize).then(|| {
-        (
-            u64::from_le_bytes(buf[..8].try_into().expect("8 bytes")),
-            u64::from_le_bytes(buf[8..].try_into().expect("8 bytes")),
-        )
-    })
+/// The parent's side of the report pipe: non-blocking reads of whole reports.
+#[derive(Debug)]
+pub struct ReportPipe {
+    fd: RawFd,
+    partial: [u8; REPORT_BYTES],
+    partial_len: usize,
+}
+
+impl ReportPipe {
+    /// Takes ownership of the (non-blocking) read end `fd`.
+    pub fn new(fd: RawFd) -> Self {
+        Self {
+            fd,
+            partial: [0; REPORT_BYTES],
+            partial_len: 0,
+        }
+    }
+
+    /// Hands every report waiting in the pipe to `f`, oldest first. Never blocks.
+    pub fn drain(&mut self, mut f: impl FnMut(Report)) {
+        let mut buf = [0u8; REPORT_BYTES * REPORTS_PER_READ];
+        loop {
+            let start = self.partial_len;
+            buf[..start].copy_from_slice(&self.partial[..start]);
+            // SAFETY: reads into the valid tail of `buf`.
+            let n =
+                unsafe { libc::read(self.fd, buf[start..].as_mut_ptr().cast(), buf.len() - start) };
+            let Ok(n) = usize::try_from(n) else {
+                // EAGAIN (nothing more), EINTR (next tick) or a real error: stop here.
+                return;
+            };
+            if n == 0 {
+                return;
+            }
+            let have = start + n;
+            let whole = have - have % REPORT_BYTES;
+            for r in buf[..whole].chunks_exact(REPORT_BYTES) {
+                if let Some(r) = Report::decode(r) {
+                    f(r);
+                }
+            }
+            self.partial_len = have - whole;
+            self.partial[..self.partial_len].copy_from_slice(&buf[whole..have]);
+            if have < buf.len() {
+                return;
+            }
+        }
+    }
+
+    /// Closes the pipe.
+    pub fn close(self) {
+        close(self.fd);
+    }
 }
 
 /// A pidfd for `pid`: readable when the process exits.
@@ -160,4 +381,73 @@ pub fn kill(pid: i32, sig: i32) {
 pub fn close(fd: RawFd) {
     // SAFETY: the caller owns `fd` and does not use it again.
     unsafe { libc::close(fd) };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(keys: u64, done: bool) -> Report {
+        Report {
+            done,
+            keys,
+            cow_bytes: keys * 4096,
+            cow_measured_ns: keys + 7,
+            bytes: if done { 1 << 40 } else { 0 },
+        }
+    }
+
+    #[test]
+    fn reports_round_trip_and_reject_unknown_kinds() {
+        for r in [report(0, false), report(u64::MAX, false), report(42, true)] {
+            assert_eq!(Report::decode(&r.encode()), Some(r));
+        }
+        assert_eq!(Report::decode(&[0u8; REPORT_BYTES]), None);
+    }
+
+    #[test]
+    fn private_dirty_sums_the_lines_in_bytes() {
+        let text = b"55d0-7ffd ---p 00000000 00:00 0 [rollup]\nRss: 9000 kB\n\
+            Private_Clean: 12 kB\nPrivate_Dirty:      1536 kB\nSwap: 0 kB\n";
+        assert_eq!(private_dirty_of(text), 1536 * 1024);
+        assert_eq!(private_dirty_of(b""), 0);
+        assert!(private_dirty_bytes() > 0, "this process has dirty pages");
+    }
+
+    #[test]
+    fn the_pipe_yields_whole_reports_across_partial_reads() {
+        let mut fds = [0; 2];
+        // SAFETY: `fds` is a valid array of two descriptors for pipe2 to fill.
+        assert_eq!(
+            unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) },
+            0
+        );
+        let write = |bytes: &[u8]| {
+            // SAFETY: writes from a valid buffer to our own pipe.
+            let n = unsafe { libc::write(fds[1], bytes.as_ptr().cast(), bytes.len()) };
+            assert_eq!(n, bytes.len() as isize);
+        };
+        let mut pipe = ReportPipe::new(fds[0]);
+        let mut got = Vec::new();
+        pipe.drain(|r| got.push(r));
+        assert!(got.is_empty(), "an empty pipe does not block");
+        // More reports than one read takes, then one split in two.
+        let sent: Vec<Report> = (0..REPORTS_PER_READ as u64 + 3)
+            .map(|k| report(k, false))
+            .collect();
+        for r in &sent {
+            write(&r.encode());
+        }
+        let last = report(99, true).encode();
+        write(&last[..13]);
+        pipe.drain(|r| got.push(r));
+        assert_eq!(got, sent);
+        write(&last[13..]);
+        pipe.drain(|r| got.push(r));
+        assert_eq!(got.last(), Some(&report(99, true)));
+        assert_eq!(got.len(), sent.len() + 1);
+        close(fds[1]);
+        pipe.drain(|r| got.push(r));
+        pipe.close();
+    }
 }

@@ -93,6 +93,92 @@ pub struct Running {
     pub keys_total: u64,
     /// The forkless save's shared state (its cancel flag, writer and finisher).
     pub cow: Option<Arc<CowShared>>,
+    /// The fork child's reports so far.
+    pub child_progress: ChildProgress,
+}
+
+/// What a fork child reported so far (see [`fork::Report`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ChildProgress {
+    /// Keys serialized, as of the last report.
+    pub keys: u64,
+    /// The child's Private_Dirty in the last report.
+    pub cow_bytes: u64,
+    /// The largest Private_Dirty reported.
+    pub cow_peak_bytes: u64,
+    /// `CLOCK_MONOTONIC` nanoseconds when `cow_bytes` was measured; 0 before any report.
+    pub cow_measured_ns: u64,
+}
+
+impl ChildProgress {
+    fn add(&mut self, r: &fork::Report) {
+        self.keys = r.keys;
+        self.cow_bytes = r.cow_bytes;
+        self.cow_peak_bytes = self.cow_peak_bytes.max(r.cow_bytes);
+        self.cow_measured_ns = r.cow_measured_ns;
+    }
+}
+
+/// INFO's `current_*` figures of a background save in flight.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SaveProgress {
+    pub keys_processed: u64,
+    pub keys_total: u64,
+    /// Fork: the child's Private_Dirty as last reported. Forkless: `used_memory` above
+    /// its level at the cut, now.
+    pub cow_bytes: u64,
+    pub cow_peak_bytes: u64,
+    /// Seconds since `cow_bytes` was measured (forkless: always 0).
+    pub cow_age_s: u64,
+}
+
+impl SaveProgress {
+    /// `current_fork_perc`: keys processed as a percentage of the keys at the cut.
+    pub fn percent(&self) -> f64 {
+        if self.keys_total == 0 {
+            0.0
+        } else {
+            self.keys_processed as f64 / self.keys_total as f64 * 100.0
+        }
+    }
+}
+
+impl Running {
+    /// Progress as of now. Forkless: the shards' shared key count and the memory the cut
+    /// holds now (which also raises the recorded peak). Fork: the child's last report,
+    /// read from its pipe on its shard's ticks.
+    pub fn progress(&self) -> SaveProgress {
+        if let Some(cow) = &self.cow {
+            // Acquire pairs with the shards' Release additions, each made after that
+            // shard stored the total: a count read here never exceeds the total read next.
+            let keys_processed = cow.keys_done.load(Ordering::Acquire);
+            let keys_total = cow.keys_total.load(Ordering::Relaxed);
+            let extra = (crate::alloc::used_memory() as u64).saturating_sub(cow.memory_at_start);
+            let peak = cow
+                .peak_extra
+                .fetch_max(extra, Ordering::Relaxed)
+                .max(extra);
+            return SaveProgress {
+                keys_processed,
+                keys_total,
+                cow_bytes: extra,
+                cow_peak_bytes: peak,
+                cow_age_s: 0,
+            };
+        }
+        let p = &self.child_progress;
+        SaveProgress {
+            keys_processed: p.keys,
+            keys_total: self.keys_total,
+            cow_bytes: p.cow_bytes,
+            cow_peak_bytes: p.cow_peak_bytes,
+            cow_age_s: if p.cow_measured_ns == 0 {
+                0
+            } else {
+                percore_net::sys::monotonic_ns().saturating_sub(p.cow_measured_ns) / 1_000_000_000
+            },
+        }
+    }
 }
 
 /// Persistence state for INFO, LASTSAVE and the save logic (in [`ServerShared`]).
@@ -232,6 +318,10 @@ pub struct CowShared {
     memory_at_start: u64,
     peak_extra: AtomicU64,
     changes_at_cut: Vec<AtomicU64>,
+    /// Keys serialized by all shards: one addition per slice.
+    keys_done: AtomicU64,
+    /// Keys at the cut: stored by every shard (the same value) before it serializes.
+    keys_total: AtomicU64,
 }
 
 impl std::fmt::Debug for CowShared {
@@ -261,7 +351,11 @@ struct CowPart {
 struct Child {
     pid: i32,
     pidfd: RawFd,
-    report: RawFd,
+    report: fork::ReportPipe,
+    /// The reports read so far.
+    progress: ChildProgress,
+    /// The final report, once read.
+    done: Option<fork::Report>,
     id: u64,
     changes_at_cut: Vec<u64>,
     started: Instant,
@@ -462,6 +556,7 @@ fn start(data: &mut ShardData, io: &mut Io<Msg, ()>, req: Request, replies: &mut
                     pid: None,
                     keys_total: 0,
                     cow: None,
+                    child_progress: ChildProgress::default(),
                 });
                 match method {
                     Method::Fork => Kind::Fork,
@@ -555,6 +650,8 @@ fn open_cow(data: &ShardData) -> std::io::Result<Arc<CowShared>> {
         memory_at_start: crate::alloc::used_memory() as u64,
         peak_extra: AtomicU64::new(0),
         changes_at_cut: (0..data.shards).map(|_| AtomicU64::new(0)).collect(),
+        keys_done: AtomicU64::new(0),
+        keys_total: AtomicU64::new(0),
     }))
 }
 
@@ -587,6 +684,11 @@ fn participate(
         Kind::Forkless => {
             let cow = session.cow.as_ref().expect("forkless session has a writer");
             cow.changes_at_cut[id].store(changes, Ordering::Relaxed);
+            // Every shard added its count before the barrier opened.
+            cow.keys_total.store(
+                session.keys_at_cut.load(Ordering::Relaxed),
+                Ordering::Relaxed,
+            );
             data.keyspace.begin_cut();
             let writer = cow
                 .writer
@@ -715,6 +817,8 @@ fn coordinate(
                         pid,
                         pidfd,
                         report,
+                        progress: ChildProgress::default(),
+                        done: None,
                         id,
                         changes_at_cut: at_cut,
                         started: Instant::now(),
@@ -869,11 +973,19 @@ fn coordinate(
 fn sync_save(data: &ShardData, keyspaces: &[&Keyspace], params: &SaveParams) -> Result<(), ()> {
     let temp = temp_file_name(u64::from(std::process::id()));
     let started = Instant::now();
-    let result = write::write_keyspaces(keyspaces, &data.cfg.dir, &temp, params, data.now_ms)
-        .and_then(|stats| {
-            install_snapshot(&data.cfg.dir, &temp, &data.cfg.dbfilename)?;
-            Ok(stats)
-        });
+    // SAVE blocks every client: nobody can watch its progress.
+    let result = write::write_keyspaces(
+        keyspaces,
+        &data.cfg.dir,
+        &temp,
+        params,
+        data.now_ms,
+        &mut |_| {},
+    )
+    .and_then(|stats| {
+        install_snapshot(&data.cfg.dir, &temp, &data.cfg.dbfilename)?;
+        Ok(stats)
+    });
     let mut st = data.shared.persist.lock().expect("persist lock");
     st.saves += 1;
     match result {
@@ -946,7 +1058,8 @@ fn cow_step(data: &mut ShardData, io: &mut Io<Msg, ()>) {
                     part.chunk.clear();
                 }
             }
-            match cut_slice(
+            let keys_before = part.keys;
+            let sliced = cut_slice(
                 &mut data.keyspace,
                 &mut part.enc,
                 &mut part.chunk,
@@ -954,7 +1067,14 @@ fn cow_step(data: &mut ShardData, io: &mut Io<Msg, ()>) {
                 budget,
                 &mut part.keys,
                 percore_net::sys::monotonic_ns() + COW_SLICE_TIME.as_nanos() as u64,
-            ) {
+            );
+            if part.keys > keys_before {
+                // Release: after this shard stored `keys_total` (see `Running::progress`).
+                part.shared
+                    .keys_done
+                    .fetch_add(part.keys - keys_before, Ordering::Release);
+            }
+            match sliced {
                 Ok(done) => part.cut_done = done,
                 Err(e) => {
                     data.shared.warning(&format!("Forkless save failed: {e}"));
@@ -1053,7 +1173,7 @@ fn cancel_own_parts(data: &mut ShardData) {
         if child.pidfd >= 0 {
             fork::close(child.pidfd);
         }
-        fork::close(child.report);
+        child.report.close();
         data.shared
             .notice(&format!("Killed running RDB child: {}", child.pid));
     }
@@ -1267,12 +1387,15 @@ pub fn child_event(data: &mut ShardData) {
         Ok(e) => e,
         Err(_) => fork::ChildExit::Code(-1),
     };
+    // The child has exited: everything it wrote is in the pipe.
+    read_child_reports(data);
     let child = data.snap.child.take().expect("child present");
     if child.pidfd >= 0 {
         fork::close(child.pidfd);
     }
-    let report = fork::read_report(child.report);
-    fork::close(child.report);
+    let report = child.done;
+    let cow_peak = child.progress.cow_peak_bytes;
+    child.report.close();
     // The pid is reaped: a cancel must not signal it (it may be reused).
     if let Some(r) = data
         .shared
@@ -1287,7 +1410,9 @@ pub fn child_event(data: &mut ShardData) {
     }
     let secs = child.started.elapsed().as_secs_f64().max(1e-9);
     let result = match (exit, report) {
-        (fork::ChildExit::Code(0), Some((bytes, _))) => Ok((bytes, (bytes as f64 / secs) as u64)),
+        (fork::ChildExit::Code(0), Some(fork::Report { bytes, .. })) => {
+            Ok((bytes, (bytes as f64 / secs) as u64))
+        }
         (fork::ChildExit::Code(0), None) => Ok((0, 0)),
         _ => {
             data.shared.warning(&format!(
@@ -1306,8 +1431,9 @@ pub fn child_event(data: &mut ShardData) {
         result,
         // SIGUSR1 is how percore (and Redis) cancels: it leaves the status alone.
         cancelled: exit == fork::ChildExit::Signal(libc::SIGUSR1),
-        cow_size: report.map(|(_, cow)| cow),
-        peak_extra: report.map_or(0, |(_, cow)| cow),
+        // As Redis's `rdb_last_cow_size`: the peak over the child's reports.
+        cow_size: report.map(|_| cow_peak),
+        peak_extra: cow_peak,
         changes_at_cut: child.changes_at_cut.clone(),
     };
     let shared = Arc::clone(&data.shared);
@@ -1326,9 +1452,42 @@ fn wait_child(pid: i32) -> std::io::Result<fork::ChildExit> {
     }
 }
 
-/// Once per tick (any shard): checks on a child without a pidfd; on shard 0, runs save
-/// points.
+/// Reads the fork child's reports waiting in its pipe (never blocks) and publishes the
+/// latest for INFO.
+fn read_child_reports(data: &mut ShardData) {
+    let Some(child) = data.snap.child.as_mut() else {
+        return;
+    };
+    let mut fresh = false;
+    let Child {
+        report,
+        progress,
+        done,
+        ..
+    } = child;
+    report.drain(|r| {
+        progress.add(&r);
+        if r.done {
+            *done = Some(r);
+        }
+        fresh = true;
+    });
+    if !fresh {
+        return;
+    }
+    let (id, progress) = (child.id, child.progress);
+    let mut st = data.shared.persist.lock().expect("persist lock");
+    if let Some(r) = st.running.as_mut()
+        && r.id == id
+    {
+        r.child_progress = progress;
+    }
+}
+
+/// Once per tick (any shard): reads a fork child's reports and checks on a child without
+/// a pidfd; on shard 0, runs save points.
 pub fn on_tick(data: &mut ShardData) {
+    read_child_reports(data);
     if data.snap.child.as_ref().is_some_and(|c| c.pidfd < 0) {
         child_event(data);
     }

@@ -17,6 +17,9 @@ pub const SERIALIZE_CHUNK_BYTES: usize = 256 * 1024;
 /// Keys serialized between two looks at the clock in a forkless slice.
 pub const CUT_STEP_KEYS: usize = 64;
 
+/// Keys [`write_keyspaces`] serializes between two calls of its progress callback.
+pub const PROGRESS_STEP_KEYS: u64 = 64;
+
 /// What a save is told besides the data.
 #[derive(Clone, Debug)]
 pub struct SaveParams {
@@ -45,16 +48,18 @@ pub fn write_header(out: &mut Vec<u8>, now_ms: i64) {
 
 /// Writes every key of `keyspaces` (one per shard) into `dir/temp_name` as one RDB file:
 /// per database a SELECTDB and RESIZEDB with the totals over all shards, then the keys.
-/// On error the temp file is removed.
+/// Calls `progress` with the keys serialized so far after the first key and then every
+/// [`PROGRESS_STEP_KEYS`] keys. On error the temp file is removed.
 pub fn write_keyspaces(
     keyspaces: &[&Keyspace],
     dir: &Path,
     temp_name: &str,
     params: &SaveParams,
     now_ms: i64,
+    progress: &mut dyn FnMut(u64),
 ) -> io::Result<FileStats> {
     let mut file = SnapshotFile::create(dir, temp_name, &params.write)?;
-    match fill(&mut file, keyspaces, params, now_ms) {
+    match fill(&mut file, keyspaces, params, now_ms, progress) {
         Ok(()) => file.finish(),
         Err(e) => {
             file.abort();
@@ -68,8 +73,10 @@ fn fill(
     keyspaces: &[&Keyspace],
     params: &SaveParams,
     now_ms: i64,
+    progress: &mut dyn FnMut(u64),
 ) -> io::Result<()> {
     let mut crc = Crc64::new();
+    let mut written = 0u64;
     let mut out = Vec::with_capacity(SERIALIZE_CHUNK_BYTES + 4096);
     let mut enc = Encoder::new(params.compress);
     write_header(&mut out, now_ms);
@@ -84,6 +91,10 @@ fn fill(
         rdb::write_resize_db(&mut out, keys as u64, expires as u64);
         let mut emit = |enc: &mut Encoder, out: &mut Vec<u8>, key: &[u8], entry: &Entry| {
             write_entry(enc, out, key, entry)?;
+            written += 1;
+            if written % PROGRESS_STEP_KEYS == 1 {
+                progress(written);
+            }
             if params.key_delay_us > 0 {
                 std::thread::sleep(Duration::from_micros(params.key_delay_us));
             }

@@ -314,18 +314,21 @@ fn global_sections(ctx: &Ctx, argv: &[Vec<u8>], s: &mut String) {
             .map(|r| r.method)
             .or(st.last_method)
             .unwrap_or(cfg.default_bgsave_method);
+        // All 0 with no save in flight, as Redis's.
+        let progress = st
+            .running
+            .as_ref()
+            .map(crate::snapshot::Running::progress)
+            .unwrap_or_default();
         for l in [
             "loading:0".to_string(),
             "async_loading:0".into(),
-            "current_cow_peak:0".into(),
-            "current_cow_size:0".into(),
-            "current_cow_size_age:0".into(),
-            "current_fork_perc:0.00".into(),
-            "current_save_keys_processed:0".into(),
-            format!(
-                "current_save_keys_total:{}",
-                st.running.as_ref().map_or(0, |r| r.keys_total)
-            ),
+            format!("current_cow_peak:{}", progress.cow_peak_bytes),
+            format!("current_cow_size:{}", progress.cow_bytes),
+            format!("current_cow_size_age:{}", progress.cow_age_s),
+            format!("current_fork_perc:{:.2}", progress.percent()),
+            format!("current_save_keys_processed:{}", progress.keys_processed),
+            format!("current_save_keys_total:{}", progress.keys_total),
             format!(
                 "rdb_changes_since_last_save:{}",
                 crate::snapshot::changes_since_save(shared)
