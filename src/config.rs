@@ -171,6 +171,10 @@ pub struct Config {
     pub default_bgsave_method: crate::snapshot::Method,
     /// `rdb-key-save-delay`: microseconds to pause per key while saving (tests), as Redis.
     pub rdb_key_save_delay_us: u64,
+    /// `forkless-max-copy-memory`: bytes of table entries a forkless save may hold copied
+    /// aside (written before the serializer reached them) before the shards throttle; 0:
+    /// [`crate::snapshot::FORKLESS_AUTO_COPY_PERCENT`] % of `used_memory` at the cut.
+    pub forkless_max_copy_memory_bytes: u64,
     /// `maxclients`: maximum connected clients.
     pub maxclients: u32,
     /// `timeout`: close idle clients after this many seconds; 0 never.
@@ -271,6 +275,7 @@ impl Default for Config {
             rdbchecksum: true,
             default_bgsave_method: crate::snapshot::Method::Forkless,
             rdb_key_save_delay_us: 0,
+            forkless_max_copy_memory_bytes: 0,
             maxclients: 10000,
             timeout_secs: 0,
             tcp_keepalive_secs: 300,
@@ -1135,6 +1140,17 @@ static OPTIONS: &[ConfigOption] = &[
         file_form: FileForm::Plain,
     },
     ConfigOption {
+        name: "forkless-max-copy-memory",
+        settable: Settable::Runtime,
+        multi_arg: false,
+        set: |c, a, _| {
+            c.forkless_max_copy_memory_bytes = parse_memory_bounded(&a[0], 0, u64::MAX)?;
+            Ok(())
+        },
+        get: |c| c.forkless_max_copy_memory_bytes.to_string(),
+        file_form: FileForm::Memory,
+    },
+    ConfigOption {
         name: "maxclients",
         settable: Settable::Runtime,
         multi_arg: false,
@@ -1575,6 +1591,7 @@ mod tests {
             ("rdbchecksum", "yes"),
             ("default-bgsave-method", "forkless"),
             ("rdb-key-save-delay", "0"),
+            ("forkless-max-copy-memory", "0"),
             ("maxclients", "10000"),
             ("timeout", "0"),
             ("tcp-keepalive", "300"),
@@ -1873,6 +1890,7 @@ mod tests {
         assert_eq!(
             names("*max*"),
             [
+                "forkless-max-copy-memory",
                 "maxclients",
                 "proto-max-bulk-len",
                 "slowlog-max-len",

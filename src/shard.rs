@@ -591,6 +591,7 @@ fn check_output_limits(data: &ShardData, client: &mut Client, conn: &mut Conn<()
 /// Runs a handler and counts it.
 #[inline]
 fn run_handler(ctx: &mut Ctx, h: Handler, argv: &[&[u8]], out: &mut Vec<u8>) {
+    crate::snapshot::throttle_before_command(ctx.shard);
     let proto = ctx.proto;
     let mut w = ReplyWriter { out, proto };
     h(ctx, argv, &mut w);

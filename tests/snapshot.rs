@@ -744,3 +744,78 @@ fn info_reports_the_progress_of_a_running_save() {
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
+
+/// `forkless-max-copy-memory`: when writes copy entries aside faster than the save takes
+/// them, the shards throttle, so the copies stay within the limit (plus one page), and
+/// the file is still the dataset as of the cut. The same run without a limit copies far
+/// more, which shows the limit is what bounds it.
+#[test]
+fn forkless_copies_stay_within_the_copy_limit() {
+    const KEYS: usize = 20_000;
+    const SHARDS: usize = 2;
+    // The smallest limit: each shard's floor of 1024 entries, plus the page of 16 that
+    // the last write copied.
+    const MAX_PEAK: u64 = (SHARDS * (1024 + 16)) as u64;
+    let dir = scratch_dir("snap-copy-limit");
+    let s = Server::percore(&["--threads", "2", "--save", "", "--dir", dir_arg(&dir)]);
+    let mut c = s.conn();
+    let overwrite_all = |c: &mut Conn, tag: &str| {
+        for batch in (0..KEYS).collect::<Vec<_>>().chunks(1000) {
+            for &i in batch {
+                c.send_cmd(&["SET".to_owned(), format!("key:{i}"), format!("{tag}:{i}")]);
+            }
+            for _ in batch {
+                assert_eq!(c.read_frame(), ok());
+            }
+        }
+    };
+    let run = |c: &mut Conn, limit: &str, tag: &str| -> (u64, u64) {
+        assert_eq!(c.cmd(&["FLUSHALL"]), ok());
+        assert_eq!(c.cmd(&["DEBUG", "POPULATE", &KEYS.to_string()]), ok());
+        assert_eq!(
+            c.cmd(&["CONFIG", "SET", "forkless-max-copy-memory", limit]),
+            ok()
+        );
+        start_slow_bgsave(c, "forkless", 100);
+        overwrite_all(c, tag);
+        wait_bgsave_done(c);
+        assert_eq!(info_field(c, "persistence", "rdb_last_bgsave_status"), "ok");
+        let field = |c: &mut Conn, f: &str| -> u64 {
+            info_field(c, "persistence", f).parse().expect("a number")
+        };
+        (
+            field(c, "rdb_last_forkless_copies_peak"),
+            field(c, "rdb_last_forkless_throttle_usec"),
+        )
+    };
+    let (peak, throttled_us) = run(&mut c, "1", "limited");
+    assert!(
+        peak <= MAX_PEAK,
+        "copies peaked at {peak} entries over a limit of {MAX_PEAK}"
+    );
+    assert!(throttled_us > 0, "the shards never throttled");
+    // The file is the cut: every key still has its value from before the overwrites.
+    let check = Server::percore(&["--dir", dir_arg(&dir)]);
+    let mut cc = check.conn();
+    for i in (0..KEYS).step_by(97) {
+        assert_eq!(
+            cc.cmd(&["GET", &format!("key:{i}")]),
+            bulk(format!("value:{i}")),
+            "key:{i}"
+        );
+    }
+    assert_eq!(cc.cmd(&["DBSIZE"]), Frame::Int(KEYS as i64));
+    drop(cc);
+    drop(check);
+    // No limit to speak of (the automatic one is at least 4 MiB): no throttling, and the
+    // same overwrites copy many more entries.
+    let (peak, throttled_us) = run(&mut c, "0", "free");
+    assert_eq!(throttled_us, 0);
+    assert!(
+        peak > MAX_PEAK,
+        "without a limit the copies peaked at only {peak}: the test proves nothing"
+    );
+    drop(c);
+    drop(s);
+    let _ = std::fs::remove_dir_all(&dir);
+}

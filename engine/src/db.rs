@@ -614,6 +614,11 @@ impl Db {
         self.main.cut_step(budget, f)
     }
 
+    /// Hands up to `budget` entries that writes copied aside to `f`; returns how many.
+    pub fn cut_step_copies(&mut self, budget: usize, f: impl FnMut(&[u8], &Entry)) -> usize {
+        self.main.cut_step_copies(budget, f)
+    }
+
     /// Ends or abandons the cut, releasing what it held.
     pub fn end_cut(&mut self) -> Option<CutStats> {
         self.cut_slot_counts = None;
@@ -624,6 +629,12 @@ impl Db {
     #[must_use]
     pub fn cut_stats(&self) -> Option<CutStats> {
         self.main.cut_stats()
+    }
+
+    /// Entries of the cut copied aside by writes and not yet serialized.
+    #[must_use]
+    pub fn cut_pending_copies(&self) -> usize {
+        self.main.cut_pending_copies()
     }
 
     /// Redis's active expiry cycle for this database: rounds of up to

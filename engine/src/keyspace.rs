@@ -104,14 +104,25 @@ impl Keyspace {
     }
 
     /// Hands up to about `budget` entries per database of the cut to
-    /// `f(database number at the cut, key, entry)`, one database after the other; true
-    /// when the whole cut has been handed out.
+    /// `f(database number at the cut, key, entry)`: first the entries writes copied aside
+    /// in any database (so the copies' memory goes first), then one database after the
+    /// other; true when the whole cut has been handed out.
     pub fn cut_step(&mut self, budget: usize, mut f: impl FnMut(usize, &[u8], &Entry)) -> bool {
+        let mut left = budget;
         for db in &mut self.dbs {
             let Some(index) = db.cut_index() else {
                 continue;
             };
-            if !db.cut_step(budget, |k, e| f(index, k, e)) {
+            left -= db.cut_step_copies(left, |k, e| f(index, k, e));
+        }
+        if left == 0 && budget > 0 {
+            return false;
+        }
+        for db in &mut self.dbs {
+            let Some(index) = db.cut_index() else {
+                continue;
+            };
+            if !db.cut_step(left, |k, e| f(index, k, e)) {
                 return false;
             }
         }
@@ -149,6 +160,13 @@ impl Keyspace {
             sum += s;
         }
         sum
+    }
+
+    /// Entries of the cut copied aside by writes and not yet serialized, in all databases:
+    /// the copy-on-write memory a forkless save holds right now.
+    #[must_use]
+    pub fn cut_pending_copies(&self) -> usize {
+        self.dbs.iter().map(Db::cut_pending_copies).sum()
     }
 
     /// Changes made to all databases (Redis's `dirty`, before any save's baseline).

@@ -812,21 +812,10 @@ impl<V> Table<V> {
     /// the next pages in arena order. Returns true when every entry of the cut has been
     /// handed out (or no cut is in progress). Skipped pages count one unit of budget.
     pub fn cut_step(&mut self, budget: usize, mut f: impl FnMut(&[u8], &V)) -> bool {
+        let mut spent = self.cut_step_copies(budget, &mut f);
         let Some(cut) = self.cut.as_deref_mut() else {
             return true;
         };
-        let mut spent = 0;
-        while spent < budget {
-            let Some((k, v)) = cut.copied.pop() else {
-                break;
-            };
-            f(&k, &v);
-            spent += 1;
-            cut.stats.entries_emitted += 1;
-        }
-        if cut.copied.is_empty() && cut.copied.capacity() > SNAPSHOT_PAGE_ENTRIES * 64 {
-            cut.copied = Vec::new();
-        }
         while spent < budget && cut.cursor < cut.pages {
             let page = cut.cursor;
             cut.cursor += 1;
@@ -847,6 +836,27 @@ impl<V> Table<V> {
             cut.frozen = Vec::new();
         }
         cut.copied.is_empty() && cut.cursor >= cut.pages
+    }
+
+    /// Hands up to `budget` of the entries copied aside by writes to `f` (the first part
+    /// of [`Table::cut_step`]); returns how many.
+    pub fn cut_step_copies(&mut self, budget: usize, mut f: impl FnMut(&[u8], &V)) -> usize {
+        let Some(cut) = self.cut.as_deref_mut() else {
+            return 0;
+        };
+        let mut spent = 0;
+        while spent < budget {
+            let Some((k, v)) = cut.copied.pop() else {
+                break;
+            };
+            f(&k, &v);
+            spent += 1;
+            cut.stats.entries_emitted += 1;
+        }
+        if cut.copied.is_empty() && cut.copied.capacity() > SNAPSHOT_PAGE_ENTRIES * 64 {
+            cut.copied = Vec::new();
+        }
+        spent
     }
 
     /// Entries copied by writes and not yet handed to the serializer.

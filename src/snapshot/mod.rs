@@ -56,6 +56,20 @@ pub const COW_PENDING_CHUNKS: usize = 2;
 pub const COW_WRITER_FULL_RETRY: Duration = Duration::from_millis(1);
 /// Tag of the fork child's pidfd watch on the coordinator's ring.
 pub const WATCH_TAG_CHILD: u32 = 1;
+/// `forkless-max-copy-memory 0`: a forkless save may hold this percentage of
+/// `used_memory` at the cut in entries that writes copied aside...
+pub const FORKLESS_AUTO_COPY_PERCENT: u64 = 10;
+/// ...but never less than this.
+pub const FORKLESS_MIN_AUTO_COPY_MEMORY_BYTES: u64 = 4 << 20;
+/// A shard's copy limit is never below this many entries (64 pages).
+pub const COW_MIN_COPY_LIMIT_ENTRIES: usize = 1024;
+/// Bytes per entry assumed when sizing the copy limit, at least (key, value, table slot).
+const COW_MIN_ENTRY_BYTES: u64 = 64;
+/// Longest a shard over its copy limit blocks its loop in one iteration to serialize the
+/// copies, so that barriers and cross-shard mail still get through.
+pub const COW_THROTTLE_MAX_BLOCK: Duration = Duration::from_millis(10);
+/// How long a throttled shard sleeps while the writer's queue is full.
+const COW_THROTTLE_POLL: Duration = Duration::from_micros(100);
 
 /// `default-bgsave-method`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -195,6 +209,10 @@ pub struct Status {
     pub last_bytes: u64,
     pub last_write_bytes_per_s: u64,
     pub last_peak_extra_bytes: u64,
+    /// The last forkless save: most entries copied aside at one time (summed over
+    /// shards), and the time shards spent throttled by `forkless-max-copy-memory`.
+    pub last_forkless_copies_peak: u64,
+    pub last_forkless_throttle_us: u64,
     pub last_cow_size: u64,
     /// Longest time a shard stood at the barrier of the last snapshot.
     pub last_barrier_us: u64,
@@ -217,6 +235,8 @@ impl Default for Status {
             last_bytes: 0,
             last_write_bytes_per_s: 0,
             last_peak_extra_bytes: 0,
+            last_forkless_copies_peak: 0,
+            last_forkless_throttle_us: 0,
             last_cow_size: 0,
             last_barrier_us: 0,
             last_load_keys_loaded: 0,
@@ -322,6 +342,12 @@ pub struct CowShared {
     keys_done: AtomicU64,
     /// Keys at the cut: stored by every shard (the same value) before it serializes.
     keys_total: AtomicU64,
+    /// `forkless-max-copy-memory` for this save, resolved (0 became the automatic limit).
+    copy_limit_bytes: u64,
+    /// Time shards spent blocked serializing copies over the limit, summed.
+    throttled_ns: AtomicU64,
+    /// Sum over shards of each one's most entries copied aside at one time.
+    copies_peak: AtomicU64,
 }
 
 impl std::fmt::Debug for CowShared {
@@ -345,6 +371,9 @@ struct CowPart {
     cut_done: bool,
     /// This shard finished last: the EOF is in `pending`, then the file gets finished.
     last: bool,
+    /// Entries copied aside by writes above which this shard throttles (see
+    /// [`throttle_copies`]).
+    copy_limit_entries: usize,
 }
 
 /// A fork child being watched by its coordinator.
@@ -627,6 +656,7 @@ fn open_cow(data: &ShardData) -> std::io::Result<Arc<CowShared>> {
         .map_or(0, |r| r.id);
     // Unique per save (pid and save id), so a cancelled writer winding down in the
     // background can never unlink a later save's file.
+    let memory_at_start = crate::alloc::used_memory() as u64;
     let temp_name = temp_file_name((u64::from(std::process::id()) << 32) | (id & 0xffff_ffff));
     let file = SnapshotFile::create(&data.cfg.dir, &temp_name, &params.write)?;
     let writer = Arc::new(ChunkWriter::spawn(file)?);
@@ -647,11 +677,18 @@ fn open_cow(data: &ShardData) -> std::io::Result<Arc<CowShared>> {
         temp_name,
         final_name: data.cfg.dbfilename.clone(),
         started: Instant::now(),
-        memory_at_start: crate::alloc::used_memory() as u64,
+        memory_at_start,
         peak_extra: AtomicU64::new(0),
         changes_at_cut: (0..data.shards).map(|_| AtomicU64::new(0)).collect(),
         keys_done: AtomicU64::new(0),
         keys_total: AtomicU64::new(0),
+        copy_limit_bytes: match data.cfg.forkless_max_copy_memory_bytes {
+            0 => (memory_at_start / 100 * FORKLESS_AUTO_COPY_PERCENT)
+                .max(FORKLESS_MIN_AUTO_COPY_MEMORY_BYTES),
+            n => n,
+        },
+        throttled_ns: AtomicU64::new(0),
+        copies_peak: AtomicU64::new(0),
     }))
 }
 
@@ -690,6 +727,13 @@ fn participate(
                 Ordering::Relaxed,
             );
             data.keyspace.begin_cut();
+            // This shard's share of the copy limit, in entries of the dataset's mean size.
+            let keys = session.keys_at_cut.load(Ordering::Relaxed).max(1);
+            let entry_bytes = (cow.memory_at_start / keys).max(COW_MIN_ENTRY_BYTES);
+            let copy_limit_entries =
+                usize::try_from(cow.copy_limit_bytes / data.shards.max(1) as u64 / entry_bytes)
+                    .unwrap_or(usize::MAX)
+                    .max(COW_MIN_COPY_LIMIT_ENTRIES);
             let writer = cow
                 .writer
                 .lock()
@@ -706,6 +750,7 @@ fn participate(
                 keys: 0,
                 cut_done: false,
                 last: false,
+                copy_limit_entries,
             });
             if id == session.coordinator {
                 let mut st = data.shared.persist.lock().expect("persist lock");
@@ -1015,107 +1060,27 @@ fn sync_save(data: &ShardData, keyspaces: &[&Keyspace], params: &SaveParams) -> 
 /// One slice of this shard's forkless part: serialize, hand chunks to the writer, and
 /// when the part is done, report; the last part sends the EOF and finishes the file.
 fn cow_step(data: &mut ShardData, io: &mut Io<Msg, ()>) {
-    let Some(part) = data.snap.cow.as_mut() else {
-        return;
-    };
-    if part.shared.cancelled.load(Ordering::Acquire) {
-        abandon_cow(data);
+    if !hand_over_chunks(data) {
         return;
     }
-    // Hand over what is waiting.
-    while let Some(chunk) = part.pending.pop_front() {
-        match part.writer.try_send(chunk) {
-            Ok(()) => {}
-            Err(TrySendError::Full(back)) => {
-                part.pending.push_front(back);
-                break;
-            }
-            Err(TrySendError::Closed(_)) => {
-                // The writer failed (I/O error, full disk): the save fails.
-                data.shared
-                    .warning("Forkless save failed: the snapshot writer stopped");
-                part.shared.cancelled.store(true, Ordering::Release);
-                let id = part.shared.id;
-                abandon_cow(data);
-                fail_bgsave(&data.shared, id);
-                return;
-            }
-        }
-    }
+    let part = data.snap.cow.as_mut().expect("part present");
     if !part.cut_done && part.pending.len() < COW_PENDING_CHUNKS {
-        let mut budget = COW_KEYS_PER_ITERATION;
-        if let Some(allowed) =
-            (part.shared.started.elapsed().as_micros() as u64).checked_div(part.shared.key_delay_us)
-        {
-            budget = budget.min(allowed.saturating_sub(part.keys) as usize);
+        if !serialize_slice(data) {
+            return;
         }
-        if budget > 0 {
-            if part.chunk.is_empty() {
-                // Chunks of different shards interleave in the file: each names its db.
-                part.current_db = None;
-                if let Some(b) = part.writer.recycle() {
-                    part.chunk = b;
-                    part.chunk.clear();
-                }
-            }
-            let keys_before = part.keys;
-            let sliced = cut_slice(
-                &mut data.keyspace,
-                &mut part.enc,
-                &mut part.chunk,
-                &mut part.current_db,
-                budget,
-                &mut part.keys,
-                percore_net::sys::monotonic_ns() + COW_SLICE_TIME.as_nanos() as u64,
-            );
-            if part.keys > keys_before {
-                // Release: after this shard stored `keys_total` (see `Running::progress`).
-                part.shared
-                    .keys_done
-                    .fetch_add(part.keys - keys_before, Ordering::Release);
-            }
-            match sliced {
-                Ok(done) => part.cut_done = done,
-                Err(e) => {
-                    data.shared.warning(&format!("Forkless save failed: {e}"));
-                    part.shared.cancelled.store(true, Ordering::Release);
-                    let id = part.shared.id;
-                    abandon_cow(data);
-                    fail_bgsave(&data.shared, id);
-                    return;
-                }
-            }
-            let part = data.snap.cow.as_mut().expect("part present");
-            if (part.cut_done && !part.chunk.is_empty())
-                || part.chunk.len() >= write::SERIALIZE_CHUNK_BYTES
-            {
-                let chunk = std::mem::take(&mut part.chunk);
-                part.pending.push_back(chunk);
-                // Hand it over now rather than at the next iteration.
-                if let Some(chunk) = part.pending.pop_front()
-                    && let Err(e) = part.writer.try_send(chunk)
-                {
-                    // Full (retried next time) or closed (seen at the next try).
-                    part.pending.push_front(e.into_inner());
-                }
-            }
-        }
-        let extra = (crate::alloc::used_memory() as u64)
-            .saturating_sub(data.snap.cow.as_ref().expect("part").shared.memory_at_start);
-        data.snap
-            .cow
-            .as_ref()
-            .expect("part")
-            .shared
-            .peak_extra
-            .fetch_max(extra, Ordering::Relaxed);
+        let cow = &data.snap.cow.as_ref().expect("part").shared;
+        let extra = (crate::alloc::used_memory() as u64).saturating_sub(cow.memory_at_start);
+        cow.peak_extra.fetch_max(extra, Ordering::Relaxed);
+    }
+    if !throttle_copies(data) {
+        return;
     }
     let part = data.snap.cow.as_mut().expect("part present");
     if part.cut_done && part.pending.is_empty() && part.chunk.is_empty() {
         if part.last {
             // The EOF has been handed over: finish the file off the loop.
             let part = data.snap.cow.take().expect("part present");
-            data.keyspace.end_cut();
+            end_cut(data, &part);
             finish_cow(Arc::clone(&data.shared), part);
             return;
         }
@@ -1125,8 +1090,8 @@ fn cow_step(data: &mut ShardData, io: &mut Io<Msg, ()>) {
             part.pending.push_back(eof);
             part.last = true;
         } else {
-            data.snap.cow = None;
-            data.keyspace.end_cut();
+            let part = data.snap.cow.take().expect("part present");
+            end_cut(data, &part);
             return;
         }
     }
@@ -1138,6 +1103,171 @@ fn cow_step(data: &mut ShardData, io: &mut Io<Msg, ()>) {
     } else {
         io.wake_within(COW_WRITER_FULL_RETRY);
     }
+}
+
+/// Ends this shard's cut and adds its copy peak to the save's figure.
+fn end_cut(data: &mut ShardData, part: &CowPart) {
+    let stats = data.keyspace.end_cut();
+    part.shared
+        .copies_peak
+        .fetch_add(stats.pending_peak, Ordering::Relaxed);
+}
+
+/// Hands the chunks waiting in this shard's forkless part to the writer, as many as its
+/// queue takes. False when the part is gone: cancelled, or failed because the writer
+/// stopped (I/O error, full disk).
+fn hand_over_chunks(data: &mut ShardData) -> bool {
+    let Some(part) = data.snap.cow.as_mut() else {
+        return false;
+    };
+    if part.shared.cancelled.load(Ordering::Acquire) {
+        abandon_cow(data);
+        return false;
+    }
+    while let Some(chunk) = part.pending.pop_front() {
+        match part.writer.try_send(chunk) {
+            Ok(()) => {}
+            Err(TrySendError::Full(back)) => {
+                part.pending.push_front(back);
+                break;
+            }
+            Err(TrySendError::Closed(_)) => {
+                data.shared
+                    .warning("Forkless save failed: the snapshot writer stopped");
+                part.shared.cancelled.store(true, Ordering::Release);
+                let id = part.shared.id;
+                abandon_cow(data);
+                fail_bgsave(&data.shared, id);
+                return false;
+            }
+        }
+    }
+    true
+}
+
+/// Serializes one slice of this shard's cut (at most [`COW_SLICE_TIME`],
+/// [`COW_KEYS_PER_ITERATION`] keys, and the pace `rdb-key-save-delay` allows) and queues
+/// the chunk when full. False when the save failed (the part is dropped then).
+fn serialize_slice(data: &mut ShardData) -> bool {
+    let part = data.snap.cow.as_mut().expect("part present");
+    let mut budget = COW_KEYS_PER_ITERATION;
+    if let Some(allowed) =
+        (part.shared.started.elapsed().as_micros() as u64).checked_div(part.shared.key_delay_us)
+    {
+        budget = budget.min(allowed.saturating_sub(part.keys) as usize);
+    }
+    if budget == 0 {
+        return true;
+    }
+    if part.chunk.is_empty() {
+        // Chunks of different shards interleave in the file: each names its db.
+        part.current_db = None;
+        if let Some(b) = part.writer.recycle() {
+            part.chunk = b;
+            part.chunk.clear();
+        }
+    }
+    let keys_before = part.keys;
+    let sliced = cut_slice(
+        &mut data.keyspace,
+        &mut part.enc,
+        &mut part.chunk,
+        &mut part.current_db,
+        budget,
+        &mut part.keys,
+        percore_net::sys::monotonic_ns() + COW_SLICE_TIME.as_nanos() as u64,
+    );
+    if part.keys > keys_before {
+        // Release: after this shard stored `keys_total` (see `Running::progress`).
+        part.shared
+            .keys_done
+            .fetch_add(part.keys - keys_before, Ordering::Release);
+    }
+    match sliced {
+        Ok(done) => part.cut_done = done,
+        Err(e) => {
+            data.shared.warning(&format!("Forkless save failed: {e}"));
+            part.shared.cancelled.store(true, Ordering::Release);
+            let id = part.shared.id;
+            abandon_cow(data);
+            fail_bgsave(&data.shared, id);
+            return false;
+        }
+    }
+    if (part.cut_done && !part.chunk.is_empty()) || part.chunk.len() >= write::SERIALIZE_CHUNK_BYTES
+    {
+        let chunk = std::mem::take(&mut part.chunk);
+        part.pending.push_back(chunk);
+        // Hand it over now rather than at the next iteration.
+        if let Some(chunk) = part.pending.pop_front()
+            && let Err(e) = part.writer.try_send(chunk)
+        {
+            // Full (retried next time) or closed (seen at the next try).
+            part.pending.push_front(e.into_inner());
+        }
+    }
+    true
+}
+
+/// Before a keyed command runs on this shard during a forkless save: throttles when the
+/// copies are over the limit (see [`throttle_copies`]), so the memory they hold stays
+/// within the limit plus one command's pages.
+#[inline]
+pub fn throttle_before_command(data: &mut ShardData) {
+    if data.snap.cow.is_some() {
+        throttle_copies(data);
+    }
+}
+
+/// Keeps the memory of a forkless save bounded when writes copy entries aside faster
+/// than the disk takes the serialized cut: over `copy_limit_entries`, the shard stops
+/// serving and serializes (copies first), waiting for the writer when its queue is full,
+/// until half the limit is left or [`COW_THROTTLE_MAX_BLOCK`] has passed (then its loop
+/// runs once, for barriers and mail, and the next iteration goes on). False when the
+/// part is gone (cancelled or failed).
+fn throttle_copies(data: &mut ShardData) -> bool {
+    let limit = data
+        .snap
+        .cow
+        .as_ref()
+        .expect("part present")
+        .copy_limit_entries;
+    if data.keyspace.cut_pending_copies() <= limit {
+        return true;
+    }
+    let started = Instant::now();
+    loop {
+        if !hand_over_chunks(data) {
+            return false;
+        }
+        let part = data.snap.cow.as_ref().expect("part present");
+        if part.cut_done
+            || data.keyspace.cut_pending_copies() <= limit / 2
+            || started.elapsed() >= COW_THROTTLE_MAX_BLOCK
+        {
+            break;
+        }
+        if part.pending.len() >= COW_PENDING_CHUNKS {
+            // The disk is behind: wait for it, not for clients.
+            std::thread::sleep(COW_THROTTLE_POLL);
+            continue;
+        }
+        let keys_before = part.keys;
+        let delay_us = part.shared.key_delay_us;
+        if !serialize_slice(data) {
+            return false;
+        }
+        let part = data.snap.cow.as_ref().expect("part present");
+        if part.keys == keys_before && !part.cut_done {
+            // Paced by `rdb-key-save-delay`: wait for the next key's turn.
+            std::thread::sleep(Duration::from_micros(delay_us.clamp(1, 1000)));
+        }
+    }
+    let part = data.snap.cow.as_ref().expect("part present");
+    part.shared
+        .throttled_ns
+        .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+    true
 }
 
 /// Databases with at least this many keys in all are freed on a thread of their own (as
@@ -1261,6 +1391,10 @@ fn finish_and_install(shared: &ServerShared, cow: &CowShared, writer: Arc<ChunkW
             cancelled: cow.cancelled.load(Ordering::Acquire),
             cow_size: None,
             peak_extra: cow.peak_extra.load(Ordering::Relaxed),
+            forkless: Some((
+                cow.copies_peak.load(Ordering::Relaxed),
+                cow.throttled_ns.load(Ordering::Relaxed) / 1000,
+            )),
             changes_at_cut: cow
                 .changes_at_cut
                 .iter()
@@ -1283,6 +1417,8 @@ struct Outcome {
     cancelled: bool,
     cow_size: Option<u64>,
     peak_extra: u64,
+    /// Forkless only: the copies peak and the microseconds spent throttled.
+    forkless: Option<(u64, u64)>,
     changes_at_cut: Vec<u64>,
 }
 
@@ -1325,6 +1461,10 @@ fn complete(shared: &ServerShared, o: Outcome) {
             st.last_bytes = bytes;
             st.last_write_bytes_per_s = bps;
             st.last_peak_extra_bytes = o.peak_extra;
+            if let Some((peak, throttle_us)) = o.forkless {
+                st.last_forkless_copies_peak = peak;
+                st.last_forkless_throttle_us = throttle_us;
+            }
             if let Some(c) = o.cow_size {
                 st.last_cow_size = c;
             }
@@ -1434,6 +1574,7 @@ pub fn child_event(data: &mut ShardData) {
         // As Redis's `rdb_last_cow_size`: the peak over the child's reports.
         cow_size: report.map(|_| cow_peak),
         peak_extra: cow_peak,
+        forkless: None,
         changes_at_cut: child.changes_at_cut.clone(),
     };
     let shared = Arc::clone(&data.shared);

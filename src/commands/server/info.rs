@@ -363,6 +363,14 @@ fn global_sections(ctx: &Ctx, argv: &[Vec<u8>], s: &mut String) {
                 st.last_peak_extra_bytes
             ),
             format!("rdb_last_barrier_usec:{}", st.last_barrier_us),
+            format!(
+                "rdb_last_forkless_copies_peak:{}",
+                st.last_forkless_copies_peak
+            ),
+            format!(
+                "rdb_last_forkless_throttle_usec:{}",
+                st.last_forkless_throttle_us
+            ),
         ] {
             line("persistence", l);
         }
