@@ -391,8 +391,8 @@ mod tests {
         Report {
             done,
             keys,
-            cow_bytes: keys * 4096,
-            cow_measured_ns: keys + 7,
+            cow_bytes: keys.wrapping_mul(4096),
+            cow_measured_ns: keys.wrapping_add(7),
             bytes: if done { 1 << 40 } else { 0 },
         }
     }
