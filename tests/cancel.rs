@@ -65,6 +65,19 @@ impl Drop for Node {
     }
 }
 
+/// BGSAVE CANCEL in a stress round: true if it stopped a save, false if none was running.
+fn bgsave_cancel(c: &mut Conn, round: usize) -> bool {
+    match c.cmd(&["BGSAVE", "CANCEL"]) {
+        Frame::Simple(s) if s == b"Background saving cancelled" => true,
+        Frame::Error(e)
+            if e == b"ERR Background saving is currently not in progress or scheduled" =>
+        {
+            false
+        }
+        other => panic!("round {round}: BGSAVE CANCEL: {other:?}"),
+    }
+}
+
 /// xorshift64: the stress tests' reproducible choices.
 struct Rng(u64);
 
@@ -469,23 +482,17 @@ fn stress_cluster_reset_flushall_or_cancel_rounds() {
                     Frame::Error(e)
                         if e == b"ERR CLUSTER RESET can't be called with master nodes containing keys" =>
                     {
-                        match n.c.cmd(&["BGSAVE", "CANCEL"]) {
-                            Frame::Simple(s) if s == b"Background saving cancelled" => {}
-                            Frame::Error(e)
-                                if e == b"ERR Background saving is currently not in progress or scheduled" => {}
-                            other => panic!("round {round}: BGSAVE CANCEL: {other:?}"),
-                        }
+                        bgsave_cancel(&mut n.c, round);
                     }
                     other => panic!("round {round}: CLUSTER RESET: {other:?}"),
                 }
             }
             1 => assert_eq!(n.c.cmd(&["FLUSHALL"]), ok(), "round {round}"),
-            _ => match n.c.cmd(&["BGSAVE", "CANCEL"]) {
-                Frame::Simple(s) if s == b"Background saving cancelled" => cancels += 1,
-                Frame::Error(e)
-                    if e == b"ERR Background saving is currently not in progress or scheduled" => {}
-                other => panic!("round {round}: BGSAVE CANCEL: {other:?}"),
-            },
+            _ => {
+                if bgsave_cancel(&mut n.c, round) {
+                    cancels += 1;
+                }
+            }
         }
         n.check_round(round);
         let _ = n.c.cmd(&["FLUSHALL"]);
