@@ -7,7 +7,10 @@
 
 mod common;
 
-use common::{Conn, Server, children, err, ok, scratch_dir, simple, start_slow_bgsave, temp_files};
+use common::{
+    Conn, Server, children, err, ok, processes_sharing_env, scratch_dir, simple, start_slow_bgsave,
+    temp_files,
+};
 use percore_net::resp::Frame;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -218,6 +221,60 @@ fn bgsave_cancel_in_both_methods() {
         );
         n.check_bgsave_after(method);
     }
+}
+
+/// Polls `what` every 10 ms for up to `within`; true once it holds.
+fn eventually(within: Duration, mut what: impl FnMut() -> bool) -> bool {
+    let until = std::time::Instant::now() + within;
+    loop {
+        if what() {
+            return true;
+        }
+        if std::time::Instant::now() >= until {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Guarantee (4) for the fork child's teardown helper (src/snapshot/fork.rs): during a
+/// fork save the child and its helper run; right after a cancel the child is reaped, and
+/// the helper, no longer the server's child, is gone as soon as it has freed the memory.
+/// Likewise after a save that completes.
+#[test]
+fn fork_child_and_its_teardown_helper_end_with_the_save() {
+    let mut n = node(&[]);
+    let pid = n.server.pid();
+    let good = n.slow_bgsave("fork");
+    assert!(
+        eventually(Duration::from_secs(5), || processes_sharing_env(pid).len()
+            == 2),
+        "a fork save runs as the child and its teardown helper: {:?}",
+        processes_sharing_env(pid)
+    );
+    let before = lastsave(&mut n.c);
+    assert_eq!(
+        n.c.cmd(&["BGSAVE", "CANCEL"]),
+        simple("Background saving cancelled")
+    );
+    n.check_cancelled("fork", &good, before);
+    assert!(
+        eventually(Duration::from_secs(10), || processes_sharing_env(pid)
+            .is_empty()),
+        "the helper outlived the cancelled child: {:?}",
+        processes_sharing_env(pid)
+    );
+    // A save that completes: the child exits, and its helper with it.
+    assert_eq!(n.c.cmd(&["CONFIG", "SET", "rdb-key-save-delay", "0"]), ok());
+    assert_eq!(n.c.cmd(&["BGSAVE"]), simple("Background saving started"));
+    wait_idle(&mut n.c);
+    assert_eq!(info_field(&mut n.c, "rdb_last_bgsave_status"), "ok");
+    assert!(
+        eventually(Duration::from_secs(10), || processes_sharing_env(pid)
+            .is_empty()),
+        "the helper outlived the completed child: {:?}",
+        processes_sharing_env(pid)
+    );
 }
 
 #[test]

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use percore_persist::crc64::crc64;
 use percore_persist::file::{
-    ChunkWriter, SnapshotFile, TrySendError, WriteOptions, install,
+    ALLOCATE_AHEAD_BYTES, ChunkWriter, SnapshotFile, TrySendError, WriteOptions, install,
     measure_direct_write_throughput, remove_stale_temp_files, temp_file_name,
 };
 use proptest::prelude::*;
@@ -622,4 +622,28 @@ fn chunk_writer_close_races_producers_without_losing_accepted_chunks() {
         }
         assert_eq!(seen.to_vec(), accepted, "round {round}");
     }
+}
+
+/// An O_DIRECT file is allocated `ALLOCATE_AHEAD_BYTES` ahead of its writes (so no write
+/// extends it; see file.rs "Allocating ahead") and trimmed to its length by `finish`.
+#[test]
+fn direct_files_are_allocated_ahead_and_trimmed() {
+    let dir = tempfile::tempdir().unwrap();
+    if !accepts_direct(dir.path()) {
+        println!("notice: the temp dir refuses O_DIRECT; nothing is allocated ahead there");
+        return;
+    }
+    let name = temp_file_name(5);
+    let path = dir.path().join(&name);
+    let mut file = SnapshotFile::create(dir.path(), &name, &small(true)).unwrap();
+    let data = pattern(5 * SMALL_BUFFER_BYTES + 123, 3);
+    file.write(&data).unwrap();
+    let during = fs::metadata(&path).unwrap().len();
+    if during != ALLOCATE_AHEAD_BYTES {
+        // fallocate unsupported: the writes extend the file instead.
+        assert!(during <= data.len() as u64, "{during}");
+        println!("notice: fallocate refused here; the file grows by its writes");
+    }
+    file.finish().unwrap();
+    assert_eq!(fs::read(&path).unwrap(), data);
 }

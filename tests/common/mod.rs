@@ -178,6 +178,9 @@ impl Server {
                 .expect("--dir given");
             PathBuf::from(extra[at + 1])
         });
+        // A tag in the environment finds every process that shares the server's memory
+        // image (`processes_sharing_env`): its fork children and their helpers.
+        cmd.env(SERVER_TAG_VAR, log.file_name().expect("log file name"));
         cmd.args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::from(out))
@@ -514,6 +517,35 @@ pub fn temp_files(dir: &std::path::Path) -> Vec<PathBuf> {
 }
 
 /// Child processes of `pid` (from /proc).
+/// Environment variable holding each test server's unique tag.
+const SERVER_TAG_VAR: &str = "PERCORE_TEST_SERVER_TAG";
+
+/// Live processes other than `server` whose environment block is the server's (it carries
+/// the server's unique tag): fork children and processes cloned from them, whether or not
+/// they are still the server's children. A zombie has no environment and is not listed.
+pub fn processes_sharing_env(server: u32) -> Vec<u32> {
+    let Ok(own) = std::fs::read(format!("/proc/{server}/environ")) else {
+        return Vec::new();
+    };
+    let tag = own
+        .split(|&b| b == 0)
+        .find(|v| v.starts_with(SERVER_TAG_VAR.as_bytes()))
+        .expect("test servers carry a tag")
+        .to_vec();
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    procs
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| pid != server)
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/environ"))
+                .is_ok_and(|env| env.split(|&b| b == 0).any(|v| v == tag.as_slice()))
+        })
+        .collect()
+}
+
 pub fn children(pid: u32) -> Vec<u32> {
     let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
         return Vec::new();
