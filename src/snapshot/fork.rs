@@ -505,6 +505,19 @@ pub enum ChildExit {
     Running,
 }
 
+impl ChildExit {
+    /// The exit of a reaped child from its `waitpid` status.
+    fn from_status(status: libc::c_int) -> Self {
+        if libc::WIFEXITED(status) {
+            Self::Code(libc::WEXITSTATUS(status))
+        } else if libc::WIFSIGNALED(status) {
+            Self::Signal(libc::WTERMSIG(status))
+        } else {
+            Self::Code(-1)
+        }
+    }
+}
+
 /// Reaps `pid` without blocking.
 pub fn try_reap(pid: i32) -> io::Result<ChildExit> {
     let mut status = 0;
@@ -516,13 +529,7 @@ pub fn try_reap(pid: i32) -> io::Result<ChildExit> {
     if r == 0 {
         return Ok(ChildExit::Running);
     }
-    Ok(if libc::WIFEXITED(status) {
-        ChildExit::Code(libc::WEXITSTATUS(status))
-    } else if libc::WIFSIGNALED(status) {
-        ChildExit::Signal(libc::WTERMSIG(status))
-    } else {
-        ChildExit::Code(-1)
-    })
+    Ok(ChildExit::from_status(status))
 }
 
 /// Reaps `pid`, waiting for it to exit.
@@ -539,13 +546,7 @@ pub fn reap_blocking(pid: i32) -> io::Result<ChildExit> {
             return Err(e);
         }
     }
-    Ok(if libc::WIFEXITED(status) {
-        ChildExit::Code(libc::WEXITSTATUS(status))
-    } else if libc::WIFSIGNALED(status) {
-        ChildExit::Signal(libc::WTERMSIG(status))
-    } else {
-        ChildExit::Code(-1)
-    })
+    Ok(ChildExit::from_status(status))
 }
 
 /// Sends `sig` to `pid`.
