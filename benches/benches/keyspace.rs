@@ -1,5 +1,6 @@
 //! Db hot paths on a warm 100k-key database: GET hit, GET miss, SET overwrite, SET of a
-//! new key (with the DEL that keeps the size steady), and raw Table lookups.
+//! new key (with the DEL that keeps the size steady), raw Table lookups, and routing a
+//! key to its slot and shard.
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use percore_engine::{Db, SetExpire, Table, Value};
@@ -112,5 +113,27 @@ fn bench_db(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, bench_db);
+/// Routing a key: CRC16 of a 16-byte key (redis-benchmark's `key:%012d` names) and the
+/// shard it maps to.
+fn bench_slot(c: &mut Criterion) {
+    let ks = keys();
+    let mut group = c.benchmark_group("slot");
+    let mut i = 0;
+    group.bench_function("crc16_16b", |b| {
+        b.iter(|| {
+            i = (i + 1) % KEYS;
+            black_box(percore_engine::slot::crc16(black_box(&ks[i])))
+        });
+    });
+    let mut i = 0;
+    group.bench_function("shard_of_key_16b", |b| {
+        b.iter(|| {
+            i = (i + 1) % KEYS;
+            black_box(percore_engine::slot::shard_of_key(black_box(&ks[i]), 2))
+        });
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench_db, bench_slot);
 criterion_main!(benches);
