@@ -1146,17 +1146,25 @@ fn hand_over_chunks(data: &mut ShardData) -> bool {
                 break;
             }
             Err(TrySendError::Closed(_)) => {
-                data.shared
-                    .warning("Forkless save failed: the snapshot writer stopped");
-                part.shared.cancelled.store(true, Ordering::Release);
-                let id = part.shared.id;
-                abandon_cow(data);
-                fail_bgsave(&data.shared, id);
+                fail_cow(data, "the snapshot writer stopped");
                 return false;
             }
         }
     }
     true
+}
+
+/// This shard's forkless part failed (`why`: the writer stopped, an encoding error): the
+/// whole save fails, its part is dropped and the status says so.
+fn fail_cow(data: &mut ShardData, why: &str) {
+    data.shared.warning(&format!("Forkless save failed: {why}"));
+    let Some(part) = data.snap.cow.as_ref() else {
+        return;
+    };
+    part.shared.cancelled.store(true, Ordering::Release);
+    let id = part.shared.id;
+    abandon_cow(data);
+    fail_bgsave(&data.shared, id);
 }
 
 /// Serializes one slice of this shard's cut (at most [`COW_SLICE_TIME`],
@@ -1200,11 +1208,7 @@ fn serialize_slice(data: &mut ShardData) -> bool {
     match sliced {
         Ok(done) => part.cut_done = done,
         Err(e) => {
-            data.shared.warning(&format!("Forkless save failed: {e}"));
-            part.shared.cancelled.store(true, Ordering::Release);
-            let id = part.shared.id;
-            abandon_cow(data);
-            fail_bgsave(&data.shared, id);
+            fail_cow(data, &e.to_string());
             return false;
         }
     }
