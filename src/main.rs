@@ -7,6 +7,7 @@ mod cluster;
 mod commands;
 mod config;
 mod expire;
+mod forward;
 mod latency;
 mod metrics;
 mod server;

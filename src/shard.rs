@@ -1,12 +1,16 @@
 //! One shard: its keyspace, its clients, and the [`Service`] the reactor drives.
 //!
-//! A request parsed here runs here when its keys live here; otherwise it travels to the
-//! owning shard as a [`Msg::Run`] and its reply comes back as a [`Msg::Done`]. Each client
-//! keeps a queue of reply slots, so pipelined replies leave in request order.
+//! A request parsed here runs here when its keys live here. A single-shard command whose
+//! key lives elsewhere joins this iteration's [`Forward`] batch for the owning shard
+//! ([`Msg::Forward`]), which comes back with the replies ([`Msg::Answered`]); a part or a
+//! step of a multi-shard command travels alone as a [`Msg::Run`], answered by a
+//! [`Msg::Done`]. Each client keeps a queue of reply slots, so pipelined replies leave in
+//! request order.
 
 use crate::client::{Client, MAX_PENDING_REPLIES_PER_CONN, Pending, ReplyMode};
 use crate::commands::{self, Command, Ctx, Exec, Gather, Handler, PartFn, Partial, flags};
 use crate::config::Config;
+use crate::forward::{Forward, ForwardPool, Fwd};
 use crate::server::{LogLevel, ServerShared};
 use crate::stats::ShardStats;
 use percore_engine::keyspace::Keyspace;
@@ -39,32 +43,19 @@ pub fn pool_put(pool: &mut Vec<Vec<u8>>, mut buf: Vec<u8>) {
     }
 }
 
-/// First allocation for a reply computed for another shard: most replies fit, so the
-/// buffer is allocated once.
-pub const REMOTE_REPLY_INITIAL_BYTES: usize = 64;
-
 /// Arguments copied for a trip to another shard, in one allocation: the argument count's
 /// end offsets (`u32`, native endian) first, then the argument bytes.
 #[derive(Debug, Default)]
 pub struct Argv {
     data: Vec<u8>,
     argc: usize,
-    /// A recycled buffer from the sender's pool for the reply, so a remote keyed command
-    /// allocates nothing in steady state (the buffers travel back with `Msg::Done`).
-    reply: Vec<u8>,
 }
 
 impl Argv {
     pub fn from_slices(args: &[&[u8]]) -> Self {
-        Self::from_slices_in(Vec::new(), Vec::new(), args)
-    }
-
-    /// Like [`Argv::from_slices`], reusing `data` and carrying `reply` along.
-    pub fn from_slices_in(mut data: Vec<u8>, reply: Vec<u8>, args: &[&[u8]]) -> Self {
         let argc = args.len();
         let bytes: usize = args.iter().map(|a| a.len()).sum();
-        data.clear();
-        data.reserve(argc * 4 + bytes);
+        let mut data = Vec::with_capacity(argc * 4 + bytes);
         let mut end = 0u32;
         for a in args {
             end += a.len() as u32;
@@ -73,7 +64,7 @@ impl Argv {
         for a in args {
             data.extend_from_slice(a);
         }
-        Self { data, argc, reply }
+        Self { data, argc }
     }
 
     pub fn fill<'a>(&'a self, out: &mut Vec<&'a [u8]>) {
@@ -87,24 +78,21 @@ impl Argv {
     }
 }
 
-/// What a shard runs for another.
-#[derive(Clone, Copy)]
-pub enum Job {
-    /// A single-shard command: reply encoded in the client's protocol.
-    Keyed(&'static Command),
-    /// A part of a multi-shard command.
-    Part(PartFn),
-}
-
 /// Messages between shards.
 pub enum Msg {
+    /// Single-shard commands of `from`'s clients whose keys live on the receiver, in
+    /// request order; the receiver runs them and mails the batch back as `Answered`.
+    Forward { from: usize, batch: Forward },
+    /// A `Forward` batch back with its replies.
+    Answered { batch: Forward },
+    /// A part or a step of a multi-shard command.
     Run {
         from: usize,
         conn: ConnId,
         seq: u64,
         db: u16,
         proto: Protocol,
-        job: Job,
+        step: PartFn,
         argv: Argv,
     },
     Done {
@@ -112,8 +100,6 @@ pub enum Msg {
         seq: u64,
         shard: usize,
         result: Partial,
-        /// The request's argv buffer, back to the sender's pool.
-        spare: Vec<u8>,
     },
     /// Park at this snapshot barrier after this iteration's replies and mail left.
     Park(Arc<crate::snapshot::Session>),
@@ -145,8 +131,10 @@ pub struct ShardData {
     pub cmd_clock: u64,
     /// The command of the previous request, to skip the table lookup in pipelines.
     pub last_cmd: Option<&'static Command>,
-    /// Recycled byte buffers for cross-shard argv and replies.
+    /// Recycled byte buffers for replies waiting behind earlier ones.
     pub buf_pool: Vec<Vec<u8>>,
+    /// Emptied [`Forward`] batches for reuse.
+    pub fwd_pool: ForwardPool,
     /// Snapshot requests, barriers and this shard's part of a running snapshot.
     pub snap: crate::snapshot::ShardSnap,
     /// Cluster mode: this shard's copy of the slot map, for routing requests.
@@ -182,6 +170,7 @@ impl ShardData {
             cmd_clock: percore_net::sys::monotonic_ns(),
             last_cmd: None,
             buf_pool: Vec::new(),
+            fwd_pool: ForwardPool::default(),
             snap: crate::snapshot::ShardSnap::default(),
             cluster,
         }
@@ -204,12 +193,6 @@ impl ShardData {
     #[inline]
     pub fn take_buf(&mut self) -> Vec<u8> {
         self.buf_pool.pop().unwrap_or_default()
-    }
-
-    /// Returns a buffer to the pool.
-    #[inline]
-    pub fn give_buf(&mut self, buf: Vec<u8>) {
-        pool_put(&mut self.buf_pool, buf);
     }
 
     /// Time since the current command started; the next command starts now.
@@ -404,9 +387,7 @@ impl Shard {
         seq: u64,
         shard: usize,
         result: Partial,
-        spare: Vec<u8>,
     ) {
-        self.data.give_buf(spare);
         let idx = conn_id.index as usize;
         let Some(mut client) = self
             .data
@@ -449,6 +430,51 @@ impl Shard {
         {
             *slot = Pending::Ready(bytes);
         }
+        self.settled(io, client);
+    }
+
+    /// A forwarded batch is back: each reply goes to its slot, then each client that got
+    /// one sends what is now in order.
+    fn on_answered(&mut self, io: &mut Io<Msg, ()>, batch: Forward) {
+        let mut current: Option<Client> = None;
+        for (f, reply) in batch.answers() {
+            if current.as_ref().is_some_and(|c| c.conn != f.conn) {
+                let done = current.take().expect("checked");
+                self.settled(io, done);
+            }
+            if current.is_none() {
+                current = self
+                    .data
+                    .clients
+                    .get_mut(f.conn.index as usize)
+                    .and_then(|c| c.take_if(|c| c.conn == f.conn));
+            }
+            // `None`: the client left meanwhile.
+            let Some(client) = current.as_mut() else {
+                continue;
+            };
+            if let Some(slot @ Pending::Waiting { .. }) = client.pending_mut(f.seq) {
+                let Pending::Waiting { discard } = *slot else {
+                    unreachable!()
+                };
+                let mut bytes = self.data.take_buf();
+                if !discard {
+                    bytes.extend_from_slice(reply);
+                }
+                *slot = Pending::Ready(bytes);
+            }
+        }
+        if let Some(done) = current {
+            self.settled(io, done);
+        }
+        self.data.fwd_pool.give(batch);
+    }
+
+    /// After replies of `client` arrived: sends those now in order, applies the output
+    /// limits, resumes reading if it was paused for them, and puts the client back.
+    fn settled(&mut self, io: &mut Io<Msg, ()>, mut client: Client) {
+        let conn_id = client.conn;
+        let idx = conn_id.index as usize;
         let mut resume = false;
         if let Some(conn) = io.conn(conn_id) {
             client.flush_ready(&mut conn.output, &mut self.data.buf_pool);
@@ -467,6 +493,33 @@ impl Shard {
         }
     }
 
+    /// Runs another shard's forwarded commands in order and mails the batch back with
+    /// their replies.
+    fn on_forward(&mut self, io: &mut Io<Msg, ()>, from: usize, mut batch: Forward) {
+        let mut args = recycle(std::mem::take(&mut self.argv_store));
+        let data = &mut self.data;
+        data.cmd_clock = percore_net::sys::monotonic_ns();
+        batch.run_each(&mut args, |f, argv, out| {
+            let Exec::Keyed(h) = f.cmd.exec else {
+                unreachable!("only keyed commands are forwarded")
+            };
+            let mut ctx = Ctx {
+                shard: data,
+                db: f.db as usize,
+                proto: f.proto,
+                client: None,
+            };
+            let mark = out.len();
+            run_handler(&mut ctx, h, argv, out);
+            let took = data.took();
+            let reply = &out[mark..];
+            data.stats
+                .record_call(f.cmd, took, reply.first() == Some(&b'-'), reply);
+        });
+        self.argv_store = recycle(args);
+        io.send(from, Msg::Answered { batch });
+    }
+
     #[expect(
         clippy::too_many_arguments,
         reason = "the fields of Msg::Run, destructured"
@@ -479,10 +532,9 @@ impl Shard {
         seq: u64,
         db: u16,
         proto: Protocol,
-        job: Job,
-        mut argv: Argv,
+        step: PartFn,
+        argv: Argv,
     ) {
-        let reply_buf = std::mem::take(&mut argv.reply);
         let mut args = recycle(std::mem::take(&mut self.argv_store));
         argv.fill(&mut args);
         let mut ctx = Ctx {
@@ -491,49 +543,28 @@ impl Shard {
             proto,
             client: None,
         };
-        let result = match job {
-            Job::Keyed(cmd) => {
-                let Exec::Keyed(h) = cmd.exec else {
-                    unreachable!("only keyed commands travel as Job::Keyed")
-                };
-                let mut out = reply_buf;
-                out.clear();
-                out.reserve(REMOTE_REPLY_INITIAL_BYTES);
-                ctx.shard.cmd_clock = percore_net::sys::monotonic_ns();
-                run_handler(&mut ctx, h, &args, &mut out);
-                let took = ctx.shard.took();
-                ctx.shard
-                    .stats
-                    .record_call(cmd, took, out.first() == Some(&b'-'), &out);
-                Partial::Encoded(out)
-            }
-            Job::Part(p) => {
-                let first = p(&mut ctx, &args);
-                run_hops(&mut ctx, first)
-            }
-        };
+        let first = step(&mut ctx, &args);
+        let result = run_hops(&mut ctx, first);
         self.argv_store = recycle(args);
         if let Partial::Hop { shard, step, argv } = result {
             // The command continues on another shard; that one answers the client's shard.
-            let job = Job::Part(step);
             let msg = Msg::Run {
                 from,
                 conn,
                 seq,
                 db,
                 proto,
-                job,
+                step,
                 argv,
             };
             io.send(shard, msg);
             self.after_batch(io);
             return;
         }
-        let spare = argv.data;
         if from == self.data.id {
             // A multi-step command came back to the client's own shard for its last step.
             let shard = self.data.id;
-            self.on_done(io, conn, seq, shard, result, spare);
+            self.on_done(io, conn, seq, shard, result);
         } else {
             io.send(
                 from,
@@ -542,7 +573,6 @@ impl Shard {
                     seq,
                     shard: self.data.id,
                     result,
-                    spare,
                 },
             );
         }
@@ -738,18 +768,15 @@ pub fn dispatch(
             } else {
                 data.stats.record_forward(cmd);
                 let seq = client.push_pending(Pending::Waiting { discard });
-                outbox.send(
-                    owner,
-                    Msg::Run {
-                        from: data.id,
-                        conn: client.conn,
-                        seq,
-                        db: client.db as u16,
-                        proto: client.proto,
-                        job: Job::Keyed(cmd),
-                        argv: Argv::from_slices_in(data.take_buf(), data.take_buf(), argv),
-                    },
-                );
+                let fwd = Fwd {
+                    conn: client.conn,
+                    seq,
+                    cmd,
+                    db: client.db as u16,
+                    proto: client.proto,
+                    argc: argv.len() as u32,
+                };
+                forward(data, outbox, owner, fwd, argv);
             }
         }
         Exec::Hop(step) => {
@@ -768,7 +795,6 @@ pub fn dispatch(
                     let seq = client.push_pending(Pending::Waiting { discard });
                     client.hop_barrier = Some(seq);
                     let (from, conn, db) = (data.id, client.conn, db as u16);
-                    let job = Job::Part(step);
                     outbox.send(
                         shard,
                         Msg::Run {
@@ -777,7 +803,7 @@ pub fn dispatch(
                             seq,
                             db,
                             proto,
-                            job,
+                            step,
                             argv,
                         },
                     );
@@ -850,6 +876,26 @@ pub fn dispatch(
             start_gather(data, client, gather, jobs, discard, out, outbox);
         }
     }
+}
+
+/// Adds a keyed command for shard `owner` to the batch at the end of the outbox for it, or
+/// starts a batch there: everything mailed to one shard keeps the order it was sent in.
+fn forward(data: &mut ShardData, outbox: &mut Outbox<Msg>, owner: usize, fwd: Fwd, argv: &[&[u8]]) {
+    if let Some(Msg::Forward { batch, .. }) = outbox.last_mut(owner)
+        && batch.has_room()
+    {
+        batch.push(fwd, argv);
+        return;
+    }
+    let mut batch = data.fwd_pool.take();
+    batch.push(fwd, argv);
+    outbox.send(
+        owner,
+        Msg::Forward {
+            from: data.id,
+            batch,
+        },
+    );
 }
 
 /// Queues `op` for the snapshot machinery (SAVE, BGSAVE, the cancel barrier...), which
@@ -946,7 +992,7 @@ fn start_gather(
                     seq,
                     db: client.db as u16,
                     proto: client.proto,
-                    job: Job::Part(part),
+                    step: part,
                     argv,
                 },
             );
@@ -1070,24 +1116,25 @@ impl Service for Shard {
     fn on_message(&mut self, io: &mut Io<Msg, ()>, msg: Msg) {
         self.data.now_ms = io.now_ms;
         match msg {
+            Msg::Forward { from, batch } => self.on_forward(io, from, batch),
+            Msg::Answered { batch } => self.on_answered(io, batch),
             Msg::Run {
                 from,
                 conn,
                 seq,
                 db,
                 proto,
-                job,
+                step,
                 argv,
             } => {
-                self.on_run(io, from, conn, seq, db, proto, job, argv);
+                self.on_run(io, from, conn, seq, db, proto, step, argv);
             }
             Msg::Done {
                 conn,
                 seq,
                 shard,
                 result,
-                spare,
-            } => self.on_done(io, conn, seq, shard, result, spare),
+            } => self.on_done(io, conn, seq, shard, result),
             Msg::Park(session) => self.data.snap.join(session),
         }
     }
@@ -1103,7 +1150,7 @@ impl Service for Shard {
         let replies = crate::snapshot::after_flush(&mut self.data, io);
         let me = self.data.id;
         for (conn, seq, bytes) in replies {
-            self.on_done(io, conn, seq, me, Partial::Encoded(bytes), Vec::new());
+            self.on_done(io, conn, seq, me, Partial::Encoded(bytes));
         }
         if self.data.shutdown_requested && !io.shutting_down() {
             io.request_shutdown();

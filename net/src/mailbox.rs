@@ -156,6 +156,12 @@ impl<M> Outbox<M> {
         self.pending += 1;
     }
 
+    /// The last message queued for `shard` this iteration, if any: a sender may add to it
+    /// instead of queueing another (the message keeps its place in the order).
+    pub fn last_mut(&mut self, shard: usize) -> Option<&mut M> {
+        self.per_shard[shard].last_mut()
+    }
+
     #[must_use]
     pub fn is_empty(&self) -> bool {
         self.pending == 0
@@ -226,6 +232,20 @@ mod tests {
         out.send(1, 4);
         out.flush(&boxes, |s| wakes.push(s));
         assert_eq!(wakes, vec![1, 1]);
+    }
+
+    #[test]
+    fn last_message_can_grow_in_place() {
+        let boxes = Mailboxes::<Vec<u32>>::new(2);
+        let mut out = Outbox::new(2);
+        assert!(out.last_mut(1).is_none());
+        out.send(1, vec![1]);
+        out.last_mut(1).expect("queued").push(2);
+        out.send(1, vec![3]);
+        out.flush(&boxes, |_| {});
+        // Gone with the flush: the next iteration starts a new message.
+        assert!(out.last_mut(1).is_none());
+        assert_eq!(boxes.pop(1), Some(vec![vec![1, 2], vec![3]]));
     }
 
     #[test]
