@@ -13,6 +13,7 @@
 //! [`ForwardPool`]), so the cores exchange about as many lines as the bytes need.
 
 use crate::commands::Command;
+use crate::prefetch::WARM_KEYS;
 use percore_net::reactor::ConnId;
 use percore_net::resp::Protocol;
 
@@ -35,6 +36,34 @@ pub struct Fwd {
     pub proto: Protocol,
     /// Its argument count; the arguments are the next `argc` in [`Forward::args`].
     pub argc: u32,
+    /// Where its arguments start in [`Forward::args`] (set by [`Forward::push`]).
+    pub args_at: usize,
+}
+
+/// The next commands of a batch being run, for warming their key lookups.
+pub struct Upcoming<'a> {
+    cmds: &'a [Fwd],
+    args: &'a [u8],
+}
+
+impl<'a> Upcoming<'a> {
+    /// Database and first key of each command that has a key.
+    pub fn keys(&self) -> impl Iterator<Item = (usize, &'a [u8])> + use<'a> {
+        let args = self.args;
+        self.cmds.iter().filter_map(move |f| {
+            let at = f.cmd.first_key as usize;
+            if at == 0 || at >= f.argc as usize {
+                return None;
+            }
+            let mut rest = &args[f.args_at..];
+            for _ in 0..at {
+                let len = u32::from_ne_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
+                rest = &rest[4 + len..];
+            }
+            let len = u32::from_ne_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
+            Some((usize::from(f.db), &rest[4..4 + len]))
+        })
+    }
 }
 
 /// A batch of forwarded commands and, on its way back, their replies.
@@ -57,8 +86,9 @@ impl Forward {
     }
 
     /// Adds a command with its arguments (`argv[0]` is the command name).
-    pub fn push(&mut self, fwd: Fwd, argv: &[&[u8]]) {
+    pub fn push(&mut self, mut fwd: Fwd, argv: &[&[u8]]) {
         debug_assert_eq!(fwd.argc as usize, argv.len());
+        fwd.args_at = self.args.len();
         let bytes: usize = argv.iter().map(|a| a.len() + 4).sum();
         self.args.reserve(bytes);
         for a in argv {
@@ -74,12 +104,14 @@ impl Forward {
         self.cmds.is_empty()
     }
 
-    /// The owner's side: calls `run(fwd, argv, replies)` for each command in order; `run`
-    /// appends the command's reply to `replies`.
+    /// The owner's side: calls `run(fwd, argv, replies, upcoming)` for each command in
+    /// order; `run` appends the command's reply to `replies`. Every [`WARM_KEYS`]
+    /// commands, starting with the first, `upcoming` holds the commands from this one on
+    /// (at most `WARM_KEYS`), so that `run` can warm their lookups.
     pub fn run_each<'a>(
         &'a mut self,
         argv: &mut Vec<&'a [u8]>,
-        mut run: impl FnMut(&Fwd, &[&'a [u8]], &mut Vec<u8>),
+        mut run: impl FnMut(&Fwd, &[&'a [u8]], &mut Vec<u8>, Option<Upcoming<'a>>),
     ) {
         let Self {
             cmds,
@@ -90,8 +122,13 @@ impl Forward {
         replies.clear();
         ends.clear();
         ends.reserve(cmds.len());
+        let cmds: &'a [Fwd] = cmds;
         let mut rest: &'a [u8] = args;
-        for f in cmds.iter() {
+        for (i, f) in cmds.iter().enumerate() {
+            let upcoming = i.is_multiple_of(WARM_KEYS).then(|| Upcoming {
+                cmds: &cmds[i..(i + WARM_KEYS).min(cmds.len())],
+                args,
+            });
             argv.clear();
             for _ in 0..f.argc {
                 let (len, tail) = rest.split_at(4);
@@ -100,7 +137,7 @@ impl Forward {
                 argv.push(arg);
                 rest = tail;
             }
-            run(f, argv, replies);
+            run(f, argv, replies, upcoming);
             ends.push(replies.len());
         }
     }
@@ -176,6 +213,7 @@ mod tests {
             db: 0,
             proto: Protocol::Resp2,
             argc: argc as u32,
+            args_at: 0,
         }
     }
 
@@ -190,7 +228,11 @@ mod tests {
         b.push(fwd(11, 2), &third);
         let mut seen = Vec::new();
         let mut argv = Vec::new();
-        b.run_each(&mut argv, |f, args, out| {
+        let mut windows = Vec::new();
+        b.run_each(&mut argv, |f, args, out, upcoming| {
+            if let Some(u) = upcoming {
+                windows.push(u.keys().map(|(db, k)| (db, k.to_vec())).collect::<Vec<_>>());
+            }
             seen.push((f.seq, args.iter().map(|a| a.to_vec()).collect::<Vec<_>>()));
             // A reply of a different length per command, one of them empty.
             if f.seq != 8 {
@@ -205,6 +247,15 @@ mod tests {
                 (8, to_vecs(&second)),
                 (11, to_vecs(&third))
             ]
+        );
+        // One window (three commands), with each command's first key (GET's position).
+        assert_eq!(
+            windows,
+            vec![vec![
+                (0, b"k1".to_vec()),
+                (0, b"".to_vec()),
+                (0, b"k3".to_vec())
+            ]]
         );
         let answers: Vec<(u64, Vec<u8>)> = b.answers().map(|(f, r)| (f.seq, r.to_vec())).collect();
         assert_eq!(

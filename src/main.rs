@@ -10,6 +10,7 @@ mod expire;
 mod forward;
 mod latency;
 mod metrics;
+mod prefetch;
 mod server;
 mod shard;
 mod snapshot;

@@ -11,6 +11,7 @@ use crate::client::{Client, MAX_PENDING_REPLIES_PER_CONN, Pending, ReplyMode};
 use crate::commands::{self, Command, Ctx, Exec, Gather, Handler, PartFn, Partial, flags};
 use crate::config::Config;
 use crate::forward::{Forward, ForwardPool, Fwd};
+use crate::prefetch::{WARM_KEYS, Warm};
 use crate::server::{LogLevel, ServerShared};
 use crate::stats::ShardStats;
 use percore_engine::keyspace::Keyspace;
@@ -226,9 +227,15 @@ fn limits_of(cfg: &Config) -> ParseLimits {
 pub struct Shard {
     pub data: ShardData,
     req: Request,
+    /// Looking ahead in a connection's input to warm the lookups of its next requests.
+    warm_req: Request,
+    warm: Warm,
     argv_store: Vec<&'static [u8]>,
     scratch: Vec<u8>,
 }
+
+/// Input shorter than this holds one small request at most: nothing worth looking ahead to.
+const WARM_MIN_INPUT_BYTES: usize = 64;
 
 /// Reuses a vector's allocation for a different borrow lifetime.
 fn recycle<'b>(mut v: Vec<&'_ [u8]>) -> Vec<&'b [u8]> {
@@ -244,6 +251,8 @@ impl Shard {
         Self {
             data: ShardData::new(id, shards, shared),
             req: Request::new(),
+            warm_req: Request::new(),
+            warm: Warm::default(),
             argv_store: Vec::with_capacity(16),
             scratch: Vec::new(),
         }
@@ -269,11 +278,41 @@ impl Shard {
         self.after_batch(io);
     }
 
+    /// Warms the lookups of the next [`WARM_KEYS`] complete requests in `input` whose
+    /// first argument is a key this shard owns (see [`crate::prefetch`]).
+    fn warm_input(&mut self, input: &[u8], db: usize, limits: &ParseLimits) {
+        if input.len() < WARM_MIN_INPUT_BYTES {
+            return;
+        }
+        let mut at = 0;
+        for _ in 0..WARM_KEYS {
+            self.warm_req.clear();
+            let Ok(Parsed::Complete { consumed }) =
+                parse_request(&input[at..], limits, &mut self.warm_req)
+            else {
+                break;
+            };
+            if self.warm_req.len() >= 2 {
+                let key = self.warm_req.arg(&input[at..], 1);
+                if self.data.owner(key) == self.data.id {
+                    self.warm.add(&self.data.keyspace, db, key);
+                }
+            }
+            at += consumed;
+            if at >= input.len() {
+                break;
+            }
+        }
+        self.warm_req.clear();
+        self.warm.finish(&self.data.keyspace);
+    }
+
     fn run_requests(&mut self, client: &mut Client, conn: &mut Conn<()>, outbox: &mut Outbox<Msg>) {
         client.last_interaction_ms = self.data.now_ms;
         self.data.cmd_clock = percore_net::sys::monotonic_ns();
         let qbuf_limit =
             usize::try_from(self.data.cfg.client_query_buffer_limit_bytes).unwrap_or(usize::MAX);
+        let mut until_warm = 0;
         loop {
             if client.close_after_reply {
                 // QUIT or a protocol error: nothing after it runs; the connection closes
@@ -300,6 +339,11 @@ impl Shard {
             }
             let mut limits = self.data.limits;
             limits.unauthenticated = !client.authenticated;
+            if until_warm == 0 {
+                self.warm_input(conn.input.data(), client.db, &limits);
+                until_warm = WARM_KEYS;
+            }
+            until_warm -= 1;
             let input = conn.input.data();
             match parse_request(input, &limits, &mut self.req) {
                 Ok(Parsed::Complete { consumed }) => {
@@ -497,9 +541,15 @@ impl Shard {
     /// their replies.
     fn on_forward(&mut self, io: &mut Io<Msg, ()>, from: usize, mut batch: Forward) {
         let mut args = recycle(std::mem::take(&mut self.argv_store));
-        let data = &mut self.data;
+        let Shard { data, warm, .. } = self;
         data.cmd_clock = percore_net::sys::monotonic_ns();
-        batch.run_each(&mut args, |f, argv, out| {
+        batch.run_each(&mut args, |f, argv, out, upcoming| {
+            if let Some(next) = upcoming {
+                for (db, key) in next.keys() {
+                    warm.add(&data.keyspace, db, key);
+                }
+                warm.finish(&data.keyspace);
+            }
             let Exec::Keyed(h) = f.cmd.exec else {
                 unreachable!("only keyed commands are forwarded")
             };
@@ -648,7 +698,12 @@ pub fn dispatch(
     out: &mut Vec<u8>,
     outbox: &mut Outbox<Msg>,
 ) {
-    let mut scratch = Vec::new();
+    // A reply behind one still owed by another shard waits in its own buffer: a pooled one.
+    let mut scratch = if client.pending.is_empty() {
+        Vec::new()
+    } else {
+        data.take_buf()
+    };
     let discard = match client.reply_mode {
         ReplyMode::On => false,
         ReplyMode::Off => true,
@@ -775,8 +830,10 @@ pub fn dispatch(
                     db: client.db as u16,
                     proto: client.proto,
                     argc: argv.len() as u32,
+                    args_at: 0,
                 };
                 forward(data, outbox, owner, fwd, argv);
+                pool_put(&mut data.buf_pool, scratch);
             }
         }
         Exec::Hop(step) => {

@@ -350,6 +350,13 @@ impl Db {
         (key, entry)
     }
 
+    /// The main table, read-only (for warming lookups: `Table::bucket_addr`).
+    #[must_use]
+    #[inline]
+    pub fn table(&self) -> &Table<Entry> {
+        &self.main
+    }
+
     /// Index of `key` in `main` if present and not expired; an expired key is deleted.
     #[inline]
     fn live_index(&mut self, key: &[u8], now_ms: i64) -> Option<usize> {

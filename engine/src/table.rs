@@ -226,6 +226,35 @@ impl<V> Table<V> {
         hash_bytes(self.seed, key)
     }
 
+    /// Where a lookup of `hash` reads first: its bucket in the live array. For warming a
+    /// batch of lookups: a caller that asks the CPU to load these lines for every key of a
+    /// batch before looking any up waits for memory once per batch instead of twice per
+    /// key (a table bigger than the cache misses on the bucket, then on the entry). `None`
+    /// when the table is empty.
+    #[must_use]
+    #[inline]
+    pub fn bucket_addr(&self, hash: u64) -> Option<*const u8> {
+        let t0 = &self.ht[0];
+        (!t0.is_empty()).then(|| (&raw const t0[hash as usize & (t0.len() - 1)]).cast())
+    }
+
+    /// Where a lookup of `hash` reads next, once its bucket is in the cache: the address
+    /// and size of the bucket's first entry (which may straddle two cache lines). Reads
+    /// the bucket. `None` when the bucket is empty.
+    #[must_use]
+    #[inline]
+    pub fn first_entry_span(&self, hash: u64) -> Option<(*const u8, usize)> {
+        let t0 = &self.ht[0];
+        if t0.is_empty() {
+            return None;
+        }
+        let link = t0[hash as usize & (t0.len() - 1)];
+        (link != NIL).then(|| {
+            let n = node(&self.chunks, link as usize - 1);
+            ((&raw const *n).cast(), mem::size_of::<Node<V>>())
+        })
+    }
+
     #[inline]
     fn walk(&self, mut link: Link, key: &[u8], hash: u64) -> Option<usize> {
         while link != NIL {
