@@ -15,6 +15,11 @@ use percore_engine::keyspace::Keyspace;
 /// about what one core overlaps.
 pub const WARM_KEYS: usize = 16;
 
+/// Databases with fewer keys than this are not warmed: their table (under 400 KiB of
+/// entries and buckets) stays in the core's 1 MiB L2, and warming would only add work
+/// (hashing each key twice).
+pub const WARM_MIN_TABLE_KEYS: usize = 4096;
+
 /// The keys of the batch being warmed.
 #[derive(Default)]
 pub struct Warm {
@@ -29,10 +34,17 @@ impl Warm {
         self.keys.len() >= WARM_KEYS
     }
 
+    /// Whether lookups in database `db` are worth warming (it exists and is not small).
+    #[must_use]
+    #[inline]
+    pub fn worth(ks: &Keyspace, db: usize) -> bool {
+        db < ks.databases() && ks.db(db).len() >= WARM_MIN_TABLE_KEYS
+    }
+
     /// First stage: asks for the bucket of `key` in database `db`.
     #[inline]
     pub fn add(&mut self, ks: &Keyspace, db: usize, key: &[u8]) {
-        if db >= ks.databases() || self.full() {
+        if self.full() || !Self::worth(ks, db) {
             return;
         }
         let table = ks.db(db).table();
@@ -82,7 +94,7 @@ mod tests {
     #[test]
     fn warming_changes_nothing_and_stops_at_the_limit() {
         let mut ks = Keyspace::new(16, 7);
-        for i in 0..1000 {
+        for i in 0..WARM_MIN_TABLE_KEYS {
             let k = format!("k{i}");
             ks.db_mut(0)
                 .set(k.as_bytes(), Value::from_bytes(b"v"), SetExpire::Clear, 0);
@@ -98,7 +110,14 @@ mod tests {
         w.add(&ks, 99, b"k1");
         w.add(&ks, 3, b"k1");
         w.finish(&ks);
-        assert_eq!(ks.db_mut(0).len(), 1000);
+        assert_eq!(ks.db_mut(0).len(), WARM_MIN_TABLE_KEYS);
+        // A small database is not worth it.
+        ks.db_mut(1)
+            .set(b"k", Value::from_bytes(b"v"), SetExpire::Clear, 0);
+        assert!(Warm::worth(&ks, 0));
+        assert!(!Warm::worth(&ks, 1));
+        w.add(&ks, 1, b"k");
+        assert!(w.keys.is_empty());
         assert!(ks.db_mut(0).get(b"k5", 0).is_some());
     }
 }

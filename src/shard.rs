@@ -227,8 +227,12 @@ fn limits_of(cfg: &Config) -> ParseLimits {
 pub struct Shard {
     pub data: ShardData,
     req: Request,
-    /// Looking ahead in a connection's input to warm the lookups of its next requests.
-    warm_req: Request,
+    /// Requests parsed ahead in a connection's input (at most [`WARM_KEYS`]), so that their
+    /// lookups are warmed together; each with the bytes it takes. `ahead_next` is the next
+    /// to run, `ahead_len` how many are valid. Valid only within one `run_requests`.
+    ahead: Vec<(Request, usize)>,
+    ahead_next: usize,
+    ahead_len: usize,
     warm: Warm,
     argv_store: Vec<&'static [u8]>,
     scratch: Vec<u8>,
@@ -251,7 +255,9 @@ impl Shard {
         Self {
             data: ShardData::new(id, shards, shared),
             req: Request::new(),
-            warm_req: Request::new(),
+            ahead: Vec::new(),
+            ahead_next: 0,
+            ahead_len: 0,
             warm: Warm::default(),
             argv_store: Vec::with_capacity(16),
             scratch: Vec::new(),
@@ -278,32 +284,48 @@ impl Shard {
         self.after_batch(io);
     }
 
-    /// Warms the lookups of the next [`WARM_KEYS`] complete requests in `input` whose
-    /// first argument is a key this shard owns (see [`crate::prefetch`]).
-    fn warm_input(&mut self, input: &[u8], db: usize, limits: &ParseLimits) {
+    /// Parses up to [`WARM_KEYS`] complete requests ahead in `input` and, when there is
+    /// more than one, warms the lookups of those whose first argument is a key this shard
+    /// owns (see [`crate::prefetch`]). `run_requests` then runs them without parsing again.
+    fn parse_ahead(&mut self, input: &[u8], db: usize, limits: &ParseLimits) {
+        self.ahead_next = 0;
+        self.ahead_len = 0;
         if input.len() < WARM_MIN_INPUT_BYTES {
             return;
         }
         let mut at = 0;
-        for _ in 0..WARM_KEYS {
-            self.warm_req.clear();
-            let Ok(Parsed::Complete { consumed }) =
-                parse_request(&input[at..], limits, &mut self.warm_req)
-            else {
+        while self.ahead_len < WARM_KEYS && at < input.len() {
+            if self.ahead.len() == self.ahead_len {
+                self.ahead.push((Request::new(), 0));
+            }
+            let (req, len) = &mut self.ahead[self.ahead_len];
+            req.clear();
+            let Ok(Parsed::Complete { consumed }) = parse_request(&input[at..], limits, req) else {
                 break;
             };
-            if self.warm_req.len() >= 2 {
-                let key = self.warm_req.arg(&input[at..], 1);
+            *len = consumed;
+            at += consumed;
+            self.ahead_len += 1;
+        }
+        if self.ahead_len == 0 {
+            return;
+        }
+        // The main parser may hold the state of a request it saw partly; the first request
+        // parsed here is that one, whole.
+        self.req.clear();
+        if self.ahead_len < 2 || !Warm::worth(&self.data.keyspace, db) {
+            return;
+        }
+        let mut at = 0;
+        for (req, len) in &self.ahead[..self.ahead_len] {
+            if req.len() >= 2 {
+                let key = req.arg(&input[at..], 1);
                 if self.data.owner(key) == self.data.id {
                     self.warm.add(&self.data.keyspace, db, key);
                 }
             }
-            at += consumed;
-            if at >= input.len() {
-                break;
-            }
+            at += len;
         }
-        self.warm_req.clear();
         self.warm.finish(&self.data.keyspace);
     }
 
@@ -312,7 +334,8 @@ impl Shard {
         self.data.cmd_clock = percore_net::sys::monotonic_ns();
         let qbuf_limit =
             usize::try_from(self.data.cfg.client_query_buffer_limit_bytes).unwrap_or(usize::MAX);
-        let mut until_warm = 0;
+        self.ahead_len = 0;
+        self.ahead_next = 0;
         loop {
             if client.close_after_reply {
                 // QUIT or a protocol error: nothing after it runs; the connection closes
@@ -339,11 +362,28 @@ impl Shard {
             }
             let mut limits = self.data.limits;
             limits.unauthenticated = !client.authenticated;
-            if until_warm == 0 {
-                self.warm_input(conn.input.data(), client.db, &limits);
-                until_warm = WARM_KEYS;
+            if self.ahead_next == self.ahead_len {
+                self.parse_ahead(conn.input.data(), client.db, &limits);
             }
-            until_warm -= 1;
+            if self.ahead_next < self.ahead_len {
+                // Parsed ahead: run it. Authentication changes the parse limits, so a
+                // change of it drops what was parsed ahead under the old ones.
+                let authenticated = client.authenticated;
+                let input = conn.input.data();
+                let (req, consumed) = &self.ahead[self.ahead_next];
+                self.ahead_next += 1;
+                if !req.is_empty() {
+                    let mut argv = recycle(std::mem::take(&mut self.argv_store));
+                    req.fill_argv(input, &mut argv);
+                    dispatch(&mut self.data, client, &argv, &mut conn.output, outbox);
+                    self.argv_store = recycle(argv);
+                }
+                conn.input.consume(*consumed);
+                if client.authenticated != authenticated {
+                    self.ahead_len = self.ahead_next;
+                }
+                continue;
+            }
             let input = conn.input.data();
             match parse_request(input, &limits, &mut self.req) {
                 Ok(Parsed::Complete { consumed }) => {

@@ -112,3 +112,42 @@ fn requirepass_gates_commands_with_redis_texts() {
     );
     u.expect_closed();
 }
+
+/// Requests pipelined behind an AUTH are parsed with the limits of an authenticated
+/// client, even when the shard parses a batch of them ahead (to warm their lookups)
+/// before the AUTH has run; and the ones before it are refused with NOAUTH.
+#[test]
+fn requests_pipelined_after_auth_get_the_authenticated_limits() {
+    let s = Server::percore(&[]);
+    // Set at run time: the harness's readiness PING needs no password.
+    assert_eq!(
+        s.conn()
+            .cmd_raw(&["CONFIG", "SET", "requirepass", "secret"]),
+        b"+OK\r\n"
+    );
+    let mut c = s.conn();
+    let mut req = Vec::new();
+    req.extend(encode_cmd(&["SET", "before", "x"]));
+    req.extend(encode_cmd(&["AUTH", "secret"]));
+    let mut mset = vec!["MSET".to_owned()];
+    for i in 0..12 {
+        mset.push(format!("k{i}"));
+        mset.push(format!("v{i}"));
+    }
+    let mset: Vec<&str> = mset.iter().map(String::as_str).collect();
+    req.extend(encode_cmd(&mset));
+    let big = "b".repeat(20_000);
+    req.extend(encode_cmd(&["SET", "big", &big]));
+    req.extend(encode_cmd(&["GET", "k11"]));
+    req.extend(encode_cmd(&["STRLEN", "big"]));
+    c.send(&req);
+    assert_eq!(
+        c.read_raw(),
+        b"-NOAUTH Authentication required.\r\n".to_vec()
+    );
+    assert_eq!(c.read_raw(), b"+OK\r\n");
+    assert_eq!(c.read_raw(), b"+OK\r\n", "MSET with 25 arguments");
+    assert_eq!(c.read_raw(), b"+OK\r\n", "a 20000-byte bulk");
+    assert_eq!(c.read_raw(), b"$3\r\nv11\r\n");
+    assert_eq!(c.read_raw(), b":20000\r\n");
+}
