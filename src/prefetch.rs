@@ -10,6 +10,7 @@
 //! first argument is not a key, a key in a longer chain) only costs a wasted load.
 
 use percore_engine::keyspace::Keyspace;
+use percore_net::sys::prefetch;
 
 /// Keys warmed at a time: 16 covers `redis-benchmark -P 16`, and 16 loads in flight are
 /// about what one core overlaps.
@@ -68,22 +69,6 @@ impl Warm {
         self.keys.clear();
     }
 }
-
-/// Asks the CPU to bring the cache line holding `addr` in; reads nothing.
-#[cfg(target_arch = "x86_64")]
-#[inline]
-#[expect(unsafe_code, reason = "the prefetch intrinsic")]
-fn prefetch(addr: *const u8) {
-    // SAFETY: a prefetch is a hint: it never faults and reads nothing into the program,
-    // whatever the address.
-    unsafe {
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(addr.cast());
-    }
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-#[inline]
-fn prefetch(_addr: *const u8) {}
 
 #[cfg(test)]
 mod tests {

@@ -1,6 +1,8 @@
 //! Db hot paths on a warm 100k-key database: GET hit, GET miss, SET overwrite, SET of a
 //! new key (with the DEL that keeps the size steady), raw Table lookups, and routing a
-//! key to its slot and shard.
+//! key to its slot and shard. Then batches of 16 GETs in a 1M-key database (far bigger
+//! than the cache) as they come and warmed first (prefetch of every bucket, then of every
+//! bucket's first entry), the way a shard runs a pipeline.
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use percore_engine::{Db, SetExpire, Table, Value};
@@ -135,5 +137,63 @@ fn bench_slot(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_db, bench_slot);
+/// Keys in the database of the warming benchmark: ~100 MB of entries, far past the cache.
+const BIG_KEYS: usize = 1_000_000;
+/// Lookups per batch (a shard warms 16 at a time).
+const BATCH: usize = 16;
+
+fn bench_warming(c: &mut Criterion) {
+    let mut db = Db::new(0x5eed);
+    let value = [b'v'; VALUE_BYTES];
+    for i in 0..BIG_KEYS {
+        db.set(&key(i), Value::from_bytes(&value), SetExpire::Clear, NOW_MS);
+    }
+    // Random keys, so consecutive batches share no cache lines.
+    let mut s: u64 = 0x2545_f491;
+    let order: Vec<[u8; KEY_BYTES]> = (0..BIG_KEYS)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            key((s % BIG_KEYS as u64) as usize)
+        })
+        .collect();
+    let mut group = c.benchmark_group("db_1m");
+    let mut at = 0;
+    group.bench_function("get_batch16_as_they_come", |b| {
+        b.iter(|| {
+            at = (at + BATCH) % (BIG_KEYS - BATCH);
+            for k in &order[at..at + BATCH] {
+                black_box(db.get(black_box(k), NOW_MS).is_some());
+            }
+        });
+    });
+    let mut at = 0;
+    let mut hashes = [0u64; BATCH];
+    group.bench_function("get_batch16_warmed", |b| {
+        b.iter(|| {
+            at = (at + BATCH) % (BIG_KEYS - BATCH);
+            let batch = &order[at..at + BATCH];
+            let table = db.table();
+            for (h, k) in hashes.iter_mut().zip(batch) {
+                *h = table.hash_key(k);
+                if let Some(p) = table.bucket_addr(*h) {
+                    percore_net::sys::prefetch(p);
+                }
+            }
+            for &h in &hashes {
+                if let Some((p, size)) = table.first_entry_span(h) {
+                    percore_net::sys::prefetch(p);
+                    percore_net::sys::prefetch(p.wrapping_add(size - 1));
+                }
+            }
+            for k in batch {
+                black_box(db.get(black_box(k), NOW_MS).is_some());
+            }
+        });
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench_db, bench_slot, bench_warming);
 criterion_main!(benches);

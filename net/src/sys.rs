@@ -1,5 +1,5 @@
 //! Thin, checked wrappers over the few raw syscalls the reactor needs outside io_uring:
-//! sockets, socket options, eventfd/signalfd, CPU pinning.
+//! sockets, socket options, eventfd/signalfd, CPU pinning; and the CPU's prefetch hint.
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -267,3 +267,20 @@ pub fn monotonic_ns() -> u64 {
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &raw mut ts) };
     (ts.tv_sec as u64) * 1_000_000_000 + ts.tv_nsec as u64
 }
+
+/// Asks the CPU to bring the cache line holding `addr` into its caches; reads nothing and
+/// never faults, whatever the address (the shards warm key lookups with it).
+#[cfg(target_arch = "x86_64")]
+#[inline]
+#[expect(unsafe_code, reason = "the prefetch intrinsic")]
+pub fn prefetch(addr: *const u8) {
+    // SAFETY: a prefetch is a hint: it never faults and reads nothing into the program.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(addr.cast());
+    }
+}
+
+/// Asks the CPU to bring the cache line holding `addr` in (a no-op on this architecture).
+#[cfg(not(target_arch = "x86_64"))]
+#[inline]
+pub fn prefetch(_addr: *const u8) {}
