@@ -116,7 +116,9 @@ pub struct ShardData {
     pub cfg: Config,
     cfg_generation: u64,
     /// Clients of this shard's connections, indexed by connection index.
-    pub clients: Vec<Option<Client>>,
+    /// Boxed: a client is taken out of its slot while its requests run, and moving a
+    /// pointer costs less than moving the struct (~50 instructions per request at P1).
+    pub clients: Vec<Option<Box<Client>>>,
     pub stats: ShardStats,
     pub now_ms: i64,
     pub rng: u64,
@@ -520,7 +522,7 @@ impl Shard {
     /// A forwarded batch is back: each reply goes to its slot, then each client that got
     /// one sends what is now in order.
     fn on_answered(&mut self, io: &mut Io<Msg, ()>, batch: Forward) {
-        let mut current: Option<Client> = None;
+        let mut current: Option<Box<Client>> = None;
         for (f, reply) in batch.answers() {
             if current.as_ref().is_some_and(|c| c.conn != f.conn) {
                 let done = current.take().expect("checked");
@@ -556,7 +558,7 @@ impl Shard {
 
     /// After replies of `client` arrived: sends those now in order, applies the output
     /// limits, resumes reading if it was paused for them, and puts the client back.
-    fn settled(&mut self, io: &mut Io<Msg, ()>, mut client: Client) {
+    fn settled(&mut self, io: &mut Io<Msg, ()>, mut client: Box<Client>) {
         let conn_id = client.conn;
         let idx = conn_id.index as usize;
         let mut resume = false;
@@ -1354,7 +1356,7 @@ impl Shard {
             client.local = l.to_string();
         }
         client.fd = fd;
-        self.data.clients[idx] = Some(client);
+        self.data.clients[idx] = Some(Box::new(client));
     }
 }
 

@@ -214,7 +214,7 @@ pub fn client_part(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
             };
             let mut lines: Vec<(u64, String)> = Vec::new();
             let me = ctx.client.as_deref();
-            for c in ctx.shard.clients.iter().flatten().chain(me) {
+            for c in ctx.shard.clients.iter().flatten().map(|c| &**c).chain(me) {
                 if only.as_ref().is_none_or(|ids| ids.contains(&c.id)) {
                     let mut l = String::new();
                     client_line(c, now, &mut l);
