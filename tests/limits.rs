@@ -78,15 +78,21 @@ fn maxclients_refuses_the_extra_connection() {
     assert_eq!(b.cmd_raw(&["PING"]), b"+PONG\r\n");
 }
 
-#[test]
-fn requirepass_gates_commands_with_redis_texts() {
+/// A server whose password `secret` is set at run time (the harness's readiness PING
+/// needs no password).
+fn server_with_password() -> Server {
     let s = Server::percore(&[]);
-    // Set at run time: the harness's readiness PING needs no password.
     assert_eq!(
         s.conn()
             .cmd_raw(&["CONFIG", "SET", "requirepass", "secret"]),
         b"+OK\r\n"
     );
+    s
+}
+
+#[test]
+fn requirepass_gates_commands_with_redis_texts() {
+    let s = server_with_password();
     let mut c = s.conn();
     assert_eq!(
         c.cmd_raw(&["GET", "k"]),
@@ -118,13 +124,7 @@ fn requirepass_gates_commands_with_redis_texts() {
 /// before the AUTH has run; and the ones before it are refused with NOAUTH.
 #[test]
 fn requests_pipelined_after_auth_get_the_authenticated_limits() {
-    let s = Server::percore(&[]);
-    // Set at run time: the harness's readiness PING needs no password.
-    assert_eq!(
-        s.conn()
-            .cmd_raw(&["CONFIG", "SET", "requirepass", "secret"]),
-        b"+OK\r\n"
-    );
+    let s = server_with_password();
     let mut c = s.conn();
     let mut req = Vec::new();
     req.extend(encode_cmd(&["SET", "before", "x"]));

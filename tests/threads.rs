@@ -179,13 +179,31 @@ fn pipelined_multi_key_commands_stay_in_order() {
         req.extend(encode_cmd(&["DEL", &kb, "nope"]));
         want.push(b":1\r\n".to_vec());
     }
-    c.send(&req);
+    send_and_expect(&mut c, &req, &want, "");
+}
+
+/// Sends the pipeline `req` at once and checks each reply against `want`, in order.
+fn send_and_expect(c: &mut common::Conn, req: &[u8], want: &[Vec<u8>], label: &str) {
+    c.send(req);
     for (i, w) in want.iter().enumerate() {
         assert_eq!(
             String::from_utf8_lossy(&c.read_raw()),
             String::from_utf8_lossy(w),
-            "reply #{i}"
+            "{label}reply #{i}"
         );
+    }
+}
+
+/// Runs `f(worker, connection)` on `n` threads at once, each with its own connection.
+fn on_connections(s: &Arc<Server>, n: usize, f: fn(usize, common::Conn)) {
+    let workers: Vec<_> = (0..n)
+        .map(|w| {
+            let s = Arc::clone(s);
+            std::thread::spawn(move || f(w, s.conn()))
+        })
+        .collect();
+    for t in workers {
+        t.join().expect("worker");
     }
 }
 
@@ -194,41 +212,27 @@ fn pipelined_multi_key_commands_stay_in_order() {
 #[test]
 fn forwarded_batches_and_multi_key_parts_keep_their_order() {
     let s = Arc::new(Server::percore_threads(2));
-    let workers: Vec<_> = (0..4)
-        .map(|w| {
-            let s = Arc::clone(&s);
-            std::thread::spawn(move || {
-                let worker = w;
-                let mut c = s.conn();
-                let mut req = Vec::new();
-                let mut want = Vec::new();
-                for i in 0..300 {
-                    let (ka, kb) = (format!("w{w}a{}", i % 17), format!("w{w}b{}", i % 5));
-                    req.extend(encode_cmd(&["SET", &ka, &format!("one{i}")]));
-                    want.push(b"+OK\r\n".to_vec());
-                    req.extend(encode_cmd(&["MSET", &ka, &format!("two{i}"), &kb, "x"]));
-                    want.push(b"+OK\r\n".to_vec());
-                    req.extend(encode_cmd(&["APPEND", &ka, "!"]));
-                    want.push(format!(":{}\r\n", format!("two{i}!").len()).into_bytes());
-                    req.extend(encode_cmd(&["DEL", &kb, &ka]));
-                    want.push(b":2\r\n".to_vec());
-                    req.extend(encode_cmd(&["GET", &ka]));
-                    want.push(b"$-1\r\n".to_vec());
-                }
-                c.send(&req);
-                for (i, w) in want.iter().enumerate() {
-                    assert_eq!(
-                        String::from_utf8_lossy(&c.read_raw()),
-                        String::from_utf8_lossy(w),
-                        "worker {worker} reply #{i}"
-                    );
-                }
-            })
-        })
-        .collect();
-    for t in workers {
-        t.join().expect("worker");
-    }
+    on_connections(&s, 4, |worker, mut c| {
+        let mut req = Vec::new();
+        let mut want = Vec::new();
+        for i in 0..300 {
+            let (ka, kb) = (
+                format!("w{worker}a{}", i % 17),
+                format!("w{worker}b{}", i % 5),
+            );
+            req.extend(encode_cmd(&["SET", &ka, &format!("one{i}")]));
+            want.push(b"+OK\r\n".to_vec());
+            req.extend(encode_cmd(&["MSET", &ka, &format!("two{i}"), &kb, "x"]));
+            want.push(b"+OK\r\n".to_vec());
+            req.extend(encode_cmd(&["APPEND", &ka, "!"]));
+            want.push(format!(":{}\r\n", format!("two{i}!").len()).into_bytes());
+            req.extend(encode_cmd(&["DEL", &kb, &ka]));
+            want.push(b":2\r\n".to_vec());
+            req.extend(encode_cmd(&["GET", &ka]));
+            want.push(b"$-1\r\n".to_vec());
+        }
+        send_and_expect(&mut c, &req, &want, &format!("worker {worker} "));
+    });
 }
 
 /// More forwarded commands in one loop iteration than one batch carries (all keys share
@@ -238,26 +242,17 @@ fn forwarded_commands_beyond_one_batch_stay_exact() {
     const CLIENTS: usize = 6;
     const INCRS: usize = 3000;
     let s = Arc::new(Server::percore_threads(2));
-    let workers: Vec<_> = (0..CLIENTS)
-        .map(|w| {
-            let s = Arc::clone(&s);
-            std::thread::spawn(move || {
-                let mut c = s.conn();
-                let key = format!("{{tag}}counter{w}");
-                let mut req = Vec::new();
-                for _ in 0..INCRS {
-                    req.extend(encode_cmd(&["INCR", &key]));
-                }
-                c.send(&req);
-                for n in 1..=INCRS {
-                    assert_eq!(c.read_raw(), format!(":{n}\r\n").into_bytes(), "{key}");
-                }
-            })
-        })
-        .collect();
-    for t in workers {
-        t.join().expect("worker");
-    }
+    on_connections(&s, CLIENTS, |w, mut c| {
+        let key = format!("{{tag}}counter{w}");
+        let mut req = Vec::new();
+        for _ in 0..INCRS {
+            req.extend(encode_cmd(&["INCR", &key]));
+        }
+        c.send(&req);
+        for n in 1..=INCRS {
+            assert_eq!(c.read_raw(), format!(":{n}\r\n").into_bytes(), "{key}");
+        }
+    });
     let mut c = s.conn();
     assert_eq!(
         c.cmd_raw(&["DBSIZE"]),
