@@ -31,6 +31,16 @@ pub enum Pending {
     Gather(Box<Gather>),
 }
 
+impl Pending {
+    /// A reply computed elsewhere arrives for this slot: a `Waiting` slot becomes `Ready`
+    /// with `bytes(discard)`; any other slot is left as it is.
+    pub fn answer(&mut self, bytes: impl FnOnce(bool) -> Vec<u8>) {
+        if let Pending::Waiting { discard } = *self {
+            *self = Pending::Ready(bytes(discard));
+        }
+    }
+}
+
 pub struct Client {
     pub conn: ConnId,
     pub id: u64,
@@ -153,5 +163,30 @@ mod tests {
         assert!(c.pending.is_empty());
         assert!(c.pending_mut(b).is_none());
         assert_eq!(c.first_seq, 3);
+    }
+
+    #[test]
+    fn an_answer_fills_only_a_waiting_slot_and_sees_its_discard_flag() {
+        let mut w = Pending::Waiting { discard: true };
+        w.answer(|discard| {
+            if discard {
+                Vec::new()
+            } else {
+                b"+x\r\n".to_vec()
+            }
+        });
+        assert!(matches!(&w, Pending::Ready(b) if b.is_empty()));
+        let mut kept = Pending::Waiting { discard: false };
+        kept.answer(|discard| {
+            if discard {
+                Vec::new()
+            } else {
+                b"+x\r\n".to_vec()
+            }
+        });
+        assert!(matches!(&kept, Pending::Ready(b) if b == b"+x\r\n"));
+        // A slot already answered keeps its reply.
+        kept.answer(|_| b"+late\r\n".to_vec());
+        assert!(matches!(&kept, Pending::Ready(b) if b == b"+x\r\n"));
     }
 }

@@ -34,15 +34,27 @@ pub struct Fwd {
     pub cmd: &'static Command,
     pub db: u16,
     pub proto: Protocol,
-    /// Its argument count; the arguments are the next `argc` in [`Forward::args`].
-    pub argc: u32,
-    /// Where its arguments start in [`Forward::args`] (set by [`Forward::push`]).
-    pub args_at: usize,
+}
+
+/// A command in a batch, with where its arguments are in [`Forward::args`].
+struct Queued {
+    fwd: Fwd,
+    argc: u32,
+    args_at: usize,
+}
+
+/// The next argument in a packed argument buffer (`u32` length, then the bytes).
+fn next_arg<'a>(rest: &mut &'a [u8]) -> &'a [u8] {
+    let (len, tail) = rest.split_at(4);
+    let len = u32::from_ne_bytes([len[0], len[1], len[2], len[3]]) as usize;
+    let (arg, tail) = tail.split_at(len);
+    *rest = tail;
+    arg
 }
 
 /// The next commands of a batch being run, for warming their key lookups.
 pub struct Upcoming<'a> {
-    cmds: &'a [Fwd],
+    cmds: &'a [Queued],
     args: &'a [u8],
 }
 
@@ -50,18 +62,16 @@ impl<'a> Upcoming<'a> {
     /// Database and first key of each command that has a key.
     pub fn keys(&self) -> impl Iterator<Item = (usize, &'a [u8])> + use<'a> {
         let args = self.args;
-        self.cmds.iter().filter_map(move |f| {
-            let at = f.cmd.first_key as usize;
-            if at == 0 || at >= f.argc as usize {
+        self.cmds.iter().filter_map(move |q| {
+            let at = q.fwd.cmd.first_key as usize;
+            if at == 0 || at >= q.argc as usize {
                 return None;
             }
-            let mut rest = &args[f.args_at..];
+            let mut rest = &args[q.args_at..];
             for _ in 0..at {
-                let len = u32::from_ne_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
-                rest = &rest[4 + len..];
+                next_arg(&mut rest);
             }
-            let len = u32::from_ne_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
-            Some((usize::from(f.db), &rest[4..4 + len]))
+            Some((usize::from(q.fwd.db), next_arg(&mut rest)))
         })
     }
 }
@@ -69,7 +79,7 @@ impl<'a> Upcoming<'a> {
 /// A batch of forwarded commands and, on its way back, their replies.
 #[derive(Default)]
 pub struct Forward {
-    cmds: Vec<Fwd>,
+    cmds: Vec<Queued>,
     /// Per argument: its length (`u32`, native endian), then its bytes.
     args: Vec<u8>,
     /// Written by the owner: the replies back to back; `ends[i]` is where `cmds[i]`'s ends.
@@ -86,9 +96,12 @@ impl Forward {
     }
 
     /// Adds a command with its arguments (`argv[0]` is the command name).
-    pub fn push(&mut self, mut fwd: Fwd, argv: &[&[u8]]) {
-        debug_assert_eq!(fwd.argc as usize, argv.len());
-        fwd.args_at = self.args.len();
+    pub fn push(&mut self, fwd: Fwd, argv: &[&[u8]]) {
+        let queued = Queued {
+            fwd,
+            argc: u32::try_from(argv.len()).expect("argument counts are under the multibulk limit"),
+            args_at: self.args.len(),
+        };
         let bytes: usize = argv.iter().map(|a| a.len() + 4).sum();
         self.args.reserve(bytes);
         for a in argv {
@@ -96,7 +109,7 @@ impl Forward {
             self.args.extend_from_slice(&len.to_ne_bytes());
             self.args.extend_from_slice(a);
         }
-        self.cmds.push(fwd);
+        self.cmds.push(queued);
     }
 
     #[cfg(test)]
@@ -122,22 +135,18 @@ impl Forward {
         replies.clear();
         ends.clear();
         ends.reserve(cmds.len());
-        let cmds: &'a [Fwd] = cmds;
+        let cmds: &'a [Queued] = cmds;
         let mut rest: &'a [u8] = args;
-        for (i, f) in cmds.iter().enumerate() {
+        for (i, q) in cmds.iter().enumerate() {
             let upcoming = i.is_multiple_of(WARM_KEYS).then(|| Upcoming {
                 cmds: &cmds[i..(i + WARM_KEYS).min(cmds.len())],
                 args,
             });
             argv.clear();
-            for _ in 0..f.argc {
-                let (len, tail) = rest.split_at(4);
-                let len = u32::from_ne_bytes([len[0], len[1], len[2], len[3]]) as usize;
-                let (arg, tail) = tail.split_at(len);
-                argv.push(arg);
-                rest = tail;
+            for _ in 0..q.argc {
+                argv.push(next_arg(&mut rest));
             }
-            run(f, argv, replies, upcoming);
+            run(&q.fwd, argv, replies, upcoming);
             ends.push(replies.len());
         }
     }
@@ -145,10 +154,10 @@ impl Forward {
     /// The sender's side, once the batch is back: each command with its reply.
     pub fn answers(&self) -> impl Iterator<Item = (&Fwd, &[u8])> {
         let mut start = 0usize;
-        self.cmds.iter().zip(&self.ends).map(move |(f, &end)| {
+        self.cmds.iter().zip(&self.ends).map(move |(q, &end)| {
             let reply = &self.replies[start..end];
             start = end;
-            (f, reply)
+            (&q.fwd, reply)
         })
     }
 
@@ -202,7 +211,7 @@ impl ForwardPool {
 mod tests {
     use super::*;
 
-    fn fwd(seq: u64, argc: usize) -> Fwd {
+    fn fwd(seq: u64) -> Fwd {
         Fwd {
             conn: ConnId {
                 index: 3,
@@ -212,8 +221,6 @@ mod tests {
             cmd: crate::commands::lookup(b"GET").expect("GET"),
             db: 0,
             proto: Protocol::Resp2,
-            argc: argc as u32,
-            args_at: 0,
         }
     }
 
@@ -223,9 +230,9 @@ mod tests {
         let first: Vec<&[u8]> = vec![b"GET", b"k1"];
         let second: Vec<&[u8]> = vec![b"SET", b"", &[0, 13, 10, 255]];
         let third: Vec<&[u8]> = vec![b"GET", b"k3"];
-        b.push(fwd(7, 2), &first);
-        b.push(fwd(8, 3), &second);
-        b.push(fwd(11, 2), &third);
+        b.push(fwd(7), &first);
+        b.push(fwd(8), &second);
+        b.push(fwd(11), &third);
         let mut seen = Vec::new();
         let mut argv = Vec::new();
         let mut windows = Vec::new();
@@ -273,12 +280,12 @@ mod tests {
         let mut b = Forward::default();
         for i in 0..FORWARD_BATCH_MAX_COMMANDS {
             assert!(b.has_room());
-            b.push(fwd(i as u64, 2), &[b"GET", b"k"]);
+            b.push(fwd(i as u64), &[b"GET", b"k"]);
         }
         assert!(!b.has_room());
         let mut big = Forward::default();
         let value = vec![b'v'; FORWARD_BATCH_MAX_ARG_BYTES];
-        big.push(fwd(0, 3), &[b"SET", b"k", &value]);
+        big.push(fwd(0), &[b"SET", b"k", &value]);
         assert!(!big.has_room());
     }
 
@@ -286,7 +293,7 @@ mod tests {
     fn the_pool_reuses_batches_but_not_big_ones() {
         let mut pool = ForwardPool::default();
         let mut b = pool.take();
-        b.push(fwd(1, 2), &[b"GET", b"k"]);
+        b.push(fwd(1), &[b"GET", b"k"]);
         pool.give(b);
         assert_eq!(pool.len(), 1);
         let b = pool.take();
@@ -294,7 +301,7 @@ mod tests {
         assert!(b.args.capacity() > 0, "and keeps its buffers");
         let mut big = Forward::default();
         let value = vec![b'v'; FORWARD_POOL_MAX_BUFFER_BYTES + 1];
-        big.push(fwd(0, 3), &[b"SET", b"k", &value]);
+        big.push(fwd(0), &[b"SET", b"k", &value]);
         pool.give(big);
         assert!(pool.is_empty());
     }

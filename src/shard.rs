@@ -486,17 +486,11 @@ impl Shard {
         let proto = client.proto;
         let mut merged = None;
         match client.pending_mut(seq) {
-            Some(slot @ Pending::Waiting { .. }) => {
-                let Pending::Waiting { discard } = *slot else {
-                    unreachable!()
-                };
-                let bytes = match result {
-                    _ if discard => Vec::new(),
-                    Partial::Encoded(b) => b,
-                    other => internal_error(proto, &other),
-                };
-                *slot = Pending::Ready(bytes);
-            }
+            Some(slot @ Pending::Waiting { .. }) => slot.answer(|discard| match result {
+                _ if discard => Vec::new(),
+                Partial::Encoded(b) => b,
+                other => internal_error(proto, &other),
+            }),
             Some(Pending::Gather(g)) => {
                 if g.parts[shard].is_none() {
                     g.remaining -= 1;
@@ -539,15 +533,14 @@ impl Shard {
             let Some(client) = current.as_mut() else {
                 continue;
             };
-            if let Some(slot @ Pending::Waiting { .. }) = client.pending_mut(f.seq) {
-                let Pending::Waiting { discard } = *slot else {
-                    unreachable!()
-                };
-                let mut bytes = self.data.take_buf();
-                if !discard {
-                    bytes.extend_from_slice(reply);
-                }
-                *slot = Pending::Ready(bytes);
+            if let Some(slot) = client.pending_mut(f.seq) {
+                slot.answer(|discard| {
+                    let mut bytes = self.data.take_buf();
+                    if !discard {
+                        bytes.extend_from_slice(reply);
+                    }
+                    bytes
+                });
             }
         }
         if let Some(done) = current {
@@ -871,8 +864,6 @@ pub fn dispatch(
                     cmd,
                     db: client.db as u16,
                     proto: client.proto,
-                    argc: argv.len() as u32,
-                    args_at: 0,
                 };
                 forward(data, outbox, owner, fwd, argv);
                 pool_put(&mut data.buf_pool, scratch);
