@@ -167,23 +167,18 @@ mod tests {
 
     #[test]
     fn an_answer_fills_only_a_waiting_slot_and_sees_its_discard_flag() {
-        let mut w = Pending::Waiting { discard: true };
-        w.answer(|discard| {
+        let reply = |discard: bool| {
             if discard {
                 Vec::new()
             } else {
                 b"+x\r\n".to_vec()
             }
-        });
+        };
+        let mut w = Pending::Waiting { discard: true };
+        w.answer(reply);
         assert!(matches!(&w, Pending::Ready(b) if b.is_empty()));
         let mut kept = Pending::Waiting { discard: false };
-        kept.answer(|discard| {
-            if discard {
-                Vec::new()
-            } else {
-                b"+x\r\n".to_vec()
-            }
-        });
+        kept.answer(reply);
         assert!(matches!(&kept, Pending::Ready(b) if b == b"+x\r\n"));
         // A slot already answered keeps its reply.
         kept.answer(|_| b"+late\r\n".to_vec());
