@@ -8,7 +8,7 @@
 use percore_engine::Value;
 use percore_persist::rdb::{self, AuxValue, DumpDb, LoadOptions, LoadSummary, Record, encode_dump};
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -58,24 +58,24 @@ impl Drop for TempDir {
     }
 }
 
-/// A redis-server child on a free port, killed on drop.
+/// A redis-server child listening only on a Unix socket in the test's own directory
+/// (no TCP port, so tests running in parallel cannot reach each other's server),
+/// killed on drop.
 struct RedisServer {
     child: Child,
-    port: u16,
+    socket: PathBuf,
 }
 
 impl RedisServer {
     /// Starts redis-server on `dir`/`file` (loading it when it exists) with saving
     /// points off.
     fn start(dir: &Path, file: &str) -> Self {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let socket = dir.join("redis.sock");
         let log = dir.join("redis.log");
         let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--port", "0"])
+            .arg("--unixsocket")
+            .arg(&socket)
             .arg("--dir")
             .arg(dir)
             .args(["--dbfilename", file, "--save", "", "--appendonly", "no"])
@@ -85,16 +85,14 @@ impl RedisServer {
             .stderr(Stdio::null())
             .spawn()
             .expect("spawn redis-server");
-        let mut server = Self { child, port };
+        let mut server = Self { child, socket };
         let deadline = Instant::now() + Duration::from_millis(STARTUP_TIMEOUT_MS);
         loop {
             if let Some(status) = server.child.try_wait().unwrap() {
                 let log = std::fs::read_to_string(&log).unwrap_or_default();
                 panic!("redis-server exited ({status}) while starting:\n{log}");
             }
-            if let Ok(mut conn) = server.connect()
-                && conn.cmd(&[b"PING"]) == Reply::Simple("PONG".into())
-            {
+            if server.answers_ping() {
                 return server;
             }
             assert!(Instant::now() < deadline, "redis-server did not start");
@@ -102,8 +100,22 @@ impl RedisServer {
         }
     }
 
+    /// Whether the server takes a connection and answers PING with +PONG (any I/O
+    /// error, e.g. a socket not yet listening, counts as not ready).
+    fn answers_ping(&self) -> bool {
+        let Ok(conn) = self.connect() else {
+            return false;
+        };
+        let mut stream = conn.0.into_inner();
+        let mut buf = [0u8; 64];
+        stream.write_all(b"PING\r\n").is_ok()
+            && stream
+                .read(&mut buf)
+                .is_ok_and(|n| buf[..n].starts_with(b"+PONG\r\n"))
+    }
+
     fn connect(&self) -> std::io::Result<Conn> {
-        let stream = TcpStream::connect(("127.0.0.1", self.port))?;
+        let stream = UnixStream::connect(&self.socket)?;
         stream.set_read_timeout(Some(Duration::from_secs(30)))?;
         Ok(Conn(BufReader::new(stream)))
     }
@@ -126,7 +138,7 @@ enum Reply {
 }
 
 /// Just enough RESP2 to drive redis-server.
-struct Conn(BufReader<TcpStream>);
+struct Conn(BufReader<UnixStream>);
 
 impl Conn {
     fn cmd(&mut self, args: &[&[u8]]) -> Reply {
