@@ -123,15 +123,26 @@ fn debug_sleep_is_a_command_spike_in_every_subcommand() {
     );
     assert!(doctor.contains(". command: "), "{doctor}");
 
-    // RESET of one event, then of all: each counts the events it dropped.
+    // RESET of one event, then of all: each counts the events it dropped. The other
+    // events (a shard's iteration, mail, an expiry cycle or a fast command over 1 ms) are
+    // recorded at the next tick and whenever the machine stalls a shard, so they may
+    // appear between any two of these commands: only the `command` event is exact.
     assert_eq!(
         c.cmd(&["LATENCY", "RESET", "COMMAND", "command", "nosuch"]),
         Frame::Int(1)
     );
-    let left = latest(&mut c).len() as i64;
-    assert_eq!(c.cmd(&["LATENCY", "RESET"]), Frame::Int(left));
-    assert_eq!(c.cmd(&["LATENCY", "LATEST"]), Frame::Array(vec![]));
-    assert_eq!(c.cmd(&["LATENCY", "RESET"]), Frame::Int(0));
+    let environmental = |e: &(String, i64, i64, i64)| e.0 != "command";
+    let left = latest(&mut c);
+    assert!(left.iter().all(environmental), "{left:?}");
+    let dropped = int(&c.cmd(&["LATENCY", "RESET"]));
+    assert!(
+        (left.len() as i64..=4).contains(&dropped),
+        "dropped {dropped}, had {left:?}"
+    );
+    let after = latest(&mut c);
+    assert!(after.iter().all(environmental), "{after:?}");
+    let dropped = int(&c.cmd(&["LATENCY", "RESET"]));
+    assert!((after.len() as i64..=4).contains(&dropped), "{after:?}");
 }
 
 #[test]
