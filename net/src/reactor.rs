@@ -301,10 +301,14 @@ impl<M> Shared<M> {
 pub struct Io<M, S> {
     pub shard: usize,
     pub shards: usize,
-    /// Wall-clock time of this loop iteration, in Unix milliseconds.
+    /// Wall-clock time of this loop iteration, in Unix milliseconds (the monotonic clock
+    /// plus an offset to the wall clock taken again at every tick).
     pub now_ms: i64,
     /// Monotonic time of this loop iteration.
     pub now: Instant,
+    /// The same instant as `now`, as `CLOCK_MONOTONIC` nanoseconds
+    /// ([`sys::monotonic_ns`]).
+    pub now_ns: u64,
     slots: Vec<Slot<S>>,
     free: Vec<u32>,
     dirty: Vec<u32>,
@@ -655,6 +659,10 @@ pub struct Reactor<S: Service> {
     epoch_ns: u64,
     /// Monotonic time of the last waiting `io_uring_enter` (0 before the first).
     entered_ns: u64,
+    /// Wall clock minus monotonic clock, in ms: `io.now_ms` costs no clock read of its own
+    /// per iteration. Taken again at every tick, so a wall-clock step shows within a tick
+    /// (Redis, too, reads the wall clock once per event-loop pass).
+    wall_offset_ms: i64,
 }
 
 impl<S: Service> Reactor<S> {
@@ -697,6 +705,7 @@ impl<S: Service> Reactor<S> {
                 shards,
                 now_ms: unix_ms(),
                 now,
+                now_ns: epoch_ns,
                 slots: Vec::new(),
                 free: Vec::new(),
                 dirty: Vec::new(),
@@ -725,6 +734,7 @@ impl<S: Service> Reactor<S> {
             epoch: now,
             epoch_ns,
             entered_ns: 0,
+            wall_offset_ms: unix_ms() - (epoch_ns / 1_000_000) as i64,
         }
     }
 
@@ -740,7 +750,8 @@ impl<S: Service> Reactor<S> {
             // One clock read gives the iteration's time and ends the last wait.
             let start_ns = sys::monotonic_ns();
             self.io.now = self.epoch + Duration::from_nanos(start_ns.saturating_sub(self.epoch_ns));
-            self.io.now_ms = unix_ms();
+            self.io.now_ns = start_ns;
+            self.io.now_ms = (start_ns / 1_000_000) as i64 + self.wall_offset_ms;
             if self.entered_ns != 0 {
                 self.io.stats.idle_ns += start_ns.saturating_sub(self.entered_ns);
             }
@@ -750,6 +761,9 @@ impl<S: Service> Reactor<S> {
             let more_mail = self.drain_inbox(service);
 
             if self.io.now >= self.next_tick {
+                let wall_ms = unix_ms();
+                self.wall_offset_ms = wall_ms - (start_ns / 1_000_000) as i64;
+                self.io.now_ms = wall_ms;
                 service.on_tick(&mut self.io);
                 self.next_tick = self.io.now + service.tick_interval();
             }
@@ -1090,7 +1104,7 @@ impl<S: Service> Reactor<S> {
         let bid = BufRing::buffer_of(flags);
         let Some(conn) = self.io.conn(id) else {
             if let (Some(br), Some(bid)) = (self.bufring.as_mut(), bid) {
-                br.recycle(bid);
+                br.consume(bid, res.max(0) as usize, flags, |_| ());
             }
             return;
         };
@@ -1103,8 +1117,7 @@ impl<S: Service> Reactor<S> {
         if res > 0 {
             match (self.bufring.as_mut(), bid) {
                 (Some(br), Some(bid)) => {
-                    conn.input.append(br.data(bid, res as usize));
-                    br.recycle(bid);
+                    br.consume(bid, res as usize, flags, |data| conn.input.append(data));
                 }
                 _ => conn.input.commit_recv(res as usize),
             }

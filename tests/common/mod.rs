@@ -83,13 +83,19 @@ pub fn scratch_dir(tag: &str) -> PathBuf {
 impl Server {
     /// Starts `percore-server --port P --bind 127.0.0.1 --save ''` plus `extra`.
     pub fn percore(extra: &[&str]) -> Self {
-        Self::start(Kind::Percore, extra)
+        Self::start(Kind::Percore, extra, &[])
+    }
+
+    /// [`Server::percore`] with extra environment variables (e.g. the reactor's
+    /// `PERCORE_NO_*` switches).
+    pub fn percore_env(extra: &[&str], env: &[(&str, &str)]) -> Self {
+        Self::start(Kind::Percore, extra, env)
     }
 
     /// Starts `percore-server --threads N`.
     pub fn percore_threads(threads: usize) -> Self {
         let n = threads.to_string();
-        Self::start(Kind::Percore, &["--threads", &n])
+        Self::start(Kind::Percore, &["--threads", &n], &[])
     }
 
     /// Starts a real `redis-server` for differential tests, or returns `None` (after a
@@ -109,14 +115,14 @@ impl Server {
             println!("skipping: redis-server not found");
             return None;
         }
-        Some(Self::start(Kind::Redis, extra))
+        Some(Self::start(Kind::Redis, extra, &[]))
     }
 
     /// Starts `percore-server` on `port` (one attempt: the test chose the port, e.g. to
     /// restart a server or to name it in another server's configuration).
     pub fn percore_at(port: &str, extra: &[&str]) -> Self {
         let port = port.parse().expect("a port number");
-        match Self::try_start(Kind::Percore, port, extra) {
+        match Self::try_start(Kind::Percore, port, extra, &[]) {
             Ok(server) => server,
             Err(why) => panic!("percore server did not start on port {port}: {why}"),
         }
@@ -127,10 +133,10 @@ impl Server {
         &self.dir
     }
 
-    fn start(kind: Kind, extra: &[&str]) -> Self {
+    fn start(kind: Kind, extra: &[&str], env: &[(&str, &str)]) -> Self {
         let mut failures = String::new();
         for attempt in 1..=START_ATTEMPTS {
-            match Self::try_start(kind, free_port(), extra) {
+            match Self::try_start(kind, free_port(), extra, env) {
                 Ok(server) => return server,
                 Err(why) => {
                     use std::fmt::Write as _;
@@ -142,7 +148,12 @@ impl Server {
     }
 
     /// Starts a server on `port`; on failure the reason with the server's output.
-    fn try_start(kind: Kind, port: u16, extra: &[&str]) -> Result<Self, String> {
+    fn try_start(
+        kind: Kind,
+        port: u16,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<Self, String> {
         let log = std::env::temp_dir().join(format!(
             "percore-test-{}-{}-{port}.log",
             std::process::id(),
@@ -181,6 +192,7 @@ impl Server {
         // A tag in the environment finds every process that shares the server's memory
         // image (`processes_sharing_env`): its fork children and their helpers.
         cmd.env(SERVER_TAG_VAR, log.file_name().expect("log file name"));
+        cmd.envs(env.iter().copied());
         cmd.args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::from(out))
