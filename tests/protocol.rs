@@ -397,19 +397,14 @@ fn output_buffer_hard_limit_closes_only_that_client() {
     assert_eq!(setup.cmd_raw(&["PING"]), b"+PONG\r\n");
 }
 
-/// Every receive path of the reactor delivers the same bytes: multishot receives into
-/// incrementally consumed provided buffers (the default where the kernel has them), into
-/// whole provided buffers (`PERCORE_NO_INCREMENTAL_BUFFERS`), and one receive SQE per
-/// completion (`PERCORE_NO_MULTISHOT_RECV`). Four clients at once write values from 0 B to
-/// 200 KB (beyond one provided buffer, so they span several and end mid-buffer) in odd-sized
+/// Both receive paths of the reactor deliver the same bytes: multishot receives into
+/// provided buffers (the default) and one receive SQE per completion
+/// (`PERCORE_NO_MULTISHOT_RECV`). Four clients at once write values from 0 B to 200 KB
+/// (beyond one provided buffer, so they span several and end mid-buffer) in odd-sized
 /// pieces, then pipelines of small requests, and read every byte back.
 #[test]
 fn every_receive_path_delivers_values_of_any_size_from_concurrent_clients() {
-    let modes: [&[(&str, &str)]; 3] = [
-        &[],
-        &[("PERCORE_NO_INCREMENTAL_BUFFERS", "1")],
-        &[("PERCORE_NO_MULTISHOT_RECV", "1")],
-    ];
+    let modes: [&[(&str, &str)]; 2] = [&[], &[("PERCORE_NO_MULTISHOT_RECV", "1")]];
     for env in modes {
         let s = Server::percore_env(&[], env);
         let port = s.port();

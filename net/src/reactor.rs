@@ -1104,7 +1104,7 @@ impl<S: Service> Reactor<S> {
         let bid = BufRing::buffer_of(flags);
         let Some(conn) = self.io.conn(id) else {
             if let (Some(br), Some(bid)) = (self.bufring.as_mut(), bid) {
-                br.consume(bid, res.max(0) as usize, flags, |_| ());
+                br.consume(bid, res.max(0) as usize, |_| ());
             }
             return;
         };
@@ -1117,7 +1117,7 @@ impl<S: Service> Reactor<S> {
         if res > 0 {
             match (self.bufring.as_mut(), bid) {
                 (Some(br), Some(bid)) => {
-                    br.consume(bid, res as usize, flags, |data| conn.input.append(data));
+                    br.consume(bid, res as usize, |data| conn.input.append(data));
                 }
                 _ => conn.input.commit_recv(res as usize),
             }
