@@ -734,7 +734,7 @@ impl<S: Service> Reactor<S> {
             epoch: now,
             epoch_ns,
             entered_ns: 0,
-            wall_offset_ms: unix_ms() - (epoch_ns / 1_000_000) as i64,
+            wall_offset_ms: wall_offset_ms(epoch_ns),
         }
     }
 
@@ -751,6 +751,10 @@ impl<S: Service> Reactor<S> {
             let start_ns = sys::monotonic_ns();
             self.io.now = self.epoch + Duration::from_nanos(start_ns.saturating_sub(self.epoch_ns));
             self.io.now_ns = start_ns;
+            if self.io.now >= self.next_tick {
+                // The tick below runs in this iteration: take the wall clock again first.
+                self.wall_offset_ms = wall_offset_ms(start_ns);
+            }
             self.io.now_ms = (start_ns / 1_000_000) as i64 + self.wall_offset_ms;
             if self.entered_ns != 0 {
                 self.io.stats.idle_ns += start_ns.saturating_sub(self.entered_ns);
@@ -761,9 +765,6 @@ impl<S: Service> Reactor<S> {
             let more_mail = self.drain_inbox(service);
 
             if self.io.now >= self.next_tick {
-                let wall_ms = unix_ms();
-                self.wall_offset_ms = wall_ms - (start_ns / 1_000_000) as i64;
-                self.io.now_ms = wall_ms;
                 service.on_tick(&mut self.io);
                 self.next_tick = self.io.now + service.tick_interval();
             }
@@ -1104,7 +1105,7 @@ impl<S: Service> Reactor<S> {
         let bid = BufRing::buffer_of(flags);
         let Some(conn) = self.io.conn(id) else {
             if let (Some(br), Some(bid)) = (self.bufring.as_mut(), bid) {
-                br.consume(bid, res.max(0) as usize, |_| ());
+                br.consume(bid, 0, |_| ());
             }
             return;
         };
@@ -1344,6 +1345,11 @@ impl<S: Service> Reactor<S> {
             }
         }
     }
+}
+
+/// The wall clock minus the monotonic clock (read as `mono_ns` a moment ago), in ms.
+fn wall_offset_ms(mono_ns: u64) -> i64 {
+    unix_ms() - (mono_ns / 1_000_000) as i64
 }
 
 /// Wall-clock milliseconds since the Unix epoch.
