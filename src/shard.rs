@@ -253,6 +253,26 @@ pub struct Shard {
 const WARM_MIN_INPUT_BYTES: usize = 64;
 
 /// Reuses a vector's allocation for a different borrow lifetime.
+/// Dispatches `req`, parsed from `input`, for `client` (an empty request, e.g. a blank
+/// inline line, runs nothing).
+fn run_parsed(
+    data: &mut ShardData,
+    argv_store: &mut Vec<&'static [u8]>,
+    client: &mut Client,
+    output: &mut Vec<u8>,
+    outbox: &mut Outbox<Msg>,
+    req: &Request,
+    input: &[u8],
+) {
+    if req.is_empty() {
+        return;
+    }
+    let mut argv = recycle(std::mem::take(argv_store));
+    req.fill_argv(input, &mut argv);
+    dispatch(data, client, &argv, output, outbox);
+    *argv_store = recycle(argv);
+}
+
 fn recycle<'b>(mut v: Vec<&'_ [u8]>) -> Vec<&'b [u8]> {
     v.clear();
     // An empty vector holds no references; collecting it in place keeps the allocation.
@@ -383,12 +403,15 @@ impl Shard {
                 let input = conn.input.data();
                 let (req, consumed) = &self.ahead[self.ahead_next];
                 self.ahead_next += 1;
-                if !req.is_empty() {
-                    let mut argv = recycle(std::mem::take(&mut self.argv_store));
-                    req.fill_argv(input, &mut argv);
-                    dispatch(&mut self.data, client, &argv, &mut conn.output, outbox);
-                    self.argv_store = recycle(argv);
-                }
+                run_parsed(
+                    &mut self.data,
+                    &mut self.argv_store,
+                    client,
+                    &mut conn.output,
+                    outbox,
+                    req,
+                    input,
+                );
                 conn.input.consume(*consumed);
                 if client.authenticated != authenticated {
                     self.ahead_len = self.ahead_next;
@@ -398,12 +421,15 @@ impl Shard {
             let input = conn.input.data();
             match parse_request(input, &limits, &mut self.req) {
                 Ok(Parsed::Complete { consumed }) => {
-                    if !self.req.is_empty() {
-                        let mut argv = recycle(std::mem::take(&mut self.argv_store));
-                        self.req.fill_argv(input, &mut argv);
-                        dispatch(&mut self.data, client, &argv, &mut conn.output, outbox);
-                        self.argv_store = recycle(argv);
-                    }
+                    run_parsed(
+                        &mut self.data,
+                        &mut self.argv_store,
+                        client,
+                        &mut conn.output,
+                        outbox,
+                        &self.req,
+                        input,
+                    );
                     self.req.clear();
                     conn.input.consume(consumed);
                 }
