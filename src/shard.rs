@@ -253,26 +253,6 @@ pub struct Shard {
 const WARM_MIN_INPUT_BYTES: usize = 64;
 
 /// Reuses a vector's allocation for a different borrow lifetime.
-/// Dispatches `req`, parsed from `input`, for `client` (an empty request, e.g. a blank
-/// inline line, runs nothing).
-fn run_parsed(
-    data: &mut ShardData,
-    argv_store: &mut Vec<&'static [u8]>,
-    client: &mut Client,
-    output: &mut Vec<u8>,
-    outbox: &mut Outbox<Msg>,
-    req: &Request,
-    input: &[u8],
-) {
-    if req.is_empty() {
-        return;
-    }
-    let mut argv = recycle(std::mem::take(argv_store));
-    req.fill_argv(input, &mut argv);
-    dispatch(data, client, &argv, output, outbox);
-    *argv_store = recycle(argv);
-}
-
 fn recycle<'b>(mut v: Vec<&'_ [u8]>) -> Vec<&'b [u8]> {
     v.clear();
     // An empty vector holds no references; collecting it in place keeps the allocation.
@@ -396,89 +376,81 @@ impl Shard {
             if self.ahead_next == self.ahead_len {
                 self.parse_ahead(conn.input.data(), client.db, &limits);
             }
-            if self.ahead_next < self.ahead_len {
-                // Parsed ahead: run it. Authentication changes the parse limits, so a
-                // change of it drops what was parsed ahead under the old ones.
-                let authenticated = client.authenticated;
-                let input = conn.input.data();
+            let ahead = self.ahead_next < self.ahead_len;
+            let input = conn.input.data();
+            let (req, consumed) = if ahead {
+                // Parsed ahead: run it from there.
                 let (req, consumed) = &self.ahead[self.ahead_next];
                 self.ahead_next += 1;
-                run_parsed(
-                    &mut self.data,
-                    &mut self.argv_store,
-                    client,
-                    &mut conn.output,
-                    outbox,
-                    req,
-                    input,
-                );
-                conn.input.consume(*consumed);
-                if client.authenticated != authenticated {
-                    self.ahead_len = self.ahead_next;
+                (req, *consumed)
+            } else {
+                match parse_request(input, &limits, &mut self.req) {
+                    Ok(Parsed::Complete { consumed }) => (&self.req, consumed),
+                    Ok(Parsed::Incomplete { need_bytes }) => {
+                        if input.len() > qbuf_limit {
+                            self.data.shared.warning(&format!(
+                                "Closing client that reached max query buffer length: id={} addr={} (qbuf initial bytes: {:?})",
+                                client.id,
+                                client.peer,
+                                String::from_utf8_lossy(&input[..input.len().min(64)])
+                            ));
+                            conn.output.clear();
+                            conn.close_after_flush();
+                        } else if let Some(n) = need_bytes {
+                            conn.input.want_total(n.min(qbuf_limit.saturating_add(1)));
+                        }
+                        break;
+                    }
+                    Err(e) => {
+                        self.scratch.clear();
+                        e.write_message(&mut self.scratch);
+                        let text = format!("ERR {}", String::from_utf8_lossy(&self.scratch));
+                        self.data.stats.record_error(&text);
+                        if client.pending.is_empty() {
+                            ReplyWriter {
+                                out: &mut conn.output,
+                                proto: client.proto,
+                            }
+                            .error(&text);
+                        } else {
+                            let mut buf = Vec::new();
+                            ReplyWriter {
+                                out: &mut buf,
+                                proto: client.proto,
+                            }
+                            .error(&text);
+                            client.push_pending(Pending::Ready(buf));
+                        }
+                        self.data.shared.log.log(
+                            LogLevel::Verbose,
+                            &format!(
+                                "Protocol error ({text}) from client: id={} addr={}",
+                                client.id, client.peer
+                            ),
+                        );
+                        client.close_after_reply = true;
+                        self.req.clear();
+                        conn.input.consume(conn.input.len());
+                        continue;
+                    }
                 }
-                continue;
+            };
+            // Authentication changes the parse limits: what was parsed ahead under the old
+            // ones is dropped.
+            let authenticated = client.authenticated;
+            // An empty request (a blank inline line) runs nothing.
+            if !req.is_empty() {
+                let mut argv = recycle(std::mem::take(&mut self.argv_store));
+                req.fill_argv(input, &mut argv);
+                dispatch(&mut self.data, client, &argv, &mut conn.output, outbox);
+                self.argv_store = recycle(argv);
             }
-            let input = conn.input.data();
-            match parse_request(input, &limits, &mut self.req) {
-                Ok(Parsed::Complete { consumed }) => {
-                    run_parsed(
-                        &mut self.data,
-                        &mut self.argv_store,
-                        client,
-                        &mut conn.output,
-                        outbox,
-                        &self.req,
-                        input,
-                    );
-                    self.req.clear();
-                    conn.input.consume(consumed);
-                }
-                Ok(Parsed::Incomplete { need_bytes }) => {
-                    if input.len() > qbuf_limit {
-                        self.data.shared.warning(&format!(
-                            "Closing client that reached max query buffer length: id={} addr={} (qbuf initial bytes: {:?})",
-                            client.id,
-                            client.peer,
-                            String::from_utf8_lossy(&input[..input.len().min(64)])
-                        ));
-                        conn.output.clear();
-                        conn.close_after_flush();
-                    } else if let Some(n) = need_bytes {
-                        conn.input.want_total(n.min(qbuf_limit.saturating_add(1)));
-                    }
-                    break;
-                }
-                Err(e) => {
-                    self.scratch.clear();
-                    e.write_message(&mut self.scratch);
-                    let text = format!("ERR {}", String::from_utf8_lossy(&self.scratch));
-                    self.data.stats.record_error(&text);
-                    if client.pending.is_empty() {
-                        ReplyWriter {
-                            out: &mut conn.output,
-                            proto: client.proto,
-                        }
-                        .error(&text);
-                    } else {
-                        let mut buf = Vec::new();
-                        ReplyWriter {
-                            out: &mut buf,
-                            proto: client.proto,
-                        }
-                        .error(&text);
-                        client.push_pending(Pending::Ready(buf));
-                    }
-                    self.data.shared.log.log(
-                        LogLevel::Verbose,
-                        &format!(
-                            "Protocol error ({text}) from client: id={} addr={}",
-                            client.id, client.peer
-                        ),
-                    );
-                    client.close_after_reply = true;
-                    self.req.clear();
-                    conn.input.consume(conn.input.len());
-                }
+            if !ahead {
+                self.req.clear();
+            }
+            conn.input.consume(consumed);
+            if client.authenticated != authenticated {
+                self.ahead_len = self.ahead_next;
             }
         }
         if client.close_after_reply && client.pending.is_empty() {
