@@ -3,7 +3,7 @@
 
 use crate::commands::Gather;
 use percore_net::reactor::ConnId;
-use percore_net::resp::Protocol;
+use percore_net::resp::{Protocol, Request};
 use std::collections::VecDeque;
 
 /// The most replies one connection may have outstanding (waiting for other shards) before
@@ -76,6 +76,11 @@ pub struct Client {
     pub asking: bool,
     /// READONLY (cluster mode): reads may be served by a replica (percore has none yet).
     pub readonly: bool,
+    /// This connection's resumable request parser: where it stopped in a request that was
+    /// incomplete at the last read. Per connection, never per shard: a shard serves many
+    /// connections, and resuming one's parse at another's offsets runs bytes of a value as
+    /// commands.
+    pub req: Request,
 }
 
 impl Client {
@@ -105,6 +110,7 @@ impl Client {
             asking: false,
             readonly: false,
             hop_barrier: None,
+            req: Request::new(),
         }
     }
 

@@ -6,6 +6,7 @@ mod client;
 mod cluster;
 mod commands;
 mod config;
+mod crash;
 mod expire;
 mod forward;
 mod latency;
@@ -35,6 +36,10 @@ fn main() -> ExitCode {
     let default_hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         default_hook(info);
+        if crash::hook_defers(info) {
+            // A command was running: its guard writes the crash report, then aborts.
+            return;
+        }
         eprintln!("percore: a shard thread panicked; aborting");
         std::process::abort();
     }));
@@ -236,6 +241,7 @@ fn run(config: config::Config, config_file: Option<std::path::PathBuf>) -> Resul
                     shared.warning(&format!("Could not pin shard {id} to CPU {cpu}: {e}"));
                 }
                 let ring = build_ring().map_err(|e| e.to_string())?.0;
+                crash::register_shard_thread(Arc::clone(&shared), id);
                 let mut service = shard::Shard::new(id, shards, Arc::clone(&shared));
                 if let Some(ks) = keyspace {
                     service.data.keyspace = ks;

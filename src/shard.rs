@@ -237,7 +237,6 @@ fn limits_of(cfg: &Config) -> ParseLimits {
 /// The shard service.
 pub struct Shard {
     pub data: ShardData,
-    req: Request,
     /// Requests parsed ahead in a connection's input (at most [`WARM_KEYS`]), so that their
     /// lookups are warmed together; each with the bytes it takes. `ahead_next` is the next
     /// to run, `ahead_len` how many are valid. Valid only within one `run_requests`.
@@ -265,7 +264,6 @@ impl Shard {
     pub fn new(id: usize, shards: usize, shared: Arc<ServerShared>) -> Self {
         Self {
             data: ShardData::new(id, shards, shared),
-            req: Request::new(),
             ahead: Vec::new(),
             ahead_next: 0,
             ahead_len: 0,
@@ -299,7 +297,7 @@ impl Shard {
     /// Parses up to [`WARM_KEYS`] complete requests ahead in `input` and, when there is
     /// more than one, warms the lookups of those whose first argument is a key this shard
     /// owns (see [`crate::prefetch`]). `run_requests` then runs them without parsing again.
-    fn parse_ahead(&mut self, input: &[u8], db: usize, limits: &ParseLimits) {
+    fn parse_ahead(&mut self, input: &[u8], db: usize, limits: &ParseLimits, main: &mut Request) {
         self.ahead_next = 0;
         self.ahead_len = 0;
         if input.len() < WARM_MIN_INPUT_BYTES {
@@ -322,9 +320,9 @@ impl Shard {
         if self.ahead_len == 0 {
             return;
         }
-        // The main parser may hold the state of a request it saw partly; the first request
-        // parsed here is that one, whole.
-        self.req.clear();
+        // The connection's parser may hold the state of a request it saw partly; the first
+        // request parsed here is that one, whole.
+        main.clear();
         if self.ahead_len < 2 || !Warm::worth(&self.data.keyspace, db) {
             return;
         }
@@ -347,6 +345,9 @@ impl Shard {
             usize::try_from(self.data.cfg.client_query_buffer_limit_bytes).unwrap_or(usize::MAX);
         self.ahead_len = 0;
         self.ahead_next = 0;
+        // The resumable parse state is the connection's own: taken out for the batch (so
+        // `dispatch` can borrow the client) and put back whatever happens.
+        let mut main = std::mem::take(&mut client.req);
         loop {
             if client.close_after_reply {
                 // QUIT or a protocol error: nothing after it runs; the connection closes
@@ -374,7 +375,7 @@ impl Shard {
             let mut limits = self.data.limits;
             limits.unauthenticated = !client.authenticated;
             if self.ahead_next == self.ahead_len {
-                self.parse_ahead(conn.input.data(), client.db, &limits);
+                self.parse_ahead(conn.input.data(), client.db, &limits, &mut main);
             }
             let ahead = self.ahead_next < self.ahead_len;
             let input = conn.input.data();
@@ -384,8 +385,8 @@ impl Shard {
                 self.ahead_next += 1;
                 (req, *consumed)
             } else {
-                match parse_request(input, &limits, &mut self.req) {
-                    Ok(Parsed::Complete { consumed }) => (&self.req, consumed),
+                match parse_request(input, &limits, &mut main) {
+                    Ok(Parsed::Complete { consumed }) => (&main, consumed),
                     Ok(Parsed::Incomplete { need_bytes }) => {
                         if input.len() > qbuf_limit {
                             self.data.shared.warning(&format!(
@@ -429,7 +430,7 @@ impl Shard {
                             ),
                         );
                         client.close_after_reply = true;
-                        self.req.clear();
+                        main.clear();
                         conn.input.consume(conn.input.len());
                         continue;
                     }
@@ -442,17 +443,20 @@ impl Shard {
             if !req.is_empty() {
                 let mut argv = recycle(std::mem::take(&mut self.argv_store));
                 req.fill_argv(input, &mut argv);
-                dispatch(&mut self.data, client, &argv, &mut conn.output, outbox);
+                crate::crash::guarded(&argv, || {
+                    dispatch(&mut self.data, client, &argv, &mut conn.output, outbox);
+                });
                 self.argv_store = recycle(argv);
             }
             if !ahead {
-                self.req.clear();
+                main.clear();
             }
             conn.input.consume(consumed);
             if client.authenticated != authenticated {
                 self.ahead_len = self.ahead_next;
             }
         }
+        client.req = main;
         if client.close_after_reply && client.pending.is_empty() {
             conn.close_after_flush();
         }
@@ -601,7 +605,9 @@ impl Shard {
                 client: None,
             };
             let mark = out.len();
-            run_handler(&mut ctx, h, argv, out);
+            crate::crash::guarded(argv, || {
+                run_handler(&mut ctx, h, argv, out);
+            });
             let took = data.took();
             let reply = &out[mark..];
             data.stats
@@ -634,8 +640,10 @@ impl Shard {
             proto,
             client: None,
         };
-        let first = step(&mut ctx, &args);
-        let result = run_hops(&mut ctx, first);
+        let result = crate::crash::guarded(&args, || {
+            let first = step(&mut ctx, &args);
+            run_hops(&mut ctx, first)
+        });
         self.argv_store = recycle(args);
         if let Partial::Hop { shard, step, argv } = result {
             // The command continues on another shard; that one answers the client's shard.
@@ -783,6 +791,11 @@ pub fn dispatch(
         });
         return;
     }
+    if let Some(refusal) = check_subcommand(cmd, argv) {
+        data.stats.record_rejected(cmd, &refusal);
+        refuse(client, discard, out, scratch, |w| w.error(&refusal));
+        return;
+    }
     if !client.authenticated && !cmd.has(flags::NO_AUTH) {
         data.stats.record_rejected(cmd, "NOAUTH");
         refuse(client, discard, out, scratch, |w| {
@@ -833,7 +846,10 @@ pub fn dispatch(
         Exec::Keyed(h) => {
             let (owner, same) = if data.shards == 1 {
                 (0, true)
-            } else if cmd.first_key > 0 && cmd.first_key == cmd.last_key {
+            } else if cmd.first_key > 0
+                && cmd.first_key == cmd.last_key
+                && (cmd.first_key as usize) < argv.len()
+            {
                 (data.owner(argv[cmd.first_key as usize]), true)
             } else {
                 let mut keys = cmd.key_positions(argv.len());
@@ -919,7 +935,7 @@ pub fn dispatch(
         }
         Exec::Split { part, .. } => {
             let step = cmd.step.max(1) as usize;
-            if !(argv.len() - cmd.first_key as usize).is_multiple_of(step) {
+            if !(argv.len().saturating_sub(cmd.first_key as usize)).is_multiple_of(step) {
                 data.stats
                     .record_rejected(cmd, "ERR wrong number of arguments");
                 refuse(client, discard, out, scratch, |w| {
@@ -970,6 +986,36 @@ pub fn dispatch(
                 discard,
             };
             start_gather(data, client, gather, jobs, discard, out, outbox);
+        }
+    }
+}
+
+/// A container command (OBJECT, CONFIG, CLIENT...) checked against its subcommand's row
+/// of the table, before anything indexes `argv` by the container's key positions: an
+/// unknown subcommand or a wrong argument count for it gets Redis's error text.
+fn check_subcommand(cmd: &Command, argv: &[&[u8]]) -> Option<String> {
+    if cmd.subcommands.is_empty() || argv.len() < 2 {
+        return None;
+    }
+    let sub = argv[1];
+    let prefix = cmd.name.len() + 1;
+    let row = cmd.subcommands.iter().find(|(full, _, _)| {
+        full.len() > prefix && full.as_bytes()[prefix..].eq_ignore_ascii_case(sub)
+    });
+    match row {
+        None => Some(format!(
+            "ERR unknown subcommand '{}'. Try {} HELP.",
+            commands::trunc_lossy(sub, 128),
+            String::from_utf8_lossy(argv[0]).to_ascii_uppercase()
+        )),
+        Some((full, arity, _)) => {
+            let argc = argv.len() as i32;
+            let ok = if *arity >= 0 {
+                argc == *arity
+            } else {
+                argc >= -arity
+            };
+            (!ok).then(|| format!("ERR wrong number of arguments for '{full}' command"))
         }
     }
 }

@@ -1,4 +1,4 @@
-//! DEBUG SLEEP, SET-ACTIVE-EXPIRE, POPULATE and HELP. DEBUG runs on every shard: POPULATE
+//! DEBUG ASSERT, SLEEP, SET-ACTIVE-EXPIRE, POPULATE and HELP. DEBUG runs on every shard: POPULATE
 //! has each shard create the keys it owns, SET-ACTIVE-EXPIRE flips every shard's flag.
 
 use super::super::{Ctx, Gather, Partial, eq_ic, errors, parse_i64};
@@ -9,6 +9,8 @@ use percore_net::resp::ReplyWriter;
 use std::fmt::Write as _;
 
 const HELP: &[&str] = &[
+    "ASSERT",
+    "    Crash by assertion failed.",
     "OBJECT <key>",
     "    Show low level info about the key and associated value.",
     "POPULATE <count> [<prefix>] [<size>]",
@@ -40,6 +42,11 @@ pub fn debug_part(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
     let sub = argv[1];
     if eq_ic(sub, "HELP") && argv.len() == 2 {
         local_only(ctx, |w| super::help_reply(w, "DEBUG", HELP))
+    } else if eq_ic(sub, "ASSERT") && argv.len() == 2 {
+        // Redis's way to test crash reports: the client's shard fails an assertion, which
+        // writes the report naming this command and aborts the server.
+        assert!(ctx.client.is_none(), "DEBUG ASSERT");
+        Partial::Unit
     } else if eq_ic(sub, "SLEEP") && argv.len() == 3 {
         if ctx.client.is_none() {
             return Partial::Unit;
