@@ -43,22 +43,20 @@ pub fn guarded<R>(argv: &[&[u8]], f: impl FnOnce() -> R) -> R {
     let outer = GUARDED.with(|g| g.replace(true));
     let result = catch_unwind(AssertUnwindSafe(f));
     GUARDED.with(|g| g.set(outer));
-    match result {
-        Ok(r) => r,
-        Err(_) => {
-            let panic = PANIC_TEXT.with(|t| std::mem::take(&mut *t.borrow_mut()));
-            SHARD.with(|s| match &*s.borrow() {
-                Some((shared, shard)) => {
-                    shared
-                        .log
-                        .log(LogLevel::Warning, &report(*shard, argv, &panic));
-                }
-                None => eprintln!("{}", report(usize::MAX, argv, &panic)),
-            });
-            eprintln!("percore: a shard thread panicked; aborting");
-            std::process::abort();
-        }
-    }
+    let Ok(r) = result else {
+        let panic = PANIC_TEXT.with(|t| std::mem::take(&mut *t.borrow_mut()));
+        SHARD.with(|s| match &*s.borrow() {
+            Some((shared, shard)) => {
+                shared
+                    .log
+                    .log(LogLevel::Warning, &report(*shard, argv, &panic));
+            }
+            None => eprintln!("{}", report(usize::MAX, argv, &panic)),
+        });
+        eprintln!("percore: a shard thread panicked; aborting");
+        std::process::abort();
+    };
+    r
 }
 
 /// The text of a crash report.
