@@ -128,6 +128,8 @@ pub struct ServerShared {
     /// Held while a finished background save is checked and installed, and by a cancel
     /// before it stops the running save (see `snapshot::complete`).
     pub install_lock: std::sync::Mutex<()>,
+    /// Multi-shard writes in flight, and the gate a barrier closes (see `snapshot::gate`).
+    pub write_gate: crate::snapshot::gate::WriteGate,
     /// Per shard: its keyspace's change counter, published once per loop iteration.
     pub changes: Vec<AtomicU64>,
     /// Per shard: the change counter at the cut of the last successful save.
@@ -171,6 +173,7 @@ impl ServerShared {
             lastsave_s: AtomicI64::new(now_ms / 1000),
             persist: std::sync::Mutex::new(crate::snapshot::Status::default()),
             install_lock: std::sync::Mutex::new(()),
+            write_gate: crate::snapshot::gate::WriteGate::default(),
             changes: (0..shards).map(|_| AtomicU64::new(0)).collect(),
             saved_changes: (0..shards).map(|_| AtomicU64::new(0)).collect(),
             cluster,

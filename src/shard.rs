@@ -95,6 +95,9 @@ pub enum Msg {
         proto: Protocol,
         step: PartFn,
         argv: Argv,
+        /// A part of a multi-shard write counted in the write gate: the shard that
+        /// applies it (the last step, for a hop command) leaves the gate.
+        gated: bool,
     },
     Done {
         conn: ConnId,
@@ -443,10 +446,20 @@ impl Shard {
             if !req.is_empty() {
                 let mut argv = recycle(std::mem::take(&mut self.argv_store));
                 req.fill_argv(input, &mut argv);
-                crate::crash::guarded(&argv, || {
-                    dispatch(&mut self.data, client, &argv, &mut conn.output, outbox);
+                let ran = crate::crash::guarded(&argv, || {
+                    dispatch(&mut self.data, client, &argv, &mut conn.output, outbox)
                 });
                 self.argv_store = recycle(argv);
+                if !ran {
+                    // A multi-shard write held back by the closed write gate: it stays in
+                    // the input, parsed again from its start when the gate opens.
+                    main.clear();
+                    self.ahead_len = self.ahead_next;
+                    if !self.data.snap.gated.contains(&client.conn) {
+                        self.data.snap.gated.push(client.conn);
+                    }
+                    break;
+                }
             }
             if !ahead {
                 main.clear();
@@ -631,6 +644,7 @@ impl Shard {
         proto: Protocol,
         step: PartFn,
         argv: Argv,
+        gated: bool,
     ) {
         let mut args = recycle(std::mem::take(&mut self.argv_store));
         argv.fill(&mut args);
@@ -655,10 +669,14 @@ impl Shard {
                 proto,
                 step,
                 argv,
+                gated,
             };
             io.send(shard, msg);
             self.after_batch(io);
             return;
+        }
+        if gated {
+            self.data.shared.write_gate.leave(1);
         }
         if from == self.data.id {
             // A multi-step command came back to the client's own shard for its last step.
@@ -739,14 +757,17 @@ fn reply_target<'a>(
     }
 }
 
-/// Runs one request of `client`.
+/// Runs one request of `client`. False when it did not run: a multi-shard write found
+/// the write gate closed (a barrier is being set up), and must be tried again, unchanged,
+/// once it opens (`snapshot::gate`).
 pub fn dispatch(
     data: &mut ShardData,
     client: &mut Client,
     argv: &[&[u8]],
     out: &mut Vec<u8>,
     outbox: &mut Outbox<Msg>,
-) {
+) -> bool {
+    let reply_mode = client.reply_mode;
     // A reply behind one still owed by another shard waits in its own buffer: a pooled one.
     let mut scratch = if client.pending.is_empty() {
         Vec::new()
@@ -781,7 +802,7 @@ pub fn dispatch(
         refuse(client, discard, out, scratch, |w| {
             commands::unknown_command(argv, w);
         });
-        return;
+        return true;
     };
     if !cmd.arity_ok(argv.len()) {
         data.stats
@@ -789,19 +810,19 @@ pub fn dispatch(
         refuse(client, discard, out, scratch, |w| {
             commands::wrong_arity(cmd.name, w);
         });
-        return;
+        return true;
     }
     if let Some(refusal) = check_subcommand(cmd, argv) {
         data.stats.record_rejected(cmd, &refusal);
         refuse(client, discard, out, scratch, |w| w.error(&refusal));
-        return;
+        return true;
     }
     if !client.authenticated && !cmd.has(flags::NO_AUTH) {
         data.stats.record_rejected(cmd, "NOAUTH");
         refuse(client, discard, out, scratch, |w| {
             w.error(commands::errors::NOAUTH);
         });
-        return;
+        return true;
     }
     client.last_cmd = cmd.name;
     data.last_cmd = Some(cmd);
@@ -813,16 +834,18 @@ pub fn dispatch(
             crate::cluster::Route::Refuse(text) => {
                 data.stats.record_rejected(cmd, &text);
                 refuse(client, discard, out, scratch, |w| w.error(&text));
-                return;
+                return true;
             }
             crate::cluster::Route::Step(step) => exec = Exec::Hop(step),
         }
     }
     if let Some(op) = crate::snapshot::intercept(data, cmd, argv, client.db) {
-        // DEBUG RELOAD, and FLUSHALL/FLUSHDB/BGSAVE CANCEL while a save is in flight, run at
-        // a barrier of all shards.
+        // DEBUG RELOAD, BGSAVE CANCEL, and FLUSHALL/FLUSHDB/SWAPDB with several shards (or
+        // a save to cancel) run at a barrier of all shards.
         defer_to_snapshot(data, client, discard, op);
-        return;
+        let took = data.took();
+        data.stats.record_call(cmd, took, false, &[]);
+        return true;
     }
     match exec {
         Exec::Client(h) => {
@@ -861,7 +884,7 @@ pub fn dispatch(
                 refuse(client, discard, out, scratch, |w| {
                     w.error("CROSSSLOT Keys in request don't hash to the same slot");
                 });
-                return;
+                return true;
             }
             if owner == data.id {
                 let mut ctx = Ctx {
@@ -892,6 +915,14 @@ pub fn dispatch(
             }
         }
         Exec::Hop(step) => {
+            // A write whose steps may change several shards is one part in the gate
+            // until its last step ran.
+            let gated = data.shards > 1 && cmd.has(flags::WRITE);
+            if gated && !data.shared.write_gate.enter(1) {
+                client.reply_mode = reply_mode;
+                pool_put(&mut data.buf_pool, scratch);
+                return false;
+            }
             let (db, proto) = (client.db, client.proto);
             let mut ctx = Ctx {
                 shard: data,
@@ -901,7 +932,11 @@ pub fn dispatch(
             };
             let first = step(&mut ctx, argv);
             let (mut failed, mut reply) = (false, Vec::new());
-            match run_hops(&mut ctx, first) {
+            let result = run_hops(&mut ctx, first);
+            if gated && !matches!(result, Partial::Hop { .. }) {
+                data.shared.write_gate.leave(1);
+            }
+            match result {
                 Partial::Defer(op) => defer_to_snapshot(data, client, discard, op),
                 Partial::Hop { shard, step, argv } => {
                     let seq = client.push_pending(Pending::Waiting { discard });
@@ -917,6 +952,7 @@ pub fn dispatch(
                             proto,
                             step,
                             argv,
+                            gated,
                         },
                     );
                 }
@@ -941,7 +977,7 @@ pub fn dispatch(
                 refuse(client, discard, out, scratch, |w| {
                     commands::wrong_arity(cmd.name, w);
                 });
-                return;
+                return true;
             }
             let nkeys = cmd.key_positions(argv.len()).count();
             let mut key_map: Vec<Vec<u32>> = vec![Vec::new(); data.shards];
@@ -961,6 +997,14 @@ pub fn dispatch(
                 }
                 jobs.push((s, part, Argv::from_slices(&sub)));
             }
+            // A write with keys on several shards: each part is counted in the gate
+            // until its shard applied it.
+            let gated = jobs.len() > 1 && cmd.has(flags::WRITE);
+            if gated && !data.shared.write_gate.enter(jobs.len()) {
+                client.reply_mode = reply_mode;
+                pool_put(&mut data.buf_pool, scratch);
+                return false;
+            }
             let gather = Gather {
                 cmd,
                 parts: (0..data.shards).map(|_| None).collect(),
@@ -970,7 +1014,7 @@ pub fn dispatch(
                 argv: Vec::new(),
                 discard,
             };
-            start_gather(data, client, gather, jobs, discard, out, outbox);
+            start_gather(data, client, gather, jobs, gated, out, outbox);
         }
         Exec::All { part, .. } => {
             let jobs = (0..data.shards)
@@ -985,9 +1029,12 @@ pub fn dispatch(
                 argv: argv.iter().map(|a| a.to_vec()).collect(),
                 discard,
             };
-            start_gather(data, client, gather, jobs, discard, out, outbox);
+            // FLUSHDB, FLUSHALL and SWAPDB, the writes among these, run at a barrier with
+            // several shards (`snapshot::intercept`): nothing here is gated.
+            start_gather(data, client, gather, jobs, false, out, outbox);
         }
     }
+    true
 }
 
 /// A container command (OBJECT, CONFIG, CLIENT...) checked against its subcommand's row
@@ -1107,19 +1154,19 @@ fn finish_local(client: &mut Client, discard: bool, scratch: Vec<u8>) {
 }
 
 /// Sends a multi-shard command's parts, runs the local one, and answers at once when no
-/// other shard is involved.
+/// other shard is involved. `gated`: each part was counted in the write gate and leaves
+/// it once applied.
 fn start_gather(
     data: &mut ShardData,
     client: &mut Client,
     mut gather: Gather,
     jobs: Vec<(usize, PartFn, Argv)>,
-    discard: bool,
+    gated: bool,
     out: &mut Vec<u8>,
     outbox: &mut Outbox<Msg>,
 ) {
     let cmd = gather.cmd;
     gather.remaining = jobs.len();
-    gather.discard = discard;
     let mut local = None;
     let seq = client.first_seq + client.pending.len() as u64;
     for (s, part, argv) in jobs {
@@ -1136,6 +1183,7 @@ fn start_gather(
                     proto: client.proto,
                     step: part,
                     argv,
+                    gated,
                 },
             );
         }
@@ -1151,6 +1199,9 @@ fn start_gather(
         };
         gather.parts[data.id] = Some(part(&mut ctx, &args));
         gather.remaining -= 1;
+        if gated {
+            data.shared.write_gate.leave(1);
+        }
         // CLIENT REPLY ON answers even when replies were off.
         if client.reply_mode == ReplyMode::On {
             gather.discard = false;
@@ -1269,8 +1320,9 @@ impl Service for Shard {
                 proto,
                 step,
                 argv,
+                gated,
             } => {
-                self.on_run(io, from, conn, seq, db, proto, step, argv);
+                self.on_run(io, from, conn, seq, db, proto, step, argv, gated);
             }
             Msg::Done {
                 conn,
@@ -1294,6 +1346,17 @@ impl Service for Shard {
         let me = self.data.id;
         for (conn, seq, bytes) in replies {
             self.on_done(io, conn, seq, me, Partial::Encoded(bytes));
+        }
+        if !self.data.snap.gated.is_empty() {
+            if self.data.shared.write_gate.is_closed() {
+                io.wake_within(crate::snapshot::gate::GATE_POLL);
+            } else {
+                // The barrier is over: run the held-back writes and what follows them.
+                for id in std::mem::take(&mut self.data.snap.gated) {
+                    self.process_input(io, id);
+                }
+                io.wake_within(Duration::ZERO);
+            }
         }
         if self.data.shutdown_requested && !io.shutting_down() {
             io.request_shutdown();

@@ -19,6 +19,7 @@
 //!   fsyncs and installs the file.
 
 pub mod fork;
+pub mod gate;
 pub mod load;
 pub mod spin_barrier;
 pub mod write;
@@ -220,6 +221,10 @@ pub struct Status {
     pub last_load_keys_expired: u64,
     /// A barrier session is being set up or run (only one at a time).
     barrier_busy: bool,
+    /// Shards whose barrier request found another session in the way, in the order they
+    /// came: the first claims the barrier next (so a stream of FLUSHDBs or SWAPDBs from
+    /// one shard cannot keep another's BGSAVE waiting).
+    barrier_queue: VecDeque<usize>,
     next_id: u64,
 }
 
@@ -242,6 +247,7 @@ impl Default for Status {
             last_load_keys_loaded: 0,
             last_load_keys_expired: 0,
             barrier_busy: false,
+            barrier_queue: VecDeque::new(),
             next_id: 1,
         }
     }
@@ -257,11 +263,19 @@ pub enum Op {
         force: bool,
     },
     DebugReload,
-    /// FLUSHALL with a save running or save points set: cancel, flush, empty save.
+    /// FLUSHALL: with a save running or save points set, cancel, flush, empty save;
+    /// otherwise flush every shard at the barrier (see [`intercept`]).
     FlushAll,
-    /// FLUSHDB of database `db` with a save running: cancel, then flush.
+    /// FLUSHDB of database `db`: with a save running, cancel, then flush; otherwise flush
+    /// it on every shard at the barrier.
     FlushDb {
         db: usize,
+    },
+    /// SWAPDB of databases `a` and `b` on every shard at the barrier; a save in flight
+    /// goes on (its cut keeps each database's number at the cut).
+    SwapDb {
+        a: usize,
+        b: usize,
     },
     /// BGSAVE CANCEL with a save running.
     BgSaveCancel,
@@ -276,7 +290,8 @@ pub enum Op {
 }
 
 impl Op {
-    /// Ops that cancel any save in flight at the barrier before changing state.
+    /// Ops that may cancel a save in flight at the barrier before changing state (the
+    /// flushes only when one is running, or FLUSHALL with save points: see `start`).
     fn cancels(self) -> bool {
         matches!(
             self,
@@ -302,6 +317,9 @@ enum Kind {
     Sync,
     /// As `Sync`, after every shard cancelled its part of any save in flight.
     Cancel,
+    /// A whole-keyspace command (FLUSHDB, FLUSHALL, SWAPDB) applied by the coordinator to
+    /// every lent keyspace; a save in flight goes on.
+    Apply,
     Fork,
     Forkless,
 }
@@ -327,6 +345,9 @@ pub struct Session {
     /// with `discard` discards freed blocks in the journal commit the fsync waits for).
     unlinked: Mutex<Vec<std::fs::File>>,
 }
+
+/// How soon a shard whose barrier request found another in the way asks again.
+const BARRIER_RETRY: Duration = Duration::from_micros(100);
 
 /// A forkless snapshot, shared by the shards serializing it.
 pub struct CowShared {
@@ -405,7 +426,10 @@ pub struct ShardSnap {
     /// A barrier another shard started.
     join: Option<Arc<Session>>,
     /// A barrier this shard coordinates, with the request it serves.
-    lead: Option<(Arc<Session>, Request)>,
+    lead: Option<Lead>,
+    /// Connections whose next request is a multi-shard write held back by the closed
+    /// write gate: they are read again once it opens.
+    pub gated: Vec<ConnId>,
     cow: Option<CowPart>,
     child: Option<Child>,
 }
@@ -418,8 +442,16 @@ impl ShardSnap {
 
     /// Whether this iteration may end at a barrier (the loop then submits its mail first).
     pub fn will_park(&self) -> bool {
-        self.join.is_some() || self.lead.is_some()
+        self.join.is_some() || self.lead.as_ref().is_some_and(|l| l.mailed)
     }
+}
+
+/// A barrier this shard coordinates.
+struct Lead {
+    session: Arc<Session>,
+    req: Request,
+    /// The other shards have been sent the session (once the write gate drained).
+    mailed: bool,
 }
 
 /// A reply for a client slot, produced by the snapshot machinery.
@@ -462,18 +494,24 @@ fn set_saved_baseline(shared: &ServerShared, at_cut: impl Iterator<Item = u64>) 
 }
 
 /// Commands that must run at a barrier instead of their usual path: DEBUG RELOAD always;
-/// FLUSHALL when a save is in flight or save points are set (it cancels the save and
-/// writes an empty dump, as Redis's flushAllDataAndResetRDB); FLUSHDB when a save is in
-/// flight; BGSAVE CANCEL. `db` is the client's database.
+/// BGSAVE CANCEL; and the whole-keyspace commands FLUSHALL, FLUSHDB and SWAPDB whenever
+/// there is more than one shard (applied by the coordinator to every keyspace while all
+/// shards are parked, so no snapshot cut, which needs a barrier of its own, can fall
+/// between two shards' parts), and with one shard when they must cancel a save: FLUSHALL
+/// when a save is in flight or save points are set (it cancels the save and writes an
+/// empty dump, as Redis's flushAllDataAndResetRDB), FLUSHDB when a save is in flight.
+/// Invalid forms are left to the command's own path, which answers the error. `db` is the
+/// client's database.
 pub fn intercept(
     data: &ShardData,
     cmd: &crate::commands::Command,
     argv: &[&[u8]],
     db: usize,
 ) -> Option<Op> {
-    use crate::commands::eq_ic;
+    use crate::commands::{eq_ic, parse_i64};
     let sub_ok =
         argv.len() == 1 || (argv.len() == 2 && (eq_ic(argv[1], "ASYNC") || eq_ic(argv[1], "SYNC")));
+    let sharded = data.shards > 1;
     let running = || {
         data.shared
             .persist
@@ -482,11 +520,22 @@ pub fn intercept(
             .running
             .is_some()
     };
+    let db_index = |a: &[u8]| {
+        parse_i64(a)
+            .and_then(|i| usize::try_from(i).ok())
+            .filter(|&i| i < data.keyspace.databases())
+    };
     match cmd.name {
         "debug" if argv.len() == 2 && eq_ic(argv[1], "RELOAD") => Some(Op::DebugReload),
         "bgsave" if argv.len() == 2 && eq_ic(argv[1], "CANCEL") => Some(Op::BgSaveCancel),
-        "flushall" if sub_ok && (!data.cfg.save.is_empty() || running()) => Some(Op::FlushAll),
-        "flushdb" if sub_ok && running() => Some(Op::FlushDb { db }),
+        "flushall" if sub_ok && (sharded || !data.cfg.save.is_empty() || running()) => {
+            Some(Op::FlushAll)
+        }
+        "flushdb" if sub_ok && (sharded || running()) => Some(Op::FlushDb { db }),
+        "swapdb" if sharded && argv.len() == 3 => Some(Op::SwapDb {
+            a: db_index(argv[1])?,
+            b: db_index(argv[2])?,
+        }),
         _ => None,
     }
 }
@@ -500,12 +549,24 @@ pub fn after_flush(data: &mut ShardData, io: &mut Io<Msg, ()>) -> Vec<Reply> {
     if let Some(session) = data.snap.join.take() {
         participate(data, io, &session, None, &mut replies);
     }
-    if let Some((session, _)) = &data.snap.lead {
-        if io.outbox_pending() {
+    if let Some(lead) = &mut data.snap.lead {
+        if !lead.mailed {
+            // The write gate is closed: once the multi-shard writes in flight are all
+            // applied, mail the barrier; until then this shard serves as usual.
+            if data.shared.write_gate.drained() {
+                for s in (0..data.shards).filter(|&s| s != data.id) {
+                    io.send(s, Msg::Park(Arc::clone(&lead.session)));
+                }
+                lead.mailed = true;
+                // Park as soon as the mail has left (next iteration).
+                io.wake_within(Duration::ZERO);
+            } else {
+                io.wake_within(gate::GATE_POLL);
+            }
+        } else if io.outbox_pending() {
             io.wake_within(Duration::ZERO);
         } else {
-            let session = Arc::clone(session);
-            let (_, req) = data.snap.lead.take().expect("lead present");
+            let Lead { session, req, .. } = data.snap.lead.take().expect("lead present");
             participate(data, io, &session, Some(req), &mut replies);
         }
     } else if let Some(req) = data.snap.requests.pop_front() {
@@ -534,15 +595,29 @@ fn start(data: &mut ShardData, io: &mut Io<Msg, ()>, req: Request, replies: &mut
         .then(|| shared.install_lock.lock().expect("install lock"));
     let kind = {
         let mut st = data.shared.persist.lock().expect("persist lock");
-        if st.barrier_busy {
-            // Another shard is setting up a barrier: try again shortly.
+        if st.barrier_busy || st.barrier_queue.front().is_some_and(|&s| s != data.id) {
+            // Another shard runs a barrier, or asked before this one: try again shortly.
+            if !st.barrier_queue.contains(&data.id) {
+                st.barrier_queue.push_back(data.id);
+            }
             drop(st);
             data.snap.requests.push_front(req);
-            io.wake_within(Duration::from_millis(1));
+            io.wake_within(BARRIER_RETRY);
             return;
         }
+        if st.barrier_queue.front() == Some(&data.id) {
+            st.barrier_queue.pop_front();
+        }
         let busy = st.running.is_some();
-        match req.op {
+        // The flushes cancel only a save in flight (FLUSHALL also with save points, for
+        // its empty dump); otherwise they, and SWAPDB, are applied at a plain barrier.
+        let cancel = match req.op {
+            Op::FlushAll => busy || !data.cfg.save.is_empty(),
+            Op::FlushDb { .. } => busy,
+            op => op.cancels(),
+        };
+        let kind = match req.op {
+            Op::FlushAll | Op::FlushDb { .. } | Op::SwapDb { .. } if !cancel => Kind::Apply,
             Op::Save | Op::DebugReload | Op::BgSave if busy => {
                 drop(st);
                 reply(error("ERR Background save already in progress"));
@@ -558,7 +633,7 @@ fn start(data: &mut ShardData, io: &mut Io<Msg, ()>, req: Request, replies: &mut
                 ));
                 return;
             }
-            op if op.cancels() => {
+            op if cancel => {
                 // From here on the save in flight can neither install its file nor touch
                 // LASTSAVE: it is no longer `running` (checked under this lock), and its
                 // child / forkless parts are stopped at the barrier before the reply.
@@ -575,6 +650,7 @@ fn start(data: &mut ShardData, io: &mut Io<Msg, ()>, req: Request, replies: &mut
             }
             Op::FlushAll
             | Op::FlushDb { .. }
+            | Op::SwapDb { .. }
             | Op::BgSaveCancel
             | Op::ClusterReset { .. }
             | Op::ShutdownSave { .. } => unreachable!("cancelling ops are matched above"),
@@ -598,7 +674,11 @@ fn start(data: &mut ShardData, io: &mut Io<Msg, ()>, req: Request, replies: &mut
                     Method::Forkless => Kind::Forkless,
                 }
             }
-        }
+        };
+        // Claimed under the same lock as the check above: two shards that both found it
+        // free would mail two sessions, and shards would park at different barriers.
+        st.barrier_busy = true;
+        kind
     };
     let shards = data.shards;
     let cow = if kind == Kind::Forkless {
@@ -616,6 +696,7 @@ fn start(data: &mut ShardData, io: &mut Io<Msg, ()>, req: Request, replies: &mut
                 let mut st = data.shared.persist.lock().expect("persist lock");
                 st.running = None;
                 st.last_bgsave_ok = false;
+                st.barrier_busy = false;
                 drop(st);
                 reply(error("ERR"));
                 return;
@@ -624,11 +705,6 @@ fn start(data: &mut ShardData, io: &mut Io<Msg, ()>, req: Request, replies: &mut
     } else {
         None
     };
-    data.shared
-        .persist
-        .lock()
-        .expect("persist lock")
-        .barrier_busy = true;
     let session = Arc::new(Session {
         kind,
         coordinator: data.id,
@@ -642,11 +718,15 @@ fn start(data: &mut ShardData, io: &mut Io<Msg, ()>, req: Request, replies: &mut
         cancelled,
         unlinked: Mutex::new(Vec::new()),
     });
-    for s in (0..shards).filter(|&s| s != data.id) {
-        io.send(s, Msg::Park(Arc::clone(&session)));
-    }
-    data.snap.lead = Some((session, req));
-    // Park as soon as the mail has left (next iteration).
+    // No multi-shard write may start from now on; the session is mailed once those in
+    // flight are applied (`after_flush`), so the barrier never parks a shard between two
+    // parts of one.
+    data.shared.write_gate.close();
+    data.snap.lead = Some(Lead {
+        session,
+        req,
+        mailed: false,
+    });
     io.wake_within(Duration::ZERO);
 }
 
@@ -717,7 +797,10 @@ fn participate(
     if session.kind == Kind::Cancel {
         cancel_own_parts(data, session);
     }
-    let lend = matches!(session.kind, Kind::Sync | Kind::Cancel | Kind::Fork);
+    let lend = matches!(
+        session.kind,
+        Kind::Sync | Kind::Cancel | Kind::Apply | Kind::Fork
+    );
     if lend {
         let databases = data.keyspace.databases();
         let mine = std::mem::replace(&mut data.keyspace, Keyspace::new(databases, 0));
@@ -733,32 +816,33 @@ fn participate(
                 session.keys_at_cut.load(Ordering::Relaxed),
                 Ordering::Relaxed,
             );
-            data.keyspace.begin_cut();
-            // This shard's share of the copy limit, in entries of the dataset's mean size.
-            let keys = session.keys_at_cut.load(Ordering::Relaxed).max(1);
-            let entry_bytes = (cow.memory_at_start / keys).max(COW_MIN_ENTRY_BYTES);
-            let copy_limit_entries =
-                usize::try_from(cow.copy_limit_bytes / data.shards.max(1) as u64 / entry_bytes)
-                    .unwrap_or(usize::MAX)
-                    .max(COW_MIN_COPY_LIMIT_ENTRIES);
-            let writer = cow
-                .writer
-                .lock()
-                .expect("writer lock")
-                .clone()
-                .expect("writer present until the last part ends");
-            data.snap.cow = Some(CowPart {
-                shared: Arc::clone(cow),
-                writer,
-                enc: Encoder::new(cow.compress),
-                chunk: Vec::with_capacity(write::SERIALIZE_CHUNK_BYTES + 4096),
-                current_db: None,
-                pending: VecDeque::new(),
-                keys: 0,
-                cut_done: false,
-                last: false,
-                copy_limit_entries,
-            });
+            // The coordinator leaves the barrier first and frees it: a cancel may already
+            // have stopped this save (and taken its writer) before this shard got here.
+            // Then there is nothing to serialize.
+            let writer = cow.writer.lock().expect("writer lock").clone();
+            if let Some(writer) = writer {
+                data.keyspace.begin_cut();
+                // This shard's share of the copy limit, in entries of the dataset's mean
+                // size.
+                let keys = session.keys_at_cut.load(Ordering::Relaxed).max(1);
+                let entry_bytes = (cow.memory_at_start / keys).max(COW_MIN_ENTRY_BYTES);
+                let copy_limit_entries =
+                    usize::try_from(cow.copy_limit_bytes / data.shards.max(1) as u64 / entry_bytes)
+                        .unwrap_or(usize::MAX)
+                        .max(COW_MIN_COPY_LIMIT_ENTRIES);
+                data.snap.cow = Some(CowPart {
+                    shared: Arc::clone(cow),
+                    writer,
+                    enc: Encoder::new(cow.compress),
+                    chunk: Vec::with_capacity(write::SERIALIZE_CHUNK_BYTES + 4096),
+                    current_db: None,
+                    pending: VecDeque::new(),
+                    keys: 0,
+                    cut_done: false,
+                    last: false,
+                    copy_limit_entries,
+                });
+            }
             if id == session.coordinator {
                 let mut st = data.shared.persist.lock().expect("persist lock");
                 if let Some(r) = st.running.as_mut() {
@@ -768,7 +852,7 @@ fn participate(
                 data.shared.notice("Background saving started (forkless)");
             }
         }
-        Kind::Sync | Kind::Cancel | Kind::Fork => {
+        Kind::Sync | Kind::Cancel | Kind::Apply | Kind::Fork => {
             if id == session.coordinator {
                 let lent: Vec<Keyspace> = session
                     .keyspaces
@@ -803,7 +887,11 @@ fn participate(
         // The others may still be leaving the barrier; this is a lower bound for them.
         let us = session.stall_max_ns.load(Ordering::Relaxed) / 1000;
         let mut st = data.shared.persist.lock().expect("persist lock");
-        st.last_barrier_us = us;
+        if session.kind != Kind::Apply {
+            // INFO's `rdb_last_barrier_usec` is about snapshots.
+            st.last_barrier_us = us;
+        }
+        data.shared.write_gate.open();
         st.barrier_busy = false;
     }
     if let Some(req) = req
@@ -907,21 +995,12 @@ fn coordinate(
                     data.shared.notice("Background saving cancelled");
                     reply(simple("Background saving cancelled"));
                 }
-                Op::FlushDb { db } => {
-                    free_later(
-                        lent.iter_mut()
-                            .filter_map(|ks| ks.db_mut(db).detach_contents())
-                            .collect(),
-                    );
+                Op::FlushDb { .. } => {
+                    apply_whole(op, &mut lent);
                     reply(simple("OK"));
                 }
                 Op::FlushAll => {
-                    // The shards stand still meanwhile: free the old keys on another thread.
-                    free_later(
-                        lent.iter_mut()
-                            .flat_map(Keyspace::flush_all_detached)
-                            .collect(),
-                    );
+                    apply_whole(op, &mut lent);
                     // As Redis's flushAllDataAndResetRDB: with save points, an empty dump.
                     if !data.cfg.save.is_empty() {
                         let refs: Vec<&Keyspace> = lent.iter().collect();
@@ -954,10 +1033,14 @@ fn coordinate(
                         }
                     }
                 }
-                Op::Save | Op::BgSave | Op::DebugReload => {
+                Op::Save | Op::BgSave | Op::DebugReload | Op::SwapDb { .. } => {
                     unreachable!("not a cancelling op")
                 }
             }
+        }
+        Kind::Apply => {
+            apply_whole(op, &mut lent);
+            reply(simple("OK"));
         }
         Kind::Sync if matches!(op, Op::ClusterReset { .. }) => {
             let Op::ClusterReset { hard, .. } = op else {
@@ -1026,6 +1109,26 @@ fn coordinate(
         Kind::Forkless => unreachable!("forkless sessions lend no keyspace"),
     }
     lent
+}
+
+/// Applies a whole-keyspace command to every shard's lent keyspace, at a barrier. The
+/// shards stand still meanwhile: flushed keys are freed on another thread (SYNC or
+/// ASYNC alike; big databases only, see [`free_later`]).
+fn apply_whole(op: Op, lent: &mut [Keyspace]) {
+    match op {
+        Op::FlushDb { db } => free_later(
+            lent.iter_mut()
+                .filter_map(|ks| ks.db_mut(db).detach_contents())
+                .collect(),
+        ),
+        Op::FlushAll => free_later(
+            lent.iter_mut()
+                .flat_map(Keyspace::flush_all_detached)
+                .collect(),
+        ),
+        Op::SwapDb { a, b } => lent.iter_mut().for_each(|ks| ks.swap_dbs(a, b)),
+        _ => unreachable!("not a whole-keyspace command: {op:?}"),
+    }
 }
 
 /// SAVE: writes the lent keyspaces through a temp file, installs it, updates the status.
