@@ -51,21 +51,26 @@ fn wait_idle(c: &mut Conn) {
 struct Node {
     server: Server,
     dir: PathBuf,
+    /// "<method>, <n> shards", for messages.
+    what: String,
 }
 
 impl Node {
-    fn start(shards: usize, method: &str) -> Self {
+    fn start(shards: usize, method: &str, extra: &[&str]) -> Self {
         let dir = scratch_dir("cut");
         let n = shards.to_string();
-        let server = Server::percore(&[
+        let mut args = vec![
             "--threads",
             &n,
             "--dir",
             dir.to_str().expect("utf-8 path"),
             "--default-bgsave-method",
             method,
-        ]);
-        Self { server, dir }
+        ];
+        args.extend_from_slice(extra);
+        let server = Server::percore(&args);
+        let what = format!("{method}, {shards} shards");
+        Self { server, dir, what }
     }
 
     fn dump_path(&self) -> PathBuf {
@@ -131,82 +136,11 @@ const FLUSH_TIME: Duration = Duration::from_secs(12);
 /// n-1 (a flush applied on some shards only).
 #[test]
 fn a_flush_is_never_half_in_a_dump() {
-    let mut rng = Rng::new();
-    let flushes: [&[&str]; 4] = [
-        &["FLUSHDB"],
-        &["FLUSHDB", "ASYNC"],
-        &["FLUSHALL"],
-        &["FLUSHALL", "ASYNC"],
-    ];
     let mut failures = Vec::new();
     for shards in SHARDS {
         for method in METHODS {
-            let node = Node::start(shards, method);
-            let mut x = node.server.conn();
-            assert_eq!(x.cmd(&["SELECT", "3"]), ok());
-            let generation = |n: usize, flush: &[&str]| {
-                let mut bytes = encode_cmd(flush);
-                for j in 0..FLUSH_KEYS {
-                    bytes.extend(encode_cmd(&["SET", &format!("g{n}:{j}"), "v"]));
-                }
-                bytes
-            };
-            x.send(&generation(0, &["FLUSHDB"]));
-            for _ in 0..=FLUSH_KEYS {
-                assert_eq!(x.read_frame(), ok());
-            }
-            let started = Instant::now();
-            let (mut trials, mut checked, mut bad) = (0, 0, 0);
-            for n in 1..=FLUSH_TRIALS {
-                if started.elapsed() > FLUSH_TIME {
-                    break;
-                }
-                trials += 1;
-                let flush = flushes[n % flushes.len()];
-                let _ = std::fs::remove_file(node.dump_path());
-                // A new connection each time: the race needs Y on another shard than X.
-                let mut y = node.server.conn();
-                x.send(&generation(n, flush));
-                spin_for(Duration::from_micros(rng.below(300)));
-                let dump = node.bgsave(&mut y);
-                for j in 0..=FLUSH_KEYS {
-                    assert_eq!(x.read_frame(), ok(), "trial {n}, reply {j}");
-                }
-                let Some(dump) = dump else {
-                    continue; // The flush cancelled the save.
-                };
-                checked += 1;
-                let mut per_gen = BTreeMap::<usize, usize>::new();
-                for (db, key) in dump.keys() {
-                    assert_eq!(*db, 3, "trial {n}: a key outside db 3: {key:?}");
-                    let key = String::from_utf8_lossy(key);
-                    let g = key[1..key.find(':').expect("g<n>:<j>")]
-                        .parse()
-                        .expect("a generation");
-                    *per_gen.entry(g).or_default() += 1;
-                }
-                let cut_inside = match per_gen.len() {
-                    0 => false,
-                    1 => per_gen.get(&(n - 1)).is_some_and(|&k| k != FLUSH_KEYS),
-                    _ => true,
-                };
-                if cut_inside {
-                    bad += 1;
-                    failures.push(format!(
-                        "{method}, {shards} shards, trial {n} ({}): keys per generation \
-                         {per_gen:?}",
-                        flush.join(" ")
-                    ));
-                }
-            }
-            println!(
-                "{method}, {shards} shards: {bad} of {checked} dumps cut inside a flush \
-                 ({trials} trials)"
-            );
-            assert!(
-                checked * 10 >= trials,
-                "{method}, {shards} shards: only {checked} of {trials} saves completed"
-            );
+            let node = Node::start(shards, method, &[]);
+            flush_race(&node, 3, FLUSH_TRIALS, &mut failures);
         }
     }
     assert!(
@@ -214,6 +148,134 @@ fn a_flush_is_never_half_in_a_dump() {
         "dumps holding a flush applied on some shards only:\n{}",
         failures.join("\n")
     );
+}
+
+/// The same in cluster mode (database 0 only), where a dump also carries each shard's
+/// per-slot key counts (`slot-info`): those must match the keys of the dump.
+#[test]
+fn a_flush_is_never_half_in_a_cluster_mode_dump() {
+    let mut failures = Vec::new();
+    for method in METHODS {
+        let node = Node::start(2, method, &["--cluster-enabled", "yes"]);
+        let mut c = node.server.conn();
+        assert_eq!(c.cmd(&["CLUSTER", "ADDSLOTSRANGE", "0", "16383"]), ok());
+        flush_race(&node, 0, FLUSH_TRIALS / 2, &mut failures);
+    }
+    assert!(
+        failures.is_empty(),
+        "dumps holding a flush applied on some shards only:\n{}",
+        failures.join("\n")
+    );
+}
+
+/// One configuration of the flush probe in database `db`; failures are added to
+/// `failures`.
+fn flush_race(node: &Node, db: u32, max_trials: usize, failures: &mut Vec<String>) {
+    let flushes: [&[&str]; 4] = [
+        &["FLUSHDB"],
+        &["FLUSHDB", "ASYNC"],
+        &["FLUSHALL"],
+        &["FLUSHALL", "ASYNC"],
+    ];
+    let mut rng = Rng::new();
+    let what = &node.what;
+    let mut x = node.server.conn();
+    assert_eq!(x.cmd(&["SELECT", &db.to_string()]), ok());
+    let generation = |n: usize, flush: &[&str]| {
+        let mut bytes = encode_cmd(flush);
+        for j in 0..FLUSH_KEYS {
+            bytes.extend(encode_cmd(&["SET", &format!("g{n}:{j}"), "v"]));
+        }
+        bytes
+    };
+    x.send(&generation(0, &["FLUSHDB"]));
+    for _ in 0..=FLUSH_KEYS {
+        assert_eq!(x.read_frame(), ok());
+    }
+    let started = Instant::now();
+    let (mut trials, mut checked, mut bad) = (0, 0, 0);
+    for n in 1..=max_trials {
+        if started.elapsed() > FLUSH_TIME {
+            break;
+        }
+        trials += 1;
+        let flush = flushes[n % flushes.len()];
+        let _ = std::fs::remove_file(node.dump_path());
+        // A new connection each time: the race needs Y on another shard than X.
+        let mut y = node.server.conn();
+        x.send(&generation(n, flush));
+        spin_for(Duration::from_micros(rng.below(300)));
+        let dump = node.bgsave(&mut y);
+        for j in 0..=FLUSH_KEYS {
+            assert_eq!(x.read_frame(), ok(), "trial {n}, reply {j}");
+        }
+        let Some(dump) = dump else {
+            continue; // The flush cancelled the save.
+        };
+        checked += 1;
+        let mut per_gen = BTreeMap::<usize, usize>::new();
+        for (key_db, key) in dump.keys() {
+            assert_eq!(*key_db, db, "trial {n}: a key outside db {db}: {key:?}");
+            let key = String::from_utf8_lossy(key);
+            let g = key[1..key.find(':').expect("g<n>:<j>")]
+                .parse()
+                .expect("a generation");
+            *per_gen.entry(g).or_default() += 1;
+        }
+        let cut_inside = match per_gen.len() {
+            0 => false,
+            1 => per_gen.get(&(n - 1)).is_some_and(|&k| k != FLUSH_KEYS),
+            _ => true,
+        };
+        if cut_inside {
+            bad += 1;
+            failures.push(format!(
+                "{what}, trial {n} ({}): keys per generation {per_gen:?}",
+                flush.join(" ")
+            ));
+        }
+        if let Some(slots) = load_slot_info(&node.dump_path()) {
+            let mut want = BTreeMap::<u16, u64>::new();
+            for (_, key) in dump.keys() {
+                *want
+                    .entry(percore_engine::slot::key_hash_slot(key))
+                    .or_default() += 1;
+            }
+            if slots != want {
+                failures.push(format!(
+                    "{what}, trial {n}: slot-info disagrees with the keys of the dump"
+                ));
+            }
+        }
+    }
+    println!("{what}: {bad} of {checked} dumps cut inside a flush ({trials} trials)");
+    assert!(
+        checked * 10 >= trials,
+        "{what}: only {checked} of {trials} saves completed"
+    );
+}
+
+/// Cluster mode: the `slot-info` aux fields of a dump as slot → keys (summed over the
+/// shards' fields); `None` when it has none.
+fn load_slot_info(path: &Path) -> Option<BTreeMap<u16, u64>> {
+    use percore_persist::rdb::{LoadOptions, Record, load};
+    let data = std::fs::read(path).ok()?;
+    let mut slots = BTreeMap::new();
+    let mut any = false;
+    load(&data, &LoadOptions::default(), |rec| {
+        if let Record::Aux { key, value } = rec
+            && key == b"slot-info"
+        {
+            any = true;
+            let v = String::from_utf8_lossy(value);
+            let f: Vec<u64> = v.split(',').map(|x| x.parse().expect("a number")).collect();
+            *slots.entry(f[0] as u16).or_default() += f[1];
+        }
+        Ok(())
+    })
+    .expect("a valid dump");
+    slots.retain(|_, k| *k > 0);
+    any.then_some(slots)
 }
 
 /// Keys per database in the SWAPDB test.
@@ -232,7 +294,7 @@ fn a_swapdb_is_never_half_in_a_dump() {
     let mut failures = Vec::new();
     for shards in SHARDS {
         for method in METHODS {
-            let node = Node::start(shards, method);
+            let node = Node::start(shards, method, &[]);
             let mut c = node.server.conn();
             let n = SWAP_KEYS.to_string();
             assert_eq!(c.cmd(&["DEBUG", "POPULATE", &n, "A"]), ok());
@@ -344,7 +406,7 @@ fn a_cross_shard_rename_is_never_half_in_a_dump() {
     let mut failures = Vec::new();
     for shards in SHARDS {
         for method in METHODS {
-            let node = Node::start(shards, method);
+            let node = Node::start(shards, method, &[]);
             let mut c = node.server.conn();
             let src = key_on("a", 0, shards);
             let dst = key_on("b", shards - 1, shards);
@@ -393,7 +455,7 @@ fn a_cross_shard_mset_is_never_half_in_a_dump() {
     let mut failures = Vec::new();
     for shards in SHARDS {
         for method in METHODS {
-            let node = Node::start(shards, method);
+            let node = Node::start(shards, method, &[]);
             let mut c = node.server.conn();
             let keys: Vec<String> = (0..shards)
                 .flat_map(|s| [key_on("m", s, shards), key_on("n", s, shards)])
@@ -448,6 +510,94 @@ fn a_cross_shard_mset_is_never_half_in_a_dump() {
                 bad.into_iter()
                     .map(|e| format!("{method}, {shards} shards, {e}")),
             );
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Trials per shard count of the SHUTDOWN test (each starts a server).
+const SHUTDOWN_TRIALS: usize = 15;
+
+/// Sends `cmds` in turn, one at a time, each answered `+OK`, until the server goes away.
+fn until_closed(port: u16, cmds: Vec<Vec<u8>>) {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(20)));
+    for cmd in cmds.iter().cycle() {
+        if s.write_all(cmd).is_err() {
+            return;
+        }
+        let mut reply = [0u8; 5];
+        if s.read_exact(&mut reply).is_err() {
+            return;
+        }
+        assert_eq!(&reply, b"+OK\r\n");
+    }
+}
+
+/// SHUTDOWN's final save runs at the cancel barrier: while one client swaps databases 0
+/// and 1 and another renames a key back and forth between two shards in database 2, the
+/// dump holds each database whole and the key under exactly one name.
+#[test]
+fn the_final_save_at_shutdown_is_never_inside_a_multi_shard_command() {
+    let mut rng = Rng::new();
+    let mut failures = Vec::new();
+    for shards in SHARDS {
+        for trial in 0..SHUTDOWN_TRIALS {
+            let mut node = Node::start(shards, "forkless", &[]);
+            let port = node.server.port();
+            let mut c = node.server.conn();
+            let n = (SWAP_KEYS / 4).to_string();
+            assert_eq!(c.cmd(&["DEBUG", "POPULATE", &n, "A"]), ok());
+            assert_eq!(c.cmd(&["SELECT", "1"]), ok());
+            assert_eq!(c.cmd(&["DEBUG", "POPULATE", &n, "B"]), ok());
+            let src = key_on("a", 0, shards);
+            let dst = key_on("b", shards - 1, shards);
+            assert_eq!(c.cmd(&["SELECT", "2"]), ok());
+            assert_eq!(c.cmd(&["SET", &src, "payload"]), ok());
+            let swapper = std::thread::spawn(move || {
+                until_closed(port, vec![encode_cmd(&["SWAPDB", "0", "1"])]);
+            });
+            let renames = vec![
+                encode_cmd(&["SELECT", "2"]),
+                encode_cmd(&["RENAME", &src, &dst]),
+                encode_cmd(&["RENAME", &dst, &src]),
+                encode_cmd(&["RENAME", &src, &dst]),
+                encode_cmd(&["RENAME", &dst, &src]),
+            ];
+            let renamer = std::thread::spawn(move || until_closed(port, renames));
+            std::thread::sleep(Duration::from_micros(2000 + rng.below(3000)));
+            c.send(&encode_cmd(&["SHUTDOWN", "SAVE"]));
+            assert!(
+                node.server.wait_exit(Duration::from_secs(20)).is_some(),
+                "the server did not exit"
+            );
+            swapper.join().expect("swapper");
+            renamer.join().expect("renamer");
+            let dump = load_dump(&node.dump_path()).expect("SHUTDOWN SAVE wrote a dump");
+            let mut prefixes = BTreeMap::<(u32, u8), usize>::new();
+            for (db, key) in dump.keys().filter(|(db, _)| *db < 2) {
+                *prefixes.entry((*db, key[0])).or_default() += 1;
+            }
+            let keys = SWAP_KEYS / 4;
+            if prefixes.len() != 2 || prefixes.values().any(|&k| k != keys) {
+                failures.push(format!(
+                    "{shards} shards, trial {trial}: keys per (db, prefix) {prefixes:?}"
+                ));
+            }
+            let has = |k: &str| dump.contains_key(&(2, k.as_bytes().to_vec()));
+            let (in_src, in_dst) = (
+                has(&key_on("a", 0, shards)),
+                has(&key_on("b", shards - 1, shards)),
+            );
+            if in_src == in_dst {
+                failures.push(format!(
+                    "{shards} shards, trial {trial}: renamed key under source {in_src}, \
+                     destination {in_dst}"
+                ));
+            }
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));

@@ -549,6 +549,9 @@ pub fn after_flush(data: &mut ShardData, io: &mut Io<Msg, ()>) -> Vec<Reply> {
     if let Some(session) = data.snap.join.take() {
         participate(data, io, &session, None, &mut replies);
     }
+    if io.shutting_down() {
+        abandon_requests(data);
+    }
     if let Some(lead) = &mut data.snap.lead {
         if !lead.mailed {
             // The write gate is closed: once the multi-shard writes in flight are all
@@ -576,6 +579,23 @@ pub fn after_flush(data: &mut ShardData, io: &mut Io<Msg, ()>) -> Vec<Reply> {
         cow_step(data, io);
     }
     replies
+}
+
+/// Once a shutdown is under way no new barrier starts: shards leave their loops when
+/// every shard has drained its connections, so a session mailed now could wait for a
+/// shard that is gone. A session already mailed still runs (a shard parked at it has not
+/// drained, so the others keep looping until they joined). Requests still queued, and a
+/// session set up but not mailed, are dropped; their clients' connections are closing.
+fn abandon_requests(data: &mut ShardData) {
+    data.snap.requests.clear();
+    let unmailed = data.snap.lead.as_ref().is_some_and(|l| !l.mailed);
+    let mut st = data.shared.persist.lock().expect("persist lock");
+    st.barrier_queue.retain(|&s| s != data.id);
+    if unmailed {
+        data.snap.lead = None;
+        data.shared.write_gate.open();
+        st.barrier_busy = false;
+    }
 }
 
 /// Validates a request and mails its barrier, or answers it at once.
