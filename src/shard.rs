@@ -348,7 +348,17 @@ impl Shard {
         // The resumable parse state is the connection's own: taken out for the batch (so
         // `dispatch` can borrow the client) and put back whatever happens.
         let mut main = std::mem::take(&mut client.req);
+        // Whether every complete request received has run (the loop stopped for want of
+        // input, not for backpressure or a reply owed by another shard).
+        let mut exhausted = false;
         loop {
+            if client.stalled {
+                // See `Client::stalled`: nothing runs; what arrives is dropped.
+                main.clear();
+                conn.input.consume(conn.input.len());
+                exhausted = true;
+                break;
+            }
             if client.close_after_reply {
                 // QUIT or a protocol error: nothing after it runs; the connection closes
                 // once every earlier reply, including those other shards owe, is out.
@@ -370,10 +380,11 @@ impl Shard {
                 break;
             }
             if conn.input.is_empty() {
+                exhausted = true;
                 break;
             }
             let mut limits = self.data.limits;
-            limits.unauthenticated = !client.authenticated;
+            limits.unauthenticated = client.must_auth(&self.data.cfg.requirepass);
             if self.ahead_next == self.ahead_len {
                 self.parse_ahead(conn.input.data(), client.db, &limits, &mut main);
             }
@@ -388,6 +399,7 @@ impl Shard {
                 match parse_request(input, &limits, &mut main) {
                     Ok(Parsed::Complete { consumed }) => (&main, consumed),
                     Ok(Parsed::Incomplete { need_bytes }) => {
+                        exhausted = true;
                         if input.len() > qbuf_limit {
                             self.data.shared.warning(&format!(
                                 "Closing client that reached max query buffer length: id={} addr={} (qbuf initial bytes: {:?})",
@@ -407,7 +419,11 @@ impl Shard {
                         e.write_message(&mut self.scratch);
                         let text = format!("ERR {}", String::from_utf8_lossy(&self.scratch));
                         self.data.stats.record_error(&text);
-                        if client.pending.is_empty() {
+                        if client.replies_suppressed() {
+                            // Redis drops the error and, having no reply to write, never
+                            // closes the connection (see `Client::stalled`).
+                            client.stalled = true;
+                        } else if client.pending.is_empty() {
                             ReplyWriter {
                                 out: &mut conn.output,
                                 proto: client.proto,
@@ -429,7 +445,7 @@ impl Shard {
                                 client.id, client.peer
                             ),
                         );
-                        client.close_after_reply = true;
+                        client.close_after_reply = !client.stalled;
                         main.clear();
                         conn.input.consume(conn.input.len());
                         continue;
@@ -438,9 +454,12 @@ impl Shard {
             };
             // Authentication changes the parse limits: what was parsed ahead under the old
             // ones is dropped.
-            let authenticated = client.authenticated;
-            // An empty request (a blank inline line) runs nothing.
-            if !req.is_empty() {
+            let must_auth = client.must_auth(&self.data.cfg.requirepass);
+            // An empty request (a blank inline line, `*0`) runs nothing, but counts as the
+            // request whose reply CLIENT REPLY SKIP drops, as in Redis (`resetClient`).
+            if req.is_empty() {
+                client.begin_request();
+            } else {
                 let mut argv = recycle(std::mem::take(&mut self.argv_store));
                 req.fill_argv(input, &mut argv);
                 crate::crash::guarded(&argv, || {
@@ -452,12 +471,16 @@ impl Shard {
                 main.clear();
             }
             conn.input.consume(consumed);
-            if client.authenticated != authenticated {
+            if client.must_auth(&self.data.cfg.requirepass) != must_auth {
                 self.ahead_len = self.ahead_next;
             }
         }
         client.req = main;
-        if client.close_after_reply && client.pending.is_empty() {
+        if client.pending.is_empty()
+            && (client.close_after_reply || (conn.input_ended() && exhausted))
+        {
+            // QUIT, a protocol error, or the end of input with every request received
+            // run (an incomplete one is dropped) and every reply written.
             conn.close_after_flush();
         }
     }
@@ -508,7 +531,7 @@ impl Shard {
                 }
                 g.parts[shard] = Some(result);
                 if g.remaining == 0 {
-                    merged = Some(merge_gather(&mut self.data, g, proto));
+                    merged = Some(merge_gather(&mut self.data, g));
                 }
             }
             _ => {}
@@ -576,6 +599,9 @@ impl Shard {
                 conn.read_paused = false;
                 resume = !conn.input.is_empty();
             }
+            // After the end of input, the last reply owed by another shard lets the
+            // connection close (once what is left of its input has run).
+            resume |= conn.input_ended() && client.pending.is_empty() && !conn.is_closing();
         }
         self.data.clients[idx] = Some(client);
         if resume {
@@ -753,18 +779,7 @@ pub fn dispatch(
     } else {
         data.take_buf()
     };
-    let discard = match client.reply_mode {
-        ReplyMode::On => false,
-        ReplyMode::Off => true,
-        ReplyMode::SkipNext => {
-            client.reply_mode = ReplyMode::Skipping;
-            true
-        }
-        ReplyMode::Skipping => {
-            client.reply_mode = ReplyMode::On;
-            false
-        }
-    };
+    let discard = client.begin_request();
     let mut discard_buf = Vec::new();
     let target = if discard {
         &mut discard_buf
@@ -796,7 +811,7 @@ pub fn dispatch(
         refuse(client, discard, out, scratch, |w| w.error(&refusal));
         return;
     }
-    if !client.authenticated && !cmd.has(flags::NO_AUTH) {
+    if client.must_auth(&data.cfg.requirepass) && !cmd.has(flags::NO_AUTH) {
         data.stats.record_rejected(cmd, "NOAUTH");
         refuse(client, discard, out, scratch, |w| {
             w.error(commands::errors::NOAUTH);
@@ -826,6 +841,7 @@ pub fn dispatch(
     }
     match exec {
         Exec::Client(h) => {
+            let replies_were_off = discard && client.reply_mode == ReplyMode::Off;
             let db = client.db;
             let proto = client.proto;
             let mut ctx = Ctx {
@@ -841,6 +857,18 @@ pub fn dispatch(
             data.stats
                 .record_call(cmd, took, failed, target.get(mark..).unwrap_or(&[]));
             crate::stats::note_slow(data, cmd, took, client, argv);
+            let mut discard = discard;
+            if replies_were_off && client.reply_mode != ReplyMode::Off {
+                // RESET turns replies back on before it answers: Redis sends that answer.
+                discard = false;
+                reply_target(client, out, &mut scratch).extend_from_slice(&discard_buf);
+            }
+            if discard && client.close_after_reply {
+                // QUIT whose +OK is not sent: Redis 7.0 closes a connection only once its
+                // last reply is written, so this one stays open and runs nothing more.
+                client.close_after_reply = false;
+                client.stalled = true;
+            }
             finish_local(client, discard, scratch);
         }
         Exec::Keyed(h) => {
@@ -969,6 +997,7 @@ pub fn dispatch(
                 remaining: 0,
                 argv: Vec::new(),
                 discard,
+                proto: client.proto,
             };
             start_gather(data, client, gather, jobs, discard, out, outbox);
         }
@@ -984,6 +1013,7 @@ pub fn dispatch(
                 remaining: 0,
                 argv: argv.iter().map(|a| a.to_vec()).collect(),
                 discard,
+                proto: client.proto,
             };
             start_gather(data, client, gather, jobs, discard, out, outbox);
         }
@@ -1167,7 +1197,7 @@ fn start_gather(
         debug_assert_eq!(pushed, seq);
         return;
     }
-    let bytes = merge_gather(data, &mut gather, client.proto);
+    let bytes = merge_gather(data, &mut gather);
     if client.pending.is_empty() {
         out.extend_from_slice(&bytes);
     } else {
@@ -1175,8 +1205,10 @@ fn start_gather(
     }
 }
 
-/// All parts are in: the encoded reply (empty when discarded).
-fn merge_gather(data: &mut ShardData, g: &mut Gather, proto: Protocol) -> Vec<u8> {
+/// All parts are in: the encoded reply (empty when discarded), in the protocol the command
+/// was read under.
+fn merge_gather(data: &mut ShardData, g: &mut Gather) -> Vec<u8> {
+    let proto = g.proto;
     let (Exec::Split { merge, .. } | Exec::All { merge, .. }) = g.cmd.exec else {
         unreachable!("gather of a single-shard command")
     };

@@ -204,6 +204,9 @@ pub struct Conn<S> {
     cancel_sent: bool,
     /// Close once the output is flushed.
     closing: bool,
+    /// The peer shut down its sending side (a receive returned 0): no more requests come,
+    /// but the replies to those received are still wanted. Nothing is received any more.
+    input_ended: bool,
     /// The peer is gone or the socket failed: drop output, close as soon as no op is in flight.
     broken: bool,
     dirty: bool,
@@ -230,6 +233,13 @@ impl<S> Conn<S> {
     #[must_use]
     pub fn is_closing(&self) -> bool {
         self.closing || self.broken
+    }
+
+    /// Whether the peer ended its input (half-close or close): the service runs what it
+    /// received, sends every reply, then closes ([`Self::close_after_flush`]).
+    #[must_use]
+    pub fn input_ended(&self) -> bool {
+        self.input_ended
     }
 
     /// Close after the pending output is sent.
@@ -471,7 +481,9 @@ pub trait Service {
         peer: Option<SocketAddr>,
     ) -> Result<Self::Conn, Vec<u8>>;
 
-    /// New bytes arrived in the connection's input (or output drained after backpressure).
+    /// New bytes arrived in the connection's input (or output drained after backpressure,
+    /// or the input ended: [`Conn::input_ended`], after which the service closes the
+    /// connection once its replies are out).
     fn on_input(&mut self, io: &mut Io<Self::Msg, Self::Conn>, id: ConnId);
 
     /// A message from another shard.
@@ -1086,6 +1098,7 @@ impl<S: Service> Reactor<S> {
             send_inflight: false,
             cancel_sent: false,
             closing: false,
+            input_ended: false,
             broken: false,
             dirty: true,
             generation: slot.generation,
@@ -1129,12 +1142,18 @@ impl<S: Service> Reactor<S> {
             // This kernel refuses multishot receive with provided buffers: fall back to one
             // receive SQE per completion for every connection of this shard.
             self.bufring = None;
-        } else if res == 0
-            || !matches!(
-                -res,
-                libc::EAGAIN | libc::EINTR | libc::ECANCELED | libc::ENOBUFS
-            )
-        {
+        } else if res == 0 {
+            // End of input: the requests already received still run and their replies
+            // still leave (the peer may have only shut down its sending side); the service
+            // closes once they are out.
+            conn.input_ended = true;
+            if !conn.is_closing() {
+                service.on_input(&mut self.io, id);
+            }
+        } else if !matches!(
+            -res,
+            libc::EAGAIN | libc::EINTR | libc::ECANCELED | libc::ENOBUFS
+        ) {
             // Peer closed or the socket failed: nobody will read our replies.
             conn.broken = true;
             conn.output.clear();
@@ -1261,6 +1280,7 @@ impl<S: Service> Reactor<S> {
         } else {
             let may_read = !conn.read_paused
                 && !conn.closing
+                && !conn.input_ended
                 && conn.pending_output() < OUTPUT_BACKPRESSURE_BYTES;
             if may_read && !conn.recv_inflight {
                 let entry = if self.bufring.is_some() {

@@ -215,7 +215,8 @@ impl Server {
         }
     }
 
-    /// Polls with PING until the server answers `+PONG`, it exits, or time runs out.
+    /// Polls with PING until the server answers `+PONG` (or `-NOAUTH`), it exits, or time
+    /// runs out.
     fn wait_ready(&mut self) -> Result<(), String> {
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
@@ -226,9 +227,10 @@ impl Server {
                 let _ = c.set_read_timeout(Some(Duration::from_secs(2)));
                 let _ = c.set_write_timeout(Some(Duration::from_secs(2)));
                 let mut buf = [0u8; 64];
+                // A server with `requirepass` answers NOAUTH: it is up as well.
                 if c.write_all(b"PING\r\n").is_ok()
                     && let Ok(n) = c.read(&mut buf)
-                    && buf[..n].starts_with(b"+PONG\r\n")
+                    && (buf[..n].starts_with(b"+PONG\r\n") || buf[..n].starts_with(b"-NOAUTH"))
                 {
                     return Ok(());
                 }

@@ -1,0 +1,383 @@
+//! Connection lifecycle (issue 20): the protocol a reply is encoded in, end of input,
+//! authentication when the password is cleared, CLIENT REPLY modes, idle timeouts, the
+//! listening port and the descriptor limit. Where the behaviour is Redis's, the same bytes
+//! go to a real `redis-server` 7.0 and to percore (two shards) and the transcripts are
+//! compared byte for byte.
+//!
+//! A transcript is everything a server sends on one connection that writes its requests,
+//! half-closes (end of input) and reads until the server closes: Redis runs what it read
+//! before the end of input, writes the replies, then closes.
+
+mod common;
+
+use common::{Conn, Server, encode_cmd, show};
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::time::Duration;
+
+/// How long a transcript may take before the test fails.
+const TRANSCRIPT_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Sends `bytes`, half-closes, and returns every byte the server sends until it closes.
+fn transcript(port: u16, bytes: &[u8]) -> Vec<u8> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(TRANSCRIPT_TIMEOUT))
+        .expect("read timeout");
+    s.set_write_timeout(Some(TRANSCRIPT_TIMEOUT))
+        .expect("write timeout");
+    s.write_all(bytes).expect("write");
+    s.shutdown(Shutdown::Write).expect("half-close");
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).unwrap_or_else(|e| {
+        panic!(
+            "the server did not close after the end of input ({e}); got {}",
+            show(&out)
+        )
+    });
+    out
+}
+
+/// HELLO's `id` differs between servers: masked before comparing.
+fn mask_ids(bytes: &[u8]) -> Vec<u8> {
+    const ID: &[u8] = b"$2\r\nid\r\n:";
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i..].starts_with(ID) {
+            out.extend_from_slice(ID);
+            out.push(b'N');
+            i += ID.len();
+            while i < bytes.len() && bytes[i].is_ascii_digit() {
+                i += 1;
+            }
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
+/// Both servers, or `None` when redis-server is absent (and not required).
+fn pair(extra: &[&str]) -> Option<(Server, Server)> {
+    let redis = Server::redis_with(extra)?;
+    let mut args = vec!["--threads", "2"];
+    args.extend_from_slice(extra);
+    Some((redis, Server::percore(&args)))
+}
+
+/// Runs each case as a transcript on both servers and fails listing every difference.
+fn compare_transcripts(cases: &[(&str, Vec<u8>)], extra: &[&str]) {
+    let Some((redis, percore)) = pair(extra) else {
+        return;
+    };
+    let mut diffs = Vec::new();
+    for (name, bytes) in cases {
+        let want = mask_ids(&transcript(redis.port(), bytes));
+        let got = mask_ids(&transcript(percore.port(), bytes));
+        if want != got {
+            diffs.push(format!(
+                "[{name}]\n    redis:   {}\n    percore: {}",
+                show(&want),
+                show(&got)
+            ));
+        }
+    }
+    assert!(
+        diffs.is_empty(),
+        "{} transcripts differ from redis-server:\n{}",
+        diffs.len(),
+        diffs.join("\n")
+    );
+}
+
+fn cmds(lines: &[&[&str]]) -> Vec<u8> {
+    lines.iter().flat_map(|l| encode_cmd(l)).collect()
+}
+
+/// Keys spread over both shards, half of them set by the case.
+const KEYS: [&str; 8] = ["k0", "k1", "k2", "k3", "k4", "k5", "k6", "k7"];
+
+// ---------------------------------------------------------------------------------------
+// Item 2: a reply is encoded in the protocol its command was read under.
+
+#[test]
+fn a_multi_shard_reply_keeps_the_protocol_its_command_was_read_under() {
+    let mget: Vec<&str> = std::iter::once("MGET").chain(KEYS).collect();
+    let mut script = cmds(&[&["MSET", "k0", "a", "k3", "b", "k5", "c", "k6", "d"]]);
+    // MGET waits for the other shard while HELLO switches the protocol behind it.
+    for hello in [["HELLO", "3"], ["HELLO", "2"], ["HELLO", "3"]] {
+        script.extend(encode_cmd(&mget));
+        script.extend(encode_cmd(&["DEL", "k1", "k2", "k4", "k7", "nope"]));
+        script.extend(encode_cmd(&hello));
+    }
+    script.extend(encode_cmd(&mget));
+    compare_transcripts(&[("mget-then-hello", script)], &[]);
+}
+
+// ---------------------------------------------------------------------------------------
+// Item 3: the end of input means "no more requests", not "nobody listens".
+
+#[test]
+fn end_of_input_runs_every_request_and_sends_every_reply_then_closes() {
+    let mut many = Vec::new();
+    for i in 0..300 {
+        let k = KEYS[i % KEYS.len()];
+        let v = format!("v{i}");
+        many.extend(encode_cmd(&["SET", k, &v]));
+        many.extend(encode_cmd(&["GET", KEYS[(i + 3) % KEYS.len()]]));
+        if i % 10 == 0 {
+            let mget: Vec<&str> = std::iter::once("MGET").chain(KEYS).collect();
+            many.extend(encode_cmd(&mget));
+            many.extend(encode_cmd(&["DBSIZE"]));
+        }
+    }
+    let mut cut = cmds(&[
+        &["SET", "k1", "x"],
+        &["GET", "k2"],
+        &["MGET", "k0", "k1", "k2"],
+    ]);
+    // An incomplete last request is dropped.
+    cut.extend(b"*2\r\n$3\r\nGET\r\n$2\r\nk");
+    compare_transcripts(
+        &[
+            ("one", cmds(&[&["GET", "k5"]])),
+            (
+                "other-shard",
+                cmds(&[&["SET", "k1", "a"], &["GET", "k1"], &["GET", "k2"]]),
+            ),
+            ("many", many),
+            ("incomplete-last", cut),
+            (
+                "quit-inside",
+                cmds(&[&["GET", "k1"], &["QUIT"], &["GET", "k2"]]),
+            ),
+        ],
+        &[],
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Item 7: with `requirepass` cleared, every connection counts as authenticated.
+
+#[test]
+fn clearing_requirepass_lets_every_connection_in() {
+    let Some((redis, percore)) = pair(&["--requirepass", "pw"]) else {
+        return;
+    };
+    let mut transcripts = Vec::new();
+    for server in [&redis, &percore] {
+        let mut seen = Vec::new();
+        let mut waiting = server.conn();
+        seen.push(waiting.cmd_raw(&["PING"]));
+        let mut admin = server.conn();
+        assert_eq!(admin.cmd_raw(&["AUTH", "pw"]), b"+OK\r\n");
+        assert_eq!(
+            admin.cmd_raw(&["CONFIG", "SET", "requirepass", ""]),
+            b"+OK\r\n"
+        );
+        // The connection never authenticated, and needs not now...
+        seen.push(waiting.cmd_raw(&["PING"]));
+        seen.push(waiting.cmd_raw(&["SET", "k", "v"]));
+        seen.push(waiting.cmd_raw(&["GET", "k"]));
+        // ...except for HELLO, which Redis 7.0 checks against the connection's own flag.
+        seen.push(waiting.cmd_raw(&["HELLO", "3"]));
+        // A password set again applies to it again.
+        assert_eq!(
+            admin.cmd_raw(&["CONFIG", "SET", "requirepass", "pw2"]),
+            b"+OK\r\n"
+        );
+        seen.push(waiting.cmd_raw(&["GET", "k"]));
+        // A connection that came in without a password keeps its access.
+        seen.push(admin.cmd_raw(&["GET", "k"]));
+        transcripts.push(seen.iter().map(|r| show(r)).collect::<Vec<_>>());
+    }
+    assert_eq!(
+        transcripts[1], transcripts[0],
+        "percore (right) vs redis (left)"
+    );
+    assert_eq!(transcripts[1][1], "+PONG\r\n");
+}
+
+// ---------------------------------------------------------------------------------------
+// Item 8: CLIENT REPLY, blank requests, protocol errors under REPLY OFF, HELLO's NOAUTH.
+
+#[test]
+fn client_reply_modes_match_redis() {
+    let raw = |s: &str| s.as_bytes().to_vec();
+    compare_transcripts(
+        &[
+            (
+                "off-reset",
+                raw("CLIENT REPLY OFF\r\nPING\r\nRESET\r\nPING\r\n"),
+            ),
+            (
+                "resp3-off-reset",
+                raw("HELLO 3\r\nCLIENT REPLY OFF\r\nRESET\r\nPING\r\n"),
+            ),
+            ("skip-reset", raw("CLIENT REPLY SKIP\r\nRESET\r\nPING\r\n")),
+            ("skip", raw("CLIENT REPLY SKIP\r\nPING\r\nPING\r\n")),
+            (
+                "skip-skip",
+                raw("CLIENT REPLY SKIP\r\nCLIENT REPLY SKIP\r\nPING\r\nPING\r\n"),
+            ),
+            (
+                "off-skip-on",
+                raw("CLIENT REPLY OFF\r\nCLIENT REPLY SKIP\r\nPING\r\nCLIENT REPLY ON\r\nPING\r\n"),
+            ),
+            (
+                "skip-on",
+                raw("CLIENT REPLY SKIP\r\nCLIENT REPLY ON\r\nPING\r\n"),
+            ),
+            (
+                "skip-blank",
+                raw("CLIENT REPLY SKIP\r\n\r\nPING\r\nPING\r\n"),
+            ),
+            (
+                "skip-spaces",
+                raw("CLIENT REPLY SKIP\r\n   \r\nPING\r\nPING\r\n"),
+            ),
+            (
+                "skip-empty-multibulk",
+                raw("CLIENT REPLY SKIP\r\n*0\r\nPING\r\nPING\r\n"),
+            ),
+            (
+                "skip-null-multibulk",
+                raw("CLIENT REPLY SKIP\r\n*-1\r\nPING\r\nPING\r\n"),
+            ),
+            (
+                "skip-unknown",
+                raw("CLIENT REPLY SKIP\r\nNOSUCH\r\nPING\r\n"),
+            ),
+            ("blank", raw("\r\n\r\n*0\r\n*-1\r\n  \r\nPING\r\n")),
+            (
+                "off-protocol-error",
+                raw("CLIENT REPLY OFF\r\n*1\r\n$x\r\nPING\r\n"),
+            ),
+            (
+                "off-unbalanced",
+                raw("CLIENT REPLY OFF\r\n\"unbalanced\r\nPING\r\n"),
+            ),
+            (
+                "skip-protocol-error",
+                raw("CLIENT REPLY SKIP\r\n*1\r\n$x\r\nPING\r\n"),
+            ),
+            (
+                "skipped-then-protocol-error",
+                raw("CLIENT REPLY SKIP\r\nPING\r\n*1\r\n$x\r\nPING\r\n"),
+            ),
+            (
+                "off-quit",
+                raw("CLIENT REPLY OFF\r\nQUIT\r\nCLIENT REPLY ON\r\nPING\r\n"),
+            ),
+            ("skip-quit", raw("CLIENT REPLY SKIP\r\nQUIT\r\nPING\r\n")),
+            (
+                "off-on",
+                raw("CLIENT REPLY OFF\r\nCLIENT REPLY ON\r\nPING\r\n"),
+            ),
+            (
+                "bad-mode",
+                raw("CLIENT REPLY BOGUS\r\nCLIENT REPLY OFF\r\nCLIENT REPLY BOGUS\r\n"),
+            ),
+            (
+                "off-multi-shard",
+                cmds(&[
+                    &["CLIENT", "REPLY", "OFF"],
+                    &["MSET", "k0", "a", "k1", "b", "k2", "c"],
+                    &["MGET", "k0", "k1", "k2"],
+                    &["GET", "k1"],
+                    &["RESET"],
+                    &["MGET", "k0", "k1", "k2"],
+                ]),
+            ),
+        ],
+        &[],
+    );
+}
+
+#[test]
+fn hello_without_authentication_answers_redis_7_0_text() {
+    let raw = |s: &str| s.as_bytes().to_vec();
+    compare_transcripts(
+        &[
+            (
+                "hello",
+                raw("HELLO\r\nHELLO 3\r\nHELLO 2 SETNAME x\r\nPING\r\n"),
+            ),
+            ("hello-auth", raw("HELLO 3 AUTH default pw\r\nPING\r\n")),
+            (
+                "hello-bad-auth",
+                raw("HELLO 3 AUTH default no\r\nHELLO 4\r\nPING\r\n"),
+            ),
+        ],
+        &["--requirepass", "pw"],
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Item 1 (second trigger): pipelined requests of several clients stay whole while another
+// client's SWAPDB runs on every shard.
+
+/// Commands each pipelining client sends.
+const PIPELINED_COMMANDS: usize = 500;
+
+#[test]
+fn pipelines_of_four_clients_stay_whole_beside_swapdb() {
+    let s = Server::percore(&["--threads", "2"]);
+    let port = s.port();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let swapper = {
+        let stop = std::sync::Arc::clone(&stop);
+        std::thread::spawn(move || {
+            let mut c = Conn::connect(port);
+            let mut swaps = 0u32;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                assert_eq!(c.cmd_raw(&["SWAPDB", "0", "1"]), b"+OK\r\n");
+                swaps += 1;
+            }
+            swaps
+        })
+    };
+    let clients: Vec<_> = (0..4)
+        .map(|n| {
+            std::thread::spawn(move || {
+                let mut c = Conn::connect(port);
+                let mut want = Vec::new();
+                let mut script = Vec::new();
+                for i in 0..PIPELINED_COMMANDS {
+                    let payload = format!("client{n}-request{i}-{}", "x".repeat(i % 37));
+                    match i % 3 {
+                        0 => {
+                            script.extend(encode_cmd(&["ECHO", &payload]));
+                            want.extend(format!("${}\r\n{payload}\r\n", payload.len()).bytes());
+                        }
+                        1 => {
+                            script.extend(encode_cmd(&["SET", &format!("c{n}:{i}"), &payload]));
+                            want.extend(b"+OK\r\n");
+                        }
+                        _ => {
+                            script.extend(format!("PING {payload}\r\n").bytes());
+                            want.extend(format!("${}\r\n{payload}\r\n", payload.len()).bytes());
+                        }
+                    }
+                }
+                // Odd-sized writes split requests across receives.
+                for chunk in script.chunks(97) {
+                    c.send(chunk);
+                }
+                let mut got = Vec::new();
+                while got.len() < want.len() {
+                    got.extend(c.read_raw());
+                }
+                assert_eq!(show(&got), show(&want), "client {n}");
+                assert_eq!(got, want, "client {n}");
+            })
+        })
+        .collect();
+    for c in clients {
+        c.join().expect("pipelining client");
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let swaps = swapper.join().expect("swapping client");
+    assert!(swaps > 0);
+}
