@@ -1365,12 +1365,19 @@ impl Service for Shard {
         self.data.stats.sample_ops(now_ms);
         crate::snapshot::on_tick(&mut self.data);
         crate::metrics::on_tick(&mut self.data, io);
-        // Idle clients (`timeout`).
+        // Idle clients (`timeout`): no request read and no reply bytes written for that
+        // long (Redis's `lastinteraction` moves on both), and no reply owed by another
+        // shard.
         let timeout_ms = i64::from(self.data.cfg.timeout_secs) * 1000;
         if timeout_ms > 0 {
             let now = self.data.now_ms;
             for c in self.data.clients.iter().flatten() {
-                if now - c.last_interaction_ms > timeout_ms && c.pending.is_empty() {
+                if now - c.last_interaction_ms > timeout_ms
+                    && c.pending.is_empty()
+                    && io
+                        .conn(c.conn)
+                        .is_some_and(|conn| now - conn.last_send_ms > timeout_ms)
+                {
                     self.data.to_close.push(c.conn);
                 }
             }

@@ -13,7 +13,7 @@ mod common;
 use common::{Conn, Server, encode_cmd, show};
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How long a transcript may take before the test fails.
 const TRANSCRIPT_TIMEOUT: Duration = Duration::from_secs(20);
@@ -155,6 +155,61 @@ fn end_of_input_runs_every_request_and_sends_every_reply_then_closes() {
         ],
         &[],
     );
+}
+
+// ---------------------------------------------------------------------------------------
+// Item 6: a client reading a long reply is not idle.
+
+/// Larger than what the kernel buffers on both ends of a loopback connection, so the
+/// server is still writing while the client reads slowly.
+const SLOW_REPLY_BYTES: usize = 48 * 1024 * 1024;
+/// The slow client reads this much per pause; `SLOW_REPLY_BYTES` takes > 3 timeouts.
+const SLOW_READ_CHUNK_BYTES: usize = 1024 * 1024;
+const SLOW_READ_PAUSE: Duration = Duration::from_millis(80);
+
+#[test]
+fn a_client_reading_a_long_reply_is_not_closed_by_timeout() {
+    let Some((redis, percore)) = pair(&["--timeout", "1"]) else {
+        return;
+    };
+    let value = vec![b'v'; SLOW_REPLY_BYTES];
+    for server in [&redis, &percore] {
+        let kind = server.kind();
+        let mut setter = server.conn();
+        assert_eq!(
+            setter.cmd_raw(&[b"SET".as_slice(), b"big", &value]),
+            b"+OK\r\n"
+        );
+        drop(setter);
+        let mut s = TcpStream::connect(("127.0.0.1", server.port())).expect("connect");
+        s.set_read_timeout(Some(TRANSCRIPT_TIMEOUT))
+            .expect("timeout");
+        s.write_all(&encode_cmd(&["GET", "big"])).expect("write");
+        let header = format!("${SLOW_REPLY_BYTES}\r\n");
+        let want = header.len() + SLOW_REPLY_BYTES + 2;
+        let started = Instant::now();
+        let mut got = 0;
+        let mut chunk = vec![0u8; SLOW_READ_CHUNK_BYTES];
+        while got < want {
+            let n = s.read(&mut chunk).expect("read the reply");
+            assert!(
+                n > 0,
+                "{kind:?} closed the connection after {got} of {want} bytes"
+            );
+            got += n;
+            // The client is slow: the server keeps writing the whole time.
+            std::thread::sleep(SLOW_READ_PAUSE);
+        }
+        assert!(
+            started.elapsed() > Duration::from_secs(2),
+            "the read was not slow"
+        );
+        s.write_all(&encode_cmd(&["PING"])).expect("write PING");
+        let mut pong = [0u8; 7];
+        s.read_exact(&mut pong)
+            .unwrap_or_else(|e| panic!("{kind:?}: no reply to PING after the long reply: {e}"));
+        assert_eq!(&pong, b"+PONG\r\n", "{kind:?}");
+    }
 }
 
 // ---------------------------------------------------------------------------------------

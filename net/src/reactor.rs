@@ -195,6 +195,9 @@ pub struct Conn<S> {
     pub state: S,
     /// Set by the service to stop receiving (e.g. too many replies outstanding).
     pub read_paused: bool,
+    /// When (Unix ms, the loop's clock) a send last moved reply bytes to the kernel: a
+    /// client reading a long reply is not idle (`timeout`). 0 before the first.
+    pub last_send_ms: i64,
     sending: Vec<u8>,
     sent: usize,
     /// The registered-file slot of this connection's socket, if it has one.
@@ -1091,6 +1094,7 @@ impl<S: Service> Reactor<S> {
             output: Vec::new(),
             state,
             read_paused: false,
+            last_send_ms: 0,
             sending: Vec::new(),
             sent: 0,
             fixed: None,
@@ -1162,11 +1166,15 @@ impl<S: Service> Reactor<S> {
 
     fn on_send(&mut self, service: &mut S, index: u32, generation: u32, res: i32) {
         let id = ConnId { index, generation };
+        let now_ms = self.io.now_ms;
         let Some(conn) = self.io.conn(id) else {
             return;
         };
         conn.send_inflight = false;
         if res >= 0 {
+            if res > 0 {
+                conn.last_send_ms = now_ms;
+            }
             conn.sent += res as usize;
             if conn.sent >= conn.sending.len() {
                 conn.sending.clear();
