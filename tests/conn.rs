@@ -213,6 +213,90 @@ fn a_client_reading_a_long_reply_is_not_closed_by_timeout() {
 }
 
 // ---------------------------------------------------------------------------------------
+// Item 4: a port another process listens on stops start-up, as in Redis.
+
+/// How long a server refused its port may take to exit.
+const REFUSED_EXIT_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Starts `program` on `port` (127.0.0.1) and returns its exit code and what it printed,
+/// failing if it does not exit.
+fn run_to_exit(program: &str, port: u16) -> (Option<i32>, String) {
+    let mut child = std::process::Command::new(program)
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+        ])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let deadline = Instant::now() + REFUSED_EXIT_TIMEOUT;
+    while child.try_wait().expect("try_wait").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().expect("output");
+            panic!(
+                "{program} started on a port in use: {}",
+                String::from_utf8_lossy(&out.stdout)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().expect("output");
+    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.push_str(&String::from_utf8_lossy(&out.stderr));
+    (out.status.code(), text)
+}
+
+/// Redis's two lines about the port, without the `pid:M date #` prefix.
+fn bind_failure_lines(log: &str) -> Vec<String> {
+    log.lines()
+        .filter_map(|l| l.split_once(" # ").map(|(_, msg)| msg.to_string()))
+        .filter(|m| m.contains("listening"))
+        .collect()
+}
+
+#[test]
+fn a_second_server_on_a_port_in_use_exits_with_redis_message() {
+    let first = Server::percore(&["--threads", "2"]);
+    let port = first.port();
+    let (code, log) = run_to_exit(env!("CARGO_BIN_EXE_percore-server"), port);
+    assert_eq!(code, Some(1), "percore on a port in use: {log}");
+    let lines = bind_failure_lines(&log);
+    assert_eq!(
+        lines,
+        [
+            format!(
+                "Warning: Could not create server TCP listening socket 127.0.0.1:{port}: bind: Address already in use"
+            ),
+            format!("Failed listening on port {port} (TCP), aborting."),
+        ],
+        "{log}"
+    );
+    if common::redis_server_available() {
+        let (code, redis_log) = run_to_exit("redis-server", port);
+        assert_eq!(code, Some(1));
+        assert_eq!(
+            bind_failure_lines(&redis_log),
+            lines,
+            "redis-server's lines"
+        );
+    }
+    // Every connection still reaches the first server (none went to a second group).
+    let mut c = first.conn();
+    assert_eq!(c.cmd_raw(&["SET", "owner", "first"]), b"+OK\r\n");
+    for _ in 0..32 {
+        let mut c = first.conn();
+        assert_eq!(c.cmd_raw(&["GET", "owner"]), b"$5\r\nfirst\r\n");
+    }
+}
+
+// ---------------------------------------------------------------------------------------
 // Item 7: with `requirepass` cleared, every connection counts as authenticated.
 
 #[test]

@@ -27,9 +27,9 @@ pub const IO_TIMEOUT: Duration = Duration::from_secs(20);
 /// How many ports to try before giving up on starting a server.
 const START_ATTEMPTS: usize = 5;
 
-/// Ports handed out in this process. Servers bind with `SO_REUSEPORT`, so two servers
-/// started by parallel tests on the same port would both succeed and share connections;
-/// never handing a port out twice rules that out within one test binary.
+/// Ports handed out in this process. A server refuses a port another one listens on (and
+/// the start is retried on another port); never handing a port out twice within one test
+/// binary avoids those retries.
 static USED_PORTS: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
 static LOG_SEQ: AtomicU64 = AtomicU64::new(0);
 
