@@ -8,6 +8,7 @@ mod commands;
 mod config;
 mod crash;
 mod expire;
+mod fdlimit;
 mod forward;
 mod latency;
 mod metrics;
@@ -216,6 +217,22 @@ fn run(config: config::Config, config_file: Option<std::path::PathBuf>) -> Resul
     let log = open_log(&config)?;
     let cpus = sys::allowed_cpus();
     let shards = config.effective_threads(cpus.len()).max(1);
+
+    // Fit maxclients to the descriptor limit (raise it, or lower maxclients), as Redis.
+    let mut config = config;
+    let reserved = fdlimit::reserved_fds(shards, config.bind.len());
+    match fdlimit::adjust_process(config.maxclients, reserved) {
+        Ok(adjusted) => {
+            for (level, line) in &adjusted.log {
+                log.log(*level, line);
+            }
+            config.maxclients = adjusted.maxclients;
+        }
+        Err(fatal) => {
+            log.log(LogLevel::Warning, &fatal);
+            return Err(String::new());
+        }
+    }
 
     // Fail early, with the cause, when io_uring cannot be used. The probe ring is dropped:
     // a single-issuer ring must be built by the thread that submits to it.

@@ -20,6 +20,7 @@ use percore_net::mailbox::Outbox;
 use percore_net::reactor::{Conn, ConnId, Io, OUTPUT_BACKPRESSURE_BYTES, Service};
 use percore_net::resp::{ParseLimits, Parsed, Protocol, ReplyWriter, Request, parse_request};
 use std::net::SocketAddr;
+use std::fmt::Write as _;
 use std::os::fd::RawFd;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -1279,6 +1280,18 @@ impl Service for Shard {
         self.data.now_ms = io.now_ms;
         self.add_client(id, fd, peer);
         Ok(())
+    }
+
+    fn on_accept_failed(&mut self, _io: &mut Io<Msg, ()>, errno: i32, unreported: u64) {
+        // Redis's line; the count of failures the rate limit kept out of the log follows.
+        let mut line = format!(
+            "Accepting client connection: accept: {}",
+            percore_net::sys::strerror(&std::io::Error::from_raw_os_error(errno))
+        );
+        if unreported > 0 {
+            let _ = write!(line, " ({unreported} more not logged)");
+        }
+        self.data.shared.warning(&line);
     }
 
     fn on_input(&mut self, io: &mut Io<Msg, ()>, id: ConnId) {

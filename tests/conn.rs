@@ -297,6 +297,241 @@ fn a_second_server_on_a_port_in_use_exits_with_redis_message() {
 }
 
 // ---------------------------------------------------------------------------------------
+// Item 5: the descriptor limit against maxclients, and accepts when descriptors run out.
+
+/// A server started under `prlimit --nofile=N:N`, with `inherited` extra descriptors
+/// open (a shell opens them before it execs the server), killed on drop.
+struct Limited {
+    child: std::process::Child,
+    port: u16,
+    log: std::path::PathBuf,
+}
+
+impl Limited {
+    fn start(program: &str, nofile: u32, inherited: u32, extra: &[&str]) -> Self {
+        let port = common::free_port();
+        let dir = common::scratch_dir("limited");
+        let log = dir.join("server.log");
+        let out = std::fs::File::create(&log).expect("log");
+        let err = out.try_clone().expect("log");
+        let script = format!(
+            "for i in $(seq 20 {}); do eval \"exec $i</dev/null\"; done; exec \"$@\"",
+            19 + inherited
+        );
+        let limit = format!("--nofile={nofile}:{nofile}");
+        let port_text = port.to_string();
+        let dir_text = dir.to_str().expect("utf-8").to_string();
+        let mut args = vec![
+            "-c",
+            &script,
+            "sh",
+            "prlimit",
+            &limit,
+            program,
+            "--port",
+            &port_text,
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--dir",
+            &dir_text,
+        ];
+        args.extend_from_slice(extra);
+        let child = std::process::Command::new("bash")
+            .args(&args)
+            .stdin(std::process::Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .expect("spawn");
+        let mut server = Limited { child, port, log };
+        let deadline = Instant::now() + common::START_TIMEOUT;
+        loop {
+            assert!(
+                server.child.try_wait().expect("try_wait").is_none(),
+                "{program} exited: {}",
+                server.output()
+            );
+            if let Ok(mut c) = TcpStream::connect(("127.0.0.1", port)) {
+                let mut buf = [0u8; 7];
+                if c.write_all(b"PING\r\n").is_ok() && c.read_exact(&mut buf).is_ok() {
+                    break;
+                }
+            }
+            assert!(Instant::now() < deadline, "{program} did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        server
+    }
+
+    fn output(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// CPU seconds the server used so far (utime + stime from /proc, in clock ticks).
+    fn cpu_ticks(&self) -> u64 {
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).expect("proc stat");
+        let after_name = &stat[stat.rfind(')').expect("comm") + 2..];
+        let fields: Vec<&str> = after_name.split(' ').collect();
+        // Fields 14 and 15 of stat; `after_name` starts at field 3.
+        fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime")
+    }
+}
+
+impl Drop for Limited {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("--- server output:\n{}", self.output());
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if let Some(dir) = self.log.parent() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+/// The descriptor-limit lines of a log, without the `pid:M date #` prefix.
+fn limit_lines(log: &str) -> Vec<String> {
+    log.lines()
+        .filter_map(|l| l.split_once(" # ").map(|(_, msg)| msg.to_string()))
+        .filter(|m| m.contains("maxclients") || m.contains("open files"))
+        .collect()
+}
+
+/// Connections a server accepts before `-ERR max number of clients reached`, at most
+/// `most`; they stay open until the returned vector is dropped.
+fn fill_clients(port: u16, most: usize) -> (usize, Vec<Conn>, Vec<u8>) {
+    let mut open = Vec::new();
+    loop {
+        let mut c = Conn::connect(port);
+        c.send_cmd(&["PING"]);
+        let reply = c.read_raw();
+        if reply != b"+PONG\r\n" || open.len() == most {
+            return (open.len(), open, reply);
+        }
+        open.push(c);
+    }
+}
+
+#[test]
+fn a_low_descriptor_limit_lowers_maxclients_as_redis_does() {
+    let percore = Limited::start(env!("CARGO_BIN_EXE_percore-server"), 64, 0, &[]);
+    let lines = limit_lines(&percore.output());
+    assert_eq!(
+        lines,
+        [
+            "You requested maxclients of 10000 requiring at least 10032 max file descriptors.",
+            "Server can't set maximum open files to 10032 because of OS error: Operation not permitted.",
+            "Current maximum open files is 64. maxclients has been reduced to 32 to compensate for low ulimit. If you need higher maxclients increase 'ulimit -n'.",
+        ],
+        "{}",
+        percore.output()
+    );
+    let mut servers = vec![percore];
+    if common::redis_server_available() {
+        let redis = Limited::start("redis-server", 64, 0, &[]);
+        assert_eq!(limit_lines(&redis.output()), lines, "redis-server's lines");
+        servers.push(redis);
+    }
+    let mut seen = Vec::new();
+    for server in &servers {
+        let mut c = Conn::connect(server.port);
+        let mut answers = vec![
+            c.cmd_raw(&["CONFIG", "GET", "maxclients"]),
+            c.cmd_raw(&["CONFIG", "SET", "maxclients", "100"]),
+            c.cmd_raw(&["CONFIG", "SET", "maxclients", "20"]),
+            c.cmd_raw(&["CONFIG", "SET", "maxclients", "32"]),
+        ];
+        // The readiness probe's connection may not be gone yet.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while common::info_field(&mut c, "clients", "connected_clients") != "1" {
+            assert!(Instant::now() < deadline, "probe connection not closed");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let (accepted, open, refusal) = fill_clients(server.port, 64);
+        answers.push(format!("{accepted} more clients").into_bytes());
+        answers.push(refusal);
+        drop(open);
+        seen.push(answers.iter().map(|a| show(a)).collect::<Vec<_>>());
+    }
+    assert_eq!(seen[0][0], "*2\r\n$10\r\nmaxclients\r\n$2\r\n32\r\n");
+    assert_eq!(seen[0][4], "31 more clients");
+    assert_eq!(seen[0][5], "-ERR max number of clients reached\r\n");
+    if seen.len() == 2 {
+        assert_eq!(seen[0], seen[1], "percore (left) vs redis (right)");
+    }
+}
+
+/// Descriptors the server inherits, so that accepts fail with EMFILE before maxclients.
+const INHERITED_FDS: u32 = 36;
+/// Connections opened: more than the descriptors left.
+const FLOOD_CONNECTIONS: usize = 40;
+/// The last connections opened, which wait in the backlog while descriptors are short.
+const WAITING_CONNECTIONS: usize = 5;
+/// CPU the server may use in `IDLE_WINDOW` while accepts fail (a busy loop uses it all).
+const IDLE_WINDOW: Duration = Duration::from_secs(1);
+const IDLE_WINDOW_MAX_CPU_TICKS: u64 = 20;
+
+#[test]
+fn accepts_back_off_while_descriptors_run_out() {
+    let server = Limited::start(
+        env!("CARGO_BIN_EXE_percore-server"),
+        64,
+        INHERITED_FDS,
+        &["--threads", "2"],
+    );
+    let mut conns: Vec<TcpStream> = (0..FLOOD_CONNECTIONS)
+        .map(|_| {
+            let mut s = TcpStream::connect(("127.0.0.1", server.port)).expect("connect");
+            s.set_read_timeout(Some(common::IO_TIMEOUT))
+                .expect("timeout");
+            s.write_all(b"PING\r\n").expect("write");
+            s
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !server
+        .output()
+        .contains("Accepting client connection: accept: Too many open files")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "no EMFILE reported: {}",
+            server.output()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // While the backlog holds connections it cannot accept, the server idles.
+    let before = server.cpu_ticks();
+    std::thread::sleep(IDLE_WINDOW);
+    let used = server.cpu_ticks() - before;
+    assert!(
+        used <= IDLE_WINDOW_MAX_CPU_TICKS,
+        "{used} CPU ticks in {IDLE_WINDOW:?} while accepts fail: a busy loop"
+    );
+    let reports = server
+        .output()
+        .matches("Accepting client connection")
+        .count();
+    assert!(
+        reports <= 2,
+        "{reports} accept failures logged: {}",
+        server.output()
+    );
+    // Descriptors come back when clients leave; the waiting connections are then served.
+    let waiting = conns.split_off(FLOOD_CONNECTIONS - WAITING_CONNECTIONS);
+    drop(conns);
+    for mut s in waiting {
+        let mut pong = [0u8; 7];
+        s.read_exact(&mut pong).expect("a waiting client is served");
+        assert_eq!(&pong, b"+PONG\r\n");
+    }
+}
+
+// ---------------------------------------------------------------------------------------
 // Item 7: with `requirepass` cleared, every connection counts as authenticated.
 
 #[test]

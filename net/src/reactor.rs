@@ -39,6 +39,13 @@ pub const SHUTDOWN_DRAIN_TIMEOUT_MS: u64 = 5000;
 pub const FIXED_FILE_SLOTS: u32 = 16384;
 /// The most connections one shard holds (the connection index has 24 bits in `user_data`).
 pub const MAX_CONNS_PER_SHARD: usize = 1 << 24;
+/// After an accept fails for want of descriptors or memory (EMFILE, ENFILE, ENOBUFS,
+/// ENOMEM), the shard stops accepting for this long: the connection stays in the backlog,
+/// and accepting again at once would fail again in a busy loop.
+pub const ACCEPT_BACKOFF_MS: u64 = 100;
+/// Accept failures are reported to the service at most once per this interval per shard
+/// (with the count of those not reported), so a descriptor shortage cannot flood the log.
+pub const ACCEPT_ERROR_REPORT_INTERVAL_MS: u64 = 10_000;
 
 // user_data layout: op in bits 0..8, connection index in 8..32, generation in 32..64.
 const OP_ACCEPT: u64 = 1;
@@ -474,6 +481,17 @@ pub trait Service {
     /// Per-connection state.
     type Conn;
 
+    /// An accept failed with `errno` (after [`ACCEPT_BACKOFF_MS`] it is retried for a
+    /// shortage of descriptors or memory); `unreported` more failed since the last call,
+    /// which was at least [`ACCEPT_ERROR_REPORT_INTERVAL_MS`] ago.
+    fn on_accept_failed(
+        &mut self,
+        _io: &mut Io<Self::Msg, Self::Conn>,
+        _errno: i32,
+        _unreported: u64,
+    ) {
+    }
+
     /// A new connection, to be known as `id`; `Err(bytes)` refuses it, sending `bytes` first
     /// (e.g. max clients).
     fn on_accept(
@@ -651,6 +669,11 @@ pub struct Reactor<S: Service> {
     io: Io<S::Msg, S::Conn>,
     listeners: Vec<RawFd>,
     accept_armed: Vec<bool>,
+    /// Accepting stopped until then after a shortage of descriptors ([`ACCEPT_BACKOFF_MS`]).
+    accept_paused_until: Option<Instant>,
+    /// When an accept failure was last reported, and how many failed since.
+    accept_failure_reported: Option<Instant>,
+    accept_failures_unreported: u64,
     signal_fd: Option<RawFd>,
     signal_buf: Box<[u8; sys::SIGNALFD_SIGINFO_BYTES]>,
     cqes: Vec<(u64, i32, u32)>,
@@ -713,6 +736,9 @@ impl<S: Service> Reactor<S> {
             bufring,
             fixed_files,
             accept_armed: vec![false; listeners.len()],
+            accept_paused_until: None,
+            accept_failure_reported: None,
+            accept_failures_unreported: 0,
             listeners,
             ring,
             io: Io {
@@ -782,6 +808,9 @@ impl<S: Service> Reactor<S> {
             if self.io.now >= self.next_tick {
                 service.on_tick(&mut self.io);
                 self.next_tick = self.io.now + service.tick_interval();
+            }
+            if self.accept_paused_until.is_some_and(|t| self.io.now >= t) {
+                self.resume_accepting();
             }
             if self.io.shared.shutting_down() && self.stopping.is_none() {
                 self.begin_stop();
@@ -1007,22 +1036,47 @@ impl<S: Service> Reactor<S> {
         self.cqes = cqes;
     }
 
+    /// Accepting again after [`ACCEPT_BACKOFF_MS`].
+    fn resume_accepting(&mut self) {
+        self.accept_paused_until = None;
+        if self.stopping.is_some() || self.io.shared.shutting_down() {
+            return;
+        }
+        for i in 0..self.listeners.len() {
+            if !self.accept_armed[i] && self.listeners[i] >= 0 {
+                self.arm_accept(i);
+            }
+        }
+    }
+
     fn on_accept(&mut self, service: &mut S, i: usize, res: i32, flags: u32) {
+        let shortage = matches!(
+            -res,
+            libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM
+        );
+        if shortage && self.accept_paused_until.is_none() {
+            self.accept_paused_until = Some(self.io.now + Duration::from_millis(ACCEPT_BACKOFF_MS));
+        }
         if !cqueue::more(flags) {
             self.accept_armed[i] = false;
-            if self.stopping.is_none() && !self.io.shared.shutting_down() {
+            if self.stopping.is_some() || self.io.shared.shutting_down() {
+                if self.listeners[i] >= 0 {
+                    sys::close(self.listeners[i]);
+                    self.listeners[i] = -1;
+                }
+            } else if self.accept_paused_until.is_none() {
                 self.arm_accept(i);
-            } else if self.listeners[i] >= 0 {
-                sys::close(self.listeners[i]);
-                self.listeners[i] = -1;
             }
+        } else if shortage {
+            // Still armed: stop it; `resume_accepting` arms it again.
+            let e = opcode::AsyncCancel::new(token(OP_ACCEPT, i as u32, 0))
+                .build()
+                .user_data(token(OP_CANCEL, 0, 0));
+            self.push(&e);
         }
         if res < 0 {
             if res != -libc::ECANCELED {
-                eprintln!(
-                    "percore: accept failed: {}",
-                    io::Error::from_raw_os_error(-res)
-                );
+                self.report_accept_failure(service, -res);
             }
             return;
         }
@@ -1071,6 +1125,22 @@ impl<S: Service> Reactor<S> {
                 sys::write_best_effort(fd, &refusal);
                 sys::close(fd);
             }
+        }
+    }
+
+    /// Tells the service about a failed accept, at most once per
+    /// [`ACCEPT_ERROR_REPORT_INTERVAL_MS`].
+    fn report_accept_failure(&mut self, service: &mut S, errno: i32) {
+        let now = self.io.now;
+        let due = self.accept_failure_reported.is_none_or(|t| {
+            now.duration_since(t) >= Duration::from_millis(ACCEPT_ERROR_REPORT_INTERVAL_MS)
+        });
+        if due {
+            self.accept_failure_reported = Some(now);
+            let unreported = std::mem::take(&mut self.accept_failures_unreported);
+            service.on_accept_failed(&mut self.io, errno, unreported);
+        } else {
+            self.accept_failures_unreported += 1;
         }
     }
 

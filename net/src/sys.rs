@@ -228,6 +228,30 @@ pub fn close(fd: RawFd) {
     unsafe { libc::close(fd) };
 }
 
+/// The process's descriptor limit, `RLIMIT_NOFILE`, as (soft, hard).
+#[expect(unsafe_code, reason = "getrlimit syscall")]
+pub fn nofile_limit() -> io::Result<(u64, u64)> {
+    let mut l = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `l` is a valid rlimit the kernel writes.
+    cvt(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &raw mut l) })?;
+    Ok((l.rlim_cur, l.rlim_max))
+}
+
+/// Sets `RLIMIT_NOFILE`'s soft and hard limits both to `limit` (as Redis does).
+#[expect(unsafe_code, reason = "setrlimit syscall")]
+pub fn set_nofile_limit(limit: u64) -> io::Result<()> {
+    let l = libc::rlimit {
+        rlim_cur: limit,
+        rlim_max: limit,
+    };
+    // SAFETY: `l` is a valid rlimit the kernel reads.
+    cvt(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raw const l) })?;
+    Ok(())
+}
+
 /// Writes a short message directly with a nonblocking `write`, used for the rare replies sent
 /// to a connection that is refused at accept time (max clients).
 #[expect(unsafe_code, reason = "write syscall")]
