@@ -518,6 +518,8 @@ impl Shard {
         else {
             return; // The client left meanwhile.
         };
+        // Only for an internal error's text, which both protocols encode alike; a merged
+        // reply is encoded in the protocol its request was read under (`Gather::proto`).
         let proto = client.proto;
         let mut merged = None;
         match client.pending_mut(seq) {
