@@ -61,6 +61,10 @@ pub struct Client {
     pub lib_ver: Option<String>,
     /// QUIT, or a kill of this client: close once the reply is out.
     pub close_after_reply: bool,
+    /// QUIT or a protocol error while replies were off (CLIENT REPLY OFF/SKIP): Redis 7.0
+    /// never writes the reply that would close the connection, so it stays open, runs
+    /// nothing more and closes when the client does (or at `timeout`). Input is dropped.
+    pub stalled: bool,
     /// Unconsumed query bytes at the last read, for CLIENT LIST's `qbuf`.
     pub qbuf: usize,
     pub pending: VecDeque<Pending>,
@@ -103,6 +107,7 @@ impl Client {
             lib_name: None,
             lib_ver: None,
             close_after_reply: false,
+            stalled: false,
             qbuf: 0,
             pending: VecDeque::new(),
             first_seq: 0,
@@ -112,6 +117,38 @@ impl Client {
             hop_barrier: None,
             req: Request::new(),
         }
+    }
+
+    /// Whether this client must still authenticate: it has not, and the default user has a
+    /// password. Checked per request, as Redis's `authRequired`, so that `CONFIG SET
+    /// requirepass ""` lets every connection in at once.
+    #[inline]
+    pub fn must_auth(&self, requirepass: &str) -> bool {
+        !self.authenticated && !requirepass.is_empty()
+    }
+
+    /// A request starts (an empty one too): moves CLIENT REPLY SKIP's state on, and says
+    /// whether this request's reply is dropped.
+    #[inline]
+    pub fn begin_request(&mut self) -> bool {
+        match self.reply_mode {
+            ReplyMode::On => false,
+            ReplyMode::Off => true,
+            ReplyMode::SkipNext => {
+                self.reply_mode = ReplyMode::Skipping;
+                true
+            }
+            ReplyMode::Skipping => {
+                self.reply_mode = ReplyMode::On;
+                false
+            }
+        }
+    }
+
+    /// Whether a reply written outside any command (a protocol error) is dropped: replies
+    /// are off, or CLIENT REPLY SKIP was the last command.
+    pub fn replies_suppressed(&self) -> bool {
+        matches!(self.reply_mode, ReplyMode::Off | ReplyMode::SkipNext)
     }
 
     /// Reserves the next reply slot and returns its sequence number.

@@ -1154,8 +1154,21 @@ static OPTIONS: &[ConfigOption] = &[
         name: "maxclients",
         settable: Settable::Runtime,
         multi_arg: false,
-        set: |c, a, _| {
-            c.maxclients = int(&a[0], 1, i64::from(u32::MAX))?;
+        set: |c, a, loading| {
+            let wanted: u32 = int(&a[0], 1, i64::from(u32::MAX))?;
+            if !loading.from_file && wanted > c.maxclients {
+                // As Redis's updateMaxclients: raise the descriptor limit, or refuse.
+                let shards = c.effective_threads(percore_net::sys::allowed_cpus().len());
+                let reserved = crate::fdlimit::reserved_fds(shards, c.bind.len());
+                let fits =
+                    crate::fdlimit::adjust_process(wanted, reserved).map_or(1, |a| a.maxclients);
+                if fits != wanted {
+                    return Err(format!(
+                        "The operating system is not able to handle the specified number of clients, try with {fits}"
+                    ));
+                }
+            }
+            c.maxclients = wanted;
             Ok(())
         },
         get: |c| c.maxclients.to_string(),

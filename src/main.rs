@@ -8,6 +8,7 @@ mod commands;
 mod config;
 mod crash;
 mod expire;
+mod fdlimit;
 mod forward;
 mod latency;
 mod metrics;
@@ -20,7 +21,7 @@ mod stats;
 use config::Startup;
 use percore_net::reactor::{Reactor, Shared, build_ring};
 use percore_net::sys;
-use server::{Log, ServerShared};
+use server::{Log, LogLevel, ServerShared};
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::RawFd;
 use std::process::ExitCode;
@@ -60,6 +61,8 @@ fn main() -> ExitCode {
     };
     match run(config, config_file) {
         Ok(()) => ExitCode::SUCCESS,
+        // Empty: already in the log.
+        Err(msg) if msg.is_empty() => ExitCode::FAILURE,
         Err(msg) => {
             eprintln!("percore: {msg}");
             ExitCode::FAILURE
@@ -82,30 +85,40 @@ fn open_log(config: &config::Config) -> Result<Log, String> {
 }
 
 /// Binds one listener per shard on every bind address (`SO_REUSEPORT`). Port 0 picks a free
-/// port once and reuses it for every shard.
-fn bind_all(config: &config::Config, shards: usize) -> Result<(Vec<Vec<RawFd>>, u16), String> {
+/// port once and reuses it for every shard. A port another process listens on stops
+/// start-up with Redis's messages, even when that process is another percore of the same
+/// user (see `sys::probe_port_free`). Left open: a second server binding in the
+/// microseconds between this probe and the shards' binds would still share the port.
+fn bind_all(
+    config: &config::Config,
+    shards: usize,
+    log: &Log,
+) -> Result<(Vec<Vec<RawFd>>, u16), String> {
     let mut port = config.port;
     let mut per_shard: Vec<Vec<RawFd>> = vec![Vec::new(); shards];
     for bind in &config.bind {
-        let ip: IpAddr = bind
-            .addr
-            .parse()
-            .map_err(|_| format!("Invalid bind address '{}'", bind.addr))?;
+        // Redis's wildcards, as in its default `bind * -::*`.
+        let ip: IpAddr = match bind.addr.as_str() {
+            "*" => IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+            "::*" => IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
+            a => a
+                .parse()
+                .map_err(|_| format!("Invalid bind address '{}'", bind.addr))?,
+        };
         let mut fds = Vec::new();
-        let mut failed = None;
+        let mut failed = sys::probe_port_free(&SocketAddr::new(ip, port))
+            .map(|p| port = p)
+            .err();
         for _ in 0..shards {
-            let addr = SocketAddr::new(ip, port);
-            match sys::listen_reuseport(&addr, i32::try_from(config.tcp_backlog).unwrap_or(511)) {
-                Ok(fd) => {
-                    if port == 0 {
-                        port = sys::local_addr(fd).map_err(|e| e.to_string())?.port();
-                    }
-                    fds.push(fd);
-                }
-                Err(e) => {
-                    failed = Some(e);
-                    break;
-                }
+            if failed.is_some() {
+                break;
+            }
+            match sys::listen_reuseport(
+                &SocketAddr::new(ip, port),
+                i32::try_from(config.tcp_backlog).unwrap_or(511),
+            ) {
+                Ok(fd) => fds.push(fd),
+                Err(e) => failed = Some(e),
             }
         }
         match failed {
@@ -118,13 +131,36 @@ fn bind_all(config: &config::Config, shards: usize) -> Result<(Vec<Vec<RawFd>>, 
                 for fd in fds {
                     sys::close(fd);
                 }
-                if bind.optional {
+                log.log(
+                    LogLevel::Warning,
+                    &format!(
+                        "Warning: Could not create server TCP listening socket {}:{port}: bind: {}",
+                        bind.addr,
+                        sys::strerror(&e)
+                    ),
+                );
+                // As Redis: an optional address that does not exist here, or an address
+                // family the host lacks, is skipped; anything else (a port in use) stops.
+                let errno = e.raw_os_error().unwrap_or(0);
+                let skip = (bind.optional && errno == libc::EADDRNOTAVAIL)
+                    || matches!(
+                        errno,
+                        libc::ENOPROTOOPT
+                            | libc::EPROTONOSUPPORT
+                            | libc::ESOCKTNOSUPPORT
+                            | libc::EPFNOSUPPORT
+                            | libc::EAFNOSUPPORT
+                            | libc::EADDRNOTAVAIL
+                    );
+                if skip {
                     continue;
                 }
-                return Err(format!(
-                    "Warning: Could not create server TCP listening socket {}:{port}: {e}",
-                    bind.addr
-                ));
+                for fds in per_shard {
+                    for fd in fds {
+                        sys::close(fd);
+                    }
+                }
+                return Err(format!("Failed listening on port {port} (TCP), aborting."));
             }
         }
     }
@@ -182,11 +218,33 @@ fn run(config: config::Config, config_file: Option<std::path::PathBuf>) -> Resul
     let cpus = sys::allowed_cpus();
     let shards = config.effective_threads(cpus.len()).max(1);
 
+    // Fit maxclients to the descriptor limit (raise it, or lower maxclients), as Redis.
+    let mut config = config;
+    let reserved = fdlimit::reserved_fds(shards, config.bind.len());
+    match fdlimit::adjust_process(config.maxclients, reserved) {
+        Ok(adjusted) => {
+            for (level, line) in &adjusted.log {
+                log.log(*level, line);
+            }
+            config.maxclients = adjusted.maxclients;
+        }
+        Err(fatal) => {
+            log.log(LogLevel::Warning, &fatal);
+            return Err(String::new());
+        }
+    }
+
     // Fail early, with the cause, when io_uring cannot be used. The probe ring is dropped:
     // a single-issuer ring must be built by the thread that submits to it.
     let features = build_ring().map_err(|e| e.to_string())?.1;
     let signal_fd = sys::block_shutdown_signals().map_err(|e| format!("signalfd: {e}"))?;
-    let (listeners, port) = bind_all(&config, shards)?;
+    let (listeners, port) = match bind_all(&config, shards, &log) {
+        Ok(bound) => bound,
+        Err(msg) => {
+            log.log(LogLevel::Warning, &msg);
+            return Err(String::new());
+        }
+    };
 
     let pidfile = config.pidfile.clone();
     if let Some(p) = &pidfile {

@@ -19,6 +19,7 @@ use percore_engine::slot::shard_of_key;
 use percore_net::mailbox::Outbox;
 use percore_net::reactor::{Conn, ConnId, Io, OUTPUT_BACKPRESSURE_BYTES, Service};
 use percore_net::resp::{ParseLimits, Parsed, Protocol, ReplyWriter, Request, parse_request};
+use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::os::fd::RawFd;
 use std::sync::Arc;
@@ -351,7 +352,17 @@ impl Shard {
         // The resumable parse state is the connection's own: taken out for the batch (so
         // `dispatch` can borrow the client) and put back whatever happens.
         let mut main = std::mem::take(&mut client.req);
+        // Whether every complete request received has run (the loop stopped for want of
+        // input, not for backpressure or a reply owed by another shard).
+        let mut exhausted = false;
         loop {
+            if client.stalled {
+                // See `Client::stalled`: nothing runs; what arrives is dropped.
+                main.clear();
+                conn.input.consume(conn.input.len());
+                exhausted = true;
+                break;
+            }
             if client.close_after_reply {
                 // QUIT or a protocol error: nothing after it runs; the connection closes
                 // once every earlier reply, including those other shards owe, is out.
@@ -373,10 +384,11 @@ impl Shard {
                 break;
             }
             if conn.input.is_empty() {
+                exhausted = true;
                 break;
             }
             let mut limits = self.data.limits;
-            limits.unauthenticated = !client.authenticated;
+            limits.unauthenticated = client.must_auth(&self.data.cfg.requirepass);
             if self.ahead_next == self.ahead_len {
                 self.parse_ahead(conn.input.data(), client.db, &limits, &mut main);
             }
@@ -391,6 +403,7 @@ impl Shard {
                 match parse_request(input, &limits, &mut main) {
                     Ok(Parsed::Complete { consumed }) => (&main, consumed),
                     Ok(Parsed::Incomplete { need_bytes }) => {
+                        exhausted = true;
                         if input.len() > qbuf_limit {
                             self.data.shared.warning(&format!(
                                 "Closing client that reached max query buffer length: id={} addr={} (qbuf initial bytes: {:?})",
@@ -410,7 +423,11 @@ impl Shard {
                         e.write_message(&mut self.scratch);
                         let text = format!("ERR {}", String::from_utf8_lossy(&self.scratch));
                         self.data.stats.record_error(&text);
-                        if client.pending.is_empty() {
+                        if client.replies_suppressed() {
+                            // Redis drops the error and, having no reply to write, never
+                            // closes the connection (see `Client::stalled`).
+                            client.stalled = true;
+                        } else if client.pending.is_empty() {
                             ReplyWriter {
                                 out: &mut conn.output,
                                 proto: client.proto,
@@ -432,7 +449,7 @@ impl Shard {
                                 client.id, client.peer
                             ),
                         );
-                        client.close_after_reply = true;
+                        client.close_after_reply = !client.stalled;
                         main.clear();
                         conn.input.consume(conn.input.len());
                         continue;
@@ -441,9 +458,12 @@ impl Shard {
             };
             // Authentication changes the parse limits: what was parsed ahead under the old
             // ones is dropped.
-            let authenticated = client.authenticated;
-            // An empty request (a blank inline line) runs nothing.
-            if !req.is_empty() {
+            let must_auth = client.must_auth(&self.data.cfg.requirepass);
+            // An empty request (a blank inline line, `*0`) runs nothing, but counts as the
+            // request whose reply CLIENT REPLY SKIP drops, as in Redis (`resetClient`).
+            if req.is_empty() {
+                client.begin_request();
+            } else {
                 let mut argv = recycle(std::mem::take(&mut self.argv_store));
                 req.fill_argv(input, &mut argv);
                 let ran = crate::crash::guarded(&argv, || {
@@ -465,12 +485,16 @@ impl Shard {
                 main.clear();
             }
             conn.input.consume(consumed);
-            if client.authenticated != authenticated {
+            if client.must_auth(&self.data.cfg.requirepass) != must_auth {
                 self.ahead_len = self.ahead_next;
             }
         }
         client.req = main;
-        if client.close_after_reply && client.pending.is_empty() {
+        if client.pending.is_empty()
+            && (client.close_after_reply || (conn.input_ended() && exhausted))
+        {
+            // QUIT, a protocol error, or the end of input with every request received
+            // run (an incomplete one is dropped) and every reply written.
             conn.close_after_flush();
         }
     }
@@ -507,6 +531,8 @@ impl Shard {
         else {
             return; // The client left meanwhile.
         };
+        // Only for an internal error's text, which both protocols encode alike; a merged
+        // reply is encoded in the protocol its request was read under (`Gather::proto`).
         let proto = client.proto;
         let mut merged = None;
         match client.pending_mut(seq) {
@@ -521,7 +547,7 @@ impl Shard {
                 }
                 g.parts[shard] = Some(result);
                 if g.remaining == 0 {
-                    merged = Some(merge_gather(&mut self.data, g, proto));
+                    merged = Some(merge_gather(&mut self.data, g));
                 }
             }
             _ => {}
@@ -589,6 +615,9 @@ impl Shard {
                 conn.read_paused = false;
                 resume = !conn.input.is_empty();
             }
+            // After the end of input, the last reply owed by another shard lets the
+            // connection close (once what is left of its input has run).
+            resume |= conn.input_ended() && client.pending.is_empty() && !conn.is_closing();
         }
         self.data.clients[idx] = Some(client);
         if resume {
@@ -774,18 +803,7 @@ pub fn dispatch(
     } else {
         data.take_buf()
     };
-    let discard = match client.reply_mode {
-        ReplyMode::On => false,
-        ReplyMode::Off => true,
-        ReplyMode::SkipNext => {
-            client.reply_mode = ReplyMode::Skipping;
-            true
-        }
-        ReplyMode::Skipping => {
-            client.reply_mode = ReplyMode::On;
-            false
-        }
-    };
+    let discard = client.begin_request();
     let mut discard_buf = Vec::new();
     let target = if discard {
         &mut discard_buf
@@ -817,7 +835,7 @@ pub fn dispatch(
         refuse(client, discard, out, scratch, |w| w.error(&refusal));
         return true;
     }
-    if !client.authenticated && !cmd.has(flags::NO_AUTH) {
+    if client.must_auth(&data.cfg.requirepass) && !cmd.has(flags::NO_AUTH) {
         data.stats.record_rejected(cmd, "NOAUTH");
         refuse(client, discard, out, scratch, |w| {
             w.error(commands::errors::NOAUTH);
@@ -849,6 +867,7 @@ pub fn dispatch(
     }
     match exec {
         Exec::Client(h) => {
+            let replies_were_off = discard && client.reply_mode == ReplyMode::Off;
             let db = client.db;
             let proto = client.proto;
             let mut ctx = Ctx {
@@ -864,6 +883,18 @@ pub fn dispatch(
             data.stats
                 .record_call(cmd, took, failed, target.get(mark..).unwrap_or(&[]));
             crate::stats::note_slow(data, cmd, took, client, argv);
+            let mut discard = discard;
+            if replies_were_off && client.reply_mode != ReplyMode::Off {
+                // RESET turns replies back on before it answers: Redis sends that answer.
+                discard = false;
+                reply_target(client, out, &mut scratch).extend_from_slice(&discard_buf);
+            }
+            if discard && client.close_after_reply {
+                // QUIT whose +OK is not sent: Redis 7.0 closes a connection only once its
+                // last reply is written, so this one stays open and runs nothing more.
+                client.close_after_reply = false;
+                client.stalled = true;
+            }
             finish_local(client, discard, scratch);
         }
         Exec::Keyed(h) => {
@@ -1013,6 +1044,7 @@ pub fn dispatch(
                 remaining: 0,
                 argv: Vec::new(),
                 discard,
+                proto: client.proto,
             };
             start_gather(data, client, gather, jobs, gated, out, outbox);
         }
@@ -1028,6 +1060,7 @@ pub fn dispatch(
                 remaining: 0,
                 argv: argv.iter().map(|a| a.to_vec()).collect(),
                 discard,
+                proto: client.proto,
             };
             // FLUSHDB, FLUSHALL and SWAPDB, the writes among these, run at a barrier with
             // several shards (`snapshot::intercept`): nothing here is gated.
@@ -1218,7 +1251,7 @@ fn start_gather(
         debug_assert_eq!(pushed, seq);
         return;
     }
-    let bytes = merge_gather(data, &mut gather, client.proto);
+    let bytes = merge_gather(data, &mut gather);
     if client.pending.is_empty() {
         out.extend_from_slice(&bytes);
     } else {
@@ -1226,8 +1259,10 @@ fn start_gather(
     }
 }
 
-/// All parts are in: the encoded reply (empty when discarded).
-fn merge_gather(data: &mut ShardData, g: &mut Gather, proto: Protocol) -> Vec<u8> {
+/// All parts are in: the encoded reply (empty when discarded), in the protocol the command
+/// was read under.
+fn merge_gather(data: &mut ShardData, g: &mut Gather) -> Vec<u8> {
+    let proto = g.proto;
     let (Exec::Split { merge, .. } | Exec::All { merge, .. }) = g.cmd.exec else {
         unreachable!("gather of a single-shard command")
     };
@@ -1298,6 +1333,18 @@ impl Service for Shard {
         self.data.now_ms = io.now_ms;
         self.add_client(id, fd, peer);
         Ok(())
+    }
+
+    fn on_accept_failed(&mut self, _io: &mut Io<Msg, ()>, errno: i32, unreported: u64) {
+        // Redis's line; the count of failures the rate limit kept out of the log follows.
+        let mut line = format!(
+            "Accepting client connection: accept: {}",
+            percore_net::sys::strerror(&std::io::Error::from_raw_os_error(errno))
+        );
+        if unreported > 0 {
+            let _ = write!(line, " ({unreported} more not logged)");
+        }
+        self.data.shared.warning(&line);
     }
 
     fn on_input(&mut self, io: &mut Io<Msg, ()>, id: ConnId) {
@@ -1396,12 +1443,19 @@ impl Service for Shard {
         self.data.stats.sample_ops(now_ms);
         crate::snapshot::on_tick(&mut self.data);
         crate::metrics::on_tick(&mut self.data, io);
-        // Idle clients (`timeout`).
+        // Idle clients (`timeout`): no request read and no reply bytes written for that
+        // long (Redis's `lastinteraction` moves on both), and no reply owed by another
+        // shard.
         let timeout_ms = i64::from(self.data.cfg.timeout_secs) * 1000;
         if timeout_ms > 0 {
             let now = self.data.now_ms;
             for c in self.data.clients.iter().flatten() {
-                if now - c.last_interaction_ms > timeout_ms && c.pending.is_empty() {
+                if now - c.last_interaction_ms > timeout_ms
+                    && c.pending.is_empty()
+                    && io
+                        .conn(c.conn)
+                        .is_some_and(|conn| now - conn.last_send_ms > timeout_ms)
+                {
                     self.data.to_close.push(c.conn);
                 }
             }

@@ -39,6 +39,13 @@ pub const SHUTDOWN_DRAIN_TIMEOUT_MS: u64 = 5000;
 pub const FIXED_FILE_SLOTS: u32 = 16384;
 /// The most connections one shard holds (the connection index has 24 bits in `user_data`).
 pub const MAX_CONNS_PER_SHARD: usize = 1 << 24;
+/// After an accept fails for want of descriptors or memory (EMFILE, ENFILE, ENOBUFS,
+/// ENOMEM), the shard stops accepting for this long: the connection stays in the backlog,
+/// and accepting again at once would fail again in a busy loop.
+pub const ACCEPT_BACKOFF_MS: u64 = 100;
+/// Accept failures are reported to the service at most once per this interval per shard
+/// (with the count of those not reported), so a descriptor shortage cannot flood the log.
+pub const ACCEPT_ERROR_REPORT_INTERVAL_MS: u64 = 10_000;
 
 // user_data layout: op in bits 0..8, connection index in 8..32, generation in 32..64.
 const OP_ACCEPT: u64 = 1;
@@ -195,6 +202,9 @@ pub struct Conn<S> {
     pub state: S,
     /// Set by the service to stop receiving (e.g. too many replies outstanding).
     pub read_paused: bool,
+    /// When (Unix ms, the loop's clock) a send last moved reply bytes to the kernel: a
+    /// client reading a long reply is not idle (`timeout`). 0 before the first.
+    pub last_send_ms: i64,
     sending: Vec<u8>,
     sent: usize,
     /// The registered-file slot of this connection's socket, if it has one.
@@ -204,6 +214,9 @@ pub struct Conn<S> {
     cancel_sent: bool,
     /// Close once the output is flushed.
     closing: bool,
+    /// The peer shut down its sending side (a receive returned 0): no more requests come,
+    /// but the replies to those received are still wanted. Nothing is received any more.
+    input_ended: bool,
     /// The peer is gone or the socket failed: drop output, close as soon as no op is in flight.
     broken: bool,
     dirty: bool,
@@ -230,6 +243,13 @@ impl<S> Conn<S> {
     #[must_use]
     pub fn is_closing(&self) -> bool {
         self.closing || self.broken
+    }
+
+    /// Whether the peer ended its input (half-close or close): the service runs what it
+    /// received, sends every reply, then closes ([`Self::close_after_flush`]).
+    #[must_use]
+    pub fn input_ended(&self) -> bool {
+        self.input_ended
     }
 
     /// Close after the pending output is sent.
@@ -461,6 +481,17 @@ pub trait Service {
     /// Per-connection state.
     type Conn;
 
+    /// An accept failed with `errno` (after [`ACCEPT_BACKOFF_MS`] it is retried for a
+    /// shortage of descriptors or memory); `unreported` more failed since the last call,
+    /// which was at least [`ACCEPT_ERROR_REPORT_INTERVAL_MS`] ago.
+    fn on_accept_failed(
+        &mut self,
+        _io: &mut Io<Self::Msg, Self::Conn>,
+        _errno: i32,
+        _unreported: u64,
+    ) {
+    }
+
     /// A new connection, to be known as `id`; `Err(bytes)` refuses it, sending `bytes` first
     /// (e.g. max clients).
     fn on_accept(
@@ -471,7 +502,9 @@ pub trait Service {
         peer: Option<SocketAddr>,
     ) -> Result<Self::Conn, Vec<u8>>;
 
-    /// New bytes arrived in the connection's input (or output drained after backpressure).
+    /// New bytes arrived in the connection's input (or output drained after backpressure,
+    /// or the input ended: [`Conn::input_ended`], after which the service closes the
+    /// connection once its replies are out).
     fn on_input(&mut self, io: &mut Io<Self::Msg, Self::Conn>, id: ConnId);
 
     /// A message from another shard.
@@ -636,6 +669,11 @@ pub struct Reactor<S: Service> {
     io: Io<S::Msg, S::Conn>,
     listeners: Vec<RawFd>,
     accept_armed: Vec<bool>,
+    /// Accepting stopped until then after a shortage of descriptors ([`ACCEPT_BACKOFF_MS`]).
+    accept_paused_until: Option<Instant>,
+    /// When an accept failure was last reported, and how many failed since.
+    accept_failure_reported: Option<Instant>,
+    accept_failures_unreported: u64,
     signal_fd: Option<RawFd>,
     signal_buf: Box<[u8; sys::SIGNALFD_SIGINFO_BYTES]>,
     cqes: Vec<(u64, i32, u32)>,
@@ -698,6 +736,9 @@ impl<S: Service> Reactor<S> {
             bufring,
             fixed_files,
             accept_armed: vec![false; listeners.len()],
+            accept_paused_until: None,
+            accept_failure_reported: None,
+            accept_failures_unreported: 0,
             listeners,
             ring,
             io: Io {
@@ -767,6 +808,9 @@ impl<S: Service> Reactor<S> {
             if self.io.now >= self.next_tick {
                 service.on_tick(&mut self.io);
                 self.next_tick = self.io.now + service.tick_interval();
+            }
+            if self.accept_paused_until.is_some_and(|t| self.io.now >= t) {
+                self.resume_accepting();
             }
             if self.io.shared.shutting_down() && self.stopping.is_none() {
                 self.begin_stop();
@@ -992,22 +1036,47 @@ impl<S: Service> Reactor<S> {
         self.cqes = cqes;
     }
 
+    /// Accepting again after [`ACCEPT_BACKOFF_MS`].
+    fn resume_accepting(&mut self) {
+        self.accept_paused_until = None;
+        if self.stopping.is_some() || self.io.shared.shutting_down() {
+            return;
+        }
+        for i in 0..self.listeners.len() {
+            if !self.accept_armed[i] && self.listeners[i] >= 0 {
+                self.arm_accept(i);
+            }
+        }
+    }
+
     fn on_accept(&mut self, service: &mut S, i: usize, res: i32, flags: u32) {
+        let shortage = matches!(
+            -res,
+            libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM
+        );
+        if shortage && self.accept_paused_until.is_none() {
+            self.accept_paused_until = Some(self.io.now + Duration::from_millis(ACCEPT_BACKOFF_MS));
+        }
         if !cqueue::more(flags) {
             self.accept_armed[i] = false;
-            if self.stopping.is_none() && !self.io.shared.shutting_down() {
+            if self.stopping.is_some() || self.io.shared.shutting_down() {
+                if self.listeners[i] >= 0 {
+                    sys::close(self.listeners[i]);
+                    self.listeners[i] = -1;
+                }
+            } else if self.accept_paused_until.is_none() {
                 self.arm_accept(i);
-            } else if self.listeners[i] >= 0 {
-                sys::close(self.listeners[i]);
-                self.listeners[i] = -1;
             }
+        } else if shortage {
+            // Still armed: stop it; `resume_accepting` arms it again.
+            let e = opcode::AsyncCancel::new(token(OP_ACCEPT, i as u32, 0))
+                .build()
+                .user_data(token(OP_CANCEL, 0, 0));
+            self.push(&e);
         }
         if res < 0 {
             if res != -libc::ECANCELED {
-                eprintln!(
-                    "percore: accept failed: {}",
-                    io::Error::from_raw_os_error(-res)
-                );
+                self.report_accept_failure(service, -res);
             }
             return;
         }
@@ -1059,6 +1128,22 @@ impl<S: Service> Reactor<S> {
         }
     }
 
+    /// Tells the service about a failed accept, at most once per
+    /// [`ACCEPT_ERROR_REPORT_INTERVAL_MS`].
+    fn report_accept_failure(&mut self, service: &mut S, errno: i32) {
+        let now = self.io.now;
+        let due = self.accept_failure_reported.is_none_or(|t| {
+            now.duration_since(t) >= Duration::from_millis(ACCEPT_ERROR_REPORT_INTERVAL_MS)
+        });
+        if due {
+            self.accept_failure_reported = Some(now);
+            let unreported = std::mem::take(&mut self.accept_failures_unreported);
+            service.on_accept_failed(&mut self.io, errno, unreported);
+        } else {
+            self.accept_failures_unreported += 1;
+        }
+    }
+
     fn insert_conn(&mut self, fd: RawFd, peer: Option<SocketAddr>, state: S::Conn) -> ConnId {
         let io = &mut self.io;
         let index = if let Some(i) = io.free.pop() {
@@ -1079,6 +1164,7 @@ impl<S: Service> Reactor<S> {
             output: Vec::new(),
             state,
             read_paused: false,
+            last_send_ms: 0,
             sending: Vec::new(),
             sent: 0,
             fixed: None,
@@ -1086,6 +1172,7 @@ impl<S: Service> Reactor<S> {
             send_inflight: false,
             cancel_sent: false,
             closing: false,
+            input_ended: false,
             broken: false,
             dirty: true,
             generation: slot.generation,
@@ -1129,12 +1216,18 @@ impl<S: Service> Reactor<S> {
             // This kernel refuses multishot receive with provided buffers: fall back to one
             // receive SQE per completion for every connection of this shard.
             self.bufring = None;
-        } else if res == 0
-            || !matches!(
-                -res,
-                libc::EAGAIN | libc::EINTR | libc::ECANCELED | libc::ENOBUFS
-            )
-        {
+        } else if res == 0 {
+            // End of input: the requests already received still run and their replies
+            // still leave (the peer may have only shut down its sending side); the service
+            // closes once they are out.
+            conn.input_ended = true;
+            if !conn.is_closing() {
+                service.on_input(&mut self.io, id);
+            }
+        } else if !matches!(
+            -res,
+            libc::EAGAIN | libc::EINTR | libc::ECANCELED | libc::ENOBUFS
+        ) {
             // Peer closed or the socket failed: nobody will read our replies.
             conn.broken = true;
             conn.output.clear();
@@ -1143,11 +1236,15 @@ impl<S: Service> Reactor<S> {
 
     fn on_send(&mut self, service: &mut S, index: u32, generation: u32, res: i32) {
         let id = ConnId { index, generation };
+        let now_ms = self.io.now_ms;
         let Some(conn) = self.io.conn(id) else {
             return;
         };
         conn.send_inflight = false;
         if res >= 0 {
+            if res > 0 {
+                conn.last_send_ms = now_ms;
+            }
             conn.sent += res as usize;
             if conn.sent >= conn.sending.len() {
                 conn.sending.clear();
@@ -1261,6 +1358,7 @@ impl<S: Service> Reactor<S> {
         } else {
             let may_read = !conn.read_paused
                 && !conn.closing
+                && !conn.input_ended
                 && conn.pending_output() < OUTPUT_BACKPRESSURE_BYTES;
             if may_read && !conn.recv_inflight {
                 let entry = if self.bufring.is_some() {

@@ -93,6 +93,44 @@ pub fn sockaddr_to_std(storage: &libc::sockaddr_storage) -> Option<SocketAddr> {
     }
 }
 
+/// Whether `addr` is free for a new server: binds (and closes) a socket with
+/// `SO_REUSEADDR` but without `SO_REUSEPORT`, which the kernel refuses with `EADDRINUSE`
+/// while any socket listens on the address, `SO_REUSEPORT` or not. The shards' own
+/// listeners would join another process's `SO_REUSEPORT` group of the same user instead of
+/// failing. Returns the port bound (the one the kernel chose for port 0).
+#[expect(unsafe_code, reason = "socket/bind syscalls")]
+pub fn probe_port_free(addr: &SocketAddr) -> io::Result<u16> {
+    let family = if addr.is_ipv4() {
+        libc::AF_INET
+    } else {
+        libc::AF_INET6
+    };
+    // SAFETY: plain syscall; the fd is closed below.
+    let fd = cvt(unsafe { libc::socket(family, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) })?;
+    let result = (|| {
+        set_int_opt(fd, libc::SOL_SOCKET, libc::SO_REUSEADDR, 1)?;
+        if addr.is_ipv6() {
+            set_int_opt(fd, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, 1)?;
+        }
+        let (storage, len) = sockaddr_of(addr);
+        // SAFETY: storage holds a valid sockaddr of `len` bytes.
+        cvt(unsafe { libc::bind(fd, std::ptr::from_ref(&storage).cast(), len) })?;
+        Ok(local_addr(fd)?.port())
+    })();
+    close(fd);
+    result
+}
+
+/// An OS error's text alone, as `strerror` gives it (no "(os error N)").
+#[must_use]
+pub fn strerror(e: &io::Error) -> String {
+    let text = e.to_string();
+    match text.find(" (os error ") {
+        Some(at) => text[..at].to_string(),
+        None => text,
+    }
+}
+
 /// Opens a listening TCP socket with `SO_REUSEADDR` and `SO_REUSEPORT`, so every shard can
 /// bind its own listener on the same address and the kernel spreads connections.
 #[expect(unsafe_code, reason = "socket/bind/listen syscalls")]
@@ -188,6 +226,30 @@ pub fn tune_accepted(fd: RawFd, keepalive_s: u32) -> io::Result<()> {
 pub fn close(fd: RawFd) {
     // SAFETY: the caller owns fd and never uses it again.
     unsafe { libc::close(fd) };
+}
+
+/// The process's descriptor limit, `RLIMIT_NOFILE`, as (soft, hard).
+#[expect(unsafe_code, reason = "getrlimit syscall")]
+pub fn nofile_limit() -> io::Result<(u64, u64)> {
+    let mut l = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `l` is a valid rlimit the kernel writes.
+    cvt(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &raw mut l) })?;
+    Ok((l.rlim_cur, l.rlim_max))
+}
+
+/// Sets `RLIMIT_NOFILE`'s soft and hard limits both to `limit` (as Redis does).
+#[expect(unsafe_code, reason = "setrlimit syscall")]
+pub fn set_nofile_limit(limit: u64) -> io::Result<()> {
+    let l = libc::rlimit {
+        rlim_cur: limit,
+        rlim_max: limit,
+    };
+    // SAFETY: `l` is a valid rlimit the kernel reads.
+    cvt(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raw const l) })?;
+    Ok(())
 }
 
 /// Writes a short message directly with a nonblocking `write`, used for the rare replies sent

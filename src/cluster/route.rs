@@ -269,6 +269,7 @@ fn run_local(ctx: &mut Ctx, cmd: &'static Command, argv: &[&[u8]]) -> Partial {
                 remaining: 0,
                 argv: argv.iter().map(|a| a.to_vec()).collect(),
                 discard: false,
+                proto: ctx.proto,
             };
             gather.key_map[me] = (0..positions.len() as u32).collect();
             gather.parts[me] = Some(part(ctx, &sub));

@@ -125,9 +125,12 @@ pub fn hello(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
         w.error(WRONGPASS);
         return;
     }
+    // Redis 7.0 asks for the client's own authentication here, not `authRequired`: a
+    // connection that never authenticated gets this even with `requirepass` cleared.
     let authenticated = ctx.client.as_deref().is_some_and(|c| c.authenticated);
     if !authenticated {
-        w.error("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time");
+        // Redis 7.0's text (7.2 writes `HELLO <proto> AUTH`).
+        w.error("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time");
         return;
     }
     if let Some(name) = setname {

@@ -195,6 +195,10 @@ pub struct Gather {
     pub argv: Vec<Vec<u8>>,
     /// CLIENT REPLY OFF/SKIP: merge (it may have effects) but drop the reply.
     pub discard: bool,
+    /// The protocol the command was read under: the merged reply is encoded in it, even
+    /// when a later HELLO of the same pipeline switched the connection's protocol before
+    /// the parts came back.
+    pub proto: Protocol,
 }
 
 impl Gather {

@@ -27,9 +27,9 @@ pub const IO_TIMEOUT: Duration = Duration::from_secs(20);
 /// How many ports to try before giving up on starting a server.
 const START_ATTEMPTS: usize = 5;
 
-/// Ports handed out in this process. Servers bind with `SO_REUSEPORT`, so two servers
-/// started by parallel tests on the same port would both succeed and share connections;
-/// never handing a port out twice rules that out within one test binary.
+/// Ports handed out in this process. A server refuses a port another one listens on (and
+/// the start is retried on another port); never handing a port out twice within one test
+/// binary avoids those retries.
 static USED_PORTS: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
 static LOG_SEQ: AtomicU64 = AtomicU64::new(0);
 
@@ -215,7 +215,8 @@ impl Server {
         }
     }
 
-    /// Polls with PING until the server answers `+PONG`, it exits, or time runs out.
+    /// Polls with PING until the server answers `+PONG` (or `-NOAUTH`), it exits, or time
+    /// runs out.
     fn wait_ready(&mut self) -> Result<(), String> {
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
@@ -226,9 +227,10 @@ impl Server {
                 let _ = c.set_read_timeout(Some(Duration::from_secs(2)));
                 let _ = c.set_write_timeout(Some(Duration::from_secs(2)));
                 let mut buf = [0u8; 64];
+                // A server with `requirepass` answers NOAUTH: it is up as well.
                 if c.write_all(b"PING\r\n").is_ok()
                     && let Ok(n) = c.read(&mut buf)
-                    && buf[..n].starts_with(b"+PONG\r\n")
+                    && (buf[..n].starts_with(b"+PONG\r\n") || buf[..n].starts_with(b"-NOAUTH"))
                 {
                     return Ok(());
                 }
