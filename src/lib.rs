@@ -1,7 +1,7 @@
 //! percore: a Redis/Valkey-compatible in-memory key-value server, one pinned shard thread
 //! per core, each with its own io_uring. The binary `percore-server` (src/main.rs) calls
-//! [`main`]; the library exists so that fuzz targets can reach the pure parts. Everything
-//! else stays private to the crate.
+//! [`main`]; the library exists so that fuzz targets (fuzz/) reach the pure parts through
+//! [`fuzzing`]. Everything else stays private to the crate.
 
 mod alloc;
 mod client;
@@ -11,6 +11,8 @@ mod config;
 mod crash;
 mod expire;
 mod forward;
+#[doc(hidden)]
+pub mod fuzzing;
 mod latency;
 mod metrics;
 mod prefetch;
