@@ -343,7 +343,12 @@ impl Shard {
         self.warm.finish(&self.data.keyspace);
     }
 
-    fn run_requests(&mut self, client: &mut Client, conn: &mut Conn<()>, outbox: &mut Outbox<Msg>) {
+    pub(crate) fn run_requests(
+        &mut self,
+        client: &mut Client,
+        conn: &mut Conn<()>,
+        outbox: &mut Outbox<Msg>,
+    ) {
         client.last_interaction_ms = self.data.now_ms;
         let qbuf_limit =
             usize::try_from(self.data.cfg.client_query_buffer_limit_bytes).unwrap_or(usize::MAX);
@@ -1539,5 +1544,111 @@ mod argv_tests {
         let mut out = Vec::new();
         empty.fill(&mut out);
         assert!(out.is_empty());
+    }
+}
+
+/// The request loop without a kernel: two connections of one shard, fed by hand.
+#[cfg(test)]
+mod request_loop_tests {
+    use super::Shard;
+    use crate::client::Client;
+    use crate::config::{Config, LogLevel};
+    use crate::server::{Log, ServerShared};
+    use percore_net::mailbox::Outbox;
+    use percore_net::reactor::{Conn, ConnId};
+
+    fn resp(args: &[&[u8]]) -> Vec<u8> {
+        let mut out = format!("*{}\r\n", args.len()).into_bytes();
+        for a in args {
+            out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+            out.extend_from_slice(a);
+            out.extend_from_slice(b"\r\n");
+        }
+        out
+    }
+
+    fn bulk(v: &[u8]) -> Vec<u8> {
+        let mut out = format!("${}\r\n", v.len()).into_bytes();
+        out.extend_from_slice(v);
+        out.extend_from_slice(b"\r\n");
+        out
+    }
+
+    /// Each connection's stream (a SET and a GET of its own key, B's value holding whole
+    /// commands) is cut in two at every pair of positions, and the four pieces arrive
+    /// interleaved: A's first, B's first, A's rest, B's rest. Each connection gets exactly
+    /// its own replies, and nothing inside B's value runs. Before the parse state moved into
+    /// the connection, B's first piece resumed A's half-parsed request at A's offsets.
+    #[test]
+    fn two_connections_partial_requests_interleaved_at_every_cut() {
+        let shared = ServerShared::new(
+            Config {
+                save: Vec::new(),
+                ..Config::default()
+            },
+            None,
+            Log::new(Box::new(std::io::sink()), LogLevel::Nothing),
+            1,
+            0,
+            String::new(),
+        );
+        let mut shard = Shard::new(0, 1, shared);
+        let now = shard.data.now_ms;
+        let mut outbox = Outbox::new(1);
+        let mut conns: Vec<(Client, Conn<()>)> = (0..2u32)
+            .map(|i| {
+                let id = ConnId {
+                    index: i,
+                    generation: 0,
+                };
+                (
+                    Client::new(id, u64::from(i) + 1, now, true),
+                    Conn::detached(i, ()),
+                )
+            })
+            .collect();
+        let va = b"value-of-a".repeat(3);
+        let vb = b"*1\r\n$8\r\nFLUSHALL\r\n*3\r\n$3\r\nSET\r\n$4\r\npwnd\r\n$1\r\n1\r\n".to_vec();
+        let mut stream_a = resp(&[b"SET", b"key-a", &va]);
+        stream_a.extend(resp(&[b"GET", b"key-a"]));
+        let mut stream_b = resp(&[b"SET", b"the-key-of-b", &vb]);
+        stream_b.extend(resp(&[b"GET", b"the-key-of-b"]));
+        let mut want_a = b"+OK\r\n".to_vec();
+        want_a.extend(bulk(&va));
+        let mut want_b = b"+OK\r\n".to_vec();
+        want_b.extend(bulk(&vb));
+        let mut runs = 0;
+        for cut_a in 1..stream_a.len() {
+            for cut_b in (1..stream_b.len()).step_by(3) {
+                let pieces: [(usize, &[u8]); 4] = [
+                    (0, &stream_a[..cut_a]),
+                    (1, &stream_b[..cut_b]),
+                    (0, &stream_a[cut_a..]),
+                    (1, &stream_b[cut_b..]),
+                ];
+                for (which, piece) in pieces {
+                    let (client, conn) = &mut conns[which];
+                    conn.input.append(piece);
+                    shard.run_requests(client, conn, &mut outbox);
+                }
+                for (which, want) in [(0, &want_a), (1, &want_b)] {
+                    let (client, conn) = &mut conns[which];
+                    assert_eq!(
+                        String::from_utf8_lossy(&conn.output),
+                        String::from_utf8_lossy(want),
+                        "connection {which}, cuts {cut_a}/{cut_b}"
+                    );
+                    assert!(conn.input.is_empty() && client.pending.is_empty());
+                    assert!(
+                        !conn.is_closing(),
+                        "connection {which}, cuts {cut_a}/{cut_b}"
+                    );
+                    conn.output.clear();
+                }
+                assert!(!shard.data.keyspace.db_mut(0).contains(b"pwnd", now));
+                runs += 1;
+            }
+        }
+        assert!(runs > 1000);
     }
 }

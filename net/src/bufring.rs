@@ -17,6 +17,11 @@ use std::sync::atomic::{AtomicU16, Ordering};
 /// loop iteration, so this bounds the receive completions one iteration can take before the
 /// kernel answers ENOBUFS (the receive is then re-armed on the next iteration).
 pub const BUF_RING_ENTRIES: u16 = 512;
+/// Environment variable that replaces [`BUF_RING_ENTRIES`] (a power of two, 1 to 32768;
+/// anything else is ignored). A test switch: with a handful of buffers, concurrent
+/// connections run the ring dry and every receive path after ENOBUFS gets exercised
+/// (tests/receive_stress.rs). Not a tuning knob.
+pub const BUF_RING_ENTRIES_ENV: &str = "PERCORE_BUF_RING_ENTRIES";
 /// Size of each provided buffer. With `BUF_RING_ENTRIES` this is 4 MiB of address space per
 /// shard; pages are touched only as buffers are used.
 pub const BUF_RING_BUF_BYTES: usize = 8 * 1024;
@@ -95,7 +100,11 @@ impl BufRing {
     /// Allocates and registers the ring with `ring`'s submitter.
     #[expect(unsafe_code, reason = "registers kernel-shared memory")]
     pub fn register(ring: &IoUring) -> io::Result<Self> {
-        let entries = BUF_RING_ENTRIES;
+        let entries = std::env::var(BUF_RING_ENTRIES_ENV)
+            .ok()
+            .and_then(|v| v.parse::<u16>().ok())
+            .filter(|n| n.is_power_of_two() && *n <= 32768)
+            .unwrap_or(BUF_RING_ENTRIES);
         assert!(entries.is_power_of_two() && entries <= 32768);
         let ring_bytes = usize::from(entries) * std::mem::size_of::<BufRingEntry>();
         let ring_mem = Mapping::new(ring_bytes.max(4096), true)?;

@@ -144,8 +144,9 @@ impl InBuf {
     }
 
     /// Appends bytes received into a provided buffer (multishot receive mode, where the
-    /// kernel never writes into this buffer, so it may move).
-    fn append(&mut self, data: &[u8]) {
+    /// kernel never writes into this buffer, so it may move), or bytes a test or fuzzer
+    /// feeds a [`Conn::detached`].
+    pub fn append(&mut self, data: &[u8]) {
         if self.start > 0 && (self.start == self.buf.len() || self.start >= self.buf.len() / 2) {
             self.buf.copy_within(self.start.., 0);
             self.buf.truncate(self.buf.len() - self.start);
@@ -225,6 +226,34 @@ pub struct Conn<S> {
 }
 
 impl<S> Conn<S> {
+    /// A connection without a socket or a reactor, with id `index` (generation 0): input
+    /// is fed with [`InBuf::append`] and output read from `output`. For driving a
+    /// service's request handling in unit tests and fuzz targets; the reactor never sees it.
+    #[must_use]
+    pub fn detached(index: u32, state: S) -> Self {
+        Self {
+            fd: -1,
+            peer: None,
+            input: InBuf::default(),
+            output: Vec::new(),
+            state,
+            read_paused: false,
+            last_send_ms: 0,
+            sending: Vec::new(),
+            sent: 0,
+            fixed: None,
+            recv_inflight: false,
+            send_inflight: false,
+            cancel_sent: false,
+            closing: false,
+            input_ended: false,
+            broken: false,
+            dirty: false,
+            generation: 0,
+            index,
+        }
+    }
+
     #[must_use]
     pub fn id(&self) -> ConnId {
         ConnId {

@@ -78,9 +78,17 @@ fn populate(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
         Some(_) => return local_only(ctx, |w| w.error(RANGE)),
         None => return local_only(ctx, |w| w.error(RANGE)),
     };
+    // A value longer than any client could SET is refused, not allocated: a terabyte
+    // asked for here aborted the server when the allocation failed.
+    let max_size = ctx.shard.cfg.proto_max_bulk_len_bytes;
     let size = match argv.get(4).map(|a| parse_i64(a)) {
         None => 0,
-        Some(Some(n)) if n >= 0 => n as usize,
+        Some(Some(n)) if n >= 0 && n.cast_unsigned() <= max_size => n as usize,
+        Some(Some(n)) if n >= 0 => {
+            return local_only(ctx, |w| {
+                w.error("ERR value size is larger than proto-max-bulk-len");
+            });
+        }
         Some(Some(_)) => return local_only(ctx, |w| w.error(RANGE)),
         Some(None) => return local_only(ctx, |w| w.error(RANGE)),
     };
@@ -105,7 +113,13 @@ fn populate(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
         let value = if size == 0 {
             Value::from_bytes(val.as_bytes())
         } else {
-            let mut v = vec![0u8; size];
+            let mut v = Vec::new();
+            if v.try_reserve_exact(size).is_err() {
+                return local_only(ctx, |w| {
+                    w.error("ERR out of memory for DEBUG POPULATE values");
+                });
+            }
+            v.resize(size, 0);
             let n = size.min(val.len());
             v[..n].copy_from_slice(&val.as_bytes()[..n]);
             Value::from_bytes(&v)
