@@ -225,7 +225,7 @@ pub fn sparse_to_dense(hll: &mut Vec<u8>) -> Result<(), HllError> {
             idx += run;
         } else {
             if run + idx > HLL_REGISTERS {
-                break;
+                return Err(HllError::Corrupt);
             }
             for _ in 0..run {
                 dense_put(&mut dense[HLL_HDR_BYTES..], idx, val);
@@ -377,8 +377,9 @@ pub fn merge_into(max: &mut [u8; HLL_REGISTERS], hll: &[u8]) -> Result<(), HllEr
     while p < hll.len() {
         let (run, oplen, val) = sparse_op(hll, p);
         if val != 0 {
+            // Redis 7.0.15 refuses a VAL run past the last register outright.
             if run + i > HLL_REGISTERS {
-                break;
+                return Err(HllError::Corrupt);
             }
             for m in &mut max[i..i + run] {
                 *m = (*m).max(val);
@@ -408,6 +409,10 @@ fn estimate(histo: &[u32; HISTO_LEN]) -> u64 {
     (HLL_ALPHA_INF * m * m / z).round() as u64
 }
 
+#[expect(
+    clippy::float_cmp,
+    reason = "Redis's series stops when a term no longer changes the sum, exactly"
+)]
 fn sigma(mut x: f64) -> f64 {
     if x == 1.0 {
         return f64::INFINITY;
@@ -425,6 +430,10 @@ fn sigma(mut x: f64) -> f64 {
     }
 }
 
+#[expect(
+    clippy::float_cmp,
+    reason = "Redis's series stops when a term no longer changes the sum, exactly"
+)]
 fn tau(mut x: f64) -> f64 {
     if x == 0.0 || x == 1.0 {
         return 0.0;

@@ -46,6 +46,10 @@ impl LcsError {
 /// Computes the LCS of `a` and `b`. `walk`: compute the string and ranges (IDX or the
 /// plain form); `min_match_len`: ranges shorter are not reported. `max_table_bytes`:
 /// `proto-max-bulk-len`, the bound on the table.
+#[expect(
+    clippy::many_single_char_names,
+    reason = "the names of Redis's lcsCommand (a, b, i, j)"
+)]
 pub fn lcs(
     a: &[u8],
     b: &[u8],
