@@ -1626,6 +1626,7 @@ mod tests {
             ("cluster-allow-reads-when-down", "no"),
             ("daemonize", "no"),
             ("proto-max-bulk-len", "536870912"),
+            ("hll-sparse-max-bytes", "3000"),
             ("client-query-buffer-limit", "1073741824"),
             (
                 "client-output-buffer-limit",
@@ -1908,6 +1909,7 @@ mod tests {
                 "forkless-max-copy-memory",
                 "maxclients",
                 "proto-max-bulk-len",
+                "hll-sparse-max-bytes",
                 "slowlog-max-len",
                 "maxmemory",
                 "maxmemory-policy"
