@@ -279,3 +279,55 @@ fn hyperloglogs_cross_both_ways_and_continue_identically() {
         assert_eq!(show(&pc.cmd_raw(&cmd)), show(&rc.cmd_raw(&cmd)), "{cmd:?}");
     }
 }
+
+#[test]
+fn limits_and_sparse_max_match_redis() {
+    let Some(redis) = Server::redis() else {
+        return;
+    };
+    let percore = Server::percore_threads(2);
+    let mut rc = redis.conn();
+    let mut pc = percore.conn();
+    let mut script: Vec<Vec<String>> = Vec::new();
+    let s = |x: &str| x.to_owned();
+    for cmd in [
+        "CONFIG SET proto-max-bulk-len 1mb",
+        "SETBIT big 8388608 1",
+        "SETBIT big 8388607 1",
+        "STRLEN big",
+        "BITFIELD big SET u8 8388600 255",
+        "BITFIELD big SET u8 8388608 255",
+        "BITFIELD big GET u8 #1048575 GET u8 #1048576",
+        "BITCOUNT big",
+        "BITPOS big 1",
+        "BITPOS big 0 -1",
+        "BITCOUNT big -1 -1 BIT",
+        "GETBIT big 8388608",
+        "SETRANGE lcsbig 600 x",
+        "LCS lcsbig lcsbig",
+        "CONFIG SET proto-max-bulk-len 512mb",
+        "CONFIG SET hll-sparse-max-bytes 60",
+    ] {
+        script.push(cmd.split(' ').map(s).collect());
+    }
+    for i in 0..40 {
+        script.push(vec![s("PFADD"), s("sm"), format!("x{i}"), format!("y{i}")]);
+        script.push(vec![s("GET"), s("sm")]);
+    }
+    script.push(vec![s("PFCOUNT"), s("sm")]);
+    script.push(vec![s("PFMERGE"), s("sm2"), s("sm")]);
+    script.push(vec![s("GET"), s("sm2")]);
+    script.push(vec![
+        s("CONFIG"),
+        s("SET"),
+        s("hll-sparse-max-bytes"),
+        s("3000"),
+    ]);
+    for (i, cmd) in script.iter().enumerate() {
+        assert_eq!(
+            show(&pc.cmd_raw(cmd)),
+            show(&rc.cmd_raw(cmd)),
+            "command {i}: {cmd:?}"
+        );
+    }
+}
