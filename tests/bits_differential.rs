@@ -315,6 +315,13 @@ fn limits_and_sparse_max_match_redis() {
         script.push(vec![s("GET"), s("sm")]);
     }
     script.push(vec![s("PFCOUNT"), s("sm")]);
+    for sub in [
+        "ENCODING", "DECODE", "GETREG", "ENCODING", "DECODE", "TODENSE", "FOO",
+    ] {
+        script.push(vec![s("PFDEBUG"), s(sub), s("sm3")]);
+        script.push(vec![s("PFADD"), s("sm3"), s(sub)]);
+    }
+    script.push(vec![s("PFDEBUG"), s("ENCODING"), s("big")]);
     script.push(vec![s("PFMERGE"), s("sm2"), s("sm")]);
     script.push(vec![s("GET"), s("sm2")]);
     script.push(vec![

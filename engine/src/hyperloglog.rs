@@ -394,6 +394,34 @@ pub fn merge_into(max: &mut [u8; HLL_REGISTERS], hll: &[u8]) -> Result<(), HllEr
     Ok(())
 }
 
+/// The registers of a dense HyperLogLog (PFDEBUG GETREG).
+#[must_use]
+pub fn dense_registers(hll: &[u8]) -> Vec<u8> {
+    let regs = &hll[HLL_HDR_BYTES..];
+    (0..HLL_REGISTERS).map(|i| dense_get(regs, i)).collect()
+}
+
+/// PFDEBUG DECODE's text of a sparse HyperLogLog (`z:len`, `Z:len`, `v:value,len`), or
+/// `None` when it is dense.
+#[must_use]
+pub fn decode_sparse(hll: &[u8]) -> Option<String> {
+    if is_dense(hll) {
+        return None;
+    }
+    let mut out = Vec::new();
+    let mut p = HLL_HDR_BYTES;
+    while p < hll.len() {
+        let (run, oplen, val) = sparse_op(hll, p);
+        out.push(match (val, oplen) {
+            (0, 1) => format!("z:{run}"),
+            (0, _) => format!("Z:{run}"),
+            _ => format!("v:{val},{run}"),
+        });
+        p += oplen;
+    }
+    Some(out.join(" "))
+}
+
 /// Register histogram size (Redis's `reghisto[64]`).
 const HISTO_LEN: usize = 64;
 

@@ -174,3 +174,56 @@ fn pfmerge_finish(ctx: &mut Ctx, argv: &[&[u8]], vals: &[Got]) -> Partial {
         Err(e) => w.error(e),
     })
 }
+
+/// PFDEBUG GETREG|DECODE|ENCODING|TODENSE key (Redis's `pfdebugCommand`; the Redis test
+/// suite reads registers and encodings with it).
+pub fn pfdebug(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
+    let now = ctx.shard.now_ms;
+    let db = ctx.shard.keyspace.db_mut(ctx.db);
+    let v = match db.get_mut(argv[2], now) {
+        None => return w.error("ERR The specified key does not exist"),
+        Some(Value::Str(s)) => {
+            if let Err(e) = hll_text(s) {
+                return w.error(e.reply_text());
+            }
+            s.make_raw()
+        }
+        #[allow(unreachable_patterns, reason = "more value types arrive later")]
+        Some(_) => return w.error(errors::WRONGTYPE),
+    };
+    let sub = String::from_utf8_lossy(argv[1]).into_owned();
+    let known = ["getreg", "decode", "encoding", "todense"]
+        .iter()
+        .any(|n| sub.eq_ignore_ascii_case(n));
+    if !known {
+        return w.error(&format!("ERR Unknown PFDEBUG subcommand '{sub}'"));
+    }
+    if argv.len() != 3 {
+        return w.error(&format!(
+            "ERR Wrong number of arguments for the '{sub}' subcommand"
+        ));
+    }
+    if sub.eq_ignore_ascii_case("getreg") {
+        if hll::sparse_to_dense(v).is_err() {
+            return w.error(hll::CORRUPT_HLL_ERR);
+        }
+        let regs = hll::dense_registers(v);
+        w.array(regs.len());
+        for r in regs {
+            w.int(i64::from(r));
+        }
+    } else if sub.eq_ignore_ascii_case("decode") {
+        match hll::decode_sparse(v) {
+            Some(text) => w.bulk(text.as_bytes()),
+            None => w.error("ERR HLL encoding is not sparse"),
+        }
+    } else if sub.eq_ignore_ascii_case("encoding") {
+        w.simple(if hll::is_dense(v) { "dense" } else { "sparse" });
+    } else {
+        let sparse = !hll::is_dense(v);
+        if sparse && hll::sparse_to_dense(v).is_err() {
+            return w.error(hll::CORRUPT_HLL_ERR);
+        }
+        w.int(i64::from(sparse));
+    }
+}

@@ -989,6 +989,16 @@ pub static COMMANDS: &[Command] = &[
         "Merges one or more HyperLogLog values into a single key.",
         Exec::Hop(hll::pfmerge),
     ),
+    c(
+        "pfdebug",
+        3,
+        WRITE | DENYOOM | ADMIN,
+        (2, 2, 1),
+        "hyperloglog",
+        "2.8.9",
+        "Internal commands for debugging HyperLogLog values.",
+        Exec::Keyed(hll::pfdebug),
+    ),
     // lcs
     c(
         "lcs",
