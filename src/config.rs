@@ -215,6 +215,8 @@ pub struct Config {
     pub cluster_allow_reads_when_down: bool,
     /// `proto-max-bulk-len`: largest bulk string a client may send.
     pub proto_max_bulk_len_bytes: u64,
+    /// `hll-sparse-max-bytes`: largest sparse HyperLogLog before it turns dense.
+    pub hll_sparse_max_bytes: u64,
     /// `client-query-buffer-limit`: largest query buffer per client.
     pub client_query_buffer_limit_bytes: u64,
     /// `client-output-buffer-limit`.
@@ -294,6 +296,7 @@ impl Default for Config {
             cluster_require_full_coverage: true,
             cluster_allow_reads_when_down: false,
             proto_max_bulk_len_bytes: 512 * MB,
+            hll_sparse_max_bytes: percore_engine::hyperloglog::DEFAULT_SPARSE_MAX_BYTES as u64,
             client_query_buffer_limit_bytes: 1024 * MB,
             client_output_buffer_limit: ClientOutputBufferLimits {
                 normal: limit(0, 0, 0),
@@ -1379,6 +1382,18 @@ static OPTIONS: &[ConfigOption] = &[
         get: |c| c.proto_max_bulk_len_bytes.to_string(),
         file_form: FileForm::Memory,
     },
+    // hyperloglog
+    ConfigOption {
+        name: "hll-sparse-max-bytes",
+        settable: Settable::Runtime,
+        multi_arg: false,
+        set: |c, a, _| {
+            c.hll_sparse_max_bytes = parse_memory_bounded(&a[0], 0, i64::MAX as u64)?;
+            Ok(())
+        },
+        get: |c| c.hll_sparse_max_bytes.to_string(),
+        file_form: FileForm::Memory,
+    },
     ConfigOption {
         name: "client-query-buffer-limit",
         settable: Settable::Runtime,
@@ -1624,6 +1639,7 @@ mod tests {
             ("cluster-allow-reads-when-down", "no"),
             ("daemonize", "no"),
             ("proto-max-bulk-len", "536870912"),
+            ("hll-sparse-max-bytes", "3000"),
             ("client-query-buffer-limit", "1073741824"),
             (
                 "client-output-buffer-limit",
@@ -1906,6 +1922,7 @@ mod tests {
                 "forkless-max-copy-memory",
                 "maxclients",
                 "proto-max-bulk-len",
+                "hll-sparse-max-bytes",
                 "slowlog-max-len",
                 "maxmemory",
                 "maxmemory-policy"

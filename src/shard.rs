@@ -1360,6 +1360,9 @@ impl Service for Shard {
 
     fn on_message(&mut self, io: &mut Io<Msg, ()>, msg: Msg) {
         self.data.now_ms = io.now_ms;
+        // A command forwarded right after a CONFIG SET on its sender's shard must see it
+        // (proto-max-bulk-len for SETBIT/SETRANGE, hll-sparse-max-bytes): one atomic load.
+        self.data.refresh_config();
         self.data.start_clock(io.now_ns);
         match msg {
             Msg::Forward { from, batch } => self.on_forward(io, from, batch),

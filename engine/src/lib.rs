@@ -11,12 +11,18 @@
 //! - [`strings`]: string-command semantics (INCR, INCRBYFLOAT, GETRANGE, SETRANGE...).
 //! - [`number`]: Redis's number parsing and formatting.
 //! - [`glob`]: Redis's `stringmatchlen` glob matcher (KEYS, SCAN MATCH).
+//! - [`bitops`]: bitmaps and bit fields on string bytes (SETBIT, BITCOUNT, BITFIELD...).
+//! - [`hyperloglog`]: Redis-compatible HyperLogLog strings (PFADD, PFCOUNT, PFMERGE).
+//! - [`lcs`]: longest common subsequence (LCS).
 #![forbid(unsafe_code)]
 
+pub mod bitops;
 pub mod db;
 pub mod glob;
 pub mod hash;
+pub mod hyperloglog;
 pub mod keyspace;
+pub mod lcs;
 pub mod number;
 pub mod slot;
 pub mod slot_index;

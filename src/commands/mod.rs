@@ -3,11 +3,16 @@
 //! The table is data: name, arity, flags, key positions, and how the command runs across
 //! shards. Dispatch, COMMAND INFO/DOCS/GETKEYS, key extraction and the auth check all read it.
 //! Handlers live by family: `connection.rs`, `strings.rs`, `keyspace.rs`, `server.rs`,
-//! `cluster.rs`.
+//! `cluster.rs`, `bits.rs`, `hyperloglog.rs`, `lcs.rs` (`gather.rs` collects the values of
+//! keys on several shards for BITOP, PFCOUNT, PFMERGE and LCS).
 
+pub mod bits;
 pub mod cluster;
 pub mod connection;
+pub mod gather;
+pub mod hyperloglog;
 pub mod keyspace;
+pub mod lcs;
 pub mod server;
 pub mod strings;
 pub mod table;

@@ -45,6 +45,9 @@ pub fn acl_categories(flags_: u32, group: &str) -> Vec<&'static str> {
         "list" => out.push("@list"),
         "hash" => out.push("@hash"),
         "string" => out.push("@string"),
+        // bitmaps, hyperloglog
+        "bitmap" => out.push("@bitmap"),
+        "hyperloglog" => out.push("@hyperloglog"),
         _ => {}
     }
     if flags_ & flags::PUBSUB != 0 {
