@@ -13,6 +13,7 @@ mod forward;
 mod latency;
 mod metrics;
 mod prefetch;
+mod pubsub;
 mod server;
 mod shard;
 mod snapshot;

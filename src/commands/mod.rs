@@ -8,6 +8,7 @@
 pub mod cluster;
 pub mod connection;
 pub mod keyspace;
+pub mod pubsub;
 pub mod server;
 pub mod strings;
 pub mod table;
