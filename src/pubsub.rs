@@ -218,6 +218,11 @@ pub fn deliver(data: &mut ShardData, io: &mut Io<crate::shard::Msg, ()>) {
                 client.push_pending(Pending::Ready(b));
             }
             crate::shard::check_output_limits(data, &mut client, conn);
+            if client.close_after_reply {
+                // Over the limit: it receives nothing more, and later PUBLISHes no longer
+                // count it.
+                forget(data, &mut client);
+            }
         }
         data.clients[id.index as usize] = Some(client);
     }

@@ -772,8 +772,8 @@ pub fn check_output_limits(data: &ShardData, client: &mut Client, conn: &mut Con
             "Client id={} addr={} scheduled to be closed ASAP for overcoming of output buffer limits.",
             client.id, client.peer
         ));
-        conn.output.clear();
-        conn.close_after_flush();
+        // Redis frees such a client asynchronously without writing anything more.
+        conn.close_now();
         client.close_after_reply = true;
     }
 }
