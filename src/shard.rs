@@ -379,6 +379,12 @@ impl Shard {
                 conn.read_paused = true;
                 break;
             }
+            if matches!(client.pending.front(), Some(Pending::Ready(_))) {
+                // Replies queued behind a message the client published to itself: out
+                // now, so that they never fill the queue (which only an answer from
+                // another shard would drain).
+                client.flush_ready(&mut conn.output, &mut self.data.buf_pool);
+            }
             if client.pending.len() >= MAX_PENDING_REPLIES_PER_CONN {
                 conn.read_paused = true;
                 break;

@@ -349,3 +349,33 @@ fn client_list_and_info_show_subscriptions() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// A RESP3 client pipelining PUBLISHes to its own channel: each message comes before its
+/// PUBLISH reply, and a long pipeline never stalls the connection.
+#[test]
+fn publishing_to_itself_in_a_long_pipeline() {
+    const MESSAGES: usize = 3000;
+    for threads in [1, 2] {
+        let server = Server::percore_threads(threads);
+        let mut c = server.conn();
+        c.cmd_raw(&["HELLO", "3"]);
+        c.cmd_raw(&["SUBSCRIBE", "me"]);
+        let mut pipeline = Vec::new();
+        for i in 0..MESSAGES {
+            pipeline.extend(common::encode_cmd(&["PUBLISH", "me", &i.to_string()]));
+        }
+        c.send(&pipeline);
+        for i in 0..MESSAGES {
+            let want = format!(
+                ">3\r\n$7\r\nmessage\r\n$2\r\nme\r\n${}\r\n{i}\r\n",
+                i.to_string().len()
+            );
+            assert_eq!(
+                show(&c.read_raw()),
+                show(want.as_bytes()),
+                "threads {threads}"
+            );
+            assert_eq!(c.read_raw(), b":1\r\n", "threads {threads}");
+        }
+    }
+}
