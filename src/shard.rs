@@ -1477,14 +1477,16 @@ impl Service for Shard {
         crate::snapshot::on_tick(&mut self.data);
         crate::metrics::on_tick(&mut self.data, io);
         // Idle clients (`timeout`): no request read and no reply bytes written for that
-        // long (Redis's `lastinteraction` moves on both), and no reply owed by another
-        // shard.
+        // long (Redis's `lastinteraction` moves on both), no reply owed by another shard,
+        // and no subscription.
         let timeout_ms = i64::from(self.data.cfg.timeout_secs) * 1000;
         if timeout_ms > 0 {
             let now = self.data.now_ms;
             for c in self.data.clients.iter().flatten() {
+                // Subscribed clients are exempt, as in Redis (they may only listen).
                 if now - c.last_interaction_ms > timeout_ms
                     && c.pending.is_empty()
+                    && !c.subscribed()
                     && io
                         .conn(c.conn)
                         .is_some_and(|conn| now - conn.last_send_ms > timeout_ms)

@@ -379,3 +379,21 @@ fn publishing_to_itself_in_a_long_pipeline() {
         }
     }
 }
+
+/// `timeout` closes idle clients but not subscribers, as in Redis.
+#[test]
+fn idle_timeout_spares_subscribers() {
+    let server = Server::percore(&["--timeout", "1"]);
+    let mut sub = server.conn();
+    sub.cmd_raw(&["SUBSCRIBE", "quiet"]);
+    let mut idle = server.conn();
+    idle.cmd_raw(&["PING"]);
+    std::thread::sleep(Duration::from_millis(2500));
+    idle.expect_closed();
+    let mut admin = server.conn();
+    assert_eq!(admin.cmd_raw(&["PUBLISH", "quiet", "still"]), b":1\r\n");
+    assert_eq!(
+        show(&sub.read_raw()),
+        show(b"*3\r\n$7\r\nmessage\r\n$5\r\nquiet\r\n$5\r\nstill\r\n")
+    );
+}
