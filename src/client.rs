@@ -4,7 +4,7 @@
 use crate::commands::Gather;
 use percore_net::reactor::ConnId;
 use percore_net::resp::{Protocol, Request};
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 
 /// The most replies one connection may have outstanding (waiting for other shards) before
 /// the shard stops reading its requests until some come back.
@@ -85,6 +85,11 @@ pub struct Client {
     /// connections, and resuming one's parse at another's offsets runs bytes of a value as
     /// commands.
     pub req: Request,
+    /// Pub/sub: channels, patterns and shard channels this connection is subscribed to
+    /// (the shard's `pubsub::Registry` holds the reverse index).
+    pub subs: HashSet<Box<[u8]>>,
+    pub psubs: HashSet<Box<[u8]>>,
+    pub ssubs: HashSet<Box<[u8]>>,
 }
 
 impl Client {
@@ -116,7 +121,31 @@ impl Client {
             readonly: false,
             hop_barrier: None,
             req: Request::new(),
+            subs: HashSet::new(),
+            psubs: HashSet::new(),
+            ssubs: HashSet::new(),
         }
+    }
+
+    /// Pub/sub: the set of one kind of subscription.
+    pub fn subs_mut(&mut self, kind: crate::pubsub::Kind) -> &mut HashSet<Box<[u8]>> {
+        match kind {
+            crate::pubsub::Kind::Channel => &mut self.subs,
+            crate::pubsub::Kind::Pattern => &mut self.psubs,
+            crate::pubsub::Kind::Shard => &mut self.ssubs,
+        }
+    }
+
+    /// Channels and patterns subscribed (the count (P)(UN)SUBSCRIBE replies carry; shard
+    /// channels are counted apart, as in Redis 7.0).
+    pub fn sub_count(&self) -> usize {
+        self.subs.len() + self.psubs.len()
+    }
+
+    /// Redis's `CLIENT_PUBSUB` flag: any subscription, shard channels included. In RESP2
+    /// such a client may only run (P|S)(UN)SUBSCRIBE, PING, QUIT and RESET.
+    pub fn subscribed(&self) -> bool {
+        !(self.subs.is_empty() && self.psubs.is_empty() && self.ssubs.is_empty())
     }
 
     /// Whether this client must still authenticate: it has not, and the default user has a

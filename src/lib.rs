@@ -17,6 +17,7 @@ pub mod fuzzing;
 mod latency;
 mod metrics;
 mod prefetch;
+mod pubsub;
 mod server;
 mod shard;
 mod snapshot;

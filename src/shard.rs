@@ -147,6 +147,8 @@ pub struct ShardData {
     pub snap: crate::snapshot::ShardSnap,
     /// Cluster mode: this shard's copy of the slot map, for routing requests.
     pub cluster: Option<Box<crate::cluster::ShardView>>,
+    /// Pub/sub subscriptions of this shard's connections, and messages to deliver.
+    pub pubsub: crate::pubsub::Registry,
 }
 
 impl ShardData {
@@ -181,6 +183,7 @@ impl ShardData {
             fwd_pool: ForwardPool::default(),
             snap: crate::snapshot::ShardSnap::default(),
             cluster,
+            pubsub: crate::pubsub::Registry::default(),
         }
     }
 
@@ -381,6 +384,12 @@ impl Shard {
                 conn.read_paused = true;
                 break;
             }
+            if matches!(client.pending.front(), Some(Pending::Ready(_))) {
+                // Replies queued behind a message the client published to itself: out
+                // now, so that they never fill the queue (which only an answer from
+                // another shard would drain).
+                client.flush_ready(&mut conn.output, &mut self.data.buf_pool);
+            }
             if client.pending.len() >= MAX_PENDING_REPLIES_PER_CONN {
                 conn.read_paused = true;
                 break;
@@ -495,6 +504,11 @@ impl Shard {
             }
         }
         client.req = main;
+        // A message the client published to itself waits in its reply queue with what
+        // followed it; with nothing owed by another shard before them, they go out now.
+        if matches!(client.pending.front(), Some(Pending::Ready(_))) {
+            client.flush_ready(&mut conn.output, &mut self.data.buf_pool);
+        }
         if client.pending.is_empty()
             && (client.close_after_reply || (conn.input_ended() && exhausted))
         {
@@ -506,6 +520,7 @@ impl Shard {
 
     /// Closes connections marked by CLIENT KILL and starts SHUTDOWN if requested.
     fn after_batch(&mut self, io: &mut Io<Msg, ()>) {
+        crate::pubsub::deliver(&mut self.data, io);
         if !self.data.to_close.is_empty() {
             for id in std::mem::take(&mut self.data.to_close) {
                 if let Some(conn) = io.conn(id) {
@@ -731,11 +746,16 @@ impl Shard {
     }
 }
 
-/// `client-output-buffer-limit normal <hard> <soft> <seconds>`: a client whose unsent
+/// `client-output-buffer-limit normal|pubsub <hard> <soft> <seconds>`: a client whose unsent
 /// replies pass the hard limit, or stay above the soft limit for the given seconds, is
 /// closed at once and its replies dropped, as Redis does (0 disables a limit).
-fn check_output_limits(data: &ShardData, client: &mut Client, conn: &mut Conn<()>) {
-    let limit = data.cfg.client_output_buffer_limit.normal;
+pub fn check_output_limits(data: &ShardData, client: &mut Client, conn: &mut Conn<()>) {
+    // A subscribed client is of Redis's pubsub class.
+    let limit = if client.subscribed() {
+        data.cfg.client_output_buffer_limit.pubsub
+    } else {
+        data.cfg.client_output_buffer_limit.normal
+    };
     if limit.hard_limit_bytes == 0 && limit.soft_limit_bytes == 0 {
         return;
     }
@@ -763,8 +783,8 @@ fn check_output_limits(data: &ShardData, client: &mut Client, conn: &mut Conn<()
             "Client id={} addr={} scheduled to be closed ASAP for overcoming of output buffer limits.",
             client.id, client.peer
         ));
-        conn.output.clear();
-        conn.close_after_flush();
+        // Redis frees such a client asynchronously without writing anything more.
+        conn.close_now();
         client.close_after_reply = true;
     }
 }
@@ -861,6 +881,15 @@ pub fn dispatch(
             }
             crate::cluster::Route::Step(step) => exec = Exec::Hop(step),
         }
+    }
+    if client.proto == Protocol::Resp2
+        && client.subscribed()
+        && !crate::commands::pubsub::allowed_when_subscribed(cmd)
+    {
+        let text = crate::commands::pubsub::subscribed_mode_error(cmd, argv);
+        data.stats.record_rejected(cmd, &text);
+        refuse(client, discard, out, scratch, |w| w.error(&text));
+        return true;
     }
     if let Some(op) = crate::snapshot::intercept(data, cmd, argv, client.db) {
         // DEBUG RELOAD, BGSAVE CANCEL, and FLUSHALL/FLUSHDB/SWAPDB with several shards (or
@@ -1205,28 +1234,12 @@ fn start_gather(
 ) {
     let cmd = gather.cmd;
     gather.remaining = jobs.len();
-    let mut local = None;
-    let seq = client.first_seq + client.pending.len() as u64;
-    for (s, part, argv) in jobs {
-        if s == data.id {
-            local = Some((part, argv));
-        } else {
-            outbox.send(
-                s,
-                Msg::Run {
-                    from: data.id,
-                    conn: client.conn,
-                    seq,
-                    db: client.db as u16,
-                    proto: client.proto,
-                    step: part,
-                    argv,
-                    gated,
-                },
-            );
-        }
-    }
-    if let Some((part, argv)) = local {
+    let mut jobs = jobs;
+    // The local part runs first: it may queue replies of its own before the gathered one
+    // (a message PUBLISH delivers to its own publisher), so the gather's slot number is
+    // taken after it.
+    if let Some(i) = jobs.iter().position(|j| j.0 == data.id) {
+        let (_, part, argv) = jobs.swap_remove(i);
         let mut args = Vec::new();
         argv.fill(&mut args);
         let mut ctx = Ctx {
@@ -1244,6 +1257,22 @@ fn start_gather(
         if client.reply_mode == ReplyMode::On {
             gather.discard = false;
         }
+    }
+    let seq = client.first_seq + client.pending.len() as u64;
+    for (s, part, argv) in jobs {
+        outbox.send(
+            s,
+            Msg::Run {
+                from: data.id,
+                conn: client.conn,
+                seq,
+                db: client.db as u16,
+                proto: client.proto,
+                step: part,
+                argv,
+                gated,
+            },
+        );
     }
     let took = data.took();
     data.stats.record_call(cmd, took, false, &[]);
@@ -1426,10 +1455,14 @@ impl Service for Shard {
 
     fn on_close(&mut self, _io: &mut Io<Msg, ()>, conn: Conn<()>) {
         let id = conn.id();
-        if let Some(slot) = self.data.clients.get_mut(id.index as usize)
-            && slot.as_ref().is_some_and(|c| c.conn == id)
+        if let Some(mut client) = self
+            .data
+            .clients
+            .get_mut(id.index as usize)
+            .and_then(|c| c.take_if(|c| c.conn == id))
+            && client.subscribed()
         {
-            *slot = None;
+            crate::pubsub::forget(&mut self.data, &mut client);
         }
         self.data
             .shared
@@ -1452,14 +1485,16 @@ impl Service for Shard {
         crate::snapshot::on_tick(&mut self.data);
         crate::metrics::on_tick(&mut self.data, io);
         // Idle clients (`timeout`): no request read and no reply bytes written for that
-        // long (Redis's `lastinteraction` moves on both), and no reply owed by another
-        // shard.
+        // long (Redis's `lastinteraction` moves on both), no reply owed by another shard,
+        // and no subscription.
         let timeout_ms = i64::from(self.data.cfg.timeout_secs) * 1000;
         if timeout_ms > 0 {
             let now = self.data.now_ms;
             for c in self.data.clients.iter().flatten() {
+                // Subscribed clients are exempt, as in Redis (they may only listen).
                 if now - c.last_interaction_ms > timeout_ms
                     && c.pending.is_empty()
+                    && !c.subscribed()
                     && io
                         .conn(c.conn)
                         .is_some_and(|conn| now - conn.last_send_ms > timeout_ms)

@@ -285,6 +285,14 @@ impl<S> Conn<S> {
     pub fn close_after_flush(&mut self) {
         self.closing = true;
     }
+
+    /// Close now, dropping the output: the socket is shut down so that a send the peer
+    /// never drains (a slow subscriber's) ends at once instead of holding the close.
+    pub fn close_now(&mut self) {
+        self.broken = true;
+        self.output.clear();
+        sys::shutdown_both(self.fd);
+    }
 }
 
 struct Slot<S> {

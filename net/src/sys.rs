@@ -228,6 +228,15 @@ pub fn close(fd: RawFd) {
     unsafe { libc::close(fd) };
 }
 
+/// Shuts a socket down both ways, ignoring errors: a send or receive waiting on it ends
+/// (EPIPE, or end of input) instead of waiting for a peer that does not read.
+#[expect(unsafe_code, reason = "shutdown syscall")]
+pub fn shutdown_both(fd: RawFd) {
+    // SAFETY: shutdown takes a descriptor and a constant; it touches no memory of ours, and
+    // a descriptor that is not an open socket only makes it fail.
+    unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
+}
+
 /// The process's descriptor limit, `RLIMIT_NOFILE`, as (soft, hard).
 #[expect(unsafe_code, reason = "getrlimit syscall")]
 pub fn nofile_limit() -> io::Result<(u64, u64)> {

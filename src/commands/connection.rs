@@ -9,7 +9,19 @@ use crate::server::REDIS_COMPAT_VERSION;
 use percore_net::resp::{Protocol, ReplyWriter};
 
 pub fn ping(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
-    let _ = ctx;
+    // RESP2 subscribed mode: Redis answers `["pong", argument or ""]`.
+    if w.proto == Protocol::Resp2
+        && argv.len() <= 2
+        && ctx
+            .client
+            .as_deref()
+            .is_some_and(crate::client::Client::subscribed)
+    {
+        w.array(2);
+        w.bulk(b"pong");
+        w.bulk(argv.get(1).copied().unwrap_or_default());
+        return;
+    }
     match argv.len() {
         1 => w.simple("PONG"),
         2 => w.bulk(argv[1]),
@@ -180,6 +192,7 @@ pub fn hello(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
 pub fn reset(ctx: &mut Ctx, _argv: &[&[u8]], w: &mut ReplyWriter) {
     let authenticated = ctx.shard.cfg.requirepass.is_empty();
     if let Some(c) = ctx.client.as_deref_mut() {
+        crate::pubsub::forget(ctx.shard, c);
         c.db = 0;
         c.proto = Protocol::Resp2;
         c.name = None;

@@ -13,6 +13,7 @@ pub mod gather;
 pub mod hyperloglog;
 pub mod keyspace;
 pub mod lcs;
+pub mod pubsub;
 pub mod server;
 pub mod strings;
 pub mod table;

@@ -1,8 +1,11 @@
 //! The command table: every command percore knows, as data.
 
-use super::flags::{ADMIN, DENYOOM, FAST, LOADING, NO_AUTH, NOSCRIPT, READONLY, STALE, WRITE};
+use super::flags::{
+    ADMIN, DENYOOM, FAST, LOADING, NO_AUTH, NOSCRIPT, PUBSUB, READONLY, STALE, WRITE,
+};
 use super::{
-    Command, Exec, cluster as cl, connection as conn, keyspace as ks, server as srv, strings as st,
+    Command, Exec, cluster as cl, connection as conn, keyspace as ks, pubsub as ps, server as srv,
+    strings as st,
 };
 // bitmaps, hyperloglog, lcs
 use super::{bits, hyperloglog as hll, lcs};
@@ -598,6 +601,116 @@ pub static COMMANDS: &[Command] = &[
             "2.2.3",
             "A container for object introspection commands.",
             Exec::Keyed(ks::object),
+        )
+    },
+    // pub/sub
+    c(
+        "subscribe",
+        -2,
+        PUBSUB | NOSCRIPT | LOADING | STALE,
+        NOKEYS,
+        "pubsub",
+        "2.0.0",
+        "Listens for messages published to channels.",
+        Exec::Client(ps::subscribe),
+    ),
+    c(
+        "unsubscribe",
+        -1,
+        PUBSUB | NOSCRIPT | LOADING | STALE,
+        NOKEYS,
+        "pubsub",
+        "2.0.0",
+        "Stops listening to messages posted to channels.",
+        Exec::Client(ps::unsubscribe),
+    ),
+    c(
+        "psubscribe",
+        -2,
+        PUBSUB | NOSCRIPT | LOADING | STALE,
+        NOKEYS,
+        "pubsub",
+        "2.0.0",
+        "Listens for messages published to channels that match one or more patterns.",
+        Exec::Client(ps::psubscribe),
+    ),
+    c(
+        "punsubscribe",
+        -1,
+        PUBSUB | NOSCRIPT | LOADING | STALE,
+        NOKEYS,
+        "pubsub",
+        "2.0.0",
+        "Stops listening to messages published to channels that match one or more patterns.",
+        Exec::Client(ps::punsubscribe),
+    ),
+    c(
+        "ssubscribe",
+        -2,
+        PUBSUB | NOSCRIPT | LOADING | STALE,
+        (1, -1, 1),
+        "pubsub",
+        "7.0.0",
+        "Listens for messages published to shard channels.",
+        Exec::Client(ps::ssubscribe),
+    ),
+    c(
+        "sunsubscribe",
+        -1,
+        PUBSUB | NOSCRIPT | LOADING | STALE,
+        (1, -1, 1),
+        "pubsub",
+        "7.0.0",
+        "Stops listening to messages posted to shard channels.",
+        Exec::Client(ps::sunsubscribe),
+    ),
+    c(
+        "publish",
+        3,
+        PUBSUB | LOADING | STALE | FAST,
+        NOKEYS,
+        "pubsub",
+        "2.0.0",
+        "Posts a message to a channel.",
+        Exec::All {
+            part: ps::publish_part,
+            merge: srv::sum_merge,
+        },
+    ),
+    c(
+        "spublish",
+        3,
+        PUBSUB | LOADING | STALE | FAST,
+        KEY1,
+        "pubsub",
+        "7.0.0",
+        "Post a message to a shard channel",
+        Exec::All {
+            part: ps::spublish_part,
+            merge: srv::sum_merge,
+        },
+    ),
+    Command {
+        subcommands: &[
+            ("pubsub|channels", -2, PUBSUB | LOADING | STALE),
+            ("pubsub|help", 2, LOADING | STALE),
+            ("pubsub|numpat", 2, PUBSUB | LOADING | STALE),
+            ("pubsub|numsub", -2, PUBSUB | LOADING | STALE),
+            ("pubsub|shardchannels", -2, PUBSUB | LOADING | STALE),
+            ("pubsub|shardnumsub", -2, PUBSUB | LOADING | STALE),
+        ],
+        ..c(
+            "pubsub",
+            -2,
+            0,
+            NOKEYS,
+            "pubsub",
+            "2.8.0",
+            "A container for Pub/Sub commands.",
+            Exec::All {
+                part: ps::pubsub_part,
+                merge: ps::pubsub_merge,
+            },
         )
     },
     // server

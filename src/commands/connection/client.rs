@@ -47,6 +47,9 @@ const HELP: &[&str] = &[
 /// One CLIENT LIST / CLIENT INFO line (without the trailing newline), as Redis 7.0.
 pub fn client_line(c: &Client, now_ms: i64, out: &mut String) {
     let mut flags = String::new();
+    if c.subscribed() {
+        flags.push('P');
+    }
     if c.close_after_reply {
         flags.push('c');
     }
@@ -64,7 +67,7 @@ pub fn client_line(c: &Client, now_ms: i64, out: &mut String) {
     let _ = write!(
         out,
         "id={} addr={} laddr={} fd={} name={name} age={} idle={} flags={flags} db={} \
-         sub=0 psub=0 ssub=0 multi=-1 qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 \
+         sub={} psub={} ssub={} multi=-1 qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 \
          obl=0 oll={} omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={}",
         c.id,
         c.peer,
@@ -73,6 +76,9 @@ pub fn client_line(c: &Client, now_ms: i64, out: &mut String) {
         (now_ms - c.created_ms).max(0) / 1000,
         (now_ms - c.last_interaction_ms).max(0) / 1000,
         c.db,
+        c.subs.len(),
+        c.psubs.len(),
+        c.ssubs.len(),
         c.qbuf,
         c.pending.len(),
         c.last_cmd,
@@ -87,8 +93,11 @@ struct KillFilter {
     id: Option<u64>,
     addr: Option<Vec<u8>>,
     laddr: Option<Vec<u8>>,
-    /// `TYPE` other than `normal` matches nothing here (no replicas or pub/sub yet).
+    /// `TYPE master|replica|slave` matches nothing here (no replicas yet).
     type_none: bool,
+    /// `TYPE normal` (false) or `TYPE pubsub` (true): a subscribed client is of the
+    /// pubsub type.
+    type_pubsub: Option<bool>,
     user_none: bool,
     skipme: bool,
 }
@@ -118,10 +127,10 @@ impl KillFilter {
                 }
             } else if eq_ic(k, "TYPE") {
                 if eq_ic(v, "normal") {
-                } else if ["master", "replica", "slave", "pubsub"]
-                    .iter()
-                    .any(|t| eq_ic(v, t))
-                {
+                    f.type_pubsub = Some(false);
+                } else if eq_ic(v, "pubsub") {
+                    f.type_pubsub = Some(true);
+                } else if ["master", "replica", "slave"].iter().any(|t| eq_ic(v, t)) {
                     f.type_none = true;
                 } else {
                     return Err(format!(
@@ -154,6 +163,7 @@ impl KillFilter {
 
     fn matches(&self, c: &Client) -> bool {
         !self.type_none
+            && self.type_pubsub.is_none_or(|p| p == c.subscribed())
             && !self.user_none
             && self.id.is_none_or(|id| id == c.id)
             && self.addr.as_deref().is_none_or(|a| a == c.peer.as_bytes())
@@ -164,15 +174,29 @@ impl KillFilter {
     }
 }
 
-/// Which clients CLIENT LIST shows: `TYPE t` or `ID id...`.
+/// CLIENT LIST TYPE normal (false) or pubsub (true).
+fn list_type(argv: &[&[u8]]) -> Option<bool> {
+    if argv.len() == 4 && eq_ic(argv[2], "TYPE") {
+        if eq_ic(argv[3], "normal") {
+            return Some(false);
+        }
+        if eq_ic(argv[3], "pubsub") {
+            return Some(true);
+        }
+    }
+    None
+}
+
+/// Which clients CLIENT LIST shows: `TYPE t` or `ID id...`; `TYPE normal` and `TYPE
+/// pubsub` answer through [`list_type`].
 fn list_filter(argv: &[&[u8]]) -> Result<Option<Vec<u64>>, String> {
     if argv.len() == 2 {
         return Ok(None);
     }
     if argv.len() == 4 && eq_ic(argv[2], "TYPE") {
-        return if eq_ic(argv[3], "normal") {
+        return if eq_ic(argv[3], "normal") || eq_ic(argv[3], "pubsub") {
             Ok(None)
-        } else if ["master", "replica", "slave", "pubsub"]
+        } else if ["master", "replica", "slave"]
             .iter()
             .any(|t| eq_ic(argv[3], t))
         {
@@ -214,8 +238,11 @@ pub fn client_part(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
             };
             let mut lines: Vec<(u64, String)> = Vec::new();
             let me = ctx.client.as_deref();
+            let kind = list_type(argv);
             for c in ctx.shard.clients.iter().flatten().map(|c| &**c).chain(me) {
-                if only.as_ref().is_none_or(|ids| ids.contains(&c.id)) {
+                if only.as_ref().is_none_or(|ids| ids.contains(&c.id))
+                    && kind.is_none_or(|p| p == c.subscribed())
+                {
                     let mut l = String::new();
                     client_line(c, now, &mut l);
                     lines.push((c.id, l));

@@ -84,6 +84,13 @@ pub fn info_part(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
         ),
         ("total_error_replies", st.total_error_replies),
         ("instantaneous_ops_per_sec", st.instantaneous_ops_per_sec()),
+        // Per shard; a name with subscribers on several shards counts once per shard.
+        ("pubsub_channels", sh.pubsub.channels.len() as u64),
+        ("pubsub_patterns", sh.pubsub.patterns.len() as u64),
+        (
+            "pubsubshard_channels",
+            sh.pubsub.shard_channels.len() as u64,
+        ),
     ];
     for (k, v) in counters {
         let _ = writeln!(s, "k {k} {v}");
@@ -533,8 +540,12 @@ pub fn render(argv: &[Vec<u8>], parts: &[Option<Partial>]) -> String {
                 lines.push("evicted_keys:0".into());
                 lines.push(format!("keyspace_hits:{}", c("keyspace_hits")));
                 lines.push(format!("keyspace_misses:{}", c("keyspace_misses")));
-                lines.push("pubsub_channels:0".into());
-                lines.push("pubsub_patterns:0".into());
+                lines.push(format!("pubsub_channels:{}", c("pubsub_channels")));
+                lines.push(format!("pubsub_patterns:{}", c("pubsub_patterns")));
+                lines.push(format!(
+                    "pubsubshard_channels:{}",
+                    c("pubsubshard_channels")
+                ));
                 lines.push("unexpected_error_replies:0".into());
                 lines.push(format!("total_error_replies:{}", c("total_error_replies")));
                 body.clear();
