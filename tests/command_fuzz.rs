@@ -16,7 +16,9 @@
 //! command that may change the connection (CLIENT, HELLO, RESET, SELECT, AUTH, QUIT, ...)
 //! is followed by `CLIENT REPLY ON` and an `ECHO` marker on the same connection (so
 //! CLIENT REPLY OFF/SKIP cannot leave the reader waiting), may close it (QUIT, CLIENT
-//! KILL), and the next request goes out on a fresh connection.
+//! KILL), and the next request goes out on a fresh connection. (P|S)SUBSCRIBE and
+//! (P|S)UNSUBSCRIBE answer once per channel and may leave the connection subscribed: they
+//! are followed by RESET, read up to `+RESET`, and a fresh connection.
 
 mod common;
 
@@ -436,6 +438,21 @@ fn changes_connection(argv: &[Vec<u8>]) -> bool {
     .any(|c| eq_ic(&argv[0], c))
 }
 
+/// (P|S)SUBSCRIBE and (P|S)UNSUBSCRIBE: one reply per channel argument, and the
+/// connection may stay in subscribed mode.
+fn subscribes(argv: &[Vec<u8>]) -> bool {
+    [
+        "SUBSCRIBE",
+        "UNSUBSCRIBE",
+        "PSUBSCRIBE",
+        "PUNSUBSCRIBE",
+        "SSUBSCRIBE",
+        "SUNSUBSCRIBE",
+    ]
+    .iter()
+    .any(|c| eq_ic(&argv[0], c))
+}
+
 fn describe(argv: &[Vec<u8>]) -> String {
     argv.iter()
         .map(|a| {
@@ -495,6 +512,33 @@ fn fuzz_server(server: &mut Server, label: &str, seed: u64) -> usize {
             };
             let fenced = changes_connection(&argv);
             let mut req = encode_cmd(&argv);
+            if subscribes(&argv) {
+                // One reply per channel (or one error), then RESET, the one command a RESP2
+                // subscriber may run that leaves subscribed mode: read up to `+RESET`.
+                req.extend(encode_cmd(&["RESET"]));
+                if !link.send(&req) {
+                    fail("the server closed the connection".into(), server);
+                }
+                let most = argv.len().max(2);
+                let mut replies = 0;
+                loop {
+                    match link.read() {
+                        Ok((_, raw)) if raw == b"+RESET\r\n" => break,
+                        Ok((_, raw)) => {
+                            replies += 1;
+                            if replies > most {
+                                fail(
+                                    format!("more replies than channels: {}", show(&raw)),
+                                    server,
+                                );
+                            }
+                        }
+                        Err(e) => fail(format!("pub/sub request: {e:?}"), server),
+                    }
+                }
+                link = Link::connect(port);
+                continue;
+            }
             if fenced {
                 req.extend(encode_cmd(&["CLIENT", "REPLY", "ON"]));
                 req.extend(encode_cmd(&[b"ECHO".as_slice(), &marker]));
