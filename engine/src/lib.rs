@@ -10,19 +10,24 @@
 //! - [`keyspace`]: the numbered databases of one shard.
 //! - [`strings`]: string-command semantics (INCR, INCRBYFLOAT, GETRANGE, SETRANGE...).
 //! - [`number`]: Redis's number parsing and formatting.
+//! - [`intset`], [`sets`]: set values (intset, small vector, hash table).
+//! - [`zsets`]: sorted-set values (small sorted vector, hash table + rank-counted chunks).
 //! - [`glob`]: Redis's `stringmatchlen` glob matcher (KEYS, SCAN MATCH).
 #![forbid(unsafe_code)]
 
 pub mod db;
 pub mod glob;
 pub mod hash;
+pub mod intset;
 pub mod keyspace;
 pub mod number;
+pub mod sets;
 pub mod slot;
 pub mod slot_index;
 pub mod strings;
 pub mod table;
 pub mod value;
+pub mod zsets;
 
 pub use db::{
     Db, DbStats, Entry, ExpireBudget, ExpireCycleStats, KeyspaceInfo, SetExpire, TakenKey,
