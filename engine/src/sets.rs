@@ -165,11 +165,11 @@ impl SetValue {
                     v.push(m.into());
                     return true;
                 }
-                self.to_hash();
+                self.grow_to_hash();
                 self.add(m, limits)
             }
             SetValue::Hash(t) => {
-                let (_, inserted) = t.get_or_insert_with(m, || ());
+                let ((), inserted) = t.get_or_insert_with(m, || ());
                 inserted
             }
         }
@@ -202,7 +202,7 @@ impl SetValue {
         }
     }
 
-    fn to_hash(&mut self) {
+    fn grow_to_hash(&mut self) {
         let mut t = Table::new(MEMBER_TABLE_SEED);
         match self {
             SetValue::Ints(s) => {
@@ -348,6 +348,44 @@ impl SetValue {
                 n
             }
         }
+    }
+}
+
+/// Appends `m` length-prefixed (`u32` LE) to `out`: the wire form of a member.
+pub fn put_wire_member(out: &mut Vec<u8>, m: &[u8]) {
+    out.extend_from_slice(&(m.len() as u32).to_le_bytes());
+    out.extend_from_slice(m);
+}
+
+/// Splits the next length-prefixed member off `buf`.
+pub fn take_wire_member<'a>(buf: &mut &'a [u8]) -> Option<&'a [u8]> {
+    let len = u32::from_le_bytes(buf.get(..4)?.try_into().ok()?) as usize;
+    let m = buf.get(4..4 + len)?;
+    *buf = &buf[4 + len..];
+    Some(m)
+}
+
+impl SetValue {
+    /// The members as one buffer, for a trip to another shard.
+    #[must_use]
+    pub fn to_wire(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut buf = [0; I64_MAX_DECIMAL_BYTES];
+        self.for_each(|m| match m {
+            Member::Int(i) => put_wire_member(&mut out, format_i64(i, &mut buf)),
+            Member::Bytes(b) => put_wire_member(&mut out, b),
+        });
+        out
+    }
+
+    /// A set from [`SetValue::to_wire`]'s buffer; `None` when malformed.
+    #[must_use]
+    pub fn from_wire(mut buf: &[u8], limits: &SetLimits) -> Option<Self> {
+        let mut members = Vec::new();
+        while !buf.is_empty() {
+            members.push(take_wire_member(&mut buf)?);
+        }
+        Some(Self::from_members(members, limits))
     }
 }
 

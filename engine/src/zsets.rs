@@ -13,6 +13,11 @@
 //!
 //! Order is Redis's: by score, then by member bytes (memcmp, a prefix first).
 
+#![allow(
+    clippy::float_cmp,
+    reason = "scores compare exactly, as Redis compares them"
+)]
+
 use crate::hash::random_below;
 use crate::number::parse_f64;
 use crate::sets::MEMBER_TABLE_SEED;
@@ -264,7 +269,7 @@ impl Ordered {
     }
 
     /// Calls `f` on ranks `start..end`, forward or backward.
-    fn walk(&self, start: usize, end: usize, rev: bool, f: &mut impl FnMut(f64, &[u8])) {
+    fn walk<'a>(&'a self, start: usize, end: usize, rev: bool, f: &mut impl FnMut(f64, &'a [u8])) {
         if start >= end {
             return;
         }
@@ -442,7 +447,7 @@ impl ZSetValue {
                     v.insert(pos, (score, m.into()));
                     return Inserted::Added;
                 }
-                self.to_big();
+                self.grow_to_big();
                 self.insert(m, score, limits)
             }
             ZSetValue::Big(b) => {
@@ -463,7 +468,7 @@ impl ZSetValue {
         }
     }
 
-    fn to_big(&mut self) {
+    fn grow_to_big(&mut self) {
         let ZSetValue::Small(v) = self else {
             return;
         };
@@ -563,7 +568,13 @@ impl ZSetValue {
     }
 
     /// Calls `f` on the entries at ranks `start..end`, ascending or (`rev`) descending.
-    pub fn for_ranks(&self, start: usize, end: usize, rev: bool, mut f: impl FnMut(f64, &[u8])) {
+    pub fn for_ranks<'a>(
+        &'a self,
+        start: usize,
+        end: usize,
+        rev: bool,
+        mut f: impl FnMut(f64, &'a [u8]),
+    ) {
         let end = end.min(self.len());
         if start >= end {
             return;
@@ -574,7 +585,9 @@ impl ZSetValue {
                 if rev {
                     part.iter().rev().for_each(|(s, m)| f(*s, m));
                 } else {
-                    part.iter().for_each(|(s, m)| f(*s, m));
+                    for (s, m) in part {
+                        f(*s, m);
+                    }
                 }
             }
             ZSetValue::Big(b) => b.order.walk(start, end, rev, &mut f),
@@ -591,18 +604,18 @@ impl ZSetValue {
 
     /// Removes and returns the lowest (or, `max`, highest) entry.
     pub fn pop(&mut self, max: bool) -> Option<(f64, Vec<u8>)> {
-        let n = self.len();
-        if n == 0 {
+        let len = self.len();
+        if len == 0 {
             return None;
         }
-        let r = if max { n - 1 } else { 0 };
+        let rank = if max { len - 1 } else { 0 };
         match self {
             ZSetValue::Small(v) => {
-                let (s, m) = v.remove(r);
+                let (s, m) = v.remove(rank);
                 Some((s, m.into_vec()))
             }
             ZSetValue::Big(b) => {
-                let (ci, off) = b.order.sizes.find(r);
+                let (ci, off) = b.order.sizes.find(rank);
                 let (s, m) = b.order.chunks[ci][off].clone();
                 b.order.remove_at(ci, off);
                 b.scores.remove(&m);
@@ -641,7 +654,9 @@ impl ZSetValue {
     pub fn scan(&self, cursor: u64, mut f: impl FnMut(f64, &[u8])) -> u64 {
         match self {
             ZSetValue::Small(v) => {
-                v.iter().for_each(|(s, m)| f(*s, m));
+                for (s, m) in v {
+                    f(*s, m);
+                }
                 0
             }
             ZSetValue::Big(b) => b.scores.scan(cursor, |m, s| f(*s, m)),
@@ -672,6 +687,33 @@ impl ZSetValue {
                 }
             }
         }
+    }
+}
+
+impl ZSetValue {
+    /// The entries as one buffer (score bits, then the length-prefixed member), for a
+    /// trip to another shard.
+    #[must_use]
+    pub fn to_wire(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.for_ranks(0, self.len(), false, |s, m| {
+            out.extend_from_slice(&s.to_bits().to_le_bytes());
+            crate::sets::put_wire_member(&mut out, m);
+        });
+        out
+    }
+
+    /// A sorted set from [`ZSetValue::to_wire`]'s buffer; `None` when malformed.
+    #[must_use]
+    pub fn from_wire(mut buf: &[u8], limits: &ZSetLimits) -> Option<Self> {
+        let mut entries = Vec::new();
+        while !buf.is_empty() {
+            let bits = u64::from_le_bytes(buf.get(..8)?.try_into().ok()?);
+            buf = &buf[8..];
+            let m = crate::sets::take_wire_member(&mut buf)?;
+            entries.push((f64::from_bits(bits), m.to_vec()));
+        }
+        Some(Self::from_entries(entries, limits))
     }
 }
 

@@ -8,9 +8,13 @@
 pub mod cluster;
 pub mod connection;
 pub mod keyspace;
+// sets, sorted sets
+pub mod multikey;
 pub mod server;
+pub mod sets;
 pub mod strings;
 pub mod table;
+pub mod zsets;
 
 use crate::shard::ShardData;
 use percore_net::resp::{Protocol, ReplyWriter};
