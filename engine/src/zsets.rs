@@ -118,6 +118,19 @@ impl<'a> LexBound<'a> {
     }
 }
 
+/// Redis's `zslLexValue*` pre-check (`sdscmplex`): a range that is always empty.
+fn lex_range_empty(min: LexBound, max: LexBound) -> bool {
+    use LexBound::{Excl, Incl, MinusInf, PlusInf};
+    let order = match (min, max) {
+        (MinusInf, MinusInf) | (PlusInf, PlusInf) => Ordering::Equal,
+        (MinusInf, _) | (_, PlusInf) => Ordering::Less,
+        (PlusInf, _) | (_, MinusInf) => Ordering::Greater,
+        (Incl(a) | Excl(a), Incl(b) | Excl(b)) => a.cmp(b),
+    };
+    order == Ordering::Greater
+        || (order == Ordering::Equal && (matches!(min, Excl(_)) || matches!(max, Excl(_))))
+}
+
 /// Fenwick tree over chunk sizes.
 #[derive(Clone, Debug, Default)]
 struct Fenwick {
@@ -377,6 +390,11 @@ impl ZSetValue {
     pub fn from_entries(mut entries: Vec<(f64, Vec<u8>)>, limits: &ZSetLimits) -> Self {
         let longest = entries.iter().map(|(_, m)| m.len()).max().unwrap_or(0);
         if entries.len() <= limits.max_listpack_entries && longest <= limits.max_listpack_value {
+            for e in &mut entries {
+                if e.0 == 0.0 {
+                    e.0 = 0.0;
+                }
+            }
             entries.sort_by(|(a, am), (b, bm)| cmp(*a, am, *b, bm));
             ZSetValue::Small(
                 entries
@@ -433,6 +451,8 @@ impl ZSetValue {
     pub fn insert(&mut self, m: &[u8], score: f64, limits: &ZSetLimits) -> Inserted {
         match self {
             ZSetValue::Small(v) => {
+                // A listpack stores a score as text and "-0" parses back as integer 0.
+                let score = if score == 0.0 { 0.0 } else { score };
                 if let Some(i) = v.iter().position(|(_, x)| **x == *m) {
                     if v[i].0 == score {
                         return Inserted::Unchanged;
@@ -558,13 +578,52 @@ impl ZSetValue {
         (start, end.max(start))
     }
 
-    /// Ranks `start..end` of the entries with members within `min..max` (meaningful when
-    /// all scores are equal, as in Redis).
+    /// Ranks `start..end` of the entries with members within `min..max`, walked from the
+    /// start (`rev` false) or from the end, as Redis walks a listpack: find the first
+    /// entry past the near bound, then take entries while they are within the far one.
+    /// Meaningful when all scores are equal; with mixed scores the small form gives
+    /// Redis's listpack answer and the large form assumes members ascend.
     #[must_use]
-    pub fn lex_range(&self, min: LexBound, max: LexBound) -> (usize, usize) {
-        let start = self.count_below(|_, m| min.below_min(m));
-        let end = self.count_below(|_, m| max.within_max(m));
-        (start, end.max(start))
+    pub fn lex_range(&self, min: LexBound, max: LexBound, rev: bool) -> (usize, usize) {
+        if lex_range_empty(min, max) {
+            return (0, 0);
+        }
+        let gte_min = |m: &[u8]| !min.below_min(m);
+        let lte_max = |m: &[u8]| max.within_max(m);
+        // `zzlIsInLexRange`: the last entry must reach the minimum and the first the
+        // maximum.
+        let n = self.len();
+        if n == 0 || !gte_min(self.at(n - 1).1) || !lte_max(self.at(0).1) {
+            return (0, 0);
+        }
+        match self {
+            ZSetValue::Small(v) => {
+                if rev {
+                    let Some(j) = v.iter().rposition(|(_, m)| lte_max(m)) else {
+                        return (0, 0);
+                    };
+                    let start = v[..=j]
+                        .iter()
+                        .rposition(|(_, m)| !gte_min(m))
+                        .map_or(0, |k| k + 1);
+                    (start, j + 1)
+                } else {
+                    let Some(i) = v.iter().position(|(_, m)| gte_min(m)) else {
+                        return (0, 0);
+                    };
+                    let end = v[i..]
+                        .iter()
+                        .position(|(_, m)| !lte_max(m))
+                        .map_or(v.len(), |k| i + k);
+                    (i, end)
+                }
+            }
+            ZSetValue::Big(_) => {
+                let start = self.count_below(|_, m| min.below_min(m));
+                let end = self.count_below(|_, m| max.within_max(m));
+                (start, end.max(start))
+            }
+        }
     }
 
     /// Calls `f` on the entries at ranks `start..end`, ascending or (`rev`) descending.

@@ -327,7 +327,7 @@ pub fn zlexcount(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
     match read_zset(ctx, argv[1]) {
         Ok(z) => {
             let n = z.map_or(0, |z| {
-                let (a, b) = z.lex_range(min, max);
+                let (a, b) = z.lex_range(min, max, false);
                 b - a
             });
             w.int(n as i64);
@@ -396,7 +396,8 @@ fn parse_range<'a>(
         }
         j += 1;
     }
-    if r.limit.is_some() && r.kind == RangeType::Rank {
+    // Redis tests `opt_limit != -1`: `LIMIT x -1` passes with a rank range.
+    if r.limit.is_some_and(|(_, c)| c != -1) && r.kind == RangeType::Rank {
         return Err(
             "ERR syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX",
         );
@@ -449,7 +450,7 @@ fn select(z: Option<&ZSetValue>, r: &RangeReq) -> Result<(usize, usize), &'stati
             let (Some(min), Some(max)) = (LexBound::parse(r.min), LexBound::parse(r.max)) else {
                 return Err(MINMAX_NOT_LEX);
             };
-            Ok(z.map_or((0, 0), |z| apply_limit(z.lex_range(min, max), r)))
+            Ok(z.map_or((0, 0), |z| apply_limit(z.lex_range(min, max, r.rev), r)))
         }
     }
 }
@@ -1058,8 +1059,10 @@ fn zop_compute(op: ZOp, srcs: &[Src<'_>], o: &ZOpts) -> Vec<(f64, Vec<u8>)> {
                 let mut score = weighted(s, o.weights[first]);
                 let mut all = true;
                 for &i in &order[1..] {
+                    // As Redis: only the first source's weighted score has NaN made 0;
+                    // SUM turns a NaN total into 0.
                     match src_score(&srcs[i], &m) {
-                        Some(v) => aggregate(o.agg, &mut score, weighted(v, o.weights[i])),
+                        Some(v) => aggregate(o.agg, &mut score, v * o.weights[i]),
                         None => {
                             all = false;
                             break;
