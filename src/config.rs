@@ -2000,7 +2000,14 @@ mod tests {
                 "proto-max-bulk-len",
                 "slowlog-max-len",
                 "maxmemory",
-                "maxmemory-policy"
+                "maxmemory-policy",
+                "set-max-intset-entries",
+                "set-max-listpack-entries",
+                "set-max-listpack-value",
+                "zset-max-listpack-entries",
+                "zset-max-ziplist-entries",
+                "zset-max-listpack-value",
+                "zset-max-ziplist-value"
             ]
         );
         assert_eq!(names("MAXCLIENTS"), ["maxclients"]);
