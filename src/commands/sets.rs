@@ -254,8 +254,11 @@ pub fn spop(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
             }
         }
     }
+    let emptied = set.is_empty();
+    if emptied {
+        db.remove(argv[1], now);
+    }
     ctx.shard.rng = rng;
-    drop_if_empty(ctx, argv[1]);
 }
 
 /// `getPositiveLongFromObjectOrReply`'s text, for a negative or non-integer count.

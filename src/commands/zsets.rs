@@ -140,35 +140,55 @@ fn zadd_generic(
     let limits = zset_limits(&ctx.shard.cfg);
     let now = ctx.shard.now_ms;
     let db = ctx.shard.keyspace.db_mut(ctx.db);
-    let exists = match db.get(key, now) {
-        Some(v) if v.as_zset().is_none() => return w.error(errors::WRONGTYPE),
-        Some(_) => true,
-        None => false,
-    };
-    if !exists {
+    // One lookup for an existing key; a new one is built aside and stored once.
+    let result = if let Some(v) = db.get_mut(key, now) {
+        let Value::ZSet(z) = v else {
+            return w.error(errors::WRONGTYPE);
+        };
+        zadd_apply(z, pairs, scores, f, &limits)
+    } else {
         if f.xx {
             return if f.incr { w.null() } else { w.int(0) };
         }
         let longest = pairs.chunks_exact(2).map(|p| p[1].len()).max().unwrap_or(0);
-        let z = if pairs.len() / 2 <= limits.max_listpack_entries
+        let mut z = if pairs.len() / 2 <= limits.max_listpack_entries
             && longest <= limits.max_listpack_value
         {
             ZSetValue::new_for(0, &limits)
         } else {
             ZSetValue::new_for(usize::MAX, &limits)
         };
-        db.set(key, Value::ZSet(Box::new(z)), SetExpire::Clear, now);
-    }
-    let Some(Value::ZSet(z)) = db.get_mut(key, now) else {
-        unreachable!("checked or created above");
+        let result = zadd_apply(&mut z, pairs, scores, f, &limits);
+        if !z.is_empty() {
+            db.set(key, Value::ZSet(Box::new(z)), SetExpire::Clear, now);
+        }
+        result
     };
+    match result {
+        Err(()) => w.error(NAN_SCORE),
+        Ok((_, _, incr_result)) if f.incr => match incr_result {
+            Some(s) => w.double(s),
+            None => w.null(),
+        },
+        Ok((added, updated, _)) => w.int(if f.ch { added + updated } else { added }),
+    }
+}
+
+/// ZADD's per-pair rules on `z`: `(added, updated, the last new score)`, or `Err` when
+/// INCR makes a NaN (Redis stops there).
+fn zadd_apply(
+    z: &mut ZSetValue,
+    pairs: &[&[u8]],
+    scores: &[f64],
+    f: &AddFlags,
+    limits: &ZSetLimits,
+) -> Result<(i64, i64, Option<f64>), ()> {
     let (mut added, mut updated) = (0, 0);
     let mut incr_result = None;
     for (p, &score) in pairs.chunks_exact(2).zip(scores) {
         let m = p[1];
-        let cur = z.score(m);
         let mut new = score;
-        match cur {
+        match z.score(m) {
             Some(c) => {
                 if f.nx {
                     continue;
@@ -176,8 +196,7 @@ fn zadd_generic(
                 if f.incr {
                     new = c + score;
                     if new.is_nan() {
-                        drop_empty_zset(ctx, key);
-                        return w.error(NAN_SCORE);
+                        return Err(());
                     }
                 }
                 if (f.lt && new >= c) || (f.gt && new <= c) {
@@ -185,7 +204,7 @@ fn zadd_generic(
                 }
                 incr_result = Some(new);
                 if new != c {
-                    z.insert(m, new, &limits);
+                    z.insert(m, new, limits);
                     updated += 1;
                 }
             }
@@ -193,25 +212,13 @@ fn zadd_generic(
                 if f.xx {
                     continue;
                 }
-                z.insert(m, new, &limits);
+                z.insert(m, new, limits);
                 added += 1;
                 incr_result = Some(new);
             }
         }
     }
-    drop_empty_zset(ctx, key);
-    if f.incr {
-        match incr_result {
-            Some(s) => w.double(s),
-            None => w.null(),
-        }
-    } else {
-        w.int(if f.ch { added + updated } else { added });
-    }
-}
-
-fn drop_empty_zset(ctx: &mut Ctx, key: &[u8]) {
-    drop_if_empty(ctx, key);
+    Ok((added, updated, incr_result))
 }
 
 pub fn zincrby(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
@@ -640,6 +647,7 @@ fn pop_entries(ctx: &mut Ctx, key: &[u8], max: bool, count: usize) -> Vec<(f64, 
     let now = ctx.shard.now_ms;
     let db = ctx.shard.keyspace.db_mut(ctx.db);
     let mut out = Vec::new();
+    let mut emptied = false;
     if let Some(Value::ZSet(z)) = db.get_mut(key, now) {
         for _ in 0..count {
             match z.pop(max) {
@@ -647,8 +655,11 @@ fn pop_entries(ctx: &mut Ctx, key: &[u8], max: bool, count: usize) -> Vec<(f64, 
                 None => break,
             }
         }
+        emptied = z.is_empty();
     }
-    drop_if_empty(ctx, key);
+    if emptied {
+        db.remove(key, now);
+    }
     out
 }
 
@@ -681,10 +692,11 @@ fn pop_generic(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter, max: bool) {
     } else {
         None
     };
-    match read_zset(ctx, argv[1]) {
-        Ok(Some(_)) => {}
-        Ok(None) => return w.array(0),
-        Err(()) => return w.error(errors::WRONGTYPE),
+    let now = ctx.shard.now_ms;
+    match ctx.shard.keyspace.db_mut(ctx.db).get_mut(argv[1], now) {
+        Some(Value::ZSet(_)) => {}
+        Some(_) => return w.error(errors::WRONGTYPE),
+        None => return w.array(0),
     }
     let entries = pop_entries(ctx, argv[1], max, count.unwrap_or(1));
     let nested = count.is_some() && w.proto == Protocol::Resp3;
