@@ -207,21 +207,38 @@ impl Ordered {
 
     fn insert(&mut self, s: f64, m: &[u8]) {
         if self.chunks.is_empty() {
-            self.chunks.push(vec![(s, Key::from(m))]);
+            let mut first = Vec::with_capacity(CHUNK_MAX_ENTRIES);
+            first.push((s, Key::from(m)));
+            self.chunks.push(first);
             self.rebuild();
             return;
         }
-        let ci = self.chunk_for(s, m).min(self.chunks.len() - 1);
+        let last = self.chunks.len() - 1;
+        let ci = self.chunk_for(s, m).min(last);
         let c = &mut self.chunks[ci];
         let pos = c.partition_point(|(es, em)| cmp(*es, em, s, m) == Ordering::Less);
-        c.insert(pos, (s, Key::from(m)));
-        if c.len() > CHUNK_MAX_ENTRIES {
-            let tail = c.split_off(c.len() / 2);
-            self.chunks.insert(ci + 1, tail);
-            self.rebuild();
-        } else {
+        if c.len() < CHUNK_MAX_ENTRIES {
+            c.insert(pos, (s, Key::from(m)));
             self.sizes.add(ci, 1);
+            return;
         }
+        // A full chunk. Appending past the end (ascending inserts) starts a new chunk and
+        // leaves this one full; otherwise it splits in two halves.
+        if ci == last && pos == c.len() {
+            let mut fresh = Vec::with_capacity(CHUNK_MAX_ENTRIES);
+            fresh.push((s, Key::from(m)));
+            self.chunks.push(fresh);
+        } else {
+            let mut tail = Vec::with_capacity(CHUNK_MAX_ENTRIES);
+            tail.extend(c.drain(CHUNK_MAX_ENTRIES / 2..));
+            if pos <= c.len() {
+                c.insert(pos, (s, Key::from(m)));
+            } else {
+                tail.insert(pos - CHUNK_MAX_ENTRIES / 2, (s, Key::from(m)));
+            }
+            self.chunks.insert(ci + 1, tail);
+        }
+        self.rebuild();
     }
 
     /// `(chunk, offset)` of exactly `(s, m)`.
@@ -320,6 +337,164 @@ fn below_last(last: Option<&(f64, Key)>, below: &impl Fn(f64, &[u8]) -> bool) ->
     last.is_some_and(|(s, m)| below(*s, m))
 }
 
+/// Score tags of a packed entry: a full `f64`, or an integral score as `i8` or `i32`.
+const SCORE_F64: u8 = 0;
+const SCORE_I8: u8 = 1;
+const SCORE_I32: u8 = 2;
+/// A packed member length at or above this is written as this byte and a `u32`.
+const PACKED_LONG_LEN: u8 = u8::MAX;
+
+/// The small form's storage: entries back to back in one exact-size buffer, each a
+/// score (a tag byte, then an `i8`, `i32` or `f64`, little-endian), the member's length
+/// (one byte, or 255 and a `u32` LE) and the member, in `(score, member)` order. Like
+/// Redis's listpack: one allocation per sorted set, integral scores in one to four
+/// bytes, and a linear walk per operation (at most `zset-max-listpack-entries`).
+#[derive(Clone, Debug, Default)]
+pub struct Packed {
+    buf: Box<[u8]>,
+    len: u32,
+}
+
+impl Packed {
+    fn len(&self) -> usize {
+        self.len as usize
+    }
+
+    /// The entry at byte `off` and the offset of the next one.
+    fn entry_at(&self, off: usize) -> (f64, &[u8], usize) {
+        let b = &self.buf;
+        let mut p = off + 1;
+        let score = match b[off] {
+            SCORE_I8 => {
+                p += 1;
+                f64::from(b[off + 1] as i8)
+            }
+            SCORE_I32 => {
+                p += 4;
+                f64::from(i32::from_le_bytes([
+                    b[off + 1],
+                    b[off + 2],
+                    b[off + 3],
+                    b[off + 4],
+                ]))
+            }
+            _ => {
+                let mut a = [0; 8];
+                a.copy_from_slice(&b[off + 1..off + 9]);
+                p += 8;
+                f64::from_le_bytes(a)
+            }
+        };
+        let mut n = usize::from(b[p]);
+        p += 1;
+        if n == usize::from(PACKED_LONG_LEN) {
+            n = u32::from_le_bytes([b[p], b[p + 1], b[p + 2], b[p + 3]]) as usize;
+            p += 4;
+        }
+        (score, &b[p..p + n], p + n)
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (f64, &[u8])> + '_ {
+        let mut off = 0;
+        std::iter::from_fn(move || {
+            (off < self.buf.len()).then(|| {
+                let (s, m, next) = self.entry_at(off);
+                off = next;
+                (s, m)
+            })
+        })
+    }
+
+    /// Byte offset of entry `i` (`i <= len`).
+    fn offset(&self, i: usize) -> usize {
+        let mut off = 0;
+        for _ in 0..i {
+            off = self.entry_at(off).2;
+        }
+        off
+    }
+
+    fn get(&self, i: usize) -> (f64, &[u8]) {
+        let (s, m, _) = self.entry_at(self.offset(i));
+        (s, m)
+    }
+
+    fn position(&self, m: &[u8]) -> Option<usize> {
+        self.iter().position(|(_, x)| x == m)
+    }
+
+    fn partition_point(&self, pred: impl Fn(f64, &[u8]) -> bool) -> usize {
+        self.iter().take_while(|(s, m)| pred(*s, m)).count()
+    }
+
+    fn encode(s: f64, m: &[u8], out: &mut Vec<u8>) {
+        let integral = s.fract() == 0.0 && !(s == 0.0 && s.is_sign_negative());
+        if integral && (-128.0..=127.0).contains(&s) {
+            out.push(SCORE_I8);
+            out.push(s as i8 as u8);
+        } else if integral && (f64::from(i32::MIN)..=f64::from(i32::MAX)).contains(&s) {
+            out.push(SCORE_I32);
+            out.extend_from_slice(&(s as i32).to_le_bytes());
+        } else {
+            out.push(SCORE_F64);
+            out.extend_from_slice(&s.to_le_bytes());
+        }
+        match u8::try_from(m.len()) {
+            Ok(n) if n < PACKED_LONG_LEN => out.push(n),
+            _ => {
+                out.push(PACKED_LONG_LEN);
+                out.extend_from_slice(&(m.len() as u32).to_le_bytes());
+            }
+        }
+        out.extend_from_slice(m);
+    }
+
+    /// Replaces bytes `range` of the buffer with `with`, keeping it exact-size.
+    fn splice(&mut self, range: std::ops::Range<usize>, with: &[u8]) {
+        let mut v = Vec::with_capacity(self.buf.len() - range.len() + with.len());
+        v.extend_from_slice(&self.buf[..range.start]);
+        v.extend_from_slice(with);
+        v.extend_from_slice(&self.buf[range.end..]);
+        self.buf = v.into_boxed_slice();
+    }
+
+    fn insert(&mut self, i: usize, s: f64, m: &[u8]) {
+        let off = self.offset(i);
+        let mut e = Vec::with_capacity(14 + m.len());
+        Self::encode(s, m, &mut e);
+        self.splice(off..off, &e);
+        self.len += 1;
+    }
+
+    fn remove(&mut self, i: usize) -> (f64, Vec<u8>) {
+        let off = self.offset(i);
+        let (s, m, next) = self.entry_at(off);
+        let m = m.to_vec();
+        self.splice(off..next, &[]);
+        self.len -= 1;
+        (s, m)
+    }
+
+    fn drain(&mut self, start: usize, end: usize) {
+        let (a, b) = (self.offset(start), self.offset(end));
+        self.splice(a..b, &[]);
+        self.len -= (end - start) as u32;
+    }
+
+    fn from_sorted<'a>(entries: impl IntoIterator<Item = (f64, &'a [u8])>) -> Self {
+        let mut buf = Vec::new();
+        let mut len = 0;
+        for (s, m) in entries {
+            Self::encode(s, m, &mut buf);
+            len += 1;
+        }
+        Packed {
+            buf: buf.into_boxed_slice(),
+            len,
+        }
+    }
+}
+
 /// The large form: member → score, and the order.
 #[derive(Clone, Debug)]
 pub struct BigZSet {
@@ -339,7 +514,7 @@ impl std::fmt::Debug for Table<f64> {
 #[derive(Clone, Debug)]
 pub enum ZSetValue {
     /// `(score, member)` ascending (OBJECT ENCODING `listpack`).
-    Small(Vec<(f64, Box<[u8]>)>),
+    Small(Packed),
     /// OBJECT ENCODING `skiplist`.
     Big(Box<BigZSet>),
 }
@@ -373,7 +548,7 @@ impl ZSetValue {
         if limits.max_listpack_entries == 0 || first_len > limits.max_listpack_value {
             Self::new_big()
         } else {
-            ZSetValue::Small(Vec::new())
+            ZSetValue::Small(Packed::default())
         }
     }
 
@@ -396,12 +571,9 @@ impl ZSetValue {
                 }
             }
             entries.sort_by(|(a, am), (b, bm)| cmp(*a, am, *b, bm));
-            ZSetValue::Small(
-                entries
-                    .into_iter()
-                    .map(|(s, m)| (s, m.into_boxed_slice()))
-                    .collect(),
-            )
+            ZSetValue::Small(Packed::from_sorted(
+                entries.iter().map(|(s, m)| (*s, m.as_slice())),
+            ))
         } else {
             let mut z = Self::new_big();
             for (s, m) in entries {
@@ -441,7 +613,7 @@ impl ZSetValue {
     #[must_use]
     pub fn score(&self, m: &[u8]) -> Option<f64> {
         match self {
-            ZSetValue::Small(v) => v.iter().find(|(_, x)| **x == *m).map(|(s, _)| *s),
+            ZSetValue::Small(v) => v.iter().find(|(_, x)| *x == m).map(|(s, _)| s),
             ZSetValue::Big(b) => b.scores.get(m).copied(),
         }
     }
@@ -453,18 +625,18 @@ impl ZSetValue {
             ZSetValue::Small(v) => {
                 // A listpack stores a score as text and "-0" parses back as integer 0.
                 let score = if score == 0.0 { 0.0 } else { score };
-                if let Some(i) = v.iter().position(|(_, x)| **x == *m) {
-                    if v[i].0 == score {
+                if let Some(i) = v.position(m) {
+                    if v.get(i).0 == score {
                         return Inserted::Unchanged;
                     }
-                    let (_, key) = v.remove(i);
-                    let pos = v.partition_point(|(s, x)| cmp(*s, x, score, m) == Ordering::Less);
-                    v.insert(pos, (score, key));
+                    v.remove(i);
+                    let pos = v.partition_point(|s, x| cmp(s, x, score, m) == Ordering::Less);
+                    v.insert(pos, score, m);
                     return Inserted::Updated;
                 }
                 if v.len() < limits.max_listpack_entries && m.len() <= limits.max_listpack_value {
-                    let pos = v.partition_point(|(s, x)| cmp(*s, x, score, m) == Ordering::Less);
-                    v.insert(pos, (score, m.into()));
+                    let pos = v.partition_point(|s, x| cmp(s, x, score, m) == Ordering::Less);
+                    v.insert(pos, score, m);
                     return Inserted::Added;
                 }
                 self.grow_to_big();
@@ -495,15 +667,16 @@ impl ZSetValue {
         let mut scores = Table::new(MEMBER_TABLE_SEED);
         let mut chunks = Vec::new();
         let v = std::mem::take(v);
-        for part in v.chunks(CHUNK_MAX_ENTRIES / 2) {
+        let all: Vec<(f64, &[u8])> = v.iter().collect();
+        for part in all.chunks(CHUNK_MAX_ENTRIES / 2) {
             chunks.push(
                 part.iter()
-                    .map(|(s, m)| (*s, Key::from(&m[..])))
+                    .map(|(s, m)| (*s, Key::from(*m)))
                     .collect::<Vec<_>>(),
             );
         }
-        for (s, m) in v {
-            scores.insert(m, s);
+        for (s, m) in all {
+            scores.insert(m.into(), s);
         }
         let mut order = Ordered {
             chunks,
@@ -516,7 +689,7 @@ impl ZSetValue {
     /// Removes `m`; false when absent.
     pub fn remove(&mut self, m: &[u8]) -> bool {
         match self {
-            ZSetValue::Small(v) => match v.iter().position(|(_, x)| **x == *m) {
+            ZSetValue::Small(v) => match v.position(m) {
                 Some(i) => {
                     v.remove(i);
                     true
@@ -534,7 +707,7 @@ impl ZSetValue {
     #[must_use]
     pub fn rank(&self, m: &[u8]) -> Option<usize> {
         match self {
-            ZSetValue::Small(v) => v.iter().position(|(_, x)| **x == *m),
+            ZSetValue::Small(v) => v.position(m),
             ZSetValue::Big(b) => {
                 let s = *b.scores.get(m)?;
                 b.order.rank(s, m)
@@ -546,14 +719,14 @@ impl ZSetValue {
     #[must_use]
     pub fn at(&self, r: usize) -> (f64, &[u8]) {
         match self {
-            ZSetValue::Small(v) => (v[r].0, &v[r].1),
+            ZSetValue::Small(v) => v.get(r),
             ZSetValue::Big(b) => b.order.at(r),
         }
     }
 
     fn count_below(&self, below: impl Fn(f64, &[u8]) -> bool) -> usize {
         match self {
-            ZSetValue::Small(v) => v.partition_point(|(s, m)| below(*s, m)),
+            ZSetValue::Small(v) => v.partition_point(below),
             ZSetValue::Big(b) => b.order.count_below(below),
         }
     }
@@ -597,7 +770,8 @@ impl ZSetValue {
             return (0, 0);
         }
         match self {
-            ZSetValue::Small(v) => {
+            ZSetValue::Small(p) => {
+                let v: Vec<(f64, &[u8])> = p.iter().collect();
                 if rev {
                     let Some(j) = v.iter().rposition(|(_, m)| lte_max(m)) else {
                         return (0, 0);
@@ -640,12 +814,15 @@ impl ZSetValue {
         }
         match self {
             ZSetValue::Small(v) => {
-                let part = &v[start..end];
+                let part = v.iter().skip(start).take(end - start);
                 if rev {
-                    part.iter().rev().for_each(|(s, m)| f(*s, m));
+                    let all: Vec<(f64, &'a [u8])> = part.collect();
+                    for (s, m) in all.into_iter().rev() {
+                        f(s, m);
+                    }
                 } else {
                     for (s, m) in part {
-                        f(*s, m);
+                        f(s, m);
                     }
                 }
             }
@@ -669,10 +846,7 @@ impl ZSetValue {
         }
         let rank = if max { len - 1 } else { 0 };
         match self {
-            ZSetValue::Small(v) => {
-                let (s, m) = v.remove(rank);
-                Some((s, m.into_vec()))
-            }
+            ZSetValue::Small(v) => Some(v.remove(rank)),
             ZSetValue::Big(b) => {
                 let (ci, off) = b.order.sizes.find(rank);
                 let (s, m) = b.order.chunks[ci][off].clone();
@@ -690,7 +864,7 @@ impl ZSetValue {
             return 0;
         }
         if let ZSetValue::Small(v) = self {
-            v.drain(start..end);
+            v.drain(start, end);
             return end - start;
         }
         let mut doomed = Vec::with_capacity(end - start);
@@ -713,8 +887,8 @@ impl ZSetValue {
     pub fn scan(&self, cursor: u64, mut f: impl FnMut(f64, &[u8])) -> u64 {
         match self {
             ZSetValue::Small(v) => {
-                for (s, m) in v {
-                    f(*s, m);
+                for (s, m) in v.iter() {
+                    f(s, m);
                 }
                 0
             }
