@@ -668,6 +668,34 @@ mod tests {
         load_all(data).unwrap_err().to_string()
     }
 
+    // sets, sorted sets
+    #[test]
+    fn corrupt_nested_encodings_name_the_value_offset() {
+        let with = |t: u8, blob: &[u8]| {
+            let mut f = b"REDIS0010".to_vec();
+            f.push(t);
+            f.extend_from_slice(&[1, b'k']);
+            f.push(blob.len() as u8);
+            f.extend_from_slice(blob);
+            err(&finish(f))
+        };
+        // An intset of width 3.
+        let e = with(11, &[3, 0, 0, 0, 0, 0, 0, 0]);
+        assert!(
+            e.contains("corrupt value of type 11") && e.ends_with("at offset 12"),
+            "{e}"
+        );
+        // A listpack whose stated size disagrees with the blob.
+        let e = with(17, &[99, 0, 0, 0, 0, 0, 0xFF]);
+        assert!(e.contains("listpack states 99 bytes"), "{e}");
+        // A ziplist entry running past the end.
+        let e = with(12, &[12, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0x05, 0xFF]);
+        assert!(e.contains("corrupt value of type 12"), "{e}");
+        // A set listpack with a duplicate member.
+        let e = with(20, &[11, 0, 0, 0, 2, 0, 1, 1, 1, 1, 0xFF]);
+        assert!(e.contains("duplicate"), "{e}");
+    }
+
     #[test]
     fn signatures() {
         for v in ["REDIS0001", "REDIS0009", "REDIS0010", "REDIS0011"] {
