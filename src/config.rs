@@ -225,6 +225,18 @@ pub struct Config {
     pub slowlog_log_slower_than_us: i64,
     /// `slowlog-max-len`: entries kept in the slow log.
     pub slowlog_max_len: u64,
+    // sets
+    /// `set-max-intset-entries`: largest set kept as an intset.
+    pub set_max_intset_entries: usize,
+    /// `set-max-listpack-entries`: largest set kept in the small form.
+    pub set_max_listpack_entries: usize,
+    /// `set-max-listpack-value`: longest member of a set in the small form.
+    pub set_max_listpack_value: usize,
+    // sorted sets
+    /// `zset-max-listpack-entries` (alias `zset-max-ziplist-entries`).
+    pub zset_max_listpack_entries: usize,
+    /// `zset-max-listpack-value` (alias `zset-max-ziplist-value`).
+    pub zset_max_listpack_value: usize,
     /// `latency-tracking`: per-command latency histograms (INFO latencystats).
     pub latency_tracking: bool,
     /// `latency-tracking-info-percentiles`: percentiles INFO latencystats reports.
@@ -305,6 +317,13 @@ impl Default for Config {
             },
             slowlog_log_slower_than_us: 10000,
             slowlog_max_len: 128,
+            // sets
+            set_max_intset_entries: percore_engine::sets::DEFAULT_SET_MAX_INTSET_ENTRIES,
+            set_max_listpack_entries: percore_engine::sets::DEFAULT_SET_MAX_LISTPACK_ENTRIES,
+            set_max_listpack_value: percore_engine::sets::DEFAULT_SET_MAX_LISTPACK_VALUE_BYTES,
+            // sorted sets
+            zset_max_listpack_entries: percore_engine::zsets::DEFAULT_ZSET_MAX_LISTPACK_ENTRIES,
+            zset_max_listpack_value: percore_engine::zsets::DEFAULT_ZSET_MAX_LISTPACK_VALUE_BYTES,
             latency_tracking: true,
             latency_tracking_info_percentiles: vec![50.0, 99.0, 99.9],
             latency_monitor_threshold_ms: 0,
@@ -1517,6 +1536,85 @@ static OPTIONS: &[ConfigOption] = &[
         get: |c| c.maxmemory_policy.name().to_owned(),
         file_form: FileForm::Plain,
     },
+    // sets
+    ConfigOption {
+        name: "set-max-intset-entries",
+        settable: Settable::Runtime,
+        multi_arg: false,
+        set: |c, a, _| {
+            c.set_max_intset_entries = int(&a[0], 0, i64::MAX)?;
+            Ok(())
+        },
+        get: |c| c.set_max_intset_entries.to_string(),
+        file_form: FileForm::Plain,
+    },
+    ConfigOption {
+        name: "set-max-listpack-entries",
+        settable: Settable::Runtime,
+        multi_arg: false,
+        set: |c, a, _| {
+            c.set_max_listpack_entries = int(&a[0], 0, i64::MAX)?;
+            Ok(())
+        },
+        get: |c| c.set_max_listpack_entries.to_string(),
+        file_form: FileForm::Plain,
+    },
+    ConfigOption {
+        name: "set-max-listpack-value",
+        settable: Settable::Runtime,
+        multi_arg: false,
+        set: |c, a, _| {
+            c.set_max_listpack_value = int(&a[0], 0, i64::MAX)?;
+            Ok(())
+        },
+        get: |c| c.set_max_listpack_value.to_string(),
+        file_form: FileForm::Plain,
+    },
+    // sorted sets
+    ConfigOption {
+        name: "zset-max-listpack-entries",
+        settable: Settable::Runtime,
+        multi_arg: false,
+        set: |c, a, _| {
+            c.zset_max_listpack_entries = int(&a[0], 0, i64::MAX)?;
+            Ok(())
+        },
+        get: |c| c.zset_max_listpack_entries.to_string(),
+        file_form: FileForm::Plain,
+    },
+    ConfigOption {
+        name: "zset-max-ziplist-entries",
+        settable: Settable::Runtime,
+        multi_arg: false,
+        set: |c, a, _| {
+            c.zset_max_listpack_entries = int(&a[0], 0, i64::MAX)?;
+            Ok(())
+        },
+        get: |c| c.zset_max_listpack_entries.to_string(),
+        file_form: FileForm::Plain,
+    },
+    ConfigOption {
+        name: "zset-max-listpack-value",
+        settable: Settable::Runtime,
+        multi_arg: false,
+        set: |c, a, _| {
+            c.zset_max_listpack_value = int(&a[0], 0, i64::MAX)?;
+            Ok(())
+        },
+        get: |c| c.zset_max_listpack_value.to_string(),
+        file_form: FileForm::Plain,
+    },
+    ConfigOption {
+        name: "zset-max-ziplist-value",
+        settable: Settable::Runtime,
+        multi_arg: false,
+        set: |c, a, _| {
+            c.zset_max_listpack_value = int(&a[0], 0, i64::MAX)?;
+            Ok(())
+        },
+        get: |c| c.zset_max_listpack_value.to_string(),
+        file_form: FileForm::Plain,
+    },
 ];
 
 #[cfg(test)]
@@ -1654,6 +1752,13 @@ mod tests {
             ("appendonly", "no"),
             ("maxmemory", "0"),
             ("maxmemory-policy", "noeviction"),
+            ("set-max-intset-entries", "512"),
+            ("set-max-listpack-entries", "128"),
+            ("set-max-listpack-value", "64"),
+            ("zset-max-listpack-entries", "128"),
+            ("zset-max-ziplist-entries", "128"),
+            ("zset-max-listpack-value", "64"),
+            ("zset-max-ziplist-value", "64"),
         ];
         let all: Vec<(&str, String)> = c.get_matching(b"*");
         let all: Vec<(&str, &str)> = all.iter().map(|(k, v)| (*k, v.as_str())).collect();
@@ -1925,7 +2030,14 @@ mod tests {
                 "hll-sparse-max-bytes",
                 "slowlog-max-len",
                 "maxmemory",
-                "maxmemory-policy"
+                "maxmemory-policy",
+                "set-max-intset-entries",
+                "set-max-listpack-entries",
+                "set-max-listpack-value",
+                "zset-max-listpack-entries",
+                "zset-max-ziplist-entries",
+                "zset-max-listpack-value",
+                "zset-max-ziplist-value"
             ]
         );
         assert_eq!(names("MAXCLIENTS"), ["maxclients"]);

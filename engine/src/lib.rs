@@ -10,6 +10,8 @@
 //! - [`keyspace`]: the numbered databases of one shard.
 //! - [`strings`]: string-command semantics (INCR, INCRBYFLOAT, GETRANGE, SETRANGE...).
 //! - [`number`]: Redis's number parsing and formatting.
+//! - [`intset`], [`sets`]: set values (intset, small vector, hash table).
+//! - [`zsets`]: sorted-set values (small sorted vector, hash table + rank-counted chunks).
 //! - [`glob`]: Redis's `stringmatchlen` glob matcher (KEYS, SCAN MATCH).
 //! - [`bitops`]: bitmaps and bit fields on string bytes (SETBIT, BITCOUNT, BITFIELD...).
 //! - [`hyperloglog`]: Redis-compatible HyperLogLog strings (PFADD, PFCOUNT, PFMERGE).
@@ -21,14 +23,17 @@ pub mod db;
 pub mod glob;
 pub mod hash;
 pub mod hyperloglog;
+pub mod intset;
 pub mod keyspace;
 pub mod lcs;
 pub mod number;
+pub mod sets;
 pub mod slot;
 pub mod slot_index;
 pub mod strings;
 pub mod table;
 pub mod value;
+pub mod zsets;
 
 pub use db::{
     Db, DbStats, Entry, ExpireBudget, ExpireCycleStats, KeyspaceInfo, SetExpire, TakenKey,

@@ -492,14 +492,20 @@ impl<V> Table<V> {
         self.touch(idx);
         let chunk = idx >> CHUNK_SHIFT;
         if chunk == self.chunks.len() {
-            self.chunks.push(Vec::with_capacity(CHUNK_ENTRIES));
+            // The first chunk grows as it fills (a table nested in a value, such as a
+            // set's members, is often small); later chunks are allocated whole.
+            self.chunks.push(if chunk == 0 {
+                Vec::new()
+            } else {
+                Vec::with_capacity(CHUNK_ENTRIES)
+            });
         }
         let t = usize::from(self.is_rehashing());
         let table = &mut self.ht[t];
         let b = hash as usize & (table.len() - 1);
         let next = mem::replace(&mut table[b], link_of(idx));
         let c = &mut self.chunks[chunk];
-        debug_assert!(c.len() == idx & (CHUNK_ENTRIES - 1) && c.len() < c.capacity());
+        debug_assert!(c.len() == idx & (CHUNK_ENTRIES - 1) && c.len() < CHUNK_ENTRIES);
         c.push(Node {
             hash,
             next,
@@ -709,6 +715,18 @@ impl<V> Table<V> {
         }
         assert!(seen.iter().all(|&s| s), "unreachable entry");
         assert_eq!(self.chunks.iter().map(Vec::len).sum::<usize>(), self.len);
+    }
+}
+
+// Values holding a table (sets, sorted sets) are cloned by COPY and by a snapshot
+// cut's page copies: a clone is a fresh table with the same entries (no cut).
+impl<V: Clone> Clone for Table<V> {
+    fn clone(&self) -> Self {
+        let mut t = Table::new(self.seed);
+        for n in self.chunks.iter().flatten() {
+            t.push_new(n.key.clone(), n.hash, n.value.clone());
+        }
+        t
     }
 }
 

@@ -15,6 +15,10 @@ pub const INT_ENCODING_MAX_BYTES: usize = I64_MAX_DECIMAL_BYTES;
 #[non_exhaustive]
 pub enum Value {
     Str(StrValue),
+    // sets
+    Set(Box<crate::sets::SetValue>),
+    // sorted sets
+    ZSet(Box<crate::zsets::ZSetValue>),
 }
 
 impl Value {
@@ -23,6 +27,10 @@ impl Value {
     pub fn type_name(&self) -> &'static str {
         match self {
             Value::Str(_) => "string",
+            // sets
+            Value::Set(_) => "set",
+            // sorted sets
+            Value::ZSet(_) => "zset",
         }
     }
 
@@ -31,6 +39,10 @@ impl Value {
     pub fn encoding(&self) -> &'static str {
         match self {
             Value::Str(s) => s.encoding(),
+            // sets
+            Value::Set(s) => s.encoding(),
+            // sorted sets
+            Value::ZSet(z) => z.encoding(),
         }
     }
 
@@ -38,12 +50,46 @@ impl Value {
     pub fn as_str(&self) -> Option<&StrValue> {
         match self {
             Value::Str(s) => Some(s),
+            _ => None,
         }
     }
 
     pub fn as_str_mut(&mut self) -> Option<&mut StrValue> {
         match self {
             Value::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    // sets
+    #[must_use]
+    pub fn as_set(&self) -> Option<&crate::sets::SetValue> {
+        match self {
+            Value::Set(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    pub fn as_set_mut(&mut self) -> Option<&mut crate::sets::SetValue> {
+        match self {
+            Value::Set(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    // sorted sets
+    #[must_use]
+    pub fn as_zset(&self) -> Option<&crate::zsets::ZSetValue> {
+        match self {
+            Value::ZSet(z) => Some(z),
+            _ => None,
+        }
+    }
+
+    pub fn as_zset_mut(&mut self) -> Option<&mut crate::zsets::ZSetValue> {
+        match self {
+            Value::ZSet(z) => Some(z),
+            _ => None,
         }
     }
 

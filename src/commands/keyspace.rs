@@ -303,12 +303,43 @@ const SAME_OBJECT: &str = "ERR source and destination objects are the same";
 const CROSS_SHARD_TYPE: &str =
     "ERR this value type cannot be moved between shards yet (keys on different threads)";
 
-/// A value as bytes for a trip to another shard; `None` for types without a wire form.
-fn to_wire(v: &Value) -> Option<Vec<u8>> {
+/// A value as bytes for a trip to another shard, with its type tag (empty for a string;
+/// see [`from_wire`]); `None` for types without a wire form.
+fn to_wire(v: &Value) -> Option<(&'static [u8], Vec<u8>)> {
     match v {
-        Value::Str(s) => Some(s.to_bytes().into_owned()),
+        Value::Str(s) => Some((b"", s.to_bytes().into_owned())),
+        // sets, sorted sets
+        Value::Set(s) => Some((b"set", s.to_wire())),
+        Value::ZSet(z) => Some((b"zset", z.to_wire())),
         #[allow(unreachable_patterns, reason = "more value types arrive later")]
         _ => None,
+    }
+}
+
+/// The value [`to_wire`] sent as `bytes` with `tag`.
+fn from_wire(ctx: &Ctx, tag: &[u8], bytes: &[u8]) -> Value {
+    match tag {
+        // sets, sorted sets
+        b"set" => Value::Set(Box::new(
+            percore_engine::sets::SetValue::from_wire(
+                bytes,
+                &super::sets::set_limits(&ctx.shard.cfg),
+            )
+            .unwrap_or_else(percore_engine::sets::SetValue::new_ints),
+        )),
+        b"zset" => Value::ZSet(Box::new(
+            percore_engine::zsets::ZSetValue::from_wire(
+                bytes,
+                &super::zsets::zset_limits(&ctx.shard.cfg),
+            )
+            .unwrap_or_else(|| {
+                percore_engine::zsets::ZSetValue::from_entries(
+                    Vec::new(),
+                    &percore_engine::zsets::ZSetLimits::default(),
+                )
+            }),
+        )),
+        _ => Value::from_bytes(bytes),
     }
 }
 
@@ -323,11 +354,11 @@ fn parse_expire_arg(a: &[u8]) -> Option<i64> {
 
 /// Stores under `key` a value that came from another shard, as [`to_wire`] and
 /// [`expire_arg`] wrote it.
-fn put_wire(db: &mut Db, key: &[u8], value: &[u8], expire: &[u8], now_ms: i64) {
+fn put_wire(db: &mut Db, key: &[u8], value: Value, expire: &[u8], now_ms: i64) {
     db.put(
         TakenKey {
             key: key.into(),
-            value: Value::from_bytes(value),
+            value,
             expire_at_ms: parse_expire_arg(expire),
         },
         now_ms,
@@ -369,41 +400,43 @@ pub fn rename(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
     let Some(taken) = db.take(argv[1], now) else {
         unreachable!("checked above");
     };
-    let bytes = to_wire(&taken.value).unwrap_or_default();
+    let (tag, bytes) = to_wire(&taken.value).unwrap_or_default();
     let exp = expire_arg(taken.expire_at_ms);
     hop(
         dst_owner,
         rename_put,
-        [argv[0], argv[2], &bytes[..], &exp[..], argv[1]],
+        [argv[0], argv[2], &bytes[..], &exp[..], argv[1], tag],
     )
 }
 
 /// Second step of a cross-shard RENAME(NX), on the destination's shard:
-/// `[name, dst, value, expire, src]`.
+/// `[name, dst, value, expire, src, type tag]`.
 fn rename_put(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
     let nx = eq_ic(argv[0], "renamenx");
     let now = ctx.shard.now_ms;
-    let db = ctx.shard.keyspace.db_mut(ctx.db);
-    if nx && db.contains(argv[1], now) {
+    if nx && ctx.shard.keyspace.db_mut(ctx.db).contains(argv[1], now) {
         // Give the value back to the source key.
         let src_owner = ctx.shard.owner(argv[4]);
         return hop(
             src_owner,
             rename_restore,
-            [argv[0], argv[4], argv[2], argv[3]],
+            [argv[0], argv[4], argv[2], argv[3], argv[5]],
         );
     }
-    put_wire(db, argv[1], argv[2], argv[3], now);
+    let value = from_wire(ctx, argv[5], argv[2]);
+    let db = ctx.shard.keyspace.db_mut(ctx.db);
+    put_wire(db, argv[1], value, argv[3], now);
     reply(ctx, |w| if nx { w.int(1) } else { w.ok() })
 }
 
 /// Third step of a refused cross-shard RENAMENX: the source key gets its value back
-/// (unless it was written meanwhile). `[name, src, value, expire]`.
+/// (unless it was written meanwhile). `[name, src, value, expire, type tag]`.
 fn rename_restore(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
     let now = ctx.shard.now_ms;
+    let value = from_wire(ctx, argv[4], argv[2]);
     let db = ctx.shard.keyspace.db_mut(ctx.db);
     if !db.contains(argv[1], now) {
-        put_wire(db, argv[1], argv[2], argv[3], now);
+        put_wire(db, argv[1], value, argv[3], now);
     }
     reply(ctx, |w| w.int(0))
 }
@@ -472,7 +505,7 @@ pub fn copy(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
         );
         return reply(ctx, |w| w.int(1));
     }
-    let Some(bytes) = to_wire(&value) else {
+    let Some((tag, bytes)) = to_wire(&value) else {
         return reply(ctx, |w| w.error(CROSS_SHARD_TYPE));
     };
     let exp = expire_arg(expire_at_ms);
@@ -488,22 +521,24 @@ pub fn copy(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
             flag,
             &bytes[..],
             &exp[..],
+            tag,
         ],
     )
 }
 
 /// Second step of a cross-shard COPY, on the destination's shard:
-/// `[name, dst, db, replace, value, expire]`.
+/// `[name, dst, db, replace, value, expire, type tag]`.
 fn copy_put(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
     let now = ctx.shard.now_ms;
     let Ok(db) = parse_db(argv[2], ctx.shard.keyspace.databases()) else {
         unreachable!("checked by the first step");
     };
+    let value = from_wire(ctx, argv[6], argv[4]);
     let dst = ctx.shard.keyspace.db_mut(db);
     if argv[3] != b"1" && dst.contains(argv[1], now) {
         return reply(ctx, |w| w.int(0));
     }
-    put_wire(dst, argv[1], argv[4], argv[5], now);
+    put_wire(dst, argv[1], value, argv[5], now);
     reply(ctx, |w| w.int(1))
 }
 

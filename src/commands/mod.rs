@@ -14,9 +14,13 @@ pub mod hyperloglog;
 pub mod keyspace;
 pub mod lcs;
 pub mod pubsub;
+// sets, sorted sets
+pub mod multikey;
 pub mod server;
+pub mod sets;
 pub mod strings;
 pub mod table;
+pub mod zsets;
 
 use crate::shard::ShardData;
 use percore_net::resp::{Protocol, ReplyWriter};

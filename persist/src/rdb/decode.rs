@@ -22,6 +22,8 @@ use super::{TYPE_STRING, enc, len_tag, opcode};
 use crate::crc64::Crc64;
 use crate::lzf;
 use percore_engine::number::{I64_MAX_DECIMAL_BYTES, format_i64};
+use percore_engine::sets::SetLimits;
+use percore_engine::zsets::ZSetLimits;
 use percore_engine::{StrValue, Value};
 
 /// Highest `REDIS` version read: 11 (Redis 7.2, Valkey 7.2 to 8.1). Redis 7.0 writes 10.
@@ -256,6 +258,29 @@ pub fn load(
                 };
                 deliver(&mut on_record, record, start)?;
             }
+            // sets, sorted sets
+            super::collections::types::SET
+            | super::collections::types::SET_INTSET
+            | super::collections::types::SET_LISTPACK
+            | super::collections::types::ZSET
+            | super::collections::types::ZSET_2
+            | super::collections::types::ZSET_ZIPLIST
+            | super::collections::types::ZSET_LISTPACK => {
+                let start = record_start.take().unwrap_or(at);
+                let key = r.string()?.into_bytes(&mut key_buf)?;
+                let value = r.collection(byte)?;
+                let expire_ms = expire_ms.take();
+                summary.keys += 1;
+                summary.keys_with_expiry += u64::from(expire_ms.is_some());
+                let record = Record::Entry {
+                    db,
+                    key,
+                    value,
+                    expire_ms,
+                    offset: start as u64,
+                };
+                deliver(&mut on_record, record, start)?;
+            }
             opcode::SLOT_IMPORT
             | opcode::FUNCTION2
             | opcode::FUNCTION_PRE_GA
@@ -433,6 +458,93 @@ impl<'a> Reader<'a> {
         }
     }
 
+    // sets, sorted sets
+    /// A set or sorted set of RDB type `t` (see [`super::collections`]). Built with the
+    /// default encoding thresholds.
+    fn collection(&mut self, t: u8) -> Result<Value, RdbError> {
+        use super::collections::{self as c, types};
+        let at = self.pos as u64;
+        let corrupt = |reason: String| {
+            RdbError::new(
+                RdbErrorKind::CorruptValue {
+                    type_byte: t,
+                    reason,
+                },
+                at,
+            )
+        };
+        let (sl, zl) = (SetLimits::default(), ZSetLimits::default());
+        let mut buf = Vec::new();
+        Ok(match t {
+            types::SET => {
+                let n = self.length()?;
+                let mut members = Vec::new();
+                for _ in 0..n {
+                    members.push(self.string()?.into_bytes(&mut buf)?.to_vec());
+                }
+                Value::Set(Box::new(
+                    c::set_from_members(&members, &sl).map_err(corrupt)?,
+                ))
+            }
+            types::SET_INTSET
+            | types::SET_LISTPACK
+            | types::ZSET_ZIPLIST
+            | types::ZSET_LISTPACK => {
+                let blob = self.string()?.into_bytes(&mut buf)?;
+                match t {
+                    types::SET_INTSET => {
+                        Value::Set(Box::new(c::set_from_intset(blob, &sl).map_err(corrupt)?))
+                    }
+                    types::SET_LISTPACK => {
+                        Value::Set(Box::new(c::set_from_listpack(blob, &sl).map_err(corrupt)?))
+                    }
+                    types::ZSET_ZIPLIST => {
+                        let entries = c::read_ziplist(blob).map_err(corrupt)?;
+                        Value::ZSet(Box::new(
+                            c::zset_from_blob_entries(&entries, &zl).map_err(corrupt)?,
+                        ))
+                    }
+                    _ => {
+                        let entries = c::read_listpack(blob).map_err(corrupt)?;
+                        Value::ZSet(Box::new(
+                            c::zset_from_blob_entries(&entries, &zl).map_err(corrupt)?,
+                        ))
+                    }
+                }
+            }
+            types::ZSET | types::ZSET_2 => {
+                let n = self.length()?;
+                let mut pairs = Vec::new();
+                for _ in 0..n {
+                    let m = self.string()?.into_bytes(&mut buf)?.to_vec();
+                    let score = if t == types::ZSET_2 {
+                        f64::from_le_bytes(self.array()?)
+                    } else {
+                        self.text_double().map_err(corrupt)?
+                    };
+                    pairs.push((m, score));
+                }
+                Value::ZSet(Box::new(c::zset_from_pairs(pairs, &zl).map_err(corrupt)?))
+            }
+            _ => return Err(RdbError::new(RdbErrorKind::UnsupportedType(t), at)),
+        })
+    }
+
+    /// `rdbLoadDoubleValue`: a length byte (253 NaN, 254 +inf, 255 -inf) and the text.
+    fn text_double(&mut self) -> Result<f64, String> {
+        let len = self.u8().map_err(|e| e.to_string())?;
+        match len {
+            253 => Ok(f64::NAN),
+            254 => Ok(f64::INFINITY),
+            255 => Ok(f64::NEG_INFINITY),
+            n => {
+                let text = self.take(u64::from(n)).map_err(|e| e.to_string())?;
+                percore_engine::zsets::parse_score(text)
+                    .ok_or_else(|| "sorted set score is not a number".to_string())
+            }
+        }
+    }
+
     /// `rdbGenericLoadStringObject`, without decoding.
     fn string(&mut self) -> Result<RawStr<'a>, RdbError> {
         let at = self.pos;
@@ -554,6 +666,34 @@ mod tests {
 
     fn err(data: &[u8]) -> String {
         load_all(data).unwrap_err().to_string()
+    }
+
+    // sets, sorted sets
+    #[test]
+    fn corrupt_nested_encodings_name_the_value_offset() {
+        let with = |t: u8, blob: &[u8]| {
+            let mut f = b"REDIS0010".to_vec();
+            f.push(t);
+            f.extend_from_slice(&[1, b'k']);
+            f.push(blob.len() as u8);
+            f.extend_from_slice(blob);
+            err(&finish(f))
+        };
+        // An intset of width 3.
+        let e = with(11, &[3, 0, 0, 0, 0, 0, 0, 0]);
+        assert!(
+            e.contains("corrupt value of type 11") && e.ends_with("at offset 12"),
+            "{e}"
+        );
+        // A listpack whose stated size disagrees with the blob.
+        let e = with(17, &[99, 0, 0, 0, 0, 0, 0xFF]);
+        assert!(e.contains("listpack states 99 bytes"), "{e}");
+        // A ziplist entry running past the end.
+        let e = with(12, &[12, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0x05, 0xFF]);
+        assert!(e.contains("corrupt value of type 12"), "{e}");
+        // A set listpack with a duplicate member.
+        let e = with(20, &[11, 0, 0, 0, 2, 0, 1, 1, 1, 1, 0xFF]);
+        assert!(e.contains("duplicate"), "{e}");
     }
 
     #[test]

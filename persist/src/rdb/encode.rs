@@ -320,6 +320,23 @@ impl Encoder {
         value: &Value,
         expire_ms: Option<i64>,
     ) -> Result<(), EncodeError> {
+        // sets, sorted sets
+        if let Value::Set(_) | Value::ZSet(_) = value {
+            if let Some(ms) = expire_ms {
+                out.push(opcode::EXPIRETIME_MS);
+                out.extend_from_slice(&ms.to_le_bytes());
+            }
+            let type_at = out.len();
+            out.push(0);
+            self.write_string(out, key);
+            let mut write = |o: &mut Vec<u8>, b: &[u8]| self.write_string(o, b);
+            out[type_at] = match value {
+                Value::Set(s) => super::collections::encode_set(s, out, &mut write),
+                Value::ZSet(z) => super::collections::encode_zset(z, out, &mut write),
+                _ => unreachable!("matched above"),
+            };
+            return Ok(());
+        }
         let Value::Str(s) = value else {
             return Err(EncodeError::UnsupportedType(value.type_name()));
         };

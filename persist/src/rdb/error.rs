@@ -43,6 +43,10 @@ pub enum RdbErrorKind {
     ChecksumMismatch { expected: u64, computed: u64 },
     /// The record callback refused a record (offset = the record's start).
     Rejected(String),
+    // sets, sorted sets
+    /// A value whose nested encoding (intset, listpack, ziplist) or contents are corrupt
+    /// (offset = the value's start).
+    CorruptValue { type_byte: u8, reason: String },
 }
 
 impl RdbError {
@@ -125,6 +129,11 @@ impl fmt::Display for RdbErrorKind {
                 "checksum mismatch (expected {expected:#018x}, computed {computed:#018x})"
             ),
             RdbErrorKind::Rejected(reason) => f.write_str(reason),
+            RdbErrorKind::CorruptValue { type_byte, reason } => write!(
+                f,
+                "corrupt value of type {type_byte} ({}): {reason}",
+                type_name(*type_byte).unwrap_or("unknown")
+            ),
         }
     }
 }

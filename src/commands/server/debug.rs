@@ -157,6 +157,22 @@ fn debug_object(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
                 len.max(1)
             ));
         }
+        // sets, sorted sets: serializedlength is an estimate (the members' bytes), and
+        // Redis's ql_* fields belong to lists only.
+        (Some(v @ (Value::Set(_) | Value::ZSet(_))), Some(idle)) => {
+            let len = match v {
+                Value::Set(s) => s.serialized_len_hint(),
+                Value::ZSet(z) => {
+                    z.len() * 9 + z.entries().iter().map(|(_, m)| m.len() + 1).sum::<usize>()
+                }
+                _ => 0,
+            };
+            w.simple(&format!(
+                "Value at:0x0 refcount:1 encoding:{} serializedlength:{} lru:0 lru_seconds_idle:{idle}",
+                v.encoding(),
+                len.max(1)
+            ));
+        }
         _ => w.error(errors::NO_SUCH_KEY),
     }
     Partial::Encoded(out)
