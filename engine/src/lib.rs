@@ -10,13 +10,19 @@
 //! - [`keyspace`]: the numbered databases of one shard.
 //! - [`strings`]: string-command semantics (INCR, INCRBYFLOAT, GETRANGE, SETRANGE...).
 //! - [`number`]: Redis's number parsing and formatting.
+//! - [`listpack`]: Redis's listpack, the compact form of small collections.
+//! - [`lists`]: lists (a quicklist of listpack nodes).
+//! - [`hashes`]: hashes (a listpack of field/value pairs, or a hash table).
 //! - [`glob`]: Redis's `stringmatchlen` glob matcher (KEYS, SCAN MATCH).
 #![forbid(unsafe_code)]
 
 pub mod db;
 pub mod glob;
 pub mod hash;
+pub mod hashes;
 pub mod keyspace;
+pub mod listpack;
+pub mod lists;
 pub mod number;
 pub mod slot;
 pub mod slot_index;
@@ -27,7 +33,10 @@ pub mod value;
 pub use db::{
     Db, DbStats, Entry, ExpireBudget, ExpireCycleStats, KeyspaceInfo, SetExpire, TakenKey,
 };
+pub use hashes::Hash;
 pub use keyspace::Keyspace;
+pub use listpack::Listpack;
+pub use lists::List;
 pub use strings::StringError;
 pub use table::Table;
 pub use value::{StrValue, Value};

@@ -1,5 +1,7 @@
 //! Stored values and their Redis encodings.
 
+use crate::hashes::Hash;
+use crate::lists::List;
 use crate::number::{I64_MAX_DECIMAL_BYTES, format_i64, parse_i64_strict};
 use std::borrow::Cow;
 
@@ -15,6 +17,10 @@ pub const INT_ENCODING_MAX_BYTES: usize = I64_MAX_DECIMAL_BYTES;
 #[non_exhaustive]
 pub enum Value {
     Str(StrValue),
+    // lists and hashes (boxed: `Value` stays 32 bytes)
+    List(Box<List>),
+    Hash(Box<Hash>),
+    // end lists and hashes
 }
 
 impl Value {
@@ -23,6 +29,9 @@ impl Value {
     pub fn type_name(&self) -> &'static str {
         match self {
             Value::Str(_) => "string",
+            // lists and hashes
+            Value::List(_) => "list",
+            Value::Hash(_) => "hash",
         }
     }
 
@@ -31,6 +40,9 @@ impl Value {
     pub fn encoding(&self) -> &'static str {
         match self {
             Value::Str(s) => s.encoding(),
+            // lists and hashes
+            Value::List(l) => l.encoding(),
+            Value::Hash(h) => h.encoding(),
         }
     }
 
@@ -38,14 +50,48 @@ impl Value {
     pub fn as_str(&self) -> Option<&StrValue> {
         match self {
             Value::Str(s) => Some(s),
+            _ => None,
         }
     }
 
     pub fn as_str_mut(&mut self) -> Option<&mut StrValue> {
         match self {
             Value::Str(s) => Some(s),
+            _ => None,
         }
     }
+
+    // lists and hashes
+    #[must_use]
+    pub fn as_list(&self) -> Option<&List> {
+        match self {
+            Value::List(l) => Some(l),
+            _ => None,
+        }
+    }
+
+    pub fn as_list_mut(&mut self) -> Option<&mut List> {
+        match self {
+            Value::List(l) => Some(l),
+            _ => None,
+        }
+    }
+
+    #[must_use]
+    pub fn as_hash(&self) -> Option<&Hash> {
+        match self {
+            Value::Hash(h) => Some(h),
+            _ => None,
+        }
+    }
+
+    pub fn as_hash_mut(&mut self) -> Option<&mut Hash> {
+        match self {
+            Value::Hash(h) => Some(h),
+            _ => None,
+        }
+    }
+    // end lists and hashes
 
     /// A string value from bytes, integer-encoded when Redis would.
     #[must_use]
