@@ -2,6 +2,7 @@
 //! thread per core, each with its own io_uring.
 
 mod alloc;
+mod blocking;
 mod client;
 mod cluster;
 mod commands;

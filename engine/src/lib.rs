@@ -29,6 +29,7 @@ pub mod slot_index;
 pub mod strings;
 pub mod table;
 pub mod value;
+pub mod wire;
 
 pub use db::{
     Db, DbStats, Entry, ExpireBudget, ExpireCycleStats, KeyspaceInfo, SetExpire, TakenKey,

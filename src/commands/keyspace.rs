@@ -305,11 +305,7 @@ const CROSS_SHARD_TYPE: &str =
 
 /// A value as bytes for a trip to another shard; `None` for types without a wire form.
 fn to_wire(v: &Value) -> Option<Vec<u8>> {
-    match v {
-        Value::Str(s) => Some(s.to_bytes().into_owned()),
-        #[allow(unreachable_patterns, reason = "more value types arrive later")]
-        _ => None,
-    }
+    percore_engine::wire::encode(v)
 }
 
 /// An expiry time as an argument: empty for none.
@@ -327,7 +323,8 @@ fn put_wire(db: &mut Db, key: &[u8], value: &[u8], expire: &[u8], now_ms: i64) {
     db.put(
         TakenKey {
             key: key.into(),
-            value: Value::from_bytes(value),
+            value: percore_engine::wire::decode(value)
+                .expect("wire bytes come from wire::encode on another shard"),
             expire_at_ms: parse_expire_arg(expire),
         },
         now_ms,
@@ -612,7 +609,7 @@ fn decode_cursor(cursor: u64, shards: usize) -> (u64, usize) {
 }
 
 /// Redis's `parseScanCursorOrReply` (strtoull: optional sign, decimal digits).
-fn parse_cursor(a: &[u8]) -> Option<u64> {
+pub(crate) fn parse_cursor(a: &[u8]) -> Option<u64> {
     let (neg, digits) = match a.first() {
         Some(b'-') => (true, &a[1..]),
         Some(b'+') => (false, &a[1..]),
@@ -625,13 +622,13 @@ fn parse_cursor(a: &[u8]) -> Option<u64> {
     Some(if neg { v.wrapping_neg() } else { v })
 }
 
-struct ScanOpts<'a> {
-    pattern: Option<&'a [u8]>,
-    count: usize,
-    type_name: Option<&'a [u8]>,
+pub(crate) struct ScanOpts<'a> {
+    pub(crate) pattern: Option<&'a [u8]>,
+    pub(crate) count: usize,
+    pub(crate) type_name: Option<&'a [u8]>,
 }
 
-fn parse_scan_opts<'a>(args: &[&'a [u8]]) -> Result<ScanOpts<'a>, &'static str> {
+pub(crate) fn parse_scan_opts<'a>(args: &[&'a [u8]]) -> Result<ScanOpts<'a>, &'static str> {
     let mut o = ScanOpts {
         pattern: None,
         count: 10,

@@ -7,7 +7,9 @@
 
 pub mod cluster;
 pub mod connection;
+pub mod hashes;
 pub mod keyspace;
+pub mod lists;
 pub mod server;
 pub mod strings;
 pub mod table;
