@@ -43,6 +43,9 @@ pub enum RdbErrorKind {
     ChecksumMismatch { expected: u64, computed: u64 },
     /// The record callback refused a record (offset = the record's start).
     Rejected(String),
+    // lists and hashes
+    /// A list or hash whose nested encoding (ziplist, listpack, zipmap) is corrupt.
+    CorruptValue(String),
 }
 
 impl RdbError {
@@ -125,6 +128,7 @@ impl fmt::Display for RdbErrorKind {
                 "checksum mismatch (expected {expected:#018x}, computed {computed:#018x})"
             ),
             RdbErrorKind::Rejected(reason) => f.write_str(reason),
+            RdbErrorKind::CorruptValue(what) => f.write_str(what),
         }
     }
 }
