@@ -746,10 +746,10 @@ mod tests {
     #[test]
     fn unsupported_types_and_opcodes() {
         let mut f = b"REDIS0010".to_vec();
-        f.extend_from_slice(b"\xfe\x00\x12\x01k");
+        f.extend_from_slice(b"\xfe\x00\x0f\x01k");
         assert_eq!(
             err(&f),
-            "RDB file: unsupported value type 18 (list quicklist) at offset 11"
+            "RDB file: unsupported value type 15 (stream listpacks) at offset 11"
         );
         let f = b"REDIS0010\x08".to_vec();
         assert_eq!(err(&f), "RDB file: unknown value type 8 at offset 9");
