@@ -1711,6 +1711,14 @@ mod tests {
             ("appendonly", "no"),
             ("maxmemory", "0"),
             ("maxmemory-policy", "noeviction"),
+            // lists and hashes
+            ("list-max-listpack-size", "-2"),
+            ("list-max-ziplist-size", "-2"),
+            ("list-compress-depth", "0"),
+            ("hash-max-listpack-entries", "128"),
+            ("hash-max-ziplist-entries", "128"),
+            ("hash-max-listpack-value", "64"),
+            ("hash-max-ziplist-value", "64"),
         ];
         let all: Vec<(&str, String)> = c.get_matching(b"*");
         let all: Vec<(&str, &str)> = all.iter().map(|(k, v)| (*k, v.as_str())).collect();
@@ -1981,7 +1989,14 @@ mod tests {
                 "proto-max-bulk-len",
                 "slowlog-max-len",
                 "maxmemory",
-                "maxmemory-policy"
+                "maxmemory-policy",
+                // lists and hashes
+                "list-max-listpack-size",
+                "list-max-ziplist-size",
+                "hash-max-listpack-entries",
+                "hash-max-ziplist-entries",
+                "hash-max-listpack-value",
+                "hash-max-ziplist-value",
             ]
         );
         assert_eq!(names("MAXCLIENTS"), ["maxclients"]);
