@@ -34,7 +34,8 @@ impl Default for HashLimits {
 pub enum Hash {
     /// Field, value, field, value, ...
     Pack(Listpack),
-    Table(Table<Box<[u8]>>),
+    /// Boxed: the table's header is large and a listpack hash must stay small.
+    Table(Box<Table<Box<[u8]>>>),
 }
 
 impl Default for Hash {
@@ -52,7 +53,7 @@ impl Clone for Hash {
                 for (k, v) in t.iter() {
                     n.insert(k.into(), v.clone());
                 }
-                Hash::Table(n)
+                Hash::Table(Box::new(n))
             }
         }
     }
@@ -116,7 +117,7 @@ impl Hash {
         if n > 0 {
             t.rehash(n);
         }
-        Hash::Table(t)
+        Hash::Table(Box::new(t))
     }
 
     #[must_use]
@@ -186,7 +187,7 @@ impl Hash {
                     v.to_bytes().into_owned().into_boxed_slice(),
                 );
             }
-            *self = Hash::Table(t);
+            *self = Hash::Table(Box::new(t));
         }
     }
 
@@ -360,6 +361,11 @@ mod tests {
             (0i64..40).prop_map(|i| i.to_string().into_bytes()),
             (60usize..70).prop_map(|n| vec![b'x'; n]),
         ]
+    }
+
+    #[test]
+    fn a_hash_is_small() {
+        assert!(std::mem::size_of::<Hash>() <= 32);
     }
 
     proptest! {

@@ -17,9 +17,9 @@ pub const INT_ENCODING_MAX_BYTES: usize = I64_MAX_DECIMAL_BYTES;
 #[non_exhaustive]
 pub enum Value {
     Str(StrValue),
-    // lists and hashes (boxed: `Value` stays 32 bytes)
+    // lists (boxed) and hashes (inline, 24 bytes): `Value` stays 32 bytes
     List(Box<List>),
-    Hash(Box<Hash>),
+    Hash(Hash),
     // end lists and hashes
 }
 

@@ -51,7 +51,7 @@ pub fn encode(v: &Value) -> Option<Vec<u8>> {
                 out.extend_from_slice(lp.as_bytes());
             } else {
                 out.push(TAG_HASH_TABLE);
-                for (k, v) in &**h {
+                for (k, v) in h {
                     put_chunk(&mut out, &k.to_bytes());
                     put_chunk(&mut out, &v.to_bytes());
                 }
@@ -75,9 +75,9 @@ pub fn decode(b: &[u8]) -> Option<Value> {
             }
             Some(Value::List(Box::new(List::from_nodes(nodes))))
         }
-        TAG_HASH_PACK => Some(Value::Hash(Box::new(Hash::from_listpack(
+        TAG_HASH_PACK => Some(Value::Hash(Hash::from_listpack(
             Listpack::from_bytes(rest.to_vec()).ok()?,
-        )?))),
+        )?)),
         TAG_HASH_TABLE => {
             let mut h = Hash::with_table(0);
             let limits = crate::hashes::HashLimits {
@@ -89,7 +89,7 @@ pub fn decode(b: &[u8]) -> Option<Value> {
                 let v = take_chunk(&mut rest)?;
                 h.push_new(k, v, limits);
             }
-            Some(Value::Hash(Box::new(h)))
+            Some(Value::Hash(h))
         }
         // end lists and hashes
         _ => None,
@@ -118,8 +118,8 @@ mod tests {
             Value::from_bytes(b"hello"),
             Value::from_bytes(b"-12"),
             Value::List(Box::new(l)),
-            Value::Hash(Box::new(small)),
-            Value::Hash(Box::new(big)),
+            Value::Hash(small),
+            Value::Hash(big),
         ] {
             let w = encode(&v).unwrap();
             let back = decode(&w).unwrap();

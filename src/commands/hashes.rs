@@ -52,7 +52,7 @@ fn hash_ref<'d>(db: &'d mut Db, key: &[u8], now: i64) -> Result<Option<&'d Hash>
 /// The hash at `key`, created empty when absent; `Err` on a wrong type.
 fn hash_or_create<'d>(db: &'d mut Db, key: &[u8], now: i64) -> Result<&'d mut Hash, ()> {
     if hash_ref(db, key, now)?.is_none() {
-        db.set(key, Value::Hash(Box::default()), SetExpire::Keep, now);
+        db.set(key, Value::Hash(Hash::default()), SetExpire::Keep, now);
     }
     match db.get_mut(key, now) {
         Some(Value::Hash(h)) => Ok(h),

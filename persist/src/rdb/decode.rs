@@ -449,7 +449,7 @@ fn read_collection(
                     return Err(c::corrupt(at, "hash", 0, "duplicate field"));
                 }
             }
-            Value::Hash(Box::new(h.finish()))
+            Value::Hash(h.finish())
         }
         c::TYPE_HASH_ZIPMAP | c::TYPE_HASH_ZIPLIST => {
             let (b, at) = blob(r, buf)?;
@@ -476,7 +476,7 @@ fn read_collection(
             if dup {
                 return Err(c::corrupt(at, "hash", 0, "duplicate field"));
             }
-            Value::Hash(Box::new(h.finish()))
+            Value::Hash(h.finish())
         }
         c::TYPE_HASH_LISTPACK => {
             let (b, at) = blob(r, buf)?;
@@ -484,7 +484,7 @@ fn read_collection(
             if lp.is_empty() {
                 return Ok(None);
             }
-            Value::Hash(Box::new(c::hash_from_listpack(lp, at)?))
+            Value::Hash(c::hash_from_listpack(lp, at)?)
         }
         _ => unreachable!("collections::handles said so"),
     };

@@ -354,7 +354,7 @@ impl Encoder {
                     write_len(out, h.len() as u64);
                     let mut kb = [0; I64_MAX_DECIMAL_BYTES];
                     let mut vb = [0; I64_MAX_DECIMAL_BYTES];
-                    for (k, v) in &**h {
+                    for (k, v) in h {
                         self.write_string(out, k.as_bytes(&mut kb));
                         self.write_string(out, v.as_bytes(&mut vb));
                     }
