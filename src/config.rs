@@ -249,6 +249,17 @@ pub struct Config {
     pub maxmemory_bytes: u64,
     /// `maxmemory-policy`. Reported only: percore does not evict yet.
     pub maxmemory_policy: MaxmemoryPolicy,
+    // lists and hashes
+    /// `list-max-listpack-size` (alias `list-max-ziplist-size`): a list node's limit,
+    /// bytes (-1..-5: 4..64 KiB) when negative, entries when positive.
+    pub list_max_listpack_size: i64,
+    /// `list-compress-depth`: accepted and reported; nodes are not compressed.
+    pub list_compress_depth: i64,
+    /// `hash-max-listpack-entries` (alias `hash-max-ziplist-entries`).
+    pub hash_max_listpack_entries: u64,
+    /// `hash-max-listpack-value` (alias `hash-max-ziplist-value`): bytes.
+    pub hash_max_listpack_value: u64,
+    // end lists and hashes
 }
 
 impl Default for Config {
@@ -330,6 +341,14 @@ impl Default for Config {
             hz: 10,
             maxmemory_bytes: 0,
             maxmemory_policy: MaxmemoryPolicy::Noeviction,
+            // lists and hashes
+            list_max_listpack_size: percore_engine::lists::DEFAULT_LIST_MAX_LISTPACK_SIZE,
+            list_compress_depth: 0,
+            hash_max_listpack_entries: percore_engine::hashes::DEFAULT_HASH_MAX_LISTPACK_ENTRIES
+                as u64,
+            hash_max_listpack_value: percore_engine::hashes::DEFAULT_HASH_MAX_LISTPACK_VALUE_BYTES
+                as u64,
+            // end lists and hashes
         }
     }
 }
@@ -1021,6 +1040,54 @@ fn get_percentiles(config: &Config) -> String {
 
 /// The option table. Order is the order of CONFIG GET replies and of lines CONFIG
 /// REWRITE appends.
+// lists and hashes: option rows shared by a name and its `*-ziplist-*` alias
+macro_rules! list_opt {
+    ($name:literal) => {
+        ConfigOption {
+            name: $name,
+            settable: Settable::Runtime,
+            multi_arg: false,
+            set: |c, a, _| {
+                c.list_max_listpack_size = int(&a[0], i64::from(i32::MIN), i64::from(i32::MAX))?;
+                Ok(())
+            },
+            get: |c| c.list_max_listpack_size.to_string(),
+            file_form: FileForm::Plain,
+        }
+    };
+}
+macro_rules! hash_entries_opt {
+    ($name:literal) => {
+        ConfigOption {
+            name: $name,
+            settable: Settable::Runtime,
+            multi_arg: false,
+            set: |c, a, _| {
+                c.hash_max_listpack_entries = int(&a[0], 0, i64::MAX)?;
+                Ok(())
+            },
+            get: |c| c.hash_max_listpack_entries.to_string(),
+            file_form: FileForm::Plain,
+        }
+    };
+}
+macro_rules! hash_value_opt {
+    ($name:literal) => {
+        ConfigOption {
+            name: $name,
+            settable: Settable::Runtime,
+            multi_arg: false,
+            set: |c, a, _| {
+                c.hash_max_listpack_value = int(&a[0], 0, i64::MAX)?;
+                Ok(())
+            },
+            get: |c| c.hash_max_listpack_value.to_string(),
+            file_form: FileForm::Plain,
+        }
+    };
+}
+// end lists and hashes
+
 static OPTIONS: &[ConfigOption] = &[
     ConfigOption {
         name: "port",
@@ -1615,6 +1682,25 @@ static OPTIONS: &[ConfigOption] = &[
         get: |c| c.zset_max_listpack_value.to_string(),
         file_form: FileForm::Plain,
     },
+    // lists and hashes (each `*-ziplist-*` alias is its own row over the same field)
+    list_opt!("list-max-listpack-size"),
+    list_opt!("list-max-ziplist-size"),
+    ConfigOption {
+        name: "list-compress-depth",
+        settable: Settable::Runtime,
+        multi_arg: false,
+        set: |c, a, _| {
+            c.list_compress_depth = int(&a[0], 0, i64::from(i32::MAX))?;
+            Ok(())
+        },
+        get: |c| c.list_compress_depth.to_string(),
+        file_form: FileForm::Plain,
+    },
+    hash_entries_opt!("hash-max-listpack-entries"),
+    hash_entries_opt!("hash-max-ziplist-entries"),
+    hash_value_opt!("hash-max-listpack-value"),
+    hash_value_opt!("hash-max-ziplist-value"),
+    // end lists and hashes
 ];
 
 #[cfg(test)]
@@ -1759,6 +1845,14 @@ mod tests {
             ("zset-max-ziplist-entries", "128"),
             ("zset-max-listpack-value", "64"),
             ("zset-max-ziplist-value", "64"),
+            // lists and hashes
+            ("list-max-listpack-size", "-2"),
+            ("list-max-ziplist-size", "-2"),
+            ("list-compress-depth", "0"),
+            ("hash-max-listpack-entries", "128"),
+            ("hash-max-ziplist-entries", "128"),
+            ("hash-max-listpack-value", "64"),
+            ("hash-max-ziplist-value", "64"),
         ];
         let all: Vec<(&str, String)> = c.get_matching(b"*");
         let all: Vec<(&str, &str)> = all.iter().map(|(k, v)| (*k, v.as_str())).collect();
@@ -2037,7 +2131,14 @@ mod tests {
                 "zset-max-listpack-entries",
                 "zset-max-ziplist-entries",
                 "zset-max-listpack-value",
-                "zset-max-ziplist-value"
+                "zset-max-ziplist-value",
+                // lists and hashes
+                "list-max-listpack-size",
+                "list-max-ziplist-size",
+                "hash-max-listpack-entries",
+                "hash-max-ziplist-entries",
+                "hash-max-listpack-value",
+                "hash-max-ziplist-value",
             ]
         );
         assert_eq!(names("MAXCLIENTS"), ["maxclients"]);

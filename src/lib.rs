@@ -4,6 +4,7 @@
 //! [`fuzzing`]. Everything else stays private to the crate.
 
 mod alloc;
+mod blocking;
 mod client;
 mod cluster;
 mod commands;

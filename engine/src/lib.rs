@@ -12,6 +12,9 @@
 //! - [`number`]: Redis's number parsing and formatting.
 //! - [`intset`], [`sets`]: set values (intset, small vector, hash table).
 //! - [`zsets`]: sorted-set values (small sorted vector, hash table + rank-counted chunks).
+//! - [`listpack`]: Redis's listpack, the compact form of small collections.
+//! - [`lists`]: lists (a quicklist of listpack nodes).
+//! - [`hashes`]: hashes (a listpack of field/value pairs, or a hash table).
 //! - [`glob`]: Redis's `stringmatchlen` glob matcher (KEYS, SCAN MATCH).
 //! - [`bitops`]: bitmaps and bit fields on string bytes (SETBIT, BITCOUNT, BITFIELD...).
 //! - [`hyperloglog`]: Redis-compatible HyperLogLog strings (PFADD, PFCOUNT, PFMERGE).
@@ -22,10 +25,13 @@ pub mod bitops;
 pub mod db;
 pub mod glob;
 pub mod hash;
+pub mod hashes;
 pub mod hyperloglog;
 pub mod intset;
 pub mod keyspace;
 pub mod lcs;
+pub mod listpack;
+pub mod lists;
 pub mod number;
 pub mod sets;
 pub mod slot;
@@ -33,12 +39,16 @@ pub mod slot_index;
 pub mod strings;
 pub mod table;
 pub mod value;
+pub mod wire;
 pub mod zsets;
 
 pub use db::{
     Db, DbStats, Entry, ExpireBudget, ExpireCycleStats, KeyspaceInfo, SetExpire, TakenKey,
 };
+pub use hashes::Hash;
 pub use keyspace::Keyspace;
+pub use listpack::Listpack;
+pub use lists::List;
 pub use strings::StringError;
 pub use table::Table;
 pub use value::{StrValue, Value};

@@ -1,5 +1,7 @@
 //! Stored values and their Redis encodings.
 
+use crate::hashes::Hash;
+use crate::lists::List;
 use crate::number::{I64_MAX_DECIMAL_BYTES, format_i64, parse_i64_strict};
 use std::borrow::Cow;
 
@@ -19,6 +21,10 @@ pub enum Value {
     Set(Box<crate::sets::SetValue>),
     // sorted sets
     ZSet(Box<crate::zsets::ZSetValue>),
+    // lists (boxed) and hashes (inline, 24 bytes): `Value` stays 32 bytes
+    List(Box<List>),
+    Hash(Hash),
+    // end lists and hashes
 }
 
 impl Value {
@@ -31,6 +37,9 @@ impl Value {
             Value::Set(_) => "set",
             // sorted sets
             Value::ZSet(_) => "zset",
+            // lists and hashes
+            Value::List(_) => "list",
+            Value::Hash(_) => "hash",
         }
     }
 
@@ -43,6 +52,9 @@ impl Value {
             Value::Set(s) => s.encoding(),
             // sorted sets
             Value::ZSet(z) => z.encoding(),
+            // lists and hashes
+            Value::List(l) => l.encoding(),
+            Value::Hash(h) => h.encoding(),
         }
     }
 
@@ -92,6 +104,38 @@ impl Value {
             _ => None,
         }
     }
+
+    // lists and hashes
+    #[must_use]
+    pub fn as_list(&self) -> Option<&List> {
+        match self {
+            Value::List(l) => Some(l),
+            _ => None,
+        }
+    }
+
+    pub fn as_list_mut(&mut self) -> Option<&mut List> {
+        match self {
+            Value::List(l) => Some(l),
+            _ => None,
+        }
+    }
+
+    #[must_use]
+    pub fn as_hash(&self) -> Option<&Hash> {
+        match self {
+            Value::Hash(h) => Some(h),
+            _ => None,
+        }
+    }
+
+    pub fn as_hash_mut(&mut self) -> Option<&mut Hash> {
+        match self {
+            Value::Hash(h) => Some(h),
+            _ => None,
+        }
+    }
+    // end lists and hashes
 
     /// A string value from bytes, integer-encoded when Redis would.
     #[must_use]

@@ -311,6 +311,8 @@ fn to_wire(v: &Value) -> Option<(&'static [u8], Vec<u8>)> {
         // sets, sorted sets
         Value::Set(s) => Some((b"set", s.to_wire())),
         Value::ZSet(z) => Some((b"zset", z.to_wire())),
+        // lists and hashes: the engine's self-tagged wire form
+        Value::List(_) | Value::Hash(_) => Some((b"wire", percore_engine::wire::encode(v)?)),
         #[allow(unreachable_patterns, reason = "more value types arrive later")]
         _ => None,
     }
@@ -339,6 +341,8 @@ fn from_wire(ctx: &Ctx, tag: &[u8], bytes: &[u8]) -> Value {
                 )
             }),
         )),
+        b"wire" => percore_engine::wire::decode(bytes)
+            .expect("wire bytes come from wire::encode on another shard"),
         _ => Value::from_bytes(bytes),
     }
 }
@@ -647,7 +651,7 @@ fn decode_cursor(cursor: u64, shards: usize) -> (u64, usize) {
 }
 
 /// Redis's `parseScanCursorOrReply` (strtoull: optional sign, decimal digits).
-fn parse_cursor(a: &[u8]) -> Option<u64> {
+pub(crate) fn parse_cursor(a: &[u8]) -> Option<u64> {
     let (neg, digits) = match a.first() {
         Some(b'-') => (true, &a[1..]),
         Some(b'+') => (false, &a[1..]),
@@ -660,13 +664,13 @@ fn parse_cursor(a: &[u8]) -> Option<u64> {
     Some(if neg { v.wrapping_neg() } else { v })
 }
 
-struct ScanOpts<'a> {
-    pattern: Option<&'a [u8]>,
-    count: usize,
-    type_name: Option<&'a [u8]>,
+pub(crate) struct ScanOpts<'a> {
+    pub(crate) pattern: Option<&'a [u8]>,
+    pub(crate) count: usize,
+    pub(crate) type_name: Option<&'a [u8]>,
 }
 
-fn parse_scan_opts<'a>(args: &[&'a [u8]]) -> Result<ScanOpts<'a>, &'static str> {
+pub(crate) fn parse_scan_opts<'a>(args: &[&'a [u8]]) -> Result<ScanOpts<'a>, &'static str> {
     let mut o = ScanOpts {
         pattern: None,
         count: 10,

@@ -10,12 +10,13 @@ pub mod bits;
 pub mod cluster;
 pub mod connection;
 pub mod gather;
+pub mod hashes;
 pub mod hyperloglog;
 pub mod keyspace;
 pub mod lcs;
-pub mod pubsub;
-// sets, sorted sets
+pub mod lists;
 pub mod multikey;
+pub mod pubsub;
 pub mod server;
 pub mod sets;
 pub mod strings;

@@ -269,7 +269,7 @@ impl<'a> ReplyWriter<'a> {
         Self { out, proto }
     }
 
-    fn is_resp3(&self) -> bool {
+    pub fn is_resp3(&self) -> bool {
         self.proto == Protocol::Resp3
     }
 

@@ -18,6 +18,7 @@
 //! everything it received.
 
 use super::error::{RdbError, RdbErrorKind};
+use super::lists_hashes;
 use super::{TYPE_STRING, enc, len_tag, opcode};
 use crate::crc64::Crc64;
 use crate::lzf;
@@ -281,6 +282,26 @@ pub fn load(
                 };
                 deliver(&mut on_record, record, start)?;
             }
+            // lists and hashes
+            t if lists_hashes::handles(t) => {
+                let start = record_start.take().unwrap_or(at);
+                let key = r.string()?.into_bytes(&mut key_buf)?;
+                let expire_ms = expire_ms.take();
+                // An empty collection is skipped, as redis-server does.
+                if let Some(value) = read_collection(&mut r, t, &mut value_buf)? {
+                    summary.keys += 1;
+                    summary.keys_with_expiry += u64::from(expire_ms.is_some());
+                    let record = Record::Entry {
+                        db,
+                        key,
+                        value,
+                        expire_ms,
+                        offset: start as u64,
+                    };
+                    deliver(&mut on_record, record, start)?;
+                }
+            }
+            // end lists and hashes
             opcode::SLOT_IMPORT
             | opcode::FUNCTION2
             | opcode::FUNCTION_PRE_GA
@@ -373,6 +394,133 @@ fn signature(data: &[u8]) -> Result<(RdbFormat, u32), RdbError> {
     }
     Ok((format, version))
 }
+
+// lists and hashes
+/// A string of the file as owned bytes, with its offset.
+fn blob(r: &mut Reader<'_>, buf: &mut Vec<u8>) -> Result<(Vec<u8>, usize), RdbError> {
+    let at = r.pos;
+    Ok((r.string()?.into_bytes(buf)?.to_vec(), at))
+}
+
+/// A list or hash value of type `t` (see [`lists_hashes`]); `None` when empty.
+#[allow(
+    clippy::many_single_char_names,
+    reason = "r/t/n/h/l/b as in the loader above"
+)]
+fn read_collection(
+    r: &mut Reader<'_>,
+    t: u8,
+    buf: &mut Vec<u8>,
+) -> Result<Option<Value>, RdbError> {
+    use lists_hashes as c;
+    let mut kbuf = Vec::new();
+    let value = match t {
+        c::TYPE_LIST => {
+            let n = r.length()?;
+            let mut l = c::ListBuilder::new();
+            for _ in 0..n {
+                l.push(r.string()?.into_bytes(buf)?);
+            }
+            Value::List(Box::new(l.finish()))
+        }
+        c::TYPE_LIST_ZIPLIST | c::TYPE_LIST_QUICKLIST => {
+            let nodes = if t == c::TYPE_LIST_ZIPLIST {
+                1
+            } else {
+                r.length()?
+            };
+            let mut l = c::ListBuilder::new();
+            for _ in 0..nodes {
+                let (zl, at) = blob(r, buf)?;
+                c::ziplist_entries(&zl, at, "list ziplist", |e| {
+                    l.push(e);
+                    Ok(())
+                })?;
+            }
+            Value::List(Box::new(l.finish()))
+        }
+        c::TYPE_LIST_QUICKLIST_2 => {
+            let n = r.length()?;
+            let mut nodes = Vec::new();
+            for _ in 0..n {
+                let container_at = r.pos;
+                let container = r.length()?;
+                let (b, at) = blob(r, buf)?;
+                match container {
+                    c::QUICKLIST_NODE_PACKED => nodes.push(c::listpack(b, at, "quicklist node")?),
+                    c::QUICKLIST_NODE_PLAIN => {
+                        nodes.push(percore_engine::listpack::Listpack::from_items([&b[..]]));
+                    }
+                    _ => {
+                        return Err(c::corrupt(
+                            container_at,
+                            "quicklist",
+                            0,
+                            "unknown node container",
+                        ));
+                    }
+                }
+            }
+            Value::List(Box::new(percore_engine::lists::List::from_nodes(nodes)))
+        }
+        c::TYPE_HASH => {
+            let at = r.pos;
+            let n = r.length()?;
+            let mut h = c::HashBuilder::new(usize::try_from(n).unwrap_or(usize::MAX));
+            for _ in 0..n {
+                let k = r.string()?.into_bytes(&mut kbuf)?.to_vec();
+                let v = r.string()?.into_bytes(buf)?;
+                if !h.add(&k, v) {
+                    return Err(c::corrupt(at, "hash", 0, "duplicate field"));
+                }
+            }
+            Value::Hash(h.finish())
+        }
+        c::TYPE_HASH_ZIPMAP | c::TYPE_HASH_ZIPLIST => {
+            let (b, at) = blob(r, buf)?;
+            let mut h = c::HashBuilder::new(0);
+            let mut dup = false;
+            if t == c::TYPE_HASH_ZIPMAP {
+                c::zipmap_pairs(&b, at, |k, v| {
+                    dup |= !h.add(k, v);
+                    Ok(())
+                })?;
+            } else {
+                let mut field: Option<Vec<u8>> = None;
+                let n = c::ziplist_entries(&b, at, "hash ziplist", |e| {
+                    match field.take() {
+                        None => field = Some(e.to_vec()),
+                        Some(k) => dup |= !h.add(&k, e),
+                    }
+                    Ok(())
+                })?;
+                if n % 2 != 0 {
+                    return Err(c::corrupt(at, "hash ziplist", 0, "odd entry count"));
+                }
+            }
+            if dup {
+                return Err(c::corrupt(at, "hash", 0, "duplicate field"));
+            }
+            Value::Hash(h.finish())
+        }
+        c::TYPE_HASH_LISTPACK => {
+            let (b, at) = blob(r, buf)?;
+            let lp = c::listpack(b, at, "hash listpack")?;
+            if lp.is_empty() {
+                return Ok(None);
+            }
+            Value::Hash(c::hash_from_listpack(lp, at)?)
+        }
+        _ => unreachable!("lists_hashes::handles said so"),
+    };
+    let empty = match &value {
+        Value::List(l) => l.is_empty(),
+        Value::Hash(h) => h.is_empty(),
+        _ => false,
+    };
+    Ok((!empty).then_some(value))
+}
+// end lists and hashes
 
 /// A cursor over the file. Every read checks the bytes left.
 struct Reader<'a> {
@@ -738,10 +886,10 @@ mod tests {
     #[test]
     fn unsupported_types_and_opcodes() {
         let mut f = b"REDIS0010".to_vec();
-        f.extend_from_slice(b"\xfe\x00\x12\x01k");
+        f.extend_from_slice(b"\xfe\x00\x0f\x01k");
         assert_eq!(
             err(&f),
-            "RDB file: unsupported value type 18 (list quicklist) at offset 11"
+            "RDB file: unsupported value type 15 (stream listpacks) at offset 11"
         );
         let f = b"REDIS0010\x08".to_vec();
         assert_eq!(err(&f), "RDB file: unknown value type 8 at offset 9");

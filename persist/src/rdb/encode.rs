@@ -14,6 +14,7 @@
 //! allocates nothing beyond the growth of the output `Vec`. [`encode_dump`] does a
 //! whole save in memory.
 
+use super::lists_hashes;
 use super::{TYPE_STRING, enc, len_tag, opcode};
 use crate::crc64::crc64;
 use crate::lzf;
@@ -337,16 +338,49 @@ impl Encoder {
             };
             return Ok(());
         }
-        let Value::Str(s) = value else {
-            return Err(EncodeError::UnsupportedType(value.type_name()));
+        let type_byte = match value {
+            Value::Str(_) => TYPE_STRING,
+            // lists and hashes
+            Value::List(_) => lists_hashes::TYPE_LIST_QUICKLIST_2,
+            Value::Hash(h) if h.as_listpack().is_some() => lists_hashes::TYPE_HASH_LISTPACK,
+            Value::Hash(_) => lists_hashes::TYPE_HASH,
+            // end lists and hashes
+            #[allow(unreachable_patterns, reason = "more value types arrive later")]
+            _ => return Err(EncodeError::UnsupportedType(value.type_name())),
         };
         if let Some(ms) = expire_ms {
             out.push(opcode::EXPIRETIME_MS);
             out.extend_from_slice(&ms.to_le_bytes());
         }
-        out.push(TYPE_STRING);
+        out.push(type_byte);
         self.write_string(out, key);
-        self.write_str_value(out, s);
+        match value {
+            Value::Str(s) => self.write_str_value(out, s),
+            // lists and hashes
+            Value::List(l) => {
+                write_len(out, l.nodes().len() as u64);
+                for node in l.nodes() {
+                    write_len(out, lists_hashes::QUICKLIST_NODE_PACKED);
+                    self.write_string(out, node.as_bytes());
+                }
+            }
+            Value::Hash(h) => {
+                if let Some(lp) = h.as_listpack() {
+                    self.write_string(out, lp.as_bytes());
+                } else {
+                    write_len(out, h.len() as u64);
+                    let mut kb = [0; I64_MAX_DECIMAL_BYTES];
+                    let mut vb = [0; I64_MAX_DECIMAL_BYTES];
+                    for (k, v) in h {
+                        self.write_string(out, k.as_bytes(&mut kb));
+                        self.write_string(out, v.as_bytes(&mut vb));
+                    }
+                }
+            }
+            // end lists and hashes
+            #[allow(unreachable_patterns, reason = "more value types arrive later")]
+            _ => {}
+        }
         Ok(())
     }
 

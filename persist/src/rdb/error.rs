@@ -47,6 +47,9 @@ pub enum RdbErrorKind {
     /// A value whose nested encoding (intset, listpack, ziplist) or contents are corrupt
     /// (offset = the value's start).
     CorruptValue { type_byte: u8, reason: String },
+    // lists and hashes
+    /// A list or hash whose nested encoding (ziplist, listpack, zipmap) is corrupt.
+    CorruptNested(String),
 }
 
 impl RdbError {
@@ -134,6 +137,7 @@ impl fmt::Display for RdbErrorKind {
                 "corrupt value of type {type_byte} ({}): {reason}",
                 type_name(*type_byte).unwrap_or("unknown")
             ),
+            RdbErrorKind::CorruptNested(what) => f.write_str(what),
         }
     }
 }

@@ -27,6 +27,7 @@
 //! specially encoded string: `0xC0`/`C1`/`C2` an 8/16/32-bit little-endian integer,
 //! `0xC3` LZF (`clen len data`). See `src/rdb.h` and `src/rdb.c` in Redis.
 
+pub mod lists_hashes;
 // sets, sorted sets
 pub mod collections;
 pub mod decode;

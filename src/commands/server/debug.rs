@@ -173,6 +173,26 @@ fn debug_object(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
                 len.max(1)
             ));
         }
+        // lists and hashes
+        (Some(Value::List(l)), Some(idle)) => {
+            let nodes = l.nodes().len();
+            let bytes: usize = l.nodes().map(percore_engine::Listpack::bytes_len).sum();
+            let fill = sh.cfg.list_max_listpack_size;
+            w.simple(&format!(
+                "Value at:0x0 refcount:1 encoding:quicklist serializedlength:{bytes} lru:0 lru_seconds_idle:{idle} ql_nodes:{nodes} ql_avg_node:{:.2} ql_listpack_max:{fill} ql_compressed:0 ql_uncompressed_size:{bytes}",
+                l.len() as f64 / nodes.max(1) as f64
+            ));
+        }
+        (Some(Value::Hash(h)), Some(idle)) => {
+            let len = h
+                .as_listpack()
+                .map_or(h.len(), percore_engine::Listpack::bytes_len);
+            w.simple(&format!(
+                "Value at:0x0 refcount:1 encoding:{} serializedlength:{len} lru:0 lru_seconds_idle:{idle}",
+                h.encoding()
+            ));
+        }
+        // end lists and hashes
         _ => w.error(errors::NO_SUCH_KEY),
     }
     Partial::Encoded(out)
