@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{Conn, Server, show};
+use common::{Conn, Rng, Server, show};
 
 const SEEDS: [u64; 4] = [0xb175_0001, 0x0000_4411, 0x00c0_ffee, 0xface_b00c];
 /// Commands per seed and protocol.
@@ -15,29 +15,8 @@ const COMMANDS: usize = 400;
 /// Keys; `{t}` ones share a shard, the others spread over two shards.
 const KEYS: [&str; 6] = ["a", "b", "{t}x", "{t}y", "h1", "h2"];
 
-/// splitmix64.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
-        items[self.below(items.len())]
-    }
-
-    fn int(&mut self, lo: i64, hi: i64) -> String {
-        (lo + (self.next() % (hi - lo + 1) as u64) as i64).to_string()
-    }
+fn int(r: &mut Rng, lo: i64, hi: i64) -> String {
+    (lo + (r.next() % (hi - lo + 1) as u64) as i64).to_string()
 }
 
 fn command(r: &mut Rng) -> Vec<String> {
@@ -49,16 +28,16 @@ fn command(r: &mut Rng) -> Vec<String> {
             a = vec![
                 s("SETBIT"),
                 key(r),
-                r.int(-1, 200),
+                int(r, -1, 200),
                 r.pick(&["0", "1", "1", "2"]).into(),
             ];
         }
-        2 => a = vec![s("GETBIT"), key(r), r.int(-1, 200)],
+        2 => a = vec![s("GETBIT"), key(r), int(r, -1, 200)],
         3 => {
             a = vec![s("BITCOUNT"), key(r)];
             if r.below(3) > 0 {
-                a.push(r.int(-30, 30));
-                a.push(r.int(-30, 30));
+                a.push(int(r, -30, 30));
+                a.push(int(r, -30, 30));
                 if r.below(2) == 0 {
                     a.push(r.pick(&["BIT", "byte", "bits"]).into());
                 }
@@ -71,7 +50,7 @@ fn command(r: &mut Rng) -> Vec<String> {
                 r.pick(&["0", "1", "1", "0", "2"]).into(),
             ];
             for _ in 0..r.below(4) {
-                a.push(r.int(-30, 30));
+                a.push(int(r, -30, 30));
             }
             if a.len() == 6 {
                 a[5] = r.pick(&["BIT", "BYTE", "x"]).into();
@@ -96,12 +75,12 @@ fn command(r: &mut Rng) -> Vec<String> {
                 let off = if r.below(4) == 0 {
                     format!("#{}", r.below(5))
                 } else {
-                    r.int(-1, 90)
+                    int(r, -1, 90)
                 };
                 match r.below(5) {
                     0 => a.extend([s("GET"), s(ty), off]),
-                    1 => a.extend([s("SET"), s(ty), off, r.int(-300, 300)]),
-                    2 => a.extend([s("INCRBY"), s(ty), off, r.int(-300, 300)]),
+                    1 => a.extend([s("SET"), s(ty), off, int(r, -300, 300)]),
+                    2 => a.extend([s("INCRBY"), s(ty), off, int(r, -300, 300)]),
                     3 => a.extend([s("OVERFLOW"), s(r.pick(&["WRAP", "sat", "FAIL", "bad"]))]),
                     _ => a.extend([s("INCRBY"), s(ty), off, s("9223372036854775807")]),
                 }
@@ -110,7 +89,7 @@ fn command(r: &mut Rng) -> Vec<String> {
         8 | 9 => {
             a = vec![s("PFADD"), key(r)];
             for _ in 0..r.below(6) {
-                a.push(r.int(0, 3000));
+                a.push(int(r, 0, 3000));
             }
         }
         10 => {
@@ -140,7 +119,7 @@ fn command(r: &mut Rng) -> Vec<String> {
                     0 => a.push(s("LEN")),
                     1 => a.push(s("IDX")),
                     2 => a.push(s("WITHMATCHLEN")),
-                    3 => a.extend([s("MINMATCHLEN"), r.int(-1, 3)]),
+                    3 => a.extend([s("MINMATCHLEN"), int(r, -1, 3)]),
                     _ => a.push(s("bogus")),
                 }
             }

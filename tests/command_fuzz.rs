@@ -22,7 +22,7 @@
 
 mod common;
 
-use common::{Server, encode_cmd, show};
+use common::{Rng, Server, encode_cmd, show};
 use percore_net::resp::{Frame, decode_frame};
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -117,23 +117,6 @@ const COMMON_WORDS: &[&str] = &[
     "DEFAULT",
     "FULL",
 ];
-
-/// splitmix64: small, fast and reproducible from its seed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
 
 /// One command or subcommand of the table.
 struct Target {

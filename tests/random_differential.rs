@@ -17,7 +17,7 @@
 
 mod common;
 
-use common::{Conn, Server, show};
+use common::{Conn, Rng, Server, show};
 use std::collections::HashSet;
 use std::fmt::Write as _;
 
@@ -74,37 +74,6 @@ const INCRS: [&str; 14] = [
 const FLOATS: [&str; 12] = [
     "1", "-1", "0.5", "1.5", "-0.25", "2.75", "10", "0", "-3.5", "100.125", "abc", "",
 ];
-
-/// splitmix64.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform-enough in `0..n`.
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    /// True with probability `percent`/100.
-    fn chance(&mut self, percent: usize) -> bool {
-        self.below(100) < percent
-    }
-
-    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
-        items[self.below(items.len())]
-    }
-
-    fn range(&mut self, lo: i64, hi: i64) -> i64 {
-        lo + (self.next() % (hi - lo + 1) as u64) as i64
-    }
-}
 
 /// Draws commands; remembers which TTL values it handed out so that none repeats.
 struct Gen {

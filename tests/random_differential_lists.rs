@@ -14,7 +14,7 @@
 
 mod common;
 
-use common::{Server, show};
+use common::{Rng, Server, show};
 use percore_net::resp::{Frame, decode_frame};
 use std::fmt::Write as _;
 
@@ -73,25 +73,8 @@ const INCRS: [&str; 10] = [
     "0",
 ];
 
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-    fn chance(&mut self, percent: usize) -> bool {
-        self.below(100) < percent
-    }
-    fn pick(&mut self, items: &[&str]) -> String {
-        items[self.below(items.len())].to_owned()
-    }
+fn pick(r: &mut Rng, items: &[&str]) -> String {
+    items[r.below(items.len())].to_owned()
 }
 
 fn s(a: &[&str]) -> Vec<String> {
@@ -99,23 +82,23 @@ fn s(a: &[&str]) -> Vec<String> {
 }
 
 fn command(r: &mut Rng) -> Vec<String> {
-    let key = r.pick(&KEYS);
-    let item = r.pick(&ITEMS);
-    let field = r.pick(&FIELDS);
-    let idx = r.pick(&INDEXES);
-    let end = r.pick(&["LEFT", "RIGHT", "left", "UP"]);
+    let key = pick(r, &KEYS);
+    let item = pick(r, &ITEMS);
+    let field = pick(r, &FIELDS);
+    let idx = pick(r, &INDEXES);
+    let end = pick(r, &["LEFT", "RIGHT", "left", "UP"]);
     let mut a: Vec<String> = match r.below(400) {
         0..=59 => {
-            let mut a = vec![r.pick(&["LPUSH", "RPUSH", "LPUSHX", "RPUSHX"]), key];
+            let mut a = vec![pick(r, &["LPUSH", "RPUSH", "LPUSHX", "RPUSHX"]), key];
             for _ in 0..=r.below(4) {
-                a.push(r.pick(&ITEMS));
+                a.push(pick(r, &ITEMS));
             }
             a
         }
         60..=89 => {
-            let mut a = vec![r.pick(&["LPOP", "RPOP"]), key];
+            let mut a = vec![pick(r, &["LPOP", "RPOP"]), key];
             if r.chance(40) {
-                a.push(r.pick(&["0", "1", "2", "5", "-1", "x"]));
+                a.push(pick(r, &["0", "1", "2", "5", "-1", "x"]));
             }
             if r.chance(3) {
                 a.push("1".into());
@@ -123,33 +106,33 @@ fn command(r: &mut Rng) -> Vec<String> {
             a
         }
         90..=99 => vec!["LLEN".into(), key],
-        100..=124 => vec!["LRANGE".into(), key, idx, r.pick(&INDEXES)],
+        100..=124 => vec!["LRANGE".into(), key, idx, pick(r, &INDEXES)],
         125..=134 => vec!["LINDEX".into(), key, idx],
         135..=144 => vec!["LSET".into(), key, idx, item],
         145..=154 => vec![
             "LINSERT".into(),
             key,
-            r.pick(&["BEFORE", "AFTER", "after", "x"]),
-            r.pick(&ITEMS),
+            pick(r, &["BEFORE", "AFTER", "after", "x"]),
+            pick(r, &ITEMS),
             item,
         ],
         155..=164 => vec![
             "LREM".into(),
             key,
-            r.pick(&["0", "1", "-1", "2", "-2", "x"]),
+            pick(r, &["0", "1", "-1", "2", "-2", "x"]),
             item,
         ],
-        165..=172 => vec!["LTRIM".into(), key, idx, r.pick(&INDEXES)],
+        165..=172 => vec!["LTRIM".into(), key, idx, pick(r, &INDEXES)],
         173..=184 => {
             let mut a = vec!["LPOS".into(), key, item];
             for _ in 0..r.below(3) {
                 match r.below(4) {
                     0 => a.extend([
                         "RANK".into(),
-                        r.pick(&["1", "2", "-1", "-2", "0", "x", "-9223372036854775808"]),
+                        pick(r, &["1", "2", "-1", "-2", "0", "x", "-9223372036854775808"]),
                     ]),
-                    1 => a.extend(["COUNT".into(), r.pick(&["0", "1", "2", "-1", "x"])]),
-                    2 => a.extend(["MAXLEN".into(), r.pick(&["0", "1", "3", "-1"])]),
+                    1 => a.extend(["COUNT".into(), pick(r, &["0", "1", "2", "-1", "x"])]),
+                    2 => a.extend(["MAXLEN".into(), pick(r, &["0", "1", "3", "-1"])]),
                     _ => a.push("BOGUS".into()),
                 }
             }
@@ -158,31 +141,31 @@ fn command(r: &mut Rng) -> Vec<String> {
         185..=199 => vec![
             "LMOVE".into(),
             key,
-            r.pick(&KEYS),
+            pick(r, &KEYS),
             end,
-            r.pick(&["LEFT", "RIGHT"]),
+            pick(r, &["LEFT", "RIGHT"]),
         ],
-        200..=207 => vec!["RPOPLPUSH".into(), key, r.pick(&KEYS)],
+        200..=207 => vec!["RPOPLPUSH".into(), key, pick(r, &KEYS)],
         208..=217 => {
             let n = 1 + r.below(3);
             let mut a = vec![
                 "LMPOP".into(),
-                r.pick(&[&n.to_string(), "0", "-1", "x", "9"]),
+                pick(r, &[&n.to_string(), "0", "-1", "x", "9"]),
             ];
             for _ in 0..n {
-                a.push(r.pick(&KEYS));
+                a.push(pick(r, &KEYS));
             }
             a.push(end);
             if r.chance(40) {
-                a.extend(["COUNT".into(), r.pick(&["1", "2", "10", "0", "-1"])]);
+                a.extend(["COUNT".into(), pick(r, &["1", "2", "10", "0", "-1"])]);
             }
             a
         }
         218..=259 => {
-            let mut a = vec![r.pick(&["HSET", "HMSET"]), key];
+            let mut a = vec![pick(r, &["HSET", "HMSET"]), key];
             for _ in 0..=r.below(3) {
-                a.push(r.pick(&FIELDS));
-                a.push(r.pick(&ITEMS));
+                a.push(pick(r, &FIELDS));
+                a.push(pick(r, &ITEMS));
             }
             if r.chance(5) {
                 a.pop();
@@ -194,44 +177,47 @@ fn command(r: &mut Rng) -> Vec<String> {
         280..=286 => {
             let mut a = vec!["HMGET".into(), key];
             for _ in 0..=r.below(3) {
-                a.push(r.pick(&FIELDS));
+                a.push(pick(r, &FIELDS));
             }
             a
         }
         287..=296 => {
             let mut a = vec!["HDEL".into(), key];
             for _ in 0..=r.below(3) {
-                a.push(r.pick(&FIELDS));
+                a.push(pick(r, &FIELDS));
             }
             a
         }
-        297..=302 => vec![r.pick(&["HEXISTS", "HSTRLEN"]), key, field],
+        297..=302 => vec![pick(r, &["HEXISTS", "HSTRLEN"]), key, field],
         303..=306 => vec!["HLEN".into(), key],
-        307..=316 => vec![r.pick(&["HKEYS", "HVALS", "HGETALL"]), key],
-        317..=326 => vec!["HINCRBY".into(), key, field, r.pick(&INCRS)],
+        307..=316 => vec![pick(r, &["HKEYS", "HVALS", "HGETALL"]), key],
+        317..=326 => vec!["HINCRBY".into(), key, field, pick(r, &INCRS)],
         327..=332 => vec![
             "HINCRBYFLOAT".into(),
             key,
             field,
-            r.pick(&["1", "-1", "0.5", "1.5", "abc", "", "inf", "-2.25"]),
+            pick(r, &["1", "-1", "0.5", "1.5", "abc", "", "inf", "-2.25"]),
         ],
         333..=338 => {
             let mut a = vec!["HRANDFIELD".into(), key];
             if r.chance(70) {
-                a.push(r.pick(&["0", "1", "3", "-3", "100", "-9223372036854775808", "x"]));
+                a.push(pick(
+                    r,
+                    &["0", "1", "3", "-3", "100", "-9223372036854775808", "x"],
+                ));
                 if r.chance(50) {
-                    a.push(r.pick(&["WITHVALUES", "withvalues", "bogus"]));
+                    a.push(pick(r, &["WITHVALUES", "withvalues", "bogus"]));
                 }
             }
             a
         }
         339..=344 => {
-            let mut a = vec!["HSCAN".into(), key, r.pick(&["0", "0", "x"])];
+            let mut a = vec!["HSCAN".into(), key, pick(r, &["0", "0", "x"])];
             if r.chance(30) {
-                a.extend(["MATCH".into(), r.pick(&["f*", "*", "[0-9]"])]);
+                a.extend(["MATCH".into(), pick(r, &["f*", "*", "[0-9]"])]);
             }
             if r.chance(30) {
-                a.extend(["COUNT".into(), r.pick(&["10", "0", "x"])]);
+                a.extend(["COUNT".into(), pick(r, &["10", "0", "x"])]);
             }
             a
         }
@@ -240,9 +226,9 @@ fn command(r: &mut Rng) -> Vec<String> {
         363..=368 => vec!["SET".into(), key, item],
         369..=372 => vec!["GET".into(), key],
         373..=378 => vec!["DEL".into(), key],
-        379..=384 => vec![r.pick(&["RENAME", "RENAMENX"]), key, r.pick(&KEYS)],
+        379..=384 => vec![pick(r, &["RENAME", "RENAMENX"]), key, pick(r, &KEYS)],
         385..=390 => {
-            let mut a = vec!["COPY".into(), key, r.pick(&KEYS)];
+            let mut a = vec!["COPY".into(), key, pick(r, &KEYS)];
             if r.chance(50) {
                 a.push("REPLACE".into());
             }

@@ -14,7 +14,7 @@
 
 mod common;
 
-use common::{Server, show};
+use common::{Rng, Server, show};
 use std::fmt::Write as _;
 
 const SEEDS: [u64; 10] = [
@@ -59,29 +59,9 @@ const RANGE_ENDS: [&str; 12] = [
 const LEX_ENDS: [&str; 9] = ["-", "+", "[a", "(a", "[b", "(c", "[hello", "x", "[1"];
 const INDEXES: [&str; 10] = ["0", "1", "-1", "2", "-2", "10", "-10", "3", "x", "0"];
 
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-    fn chance(&mut self, percent: usize) -> bool {
-        self.below(100) < percent
-    }
-    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
-        items[self.below(items.len())]
-    }
-    fn some(&mut self, items: &[&str], max: usize) -> Vec<String> {
-        let n = 1 + self.below(max);
-        (0..n).map(|_| self.pick(items).to_owned()).collect()
-    }
+fn some(r: &mut Rng, items: &[&str], max: usize) -> Vec<String> {
+    let n = 1 + r.below(max);
+    (0..n).map(|_| r.pick(items).to_owned()).collect()
 }
 
 /// How a reply is compared.
@@ -114,18 +94,18 @@ fn command(r: &mut Rng) -> (Vec<String>, Cmp) {
     let args: Vec<String> = match r.below(100) {
         0..=9 => {
             let mut a = vec!["SADD".to_owned(), sk(r)];
-            a.extend(r.some(&MEMBERS, 5));
+            a.extend(some(r, &MEMBERS, 5));
             a
         }
         10..=13 => {
             let mut a = vec!["SREM".to_owned(), sk(r)];
-            a.extend(r.some(&MEMBERS, 3));
+            a.extend(some(r, &MEMBERS, 3));
             a
         }
         14..=15 => vec!["SISMEMBER".to_owned(), sk(r), r.pick(&MEMBERS).to_owned()],
         16 => {
             let mut a = vec!["SMISMEMBER".to_owned(), sk(r)];
-            a.extend(r.some(&MEMBERS, 3));
+            a.extend(some(r, &MEMBERS, 3));
             a
         }
         17 => vec!["SCARD".to_owned(), sk(r)],
@@ -204,14 +184,14 @@ fn command(r: &mut Rng) -> (Vec<String>, Cmp) {
         ],
         47..=48 => {
             let mut a = vec!["ZREM".to_owned(), zk(r)];
-            a.extend(r.some(&MEMBERS, 3));
+            a.extend(some(r, &MEMBERS, 3));
             a
         }
         49 => vec!["ZCARD".to_owned(), zk(r)],
         50..=51 => vec!["ZSCORE".to_owned(), zk(r), r.pick(&MEMBERS).to_owned()],
         52 => {
             let mut a = vec!["ZMSCORE".to_owned(), zk(r)];
-            a.extend(r.some(&MEMBERS, 3));
+            a.extend(some(r, &MEMBERS, 3));
             a
         }
         53..=54 => vec![

@@ -13,7 +13,7 @@
 
 mod common;
 
-use common::{Server, encode_cmd, show};
+use common::{Rng, Server, encode_cmd, show};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
@@ -25,23 +25,6 @@ const MAX_VALUE_BYTES: usize = 300 * 1024;
 /// Per configuration; a client stops starting batches when it runs out.
 const TIME_BUDGET: Duration = Duration::from_secs(12);
 const DEFAULT_SEED: u64 = 0x00c0_ffee;
-
-/// splitmix64.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
 
 /// A value of `n` bytes: random, with RESP framing and whole commands sprinkled in, so a
 /// misread shows up as a command run or a protocol error, not as silently wrong data.
