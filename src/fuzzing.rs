@@ -385,8 +385,9 @@ impl Dispatcher {
     }
 }
 
-/// At most one reply, whole and well-formed (exactly one when replies are on and nothing
-/// waits before it, unless the command itself changes the reply mode or waits).
+/// At most one reply (one per channel for the pub/sub (un)subscribe commands), whole and
+/// well-formed (at least one when replies are on and nothing waits before it, unless the
+/// command itself changes the reply mode or waits).
 fn check_reply(argv: &[&[u8]], out: &[u8], expect_one: bool) -> Result<(), String> {
     let mut at = 0;
     let mut frames = 0;
@@ -413,7 +414,24 @@ fn check_reply(argv: &[&[u8]], out: &[u8], expect_one: bool) -> Result<(), Strin
         }
     }
     let changes_reply_mode = argv[0].eq_ignore_ascii_case(b"CLIENT");
-    if frames > 1 || (expect_one && frames == 0 && !changes_reply_mode) {
+    // (P|S)SUBSCRIBE and (P|S)UNSUBSCRIBE answer once per channel; without channels an
+    // unsubscribe answers once per subscription the connection had.
+    let subscribes = [
+        &b"subscribe"[..],
+        b"unsubscribe",
+        b"psubscribe",
+        b"punsubscribe",
+        b"ssubscribe",
+        b"sunsubscribe",
+    ]
+    .iter()
+    .any(|c| argv[0].eq_ignore_ascii_case(c));
+    let most = match (subscribes, argv.len()) {
+        (false, _) => 1,
+        (true, 1) => usize::MAX,
+        (true, n) => n - 1,
+    };
+    if frames > most || (expect_one && frames == 0 && !changes_reply_mode) {
         return Err(format!(
             "{}: {frames} replies {:?}",
             show(argv),
