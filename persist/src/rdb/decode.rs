@@ -17,6 +17,9 @@
 //! end (as Redis does), so when [`load`] returns an error the caller must throw away
 //! everything it received.
 
+use super::collections::types::{
+    SET, SET_INTSET, SET_LISTPACK, ZSET, ZSET_2, ZSET_LISTPACK, ZSET_ZIPLIST,
+};
 use super::error::{RdbError, RdbErrorKind};
 use super::lists_hashes;
 use super::{TYPE_STRING, enc, len_tag, opcode};
@@ -243,65 +246,39 @@ pub fn load(
                     r.length()?;
                 }
             }
-            TYPE_STRING => {
+            // Every value type percore stores: the key, then the value in its type's form.
+            t @ (TYPE_STRING | SET | SET_INTSET | SET_LISTPACK | ZSET | ZSET_2 | ZSET_ZIPLIST
+            | ZSET_LISTPACK) => {
                 let start = record_start.take().unwrap_or(at);
                 let key = r.string()?.into_bytes(&mut key_buf)?;
-                let value = r.string()?.into_value()?;
-                let expire_ms = expire_ms.take();
-                summary.keys += 1;
-                summary.keys_with_expiry += u64::from(expire_ms.is_some());
-                let record = Record::Entry {
-                    db,
-                    key,
-                    value,
-                    expire_ms,
-                    offset: start as u64,
+                let value = if t == TYPE_STRING {
+                    r.string()?.into_value()?
+                } else {
+                    r.collection(t)?
                 };
-                deliver(&mut on_record, record, start)?;
+                deliver_entry(
+                    &mut on_record,
+                    &mut summary,
+                    (db, key),
+                    Some(value),
+                    expire_ms.take(),
+                    start,
+                )?;
             }
-            // sets, sorted sets
-            super::collections::types::SET
-            | super::collections::types::SET_INTSET
-            | super::collections::types::SET_LISTPACK
-            | super::collections::types::ZSET
-            | super::collections::types::ZSET_2
-            | super::collections::types::ZSET_ZIPLIST
-            | super::collections::types::ZSET_LISTPACK => {
-                let start = record_start.take().unwrap_or(at);
-                let key = r.string()?.into_bytes(&mut key_buf)?;
-                let value = r.collection(byte)?;
-                let expire_ms = expire_ms.take();
-                summary.keys += 1;
-                summary.keys_with_expiry += u64::from(expire_ms.is_some());
-                let record = Record::Entry {
-                    db,
-                    key,
-                    value,
-                    expire_ms,
-                    offset: start as u64,
-                };
-                deliver(&mut on_record, record, start)?;
-            }
-            // lists and hashes
             t if lists_hashes::handles(t) => {
                 let start = record_start.take().unwrap_or(at);
                 let key = r.string()?.into_bytes(&mut key_buf)?;
-                let expire_ms = expire_ms.take();
-                // An empty collection is skipped, as redis-server does.
-                if let Some(value) = read_collection(&mut r, t, &mut value_buf)? {
-                    summary.keys += 1;
-                    summary.keys_with_expiry += u64::from(expire_ms.is_some());
-                    let record = Record::Entry {
-                        db,
-                        key,
-                        value,
-                        expire_ms,
-                        offset: start as u64,
-                    };
-                    deliver(&mut on_record, record, start)?;
-                }
+                // An empty list or hash is skipped, as redis-server does.
+                let value = read_collection(&mut r, t, &mut value_buf)?;
+                deliver_entry(
+                    &mut on_record,
+                    &mut summary,
+                    (db, key),
+                    value,
+                    expire_ms.take(),
+                    start,
+                )?;
             }
-            // end lists and hashes
             opcode::SLOT_IMPORT
             | opcode::FUNCTION2
             | opcode::FUNCTION_PRE_GA
@@ -356,6 +333,34 @@ where
         RdbErrorKind::Rejected(_) => e.at(start as u64),
         _ => e,
     })
+}
+
+/// Counts a key in `summary` and hands it to the callback; `None` (an empty collection,
+/// which redis-server skips too) is neither counted nor delivered.
+fn deliver_entry<F>(
+    on_record: &mut F,
+    summary: &mut LoadSummary,
+    (db, key): (u32, &[u8]),
+    value: Option<Value>,
+    expire_ms: Option<i64>,
+    start: usize,
+) -> Result<(), RdbError>
+where
+    F: FnMut(Record<'_>) -> Result<(), RdbError>,
+{
+    let Some(value) = value else {
+        return Ok(());
+    };
+    summary.keys += 1;
+    summary.keys_with_expiry += u64::from(expire_ms.is_some());
+    let record = Record::Entry {
+        db,
+        key,
+        value,
+        expire_ms,
+        offset: start as u64,
+    };
+    deliver(on_record, record, start)
 }
 
 /// The 9-byte signature: `REDIS` + 4 digits (versions 1 to 11) or `VALKEY` + 3 digits
