@@ -397,3 +397,22 @@ fn idle_timeout_spares_subscribers() {
         show(b"*3\r\n$7\r\nmessage\r\n$5\r\nquiet\r\n$5\r\nstill\r\n")
     );
 }
+
+/// INFO counts a channel or pattern once however many shards have subscribers to it.
+#[test]
+fn info_counts_distinct_channels_across_shards() {
+    let server = Server::percore_threads(2);
+    let mut subs: Vec<_> = (0..8).map(|_| server.conn()).collect();
+    for (i, sub) in subs.iter_mut().enumerate() {
+        sub.cmd_raw(&["SUBSCRIBE", "same", &format!("own{i}")]);
+        sub.cmd_raw(&["PSUBSCRIBE", "p*"]);
+        sub.cmd_raw(&["SSUBSCRIBE", "shard"]);
+    }
+    let mut admin = server.conn();
+    let field = |admin: &mut Conn, f| common::info_field(admin, "stats", f);
+    assert_eq!(field(&mut admin, "pubsub_channels"), "9");
+    assert_eq!(field(&mut admin, "pubsub_patterns"), "1");
+    assert_eq!(field(&mut admin, "pubsubshard_channels"), "1");
+    let numpat = admin.cmd_raw(&["PUBSUB", "NUMPAT"]);
+    assert_eq!(numpat, b":1\r\n");
+}

@@ -84,16 +84,29 @@ pub fn info_part(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
         ),
         ("total_error_replies", st.total_error_replies),
         ("instantaneous_ops_per_sec", st.instantaneous_ops_per_sec()),
-        // Per shard; a name with subscribers on several shards counts once per shard.
-        ("pubsub_channels", sh.pubsub.channels.len() as u64),
-        ("pubsub_patterns", sh.pubsub.patterns.len() as u64),
-        (
-            "pubsubshard_channels",
-            sh.pubsub.shard_channels.len() as u64,
-        ),
     ];
     for (k, v) in counters {
         let _ = writeln!(s, "k {k} {v}");
+    }
+    // A channel or pattern with subscribers on several shards counts once: with one shard
+    // the count is exact; with more, each shard lists its names (hex, one `name` line each)
+    // and the merge counts distinct ones.
+    for (k, map) in [
+        ("pubsub_channels", &sh.pubsub.channels),
+        ("pubsub_patterns", &sh.pubsub.patterns),
+        ("pubsubshard_channels", &sh.pubsub.shard_channels),
+    ] {
+        if sh.shards == 1 {
+            let _ = writeln!(s, "k {k} {}", map.len());
+        } else {
+            for name in map.keys() {
+                let _ = write!(s, "name {k} ");
+                for b in name.iter() {
+                    let _ = write!(s, "{b:02x}");
+                }
+                s.push('\n');
+            }
+        }
     }
     for (i, c) in crate::commands::COMMANDS.iter().enumerate() {
         let cs = &st.cmds[i];
@@ -446,6 +459,8 @@ struct Merged {
     dbs: BTreeMap<usize, (u64, u64, i128)>,
     lat: BTreeMap<String, Histogram<u64>>,
     global: BTreeMap<String, Vec<String>>,
+    /// `(counter, hex name)` already counted by a `name` line.
+    names: std::collections::HashSet<(String, String)>,
     /// INFO percore: shard number → its line.
     shards: BTreeMap<usize, String>,
 }
@@ -473,6 +488,11 @@ fn merge_parts(parts: &[Option<Partial>]) -> Merged {
                     let e = m.cmds.entry(name.into()).or_default();
                     for (a, b) in e.iter_mut().zip(&nums) {
                         *a += b;
+                    }
+                }
+                "name" => {
+                    if m.names.insert((name.to_string(), rest.to_string())) {
+                        *m.counters.entry(name.into()).or_default() += 1;
                     }
                 }
                 "err" => {
