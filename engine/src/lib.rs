@@ -15,6 +15,7 @@
 //! - [`listpack`]: Redis's listpack, the compact form of small collections.
 //! - [`lists`]: lists (a quicklist of listpack nodes).
 //! - [`hashes`]: hashes (a listpack of field/value pairs, or a hash table).
+//! - [`geo`]: geo points as sorted-set scores, Redis's geohash cells and search.
 //! - [`glob`]: Redis's `stringmatchlen` glob matcher (KEYS, SCAN MATCH).
 //! - [`bitops`]: bitmaps and bit fields on string bytes (SETBIT, BITCOUNT, BITFIELD...).
 //! - [`hyperloglog`]: Redis-compatible HyperLogLog strings (PFADD, PFCOUNT, PFMERGE).
@@ -23,6 +24,7 @@
 
 pub mod bitops;
 pub mod db;
+pub mod geo;
 pub mod glob;
 pub mod hash;
 pub mod hashes;

@@ -10,6 +10,7 @@ pub mod bits;
 pub mod cluster;
 pub mod connection;
 pub mod gather;
+pub mod geo;
 pub mod hashes;
 pub mod hyperloglog;
 pub mod keyspace;

@@ -11,6 +11,8 @@ use super::{
 use super::{bits, hyperloglog as hll, lcs};
 // lists and hashes
 use super::{hashes as hs, lists as ls};
+// geo
+use super::geo;
 
 #[expect(clippy::too_many_arguments, reason = "a table row")]
 const fn c(
@@ -848,6 +850,107 @@ pub static COMMANDS: &[Command] = &[
         "2.8.0",
         "Incrementally iterate sorted sets elements and associated scores.",
         Exec::Keyed(zs::zscan),
+    ),
+    // geo (sorted sets)
+    c(
+        "geoadd",
+        -5,
+        WRITE | DENYOOM,
+        KEY1,
+        "geo",
+        "3.2.0",
+        "Adds one or more members to a geospatial index. The key is created if it doesn't exist.",
+        Exec::Keyed(geo::geoadd),
+    ),
+    c(
+        "geodist",
+        -4,
+        READONLY,
+        KEY1,
+        "geo",
+        "3.2.0",
+        "Returns the distance between two members of a geospatial index.",
+        Exec::Keyed(geo::geodist),
+    ),
+    c(
+        "geohash",
+        -2,
+        READONLY,
+        KEY1,
+        "geo",
+        "3.2.0",
+        "Returns members from a geospatial index as geohash strings.",
+        Exec::Keyed(geo::geohash),
+    ),
+    c(
+        "geopos",
+        -2,
+        READONLY,
+        KEY1,
+        "geo",
+        "3.2.0",
+        "Returns the longitude and latitude of members from a geospatial index.",
+        Exec::Keyed(geo::geopos),
+    ),
+    c(
+        "georadius",
+        -6,
+        WRITE | DENYOOM,
+        KEY1,
+        "geo",
+        "3.2.0",
+        "Queries a geospatial index for members within a distance from a coordinate, optionally stores the result.",
+        Exec::Hop(geo::georadius),
+    ),
+    c(
+        "georadius_ro",
+        -6,
+        READONLY,
+        KEY1,
+        "geo",
+        "3.2.10",
+        "Returns members from a geospatial index that are within a distance from a coordinate.",
+        Exec::Keyed(geo::georadius_ro),
+    ),
+    c(
+        "georadiusbymember",
+        -5,
+        WRITE | DENYOOM,
+        KEY1,
+        "geo",
+        "3.2.0",
+        "Queries a geospatial index for members within a distance from a member, optionally stores the result.",
+        Exec::Hop(geo::georadiusbymember),
+    ),
+    c(
+        "georadiusbymember_ro",
+        -5,
+        READONLY,
+        KEY1,
+        "geo",
+        "3.2.10",
+        "Returns members from a geospatial index that are within a distance from a member.",
+        Exec::Keyed(geo::georadiusbymember_ro),
+    ),
+    c(
+        "geosearch",
+        -7,
+        READONLY,
+        KEY1,
+        "geo",
+        "6.2.0",
+        "Queries a geospatial index for members inside an area of a box or a circle.",
+        Exec::Keyed(geo::geosearch),
+    ),
+    c(
+        "geosearchstore",
+        -8,
+        WRITE | DENYOOM,
+        (1, 2, 1),
+        "geo",
+        "6.2.0",
+        "Queries a geospatial index for members inside an area of a box or a circle, optionally stores the result.",
+        Exec::Hop(geo::geosearchstore),
     ),
     // lists and hashes: one row per command
     c(
