@@ -396,6 +396,52 @@ fn redirections_and_down_states() {
     }
 }
 
+/// SORT in cluster mode, as redis-server 7.0 answers (texts checked against it): BY with a
+/// `*` pattern and every GET are refused; a constant BY sorts nothing; STORE's destination
+/// counts as a key of the request (CROSSSLOT across slots, as ZUNIONSTORE's sources).
+#[test]
+fn sort_and_numkeys_commands_in_cluster_mode() {
+    let s = percore_cluster(&[]);
+    let mut c = s.conn();
+    assert_eq!(c.cmd(&["CLUSTER", "ADDSLOTSRANGE", "0", "16383"]), ok());
+    assert_eq!(c.cmd(&["RPUSH", "{l}", "3", "1", "2"]), Frame::Int(3));
+    let by = err("ERR BY option of SORT denied in Cluster mode.");
+    let get = err("ERR GET option of SORT denied in Cluster mode.");
+    assert_eq!(c.cmd(&["SORT", "{l}", "BY", "w_*"]), by);
+    assert_eq!(c.cmd(&["SORT", "{l}", "BY", "w_*", "GET", "#"]), by);
+    assert_eq!(c.cmd(&["SORT", "{l}", "GET", "#"]), get);
+    assert_eq!(c.cmd(&["SORT_RO", "{l}", "GET", "w_*"]), get);
+    assert_eq!(
+        c.cmd(&["SORT", "{l}", "LIMIT", "x", "1", "BY", "w_*"]),
+        err("ERR value is not an integer or out of range")
+    );
+    assert_eq!(
+        c.cmd(&["SORT", "{l}", "BY", "nosort"]),
+        Frame::Array(vec![bulk("3"), bulk("1"), bulk("2")])
+    );
+    assert_eq!(
+        c.cmd(&["SORT", "{l}", "STORE", "other"]),
+        err("CROSSSLOT Keys in request don't hash to the same slot")
+    );
+    assert_eq!(
+        c.cmd(&["SORT", "{l}", "DESC", "STORE", "{l}d"]),
+        Frame::Int(3)
+    );
+    assert_eq!(
+        c.cmd(&["LRANGE", "{l}d", "0", "-1"]),
+        Frame::Array(vec![bulk("3"), bulk("2"), bulk("1")])
+    );
+    assert_eq!(
+        c.cmd(&["ZUNIONSTORE", "{l}z", "2", "{l}a", "b"]),
+        err("CROSSSLOT Keys in request don't hash to the same slot")
+    );
+    assert_eq!(
+        c.cmd(&["SINTERCARD", "2", "{l}a", "b"]),
+        err("CROSSSLOT Keys in request don't hash to the same slot")
+    );
+    assert_eq!(c.cmd(&["SINTERCARD", "2", "{l}a", "{l}b"]), Frame::Int(0));
+}
+
 /// A nodes.conf line for a node that serves `ranges`.
 fn conf_line(id: &str, port: u16, me: bool, epoch: u64, ranges: &str) -> String {
     format!(

@@ -660,7 +660,8 @@ impl ZSetValue {
         }
     }
 
-    fn grow_to_big(&mut self) {
+    /// Converts to the large (`skiplist`) form; SORT does, as Redis's `zsetConvert`.
+    pub fn grow_to_big(&mut self) {
         let ZSetValue::Small(v) = self else {
             return;
         };

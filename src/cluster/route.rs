@@ -107,7 +107,7 @@ pub enum Route {
 /// The slot all keys of the request hash to: `Ok(None)` without keys, `Err` across slots.
 fn request_slot(cmd: &Command, argv: &[&[u8]]) -> Result<Option<u16>, ()> {
     let mut slot = None;
-    for p in cmd.key_positions(argv.len()) {
+    for p in cmd.keys_of(argv) {
         let s = key_hash_slot(argv[p]);
         match slot {
             None => slot = Some(s),
@@ -127,7 +127,7 @@ pub fn route(
     argv: &[&[u8]],
 ) -> Route {
     let asking = std::mem::take(&mut client.asking);
-    if cmd.first_key <= 0 {
+    if !cmd.has_keys() {
         return Route::Serve;
     }
     let slot = match request_slot(cmd, argv) {
@@ -209,7 +209,7 @@ fn open_slot_run<const ASKING: bool>(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
     let now = ctx.shard.now_ms;
     let db = ctx.shard.keyspace.db_mut(ctx.db);
     let mut first: Option<&[u8]> = None;
-    for p in cmd.key_positions(argv.len()) {
+    for p in cmd.keys_of(argv) {
         let key = argv[p];
         match first {
             None => first = Some(key),

@@ -1,21 +1,67 @@
-//! Collecting the string values of several keys on any shards into one place, for the
-//! multi-key commands on strings (BITOP, PFCOUNT of many keys, PFMERGE, LCS).
+//! Collecting values of keys on any shards into one place: the one gathering chain of
+//! every multi-key command whose keys may live on several shards (BITOP, PFCOUNT of many
+//! keys, PFMERGE, LCS here; the set/sorted-set commands of `multikey.rs`; SORT's BY and GET
+//! lookups in `sort.rs`).
 //!
-//! It is an [`Exec::Hop`](super::Exec::Hop) chain: each step reads the keys its shard owns,
-//! in key order, appends them to the argument vector, and hops to the owner of the next
-//! key; the last step (on the shard a command names, e.g. BITOP's destination) runs the
-//! command's `finish` on the gathered values. Hop argv: `[name, c, args[1..=c]...,
-//! gathered...]`, each gathered value a tag byte ([`TAG_ABSENT`], [`TAG_WRONGTYPE`],
-//! [`TAG_STR`] + bytes). The values are read one shard after the other without a global
+//! It is an [`Exec::Hop`](super::Exec::Hop) chain whose carried arguments end in one
+//! **slot** per value wanted. A slot is pending ([`TAG_PENDING`] and whatever the command
+//! needs to name its key) until the shard owning its key fills it ([`fill_here`]): each
+//! step fills every pending slot its shard owns, then hops to the owner of the first slot
+//! still pending, so a chain visits each shard at most once per gathering, whatever the
+//! order of the keys. The values are read one shard after the other without a global
 //! lock: see README "Known differences".
+//!
+//! The string gathering below (BITOP, PFCOUNT, PFMERGE, LCS) carries `[name, c,
+//! args[1..=c]..., slots...]`, one slot per key of [`Spec::keys`], each filled with a tag
+//! byte ([`TAG_ABSENT`], [`TAG_WRONGTYPE`], [`TAG_STR`] + bytes).
 
 use super::keyspace::hop;
 use super::{Ctx, PartFn, Partial};
 use percore_engine::value::Value;
+use std::borrow::Cow;
 
+/// A slot not filled yet (what follows the tag, if anything, is the command's).
+pub const TAG_PENDING: u8 = b'?';
 const TAG_ABSENT: u8 = b'-';
 const TAG_WRONGTYPE: u8 = b'!';
 const TAG_STR: u8 = b'=';
+
+/// Whether a slot is still pending.
+#[inline]
+pub fn is_pending(slot: &[u8]) -> bool {
+    slot.first() == Some(&TAG_PENDING)
+}
+
+/// Fills the pending slots whose key this shard owns. `key_of(i, slot)` names slot `i`'s
+/// key (called for pending slots only); `read(ctx, i, slot)` returns its filled form.
+/// Returns every slot (filled ones borrowed) and the owner of the first slot still pending
+/// (`None` when all are filled).
+pub fn fill_here<'s>(
+    ctx: &mut Ctx,
+    slots: impl IntoIterator<Item = &'s [u8]>,
+    key_of: impl Fn(usize, &'s [u8]) -> &'s [u8],
+    mut read: impl FnMut(&mut Ctx, usize, &'s [u8]) -> Vec<u8>,
+) -> (Vec<Cow<'s, [u8]>>, Option<usize>) {
+    let me = ctx.shard.id;
+    let mut next = None;
+    let filled = slots
+        .into_iter()
+        .enumerate()
+        .map(|(i, s)| {
+            if !is_pending(s) {
+                return Cow::Borrowed(s);
+            }
+            let owner = ctx.shard.owner(key_of(i, s));
+            if owner == me {
+                Cow::Owned(read(ctx, i, s))
+            } else {
+                next.get_or_insert(owner);
+                Cow::Borrowed(s)
+            }
+        })
+        .collect();
+    (filled, next)
+}
 
 /// A gathered key.
 #[derive(Clone, Copy, Debug)]
@@ -35,7 +81,8 @@ pub struct Spec {
     pub finish: fn(&mut Ctx, &[&[u8]], &[Got]) -> Partial,
 }
 
-/// The first step: wraps `argv` in the gather layout and runs `step` here.
+/// The first step: wraps `argv` in the gather layout (its slots are added by the first
+/// [`step`], which knows the spec) and runs `step` here.
 pub fn start(ctx: &Ctx, argv: &[&[u8]], step: PartFn) -> Partial {
     let count = (argv.len() - 1).to_string();
     let mut args: Vec<&[u8]> = Vec::with_capacity(argv.len() + 1);
@@ -55,44 +102,50 @@ pub fn step(ctx: &mut Ctx, argv: &[&[u8]], spec: &Spec, me_step: PartFn) -> Part
     orig.push(argv[0]);
     orig.extend_from_slice(&argv[2..2 + c]);
     let keys = (spec.keys)(orig.len());
-    let have = argv.len() - 2 - c;
-    let me = ctx.shard.id;
-    let now = ctx.shard.now_ms;
-    let mut fresh: Vec<Vec<u8>> = Vec::new();
-    let mut next = keys.start + have;
-    while next < keys.end && ctx.shard.owner(orig[next]) == me {
-        let db = ctx.shard.keyspace.db_mut(ctx.db);
-        let mut v = Vec::new();
-        match db.get(orig[next], now) {
-            None => v.push(TAG_ABSENT),
-            Some(Value::Str(s)) => {
-                v.push(TAG_STR);
-                s.write_bytes(&mut v);
-            }
-            #[allow(unreachable_patterns, reason = "more value types arrive later")]
-            Some(_) => v.push(TAG_WRONGTYPE),
-        }
-        fresh.push(v);
-        next += 1;
-    }
-    let target = if next < keys.end {
-        Some(ctx.shard.owner(orig[next]))
+    let pending = [TAG_PENDING];
+    let fresh = vec![&pending[..]; keys.len()];
+    let slots = if argv.len() == 2 + c {
+        &fresh[..]
     } else {
+        &argv[2 + c..]
+    };
+    let now = ctx.shard.now_ms;
+    let (filled, next) = fill_here(
+        ctx,
+        slots.iter().copied(),
+        |i, _| orig[keys.start + i],
+        |ctx, i, _| {
+            let db = ctx.shard.keyspace.db_mut(ctx.db);
+            let mut v = Vec::new();
+            match db.get(orig[keys.start + i], now) {
+                None => v.push(TAG_ABSENT),
+                Some(Value::Str(s)) => {
+                    v.push(TAG_STR);
+                    s.write_bytes(&mut v);
+                }
+                Some(_) => v.push(TAG_WRONGTYPE),
+            }
+            v
+        },
+    );
+    let me = ctx.shard.id;
+    let target = next.or_else(|| {
         spec.finish_on
             .map(|p| ctx.shard.owner(orig[p]))
             .filter(|&s| s != me)
-    };
+    });
     if let Some(shard) = target {
         return hop(
             shard,
             me_step,
-            argv.iter().copied().chain(fresh.iter().map(Vec::as_slice)),
+            argv[..2 + c]
+                .iter()
+                .copied()
+                .chain(filled.iter().map(|s| &**s)),
         );
     }
-    let vals: Vec<Got> = argv[2 + c..]
+    let vals: Vec<Got> = filled
         .iter()
-        .copied()
-        .chain(fresh.iter().map(Vec::as_slice))
         .map(|v| match v.split_first() {
             Some((&TAG_STR, rest)) => Got::Str(rest),
             Some((&TAG_WRONGTYPE, _)) => Got::WrongType,

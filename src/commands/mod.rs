@@ -20,6 +20,7 @@ pub mod multikey;
 pub mod pubsub;
 pub mod server;
 pub mod sets;
+pub mod sort;
 pub mod strings;
 pub mod table;
 pub mod zsets;
@@ -49,9 +50,12 @@ pub mod flags {
     pub const ALLOW_BUSY: u32 = 1 << 13;
     pub const PUBSUB: u32 = 1 << 14;
     pub const BLOCKING: u32 = 1 << 15;
+    /// Not set in the table: COMMAND INFO adds it from the key specs
+    /// ([`super::Command::movable_keys`]).
+    pub const MOVABLE_KEYS: u32 = 1 << 16;
 
     /// Names in the order Redis prints them.
-    pub const NAMES: [(u32, &str); 16] = [
+    pub const NAMES: [(u32, &str); 17] = [
         (WRITE, "write"),
         (READONLY, "readonly"),
         (DENYOOM, "denyoom"),
@@ -67,6 +71,7 @@ pub mod flags {
         (NO_AUTH, "no_auth"),
         (MAY_REPLICATE, "may_replicate"),
         (NO_MULTI, "no_multi"),
+        (MOVABLE_KEYS, "movablekeys"),
         (ALLOW_BUSY, "allow_busy"),
     ];
 }
@@ -124,6 +129,121 @@ pub struct Command {
     pub exec: Exec,
     /// `(name, arity, flags)` of subcommands for COMMAND INFO of container commands.
     pub subcommands: &'static [(&'static str, i32, u32)],
+    /// Redis's key specs, for commands whose keys are not the legacy `first_key..last_key`
+    /// range (empty: one spec derived from the range).
+    pub key_specs: &'static [KeySpec],
+    /// Redis's `getkeys_proc`: finds the keys when the specs cannot (an `unknown` spec,
+    /// or an invalid `numkeys`).
+    pub getkeys: Option<GetKeysFn>,
+}
+
+/// Key positions with their flags (`RO`, `access`, ...), as a `getkeys_proc` finds them.
+pub type GetKeysFn = fn(&[&[u8]]) -> Vec<(usize, &'static [&'static str])>;
+
+/// Where a key spec's keys begin (`begin_search`).
+#[derive(Clone, Copy, Debug)]
+pub enum Begin {
+    /// At this argument.
+    Index(i32),
+    /// After the last (or first) occurrence of a keyword.
+    #[allow(dead_code, reason = "for XREAD STREAMS, MIGRATE KEYS and the like")]
+    Keyword {
+        keyword: &'static str,
+        startfrom: i32,
+    },
+    /// Not knowable from the arguments (SORT's BY/GET and STORE).
+    Unknown,
+}
+
+/// How many keys a key spec takes from where they begin (`find_keys`).
+#[derive(Clone, Copy, Debug)]
+pub enum Find {
+    /// Up to `lastkey` (relative; negative from the end) every `keystep`.
+    Range {
+        lastkey: i32,
+        keystep: i32,
+        limit: i32,
+    },
+    /// A count at `keynumidx`, keys from `firstkey` every `keystep` (relative to begin).
+    Keynum {
+        keynumidx: i32,
+        firstkey: i32,
+        keystep: i32,
+    },
+    Unknown,
+}
+
+/// One of Redis's key specs (COMMAND INFO's `key_specs`, COMMAND GETKEYS).
+#[derive(Clone, Copy, Debug)]
+pub struct KeySpec {
+    pub notes: Option<&'static str>,
+    pub flags: &'static [&'static str],
+    pub begin: Begin,
+    pub find: Find,
+}
+
+/// The legacy key positions of a command, as an iterator.
+#[derive(Clone, Debug)]
+pub struct LegacyKeys {
+    next: i32,
+    last: i32,
+    step: i32,
+}
+
+impl Iterator for LegacyKeys {
+    type Item = usize;
+
+    #[inline]
+    fn next(&mut self) -> Option<usize> {
+        if self.next > self.last {
+            return None;
+        }
+        let p = self.next;
+        self.next += self.step;
+        Some(p as usize)
+    }
+}
+
+/// Redis's `atoi`: optional blanks and sign, then digits, stopping at the first other byte.
+fn atoi(b: &[u8]) -> i64 {
+    let t = b.trim_ascii_start();
+    let (neg, digits) = match t.split_first() {
+        Some((b'-', r)) => (true, r),
+        Some((b'+', r)) => (false, r),
+        _ => (false, t),
+    };
+    let v = digits
+        .iter()
+        .take_while(|c| c.is_ascii_digit())
+        .fold(0i64, |v, c| {
+            v.saturating_mul(10).saturating_add(i64::from(c - b'0'))
+        });
+    if neg { -v } else { v }
+}
+
+/// Redis's `genericGetKeys`: `count` keys from `first` every `step` (the count at
+/// `count_at`, read with `atoi`), then the destination at `store` (0: none); no keys when
+/// the count is not between 1 and the arguments left. The keys carry no flags.
+pub fn numkeys_getkeys(
+    argv: &[&[u8]],
+    store: usize,
+    count_at: usize,
+    first: usize,
+    step: usize,
+) -> Vec<(usize, &'static [&'static str])> {
+    let Some(num) = argv.get(count_at).map(|c| atoi(c)) else {
+        return Vec::new();
+    };
+    if num < 1 || num > (argv.len().saturating_sub(first) / step) as i64 {
+        return Vec::new();
+    }
+    let mut keys: Vec<(usize, &'static [&'static str])> = (0..num as usize)
+        .map(|i| (first + i * step, &[][..]))
+        .collect();
+    if store > 0 {
+        keys.push((store, &[]));
+    }
+    keys
 }
 
 impl Command {
@@ -142,20 +262,75 @@ impl Command {
         }
     }
 
-    /// Positions of the key arguments in `argc` arguments.
-    pub fn key_positions(&self, argc: usize) -> impl Iterator<Item = usize> {
+    /// Positions of the legacy-range key arguments in `argc` arguments.
+    #[inline]
+    pub fn key_positions(&self, argc: usize) -> LegacyKeys {
         let argc = argc as i32;
         let (first, step) = (self.first_key, self.step.max(1));
-        let last = if self.last_key < 0 {
+        let last = if first <= 0 {
+            -1
+        } else if self.last_key < 0 {
             argc + self.last_key
         } else {
             self.last_key.min(argc - 1)
         };
-        let valid = first > 0;
-        (first..=last)
-            .step_by(step as usize)
-            .filter(move |_| valid)
-            .map(|p| p as usize)
+        LegacyKeys {
+            next: first.max(1),
+            last,
+            step,
+        }
+    }
+
+    /// COMMAND INFO's `movablekeys`: a `getkeys_proc`, or a key spec that is not an
+    /// index and a range (Redis's `populateCommandMovableKeys`).
+    pub fn movable_keys(&self) -> bool {
+        self.getkeys.is_some()
+            || self
+                .key_specs
+                .iter()
+                .any(|k| !matches!((k.begin, k.find), (Begin::Index(_), Find::Range { .. })))
+    }
+
+    /// Whether the command takes keys at all (Redis's `doesCommandHaveKeys`).
+    pub fn has_keys(&self) -> bool {
+        self.first_key > 0 || !self.key_specs.is_empty() || self.getkeys.is_some()
+    }
+
+    /// The legacy flags of a spec derived from the key range.
+    pub fn range_flags(&self) -> &'static [&'static str] {
+        if self.has(flags::WRITE) {
+            &["RW", "update"]
+        } else {
+            &["RO", "access"]
+        }
+    }
+
+    /// Every key of a request with its flags, as Redis's `getKeysFromCommandWithSpecs`:
+    /// from the key specs when they all resolve, else the `getkeys_proc`.
+    pub fn keys_with_flags(&self, argv: &[&[u8]]) -> Vec<(usize, &'static [&'static str])> {
+        if self.key_specs.is_empty() {
+            let f = self.range_flags();
+            return self.key_positions(argv.len()).map(|p| (p, f)).collect();
+        }
+        if let Some(keys) = keys_from_specs(self.key_specs, argv) {
+            return keys;
+        }
+        self.getkeys.map_or_else(Vec::new, |g| g(argv))
+    }
+
+    /// The key positions of a request (the movable ones included), for routing.
+    #[inline]
+    pub fn keys_of(&self, argv: &[&[u8]]) -> KeysOf {
+        if self.key_specs.is_empty() && self.getkeys.is_none() {
+            KeysOf::Legacy(self.key_positions(argv.len()))
+        } else {
+            let keys: Vec<usize> = self
+                .keys_with_flags(argv)
+                .into_iter()
+                .map(|(p, _)| p)
+                .collect();
+            KeysOf::Listed(keys.into_iter())
+        }
     }
 
     /// This command's position in [`COMMANDS`], for per-command statistics.
@@ -164,6 +339,92 @@ impl Command {
         let me = std::ptr::from_ref(self) as usize;
         (me - base) / std::mem::size_of::<Command>()
     }
+}
+
+/// The key positions of a request: the legacy range, or a list found by the key specs.
+pub enum KeysOf {
+    Legacy(LegacyKeys),
+    Listed(std::vec::IntoIter<usize>),
+}
+
+impl Iterator for KeysOf {
+    type Item = usize;
+
+    #[inline]
+    fn next(&mut self) -> Option<usize> {
+        match self {
+            KeysOf::Legacy(k) => k.next(),
+            KeysOf::Listed(k) => k.next(),
+        }
+    }
+}
+
+/// Redis's `getKeysUsingKeySpecs` without partial results: `None` when a spec is
+/// `unknown` or does not fit the arguments (a bad `numkeys`).
+fn keys_from_specs(
+    specs: &[KeySpec],
+    argv: &[&[u8]],
+) -> Option<Vec<(usize, &'static [&'static str])>> {
+    let argc = argv.len() as i64;
+    let mut keys = Vec::new();
+    for spec in specs {
+        let first = match spec.begin {
+            Begin::Index(i) => i64::from(i),
+            Begin::Keyword { keyword, startfrom } => {
+                let found = if startfrom > 0 {
+                    (i64::from(startfrom)..argc - 1).find(|&i| eq_ic(argv[i as usize], keyword))
+                } else {
+                    (1..=argc + i64::from(startfrom))
+                        .rev()
+                        .find(|&i| eq_ic(argv[i as usize], keyword))
+                };
+                found? + 1
+            }
+            Begin::Unknown => return None,
+        };
+        if first >= argc {
+            return None;
+        }
+        let (first, last, step) = match spec.find {
+            Find::Range {
+                lastkey,
+                keystep,
+                limit,
+            } => {
+                let last = if lastkey >= 0 {
+                    first + i64::from(lastkey)
+                } else if limit == 0 {
+                    argc + i64::from(lastkey)
+                } else {
+                    first + (argc - first) / i64::from(limit) + i64::from(lastkey)
+                };
+                (first, last, i64::from(keystep))
+            }
+            Find::Keynum {
+                keynumidx,
+                firstkey,
+                keystep,
+            } => {
+                let at = first + i64::from(keynumidx);
+                let n = argv
+                    .get(at as usize)
+                    .and_then(|a| parse_i64(a))
+                    .filter(|&n| n >= 0)?;
+                let f = first + i64::from(firstkey);
+                (f, f + n - 1, i64::from(keystep))
+            }
+            Find::Unknown => return None,
+        };
+        if last >= argc || last < first || first >= argc {
+            return None;
+        }
+        let mut i = first;
+        while i <= last {
+            keys.push((i as usize, spec.flags));
+            i += step.max(1);
+        }
+    }
+    Some(keys)
 }
 
 /// A shard's answer to its part of a multi-shard command.

@@ -5,12 +5,13 @@
 //! When every key lives on the running shard the command computes straight from the
 //! database (no copies). Otherwise it runs as [`Exec::Hop`](super::Exec::Hop) steps: the
 //! state carried between shards is the original arguments followed by one slot per
-//! source key; each shard fills the slots of the keys it owns with the value's wire form
-//! (or "missing" / "wrong type") and hops to the owner of the next unfilled slot; once
+//! source key, filled by `gather::fill_here` (the shared gathering chain) with the
+//! value's wire form (or "missing" / "wrong type"); once
 //! all are filled, the command continues on the destination key's shard (or where it
 //! is) and computes. Not atomic across shards: each source is read when its shard's step
 //! runs (see the README's known differences).
 
+use super::gather;
 use super::keyspace::{hop, reply};
 use super::{Ctx, Partial};
 use percore_engine::db::SetExpire;
@@ -29,7 +30,6 @@ pub enum Src<'a> {
 }
 
 /// Slot tags in the carried state.
-const TAG_PENDING: u8 = b'-';
 const TAG_MISSING: u8 = b'0';
 const TAG_WRONGTYPE: u8 = b'W';
 const TAG_SET: u8 = b'S';
@@ -156,7 +156,7 @@ pub fn start<C: MultiKey>(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
     }
     // State: [name, argc, args[1..], one pending slot per source].
     let argc = argv.len().to_string();
-    let pending = [TAG_PENDING];
+    let pending = [gather::TAG_PENDING];
     let state: Vec<&[u8]> = std::iter::once(argv[0])
         .chain(std::iter::once(argc.as_bytes()))
         .chain(argv[1..].iter().copied())
@@ -198,56 +198,47 @@ fn step<C: MultiKey>(ctx: &mut Ctx, state: &[&[u8]]) -> Partial {
         unreachable!("checked by the first step");
     };
     let me = ctx.shard.id;
-    let here = |p: usize, s: &[u8], ctx: &Ctx| {
-        s.first() == Some(&TAG_PENDING) && ctx.shard.owner(argv[p]) == me
-    };
     let mine: Vec<&[u8]> = keys
         .sources
         .iter()
         .zip(slots)
-        .filter(|&(&p, s)| here(p, s, ctx))
+        .filter(|&(&p, s)| gather::is_pending(s) && ctx.shard.owner(argv[p]) == me)
         .map(|(&p, _)| argv[p])
         .collect();
     touch_sources(ctx, &mine);
-    let mut filled: Vec<Vec<u8>> = Vec::with_capacity(slots.len());
-    for (&p, s) in keys.sources.iter().zip(slots) {
-        if !here(p, s, ctx) {
-            filled.push(s.to_vec());
-            continue;
-        }
-        let db = ctx.shard.keyspace.db(ctx.db);
-        filled.push(match lookup_src(db, argv[p]) {
-            Src::Missing => vec![TAG_MISSING],
-            Src::WrongType => vec![TAG_WRONGTYPE],
-            Src::Set(v) => {
-                let mut b = vec![TAG_SET];
-                b.extend_from_slice(&v.to_wire());
-                b
+    let (filled, next) = gather::fill_here(
+        ctx,
+        slots.iter().copied(),
+        |i, _| argv[keys.sources[i]],
+        |ctx, i, _| {
+            let db = ctx.shard.keyspace.db(ctx.db);
+            match lookup_src(db, argv[keys.sources[i]]) {
+                Src::Missing => vec![TAG_MISSING],
+                Src::WrongType => vec![TAG_WRONGTYPE],
+                Src::Set(v) => {
+                    let mut b = vec![TAG_SET];
+                    b.extend_from_slice(&v.to_wire());
+                    b
+                }
+                Src::ZSet(v) => {
+                    let mut b = vec![TAG_ZSET];
+                    b.extend_from_slice(&v.to_wire());
+                    b
+                }
             }
-            Src::ZSet(v) => {
-                let mut b = vec![TAG_ZSET];
-                b.extend_from_slice(&v.to_wire());
-                b
-            }
-        });
-    }
-    let next = keys
-        .sources
-        .iter()
-        .zip(&filled)
-        .find(|(_, s)| s.first() == Some(&TAG_PENDING))
-        .map(|(&p, _)| ctx.shard.owner(argv[p]))
-        .or_else(|| {
-            keys.dest
-                .map(|d| ctx.shard.owner(argv[d]))
-                .filter(|&o| o != me)
-        });
+        },
+    );
+    let next = next.or_else(|| {
+        keys.dest
+            .map(|d| ctx.shard.owner(argv[d]))
+            .filter(|&o| o != me)
+    });
     if let Some(shard) = next {
         let head = &state[..=argc];
         return hop(
             shard,
             step::<C>,
-            head.iter().copied().chain(filled.iter().map(Vec::as_slice)),
+            head.iter().copied().chain(filled.iter().map(|s| &**s)),
         );
     }
     let lim = limits(ctx);

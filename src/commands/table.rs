@@ -4,8 +4,9 @@ use super::flags::{
     ADMIN, BLOCKING, DENYOOM, FAST, LOADING, NO_AUTH, NOSCRIPT, PUBSUB, READONLY, STALE, WRITE,
 };
 use super::{
-    Command, Exec, cluster as cl, connection as conn, keyspace as ks, pubsub as ps, server as srv,
-    sets as se, strings as st, zsets as zs,
+    Begin, Command, Exec, Find, KeySpec, cluster as cl, connection as conn, keyspace as ks,
+    numkeys_getkeys, pubsub as ps, server as srv, sets as se, sort as so, strings as st,
+    zsets as zs,
 };
 // bitmaps, hyperloglog, lcs
 use super::{bits, hyperloglog as hll, lcs};
@@ -37,10 +38,108 @@ const fn c(
         since,
         exec,
         subcommands: &[],
+        key_specs: &[],
+        getkeys: None,
     }
 }
 
 const NOKEYS: (i32, i32, i32) = (0, 0, 0);
+
+// Key specs of the commands whose keys are not the legacy range (Redis 7.0's, as
+// COMMAND INFO shows them), and their `getkeys_proc`s.
+const RO_ACCESS: &[&str] = &["RO", "access"];
+const OW_UPDATE: &[&str] = &["OW", "update"];
+const RW_ACCESS_DELETE: &[&str] = &["RW", "access", "delete"];
+
+/// The key at `index`, alone.
+const fn at(flags: &'static [&'static str], index: i32) -> KeySpec {
+    KeySpec {
+        notes: None,
+        flags,
+        begin: Begin::Index(index),
+        find: Find::Range {
+            lastkey: 0,
+            keystep: 1,
+            limit: 0,
+        },
+    }
+}
+
+/// `numkeys` at `index`, then that many keys.
+const fn numkeys(flags: &'static [&'static str], index: i32) -> KeySpec {
+    KeySpec {
+        notes: None,
+        flags,
+        begin: Begin::Index(index),
+        find: Find::Keynum {
+            keynumidx: 0,
+            firstkey: 1,
+            keystep: 1,
+        },
+    }
+}
+
+const fn unknown(flags: &'static [&'static str], notes: &'static str) -> KeySpec {
+    KeySpec {
+        notes: Some(notes),
+        flags,
+        begin: Begin::Unknown,
+        find: Find::Unknown,
+    }
+}
+
+/// ZUNIONSTORE, ZINTERSTORE, ZDIFFSTORE: destination, numkeys, keys.
+const STORE_NUMKEYS: &[KeySpec] = &[at(OW_UPDATE, 1), numkeys(RO_ACCESS, 2)];
+/// ZUNION, ZINTER, ZDIFF, ZINTERCARD, SINTERCARD: numkeys, keys.
+const NUMKEYS_RO: &[KeySpec] = &[numkeys(RO_ACCESS, 1)];
+/// LMPOP, ZMPOP: numkeys, keys, popped from.
+const NUMKEYS_POP: &[KeySpec] = &[numkeys(RW_ACCESS_DELETE, 1)];
+const SORT_BY_GET_NOTES: &str = "For the optional BY/GET keyword. It is marked 'unknown' because the key names derive from the content of the key we sort";
+const SORT_SPECS: &[KeySpec] = &[
+    at(RO_ACCESS, 1),
+    unknown(RO_ACCESS, SORT_BY_GET_NOTES),
+    unknown(
+        OW_UPDATE,
+        "For the optional STORE keyword. It is marked 'unknown' because the keyword can appear anywhere in the argument array",
+    ),
+];
+const SORT_RO_SPECS: &[KeySpec] = &[at(RO_ACCESS, 1), unknown(RO_ACCESS, SORT_BY_GET_NOTES)];
+
+/// Redis's `zunionInterDiffStoreGetKeys`.
+fn gk_store_numkeys(argv: &[&[u8]]) -> Vec<(usize, &'static [&'static str])> {
+    numkeys_getkeys(argv, 1, 2, 3, 1)
+}
+
+/// Redis's `zunionInterDiffGetKeys`, `sintercardGetKeys`, `lmpopGetKeys`, `zmpopGetKeys`.
+fn gk_numkeys(argv: &[&[u8]]) -> Vec<(usize, &'static [&'static str])> {
+    numkeys_getkeys(argv, 0, 1, 2, 1)
+}
+
+/// Redis's `sortGetKeys`: the sorted key, and the last STORE's destination (LIMIT skips
+/// two arguments, GET and BY one).
+fn sort_getkeys(argv: &[&[u8]]) -> Vec<(usize, &'static [&'static str])> {
+    let mut keys = vec![(1, RO_ACCESS)];
+    let mut store = None;
+    let mut i = 2;
+    while i < argv.len() {
+        let a = argv[i];
+        if super::eq_ic(a, "limit") {
+            i += 2;
+        } else if super::eq_ic(a, "get") || super::eq_ic(a, "by") {
+            i += 1;
+        } else if super::eq_ic(a, "store") && i + 1 < argv.len() {
+            store = Some(i + 1);
+        }
+        i += 1;
+    }
+    keys.extend(store.map(|p| (p, OW_UPDATE)));
+    keys
+}
+
+/// Redis's `sortROGetKeys`: the sorted key.
+fn sort_ro_getkeys(_argv: &[&[u8]]) -> Vec<(usize, &'static [&'static str])> {
+    vec![(1, RO_ACCESS)]
+}
 const KEY1: (i32, i32, i32) = (1, 1, 1);
 
 pub static COMMANDS: &[Command] = &[
@@ -461,16 +560,20 @@ pub static COMMANDS: &[Command] = &[
         "Intersect multiple sets.",
         Exec::Hop(se::sinter),
     ),
-    c(
-        "sintercard",
-        -3,
-        READONLY,
-        NOKEYS,
-        "set",
-        "7.0.0",
-        "Intersect multiple sets and return the cardinality of the result.",
-        Exec::Hop(se::sintercard),
-    ),
+    Command {
+        key_specs: NUMKEYS_RO,
+        getkeys: Some(gk_numkeys),
+        ..c(
+            "sintercard",
+            -3,
+            READONLY,
+            NOKEYS,
+            "set",
+            "7.0.0",
+            "Intersect multiple sets and return the cardinality of the result.",
+            Exec::Hop(se::sintercard),
+        )
+    },
     c(
         "sunion",
         -2,
@@ -752,16 +855,20 @@ pub static COMMANDS: &[Command] = &[
         "Remove and return members with the highest scores in a sorted set.",
         Exec::Keyed(zs::zpopmax),
     ),
-    c(
-        "zmpop",
-        -4,
-        WRITE,
-        NOKEYS,
-        "sorted-set",
-        "7.0.0",
-        "Remove and return members with scores in a sorted set.",
-        Exec::Hop(zs::zmpop),
-    ),
+    Command {
+        key_specs: NUMKEYS_POP,
+        getkeys: Some(gk_numkeys),
+        ..c(
+            "zmpop",
+            -4,
+            WRITE,
+            NOKEYS,
+            "sorted-set",
+            "7.0.0",
+            "Remove and return members with scores in a sorted set.",
+            Exec::Hop(zs::zmpop),
+        )
+    },
     c(
         "bzpopmin",
         -3,
@@ -802,76 +909,104 @@ pub static COMMANDS: &[Command] = &[
         "Get one or multiple random elements from a sorted set.",
         Exec::Keyed(zs::zrandmember),
     ),
-    c(
-        "zunion",
-        -3,
-        READONLY,
-        NOKEYS,
-        "sorted-set",
-        "6.2.0",
-        "Add multiple sorted sets.",
-        Exec::Hop(zs::zsetop),
-    ),
-    c(
-        "zinter",
-        -3,
-        READONLY,
-        NOKEYS,
-        "sorted-set",
-        "6.2.0",
-        "Intersect multiple sorted sets.",
-        Exec::Hop(zs::zsetop),
-    ),
-    c(
-        "zdiff",
-        -3,
-        READONLY,
-        NOKEYS,
-        "sorted-set",
-        "6.2.0",
-        "Subtract multiple sorted sets.",
-        Exec::Hop(zs::zsetop),
-    ),
-    c(
-        "zunionstore",
-        -4,
-        WRITE | DENYOOM,
-        KEY1,
-        "sorted-set",
-        "2.0.0",
-        "Add multiple sorted sets and store the resulting sorted set in a new key.",
-        Exec::Hop(zs::zsetop),
-    ),
-    c(
-        "zinterstore",
-        -4,
-        WRITE | DENYOOM,
-        KEY1,
-        "sorted-set",
-        "2.0.0",
-        "Intersect multiple sorted sets and store the resulting sorted set in a new key.",
-        Exec::Hop(zs::zsetop),
-    ),
-    c(
-        "zdiffstore",
-        -4,
-        WRITE | DENYOOM,
-        KEY1,
-        "sorted-set",
-        "6.2.0",
-        "Subtract multiple sorted sets and store the resulting sorted set in a new key.",
-        Exec::Hop(zs::zsetop),
-    ),
-    c(
-        "zintercard",
-        -3,
-        READONLY,
-        NOKEYS,
-        "sorted-set",
-        "7.0.0",
-        "Intersect multiple sorted sets and return the cardinality of the result.",
-        Exec::Hop(zs::zsetop),
-    ),
+    Command {
+        key_specs: NUMKEYS_RO,
+        getkeys: Some(gk_numkeys),
+        ..c(
+            "zunion",
+            -3,
+            READONLY,
+            NOKEYS,
+            "sorted-set",
+            "6.2.0",
+            "Add multiple sorted sets.",
+            Exec::Hop(zs::zsetop),
+        )
+    },
+    Command {
+        key_specs: NUMKEYS_RO,
+        getkeys: Some(gk_numkeys),
+        ..c(
+            "zinter",
+            -3,
+            READONLY,
+            NOKEYS,
+            "sorted-set",
+            "6.2.0",
+            "Intersect multiple sorted sets.",
+            Exec::Hop(zs::zsetop),
+        )
+    },
+    Command {
+        key_specs: NUMKEYS_RO,
+        getkeys: Some(gk_numkeys),
+        ..c(
+            "zdiff",
+            -3,
+            READONLY,
+            NOKEYS,
+            "sorted-set",
+            "6.2.0",
+            "Subtract multiple sorted sets.",
+            Exec::Hop(zs::zsetop),
+        )
+    },
+    Command {
+        key_specs: STORE_NUMKEYS,
+        getkeys: Some(gk_store_numkeys),
+        ..c(
+            "zunionstore",
+            -4,
+            WRITE | DENYOOM,
+            KEY1,
+            "sorted-set",
+            "2.0.0",
+            "Add multiple sorted sets and store the resulting sorted set in a new key.",
+            Exec::Hop(zs::zsetop),
+        )
+    },
+    Command {
+        key_specs: STORE_NUMKEYS,
+        getkeys: Some(gk_store_numkeys),
+        ..c(
+            "zinterstore",
+            -4,
+            WRITE | DENYOOM,
+            KEY1,
+            "sorted-set",
+            "2.0.0",
+            "Intersect multiple sorted sets and store the resulting sorted set in a new key.",
+            Exec::Hop(zs::zsetop),
+        )
+    },
+    Command {
+        key_specs: STORE_NUMKEYS,
+        getkeys: Some(gk_store_numkeys),
+        ..c(
+            "zdiffstore",
+            -4,
+            WRITE | DENYOOM,
+            KEY1,
+            "sorted-set",
+            "6.2.0",
+            "Subtract multiple sorted sets and store the resulting sorted set in a new key.",
+            Exec::Hop(zs::zsetop),
+        )
+    },
+    Command {
+        key_specs: NUMKEYS_RO,
+        getkeys: Some(gk_numkeys),
+        ..c(
+            "zintercard",
+            -3,
+            READONLY,
+            NOKEYS,
+            "sorted-set",
+            "7.0.0",
+            "Intersect multiple sorted sets and return the cardinality of the result.",
+            Exec::Hop(zs::zsetop),
+        )
+    },
     c(
         "zscan",
         -3,
@@ -1144,16 +1279,20 @@ pub static COMMANDS: &[Command] = &[
         "Returns the last element of a list after removing and pushing it to another list. Deletes the list if the last element was popped.",
         Exec::Hop(ls::lmove),
     ),
-    c(
-        "lmpop",
-        -4,
-        WRITE,
-        NOKEYS,
-        "list",
-        "7.0.0",
-        "Returns multiple elements from a list after removing them. Deletes the list if the last element was popped.",
-        Exec::Hop(ls::lmpop),
-    ),
+    Command {
+        key_specs: NUMKEYS_POP,
+        getkeys: Some(gk_numkeys),
+        ..c(
+            "lmpop",
+            -4,
+            WRITE,
+            NOKEYS,
+            "list",
+            "7.0.0",
+            "Returns multiple elements from a list after removing them. Deletes the list if the last element was popped.",
+            Exec::Hop(ls::lmpop),
+        )
+    },
     c(
         "blpop",
         -3,
@@ -1428,6 +1567,34 @@ pub static COMMANDS: &[Command] = &[
         "Determines the type of value stored at a key.",
         Exec::Keyed(ks::type_cmd),
     ),
+    Command {
+        key_specs: SORT_SPECS,
+        getkeys: Some(sort_getkeys),
+        ..c(
+            "sort",
+            -2,
+            WRITE | DENYOOM,
+            KEY1,
+            "generic",
+            "1.0.0",
+            "Sort the elements in a list, set or sorted set",
+            Exec::Hop(so::sort),
+        )
+    },
+    Command {
+        key_specs: SORT_RO_SPECS,
+        getkeys: Some(sort_ro_getkeys),
+        ..c(
+            "sort_ro",
+            -2,
+            READONLY,
+            KEY1,
+            "generic",
+            "7.0.0",
+            "Sort the elements in a list, set or sorted set. Read-only variant of SORT.",
+            Exec::Hop(so::sort),
+        )
+    },
     c(
         "rename",
         3,

@@ -118,6 +118,20 @@ impl Server {
         Some(Self::start(Kind::Redis, extra, &[]))
     }
 
+    /// [`Server::redis_with`] with extra environment variables (e.g. `LC_ALL=C`, so that
+    /// SORT ALPHA's `strcoll` compares bytes as percore does).
+    pub fn redis_env(extra: &[&str], env: &[(&str, &str)]) -> Option<Self> {
+        if !redis_server_available() {
+            assert!(
+                std::env::var("PERCORE_REQUIRE_REDIS").as_deref() != Ok("1"),
+                "redis-server not found, and PERCORE_REQUIRE_REDIS=1 requires it"
+            );
+            println!("skipping: redis-server not found");
+            return None;
+        }
+        Some(Self::start(Kind::Redis, extra, env))
+    }
+
     /// Starts `percore-server` on `port` (one attempt: the test chose the port, e.g. to
     /// restart a server or to name it in another server's configuration).
     pub fn percore_at(port: &str, extra: &[&str]) -> Self {

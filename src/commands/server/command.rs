@@ -1,6 +1,6 @@
 //! COMMAND and its subcommands, all read from the command table.
 
-use super::super::{COMMANDS, Command, Ctx, eq_ic, flags, lookup};
+use super::super::{Begin, COMMANDS, Command, Ctx, Find, KeySpec, eq_ic, flags, lookup};
 use super::{help_reply, subcommand, subcommand_error};
 use percore_engine::glob::string_match;
 use percore_net::resp::ReplyWriter;
@@ -89,45 +89,101 @@ fn write_strs(w: &mut ReplyWriter, items: &[&str]) {
     }
 }
 
-/// A legacy-range key spec for a command with keys.
+/// The key specs: the table's, or one derived from the legacy range.
 fn write_key_specs(w: &mut ReplyWriter, c: &Command) {
-    if c.first_key <= 0 {
-        w.array(0);
+    if !c.key_specs.is_empty() {
+        w.set(c.key_specs.len());
+        for spec in c.key_specs {
+            write_key_spec(w, spec);
+        }
         return;
     }
-    w.array(1);
-    w.map(3);
+    if c.first_key <= 0 {
+        w.set(0);
+        return;
+    }
+    w.set(1);
+    write_key_spec(
+        w,
+        &KeySpec {
+            notes: None,
+            flags: c.range_flags(),
+            begin: Begin::Index(c.first_key),
+            find: Find::Range {
+                lastkey: if c.last_key >= 0 {
+                    c.last_key - c.first_key
+                } else {
+                    c.last_key
+                },
+                keystep: c.step,
+                limit: 0,
+            },
+        },
+    );
+}
+
+/// One key spec map, as Redis's `addReplyCommandKeySpecs`.
+fn write_key_spec(w: &mut ReplyWriter, spec: &KeySpec) {
+    w.map(3 + usize::from(spec.notes.is_some()));
+    if let Some(n) = spec.notes {
+        w.bulk(b"notes");
+        w.bulk(n.as_bytes());
+    }
     w.bulk(b"flags");
-    let access: &[&str] = if c.has(flags::WRITE) {
-        &["RW", "update"]
-    } else {
-        &["RO", "access"]
+    write_strs(w, spec.flags);
+    let ints = |w: &mut ReplyWriter, kind: &str, fields: &[(&str, i32)]| {
+        w.map(2);
+        w.bulk(b"type");
+        w.bulk(kind.as_bytes());
+        w.bulk(b"spec");
+        w.map(fields.len());
+        for (k, v) in fields {
+            w.bulk(k.as_bytes());
+            w.int(i64::from(*v));
+        }
     };
-    write_strs(w, access);
     w.bulk(b"begin_search");
-    w.map(2);
-    w.bulk(b"type");
-    w.bulk(b"index");
-    w.bulk(b"spec");
-    w.map(1);
-    w.bulk(b"index");
-    w.int(i64::from(c.first_key));
+    match spec.begin {
+        Begin::Index(i) => ints(w, "index", &[("index", i)]),
+        Begin::Keyword { keyword, startfrom } => {
+            w.map(2);
+            w.bulk(b"type");
+            w.bulk(b"keyword");
+            w.bulk(b"spec");
+            w.map(2);
+            w.bulk(b"keyword");
+            w.bulk(keyword.as_bytes());
+            w.bulk(b"startfrom");
+            w.int(i64::from(startfrom));
+        }
+        Begin::Unknown => ints(w, "unknown", &[]),
+    }
     w.bulk(b"find_keys");
-    w.map(2);
-    w.bulk(b"type");
-    w.bulk(b"range");
-    w.bulk(b"spec");
-    w.map(3);
-    w.bulk(b"lastkey");
-    w.int(i64::from(if c.last_key >= 0 {
-        c.last_key - c.first_key
-    } else {
-        c.last_key
-    }));
-    w.bulk(b"keystep");
-    w.int(i64::from(c.step));
-    w.bulk(b"limit");
-    w.int(0);
+    match spec.find {
+        Find::Range {
+            lastkey,
+            keystep,
+            limit,
+        } => ints(
+            w,
+            "range",
+            &[("lastkey", lastkey), ("keystep", keystep), ("limit", limit)],
+        ),
+        Find::Keynum {
+            keynumidx,
+            firstkey,
+            keystep,
+        } => ints(
+            w,
+            "keynum",
+            &[
+                ("keynumidx", keynumidx),
+                ("firstkey", firstkey),
+                ("keystep", keystep),
+            ],
+        ),
+        Find::Unknown => ints(w, "unknown", &[]),
+    }
 }
 
 /// One COMMAND INFO entry: name, arity, flags, first, last, step, ACL categories, tips,
@@ -136,7 +192,12 @@ pub fn write_info(w: &mut ReplyWriter, c: &Command) {
     w.array(10);
     w.bulk(c.name.as_bytes());
     w.int(i64::from(c.arity));
-    write_flags(w, c.flags);
+    let movable = if c.movable_keys() {
+        flags::MOVABLE_KEYS
+    } else {
+        0
+    };
+    write_flags(w, c.flags | movable);
     w.int(i64::from(c.first_key));
     w.int(i64::from(c.last_key));
     w.int(i64::from(c.step));
@@ -154,7 +215,7 @@ pub fn write_info(w: &mut ReplyWriter, c: &Command) {
         w.int(0);
         write_strs(w, &acl_categories(*f, c.group));
         w.set(0);
-        w.array(0);
+        w.set(0);
         w.array(0);
     }
 }
@@ -261,34 +322,34 @@ fn command_list(argv: &[&[u8]], w: &mut ReplyWriter) {
     }
 }
 
+/// COMMAND GETKEYS / GETKEYSANDFLAGS, as Redis's `getKeysSubcommandImpl`.
 fn getkeys(argv: &[&[u8]], w: &mut ReplyWriter, with_flags: bool) {
     let target = &argv[2..];
     let Some(c) = lookup(target[0]) else {
         w.error("ERR Invalid command specified");
         return;
     };
+    if !c.has_keys() {
+        w.error("ERR The command has no key arguments");
+        return;
+    }
     if !c.arity_ok(target.len()) {
         w.error("ERR Invalid number of arguments specified for command");
         return;
     }
-    let keys: Vec<&[u8]> = c.key_positions(target.len()).map(|p| target[p]).collect();
+    let keys = c.keys_with_flags(target);
     if keys.is_empty() {
-        w.error("ERR The command has no key arguments");
+        w.error("ERR Invalid arguments specified for command");
         return;
     }
     w.array(keys.len());
-    for k in keys {
+    for (p, f) in keys {
         if with_flags {
             w.array(2);
-            w.bulk(k);
-            let access: &[&str] = if c.has(flags::WRITE) {
-                &["RW", "update"]
-            } else {
-                &["RO", "access"]
-            };
-            write_strs(w, access);
+            w.bulk(target[p]);
+            write_strs(w, f);
         } else {
-            w.bulk(k);
+            w.bulk(target[p]);
         }
     }
 }
