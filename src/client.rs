@@ -90,6 +90,11 @@ pub struct Client {
     pub subs: HashSet<Box<[u8]>>,
     pub psubs: HashSet<Box<[u8]>>,
     pub ssubs: HashSet<Box<[u8]>>,
+    /// MULTI: the queued commands, until EXEC or DISCARD.
+    pub multi: Option<Box<crate::commands::multi::MultiState>>,
+    /// WATCH: the keys watched (database, name); each owner shard's registry holds the
+    /// watch itself (`atomic::watch`).
+    pub watched: Vec<crate::atomic::LockKey>,
 }
 
 impl Client {
@@ -124,6 +129,8 @@ impl Client {
             subs: HashSet::new(),
             psubs: HashSet::new(),
             ssubs: HashSet::new(),
+            multi: None,
+            watched: Vec::new(),
         }
     }
 

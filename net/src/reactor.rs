@@ -400,6 +400,12 @@ impl<M, S> Io<M, S> {
         )
     }
 
+    /// This iteration's outgoing mail, for code that queues messages without an `Io`.
+    #[inline]
+    pub fn outbox(&mut self) -> &mut Outbox<M> {
+        &mut self.outbox
+    }
+
     /// Queues a message for another shard; it leaves at the end of this iteration.
     #[inline]
     pub fn send(&mut self, shard: usize, msg: M) {
