@@ -395,7 +395,8 @@ const CASES: &[(&str, &str)] = &[
         MSETNX m2 1 m3 3
         DBSIZE
         EXEC
-        SMEMBERS s3
+        SMISMEMBER s3 x y z w
+        SMISMEMBER s2 x y z
         LRANGE l2 0 -1
         MGET cc dd m1 m2 m3
         ",
@@ -437,7 +438,7 @@ const CASES: &[(&str, &str)] = &[
 ];
 
 fn run(resp3: bool) {
-    let Some(redis) = Server::redis() else {
+    let Some(redis) = Server::redis_with(&["--enable-debug-command", "yes"]) else {
         return;
     };
     let percore = Server::percore_threads(3);
