@@ -92,6 +92,11 @@ pub struct Client {
     pub ssubs: HashSet<Box<[u8]>>,
     /// A blocking command waiting for a key (see `blocking`): its later requests wait.
     pub blocked: Option<Box<crate::blocking::Blocked>>,
+    /// MULTI: the queued commands, until EXEC or DISCARD.
+    pub multi: Option<Box<crate::commands::multi::MultiState>>,
+    /// WATCH: the keys watched (database, name); each owner shard's registry holds the
+    /// watch itself (`atomic::watch`).
+    pub watched: Vec<crate::atomic::LockKey>,
 }
 
 impl Client {
@@ -127,6 +132,8 @@ impl Client {
             psubs: HashSet::new(),
             ssubs: HashSet::new(),
             blocked: None,
+            multi: None,
+            watched: Vec::new(),
         }
     }
 

@@ -85,6 +85,10 @@ pub struct Forward {
     /// Written by the owner: the replies back to back; `ends[i]` is where `cmds[i]`'s ends.
     replies: Vec<u8>,
     ends: Vec<usize>,
+    /// Where the owner stopped: the next command to run and where its arguments start
+    /// (a command whose key a transaction holds parks the batch until it is released).
+    next: usize,
+    next_arg_at: usize,
 }
 
 impl Forward {
@@ -120,35 +124,49 @@ impl Forward {
     /// The owner's side: calls `run(fwd, argv, replies, upcoming)` for each command in
     /// order; `run` appends the command's reply to `replies`. Every [`WARM_KEYS`]
     /// commands, starting with the first, `upcoming` holds the commands from this one on
-    /// (at most `WARM_KEYS`), so that `run` can warm their lookups.
+    /// (at most `WARM_KEYS`), so that `run` can warm their lookups. When `run` answers
+    /// false the command did not run: the batch stops there (false) and a later call
+    /// resumes with that command.
     pub fn run_each<'a>(
         &'a mut self,
         argv: &mut Vec<&'a [u8]>,
-        mut run: impl FnMut(&Fwd, &[&'a [u8]], &mut Vec<u8>, Option<Upcoming<'a>>),
-    ) {
+        mut run: impl FnMut(&Fwd, &[&'a [u8]], &mut Vec<u8>, Option<Upcoming<'a>>) -> bool,
+    ) -> bool {
         let Self {
             cmds,
             args,
             replies,
             ends,
+            next,
+            next_arg_at,
         } = self;
-        replies.clear();
-        ends.clear();
-        ends.reserve(cmds.len());
+        if *next == 0 {
+            replies.clear();
+            ends.clear();
+            ends.reserve(cmds.len());
+        }
         let cmds: &'a [Queued] = cmds;
-        let mut rest: &'a [u8] = args;
-        for (i, q) in cmds.iter().enumerate() {
-            let upcoming = i.is_multiple_of(WARM_KEYS).then(|| Upcoming {
+        let mut rest: &'a [u8] = &args[*next_arg_at..];
+        for (i, q) in cmds.iter().enumerate().skip(*next) {
+            let upcoming = (i.is_multiple_of(WARM_KEYS) || i == *next).then(|| Upcoming {
                 cmds: &cmds[i..(i + WARM_KEYS).min(cmds.len())],
                 args,
             });
+            let start = rest;
             argv.clear();
             for _ in 0..q.argc {
                 argv.push(next_arg(&mut rest));
             }
-            run(&q.fwd, argv, replies, upcoming);
+            if !run(&q.fwd, argv, replies, upcoming) {
+                *next = i;
+                *next_arg_at = args.len() - start.len();
+                return false;
+            }
             ends.push(replies.len());
         }
+        *next = cmds.len();
+        *next_arg_at = args.len();
+        true
     }
 
     /// The sender's side, once the batch is back: each command with its reply.
@@ -166,6 +184,8 @@ impl Forward {
         self.args.clear();
         self.replies.clear();
         self.ends.clear();
+        self.next = 0;
+        self.next_arg_at = 0;
     }
 
     fn small_enough_to_keep(&self) -> bool {
@@ -245,6 +265,7 @@ mod tests {
             if f.seq != 8 {
                 out.extend_from_slice(format!("+{}\r\n", f.seq).as_bytes());
             }
+            true
         });
         let to_vecs = |v: &[&[u8]]| v.iter().map(|a| a.to_vec()).collect::<Vec<_>>();
         assert_eq!(

@@ -4,6 +4,7 @@
 //! [`fuzzing`]. Everything else stays private to the crate.
 
 mod alloc;
+mod atomic;
 mod blocking;
 mod client;
 mod cluster;

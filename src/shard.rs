@@ -110,6 +110,19 @@ pub enum Msg {
     Park(Arc<crate::snapshot::Session>),
     /// The blocking commands' protocol (registrations, claims), see `blocking`.
     Block(crate::blocking::BlockMsg),
+    /// A transaction moving on: to take its locks here, or to run its commands here
+    /// (`crate::atomic`).
+    Txn(Box<crate::atomic::Txn>),
+    /// A finished transaction releases its locks here.
+    Unlock {
+        keys: Vec<crate::atomic::LockKey>,
+        whole: bool,
+    },
+    /// A client dropped its watches of these keys (UNWATCH, DISCARD, EXEC, a close).
+    Unwatch {
+        client: u64,
+        keys: Vec<crate::atomic::LockKey>,
+    },
 }
 
 /// Everything a shard owns besides its I/O.
@@ -153,6 +166,10 @@ pub struct ShardData {
     pub pubsub: crate::pubsub::Registry,
     /// Blocked clients of this shard and waiters on its keys.
     pub blocking: crate::blocking::Registry,
+    /// Intent locks of transactions on this shard's keys, and what waits for them.
+    pub locks: crate::atomic::Locks,
+    /// Keys of this shard watched by clients of any shard (WATCH).
+    pub watches: crate::atomic::watch::Registry,
 }
 
 impl ShardData {
@@ -189,6 +206,8 @@ impl ShardData {
             cluster,
             pubsub: crate::pubsub::Registry::default(),
             blocking: crate::blocking::Registry::default(),
+            locks: crate::atomic::Locks::default(),
+            watches: crate::atomic::watch::Registry::default(),
         }
     }
 
@@ -505,8 +524,14 @@ impl Shard {
                     // the input, parsed again from its start when the gate opens.
                     main.clear();
                     self.ahead_len = self.ahead_next;
-                    if !self.data.snap.gated.contains(&client.conn) {
-                        self.data.snap.gated.push(client.conn);
+                    // Held back by a lock on its key, or by the closed write gate.
+                    let list = if std::mem::take(&mut self.data.locks.refused) {
+                        &mut self.data.locks.held_back
+                    } else {
+                        &mut self.data.snap.gated
+                    };
+                    if !list.contains(&client.conn) {
+                        list.push(client.conn);
                     }
                     break;
                 }
@@ -538,6 +563,14 @@ impl Shard {
     fn after_batch(&mut self, io: &mut Io<Msg, ()>) {
         crate::pubsub::deliver(&mut self.data, io);
         self.blocking_work(io);
+        if !self.data.locks.outgoing.is_empty() {
+            for (shard, msg) in std::mem::take(&mut self.data.locks.outgoing) {
+                io.send(shard, msg);
+            }
+        }
+        if self.data.locks.released {
+            self.pump_locks(io);
+        }
         if !self.data.to_close.is_empty() {
             for id in std::mem::take(&mut self.data.to_close) {
                 if let Some(conn) = io.conn(id) {
@@ -709,11 +742,34 @@ impl Shard {
     }
 
     /// Runs another shard's forwarded commands in order and mails the batch back with
-    /// their replies.
-    fn on_forward(&mut self, io: &mut Io<Msg, ()>, from: usize, mut batch: Forward) {
+    /// their replies. A command whose key a transaction holds (or awaits) stops the batch:
+    /// it waits in the lock FIFO with the rest (and later batches of the same sender),
+    /// `resume_at` being its place there when it was let through and stops again.
+    fn on_forward(
+        &mut self,
+        io: &mut Io<Msg, ()>,
+        from: usize,
+        mut batch: Forward,
+        resume_at: Option<usize>,
+    ) {
+        if resume_at.is_none() && self.data.locks.sender_parked(from) {
+            self.data.locks.park_forward(from, batch, Vec::new(), None);
+            return;
+        }
         let mut args = recycle(std::mem::take(&mut self.argv_store));
+        let mut blocked = None;
         let Shard { data, warm, .. } = self;
-        batch.run_each(&mut args, |f, argv, out, upcoming| {
+        let finished = batch.run_each(&mut args, |f, argv, out, upcoming| {
+            let locked = data.locks.busy()
+                && if resume_at.is_some() {
+                    data.locks.blocks_held(usize::from(f.db), f.cmd, argv)
+                } else {
+                    data.locks.blocks(usize::from(f.db), f.cmd, argv)
+                };
+            if locked {
+                blocked = Some(crate::atomic::lock_keys(usize::from(f.db), f.cmd, argv));
+                return false;
+            }
             if let Some(next) = upcoming {
                 for (db, key) in next.keys() {
                     warm.add(&data.keyspace, db, key);
@@ -730,16 +786,57 @@ impl Shard {
                 client: None,
             };
             let mark = out.len();
+            let watched = f.cmd.has(flags::WRITE) && !ctx.shard.watches.is_empty();
+            let before = if watched {
+                ctx.shard.keyspace.changes()
+            } else {
+                0
+            };
             crate::crash::guarded(argv, || {
                 run_handler(&mut ctx, h, argv, out);
             });
+            if watched {
+                crate::atomic::watch::after_write(data, f.cmd, argv, usize::from(f.db), before);
+            }
             let took = data.took();
             let reply = &out[mark..];
             data.stats
                 .record_call(f.cmd, took, reply.first() == Some(&b'-'), reply);
+            true
         });
         self.argv_store = recycle(args);
+        if !finished {
+            let keys = blocked.unwrap_or_default();
+            self.data.locks.park_forward(from, batch, keys, resume_at);
+            return;
+        }
         io.send(from, Msg::Answered { batch });
+    }
+
+    /// Locks were released on this shard: lets waiters through in FIFO order
+    /// (transactions take their locks and go on; parked forwarded commands run), then
+    /// runs again the connections whose request waited for a lock here.
+    fn pump_locks(&mut self, io: &mut Io<Msg, ()>) {
+        while std::mem::take(&mut self.data.locks.released) {
+            while let Some(ready) = self.data.locks.next_ready() {
+                match ready {
+                    crate::atomic::Ready::Txn(txn) => {
+                        if let Some(done) =
+                            crate::atomic::advance(&mut self.data, io.outbox(), txn, None)
+                        {
+                            let me = self.data.id;
+                            self.on_done(io, done.conn, done.seq, me, Partial::Encoded(done.bytes));
+                        }
+                    }
+                    crate::atomic::Ready::Forward { from, batch, at } => {
+                        self.on_forward(io, from, batch, Some(at));
+                    }
+                }
+            }
+            for id in std::mem::take(&mut self.data.locks.held_back) {
+                self.process_input(io, id);
+            }
+        }
     }
 
     #[expect(
@@ -933,6 +1030,7 @@ pub fn dispatch(
     client.last_cmd = cmd.name;
     data.last_cmd = Some(cmd);
     let mut exec = cmd.exec;
+    let mut routed_step = false;
     if data.cluster.is_some() {
         // Cluster mode: MOVED, ASK, CROSSSLOT, CLUSTERDOWN, or an open slot's own path.
         match crate::cluster::route(data, client, cmd, argv) {
@@ -942,7 +1040,10 @@ pub fn dispatch(
                 refuse(client, discard, out, scratch, |w| w.error(&text));
                 return true;
             }
-            crate::cluster::Route::Step(step) => exec = Exec::Hop(step),
+            crate::cluster::Route::Step(step) => {
+                exec = Exec::Hop(step);
+                routed_step = true;
+            }
         }
     }
     if client.proto == Protocol::Resp2
@@ -954,6 +1055,36 @@ pub fn dispatch(
         refuse(client, discard, out, scratch, |w| w.error(&text));
         return true;
     }
+    if let Exec::Multi(op) = exec {
+        return run_multi(
+            data, client, cmd, op, argv, discard, reply_mode, out, scratch, outbox,
+        );
+    }
+    if client.multi.is_some() && !matches!(cmd.name, "quit" | "reset") {
+        // Inside MULTI: queued, or refused as Redis refuses it (which fails the EXEC).
+        if cmd.has(flags::NO_MULTI) {
+            let text = "ERR Command not allowed inside a transaction";
+            data.stats.record_rejected(cmd, text);
+            refuse(client, discard, out, scratch, |w| w.error(text));
+            return true;
+        }
+        let proto = client.proto;
+        let mut buf = Vec::new();
+        crate::commands::multi::queue(
+            data,
+            client,
+            cmd,
+            argv,
+            &mut ReplyWriter {
+                out: &mut buf,
+                proto,
+            },
+        );
+        answer(client, discard, out, scratch, |w| {
+            w.out.extend_from_slice(&buf);
+        });
+        return true;
+    }
     if let Some(op) = crate::snapshot::intercept(data, cmd, argv, client.db) {
         // DEBUG RELOAD, BGSAVE CANCEL, and FLUSHALL/FLUSHDB/SWAPDB with several shards (or
         // a save to cancel) run at a barrier of all shards.
@@ -963,6 +1094,7 @@ pub fn dispatch(
         return true;
     }
     match exec {
+        Exec::Multi(_) => unreachable!("run above"),
         Exec::Client(h) => {
             let replies_were_off = discard && client.reply_mode == ReplyMode::Off;
             let db = client.db;
@@ -1015,6 +1147,15 @@ pub fn dispatch(
                 return true;
             }
             if owner == data.id {
+                if data.locks.busy() && data.locks.blocks(client.db, cmd, argv) {
+                    // A transaction holds or awaits the key: run this again once released.
+                    client.reply_mode = reply_mode;
+                    data.locks.refused = true;
+                    pool_put(&mut data.buf_pool, scratch);
+                    return false;
+                }
+                let watched = !data.watches.is_empty() && cmd.has(flags::WRITE);
+                let before = if watched { data.keyspace.changes() } else { 0 };
                 let mut ctx = Ctx {
                     shard: data,
                     db: client.db,
@@ -1022,6 +1163,9 @@ pub fn dispatch(
                     client: None,
                 };
                 run_handler(&mut ctx, h, argv, target);
+                if watched {
+                    crate::atomic::watch::after_write(data, cmd, argv, client.db, before);
+                }
                 let failed = target_is_error(target, mark);
                 let took = data.took();
                 data.stats
@@ -1042,6 +1186,12 @@ pub fn dispatch(
                 pool_put(&mut data.buf_pool, scratch);
             }
         }
+        Exec::Hop(_) if !routed_step && needs_txn(data, client.db, cmd, argv) => {
+            let db = client.db as u16;
+            return start_single_txn(
+                data, client, cmd, argv, db, discard, reply_mode, out, scratch, outbox,
+            );
+        }
         Exec::Hop(step) => {
             // A write whose steps may change several shards is one part in the gate
             // until its last step ran.
@@ -1052,6 +1202,8 @@ pub fn dispatch(
                 return false;
             }
             let (db, proto) = (client.db, client.proto);
+            let watched = !data.watches.is_empty() && cmd.has(flags::WRITE);
+            let before = if watched { data.keyspace.changes() } else { 0 };
             let mut ctx = Ctx {
                 shard: data,
                 db,
@@ -1061,6 +1213,9 @@ pub fn dispatch(
             let first = step(&mut ctx, argv);
             let (mut failed, mut reply) = (false, Vec::new());
             let result = run_hops(&mut ctx, first);
+            if watched && !matches!(result, Partial::Hop { .. }) {
+                crate::atomic::watch::after_write(data, cmd, argv, db, before);
+            }
             if gated && !matches!(result, Partial::Hop { .. }) {
                 data.shared.write_gate.leave(1);
             }
@@ -1132,6 +1287,16 @@ pub fn dispatch(
                 }
                 jobs.push((s, part, Argv::from_slices(&sub)));
             }
+            if jobs.len() > 1
+                || jobs.first().is_some_and(|j| j.0 != data.id)
+                || (data.locks.busy() && data.locks.blocks(client.db, cmd, argv))
+            {
+                // Keys elsewhere or held: atomic under the transaction locks.
+                let db = client.db as u16;
+                return start_single_txn(
+                    data, client, cmd, argv, db, discard, reply_mode, out, scratch, outbox,
+                );
+            }
             // A write with keys on several shards: each part is counted in the gate
             // until its shard applied it.
             let gated = jobs.len() > 1 && cmd.has(flags::WRITE);
@@ -1172,6 +1337,133 @@ pub fn dispatch(
         }
     }
     true
+}
+
+/// Whether a keyed multi-step command must run as a transaction: some key lives on
+/// another shard, or a transaction holds or awaits one of them here.
+fn needs_txn(data: &ShardData, db: usize, cmd: &Command, argv: &[&[u8]]) -> bool {
+    if data.shards == 1 && !data.locks.busy() {
+        return false;
+    }
+    let keys = crate::atomic::key_positions(cmd, argv);
+    !keys.is_empty()
+        && (keys.iter().any(|&p| data.owner(argv[p]) != data.id)
+            || data.locks.blocks(db, cmd, argv))
+}
+
+/// MULTI, EXEC, DISCARD, WATCH, UNWATCH (`commands::multi`).
+#[expect(clippy::too_many_arguments, reason = "dispatch's state, handed on")]
+fn run_multi(
+    data: &mut ShardData,
+    client: &mut Client,
+    cmd: &'static Command,
+    op: crate::commands::multi::Op,
+    argv: &[&[u8]],
+    discard: bool,
+    reply_mode: ReplyMode,
+    out: &mut Vec<u8>,
+    scratch: Vec<u8>,
+    outbox: &mut Outbox<Msg>,
+) -> bool {
+    use crate::commands::multi::Outcome;
+    let seq = client.first_seq + client.pending.len() as u64;
+    let proto = client.proto;
+    let mut buf = Vec::new();
+    let outcome = crate::commands::multi::run(
+        op,
+        data,
+        client,
+        argv,
+        seq,
+        &mut ReplyWriter {
+            out: &mut buf,
+            proto,
+        },
+        outbox,
+    );
+    match outcome {
+        Outcome::Replied => {
+            let took = data.took();
+            data.stats
+                .record_call(cmd, took, buf.first() == Some(&b'-'), &buf);
+            answer(client, discard, out, scratch, |w| {
+                w.out.extend_from_slice(&buf);
+            });
+        }
+        Outcome::HeldBack => {
+            client.reply_mode = reply_mode;
+            pool_put(&mut data.buf_pool, scratch);
+            return false;
+        }
+        Outcome::Gather(mut gather, jobs) => {
+            gather.discard = discard;
+            pool_put(&mut data.buf_pool, scratch);
+            start_gather(data, client, gather, jobs, false, out, outbox);
+        }
+        Outcome::Run(txn) => {
+            let took = data.took();
+            data.stats.record_call(cmd, took, false, &[]);
+            run_txn(data, client, txn, seq, discard, out, scratch, outbox);
+        }
+    }
+    true
+}
+
+/// A multi-key command whose keys live on other shards (or are locked here), run
+/// atomically as a one-command transaction.
+#[expect(clippy::too_many_arguments, reason = "dispatch's state, handed on")]
+fn start_single_txn(
+    data: &mut ShardData,
+    client: &mut Client,
+    cmd: &'static Command,
+    argv: &[&[u8]],
+    db: u16,
+    discard: bool,
+    reply_mode: ReplyMode,
+    out: &mut Vec<u8>,
+    scratch: Vec<u8>,
+    outbox: &mut Outbox<Msg>,
+) -> bool {
+    let seq = client.first_seq + client.pending.len() as u64;
+    let queued = crate::atomic::Queued {
+        cmd,
+        argv: Argv::from_slices(argv),
+        db,
+    };
+    let mut txn = crate::atomic::Txn::new(data, client, seq, vec![queued], &[], false);
+    if !txn.enter_gate(data) {
+        client.reply_mode = reply_mode;
+        pool_put(&mut data.buf_pool, scratch);
+        return false;
+    }
+    run_txn(data, client, txn, seq, discard, out, scratch, outbox);
+    true
+}
+
+/// Starts a transaction from its client's shard: its reply now, or a reply slot that the
+/// transaction fills when it finishes (later requests of the client wait for it).
+#[expect(clippy::too_many_arguments, reason = "dispatch's state, handed on")]
+fn run_txn(
+    data: &mut ShardData,
+    client: &mut Client,
+    txn: Box<crate::atomic::Txn>,
+    seq: u64,
+    discard: bool,
+    out: &mut Vec<u8>,
+    mut scratch: Vec<u8>,
+    outbox: &mut Outbox<Msg>,
+) {
+    if let Some(done) = crate::atomic::advance(data, outbox, txn, Some(client)) {
+        if !discard {
+            reply_target(client, out, &mut scratch).extend_from_slice(&done.bytes);
+        }
+        finish_local(client, discard, scratch);
+    } else {
+        let pushed = client.push_pending(Pending::Waiting { discard });
+        debug_assert_eq!(pushed, seq);
+        client.hop_barrier = Some(pushed);
+        pool_put(&mut data.buf_pool, scratch);
+    }
 }
 
 /// A container command (OBJECT, CONFIG, CLIENT...) checked against its subcommand's row
@@ -1267,6 +1559,21 @@ fn refuse(
     client: &mut Client,
     discard: bool,
     out: &mut Vec<u8>,
+    scratch: Vec<u8>,
+    write: impl FnOnce(&mut ReplyWriter<'_>),
+) {
+    if let Some(m) = client.multi.as_deref_mut() {
+        // Redis's `flagTransaction`: a command refused inside MULTI fails the EXEC.
+        m.failed = true;
+    }
+    answer(client, discard, out, scratch, write);
+}
+
+/// Answers a request locally with what `write` writes (settled as any local reply).
+fn answer(
+    client: &mut Client,
+    discard: bool,
+    out: &mut Vec<u8>,
     mut scratch: Vec<u8>,
     write: impl FnOnce(&mut ReplyWriter<'_>),
 ) {
@@ -1293,7 +1600,7 @@ fn finish_local(client: &mut Client, discard: bool, scratch: Vec<u8>) {
 /// Sends a multi-shard command's parts, runs the local one, and answers at once when no
 /// other shard is involved. `gated`: each part was counted in the write gate and leaves
 /// it once applied.
-fn start_gather(
+pub(crate) fn start_gather(
     data: &mut ShardData,
     client: &mut Client,
     mut gather: Gather,
@@ -1312,14 +1619,20 @@ fn start_gather(
         let (_, part, argv) = jobs.swap_remove(i);
         let mut args = Vec::new();
         argv.fill(&mut args);
+        let watched = !data.watches.is_empty() && cmd.has(flags::WRITE);
+        let before = if watched { data.keyspace.changes() } else { 0 };
+        let db = client.db;
         let mut ctx = Ctx {
             shard: data,
-            db: client.db,
+            db,
             proto: client.proto,
             client: Some(client),
         };
         gather.parts[data.id] = Some(part(&mut ctx, &args));
         gather.remaining -= 1;
+        if watched {
+            crate::atomic::watch::after_write(data, cmd, &args, db, before);
+        }
         if gated {
             data.shared.write_gate.leave(1);
         }
@@ -1367,8 +1680,11 @@ fn start_gather(
 /// was read under.
 fn merge_gather(data: &mut ShardData, g: &mut Gather) -> Vec<u8> {
     let proto = g.proto;
-    let (Exec::Split { merge, .. } | Exec::All { merge, .. }) = g.cmd.exec else {
-        unreachable!("gather of a single-shard command")
+    let merge = match g.cmd.exec {
+        Exec::Split { merge, .. } | Exec::All { merge, .. } => merge,
+        // WATCH of keys on other shards: OK once every owner registered them.
+        Exec::Multi(_) => crate::commands::multi::ok_merge,
+        _ => unreachable!("gather of a single-shard command"),
     };
     let mut buf = Vec::new();
     merge(
@@ -1464,7 +1780,7 @@ impl Service for Shard {
         self.data.refresh_config();
         self.data.start_clock(io.now_ns);
         match msg {
-            Msg::Forward { from, batch } => self.on_forward(io, from, batch),
+            Msg::Forward { from, batch } => self.on_forward(io, from, batch, None),
             Msg::Answered { batch } => self.on_answered(io, batch),
             Msg::Run {
                 from,
@@ -1486,9 +1802,20 @@ impl Service for Shard {
             } => self.on_done(io, conn, seq, shard, result),
             Msg::Park(session) => self.data.snap.join(session),
             Msg::Block(m) => crate::blocking::on_message(&mut self.data, m),
+            Msg::Txn(txn) => {
+                if let Some(done) = crate::atomic::advance(&mut self.data, io.outbox(), txn, None) {
+                    let me = self.data.id;
+                    self.on_done(io, done.conn, done.seq, me, Partial::Encoded(done.bytes));
+                }
+            }
+            Msg::Unlock { keys, whole } => self.data.locks.release_keys(&keys, whole),
+            Msg::Unwatch { client, keys } => self.data.watches.unwatch(client, &keys),
         }
         if self.data.blocking.busy() || !self.data.blocking.flush.is_empty() {
             self.blocking_work(io);
+        }
+        if self.data.locks.released {
+            self.pump_locks(io);
         }
     }
 
@@ -1551,6 +1878,7 @@ impl Service for Shard {
                 crate::blocking::forget(&mut self.data, &mut client);
                 crate::blocking::pump(&mut self.data, io.outbox(), true);
             }
+            crate::atomic::unwatch_all(&mut self.data, &mut client, |s, m| io.send(s, m));
         }
         self.data
             .shared

@@ -548,17 +548,30 @@ fn fuzz_server(server: &mut Server, label: &str, seed: u64) -> usize {
                 link = Link::connect(port);
                 continue;
             }
-            if fenced {
+            if eq_ic(&argv[0], "MULTI") {
+                // MULTI queues what follows: DISCARD ends it (or answers an error when
+                // MULTI was refused); two replies, then the PING below.
+                req.extend(encode_cmd(&["DISCARD"]));
+                if !link.send(&req) {
+                    fail("the server closed the connection".into(), server);
+                }
+                for _ in 0..2 {
+                    if let Err(e) = link.read() {
+                        fail(format!("MULTI + DISCARD: {e:?}"), server);
+                    }
+                }
+            } else if fenced {
                 req.extend(encode_cmd(&["CLIENT", "REPLY", "ON"]));
                 req.extend(encode_cmd(&[b"ECHO".as_slice(), &marker]));
             }
-            if !link.send(&req) {
+            if eq_ic(&argv[0], "MULTI") {
+                // Sent and read above.
+            } else if !link.send(&req) {
                 fail(
                     "the server closed the connection before the request went out".into(),
                     server,
                 );
-            }
-            if fenced {
+            } else if fenced {
                 // Up to three replies (CLIENT REPLY OFF/SKIP silence some), the last the
                 // marker; or a close, by QUIT or CLIENT KILL only.
                 let may_close = eq_ic(&argv[0], "QUIT") || eq_ic(&argv[0], "CLIENT");

@@ -289,7 +289,7 @@ fn run_local(ctx: &mut Ctx, cmd: &'static Command, argv: &[&[u8]]) -> Partial {
                 }
             }
         }
-        Exec::Client(_) | Exec::All { .. } => {
+        Exec::Client(_) | Exec::All { .. } | Exec::Multi(_) => {
             encoded_error(ctx, "ERR internal error: a keyless command on an open slot")
         }
     }

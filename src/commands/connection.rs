@@ -193,6 +193,12 @@ pub fn reset(ctx: &mut Ctx, _argv: &[&[u8]], w: &mut ReplyWriter) {
     let authenticated = ctx.shard.cfg.requirepass.is_empty();
     if let Some(c) = ctx.client.as_deref_mut() {
         crate::pubsub::forget(ctx.shard, c);
+        // RESET discards the transaction and drops the watches, as Redis's `clearClientConnectionState`.
+        c.multi = None;
+        let data = &mut *ctx.shard;
+        let mut mail = std::mem::take(&mut data.locks.outgoing);
+        crate::atomic::unwatch_all(data, c, |s, m| mail.push((s, m)));
+        data.locks.outgoing = mail;
         c.db = 0;
         c.proto = Protocol::Resp2;
         c.name = None;

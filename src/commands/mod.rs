@@ -16,6 +16,7 @@ pub mod hyperloglog;
 pub mod keyspace;
 pub mod lcs;
 pub mod lists;
+pub mod multi;
 pub mod multikey;
 pub mod pubsub;
 pub mod server;
@@ -110,6 +111,9 @@ pub enum Exec {
     /// shard). SCAN follows its cursor's shard this way; RENAME, COPY and MSETNX carry
     /// values between shards.
     Hop(PartFn),
+    /// MULTI, EXEC, DISCARD, WATCH, UNWATCH: they run at once inside MULTI, and EXEC and
+    /// WATCH may involve other shards (`commands::multi`).
+    Multi(multi::Op),
 }
 
 /// One entry of the command table.

@@ -116,6 +116,7 @@ pub fn flushall_part(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
     if !flush_mode_ok(argv) {
         return local_only(ctx, |w| w.error(errors::SYNTAX));
     }
+    crate::atomic::watch::Registry::touch_for(ctx.shard, crate::atomic::watch::Whole::FlushAll);
     if argv.len() == 2 && eq_ic(argv[1], "ASYNC") {
         crate::snapshot::free_later(ctx.shard.keyspace.flush_all_detached());
     } else {
@@ -128,6 +129,10 @@ pub fn flushdb_part(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
     if !flush_mode_ok(argv) {
         return local_only(ctx, |w| w.error(errors::SYNTAX));
     }
+    crate::atomic::watch::Registry::touch_for(
+        ctx.shard,
+        crate::atomic::watch::Whole::FlushDb(ctx.db),
+    );
     if argv.len() == 2 && eq_ic(argv[1], "ASYNC") {
         let old = ctx.shard.keyspace.db_mut(ctx.db).detach_contents();
         crate::snapshot::free_later(old.into_iter().collect());
@@ -164,6 +169,10 @@ pub fn swapdb_part(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
     if !(0..dbs).contains(&a) || !(0..dbs).contains(&b) {
         return local_only(ctx, |w| w.error(errors::DB_INDEX));
     }
+    crate::atomic::watch::Registry::touch_for(
+        ctx.shard,
+        crate::atomic::watch::Whole::Swap(a as usize, b as usize),
+    );
     ctx.shard.keyspace.swap_dbs(a as usize, b as usize);
     Partial::Unit
 }

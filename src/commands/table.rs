@@ -14,6 +14,8 @@ use super::{bits, hyperloglog as hll, lcs};
 use super::{hashes as hs, lists as ls};
 // geo
 use super::geo;
+// transactions
+use super::multi as mu;
 
 #[expect(clippy::too_many_arguments, reason = "a table row")]
 const fn c(
@@ -213,6 +215,57 @@ pub static COMMANDS: &[Command] = &[
         "6.2.0",
         "Resets the connection.",
         Exec::Client(conn::reset),
+    ),
+    // transactions
+    c(
+        "multi",
+        1,
+        NOSCRIPT | LOADING | STALE | FAST | super::flags::ALLOW_BUSY,
+        NOKEYS,
+        "transactions",
+        "1.2.0",
+        "Starts a transaction.",
+        Exec::Multi(mu::Op::Multi),
+    ),
+    c(
+        "exec",
+        1,
+        NOSCRIPT | LOADING | STALE | super::flags::SKIP_SLOWLOG,
+        NOKEYS,
+        "transactions",
+        "1.2.0",
+        "Executes all commands in a transaction.",
+        Exec::Multi(mu::Op::Exec),
+    ),
+    c(
+        "discard",
+        1,
+        NOSCRIPT | LOADING | STALE | FAST | super::flags::ALLOW_BUSY,
+        NOKEYS,
+        "transactions",
+        "2.0.0",
+        "Discards a transaction.",
+        Exec::Multi(mu::Op::Discard),
+    ),
+    c(
+        "watch",
+        -2,
+        NOSCRIPT | LOADING | STALE | FAST | super::flags::ALLOW_BUSY,
+        (1, -1, 1),
+        "transactions",
+        "2.2.0",
+        "Monitors changes to keys to determine the execution of a transaction.",
+        Exec::Multi(mu::Op::Watch),
+    ),
+    c(
+        "unwatch",
+        1,
+        NOSCRIPT | LOADING | STALE | FAST | super::flags::ALLOW_BUSY,
+        NOKEYS,
+        "transactions",
+        "2.2.0",
+        "Forgets about watched keys of a transaction.",
+        Exec::Multi(mu::Op::Unwatch),
     ),
     Command {
         subcommands: &[

@@ -336,6 +336,9 @@ pub struct Session {
     keys_at_cut: AtomicU64,
     stall_max_ns: AtomicU64,
     cow: Option<Arc<CowShared>>,
+    /// FLUSHALL, FLUSHDB or SWAPDB applied at this barrier: each shard touches its
+    /// watched keys before it parks.
+    whole: Option<crate::atomic::watch::Whole>,
     /// The save a cancelling session stops.
     cancelled: Option<Running>,
     /// Temp files of killed fork children, already unlinked and held open: closed (which
@@ -735,6 +738,12 @@ fn start(data: &mut ShardData, io: &mut Io<Msg, ()>, req: Request, replies: &mut
         keys_at_cut: AtomicU64::new(0),
         stall_max_ns: AtomicU64::new(0),
         cow,
+        whole: match req.op {
+            Op::FlushAll => Some(crate::atomic::watch::Whole::FlushAll),
+            Op::FlushDb { db } => Some(crate::atomic::watch::Whole::FlushDb(db)),
+            Op::SwapDb { a, b } => Some(crate::atomic::watch::Whole::Swap(a, b)),
+            _ => None,
+        },
         cancelled,
         unlinked: Mutex::new(Vec::new()),
     });
@@ -816,6 +825,11 @@ fn participate(
         .fetch_add(data.keyspace.total_keys() as u64, Ordering::Relaxed);
     if session.kind == Kind::Cancel {
         cancel_own_parts(data, session);
+    }
+    if let Some(whole) = session.whole {
+        // The coordinator is about to flush or swap every shard's databases: this shard's
+        // watched keys are touched now, while it can still see which exist.
+        crate::atomic::watch::Registry::touch_for(data, whole);
     }
     let lend = matches!(
         session.kind,

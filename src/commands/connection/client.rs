@@ -61,6 +61,9 @@ pub fn client_line(c: &Client, now_ms: i64, out: &mut String) {
     if c.no_evict {
         flags.push('e');
     }
+    if c.multi.is_some() {
+        flags.push('x');
+    }
     if flags.is_empty() {
         flags.push('N');
     }
@@ -72,7 +75,7 @@ pub fn client_line(c: &Client, now_ms: i64, out: &mut String) {
     let _ = write!(
         out,
         "id={} addr={} laddr={} fd={} name={name} age={} idle={} flags={flags} db={} \
-         sub={} psub={} ssub={} multi=-1 qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 \
+         sub={} psub={} ssub={} multi={} qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 \
          obl=0 oll={} omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={}",
         c.id,
         c.peer,
@@ -84,6 +87,7 @@ pub fn client_line(c: &Client, now_ms: i64, out: &mut String) {
         c.subs.len(),
         c.psubs.len(),
         c.ssubs.len(),
+        c.multi.as_ref().map_or(-1, |m| m.cmds.len() as i64),
         c.qbuf,
         c.pending.len(),
         c.last_cmd,

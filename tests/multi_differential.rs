@@ -1,0 +1,501 @@
+//! MULTI/EXEC/DISCARD/WATCH/UNWATCH against a real `redis-server`: the same scripts on both
+//! servers (percore with three shards, so a transaction's keys spread over them), replies
+//! compared byte for byte in RESP2 and RESP3.
+//!
+//! A script line runs on connection A unless it starts with `B:` (a second client, for
+//! writes that must fail another client's EXEC); `!sleep MS` pauses. Without
+//! `redis-server` the tests print a notice and pass; `PERCORE_REQUIRE_REDIS=1` fails them.
+
+mod common;
+
+use common::{Conn, Server, show};
+
+/// Splits a line into arguments; `"..."` quotes one (`""` is empty).
+fn split_args(line: &str) -> Vec<Vec<u8>> {
+    let mut args = Vec::new();
+    let mut chars = line.chars().peekable();
+    loop {
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        let Some(&first) = chars.peek() else {
+            return args;
+        };
+        let mut arg = String::new();
+        if first == '"' {
+            chars.next();
+            for c in chars.by_ref() {
+                if c == '"' {
+                    break;
+                }
+                arg.push(c);
+            }
+        } else {
+            while let Some(&c) = chars.peek() {
+                if c.is_whitespace() {
+                    break;
+                }
+                arg.push(c);
+                chars.next();
+            }
+        }
+        args.push(arg.into_bytes());
+    }
+}
+
+const CASES: &[(&str, &str)] = &[
+    (
+        "basic",
+        "
+        MULTI
+        SET k 1
+        INCR k
+        GET k
+        EXEC
+        MULTI
+        EXEC
+        GET k
+        ",
+    ),
+    (
+        "errors-outside-multi",
+        "
+        EXEC
+        DISCARD
+        exec
+        MULTI
+        MULTI
+        SET a 1
+        EXEC
+        GET a
+        ",
+    ),
+    (
+        "discard",
+        "
+        SET x old
+        MULTI
+        SET x new
+        INCR counter
+        DISCARD
+        GET x
+        GET counter
+        EXEC
+        ",
+    ),
+    (
+        "queueing-errors-abort",
+        "
+        MULTI
+        SET a 1
+        NOSUCHCOMMAND x y
+        SET b 2
+        EXEC
+        MGET a b
+        MULTI
+        SET a 1
+        SET a
+        EXEC
+        EXISTS a
+        MULTI
+        CONFIG NOSUCHSUB
+        EXEC
+        MULTI
+        SAVE
+        EXEC
+        ",
+    ),
+    (
+        "runtime-errors-do-not-abort",
+        "
+        SET s text
+        MULTI
+        SET a 1
+        INCR s
+        LPUSH s x
+        SET b 2
+        MSET c 3 d
+        EXEC
+        MGET a b c d
+        ",
+    ),
+    (
+        "watch-inside-multi",
+        "
+        MULTI
+        WATCH x
+        SET x 1
+        EXEC
+        GET x
+        ",
+    ),
+    (
+        "watch-touched-by-another-client",
+        "
+        SET x 1
+        WATCH x
+        B: SET x 2
+        MULTI
+        SET y 1
+        EXEC
+        EXISTS y
+        MULTI
+        SET y 1
+        EXEC
+        GET y
+        ",
+    ),
+    (
+        "watch-untouched",
+        "
+        WATCH x y z w
+        SET other 1
+        MULTI
+        SET x 1
+        MSET y 2 z 3 w 4
+        EXEC
+        MGET x y z w
+        ",
+    ),
+    (
+        "watch-own-write-before-multi",
+        "
+        WATCH x
+        SET x 1
+        MULTI
+        PING
+        EXEC
+        ",
+    ),
+    (
+        "unwatch-and-discard-clear",
+        "
+        WATCH x
+        B: SET x 1
+        UNWATCH
+        MULTI
+        PING
+        EXEC
+        WATCH x
+        B: SET x 2
+        MULTI
+        PING
+        DISCARD
+        MULTI
+        PING
+        EXEC
+        ",
+    ),
+    (
+        "exec-unwatches",
+        "
+        WATCH x
+        MULTI
+        PING
+        EXEC
+        B: SET x 3
+        MULTI
+        PING
+        EXEC
+        ",
+    ),
+    (
+        "watch-many-keys-one-touched",
+        "
+        WATCH a b c d e f g h
+        B: SET f 1
+        MULTI
+        SET z 1
+        EXEC
+        EXISTS z
+        ",
+    ),
+    (
+        "watch-flushall-flushdb",
+        "
+        SET x 1
+        WATCH x
+        B: FLUSHALL
+        MULTI
+        PING
+        EXEC
+        WATCH missing
+        B: FLUSHALL
+        MULTI
+        PING
+        EXEC
+        SET x 1
+        WATCH x
+        B: FLUSHDB
+        MULTI
+        PING
+        EXEC
+        SELECT 2
+        SET x 1
+        SELECT 0
+        SET x 1
+        WATCH x
+        B: SELECT 2
+        B: FLUSHDB
+        MULTI
+        PING
+        EXEC
+        ",
+    ),
+    (
+        "watch-swapdb",
+        "
+        SET x 1
+        WATCH x
+        B: SWAPDB 0 1
+        MULTI
+        PING
+        EXEC
+        B: SWAPDB 0 1
+        WATCH nothere
+        B: SWAPDB 0 1
+        MULTI
+        PING
+        EXEC
+        B: SWAPDB 0 1
+        SELECT 1
+        SET y 1
+        SELECT 0
+        WATCH y
+        B: SWAPDB 0 1
+        MULTI
+        PING
+        EXEC
+        ",
+    ),
+    (
+        "watch-remembers-database",
+        "
+        WATCH x
+        B: SELECT 1
+        B: SET x 1
+        MULTI
+        PING
+        EXEC
+        SELECT 1
+        WATCH x
+        SELECT 0
+        B: SET x 2
+        MULTI
+        PING
+        EXEC
+        ",
+    ),
+    (
+        "watch-expire-rename",
+        "
+        SET x 1
+        WATCH x
+        B: EXPIRE x 100
+        MULTI
+        PING
+        EXEC
+        SET src v
+        WATCH dst
+        B: RENAME src dst
+        MULTI
+        PING
+        EXEC
+        SET q 1
+        WATCH q
+        B: DEL nothing
+        B: SETNX q 2
+        MULTI
+        PING
+        EXEC
+        ",
+    ),
+    (
+        "watch-expired-keys",
+        "
+        DEBUG SET-ACTIVE-EXPIRE 0
+        SET x 1 PX 50
+        WATCH x
+        !sleep 120
+        MULTI
+        PING
+        EXEC
+        SET s 1 PX 20
+        !sleep 60
+        WATCH s
+        MULTI
+        PING
+        EXEC
+        SET t 1 PX 20
+        !sleep 60
+        WATCH t
+        B: DEL t
+        MULTI
+        PING
+        EXEC
+        DEBUG SET-ACTIVE-EXPIRE 1
+        ",
+    ),
+    (
+        "execabort-beats-watch",
+        "
+        WATCH x
+        B: SET x 1
+        MULTI
+        NOSUCH
+        EXEC
+        MULTI
+        PING
+        EXEC
+        ",
+    ),
+    (
+        "select-inside-multi",
+        "
+        MULTI
+        SELECT 1
+        SET k one
+        SELECT 0
+        SET k zero
+        SELECT 99
+        GET k
+        EXEC
+        GET k
+        SELECT 1
+        GET k
+        ",
+    ),
+    (
+        "reset-inside-multi",
+        "
+        MULTI
+        SET a 1
+        RESET
+        EXEC
+        GET a
+        ",
+    ),
+    (
+        "multi-shard-commands-inside",
+        "
+        MULTI
+        MSET a 1 b 2 c 3 d 4 e 5
+        MGET a b c d e nope
+        DEL a b nope
+        EXISTS a b c d e
+        RENAME c cc
+        COPY d dd
+        SADD s1 x y
+        SADD s2 y z
+        SUNIONSTORE s3 s1 s2
+        SMOVE s1 s2 x
+        RPUSH l1 p q
+        LMOVE l1 l2 LEFT RIGHT
+        MSETNX m1 1 m2 2
+        MSETNX m2 1 m3 3
+        DBSIZE
+        EXEC
+        SMISMEMBER s3 x y z w
+        SMISMEMBER s2 x y z
+        LRANGE l2 0 -1
+        MGET cc dd m1 m2 m3
+        ",
+    ),
+    (
+        "keyless-inside-multi",
+        "
+        MSET a 1 b 2 c 3
+        MULTI
+        DBSIZE
+        FLUSHDB
+        DBSIZE
+        SET z 1
+        EXEC
+        DBSIZE
+        ",
+    ),
+    (
+        "multi-key-commands-atomic",
+        "
+        MSET k1 a k2 b k3 c k4 d
+        MGET k1 k2 k3 k4
+        MSETNX k1 x k5 y
+        MSETNX k5 y k6 z
+        MGET k5 k6
+        UNLINK k1 k2 k5
+        TOUCH k3 k4 k6 nope
+        EXISTS k1 k3 k4 k6
+        SET str abc
+        SET str2 abd
+        BITOP AND dst str str2
+        GET dst
+        PFADD h1 a b
+        PFADD h2 c
+        PFMERGE h3 h1 h2
+        PFCOUNT h3
+        ",
+    ),
+];
+
+fn run(resp3: bool) {
+    let Some(redis) = Server::redis_with(&["--enable-debug-command", "yes"]) else {
+        return;
+    };
+    let percore = Server::percore_threads(3);
+    let mut diffs = Vec::new();
+    for (name, script) in CASES {
+        let mut conns: Vec<[Conn; 2]> = [&redis, &percore]
+            .iter()
+            .map(|s| [s.conn(), s.conn()])
+            .collect();
+        for pair in &mut conns {
+            assert_eq!(pair[0].cmd_raw(&["FLUSHALL"]), b"+OK\r\n");
+            if resp3 {
+                for c in pair.iter_mut() {
+                    let hello = c.cmd_raw(&["HELLO", "3"]);
+                    assert!(hello.starts_with(b"%"), "HELLO 3: {}", show(&hello));
+                }
+            }
+        }
+        for line in script.lines().map(str::trim).filter(|l| !l.is_empty()) {
+            if let Some(ms) = line.strip_prefix("!sleep ") {
+                std::thread::sleep(std::time::Duration::from_millis(
+                    ms.parse().expect("sleep ms"),
+                ));
+                continue;
+            }
+            let (which, text) = match line.strip_prefix("B: ") {
+                Some(rest) => (1, rest),
+                None => (0, line),
+            };
+            println!("[{name}] {line}");
+            let args = split_args(text);
+            let want = conns[0][which].cmd_raw(&args);
+            let got = conns[1][which].cmd_raw(&args);
+            if want != got {
+                diffs.push(format!(
+                    "[{name}] {line}\n    redis:   {:?}\n    percore: {:?}",
+                    show(&want),
+                    show(&got)
+                ));
+            }
+        }
+    }
+    assert!(
+        diffs.is_empty(),
+        "{} replies differ from redis-server ({}):\n{}",
+        diffs.len(),
+        if resp3 { "RESP3" } else { "RESP2" },
+        diffs.join("\n")
+    );
+}
+
+#[test]
+fn transactions_match_redis_resp2() {
+    run(false);
+}
+
+#[test]
+fn transactions_match_redis_resp3() {
+    run(true);
+}
