@@ -11,8 +11,8 @@ use super::{
 use super::{bits, hyperloglog as hll, lcs};
 // lists and hashes
 use super::{hashes as hs, lists as ls};
-// geo
-use super::geo;
+// geo, DUMP/RESTORE
+use super::{dump, geo};
 
 #[expect(clippy::too_many_arguments, reason = "a table row")]
 const fn c(
@@ -1366,6 +1366,26 @@ pub static COMMANDS: &[Command] = &[
         "1.0.0",
         "Renames a key only when the target key name doesn't exist.",
         Exec::Hop(ks::rename),
+    ),
+    c(
+        "dump",
+        2,
+        READONLY,
+        KEY1,
+        "generic",
+        "2.6.0",
+        "Returns a serialized representation of the value stored at a key.",
+        Exec::Keyed(dump::dump),
+    ),
+    c(
+        "restore",
+        -4,
+        WRITE | DENYOOM,
+        KEY1,
+        "generic",
+        "2.6.0",
+        "Creates a key from the serialized representation of a value.",
+        Exec::Keyed(dump::restore),
     ),
     c(
         "copy",
