@@ -108,6 +108,11 @@ pub enum MaxmemoryPolicy {
 }
 
 impl MaxmemoryPolicy {
+    /// Whether the policy evicts by access frequency (Redis's `MAXMEMORY_FLAG_LFU`).
+    pub fn is_lfu(self) -> bool {
+        matches!(self, Self::VolatileLfu | Self::AllkeysLfu)
+    }
+
     const ALL: [MaxmemoryPolicy; 8] = [
         Self::VolatileLru,
         Self::VolatileLfu,
@@ -247,8 +252,13 @@ pub struct Config {
     pub hz: u32,
     /// `maxmemory`: 0 means no limit. Reported only: percore does not evict yet.
     pub maxmemory_bytes: u64,
-    /// `maxmemory-policy`. Reported only: percore does not evict yet.
+    /// `maxmemory-policy`. Picks LRU or LFU access tracking (OBJECT IDLETIME/FREQ);
+    /// percore does not evict yet.
     pub maxmemory_policy: MaxmemoryPolicy,
+    /// `lfu-log-factor`: hits it takes to grow an LFU counter (Redis's default 10).
+    pub lfu_log_factor: u32,
+    /// `lfu-decay-time`: minutes per decrement of an idle LFU counter (default 1).
+    pub lfu_decay_time_minutes: u32,
     // lists and hashes
     /// `list-max-listpack-size` (alias `list-max-ziplist-size`): a list node's limit,
     /// bytes (-1..-5: 4..64 KiB) when negative, entries when positive.
@@ -341,6 +351,8 @@ impl Default for Config {
             hz: 10,
             maxmemory_bytes: 0,
             maxmemory_policy: MaxmemoryPolicy::Noeviction,
+            lfu_log_factor: 10,
+            lfu_decay_time_minutes: 1,
             // lists and hashes
             list_max_listpack_size: percore_engine::lists::DEFAULT_LIST_MAX_LISTPACK_SIZE,
             list_compress_depth: 0,
@@ -655,6 +667,18 @@ fn os_error_text(error: &io::Error) -> String {
 }
 
 impl Config {
+    /// How keys' accesses are tracked under this configuration.
+    pub fn access_tracking(&self) -> percore_engine::AccessTracking {
+        if self.maxmemory_policy.is_lfu() {
+            percore_engine::AccessTracking::Lfu {
+                log_factor: self.lfu_log_factor,
+                decay_minutes: self.lfu_decay_time_minutes,
+            }
+        } else {
+            percore_engine::AccessTracking::Lru
+        }
+    }
+
     /// CONFIG GET: every option whose name matches the glob `pattern` (case-insensitive,
     /// as Redis), in table order, with its value rendered as Redis renders it (sizes as
     /// plain byte counts). Redis echoes a glob-free pattern with the caller's spelling
@@ -1603,6 +1627,28 @@ static OPTIONS: &[ConfigOption] = &[
         get: |c| c.maxmemory_policy.name().to_owned(),
         file_form: FileForm::Plain,
     },
+    ConfigOption {
+        name: "lfu-log-factor",
+        settable: Settable::Runtime,
+        multi_arg: false,
+        set: |c, a, _| {
+            c.lfu_log_factor = int(&a[0], 0, INT_MAX)?;
+            Ok(())
+        },
+        get: |c| c.lfu_log_factor.to_string(),
+        file_form: FileForm::Plain,
+    },
+    ConfigOption {
+        name: "lfu-decay-time",
+        settable: Settable::Runtime,
+        multi_arg: false,
+        set: |c, a, _| {
+            c.lfu_decay_time_minutes = int(&a[0], 0, INT_MAX)?;
+            Ok(())
+        },
+        get: |c| c.lfu_decay_time_minutes.to_string(),
+        file_form: FileForm::Plain,
+    },
     // sets
     ConfigOption {
         name: "set-max-intset-entries",
@@ -1838,6 +1884,8 @@ mod tests {
             ("appendonly", "no"),
             ("maxmemory", "0"),
             ("maxmemory-policy", "noeviction"),
+            ("lfu-log-factor", "10"),
+            ("lfu-decay-time", "1"),
             ("set-max-intset-entries", "512"),
             ("set-max-listpack-entries", "128"),
             ("set-max-listpack-value", "64"),

@@ -9,6 +9,9 @@
 //!   same bytes arriving in pieces: the same requests, the same error.
 //! - [`check_rdb_load`]: the RDB loader on arbitrary bytes; what it loads, saved again and
 //!   reloaded, gives the same keys.
+//! - [`check_restore`]: a DUMP payload's value bytes (sealed with a good version and
+//!   checksum) through RESTORE's checks and the value loader; what loads, dumped again,
+//!   loads to the same value.
 //! - [`check_lzf`]: LZF decompression of arbitrary bytes, and compress/decompress round trip.
 //! - [`nodes_conf`]: the nodes.conf parser, and that what it accepts renders and parses
 //!   back to the same lines.
@@ -190,6 +193,28 @@ pub fn check_rdb_load(data: &[u8]) {
     })
     .expect("a file the encoder wrote loads");
     assert_eq!(first, second, "keys loaded, saved and loaded again");
+}
+
+/// RESTORE: `data` is the value part of a DUMP payload (type byte, value); sealed with a
+/// version and checksum it passes the payload checks, loading it never panics, and a
+/// value that loads dumps to a payload that loads to the same value.
+pub fn check_restore(data: &[u8]) {
+    use crate::commands::dump;
+    let mut payload = data.to_vec();
+    payload.extend_from_slice(&u16::try_from(rdb::RDB_VERSION).unwrap_or(10).to_le_bytes());
+    let crc = percore_persist::crc64::crc64(&payload);
+    payload.extend_from_slice(&crc.to_le_bytes());
+    let body = dump::verify(&payload).expect("a sealed payload passes the checks");
+    let Ok((Some(value), _)) = rdb::load_value(body) else {
+        return;
+    };
+    for compress in [false, true] {
+        let again = dump::dump_payload(&value, compress).expect("a loaded value dumps");
+        let body = dump::verify(&again).expect("a dumped payload passes the checks");
+        let (reloaded, used) = rdb::load_value(body).expect("a dumped payload loads");
+        assert_eq!(used, body.len(), "the value fills the payload");
+        assert_eq!(reloaded.as_ref(), Some(&value), "dumped and restored");
+    }
 }
 
 /// LZF: decompressing any bytes with any limit never panics nor exceeds the limit, and

@@ -182,11 +182,13 @@ impl ShardData {
             .then(crate::cluster::ShardView::stale);
         let mut stats = ShardStats::new(commands::COMMANDS.len());
         stats.set_latency_threshold_ms(cfg.latency_monitor_threshold_ms);
+        let mut keyspace =
+            Keyspace::new(cfg.keyspace_databases(), seed).with_slot_index(cfg.cluster_enabled);
+        keyspace.set_access_tracking(cfg.access_tracking());
         Self {
             id,
             shards,
-            keyspace: Keyspace::new(cfg.keyspace_databases(), seed)
-                .with_slot_index(cfg.cluster_enabled),
+            keyspace,
             cfg_generation: shared.config_generation(),
             limits: limits_of(&cfg),
             cfg,
@@ -221,6 +223,8 @@ impl ShardData {
             self.limits = limits_of(&self.cfg);
             self.stats
                 .set_latency_threshold_ms(self.cfg.latency_monitor_threshold_ms);
+            self.keyspace
+                .set_access_tracking(self.cfg.access_tracking());
         }
     }
 

@@ -36,6 +36,11 @@ fn resp_parse_corpus() {
 }
 
 #[test]
+fn restore_corpus() {
+    replay("restore", fuzzing::check_restore);
+}
+
+#[test]
 fn rdb_load_corpus() {
     replay("rdb_load", fuzzing::check_rdb_load);
 }

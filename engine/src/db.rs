@@ -24,6 +24,10 @@ pub const ACTIVE_EXPIRE_CYCLE_ACCEPTABLE_STALE_PERCENT: u64 = 10;
 const AVG_TTL_SMOOTHING_WEIGHT: i64 = 50;
 /// Milliseconds per LRU clock tick (the LRU clock counts seconds).
 const LRU_CLOCK_RESOLUTION_MS: i64 = 1000;
+/// Milliseconds per LFU decay-time tick (Redis's `LFUGetTimeInMinutes`).
+const LFU_TIME_RESOLUTION_MS: i64 = 60_000;
+/// The LFU counter of a new key (Redis's `LFU_INIT_VAL`), so it is not evicted at once.
+pub const LFU_INIT_VAL: u8 = 5;
 
 /// Stored in `expire_at_ms` when the key has no TTL.
 const NO_EXPIRE: i64 = i64::MIN;
@@ -32,12 +36,116 @@ fn lru_clock(now_ms: i64) -> u32 {
     now_ms.div_euclid(LRU_CLOCK_RESOLUTION_MS) as u32
 }
 
-/// A stored key's value and metadata.
+/// How a database tracks accesses to its keys in [`Entry`]'s access field (Redis's
+/// 24-bit `lru`), by `maxmemory-policy`: the LRU clock for every policy but the LFU ones,
+/// which keep a decaying logarithmic access counter instead. OBJECT IDLETIME/FREQ read
+/// it, RESTORE IDLETIME/FREQ set it, and eviction will sample it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AccessTracking {
+    /// The field is the LRU clock (seconds) of the last access.
+    Lru,
+    /// The field is `(minutes & 0xFFFF) << 8 | counter`: the time of the last decrement
+    /// in minutes and an 8-bit logarithmic counter (Redis's `LFU` layout).
+    Lfu {
+        /// `lfu-log-factor`: how many hits it takes to grow the counter.
+        log_factor: u32,
+        /// `lfu-decay-time`: minutes per decrement of an idle counter (0 = never).
+        decay_minutes: u32,
+    },
+}
+
+fn lfu_minutes(now_ms: i64) -> u32 {
+    (now_ms.div_euclid(LFU_TIME_RESOLUTION_MS) & 0xFFFF) as u32
+}
+
+/// `LFUDecrAndReturn`: the counter of `field` after the decay for the time elapsed.
+fn lfu_decayed(field: u32, decay_minutes: u32, now_ms: i64) -> u8 {
+    let ldt = (field >> 8) & 0xFFFF;
+    let counter = (field & 0xFF) as u8;
+    if decay_minutes == 0 {
+        return counter;
+    }
+    let now = lfu_minutes(now_ms);
+    let elapsed = if now >= ldt {
+        now - ldt
+    } else {
+        0xFFFF - ldt + now
+    };
+    let periods = elapsed / decay_minutes;
+    counter.saturating_sub(u8::try_from(periods).unwrap_or(u8::MAX))
+}
+
+/// `LFULogIncr`: grows `counter` with probability `1 / ((counter - 5) * factor + 1)`.
+fn lfu_log_incr(counter: u8, log_factor: u32, rng: &mut u64) -> u8 {
+    if counter == u8::MAX {
+        return counter;
+    }
+    let r = (splitmix64(rng) >> 11) as f64 / (1u64 << 53) as f64;
+    let base = f64::from(counter.saturating_sub(LFU_INIT_VAL));
+    let p = 1.0 / (base * f64::from(log_factor) + 1.0);
+    if r < p { counter + 1 } else { counter }
+}
+
+impl AccessTracking {
+    /// The field of a key created now.
+    #[inline]
+    fn fresh(self, now_ms: i64) -> u32 {
+        match self {
+            AccessTracking::Lru => lru_clock(now_ms),
+            AccessTracking::Lfu { .. } => lfu_fresh(now_ms),
+        }
+    }
+
+    /// The field after an access (`updateLFU`, or the LRU clock). The LFU work is out of
+    /// line so the LRU hot path (GET/SET) stays one branch more than a clock store.
+    #[inline]
+    fn touched(self, field: u32, rng: &mut u64, now_ms: i64) -> u32 {
+        match self {
+            AccessTracking::Lru => lru_clock(now_ms),
+            AccessTracking::Lfu {
+                log_factor,
+                decay_minutes,
+            } => lfu_touched(field, log_factor, decay_minutes, rng, now_ms),
+        }
+    }
+
+    /// The field of an overwritten key: an access of the old one (the LFU counter carries
+    /// over, as `dbSetValue` keeps `lru`), or a fresh one when the old one had expired.
+    #[inline]
+    fn overwritten(self, field: u32, expired: bool, rng: &mut u64, now_ms: i64) -> u32 {
+        match self {
+            AccessTracking::Lru => lru_clock(now_ms),
+            AccessTracking::Lfu { .. } if expired => lfu_fresh(now_ms),
+            AccessTracking::Lfu {
+                log_factor,
+                decay_minutes,
+            } => lfu_touched(field, log_factor, decay_minutes, rng, now_ms),
+        }
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn lfu_fresh(now_ms: i64) -> u32 {
+    (lfu_minutes(now_ms) << 8) | u32::from(LFU_INIT_VAL)
+}
+
+#[cold]
+#[inline(never)]
+fn lfu_touched(field: u32, log_factor: u32, decay_minutes: u32, rng: &mut u64, now_ms: i64) -> u32 {
+    let c = lfu_decayed(field, decay_minutes, now_ms);
+    let c = lfu_log_incr(c, log_factor, rng);
+    (lfu_minutes(now_ms) << 8) | u32::from(c)
+}
+
+/// A stored key's value and metadata. 48 bytes: the access field fits the padding after
+/// the expiry time, as Redis's `lru` shares a word with the type and encoding.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Entry {
     pub value: Value,
     expire_at_ms: i64,
-    lru_s: u32,
+    /// LRU clock or LFU time and counter, per the database's [`AccessTracking`].
+    access: u32,
 }
 
 impl Entry {
@@ -47,16 +155,22 @@ impl Entry {
         (self.expire_at_ms != NO_EXPIRE).then_some(self.expire_at_ms)
     }
 
-    /// LRU clock (seconds) of the last access.
+    /// The raw access field (LRU clock or LFU time and counter).
     #[must_use]
-    pub fn lru_s(&self) -> u32 {
-        self.lru_s
+    pub fn access(&self) -> u32 {
+        self.access
     }
 
-    /// Seconds since the last access (OBJECT IDLETIME).
+    /// Seconds since the last access (OBJECT IDLETIME), reading the field as an LRU clock.
     #[must_use]
     pub fn idle_time_s(&self, now_ms: i64) -> u64 {
-        u64::from(lru_clock(now_ms).wrapping_sub(self.lru_s))
+        u64::from(lru_clock(now_ms).wrapping_sub(self.access))
+    }
+
+    /// The LFU counter after decay (OBJECT FREQ), reading the field as LFU data.
+    #[must_use]
+    pub fn lfu_freq(&self, decay_minutes: u32, now_ms: i64) -> u8 {
+        lfu_decayed(self.access, decay_minutes, now_ms)
     }
 
     #[inline]
@@ -164,6 +278,8 @@ pub struct Db {
     /// database, so a key creation pays one length check.
     waited: HashSet<Box<[u8]>>,
     ready: Vec<Box<[u8]>>,
+    /// What the entries' access field holds.
+    access: AccessTracking,
 }
 
 impl Db {
@@ -186,6 +302,37 @@ impl Db {
             cut_slot_counts: None,
             waited: HashSet::new(),
             ready: Vec::new(),
+            access: AccessTracking::Lru,
+        }
+    }
+
+    /// Sets how accesses are tracked from now on (`maxmemory-policy`). Existing fields
+    /// are not converted: as in Redis, they read oddly until keys are touched again.
+    pub fn set_access_tracking(&mut self, access: AccessTracking) {
+        self.access = access;
+    }
+
+    /// How accesses are tracked.
+    #[must_use]
+    pub fn access_tracking(&self) -> AccessTracking {
+        self.access
+    }
+
+    /// RESTORE's IDLETIME (LRU tracking) or FREQ (LFU tracking) for `key`
+    /// (`objectSetLRUOrLFU`); the one that does not match the tracking is ignored.
+    pub fn set_access(&mut self, key: &[u8], idle_s: Option<i64>, freq: Option<i64>, now_ms: i64) {
+        let field = match (self.access, idle_s, freq) {
+            (AccessTracking::Lfu { .. }, _, Some(f)) => {
+                (lfu_minutes(now_ms) << 8) | (f.clamp(0, 255) as u32)
+            }
+            (AccessTracking::Lru, Some(idle), _) => {
+                lru_clock(now_ms).wrapping_sub(u32::try_from(idle).unwrap_or(u32::MAX))
+            }
+            _ => return,
+        };
+        if let Some(idx) = self.main.lookup_index(key) {
+            // Not part of a snapshot, like the access on a read.
+            self.main.value_at_mut_unrecorded(idx).access = field;
         }
     }
 
@@ -438,9 +585,9 @@ impl Db {
     #[inline]
     pub fn get(&mut self, key: &[u8], now_ms: i64) -> Option<&Value> {
         let idx = self.live_index(key, now_ms)?;
-        // The access clock is not part of a snapshot: a read copies no snapshot page.
+        // The access field is not part of a snapshot: a read copies no snapshot page.
         let entry = self.main.value_at_mut_unrecorded(idx);
-        entry.lru_s = lru_clock(now_ms);
+        entry.access = self.access.touched(entry.access, &mut self.rng, now_ms);
         Some(&entry.value)
     }
 
@@ -450,7 +597,7 @@ impl Db {
         let idx = self.live_index(key, now_ms)?;
         self.changes += 1;
         let entry = self.main.value_at_mut(idx);
-        entry.lru_s = lru_clock(now_ms);
+        entry.access = self.access.touched(entry.access, &mut self.rng, now_ms);
         Some(&mut entry.value)
     }
 
@@ -474,7 +621,6 @@ impl Db {
         expire: SetExpire,
         now_ms: i64,
     ) -> Option<Value> {
-        let lru_s = lru_clock(now_ms);
         self.changes += 1;
         match self.main.entry(key) {
             Slot::Occupied(mut slot) => {
@@ -488,7 +634,9 @@ impl Db {
                 };
                 let old = mem::replace(&mut entry.value, value);
                 entry.expire_at_ms = new_expire;
-                entry.lru_s = lru_s;
+                entry.access =
+                    self.access
+                        .overwritten(entry.access, expired, &mut self.rng, now_ms);
                 sync_expires(&mut self.expires, key, old_expire, new_expire);
                 self.index_ttl_change(key, old_expire, new_expire);
                 if expired {
@@ -507,7 +655,7 @@ impl Db {
                 slot.insert(Entry {
                     value,
                     expire_at_ms,
-                    lru_s,
+                    access: self.access.fresh(now_ms),
                 });
                 if expire_at_ms != NO_EXPIRE {
                     sync_expires(&mut self.expires, key, NO_EXPIRE, expire_at_ms);
@@ -590,7 +738,7 @@ impl Db {
             expire_at_ms,
         } = taken;
         let new_expire = expire_at_ms.map_or(NO_EXPIRE, |ms| ms.max(NO_EXPIRE + 1));
-        let lru_s = lru_clock(now_ms);
+        let access = self.access.fresh(now_ms);
         self.changes += 1;
         match self.main.entry(&key) {
             Slot::Occupied(mut slot) => {
@@ -598,7 +746,7 @@ impl Db {
                 let expired = entry.is_expired(now_ms);
                 let old_expire = mem::replace(&mut entry.expire_at_ms, new_expire);
                 let old = mem::replace(&mut entry.value, value);
-                entry.lru_s = lru_s;
+                entry.access = access;
                 sync_expires(&mut self.expires, &key, old_expire, new_expire);
                 self.index_ttl_change(&key, old_expire, new_expire);
                 self.note_stored(&key);
@@ -615,7 +763,7 @@ impl Db {
                 slot.insert(Entry {
                     value,
                     expire_at_ms: new_expire,
-                    lru_s,
+                    access,
                 });
                 self.index_new_key(&key, new_expire);
                 self.note_stored(&key);
@@ -902,6 +1050,70 @@ mod tests {
         db.get(b"k", 70_000);
         assert_eq!(db.idle_time_s(b"k", 72_000), Some(2));
         assert_eq!(db.idle_time_s(b"missing", 0), None);
+    }
+
+    #[test]
+    fn lfu_counts_decays_and_restores() {
+        let mut db = Db::new(4);
+        // Factor 0: every access counts (p = 1).
+        db.set_access_tracking(AccessTracking::Lfu {
+            log_factor: 0,
+            decay_minutes: 1,
+        });
+        let freq = |db: &mut Db, now| db.lookup_entry(b"k", now).unwrap().lfu_freq(1, now);
+        db.set(b"k", v("a"), SetExpire::Clear, 0);
+        assert_eq!(freq(&mut db, 0), LFU_INIT_VAL);
+        for _ in 0..10 {
+            db.get(b"k", 1_000);
+        }
+        assert_eq!(freq(&mut db, 1_000), 15);
+        // An overwrite keeps the counter and counts as an access.
+        db.set(b"k", v("b"), SetExpire::Clear, 2_000);
+        assert_eq!(freq(&mut db, 2_000), 16);
+        // One decrement per idle minute; reading does not touch.
+        assert_eq!(freq(&mut db, 3 * 60_000 + 2_000), 13);
+        assert_eq!(freq(&mut db, 30 * 60_000), 0);
+        // The counter saturates at 255.
+        for _ in 0..300 {
+            db.get(b"k", 0);
+        }
+        assert_eq!(freq(&mut db, 0), 255);
+        db.set_access(b"k", None, Some(100), 0);
+        assert_eq!(freq(&mut db, 0), 100);
+        // IDLETIME is ignored under LFU; FREQ under LRU.
+        db.set_access(b"k", Some(50), None, 0);
+        assert_eq!(freq(&mut db, 0), 100);
+        db.set_access_tracking(AccessTracking::Lru);
+        db.set(b"k", v("c"), SetExpire::Clear, 10_000);
+        db.set_access(b"k", None, Some(7), 10_000);
+        assert_eq!(db.idle_time_s(b"k", 10_000), Some(0));
+        db.set_access(b"k", Some(1000), None, 10_000);
+        assert_eq!(db.idle_time_s(b"k", 12_000), Some(1002));
+    }
+
+    #[test]
+    fn the_access_field_costs_no_memory() {
+        // Value (32) + expiry (8) + access (4) + padding: the LRU/LFU field lives in what
+        // was padding, so an entry is 48 bytes with or without it.
+        assert_eq!(std::mem::size_of::<Entry>(), 48);
+    }
+
+    #[test]
+    fn lfu_log_factor_slows_growth() {
+        // With Redis's default factor 10, a thousand hits take the counter to about 18
+        // (Redis's documented table: 100 hits → 10, 1000 → 18 for factor 10, from 0);
+        // starting at LFU_INIT_VAL it stays well below 40.
+        let mut db = Db::new(9);
+        db.set_access_tracking(AccessTracking::Lfu {
+            log_factor: 10,
+            decay_minutes: 1,
+        });
+        db.set(b"k", v("a"), SetExpire::Clear, 0);
+        for _ in 0..1000 {
+            db.get(b"k", 0);
+        }
+        let f = db.lookup_entry(b"k", 0).unwrap().lfu_freq(1, 0);
+        assert!((12..40).contains(&f), "counter {f}");
     }
 
     #[test]

@@ -54,6 +54,13 @@ impl Keyspace {
         self.dbs.iter().map(|db| db.keys_in_slot(slot)).sum()
     }
 
+    /// Sets how every database tracks key accesses (`maxmemory-policy`).
+    pub fn set_access_tracking(&mut self, access: crate::db::AccessTracking) {
+        for db in &mut self.dbs {
+            db.set_access_tracking(access);
+        }
+    }
+
     /// Number of databases.
     #[must_use]
     pub fn databases(&self) -> usize {

@@ -45,7 +45,8 @@ pub mod wire;
 pub mod zsets;
 
 pub use db::{
-    Db, DbStats, Entry, ExpireBudget, ExpireCycleStats, KeyspaceInfo, SetExpire, TakenKey,
+    AccessTracking, Db, DbStats, Entry, ExpireBudget, ExpireCycleStats, KeyspaceInfo, SetExpire,
+    TakenKey,
 };
 pub use hashes::Hash;
 pub use keyspace::Keyspace;

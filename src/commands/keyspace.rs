@@ -3,7 +3,7 @@
 
 use super::{Ctx, Gather, PartFn, Partial, eq_ic, errors, parse_i64};
 use crate::shard::Argv;
-use percore_engine::db::{Db, TakenKey};
+use percore_engine::db::{AccessTracking, Db, TakenKey};
 use percore_engine::glob::string_match;
 use percore_engine::value::{StrValue, Value};
 use percore_net::resp::ReplyWriter;
@@ -797,6 +797,7 @@ fn scan_shard(
 const SHARED_INTEGERS: i64 = 10_000;
 const SHARED_REFCOUNT: i64 = i32::MAX as i64;
 
+const LFU_SELECTED: &str = "ERR An LFU maxmemory policy is selected, idle time not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.";
 const LFU_NOT_SELECTED: &str = "ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.";
 
 const OBJECT_HELP: &[&str] = &[
@@ -844,6 +845,7 @@ pub fn object(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
         return;
     };
     let now = ctx.shard.now_ms;
+    let tracking = ctx.shard.cfg.access_tracking();
     let Some(e) = lookup_counted(ctx.shard, ctx.db, argv[2]) else {
         w.null();
         return;
@@ -854,8 +856,16 @@ pub fn object(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
             let shared = matches!(&e.value, Value::Str(StrValue::Int(i)) if (0..SHARED_INTEGERS).contains(i));
             w.int(if shared { SHARED_REFCOUNT } else { 1 });
         }
-        "idletime" => w.int(i64::try_from(e.idle_time_s(now)).unwrap_or(i64::MAX)),
-        _ => w.error(LFU_NOT_SELECTED),
+        "idletime" => match tracking {
+            AccessTracking::Lru => w.int(i64::try_from(e.idle_time_s(now)).unwrap_or(i64::MAX)),
+            AccessTracking::Lfu { .. } => w.error(LFU_SELECTED),
+        },
+        _ => match tracking {
+            AccessTracking::Lfu { decay_minutes, .. } => {
+                w.int(i64::from(e.lfu_freq(decay_minutes, now)));
+            }
+            AccessTracking::Lru => w.error(LFU_NOT_SELECTED),
+        },
     }
 }
 

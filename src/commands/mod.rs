@@ -9,6 +9,7 @@
 pub mod bits;
 pub mod cluster;
 pub mod connection;
+pub mod dump;
 pub mod gather;
 pub mod geo;
 pub mod hashes;

@@ -12,8 +12,8 @@ use super::{
 use super::{bits, hyperloglog as hll, lcs};
 // lists and hashes
 use super::{hashes as hs, lists as ls};
-// geo
-use super::geo;
+// geo, DUMP/RESTORE
+use super::{dump, geo};
 // transactions
 use super::multi as mu;
 
@@ -1667,6 +1667,26 @@ pub static COMMANDS: &[Command] = &[
         "1.0.0",
         "Renames a key only when the target key name doesn't exist.",
         Exec::Hop(ks::rename),
+    ),
+    c(
+        "dump",
+        2,
+        READONLY,
+        KEY1,
+        "generic",
+        "2.6.0",
+        "Returns a serialized representation of the value stored at a key.",
+        Exec::Keyed(dump::dump),
+    ),
+    c(
+        "restore",
+        -4,
+        WRITE | DENYOOM,
+        KEY1,
+        "generic",
+        "2.6.0",
+        "Creates a key from the serialized representation of a value.",
+        Exec::Keyed(dump::restore),
     ),
     c(
         "copy",

@@ -247,29 +247,11 @@ pub fn load(
                 }
             }
             // Every value type percore stores: the key, then the value in its type's form.
-            t @ (TYPE_STRING | SET | SET_INTSET | SET_LISTPACK | ZSET | ZSET_2 | ZSET_ZIPLIST
-            | ZSET_LISTPACK) => {
-                let start = record_start.take().unwrap_or(at);
-                let key = r.string()?.into_bytes(&mut key_buf)?;
-                let value = if t == TYPE_STRING {
-                    r.string()?.into_value()?
-                } else {
-                    r.collection(t)?
-                };
-                deliver_entry(
-                    &mut on_record,
-                    &mut summary,
-                    (db, key),
-                    Some(value),
-                    expire_ms.take(),
-                    start,
-                )?;
-            }
-            t if lists_hashes::handles(t) => {
+            t if is_value_type(t) => {
                 let start = record_start.take().unwrap_or(at);
                 let key = r.string()?.into_bytes(&mut key_buf)?;
                 // An empty list or hash is skipped, as redis-server does.
-                let value = read_collection(&mut r, t, &mut value_buf)?;
+                let value = read_value(&mut r, t, &mut value_buf)?;
                 deliver_entry(
                     &mut on_record,
                     &mut summary,
@@ -321,6 +303,44 @@ pub fn load(
     summary.bytes = r.pos as u64;
     summary.trailing_bytes = (data.len() - r.pos) as u64;
     Ok(summary)
+}
+
+/// Whether `t` is a value type byte percore loads.
+fn is_value_type(t: u8) -> bool {
+    matches!(
+        t,
+        TYPE_STRING
+            | SET
+            | SET_INTSET
+            | SET_LISTPACK
+            | ZSET
+            | ZSET_2
+            | ZSET_ZIPLIST
+            | ZSET_LISTPACK
+    ) || lists_hashes::handles(t)
+}
+
+/// The value of type `t` at the reader (`rdbLoadObject`); `None` for an empty list or
+/// hash.
+fn read_value(r: &mut Reader<'_>, t: u8, buf: &mut Vec<u8>) -> Result<Option<Value>, RdbError> {
+    match t {
+        TYPE_STRING => Ok(Some(r.string()?.into_value()?)),
+        t if lists_hashes::handles(t) => read_collection(r, t, buf),
+        _ => Ok(Some(r.collection(t)?)),
+    }
+}
+
+/// One value as DUMP carries it (`rdbLoadObjectType` + `rdbLoadObject` on a buffer): the
+/// type byte, then the value. Returns the value (`None` for an empty collection, which
+/// RESTORE refuses as Redis does) and the bytes read; offsets in errors are into `data`.
+pub fn load_value(data: &[u8]) -> Result<(Option<Value>, usize), RdbError> {
+    let mut r = Reader { data, pos: 0 };
+    let t = r.u8()?;
+    if !is_value_type(t) {
+        return Err(RdbError::new(RdbErrorKind::UnsupportedType(t), 0));
+    }
+    let value = read_value(&mut r, t, &mut Vec::new())?;
+    Ok((value, r.pos))
 }
 
 /// Hands `record` to the callback; a rejection gets the record's offset.

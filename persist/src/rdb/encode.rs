@@ -321,22 +321,56 @@ impl Encoder {
         value: &Value,
         expire_ms: Option<i64>,
     ) -> Result<(), EncodeError> {
+        let start = out.len();
+        if let Some(ms) = expire_ms {
+            out.push(opcode::EXPIRETIME_MS);
+            out.extend_from_slice(&ms.to_le_bytes());
+        }
+        let type_at = out.len();
+        out.push(0);
+        self.write_string(out, key);
+        match self.write_value_body(out, value) {
+            Ok(t) => {
+                out[type_at] = t;
+                Ok(())
+            }
+            Err(e) => {
+                out.truncate(start);
+                Err(e)
+            }
+        }
+    }
+
+    /// One value as DUMP carries it (`rdbSaveObjectType` + `rdbSaveObject`): the type
+    /// byte, then the value, exactly as [`Self::write_string_entry`] writes them. Writes
+    /// nothing and returns an error for a type the format has no writer for yet.
+    pub fn write_value(&mut self, out: &mut Vec<u8>, value: &Value) -> Result<(), EncodeError> {
+        let type_at = out.len();
+        out.push(0);
+        match self.write_value_body(out, value) {
+            Ok(t) => {
+                out[type_at] = t;
+                Ok(())
+            }
+            Err(e) => {
+                out.truncate(type_at);
+                Err(e)
+            }
+        }
+    }
+
+    /// Writes `value` in its type's form and returns the type byte that goes before it
+    /// (sets and sorted sets pick their form while writing).
+    #[inline]
+    fn write_value_body(&mut self, out: &mut Vec<u8>, value: &Value) -> Result<u8, EncodeError> {
         // sets, sorted sets
         if let Value::Set(_) | Value::ZSet(_) = value {
-            if let Some(ms) = expire_ms {
-                out.push(opcode::EXPIRETIME_MS);
-                out.extend_from_slice(&ms.to_le_bytes());
-            }
-            let type_at = out.len();
-            out.push(0);
-            self.write_string(out, key);
             let mut write = |o: &mut Vec<u8>, b: &[u8]| self.write_string(o, b);
-            out[type_at] = match value {
+            return Ok(match value {
                 Value::Set(s) => super::collections::encode_set(s, out, &mut write),
                 Value::ZSet(z) => super::collections::encode_zset(z, out, &mut write),
                 _ => unreachable!("matched above"),
-            };
-            return Ok(());
+            });
         }
         let type_byte = match value {
             Value::Str(_) => TYPE_STRING,
@@ -348,12 +382,6 @@ impl Encoder {
             #[allow(unreachable_patterns, reason = "more value types arrive later")]
             _ => return Err(EncodeError::UnsupportedType(value.type_name())),
         };
-        if let Some(ms) = expire_ms {
-            out.push(opcode::EXPIRETIME_MS);
-            out.extend_from_slice(&ms.to_le_bytes());
-        }
-        out.push(type_byte);
-        self.write_string(out, key);
         match value {
             Value::Str(s) => self.write_str_value(out, s),
             // lists and hashes
@@ -381,7 +409,7 @@ impl Encoder {
             #[allow(unreachable_patterns, reason = "more value types arrive later")]
             _ => {}
         }
-        Ok(())
+        Ok(type_byte)
     }
 
     /// An AUX field with this encoder's compression setting (`rdbSaveAuxField`).

@@ -34,7 +34,10 @@ pub mod decode;
 pub mod encode;
 pub mod error;
 
-pub use decode::{ChecksumCheck, LoadOptions, LoadSummary, RdbFormat, Record, load};
+pub use decode::{
+    ChecksumCheck, LoadOptions, LoadSummary, MAX_REDIS_VERSION, RdbFormat, Record, VALKEY_VERSION,
+    load, load_value,
+};
 pub use encode::{
     AuxValue, DumpDb, DumpEntry, EncodeError, Encoder, RDB_VERSION, encode_dump,
     encode_dump_with_aux, write_checksum, write_eof, write_header, write_len, write_resize_db,
