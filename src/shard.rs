@@ -149,6 +149,8 @@ pub struct ShardData {
     pub cluster: Option<Box<crate::cluster::ShardView>>,
     /// Pub/sub subscriptions of this shard's connections, and messages to deliver.
     pub pubsub: crate::pubsub::Registry,
+    /// This shard's Lua interpreter, created at the first script (see `scripting`).
+    pub lua: Option<Box<crate::scripting::Engine>>,
 }
 
 impl ShardData {
@@ -184,6 +186,7 @@ impl ShardData {
             snap: crate::snapshot::ShardSnap::default(),
             cluster,
             pubsub: crate::pubsub::Registry::default(),
+            lua: None,
         }
     }
 
@@ -867,6 +870,15 @@ pub fn dispatch(
         });
         return true;
     }
+    if let Some(busy) = data.shared.scripts.busy_error()
+        && !commands::scripting::allowed_when_busy(cmd, argv)
+    {
+        // A script on some shard runs past busy-reply-threshold: as Redis, everything
+        // but SCRIPT KILL, FUNCTION KILL/STATS, SHUTDOWN NOSAVE and the like is refused.
+        data.stats.record_rejected(cmd, busy);
+        refuse(client, discard, out, scratch, |w| w.error(busy));
+        return true;
+    }
     client.last_cmd = cmd.name;
     data.last_cmd = Some(cmd);
     let mut exec = cmd.exec;
@@ -1107,7 +1119,7 @@ pub fn dispatch(
 /// A container command (OBJECT, CONFIG, CLIENT...) checked against its subcommand's row
 /// of the table, before anything indexes `argv` by the container's key positions: an
 /// unknown subcommand or a wrong argument count for it gets Redis's error text.
-fn check_subcommand(cmd: &Command, argv: &[&[u8]]) -> Option<String> {
+pub(crate) fn check_subcommand(cmd: &Command, argv: &[&[u8]]) -> Option<String> {
     if cmd.subcommands.is_empty() || argv.len() < 2 {
         return None;
     }

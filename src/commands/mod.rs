@@ -17,6 +17,7 @@ pub mod lcs;
 pub mod lists;
 pub mod multikey;
 pub mod pubsub;
+pub mod scripting;
 pub mod server;
 pub mod sets;
 pub mod strings;
