@@ -248,6 +248,9 @@ pub struct Config {
     pub latency_tracking_info_percentiles: Vec<f64>,
     /// `latency-monitor-threshold`: milliseconds; 0 disables the latency monitor.
     pub latency_monitor_threshold_ms: u64,
+    /// `busy-reply-threshold` (alias `lua-time-limit`): milliseconds a script runs before
+    /// other clients get `-BUSY` and SCRIPT KILL / FUNCTION KILL may stop it.
+    pub busy_reply_threshold_ms: u64,
     /// `hz`: background task frequency, clamped to 1..=500 as Redis does.
     pub hz: u32,
     /// `maxmemory`: 0 means no limit. Reported only: percore does not evict yet.
@@ -348,6 +351,7 @@ impl Default for Config {
             latency_tracking: true,
             latency_tracking_info_percentiles: vec![50.0, 99.0, 99.9],
             latency_monitor_threshold_ms: 0,
+            busy_reply_threshold_ms: 5000,
             hz: 10,
             maxmemory_bytes: 0,
             maxmemory_policy: MaxmemoryPolicy::Noeviction,
@@ -1577,6 +1581,28 @@ static OPTIONS: &[ConfigOption] = &[
         file_form: FileForm::Plain,
     },
     ConfigOption {
+        name: "busy-reply-threshold",
+        settable: Settable::Runtime,
+        multi_arg: false,
+        set: |c, a, _| {
+            c.busy_reply_threshold_ms = int(&a[0], 0, i64::MAX)?;
+            Ok(())
+        },
+        get: |c| c.busy_reply_threshold_ms.to_string(),
+        file_form: FileForm::Plain,
+    },
+    ConfigOption {
+        name: "lua-time-limit",
+        settable: Settable::Runtime,
+        multi_arg: false,
+        set: |c, a, _| {
+            c.busy_reply_threshold_ms = int(&a[0], 0, i64::MAX)?;
+            Ok(())
+        },
+        get: |c| c.busy_reply_threshold_ms.to_string(),
+        file_form: FileForm::Plain,
+    },
+    ConfigOption {
         name: "hz",
         settable: Settable::Runtime,
         multi_arg: false,
@@ -1880,6 +1906,8 @@ mod tests {
             ("latency-tracking", "yes"),
             ("latency-tracking-info-percentiles", "50 99 99.9"),
             ("latency-monitor-threshold", "0"),
+            ("busy-reply-threshold", "5000"),
+            ("lua-time-limit", "5000"),
             ("hz", "10"),
             ("appendonly", "no"),
             ("maxmemory", "0"),

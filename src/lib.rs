@@ -20,6 +20,7 @@ mod latency;
 mod metrics;
 mod prefetch;
 mod pubsub;
+mod scripting;
 mod server;
 mod shard;
 mod snapshot;

@@ -143,6 +143,8 @@ pub struct ServerShared {
     pub cluster: Option<crate::cluster::Cluster>,
     /// Per shard: the figures it publishes for the metrics endpoint.
     pub metrics: crate::metrics::Board,
+    /// The script cache, the function libraries and which shard runs a busy script.
+    pub scripts: crate::scripting::Shared,
 }
 
 impl ServerShared {
@@ -183,6 +185,7 @@ impl ServerShared {
             saved_changes: (0..shards).map(|_| AtomicU64::new(0)).collect(),
             cluster,
             metrics: crate::metrics::Board::new(shards),
+            scripts: crate::scripting::Shared::new(shards),
         })
     }
 

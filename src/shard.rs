@@ -170,6 +170,8 @@ pub struct ShardData {
     pub locks: crate::atomic::Locks,
     /// Keys of this shard watched by clients of any shard (WATCH).
     pub watches: crate::atomic::watch::Registry,
+    /// This shard's Lua interpreter, created at the first script (see `scripting`).
+    pub lua: Option<Box<crate::scripting::Engine>>,
 }
 
 impl ShardData {
@@ -210,6 +212,7 @@ impl ShardData {
             blocking: crate::blocking::Registry::default(),
             locks: crate::atomic::Locks::default(),
             watches: crate::atomic::watch::Registry::default(),
+            lua: None,
         }
     }
 
@@ -1031,6 +1034,15 @@ pub fn dispatch(
         });
         return true;
     }
+    if let Some(busy) = data.shared.scripts.busy_error()
+        && !commands::scripting::allowed_when_busy(cmd, argv)
+    {
+        // A script on some shard runs past busy-reply-threshold: as Redis, everything
+        // but SCRIPT KILL, FUNCTION KILL/STATS, SHUTDOWN NOSAVE and the like is refused.
+        data.stats.record_rejected(cmd, busy);
+        refuse(client, discard, out, scratch, |w| w.error(busy));
+        return true;
+    }
     client.last_cmd = cmd.name;
     data.last_cmd = Some(cmd);
     let mut exec = cmd.exec;
@@ -1473,7 +1485,7 @@ fn run_txn(
 /// A container command (OBJECT, CONFIG, CLIENT...) checked against its subcommand's row
 /// of the table, before anything indexes `argv` by the container's key positions: an
 /// unknown subcommand or a wrong argument count for it gets Redis's error text.
-fn check_subcommand(cmd: &Command, argv: &[&[u8]]) -> Option<String> {
+pub(crate) fn check_subcommand(cmd: &Command, argv: &[&[u8]]) -> Option<String> {
     if cmd.subcommands.is_empty() || argv.len() < 2 {
         return None;
     }

@@ -20,6 +20,7 @@ pub mod lists;
 pub mod multi;
 pub mod multikey;
 pub mod pubsub;
+pub mod scripting;
 pub mod server;
 pub mod sets;
 pub mod sort;

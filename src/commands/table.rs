@@ -16,6 +16,8 @@ use super::{hashes as hs, lists as ls};
 use super::{dump, geo};
 // transactions
 use super::multi as mu;
+// scripting
+use super::scripting as sc;
 
 #[expect(clippy::too_many_arguments, reason = "a table row")]
 const fn c(
@@ -2373,4 +2375,108 @@ pub static COMMANDS: &[Command] = &[
         "Finds the longest common substring.",
         Exec::Hop(lcs::lcs),
     ),
+    // scripting
+    c(
+        "eval",
+        -3,
+        NOSCRIPT | STALE | super::flags::SKIP_MONITOR,
+        NOKEYS,
+        "scripting",
+        "2.6.0",
+        "Executes a server-side Lua script.",
+        Exec::Hop(sc::script_start),
+    ),
+    c(
+        "evalsha",
+        -3,
+        NOSCRIPT | STALE | super::flags::SKIP_MONITOR,
+        NOKEYS,
+        "scripting",
+        "2.6.0",
+        "Executes a server-side Lua script by SHA1 digest.",
+        Exec::Hop(sc::script_start),
+    ),
+    c(
+        "eval_ro",
+        -3,
+        READONLY | NOSCRIPT | STALE | super::flags::SKIP_MONITOR,
+        NOKEYS,
+        "scripting",
+        "7.0.0",
+        "Executes a read-only server-side Lua script.",
+        Exec::Hop(sc::script_start),
+    ),
+    c(
+        "evalsha_ro",
+        -3,
+        READONLY | NOSCRIPT | STALE | super::flags::SKIP_MONITOR,
+        NOKEYS,
+        "scripting",
+        "7.0.0",
+        "Executes a read-only server-side Lua script by SHA1 digest.",
+        Exec::Hop(sc::script_start),
+    ),
+    c(
+        "fcall",
+        -3,
+        NOSCRIPT | STALE | super::flags::SKIP_MONITOR,
+        NOKEYS,
+        "scripting",
+        "7.0.0",
+        "Invokes a function.",
+        Exec::Hop(sc::script_start),
+    ),
+    c(
+        "fcall_ro",
+        -3,
+        READONLY | NOSCRIPT | STALE | super::flags::SKIP_MONITOR,
+        NOKEYS,
+        "scripting",
+        "7.0.0",
+        "Invokes a read-only function.",
+        Exec::Hop(sc::script_start),
+    ),
+    Command {
+        subcommands: &[
+            ("script|debug", 3, NOSCRIPT),
+            ("script|exists", -3, NOSCRIPT),
+            ("script|flush", -2, NOSCRIPT),
+            ("script|help", 2, LOADING | STALE),
+            ("script|kill", 2, NOSCRIPT | super::flags::ALLOW_BUSY),
+            ("script|load", 3, NOSCRIPT | STALE),
+        ],
+        ..c(
+            "script",
+            -2,
+            0,
+            NOKEYS,
+            "scripting",
+            "2.6.0",
+            "A container for Lua scripts management commands.",
+            Exec::Client(sc::script),
+        )
+    },
+    Command {
+        subcommands: &[
+            ("function|delete", 3, WRITE | NOSCRIPT),
+            ("function|dump", 2, NOSCRIPT),
+            ("function|flush", -2, WRITE | NOSCRIPT),
+            ("function|help", 2, LOADING | STALE),
+            ("function|kill", 2, NOSCRIPT | super::flags::ALLOW_BUSY),
+            ("function|list", -2, NOSCRIPT),
+            ("function|load", -3, WRITE | DENYOOM | NOSCRIPT),
+            ("function|restore", -3, WRITE | DENYOOM | NOSCRIPT),
+            ("function|stats", 2, NOSCRIPT | super::flags::ALLOW_BUSY),
+        ],
+        ..c(
+            "function",
+            -2,
+            0,
+            NOKEYS,
+            "scripting",
+            "7.0.0",
+            "A container for function commands.",
+            Exec::Client(sc::function),
+        )
+    },
 ];

@@ -547,6 +547,20 @@ fn read_collection(
 }
 // end lists and hashes
 
+/// Reads one RDB string (`rdbGenericLoadStringObject`: plain, integer or LZF encoded) from
+/// the start of `bytes`: its decoded bytes and how many bytes it took. FUNCTION RESTORE
+/// reads library codes with it.
+pub fn read_string(bytes: &[u8]) -> Result<(Vec<u8>, usize), RdbError> {
+    let mut r = Reader {
+        data: bytes,
+        pos: 0,
+    };
+    let raw = r.string()?;
+    let mut buf = Vec::new();
+    let decoded = raw.into_bytes(&mut buf)?.to_vec();
+    Ok((decoded, r.pos))
+}
+
 /// A cursor over the file. Every read checks the bytes left.
 struct Reader<'a> {
     data: &'a [u8],

@@ -1,0 +1,593 @@
+//! EVAL, EVALSHA, EVAL_RO, EVALSHA_RO, FCALL, FCALL_RO, SCRIPT and FUNCTION.
+//!
+//! Where a script runs: on the shard owning its declared keys (all of them must live on
+//! one shard; a script without keys runs on the client's shard). The command is an
+//! [`Exec::Hop`](super::Exec::Hop) chain of at most two steps: the first, on the client's
+//! shard, checks the arguments and finds the owner; the second runs the script there.
+//! A script whose declared keys live on several shards is refused with the CROSSSLOT
+//! error percore gives every single-shard command whose keys span shards. Inside a
+//! script, `redis.call` may name undeclared keys as long as they live on the script's
+//! shard (with one shard: any key, as Redis outside cluster mode).
+
+use super::{Ctx, Partial, eq_ic, errors, parse_i64};
+use crate::scripting::{self, BUSY_EVAL, BUSY_FUNCTION, Engine, Library, flags as sflags};
+use crate::shard::Argv;
+use percore_net::resp::ReplyWriter;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// Whether a command may run while a script is busy (`allow-busy`, per subcommand for
+/// SCRIPT and FUNCTION).
+pub fn allowed_when_busy(cmd: &super::Command, argv: &[&[u8]]) -> bool {
+    if cmd.has(super::flags::ALLOW_BUSY) {
+        return true;
+    }
+    let prefix = cmd.name.len() + 1;
+    argv.len() >= 2
+        && cmd.subcommands.iter().any(|(full, _, f)| {
+            f & super::flags::ALLOW_BUSY != 0
+                && full.len() > prefix
+                && full.as_bytes()[prefix..].eq_ignore_ascii_case(argv[1])
+        })
+}
+
+const RO_WRITE_FLAG: &str = "ERR Can not execute a script with write flag using *_ro command.";
+const NOSCRIPT: &str = "NOSCRIPT No matching script. Please use EVAL.";
+const NO_CLUSTER: &str = "ERR Can not run script on cluster, 'no-cluster' flag is set.";
+const CROSS_SHARD: &str = "CROSSSLOT Keys in request don't hash to the same slot";
+
+fn encoded(ctx: &Ctx, f: impl FnOnce(&mut ReplyWriter)) -> Partial {
+    let mut out = Vec::new();
+    f(&mut ReplyWriter::new(&mut out, ctx.proto));
+    Partial::Encoded(out)
+}
+
+fn error(ctx: &Ctx, text: &str) -> Partial {
+    encoded(ctx, |w| w.error(text))
+}
+
+/// Which script command `argv[0]` names.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Eval,
+    EvalSha,
+    Fcall,
+}
+
+fn kind_of(name: &[u8]) -> (Kind, bool) {
+    let lower = name.to_ascii_lowercase();
+    match lower.as_slice() {
+        b"eval" => (Kind::Eval, false),
+        b"eval_ro" => (Kind::Eval, true),
+        b"evalsha" => (Kind::EvalSha, false),
+        b"evalsha_ro" => (Kind::EvalSha, true),
+        b"fcall" => (Kind::Fcall, false),
+        _ => (Kind::Fcall, true),
+    }
+}
+
+/// `numkeys` of a script command: the number, or Redis's error.
+fn numkeys(argv: &[&[u8]]) -> Result<usize, &'static str> {
+    let fcall = argv[0].len() >= 5 && argv[0][..5].eq_ignore_ascii_case(b"fcall");
+    let n = parse_i64(argv[2]).ok_or(if fcall {
+        "ERR Bad number of keys provided"
+    } else {
+        errors::NOT_INTEGER
+    })?;
+    if n < 0 {
+        return Err("ERR Number of keys can't be negative");
+    }
+    if n as u64 > (argv.len() - 3) as u64 {
+        return Err("ERR Number of keys can't be greater than number of args");
+    }
+    Ok(n as usize)
+}
+
+/// First step, on the client's shard: checks, then runs here or hops to the keys' shard.
+pub fn script_start(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
+    let (kind, ro) = kind_of(argv[0]);
+    let shared = Arc::clone(&ctx.shard.shared);
+    match kind {
+        Kind::Fcall => {
+            let name = String::from_utf8_lossy(argv[1]).into_owned();
+            let found = Engine::with_shard(ctx.shard, |e| e.function(&shared.scripts, &name));
+            let Some((_, fl)) = found else {
+                return error(ctx, "ERR Function not found");
+            };
+            if ro && fl & (sflags::NO_WRITES | sflags::EVAL_COMPAT) == 0 {
+                return error(ctx, RO_WRITE_FLAG);
+            }
+        }
+        Kind::EvalSha => {
+            let exists =
+                scripting::sha_arg(argv[1]).is_some_and(|s| shared.scripts.script_exists(&s));
+            if !exists {
+                return error(ctx, NOSCRIPT);
+            }
+        }
+        Kind::Eval => {}
+    }
+    let nkeys = match numkeys(argv) {
+        Ok(n) => n,
+        Err(text) => return error(ctx, text),
+    };
+    let keys = &argv[3..3 + nkeys];
+    let mut owner = ctx.shard.id;
+    if let Some(first) = keys.first() {
+        owner = ctx.shard.owner(first);
+        if keys.iter().any(|k| ctx.shard.owner(k) != owner) {
+            return error(ctx, CROSS_SHARD);
+        }
+    }
+    if owner == ctx.shard.id {
+        return script_run(ctx, argv);
+    }
+    Partial::Hop {
+        shard: owner,
+        step: script_run,
+        argv: Argv::from_slices(argv),
+    }
+}
+
+/// Runs the script on the shard that owns its keys.
+pub fn script_run(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
+    let (kind, ro) = kind_of(argv[0]);
+    let nkeys = match numkeys(argv) {
+        Ok(n) => n,
+        Err(text) => return error(ctx, text),
+    };
+    let keys = &argv[3..3 + nkeys];
+    let args = &argv[3 + nkeys..];
+    let shared = Arc::clone(&ctx.shard.shared);
+    let threshold = ctx.shard.cfg.busy_reply_threshold_ms;
+    let cluster = ctx.shard.cluster.is_some();
+    let (db, proto) = (ctx.db, ctx.proto);
+    let mut out = Vec::new();
+    Engine::with_shard(ctx.shard, |engine| {
+        let mut w = ReplyWriter::new(&mut out, proto);
+        let (func, fl, name, busy_kind) = match kind {
+            Kind::Fcall => {
+                let name = String::from_utf8_lossy(argv[1]).into_owned();
+                let Some((f, fl)) = engine.function(&shared.scripts, &name) else {
+                    w.error("ERR Function not found");
+                    return;
+                };
+                (f, fl, name, BUSY_FUNCTION)
+            }
+            Kind::EvalSha | Kind::Eval => {
+                let sha = if kind == Kind::Eval {
+                    scripting::sha1_hex(argv[1])
+                } else {
+                    let Some(s) = scripting::sha_arg(argv[1]) else {
+                        w.error(NOSCRIPT);
+                        return;
+                    };
+                    s
+                };
+                let compiled = match engine.script(&shared.scripts, &sha) {
+                    Ok(x) => Ok(x),
+                    Err(None) if kind == Kind::Eval => {
+                        compile_and_cache(engine, &shared, argv[1], sha)
+                    }
+                    Err(None) => Err(NOSCRIPT.to_string()),
+                    Err(Some(text)) => Err(text),
+                };
+                let (f, fl) = match compiled {
+                    Ok(x) => x,
+                    Err(text) => {
+                        w.error(&text);
+                        return;
+                    }
+                };
+                (f, fl, String::from_utf8_lossy(&sha).into_owned(), BUSY_EVAL)
+            }
+        };
+        if ro && fl & (sflags::NO_WRITES | sflags::EVAL_COMPAT) == 0 {
+            w.error(RO_WRITE_FLAG);
+            return;
+        }
+        if cluster && fl & sflags::NO_CLUSTER != 0 {
+            w.error(NO_CLUSTER);
+            return;
+        }
+        engine.invoke(
+            &shared, &func, &name, busy_kind, fl, ro, db, keys, args, threshold, proto, &mut out,
+        );
+    });
+    Partial::Encoded(out)
+}
+
+/// Compiles an EVAL body and adds it to the shared cache and this shard's compiled set.
+fn compile_and_cache(
+    engine: &mut Engine,
+    shared: &crate::server::ServerShared,
+    body: &[u8],
+    sha: [u8; 40],
+) -> Result<(mlua::Function, u32), String> {
+    let (fl, start) = scripting::functions::eval_shebang(body)?;
+    let f = engine.compile_script(body, start)?;
+    if !shared.scripts.add_script(sha, body) {
+        return Err("ERR the script cache is full (SCRIPT FLUSH empties it)".into());
+    }
+    engine.remember(&shared.scripts, sha, f.clone());
+    Ok((f, fl))
+}
+
+const SCRIPT_HELP: &[&str] = &[
+    "DEBUG (YES|SYNC|NO)",
+    "    Set the debug mode for subsequent scripts executed.",
+    "EXISTS <sha1> [<sha1> ...]",
+    "    Return information about the existence of the scripts in the script cache.",
+    "FLUSH [ASYNC|SYNC]",
+    "    Flush the Lua scripts cache. Very dangerous on replicas.",
+    "    When called without the optional mode argument, the behavior is determined by the",
+    "    lazyfree-lazy-user-flush configuration directive. Valid modes are:",
+    "    * ASYNC: Asynchronously flush the scripts cache.",
+    "    * SYNC: Synchronously flush the scripts cache.",
+    "KILL",
+    "    Kill the currently executing Lua script.",
+    "LOAD <script>",
+    "    Load a script into the scripts cache without executing it.",
+];
+
+/// SCRIPT LOAD / EXISTS / FLUSH / KILL / DEBUG / HELP (on the client's shard; the cache
+/// is shared).
+pub fn script(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
+    let sub = argv[1];
+    let shared = Arc::clone(&ctx.shard.shared);
+    if eq_ic(sub, "load") {
+        let body = argv[2];
+        let sha = scripting::sha1_hex(body);
+        let r = Engine::with_shard(ctx.shard, |e| {
+            if shared.scripts.script_exists(&sha) {
+                return Ok(());
+            }
+            compile_and_cache(e, &shared, body, sha).map(|_| ())
+        });
+        match r {
+            Ok(()) => w.bulk(&sha),
+            Err(text) => w.error(&text),
+        }
+    } else if eq_ic(sub, "exists") {
+        w.array(argv.len() - 2);
+        for a in &argv[2..] {
+            let found = scripting::sha_arg(a).is_some_and(|s| shared.scripts.script_exists(&s));
+            w.int(i64::from(found));
+        }
+    } else if eq_ic(sub, "flush") {
+        if argv.len() > 3
+            || (argv.len() == 3 && !eq_ic(argv[2], "sync") && !eq_ic(argv[2], "async"))
+        {
+            w.error("ERR SCRIPT FLUSH only support SYNC|ASYNC option");
+            return;
+        }
+        shared.scripts.flush_scripts();
+        w.ok();
+    } else if eq_ic(sub, "kill") {
+        match shared.scripts.kill(false) {
+            None => w.ok(),
+            Some(text) => w.error(text),
+        }
+    } else if eq_ic(sub, "debug") {
+        if eq_ic(argv[2], "no") {
+            w.ok();
+        } else if eq_ic(argv[2], "yes") || eq_ic(argv[2], "sync") {
+            w.error("ERR percore has no Lua debugger (SCRIPT DEBUG YES|SYNC)");
+        } else {
+            w.error("ERR Use SCRIPT DEBUG YES/SYNC/NO");
+        }
+    } else {
+        super::server::help_reply(w, "SCRIPT", SCRIPT_HELP);
+    }
+}
+
+const FUNCTION_HELP: &[&str] = &[
+    "LOAD [REPLACE] <FUNCTION CODE>",
+    "    Create a new library with the given library name and code.",
+    "DELETE <LIBRARY NAME>",
+    "    Delete the given library.",
+    "LIST [LIBRARYNAME PATTERN] [WITHCODE]",
+    "    Return general information on all the libraries:",
+    "    * Library name",
+    "    * The engine used to run the Library",
+    "    * Library description",
+    "    * Functions list",
+    "    * Library code (if WITHCODE is given)",
+    "    It also possible to get only function that matches a pattern using LIBRARYNAME argument.",
+    "STATS",
+    "    Return information about the current function running:",
+    "    * Function name",
+    "    * Command used to run the function",
+    "    * Duration in MS that the function is running",
+    "    If no function is running, return nil",
+    "    In addition, returns a list of available engines.",
+    "KILL",
+    "    Kill the current running function.",
+    "FLUSH [ASYNC|SYNC]",
+    "    Delete all the libraries.",
+    "    When called without the optional mode argument, the behavior is determined by the",
+    "    lazyfree-lazy-user-flush configuration directive. Valid modes are:",
+    "    * ASYNC: Asynchronously flush the libraries.",
+    "    * SYNC: Synchronously flush the libraries.",
+    "DUMP",
+    "    Return a serialized payload representing the current libraries, can be restored using FUNCTION RESTORE command",
+    "RESTORE <PAYLOAD> [FLUSH|APPEND|REPLACE]",
+    "    Restore the libraries represented by the given payload, it is possible to give a restore policy to",
+    "    control how to handle existing libraries (default APPEND):",
+    "    * FLUSH: delete all existing libraries.",
+    "    * APPEND: appends the restored libraries to the existing libraries. On collision, abort.",
+    "    * REPLACE: appends the restored libraries to the existing libraries, On collision, replace the old",
+    "      libraries with the new libraries (notice that even on this option there is a chance of failure",
+    "      in case of functions name collision with another library).",
+];
+
+/// Loads a library's code on this shard to validate it; its shared form.
+fn compile_library(ctx: &mut Ctx, code: &[u8]) -> Result<Library, String> {
+    Engine::with_shard(ctx.shard, |e| {
+        let (name, regs) = scripting::functions::load_library(e, code)?;
+        Ok(Library {
+            name,
+            code: code.to_vec(),
+            functions: regs
+                .into_iter()
+                .map(|r| scripting::functions::FunctionInfo {
+                    name: r.name,
+                    description: r.description,
+                    flags: r.flags,
+                })
+                .collect(),
+        })
+    })
+}
+
+/// Adds `lib` to `libs`: its name must be free unless `replace`, and its functions must
+/// not belong to another library.
+fn add_library(
+    libs: &mut BTreeMap<String, Arc<Library>>,
+    lib: Library,
+    replace: bool,
+) -> Result<String, String> {
+    if libs.contains_key(&lib.name) && !replace {
+        return Err(format!("ERR Library '{}' already exists", lib.name));
+    }
+    for f in &lib.functions {
+        let clash = libs
+            .values()
+            .filter(|l| l.name != lib.name)
+            .any(|l| l.functions.iter().any(|g| g.name == f.name));
+        if clash {
+            return Err(format!("ERR Function {} already exists", f.name));
+        }
+    }
+    let name = lib.name.clone();
+    libs.insert(name.clone(), Arc::new(lib));
+    Ok(name)
+}
+
+/// FUNCTION LOAD / DELETE / FLUSH / LIST / DUMP / RESTORE / STATS / KILL / HELP.
+pub fn function(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
+    let sub = argv[1];
+    let shared = Arc::clone(&ctx.shard.shared);
+    if eq_ic(sub, "load") {
+        let mut replace = false;
+        for opt in &argv[2..argv.len() - 1] {
+            if eq_ic(opt, "replace") {
+                replace = true;
+            } else {
+                w.error(&format!(
+                    "ERR Unknown option given: {}",
+                    String::from_utf8_lossy(opt)
+                ));
+                return;
+            }
+        }
+        let code = argv[argv.len() - 1];
+        let result = compile_library(ctx, code).and_then(|lib| {
+            shared
+                .scripts
+                .edit_libraries(|libs| add_library(libs, lib, replace))
+        });
+        match result {
+            Ok(name) => w.bulk(name.as_bytes()),
+            Err(text) => w.error(&text),
+        }
+    } else if eq_ic(sub, "delete") {
+        let name = String::from_utf8_lossy(argv[2]).into_owned();
+        match shared.scripts.edit_libraries(|libs| {
+            libs.remove(&name)
+                .map(|_| ())
+                .ok_or_else(|| "ERR Library not found".to_string())
+        }) {
+            Ok(()) => w.ok(),
+            Err(text) => w.error(&text),
+        }
+    } else if eq_ic(sub, "flush") {
+        if argv.len() > 3
+            || (argv.len() == 3 && !eq_ic(argv[2], "sync") && !eq_ic(argv[2], "async"))
+        {
+            w.error("ERR FUNCTION FLUSH only supports SYNC|ASYNC option");
+            return;
+        }
+        shared.scripts.set_libraries(BTreeMap::new());
+        w.ok();
+    } else if eq_ic(sub, "list") {
+        function_list(&shared, argv, w);
+    } else if eq_ic(sub, "dump") {
+        let libs = shared.scripts.libraries();
+        let list: Vec<&Library> = libs.values().map(AsRef::as_ref).collect();
+        w.bulk(&scripting::functions::dump(&list));
+    } else if eq_ic(sub, "restore") {
+        function_restore(ctx, &shared, argv, w);
+    } else if eq_ic(sub, "stats") {
+        function_stats(&shared, w);
+    } else if eq_ic(sub, "kill") {
+        match shared.scripts.kill(true) {
+            None => w.ok(),
+            Some(text) => w.error(text),
+        }
+    } else {
+        super::server::help_reply(w, "FUNCTION", FUNCTION_HELP);
+    }
+}
+
+fn function_list(shared: &crate::server::ServerShared, argv: &[&[u8]], w: &mut ReplyWriter) {
+    let (mut pattern, mut with_code) = (None, false);
+    let mut i = 2;
+    while i < argv.len() {
+        if eq_ic(argv[i], "withcode") && !with_code {
+            with_code = true;
+        } else if eq_ic(argv[i], "libraryname") && pattern.is_none() {
+            if i + 1 >= argv.len() {
+                w.error("ERR library name argument was not given");
+                return;
+            }
+            pattern = Some(argv[i + 1]);
+            i += 1;
+        } else {
+            w.error(&format!(
+                "ERR Unknown argument {}",
+                String::from_utf8_lossy(argv[i])
+            ));
+            return;
+        }
+        i += 1;
+    }
+    let libs = shared.scripts.libraries();
+    let shown: Vec<&Arc<Library>> = libs
+        .values()
+        .filter(|l| {
+            pattern.is_none_or(|p| percore_engine::glob::string_match(p, l.name.as_bytes(), false))
+        })
+        .collect();
+    w.array(shown.len());
+    for lib in shown {
+        w.map(if with_code { 4 } else { 3 });
+        w.bulk(b"library_name");
+        w.bulk(lib.name.as_bytes());
+        w.bulk(b"engine");
+        w.bulk(b"LUA");
+        w.bulk(b"functions");
+        w.array(lib.functions.len());
+        for f in &lib.functions {
+            w.map(3);
+            w.bulk(b"name");
+            w.bulk(f.name.as_bytes());
+            w.bulk(b"description");
+            match &f.description {
+                Some(d) => w.bulk(d),
+                None => w.null(),
+            }
+            w.bulk(b"flags");
+            let names: Vec<&str> = sflags::NAMES
+                .iter()
+                .filter(|(bit, _)| f.flags & bit != 0)
+                .map(|(_, n)| *n)
+                .collect();
+            w.set(names.len());
+            for n in names {
+                w.simple(n);
+            }
+        }
+        if with_code {
+            w.bulk(b"library_code");
+            w.bulk(&lib.code);
+        }
+    }
+}
+
+fn function_restore(
+    ctx: &mut Ctx,
+    shared: &crate::server::ServerShared,
+    argv: &[&[u8]],
+    w: &mut ReplyWriter,
+) {
+    #[derive(PartialEq)]
+    enum Policy {
+        Flush,
+        Append,
+        Replace,
+    }
+    let policy = match argv.get(3) {
+        None => Policy::Append,
+        Some(p) if eq_ic(p, "flush") => Policy::Flush,
+        Some(p) if eq_ic(p, "append") => Policy::Append,
+        Some(p) if eq_ic(p, "replace") => Policy::Replace,
+        Some(_) => {
+            w.error(
+                "ERR Wrong restore policy given, value should be either FLUSH, APPEND or REPLACE.",
+            );
+            return;
+        }
+    };
+    if argv.len() > 4 {
+        w.error(errors::SYNTAX);
+        return;
+    }
+    let codes = match scripting::functions::undump(argv[2]) {
+        Ok(c) => c,
+        Err(text) => {
+            w.error(&text);
+            return;
+        }
+    };
+    let mut restored = Vec::new();
+    for code in codes {
+        match compile_library(ctx, &code) {
+            Ok(lib) => restored.push(lib),
+            Err(text) => {
+                w.error(&text);
+                return;
+            }
+        }
+    }
+    let result = shared.scripts.edit_libraries(|libs| {
+        if policy == Policy::Flush {
+            libs.clear();
+        }
+        for lib in restored {
+            if policy == Policy::Append && libs.contains_key(&lib.name) {
+                return Err(format!("ERR Library {} already exists", lib.name));
+            }
+            add_library(libs, lib, policy != Policy::Append)?;
+        }
+        Ok(())
+    });
+    match result {
+        Ok(()) => w.ok(),
+        Err(text) => w.error(&text),
+    }
+}
+
+fn function_stats(shared: &crate::server::ServerShared, w: &mut ReplyWriter) {
+    w.map(2);
+    w.bulk(b"running_script");
+    let running = shared
+        .scripts
+        .busy
+        .iter()
+        .find_map(|b| b.running.lock().ok().and_then(|r| r.clone()));
+    match running {
+        None => w.null(),
+        Some((name, command, start_ms)) => {
+            w.map(3);
+            w.bulk(b"name");
+            w.bulk(name.as_bytes());
+            w.bulk(b"command");
+            w.array(command.len());
+            for a in &command {
+                w.bulk(a);
+            }
+            w.bulk(b"duration_ms");
+            w.int(percore_net::reactor::unix_ms() - start_ms);
+        }
+    }
+    let libs = shared.scripts.libraries();
+    w.bulk(b"engines");
+    w.map(1);
+    w.bulk(b"LUA");
+    w.map(2);
+    w.bulk(b"libraries_count");
+    w.int(libs.len() as i64);
+    w.bulk(b"functions_count");
+    w.int(libs.values().map(|l| l.functions.len() as i64).sum());
+}

@@ -1,0 +1,611 @@
+//! Lua scripting: EVAL scripts and FUNCTION libraries, one Lua 5.1 interpreter per shard.
+//!
+//! What is shared between shards ([`Shared`], in `ServerShared`) is source text: the script
+//! cache (SHA1 → body) and the function libraries (name → code and metadata), each with a
+//! generation counter. Each shard's [`Engine`] compiles a script the first time it runs it
+//! there and reloads every library when the library generation moved, so a script loaded
+//! on any connection runs on every shard.
+//!
+//! A script runs on the shard that owns its declared keys (see `commands/scripting.rs`),
+//! inside one command: nothing else runs on that shard meanwhile, so it is atomic there.
+//! `redis.call` runs commands of that shard directly through the command table.
+
+mod call;
+mod convert;
+pub mod functions;
+mod lib_bit;
+mod lib_cjson;
+mod lib_cmsgpack;
+mod lib_struct;
+mod sandbox;
+
+use crate::client::Client;
+use crate::shard::ShardData;
+use mlua::{Function, Lua, MultiValue, Table, Value};
+use percore_net::resp::{Protocol, ReplyWriter};
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, HashMap};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+pub use functions::Library;
+
+/// Lua instructions between two checks of the clock and the kill flag (Redis: 100000).
+pub const HOOK_INSTRUCTIONS: u32 = 100_000;
+/// Nesting depth of a Lua table converted to a reply, beyond which the reply is an error
+/// (a table that contains itself would otherwise recurse without end).
+pub const MAX_REPLY_DEPTH: usize = 1000;
+/// The most scripts the shared cache holds; SCRIPT LOAD / EVAL beyond it evict nothing and
+/// are refused (Redis keeps every script until SCRIPT FLUSH; this bounds a runaway client).
+pub const MAX_CACHED_SCRIPTS: usize = 1_000_000;
+
+/// Script flags (`#!lua flags=...`, `redis.register_function{flags=...}`).
+pub mod flags {
+    pub const NO_WRITES: u32 = 1 << 0;
+    pub const ALLOW_OOM: u32 = 1 << 1;
+    pub const ALLOW_STALE: u32 = 1 << 2;
+    pub const NO_CLUSTER: u32 = 1 << 3;
+    pub const ALLOW_CROSS_SLOT: u32 = 1 << 4;
+    /// A script without a shebang: Redis's compatibility mode (may write, no flag checks).
+    pub const EVAL_COMPAT: u32 = 1 << 5;
+
+    /// Names as Redis spells them, in the order FUNCTION LIST prints them.
+    pub const NAMES: [(u32, &str); 5] = [
+        (NO_WRITES, "no-writes"),
+        (ALLOW_OOM, "allow-oom"),
+        (ALLOW_STALE, "allow-stale"),
+        (NO_CLUSTER, "no-cluster"),
+        (ALLOW_CROSS_SLOT, "allow-cross-slot-keys"),
+    ];
+
+    pub fn parse(name: &str) -> Option<u32> {
+        NAMES.iter().find(|(_, n)| *n == name).map(|(f, _)| *f)
+    }
+}
+
+/// What a busy shard is running, for `-BUSY` texts and SCRIPT KILL / FUNCTION KILL.
+pub const BUSY_NONE: u8 = 0;
+pub const BUSY_EVAL: u8 = 1;
+pub const BUSY_FUNCTION: u8 = 2;
+
+pub const BUSY_EVAL_ERR: &str =
+    "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.";
+pub const BUSY_FUNCTION_ERR: &str =
+    "BUSY Redis is busy running a script. You can only call FUNCTION KILL or SHUTDOWN NOSAVE.";
+pub const UNKILLABLE_ERR: &str = "UNKILLABLE Sorry the script already executed write commands against the dataset. You can either wait the script termination or kill the server in a hard way using the SHUTDOWN NOSAVE command.";
+pub const NOTBUSY_ERR: &str = "NOTBUSY No scripts in execution right now.";
+pub const KILLED_ERR: &str = "ERR Script killed by user with SCRIPT KILL...";
+
+/// One shard's running script, as other shards see it.
+#[derive(Default)]
+pub struct BusySlot {
+    /// `BUSY_NONE`, or what has been running longer than `busy-reply-threshold`.
+    pub state: AtomicU8,
+    /// The running script has written (SCRIPT KILL answers UNKILLABLE).
+    pub wrote: AtomicBool,
+    /// SCRIPT KILL / FUNCTION KILL asked the running script to stop.
+    pub kill: AtomicBool,
+    /// FUNCTION STATS: the running function's name and command, and its start (Unix ms).
+    pub running: Mutex<Option<Running>>,
+}
+
+/// A running function for FUNCTION STATS: its name, its command, its start (Unix ms).
+pub type Running = (String, Vec<Vec<u8>>, i64);
+
+/// Script state every shard shares.
+pub struct Shared {
+    cache: Mutex<HashMap<[u8; 40], Arc<[u8]>>>,
+    cache_generation: AtomicU64,
+    libraries: RwLock<BTreeMap<String, Arc<Library>>>,
+    libs_generation: AtomicU64,
+    pub busy: Vec<BusySlot>,
+    /// How many shards are busy (past the threshold): dispatch reads only this.
+    pub busy_count: AtomicUsize,
+}
+
+impl Shared {
+    pub fn new(shards: usize) -> Self {
+        Self {
+            cache: Mutex::new(HashMap::new()),
+            cache_generation: AtomicU64::new(0),
+            libraries: RwLock::new(BTreeMap::new()),
+            libs_generation: AtomicU64::new(0),
+            busy: (0..shards).map(|_| BusySlot::default()).collect(),
+            busy_count: AtomicUsize::new(0),
+        }
+    }
+
+    pub fn script(&self, sha: &[u8; 40]) -> Option<Arc<[u8]>> {
+        self.cache.lock().ok()?.get(sha).cloned()
+    }
+
+    pub fn script_exists(&self, sha: &[u8; 40]) -> bool {
+        self.cache.lock().is_ok_and(|c| c.contains_key(sha))
+    }
+
+    /// Adds a script body; false when the cache is full.
+    pub fn add_script(&self, sha: [u8; 40], body: &[u8]) -> bool {
+        let Ok(mut c) = self.cache.lock() else {
+            return false;
+        };
+        if c.contains_key(&sha) {
+            return true;
+        }
+        if c.len() >= MAX_CACHED_SCRIPTS {
+            return false;
+        }
+        c.insert(sha, Arc::from(body));
+        true
+    }
+
+    pub fn flush_scripts(&self) {
+        if let Ok(mut c) = self.cache.lock() {
+            c.clear();
+        }
+        self.cache_generation.fetch_add(1, Ordering::Release);
+    }
+
+    /// Every library, by name.
+    pub fn libraries(&self) -> BTreeMap<String, Arc<Library>> {
+        self.libraries.read().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    /// Replaces the whole library set (FUNCTION LOAD/DELETE/FLUSH/RESTORE, RDB load).
+    pub fn set_libraries(&self, libs: BTreeMap<String, Arc<Library>>) {
+        if let Ok(mut l) = self.libraries.write() {
+            *l = libs;
+        }
+        self.libs_generation.fetch_add(1, Ordering::Release);
+    }
+
+    /// Edits the library set under its lock; the closure's error leaves it unchanged.
+    pub fn edit_libraries<R>(
+        &self,
+        f: impl FnOnce(&mut BTreeMap<String, Arc<Library>>) -> Result<R, String>,
+    ) -> Result<R, String> {
+        let mut l = self
+            .libraries
+            .write()
+            .map_err(|_| "ERR internal error: library lock".to_string())?;
+        let mut copy = l.clone();
+        let r = f(&mut copy)?;
+        *l = copy;
+        drop(l);
+        self.libs_generation.fetch_add(1, Ordering::Release);
+        Ok(r)
+    }
+
+    /// Whether any shard is running a script past `busy-reply-threshold`, and the error
+    /// other clients get meanwhile.
+    #[inline]
+    pub fn busy_error(&self) -> Option<&'static str> {
+        if self.busy_count.load(Ordering::Relaxed) == 0 {
+            return None;
+        }
+        let any_fn = self
+            .busy
+            .iter()
+            .any(|b| b.state.load(Ordering::Relaxed) == BUSY_FUNCTION);
+        Some(if any_fn {
+            BUSY_FUNCTION_ERR
+        } else {
+            BUSY_EVAL_ERR
+        })
+    }
+
+    /// SCRIPT KILL (`function == false`) or FUNCTION KILL: the reply's error, or `None`
+    /// when a script was asked to stop.
+    pub fn kill(&self, function: bool) -> Option<&'static str> {
+        let mut found = None;
+        for b in &self.busy {
+            let s = b.state.load(Ordering::Acquire);
+            if s != BUSY_NONE {
+                found = Some((b, s));
+                break;
+            }
+        }
+        let Some((slot, state)) = found else {
+            return Some(NOTBUSY_ERR);
+        };
+        if slot.wrote.load(Ordering::Acquire) {
+            return Some(UNKILLABLE_ERR);
+        }
+        if !function && state == BUSY_FUNCTION {
+            return Some(BUSY_FUNCTION_ERR);
+        }
+        if function && state == BUSY_EVAL {
+            return Some(BUSY_EVAL_ERR);
+        }
+        slot.kill.store(true, Ordering::Release);
+        None
+    }
+}
+
+/// Lowercase hex SHA1 of `body`.
+pub fn sha1_hex(body: &[u8]) -> [u8; 40] {
+    let digest = sha1_smol::Sha1::from(body).digest().bytes();
+    let mut out = [0u8; 40];
+    for (i, b) in digest.iter().enumerate() {
+        out[2 * i] = b"0123456789abcdef"[usize::from(b >> 4)];
+        out[2 * i + 1] = b"0123456789abcdef"[usize::from(b & 15)];
+    }
+    out
+}
+
+/// A 40-character SHA1 argument in lower case, or `None` when it is not 40 bytes long.
+pub fn sha_arg(arg: &[u8]) -> Option<[u8; 40]> {
+    let mut sha: [u8; 40] = arg.try_into().ok()?;
+    sha.make_ascii_lowercase();
+    Some(sha)
+}
+
+/// The state of the script being run, shared with the Lua callbacks.
+pub struct RunState {
+    /// RESP version `redis.call` replies are converted from (`redis.setresp`).
+    pub resp: Cell<u8>,
+    pub flags: Cell<u32>,
+    /// Whether EVAL_RO / FCALL_RO runs it (writes refused).
+    pub read_only: Cell<bool>,
+    pub wrote: Cell<bool>,
+    pub db: Cell<usize>,
+    pub shard: Cell<usize>,
+    pub start_ns: Cell<u64>,
+    pub busy_after_ns: Cell<u64>,
+    /// BUSY_EVAL or BUSY_FUNCTION while running.
+    pub kind: Cell<u8>,
+    pub busy: Cell<bool>,
+    pub killed: Cell<bool>,
+    /// The script's name in errors and logs: its SHA1 or the function's name.
+    pub name: RefCell<String>,
+    /// FUNCTION LOAD in progress: functions registered so far.
+    pub loading: RefCell<Option<Vec<functions::Registered>>>,
+    pub shared: RefCell<Option<Arc<crate::server::ServerShared>>>,
+    /// The client commands like SELECT run with inside scripts.
+    pub client: RefCell<Option<Box<Client>>>,
+}
+
+/// The connectionless client of a shard's scripts.
+pub fn script_client() -> Box<Client> {
+    Box::new(Client::new(
+        percore_net::reactor::ConnId {
+            index: u32::MAX,
+            generation: u32::MAX,
+        },
+        0,
+        0,
+        true,
+    ))
+}
+
+impl RunState {
+    fn new() -> Self {
+        Self {
+            resp: Cell::new(2),
+            flags: Cell::new(0),
+            read_only: Cell::new(false),
+            wrote: Cell::new(false),
+            db: Cell::new(0),
+            shard: Cell::new(0),
+            start_ns: Cell::new(0),
+            busy_after_ns: Cell::new(u64::MAX),
+            kind: Cell::new(BUSY_NONE),
+            busy: Cell::new(false),
+            killed: Cell::new(false),
+            name: RefCell::new(String::new()),
+            loading: RefCell::new(None),
+            shared: RefCell::new(None),
+            client: RefCell::new(None),
+        }
+    }
+}
+
+thread_local! {
+    /// The shard a script is running on, set only while [`Engine::with_shard`] runs.
+    static CURRENT_SHARD: Cell<*mut ShardData> = const { Cell::new(std::ptr::null_mut()) };
+}
+
+/// Runs `f` with the shard the current script runs on (`redis.call`).
+pub(crate) fn with_current_shard<R>(f: impl FnOnce(&mut ShardData) -> R) -> Option<R> {
+    let ptr = CURRENT_SHARD.with(Cell::get);
+    if ptr.is_null() {
+        return None;
+    }
+    Some(current_shard_call(ptr, f))
+}
+
+#[expect(
+    unsafe_code,
+    reason = "a Lua callback reaches the shard that is running the script"
+)]
+fn current_shard_call<R>(ptr: *mut ShardData, f: impl FnOnce(&mut ShardData) -> R) -> R {
+    // SAFETY: `ptr` is set by `Engine::with_shard` from the `&mut ShardData` it was given,
+    // only for the duration of the Lua call it makes, on this thread; that caller does not
+    // touch the shard until the call returns (the Lua engine itself was taken out of the
+    // shard first, so no other reference into it is live), and callbacks never nest
+    // (EVAL/FCALL are refused inside scripts), so this is the only reference in use.
+    let data = unsafe { &mut *ptr };
+    f(data)
+}
+
+/// One shard's Lua interpreter with its compiled scripts and loaded functions.
+pub struct Engine {
+    pub lua: Lua,
+    /// The real globals table (the scripts see a read-only proxy of it).
+    globals: Table,
+    /// The library-loading environment's switch (see `sandbox`).
+    pub(crate) run: Rc<RunState>,
+    scripts: HashMap<[u8; 40], Function>,
+    scripts_generation: u64,
+    functions: HashMap<String, (Function, u32)>,
+    libs_generation: u64,
+    /// `xpcall` wrappers made at start-up: run a script / a function with the handler.
+    run_script: Function,
+    run_function: Function,
+}
+
+impl Engine {
+    pub fn new(shard: usize) -> Result<Self, String> {
+        let run = Rc::new(RunState::new());
+        run.shard.set(shard);
+        let (lua, globals, run_script, run_function) =
+            sandbox::build(&run).map_err(|e| format!("Lua start-up failed: {e}"))?;
+        Ok(Self {
+            lua,
+            globals,
+            run,
+            scripts: HashMap::new(),
+            scripts_generation: 0,
+            functions: HashMap::new(),
+            libs_generation: u64::MAX,
+            run_script,
+            run_function,
+        })
+    }
+
+    /// Compiles a script body (after its shebang line) into a function, or the
+    /// compilation error Redis reports.
+    pub fn compile_script(&self, body: &[u8], code_start: usize) -> Result<Function, String> {
+        // The shebang line is dropped but its newline kept, so line numbers match the
+        // body's.
+        let code = body[code_start..].to_vec();
+        self.lua
+            .load(code)
+            .set_name("@user_script")
+            .into_function()
+            .map_err(|e| {
+                format!(
+                    "ERR Error compiling script (new function): {}",
+                    sandbox::lua_error_text(&e)
+                )
+            })
+    }
+
+    /// The compiled function for `sha`, compiling the cached body on first use here.
+    /// `Err(None)`: no such script; `Err(Some(text))`: it does not compile.
+    pub fn script(
+        &mut self,
+        shared: &Shared,
+        sha: &[u8; 40],
+    ) -> Result<(Function, u32), Option<String>> {
+        let generation = shared.cache_generation.load(Ordering::Acquire);
+        if generation != self.scripts_generation {
+            self.scripts.clear();
+            self.scripts_generation = generation;
+            self.lua.gc_collect().ok();
+        }
+        let body = shared.script(sha).ok_or(None)?;
+        let (flags, start) = functions::eval_shebang(&body).map_err(Some)?;
+        if let Some(f) = self.scripts.get(sha) {
+            return Ok((f.clone(), flags));
+        }
+        let f = self.compile_script(&body, start).map_err(Some)?;
+        self.scripts.insert(*sha, f.clone());
+        Ok((f, flags))
+    }
+
+    /// Caches a compiled script under `sha`.
+    pub fn remember(&mut self, shared: &Shared, sha: [u8; 40], f: Function) {
+        let generation = shared.cache_generation.load(Ordering::Acquire);
+        if generation != self.scripts_generation {
+            self.scripts.clear();
+            self.scripts_generation = generation;
+        }
+        self.scripts.insert(sha, f);
+    }
+
+    /// The function `name` with its flags, reloading the libraries if they changed.
+    pub fn function(&mut self, shared: &Shared, name: &str) -> Option<(Function, u32)> {
+        let generation = shared.libs_generation.load(Ordering::Acquire);
+        if generation != self.libs_generation {
+            self.functions.clear();
+            for lib in shared.libraries().values() {
+                // It loaded when it was added; a library that could not load again here
+                // would keep its functions out (never expected).
+                if let Ok((_, regs)) = functions::load_library(self, &lib.code) {
+                    for r in regs {
+                        self.functions.insert(r.name, (r.callback, r.flags));
+                    }
+                }
+            }
+            self.libs_generation = generation;
+        }
+        self.functions.get(name).cloned()
+    }
+
+    /// Runs `f` with the shard reachable from the Lua callbacks.
+    pub fn with_shard<R>(data: &mut ShardData, f: impl FnOnce(&mut Self) -> R) -> R {
+        let mut engine = match data.lua.take() {
+            Some(e) => e,
+            None => match Engine::new(data.id) {
+                Ok(e) => Box::new(e),
+                Err(text) => panic!("{text}"),
+            },
+        };
+        engine.run.shared.replace(Some(Arc::clone(&data.shared)));
+        let ptr: *mut ShardData = data;
+        CURRENT_SHARD.with(|c| c.set(ptr));
+        let r = f(&mut engine);
+        CURRENT_SHARD.with(|c| c.set(std::ptr::null_mut()));
+        data.lua = Some(engine);
+        r
+    }
+
+    /// Runs a script or a function and writes its reply (or error) in `proto` to `out`.
+    #[expect(clippy::too_many_arguments, reason = "the parts of one invocation")]
+    pub fn invoke(
+        &mut self,
+        data_shared: &crate::server::ServerShared,
+        func: &Function,
+        name: &str,
+        kind: u8,
+        script_flags: u32,
+        read_only: bool,
+        db: usize,
+        keys: &[&[u8]],
+        args: &[&[u8]],
+        busy_threshold_ms: u64,
+        proto: Protocol,
+        out: &mut Vec<u8>,
+    ) {
+        let run = &self.run;
+        run.resp.set(2);
+        run.flags.set(script_flags);
+        run.read_only
+            .set(read_only || script_flags & flags::NO_WRITES != 0);
+        run.wrote.set(false);
+        run.db.set(db);
+        run.killed.set(false);
+        run.busy.set(false);
+        run.kind.set(kind);
+        name.clone_into(&mut run.name.borrow_mut());
+        let now = percore_net::sys::monotonic_ns();
+        run.start_ns.set(now);
+        run.busy_after_ns
+            .set(now.saturating_add(busy_threshold_ms.saturating_mul(1_000_000)));
+        let slot = &data_shared.scripts.busy[run.shard.get()];
+        slot.kill.store(false, Ordering::Relaxed);
+        slot.wrote.store(false, Ordering::Relaxed);
+        if kind == BUSY_FUNCTION
+            && let Ok(mut r) = slot.running.lock()
+        {
+            *r = Some((
+                name.to_string(),
+                std::iter::once(b"fcall".to_vec())
+                    .chain(std::iter::once(name.as_bytes().to_vec()))
+                    .chain(keys.iter().chain(args).map(|a| a.to_vec()))
+                    .collect(),
+                percore_net::reactor::unix_ms(),
+            ));
+        }
+        let result = self.call(func, kind, keys, args);
+        if kind == BUSY_FUNCTION
+            && let Ok(mut r) = slot.running.lock()
+        {
+            *r = None;
+        }
+        if run.busy.get() {
+            slot.state.store(BUSY_NONE, Ordering::Release);
+            data_shared
+                .scripts
+                .busy_count
+                .fetch_sub(1, Ordering::AcqRel);
+            run.busy.set(false);
+        }
+        run.kind.set(BUSY_NONE);
+        let mut w = ReplyWriter::new(out, proto);
+        match result {
+            Ok(v) => {
+                if let Err(text) = convert::lua_to_reply(&v, &mut w, self.run.resp.get(), proto, 0)
+                {
+                    w.error(&text);
+                }
+            }
+            Err(text) => w.error(&text),
+        }
+        // Keep the interpreter's garbage from piling up between scripts (Redis runs a
+        // step of its GC after each script too).
+        self.lua.gc_step().ok();
+    }
+
+    fn call(
+        &self,
+        func: &Function,
+        kind: u8,
+        keys: &[&[u8]],
+        args: &[&[u8]],
+    ) -> Result<Value, String> {
+        let name = self.run.name.borrow().clone();
+        let to_table = |items: &[&[u8]]| -> mlua::Result<Table> {
+            let t = self.lua.create_table_with_capacity(items.len(), 0)?;
+            for (i, a) in items.iter().enumerate() {
+                t.raw_set(i + 1, self.lua.create_string(a)?)?;
+            }
+            Ok(t)
+        };
+        let result: mlua::Result<MultiValue> = (|| {
+            let k = to_table(keys)?;
+            let a = to_table(args)?;
+            if kind == BUSY_EVAL {
+                self.globals.raw_set("KEYS", k)?;
+                self.globals.raw_set("ARGV", a)?;
+                self.run_script.call::<MultiValue>(func.clone())
+            } else {
+                self.run_function.call::<MultiValue>((func.clone(), k, a))
+            }
+        })();
+        let mut values = match result {
+            Ok(v) => v.into_iter(),
+            Err(e) => return Err(format!("ERR {}", sandbox::lua_error_text(&e))),
+        };
+        let ok = matches!(values.next(), Some(Value::Boolean(true)));
+        let value = values.next().unwrap_or(Value::Nil);
+        if ok {
+            return Ok(value);
+        }
+        if self.run.killed.get() {
+            return Err(format!("{KILLED_ERR} script: {name}, on @user_script:1."));
+        }
+        Err(sandbox::error_reply_text(&value, &name))
+    }
+}
+
+/// Called from the instruction hook: marks the shard busy past the threshold, and stops
+/// the script when SCRIPT KILL / FUNCTION KILL asked.
+pub(crate) fn hook_check(run: &RunState) -> Result<(), ()> {
+    if run.kind.get() == BUSY_NONE {
+        return Ok(());
+    }
+    let shared = run.shared.borrow();
+    let Some(shared) = shared.as_ref() else {
+        return Ok(());
+    };
+    let slot = &shared.scripts.busy[run.shard.get()];
+    if !run.busy.get() {
+        let now = percore_net::sys::monotonic_ns();
+        if now >= run.busy_after_ns.get() {
+            run.busy.set(true);
+            slot.wrote.store(run.wrote.get(), Ordering::Release);
+            slot.state.store(run.kind.get(), Ordering::Release);
+            shared.scripts.busy_count.fetch_add(1, Ordering::AcqRel);
+            shared.warning(&format!(
+                "Slow script detected: still in execution after {} milliseconds. You can try killing the script using the {} command. Script name is: {}.",
+                (now - run.start_ns.get()) / 1_000_000,
+                if run.kind.get() == BUSY_FUNCTION {
+                    "FUNCTION KILL"
+                } else {
+                    "SCRIPT KILL"
+                },
+                run.name.borrow()
+            ));
+        }
+    }
+    if run.busy.get() && slot.kill.load(Ordering::Acquire) {
+        if !run.killed.get() {
+            shared.notice("Lua script killed by user with SCRIPT KILL.");
+        }
+        run.killed.set(true);
+        return Err(());
+    }
+    Ok(())
+}

@@ -1,0 +1,545 @@
+//! Lua scripting against a real `redis-server`: the same EVAL/EVALSHA/FCALL/SCRIPT/
+//! FUNCTION commands on both, replies compared byte for byte, in RESP2 and RESP3, with one
+//! and two shards. Covers Redis's type conversions both ways, error texts (with the
+//! `script: <sha>, on @user_script:<line>.` suffix), `pcall`, the sandbox, the bundled
+//! `cjson`, `cmsgpack`, `bit` and `struct` libraries, script flags and EVAL_RO.
+//!
+//! Keys used inside scripts carry the `{t}` hashtag, so with two shards every key of a
+//! script lives on one shard (a script's keys must; see `scripting_shards.rs`).
+//!
+//! Without `redis-server` on the PATH the tests print a notice and pass; with
+//! `PERCORE_REQUIRE_REDIS=1` they fail instead.
+
+mod common;
+
+use common::{Conn, Server, show};
+
+/// Scripts run with `EVAL <script> 1 {t}` (or with the keys given after `|`).
+const SCRIPTS: &[&str] = &[
+    // Lua -> reply
+    "return 1",
+    "return -3.99",
+    "return 3.99",
+    "return 'str'",
+    "return true",
+    "return false",
+    "return nil",
+    "return {1,2,3,'ciao',{1,2}}",
+    "return {1,2,nil,3}",
+    "return {}",
+    "return {err='x'}",
+    "return {err='My Error'}",
+    "return {ok='fine'}",
+    "return {1, {err='inner'}, {ok='o'}, false, true}",
+    "return redis.error_reply('My Error')",
+    "return redis.error_reply('x')",
+    "return redis.error_reply('-ERR x y')",
+    "return redis.status_reply('FINE')",
+    "return {double=3.5}",
+    "return {double=1e300}",
+    "return {big_number='123456789012345678901234567890'}",
+    "return {map={a=1}}",
+    "return {set={a=true}}",
+    "return {verbatim_string={format='txt', string='hi'}}",
+    "return 1e20",
+    "return -0.5",
+    "return 2^53",
+    "redis.setresp(3); return true",
+    "redis.setresp(3); return false",
+    "redis.setresp(3); return nil",
+    // reply -> Lua
+    "redis.call('set','{t}a','1'); return redis.call('get','{t}a')",
+    "return redis.call('incr','{t}n')",
+    "return redis.call('get','{t}missing')",
+    "return type(redis.call('get','{t}missing'))",
+    "return redis.call('set','{t}s','v')",
+    "return type(redis.call('set','{t}s','v'))",
+    "return redis.call('set','{t}s','v')['ok']",
+    "redis.call('rpush','{t}l','a','b','c'); return redis.call('lrange','{t}l',0,-1)",
+    "redis.call('hset','{t}h','f','v'); return redis.call('hgetall','{t}h')",
+    "redis.setresp(3); redis.call('hset','{t}h','f','v'); return redis.call('hgetall','{t}h')",
+    "redis.setresp(3); redis.call('hset','{t}h','f','v'); return redis.call('hgetall','{t}h')['map']['f']",
+    "redis.setresp(3); return type(redis.call('get','{t}missing'))",
+    "redis.setresp(3); redis.call('zadd','{t}z','1.5','m'); return redis.call('zscore','{t}z','m')",
+    "redis.setresp(3); redis.call('zadd','{t}z','1.5','m'); return redis.call('zscore','{t}z','m')['double']",
+    "redis.setresp(3); redis.call('sadd','{t}set','x'); return redis.call('smembers','{t}set')",
+    "redis.setresp(3); return redis.call('exists','{t}missing')",
+    "return redis.call('mget','{t}a','{t}missing','{t}b')",
+    "redis.call('mset','{t}a','1','{t}b','2'); return redis.call('mget','{t}a','{t}b')",
+    "return redis.call('ping')",
+    "return redis.call('echo','x')",
+    "redis.call('select', 3); redis.call('set','{t}in3','y'); return redis.call('exists','{t}in3')",
+    "return redis.call('exists','{t}in3')",
+    "return redis.call('get', 12)",
+    "return redis.call('set', '{t}num', 3.5)",
+    "return redis.call('set', '{t}num', 1e20)",
+    // errors
+    "return redis.call('incr','{t}s')",
+    "return redis.pcall('incr','{t}s')",
+    "local ok, e = pcall(redis.call,'incr','{t}s'); return {tostring(ok), type(e), e}",
+    "local e = redis.pcall('incr','{t}s'); return {type(e), e['err']}",
+    "local ok, e = pcall(function() return redis.call('incr','{t}s') end); error(e)",
+    "return redis.call('nosuch')",
+    "return redis.pcall('nosuch')",
+    "return redis.call('get')",
+    "return redis.call()",
+    "return redis.call({})",
+    "return redis.call('get', {})",
+    "return redis.call('get', nil)",
+    "return redis.call('eval','return 1','0')",
+    "return redis.call('script','load','return 1')",
+    "return redis.call('client','list')",
+    "return redis.call('object','nosuch')",
+    "error('foo')",
+    "error({err='MY bad'})",
+    "error()",
+    "local x = nil; return x.y",
+    "return 1 +",
+    "\n\nerror('line three')",
+    "local function f() error('deep') end\nf()",
+    "local ok, e = pcall(error, 'x'); return e",
+    "local ok, e = pcall(error, {err='t'}); return e",
+    "return select('#', pcall(error))",
+    // sandbox
+    "return x",
+    "x = 1",
+    "_G.x = 1",
+    "rawset(_G, 'x', 1)",
+    "setmetatable(_G, {})",
+    "local g = getmetatable(_G); g.__index = {}",
+    "redis = function() return 1 end",
+    "redis.call = function() return 1 end",
+    "cjson.encode = function() return 1 end",
+    "bit.band = nil",
+    "string.rep = nil",
+    "print('x')",
+    "return os",
+    "return io",
+    "return loadfile",
+    "return dofile",
+    "return debug",
+    "return package",
+    "return require",
+    "return type(loadstring)",
+    "local f = loadstring('return 5'); return f()",
+    "return _VERSION",
+    "return type(coroutine.create)",
+    "local t = {}; for k in pairs({a=1}) do t[#t+1] = k end; return t",
+    "return redis.sha1hex('')",
+    "return redis.sha1hex('Pizza & Mandolino')",
+    "return redis.sha1hex()",
+    "return redis.REDIS_VERSION_NUM > 0",
+    "return {redis.LOG_DEBUG, redis.LOG_VERBOSE, redis.LOG_NOTICE, redis.LOG_WARNING}",
+    "return {redis.REPL_NONE, redis.REPL_AOF, redis.REPL_SLAVE, redis.REPL_REPLICA, redis.REPL_ALL}",
+    "return redis.log(redis.LOG_DEBUG, 'from a script')",
+    "return redis.log(99, 'x')",
+    "return redis.log(1)",
+    "return redis.log('a', 'b')",
+    "return redis.setresp(4)",
+    "return redis.setresp()",
+    "return redis.set_repl(redis.REPL_ALL)",
+    "return redis.set_repl(99)",
+    "return redis.replicate_commands()",
+    "return redis.breakpoint()",
+    "return redis.debug('x')",
+    "return {KEYS[1], ARGV[1], #KEYS, #ARGV}|2 {t}k1 {t}k2 a1",
+    // shebang flags
+    "#!lua\nreturn 1",
+    "#!lua\nerror('x')",
+    "#!lua flags=no-writes\nreturn redis.call('set','{t}a','b')",
+    "#!lua flags=no-writes\nreturn redis.call('get','{t}a')",
+    "#!lua flags=no-writes,allow-oom,allow-stale,no-cluster,allow-cross-slot-keys\nreturn 1",
+    "#!lua flags=bad\nreturn 1",
+    "#!lua name=x\nreturn 1",
+    "#!python\nreturn 1",
+    // cjson
+    "return cjson.encode({1,2,3})",
+    "return cjson.encode({a=1})",
+    "return cjson.encode({})",
+    "return cjson.encode('a\"b\\\\c/d\\n\\1')",
+    "return cjson.encode(3.5)",
+    "return cjson.encode(1e20)",
+    "return cjson.encode(-0.25)",
+    "return cjson.encode({true, false, cjson.null})",
+    "return cjson.encode({[1]=1,[3]=3})",
+    "return cjson.encode({[1]=1,[30]=3})",
+    "return cjson.encode({{{}}})",
+    "return cjson.encode(function() end)",
+    "return cjson.encode(0/0)",
+    "return cjson.decode('[1,2,{\"a\":3}]')[3].a",
+    "return cjson.encode(cjson.decode('[1,2,{\"a\":[true,false,null]}]'))",
+    "return cjson.decode('\"\\\\u00e9\\\\n\"')",
+    "return cjson.decode('{\"a\":null}').a == cjson.null",
+    "return cjson.decode('12.5')",
+    "return cjson.decode('[1,2')",
+    "return cjson.decode('{1:2}')",
+    "return cjson.decode('')",
+    "return cjson.decode('nope')",
+    "return cjson.decode('[1] x')",
+    "return {pcall(cjson.decode, '[')}",
+    // cmsgpack
+    "return cmsgpack.pack({1,2,3})",
+    "return cmsgpack.pack('abc')",
+    "return cmsgpack.pack(string.rep('x', 40))",
+    "return cmsgpack.pack(1.5)",
+    "return cmsgpack.pack(0.1)",
+    "return cmsgpack.pack(-1, -33, -200, -40000, -3000000000)",
+    "return cmsgpack.pack(127, 128, 300, 70000, 5000000000)",
+    "return cmsgpack.pack({a=1})",
+    "return cmsgpack.pack({})",
+    "return cmsgpack.pack(true, false, nil)",
+    "return cmsgpack.pack({{{{{{{{{{{{{{{{{{1}}}}}}}}}}}}}}}}}})",
+    "return {cmsgpack.unpack(cmsgpack.pack({1,2,{3,'x'}}))}",
+    "return cmsgpack.unpack(cmsgpack.pack({a=5})).a",
+    "return {cmsgpack.unpack(cmsgpack.pack(1, 'two', 3.25))}",
+    "return {pcall(cmsgpack.unpack, '\\146\\1')}",
+    "return {cmsgpack.unpack_one(cmsgpack.pack(1, 2, 3))}",
+    "return {cmsgpack.unpack_limit(cmsgpack.pack(1, 2, 3), 2)}",
+    // bit
+    "return bit.tobit(0xffffffff)",
+    "return bit.tobit(2^32 + 5)",
+    "return bit.band(0xff, 0x0f, 0x3)",
+    "return bit.bor(1, 2, 4)",
+    "return bit.bxor(5, 3)",
+    "return bit.bnot(0)",
+    "return bit.lshift(1, 31)",
+    "return bit.rshift(-1, 28)",
+    "return bit.arshift(-256, 4)",
+    "return bit.rol(0x12345678, 8)",
+    "return bit.ror(0x12345678, 8)",
+    "return bit.bswap(0x12345678)",
+    "return bit.tohex(255)",
+    "return bit.tohex(-1, -4)",
+    "return bit.tohex(0x1234, 2)",
+    "return bit.tobit(1.5)",
+    "return bit.tobit(2.5)",
+    // struct
+    "return struct.pack('>I2', 258)",
+    "return struct.pack('<i4', -2)",
+    "return struct.pack('bBhH', -1, 255, -2, 65535)",
+    "return struct.pack('>d', 1.5)",
+    "return struct.pack('c3', 'abcdef')",
+    "return struct.pack('s', 'zero')",
+    "return {struct.unpack('>I2', '\\1\\2')}",
+    "return {struct.unpack('<i4', struct.pack('<i4', -2))}",
+    "return {struct.unpack('s', 'ab\\0cd')}",
+    "return {struct.unpack('>I2I2', '\\0\\1\\0\\2', 3)}",
+    "return struct.size('>iI2d')",
+    "return {pcall(struct.unpack, '>I4', 'ab')}",
+    "return {pcall(struct.pack, 'q', 1)}",
+];
+
+/// Commands run in order around the scripts: the script cache, functions, EVAL_RO.
+fn admin_commands() -> Vec<Vec<String>> {
+    let s = |v: &[&str]| v.iter().map(|x| (*x).to_owned()).collect::<Vec<_>>();
+    let lib = "#!lua name=mylib\nredis.register_function('f1', function(keys, args) return redis.call('ping') end)";
+    let lib2 = "#!lua name=lib2\nredis.register_function{function_name='f2', callback=function(keys, args) return {keys[1], args[1]} end, flags={'no-writes'}, description='d'}";
+    let lib3 = "#!lua name=lib3\nredis.register_function('f3', function(keys, args) return redis.call('set', keys[1], args[1]) end)";
+    vec![
+        s(&["SCRIPT", "LOAD", "return 'loaded'"]),
+        s(&["EVALSHA", "2bd5e7bc8eb7bd5b4a4b1cb7fbea5d11dd85e8a6", "0"]),
+        s(&[
+            "SCRIPT",
+            "EXISTS",
+            "2bd5e7bc8eb7bd5b4a4b1cb7fbea5d11dd85e8a6",
+            "ffffffffffffffffffffffffffffffffffffffff",
+            "x",
+        ]),
+        s(&["EVALSHA", "ffffffffffffffffffffffffffffffffffffffff", "0"]),
+        s(&["EVALSHA", "abc", "0"]),
+        s(&[
+            "EVALSHA_RO",
+            "ffffffffffffffffffffffffffffffffffffffff",
+            "0",
+        ]),
+        s(&["EVAL", "return 1", "-1"]),
+        s(&["EVAL", "return 1", "2", "a"]),
+        s(&["EVAL", "return 1", "abc"]),
+        s(&["EVAL", "return 1"]),
+        s(&["EVAL", "return ARGV[1]", "0", "x"]),
+        s(&["EVALSHA", "e0e1f9fabfc9d4800c877a703b823ac0578ff8db", "0"]),
+        s(&[
+            "SCRIPT",
+            "EXISTS",
+            "e0e1f9fabfc9d4800c877a703b823ac0578ff8db",
+        ]),
+        s(&["SCRIPT", "LOAD", "return 1 +"]),
+        s(&["SCRIPT", "LOAD", "#!lua flags=bad\nreturn 1"]),
+        s(&["EVAL_RO", "return redis.call('set','{t}a','b')", "1", "{t}"]),
+        s(&["EVAL_RO", "return redis.call('get','{t}a')", "1", "{t}"]),
+        s(&["EVAL_RO", "#!lua\nreturn 1", "0"]),
+        s(&["EVAL_RO", "#!lua flags=no-writes\nreturn 1", "0"]),
+        s(&["SCRIPT", "FLUSH", "foo"]),
+        s(&["SCRIPT", "FLUSH", "ASYNC"]),
+        s(&[
+            "SCRIPT",
+            "EXISTS",
+            "2bd5e7bc8eb7bd5b4a4b1cb7fbea5d11dd85e8a6",
+        ]),
+        s(&["SCRIPT", "FLUSH"]),
+        s(&["SCRIPT", "KILL"]),
+        s(&["SCRIPT", "DEBUG", "maybe"]),
+        s(&["SCRIPT", "DEBUG", "no"]),
+        s(&["SCRIPT", "foo"]),
+        s(&["SCRIPT", "HELP"]),
+        s(&["SCRIPT", "EXISTS"]),
+        s(&["SCRIPT"]),
+        s(&["FUNCTION", "HELP"]),
+        s(&["FUNCTION", "LOAD", lib]),
+        s(&["FUNCTION", "LOAD", lib]),
+        s(&["FUNCTION", "LOAD", "REPLACE", lib]),
+        s(&["FUNCTION", "LOAD", lib2]),
+        s(&["FCALL", "f1", "0"]),
+        s(&["FCALL", "f2", "1", "{t}k", "a"]),
+        s(&["FCALL_RO", "f2", "1", "{t}k", "a"]),
+        s(&["FCALL_RO", "f1", "0"]),
+        s(&["FCALL", "nosuch", "0"]),
+        s(&["FCALL", "f1", "abc"]),
+        s(&["FCALL", "f1", "-1"]),
+        s(&["FCALL", "f1", "2", "a"]),
+        s(&[
+            "FUNCTION",
+            "LOAD",
+            "#!lua name=other\nredis.register_function('f1', function() return 1 end)",
+        ]),
+        s(&["FUNCTION", "LOAD", "#!lua name=l2\nredis.call('ping')"]),
+        s(&["FUNCTION", "LOAD", "#!lua name=l3\nx = 1"]),
+        s(&["FUNCTION", "LOAD", "#!lua name=l3\nreturn 1"]),
+        s(&["FUNCTION", "LOAD", "#!lua\nreturn 1"]),
+        s(&["FUNCTION", "LOAD", "#!lua name=l4 foo=bar\nreturn 1"]),
+        s(&["FUNCTION", "LOAD", "return 1"]),
+        s(&["FUNCTION", "LOAD", "#!lua name=bad-name\nreturn 1"]),
+        s(&[
+            "FUNCTION",
+            "LOAD",
+            "#!lua name=l7\nredis.register_function('bad name', function() end)",
+        ]),
+        s(&[
+            "FUNCTION",
+            "LOAD",
+            "#!lua name=l7\nredis.register_function{function_name='f7', callback=function() end, flags={'bad'}}",
+        ]),
+        s(&[
+            "FUNCTION",
+            "LOAD",
+            "#!lua name=l7\nredis.register_function{function_name='f7', callback=function() end, foo=1}",
+        ]),
+        s(&[
+            "FUNCTION",
+            "LOAD",
+            "#!lua name=l7\nredis.register_function('f7')",
+        ]),
+        s(&["FUNCTION", "LOAD", "#!lua name=l7\nerror('x')"]),
+        s(&["FUNCTION", "LOAD", "#!lua name=l7\nfoo("]),
+        s(&[
+            "FUNCTION",
+            "LOAD",
+            "#!lua name=l7\nlocal v = redis.REDIS_VERSION\nredis.log(redis.LOG_DEBUG, 'loading')\nredis.register_function('f7', function() return redis.setresp(3) end)",
+        ]),
+        s(&["FCALL", "f7", "0"]),
+        s(&[
+            "FUNCTION",
+            "LOAD",
+            "#!lua name=l8\nredis.register_function('f8', function() error('boom') end)",
+        ]),
+        s(&["FCALL", "f8", "0"]),
+        s(&["FUNCTION", "LOAD", lib3]),
+        s(&["FCALL", "f3", "1", "{t}fk", "fv"]),
+        s(&["FCALL_RO", "f3", "1", "{t}fk", "fv"]),
+        s(&["GET", "{t}fk"]),
+        s(&["FUNCTION", "LIST", "LIBRARYNAME", "lib2"]),
+        s(&["FUNCTION", "LIST", "LIBRARYNAME", "mylib", "WITHCODE"]),
+        s(&["FUNCTION", "LIST", "LIBRARYNAME", "nomatch*"]),
+        s(&["FUNCTION", "LIST", "foo"]),
+        s(&["FUNCTION", "LIST", "LIBRARYNAME"]),
+        s(&["FUNCTION", "LIST", "WITHCODE", "WITHCODE"]),
+        s(&["FUNCTION", "STATS"]),
+        s(&["FUNCTION", "KILL"]),
+        s(&["FUNCTION", "DELETE", "nosuch"]),
+        s(&["FUNCTION", "DELETE", "l8"]),
+        s(&["FCALL", "f8", "0"]),
+        s(&["FUNCTION", "RESTORE", "abc"]),
+        s(&["FUNCTION", "RESTORE", "abc", "foo"]),
+        s(&["FUNCTION", "FLUSH", "foo"]),
+        s(&["FUNCTION", "FLUSH"]),
+        s(&["FUNCTION", "LIST"]),
+        s(&["FUNCTION", "STATS"]),
+        s(&["FUNCTION", "foo"]),
+        s(&["FUNCTION", "LOAD"]),
+        s(&["FUNCTION", "LOAD", "REPLACE", "#!lua name=a", "x"]),
+    ]
+}
+
+fn script_command(script: &str) -> Vec<String> {
+    match script.rsplit_once('|') {
+        Some((body, keys)) if !body.contains("--") => {
+            let mut v = vec!["EVAL".to_owned(), body.to_owned()];
+            v.extend(keys.split(' ').map(str::to_owned));
+            v
+        }
+        // One declared key, so that the script runs on the `{t}` keys' shard.
+        _ => vec![
+            "EVAL".to_owned(),
+            script.to_owned(),
+            "1".to_owned(),
+            "{t}".to_owned(),
+        ],
+    }
+}
+
+fn fresh(c: &mut Conn, resp3: bool) {
+    c.cmd_raw(&["FLUSHALL"]);
+    c.cmd_raw(&["SCRIPT", "FLUSH"]);
+    c.cmd_raw(&["FUNCTION", "FLUSH"]);
+    if resp3 {
+        c.cmd_raw(&["HELLO", "3"]);
+    }
+}
+
+fn run(threads: usize, resp3: bool) {
+    let Some(redis) = Server::redis() else {
+        return;
+    };
+    let percore = Server::percore_threads(threads);
+    let mut rc = redis.conn();
+    let mut pc = percore.conn();
+    fresh(&mut rc, resp3);
+    fresh(&mut pc, resp3);
+    let mut cmds: Vec<Vec<String>> = SCRIPTS.iter().map(|s| script_command(s)).collect();
+    cmds.extend(admin_commands());
+    let mut mismatches = Vec::new();
+    for cmd in &cmds {
+        let want = show(&rc.cmd_raw(cmd));
+        let got = show(&pc.cmd_raw(cmd));
+        if got != want {
+            mismatches.push(format!("{cmd:?}\n  percore: {got}\n  redis:   {want}"));
+        }
+    }
+    assert!(
+        mismatches.is_empty(),
+        "threads {threads} resp3 {resp3}: {} of {} replies differ:\n{}",
+        mismatches.len(),
+        cmds.len(),
+        mismatches.join("\n")
+    );
+}
+
+#[test]
+fn scripts_match_redis_one_shard_resp2() {
+    run(1, false);
+}
+
+#[test]
+fn scripts_match_redis_one_shard_resp3() {
+    run(1, true);
+}
+
+#[test]
+fn scripts_match_redis_two_shards_resp2() {
+    run(2, false);
+}
+
+#[test]
+fn scripts_match_redis_two_shards_resp3() {
+    run(2, true);
+}
+
+/// FUNCTION DUMP of one server restores in the other, both ways, with every policy.
+#[test]
+fn function_dump_restores_across_servers() {
+    let Some(redis) = Server::redis() else {
+        return;
+    };
+    let percore = Server::percore_threads(2);
+    let mut rc = redis.conn();
+    let mut pc = percore.conn();
+    let libs = [
+        "#!lua name=alpha\nredis.register_function('fa', function(keys, args) return 'a' end)",
+        "#!lua name=beta\nredis.register_function{function_name='fb', callback=function(keys, args) return #keys end, flags={'no-writes'}, description='beta function'}",
+    ];
+    for c in [&mut rc, &mut pc] {
+        fresh(c, false);
+        for lib in libs {
+            c.cmd_raw(&["FUNCTION", "LOAD", lib]);
+        }
+    }
+    for redis_first in [true, false] {
+        let (src, dst) = if redis_first {
+            (&mut rc, &mut pc)
+        } else {
+            (&mut pc, &mut rc)
+        };
+        let percore_net::resp::Frame::Bulk(payload) = src.cmd(&["FUNCTION", "DUMP"]) else {
+            panic!("FUNCTION DUMP is not a bulk string");
+        };
+        // Redis lists libraries in its dict's order: compare them one by one.
+        let listing = |c: &mut Conn| {
+            ["alpha", "beta"]
+                .map(|l| show(&c.cmd_raw(&["FUNCTION", "LIST", "LIBRARYNAME", l, "WITHCODE"])))
+        };
+        let want = listing(src);
+        dst.cmd_raw(&["FUNCTION", "FLUSH"]);
+        let restore = |c: &mut Conn, policy: &[u8]| {
+            let mut args: Vec<&[u8]> = vec![b"FUNCTION", b"RESTORE", &payload];
+            if !policy.is_empty() {
+                args.push(policy);
+            }
+            c.cmd_raw(&args)
+        };
+        assert_eq!(show(&restore(dst, b"")), "+OK\r\n");
+        assert_eq!(listing(dst), want);
+        assert_eq!(
+            show(&dst.cmd_raw(&["FCALL", "fb", "2", "{x}a", "{x}b"])),
+            ":2\r\n"
+        );
+        // APPEND over the same libraries collides; REPLACE and FLUSH do not.
+        let append_err = restore(dst, b"APPEND");
+        assert!(append_err.starts_with(b"-ERR"), "{}", show(&append_err));
+        assert_eq!(show(&restore(dst, b"REPLACE")), "+OK\r\n");
+        assert_eq!(show(&restore(dst, b"FLUSH")), "+OK\r\n");
+        assert_eq!(listing(dst), want);
+        // A payload with a broken checksum is refused by both.
+        let mut bad = payload.clone();
+        let n = bad.len();
+        bad[n - 1] ^= 0xff;
+        let args: Vec<&[u8]> = vec![b"FUNCTION", b"RESTORE", &bad];
+        assert_eq!(show(&dst.cmd_raw(&args)), show(&src.cmd_raw(&args)));
+    }
+}
+
+/// Valkey's name for the API: every `server.*` call answers as `redis.*` does (Redis 7.0
+/// has no `server` global, so this one is checked on percore alone).
+#[test]
+fn server_is_the_redis_api_under_valkeys_name() {
+    let percore = Server::percore_threads(1);
+    let mut pc = percore.conn();
+    for body in [
+        "return X.call('ping')",
+        "return X.pcall('nosuch')",
+        "return X.call('incr', 'k' .. 'X')",
+        "return X.error_reply('E x')",
+        "return X.status_reply('S')",
+        "return X.sha1hex('a')",
+        "return X.REDIS_VERSION",
+        "return X.LOG_WARNING",
+        "return X.setresp(3)",
+    ] {
+        let redis_form = body.replace('X', "redis");
+        let server_form = body.replace('X', "server");
+        let want = pc.cmd_raw(&["EVAL", &redis_form, "0"]);
+        let got = pc.cmd_raw(&["EVAL", &server_form, "0"]);
+        // Error texts name the script's SHA1, which differs with the text.
+        let strip = |b: &[u8]| {
+            show(b)
+                .split(" script: ")
+                .next()
+                .unwrap_or_default()
+                .to_owned()
+        };
+        assert_eq!(strip(&got), strip(&want), "{server_form}");
+    }
+    assert_eq!(
+        show(&pc.cmd_raw(&["EVAL", "return tostring(server == redis)", "0"])),
+        "$4\r\ntrue\r\n"
+    );
+}
