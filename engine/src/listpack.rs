@@ -315,6 +315,27 @@ fn decode_at(buf: &[u8], p: usize) -> Option<(LpValue<'_>, usize)> {
     }
 }
 
+/// The entry at `p` and its whole size (encoding, data and back length), or size 0 at the
+/// end byte. The common short forms (7-bit integers, strings under 64 bytes) are decoded
+/// inline; `p` must be an entry or the end byte of a valid listpack.
+#[inline]
+fn decode_entry(buf: &[u8], p: usize) -> (LpValue<'_>, usize) {
+    let b = buf[p];
+    if b & 0x80 == 0 {
+        return (LpValue::Int(i64::from(b)), 2);
+    }
+    if b & 0xC0 == 0x80 {
+        // A string of at most 63 bytes: its back length (at most 64) is one byte.
+        let len = usize::from(b & 0x3F);
+        return (LpValue::Str(&buf[p + 1..p + 1 + len]), len + 2);
+    }
+    if b == EOF_BYTE {
+        return (LpValue::Int(0), 0);
+    }
+    let (v, enc) = decode_at(buf, p).expect("listpack entry offsets stay valid");
+    (v, enc + backlen_size(enc))
+}
+
 /// Reads a back length whose last byte is at `p` (Redis `lpDecodeBacklen`): the length
 /// and the number of bytes it took.
 #[inline]
@@ -538,6 +559,31 @@ impl Listpack {
         }
     }
 
+    /// Calls `f` with up to `count` entries from position `p` (an entry or
+    /// [`Listpack::end`]) on, front to back; returns how many it visited. A plain loop
+    /// over the bytes, for the readers of many entries (LRANGE): no iterator state to
+    /// carry between entries.
+    #[inline]
+    pub fn for_each_from(
+        &self,
+        mut p: usize,
+        count: usize,
+        mut f: impl FnMut(LpValue<'_>),
+    ) -> usize {
+        let buf = &self.buf[..];
+        let mut n = 0;
+        while n < count {
+            let (v, size) = decode_entry(buf, p);
+            if size == 0 {
+                break;
+            }
+            f(v);
+            p += size;
+            n += 1;
+        }
+        n
+    }
+
     /// Entries front to back.
     pub fn iter(&self) -> Iter<'_> {
         Iter {
@@ -711,8 +757,8 @@ impl<'a> Iterator for Iter<'a> {
     #[inline]
     fn next(&mut self) -> Option<LpValue<'a>> {
         let p = self.pos?;
-        let (v, enc) = decode_at(&self.lp.buf, p).expect("listpack entry offsets stay valid");
-        let n = p + enc + backlen_size(enc);
+        let (v, size) = decode_entry(&self.lp.buf, p);
+        let n = p + size;
         self.pos = (self.lp.buf[n] != EOF_BYTE).then_some(n);
         Some(v)
     }

@@ -404,6 +404,24 @@ impl List {
         self.remove_from(End::Tail, rtrim);
     }
 
+    /// Calls `f` with `count` entries from index `start` on, front to back (`start` in
+    /// range, `start + count` at most the length): LRANGE's walk, node by node.
+    #[inline]
+    pub fn for_each_in(&self, start: usize, count: usize, mut f: impl FnMut(LpValue<'_>)) {
+        if count == 0 {
+            return;
+        }
+        let (ni, p) = self.locate(start);
+        let mut left = count - self.nodes[ni].for_each_from(p, count, &mut f);
+        for n in self.nodes.range(ni + 1..) {
+            if left == 0 {
+                break;
+            }
+            left -= n.for_each_from(HEADER_BYTES, left, &mut f);
+        }
+        debug_assert_eq!(left, 0, "range within the list");
+    }
+
     /// Entries front to back.
     pub fn iter(&self) -> impl Iterator<Item = LpValue<'_>> + '_ {
         self.nodes.iter().flat_map(Listpack::iter)
@@ -412,24 +430,6 @@ impl List {
     /// Entries back to front.
     pub fn iter_rev(&self) -> impl Iterator<Item = LpValue<'_>> + '_ {
         self.nodes.iter().rev().flat_map(Listpack::iter_rev)
-    }
-
-    /// Entries from index `start` (in range) on, front to back.
-    pub fn iter_from(&self, start: usize) -> impl Iterator<Item = LpValue<'_>> + '_ {
-        let mut skip = start;
-        let mut first = 0;
-        for n in &self.nodes {
-            let l = n.len();
-            if skip < l {
-                break;
-            }
-            skip -= l;
-            first += 1;
-        }
-        let mut nodes = self.nodes.range(first..);
-        let head = nodes.next();
-        let head_iter = head.into_iter().flat_map(move |n| n.iter().skip(skip));
-        head_iter.chain(nodes.flat_map(Listpack::iter))
     }
 }
 
@@ -545,9 +545,12 @@ mod tests {
             rev.reverse();
             prop_assert_eq!(&rev, &texts(&l));
             for s in 0..m.len() {
-                let from: Vec<Vec<u8>> = l.iter_from(s).map(|v| v.to_bytes().into_owned()).collect();
-                prop_assert_eq!(from, m.iter().skip(s).cloned().collect::<Vec<_>>());
                 prop_assert_eq!(l.get(s as i64).map(|v| v.to_bytes().into_owned()), Some(m[s].clone()));
+                for count in [0, 1, 2, m.len() - s].map(|c| c.min(m.len() - s)) {
+                    let mut got = Vec::new();
+                    l.for_each_in(s, count, |v| got.push(v.to_bytes().into_owned()));
+                    prop_assert_eq!(got, m.iter().skip(s).take(count).cloned().collect::<Vec<_>>());
+                }
             }
         }
     }

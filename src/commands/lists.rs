@@ -229,9 +229,11 @@ pub fn lrange(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
         None => w.array(0),
         Some((s, e)) => {
             w.array(e - s + 1);
-            for v in l.iter_from(s).take(e - s + 1) {
-                write_entry(w, v);
-            }
+            let mut b = w.bulks();
+            l.for_each_in(s, e - s + 1, |v| match v {
+                LpValue::Int(i) => b.int(i),
+                LpValue::Str(s) => b.bulk(s),
+            });
         }
     }
 }

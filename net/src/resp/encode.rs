@@ -87,12 +87,11 @@ const MAX_INT_LINE_LEN_BYTES: usize = 1 + MAX_INT_STR_LEN_BYTES + 2;
 #[inline]
 fn put_uint_line(out: &mut Vec<u8>, prefix: u8, v: u64) {
     if v < SMALL_INT_COUNT as u64 {
-        let entry = &SMALL_INT_LINES[v as usize];
-        let mut line = [prefix; 8];
-        line[1..].copy_from_slice(&entry[..7]);
-        // A fixed 8-byte copy and a truncate beat a variable-length copy.
-        let keep = out.len() + 1 + usize::from(entry[7]);
-        out.extend_from_slice(&line);
+        // One 8-byte load: the entry's last byte (its length) shifts out and the prefix
+        // comes in. A fixed 8-byte copy and a truncate beat a variable-length copy.
+        let word = u64::from_le_bytes(SMALL_INT_LINES[v as usize]);
+        let keep = out.len() + 1 + (word >> 56) as usize;
+        out.extend_from_slice(&((word << 8) | u64::from(prefix)).to_le_bytes());
         out.truncate(keep);
     } else {
         put_int_line_slow(out, prefix, false, v);
@@ -257,6 +256,56 @@ pub fn format_double_g17(v: f64, out: &mut Vec<u8>) {
     out.extend_from_slice(format_g17(v).as_slice());
 }
 
+/// Writes many bulk strings in a row (the elements of LRANGE's reply) with the short
+/// case inlined into the caller's loop: a bulk of under [`SMALL_INT_COUNT`] bytes is its
+/// header as one 8-byte word from the table, the data, and CRLF, whatever the protocol.
+pub struct Bulks<'w> {
+    out: &'w mut Vec<u8>,
+}
+
+impl Bulks<'_> {
+    /// A bulk string.
+    #[expect(
+        clippy::inline_always,
+        reason = "inlined into the caller's loop: LRANGE of 100 entries measured 22.6k -> 12.8k instructions with the loop and this inlined"
+    )]
+    #[inline(always)]
+    pub fn bulk(&mut self, data: &[u8]) {
+        let len = data.len();
+        if len >= SMALL_INT_COUNT {
+            return self.long_bulk(data);
+        }
+        let word = u64::from_le_bytes(SMALL_INT_LINES[len]);
+        // The table entry's last byte (its length) shifts out; `$` comes in.
+        let line = (word << 8) | u64::from(b'$');
+        let header = 1 + (word >> 56) as usize;
+        let out = &mut *self.out;
+        out.reserve(8 + len + 2);
+        let at = out.len();
+        out.extend_from_slice(&line.to_le_bytes());
+        out.truncate(at + header);
+        out.extend_from_slice(data);
+        out.extend_from_slice(b"\r\n");
+    }
+
+    #[inline(never)]
+    fn long_bulk(&mut self, data: &[u8]) {
+        ReplyWriter::new(self.out, Protocol::Resp2).bulk(data);
+    }
+
+    /// An integer as a bulk string.
+    #[inline]
+    pub fn int(&mut self, v: i64) {
+        let mut digits = [0u8; MAX_INT_STR_LEN_BYTES];
+        let mut start = format_u64(v.unsigned_abs(), &mut digits);
+        if v < 0 {
+            start -= 1;
+            digits[start] = b'-';
+        }
+        self.bulk(&digits[start..]);
+    }
+}
+
 /// Writes replies for one client into its output buffer.
 #[derive(Debug)]
 pub struct ReplyWriter<'a> {
@@ -343,6 +392,12 @@ impl<'a> ReplyWriter<'a> {
             digits[start] = b'-';
         }
         self.bulk(&digits[start..]);
+    }
+
+    /// A writer of many bulk strings in a row (see [`Bulks`]).
+    #[inline]
+    pub fn bulks(&mut self) -> Bulks<'_> {
+        Bulks { out: self.out }
     }
 
     /// The null bulk string: `$-1` in RESP2, `_` in RESP3.
@@ -485,6 +540,34 @@ mod tests {
         let mut out = Vec::new();
         format_double_g17(v, &mut out);
         String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn bulks_write_what_bulk_writes() {
+        let lens = [0usize, 1, 9, 10, 99, 100, 1023, 1024, 4095, 4096, 9000];
+        let ints = [0i64, 7, -1, 1023, 1024, i64::MIN, i64::MAX];
+        let mut want = b"+before\r\n".to_vec();
+        let mut w = ReplyWriter::new(&mut want, Protocol::Resp2);
+        for round in 0..3 {
+            for &n in &lens {
+                w.bulk(&vec![b'a' + (n % 26) as u8 + round; n]);
+            }
+            for &i in &ints {
+                w.bulk_int(i);
+            }
+        }
+        let mut got = b"+before\r\n".to_vec();
+        let mut w = ReplyWriter::new(&mut got, Protocol::Resp2);
+        let mut b = w.bulks();
+        for round in 0..3 {
+            for &n in &lens {
+                b.bulk(&vec![b'a' + (n % 26) as u8 + round; n]);
+            }
+            for &i in &ints {
+                b.int(i);
+            }
+        }
+        assert_eq!(got, want);
     }
 
     #[test]

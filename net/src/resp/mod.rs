@@ -13,7 +13,7 @@ pub mod error;
 pub mod frame;
 pub mod parse;
 
-pub use encode::{Protocol, ReplyWriter, format_double_g17};
+pub use encode::{Bulks, Protocol, ReplyWriter, format_double_g17};
 pub use error::ProtoError;
 pub use frame::{Frame, decode_frame};
 pub use parse::{NulByte, ParseLimits, Parsed, Request, parse_request, split_args};
