@@ -19,6 +19,7 @@ pub mod multikey;
 pub mod pubsub;
 pub mod server;
 pub mod sets;
+pub mod streams;
 pub mod strings;
 pub mod table;
 pub mod zsets;

@@ -265,6 +265,20 @@ pub fn load(
                     start,
                 )?;
             }
+            // streams
+            t if super::streams::handles(t) => {
+                let start = record_start.take().unwrap_or(at);
+                let key = r.string()?.into_bytes(&mut key_buf)?;
+                let value = super::streams::read_stream(&mut r, t)?;
+                deliver_entry(
+                    &mut on_record,
+                    &mut summary,
+                    (db, key),
+                    Some(value),
+                    expire_ms.take(),
+                    start,
+                )?;
+            }
             t if lists_hashes::handles(t) => {
                 let start = record_start.take().unwrap_or(at);
                 let key = r.string()?.into_bytes(&mut key_buf)?;
@@ -526,6 +540,26 @@ fn read_collection(
     Ok((!empty).then_some(value))
 }
 // end lists and hashes
+
+// streams
+impl super::streams::Source for Reader<'_> {
+    fn offset(&self) -> usize {
+        self.pos
+    }
+
+    fn len(&mut self) -> Result<u64, RdbError> {
+        self.length()
+    }
+
+    fn bytes(&mut self) -> Result<Vec<u8>, RdbError> {
+        let mut buf = Vec::new();
+        Ok(self.string()?.into_bytes(&mut buf)?.to_vec())
+    }
+
+    fn raw<const N: usize>(&mut self) -> Result<[u8; N], RdbError> {
+        self.array()
+    }
+}
 
 /// A cursor over the file. Every read checks the bytes left.
 struct Reader<'a> {
@@ -891,10 +925,10 @@ mod tests {
     #[test]
     fn unsupported_types_and_opcodes() {
         let mut f = b"REDIS0010".to_vec();
-        f.extend_from_slice(b"\xfe\x00\x0f\x01k");
+        f.extend_from_slice(b"\xfe\x00\x07\x01k");
         assert_eq!(
             err(&f),
-            "RDB file: unsupported value type 15 (stream listpacks) at offset 11"
+            "RDB file: unsupported value type 7 (module) at offset 11"
         );
         let f = b"REDIS0010\x08".to_vec();
         assert_eq!(err(&f), "RDB file: unknown value type 8 at offset 9");

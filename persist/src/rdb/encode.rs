@@ -322,7 +322,7 @@ impl Encoder {
         expire_ms: Option<i64>,
     ) -> Result<(), EncodeError> {
         // sets, sorted sets
-        if let Value::Set(_) | Value::ZSet(_) = value {
+        if let Value::Set(_) | Value::ZSet(_) | Value::Stream(_) = value {
             if let Some(ms) = expire_ms {
                 out.push(opcode::EXPIRETIME_MS);
                 out.extend_from_slice(&ms.to_le_bytes());
@@ -334,6 +334,8 @@ impl Encoder {
             out[type_at] = match value {
                 Value::Set(s) => super::collections::encode_set(s, out, &mut write),
                 Value::ZSet(z) => super::collections::encode_zset(z, out, &mut write),
+                // streams
+                Value::Stream(st) => super::streams::encode_stream(st, out, &mut write),
                 _ => unreachable!("matched above"),
             };
             return Ok(());
