@@ -90,6 +90,8 @@ pub struct Client {
     pub subs: HashSet<Box<[u8]>>,
     pub psubs: HashSet<Box<[u8]>>,
     pub ssubs: HashSet<Box<[u8]>>,
+    /// A blocking command waiting for a key (see `blocking`): its later requests wait.
+    pub blocked: Option<Box<crate::blocking::Blocked>>,
 }
 
 impl Client {
@@ -124,6 +126,7 @@ impl Client {
             subs: HashSet::new(),
             psubs: HashSet::new(),
             ssubs: HashSet::new(),
+            blocked: None,
         }
     }
 

@@ -106,6 +106,11 @@ pub struct ServerStats {
     pub total_connections_received: AtomicU64,
     pub rejected_connections: AtomicU64,
     pub next_client_id: AtomicU64,
+    /// Clients blocked on keys (INFO `blocked_clients`), counted by the owner of their
+    /// first key once registered there.
+    pub blocked_clients: AtomicUsize,
+    /// Keys with blocked clients (INFO `total_blocking_keys`).
+    pub blocking_keys: AtomicUsize,
 }
 
 /// Everything shared by the shard threads.

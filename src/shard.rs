@@ -108,6 +108,8 @@ pub enum Msg {
     },
     /// Park at this snapshot barrier after this iteration's replies and mail left.
     Park(Arc<crate::snapshot::Session>),
+    /// The blocking commands' protocol (registrations, claims), see `blocking`.
+    Block(crate::blocking::BlockMsg),
 }
 
 /// Everything a shard owns besides its I/O.
@@ -149,6 +151,8 @@ pub struct ShardData {
     pub cluster: Option<Box<crate::cluster::ShardView>>,
     /// Pub/sub subscriptions of this shard's connections, and messages to deliver.
     pub pubsub: crate::pubsub::Registry,
+    /// Blocked clients of this shard and waiters on its keys.
+    pub blocking: crate::blocking::Registry,
 }
 
 impl ShardData {
@@ -184,6 +188,7 @@ impl ShardData {
             snap: crate::snapshot::ShardSnap::default(),
             cluster,
             pubsub: crate::pubsub::Registry::default(),
+            blocking: crate::blocking::Registry::default(),
         }
     }
 
@@ -253,6 +258,8 @@ pub struct Shard {
     warm: Warm,
     argv_store: Vec<&'static [u8]>,
     scratch: Vec<u8>,
+    /// Inside `resume_served` (which runs clients' input, which ends in `after_batch`).
+    resuming: bool,
 }
 
 /// Input shorter than this holds one small request at most: nothing worth looking ahead to.
@@ -277,6 +284,7 @@ impl Shard {
             warm: Warm::default(),
             argv_store: Vec::with_capacity(16),
             scratch: Vec::new(),
+            resuming: false,
         }
     }
 
@@ -369,6 +377,14 @@ impl Shard {
                 main.clear();
                 conn.input.consume(conn.input.len());
                 exhausted = true;
+                break;
+            }
+            if client.blocked.is_some() {
+                // A blocking command waits: nothing after it runs until it is answered,
+                // but input is still read, so that a disconnection ends the wait.
+                if conn.input_ended() || conn.input.len() > qbuf_limit {
+                    conn.close_now();
+                }
                 break;
             }
             if client.close_after_reply {
@@ -521,6 +537,7 @@ impl Shard {
     /// Closes connections marked by CLIENT KILL and starts SHUTDOWN if requested.
     fn after_batch(&mut self, io: &mut Io<Msg, ()>) {
         crate::pubsub::deliver(&mut self.data, io);
+        self.blocking_work(io);
         if !self.data.to_close.is_empty() {
             for id in std::mem::take(&mut self.data.to_close) {
                 if let Some(conn) = io.conn(id) {
@@ -532,6 +549,40 @@ impl Shard {
             self.data.shutdown_requested = false;
             io.request_shutdown();
         }
+    }
+
+    /// Serves blocked clients whose keys became ready and runs the blocking protocol's
+    /// messages (every client is in its slot here), then sends the replies that arrived
+    /// for blocked clients and runs what they sent after the blocking command.
+    fn blocking_work(&mut self, io: &mut Io<Msg, ()>) {
+        if self.data.blocking.busy() {
+            crate::blocking::pump(&mut self.data, io.outbox(), true);
+        }
+        if self.resuming || self.data.blocking.flush.is_empty() {
+            return;
+        }
+        self.resuming = true;
+        while let Some(id) = self.data.blocking.flush.pop() {
+            let Some(client) = self
+                .data
+                .clients
+                .get_mut(id.index as usize)
+                .and_then(|c| c.take_if(|c| c.conn == id))
+            else {
+                continue;
+            };
+            self.settled(io, client);
+            if io
+                .conn(id)
+                .is_some_and(|c| !c.input.is_empty() && !c.is_closing())
+            {
+                self.process_input(io, id);
+            }
+            if self.data.blocking.busy() {
+                crate::blocking::pump(&mut self.data, io.outbox(), true);
+            }
+        }
+        self.resuming = false;
     }
 
     fn on_done(
@@ -551,6 +602,18 @@ impl Shard {
         else {
             return; // The client left meanwhile.
         };
+        if let Partial::Block(spec) = result {
+            // A blocking command's first attempt found nothing: it waits now.
+            if matches!(client.pending_mut(seq), Some(Pending::Waiting { .. })) {
+                crate::blocking::block(&mut self.data, &mut client, seq, &spec);
+            }
+            if client.hop_barrier == Some(seq) {
+                client.hop_barrier = None;
+            }
+            self.settled(io, client);
+            return;
+        }
+        crate::blocking::served(&mut self.data, &mut client, seq);
         // Only for an internal error's text, which both protocols encode alike; a merged
         // reply is encoded in the protocol its request was read under (`Gather::proto`).
         let proto = client.proto;
@@ -1003,6 +1066,13 @@ pub fn dispatch(
             }
             match result {
                 Partial::Defer(op) => defer_to_snapshot(data, client, discard, op),
+                Partial::Block(spec) => {
+                    // Nothing to take: the client waits (`blocking`); its later requests
+                    // wait with it.
+                    let seq = client.push_pending(Pending::Waiting { discard });
+                    crate::blocking::block(data, client, seq, &spec);
+                    pool_put(&mut data.buf_pool, scratch);
+                }
                 Partial::Hop { shard, step, argv } => {
                     let seq = client.push_pending(Pending::Waiting { discard });
                     client.hop_barrier = Some(seq);
@@ -1172,7 +1242,7 @@ fn defer_to_snapshot(
 
 /// Runs the steps of an [`Exec::Hop`] command that stay on this shard; returns the reply
 /// or the next step, which runs on another shard.
-fn run_hops(ctx: &mut Ctx, mut result: Partial) -> Partial {
+pub(crate) fn run_hops(ctx: &mut Ctx, mut result: Partial) -> Partial {
     loop {
         match result {
             Partial::Hop { shard, step, argv } if shard == ctx.shard.id => {
@@ -1415,10 +1485,23 @@ impl Service for Shard {
                 result,
             } => self.on_done(io, conn, seq, shard, result),
             Msg::Park(session) => self.data.snap.join(session),
+            Msg::Block(m) => crate::blocking::on_message(&mut self.data, m),
+        }
+        if self.data.blocking.busy() || !self.data.blocking.flush.is_empty() {
+            self.blocking_work(io);
         }
     }
 
     fn before_wait(&mut self, io: &mut Io<Msg, ()>) {
+        if self.data.blocking.has_timers() || self.data.blocking.busy() {
+            // Timeouts of blocked clients at millisecond resolution: the loop wakes for
+            // the next deadline.
+            self.data.now_ms = io.now_ms;
+            if let Some(d) = crate::blocking::tick(&mut self.data, io.now_ms) {
+                io.wake_within(d);
+            }
+            self.blocking_work(io);
+        }
         if self.data.snap.will_park() {
             io.submit_before_blocking();
         }
@@ -1453,16 +1536,21 @@ impl Service for Shard {
         }
     }
 
-    fn on_close(&mut self, _io: &mut Io<Msg, ()>, conn: Conn<()>) {
+    fn on_close(&mut self, io: &mut Io<Msg, ()>, conn: Conn<()>) {
         let id = conn.id();
         if let Some(mut client) = self
             .data
             .clients
             .get_mut(id.index as usize)
             .and_then(|c| c.take_if(|c| c.conn == id))
-            && client.subscribed()
         {
-            crate::pubsub::forget(&mut self.data, &mut client);
+            if client.subscribed() {
+                crate::pubsub::forget(&mut self.data, &mut client);
+            }
+            if client.blocked.is_some() {
+                crate::blocking::forget(&mut self.data, &mut client);
+                crate::blocking::pump(&mut self.data, io.outbox(), true);
+            }
         }
         self.data
             .shared

@@ -392,6 +392,32 @@ fn tame(mut argv: Vec<Vec<u8>>) -> Option<Vec<Vec<u8>>> {
             }
         }
     }
+    // Blocking commands: a timeout that would wait (0 is forever) becomes 10 ms.
+    let timeout_at = if ["BLMPOP", "BZMPOP"].iter().any(|n| eq_ic(&name, n)) {
+        Some(1)
+    } else if [
+        "BLPOP",
+        "BRPOP",
+        "BLMOVE",
+        "BRPOPLPUSH",
+        "BZPOPMIN",
+        "BZPOPMAX",
+    ]
+    .iter()
+    .any(|n| eq_ic(&name, n))
+    {
+        Some(argv.len() - 1)
+    } else {
+        None
+    };
+    if let Some(i) = timeout_at.filter(|&i| i > 0 && i < argv.len())
+        && std::str::from_utf8(&argv[i])
+            .ok()
+            .and_then(|t| t.trim().parse::<f64>().ok())
+            .is_some_and(|t| t >= 0.0)
+    {
+        argv[i] = b"0.01".to_vec();
+    }
     if eq_ic(&name, "CONFIG") && argv.len() >= 3 && eq_ic(&argv[1], "SET") {
         for i in (2..argv.len()).step_by(2) {
             if CONFIG_KEEP.iter().any(|k| eq_ic(&argv[i], k)) {

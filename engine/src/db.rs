@@ -10,6 +10,7 @@ use crate::slot::key_hash_slot;
 use crate::slot_index::{SlotCounts, SlotIndex};
 use crate::table::{CutStats, Entry as Slot, Key, Table};
 use crate::value::Value;
+use std::collections::HashSet;
 use std::mem;
 
 /// Keys with a TTL sampled per round of the active expiry cycle (Redis's
@@ -157,6 +158,12 @@ pub struct Db {
     /// Cluster mode only: the per-slot counts at the start of the cut in progress, for
     /// the snapshot's `slot-info` fields (taken once by [`Db::take_cut_slot_counts`]).
     cut_slot_counts: Option<Vec<SlotCounts>>,
+    /// Keys that blocked clients wait on (the server's blocking registry keeps this set),
+    /// and those of them created or replaced since the registry last looked (Redis's
+    /// `signalKeyAsReady` from `dbAdd`). Empty unless a client is blocked on this
+    /// database, so a key creation pays one length check.
+    waited: HashSet<Box<[u8]>>,
+    ready: Vec<Box<[u8]>>,
 }
 
 impl Db {
@@ -177,6 +184,64 @@ impl Db {
             changes: 0,
             slots: None,
             cut_slot_counts: None,
+            waited: HashSet::new(),
+            ready: Vec::new(),
+        }
+    }
+
+    /// A blocked client waits on `key`: its creation or replacement is reported by
+    /// [`Db::take_ready`].
+    pub fn wait_on(&mut self, key: &[u8]) {
+        if !self.waited.contains(key) {
+            self.waited.insert(key.into());
+        }
+    }
+
+    /// No blocked client waits on `key` any more.
+    pub fn stop_waiting(&mut self, key: &[u8]) {
+        self.waited.remove(key);
+    }
+
+    /// Keys waited on.
+    #[must_use]
+    pub fn waited_len(&self) -> usize {
+        self.waited.len()
+    }
+
+    /// Forgets every waited key (the registry re-declares them).
+    pub fn clear_waited(&mut self) {
+        self.waited.clear();
+        self.ready.clear();
+    }
+
+    /// Waited keys created or replaced since the last call (in order, maybe repeated).
+    pub fn take_ready(&mut self) -> Vec<Box<[u8]>> {
+        mem::take(&mut self.ready)
+    }
+
+    /// Whether a waited key was created or replaced since [`Db::take_ready`].
+    #[must_use]
+    #[inline]
+    pub fn has_ready(&self) -> bool {
+        !self.ready.is_empty()
+    }
+
+    /// Reports every waited key as ready, to be checked (SWAPDB).
+    pub fn ready_all_waited(&mut self) {
+        self.ready.extend(self.waited.iter().cloned());
+    }
+
+    /// Exchanges the waited keys with `other`'s (SWAPDB keeps them with the number).
+    pub fn swap_waits(&mut self, other: &mut Db) {
+        mem::swap(&mut self.waited, &mut other.waited);
+        mem::swap(&mut self.ready, &mut other.ready);
+    }
+
+    /// A key was created or its value replaced: report it when waited on.
+    #[inline]
+    fn note_stored(&mut self, key: &[u8]) {
+        if !self.waited.is_empty() && self.waited.contains(key) {
+            self.ready.push(key.into());
         }
     }
 
@@ -428,6 +493,7 @@ impl Db {
                 self.index_ttl_change(key, old_expire, new_expire);
                 if expired {
                     self.stats.expired_keys += 1;
+                    self.note_stored(key);
                     None
                 } else {
                     Some(old)
@@ -447,6 +513,7 @@ impl Db {
                     sync_expires(&mut self.expires, key, NO_EXPIRE, expire_at_ms);
                 }
                 self.index_new_key(key, expire_at_ms);
+                self.note_stored(key);
                 None
             }
         }
@@ -534,6 +601,7 @@ impl Db {
                 entry.lru_s = lru_s;
                 sync_expires(&mut self.expires, &key, old_expire, new_expire);
                 self.index_ttl_change(&key, old_expire, new_expire);
+                self.note_stored(&key);
                 if expired {
                     self.stats.expired_keys += 1;
                     None
@@ -550,6 +618,7 @@ impl Db {
                     lru_s,
                 });
                 self.index_new_key(&key, new_expire);
+                self.note_stored(&key);
                 if new_expire != NO_EXPIRE {
                     self.expires.insert(key, new_expire);
                 }

@@ -70,10 +70,24 @@ impl Keyspace {
         &mut self.dbs[index]
     }
 
-    /// SWAPDB.
+    /// SWAPDB. The keys blocked clients wait on stay with the database number, and every
+    /// one of them is reported ready, to be checked (Redis's `scanDatabaseForReadyKeys`).
     pub fn swap_dbs(&mut self, a: usize, b: usize) {
         self.dbs.swap(a, b);
         self.swaps += 1;
+        if a != b && a < self.dbs.len() && b < self.dbs.len() {
+            let (lo, hi) = (a.min(b), a.max(b));
+            let (left, right) = self.dbs.split_at_mut(hi);
+            left[lo].swap_waits(&mut right[0]);
+            left[lo].ready_all_waited();
+            right[0].ready_all_waited();
+        }
+    }
+
+    /// Keys waited on by blocked clients, over every database.
+    #[must_use]
+    pub fn waited_total(&self) -> usize {
+        self.dbs.iter().map(Db::waited_len).sum()
     }
 
     /// FLUSHALL that hands the old keys back (see [`Db::detach_contents`]) for freeing

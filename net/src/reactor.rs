@@ -400,6 +400,12 @@ impl<M, S> Io<M, S> {
         )
     }
 
+    /// The outbox: messages for other shards, which leave at the end of this iteration.
+    #[inline]
+    pub fn outbox(&mut self) -> &mut Outbox<M> {
+        &mut self.outbox
+    }
+
     /// Queues a message for another shard; it leaves at the end of this iteration.
     #[inline]
     pub fn send(&mut self, shard: usize, msg: M) {

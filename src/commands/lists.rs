@@ -1,6 +1,10 @@
 //! List commands: LPUSH RPUSH LPUSHX RPUSHX LPOP RPOP LLEN LRANGE LINDEX LSET LINSERT
 //! LREM LTRIM LPOS LMOVE RPOPLPUSH LMPOP, with Redis 7.0's replies and error texts.
 //!
+//! The blocking forms BLPOP BRPOP BLMOVE BRPOPLPUSH BLMPOP are at the end: their first
+//! run and the serving of a waiter both use the non-blocking form's work on one key
+//! (`crate::blocking` does the waiting).
+//!
 //! LMOVE/RPOPLPUSH with source and destination on different shards, and LMPOP with keys
 //! on several shards, run as [`Exec::Hop`](super::Exec::Hop) chains: correct results, not
 //! atomic across the shards (see README, Known differences).
@@ -96,9 +100,8 @@ fn push_items(
     for it in items {
         l.push(end, it, f);
     }
-    let n = l.len();
-    crate::blocking::signal_key(ctx.shard, ctx.db, key);
-    Ok(n)
+    // A list created here is reported to blocked clients by the database (`Db::wait_on`).
+    Ok(l.len())
 }
 
 fn push_generic(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter, end: End, only_existing: bool) {
@@ -617,4 +620,167 @@ fn lmpop_from(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
         }
     }
     reply(ctx, |w: &mut ReplyWriter<'_>| w.null_array())
+}
+
+// ---------------------------------------------------------------------------------------
+// BLPOP, BRPOP, BLMOVE, BRPOPLPUSH, BLMPOP
+
+use crate::blocking::{self, Take, WaitOps};
+
+fn list_ready(ctx: &mut Ctx, key: &[u8], _argv: &[&[u8]]) -> bool {
+    let now = ctx.shard.now_ms;
+    matches!(
+        list_ref(ctx.shard.keyspace.db_mut(ctx.db), key, now),
+        Ok(Some(_))
+    )
+}
+
+fn null_array(w: &mut ReplyWriter) {
+    w.null_array();
+}
+
+fn null(w: &mut ReplyWriter) {
+    w.null();
+}
+
+/// BLPOP/BRPOP key... timeout.
+fn bpop_keys(argv: &[&[u8]]) -> std::ops::Range<usize> {
+    1..argv.len() - 1
+}
+
+/// BLPOP/BRPOP at one key: `[key, element]`.
+fn bpop_take(ctx: &mut Ctx, key: &[u8], argv: &[&[u8]]) -> Take {
+    let end = end_of(argv[0]);
+    let now = ctx.shard.now_ms;
+    let proto = ctx.proto;
+    let db = ctx.shard.keyspace.db_mut(ctx.db);
+    let l = match list_mut(db, key, now) {
+        Err(()) => return Take::WrongType,
+        Ok(None) => return Take::Empty,
+        Ok(Some(l)) => l,
+    };
+    let mut out = Vec::new();
+    let mut w = ReplyWriter::new(&mut out, proto);
+    w.array(2);
+    w.bulk(key);
+    l.pop_with(end, |v| write_entry(&mut w, v));
+    drop_if_empty(db, key, now);
+    Take::Served(Partial::Encoded(out))
+}
+
+pub static BLPOP_OPS: WaitOps = WaitOps {
+    name: "blpop",
+    keys: bpop_keys,
+    ready: list_ready,
+    take: bpop_take,
+    timed_out: null_array,
+    answer_now: null_array,
+    moves: false,
+};
+
+pub static BRPOP_OPS: WaitOps = WaitOps {
+    name: "brpop",
+    ..BLPOP_OPS
+};
+
+/// BLPOP key [key ...] timeout, BRPOP key [key ...] timeout.
+pub fn bpop(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
+    let deadline = match blocking::parse_timeout(argv[argv.len() - 1], ctx.shard.now_ms) {
+        Ok(d) => d,
+        Err(e) => return reply(ctx, |w| w.error(e)),
+    };
+    let ops = if end_of(argv[0]) == End::Head {
+        &BLPOP_OPS
+    } else {
+        &BRPOP_OPS
+    };
+    blocking::start(ctx, argv, ops, deadline)
+}
+
+fn bmove_keys(_argv: &[&[u8]]) -> std::ops::Range<usize> {
+    1..2
+}
+
+/// BLMOVE/BRPOPLPUSH from its source: LMOVE's work (which carries the element to a
+/// destination on another shard, and answers WRONGTYPE, the element back in place, when
+/// the destination holds another type).
+fn bmove_take(ctx: &mut Ctx, key: &[u8], argv: &[&[u8]]) -> Take {
+    let now = ctx.shard.now_ms;
+    match list_ref(ctx.shard.keyspace.db_mut(ctx.db), key, now) {
+        Err(()) => Take::WrongType,
+        Ok(None) => Take::Empty,
+        Ok(Some(_)) => Take::Served(lmove(ctx, argv)),
+    }
+}
+
+pub static BLMOVE_OPS: WaitOps = WaitOps {
+    name: "blmove",
+    keys: bmove_keys,
+    ready: list_ready,
+    take: bmove_take,
+    // Redis 7.0 answers a timed-out BLMOVE with a null array, one that cannot block with
+    // a null bulk.
+    timed_out: null_array,
+    answer_now: null,
+    moves: true,
+};
+
+pub static BRPOPLPUSH_OPS: WaitOps = WaitOps {
+    name: "brpoplpush",
+    ..BLMOVE_OPS
+};
+
+/// BLMOVE source destination LEFT|RIGHT LEFT|RIGHT timeout, BRPOPLPUSH source
+/// destination timeout.
+pub fn bmove(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
+    if move_ends(argv).is_none() {
+        return reply(ctx, |w| w.error(errors::SYNTAX));
+    }
+    let deadline = match blocking::parse_timeout(argv[argv.len() - 1], ctx.shard.now_ms) {
+        Ok(d) => d,
+        Err(e) => return reply(ctx, |w| w.error(e)),
+    };
+    let ops = if argv.len() == 6 {
+        &BLMOVE_OPS
+    } else {
+        &BRPOPLPUSH_OPS
+    };
+    blocking::start(ctx, argv, ops, deadline)
+}
+
+fn blmpop_keys(argv: &[&[u8]]) -> std::ops::Range<usize> {
+    parse_mpop(argv, 2).map_or(0..0, |(keys, _, _)| keys)
+}
+
+fn blmpop_take(ctx: &mut Ctx, key: &[u8], argv: &[&[u8]]) -> Take {
+    let Ok((_, end, count)) = parse_mpop(argv, 2) else {
+        return Take::Empty;
+    };
+    match mpop_key(ctx, key, end, count) {
+        Err(()) => Take::WrongType,
+        Ok(None) => Take::Empty,
+        Ok(Some(r)) => Take::Served(Partial::Encoded(r)),
+    }
+}
+
+pub static BLMPOP_OPS: WaitOps = WaitOps {
+    name: "blmpop",
+    keys: blmpop_keys,
+    ready: list_ready,
+    take: blmpop_take,
+    timed_out: null_array,
+    answer_now: null_array,
+    moves: false,
+};
+
+/// BLMPOP timeout numkeys key [key ...] LEFT|RIGHT [COUNT count].
+pub fn blmpop(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
+    let deadline = match blocking::parse_timeout(argv[1], ctx.shard.now_ms) {
+        Ok(d) => d,
+        Err(e) => return reply(ctx, |w| w.error(e)),
+    };
+    if let Err(e) = parse_mpop(argv, 2) {
+        return reply(ctx, |w| w.error(e));
+    }
+    blocking::start(ctx, argv, &BLMPOP_OPS, deadline)
 }

@@ -48,15 +48,17 @@ pub mod flags {
     pub const NO_MULTI: u32 = 1 << 12;
     pub const ALLOW_BUSY: u32 = 1 << 13;
     pub const PUBSUB: u32 = 1 << 14;
+    pub const BLOCKING: u32 = 1 << 15;
 
     /// Names in the order Redis prints them.
-    pub const NAMES: [(u32, &str); 15] = [
+    pub const NAMES: [(u32, &str); 16] = [
         (WRITE, "write"),
         (READONLY, "readonly"),
         (DENYOOM, "denyoom"),
         (ADMIN, "admin"),
         (PUBSUB, "pubsub"),
         (NOSCRIPT, "noscript"),
+        (BLOCKING, "blocking"),
         (LOADING, "loading"),
         (STALE, "stale"),
         (SKIP_MONITOR, "skip_monitor"),
@@ -186,6 +188,10 @@ pub enum Partial {
     Error(String),
     /// An [`Exec::Hop`] command's reply comes later, from the snapshot machinery.
     Defer(crate::snapshot::Op),
+    /// A blocking command found nothing to take: the client's shard makes it wait
+    /// (`blocking::block`), or answers it at once where it cannot wait (MULTI, scripts:
+    /// `blocking::answer_without_blocking`).
+    Block(Box<crate::blocking::BlockSpec>),
     /// An [`Exec::Hop`] command continues with `step` on `shard`.
     Hop {
         shard: usize,

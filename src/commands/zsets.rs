@@ -1167,3 +1167,127 @@ impl MultiKey for ZSetOp {
 pub fn zsetop(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
     multikey::start::<ZSetOp>(ctx, argv)
 }
+
+// ---------------------------------------------------------------------------------------
+// BZPOPMIN, BZPOPMAX, BZMPOP (the waiting is `crate::blocking`'s)
+
+use crate::blocking::{self, Take, WaitOps};
+
+fn zset_ready(ctx: &mut Ctx, key: &[u8], _argv: &[&[u8]]) -> bool {
+    let now = ctx.shard.now_ms;
+    matches!(
+        ctx.shard.keyspace.db_mut(ctx.db).get(key, now),
+        Some(Value::ZSet(_))
+    )
+}
+
+/// Whether the zset at `key` exists (`Ok(true)`), is absent, or is another type.
+fn zset_state(ctx: &mut Ctx, key: &[u8]) -> Result<bool, ()> {
+    let now = ctx.shard.now_ms;
+    match ctx.shard.keyspace.db_mut(ctx.db).get(key, now) {
+        None => Ok(false),
+        Some(Value::ZSet(_)) => Ok(true),
+        Some(_) => Err(()),
+    }
+}
+
+fn null_array(w: &mut ReplyWriter) {
+    w.null_array();
+}
+
+fn bzpop_keys(argv: &[&[u8]]) -> std::ops::Range<usize> {
+    1..argv.len() - 1
+}
+
+/// BZPOPMIN/BZPOPMAX at one key: `[key, member, score]`.
+fn bzpop_take(ctx: &mut Ctx, key: &[u8], argv: &[&[u8]]) -> Take {
+    match zset_state(ctx, key) {
+        Err(()) => return Take::WrongType,
+        Ok(false) => return Take::Empty,
+        Ok(true) => {}
+    }
+    let max = eq_ic(argv[0], "bzpopmax");
+    let entries = pop_entries(ctx, key, max, 1);
+    Take::Served(reply(ctx, |w| {
+        w.array(1 + entries.len() * 2);
+        w.bulk(key);
+        for (s, m) in &entries {
+            w.bulk(m);
+            w.double(*s);
+        }
+    }))
+}
+
+pub static BZPOPMIN_OPS: WaitOps = WaitOps {
+    name: "bzpopmin",
+    keys: bzpop_keys,
+    ready: zset_ready,
+    take: bzpop_take,
+    timed_out: null_array,
+    answer_now: null_array,
+    moves: false,
+};
+
+pub static BZPOPMAX_OPS: WaitOps = WaitOps {
+    name: "bzpopmax",
+    ..BZPOPMIN_OPS
+};
+
+/// BZPOPMIN key [key ...] timeout, BZPOPMAX key [key ...] timeout.
+pub fn bzpop(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
+    let deadline = match blocking::parse_timeout(argv[argv.len() - 1], ctx.shard.now_ms) {
+        Ok(d) => d,
+        Err(e) => return reply(ctx, |w| w.error(e)),
+    };
+    let ops = if eq_ic(argv[0], "bzpopmax") {
+        &BZPOPMAX_OPS
+    } else {
+        &BZPOPMIN_OPS
+    };
+    blocking::start(ctx, argv, ops, deadline)
+}
+
+fn bzmpop_keys(argv: &[&[u8]]) -> std::ops::Range<usize> {
+    parse_mpop(argv, 2).map_or(0..0, |(keys, _, _)| 3..3 + keys.len())
+}
+
+/// BZMPOP at one key: `[key, [[member, score], ...]]`.
+fn bzmpop_take(ctx: &mut Ctx, key: &[u8], argv: &[&[u8]]) -> Take {
+    let Ok((_, max, count)) = parse_mpop(argv, 2) else {
+        return Take::Empty;
+    };
+    match zset_state(ctx, key) {
+        Err(()) => return Take::WrongType,
+        Ok(false) => return Take::Empty,
+        Ok(true) => {}
+    }
+    let entries = pop_entries(ctx, key, max, count);
+    Take::Served(reply(ctx, |w| {
+        w.array(2);
+        w.bulk(key);
+        write_pairs(w, &entries, true);
+    }))
+}
+
+pub static BZMPOP_OPS: WaitOps = WaitOps {
+    name: "bzmpop",
+    keys: bzmpop_keys,
+    ready: zset_ready,
+    take: bzmpop_take,
+    timed_out: null_array,
+    answer_now: null_array,
+    moves: false,
+};
+
+/// BZMPOP timeout numkeys key [key ...] MIN|MAX [COUNT count]: the keys in order, each on
+/// its own shard.
+pub fn bzmpop(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
+    let deadline = match blocking::parse_timeout(argv[1], ctx.shard.now_ms) {
+        Ok(d) => d,
+        Err(e) => return reply(ctx, |w| w.error(e)),
+    };
+    if let Err(e) = parse_mpop(argv, 2) {
+        return reply(ctx, |w| w.error(e));
+    }
+    blocking::start(ctx, argv, &BZMPOP_OPS, deadline)
+}

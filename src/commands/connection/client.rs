@@ -40,6 +40,8 @@ const HELP: &[&str] = &[
     "    Set client meta attr. Options are:",
     "    * LIB-NAME: the client lib name.",
     "    * LIB-VER: the client lib version.",
+    "UNBLOCK <clientid> [TIMEOUT|ERROR]",
+    "    Unblock the specified blocked client.",
     "NO-EVICT (ON|OFF)",
     "    Protect current client connection from eviction.",
 ];
@@ -49,6 +51,9 @@ pub fn client_line(c: &Client, now_ms: i64, out: &mut String) {
     let mut flags = String::new();
     if c.subscribed() {
         flags.push('P');
+    }
+    if c.blocked.is_some() {
+        flags.push('b');
     }
     if c.close_after_reply {
         flags.push('c');
@@ -276,6 +281,32 @@ pub fn client_part(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
             }
             Partial::Int(killed)
         }
+        "client|unblock" => {
+            if argv.len() > 4 {
+                return local_only(ctx, |w| {
+                    w.error(
+                        "ERR unknown subcommand or wrong number of arguments for 'unblock'. Try CLIENT HELP.",
+                    );
+                });
+            }
+            let how = match argv.get(3) {
+                None => crate::blocking::Unblock::Timeout,
+                Some(r) if eq_ic(r, "TIMEOUT") => crate::blocking::Unblock::Timeout,
+                Some(r) if eq_ic(r, "ERROR") => crate::blocking::Unblock::Error,
+                Some(_) => {
+                    return local_only(ctx, |w| {
+                        w.error("ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR");
+                    });
+                }
+            };
+            let Some(id) = parse_i64(argv[2]) else {
+                return local_only(ctx, |w| w.error(errors::NOT_INTEGER));
+            };
+            let id = u64::try_from(id).unwrap_or(0);
+            Partial::Int(i64::from(crate::blocking::unblock_client(
+                ctx.shard, id, how,
+            )))
+        }
         _ => local_only_client(ctx, sub, argv),
     }
 }
@@ -383,6 +414,16 @@ pub fn client_merge(g: &mut Gather, w: &mut ReplyWriter) {
             text.push(b'\n');
         }
         w.verbatim("txt", &text);
+        return;
+    }
+    if sub == b"unblock" {
+        let n: i64 = g
+            .parts
+            .iter()
+            .flatten()
+            .map(|p| if let Partial::Int(n) = p { *n } else { 0 })
+            .sum();
+        w.int(n.min(1));
         return;
     }
     let killed: i64 = g

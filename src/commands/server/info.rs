@@ -282,8 +282,21 @@ fn global_sections(ctx: &Ctx, argv: &[Vec<u8>], s: &mut String) {
         );
         line("clients", "cluster_connections:0".into());
         line("clients", format!("maxclients:{}", cfg.maxclients));
-        line("clients", "blocked_clients:0".into());
+        line(
+            "clients",
+            format!(
+                "blocked_clients:{}",
+                st.blocked_clients.load(Ordering::Relaxed)
+            ),
+        );
         line("clients", "tracking_clients:0".into());
+        line(
+            "clients",
+            format!(
+                "total_blocking_keys:{}",
+                st.blocking_keys.load(Ordering::Relaxed)
+            ),
+        );
     }
     if want("memory") {
         let used = crate::alloc::used_memory() as u64;
