@@ -242,6 +242,11 @@ pub struct Config {
     pub zset_max_listpack_entries: usize,
     /// `zset-max-listpack-value` (alias `zset-max-ziplist-value`).
     pub zset_max_listpack_value: usize,
+    // streams
+    /// `stream-node-max-bytes`: largest stream node (0 = no limit but 1 GiB).
+    pub stream_node_max_bytes: usize,
+    /// `stream-node-max-entries`: most entries (live and deleted) per stream node.
+    pub stream_node_max_entries: usize,
     /// `latency-tracking`: per-command latency histograms (INFO latencystats).
     pub latency_tracking: bool,
     /// `latency-tracking-info-percentiles`: percentiles INFO latencystats reports.
@@ -346,6 +351,8 @@ impl Default for Config {
             set_max_listpack_entries: percore_engine::sets::DEFAULT_SET_MAX_LISTPACK_ENTRIES,
             set_max_listpack_value: percore_engine::sets::DEFAULT_SET_MAX_LISTPACK_VALUE_BYTES,
             // sorted sets
+            stream_node_max_bytes: percore_engine::streams::DEFAULT_STREAM_NODE_MAX_BYTES,
+            stream_node_max_entries: percore_engine::streams::DEFAULT_STREAM_NODE_MAX_ENTRIES,
             zset_max_listpack_entries: percore_engine::zsets::DEFAULT_ZSET_MAX_LISTPACK_ENTRIES,
             zset_max_listpack_value: percore_engine::zsets::DEFAULT_ZSET_MAX_LISTPACK_VALUE_BYTES,
             latency_tracking: true,
@@ -1707,6 +1714,31 @@ static OPTIONS: &[ConfigOption] = &[
             Ok(())
         },
         get: |c| c.set_max_listpack_value.to_string(),
+        file_form: FileForm::Plain,
+    },
+    // streams
+    ConfigOption {
+        name: "stream-node-max-bytes",
+        settable: Settable::Runtime,
+        multi_arg: false,
+        set: |c, a, _| {
+            c.stream_node_max_bytes =
+                usize::try_from(parse_memory_bounded(&a[0], 0, i64::MAX as u64)?)
+                    .unwrap_or(usize::MAX);
+            Ok(())
+        },
+        get: |c| c.stream_node_max_bytes.to_string(),
+        file_form: FileForm::Plain,
+    },
+    ConfigOption {
+        name: "stream-node-max-entries",
+        settable: Settable::Runtime,
+        multi_arg: false,
+        set: |c, a, _| {
+            c.stream_node_max_entries = int(&a[0], 0, i64::MAX)?;
+            Ok(())
+        },
+        get: |c| c.stream_node_max_entries.to_string(),
         file_form: FileForm::Plain,
     },
     // sorted sets

@@ -12,6 +12,7 @@
 //! - [`number`]: Redis's number parsing and formatting.
 //! - [`intset`], [`sets`]: set values (intset, small vector, hash table).
 //! - [`zsets`]: sorted-set values (small sorted vector, hash table + rank-counted chunks).
+//! - [`streams`]: stream values (listpack nodes by master ID, consumer groups).
 //! - [`listpack`]: Redis's listpack, the compact form of small collections.
 //! - [`lists`]: lists (a quicklist of listpack nodes).
 //! - [`hashes`]: hashes (a listpack of field/value pairs, or a hash table).
@@ -38,6 +39,7 @@ pub mod number;
 pub mod sets;
 pub mod slot;
 pub mod slot_index;
+pub mod streams;
 pub mod strings;
 pub mod table;
 pub mod value;

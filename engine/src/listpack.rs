@@ -735,6 +735,25 @@ impl Listpack {
     pub fn shrink_to_fit(&mut self) {
         self.buf.shrink_to_fit();
     }
+
+    // streams
+    /// Appends the integer `i`.
+    pub fn push_back_int(&mut self, i: i64) {
+        let e = self.end();
+        self.insert_int(e, i);
+    }
+
+    /// Replaces the entry at `p` with the integer `i`.
+    pub fn replace_int(&mut self, p: usize, i: i64) {
+        self.replace(p, format_i64(i, &mut [0; I64_MAX_DECIMAL_BYTES]));
+    }
+
+    /// Reserves room for `additional` more bytes with the `Vec`'s amortized growth (a
+    /// stream node that is appended to many times; [`Listpack::shrink_to_fit`] ends it).
+    pub fn reserve(&mut self, additional: usize) {
+        self.buf.reserve(additional);
+    }
+    // end streams
 }
 
 impl<'a> IntoIterator for &'a Listpack {

@@ -25,6 +25,8 @@ pub enum Value {
     List(Box<List>),
     Hash(Hash),
     // end lists and hashes
+    // streams
+    Stream(Box<crate::streams::Stream>),
 }
 
 impl Value {
@@ -40,6 +42,8 @@ impl Value {
             // lists and hashes
             Value::List(_) => "list",
             Value::Hash(_) => "hash",
+            // streams
+            Value::Stream(_) => "stream",
         }
     }
 
@@ -55,6 +59,8 @@ impl Value {
             // lists and hashes
             Value::List(l) => l.encoding(),
             Value::Hash(h) => h.encoding(),
+            // streams
+            Value::Stream(_) => "stream",
         }
     }
 
@@ -136,6 +142,22 @@ impl Value {
         }
     }
     // end lists and hashes
+
+    // streams
+    #[must_use]
+    pub fn as_stream(&self) -> Option<&crate::streams::Stream> {
+        match self {
+            Value::Stream(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    pub fn as_stream_mut(&mut self) -> Option<&mut crate::streams::Stream> {
+        match self {
+            Value::Stream(s) => Some(s),
+            _ => None,
+        }
+    }
 
     /// A string value from bytes, integer-encoded when Redis would.
     #[must_use]

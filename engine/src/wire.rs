@@ -12,6 +12,8 @@ const TAG_LIST: u8 = b'l';
 const TAG_HASH_PACK: u8 = b'h';
 const TAG_HASH_TABLE: u8 = b'H';
 // end lists and hashes
+// streams
+const TAG_STREAM: u8 = b'x';
 
 fn put_chunk(out: &mut Vec<u8>, b: &[u8]) {
     out.extend_from_slice(&(b.len() as u64).to_le_bytes());
@@ -57,6 +59,11 @@ pub fn encode(v: &Value) -> Option<Vec<u8>> {
                 }
             }
         } // end lists and hashes
+        // streams
+        Value::Stream(st) => {
+            out.push(TAG_STREAM);
+            st.write_wire(&mut out);
+        }
         // Sets and sorted sets travel in their own form (`SetValue::to_wire`, tagged by
         // the caller), which rebuilds them under the receiving shard's limits.
         Value::Set(_) | Value::ZSet(_) => return None,
@@ -95,6 +102,10 @@ pub fn decode(b: &[u8]) -> Option<Value> {
             Some(Value::Hash(h))
         }
         // end lists and hashes
+        // streams
+        TAG_STREAM => Some(Value::Stream(Box::new(crate::streams::Stream::read_wire(
+            rest,
+        )?))),
         _ => None,
     }
 }

@@ -312,7 +312,10 @@ fn to_wire(v: &Value) -> Option<(&'static [u8], Vec<u8>)> {
         Value::Set(s) => Some((b"set", s.to_wire())),
         Value::ZSet(z) => Some((b"zset", z.to_wire())),
         // lists and hashes: the engine's self-tagged wire form
-        Value::List(_) | Value::Hash(_) => Some((b"wire", percore_engine::wire::encode(v)?)),
+        // (and streams, in the same self-tagged form)
+        Value::List(_) | Value::Hash(_) | Value::Stream(_) => {
+            Some((b"wire", percore_engine::wire::encode(v)?))
+        }
         #[allow(unreachable_patterns, reason = "more value types arrive later")]
         _ => None,
     }

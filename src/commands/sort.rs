@@ -456,11 +456,9 @@ fn load(ctx: &mut Ctx, argv: &[&[u8]], mut h: Header) -> Partial {
                         all.reverse();
                         elems.extend(all.iter().take(take).map(|v| v.as_bytes(&mut buf).to_vec()));
                     } else {
-                        elems.extend(
-                            l.iter_from(start as usize)
-                                .take(take)
-                                .map(|v| v.as_bytes(&mut buf).to_vec()),
-                        );
+                        let from = (start as usize).min(l.len());
+                        let n = take.min(l.len() - from);
+                        l.for_each_in(from, n, |v| elems.push(v.as_bytes(&mut buf).to_vec()));
                     }
                     end -= start;
                     start = 0;

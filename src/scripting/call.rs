@@ -223,6 +223,8 @@ fn run_command(data: &mut ShardData, run: &RunState, argv: &[&[u8]]) -> Result<V
             };
             merge(&mut gather, &mut ReplyWriter::new(&mut out, proto));
         }
+        // MULTI/EXEC/DISCARD/WATCH are `noscript`: refused before this.
+        Exec::Multi(_) => return Err("This Redis command is not allowed from script".into()),
         Exec::Hop(first) => {
             let me = data.id;
             let mut ctx = Ctx {

@@ -318,6 +318,7 @@ fn is_value_type(t: u8) -> bool {
             | ZSET_ZIPLIST
             | ZSET_LISTPACK
     ) || lists_hashes::handles(t)
+        || super::streams::handles(t)
 }
 
 /// The value of type `t` at the reader (`rdbLoadObject`); `None` for an empty list or
@@ -326,6 +327,8 @@ fn read_value(r: &mut Reader<'_>, t: u8, buf: &mut Vec<u8>) -> Result<Option<Val
     match t {
         TYPE_STRING => Ok(Some(r.string()?.into_value()?)),
         t if lists_hashes::handles(t) => read_collection(r, t, buf),
+        // streams
+        t if super::streams::handles(t) => Ok(Some(super::streams::read_stream(r, t)?)),
         _ => Ok(Some(r.collection(t)?)),
     }
 }
@@ -559,6 +562,26 @@ pub fn read_string(bytes: &[u8]) -> Result<(Vec<u8>, usize), RdbError> {
     let mut buf = Vec::new();
     let decoded = raw.into_bytes(&mut buf)?.to_vec();
     Ok((decoded, r.pos))
+}
+
+// streams
+impl super::streams::Source for Reader<'_> {
+    fn offset(&self) -> usize {
+        self.pos
+    }
+
+    fn len(&mut self) -> Result<u64, RdbError> {
+        self.length()
+    }
+
+    fn bytes(&mut self) -> Result<Vec<u8>, RdbError> {
+        let mut buf = Vec::new();
+        Ok(self.string()?.into_bytes(&mut buf)?.to_vec())
+    }
+
+    fn raw<const N: usize>(&mut self) -> Result<[u8; N], RdbError> {
+        self.array()
+    }
 }
 
 /// A cursor over the file. Every read checks the bytes left.
@@ -925,10 +948,10 @@ mod tests {
     #[test]
     fn unsupported_types_and_opcodes() {
         let mut f = b"REDIS0010".to_vec();
-        f.extend_from_slice(b"\xfe\x00\x0f\x01k");
+        f.extend_from_slice(b"\xfe\x00\x07\x01k");
         assert_eq!(
             err(&f),
-            "RDB file: unsupported value type 15 (stream listpacks) at offset 11"
+            "RDB file: unsupported value type 7 (module) at offset 11"
         );
         let f = b"REDIS0010\x08".to_vec();
         assert_eq!(err(&f), "RDB file: unknown value type 8 at offset 9");

@@ -364,11 +364,13 @@ impl Encoder {
     #[inline]
     fn write_value_body(&mut self, out: &mut Vec<u8>, value: &Value) -> Result<u8, EncodeError> {
         // sets, sorted sets
-        if let Value::Set(_) | Value::ZSet(_) = value {
+        if let Value::Set(_) | Value::ZSet(_) | Value::Stream(_) = value {
             let mut write = |o: &mut Vec<u8>, b: &[u8]| self.write_string(o, b);
             return Ok(match value {
                 Value::Set(s) => super::collections::encode_set(s, out, &mut write),
                 Value::ZSet(z) => super::collections::encode_zset(z, out, &mut write),
+                // streams
+                Value::Stream(st) => super::streams::encode_stream(st, out, &mut write),
                 _ => unreachable!("matched above"),
             });
         }

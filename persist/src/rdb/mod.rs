@@ -8,7 +8,7 @@
 //!   each record to a callback. It reads `REDIS0001`..`REDIS0011` and `VALKEY080`,
 //!   checks the CRC-64, and stops with an [`RdbError`] that names the byte offset on
 //!   anything it cannot load: a truncated or corrupt file, or a type percore does not
-//!   have yet (lists, sets, hashes, sorted sets, streams, modules, functions).
+//!   have yet (modules, functions).
 //!
 //! # File layout
 //!
@@ -28,6 +28,8 @@
 //! `0xC3` LZF (`clen len data`). See `src/rdb.h` and `src/rdb.c` in Redis.
 
 pub mod lists_hashes;
+// streams
+pub mod streams;
 // sets, sorted sets
 pub mod collections;
 pub mod decode;

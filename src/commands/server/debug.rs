@@ -193,6 +193,14 @@ fn debug_object(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
             ));
         }
         // end lists and hashes
+        // streams: serializedlength is the nodes' bytes
+        (Some(Value::Stream(st)), Some(idle)) => {
+            let len: usize = st.nodes().map(|(_, lp)| lp.bytes_len() + 17).sum();
+            w.simple(&format!(
+                "Value at:0x0 refcount:1 encoding:stream serializedlength:{} lru:0 lru_seconds_idle:{idle}",
+                len.max(1)
+            ));
+        }
         _ => w.error(errors::NO_SUCH_KEY),
     }
     Partial::Encoded(out)
