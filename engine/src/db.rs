@@ -601,6 +601,28 @@ impl Db {
         Some(&mut entry.value)
     }
 
+    /// The value of `key` for in-place modification as [`Db::get_mut`] does, storing
+    /// `make()` first (no expiry) when the key is absent: one lookup when it exists (a
+    /// push, HSET, ZADD on an existing key). The bool is true when it was created.
+    #[inline]
+    pub fn get_mut_or_insert_with(
+        &mut self,
+        key: &[u8],
+        now_ms: i64,
+        make: impl FnOnce() -> Value,
+    ) -> (&mut Value, bool) {
+        let (idx, created) = if let Some(idx) = self.live_index(key, now_ms) {
+            self.changes += 1;
+            (idx, false)
+        } else {
+            self.set(key, make(), SetExpire::Clear, now_ms);
+            (self.main.index_of(key).expect("just stored"), true)
+        };
+        let entry = self.main.value_at_mut(idx);
+        entry.lru_s = lru_clock(now_ms);
+        (&mut entry.value, created)
+    }
+
     /// The entry of `key` without touching its access time (TTL, OBJECT, TYPE).
     pub fn lookup_entry(&mut self, key: &[u8], now_ms: i64) -> Option<&Entry> {
         let idx = self.live_index(key, now_ms)?;

@@ -4,7 +4,7 @@
 //! as in Redis: a hash that became a table stays one.
 
 use crate::listpack::{Listpack, LpValue};
-use crate::table::Table;
+use crate::table::{Entry, Table};
 
 /// Default `hash-max-listpack-entries`.
 pub const DEFAULT_HASH_MAX_LISTPACK_ENTRIES: usize = 128;
@@ -213,7 +213,23 @@ impl Hash {
             }
         }
         match self {
-            Hash::Table(t) => t.insert(field.into(), value.into()).is_none(),
+            // One lookup; the field is copied only when new (inline when short), and a
+            // value of the same length is overwritten in place.
+            Hash::Table(t) => match t.entry(field) {
+                Entry::Occupied(mut o) => {
+                    let v = o.get_mut();
+                    if v.len() == value.len() {
+                        v.copy_from_slice(value);
+                    } else {
+                        *v = value.into();
+                    }
+                    false
+                }
+                Entry::Vacant(slot) => {
+                    slot.insert(value.into());
+                    true
+                }
+            },
             Hash::Pack(_) => unreachable!("converted above"),
         }
     }

@@ -30,6 +30,8 @@ const MAX_ENC_HEADER_BYTES: usize = 9;
 const MAX_BACKLEN_BYTES: usize = 5;
 /// Strings longer than this are never tried as integers (Redis `LONG_STR_SIZE` - 1).
 const INT_CANDIDATE_MAX_BYTES: usize = 20;
+/// [`Listpack::push_back_amortized`] grows the buffer by at least its size divided by this.
+const AMORTIZED_GROWTH_DIVISOR: usize = 16;
 /// Largest listpack Redis accepts (`LISTPACK_MAX_SAFETY_SIZE`, 1 GiB).
 pub const MAX_SAFE_BYTES: usize = 1 << 30;
 
@@ -205,6 +207,7 @@ struct Encoded<'a> {
 }
 
 impl<'a> Encoded<'a> {
+    #[inline]
     fn new(s: &'a [u8]) -> Self {
         let mut head = [0; MAX_ENC_HEADER_BYTES];
         let (head_len, data) = match try_int(s) {
@@ -220,6 +223,7 @@ impl<'a> Encoded<'a> {
         Self::finish(head, head_len, &[])
     }
 
+    #[inline]
     fn finish(head: [u8; MAX_ENC_HEADER_BYTES], head_len: usize, data: &'a [u8]) -> Self {
         let mut back = [0; MAX_BACKLEN_BYTES];
         let back_len = encode_backlen(head_len + data.len(), &mut back);
@@ -447,13 +451,19 @@ impl Listpack {
 
     /// Number of entries.
     #[must_use]
+    #[inline]
     pub fn len(&self) -> usize {
         let c = u16::from_le_bytes([self.buf[4], self.buf[5]]);
         if c == COUNT_UNKNOWN {
-            self.iter().count()
+            self.count_entries()
         } else {
             usize::from(c)
         }
+    }
+
+    #[cold]
+    fn count_entries(&self) -> usize {
+        self.iter().count()
     }
 
     #[must_use]
@@ -470,13 +480,20 @@ impl Listpack {
         self.buf[4..6].copy_from_slice(&c.to_le_bytes());
     }
 
+    #[inline]
     fn add_count(&mut self, delta: isize) {
         let c = u16::from_le_bytes([self.buf[4], self.buf[5]]);
-        let n = if c == COUNT_UNKNOWN {
-            self.iter().count()
+        if c == COUNT_UNKNOWN {
+            self.add_count_counted();
         } else {
-            (c as isize + delta) as usize
-        };
+            self.set_count((c as isize + delta) as usize);
+        }
+    }
+
+    /// [`Listpack::add_count`] for a listpack past 65534 entries: counts them.
+    #[cold]
+    fn add_count_counted(&mut self) {
+        let n = self.count_entries();
         self.set_count(n);
     }
 
@@ -614,6 +631,7 @@ impl Listpack {
         debug_assert!(p >= HEADER_BYTES && p <= self.end());
         let n = e.len();
         let old = self.buf.len();
+        // Exact growth unless the caller reserved room (a no-op then).
         self.buf.reserve_exact(n);
         self.buf.resize(old + n, 0);
         self.buf.copy_within(p..old, p + n);
@@ -626,6 +644,58 @@ impl Listpack {
     pub fn push_back(&mut self, s: &[u8]) {
         let e = self.end();
         self.insert(e, s);
+    }
+
+    /// Appends `s`, growing the buffer by at least a sixteenth of its size (a list's end
+    /// node, filled one push at a time: a reallocation every few pushes instead of every
+    /// one). [`Listpack::shrink_to_fit`] gives the slack back.
+    pub fn push_back_amortized(&mut self, s: &[u8]) {
+        let e = Encoded::new(s);
+        // The header and back length are written as whole fixed-size arrays, then cut.
+        self.reserve_amortized(e.len() + MAX_ENC_HEADER_BYTES + MAX_BACKLEN_BYTES);
+        self.append_encoded(&e);
+    }
+
+    /// Prepends `s`, growing the buffer as [`Listpack::push_back_amortized`] does.
+    pub fn push_front_amortized(&mut self, s: &[u8]) {
+        let e = Encoded::new(s);
+        self.reserve_amortized(e.len());
+        self.insert_encoded(HEADER_BYTES, &e);
+    }
+
+    /// Makes room for `additional` more bytes: at least a sixteenth of the size more, and
+    /// a capacity that fills a malloc chunk (16-byte granules less the 8-byte header).
+    #[inline]
+    fn reserve_amortized(&mut self, additional: usize) {
+        if self.buf.capacity() - self.buf.len() < additional {
+            self.grow_amortized(additional);
+        }
+    }
+
+    #[cold]
+    fn grow_amortized(&mut self, additional: usize) {
+        let len = self.buf.len();
+        let want = (len + additional).max(len + len / AMORTIZED_GROWTH_DIVISOR);
+        let want = (want + 8).next_multiple_of(16) - 8;
+        self.buf.reserve_exact(want - len);
+    }
+
+    /// Writes `e` in place of the end byte. The caller reserved `e.len()` bytes and the
+    /// two fixed arrays' slack: the header and back length go in as whole arrays (fixed
+    /// copies) and are cut to length.
+    #[inline]
+    fn append_encoded(&mut self, e: &Encoded<'_>) {
+        let at = self.end();
+        self.buf.truncate(at);
+        self.buf.extend_from_slice(&e.head);
+        self.buf.truncate(at + e.head_len);
+        self.buf.extend_from_slice(e.data);
+        let at = self.buf.len();
+        self.buf.extend_from_slice(&e.back);
+        self.buf.truncate(at + e.back_len);
+        self.buf.push(EOF_BYTE);
+        self.set_total();
+        self.add_count(1);
     }
 
     /// Prepends `s`.

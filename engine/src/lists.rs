@@ -97,22 +97,29 @@ impl List {
             + self.nodes.capacity() * std::mem::size_of::<Listpack>()
     }
 
-    /// Pushes `v` at `end`.
+    /// Pushes `v` at `end`. The end node grows with some slack (pushes come one at a
+    /// time); a node that stops being an end node gives its slack back.
     pub fn push(&mut self, end: End, v: &[u8], fill: i64) {
         match end {
             End::Head => match self.nodes.front_mut() {
-                Some(n) if allow_insert(n, fill, v.len()) => n.push_front(v),
-                _ => {
+                Some(n) if allow_insert(n, fill, v.len()) => n.push_front_amortized(v),
+                old => {
+                    if let Some(old) = old {
+                        old.shrink_to_fit();
+                    }
                     let mut n = Listpack::new();
-                    n.push_back(v);
+                    n.push_back_amortized(v);
                     self.nodes.push_front(n);
                 }
             },
             End::Tail => match self.nodes.back_mut() {
-                Some(n) if allow_insert(n, fill, v.len()) => n.push_back(v),
-                _ => {
+                Some(n) if allow_insert(n, fill, v.len()) => n.push_back_amortized(v),
+                old => {
+                    if let Some(old) = old {
+                        old.shrink_to_fit();
+                    }
                     let mut n = Listpack::new();
-                    n.push_back(v);
+                    n.push_back_amortized(v);
                     self.nodes.push_back(n);
                 }
             },

@@ -80,6 +80,9 @@ pub fn parse_f64(s: &[u8]) -> Option<f64> {
     if s.is_empty() || s.len() >= FLOAT_MAX_TEXT_BYTES || s[0].is_ascii_whitespace() {
         return None;
     }
+    if let Some(v) = small_int_as_f64(s) {
+        return Some(v);
+    }
     let text = std::str::from_utf8(s).ok()?;
     // Rust accepts "infinity"/"inf"/"nan" (any case), signs, "1e3", ".5", "5." like strtold.
     let v: f64 = text.parse().ok()?;
@@ -92,6 +95,34 @@ pub fn parse_f64(s: &[u8]) -> Option<f64> {
     }
     Some(v)
 }
+
+/// `[+-]?[0-9]{1,15}` as its exact value (every such integer is below 2^53), the common
+/// form of scores and increments, without the general parser. `-0` is `-0.0`, as strtod
+/// gives.
+#[inline]
+fn small_int_as_f64(s: &[u8]) -> Option<f64> {
+    let (negative, digits) = match s.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        Some((b'+', rest)) => (false, rest),
+        _ => (false, s),
+    };
+    if digits.is_empty() || digits.len() > EXACT_F64_MAX_DIGITS {
+        return None;
+    }
+    let mut v: u64 = 0;
+    for &d in digits {
+        let d = d.wrapping_sub(b'0');
+        if d > 9 {
+            return None;
+        }
+        v = v * 10 + u64::from(d);
+    }
+    let f = v as f64;
+    Some(if negative { -f } else { f })
+}
+
+/// Decimal digits that always fit a double's 53-bit mantissa exactly.
+const EXACT_F64_MAX_DIGITS: usize = 15;
 
 /// True when the mantissa digits of a decimal float text are all zero ("0e5", "-0.000").
 fn is_zero_mantissa(text: &str) -> bool {
@@ -308,6 +339,39 @@ mod tests {
         let mut buf = [0; I64_MAX_DECIMAL_BYTES];
         for v in [0, 1, -1, 42, i64::MAX, i64::MIN, -10, 1_000_000] {
             assert_eq!(format_i64(v, &mut buf), v.to_string().as_bytes());
+        }
+    }
+
+    #[test]
+    fn integer_texts_parse_as_the_general_parser_does() {
+        for text in [
+            "0",
+            "-0",
+            "+0",
+            "7",
+            "-7",
+            "+7",
+            "000000093451",
+            "-000",
+            "999999999999999",
+            "-999999999999999",
+            "1000000000000000",
+            "12345678901234567",
+            "",
+            "-",
+            "+",
+            "1a",
+            "1.0",
+            " 1",
+            "0x10",
+            "1e3",
+        ] {
+            let general = text
+                .parse::<f64>()
+                .ok()
+                .filter(|_| !text.is_empty() && !text.starts_with(' '));
+            let got = parse_f64(text.as_bytes());
+            assert_eq!(got.map(f64::to_bits), general.map(f64::to_bits), "{text:?}");
         }
     }
 

@@ -9,7 +9,7 @@
 use super::keyspace::{parse_cursor, parse_scan_opts};
 use super::lists::write_entry;
 use super::{Ctx, eq_ic, errors, parse_i64};
-use percore_engine::db::{Db, SetExpire};
+use percore_engine::db::Db;
 use percore_engine::glob::string_match;
 use percore_engine::hashes::{Hash, HashLimits};
 use percore_engine::number::{format_incrbyfloat, parse_f64};
@@ -51,12 +51,9 @@ fn hash_ref<'d>(db: &'d mut Db, key: &[u8], now: i64) -> Result<Option<&'d Hash>
 
 /// The hash at `key`, created empty when absent; `Err` on a wrong type.
 fn hash_or_create<'d>(db: &'d mut Db, key: &[u8], now: i64) -> Result<&'d mut Hash, ()> {
-    if hash_ref(db, key, now)?.is_none() {
-        db.set(key, Value::Hash(Hash::default()), SetExpire::Keep, now);
-    }
-    match db.get_mut(key, now) {
-        Some(Value::Hash(h)) => Ok(h),
-        _ => unreachable!("present and a hash"),
+    match db.get_mut_or_insert_with(key, now, || Value::Hash(Hash::default())) {
+        (Value::Hash(h), _) => Ok(h),
+        _ => Err(()),
     }
 }
 

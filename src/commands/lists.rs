@@ -178,7 +178,9 @@ pub fn pop(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
             }
         }
     }
-    drop_if_empty(db, argv[1], now);
+    if l.is_empty() {
+        db.remove(argv[1], now);
+    }
 }
 
 pub fn llen(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {

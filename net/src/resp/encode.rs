@@ -80,6 +80,17 @@ fn format_u64(mut v: u64, buf: &mut [u8; MAX_INT_STR_LEN_BYTES]) -> usize {
     i
 }
 
+/// Writes `v` (sign included) in decimal at the end of `buf`, returning where it starts.
+#[inline]
+fn format_i64(v: i64, buf: &mut [u8; MAX_INT_STR_LEN_BYTES]) -> usize {
+    let mut start = format_u64(v.unsigned_abs(), buf);
+    if v < 0 {
+        start -= 1;
+        buf[start] = b'-';
+    }
+    start
+}
+
 /// Longest integer line: prefix, `-`, 19 digits, `\r\n`.
 const MAX_INT_LINE_LEN_BYTES: usize = 1 + MAX_INT_STR_LEN_BYTES + 2;
 
@@ -297,11 +308,7 @@ impl Bulks<'_> {
     #[inline]
     pub fn int(&mut self, v: i64) {
         let mut digits = [0u8; MAX_INT_STR_LEN_BYTES];
-        let mut start = format_u64(v.unsigned_abs(), &mut digits);
-        if v < 0 {
-            start -= 1;
-            digits[start] = b'-';
-        }
+        let start = format_i64(v, &mut digits);
         self.bulk(&digits[start..]);
     }
 }
@@ -386,11 +393,7 @@ impl<'a> ReplyWriter<'a> {
     #[inline]
     pub fn bulk_int(&mut self, v: i64) {
         let mut digits = [0u8; MAX_INT_STR_LEN_BYTES];
-        let mut start = format_u64(v.unsigned_abs(), &mut digits);
-        if v < 0 {
-            start -= 1;
-            digits[start] = b'-';
-        }
+        let start = format_i64(v, &mut digits);
         self.bulk(&digits[start..]);
     }
 
