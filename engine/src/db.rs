@@ -562,6 +562,12 @@ impl Db {
         (key, entry)
     }
 
+    /// Bytes of the expires index's own structure (MEMORY STATS).
+    #[must_use]
+    pub fn expires_structure_bytes(&self) -> usize {
+        self.expires.structure_bytes()
+    }
+
     /// The main table, read-only (for warming lookups: `Table::bucket_addr`).
     #[must_use]
     #[inline]

@@ -17,6 +17,7 @@
 //! - [`lists`]: lists (a quicklist of listpack nodes).
 //! - [`hashes`]: hashes (a listpack of field/value pairs, or a hash table).
 //! - [`geo`]: geo points as sorted-set scores, Redis's geohash cells and search.
+//! - [`memory`]: what a key costs as percore holds it (MEMORY USAGE).
 //! - [`glob`]: Redis's `stringmatchlen` glob matcher (KEYS, SCAN MATCH).
 //! - [`bitops`]: bitmaps and bit fields on string bytes (SETBIT, BITCOUNT, BITFIELD...).
 //! - [`hyperloglog`]: Redis-compatible HyperLogLog strings (PFADD, PFCOUNT, PFMERGE).
@@ -35,6 +36,7 @@ pub mod keyspace;
 pub mod lcs;
 pub mod listpack;
 pub mod lists;
+pub mod memory;
 pub mod number;
 pub mod sets;
 pub mod slot;

@@ -193,6 +193,38 @@ impl<V> Table<V> {
         }
     }
 
+    /// Bytes the table's own structure holds (entry arena chunks and bucket arrays), not
+    /// counting boxed keys or what values point to (MEMORY STATS' hash table overhead).
+    #[must_use]
+    pub fn structure_bytes(&self) -> usize {
+        let arena: usize = self.chunks.iter().map(Vec::capacity).sum();
+        arena * mem::size_of::<Node<V>>()
+            + (self.ht[0].capacity() + self.ht[1].capacity()) * mem::size_of::<Link>()
+    }
+
+    /// Bytes allocated for the table: its structure, boxed keys, and `value_heap` of each
+    /// value (what the value points to outside the entry), for MEMORY USAGE.
+    pub fn heap_bytes(&self, value_heap: impl Fn(&V) -> usize) -> usize {
+        self.structure_bytes()
+            + self
+                .iter()
+                .map(|(k, v)| {
+                    let boxed = if k.len() > INLINE_KEY_MAX_BYTES {
+                        k.len()
+                    } else {
+                        0
+                    };
+                    boxed + value_heap(v)
+                })
+                .sum::<usize>()
+    }
+
+    /// Bytes of one entry in the arena (MEMORY USAGE's per-key overhead).
+    #[must_use]
+    pub fn entry_bytes() -> usize {
+        mem::size_of::<Node<V>>() + mem::size_of::<Link>()
+    }
+
     /// Number of entries.
     #[must_use]
     #[inline]

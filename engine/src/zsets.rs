@@ -596,6 +596,39 @@ impl ZSetValue {
         self.len() == 0
     }
 
+    /// Bytes allocated for the sorted set outside its `Box` (MEMORY USAGE): the packed
+    /// buffer, or the member table plus the ordered chunks and their boxed members.
+    #[must_use]
+    pub fn heap_bytes(&self) -> usize {
+        match self {
+            ZSetValue::Small(p) => p.buf.len(),
+            ZSetValue::Big(b) => {
+                let chunks: usize = b
+                    .order
+                    .chunks
+                    .iter()
+                    .map(|c| {
+                        c.capacity() * std::mem::size_of::<(f64, Key)>()
+                            + c.iter()
+                                .map(|(_, k)| {
+                                    if k.len() > crate::table::INLINE_KEY_MAX_BYTES {
+                                        k.len()
+                                    } else {
+                                        0
+                                    }
+                                })
+                                .sum::<usize>()
+                    })
+                    .sum();
+                std::mem::size_of::<BigZSet>()
+                    + b.scores.heap_bytes(|_| 0)
+                    + chunks
+                    + b.order.chunks.capacity() * std::mem::size_of::<Vec<(f64, Key)>>()
+                    + b.order.sizes.tree.capacity() * std::mem::size_of::<usize>()
+            }
+        }
+    }
+
     /// OBJECT ENCODING.
     #[must_use]
     pub fn encoding(&self) -> &'static str {

@@ -17,6 +17,7 @@ pub mod hyperloglog;
 pub mod keyspace;
 pub mod lcs;
 pub mod lists;
+pub mod memory;
 pub mod multi;
 pub mod multikey;
 pub mod pubsub;

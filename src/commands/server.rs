@@ -4,7 +4,7 @@
 
 mod command;
 mod debug;
-mod info;
+pub(crate) mod info;
 mod latency;
 mod slowlog;
 

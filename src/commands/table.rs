@@ -13,7 +13,7 @@ use super::{bits, hyperloglog as hll, lcs};
 // lists and hashes
 use super::{hashes as hs, lists as ls};
 // geo, DUMP/RESTORE
-use super::{dump, geo};
+use super::{dump, geo, memory};
 // transactions
 use super::multi as mu;
 // scripting
@@ -2007,6 +2007,39 @@ pub static COMMANDS: &[Command] = &[
             part: ks::randomkey_part,
             merge: ks::randomkey_merge,
         },
+    ),
+    Command {
+        subcommands: &[
+            ("memory|doctor", 2, 0),
+            ("memory|help", 2, LOADING | STALE),
+            ("memory|malloc-stats", 2, 0),
+            ("memory|purge", 2, 0),
+            ("memory|stats", 2, 0),
+            ("memory|usage", -3, READONLY),
+        ],
+        ..c(
+            "memory",
+            -2,
+            0,
+            NOKEYS,
+            "server",
+            "4.0.0",
+            "A container for memory diagnostics commands.",
+            Exec::All {
+                part: memory::memory_part,
+                merge: memory::memory_merge,
+            },
+        )
+    },
+    c(
+        "pfselftest",
+        1,
+        ADMIN,
+        NOKEYS,
+        "hyperloglog",
+        "2.8.9",
+        "An internal command for testing HyperLogLog values.",
+        Exec::Client(memory::pfselftest),
     ),
     Command {
         subcommands: &[

@@ -196,7 +196,7 @@ pub fn bytes_to_human(n: u64) -> String {
     }
 }
 
-fn rss_bytes() -> u64 {
+pub(crate) fn rss_bytes() -> u64 {
     let pages = std::fs::read_to_string("/proc/self/statm")
         .ok()
         .and_then(|s| {
