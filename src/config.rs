@@ -1957,8 +1957,8 @@ mod tests {
             ("list-max-listpack-size", "-2"),
             ("list-max-ziplist-size", "-2"),
             ("list-compress-depth", "0"),
-            ("hash-max-listpack-entries", "128"),
-            ("hash-max-ziplist-entries", "128"),
+            ("hash-max-listpack-entries", "512"),
+            ("hash-max-ziplist-entries", "512"),
             ("hash-max-listpack-value", "64"),
             ("hash-max-ziplist-value", "64"),
         ];

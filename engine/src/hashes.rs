@@ -7,7 +7,7 @@ use crate::listpack::{Listpack, LpValue};
 use crate::table::{Entry, Table};
 
 /// Default `hash-max-listpack-entries`.
-pub const DEFAULT_HASH_MAX_LISTPACK_ENTRIES: usize = 128;
+pub const DEFAULT_HASH_MAX_LISTPACK_ENTRIES: usize = 512;
 /// Default `hash-max-listpack-value`.
 pub const DEFAULT_HASH_MAX_LISTPACK_VALUE_BYTES: usize = 64;
 /// Seed of the tables of large hashes. Fixed: the engine has no randomness source, and a
