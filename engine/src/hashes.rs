@@ -4,7 +4,7 @@
 //! as in Redis: a hash that became a table stays one.
 
 use crate::listpack::{Listpack, LpValue};
-use crate::table::Table;
+use crate::table::{Key, Table};
 
 /// Default `hash-max-listpack-entries`.
 pub const DEFAULT_HASH_MAX_LISTPACK_ENTRIES: usize = 128;
@@ -35,7 +35,8 @@ pub enum Hash {
     /// Field, value, field, value, ...
     Pack(Listpack),
     /// Boxed: the table's header is large and a listpack hash must stay small.
-    Table(Box<Table<Box<[u8]>>>),
+    /// Values are [`Key`]s: up to 22 bytes inside the entry, no allocation of their own.
+    Table(Box<Table<Key>>),
 }
 
 impl Default for Hash {
@@ -184,7 +185,7 @@ impl Hash {
             while let (Some(f), Some(v)) = (it.next(), it.next()) {
                 t.insert(
                     f.to_bytes().into_owned().into_boxed_slice(),
-                    v.to_bytes().into_owned().into_boxed_slice(),
+                    Key::from(&*v.to_bytes()),
                 );
             }
             *self = Hash::Table(Box::new(t));
@@ -323,7 +324,7 @@ impl<'a> IntoIterator for &'a Hash {
     }
 }
 
-type TableIter<'a> = dyn Iterator<Item = (&'a [u8], &'a Box<[u8]>)> + 'a;
+type TableIter<'a> = dyn Iterator<Item = (&'a [u8], &'a Key)> + 'a;
 
 /// Field/value pairs of a [`Hash`].
 pub enum HashIter<'a> {
