@@ -8,7 +8,7 @@
 use crate::hash::splitmix64;
 use crate::slot::key_hash_slot;
 use crate::slot_index::{SlotCounts, SlotIndex};
-use crate::table::{CutStats, Entry as Slot, Key, Table};
+use crate::table::{CutEntry, CutStats, Entry as Slot, Key, Table};
 use crate::value::Value;
 use std::collections::HashSet;
 use std::mem;
@@ -625,7 +625,7 @@ impl Db {
             (self.main.index_of(key).expect("just stored"), true)
         };
         let entry = self.main.value_at_mut(idx);
-        entry.lru_s = lru_clock(now_ms);
+        entry.access = self.access.touched(entry.access, &mut self.rng, now_ms);
         (&mut entry.value, created)
     }
 
@@ -849,7 +849,7 @@ impl Db {
     /// [`Table::begin_cut`]); `index` is the database number the snapshot records for
     /// it, kept even if SWAPDB moves this database elsewhere during the cut.
     pub fn begin_cut(&mut self, index: usize) {
-        self.main.begin_cut();
+        self.main.begin_cut_freezing(Entry::freeze_if_large);
         self.cut_index = index;
         self.cut_slot_counts = self.slots.as_deref().map(|ix| ix.non_empty().collect());
     }
@@ -862,12 +862,16 @@ impl Db {
 
     /// Hands up to about `budget` entries of the cut to `f` (expired keys included, as
     /// Redis saves them); true when the cut is complete.
-    pub fn cut_step(&mut self, budget: usize, f: impl FnMut(&[u8], &Entry)) -> bool {
+    pub fn cut_step(&mut self, budget: usize, f: impl FnMut(&[u8], CutEntry<'_, Entry>)) -> bool {
         self.main.cut_step(budget, f)
     }
 
     /// Hands up to `budget` entries that writes copied aside to `f`; returns how many.
-    pub fn cut_step_copies(&mut self, budget: usize, f: impl FnMut(&[u8], &Entry)) -> usize {
+    pub fn cut_step_copies(
+        &mut self,
+        budget: usize,
+        f: impl FnMut(&[u8], CutEntry<'_, Entry>),
+    ) -> usize {
         self.main.cut_step_copies(budget, f)
     }
 

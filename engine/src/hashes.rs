@@ -4,7 +4,7 @@
 //! as in Redis: a hash that became a table stays one.
 
 use crate::listpack::{Listpack, LpValue};
-use crate::table::{Entry, Table};
+use crate::table::{Entry, Key, Table};
 
 /// Default `hash-max-listpack-entries`.
 pub const DEFAULT_HASH_MAX_LISTPACK_ENTRIES: usize = 512;
@@ -35,7 +35,8 @@ pub enum Hash {
     /// Field, value, field, value, ...
     Pack(Listpack),
     /// Boxed: the table's header is large and a listpack hash must stay small.
-    Table(Box<Table<Box<[u8]>>>),
+    /// Values are [`Key`]s: up to 22 bytes inside the entry, no allocation of their own.
+    Table(Box<Table<Key>>),
 }
 
 impl Default for Hash {
@@ -184,7 +185,7 @@ impl Hash {
             while let (Some(f), Some(v)) = (it.next(), it.next()) {
                 t.insert(
                     f.to_bytes().into_owned().into_boxed_slice(),
-                    v.to_bytes().into_owned().into_boxed_slice(),
+                    Key::from(&*v.to_bytes()),
                 );
             }
             *self = Hash::Table(Box::new(t));
@@ -213,16 +214,10 @@ impl Hash {
             }
         }
         match self {
-            // One lookup; the field is copied only when new (inline when short), and a
-            // value of the same length is overwritten in place.
+            // One lookup; the field is copied only when new; values are inline when short.
             Hash::Table(t) => match t.entry(field) {
                 Entry::Occupied(mut o) => {
-                    let v = o.get_mut();
-                    if v.len() == value.len() {
-                        v.copy_from_slice(value);
-                    } else {
-                        *v = value.into();
-                    }
+                    *o.get_mut() = Key::from(value);
                     false
                 }
                 Entry::Vacant(slot) => {
@@ -339,7 +334,7 @@ impl<'a> IntoIterator for &'a Hash {
     }
 }
 
-type TableIter<'a> = dyn Iterator<Item = (&'a [u8], &'a Box<[u8]>)> + 'a;
+type TableIter<'a> = dyn Iterator<Item = (&'a [u8], &'a Key)> + 'a;
 
 /// Field/value pairs of a [`Hash`].
 pub enum HashIter<'a> {

@@ -2,7 +2,7 @@
 
 use crate::db::{Db, Entry};
 use crate::hash::splitmix64;
-use crate::table::CutStats;
+use crate::table::{CutEntry, CutStats};
 
 /// Redis's default `databases`.
 pub const DEFAULT_DATABASES: usize = 16;
@@ -128,7 +128,11 @@ impl Keyspace {
     /// `f(database number at the cut, key, entry)`: first the entries writes copied aside
     /// in any database (so the copies' memory goes first), then one database after the
     /// other; true when the whole cut has been handed out.
-    pub fn cut_step(&mut self, budget: usize, mut f: impl FnMut(usize, &[u8], &Entry)) -> bool {
+    pub fn cut_step(
+        &mut self,
+        budget: usize,
+        mut f: impl FnMut(usize, &[u8], CutEntry<'_, Entry>),
+    ) -> bool {
         let mut left = budget;
         for db in &mut self.dbs {
             let Some(index) = db.cut_index() else {

@@ -8,6 +8,7 @@
 //! - [`value`]: stored values and their encodings.
 //! - [`db`]: one database of one shard: values, TTLs, lazy and active expiry.
 //! - [`keyspace`]: the numbered databases of one shard.
+//! - [`frozen`]: frozen copies of large values for a forkless snapshot's cut.
 //! - [`strings`]: string-command semantics (INCR, INCRBYFLOAT, GETRANGE, SETRANGE...).
 //! - [`number`]: Redis's number parsing and formatting.
 //! - [`intset`], [`sets`]: set values (intset, small vector, hash table).
@@ -26,6 +27,7 @@
 
 pub mod bitops;
 pub mod db;
+pub mod frozen;
 pub mod geo;
 pub mod glob;
 pub mod hash;

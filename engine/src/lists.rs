@@ -4,9 +4,15 @@
 //!
 //! OBJECT ENCODING reports `quicklist` for every list, as redis-server 7.0 does (the
 //! `listpack` encoding for small lists arrived in 7.2).
+//!
+//! Nodes are [`Shareable`]: a forkless snapshot freezes a large list by sharing its nodes
+//! ([`List::freeze`]), and a write copies only the node it changes while the snapshot
+//! still holds it.
 
+use crate::frozen::{self, Part, Shareable};
 use crate::listpack::{HEADER_BYTES, Listpack, LpValue};
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 /// Default `list-max-listpack-size`: nodes of at most 8 KiB.
 pub const DEFAULT_LIST_MAX_LISTPACK_SIZE: i64 = -2;
@@ -21,8 +27,14 @@ const ENTRY_OVERHEAD_ESTIMATE_BYTES: usize = 11;
 /// A list.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct List {
-    nodes: VecDeque<Listpack>,
+    nodes: VecDeque<Shareable<Listpack>>,
     len: usize,
+}
+
+impl Part for Listpack {
+    fn weight_bytes(&self) -> usize {
+        self.capacity_bytes()
+    }
 }
 
 /// Which end of a list.
@@ -59,8 +71,12 @@ impl List {
     /// A list whose nodes are these listpacks (an RDB load); empty nodes are dropped.
     #[must_use]
     pub fn from_nodes(nodes: impl IntoIterator<Item = Listpack>) -> Self {
-        let nodes: VecDeque<Listpack> = nodes.into_iter().filter(|n| !n.is_empty()).collect();
-        let len = nodes.iter().map(Listpack::len).sum();
+        let nodes: VecDeque<Shareable<Listpack>> = nodes
+            .into_iter()
+            .filter(|n| !n.is_empty())
+            .map(Shareable::new)
+            .collect();
+        let len = nodes.iter().map(|n| n.len()).sum();
         Self { nodes, len }
     }
 
@@ -84,17 +100,23 @@ impl List {
 
     /// The nodes, head first (RDB writing).
     pub fn nodes(&self) -> impl ExactSizeIterator<Item = &Listpack> + '_ {
-        self.nodes.iter()
+        self.nodes.iter().map(|n| &**n)
+    }
+
+    /// A frozen copy sharing the nodes (O(nodes), no entry copied); a node is copied
+    /// when written while the copy still holds it.
+    pub fn freeze(&mut self) -> FrozenList {
+        FrozenList {
+            nodes: self.nodes.iter_mut().map(Shareable::share).collect(),
+            len: self.len,
+        }
     }
 
     /// Bytes held by the nodes (for memory reports).
     #[must_use]
     pub fn allocated_bytes(&self) -> usize {
-        self.nodes
-            .iter()
-            .map(Listpack::capacity_bytes)
-            .sum::<usize>()
-            + self.nodes.capacity() * std::mem::size_of::<Listpack>()
+        self.nodes.iter().map(|n| n.capacity_bytes()).sum::<usize>()
+            + self.nodes.capacity() * std::mem::size_of::<Shareable<Listpack>>()
     }
 
     /// Pushes `v` at `end`. The end node grows with some slack (pushes come one at a
@@ -102,25 +124,26 @@ impl List {
     pub fn push(&mut self, end: End, v: &[u8], fill: i64) {
         match end {
             End::Head => match self.nodes.front_mut() {
-                Some(n) if allow_insert(n, fill, v.len()) => n.push_front_amortized(v),
+                Some(n) if allow_insert(n, fill, v.len()) => n.get_mut().push_front_amortized(v),
                 old => {
-                    if let Some(old) = old {
+                    // A node shared with a frozen copy keeps its slack until written.
+                    if let Some(old) = old.and_then(Shareable::owned_mut) {
                         old.shrink_to_fit();
                     }
                     let mut n = Listpack::new();
                     n.push_back_amortized(v);
-                    self.nodes.push_front(n);
+                    self.nodes.push_front(Shareable::new(n));
                 }
             },
             End::Tail => match self.nodes.back_mut() {
-                Some(n) if allow_insert(n, fill, v.len()) => n.push_back_amortized(v),
+                Some(n) if allow_insert(n, fill, v.len()) => n.get_mut().push_back_amortized(v),
                 old => {
-                    if let Some(old) = old {
+                    if let Some(old) = old.and_then(Shareable::owned_mut) {
                         old.shrink_to_fit();
                     }
                     let mut n = Listpack::new();
                     n.push_back_amortized(v);
-                    self.nodes.push_back(n);
+                    self.nodes.push_back(Shareable::new(n));
                 }
             },
         }
@@ -141,7 +164,7 @@ impl List {
         let r;
         match end {
             End::Head => {
-                let n = self.nodes.front_mut()?;
+                let n = self.nodes.front_mut()?.get_mut();
                 let p = n.first()?;
                 r = f(n.get(p));
                 n.delete(p);
@@ -150,7 +173,7 @@ impl List {
                 }
             }
             End::Tail => {
-                let n = self.nodes.back_mut()?;
+                let n = self.nodes.back_mut()?.get_mut();
                 let p = n.last()?;
                 r = f(n.get(p));
                 n.delete(p);
@@ -217,7 +240,7 @@ impl List {
             return false;
         };
         let (ni, p) = self.locate(i);
-        self.nodes[ni].replace(p, v);
+        self.nodes[ni].get_mut().replace(p, v);
         if self.nodes[ni].len() > 1
             && !node_fits(fill, self.nodes[ni].bytes_len(), self.nodes[ni].len())
         {
@@ -233,7 +256,7 @@ impl List {
         let mut parts = Vec::new();
         let mut cur = Listpack::new();
         let _ = p;
-        for v in &node {
+        for v in &*node {
             let b = v.to_bytes();
             if !cur.is_empty() && !allow_insert(&cur, fill, b.len()) {
                 parts.push(std::mem::take(&mut cur));
@@ -244,7 +267,7 @@ impl List {
             parts.push(cur);
         }
         for (k, part) in parts.into_iter().enumerate() {
-            self.nodes.insert(ni + k, part);
+            self.nodes.insert(ni + k, Shareable::new(part));
         }
     }
 
@@ -262,7 +285,7 @@ impl List {
             .iter()
             .enumerate()
             .find_map(|(ni, n)| n.find(n.first(), pivot, 0).map(|p| (ni, p)))?;
-        let node = &mut self.nodes[ni];
+        let node = self.nodes[ni].get_mut();
         let pos = if after {
             node.next(p).unwrap_or_else(|| node.end())
         } else {
@@ -281,23 +304,23 @@ impl List {
                     .get(ni + 1)
                     .is_some_and(|n| allow_insert(n, fill, v.len()))
             {
-                self.nodes[ni + 1].push_front(v);
+                self.nodes[ni + 1].get_mut().push_front(v);
             } else if at_start && ni > 0 && allow_insert(&self.nodes[ni - 1], fill, v.len()) {
-                self.nodes[ni - 1].push_back(v);
+                self.nodes[ni - 1].get_mut().push_back(v);
             } else if at_end {
                 let mut n = Listpack::new();
                 n.push_back(v);
-                self.nodes.insert(ni + 1, n);
+                self.nodes.insert(ni + 1, Shareable::new(n));
             } else if at_start {
                 let mut n = Listpack::new();
                 n.push_back(v);
-                self.nodes.insert(ni, n);
+                self.nodes.insert(ni, Shareable::new(n));
             } else {
-                let tail = self.nodes[ni].split_off(pos);
+                let tail = self.nodes[ni].get_mut().split_off(pos);
                 let mut n = Listpack::new();
                 n.push_back(v);
-                self.nodes.insert(ni + 1, n);
-                self.nodes.insert(ni + 2, tail);
+                self.nodes.insert(ni + 1, Shareable::new(n));
+                self.nodes.insert(ni + 2, Shareable::new(tail));
             }
         }
         self.len += 1;
@@ -316,7 +339,12 @@ impl List {
         if count >= 0 {
             let mut ni = 0;
             while ni < self.nodes.len() && removed < limit {
-                let node = &mut self.nodes[ni];
+                if !self.nodes[ni].iter().any(|x| x.eq_bytes(v)) {
+                    // Untouched: a node shared with a snapshot stays shared.
+                    ni += 1;
+                    continue;
+                }
+                let node = self.nodes[ni].get_mut();
                 let mut cur = node.first();
                 while let Some(p) = cur {
                     if removed >= limit {
@@ -340,7 +368,10 @@ impl List {
             let mut ni = self.nodes.len();
             while ni > 0 && removed < limit {
                 ni -= 1;
-                let node = &mut self.nodes[ni];
+                if !self.nodes[ni].iter().any(|x| x.eq_bytes(v)) {
+                    continue;
+                }
+                let node = self.nodes[ni].get_mut();
                 let mut cur = node.last();
                 while let Some(p) = cur {
                     if removed >= limit {
@@ -367,12 +398,12 @@ impl List {
         n = n.min(self.len);
         self.len -= n;
         while n > 0 {
-            let node = match end {
-                End::Head => self.nodes.front_mut(),
-                End::Tail => self.nodes.back_mut(),
+            let l = match end {
+                End::Head => self.nodes.front(),
+                End::Tail => self.nodes.back(),
             }
-            .expect("entries remain");
-            let l = node.len();
+            .expect("entries remain")
+            .len();
             if l <= n {
                 n -= l;
                 match end {
@@ -380,6 +411,12 @@ impl List {
                     End::Tail => self.nodes.pop_back(),
                 };
             } else {
+                let node = match end {
+                    End::Head => self.nodes.front_mut(),
+                    End::Tail => self.nodes.back_mut(),
+                }
+                .expect("entries remain")
+                .get_mut();
                 let p = match end {
                     End::Head => node.first().expect("non-empty node"),
                     End::Tail => node.seek(-(n as i64)).expect("n below node length"),
@@ -431,12 +468,60 @@ impl List {
 
     /// Entries front to back.
     pub fn iter(&self) -> impl Iterator<Item = LpValue<'_>> + '_ {
-        self.nodes.iter().flat_map(Listpack::iter)
+        self.nodes.iter().flat_map(|n| n.iter())
     }
 
     /// Entries back to front.
     pub fn iter_rev(&self) -> impl Iterator<Item = LpValue<'_>> + '_ {
-        self.nodes.iter().rev().flat_map(Listpack::iter_rev)
+        self.nodes.iter().rev().flat_map(|n| n.iter_rev())
+    }
+}
+
+/// A large list's frozen copy (see [`List::freeze`]): its nodes, shared with the live
+/// list until written there.
+#[derive(Debug)]
+pub struct FrozenList {
+    nodes: Vec<Arc<Listpack>>,
+    len: usize,
+}
+
+impl FrozenList {
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Number of nodes.
+    #[must_use]
+    pub fn node_count(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Calls `f` on every node, head first, releasing each once done with it; stops at
+    /// `f`'s first error.
+    pub fn drain<E>(mut self, mut f: impl FnMut(&Listpack) -> Result<(), E>) -> Result<(), E> {
+        let nodes = std::mem::take(&mut self.nodes);
+        let mut nodes = nodes.into_iter();
+        for n in nodes.by_ref() {
+            let done = f(&n);
+            frozen::release(n);
+            if done.is_err() {
+                nodes.for_each(frozen::release);
+                return done;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for FrozenList {
+    fn drop(&mut self) {
+        self.nodes.drain(..).for_each(frozen::release);
     }
 }
 

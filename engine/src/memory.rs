@@ -37,6 +37,14 @@ pub fn value_heap_bytes(value: &Value) -> usize {
                     .map(|n| size_of::<crate::listpack::Listpack>() + n.bytes_len())
                     .sum::<usize>()
         }
+        // streams: the node buffers and the tree's per-node slots; consumer groups,
+        // PELs and consumers are not counted yet.
+        Value::Stream(st) => {
+            size_of::<crate::streams::Stream>()
+                + st.node_bytes()
+                + st.nodes().len()
+                    * (size_of::<crate::streams::StreamId>() + size_of::<crate::listpack::Listpack>())
+        }
         Value::Hash(Hash::Pack(lp)) => lp.bytes_len(),
         Value::Hash(Hash::Table(t)) => size_of::<Table<Box<[u8]>>>() + t.heap_bytes(|v| v.len()),
     }

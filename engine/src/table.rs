@@ -3,8 +3,10 @@
 //! Layout (no `unsafe`): entries live in a dense arena of fixed-size chunks, so pushing
 //! never copies existing entries and a random entry is one uniform index away; buckets
 //! are `u32` links into that arena (`0` = empty, `i + 1` = entry `i`), chained through
-//! each entry's `next` link. Each entry caches its full hash, so rehashing never
-//! re-reads keys.
+//! each entry's `next` link. Each entry caches the low 32 bits of its hash (every
+//! bucket index fits in them: a table holds fewer than 2^32 entries), so rehashing never
+//! re-reads keys; 32 bits rather than 64 make an entry 8 bytes smaller (a keyspace entry
+//! 80 bytes instead of 88, a set member's 32 instead of 40).
 //!
 //! Resizing is incremental, as in Redis: a resize allocates the second bucket array and
 //! every mutating operation moves [`REHASH_BUCKETS_PER_OP`] buckets (skipping at most
@@ -19,6 +21,7 @@
 //! Removal moves the last arena entry into the hole (swap-remove), so entry indices are
 //! stable across inserts and lookups but change on any removal.
 
+use crate::frozen::FrozenEntry;
 use crate::hash::{hash_bytes, random_below};
 use std::mem;
 
@@ -149,7 +152,8 @@ impl std::fmt::Debug for Key {
 }
 
 struct Node<V> {
-    hash: u64,
+    /// The low 32 bits of the key's hash (see the module documentation).
+    hash: u32,
     next: Link,
     key: Key,
     value: V,
@@ -292,7 +296,7 @@ impl<V> Table<V> {
         while link != NIL {
             let idx = link as usize - 1;
             let n = node(&self.chunks, idx);
-            if n.hash == hash && n.key.as_bytes() == key {
+            if n.hash == hash as u32 && n.key.as_bytes() == key {
                 return Some(idx);
             }
             link = n.next;
@@ -490,6 +494,7 @@ impl<V> Table<V> {
     /// from) with `replacement`.
     fn replace_link(&mut self, idx: usize, target: Link, replacement: Link) {
         let hash = node(&self.chunks, idx).hash;
+        let hash = u64::from(hash);
         let rehashing = self.is_rehashing();
         for t in 0..2 {
             if t == 1 && !rehashing {
@@ -539,7 +544,7 @@ impl<V> Table<V> {
         let c = &mut self.chunks[chunk];
         debug_assert!(c.len() == idx & (CHUNK_ENTRIES - 1) && c.len() < CHUNK_ENTRIES);
         c.push(Node {
-            hash,
+            hash: hash as u32,
             next,
             key,
             value,
@@ -737,7 +742,7 @@ impl<V> Table<V> {
                     seen[idx] = true;
                     let n = node(&self.chunks, idx);
                     assert_eq!(n.hash as usize & (table.len() - 1), b);
-                    assert_eq!(n.hash, self.hash_key(&n.key));
+                    assert_eq!(n.hash, self.hash_key(&n.key) as u32);
                     if t == 0 && self.is_rehashing() {
                         assert!(b >= self.rehash_idx);
                     }
@@ -756,7 +761,7 @@ impl<V: Clone> Clone for Table<V> {
     fn clone(&self) -> Self {
         let mut t = Table::new(self.seed);
         for n in self.chunks.iter().flatten() {
-            t.push_new(n.key.clone(), n.hash, n.value.clone());
+            t.push_new(n.key.clone(), u64::from(n.hash), n.value.clone());
         }
         t
     }
@@ -779,6 +784,8 @@ pub struct CutStats {
     pub entries_emitted: u64,
     /// Most copied entries waiting for the serializer at one time.
     pub pending_peak: u64,
+    /// Large values handed out frozen (see [`crate::frozen`]), by writes or by the walk.
+    pub values_frozen: u64,
 }
 
 impl std::ops::AddAssign for CutStats {
@@ -787,6 +794,7 @@ impl std::ops::AddAssign for CutStats {
         self.entries_copied += o.entries_copied;
         self.entries_emitted += o.entries_emitted;
         self.pending_peak += o.pending_peak;
+        self.values_frozen += o.values_frozen;
     }
 }
 
@@ -799,9 +807,12 @@ struct Cut<V> {
     /// Next page the serializer walks.
     cursor: usize,
     /// Entries of pages copied on their first write, waiting for the serializer.
-    copied: Vec<(Key, V)>,
+    copied: Vec<(Key, Copied<V>)>,
     /// `V::clone`, captured where `V: Clone` is known.
     copy: fn(&V) -> V,
+    /// A frozen copy of a large value (see [`crate::frozen`]) instead of a clone, and for
+    /// the serializer instead of the live value; `None` for any other value.
+    freeze: fn(&mut V) -> Option<FrozenEntry>,
     /// After a `clear` during the cut: the old arena, whose unserialized pages the
     /// serializer still walks; the live arena then holds only post-cut entries.
     frozen: Vec<Vec<Node<V>>>,
@@ -822,18 +833,41 @@ impl<V> Cut<V> {
     }
 }
 
-/// Calls `f` for the entries of arena page `page` (clipped to `len` entries).
+/// A copied entry waiting for the serializer.
+enum Copied<V> {
+    Whole(V),
+    Frozen(FrozenEntry),
+}
+
+/// An entry of a cut as the serializer gets it: the value at the cut, or a large value's
+/// frozen copy (see [`crate::frozen`]).
+#[derive(Debug)]
+pub enum CutEntry<'a, V> {
+    Value(&'a V),
+    Frozen(FrozenEntry),
+}
+
+fn never_freeze<V>(_: &mut V) -> Option<FrozenEntry> {
+    None
+}
+
+/// Calls `f` for the entries of arena page `page` (clipped to `len` entries), large ones
+/// frozen by `freeze`.
 fn emit_page<V>(
-    chunks: &[Vec<Node<V>>],
+    chunks: &mut [Vec<Node<V>>],
     len: usize,
     page: usize,
-    f: &mut impl FnMut(&[u8], &V),
+    freeze: fn(&mut V) -> Option<FrozenEntry>,
+    f: &mut impl FnMut(&[u8], CutEntry<'_, V>),
 ) -> usize {
     let start = page << PAGE_SHIFT;
     let end = (start + SNAPSHOT_PAGE_ENTRIES).min(len);
     for i in start..end {
-        let n = node(chunks, i);
-        f(n.key.as_bytes(), &n.value);
+        let n = node_mut(chunks, i);
+        match freeze(&mut n.value) {
+            Some(fz) => f(n.key.as_bytes(), CutEntry::Frozen(fz)),
+            None => f(n.key.as_bytes(), CutEntry::Value(&n.value)),
+        }
     }
     end.saturating_sub(start)
 }
@@ -855,6 +889,16 @@ impl<V> Table<V> {
     where
         V: Clone,
     {
+        self.begin_cut_freezing(never_freeze);
+    }
+
+    /// As [`Table::begin_cut`], with large values frozen by `freeze` (see
+    /// [`crate::frozen`]) rather than cloned when written, and handed to the serializer
+    /// frozen.
+    pub fn begin_cut_freezing(&mut self, freeze: fn(&mut V) -> Option<FrozenEntry>)
+    where
+        V: Clone,
+    {
         let pages = self.len.div_ceil(SNAPSHOT_PAGE_ENTRIES);
         self.cut = Some(Box::new(Cut {
             pages,
@@ -862,6 +906,7 @@ impl<V> Table<V> {
             cursor: 0,
             copied: Vec::new(),
             copy: V::clone,
+            freeze,
             frozen: Vec::new(),
             frozen_len: 0,
             live_is_new: false,
@@ -890,7 +935,7 @@ impl<V> Table<V> {
     /// Hands up to about `budget` entries of the cut to `f`: copied pages first, then
     /// the next pages in arena order. Returns true when every entry of the cut has been
     /// handed out (or no cut is in progress). Skipped pages count one unit of budget.
-    pub fn cut_step(&mut self, budget: usize, mut f: impl FnMut(&[u8], &V)) -> bool {
+    pub fn cut_step(&mut self, budget: usize, mut f: impl FnMut(&[u8], CutEntry<'_, V>)) -> bool {
         let mut spent = self.cut_step_copies(budget, &mut f);
         let Some(cut) = self.cut.as_deref_mut() else {
             return true;
@@ -903,10 +948,17 @@ impl<V> Table<V> {
                 continue;
             }
             cut.set_done(page);
+            let frozen = &mut cut.stats.values_frozen;
+            let mut f = |k: &[u8], e: CutEntry<'_, V>| {
+                if let CutEntry::Frozen(_) = e {
+                    *frozen += 1;
+                }
+                f(k, e);
+            };
             let n = if cut.live_is_new {
-                emit_page(&cut.frozen, cut.frozen_len, page, &mut f)
+                emit_page(&mut cut.frozen, cut.frozen_len, page, cut.freeze, &mut f)
             } else {
-                emit_page(&self.chunks, self.len, page, &mut f)
+                emit_page(&mut self.chunks, self.len, page, cut.freeze, &mut f)
             };
             spent += n;
             cut.stats.entries_emitted += n as u64;
@@ -919,7 +971,11 @@ impl<V> Table<V> {
 
     /// Hands up to `budget` of the entries copied aside by writes to `f` (the first part
     /// of [`Table::cut_step`]); returns how many.
-    pub fn cut_step_copies(&mut self, budget: usize, mut f: impl FnMut(&[u8], &V)) -> usize {
+    pub fn cut_step_copies(
+        &mut self,
+        budget: usize,
+        mut f: impl FnMut(&[u8], CutEntry<'_, V>),
+    ) -> usize {
         let Some(cut) = self.cut.as_deref_mut() else {
             return 0;
         };
@@ -928,7 +984,10 @@ impl<V> Table<V> {
             let Some((k, v)) = cut.copied.pop() else {
                 break;
             };
-            f(&k, &v);
+            match v {
+                Copied::Whole(v) => f(&k, CutEntry::Value(&v)),
+                Copied::Frozen(fz) => f(&k, CutEntry::Frozen(fz)),
+            }
             spent += 1;
             cut.stats.entries_emitted += 1;
         }
@@ -945,7 +1004,8 @@ impl<V> Table<V> {
     }
 
     /// Called before any change to the entry at arena index `idx` (or to the slot `idx`
-    /// an insert fills): copies its page aside if the cut still needs it.
+    /// an insert fills): copies its page aside if the cut still needs it (large values
+    /// frozen rather than cloned).
     #[inline]
     fn touch(&mut self, idx: usize) {
         let Some(cut) = self.cut.as_deref_mut() else {
@@ -958,8 +1018,16 @@ impl<V> Table<V> {
         cut.set_done(page);
         let copy = cut.copy;
         let copied = &mut cut.copied;
-        let n = emit_page(&self.chunks, self.len, page, &mut |k, v| {
-            copied.push((Key::from(k), copy(v)));
+        let frozen = &mut cut.stats.values_frozen;
+        let n = emit_page(&mut self.chunks, self.len, page, cut.freeze, &mut |k, v| {
+            let v = match v {
+                CutEntry::Value(v) => Copied::Whole(copy(v)),
+                CutEntry::Frozen(fz) => {
+                    *frozen += 1;
+                    Copied::Frozen(fz)
+                }
+            };
+            copied.push((Key::from(k), v));
         });
         cut.stats.pages_copied += 1;
         cut.stats.entries_copied += n as u64;
@@ -1054,6 +1122,8 @@ mod tests {
     #[test]
     fn short_keys_inline_long_keys_boxed() {
         assert_eq!(mem::size_of::<Key>(), 24);
+        // A set member's entry: the 32-bit hash, the link, the key.
+        assert_eq!(mem::size_of::<Node<()>>(), 32);
         let mut t = Table::new(2);
         for len in [0, 1, INLINE_KEY_MAX_BYTES, INLINE_KEY_MAX_BYTES + 1, 100] {
             let k = vec![b'k'; len];
@@ -1366,7 +1436,10 @@ mod tests {
                 t.iter().map(|(k, v)| (k.to_vec(), *v)).collect();
             t.begin_cut();
             let mut got: HashMap<Vec<u8>, u32> = HashMap::new();
-            let mut collect = |k: &[u8], v: &u32| {
+            let mut collect = |k: &[u8], v: CutEntry<'_, u32>| {
+                let CutEntry::Value(v) = v else {
+                    panic!("nothing is frozen in a table of numbers");
+                };
                 let dup = got.insert(k.to_vec(), *v);
                 assert!(dup.is_none(), "entry emitted twice");
             };

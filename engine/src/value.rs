@@ -20,7 +20,8 @@ pub enum Value {
     // sets
     Set(Box<crate::sets::SetValue>),
     // sorted sets
-    ZSet(Box<crate::zsets::ZSetValue>),
+    // (inline: a small sorted set is one allocation, its packed entries)
+    ZSet(crate::zsets::ZSetValue),
     // lists (boxed) and hashes (inline, 24 bytes): `Value` stays 32 bytes
     List(Box<List>),
     Hash(Hash),

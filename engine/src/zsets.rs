@@ -12,17 +12,23 @@
 //! inserts).
 //!
 //! Order is Redis's: by score, then by member bytes (memcmp, a prefix first).
+//!
+//! The chunks are shared parts ([`crate::frozen`]): a forkless snapshot freezes a large
+//! sorted set by sharing its chunks ([`ZSetValue::freeze`]), and a write copies only the
+//! chunk it changes while the snapshot still holds it.
 
 #![allow(
     clippy::float_cmp,
     reason = "scores compare exactly, as Redis compares them"
 )]
 
+use crate::frozen::{self, Part};
 use crate::hash::random_below;
 use crate::number::parse_f64;
 use crate::sets::MEMBER_TABLE_SEED;
 use crate::table::{Key, Table};
 use std::cmp::Ordering;
+use std::sync::Arc;
 
 /// Redis's default `zset-max-listpack-entries`.
 pub const DEFAULT_ZSET_MAX_LISTPACK_ENTRIES: usize = 128;
@@ -185,16 +191,55 @@ impl Fenwick {
     }
 }
 
+/// A sorted run of the large form's order.
+type Chunk = Vec<(f64, Key)>;
+
+impl Part for Chunk {
+    fn weight_bytes(&self) -> usize {
+        self.capacity() * std::mem::size_of::<(f64, Key)>()
+            + self
+                .iter()
+                .map(|(_, m)| {
+                    if m.len() > crate::table::INLINE_KEY_MAX_BYTES {
+                        m.len()
+                    } else {
+                        0
+                    }
+                })
+                .sum::<usize>()
+    }
+}
+
 /// The ordered, rank-counted list of the large form.
-#[derive(Clone, Debug, Default)]
+#[derive(Debug, Default)]
 struct Ordered {
-    chunks: Vec<Vec<(f64, Key)>>,
+    chunks: Vec<Arc<Chunk>>,
     sizes: Fenwick,
+}
+
+/// A clone copies the chunks: only frozen copies share them (see [`crate::frozen`]).
+impl Clone for Ordered {
+    fn clone(&self) -> Self {
+        Self {
+            chunks: self
+                .chunks
+                .iter()
+                .map(|c| Arc::new(Chunk::clone(c)))
+                .collect(),
+            sizes: self.sizes.clone(),
+        }
+    }
+}
+
+impl Drop for Ordered {
+    fn drop(&mut self) {
+        self.chunks.drain(..).for_each(frozen::discard);
+    }
 }
 
 impl Ordered {
     fn rebuild(&mut self) {
-        self.sizes = Fenwick::build(self.chunks.iter().map(Vec::len));
+        self.sizes = Fenwick::build(self.chunks.iter().map(|c| c.len()));
     }
 
     /// Index of the first chunk whose last entry is not below `(s, m)`.
@@ -209,35 +254,37 @@ impl Ordered {
         if self.chunks.is_empty() {
             let mut first = Vec::with_capacity(CHUNK_MAX_ENTRIES);
             first.push((s, Key::from(m)));
-            self.chunks.push(first);
+            self.chunks.push(Arc::new(first));
             self.rebuild();
             return;
         }
         let last = self.chunks.len() - 1;
         let ci = self.chunk_for(s, m).min(last);
-        let c = &mut self.chunks[ci];
-        let pos = c.partition_point(|(es, em)| cmp(*es, em, s, m) == Ordering::Less);
-        if c.len() < CHUNK_MAX_ENTRIES {
+        let pos = self.chunks[ci].partition_point(|(es, em)| cmp(*es, em, s, m) == Ordering::Less);
+        let len = self.chunks[ci].len();
+        // A full chunk. Appending past the end (ascending inserts) starts a new chunk and
+        // leaves this one full (and unchanged); otherwise it splits in two halves.
+        if len >= CHUNK_MAX_ENTRIES && ci == last && pos == len {
+            let mut fresh = Vec::with_capacity(CHUNK_MAX_ENTRIES);
+            fresh.push((s, Key::from(m)));
+            self.chunks.push(Arc::new(fresh));
+            self.rebuild();
+            return;
+        }
+        let c = frozen::make_mut(&mut self.chunks[ci]);
+        if len < CHUNK_MAX_ENTRIES {
             c.insert(pos, (s, Key::from(m)));
             self.sizes.add(ci, 1);
             return;
         }
-        // A full chunk. Appending past the end (ascending inserts) starts a new chunk and
-        // leaves this one full; otherwise it splits in two halves.
-        if ci == last && pos == c.len() {
-            let mut fresh = Vec::with_capacity(CHUNK_MAX_ENTRIES);
-            fresh.push((s, Key::from(m)));
-            self.chunks.push(fresh);
+        let mut tail = Vec::with_capacity(CHUNK_MAX_ENTRIES);
+        tail.extend(c.drain(CHUNK_MAX_ENTRIES / 2..));
+        if pos <= c.len() {
+            c.insert(pos, (s, Key::from(m)));
         } else {
-            let mut tail = Vec::with_capacity(CHUNK_MAX_ENTRIES);
-            tail.extend(c.drain(CHUNK_MAX_ENTRIES / 2..));
-            if pos <= c.len() {
-                c.insert(pos, (s, Key::from(m)));
-            } else {
-                tail.insert(pos - CHUNK_MAX_ENTRIES / 2, (s, Key::from(m)));
-            }
-            self.chunks.insert(ci + 1, tail);
+            tail.insert(pos - CHUNK_MAX_ENTRIES / 2, (s, Key::from(m)));
         }
+        self.chunks.insert(ci + 1, Arc::new(tail));
         self.rebuild();
     }
 
@@ -259,17 +306,19 @@ impl Ordered {
     }
 
     fn remove_at(&mut self, ci: usize, pos: usize) {
-        self.chunks[ci].remove(pos);
-        let len = self.chunks[ci].len();
-        if len == 0 {
-            self.chunks.remove(ci);
+        if self.chunks[ci].len() == 1 {
+            frozen::discard(self.chunks.remove(ci));
             self.rebuild();
-        } else if len < CHUNK_MERGE_BELOW_ENTRIES
+            return;
+        }
+        frozen::make_mut(&mut self.chunks[ci]).remove(pos);
+        let len = self.chunks[ci].len();
+        if len < CHUNK_MERGE_BELOW_ENTRIES
             && ci + 1 < self.chunks.len()
             && len + self.chunks[ci + 1].len() <= CHUNK_MAX_ENTRIES / 2
         {
-            let next = self.chunks.remove(ci + 1);
-            self.chunks[ci].extend(next);
+            let next = frozen::take(self.chunks.remove(ci + 1));
+            frozen::make_mut(&mut self.chunks[ci]).extend(next);
             self.rebuild();
         } else {
             self.sizes.add(ci, -1);
@@ -337,16 +386,20 @@ fn below_last(last: Option<&(f64, Key)>, below: &impl Fn(f64, &[u8]) -> bool) ->
     last.is_some_and(|(s, m)| below(*s, m))
 }
 
-/// Score tags of a packed entry: a full `f64`, or an integral score as `i8` or `i32`.
+/// Score kinds of a packed entry (the top two bits of its header byte): a full `f64`, or
+/// an integral score as `i8` or `i32`.
 const SCORE_F64: u8 = 0;
 const SCORE_I8: u8 = 1;
 const SCORE_I32: u8 = 2;
-/// A packed member length at or above this is written as this byte and a `u32`.
-const PACKED_LONG_LEN: u8 = u8::MAX;
+/// The low six bits of a packed entry's header byte: the member's length, or this value
+/// followed by the length as a `u32` LE.
+const PACKED_LONG_LEN: u8 = 0x3f;
 
 /// The small form's storage: entries back to back in one exact-size buffer, each a
-/// score (a tag byte, then an `i8`, `i32` or `f64`, little-endian), the member's length
-/// (one byte, or 255 and a `u32` LE) and the member, in `(score, member)` order. Like
+/// header byte (the score's kind in the top two bits, the member's length in the low
+/// six, or 63 and a `u32` LE after the score), the score (`i8`, `i32` or `f64`,
+/// little-endian) and the member, in `(score, member)` order. Five short members with
+/// small integer scores take 20 bytes, one 32-byte malloc chunk. Like
 /// Redis's listpack: one allocation per sorted set, integral scores in one to four
 /// bytes, and a linear walk per operation (at most `zset-max-listpack-entries`).
 #[derive(Clone, Debug, Default)]
@@ -364,7 +417,7 @@ impl Packed {
     fn entry_at(&self, off: usize) -> (f64, &[u8], usize) {
         let b = &self.buf;
         let mut p = off + 1;
-        let score = match b[off] {
+        let score = match b[off] >> 6 {
             SCORE_I8 => {
                 p += 1;
                 f64::from(b[off + 1] as i8)
@@ -385,8 +438,7 @@ impl Packed {
                 f64::from_le_bytes(a)
             }
         };
-        let mut n = usize::from(b[p]);
-        p += 1;
+        let mut n = usize::from(b[off] & PACKED_LONG_LEN);
         if n == usize::from(PACKED_LONG_LEN) {
             n = u32::from_le_bytes([b[p], b[p + 1], b[p + 2], b[p + 3]]) as usize;
             p += 4;
@@ -429,22 +481,20 @@ impl Packed {
 
     fn encode(s: f64, m: &[u8], out: &mut Vec<u8>) {
         let integral = s.fract() == 0.0 && !(s == 0.0 && s.is_sign_negative());
+        let long = m.len() >= usize::from(PACKED_LONG_LEN);
+        let len_bits = if long { PACKED_LONG_LEN } else { m.len() as u8 };
         if integral && (-128.0..=127.0).contains(&s) {
-            out.push(SCORE_I8);
+            out.push(SCORE_I8 << 6 | len_bits);
             out.push(s as i8 as u8);
         } else if integral && (f64::from(i32::MIN)..=f64::from(i32::MAX)).contains(&s) {
-            out.push(SCORE_I32);
+            out.push(SCORE_I32 << 6 | len_bits);
             out.extend_from_slice(&(s as i32).to_le_bytes());
         } else {
-            out.push(SCORE_F64);
+            out.push(SCORE_F64 << 6 | len_bits);
             out.extend_from_slice(&s.to_le_bytes());
         }
-        match u8::try_from(m.len()) {
-            Ok(n) if n < PACKED_LONG_LEN => out.push(n),
-            _ => {
-                out.push(PACKED_LONG_LEN);
-                out.extend_from_slice(&(m.len() as u32).to_le_bytes());
-            }
+        if long {
+            out.extend_from_slice(&(m.len() as u32).to_le_bytes());
         }
         out.extend_from_slice(m);
     }
@@ -703,11 +753,11 @@ impl ZSetValue {
         let v = std::mem::take(v);
         let all: Vec<(f64, &[u8])> = v.iter().collect();
         for part in all.chunks(CHUNK_MAX_ENTRIES / 2) {
-            chunks.push(
+            chunks.push(Arc::new(
                 part.iter()
                     .map(|(s, m)| (*s, Key::from(*m)))
                     .collect::<Vec<_>>(),
-            );
+            ));
         }
         for (s, m) in all {
             scores.insert(m.into(), s);
@@ -934,18 +984,18 @@ impl ZSetValue {
     #[cfg(test)]
     fn check(&self) {
         if let ZSetValue::Big(b) = self {
-            let total: usize = b.order.chunks.iter().map(Vec::len).sum();
+            let total: usize = b.order.chunks.iter().map(|c| c.len()).sum();
             assert_eq!(total, b.scores.len());
             assert!(b.order.chunks.iter().all(|c| !c.is_empty()));
             for (i, _) in b.order.chunks.iter().enumerate() {
                 assert_eq!(
                     b.order.sizes.prefix(i),
-                    b.order.chunks[..i].iter().map(Vec::len).sum::<usize>()
+                    b.order.chunks[..i].iter().map(|c| c.len()).sum::<usize>()
                 );
             }
             let mut prev: Option<(f64, Vec<u8>)> = None;
             for c in &b.order.chunks {
-                for (s, m) in c {
+                for (s, m) in c.iter() {
                     assert_eq!(b.scores.get(m), Some(s));
                     if let Some((ps, pm)) = &prev {
                         assert_eq!(cmp(*ps, pm, *s, m), Ordering::Less);
@@ -957,7 +1007,57 @@ impl ZSetValue {
     }
 }
 
+/// A large sorted set's frozen copy (see [`ZSetValue::freeze`]): its chunks, shared with
+/// the live value until written there.
+#[derive(Debug)]
+pub struct FrozenZSet {
+    chunks: Vec<Arc<Chunk>>,
+    len: usize,
+}
+
+impl FrozenZSet {
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Calls `f` on every entry, greatest first (RDB order), releasing each chunk once
+    /// done with it; stops at `f`'s first error.
+    pub fn drain_rev<E>(mut self, mut f: impl FnMut(f64, &[u8]) -> Result<(), E>) -> Result<(), E> {
+        while let Some(c) = self.chunks.pop() {
+            let done = c.iter().rev().try_for_each(|(s, m)| f(*s, m));
+            frozen::release(c);
+            done?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for FrozenZSet {
+    fn drop(&mut self) {
+        self.chunks.drain(..).for_each(frozen::release);
+    }
+}
+
 impl ZSetValue {
+    /// A frozen copy sharing the large form's chunks (O(chunks), no entry copied); `None`
+    /// for the small form.
+    #[must_use]
+    pub fn freeze(&self) -> Option<FrozenZSet> {
+        match self {
+            ZSetValue::Small(_) => None,
+            ZSetValue::Big(b) => Some(FrozenZSet {
+                chunks: b.order.chunks.clone(),
+                len: b.scores.len(),
+            }),
+        }
+    }
+
     /// The entries as one buffer (score bits, then the length-prefixed member), for a
     /// trip to another shard.
     #[must_use]

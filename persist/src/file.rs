@@ -71,8 +71,8 @@
 mod chunk_writer;
 
 pub use chunk_writer::{
-    CHUNK_QUEUE_CAPACITY, ChunkSender, ChunkWriter, RECYCLE_POOL_CAPACITY,
-    RECYCLED_CHUNK_MAX_BYTES, TrySendError,
+    CHUNK_QUEUE_CAPACITY, ChunkSender, ChunkWriter, Piece, RECYCLE_POOL_CAPACITY,
+    RECYCLED_CHUNK_MAX_BYTES, StreamFn, StreamSink, TrySendError,
 };
 
 use std::fs::{self, File, OpenOptions};

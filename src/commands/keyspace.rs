@@ -332,7 +332,7 @@ fn from_wire(ctx: &Ctx, tag: &[u8], bytes: &[u8]) -> Value {
             )
             .unwrap_or_else(percore_engine::sets::SetValue::new_ints),
         )),
-        b"zset" => Value::ZSet(Box::new(
+        b"zset" => Value::ZSet(
             percore_engine::zsets::ZSetValue::from_wire(
                 bytes,
                 &super::zsets::zset_limits(&ctx.shard.cfg),
@@ -343,7 +343,7 @@ fn from_wire(ctx: &Ctx, tag: &[u8], bytes: &[u8]) -> Value {
                     &percore_engine::zsets::ZSetLimits::default(),
                 )
             }),
-        )),
+        ),
         b"wire" => percore_engine::wire::decode(bytes)
             .expect("wire bytes come from wire::encode on another shard"),
         _ => Value::from_bytes(bytes),

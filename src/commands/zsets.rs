@@ -160,7 +160,7 @@ fn zadd_generic(
         };
         let result = zadd_apply(&mut z, pairs, scores, f, &limits);
         if !z.is_empty() {
-            db.set(key, Value::ZSet(Box::new(z)), SetExpire::Clear, now);
+            db.set(key, Value::ZSet(z), SetExpire::Clear, now);
         }
         result
     };
@@ -586,7 +586,7 @@ impl MultiKey for ZRangeStore {
         }
         let n = entries.len() as i64;
         let value = (!entries.is_empty())
-            .then(|| Value::ZSet(Box::new(ZSetValue::from_entries(entries, &limits.zset))));
+            .then(|| Value::ZSet(ZSetValue::from_entries(entries, &limits.zset)));
         Outcome::Store {
             value,
             reply: encoded(proto, |w| w.int(n)),
@@ -1148,7 +1148,7 @@ impl MultiKey for ZSetOp {
         if store {
             let n = entries.len() as i64;
             let value = (!entries.is_empty())
-                .then(|| Value::ZSet(Box::new(ZSetValue::from_entries(entries, &limits.zset))));
+                .then(|| Value::ZSet(ZSetValue::from_entries(entries, &limits.zset)));
             return Outcome::Store {
                 value,
                 reply: encoded(proto, |w| w.int(n)),

@@ -162,6 +162,19 @@ struct ChildSetup {
     teardown_helper: bool,
 }
 
+/// Moves the calling thread from its shard's CPU pin to the server's CPU set (the main
+/// thread's affinity): for threads a shard spawns to work beside it (the forkless
+/// snapshot's writer, which serializes large values), so the scheduler can run them
+/// where a shard is idle instead of on the spawning shard's CPU.
+pub fn leave_shard_pin() {
+    if let Some(set) = process_cpus() {
+        // SAFETY: `set` is a valid cpu_set_t; pid 0 is the calling thread.
+        unsafe {
+            libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &raw const set);
+        }
+    }
+}
+
 /// The affinity of the process's main thread (tid = pid).
 fn process_cpus() -> Option<libc::cpu_set_t> {
     // SAFETY: cpu_set_t is plain data, filled by the kernel; getpid has no arguments.

@@ -29,7 +29,7 @@ use crate::shard::{Msg, ShardData};
 use percore_engine::keyspace::Keyspace;
 use percore_net::reactor::{ConnId, Io};
 use percore_persist::file::{
-    ChunkWriter, SnapshotFile, TrySendError, WriteOptions, install, temp_file_name,
+    ChunkWriter, Piece, SnapshotFile, TrySendError, WriteOptions, install, temp_file_name,
 };
 use percore_persist::rdb::{self, Encoder};
 use spin_barrier::SpinBarrier;
@@ -214,6 +214,10 @@ pub struct Status {
     /// shards), and the time shards spent throttled by `forkless-max-copy-memory`.
     pub last_forkless_copies_peak: u64,
     pub last_forkless_throttle_us: u64,
+    /// The last forkless save: large values frozen rather than copied, and the most
+    /// bytes their frozen copies alone held at one time (see `percore_engine::frozen`).
+    pub last_forkless_frozen_values: u64,
+    pub last_forkless_frozen_peak_bytes: u64,
     pub last_cow_size: u64,
     /// Longest time a shard stood at the barrier of the last snapshot.
     pub last_barrier_us: u64,
@@ -242,6 +246,8 @@ impl Default for Status {
             last_peak_extra_bytes: 0,
             last_forkless_copies_peak: 0,
             last_forkless_throttle_us: 0,
+            last_forkless_frozen_values: 0,
+            last_forkless_frozen_peak_bytes: 0,
             last_cow_size: 0,
             last_barrier_us: 0,
             last_load_keys_loaded: 0,
@@ -378,6 +384,10 @@ pub struct CowShared {
     throttled_ns: AtomicU64,
     /// Sum over shards of each one's most entries copied aside at one time.
     copies_peak: AtomicU64,
+    /// Large values frozen rather than copied, over all shards.
+    frozen_values: AtomicU64,
+    /// Most bytes the frozen copies alone held, as seen by the shards' checks.
+    frozen_peak_bytes: AtomicU64,
 }
 
 impl std::fmt::Debug for CowShared {
@@ -396,7 +406,14 @@ struct CowPart {
     enc: Encoder,
     chunk: Vec<u8>,
     current_db: Option<usize>,
-    pending: VecDeque<Vec<u8>>,
+    /// Chunks, and large values' frozen copies, not yet taken by the writer.
+    pending: VecDeque<Piece>,
+    /// Frozen copies handed out by the last slice (a buffer kept between slices).
+    frozen: Vec<Piece>,
+    /// This shard's frozen copies not yet written by the writer. The part lasts until
+    /// they are, so that the copy limit keeps applying to the parts they share with live
+    /// values (see `percore_engine::frozen`).
+    frozen_in_flight: Arc<AtomicUsize>,
     keys: u64,
     cut_done: bool,
     /// This shard finished last: the EOF is in `pending`, then the file gets finished.
@@ -775,7 +792,7 @@ fn open_cow(data: &ShardData) -> std::io::Result<Arc<CowShared>> {
     let memory_at_start = crate::alloc::used_memory() as u64;
     let temp_name = temp_file_name((u64::from(std::process::id()) << 32) | (id & 0xffff_ffff));
     let file = SnapshotFile::create(&data.cfg.dir, &temp_name, &params.write)?;
-    let writer = Arc::new(ChunkWriter::spawn(file)?);
+    let writer = Arc::new(ChunkWriter::spawn_with(file, fork::leave_shard_pin)?);
     let mut header = Vec::with_capacity(256);
     write::write_header(&mut header, data.now_ms);
     writer
@@ -805,6 +822,8 @@ fn open_cow(data: &ShardData) -> std::io::Result<Arc<CowShared>> {
         },
         throttled_ns: AtomicU64::new(0),
         copies_peak: AtomicU64::new(0),
+        frozen_values: AtomicU64::new(0),
+        frozen_peak_bytes: AtomicU64::new(0),
     }))
 }
 
@@ -871,6 +890,8 @@ fn participate(
                     chunk: Vec::with_capacity(write::SERIALIZE_CHUNK_BYTES + 4096),
                     current_db: None,
                     pending: VecDeque::new(),
+                    frozen: Vec::new(),
+                    frozen_in_flight: Arc::default(),
                     keys: 0,
                     cut_done: false,
                     last: false,
@@ -1227,7 +1248,14 @@ fn cow_step(data: &mut ShardData, io: &mut Io<Msg, ()>) {
         return;
     }
     let part = data.snap.cow.as_mut().expect("part present");
-    if part.cut_done && part.pending.is_empty() && part.chunk.is_empty() {
+    let all_handed = part.cut_done && part.pending.is_empty() && part.chunk.is_empty();
+    let in_flight = part.frozen_in_flight.load(Ordering::Acquire);
+    if all_handed && in_flight > 0 && part.writer.is_done() {
+        // The writer stopped with this shard's frozen copies still queued.
+        fail_cow(data, "the snapshot writer stopped");
+        return;
+    }
+    if all_handed && in_flight == 0 {
         if part.last {
             // The EOF has been handed over: finish the file off the loop.
             let part = data.snap.cow.take().expect("part present");
@@ -1238,7 +1266,7 @@ fn cow_step(data: &mut ShardData, io: &mut Io<Msg, ()>) {
         if part.shared.parts_left.fetch_sub(1, Ordering::AcqRel) == 1 {
             let mut eof = Vec::with_capacity(1);
             rdb::write_eof(&mut eof);
-            part.pending.push_back(eof);
+            part.pending.push_back(Piece::Bytes(eof));
             part.last = true;
         } else {
             let part = data.snap.cow.take().expect("part present");
@@ -1262,6 +1290,9 @@ fn end_cut(data: &mut ShardData, part: &CowPart) {
     part.shared
         .copies_peak
         .fetch_add(stats.pending_peak, Ordering::Relaxed);
+    part.shared
+        .frozen_values
+        .fetch_add(stats.values_frozen, Ordering::Relaxed);
 }
 
 /// Hands the chunks waiting in this shard's forkless part to the writer, as many as its
@@ -1276,7 +1307,7 @@ fn hand_over_chunks(data: &mut ShardData) -> bool {
         return false;
     }
     while let Some(chunk) = part.pending.pop_front() {
-        match part.writer.try_send(chunk) {
+        match part.writer.try_send_piece(chunk) {
             Ok(()) => {}
             Err(TrySendError::Full(back)) => {
                 part.pending.push_front(back);
@@ -1331,6 +1362,8 @@ fn serialize_slice(data: &mut ShardData) -> bool {
         &mut data.keyspace,
         &mut part.enc,
         &mut part.chunk,
+        &mut part.frozen,
+        &part.frozen_in_flight,
         &mut part.current_db,
         budget,
         &mut part.keys,
@@ -1342,6 +1375,9 @@ fn serialize_slice(data: &mut ShardData) -> bool {
             .keys_done
             .fetch_add(part.keys - keys_before, Ordering::Release);
     }
+    // Frozen copies go to the writer in any order with the chunks: each piece names its
+    // database and holds whole keys.
+    part.pending.extend(part.frozen.drain(..));
     match sliced {
         Ok(done) => part.cut_done = done,
         Err(e) => {
@@ -1352,10 +1388,10 @@ fn serialize_slice(data: &mut ShardData) -> bool {
     if (part.cut_done && !part.chunk.is_empty()) || part.chunk.len() >= write::SERIALIZE_CHUNK_BYTES
     {
         let chunk = std::mem::take(&mut part.chunk);
-        part.pending.push_back(chunk);
+        part.pending.push_back(Piece::Bytes(chunk));
         // Hand it over now rather than at the next iteration.
         if let Some(chunk) = part.pending.pop_front()
-            && let Err(e) = part.writer.try_send(chunk)
+            && let Err(e) = part.writer.try_send_piece(chunk)
         {
             // Full (retried next time) or closed (seen at the next try).
             part.pending.push_front(e.into_inner());
@@ -1374,20 +1410,31 @@ pub fn throttle_before_command(data: &mut ShardData) {
     }
 }
 
-/// Keeps the memory of a forkless save bounded when writes copy entries aside faster
-/// than the disk takes the serialized cut: over `copy_limit_entries`, the shard stops
-/// serving and serializes (copies first), waiting for the writer when its queue is full,
-/// until half the limit is left or [`COW_THROTTLE_MAX_BLOCK`] has passed (then its loop
-/// runs once, for barriers and mail, and the next iteration goes on). False when the
-/// part is gone (cancelled or failed).
+/// How much of the copy limit this shard's forkless part uses, as a fraction: its
+/// entries copied aside against its share, plus the bytes the frozen copies of large
+/// values alone hold (process-wide, see `percore_engine::frozen`) against the whole
+/// limit. Over 1.0 the shard throttles.
+fn copy_usage(data: &ShardData) -> f64 {
+    let part = data.snap.cow.as_ref().expect("part present");
+    let entries = data.keyspace.cut_pending_copies() as f64 / part.copy_limit_entries as f64;
+    let frozen_bytes = percore_engine::frozen::copied_bytes();
+    let peak = &part.shared.frozen_peak_bytes;
+    if frozen_bytes > peak.load(Ordering::Relaxed) {
+        peak.fetch_max(frozen_bytes, Ordering::Relaxed);
+    }
+    entries + frozen_bytes as f64 / part.shared.copy_limit_bytes as f64
+}
+
+/// Keeps the memory of a forkless save bounded when writes copy entries aside (or
+/// parts of frozen large values) faster than the disk takes the serialized cut: over
+/// the limit (see [`copy_usage`]), the shard stops serving and serializes (copies
+/// first), or waits for the writer when its queue is full or only the frozen copies are
+/// over (the writer releases their parts as it writes them), until half the limit is
+/// left or [`COW_THROTTLE_MAX_BLOCK`] has passed (then its loop runs once, for barriers
+/// and mail, and the next iteration goes on). False when the part is gone (cancelled or
+/// failed).
 fn throttle_copies(data: &mut ShardData) -> bool {
-    let limit = data
-        .snap
-        .cow
-        .as_ref()
-        .expect("part present")
-        .copy_limit_entries;
-    if data.keyspace.cut_pending_copies() <= limit {
+    if copy_usage(data) <= 1.0 {
         return true;
     }
     let started = Instant::now();
@@ -1395,15 +1442,16 @@ fn throttle_copies(data: &mut ShardData) -> bool {
         if !hand_over_chunks(data) {
             return false;
         }
-        let part = data.snap.cow.as_ref().expect("part present");
-        if part.cut_done
-            || data.keyspace.cut_pending_copies() <= limit / 2
-            || started.elapsed() >= COW_THROTTLE_MAX_BLOCK
-        {
+        if copy_usage(data) <= 0.5 || started.elapsed() >= COW_THROTTLE_MAX_BLOCK {
             break;
         }
-        if part.pending.len() >= COW_PENDING_CHUNKS {
-            // The disk is behind: wait for it, not for clients.
+        let part = data.snap.cow.as_ref().expect("part present");
+        if part.pending.len() >= COW_PENDING_CHUNKS
+            || part.cut_done
+            || data.keyspace.cut_pending_copies() == 0
+        {
+            // The disk is behind, or only the writer can lower the usage now: wait for
+            // it, not for clients.
             std::thread::sleep(COW_THROTTLE_POLL);
             continue;
         }
@@ -1551,10 +1599,12 @@ fn finish_and_install(shared: &ServerShared, cow: &CowShared, writer: Arc<ChunkW
             cancelled: cow.cancelled.load(Ordering::Acquire),
             cow_size: None,
             peak_extra: cow.peak_extra.load(Ordering::Relaxed),
-            forkless: Some((
-                cow.copies_peak.load(Ordering::Relaxed),
-                cow.throttled_ns.load(Ordering::Relaxed) / 1000,
-            )),
+            forkless: Some(ForklessOutcome {
+                copies_peak: cow.copies_peak.load(Ordering::Relaxed),
+                throttle_us: cow.throttled_ns.load(Ordering::Relaxed) / 1000,
+                frozen_values: cow.frozen_values.load(Ordering::Relaxed),
+                frozen_peak_bytes: cow.frozen_peak_bytes.load(Ordering::Relaxed),
+            }),
             changes_at_cut: cow
                 .changes_at_cut
                 .iter()
@@ -1577,9 +1627,16 @@ struct Outcome {
     cancelled: bool,
     cow_size: Option<u64>,
     peak_extra: u64,
-    /// Forkless only: the copies peak and the microseconds spent throttled.
-    forkless: Option<(u64, u64)>,
+    forkless: Option<ForklessOutcome>,
     changes_at_cut: Vec<u64>,
+}
+
+/// A forkless save's copy figures (see the `last_forkless_*` fields of [`Status`]).
+struct ForklessOutcome {
+    copies_peak: u64,
+    throttle_us: u64,
+    frozen_values: u64,
+    frozen_peak_bytes: u64,
 }
 
 /// Installs a finished save and records the outcome, off the shard threads. The
@@ -1621,9 +1678,11 @@ fn complete(shared: &ServerShared, o: Outcome) {
             st.last_bytes = bytes;
             st.last_write_bytes_per_s = bps;
             st.last_peak_extra_bytes = o.peak_extra;
-            if let Some((peak, throttle_us)) = o.forkless {
-                st.last_forkless_copies_peak = peak;
-                st.last_forkless_throttle_us = throttle_us;
+            if let Some(f) = o.forkless {
+                st.last_forkless_copies_peak = f.copies_peak;
+                st.last_forkless_throttle_us = f.throttle_us;
+                st.last_forkless_frozen_values = f.frozen_values;
+                st.last_forkless_frozen_peak_bytes = f.frozen_peak_bytes;
             }
             if let Some(c) = o.cow_size {
                 st.last_cow_size = c;

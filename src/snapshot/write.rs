@@ -2,13 +2,17 @@
 //! fork child), and one shard's forkless cut in slices (BGSAVE without fork).
 
 use percore_engine::db::Entry;
+use percore_engine::frozen::FrozenEntry;
 use percore_engine::keyspace::Keyspace;
 use percore_engine::slot::SLOTS;
+use percore_engine::table::CutEntry;
 use percore_persist::crc64::Crc64;
-use percore_persist::file::{FileStats, SnapshotFile, WriteOptions};
+use percore_persist::file::{FileStats, Piece, SnapshotFile, WriteOptions};
 use percore_persist::rdb::{self, AuxValue, Encoder};
 use std::io;
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 /// Serialized bytes collected before they are handed to the file writer.
@@ -158,20 +162,70 @@ pub fn write_entry(
         .map_err(|e| io::Error::other(e.to_string()))
 }
 
+/// Counts a shard's frozen pieces not yet written (or dropped): one per live guard.
+struct InFlight(Arc<AtomicUsize>);
+
+impl InFlight {
+    fn new(count: &Arc<AtomicUsize>) -> Self {
+        count.fetch_add(1, Ordering::AcqRel);
+        Self(Arc::clone(count))
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// A large value's frozen copy as a writer piece: the writer thread serializes it (its own
+/// SELECTDB, then the key) when its turn comes, so the shard never spends that time.
+/// `in_flight` counts it until it is written or dropped.
+pub fn frozen_piece(
+    db: usize,
+    key: &[u8],
+    entry: FrozenEntry,
+    compress: bool,
+    in_flight: &Arc<AtomicUsize>,
+) -> Piece {
+    let key = key.to_vec();
+    let guard = InFlight::new(in_flight);
+    Piece::Stream(Box::new(move |sink| {
+        let _guard = guard;
+        let mut enc = Encoder::new(compress);
+        let mut out = Vec::with_capacity(rdb::FROZEN_FLUSH_BYTES + 4096);
+        rdb::write_select_db(&mut out, db as u32);
+        enc.write_frozen_entry(&mut out, &key, entry, &mut |o: &mut Vec<u8>| {
+            sink(o)?;
+            o.clear();
+            io::Result::Ok(())
+        })?;
+        sink(&out)
+    }))
+}
+
 /// Serializes the next slice of this shard's forkless cut into `out`, starting with a
 /// SELECTDB whenever the database changes (`current_db` tracks it across slices and
-/// chunks). Stops when `out` reaches [`SERIALIZE_CHUNK_BYTES`], after `max_keys`, once the
-/// monotonic clock passes `deadline_ns` (checked every [`CUT_STEP_KEYS`] keys), or when the
-/// cut is complete (returns true then).
+/// chunks); large values come frozen and go to `frozen` as writer pieces instead. Stops
+/// when `out` reaches [`SERIALIZE_CHUNK_BYTES`], after `max_keys`, once the monotonic
+/// clock passes `deadline_ns` (checked every [`CUT_STEP_KEYS`] keys), or when the cut is
+/// complete (returns true then).
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one slice's whole state, all distinct"
+)]
 pub fn cut_slice(
     keyspace: &mut Keyspace,
     enc: &mut Encoder,
     out: &mut Vec<u8>,
+    frozen: &mut Vec<Piece>,
+    frozen_in_flight: &Arc<AtomicUsize>,
     current_db: &mut Option<usize>,
     max_keys: usize,
     keys: &mut u64,
     deadline_ns: u64,
 ) -> io::Result<bool> {
+    let compress = enc.compress();
     let mut failed = None;
     let mut emitted = 0usize;
     // Cluster mode: each database's `slot-info` fields (counts at the cut), once, before
@@ -190,6 +244,14 @@ pub fn cut_slice(
         let step = (max_keys - emitted).min(CUT_STEP_KEYS);
         let before = *keys;
         let done = keyspace.cut_step(step, |db, key, entry| {
+            *keys += 1;
+            let entry = match entry {
+                CutEntry::Value(entry) => entry,
+                CutEntry::Frozen(fz) => {
+                    frozen.push(frozen_piece(db, key, fz, compress, frozen_in_flight));
+                    return;
+                }
+            };
             if *current_db != Some(db) {
                 rdb::write_select_db(out, db as u32);
                 *current_db = Some(db);
@@ -197,7 +259,6 @@ pub fn cut_slice(
             if let Err(e) = write_entry(enc, out, key, entry) {
                 failed.get_or_insert(e);
             }
-            *keys += 1;
         });
         if let Some(e) = failed {
             return Err(e);

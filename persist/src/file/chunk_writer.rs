@@ -8,6 +8,11 @@
 //! back through [`ChunkSender::recycle`] (a pool of at most [`RECYCLE_POOL_CAPACITY`]), so
 //! a warm snapshot allocates nothing per chunk.
 //!
+//! Besides byte chunks, a producer may queue a [`Piece::Stream`]: a closure the writer
+//! runs in its turn, which hands it bytes as it produces them (a large value serialized
+//! from a frozen copy, so that the shard that owns it never spends the time). Its bytes
+//! land contiguously, between the pieces queued before and after it.
+//!
 //! The owner ends the snapshot with [`ChunkWriter::close`] (non-blocking; poll
 //! [`ChunkWriter::is_done`] each tick) and then [`ChunkWriter::finish`], or throws it away
 //! with [`ChunkWriter::cancel`] or the shared cancel flag.
@@ -39,25 +44,56 @@ const FINISH_NONE: u8 = 0;
 const FINISH_WITH_CHECKSUM: u8 = 1;
 const FINISH_ZERO_CHECKSUM: u8 = 2;
 
-/// Why [`ChunkSender::try_send`] handed the chunk back.
-#[derive(Debug, PartialEq, Eq)]
-pub enum TrySendError {
-    /// The queue is full: keep the chunk and retry later.
-    Full(Vec<u8>),
-    /// The writer takes no more chunks: closed, cancelled, or failed. Stop sending.
-    Closed(Vec<u8>),
+/// Where a [`Piece::Stream`] sends its bytes: each call appends them to the file. An
+/// error (I/O, or the snapshot was cancelled) must end the stream.
+pub type StreamSink<'a> = dyn FnMut(&[u8]) -> io::Result<()> + 'a;
+
+/// A producer of bytes run on the writer thread (see the module documentation).
+pub type StreamFn = Box<dyn FnOnce(&mut StreamSink<'_>) -> io::Result<()> + Send>;
+
+/// One item of the writer's queue.
+pub enum Piece {
+    /// Bytes, written as they are.
+    Bytes(Vec<u8>),
+    /// Bytes produced on the writer thread when their turn comes.
+    Stream(StreamFn),
 }
 
-impl TrySendError {
-    /// The chunk that was not sent.
-    pub fn into_inner(self) -> Vec<u8> {
+impl std::fmt::Debug for Piece {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::Full(chunk) | Self::Closed(chunk) => chunk,
+            Self::Bytes(b) => write!(f, "Bytes({} bytes)", b.len()),
+            Self::Stream(_) => f.write_str("Stream"),
         }
     }
 }
 
-impl std::fmt::Display for TrySendError {
+/// Why [`ChunkSender::try_send`] handed the chunk (or piece) back.
+#[derive(Debug, PartialEq, Eq)]
+pub enum TrySendError<T = Vec<u8>> {
+    /// The queue is full: keep the chunk and retry later.
+    Full(T),
+    /// The writer takes no more chunks: closed, cancelled, or failed. Stop sending.
+    Closed(T),
+}
+
+impl<T> TrySendError<T> {
+    /// The chunk that was not sent.
+    pub fn into_inner(self) -> T {
+        match self {
+            Self::Full(chunk) | Self::Closed(chunk) => chunk,
+        }
+    }
+
+    fn map<U>(self, f: impl FnOnce(T) -> U) -> TrySendError<U> {
+        match self {
+            Self::Full(t) => TrySendError::Full(f(t)),
+            Self::Closed(t) => TrySendError::Closed(f(t)),
+        }
+    }
+}
+
+impl<T> std::fmt::Display for TrySendError<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Full(_) => f.write_str("snapshot chunk queue is full"),
@@ -66,10 +102,10 @@ impl std::fmt::Display for TrySendError {
     }
 }
 
-impl std::error::Error for TrySendError {}
+impl<T: std::fmt::Debug> std::error::Error for TrySendError<T> {}
 
 struct Shared {
-    queue: ArrayQueue<Vec<u8>>,
+    queue: ArrayQueue<Piece>,
     pool: ArrayQueue<Vec<u8>>,
     cancel: Arc<AtomicBool>,
     /// No more chunks accepted. Set before `finish_mode`, and by the writer when it stops.
@@ -103,6 +139,16 @@ pub struct ChunkSender {
 impl ChunkSender {
     /// Queues `chunk` for writing after every chunk accepted before it. Never blocks.
     pub fn try_send(&self, chunk: Vec<u8>) -> Result<(), TrySendError> {
+        self.try_send_piece(Piece::Bytes(chunk)).map_err(|e| {
+            e.map(|p| match p {
+                Piece::Bytes(b) => b,
+                Piece::Stream(_) => unreachable!("sent bytes"),
+            })
+        })
+    }
+
+    /// Queues `piece` for writing after every piece accepted before it. Never blocks.
+    pub fn try_send_piece(&self, chunk: Piece) -> Result<(), TrySendError<Piece>> {
         let s = &*self.shared;
         s.senders.fetch_add(1, Ordering::SeqCst);
         if s.closed.load(Ordering::SeqCst) || s.cancel.load(Ordering::SeqCst) {
@@ -146,6 +192,15 @@ pub struct ChunkWriter {
 impl ChunkWriter {
     /// Starts the writer thread (named `snapshot-writer`), which owns `file` from now on.
     pub fn spawn(file: SnapshotFile) -> io::Result<ChunkWriter> {
+        Self::spawn_with(file, || {})
+    }
+
+    /// [`ChunkWriter::spawn`], with `setup` run first on the writer thread (e.g. to move
+    /// it off the spawning thread's CPU pin).
+    pub fn spawn_with(
+        file: SnapshotFile,
+        setup: impl FnOnce() + Send + 'static,
+    ) -> io::Result<ChunkWriter> {
         let shared = Arc::new(Shared {
             queue: ArrayQueue::new(CHUNK_QUEUE_CAPACITY),
             pool: ArrayQueue::new(RECYCLE_POOL_CAPACITY),
@@ -164,6 +219,7 @@ impl ChunkWriter {
         let thread = thread::Builder::new()
             .name("snapshot-writer".into())
             .spawn(move || {
+                setup();
                 let _done = DoneOnDrop(&for_thread.done);
                 run_writer(&for_thread, file)
             })?;
@@ -186,6 +242,11 @@ impl ChunkWriter {
     /// [`ChunkSender::try_send`] through the writer itself.
     pub fn try_send(&self, chunk: Vec<u8>) -> Result<(), TrySendError> {
         self.sender.try_send(chunk)
+    }
+
+    /// [`ChunkSender::try_send_piece`] through the writer itself.
+    pub fn try_send_piece(&self, piece: Piece) -> Result<(), TrySendError<Piece>> {
+        self.sender.try_send_piece(piece)
     }
 
     /// [`ChunkSender::recycle`] through the writer itself.
@@ -315,16 +376,32 @@ fn write_chunks(s: &Shared, file: &mut SnapshotFile) -> io::Result<[u8; 8]> {
         if s.cancel.load(Ordering::SeqCst) {
             return Err(cancelled());
         }
-        if let Some(mut chunk) = s.queue.pop() {
-            crc.update(&chunk);
-            file.write(&chunk)?;
-            s.bytes_written
-                .store(file.bytes_written(), Ordering::Relaxed);
-            chunk.clear();
-            if chunk.capacity() <= RECYCLED_CHUNK_MAX_BYTES {
-                let _ = s.pool.push(chunk);
+        match s.queue.pop() {
+            Some(Piece::Bytes(mut chunk)) => {
+                crc.update(&chunk);
+                file.write(&chunk)?;
+                s.bytes_written
+                    .store(file.bytes_written(), Ordering::Relaxed);
+                chunk.clear();
+                if chunk.capacity() <= RECYCLED_CHUNK_MAX_BYTES {
+                    let _ = s.pool.push(chunk);
+                }
+                continue;
             }
-            continue;
+            Some(Piece::Stream(produce)) => {
+                produce(&mut |bytes: &[u8]| {
+                    if s.cancel.load(Ordering::Relaxed) {
+                        return Err(cancelled());
+                    }
+                    crc.update(bytes);
+                    file.write(bytes)?;
+                    s.bytes_written
+                        .store(file.bytes_written(), Ordering::Relaxed);
+                    Ok(())
+                })?;
+                continue;
+            }
+            None => {}
         }
         let mode = s.finish_mode.load(Ordering::SeqCst);
         if mode != FINISH_NONE && s.senders.load(Ordering::SeqCst) == 0 {

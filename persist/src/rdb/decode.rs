@@ -710,15 +710,11 @@ impl<'a> Reader<'a> {
                     }
                     types::ZSET_ZIPLIST => {
                         let entries = c::read_ziplist(blob).map_err(corrupt)?;
-                        Value::ZSet(Box::new(
-                            c::zset_from_blob_entries(&entries, &zl).map_err(corrupt)?,
-                        ))
+                        Value::ZSet(c::zset_from_blob_entries(&entries, &zl).map_err(corrupt)?)
                     }
                     _ => {
                         let entries = c::read_listpack(blob).map_err(corrupt)?;
-                        Value::ZSet(Box::new(
-                            c::zset_from_blob_entries(&entries, &zl).map_err(corrupt)?,
-                        ))
+                        Value::ZSet(c::zset_from_blob_entries(&entries, &zl).map_err(corrupt)?)
                     }
                 }
             }
@@ -734,7 +730,7 @@ impl<'a> Reader<'a> {
                     };
                     pairs.push((m, score));
                 }
-                Value::ZSet(Box::new(c::zset_from_pairs(pairs, &zl).map_err(corrupt)?))
+                Value::ZSet(c::zset_from_pairs(pairs, &zl).map_err(corrupt)?)
             }
             _ => return Err(RdbError::new(RdbErrorKind::UnsupportedType(t), at)),
         })

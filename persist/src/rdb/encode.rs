@@ -18,6 +18,7 @@ use super::lists_hashes;
 use super::{TYPE_STRING, enc, len_tag, opcode};
 use crate::crc64::crc64;
 use crate::lzf;
+use percore_engine::frozen::{FrozenEntry, FrozenValue};
 use percore_engine::number::{I64_MAX_DECIMAL_BYTES, format_i64, parse_i64_strict};
 use percore_engine::{StrValue, Value};
 use std::fmt;
@@ -53,6 +54,9 @@ const LZF_SAMPLE_EVERY_MAX: u32 = 256;
 /// The LZF output buffer is dropped after a string longer than this, so one huge value
 /// does not pin its size in memory for the rest of the save.
 const LZF_SCRATCH_KEEP_MAX_BYTES: usize = 1 << 20;
+
+/// [`Encoder::write_frozen_entry`] hands its output over whenever it holds this much.
+pub const FROZEN_FLUSH_BYTES: usize = 256 * 1024;
 
 /// An AUX field value. Integers are stored as their decimal text through the string
 /// encoder, so small ones become integer encodings (`rdbSaveAuxFieldStrInt`).
@@ -414,6 +418,51 @@ impl Encoder {
         Ok(type_byte)
     }
 
+    /// One key from a large value's frozen copy (see `percore_engine::frozen`), in the
+    /// bytes [`Self::write_string_entry`] writes for the same value, handing `out` to
+    /// `flush` each time it holds [`FROZEN_FLUSH_BYTES`] (`flush` empties it; what is left
+    /// at the end stays in `out`). The frozen parts are released as they are written.
+    pub fn write_frozen_entry<E>(
+        &mut self,
+        out: &mut Vec<u8>,
+        key: &[u8],
+        entry: FrozenEntry,
+        flush: &mut impl FnMut(&mut Vec<u8>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        if let Some(ms) = entry.expire_at_ms {
+            out.push(opcode::EXPIRETIME_MS);
+            out.extend_from_slice(&ms.to_le_bytes());
+        }
+        match entry.value {
+            FrozenValue::ZSet(z) => {
+                out.push(super::collections::types::ZSET_2);
+                self.write_string(out, key);
+                write_len(out, z.len() as u64);
+                z.drain_rev(|score, member| {
+                    self.write_string(out, member);
+                    out.extend_from_slice(&score.to_le_bytes());
+                    if out.len() >= FROZEN_FLUSH_BYTES {
+                        flush(out)?;
+                    }
+                    Ok(())
+                })
+            }
+            FrozenValue::List(l) => {
+                out.push(lists_hashes::TYPE_LIST_QUICKLIST_2);
+                self.write_string(out, key);
+                write_len(out, l.node_count() as u64);
+                l.drain(|node| {
+                    write_len(out, lists_hashes::QUICKLIST_NODE_PACKED);
+                    self.write_string(out, node.as_bytes());
+                    if out.len() >= FROZEN_FLUSH_BYTES {
+                        flush(out)?;
+                    }
+                    Ok(())
+                })
+            }
+        }
+    }
+
     /// An AUX field with this encoder's compression setting (`rdbSaveAuxField`).
     pub fn write_aux(&mut self, out: &mut Vec<u8>, key: &[u8], value: AuxValue<'_>) {
         out.push(opcode::AUX);
@@ -618,6 +667,62 @@ mod tests {
             .write_string_entry(&mut out, b"k", &Value::from_bytes(b"v"), Some(0x0102))
             .unwrap();
         assert_eq!(out, [0xfc, 2, 1, 0, 0, 0, 0, 0, 0, 0, 1, b'k', 1, b'v']);
+    }
+
+    /// A large value's frozen copy is written as the value itself, across flushes.
+    #[test]
+    fn frozen_entries_write_the_same_bytes() {
+        use percore_engine::frozen::FREEZE_MIN_ELEMENTS;
+        use percore_engine::lists::End;
+        use percore_engine::zsets::{ZSetLimits, ZSetValue};
+        // Enough to need several flushes.
+        let n = FREEZE_MIN_ELEMENTS * 12;
+        let mut z = ZSetValue::new_for(1, &ZSetLimits::default());
+        let mut l = percore_engine::List::new();
+        for i in 0..n {
+            z.insert(
+                format!("member:{i}").as_bytes(),
+                (i % 977) as f64 * 0.5,
+                &ZSetLimits::default(),
+            );
+            l.push(End::Tail, format!("item:{i}").as_bytes(), -2);
+        }
+        for (value, expire) in [
+            (Value::ZSet(z), Some(1_700_000_000_123)),
+            (Value::List(Box::new(l)), None),
+        ] {
+            let mut value = value;
+            let mut want = Vec::new();
+            Encoder::new(true)
+                .write_string_entry(&mut want, b"big", &value, expire)
+                .unwrap();
+            let frozen = value.freeze_if_large().expect("large enough to freeze");
+            let entry = FrozenEntry {
+                value: frozen,
+                expire_at_ms: expire,
+            };
+            let mut got = Vec::new();
+            let mut out = Vec::new();
+            let mut flushes = 0;
+            Encoder::new(true)
+                .write_frozen_entry(&mut out, b"big", entry, &mut |o: &mut Vec<u8>| {
+                    flushes += 1;
+                    got.append(o);
+                    Ok::<(), ()>(())
+                })
+                .unwrap();
+            got.append(&mut out);
+            assert_eq!(got, want);
+            // The unchanged live value is still encoded the same way.
+            let mut again = Vec::new();
+            Encoder::new(true)
+                .write_string_entry(&mut again, b"big", &value, expire)
+                .unwrap();
+            assert_eq!(again, want);
+            if want.len() > 2 * FROZEN_FLUSH_BYTES {
+                assert!(flushes > 0, "{} bytes in one piece", want.len());
+            }
+        }
     }
 
     #[test]

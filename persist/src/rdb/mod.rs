@@ -41,9 +41,9 @@ pub use decode::{
     load, load_value,
 };
 pub use encode::{
-    AuxValue, DumpDb, DumpEntry, EncodeError, Encoder, RDB_VERSION, encode_dump,
-    encode_dump_with_aux, write_checksum, write_eof, write_header, write_len, write_resize_db,
-    write_select_db,
+    AuxValue, DumpDb, DumpEntry, EncodeError, Encoder, FROZEN_FLUSH_BYTES, RDB_VERSION,
+    encode_dump, encode_dump_with_aux, write_checksum, write_eof, write_header, write_len,
+    write_resize_db, write_select_db,
 };
 pub use error::{RdbError, RdbErrorKind};
 

@@ -404,6 +404,14 @@ fn global_sections(ctx: &Ctx, argv: &[Vec<u8>], s: &mut String) {
                 "rdb_last_forkless_throttle_usec:{}",
                 st.last_forkless_throttle_us
             ),
+            format!(
+                "rdb_last_forkless_frozen_values:{}",
+                st.last_forkless_frozen_values
+            ),
+            format!(
+                "rdb_last_forkless_frozen_peak_bytes:{}",
+                st.last_forkless_frozen_peak_bytes
+            ),
         ] {
             line("persistence", l);
         }
