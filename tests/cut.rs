@@ -51,6 +51,7 @@ fn wait_idle(c: &mut Conn) {
 struct Node {
     server: Server,
     dir: PathBuf,
+    shards: usize,
     /// "<method>, <n> shards", for messages.
     what: String,
 }
@@ -70,7 +71,12 @@ impl Node {
         args.extend_from_slice(extra);
         let server = Server::percore(&args);
         let what = format!("{method}, {shards} shards");
-        Self { server, dir, what }
+        Self {
+            server,
+            dir,
+            shards,
+            what,
+        }
     }
 
     fn dump_path(&self) -> PathBuf {
@@ -136,13 +142,11 @@ const FLUSH_TIME: Duration = Duration::from_secs(12);
 /// n-1 (a flush applied on some shards only).
 #[test]
 fn a_flush_is_never_half_in_a_dump() {
-    let mut failures = Vec::new();
-    for shards in SHARDS {
-        for method in METHODS {
-            let node = Node::start(shards, method, &[]);
-            flush_race(&node, 3, FLUSH_TRIALS, &mut failures);
-        }
-    }
+    let failures = on_every_node(|node| {
+        let mut failures = Vec::new();
+        flush_race(node, 3, FLUSH_TRIALS, &mut failures);
+        failures
+    });
     assert!(
         failures.is_empty(),
         "dumps holding a flush applied on some shards only:\n{}",
@@ -371,7 +375,7 @@ fn race_saves(
     node: &Node,
     mut writer: impl FnMut(&mut Conn) + Send + 'static,
     check: impl Fn(&Dump) -> Result<(), String>,
-) -> (usize, Vec<String>) {
+) -> Vec<String> {
     let stop = Arc::new(AtomicBool::new(false));
     let thread = {
         let stop = Arc::clone(&stop);
@@ -396,55 +400,65 @@ fn race_saves(
     }
     stop.store(true, Ordering::Relaxed);
     thread.join().expect("writer");
-    (saves, failures)
+    println!(
+        "{}: {} of {saves} dumps cut inside",
+        node.what,
+        failures.len()
+    );
+    failures
+}
+
+/// Runs `trial` on a fresh node of every shard count and method; its failures, each
+/// prefixed with the node's method and shard count.
+fn on_every_node(mut trial: impl FnMut(&Node) -> Vec<String>) -> Vec<String> {
+    let mut failures = Vec::new();
+    for shards in SHARDS {
+        for method in METHODS {
+            let node = Node::start(shards, method, &[]);
+            failures.extend(
+                trial(&node)
+                    .into_iter()
+                    .map(|e| format!("{}, {e}", node.what)),
+            );
+        }
+    }
+    failures
 }
 
 /// The RENAME probe: `RENAME a b` / `RENAME b a` between two shards while saving.
 /// A dump holds the value under exactly one of the two names.
 #[test]
 fn a_cross_shard_rename_is_never_half_in_a_dump() {
-    let mut failures = Vec::new();
-    for shards in SHARDS {
-        for method in METHODS {
-            let node = Node::start(shards, method, &[]);
-            let mut c = node.server.conn();
-            let src = key_on("a", 0, shards);
-            let dst = key_on("b", shards - 1, shards);
-            assert_eq!(c.cmd(&["SET", &src, "payload"]), ok());
-            let batch: Vec<u8> = (0..10)
-                .flat_map(|_| {
-                    let mut v = encode_cmd(&["RENAME", &src, &dst]);
-                    v.extend(encode_cmd(&["RENAME", &dst, &src]));
-                    v
-                })
-                .collect();
-            let (ka, kb) = (src.clone(), dst.clone());
-            let (saves, bad) = race_saves(
-                &node,
-                move |w| {
-                    w.send(&batch);
-                    for _ in 0..20 {
-                        assert_eq!(w.read_frame(), ok());
-                    }
-                },
-                |dump| {
-                    let has = |k: &str| dump.get(&(0, k.as_bytes().to_vec()));
-                    match (has(&ka), has(&kb)) {
-                        (Some(v), None) | (None, Some(v)) if v == b"payload" => Ok(()),
-                        (in_a, in_b) => Err(format!("{ka}: {in_a:?}, {kb}: {in_b:?}")),
-                    }
-                },
-            );
-            println!(
-                "{method}, {shards} shards: {} of {saves} dumps cut inside",
-                bad.len()
-            );
-            failures.extend(
-                bad.into_iter()
-                    .map(|e| format!("{method}, {shards} shards, {e}")),
-            );
-        }
-    }
+    let failures = on_every_node(|node| {
+        let shards = node.shards;
+        let mut c = node.server.conn();
+        let src = key_on("a", 0, shards);
+        let dst = key_on("b", shards - 1, shards);
+        assert_eq!(c.cmd(&["SET", &src, "payload"]), ok());
+        let batch: Vec<u8> = (0..10)
+            .flat_map(|_| {
+                let mut v = encode_cmd(&["RENAME", &src, &dst]);
+                v.extend(encode_cmd(&["RENAME", &dst, &src]));
+                v
+            })
+            .collect();
+        race_saves(
+            node,
+            move |w| {
+                w.send(&batch);
+                for _ in 0..20 {
+                    assert_eq!(w.read_frame(), ok());
+                }
+            },
+            |dump| {
+                let has = |k: &str| dump.get(&(0, k.as_bytes().to_vec()));
+                match (has(&src), has(&dst)) {
+                    (Some(v), None) | (None, Some(v)) if v == b"payload" => Ok(()),
+                    (in_a, in_b) => Err(format!("{src}: {in_a:?}, {dst}: {in_b:?}")),
+                }
+            },
+        )
+    });
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
@@ -452,66 +466,53 @@ fn a_cross_shard_rename_is_never_half_in_a_dump() {
 /// value in every key.
 #[test]
 fn a_cross_shard_mset_is_never_half_in_a_dump() {
-    let mut failures = Vec::new();
-    for shards in SHARDS {
-        for method in METHODS {
-            let node = Node::start(shards, method, &[]);
-            let mut c = node.server.conn();
-            let keys: Vec<String> = (0..shards)
-                .flat_map(|s| [key_on("m", s, shards), key_on("n", s, shards)])
-                .collect();
-            let mset = |round: u64| {
-                let mut args = vec!["MSET".to_owned()];
-                for k in &keys {
-                    args.push(k.clone());
-                    args.push(round.to_string());
-                }
-                encode_cmd(&args)
-            };
-            c.send(&mset(0));
-            assert_eq!(c.read_frame(), ok());
-            let mut round = 0;
-            let all = keys.clone();
-            let (saves, bad) = race_saves(
-                &node,
-                move |w| {
-                    let mut batch = Vec::new();
-                    for _ in 0..10 {
+    let failures = on_every_node(|node| {
+        let shards = node.shards;
+        let keys: Vec<String> = (0..shards)
+            .flat_map(|s| [key_on("m", s, shards), key_on("n", s, shards)])
+            .collect();
+        let mset = move |round: u64| {
+            let mut args = vec!["MSET".to_owned()];
+            for k in &keys {
+                args.push(k.clone());
+                args.push(round.to_string());
+            }
+            encode_cmd(&args)
+        };
+        let mut c = node.server.conn();
+        c.send(&mset(0));
+        assert_eq!(c.read_frame(), ok());
+        let keys: Vec<String> = (0..shards)
+            .flat_map(|s| [key_on("m", s, shards), key_on("n", s, shards)])
+            .collect();
+        let mut round = 0;
+        race_saves(
+            node,
+            move |w| {
+                let batch: Vec<u8> = (0..10)
+                    .flat_map(|_| {
                         round += 1;
-                        let mut args = vec!["MSET".to_owned()];
-                        for k in &all {
-                            args.push(k.clone());
-                            args.push(round.to_string());
-                        }
-                        batch.extend(encode_cmd(&args));
-                    }
-                    w.send(&batch);
-                    for _ in 0..10 {
-                        assert_eq!(w.read_frame(), ok());
-                    }
-                },
-                |dump| {
-                    let values: Vec<_> = keys
-                        .iter()
-                        .map(|k| dump.get(&(0, k.as_bytes().to_vec())).cloned())
-                        .collect();
-                    if values.windows(2).all(|w| w[0] == w[1]) && values[0].is_some() {
-                        Ok(())
-                    } else {
-                        Err(format!("values {values:?}"))
-                    }
-                },
-            );
-            println!(
-                "{method}, {shards} shards: {} of {saves} dumps cut inside",
-                bad.len()
-            );
-            failures.extend(
-                bad.into_iter()
-                    .map(|e| format!("{method}, {shards} shards, {e}")),
-            );
-        }
-    }
+                        mset(round)
+                    })
+                    .collect();
+                w.send(&batch);
+                for _ in 0..10 {
+                    assert_eq!(w.read_frame(), ok());
+                }
+            },
+            |dump| {
+                let values: Vec<_> = keys
+                    .iter()
+                    .map(|k| dump.get(&(0, k.as_bytes().to_vec())).cloned())
+                    .collect();
+                if values.windows(2).all(|w| w[0] == w[1]) && values[0].is_some() {
+                    Ok(())
+                } else {
+                    Err(format!("values {values:?}"))
+                }
+            },
+        )
+    });
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 

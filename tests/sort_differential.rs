@@ -19,8 +19,7 @@
 
 mod common;
 
-use common::{Rng, Server, show};
-use std::fmt::Write as _;
+use common::{Rng, Server, assert_same_reply, command_line};
 
 const SEEDS: [u64; 8] = [0x50_47, 0xbeef_5047, 7, 8, 9, 10, 11, 12];
 const COMMANDS: usize = 1500;
@@ -211,17 +210,6 @@ fn run_seed(redis: &Server, percore: &Server, seed: u64, resp3: bool) {
         });
     }
     for (i, (args, cmp)) in cmds.iter().enumerate() {
-        let line = args
-            .iter()
-            .map(|a| {
-                if a.is_empty() || a.contains(' ') {
-                    format!("\"{a}\"")
-                } else {
-                    a.clone()
-                }
-            })
-            .collect::<Vec<_>>()
-            .join(" ");
         let (mut want, mut got) = (r.cmd_raw(args), p.cmd_raw(args));
         match cmp {
             Cmp::Exact => {}
@@ -234,14 +222,8 @@ fn run_seed(redis: &Server, percore: &Server, seed: u64, resp3: bool) {
                 got = header(&got);
             }
         }
-        assert!(
-            want == got,
-            "seed {seed:#x} resp3 {resp3}, command #{i}: {line}\n    redis:   {:?}\n    percore: {:?}\n\
-             history (command -> redis reply):\n{history}",
-            show(&want),
-            show(&got)
-        );
-        let _ = writeln!(history, "  #{i} {line} -> {:?}", show(&want));
+        let what = format!("seed {seed:#x} resp3 {resp3}, command #{i}");
+        assert_same_reply(&want, &got, &what, &command_line(args), &mut history);
     }
 }
 

@@ -6,7 +6,6 @@
     reason = "w (the reply writer), h/l (the value), k/v follow the other handler files"
 )]
 
-use super::keyspace::{parse_cursor, parse_scan_opts};
 use super::lists::write_entry;
 use super::{Ctx, eq_ic, errors, parse_i64};
 use percore_engine::db::Db;
@@ -356,40 +355,20 @@ fn hrandfield_with(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter, rng: &mut
 
 /// HSCAN key cursor [MATCH pattern] [COUNT count].
 pub fn hscan(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
-    let Some(cursor) = parse_cursor(argv[2]) else {
-        return w.error("ERR invalid cursor");
-    };
-    let now = ctx.shard.now_ms;
-    let h = match hash_ref(ctx.shard.keyspace.db_mut(ctx.db), argv[1], now) {
-        Err(()) => return w.error(errors::WRONGTYPE),
-        Ok(None) => {
-            w.array(2);
-            w.bulk(b"0");
-            return w.array(0);
-        }
-        Ok(Some(h)) => h,
-    };
-    let o = match parse_scan_opts(&argv[3..]) {
-        Ok(o) if o.type_name.is_none() => o,
-        Ok(_) => return w.error(errors::SYNTAX),
-        Err(e) => return w.error(e),
+    let Some((cursor, o, h)) = super::sets::scan_start(ctx, argv, w, Value::as_hash) else {
+        return;
     };
     let mut items: Vec<Vec<u8>> = Vec::new();
-    let mut c = cursor;
-    let mut visited = 0;
-    loop {
-        c = h.scan(c, |k, v| {
-            visited += 1;
+    let c = super::sets::scan_pages(cursor, o.count, |c, visited| {
+        h.scan(c, |k, v| {
+            *visited += 1;
             let kb = k.to_bytes();
             if o.pattern.is_none_or(|p| string_match(p, &kb, false)) {
                 items.push(kb.into_owned());
                 items.push(v.to_bytes().into_owned());
             }
-        });
-        if c == 0 || visited >= o.count {
-            break;
-        }
-    }
+        })
+    });
     w.array(2);
     w.bulk(c.to_string().as_bytes());
     w.array(items.len());

@@ -264,71 +264,73 @@ pub fn spop(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
 /// `getPositiveLongFromObjectOrReply`'s text, for a negative or non-integer count.
 pub const MUST_BE_POSITIVE: &str = "ERR value is out of range, must be positive";
 
-/// SSCAN/ZSCAN options: MATCH pattern, COUNT n (checked as Redis).
-pub struct ScanOpts<'a> {
-    pub pattern: Option<&'a [u8]>,
-}
-
-/// Parses a SCAN-family cursor (`strtoull` of the whole text) and options.
-pub fn parse_scan<'a>(argv: &[&'a [u8]]) -> Result<(u64, ScanOpts<'a>), &'static str> {
-    let cursor = parse_cursor(argv[2]).ok_or("ERR invalid cursor")?;
-    let mut o = ScanOpts { pattern: None };
-    let mut i = 3;
-    while i < argv.len() {
-        let has_value = i + 1 < argv.len();
-        if eq_ic(argv[i], "COUNT") && has_value {
-            match parse_i64(argv[i + 1]) {
-                Some(c) if c >= 1 => {}
-                Some(_) => return Err(errors::SYNTAX),
-                None => return Err(errors::NOT_INTEGER),
-            }
-            i += 2;
-        } else if eq_ic(argv[i], "MATCH") && has_value {
-            let p = argv[i + 1];
-            o.pattern = if p == b"*" { None } else { Some(p) };
-            i += 2;
-        } else {
-            return Err(errors::SYNTAX);
+/// SSCAN, ZSCAN and HSCAN up to their scan loop, as Redis: the cursor (`ERR invalid cursor`
+/// before the key is looked up), the value `pick` reads (WRONGTYPE, or the empty scan when
+/// the key is missing; these two replies are written here), then MATCH and COUNT.
+pub fn scan_start<'c, T: ?Sized>(
+    ctx: &'c mut Ctx,
+    argv: &[&'c [u8]],
+    w: &mut ReplyWriter,
+    pick: fn(&Value) -> Option<&T>,
+) -> Option<(u64, super::keyspace::ScanOpts<'c>, &'c T)> {
+    let Some(cursor) = super::keyspace::parse_cursor(argv[2]) else {
+        w.error("ERR invalid cursor");
+        return None;
+    };
+    let now = ctx.shard.now_ms;
+    let sh = &mut *ctx.shard;
+    let value = sh.keyspace.db_mut(ctx.db).get(argv[1], now);
+    if value.is_some() {
+        sh.stats.keyspace_hits += 1;
+    } else {
+        sh.stats.keyspace_misses += 1;
+    }
+    let Some(value) = value else {
+        write_empty_scan(w);
+        return None;
+    };
+    let Some(value) = pick(value) else {
+        w.error(errors::WRONGTYPE);
+        return None;
+    };
+    match super::keyspace::parse_scan_opts(&argv[3..]) {
+        Ok(o) if o.type_name.is_none() => Some((cursor, o, value)),
+        Ok(_) => {
+            w.error(errors::SYNTAX);
+            None
+        }
+        Err(e) => {
+            w.error(e);
+            None
         }
     }
-    Ok((cursor, o))
 }
 
-/// Upper bound of buckets one SSCAN/ZSCAN call visits on a large collection (Redis
-/// visits `COUNT` buckets, at most 10 × COUNT); we visit until at least this many
-/// members were seen or the scan ends.
-pub const SCAN_MIN_MEMBERS: usize = 10;
+/// The scan loop of SSCAN, ZSCAN and HSCAN: `step(cursor, &mut seen)` runs one step of the
+/// value's scan (counting what it visits in `seen`) until the cursor ends or COUNT members
+/// were seen (Redis visits COUNT buckets, at most 10 × COUNT; we stop at COUNT members).
+pub fn scan_pages(
+    mut cursor: u64,
+    count: usize,
+    mut step: impl FnMut(u64, &mut usize) -> u64,
+) -> u64 {
+    let mut seen = 0;
+    loop {
+        cursor = step(cursor, &mut seen);
+        if cursor == 0 || seen >= count {
+            return cursor;
+        }
+    }
+}
 
 pub fn sscan(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
-    if parse_cursor(argv[2]).is_none() {
-        return w.error("ERR invalid cursor");
-    }
-    match read_set(ctx, argv[1]) {
-        Ok(Some(_)) => {}
-        Ok(None) => return write_empty_scan(w),
-        Err(()) => return w.error(errors::WRONGTYPE),
-    }
-    let (cursor, o) = match parse_scan(argv) {
-        Ok(x) => x,
-        Err(e) => return w.error(e),
-    };
-    let count = scan_count(argv);
-    let now = ctx.shard.now_ms;
-    let Some(s) = ctx
-        .shard
-        .keyspace
-        .db_mut(ctx.db)
-        .get(argv[1], now)
-        .and_then(Value::as_set)
-    else {
-        return write_empty_scan(w);
+    let Some((cursor, o, s)) = scan_start(ctx, argv, w, Value::as_set) else {
+        return;
     };
     let mut found: Vec<Vec<u8>> = Vec::new();
-    let mut seen = 0;
-    let mut next = cursor;
-    loop {
-        next = s.scan(next, |m| {
-            seen += 1;
+    let next = scan_pages(cursor, o.count, |c, seen| {
+        s.scan(c, |m| {
+            *seen += 1;
             let mut buf = [0; I64_MAX_DECIMAL_BYTES];
             let bytes = match m {
                 Member::Int(i) => format_i64(i, &mut buf),
@@ -337,11 +339,8 @@ pub fn sscan(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
             if o.pattern.is_none_or(|p| string_match(p, bytes, false)) {
                 found.push(bytes.to_vec());
             }
-        });
-        if next == 0 || seen >= count {
-            break;
-        }
-    }
+        })
+    });
     w.array(2);
     w.bulk(next.to_string().as_bytes());
     w.array(found.len());
@@ -355,27 +354,6 @@ pub fn write_empty_scan(w: &mut ReplyWriter) {
     w.array(2);
     w.bulk(b"0");
     w.array(0);
-}
-
-/// A SCAN-family cursor: `strtoull` over the whole text.
-pub fn parse_cursor(a: &[u8]) -> Option<u64> {
-    std::str::from_utf8(a)
-        .ok()
-        .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
-        .and_then(|s| s.parse::<u64>().ok())
-}
-
-/// The COUNT of a SCAN-family command (default 10), already validated.
-pub fn scan_count(argv: &[&[u8]]) -> usize {
-    let mut count = SCAN_MIN_MEMBERS;
-    let mut i = 3;
-    while i + 1 < argv.len() {
-        if eq_ic(argv[i], "COUNT") {
-            count = parse_i64(argv[i + 1]).map_or(count, |c| c.max(1) as usize);
-        }
-        i += 2;
-    }
-    count
 }
 
 // ---------------------------------------------------------------------------------------

@@ -359,16 +359,23 @@ pub fn sort(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
     };
     let owner = ctx.shard.owner(argv[1]);
     if owner != ctx.shard.id {
-        let head = h.encode();
-        return hop(
-            owner,
-            step,
-            [argv[0], &head[..]]
-                .into_iter()
-                .chain(argv[1..].iter().copied()),
-        );
+        return carry(owner, argv, h, &[], &[]);
     }
     load(ctx, argv, h)
+}
+
+/// Continues on `shard` with the carried state.
+fn carry(shard: usize, argv: &[&[u8]], h: Header, elems: &[&[u8]], slots: &[&[u8]]) -> Partial {
+    let head = h.encode();
+    hop(
+        shard,
+        step,
+        [argv[0], &head[..]]
+            .into_iter()
+            .chain(argv[1..].iter().copied())
+            .chain(elems.iter().copied())
+            .chain(slots.iter().copied()),
+    )
 }
 
 /// A later step of the chain.
@@ -538,16 +545,8 @@ fn gather_then(
         |ctx, _, s| read_slot(ctx, s, count),
     );
     if let Some(shard) = next {
-        let head = h.encode();
-        return hop(
-            shard,
-            step,
-            [argv[0], &head[..]]
-                .into_iter()
-                .chain(argv[1..].iter().copied())
-                .chain(elems.iter().copied())
-                .chain(filled.iter().map(|s| &**s)),
-        );
+        let filled: Vec<&[u8]> = filled.iter().map(|s| &**s).collect();
+        return carry(shard, argv, h, elems, &filled);
     }
     let vals: Vec<Option<&[u8]>> = filled.iter().map(|s| slot_value(s)).collect();
     match h.phase {
@@ -685,15 +684,7 @@ fn output(ctx: &mut Ctx, argv: &[&[u8]], mut h: Header, vals: &[Option<&[u8]>]) 
     if owner != ctx.shard.id {
         h.phase = Phase::Write;
         h.nelems = items.len();
-        let head = h.encode();
-        return hop(
-            owner,
-            step,
-            [argv[0], &head[..]]
-                .into_iter()
-                .chain(argv[1..].iter().copied())
-                .chain(items.iter().copied()),
-        );
+        return carry(owner, argv, h, &items, &[]);
     }
     write(ctx, argv, &items)
 }

@@ -9,7 +9,7 @@
 
 use super::keyspace::reply;
 use super::multikey::{self, Keys, Limits, MultiKey, Outcome, Src, encoded};
-use super::sets::{MUST_BE_POSITIVE, parse_cursor, parse_scan, scan_count, write_empty_scan};
+use super::sets::{MUST_BE_POSITIVE, scan_pages, scan_start};
 use super::{Ctx, Partial, eq_ic, errors, parse_i64};
 use crate::config::Config;
 use percore_engine::db::SetExpire;
@@ -848,43 +848,18 @@ pub fn zrandmember(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
 // ZSCAN
 
 pub fn zscan(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
-    if parse_cursor(argv[2]).is_none() {
-        return w.error("ERR invalid cursor");
-    }
-    match read_zset(ctx, argv[1]) {
-        Ok(Some(_)) => {}
-        Ok(None) => return write_empty_scan(w),
-        Err(()) => return w.error(errors::WRONGTYPE),
-    }
-    let (cursor, o) = match parse_scan(argv) {
-        Ok(x) => x,
-        Err(e) => return w.error(e),
-    };
-    let count = scan_count(argv);
-    let now = ctx.shard.now_ms;
-    let Some(z) = ctx
-        .shard
-        .keyspace
-        .db_mut(ctx.db)
-        .get(argv[1], now)
-        .and_then(Value::as_zset)
-    else {
-        return write_empty_scan(w);
+    let Some((cursor, o, z)) = scan_start(ctx, argv, w, Value::as_zset) else {
+        return;
     };
     let mut found: Vec<(f64, Vec<u8>)> = Vec::new();
-    let mut seen = 0;
-    let mut next = cursor;
-    loop {
-        next = z.scan(next, |s, m| {
-            seen += 1;
+    let next = scan_pages(cursor, o.count, |c, seen| {
+        z.scan(c, |s, m| {
+            *seen += 1;
             if o.pattern.is_none_or(|p| string_match(p, m, false)) {
                 found.push((s, m.to_vec()));
             }
-        });
-        if next == 0 || seen >= count {
-            break;
-        }
-    }
+        })
+    });
     w.array(2);
     w.bulk(next.to_string().as_bytes());
     w.array(found.len() * 2);

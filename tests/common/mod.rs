@@ -107,15 +107,7 @@ impl Server {
 
     /// [`Server::redis`] with extra arguments (e.g. `--dir`, `--dbfilename`).
     pub fn redis_with(extra: &[&str]) -> Option<Self> {
-        if !redis_server_available() {
-            assert!(
-                std::env::var("PERCORE_REQUIRE_REDIS").as_deref() != Ok("1"),
-                "redis-server not found, and PERCORE_REQUIRE_REDIS=1 requires it"
-            );
-            println!("skipping: redis-server not found");
-            return None;
-        }
-        Some(Self::start(Kind::Redis, extra, &[]))
+        Self::redis_env(extra, &[])
     }
 
     /// [`Server::redis_with`] with extra environment variables (e.g. `LC_ALL=C`, so that
@@ -602,6 +594,35 @@ pub fn start_slow_bgsave(c: &mut Conn, method: &str, key_delay_us: u32) {
         ok()
     );
     assert_eq!(c.cmd(&["BGSAVE"]), simple("Background saving started"));
+}
+
+/// A differential test's command as a failure message prints it: arguments quoted when
+/// empty or holding a space.
+pub fn command_line<A: AsRef<str>>(args: &[A]) -> String {
+    args.iter()
+        .map(|a| {
+            let a = a.as_ref();
+            if a.is_empty() || a.contains(' ') {
+                format!("\"{a}\"")
+            } else {
+                a.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Asserts that percore's reply equals redis-server's, else fails with `what` (seed,
+/// command) and the run so far; then adds the command to `history`.
+pub fn assert_same_reply(want: &[u8], got: &[u8], what: &str, line: &str, history: &mut String) {
+    use std::fmt::Write as _;
+    assert!(
+        want == got,
+        "{what}: {line}\n    redis:   {:?}\n    percore: {:?}\nhistory (command -> redis reply):\n{history}",
+        show(want),
+        show(got)
+    );
+    let _ = writeln!(history, "  {what} {line} -> {:?}", show(want));
 }
 
 /// splitmix64: small, fast and reproducible from its seed. Shared by the random and
