@@ -1077,29 +1077,7 @@ pub fn dispatch(
         );
     }
     if client.multi.is_some() && !matches!(cmd.name, "quit" | "reset") {
-        // Inside MULTI: queued, or refused as Redis refuses it (which fails the EXEC).
-        if cmd.has(flags::NO_MULTI) {
-            let text = "ERR Command not allowed inside a transaction";
-            data.stats.record_rejected(cmd, text);
-            refuse(client, discard, out, scratch, |w| w.error(text));
-            return true;
-        }
-        let proto = client.proto;
-        let mut buf = Vec::new();
-        crate::commands::multi::queue(
-            data,
-            client,
-            cmd,
-            argv,
-            &mut ReplyWriter {
-                out: &mut buf,
-                proto,
-            },
-        );
-        answer(client, discard, out, scratch, |w| {
-            w.out.extend_from_slice(&buf);
-        });
-        return true;
+        return queue_in_multi(data, client, cmd, argv, discard, out, scratch);
     }
     if let Some(op) = crate::snapshot::intercept(data, cmd, argv, client.db) {
         // DEBUG RELOAD, BGSAVE CANCEL, and FLUSHALL/FLUSHDB/SWAPDB with several shards (or
@@ -1355,6 +1333,43 @@ pub fn dispatch(
     true
 }
 
+/// Inside MULTI: the command is queued, or refused as Redis refuses it (which fails the
+/// EXEC).
+#[cold]
+#[inline(never)]
+fn queue_in_multi(
+    data: &mut ShardData,
+    client: &mut Client,
+    cmd: &'static Command,
+    argv: &[&[u8]],
+    discard: bool,
+    out: &mut Vec<u8>,
+    scratch: Vec<u8>,
+) -> bool {
+    if cmd.has(flags::NO_MULTI) {
+        let text = "ERR Command not allowed inside a transaction";
+        data.stats.record_rejected(cmd, text);
+        refuse(client, discard, out, scratch, |w| w.error(text));
+        return true;
+    }
+    let proto = client.proto;
+    let mut buf = Vec::new();
+    crate::commands::multi::queue(
+        data,
+        client,
+        cmd,
+        argv,
+        &mut ReplyWriter {
+            out: &mut buf,
+            proto,
+        },
+    );
+    answer(client, discard, out, scratch, |w| {
+        w.out.extend_from_slice(&buf);
+    });
+    true
+}
+
 /// Whether a keyed multi-step command must run as a transaction: some key lives on
 /// another shard, or a transaction holds or awaits one of them here.
 fn needs_txn(data: &ShardData, db: usize, cmd: &Command, argv: &[&[u8]]) -> bool {
@@ -1368,6 +1383,8 @@ fn needs_txn(data: &ShardData, db: usize, cmd: &Command, argv: &[&[u8]]) -> bool
 }
 
 /// MULTI, EXEC, DISCARD, WATCH, UNWATCH (`commands::multi`).
+#[cold]
+#[inline(never)]
 #[expect(clippy::too_many_arguments, reason = "dispatch's state, handed on")]
 fn run_multi(
     data: &mut ShardData,
@@ -1427,6 +1444,8 @@ fn run_multi(
 
 /// A multi-key command whose keys live on other shards (or are locked here), run
 /// atomically as a one-command transaction.
+#[cold]
+#[inline(never)]
 #[expect(clippy::too_many_arguments, reason = "dispatch's state, handed on")]
 fn start_single_txn(
     data: &mut ShardData,
@@ -1458,6 +1477,8 @@ fn start_single_txn(
 
 /// Starts a transaction from its client's shard: its reply now, or a reply slot that the
 /// transaction fills when it finishes (later requests of the client wait for it).
+#[cold]
+#[inline(never)]
 #[expect(clippy::too_many_arguments, reason = "dispatch's state, handed on")]
 fn run_txn(
     data: &mut ShardData,
@@ -1469,6 +1490,7 @@ fn run_txn(
     mut scratch: Vec<u8>,
     outbox: &mut Outbox<Msg>,
 ) {
+    let barrier = txn.orders_later_requests();
     if let Some(done) = crate::atomic::advance(data, outbox, txn, Some(client)) {
         if !discard {
             reply_target(client, out, &mut scratch).extend_from_slice(&done.bytes);
@@ -1477,7 +1499,9 @@ fn run_txn(
     } else {
         let pushed = client.push_pending(Pending::Waiting { discard });
         debug_assert_eq!(pushed, seq);
-        client.hop_barrier = Some(pushed);
+        if barrier {
+            client.hop_barrier = Some(pushed);
+        }
         pool_put(&mut data.buf_pool, scratch);
     }
 }

@@ -542,6 +542,21 @@ impl Txn {
         self.plan = b.parts;
     }
 
+    /// Whether the client's later requests must wait for this transaction's reply (the
+    /// client's `hop_barrier`) so that none overtakes it: not needed when it takes no lock
+    /// outside one other shard and runs nothing on the client's shard, since everything
+    /// the client sends that shard later is mailed behind it.
+    pub fn orders_later_requests(&self) -> bool {
+        !(self.plan.len() == 1
+            && !self.plan[0].whole
+            && self.plan[0].shard != self.origin
+            && self.session.is_none()
+            && !self
+                .cmds
+                .iter()
+                .any(|q| matches!(q.cmd.exec, Exec::Client(_))))
+    }
+
     /// The queued commands back (a transaction that did not start).
     pub fn into_cmds(self: Box<Self>) -> Vec<Queued> {
         self.cmds

@@ -76,6 +76,9 @@ pub fn queue(
         m.db = n as usize;
     }
     m.bytes += bytes;
+    if m.cmds.capacity() == 0 {
+        m.cmds.reserve(4);
+    }
     m.cmds.push(Queued {
         cmd,
         argv: Argv::from_slices(argv),
@@ -141,6 +144,11 @@ fn exec(
         client.multi = None;
         atomic::unwatch_all(data, client, |s, m| outbox.send(s, m));
         w.error("EXECABORT Transaction discarded because of previous errors.");
+        return Outcome::Replied;
+    }
+    if runs_here_now(data, client) {
+        let m = client.multi.take().expect("checked");
+        exec_here(data, client, &m.cmds, w);
         return Outcome::Replied;
     }
     let MultiState {
@@ -233,4 +241,86 @@ pub fn watch_part(ctx: &mut super::Ctx, argv: &[&[u8]]) -> Partial {
 /// WATCH's merge: OK.
 pub fn ok_merge(_g: &mut Gather, w: &mut ReplyWriter) {
     w.ok();
+}
+
+/// Whether the queued transaction can run right here, inline: every queued command is a
+/// connection command or a single-shard keyed command whose keys live on this shard, the
+/// watched keys live here too, and no transaction holds or awaits anything here. Then
+/// nothing else can run between its commands (the shard is single-threaded): no lock, no
+/// message, no boxed transaction.
+fn runs_here_now(data: &ShardData, client: &Client) -> bool {
+    if data.locks.busy() {
+        return false;
+    }
+    let me = data.id;
+    if data.shards > 1 && client.watched.iter().any(|(_, k)| data.owner(k) != me) {
+        return false;
+    }
+    let Some(m) = client.multi.as_deref() else {
+        return false;
+    };
+    let mut args = Vec::new();
+    m.cmds.iter().all(|q| match q.cmd.exec {
+        super::Exec::Client(_) => true,
+        super::Exec::Keyed(_) => {
+            if data.shards == 1 {
+                return true;
+            }
+            args.clear();
+            q.argv.fill(&mut args);
+            q.cmd
+                .key_positions(args.len())
+                .all(|p| data.owner(args[p]) == me)
+        }
+        _ => false,
+    })
+}
+
+/// Runs a transaction that [`runs_here_now`] allowed, writing EXEC's reply.
+fn exec_here(data: &mut ShardData, client: &mut Client, cmds: &[Queued], w: &mut ReplyWriter) {
+    let watched = std::mem::take(&mut client.watched);
+    if !watched.is_empty() && !atomic::watch::Registry::check_and_unwatch(data, client.id, &watched)
+    {
+        w.null_array();
+        return;
+    }
+    w.array(cmds.len());
+    let mut args = Vec::new();
+    for q in cmds {
+        args.clear();
+        q.argv.fill(&mut args);
+        let mark = w.out.len();
+        let db = usize::from(q.db);
+        match q.cmd.exec {
+            super::Exec::Client(h) => {
+                let mut ctx = super::Ctx {
+                    shard: data,
+                    db,
+                    proto: w.proto,
+                    client: Some(client),
+                };
+                h(&mut ctx, &args, w);
+            }
+            super::Exec::Keyed(h) => {
+                let touch = !data.watches.is_empty() && q.cmd.has(super::flags::WRITE);
+                let before = if touch { data.keyspace.changes() } else { 0 };
+                crate::snapshot::throttle_before_command(data);
+                let mut ctx = super::Ctx {
+                    shard: data,
+                    db,
+                    proto: w.proto,
+                    client: None,
+                };
+                h(&mut ctx, &args, w);
+                if touch {
+                    atomic::watch::after_write(data, q.cmd, &args, db, before);
+                }
+            }
+            _ => unreachable!("checked by runs_here_now"),
+        }
+        let took = data.took();
+        let reply = &w.out[mark..];
+        data.stats
+            .record_call(q.cmd, took, reply.first() == Some(&b'-'), reply);
+    }
 }
