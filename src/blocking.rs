@@ -115,10 +115,6 @@ impl std::fmt::Debug for WaitOps {
 /// a blocking command's step that returned [`Partial::Block`] is answered with this, as
 /// Redis answers a blocking command that cannot block (a null, as if timed out).
 #[must_use]
-#[allow(
-    dead_code,
-    reason = "for MULTI/EXEC and scripts (the tx and lua branches)"
-)]
 pub fn answer_without_blocking(spec: &BlockSpec, proto: Protocol) -> Partial {
     let mut out = Vec::new();
     (spec.ops.answer_now)(&mut ReplyWriter::new(&mut out, proto));

@@ -971,6 +971,12 @@ fn hop_result(data: &mut ShardData, txn: &mut Txn, result: Partial) -> Option<us
             txn.next += 1;
             None
         }
+        // A blocking command with nothing to take answers at once, as in Redis's MULTI.
+        Partial::Block(spec) => hop_result(
+            data,
+            txn,
+            crate::blocking::answer_without_blocking(&spec, txn.proto),
+        ),
         Partial::Defer(_) => {
             // SAVE/BGSAVE/SHUTDOWN/CLUSTER RESET run at a barrier of every shard, which
             // cannot start while this transaction holds its place in the write gate.

@@ -450,7 +450,7 @@ fn run(proto: Protocol, argv: &[&[u8]], kind: Kind, src: Src<'_>, limits: &Limit
         })
         .collect();
     let value = (!entries.is_empty())
-        .then(|| Value::ZSet(Box::new(ZSetValue::from_entries(entries, &limits.zset))));
+        .then(|| Value::ZSet(ZSetValue::from_entries(entries, &limits.zset)));
     Outcome::Store {
         value,
         reply: encoded(proto, |w| w.int(n)),

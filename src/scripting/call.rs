@@ -245,6 +245,10 @@ fn run_command(data: &mut ShardData, run: &RunState, argv: &[&[u8]]) -> Result<V
                         out = b;
                         break;
                     }
+                    // A blocking command with nothing to take answers at once in a script.
+                    commands::Partial::Block(spec) => {
+                        result = crate::blocking::answer_without_blocking(&spec, proto);
+                    }
                     commands::Partial::Hop { .. } => return Err(NON_LOCAL_KEY.into()),
                     _ => {
                         return Err(format!(
