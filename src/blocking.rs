@@ -604,8 +604,9 @@ pub fn unblock_client(data: &mut ShardData, id: u64, how: Unblock) -> bool {
 /// Times out the blocked clients whose deadline passed; the time of the next deadline.
 pub fn expire(data: &mut ShardData, now_ms: i64) -> Option<i64> {
     while let Some(&(deadline, block, index, generation)) = data.blocking.timeouts.first() {
-        if deadline > now_ms {
-            return Some(deadline);
+        // Redis's check: past the deadline (`timeout < now`).
+        if deadline >= now_ms {
+            return Some(deadline + 1);
         }
         data.blocking.timeouts.pop_first();
         let conn = ConnId { index, generation };

@@ -779,12 +779,13 @@ pub static BLMPOP_OPS: WaitOps = WaitOps {
 
 /// BLMPOP timeout numkeys key [key ...] LEFT|RIGHT [COUNT count].
 pub fn blmpop(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
+    // Redis reads numkeys, the keys' end and COUNT before the timeout.
+    if let Err(e) = parse_mpop(argv, 2) {
+        return reply(ctx, |w| w.error(e));
+    }
     let deadline = match blocking::parse_timeout(argv[1], ctx.shard.now_ms) {
         Ok(d) => d,
         Err(e) => return reply(ctx, |w| w.error(e)),
     };
-    if let Err(e) = parse_mpop(argv, 2) {
-        return reply(ctx, |w| w.error(e));
-    }
     blocking::start(ctx, argv, &BLMPOP_OPS, deadline)
 }

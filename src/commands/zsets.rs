@@ -1257,12 +1257,13 @@ pub static BZMPOP_OPS: WaitOps = WaitOps {
 /// BZMPOP timeout numkeys key [key ...] MIN|MAX [COUNT count]: the keys in order, each on
 /// its own shard.
 pub fn bzmpop(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
+    // Redis reads numkeys, the keys' end and COUNT before the timeout.
+    if let Err(e) = parse_mpop(argv, 2) {
+        return reply(ctx, |w| w.error(e));
+    }
     let deadline = match blocking::parse_timeout(argv[1], ctx.shard.now_ms) {
         Ok(d) => d,
         Err(e) => return reply(ctx, |w| w.error(e)),
     };
-    if let Err(e) = parse_mpop(argv, 2) {
-        return reply(ctx, |w| w.error(e));
-    }
     blocking::start(ctx, argv, &BZMPOP_OPS, deadline)
 }

@@ -287,11 +287,12 @@ pub fn client_part(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
         }
         "client|unblock" => {
             if argv.len() > 4 {
-                return local_only(ctx, |w| {
-                    w.error(
-                        "ERR unknown subcommand or wrong number of arguments for 'unblock'. Try CLIENT HELP.",
-                    );
-                });
+                // Redis's `addReplySubcommandSyntaxError`, naming the subcommand as sent.
+                let text = format!(
+                    "ERR unknown subcommand or wrong number of arguments for '{}'. Try CLIENT HELP.",
+                    super::super::trunc_lossy(argv[1], 128)
+                );
+                return local_only(ctx, |w| w.error(&text));
             }
             let how = match argv.get(3) {
                 None => crate::blocking::Unblock::Timeout,
