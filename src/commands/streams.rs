@@ -1173,6 +1173,17 @@ fn check_key(ctx: &mut Ctx, a: &ReadArgs, key: &[u8], id_arg: &[u8]) -> Result<R
     }
 }
 
+/// The ID a reader must be below to be served: a waiter is served when the last ID moved
+/// past its own (Redis compares `last_id`), the first attempt when a live entry is past
+/// it (`None`: the stream is empty).
+fn top_id(s: &Stream, woken: bool) -> Option<StreamId> {
+    if woken {
+        Some(s.meta().last_id)
+    } else {
+        (!s.is_empty()).then(|| s.last_valid_id())
+    }
+}
+
 /// The second pass on one key: appends `[key, entries]` (without the pair header in
 /// RESP3, where the reply is a map) when there is something to serve; returns whether.
 fn serve_key(
@@ -1197,16 +1208,7 @@ fn serve_key(
     };
     match (a.group, from) {
         (None, ReadFrom::After(gt)) => {
-            // A waiter is served when the last ID moved past its own (Redis compares
-            // `last_id`); the first attempt when a live entry is past it.
-            let top = if woken {
-                s.meta().last_id
-            } else if s.is_empty() {
-                return false;
-            } else {
-                s.last_valid_id()
-            };
-            if top <= gt {
+            if top_id(s, woken).is_none_or(|top| top <= gt) {
                 return false;
             }
             let Some(start) = gt.incr() else {
@@ -1238,14 +1240,7 @@ fn serve_key(
         }
         (Some((g, c)), ReadFrom::New) => {
             let last = s.group(g).map_or(StreamId::MAX, |g| g.last_id);
-            let top = if woken {
-                s.meta().last_id
-            } else if s.is_empty() {
-                return false;
-            } else {
-                s.last_valid_id()
-            };
-            if top <= last {
+            if top_id(s, woken).is_none_or(|top| top <= last) {
                 // Nothing new: Redis 7.0 does not create (or touch) the consumer.
                 return false;
             }

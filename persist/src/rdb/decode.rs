@@ -265,25 +265,16 @@ pub fn load(
                     start,
                 )?;
             }
-            // streams
-            t if super::streams::handles(t) => {
-                let start = record_start.take().unwrap_or(at);
-                let key = r.string()?.into_bytes(&mut key_buf)?;
-                let value = super::streams::read_stream(&mut r, t)?;
-                deliver_entry(
-                    &mut on_record,
-                    &mut summary,
-                    (db, key),
-                    Some(value),
-                    expire_ms.take(),
-                    start,
-                )?;
-            }
-            t if lists_hashes::handles(t) => {
+            // (and streams)
+            t if lists_hashes::handles(t) || super::streams::handles(t) => {
                 let start = record_start.take().unwrap_or(at);
                 let key = r.string()?.into_bytes(&mut key_buf)?;
                 // An empty list or hash is skipped, as redis-server does.
-                let value = read_collection(&mut r, t, &mut value_buf)?;
+                let value = if super::streams::handles(t) {
+                    Some(super::streams::read_stream(&mut r, t)?)
+                } else {
+                    read_collection(&mut r, t, &mut value_buf)?
+                };
                 deliver_entry(
                     &mut on_record,
                     &mut summary,
