@@ -74,8 +74,8 @@ pub struct WaitOps {
 }
 
 /// Every blocking command's [`WaitOps`]; a chain step names one by its index here.
-fn ops_table() -> [&'static WaitOps; 8] {
-    use crate::commands::{lists, zsets};
+fn ops_table() -> [&'static WaitOps; 10] {
+    use crate::commands::{lists, streams, zsets};
     [
         &lists::BLPOP_OPS,
         &lists::BRPOP_OPS,
@@ -85,6 +85,9 @@ fn ops_table() -> [&'static WaitOps; 8] {
         &zsets::BZPOPMIN_OPS,
         &zsets::BZPOPMAX_OPS,
         &zsets::BZMPOP_OPS,
+        // streams
+        &streams::XREAD_OPS,
+        &streams::XREADGROUP_OPS,
     ]
 }
 
@@ -1124,10 +1127,6 @@ fn resync(data: &mut ShardData) {
 /// database; a command that adds to an existing value others may wait on (XADD for
 /// streams) calls this. Costs one branch when nobody waits on this shard.
 #[inline]
-#[allow(
-    dead_code,
-    reason = "for commands that add to a waited value in place (XADD)"
-)]
 pub fn signal_key(shard: &mut ShardData, db: usize, key: &[u8]) {
     if shard.blocking.keys_total == 0 {
         return;

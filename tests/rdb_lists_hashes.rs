@@ -259,25 +259,9 @@ fn corrupt_nested_listpack_names_the_offset() {
 /// (listpack and quicklist) and hashes (listpack and table) loads with the same contents.
 #[test]
 fn valkey_dump_with_lists_and_hashes_loads() {
-    let valkey = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/peers/valkey/valkey-server");
-    if !valkey.exists() {
-        println!("skipping: {} not found", valkey.display());
-        return;
-    }
     let dir = scratch_dir("lh-valkey");
-    let port = common::free_port();
-    let mut child = Command::new(&valkey)
-        .args(["--port", &port.to_string(), "--save", "", "--dir", d(&dir)])
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .expect("start valkey-server");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut v = loop {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            break Conn::connect(port);
-        }
-        assert!(Instant::now() < deadline, "valkey-server did not start");
-        std::thread::sleep(Duration::from_millis(20));
+    let Some((mut child, mut v)) = common::start_valkey(&dir) else {
+        return;
     };
     populate(&mut v);
     // Encodings differ (Valkey reports `listpack` for small lists): compare the rest.

@@ -313,6 +313,7 @@ pub fn xadd(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
                 s.trim(how, a.approx, a.limit);
             }
             write_id(w, new);
+            crate::blocking::signal_key(ctx.shard, ctx.db, argv[1]);
         }
         Err(AddError::NotGreater) => w.error(XADD_SMALLER),
         Err(AddError::TooLarge) => w.error(TOO_LARGE),
@@ -1053,7 +1054,7 @@ struct ReadArgs<'a> {
     group: Option<(&'a [u8], &'a [u8])>,
     count: usize,
     noack: bool,
-    #[allow(dead_code, reason = "BLOCK arrives with the blocking registry")]
+    /// BLOCK's timeout in ms (0 = forever).
     block_ms: Option<i64>,
     /// Position of the first key.
     keys_at: usize,
@@ -1076,9 +1077,8 @@ fn parse_read<'a>(argv: &[&'a [u8]]) -> Result<ReadArgs<'a>, String> {
         let o = argv[i];
         if eq_ic(o, "block") && more > 0 {
             i += 1;
-            let Some(t) = parse_i64(argv[i]) else {
-                return Err("ERR timeout is not an integer or out of range".into());
-            };
+            let t = parse_i64(argv[i])
+                .ok_or_else(|| "ERR timeout is not an integer or out of range".to_string())?;
             if t < 0 {
                 return Err("ERR timeout is negative".into());
             }
@@ -1173,9 +1173,27 @@ fn check_key(ctx: &mut Ctx, a: &ReadArgs, key: &[u8], id_arg: &[u8]) -> Result<R
     }
 }
 
+/// The ID a reader must be below to be served: a waiter is served when the last ID moved
+/// past its own (Redis compares `last_id`), the first attempt when a live entry is past
+/// it (`None`: the stream is empty).
+fn top_id(s: &Stream, woken: bool) -> Option<StreamId> {
+    if woken {
+        Some(s.meta().last_id)
+    } else {
+        (!s.is_empty()).then(|| s.last_valid_id())
+    }
+}
+
 /// The second pass on one key: appends `[key, entries]` (without the pair header in
 /// RESP3, where the reply is a map) when there is something to serve; returns whether.
-fn serve_key(ctx: &mut Ctx, a: &ReadArgs, key: &[u8], from: ReadFrom, out: &mut Vec<u8>) -> bool {
+fn serve_key(
+    ctx: &mut Ctx,
+    a: &ReadArgs,
+    key: &[u8],
+    from: ReadFrom,
+    woken: bool,
+    out: &mut Vec<u8>,
+) -> bool {
     let now = ctx.shard.now_ms;
     let proto = ctx.proto;
     let Ok(Some(s)) = stream_mut(ctx.shard.keyspace.db_mut(ctx.db), key, now) else {
@@ -1190,7 +1208,7 @@ fn serve_key(ctx: &mut Ctx, a: &ReadArgs, key: &[u8], from: ReadFrom, out: &mut 
     };
     match (a.group, from) {
         (None, ReadFrom::After(gt)) => {
-            if s.is_empty() || s.last_valid_id() <= gt {
+            if top_id(s, woken).is_none_or(|top| top <= gt) {
                 return false;
             }
             let Some(start) = gt.incr() else {
@@ -1222,7 +1240,7 @@ fn serve_key(ctx: &mut Ctx, a: &ReadArgs, key: &[u8], from: ReadFrom, out: &mut 
         }
         (Some((g, c)), ReadFrom::New) => {
             let last = s.group(g).map_or(StreamId::MAX, |g| g.last_id);
-            if s.is_empty() || s.last_valid_id() <= last {
+            if top_id(s, woken).is_none_or(|top| top <= last) {
                 // Nothing new: Redis 7.0 does not create (or touch) the consumer.
                 return false;
             }
@@ -1280,8 +1298,12 @@ pub fn xread(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
         }
         let mut body = Vec::new();
         let mut n = 0;
-        for (k, f) in keys.iter().zip(froms) {
-            n += usize::from(serve_key(ctx, &a, k, f, &mut body));
+        for (k, &f) in keys.iter().zip(&froms) {
+            n += usize::from(serve_key(ctx, &a, k, f, false, &mut body));
+        }
+        if n == 0 && a.block_ms.is_some() {
+            let ids: Vec<Vec<u8>> = froms.into_iter().map(from_text).collect();
+            return block_read(ctx, argv, &a, &ids);
         }
         return finish_read(ctx, n, &body);
     }
@@ -1336,6 +1358,9 @@ fn read_step_owned(ctx: &mut Ctx, mut st: Vec<Vec<u8>>) -> Partial {
                 continue;
             }
             let n = num(&st[3]);
+            if n == 0 && a.block_ms.is_some() {
+                return block_read(ctx, &orig_refs, &a, &st[ids_at..ids_at + a.nkeys]);
+            }
             let body: Vec<u8> = st[ids_at + a.nkeys..].concat();
             return finish_read(ctx, n, &body);
         }
@@ -1353,7 +1378,7 @@ fn read_step_owned(ctx: &mut Ctx, mut st: Vec<Vec<u8>>) -> Partial {
         } else {
             let from = from_parse(&st[ids_at + i]);
             let mut piece = Vec::new();
-            if serve_key(ctx, &a, &key, from, &mut piece) {
+            if serve_key(ctx, &a, &key, from, false, &mut piece) {
                 st[3] = (num(&st[3]) + 1).to_string().into_bytes();
                 st.push(piece);
             }
@@ -1361,3 +1386,108 @@ fn read_step_owned(ctx: &mut Ctx, mut st: Vec<Vec<u8>>) -> Partial {
         st[2] = (i + 1).to_string().into_bytes();
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// XREAD/XREADGROUP BLOCK on the waiter registry (`src/blocking.rs`)
+
+/// Nothing to serve anywhere: the client waits. The waiter's arguments are the command's
+/// with every `$` resolved to the stream's last ID at this moment (Redis resolves it when
+/// the client blocks).
+fn block_read(ctx: &Ctx, argv: &[&[u8]], a: &ReadArgs, ids: &[Vec<u8>]) -> Partial {
+    let ms = a.block_ms.expect("checked by the caller");
+    let deadline_ms = if ms == 0 {
+        0
+    } else {
+        ctx.shard.now_ms.saturating_add(ms)
+    };
+    let ids_at = a.keys_at + a.nkeys;
+    let mut args: Vec<&[u8]> = argv[..ids_at].to_vec();
+    args.extend(ids.iter().map(Vec::as_slice));
+    let ops = if a.group.is_some() {
+        &XREADGROUP_OPS
+    } else {
+        &XREAD_OPS
+    };
+    Partial::Block(Box::new(crate::blocking::BlockSpec {
+        ops,
+        deadline_ms,
+        argv: crate::shard::Argv::from_slices(&args),
+    }))
+}
+
+fn read_keys(argv: &[&[u8]]) -> std::ops::Range<usize> {
+    parse_read(argv).map_or(0..0, |a| a.keys_at..a.keys_at + a.nkeys)
+}
+
+/// The waiter's position of `key` among its keys, and its parsed options.
+fn waiter_key<'a>(argv: &[&'a [u8]], key: &[u8]) -> Option<(ReadArgs<'a>, usize)> {
+    let a = parse_read(argv).ok()?;
+    let i = argv[a.keys_at..a.keys_at + a.nkeys]
+        .iter()
+        .position(|k| *k == key)?;
+    Some((a, i))
+}
+
+fn read_ready(ctx: &mut Ctx, key: &[u8], argv: &[&[u8]]) -> bool {
+    let Some((a, i)) = waiter_key(argv, key) else {
+        return false;
+    };
+    let now = ctx.shard.now_ms;
+    let Ok(Some(s)) = stream_ref(ctx.shard.keyspace.db_mut(ctx.db), key, now) else {
+        return false;
+    };
+    // A group gone: the waiter is answered with an error.
+    if let Some((g, _)) = a.group {
+        return s.group(g).is_none_or(|g| s.meta().last_id > g.last_id);
+    }
+    let gt = from_parse(argv[a.keys_at + a.nkeys + i]);
+    matches!(gt, ReadFrom::After(gt) if s.meta().last_id > gt)
+}
+
+fn read_take(ctx: &mut Ctx, key: &[u8], argv: &[&[u8]]) -> crate::blocking::Take {
+    use crate::blocking::Take;
+    let Some((a, i)) = waiter_key(argv, key) else {
+        return Take::Empty;
+    };
+    let now = ctx.shard.now_ms;
+    match stream_ref(ctx.shard.keyspace.db_mut(ctx.db), key, now) {
+        Err(()) => return Take::WrongType,
+        Ok(None) => return Take::Empty,
+        Ok(Some(s)) => {
+            if let Some((g, _)) = a.group
+                && s.group(g).is_none()
+            {
+                return Take::Served(reply(ctx, |w| {
+                    w.error(
+                        "NOGROUP the consumer group this client was blocked on no longer exists",
+                    );
+                }));
+            }
+        }
+    }
+    let from = from_parse(argv[a.keys_at + a.nkeys + i]);
+    let mut body = Vec::new();
+    if !serve_key(ctx, &a, key, from, true, &mut body) {
+        return Take::Empty;
+    }
+    Take::Served(finish_read(ctx, 1, &body))
+}
+
+fn null_array(w: &mut ReplyWriter) {
+    w.null_array();
+}
+
+pub static XREAD_OPS: crate::blocking::WaitOps = crate::blocking::WaitOps {
+    name: "xread",
+    keys: read_keys,
+    ready: read_ready,
+    take: read_take,
+    timed_out: null_array,
+    answer_now: null_array,
+    moves: false,
+};
+
+pub static XREADGROUP_OPS: crate::blocking::WaitOps = crate::blocking::WaitOps {
+    name: "xreadgroup",
+    ..XREAD_OPS
+};

@@ -656,3 +656,52 @@ impl Rng {
         lo + (self.next() % (hi - lo + 1) as u64) as i64
     }
 }
+
+/// `redis-check-rdb` must accept the file.
+pub fn check_rdb(path: &std::path::Path) {
+    let out = Command::new("redis-check-rdb")
+        .arg(path)
+        .output()
+        .expect("run redis-check-rdb");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains("RDB looks OK"),
+        "redis-check-rdb refused {}: {text}",
+        path.display()
+    );
+}
+
+/// Starts `../shared/peers/valkey/valkey-server` on a free port with `--dir dir` (no
+/// save points) and connects; `None` (after a notice) when that build is absent.
+#[allow(
+    clippy::zombie_processes,
+    reason = "the child is returned: the caller kills and waits for it"
+)]
+pub fn start_valkey(dir: &std::path::Path) -> Option<(std::process::Child, Conn)> {
+    let valkey = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/peers/valkey/valkey-server");
+    if !valkey.exists() {
+        println!("skipping: {} not found", valkey.display());
+        return None;
+    }
+    let port = free_port();
+    let mut child = Command::new(&valkey)
+        .args(["--port", &port.to_string(), "--save", ""])
+        .arg("--dir")
+        .arg(dir)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("start valkey-server");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Some((child, Conn::connect(port)));
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("valkey-server did not start");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
