@@ -192,6 +192,7 @@ fn load_dataset(
         return Ok(Vec::new());
     }
     let now_ms = percore_net::reactor::unix_ms();
+    let mut functions = Vec::new();
     let (keyspaces, stats) = snapshot::load::load_file(
         &path,
         shards,
@@ -199,9 +200,12 @@ fn load_dataset(
         cfg.cluster_enabled,
         now_ms,
         server::random_seed(),
+        &mut functions,
         |l| shared.notice(l),
     )
     .map_err(|e| format!("Fatal error loading the DB: {e}. Exiting."))?;
+    scripting::install_loaded(shared, &functions)
+        .map_err(|e| format!("Fatal error loading the DB: {e}. Exiting."))?;
     {
         let mut st = shared.persist.lock().expect("persist lock");
         st.last_load_keys_loaded = stats.keys_loaded;

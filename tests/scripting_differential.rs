@@ -543,3 +543,63 @@ fn server_is_the_redis_api_under_valkeys_name() {
         "$4\r\ntrue\r\n"
     );
 }
+
+/// Function libraries are saved in RDB files as redis-server 7.0 saves them (opcode
+/// 0xF5): they survive a restart of percore, a percore dump loads in redis-server with
+/// them, and a redis-server dump loads in percore with them.
+#[test]
+fn functions_are_saved_in_rdb_files_both_ways() {
+    let Some(probe) = Server::redis() else {
+        return;
+    };
+    drop(probe);
+    let dir = common::scratch_dir("lua-rdb");
+    let dir_s = dir.to_str().expect("utf-8 temp path").to_owned();
+    let lib = "#!lua name=keep\nredis.register_function{function_name='kept', callback=function(keys, args) return 'still here' end, flags={'no-writes'}, description='survives'}";
+    let listing = |c: &mut Conn| show(&c.cmd_raw(&["FUNCTION", "LIST", "WITHCODE"]));
+    let want;
+    {
+        let p = Server::percore(&["--threads", "2", "--dir", &dir_s]);
+        let mut c = p.conn();
+        assert_eq!(
+            show(&c.cmd_raw(&["FUNCTION", "LOAD", lib])),
+            "$4\r\nkeep\r\n"
+        );
+        c.cmd_raw(&["SET", "k", "v"]);
+        want = listing(&mut c);
+        assert_eq!(show(&c.cmd_raw(&["SAVE"])), "+OK\r\n");
+    }
+    {
+        let p = Server::percore(&["--threads", "2", "--dir", &dir_s]);
+        let mut c = p.conn();
+        assert_eq!(listing(&mut c), want);
+        assert_eq!(
+            show(&c.cmd_raw(&["FCALL_RO", "kept", "0"])),
+            "$10\r\nstill here\r\n"
+        );
+        assert_eq!(show(&c.cmd_raw(&["GET", "k"])), "$1\r\nv\r\n");
+    }
+    {
+        let r = Server::redis_with(&["--dir", &dir_s, "--dbfilename", "dump.rdb"])
+            .expect("redis-server");
+        let mut c = r.conn();
+        assert_eq!(listing(&mut c), want);
+        assert_eq!(
+            show(&c.cmd_raw(&["FCALL", "kept", "0"])),
+            "$10\r\nstill here\r\n"
+        );
+        c.cmd_raw(&[
+            "FUNCTION",
+            "LOAD",
+            "#!lua name=fromredis\nredis.register_function('fr', function() return 7 end)",
+        ]);
+        assert_eq!(show(&c.cmd_raw(&["SAVE"])), "+OK\r\n");
+    }
+    let p = Server::percore(&["--threads", "2", "--dir", &dir_s]);
+    let mut c = p.conn();
+    assert_eq!(show(&c.cmd_raw(&["FCALL", "fr", "0"])), ":7\r\n");
+    assert_eq!(
+        show(&c.cmd_raw(&["FCALL", "kept", "0"])),
+        "$10\r\nstill here\r\n"
+    );
+}

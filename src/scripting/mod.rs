@@ -222,6 +222,37 @@ impl Shared {
     }
 }
 
+/// Replaces the function libraries with those an RDB file held (compiled once here to
+/// read their metadata), as Redis does when it loads a dump.
+pub fn install_loaded(
+    shared: &crate::server::ServerShared,
+    codes: &[Vec<u8>],
+) -> Result<(), String> {
+    if codes.is_empty() && shared.scripts.libraries().is_empty() {
+        return Ok(());
+    }
+    let engine = Engine::new(0)?;
+    let mut libs = BTreeMap::new();
+    for code in codes {
+        let (name, regs) = functions::load_library(&engine, code)?;
+        let lib = Library {
+            name: name.clone(),
+            code: code.clone(),
+            functions: regs
+                .into_iter()
+                .map(|r| functions::FunctionInfo {
+                    name: r.name,
+                    description: r.description,
+                    flags: r.flags,
+                })
+                .collect(),
+        };
+        libs.insert(name, Arc::new(lib));
+    }
+    shared.scripts.set_libraries(libs);
+    Ok(())
+}
+
 /// Lowercase hex SHA1 of `body`.
 pub fn sha1_hex(body: &[u8]) -> [u8; 40] {
     let digest = sha1_smol::Sha1::from(body).digest().bytes();

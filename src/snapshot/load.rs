@@ -25,7 +25,8 @@ pub struct LoadStats {
 
 /// Loads `path` into fresh keyspaces, one per shard (keys go to the shard that owns
 /// them), with per-slot indexes when `slot_index` (cluster mode). Nothing is returned on error, so the caller's data stays as it was. `progress`
-/// receives log lines for big files.
+/// receives log lines for big files; `functions` receives the function libraries' code.
+#[expect(clippy::too_many_arguments, reason = "what one load needs, each used once")]
 pub fn load_file(
     path: &Path,
     shards: usize,
@@ -33,6 +34,7 @@ pub fn load_file(
     slot_index: bool,
     now_ms: i64,
     seed: u64,
+    functions: &mut Vec<Vec<u8>>,
     mut progress: impl FnMut(&str),
 ) -> Result<(Vec<Keyspace>, LoadStats), String> {
     let started = Instant::now();
@@ -64,6 +66,10 @@ pub fn load_file(
     let big = len >= LOAD_PROGRESS_MIN_BYTES;
     let data: &[u8] = &map;
     let result = rdb::load(data, &opts, |rec| {
+        if let Record::Function(code) = rec {
+            functions.push(code.to_vec());
+            return Ok(());
+        }
         if let Record::Entry {
             db,
             key,

@@ -483,6 +483,13 @@ fn params_of(data: &ShardData) -> SaveParams {
         checksum: data.cfg.rdbchecksum,
         key_delay_us: data.cfg.rdb_key_save_delay_us,
         write: WriteOptions::default(),
+        functions: data
+            .shared
+            .scripts
+            .libraries()
+            .values()
+            .map(|l| l.code.clone())
+            .collect(),
     }
 }
 
@@ -794,7 +801,7 @@ fn open_cow(data: &ShardData) -> std::io::Result<Arc<CowShared>> {
     let file = SnapshotFile::create(&data.cfg.dir, &temp_name, &params.write)?;
     let writer = Arc::new(ChunkWriter::spawn_with(file, fork::leave_shard_pin)?);
     let mut header = Vec::with_capacity(256);
-    write::write_header(&mut header, data.now_ms);
+    write::write_header(&mut header, data.now_ms, &params.functions, params.compress);
     writer
         .try_send(header)
         .map_err(|_| std::io::Error::other("snapshot writer refused the header"))?;
@@ -1128,6 +1135,7 @@ fn coordinate(
                 (Op::DebugReload, Ok(())) => {
                     let path = data.cfg.rdb_path();
                     let shared = Arc::clone(&data.shared);
+                    let mut functions = Vec::new();
                     match load::load_file(
                         &path,
                         lent.len(),
@@ -1135,9 +1143,13 @@ fn coordinate(
                         lent[0].has_slot_index(),
                         data.now_ms,
                         crate::server::random_seed(),
+                        &mut functions,
                         |l| shared.notice(l),
                     ) {
                         Ok((fresh, stats)) => {
+                            if let Err(e) = crate::scripting::install_loaded(&shared, &functions) {
+                                shared.warning(&format!("DEBUG RELOAD: {e}"));
+                            }
                             lent = fresh;
                             for (i, ks) in lent.iter().enumerate() {
                                 data.shared.changes[i].store(ks.changes(), Ordering::Relaxed);

@@ -32,10 +32,13 @@ pub struct SaveParams {
     /// `rdb-key-save-delay`: microseconds to pause after each key (tests).
     pub key_delay_us: u64,
     pub write: WriteOptions,
+    /// Function libraries' code, written after the AUX fields (`RDB_OPCODE_FUNCTION2`).
+    pub functions: Vec<Vec<u8>>,
 }
 
-/// The AUX fields redis-server 7.0 writes at the top of its dumps.
-pub fn write_header(out: &mut Vec<u8>, now_ms: i64) {
+/// The AUX fields redis-server 7.0 writes at the top of its dumps, then the function
+/// libraries (opcode 0xF5 and the code, as 7.0's `rdbSaveFunctions`).
+pub fn write_header(out: &mut Vec<u8>, now_ms: i64, functions: &[Vec<u8>], compress: bool) {
     let used = crate::alloc::used_memory() as i64;
     let aux: [(&[u8], AuxValue<'_>); 5] = [
         (
@@ -48,6 +51,11 @@ pub fn write_header(out: &mut Vec<u8>, now_ms: i64) {
         (b"aof-base", AuxValue::Int(0)),
     ];
     rdb::write_header(out, &aux);
+    let mut enc = Encoder::new(compress);
+    for code in functions {
+        out.push(rdb::opcode::FUNCTION2);
+        enc.write_string(out, code);
+    }
 }
 
 /// Writes every key of `keyspaces` (one per shard) into `dir/temp_name` as one RDB file:
@@ -83,7 +91,7 @@ fn fill(
     let mut written = 0u64;
     let mut out = Vec::with_capacity(SERIALIZE_CHUNK_BYTES + 4096);
     let mut enc = Encoder::new(params.compress);
-    write_header(&mut out, now_ms);
+    write_header(&mut out, now_ms, &params.functions, params.compress);
     let databases = keyspaces.first().map_or(0, |k| k.databases());
     for db in 0..databases {
         let keys: usize = keyspaces.iter().map(|k| k.db(db).len()).sum();

@@ -147,6 +147,8 @@ pub enum Record<'a> {
         /// Byte offset of the record in the file (for progress reports).
         offset: u64,
     },
+    /// A function library's code (`RDB_OPCODE_FUNCTION2`, Redis 7.0's functions).
+    Function(&'a [u8]),
 }
 
 /// Loads an RDB file from `data`, calling `on_record` for every record in file order.
@@ -261,10 +263,11 @@ pub fn load(
                     start,
                 )?;
             }
-            opcode::SLOT_IMPORT
-            | opcode::FUNCTION2
-            | opcode::FUNCTION_PRE_GA
-            | opcode::MODULE_AUX => {
+            opcode::FUNCTION2 => {
+                let code = r.string()?.into_bytes(&mut value_buf)?;
+                deliver(&mut on_record, Record::Function(code), at)?;
+            }
+            opcode::SLOT_IMPORT | opcode::FUNCTION_PRE_GA | opcode::MODULE_AUX => {
                 return Err(RdbError::new(
                     RdbErrorKind::UnsupportedOpcode(byte),
                     at as u64,
