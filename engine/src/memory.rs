@@ -43,7 +43,8 @@ pub fn value_heap_bytes(value: &Value) -> usize {
             size_of::<crate::streams::Stream>()
                 + st.node_bytes()
                 + st.nodes().len()
-                    * (size_of::<crate::streams::StreamId>() + size_of::<crate::listpack::Listpack>())
+                    * (size_of::<crate::streams::StreamId>()
+                        + size_of::<crate::listpack::Listpack>())
         }
         Value::Hash(Hash::Pack(lp)) => lp.bytes_len(),
         Value::Hash(Hash::Table(t)) => size_of::<Table<Box<[u8]>>>() + t.heap_bytes(|v| v.len()),

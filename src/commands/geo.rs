@@ -449,8 +449,8 @@ fn run(proto: Protocol, argv: &[&[u8]], kind: Kind, src: Src<'_>, limits: &Limit
             (s, p.member)
         })
         .collect();
-    let value = (!entries.is_empty())
-        .then(|| Value::ZSet(ZSetValue::from_entries(entries, &limits.zset)));
+    let value =
+        (!entries.is_empty()).then(|| Value::ZSet(ZSetValue::from_entries(entries, &limits.zset)));
     Outcome::Store {
         value,
         reply: encoded(proto, |w| w.int(n)),

@@ -26,7 +26,10 @@ pub struct LoadStats {
 /// Loads `path` into fresh keyspaces, one per shard (keys go to the shard that owns
 /// them), with per-slot indexes when `slot_index` (cluster mode). Nothing is returned on error, so the caller's data stays as it was. `progress`
 /// receives log lines for big files; `functions` receives the function libraries' code.
-#[expect(clippy::too_many_arguments, reason = "what one load needs, each used once")]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "what one load needs, each used once"
+)]
 pub fn load_file(
     path: &Path,
     shards: usize,
