@@ -101,7 +101,7 @@ pub fn info_part(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
         } else {
             for name in map.keys() {
                 let _ = write!(s, "name {k} ");
-                for b in name.iter() {
+                for b in name {
                     let _ = write!(s, "{b:02x}");
                 }
                 s.push('\n');
@@ -511,10 +511,8 @@ fn merge_parts(parts: &[Option<Partial>]) -> Merged {
                         *a += b;
                     }
                 }
-                "name" => {
-                    if m.names.insert((name.to_string(), rest.to_string())) {
-                        *m.counters.entry(name.into()).or_default() += 1;
-                    }
+                "name" if m.names.insert((name.to_string(), rest.to_string())) => {
+                    *m.counters.entry(name.into()).or_default() += 1;
                 }
                 "err" => {
                     *m.errors.entry(name.into()).or_default() += nums.first().copied().unwrap_or(0);
