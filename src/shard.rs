@@ -1180,7 +1180,13 @@ pub fn dispatch(
                 pool_put(&mut data.buf_pool, scratch);
             }
         }
-        Exec::Hop(_) if !routed_step && needs_txn(data, client.db, cmd, argv) => {
+        // Blocking commands keep their own hop chain (`blocking`): under the transaction
+        // locks they could not wait.
+        Exec::Hop(_)
+            if !routed_step
+                && !cmd.has(flags::BLOCKING)
+                && needs_txn(data, client.db, cmd, argv) =>
+        {
             let db = client.db as u16;
             return start_single_txn(
                 data, client, cmd, argv, db, discard, reply_mode, out, scratch, outbox,

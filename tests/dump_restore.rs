@@ -51,7 +51,7 @@ fn builders() -> Vec<(&'static str, Vec<Vec<String>>)> {
         ("list small", many("RPUSH", 5, &|i| vec![format!("v{i}")])),
         (
             "list ints",
-            many("RPUSH", 5, &|i| vec![format!("{}", i * 1000 - 2)]),
+            many("RPUSH", 5, &|i| vec![format!("{}", i as i64 * 1000 - 2)]),
         ),
         (
             "list quicklist",

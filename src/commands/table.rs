@@ -100,6 +100,8 @@ const STORE_NUMKEYS: &[KeySpec] = &[at(OW_UPDATE, 1), numkeys(RO_ACCESS, 2)];
 const NUMKEYS_RO: &[KeySpec] = &[numkeys(RO_ACCESS, 1)];
 /// LMPOP, ZMPOP: numkeys, keys, popped from.
 const NUMKEYS_POP: &[KeySpec] = &[numkeys(RW_ACCESS_DELETE, 1)];
+/// BLMPOP, BZMPOP: timeout, numkeys, keys, popped from.
+const NUMKEYS_BPOP: &[KeySpec] = &[numkeys(RW_ACCESS_DELETE, 2)];
 const SORT_BY_GET_NOTES: &str = "For the optional BY/GET keyword. It is marked 'unknown' because the key names derive from the content of the key we sort";
 const SORT_SPECS: &[KeySpec] = &[
     at(RO_ACCESS, 1),
@@ -119,6 +121,11 @@ fn gk_store_numkeys(argv: &[&[u8]]) -> Vec<(usize, &'static [&'static str])> {
 /// Redis's `zunionInterDiffGetKeys`, `sintercardGetKeys`, `lmpopGetKeys`, `zmpopGetKeys`.
 fn gk_numkeys(argv: &[&[u8]]) -> Vec<(usize, &'static [&'static str])> {
     numkeys_getkeys(argv, 0, 1, 2, 1)
+}
+
+/// Redis's `blmpopGetKeys` / `bzmpopGetKeys`: numkeys after the timeout.
+fn gk_bnumkeys(argv: &[&[u8]]) -> Vec<(usize, &'static [&'static str])> {
+    numkeys_getkeys(argv, 0, 2, 3, 1)
 }
 
 /// Redis's `sortGetKeys`: the sorted key, and the last STORE's destination (LIMIT skips
@@ -946,16 +953,20 @@ pub static COMMANDS: &[Command] = &[
         "Removes and returns the member with the highest score from one or more sorted sets. Blocks until a member available otherwise.  Deletes the sorted set if the last element was popped.",
         Exec::Hop(zs::bzpop),
     ),
-    c(
-        "bzmpop",
-        -5,
-        WRITE | BLOCKING,
-        NOKEYS,
-        "sorted-set",
-        "7.0.0",
-        "Removes and returns a member by score from one or more sorted sets. Blocks until a member is available otherwise. Deletes the sorted set if the last element was popped.",
-        Exec::Hop(zs::bzmpop),
-    ),
+    Command {
+        key_specs: NUMKEYS_BPOP,
+        getkeys: Some(gk_bnumkeys),
+        ..c(
+            "bzmpop",
+            -5,
+            WRITE | BLOCKING,
+            NOKEYS,
+            "sorted-set",
+            "7.0.0",
+            "Removes and returns a member by score from one or more sorted sets. Blocks until a member is available otherwise. Deletes the sorted set if the last element was popped.",
+            Exec::Hop(zs::bzmpop),
+        )
+    },
     c(
         "zrandmember",
         -2,
@@ -1390,16 +1401,20 @@ pub static COMMANDS: &[Command] = &[
         "Pops an element from a list, pushes it to another list and returns it. Block until an element is available otherwise. Deletes the list if the last element was popped.",
         Exec::Hop(ls::bmove),
     ),
-    c(
-        "blmpop",
-        -5,
-        WRITE | BLOCKING,
-        NOKEYS,
-        "list",
-        "7.0.0",
-        "Pops the first element from one of multiple lists. Blocks until an element is available otherwise. Deletes the list if the last element was popped.",
-        Exec::Hop(ls::blmpop),
-    ),
+    Command {
+        key_specs: NUMKEYS_BPOP,
+        getkeys: Some(gk_bnumkeys),
+        ..c(
+            "blmpop",
+            -5,
+            WRITE | BLOCKING,
+            NOKEYS,
+            "list",
+            "7.0.0",
+            "Pops the first element from one of multiple lists. Blocks until an element is available otherwise. Deletes the list if the last element was popped.",
+            Exec::Hop(ls::blmpop),
+        )
+    },
     c(
         "hset",
         -4,
@@ -1625,7 +1640,7 @@ pub static COMMANDS: &[Command] = &[
     c(
         "xread",
         -4,
-        READONLY,
+        READONLY | BLOCKING,
         NOKEYS,
         "stream",
         "5.0.0",
@@ -1635,7 +1650,7 @@ pub static COMMANDS: &[Command] = &[
     c(
         "xreadgroup",
         -7,
-        WRITE,
+        WRITE | BLOCKING,
         NOKEYS,
         "stream",
         "5.0.0",
