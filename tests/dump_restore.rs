@@ -77,7 +77,7 @@ fn builders() -> Vec<(&'static str, Vec<Vec<String>>)> {
         ),
         (
             "set intset",
-            many("SADD", 20, &|i| vec![format!("{}", i * 7 - 30)]),
+            many("SADD", 20, &|i| vec![format!("{}", i as i64 * 7 - 30)]),
         ),
         (
             "set intset wide",

@@ -123,6 +123,60 @@ fn gk_numkeys(argv: &[&[u8]]) -> Vec<(usize, &'static [&'static str])> {
     numkeys_getkeys(argv, 0, 1, 2, 1)
 }
 
+/// Redis's `evalGetKeys` / `functionGetKeys`: script or function, numkeys, keys.
+fn gk_script(argv: &[&[u8]]) -> Vec<(usize, &'static [&'static str])> {
+    numkeys_getkeys(argv, 0, 2, 3, 1)
+}
+
+/// Redis's `georadiusGetKeys`: the key, and the destination of the last STORE or
+/// STOREDIST (options are looked for from the sixth argument on, as Redis does).
+fn gk_georadius(argv: &[&[u8]]) -> Vec<(usize, &'static [&'static str])> {
+    let mut keys = vec![(1, RO_ACCESS)];
+    let mut stored = None;
+    let mut i = 5;
+    while i < argv.len() {
+        if (super::eq_ic(argv[i], "store") || super::eq_ic(argv[i], "storedist"))
+            && i + 1 < argv.len()
+        {
+            stored = Some(i + 1);
+            i += 1;
+        }
+        i += 1;
+    }
+    if let Some(k) = stored {
+        keys.push((k, OW_UPDATE));
+    }
+    keys
+}
+
+/// Redis's `xreadGetKeys`: the first half of the arguments after STREAMS (none when
+/// they are odd in number).
+fn gk_xread(argv: &[&[u8]]) -> Vec<(usize, &'static [&'static str])> {
+    let group = super::eq_ic(argv[0], "xreadgroup");
+    let mut i = 1;
+    let mut streams = None;
+    while i < argv.len() {
+        let a = argv[i];
+        if super::eq_ic(a, "block") || super::eq_ic(a, "count") {
+            i += 1;
+        } else if group && super::eq_ic(a, "group") {
+            i += 2;
+        } else if super::eq_ic(a, "streams") {
+            streams = Some(i);
+            break;
+        }
+        i += 1;
+    }
+    let Some(at) = streams else {
+        return Vec::new();
+    };
+    let n = argv.len() - at - 1;
+    if n == 0 || n % 2 != 0 {
+        return Vec::new();
+    }
+    (at + 1..at + 1 + n / 2).map(|k| (k, RO_ACCESS)).collect()
+}
+
 /// Redis's `blmpopGetKeys` / `bzmpopGetKeys`: numkeys after the timeout.
 fn gk_bnumkeys(argv: &[&[u8]]) -> Vec<(usize, &'static [&'static str])> {
     numkeys_getkeys(argv, 0, 2, 3, 1)
@@ -1126,16 +1180,19 @@ pub static COMMANDS: &[Command] = &[
         "Returns the longitude and latitude of members from a geospatial index.",
         Exec::Keyed(geo::geopos),
     ),
-    c(
-        "georadius",
-        -6,
-        WRITE | DENYOOM,
-        KEY1,
-        "geo",
-        "3.2.0",
-        "Queries a geospatial index for members within a distance from a coordinate, optionally stores the result.",
-        Exec::Hop(geo::georadius),
-    ),
+    Command {
+        getkeys: Some(gk_georadius),
+        ..c(
+            "georadius",
+            -6,
+            WRITE | DENYOOM,
+            KEY1,
+            "geo",
+            "3.2.0",
+            "Queries a geospatial index for members within a distance from a coordinate, optionally stores the result.",
+            Exec::Hop(geo::georadius),
+        )
+    },
     c(
         "georadius_ro",
         -6,
@@ -1146,16 +1203,19 @@ pub static COMMANDS: &[Command] = &[
         "Returns members from a geospatial index that are within a distance from a coordinate.",
         Exec::Keyed(geo::georadius_ro),
     ),
-    c(
-        "georadiusbymember",
-        -5,
-        WRITE | DENYOOM,
-        KEY1,
-        "geo",
-        "3.2.0",
-        "Queries a geospatial index for members within a distance from a member, optionally stores the result.",
-        Exec::Hop(geo::georadiusbymember),
-    ),
+    Command {
+        getkeys: Some(gk_georadius),
+        ..c(
+            "georadiusbymember",
+            -5,
+            WRITE | DENYOOM,
+            KEY1,
+            "geo",
+            "3.2.0",
+            "Queries a geospatial index for members within a distance from a member, optionally stores the result.",
+            Exec::Hop(geo::georadiusbymember),
+        )
+    },
     c(
         "georadiusbymember_ro",
         -5,
@@ -1637,26 +1697,32 @@ pub static COMMANDS: &[Command] = &[
         "Deletes messages from the beginning of a stream.",
         Exec::Keyed(xs::xtrim),
     ),
-    c(
-        "xread",
-        -4,
-        READONLY | BLOCKING,
-        NOKEYS,
-        "stream",
-        "5.0.0",
-        "Returns messages from multiple streams with IDs greater than the ones requested. Blocks until a message is available otherwise.",
-        Exec::Hop(xs::xread),
-    ),
-    c(
-        "xreadgroup",
-        -7,
-        WRITE | BLOCKING,
-        NOKEYS,
-        "stream",
-        "5.0.0",
-        "Returns new or historical messages from a stream for a consumer in a group. Blocks until a message is available otherwise.",
-        Exec::Hop(xs::xread),
-    ),
+    Command {
+        getkeys: Some(gk_xread),
+        ..c(
+            "xread",
+            -4,
+            READONLY | BLOCKING,
+            NOKEYS,
+            "stream",
+            "5.0.0",
+            "Returns messages from multiple streams with IDs greater than the ones requested. Blocks until a message is available otherwise.",
+            Exec::Hop(xs::xread),
+        )
+    },
+    Command {
+        getkeys: Some(gk_xread),
+        ..c(
+            "xreadgroup",
+            -7,
+            WRITE | BLOCKING,
+            NOKEYS,
+            "stream",
+            "5.0.0",
+            "Returns new or historical messages from a stream for a consumer in a group. Blocks until a message is available otherwise.",
+            Exec::Hop(xs::xread),
+        )
+    },
     Command {
         subcommands: &[
             ("xgroup|create", -5, WRITE | DENYOOM),
@@ -2596,66 +2662,84 @@ pub static COMMANDS: &[Command] = &[
         Exec::Hop(lcs::lcs),
     ),
     // scripting
-    c(
-        "eval",
-        -3,
-        NOSCRIPT | STALE | super::flags::SKIP_MONITOR,
-        NOKEYS,
-        "scripting",
-        "2.6.0",
-        "Executes a server-side Lua script.",
-        Exec::Hop(sc::script_start),
-    ),
-    c(
-        "evalsha",
-        -3,
-        NOSCRIPT | STALE | super::flags::SKIP_MONITOR,
-        NOKEYS,
-        "scripting",
-        "2.6.0",
-        "Executes a server-side Lua script by SHA1 digest.",
-        Exec::Hop(sc::script_start),
-    ),
-    c(
-        "eval_ro",
-        -3,
-        READONLY | NOSCRIPT | STALE | super::flags::SKIP_MONITOR,
-        NOKEYS,
-        "scripting",
-        "7.0.0",
-        "Executes a read-only server-side Lua script.",
-        Exec::Hop(sc::script_start),
-    ),
-    c(
-        "evalsha_ro",
-        -3,
-        READONLY | NOSCRIPT | STALE | super::flags::SKIP_MONITOR,
-        NOKEYS,
-        "scripting",
-        "7.0.0",
-        "Executes a read-only server-side Lua script by SHA1 digest.",
-        Exec::Hop(sc::script_start),
-    ),
-    c(
-        "fcall",
-        -3,
-        NOSCRIPT | STALE | super::flags::SKIP_MONITOR,
-        NOKEYS,
-        "scripting",
-        "7.0.0",
-        "Invokes a function.",
-        Exec::Hop(sc::script_start),
-    ),
-    c(
-        "fcall_ro",
-        -3,
-        READONLY | NOSCRIPT | STALE | super::flags::SKIP_MONITOR,
-        NOKEYS,
-        "scripting",
-        "7.0.0",
-        "Invokes a read-only function.",
-        Exec::Hop(sc::script_start),
-    ),
+    Command {
+        getkeys: Some(gk_script),
+        ..c(
+            "eval",
+            -3,
+            NOSCRIPT | STALE | super::flags::SKIP_MONITOR,
+            NOKEYS,
+            "scripting",
+            "2.6.0",
+            "Executes a server-side Lua script.",
+            Exec::Hop(sc::script_start),
+        )
+    },
+    Command {
+        getkeys: Some(gk_script),
+        ..c(
+            "evalsha",
+            -3,
+            NOSCRIPT | STALE | super::flags::SKIP_MONITOR,
+            NOKEYS,
+            "scripting",
+            "2.6.0",
+            "Executes a server-side Lua script by SHA1 digest.",
+            Exec::Hop(sc::script_start),
+        )
+    },
+    Command {
+        getkeys: Some(gk_script),
+        ..c(
+            "eval_ro",
+            -3,
+            READONLY | NOSCRIPT | STALE | super::flags::SKIP_MONITOR,
+            NOKEYS,
+            "scripting",
+            "7.0.0",
+            "Executes a read-only server-side Lua script.",
+            Exec::Hop(sc::script_start),
+        )
+    },
+    Command {
+        getkeys: Some(gk_script),
+        ..c(
+            "evalsha_ro",
+            -3,
+            READONLY | NOSCRIPT | STALE | super::flags::SKIP_MONITOR,
+            NOKEYS,
+            "scripting",
+            "7.0.0",
+            "Executes a read-only server-side Lua script by SHA1 digest.",
+            Exec::Hop(sc::script_start),
+        )
+    },
+    Command {
+        getkeys: Some(gk_script),
+        ..c(
+            "fcall",
+            -3,
+            NOSCRIPT | STALE | super::flags::SKIP_MONITOR,
+            NOKEYS,
+            "scripting",
+            "7.0.0",
+            "Invokes a function.",
+            Exec::Hop(sc::script_start),
+        )
+    },
+    Command {
+        getkeys: Some(gk_script),
+        ..c(
+            "fcall_ro",
+            -3,
+            READONLY | NOSCRIPT | STALE | super::flags::SKIP_MONITOR,
+            NOKEYS,
+            "scripting",
+            "7.0.0",
+            "Invokes a read-only function.",
+            Exec::Hop(sc::script_start),
+        )
+    },
     Command {
         subcommands: &[
             ("script|debug", 3, NOSCRIPT),
