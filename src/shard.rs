@@ -1949,17 +1949,19 @@ impl Service for Shard {
         // Idle clients (`timeout`): no request read and no reply bytes written for that
         // long (Redis's `lastinteraction` moves on both), no reply owed by another shard,
         // and no subscription.
-        let timeout_ms = i64::from(self.data.cfg.timeout_secs) * 1000;
-        if timeout_ms > 0 {
-            let now = self.data.now_ms;
+        // Compared in whole seconds, as Redis's `server.unixtime - c->lastinteraction >
+        // maxidletime`: a reply still draining from the socket buffers to a slow reader
+        // has up to a second more before its last write counts as idle.
+        let timeout_s = i64::from(self.data.cfg.timeout_secs);
+        if timeout_s > 0 {
+            let now_s = self.data.now_ms / 1000;
+            let idle = |at_ms: i64| now_s - at_ms / 1000 > timeout_s;
             for c in self.data.clients.iter().flatten() {
                 // Subscribed clients are exempt, as in Redis (they may only listen).
-                if now - c.last_interaction_ms > timeout_ms
+                if idle(c.last_interaction_ms)
                     && c.pending.is_empty()
                     && !c.subscribed()
-                    && io
-                        .conn(c.conn)
-                        .is_some_and(|conn| now - conn.last_send_ms > timeout_ms)
+                    && io.conn(c.conn).is_some_and(|conn| idle(conn.last_send_ms))
                 {
                     self.data.to_close.push(c.conn);
                 }

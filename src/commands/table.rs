@@ -171,7 +171,7 @@ fn gk_xread(argv: &[&[u8]]) -> Vec<(usize, &'static [&'static str])> {
         return Vec::new();
     };
     let n = argv.len() - at - 1;
-    if n == 0 || n % 2 != 0 {
+    if n == 0 || !n.is_multiple_of(2) {
         return Vec::new();
     }
     (at + 1..at + 1 + n / 2).map(|k| (k, RO_ACCESS)).collect()
