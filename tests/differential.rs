@@ -11,43 +11,10 @@
 
 mod common;
 
-use common::{Conn, Server, show};
+use common::{Conn, Server, show, split_args};
 use std::fmt::Write as _;
 use std::io::Read;
 use std::time::Duration;
-
-/// Splits one script line into arguments.
-fn split_args(line: &str) -> Vec<Vec<u8>> {
-    let mut args = Vec::new();
-    let mut chars = line.chars().peekable();
-    loop {
-        while chars.peek().is_some_and(|c| c.is_whitespace()) {
-            chars.next();
-        }
-        let Some(&first) = chars.peek() else {
-            return args;
-        };
-        let mut arg = String::new();
-        if first == '"' {
-            chars.next();
-            for c in chars.by_ref() {
-                if c == '"' {
-                    break;
-                }
-                arg.push(c);
-            }
-        } else {
-            while let Some(&c) = chars.peek() {
-                if c.is_whitespace() {
-                    break;
-                }
-                arg.push(c);
-                chars.next();
-            }
-        }
-        args.push(arg.into_bytes());
-    }
-}
 
 /// The two servers under comparison.
 struct Pair {

@@ -16,6 +16,7 @@
 )]
 
 use super::multikey::{self, Keys, Limits, MultiKey, Outcome, Src, encoded};
+use super::zsets::read_zset;
 use super::{Ctx, Partial, eq_ic, errors, parse_i64};
 use percore_engine::geo::{self, Extent, Shape};
 use percore_engine::value::Value;
@@ -25,22 +26,6 @@ use percore_net::resp::{Protocol, ReplyWriter};
 const NOT_FLOAT: &str = "ERR value is not a valid float";
 const BAD_UNIT: &str = "ERR unsupported unit provided. please use M, KM, FT, MI";
 const BAD_MEMBER: &str = "ERR could not decode requested zset member";
-
-/// The sorted set under `key` for reading, counting the hit or miss; `Err` = wrong type.
-fn lookup<'d>(ctx: &'d mut Ctx, key: &[u8]) -> Result<Option<&'d ZSetValue>, ()> {
-    let now = ctx.shard.now_ms;
-    let sh = &mut *ctx.shard;
-    match sh.keyspace.db_mut(ctx.db).get(key, now) {
-        Some(v) => {
-            sh.stats.keyspace_hits += 1;
-            v.as_zset().map(Some).ok_or(())
-        }
-        None => {
-            sh.stats.keyspace_misses += 1;
-            Ok(None)
-        }
-    }
-}
 
 /// `extractLongLatOrReply`: two floats within Redis's limits.
 fn parse_lon_lat(lon: &[u8], lat: &[u8]) -> Result<(f64, f64), String> {
@@ -155,7 +140,7 @@ pub fn geodist(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
         },
         _ => return w.error(errors::SYNTAX),
     };
-    match lookup(ctx, argv[1]) {
+    match read_zset(ctx, argv[1]) {
         Err(()) => w.error(errors::WRONGTYPE),
         Ok(None) => w.null(),
         Ok(Some(z)) => match (z.score(argv[2]), z.score(argv[3])) {
@@ -171,7 +156,7 @@ pub fn geodist(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
 
 /// GEOHASH key member ...
 pub fn geohash(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
-    let z = match lookup(ctx, argv[1]) {
+    let z = match read_zset(ctx, argv[1]) {
         Err(()) => return w.error(errors::WRONGTYPE),
         Ok(z) => z,
     };
@@ -186,7 +171,7 @@ pub fn geohash(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
 
 /// GEOPOS key member ...
 pub fn geopos(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
-    let z = match lookup(ctx, argv[1]) {
+    let z = match read_zset(ctx, argv[1]) {
         Err(()) => return w.error(errors::WRONGTYPE),
         Ok(z) => z,
     };
@@ -464,7 +449,7 @@ fn read_only(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter, kind: Kind) {
         zset: super::zsets::zset_limits(&ctx.shard.cfg),
     };
     let proto = ctx.proto;
-    let src = match lookup(ctx, argv[kind.src()]) {
+    let src = match read_zset(ctx, argv[kind.src()]) {
         Err(()) => Src::WrongType,
         Ok(None) => Src::Missing,
         Ok(Some(z)) => Src::ZSet(z),

@@ -36,7 +36,7 @@ const RANGE_LONG: &str =
     "ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807";
 
 /// A sorted-set key for reading, counting the hit or miss. `Err` = wrong type.
-fn read_zset<'d>(ctx: &'d mut Ctx, key: &[u8]) -> Result<Option<&'d ZSetValue>, ()> {
+pub(crate) fn read_zset<'d>(ctx: &'d mut Ctx, key: &[u8]) -> Result<Option<&'d ZSetValue>, ()> {
     let now = ctx.shard.now_ms;
     let sh = &mut *ctx.shard;
     match sh.keyspace.db_mut(ctx.db).get(key, now) {

@@ -356,6 +356,39 @@ pub fn redis_server_available() -> bool {
         .is_ok_and(|s| s.success())
 }
 
+/// Splits a line into arguments; `"..."` quotes one (`""` is empty).
+pub fn split_args(line: &str) -> Vec<Vec<u8>> {
+    let mut args = Vec::new();
+    let mut chars = line.chars().peekable();
+    loop {
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        let Some(&first) = chars.peek() else {
+            return args;
+        };
+        let mut arg = String::new();
+        if first == '"' {
+            chars.next();
+            for c in chars.by_ref() {
+                if c == '"' {
+                    break;
+                }
+                arg.push(c);
+            }
+        } else {
+            while let Some(&c) = chars.peek() {
+                if c.is_whitespace() {
+                    break;
+                }
+                arg.push(c);
+                chars.next();
+            }
+        }
+        args.push(arg.into_bytes());
+    }
+}
+
 /// Encodes a command as a RESP multibulk request.
 pub fn encode_cmd<A: AsRef<[u8]>>(args: &[A]) -> Vec<u8> {
     let mut out = format!("*{}\r\n", args.len()).into_bytes();
