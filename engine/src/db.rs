@@ -384,7 +384,7 @@ impl Db {
         mem::swap(&mut self.ready, &mut other.ready);
     }
 
-    /// A key was created or its value replaced: report it when waited on.
+    /// A key was created, replaced or deleted: report it when waited on.
     #[inline]
     fn note_stored(&mut self, key: &[u8]) {
         if !self.waited.is_empty() && self.waited.contains(key) {
@@ -555,6 +555,9 @@ impl Db {
     /// Deletes the entry at `idx` of `main` and its expires index entry.
     fn delete_at(&mut self, idx: usize) -> (Key, Entry) {
         let (key, entry) = self.remove_main_at(idx);
+        // Deletion (DEL, expiry, RENAME's source) is reported too: a blocked XREADGROUP
+        // is answered when its stream goes (Redis's signalDeletedKeyAsReady).
+        self.note_stored(&key);
         if entry.expire_at_ms != NO_EXPIRE {
             let indexed = self.expires.remove(&key);
             assert!(indexed.is_some(), "expires index lost a key with a TTL");
@@ -667,9 +670,9 @@ impl Db {
                         .overwritten(entry.access, expired, &mut self.rng, now_ms);
                 sync_expires(&mut self.expires, key, old_expire, new_expire);
                 self.index_ttl_change(key, old_expire, new_expire);
+                self.note_stored(key);
                 if expired {
                     self.stats.expired_keys += 1;
-                    self.note_stored(key);
                     None
                 } else {
                     Some(old)
@@ -929,6 +932,7 @@ impl Db {
                         .lookup_index(&key)
                         .expect("expires index holds a key missing from the database");
                     self.remove_main_at(at);
+                    self.note_stored(&key);
                     expired += 1;
                 } else {
                     ttl_sum = ttl_sum.saturating_add(when - now_ms);

@@ -600,7 +600,12 @@ pub fn xgroup(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
         g.entries_read = entries_read;
         w.ok();
     } else if eq_ic(sub, "destroy") {
-        w.int(i64::from(s.destroy_group(group)));
+        let gone = s.destroy_group(group);
+        w.int(i64::from(gone));
+        if gone {
+            // Its blocked readers are answered NOGROUP now, as Redis's.
+            crate::blocking::signal_key(ctx.shard, ctx.db, argv[2]);
+        }
     } else if eq_ic(sub, "createconsumer") {
         let g = s.group_mut(group).expect("checked");
         w.int(i64::from(g.create_consumer(argv[4], now)));
@@ -1434,7 +1439,9 @@ fn read_ready(ctx: &mut Ctx, key: &[u8], argv: &[&[u8]]) -> bool {
     };
     let now = ctx.shard.now_ms;
     let Ok(Some(s)) = stream_ref(ctx.shard.keyspace.db_mut(ctx.db), key, now) else {
-        return false;
+        // The stream deleted or replaced by another type: a group reader is answered
+        // with an error (Redis 7.0's signalDeletedKeyAsReady); a plain reader waits on.
+        return a.group.is_some();
     };
     // A group gone: the waiter is answered with an error.
     if let Some((g, _)) = a.group {
@@ -1451,6 +1458,9 @@ fn read_take(ctx: &mut Ctx, key: &[u8], argv: &[&[u8]]) -> crate::blocking::Take
     };
     let now = ctx.shard.now_ms;
     match stream_ref(ctx.shard.keyspace.db_mut(ctx.db), key, now) {
+        Err(()) | Ok(None) if a.group.is_some() => {
+            return Take::Served(reply(ctx, |w| w.error(XREADGROUP_KEY_GONE)));
+        }
         Err(()) => return Take::WrongType,
         Ok(None) => return Take::Empty,
         Ok(Some(s)) => {
@@ -1472,6 +1482,9 @@ fn read_take(ctx: &mut Ctx, key: &[u8], argv: &[&[u8]]) -> crate::blocking::Take
     }
     Take::Served(finish_read(ctx, 1, &body))
 }
+
+/// What a blocked XREADGROUP gets when its stream is deleted or replaced (Redis 7.0).
+const XREADGROUP_KEY_GONE: &str = "UNBLOCKED the stream key no longer exists";
 
 fn null_array(w: &mut ReplyWriter) {
     w.null_array();
