@@ -58,9 +58,11 @@ pub mod flags {
     /// Not set in the table: COMMAND INFO adds it from the key specs
     /// ([`super::Command::movable_keys`]).
     pub const MOVABLE_KEYS: u32 = 1 << 16;
+    /// Served on an importing slot without a preceding ASKING (RESTORE-ASKING).
+    pub const ASKING: u32 = 1 << 17;
 
     /// Names in the order Redis prints them.
-    pub const NAMES: [(u32, &str); 17] = [
+    pub const NAMES: [(u32, &str); 18] = [
         (WRITE, "write"),
         (READONLY, "readonly"),
         (DENYOOM, "denyoom"),
@@ -72,6 +74,7 @@ pub mod flags {
         (STALE, "stale"),
         (SKIP_MONITOR, "skip_monitor"),
         (SKIP_SLOWLOG, "skip_slowlog"),
+        (ASKING, "asking"),
         (FAST, "fast"),
         (NO_AUTH, "no_auth"),
         (MAY_REPLICATE, "may_replicate"),

@@ -1,7 +1,8 @@
 //! The command table: every command percore knows, as data.
 
 use super::flags::{
-    ADMIN, BLOCKING, DENYOOM, FAST, LOADING, NO_AUTH, NOSCRIPT, PUBSUB, READONLY, STALE, WRITE,
+    ADMIN, ASKING, BLOCKING, DENYOOM, FAST, LOADING, NO_AUTH, NOSCRIPT, PUBSUB, READONLY, STALE,
+    WRITE,
 };
 use super::{
     Begin, Command, Exec, Find, KeySpec, cluster as cl, connection as conn, keyspace as ks,
@@ -1941,6 +1942,16 @@ pub static COMMANDS: &[Command] = &[
         "generic",
         "2.6.0",
         "Creates a key from the serialized representation of a value.",
+        Exec::Keyed(dump::restore),
+    ),
+    c(
+        "restore-asking",
+        -4,
+        WRITE | DENYOOM | ASKING,
+        KEY1,
+        "server",
+        "3.0.0",
+        "An internal command for migrating keys in a cluster",
         Exec::Keyed(dump::restore),
     ),
     c(
