@@ -224,16 +224,23 @@ fn publish_both(data: &mut ShardData, name: &[u8], key: &[u8], db: usize) {
     data.notify.channel = channel;
 }
 
-/// After a batch of work: publishes what the databases logged and mails the batch's
-/// notifications to the other shards. True when something was published here (the
-/// caller delivers it).
+/// Once per loop iteration: publishes what the databases logged and mails the
+/// iteration's notifications to the other shards. True when notifications are on (the
+/// caller then delivers what was published here, by this shard or by mail).
+#[inline]
 pub fn flush(data: &mut ShardData, io: &mut Io<Msg, ()>) -> bool {
     if data.notify.active == 0 {
         return false;
     }
+    flush_enabled(data, io);
+    true
+}
+
+#[cold]
+fn flush_enabled(data: &mut ShardData, io: &mut Io<Msg, ()>) {
     drain_database_events(data);
     if data.notify.outgoing.is_empty() {
-        return true;
+        return;
     }
     let packed: Arc<[u8]> = Arc::from(&data.notify.outgoing[..]);
     data.notify.outgoing.clear();
@@ -243,7 +250,6 @@ pub fn flush(data: &mut ShardData, io: &mut Io<Msg, ()>) -> bool {
     for shard in (0..data.shards).filter(|&s| s != data.id) {
         io.send(shard, Msg::Notify(Arc::clone(&packed)));
     }
-    true
 }
 
 /// Publishes another shard's notifications to this shard's subscribers.

@@ -1897,8 +1897,9 @@ impl Service for Shard {
         // Keyspace notifications of this iteration's work (requests, mail, blocked
         // clients served, expiry): published here and mailed to the other shards before
         // the outbox leaves.
-        crate::notify::flush(&mut self.data, io);
-        crate::pubsub::deliver(&mut self.data, io);
+        if crate::notify::flush(&mut self.data, io) {
+            crate::pubsub::deliver(&mut self.data, io);
+        }
         if self.data.snap.will_park() {
             io.submit_before_blocking();
         }

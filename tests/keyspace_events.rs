@@ -30,6 +30,8 @@ const VALUES: [&str; 8] = ["", "v", "1", "-3", "2.5", "hello", "x", "10"];
 const MEMBERS: [&str; 5] = ["m1", "m2", "m3", "m4", "m5"];
 
 const MARK: &str = "__keyspace@0__:~mark";
+/// Stands for the DUMP payload in generated RESTORE commands.
+const PAYLOAD: &str = "<payload>";
 
 struct Side {
     cmd: Conn,
@@ -53,7 +55,7 @@ impl Side {
     }
 
     /// Runs `args` and returns the notifications it caused, up to the marker `n`.
-    fn run(&mut self, args: &[String], n: usize) -> Vec<Vec<u8>> {
+    fn run<A: AsRef<[u8]>>(&mut self, args: &[A], n: usize) -> Vec<Vec<u8>> {
         self.cmd.cmd_raw(args);
         self.cmd.cmd_raw(&["PUBLISH", MARK, &n.to_string()]);
         let mut got = Vec::new();
@@ -216,7 +218,19 @@ fn command(rng: &mut Rng, families: &[&str]) -> (Vec<String>, bool) {
             }
             a
         }
-        ("zsets", 6) => vec![s("ZMPOP"), s("2"), k, k2, s("MIN"), s("COUNT"), s("2")],
+        // percore's ZMPOP wants its keys on one shard (CROSSSLOT otherwise).
+        ("zsets", 6) => {
+            let same = format!("{tag}{}", rng.below(3));
+            vec![
+                s("ZMPOP"),
+                s("2"),
+                format!("{tag}{}", rng.below(3)),
+                same,
+                s("MIN"),
+                s("COUNT"),
+                s("2"),
+            ]
+        }
         ("zsets", 7) => {
             let cmd = ["ZUNIONSTORE", "ZINTERSTORE", "ZDIFFSTORE"][rng.below(3)];
             vec![s(cmd), k, s("2"), k2, key(rng)]
@@ -260,12 +274,56 @@ fn command(rng: &mut Rng, families: &[&str]) -> (Vec<String>, bool) {
             ]
         }
         ("streams", _) => vec![s("XSETID"), k, s("2000-1")],
+        ("other", 0) => vec![s("SETBIT"), k, rng.below(20).to_string(), s("1")],
+        ("other", 1) => {
+            let op = ["SET", "INCRBY"][rng.below(2)];
+            vec![s("BITFIELD"), k, s(op), s("u8"), s("0"), s("200")]
+        }
+        ("other", 2) => vec![s("BITOP"), s(["AND", "OR"][rng.below(2)]), k, k2, key(rng)],
+        ("other", 3) => vec![s("PFADD"), k, mem(rng), mem(rng)],
+        ("other", 4) => vec![s("PFMERGE"), k, k2],
+        ("other", 5) => vec![s("SORT"), k, s("ALPHA"), s("STORE"), k2],
+        ("other", 6) => vec![s("GEOADD"), k, s("13.36"), s("38.11"), mem(rng)],
+        ("other", 7) => {
+            let c = [s("13.36"), s("38.11")];
+            let mut a = vec![s("GEOSEARCHSTORE"), k, k2, s("FROMLONLAT")];
+            a.extend(c);
+            a.extend([s("BYRADIUS"), s("100"), s("km")]);
+            a
+        }
+        ("other", 8) => {
+            let mut a = vec![s("RESTORE"), k, s("0"), s(PAYLOAD)];
+            if rng.chance(70) {
+                a.push(s("REPLACE"));
+            }
+            a
+        }
+        ("other", 9) => vec![
+            s("RESTORE"),
+            k,
+            s("1"),
+            s(PAYLOAD),
+            s("ABSTTL"),
+            s("REPLACE"),
+        ],
+        ("other", _) => vec![s("GET"), k],
         _ => unreachable!("family {family}"),
     };
     (args, mixed)
 }
 
 fn run_seed(redis: &Server, percore: &Server, seed: u64, families: &[&str], resp3: bool) -> usize {
+    let payload = {
+        let mut c = redis.conn();
+        c.cmd_raw(&["SET", "payload-source", "hello"]);
+        let dumped = c.cmd_raw(&["DUMP", "payload-source"]);
+        let start = dumped
+            .iter()
+            .position(|&b| b == b'\n')
+            .expect("bulk header")
+            + 1;
+        dumped[start..dumped.len() - 2].to_vec()
+    };
     let flags = "KEAn";
     let mut want_side = Side::new(redis, flags, resp3);
     let mut got_side = Side::new(percore, flags, resp3);
@@ -274,8 +332,19 @@ fn run_seed(redis: &Server, percore: &Server, seed: u64, families: &[&str], resp
     let mut total = 0;
     for i in 0..COMMANDS {
         let (args, mixed) = command(&mut rng, families);
-        let mut want = want_side.run(&args, i);
-        let mut got = got_side.run(&args, i);
+        // RESTORE's payload is the bytes redis-server's DUMP gave at the start.
+        let bytes: Vec<Vec<u8>> = args
+            .iter()
+            .map(|a| {
+                if a == PAYLOAD {
+                    payload.clone()
+                } else {
+                    a.as_bytes().to_vec()
+                }
+            })
+            .collect();
+        let mut want = want_side.run(&bytes, i);
+        let mut got = got_side.run(&bytes, i);
         if mixed {
             want.sort();
             got.sort();
@@ -301,8 +370,8 @@ fn servers() -> Option<(Server, Server)> {
     Some((redis, Server::percore(&["--threads", "2"])))
 }
 
-const FAMILIES: [&str; 7] = [
-    "strings", "generic", "lists", "hashes", "sets", "zsets", "streams",
+const FAMILIES: [&str; 8] = [
+    "strings", "generic", "lists", "hashes", "sets", "zsets", "streams", "other",
 ];
 
 #[test]
