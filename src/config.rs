@@ -256,6 +256,9 @@ pub struct Config {
     /// `busy-reply-threshold` (alias `lua-time-limit`): milliseconds a script runs before
     /// other clients get `-BUSY` and SCRIPT KILL / FUNCTION KILL may stop it.
     pub busy_reply_threshold_ms: u64,
+    /// `notify-keyspace-events`: the event classes published as keyspace notifications
+    /// (`crate::notify`'s flag bits; empty = off).
+    pub notify_keyspace_events: u32,
     /// `hz`: background task frequency, clamped to 1..=500 as Redis does.
     pub hz: u32,
     /// `maxmemory`: 0 means no limit. Reported only: percore does not evict yet.
@@ -359,6 +362,7 @@ impl Default for Config {
             latency_tracking_info_percentiles: vec![50.0, 99.0, 99.9],
             latency_monitor_threshold_ms: 0,
             busy_reply_threshold_ms: 5000,
+            notify_keyspace_events: 0,
             hz: 10,
             maxmemory_bytes: 0,
             maxmemory_policy: MaxmemoryPolicy::Noeviction,
@@ -1610,6 +1614,17 @@ static OPTIONS: &[ConfigOption] = &[
         file_form: FileForm::Plain,
     },
     ConfigOption {
+        name: "notify-keyspace-events",
+        settable: Settable::Runtime,
+        multi_arg: false,
+        set: |c, a, _| {
+            c.notify_keyspace_events = crate::notify::parse_classes(&a[0])?;
+            Ok(())
+        },
+        get: |c| crate::notify::classes_text(c.notify_keyspace_events),
+        file_form: FileForm::Quoted,
+    },
+    ConfigOption {
         name: "hz",
         settable: Settable::Runtime,
         multi_arg: false,
@@ -1940,6 +1955,7 @@ mod tests {
             ("latency-monitor-threshold", "0"),
             ("busy-reply-threshold", "5000"),
             ("lua-time-limit", "5000"),
+            ("notify-keyspace-events", ""),
             ("hz", "10"),
             ("appendonly", "no"),
             ("maxmemory", "0"),

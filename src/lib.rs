@@ -18,6 +18,7 @@ mod forward;
 pub mod fuzzing;
 mod latency;
 mod metrics;
+mod notify;
 mod prefetch;
 mod pubsub;
 mod scripting;
@@ -315,7 +316,7 @@ fn run(config: config::Config, config_file: Option<std::path::PathBuf>) -> Resul
                 crash::register_shard_thread(Arc::clone(&shared), id);
                 let mut service = shard::Shard::new(id, shards, Arc::clone(&shared));
                 if let Some(ks) = keyspace {
-                    service.data.keyspace = ks;
+                    service.data.adopt_keyspace(ks);
                 }
                 let mut reactor = Reactor::new(ring, id, net, fds, sig);
                 reactor

@@ -123,6 +123,9 @@ pub enum Msg {
         client: u64,
         keys: Vec<crate::atomic::LockKey>,
     },
+    /// Keyspace notifications of another shard for this shard's subscribers
+    /// (`crate::notify`).
+    Notify(Arc<[u8]>),
 }
 
 /// Everything a shard owns besides its I/O.
@@ -172,6 +175,8 @@ pub struct ShardData {
     pub watches: crate::atomic::watch::Registry,
     /// This shard's Lua interpreter, created at the first script (see `scripting`).
     pub lua: Option<Box<crate::scripting::Engine>>,
+    /// Keyspace notifications: enabled classes, what goes to other shards.
+    pub notify: crate::notify::State,
 }
 
 impl ShardData {
@@ -187,6 +192,8 @@ impl ShardData {
         let mut keyspace =
             Keyspace::new(cfg.keyspace_databases(), seed).with_slot_index(cfg.cluster_enabled);
         keyspace.set_access_tracking(cfg.access_tracking());
+        let mut notify = crate::notify::State::default();
+        keyspace.set_event_log(notify.configure(cfg.notify_keyspace_events));
         Self {
             id,
             shards,
@@ -213,7 +220,16 @@ impl ShardData {
             locks: crate::atomic::Locks::default(),
             watches: crate::atomic::watch::Registry::default(),
             lua: None,
+            notify,
         }
+    }
+
+    /// Takes over a keyspace built elsewhere (loaded from a file, handed back by a
+    /// snapshot barrier) with this shard's per-database settings.
+    pub fn adopt_keyspace(&mut self, mut keyspace: Keyspace) {
+        keyspace.set_access_tracking(self.cfg.access_tracking());
+        keyspace.set_event_log(self.notify.configure(self.cfg.notify_keyspace_events));
+        self.keyspace = keyspace;
     }
 
     /// Picks up a configuration change made by any shard.
@@ -228,6 +244,8 @@ impl ShardData {
                 .set_latency_threshold_ms(self.cfg.latency_monitor_threshold_ms);
             self.keyspace
                 .set_access_tracking(self.cfg.access_tracking());
+            self.keyspace
+                .set_event_log(self.notify.configure(self.cfg.notify_keyspace_events));
         }
     }
 
@@ -1856,6 +1874,7 @@ impl Service for Shard {
             }
             Msg::Unlock { keys, whole } => self.data.locks.release_keys(&keys, whole),
             Msg::Unwatch { client, keys } => self.data.watches.unwatch(client, &keys),
+            Msg::Notify(packed) => crate::notify::receive(&mut self.data, &packed),
         }
         if self.data.blocking.busy() || !self.data.blocking.flush.is_empty() {
             self.blocking_work(io);
@@ -1874,6 +1893,12 @@ impl Service for Shard {
                 io.wake_within(d);
             }
             self.blocking_work(io);
+        }
+        // Keyspace notifications of this iteration's work (requests, mail, blocked
+        // clients served, expiry): published here and mailed to the other shards before
+        // the outbox leaves.
+        if crate::notify::flush(&mut self.data, io) {
+            crate::pubsub::deliver(&mut self.data, io);
         }
         if self.data.snap.will_park() {
             io.submit_before_blocking();

@@ -280,6 +280,21 @@ pub struct Db {
     ready: Vec<Box<[u8]>>,
     /// What the entries' access field holds.
     access: AccessTracking,
+    /// Keyspace events this database sees itself (a key expired, a key created), in
+    /// order, for the server's keyspace notifications; recorded only while
+    /// [`Db::set_event_log`] turned them on, so a write pays one flag test on its
+    /// creation or expiry path.
+    events: Vec<(KeyEvent, Box<[u8]>)>,
+    log_events: bool,
+}
+
+/// A keyspace event seen inside the database rather than by a command.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyEvent {
+    /// An expired key was deleted (lazily on access, or by the active cycle).
+    Expired,
+    /// A key was added (Redis's `dbAdd`: a new key, or one stored anew over a deleted one).
+    New,
 }
 
 impl Db {
@@ -303,6 +318,8 @@ impl Db {
             waited: HashSet::new(),
             ready: Vec::new(),
             access: AccessTracking::Lru,
+            events: Vec::new(),
+            log_events: false,
         }
     }
 
@@ -333,6 +350,56 @@ impl Db {
         if let Some(idx) = self.main.lookup_index(key) {
             // Not part of a snapshot, like the access on a read.
             self.main.value_at_mut_unrecorded(idx).access = field;
+        }
+    }
+
+    /// Starts (or stops) recording [`KeyEvent`]s for [`Db::take_events`].
+    pub fn set_event_log(&mut self, on: bool) {
+        self.log_events = on;
+        if !on {
+            self.events = Vec::new();
+        }
+    }
+
+    /// Whether events wait in the log.
+    #[must_use]
+    #[inline]
+    pub fn has_events(&self) -> bool {
+        !self.events.is_empty()
+    }
+
+    /// The events recorded since the last call, in order.
+    pub fn take_events(&mut self) -> Vec<(KeyEvent, Box<[u8]>)> {
+        mem::take(&mut self.events)
+    }
+
+    /// Gives back an emptied log's allocation.
+    pub fn return_events(&mut self, mut log: Vec<(KeyEvent, Box<[u8]>)>) {
+        if self.events.is_empty() {
+            log.clear();
+            self.events = log;
+        }
+    }
+
+    #[cold]
+    fn log_event(&mut self, event: KeyEvent, key: &[u8]) {
+        self.events.push((event, key.into()));
+    }
+
+    /// An expired key was deleted: counted, and logged when events are on.
+    #[inline]
+    fn note_expired(&mut self, key: &[u8]) {
+        self.stats.expired_keys += 1;
+        if self.log_events {
+            self.log_event(KeyEvent::Expired, key);
+        }
+    }
+
+    /// A key was added.
+    #[inline]
+    fn note_new(&mut self, key: &[u8]) {
+        if self.log_events {
+            self.log_event(KeyEvent::New, key);
         }
     }
 
@@ -584,7 +651,7 @@ impl Db {
         let idx = self.main.lookup_index(key)?;
         if self.main.entry_at(idx).1.is_expired(now_ms) {
             self.delete_at(idx);
-            self.stats.expired_keys += 1;
+            self.note_expired(key);
             return None;
         }
         Some(idx)
@@ -672,7 +739,8 @@ impl Db {
                 self.index_ttl_change(key, old_expire, new_expire);
                 self.note_stored(key);
                 if expired {
-                    self.stats.expired_keys += 1;
+                    self.note_expired(key);
+                    self.note_new(key);
                     None
                 } else {
                     Some(old)
@@ -692,6 +760,7 @@ impl Db {
                     sync_expires(&mut self.expires, key, NO_EXPIRE, expire_at_ms);
                 }
                 self.index_new_key(key, expire_at_ms);
+                self.note_new(key);
                 self.note_stored(key);
                 None
             }
@@ -780,13 +849,14 @@ impl Db {
                 entry.access = access;
                 sync_expires(&mut self.expires, &key, old_expire, new_expire);
                 self.index_ttl_change(&key, old_expire, new_expire);
-                self.note_stored(&key);
                 if expired {
-                    self.stats.expired_keys += 1;
-                    None
-                } else {
-                    Some(old)
+                    self.note_expired(&key);
                 }
+                // Every caller adds the key anew (RENAME, MOVE, COPY, RESTORE: Redis's
+                // dbDelete + dbAdd), so it is "new" even over a live key.
+                self.note_new(&key);
+                self.note_stored(&key);
+                if expired { None } else { Some(old) }
             }
             Slot::Vacant(slot) => {
                 // Copies the key (inline when short); the expires index, if needed,
@@ -797,6 +867,7 @@ impl Db {
                     access,
                 });
                 self.index_new_key(&key, new_expire);
+                self.note_new(&key);
                 self.note_stored(&key);
                 if new_expire != NO_EXPIRE {
                     self.expires.insert(key, new_expire);
@@ -804,6 +875,15 @@ impl Db {
                 None
             }
         }
+    }
+
+    /// Gives a key taken by [`Db::take`] back (a cross-shard move that was refused):
+    /// as [`Db::put`], but not logged as a new key, since for Redis it never left.
+    pub fn put_back(&mut self, taken: TakenKey, now_ms: i64) -> Option<Value> {
+        let log = mem::replace(&mut self.log_events, false);
+        let old = self.put(taken, now_ms);
+        self.log_events = log;
+        old
     }
 
     /// RENAME within this database: moves `from` (with its TTL) over `to`. False when
@@ -827,8 +907,8 @@ impl Db {
             if !self.main.entry_at(idx).1.is_expired(now_ms) {
                 break idx;
             }
-            self.delete_at(idx);
-            self.stats.expired_keys += 1;
+            let (key, _) = self.delete_at(idx);
+            self.note_expired(&key);
         };
         Some(self.main.entry_at(idx).0)
     }
@@ -933,6 +1013,9 @@ impl Db {
                         .expect("expires index holds a key missing from the database");
                     self.remove_main_at(at);
                     self.note_stored(&key);
+                    if self.log_events {
+                        self.log_event(KeyEvent::Expired, &key);
+                    }
                     expired += 1;
                 } else {
                     ttl_sum = ttl_sum.saturating_add(when - now_ms);

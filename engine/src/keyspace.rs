@@ -61,6 +61,13 @@ impl Keyspace {
         }
     }
 
+    /// Turns every database's keyspace-event log on or off ([`crate::db::Db::set_event_log`]).
+    pub fn set_event_log(&mut self, on: bool) {
+        for db in &mut self.dbs {
+            db.set_event_log(on);
+        }
+    }
+
     /// Number of databases.
     #[must_use]
     pub fn databases(&self) -> usize {

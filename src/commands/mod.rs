@@ -93,6 +93,15 @@ pub struct Ctx<'a> {
     pub client: Option<&'a mut crate::client::Client>,
 }
 
+impl Ctx<'_> {
+    /// Publishes keyspace event `name` of `class` on `key` of this database (Redis's
+    /// `notifyKeyspaceEvent`); one flag test when the class is off (`crate::notify`).
+    #[inline]
+    pub fn notify(&mut self, class: u32, name: &str, key: &[u8]) {
+        crate::notify::event(self.shard, class, name, key, self.db);
+    }
+}
+
 /// A handler that writes its reply directly.
 pub type Handler = fn(&mut Ctx, &[&[u8]], &mut ReplyWriter);
 /// One shard's part of a multi-shard command.

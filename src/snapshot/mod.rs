@@ -937,9 +937,10 @@ fn participate(
                 }
             }
             session.release.wait();
-            data.keyspace = session.keyspaces.lock().expect("session lock")[id]
+            let keyspace = session.keyspaces.lock().expect("session lock")[id]
                 .take()
                 .expect("keyspace handed back");
+            data.adopt_keyspace(keyspace);
         }
     }
     let stall = t0.elapsed().as_nanos() as u64;
