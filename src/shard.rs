@@ -172,6 +172,8 @@ pub struct ShardData {
     pub watches: crate::atomic::watch::Registry,
     /// This shard's Lua interpreter, created at the first script (see `scripting`).
     pub lua: Option<Box<crate::scripting::Engine>>,
+    /// The ACL generation this shard's clients were linked at.
+    pub acl: crate::acl::ShardAcl,
 }
 
 impl ShardData {
@@ -213,12 +215,14 @@ impl ShardData {
             locks: crate::atomic::Locks::default(),
             watches: crate::atomic::watch::Registry::default(),
             lua: None,
+            acl: crate::acl::ShardAcl::default(),
         }
     }
 
     /// Picks up a configuration change made by any shard.
     #[inline]
     pub fn refresh_config(&mut self) {
+        crate::acl::refresh(self);
         let g = self.shared.config_generation();
         if g != self.cfg_generation {
             self.cfg = self.shared.config();
@@ -444,7 +448,7 @@ impl Shard {
                 break;
             }
             let mut limits = self.data.limits;
-            limits.unauthenticated = client.must_auth(&self.data.cfg.requirepass);
+            limits.unauthenticated = client.must_auth(self.data.acl.auth_required);
             if self.ahead_next == self.ahead_len {
                 self.parse_ahead(conn.input.data(), client.db, &limits, &mut main);
             }
@@ -514,7 +518,7 @@ impl Shard {
             };
             // Authentication changes the parse limits: what was parsed ahead under the old
             // ones is dropped.
-            let must_auth = client.must_auth(&self.data.cfg.requirepass);
+            let must_auth = client.must_auth(self.data.acl.auth_required);
             // An empty request (a blank inline line, `*0`) runs nothing, but counts as the
             // request whose reply CLIENT REPLY SKIP drops, as in Redis (`resetClient`).
             if req.is_empty() {
@@ -547,7 +551,7 @@ impl Shard {
                 main.clear();
             }
             conn.input.consume(consumed);
-            if client.must_auth(&self.data.cfg.requirepass) != must_auth {
+            if client.must_auth(self.data.acl.auth_required) != must_auth {
                 self.ahead_len = self.ahead_next;
             }
         }
@@ -1027,11 +1031,18 @@ pub fn dispatch(
         refuse(client, discard, out, scratch, |w| w.error(&refusal));
         return true;
     }
-    if client.must_auth(&data.cfg.requirepass) && !cmd.has(flags::NO_AUTH) {
+    if client.must_auth(data.acl.auth_required) && !cmd.has(flags::NO_AUTH) {
         data.stats.record_rejected(cmd, "NOAUTH");
         refuse(client, discard, out, scratch, |w| {
             w.error(commands::errors::NOAUTH);
         });
+        return true;
+    }
+    if !client.acl_free
+        && let Err(text) = crate::acl::check_request(data, client, cmd, argv)
+    {
+        data.stats.record_rejected(cmd, &text);
+        refuse(client, discard, out, scratch, |w| w.error(&text));
         return true;
     }
     if let Some(busy) = data.shared.scripts.busy_error()
@@ -1780,7 +1791,7 @@ impl Service for Shard {
         }
         // Protected mode: no password and no explicit bind → loopback clients only.
         if self.data.cfg.protected_mode
-            && self.data.cfg.requirepass.is_empty()
+            && !self.data.acl.auth_required
             && self
                 .data
                 .cfg
@@ -2015,8 +2026,8 @@ impl Shard {
             .stats
             .next_client_id
             .fetch_add(1, Ordering::Relaxed);
-        let authenticated = self.data.cfg.requirepass.is_empty();
-        let mut client = Client::new(id, cid, self.data.now_ms, authenticated);
+        let mut client = Client::new(id, cid, self.data.now_ms, false);
+        crate::acl::link_new(&mut self.data, &mut client);
         if let Some(p) = peer {
             client.peer = p.to_string();
         }
