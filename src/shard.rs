@@ -1215,6 +1215,10 @@ pub fn dispatch(
             let (db, proto) = (client.db, client.proto);
             let watched = !data.watches.is_empty() && cmd.has(flags::WRITE);
             let before = if watched { data.keyspace.changes() } else { 0 };
+            if !client.acl_free {
+                // A restricted user's script checks its calls as that user.
+                data.acl.caller.clone_from(&client.acl_user);
+            }
             let mut ctx = Ctx {
                 shard: data,
                 db,
@@ -1224,6 +1228,7 @@ pub fn dispatch(
             let first = step(&mut ctx, argv);
             let (mut failed, mut reply) = (false, Vec::new());
             let result = run_hops(&mut ctx, first);
+            data.acl.caller = None;
             if watched && !matches!(result, Partial::Hop { .. }) {
                 crate::atomic::watch::after_write(data, cmd, argv, db, before);
             }

@@ -188,6 +188,11 @@ pub fn unlinked(name: &str, all_channels: bool) -> User {
 #[derive(Default)]
 pub struct ShardAcl {
     generation: u64,
+    /// The restricted user whose script runs now: its `redis.call`s are checked.
+    pub script_user: Option<Arc<User>>,
+    /// The restricted user of the request whose first step runs now (dispatch sets it
+    /// around a multi-step command's first step, which has no client).
+    pub caller: Option<Arc<User>>,
     /// Whether a new connection must AUTH first: the default user has a password or is
     /// off (Redis's `authRequired`).
     pub auth_required: bool,
@@ -269,8 +274,14 @@ pub fn link_new(data: &mut ShardData, c: &mut Client) {
 }
 
 /// Authenticates `c` as `user` with `pass` (Redis's `ACLAuthenticateUser`); a failure
-/// is logged in ACL LOG.
-pub fn authenticate(data: &mut ShardData, c: &mut Client, user: &[u8], pass: &[u8]) -> bool {
+/// is logged in ACL LOG under the command's name as the client typed it (`by`).
+pub fn authenticate(
+    data: &mut ShardData,
+    c: &mut Client,
+    by: &[u8],
+    user: &[u8],
+    pass: &[u8],
+) -> bool {
     let name = String::from_utf8_lossy(user);
     match data.shared.acl.user(&name) {
         Some(u) if u.password_ok(pass) => {
@@ -285,7 +296,14 @@ pub fn authenticate(data: &mut ShardData, c: &mut Client, user: &[u8], pass: &[u
             } else {
                 "toplevel"
             };
-            log::add(data, c, log::Reason::Auth, ctx, "AUTH", &name);
+            log::add(
+                data,
+                c,
+                log::Reason::Auth,
+                ctx,
+                &String::from_utf8_lossy(by),
+                &name,
+            );
             false
         }
     }
@@ -360,5 +378,49 @@ pub fn noperm(d: Denied, name: &str) -> String {
             "NOPERM this user has no permissions to access one of the channels used as arguments"
                 .into()
         }
+    }
+}
+
+/// Runs a script step with `user`'s permissions applied to its `redis.call`s.
+pub fn run_script_as(
+    ctx: &mut crate::commands::Ctx,
+    user: Option<Arc<User>>,
+    argv: &[&[u8]],
+    run: crate::commands::PartFn,
+) -> crate::commands::Partial {
+    let before = std::mem::replace(&mut ctx.shard.acl.script_user, user);
+    let r = run(ctx, argv);
+    ctx.shard.acl.script_user = before;
+    r
+}
+
+/// The check of a script's `redis.call` (Redis's `scriptVerifyACL`): logged with the
+/// `lua` context; the error is Redis 7.0's text.
+pub fn check_script_call(
+    data: &mut ShardData,
+    cmd: &'static Command,
+    argv: &[&[u8]],
+) -> Result<(), String> {
+    let Some(user) = data.acl.script_user.clone() else {
+        return Ok(());
+    };
+    let mut c = crate::scripting::script_client();
+    c.acl_user = Some(user);
+    c.acl_free = false;
+    c.last_cmd = cmd.name;
+    match check_as(data, &c, cmd, argv, "lua") {
+        Ok(()) => Ok(()),
+        Err((d, _)) => Err(match d {
+            Denied::Command => {
+                "The user executing the script can't run this command or subcommand"
+            }
+            Denied::Key(_) => {
+                "The user executing the script can't access at least one of the keys mentioned in the command arguments"
+            }
+            Denied::Channel(_) => {
+                "The user executing the script can't publish to the channel mentioned in the command"
+            }
+        }
+        .to_string()),
     }
 }

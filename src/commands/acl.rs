@@ -141,7 +141,7 @@ fn getuser(ctx: &mut Ctx, name: &[u8], w: &mut ReplyWriter) {
     w.map(6);
     w.bulk(b"flags");
     let flags = u.flag_names();
-    w.array(flags.len());
+    w.set(flags.len());
     for f in flags {
         w.bulk(f.as_bytes());
     }

@@ -56,11 +56,11 @@ pub fn quit(ctx: &mut Ctx, _argv: &[&[u8]], w: &mut ReplyWriter) {
 }
 
 /// Authenticates the client as `user` (Redis's `ACLAuthenticateUser`).
-fn try_auth(ctx: &mut Ctx, user: &[u8], pass: &[u8]) -> bool {
+fn try_auth(ctx: &mut Ctx, by: &[u8], user: &[u8], pass: &[u8]) -> bool {
     let Some(c) = ctx.client.as_deref_mut() else {
         return false;
     };
-    crate::acl::authenticate(ctx.shard, c, user, pass)
+    crate::acl::authenticate(ctx.shard, c, by, user, pass)
 }
 
 const WRONGPASS: &str = "WRONGPASS invalid username-password pair or user is disabled.";
@@ -78,7 +78,7 @@ pub fn auth(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
         w.error("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?");
         return;
     }
-    if try_auth(ctx, user, pass) {
+    if try_auth(ctx, argv[0], user, pass) {
         w.ok();
     } else {
         w.error(WRONGPASS);
@@ -121,7 +121,7 @@ pub fn hello(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
         }
     }
     if let Some((user, pass)) = auth_pair
-        && !try_auth(ctx, user, pass)
+        && !try_auth(ctx, argv[0], user, pass)
     {
         w.error(WRONGPASS);
         return;
