@@ -424,3 +424,23 @@ pub fn check_script_call(
         .to_string()),
     }
 }
+
+/// EXEC's second check of a queued command (Redis 7.0's `execCommand`): the user's rules
+/// may have changed since it was queued.
+pub fn check_at_exec(
+    data: &mut ShardData,
+    client: &Client,
+    cmd: &'static Command,
+    argv: &[&[u8]],
+) -> Result<(), String> {
+    check_as(data, client, cmd, argv, "multi").map_err(|(d, _)| {
+        let reason = match d {
+            Denied::Command => "no permission to execute the command or subcommand",
+            Denied::Key(_) => "no permission to touch the specified keys",
+            Denied::Channel(_) => "no permission to access one of the channels used as arguments",
+        };
+        format!(
+            "NOPERM ACLs rules changed between the moment the transaction was accumulated and the EXEC call. This command is no longer allowed for the following reason: {reason}"
+        )
+    })
+}
