@@ -1964,6 +1964,9 @@ mod tests {
             ("bind", "127.0.0.1 -::1"),
             ("protected-mode", "yes"),
             ("requirepass", ""),
+            ("aclfile", ""),
+            ("acllog-max-len", "128"),
+            ("acl-pubsub-default", "resetchannels"),
             ("threads", "0"),
             ("metrics-port", "0"),
             ("dir", "."),
@@ -2294,6 +2297,7 @@ mod tests {
         assert_eq!(
             names("*max*"),
             [
+                "acllog-max-len",
                 "forkless-max-copy-memory",
                 "maxclients",
                 "proto-max-bulk-len",
