@@ -156,6 +156,14 @@ pub struct Config {
     pub protected_mode: bool,
     /// `requirepass`: password for AUTH; empty means no password.
     pub requirepass: String,
+    /// `aclfile`: where ACL LOAD and ACL SAVE read and write users (empty: none).
+    pub aclfile: String,
+    /// `acllog-max-len`: entries ACL LOG keeps.
+    pub acllog_max_len: u64,
+    /// `acl-pubsub-default`: whether new users and selectors start with every channel.
+    pub acl_pubsub_default_all: bool,
+    /// `user` lines of the configuration file, each `name rule...`, applied at start.
+    pub users: Vec<Vec<String>>,
     /// `threads` (percore only): shard threads; 0 means one per core.
     pub threads: usize,
     /// `metrics-port` (percore only): Prometheus endpoint on 127.0.0.1; 0 is off.
@@ -309,6 +317,10 @@ impl Default for Config {
             ],
             protected_mode: true,
             requirepass: String::new(),
+            aclfile: String::new(),
+            acllog_max_len: 128,
+            acl_pubsub_default_all: false,
+            users: Vec::new(),
             threads: 0,
             metrics_port: 0,
             dir: PathBuf::from("."),
@@ -652,6 +664,11 @@ fn apply_directive(
 ) -> Result<(), String> {
     const BAD_DIRECTIVE: &str = "Bad directive or wrong number of arguments";
     let (name, values) = parts.split_first().ok_or(BAD_DIRECTIVE)?;
+    if name.eq_ignore_ascii_case("user") && loading.from_file && !values.is_empty() {
+        // `user name rule...`: kept for the ACL at start-up (not a CONFIG GET option).
+        config.users.push(values.to_vec());
+        return Ok(());
+    }
     let option = find_option(name.as_bytes()).ok_or(BAD_DIRECTIVE)?;
     if values.is_empty() || (!option.multi_arg && values.len() != 1) {
         return Err("wrong number of arguments".to_owned());
@@ -670,6 +687,16 @@ fn utf8_args(parts: Vec<Vec<u8>>) -> Result<Vec<String>, String> {
         .into_iter()
         .map(|p| String::from_utf8(p).map_err(|_| "argument must be valid UTF-8 text".to_owned()))
         .collect()
+}
+
+/// Splits a line as the configuration file's lines are (quotes, escapes), for the ACL file.
+pub fn split_args_public(line: &[u8]) -> Option<Vec<Vec<u8>>> {
+    split_args(line)
+}
+
+/// `strerror` text of an I/O error, for messages outside this module.
+pub fn os_error_public(error: &io::Error) -> String {
+    os_error_text(error)
 }
 
 /// `strerror` text of an I/O error, without Rust's " (os error N)" suffix.
@@ -1168,6 +1195,45 @@ static OPTIONS: &[ConfigOption] = &[
         },
         get: |c| c.requirepass.clone(),
         file_form: FileForm::Quoted,
+    },
+    ConfigOption {
+        name: "aclfile",
+        settable: Settable::Immutable,
+        multi_arg: false,
+        set: |c, a, _| {
+            c.aclfile.clone_from(&a[0]);
+            Ok(())
+        },
+        get: |c| c.aclfile.clone(),
+        file_form: FileForm::Quoted,
+    },
+    ConfigOption {
+        name: "acllog-max-len",
+        settable: Settable::Runtime,
+        multi_arg: false,
+        set: |c, a, _| {
+            c.acllog_max_len = int(&a[0], 0, i64::from(i32::MAX))?;
+            Ok(())
+        },
+        get: |c| c.acllog_max_len.to_string(),
+        file_form: FileForm::Plain,
+    },
+    ConfigOption {
+        name: "acl-pubsub-default",
+        settable: Settable::Runtime,
+        multi_arg: false,
+        set: |c, a, _| {
+            c.acl_pubsub_default_all = parse_enum(&a[0], &["resetchannels", "allchannels"])? == 1;
+            Ok(())
+        },
+        get: |c| {
+            if c.acl_pubsub_default_all {
+                "allchannels".into()
+            } else {
+                "resetchannels".into()
+            }
+        },
+        file_form: FileForm::Plain,
     },
     ConfigOption {
         name: "threads",
@@ -1913,6 +1979,9 @@ mod tests {
             ("bind", "127.0.0.1 -::1"),
             ("protected-mode", "yes"),
             ("requirepass", ""),
+            ("aclfile", ""),
+            ("acllog-max-len", "128"),
+            ("acl-pubsub-default", "resetchannels"),
             ("threads", "0"),
             ("metrics-port", "0"),
             ("dir", "."),
@@ -2244,6 +2313,7 @@ mod tests {
         assert_eq!(
             names("*max*"),
             [
+                "acllog-max-len",
                 "forkless-max-copy-memory",
                 "maxclients",
                 "proto-max-bulk-len",

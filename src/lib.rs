@@ -3,6 +3,7 @@
 //! [`main`]; the library exists so that fuzz targets (fuzz/) reach the pure parts through
 //! [`fuzzing`]. Everything else stays private to the crate.
 
+mod acl;
 mod alloc;
 mod atomic;
 mod blocking;
@@ -275,6 +276,20 @@ fn run(config: config::Config, config_file: Option<std::path::PathBuf>) -> Resul
     ));
     if let Some(f) = &shared.config_file {
         shared.notice(&format!("Configuration loaded from {}", f.display()));
+    }
+
+    // Users: the `user` lines or the ACL file (Redis's `ACLLoadUsersAtStartup`).
+    {
+        let cfg = shared.config();
+        if let Err(e) = acl::file::load_at_startup(
+            &shared.acl,
+            &cfg.aclfile,
+            &cfg.users,
+            cfg.acl_pubsub_default_all,
+        ) {
+            shared.warning(&e);
+            return Err(String::new());
+        }
     }
 
     // Cluster mode: nodes.conf before the data (a corrupt file stops here), then the

@@ -145,6 +145,8 @@ pub struct ServerShared {
     pub metrics: crate::metrics::Board,
     /// The script cache, the function libraries and which shard runs a busy script.
     pub scripts: crate::scripting::Shared,
+    /// ACL users (see `acl`).
+    pub acl: crate::acl::Acl,
 }
 
 impl ServerShared {
@@ -160,7 +162,10 @@ impl ServerShared {
         let cluster = config
             .cluster_enabled
             .then(|| crate::cluster::Cluster::new(&config));
+        let acl = crate::acl::Acl::new();
+        acl.set_default_password(&config.requirepass);
         Arc::new(Self {
+            acl,
             config: RwLock::new(config),
             config_generation: AtomicU64::new(1),
             config_file,

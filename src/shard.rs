@@ -177,6 +177,8 @@ pub struct ShardData {
     pub lua: Option<Box<crate::scripting::Engine>>,
     /// Keyspace notifications: enabled classes, what goes to other shards.
     pub notify: crate::notify::State,
+    /// The ACL generation this shard's clients were linked at.
+    pub acl: crate::acl::ShardAcl,
 }
 
 impl ShardData {
@@ -221,6 +223,7 @@ impl ShardData {
             watches: crate::atomic::watch::Registry::default(),
             lua: None,
             notify,
+            acl: crate::acl::ShardAcl::default(),
         }
     }
 
@@ -235,6 +238,7 @@ impl ShardData {
     /// Picks up a configuration change made by any shard.
     #[inline]
     pub fn refresh_config(&mut self) {
+        crate::acl::refresh(self);
         let g = self.shared.config_generation();
         if g != self.cfg_generation {
             self.cfg = self.shared.config();
@@ -462,7 +466,7 @@ impl Shard {
                 break;
             }
             let mut limits = self.data.limits;
-            limits.unauthenticated = client.must_auth(&self.data.cfg.requirepass);
+            limits.unauthenticated = client.must_auth(self.data.acl.auth_required);
             if self.ahead_next == self.ahead_len {
                 self.parse_ahead(conn.input.data(), client.db, &limits, &mut main);
             }
@@ -532,7 +536,7 @@ impl Shard {
             };
             // Authentication changes the parse limits: what was parsed ahead under the old
             // ones is dropped.
-            let must_auth = client.must_auth(&self.data.cfg.requirepass);
+            let must_auth = client.must_auth(self.data.acl.auth_required);
             // An empty request (a blank inline line, `*0`) runs nothing, but counts as the
             // request whose reply CLIENT REPLY SKIP drops, as in Redis (`resetClient`).
             if req.is_empty() {
@@ -565,7 +569,7 @@ impl Shard {
                 main.clear();
             }
             conn.input.consume(consumed);
-            if client.must_auth(&self.data.cfg.requirepass) != must_auth {
+            if client.must_auth(self.data.acl.auth_required) != must_auth {
                 self.ahead_len = self.ahead_next;
             }
         }
@@ -1045,11 +1049,18 @@ pub fn dispatch(
         refuse(client, discard, out, scratch, |w| w.error(&refusal));
         return true;
     }
-    if client.must_auth(&data.cfg.requirepass) && !cmd.has(flags::NO_AUTH) {
+    if client.must_auth(data.acl.auth_required) && !cmd.has(flags::NO_AUTH) {
         data.stats.record_rejected(cmd, "NOAUTH");
         refuse(client, discard, out, scratch, |w| {
             w.error(commands::errors::NOAUTH);
         });
+        return true;
+    }
+    if !client.acl_free
+        && let Err(text) = crate::acl::check_request(data, client, cmd, argv)
+    {
+        data.stats.record_rejected(cmd, &text);
+        refuse(client, discard, out, scratch, |w| w.error(&text));
         return true;
     }
     if let Some(busy) = data.shared.scripts.busy_error()
@@ -1222,6 +1233,10 @@ pub fn dispatch(
             let (db, proto) = (client.db, client.proto);
             let watched = !data.watches.is_empty() && cmd.has(flags::WRITE);
             let before = if watched { data.keyspace.changes() } else { 0 };
+            if !client.acl_free {
+                // A restricted user's script checks its calls as that user.
+                data.acl.caller.clone_from(&client.acl_user);
+            }
             let mut ctx = Ctx {
                 shard: data,
                 db,
@@ -1231,6 +1246,7 @@ pub fn dispatch(
             let first = step(&mut ctx, argv);
             let (mut failed, mut reply) = (false, Vec::new());
             let result = run_hops(&mut ctx, first);
+            data.acl.caller = None;
             if watched && !matches!(result, Partial::Hop { .. }) {
                 crate::atomic::watch::after_write(data, cmd, argv, db, before);
             }
@@ -1798,7 +1814,7 @@ impl Service for Shard {
         }
         // Protected mode: no password and no explicit bind → loopback clients only.
         if self.data.cfg.protected_mode
-            && self.data.cfg.requirepass.is_empty()
+            && !self.data.acl.auth_required
             && self
                 .data
                 .cfg
@@ -2040,8 +2056,8 @@ impl Shard {
             .stats
             .next_client_id
             .fetch_add(1, Ordering::Relaxed);
-        let authenticated = self.data.cfg.requirepass.is_empty();
-        let mut client = Client::new(id, cid, self.data.now_ms, authenticated);
+        let mut client = Client::new(id, cid, self.data.now_ms, false);
+        crate::acl::link_new(&mut self.data, &mut client);
         if let Some(p) = peer {
             client.peer = p.to_string();
         }

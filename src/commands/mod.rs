@@ -6,6 +6,7 @@
 //! `cluster.rs`, `bits.rs`, `hyperloglog.rs`, `lcs.rs` (`gather.rs` collects the values of
 //! keys on several shards for BITOP, PFCOUNT, PFMERGE and LCS).
 
+pub mod acl;
 pub mod bits;
 pub mod cluster;
 pub mod connection;
@@ -381,7 +382,7 @@ impl Iterator for KeysOf {
 
 /// Redis's `getKeysUsingKeySpecs` without partial results: `None` when a spec is
 /// `unknown` or does not fit the arguments (a bad `numkeys`).
-fn keys_from_specs(
+pub(crate) fn keys_from_specs(
     specs: &[KeySpec],
     argv: &[&[u8]],
 ) -> Option<Vec<(usize, &'static [&'static str])>> {

@@ -291,6 +291,14 @@ fn exec_here(data: &mut ShardData, client: &mut Client, cmds: &[Queued], w: &mut
         q.argv.fill(&mut args);
         let mark = w.out.len();
         let db = usize::from(q.db);
+        if !client.acl_free
+            && let Err(text) = crate::acl::check_at_exec(data, client, q.cmd, &args)
+        {
+            // The user's rules changed since the command was queued (Redis 7.0 checks
+            // again at EXEC).
+            w.error(&text);
+            continue;
+        }
         match q.cmd.exec {
             super::Exec::Client(h) => {
                 let mut ctx = super::Ctx {

@@ -314,6 +314,14 @@ fn config_set(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
     let pairs: Vec<(&[u8], &[u8])> = argv[2..].chunks_exact(2).map(|p| (p[0], p[1])).collect();
     match ctx.shard.shared.update_config(|c| c.set_many(&pairs)) {
         Ok(()) => {
+            if pairs
+                .iter()
+                .any(|(k, _)| k.eq_ignore_ascii_case(b"requirepass"))
+            {
+                // Redis's `updateRequirePass`: the default user's password follows.
+                let pass = ctx.shard.shared.config().requirepass;
+                ctx.shard.shared.acl.set_default_password(&pass);
+            }
             ctx.shard.refresh_config();
             ctx.shard.shared.log.set_level(ctx.shard.cfg.loglevel);
             ctx.shard.stats.latency_tracking = ctx.shard.cfg.latency_tracking;

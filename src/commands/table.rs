@@ -361,6 +361,34 @@ pub static COMMANDS: &[Command] = &[
             },
         )
     },
+    // ACL
+    Command {
+        subcommands: &[
+            ("acl|cat", -2, NOSCRIPT | LOADING | STALE),
+            ("acl|deluser", -3, ADMIN | NOSCRIPT | LOADING | STALE),
+            ("acl|dryrun", -4, ADMIN | NOSCRIPT | LOADING | STALE),
+            ("acl|genpass", -2, NOSCRIPT | LOADING | STALE),
+            ("acl|getuser", 3, ADMIN | NOSCRIPT | LOADING | STALE),
+            ("acl|help", 2, LOADING | STALE),
+            ("acl|list", 2, ADMIN | NOSCRIPT | LOADING | STALE),
+            ("acl|load", 2, ADMIN | NOSCRIPT | LOADING | STALE),
+            ("acl|log", -2, ADMIN | NOSCRIPT | LOADING | STALE),
+            ("acl|save", 2, ADMIN | NOSCRIPT | LOADING | STALE),
+            ("acl|setuser", -3, ADMIN | NOSCRIPT | LOADING | STALE),
+            ("acl|users", 2, ADMIN | NOSCRIPT | LOADING | STALE),
+            ("acl|whoami", 2, NOSCRIPT | LOADING | STALE),
+        ],
+        ..c(
+            "acl",
+            -2,
+            0,
+            NOKEYS,
+            "server",
+            "6.0.0",
+            "A container for Access List Control commands.",
+            Exec::Client(super::acl::acl),
+        )
+    },
     // strings
     c(
         "get",
