@@ -19,6 +19,7 @@ pub mod fuzzing;
 mod latency;
 mod metrics;
 mod prefetch;
+mod propagate;
 mod pubsub;
 mod scripting;
 mod server;
@@ -317,6 +318,7 @@ fn run(config: config::Config, config_file: Option<std::path::PathBuf>) -> Resul
                 if let Some(ks) = keyspace {
                     service.data.keyspace = ks;
                 }
+                propagate::start_shard(&mut service.data);
                 let mut reactor = Reactor::new(ring, id, net, fds, sig);
                 reactor
                     .run(&mut service)

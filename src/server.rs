@@ -145,6 +145,8 @@ pub struct ServerShared {
     pub metrics: crate::metrics::Board,
     /// The script cache, the function libraries and which shard runs a busy script.
     pub scripts: crate::scripting::Shared,
+    /// The stream of write effects: shards publish, sinks (AOF, replication) consume.
+    pub effects: Arc<crate::propagate::Hub>,
 }
 
 impl ServerShared {
@@ -186,6 +188,7 @@ impl ServerShared {
             cluster,
             metrics: crate::metrics::Board::new(shards),
             scripts: crate::scripting::Shared::new(shards),
+            effects: Arc::new(crate::propagate::Hub::new(shards)),
         })
     }
 

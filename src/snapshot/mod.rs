@@ -353,6 +353,9 @@ pub struct Session {
     /// answered in 27-37 ms with a 64 MiB temp file freed meanwhile, 5-20 ms after; ext4
     /// with `discard` discards freed blocks in the journal commit the fsync waits for).
     unlinked: Mutex<Vec<std::fs::File>>,
+    /// The barrier's place in the stream of effects, and whether shards log after it
+    /// (`propagate::at_barrier`).
+    effects_cut: (u64, bool),
 }
 
 /// How soon a shard whose barrier request found another in the way asks again.
@@ -770,6 +773,7 @@ fn start(data: &mut ShardData, io: &mut Io<Msg, ()>, req: Request, replies: &mut
         },
         cancelled,
         unlinked: Mutex::new(Vec::new()),
+        effects_cut: data.shared.effects.barrier(),
     });
     // No multi-shard write may start from now on; the session is mailed once those in
     // flight are applied (`after_flush`), so the barrier never parks a shard between two
@@ -942,6 +946,13 @@ fn participate(
                 .expect("keyspace handed back");
         }
     }
+    let (cut, on) = session.effects_cut;
+    let fx = if id == session.coordinator {
+        crate::propagate::whole_effects(session.whole)
+    } else {
+        crate::propagate::Effects::default()
+    };
+    crate::propagate::at_barrier(data, cut, on, fx);
     let stall = t0.elapsed().as_nanos() as u64;
     session.stall_max_ns.fetch_max(stall, Ordering::Relaxed);
     crate::latency::snapshot_stall(data, session.kind == Kind::Fork, stall);
