@@ -147,6 +147,8 @@ pub struct ServerShared {
     pub scripts: crate::scripting::Shared,
     /// The stream of write effects: shards publish, sinks (AOF, replication) consume.
     pub effects: Arc<crate::propagate::Hub>,
+    /// The append-only file's state.
+    pub aof: crate::aof::Shared,
 }
 
 impl ServerShared {
@@ -189,6 +191,7 @@ impl ServerShared {
             metrics: crate::metrics::Board::new(shards),
             scripts: crate::scripting::Shared::new(shards),
             effects: Arc::new(crate::propagate::Hub::new(shards)),
+            aof: crate::aof::Shared::default(),
         })
     }
 
