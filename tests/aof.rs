@@ -83,34 +83,34 @@ fn dataset(c: &mut Conn) -> BTreeMap<String, String> {
 /// A deterministic mix of writes of every type, with expiries, random pops, float
 /// increments, transactions, scripts and multi-key commands (keys on every shard).
 fn workload(c: &mut Conn, seed: u64, n: usize, scripts: bool) {
-    let mut x = seed | 1;
+    let mut state = seed | 1;
     let mut rnd = |m: u64| {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x % m
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state % m
     };
     for i in 0..n {
-        let k = format!("k{}", rnd(40));
-        let k2 = format!("k{}", rnd(40));
-        let v = format!("v{i}");
+        let key = format!("k{}", rnd(40));
+        let key2 = format!("k{}", rnd(40));
+        let val = format!("v{i}");
         let db = rnd(DATABASES_USED as u64).to_string();
         c.cmd(&["SELECT", &db]);
         let args: Vec<String> = match rnd(24) {
-            0 => vec!["SET".into(), k, v, "EX".into(), "1000".into()],
-            1 => vec!["SET".into(), k, v],
+            0 => vec!["SET".into(), key, val, "EX".into(), "1000".into()],
+            1 => vec!["SET".into(), key, val],
             2 => vec!["INCRBYFLOAT".into(), format!("f{}", rnd(5)), "1.25".into()],
             3 => vec![
                 "SADD".into(),
                 format!("s{}", rnd(5)),
-                v,
+                val,
                 format!("m{}", rnd(9)),
             ],
             4 => vec!["SPOP".into(), format!("s{}", rnd(5))],
             5 => vec!["SPOP".into(), format!("s{}", rnd(5)), "2".into()],
-            6 => vec!["LPUSH".into(), format!("l{}", rnd(5)), v],
+            6 => vec!["LPUSH".into(), format!("l{}", rnd(5)), val],
             7 => vec!["RPOP".into(), format!("l{}", rnd(5))],
-            8 => vec!["HSET".into(), format!("h{}", rnd(5)), k, v],
+            8 => vec!["HSET".into(), format!("h{}", rnd(5)), key, val],
             9 => vec![
                 "HINCRBYFLOAT".into(),
                 format!("h{}", rnd(5)),
@@ -121,7 +121,7 @@ fn workload(c: &mut Conn, seed: u64, n: usize, scripts: bool) {
                 "ZADD".into(),
                 format!("z{}", rnd(5)),
                 rnd(100).to_string(),
-                v,
+                val,
             ],
             11 => vec!["ZPOPMIN".into(), format!("z{}", rnd(5))],
             12 => vec![
@@ -129,12 +129,12 @@ fn workload(c: &mut Conn, seed: u64, n: usize, scripts: bool) {
                 format!("x{}", rnd(3)),
                 "*".into(),
                 "f".into(),
-                v,
+                val,
             ],
-            13 => vec!["EXPIRE".into(), k, "500".into()],
-            14 => vec!["MSET".into(), k, v.clone(), k2, v],
-            15 => vec!["DEL".into(), k, k2],
-            16 => vec!["RENAME".into(), k, k2],
+            13 => vec!["EXPIRE".into(), key, "500".into()],
+            14 => vec!["MSET".into(), key, val.clone(), key2, val],
+            15 => vec!["DEL".into(), key, key2],
+            16 => vec!["RENAME".into(), key, key2],
             17 => vec![
                 "LMOVE".into(),
                 format!("l{}", rnd(5)),
@@ -142,7 +142,7 @@ fn workload(c: &mut Conn, seed: u64, n: usize, scripts: bool) {
                 "LEFT".into(),
                 "RIGHT".into(),
             ],
-            18 => vec!["SETEX".into(), k, "700".into(), v],
+            18 => vec!["SETEX".into(), key, "700".into(), val],
             19 => vec!["INCR".into(), format!("n{}", rnd(5))],
             20 if scripts => vec![
                 "EVAL".into(),
@@ -150,17 +150,17 @@ fn workload(c: &mut Conn, seed: u64, n: usize, scripts: bool) {
                 "2".into(),
                 format!("{{t{}}}a", rnd(3)),
                 format!("{{t{}}}b", rnd(3)),
-                v,
+                val,
             ],
             21 => {
                 c.cmd(&["MULTI"]);
                 c.cmd(&["INCR", &format!("n{}", rnd(5))]);
-                c.cmd(&["SET", &k, &v]);
-                c.cmd(&["SADD", &format!("s{}", rnd(5)), &k2]);
+                c.cmd(&["SET", &key, &val]);
+                c.cmd(&["SADD", &format!("s{}", rnd(5)), &key2]);
                 vec!["EXEC".into()]
             }
-            22 => vec!["GETEX".into(), k, "PX".into(), "900000".into()],
-            _ => vec!["PEXPIRE".into(), k, "1".into()],
+            22 => vec!["GETEX".into(), key, "PX".into(), "900000".into()],
+            _ => vec!["PEXPIRE".into(), key, "1".into()],
         };
         c.cmd(&args);
     }
@@ -404,8 +404,7 @@ fn crash_run(dir: &Path, fsync: &str, run: usize, delay_ms: u64) -> (u64, u64) {
                     let key = format!("w{run}:{t}:{acked}");
                     c.send(&common::encode_cmd(&["SET", key.as_str(), "1"]));
                     let mut buf = [0u8; 5];
-                    use std::io::Read;
-                    match c.stream().read_exact(&mut buf) {
+                    match std::io::Read::read_exact(&mut c.stream(), &mut buf) {
                         Ok(()) if &buf == b"+OK\r\n" => acked += 1,
                         _ => return acked,
                     }
