@@ -233,6 +233,13 @@ fn percore_restarts_from_its_aof_and_redis_server_loads_it() {
     let before = {
         let mut s = Server::percore(&args);
         let mut c = s.conn();
+        // A function library, and a key set through it (FUNCTION LOAD goes to the AOF).
+        c.cmd(&[
+            "FUNCTION",
+            "LOAD",
+            "#!lua name=aoflib\nredis.register_function('aofset', function(keys, args) return redis.call('set', keys[1], args[1]) end)",
+        ]);
+        c.cmd(&["FCALL", "aofset", "1", "fk", "fv"]);
         workload(&mut c, 7, 1500, true);
         rewrite_and_wait(&mut c);
         workload(&mut c, 11, 1500, true);
@@ -252,7 +259,9 @@ fn percore_restarts_from_its_aof_and_redis_server_loads_it() {
     check_aof(&aofdir.join("appendonly.aof.manifest"));
     {
         let s = Server::percore(&args);
-        assert_same(&dataset(&mut s.conn()), &before, "percore from its own AOF");
+        let mut c = s.conn();
+        assert_same(&dataset(&mut c), &before, "percore from its own AOF");
+        assert!(strings(&c.cmd(&["FUNCTION", "LIST"])).contains(&"aoflib".to_owned()));
         drop(s);
         let s1 = Server::percore(&["--dir", d(&dir), "--appendonly", "yes", "--threads", "1"]);
         assert_same(&dataset(&mut s1.conn()), &before, "with one shard");

@@ -166,6 +166,22 @@ pub fn step_ran(data: &mut ShardData, before: u64) -> bool {
     data.keyspace.changes() != before
 }
 
+/// A connection command that succeeded: FUNCTION LOAD/DELETE/FLUSH/RESTORE change the
+/// dataset's function libraries and are propagated as they came (7.0's functions are
+/// data, replicated and written to the AOF).
+#[cold]
+pub fn client_command(data: &mut ShardData, cmd: &'static Command, argv: &[&[u8]], db: usize) {
+    if cmd.name == "function"
+        && argv.get(1).is_some_and(|sub| {
+            ["load", "delete", "flush", "restore"]
+                .iter()
+                .any(|w| sub.eq_ignore_ascii_case(w.as_bytes()))
+        })
+    {
+        data.effects.command(db, argv);
+    }
+}
+
 /// Keys deleted by expiry since the last look, as DEL (Redis 7.0's `propagateDeletion`
 /// with `lazyfree-lazy-expire no`).
 pub fn log_expired(data: &mut ShardData) {
