@@ -196,6 +196,21 @@ fn rewrite_and_wait(c: &mut Conn) {
     });
 }
 
+/// Runs percore with `args` and `extra`, which must refuse to start: its output.
+fn start_fails(args: &[&str], extra: &[&str]) -> String {
+    let port = common::free_port().to_string();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_percore-server"))
+        .args(["--port", &port, "--bind", "127.0.0.1", "--save", ""])
+        .args(extra)
+        .args(args)
+        .output()
+        .expect("percore runs");
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "percore started: {text}");
+    text
+}
+
 /// SHUTDOWN (which writes and syncs the AOF) and wait for the exit.
 fn shutdown(s: &mut Server, c: &mut Conn) {
     c.send_cmd(&["SHUTDOWN"]);
@@ -325,20 +340,7 @@ fn a_truncated_last_command_loads_as_redis_says() {
     let mut cut = whole.clone();
     cut.extend_from_slice(b"*3\r\n$3\r\nSET\r\n$1\r\nc\r\n$1");
     std::fs::write(&incr, &cut).unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_percore-server"))
-        .args([
-            "--port",
-            &common::free_port().to_string(),
-            "--bind",
-            "127.0.0.1",
-        ])
-        .args(["--save", "", "--aof-load-truncated", "no"])
-        .args(args)
-        .output()
-        .expect("percore runs");
-    let text =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "refused to start: {text}");
+    let text = start_fails(&args, &["--aof-load-truncated", "no"]);
     assert!(
         text.contains(
             "Unexpected end of file reading the append only file appendonly.aof.1.incr.aof"
@@ -362,20 +364,7 @@ fn a_truncated_last_command_loads_as_redis_says() {
     bad.extend_from_slice(b"+OK\r\n");
     bad.extend_from_slice(&whole);
     std::fs::write(&incr, &bad).unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_percore-server"))
-        .args([
-            "--port",
-            &common::free_port().to_string(),
-            "--bind",
-            "127.0.0.1",
-        ])
-        .args(["--save", ""])
-        .args(args)
-        .output()
-        .expect("percore runs");
-    let text =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
+    let text = start_fails(&args, &[]);
     assert!(
         text.contains("Bad file format reading the append only file"),
         "{text}"
