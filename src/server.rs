@@ -147,6 +147,10 @@ pub struct ServerShared {
     pub scripts: crate::scripting::Shared,
     /// ACL users (see `acl`).
     pub acl: crate::acl::Acl,
+    /// The stream of write effects: shards publish, sinks (AOF, replication) consume.
+    pub effects: Arc<crate::propagate::Hub>,
+    /// The append-only file's state.
+    pub aof: crate::aof::Shared,
 }
 
 impl ServerShared {
@@ -191,6 +195,8 @@ impl ServerShared {
             cluster,
             metrics: crate::metrics::Board::new(shards),
             scripts: crate::scripting::Shared::new(shards),
+            effects: Arc::new(crate::propagate::Hub::new(shards)),
+            aof: crate::aof::Shared::default(),
         })
     }
 

@@ -179,6 +179,8 @@ pub struct ShardData {
     pub notify: crate::notify::State,
     /// The ACL generation this shard's clients were linked at.
     pub acl: crate::acl::ShardAcl,
+    /// Effects of this shard's writes, for the stream (`propagate`).
+    pub effects: crate::propagate::Log,
 }
 
 impl ShardData {
@@ -224,6 +226,7 @@ impl ShardData {
             lua: None,
             notify,
             acl: crate::acl::ShardAcl::default(),
+            effects: crate::propagate::Log::default(),
         }
     }
 
@@ -816,7 +819,8 @@ impl Shard {
             };
             let mark = out.len();
             let watched = f.cmd.has(flags::WRITE) && !ctx.shard.watches.is_empty();
-            let before = if watched {
+            let logged = ctx.shard.effects.on;
+            let before = if watched || logged {
                 ctx.shard.keyspace.changes()
             } else {
                 0
@@ -826,6 +830,10 @@ impl Shard {
             });
             if watched {
                 crate::atomic::watch::after_write(data, f.cmd, argv, usize::from(f.db), before);
+            }
+            if logged {
+                let db = usize::from(f.db);
+                crate::propagate::after_command(data, f.cmd, argv, db, before, &out[mark..]);
             }
             let took = data.took();
             let reply = &out[mark..];
@@ -1131,6 +1139,9 @@ pub fn dispatch(
             let mut w = ReplyWriter { out: target, proto };
             h(&mut ctx, argv, &mut w);
             let failed = target_is_error(target, mark);
+            if data.effects.on && !failed {
+                crate::propagate::client_command(data, cmd, argv, db);
+            }
             let took = data.took();
             data.stats
                 .record_call(cmd, took, failed, target.get(mark..).unwrap_or(&[]));
@@ -1178,7 +1189,12 @@ pub fn dispatch(
                     return false;
                 }
                 let watched = !data.watches.is_empty() && cmd.has(flags::WRITE);
-                let before = if watched { data.keyspace.changes() } else { 0 };
+                let logged = data.effects.on;
+                let before = if watched || logged {
+                    data.keyspace.changes()
+                } else {
+                    0
+                };
                 let mut ctx = Ctx {
                     shard: data,
                     db: client.db,
@@ -1188,6 +1204,10 @@ pub fn dispatch(
                 run_handler(&mut ctx, h, argv, target);
                 if watched {
                     crate::atomic::watch::after_write(data, cmd, argv, client.db, before);
+                }
+                if logged {
+                    let reply = target.get(mark..).unwrap_or(&[]);
+                    crate::propagate::after_command(data, cmd, argv, client.db, before, reply);
                 }
                 let failed = target_is_error(target, mark);
                 let took = data.took();
@@ -1232,7 +1252,12 @@ pub fn dispatch(
             }
             let (db, proto) = (client.db, client.proto);
             let watched = !data.watches.is_empty() && cmd.has(flags::WRITE);
-            let before = if watched { data.keyspace.changes() } else { 0 };
+            let logged = data.effects.on;
+            let before = if watched || logged {
+                data.keyspace.changes()
+            } else {
+                0
+            };
             if !client.acl_free {
                 // A restricted user's script checks its calls as that user.
                 data.acl.caller.clone_from(&client.acl_user);
@@ -1288,6 +1313,9 @@ pub fn dispatch(
                     failed = reply.first() == Some(&b'-');
                     target.extend_from_slice(&reply);
                     finish_local(client, discard, scratch);
+                    if logged {
+                        crate::propagate::after_command(data, cmd, argv, db, before, &reply);
+                    }
                 }
             }
             let took = data.took();
@@ -1700,7 +1728,12 @@ pub(crate) fn start_gather(
         let mut args = Vec::new();
         argv.fill(&mut args);
         let watched = !data.watches.is_empty() && cmd.has(flags::WRITE);
-        let before = if watched { data.keyspace.changes() } else { 0 };
+        let logged = data.effects.on;
+        let before = if watched || logged {
+            data.keyspace.changes()
+        } else {
+            0
+        };
         let db = client.db;
         let mut ctx = Ctx {
             shard: data,
@@ -1712,6 +1745,9 @@ pub(crate) fn start_gather(
         gather.remaining -= 1;
         if watched {
             crate::atomic::watch::after_write(data, cmd, &args, db, before);
+        }
+        if logged {
+            crate::propagate::after_command(data, cmd, &args, db, before, b"");
         }
         if gated {
             data.shared.write_gate.leave(1);
@@ -1919,6 +1955,7 @@ impl Service for Shard {
         if self.data.snap.will_park() {
             io.submit_before_blocking();
         }
+        crate::propagate::publish(&mut self.data);
     }
 
     fn after_flush(&mut self, io: &mut Io<Msg, ()>) {
