@@ -97,6 +97,8 @@ pub struct Client {
     /// WATCH: the keys watched (database, name); each owner shard's registry holds the
     /// watch itself (`atomic::watch`).
     pub watched: Vec<crate::atomic::LockKey>,
+    /// The master client: a replica's link to its primary (see `crate::replication`).
+    pub master: bool,
 }
 
 impl Client {
@@ -134,6 +136,7 @@ impl Client {
             blocked: None,
             multi: None,
             watched: Vec::new(),
+            master: false,
         }
     }
 

@@ -20,6 +20,7 @@ mod latency;
 mod metrics;
 mod prefetch;
 mod pubsub;
+mod replication;
 mod scripting;
 mod server;
 mod shard;

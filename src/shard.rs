@@ -160,6 +160,8 @@ pub struct ShardData {
     pub fwd_pool: ForwardPool,
     /// Snapshot requests, barriers and this shard's part of a running snapshot.
     pub snap: crate::snapshot::ShardSnap,
+    /// Replication: the master client and its ACKs (shard 0's; see `crate::replication`).
+    pub repl: crate::replication::Local,
     /// Cluster mode: this shard's copy of the slot map, for routing requests.
     pub cluster: Option<Box<crate::cluster::ShardView>>,
     /// Pub/sub subscriptions of this shard's connections, and messages to deliver.
@@ -207,6 +209,7 @@ impl ShardData {
             buf_pool: Vec::new(),
             fwd_pool: ForwardPool::default(),
             snap: crate::snapshot::ShardSnap::default(),
+            repl: crate::replication::Local::default(),
             cluster,
             pubsub: crate::pubsub::Registry::default(),
             blocking: crate::blocking::Registry::default(),
@@ -327,7 +330,13 @@ impl Shard {
         self.data.start_clock(io.now_ns);
         let (conn, outbox) = io.conn_and_outbox(id);
         if let Some(conn) = conn {
+            let unread = conn.input.len();
             self.run_requests(&mut client, conn, outbox);
+            if client.master {
+                // The replication offset moves by the stream bytes applied.
+                let left = conn.input.len();
+                crate::replication::applied(&mut self.data, unread - left, left, &mut conn.output);
+            }
             client.qbuf = conn.input.len();
             check_output_limits(&self.data, &mut client, conn);
         }
@@ -1041,6 +1050,14 @@ pub fn dispatch(
         // but SCRIPT KILL, FUNCTION KILL/STATS, SHUTDOWN NOSAVE and the like is refused.
         data.stats.record_rejected(cmd, busy);
         refuse(client, discard, out, scratch, |w| w.error(busy));
+        return true;
+    }
+    if data.shared.repl.is_replica.load(Ordering::Relaxed)
+        && !client.master
+        && let Some(text) = crate::replication::refusal(data, cmd)
+    {
+        data.stats.record_rejected(cmd, text);
+        refuse(client, discard, out, scratch, |w| w.error(text));
         return true;
     }
     client.last_cmd = cmd.name;
@@ -1770,6 +1787,21 @@ impl Service for Shard {
     ) -> Result<(), Vec<u8>> {
         // A CONFIG SET on another shard (maxclients, requirepass) applies to this client.
         self.data.refresh_config();
+        if crate::replication::adopting(&self.data, fd) {
+            // The primary's stream of a replica: the master client.
+            self.data
+                .shared
+                .stats
+                .connected_clients
+                .fetch_add(1, Ordering::AcqRel);
+            self.data.now_ms = io.now_ms;
+            self.add_client(id, fd, peer);
+            if let Some(mut client) = self.data.clients[id.index as usize].take() {
+                crate::replication::make_master_client(&mut self.data, &mut client);
+                self.data.clients[id.index as usize] = Some(client);
+            }
+            return Ok(());
+        }
         let stats = &self.data.shared.stats;
         let max = self.data.cfg.maxclients as usize;
         let connected = stats.connected_clients.fetch_add(1, Ordering::AcqRel) + 1;
@@ -1911,6 +1943,7 @@ impl Service for Shard {
 
     fn on_close(&mut self, io: &mut Io<Msg, ()>, conn: Conn<()>) {
         let id = conn.id();
+        crate::replication::on_close(&mut self.data, id);
         if let Some(mut client) = self
             .data
             .clients
@@ -1945,6 +1978,7 @@ impl Service for Shard {
         let now_ms = self.data.now_ms;
         self.data.stats.sample_ops(now_ms);
         crate::snapshot::on_tick(&mut self.data);
+        crate::replication::on_tick(&mut self.data, io);
         crate::metrics::on_tick(&mut self.data, io);
         // Idle clients (`timeout`): no request read and no reply bytes written for that
         // long (Redis's `lastinteraction` moves on both), no reply owed by another shard,
@@ -1961,6 +1995,7 @@ impl Service for Shard {
                 if idle(c.last_interaction_ms)
                     && c.pending.is_empty()
                     && !c.subscribed()
+                    && !c.master
                     && io.conn(c.conn).is_some_and(|conn| idle(conn.last_send_ms))
                 {
                     self.data.to_close.push(c.conn);

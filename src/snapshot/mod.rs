@@ -293,6 +293,9 @@ pub enum Op {
         hard: bool,
         checked: bool,
     },
+    /// Replication: a role change (REPLICAOF) or a full sync's new dataset, applied after
+    /// every in-flight snapshot is cancelled (see `crate::replication::at_barrier`).
+    Replication(crate::replication::BarrierOp),
 }
 
 impl Op {
@@ -306,6 +309,7 @@ impl Op {
                 | Op::FlushDb { .. }
                 | Op::BgSaveCancel
                 | Op::ClusterReset { .. }
+                | Op::Replication(_)
         )
     }
 }
@@ -700,6 +704,7 @@ fn start(data: &mut ShardData, io: &mut Io<Msg, ()>, req: Request, replies: &mut
             | Op::SwapDb { .. }
             | Op::BgSaveCancel
             | Op::ClusterReset { .. }
+            | Op::Replication(_)
             | Op::ShutdownSave { .. } => unreachable!("cancelling ops are matched above"),
             Op::BgSave => {
                 st.saves += 1;
@@ -766,6 +771,10 @@ fn start(data: &mut ShardData, io: &mut Io<Msg, ()>, req: Request, replies: &mut
             Op::FlushAll => Some(crate::atomic::watch::Whole::FlushAll),
             Op::FlushDb { db } => Some(crate::atomic::watch::Whole::FlushDb(db)),
             Op::SwapDb { a, b } => Some(crate::atomic::watch::Whole::Swap(a, b)),
+            // A full sync replaces every database: watched keys are touched as by FLUSHALL.
+            Op::Replication(crate::replication::BarrierOp::Load) => {
+                Some(crate::atomic::watch::Whole::FlushAll)
+            }
             _ => None,
         },
         cancelled,
@@ -940,6 +949,9 @@ fn participate(
             data.keyspace = session.keyspaces.lock().expect("session lock")[id]
                 .take()
                 .expect("keyspace handed back");
+            // A role change at this barrier ends the old primary's stream before anything
+            // more runs here.
+            crate::replication::after_barrier(data, io);
         }
     }
     let stall = t0.elapsed().as_nanos() as u64;
@@ -1082,6 +1094,13 @@ fn coordinate(
                         Ok(()) => simple("OK"),
                         Err(e) => error(&e),
                     });
+                }
+                Op::Replication(r) => {
+                    let (back, bytes) = crate::replication::at_barrier(data, io, r, lent);
+                    lent = back;
+                    if !bytes.is_empty() {
+                        reply(bytes);
+                    }
                 }
                 Op::ShutdownSave { force } => {
                     let refs: Vec<&Keyspace> = lent.iter().collect();

@@ -1,0 +1,497 @@
+//! Replication, percore as a replica: of a redis-server 7.0 primary (and Valkey's when
+//! `../shared/peers/valkey` is there) through a full sync (disk `$len` and diskless
+//! EOF-marker transfers) with every data type, the command stream, and a partial resync
+//! after the link is cut, the datasets compared key by key; READONLY, MASTERDOWN, ROLE,
+//! INFO replication; and the reset barrier: REPLICAOF NO ONE, REPLICAOF another primary
+//! and a full sync cancel every in-flight snapshot on every core before the reply (both
+//! snapshot methods, two shards).
+
+mod common;
+
+use common::{
+    Conn, Server, children, err, info_field, ok, scratch_dir, simple, start_slow_bgsave, temp_files,
+};
+use percore_net::resp::Frame;
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+/// How long a sync or a resync may take in these tests.
+const SYNC_TIMEOUT: Duration = Duration::from_secs(15);
+/// Databases the datasets use.
+const DATABASES: [&str; 2] = ["0", "3"];
+
+fn text(f: &Frame) -> String {
+    match f {
+        Frame::Bulk(b) | Frame::Simple(b) => String::from_utf8_lossy(b).into_owned(),
+        Frame::Int(i) => i.to_string(),
+        other => format!("{other:?}"),
+    }
+}
+
+fn strings(f: Frame) -> Vec<String> {
+    match f {
+        Frame::Array(items) => items.iter().map(text).collect(),
+        other => panic!("not an array: {other:?}"),
+    }
+}
+
+/// Every key of the databases in [`DATABASES`] as `db/key -> type and contents` (sets and
+/// hashes sorted), with whether it has a TTL.
+fn dataset(c: &mut Conn) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for db in DATABASES {
+        assert_eq!(c.cmd(&["SELECT", db]), ok());
+        for key in strings(c.cmd(&["KEYS", "*"])) {
+            let ty = text(&c.cmd(&["TYPE", &key]));
+            let body = match ty.as_str() {
+                "string" => text(&c.cmd(&["GET", &key])),
+                "list" => strings(c.cmd(&["LRANGE", &key, "0", "-1"])).join(","),
+                "hash" => {
+                    let flat = strings(c.cmd(&["HGETALL", &key]));
+                    let mut pairs: Vec<String> = flat
+                        .chunks(2)
+                        .map(|p| format!("{}={}", p[0], p[1]))
+                        .collect();
+                    pairs.sort();
+                    pairs.join(",")
+                }
+                "set" => {
+                    let mut m = strings(c.cmd(&["SMEMBERS", &key]));
+                    m.sort();
+                    m.join(",")
+                }
+                "zset" => strings(c.cmd(&["ZRANGE", &key, "0", "-1", "WITHSCORES"])).join(","),
+                "stream" => format!("{:?}", c.cmd(&["XRANGE", &key, "-", "+"])),
+                other => panic!("unexpected type {other}"),
+            };
+            let ttl = match c.cmd(&["PTTL", &key]) {
+                Frame::Int(-1) => "persistent",
+                Frame::Int(n) if n > 0 => "volatile",
+                other => panic!("PTTL {key}: {other:?}"),
+            };
+            out.insert(format!("{db}/{key}"), format!("{ty} {ttl} {body}"));
+        }
+    }
+    assert_eq!(c.cmd(&["SELECT", "0"]), ok());
+    out
+}
+
+/// Writes every data type, in both encodings where the size picks one, in two databases.
+fn populate(c: &mut Conn, tag: &str) {
+    for db in DATABASES {
+        assert_eq!(c.cmd(&["SELECT", db]), ok());
+        for i in 0..40 {
+            c.cmd(&[
+                "SET",
+                &format!("{tag}:s{i}"),
+                &format!("value-{i}-{}", "x".repeat(i)),
+            ]);
+        }
+        c.cmd(&["SET", &format!("{tag}:int"), "12345"]);
+        c.cmd(&["SET", &format!("{tag}:ttl"), "v", "EX", "1000"]);
+        for i in 0..300 {
+            let n = i.to_string();
+            c.cmd(&["RPUSH", &format!("{tag}:biglist"), &n]);
+            c.cmd(&["HSET", &format!("{tag}:bighash"), &format!("f{i}"), &n]);
+            c.cmd(&["SADD", &format!("{tag}:intset"), &n]);
+            c.cmd(&["SADD", &format!("{tag}:bigset"), &format!("m{i}")]);
+            c.cmd(&["ZADD", &format!("{tag}:bigzset"), &n, &format!("m{i}")]);
+        }
+        c.cmd(&["RPUSH", &format!("{tag}:list"), "a", "b", "c"]);
+        c.cmd(&["HSET", &format!("{tag}:hash"), "f", "1", "g", "2"]);
+        c.cmd(&["SADD", &format!("{tag}:set"), "x", "y"]);
+        c.cmd(&["ZADD", &format!("{tag}:zset"), "1.5", "a", "2", "b"]);
+        c.cmd(&["XADD", &format!("{tag}:stream"), "1-1", "f", "v"]);
+        c.cmd(&["XADD", &format!("{tag}:stream"), "2-1", "g", "w"]);
+        c.cmd(&["XGROUP", "CREATE", &format!("{tag}:stream"), "grp", "0"]);
+        c.cmd(&["PFADD", &format!("{tag}:hll"), "a", "b", "c"]);
+    }
+    assert_eq!(c.cmd(&["SELECT", "0"]), ok());
+}
+
+/// The command stream: writes of every kind, a MULTI/EXEC block, deletions, expiries.
+fn stream_writes(c: &mut Conn, round: usize) {
+    let r = round.to_string();
+    c.cmd(&["SET", &format!("w:{r}"), &r]);
+    c.cmd(&["INCRBY", "w:counter", "7"]);
+    c.cmd(&["INCRBYFLOAT", "w:float", "1.5"]);
+    c.cmd(&["LPUSH", "w:list", &r]);
+    c.cmd(&["HINCRBY", "w:hash", "n", "1"]);
+    c.cmd(&["SADD", "w:set", &r]);
+    c.cmd(&["SPOP", "w:set"]);
+    c.cmd(&["ZINCRBY", "w:zset", "2", &r]);
+    c.cmd(&["XADD", "w:stream", "*", "r", &r]);
+    c.cmd(&["EXPIRE", &format!("w:{r}"), "500"]);
+    c.cmd(&["DEL", "pri:s3"]);
+    c.cmd(&["SELECT", "3"]);
+    c.cmd(&["RENAME", "pri:list", &format!("pri:list{r}")]);
+    c.cmd(&["SELECT", "0"]);
+    assert_eq!(c.cmd(&["MULTI"]), ok());
+    c.cmd(&["SET", "{t}a", &r]);
+    c.cmd(&["SET", "{u}b", &r]);
+    c.cmd(&["LPUSH", "w:list", "in-multi"]);
+    assert!(matches!(c.cmd(&["EXEC"]), Frame::Array(_)));
+}
+
+fn offset(c: &mut Conn, field: &str) -> i64 {
+    info_field(c, "replication", field)
+        .parse()
+        .expect("an offset")
+}
+
+/// Waits until the replica has applied everything the primary sent.
+fn wait_caught_up(primary: &mut Conn, replica: &mut Conn) {
+    let deadline = Instant::now() + SYNC_TIMEOUT;
+    loop {
+        let want = offset(primary, "master_repl_offset");
+        if info_field(replica, "replication", "master_link_status") == "up"
+            && offset(replica, "slave_repl_offset") == want
+        {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "replica did not catch up: primary at {want}, replica:\n{:?}",
+            replica.cmd(&["INFO", "replication"])
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn sync_partial_ok(primary: &mut Conn) -> i64 {
+    info_field(primary, "stats", "sync_partial_ok")
+        .parse()
+        .expect("a count")
+}
+
+/// One primary (redis-server or Valkey, on `port`), one percore replica with two shards:
+/// full sync, stream, a cut link, partial resync; datasets equal at each step.
+fn replicate_from(primary: &mut Conn, port: u16, replica_args: &[&str], what: &str) {
+    populate(primary, "pri");
+    let dir = scratch_dir("replica");
+    let port_s = port.to_string();
+    let mut args = vec![
+        "--threads",
+        "2",
+        "--dir",
+        dir.to_str().expect("utf-8"),
+        "--replicaof",
+        "127.0.0.1",
+        &port_s,
+    ];
+    args.extend_from_slice(replica_args);
+    let replica = Server::percore(&args);
+    let mut r = replica.conn();
+    wait_caught_up(primary, &mut r);
+    assert_eq!(
+        dataset(&mut r),
+        dataset(primary),
+        "{what}: after the full sync"
+    );
+    assert_eq!(
+        info_field(&mut r, "replication", "master_replid"),
+        info_field(primary, "replication", "master_replid"),
+        "{what}"
+    );
+    for round in 0..5 {
+        stream_writes(primary, round);
+    }
+    wait_caught_up(primary, &mut r);
+    assert_eq!(
+        dataset(&mut r),
+        dataset(primary),
+        "{what}: after the stream"
+    );
+
+    // Cut the link; the primary goes on; the replica resumes from its offset.
+    let partial_before = sync_partial_ok(primary);
+    assert!(matches!(
+        primary.cmd(&["CLIENT", "KILL", "TYPE", "replica"]),
+        Frame::Int(1)
+    ));
+    for round in 5..10 {
+        stream_writes(primary, round);
+    }
+    wait_caught_up(primary, &mut r);
+    assert_eq!(
+        sync_partial_ok(primary),
+        partial_before + 1,
+        "{what}: the reconnection was not a partial resync"
+    );
+    assert_eq!(
+        dataset(&mut r),
+        dataset(primary),
+        "{what}: after the partial resync"
+    );
+    assert!(
+        replica
+            .output()
+            .contains("Successful partial resynchronization with master."),
+        "{what}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn percore_replica_of_redis_full_sync_stream_and_partial_resync() {
+    for diskless in ["yes", "no"] {
+        let Some(redis) = Server::redis_with(&[
+            "--repl-diskless-sync",
+            diskless,
+            "--repl-diskless-sync-delay",
+            "0",
+        ]) else {
+            return;
+        };
+        let mut p = redis.conn();
+        replicate_from(
+            &mut p,
+            redis.port(),
+            &[],
+            &format!("redis diskless-sync {diskless}"),
+        );
+    }
+}
+
+#[test]
+fn percore_replica_of_valkey_full_sync_stream_and_partial_resync() {
+    let dir = scratch_dir("valkey-primary");
+    let Some((mut child, mut p)) = common::start_valkey(&dir) else {
+        return;
+    };
+    assert_eq!(
+        p.cmd(&["CONFIG", "SET", "repl-diskless-sync-delay", "0"]),
+        ok()
+    );
+    let port = p.stream().peer_addr().expect("peer").port();
+    replicate_from(&mut p, port, &["--repl-diskless-load", "swapdb"], "valkey");
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn replica_refuses_writes_serves_stale_data_per_config_and_reports_its_role() {
+    let Some(redis) = Server::redis_with(&["--repl-diskless-sync-delay", "0"]) else {
+        return;
+    };
+    let mut p = redis.conn();
+    assert_eq!(p.cmd(&["SET", "k", "v"]), ok());
+    let replica = Server::percore(&["--threads", "2"]);
+    let mut r = replica.conn();
+    assert_eq!(
+        strings(r.cmd(&["ROLE"])).first().map(String::as_str),
+        Some("master")
+    );
+    assert_eq!(
+        r.cmd(&["REPLICAOF", "127.0.0.1", "70000"]),
+        err("ERR Invalid master port")
+    );
+    let port = redis.port().to_string();
+    assert_eq!(r.cmd(&["REPLICAOF", "127.0.0.1", &port]), ok());
+    assert_eq!(
+        r.cmd(&["REPLICAOF", "127.0.0.1", &port]),
+        simple("OK Already connected to specified master")
+    );
+    wait_caught_up(&mut p, &mut r);
+    assert_eq!(r.cmd(&["GET", "k"]), common::bulk("v"));
+    assert_eq!(
+        r.cmd(&["SET", "k", "x"]),
+        err("READONLY You can't write against a read only replica.")
+    );
+    // Inside MULTI the refusal fails the EXEC.
+    assert_eq!(r.cmd(&["MULTI"]), ok());
+    assert_eq!(
+        r.cmd(&["INCR", "n"]),
+        err("READONLY You can't write against a read only replica.")
+    );
+    assert_eq!(
+        r.cmd(&["EXEC"]),
+        err("EXECABORT Transaction discarded because of previous errors.")
+    );
+    let role = r.cmd(&["ROLE"]);
+    let Frame::Array(items) = role else {
+        panic!("ROLE: {role:?}");
+    };
+    assert_eq!(text(&items[0]), "slave");
+    assert_eq!(text(&items[1]), "127.0.0.1");
+    assert_eq!(items[2], Frame::Int(i64::from(redis.port())));
+    assert_eq!(text(&items[3]), "connected");
+    assert_eq!(info_field(&mut r, "replication", "role"), "slave");
+    assert_eq!(info_field(&mut r, "replication", "slave_read_only"), "1");
+    // Writable replica.
+    assert_eq!(r.cmd(&["CONFIG", "SET", "replica-read-only", "no"]), ok());
+    assert_eq!(r.cmd(&["SET", "local", "1"]), ok());
+    assert_eq!(r.cmd(&["CONFIG", "SET", "replica-read-only", "yes"]), ok());
+
+    // The primary goes away: stale data is served, or refused with MASTERDOWN.
+    drop(p);
+    drop(redis);
+    let deadline = Instant::now() + SYNC_TIMEOUT;
+    while info_field(&mut r, "replication", "master_link_status") != "down" {
+        assert!(Instant::now() < deadline, "the link stayed up");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(r.cmd(&["GET", "k"]), common::bulk("v"));
+    assert_eq!(
+        r.cmd(&["CONFIG", "SET", "replica-serve-stale-data", "no"]),
+        ok()
+    );
+    assert_eq!(
+        r.cmd(&["GET", "k"]),
+        err("MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.")
+    );
+    // Commands flagged `stale` still run (PING is not one in 7.0).
+    assert_eq!(r.cmd(&["ECHO", "e"]), common::bulk("e"));
+    assert_eq!(
+        r.cmd(&["PING"]),
+        err("MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.")
+    );
+    assert!(matches!(r.cmd(&["INFO", "replication"]), Frame::Bulk(_)));
+    let before = info_field(&mut r, "replication", "master_replid");
+    assert_eq!(r.cmd(&["REPLICAOF", "NO", "ONE"]), ok());
+    assert_eq!(r.cmd(&["GET", "k"]), common::bulk("v"));
+    assert_eq!(info_field(&mut r, "replication", "role"), "master");
+    assert_eq!(info_field(&mut r, "replication", "master_replid2"), before);
+    assert_eq!(r.cmd(&["SET", "k", "mine"]), ok());
+}
+
+/// The reset barrier's guarantees right after the reply: no save in progress, no temp
+/// file, no child, and the dump as it was.
+fn check_cancelled(r: &mut Conn, replica: &Server, dir: &std::path::Path, dump: &[u8], what: &str) {
+    assert_eq!(
+        info_field(r, "persistence", "rdb_bgsave_in_progress"),
+        "0",
+        "{what}"
+    );
+    assert!(temp_files(dir).is_empty(), "{what}: {:?}", temp_files(dir));
+    assert!(children(replica.pid()).is_empty(), "{what}: child left");
+    assert_eq!(
+        std::fs::read(dir.join("dump.rdb")).ok().as_deref(),
+        Some(dump),
+        "{what}: dump changed"
+    );
+}
+
+/// A replica with a slow BGSAVE in flight on both shards, and a good dump on disk.
+fn replica_saving(primary_port: u16, method: &str) -> (Server, Conn, std::path::PathBuf, Vec<u8>) {
+    let dir = scratch_dir("repl-reset");
+    let port = primary_port.to_string();
+    let replica = Server::percore(&[
+        "--threads",
+        "2",
+        "--dir",
+        dir.to_str().expect("utf-8"),
+        "--replicaof",
+        "127.0.0.1",
+        &port,
+        "--repl-diskless-load",
+        "swapdb",
+    ]);
+    let mut r = replica.conn();
+    let deadline = Instant::now() + SYNC_TIMEOUT;
+    while info_field(&mut r, "replication", "master_link_status") != "up" {
+        assert!(Instant::now() < deadline, "no link");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(r.cmd(&["SAVE"]), ok());
+    let dump = std::fs::read(dir.join("dump.rdb")).expect("dump");
+    start_slow_bgsave(&mut r, method, 1000);
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(!temp_files(&dir).is_empty(), "{method}: save not under way");
+    (replica, r, dir, dump)
+}
+
+#[test]
+fn role_changes_and_full_syncs_cancel_in_flight_snapshots_on_every_core() {
+    let args = [
+        "--repl-diskless-sync-delay",
+        "0",
+        "--enable-debug-command",
+        "yes",
+    ];
+    let Some(redis) = Server::redis_with(&args) else {
+        return;
+    };
+    let Some(other) = Server::redis_with(&args) else {
+        return;
+    };
+    let mut p = redis.conn();
+    assert_eq!(p.cmd(&["DEBUG", "POPULATE", "3000"]), ok());
+    let mut o = other.conn();
+    assert_eq!(o.cmd(&["DEBUG", "POPULATE", "500", "other"]), ok());
+    for method in ["fork", "forkless"] {
+        // REPLICAOF NO ONE.
+        let (replica, mut r, dir, dump) = replica_saving(redis.port(), method);
+        assert_eq!(r.cmd(&["REPLICAOF", "NO", "ONE"]), ok());
+        check_cancelled(&mut r, &replica, &dir, &dump, &format!("{method} NO ONE"));
+        assert_eq!(r.cmd(&["DBSIZE"]), Frame::Int(3000));
+
+        // REPLICAOF another primary: cancelled at the role change; the full sync from
+        // the new primary then replaces the data.
+        let port = redis.port().to_string();
+        assert_eq!(r.cmd(&["REPLICAOF", "127.0.0.1", &port]), ok());
+        let deadline = Instant::now() + SYNC_TIMEOUT;
+        while info_field(&mut r, "replication", "master_link_status") != "up" {
+            assert!(Instant::now() < deadline, "no link");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert_eq!(r.cmd(&["SAVE"]), ok());
+        let dump = std::fs::read(dir.join("dump.rdb")).expect("dump");
+        start_slow_bgsave(&mut r, method, 1000);
+        std::thread::sleep(Duration::from_millis(100));
+        let other_port = other.port().to_string();
+        assert_eq!(r.cmd(&["REPLICAOF", "127.0.0.1", &other_port]), ok());
+        check_cancelled(
+            &mut r,
+            &replica,
+            &dir,
+            &dump,
+            &format!("{method} other primary"),
+        );
+        wait_caught_up(&mut o, &mut r);
+        assert_eq!(r.cmd(&["DBSIZE"]), o.cmd(&["DBSIZE"]));
+
+        // A full sync (the primary's history changed: a restart under a new id) cancels
+        // the save in flight before the new data lands.
+        assert_eq!(r.cmd(&["CONFIG", "SET", "rdb-key-save-delay", "0"]), ok());
+        assert_eq!(r.cmd(&["SAVE"]), ok());
+        start_slow_bgsave(&mut r, method, 1000);
+        std::thread::sleep(Duration::from_millis(100));
+        assert_eq!(o.cmd(&["SET", "after", "1"]), ok());
+        let syncs_before: i64 = info_field(&mut o, "stats", "sync_full").parse().expect("n");
+        // A new replication id on the primary: a partial resync is impossible.
+        assert_eq!(o.cmd(&["DEBUG", "CHANGE-REPL-ID"]), ok());
+        assert!(matches!(
+            o.cmd(&["CLIENT", "KILL", "TYPE", "replica"]),
+            Frame::Int(_)
+        ));
+        let deadline = Instant::now() + SYNC_TIMEOUT;
+        loop {
+            let full: i64 = info_field(&mut o, "stats", "sync_full").parse().expect("n");
+            if full > syncs_before
+                && info_field(&mut r, "replication", "master_link_status") == "up"
+            {
+                break;
+            }
+            assert!(Instant::now() < deadline, "no full sync");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert_eq!(
+            info_field(&mut r, "persistence", "rdb_bgsave_in_progress"),
+            "0",
+            "{method}: the full sync left the save running"
+        );
+        assert!(children(replica.pid()).is_empty(), "{method}: child left");
+        assert_eq!(r.cmd(&["GET", "after"]), common::bulk("1"));
+        assert_eq!(r.cmd(&["REPLICAOF", "NO", "ONE"]), ok());
+        drop(r);
+        drop(replica);
+        let _ = std::fs::remove_dir_all(&dir);
+        // The other primary goes back to having no replicas for the next method.
+        assert!(matches!(
+            o.cmd(&["CLIENT", "KILL", "TYPE", "replica"]),
+            Frame::Int(_)
+        ));
+    }
+}
