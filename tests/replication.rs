@@ -495,3 +495,51 @@ fn role_changes_and_full_syncs_cancel_in_flight_snapshots_on_every_core() {
         ));
     }
 }
+
+/// CLUSTER RESET on a cluster replica: every in-flight snapshot is cancelled on every
+/// core, then the replica's data is flushed (Valkey's clusterReset empties a replica) and
+/// it becomes a primary, all before the reply.
+#[test]
+fn cluster_reset_of_a_replica_cancels_snapshots_and_flushes() {
+    for method in ["fork", "forkless"] {
+        let dir = scratch_dir("cluster-replica-reset");
+        let d = dir.to_str().expect("utf-8").to_owned();
+        {
+            let s = Server::percore(&["--threads", "2", "--dir", &d]);
+            let mut c = s.conn();
+            assert_eq!(c.cmd(&["DEBUG", "POPULATE", "3000"]), ok());
+            assert_eq!(c.cmd(&["SAVE"]), ok());
+        }
+        let port = common::free_port();
+        let primary_id = "a".repeat(40);
+        let my_id = "b".repeat(40);
+        std::fs::write(
+            dir.join("nodes.conf"),
+            format!(
+                "{primary_id} 127.0.0.1:7000@17000 master - 0 0 1 connected 0-16383\n\
+                 {my_id} 127.0.0.1:{port}@{} myself,slave {primary_id} 0 0 1 connected\n\
+                 vars currentEpoch 1 lastVoteEpoch 0\n",
+                u32::from(port) + 10000
+            ),
+        )
+        .expect("nodes.conf");
+        let replica = Server::percore_at(
+            &port.to_string(),
+            &["--threads", "2", "--dir", &d, "--cluster-enabled", "yes"],
+        );
+        let mut r = replica.conn();
+        assert_eq!(r.cmd(&["DBSIZE"]), Frame::Int(3000), "{method}");
+        let dump = std::fs::read(dir.join("dump.rdb")).expect("dump");
+        start_slow_bgsave(&mut r, method, 1000);
+        std::thread::sleep(Duration::from_millis(100));
+        assert!(!temp_files(&dir).is_empty(), "{method}: save not under way");
+        assert_eq!(r.cmd(&["CLUSTER", "RESET"]), ok(), "{method}");
+        check_cancelled(&mut r, &replica, &dir, &dump, &format!("{method} CLUSTER RESET"));
+        assert_eq!(r.cmd(&["DBSIZE"]), Frame::Int(0), "{method}");
+        let nodes = text(&r.cmd(&["CLUSTER", "NODES"]));
+        assert!(nodes.contains("myself,master"), "{method}: {nodes}");
+        drop(r);
+        drop(replica);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -308,6 +308,11 @@ impl ClusterState {
         self.nodes = vec![me];
         self.myself = 0;
         let me = self.me_mut();
+        // A replica becomes a primary (Valkey's clusterSetNodeAsPrimary).
+        if me.flags & flags::SLAVE != 0 {
+            me.flags = (me.flags & !flags::SLAVE) | flags::MASTER;
+            me.primary = None;
+        }
         me.shard_id = random_hex40();
         if hard {
             me.id = random_hex40();
@@ -316,6 +321,15 @@ impl ClusterState {
             self.last_vote_epoch = 0;
         }
     }
+}
+
+/// Whether this node is a cluster replica (its data is its primary's: CLUSTER RESET
+/// flushes it, as Valkey's clusterReset).
+pub fn is_replica(data: &ShardData) -> bool {
+    data.shared
+        .cluster
+        .as_ref()
+        .is_some_and(|c| !c.read().me().is_primary())
 }
 
 /// The node's cluster state, shared by the shards.

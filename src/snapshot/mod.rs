@@ -1089,6 +1089,12 @@ fn coordinate(
                     reply(simple("OK"));
                 }
                 Op::ClusterReset { hard, .. } => {
+                    if crate::cluster::is_replica(data) {
+                        // A replica's data is its primary's: flushed (Valkey's
+                        // clusterReset calls emptyData), while every shard is parked and
+                        // every save in flight already cancelled.
+                        apply_whole(Op::FlushAll, &mut lent);
+                    }
                     let keys: usize = lent.iter().map(Keyspace::total_keys).sum();
                     reply(match crate::cluster::reset_at_barrier(data, keys, hard) {
                         Ok(()) => simple("OK"),
@@ -1127,7 +1133,7 @@ fn coordinate(
             let Op::ClusterReset { hard, .. } = op else {
                 unreachable!("matched above")
             };
-            if lent.iter().any(|ks| ks.total_keys() > 0) {
+            if lent.iter().any(|ks| ks.total_keys() > 0) && !crate::cluster::is_replica(data) {
                 reply(error(crate::cluster::RESET_WITH_KEYS));
             } else {
                 // No keys now: the reset proper, which cancels the save, at the next
