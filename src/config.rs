@@ -165,6 +165,28 @@ pub struct Config {
     pub dir: PathBuf,
     /// `dbfilename`: RDB file name inside `dir`.
     pub dbfilename: String,
+    /// `appendonly`: keep the append-only file (`crate::aof`).
+    pub appendonly: bool,
+    /// `appendfilename`: the AOF files' base name (`appendonly.aof`).
+    pub appendfilename: String,
+    /// `appenddirname`: the AOF directory inside `dir`.
+    pub appenddirname: String,
+    /// `appendfsync`: when the AOF is fsynced.
+    pub appendfsync: crate::aof::Fsync,
+    /// `aof-use-rdb-preamble`: a rewrite's base is an RDB file (else commands).
+    pub aof_use_rdb_preamble: bool,
+    /// `aof-load-truncated`: load an AOF whose last command is cut short (else refuse).
+    pub aof_load_truncated: bool,
+    /// `auto-aof-rewrite-percentage`: rewrite when the AOF grew by this % over its size
+    /// after the last rewrite (0: never).
+    pub auto_aof_rewrite_percentage: u32,
+    /// `auto-aof-rewrite-min-size`: ... and is at least this big.
+    pub auto_aof_rewrite_min_size_bytes: u64,
+    /// `aof-timestamp-enabled`, `aof-rewrite-incremental-fsync`,
+    /// `no-appendfsync-on-rewrite`: accepted, kept for CONFIG GET (see README).
+    pub aof_timestamp_enabled: bool,
+    pub aof_rewrite_incremental_fsync: bool,
+    pub no_appendfsync_on_rewrite: bool,
     /// `save`: snapshot points; empty disables automatic snapshots.
     pub save: Vec<SavePoint>,
     /// `rdbcompression`: LZF-compress strings in the RDB file.
@@ -312,6 +334,17 @@ impl Default for Config {
             metrics_port: 0,
             dir: PathBuf::from("."),
             dbfilename: "dump.rdb".to_owned(),
+            appendonly: false,
+            appendfilename: "appendonly.aof".to_owned(),
+            appenddirname: "appendonlydir".to_owned(),
+            appendfsync: crate::aof::Fsync::Everysec,
+            aof_use_rdb_preamble: true,
+            aof_load_truncated: true,
+            auto_aof_rewrite_percentage: 100,
+            auto_aof_rewrite_min_size_bytes: 64 * MB,
+            aof_timestamp_enabled: false,
+            aof_rewrite_incremental_fsync: true,
+            no_appendfsync_on_rewrite: false,
             save: [(3600, 1), (300, 100), (60, 10000)]
                 .into_iter()
                 .map(|(seconds, changes)| SavePoint { seconds, changes })
@@ -1747,17 +1780,127 @@ static OPTIONS: &[ConfigOption] = &[
         name: "appendonly",
         settable: Settable::Runtime,
         multi_arg: false,
-        set: |_, a, _| {
-            if parse_bool(&a[0])? {
-                return Err(
-                    "appendonly yes is not supported: percore does not implement \
-                            AOF persistence yet (use RDB snapshots: save, BGSAVE)"
-                        .to_owned(),
-                );
-            }
+        set: |c, a, _| {
+            c.appendonly = parse_bool(&a[0])?;
             Ok(())
         },
-        get: |_| render_bool(false),
+        get: |c| render_bool(c.appendonly),
+        file_form: FileForm::Plain,
+    },
+    ConfigOption {
+        name: "appendfilename",
+        settable: Settable::Immutable,
+        multi_arg: false,
+        set: |c, a, _| {
+            if a[0].contains(['/', '\\']) {
+                return Err("appendfilename can't be a path, just a filename".to_owned());
+            }
+            c.appendfilename.clone_from(&a[0]);
+            Ok(())
+        },
+        get: |c| c.appendfilename.clone(),
+        file_form: FileForm::Quoted,
+    },
+    ConfigOption {
+        name: "appenddirname",
+        settable: Settable::Immutable,
+        multi_arg: false,
+        set: |c, a, _| {
+            if a[0].contains(['/', '\\']) {
+                return Err("appenddirname can't be a path, just a dirname".to_owned());
+            }
+            c.appenddirname.clone_from(&a[0]);
+            Ok(())
+        },
+        get: |c| c.appenddirname.clone(),
+        file_form: FileForm::Quoted,
+    },
+    ConfigOption {
+        name: "appendfsync",
+        settable: Settable::Runtime,
+        multi_arg: false,
+        set: |c, a, _| {
+            c.appendfsync = crate::aof::Fsync::ALL[parse_enum(&a[0], &crate::aof::Fsync::NAMES)?];
+            Ok(())
+        },
+        get: |c| c.appendfsync.name().to_owned(),
+        file_form: FileForm::Plain,
+    },
+    ConfigOption {
+        name: "aof-use-rdb-preamble",
+        settable: Settable::Runtime,
+        multi_arg: false,
+        set: |c, a, _| {
+            c.aof_use_rdb_preamble = parse_bool(&a[0])?;
+            Ok(())
+        },
+        get: |c| render_bool(c.aof_use_rdb_preamble),
+        file_form: FileForm::Plain,
+    },
+    ConfigOption {
+        name: "aof-load-truncated",
+        settable: Settable::Runtime,
+        multi_arg: false,
+        set: |c, a, _| {
+            c.aof_load_truncated = parse_bool(&a[0])?;
+            Ok(())
+        },
+        get: |c| render_bool(c.aof_load_truncated),
+        file_form: FileForm::Plain,
+    },
+    ConfigOption {
+        name: "auto-aof-rewrite-percentage",
+        settable: Settable::Runtime,
+        multi_arg: false,
+        set: |c, a, _| {
+            c.auto_aof_rewrite_percentage = int(&a[0], 0, INT_MAX)?;
+            Ok(())
+        },
+        get: |c| c.auto_aof_rewrite_percentage.to_string(),
+        file_form: FileForm::Plain,
+    },
+    ConfigOption {
+        name: "auto-aof-rewrite-min-size",
+        settable: Settable::Runtime,
+        multi_arg: false,
+        set: |c, a, _| {
+            c.auto_aof_rewrite_min_size_bytes = parse_memory_bounded(&a[0], 0, i64::MAX as u64)?;
+            Ok(())
+        },
+        get: |c| c.auto_aof_rewrite_min_size_bytes.to_string(),
+        file_form: FileForm::Memory,
+    },
+    ConfigOption {
+        name: "aof-timestamp-enabled",
+        settable: Settable::Runtime,
+        multi_arg: false,
+        set: |c, a, _| {
+            c.aof_timestamp_enabled = parse_bool(&a[0])?;
+            Ok(())
+        },
+        get: |c| render_bool(c.aof_timestamp_enabled),
+        file_form: FileForm::Plain,
+    },
+    ConfigOption {
+        name: "aof-rewrite-incremental-fsync",
+        settable: Settable::Runtime,
+        multi_arg: false,
+        set: |c, a, _| {
+            c.aof_rewrite_incremental_fsync = parse_bool(&a[0])?;
+            Ok(())
+        },
+        get: |c| render_bool(c.aof_rewrite_incremental_fsync),
+        file_form: FileForm::Plain,
+    },
+    ConfigOption {
+        name: "no-appendfsync-on-rewrite",
+        settable: Settable::Runtime,
+        multi_arg: false,
+        set: |c, a, _| {
+            c.no_appendfsync_on_rewrite = parse_bool(&a[0])?;
+            Ok(())
+        },
+        get: |c| render_bool(c.no_appendfsync_on_rewrite),
         file_form: FileForm::Plain,
     },
     ConfigOption {
@@ -2089,6 +2232,16 @@ mod tests {
             ("lua-time-limit", "5000"),
             ("hz", "10"),
             ("appendonly", "no"),
+            ("appendfilename", "appendonly.aof"),
+            ("appenddirname", "appendonlydir"),
+            ("appendfsync", "everysec"),
+            ("aof-use-rdb-preamble", "yes"),
+            ("aof-load-truncated", "yes"),
+            ("auto-aof-rewrite-percentage", "100"),
+            ("auto-aof-rewrite-min-size", "67108864"),
+            ("aof-timestamp-enabled", "no"),
+            ("aof-rewrite-incremental-fsync", "yes"),
+            ("no-appendfsync-on-rewrite", "no"),
             ("maxmemory", "0"),
             ("maxmemory-policy", "noeviction"),
             ("lfu-log-factor", "10"),
@@ -2276,8 +2429,8 @@ mod tests {
         }
         std::fs::write(&path, "daemonize yes\n").unwrap();
         assert!(error(&[&path_text]).ends_with("percore does not daemonize: run it in the foreground under systemd (see deploy/percore.service)"));
-        std::fs::write(&path, "appendonly yes\n").unwrap();
-        assert!(error(&[&path_text]).contains("AOF"));
+        std::fs::write(&path, "appendfsync sometimes\n").unwrap();
+        assert!(error(&[&path_text]).contains("argument(s) must be one of the following"));
 
         // Errors inside an included file name that file and its line.
         let inner = dir.join("inner.conf");

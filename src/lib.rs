@@ -4,6 +4,7 @@
 //! [`fuzzing`]. Everything else stays private to the crate.
 
 mod alloc;
+mod aof;
 mod atomic;
 mod blocking;
 mod client;
@@ -19,6 +20,7 @@ pub mod fuzzing;
 mod latency;
 mod metrics;
 mod prefetch;
+mod propagate;
 mod pubsub;
 mod replication;
 mod scripting;
@@ -280,7 +282,10 @@ fn run(config: config::Config, config_file: Option<std::path::PathBuf>) -> Resul
     // Cluster mode: nodes.conf before the data (a corrupt file stops here), then the
     // slots the loaded keys belong to.
     cluster::start(&shared)?;
-    let mut keyspaces = load_dataset(&shared, shards)?;
+    let mut keyspaces = match aof::start(&shared, shards)? {
+        Some(k) => k,
+        None => load_dataset(&shared, shards)?,
+    };
     cluster::adopt_loaded_keys(&shared, &mut keyspaces)?;
     let mut loaded = keyspaces.into_iter();
     let metrics_port = shared.config().metrics_port;
@@ -318,6 +323,7 @@ fn run(config: config::Config, config_file: Option<std::path::PathBuf>) -> Resul
                 if let Some(ks) = keyspace {
                     service.data.keyspace = ks;
                 }
+                propagate::start_shard(&mut service.data);
                 let mut reactor = Reactor::new(ring, id, net, fds, sig);
                 reactor
                     .run(&mut service)
@@ -335,6 +341,7 @@ fn run(config: config::Config, config_file: Option<std::path::PathBuf>) -> Resul
             Err(_) => result = Err("a shard thread panicked".into()),
         }
     }
+    aof::shutdown(&shared);
     if let Some(p) = &pidfile {
         let _ = std::fs::remove_file(p);
     }

@@ -160,6 +160,10 @@ pub struct ServerShared {
     pub scripts: crate::scripting::Shared,
     /// Replication: role, link, offsets (see `crate::replication`).
     pub repl: crate::replication::Shared,
+    /// The stream of write effects: shards publish, sinks (AOF, replication) consume.
+    pub effects: Arc<crate::propagate::Hub>,
+    /// The append-only file's state.
+    pub aof: crate::aof::Shared,
 }
 
 impl ServerShared {
@@ -204,6 +208,8 @@ impl ServerShared {
             metrics: crate::metrics::Board::new(shards),
             scripts: crate::scripting::Shared::new(shards),
             repl: crate::replication::Shared::new(random_hex40(), replicaof),
+            effects: Arc::new(crate::propagate::Hub::new(shards)),
+            aof: crate::aof::Shared::default(),
         })
     }
 

@@ -174,6 +174,8 @@ pub struct ShardData {
     pub watches: crate::atomic::watch::Registry,
     /// This shard's Lua interpreter, created at the first script (see `scripting`).
     pub lua: Option<Box<crate::scripting::Engine>>,
+    /// Effects of this shard's writes, for the stream (`propagate`).
+    pub effects: crate::propagate::Log,
 }
 
 impl ShardData {
@@ -216,6 +218,7 @@ impl ShardData {
             locks: crate::atomic::Locks::default(),
             watches: crate::atomic::watch::Registry::default(),
             lua: None,
+            effects: crate::propagate::Log::default(),
         }
     }
 
@@ -803,7 +806,8 @@ impl Shard {
             };
             let mark = out.len();
             let watched = f.cmd.has(flags::WRITE) && !ctx.shard.watches.is_empty();
-            let before = if watched {
+            let logged = ctx.shard.effects.on;
+            let before = if watched || logged {
                 ctx.shard.keyspace.changes()
             } else {
                 0
@@ -813,6 +817,10 @@ impl Shard {
             });
             if watched {
                 crate::atomic::watch::after_write(data, f.cmd, argv, usize::from(f.db), before);
+            }
+            if logged {
+                let db = usize::from(f.db);
+                crate::propagate::after_command(data, f.cmd, argv, db, before, &out[mark..]);
             }
             let took = data.took();
             let reply = &out[mark..];
@@ -1166,7 +1174,12 @@ pub fn dispatch(
                     return false;
                 }
                 let watched = !data.watches.is_empty() && cmd.has(flags::WRITE);
-                let before = if watched { data.keyspace.changes() } else { 0 };
+                let logged = data.effects.on;
+                let before = if watched || logged {
+                    data.keyspace.changes()
+                } else {
+                    0
+                };
                 let mut ctx = Ctx {
                     shard: data,
                     db: client.db,
@@ -1176,6 +1189,10 @@ pub fn dispatch(
                 run_handler(&mut ctx, h, argv, target);
                 if watched {
                     crate::atomic::watch::after_write(data, cmd, argv, client.db, before);
+                }
+                if logged {
+                    let reply = target.get(mark..).unwrap_or(&[]);
+                    crate::propagate::after_command(data, cmd, argv, client.db, before, reply);
                 }
                 let failed = target_is_error(target, mark);
                 let took = data.took();
@@ -1220,7 +1237,12 @@ pub fn dispatch(
             }
             let (db, proto) = (client.db, client.proto);
             let watched = !data.watches.is_empty() && cmd.has(flags::WRITE);
-            let before = if watched { data.keyspace.changes() } else { 0 };
+            let logged = data.effects.on;
+            let before = if watched || logged {
+                data.keyspace.changes()
+            } else {
+                0
+            };
             let mut ctx = Ctx {
                 shard: data,
                 db,
@@ -1271,6 +1293,9 @@ pub fn dispatch(
                     failed = reply.first() == Some(&b'-');
                     target.extend_from_slice(&reply);
                     finish_local(client, discard, scratch);
+                    if logged {
+                        crate::propagate::after_command(data, cmd, argv, db, before, &reply);
+                    }
                 }
             }
             let took = data.took();
@@ -1683,7 +1708,12 @@ pub(crate) fn start_gather(
         let mut args = Vec::new();
         argv.fill(&mut args);
         let watched = !data.watches.is_empty() && cmd.has(flags::WRITE);
-        let before = if watched { data.keyspace.changes() } else { 0 };
+        let logged = data.effects.on;
+        let before = if watched || logged {
+            data.keyspace.changes()
+        } else {
+            0
+        };
         let db = client.db;
         let mut ctx = Ctx {
             shard: data,
@@ -1695,6 +1725,9 @@ pub(crate) fn start_gather(
         gather.remaining -= 1;
         if watched {
             crate::atomic::watch::after_write(data, cmd, &args, db, before);
+        }
+        if logged {
+            crate::propagate::after_command(data, cmd, &args, db, before, b"");
         }
         if gated {
             data.shared.write_gate.leave(1);
@@ -1910,6 +1943,7 @@ impl Service for Shard {
         if self.data.snap.will_park() {
             io.submit_before_blocking();
         }
+        crate::propagate::publish(&mut self.data);
     }
 
     fn after_flush(&mut self, io: &mut Io<Msg, ()>) {

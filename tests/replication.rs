@@ -534,7 +534,13 @@ fn cluster_reset_of_a_replica_cancels_snapshots_and_flushes() {
         std::thread::sleep(Duration::from_millis(100));
         assert!(!temp_files(&dir).is_empty(), "{method}: save not under way");
         assert_eq!(r.cmd(&["CLUSTER", "RESET"]), ok(), "{method}");
-        check_cancelled(&mut r, &replica, &dir, &dump, &format!("{method} CLUSTER RESET"));
+        check_cancelled(
+            &mut r,
+            &replica,
+            &dir,
+            &dump,
+            &format!("{method} CLUSTER RESET"),
+        );
         assert_eq!(r.cmd(&["DBSIZE"]), Frame::Int(0), "{method}");
         let nodes = text(&r.cmd(&["CLUSTER", "NODES"]));
         assert!(nodes.contains("myself,master"), "{method}: {nodes}");

@@ -280,6 +280,10 @@ pub struct Db {
     ready: Vec<Box<[u8]>>,
     /// What the entries' access field holds.
     access: AccessTracking,
+    /// Keys deleted because they expired (lazily or by the active cycle), kept while
+    /// something consumes them (the stream of effects propagates them as DEL); `None`:
+    /// nothing is kept, and an expiry costs one branch.
+    expired_log: Option<Vec<Key>>,
 }
 
 impl Db {
@@ -303,6 +307,41 @@ impl Db {
             waited: HashSet::new(),
             ready: Vec::new(),
             access: AccessTracking::Lru,
+            expired_log: None,
+        }
+    }
+
+    /// Keeps the keys deleted by expiry from now on (`on`), for [`Db::take_expired`]; off
+    /// drops any kept.
+    pub fn log_expired(&mut self, on: bool) {
+        self.expired_log = on.then(Vec::new);
+    }
+
+    /// Whether keys deleted by expiry are kept ([`Db::log_expired`]).
+    #[must_use]
+    pub fn logs_expired(&self) -> bool {
+        self.expired_log.is_some()
+    }
+
+    /// Whether expired keys were kept since the last [`Db::take_expired`].
+    #[must_use]
+    #[inline]
+    pub fn has_expired_logged(&self) -> bool {
+        self.expired_log.as_ref().is_some_and(|v| !v.is_empty())
+    }
+
+    /// The keys deleted by expiry since the last call, in deletion order.
+    pub fn take_expired(&mut self) -> Vec<Key> {
+        self.expired_log
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
+    }
+
+    #[cold]
+    fn note_expired(&mut self, key: Key) {
+        if let Some(log) = self.expired_log.as_mut() {
+            log.push(key);
         }
     }
 
@@ -580,8 +619,11 @@ impl Db {
     fn live_index(&mut self, key: &[u8], now_ms: i64) -> Option<usize> {
         let idx = self.main.lookup_index(key)?;
         if self.main.entry_at(idx).1.is_expired(now_ms) {
-            self.delete_at(idx);
+            let (key, _) = self.delete_at(idx);
             self.stats.expired_keys += 1;
+            if self.expired_log.is_some() {
+                self.note_expired(key);
+            }
             return None;
         }
         Some(idx)
@@ -824,8 +866,11 @@ impl Db {
             if !self.main.entry_at(idx).1.is_expired(now_ms) {
                 break idx;
             }
-            self.delete_at(idx);
+            let (key, _) = self.delete_at(idx);
             self.stats.expired_keys += 1;
+            if self.expired_log.is_some() {
+                self.note_expired(key);
+            }
         };
         Some(self.main.entry_at(idx).0)
     }
@@ -930,6 +975,9 @@ impl Db {
                         .expect("expires index holds a key missing from the database");
                     self.remove_main_at(at);
                     expired += 1;
+                    if self.expired_log.is_some() {
+                        self.note_expired(key);
+                    }
                 } else {
                     ttl_sum = ttl_sum.saturating_add(when - now_ms);
                     ttl_count += 1;

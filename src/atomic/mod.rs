@@ -386,6 +386,8 @@ struct Part {
     /// The locks are in the table (a transaction that runs entirely on one shard the
     /// moment it arrives takes none).
     registered: bool,
+    /// Its place in this shard's stream of effects is logged (`propagate::locked`).
+    marked: bool,
 }
 
 /// A multi-shard command in the middle of its steps inside a transaction.
@@ -430,6 +432,11 @@ pub struct Txn {
     session: Option<u64>,
     /// The session's call that went to another shard: where its reply starts in `out`.
     pending_call: Option<usize>,
+    /// The stream of effects: the commit number taken at the lock point (with a lock
+    /// logged), the effects so far, whether the current command wrote on some shard.
+    commit: Option<u64>,
+    effects: crate::propagate::Effects,
+    wrote: bool,
 }
 
 /// A finished transaction's reply, for its client's slot on this shard.
@@ -456,6 +463,7 @@ impl PlanBuilder {
             whole: false,
             watched: Vec::new(),
             registered: false,
+            marked: false,
         });
         self.parts.last_mut().expect("just pushed")
     }
@@ -529,6 +537,9 @@ impl Txn {
             inflight: None,
             session: None,
             pending_call: None,
+            commit: None,
+            effects: crate::propagate::Effects::default(),
+            wrote: false,
         })
     }
 
@@ -618,6 +629,7 @@ pub fn advance(
             if !(i + 1 == txn.plan.len() && txn.runs_only_on(me)) {
                 data.locks.hold(keys, whole);
                 txn.plan[i].registered = true;
+                txn.plan[i].marked = crate::propagate::locked(data, (txn.client_id, txn.seq));
             }
         }
         if !txn.plan[i].watched.is_empty() {
@@ -627,6 +639,9 @@ pub fn advance(
             }
         }
         txn.locked += 1;
+    }
+    if !txn.aborted && txn.commit.is_none() {
+        txn.commit = crate::propagate::lock_point(data, txn.plan.iter().any(|p| p.marked));
     }
     while !txn.aborted {
         while txn.next < txn.cmds.len() || txn.inflight.is_some() {
@@ -675,7 +690,7 @@ pub fn advance(
 }
 
 /// Releases the locks, drops the watches of shards never reached, and builds the reply.
-fn finish(data: &mut ShardData, outbox: &mut Outbox<Msg>, txn: Box<Txn>) -> Option<Done> {
+fn finish(data: &mut ShardData, outbox: &mut Outbox<Msg>, mut txn: Box<Txn>) -> Option<Done> {
     let me = data.id;
     for (i, p) in txn.plan.iter().enumerate() {
         if p.registered {
@@ -701,6 +716,14 @@ fn finish(data: &mut ShardData, outbox: &mut Outbox<Msg>, txn: Box<Txn>) -> Opti
     if let Some(id) = txn.session {
         data.locks.bodies.remove(&id);
     }
+    let marked = txn.plan.iter().filter(|p| p.marked).map(|p| p.shard as u16);
+    crate::propagate::finished(
+        data,
+        (txn.client_id, txn.seq),
+        txn.commit,
+        marked.collect(),
+        std::mem::take(&mut txn.effects),
+    );
     let mut bytes = Vec::new();
     let mut w = ReplyWriter {
         out: &mut bytes,
@@ -778,8 +801,24 @@ pub fn unwatch_all(data: &mut ShardData, client: &mut Client, mut send: impl FnM
 }
 
 /// Runs what of the transaction's next command belongs on this shard. `Some(shard)`: the
-/// transaction must go on there.
+/// transaction must go on there. With the stream of effects on, what it logs here is the
+/// transaction's (`Txn::effects`).
 fn run_next(data: &mut ShardData, txn: &mut Txn, client: Option<&mut Client>) -> Option<usize> {
+    if !data.effects.on {
+        return run_next_here(data, txn, client);
+    }
+    let outer = data.effects.begin_capture();
+    let next = run_next_here(data, txn, client);
+    let fx = data.effects.end_capture(outer);
+    txn.effects.append(fx);
+    next
+}
+
+fn run_next_here(
+    data: &mut ShardData,
+    txn: &mut Txn,
+    client: Option<&mut Client>,
+) -> Option<usize> {
     let me = data.id;
     if let Some(inflight) = txn.inflight.take() {
         return run_inflight(data, txn, inflight);
@@ -856,6 +895,11 @@ fn run_next(data: &mut ShardData, txn: &mut Txn, client: Option<&mut Client>) ->
                 );
             });
             touched(data, cmd, &args, db, before);
+            if data.effects.on {
+                let changed = crate::propagate::step_ran(data, before);
+                let reply = &txn.out[mark..];
+                crate::propagate::command_done(data, cmd, &args, db, changed, reply);
+            }
             record(data, cmd, &txn.out[mark..]);
             txn.next += 1;
             None
@@ -870,6 +914,7 @@ fn run_next(data: &mut ShardData, txn: &mut Txn, client: Option<&mut Client>) ->
             };
             let result = crate::crash::guarded(&args, || step(&mut ctx, &args));
             touched(data, cmd, &args, db, before);
+            txn.wrote = crate::propagate::step_ran(data, before);
             hop_result(data, txn, result)
         }
         Exec::Split { part, .. } => {
@@ -888,6 +933,7 @@ fn run_next(data: &mut ShardData, txn: &mut Txn, client: Option<&mut Client>) ->
                 return None;
             }
             let (jobs, key_map, nkeys) = split_jobs(data, cmd, &args);
+            txn.wrote = false;
             let gather = Gather {
                 cmd,
                 parts: (0..data.shards).map(|_| None).collect(),
@@ -906,6 +952,7 @@ fn run_next(data: &mut ShardData, txn: &mut Txn, client: Option<&mut Client>) ->
             None
         }
         Exec::All { part, .. } => {
+            txn.wrote = false;
             let jobs: Vec<(usize, Argv)> = (0..data.shards)
                 .map(|s| (s, Argv::from_slices(&args)))
                 .collect();
@@ -967,6 +1014,13 @@ fn hop_result(data: &mut ShardData, txn: &mut Txn, result: Partial) -> Option<us
         }
         Partial::Encoded(b) => {
             record(data, cmd, &b);
+            if data.effects.on {
+                let q = &txn.cmds[txn.next];
+                let mut args = Vec::new();
+                q.argv.fill(&mut args);
+                let (changed, db) = (txn.wrote, usize::from(q.db));
+                crate::propagate::command_done(data, cmd, &args, db, changed, &b);
+            }
             txn.out.extend_from_slice(&b);
             txn.next += 1;
             None
@@ -1025,6 +1079,7 @@ fn run_inflight(data: &mut ShardData, txn: &mut Txn, inflight: Inflight) -> Opti
             if data.keyspace.changes() != before {
                 touch_original(data, txn);
             }
+            txn.wrote |= crate::propagate::step_ran(data, before);
             hop_result(data, txn, result)
         }
         Inflight::Parts {
@@ -1045,6 +1100,7 @@ fn run_inflight(data: &mut ShardData, txn: &mut Txn, inflight: Inflight) -> Opti
                 };
                 let result = crate::crash::guarded(&args, || part(&mut ctx, &args));
                 touched(data, cmd, &args, db, before);
+                txn.wrote |= crate::propagate::step_ran(data, before);
                 gather.parts[me] = Some(result);
                 gather.remaining -= 1;
             }
@@ -1063,6 +1119,13 @@ fn run_inflight(data: &mut ShardData, txn: &mut Txn, inflight: Inflight) -> Opti
                     proto: txn.proto,
                 },
             );
+            if data.effects.on {
+                let mut args = Vec::new();
+                txn.cmds[txn.next].argv.fill(&mut args);
+                let reply = &txn.out[mark..];
+                crate::propagate::command_done(data, cmd, &args, db, txn.wrote, reply);
+            }
+            txn.wrote = false;
             record(data, cmd, &txn.out[mark..]);
             txn.next += 1;
             None

@@ -465,15 +465,19 @@ pub fn start(shared: &ServerShared) -> Result<(), String> {
     Ok(())
 }
 
-/// After the dataset loaded (Valkey's `verifyClusterConfigWithData`): this node takes
+/// After the dataset loaded (Valkey's `verifyClusterConfigWithData`): a primary takes
 /// unassigned slots it holds keys for, and drops keys of slots another node serves
-/// (unless it is importing them).
+/// (unless it is importing them); a replica keeps its data as it is.
 pub fn adopt_loaded_keys(shared: &ServerShared, keyspaces: &mut [Keyspace]) -> Result<(), String> {
     let Some(cluster) = shared.cluster.as_ref() else {
         return Ok(());
     };
     let cfg = shared.config();
     let st = cluster.snapshot();
+    if !st.me().is_primary() {
+        // A replica's data is its primary's: Valkey skips the check for replicas.
+        return Ok(());
+    }
     let mut claim = Vec::new();
     let mut drop_slots = Vec::new();
     for slot in 0..SLOTS {

@@ -143,6 +143,12 @@ pub fn script_run(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
     let cluster = ctx.shard.cluster.is_some();
     let (db, proto) = (ctx.db, ctx.proto);
     let mut out = Vec::new();
+    // The script's writes are one unit of effects (MULTI/EXEC when several).
+    let capture = ctx
+        .shard
+        .effects
+        .on
+        .then(|| ctx.shard.effects.begin_capture());
     Engine::with_shard(ctx.shard, |engine| {
         let mut w = ReplyWriter::new(&mut out, proto);
         let (func, fl, name, busy_kind) = match kind {
@@ -194,6 +200,10 @@ pub fn script_run(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
             &shared, &func, &name, busy_kind, fl, ro, db, keys, args, threshold, proto, &mut out,
         );
     });
+    if let Some(outer) = capture {
+        let fx = ctx.shard.effects.end_capture(outer);
+        ctx.shard.effects.atomic(fx);
+    }
     Partial::Encoded(out)
 }
 

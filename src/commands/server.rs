@@ -230,6 +230,28 @@ pub fn bgsave_step(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
     Partial::Defer(crate::snapshot::Op::BgSave)
 }
 
+/// BGREWRITEAOF: rewrites the AOF's base in the background (`crate::aof`), or schedules
+/// it after the save in flight, as Redis 7.0's `bgrewriteaofCommand`.
+pub fn bgrewriteaof_step(ctx: &mut Ctx, _argv: &[&[u8]]) -> Partial {
+    let busy = save_busy(ctx);
+    match crate::aof::request_rewrite(&ctx.shard.shared, busy) {
+        Err(text) => encoded_error(ctx, text),
+        Ok(false) => crate::commands::keyspace::reply(ctx, |w| {
+            w.simple("Background append only file rewriting scheduled");
+        }),
+        Ok(true) if !crate::aof::enabled(&ctx.shard.shared) => {
+            ctx.shard
+                .shared
+                .warning("BGREWRITEAOF with appendonly no: percore rewrites only an enabled AOF");
+            encoded_error(
+                ctx,
+                "ERR Can't execute an AOF background rewriting. Please check the server logs for more information.",
+            )
+        }
+        Ok(true) => Partial::Defer(crate::snapshot::Op::AofRewrite),
+    }
+}
+
 const CONFIG_HELP: &[&str] = &[
     "GET <pattern>",
     "    Return parameters matching the glob-like <pattern> and their values.",

@@ -2376,6 +2376,16 @@ pub static COMMANDS: &[Command] = &[
         Exec::Hop(srv::save_step),
     ),
     c(
+        "bgrewriteaof",
+        1,
+        ADMIN | NOSCRIPT,
+        NOKEYS,
+        "server",
+        "1.0.0",
+        "Asynchronously rewrites the append-only file to disk.",
+        Exec::Hop(srv::bgrewriteaof_step),
+    ),
+    c(
         "bgsave",
         -1,
         ADMIN | NOSCRIPT,

@@ -519,6 +519,14 @@ pub fn at_barrier(
             }
             take_stream(data, io, &mut st, ready, true);
             shared.notice("MASTER <-> REPLICA sync: Finished with success");
+            if crate::aof::enabled(&shared) {
+                // As Redis's restartAOFAfterSYNC: the append-only file starts again from
+                // the new dataset (the stream logged this barrier as a FLUSHALL).
+                data.snap.requests.push_back(crate::snapshot::Request {
+                    op: crate::snapshot::Op::AofRewrite,
+                    reply: None,
+                });
+            }
             (full.keyspaces, Vec::new())
         }
     }

@@ -141,6 +141,7 @@ fn run_command(data: &mut ShardData, run: &RunState, argv: &[&[u8]]) -> Result<V
     };
     let mut out = Vec::new();
     let db = run.db.get();
+    let before = data.keyspace.changes();
     match cmd.exec {
         Exec::Keyed(h) => {
             let mut ctx = Ctx {
@@ -259,6 +260,9 @@ fn run_command(data: &mut ShardData, run: &RunState, argv: &[&[u8]]) -> Result<V
                 }
             }
         }
+    }
+    if data.effects.on {
+        crate::propagate::after_command(data, cmd, argv, db, before, &out);
     }
     let failed = out.first() == Some(&b'-');
     let took = data.took();

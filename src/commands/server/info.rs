@@ -381,10 +381,6 @@ fn global_sections(ctx: &Ctx, argv: &[Vec<u8>], s: &mut String) {
             format!("rdb_last_cow_size:{}", st.last_cow_size),
             format!("rdb_last_load_keys_expired:{}", st.last_load_keys_expired),
             format!("rdb_last_load_keys_loaded:{}", st.last_load_keys_loaded),
-            "aof_enabled:0".into(),
-            "aof_rewrite_in_progress:0".into(),
-            "aof_last_bgrewrite_status:ok".into(),
-            "aof_last_write_status:ok".into(),
             format!("rdb_bgsave_method:{}", method.name()),
             format!("rdb_last_bgsave_bytes:{}", st.last_bytes),
             format!(
@@ -413,6 +409,11 @@ fn global_sections(ctx: &Ctx, argv: &[Vec<u8>], s: &mut String) {
                 st.last_forkless_frozen_peak_bytes
             ),
         ] {
+            line("persistence", l);
+        }
+        let mut aof = Vec::new();
+        crate::aof::info_lines(shared, &mut aof);
+        for l in aof {
             line("persistence", l);
         }
     }
