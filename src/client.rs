@@ -99,6 +99,8 @@ pub struct Client {
     pub watched: Vec<crate::atomic::LockKey>,
     /// The master client: a replica's link to its primary (see `crate::replication`).
     pub master: bool,
+    /// The port a replica announced with `REPLCONF listening-port` (INFO's `slaveN`).
+    pub replica_port: Option<u16>,
 }
 
 impl Client {
@@ -137,6 +139,7 @@ impl Client {
             multi: None,
             watched: Vec::new(),
             master: false,
+            replica_port: None,
         }
     }
 

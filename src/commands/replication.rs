@@ -1,5 +1,4 @@
-//! Replication commands: REPLICAOF / SLAVEOF, ROLE, REPLCONF, and PSYNC / SYNC / WAIT
-//! (the primary's side, answered as a primary without replicas would).
+//! Replication commands: REPLICAOF / SLAVEOF, ROLE, REPLCONF, PSYNC.
 
 use super::{Ctx, Partial, eq_ic, errors};
 use crate::replication::config::Primary;
@@ -64,6 +63,14 @@ pub fn replconf(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
         if eq_ic(opt, "ack") {
             return;
         }
+        if eq_ic(opt, "listening-port") {
+            let port = std::str::from_utf8(pair[1])
+                .ok()
+                .and_then(|p| p.parse::<u16>().ok());
+            if let (Some(c), Some(port)) = (ctx.client.as_deref_mut(), port) {
+                c.replica_port = Some(port);
+            }
+        }
         let known = [
             "listening-port",
             "ip-address",
@@ -82,4 +89,34 @@ pub fn replconf(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
         }
     }
     w.ok();
+}
+
+/// PSYNC replid offset: the connection becomes a replica's link, served by its own
+/// threads (`replication::primary`); the shard closes its side without a reply.
+pub fn psync(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
+    let Some(client) = ctx.client.as_deref_mut() else {
+        return;
+    };
+    if client.multi.is_some() {
+        w.error("ERR Command not allowed inside a transaction");
+        return;
+    }
+    let offset = std::str::from_utf8(argv[2])
+        .ok()
+        .and_then(|o| o.parse::<i64>().ok())
+        .unwrap_or(-1);
+    match crate::replication::primary::psync(
+        &ctx.shard.shared,
+        client.fd,
+        &client.peer,
+        client.replica_port,
+        argv[1],
+        offset,
+    ) {
+        Ok(()) => {
+            client.reply_mode = crate::client::ReplyMode::Off;
+            ctx.shard.to_close.push(client.conn);
+        }
+        Err(e) => w.error(e),
+    }
 }

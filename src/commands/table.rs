@@ -2346,6 +2346,16 @@ pub static COMMANDS: &[Command] = &[
         Exec::Client(repl::role),
     ),
     c(
+        "psync",
+        -3,
+        ADMIN | NOSCRIPT | super::flags::NO_MULTI,
+        NOKEYS,
+        "server",
+        "2.8.0",
+        "An internal command used in replication.",
+        Exec::Client(repl::psync),
+    ),
+    c(
         "replconf",
         -1,
         ADMIN | NOSCRIPT | LOADING | STALE | super::flags::ALLOW_BUSY,

@@ -15,6 +15,7 @@
 
 pub mod config;
 pub mod link;
+pub mod primary;
 
 use crate::server::ServerShared;
 use crate::shard::{Msg, ShardData};
@@ -24,7 +25,7 @@ use percore_net::reactor::{ConnId, Io};
 use std::net::TcpStream;
 use std::os::fd::{IntoRawFd, RawFd};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 
 /// A replica sends `REPLCONF ACK <offset>` this often (Redis: every replication cron).
 pub const ACK_INTERVAL_MS: i64 = 1000;
@@ -143,6 +144,12 @@ pub struct Shared {
     /// Unix ms of the last bytes from the primary.
     pub last_io_ms: AtomicI64,
     pub state: Mutex<State>,
+    /// The primary side: backlog and replicas.
+    pub primary: primary::Primary,
+    /// INFO stats `sync_full`, `sync_partial_ok`, `sync_partial_err`.
+    pub sync_full: AtomicU64,
+    pub sync_partial_ok: AtomicU64,
+    pub sync_partial_err: AtomicU64,
 }
 
 impl Shared {
@@ -169,6 +176,10 @@ impl Shared {
                 down_since_ms: 0,
                 transfer: Transfer::default(),
             }),
+            primary: primary::Primary::default(),
+            sync_full: AtomicU64::new(0),
+            sync_partial_ok: AtomicU64::new(0),
+            sync_partial_err: AtomicU64::new(0),
         }
     }
 
@@ -261,6 +272,25 @@ pub fn on_tick(data: &mut ShardData, io: &mut Io<Msg, ()>) {
         return;
     }
     let shared = std::sync::Arc::clone(&data.shared);
+    if primary::wants_save(&shared)
+        && shared
+            .persist
+            .lock()
+            .expect("persist lock")
+            .running
+            .is_none()
+        && !data
+            .snap
+            .requests
+            .iter()
+            .any(|r| r.op == crate::snapshot::Op::BgSave)
+    {
+        // A replica waits for a full sync: a background save, as Redis's disk-based sync.
+        data.snap.requests.push_back(crate::snapshot::Request {
+            op: crate::snapshot::Op::BgSave,
+            reply: None,
+        });
+    }
     let mut st = shared.repl.lock();
     if st.primary.is_none() && data.repl.master.is_none() && st.ready.is_none() {
         return;
@@ -451,6 +481,13 @@ pub fn at_barrier(
                 }
                 Some(RoleChange::ReplicaOf(p)) => {
                     let was_primary = st.primary.is_none();
+                    if was_primary {
+                        // Its replicas are dropped (they resync with it later); its
+                        // offset is the history it offers the new primary.
+                        if let Some(end) = primary::stop(&shared) {
+                            shared.repl.offset.store(end, Ordering::Relaxed);
+                        }
+                    }
                     shared.notice(&format!(
                         "REPLICAOF {}:{} enabled (user request)",
                         p.host, p.port
@@ -603,16 +640,26 @@ pub fn info_lines(shared: &ServerShared, cfg: &crate::config::Config, now_ms: i6
     } else {
         lines.push("role:master".to_owned());
     }
-    lines.push("connected_slaves:0".to_owned());
+    let (replicas, primary_offset, backlog) = primary::info(shared, now_ms);
+    let offset = if st.primary.is_none() && backlog[0] == 1 {
+        primary_offset
+    } else {
+        offset
+    };
+    if st.primary.is_none() {
+        lines.extend(replicas);
+    } else {
+        lines.push("connected_slaves:0".to_owned());
+    }
     lines.push("master_failover_state:no-failover".to_owned());
     lines.push(format!("master_replid:{}", st.replid));
     lines.push(format!("master_replid2:{}", st.replid2));
     lines.push(format!("master_repl_offset:{offset}"));
     lines.push(format!("second_repl_offset:{}", st.second_offset));
-    lines.push("repl_backlog_active:0".to_owned());
+    lines.push(format!("repl_backlog_active:{}", backlog[0]));
     lines.push(format!("repl_backlog_size:{}", cfg.repl.backlog_size_bytes));
-    lines.push("repl_backlog_first_byte_offset:0".to_owned());
-    lines.push("repl_backlog_histlen:0".to_owned());
+    lines.push(format!("repl_backlog_first_byte_offset:{}", backlog[1]));
+    lines.push(format!("repl_backlog_histlen:{}", backlog[2]));
     lines
 }
 
@@ -633,10 +680,17 @@ pub fn write_role(shared: &ServerShared, w: &mut percore_net::resp::ReplyWriter)
             -1
         });
     } else {
+        let (primary_offset, replicas) = primary::role_replicas(shared);
         w.array(3);
         w.bulk(b"master");
-        w.int(offset);
-        w.array(0);
+        w.int(primary_offset.max(offset));
+        w.array(replicas.len());
+        for (ip, port, acked) in replicas {
+            w.array(3);
+            w.bulk(ip.as_bytes());
+            w.bulk(port.to_string().as_bytes());
+            w.bulk(acked.to_string().as_bytes());
+        }
     }
 }
 

@@ -817,6 +817,19 @@ fn start(data: &mut ShardData, io: &mut Io<Msg, ()>, req: Request, replies: &mut
     if req.op == Op::AofRewrite {
         crate::aof::rewrite_cut(&data.shared, session.effects_cut.0);
     }
+    if req.op == Op::BgSave {
+        // Replicas waiting for a full sync get this save and its cut of the stream.
+        let id = data
+            .shared
+            .persist
+            .lock()
+            .expect("persist lock")
+            .running
+            .as_ref()
+            .map_or(0, |r| r.id);
+        let (cut, logging) = session.effects_cut;
+        crate::replication::primary::save_started(&data.shared, id, cut, logging);
+    }
     // No multi-shard write may start from now on; the session is mailed once those in
     // flight are applied (`after_flush`), so the barrier never parks a shard between two
     // parts of one.
@@ -1760,6 +1773,7 @@ fn complete(shared: &ServerShared, o: Outcome) {
         .is_some_and(|r| r.id == o.id);
     let aof = crate::aof::is_rewrite_target(shared, &o.final_name);
     if !current || o.cancelled {
+        crate::replication::primary::save_done(shared, o.id, None);
         let _ = std::fs::remove_file(o.dir.join(&o.temp));
         if aof {
             crate::aof::rewrite_done(shared, Err("cancelled".into()));
@@ -1814,10 +1828,12 @@ fn complete(shared: &ServerShared, o: Outcome) {
                 .lastsave_s
                 .store(percore_net::reactor::unix_ms() / 1000, Ordering::Relaxed);
             shared.notice("Background saving terminated with success");
+            crate::replication::primary::save_done(shared, o.id, Some(&o.dir.join(&o.final_name)));
         }
         Err(e) => {
             st.last_bgsave_ok = false;
             drop(st);
+            crate::replication::primary::save_done(shared, o.id, None);
             let _ = std::fs::remove_file(o.dir.join(&o.temp));
             shared.warning(&format!("Background saving error: {e}"));
         }

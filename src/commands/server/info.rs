@@ -433,6 +433,14 @@ fn global_sections(ctx: &Ctx, argv: &[Vec<u8>], s: &mut String) {
                 st.rejected_connections.load(Ordering::Relaxed)
             ),
         );
+        let r = &shared.repl;
+        for (name, n) in [
+            ("sync_full", &r.sync_full),
+            ("sync_partial_ok", &r.sync_partial_ok),
+            ("sync_partial_err", &r.sync_partial_err),
+        ] {
+            line("stats", format!("{name}:{}", n.load(Ordering::Relaxed)));
+        }
     }
     if want("replication") {
         for l in crate::replication::info_lines(shared, cfg, now_ms) {
