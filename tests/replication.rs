@@ -196,12 +196,9 @@ fn sync_partial_ok(primary: &mut Conn) -> i64 {
         .expect("a count")
 }
 
-/// One primary (redis-server or Valkey, on `port`), one percore replica with two shards:
-/// full sync, stream, a cut link, partial resync; datasets equal at each step.
-fn replicate_from(primary: &mut Conn, port: u16, replica_args: &[&str], what: &str) {
-    populate(primary, "pri");
-    let dir = scratch_dir("replica");
-    let port_s = port.to_string();
+/// A two-shard percore replica of the primary on `port`, with `--dir dir` and `extra`.
+fn percore_replica(dir: &std::path::Path, port: u16, extra: &[&str]) -> Server {
+    let port = port.to_string();
     let mut args = vec![
         "--threads",
         "2",
@@ -209,10 +206,18 @@ fn replicate_from(primary: &mut Conn, port: u16, replica_args: &[&str], what: &s
         dir.to_str().expect("utf-8"),
         "--replicaof",
         "127.0.0.1",
-        &port_s,
+        &port,
     ];
-    args.extend_from_slice(replica_args);
-    let replica = Server::percore(&args);
+    args.extend_from_slice(extra);
+    Server::percore(&args)
+}
+
+/// One primary (redis-server or Valkey, on `port`), one percore replica with two shards:
+/// full sync, stream, a cut link, partial resync; datasets equal at each step.
+fn replicate_from(primary: &mut Conn, port: u16, replica_args: &[&str], what: &str) {
+    populate(primary, "pri");
+    let dir = scratch_dir("replica");
+    let replica = percore_replica(&dir, port, replica_args);
     let mut r = replica.conn();
     wait_caught_up(primary, &mut r);
     assert_eq!(
@@ -417,30 +422,25 @@ fn check_cancelled(r: &mut Conn, replica: &Server, dir: &std::path::Path, dump: 
 /// A replica with a slow BGSAVE in flight on both shards, and a good dump on disk.
 fn replica_saving(primary_port: u16, method: &str) -> (Server, Conn, std::path::PathBuf, Vec<u8>) {
     let dir = scratch_dir("repl-reset");
-    let port = primary_port.to_string();
-    let replica = Server::percore(&[
-        "--threads",
-        "2",
-        "--dir",
-        dir.to_str().expect("utf-8"),
-        "--replicaof",
-        "127.0.0.1",
-        &port,
-        "--repl-diskless-load",
-        "swapdb",
-    ]);
+    let replica = percore_replica(&dir, primary_port, &["--repl-diskless-load", "swapdb"]);
     let mut r = replica.conn();
+    let dump = synced_then_saving(&mut r, &dir, method);
+    (replica, r, dir, dump)
+}
+
+/// Once the link is up: a SAVE (its dump is returned), then a slow BGSAVE under way.
+fn synced_then_saving(r: &mut Conn, dir: &std::path::Path, method: &str) -> Vec<u8> {
     let deadline = Instant::now() + SYNC_TIMEOUT;
-    while info_field(&mut r, "replication", "master_link_status") != "up" {
+    while info_field(r, "replication", "master_link_status") != "up" {
         assert!(Instant::now() < deadline, "no link");
         std::thread::sleep(Duration::from_millis(20));
     }
     assert_eq!(r.cmd(&["SAVE"]), ok());
     let dump = std::fs::read(dir.join("dump.rdb")).expect("dump");
-    start_slow_bgsave(&mut r, method, 1000);
+    start_slow_bgsave(r, method, 1000);
     std::thread::sleep(Duration::from_millis(100));
-    assert!(!temp_files(&dir).is_empty(), "{method}: save not under way");
-    (replica, r, dir, dump)
+    assert!(!temp_files(dir).is_empty(), "{method}: save not under way");
+    dump
 }
 
 #[test]
@@ -472,15 +472,7 @@ fn role_changes_and_full_syncs_cancel_in_flight_snapshots_on_every_core() {
         // the new primary then replaces the data.
         let port = redis.port().to_string();
         assert_eq!(r.cmd(&["REPLICAOF", "127.0.0.1", &port]), ok());
-        let deadline = Instant::now() + SYNC_TIMEOUT;
-        while info_field(&mut r, "replication", "master_link_status") != "up" {
-            assert!(Instant::now() < deadline, "no link");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        assert_eq!(r.cmd(&["SAVE"]), ok());
-        let dump = std::fs::read(dir.join("dump.rdb")).expect("dump");
-        start_slow_bgsave(&mut r, method, 1000);
-        std::thread::sleep(Duration::from_millis(100));
+        let dump = synced_then_saving(&mut r, &dir, method);
         let other_port = other.port().to_string();
         assert_eq!(r.cmd(&["REPLICAOF", "127.0.0.1", &other_port]), ok());
         check_cancelled(

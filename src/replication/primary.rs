@@ -398,12 +398,22 @@ pub fn wants_save(shared: &ServerShared) -> bool {
         .any(|r| r.stage == Stage::WaitSave && r.save.is_none())
 }
 
-/// A background save's barrier was set up (save `save_id`, stream cut `cut`): replicas
+/// The running background save's barrier was set up, at stream cut `cut`: replicas
 /// waiting for a save get this one.
-pub fn save_started(shared: &ServerShared, save_id: u64, cut: u64, logging: bool) {
+pub fn save_started(shared: &ServerShared, cut: u64, logging: bool) {
     if !logging {
         return;
     }
+    let Some(save_id) = shared
+        .persist
+        .lock()
+        .expect("persist lock")
+        .running
+        .as_ref()
+        .map(|r| r.id)
+    else {
+        return;
+    };
     let mut st = shared.repl.primary.lock();
     for r in &mut st.replicas {
         if r.stage == Stage::WaitSave && r.save.is_none() {

@@ -819,16 +819,8 @@ fn start(data: &mut ShardData, io: &mut Io<Msg, ()>, req: Request, replies: &mut
     }
     if req.op == Op::BgSave {
         // Replicas waiting for a full sync get this save and its cut of the stream.
-        let id = data
-            .shared
-            .persist
-            .lock()
-            .expect("persist lock")
-            .running
-            .as_ref()
-            .map_or(0, |r| r.id);
         let (cut, logging) = session.effects_cut;
-        crate::replication::primary::save_started(&data.shared, id, cut, logging);
+        crate::replication::primary::save_started(&data.shared, cut, logging);
     }
     // No multi-shard write may start from now on; the session is mailed once those in
     // flight are applied (`after_flush`), so the barrier never parks a shard between two
