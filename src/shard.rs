@@ -1127,6 +1127,9 @@ pub fn dispatch(
             let mut w = ReplyWriter { out: target, proto };
             h(&mut ctx, argv, &mut w);
             let failed = target_is_error(target, mark);
+            if data.effects.on && !failed {
+                crate::propagate::client_command(data, cmd, argv, db);
+            }
             let took = data.took();
             data.stats
                 .record_call(cmd, took, failed, target.get(mark..).unwrap_or(&[]));

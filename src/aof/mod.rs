@@ -225,19 +225,17 @@ pub fn start(shared: &Arc<ServerShared>, shards: usize) -> Result<Option<Vec<Key
         .last()
         .cloned()
         .ok_or_else(|| "The AOF manifest names no incremental file".to_owned())?;
-    attach(shared, dir, filename, manifest, &last, None)?;
+    attach(shared, dir, filename, manifest, &last)?;
     Ok(Some(keyspaces))
 }
 
-/// Opens `incr` for appending and attaches the sink (writing at once, or from barrier
-/// `cut` on when the AOF is turned on while shards run).
+/// Opens `incr` for appending and attaches the sink, writing at once.
 fn attach(
     shared: &Arc<ServerShared>,
     dir: PathBuf,
     filename: String,
     manifest: Manifest,
     incr: &FileEntry,
-    waiting: Option<()>,
 ) -> Result<(), String> {
     let (file, len) = open_append(&dir.join(&incr.name))
         .map_err(|e| format!("Can't open the append-only file {}: {e}", incr.name))?;
@@ -246,11 +244,32 @@ fn attach(
     shared.aof.base_bytes.store(sizes.0, Ordering::Relaxed);
     {
         let mut st = shared.aof.lock();
+        st.size_at_rewrite = sizes.0 + sizes.1;
+        st.last_rewrite_ok = true;
+    }
+    attach_sink(shared, dir, filename, manifest, file, len, false);
+    Ok(())
+}
+
+/// Records the AOF's files and attaches its sink to the stream: writing into `file` at
+/// `len` at once, or (`waiting`, turned on while shards run) nothing until its rewrite's
+/// cut opens the next incremental file.
+fn attach_sink(
+    shared: &Arc<ServerShared>,
+    dir: PathBuf,
+    filename: String,
+    manifest: Manifest,
+    file: std::fs::File,
+    len: u64,
+    waiting: bool,
+) {
+    {
+        let mut st = shared.aof.lock();
         st.dir = dir;
         st.filename = filename;
         st.manifest = manifest;
-        st.size_at_rewrite = sizes.0 + sizes.1;
-        st.last_rewrite_ok = true;
+        st.scheduled |= waiting;
+        st.waiting_start = waiting;
     }
     let sink = AofSink {
         shared: Arc::clone(shared),
@@ -258,13 +277,12 @@ fn attach(
         buf: Vec::new(),
         unsynced: false,
         last_sync: Instant::now(),
-        waiting: waiting.is_some(),
+        waiting,
     };
     let always = shared.aof.fsync_policy() == Fsync::Always;
     let id = shared.effects.attach(Box::new(sink));
     shared.effects.sync_acks.store(always, Ordering::Relaxed);
     shared.aof.lock().sink = Some(id);
-    Ok(())
 }
 
 /// Sizes of the base and of the incremental files named in `m`.
@@ -839,28 +857,7 @@ pub fn on_tick(shared: &Arc<ServerShared>, cfg: &crate::config::Config, save_bus
             return false;
         }
     };
-    {
-        let mut st = shared.aof.lock();
-        st.dir = dir;
-        st.filename = filename;
-        st.manifest = manifest;
-        st.scheduled = true;
-        st.waiting_start = true;
-    }
-    let sink = AofSink {
-        shared: Arc::clone(shared),
-        file: writer::AofFile::new(file, len),
-        buf: Vec::new(),
-        unsynced: false,
-        last_sync: Instant::now(),
-        waiting: true,
-    };
-    let id = shared.effects.attach(Box::new(sink));
-    shared
-        .effects
-        .sync_acks
-        .store(cfg.appendfsync == Fsync::Always, Ordering::Relaxed);
-    shared.aof.lock().sink = Some(id);
+    attach_sink(shared, dir, filename, manifest, file, len, true);
     true
 }
 

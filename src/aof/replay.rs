@@ -126,6 +126,28 @@ impl Replayer {
                     .ok_or_else(|| "Invalid SELECT reading the append only file".to_owned())?;
                 self.db = db;
             }
+            Exec::Client(h) if cmd.name == "function" => {
+                // FUNCTION LOAD/DELETE/FLUSH/RESTORE: the libraries are shared by every
+                // shard; any shard's data runs it.
+                let mut client = crate::scripting::script_client();
+                let mut ctx = Ctx {
+                    shard: &mut self.datas[0],
+                    db: self.db,
+                    proto: Protocol::Resp2,
+                    client: Some(&mut client),
+                };
+                h(
+                    &mut ctx,
+                    argv,
+                    &mut ReplyWriter::new(&mut out, Protocol::Resp2),
+                );
+                if out.first() == Some(&b'-') {
+                    return Err(format!(
+                        "{} reading the append only file",
+                        String::from_utf8_lossy(&out).trim_end()
+                    ));
+                }
+            }
             // MULTI/EXEC frame transactions; other connection commands change no data.
             Exec::Multi(_) | Exec::Client(_) => {}
             Exec::Keyed(h) => {

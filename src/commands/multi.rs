@@ -285,6 +285,8 @@ fn exec_here(data: &mut ShardData, client: &mut Client, cmds: &[Queued], w: &mut
         return;
     }
     w.array(cmds.len());
+    // The transaction's writes are one unit of effects (MULTI/EXEC when several).
+    let capture = data.effects.on.then(|| data.effects.begin_capture());
     let mut args = Vec::new();
     for q in cmds {
         args.clear();
@@ -303,7 +305,11 @@ fn exec_here(data: &mut ShardData, client: &mut Client, cmds: &[Queued], w: &mut
             }
             super::Exec::Keyed(h) => {
                 let touch = !data.watches.is_empty() && q.cmd.has(super::flags::WRITE);
-                let before = if touch { data.keyspace.changes() } else { 0 };
+                let before = if touch || capture.is_some() {
+                    data.keyspace.changes()
+                } else {
+                    0
+                };
                 crate::snapshot::throttle_before_command(data);
                 let mut ctx = super::Ctx {
                     shard: data,
@@ -315,6 +321,10 @@ fn exec_here(data: &mut ShardData, client: &mut Client, cmds: &[Queued], w: &mut
                 if touch {
                     atomic::watch::after_write(data, q.cmd, &args, db, before);
                 }
+                if capture.is_some() {
+                    let reply = &w.out[mark..];
+                    crate::propagate::after_command(data, q.cmd, &args, db, before, reply);
+                }
             }
             _ => unreachable!("checked by runs_here_now"),
         }
@@ -322,5 +332,9 @@ fn exec_here(data: &mut ShardData, client: &mut Client, cmds: &[Queued], w: &mut
         let reply = &w.out[mark..];
         data.stats
             .record_call(q.cmd, took, reply.first() == Some(&b'-'), reply);
+    }
+    if let Some(outer) = capture {
+        let fx = data.effects.end_capture(outer);
+        data.effects.atomic(fx);
     }
 }

@@ -15,6 +15,14 @@ pub struct Effects {
 }
 
 impl Effects {
+    /// Empty, with room for `bytes` of commands.
+    pub fn with_capacity(bytes: usize) -> Self {
+        Self {
+            bytes: Vec::with_capacity(bytes),
+            cmds: Vec::with_capacity(bytes / 32),
+        }
+    }
+
     /// Appends `argv` as one command in database `db`.
     pub fn push(&mut self, db: usize, argv: &[&[u8]]) {
         encode(&mut self.bytes, argv);
@@ -79,30 +87,45 @@ impl Effects {
 
 /// Appends `argv` as a RESP array of bulk strings.
 pub fn encode(out: &mut Vec<u8>, argv: &[&[u8]]) {
-    out.push(b'*');
-    push_decimal(out, argv.len());
-    out.extend_from_slice(b"\r\n");
+    // One reservation: the arguments plus a header of at most 24 bytes each.
+    out.reserve(argv.iter().map(|a| a.len() + 24).sum::<usize>() + 24);
+    let mut head = [0u8; 24];
+    head[0] = b'*';
+    let n = 1 + write_decimal(&mut head[1..], argv.len());
+    head[n..n + 2].copy_from_slice(b"\r\n");
+    out.extend_from_slice(&head[..n + 2]);
     for a in argv {
-        out.push(b'$');
-        push_decimal(out, a.len());
-        out.extend_from_slice(b"\r\n");
+        head[0] = b'$';
+        let n = 1 + write_decimal(&mut head[1..], a.len());
+        head[n..n + 2].copy_from_slice(b"\r\n");
+        out.extend_from_slice(&head[..n + 2]);
         out.extend_from_slice(a);
         out.extend_from_slice(b"\r\n");
     }
 }
 
-fn push_decimal(out: &mut Vec<u8>, mut n: usize) {
-    let mut buf = [0u8; 20];
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
+/// Writes `n` in decimal at the start of `buf` (room for 20 digits); the digit count.
+#[inline]
+fn write_decimal(buf: &mut [u8], n: usize) -> usize {
+    if n < 10 {
+        buf[0] = b'0' + n as u8;
+        return 1;
     }
-    out.extend_from_slice(&buf[i..]);
+    if n < 100 {
+        buf[0] = b'0' + (n / 10) as u8;
+        buf[1] = b'0' + (n % 10) as u8;
+        return 2;
+    }
+    let mut digits = [0u8; 20];
+    let (mut i, mut rest) = (digits.len(), n);
+    while rest > 0 {
+        i -= 1;
+        digits[i] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+    }
+    let len = digits.len() - i;
+    buf[..len].copy_from_slice(&digits[i..]);
+    len
 }
 
 #[cfg(test)]

@@ -34,6 +34,10 @@ use std::time::Duration;
 /// (the AOF's `everysec` fsync).
 pub const MERGER_TICK: Duration = Duration::from_millis(100);
 
+/// Bytes a shard's buffer of single commands starts with each loop iteration (it grows
+/// as needed), so that a pipeline of small writes does not reallocate it.
+pub const SINGLES_INITIAL_BYTES: usize = 4096;
+
 /// A consumer of the stream. Called on the merger thread, in stream order.
 pub trait Sink: Send {
     /// Bytes of the stream.
@@ -77,7 +81,7 @@ impl Log {
             fx.push(db, argv);
             return;
         }
-        let mut fx = Effects::default();
+        let mut fx = Effects::with_capacity(SINGLES_INITIAL_BYTES);
         fx.push(db, argv);
         self.entries.push(Entry::Singles(fx));
     }
@@ -133,9 +137,24 @@ pub fn after_command(
     before: u64,
     reply: &[u8],
 ) {
-    log_expired(data);
+    // A command meets expired keys in its own database; MOVE and COPY also in another.
+    if matches!(cmd.name, "move" | "copy") {
+        log_expired(data);
+    } else {
+        log_expired_in(data, db);
+    }
     let changed = data.keyspace.changes() != before;
     command_done(data, cmd, argv, db, changed, reply);
+}
+
+/// [`log_expired`] for one database.
+#[inline]
+fn log_expired_in(data: &mut ShardData, db: usize) {
+    if db < data.keyspace.databases() && data.keyspace.db(db).has_expired_logged() {
+        for key in data.keyspace.db_mut(db).take_expired() {
+            data.effects.command(db, &[b"DEL", &key]);
+        }
+    }
 }
 
 /// A command finished (its steps may have run on several shards: `changed` says whether
@@ -164,6 +183,22 @@ pub fn step_ran(data: &mut ShardData, before: u64) -> bool {
         log_expired(data);
     }
     data.keyspace.changes() != before
+}
+
+/// A connection command that succeeded: FUNCTION LOAD/DELETE/FLUSH/RESTORE change the
+/// dataset's function libraries and are propagated as they came (7.0's functions are
+/// data, replicated and written to the AOF).
+#[cold]
+pub fn client_command(data: &mut ShardData, cmd: &'static Command, argv: &[&[u8]], db: usize) {
+    if cmd.name == "function"
+        && argv.get(1).is_some_and(|sub| {
+            ["load", "delete", "flush", "restore"]
+                .iter()
+                .any(|w| sub.eq_ignore_ascii_case(w.as_bytes()))
+        })
+    {
+        data.effects.command(db, argv);
+    }
 }
 
 /// Keys deleted by expiry since the last look, as DEL (Redis 7.0's `propagateDeletion`

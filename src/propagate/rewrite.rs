@@ -129,6 +129,7 @@ pub fn log(data: &mut ShardData, cmd: &'static Command, argv: &[&[u8]], db: usiz
         }
         "lmpop" | "blmpop" | "zmpop" | "bzmpop" => mpop(cmd, argv, reply),
         "xreadgroup" => Some(without_block(argv)),
+        "xadd" | "xtrim" => xadd(data, cmd, argv, db, reply),
         _ => None,
     };
     match rewritten {
@@ -243,4 +244,63 @@ fn without_block(argv: &[&[u8]]) -> Vec<Vec<u8>> {
         i += 1;
     }
     v
+}
+
+/// XADD with a generated ID: the ID it got; XADD/XTRIM with approximate trimming (`~`):
+/// exact trimming to what the stream holds now (7.0's `streamRewriteApproxSpecifier` and
+/// `streamRewriteTrimArgument`), so a replay trims the same entries whatever its nodes.
+fn xadd(
+    data: &mut ShardData,
+    cmd: &Command,
+    argv: &[&[u8]],
+    db: usize,
+    reply: &[u8],
+) -> Option<Vec<Vec<u8>>> {
+    let mut v: Vec<Vec<u8>> = argv.iter().map(|a| a.to_vec()).collect();
+    let mut i = 2;
+    let mut trim: Option<(bool, usize)> = None;
+    while i < v.len() {
+        if eq_ic(&v[i], "NOMKSTREAM") {
+            i += 1;
+        } else if eq_ic(&v[i], "MAXLEN") || eq_ic(&v[i], "MINID") {
+            let maxlen = eq_ic(&v[i], "MAXLEN");
+            i += 1;
+            if v.get(i).is_some_and(|a| a == b"~") {
+                v[i] = b"=".to_vec();
+                trim = Some((maxlen, i + 1));
+                i += 1;
+            } else if v.get(i).is_some_and(|a| a == b"=") {
+                i += 1;
+            }
+            i += 1;
+        } else if eq_ic(&v[i], "LIMIT") {
+            i += 2;
+        } else {
+            break;
+        }
+    }
+    if cmd.name == "xadd" && i < v.len() && v[i].ends_with(b"*") {
+        v[i] = bulks(reply).pop()?;
+    }
+    if let Some((maxlen, at)) = trim {
+        let now = data.now_ms;
+        let Some(percore_engine::value::Value::Stream(s)) =
+            data.keyspace.db_mut(db).get(argv[1], now)
+        else {
+            return Some(v);
+        };
+        let exact = if maxlen {
+            s.len().to_string()
+        } else {
+            s.meta().first_id.to_string()
+        };
+        if at < v.len() {
+            v[at] = exact.into_bytes();
+        }
+        // LIMIT applies to approximate trimming only.
+        if let Some(p) = v.iter().position(|a| eq_ic(a, "LIMIT")) {
+            v.drain(p..p + 2);
+        }
+    }
+    Some(v)
 }
