@@ -102,6 +102,10 @@ pub struct Client {
     /// WATCH: the keys watched (database, name); each owner shard's registry holds the
     /// watch itself (`atomic::watch`).
     pub watched: Vec<crate::atomic::LockKey>,
+    /// The master client: a replica's link to its primary (see `crate::replication`).
+    pub master: bool,
+    /// The port a replica announced with `REPLCONF listening-port` (INFO's `slaveN`).
+    pub replica_port: Option<u16>,
 }
 
 impl Client {
@@ -141,6 +145,8 @@ impl Client {
             blocked: None,
             multi: None,
             watched: Vec::new(),
+            master: false,
+            replica_port: None,
         }
     }
 

@@ -210,6 +210,8 @@ pub struct Config {
     /// aside (written before the serializer reached them) before the shards throttle; 0:
     /// [`crate::snapshot::FORKLESS_AUTO_COPY_PERCENT`] % of `used_memory` at the cut.
     pub forkless_max_copy_memory_bytes: u64,
+    /// The replication options (`replicaof`, `masterauth`, `replica-*`, `repl-*`, ...).
+    pub repl: crate::replication::config::ReplConfig,
     /// `maxclients`: maximum connected clients.
     pub maxclients: u32,
     /// `timeout`: close idle clients after this many seconds; 0 never.
@@ -367,6 +369,7 @@ impl Default for Config {
             default_bgsave_method: crate::snapshot::Method::Forkless,
             rdb_key_save_delay_us: 0,
             forkless_max_copy_memory_bytes: 0,
+            repl: crate::replication::config::ReplConfig::default(),
             maxclients: 10000,
             timeout_secs: 0,
             tcp_keepalive_secs: 300,
@@ -1137,6 +1140,67 @@ fn get_percentiles(config: &Config) -> String {
         .join(" ")
 }
 
+// replication: rows over `Config::repl` (each `slave*` alias is its own row)
+macro_rules! repl_bool {
+    ($name:literal, $field:ident) => {
+        ConfigOption {
+            name: $name,
+            settable: Settable::Runtime,
+            multi_arg: false,
+            set: |c, a, _| {
+                c.repl.$field = parse_bool(&a[0])?;
+                Ok(())
+            },
+            get: |c| render_bool(c.repl.$field),
+            file_form: FileForm::Plain,
+        }
+    };
+}
+macro_rules! repl_int {
+    ($name:literal, $field:ident, $min:expr, $max:expr) => {
+        ConfigOption {
+            name: $name,
+            settable: Settable::Runtime,
+            multi_arg: false,
+            set: |c, a, _| {
+                c.repl.$field = int(&a[0], $min, $max)?;
+                Ok(())
+            },
+            get: |c| c.repl.$field.to_string(),
+            file_form: FileForm::Plain,
+        }
+    };
+}
+macro_rules! repl_text {
+    ($name:literal, $field:ident) => {
+        ConfigOption {
+            name: $name,
+            settable: Settable::Runtime,
+            multi_arg: false,
+            set: |c, a, _| {
+                c.repl.$field.clone_from(&a[0]);
+                Ok(())
+            },
+            get: |c| c.repl.$field.clone(),
+            file_form: FileForm::Quoted,
+        }
+    };
+}
+macro_rules! replicaof_opt {
+    ($name:literal) => {
+        ConfigOption {
+            name: $name,
+            settable: Settable::Immutable,
+            multi_arg: true,
+            set: |c, a, _| {
+                c.repl.replicaof = crate::replication::config::parse_replicaof(a)?;
+                Ok(())
+            },
+            get: |c| crate::replication::config::render_replicaof(c.repl.replicaof.as_ref()),
+            file_form: FileForm::Plain,
+        }
+    };
+}
 /// The option table. Order is the order of CONFIG GET replies and of lines CONFIG
 /// REWRITE appends.
 // lists and hashes: option rows shared by a name and its `*-ziplist-*` alias
@@ -1377,6 +1441,64 @@ static OPTIONS: &[ConfigOption] = &[
         get: |c| c.forkless_max_copy_memory_bytes.to_string(),
         file_form: FileForm::Memory,
     },
+    // replication
+    replicaof_opt!("replicaof"),
+    replicaof_opt!("slaveof"),
+    repl_text!("masterauth", masterauth),
+    repl_text!("masteruser", masteruser),
+    repl_bool!("replica-read-only", read_only),
+    repl_bool!("slave-read-only", read_only),
+    repl_bool!("replica-serve-stale-data", serve_stale_data),
+    repl_bool!("slave-serve-stale-data", serve_stale_data),
+    ConfigOption {
+        name: "repl-diskless-load",
+        settable: Settable::Runtime,
+        multi_arg: false,
+        set: |c, a, _| {
+            c.repl.diskless_load = crate::replication::config::DisklessLoad::parse(&a[0])?;
+            Ok(())
+        },
+        get: |c| c.repl.diskless_load.name().to_owned(),
+        file_form: FileForm::Plain,
+    },
+    repl_bool!("repl-diskless-sync", diskless_sync),
+    repl_int!(
+        "repl-diskless-sync-delay",
+        diskless_sync_delay_s,
+        0,
+        INT_MAX
+    ),
+    repl_int!(
+        "repl-diskless-sync-max-replicas",
+        diskless_sync_max_replicas,
+        0,
+        INT_MAX
+    ),
+    ConfigOption {
+        name: "repl-backlog-size",
+        settable: Settable::Runtime,
+        multi_arg: false,
+        set: |c, a, _| {
+            // As Redis: at least 16 KiB (CONFIG_REPL_BACKLOG_MIN_SIZE).
+            c.repl.backlog_size_bytes =
+                parse_memory_bounded(&a[0], 1, i64::MAX as u64)?.max(16 * 1024);
+            Ok(())
+        },
+        get: |c| c.repl.backlog_size_bytes.to_string(),
+        file_form: FileForm::Memory,
+    },
+    repl_int!("repl-backlog-ttl", backlog_ttl_s, 0, i64::from(i32::MAX)),
+    repl_int!("repl-timeout", timeout_s, 1, INT_MAX),
+    repl_int!("repl-ping-replica-period", ping_period_s, 1, INT_MAX),
+    repl_int!("repl-ping-slave-period", ping_period_s, 1, INT_MAX),
+    repl_int!("min-replicas-to-write", min_replicas_to_write, 0, INT_MAX),
+    repl_int!("min-slaves-to-write", min_replicas_to_write, 0, INT_MAX),
+    repl_int!("min-replicas-max-lag", min_replicas_max_lag_s, 0, INT_MAX),
+    repl_int!("min-slaves-max-lag", min_replicas_max_lag_s, 0, INT_MAX),
+    repl_int!("replica-priority", priority, 0, INT_MAX),
+    repl_int!("slave-priority", priority, 0, INT_MAX),
+    repl_bool!("replica-announced", announced),
+    repl_bool!("repl-disable-tcp-nodelay", disable_tcp_nodelay),
     ConfigOption {
         name: "maxclients",
         settable: Settable::Runtime,
@@ -2135,6 +2257,31 @@ mod tests {
             ("default-bgsave-method", "forkless"),
             ("rdb-key-save-delay", "0"),
             ("forkless-max-copy-memory", "0"),
+            ("replicaof", ""),
+            ("slaveof", ""),
+            ("masterauth", ""),
+            ("masteruser", ""),
+            ("replica-read-only", "yes"),
+            ("slave-read-only", "yes"),
+            ("replica-serve-stale-data", "yes"),
+            ("slave-serve-stale-data", "yes"),
+            ("repl-diskless-load", "disabled"),
+            ("repl-diskless-sync", "yes"),
+            ("repl-diskless-sync-delay", "5"),
+            ("repl-diskless-sync-max-replicas", "0"),
+            ("repl-backlog-size", "1048576"),
+            ("repl-backlog-ttl", "3600"),
+            ("repl-timeout", "60"),
+            ("repl-ping-replica-period", "10"),
+            ("repl-ping-slave-period", "10"),
+            ("min-replicas-to-write", "0"),
+            ("min-slaves-to-write", "0"),
+            ("min-replicas-max-lag", "10"),
+            ("min-slaves-max-lag", "10"),
+            ("replica-priority", "100"),
+            ("slave-priority", "100"),
+            ("replica-announced", "yes"),
+            ("repl-disable-tcp-nodelay", "no"),
             ("maxclients", "10000"),
             ("timeout", "0"),
             ("tcp-keepalive", "300"),
@@ -2468,6 +2615,9 @@ mod tests {
             [
                 "acllog-max-len",
                 "forkless-max-copy-memory",
+                "repl-diskless-sync-max-replicas",
+                "min-replicas-max-lag",
+                "min-slaves-max-lag",
                 "maxclients",
                 "proto-max-bulk-len",
                 "hll-sparse-max-bytes",

@@ -24,6 +24,7 @@ mod notify;
 mod prefetch;
 mod propagate;
 mod pubsub;
+mod replication;
 mod scripting;
 mod server;
 mod shard;

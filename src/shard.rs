@@ -163,6 +163,8 @@ pub struct ShardData {
     pub fwd_pool: ForwardPool,
     /// Snapshot requests, barriers and this shard's part of a running snapshot.
     pub snap: crate::snapshot::ShardSnap,
+    /// Replication: the master client and its ACKs (shard 0's; see `crate::replication`).
+    pub repl: crate::replication::Local,
     /// Cluster mode: this shard's copy of the slot map, for routing requests.
     pub cluster: Option<Box<crate::cluster::ShardView>>,
     /// Pub/sub subscriptions of this shard's connections, and messages to deliver.
@@ -218,6 +220,7 @@ impl ShardData {
             buf_pool: Vec::new(),
             fwd_pool: ForwardPool::default(),
             snap: crate::snapshot::ShardSnap::default(),
+            repl: crate::replication::Local::default(),
             cluster,
             pubsub: crate::pubsub::Registry::default(),
             blocking: crate::blocking::Registry::default(),
@@ -235,6 +238,8 @@ impl ShardData {
     pub fn adopt_keyspace(&mut self, mut keyspace: Keyspace) {
         keyspace.set_access_tracking(self.cfg.access_tracking());
         keyspace.set_event_log(self.notify.configure(self.cfg.notify_keyspace_events));
+        // Expired keys go to the stream of effects as DEL while it is on.
+        keyspace.log_expired(self.effects.on);
         self.keyspace = keyspace;
     }
 
@@ -352,7 +357,13 @@ impl Shard {
         self.data.start_clock(io.now_ns);
         let (conn, outbox) = io.conn_and_outbox(id);
         if let Some(conn) = conn {
+            let unread = conn.input.len();
             self.run_requests(&mut client, conn, outbox);
+            if client.master {
+                // The replication offset moves by the stream bytes applied.
+                let left = conn.input.len();
+                crate::replication::applied(&mut self.data, unread - left, left, &mut conn.output);
+            }
             client.qbuf = conn.input.len();
             check_output_limits(&self.data, &mut client, conn);
         }
@@ -1078,6 +1089,14 @@ pub fn dispatch(
         // but SCRIPT KILL, FUNCTION KILL/STATS, SHUTDOWN NOSAVE and the like is refused.
         data.stats.record_rejected(cmd, busy);
         refuse(client, discard, out, scratch, |w| w.error(busy));
+        return true;
+    }
+    if data.shared.repl.is_replica.load(Ordering::Relaxed)
+        && !client.master
+        && let Some(text) = crate::replication::refusal(data, cmd)
+    {
+        data.stats.record_rejected(cmd, text);
+        refuse(client, discard, out, scratch, |w| w.error(text));
         return true;
     }
     client.last_cmd = cmd.name;
@@ -1840,6 +1859,21 @@ impl Service for Shard {
     ) -> Result<(), Vec<u8>> {
         // A CONFIG SET on another shard (maxclients, requirepass) applies to this client.
         self.data.refresh_config();
+        if crate::replication::adopting(&self.data, fd) {
+            // The primary's stream of a replica: the master client.
+            self.data
+                .shared
+                .stats
+                .connected_clients
+                .fetch_add(1, Ordering::AcqRel);
+            self.data.now_ms = io.now_ms;
+            self.add_client(id, fd, peer);
+            if let Some(mut client) = self.data.clients[id.index as usize].take() {
+                crate::replication::make_master_client(&mut self.data, &mut client);
+                self.data.clients[id.index as usize] = Some(client);
+            }
+            return Ok(());
+        }
         let stats = &self.data.shared.stats;
         let max = self.data.cfg.maxclients as usize;
         let connected = stats.connected_clients.fetch_add(1, Ordering::AcqRel) + 1;
@@ -1989,6 +2023,7 @@ impl Service for Shard {
 
     fn on_close(&mut self, io: &mut Io<Msg, ()>, conn: Conn<()>) {
         let id = conn.id();
+        crate::replication::on_close(&mut self.data, id);
         if let Some(mut client) = self
             .data
             .clients
@@ -2023,6 +2058,7 @@ impl Service for Shard {
         let now_ms = self.data.now_ms;
         self.data.stats.sample_ops(now_ms);
         crate::snapshot::on_tick(&mut self.data);
+        crate::replication::on_tick(&mut self.data, io);
         crate::metrics::on_tick(&mut self.data, io);
         // Idle clients (`timeout`): no request read and no reply bytes written for that
         // long (Redis's `lastinteraction` moves on both), no reply owed by another shard,
@@ -2039,6 +2075,7 @@ impl Service for Shard {
                 if idle(c.last_interaction_ms)
                     && c.pending.is_empty()
                     && !c.subscribed()
+                    && !c.master
                     && io.conn(c.conn).is_some_and(|conn| idle(conn.last_send_ms))
                 {
                     self.data.to_close.push(c.conn);

@@ -22,6 +22,7 @@ pub mod memory;
 pub mod multi;
 pub mod multikey;
 pub mod pubsub;
+pub mod replication;
 pub mod scripting;
 pub mod server;
 pub mod sets;

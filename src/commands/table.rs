@@ -18,6 +18,7 @@ use super::{dump, geo, memory};
 // transactions
 use super::multi as mu;
 // scripting
+use super::replication as repl;
 use super::scripting as sc;
 // streams
 use super::streams as xs;
@@ -2352,6 +2353,56 @@ pub static COMMANDS: &[Command] = &[
         "2.6.0",
         "Returns the server time.",
         Exec::Client(srv::time),
+    ),
+    c(
+        "replicaof",
+        3,
+        ADMIN | NOSCRIPT | STALE,
+        NOKEYS,
+        "server",
+        "5.0.0",
+        "Configures a server as replica of another, or promotes it to a master.",
+        Exec::Hop(repl::replicaof_step),
+    ),
+    c(
+        "slaveof",
+        3,
+        ADMIN | NOSCRIPT | STALE,
+        NOKEYS,
+        "server",
+        "1.0.0",
+        "Sets a Redis server as a replica of another, or promotes it to being a master.",
+        Exec::Hop(repl::replicaof_step),
+    ),
+    c(
+        "role",
+        1,
+        NOSCRIPT | LOADING | STALE | FAST,
+        NOKEYS,
+        "server",
+        "2.8.12",
+        "Returns the replication role.",
+        Exec::Client(repl::role),
+    ),
+    c(
+        "psync",
+        -3,
+        ADMIN | NOSCRIPT | super::flags::NO_MULTI,
+        NOKEYS,
+        "server",
+        "2.8.0",
+        "An internal command used in replication.",
+        Exec::Client(repl::psync),
+    ),
+    c(
+        "replconf",
+        -1,
+        ADMIN | NOSCRIPT | LOADING | STALE | super::flags::ALLOW_BUSY,
+        NOKEYS,
+        "server",
+        "3.0.0",
+        "An internal command for configuring the replication stream.",
+        Exec::Client(repl::replconf),
     ),
     c(
         "lastsave",

@@ -298,6 +298,9 @@ pub enum Op {
         hard: bool,
         checked: bool,
     },
+    /// Replication: a role change (REPLICAOF) or a full sync's new dataset, applied after
+    /// every in-flight snapshot is cancelled (see `crate::replication::at_barrier`).
+    Replication(crate::replication::BarrierOp),
 }
 
 impl Op {
@@ -311,6 +314,7 @@ impl Op {
                 | Op::FlushDb { .. }
                 | Op::BgSaveCancel
                 | Op::ClusterReset { .. }
+                | Op::Replication(_)
         )
     }
 }
@@ -719,6 +723,7 @@ fn start(data: &mut ShardData, io: &mut Io<Msg, ()>, req: Request, replies: &mut
             | Op::SwapDb { .. }
             | Op::BgSaveCancel
             | Op::ClusterReset { .. }
+            | Op::Replication(_)
             | Op::ShutdownSave { .. } => unreachable!("cancelling ops are matched above"),
             Op::BgSave | Op::AofRewrite => {
                 let aof_target = if req.op == Op::AofRewrite {
@@ -799,6 +804,10 @@ fn start(data: &mut ShardData, io: &mut Io<Msg, ()>, req: Request, replies: &mut
             Op::FlushAll => Some(crate::atomic::watch::Whole::FlushAll),
             Op::FlushDb { db } => Some(crate::atomic::watch::Whole::FlushDb(db)),
             Op::SwapDb { a, b } => Some(crate::atomic::watch::Whole::Swap(a, b)),
+            // A full sync replaces every database: watched keys are touched as by FLUSHALL.
+            Op::Replication(crate::replication::BarrierOp::Load) => {
+                Some(crate::atomic::watch::Whole::FlushAll)
+            }
             _ => None,
         },
         cancelled,
@@ -807,6 +816,11 @@ fn start(data: &mut ShardData, io: &mut Io<Msg, ()>, req: Request, replies: &mut
     });
     if req.op == Op::AofRewrite {
         crate::aof::rewrite_cut(&data.shared, session.effects_cut.0);
+    }
+    if req.op == Op::BgSave {
+        // Replicas waiting for a full sync get this save and its cut of the stream.
+        let (cut, logging) = session.effects_cut;
+        crate::replication::primary::save_started(&data.shared, cut, logging);
     }
     // No multi-shard write may start from now on; the session is mailed once those in
     // flight are applied (`after_flush`), so the barrier never parks a shard between two
@@ -979,6 +993,9 @@ fn participate(
                 .take()
                 .expect("keyspace handed back");
             data.adopt_keyspace(keyspace);
+            // A role change at this barrier ends the old primary's stream before anything
+            // more runs here.
+            crate::replication::after_barrier(data, io);
         }
     }
     let (cut, on) = session.effects_cut;
@@ -1141,11 +1158,24 @@ fn coordinate(
                     reply(simple("OK"));
                 }
                 Op::ClusterReset { hard, .. } => {
+                    if crate::cluster::is_replica(data) {
+                        // A replica's data is its primary's: flushed (Valkey's
+                        // clusterReset calls emptyData), while every shard is parked and
+                        // every save in flight already cancelled.
+                        apply_whole(Op::FlushAll, &mut lent);
+                    }
                     let keys: usize = lent.iter().map(Keyspace::total_keys).sum();
                     reply(match crate::cluster::reset_at_barrier(data, keys, hard) {
                         Ok(()) => simple("OK"),
                         Err(e) => error(&e),
                     });
+                }
+                Op::Replication(r) => {
+                    let (back, bytes) = crate::replication::at_barrier(data, io, r, lent);
+                    lent = back;
+                    if !bytes.is_empty() {
+                        reply(bytes);
+                    }
                 }
                 Op::ShutdownSave { force } => {
                     let refs: Vec<&Keyspace> = lent.iter().collect();
@@ -1172,7 +1202,7 @@ fn coordinate(
             let Op::ClusterReset { hard, .. } = op else {
                 unreachable!("matched above")
             };
-            if lent.iter().any(|ks| ks.total_keys() > 0) {
+            if lent.iter().any(|ks| ks.total_keys() > 0) && !crate::cluster::is_replica(data) {
                 reply(error(crate::cluster::RESET_WITH_KEYS));
             } else {
                 // No keys now: the reset proper, which cancels the save, at the next
@@ -1736,6 +1766,7 @@ fn complete(shared: &ServerShared, o: Outcome) {
         .is_some_and(|r| r.id == o.id);
     let aof = crate::aof::is_rewrite_target(shared, &o.final_name);
     if !current || o.cancelled {
+        crate::replication::primary::save_done(shared, o.id, None);
         let _ = std::fs::remove_file(o.dir.join(&o.temp));
         if aof {
             crate::aof::rewrite_done(shared, Err("cancelled".into()));
@@ -1790,10 +1821,12 @@ fn complete(shared: &ServerShared, o: Outcome) {
                 .lastsave_s
                 .store(percore_net::reactor::unix_ms() / 1000, Ordering::Relaxed);
             shared.notice("Background saving terminated with success");
+            crate::replication::primary::save_done(shared, o.id, Some(&o.dir.join(&o.final_name)));
         }
         Err(e) => {
             st.last_bgsave_ok = false;
             drop(st);
+            crate::replication::primary::save_done(shared, o.id, None);
             let _ = std::fs::remove_file(o.dir.join(&o.temp));
             shared.warning(&format!("Background saving error: {e}"));
         }

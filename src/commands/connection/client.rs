@@ -103,8 +103,10 @@ struct KillFilter {
     id: Option<u64>,
     addr: Option<Vec<u8>>,
     laddr: Option<Vec<u8>>,
-    /// `TYPE master|replica|slave` matches nothing here (no replicas yet).
+    /// `TYPE replica|slave` matches nothing here (a replica's link leaves its shard).
     type_none: bool,
+    /// `TYPE master`: a replica's link to its primary (the master client).
+    type_master: bool,
     /// `TYPE normal` (false) or `TYPE pubsub` (true): a subscribed client is of the
     /// pubsub type.
     type_pubsub: Option<bool>,
@@ -141,7 +143,9 @@ impl KillFilter {
                     f.type_pubsub = Some(false);
                 } else if eq_ic(v, "pubsub") {
                     f.type_pubsub = Some(true);
-                } else if ["master", "replica", "slave"].iter().any(|t| eq_ic(v, t)) {
+                } else if eq_ic(v, "master") {
+                    f.type_master = true;
+                } else if ["replica", "slave"].iter().any(|t| eq_ic(v, t)) {
                     f.type_none = true;
                 } else {
                     return Err(format!(
@@ -173,7 +177,10 @@ impl KillFilter {
 
     fn matches(&self, c: &Client) -> bool {
         !self.type_none
-            && self.type_pubsub.is_none_or(|p| p == c.subscribed())
+            && (!self.type_master || c.master)
+            && self
+                .type_pubsub
+                .is_none_or(|p| !c.master && p == c.subscribed())
             && !self.user_none
             && self
                 .user
