@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::{Conn, Server, info_field, scratch_dir};
+use common::{Conn, Server, info_field, path_str as d, scratch_dir, wait_until};
 use percore_net::resp::Frame;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -18,18 +18,6 @@ use std::time::{Duration, Instant};
 const WAIT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Databases the workload writes.
 const DATABASES_USED: usize = 3;
-
-fn d(p: &Path) -> &str {
-    p.to_str().expect("utf-8")
-}
-
-fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + WAIT_TIMEOUT;
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
 
 fn strings(f: &Frame) -> Vec<String> {
     match f {

@@ -13,6 +13,7 @@ mod common;
 use common::{Conn, Rng, Server, show};
 use percore_net::resp::Frame;
 use percore_persist::crc64::crc64;
+use std::fmt::Write as _;
 
 /// Random byte flips tried per corrupt-payload round.
 const FLIPS_PER_PAYLOAD: usize = 120;
@@ -161,7 +162,7 @@ fn stream_contents(c: &mut Conn, key: &str) -> String {
     for kv in info.chunks(2) {
         let name = format!("{:?}", kv[0]);
         if !name.contains("radix-tree") {
-            out += &format!(" {name}={:?}", kv[1]);
+            write!(out, " {name}={:?}", kv[1]).expect("a String");
         }
     }
     out += &show(&c.cmd_raw(&["XINFO", "GROUPS", key]));
@@ -171,7 +172,7 @@ fn stream_contents(c: &mut Conn, key: &str) -> String {
                 let Frame::Array(f) = p else {
                     panic!("XPENDING")
                 };
-                out += &format!(" {g}:{:?}/{:?}/{:?}", f[0], f[1], f[3]);
+                write!(out, " {g}:{:?}/{:?}/{:?}", f[0], f[1], f[3]).expect("a String");
             }
         }
         if let Frame::Array(cs) = c.cmd(&["XINFO", "CONSUMERS", key, g]) {
@@ -179,7 +180,7 @@ fn stream_contents(c: &mut Conn, key: &str) -> String {
                 let Frame::Array(f) = cons else {
                     panic!("XINFO CONSUMERS")
                 };
-                out += &format!(" {g}:{:?}:{:?}", f[1], f[3]);
+                write!(out, " {g}:{:?}:{:?}", f[1], f[3]).expect("a String");
             }
         }
     }

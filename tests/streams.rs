@@ -9,26 +9,11 @@
 
 mod common;
 
-use common::{Conn, Server, bulk, info_field, ok, scratch_dir, simple};
+use common::{Conn, Server, bulk, info_field, ok, path_str as d, scratch_dir, simple, wait_until};
 use percore_engine::slot::shard_of_key;
 use percore_net::resp::Frame;
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
 use std::time::{Duration, Instant};
-
-const WAIT_TIMEOUT: Duration = Duration::from_secs(30);
-
-fn d(p: &Path) -> &str {
-    p.to_str().expect("utf-8")
-}
-
-fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + WAIT_TIMEOUT;
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
 
 /// Streams with several nodes, deletions, trimming, groups, PELs and consumers.
 fn populate(c: &mut Conn) {

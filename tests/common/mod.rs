@@ -738,3 +738,23 @@ pub fn start_valkey(dir: &std::path::Path) -> Option<(std::process::Child, Conn)
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// How long [`wait_until`] waits before failing the test.
+pub const WAIT_UNTIL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Polls `f` every 5 ms until it holds; fails the test after [`WAIT_UNTIL_TIMEOUT`].
+pub fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + WAIT_UNTIL_TIMEOUT;
+    while !f() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+/// A path as a command-line argument.
+pub fn path_str(p: &std::path::Path) -> &str {
+    p.to_str().expect("utf-8")
+}
