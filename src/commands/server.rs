@@ -4,6 +4,7 @@
 
 mod command;
 mod debug;
+mod digest;
 pub(crate) mod info;
 mod latency;
 mod slowlog;

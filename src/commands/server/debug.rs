@@ -2,7 +2,7 @@
 //! has each shard create the keys it owns, SET-ACTIVE-EXPIRE flips every shard's flag.
 
 use super::super::{Ctx, Gather, Partial, eq_ic, errors, parse_i64};
-use super::{local_only, write_encoded};
+use super::{digest, local_only, write_encoded};
 use percore_engine::db::SetExpire;
 use percore_engine::value::Value;
 use percore_net::resp::ReplyWriter;
@@ -20,6 +20,10 @@ const HELP: &[&str] = &[
     "    current node can be created in cluster mode.",
     "RELOAD",
     "    Save the RDB on disk and reload it back to memory.",
+    "DIGEST",
+    "    Output a hex signature representing the current DB content.",
+    "DIGEST-VALUE <key> [<key> ...]",
+    "    Output a hex signature of the values of all the specified keys.",
     "SET-ACTIVE-EXPIRE <0|1>",
     "    Setting it to 0 disables expiring keys in background when they are not",
     "    accessed (otherwise the Redis behavior). Setting it to 1 reenables back the",
@@ -66,6 +70,10 @@ pub fn debug_part(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
         populate(ctx, argv)
     } else if eq_ic(sub, "OBJECT") && argv.len() == 3 {
         debug_object(ctx, argv)
+    } else if eq_ic(sub, "DIGEST") && argv.len() == 2 {
+        digest_part(ctx)
+    } else if eq_ic(sub, "DIGEST-VALUE") {
+        digest_value_part(ctx, argv)
     } else {
         local_only(ctx, |w| syntax_error(argv, w))
     }
@@ -206,7 +214,85 @@ fn debug_object(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
     Partial::Encoded(out)
 }
 
+/// DEBUG DIGEST on one shard: per non-empty database, its index (4 bytes, big-endian) and
+/// the XOR of its keys' digests.
+fn digest_part(ctx: &mut Ctx) -> Partial {
+    let ks = &ctx.shard.keyspace;
+    let mut out = Vec::new();
+    for j in 0..ks.databases() {
+        let db = ks.db(j);
+        if db.is_empty() {
+            continue;
+        }
+        let mut d = [0; 20];
+        for (key, entry) in db.iter() {
+            digest::xor(&mut d, &digest::key_digest(key, entry));
+        }
+        let mut item = (j as u32).to_be_bytes().to_vec();
+        item.extend_from_slice(&d);
+        out.push(item);
+    }
+    Partial::Keys(out)
+}
+
+/// DEBUG DIGEST-VALUE on one shard: the digests of the keys it owns, in argument order.
+fn digest_value_part(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
+    let sh = &mut *ctx.shard;
+    let (me, now) = (sh.id, sh.now_ms);
+    let mut out = Vec::with_capacity(argv.len() - 2);
+    for key in &argv[2..] {
+        if sh.owner(key) != me {
+            out.push(None);
+            continue;
+        }
+        let mut d = [0; 20];
+        if let Some(entry) = sh.keyspace.db_mut(ctx.db).lookup_entry(key, now) {
+            digest::mix_entry(&mut d, entry);
+        }
+        out.push(Some(digest::hex(&d).into_bytes()));
+    }
+    Partial::Values(out)
+}
+
 pub fn debug_merge(g: &mut Gather, w: &mut ReplyWriter) {
+    let sub = g.subcommand();
+    if sub == b"digest" && g.argv.len() == 2 {
+        let mut dbs: Vec<Option<digest::Digest>> = Vec::new();
+        for p in g.parts.iter().flatten() {
+            if let Partial::Keys(items) = p {
+                for item in items {
+                    let j = u32::from_be_bytes([item[0], item[1], item[2], item[3]]) as usize;
+                    if dbs.len() <= j {
+                        dbs.resize(j + 1, None);
+                    }
+                    let d = dbs[j].get_or_insert([0; 20]);
+                    for (x, k) in d.iter_mut().zip(&item[4..]) {
+                        *x ^= k;
+                    }
+                }
+            }
+        }
+        w.simple(&digest::hex(&digest::dataset(&dbs)));
+        return;
+    }
+    if sub == b"digest-value" {
+        let n = g.argv.len().saturating_sub(2);
+        let mut vals: Vec<Option<Vec<u8>>> = vec![None; n];
+        for p in g.parts.iter_mut().flatten() {
+            if let Partial::Values(v) = p {
+                for (slot, got) in vals.iter_mut().zip(v.drain(..)) {
+                    if got.is_some() {
+                        *slot = got;
+                    }
+                }
+            }
+        }
+        w.array(n);
+        for v in vals {
+            w.simple(&String::from_utf8(v.unwrap_or_default()).unwrap_or_default());
+        }
+        return;
+    }
     if !write_encoded(g, w) {
         w.ok();
     }
