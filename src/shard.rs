@@ -1166,8 +1166,11 @@ pub fn dispatch(
                 .record_call(cmd, took, failed, target.get(mark..).unwrap_or(&[]));
             crate::stats::note_slow(data, cmd, took, client, argv);
             let mut discard = discard;
-            if replies_were_off && client.reply_mode != ReplyMode::Off {
+            let pushed = discard && !failed && crate::commands::pubsub::answers_with_pushes(cmd);
+            if (replies_were_off && client.reply_mode != ReplyMode::Off) || pushed {
                 // RESET turns replies back on before it answers: Redis sends that answer.
+                // (Un)subscribe confirmations are pushes (in RESP2 too), which CLIENT
+                // REPLY OFF/SKIP does not silence (Redis's CLIENT_PUSHING).
                 discard = false;
                 reply_target(client, out, &mut scratch).extend_from_slice(&discard_buf);
             }

@@ -273,7 +273,20 @@ fn command(rng: &mut Rng, families: &[&str]) -> (Vec<String>, bool) {
                 s(">"),
             ]
         }
-        ("streams", _) => vec![s("XSETID"), k, s("2000-1")],
+        ("streams", _) => match rng.below(3) {
+            0 => vec![s("XSETID"), k, s("2000-1")],
+            // claims create their consumer (xgroup-createconsumer) when they claim
+            1 => vec![
+                s("XCLAIM"),
+                k,
+                s("g"),
+                mem(rng),
+                s("0"),
+                s("1-1"),
+                s("FORCE"),
+            ],
+            _ => vec![s("XAUTOCLAIM"), k, s("g"), mem(rng), s("0"), s("0")],
+        },
         ("other", 0) => vec![s("SETBIT"), k, rng.below(20).to_string(), s("1")],
         ("other", 1) => {
             let op = ["SET", "INCRBY"][rng.below(2)];
@@ -460,6 +473,36 @@ fn classes_and_channel_kinds_filter_as_redis() {
             assert_eq!(
                 got.iter().map(|f| show(f)).collect::<Vec<_>>(),
                 want.iter().map(|f| show(f)).collect::<Vec<_>>(),
+                "flags {flags:?}, {cmd:?}"
+            );
+        }
+    }
+}
+
+/// Stream consumer events as Redis's own test has them: XCLAIM and XAUTOCLAIM create
+/// their consumer (`xgroup-createconsumer`) when they claim an entry, XGROUP DELCONSUMER
+/// of an unknown consumer publishes nothing.
+#[test]
+fn claims_create_consumers_as_redis() {
+    let Some((redis, percore)) = servers() else {
+        return;
+    };
+    let script: [&[&str]; 7] = [
+        &["XGROUP", "CREATE", "{a}s", "g", "$", "MKSTREAM"],
+        &["XGROUP", "CREATECONSUMER", "{a}s", "g", "Bob"],
+        &["XADD", "{a}s", "1-1", "f", "A"],
+        &["XREADGROUP", "GROUP", "g", "Alice", "STREAMS", "{a}s", ">"],
+        &["XCLAIM", "{a}s", "g", "Mike", "0", "1-1", "FORCE"],
+        &["XGROUP", "DELCONSUMER", "{a}s", "g", "Lee"],
+        &["XAUTOCLAIM", "{a}s", "g", "Zed", "0", "1-1"],
+    ];
+    for flags in ["Kt", "KEA"] {
+        let mut w = Side::new(&redis, flags, false);
+        let mut g = Side::new(&percore, flags, false);
+        for (i, cmd) in script.iter().enumerate() {
+            assert_eq!(
+                g.run(cmd, i).iter().map(|f| show(f)).collect::<Vec<_>>(),
+                w.run(cmd, i).iter().map(|f| show(f)).collect::<Vec<_>>(),
                 "flags {flags:?}, {cmd:?}"
             );
         }

@@ -177,6 +177,19 @@ const SCRIPTS: &[&str] = &[
     "return cjson.decode('nope')",
     "return cjson.decode('[1] x')",
     "return {pcall(cjson.decode, '[')}",
+    // cjson settings (each script restores the default it changed: they last for the
+    // Lua state, as in Redis)
+    "return {cjson.encode_max_depth(), cjson.decode_max_depth(), cjson.encode_number_precision(), tostring(cjson.encode_keep_buffer()), tostring(cjson.encode_invalid_numbers()), tostring(cjson.decode_invalid_numbers())}",
+    "cjson.encode_max_depth(1) local ok, e = pcall(cjson.encode, {a={1}}) cjson.encode_max_depth(1000) return {tostring(ok), e}",
+    "cjson.decode_max_depth(1) local ok, e = pcall(cjson.decode, '{\"obj\": {\"array\": [1,2,3,4]}}') cjson.decode_max_depth(1000) return {tostring(ok), e}",
+    "local r = {} cjson.encode_invalid_numbers(true) r[1] = cjson.encode({0/0, 1/0, -1/0}) cjson.encode_invalid_numbers('null') r[2] = cjson.encode({1/0}) r[3] = tostring(cjson.encode_invalid_numbers()) cjson.encode_invalid_numbers(false) return r",
+    "cjson.encode_number_precision(3) local s = cjson.encode({1/3, 123456, [5]=2}) cjson.encode_number_precision(14) return s",
+    "local a, b, c = cjson.encode_sparse_array(true, 3, 4) local s = cjson.encode({[1]=1,[30]=3}) cjson.encode_sparse_array(false, 2, 10) return {s, tostring(a), b, c}",
+    "return tostring(cjson.decode('[0x10]')[1]) .. ' ' .. tostring(cjson.decode('+1')) .. ' ' .. tostring(cjson.decode('inf')) .. ' ' .. tostring(cjson.decode('-Infinity')) .. ' ' .. tostring(cjson.decode('007'))",
+    "cjson.decode_invalid_numbers(false) local ok, e = pcall(cjson.decode, '[+1]') cjson.decode_invalid_numbers(true) return {tostring(ok), e}",
+    "return {pcall(cjson.encode_max_depth, 0)}",
+    "return {pcall(cjson.encode_invalid_numbers, 'maybe')}",
+    "return cjson.encode({[2.5]=1})",
     // cmsgpack
     "return cmsgpack.pack({1,2,3})",
     "return cmsgpack.pack('abc')",
@@ -294,6 +307,13 @@ fn admin_commands() -> Vec<Vec<String>> {
         s(&["FCALL_RO", "f2", "1", "{t}k", "a"]),
         s(&["FCALL_RO", "f1", "0"]),
         s(&["FCALL", "nosuch", "0"]),
+        // function names are case-insensitive
+        s(&["FCALL", "F1", "0"]),
+        s(&[
+            "FUNCTION",
+            "LOAD",
+            "#!lua name=clash\nredis.register_function('F1', function() return 1 end)",
+        ]),
         s(&["FCALL", "f1", "abc"]),
         s(&["FCALL", "f1", "-1"]),
         s(&["FCALL", "f1", "2", "a"]),

@@ -142,6 +142,14 @@ fn decimal_digits(v: f64, digits: usize) -> (Vec<u8>, i32) {
 /// C's `printf("%.17g", v)`, which Redis uses for doubles in RESP2 replies.
 #[must_use]
 pub fn format_double(v: f64) -> String {
+    format_g(v, DOUBLE_SIGNIFICANT_DIGITS)
+}
+
+/// C's `printf("%.<precision>g", v)` (glibc's texts for NaN and infinities); `precision`
+/// 0 counts as 1, as in C.
+#[must_use]
+pub fn format_g(v: f64, precision: usize) -> String {
+    let precision = precision.max(1);
     if v.is_nan() {
         return "nan".to_owned();
     }
@@ -151,7 +159,7 @@ pub fn format_double(v: f64) -> String {
     if v == 0.0 {
         return if v.is_sign_negative() { "-0" } else { "0" }.to_owned();
     }
-    let (mut digits, exp) = decimal_digits(v, DOUBLE_SIGNIFICANT_DIGITS);
+    let (mut digits, exp) = decimal_digits(v, precision);
     while digits.len() > 1 && digits.last() == Some(&b'0') {
         digits.pop();
     }
@@ -159,7 +167,7 @@ pub fn format_double(v: f64) -> String {
     if v < 0.0 {
         out.push('-');
     }
-    if exp < -4 || exp >= DOUBLE_SIGNIFICANT_DIGITS as i32 {
+    if exp < -4 || exp >= precision as i32 {
         out.push(char::from(digits[0]));
         if digits.len() > 1 {
             out.push('.');
@@ -398,6 +406,22 @@ mod tests {
             b"\t1",
         ] {
             assert_eq!(parse_f64(bad), None, "{:?}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    #[test]
+    fn percent_g_with_precision() {
+        for (v, p, want) in [
+            (0.1, 14, "0.1"),
+            (1.0 / 3.0, 14, "0.33333333333333"),
+            (123_456.0, 3, "1.23e+05"),
+            (1e15, 14, "1e+15"),
+            (99_999_999_999_999.9, 14, "1e+14"),
+            (0.000_012_5, 2, "1.3e-05"),
+            (2.5, 1, "2"),
+            (f64::NAN, 14, "nan"),
+        ] {
+            assert_eq!(format_g(v, p), want, "{v:e} %.{p}g");
         }
     }
 

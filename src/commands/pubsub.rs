@@ -11,6 +11,15 @@ use percore_engine::glob::string_match;
 use percore_net::resp::ReplyWriter;
 use std::collections::HashSet;
 
+/// The commands whose answers are all pushes (subscription confirmations; RESP3 push
+/// frames, RESP2 arrays), which CLIENT REPLY OFF/SKIP does not silence.
+pub fn answers_with_pushes(cmd: &Command) -> bool {
+    matches!(
+        cmd.name,
+        "subscribe" | "unsubscribe" | "psubscribe" | "punsubscribe" | "ssubscribe" | "sunsubscribe"
+    )
+}
+
 /// The commands a RESP2 client may run while subscribed.
 pub fn allowed_when_subscribed(cmd: &Command) -> bool {
     matches!(

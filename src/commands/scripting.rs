@@ -385,10 +385,11 @@ fn add_library(
         return Err(format!("ERR Library '{}' already exists", lib.name));
     }
     for f in &lib.functions {
-        let clash = libs
-            .values()
-            .filter(|l| l.name != lib.name)
-            .any(|l| l.functions.iter().any(|g| g.name == f.name));
+        let clash = libs.values().filter(|l| l.name != lib.name).any(|l| {
+            l.functions
+                .iter()
+                .any(|g| g.name.eq_ignore_ascii_case(&f.name))
+        });
         if clash {
             return Err(format!("ERR Function {} already exists", f.name));
         }

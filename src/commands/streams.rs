@@ -854,8 +854,12 @@ pub fn xclaim(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
     if last_id > g.last_id {
         g.last_id = last_id;
     }
+    let had = consumer_exists(s, argv[2], argv[3]);
     let claimed = s.claim(argv[2], argv[3], &ids, o, now);
     write_claimed(w, s, &claimed, o.justid);
+    if !had && consumer_exists(s, argv[2], argv[3]) {
+        ctx.notify(class::STREAM, "xgroup-createconsumer", argv[1]);
+    }
 }
 
 /// XAUTOCLAIM key group consumer min-idle-time start [COUNT count] [JUSTID]
@@ -905,6 +909,7 @@ pub fn xautoclaim(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
         justid,
         ..ClaimOpts::default()
     };
+    let had = consumer_exists(s, argv[2], argv[3]);
     let (claimed, next, gone) = s.autoclaim(argv[2], argv[3], start, count as u64, o, now);
     w.array(3);
     write_id(w, next);
@@ -913,6 +918,16 @@ pub fn xautoclaim(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
     for id in gone {
         write_id(w, id);
     }
+    let created = !had && consumer_exists(s, argv[2], argv[3]);
+    if created {
+        ctx.notify(class::STREAM, "xgroup-createconsumer", argv[1]);
+    }
+}
+
+/// Whether `group` of `s` has `consumer` (claims create it, with an event).
+fn consumer_exists(s: &percore_engine::streams::Stream, group: &[u8], consumer: &[u8]) -> bool {
+    s.group(group)
+        .is_some_and(|g| g.consumers.contains_key(consumer))
 }
 
 // ---------------------------------------------------------------------------------------

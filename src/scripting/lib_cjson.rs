@@ -4,42 +4,282 @@
 //! else an object; an empty table is `{}`.
 
 use mlua::{LightUserData, Lua, MultiValue, Table, Value};
+use std::cell::RefCell;
+use std::rc::Rc;
 
 /// lua-cjson's default nesting limits for encode and decode.
 pub const MAX_JSON_DEPTH: usize = 1000;
 /// lua-cjson's `encode_sparse_array` defaults: ratio 2, safe 10.
 const SPARSE_RATIO: usize = 2;
 const SPARSE_SAFE: usize = 10;
+/// lua-cjson's default (and largest) `encode_number_precision`.
+const NUMBER_PRECISION_MAX: i64 = 14;
+
+/// The settings the `cjson.*` configuration functions change (lua-cjson's
+/// `json_config_t`): they last for the Lua state, as in Redis, until changed back.
+#[derive(Clone, Copy)]
+struct Config {
+    sparse_convert: bool,
+    sparse_ratio: usize,
+    sparse_safe: usize,
+    encode_max_depth: usize,
+    decode_max_depth: usize,
+    /// 0 refuse, 1 encode (`nan`, `inf`), 2 as `null`.
+    encode_invalid_numbers: usize,
+    decode_invalid_numbers: bool,
+    keep_buffer: bool,
+    precision: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            sparse_convert: false,
+            sparse_ratio: SPARSE_RATIO,
+            sparse_safe: SPARSE_SAFE,
+            encode_max_depth: MAX_JSON_DEPTH,
+            decode_max_depth: MAX_JSON_DEPTH,
+            encode_invalid_numbers: 0,
+            decode_invalid_numbers: true,
+            keep_buffer: true,
+            precision: NUMBER_PRECISION_MAX as usize,
+        }
+    }
+}
+
+type Shared = Rc<RefCell<Config>>;
+
+/// `json_arg_init`: at most `max` arguments.
+fn check_args(a: &MultiValue, max: usize) -> mlua::Result<()> {
+    if a.len() > max {
+        return Err(err(format!(
+            "bad argument #{} to '?' (found too many arguments)",
+            max + 1
+        )));
+    }
+    Ok(())
+}
+
+/// `json_integer_option`: sets `setting` from argument `i` when given (an integer in
+/// `min..=max`), and returns the current value.
+fn integer_option(
+    a: &MultiValue,
+    i: usize,
+    setting: &mut usize,
+    min: i64,
+    max: i64,
+) -> mlua::Result<Value> {
+    match a.get(i) {
+        None | Some(Value::Nil) => {}
+        Some(v) => {
+            let n = match v {
+                Value::Integer(n) => *n,
+                Value::Number(n) => *n as i64,
+                Value::String(s) => s
+                    .to_str()
+                    .ok()
+                    .and_then(|t| t.trim().parse::<f64>().ok())
+                    .map(|f| f as i64)
+                    .ok_or_else(|| {
+                        err(format!(
+                            "bad argument #{} to '?' (number expected, got string)",
+                            i + 1
+                        ))
+                    })?,
+                other => {
+                    return Err(err(format!(
+                        "bad argument #{} to '?' (number expected, got {})",
+                        i + 1,
+                        other.type_name()
+                    )));
+                }
+            };
+            if n < min || n > max {
+                return Err(err(format!(
+                    "bad argument #1 to '?' (expected integer between {min} and {max})"
+                )));
+            }
+            *setting = n as usize;
+        }
+    }
+    Ok(Value::Integer(*setting as i64))
+}
+
+/// `json_enum_option`: a boolean, or one of `options` by name; returns the current value
+/// (a boolean when it is 0 or 1, else the option's name).
+fn enum_option(
+    lua: &Lua,
+    a: &MultiValue,
+    i: usize,
+    setting: &mut usize,
+    options: &[&str],
+) -> mlua::Result<Value> {
+    match a.get(i) {
+        None | Some(Value::Nil) => {}
+        Some(Value::Boolean(b)) => *setting = usize::from(*b),
+        Some(Value::String(s)) => {
+            let name = s.to_str().map(|t| t.to_owned()).unwrap_or_default();
+            *setting = options.iter().position(|o| *o == name).ok_or_else(|| {
+                err(format!(
+                    "bad argument #{} to '?' (invalid option '{name}')",
+                    i + 1
+                ))
+            })?;
+        }
+        Some(other) => {
+            return Err(err(format!(
+                "bad argument #{} to '?' (string expected, got {})",
+                i + 1,
+                other.type_name()
+            )));
+        }
+    }
+    Ok(if *setting <= 1 {
+        Value::Boolean(*setting == 1)
+    } else {
+        Value::String(lua.create_string(options[*setting])?)
+    })
+}
+
+const BOOL_OPTIONS: [&str; 2] = ["off", "on"];
+
+fn bool_option(lua: &Lua, a: &MultiValue, i: usize, setting: &mut bool) -> mlua::Result<Value> {
+    let mut n = usize::from(*setting);
+    let v = enum_option(lua, a, i, &mut n, &BOOL_OPTIONS)?;
+    *setting = n == 1;
+    Ok(v)
+}
+
+/// The configuration functions, each sharing `cfg`.
+fn add_config_functions(lua: &Lua, t: &Table, cfg: &Shared) -> mlua::Result<()> {
+    let c = Rc::clone(cfg);
+    t.raw_set(
+        "encode_sparse_array",
+        lua.create_function(move |lua, a: MultiValue| {
+            check_args(&a, 3)?;
+            let cfg = &mut *c.borrow_mut();
+            let convert = bool_option(lua, &a, 0, &mut cfg.sparse_convert)?;
+            let ratio = integer_option(&a, 1, &mut cfg.sparse_ratio, 0, i64::from(i32::MAX))?;
+            let safe = integer_option(&a, 2, &mut cfg.sparse_safe, 0, i64::from(i32::MAX))?;
+            Ok(MultiValue::from_vec(vec![convert, ratio, safe]))
+        })?,
+    )?;
+    let c = Rc::clone(cfg);
+    t.raw_set(
+        "encode_max_depth",
+        lua.create_function(move |_, a: MultiValue| {
+            check_args(&a, 1)?;
+            integer_option(
+                &a,
+                0,
+                &mut c.borrow_mut().encode_max_depth,
+                1,
+                i64::from(i32::MAX),
+            )
+        })?,
+    )?;
+    let c = Rc::clone(cfg);
+    t.raw_set(
+        "decode_max_depth",
+        lua.create_function(move |_, a: MultiValue| {
+            check_args(&a, 1)?;
+            integer_option(
+                &a,
+                0,
+                &mut c.borrow_mut().decode_max_depth,
+                1,
+                i64::from(i32::MAX),
+            )
+        })?,
+    )?;
+    let c = Rc::clone(cfg);
+    t.raw_set(
+        "encode_number_precision",
+        lua.create_function(move |_, a: MultiValue| {
+            check_args(&a, 1)?;
+            integer_option(
+                &a,
+                0,
+                &mut c.borrow_mut().precision,
+                1,
+                NUMBER_PRECISION_MAX,
+            )
+        })?,
+    )?;
+    let c = Rc::clone(cfg);
+    t.raw_set(
+        "encode_keep_buffer",
+        lua.create_function(move |lua, a: MultiValue| {
+            check_args(&a, 1)?;
+            bool_option(lua, &a, 0, &mut c.borrow_mut().keep_buffer)
+        })?,
+    )?;
+    let c = Rc::clone(cfg);
+    t.raw_set(
+        "encode_invalid_numbers",
+        lua.create_function(move |lua, a: MultiValue| {
+            check_args(&a, 1)?;
+            enum_option(
+                lua,
+                &a,
+                0,
+                &mut c.borrow_mut().encode_invalid_numbers,
+                &["off", "on", "null"],
+            )
+        })?,
+    )?;
+    let c = Rc::clone(cfg);
+    t.raw_set(
+        "decode_invalid_numbers",
+        lua.create_function(move |lua, a: MultiValue| {
+            check_args(&a, 1)?;
+            bool_option(lua, &a, 0, &mut c.borrow_mut().decode_invalid_numbers)
+        })?,
+    )?;
+    Ok(())
+}
 
 fn null() -> Value {
     Value::LightUserData(LightUserData(std::ptr::null_mut()))
 }
 
+#[allow(
+    clippy::many_single_char_names,
+    reason = "t is the module table, c each closure's share of the settings"
+)]
 pub fn open(lua: &Lua) -> mlua::Result<Table> {
     let t = lua.create_table()?;
+    let cfg: Shared = Rc::default();
+    let c = Rc::clone(&cfg);
     t.raw_set(
         "encode",
-        lua.create_function(|lua, a: MultiValue| {
+        lua.create_function(move |lua, a: MultiValue| {
             if a.len() != 1 {
                 return Err(mlua::Error::runtime(
                     "bad argument #1 to 'encode' (expected 1 argument)",
                 ));
             }
             let mut out = Vec::new();
-            encode(lua, &a[0], &mut out, 0)?;
+            let cfg = *c.borrow();
+            encode(lua, &cfg, &a[0], &mut out, 0)?;
             lua.create_string(out)
         })?,
     )?;
+    let c = Rc::clone(&cfg);
     t.raw_set(
         "decode",
-        lua.create_function(|lua, a: MultiValue| {
+        lua.create_function(move |lua, a: MultiValue| {
             let Some(Value::String(s)) = a.front().filter(|_| a.len() == 1) else {
                 return Err(mlua::Error::runtime(
                     "bad argument #1 to 'decode' (expected 1 argument)",
                 ));
             };
             let bytes = s.as_bytes().to_vec();
-            let mut p = Parser { s: &bytes, at: 0 };
+            let mut p = Parser {
+                s: &bytes,
+                at: 0,
+                cfg: *c.borrow(),
+            };
             let v = p.value(lua, 0)?;
             p.ws();
             if p.at < bytes.len() {
@@ -49,17 +289,7 @@ pub fn open(lua: &Lua) -> mlua::Result<Table> {
         })?,
     )?;
     t.raw_set("null", null())?;
-    for name in [
-        "encode_keep_buffer",
-        "encode_max_depth",
-        "decode_max_depth",
-        "encode_number_precision",
-        "encode_invalid_numbers",
-        "decode_invalid_numbers",
-        "encode_sparse_array",
-    ] {
-        t.raw_set(name, lua.create_function(|_, a: MultiValue| Ok(a))?)?;
-    }
+    add_config_functions(lua, &t, &cfg)?;
     t.raw_set("_NAME", "cjson")?;
     t.raw_set("_VERSION", "2.1.0")?;
     Ok(t)
@@ -69,7 +299,7 @@ fn err(msg: String) -> mlua::Error {
     mlua::Error::runtime(msg)
 }
 
-fn encode(lua: &Lua, v: &Value, out: &mut Vec<u8>, depth: usize) -> mlua::Result<()> {
+fn encode(lua: &Lua, cfg: &Config, v: &Value, out: &mut Vec<u8>, depth: usize) -> mlua::Result<()> {
     match v {
         Value::Nil => out.extend_from_slice(b"null"),
         Value::LightUserData(p) if p.0.is_null() => out.extend_from_slice(b"null"),
@@ -81,20 +311,33 @@ fn encode(lua: &Lua, v: &Value, out: &mut Vec<u8>, depth: usize) -> mlua::Result
                 _ => unreachable!(),
             };
             if !n.is_finite() {
-                return Err(err("Cannot serialise number: must not be NaN or Inf".into()));
+                match cfg.encode_invalid_numbers {
+                    0 => {
+                        return Err(err("Cannot serialise number: must not be NaN or Inf".into()));
+                    }
+                    1 if n.is_nan() => {
+                        out.extend_from_slice(b"nan");
+                        return Ok(());
+                    }
+                    1 => {}
+                    _ => {
+                        out.extend_from_slice(b"null");
+                        return Ok(());
+                    }
+                }
             }
-            let s = lua.coerce_string(Value::Number(n))?.expect("a number");
-            out.extend_from_slice(&s.as_bytes());
+            let text = percore_engine::number::format_g(n, cfg.precision);
+            out.extend_from_slice(text.as_bytes());
         }
         Value::String(s) => encode_string(&s.as_bytes(), out),
         Value::Table(t) => {
-            if depth + 1 > MAX_JSON_DEPTH {
+            if depth + 1 > cfg.encode_max_depth {
                 return Err(err(format!(
                     "Cannot serialise, excessive nesting ({})",
                     depth + 1
                 )));
             }
-            encode_table(lua, t, out, depth + 1)?;
+            encode_table(lua, cfg, t, out, depth + 1)?;
         }
         other => {
             return Err(err(format!(
@@ -128,7 +371,7 @@ fn encode_string(s: &[u8], out: &mut Vec<u8>) {
 }
 
 /// The array length of `t` if it encodes as an array (lua-cjson's `lua_array_length`).
-fn array_length(t: &Table) -> mlua::Result<Option<usize>> {
+fn array_length(cfg: &Config, t: &Table) -> mlua::Result<Option<usize>> {
     let (mut max, mut items) = (0usize, 0usize);
     for pair in t.pairs::<Value, Value>() {
         let (k, _) = pair?;
@@ -143,7 +386,10 @@ fn array_length(t: &Table) -> mlua::Result<Option<usize>> {
         max = max.max(n as usize);
         items += 1;
     }
-    if max > items * SPARSE_RATIO && max > SPARSE_SAFE {
+    if cfg.sparse_ratio > 0 && max > items * cfg.sparse_ratio && max > cfg.sparse_safe {
+        if cfg.sparse_convert {
+            return Ok(None);
+        }
         return Err(err(
             "Cannot serialise table: excessively sparse array".into()
         ));
@@ -151,15 +397,21 @@ fn array_length(t: &Table) -> mlua::Result<Option<usize>> {
     Ok(Some(max))
 }
 
-fn encode_table(lua: &Lua, t: &Table, out: &mut Vec<u8>, depth: usize) -> mlua::Result<()> {
-    match array_length(t)? {
+fn encode_table(
+    lua: &Lua,
+    cfg: &Config,
+    t: &Table,
+    out: &mut Vec<u8>,
+    depth: usize,
+) -> mlua::Result<()> {
+    match array_length(cfg, t)? {
         Some(n) if n > 0 => {
             out.push(b'[');
             for i in 1..=n {
                 if i > 1 {
                     out.push(b',');
                 }
-                encode(lua, &t.raw_get::<Value>(i)?, out, depth)?;
+                encode(lua, cfg, &t.raw_get::<Value>(i)?, out, depth)?;
             }
             out.push(b']');
         }
@@ -175,8 +427,9 @@ fn encode_table(lua: &Lua, t: &Table, out: &mut Vec<u8>, depth: usize) -> mlua::
                 match &k {
                     Value::String(s) => encode_string(&s.as_bytes(), out),
                     Value::Integer(_) | Value::Number(_) => {
-                        let s = lua.coerce_string(k.clone())?.expect("a number");
-                        encode_string(&s.as_bytes(), out);
+                        out.push(b'"');
+                        encode(lua, cfg, &k, out, depth)?;
+                        out.push(b'"');
                     }
                     _ => {
                         return Err(err(
@@ -185,7 +438,7 @@ fn encode_table(lua: &Lua, t: &Table, out: &mut Vec<u8>, depth: usize) -> mlua::
                     }
                 }
                 out.push(b':');
-                encode(lua, &v, out, depth)?;
+                encode(lua, cfg, &v, out, depth)?;
             }
             out.push(b'}');
         }
@@ -196,6 +449,7 @@ fn encode_table(lua: &Lua, t: &Table, out: &mut Vec<u8>, depth: usize) -> mlua::
 struct Parser<'a> {
     s: &'a [u8],
     at: usize,
+    cfg: Config,
 }
 
 impl Parser<'_> {
@@ -245,7 +499,7 @@ impl Parser<'_> {
         };
         match c {
             b'{' | b'[' => {
-                if depth + 1 > MAX_JSON_DEPTH {
+                if depth + 1 > self.cfg.decode_max_depth {
                     return Err(err(format!(
                         "Found too many nested data structures ({}) at character {}",
                         depth + 1,
@@ -273,21 +527,99 @@ impl Parser<'_> {
                 Ok(null())
             }
             b'-' | b'0'..=b'9' => self.number(),
+            _ if self.cfg.decode_invalid_numbers && self.is_invalid_number() => self.number(),
             _ => Err(self.expected("value", self.found())),
         }
     }
 
-    fn number(&mut self) -> mlua::Result<Value> {
-        let start = self.at;
-        while self
-            .s
-            .get(self.at)
-            .is_some_and(|b| b.is_ascii_digit() || matches!(b, b'-' | b'+' | b'.' | b'e' | b'E'))
-        {
-            self.at += 1;
+    /// lua-cjson's `json_is_invalid_number`: a number strict JSON refuses (a leading
+    /// `+`, hex, leading zeros, inf/nan) that `strtod` would still read.
+    fn is_invalid_number(&self) -> bool {
+        let mut p = &self.s[self.at..];
+        match p.first() {
+            Some(b'+') => return true,
+            Some(b'-') => p = &p[1..],
+            _ => {}
         }
-        let text = std::str::from_utf8(&self.s[start..self.at]).unwrap_or("");
-        if let Ok(n) = text.parse::<f64>() {
+        match p.first() {
+            Some(b'0') => matches!(p.get(1), Some(b'x' | b'X' | b'0'..=b'9')),
+            Some(c) if *c <= b'9' => false,
+            _ => {
+                let head = p.get(..3).unwrap_or(p);
+                head.eq_ignore_ascii_case(b"inf") || head.eq_ignore_ascii_case(b"nan")
+            }
+        }
+    }
+
+    /// A number as `strtod` reads it: decimal, hex, `inf`/`infinity`/`nan`, signed.
+    fn number(&mut self) -> mlua::Result<Value> {
+        if !self.cfg.decode_invalid_numbers && self.is_invalid_number() {
+            return Err(self.expected("value", "invalid number"));
+        }
+        let start = self.at;
+        let rest = &self.s[start..];
+        let mut i = 0;
+        let negative = rest.first() == Some(&b'-');
+        if matches!(rest.first(), Some(b'+' | b'-')) {
+            i = 1;
+        }
+        let word = |w: &[u8]| {
+            rest.get(i..i + w.len())
+                .is_some_and(|t| t.eq_ignore_ascii_case(w))
+        };
+        let value = if word(b"infinity") || word(b"inf") {
+            self.at += i + if word(b"infinity") { 8 } else { 3 };
+            Some(if negative {
+                f64::NEG_INFINITY
+            } else {
+                f64::INFINITY
+            })
+        } else if word(b"nan") {
+            self.at += i + 3;
+            Some(f64::NAN)
+        } else if word(b"0x") && rest.get(i + 2).is_some_and(u8::is_ascii_hexdigit) {
+            let digits = rest[i + 2..]
+                .iter()
+                .take_while(|b| b.is_ascii_hexdigit())
+                .count();
+            let v = rest[i + 2..i + 2 + digits].iter().fold(0.0f64, |acc, &d| {
+                acc * 16.0 + f64::from((d as char).to_digit(16).unwrap_or(0))
+            });
+            self.at += i + 2 + digits;
+            Some(if negative { -v } else { v })
+        } else {
+            let mut j = i;
+            let digits = |j: &mut usize| {
+                let from = *j;
+                while rest.get(*j).is_some_and(u8::is_ascii_digit) {
+                    *j += 1;
+                }
+                *j > from
+            };
+            let mut any = digits(&mut j);
+            if rest.get(j) == Some(&b'.') {
+                j += 1;
+                any |= digits(&mut j);
+            }
+            if any && matches!(rest.get(j), Some(b'e' | b'E')) {
+                let mut k = j + 1;
+                if matches!(rest.get(k), Some(b'+' | b'-')) {
+                    k += 1;
+                }
+                if digits(&mut k) {
+                    j = k;
+                }
+            }
+            let text = std::str::from_utf8(&rest[..j]).unwrap_or("");
+            match (any, text.parse::<f64>()) {
+                (true, Ok(n)) => {
+                    self.at += j;
+                    Some(n)
+                }
+                _ => None,
+            }
+        };
+        if let Some(n) = value {
             Ok(Value::Number(n))
         } else {
             self.at = start;

@@ -455,13 +455,15 @@ impl Engine {
                 // would keep its functions out (never expected).
                 if let Ok((_, regs)) = functions::load_library(self, &lib.code) {
                     for r in regs {
-                        self.functions.insert(r.name, (r.callback, r.flags));
+                        // Function names are case-insensitive (Redis's functionDictType).
+                        self.functions
+                            .insert(r.name.to_ascii_lowercase(), (r.callback, r.flags));
                     }
                 }
             }
             self.libs_generation = generation;
         }
-        self.functions.get(name).cloned()
+        self.functions.get(&name.to_ascii_lowercase()).cloned()
     }
 
     /// Runs `f` with the shard reachable from the Lua callbacks.
