@@ -460,3 +460,32 @@ fn a_replica_too_slow_for_its_output_buffer_limit_is_dropped_then_resyncs_partia
         .expect("a count");
     assert_eq!(partial_after, partial_before + 1, "not a partial resync");
 }
+
+#[test]
+fn a_percore_replica_waits_through_the_keepalive_newlines_of_a_slow_save() {
+    // 600 keys at 10 ms each, 300 per shard: the save takes 3 s, so the primary sends the
+    // replica newlines (one a second) before the RDB; the replica must skip them (it once took
+    // "\n$len" for a bad header and started over, for ever on a big dataset).
+    let primary = Server::percore(&["--threads", "2"]);
+    let mut p = primary.conn();
+    for i in 0..600 {
+        assert_eq!(p.cmd(&["SET", &format!("k:{i}"), "v"]), ok());
+    }
+    assert_eq!(
+        p.cmd(&["CONFIG", "SET", "rdb-key-save-delay", "10000"]),
+        ok()
+    );
+    let port = primary.port().to_string();
+    let replica = Server::percore(&["--threads", "2", "--replicaof", "127.0.0.1", &port]);
+    replicas_online(&mut p, 1);
+    let mut r = replica.conn();
+    wait_until("the replica to load the sync", || {
+        r.cmd(&["DBSIZE"]) == Frame::Int(600)
+    });
+    assert_eq!(info_field(&mut p, "stats", "sync_full"), "1");
+    assert!(
+        !replica.output().contains("Bad protocol"),
+        "{}",
+        replica.output()
+    );
+}
