@@ -1091,7 +1091,8 @@ pub fn dispatch(
         refuse(client, discard, out, scratch, |w| w.error(busy));
         return true;
     }
-    if data.shared.repl.is_replica.load(Ordering::Relaxed)
+    if (data.shared.repl.is_replica.load(Ordering::Relaxed)
+        || data.cfg.repl.min_replicas_to_write != 0)
         && !client.master
         && let Some(text) = crate::replication::refusal(data, cmd)
     {
@@ -1997,7 +1998,10 @@ impl Service for Shard {
 
     fn after_flush(&mut self, io: &mut Io<Msg, ()>) {
         crate::latency::after_flush(&mut self.data, io);
-        let replies = crate::snapshot::after_flush(&mut self.data, io);
+        let mut replies = crate::snapshot::after_flush(&mut self.data, io);
+        if crate::replication::wait::any(&self.data) {
+            replies.extend(crate::replication::wait::answers(&mut self.data, io));
+        }
         let me = self.data.id;
         for (conn, seq, bytes) in replies {
             self.on_done(io, conn, seq, me, Partial::Encoded(bytes));

@@ -430,6 +430,16 @@ fn tame(mut argv: Vec<Vec<u8>>) -> Option<Vec<Vec<u8>>> {
     {
         argv[i] = b"0.01".to_vec();
     }
+    // WAIT numreplicas timeout (milliseconds, 0 for ever; no replica answers here).
+    if eq_ic(&name, "WAIT")
+        && argv.len() == 3
+        && std::str::from_utf8(&argv[2])
+            .ok()
+            .and_then(|t| t.parse::<i64>().ok())
+            .is_some_and(|t| t == 0 || t > 10)
+    {
+        argv[2] = b"10".to_vec();
+    }
     if eq_ic(&name, "CONFIG") && argv.len() >= 3 && eq_ic(&argv[1], "SET") {
         for i in (2..argv.len()).step_by(2) {
             if CONFIG_KEEP.iter().any(|k| eq_ic(&argv[i], k)) {

@@ -1,4 +1,4 @@
-//! Replication commands: REPLICAOF / SLAVEOF, ROLE, REPLCONF, PSYNC.
+//! Replication commands: REPLICAOF / SLAVEOF, ROLE, REPLCONF, PSYNC, SYNC, WAIT.
 
 use super::{Ctx, Partial, eq_ic, errors};
 use crate::replication::config::Primary;
@@ -94,6 +94,15 @@ pub fn replconf(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
 /// PSYNC replid offset: the connection becomes a replica's link, served by its own
 /// threads (`replication::primary`); the shard closes its side without a reply.
 pub fn psync(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
+    replica_link(ctx, argv[1], argv[2], false, w);
+}
+
+/// SYNC: the old protocol's full sync (the RDB, then the stream; no `+FULLRESYNC`).
+pub fn sync(ctx: &mut Ctx, _argv: &[&[u8]], w: &mut ReplyWriter) {
+    replica_link(ctx, b"?", b"-1", true, w);
+}
+
+fn replica_link(ctx: &mut Ctx, replid: &[u8], offset: &[u8], pre_psync: bool, w: &mut ReplyWriter) {
     let Some(client) = ctx.client.as_deref_mut() else {
         return;
     };
@@ -101,7 +110,7 @@ pub fn psync(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
         w.error("ERR Command not allowed inside a transaction");
         return;
     }
-    let offset = std::str::from_utf8(argv[2])
+    let offset = std::str::from_utf8(offset)
         .ok()
         .and_then(|o| o.parse::<i64>().ok())
         .unwrap_or(-1);
@@ -110,8 +119,9 @@ pub fn psync(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
         client.fd,
         &client.peer,
         client.replica_port,
-        argv[1],
+        replid,
         offset,
+        pre_psync,
     ) {
         Ok(()) => {
             client.reply_mode = crate::client::ReplyMode::Off;
@@ -119,4 +129,47 @@ pub fn psync(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
         }
         Err(e) => w.error(e),
     }
+}
+
+/// Longest WAIT timeout, ms: beyond it the deadline would overflow (Valkey's check; 7.0
+/// has none and overflows).
+const WAIT_TIMEOUT_MAX_MS: i64 = i64::MAX / 2;
+
+/// WAIT numreplicas timeout: the number of replicas that acknowledged this client's writes
+/// (`replication::wait`); blocks the client, not the shard, up to `timeout` ms (0: for
+/// ever).
+pub fn wait(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
+    if ctx
+        .shard
+        .shared
+        .repl
+        .is_replica
+        .load(std::sync::atomic::Ordering::Relaxed)
+    {
+        w.error("ERR WAIT cannot be used with replica instances. Please also note that since Redis 4.0 if a replica is configured to be writable (which is not the default) writes to replicas are just local and are not propagated.");
+        return;
+    }
+    let Some(numreplicas) = super::parse_i64(argv[1]) else {
+        w.error(errors::NOT_INTEGER);
+        return;
+    };
+    let Some(timeout_ms) = super::parse_i64(argv[2]) else {
+        w.error("ERR timeout is not an integer or out of range");
+        return;
+    };
+    if timeout_ms < 0 {
+        w.error("ERR timeout is negative");
+        return;
+    }
+    if timeout_ms > WAIT_TIMEOUT_MAX_MS {
+        w.error("ERR timeout is out of range");
+        return;
+    }
+    crate::replication::wait::start(
+        ctx.shard,
+        ctx.client.as_deref_mut(),
+        numreplicas,
+        timeout_ms,
+        w,
+    );
 }

@@ -2375,6 +2375,16 @@ pub static COMMANDS: &[Command] = &[
         Exec::Hop(repl::replicaof_step),
     ),
     c(
+        "wait",
+        3,
+        NOSCRIPT,
+        NOKEYS,
+        "generic",
+        "3.0.0",
+        "Wait for the synchronous replication of all the write commands sent in the context of the current connection",
+        Exec::Client(repl::wait),
+    ),
+    c(
         "role",
         1,
         NOSCRIPT | LOADING | STALE | FAST,
@@ -2393,6 +2403,16 @@ pub static COMMANDS: &[Command] = &[
         "2.8.0",
         "An internal command used in replication.",
         Exec::Client(repl::psync),
+    ),
+    c(
+        "sync",
+        1,
+        ADMIN | NOSCRIPT | super::flags::NO_MULTI,
+        NOKEYS,
+        "server",
+        "1.0.0",
+        "An internal command used in replication.",
+        Exec::Client(repl::sync),
     ),
     c(
         "replconf",

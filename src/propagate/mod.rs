@@ -341,6 +341,8 @@ struct Inbox {
     /// all (they wait behind a transaction still running): waiting for them could block
     /// the shard that transaction needs.
     held: Vec<u64>,
+    /// Someone wants a merge round now (a WAIT's `REPLCONF GETACK`, [`Hub::nudge`]).
+    nudged: bool,
     stop: bool,
 }
 
@@ -381,6 +383,7 @@ impl Hub {
                 published: vec![0; shards],
                 durable: vec![0; shards],
                 held: vec![0; shards],
+                nudged: false,
                 stop: false,
             }),
             wake: Condvar::new(),
@@ -456,6 +459,24 @@ impl Hub {
         self.wake.notify_one();
     }
 
+    /// Per shard, the ticket of its last publication: what was logged so far (for WAIT).
+    pub fn published(&self) -> Vec<u64> {
+        self.inbox.lock().expect("effects inbox").published.clone()
+    }
+
+    /// Whether every publication up to `tickets` (from [`Hub::published`]) was written to
+    /// every sink.
+    pub fn written(&self, tickets: &[u64]) -> bool {
+        let inbox = self.inbox.lock().expect("effects inbox");
+        tickets.iter().zip(&inbox.durable).all(|(t, d)| d >= t)
+    }
+
+    /// Runs a merge round soon even with nothing published (its sinks' `flush`).
+    pub fn nudge(&self) {
+        self.inbox.lock().expect("effects inbox").nudged = true;
+        self.wake.notify_one();
+    }
+
     fn wait_durable(&self, shard: usize, ticket: u64) {
         let mut inbox = self.inbox.lock().expect("effects inbox");
         while inbox.durable[shard] < ticket && inbox.held[shard] < ticket && !inbox.stop {
@@ -479,7 +500,7 @@ impl Hub {
         loop {
             let (batches, tickets, stop) = {
                 let mut inbox = self.inbox.lock().expect("effects inbox");
-                while inbox.entries.iter().all(Vec::is_empty) && !inbox.stop {
+                while inbox.entries.iter().all(Vec::is_empty) && !inbox.stop && !inbox.nudged {
                     let (g, timeout) = self
                         .wake
                         .wait_timeout(inbox, MERGER_TICK)
@@ -489,6 +510,7 @@ impl Hub {
                         break;
                     }
                 }
+                inbox.nudged = false;
                 let batches: Vec<Vec<Entry>> =
                     inbox.entries.iter_mut().map(std::mem::take).collect();
                 (batches, inbox.published.clone(), inbox.stop)

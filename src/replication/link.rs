@@ -117,12 +117,18 @@ impl Conn {
         }
     }
 
-    /// One `\r\n`-terminated line (without it).
+    /// One line, ended by `\n` with the `\r` before it dropped (Redis's
+    /// `connSyncReadLine`): a primary's keep-alive newline is an empty line.
     fn line(&mut self) -> Result<String, String> {
         loop {
-            if let Some(at) = self.buf.windows(2).position(|w| w == b"\r\n") {
-                let line = String::from_utf8_lossy(&self.buf[..at]).into_owned();
-                self.buf.drain(..at + 2);
+            if let Some(at) = self.buf.iter().position(|&b| b == b'\n') {
+                let end = if at > 0 && self.buf[at - 1] == b'\r' {
+                    at - 1
+                } else {
+                    at
+                };
+                let line = String::from_utf8_lossy(&self.buf[..end]).into_owned();
+                self.buf.drain(..=at);
                 return Ok(line);
             }
             if self.buf.len() > HANDSHAKE_LINE_MAX_BYTES {

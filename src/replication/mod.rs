@@ -16,6 +16,7 @@
 pub mod config;
 pub mod link;
 pub mod primary;
+pub mod wait;
 
 use crate::server::ServerShared;
 use crate::shard::{Msg, ShardData};
@@ -201,13 +202,20 @@ pub struct Local {
     pub last_ack_ms: i64,
     /// A `REPLCONF GETACK` asked for an ACK now.
     pub ack_due: bool,
+    /// Clients of this shard waiting in WAIT.
+    pub waits: Vec<wait::Waiter>,
 }
 
-/// The refusal of a command on a replica, if any: READONLY (writes with
+/// The refusal of a command by replication, if any: on a primary NOREPLICAS (writes while
+/// `min-replicas-to-write` good replicas are missing); on a replica READONLY (writes with
 /// `replica-read-only yes`), then MASTERDOWN (`replica-serve-stale-data no` while the link
 /// is down, for commands without the `stale` flag), in Redis's order.
 pub fn refusal(data: &ShardData, cmd: &crate::commands::Command) -> Option<&'static str> {
     use crate::commands::flags;
+    if !data.shared.repl.is_replica.load(Ordering::Relaxed) {
+        // A primary with `min-replicas-to-write`.
+        return (cmd.has(flags::WRITE) && wait::too_few_replicas(data)).then_some(wait::NOREPLICAS);
+    }
     if data.cfg.repl.read_only && cmd.has(flags::WRITE) {
         return Some("READONLY You can't write against a read only replica.");
     }
@@ -272,6 +280,7 @@ pub fn on_tick(data: &mut ShardData, io: &mut Io<Msg, ()>) {
         return;
     }
     let shared = std::sync::Arc::clone(&data.shared);
+    primary::refresh_good(&shared, data.cfg.repl.min_replicas_max_lag_s, data.now_ms);
     if primary::wants_save(&shared)
         && shared
             .persist
@@ -419,6 +428,9 @@ pub fn applied(data: &mut ShardData, consumed: usize, unread: usize, out: &mut V
 /// A connection closed: if it was the master client, the link is down and shard 0's
 /// tick starts a new one (a partial resync from our offset).
 pub fn on_close(data: &mut ShardData, id: ConnId) {
+    if wait::any(data) {
+        wait::forget(data, id);
+    }
     let Some((conn, generation)) = data.repl.master else {
         return;
     };

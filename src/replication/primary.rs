@@ -13,24 +13,24 @@
 //!   then the file as `$len` and the buffer, and is online.
 //! - Replicas' `REPLCONF ACK` are read on a second thread per replica.
 
+use crate::config::{Config, OutputBufferLimit};
 use crate::propagate::Sink;
 use crate::server::ServerShared;
 use std::collections::VecDeque;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::os::unix::fs::FileExt;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
-/// A replica whose unsent stream exceeds this is dropped (client-output-buffer-limit's
-/// replica hard limit, 256 MiB by default).
-pub const REPLICA_QUEUE_MAX_BYTES: usize = 256 * 1024 * 1024;
 /// How often a feeder with nothing to send looks again (and sends a newline while a
 /// full sync's save runs, as Redis keeps the link alive).
 const FEEDER_WAIT: Duration = Duration::from_secs(1);
 /// Longest `REPLCONF ACK` line block a replica may send at once.
 const ACK_READ_BYTES: usize = 4096;
+/// `REPLCONF GETACK *`, as Redis sends it when a client starts to WAIT.
+const GETACK: &[u8] = b"*3\r\n$8\r\nREPLCONF\r\n$6\r\nGETACK\r\n$1\r\n*\r\n";
 
 /// Where a replica is in its sync (INFO's `state=`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -61,6 +61,13 @@ struct Replica {
     ack_offset: i64,
     last_ack_ms: i64,
     closed: bool,
+    /// Since when (Unix ms) its unsent bytes are over the soft limit of
+    /// `client-output-buffer-limit replica`.
+    soft_since_ms: Option<i64>,
+    /// The link's socket, shut down to end a feeder blocked in a write (a replica too slow).
+    sock: Option<TcpStream>,
+    /// Came with SYNC (the old protocol): no `+FULLRESYNC` line before the RDB.
+    pre_psync: bool,
 }
 
 struct State {
@@ -74,12 +81,25 @@ struct State {
     next_id: u64,
     sink: Option<crate::propagate::SinkId>,
     last_ping_ms: i64,
+    /// `backlog_end` after the last bytes of the stream of effects (PINGs and GETACKs the
+    /// primary adds itself excluded): what a WAIT issued now waits for.
+    data_end: i64,
+    /// A WAIT asked for `REPLCONF GETACK *`: sent at the end of the next merge round.
+    getack_due: bool,
+    /// `client-output-buffer-limit replica` (refreshed on the merger's tick): a replica
+    /// whose unsent stream (queue, or the buffer during a full sync) reaches the hard
+    /// limit, or stays over the soft one longer than its seconds, is dropped.
+    obuf: OutputBufferLimit,
 }
 
 /// The primary side's state in `ServerShared::repl`.
 pub struct Primary {
     state: Mutex<State>,
     wake: Condvar,
+    /// Replicas online whose last ACK is at most `min-replicas-max-lag` seconds old
+    /// (Redis's `repl_good_slaves_count`, refreshed by shard 0's tick and when a replica
+    /// comes or goes).
+    pub good: AtomicI64,
 }
 
 impl Default for Primary {
@@ -94,8 +114,12 @@ impl Default for Primary {
                 next_id: 1,
                 sink: None,
                 last_ping_ms: 0,
+                data_end: 0,
+                getack_due: false,
+                obuf: Config::default().client_output_buffer_limit.replica,
             }),
             wake: Condvar::new(),
+            good: AtomicI64::new(0),
         }
     }
 }
@@ -116,8 +140,23 @@ impl Sink for Feed {
         let p = &self.shared.repl.primary;
         let mut st = p.lock();
         append(&mut st, bytes);
+        st.data_end = st.backlog_end;
         drop(st);
         p.wake.notify_all();
+    }
+
+    fn flush(&mut self) {
+        // Between merge rounds, so never inside a MULTI/EXEC block of the stream.
+        let p = &self.shared.repl.primary;
+        let mut st = p.lock();
+        if st.getack_due {
+            st.getack_due = false;
+            if !st.replicas.is_empty() {
+                append(&mut st, GETACK);
+                drop(st);
+                p.wake.notify_all();
+            }
+        }
     }
 
     fn cut(&mut self, id: u64) {
@@ -128,8 +167,10 @@ impl Sink for Feed {
         for r in &mut st.replicas {
             if r.stage == Stage::WaitSave && r.save.is_some_and(|(_, cut)| cut == id) {
                 r.stage = Stage::Buffering;
-                r.queue
-                    .extend_from_slice(format!("+FULLRESYNC {replid} {offset}\r\n").as_bytes());
+                if !r.pre_psync {
+                    r.queue
+                        .extend_from_slice(format!("+FULLRESYNC {replid} {offset}\r\n").as_bytes());
+                }
             }
         }
         drop(st);
@@ -138,10 +179,12 @@ impl Sink for Feed {
 
     fn tick(&mut self) {
         // PING every repl-ping-replica-period, in the stream (it moves the offsets).
-        let period_ms = i64::from(self.shared.config().repl.ping_period_s) * 1000;
+        let cfg = self.shared.config();
+        let period_ms = i64::from(cfg.repl.ping_period_s) * 1000;
         let now = percore_net::reactor::unix_ms();
         let p = &self.shared.repl.primary;
         let mut st = p.lock();
+        st.obuf = cfg.client_output_buffer_limit.replica;
         if !st.replicas.is_empty() && now - st.last_ping_ms >= period_ms {
             st.last_ping_ms = now;
             append(&mut st, b"*1\r\n$4\r\nPING\r\n");
@@ -156,6 +199,8 @@ fn append(st: &mut State, bytes: &[u8]) {
     st.backlog.extend(bytes);
     let over = st.backlog.len().saturating_sub(st.backlog_size);
     st.backlog.drain(..over);
+    let limit = st.obuf;
+    let mut now_ms = None;
     for r in &mut st.replicas {
         let target = match r.stage {
             Stage::Online => &mut r.queue,
@@ -163,14 +208,41 @@ fn append(st: &mut State, bytes: &[u8]) {
             Stage::WaitSave => continue,
         };
         target.extend_from_slice(bytes);
-        if target.len() > REPLICA_QUEUE_MAX_BYTES {
+        let used = target.len() as u64;
+        let now = *now_ms.get_or_insert_with(percore_net::reactor::unix_ms);
+        if over_limit(&limit, used, &mut r.soft_since_ms, now) {
             r.closed = true;
+            if let Some(s) = r.sock.take() {
+                // Ends a feeder blocked in a write to this replica.
+                let _ = s.shutdown(std::net::Shutdown::Both);
+            }
         }
     }
     st.replicas.retain(|r| !r.closed);
 }
 
-/// PSYNC replid offset (and SYNC, as `PSYNC ? -1`) from client `fd`: answers through the
+/// Redis's `checkClientOutputBufferLimits` for a replica with `used` unsent bytes: the
+/// hard limit at once, the soft one once exceeded for longer than its seconds (0: off).
+fn over_limit(
+    limit: &OutputBufferLimit,
+    used: u64,
+    soft_since_ms: &mut Option<i64>,
+    now_ms: i64,
+) -> bool {
+    if limit.hard_limit_bytes > 0 && used >= limit.hard_limit_bytes {
+        return true;
+    }
+    if limit.soft_limit_bytes > 0 && used >= limit.soft_limit_bytes {
+        let since = *soft_since_ms.get_or_insert(now_ms);
+        let secs = i64::try_from(limit.soft_limit_secs).unwrap_or(i64::MAX);
+        return now_ms - since > secs.saturating_mul(1000);
+    }
+    *soft_since_ms = None;
+    false
+}
+
+/// PSYNC replid offset (and SYNC, `pre_psync`: a full sync without `+FULLRESYNC`) from
+/// client `fd`: answers through the
 /// socket itself, on a thread of its own. Returns the error reply, if refused.
 pub fn psync(
     shared: &Arc<ServerShared>,
@@ -179,6 +251,7 @@ pub fn psync(
     listening_port: Option<u16>,
     replid: &[u8],
     offset: i64,
+    pre_psync: bool,
 ) -> Result<(), &'static str> {
     if shared.repl.is_replica.load(Ordering::Relaxed) {
         // Chaining needs the upstream stream byte for byte; percore's replica re-logs it.
@@ -223,9 +296,13 @@ pub fn psync(
         ack_offset: 0,
         last_ack_ms: percore_net::reactor::unix_ms(),
         closed: false,
+        soft_since_ms: None,
+        sock: stream.try_clone().ok(),
+        pre_psync,
     };
     let first = st.backlog_end - st.backlog.len() as i64 + 1;
-    let history = replid == own.as_bytes() || (replid == own2.as_bytes() && offset <= second);
+    let history =
+        !pre_psync && (replid == own.as_bytes() || (replid == own2.as_bytes() && offset <= second));
     if history && offset >= first && offset <= st.backlog_end + 1 && st.backlog_end > 0 {
         replica
             .queue
@@ -248,6 +325,7 @@ pub fn psync(
     }
     st.replicas.push(replica);
     drop(st);
+    refresh_good_now(shared);
     let reader = stream
         .try_clone()
         .map_err(|_| "ERR can't clone the socket")?;
@@ -275,6 +353,13 @@ fn forget(shared: &ServerShared, id: u64) {
     st.replicas.retain(|r| !r.closed);
     drop(st);
     p.wake.notify_all();
+    refresh_good_now(shared);
+}
+
+/// [`refresh_good`] at once, when a replica comes online or goes.
+fn refresh_good_now(shared: &ServerShared) {
+    let lag = shared.config().repl.min_replicas_max_lag_s;
+    refresh_good(shared, lag, percore_net::reactor::unix_ms());
 }
 
 /// The feeder: sends what the replica is owed, in order, until the link ends.
@@ -323,6 +408,7 @@ fn feed(shared: &Arc<ServerShared>, id: u64, mut s: TcpStream) {
                 r.file = None;
             }
             drop(st);
+            refresh_good_now(shared);
             shared.notice("Synchronization with replica succeeded");
         }
     };
@@ -451,6 +537,13 @@ pub fn save_done(shared: &ServerShared, save_id: u64, file: Option<&std::path::P
 pub fn info(shared: &ServerShared, now_ms: i64) -> (Vec<String>, i64, [i64; 3]) {
     let st = shared.repl.primary.lock();
     let mut lines = vec![format!("connected_slaves:{}", st.replicas.len())];
+    let cfg = shared.config();
+    if cfg.repl.min_replicas_to_write > 0 && cfg.repl.min_replicas_max_lag_s > 0 {
+        lines.push(format!(
+            "min_slaves_good_slaves:{}",
+            shared.repl.primary.good.load(Ordering::Relaxed)
+        ));
+    }
     for (i, r) in st.replicas.iter().enumerate() {
         let state = match r.stage {
             Stage::WaitSave | Stage::Buffering => "wait_bgsave",
@@ -498,6 +591,9 @@ pub fn stop(shared: &ServerShared) -> Option<i64> {
     let sink = st.sink.take();
     for r in &mut st.replicas {
         r.closed = true;
+        if let Some(s) = r.sock.take() {
+            let _ = s.shutdown(std::net::Shutdown::Both);
+        }
     }
     st.replicas.clear();
     let end = st.active.then_some(st.backlog_end);
@@ -509,4 +605,44 @@ pub fn stop(shared: &ServerShared) -> Option<i64> {
         drop(shared.effects.detach(id));
     }
     end
+}
+
+/// The offset a WAIT issued now waits for: the end of the stream of effects written so far.
+pub fn data_end(shared: &ServerShared) -> i64 {
+    shared.repl.primary.lock().data_end
+}
+
+/// Replicas online that acknowledged `offset` (Redis's `replicationCountAcksByOffset`).
+pub fn acked(shared: &ServerShared, offset: i64) -> i64 {
+    let st = shared.repl.primary.lock();
+    st.replicas
+        .iter()
+        .filter(|r| r.stage == Stage::Online && r.ack_offset >= offset)
+        .count() as i64
+}
+
+/// Asks every replica for an ACK (`REPLCONF GETACK *` in the stream, after the merge round
+/// that runs next).
+pub fn request_getack(shared: &ServerShared) {
+    let mut st = shared.repl.primary.lock();
+    if st.replicas.is_empty() || st.getack_due {
+        return;
+    }
+    st.getack_due = true;
+    drop(st);
+    shared.effects.nudge();
+}
+
+/// Counts the good replicas for `min-replicas-to-write` (Redis's `refreshGoodSlavesCount`).
+pub fn refresh_good(shared: &ServerShared, max_lag_s: u32, now_ms: i64) {
+    let st = shared.repl.primary.lock();
+    let good = st
+        .replicas
+        .iter()
+        .filter(|r| {
+            r.stage == Stage::Online && (now_ms - r.last_ack_ms) / 1000 <= i64::from(max_lag_s)
+        })
+        .count() as i64;
+    drop(st);
+    shared.repl.primary.good.store(good, Ordering::Relaxed);
 }

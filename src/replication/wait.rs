@@ -1,0 +1,159 @@
+//! WAIT numreplicas timeout, and `min-replicas-to-write`.
+//!
+//! Redis answers WAIT once `numreplicas` replicas acknowledged the offset right after the
+//! client's last write (`c->woff`). Here the stream's offsets are assigned by the merger
+//! thread (`crate::propagate`), after the shards published their effects, so a WAIT takes
+//! the publications of every shard at the moment it runs (the client's earlier writes are
+//! among them: a shard publishes before its replies and mail leave) and, once the merger
+//! wrote them all, waits for the stream's end at that moment (`primary::data_end`). The
+//! offset is at or after Redis's `woff`: it may include other clients' writes of the
+//! same moment, never fewer than the client's own.
+//!
+//! A waiting client blocks its connection, not the shard: its reply slot stays `Waiting`
+//! (later requests wait behind it) and the shard looks at its waiters after each loop
+//! iteration, waking every [`WAIT_POLL`] while any wait. The replicas' ACKs arrive on
+//! their reader threads; WAIT asks for them with `REPLCONF GETACK *` in the stream, as
+//! Redis does.
+
+use crate::client::{Client, Pending, ReplyMode};
+use crate::shard::{Msg, ShardData};
+use percore_net::reactor::{ConnId, Io};
+use percore_net::resp::ReplyWriter;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+/// How often a shard with waiting WAIT clients looks at the replicas' acknowledgements.
+pub const WAIT_POLL: Duration = Duration::from_millis(1);
+
+/// A client waiting in WAIT.
+pub struct Waiter {
+    conn: ConnId,
+    seq: u64,
+    numreplicas: i64,
+    /// Unix ms; 0 waits for ever.
+    deadline_ms: i64,
+    /// Every shard's publications when WAIT ran: the offset is known once all are written.
+    tickets: Vec<u64>,
+    /// The stream offset the replicas must acknowledge.
+    target: Option<i64>,
+}
+
+/// WAIT (arguments checked by its handler, `commands::replication::wait`) on a primary:
+/// answers at once when enough replicas acknowledged what was written so far, or inside
+/// a transaction; else the client waits.
+pub fn start(
+    data: &mut ShardData,
+    client: Option<&mut Client>,
+    numreplicas: i64,
+    timeout_ms: i64,
+    w: &mut ReplyWriter,
+) {
+    let shared = &data.shared;
+    let tickets = shared.effects.published();
+    let target = shared
+        .effects
+        .written(&tickets)
+        .then(|| crate::replication::primary::data_end(shared));
+    let now = target.map(|t| crate::replication::primary::acked(shared, t));
+    let Some(client) = client else {
+        w.int(now.unwrap_or(0));
+        return;
+    };
+    // Dispatch names the command it runs in `last_cmd`: inside EXEC it is "exec", and a
+    // transaction cannot block (Redis's CLIENT_DENY_BLOCKING): the count now.
+    let in_exec = client.last_cmd != "wait";
+    if in_exec || now.is_some_and(|n| n >= numreplicas) {
+        let n = now.unwrap_or_else(|| {
+            let end = crate::replication::primary::data_end(shared);
+            crate::replication::primary::acked(shared, end)
+        });
+        w.int(n);
+        return;
+    }
+    block(data, client, numreplicas, timeout_ms, tickets, target);
+}
+
+fn block(
+    data: &mut ShardData,
+    client: &mut Client,
+    numreplicas: i64,
+    timeout_ms: i64,
+    tickets: Vec<u64>,
+    target: Option<i64>,
+) {
+    let discard = matches!(client.reply_mode, ReplyMode::Off | ReplyMode::Skipping);
+    let seq = client.push_pending(Pending::Waiting { discard });
+    client.hop_barrier = Some(seq);
+    let deadline_ms = if timeout_ms == 0 {
+        0
+    } else {
+        data.now_ms.saturating_add(timeout_ms)
+    };
+    if target.is_some() {
+        crate::replication::primary::request_getack(&data.shared);
+    }
+    data.repl.waits.push(Waiter {
+        conn: client.conn,
+        seq,
+        numreplicas,
+        deadline_ms,
+        tickets,
+        target,
+    });
+}
+
+/// After a loop iteration: the WAITs that are answered (enough ACKs, or timed out), as
+/// `(connection, reply slot, reply)`; asks to be woken again while any wait.
+pub fn answers(data: &mut ShardData, io: &mut Io<Msg, ()>) -> Vec<(ConnId, u64, Vec<u8>)> {
+    if data.repl.waits.is_empty() {
+        return Vec::new();
+    }
+    let now_ms = io.now_ms;
+    let shared = std::sync::Arc::clone(&data.shared);
+    let mut out = Vec::new();
+    data.repl.waits.retain_mut(|wt| {
+        if wt.target.is_none() && shared.effects.written(&wt.tickets) {
+            wt.target = Some(crate::replication::primary::data_end(&shared));
+            crate::replication::primary::request_getack(&shared);
+        }
+        let timed_out = wt.deadline_ms != 0 && now_ms >= wt.deadline_ms;
+        let target = match wt.target {
+            Some(t) => t,
+            None if timed_out => crate::replication::primary::data_end(&shared),
+            None => return true,
+        };
+        let n = crate::replication::primary::acked(&shared, target);
+        if n >= wt.numreplicas || timed_out {
+            out.push((wt.conn, wt.seq, format!(":{n}\r\n").into_bytes()));
+            return false;
+        }
+        true
+    });
+    if !data.repl.waits.is_empty() {
+        io.wake_within(WAIT_POLL);
+    }
+    out
+}
+
+/// Whether any client of this shard waits (the loop then wakes every [`WAIT_POLL`]).
+pub fn any(data: &ShardData) -> bool {
+    !data.repl.waits.is_empty()
+}
+
+/// A connection closed: its WAIT, if any, is forgotten.
+pub fn forget(data: &mut ShardData, conn: ConnId) {
+    data.repl.waits.retain(|w| w.conn != conn);
+}
+
+/// `min-replicas-to-write`: the refusal of a write on a primary without enough good
+/// replicas (Redis's `checkGoodReplicasStatus`).
+pub fn too_few_replicas(data: &ShardData) -> bool {
+    let cfg = &data.cfg.repl;
+    cfg.min_replicas_to_write > 0
+        && cfg.min_replicas_max_lag_s > 0
+        && data.shared.repl.primary.good.load(Ordering::Relaxed)
+            < i64::from(cfg.min_replicas_to_write)
+}
+
+/// The `min-replicas-to-write` refusal text.
+pub const NOREPLICAS: &str = "NOREPLICAS Not enough good replicas to write.";
