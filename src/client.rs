@@ -104,6 +104,8 @@ pub struct Client {
     pub watched: Vec<crate::atomic::LockKey>,
     /// The master client: a replica's link to its primary (see `crate::replication`).
     pub master: bool,
+    /// MONITOR: this connection receives every command (see `crate::monitor`).
+    pub monitor: bool,
     /// The port a replica announced with `REPLCONF listening-port` (INFO's `slaveN`).
     pub replica_port: Option<u16>,
 }
@@ -146,6 +148,7 @@ impl Client {
             multi: None,
             watched: Vec::new(),
             master: false,
+            monitor: false,
             replica_port: None,
         }
     }
