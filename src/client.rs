@@ -207,6 +207,24 @@ impl Client {
         matches!(self.reply_mode, ReplyMode::Off | ReplyMode::SkipNext)
     }
 
+    /// Output the client did not ask for (a pub/sub message, a MONITOR line): straight to
+    /// `output` when no reply is owed, else queued as a ready slot behind the replies
+    /// still owed (in a buffer from `pool`), so it never passes them.
+    pub fn push_unsolicited(
+        &mut self,
+        output: &mut Vec<u8>,
+        bytes: &[u8],
+        pool: &mut Vec<Vec<u8>>,
+    ) {
+        if self.pending.is_empty() {
+            output.extend_from_slice(bytes);
+        } else {
+            let mut b = pool.pop().unwrap_or_default();
+            b.extend_from_slice(bytes);
+            self.push_pending(Pending::Ready(b));
+        }
+    }
+
     /// Reserves the next reply slot and returns its sequence number.
     pub fn push_pending(&mut self, p: Pending) -> u64 {
         self.pending.push_back(p);

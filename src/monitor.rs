@@ -23,7 +23,7 @@
 //! Redis), and in any case closed once more than [`MONITOR_PENDING_MAX_BYTES`] wait for
 //! it; the per-iteration buffer keeps at most [`MONITOR_BUF_KEEP_BYTES`] of capacity.
 
-use crate::client::{Client, Pending};
+use crate::client::Client;
 use crate::commands::{Command, eq_ic, flags};
 use crate::shard::{Msg, ShardData};
 use percore_net::reactor::{ConnId, Io};
@@ -362,10 +362,16 @@ pub fn receive(data: &mut ShardData, lines: Arc<[u8]>) {
 
 /// Once per loop iteration (`before_wait`): this iteration's lines to the other shards
 /// with monitors and, with what they sent, to this shard's monitors.
+#[inline]
 pub fn flush(data: &mut ShardData, io: &mut Io<Msg, ()>) {
-    if data.monitor.lines.is_empty() && data.monitor.inbox.is_empty() {
-        return;
+    if !(data.monitor.lines.is_empty() && data.monitor.inbox.is_empty()) {
+        deliver(data, io);
     }
+}
+
+#[cold]
+#[inline(never)]
+fn deliver(data: &mut ShardData, io: &mut Io<Msg, ()>) {
     if !data.monitor.lines.is_empty() {
         let lines: Arc<[u8]> = Arc::from(data.monitor.lines.as_slice());
         for s in data.shared.attention.monitor_shards(data.id) {
@@ -394,13 +400,7 @@ pub fn flush(data: &mut ShardData, io: &mut Io<Msg, ()>) {
             && !client.close_after_reply
         {
             for bytes in &inbox {
-                if client.pending.is_empty() {
-                    conn.output.extend_from_slice(bytes);
-                } else {
-                    let mut b = data.take_buf();
-                    b.extend_from_slice(bytes);
-                    client.push_pending(Pending::Ready(b));
-                }
+                client.push_unsolicited(&mut conn.output, bytes, &mut data.buf_pool);
             }
             crate::shard::check_output_limits(data, &mut client, conn);
             if !client.close_after_reply && conn.pending_output() > MONITOR_PENDING_MAX_BYTES {
