@@ -104,6 +104,8 @@ pub struct Client {
     pub watched: Vec<crate::atomic::LockKey>,
     /// The master client: a replica's link to its primary (see `crate::replication`).
     pub master: bool,
+    /// MONITOR: this connection receives every command (see `crate::monitor`).
+    pub monitor: bool,
     /// The port a replica announced with `REPLCONF listening-port` (INFO's `slaveN`).
     pub replica_port: Option<u16>,
 }
@@ -146,6 +148,7 @@ impl Client {
             multi: None,
             watched: Vec::new(),
             master: false,
+            monitor: false,
             replica_port: None,
         }
     }
@@ -202,6 +205,24 @@ impl Client {
     /// are off, or CLIENT REPLY SKIP was the last command.
     pub fn replies_suppressed(&self) -> bool {
         matches!(self.reply_mode, ReplyMode::Off | ReplyMode::SkipNext)
+    }
+
+    /// Output the client did not ask for (a pub/sub message, a MONITOR line): straight to
+    /// `output` when no reply is owed, else queued as a ready slot behind the replies
+    /// still owed (in a buffer from `pool`), so it never passes them.
+    pub fn push_unsolicited(
+        &mut self,
+        output: &mut Vec<u8>,
+        bytes: &[u8],
+        pool: &mut Vec<Vec<u8>>,
+    ) {
+        if self.pending.is_empty() {
+            output.extend_from_slice(bytes);
+        } else {
+            let mut b = pool.pop().unwrap_or_default();
+            b.extend_from_slice(bytes);
+            self.push_pending(Pending::Ready(b));
+        }
     }
 
     /// Reserves the next reply slot and returns its sequence number.

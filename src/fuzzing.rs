@@ -482,6 +482,11 @@ fn runnable(argv: &[Vec<u8>]) -> bool {
     if is(0, "PSYNC") || is(0, "SYNC") || is(0, "REPLICAOF") || is(0, "SLAVEOF") {
         return false;
     }
+    // MONITOR's lines and CLIENT PAUSE's held requests need the reactor's loop (flush,
+    // resume), which the in-process dispatcher does not run.
+    if is(0, "MONITOR") || (is(0, "CLIENT") && is(1, "PAUSE")) {
+        return false;
+    }
     if is(0, "DEBUG") {
         return is(1, "HELP") || is(1, "OBJECT") || is(1, "SET-ACTIVE-EXPIRE");
     }

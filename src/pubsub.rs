@@ -210,13 +210,7 @@ pub fn deliver(data: &mut ShardData, io: &mut Io<crate::shard::Msg, ()>) {
             && !conn.is_closing()
             && !client.close_after_reply
         {
-            if client.pending.is_empty() {
-                conn.output.extend_from_slice(bytes);
-            } else {
-                let mut b = data.take_buf();
-                b.extend_from_slice(bytes);
-                client.push_pending(Pending::Ready(b));
-            }
+            client.push_unsolicited(&mut conn.output, bytes, &mut data.buf_pool);
             crate::shard::check_output_limits(data, &mut client, conn);
             if client.close_after_reply {
                 // Over the limit: it receives nothing more, and later PUBLISHes no longer

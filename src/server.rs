@@ -166,6 +166,10 @@ pub struct ServerShared {
     pub effects: Arc<crate::propagate::Hub>,
     /// The append-only file's state.
     pub aof: crate::aof::Shared,
+    /// What every request must look at (monitors, CLIENT PAUSE): one relaxed load.
+    pub attention: crate::monitor::Attention,
+    /// CLIENT PAUSE's state (`crate::pause`).
+    pub pause: crate::pause::Pause,
 }
 
 impl ServerShared {
@@ -215,6 +219,8 @@ impl ServerShared {
             repl: crate::replication::Shared::new(random_hex40(), replicaof),
             effects: Arc::new(crate::propagate::Hub::new(shards)),
             aof: crate::aof::Shared::default(),
+            attention: crate::monitor::Attention::default(),
+            pause: crate::pause::Pause::default(),
         })
     }
 

@@ -126,6 +126,8 @@ pub enum Msg {
     /// Keyspace notifications of another shard for this shard's subscribers
     /// (`crate::notify`).
     Notify(Arc<[u8]>),
+    /// MONITOR lines of another shard for this shard's monitors (`crate::monitor`).
+    Monitor(Arc<[u8]>),
 }
 
 /// Everything a shard owns besides its I/O.
@@ -183,6 +185,10 @@ pub struct ShardData {
     pub acl: crate::acl::ShardAcl,
     /// Effects of this shard's writes, for the stream (`propagate`).
     pub effects: crate::propagate::Log,
+    /// This shard's monitors and the lines for them (`crate::monitor`).
+    pub monitor: crate::monitor::Local,
+    /// Connections held by CLIENT PAUSE (`crate::pause`).
+    pub pause: crate::pause::Local,
 }
 
 impl ShardData {
@@ -230,6 +236,8 @@ impl ShardData {
             notify,
             acl: crate::acl::ShardAcl::default(),
             effects: crate::propagate::Log::default(),
+            monitor: crate::monitor::Local::default(),
+            pause: crate::pause::Local::default(),
         }
     }
 
@@ -240,6 +248,7 @@ impl ShardData {
         keyspace.set_event_log(self.notify.configure(self.cfg.notify_keyspace_events));
         // Expired keys go to the stream of effects as DEL while it is on.
         keyspace.log_expired(self.effects.on);
+        keyspace.set_expiry_paused(self.pause.active);
         self.keyspace = keyspace;
     }
 
@@ -568,6 +577,10 @@ impl Shard {
                     main.clear();
                     self.ahead_len = self.ahead_next;
                     // Held back by a lock on its key, or by the closed write gate.
+                    if std::mem::take(&mut self.data.pause.refused) {
+                        crate::pause::hold(&mut self.data, client.conn);
+                        break;
+                    }
                     let list = if std::mem::take(&mut self.data.locks.refused) {
                         &mut self.data.locks.held_back
                     } else {
@@ -605,6 +618,12 @@ impl Shard {
     /// Closes connections marked by CLIENT KILL and starts SHUTDOWN if requested.
     fn after_batch(&mut self, io: &mut Io<Msg, ()>) {
         crate::pubsub::deliver(&mut self.data, io);
+        if self.data.pause.active && crate::pause::resumable(&mut self.data) {
+            // CLIENT PAUSE ended: the held connections run, in the order held.
+            for id in crate::pause::take_held(&mut self.data) {
+                self.process_input(io, id);
+            }
+        }
         self.blocking_work(io);
         if !self.data.locks.outgoing.is_empty() {
             for (shard, msg) in std::mem::take(&mut self.data.locks.outgoing) {
@@ -1127,6 +1146,22 @@ pub fn dispatch(
         data.stats.record_rejected(cmd, &text);
         refuse(client, discard, out, scratch, |w| w.error(&text));
         return true;
+    }
+    if data.shared.attention.raised() {
+        // MONITOR or CLIENT PAUSE (`crate::monitor`): cold.
+        match crate::monitor::attend(data, client, cmd, argv) {
+            crate::monitor::Attend::Run => {}
+            crate::monitor::Attend::Hold => {
+                client.reply_mode = reply_mode;
+                pool_put(&mut data.buf_pool, scratch);
+                return false;
+            }
+            crate::monitor::Attend::Refuse(text) => {
+                data.stats.record_rejected(cmd, text);
+                refuse(client, discard, out, scratch, |w| w.error(text));
+                return true;
+            }
+        }
     }
     if let Exec::Multi(op) = exec {
         return run_multi(
@@ -1965,6 +2000,7 @@ impl Service for Shard {
             Msg::Unlock { keys, whole } => self.data.locks.release_keys(&keys, whole),
             Msg::Unwatch { client, keys } => self.data.watches.unwatch(client, &keys),
             Msg::Notify(packed) => crate::notify::receive(&mut self.data, &packed),
+            Msg::Monitor(lines) => crate::monitor::receive(&mut self.data, lines),
         }
         if self.data.blocking.busy() || !self.data.blocking.flush.is_empty() {
             self.blocking_work(io);
@@ -1990,6 +2026,7 @@ impl Service for Shard {
         if crate::notify::flush(&mut self.data, io) {
             crate::pubsub::deliver(&mut self.data, io);
         }
+        crate::monitor::flush(&mut self.data, io);
         if self.data.snap.will_park() {
             io.submit_before_blocking();
         }
@@ -2040,6 +2077,8 @@ impl Service for Shard {
             if client.subscribed() {
                 crate::pubsub::forget(&mut self.data, &mut client);
             }
+            crate::monitor::forget(&mut self.data, &mut client);
+            crate::pause::forget(&mut self.data, id);
             if client.blocked.is_some() {
                 crate::blocking::forget(&mut self.data, &mut client);
                 crate::blocking::pump(&mut self.data, io.outbox(), true);

@@ -32,6 +32,10 @@ pub const LFU_INIT_VAL: u8 = 5;
 /// Stored in `expire_at_ms` when the key has no TTL.
 const NO_EXPIRE: i64 = i64::MIN;
 
+/// RANDOMKEY while expiry is paused: expired keys picked before one is returned anyway
+/// (Redis's `maxtries`).
+pub const RANDOM_KEY_PAUSED_TRIES: u32 = 100;
+
 fn lru_clock(now_ms: i64) -> u32 {
     now_ms.div_euclid(LRU_CLOCK_RESOLUTION_MS) as u32
 }
@@ -290,6 +294,10 @@ pub struct Db {
     /// creation or expiry path.
     events: Vec<(KeyEvent, Box<[u8]>)>,
     log_events: bool,
+    /// CLIENT PAUSE: the dataset stays as it is. An expired key reads as absent but is
+    /// not deleted, and the active cycle deletes nothing (Redis's
+    /// `checkClientPauseTimeoutAndReturnIfPaused` in `expireIfNeeded`).
+    expiry_paused: bool,
 }
 
 /// A keyspace event seen inside the database rather than by a command.
@@ -325,7 +333,13 @@ impl Db {
             events: Vec::new(),
             log_events: false,
             expired_log: None,
+            expiry_paused: false,
         }
+    }
+
+    /// CLIENT PAUSE begins (`true`) or ends: see `expiry_paused`.
+    pub fn set_expiry_paused(&mut self, on: bool) {
+        self.expiry_paused = on;
     }
 
     /// Keeps the keys deleted by expiry from now on (`on`), for [`Db::take_expired`]; off
@@ -689,6 +703,9 @@ impl Db {
     fn live_index(&mut self, key: &[u8], now_ms: i64) -> Option<usize> {
         let idx = self.main.lookup_index(key)?;
         if self.main.entry_at(idx).1.is_expired(now_ms) {
+            if self.expiry_paused {
+                return None;
+            }
             let (expired, _) = self.delete_at(idx);
             self.note_expired(key);
             if self.expired_log.is_some() {
@@ -942,12 +959,23 @@ impl Db {
         true
     }
 
-    /// A random live key (RANDOMKEY); expired keys met on the way are deleted.
+    /// A random live key (RANDOMKEY); expired keys met on the way are deleted. While
+    /// expiry is paused they stay, and after [`RANDOM_KEY_PAUSED_TRIES`] expired picks
+    /// the last one is returned, as Redis 7.0 does for a dataset it may not change
+    /// (otherwise a database of only expired keys would loop for ever).
     pub fn random_key(&mut self, now_ms: i64, rng: &mut u64) -> Option<&[u8]> {
+        let mut tries = 0;
         let idx = loop {
             let idx = self.main.random_index(rng)?;
             if !self.main.entry_at(idx).1.is_expired(now_ms) {
                 break idx;
+            }
+            if self.expiry_paused {
+                tries += 1;
+                if tries >= RANDOM_KEY_PAUSED_TRIES {
+                    break idx;
+                }
+                continue;
             }
             let (key, _) = self.delete_at(idx);
             self.note_expired(&key);
@@ -1031,6 +1059,9 @@ impl Db {
         budget: &mut ExpireBudget,
     ) -> ExpireCycleStats {
         let mut cycle = ExpireCycleStats::default();
+        if self.expiry_paused {
+            return cycle;
+        }
         loop {
             if self.expires.is_empty() {
                 break;

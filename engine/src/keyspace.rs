@@ -68,6 +68,14 @@ impl Keyspace {
         }
     }
 
+    /// CLIENT PAUSE: every database keeps its expired keys until `on` is false
+    /// ([`crate::db::Db::set_expiry_paused`]).
+    pub fn set_expiry_paused(&mut self, on: bool) {
+        for db in &mut self.dbs {
+            db.set_expiry_paused(on);
+        }
+    }
+
     /// Number of databases.
     #[must_use]
     pub fn databases(&self) -> usize {

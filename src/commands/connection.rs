@@ -185,6 +185,7 @@ pub fn reset(ctx: &mut Ctx, _argv: &[&[u8]], w: &mut ReplyWriter) {
         c.acl_free = default.unrestricted();
         c.acl_user = Some(default);
         crate::pubsub::forget(ctx.shard, c);
+        crate::monitor::forget(ctx.shard, c);
         // RESET discards the transaction and drops the watches, as Redis's `clearClientConnectionState`.
         c.multi = None;
         let data = &mut *ctx.shard;

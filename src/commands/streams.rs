@@ -854,10 +854,16 @@ pub fn xclaim(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
     if last_id > g.last_id {
         g.last_id = last_id;
     }
-    let had = consumer_exists(s, argv[2], argv[3]);
+    let new_consumer = !g.consumers.contains_key(argv[3]);
     let claimed = s.claim(argv[2], argv[3], &ids, o, now);
     write_claimed(w, s, &claimed, o.justid);
-    if !had && consumer_exists(s, argv[2], argv[3]) {
+    notify_created_consumer(ctx, new_consumer, argv);
+}
+
+/// XCLAIM/XAUTOCLAIM create their consumer at the first entry they claim, and Redis's
+/// `streamCreateConsumer` publishes `xgroup-createconsumer` then.
+fn notify_created_consumer(ctx: &mut Ctx, was_new: bool, argv: &[&[u8]]) {
+    if was_new && has_consumer(ctx, argv[1], argv[2], argv[3]) {
         ctx.notify(class::STREAM, "xgroup-createconsumer", argv[1]);
     }
 }
@@ -909,7 +915,9 @@ pub fn xautoclaim(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
         justid,
         ..ClaimOpts::default()
     };
-    let had = consumer_exists(s, argv[2], argv[3]);
+    let new_consumer = s
+        .group(argv[2])
+        .is_some_and(|g| !g.consumers.contains_key(argv[3]));
     let (claimed, next, gone) = s.autoclaim(argv[2], argv[3], start, count as u64, o, now);
     w.array(3);
     write_id(w, next);
@@ -918,16 +926,7 @@ pub fn xautoclaim(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
     for id in gone {
         write_id(w, id);
     }
-    let created = !had && consumer_exists(s, argv[2], argv[3]);
-    if created {
-        ctx.notify(class::STREAM, "xgroup-createconsumer", argv[1]);
-    }
-}
-
-/// Whether `group` of `s` has `consumer` (claims create it, with an event).
-fn consumer_exists(s: &percore_engine::streams::Stream, group: &[u8], consumer: &[u8]) -> bool {
-    s.group(group)
-        .is_some_and(|g| g.consumers.contains_key(consumer))
+    notify_created_consumer(ctx, new_consumer, argv);
 }
 
 // ---------------------------------------------------------------------------------------

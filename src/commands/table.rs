@@ -283,6 +283,16 @@ pub static COMMANDS: &[Command] = &[
         "Resets the connection.",
         Exec::Client(conn::reset),
     ),
+    c(
+        "monitor",
+        1,
+        ADMIN | NOSCRIPT | LOADING | STALE,
+        NOKEYS,
+        "server",
+        "1.0.0",
+        "Listen for all requests received by the server in real time",
+        Exec::Client(crate::monitor::monitor),
+    ),
     // transactions
     c(
         "multi",
@@ -346,6 +356,8 @@ pub static COMMANDS: &[Command] = &[
             ("client|list", -2, ADMIN | NOSCRIPT | LOADING | STALE),
             ("client|kill", -3, ADMIN | NOSCRIPT | LOADING | STALE),
             ("client|unblock", -3, ADMIN | NOSCRIPT | LOADING | STALE),
+            ("client|pause", -3, ADMIN | NOSCRIPT | LOADING | STALE),
+            ("client|unpause", 2, ADMIN | NOSCRIPT | LOADING | STALE),
             ("client|help", 2, LOADING | STALE),
         ],
         ..c(
@@ -2245,7 +2257,7 @@ pub static COMMANDS: &[Command] = &[
     c(
         "publish",
         3,
-        PUBSUB | LOADING | STALE | FAST,
+        PUBSUB | LOADING | STALE | FAST | super::flags::MAY_REPLICATE,
         NOKEYS,
         "pubsub",
         "2.0.0",
@@ -2258,7 +2270,7 @@ pub static COMMANDS: &[Command] = &[
     c(
         "spublish",
         3,
-        PUBSUB | LOADING | STALE | FAST,
+        PUBSUB | LOADING | STALE | FAST | super::flags::MAY_REPLICATE,
         KEY1,
         "pubsub",
         "7.0.0",
@@ -2743,7 +2755,7 @@ pub static COMMANDS: &[Command] = &[
     c(
         "pfcount",
         -2,
-        READONLY,
+        READONLY | super::flags::MAY_REPLICATE,
         (1, -1, 1),
         "hyperloglog",
         "2.8.9",
@@ -2787,7 +2799,7 @@ pub static COMMANDS: &[Command] = &[
         ..c(
             "eval",
             -3,
-            NOSCRIPT | STALE | super::flags::SKIP_MONITOR,
+            NOSCRIPT | STALE | super::flags::SKIP_MONITOR | super::flags::MAY_REPLICATE,
             NOKEYS,
             "scripting",
             "2.6.0",
@@ -2800,7 +2812,7 @@ pub static COMMANDS: &[Command] = &[
         ..c(
             "evalsha",
             -3,
-            NOSCRIPT | STALE | super::flags::SKIP_MONITOR,
+            NOSCRIPT | STALE | super::flags::SKIP_MONITOR | super::flags::MAY_REPLICATE,
             NOKEYS,
             "scripting",
             "2.6.0",
@@ -2839,7 +2851,7 @@ pub static COMMANDS: &[Command] = &[
         ..c(
             "fcall",
             -3,
-            NOSCRIPT | STALE | super::flags::SKIP_MONITOR,
+            NOSCRIPT | STALE | super::flags::SKIP_MONITOR | super::flags::MAY_REPLICATE,
             NOKEYS,
             "scripting",
             "7.0.0",

@@ -142,6 +142,9 @@ fn run_command(data: &mut ShardData, run: &RunState, argv: &[&[u8]]) -> Result<V
     };
     let mut out = Vec::new();
     let db = run.db.get();
+    if data.shared.attention.raised() {
+        crate::monitor::feed_script_call(data, db, argv);
+    }
     let before = data.keyspace.changes();
     match cmd.exec {
         Exec::Keyed(h) => {

@@ -32,6 +32,10 @@ const HELP: &[&str] = &[
     "    Return information about client connections. Options:",
     "    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)",
     "      Return clients of specified type.",
+    "UNPAUSE",
+    "    Stop the current client pause, resuming traffic.",
+    "PAUSE <timeout> [WRITE|ALL]",
+    "    Suspend all, or just write, clients for <timeout> milliseconds.",
     "REPLY (ON|OFF|SKIP)",
     "    Control the replies sent to the current connection.",
     "SETNAME <name>",
@@ -48,9 +52,16 @@ const HELP: &[&str] = &[
 
 /// One CLIENT LIST / CLIENT INFO line (without the trailing newline), as Redis 7.0.
 pub fn client_line(c: &Client, now_ms: i64, out: &mut String) {
+    // In Redis 7.0's order (`getClientInfoString`).
     let mut flags = String::new();
+    if c.monitor {
+        flags.push('O');
+    }
     if c.subscribed() {
         flags.push('P');
+    }
+    if c.multi.is_some() {
+        flags.push('x');
     }
     if c.blocked.is_some() {
         flags.push('b');
@@ -58,11 +69,11 @@ pub fn client_line(c: &Client, now_ms: i64, out: &mut String) {
     if c.close_after_reply {
         flags.push('c');
     }
+    if c.readonly {
+        flags.push('r');
+    }
     if c.no_evict {
         flags.push('e');
-    }
-    if c.multi.is_some() {
-        flags.push('x');
     }
     if flags.is_empty() {
         flags.push('N');
@@ -305,11 +316,7 @@ pub fn client_part(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
         }
         "client|unblock" => {
             if argv.len() > 4 {
-                // Redis's `addReplySubcommandSyntaxError`, naming the subcommand as sent.
-                let text = format!(
-                    "ERR unknown subcommand or wrong number of arguments for '{}'. Try CLIENT HELP.",
-                    super::super::trunc_lossy(argv[1], 128)
-                );
+                let text = subcommand_syntax(argv);
                 return local_only(ctx, |w| w.error(&text));
             }
             let how = match argv.get(3) {
@@ -330,8 +337,59 @@ pub fn client_part(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
                 ctx.shard, id, how,
             )))
         }
+        // Every shard answers alike (inside EXEC no part has the client): errors as an
+        // encoded reply, success as `Unit`, which the merge answers with +OK.
+        "client|pause" => {
+            if argv.len() > 4 {
+                return Partial::Encoded(encoded_error(ctx, &subcommand_syntax(argv)));
+            }
+            match pause_args(argv, now) {
+                Ok((end_ms, mode)) => {
+                    crate::pause::begin(ctx.shard, end_ms, mode);
+                    Partial::Unit
+                }
+                Err(e) => Partial::Encoded(encoded_error(ctx, e)),
+            }
+        }
+        "client|unpause" => {
+            crate::pause::end(ctx.shard);
+            Partial::Unit
+        }
         _ => local_only_client(ctx, sub, argv),
     }
+}
+
+/// Redis's `addReplySubcommandSyntaxError`, naming the subcommand as sent.
+fn subcommand_syntax(argv: &[&[u8]]) -> String {
+    format!(
+        "ERR unknown subcommand or wrong number of arguments for '{}'. Try CLIENT HELP.",
+        super::super::trunc_lossy(argv[1], 128)
+    )
+}
+
+fn encoded_error(ctx: &Ctx, text: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    ReplyWriter::new(&mut out, ctx.proto).error(text);
+    out
+}
+
+/// CLIENT PAUSE's end time (Unix ms) and mode, with Redis 7.0's errors in its order
+/// (the mode is checked before the timeout). A timeout of 0 ends at once.
+fn pause_args(argv: &[&[u8]], now_ms: i64) -> Result<(i64, crate::pause::Mode), &'static str> {
+    let mode = match argv.get(3) {
+        None => crate::pause::Mode::All,
+        Some(m) if eq_ic(m, "WRITE") => crate::pause::Mode::Write,
+        Some(m) if eq_ic(m, "ALL") => crate::pause::Mode::All,
+        Some(_) => return Err("ERR CLIENT PAUSE mode must be WRITE or ALL"),
+    };
+    let Some(ms) = parse_i64(argv[2]) else {
+        return Err("ERR timeout is not an integer or out of range");
+    };
+    if ms < 0 {
+        return Err("ERR timeout is negative");
+    }
+    let end = if ms > 0 { ms.saturating_add(now_ms) } else { 0 };
+    Ok((end, mode))
 }
 
 /// The subcommands about the calling connection.
@@ -437,6 +495,10 @@ pub fn client_merge(g: &mut Gather, w: &mut ReplyWriter) {
             text.push(b'\n');
         }
         w.verbatim("txt", &text);
+        return;
+    }
+    if sub.eq_ignore_ascii_case(b"pause") || sub.eq_ignore_ascii_case(b"unpause") {
+        w.ok();
         return;
     }
     if sub == b"unblock" {
