@@ -530,10 +530,27 @@ fn memchr_str(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w == needle)
 }
 
-/// Encrypted private keys (`tls-key-file-pass`) need a PKCS#8 decryption that rustls does
-/// not offer.
-fn decrypt_key(_pem: &[u8], _pass: &str) -> Result<PrivateKeyDer<'static>, String> {
-    Err("encrypted private keys are not supported; decrypt the key file (openssl pkey -in key.pem -out plain.pem)".into())
+/// An encrypted PKCS#8 key (`-----BEGIN ENCRYPTED PRIVATE KEY-----`, what `openssl genpkey
+/// -aes256` and `openssl pkcs8 -topk8` write: PBES2 with PBKDF2 or scrypt, AES-CBC),
+/// decrypted with `tls-key-file-pass`. The legacy PEM encryption of PKCS#1 keys
+/// (`Proc-Type: 4,ENCRYPTED`) is refused with a hint.
+fn decrypt_key(pem: &[u8], pass: &str) -> Result<PrivateKeyDer<'static>, String> {
+    if memchr_str(pem, b"Proc-Type: 4,ENCRYPTED") {
+        return Err(
+            "legacy PEM-encrypted keys are not supported; convert with openssl pkcs8 -topk8".into(),
+        );
+    }
+    let (label, der) =
+        pkcs8::der::pem::decode_vec(pem).map_err(|e| format!("bad encrypted key: {e}"))?;
+    if label != "ENCRYPTED PRIVATE KEY" {
+        return Err(format!("unexpected PEM section {label}"));
+    }
+    let info = pkcs8::EncryptedPrivateKeyInfo::try_from(der.as_slice())
+        .map_err(|e| format!("bad encrypted key: {e}"))?;
+    let plain = info
+        .decrypt(pass.as_bytes())
+        .map_err(|_| "bad decrypt (wrong tls-key-file-pass?)".to_owned())?;
+    Ok(PrivateKeyDer::Pkcs8(plain.as_bytes().to_vec().into()))
 }
 
 /// The trust anchors of `tls-ca-cert-file` and every certificate file in `tls-ca-cert-dir`.

@@ -738,3 +738,58 @@ fn redis_cli_and_benchmark_over_tls() {
     assert!(text.contains("SET:") && text.contains("GET:"), "{text}");
     assert_eq!(server.conn().cmd(&["GET", "cli"]), common::bulk("over-tls"));
 }
+
+/// `tls-key-file-pass`: an encrypted PKCS#8 key (PBES2: PBKDF2-SHA256, AES-256-CBC, as
+/// `openssl genpkey -aes256` writes) is decrypted at start-up; a wrong password stops it.
+#[test]
+fn encrypted_key_with_tls_key_file_pass() {
+    use pkcs8::der::pem::LineEnding;
+    let pki = make_pki("tls-keypass");
+    let der = PrivateKeyDer::from_pem_file(pki.path("server.key")).expect("key");
+    let info = pkcs8::PrivateKeyInfo::try_from(der.secret_der()).expect("pkcs8");
+    let params =
+        pkcs8::pkcs5::pbes2::Parameters::pbkdf2_sha256_aes256cbc(2048, b"saltsalt", &[7u8; 16])
+            .expect("params");
+    let encrypted = info
+        .encrypt_with_params(params, "s3cret")
+        .expect("encrypt")
+        .to_pem("ENCRYPTED PRIVATE KEY", LineEnding::LF)
+        .expect("pem");
+    let enc_path = pki.path("server-enc.key");
+    std::fs::write(&enc_path, encrypted.as_bytes()).expect("write");
+
+    let tls_port = free_port().to_string();
+    let crt = pki.path("server.crt");
+    let base = [
+        "--tls-port",
+        &tls_port,
+        "--tls-cert-file",
+        &crt,
+        "--tls-key-file",
+        &enc_path,
+        "--tls-auth-clients",
+        "no",
+    ];
+    let mut args = base.to_vec();
+    args.extend(["--tls-key-file-pass", "s3cret"]);
+    let server = Server::percore(&args);
+    assert_eq!(ping(&pki, tls_port.parse().unwrap(), None), Ok(()));
+    drop(server);
+
+    let port = free_port().to_string();
+    let child = Command::new(env!("CARGO_BIN_EXE_percore-server"))
+        .args(["--port", &port, "--save", ""])
+        .args(base)
+        .args(["--tls-key-file-pass", "wrong"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let out = wait_output(child, Duration::from_secs(20));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains(&format!("Failed to load private key: {enc_path}: ")),
+        "{text}"
+    );
+}
