@@ -299,6 +299,12 @@ fn run(config: config::Config, config_file: Option<std::path::PathBuf>) -> Resul
     } else {
         None
     };
+    if config.tls.replication {
+        log.log(
+            LogLevel::Warning,
+            "tls-replication yes: percore's replication links do not speak TLS yet; a link to a primary's TLS port fails its handshake, and PSYNC on this server's tls-port is refused",
+        );
+    }
     let (listeners, port, first_tls) = match bind_all(&config, shards, &log) {
         Ok(bound) => bound,
         Err(msg) => {

@@ -193,6 +193,20 @@ pub fn config_set(
     }
 }
 
+/// PSYNC/SYNC hand the client's socket to the replication threads, which write plain
+/// bytes: a connection on the TLS port cannot become a replica link (yet), so it is
+/// refused instead of being sent an unencrypted stream.
+pub fn plain_replica_link(
+    shared: &crate::server::ServerShared,
+    fd: std::os::fd::RawFd,
+) -> Result<(), &'static str> {
+    let tls_port = shared.config().tls.port;
+    if tls_port != 0 && percore_net::sys::local_addr(fd).is_ok_and(|a| a.port() == tls_port) {
+        return Err("ERR percore does not serve replicas over TLS yet (use the plain port)");
+    }
+    Ok(())
+}
+
 /// One connection's rustls session (server side, or client side for a replication link).
 pub struct Session {
     conn: rustls::Connection,

@@ -101,6 +101,10 @@ pub fn psync(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
         w.error("ERR Command not allowed inside a transaction");
         return;
     }
+    if let Err(e) = crate::tls::plain_replica_link(&ctx.shard.shared, client.fd) {
+        w.error(e);
+        return;
+    }
     let offset = std::str::from_utf8(argv[2])
         .ok()
         .and_then(|o| o.parse::<i64>().ok())
