@@ -745,7 +745,7 @@ mod tests {
 
     #[test]
     fn session_cache_bounds_and_expires() {
-        let c = SessionCache::new(2, Duration::from_secs(60));
+        let c = SessionCache::new(2, Duration::from_mins(1));
         assert!(c.put(b"a".to_vec(), b"1".to_vec()));
         assert!(c.put(b"b".to_vec(), b"2".to_vec()));
         assert!(c.put(b"c".to_vec(), b"3".to_vec()));
