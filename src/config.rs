@@ -212,6 +212,8 @@ pub struct Config {
     pub forkless_max_copy_memory_bytes: u64,
     /// The replication options (`replicaof`, `masterauth`, `replica-*`, `repl-*`, ...).
     pub repl: crate::replication::config::ReplConfig,
+    /// The TLS options (`tls-*`).
+    pub tls: crate::tls::TlsConfig,
     /// `maxclients`: maximum connected clients.
     pub maxclients: u32,
     /// `timeout`: close idle clients after this many seconds; 0 never.
@@ -370,6 +372,7 @@ impl Default for Config {
             rdb_key_save_delay_us: 0,
             forkless_max_copy_memory_bytes: 0,
             repl: crate::replication::config::ReplConfig::default(),
+            tls: crate::tls::TlsConfig::default(),
             maxclients: 10000,
             timeout_secs: 0,
             tcp_keepalive_secs: 300,
@@ -1186,6 +1189,53 @@ macro_rules! repl_text {
         }
     };
 }
+// TLS: rows over `Config::tls`; CONFIG SET of any of them rebuilds the TLS context
+// (`crate::tls::apply_config_set`).
+macro_rules! tls_text {
+    ($name:literal, $field:ident) => {
+        ConfigOption {
+            name: $name,
+            settable: Settable::Runtime,
+            multi_arg: false,
+            set: |c, a, _| {
+                c.tls.$field.clone_from(&a[0]);
+                Ok(())
+            },
+            get: |c| c.tls.$field.clone(),
+            file_form: FileForm::Quoted,
+        }
+    };
+}
+macro_rules! tls_bool {
+    ($name:literal, $field:ident) => {
+        ConfigOption {
+            name: $name,
+            settable: Settable::Runtime,
+            multi_arg: false,
+            set: |c, a, _| {
+                c.tls.$field = parse_bool(&a[0])?;
+                Ok(())
+            },
+            get: |c| render_bool(c.tls.$field),
+            file_form: FileForm::Plain,
+        }
+    };
+}
+macro_rules! tls_int {
+    ($name:literal, $field:ident) => {
+        ConfigOption {
+            name: $name,
+            settable: Settable::Runtime,
+            multi_arg: false,
+            set: |c, a, _| {
+                c.tls.$field = int(&a[0], 0, INT_MAX)?;
+                Ok(())
+            },
+            get: |c| c.tls.$field.to_string(),
+            file_form: FileForm::Plain,
+        }
+    };
+}
 macro_rules! replicaof_opt {
     ($name:literal) => {
         ConfigOption {
@@ -1499,6 +1549,47 @@ static OPTIONS: &[ConfigOption] = &[
     repl_int!("slave-priority", priority, 0, INT_MAX),
     repl_bool!("replica-announced", announced),
     repl_bool!("repl-disable-tcp-nodelay", disable_tcp_nodelay),
+    ConfigOption {
+        name: "tls-port",
+        settable: Settable::Immutable,
+        multi_arg: false,
+        set: |c, a, _| {
+            c.tls.port = int(&a[0], 0, 65535)?;
+            Ok(())
+        },
+        get: |c| c.tls.port.to_string(),
+        file_form: FileForm::Plain,
+    },
+    tls_text!("tls-cert-file", cert_file),
+    tls_text!("tls-key-file", key_file),
+    tls_text!("tls-key-file-pass", key_file_pass),
+    tls_text!("tls-client-cert-file", client_cert_file),
+    tls_text!("tls-client-key-file", client_key_file),
+    tls_text!("tls-client-key-file-pass", client_key_file_pass),
+    tls_text!("tls-dh-params-file", dh_params_file),
+    tls_text!("tls-ca-cert-file", ca_cert_file),
+    tls_text!("tls-ca-cert-dir", ca_cert_dir),
+    tls_text!("tls-protocols", protocols),
+    tls_text!("tls-ciphers", ciphers),
+    tls_text!("tls-ciphersuites", ciphersuites),
+    ConfigOption {
+        name: "tls-auth-clients",
+        settable: Settable::Runtime,
+        multi_arg: false,
+        set: |c, a, _| {
+            let i = parse_enum(&a[0], &crate::tls::AuthClients::NAMES)?;
+            c.tls.auth_clients = crate::tls::AuthClients::from_index(i);
+            Ok(())
+        },
+        get: |c| c.tls.auth_clients.name().to_owned(),
+        file_form: FileForm::Plain,
+    },
+    tls_bool!("tls-prefer-server-ciphers", prefer_server_ciphers),
+    tls_bool!("tls-session-caching", session_caching),
+    tls_int!("tls-session-cache-size", session_cache_size),
+    tls_int!("tls-session-cache-timeout", session_cache_timeout_s),
+    tls_bool!("tls-replication", replication),
+    tls_bool!("tls-cluster", cluster),
     ConfigOption {
         name: "maxclients",
         settable: Settable::Runtime,
@@ -2282,6 +2373,26 @@ mod tests {
             ("slave-priority", "100"),
             ("replica-announced", "yes"),
             ("repl-disable-tcp-nodelay", "no"),
+            ("tls-port", "0"),
+            ("tls-cert-file", ""),
+            ("tls-key-file", ""),
+            ("tls-key-file-pass", ""),
+            ("tls-client-cert-file", ""),
+            ("tls-client-key-file", ""),
+            ("tls-client-key-file-pass", ""),
+            ("tls-dh-params-file", ""),
+            ("tls-ca-cert-file", ""),
+            ("tls-ca-cert-dir", ""),
+            ("tls-protocols", ""),
+            ("tls-ciphers", ""),
+            ("tls-ciphersuites", ""),
+            ("tls-auth-clients", "yes"),
+            ("tls-prefer-server-ciphers", "no"),
+            ("tls-session-caching", "yes"),
+            ("tls-session-cache-size", "20480"),
+            ("tls-session-cache-timeout", "300"),
+            ("tls-replication", "no"),
+            ("tls-cluster", "no"),
             ("maxclients", "10000"),
             ("timeout", "0"),
             ("tcp-keepalive", "300"),

@@ -32,6 +32,7 @@ mod server;
 mod shard;
 mod snapshot;
 mod stats;
+mod tls;
 
 use config::Startup;
 use percore_net::reactor::{Reactor, Shared, build_ring};
@@ -109,9 +110,37 @@ fn bind_all(
     config: &config::Config,
     shards: usize,
     log: &Log,
-) -> Result<(Vec<Vec<RawFd>>, u16), String> {
-    let mut port = config.port;
+) -> Result<(Vec<Vec<RawFd>>, u16, usize), String> {
     let mut per_shard: Vec<Vec<RawFd>> = vec![Vec::new(); shards];
+    // As Redis: `port 0` with a `tls-port` means TLS only (without one, percore's port 0
+    // is a port the kernel picks).
+    let plain = config.port != 0 || config.tls.port == 0;
+    let mut port = config.port;
+    if plain {
+        bind_port(config, &mut port, &mut per_shard, log)?;
+    }
+    let first_tls = per_shard[0].len();
+    if config.tls.port != 0 {
+        let mut tls_port = config.tls.port;
+        bind_port(config, &mut tls_port, &mut per_shard, log)?;
+        if !plain {
+            port = 0;
+        }
+    }
+    if per_shard[0].is_empty() {
+        return Err("Failed listening on any address".into());
+    }
+    Ok((per_shard, port, first_tls))
+}
+
+/// Binds `port` on every `bind` address, one listener per shard each.
+fn bind_port(
+    config: &config::Config,
+    port: &mut u16,
+    per_shard: &mut [Vec<RawFd>],
+    log: &Log,
+) -> Result<(), String> {
+    let shards = per_shard.len();
     for bind in &config.bind {
         // Redis's wildcards, as in its default `bind * -::*`.
         let ip: IpAddr = match bind.addr.as_str() {
@@ -122,15 +151,15 @@ fn bind_all(
                 .map_err(|_| format!("Invalid bind address '{}'", bind.addr))?,
         };
         let mut fds = Vec::new();
-        let mut failed = sys::probe_port_free(&SocketAddr::new(ip, port))
-            .map(|p| port = p)
+        let mut failed = sys::probe_port_free(&SocketAddr::new(ip, *port))
+            .map(|p| *port = p)
             .err();
         for _ in 0..shards {
             if failed.is_some() {
                 break;
             }
             match sys::listen_reuseport(
-                &SocketAddr::new(ip, port),
+                &SocketAddr::new(ip, *port),
                 i32::try_from(config.tcp_backlog).unwrap_or(511),
             ) {
                 Ok(fd) => fds.push(fd),
@@ -171,8 +200,8 @@ fn bind_all(
                 if skip {
                     continue;
                 }
-                for fds in per_shard {
-                    for fd in fds {
+                for fds in per_shard.iter_mut() {
+                    for fd in fds.drain(..) {
                         sys::close(fd);
                     }
                 }
@@ -180,10 +209,7 @@ fn bind_all(
             }
         }
     }
-    if per_shard[0].is_empty() {
-        return Err("Failed listening on any address".into());
-    }
-    Ok((per_shard, port))
+    Ok(())
 }
 
 /// Removes temp files a crash left behind and loads `dir/dbfilename` if it exists, one
@@ -258,7 +284,30 @@ fn run(config: config::Config, config_file: Option<std::path::PathBuf>) -> Resul
     // a single-issuer ring must be built by the thread that submits to it.
     let features = build_ring().map_err(|e| e.to_string())?.1;
     let signal_fd = sys::block_shutdown_signals().map_err(|e| format!("signalfd: {e}"))?;
-    let (listeners, port) = match bind_all(&config, shards, &log) {
+    // TLS is configured before listening; a bad certificate stops start-up (Redis's
+    // `tlsConfigure` lines).
+    let tls_context = if config.tls.active() {
+        match tls::build_server_config(&config.tls) {
+            Ok(c) => Some(c),
+            Err(line) => {
+                log.log(LogLevel::Warning, &line);
+                log.log(
+                    LogLevel::Warning,
+                    "Failed to configure TLS. Check logs for more info.",
+                );
+                return Err(String::new());
+            }
+        }
+    } else {
+        None
+    };
+    if config.tls.replication {
+        log.log(
+            LogLevel::Warning,
+            "tls-replication yes: percore's replication links do not speak TLS yet; a link to a primary's TLS port fails its handshake, and PSYNC on this server's tls-port is refused",
+        );
+    }
+    let (listeners, port, first_tls) = match bind_all(&config, shards, &log) {
         Ok(bound) => bound,
         Err(msg) => {
             log.log(LogLevel::Warning, &msg);
@@ -271,7 +320,12 @@ fn run(config: config::Config, config_file: Option<std::path::PathBuf>) -> Resul
         std::fs::write(p, format!("{}\n", std::process::id()))
             .map_err(|e| format!("Failed to write PID file {}: {e}", p.display()))?;
     }
+    let tls_port = config.tls.port;
     let shared = ServerShared::new(config, config_file, log, shards, port, features.to_string());
+    shared.tls.set_first_listener(first_tls);
+    if let Some(c) = tls_context {
+        shared.tls.install(c);
+    }
     shared.notice("oO0OoO0OoO0Oo percore is starting oO0OoO0OoO0Oo");
     shared.notice(&format!(
         "percore version={}, redis_version={}, bits=64, pid={}, threads={shards}, port={port}, io_uring features: {features}",
@@ -350,7 +404,12 @@ fn run(config: config::Config, config_file: Option<std::path::PathBuf>) -> Resul
             .map_err(|e| format!("spawning shard {id}: {e}"))?;
         handles.push(handle);
     }
-    shared.notice(&format!("Ready to accept connections tcp port={port}"));
+    if tls_port != 0 {
+        shared.notice(&format!("Ready to accept connections tls port={tls_port}"));
+    }
+    if port != 0 {
+        shared.notice(&format!("Ready to accept connections tcp port={port}"));
+    }
     let mut result = Ok(());
     for h in handles {
         match h.join() {

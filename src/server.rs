@@ -170,6 +170,8 @@ pub struct ServerShared {
     pub attention: crate::monitor::Attention,
     /// CLIENT PAUSE's state (`crate::pause`).
     pub pause: crate::pause::Pause,
+    /// The TLS context new connections on `tls-port` get (see `crate::tls`).
+    pub tls: crate::tls::Tls,
 }
 
 impl ServerShared {
@@ -221,6 +223,7 @@ impl ServerShared {
             aof: crate::aof::Shared::default(),
             attention: crate::monitor::Attention::default(),
             pause: crate::pause::Pause::default(),
+            tls: crate::tls::Tls::default(),
         })
     }
 

@@ -1944,6 +1944,14 @@ impl Service for Shard {
         Ok(())
     }
 
+    fn transport(
+        &mut self,
+        _io: &mut Io<Msg, ()>,
+        listener: usize,
+    ) -> Option<Box<dyn percore_net::transport::Transport>> {
+        self.data.shared.tls.accept(listener)
+    }
+
     fn on_accept_failed(&mut self, _io: &mut Io<Msg, ()>, errno: i32, unreported: u64) {
         // Redis's line; the count of failures the rate limit kept out of the log follows.
         let mut line = format!(

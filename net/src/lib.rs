@@ -6,3 +6,4 @@ pub mod mailbox;
 pub mod reactor;
 pub mod resp;
 pub mod sys;
+pub mod transport;

@@ -12,6 +12,7 @@
 use crate::bufring::{BUF_GROUP, BufRing};
 use crate::mailbox::{MAILBOX_DRAIN_BATCHES, Mailboxes, Outbox};
 use crate::sys;
+use crate::transport::{Transport, TransportError, Wrapped};
 use io_uring::{IoUring, cqueue, opcode, squeue, types};
 use std::io;
 use std::net::SocketAddr;
@@ -124,7 +125,7 @@ impl InBuf {
     }
 
     /// Makes room for the next receive. Only called while no receive is in flight.
-    fn prepare_recv(&mut self) -> (*mut u8, usize) {
+    pub(crate) fn prepare_recv(&mut self) -> (*mut u8, usize) {
         self.shrink_if_idle();
         if self.start > 0 && self.buf.capacity() - self.buf.len() < RECV_MIN_SPARE_BYTES {
             self.buf.copy_within(self.start.., 0);
@@ -183,7 +184,7 @@ impl InBuf {
         unsafe_code,
         reason = "extends the Vec over bytes the kernel initialised"
     )]
-    fn commit_recv(&mut self, n: usize) {
+    pub(crate) fn commit_recv(&mut self, n: usize) {
         assert!(n <= self.buf.capacity() - self.buf.len());
         // SAFETY: the receive wrote exactly n initialised bytes right after len, inside the
         // capacity (asserted), and the buffer was not touched while it was in flight.
@@ -210,6 +211,8 @@ pub struct Conn<S> {
     sent: usize,
     /// The registered-file slot of this connection's socket, if it has one.
     fixed: Option<u32>,
+    /// The connection's TLS session: `sending` then holds records, `input` plaintext.
+    transport: Option<Box<Wrapped>>,
     recv_inflight: bool,
     send_inflight: bool,
     cancel_sent: bool,
@@ -242,6 +245,7 @@ impl<S> Conn<S> {
             sending: Vec::new(),
             sent: 0,
             fixed: None,
+            transport: None,
             recv_inflight: false,
             send_inflight: false,
             cancel_sent: false,
@@ -260,6 +264,18 @@ impl<S> Conn<S> {
             index: self.index,
             generation: self.generation,
         }
+    }
+
+    /// Whether the connection speaks through a [`Transport`] (TLS).
+    #[must_use]
+    pub fn is_tls(&self) -> bool {
+        self.transport.is_some()
+    }
+
+    /// Why the connection's session failed, if it did (the connection is closing).
+    #[must_use]
+    pub fn transport_error(&self) -> Option<&TransportError> {
+        self.transport.as_ref().and_then(|t| t.failed.as_ref())
     }
 
     /// Reply bytes written but not yet acknowledged by the kernel.
@@ -585,6 +601,16 @@ pub trait Service {
     /// A descriptor given to [`Io::watch_readable`] with `tag` is readable (`res` is the
     /// poll result: the event mask, or a negative errno).
     fn on_readable(&mut self, _io: &mut Io<Self::Msg, Self::Conn>, _tag: u32, _res: i32) {}
+
+    /// The session a connection accepted on listener `listener` (its index in the list
+    /// given to [`Reactor::new`]) speaks through, if any (TLS listeners).
+    fn transport(
+        &mut self,
+        _io: &mut Io<Self::Msg, Self::Conn>,
+        _listener: usize,
+    ) -> Option<Box<dyn Transport>> {
+        None
+    }
 
     /// How often [`Self::on_tick`] runs.
     fn tick_interval(&self) -> Duration;
@@ -1151,14 +1177,15 @@ impl<S: Service> Reactor<S> {
             sys::close(fd);
             return;
         }
-        self.take_conn(service, fd, peer);
+        let transport = service.transport(&mut self.io, i);
+        self.take_conn(service, fd, peer, transport);
     }
 
     /// A connected socket handed over by the service (`Io::adopt`): taken as an accepted
     /// one, and its bytes read before handed to the service at once.
     fn adopt_conn(&mut self, service: &mut S, fd: RawFd, already_read: &[u8]) {
         let peer = sys::peer_addr(fd).ok();
-        let Some(id) = self.take_conn(service, fd, peer) else {
+        let Some(id) = self.take_conn(service, fd, peer, None) else {
             return;
         };
         if !already_read.is_empty()
@@ -1175,6 +1202,7 @@ impl<S: Service> Reactor<S> {
         service: &mut S,
         fd: RawFd,
         peer: Option<SocketAddr>,
+        transport: Option<Box<dyn Transport>>,
     ) -> Option<ConnId> {
         let next = self
             .io
@@ -1192,7 +1220,7 @@ impl<S: Service> Reactor<S> {
         };
         match service.on_accept(&mut self.io, id, fd, peer) {
             Ok(state) => {
-                let got = self.insert_conn(fd, peer, state);
+                let got = self.insert_conn(fd, peer, state, transport);
                 debug_assert_eq!(got, id);
                 if got.index < self.fixed_files
                     && self
@@ -1230,7 +1258,13 @@ impl<S: Service> Reactor<S> {
         }
     }
 
-    fn insert_conn(&mut self, fd: RawFd, peer: Option<SocketAddr>, state: S::Conn) -> ConnId {
+    fn insert_conn(
+        &mut self,
+        fd: RawFd,
+        peer: Option<SocketAddr>,
+        state: S::Conn,
+        transport: Option<Box<dyn Transport>>,
+    ) -> ConnId {
         let io = &mut self.io;
         let index = if let Some(i) = io.free.pop() {
             i
@@ -1254,6 +1288,7 @@ impl<S: Service> Reactor<S> {
             sending: Vec::new(),
             sent: 0,
             fixed: None,
+            transport: transport.map(|t| Box::new(Wrapped::new(t))),
             recv_inflight: false,
             send_inflight: false,
             cancel_sent: false,
@@ -1289,6 +1324,28 @@ impl<S: Service> Reactor<S> {
             conn.cancel_sent = false;
         }
         if res > 0 {
+            if let Some(t) = conn.transport.as_deref_mut() {
+                // Ciphertext: the session appends the plaintext it completes.
+                let before = conn.input.len();
+                let ok = match (self.bufring.as_mut(), bid) {
+                    (Some(br), Some(bid)) => {
+                        let mut ok = true;
+                        br.consume(bid, res as usize, |data| {
+                            ok = t.receive(data, &mut conn.input);
+                        });
+                        ok
+                    }
+                    _ => t.receive_buffered(res as usize, &mut conn.input),
+                };
+                if !ok {
+                    // Send the session's alert, then close; nothing more is parsed.
+                    conn.closing = true;
+                    conn.output.clear();
+                } else if conn.input.len() != before && !conn.is_closing() {
+                    service.on_input(&mut self.io, id);
+                }
+                return;
+            }
             match (self.bufring.as_mut(), bid) {
                 (Some(br), Some(bid)) => {
                     br.consume(bid, res as usize, |data| conn.input.append(data));
@@ -1406,7 +1463,18 @@ impl<S: Service> Reactor<S> {
         }
         // Send what the service wrote.
         if !conn.send_inflight && !conn.broken {
-            if conn.sending.is_empty() && !conn.output.is_empty() {
+            if let Some(t) = conn.transport.as_deref_mut() {
+                // Records replace the plaintext on the wire; `sending` is refilled once the
+                // kernel took all of it.
+                if conn.sent >= conn.sending.len() {
+                    conn.sending.clear();
+                    conn.sent = 0;
+                    if t.failed.is_some() {
+                        conn.output.clear();
+                    }
+                    t.session.seal(&mut conn.output, &mut conn.sending);
+                }
+            } else if conn.sending.is_empty() && !conn.output.is_empty() {
                 std::mem::swap(&mut conn.sending, &mut conn.output);
                 conn.sent = 0;
             }
@@ -1454,7 +1522,11 @@ impl<S: Service> Reactor<S> {
                         None => opcode::RecvMulti::new(types::Fd(conn.fd), BUF_GROUP).build(),
                     }
                 } else {
-                    let (ptr, len) = conn.input.prepare_recv();
+                    let target = match conn.transport.as_deref_mut() {
+                        Some(t) => &mut t.wire_in,
+                        None => &mut conn.input,
+                    };
+                    let (ptr, len) = target.prepare_recv();
                     match conn.fixed {
                         Some(slot) => {
                             opcode::Recv::new(types::Fixed(slot), ptr, len as u32).build()

@@ -110,6 +110,10 @@ fn replica_link(ctx: &mut Ctx, replid: &[u8], offset: &[u8], pre_psync: bool, w:
         w.error("ERR Command not allowed inside a transaction");
         return;
     }
+    if let Err(e) = crate::tls::plain_replica_link(&ctx.shard.shared, client.fd) {
+        w.error(e);
+        return;
+    }
     let offset = std::str::from_utf8(offset)
         .ok()
         .and_then(|o| o.parse::<i64>().ok())

@@ -335,7 +335,8 @@ fn config_set(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
         return;
     }
     let pairs: Vec<(&[u8], &[u8])> = argv[2..].chunks_exact(2).map(|p| (p[0], p[1])).collect();
-    match ctx.shard.shared.update_config(|c| c.set_many(&pairs)) {
+    let shared = &ctx.shard.shared;
+    match shared.update_config(|c| crate::tls::config_set(shared, c, &pairs)) {
         Ok(()) => {
             if pairs
                 .iter()
