@@ -166,6 +166,8 @@ pub struct ServerShared {
     pub effects: Arc<crate::propagate::Hub>,
     /// The append-only file's state.
     pub aof: crate::aof::Shared,
+    /// `maxmemory` eviction: what each shard may evict, evictions counted.
+    pub evict: crate::evict::Shared,
 }
 
 impl ServerShared {
@@ -215,6 +217,7 @@ impl ServerShared {
             repl: crate::replication::Shared::new(random_hex40(), replicaof),
             effects: Arc::new(crate::propagate::Hub::new(shards)),
             aof: crate::aof::Shared::default(),
+            evict: crate::evict::Shared::new(shards),
         })
     }
 

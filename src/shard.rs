@@ -183,6 +183,8 @@ pub struct ShardData {
     pub acl: crate::acl::ShardAcl,
     /// Effects of this shard's writes, for the stream (`propagate`).
     pub effects: crate::propagate::Log,
+    /// `maxmemory` eviction: this shard's pool (see `evict`).
+    pub evict: crate::evict::State,
 }
 
 impl ShardData {
@@ -230,6 +232,7 @@ impl ShardData {
             notify,
             acl: crate::acl::ShardAcl::default(),
             effects: crate::propagate::Log::default(),
+            evict: crate::evict::State::new(seed ^ 0x2545_f491_4f6c_dd1d),
         }
     }
 
@@ -1001,6 +1004,7 @@ pub fn check_output_limits(data: &ShardData, client: &mut Client, conn: &mut Con
 #[inline]
 fn run_handler(ctx: &mut Ctx, h: Handler, argv: &[&[u8]], out: &mut Vec<u8>) {
     crate::snapshot::throttle_before_command(ctx.shard);
+    crate::evict::before_command(ctx.shard);
     let proto = ctx.proto;
     let mut w = ReplyWriter { out, proto };
     h(ctx, argv, &mut w);
@@ -1117,6 +1121,13 @@ pub fn dispatch(
                 routed_step = true;
             }
         }
+    }
+    if data.cfg.maxmemory_bytes != 0
+        && let Some(text) = crate::evict::refusal(data, client, cmd, outbox)
+    {
+        data.stats.record_rejected(cmd, text);
+        refuse(client, discard, out, scratch, |w| w.error(text));
+        return true;
     }
     if client.proto == Protocol::Resp2
         && client.subscribed()
@@ -1989,6 +2000,9 @@ impl Service for Shard {
         if self.data.snap.will_park() {
             io.submit_before_blocking();
         }
+        if self.data.evict.running && crate::evict::resume(&mut self.data) {
+            io.wake_within(Duration::ZERO);
+        }
         crate::propagate::publish(&mut self.data);
     }
 
@@ -2054,6 +2068,9 @@ impl Service for Shard {
         );
         if self.data.active_expire {
             crate::expire::active_expire_cycle(&mut self.data, budget);
+        }
+        if crate::evict::on_tick(&mut self.data) {
+            io.wake_within(Duration::ZERO);
         }
         let now_ms = self.data.now_ms;
         self.data.stats.sample_ops(now_ms);
