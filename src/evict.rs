@@ -64,6 +64,9 @@ pub struct State {
     policy: Option<MaxmemoryPolicy>,
     /// Keys this shard evicted (INFO `evicted_keys`, summed over shards).
     pub evicted_keys: u64,
+    /// Dispatch found memory under the limit just now: the keyed handler that follows
+    /// need not add it up again (a forwarded command leaves it for the next one).
+    checked_under: bool,
 }
 
 impl State {
@@ -170,6 +173,9 @@ pub fn before_command(data: &mut ShardData) {
 #[cold]
 #[inline(never)]
 fn make_room(data: &mut ShardData) {
+    if std::mem::take(&mut data.evict.checked_under) {
+        return;
+    }
     if excess(data) > 0 && may_evict(data) {
         perform(data);
     }
@@ -302,8 +308,14 @@ pub fn refusal(
     cmd: &'static Command,
     outbox: &mut percore_net::mailbox::Outbox<crate::shard::Msg>,
 ) -> Option<&'static str> {
-    if client.master {
-        data.evict.oom_at_command = false;
+    data.evict.oom_at_command = false;
+    let keyed = matches!(cmd.exec, Exec::Keyed(_));
+    if client.master || (keyed && client.multi.is_none() && !cmd.has(flags::DENYOOM)) {
+        // A keyed command that cannot be refused evicts where it runs.
+        return None;
+    }
+    if excess(data) == 0 {
+        data.evict.checked_under = true;
         return None;
     }
     let is_exec = cmd.name == "exec";
@@ -315,7 +327,7 @@ pub fn refusal(
     let reject = cmd.has(flags::DENYOOM)
         || queued_denyoom
         || (client.multi.is_some() && !matches!(cmd.name, "exec" | "discard" | "quit" | "reset"));
-    let oom = out_of_memory(data, !matches!(cmd.exec, Exec::Keyed(_)));
+    let oom = out_of_memory(data, !keyed);
     data.evict.oom_at_command = oom;
     if !(oom && reject) {
         return None;
