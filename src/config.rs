@@ -1151,6 +1151,21 @@ fn get_percentiles(config: &Config) -> String {
         .join(" ")
 }
 
+/// `replica-ignore-maxmemory` and its alias `slave-ignore-maxmemory`: one row each.
+const fn ignore_maxmemory_row(name: &'static str) -> ConfigOption {
+    ConfigOption {
+        name,
+        settable: Settable::Runtime,
+        multi_arg: false,
+        set: |c, a, _| {
+            c.replica_ignore_maxmemory = parse_bool(&a[0])?;
+            Ok(())
+        },
+        get: |c| render_bool(c.replica_ignore_maxmemory),
+        file_form: FileForm::Plain,
+    }
+}
+
 // replication: rows over `Config::repl` (each `slave*` alias is its own row)
 macro_rules! repl_bool {
     ($name:literal, $field:ident) => {
@@ -2039,28 +2054,8 @@ static OPTIONS: &[ConfigOption] = &[
         get: |c| c.maxmemory_eviction_tenacity.to_string(),
         file_form: FileForm::Plain,
     },
-    ConfigOption {
-        name: "replica-ignore-maxmemory",
-        settable: Settable::Runtime,
-        multi_arg: false,
-        set: |c, a, _| {
-            c.replica_ignore_maxmemory = parse_bool(&a[0])?;
-            Ok(())
-        },
-        get: |c| render_bool(c.replica_ignore_maxmemory),
-        file_form: FileForm::Plain,
-    },
-    ConfigOption {
-        name: "slave-ignore-maxmemory",
-        settable: Settable::Runtime,
-        multi_arg: false,
-        set: |c, a, _| {
-            c.replica_ignore_maxmemory = parse_bool(&a[0])?;
-            Ok(())
-        },
-        get: |c| render_bool(c.replica_ignore_maxmemory),
-        file_form: FileForm::Plain,
-    },
+    ignore_maxmemory_row("replica-ignore-maxmemory"),
+    ignore_maxmemory_row("slave-ignore-maxmemory"),
     ConfigOption {
         name: "lfu-log-factor",
         settable: Settable::Runtime,
