@@ -74,10 +74,24 @@ fn add(delta: isize) {
     COUNTERS[slot()].0.fetch_add(delta, Ordering::Relaxed);
 }
 
-/// Bytes currently allocated through the global allocator.
+/// Bytes currently allocated through the global allocator: the sum of the counters
+/// handed out so far (each thread publishes its own; eviction reads the sum per command
+/// when `maxmemory` is set).
+#[inline]
 pub fn used_memory() -> usize {
-    let total: isize = COUNTERS.iter().map(|c| c.0.load(Ordering::Relaxed)).sum();
+    let slots = NEXT_SLOT.load(Ordering::Relaxed).min(COUNTER_SLOTS);
+    let total: isize = COUNTERS[..slots.max(1)]
+        .iter()
+        .map(|c| c.0.load(Ordering::Relaxed))
+        .sum();
     total.max(0) as usize
+}
+
+/// This thread's counter: what it allocated minus what it freed (whoever allocated it).
+/// Eviction measures what a deletion freed by its change.
+#[inline]
+pub fn thread_allocated() -> i64 {
+    COUNTERS[slot()].0.load(Ordering::Relaxed) as i64
 }
 
 pub struct CountingAlloc;

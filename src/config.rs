@@ -94,7 +94,7 @@ impl LogLevel {
     }
 }
 
-/// Redis's eviction policies. Accepted and reported; percore does not evict yet.
+/// Redis's eviction policies (see `crate::evict`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MaxmemoryPolicy {
     VolatileLru,
@@ -295,11 +295,19 @@ pub struct Config {
     pub notify_keyspace_events: u32,
     /// `hz`: background task frequency, clamped to 1..=500 as Redis does.
     pub hz: u32,
-    /// `maxmemory`: 0 means no limit. Reported only: percore does not evict yet.
+    /// `maxmemory`: 0 means no limit; over it keys are evicted (see `crate::evict`).
     pub maxmemory_bytes: u64,
-    /// `maxmemory-policy`. Picks LRU or LFU access tracking (OBJECT IDLETIME/FREQ);
-    /// percore does not evict yet.
+    /// `maxmemory-policy`: which keys are evicted, and LRU or LFU access tracking
+    /// (OBJECT IDLETIME/FREQ).
     pub maxmemory_policy: MaxmemoryPolicy,
+    /// `maxmemory-samples`: keys sampled per database for each eviction (Redis: 5).
+    pub maxmemory_samples: u32,
+    /// `maxmemory-eviction-tenacity`: how long one eviction run may take (0-100; 100:
+    /// no limit; Redis: 10, i.e. 500 µs).
+    pub maxmemory_eviction_tenacity: u32,
+    /// `replica-ignore-maxmemory` (alias `slave-ignore-maxmemory`): a replica leaves
+    /// eviction to its primary (whose DELs it applies).
+    pub replica_ignore_maxmemory: bool,
     /// `lfu-log-factor`: hits it takes to grow an LFU counter (Redis's default 10).
     pub lfu_log_factor: u32,
     /// `lfu-decay-time`: minutes per decrement of an idle LFU counter (default 1).
@@ -417,6 +425,9 @@ impl Default for Config {
             hz: 10,
             maxmemory_bytes: 0,
             maxmemory_policy: MaxmemoryPolicy::Noeviction,
+            maxmemory_samples: 5,
+            maxmemory_eviction_tenacity: 10,
+            replica_ignore_maxmemory: true,
             lfu_log_factor: 10,
             lfu_decay_time_minutes: 1,
             // lists and hashes
@@ -1141,6 +1152,21 @@ fn get_percentiles(config: &Config) -> String {
         })
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// `replica-ignore-maxmemory` and its alias `slave-ignore-maxmemory`: one row each.
+const fn ignore_maxmemory_row(name: &'static str) -> ConfigOption {
+    ConfigOption {
+        name,
+        settable: Settable::Runtime,
+        multi_arg: false,
+        set: |c, a, _| {
+            c.replica_ignore_maxmemory = parse_bool(&a[0])?;
+            Ok(())
+        },
+        get: |c| render_bool(c.replica_ignore_maxmemory),
+        file_form: FileForm::Plain,
+    }
 }
 
 // replication: rows over `Config::repl` (each `slave*` alias is its own row)
@@ -2098,6 +2124,30 @@ static OPTIONS: &[ConfigOption] = &[
         file_form: FileForm::Plain,
     },
     ConfigOption {
+        name: "maxmemory-samples",
+        settable: Settable::Runtime,
+        multi_arg: false,
+        set: |c, a, _| {
+            c.maxmemory_samples = int(&a[0], 1, 64)?;
+            Ok(())
+        },
+        get: |c| c.maxmemory_samples.to_string(),
+        file_form: FileForm::Plain,
+    },
+    ConfigOption {
+        name: "maxmemory-eviction-tenacity",
+        settable: Settable::Runtime,
+        multi_arg: false,
+        set: |c, a, _| {
+            c.maxmemory_eviction_tenacity = int(&a[0], 0, 100)?;
+            Ok(())
+        },
+        get: |c| c.maxmemory_eviction_tenacity.to_string(),
+        file_form: FileForm::Plain,
+    },
+    ignore_maxmemory_row("replica-ignore-maxmemory"),
+    ignore_maxmemory_row("slave-ignore-maxmemory"),
+    ConfigOption {
         name: "lfu-log-factor",
         settable: Settable::Runtime,
         multi_arg: false,
@@ -2440,6 +2490,10 @@ mod tests {
             ("no-appendfsync-on-rewrite", "no"),
             ("maxmemory", "0"),
             ("maxmemory-policy", "noeviction"),
+            ("maxmemory-samples", "5"),
+            ("maxmemory-eviction-tenacity", "10"),
+            ("replica-ignore-maxmemory", "yes"),
+            ("slave-ignore-maxmemory", "yes"),
             ("lfu-log-factor", "10"),
             ("lfu-decay-time", "1"),
             ("set-max-intset-entries", "512"),
@@ -2735,6 +2789,10 @@ mod tests {
                 "slowlog-max-len",
                 "maxmemory",
                 "maxmemory-policy",
+                "maxmemory-samples",
+                "maxmemory-eviction-tenacity",
+                "replica-ignore-maxmemory",
+                "slave-ignore-maxmemory",
                 "set-max-intset-entries",
                 "set-max-listpack-entries",
                 "set-max-listpack-value",

@@ -13,6 +13,7 @@ mod cluster;
 mod commands;
 mod config;
 mod crash;
+mod evict;
 mod expire;
 mod fdlimit;
 mod forward;

@@ -172,6 +172,8 @@ pub struct ServerShared {
     pub pause: crate::pause::Pause,
     /// The TLS context new connections on `tls-port` get (see `crate::tls`).
     pub tls: crate::tls::Tls,
+    /// `maxmemory` eviction: what each shard may evict, evictions counted.
+    pub evict: crate::evict::Shared,
 }
 
 impl ServerShared {
@@ -224,6 +226,7 @@ impl ServerShared {
             attention: crate::monitor::Attention::default(),
             pause: crate::pause::Pause::default(),
             tls: crate::tls::Tls::default(),
+            evict: crate::evict::Shared::new(shards),
         })
     }
 

@@ -189,6 +189,8 @@ pub struct ShardData {
     pub monitor: crate::monitor::Local,
     /// Connections held by CLIENT PAUSE (`crate::pause`).
     pub pause: crate::pause::Local,
+    /// `maxmemory` eviction: this shard's pool (see `evict`).
+    pub evict: crate::evict::State,
 }
 
 impl ShardData {
@@ -238,6 +240,7 @@ impl ShardData {
             effects: crate::propagate::Log::default(),
             monitor: crate::monitor::Local::default(),
             pause: crate::pause::Local::default(),
+            evict: crate::evict::State::new(seed ^ 0x2545_f491_4f6c_dd1d),
         }
     }
 
@@ -1020,6 +1023,7 @@ pub fn check_output_limits(data: &ShardData, client: &mut Client, conn: &mut Con
 #[inline]
 fn run_handler(ctx: &mut Ctx, h: Handler, argv: &[&[u8]], out: &mut Vec<u8>) {
     crate::snapshot::throttle_before_command(ctx.shard);
+    crate::evict::before_command(ctx.shard);
     let proto = ctx.proto;
     let mut w = ReplyWriter { out, proto };
     h(ctx, argv, &mut w);
@@ -1137,6 +1141,13 @@ pub fn dispatch(
                 routed_step = true;
             }
         }
+    }
+    if data.cfg.maxmemory_bytes != 0
+        && let Some(text) = crate::evict::refusal(data, client, cmd, outbox)
+    {
+        data.stats.record_rejected(cmd, text);
+        refuse(client, discard, out, scratch, |w| w.error(text));
+        return true;
     }
     if client.proto == Protocol::Resp2
         && client.subscribed()
@@ -2038,6 +2049,9 @@ impl Service for Shard {
         if self.data.snap.will_park() {
             io.submit_before_blocking();
         }
+        if self.data.evict.running && crate::evict::resume(&mut self.data) {
+            io.wake_within(Duration::ZERO);
+        }
         crate::propagate::publish(&mut self.data);
     }
 
@@ -2108,6 +2122,9 @@ impl Service for Shard {
         );
         if self.data.active_expire {
             crate::expire::active_expire_cycle(&mut self.data, budget);
+        }
+        if crate::evict::on_tick(&mut self.data) {
+            io.wake_within(Duration::ZERO);
         }
         let now_ms = self.data.now_ms;
         self.data.stats.sample_ops(now_ms);

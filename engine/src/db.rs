@@ -959,6 +959,36 @@ impl Db {
         true
     }
 
+    /// A random key and its entry for eviction's samples: from every key, or
+    /// (`volatile`) from those with a TTL. Expired keys are included (eviction may take
+    /// them, as Redis's samples of `db->dict` do).
+    pub fn eviction_sample(&mut self, volatile: bool, rng: &mut u64) -> Option<(&[u8], &Entry)> {
+        let idx = if volatile {
+            let at = self.expires.random_index(rng)?;
+            let key = self.expires.entry_at(at).0;
+            self.main.lookup_index(key)?
+        } else {
+            self.main.random_index(rng)?
+        };
+        Some(self.main.entry_at(idx))
+    }
+
+    /// Deletes `key` because memory is over `maxmemory`: as DEL, but not counted as a
+    /// change of the dataset by a command (WATCH and the stream of effects learn of it
+    /// from the evicting code). Returns what the key held ([`crate::memory::key_bytes`]);
+    /// `None` when the key is absent, or has no TTL and `only_with_ttl` (a volatile
+    /// policy's candidate that was persisted since).
+    pub fn evict(&mut self, key: &[u8], only_with_ttl: bool) -> Option<usize> {
+        let idx = self.main.lookup_index(key)?;
+        let (k, entry) = self.main.entry_at(idx);
+        if only_with_ttl && entry.expire_at_ms == NO_EXPIRE {
+            return None;
+        }
+        let bytes = crate::memory::key_bytes(k, entry);
+        self.delete_at(idx);
+        Some(bytes)
+    }
+
     /// A random live key (RANDOMKEY); expired keys met on the way are deleted. While
     /// expiry is paused they stay, and after [`RANDOM_KEY_PAUSED_TRIES`] expired picks
     /// the last one is returned, as Redis 7.0 does for a dataset it may not change

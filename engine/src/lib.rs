@@ -7,6 +7,7 @@
 //! - [`table`]: `Table<V>`, a Redis-`dict`-like incremental-rehash hash table with SCAN.
 //! - [`value`]: stored values and their encodings.
 //! - [`db`]: one database of one shard: values, TTLs, lazy and active expiry.
+//! - [`evict`]: choosing keys to evict over `maxmemory` (the eviction pool).
 //! - [`keyspace`]: the numbered databases of one shard.
 //! - [`frozen`]: frozen copies of large values for a forkless snapshot's cut.
 //! - [`strings`]: string-command semantics (INCR, INCRBYFLOAT, GETRANGE, SETRANGE...).
@@ -27,6 +28,7 @@
 
 pub mod bitops;
 pub mod db;
+pub mod evict;
 pub mod frozen;
 pub mod geo;
 pub mod glob;

@@ -173,6 +173,7 @@ pub fn script_run(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
         .effects
         .on
         .then(|| ctx.shard.effects.begin_capture());
+    let oom = crate::evict::oom_at_command(ctx.shard);
     Engine::with_shard(ctx.shard, |engine| {
         let mut w = ReplyWriter::new(&mut out, proto);
         let (func, fl, name, busy_kind) = match kind {
@@ -218,6 +219,10 @@ pub fn script_run(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
         }
         if cluster && fl & sflags::NO_CLUSTER != 0 {
             w.error(NO_CLUSTER);
+            return;
+        }
+        if let Some(text) = crate::evict::script_start_refusal(oom, fl) {
+            w.error(text);
             return;
         }
         engine.invoke(

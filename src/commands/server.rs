@@ -347,6 +347,7 @@ fn config_set(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
                 ctx.shard.shared.acl.set_default_password(&pass);
             }
             ctx.shard.refresh_config();
+            crate::evict::after_config_set(ctx.shard);
             ctx.shard.shared.log.set_level(ctx.shard.cfg.loglevel);
             ctx.shard.stats.latency_tracking = ctx.shard.cfg.latency_tracking;
             w.ok();

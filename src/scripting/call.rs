@@ -114,6 +114,7 @@ fn run_command(data: &mut ShardData, run: &RunState, argv: &[&[u8]]) -> Result<V
         .into());
     }
     crate::acl::check_script_call(data, cmd, argv)?;
+    crate::evict::script_call_refusal(data, cmd, run.flags.get(), run.wrote.get())?;
     let writes = cmd.has(flags::WRITE);
     if writes && run.read_only.get() {
         return Err("Write commands are not allowed from read-only scripts.".into());
