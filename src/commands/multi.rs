@@ -83,6 +83,7 @@ pub fn queue(
         cmd,
         argv: Argv::from_slices(argv),
         db: db as u16,
+        discard: false,
     });
     w.simple("QUEUED");
 }
