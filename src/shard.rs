@@ -1287,24 +1287,7 @@ pub fn dispatch(
                 });
                 return true;
             }
-            let nkeys = cmd.key_positions(argv.len()).count();
-            let mut key_map: Vec<Vec<u32>> = vec![Vec::new(); data.shards];
-            for (i, p) in cmd.key_positions(argv.len()).enumerate() {
-                key_map[data.owner(argv[p])].push(i as u32);
-            }
-            let positions: Vec<usize> = cmd.key_positions(argv.len()).collect();
-            let mut jobs = Vec::new();
-            for (s, idxs) in key_map.iter().enumerate() {
-                if idxs.is_empty() {
-                    continue;
-                }
-                let mut sub: Vec<&[u8]> = vec![argv[0]];
-                for &i in idxs {
-                    let p = positions[i as usize];
-                    sub.extend_from_slice(&argv[p..(p + step).min(argv.len())]);
-                }
-                jobs.push((s, part, Argv::from_slices(&sub)));
-            }
+            let (jobs, key_map, nkeys) = crate::atomic::split_jobs(data, cmd, argv);
             if jobs.len() > 1
                 || jobs.first().is_some_and(|j| j.0 != data.id)
                 || (data.locks.busy() && data.locks.blocks(client.db, cmd, argv))
@@ -1333,6 +1316,7 @@ pub fn dispatch(
                 discard,
                 proto: client.proto,
             };
+            let jobs = jobs.into_iter().map(|(s, a)| (s, part, a)).collect();
             start_gather(data, client, gather, jobs, gated, out, outbox);
         }
         Exec::All { part, .. } => {

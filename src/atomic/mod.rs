@@ -39,58 +39,13 @@ pub const OPEN_TXN_MAX_COMMANDS: usize = 256;
 /// The most argument bytes one open transaction gathers.
 pub const OPEN_TXN_MAX_BYTES: usize = 1 << 20;
 
-/// Key positions of `cmd` in `argv`: the table's range, or the `numkeys` forms the table
-/// cannot express (SINTERCARD, ZUNIONSTORE, LMPOP, EVAL, SORT ... STORE, ...). A bad
-/// `numkeys` yields the positions known without it (the command answers the error).
+/// Key positions of `cmd` in `argv`, as the command table finds them (`Command::keys_of`:
+/// the legacy range, else Redis's key specs, else the command's getkeys procedure), in the
+/// table's order. A bad `numkeys` finds no key (the specs do not fit and the procedures
+/// return none, as Redis's); the command then runs on the client's shard and answers its
+/// own error. SORT locks its last STORE's destination, the one it writes.
 pub fn key_positions(cmd: &Command, argv: &[&[u8]]) -> Vec<usize> {
-    let numkeys = |at: usize| -> Vec<usize> {
-        let Some(n) = argv
-            .get(at)
-            .and_then(|a| crate::commands::parse_i64(a))
-            .and_then(|n| usize::try_from(n).ok())
-        else {
-            return Vec::new();
-        };
-        let first = at + 1;
-        if n == 0 || first + n > argv.len() {
-            return Vec::new();
-        }
-        (first..first + n).collect()
-    };
-    match cmd.name {
-        "sintercard" | "zinter" | "zunion" | "zdiff" | "zintercard" | "lmpop" | "zmpop" => {
-            numkeys(1)
-        }
-        "zunionstore" | "zinterstore" | "zdiffstore" => {
-            let mut v = vec![1];
-            v.extend(numkeys(2));
-            v
-        }
-        "blmpop" | "bzmpop" | "eval" | "evalsha" | "eval_ro" | "evalsha_ro" | "fcall"
-        | "fcall_ro" => numkeys(2),
-        "sort" | "sort_ro" => sort_keys(argv),
-        _ => cmd.key_positions(argv.len()).collect(),
-    }
-}
-
-/// SORT's keys: the sorted key and, for SORT ... STORE dest, the destination.
-fn sort_keys(argv: &[&[u8]]) -> Vec<usize> {
-    let mut v = vec![1];
-    let mut i = 2;
-    while i < argv.len() {
-        let a = argv[i];
-        if crate::commands::eq_ic(a, "STORE") && i + 1 < argv.len() {
-            v.push(i + 1);
-            i += 2;
-        } else if crate::commands::eq_ic(a, "LIMIT") {
-            i += 3;
-        } else if crate::commands::eq_ic(a, "BY") || crate::commands::eq_ic(a, "GET") {
-            i += 2;
-        } else {
-            i += 1;
-        }
-    }
-    v
+    cmd.keys_of(argv).collect()
 }
 
 // ---------------------------------------------------------------------------------------
@@ -230,8 +185,7 @@ impl Locks {
             return true;
         }
         let db = db as u16;
-        key_positions(cmd, argv)
-            .into_iter()
+        cmd.keys_of(argv)
             .any(|p| self.claims.contains_key(&(db, Box::from(argv[p]))))
     }
 
@@ -245,7 +199,7 @@ impl Locks {
             return true;
         }
         let db = db as u16;
-        key_positions(cmd, argv).into_iter().any(|p| {
+        cmd.keys_of(argv).any(|p| {
             self.claims
                 .get(&(db, Box::from(argv[p])))
                 .is_some_and(|c| c.held)
@@ -1081,14 +1035,7 @@ fn run_next(data: &mut ShardData, txn: &mut Txn, client: Option<&mut Client>) ->
             None
         }
         Exec::Hop(step) => {
-            let before = data.keyspace.changes();
-            let mut ctx = Ctx {
-                shard: data,
-                db,
-                proto: txn.proto,
-                client: None,
-            };
-            let result = crate::crash::guarded(&args, || step(&mut ctx, &args));
+            let (result, before) = run_here(data, db, txn.proto, &args, step);
             touched(data, cmd, &args, db, before);
             hop_result(data, txn, result)
         }
@@ -1232,14 +1179,7 @@ fn run_early(data: &mut ShardData, txn: &mut Txn) {
                 let (_, argv) = jobs.swap_remove(i);
                 let mut sub = Vec::new();
                 argv.fill(&mut sub);
-                let before = data.keyspace.changes();
-                let mut ctx = Ctx {
-                    shard: data,
-                    db,
-                    proto,
-                    client: None,
-                };
-                let result = crate::crash::guarded(&sub, || part(&mut ctx, &sub));
+                let (result, before) = run_here(data, db, proto, &sub, *part);
                 touched(data, cmd, &sub, db, before);
                 gather.parts[me] = Some(result);
                 gather.remaining -= 1;
@@ -1361,14 +1301,7 @@ fn run_inflight(data: &mut ShardData, txn: &mut Txn, inflight: Inflight) -> Opti
             }
             let mut args = Vec::new();
             argv.fill(&mut args);
-            let before = data.keyspace.changes();
-            let mut ctx = Ctx {
-                shard: data,
-                db,
-                proto: txn.proto,
-                client: None,
-            };
-            let result = crate::crash::guarded(&args, || step(&mut ctx, &args));
+            let (result, before) = run_here(data, db, txn.proto, &args, step);
             if data.keyspace.changes() != before {
                 touch_original(data, txn);
             }
@@ -1383,14 +1316,7 @@ fn run_inflight(data: &mut ShardData, txn: &mut Txn, inflight: Inflight) -> Opti
                 let (_, argv) = jobs.swap_remove(i);
                 let mut args = Vec::new();
                 argv.fill(&mut args);
-                let before = data.keyspace.changes();
-                let mut ctx = Ctx {
-                    shard: data,
-                    db,
-                    proto: txn.proto,
-                    client: None,
-                };
-                let result = crate::crash::guarded(&args, || part(&mut ctx, &args));
+                let (result, before) = run_here(data, db, txn.proto, &args, part);
                 touched(data, cmd, &args, db, before);
                 gather.parts[me] = Some(result);
                 gather.remaining -= 1;
@@ -1417,6 +1343,25 @@ fn run_inflight(data: &mut ShardData, txn: &mut Txn, inflight: Inflight) -> Opti
     }
 }
 
+/// Runs `f` (a hop step, or this shard's part of a split command) here on `args`, guarded
+/// as every command is; returns its result and the keyspace's change count before it.
+fn run_here(
+    data: &mut ShardData,
+    db: usize,
+    proto: Protocol,
+    args: &[&[u8]],
+    f: PartFn,
+) -> (Partial, u64) {
+    let before = data.keyspace.changes();
+    let mut ctx = Ctx {
+        shard: data,
+        db,
+        proto,
+        client: None,
+    };
+    (crate::crash::guarded(args, || f(&mut ctx, args)), before)
+}
+
 /// A hop step of the current command changed this shard: its keys here are touched.
 fn touch_original(data: &mut ShardData, txn: &Txn) {
     if data.watches.is_empty() {
@@ -1440,4 +1385,32 @@ fn record(data: &mut ShardData, cmd: &'static Command, reply: &[u8]) {
     let took = data.took();
     data.stats
         .record_call(cmd, took, reply.first() == Some(&b'-'), reply);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::key_positions;
+    use crate::commands::lookup;
+
+    fn keys(line: &str) -> Vec<usize> {
+        let argv: Vec<&[u8]> = line.split(' ').map(str::as_bytes).collect();
+        key_positions(lookup(argv[0]).expect("a command"), &argv)
+    }
+
+    #[test]
+    fn key_positions_follow_the_command_table() {
+        assert_eq!(keys("MSET a 1 b 2"), vec![1, 3]);
+        assert_eq!(keys("ZUNIONSTORE d 2 a b WEIGHTS 1 2"), vec![1, 3, 4]);
+        assert_eq!(keys("EVAL s 2 a b c"), vec![3, 4]);
+        assert_eq!(keys("LMPOP 2 a b LEFT"), vec![2, 3]);
+        // SORT writes its last STORE's destination, the only one it locks.
+        assert_eq!(keys("SORT l STORE d1 STORE d2"), vec![1, 5]);
+        assert_eq!(keys("SORT l BY store GET # STORE d"), vec![1, 7]);
+        assert_eq!(keys("SORT_RO l STORE d"), vec![1]);
+        // A bad numkeys finds no key: the command answers its own error.
+        assert!(keys("ZUNIONSTORE d 5 a").is_empty());
+        assert!(keys("EVAL s 3 a").is_empty());
+        assert!(keys("SINTERCARD x a").is_empty());
+        assert_eq!(keys("XREAD COUNT 2 STREAMS s1 s2 0 0"), vec![4, 5]);
+    }
 }
