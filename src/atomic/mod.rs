@@ -1040,8 +1040,7 @@ fn run_next(data: &mut ShardData, txn: &mut Txn, client: Option<&mut Client>) ->
             hop_result(data, txn, result)
         }
         Exec::Split { part, .. } => {
-            let stride = cmd.step.max(1) as usize;
-            if !(args.len().saturating_sub(cmd.first_key as usize)).is_multiple_of(stride) {
+            let Some((gather, jobs)) = split_gather(data, cmd, &args, txn.proto) else {
                 let mark = txn.out.len();
                 crate::commands::wrong_arity(
                     cmd.name,
@@ -1053,23 +1052,8 @@ fn run_next(data: &mut ShardData, txn: &mut Txn, client: Option<&mut Client>) ->
                 record(data, cmd, &txn.out[mark..]);
                 txn.complete();
                 return None;
-            }
-            let (jobs, key_map, nkeys) = split_jobs(data, cmd, &args);
-            let gather = Gather {
-                cmd,
-                parts: (0..data.shards).map(|_| None).collect(),
-                key_map,
-                nkeys,
-                remaining: jobs.len(),
-                argv: Vec::new(),
-                discard: false,
-                proto: txn.proto,
             };
-            txn.inflight = Some(Inflight::Parts {
-                gather: Box::new(gather),
-                part,
-                jobs,
-            });
+            txn.inflight = Some(Inflight::Parts { gather, part, jobs });
             None
         }
         Exec::All { part, .. } => {
@@ -1148,26 +1132,9 @@ fn run_early(data: &mut ShardData, txn: &mut Txn) {
             }
             Exec::Split { part, .. } => {
                 if slot.is_none() {
-                    let stride = cmd.step.max(1) as usize;
-                    if !(args.len().saturating_sub(cmd.first_key as usize)).is_multiple_of(stride) {
-                        *slot = Some(Early::Arity);
-                        continue;
-                    }
-                    let (jobs, key_map, nkeys) = split_jobs(data, cmd, &args);
-                    let gather = Gather {
-                        cmd,
-                        parts: (0..data.shards).map(|_| None).collect(),
-                        key_map,
-                        nkeys,
-                        remaining: jobs.len(),
-                        argv: Vec::new(),
-                        discard: false,
-                        proto,
-                    };
-                    *slot = Some(Early::Parts {
-                        gather: Box::new(gather),
-                        part,
-                        jobs,
+                    *slot = Some(match split_gather(data, cmd, &args, proto) {
+                        Some((gather, jobs)) => Early::Parts { gather, part, jobs },
+                        None => Early::Arity,
                     });
                 }
                 let Some(Early::Parts { gather, part, jobs }) = slot else {
@@ -1214,6 +1181,35 @@ fn merge_early(data: &mut ShardData, txn: &mut Txn) {
         record(data, cmd, &txn.out[mark..]);
         txn.complete();
     }
+}
+
+/// The parts of a command still to run: per shard, its arguments.
+type Jobs = Vec<(usize, Argv)>;
+
+/// A split command's gathering of its parts and the parts to run, per shard; `None` when
+/// its key-value arguments do not pair up (its arity error).
+fn split_gather(
+    data: &ShardData,
+    cmd: &'static Command,
+    args: &[&[u8]],
+    proto: Protocol,
+) -> Option<(Box<Gather>, Jobs)> {
+    let stride = cmd.step.max(1) as usize;
+    if !(args.len().saturating_sub(cmd.first_key as usize)).is_multiple_of(stride) {
+        return None;
+    }
+    let (jobs, key_map, nkeys) = split_jobs(data, cmd, args);
+    let gather = Gather {
+        cmd,
+        parts: (0..data.shards).map(|_| None).collect(),
+        key_map,
+        nkeys,
+        remaining: jobs.len(),
+        argv: Vec::new(),
+        discard: false,
+        proto,
+    };
+    Some((Box::new(gather), jobs))
 }
 
 /// A split command's parts: per owner shard, `[name, its keys (with their values)...]`;
