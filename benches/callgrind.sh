@@ -4,22 +4,23 @@
 # valgrind with one shard thread; counters are zeroed after start-up (and after SETUP), so
 # the figure is the benchmark's requests only.
 #
-# usage: benches/callgrind.sh [-P PIPELINE] [-n REQUESTS] [-s SETUP] SERVER TEST
+# usage: benches/callgrind.sh [-P PIPELINE] [-n REQUESTS] [-s SETUP] [-a ARGS] SERVER TEST
 #   SETUP: a command run first with the port as its argument, e.g. to fill keys for GET
+#   ARGS:  extra server arguments, e.g. -a '--appendonly yes --appendfsync no'
 #   TEST:  a redis-benchmark -t name (lpush, lrange_100, ...)
 # Output: "TEST PN n=REQUESTS: total I per-req I/REQUESTS"; the profile is left in
 #   callgrind.out.last for `callgrind_annotate callgrind.out.last`.
 set -euo pipefail
 
-pipe=1 n=20000 setup=""
-while getopts "P:n:s:" opt; do
+pipe=1 n=20000 setup="" extra=""
+while getopts "P:n:s:a:" opt; do
   case $opt in
-    P) pipe=$OPTARG ;; n) n=$OPTARG ;; s) setup=$OPTARG ;;
-    *) sed -n '2,12p' "$0"; exit 2 ;;
+    P) pipe=$OPTARG ;; n) n=$OPTARG ;; s) setup=$OPTARG ;; a) extra=$OPTARG ;;
+    *) sed -n '2,13p' "$0"; exit 2 ;;
   esac
 done
 shift $((OPTIND - 1))
-[ $# -eq 2 ] || { sed -n '2,12p' "$0"; exit 2; }
+[ $# -eq 2 ] || { sed -n '2,13p' "$0"; exit 2; }
 bin=$1 test=$2
 for tool in valgrind callgrind_control redis-benchmark redis-cli python3; do
   command -v $tool >/dev/null || { echo "callgrind: $tool not found" >&2; exit 2; }
@@ -32,7 +33,7 @@ cleanup() { [ -n "$vp" ] && kill "$vp" 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT
 
 valgrind --tool=callgrind --callgrind-out-file="$work/cg.out" "$bin" --port "$port" \
-  --threads 1 --save '' --dir "$work" >"$work/log" 2>&1 &
+  --threads 1 --save '' --dir "$work" $extra >"$work/log" 2>&1 &
 vp=$!
 for _ in $(seq 1 400); do
   redis-cli -p "$port" ping 2>/dev/null | grep -q PONG && break

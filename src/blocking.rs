@@ -820,6 +820,7 @@ fn serve(data: &mut ShardData, db: u16, key: &[u8], waiter: &Waiter) -> bool {
     }
     let mut args = Vec::new();
     waiter.argv.fill(&mut args);
+    let before = data.keyspace.changes();
     let mut ctx = Ctx {
         shard: data,
         db: db as usize,
@@ -835,6 +836,16 @@ fn serve(data: &mut ShardData, db: u16, key: &[u8], waiter: &Waiter) -> bool {
             return false;
         }
     };
+    if data.effects.on
+        && let Some(cmd) = crate::commands::lookup(waiter.ops.name.as_bytes())
+    {
+        // Served as its non-blocking form (`propagate::rewrite`).
+        let reply = match &result {
+            Partial::Encoded(b) => b.as_slice(),
+            _ => &[],
+        };
+        crate::propagate::after_command(data, cmd, &args, db as usize, before, reply);
+    }
     unregister(data, waiter.id);
     let client_shard = waiter.id.shard as usize;
     match result {

@@ -48,6 +48,11 @@ pub struct Client {
     pub proto: Protocol,
     pub name: Option<Vec<u8>>,
     pub authenticated: bool,
+    /// The ACL user this connection runs as (`None` until the shard links it: the
+    /// default user).
+    pub acl_user: Option<std::sync::Arc<crate::acl::user::User>>,
+    /// The user may run everything: dispatch skips the ACL check (one branch).
+    pub acl_free: bool,
     pub created_ms: i64,
     pub last_interaction_ms: i64,
     pub last_cmd: &'static str,
@@ -101,6 +106,10 @@ pub struct Client {
     /// before it starts (`atomic::Txn::opens_group`); started at the end of the batch of
     /// requests, or when a request that cannot join it arrives.
     pub open_txn: Option<Box<crate::atomic::Txn>>,
+    /// The master client: a replica's link to its primary (see `crate::replication`).
+    pub master: bool,
+    /// The port a replica announced with `REPLCONF listening-port` (INFO's `slaveN`).
+    pub replica_port: Option<u16>,
 }
 
 impl Client {
@@ -112,6 +121,8 @@ impl Client {
             proto: Protocol::Resp2,
             name: None,
             authenticated,
+            acl_user: None,
+            acl_free: true,
             created_ms: now_ms,
             last_interaction_ms: now_ms,
             last_cmd: "NULL",
@@ -139,6 +150,8 @@ impl Client {
             multi: None,
             watched: Vec::new(),
             open_txn: None,
+            master: false,
+            replica_port: None,
         }
     }
 
@@ -164,11 +177,12 @@ impl Client {
     }
 
     /// Whether this client must still authenticate: it has not, and the default user has a
-    /// password. Checked per request, as Redis's `authRequired`, so that `CONFIG SET
-    /// requirepass ""` lets every connection in at once.
+    /// password or is off (`auth_required`, the shard's copy of Redis's `authRequired`).
+    /// Checked per request, so that `CONFIG SET requirepass ""` lets every connection in
+    /// at once.
     #[inline]
-    pub fn must_auth(&self, requirepass: &str) -> bool {
-        !self.authenticated && !requirepass.is_empty()
+    pub fn must_auth(&self, auth_required: bool) -> bool {
+        !self.authenticated && auth_required
     }
 
     /// A request starts (an empty one too): moves CLIENT REPLY SKIP's state on, and says

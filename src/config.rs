@@ -156,6 +156,14 @@ pub struct Config {
     pub protected_mode: bool,
     /// `requirepass`: password for AUTH; empty means no password.
     pub requirepass: String,
+    /// `aclfile`: where ACL LOAD and ACL SAVE read and write users (empty: none).
+    pub aclfile: String,
+    /// `acllog-max-len`: entries ACL LOG keeps.
+    pub acllog_max_len: u64,
+    /// `acl-pubsub-default`: whether new users and selectors start with every channel.
+    pub acl_pubsub_default_all: bool,
+    /// `user` lines of the configuration file, each `name rule...`, applied at start.
+    pub users: Vec<Vec<String>>,
     /// `threads` (percore only): shard threads; 0 means one per core.
     pub threads: usize,
     /// `metrics-port` (percore only): Prometheus endpoint on 127.0.0.1; 0 is off.
@@ -165,6 +173,28 @@ pub struct Config {
     pub dir: PathBuf,
     /// `dbfilename`: RDB file name inside `dir`.
     pub dbfilename: String,
+    /// `appendonly`: keep the append-only file (`crate::aof`).
+    pub appendonly: bool,
+    /// `appendfilename`: the AOF files' base name (`appendonly.aof`).
+    pub appendfilename: String,
+    /// `appenddirname`: the AOF directory inside `dir`.
+    pub appenddirname: String,
+    /// `appendfsync`: when the AOF is fsynced.
+    pub appendfsync: crate::aof::Fsync,
+    /// `aof-use-rdb-preamble`: a rewrite's base is an RDB file (else commands).
+    pub aof_use_rdb_preamble: bool,
+    /// `aof-load-truncated`: load an AOF whose last command is cut short (else refuse).
+    pub aof_load_truncated: bool,
+    /// `auto-aof-rewrite-percentage`: rewrite when the AOF grew by this % over its size
+    /// after the last rewrite (0: never).
+    pub auto_aof_rewrite_percentage: u32,
+    /// `auto-aof-rewrite-min-size`: ... and is at least this big.
+    pub auto_aof_rewrite_min_size_bytes: u64,
+    /// `aof-timestamp-enabled`, `aof-rewrite-incremental-fsync`,
+    /// `no-appendfsync-on-rewrite`: accepted, kept for CONFIG GET (see README).
+    pub aof_timestamp_enabled: bool,
+    pub aof_rewrite_incremental_fsync: bool,
+    pub no_appendfsync_on_rewrite: bool,
     /// `save`: snapshot points; empty disables automatic snapshots.
     pub save: Vec<SavePoint>,
     /// `rdbcompression`: LZF-compress strings in the RDB file.
@@ -180,6 +210,8 @@ pub struct Config {
     /// aside (written before the serializer reached them) before the shards throttle; 0:
     /// [`crate::snapshot::FORKLESS_AUTO_COPY_PERCENT`] % of `used_memory` at the cut.
     pub forkless_max_copy_memory_bytes: u64,
+    /// The replication options (`replicaof`, `masterauth`, `replica-*`, `repl-*`, ...).
+    pub repl: crate::replication::config::ReplConfig,
     /// `maxclients`: maximum connected clients.
     pub maxclients: u32,
     /// `timeout`: close idle clients after this many seconds; 0 never.
@@ -256,6 +288,9 @@ pub struct Config {
     /// `busy-reply-threshold` (alias `lua-time-limit`): milliseconds a script runs before
     /// other clients get `-BUSY` and SCRIPT KILL / FUNCTION KILL may stop it.
     pub busy_reply_threshold_ms: u64,
+    /// `notify-keyspace-events`: the event classes published as keyspace notifications
+    /// (`crate::notify`'s flag bits; empty = off).
+    pub notify_keyspace_events: u32,
     /// `hz`: background task frequency, clamped to 1..=500 as Redis does.
     pub hz: u32,
     /// `maxmemory`: 0 means no limit. Reported only: percore does not evict yet.
@@ -306,10 +341,25 @@ impl Default for Config {
             ],
             protected_mode: true,
             requirepass: String::new(),
+            aclfile: String::new(),
+            acllog_max_len: 128,
+            acl_pubsub_default_all: false,
+            users: Vec::new(),
             threads: 0,
             metrics_port: 0,
             dir: PathBuf::from("."),
             dbfilename: "dump.rdb".to_owned(),
+            appendonly: false,
+            appendfilename: "appendonly.aof".to_owned(),
+            appenddirname: "appendonlydir".to_owned(),
+            appendfsync: crate::aof::Fsync::Everysec,
+            aof_use_rdb_preamble: true,
+            aof_load_truncated: true,
+            auto_aof_rewrite_percentage: 100,
+            auto_aof_rewrite_min_size_bytes: 64 * MB,
+            aof_timestamp_enabled: false,
+            aof_rewrite_incremental_fsync: true,
+            no_appendfsync_on_rewrite: false,
             save: [(3600, 1), (300, 100), (60, 10000)]
                 .into_iter()
                 .map(|(seconds, changes)| SavePoint { seconds, changes })
@@ -319,6 +369,7 @@ impl Default for Config {
             default_bgsave_method: crate::snapshot::Method::Forkless,
             rdb_key_save_delay_us: 0,
             forkless_max_copy_memory_bytes: 0,
+            repl: crate::replication::config::ReplConfig::default(),
             maxclients: 10000,
             timeout_secs: 0,
             tcp_keepalive_secs: 300,
@@ -359,6 +410,7 @@ impl Default for Config {
             latency_tracking_info_percentiles: vec![50.0, 99.0, 99.9],
             latency_monitor_threshold_ms: 0,
             busy_reply_threshold_ms: 5000,
+            notify_keyspace_events: 0,
             hz: 10,
             maxmemory_bytes: 0,
             maxmemory_policy: MaxmemoryPolicy::Noeviction,
@@ -648,6 +700,11 @@ fn apply_directive(
 ) -> Result<(), String> {
     const BAD_DIRECTIVE: &str = "Bad directive or wrong number of arguments";
     let (name, values) = parts.split_first().ok_or(BAD_DIRECTIVE)?;
+    if name.eq_ignore_ascii_case("user") && loading.from_file && !values.is_empty() {
+        // `user name rule...`: kept for the ACL at start-up (not a CONFIG GET option).
+        config.users.push(values.to_vec());
+        return Ok(());
+    }
     let option = find_option(name.as_bytes()).ok_or(BAD_DIRECTIVE)?;
     if values.is_empty() || (!option.multi_arg && values.len() != 1) {
         return Err("wrong number of arguments".to_owned());
@@ -666,6 +723,16 @@ fn utf8_args(parts: Vec<Vec<u8>>) -> Result<Vec<String>, String> {
         .into_iter()
         .map(|p| String::from_utf8(p).map_err(|_| "argument must be valid UTF-8 text".to_owned()))
         .collect()
+}
+
+/// Splits a line as the configuration file's lines are (quotes, escapes), for the ACL file.
+pub fn split_args_public(line: &[u8]) -> Option<Vec<Vec<u8>>> {
+    split_args(line)
+}
+
+/// `strerror` text of an I/O error, for messages outside this module.
+pub fn os_error_public(error: &io::Error) -> String {
+    os_error_text(error)
 }
 
 /// `strerror` text of an I/O error, without Rust's " (os error N)" suffix.
@@ -1073,6 +1140,67 @@ fn get_percentiles(config: &Config) -> String {
         .join(" ")
 }
 
+// replication: rows over `Config::repl` (each `slave*` alias is its own row)
+macro_rules! repl_bool {
+    ($name:literal, $field:ident) => {
+        ConfigOption {
+            name: $name,
+            settable: Settable::Runtime,
+            multi_arg: false,
+            set: |c, a, _| {
+                c.repl.$field = parse_bool(&a[0])?;
+                Ok(())
+            },
+            get: |c| render_bool(c.repl.$field),
+            file_form: FileForm::Plain,
+        }
+    };
+}
+macro_rules! repl_int {
+    ($name:literal, $field:ident, $min:expr, $max:expr) => {
+        ConfigOption {
+            name: $name,
+            settable: Settable::Runtime,
+            multi_arg: false,
+            set: |c, a, _| {
+                c.repl.$field = int(&a[0], $min, $max)?;
+                Ok(())
+            },
+            get: |c| c.repl.$field.to_string(),
+            file_form: FileForm::Plain,
+        }
+    };
+}
+macro_rules! repl_text {
+    ($name:literal, $field:ident) => {
+        ConfigOption {
+            name: $name,
+            settable: Settable::Runtime,
+            multi_arg: false,
+            set: |c, a, _| {
+                c.repl.$field.clone_from(&a[0]);
+                Ok(())
+            },
+            get: |c| c.repl.$field.clone(),
+            file_form: FileForm::Quoted,
+        }
+    };
+}
+macro_rules! replicaof_opt {
+    ($name:literal) => {
+        ConfigOption {
+            name: $name,
+            settable: Settable::Immutable,
+            multi_arg: true,
+            set: |c, a, _| {
+                c.repl.replicaof = crate::replication::config::parse_replicaof(a)?;
+                Ok(())
+            },
+            get: |c| crate::replication::config::render_replicaof(c.repl.replicaof.as_ref()),
+            file_form: FileForm::Plain,
+        }
+    };
+}
 /// The option table. Order is the order of CONFIG GET replies and of lines CONFIG
 /// REWRITE appends.
 // lists and hashes: option rows shared by a name and its `*-ziplist-*` alias
@@ -1164,6 +1292,45 @@ static OPTIONS: &[ConfigOption] = &[
         },
         get: |c| c.requirepass.clone(),
         file_form: FileForm::Quoted,
+    },
+    ConfigOption {
+        name: "aclfile",
+        settable: Settable::Immutable,
+        multi_arg: false,
+        set: |c, a, _| {
+            c.aclfile.clone_from(&a[0]);
+            Ok(())
+        },
+        get: |c| c.aclfile.clone(),
+        file_form: FileForm::Quoted,
+    },
+    ConfigOption {
+        name: "acllog-max-len",
+        settable: Settable::Runtime,
+        multi_arg: false,
+        set: |c, a, _| {
+            c.acllog_max_len = int(&a[0], 0, i64::from(i32::MAX))?;
+            Ok(())
+        },
+        get: |c| c.acllog_max_len.to_string(),
+        file_form: FileForm::Plain,
+    },
+    ConfigOption {
+        name: "acl-pubsub-default",
+        settable: Settable::Runtime,
+        multi_arg: false,
+        set: |c, a, _| {
+            c.acl_pubsub_default_all = parse_enum(&a[0], &["resetchannels", "allchannels"])? == 1;
+            Ok(())
+        },
+        get: |c| {
+            if c.acl_pubsub_default_all {
+                "allchannels".into()
+            } else {
+                "resetchannels".into()
+            }
+        },
+        file_form: FileForm::Plain,
     },
     ConfigOption {
         name: "threads",
@@ -1274,6 +1441,64 @@ static OPTIONS: &[ConfigOption] = &[
         get: |c| c.forkless_max_copy_memory_bytes.to_string(),
         file_form: FileForm::Memory,
     },
+    // replication
+    replicaof_opt!("replicaof"),
+    replicaof_opt!("slaveof"),
+    repl_text!("masterauth", masterauth),
+    repl_text!("masteruser", masteruser),
+    repl_bool!("replica-read-only", read_only),
+    repl_bool!("slave-read-only", read_only),
+    repl_bool!("replica-serve-stale-data", serve_stale_data),
+    repl_bool!("slave-serve-stale-data", serve_stale_data),
+    ConfigOption {
+        name: "repl-diskless-load",
+        settable: Settable::Runtime,
+        multi_arg: false,
+        set: |c, a, _| {
+            c.repl.diskless_load = crate::replication::config::DisklessLoad::parse(&a[0])?;
+            Ok(())
+        },
+        get: |c| c.repl.diskless_load.name().to_owned(),
+        file_form: FileForm::Plain,
+    },
+    repl_bool!("repl-diskless-sync", diskless_sync),
+    repl_int!(
+        "repl-diskless-sync-delay",
+        diskless_sync_delay_s,
+        0,
+        INT_MAX
+    ),
+    repl_int!(
+        "repl-diskless-sync-max-replicas",
+        diskless_sync_max_replicas,
+        0,
+        INT_MAX
+    ),
+    ConfigOption {
+        name: "repl-backlog-size",
+        settable: Settable::Runtime,
+        multi_arg: false,
+        set: |c, a, _| {
+            // As Redis: at least 16 KiB (CONFIG_REPL_BACKLOG_MIN_SIZE).
+            c.repl.backlog_size_bytes =
+                parse_memory_bounded(&a[0], 1, i64::MAX as u64)?.max(16 * 1024);
+            Ok(())
+        },
+        get: |c| c.repl.backlog_size_bytes.to_string(),
+        file_form: FileForm::Memory,
+    },
+    repl_int!("repl-backlog-ttl", backlog_ttl_s, 0, i64::from(i32::MAX)),
+    repl_int!("repl-timeout", timeout_s, 1, INT_MAX),
+    repl_int!("repl-ping-replica-period", ping_period_s, 1, INT_MAX),
+    repl_int!("repl-ping-slave-period", ping_period_s, 1, INT_MAX),
+    repl_int!("min-replicas-to-write", min_replicas_to_write, 0, INT_MAX),
+    repl_int!("min-slaves-to-write", min_replicas_to_write, 0, INT_MAX),
+    repl_int!("min-replicas-max-lag", min_replicas_max_lag_s, 0, INT_MAX),
+    repl_int!("min-slaves-max-lag", min_replicas_max_lag_s, 0, INT_MAX),
+    repl_int!("replica-priority", priority, 0, INT_MAX),
+    repl_int!("slave-priority", priority, 0, INT_MAX),
+    repl_bool!("replica-announced", announced),
+    repl_bool!("repl-disable-tcp-nodelay", disable_tcp_nodelay),
     ConfigOption {
         name: "maxclients",
         settable: Settable::Runtime,
@@ -1610,6 +1835,17 @@ static OPTIONS: &[ConfigOption] = &[
         file_form: FileForm::Plain,
     },
     ConfigOption {
+        name: "notify-keyspace-events",
+        settable: Settable::Runtime,
+        multi_arg: false,
+        set: |c, a, _| {
+            c.notify_keyspace_events = crate::notify::parse_classes(&a[0])?;
+            Ok(())
+        },
+        get: |c| crate::notify::classes_text(c.notify_keyspace_events),
+        file_form: FileForm::Quoted,
+    },
+    ConfigOption {
         name: "hz",
         settable: Settable::Runtime,
         multi_arg: false,
@@ -1625,17 +1861,127 @@ static OPTIONS: &[ConfigOption] = &[
         name: "appendonly",
         settable: Settable::Runtime,
         multi_arg: false,
-        set: |_, a, _| {
-            if parse_bool(&a[0])? {
-                return Err(
-                    "appendonly yes is not supported: percore does not implement \
-                            AOF persistence yet (use RDB snapshots: save, BGSAVE)"
-                        .to_owned(),
-                );
-            }
+        set: |c, a, _| {
+            c.appendonly = parse_bool(&a[0])?;
             Ok(())
         },
-        get: |_| render_bool(false),
+        get: |c| render_bool(c.appendonly),
+        file_form: FileForm::Plain,
+    },
+    ConfigOption {
+        name: "appendfilename",
+        settable: Settable::Immutable,
+        multi_arg: false,
+        set: |c, a, _| {
+            if a[0].contains(['/', '\\']) {
+                return Err("appendfilename can't be a path, just a filename".to_owned());
+            }
+            c.appendfilename.clone_from(&a[0]);
+            Ok(())
+        },
+        get: |c| c.appendfilename.clone(),
+        file_form: FileForm::Quoted,
+    },
+    ConfigOption {
+        name: "appenddirname",
+        settable: Settable::Immutable,
+        multi_arg: false,
+        set: |c, a, _| {
+            if a[0].contains(['/', '\\']) {
+                return Err("appenddirname can't be a path, just a dirname".to_owned());
+            }
+            c.appenddirname.clone_from(&a[0]);
+            Ok(())
+        },
+        get: |c| c.appenddirname.clone(),
+        file_form: FileForm::Quoted,
+    },
+    ConfigOption {
+        name: "appendfsync",
+        settable: Settable::Runtime,
+        multi_arg: false,
+        set: |c, a, _| {
+            c.appendfsync = crate::aof::Fsync::ALL[parse_enum(&a[0], &crate::aof::Fsync::NAMES)?];
+            Ok(())
+        },
+        get: |c| c.appendfsync.name().to_owned(),
+        file_form: FileForm::Plain,
+    },
+    ConfigOption {
+        name: "aof-use-rdb-preamble",
+        settable: Settable::Runtime,
+        multi_arg: false,
+        set: |c, a, _| {
+            c.aof_use_rdb_preamble = parse_bool(&a[0])?;
+            Ok(())
+        },
+        get: |c| render_bool(c.aof_use_rdb_preamble),
+        file_form: FileForm::Plain,
+    },
+    ConfigOption {
+        name: "aof-load-truncated",
+        settable: Settable::Runtime,
+        multi_arg: false,
+        set: |c, a, _| {
+            c.aof_load_truncated = parse_bool(&a[0])?;
+            Ok(())
+        },
+        get: |c| render_bool(c.aof_load_truncated),
+        file_form: FileForm::Plain,
+    },
+    ConfigOption {
+        name: "auto-aof-rewrite-percentage",
+        settable: Settable::Runtime,
+        multi_arg: false,
+        set: |c, a, _| {
+            c.auto_aof_rewrite_percentage = int(&a[0], 0, INT_MAX)?;
+            Ok(())
+        },
+        get: |c| c.auto_aof_rewrite_percentage.to_string(),
+        file_form: FileForm::Plain,
+    },
+    ConfigOption {
+        name: "auto-aof-rewrite-min-size",
+        settable: Settable::Runtime,
+        multi_arg: false,
+        set: |c, a, _| {
+            c.auto_aof_rewrite_min_size_bytes = parse_memory_bounded(&a[0], 0, i64::MAX as u64)?;
+            Ok(())
+        },
+        get: |c| c.auto_aof_rewrite_min_size_bytes.to_string(),
+        file_form: FileForm::Memory,
+    },
+    ConfigOption {
+        name: "aof-timestamp-enabled",
+        settable: Settable::Runtime,
+        multi_arg: false,
+        set: |c, a, _| {
+            c.aof_timestamp_enabled = parse_bool(&a[0])?;
+            Ok(())
+        },
+        get: |c| render_bool(c.aof_timestamp_enabled),
+        file_form: FileForm::Plain,
+    },
+    ConfigOption {
+        name: "aof-rewrite-incremental-fsync",
+        settable: Settable::Runtime,
+        multi_arg: false,
+        set: |c, a, _| {
+            c.aof_rewrite_incremental_fsync = parse_bool(&a[0])?;
+            Ok(())
+        },
+        get: |c| render_bool(c.aof_rewrite_incremental_fsync),
+        file_form: FileForm::Plain,
+    },
+    ConfigOption {
+        name: "no-appendfsync-on-rewrite",
+        settable: Settable::Runtime,
+        multi_arg: false,
+        set: |c, a, _| {
+            c.no_appendfsync_on_rewrite = parse_bool(&a[0])?;
+            Ok(())
+        },
+        get: |c| render_bool(c.no_appendfsync_on_rewrite),
         file_form: FileForm::Plain,
     },
     ConfigOption {
@@ -1898,6 +2244,9 @@ mod tests {
             ("bind", "127.0.0.1 -::1"),
             ("protected-mode", "yes"),
             ("requirepass", ""),
+            ("aclfile", ""),
+            ("acllog-max-len", "128"),
+            ("acl-pubsub-default", "resetchannels"),
             ("threads", "0"),
             ("metrics-port", "0"),
             ("dir", "."),
@@ -1908,6 +2257,31 @@ mod tests {
             ("default-bgsave-method", "forkless"),
             ("rdb-key-save-delay", "0"),
             ("forkless-max-copy-memory", "0"),
+            ("replicaof", ""),
+            ("slaveof", ""),
+            ("masterauth", ""),
+            ("masteruser", ""),
+            ("replica-read-only", "yes"),
+            ("slave-read-only", "yes"),
+            ("replica-serve-stale-data", "yes"),
+            ("slave-serve-stale-data", "yes"),
+            ("repl-diskless-load", "disabled"),
+            ("repl-diskless-sync", "yes"),
+            ("repl-diskless-sync-delay", "5"),
+            ("repl-diskless-sync-max-replicas", "0"),
+            ("repl-backlog-size", "1048576"),
+            ("repl-backlog-ttl", "3600"),
+            ("repl-timeout", "60"),
+            ("repl-ping-replica-period", "10"),
+            ("repl-ping-slave-period", "10"),
+            ("min-replicas-to-write", "0"),
+            ("min-slaves-to-write", "0"),
+            ("min-replicas-max-lag", "10"),
+            ("min-slaves-max-lag", "10"),
+            ("replica-priority", "100"),
+            ("slave-priority", "100"),
+            ("replica-announced", "yes"),
+            ("repl-disable-tcp-nodelay", "no"),
             ("maxclients", "10000"),
             ("timeout", "0"),
             ("tcp-keepalive", "300"),
@@ -1940,8 +2314,19 @@ mod tests {
             ("latency-monitor-threshold", "0"),
             ("busy-reply-threshold", "5000"),
             ("lua-time-limit", "5000"),
+            ("notify-keyspace-events", ""),
             ("hz", "10"),
             ("appendonly", "no"),
+            ("appendfilename", "appendonly.aof"),
+            ("appenddirname", "appendonlydir"),
+            ("appendfsync", "everysec"),
+            ("aof-use-rdb-preamble", "yes"),
+            ("aof-load-truncated", "yes"),
+            ("auto-aof-rewrite-percentage", "100"),
+            ("auto-aof-rewrite-min-size", "67108864"),
+            ("aof-timestamp-enabled", "no"),
+            ("aof-rewrite-incremental-fsync", "yes"),
+            ("no-appendfsync-on-rewrite", "no"),
             ("maxmemory", "0"),
             ("maxmemory-policy", "noeviction"),
             ("lfu-log-factor", "10"),
@@ -2129,8 +2514,8 @@ mod tests {
         }
         std::fs::write(&path, "daemonize yes\n").unwrap();
         assert!(error(&[&path_text]).ends_with("percore does not daemonize: run it in the foreground under systemd (see deploy/percore.service)"));
-        std::fs::write(&path, "appendonly yes\n").unwrap();
-        assert!(error(&[&path_text]).contains("AOF"));
+        std::fs::write(&path, "appendfsync sometimes\n").unwrap();
+        assert!(error(&[&path_text]).contains("argument(s) must be one of the following"));
 
         // Errors inside an included file name that file and its line.
         let inner = dir.join("inner.conf");
@@ -2228,7 +2613,11 @@ mod tests {
         assert_eq!(
             names("*max*"),
             [
+                "acllog-max-len",
                 "forkless-max-copy-memory",
+                "repl-diskless-sync-max-replicas",
+                "min-replicas-max-lag",
+                "min-slaves-max-lag",
                 "maxclients",
                 "proto-max-bulk-len",
                 "hll-sparse-max-bytes",

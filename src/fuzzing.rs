@@ -467,26 +467,35 @@ fn check_reply(argv: &[&[u8]], out: &[u8], expect_one: bool) -> Result<(), Strin
 }
 
 /// Whether the dispatcher runs `argv`: not what sleeps, saves, stops or crashes the server
-/// on purpose, nor CONFIG SET of the limits that keep values small.
+/// on purpose or links it to other servers, nor CONFIG SET of the limits that keep values
+/// small or of the files it writes.
 fn runnable(argv: &[Vec<u8>]) -> bool {
     let is = |i: usize, s: &str| {
         argv.get(i)
             .is_some_and(|a| a.eq_ignore_ascii_case(s.as_bytes()))
     };
-    if is(0, "SHUTDOWN") || is(0, "SAVE") || is(0, "BGSAVE") {
+    if is(0, "SHUTDOWN") || is(0, "SAVE") || is(0, "BGSAVE") || is(0, "BGREWRITEAOF") {
+        return false;
+    }
+    // A replica link (PSYNC/SYNC hand the connection's socket to the replication
+    // threads) or a link to another server (REPLICAOF host port).
+    if is(0, "PSYNC") || is(0, "SYNC") || is(0, "REPLICAOF") || is(0, "SLAVEOF") {
         return false;
     }
     if is(0, "DEBUG") {
         return is(1, "HELP") || is(1, "OBJECT") || is(1, "SET-ACTIVE-EXPIRE");
     }
     if is(0, "CONFIG") && is(1, "SET") {
-        const KEEP: [&str; 6] = [
+        const KEEP: [&str; 9] = [
             "proto-max-bulk-len",
             "save",
             "dir",
             "dbfilename",
             "rdb-key-save-delay",
             "logfile",
+            "appendonly",
+            "appenddirname",
+            "appendfilename",
         ];
         return !argv
             .iter()

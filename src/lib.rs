@@ -3,7 +3,9 @@
 //! [`main`]; the library exists so that fuzz targets (fuzz/) reach the pure parts through
 //! [`fuzzing`]. Everything else stays private to the crate.
 
+mod acl;
 mod alloc;
+mod aof;
 mod atomic;
 mod blocking;
 mod client;
@@ -18,8 +20,11 @@ mod forward;
 pub mod fuzzing;
 mod latency;
 mod metrics;
+mod notify;
 mod prefetch;
+mod propagate;
 mod pubsub;
+mod replication;
 mod scripting;
 mod server;
 mod shard;
@@ -276,10 +281,27 @@ fn run(config: config::Config, config_file: Option<std::path::PathBuf>) -> Resul
         shared.notice(&format!("Configuration loaded from {}", f.display()));
     }
 
+    // Users: the `user` lines or the ACL file (Redis's `ACLLoadUsersAtStartup`).
+    {
+        let cfg = shared.config();
+        if let Err(e) = acl::file::load_at_startup(
+            &shared.acl,
+            &cfg.aclfile,
+            &cfg.users,
+            cfg.acl_pubsub_default_all,
+        ) {
+            shared.warning(&e);
+            return Err(String::new());
+        }
+    }
+
     // Cluster mode: nodes.conf before the data (a corrupt file stops here), then the
     // slots the loaded keys belong to.
     cluster::start(&shared)?;
-    let mut keyspaces = load_dataset(&shared, shards)?;
+    let mut keyspaces = match aof::start(&shared, shards)? {
+        Some(k) => k,
+        None => load_dataset(&shared, shards)?,
+    };
     cluster::adopt_loaded_keys(&shared, &mut keyspaces)?;
     let mut loaded = keyspaces.into_iter();
     let metrics_port = shared.config().metrics_port;
@@ -315,8 +337,9 @@ fn run(config: config::Config, config_file: Option<std::path::PathBuf>) -> Resul
                 crash::register_shard_thread(Arc::clone(&shared), id);
                 let mut service = shard::Shard::new(id, shards, Arc::clone(&shared));
                 if let Some(ks) = keyspace {
-                    service.data.keyspace = ks;
+                    service.data.adopt_keyspace(ks);
                 }
+                propagate::start_shard(&mut service.data);
                 let mut reactor = Reactor::new(ring, id, net, fds, sig);
                 reactor
                     .run(&mut service)
@@ -334,6 +357,7 @@ fn run(config: config::Config, config_file: Option<std::path::PathBuf>) -> Resul
             Err(_) => result = Err("a shard thread panicked".into()),
         }
     }
+    aof::shutdown(&shared);
     if let Some(p) = &pidfile {
         let _ = std::fs::remove_file(p);
     }

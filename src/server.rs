@@ -30,6 +30,8 @@ fn level_mark(level: LogLevel) -> char {
 pub struct Log {
     sink: Mutex<Box<dyn Write + Send>>,
     min: std::sync::atomic::AtomicU8,
+    /// The role letter of each line: `M` for a primary, `S` for a replica (as Redis).
+    replica: std::sync::atomic::AtomicBool,
 }
 
 impl Log {
@@ -37,7 +39,13 @@ impl Log {
         Self {
             sink: Mutex::new(sink),
             min: std::sync::atomic::AtomicU8::new(min as u8),
+            replica: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// Lines from now on carry the role letter of a replica (`S`) or a primary (`M`).
+    pub fn set_replica(&self, replica: bool) {
+        self.replica.store(replica, Ordering::Relaxed);
     }
 
     pub fn set_level(&self, min: LogLevel) {
@@ -53,8 +61,13 @@ impl Log {
             return;
         }
         let line = format!(
-            "{}:M {} {} {}\n",
+            "{}:{} {} {} {}\n",
             std::process::id(),
+            if self.replica.load(Ordering::Relaxed) {
+                'S'
+            } else {
+                'M'
+            },
             format_log_time(percore_net::reactor::unix_ms()),
             level_mark(level),
             msg
@@ -145,6 +158,14 @@ pub struct ServerShared {
     pub metrics: crate::metrics::Board,
     /// The script cache, the function libraries and which shard runs a busy script.
     pub scripts: crate::scripting::Shared,
+    /// ACL users (see `acl`).
+    pub acl: crate::acl::Acl,
+    /// Replication: role, link, offsets (see `crate::replication`).
+    pub repl: crate::replication::Shared,
+    /// The stream of write effects: shards publish, sinks (AOF, replication) consume.
+    pub effects: Arc<crate::propagate::Hub>,
+    /// The append-only file's state.
+    pub aof: crate::aof::Shared,
 }
 
 impl ServerShared {
@@ -157,10 +178,15 @@ impl ServerShared {
         io_uring_features: String,
     ) -> Arc<Self> {
         let now_ms = percore_net::reactor::unix_ms();
+        let replicaof = config.repl.replicaof.clone();
+        log.set_replica(replicaof.is_some());
         let cluster = config
             .cluster_enabled
             .then(|| crate::cluster::Cluster::new(&config));
+        let acl = crate::acl::Acl::new();
+        acl.set_default_password(&config.requirepass);
         Arc::new(Self {
+            acl,
             config: RwLock::new(config),
             config_generation: AtomicU64::new(1),
             config_file,
@@ -186,6 +212,9 @@ impl ServerShared {
             cluster,
             metrics: crate::metrics::Board::new(shards),
             scripts: crate::scripting::Shared::new(shards),
+            repl: crate::replication::Shared::new(random_hex40(), replicaof),
+            effects: Arc::new(crate::propagate::Hub::new(shards)),
+            aof: crate::aof::Shared::default(),
         })
     }
 

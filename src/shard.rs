@@ -128,6 +128,9 @@ pub enum Msg {
         client: u64,
         keys: Vec<crate::atomic::LockKey>,
     },
+    /// Keyspace notifications of another shard for this shard's subscribers
+    /// (`crate::notify`).
+    Notify(Arc<[u8]>),
 }
 
 /// Everything a shard owns besides its I/O.
@@ -165,6 +168,8 @@ pub struct ShardData {
     pub fwd_pool: ForwardPool,
     /// Snapshot requests, barriers and this shard's part of a running snapshot.
     pub snap: crate::snapshot::ShardSnap,
+    /// Replication: the master client and its ACKs (shard 0's; see `crate::replication`).
+    pub repl: crate::replication::Local,
     /// Cluster mode: this shard's copy of the slot map, for routing requests.
     pub cluster: Option<Box<crate::cluster::ShardView>>,
     /// Pub/sub subscriptions of this shard's connections, and messages to deliver.
@@ -177,6 +182,12 @@ pub struct ShardData {
     pub watches: crate::atomic::watch::Registry,
     /// This shard's Lua interpreter, created at the first script (see `scripting`).
     pub lua: Option<Box<crate::scripting::Engine>>,
+    /// Keyspace notifications: enabled classes, what goes to other shards.
+    pub notify: crate::notify::State,
+    /// The ACL generation this shard's clients were linked at.
+    pub acl: crate::acl::ShardAcl,
+    /// Effects of this shard's writes, for the stream (`propagate`).
+    pub effects: crate::propagate::Log,
 }
 
 impl ShardData {
@@ -192,6 +203,8 @@ impl ShardData {
         let mut keyspace =
             Keyspace::new(cfg.keyspace_databases(), seed).with_slot_index(cfg.cluster_enabled);
         keyspace.set_access_tracking(cfg.access_tracking());
+        let mut notify = crate::notify::State::default();
+        keyspace.set_event_log(notify.configure(cfg.notify_keyspace_events));
         Self {
             id,
             shards,
@@ -212,18 +225,33 @@ impl ShardData {
             buf_pool: Vec::new(),
             fwd_pool: ForwardPool::default(),
             snap: crate::snapshot::ShardSnap::default(),
+            repl: crate::replication::Local::default(),
             cluster,
             pubsub: crate::pubsub::Registry::default(),
             blocking: crate::blocking::Registry::default(),
             locks: crate::atomic::Locks::default(),
             watches: crate::atomic::watch::Registry::default(),
             lua: None,
+            notify,
+            acl: crate::acl::ShardAcl::default(),
+            effects: crate::propagate::Log::default(),
         }
+    }
+
+    /// Takes over a keyspace built elsewhere (loaded from a file, handed back by a
+    /// snapshot barrier) with this shard's per-database settings.
+    pub fn adopt_keyspace(&mut self, mut keyspace: Keyspace) {
+        keyspace.set_access_tracking(self.cfg.access_tracking());
+        keyspace.set_event_log(self.notify.configure(self.cfg.notify_keyspace_events));
+        // Expired keys go to the stream of effects as DEL while it is on.
+        keyspace.log_expired(self.effects.on);
+        self.keyspace = keyspace;
     }
 
     /// Picks up a configuration change made by any shard.
     #[inline]
     pub fn refresh_config(&mut self) {
+        crate::acl::refresh(self);
         let g = self.shared.config_generation();
         if g != self.cfg_generation {
             self.cfg = self.shared.config();
@@ -233,6 +261,8 @@ impl ShardData {
                 .set_latency_threshold_ms(self.cfg.latency_monitor_threshold_ms);
             self.keyspace
                 .set_access_tracking(self.cfg.access_tracking());
+            self.keyspace
+                .set_event_log(self.notify.configure(self.cfg.notify_keyspace_events));
         }
     }
 
@@ -332,7 +362,13 @@ impl Shard {
         self.data.start_clock(io.now_ns);
         let (conn, outbox) = io.conn_and_outbox(id);
         if let Some(conn) = conn {
+            let unread = conn.input.len();
             self.run_requests(&mut client, conn, outbox);
+            if client.master {
+                // The replication offset moves by the stream bytes applied.
+                let left = conn.input.len();
+                crate::replication::applied(&mut self.data, unread - left, left, &mut conn.output);
+            }
             client.qbuf = conn.input.len();
             check_output_limits(&self.data, &mut client, conn);
         }
@@ -449,7 +485,7 @@ impl Shard {
                 break;
             }
             let mut limits = self.data.limits;
-            limits.unauthenticated = client.must_auth(&self.data.cfg.requirepass);
+            limits.unauthenticated = client.must_auth(self.data.acl.auth_required);
             if self.ahead_next == self.ahead_len {
                 self.parse_ahead(conn.input.data(), client.db, &limits, &mut main);
             }
@@ -519,7 +555,7 @@ impl Shard {
             };
             // Authentication changes the parse limits: what was parsed ahead under the old
             // ones is dropped.
-            let must_auth = client.must_auth(&self.data.cfg.requirepass);
+            let must_auth = client.must_auth(self.data.acl.auth_required);
             // An empty request (a blank inline line, `*0`) runs nothing, but counts as the
             // request whose reply CLIENT REPLY SKIP drops, as in Redis (`resetClient`).
             if req.is_empty() {
@@ -558,7 +594,7 @@ impl Shard {
                 main.clear();
             }
             conn.input.consume(consumed);
-            if client.must_auth(&self.data.cfg.requirepass) != must_auth {
+            if client.must_auth(self.data.acl.auth_required) != must_auth {
                 self.ahead_len = self.ahead_next;
             }
         }
@@ -809,7 +845,8 @@ impl Shard {
             };
             let mark = out.len();
             let watched = f.cmd.has(flags::WRITE) && !ctx.shard.watches.is_empty();
-            let before = if watched {
+            let logged = ctx.shard.effects.on;
+            let before = if watched || logged {
                 ctx.shard.keyspace.changes()
             } else {
                 0
@@ -819,6 +856,10 @@ impl Shard {
             });
             if watched {
                 crate::atomic::watch::after_write(data, f.cmd, argv, usize::from(f.db), before);
+            }
+            if logged {
+                let db = usize::from(f.db);
+                crate::propagate::after_command(data, f.cmd, argv, db, before, &out[mark..]);
             }
             let took = data.took();
             let reply = &out[mark..];
@@ -1045,11 +1086,18 @@ pub fn dispatch(
         refuse(client, discard, out, scratch, |w| w.error(&refusal));
         return true;
     }
-    if client.must_auth(&data.cfg.requirepass) && !cmd.has(flags::NO_AUTH) {
+    if client.must_auth(data.acl.auth_required) && !cmd.has(flags::NO_AUTH) {
         data.stats.record_rejected(cmd, "NOAUTH");
         refuse(client, discard, out, scratch, |w| {
             w.error(commands::errors::NOAUTH);
         });
+        return true;
+    }
+    if !client.acl_free
+        && let Err(text) = crate::acl::check_request(data, client, cmd, argv)
+    {
+        data.stats.record_rejected(cmd, &text);
+        refuse(client, discard, out, scratch, |w| w.error(&text));
         return true;
     }
     if let Some(busy) = data.shared.scripts.busy_error()
@@ -1059,6 +1107,14 @@ pub fn dispatch(
         // but SCRIPT KILL, FUNCTION KILL/STATS, SHUTDOWN NOSAVE and the like is refused.
         data.stats.record_rejected(cmd, busy);
         refuse(client, discard, out, scratch, |w| w.error(busy));
+        return true;
+    }
+    if data.shared.repl.is_replica.load(Ordering::Relaxed)
+        && !client.master
+        && let Some(text) = crate::replication::refusal(data, cmd)
+    {
+        data.stats.record_rejected(cmd, text);
+        refuse(client, discard, out, scratch, |w| w.error(text));
         return true;
     }
     client.last_cmd = cmd.name;
@@ -1120,6 +1176,9 @@ pub fn dispatch(
             let mut w = ReplyWriter { out: target, proto };
             h(&mut ctx, argv, &mut w);
             let failed = target_is_error(target, mark);
+            if data.effects.on && !failed {
+                crate::propagate::client_command(data, cmd, argv, db);
+            }
             let took = data.took();
             data.stats
                 .record_call(cmd, took, failed, target.get(mark..).unwrap_or(&[]));
@@ -1167,7 +1226,12 @@ pub fn dispatch(
                     return false;
                 }
                 let watched = !data.watches.is_empty() && cmd.has(flags::WRITE);
-                let before = if watched { data.keyspace.changes() } else { 0 };
+                let logged = data.effects.on;
+                let before = if watched || logged {
+                    data.keyspace.changes()
+                } else {
+                    0
+                };
                 let mut ctx = Ctx {
                     shard: data,
                     db: client.db,
@@ -1177,6 +1241,10 @@ pub fn dispatch(
                 run_handler(&mut ctx, h, argv, target);
                 if watched {
                     crate::atomic::watch::after_write(data, cmd, argv, client.db, before);
+                }
+                if logged {
+                    let reply = target.get(mark..).unwrap_or(&[]);
+                    crate::propagate::after_command(data, cmd, argv, client.db, before, reply);
                 }
                 let failed = target_is_error(target, mark);
                 let took = data.took();
@@ -1221,7 +1289,16 @@ pub fn dispatch(
             }
             let (db, proto) = (client.db, client.proto);
             let watched = !data.watches.is_empty() && cmd.has(flags::WRITE);
-            let before = if watched { data.keyspace.changes() } else { 0 };
+            let logged = data.effects.on;
+            let before = if watched || logged {
+                data.keyspace.changes()
+            } else {
+                0
+            };
+            if !client.acl_free {
+                // A restricted user's script checks its calls as that user.
+                data.acl.caller.clone_from(&client.acl_user);
+            }
             let mut ctx = Ctx {
                 shard: data,
                 db,
@@ -1231,6 +1308,7 @@ pub fn dispatch(
             let first = step(&mut ctx, argv);
             let (mut failed, mut reply) = (false, Vec::new());
             let result = run_hops(&mut ctx, first);
+            data.acl.caller = None;
             if watched && !matches!(result, Partial::Hop { .. }) {
                 crate::atomic::watch::after_write(data, cmd, argv, db, before);
             }
@@ -1272,6 +1350,9 @@ pub fn dispatch(
                     failed = reply.first() == Some(&b'-');
                     target.extend_from_slice(&reply);
                     finish_local(client, discard, scratch);
+                    if logged {
+                        crate::propagate::after_command(data, cmd, argv, db, before, &reply);
+                    }
                 }
             }
             let took = data.took();
@@ -1538,7 +1619,11 @@ fn joins_open_txn(data: &ShardData, client: &Client, argv: &[&[u8]]) -> Option<&
         && cmd.arity_ok(argv.len())
         && cmd.subcommands.is_empty()
         && !cmd.has(flags::BLOCKING)
-        && !client.must_auth(&data.cfg.requirepass)
+        && !client.must_auth(data.acl.auth_required)
+        // A restricted user's request and a replica's write take dispatch's checks (ACL,
+        // READONLY) there.
+        && client.acl_free
+        && !data.shared.repl.is_replica.load(Ordering::Relaxed)
         && data.shared.scripts.busy_error().is_none()
         && !(client.proto == Protocol::Resp2 && client.subscribed())
         && txn.has_room(argv);
@@ -1762,7 +1847,12 @@ pub(crate) fn start_gather(
         let mut args = Vec::new();
         argv.fill(&mut args);
         let watched = !data.watches.is_empty() && cmd.has(flags::WRITE);
-        let before = if watched { data.keyspace.changes() } else { 0 };
+        let logged = data.effects.on;
+        let before = if watched || logged {
+            data.keyspace.changes()
+        } else {
+            0
+        };
         let db = client.db;
         let mut ctx = Ctx {
             shard: data,
@@ -1774,6 +1864,9 @@ pub(crate) fn start_gather(
         gather.remaining -= 1;
         if watched {
             crate::atomic::watch::after_write(data, cmd, &args, db, before);
+        }
+        if logged {
+            crate::propagate::after_command(data, cmd, &args, db, before, b"");
         }
         if gated {
             data.shared.write_gate.leave(1);
@@ -1866,6 +1959,21 @@ impl Service for Shard {
     ) -> Result<(), Vec<u8>> {
         // A CONFIG SET on another shard (maxclients, requirepass) applies to this client.
         self.data.refresh_config();
+        if crate::replication::adopting(&self.data, fd) {
+            // The primary's stream of a replica: the master client.
+            self.data
+                .shared
+                .stats
+                .connected_clients
+                .fetch_add(1, Ordering::AcqRel);
+            self.data.now_ms = io.now_ms;
+            self.add_client(id, fd, peer);
+            if let Some(mut client) = self.data.clients[id.index as usize].take() {
+                crate::replication::make_master_client(&mut self.data, &mut client);
+                self.data.clients[id.index as usize] = Some(client);
+            }
+            return Ok(());
+        }
         let stats = &self.data.shared.stats;
         let max = self.data.cfg.maxclients as usize;
         let connected = stats.connected_clients.fetch_add(1, Ordering::AcqRel) + 1;
@@ -1876,7 +1984,7 @@ impl Service for Shard {
         }
         // Protected mode: no password and no explicit bind → loopback clients only.
         if self.data.cfg.protected_mode
-            && self.data.cfg.requirepass.is_empty()
+            && !self.data.acl.auth_required
             && self
                 .data
                 .cfg
@@ -1952,6 +2060,7 @@ impl Service for Shard {
             }
             Msg::Unlock { keys, whole } => self.data.locks.release_keys(&keys, whole),
             Msg::Unwatch { client, keys } => self.data.watches.unwatch(client, &keys),
+            Msg::Notify(packed) => crate::notify::receive(&mut self.data, &packed),
         }
         if self.data.blocking.busy() || !self.data.blocking.flush.is_empty() {
             self.blocking_work(io);
@@ -1971,9 +2080,16 @@ impl Service for Shard {
             }
             self.blocking_work(io);
         }
+        // Keyspace notifications of this iteration's work (requests, mail, blocked
+        // clients served, expiry): published here and mailed to the other shards before
+        // the outbox leaves.
+        if crate::notify::flush(&mut self.data, io) {
+            crate::pubsub::deliver(&mut self.data, io);
+        }
         if self.data.snap.will_park() {
             io.submit_before_blocking();
         }
+        crate::propagate::publish(&mut self.data);
     }
 
     fn after_flush(&mut self, io: &mut Io<Msg, ()>) {
@@ -2007,6 +2123,7 @@ impl Service for Shard {
 
     fn on_close(&mut self, io: &mut Io<Msg, ()>, conn: Conn<()>) {
         let id = conn.id();
+        crate::replication::on_close(&mut self.data, id);
         if let Some(mut client) = self
             .data
             .clients
@@ -2041,6 +2158,7 @@ impl Service for Shard {
         let now_ms = self.data.now_ms;
         self.data.stats.sample_ops(now_ms);
         crate::snapshot::on_tick(&mut self.data);
+        crate::replication::on_tick(&mut self.data, io);
         crate::metrics::on_tick(&mut self.data, io);
         // Idle clients (`timeout`): no request read and no reply bytes written for that
         // long (Redis's `lastinteraction` moves on both), no reply owed by another shard,
@@ -2057,6 +2175,7 @@ impl Service for Shard {
                 if idle(c.last_interaction_ms)
                     && c.pending.is_empty()
                     && !c.subscribed()
+                    && !c.master
                     && io.conn(c.conn).is_some_and(|conn| idle(conn.last_send_ms))
                 {
                     self.data.to_close.push(c.conn);
@@ -2111,8 +2230,8 @@ impl Shard {
             .stats
             .next_client_id
             .fetch_add(1, Ordering::Relaxed);
-        let authenticated = self.data.cfg.requirepass.is_empty();
-        let mut client = Client::new(id, cid, self.data.now_ms, authenticated);
+        let mut client = Client::new(id, cid, self.data.now_ms, false);
+        crate::acl::link_new(&mut self.data, &mut client);
         if let Some(p) = peer {
             client.peer = p.to_string();
         }

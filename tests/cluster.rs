@@ -554,6 +554,19 @@ fn moved_ask_and_tryagain_between_two_nodes() {
     );
     assert_eq!(cb.cmd(&["ASKING"]), ok());
     assert_eq!(cb.cmd(&["GET", "{b}gone"]), bulk("2"));
+    // RESTORE-ASKING (what MIGRATE sends) needs no ASKING before it, and leaves none.
+    let Frame::Bulk(payload) = ca.cmd(&["DUMP", "{b}here"]) else {
+        panic!("DUMP")
+    };
+    let mut restore: Vec<&[u8]> = vec![b"RESTORE-ASKING", b"{b}moved", b"0"];
+    restore.push(&payload);
+    assert_eq!(cb.cmd(&restore), ok());
+    assert_eq!(
+        cb.cmd(&["GET", "{b}moved"]),
+        err(&format!("MOVED {s} {addr_a}"))
+    );
+    assert_eq!(cb.cmd(&["ASKING"]), ok());
+    assert_eq!(cb.cmd(&["GET", "{b}moved"]), bulk("1"));
     // Finish: B owns the slot; A may give it away once it holds no key of it.
     assert_eq!(cb.cmd(&["CLUSTER", "SETSLOT", &s, "NODE", ID_B]), ok());
     assert_eq!(cb.cmd(&["GET", "{b}gone"]), bulk("2"));

@@ -369,6 +369,18 @@ fn tame(mut argv: Vec<Vec<u8>>) -> Option<Vec<Vec<u8>>> {
     if eq_ic(&name, "SHUTDOWN") {
         return None;
     }
+    // PSYNC/SYNC turn the connection into a replica's link (an RDB transfer, then the
+    // stream: no longer request/reply); REPLICAOF with a host makes the server a replica
+    // that may reach some local server: not sent (tests/replication.rs covers them).
+    if ["PSYNC", "SYNC"].iter().any(|n| eq_ic(&name, n)) {
+        return None;
+    }
+    if ["REPLICAOF", "SLAVEOF"].iter().any(|n| eq_ic(&name, n))
+        && argv.len() == 3
+        && !(eq_ic(&argv[1], "NO") && eq_ic(&argv[2], "ONE"))
+    {
+        return None;
+    }
     if eq_ic(&name, "DEBUG") && argv.len() >= 2 {
         let sub = argv[1].clone();
         if eq_ic(&sub, "ASSERT") {

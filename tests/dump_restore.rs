@@ -13,6 +13,7 @@ mod common;
 use common::{Conn, Rng, Server, show};
 use percore_net::resp::Frame;
 use percore_persist::crc64::crc64;
+use std::fmt::Write as _;
 
 /// Random byte flips tried per corrupt-payload round.
 const FLIPS_PER_PAYLOAD: usize = 120;
@@ -115,7 +116,75 @@ fn builders() -> Vec<(&'static str, Vec<Vec<String>>)> {
                 "b".repeat(80),
             ]],
         ),
+        ("stream", stream_builder()),
     ]
+}
+
+/// A stream of 300 entries (several nodes) with explicit ids, a deleted entry, two groups,
+/// consumers with pending and acknowledged entries.
+fn stream_builder() -> Vec<Vec<String>> {
+    let line = |a: &[&str]| a.iter().map(|x| (*x).to_owned()).collect::<Vec<_>>();
+    let mut cmds = Vec::new();
+    for i in 1..=300 {
+        let id = format!("{}-{}", 1000 + i / 7, i % 7);
+        let v = format!("value-{i}");
+        cmds.push(line(&["XADD", "K", &id, "field", &v, "n", &i.to_string()]));
+    }
+    cmds.push(line(&["XDEL", "K", "1001-3"]));
+    cmds.push(line(&["XGROUP", "CREATE", "K", "g1", "0"]));
+    cmds.push(line(&["XGROUP", "CREATE", "K", "g2", "1020-0"]));
+    for (c, n) in [("alice", "5"), ("bob", "3")] {
+        cmds.push(line(&[
+            "XREADGROUP",
+            "GROUP",
+            "g1",
+            c,
+            "COUNT",
+            n,
+            "STREAMS",
+            "K",
+            ">",
+        ]));
+    }
+    cmds.push(line(&["XACK", "K", "g1", "1000-1", "1000-2"]));
+    cmds.push(line(&["XGROUP", "CREATECONSUMER", "K", "g2", "carol"]));
+    cmds
+}
+
+/// A stream's contents without what depends on the clock or the node layout: entries,
+/// the stream's ids and counters, groups, and each pending entry's consumer and
+/// delivery count.
+fn stream_contents(c: &mut Conn, key: &str) -> String {
+    let mut out = show(&c.cmd_raw(&["XRANGE", key, "-", "+"]));
+    let Frame::Array(info) = c.cmd(&["XINFO", "STREAM", key]) else {
+        panic!("XINFO STREAM")
+    };
+    for kv in info.chunks(2) {
+        let name = format!("{:?}", kv[0]);
+        if !name.contains("radix-tree") {
+            write!(out, " {name}={:?}", kv[1]).expect("a String");
+        }
+    }
+    out += &show(&c.cmd_raw(&["XINFO", "GROUPS", key]));
+    for g in ["g1", "g2"] {
+        if let Frame::Array(pel) = c.cmd(&["XPENDING", key, g, "-", "+", "1000"]) {
+            for p in pel {
+                let Frame::Array(f) = p else {
+                    panic!("XPENDING")
+                };
+                write!(out, " {g}:{:?}/{:?}/{:?}", f[0], f[1], f[3]).expect("a String");
+            }
+        }
+        if let Frame::Array(cs) = c.cmd(&["XINFO", "CONSUMERS", key, g]) {
+            for cons in cs {
+                let Frame::Array(f) = cons else {
+                    panic!("XINFO CONSUMERS")
+                };
+                write!(out, " {g}:{:?}:{:?}", f[1], f[3]).expect("a String");
+            }
+        }
+    }
+    out
 }
 
 fn bulk(f: Frame) -> Vec<u8> {
@@ -133,6 +202,7 @@ fn contents(c: &mut Conn, key: &str) -> String {
         other => panic!("TYPE {key}: {other:?}"),
     };
     let mut items: Vec<String> = match ty.as_str() {
+        "stream" => return format!("stream {}", stream_contents(c, key)),
         "string" => return format!("string {}", show(&bulk(c.cmd(&["GET", key])))),
         "list" => return format!("list {}", show(&c.cmd_raw(&["LRANGE", key, "0", "-1"]))),
         "zset" => {
@@ -228,7 +298,7 @@ fn every_type_and_encoding_crosses_both_ways() {
         // hash-table forms list members in each server's table order.
         let table_form = matches!(
             want_enc.as_slice(),
-            b"$9\r\nhashtable\r\n" | b"$8\r\nskiplist\r\n"
+            b"$9\r\nhashtable\r\n" | b"$8\r\nskiplist\r\n" | b"$6\r\nstream\r\n"
         );
         if !table_form {
             for c in [&mut rc, &mut pc] {

@@ -249,3 +249,52 @@ fn pipelined_msets_are_atomic_for_readers() {
         assert!(r.join().expect("reader") > 0, "a reader checked nothing");
     }
 }
+
+/// A restricted user's pipelined cross-shard commands are checked one by one, as each
+/// would be alone: the ones touching keys or commands it may not use are refused with
+/// Redis's NOPERM texts and change nothing, in RESP2 and RESP3 (byte for byte as
+/// redis-server).
+#[test]
+fn restricted_users_pipelines_are_checked_per_command() {
+    let Some(redis) = Server::redis() else {
+        return;
+    };
+    let percore = Server::percore_threads(3);
+    let cmds: Vec<Vec<String>> = [
+        "MSET k1 1 k2 2 k3 3 k4 4",
+        "MSET k5 5 x1 6",
+        "MGET k1 x2 k3",
+        "DEL k1 k2 x3",
+        "SET k6 6",
+        "INCR k1",
+        "FLUSHALL",
+        "MSET k7 7 k8 8",
+        "MGET k1 k2 k3 k4 k5 k6 k7 k8 x1",
+    ]
+    .iter()
+    .map(|l| l.split(' ').map(str::to_owned).collect())
+    .collect();
+    for proto in ["2", "3"] {
+        let mut replies = Vec::new();
+        for server in [&redis, &percore] {
+            let mut admin = server.conn();
+            admin.cmd_raw(&["FLUSHALL"]);
+            admin.cmd_raw(&[
+                "ACL",
+                "SETUSER",
+                "u",
+                "on",
+                "nopass",
+                "~k*",
+                "+@all",
+                "-flushall",
+            ]);
+            let mut c = server.conn();
+            c.cmd_raw(&["HELLO", proto, "AUTH", "u", "any"]);
+            let mut got = pipeline(&mut c, &cmds, "end");
+            got.push(admin.cmd_raw(&["MGET", "k1", "k5", "x1", "x2", "x3", "k7"]));
+            replies.push(got.iter().map(|b| show(b)).collect::<Vec<_>>());
+        }
+        assert_eq!(replies[0], replies[1], "RESP{proto}: redis, then percore");
+    }
+}

@@ -202,9 +202,14 @@ fn busy_scripts_answer_busy_elsewhere_and_script_kill_stops_them() {
         "-NOTBUSY No scripts in execution right now.\r\n"
     );
 
-    // A script that wrote cannot be killed: it runs to its end.
-    let writer = "redis.call('set', KEYS[1], '1') local stop = tonumber(redis.call('time')[1]) + 2 \
-                  while tonumber(redis.call('time')[1]) < stop do end return 'done'";
+    // A script that wrote cannot be killed: it runs to its end. It spins 4 s measured in
+    // microseconds (whole seconds gave 1-2 s, and `busy_peer`'s probes of the busy shard
+    // cost 300 ms each: a short window could close before a probe reached the other
+    // shard, failing in a loaded CI run).
+    let writer = "redis.call('set', KEYS[1], '1') \
+                  local function now() local t = redis.call('time') \
+                  return tonumber(t[1]) * 1000000 + tonumber(t[2]) end \
+                  local stop = now() + 4000000 while now() < stop do end return 'done'";
     let (mut peer, mut waiting) =
         busy_peer(port, &mut runner, &["EVAL", writer, "1", "w"], BUSY_EVAL);
     peer.send(&["SCRIPT", "KILL"]);

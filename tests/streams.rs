@@ -9,26 +9,11 @@
 
 mod common;
 
-use common::{Conn, Server, bulk, info_field, ok, scratch_dir, simple};
+use common::{Conn, Server, bulk, info_field, ok, path_str as d, scratch_dir, simple, wait_until};
 use percore_engine::slot::shard_of_key;
 use percore_net::resp::Frame;
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
 use std::time::{Duration, Instant};
-
-const WAIT_TIMEOUT: Duration = Duration::from_secs(30);
-
-fn d(p: &Path) -> &str {
-    p.to_str().expect("utf-8")
-}
-
-fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + WAIT_TIMEOUT;
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
 
 /// Streams with several nodes, deletions, trimming, groups, PELs and consumers.
 fn populate(c: &mut Conn) {
@@ -512,5 +497,74 @@ fn blocking_read_times_out_with_a_null() {
     assert_eq!(
         c.cmd(&["XREAD", "BLOCK", "x", "STREAMS", "s", "$"]),
         Frame::Error(b"ERR timeout is not an integer or out of range".to_vec())
+    );
+}
+
+/// A blocked XREADGROUP is answered when its stream or group goes (DEL, expiry, a type
+/// change, XGROUP DESTROY, a delete-and-recreate in one script) while a blocked XREAD
+/// waits on: Redis 7.0's replies, byte for byte, with the waiter's key on either shard.
+#[test]
+fn blocked_group_readers_learn_that_their_stream_or_group_went() {
+    let Some(redis) = Server::redis() else {
+        return;
+    };
+    let percore = Server::percore(&["--threads", "2"]);
+    let (ka, kb) = keys_on_two_shards();
+    let recreate = "redis.call('del',KEYS[1]); redis.call('xadd',KEYS[1],'1-1','a','1')";
+    let scenarios: [(&str, &[&str]); 6] = [
+        ("XREADGROUP", &["DEL", "{k}"]),
+        ("XREADGROUP", &["XGROUP", "DESTROY", "{k}", "g"]),
+        ("XREADGROUP", &["SET", "{k}", "x"]),
+        ("XREADGROUP", &["PEXPIRE", "{k}", "1"]),
+        ("XREADGROUP", &["EVAL", recreate, "1", "{k}"]),
+        ("XREAD", &["DEL", "{k}"]),
+    ];
+    let mut seen: Vec<Vec<Vec<u8>>> = Vec::new();
+    for server in [&redis, &percore] {
+        let mut admin = server.conn();
+        let mut replies = Vec::new();
+        for key in [&ka, &kb] {
+            for (reader, write) in &scenarios {
+                admin.cmd(&["DEL", key]);
+                admin.cmd(&["XGROUP", "CREATE", key, "g", "$", "MKSTREAM"]);
+                let mut r = server.conn();
+                if *reader == "XREADGROUP" {
+                    r.send_cmd(&[
+                        "XREADGROUP",
+                        "GROUP",
+                        "g",
+                        "c",
+                        "BLOCK",
+                        "0",
+                        "STREAMS",
+                        key,
+                        ">",
+                    ]);
+                } else {
+                    r.send_cmd(&["XREAD", "BLOCK", "300", "STREAMS", key, "$"]);
+                }
+                wait_until("the reader blocks", || blocked_clients(&mut admin) == "1");
+                let write: Vec<String> = write.iter().map(|a| a.replace("{k}", key)).collect();
+                admin.cmd(&write);
+                // An XREAD on a deleted key waits for its timeout (a null).
+                replies.push(r.read_raw());
+                wait_until("nobody blocked", || blocked_clients(&mut admin) == "0");
+            }
+        }
+        seen.push(replies);
+    }
+    for (i, (want, got)) in seen[0].iter().zip(&seen[1]).enumerate() {
+        assert_eq!(
+            common::show(got),
+            common::show(want),
+            "scenario {} (key {})",
+            i % scenarios.len(),
+            i / scenarios.len()
+        );
+    }
+    assert!(
+        common::show(&seen[0][0]).contains("UNBLOCKED the stream key no longer exists"),
+        "{}",
+        common::show(&seen[0][0])
     );
 }

@@ -280,6 +280,25 @@ pub struct Db {
     ready: Vec<Box<[u8]>>,
     /// What the entries' access field holds.
     access: AccessTracking,
+    /// Keys deleted because they expired (lazily or by the active cycle), kept while
+    /// something consumes them (the stream of effects propagates them as DEL); `None`:
+    /// nothing is kept, and an expiry costs one branch.
+    expired_log: Option<Vec<Key>>,
+    /// Keyspace events this database sees itself (a key expired, a key created), in
+    /// order, for the server's keyspace notifications; recorded only while
+    /// [`Db::set_event_log`] turned them on, so a write pays one flag test on its
+    /// creation or expiry path.
+    events: Vec<(KeyEvent, Box<[u8]>)>,
+    log_events: bool,
+}
+
+/// A keyspace event seen inside the database rather than by a command.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyEvent {
+    /// An expired key was deleted (lazily on access, or by the active cycle).
+    Expired,
+    /// A key was added (Redis's `dbAdd`: a new key, or one stored anew over a deleted one).
+    New,
 }
 
 impl Db {
@@ -303,6 +322,43 @@ impl Db {
             waited: HashSet::new(),
             ready: Vec::new(),
             access: AccessTracking::Lru,
+            events: Vec::new(),
+            log_events: false,
+            expired_log: None,
+        }
+    }
+
+    /// Keeps the keys deleted by expiry from now on (`on`), for [`Db::take_expired`]; off
+    /// drops any kept.
+    pub fn log_expired(&mut self, on: bool) {
+        self.expired_log = on.then(Vec::new);
+    }
+
+    /// Whether keys deleted by expiry are kept ([`Db::log_expired`]).
+    #[must_use]
+    pub fn logs_expired(&self) -> bool {
+        self.expired_log.is_some()
+    }
+
+    /// Whether expired keys were kept since the last [`Db::take_expired`].
+    #[must_use]
+    #[inline]
+    pub fn has_expired_logged(&self) -> bool {
+        self.expired_log.as_ref().is_some_and(|v| !v.is_empty())
+    }
+
+    /// The keys deleted by expiry since the last call, in deletion order.
+    pub fn take_expired(&mut self) -> Vec<Key> {
+        self.expired_log
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
+    }
+
+    #[cold]
+    fn keep_expired(&mut self, key: Key) {
+        if let Some(log) = self.expired_log.as_mut() {
+            log.push(key);
         }
     }
 
@@ -333,6 +389,56 @@ impl Db {
         if let Some(idx) = self.main.lookup_index(key) {
             // Not part of a snapshot, like the access on a read.
             self.main.value_at_mut_unrecorded(idx).access = field;
+        }
+    }
+
+    /// Starts (or stops) recording [`KeyEvent`]s for [`Db::take_events`].
+    pub fn set_event_log(&mut self, on: bool) {
+        self.log_events = on;
+        if !on {
+            self.events = Vec::new();
+        }
+    }
+
+    /// Whether events wait in the log.
+    #[must_use]
+    #[inline]
+    pub fn has_events(&self) -> bool {
+        !self.events.is_empty()
+    }
+
+    /// The events recorded since the last call, in order.
+    pub fn take_events(&mut self) -> Vec<(KeyEvent, Box<[u8]>)> {
+        mem::take(&mut self.events)
+    }
+
+    /// Gives back an emptied log's allocation.
+    pub fn return_events(&mut self, mut log: Vec<(KeyEvent, Box<[u8]>)>) {
+        if self.events.is_empty() {
+            log.clear();
+            self.events = log;
+        }
+    }
+
+    #[cold]
+    fn log_event(&mut self, event: KeyEvent, key: &[u8]) {
+        self.events.push((event, key.into()));
+    }
+
+    /// An expired key was deleted: counted, and logged when events are on.
+    #[inline]
+    fn note_expired(&mut self, key: &[u8]) {
+        self.stats.expired_keys += 1;
+        if self.log_events {
+            self.log_event(KeyEvent::Expired, key);
+        }
+    }
+
+    /// A key was added.
+    #[inline]
+    fn note_new(&mut self, key: &[u8]) {
+        if self.log_events {
+            self.log_event(KeyEvent::New, key);
         }
     }
 
@@ -384,7 +490,7 @@ impl Db {
         mem::swap(&mut self.ready, &mut other.ready);
     }
 
-    /// A key was created or its value replaced: report it when waited on.
+    /// A key was created, replaced or deleted: report it when waited on.
     #[inline]
     fn note_stored(&mut self, key: &[u8]) {
         if !self.waited.is_empty() && self.waited.contains(key) {
@@ -555,6 +661,9 @@ impl Db {
     /// Deletes the entry at `idx` of `main` and its expires index entry.
     fn delete_at(&mut self, idx: usize) -> (Key, Entry) {
         let (key, entry) = self.remove_main_at(idx);
+        // Deletion (DEL, expiry, RENAME's source) is reported too: a blocked XREADGROUP
+        // is answered when its stream goes (Redis's signalDeletedKeyAsReady).
+        self.note_stored(&key);
         if entry.expire_at_ms != NO_EXPIRE {
             let indexed = self.expires.remove(&key);
             assert!(indexed.is_some(), "expires index lost a key with a TTL");
@@ -580,8 +689,11 @@ impl Db {
     fn live_index(&mut self, key: &[u8], now_ms: i64) -> Option<usize> {
         let idx = self.main.lookup_index(key)?;
         if self.main.entry_at(idx).1.is_expired(now_ms) {
-            self.delete_at(idx);
-            self.stats.expired_keys += 1;
+            let (expired, _) = self.delete_at(idx);
+            self.note_expired(key);
+            if self.expired_log.is_some() {
+                self.keep_expired(expired);
+            }
             return None;
         }
         Some(idx)
@@ -667,9 +779,10 @@ impl Db {
                         .overwritten(entry.access, expired, &mut self.rng, now_ms);
                 sync_expires(&mut self.expires, key, old_expire, new_expire);
                 self.index_ttl_change(key, old_expire, new_expire);
+                self.note_stored(key);
                 if expired {
-                    self.stats.expired_keys += 1;
-                    self.note_stored(key);
+                    self.note_expired(key);
+                    self.note_new(key);
                     None
                 } else {
                     Some(old)
@@ -689,6 +802,7 @@ impl Db {
                     sync_expires(&mut self.expires, key, NO_EXPIRE, expire_at_ms);
                 }
                 self.index_new_key(key, expire_at_ms);
+                self.note_new(key);
                 self.note_stored(key);
                 None
             }
@@ -777,13 +891,14 @@ impl Db {
                 entry.access = access;
                 sync_expires(&mut self.expires, &key, old_expire, new_expire);
                 self.index_ttl_change(&key, old_expire, new_expire);
-                self.note_stored(&key);
                 if expired {
-                    self.stats.expired_keys += 1;
-                    None
-                } else {
-                    Some(old)
+                    self.note_expired(&key);
                 }
+                // Every caller adds the key anew (RENAME, MOVE, COPY, RESTORE: Redis's
+                // dbDelete + dbAdd), so it is "new" even over a live key.
+                self.note_new(&key);
+                self.note_stored(&key);
+                if expired { None } else { Some(old) }
             }
             Slot::Vacant(slot) => {
                 // Copies the key (inline when short); the expires index, if needed,
@@ -794,6 +909,7 @@ impl Db {
                     access,
                 });
                 self.index_new_key(&key, new_expire);
+                self.note_new(&key);
                 self.note_stored(&key);
                 if new_expire != NO_EXPIRE {
                     self.expires.insert(key, new_expire);
@@ -801,6 +917,15 @@ impl Db {
                 None
             }
         }
+    }
+
+    /// Gives a key taken by [`Db::take`] back (a cross-shard move that was refused):
+    /// as [`Db::put`], but not logged as a new key, since for Redis it never left.
+    pub fn put_back(&mut self, taken: TakenKey, now_ms: i64) -> Option<Value> {
+        let log = mem::replace(&mut self.log_events, false);
+        let old = self.put(taken, now_ms);
+        self.log_events = log;
+        old
     }
 
     /// RENAME within this database: moves `from` (with its TTL) over `to`. False when
@@ -824,8 +949,11 @@ impl Db {
             if !self.main.entry_at(idx).1.is_expired(now_ms) {
                 break idx;
             }
-            self.delete_at(idx);
-            self.stats.expired_keys += 1;
+            let (key, _) = self.delete_at(idx);
+            self.note_expired(&key);
+            if self.expired_log.is_some() {
+                self.keep_expired(key);
+            }
         };
         Some(self.main.entry_at(idx).0)
     }
@@ -929,7 +1057,14 @@ impl Db {
                         .lookup_index(&key)
                         .expect("expires index holds a key missing from the database");
                     self.remove_main_at(at);
+                    self.note_stored(&key);
+                    if self.log_events {
+                        self.log_event(KeyEvent::Expired, &key);
+                    }
                     expired += 1;
+                    if self.expired_log.is_some() {
+                        self.keep_expired(key);
+                    }
                 } else {
                     ttl_sum = ttl_sum.saturating_add(when - now_ms);
                     ttl_count += 1;

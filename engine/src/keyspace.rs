@@ -61,6 +61,13 @@ impl Keyspace {
         }
     }
 
+    /// Turns every database's keyspace-event log on or off ([`crate::db::Db::set_event_log`]).
+    pub fn set_event_log(&mut self, on: bool) {
+        for db in &mut self.dbs {
+            db.set_event_log(on);
+        }
+    }
+
     /// Number of databases.
     #[must_use]
     pub fn databases(&self) -> usize {
@@ -204,6 +211,31 @@ impl Keyspace {
     #[must_use]
     pub fn total_keys(&self) -> usize {
         self.dbs.iter().map(Db::len).sum()
+    }
+
+    /// Keeps (or stops keeping) the keys every database deletes by expiry
+    /// ([`Db::log_expired`]).
+    pub fn log_expired(&mut self, on: bool) {
+        for db in &mut self.dbs {
+            db.log_expired(on);
+        }
+    }
+
+    /// Whether the databases keep the keys they delete by expiry.
+    #[must_use]
+    pub fn logs_expired(&self) -> bool {
+        self.dbs.first().is_some_and(Db::logs_expired)
+    }
+
+    /// Hands `f` every key deleted by expiry since the last call, by database.
+    pub fn drain_expired(&mut self, mut f: impl FnMut(usize, &[u8])) {
+        for (i, db) in self.dbs.iter_mut().enumerate() {
+            if db.has_expired_logged() {
+                for key in db.take_expired() {
+                    f(i, &key);
+                }
+            }
+        }
     }
 
     /// Keys with a TTL in all databases.

@@ -750,9 +750,12 @@ impl Listpack {
         let want_int = try_int(s);
         let mut cur = p;
         while let Some(q) = cur {
+            // A string entry is compared as a string even when `s` reads as an integer:
+            // a listpack written elsewhere may keep "-5" as a string (Redis's lpFind
+            // compares string entries with memcmp).
             let hit = match self.get(q) {
                 LpValue::Int(i) => want_int == Some(i),
-                LpValue::Str(t) => want_int.is_none() && t == s,
+                LpValue::Str(t) => t == s,
             };
             if hit {
                 return Some(q);
@@ -927,6 +930,19 @@ mod tests {
             assert_eq!(n, backlen_size(l));
             assert_eq!(decode_backlen(&b[..n], n - 1), Some((l, n)), "{l}");
         }
+    }
+
+    #[test]
+    fn integer_like_strings_kept_as_strings_are_found() {
+        // "-5" as a 2-byte string entry (Redis writes it as an integer; a file may not).
+        let buf = vec![11, 0, 0, 0, 1, 0, 0x82, b'-', b'5', 3, EOF_BYTE];
+        let lp = Listpack::from_bytes(buf).expect("valid");
+        assert_eq!(lp.get(lp.first().unwrap()), LpValue::Str(b"-5"));
+        assert_eq!(lp.find(lp.first(), b"-5", 0), lp.first());
+        assert_eq!(lp.find(lp.first(), b"5", 0), None);
+        let mut ints = Listpack::new();
+        ints.push_back(b"-5");
+        assert_eq!(ints.find(ints.first(), b"-5", 0), ints.first());
     }
 
     #[test]

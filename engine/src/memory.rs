@@ -23,10 +23,7 @@ pub fn value_heap_bytes(value: &Value) -> usize {
             size_of::<SetValue>()
                 + match &**s {
                     SetValue::Ints(i) => i.to_blob().len().saturating_sub(8),
-                    SetValue::Small(v) => {
-                        v.capacity() * size_of::<Box<[u8]>>()
-                            + v.iter().map(|m| m.len()).sum::<usize>()
-                    }
+                    SetValue::Small(v) => v.capacity_bytes(),
                     SetValue::Hash(t) => t.heap_bytes(|()| 0),
                 }
         }

@@ -375,6 +375,9 @@ pub struct Io<M, S> {
     wake_all: bool,
     /// Descriptors to poll for readability, with the service's tag (see `watch_readable`).
     watches: Vec<(RawFd, u32)>,
+    /// Connected sockets handed to this shard, with bytes already read from them (see
+    /// `adopt`).
+    adopted: Vec<(RawFd, Vec<u8>)>,
     /// The longest the next wait may block (see `wake_within`).
     max_wait: Option<Duration>,
     /// Submit queued operations before `after_flush` (see `submit_before_blocking`).
@@ -451,6 +454,15 @@ impl<M, S> Io<M, S> {
     /// stay open until then.
     pub fn watch_readable(&mut self, fd: RawFd, tag: u32) {
         self.watches.push((fd, tag));
+    }
+
+    /// Takes a socket this process connected (a replica's link to its primary) as one of
+    /// this shard's connections, as if accepted: [`Service::on_accept`] creates its state
+    /// and [`Service::on_input`] sees `already_read` (bytes read from it before) first. It
+    /// joins at the end of this iteration; the descriptor is the reactor's from now on.
+    pub fn adopt(&mut self, fd: RawFd, already_read: Vec<u8>) {
+        self.adopted.push((fd, already_read));
+        self.max_wait = Some(Duration::ZERO);
     }
 
     /// The next wait blocks for at most `d` (zero: does not block), for background work
@@ -798,6 +810,7 @@ impl<S: Service> Reactor<S> {
                 shared,
                 wake_all: false,
                 watches: Vec::new(),
+                adopted: Vec::new(),
                 max_wait: None,
                 submit_early: false,
                 stats: LoopStats::default(),
@@ -872,6 +885,9 @@ impl<S: Service> Reactor<S> {
                 let _ = self.ring.submit();
             }
             service.after_flush(&mut self.io);
+            for (fd, already_read) in std::mem::take(&mut self.io.adopted) {
+                self.adopt_conn(service, fd, &already_read);
+            }
             for (fd, tag) in std::mem::take(&mut self.io.watches) {
                 let e = opcode::PollAdd::new(types::Fd(fd), libc::POLLIN as u32)
                     .build()
@@ -1135,6 +1151,31 @@ impl<S: Service> Reactor<S> {
             sys::close(fd);
             return;
         }
+        self.take_conn(service, fd, peer);
+    }
+
+    /// A connected socket handed over by the service (`Io::adopt`): taken as an accepted
+    /// one, and its bytes read before handed to the service at once.
+    fn adopt_conn(&mut self, service: &mut S, fd: RawFd, already_read: &[u8]) {
+        let peer = sys::peer_addr(fd).ok();
+        let Some(id) = self.take_conn(service, fd, peer) else {
+            return;
+        };
+        if !already_read.is_empty()
+            && let Some(conn) = self.io.conn(id)
+        {
+            conn.input.append(already_read);
+            service.on_input(&mut self.io, id);
+        }
+    }
+
+    /// Makes `fd` a connection of this shard if the service accepts it.
+    fn take_conn(
+        &mut self,
+        service: &mut S,
+        fd: RawFd,
+        peer: Option<SocketAddr>,
+    ) -> Option<ConnId> {
         let next = self
             .io
             .free
@@ -1163,10 +1204,12 @@ impl<S: Service> Reactor<S> {
                 {
                     conn.fixed = Some(got.index);
                 }
+                Some(got)
             }
             Err(refusal) => {
                 sys::write_best_effort(fd, &refusal);
                 sys::close(fd);
+                None
             }
         }
     }

@@ -228,6 +228,20 @@ pub fn close(fd: RawFd) {
     unsafe { libc::close(fd) };
 }
 
+/// A second descriptor for the same open file (the socket a replica's PSYNC arrived on,
+/// kept past the connection's close by its shard).
+#[expect(unsafe_code, reason = "dup syscall")]
+pub fn dup(fd: RawFd) -> io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: dup takes a descriptor number and touches no memory of ours.
+    let new = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
+    if new < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `new` is a fresh descriptor that nothing else owns.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(new) })
+}
+
 /// Shuts a socket down both ways, ignoring errors: a send or receive waiting on it ends
 /// (EPIPE, or end of input) instead of waiting for a peer that does not read.
 #[expect(unsafe_code, reason = "shutdown syscall")]

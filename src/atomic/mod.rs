@@ -448,6 +448,8 @@ struct Part {
     /// The locks are in the table (a transaction that runs entirely on one shard the
     /// moment it arrives takes none).
     registered: bool,
+    /// Its place in this shard's stream of effects is logged (`propagate::locked`).
+    marked: bool,
 }
 
 /// A multi-shard command in the middle of its steps inside a transaction.
@@ -467,15 +469,23 @@ enum Inflight {
 }
 
 /// A command of an eager transaction (see `Txn::eager`), run part by part as each shard
-/// is locked.
+/// is locked. With the stream of effects on, `fx` holds what its parts logged where they
+/// ran (expired keys met, a keyed command's own effect): the transaction's unit takes
+/// them in command order once every part ran (`merge_early`).
 enum Early {
     /// A keyed command that ran on its owner: its reply.
-    Reply(Vec<u8>),
-    /// A split command: the parts run so far and the jobs of the shards still to lock.
+    Reply {
+        reply: Vec<u8>,
+        fx: crate::propagate::Effects,
+    },
+    /// A split command: the parts run so far and the jobs of the shards still to lock;
+    /// `wrote`: some part changed its shard.
     Parts {
         gather: Box<Gather>,
         part: PartFn,
         jobs: Vec<(usize, Argv)>,
+        fx: crate::propagate::Effects,
+        wrote: bool,
     },
     /// A split command with an odd number of key-value arguments: its arity error.
     Arity,
@@ -521,6 +531,11 @@ pub struct Txn {
     session: Option<u64>,
     /// The session's call that went to another shard: where its reply starts in `out`.
     pending_call: Option<usize>,
+    /// The stream of effects: the commit number taken at the lock point (with a lock
+    /// logged), the effects so far, whether the current command wrote on some shard.
+    commit: Option<u64>,
+    effects: crate::propagate::Effects,
+    wrote: bool,
 }
 
 /// A finished transaction's reply, for its client's slot on this shard.
@@ -547,6 +562,7 @@ impl PlanBuilder {
             whole: false,
             watched: Vec::new(),
             registered: false,
+            marked: false,
         });
         self.parts.last_mut().expect("just pushed")
     }
@@ -634,6 +650,9 @@ impl Txn {
             inflight: None,
             session: None,
             pending_call: None,
+            commit: None,
+            effects: crate::propagate::Effects::default(),
+            wrote: false,
         })
     }
 
@@ -788,6 +807,11 @@ pub fn advance(
                 txn.plan[i].registered = true;
             }
         }
+        if txn.plan[i].registered && !txn.plan[i].marked {
+            // Its locks here were taken now, or by the lock table letting it through
+            // (`Locks::next_ready`): its place in this shard's stream of effects.
+            txn.plan[i].marked = crate::propagate::locked(data, (txn.client_id, txn.seq));
+        }
         if !txn.plan[i].watched.is_empty() {
             let watched = std::mem::take(&mut txn.plan[i].watched);
             if !watch::Registry::check_and_unwatch(data, txn.client_id, &watched) {
@@ -801,6 +825,9 @@ pub fn advance(
                 merge_early(data, &mut txn);
             }
         }
+    }
+    if !txn.aborted && txn.commit.is_none() {
+        txn.commit = crate::propagate::lock_point(data, txn.plan.iter().any(|p| p.marked));
     }
     while !txn.aborted {
         while txn.next < txn.cmds.len() || txn.inflight.is_some() {
@@ -849,7 +876,7 @@ pub fn advance(
 }
 
 /// Releases the locks, drops the watches of shards never reached, and builds the reply.
-fn finish(data: &mut ShardData, outbox: &mut Outbox<Msg>, txn: Box<Txn>) -> Option<Done> {
+fn finish(data: &mut ShardData, outbox: &mut Outbox<Msg>, mut txn: Box<Txn>) -> Option<Done> {
     let me = data.id;
     for (i, p) in txn.plan.iter().enumerate() {
         if p.registered {
@@ -875,6 +902,14 @@ fn finish(data: &mut ShardData, outbox: &mut Outbox<Msg>, txn: Box<Txn>) -> Opti
     if let Some(id) = txn.session {
         data.locks.bodies.remove(&id);
     }
+    let marked = txn.plan.iter().filter(|p| p.marked).map(|p| p.shard as u16);
+    crate::propagate::finished(
+        data,
+        (txn.client_id, txn.seq),
+        txn.commit,
+        marked.collect(),
+        std::mem::take(&mut txn.effects),
+    );
     let mut bytes = Vec::new();
     let mut w = ReplyWriter {
         out: &mut bytes,
@@ -952,8 +987,24 @@ pub fn unwatch_all(data: &mut ShardData, client: &mut Client, mut send: impl FnM
 }
 
 /// Runs what of the transaction's next command belongs on this shard. `Some(shard)`: the
-/// transaction must go on there.
+/// transaction must go on there. With the stream of effects on, what it logs here is the
+/// transaction's (`Txn::effects`).
 fn run_next(data: &mut ShardData, txn: &mut Txn, client: Option<&mut Client>) -> Option<usize> {
+    if !data.effects.on {
+        return run_next_here(data, txn, client);
+    }
+    let outer = data.effects.begin_capture();
+    let next = run_next_here(data, txn, client);
+    let fx = data.effects.end_capture(outer);
+    txn.effects.append(fx);
+    next
+}
+
+fn run_next_here(
+    data: &mut ShardData,
+    txn: &mut Txn,
+    client: Option<&mut Client>,
+) -> Option<usize> {
     let me = data.id;
     if let Some(inflight) = txn.inflight.take() {
         return run_inflight(data, txn, inflight);
@@ -1030,6 +1081,11 @@ fn run_next(data: &mut ShardData, txn: &mut Txn, client: Option<&mut Client>) ->
                 );
             });
             touched(data, cmd, &args, db, before);
+            if data.effects.on {
+                let changed = crate::propagate::step_ran(data, before);
+                let reply = &txn.out[mark..];
+                crate::propagate::command_done(data, cmd, &args, db, changed, reply);
+            }
             record(data, cmd, &txn.out[mark..]);
             txn.complete();
             None
@@ -1037,6 +1093,7 @@ fn run_next(data: &mut ShardData, txn: &mut Txn, client: Option<&mut Client>) ->
         Exec::Hop(step) => {
             let (result, before) = run_here(data, db, txn.proto, &args, step);
             touched(data, cmd, &args, db, before);
+            txn.wrote = crate::propagate::step_ran(data, before);
             hop_result(data, txn, result)
         }
         Exec::Split { part, .. } => {
@@ -1053,10 +1110,12 @@ fn run_next(data: &mut ShardData, txn: &mut Txn, client: Option<&mut Client>) ->
                 txn.complete();
                 return None;
             };
+            txn.wrote = false;
             txn.inflight = Some(Inflight::Parts { gather, part, jobs });
             None
         }
         Exec::All { part, .. } => {
+            txn.wrote = false;
             let jobs: Vec<(usize, Argv)> = (0..data.shards)
                 .map(|s| (s, Argv::from_slices(&args)))
                 .collect();
@@ -1108,8 +1167,10 @@ fn run_early(data: &mut ShardData, txn: &mut Txn) {
                 if owner != me {
                     continue;
                 }
+                let logged = data.effects.on;
+                let outer = logged.then(|| data.effects.begin_capture());
                 let before = data.keyspace.changes();
-                let mut out = Vec::new();
+                let mut reply = Vec::new();
                 let mut ctx = Ctx {
                     shard: data,
                     db,
@@ -1122,22 +1183,41 @@ fn run_early(data: &mut ShardData, txn: &mut Txn) {
                         &mut ctx,
                         &args,
                         &mut ReplyWriter {
-                            out: &mut out,
+                            out: &mut reply,
                             proto,
                         },
                     );
                 });
                 touched(data, cmd, &args, db, before);
-                *slot = Some(Early::Reply(out));
+                let mut fx = crate::propagate::Effects::default();
+                if let Some(outer) = outer {
+                    let changed = crate::propagate::step_ran(data, before);
+                    crate::propagate::command_done(data, cmd, &args, db, changed, &reply);
+                    fx = data.effects.end_capture(outer);
+                }
+                *slot = Some(Early::Reply { reply, fx });
             }
             Exec::Split { part, .. } => {
                 if slot.is_none() {
                     *slot = Some(match split_gather(data, cmd, &args, proto) {
-                        Some((gather, jobs)) => Early::Parts { gather, part, jobs },
+                        Some((gather, jobs)) => Early::Parts {
+                            gather,
+                            part,
+                            jobs,
+                            fx: crate::propagate::Effects::default(),
+                            wrote: false,
+                        },
                         None => Early::Arity,
                     });
                 }
-                let Some(Early::Parts { gather, part, jobs }) = slot else {
+                let Some(Early::Parts {
+                    gather,
+                    part,
+                    jobs,
+                    fx,
+                    wrote,
+                }) = slot
+                else {
                     continue;
                 };
                 let Some(i) = jobs.iter().position(|j| j.0 == me) else {
@@ -1146,8 +1226,13 @@ fn run_early(data: &mut ShardData, txn: &mut Txn) {
                 let (_, argv) = jobs.swap_remove(i);
                 let mut sub = Vec::new();
                 argv.fill(&mut sub);
+                let outer = data.effects.on.then(|| data.effects.begin_capture());
                 let (result, before) = run_here(data, db, proto, &sub, *part);
                 touched(data, cmd, &sub, db, before);
+                if let Some(outer) = outer {
+                    *wrote |= crate::propagate::step_ran(data, before);
+                    fx.append(data.effects.end_capture(outer));
+                }
                 gather.parts[me] = Some(result);
                 gather.remaining -= 1;
             }
@@ -1167,13 +1252,31 @@ fn merge_early(data: &mut ShardData, txn: &mut Txn) {
         };
         let mark = w.out.len();
         match e {
-            Some(Early::Reply(b)) => w.out.extend_from_slice(&b),
-            Some(Early::Parts { mut gather, .. }) => {
+            Some(Early::Reply { reply, fx }) => {
+                w.out.extend_from_slice(&reply);
+                txn.effects.append(fx);
+            }
+            Some(Early::Parts {
+                mut gather,
+                fx,
+                wrote,
+                ..
+            }) => {
                 debug_assert_eq!(gather.remaining, 0, "every shard ran its part");
                 let Exec::Split { merge, .. } = cmd.exec else {
                     unreachable!("parts of a split command")
                 };
                 merge(&mut gather, &mut w);
+                if data.effects.on {
+                    // Logged once, as itself, after what its parts met (as `run_inflight`).
+                    txn.effects.append(fx);
+                    let outer = data.effects.begin_capture();
+                    let mut args = Vec::new();
+                    txn.cmds[txn.next].argv.fill(&mut args);
+                    let (db, reply) = (usize::from(txn.cmds[txn.next].db), &txn.out[mark..]);
+                    crate::propagate::command_done(data, cmd, &args, db, wrote, reply);
+                    txn.effects.append(data.effects.end_capture(outer));
+                }
             }
             Some(Early::Arity) => crate::commands::wrong_arity(cmd.name, &mut w),
             None => w.error("ERR internal error: a command of the transaction did not run"),
@@ -1250,6 +1353,13 @@ fn hop_result(data: &mut ShardData, txn: &mut Txn, result: Partial) -> Option<us
         }
         Partial::Encoded(b) => {
             record(data, cmd, &b);
+            if data.effects.on {
+                let q = &txn.cmds[txn.next];
+                let mut args = Vec::new();
+                q.argv.fill(&mut args);
+                let (changed, db) = (txn.wrote, usize::from(q.db));
+                crate::propagate::command_done(data, cmd, &args, db, changed, &b);
+            }
             txn.out.extend_from_slice(&b);
             txn.complete();
             None
@@ -1301,6 +1411,7 @@ fn run_inflight(data: &mut ShardData, txn: &mut Txn, inflight: Inflight) -> Opti
             if data.keyspace.changes() != before {
                 touch_original(data, txn);
             }
+            txn.wrote |= crate::propagate::step_ran(data, before);
             hop_result(data, txn, result)
         }
         Inflight::Parts {
@@ -1314,6 +1425,7 @@ fn run_inflight(data: &mut ShardData, txn: &mut Txn, inflight: Inflight) -> Opti
                 argv.fill(&mut args);
                 let (result, before) = run_here(data, db, txn.proto, &args, part);
                 touched(data, cmd, &args, db, before);
+                txn.wrote |= crate::propagate::step_ran(data, before);
                 gather.parts[me] = Some(result);
                 gather.remaining -= 1;
             }
@@ -1332,6 +1444,13 @@ fn run_inflight(data: &mut ShardData, txn: &mut Txn, inflight: Inflight) -> Opti
                     proto: txn.proto,
                 },
             );
+            if data.effects.on {
+                let mut args = Vec::new();
+                txn.cmds[txn.next].argv.fill(&mut args);
+                let reply = &txn.out[mark..];
+                crate::propagate::command_done(data, cmd, &args, db, txn.wrote, reply);
+            }
+            txn.wrote = false;
             record(data, cmd, &txn.out[mark..]);
             txn.complete();
             None

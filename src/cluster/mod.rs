@@ -308,6 +308,11 @@ impl ClusterState {
         self.nodes = vec![me];
         self.myself = 0;
         let me = self.me_mut();
+        // A replica becomes a primary (Valkey's clusterSetNodeAsPrimary).
+        if me.flags & flags::SLAVE != 0 {
+            me.flags = (me.flags & !flags::SLAVE) | flags::MASTER;
+            me.primary = None;
+        }
         me.shard_id = random_hex40();
         if hard {
             me.id = random_hex40();
@@ -316,6 +321,15 @@ impl ClusterState {
             self.last_vote_epoch = 0;
         }
     }
+}
+
+/// Whether this node is a cluster replica (its data is its primary's: CLUSTER RESET
+/// flushes it, as Valkey's clusterReset).
+pub fn is_replica(data: &ShardData) -> bool {
+    data.shared
+        .cluster
+        .as_ref()
+        .is_some_and(|c| !c.read().me().is_primary())
 }
 
 /// The node's cluster state, shared by the shards.
@@ -451,15 +465,19 @@ pub fn start(shared: &ServerShared) -> Result<(), String> {
     Ok(())
 }
 
-/// After the dataset loaded (Valkey's `verifyClusterConfigWithData`): this node takes
+/// After the dataset loaded (Valkey's `verifyClusterConfigWithData`): a primary takes
 /// unassigned slots it holds keys for, and drops keys of slots another node serves
-/// (unless it is importing them).
+/// (unless it is importing them); a replica keeps its data as it is.
 pub fn adopt_loaded_keys(shared: &ServerShared, keyspaces: &mut [Keyspace]) -> Result<(), String> {
     let Some(cluster) = shared.cluster.as_ref() else {
         return Ok(());
     };
     let cfg = shared.config();
     let st = cluster.snapshot();
+    if !st.me().is_primary() {
+        // A replica's data is its primary's: Valkey skips the check for replicas.
+        return Ok(());
+    }
     let mut claim = Vec::new();
     let mut drop_slots = Vec::new();
     for slot in 0..SLOTS {

@@ -126,7 +126,7 @@ pub fn route(
     cmd: &'static Command,
     argv: &[&[u8]],
 ) -> Route {
-    let asking = std::mem::take(&mut client.asking);
+    let asking = std::mem::take(&mut client.asking) || cmd.has(flags::ASKING);
     if !cmd.has_keys() {
         return Route::Serve;
     }

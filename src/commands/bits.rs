@@ -5,6 +5,7 @@
 use super::gather::{self, Got, Spec};
 use super::keyspace::reply;
 use super::{Ctx, Partial, eq_ic, errors, parse_i64};
+use crate::notify::class;
 use percore_engine::Db;
 use percore_engine::bitops::{self, BIT_OFFSET_ERR, BIT_VALUE_ERR, BitOp, FieldType, Overflow};
 use percore_engine::db::SetExpire;
@@ -34,21 +35,23 @@ fn read_str<'d>(
 }
 
 /// Redis's `lookupStringForBitCommand`: runs `f` on the bytes of `key` grown with zeros to
-/// at least `min_len` bytes (the key is created when absent). `Err` = wrong type.
+/// at least `min_len` bytes (the key is created when absent). `Err` = wrong type; the
+/// bool says whether the key was created or grown (Redis's `dirty` for the event).
 fn with_bits<R>(
     db: &mut Db,
     key: &[u8],
     min_len: usize,
     now: i64,
     f: impl FnOnce(&mut Vec<u8>) -> R,
-) -> Result<R, ()> {
+) -> Result<(R, bool), ()> {
     match db.get_mut(key, now) {
         Some(Value::Str(s)) => {
             let v = s.make_raw();
-            if v.len() < min_len {
+            let grown = v.len() < min_len;
+            if grown {
                 v.resize(min_len, 0);
             }
-            return Ok(f(v));
+            return Ok((f(v), grown));
         }
         #[allow(unreachable_patterns, reason = "more value types arrive later")]
         Some(_) => return Err(()),
@@ -57,7 +60,7 @@ fn with_bits<R>(
     let mut v = vec![0u8; min_len];
     let r = f(&mut v);
     db.set(key, Value::Str(StrValue::Raw(v)), SetExpire::Clear, now);
-    Ok(r)
+    Ok((r, true))
 }
 
 pub fn setbit(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
@@ -78,7 +81,13 @@ pub fn setbit(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
     let db = ctx.shard.keyspace.db_mut(ctx.db);
     let min_len = (off >> 3) as usize + 1;
     match with_bits(db, argv[1], min_len, now, |v| bitops::set_bit(v, off, on)) {
-        Ok(old) => w.int(i64::from(old)),
+        Ok((old, grown)) => {
+            w.int(i64::from(old));
+            // As Redis 7.0: an event only when the string changed.
+            if grown || old != on {
+                ctx.notify(class::STRING, "setbit", argv[1]);
+            }
+        }
         Err(()) => w.error(errors::WRONGTYPE),
     }
 }
@@ -247,8 +256,9 @@ fn bitop_finish(ctx: &mut Ctx, argv: &[&[u8]], vals: &[Got]) -> Partial {
             SetExpire::Clear,
             now,
         );
-    } else {
-        db.remove(argv[2], now);
+        ctx.notify(class::STRING, "set", argv[2]);
+    } else if db.remove(argv[2], now).is_some() {
+        ctx.notify(class::GENERIC, "del", argv[2]);
     }
     reply(ctx, |w| w.int(len as i64))
 }
@@ -399,19 +409,30 @@ fn bitfield_generic(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter, read_onl
     let min_len = (highest >> 3) as usize + 1;
     let res = with_bits(db, argv[1], min_len, now, |bytes| {
         w.array(ops.len());
+        let mut changed = false;
         for o in &ops {
             if matches!(o.kind, FieldOp::Get) {
                 w.int(read_field(bytes, o));
             } else {
+                let before = read_field(bytes, o);
                 match write_field(bytes, o) {
-                    Some(v) => w.int(v),
+                    Some(v) => {
+                        w.int(v);
+                        changed |= read_field(bytes, o) != before;
+                    }
                     None => w.null(),
                 }
             }
         }
+        changed
     });
-    if res.is_err() {
-        w.error(errors::WRONGTYPE);
+    match res {
+        // As Redis 7.0: an event only when the string changed.
+        Ok((changed, grown)) if changed || grown => {
+            ctx.notify(class::STRING, "setbit", argv[1]);
+        }
+        Ok(_) => {}
+        Err(()) => w.error(errors::WRONGTYPE),
     }
 }
 

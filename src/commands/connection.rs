@@ -1,6 +1,6 @@
 //! Connection commands: PING, ECHO, SELECT, QUIT, HELLO, AUTH, RESET, CLIENT.
 
-mod client;
+pub mod client;
 
 pub use client::{client_merge, client_part};
 
@@ -55,23 +55,12 @@ pub fn quit(ctx: &mut Ctx, _argv: &[&[u8]], w: &mut ReplyWriter) {
     w.ok();
 }
 
-/// Checks a password against `requirepass` for user `default`; on success marks the client.
-fn try_auth(ctx: &mut Ctx, user: &[u8], pass: &[u8]) -> bool {
-    // With no requirepass the default user is `nopass` (Redis 7): any password is accepted.
-    let ok = user == b"default"
-        && (ctx.shard.cfg.requirepass.is_empty()
-            || constant_time_eq(pass, ctx.shard.cfg.requirepass.as_bytes()));
-    if ok && let Some(c) = ctx.client.as_deref_mut() {
-        c.authenticated = true;
-    }
-    ok
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
+/// Authenticates the client as `user` (Redis's `ACLAuthenticateUser`).
+fn try_auth(ctx: &mut Ctx, by: &[u8], user: &[u8], pass: &[u8]) -> bool {
+    let Some(c) = ctx.client.as_deref_mut() else {
         return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    };
+    crate::acl::authenticate(ctx.shard, c, by, user, pass)
 }
 
 const WRONGPASS: &str = "WRONGPASS invalid username-password pair or user is disabled.";
@@ -85,11 +74,11 @@ pub fn auth(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
             return;
         }
     };
-    if argv.len() == 2 && ctx.shard.cfg.requirepass.is_empty() {
+    if argv.len() == 2 && ctx.shard.shared.acl.default_user().nopass {
         w.error("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?");
         return;
     }
-    if try_auth(ctx, user, pass) {
+    if try_auth(ctx, argv[0], user, pass) {
         w.ok();
     } else {
         w.error(WRONGPASS);
@@ -132,7 +121,7 @@ pub fn hello(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
         }
     }
     if let Some((user, pass)) = auth_pair
-        && !try_auth(ctx, user, pass)
+        && !try_auth(ctx, argv[0], user, pass)
     {
         w.error(WRONGPASS);
         return;
@@ -190,8 +179,11 @@ pub fn hello(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
 /// RESET: back to a fresh connection's state (RESP2, db 0, replies on, no name), and
 /// unauthenticated when a password is required.
 pub fn reset(ctx: &mut Ctx, _argv: &[&[u8]], w: &mut ReplyWriter) {
-    let authenticated = ctx.shard.cfg.requirepass.is_empty();
+    let default = ctx.shard.shared.acl.default_user();
+    let authenticated = default.nopass && default.enabled;
     if let Some(c) = ctx.client.as_deref_mut() {
+        c.acl_free = default.unrestricted();
+        c.acl_user = Some(default);
         crate::pubsub::forget(ctx.shard, c);
         // RESET discards the transaction and drops the watches, as Redis's `clearClientConnectionState`.
         c.multi = None;

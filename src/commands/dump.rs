@@ -5,6 +5,7 @@
 //! payload is exactly what a snapshot holds for that key.
 
 use super::{Ctx, eq_ic, errors, parse_i64};
+use crate::notify::class;
 use percore_engine::db::SetExpire;
 use percore_net::resp::ReplyWriter;
 use percore_persist::crc64::crc64;
@@ -121,14 +122,15 @@ pub fn restore(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
         return w.error(BAD_DATA);
     };
     let db = ctx.shard.keyspace.db_mut(ctx.db);
-    if replace {
-        db.remove(key, now);
-    }
+    let deleted = replace && db.remove(key, now).is_some();
     if ttl != 0 && !absttl {
         ttl = ttl.saturating_add(now);
     }
     if ttl != 0 && ttl <= now {
         // Already expired: nothing is stored (the old key is gone with REPLACE).
+        if deleted {
+            ctx.notify(class::GENERIC, "del", key);
+        }
         return w.ok();
     }
     let expire = if ttl == 0 {
@@ -139,4 +141,5 @@ pub fn restore(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
     db.set(key, value, expire, now);
     db.set_access(key, idle, freq, now);
     w.ok();
+    ctx.notify(class::GENERIC, "restore", key);
 }

@@ -8,6 +8,7 @@
 
 use super::lists::write_entry;
 use super::{Ctx, eq_ic, errors, parse_i64};
+use crate::notify::class;
 use percore_engine::db::Db;
 use percore_engine::glob::string_match;
 use percore_engine::hashes::{Hash, HashLimits};
@@ -56,10 +57,12 @@ fn hash_or_create<'d>(db: &'d mut Db, key: &[u8], now: i64) -> Result<&'d mut Ha
     }
 }
 
-fn drop_if_empty(db: &mut Db, key: &[u8], now: i64) {
+fn drop_if_empty(db: &mut Db, key: &[u8], now: i64) -> bool {
     if matches!(db.get(key, now), Some(Value::Hash(h)) if h.is_empty()) {
         db.remove(key, now);
+        return true;
     }
+    false
 }
 
 /// HSET key field value [field value ...] (HMSET replies OK).
@@ -83,6 +86,7 @@ pub fn hset(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
     } else {
         w.int(created);
     }
+    ctx.notify(class::HASH, "hset", argv[1]);
 }
 
 pub fn hsetnx(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
@@ -97,6 +101,7 @@ pub fn hsetnx(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
     } else {
         h.set(argv[2], argv[3], lim);
         w.int(1);
+        ctx.notify(class::HASH, "hset", argv[1]);
     }
 }
 
@@ -144,7 +149,13 @@ pub fn hdel(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
                 }
             }
             w.int(n);
-            drop_if_empty(db, argv[1], now);
+            let emptied = drop_if_empty(db, argv[1], now);
+            if n > 0 {
+                ctx.notify(class::HASH, "hdel", argv[1]);
+            }
+            if emptied {
+                ctx.notify(class::GENERIC, "del", argv[1]);
+            }
         }
     }
 }
@@ -237,6 +248,7 @@ pub fn hincrby(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
     let text = percore_engine::number::format_i64(new, &mut buf);
     h.set(argv[2], text, lim);
     w.int(new);
+    ctx.notify(class::HASH, "hincrby", argv[1]);
 }
 
 pub fn hincrbyfloat(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
@@ -265,6 +277,7 @@ pub fn hincrbyfloat(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
     };
     h.set(argv[2], text.as_bytes(), lim);
     w.bulk(text.as_bytes());
+    ctx.notify(class::HASH, "hincrbyfloat", argv[1]);
 }
 
 /// HRANDFIELD key [count [WITHVALUES]].

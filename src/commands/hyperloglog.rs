@@ -5,6 +5,7 @@
 use super::gather::{self, Got, Spec};
 use super::keyspace::{hop, reply};
 use super::{Ctx, Partial, errors};
+use crate::notify::class;
 use percore_engine::db::SetExpire;
 use percore_engine::hyperloglog::{self as hll, HLL_REGISTERS, HllError};
 use percore_engine::value::{StrValue, Value};
@@ -41,6 +42,9 @@ pub fn pfadd(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
                 hll::invalidate_cache(v);
             }
             w.int(i64::from(updated));
+            if updated {
+                ctx.notify(class::STRING, "pfadd", argv[1]);
+            }
         }
         #[allow(unreachable_patterns, reason = "more value types arrive later")]
         Some(_) => w.error(errors::WRONGTYPE),
@@ -54,6 +58,7 @@ pub fn pfadd(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
             hll::invalidate_cache(&mut v);
             db.set(argv[1], Value::Str(StrValue::Raw(v)), SetExpire::Clear, now);
             w.int(1);
+            ctx.notify(class::STRING, "pfadd", argv[1]);
         }
     }
 }
@@ -169,6 +174,9 @@ fn pfmerge_finish(ctx: &mut Ctx, argv: &[&[u8]], vals: &[Got]) -> Partial {
             r.map_err(|_| hll::CORRUPT_HLL_ERR)
         }
     };
+    if r.is_ok() {
+        ctx.notify(class::STRING, "pfadd", argv[1]);
+    }
     reply(ctx, |w| match r {
         Ok(()) => w.ok(),
         Err(e) => w.error(e),

@@ -2,6 +2,7 @@
 //! KEYS, RANDOMKEY, OBJECT, ...
 
 use super::{Ctx, Gather, PartFn, Partial, eq_ic, errors, parse_i64};
+use crate::notify::class;
 use crate::shard::Argv;
 use percore_engine::db::{AccessTracking, Db, TakenKey};
 use percore_engine::glob::string_match;
@@ -32,14 +33,15 @@ pub fn hop<'a>(shard: usize, step: PartFn, argv: impl IntoIterator<Item = &'a [u
 
 /// DEL and UNLINK (values are freed inline either way).
 pub fn del_part(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
-    let sh = &mut *ctx.shard;
-    let now = sh.now_ms;
-    let db = sh.keyspace.db_mut(ctx.db);
-    let n = argv[1..]
-        .iter()
-        .filter(|k| db.remove(k, now).is_some())
-        .count();
-    Partial::Int(n as i64)
+    let now = ctx.shard.now_ms;
+    let mut n = 0;
+    for key in &argv[1..] {
+        if ctx.shard.keyspace.db_mut(ctx.db).remove(key, now).is_some() {
+            n += 1;
+            ctx.notify(class::GENERIC, "del", key);
+        }
+    }
+    Partial::Int(n)
 }
 
 /// EXISTS: every occurrence of a key counts, as Redis.
@@ -225,10 +227,13 @@ fn expire_generic(
     if at <= now {
         // Already in the past: the key goes now (Redis's checkAlreadyExpired).
         db.remove(argv[1], now);
+        w.int(1);
+        ctx.notify(class::GENERIC, "del", argv[1]);
     } else {
         db.set_expire_at(argv[1], at, now);
+        w.int(1);
+        ctx.notify(class::GENERIC, "expire", argv[1]);
     }
-    w.int(1);
 }
 
 pub fn expire(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
@@ -292,7 +297,11 @@ pub fn pexpiretime(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
 pub fn persist(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
     let now = ctx.shard.now_ms;
     let db = ctx.shard.keyspace.db_mut(ctx.db);
-    w.int(i64::from(db.persist(argv[1], now)));
+    let removed = db.persist(argv[1], now);
+    w.int(i64::from(removed));
+    if removed {
+        ctx.notify(class::GENERIC, "persist", argv[1]);
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -396,6 +405,8 @@ pub fn rename(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
             return reply(ctx, |w| w.int(0));
         }
         db.rename(argv[1], argv[2], now);
+        ctx.notify(class::GENERIC, "rename_from", argv[1]);
+        ctx.notify(class::GENERIC, "rename_to", argv[2]);
         return reply(ctx, |w| if nx { w.int(1) } else { w.ok() });
     }
     if db
@@ -433,6 +444,9 @@ fn rename_put(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
     let value = from_wire(ctx, argv[5], argv[2]);
     let db = ctx.shard.keyspace.db_mut(ctx.db);
     put_wire(db, argv[1], value, argv[3], now);
+    // Both events leave from here, in Redis's order, once the rename happened.
+    ctx.notify(class::GENERIC, "rename_from", argv[4]);
+    ctx.notify(class::GENERIC, "rename_to", argv[1]);
     reply(ctx, |w| if nx { w.int(1) } else { w.ok() })
 }
 
@@ -443,7 +457,14 @@ fn rename_restore(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
     let value = from_wire(ctx, argv[4], argv[2]);
     let db = ctx.shard.keyspace.db_mut(ctx.db);
     if !db.contains(argv[1], now) {
-        put_wire(db, argv[1], value, argv[3], now);
+        db.put_back(
+            TakenKey {
+                key: argv[1].into(),
+                value,
+                expire_at_ms: parse_expire_arg(argv[3]),
+            },
+            now,
+        );
     }
     reply(ctx, |w| w.int(0))
 }
@@ -510,6 +531,7 @@ pub fn copy(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
             },
             now,
         );
+        crate::notify::event(ctx.shard, class::GENERIC, "copy_to", argv[2], dst_db);
         return reply(ctx, |w| w.int(1));
     }
     let Some((tag, bytes)) = to_wire(&value) else {
@@ -546,6 +568,7 @@ fn copy_put(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
         return reply(ctx, |w| w.int(0));
     }
     put_wire(dst, argv[1], value, argv[5], now);
+    crate::notify::event(ctx.shard, class::GENERIC, "copy_to", argv[1], db);
     reply(ctx, |w| w.int(1))
 }
 
@@ -564,6 +587,10 @@ pub fn move_cmd(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
     let now = ctx.shard.now_ms;
     let moved = ctx.shard.keyspace.move_key(ctx.db, dst, argv[1], now);
     w.int(i64::from(moved));
+    if moved {
+        ctx.notify(class::GENERIC, "move_from", argv[1]);
+        crate::notify::event(ctx.shard, class::GENERIC, "move_to", argv[1], dst);
+    }
 }
 
 // ---------------------------------------------------------------------------------------

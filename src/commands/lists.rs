@@ -16,6 +16,7 @@
 
 use super::keyspace::{hop, reply};
 use super::{Ctx, Partial, eq_ic, errors, parse_i64};
+use crate::notify::class;
 use percore_engine::db::{Db, SetExpire};
 use percore_engine::listpack::LpValue;
 use percore_engine::lists::{End, List};
@@ -57,10 +58,34 @@ fn fill(ctx: &Ctx) -> i64 {
     ctx.shard.cfg.list_max_listpack_size
 }
 
-/// Deletes `key` when its list became empty.
-fn drop_if_empty(db: &mut Db, key: &[u8], now: i64) {
+/// Deletes `key` when its list became empty; true when it did.
+fn drop_if_empty(db: &mut Db, key: &[u8], now: i64) -> bool {
     if matches!(db.get(key, now), Some(Value::List(l)) if l.is_empty()) {
         db.remove(key, now);
+        return true;
+    }
+    false
+}
+
+/// The keyspace events of a pop from `key` ("lpop"/"rpop", then "del" when `emptied`).
+fn notify_pop(ctx: &mut Ctx, key: &[u8], end: End, emptied: bool) {
+    ctx.notify(class::LIST, pop_event(end), key);
+    if emptied {
+        ctx.notify(class::GENERIC, "del", key);
+    }
+}
+
+fn pop_event(end: End) -> &'static str {
+    match end {
+        End::Head => "lpop",
+        End::Tail => "rpop",
+    }
+}
+
+fn push_event(end: End) -> &'static str {
+    match end {
+        End::Head => "lpush",
+        End::Tail => "rpush",
     }
 }
 
@@ -106,7 +131,12 @@ fn push_items(
 
 fn push_generic(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter, end: End, only_existing: bool) {
     match push_items(ctx, argv[1], end, &argv[2..], only_existing) {
-        Ok(n) => w.int(n as i64),
+        Ok(n) => {
+            w.int(n as i64);
+            if n > 0 {
+                ctx.notify(class::LIST, push_event(end), argv[1]);
+            }
+        }
         Err(()) => w.error(errors::WRONGTYPE),
     }
 }
@@ -170,6 +200,11 @@ pub fn pop(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
         None => {
             l.pop_with(end, |v| write_entry(w, v));
         }
+        // Redis answers LPOP key 0 at once, changing and reporting nothing.
+        Some(0) => {
+            w.array(0);
+            return;
+        }
         Some(n) => {
             let n = n.min(l.len());
             w.array(n);
@@ -178,9 +213,11 @@ pub fn pop(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
             }
         }
     }
-    if l.is_empty() {
+    let emptied = l.is_empty();
+    if emptied {
         db.remove(argv[1], now);
     }
+    notify_pop(ctx, argv[1], end, emptied);
 }
 
 pub fn llen(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
@@ -269,6 +306,7 @@ pub fn lset(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
     };
     if l.set(i, argv[3], f) {
         w.ok();
+        ctx.notify(class::LIST, "lset", argv[1]);
     } else {
         w.error(INDEX_OUT_OF_RANGE);
     }
@@ -290,7 +328,10 @@ pub fn linsert(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
         Ok(Some(l)) => l,
     };
     match l.insert_at_pivot(argv[3], argv[4], after, f) {
-        Some(n) => w.int(n as i64),
+        Some(n) => {
+            w.int(n as i64);
+            ctx.notify(class::LIST, "linsert", argv[1]);
+        }
         None => w.int(-1),
     }
 }
@@ -308,7 +349,13 @@ pub fn lrem(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
     };
     let n = l.remove_matching(argv[3], count);
     w.int(n as i64);
-    drop_if_empty(db, argv[1], now);
+    let emptied = drop_if_empty(db, argv[1], now);
+    if n > 0 {
+        ctx.notify(class::LIST, "lrem", argv[1]);
+    }
+    if emptied {
+        ctx.notify(class::GENERIC, "del", argv[1]);
+    }
 }
 
 pub fn ltrim(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
@@ -323,7 +370,11 @@ pub fn ltrim(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
         Ok(Some(l)) => l.trim(start, stop),
     }
     w.ok();
-    drop_if_empty(db, argv[1], now);
+    let emptied = drop_if_empty(db, argv[1], now);
+    ctx.notify(class::LIST, "ltrim", argv[1]);
+    if emptied {
+        ctx.notify(class::GENERIC, "del", argv[1]);
+    }
 }
 
 /// LPOS key element [RANK rank] [COUNT num-matches] [MAXLEN len].
@@ -476,7 +527,11 @@ pub fn lmove(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
     else {
         unreachable!("checked non-empty above");
     };
-    drop_if_empty(db, argv[1], now);
+    let emptied: &[u8] = if drop_if_empty(db, argv[1], now) {
+        b"1"
+    } else {
+        b"0"
+    };
     hop(
         dst_owner,
         lmove_put,
@@ -487,6 +542,7 @@ pub fn lmove(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
             end_arg(to),
             argv[1],
             end_arg(from),
+            emptied,
         ],
     )
 }
@@ -503,16 +559,25 @@ fn move_local(ctx: &mut Ctx, src: &[u8], dst: &[u8], from: End, to: End) -> Vec<
     else {
         unreachable!("checked non-empty by the caller");
     };
-    drop_if_empty(db, src, now);
+    // Pushed before the source is dropped when empty: rotating a one-element list keeps
+    // the key, as Redis's.
     let _ = push_items(ctx, dst, to, &[&v], false);
+    let emptied = drop_if_empty(ctx.shard.keyspace.db_mut(ctx.db), src, now);
+    ctx.notify(class::LIST, push_event(to), dst);
+    notify_pop(ctx, src, from, emptied);
     v
 }
 
 /// Second step of a cross-shard LMOVE on the destination's shard:
-/// `[name, dst, element, to, src, from]`.
+/// `[name, dst, element, to, src, from, source emptied]`. It publishes the source's
+/// events too, in Redis's order (push, pop, del).
 fn lmove_put(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
     let to = parse_end(argv[3]).unwrap_or(End::Head);
-    if push_items(ctx, argv[1], to, &[argv[2]], false).is_err() {
+    if push_items(ctx, argv[1], to, &[argv[2]], false).is_ok() {
+        let from = parse_end(argv[5]).unwrap_or(End::Head);
+        ctx.notify(class::LIST, push_event(to), argv[1]);
+        notify_pop(ctx, argv[4], from, argv[6] == b"1");
+    } else {
         let src_owner = ctx.shard.owner(argv[4]);
         return hop(
             src_owner,
@@ -587,7 +652,8 @@ pub fn mpop_key(ctx: &mut Ctx, key: &[u8], end: End, count: usize) -> Result<Opt
     for _ in 0..n {
         l.pop_with(end, |v| write_entry(&mut w, v));
     }
-    drop_if_empty(db, key, now);
+    let emptied = drop_if_empty(db, key, now);
+    notify_pop(ctx, key, end, emptied);
     Ok(Some(out))
 }
 
@@ -668,7 +734,8 @@ fn bpop_take(ctx: &mut Ctx, key: &[u8], argv: &[&[u8]]) -> Take {
     w.array(2);
     w.bulk(key);
     l.pop_with(end, |v| write_entry(&mut w, v));
-    drop_if_empty(db, key, now);
+    let emptied = drop_if_empty(db, key, now);
+    notify_pop(ctx, key, end, emptied);
     Take::Served(Partial::Encoded(out))
 }
 

@@ -6,6 +6,7 @@
 //! `cluster.rs`, `bits.rs`, `hyperloglog.rs`, `lcs.rs` (`gather.rs` collects the values of
 //! keys on several shards for BITOP, PFCOUNT, PFMERGE and LCS).
 
+pub mod acl;
 pub mod bits;
 pub mod cluster;
 pub mod connection;
@@ -21,6 +22,7 @@ pub mod memory;
 pub mod multi;
 pub mod multikey;
 pub mod pubsub;
+pub mod replication;
 pub mod scripting;
 pub mod server;
 pub mod sets;
@@ -58,9 +60,11 @@ pub mod flags {
     /// Not set in the table: COMMAND INFO adds it from the key specs
     /// ([`super::Command::movable_keys`]).
     pub const MOVABLE_KEYS: u32 = 1 << 16;
+    /// Served on an importing slot without a preceding ASKING (RESTORE-ASKING).
+    pub const ASKING: u32 = 1 << 17;
 
     /// Names in the order Redis prints them.
-    pub const NAMES: [(u32, &str); 17] = [
+    pub const NAMES: [(u32, &str); 18] = [
         (WRITE, "write"),
         (READONLY, "readonly"),
         (DENYOOM, "denyoom"),
@@ -72,6 +76,7 @@ pub mod flags {
         (STALE, "stale"),
         (SKIP_MONITOR, "skip_monitor"),
         (SKIP_SLOWLOG, "skip_slowlog"),
+        (ASKING, "asking"),
         (FAST, "fast"),
         (NO_AUTH, "no_auth"),
         (MAY_REPLICATE, "may_replicate"),
@@ -88,6 +93,15 @@ pub struct Ctx<'a> {
     pub proto: Protocol,
     /// The client, when the command runs on the client's own shard.
     pub client: Option<&'a mut crate::client::Client>,
+}
+
+impl Ctx<'_> {
+    /// Publishes keyspace event `name` of `class` on `key` of this database (Redis's
+    /// `notifyKeyspaceEvent`); one flag test when the class is off (`crate::notify`).
+    #[inline]
+    pub fn notify(&mut self, class: u32, name: &str, key: &[u8]) {
+        crate::notify::event(self.shard, class, name, key, self.db);
+    }
 }
 
 /// A handler that writes its reply directly.
@@ -372,7 +386,7 @@ impl Iterator for KeysOf {
 
 /// Redis's `getKeysUsingKeySpecs` without partial results: `None` when a spec is
 /// `unknown` or does not fit the arguments (a bad `numkeys`).
-fn keys_from_specs(
+pub(crate) fn keys_from_specs(
     specs: &[KeySpec],
     argv: &[&[u8]],
 ) -> Option<Vec<(usize, &'static [&'static str])>> {

@@ -286,12 +286,22 @@ fn exec_here(data: &mut ShardData, client: &mut Client, cmds: &[Queued], w: &mut
         return;
     }
     w.array(cmds.len());
+    // The transaction's writes are one unit of effects (MULTI/EXEC when several).
+    let capture = data.effects.on.then(|| data.effects.begin_capture());
     let mut args = Vec::new();
     for q in cmds {
         args.clear();
         q.argv.fill(&mut args);
         let mark = w.out.len();
         let db = usize::from(q.db);
+        if !client.acl_free
+            && let Err(text) = crate::acl::check_at_exec(data, client, q.cmd, &args)
+        {
+            // The user's rules changed since the command was queued (Redis 7.0 checks
+            // again at EXEC).
+            w.error(&text);
+            continue;
+        }
         match q.cmd.exec {
             super::Exec::Client(h) => {
                 let mut ctx = super::Ctx {
@@ -304,7 +314,11 @@ fn exec_here(data: &mut ShardData, client: &mut Client, cmds: &[Queued], w: &mut
             }
             super::Exec::Keyed(h) => {
                 let touch = !data.watches.is_empty() && q.cmd.has(super::flags::WRITE);
-                let before = if touch { data.keyspace.changes() } else { 0 };
+                let before = if touch || capture.is_some() {
+                    data.keyspace.changes()
+                } else {
+                    0
+                };
                 crate::snapshot::throttle_before_command(data);
                 let mut ctx = super::Ctx {
                     shard: data,
@@ -316,6 +330,10 @@ fn exec_here(data: &mut ShardData, client: &mut Client, cmds: &[Queued], w: &mut
                 if touch {
                     atomic::watch::after_write(data, q.cmd, &args, db, before);
                 }
+                if capture.is_some() {
+                    let reply = &w.out[mark..];
+                    crate::propagate::after_command(data, q.cmd, &args, db, before, reply);
+                }
             }
             _ => unreachable!("checked by runs_here_now"),
         }
@@ -323,5 +341,9 @@ fn exec_here(data: &mut ShardData, client: &mut Client, cmds: &[Queued], w: &mut
         let reply = &w.out[mark..];
         data.stats
             .record_call(q.cmd, took, reply.first() == Some(&b'-'), reply);
+    }
+    if let Some(outer) = capture {
+        let fx = data.effects.end_capture(outer);
+        data.effects.atomic(fx);
     }
 }

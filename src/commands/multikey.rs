@@ -14,6 +14,7 @@
 use super::gather;
 use super::keyspace::{hop, reply};
 use super::{Ctx, Partial};
+use crate::notify::class;
 use percore_engine::db::SetExpire;
 use percore_engine::sets::{SetLimits, SetValue};
 use percore_engine::value::Value;
@@ -121,14 +122,43 @@ fn apply(ctx: &mut Ctx, argv: &[&[u8]], dest: Option<usize>, out: Outcome) -> Pa
             match value {
                 Some(v) => {
                     db.set(key, v, SetExpire::Clear, now);
+                    let (class, event) = store_event(argv[0]);
+                    ctx.notify(class, event, key);
                 }
                 None => {
-                    db.remove(key, now);
+                    if db.remove(key, now).is_some() {
+                        ctx.notify(class::GENERIC, "del", key);
+                    }
                 }
             }
             Partial::Encoded(reply)
         }
     }
+}
+
+/// The keyspace event of a STORE form that stored a value: the command's name (Redis's
+/// GEORADIUS and GEORADIUSBYMEMBER report "georadiusstore").
+fn store_event(name: &[u8]) -> (u32, &'static str) {
+    const EVENTS: [(&str, u32); 9] = [
+        ("sinterstore", class::SET),
+        ("sunionstore", class::SET),
+        ("sdiffstore", class::SET),
+        ("zinterstore", class::ZSET),
+        ("zunionstore", class::ZSET),
+        ("zdiffstore", class::ZSET),
+        ("zrangestore", class::ZSET),
+        ("geosearchstore", class::ZSET),
+        ("georadiusstore", class::ZSET),
+    ];
+    let name = if name.len() >= 9 && name[..9].eq_ignore_ascii_case(b"georadius") {
+        &b"georadiusstore"[..]
+    } else {
+        name
+    };
+    EVENTS
+        .iter()
+        .find(|(n, _)| n.as_bytes().eq_ignore_ascii_case(name))
+        .map_or((class::GENERIC, "store"), |&(n, c)| (c, n))
 }
 
 /// The first step of a multi-key command, on the client's shard.

@@ -119,14 +119,38 @@ pub fn script_start(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
             return error(ctx, CROSS_SHARD);
         }
     }
+    // A restricted user's script runs with its ACL checks on the owner shard: the user's
+    // name travels in front of the arguments.
+    let user = ctx.shard.acl.caller.clone();
     if owner == ctx.shard.id {
-        return script_run(ctx, argv);
+        return crate::acl::run_script_as(ctx, user, argv, script_run);
     }
-    Partial::Hop {
-        shard: owner,
-        step: script_run,
-        argv: Argv::from_slices(argv),
+    match user {
+        None => Partial::Hop {
+            shard: owner,
+            step: script_run,
+            argv: Argv::from_slices(argv),
+        },
+        Some(u) => {
+            let mut with_user: Vec<&[u8]> = vec![u.name.as_bytes()];
+            with_user.extend_from_slice(argv);
+            Partial::Hop {
+                shard: owner,
+                step: script_run_as_user,
+                argv: Argv::from_slices(&with_user),
+            }
+        }
     }
+}
+
+/// Runs a restricted user's script on the shard that owns its keys: `argv[0]` is the
+/// user's name.
+fn script_run_as_user(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
+    let Some(user) = ctx.shard.shared.acl.user(&String::from_utf8_lossy(argv[0])) else {
+        // Deleted on the way: its client is being disconnected; run nothing.
+        return error(ctx, "NOPERM this user has no permissions to run the script");
+    };
+    crate::acl::run_script_as(ctx, Some(user), &argv[1..], script_run)
 }
 
 /// Runs the script on the shard that owns its keys.
@@ -143,6 +167,12 @@ pub fn script_run(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
     let cluster = ctx.shard.cluster.is_some();
     let (db, proto) = (ctx.db, ctx.proto);
     let mut out = Vec::new();
+    // The script's writes are one unit of effects (MULTI/EXEC when several).
+    let capture = ctx
+        .shard
+        .effects
+        .on
+        .then(|| ctx.shard.effects.begin_capture());
     Engine::with_shard(ctx.shard, |engine| {
         let mut w = ReplyWriter::new(&mut out, proto);
         let (func, fl, name, busy_kind) = match kind {
@@ -194,6 +224,10 @@ pub fn script_run(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
             &shared, &func, &name, busy_kind, fl, ro, db, keys, args, threshold, proto, &mut out,
         );
     });
+    if let Some(outer) = capture {
+        let fx = ctx.shard.effects.end_capture(outer);
+        ctx.shard.effects.atomic(fx);
+    }
     Partial::Encoded(out)
 }
 

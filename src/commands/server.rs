@@ -230,6 +230,28 @@ pub fn bgsave_step(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
     Partial::Defer(crate::snapshot::Op::BgSave)
 }
 
+/// BGREWRITEAOF: rewrites the AOF's base in the background (`crate::aof`), or schedules
+/// it after the save in flight, as Redis 7.0's `bgrewriteaofCommand`.
+pub fn bgrewriteaof_step(ctx: &mut Ctx, _argv: &[&[u8]]) -> Partial {
+    let busy = save_busy(ctx);
+    match crate::aof::request_rewrite(&ctx.shard.shared, busy) {
+        Err(text) => encoded_error(ctx, text),
+        Ok(false) => crate::commands::keyspace::reply(ctx, |w| {
+            w.simple("Background append only file rewriting scheduled");
+        }),
+        Ok(true) if !crate::aof::enabled(&ctx.shard.shared) => {
+            ctx.shard
+                .shared
+                .warning("BGREWRITEAOF with appendonly no: percore rewrites only an enabled AOF");
+            encoded_error(
+                ctx,
+                "ERR Can't execute an AOF background rewriting. Please check the server logs for more information.",
+            )
+        }
+        Ok(true) => Partial::Defer(crate::snapshot::Op::AofRewrite),
+    }
+}
+
 const CONFIG_HELP: &[&str] = &[
     "GET <pattern>",
     "    Return parameters matching the glob-like <pattern> and their values.",
@@ -314,6 +336,14 @@ fn config_set(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
     let pairs: Vec<(&[u8], &[u8])> = argv[2..].chunks_exact(2).map(|p| (p[0], p[1])).collect();
     match ctx.shard.shared.update_config(|c| c.set_many(&pairs)) {
         Ok(()) => {
+            if pairs
+                .iter()
+                .any(|(k, _)| k.eq_ignore_ascii_case(b"requirepass"))
+            {
+                // Redis's `updateRequirePass`: the default user's password follows.
+                let pass = ctx.shard.shared.config().requirepass;
+                ctx.shard.shared.acl.set_default_password(&pass);
+            }
             ctx.shard.refresh_config();
             ctx.shard.shared.log.set_level(ctx.shard.cfg.loglevel);
             ctx.shard.stats.latency_tracking = ctx.shard.cfg.latency_tracking;

@@ -10,6 +10,7 @@ use super::keyspace::{hop, reply};
 use super::multikey::{self, Keys, Limits, MultiKey, Outcome, Src, encoded};
 use super::{Ctx, Partial, eq_ic, errors, parse_i64};
 use crate::config::Config;
+use crate::notify::class;
 use percore_engine::db::SetExpire;
 use percore_engine::glob::string_match;
 use percore_engine::hash::random_below;
@@ -62,7 +63,7 @@ fn wrong_type(ctx: &mut Ctx, key: &[u8]) -> bool {
         .is_some_and(|e| e.value.as_set().is_none())
 }
 
-/// Deletes `key` when its set became empty.
+/// Deletes `key` when its set became empty, with its "del" event.
 fn drop_if_empty(ctx: &mut Ctx, key: &[u8]) {
     let now = ctx.shard.now_ms;
     let db = ctx.shard.keyspace.db_mut(ctx.db);
@@ -72,6 +73,7 @@ fn drop_if_empty(ctx: &mut Ctx, key: &[u8]) {
         .is_some_and(SetValue::is_empty)
     {
         db.remove(key, now);
+        ctx.notify(class::GENERIC, "del", key);
     }
 }
 
@@ -84,12 +86,17 @@ pub fn sadd(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
             return w.error(errors::WRONGTYPE);
         };
         let added = argv[2..].iter().filter(|m| set.add(m, &limits)).count();
-        return w.int(added as i64);
+        w.int(added as i64);
+        if added > 0 {
+            ctx.notify(class::SET, "sadd", argv[1]);
+        }
+        return;
     }
     let mut set = SetValue::new_for(argv[2], &limits);
     let added = argv[2..].iter().filter(|m| set.add(m, &limits)).count();
     db.set(argv[1], Value::Set(Box::new(set)), SetExpire::Clear, now);
     w.int(added as i64);
+    ctx.notify(class::SET, "sadd", argv[1]);
 }
 
 pub fn srem(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
@@ -100,6 +107,9 @@ pub fn srem(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
         Some(_) => return w.error(errors::WRONGTYPE),
         None => 0,
     };
+    if removed > 0 {
+        ctx.notify(class::SET, "srem", argv[1]);
+    }
     drop_if_empty(ctx, argv[1]);
     w.int(removed as i64);
 }
@@ -244,6 +254,11 @@ pub fn spop(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
             Some(m) => w.bulk(&m),
             None => w.null(),
         },
+        // Redis answers SPOP key 0 at once, changing and reporting nothing.
+        Some(0) => {
+            w.set(0);
+            return;
+        }
         Some(c) => {
             let n = (c.min(set.len() as u64)) as usize;
             w.set(n);
@@ -259,6 +274,10 @@ pub fn spop(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
         db.remove(argv[1], now);
     }
     ctx.shard.rng = rng;
+    ctx.notify(class::SET, "spop", argv[1]);
+    if emptied {
+        ctx.notify(class::GENERIC, "del", argv[1]);
+    }
 }
 
 /// `getPositiveLongFromObjectOrReply`'s text, for a negative or non-integer count.
@@ -403,25 +422,29 @@ fn smove_local(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
     if !removed {
         return reply(ctx, |w| w.int(0));
     }
+    ctx.notify(class::SET, "srem", argv[1]);
     drop_if_empty(ctx, argv[1]);
     add_member(ctx, argv[2], argv[3], &limits);
     reply(ctx, |w| w.int(1))
 }
 
-/// Adds `m` to the set at `key`, creating it (the caller checked the type).
+/// Adds `m` to the set at `key`, creating it (the caller checked the type), with the
+/// "sadd" event when it was not there.
 fn add_member(ctx: &mut Ctx, key: &[u8], m: &[u8], limits: &SetLimits) {
     let now = ctx.shard.now_ms;
     let db = ctx.shard.keyspace.db_mut(ctx.db);
-    match db.get_mut(key, now) {
-        Some(Value::Set(s)) => {
-            s.add(m, limits);
-        }
-        Some(_) => {}
+    let added = match db.get_mut(key, now) {
+        Some(Value::Set(s)) => s.add(m, limits),
+        Some(_) => false,
         None => {
             let mut s = SetValue::new_for(m, limits);
             s.add(m, limits);
             db.set(key, Value::Set(Box::new(s)), SetExpire::Clear, now);
+            true
         }
+    };
+    if added {
+        ctx.notify(class::SET, "sadd", key);
     }
 }
 
@@ -444,6 +467,7 @@ fn smove_take(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
     if !removed {
         return reply(ctx, |w| w.int(0));
     }
+    ctx.notify(class::SET, "srem", argv[1]);
     drop_if_empty(ctx, argv[1]);
     let dst_owner = ctx.shard.owner(argv[2]);
     hop(dst_owner, smove_put, [argv[0], argv[2], argv[3]])

@@ -19,6 +19,7 @@
 use super::gather::{self, TAG_PENDING};
 use super::keyspace::{hop, reply};
 use super::{Ctx, Partial, eq_ic, errors, parse_i64};
+use crate::notify::class;
 use percore_engine::db::SetExpire;
 use percore_engine::lists::{End, List};
 use percore_engine::value::Value;
@@ -696,7 +697,9 @@ fn write(ctx: &mut Ctx, argv: &[&[u8]], items: &[&[u8]]) -> Partial {
     let fill = ctx.shard.cfg.list_max_listpack_size;
     let db = ctx.shard.keyspace.db_mut(ctx.db);
     if items.is_empty() {
-        db.remove(dest, now);
+        if db.remove(dest, now).is_some() {
+            ctx.notify(class::GENERIC, "del", dest);
+        }
     } else {
         let mut l = List::new();
         for it in items {
@@ -704,6 +707,7 @@ fn write(ctx: &mut Ctx, argv: &[&[u8]], items: &[&[u8]]) -> Partial {
         }
         db.set(dest, Value::List(Box::new(l)), SetExpire::Clear, now);
         crate::blocking::signal_key(ctx.shard, ctx.db, dest);
+        ctx.notify(class::LIST, "sortstore", dest);
     }
     reply(ctx, |w| w.int(items.len() as i64))
 }

@@ -17,6 +17,7 @@
 use super::keyspace::{hop, reply};
 use super::{Ctx, Partial, eq_ic, errors, parse_i64};
 use crate::config::Config;
+use crate::notify::class;
 use percore_engine::db::{Db, SetExpire};
 use percore_engine::listpack::LpValue;
 use percore_engine::streams::{
@@ -309,11 +310,13 @@ pub fn xadd(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
     }
     match s.append(id, fields, clock, lim) {
         Ok(new) => {
-            if let Some(how) = a.how {
-                s.trim(how, a.approx, a.limit);
-            }
+            let trimmed = a.how.map_or(0, |how| s.trim(how, a.approx, a.limit));
             write_id(w, new);
             crate::blocking::signal_key(ctx.shard, ctx.db, argv[1]);
+            ctx.notify(class::STREAM, "xadd", argv[1]);
+            if trimmed > 0 {
+                ctx.notify(class::STREAM, "xtrim", argv[1]);
+            }
         }
         Err(AddError::NotGreater) => w.error(XADD_SMALLER),
         Err(AddError::TooLarge) => w.error(TOO_LARGE),
@@ -333,7 +336,11 @@ pub fn xtrim(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
         Ok(None) => w.int(0),
         Ok(Some(s)) => {
             let how = a.how.expect("XTRIM has a strategy");
-            w.int(s.trim(how, a.approx, a.limit) as i64);
+            let trimmed = s.trim(how, a.approx, a.limit);
+            w.int(trimmed as i64);
+            if trimmed > 0 {
+                ctx.notify(class::STREAM, "xtrim", argv[1]);
+            }
         }
     }
 }
@@ -410,7 +417,11 @@ pub fn xdel(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
             None => return w.error(INVALID_ID),
         }
     }
-    w.int(s.xdel(&ids) as i64);
+    let deleted = s.xdel(&ids);
+    w.int(deleted as i64);
+    if deleted > 0 {
+        ctx.notify(class::STREAM, "xdel", argv[1]);
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -480,6 +491,7 @@ pub fn xsetid(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
         m.max_deleted_id = max_xdel;
     }
     w.ok();
+    ctx.notify(class::STREAM, "xsetid", argv[1]);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -578,6 +590,7 @@ pub fn xgroup(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
         let id = id.unwrap_or(s.meta().last_id);
         if s.create_group(group, id, entries_read) {
             w.ok();
+            ctx.notify(class::STREAM, "xgroup-create", key);
         } else {
             w.error(BUSYGROUP);
         }
@@ -599,14 +612,29 @@ pub fn xgroup(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
         g.last_id = id;
         g.entries_read = entries_read;
         w.ok();
+        ctx.notify(class::STREAM, "xgroup-setid", key);
     } else if eq_ic(sub, "destroy") {
-        w.int(i64::from(s.destroy_group(group)));
+        let destroyed = s.destroy_group(group);
+        w.int(i64::from(destroyed));
+        if destroyed {
+            ctx.notify(class::STREAM, "xgroup-destroy", key);
+            // Its blocked readers are answered NOGROUP now, as Redis's.
+            crate::blocking::signal_key(ctx.shard, ctx.db, key);
+        }
     } else if eq_ic(sub, "createconsumer") {
         let g = s.group_mut(group).expect("checked");
-        w.int(i64::from(g.create_consumer(argv[4], now)));
+        let created = g.create_consumer(argv[4], now);
+        w.int(i64::from(created));
+        if created {
+            ctx.notify(class::STREAM, "xgroup-createconsumer", key);
+        }
     } else if eq_ic(sub, "delconsumer") {
         let g = s.group_mut(group).expect("checked");
-        w.int(g.delete_consumer(argv[4]).map_or(0, |n| n as i64));
+        let deleted = g.delete_consumer(argv[4]);
+        w.int(deleted.map_or(0, |n| n as i64));
+        if deleted.is_some() {
+            ctx.notify(class::STREAM, "xgroup-delconsumer", key);
+        }
     } else {
         w.error(&subcommand_syntax(argv));
     }
@@ -1199,6 +1227,43 @@ fn serve_key(
     let Ok(Some(s)) = stream_mut(ctx.shard.keyspace.db_mut(ctx.db), key, now) else {
         return false;
     };
+    let new_consumer = a
+        .group
+        .is_some_and(|(g, c)| s.group(g).is_some_and(|g| !g.consumers.contains_key(c)));
+    let served = serve_stream(s, a, key, from, woken, now, proto, out);
+    if new_consumer
+        && let Some((g, c)) = a.group
+        && has_consumer(ctx, key, g, c)
+    {
+        ctx.notify(class::STREAM, "xgroup-createconsumer", key);
+    }
+    served
+}
+
+/// Whether the group of the stream at `key` now has consumer `c`.
+fn has_consumer(ctx: &mut Ctx, key: &[u8], g: &[u8], c: &[u8]) -> bool {
+    let now = ctx.shard.now_ms;
+    stream_ref(ctx.shard.keyspace.db_mut(ctx.db), key, now)
+        .ok()
+        .flatten()
+        .and_then(|s| s.group(g))
+        .is_some_and(|g| g.consumers.contains_key(c))
+}
+
+#[expect(
+    clippy::too_many_arguments,
+    reason = "serve_key's state, passed through"
+)]
+fn serve_stream(
+    s: &mut Stream,
+    a: &ReadArgs,
+    key: &[u8],
+    from: ReadFrom,
+    woken: bool,
+    now: i64,
+    proto: Protocol,
+    out: &mut Vec<u8>,
+) -> bool {
     let mut w = ReplyWriter::new(out, proto);
     let pair = |w: &mut ReplyWriter| {
         if proto == Protocol::Resp2 {
@@ -1434,7 +1499,9 @@ fn read_ready(ctx: &mut Ctx, key: &[u8], argv: &[&[u8]]) -> bool {
     };
     let now = ctx.shard.now_ms;
     let Ok(Some(s)) = stream_ref(ctx.shard.keyspace.db_mut(ctx.db), key, now) else {
-        return false;
+        // The stream deleted or replaced by another type: a group reader is answered
+        // with an error (Redis 7.0's signalDeletedKeyAsReady); a plain reader waits on.
+        return a.group.is_some();
     };
     // A group gone: the waiter is answered with an error.
     if let Some((g, _)) = a.group {
@@ -1451,6 +1518,9 @@ fn read_take(ctx: &mut Ctx, key: &[u8], argv: &[&[u8]]) -> crate::blocking::Take
     };
     let now = ctx.shard.now_ms;
     match stream_ref(ctx.shard.keyspace.db_mut(ctx.db), key, now) {
+        Err(()) | Ok(None) if a.group.is_some() => {
+            return Take::Served(reply(ctx, |w| w.error(XREADGROUP_KEY_GONE)));
+        }
         Err(()) => return Take::WrongType,
         Ok(None) => return Take::Empty,
         Ok(Some(s)) => {
@@ -1472,6 +1542,9 @@ fn read_take(ctx: &mut Ctx, key: &[u8], argv: &[&[u8]]) -> crate::blocking::Take
     }
     Take::Served(finish_read(ctx, 1, &body))
 }
+
+/// What a blocked XREADGROUP gets when its stream is deleted or replaced (Redis 7.0).
+const XREADGROUP_KEY_GONE: &str = "UNBLOCKED the stream key no longer exists";
 
 fn null_array(w: &mut ReplyWriter) {
     w.null_array();

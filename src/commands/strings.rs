@@ -1,6 +1,7 @@
 //! String commands.
 
 use super::{Ctx, Gather, Partial, eq_ic, errors, parse_i64};
+use crate::notify::class;
 use percore_engine::db::SetExpire;
 use percore_engine::number::I64_MAX_DECIMAL_BYTES;
 use percore_engine::strings::{self, StringError};
@@ -155,6 +156,7 @@ pub fn set(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
         let db = ctx.shard.keyspace.db_mut(ctx.db);
         db.set(argv[1], Value::from_bytes(argv[2]), SetExpire::Clear, now);
         w.ok();
+        ctx.notify(class::STRING, "set", argv[1]);
         return;
     }
     let Ok(o) = parse_set_opts(argv, 3, false) else {
@@ -187,6 +189,10 @@ pub fn set(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
     let blocked = (o.nx && exists) || (o.xx && !exists);
     if !blocked {
         db.set(argv[1], Value::from_bytes(argv[2]), expire, now);
+        ctx.notify(class::STRING, "set", argv[1]);
+        if matches!(expire, SetExpire::At(_)) {
+            ctx.notify(class::GENERIC, "expire", argv[1]);
+        }
     }
     if o.get {
         match old {
@@ -208,6 +214,7 @@ pub fn setnx(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
     } else {
         db.set(argv[1], Value::from_bytes(argv[2]), SetExpire::Clear, now);
         w.int(1);
+        ctx.notify(class::STRING, "set", argv[1]);
     }
 }
 
@@ -219,6 +226,8 @@ fn set_with_expire(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter, unit_ms: 
             let db = ctx.shard.keyspace.db_mut(ctx.db);
             db.set(argv[1], Value::from_bytes(argv[3]), SetExpire::At(at), now);
             w.ok();
+            ctx.notify(class::STRING, "set", argv[1]);
+            ctx.notify(class::GENERIC, "expire", argv[1]);
         }
         Err(e) => w.error(&e),
     }
@@ -241,6 +250,7 @@ pub fn getset(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
     let now = ctx.shard.now_ms;
     let db = ctx.shard.keyspace.db_mut(ctx.db);
     db.set(argv[1], Value::from_bytes(argv[2]), SetExpire::Clear, now);
+    ctx.notify(class::STRING, "set", argv[1]);
     match old {
         Some(v) => w.bulk(&v),
         None => w.null(),
@@ -261,6 +271,7 @@ pub fn getdel(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
     }
     let now = ctx.shard.now_ms;
     ctx.shard.keyspace.db_mut(ctx.db).remove(argv[1], now);
+    ctx.notify(class::GENERIC, "del", argv[1]);
 }
 
 pub fn getex(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
@@ -299,12 +310,14 @@ pub fn getex(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
         // EXAT/PXAT in the past deletes the key (Redis's checkAlreadyExpired).
         Some((ms, true)) if ms <= now => {
             db.remove(argv[1], now);
+            ctx.notify(class::GENERIC, "del", argv[1]);
         }
         Some((ms, _)) => {
             db.set_expire_at(argv[1], ms, now);
+            ctx.notify(class::GENERIC, "expire", argv[1]);
         }
-        None if o.expire == ExpireOpt::Persist => {
-            db.persist(argv[1], now);
+        None if o.expire == ExpireOpt::Persist && db.persist(argv[1], now) => {
+            ctx.notify(class::GENERIC, "persist", argv[1]);
         }
         None => {}
     }
@@ -344,6 +357,7 @@ pub fn incrbyfloat(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
                 // Redis stores the result as a string object (never int-encoded); the
                 // key keeps its TTL.
                 *s = StrValue::Raw(text);
+                ctx.notify(class::STRING, "incrbyfloat", argv[1]);
             }
             Err(e) => w.error(e.reply_text()),
         },
@@ -358,6 +372,7 @@ pub fn incrbyfloat(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
                     SetExpire::Clear,
                     now,
                 );
+                ctx.notify(class::STRING, "incrbyfloat", argv[1]);
             }
             Err(e) => w.error(e.reply_text()),
         },
@@ -375,7 +390,10 @@ pub fn append(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
                 return;
             }
             match strings::append(s.make_raw(), argv[2], max) {
-                Ok(n) => w.int(n as i64),
+                Ok(n) => {
+                    w.int(n as i64);
+                    ctx.notify(class::STRING, "append", argv[1]);
+                }
                 Err(e) => w.error(e.reply_text()),
             }
         }
@@ -384,6 +402,7 @@ pub fn append(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
         None => {
             db.set(argv[1], Value::from_bytes(argv[2]), SetExpire::Clear, now);
             w.int(argv[2].len() as i64);
+            ctx.notify(class::STRING, "append", argv[1]);
         }
     }
 }
@@ -431,7 +450,10 @@ pub fn setrange(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
                 return;
             }
             match strings::setrange(s.make_raw(), offset, argv[3], max) {
-                Ok(n) => w.int(n as i64),
+                Ok(n) => {
+                    w.int(n as i64);
+                    ctx.notify(class::STRING, "setrange", argv[1]);
+                }
                 Err(e) => w.error(e.reply_text()),
             }
         }
@@ -453,6 +475,7 @@ pub fn setrange(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
                         now,
                     );
                     w.int(n as i64);
+                    ctx.notify(class::STRING, "setrange", argv[1]);
                 }
                 Err(e) => w.error(e.reply_text()),
             }
@@ -470,6 +493,7 @@ pub fn incr_by_delta(ctx: &mut Ctx, key: &[u8], delta: i64, w: &mut ReplyWriter)
             Ok(n) => {
                 *s = StrValue::Int(n);
                 w.int(n);
+                ctx.notify(class::STRING, "incrby", key);
             }
             Err(e) => w.error(e.reply_text()),
         },
@@ -479,6 +503,7 @@ pub fn incr_by_delta(ctx: &mut Ctx, key: &[u8], delta: i64, w: &mut ReplyWriter)
             Ok(n) => {
                 db.set(key, Value::Str(StrValue::Int(n)), SetExpire::Clear, now);
                 w.int(n);
+                ctx.notify(class::STRING, "incrby", key);
             }
             Err(e) => w.error(e.reply_text()),
         },
@@ -526,11 +551,11 @@ pub fn mget_merge(g: &mut Gather, w: &mut ReplyWriter) {
 }
 
 pub fn mset_part(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
-    let sh = &mut *ctx.shard;
-    let now = sh.now_ms;
-    let db = sh.keyspace.db_mut(ctx.db);
+    let now = ctx.shard.now_ms;
     for pair in argv[1..].chunks_exact(2) {
+        let db = ctx.shard.keyspace.db_mut(ctx.db);
         db.set(pair[0], Value::from_bytes(pair[1]), SetExpire::Clear, now);
+        ctx.notify(class::STRING, "set", pair[0]);
     }
     Partial::Unit
 }
@@ -590,11 +615,11 @@ fn msetnx_set(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
     let now = ctx.shard.now_ms;
     let owners = msetnx_owners(ctx, argv);
     let shards = ctx.shard.shards;
-    let db = ctx.shard.keyspace.db_mut(ctx.db);
-    for p in argv[1..].chunks_exact(2) {
-        if shards == 1 || percore_engine::slot::shard_of_key(p[0], shards) == me {
-            db.set(p[0], Value::from_bytes(p[1]), SetExpire::Clear, now);
-        }
+    let mine = |p: &&[&[u8]]| shards == 1 || percore_engine::slot::shard_of_key(p[0], shards) == me;
+    for p in argv[1..].chunks_exact(2).filter(mine) {
+        let db = ctx.shard.keyspace.db_mut(ctx.db);
+        db.set(p[0], Value::from_bytes(p[1]), SetExpire::Clear, now);
+        ctx.notify(class::STRING, "set", p[0]);
     }
     match owners.iter().find(|&&s| s > me) {
         Some(&next) => super::keyspace::hop(next, msetnx_set, argv.iter().copied()),

@@ -1,7 +1,8 @@
 //! The command table: every command percore knows, as data.
 
 use super::flags::{
-    ADMIN, BLOCKING, DENYOOM, FAST, LOADING, NO_AUTH, NOSCRIPT, PUBSUB, READONLY, STALE, WRITE,
+    ADMIN, ASKING, BLOCKING, DENYOOM, FAST, LOADING, NO_AUTH, NOSCRIPT, PUBSUB, READONLY, STALE,
+    WRITE,
 };
 use super::{
     Begin, Command, Exec, Find, KeySpec, cluster as cl, connection as conn, keyspace as ks,
@@ -17,6 +18,7 @@ use super::{dump, geo, memory};
 // transactions
 use super::multi as mu;
 // scripting
+use super::replication as repl;
 use super::scripting as sc;
 // streams
 use super::streams as xs;
@@ -358,6 +360,34 @@ pub static COMMANDS: &[Command] = &[
                 part: conn::client_part,
                 merge: conn::client_merge,
             },
+        )
+    },
+    // ACL
+    Command {
+        subcommands: &[
+            ("acl|cat", -2, NOSCRIPT | LOADING | STALE),
+            ("acl|deluser", -3, ADMIN | NOSCRIPT | LOADING | STALE),
+            ("acl|dryrun", -4, ADMIN | NOSCRIPT | LOADING | STALE),
+            ("acl|genpass", -2, NOSCRIPT | LOADING | STALE),
+            ("acl|getuser", 3, ADMIN | NOSCRIPT | LOADING | STALE),
+            ("acl|help", 2, LOADING | STALE),
+            ("acl|list", 2, ADMIN | NOSCRIPT | LOADING | STALE),
+            ("acl|load", 2, ADMIN | NOSCRIPT | LOADING | STALE),
+            ("acl|log", -2, ADMIN | NOSCRIPT | LOADING | STALE),
+            ("acl|save", 2, ADMIN | NOSCRIPT | LOADING | STALE),
+            ("acl|setuser", -3, ADMIN | NOSCRIPT | LOADING | STALE),
+            ("acl|users", 2, ADMIN | NOSCRIPT | LOADING | STALE),
+            ("acl|whoami", 2, NOSCRIPT | LOADING | STALE),
+        ],
+        ..c(
+            "acl",
+            -2,
+            0,
+            NOKEYS,
+            "server",
+            "6.0.0",
+            "A container for Access List Control commands.",
+            Exec::Client(super::acl::acl),
         )
     },
     // strings
@@ -1944,6 +1974,16 @@ pub static COMMANDS: &[Command] = &[
         Exec::Keyed(dump::restore),
     ),
     c(
+        "restore-asking",
+        -4,
+        WRITE | DENYOOM | ASKING,
+        KEY1,
+        "server",
+        "3.0.0",
+        "An internal command for migrating keys in a cluster",
+        Exec::Keyed(dump::restore),
+    ),
+    c(
         "copy",
         -3,
         WRITE | DENYOOM,
@@ -2315,6 +2355,56 @@ pub static COMMANDS: &[Command] = &[
         Exec::Client(srv::time),
     ),
     c(
+        "replicaof",
+        3,
+        ADMIN | NOSCRIPT | STALE,
+        NOKEYS,
+        "server",
+        "5.0.0",
+        "Configures a server as replica of another, or promotes it to a master.",
+        Exec::Hop(repl::replicaof_step),
+    ),
+    c(
+        "slaveof",
+        3,
+        ADMIN | NOSCRIPT | STALE,
+        NOKEYS,
+        "server",
+        "1.0.0",
+        "Sets a Redis server as a replica of another, or promotes it to being a master.",
+        Exec::Hop(repl::replicaof_step),
+    ),
+    c(
+        "role",
+        1,
+        NOSCRIPT | LOADING | STALE | FAST,
+        NOKEYS,
+        "server",
+        "2.8.12",
+        "Returns the replication role.",
+        Exec::Client(repl::role),
+    ),
+    c(
+        "psync",
+        -3,
+        ADMIN | NOSCRIPT | super::flags::NO_MULTI,
+        NOKEYS,
+        "server",
+        "2.8.0",
+        "An internal command used in replication.",
+        Exec::Client(repl::psync),
+    ),
+    c(
+        "replconf",
+        -1,
+        ADMIN | NOSCRIPT | LOADING | STALE | super::flags::ALLOW_BUSY,
+        NOKEYS,
+        "server",
+        "3.0.0",
+        "An internal command for configuring the replication stream.",
+        Exec::Client(repl::replconf),
+    ),
+    c(
         "lastsave",
         1,
         LOADING | STALE | FAST,
@@ -2333,6 +2423,16 @@ pub static COMMANDS: &[Command] = &[
         "1.0.0",
         "Synchronously saves the database(s) to disk.",
         Exec::Hop(srv::save_step),
+    ),
+    c(
+        "bgrewriteaof",
+        1,
+        ADMIN | NOSCRIPT,
+        NOKEYS,
+        "server",
+        "1.0.0",
+        "Asynchronously rewrites the append-only file to disk.",
+        Exec::Hop(srv::bgrewriteaof_step),
     ),
     c(
         "bgsave",

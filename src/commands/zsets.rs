@@ -12,6 +12,7 @@ use super::multikey::{self, Keys, Limits, MultiKey, Outcome, Src, encoded};
 use super::sets::{MUST_BE_POSITIVE, scan_pages, scan_start};
 use super::{Ctx, Partial, eq_ic, errors, parse_i64};
 use crate::config::Config;
+use crate::notify::class;
 use percore_engine::db::SetExpire;
 use percore_engine::glob::string_match;
 use percore_engine::hash::random_below;
@@ -52,15 +53,23 @@ pub(crate) fn read_zset<'d>(ctx: &'d mut Ctx, key: &[u8]) -> Result<Option<&'d Z
 }
 
 /// Deletes `key` when its sorted set became empty.
-fn drop_if_empty(ctx: &mut Ctx, key: &[u8]) {
+/// After `removed` members went from `key` with `event`: deletes the key when its set
+/// became empty, and publishes the events (the command's, then "del").
+fn removed_from(ctx: &mut Ctx, key: &[u8], removed: usize, event: &str) {
     let now = ctx.shard.now_ms;
     let db = ctx.shard.keyspace.db_mut(ctx.db);
-    if db
+    let emptied = db
         .get(key, now)
         .and_then(Value::as_zset)
-        .is_some_and(ZSetValue::is_empty)
-    {
+        .is_some_and(ZSetValue::is_empty);
+    if emptied {
         db.remove(key, now);
+    }
+    if removed > 0 {
+        ctx.notify(class::ZSET, event, key);
+        if emptied {
+            ctx.notify(class::GENERIC, "del", key);
+        }
     }
 }
 
@@ -164,6 +173,11 @@ fn zadd_generic(
         }
         result
     };
+    if let Ok((added, updated, _)) = result
+        && added + updated > 0
+    {
+        ctx.notify(class::ZSET, if f.incr { "zincr" } else { "zadd" }, key);
+    }
     match result {
         Err(()) => w.error(NAN_SCORE),
         Ok((_, _, incr_result)) if f.incr => match incr_result {
@@ -243,7 +257,7 @@ pub fn zrem(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
         Some(_) => return w.error(errors::WRONGTYPE),
         None => 0,
     };
-    drop_if_empty(ctx, argv[1]);
+    removed_from(ctx, argv[1], n, "zrem");
     w.int(n as i64);
 }
 
@@ -625,7 +639,12 @@ fn remrange_generic(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter, kind: Ra
         Some(_) => return w.error(errors::WRONGTYPE),
         None => 0,
     };
-    drop_if_empty(ctx, argv[1]);
+    let event = match kind {
+        RangeType::Rank => "zremrangebyrank",
+        RangeType::Score => "zremrangebyscore",
+        RangeType::Lex => "zremrangebylex",
+    };
+    removed_from(ctx, argv[1], n, event);
     w.int(n as i64);
 }
 
@@ -659,6 +678,12 @@ fn pop_entries(ctx: &mut Ctx, key: &[u8], max: bool, count: usize) -> Vec<(f64, 
     }
     if emptied {
         db.remove(key, now);
+    }
+    if !out.is_empty() {
+        ctx.notify(class::ZSET, if max { "zpopmax" } else { "zpopmin" }, key);
+        if emptied {
+            ctx.notify(class::GENERIC, "del", key);
+        }
     }
     out
 }

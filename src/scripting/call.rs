@@ -113,6 +113,7 @@ fn run_command(data: &mut ShardData, run: &RunState, argv: &[&[u8]]) -> Result<V
         }
         .into());
     }
+    crate::acl::check_script_call(data, cmd, argv)?;
     let writes = cmd.has(flags::WRITE);
     if writes && run.read_only.get() {
         return Err("Write commands are not allowed from read-only scripts.".into());
@@ -141,6 +142,7 @@ fn run_command(data: &mut ShardData, run: &RunState, argv: &[&[u8]]) -> Result<V
     };
     let mut out = Vec::new();
     let db = run.db.get();
+    let before = data.keyspace.changes();
     match cmd.exec {
         Exec::Keyed(h) => {
             let mut ctx = Ctx {
@@ -259,6 +261,9 @@ fn run_command(data: &mut ShardData, run: &RunState, argv: &[&[u8]]) -> Result<V
                 }
             }
         }
+    }
+    if data.effects.on {
+        crate::propagate::after_command(data, cmd, argv, db, before, &out);
     }
     let failed = out.first() == Some(&b'-');
     let took = data.took();

@@ -110,6 +110,9 @@ pub struct Running {
     pub cow: Option<Arc<CowShared>>,
     /// The fork child's reports so far.
     pub child_progress: ChildProgress,
+    /// An AOF rewrite: the base file it installs (relative to `dir`) instead of
+    /// `dbfilename`.
+    pub aof_target: Option<String>,
 }
 
 /// What a fork child reported so far (see [`fork::Report`]).
@@ -264,6 +267,8 @@ impl Default for Status {
 pub enum Op {
     Save,
     BgSave,
+    /// BGREWRITEAOF: a background save installed as the AOF's new base (`crate::aof`).
+    AofRewrite,
     /// SHUTDOWN's (or SIGTERM's) final save, then exit; `force` exits even if it fails.
     ShutdownSave {
         force: bool,
@@ -293,6 +298,9 @@ pub enum Op {
         hard: bool,
         checked: bool,
     },
+    /// Replication: a role change (REPLICAOF) or a full sync's new dataset, applied after
+    /// every in-flight snapshot is cancelled (see `crate::replication::at_barrier`).
+    Replication(crate::replication::BarrierOp),
 }
 
 impl Op {
@@ -306,6 +314,7 @@ impl Op {
                 | Op::FlushDb { .. }
                 | Op::BgSaveCancel
                 | Op::ClusterReset { .. }
+                | Op::Replication(_)
         )
     }
 }
@@ -353,6 +362,9 @@ pub struct Session {
     /// answered in 27-37 ms with a 64 MiB temp file freed meanwhile, 5-20 ms after; ext4
     /// with `discard` discards freed blocks in the journal commit the fsync waits for).
     unlinked: Mutex<Vec<std::fs::File>>,
+    /// The barrier's place in the stream of effects, and whether shards log after it
+    /// (`propagate::at_barrier`).
+    effects_cut: (u64, bool),
 }
 
 /// How soon a shard whose barrier request found another in the way asks again.
@@ -665,6 +677,13 @@ fn start(data: &mut ShardData, io: &mut Io<Msg, ()>, req: Request, replies: &mut
         };
         let kind = match req.op {
             Op::FlushAll | Op::FlushDb { .. } | Op::SwapDb { .. } if !cancel => Kind::Apply,
+            Op::AofRewrite if busy => {
+                // Started by the tick once the save in flight ends (`aof::on_tick`).
+                drop(st);
+                crate::aof::request_rewrite(&data.shared, true).ok();
+                reply(simple("Background append only file rewriting scheduled"));
+                return;
+            }
             Op::Save | Op::DebugReload | Op::BgSave if busy => {
                 drop(st);
                 reply(error("ERR Background save already in progress"));
@@ -690,7 +709,11 @@ fn start(data: &mut ShardData, io: &mut Io<Msg, ()>, req: Request, replies: &mut
                             .warning("There is a child saving an .rdb. Killing it!");
                     }
                     stop_running(&r);
-                    st.last_bgsave_time_s = r.started.elapsed().as_secs() as i64;
+                    if r.aof_target.is_some() {
+                        crate::aof::rewrite_done(&data.shared, Err("cancelled".into()));
+                    } else {
+                        st.last_bgsave_time_s = r.started.elapsed().as_secs() as i64;
+                    }
                     cancelled = Some(r);
                 }
                 Kind::Cancel
@@ -700,10 +723,23 @@ fn start(data: &mut ShardData, io: &mut Io<Msg, ()>, req: Request, replies: &mut
             | Op::SwapDb { .. }
             | Op::BgSaveCancel
             | Op::ClusterReset { .. }
+            | Op::Replication(_)
             | Op::ShutdownSave { .. } => unreachable!("cancelling ops are matched above"),
-            Op::BgSave => {
-                st.saves += 1;
-                st.last_bgsave_try_s = data.now_ms / 1000;
+            Op::BgSave | Op::AofRewrite => {
+                let aof_target = if req.op == Op::AofRewrite {
+                    let Some(t) =
+                        crate::aof::rewrite_target(&data.shared, data.cfg.aof_use_rdb_preamble)
+                    else {
+                        drop(st);
+                        reply(error("ERR The AOF is not enabled"));
+                        return;
+                    };
+                    Some(t)
+                } else {
+                    st.saves += 1;
+                    st.last_bgsave_try_s = data.now_ms / 1000;
+                    None
+                };
                 let method = data.cfg.default_bgsave_method;
                 let id = st.next_id;
                 st.next_id += 1;
@@ -715,6 +751,7 @@ fn start(data: &mut ShardData, io: &mut Io<Msg, ()>, req: Request, replies: &mut
                     keys_total: 0,
                     cow: None,
                     child_progress: ChildProgress::default(),
+                    aof_target,
                 });
                 match method {
                     Method::Fork => Kind::Fork,
@@ -745,6 +782,7 @@ fn start(data: &mut ShardData, io: &mut Io<Msg, ()>, req: Request, replies: &mut
                 st.last_bgsave_ok = false;
                 st.barrier_busy = false;
                 drop(st);
+                crate::aof::rewrite_done(&data.shared, Err(e.to_string()));
                 reply(error("ERR"));
                 return;
             }
@@ -766,11 +804,24 @@ fn start(data: &mut ShardData, io: &mut Io<Msg, ()>, req: Request, replies: &mut
             Op::FlushAll => Some(crate::atomic::watch::Whole::FlushAll),
             Op::FlushDb { db } => Some(crate::atomic::watch::Whole::FlushDb(db)),
             Op::SwapDb { a, b } => Some(crate::atomic::watch::Whole::Swap(a, b)),
+            // A full sync replaces every database: watched keys are touched as by FLUSHALL.
+            Op::Replication(crate::replication::BarrierOp::Load) => {
+                Some(crate::atomic::watch::Whole::FlushAll)
+            }
             _ => None,
         },
         cancelled,
         unlinked: Mutex::new(Vec::new()),
+        effects_cut: data.shared.effects.barrier(),
     });
+    if req.op == Op::AofRewrite {
+        crate::aof::rewrite_cut(&data.shared, session.effects_cut.0);
+    }
+    if req.op == Op::BgSave {
+        // Replicas waiting for a full sync get this save and its cut of the stream.
+        let (cut, logging) = session.effects_cut;
+        crate::replication::primary::save_started(&data.shared, cut, logging);
+    }
     // No multi-shard write may start from now on; the session is mailed once those in
     // flight are applied (`after_flush`), so the barrier never parks a shard between two
     // parts of one.
@@ -786,14 +837,15 @@ fn start(data: &mut ShardData, io: &mut Io<Msg, ()>, req: Request, replies: &mut
 /// Creates the temp file and writer thread of a forkless snapshot and queues the header.
 fn open_cow(data: &ShardData) -> std::io::Result<Arc<CowShared>> {
     let params = params_of(data);
-    let id = data
+    let (id, final_name) = data
         .shared
         .persist
         .lock()
         .expect("persist lock")
         .running
         .as_ref()
-        .map_or(0, |r| r.id);
+        .map_or((0, None), |r| (r.id, r.aof_target.clone()));
+    let final_name = final_name.unwrap_or_else(|| data.cfg.dbfilename.clone());
     // Unique per save (pid and save id), so a cancelled writer winding down in the
     // background can never unlink a later save's file.
     let memory_at_start = crate::alloc::used_memory() as u64;
@@ -815,7 +867,7 @@ fn open_cow(data: &ShardData) -> std::io::Result<Arc<CowShared>> {
         checksum: params.checksum,
         dir: data.cfg.dir.clone(),
         temp_name,
-        final_name: data.cfg.dbfilename.clone(),
+        final_name,
         started: Instant::now(),
         memory_at_start,
         peak_extra: AtomicU64::new(0),
@@ -937,11 +989,22 @@ fn participate(
                 }
             }
             session.release.wait();
-            data.keyspace = session.keyspaces.lock().expect("session lock")[id]
+            let keyspace = session.keyspaces.lock().expect("session lock")[id]
                 .take()
                 .expect("keyspace handed back");
+            data.adopt_keyspace(keyspace);
+            // A role change at this barrier ends the old primary's stream before anything
+            // more runs here.
+            crate::replication::after_barrier(data, io);
         }
     }
+    let (cut, on) = session.effects_cut;
+    let fx = if id == session.coordinator {
+        crate::propagate::whole_effects(session.whole)
+    } else {
+        crate::propagate::Effects::default()
+    };
+    crate::propagate::at_barrier(data, cut, on, fx);
     let stall = t0.elapsed().as_nanos() as u64;
     session.stall_max_ns.fetch_max(stall, Ordering::Relaxed);
     crate::latency::snapshot_stall(data, session.kind == Kind::Fork, stall);
@@ -960,7 +1023,12 @@ fn participate(
         && session.kind == Kind::Forkless
         && let Some((c, s)) = req.reply
     {
-        replies.push((c, s, simple("Background saving started")));
+        let text = if req.op == Op::AofRewrite {
+            "Background append only file rewriting started"
+        } else {
+            "Background saving started"
+        };
+        replies.push((c, s, simple(text)));
     }
 }
 
@@ -1017,6 +1085,11 @@ fn coordinate(
                     }
                     let mut st = data.shared.persist.lock().expect("persist lock");
                     let id = st.running.as_ref().map_or(0, |r| r.id);
+                    let final_name = st
+                        .running
+                        .as_ref()
+                        .and_then(|r| r.aof_target.clone())
+                        .unwrap_or_else(|| data.cfg.dbfilename.clone());
                     if let Some(r) = st.running.as_mut() {
                         r.pid = Some(pid);
                         r.keys_total = session.keys_at_cut.load(Ordering::Relaxed);
@@ -1032,11 +1105,18 @@ fn coordinate(
                         changes_at_cut: at_cut,
                         started: Instant::now(),
                         dir: data.cfg.dir.clone(),
-                        final_name: data.cfg.dbfilename.clone(),
+                        final_name,
                     });
-                    data.shared
-                        .notice(&format!("Background saving started by pid {pid}"));
-                    reply(simple("Background saving started"));
+                    if op == Op::AofRewrite {
+                        data.shared.notice(&format!(
+                            "Background append only file rewriting started by pid {pid}"
+                        ));
+                        reply(simple("Background append only file rewriting started"));
+                    } else {
+                        data.shared
+                            .notice(&format!("Background saving started by pid {pid}"));
+                        reply(simple("Background saving started"));
+                    }
                 }
                 Err(e) => {
                     data.shared
@@ -1045,6 +1125,7 @@ fn coordinate(
                     st.running = None;
                     st.last_bgsave_ok = false;
                     drop(st);
+                    crate::aof::rewrite_done(&data.shared, Err(e.to_string()));
                     reply(error(&format!("ERR Can't save in background: fork: {e}")));
                 }
             }
@@ -1077,11 +1158,24 @@ fn coordinate(
                     reply(simple("OK"));
                 }
                 Op::ClusterReset { hard, .. } => {
+                    if crate::cluster::is_replica(data) {
+                        // A replica's data is its primary's: flushed (Valkey's
+                        // clusterReset calls emptyData), while every shard is parked and
+                        // every save in flight already cancelled.
+                        apply_whole(Op::FlushAll, &mut lent);
+                    }
                     let keys: usize = lent.iter().map(Keyspace::total_keys).sum();
                     reply(match crate::cluster::reset_at_barrier(data, keys, hard) {
                         Ok(()) => simple("OK"),
                         Err(e) => error(&e),
                     });
+                }
+                Op::Replication(r) => {
+                    let (back, bytes) = crate::replication::at_barrier(data, io, r, lent);
+                    lent = back;
+                    if !bytes.is_empty() {
+                        reply(bytes);
+                    }
                 }
                 Op::ShutdownSave { force } => {
                     let refs: Vec<&Keyspace> = lent.iter().collect();
@@ -1095,7 +1189,7 @@ fn coordinate(
                         }
                     }
                 }
-                Op::Save | Op::BgSave | Op::DebugReload | Op::SwapDb { .. } => {
+                Op::Save | Op::BgSave | Op::AofRewrite | Op::DebugReload | Op::SwapDb { .. } => {
                     unreachable!("not a cancelling op")
                 }
             }
@@ -1108,7 +1202,7 @@ fn coordinate(
             let Op::ClusterReset { hard, .. } = op else {
                 unreachable!("matched above")
             };
-            if lent.iter().any(|ks| ks.total_keys() > 0) {
+            if lent.iter().any(|ks| ks.total_keys() > 0) && !crate::cluster::is_replica(data) {
                 reply(error(crate::cluster::RESET_WITH_KEYS));
             } else {
                 // No keys now: the reset proper, which cancels the save, at the next
@@ -1573,6 +1667,11 @@ fn fail_bgsave(shared: &ServerShared, id: u64) {
     if st.running.as_ref().is_some_and(|r| r.id == id)
         && let Some(r) = st.running.take()
     {
+        if r.aof_target.is_some() {
+            drop(st);
+            crate::aof::rewrite_done(shared, Err("the save failed".into()));
+            return;
+        }
         st.last_bgsave_ok = false;
         st.last_bgsave_time_s = r.started.elapsed().as_secs() as i64;
         st.last_method = Some(r.method);
@@ -1665,8 +1764,13 @@ fn complete(shared: &ServerShared, o: Outcome) {
         .running
         .as_ref()
         .is_some_and(|r| r.id == o.id);
+    let aof = crate::aof::is_rewrite_target(shared, &o.final_name);
     if !current || o.cancelled {
+        crate::replication::primary::save_done(shared, o.id, None);
         let _ = std::fs::remove_file(o.dir.join(&o.temp));
+        if aof {
+            crate::aof::rewrite_done(shared, Err("cancelled".into()));
+        }
         if current {
             let mut st = shared.persist.lock().expect("persist lock");
             if let Some(r) = st.running.take() {
@@ -1682,6 +1786,18 @@ fn complete(shared: &ServerShared, o: Outcome) {
     let Some(r) = st.running.take() else {
         return;
     };
+    if aof {
+        // An AOF rewrite: RDB saves' status, LASTSAVE and the dirty count stay.
+        drop(st);
+        match result {
+            Ok(_) => crate::aof::rewrite_done(shared, Ok(())),
+            Err(e) => {
+                let _ = std::fs::remove_file(o.dir.join(&o.temp));
+                crate::aof::rewrite_done(shared, Err(e.to_string()));
+            }
+        }
+        return;
+    }
     st.last_bgsave_time_s = r.started.elapsed().as_secs() as i64;
     st.last_method = Some(o.method);
     match result {
@@ -1705,10 +1821,12 @@ fn complete(shared: &ServerShared, o: Outcome) {
                 .lastsave_s
                 .store(percore_net::reactor::unix_ms() / 1000, Ordering::Relaxed);
             shared.notice("Background saving terminated with success");
+            crate::replication::primary::save_done(shared, o.id, Some(&o.dir.join(&o.final_name)));
         }
         Err(e) => {
             st.last_bgsave_ok = false;
             drop(st);
+            crate::replication::primary::save_done(shared, o.id, None);
             let _ = std::fs::remove_file(o.dir.join(&o.temp));
             shared.warning(&format!("Background saving error: {e}"));
         }
@@ -1870,6 +1988,16 @@ pub fn on_tick(data: &mut ShardData) {
         child_event(data);
     }
     if data.id != 0 || !data.snap.requests.is_empty() || data.snap.lead.is_some() {
+        return;
+    }
+    let st = data.shared.persist.lock().expect("persist lock");
+    let busy = st.running.is_some();
+    drop(st);
+    if crate::aof::on_tick(&data.shared, &data.cfg, busy) {
+        data.snap.requests.push_back(Request {
+            op: Op::AofRewrite,
+            reply: None,
+        });
         return;
     }
     let st = data.shared.persist.lock().expect("persist lock");

@@ -76,7 +76,7 @@ pub fn client_line(c: &Client, now_ms: i64, out: &mut String) {
         out,
         "id={} addr={} laddr={} fd={} name={name} age={} idle={} flags={flags} db={} \
          sub={} psub={} ssub={} multi={} qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 \
-         obl=0 oll={} omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={}",
+         obl=0 oll={} omem=0 tot-mem=0 events=r cmd={} user={} redir=-1 resp={}",
         c.id,
         c.peer,
         c.local,
@@ -91,6 +91,7 @@ pub fn client_line(c: &Client, now_ms: i64, out: &mut String) {
         c.qbuf,
         c.pending.len(),
         c.last_cmd,
+        crate::acl::user_name(c),
         if c.proto == Protocol::Resp3 { 3 } else { 2 },
     );
 }
@@ -102,12 +103,15 @@ struct KillFilter {
     id: Option<u64>,
     addr: Option<Vec<u8>>,
     laddr: Option<Vec<u8>>,
-    /// `TYPE master|replica|slave` matches nothing here (no replicas yet).
+    /// `TYPE replica|slave` matches nothing here (a replica's link leaves its shard).
     type_none: bool,
+    /// `TYPE master`: a replica's link to its primary (the master client).
+    type_master: bool,
     /// `TYPE normal` (false) or `TYPE pubsub` (true): a subscribed client is of the
     /// pubsub type.
     type_pubsub: Option<bool>,
     user_none: bool,
+    user: Option<String>,
     skipme: bool,
 }
 
@@ -139,7 +143,9 @@ impl KillFilter {
                     f.type_pubsub = Some(false);
                 } else if eq_ic(v, "pubsub") {
                     f.type_pubsub = Some(true);
-                } else if ["master", "replica", "slave"].iter().any(|t| eq_ic(v, t)) {
+                } else if eq_ic(v, "master") {
+                    f.type_master = true;
+                } else if ["replica", "slave"].iter().any(|t| eq_ic(v, t)) {
                     f.type_none = true;
                 } else {
                     return Err(format!(
@@ -152,9 +158,8 @@ impl KillFilter {
             } else if eq_ic(k, "LADDR") {
                 f.laddr = Some(v.to_vec());
             } else if eq_ic(k, "USER") {
-                if v != b"default" {
-                    return Err(format!("ERR No such user '{}'", String::from_utf8_lossy(v)));
-                }
+                // Checked against the registry by the caller (`kill_user_known`).
+                f.user = Some(String::from_utf8_lossy(v).into_owned());
             } else if eq_ic(k, "SKIPME") {
                 if eq_ic(v, "yes") {
                     f.skipme = true;
@@ -172,8 +177,15 @@ impl KillFilter {
 
     fn matches(&self, c: &Client) -> bool {
         !self.type_none
-            && self.type_pubsub.is_none_or(|p| p == c.subscribed())
+            && (!self.type_master || c.master)
+            && self
+                .type_pubsub
+                .is_none_or(|p| !c.master && p == c.subscribed())
             && !self.user_none
+            && self
+                .user
+                .as_deref()
+                .is_none_or(|u| u == crate::acl::user_name(c))
             && self.id.is_none_or(|id| id == c.id)
             && self.addr.as_deref().is_none_or(|a| a == c.peer.as_bytes())
             && self
@@ -269,6 +281,12 @@ pub fn client_part(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
                 Ok(f) => f,
                 Err(e) => return local_only(ctx, |w| w.error(&e)),
             };
+            if let Some(u) = &f.user
+                && ctx.shard.shared.acl.user(u).is_none()
+            {
+                let e = format!("ERR No such user '{u}'");
+                return local_only(ctx, |w| w.error(&e));
+            }
             let mut killed = 0;
             for c in ctx.shard.clients.iter().flatten() {
                 if f.matches(c) {

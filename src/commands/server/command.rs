@@ -26,48 +26,12 @@ const HELP: &[&str] = &[
     "    Return the keys and the access flags from a full Redis command.",
 ];
 
-/// ACL categories in Redis's table order, derived from flags and group (Redis adds some
-/// categories by hand, such as `@dangerous` on FLUSHALL; those are not modelled).
-pub fn acl_categories(flags_: u32, group: &str) -> Vec<&'static str> {
-    let mut out = Vec::new();
-    if group == "generic" {
-        out.push("@keyspace");
-    }
-    if flags_ & flags::READONLY != 0 && group != "server" {
-        out.push("@read");
-    }
-    if flags_ & flags::WRITE != 0 {
-        out.push("@write");
-    }
-    match group {
-        "set" => out.push("@set"),
-        "sorted-set" => out.push("@sortedset"),
-        "list" => out.push("@list"),
-        "hash" => out.push("@hash"),
-        "string" => out.push("@string"),
-        // bitmaps, hyperloglog
-        "bitmap" => out.push("@bitmap"),
-        "hyperloglog" => out.push("@hyperloglog"),
-        _ => {}
-    }
-    if flags_ & flags::PUBSUB != 0 {
-        out.push("@pubsub");
-    }
-    if flags_ & flags::ADMIN != 0 {
-        out.push("@admin");
-    }
-    if flags_ & flags::FAST != 0 {
-        out.push("@fast");
-    } else {
-        out.push("@slow");
-    }
-    if flags_ & flags::ADMIN != 0 {
-        out.push("@dangerous");
-    }
-    if group == "connection" {
-        out.push("@connection");
-    }
-    out
+/// ACL categories in Redis's order (`@read`, ...): Redis's listed ones and those the
+/// flags imply, as the ACL rules see them (`acl::category::of`).
+pub fn acl_categories(name: &str, flags_: u32) -> Vec<String> {
+    crate::acl::category::names(crate::acl::category::of(name, flags_))
+        .map(|n| format!("@{n}"))
+        .collect()
 }
 
 fn write_flags(w: &mut ReplyWriter, f: u32) {
@@ -82,10 +46,10 @@ fn write_flags(w: &mut ReplyWriter, f: u32) {
     }
 }
 
-fn write_strs(w: &mut ReplyWriter, items: &[&str]) {
+fn write_strs<S: AsRef<str>>(w: &mut ReplyWriter, items: &[S]) {
     w.set(items.len());
     for s in items {
-        w.simple(s);
+        w.simple(s.as_ref());
     }
 }
 
@@ -201,7 +165,7 @@ pub fn write_info(w: &mut ReplyWriter, c: &Command) {
     w.int(i64::from(c.first_key));
     w.int(i64::from(c.last_key));
     w.int(i64::from(c.step));
-    write_strs(w, &acl_categories(c.flags, c.group));
+    write_strs(w, &acl_categories(c.name, c.flags));
     w.set(0);
     write_key_specs(w, c);
     w.array(c.subcommands.len());
@@ -213,7 +177,7 @@ pub fn write_info(w: &mut ReplyWriter, c: &Command) {
         w.int(0);
         w.int(0);
         w.int(0);
-        write_strs(w, &acl_categories(*f, c.group));
+        write_strs(w, &acl_categories(name, *f));
         w.set(0);
         w.set(0);
         w.array(0);
@@ -298,7 +262,7 @@ fn command_list(argv: &[&[u8]], w: &mut ReplyWriter) {
             } else if eq_ic(kind, "ACLCAT") {
                 let cat = format!("@{}", String::from_utf8_lossy(arg).to_ascii_lowercase());
                 all_names()
-                    .filter(|(_, c, f)| acl_categories(*f, c.group).contains(&cat.as_str()))
+                    .filter(|(n, _, f)| acl_categories(n, *f).contains(&cat))
                     .map(|(n, _, _)| n)
                     .collect()
             } else if eq_ic(kind, "PATTERN") {

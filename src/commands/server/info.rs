@@ -381,10 +381,6 @@ fn global_sections(ctx: &Ctx, argv: &[Vec<u8>], s: &mut String) {
             format!("rdb_last_cow_size:{}", st.last_cow_size),
             format!("rdb_last_load_keys_expired:{}", st.last_load_keys_expired),
             format!("rdb_last_load_keys_loaded:{}", st.last_load_keys_loaded),
-            "aof_enabled:0".into(),
-            "aof_rewrite_in_progress:0".into(),
-            "aof_last_bgrewrite_status:ok".into(),
-            "aof_last_write_status:ok".into(),
             format!("rdb_bgsave_method:{}", method.name()),
             format!("rdb_last_bgsave_bytes:{}", st.last_bytes),
             format!(
@@ -415,6 +411,11 @@ fn global_sections(ctx: &Ctx, argv: &[Vec<u8>], s: &mut String) {
         ] {
             line("persistence", l);
         }
+        let mut aof = Vec::new();
+        crate::aof::info_lines(shared, &mut aof);
+        for l in aof {
+            line("persistence", l);
+        }
     }
     if want("stats") {
         let st = &shared.stats;
@@ -432,18 +433,17 @@ fn global_sections(ctx: &Ctx, argv: &[Vec<u8>], s: &mut String) {
                 st.rejected_connections.load(Ordering::Relaxed)
             ),
         );
+        let r = &shared.repl;
+        for (name, n) in [
+            ("sync_full", &r.sync_full),
+            ("sync_partial_ok", &r.sync_partial_ok),
+            ("sync_partial_err", &r.sync_partial_err),
+        ] {
+            line("stats", format!("{name}:{}", n.load(Ordering::Relaxed)));
+        }
     }
     if want("replication") {
-        for l in [
-            "role:master".to_string(),
-            "connected_slaves:0".into(),
-            "master_failover_state:no-failover".into(),
-            format!("master_replid:{}", shared.run_id),
-            "master_replid2:0000000000000000000000000000000000000000".into(),
-            "master_repl_offset:0".into(),
-            "second_repl_offset:-1".into(),
-            "repl_backlog_active:0".into(),
-        ] {
+        for l in crate::replication::info_lines(shared, cfg, now_ms) {
             line("replication", l);
         }
     }

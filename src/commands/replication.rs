@@ -1,0 +1,122 @@
+//! Replication commands: REPLICAOF / SLAVEOF, ROLE, REPLCONF, PSYNC.
+
+use super::{Ctx, Partial, eq_ic, errors};
+use crate::replication::config::Primary;
+use percore_net::resp::ReplyWriter;
+
+fn encoded(ctx: &Ctx, f: impl FnOnce(&mut ReplyWriter)) -> Partial {
+    Partial::Encoded(super::multikey::encoded(ctx.proto, f))
+}
+
+/// REPLICAOF host port | NO ONE: the role changes at a cancelling barrier (every in-flight
+/// snapshot stopped on every shard) before the reply.
+pub fn replicaof_step(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
+    if ctx.shard.cluster.is_some() {
+        return encoded(ctx, |w| {
+            w.error("ERR REPLICAOF not allowed in cluster mode.");
+        });
+    }
+    let target = if eq_ic(argv[1], "no") && eq_ic(argv[2], "one") {
+        None
+    } else {
+        let port = std::str::from_utf8(argv[2])
+            .ok()
+            .and_then(|p| p.parse::<i64>().ok())
+            .filter(|p| (0..=65535).contains(p));
+        let Some(port) = port else {
+            return encoded(ctx, |w| w.error("ERR Invalid master port"));
+        };
+        Some(Primary {
+            host: String::from_utf8_lossy(argv[1]).into_owned(),
+            port: port as u16,
+        })
+    };
+    match crate::replication::request_replicaof(&ctx.shard.shared, target) {
+        Some(reply) => Partial::Encoded(reply.as_bytes().to_vec()),
+        None => Partial::Defer(crate::snapshot::Op::Replication(
+            crate::replication::BarrierOp::ReplicaOf,
+        )),
+    }
+}
+
+/// ROLE.
+pub fn role(ctx: &mut Ctx, _argv: &[&[u8]], w: &mut ReplyWriter) {
+    crate::replication::write_role(&ctx.shard.shared, w);
+}
+
+/// REPLCONF option value ...: the handshake options a replica sends answer +OK; GETACK
+/// (from our primary) asks for an ACK and ACK (from a replica) gets no reply.
+pub fn replconf(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
+    if argv.len().is_multiple_of(2) {
+        w.error(errors::SYNTAX);
+        return;
+    }
+    let master = ctx.client.as_deref().is_some_and(|c| c.master);
+    for pair in argv[1..].chunks(2) {
+        let opt = pair[0];
+        if eq_ic(opt, "getack") {
+            if master {
+                ctx.shard.repl.ack_due = true;
+            }
+            return;
+        }
+        if eq_ic(opt, "ack") {
+            return;
+        }
+        if eq_ic(opt, "listening-port") {
+            let port = std::str::from_utf8(pair[1])
+                .ok()
+                .and_then(|p| p.parse::<u16>().ok());
+            if let (Some(c), Some(port)) = (ctx.client.as_deref_mut(), port) {
+                c.replica_port = Some(port);
+            }
+        }
+        let known = [
+            "listening-port",
+            "ip-address",
+            "capa",
+            "rdb-only",
+            "rdb-filter-only",
+        ]
+        .iter()
+        .any(|k| eq_ic(opt, k));
+        if !known {
+            w.error(&format!(
+                "ERR Unrecognized REPLCONF option: {}",
+                String::from_utf8_lossy(opt)
+            ));
+            return;
+        }
+    }
+    w.ok();
+}
+
+/// PSYNC replid offset: the connection becomes a replica's link, served by its own
+/// threads (`replication::primary`); the shard closes its side without a reply.
+pub fn psync(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
+    let Some(client) = ctx.client.as_deref_mut() else {
+        return;
+    };
+    if client.multi.is_some() {
+        w.error("ERR Command not allowed inside a transaction");
+        return;
+    }
+    let offset = std::str::from_utf8(argv[2])
+        .ok()
+        .and_then(|o| o.parse::<i64>().ok())
+        .unwrap_or(-1);
+    match crate::replication::primary::psync(
+        &ctx.shard.shared,
+        client.fd,
+        &client.peer,
+        client.replica_port,
+        argv[1],
+        offset,
+    ) {
+        Ok(()) => {
+            client.reply_mode = crate::client::ReplyMode::Off;
+            ctx.shard.to_close.push(client.conn);
+        }
+        Err(e) => w.error(e),
+    }
+}

@@ -1,0 +1,512 @@
+//! Replication, the primary side: the backlog and the replicas, fed by the stream of
+//! write effects (`crate::propagate`, a [`Sink`]).
+//!
+//! - PSYNC takes the client's socket out of its shard (a duplicate descriptor; the
+//!   shard closes its own) and gives it to a feeder thread of its own.
+//! - A partial resync (the replica's id is ours, or our previous one up to
+//!   `second_repl_offset`, and its offset is in the backlog) answers `+CONTINUE <id>` and
+//!   the backlog from that offset, under the lock the sink writes under, so no byte is
+//!   missed or doubled.
+//! - A full sync waits for a background save (BGSAVE to `dbfilename`, as Redis's
+//!   disk-based sync): the save's barrier is a cut of the stream; the replica is told
+//!   `+FULLRESYNC <id> <offset at the cut>`, gets the stream from the cut on buffered,
+//!   then the file as `$len` and the buffer, and is online.
+//! - Replicas' `REPLCONF ACK` are read on a second thread per replica.
+
+use crate::propagate::Sink;
+use crate::server::ServerShared;
+use std::collections::VecDeque;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::os::unix::fs::FileExt;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+/// A replica whose unsent stream exceeds this is dropped (client-output-buffer-limit's
+/// replica hard limit, 256 MiB by default).
+pub const REPLICA_QUEUE_MAX_BYTES: usize = 256 * 1024 * 1024;
+/// How often a feeder with nothing to send looks again (and sends a newline while a
+/// full sync's save runs, as Redis keeps the link alive).
+const FEEDER_WAIT: Duration = Duration::from_secs(1);
+/// Longest `REPLCONF ACK` line block a replica may send at once.
+const ACK_READ_BYTES: usize = 4096;
+
+/// Where a replica is in its sync (INFO's `state=`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stage {
+    /// Waiting for a save to start; then for its cut (`cut` set).
+    WaitSave,
+    /// The save's cut passed: the stream is buffered until the file is sent.
+    Buffering,
+    /// The file is being sent.
+    SendBulk,
+    Online,
+}
+
+struct Replica {
+    id: u64,
+    ip: String,
+    port: u16,
+    stage: Stage,
+    /// The save whose file this replica gets, and its cut in the stream.
+    save: Option<(u64, u64)>,
+    /// Bytes for the feeder to send, in order.
+    queue: Vec<u8>,
+    /// The stream after the cut, held while the file is sent.
+    buffer: Vec<u8>,
+    /// The finished save's file.
+    file: Option<Arc<std::fs::File>>,
+    save_failed: bool,
+    ack_offset: i64,
+    last_ack_ms: i64,
+    closed: bool,
+}
+
+struct State {
+    /// The stream's last `repl-backlog-size` bytes; `backlog_end` is the offset of its
+    /// last byte (`master_repl_offset`).
+    backlog: VecDeque<u8>,
+    backlog_size: usize,
+    backlog_end: i64,
+    active: bool,
+    replicas: Vec<Replica>,
+    next_id: u64,
+    sink: Option<crate::propagate::SinkId>,
+    last_ping_ms: i64,
+}
+
+/// The primary side's state in `ServerShared::repl`.
+pub struct Primary {
+    state: Mutex<State>,
+    wake: Condvar,
+}
+
+impl Default for Primary {
+    fn default() -> Self {
+        Self {
+            state: Mutex::new(State {
+                backlog: VecDeque::new(),
+                backlog_size: 1024 * 1024,
+                backlog_end: 0,
+                active: false,
+                replicas: Vec::new(),
+                next_id: 1,
+                sink: None,
+                last_ping_ms: 0,
+            }),
+            wake: Condvar::new(),
+        }
+    }
+}
+
+impl Primary {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().expect("primary lock")
+    }
+}
+
+/// The sink the stream of effects writes into: the backlog and every replica.
+struct Feed {
+    shared: Arc<ServerShared>,
+}
+
+impl Sink for Feed {
+    fn write(&mut self, bytes: &[u8]) {
+        let p = &self.shared.repl.primary;
+        let mut st = p.lock();
+        append(&mut st, bytes);
+        drop(st);
+        p.wake.notify_all();
+    }
+
+    fn cut(&mut self, id: u64) {
+        let p = &self.shared.repl.primary;
+        let replid = self.shared.repl.lock().replid.clone();
+        let mut st = p.lock();
+        let offset = st.backlog_end;
+        for r in &mut st.replicas {
+            if r.stage == Stage::WaitSave && r.save.is_some_and(|(_, cut)| cut == id) {
+                r.stage = Stage::Buffering;
+                r.queue
+                    .extend_from_slice(format!("+FULLRESYNC {replid} {offset}\r\n").as_bytes());
+            }
+        }
+        drop(st);
+        p.wake.notify_all();
+    }
+
+    fn tick(&mut self) {
+        // PING every repl-ping-replica-period, in the stream (it moves the offsets).
+        let period_ms = i64::from(self.shared.config().repl.ping_period_s) * 1000;
+        let now = percore_net::reactor::unix_ms();
+        let p = &self.shared.repl.primary;
+        let mut st = p.lock();
+        if !st.replicas.is_empty() && now - st.last_ping_ms >= period_ms {
+            st.last_ping_ms = now;
+            append(&mut st, b"*1\r\n$4\r\nPING\r\n");
+            drop(st);
+            p.wake.notify_all();
+        }
+    }
+}
+
+fn append(st: &mut State, bytes: &[u8]) {
+    st.backlog_end += bytes.len() as i64;
+    st.backlog.extend(bytes);
+    let over = st.backlog.len().saturating_sub(st.backlog_size);
+    st.backlog.drain(..over);
+    for r in &mut st.replicas {
+        let target = match r.stage {
+            Stage::Online => &mut r.queue,
+            Stage::Buffering | Stage::SendBulk => &mut r.buffer,
+            Stage::WaitSave => continue,
+        };
+        target.extend_from_slice(bytes);
+        if target.len() > REPLICA_QUEUE_MAX_BYTES {
+            r.closed = true;
+        }
+    }
+    st.replicas.retain(|r| !r.closed);
+}
+
+/// PSYNC replid offset (and SYNC, as `PSYNC ? -1`) from client `fd`: answers through the
+/// socket itself, on a thread of its own. Returns the error reply, if refused.
+pub fn psync(
+    shared: &Arc<ServerShared>,
+    fd: i32,
+    peer: &str,
+    listening_port: Option<u16>,
+    replid: &[u8],
+    offset: i64,
+) -> Result<(), &'static str> {
+    if shared.repl.is_replica.load(Ordering::Relaxed) {
+        // Chaining needs the upstream stream byte for byte; percore's replica re-logs it.
+        return Err("ERR percore does not serve replicas while it is a replica");
+    }
+    // A second descriptor of the client's socket: its shard closes its own.
+    let dup = percore_net::sys::dup(fd).map_err(|_| "ERR can't duplicate the socket")?;
+    let stream = TcpStream::from(dup);
+    let _ = stream.set_nonblocking(false);
+    let _ = stream.set_nodelay(true);
+    let p = &shared.repl.primary;
+    let (own, own2, second) = {
+        let r = shared.repl.lock();
+        (r.replid.clone(), r.replid2.clone(), r.second_offset)
+    };
+    let cfg = shared.config();
+    let mut st = p.lock();
+    st.backlog_size = usize::try_from(cfg.repl.backlog_size_bytes).unwrap_or(usize::MAX);
+    if st.sink.is_none() {
+        // From the next barrier on, every shard logs its writes into the stream.
+        st.sink = Some(shared.effects.attach(Box::new(Feed {
+            shared: Arc::clone(shared),
+        })));
+        st.active = true;
+        st.backlog.clear();
+        // The offsets go on from this node's history (a promoted replica's).
+        st.backlog_end = shared.repl.offset.load(Ordering::Relaxed);
+    }
+    let id = st.next_id;
+    st.next_id += 1;
+    let ip = peer.rsplit_once(':').map_or(peer, |(ip, _)| ip).to_owned();
+    let mut replica = Replica {
+        id,
+        ip,
+        port: listening_port.unwrap_or(0),
+        stage: Stage::WaitSave,
+        save: None,
+        queue: Vec::new(),
+        buffer: Vec::new(),
+        file: None,
+        save_failed: false,
+        ack_offset: 0,
+        last_ack_ms: percore_net::reactor::unix_ms(),
+        closed: false,
+    };
+    let first = st.backlog_end - st.backlog.len() as i64 + 1;
+    let history = replid == own.as_bytes() || (replid == own2.as_bytes() && offset <= second);
+    if history && offset >= first && offset <= st.backlog_end + 1 && st.backlog_end > 0 {
+        replica
+            .queue
+            .extend_from_slice(format!("+CONTINUE {own}\r\n").as_bytes());
+        let skip = usize::try_from(offset - first).unwrap_or(0);
+        replica.queue.extend(st.backlog.iter().skip(skip));
+        replica.stage = Stage::Online;
+        replica.ack_offset = offset - 1;
+        shared.notice(&format!(
+            "Partial resynchronization request from {peer} accepted. Sending {} bytes of backlog starting from offset {offset}.",
+            st.backlog_end + 1 - offset
+        ));
+        shared.repl.sync_partial_ok.fetch_add(1, Ordering::Relaxed);
+    } else {
+        if replid != b"?" {
+            shared.repl.sync_partial_err.fetch_add(1, Ordering::Relaxed);
+        }
+        shared.notice(&format!("Full resync requested by replica {peer}"));
+        shared.repl.sync_full.fetch_add(1, Ordering::Relaxed);
+    }
+    st.replicas.push(replica);
+    drop(st);
+    let reader = stream
+        .try_clone()
+        .map_err(|_| "ERR can't clone the socket")?;
+    let s1 = Arc::clone(shared);
+    let s2 = Arc::clone(shared);
+    let feeder = std::thread::Builder::new()
+        .name("percore-feed".into())
+        .spawn(move || feed(&s1, id, stream));
+    let acks = std::thread::Builder::new()
+        .name("percore-acks".into())
+        .spawn(move || read_acks(&s2, id, reader));
+    if feeder.is_err() || acks.is_err() {
+        forget(shared, id);
+        return Err("ERR can't start the replica's threads");
+    }
+    Ok(())
+}
+
+fn forget(shared: &ServerShared, id: u64) {
+    let p = &shared.repl.primary;
+    let mut st = p.lock();
+    if let Some(r) = st.replicas.iter_mut().find(|r| r.id == id) {
+        r.closed = true;
+    }
+    st.replicas.retain(|r| !r.closed);
+    drop(st);
+    p.wake.notify_all();
+}
+
+/// The feeder: sends what the replica is owed, in order, until the link ends.
+fn feed(shared: &Arc<ServerShared>, id: u64, mut s: TcpStream) {
+    let p = &shared.repl.primary;
+    let ended = loop {
+        let mut st = p.lock();
+        let Some(r) = st.replicas.iter_mut().find(|r| r.id == id) else {
+            break "gone";
+        };
+        if r.closed {
+            break "closed";
+        }
+        if r.save_failed {
+            break "the save failed";
+        }
+        let out = std::mem::take(&mut r.queue);
+        let file = (r.stage == Stage::Buffering)
+            .then(|| r.file.clone())
+            .flatten();
+        if file.is_some() {
+            r.stage = Stage::SendBulk;
+        }
+        let idle = out.is_empty() && file.is_none();
+        let waiting = matches!(r.stage, Stage::WaitSave | Stage::Buffering);
+        if idle {
+            let (guard, timeout) = p.wake.wait_timeout(st, FEEDER_WAIT).expect("primary lock");
+            drop(guard);
+            if timeout.timed_out() && waiting && s.write_all(b"\n").is_err() {
+                break "write error";
+            }
+            continue;
+        }
+        drop(st);
+        if !out.is_empty() && s.write_all(&out).is_err() {
+            break "write error";
+        }
+        if let Some(f) = file {
+            if send_file(&mut s, &f).is_err() {
+                break "write error";
+            }
+            let mut st = p.lock();
+            if let Some(r) = st.replicas.iter_mut().find(|r| r.id == id) {
+                r.queue = std::mem::take(&mut r.buffer);
+                r.stage = Stage::Online;
+                r.file = None;
+            }
+            drop(st);
+            shared.notice("Synchronization with replica succeeded");
+        }
+    };
+    let _ = s.shutdown(std::net::Shutdown::Both);
+    shared.notice(&format!("Connection with replica {id} lost ({ended})."));
+    forget(shared, id);
+}
+
+fn send_file(s: &mut TcpStream, f: &std::fs::File) -> std::io::Result<()> {
+    let len = f.metadata()?.len();
+    s.write_all(format!("${len}\r\n").as_bytes())?;
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut at = 0u64;
+    while at < len {
+        let n = f.read_at(&mut buf, at)?;
+        if n == 0 {
+            return Err(std::io::Error::other("short file"));
+        }
+        s.write_all(&buf[..n])?;
+        at += n as u64;
+    }
+    Ok(())
+}
+
+/// Reads `REPLCONF ACK <offset>` from a replica; the end of input ends the replica.
+fn read_acks(shared: &ServerShared, id: u64, mut s: TcpStream) {
+    let mut buf = Vec::new();
+    let mut chunk = vec![0u8; ACK_READ_BYTES];
+    loop {
+        let n = match s.read(&mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        buf.extend_from_slice(&chunk[..n]);
+        let mut last = None;
+        // `*3 $8 REPLCONF $3 ACK $n <offset>`: the offset is the line after `ACK`'s
+        // length line; scan lines.
+        let text = String::from_utf8_lossy(&buf).into_owned();
+        let lines: Vec<&str> = text.split("\r\n").collect();
+        let complete = lines.len() - 1;
+        let mut i = 0;
+        while i + 2 < complete {
+            if lines[i].eq_ignore_ascii_case("ack") {
+                last = lines[i + 2].parse::<i64>().ok().or(last);
+                i += 3;
+            } else {
+                i += 1;
+            }
+        }
+        if buf.len() > ACK_READ_BYTES * 4 || last.is_some() {
+            buf.clear();
+        }
+        if let Some(off) = last {
+            let mut st = shared.repl.primary.lock();
+            if let Some(r) = st.replicas.iter_mut().find(|r| r.id == id) {
+                r.ack_offset = r.ack_offset.max(off);
+                r.last_ack_ms = percore_net::reactor::unix_ms();
+            }
+        }
+    }
+    forget(shared, id);
+}
+
+/// Whether replicas wait for a save that has not started: shard 0's tick then asks for
+/// one.
+pub fn wants_save(shared: &ServerShared) -> bool {
+    shared
+        .repl
+        .primary
+        .lock()
+        .replicas
+        .iter()
+        .any(|r| r.stage == Stage::WaitSave && r.save.is_none())
+}
+
+/// The running background save's barrier was set up, at stream cut `cut`: replicas
+/// waiting for a save get this one.
+pub fn save_started(shared: &ServerShared, cut: u64, logging: bool) {
+    if !logging {
+        return;
+    }
+    let Some(save_id) = shared
+        .persist
+        .lock()
+        .expect("persist lock")
+        .running
+        .as_ref()
+        .map(|r| r.id)
+    else {
+        return;
+    };
+    let mut st = shared.repl.primary.lock();
+    for r in &mut st.replicas {
+        if r.stage == Stage::WaitSave && r.save.is_none() {
+            r.save = Some((save_id, cut));
+        }
+    }
+}
+
+/// A background save ended: its replicas get the file, or are dropped.
+pub fn save_done(shared: &ServerShared, save_id: u64, file: Option<&std::path::Path>) {
+    let p = &shared.repl.primary;
+    let mut st = p.lock();
+    if !st
+        .replicas
+        .iter()
+        .any(|r| r.save.is_some_and(|(s, _)| s == save_id))
+    {
+        return;
+    }
+    let opened = file.and_then(|f| std::fs::File::open(f).ok()).map(Arc::new);
+    for r in &mut st.replicas {
+        if r.save.is_some_and(|(s, _)| s == save_id) {
+            match &opened {
+                Some(f) => r.file = Some(Arc::clone(f)),
+                None => r.save_failed = true,
+            }
+        }
+    }
+    drop(st);
+    p.wake.notify_all();
+}
+
+/// INFO's replication lines of a primary: `connected_slaves`, `slaveN`, and the offset
+/// and backlog fields.
+pub fn info(shared: &ServerShared, now_ms: i64) -> (Vec<String>, i64, [i64; 3]) {
+    let st = shared.repl.primary.lock();
+    let mut lines = vec![format!("connected_slaves:{}", st.replicas.len())];
+    for (i, r) in st.replicas.iter().enumerate() {
+        let state = match r.stage {
+            Stage::WaitSave | Stage::Buffering => "wait_bgsave",
+            Stage::SendBulk => "send_bulk",
+            Stage::Online => "online",
+        };
+        lines.push(format!(
+            "slave{i}:ip={},port={},state={state},offset={},lag={}",
+            r.ip,
+            r.port,
+            r.ack_offset,
+            (now_ms - r.last_ack_ms) / 1000
+        ));
+    }
+    let first = if st.active {
+        st.backlog_end - st.backlog.len() as i64 + 1
+    } else {
+        0
+    };
+    (
+        lines,
+        st.backlog_end,
+        [i64::from(st.active), first, st.backlog.len() as i64],
+    )
+}
+
+/// ROLE's replica list of a primary: `[ip, port, offset]` each.
+pub fn role_replicas(shared: &ServerShared) -> (i64, Vec<(String, u16, i64)>) {
+    let st = shared.repl.primary.lock();
+    (
+        st.backlog_end,
+        st.replicas
+            .iter()
+            .filter(|r| r.stage == Stage::Online)
+            .map(|r| (r.ip.clone(), r.port, r.ack_offset))
+            .collect(),
+    )
+}
+
+/// The node becomes a replica: the stream is no longer fed to the backlog, every replica
+/// is dropped. Returns the primary's offset, if it had a backlog.
+pub fn stop(shared: &ServerShared) -> Option<i64> {
+    let p = &shared.repl.primary;
+    let mut st = p.lock();
+    let sink = st.sink.take();
+    for r in &mut st.replicas {
+        r.closed = true;
+    }
+    st.replicas.clear();
+    let end = st.active.then_some(st.backlog_end);
+    st.active = false;
+    st.backlog.clear();
+    drop(st);
+    p.wake.notify_all();
+    if let Some(id) = sink {
+        drop(shared.effects.detach(id));
+    }
+    end
+}
