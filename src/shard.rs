@@ -1554,6 +1554,7 @@ fn start_single_txn(
         argv: Argv::from_slices(argv),
         db,
         discard,
+        refused: None,
     };
     let mut txn = crate::atomic::Txn::new(data, client, seq, vec![queued], &[], false);
     if !txn.enter_gate(data) {
@@ -1592,6 +1593,7 @@ fn join_open_txn(
             argv: Argv::from_slices(argv),
             db: client.db as u16,
             discard,
+            refused: None,
         };
         client
             .open_txn

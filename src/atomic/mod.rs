@@ -437,6 +437,9 @@ pub struct Queued {
     /// CLIENT REPLY OFF/SKIP dropped this request's reply (a pipelined request gathered
     /// into an open transaction; never inside MULTI).
     pub discard: bool,
+    /// EXEC's second ACL check refused it (the user's rules changed since it was queued):
+    /// it answers this error and runs nothing.
+    pub refused: Option<Box<str>>,
 }
 
 /// The locks a transaction takes on one shard, and the watched keys it checks there.
@@ -529,6 +532,9 @@ pub struct Txn {
     inflight: Option<Inflight>,
     /// A locked session (a script): its body, on the client's shard.
     session: Option<u64>,
+    /// The client's user when it is restricted: the scripts the transaction runs check
+    /// their calls as that user (as `dispatch` sets `ShardAcl::caller`).
+    user: Option<std::sync::Arc<crate::acl::user::User>>,
     /// The session's call that went to another shard: where its reply starts in `out`.
     pending_call: Option<usize>,
     /// The stream of effects: the commit number taken at the lock point (with a lock
@@ -602,7 +608,7 @@ impl Txn {
     ) -> Box<Self> {
         let mut b = PlanBuilder { parts: Vec::new() };
         let mut args = Vec::new();
-        for q in &cmds {
+        for q in cmds.iter().filter(|q| q.refused.is_none()) {
             args.clear();
             q.argv.fill(&mut args);
             if needs_whole(q.cmd, &args) {
@@ -626,7 +632,9 @@ impl Txn {
         b.parts.sort_by_key(|p| p.shard);
         let eager = watched.is_empty()
             && !b.parts.iter().any(|p| p.whole)
-            && cmds.iter().all(|q| splits_by_shard(q.cmd));
+            && cmds
+                .iter()
+                .all(|q| q.refused.is_some() || splits_by_shard(q.cmd));
         let bytes = cmds.iter().map(|q| q.argv.byte_len()).sum();
         Box::new(Txn {
             origin: data.id,
@@ -649,6 +657,9 @@ impl Txn {
             out: Vec::new(),
             inflight: None,
             session: None,
+            user: (!client.acl_free)
+                .then(|| client.acl_user.clone())
+                .flatten(),
             pending_call: None,
             commit: None,
             effects: crate::propagate::Effects::default(),
@@ -1011,6 +1022,17 @@ fn run_next_here(
     }
     let q = &txn.cmds[txn.next];
     let (cmd, db) = (q.cmd, usize::from(q.db));
+    if let Some(text) = &q.refused {
+        let mark = txn.out.len();
+        ReplyWriter {
+            out: &mut txn.out,
+            proto: txn.proto,
+        }
+        .error(text);
+        record(data, cmd, &txn.out[mark..]);
+        txn.complete();
+        return None;
+    }
     let mut args = Vec::new();
     q.argv.fill(&mut args);
     match cmd.exec {
@@ -1091,7 +1113,11 @@ fn run_next_here(
             None
         }
         Exec::Hop(step) => {
+            // A restricted user's script checks its calls as that user (its first step
+            // reads the caller; later steps carry the user's name).
+            data.acl.caller.clone_from(&txn.user);
             let (result, before) = run_here(data, db, txn.proto, &args, step);
+            data.acl.caller = None;
             touched(data, cmd, &args, db, before);
             txn.wrote = crate::propagate::step_ran(data, before);
             hop_result(data, txn, result)
@@ -1156,6 +1182,9 @@ fn run_early(data: &mut ShardData, txn: &mut Txn) {
     }
     let mut args = Vec::new();
     for (q, slot) in cmds.iter().zip(early.iter_mut()) {
+        if q.refused.is_some() {
+            continue;
+        }
         args.clear();
         q.argv.fill(&mut args);
         let (cmd, db) = (q.cmd, usize::from(q.db));
@@ -1251,6 +1280,12 @@ fn merge_early(data: &mut ShardData, txn: &mut Txn) {
             proto: txn.proto,
         };
         let mark = w.out.len();
+        if let Some(text) = &txn.cmds[txn.next].refused {
+            w.error(text);
+            record(data, cmd, &txn.out[mark..]);
+            txn.complete();
+            continue;
+        }
         match e {
             Some(Early::Reply { reply, fx }) => {
                 w.out.extend_from_slice(&reply);

@@ -85,6 +85,7 @@ impl Session<'_> {
             argv: Argv::from_slices(argv),
             db: db as u16,
             discard: false,
+            refused: None,
         });
         let mark = self.txn.out.len();
         while self.txn.next < self.txn.cmds.len() || self.txn.inflight.is_some() {
