@@ -102,6 +102,10 @@ pub struct Client {
     /// WATCH: the keys watched (database, name); each owner shard's registry holds the
     /// watch itself (`atomic::watch`).
     pub watched: Vec<crate::atomic::LockKey>,
+    /// A multi-key command across shards that gathers the requests pipelined behind it
+    /// before it starts (`atomic::Txn::opens_group`); started at the end of the batch of
+    /// requests, or when a request that cannot join it arrives.
+    pub open_txn: Option<Box<crate::atomic::Txn>>,
     /// The master client: a replica's link to its primary (see `crate::replication`).
     pub master: bool,
     /// MONITOR: this connection receives every command (see `crate::monitor`).
@@ -147,6 +151,7 @@ impl Client {
             blocked: None,
             multi: None,
             watched: Vec::new(),
+            open_txn: None,
             master: false,
             monitor: false,
             replica_port: None,

@@ -69,6 +69,11 @@ impl Argv {
         Self { data, argc }
     }
 
+    /// The arguments' size in bytes (with their offsets).
+    pub fn byte_len(&self) -> usize {
+        self.data.len()
+    }
+
     pub fn fill<'a>(&'a self, out: &mut Vec<&'a [u8]>) {
         let (ends, bytes) = self.data.split_at(self.argc * 4);
         let mut start = 0usize;
@@ -579,6 +584,12 @@ impl Shard {
                     // the input, parsed again from its start when the gate opens.
                     main.clear();
                     self.ahead_len = self.ahead_next;
+                    if client.hop_barrier.is_some() {
+                        // It waits for the open transaction it could not join, which
+                        // started: read again once that answered.
+                        conn.read_paused = true;
+                        break;
+                    }
                     // Held back by a lock on its key, or by the closed write gate.
                     if std::mem::take(&mut self.data.pause.refused) {
                         crate::pause::hold(&mut self.data, client.conn);
@@ -602,6 +613,10 @@ impl Shard {
             if client.must_auth(self.data.acl.auth_required) != must_auth {
                 self.ahead_len = self.ahead_next;
             }
+        }
+        // The pipeline's requests gathered into a transaction: it starts now.
+        if client.open_txn.is_some() {
+            start_open_txn(&mut self.data, client, &mut conn.output, outbox);
         }
         client.req = main;
         // A message the client published to itself waits in its reply queue with what
@@ -815,7 +830,7 @@ impl Shard {
         io: &mut Io<Msg, ()>,
         from: usize,
         mut batch: Forward,
-        resume_at: Option<usize>,
+        resume_at: Option<u64>,
     ) {
         if resume_at.is_none() && self.data.locks.sender_parked(from) {
             self.data.locks.park_forward(from, batch, Vec::new(), None);
@@ -1052,6 +1067,9 @@ pub fn dispatch(
     out: &mut Vec<u8>,
     outbox: &mut Outbox<Msg>,
 ) -> bool {
+    if client.open_txn.is_some() {
+        return join_open_txn(data, client, argv, out, outbox);
+    }
     let reply_mode = client.reply_mode;
     // A reply behind one still owed by another shard waits in its own buffer: a pooled one.
     let mut scratch = if client.pending.is_empty() {
@@ -1400,24 +1418,7 @@ pub fn dispatch(
                 });
                 return true;
             }
-            let nkeys = cmd.key_positions(argv.len()).count();
-            let mut key_map: Vec<Vec<u32>> = vec![Vec::new(); data.shards];
-            for (i, p) in cmd.key_positions(argv.len()).enumerate() {
-                key_map[data.owner(argv[p])].push(i as u32);
-            }
-            let positions: Vec<usize> = cmd.key_positions(argv.len()).collect();
-            let mut jobs = Vec::new();
-            for (s, idxs) in key_map.iter().enumerate() {
-                if idxs.is_empty() {
-                    continue;
-                }
-                let mut sub: Vec<&[u8]> = vec![argv[0]];
-                for &i in idxs {
-                    let p = positions[i as usize];
-                    sub.extend_from_slice(&argv[p..(p + step).min(argv.len())]);
-                }
-                jobs.push((s, part, Argv::from_slices(&sub)));
-            }
+            let (jobs, key_map, nkeys) = crate::atomic::split_jobs(data, cmd, argv);
             if jobs.len() > 1
                 || jobs.first().is_some_and(|j| j.0 != data.id)
                 || (data.locks.busy() && data.locks.blocks(client.db, cmd, argv))
@@ -1446,6 +1447,7 @@ pub fn dispatch(
                 discard,
                 proto: client.proto,
             };
+            let jobs = jobs.into_iter().map(|(s, a)| (s, part, a)).collect();
             start_gather(data, client, gather, jobs, gated, out, outbox);
         }
         Exec::All { part, .. } => {
@@ -1601,6 +1603,8 @@ fn start_single_txn(
         cmd,
         argv: Argv::from_slices(argv),
         db,
+        discard,
+        refused: None,
     };
     let mut txn = crate::atomic::Txn::new(data, client, seq, vec![queued], &[], false);
     if !txn.enter_gate(data) {
@@ -1608,8 +1612,106 @@ fn start_single_txn(
         pool_put(&mut data.buf_pool, scratch);
         return false;
     }
-    run_txn(data, client, txn, seq, discard, out, scratch, outbox);
+    if txn.opens_group() {
+        // The requests pipelined behind it join it (`join_open_txn`) until the batch ends.
+        client.open_txn = Some(txn);
+        pool_put(&mut data.buf_pool, scratch);
+        return true;
+    }
+    run_txn(data, client, txn, seq, false, out, scratch, outbox);
     true
+}
+
+/// A request read while `client`'s open transaction gathers the pipeline: it joins the
+/// transaction when it is a command with keys that runs wholly under the transaction's
+/// locks (keyed, split or multi-step; not blocking) and valid as it stands; otherwise the
+/// transaction starts now and this request waits for it in the input (false, with
+/// `hop_barrier` set), to be read again once it answered.
+#[cold]
+#[inline(never)]
+fn join_open_txn(
+    data: &mut ShardData,
+    client: &mut Client,
+    argv: &[&[u8]],
+    out: &mut Vec<u8>,
+    outbox: &mut Outbox<Msg>,
+) -> bool {
+    if let Some(cmd) = joins_open_txn(data, client, argv) {
+        let discard = client.begin_request();
+        let queued = crate::atomic::Queued {
+            cmd,
+            argv: Argv::from_slices(argv),
+            db: client.db as u16,
+            discard,
+            refused: None,
+        };
+        client
+            .open_txn
+            .as_mut()
+            .expect("checked by the caller")
+            .push(data, queued);
+        client.last_cmd = cmd.name;
+        data.last_cmd = Some(cmd);
+        return true;
+    }
+    start_open_txn(data, client, out, outbox);
+    if client.hop_barrier.is_none() {
+        // It answered at once (it cannot, having locks on another shard; but if it did,
+        // nothing is left to wait for).
+        return dispatch(data, client, argv, out, outbox);
+    }
+    false
+}
+
+/// The command of `argv` when it may join `client`'s open transaction.
+fn joins_open_txn(data: &ShardData, client: &Client, argv: &[&[u8]]) -> Option<&'static Command> {
+    let txn = client.open_txn.as_deref()?;
+    let cmd = commands::lookup(argv[0])?;
+    let plain = data.cluster.is_none()
+        && cmd.arity_ok(argv.len())
+        && cmd.subcommands.is_empty()
+        && !cmd.has(flags::BLOCKING)
+        && !client.must_auth(data.acl.auth_required)
+        // A restricted user's request and a replica's write take dispatch's checks (ACL,
+        // READONLY) there.
+        && client.acl_free
+        && !data.shared.repl.is_replica.load(Ordering::Relaxed)
+        && data.shared.scripts.busy_error().is_none()
+        && !(client.proto == Protocol::Resp2 && client.subscribed())
+        && txn.has_room(argv);
+    if !plain {
+        return None;
+    }
+    let keys = crate::atomic::key_positions(cmd, argv);
+    let first = data.owner(argv[*keys.first()?]);
+    let fits = match cmd.exec {
+        // A keyed command runs on one shard: its keys must live there together.
+        Exec::Keyed(_) => keys.iter().all(|&p| data.owner(argv[p]) == first),
+        Exec::Split { .. } | Exec::Hop(_) => true,
+        Exec::Client(_) | Exec::All { .. } | Exec::Multi(_) => false,
+    };
+    fits.then_some(cmd)
+}
+
+/// Starts `client`'s open transaction, if any: its reply slot now, its answer later; the
+/// client's next requests wait for it (`hop_barrier`).
+pub(crate) fn start_open_txn(
+    data: &mut ShardData,
+    client: &mut Client,
+    out: &mut Vec<u8>,
+    outbox: &mut Outbox<Msg>,
+) {
+    let Some(mut txn) = client.open_txn.take() else {
+        return;
+    };
+    let seq = client.first_seq + client.pending.len() as u64;
+    txn.set_seq(seq);
+    let scratch = if client.pending.is_empty() {
+        Vec::new()
+    } else {
+        data.take_buf()
+    };
+    run_txn(data, client, txn, seq, false, out, scratch, outbox);
 }
 
 /// Starts a transaction from its client's shard: its reply now, or a reply slot that the

@@ -282,6 +282,45 @@ fn percore_restarts_from_its_aof_and_redis_server_loads_it() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Pipelined cross-shard writes from clients that contend for the same keys (grouped
+/// MSETs, transactions that wait in the lock table, eager MULTI/EXEC blocks) reach the AOF
+/// in a valid serial order: percore with 3 shards, with 1 shard and redis-server restart
+/// to the same data.
+#[test]
+fn pipelined_cross_shard_transactions_replay_from_the_aof() {
+    let dir = scratch_dir("aof-storm");
+    let args = ["--dir", d(&dir), "--appendonly", "yes", "--threads", "3"];
+    let before = {
+        let mut s = Server::percore(&args);
+        let mut c = s.conn();
+        common::cross_shard_write_storm(s.port(), 4, 25, "1");
+        let data = dataset(&mut c);
+        assert!(data.len() > 50, "the storm left data: {}", data.len());
+        shutdown(&mut s, &mut c);
+        data
+    };
+    let aofdir = dir.join("appendonlydir");
+    check_aof(&aofdir.join("appendonly.aof.manifest"));
+    {
+        let s = Server::percore(&args);
+        assert_same(&dataset(&mut s.conn()), &before, "percore from its own AOF");
+        drop(s);
+        let s1 = Server::percore(&["--dir", d(&dir), "--appendonly", "yes", "--threads", "1"]);
+        assert_same(&dataset(&mut s1.conn()), &before, "with one shard");
+    }
+    let rdir = scratch_dir("aof-storm-redis");
+    copy_dir(&aofdir, &rdir.join("appendonlydir"));
+    if let Some(r) = Server::redis_with(&["--dir", d(&rdir), "--appendonly", "yes"]) {
+        assert_same(
+            &dataset(&mut r.conn()),
+            &before,
+            "redis-server from the AOF",
+        );
+    }
+    let _ = std::fs::remove_dir_all(&rdir);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn percore_loads_an_appendonlydir_written_by_redis_server() {
     let dir = scratch_dir("aof-from-redis");

@@ -649,6 +649,26 @@ fn redis_replica_of_percore_full_sync_stream_and_partial_resync() {
     drop(keep);
 }
 
+/// A redis-server replica of a 3-shard percore primary receiving pipelined cross-shard
+/// writes from contending clients (grouped MSETs, waiting and eager transactions): the
+/// replica ends with the primary's data, key by key.
+#[test]
+fn redis_replica_receives_pipelined_cross_shard_transactions() {
+    let primary = Server::percore(&["--threads", "3"]);
+    let mut p = primary.conn();
+    let port = primary.port().to_string();
+    let Some(redis) = Server::redis_with(&["--replicaof", "127.0.0.1", &port]) else {
+        return;
+    };
+    let mut r = redis.conn();
+    wait_caught_up(&mut p, &mut r);
+    common::cross_shard_write_storm(primary.port(), 4, 25, "3");
+    wait_caught_up(&mut p, &mut r);
+    let want = dataset(&mut p);
+    assert!(want.len() > 50, "the storm left data: {}", want.len());
+    same_data(&dataset(&mut r), &want, "redis replica after the storm");
+}
+
 #[test]
 fn valkey_and_percore_replicas_of_percore() {
     replicate_to("percore replica", |port| {

@@ -24,7 +24,7 @@ use crate::shard::{Argv, Msg, ShardData};
 use percore_net::mailbox::Outbox;
 use percore_net::reactor::ConnId;
 use percore_net::resp::{Protocol, ReplyWriter};
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 /// A lockable key: database and name.
 pub type LockKey = (u16, Box<[u8]>);
@@ -33,107 +33,106 @@ pub type LockKey = (u16, Box<[u8]>);
 pub const MULTI_MAX_QUEUED_COMMANDS: usize = 1 << 20;
 /// The most argument bytes one MULTI may queue (the sum over its queued commands).
 pub const MULTI_MAX_QUEUED_BYTES: usize = 1 << 30;
+/// The most pipelined requests one open transaction gathers (`Client::open_txn`); the
+/// next one waits for it to finish.
+pub const OPEN_TXN_MAX_COMMANDS: usize = 256;
+/// The most argument bytes one open transaction gathers.
+pub const OPEN_TXN_MAX_BYTES: usize = 1 << 20;
 
-/// Key positions of `cmd` in `argv`: the table's range, or the `numkeys` forms the table
-/// cannot express (SINTERCARD, ZUNIONSTORE, LMPOP, EVAL, SORT ... STORE, ...). A bad
-/// `numkeys` yields the positions known without it (the command answers the error).
+/// Key positions of `cmd` in `argv`, as the command table finds them (`Command::keys_of`:
+/// the legacy range, else Redis's key specs, else the command's getkeys procedure), in the
+/// table's order. A bad `numkeys` finds no key (the specs do not fit and the procedures
+/// return none, as Redis's); the command then runs on the client's shard and answers its
+/// own error. SORT locks its last STORE's destination, the one it writes.
 pub fn key_positions(cmd: &Command, argv: &[&[u8]]) -> Vec<usize> {
-    let numkeys = |at: usize| -> Vec<usize> {
-        let Some(n) = argv
-            .get(at)
-            .and_then(|a| crate::commands::parse_i64(a))
-            .and_then(|n| usize::try_from(n).ok())
-        else {
-            return Vec::new();
-        };
-        let first = at + 1;
-        if n == 0 || first + n > argv.len() {
-            return Vec::new();
-        }
-        (first..first + n).collect()
-    };
-    match cmd.name {
-        "sintercard" | "zinter" | "zunion" | "zdiff" | "zintercard" | "lmpop" | "zmpop" => {
-            numkeys(1)
-        }
-        "zunionstore" | "zinterstore" | "zdiffstore" => {
-            let mut v = vec![1];
-            v.extend(numkeys(2));
-            v
-        }
-        "blmpop" | "bzmpop" | "eval" | "evalsha" | "eval_ro" | "evalsha_ro" | "fcall"
-        | "fcall_ro" => numkeys(2),
-        "sort" | "sort_ro" => sort_keys(argv),
-        _ => cmd.key_positions(argv.len()).collect(),
-    }
-}
-
-/// SORT's keys: the sorted key and, for SORT ... STORE dest, the destination.
-fn sort_keys(argv: &[&[u8]]) -> Vec<usize> {
-    let mut v = vec![1];
-    let mut i = 2;
-    while i < argv.len() {
-        let a = argv[i];
-        if crate::commands::eq_ic(a, "STORE") && i + 1 < argv.len() {
-            v.push(i + 1);
-            i += 2;
-        } else if crate::commands::eq_ic(a, "LIMIT") {
-            i += 3;
-        } else if crate::commands::eq_ic(a, "BY") || crate::commands::eq_ic(a, "GET") {
-            i += 2;
-        } else {
-            i += 1;
-        }
-    }
-    v
+    cmd.keys_of(argv).collect()
 }
 
 // ---------------------------------------------------------------------------------------
 // The lock table of one shard
 
-/// Holders and waiters of one key.
+/// The holder and the waiters of one key. A claim exists while the key is held or awaited.
 #[derive(Default)]
 struct Claim {
     held: bool,
-    waiting: u32,
+    /// Tickets of the waiters for this key, in arrival order.
+    queue: VecDeque<u64>,
+}
+
+impl Claim {
+    /// Puts `ticket` in its place (tickets are handed out in arrival order; a waiter let
+    /// through and stopped again keeps its old one).
+    fn enqueue(&mut self, ticket: u64) {
+        let at = self.queue.partition_point(|&t| t < ticket);
+        self.queue.insert(at, ticket);
+    }
+
+    fn dequeue(&mut self, ticket: u64) {
+        if let Some(i) = self.queue.iter().position(|&t| t == ticket) {
+            self.queue.remove(i);
+        }
+    }
 }
 
 /// Something waiting on this shard for keys to be released.
 enum Waiter {
     /// A transaction waiting for its locks here (its current part is this shard).
     Txn(Box<Txn>),
-    /// Forwarded commands of shard `from`, stopped at the first one whose key is claimed;
-    /// `keys` are that command's keys. Later mail from `from` waits behind it.
-    Forward {
-        from: usize,
-        batch: Forward,
-        keys: Vec<LockKey>,
-    },
+    /// Forwarded commands of shard `from`, stopped at the first one whose key is claimed.
+    /// Later mail from `from` waits behind it.
+    Forward { from: usize, batch: Forward },
+}
+
+/// A waiter in the FIFO, with what it waits for.
+struct Parked {
+    waiter: Waiter,
+    /// Its keys here (a transaction's are moved out of its plan while it waits).
+    keys: Vec<LockKey>,
+    whole: bool,
+    sender: Option<usize>,
+    /// Of its keys, how many are held or awaited by an earlier waiter (it goes on at 0).
+    blocked: usize,
 }
 
 /// A waiter the lock table let through.
 pub enum Ready {
     /// Holds its locks here now: continue it with [`advance`].
     Txn(Box<Txn>),
-    /// Run the rest of the batch; if it stops again, park it back at `at`.
+    /// Run the rest of the batch; if it stops again, park it back with ticket `at`.
     Forward {
         from: usize,
         batch: Forward,
-        at: usize,
+        at: u64,
     },
 }
 
 /// The intent locks of one shard and what waits for them.
+///
+/// Each key keeps the FIFO of its waiters; a waiter goes on when it is first in the queue
+/// of every key it waits for and none of them is held (and, for forwarded commands, no
+/// earlier batch of the same sender waits; for a whole-shard claim, nothing is held and
+/// nothing waits before it). Only waiters whose situation changed are looked at again
+/// (`candidates`), so a release costs in proportion to the keys it frees, not to the
+/// length of the FIFO.
 #[derive(Default)]
 pub struct Locks {
     claims: HashMap<LockKey, Claim>,
+    /// Keys held (the claims with `held`).
+    held_keys: usize,
     /// A transaction holds the whole shard (it runs a keyless command such as FLUSHALL,
     /// DBSIZE or KEYS inside MULTI).
     whole_held: bool,
-    whole_waiting: u32,
-    /// FIFO of waiters. Its length is bounded by the connections of all shards (each has at
-    /// most one transaction in flight) plus the forward batches in the mailboxes.
-    waiting: VecDeque<Waiter>,
+    /// Tickets of the waiters for the whole shard.
+    whole_waiting: BTreeSet<u64>,
+    /// The waiters by ticket (arrival order). Bounded by the connections of all shards
+    /// (each has at most one transaction in flight) plus the forward batches in the
+    /// mailboxes.
+    waiting: BTreeMap<u64, Parked>,
+    next_ticket: u64,
+    /// Per sender shard, the tickets of its parked forward batches, in order.
+    senders: HashMap<usize, VecDeque<u64>>,
+    /// Waiters that may be able to go on: looked at by `next_ready`.
+    candidates: Vec<u64>,
     /// Cached: anything held or waiting (the hot path reads only this).
     busy: bool,
     /// Connections of this shard whose next request waits for a claimed key; run again
@@ -160,10 +159,7 @@ impl Locks {
     }
 
     fn refresh(&mut self) {
-        self.busy = !self.claims.is_empty()
-            || self.whole_held
-            || self.whole_waiting > 0
-            || !self.waiting.is_empty();
+        self.busy = !self.claims.is_empty() || self.whole_held || !self.waiting.is_empty();
     }
 
     /// Whether a request arriving now for `keys` (or the whole shard) must wait.
@@ -171,11 +167,11 @@ impl Locks {
         if !self.busy {
             return false;
         }
-        if self.whole_held || self.whole_waiting > 0 {
+        if self.whole_held || !self.whole_waiting.is_empty() {
             return true;
         }
         if whole {
-            return !self.claims.is_empty();
+            return !self.claims.is_empty() || !self.waiting.is_empty();
         }
         keys.iter().any(|k| self.claims.contains_key(k))
     }
@@ -185,12 +181,11 @@ impl Locks {
         if !self.busy {
             return false;
         }
-        if self.whole_held || self.whole_waiting > 0 {
+        if self.whole_held || !self.whole_waiting.is_empty() {
             return true;
         }
         let db = db as u16;
-        key_positions(cmd, argv)
-            .into_iter()
+        cmd.keys_of(argv)
             .any(|p| self.claims.contains_key(&(db, Box::from(argv[p]))))
     }
 
@@ -204,7 +199,7 @@ impl Locks {
             return true;
         }
         let db = db as u16;
-        key_positions(cmd, argv).into_iter().any(|p| {
+        cmd.keys_of(argv).any(|p| {
             self.claims
                 .get(&(db, Box::from(argv[p])))
                 .is_some_and(|c| c.held)
@@ -213,17 +208,16 @@ impl Locks {
 
     /// Whether forwarded commands of `from` are parked here (later ones wait behind).
     pub fn sender_parked(&self, from: usize) -> bool {
-        self.busy
-            && self
-                .waiting
-                .iter()
-                .any(|w| matches!(w, Waiter::Forward { from: f, .. } if *f == from))
+        self.busy && self.senders.get(&from).is_some_and(|q| !q.is_empty())
     }
 
     fn hold(&mut self, keys: &[LockKey], whole: bool) {
         for k in keys {
-            self.claims.entry(k.clone()).or_default().held = true;
+            let c = self.claims.entry(k.clone()).or_default();
+            debug_assert!(!c.held, "a key is held once");
+            c.held = true;
         }
+        self.held_keys += keys.len();
         self.whole_held |= whole;
         self.busy = true;
     }
@@ -235,126 +229,191 @@ impl Locks {
 
     fn release(&mut self, keys: &[LockKey], whole: bool) {
         for k in keys {
-            if let Some(c) = self.claims.get_mut(k) {
+            if let Some(c) = self.claims.get_mut(k)
+                && c.held
+            {
                 c.held = false;
-                if c.waiting == 0 {
-                    self.claims.remove(k);
+                self.held_keys -= 1;
+                match c.queue.front() {
+                    Some(&t) => self.unblock(t),
+                    None => {
+                        self.claims.remove(k);
+                    }
                 }
             }
         }
         if whole {
             self.whole_held = false;
+            // Everything waited for the whole shard.
+            self.candidates.extend(self.waiting.keys().copied());
+        }
+        if let Some((&t, _)) = self.waiting.first_key_value() {
+            self.candidates.push(t);
         }
         self.released = true;
         self.refresh();
     }
 
-    fn wait_on(&mut self, keys: &[LockKey], whole: bool) {
-        for k in keys {
-            self.claims.entry(k.clone()).or_default().waiting += 1;
-        }
-        if whole {
-            self.whole_waiting += 1;
-        }
-    }
-
-    fn stop_waiting(&mut self, keys: &[LockKey], whole: bool) {
-        for k in keys {
-            if let Some(c) = self.claims.get_mut(k) {
-                c.waiting -= 1;
-                if c.waiting == 0 && !c.held {
-                    self.claims.remove(k);
-                }
+    /// Parks `waiter` waiting for `keys` (or the whole shard), with a new ticket or, for a
+    /// waiter let through that stops again, its old one.
+    fn park(
+        &mut self,
+        waiter: Waiter,
+        keys: Vec<LockKey>,
+        whole: bool,
+        sender: Option<usize>,
+        ticket: Option<u64>,
+    ) {
+        let t = ticket.unwrap_or_else(|| {
+            self.next_ticket += 1;
+            self.next_ticket
+        });
+        let mut blocked = 0;
+        for k in &keys {
+            let c = self.claims.entry(k.clone()).or_default();
+            let front = c.queue.front().copied();
+            c.enqueue(t);
+            if c.held || c.queue.front() != Some(&t) {
+                blocked += 1;
+            } else if let Some(f) = front {
+                // Put back ahead of the waiter that was first.
+                self.waiting.get_mut(&f).expect("queued").blocked += 1;
             }
         }
         if whole {
-            self.whole_waiting -= 1;
+            self.whole_waiting.insert(t);
         }
-    }
-
-    fn enqueue_txn(&mut self, txn: Box<Txn>) {
-        let part = &txn.plan[txn.locked];
-        self.wait_on(&part.keys, part.whole);
-        self.waiting.push_back(Waiter::Txn(txn));
+        if let Some(s) = sender {
+            let q = self.senders.entry(s).or_default();
+            let at = q.partition_point(|&x| x < t);
+            q.insert(at, t);
+        }
+        self.waiting.insert(
+            t,
+            Parked {
+                waiter,
+                keys,
+                whole,
+                sender,
+                blocked,
+            },
+        );
+        // It may find nothing in its way (its keys were only awaited by waiters let
+        // through meanwhile): looked at with the others at the next release.
+        self.candidates.push(t);
         self.busy = true;
     }
 
-    /// Parks forwarded commands of `from` whose next command waits for `keys`; `at` puts
-    /// them back where they were in the FIFO (they were let through and stopped again).
+    fn enqueue_txn(&mut self, mut txn: Box<Txn>) {
+        let part = &mut txn.plan[txn.locked];
+        let (keys, whole) = (std::mem::take(&mut part.keys), part.whole);
+        self.park(Waiter::Txn(txn), keys, whole, None, None);
+    }
+
+    /// Parks forwarded commands of `from` whose next command waits for `keys`; `at`: the
+    /// ticket they had (they were let through and stopped again), keeping their place.
     pub fn park_forward(
         &mut self,
         from: usize,
         batch: Forward,
         keys: Vec<LockKey>,
-        at: Option<usize>,
+        at: Option<u64>,
     ) {
-        self.wait_on(&keys, false);
-        let w = Waiter::Forward { from, batch, keys };
-        match at {
-            Some(i) if i <= self.waiting.len() => self.waiting.insert(i, w),
-            _ => self.waiting.push_back(w),
-        }
-        self.busy = true;
+        self.park(Waiter::Forward { from, batch }, keys, false, Some(from), at);
     }
 
-    /// The first waiter that may go on now, taken out of the FIFO: a waiter goes on when
-    /// none of its keys is held or awaited by a waiter before it (per-key FIFO), and, for
-    /// forwarded commands, no earlier batch of the same sender still waits. A transaction
+    /// One of `t`'s keys is free for it now (released, or the waiter before it left).
+    fn unblock(&mut self, t: u64) {
+        let p = self.waiting.get_mut(&t).expect("a queued waiter is parked");
+        p.blocked -= 1;
+        if p.blocked == 0 {
+            self.candidates.push(t);
+        }
+    }
+
+    /// Whether the waiter with ticket `t` may go on now.
+    fn may_go(&self, t: u64, p: &Parked) -> bool {
+        if self.whole_held {
+            return false;
+        }
+        if p.whole {
+            return self.held_keys == 0
+                && self.waiting.first_key_value().is_some_and(|(&f, _)| f == t);
+        }
+        if self.whole_waiting.first().is_some_and(|&w| w < t) {
+            return false;
+        }
+        if let Some(s) = p.sender
+            && self.senders.get(&s).and_then(|q| q.front()) != Some(&t)
+        {
+            return false;
+        }
+        p.blocked == 0
+    }
+
+    /// A waiter that may go on now, taken out of the FIFO (see [`Locks`]). A transaction
     /// let through holds its locks here on return.
     pub fn next_ready(&mut self) -> Option<Ready> {
-        if self.waiting.is_empty() {
-            return None;
-        }
-        let mut ahead: HashSet<&LockKey> = HashSet::new();
-        let mut ahead_whole = false;
-        let mut senders: Vec<usize> = Vec::new();
-        let mut found = None;
-        for (i, w) in self.waiting.iter().enumerate() {
-            let (keys, whole, sender) = match w {
-                Waiter::Txn(t) => {
-                    let p = &t.plan[t.locked];
-                    (&p.keys, p.whole, None)
-                }
-                Waiter::Forward { from, keys, .. } => (keys, false, Some(*from)),
+        while let Some(t) = self.candidates.pop() {
+            let Some(p) = self.waiting.get(&t) else {
+                continue; // Let through already.
             };
-            let blocked = self.whole_held
-                || ahead_whole
-                || sender.is_some_and(|s| senders.contains(&s))
-                || if whole {
-                    !ahead.is_empty() || self.claims.values().any(|c| c.held)
-                } else {
-                    keys.iter()
-                        .any(|k| ahead.contains(k) || self.claims.get(k).is_some_and(|c| c.held))
-                };
-            if !blocked {
-                found = Some(i);
-                break;
+            if !self.may_go(t, p) {
+                continue;
             }
-            ahead.extend(keys.iter());
-            ahead_whole |= whole;
-            if let Some(s) = sender {
-                senders.push(s);
+            let p = self.waiting.remove(&t).expect("looked up");
+            // A transaction holds its keys from now on; a forward batch runs and lets
+            // them go.
+            let holds = matches!(p.waiter, Waiter::Txn(_));
+            for k in &p.keys {
+                let c = self.claims.get_mut(k).expect("a waiter's key is claimed");
+                c.dequeue(t);
+                // The next waiter of this key is first in its queue now.
+                if !holds && let Some(&n) = c.queue.front() {
+                    self.unblock(n);
+                }
             }
+            if p.whole {
+                self.whole_waiting.remove(&t);
+            }
+            if let Some(s) = p.sender {
+                let q = self.senders.get_mut(&s).expect("a parked sender");
+                q.retain(|&x| x != t);
+                match q.front() {
+                    Some(&n) => self.candidates.push(n),
+                    None => {
+                        self.senders.remove(&s);
+                    }
+                }
+            }
+            if let Some((&f, _)) = self.waiting.first_key_value() {
+                self.candidates.push(f);
+            }
+            let ready = match p.waiter {
+                Waiter::Txn(mut txn) => {
+                    self.hold(&p.keys, p.whole);
+                    let part = &mut txn.plan[txn.locked];
+                    part.keys = p.keys;
+                    part.registered = true;
+                    Ready::Txn(txn)
+                }
+                Waiter::Forward { from, batch } => {
+                    for k in &p.keys {
+                        if self
+                            .claims
+                            .get(k)
+                            .is_some_and(|c| !c.held && c.queue.is_empty())
+                        {
+                            self.claims.remove(k);
+                        }
+                    }
+                    Ready::Forward { from, batch, at: t }
+                }
+            };
+            self.refresh();
+            return Some(ready);
         }
-        let i = found?;
-        let w = self.waiting.remove(i).expect("index from the scan");
-        let ready = match w {
-            Waiter::Txn(mut t) => {
-                let p = &mut t.plan[t.locked];
-                let (keys, whole) = (std::mem::take(&mut p.keys), p.whole);
-                self.stop_waiting(&keys, whole);
-                self.hold(&keys, whole);
-                p.keys = keys;
-                p.registered = true;
-                Ready::Txn(t)
-            }
-            Waiter::Forward { from, batch, keys } => {
-                self.stop_waiting(&keys, false);
-                Ready::Forward { from, batch, at: i }
-            }
-        };
-        self.refresh();
-        Some(ready)
+        None
     }
 }
 
@@ -375,6 +434,12 @@ pub struct Queued {
     pub cmd: &'static Command,
     pub argv: Argv,
     pub db: u16,
+    /// CLIENT REPLY OFF/SKIP dropped this request's reply (a pipelined request gathered
+    /// into an open transaction; never inside MULTI).
+    pub discard: bool,
+    /// EXEC's second ACL check refused it (the user's rules changed since it was queued):
+    /// it answers this error and runs nothing.
+    pub refused: Option<Box<str>>,
 }
 
 /// The locks a transaction takes on one shard, and the watched keys it checks there.
@@ -406,6 +471,29 @@ enum Inflight {
     },
 }
 
+/// A command of an eager transaction (see `Txn::eager`), run part by part as each shard
+/// is locked. With the stream of effects on, `fx` holds what its parts logged where they
+/// ran (expired keys met, a keyed command's own effect): the transaction's unit takes
+/// them in command order once every part ran (`merge_early`).
+enum Early {
+    /// A keyed command that ran on its owner: its reply.
+    Reply {
+        reply: Vec<u8>,
+        fx: crate::propagate::Effects,
+    },
+    /// A split command: the parts run so far and the jobs of the shards still to lock;
+    /// `wrote`: some part changed its shard.
+    Parts {
+        gather: Box<Gather>,
+        part: PartFn,
+        jobs: Vec<(usize, Argv)>,
+        fx: crate::propagate::Effects,
+        wrote: bool,
+    },
+    /// A split command with an odd number of key-value arguments: its arity error.
+    Arity,
+}
+
 /// A transaction: its commands, its lock plan, and where it is.
 pub struct Txn {
     /// The client's shard, connection and reply slot.
@@ -423,13 +511,30 @@ pub struct Txn {
     /// A watched key was touched: nothing runs, EXEC answers null.
     aborted: bool,
     cmds: Vec<Queued>,
+    /// Argument bytes of `cmds` (an open transaction's limit).
+    bytes: usize,
     next: usize,
-    /// EXEC answers an array of every reply; a lone multi-key command answers its reply.
+    /// Where the reply of `cmds[next]` starts in `out` (dropped when it is `discard`).
+    mark: usize,
+    /// EXEC answers an array of every reply; a lone multi-key command (or an open
+    /// transaction's gathered requests) answers each command's reply in turn.
     array: bool,
+    /// Every command splits into independent per-shard parts (keyed and split commands,
+    /// nothing watched, no session): each shard runs its parts as soon as it is locked,
+    /// in command order, and the last shard locked merges the replies. Strict two-phase
+    /// locking still holds (nothing is released before the last part ran), and with no
+    /// watched key nothing can abort after the first part ran.
+    eager: bool,
+    early: Vec<Option<Early>>,
+    /// The plan's keys are sorted and deduplicated (`seal`).
+    sealed: bool,
     out: Vec<u8>,
     inflight: Option<Inflight>,
     /// A locked session (a script): its body, on the client's shard.
     session: Option<u64>,
+    /// The client's user when it is restricted: the scripts the transaction runs check
+    /// their calls as that user (as `dispatch` sets `ShardAcl::caller`).
+    user: Option<std::sync::Arc<crate::acl::user::User>>,
     /// The session's call that went to another shard: where its reply starts in `out`.
     pending_call: Option<usize>,
     /// The stream of effects: the commit number taken at the lock point (with a lock
@@ -468,12 +573,17 @@ impl PlanBuilder {
         self.parts.last_mut().expect("just pushed")
     }
 
+    /// Adds a key to lock (duplicates go at `Txn::seal`).
     fn key(&mut self, shard: usize, key: LockKey) {
-        let p = self.part(shard);
-        if !p.keys.contains(&key) {
-            p.keys.push(key);
-        }
+        self.part(shard).keys.push(key);
     }
+}
+
+/// Whether `cmd` runs as independent parts, one per shard it has keys on, with no data
+/// carried between shards: a keyed command (all on its owner) or a split one (MGET, MSET,
+/// DEL...). An eager transaction holds only such commands.
+fn splits_by_shard(cmd: &Command) -> bool {
+    matches!(cmd.exec, Exec::Keyed(_) | Exec::Split { .. })
 }
 
 /// Whether `cmd` needs every shard (a keyless command other than a connection command).
@@ -498,7 +608,7 @@ impl Txn {
     ) -> Box<Self> {
         let mut b = PlanBuilder { parts: Vec::new() };
         let mut args = Vec::new();
-        for q in &cmds {
+        for q in cmds.iter().filter(|q| q.refused.is_none()) {
             args.clear();
             q.argv.fill(&mut args);
             if needs_whole(q.cmd, &args) {
@@ -520,6 +630,12 @@ impl Txn {
             b.part(s).watched.push(w.clone());
         }
         b.parts.sort_by_key(|p| p.shard);
+        let eager = watched.is_empty()
+            && !b.parts.iter().any(|p| p.whole)
+            && cmds
+                .iter()
+                .all(|q| q.refused.is_some() || splits_by_shard(q.cmd));
+        let bytes = cmds.iter().map(|q| q.argv.byte_len()).sum();
         Box::new(Txn {
             origin: data.id,
             conn: client.conn,
@@ -531,16 +647,84 @@ impl Txn {
             gated: false,
             aborted: false,
             cmds,
+            bytes,
             next: 0,
+            mark: 0,
             array,
+            eager,
+            early: Vec::new(),
+            sealed: false,
             out: Vec::new(),
             inflight: None,
             session: None,
+            user: (!client.acl_free)
+                .then(|| client.acl_user.clone())
+                .flatten(),
             pending_call: None,
             commit: None,
             effects: crate::propagate::Effects::default(),
             wrote: false,
         })
+    }
+
+    /// Whether this lone multi-key command should stay open (`Client::open_txn`) and gather
+    /// the client's next pipelined requests before it starts: it would hold them anyway
+    /// (`orders_later_requests`), and it takes locks on another shard, so one trip
+    /// through the shards serves the whole pipeline instead of one trip per request.
+    pub fn opens_group(&self) -> bool {
+        self.session.is_none()
+            && !self.array
+            && self.orders_later_requests()
+            && self.plan.iter().any(|p| p.shard != self.origin)
+    }
+
+    /// Whether `argv` fits in this open transaction's limits.
+    pub fn has_room(&self, argv: &[&[u8]]) -> bool {
+        let bytes: usize = argv.iter().map(|a| a.len() + 4).sum();
+        self.cmds.len() < OPEN_TXN_MAX_COMMANDS && self.bytes + bytes <= OPEN_TXN_MAX_BYTES
+    }
+
+    /// Adds a command with keys to this open transaction (not started yet): its keys join
+    /// the locks to take. The caller checked `has_room`.
+    pub fn push(&mut self, data: &ShardData, q: Queued) {
+        debug_assert!(self.locked == 0 && self.next == 0, "not started");
+        let mut b = PlanBuilder {
+            parts: std::mem::take(&mut self.plan),
+        };
+        let mut args = Vec::new();
+        q.argv.fill(&mut args);
+        for p in key_positions(q.cmd, &args) {
+            b.key(data.owner(args[p]), (q.db, Box::from(args[p])));
+        }
+        b.parts.sort_by_key(|p| p.shard);
+        self.plan = b.parts;
+        self.eager &= splits_by_shard(q.cmd);
+        self.bytes += q.argv.byte_len();
+        self.cmds.push(q);
+    }
+
+    /// The reply slot this transaction answers (an open transaction gets it when it
+    /// starts).
+    pub fn set_seq(&mut self, seq: u64) {
+        self.seq = seq;
+    }
+
+    /// Each part's keys sorted, each once (before the first lock).
+    fn seal(&mut self) {
+        for p in &mut self.plan {
+            p.keys.sort_unstable();
+            p.keys.dedup();
+        }
+        self.sealed = true;
+    }
+
+    /// `cmds[next]` answered: its reply stays, or is dropped when its request's was.
+    fn complete(&mut self) {
+        if self.cmds[self.next].discard {
+            self.out.truncate(self.mark);
+        }
+        self.next += 1;
+        self.mark = self.out.len();
     }
 
     /// Adds `key` (on `shard`) to the locks to take (a session's declared key).
@@ -613,6 +797,9 @@ pub fn advance(
     mut client: Option<&mut Client>,
 ) -> Option<Done> {
     let me = data.id;
+    if txn.locked == 0 && !txn.sealed {
+        txn.seal();
+    }
     while txn.locked < txn.plan.len() && !txn.aborted {
         let i = txn.locked;
         let shard = txn.plan[i].shard;
@@ -629,8 +816,12 @@ pub fn advance(
             if !(i + 1 == txn.plan.len() && txn.runs_only_on(me)) {
                 data.locks.hold(keys, whole);
                 txn.plan[i].registered = true;
-                txn.plan[i].marked = crate::propagate::locked(data, (txn.client_id, txn.seq));
             }
+        }
+        if txn.plan[i].registered && !txn.plan[i].marked {
+            // Its locks here were taken now, or by the lock table letting it through
+            // (`Locks::next_ready`): its place in this shard's stream of effects.
+            txn.plan[i].marked = crate::propagate::locked(data, (txn.client_id, txn.seq));
         }
         if !txn.plan[i].watched.is_empty() {
             let watched = std::mem::take(&mut txn.plan[i].watched);
@@ -639,6 +830,12 @@ pub fn advance(
             }
         }
         txn.locked += 1;
+        if txn.eager {
+            run_early(data, &mut txn);
+            if txn.locked == txn.plan.len() {
+                merge_early(data, &mut txn);
+            }
+        }
     }
     if !txn.aborted && txn.commit.is_none() {
         txn.commit = crate::propagate::lock_point(data, txn.plan.iter().any(|p| p.marked));
@@ -825,6 +1022,17 @@ fn run_next_here(
     }
     let q = &txn.cmds[txn.next];
     let (cmd, db) = (q.cmd, usize::from(q.db));
+    if let Some(text) = &q.refused {
+        let mark = txn.out.len();
+        ReplyWriter {
+            out: &mut txn.out,
+            proto: txn.proto,
+        }
+        .error(text);
+        record(data, cmd, &txn.out[mark..]);
+        txn.complete();
+        return None;
+    }
     let mut args = Vec::new();
     q.argv.fill(&mut args);
     match cmd.exec {
@@ -865,7 +1073,7 @@ fn run_next_here(
                 data.clients[txn.conn.index as usize] = Some(c);
             }
             record(data, cmd, &txn.out[mark..]);
-            txn.next += 1;
+            txn.complete();
             None
         }
         Exec::Keyed(h) => {
@@ -901,25 +1109,21 @@ fn run_next_here(
                 crate::propagate::command_done(data, cmd, &args, db, changed, reply);
             }
             record(data, cmd, &txn.out[mark..]);
-            txn.next += 1;
+            txn.complete();
             None
         }
         Exec::Hop(step) => {
-            let before = data.keyspace.changes();
-            let mut ctx = Ctx {
-                shard: data,
-                db,
-                proto: txn.proto,
-                client: None,
-            };
-            let result = crate::crash::guarded(&args, || step(&mut ctx, &args));
+            // A restricted user's script checks its calls as that user (its first step
+            // reads the caller; later steps carry the user's name).
+            data.acl.caller.clone_from(&txn.user);
+            let (result, before) = run_here(data, db, txn.proto, &args, step);
+            data.acl.caller = None;
             touched(data, cmd, &args, db, before);
             txn.wrote = crate::propagate::step_ran(data, before);
             hop_result(data, txn, result)
         }
         Exec::Split { part, .. } => {
-            let stride = cmd.step.max(1) as usize;
-            if !(args.len().saturating_sub(cmd.first_key as usize)).is_multiple_of(stride) {
+            let Some((gather, jobs)) = split_gather(data, cmd, &args, txn.proto) else {
                 let mark = txn.out.len();
                 crate::commands::wrong_arity(
                     cmd.name,
@@ -929,26 +1133,11 @@ fn run_next_here(
                     },
                 );
                 record(data, cmd, &txn.out[mark..]);
-                txn.next += 1;
+                txn.complete();
                 return None;
-            }
-            let (jobs, key_map, nkeys) = split_jobs(data, cmd, &args);
-            txn.wrote = false;
-            let gather = Gather {
-                cmd,
-                parts: (0..data.shards).map(|_| None).collect(),
-                key_map,
-                nkeys,
-                remaining: jobs.len(),
-                argv: Vec::new(),
-                discard: false,
-                proto: txn.proto,
             };
-            txn.inflight = Some(Inflight::Parts {
-                gather: Box::new(gather),
-                part,
-                jobs,
-            });
+            txn.wrote = false;
+            txn.inflight = Some(Inflight::Parts { gather, part, jobs });
             None
         }
         Exec::All { part, .. } => {
@@ -974,6 +1163,191 @@ fn run_next_here(
             None
         }
     }
+}
+
+/// An eager transaction holds its locks on this shard now: runs every part of its
+/// commands that belongs here, in command order.
+fn run_early(data: &mut ShardData, txn: &mut Txn) {
+    let me = data.id;
+    let Txn {
+        cmds,
+        early,
+        proto,
+        origin,
+        ..
+    } = txn;
+    let proto = *proto;
+    if early.is_empty() {
+        early.resize_with(cmds.len(), || None);
+    }
+    let mut args = Vec::new();
+    for (q, slot) in cmds.iter().zip(early.iter_mut()) {
+        if q.refused.is_some() {
+            continue;
+        }
+        args.clear();
+        q.argv.fill(&mut args);
+        let (cmd, db) = (q.cmd, usize::from(q.db));
+        match cmd.exec {
+            Exec::Keyed(h) => {
+                let owner = key_positions(cmd, &args)
+                    .first()
+                    .map_or(*origin, |&p| data.owner(args[p]));
+                if owner != me {
+                    continue;
+                }
+                let logged = data.effects.on;
+                let outer = logged.then(|| data.effects.begin_capture());
+                let before = data.keyspace.changes();
+                let mut reply = Vec::new();
+                let mut ctx = Ctx {
+                    shard: data,
+                    db,
+                    proto,
+                    client: None,
+                };
+                crate::crash::guarded(&args, || {
+                    crate::snapshot::throttle_before_command(ctx.shard);
+                    h(
+                        &mut ctx,
+                        &args,
+                        &mut ReplyWriter {
+                            out: &mut reply,
+                            proto,
+                        },
+                    );
+                });
+                touched(data, cmd, &args, db, before);
+                let mut fx = crate::propagate::Effects::default();
+                if let Some(outer) = outer {
+                    let changed = crate::propagate::step_ran(data, before);
+                    crate::propagate::command_done(data, cmd, &args, db, changed, &reply);
+                    fx = data.effects.end_capture(outer);
+                }
+                *slot = Some(Early::Reply { reply, fx });
+            }
+            Exec::Split { part, .. } => {
+                if slot.is_none() {
+                    *slot = Some(match split_gather(data, cmd, &args, proto) {
+                        Some((gather, jobs)) => Early::Parts {
+                            gather,
+                            part,
+                            jobs,
+                            fx: crate::propagate::Effects::default(),
+                            wrote: false,
+                        },
+                        None => Early::Arity,
+                    });
+                }
+                let Some(Early::Parts {
+                    gather,
+                    part,
+                    jobs,
+                    fx,
+                    wrote,
+                }) = slot
+                else {
+                    continue;
+                };
+                let Some(i) = jobs.iter().position(|j| j.0 == me) else {
+                    continue;
+                };
+                let (_, argv) = jobs.swap_remove(i);
+                let mut sub = Vec::new();
+                argv.fill(&mut sub);
+                let outer = data.effects.on.then(|| data.effects.begin_capture());
+                let (result, before) = run_here(data, db, proto, &sub, *part);
+                touched(data, cmd, &sub, db, before);
+                if let Some(outer) = outer {
+                    *wrote |= crate::propagate::step_ran(data, before);
+                    fx.append(data.effects.end_capture(outer));
+                }
+                gather.parts[me] = Some(result);
+                gather.remaining -= 1;
+            }
+            _ => unreachable!("an eager transaction holds keyed and split commands only"),
+        }
+    }
+}
+
+/// Every shard of an eager transaction ran its parts: the replies, in command order.
+fn merge_early(data: &mut ShardData, txn: &mut Txn) {
+    let early = std::mem::take(&mut txn.early);
+    for e in early {
+        let cmd = txn.cmds[txn.next].cmd;
+        let mut w = ReplyWriter {
+            out: &mut txn.out,
+            proto: txn.proto,
+        };
+        let mark = w.out.len();
+        if let Some(text) = &txn.cmds[txn.next].refused {
+            w.error(text);
+            record(data, cmd, &txn.out[mark..]);
+            txn.complete();
+            continue;
+        }
+        match e {
+            Some(Early::Reply { reply, fx }) => {
+                w.out.extend_from_slice(&reply);
+                txn.effects.append(fx);
+            }
+            Some(Early::Parts {
+                mut gather,
+                fx,
+                wrote,
+                ..
+            }) => {
+                debug_assert_eq!(gather.remaining, 0, "every shard ran its part");
+                let Exec::Split { merge, .. } = cmd.exec else {
+                    unreachable!("parts of a split command")
+                };
+                merge(&mut gather, &mut w);
+                if data.effects.on {
+                    // Logged once, as itself, after what its parts met (as `run_inflight`).
+                    txn.effects.append(fx);
+                    let outer = data.effects.begin_capture();
+                    let mut args = Vec::new();
+                    txn.cmds[txn.next].argv.fill(&mut args);
+                    let (db, reply) = (usize::from(txn.cmds[txn.next].db), &txn.out[mark..]);
+                    crate::propagate::command_done(data, cmd, &args, db, wrote, reply);
+                    txn.effects.append(data.effects.end_capture(outer));
+                }
+            }
+            Some(Early::Arity) => crate::commands::wrong_arity(cmd.name, &mut w),
+            None => w.error("ERR internal error: a command of the transaction did not run"),
+        }
+        record(data, cmd, &txn.out[mark..]);
+        txn.complete();
+    }
+}
+
+/// The parts of a command still to run: per shard, its arguments.
+type Jobs = Vec<(usize, Argv)>;
+
+/// A split command's gathering of its parts and the parts to run, per shard; `None` when
+/// its key-value arguments do not pair up (its arity error).
+fn split_gather(
+    data: &ShardData,
+    cmd: &'static Command,
+    args: &[&[u8]],
+    proto: Protocol,
+) -> Option<(Box<Gather>, Jobs)> {
+    let stride = cmd.step.max(1) as usize;
+    if !(args.len().saturating_sub(cmd.first_key as usize)).is_multiple_of(stride) {
+        return None;
+    }
+    let (jobs, key_map, nkeys) = split_jobs(data, cmd, args);
+    let gather = Gather {
+        cmd,
+        parts: (0..data.shards).map(|_| None).collect(),
+        key_map,
+        nkeys,
+        remaining: jobs.len(),
+        argv: Vec::new(),
+        discard: false,
+        proto,
+    };
+    Some((Box::new(gather), jobs))
 }
 
 /// A split command's parts: per owner shard, `[name, its keys (with their values)...]`;
@@ -1022,7 +1396,7 @@ fn hop_result(data: &mut ShardData, txn: &mut Txn, result: Partial) -> Option<us
                 crate::propagate::command_done(data, cmd, &args, db, changed, &b);
             }
             txn.out.extend_from_slice(&b);
-            txn.next += 1;
+            txn.complete();
             None
         }
         // A blocking command with nothing to take answers at once, as in Redis's MULTI.
@@ -1039,7 +1413,7 @@ fn hop_result(data: &mut ShardData, txn: &mut Txn, result: Partial) -> Option<us
                 proto: txn.proto,
             };
             w.error("ERR this command is not supported inside a multi-shard transaction");
-            txn.next += 1;
+            txn.complete();
             None
         }
         other => {
@@ -1050,7 +1424,7 @@ fn hop_result(data: &mut ShardData, txn: &mut Txn, result: Partial) -> Option<us
             w.error(&format!(
                 "ERR internal error: unexpected shard answer {other:?}"
             ));
-            txn.next += 1;
+            txn.complete();
             None
         }
     }
@@ -1068,14 +1442,7 @@ fn run_inflight(data: &mut ShardData, txn: &mut Txn, inflight: Inflight) -> Opti
             }
             let mut args = Vec::new();
             argv.fill(&mut args);
-            let before = data.keyspace.changes();
-            let mut ctx = Ctx {
-                shard: data,
-                db,
-                proto: txn.proto,
-                client: None,
-            };
-            let result = crate::crash::guarded(&args, || step(&mut ctx, &args));
+            let (result, before) = run_here(data, db, txn.proto, &args, step);
             if data.keyspace.changes() != before {
                 touch_original(data, txn);
             }
@@ -1091,14 +1458,7 @@ fn run_inflight(data: &mut ShardData, txn: &mut Txn, inflight: Inflight) -> Opti
                 let (_, argv) = jobs.swap_remove(i);
                 let mut args = Vec::new();
                 argv.fill(&mut args);
-                let before = data.keyspace.changes();
-                let mut ctx = Ctx {
-                    shard: data,
-                    db,
-                    proto: txn.proto,
-                    client: None,
-                };
-                let result = crate::crash::guarded(&args, || part(&mut ctx, &args));
+                let (result, before) = run_here(data, db, txn.proto, &args, part);
                 touched(data, cmd, &args, db, before);
                 txn.wrote |= crate::propagate::step_ran(data, before);
                 gather.parts[me] = Some(result);
@@ -1127,10 +1487,29 @@ fn run_inflight(data: &mut ShardData, txn: &mut Txn, inflight: Inflight) -> Opti
             }
             txn.wrote = false;
             record(data, cmd, &txn.out[mark..]);
-            txn.next += 1;
+            txn.complete();
             None
         }
     }
+}
+
+/// Runs `f` (a hop step, or this shard's part of a split command) here on `args`, guarded
+/// as every command is; returns its result and the keyspace's change count before it.
+fn run_here(
+    data: &mut ShardData,
+    db: usize,
+    proto: Protocol,
+    args: &[&[u8]],
+    f: PartFn,
+) -> (Partial, u64) {
+    let before = data.keyspace.changes();
+    let mut ctx = Ctx {
+        shard: data,
+        db,
+        proto,
+        client: None,
+    };
+    (crate::crash::guarded(args, || f(&mut ctx, args)), before)
 }
 
 /// A hop step of the current command changed this shard: its keys here are touched.
@@ -1156,4 +1535,32 @@ fn record(data: &mut ShardData, cmd: &'static Command, reply: &[u8]) {
     let took = data.took();
     data.stats
         .record_call(cmd, took, reply.first() == Some(&b'-'), reply);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::key_positions;
+    use crate::commands::lookup;
+
+    fn keys(line: &str) -> Vec<usize> {
+        let argv: Vec<&[u8]> = line.split(' ').map(str::as_bytes).collect();
+        key_positions(lookup(argv[0]).expect("a command"), &argv)
+    }
+
+    #[test]
+    fn key_positions_follow_the_command_table() {
+        assert_eq!(keys("MSET a 1 b 2"), vec![1, 3]);
+        assert_eq!(keys("ZUNIONSTORE d 2 a b WEIGHTS 1 2"), vec![1, 3, 4]);
+        assert_eq!(keys("EVAL s 2 a b c"), vec![3, 4]);
+        assert_eq!(keys("LMPOP 2 a b LEFT"), vec![2, 3]);
+        // SORT writes its last STORE's destination, the only one it locks.
+        assert_eq!(keys("SORT l STORE d1 STORE d2"), vec![1, 5]);
+        assert_eq!(keys("SORT l BY store GET # STORE d"), vec![1, 7]);
+        assert_eq!(keys("SORT_RO l STORE d"), vec![1]);
+        // A bad numkeys finds no key: the command answers its own error.
+        assert!(keys("ZUNIONSTORE d 5 a").is_empty());
+        assert!(keys("EVAL s 3 a").is_empty());
+        assert!(keys("SINTERCARD x a").is_empty());
+        assert_eq!(keys("XREAD COUNT 2 STREAMS s1 s2 0 0"), vec![4, 5]);
+    }
 }

@@ -71,7 +71,12 @@ impl Session<'_> {
         };
         for p in super::key_positions(cmd, argv) {
             let key: LockKey = (db as u16, argv[p].into());
-            if !self.txn.plan.iter().any(|part| part.keys.contains(&key)) {
+            if !self
+                .txn
+                .plan
+                .iter()
+                .any(|part| part.keys.binary_search(&key).is_ok())
+            {
                 return Call::Undeclared;
             }
         }
@@ -79,6 +84,8 @@ impl Session<'_> {
             cmd,
             argv: Argv::from_slices(argv),
             db: db as u16,
+            discard: false,
+            refused: None,
         });
         let mark = self.txn.out.len();
         while self.txn.next < self.txn.cmds.len() || self.txn.inflight.is_some() {

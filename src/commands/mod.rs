@@ -330,11 +330,14 @@ impl Command {
     /// Every key of a request with its flags, as Redis's `getKeysFromCommandWithSpecs`:
     /// from the key specs when they all resolve, else the `getkeys_proc`.
     pub fn keys_with_flags(&self, argv: &[&[u8]]) -> Vec<(usize, &'static [&'static str])> {
-        if self.key_specs.is_empty() {
+        if self.key_specs.is_empty() && self.getkeys.is_none() {
             let f = self.range_flags();
             return self.key_positions(argv.len()).map(|p| (p, f)).collect();
         }
-        if let Some(keys) = keys_from_specs(self.key_specs, argv) {
+        // A command with a getkeys procedure and no spec (EVAL, FCALL...) uses it.
+        if !self.key_specs.is_empty()
+            && let Some(keys) = keys_from_specs(self.key_specs, argv)
+        {
             return keys;
         }
         self.getkeys.map_or_else(Vec::new, |g| g(argv))

@@ -83,6 +83,8 @@ pub fn queue(
         cmd,
         argv: Argv::from_slices(argv),
         db: db as u16,
+        discard: false,
+        refused: None,
     });
     w.simple("QUEUED");
 }
@@ -152,8 +154,23 @@ fn exec(
         return Outcome::Replied;
     }
     let MultiState {
-        cmds, bytes, db, ..
+        mut cmds,
+        bytes,
+        db,
+        ..
     } = *client.multi.take().expect("checked");
+    if !client.acl_free {
+        // Redis 7.0 checks every queued command again at EXEC (the user's rules may have
+        // changed since it was queued): a refused one answers NOPERM in EXEC's reply.
+        for q in &mut cmds {
+            let refused = {
+                let mut args = Vec::new();
+                q.argv.fill(&mut args);
+                crate::acl::check_at_exec(data, client, q.cmd, &args).err()
+            };
+            q.refused = refused.map(String::into_boxed_str);
+        }
+    }
     let watched: Vec<LockKey> = client.watched.clone();
     let mut txn = Txn::new(data, client, seq, cmds, &watched, true);
     if !txn.enter_gate(data) {

@@ -758,3 +758,92 @@ pub fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
 pub fn path_str(p: &std::path::Path) -> &str {
     p.to_str().expect("utf-8")
 }
+
+/// `clients` connections at once, each sending `pipelines` pipelines of 40 writes whose
+/// keys span every shard and overlap between clients (so their transactions wait for each
+/// other's locks): MSET, MSETNX, DEL, RENAME, single-key writes and MULTI/EXEC blocks,
+/// half of the pipelines in database `other_db`. Every reply is read; none may be an
+/// error other than RENAME's missing source. For the stream of effects (AOF,
+/// replication): the result must replay to the same data.
+pub fn cross_shard_write_storm(port: u16, clients: usize, pipelines: usize, other_db: &str) {
+    let threads: Vec<_> = (0..clients)
+        .map(|c| {
+            let other_db = other_db.to_owned();
+            std::thread::spawn(move || {
+                let mut rng = Rng(0x5eed + c as u64);
+                let mut conn = Conn::connect(port);
+                for p in 0..pipelines {
+                    let mut batch: Vec<Vec<String>> = Vec::new();
+                    let db = if rng.chance(50) {
+                        other_db.as_str()
+                    } else {
+                        "0"
+                    };
+                    batch.push(vec!["SELECT".into(), db.into()]);
+                    while batch.len() < 40 {
+                        storm_command(&mut rng, &format!("c{c}p{p}n{}", batch.len()), &mut batch);
+                    }
+                    let mut bytes = Vec::new();
+                    for cmd in &batch {
+                        bytes.extend_from_slice(&encode_cmd(cmd));
+                    }
+                    conn.send(&bytes);
+                    for cmd in &batch {
+                        let reply = conn.read_raw();
+                        assert!(
+                            !reply.starts_with(b"-") || cmd[0] == "RENAME",
+                            "{cmd:?}: {}",
+                            show(&reply)
+                        );
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("a storm client");
+    }
+}
+
+/// Appends one write of [`cross_shard_write_storm`] (a MULTI block is several requests).
+fn storm_command(rng: &mut Rng, val: &str, batch: &mut Vec<Vec<String>>) {
+    let s = |rng: &mut Rng| format!("s:{}", rng.below(30));
+    let owned = |v: &[&str]| v.iter().map(|x| (*x).to_owned()).collect::<Vec<String>>();
+    match rng.below(10) {
+        0..=2 => {
+            let mut v = vec!["MSET".to_owned()];
+            for _ in 0..2 + rng.below(3) {
+                v.push(s(rng));
+                v.push(val.to_owned());
+            }
+            batch.push(v);
+        }
+        3 => batch.push(vec!["DEL".into(), s(rng), s(rng)]),
+        4 => batch.push(vec![
+            "MSETNX".into(),
+            format!("nx:{}", rng.below(60)),
+            val.into(),
+            format!("nx:{}", rng.below(60)),
+            val.into(),
+        ]),
+        5 => batch.push(vec!["RENAME".into(), s(rng), s(rng)]),
+        6 => batch.push(vec!["INCR".into(), format!("n:{}", rng.below(8))]),
+        7 => batch.push(vec![
+            "RPUSH".into(),
+            format!("l:{}", rng.below(8)),
+            val.into(),
+        ]),
+        _ => {
+            batch.push(owned(&["MULTI"]));
+            batch.push(vec!["INCR".into(), format!("n:{}", rng.below(8))]);
+            batch.push(vec!["SET".into(), s(rng), val.into()]);
+            batch.push(vec!["MSET".into(), s(rng), val.into(), s(rng), val.into()]);
+            batch.push(vec![
+                "SADD".into(),
+                format!("set:{}", rng.below(8)),
+                val.into(),
+            ]);
+            batch.push(owned(&["EXEC"]));
+        }
+    }
+}
