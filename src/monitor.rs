@@ -278,10 +278,26 @@ fn line(out: &mut Vec<u8>, db: usize, from: Origin, argv: &[&[u8]]) {
     out.extend_from_slice(b"\r\n");
 }
 
-/// Positions of the arguments Redis redacts (passwords of AUTH, HELLO AUTH, MIGRATE
-/// AUTH/AUTH2).
-fn redacted(argv: &[&[u8]]) -> Vec<usize> {
+/// Positions of the arguments Redis redacts (`redactClientCommandArgument`): passwords
+/// of AUTH, HELLO AUTH, MIGRATE AUTH/AUTH2, every argument of ACL SETUSER after the
+/// subcommand, and the values of CONFIG SET's sensitive parameters. MONITOR and the slow
+/// log show `(redacted)` there.
+pub fn redacted(argv: &[&[u8]]) -> Vec<usize> {
     let name = argv[0];
+    if eq_ic(name, "acl") && argv.len() >= 3 && eq_ic(argv[1], "setuser") {
+        return (2..argv.len()).collect();
+    }
+    if eq_ic(name, "config") && argv.len() >= 4 && eq_ic(argv[1], "set") {
+        return (2..argv.len() - 1)
+            .step_by(2)
+            .filter(|&j| {
+                ["masteruser", "masterauth", "requirepass"]
+                    .iter()
+                    .any(|c| eq_ic(argv[j], c))
+            })
+            .map(|j| j + 1)
+            .collect();
+    }
     if eq_ic(name, "auth") {
         return match argv.len() {
             2 => vec![1],
@@ -450,6 +466,24 @@ mod tests {
 
     #[test]
     fn passwords_are_redacted_as_redis_does() {
+        assert_eq!(
+            redacted(&[b"ACL", b"setuser", b"u s", b"+get", b">pw"]),
+            vec![2, 3, 4]
+        );
+        assert!(redacted(&[b"acl", b"setuser"]).is_empty());
+        assert_eq!(
+            redacted(&[
+                b"config",
+                b"SET",
+                b"MasterAuth",
+                b"x",
+                b"maxmemory",
+                b"1",
+                b"requirepass",
+                b"p"
+            ]),
+            vec![3, 7]
+        );
         assert_eq!(redacted(&[b"auth", b"p"]), vec![1]);
         assert_eq!(redacted(&[b"AUTH", b"u", b"p"]), vec![1, 2]);
         assert!(redacted(&[b"auth", b"u", b"p", b"x"]).is_empty());

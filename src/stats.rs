@@ -317,7 +317,13 @@ pub fn error_code(reply: &[u8]) -> String {
 pub fn slowlog_args(argv: &[&[u8]]) -> Vec<Vec<u8>> {
     let keep = argv.len().min(SLOWLOG_ENTRY_MAX_ARGC);
     let mut out = Vec::with_capacity(keep);
+    let hidden = crate::monitor::redacted(argv);
     for (i, a) in argv.iter().take(keep).enumerate() {
+        let a: &[u8] = if hidden.contains(&i) {
+            b"(redacted)"
+        } else {
+            a
+        };
         if keep < argv.len() && i == keep - 1 {
             out.push(format!("... ({} more arguments)", argv.len() - keep + 1).into_bytes());
             break;
@@ -361,5 +367,23 @@ mod tests {
         let got = slowlog_args(&refs);
         assert_eq!(got.len(), 32);
         assert_eq!(got[31], b"... (9 more arguments)");
+    }
+
+    #[test]
+    fn slowlog_redacts_like_redis() {
+        let args: Vec<&[u8]> = vec![b"acl", b"setuser", b"u", b"+get", b"+set"];
+        let got = slowlog_args(&args);
+        assert_eq!(
+            got,
+            vec![
+                b"acl".to_vec(),
+                b"setuser".to_vec(),
+                b"(redacted)".to_vec(),
+                b"(redacted)".to_vec(),
+                b"(redacted)".to_vec()
+            ]
+        );
+        let args: Vec<&[u8]> = vec![b"config", b"set", b"masterauth", b"secret"];
+        assert_eq!(slowlog_args(&args)[3], b"(redacted)");
     }
 }

@@ -114,3 +114,45 @@ fn digest_value_errors_and_help() {
     );
     assert!(show(&c.cmd_raw(&["DEBUG", "DIGEST", "x"])).starts_with("-ERR unknown subcommand"));
 }
+
+/// DEBUG RELOAD's options (MERGE, NOFLUSH, NOSAVE) against redis-server 7.0, with a
+/// function library in the file (Redis's functions test uses them). NOFLUSH without
+/// MERGE over a dataset holding the file's library fails the load with an error on both
+/// (redis-server would abort on a duplicate *key*; percore answers the same error).
+#[test]
+fn reload_options_as_redis() {
+    let Some(redis) = Server::redis_with(&["--enable-debug-command", "yes"]) else {
+        return;
+    };
+    let percore = Server::percore(&["--threads", "2"]);
+    let lib = "#!lua name=lib\nredis.register_function('f', function() return 'hello' end)";
+    let lib2 = "#!lua name=lib2\nredis.register_function('f2', function() return 'two' end)";
+    let script: &[&[&str]] = &[
+        &["FLUSHALL"],
+        &["FUNCTION", "FLUSH"],
+        &["SET", "x", "1"],
+        &["FUNCTION", "LOAD", lib],
+        &["DEBUG", "RELOAD"],
+        &["GET", "x"],
+        &["FCALL", "f", "0"],
+        &["DEBUG", "RELOAD", "NOFLUSH"],
+        &["DEBUG", "RELOAD", "NOFLUSH", "MERGE"],
+        &["FUNCTION", "LIST"],
+        &["SET", "y", "2"],
+        &["DEBUG", "RELOAD", "NOSAVE"],
+        &["GET", "y"],
+        &["GET", "x"],
+        &["SET", "z", "3"],
+        &["FUNCTION", "LOAD", lib2],
+        &["DEBUG", "RELOAD", "NOSAVE", "NOFLUSH", "MERGE"],
+        &["MGET", "x", "y", "z"],
+        &["FCALL", "f2", "0"],
+        &["FCALL", "f", "0"],
+        &["DBSIZE"],
+        &["DEBUG", "RELOAD", "SOMETIMES"],
+    ];
+    let (mut r, mut p) = (redis.conn(), percore.conn());
+    for cmd in script {
+        assert_eq!(show(&p.cmd_raw(cmd)), show(&r.cmd_raw(cmd)), "{cmd:?}");
+    }
+}

@@ -12,6 +12,28 @@ use common::{Conn, Server, show, split_args};
 
 const CASES: &[(&str, &str)] = &[
     (
+        // A watched key deleted by active expiry (or by another client's read, lazily)
+        // fails the EXEC: Redis signals expired keys as modified.
+        "watched-key-expires",
+        "
+        SET x foo
+        PEXPIRE x 100
+        WATCH x
+        !sleep 600
+        MULTI
+        PING
+        EXEC
+        SET y foo
+        PEXPIRE y 100
+        WATCH y
+        !sleep 150
+        B: GET y
+        MULTI
+        PING
+        EXEC
+        ",
+    ),
+    (
         "basic",
         "
         MULTI

@@ -81,6 +81,10 @@ const SCRIPTS: &[&str] = &[
     "local ok, e = pcall(function() return redis.call('incr','{t}s') end); error(e)",
     "return redis.call('nosuch')",
     "return redis.pcall('nosuch')",
+    // XREAD/XREADGROUP BLOCK is refused from scripts (not answered as a timeout)
+    "return redis.pcall('xread','BLOCK',0,'STREAMS','{t}s','$')",
+    "return redis.pcall('XREADGROUP','GROUP','g','c','BLOCK','0','STREAMS','{t}s','>')",
+    "return redis.pcall('xread','COUNT','1','STREAMS','{t}s','0')",
     "return redis.call('get')",
     "return redis.call()",
     "return redis.call({})",

@@ -154,7 +154,7 @@ fn command(r: &mut Rng, i: usize) -> Vec<String> {
                         "CREATE".into(),
                         key,
                         g,
-                        r.pick(&["0", "$", "0", "3-0"]).into(),
+                        r.pick(&["0", "$", "0", "3-0", "-", "+"]).into(),
                     ];
                     if r.chance(40) {
                         a.push("MKSTREAM".into());
@@ -170,7 +170,7 @@ fn command(r: &mut Rng, i: usize) -> Vec<String> {
                         "SETID".into(),
                         key,
                         g,
-                        r.pick(&["0", "$", "5-0"]).into(),
+                        r.pick(&["0", "$", "5-0", "-", "+"]).into(),
                     ];
                     if r.chance(30) {
                         a.extend(["ENTRIESREAD".into(), r.pick(&["0", "3", "-1"]).into()]);

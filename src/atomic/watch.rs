@@ -25,6 +25,10 @@ struct Watcher {
     client: u64,
     /// The key was already logically expired when it was watched (Redis's `wk->expired`).
     expired: bool,
+    /// The key held a live value when it was watched: if it is gone at EXEC without a
+    /// touch, expiry deleted it (active or lazy expiry touches no watch here; Redis's
+    /// `deleteExpiredKeyAndPropagate` signals the key as modified).
+    live: bool,
     /// The key was touched since (Redis's `CLIENT_DIRTY_CAS`, kept per key here).
     dirty: bool,
 }
@@ -58,11 +62,13 @@ impl Registry {
         let now = data.now_ms;
         for &k in keys {
             let expired = logically_expired(data.keyspace.db(db), k, now);
+            let live = !expired && present(data.keyspace.db(db), k);
             let list = data.watches.keys.entry((db as u16, k.into())).or_default();
             if !list.iter().any(|w| w.client == client) {
                 list.push(Watcher {
                     client,
                     expired,
+                    live,
                     dirty: false,
                 });
             }
@@ -97,8 +103,10 @@ impl Registry {
             else {
                 continue;
             };
+            let db = data.keyspace.db(usize::from(k.0));
             if w.dirty
-                || (!w.expired && logically_expired(data.keyspace.db(usize::from(k.0)), &k.1, now))
+                || (!w.expired && logically_expired(db, &k.1, now))
+                || (w.live && !present(db, &k.1))
             {
                 ok = false;
             }

@@ -573,10 +573,11 @@ pub fn xgroup(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
         return w.error(&nogroup_for_key(group, key));
     }
     if create {
+        // CREATE and SETID read ids as Redis's streamParseIDOrReply: `-` and `+` too.
         let id = if argv[4] == b"$" {
             None
         } else {
-            match parse_strict_id(argv[4], 0) {
+            match percore_engine::streams::parse_id(argv[4], 0) {
                 Some(id) => Some(id),
                 None => return w.error(INVALID_ID),
             }
@@ -603,7 +604,7 @@ pub fn xgroup(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
         let id = if argv[4] == b"$" {
             s.meta().last_id
         } else {
-            match parse_strict_id(argv[4], 0) {
+            match percore_engine::streams::parse_id(argv[4], 0) {
                 Some(id) => id,
                 None => return w.error(INVALID_ID),
             }

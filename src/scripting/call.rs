@@ -146,6 +146,12 @@ fn run_command(data: &mut ShardData, run: &RunState, argv: &[&[u8]]) -> Result<V
     if data.shared.attention.raised() {
         crate::monitor::feed_script_call(data, db, argv);
     }
+    if let Some(text) = stream_block_refusal(cmd, argv) {
+        ReplyWriter::new(&mut out, proto).error(&text);
+        let took = data.took();
+        data.stats.record_call(cmd, took, true, &out);
+        return Ok(out);
+    }
     let before = data.keyspace.changes();
     match cmd.exec {
         Exec::Keyed(h) => {
@@ -273,6 +279,33 @@ fn run_command(data: &mut ShardData, run: &RunState, argv: &[&[u8]]) -> Result<V
     let took = data.took();
     data.stats.record_call(cmd, took, failed, &out);
     Ok(out)
+}
+
+/// XREAD/XREADGROUP with a BLOCK option (before STREAMS) from a script: Redis refuses it
+/// with this error (naming the command as the script wrote it) rather than answering as
+/// if it timed out, as other blocking commands do.
+fn stream_block_refusal(cmd: &commands::Command, argv: &[&[u8]]) -> Option<String> {
+    if !matches!(cmd.name, "xread" | "xreadgroup") {
+        return None;
+    }
+    let mut i = 1;
+    while i < argv.len() {
+        let (a, more) = (argv[i], argv.len() - i - 1);
+        if more > 0 && commands::eq_ic(a, "STREAMS") {
+            return None;
+        }
+        if more > 0 && commands::eq_ic(a, "BLOCK") {
+            return Some(format!(
+                "ERR {} command is not allowed with BLOCK option from scripts",
+                String::from_utf8_lossy(argv[0])
+            ));
+        }
+        if more >= 2 && commands::eq_ic(a, "GROUP") {
+            i += 2;
+        }
+        i += 1;
+    }
+    None
 }
 
 /// Subcommands Redis marks `noscript` (SCRIPT KILL, FUNCTION LOAD, CLIENT ...): the

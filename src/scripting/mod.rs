@@ -253,6 +253,42 @@ pub fn install_loaded(
     Ok(())
 }
 
+/// DEBUG RELOAD NOFLUSH: adds the libraries loaded from a file to those in memory; a
+/// library already there is replaced with MERGE, else an error (Redis's
+/// `RDBFLAGS_ALLOW_DUP`).
+pub fn add_loaded(
+    shared: &crate::server::ServerShared,
+    codes: &[Vec<u8>],
+    merge: bool,
+) -> Result<(), String> {
+    if codes.is_empty() {
+        return Ok(());
+    }
+    let engine = Engine::new(0)?;
+    let mut libs = shared.scripts.libraries();
+    for code in codes {
+        let (name, regs) = functions::load_library(&engine, code)?;
+        if libs.contains_key(&name) && !merge {
+            return Err(format!("Library '{name}' already exists"));
+        }
+        let lib = Library {
+            name: name.clone(),
+            code: code.clone(),
+            functions: regs
+                .into_iter()
+                .map(|r| functions::FunctionInfo {
+                    name: r.name,
+                    description: r.description,
+                    flags: r.flags,
+                })
+                .collect(),
+        };
+        libs.insert(name, Arc::new(lib));
+    }
+    shared.scripts.set_libraries(libs);
+    Ok(())
+}
+
 /// Lowercase hex SHA1 of `body`.
 pub fn sha1_hex(body: &[u8]) -> [u8; 40] {
     let digest = sha1_smol::Sha1::from(body).digest().bytes();

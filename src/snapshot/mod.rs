@@ -273,7 +273,14 @@ pub enum Op {
     ShutdownSave {
         force: bool,
     },
-    DebugReload,
+    /// DEBUG RELOAD [MERGE] [NOFLUSH] [NOSAVE]: save (unless NOSAVE), empty the dataset
+    /// (unless NOFLUSH), load the RDB file back; without MERGE a key or library already
+    /// there fails the load, as Redis's `rdbLoad` without `RDBFLAGS_ALLOW_DUP`.
+    DebugReload {
+        save: bool,
+        flush: bool,
+        merge: bool,
+    },
     /// FLUSHALL: with a save running or save points set, cancel, flush, empty save;
     /// otherwise flush every shard at the barrier (see [`intercept`]).
     FlushAll,
@@ -565,7 +572,22 @@ pub fn intercept(
             .filter(|&i| i < data.keyspace.databases())
     };
     match cmd.name {
-        "debug" if argv.len() == 2 && eq_ic(argv[1], "RELOAD") => Some(Op::DebugReload),
+        "debug" if argv.len() >= 2 && eq_ic(argv[1], "RELOAD") => {
+            let (mut save, mut flush, mut merge) = (true, true, false);
+            for opt in &argv[2..] {
+                if eq_ic(opt, "MERGE") {
+                    merge = true;
+                } else if eq_ic(opt, "NOFLUSH") {
+                    flush = false;
+                } else if eq_ic(opt, "NOSAVE") {
+                    save = false;
+                } else {
+                    // DEBUG's own handler answers the error.
+                    return None;
+                }
+            }
+            Some(Op::DebugReload { save, flush, merge })
+        }
         "bgsave" if argv.len() == 2 && eq_ic(argv[1], "CANCEL") => Some(Op::BgSaveCancel),
         "flushall" if sub_ok && (sharded || !data.cfg.save.is_empty() || running()) => {
             Some(Op::FlushAll)
@@ -684,12 +706,12 @@ fn start(data: &mut ShardData, io: &mut Io<Msg, ()>, req: Request, replies: &mut
                 reply(simple("Background append only file rewriting scheduled"));
                 return;
             }
-            Op::Save | Op::DebugReload | Op::BgSave if busy => {
+            Op::Save | Op::DebugReload { .. } | Op::BgSave if busy => {
                 drop(st);
                 reply(error("ERR Background save already in progress"));
                 return;
             }
-            Op::Save | Op::DebugReload => Kind::Sync,
+            Op::Save | Op::DebugReload { .. } => Kind::Sync,
             // Count the keys first; `coordinate` queues the cancelling reset if none.
             Op::ClusterReset { checked: false, .. } if busy => Kind::Sync,
             Op::BgSaveCancel if !busy => {
@@ -1189,7 +1211,11 @@ fn coordinate(
                         }
                     }
                 }
-                Op::Save | Op::BgSave | Op::AofRewrite | Op::DebugReload | Op::SwapDb { .. } => {
+                Op::Save
+                | Op::BgSave
+                | Op::AofRewrite
+                | Op::DebugReload { .. }
+                | Op::SwapDb { .. } => {
                     unreachable!("not a cancelling op")
                 }
             }
@@ -1219,14 +1245,17 @@ fn coordinate(
         }
         Kind::Sync => {
             let refs: Vec<&Keyspace> = lent.iter().collect();
-            let result = sync_save(data, &refs, &params);
+            let result = match op {
+                Op::DebugReload { save: false, .. } => Ok(()),
+                _ => sync_save(data, &refs, &params),
+            };
             match (op, result) {
                 (Op::Save, Ok(())) => {
                     set_saved_baseline(&data.shared, at_cut.iter().copied());
                     reply(simple("OK"));
                 }
                 (Op::Save, Err(())) => reply(error("ERR")),
-                (Op::DebugReload, Ok(())) => {
+                (Op::DebugReload { flush, merge, .. }, Ok(())) => {
                     let path = data.cfg.rdb_path();
                     let shared = Arc::clone(&data.shared);
                     let mut functions = Vec::new();
@@ -1241,35 +1270,80 @@ fn coordinate(
                         |l| shared.notice(l),
                     ) {
                         Ok((fresh, stats)) => {
-                            if let Err(e) = crate::scripting::install_loaded(&shared, &functions) {
-                                shared.warning(&format!("DEBUG RELOAD: {e}"));
-                            }
-                            lent = fresh;
+                            let merged = if flush {
+                                if let Err(e) =
+                                    crate::scripting::install_loaded(&shared, &functions)
+                                {
+                                    shared.warning(&format!("DEBUG RELOAD: {e}"));
+                                }
+                                lent = fresh;
+                                Ok(())
+                            } else {
+                                merge_loaded(&mut lent, fresh, merge, data.now_ms).and_then(|()| {
+                                    crate::scripting::add_loaded(&shared, &functions, merge)
+                                })
+                            };
                             for (i, ks) in lent.iter().enumerate() {
                                 data.shared.changes[i].store(ks.changes(), Ordering::Relaxed);
                                 data.shared.saved_changes[i].store(ks.changes(), Ordering::Relaxed);
                             }
-                            data.shared.notice(&format!(
-                                "DB reloaded by DEBUG RELOAD: {} keys",
-                                stats.keys_loaded
-                            ));
-                            reply(simple("OK"));
+                            match merged {
+                                Ok(()) => {
+                                    data.shared.notice(&format!(
+                                        "DB reloaded by DEBUG RELOAD: {} keys",
+                                        stats.keys_loaded
+                                    ));
+                                    reply(simple("OK"));
+                                }
+                                Err(e) => {
+                                    data.shared.warning(&format!("DEBUG RELOAD: {e}"));
+                                    reply(error("ERR Error trying to load the RDB dump"));
+                                }
+                            }
                         }
                         Err(e) => {
                             data.shared.warning(&e);
-                            reply(error(
-                                "ERR Error trying to load the RDB dump, check server logs.",
-                            ));
+                            reply(error("ERR Error trying to load the RDB dump"));
                         }
                     }
                 }
-                (Op::DebugReload, Err(())) => reply(error("ERR Error trying to save the DB")),
+                (Op::DebugReload { .. }, Err(())) => {
+                    reply(error("ERR Error trying to save the DB"));
+                }
                 _ => unreachable!("only SAVE and DEBUG RELOAD run as a plain sync save"),
             }
         }
         Kind::Forkless => unreachable!("forkless sessions lend no keyspace"),
     }
     lent
+}
+
+/// DEBUG RELOAD NOFLUSH: moves every key of `fresh` (the file's data, per shard) into the
+/// data in memory. A key already there is replaced with MERGE, else the load fails at
+/// that key (what was moved stays, as Redis's `rdbLoad` stops at a duplicate).
+fn merge_loaded(
+    lent: &mut [Keyspace],
+    mut fresh: Vec<Keyspace>,
+    merge: bool,
+    now_ms: i64,
+) -> Result<(), String> {
+    for (into, from) in lent.iter_mut().zip(fresh.iter_mut()) {
+        for j in 0..from.databases().min(into.databases()) {
+            let keys: Vec<Vec<u8>> = from.db(j).iter().map(|(k, _)| k.to_vec()).collect();
+            for key in keys {
+                if !merge && into.db_mut(j).contains(&key, now_ms) {
+                    return Err(format!(
+                        "duplicate key '{}' found in the RDB file",
+                        String::from_utf8_lossy(&key)
+                    ));
+                }
+                if let Some(taken) = from.db_mut(j).take(&key, now_ms) {
+                    into.db_mut(j).put(taken, now_ms);
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Applies a whole-keyspace command to every shard's lent keyspace, at a barrier. The

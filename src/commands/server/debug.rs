@@ -18,8 +18,19 @@ const HELP: &[&str] = &[
     "    it is used instead of the 'key' prefix. These are not propagated to",
     "    replicas. Cluster slots are not respected so keys not belonging to the",
     "    current node can be created in cluster mode.",
-    "RELOAD",
-    "    Save the RDB on disk and reload it back to memory.",
+    "RELOAD [option ...]",
+    "    Save the RDB on disk and reload it back to memory. Valid <option> values:",
+    "    * MERGE: conflicting keys will be loaded from RDB.",
+    "    * NOFLUSH: the existing database will not be removed before load, but",
+    "      conflicting keys will generate an exception and kill the server.",
+    "    * NOSAVE: the database will be loaded from an existing RDB file.",
+    "    Examples:",
+    "    * DEBUG RELOAD: verify that the server is able to persist, flush and reload",
+    "      the database.",
+    "    * DEBUG RELOAD NOSAVE: replace the current database with the contents of an",
+    "      existing RDB file.",
+    "    * DEBUG RELOAD NOSAVE NOFLUSH MERGE: add the contents of an existing RDB",
+    "      file to the database.",
     "DIGEST",
     "    Output a hex signature representing the current DB content.",
     "DIGEST-VALUE <key> [<key> ...]",
@@ -70,6 +81,11 @@ pub fn debug_part(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
         populate(ctx, argv)
     } else if eq_ic(sub, "OBJECT") && argv.len() == 3 {
         debug_object(ctx, argv)
+    } else if eq_ic(sub, "RELOAD") {
+        // A valid RELOAD runs at a barrier (`snapshot::intercept`); here only bad options.
+        local_only(ctx, |w| {
+            w.error("ERR DEBUG RELOAD only supports the MERGE, NOFLUSH and NOSAVE options.");
+        })
     } else if eq_ic(sub, "DIGEST") && argv.len() == 2 {
         digest_part(ctx)
     } else if eq_ic(sub, "DIGEST-VALUE") {
