@@ -573,11 +573,12 @@ pub fn xgroup(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
         return w.error(&nogroup_for_key(group, key));
     }
     if create {
-        // CREATE and SETID read ids as Redis's streamParseIDOrReply: `-` and `+` too.
+        // CREATE reads a strict id; SETID (below) accepts `-` and `+` too (Redis 7.0's
+        // streamParseStrictIDOrReply vs streamParseIDOrReply).
         let id = if argv[4] == b"$" {
             None
         } else {
-            match percore_engine::streams::parse_id(argv[4], 0) {
+            match parse_strict_id(argv[4], 0) {
                 Some(id) => Some(id),
                 None => return w.error(INVALID_ID),
             }
