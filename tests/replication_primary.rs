@@ -377,6 +377,14 @@ fn sync_gets_the_rdb_without_fullresync_then_the_stream() {
     use std::io::{Read, Write};
     let primary = Server::percore(&["--threads", "2"]);
     let mut p = primary.conn();
+    // The stream was last in database 9 before the replica came: its first command must
+    // still carry SELECT (Redis resets `slaveseldb` for a new replica), and no PING comes
+    // first with a long ping period (Redis's test helper relies on both).
+    assert_eq!(
+        p.cmd(&["CONFIG", "SET", "repl-ping-replica-period", "3600"]),
+        ok()
+    );
+    assert_eq!(p.cmd(&["SELECT", "9"]), ok());
     assert_eq!(p.cmd(&["SET", "before", "1"]), ok());
     let mut s = std::net::TcpStream::connect(("127.0.0.1", primary.port())).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(10)))
@@ -406,14 +414,20 @@ fn sync_gets_the_rdb_without_fullresync_then_the_stream() {
     }
     assert!(got[start..].starts_with(b"REDIS"), "not an RDB");
     assert_eq!(p.cmd(&["SET", "after", "2"]), ok());
-    let want: &[u8] = b"*3\r\n$3\r\nSET\r\n$5\r\nafter\r\n$1\r\n2\r\n";
+    let want: &[u8] =
+        b"*2\r\n$6\r\nSELECT\r\n$1\r\n9\r\n*3\r\n$3\r\nSET\r\n$5\r\nafter\r\n$1\r\n2\r\n";
     let deadline = Instant::now() + Duration::from_secs(10);
-    while !got[start + len..].windows(want.len()).any(|w| w == want) {
+    while got.len() < start + len + want.len() {
         assert!(Instant::now() < deadline, "no SET in the stream");
         let n = s.read(&mut chunk).expect("read");
         assert!(n > 0);
         got.extend_from_slice(&chunk[..n]);
     }
+    assert_eq!(
+        String::from_utf8_lossy(&got[start + len..start + len + want.len()]),
+        String::from_utf8_lossy(want),
+        "the stream after the RDB"
+    );
     assert_eq!(info_field(&mut p, "replication", "connected_slaves"), "1");
 }
 

@@ -249,6 +249,9 @@ impl Merger {
             }
         }
         out(Event::Cut(id));
+        // What follows a cut may be read from it on (a replica's full sync, a new AOF
+        // file): its first command carries SELECT, as Redis resets `slaveseldb`.
+        self.db = None;
         true
     }
 
@@ -433,6 +436,9 @@ mod tests {
                 },
             ],
         );
-        assert_eq!(run(&mut m), ["SET b 1", "FLUSHALL", "cut 9", "SET a 2"]);
+        assert_eq!(
+            run(&mut m),
+            ["SET b 1", "FLUSHALL", "cut 9", "SELECT 0", "SET a 2"]
+        );
     }
 }
