@@ -498,6 +498,21 @@ fn blocking_read_times_out_with_a_null() {
         c.cmd(&["XREAD", "BLOCK", "x", "STREAMS", "s", "$"]),
         Frame::Error(b"ERR timeout is not an integer or out of range".to_vec())
     );
+    // Entries after the id all deleted: the reader blocks and times out with a null,
+    // never an empty array (Redis's "Blocking XREAD will not reply with an empty array"
+    // and "stream that ran dry" tests).
+    c.cmd(&["XADD", "d", "666", "f", "v"]);
+    c.cmd(&["XADD", "d", "667", "f", "v"]);
+    c.cmd(&["XDEL", "d", "667"]);
+    assert_eq!(
+        c.cmd(&["XREAD", "BLOCK", "50", "STREAMS", "d", "666"]),
+        Frame::NullArray
+    );
+    c.cmd(&["XDEL", "d", "666"]);
+    assert_eq!(
+        c.cmd(&["XREAD", "BLOCK", "50", "STREAMS", "d", "665"]),
+        Frame::NullArray
+    );
 }
 
 /// A blocked XREADGROUP is answered when its stream or group goes (DEL, expiry, a type

@@ -1295,6 +1295,11 @@ fn serve_stream(
             let Some(start) = gt.incr() else {
                 return false;
             };
+            // Entries after `gt` were all deleted: nothing to serve, the reader waits on
+            // (Redis never answers a blocked XREAD with an empty array).
+            if s.range(start, StreamId::MAX, false).next().is_none() {
+                return false;
+            }
             pair(&mut w);
             write_range(&mut w, s, start, StreamId::MAX, false, a.count);
             true
