@@ -156,3 +156,47 @@ fn reload_options_as_redis() {
         assert_eq!(show(&p.cmd_raw(cmd)), show(&r.cmd_raw(cmd)), "{cmd:?}");
     }
 }
+
+/// DEBUG PROTOCOL's sample replies of every RESP type, byte for byte with redis-server,
+/// in RESP2 and RESP3 (Redis's protocol tests read them).
+#[test]
+fn protocol_samples_as_redis() {
+    let Some(redis) = Server::redis_with(&["--enable-debug-command", "yes"]) else {
+        return;
+    };
+    let percore = Server::percore(&[]);
+    let types = [
+        "string", "integer", "double", "bignum", "null", "array", "set", "map", "attrib", "push",
+        "verbatim", "true", "false", "nosuch",
+    ];
+    for resp3 in [false, true] {
+        let (mut r, mut p) = (redis.conn(), percore.conn());
+        if resp3 {
+            r.cmd_raw(&["HELLO", "3"]);
+            p.cmd_raw(&["HELLO", "3"]);
+        }
+        for t in types {
+            let cmd = ["DEBUG", "PROTOCOL", t];
+            // attrib and push come with a second, normal reply: read up to a PING's PONG.
+            let (want, got) = (until_pong(&mut r, &cmd), until_pong(&mut p, &cmd));
+            assert_eq!(show(&got), show(&want), "DEBUG PROTOCOL {t}, RESP3 {resp3}");
+        }
+    }
+}
+
+/// Sends `cmd` then PING and returns every byte before the PONG.
+fn until_pong(c: &mut Conn, cmd: &[&str]) -> Vec<u8> {
+    use std::io::Read;
+    let mut bytes = common::encode_cmd(cmd);
+    bytes.extend(common::encode_cmd(&["PING"]));
+    c.send(&bytes);
+    let mut got = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while !got.ends_with(b"+PONG\r\n") {
+        let n = c.stream().read(&mut chunk).expect("read");
+        assert!(n > 0, "closed");
+        got.extend_from_slice(&chunk[..n]);
+    }
+    got.truncate(got.len() - b"+PONG\r\n".len());
+    got
+}

@@ -18,6 +18,10 @@ const HELP: &[&str] = &[
     "    it is used instead of the 'key' prefix. These are not propagated to",
     "    replicas. Cluster slots are not respected so keys not belonging to the",
     "    current node can be created in cluster mode.",
+    "PROTOCOL <type>",
+    "    Reply with a test value of the specified type. <type> can be: string,",
+    "    integer, double, bignum, null, array, set, map, attrib, push, verbatim,",
+    "    true, false.",
     "RELOAD [option ...]",
     "    Save the RDB on disk and reload it back to memory. Valid <option> values:",
     "    * MERGE: conflicting keys will be loaded from RDB.",
@@ -81,6 +85,9 @@ pub fn debug_part(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
         populate(ctx, argv)
     } else if eq_ic(sub, "OBJECT") && argv.len() == 3 {
         debug_object(ctx, argv)
+    } else if eq_ic(sub, "PROTOCOL") && argv.len() == 3 {
+        let name = argv[2];
+        local_only(ctx, |w| protocol_sample(w, name))
     } else if eq_ic(sub, "RELOAD") {
         // A valid RELOAD runs at a barrier (`snapshot::intercept`); here only bad options.
         local_only(ctx, |w| {
@@ -160,6 +167,67 @@ impl std::fmt::Write for KeyWriter<'_> {
     fn write_str(&mut self, s: &str) -> std::fmt::Result {
         self.0.extend_from_slice(s.as_bytes());
         Ok(())
+    }
+}
+
+/// DEBUG PROTOCOL <type>: a sample reply of each RESP type, as Redis's `debug.c`.
+#[allow(
+    clippy::approx_constant,
+    reason = "Redis's sample double is the literal 3.141, not pi"
+)]
+fn protocol_sample(w: &mut ReplyWriter, name: &[u8]) {
+    let is = |t: &str| eq_ic(name, t);
+    if is("string") {
+        w.bulk(b"Hello World");
+    } else if is("integer") {
+        w.int(12345);
+    } else if is("double") {
+        w.double(3.141);
+    } else if is("bignum") {
+        w.big_number("1234567999999999999999999999999999999");
+    } else if is("null") {
+        w.null();
+    } else if is("array") || is("set") {
+        if is("array") {
+            w.array(3);
+        } else {
+            w.set(3);
+        }
+        for j in 0..3 {
+            w.int(j);
+        }
+    } else if is("map") {
+        w.map(3);
+        for j in 0..3 {
+            w.int(j);
+            w.bool(j == 1);
+        }
+    } else if is("attrib") {
+        if w.is_resp3() {
+            w.raw(b"|1\r\n");
+            w.bulk(b"key-popularity");
+            w.array(2);
+            w.bulk(b"key:123");
+            w.int(90);
+        }
+        w.bulk(b"Some real reply following the attribute");
+    } else if is("push") {
+        if !w.is_resp3() {
+            w.error("ERR RESP2 is not supported by this command");
+            return;
+        }
+        w.push(2);
+        w.bulk(b"server-cpu-usage");
+        w.int(42);
+        w.bulk(b"Some real reply following the push reply");
+    } else if is("true") || is("false") {
+        w.bool(is("true"));
+    } else if is("verbatim") {
+        w.verbatim("txt", b"This is a verbatim\nstring");
+    } else {
+        w.error(
+            "ERR Wrong protocol type name. Please use one of the following: string|integer|double|bignum|null|array|set|map|attrib|push|verbatim|true|false",
+        );
     }
 }
 
