@@ -231,26 +231,7 @@ pub fn install_loaded(
     if codes.is_empty() && shared.scripts.libraries().is_empty() {
         return Ok(());
     }
-    let engine = Engine::new(0)?;
-    let mut libs = BTreeMap::new();
-    for code in codes {
-        let (name, regs) = functions::load_library(&engine, code)?;
-        let lib = Library {
-            name: name.clone(),
-            code: code.clone(),
-            functions: regs
-                .into_iter()
-                .map(|r| functions::FunctionInfo {
-                    name: r.name,
-                    description: r.description,
-                    flags: r.flags,
-                })
-                .collect(),
-        };
-        libs.insert(name, Arc::new(lib));
-    }
-    shared.scripts.set_libraries(libs);
-    Ok(())
+    put_loaded(shared, BTreeMap::new(), codes, true)
 }
 
 /// DEBUG RELOAD NOFLUSH: adds the libraries loaded from a file to those in memory; a
@@ -264,11 +245,21 @@ pub fn add_loaded(
     if codes.is_empty() {
         return Ok(());
     }
+    put_loaded(shared, shared.scripts.libraries(), codes, merge)
+}
+
+/// Compiles `codes` once to read their metadata, adds them to `libs` (a name already
+/// there is replaced when `replace`, else an error) and installs the result.
+fn put_loaded(
+    shared: &crate::server::ServerShared,
+    mut libs: BTreeMap<String, Arc<Library>>,
+    codes: &[Vec<u8>],
+    replace: bool,
+) -> Result<(), String> {
     let engine = Engine::new(0)?;
-    let mut libs = shared.scripts.libraries();
     for code in codes {
         let (name, regs) = functions::load_library(&engine, code)?;
-        if libs.contains_key(&name) && !merge {
+        if libs.contains_key(&name) && !replace {
             return Err(format!("Library '{name}' already exists"));
         }
         let lib = Library {
