@@ -30,9 +30,8 @@ const ITEMS: [&str; 10] = [
 /// One random command; `step` gives XADD an increasing id (`step-*`), the same on both.
 fn random_command(rng: &mut Rng, step: usize) -> Vec<String> {
     let key = rng.pick(&KEYS).to_owned();
-    let item = || ITEMS.to_vec();
-    let pick = |rng: &mut Rng| rng.pick(&item()).to_owned();
-    let words: Vec<String> = match rng.below(14) {
+    let pick = |rng: &mut Rng| rng.pick(&ITEMS).to_owned();
+    match rng.below(14) {
         0 => vec!["SET".into(), key, pick(rng)],
         1 => vec!["RPUSH".into(), key, pick(rng), pick(rng)],
         2 => vec!["LPUSH".into(), key, pick(rng)],
@@ -58,8 +57,7 @@ fn random_command(rng: &mut Rng, step: usize) -> Vec<String> {
         11 => vec!["INCRBY".into(), key, rng.range(-5, 5).to_string()],
         12 => vec!["ZINCRBY".into(), key, "0.25".into(), pick(rng)],
         _ => vec!["SREM".into(), key, pick(rng)],
-    };
-    words
+    }
 }
 
 fn digests(c: &mut Conn) -> Vec<String> {
