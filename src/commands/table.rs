@@ -857,7 +857,7 @@ pub static COMMANDS: &[Command] = &[
     ),
     c(
         "zrank",
-        3,
+        -3,
         READONLY | FAST,
         KEY1,
         "sorted-set",
@@ -867,7 +867,7 @@ pub static COMMANDS: &[Command] = &[
     ),
     c(
         "zrevrank",
-        3,
+        -3,
         READONLY | FAST,
         KEY1,
         "sorted-set",
