@@ -8,7 +8,7 @@ kind=$1 keys=$2
 P=7501 R=7502
 d=${TMPDIR:-/tmp}/repl-sync-$kind; rm -rf $d; mkdir -p $d/p $d/r
 if [ $kind = percore ]; then
-  ${PERCORE:-target/release/percore-server} --port $P --save '' --dir $d/p > $d/p.log 2>&1 &
+  ${PERCORE:-target/release/percore-server} --port $P --save '' --dir $d/p --enable-debug-command yes > $d/p.log 2>&1 &
   start_r() { ${PERCORE:-target/release/percore-server} --port $R --save '' --dir $d/r --replicaof "127.0.0.1 $P" > $d/r.log 2>&1 & }
 else
   redis-server --port $P --save "" --enable-debug-command yes --repl-diskless-sync-delay 0 --dir $d/p --daemonize yes --logfile $d/p.log

@@ -188,6 +188,15 @@ impl Client {
         !self.authenticated && auth_required
     }
 
+    /// Redis's `islocalClient`: a Unix socket client (no peer address) or a loopback one.
+    pub fn is_local(&self) -> bool {
+        self.peer.is_empty()
+            || self
+                .peer
+                .parse::<std::net::SocketAddr>()
+                .is_ok_and(|a| a.ip().is_loopback())
+    }
+
     /// A request starts (an empty one too): moves CLIENT REPLY SKIP's state on, and says
     /// whether this request's reply is dropped.
     #[inline]

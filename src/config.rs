@@ -6,6 +6,7 @@
 //! counter; shards cache a clone, so `Config` is plain data (`Clone + Debug`).
 
 mod args;
+pub mod kept;
 mod rewrite;
 mod values;
 
@@ -323,6 +324,9 @@ pub struct Config {
     /// `hash-max-listpack-value` (alias `hash-max-ziplist-value`): bytes.
     pub hash_max_listpack_value: u64,
     // end lists and hashes
+    /// The options kept by value (`kept::Kind` rows: `unixsocket`, `enable-debug-command`,
+    /// `lazyfree-*`, ...), by canonical name; read them through the getters.
+    pub kept: kept::Kept,
 }
 
 impl Default for Config {
@@ -438,6 +442,7 @@ impl Default for Config {
             hash_max_listpack_value: percore_engine::hashes::DEFAULT_HASH_MAX_LISTPACK_VALUE_BYTES
                 as u64,
             // end lists and hashes
+            kept: kept::Kept::new(),
         }
     }
 }
@@ -719,8 +724,18 @@ fn apply_directive(
         config.users.push(values.to_vec());
         return Ok(());
     }
+    // Redis's `deprecated_configs`: accepted in a file and ignored.
+    let deprecated = [
+        "list-max-ziplist-entries",
+        "list-max-ziplist-value",
+        "lua-replicate-commands",
+    ];
+    if values.len() == 1 && deprecated.iter().any(|d| name.eq_ignore_ascii_case(d)) {
+        return Ok(());
+    }
     let option = find_option(name.as_bytes()).ok_or(BAD_DIRECTIVE)?;
-    if values.is_empty() || (!option.multi_arg && values.len() != 1) {
+    // A multi-argument option may have none (`save` alone clears the save points).
+    if !option.multi_arg && values.len() != 1 {
         return Err("wrong number of arguments".to_owned());
     }
     if option.multi_arg && values.len() == 1 && !values[0].is_empty() {
@@ -779,8 +794,10 @@ impl Config {
     /// patterns: call once per pattern and drop names already replied.
     #[must_use]
     pub fn get_matching(&self, pattern: &[u8]) -> Vec<(&'static str, String)> {
+        let glob = pattern.iter().any(|b| matches!(b, b'*' | b'?' | b'['));
         OPTIONS
             .iter()
+            .filter(|o| !(glob && kept::HIDDEN.contains(&o.name)))
             .filter(|o| values::name_matches(pattern, o.name))
             .map(|o| (o.name, (o.get)(self)))
             .collect()
@@ -800,9 +817,13 @@ impl Config {
                 format!("ERR Unknown option or number of arguments for CONFIG SET - '{typed}'")
             })?;
             match option.settable {
-                Settable::Runtime => {}
                 Settable::Immutable => return Err(failed(&typed, "can't set immutable config")),
-                Settable::Protected => return Err(failed(&typed, "can't set protected config")),
+                // `local` is checked by the caller, who knows the client
+                // (`refuse_protected_remote`).
+                Settable::Protected if !self.protected_configs_allowed(true) => {
+                    return Err(failed(&typed, "can't set protected config"));
+                }
+                Settable::Runtime | Settable::Protected => {}
             }
             if chosen.iter().any(|(o, _)| o.name == option.name) {
                 return Err(failed(&typed, "duplicate parameter"));
@@ -827,6 +848,25 @@ impl Config {
         }
         *self = next;
         Ok(())
+    }
+
+    /// CONFIG SET's check of `enable-protected-configs local` for a client that is not
+    /// local (`set_many` allows `yes` and `local`): Redis's error for the first protected
+    /// option named.
+    pub fn refuse_protected_remote(&self, pairs: &[(&[u8], &[u8])], local: bool) -> Option<String> {
+        if local || !self.protected_configs_allowed(true) || self.protected_configs_allowed(false) {
+            return None;
+        }
+        pairs.iter().find_map(|&(name, _)| {
+            find_option(name)
+                .filter(|o| o.settable == Settable::Protected)
+                .map(|_| {
+                    format!(
+                        "ERR CONFIG SET failed (possibly related to argument '{}') - can't set protected config",
+                        String::from_utf8_lossy(name)
+                    )
+                })
+        })
     }
 
     /// CONFIG REWRITE: merge the current values into `path` as Redis does (comments,
@@ -880,9 +920,21 @@ impl Config {
     }
 }
 
+/// Redis's refusal of DEBUG (or MODULE) when `enable-debug-command` (or
+/// `enable-module-command`) does not allow it, without the `-`.
+pub fn protected_command_refusal(command: &str) -> String {
+    let (name, option) = if command == "module" {
+        ("MODULE", "enable-module-command")
+    } else {
+        ("DEBUG", "enable-debug-command")
+    };
+    format!(
+        "ERR {name} command not allowed. If the {option} option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server."
+    )
+}
+
 /// Whether CONFIG SET may change an option (Redis's `IMMUTABLE_CONFIG` and
-/// `PROTECTED_CONFIG`; percore has no `enable-protected-configs`, so protected options
-/// are start-up only).
+/// `PROTECTED_CONFIG`: the latter only with `enable-protected-configs`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Settable {
     Runtime,
@@ -1326,6 +1378,28 @@ macro_rules! hash_value_opt {
     };
 }
 // end lists and hashes
+
+// Options kept by value: `kept_opt!(name, Settable, Kind)`, or with the canonical name an
+// alias shares its value with: `kept_opt!(alias, canonical, Settable, Kind)`.
+macro_rules! kept_opt {
+    ($name:literal, $settable:ident, $($kind:tt)+) => {
+        kept_opt!($name, $name, $settable, $($kind)+)
+    };
+    ($name:literal, $canonical:literal, $settable:ident, $($kind:tt)+) => {
+        ConfigOption {
+            name: $name,
+            settable: Settable::$settable,
+            multi_arg: kept::Kind::$($kind)+.multi_arg(),
+            set: |c, a, _| {
+                let text = kept::Kind::$($kind)+.parse(a)?;
+                c.kept.insert($canonical, text);
+                Ok(())
+            },
+            get: |c| kept::get(&c.kept, $canonical, kept::Kind::$($kind)+),
+            file_form: FileForm::Plain,
+        }
+    };
+}
 
 static OPTIONS: &[ConfigOption] = &[
     ConfigOption {
@@ -2292,6 +2366,319 @@ static OPTIONS: &[ConfigOption] = &[
     hash_value_opt!("hash-max-listpack-value"),
     hash_value_opt!("hash-max-ziplist-value"),
     // end lists and hashes
+    // kept by value (`kept::Kind`); `DEBUG_CONFIG` options of Redis are plain rows here
+    kept_opt!("activedefrag", Runtime, Bool(false)),
+    kept_opt!(
+        "active-defrag-cycle-max",
+        Runtime,
+        Int {
+            min: 1,
+            max: 99,
+            default: 25
+        }
+    ),
+    kept_opt!(
+        "active-defrag-cycle-min",
+        Runtime,
+        Int {
+            min: 1,
+            max: 99,
+            default: 1
+        }
+    ),
+    kept_opt!(
+        "active-defrag-ignore-bytes",
+        Runtime,
+        Memory {
+            min: 1,
+            max: i64::MAX as u64,
+            default: 100 << 20
+        }
+    ),
+    kept_opt!(
+        "active-defrag-max-scan-fields",
+        Runtime,
+        Int {
+            min: 1,
+            max: i64::MAX,
+            default: 1000
+        }
+    ),
+    kept_opt!(
+        "active-defrag-threshold-lower",
+        Runtime,
+        Int {
+            min: 0,
+            max: 1000,
+            default: 10
+        }
+    ),
+    kept_opt!(
+        "active-defrag-threshold-upper",
+        Runtime,
+        Int {
+            min: 0,
+            max: 1000,
+            default: 100
+        }
+    ),
+    kept_opt!(
+        "active-expire-effort",
+        Runtime,
+        Int {
+            min: 1,
+            max: 10,
+            default: 1
+        }
+    ),
+    kept_opt!("activerehashing", Runtime, Bool(true)),
+    kept_opt!("always-show-logo", Immutable, Bool(false)),
+    kept_opt!("aof-disable-auto-gc", Runtime, Bool(false)),
+    kept_opt!("aof_rewrite_cpulist", Immutable, Text("")),
+    kept_opt!("bgsave_cpulist", Immutable, Text("")),
+    kept_opt!("bio_cpulist", Immutable, Text("")),
+    kept_opt!("server_cpulist", Immutable, Text("")),
+    kept_opt!("bind-source-addr", Runtime, Text("")),
+    kept_opt!("cluster-allow-pubsubshard-when-down", Runtime, Bool(true)),
+    kept_opt!("cluster-allow-replica-migration", Runtime, Bool(true)),
+    kept_opt!("cluster-announce-hostname", Runtime, Text("")),
+    kept_opt!(
+        "cluster-announce-tls-port",
+        Runtime,
+        Int {
+            min: 0,
+            max: 65535,
+            default: 0
+        }
+    ),
+    kept_opt!(
+        "cluster-link-sendbuf-limit",
+        Runtime,
+        Memory {
+            min: 0,
+            max: u64::MAX,
+            default: 0
+        }
+    ),
+    kept_opt!(
+        "cluster-migration-barrier",
+        Runtime,
+        Int {
+            min: 0,
+            max: INT_MAX,
+            default: 1
+        }
+    ),
+    kept_opt!(
+        "cluster-node-timeout",
+        Runtime,
+        Int {
+            min: 0,
+            max: i64::MAX,
+            default: 15000
+        }
+    ),
+    kept_opt!(
+        "cluster-preferred-endpoint-type",
+        Runtime,
+        Enum(kept::CLUSTER_ENDPOINT_TYPE, 0)
+    ),
+    kept_opt!("cluster-replica-no-failover", Runtime, Bool(false)),
+    kept_opt!(
+        "cluster-slave-no-failover",
+        "cluster-replica-no-failover",
+        Runtime,
+        Bool(false)
+    ),
+    kept_opt!(
+        "cluster-replica-validity-factor",
+        Runtime,
+        Int {
+            min: 0,
+            max: INT_MAX,
+            default: 10
+        }
+    ),
+    kept_opt!(
+        "cluster-slave-validity-factor",
+        "cluster-replica-validity-factor",
+        Runtime,
+        Int {
+            min: 0,
+            max: INT_MAX,
+            default: 10
+        }
+    ),
+    kept_opt!("crash-log-enabled", Runtime, Bool(true)),
+    kept_opt!("crash-memcheck-enabled", Runtime, Bool(true)),
+    kept_opt!("disable-thp", Immutable, Bool(true)),
+    kept_opt!("dynamic-hz", Runtime, Bool(true)),
+    kept_opt!(
+        "enable-debug-command",
+        Immutable,
+        Enum(kept::PROTECTED_ACTION, 0)
+    ),
+    kept_opt!(
+        "enable-module-command",
+        Immutable,
+        Enum(kept::PROTECTED_ACTION, 0)
+    ),
+    kept_opt!(
+        "enable-protected-configs",
+        Immutable,
+        Enum(kept::PROTECTED_ACTION, 0)
+    ),
+    kept_opt!("ignore-warnings", Runtime, Text("")),
+    kept_opt!(
+        "io-threads",
+        Immutable,
+        Int {
+            min: 1,
+            max: 128,
+            default: 1
+        }
+    ),
+    kept_opt!("io-threads-do-reads", Immutable, Bool(false)),
+    kept_opt!("jemalloc-bg-thread", Runtime, Bool(true)),
+    kept_opt!("lazyfree-lazy-eviction", Runtime, Bool(false)),
+    kept_opt!("lazyfree-lazy-expire", Runtime, Bool(false)),
+    kept_opt!("lazyfree-lazy-server-del", Runtime, Bool(false)),
+    kept_opt!("lazyfree-lazy-user-del", Runtime, Bool(false)),
+    kept_opt!("lazyfree-lazy-user-flush", Runtime, Bool(false)),
+    kept_opt!(
+        "maxmemory-clients",
+        Runtime,
+        MemoryOrPercent {
+            max_percent: 100,
+            max: i64::MAX
+        }
+    ),
+    kept_opt!("oom-score-adj", Runtime, Enum(kept::OOM_SCORE_ADJ, 0)),
+    kept_opt!("oom-score-adj-values", Runtime, OomValues),
+    kept_opt!(
+        "proc-title-template",
+        Runtime,
+        Text("{title} {listen-addr} {server-mode}")
+    ),
+    kept_opt!(
+        "propagation-error-behavior",
+        Runtime,
+        Enum(kept::PROPAGATION_ERROR_BEHAVIOR, 0)
+    ),
+    kept_opt!("rdb-del-sync-files", Runtime, Bool(false)),
+    kept_opt!("rdb-save-incremental-fsync", Runtime, Bool(true)),
+    kept_opt!("replica-announce-ip", Runtime, Text("")),
+    kept_opt!(
+        "slave-announce-ip",
+        "replica-announce-ip",
+        Runtime,
+        Text("")
+    ),
+    kept_opt!(
+        "replica-announce-port",
+        Runtime,
+        Int {
+            min: 0,
+            max: 65535,
+            default: 0
+        }
+    ),
+    kept_opt!(
+        "slave-announce-port",
+        "replica-announce-port",
+        Runtime,
+        Int {
+            min: 0,
+            max: 65535,
+            default: 0
+        }
+    ),
+    kept_opt!("replica-ignore-disk-write-errors", Runtime, Bool(false)),
+    kept_opt!("replica-lazy-flush", Runtime, Bool(false)),
+    kept_opt!(
+        "slave-lazy-flush",
+        "replica-lazy-flush",
+        Runtime,
+        Bool(false)
+    ),
+    kept_opt!(
+        "sanitize-dump-payload",
+        Runtime,
+        Enum(kept::SANITIZE_DUMP_PAYLOAD, 0)
+    ),
+    kept_opt!("set-proc-title", Immutable, Bool(true)),
+    kept_opt!("shutdown-on-sigint", Runtime, Flags(kept::SHUTDOWN_ON_SIG)),
+    kept_opt!("shutdown-on-sigterm", Runtime, Flags(kept::SHUTDOWN_ON_SIG)),
+    kept_opt!(
+        "shutdown-timeout",
+        Runtime,
+        Int {
+            min: 0,
+            max: INT_MAX,
+            default: 10
+        }
+    ),
+    kept_opt!(
+        "socket-mark-id",
+        Immutable,
+        Int {
+            min: 0,
+            max: 4_294_967_295,
+            default: 0
+        }
+    ),
+    kept_opt!("stop-writes-on-bgsave-error", Runtime, Bool(true)),
+    kept_opt!("supervised", Immutable, Enum(kept::SUPERVISED, 0)),
+    kept_opt!("syslog-enabled", Immutable, Bool(false)),
+    kept_opt!("syslog-facility", Immutable, Enum(kept::SYSLOG_FACILITY, 1)),
+    kept_opt!("syslog-ident", Immutable, Text("redis")),
+    kept_opt!(
+        "tracking-table-max-keys",
+        Runtime,
+        Int {
+            min: 0,
+            max: i64::MAX,
+            default: 1_000_000
+        }
+    ),
+    kept_opt!("unixsocket", Immutable, Text("")),
+    kept_opt!(
+        "unixsocketperm",
+        Immutable,
+        Octal {
+            max: 0o777,
+            default: 0
+        }
+    ),
+    // hidden (Redis's `HIDDEN_CONFIG`: not in `CONFIG GET *`; tests set them)
+    kept_opt!("use-exit-on-panic", Runtime, Bool(false)),
+    kept_opt!(
+        "key-load-delay",
+        Runtime,
+        Int {
+            min: -2_147_483_648,
+            max: INT_MAX,
+            default: 0
+        }
+    ),
+    kept_opt!(
+        "watchdog-period",
+        Runtime,
+        Int {
+            min: 0,
+            max: INT_MAX,
+            default: 0
+        }
+    ),
+    kept_opt!(
+        "loading-process-events-interval-bytes",
+        Runtime,
+        Int {
+            min: 1024,
+            max: INT_MAX,
+            default: 2 << 20
+        }
+    ),
 ];
 
 #[cfg(test)]

@@ -21,6 +21,7 @@ mod forward;
 pub mod fuzzing;
 mod latency;
 mod metrics;
+mod misconf;
 mod monitor;
 mod notify;
 mod pause;
@@ -113,6 +114,16 @@ fn bind_all(
     log: &Log,
 ) -> Result<(Vec<Vec<RawFd>>, u16, usize), String> {
     let mut per_shard: Vec<Vec<RawFd>> = vec![Vec::new(); shards];
+    // The Unix socket first: listener indexes from `first_tls` on are TLS ones.
+    if let Some(path) = config.unixsocket() {
+        listen_unix(path, config.unixsocketperm(), &mut per_shard).map_err(|e| {
+            log.log(
+                LogLevel::Warning,
+                &format!("Failed opening Unix socket: {e}"),
+            );
+            String::new()
+        })?;
+    }
     // As Redis: `port 0` with a `tls-port` means TLS only (without one, percore's port 0
     // is a port the kernel picks).
     let plain = config.port != 0 || config.tls.port == 0;
@@ -132,6 +143,36 @@ fn bind_all(
         return Err("Failed listening on any address".into());
     }
     Ok((per_shard, port, first_tls))
+}
+
+/// Listens on the Unix socket `path` (an old socket file there is removed first, as
+/// Redis does), with mode `perm` when not 0; every shard accepts on its own duplicate of
+/// the one listening socket (Unix sockets have no `SO_REUSEPORT` spreading).
+fn listen_unix(path: &str, perm: u32, per_shard: &mut [Vec<RawFd>]) -> Result<(), String> {
+    use std::os::fd::IntoRawFd;
+    use std::os::unix::fs::PermissionsExt;
+    let _ = std::fs::remove_file(path);
+    let listener = std::os::unix::net::UnixListener::bind(path)
+        .map_err(|e| format!("bind: {}", config::os_error_public(&e)))?;
+    if perm != 0 {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(perm))
+            .map_err(|e| format!("chmod: {}", config::os_error_public(&e)))?;
+    }
+    listener.set_nonblocking(true).map_err(|e| e.to_string())?;
+    let mut fds = Vec::with_capacity(per_shard.len());
+    for _ in 1..per_shard.len() {
+        fds.push(
+            listener
+                .try_clone()
+                .map_err(|e| e.to_string())?
+                .into_raw_fd(),
+        );
+    }
+    fds.push(listener.into_raw_fd());
+    for (shard, fd) in per_shard.iter_mut().zip(fds) {
+        shard.push(fd);
+    }
+    Ok(())
 }
 
 /// Binds `port` on every `bind` address, one listener per shard each.
@@ -260,6 +301,35 @@ fn load_dataset(
     Ok(keyspaces)
 }
 
+/// Redis's `redisAsciiArt`: with `always-show-logo` (or a terminal on stdout) a line with
+/// the mode, port and `PID: <pid>` (what test frameworks wait for), else `Running mode=`.
+/// Then `oom-score-adj`, applied as Redis does at start-up.
+fn startup_banner(shared: &ServerShared, port: u16) {
+    use std::io::IsTerminal;
+    let cfg = shared.config();
+    let mode = if cfg.cluster_enabled {
+        "cluster"
+    } else {
+        "standalone"
+    };
+    let port = if port != 0 { port } else { cfg.tls.port };
+    let logo = cfg.always_show_logo() || (cfg.logfile.is_none() && std::io::stdout().is_terminal());
+    if logo {
+        shared.notice(&format!(
+            "percore {} (Redis {} compatible) {} bits, running in {mode} mode, Port: {port}, PID: {}",
+            server::VERSION,
+            server::REDIS_COMPAT_VERSION,
+            usize::BITS,
+            std::process::id()
+        ));
+    } else {
+        shared.notice(&format!("Running mode={mode}, port={port}."));
+    }
+    if let Err(e) = config::kept::apply_oom_score_adj(&cfg) {
+        shared.warning(&e);
+    }
+}
+
 fn run(config: config::Config, config_file: Option<std::path::PathBuf>) -> Result<(), String> {
     let log = open_log(&config)?;
     let cpus = sys::allowed_cpus();
@@ -337,6 +407,7 @@ fn run(config: config::Config, config_file: Option<std::path::PathBuf>) -> Resul
     if let Some(f) = &shared.config_file {
         shared.notice(&format!("Configuration loaded from {}", f.display()));
     }
+    startup_banner(&shared, port);
 
     // Users: the `user` lines or the ACL file (Redis's `ACLLoadUsersAtStartup`).
     {
@@ -411,6 +482,11 @@ fn run(config: config::Config, config_file: Option<std::path::PathBuf>) -> Resul
     if port != 0 {
         shared.notice(&format!("Ready to accept connections tcp port={port}"));
     }
+    if let Some(path) = shared.config().unixsocket() {
+        shared.notice(&format!(
+            "The server is now ready to accept connections at {path}"
+        ));
+    }
     let mut result = Ok(());
     for h in handles {
         match h.join() {
@@ -426,6 +502,15 @@ fn run(config: config::Config, config_file: Option<std::path::PathBuf>) -> Resul
     // A save stopped by the shutdown may leave its temp file (a killed child, a cancelled
     // forkless writer): remove it, as Redis's shutdown does.
     snapshot::remove_stale(&shared, &shared.config().dir);
+    if let Some(path) = shared.config().unixsocket() {
+        shared.notice("Removing the unix socket file.");
+        if let Err(e) = std::fs::remove_file(path) {
+            shared.warning(&format!(
+                "Error removing the unix socket file: {}",
+                config::os_error_public(&e)
+            ));
+        }
+    }
     shared.notice("percore is now ready to exit, bye bye...");
     result
 }

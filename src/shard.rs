@@ -1109,6 +1109,12 @@ pub fn dispatch(
         refuse(client, discard, out, scratch, |w| w.error(&refusal));
         return true;
     }
+    if cmd.has(flags::PROTECTED) && !data.cfg.debug_allowed(client.is_local()) {
+        let text = crate::config::protected_command_refusal(cmd.name);
+        data.stats.record_rejected(cmd, &text);
+        refuse(client, discard, out, scratch, |w| w.error(&text));
+        return true;
+    }
     if client.must_auth(data.acl.auth_required) && !cmd.has(flags::NO_AUTH) {
         data.stats.record_rejected(cmd, "NOAUTH");
         refuse(client, discard, out, scratch, |w| {
@@ -2259,6 +2265,7 @@ impl Service for Shard {
     }
 
     fn on_signal(&mut self, io: &mut Io<Msg, ()>, signo: u32) {
+        use crate::config::kept::{SHUTDOWN_FORCE, SHUTDOWN_NOSAVE, SHUTDOWN_SAVE};
         let name = if signo == libc::SIGINT as u32 {
             "SIGINT"
         } else {
@@ -2267,17 +2274,28 @@ impl Service for Shard {
         self.data
             .shared
             .warning(&format!("Received {name} scheduling shutdown..."));
-        if self.data.cfg.save.is_empty() {
-            io.request_shutdown();
-        } else {
+        // `shutdown-on-sigint` / `shutdown-on-sigterm`: `default` saves when save points
+        // are set; `save` / `nosave` decide instead; `force` exits even if the save fails.
+        self.data.refresh_config();
+        let how = self
+            .data
+            .cfg
+            .shutdown_on_signal(signo == libc::SIGINT as u32);
+        let save = how & SHUTDOWN_SAVE != 0
+            || (how & SHUTDOWN_NOSAVE == 0 && !self.data.cfg.save.is_empty());
+        if save {
             // The final save runs at a barrier; the shutdown follows it.
             self.data
                 .shared
                 .notice("Saving the final RDB snapshot before exiting.");
             self.data.snap.requests.push_back(crate::snapshot::Request {
-                op: crate::snapshot::Op::ShutdownSave { force: false },
+                op: crate::snapshot::Op::ShutdownSave {
+                    force: how & SHUTDOWN_FORCE != 0,
+                },
                 reply: None,
             });
+        } else {
+            io.request_shutdown();
         }
     }
 

@@ -62,6 +62,9 @@ pub mod flags {
     pub const MOVABLE_KEYS: u32 = 1 << 16;
     /// Served on an importing slot without a preceding ASKING (RESTORE-ASKING).
     pub const ASKING: u32 = 1 << 17;
+    /// Refused unless `enable-debug-command` (DEBUG) allows it; not shown by COMMAND INFO
+    /// (Redis's `CMD_PROTECTED`).
+    pub const PROTECTED: u32 = 1 << 18;
 
     /// Names in the order Redis prints them.
     pub const NAMES: [(u32, &str); 18] = [

@@ -335,9 +335,20 @@ fn config_set(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
         return;
     }
     let pairs: Vec<(&[u8], &[u8])> = argv[2..].chunks_exact(2).map(|p| (p[0], p[1])).collect();
+    let local = ctx
+        .client
+        .as_deref()
+        .is_some_and(crate::client::Client::is_local);
+    if let Some(e) = ctx.shard.cfg.refuse_protected_remote(&pairs, local) {
+        w.error(&e);
+        return;
+    }
     let shared = &ctx.shard.shared;
     match shared.update_config(|c| crate::tls::config_set(shared, c, &pairs)) {
         Ok(()) => {
+            if let Err(e) = crate::config::kept::apply_oom_score_adj(&shared.config()) {
+                shared.warning(&e);
+            }
             if pairs
                 .iter()
                 .any(|(k, _)| k.eq_ignore_ascii_case(b"requirepass"))

@@ -1,8 +1,8 @@
 //! The command table: every command percore knows, as data.
 
 use super::flags::{
-    ADMIN, ASKING, BLOCKING, DENYOOM, FAST, LOADING, NO_AUTH, NOSCRIPT, PUBSUB, READONLY, STALE,
-    WRITE,
+    ADMIN, ASKING, BLOCKING, DENYOOM, FAST, LOADING, NO_AUTH, NOSCRIPT, PROTECTED, PUBSUB,
+    READONLY, STALE, WRITE,
 };
 use super::{
     Begin, Command, Exec, Find, KeySpec, cluster as cl, connection as conn, keyspace as ks,
@@ -2535,7 +2535,7 @@ pub static COMMANDS: &[Command] = &[
     c(
         "debug",
         -2,
-        ADMIN | NOSCRIPT | LOADING | STALE,
+        ADMIN | NOSCRIPT | LOADING | STALE | PROTECTED,
         NOKEYS,
         "server",
         "1.0.0",

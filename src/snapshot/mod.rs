@@ -802,6 +802,7 @@ fn start(data: &mut ShardData, io: &mut Io<Msg, ()>, req: Request, replies: &mut
                 let mut st = data.shared.persist.lock().expect("persist lock");
                 st.running = None;
                 st.last_bgsave_ok = false;
+                crate::misconf::note_bgsave(&data.shared, false);
                 st.barrier_busy = false;
                 drop(st);
                 crate::aof::rewrite_done(&data.shared, Err(e.to_string()));
@@ -1146,6 +1147,7 @@ fn coordinate(
                     let mut st = data.shared.persist.lock().expect("persist lock");
                     st.running = None;
                     st.last_bgsave_ok = false;
+                    crate::misconf::note_bgsave(&data.shared, false);
                     drop(st);
                     crate::aof::rewrite_done(&data.shared, Err(e.to_string()));
                     reply(error(&format!("ERR Can't save in background: fork: {e}")));
@@ -1747,6 +1749,7 @@ fn fail_bgsave(shared: &ServerShared, id: u64) {
             return;
         }
         st.last_bgsave_ok = false;
+        crate::misconf::note_bgsave(shared, false);
         st.last_bgsave_time_s = r.started.elapsed().as_secs() as i64;
         st.last_method = Some(r.method);
     }
@@ -1877,6 +1880,7 @@ fn complete(shared: &ServerShared, o: Outcome) {
     match result {
         Ok((bytes, bps)) => {
             st.last_bgsave_ok = true;
+            crate::misconf::note_bgsave(shared, true);
             st.last_bytes = bytes;
             st.last_write_bytes_per_s = bps;
             st.last_peak_extra_bytes = o.peak_extra;
@@ -1899,6 +1903,7 @@ fn complete(shared: &ServerShared, o: Outcome) {
         }
         Err(e) => {
             st.last_bgsave_ok = false;
+            crate::misconf::note_bgsave(shared, false);
             drop(st);
             crate::replication::primary::save_done(shared, o.id, None);
             let _ = std::fs::remove_file(o.dir.join(&o.temp));

@@ -181,6 +181,16 @@ impl Server {
         ]);
         if kind == Kind::Redis {
             cmd.args(["--appendonly", "no", "--daemonize", "no"]);
+        } else {
+            // DEBUG and CONFIG SET dir/dbfilename, which the tests use, are off by
+            // default as in Redis; a test server allows them (Redis's own suite does too).
+            // A test of the defaults passes `--enable-debug-command no`.
+            cmd.args([
+                "--enable-debug-command",
+                "yes",
+                "--enable-protected-configs",
+                "yes",
+            ]);
         }
         // Every percore server gets its own `dir`, so no test loads or overwrites a
         // dump of another (or one left in the working directory).
