@@ -112,6 +112,8 @@ pub struct Client {
     pub monitor: bool,
     /// The port a replica announced with `REPLCONF listening-port` (INFO's `slaveN`).
     pub replica_port: Option<u16>,
+    /// CLIENT TRACKING: on when `Some` (see `crate::tracking`).
+    pub tracking: Option<Box<crate::tracking::ClientTracking>>,
 }
 
 impl Client {
@@ -155,6 +157,7 @@ impl Client {
             master: false,
             monitor: false,
             replica_port: None,
+            tracking: None,
         }
     }
 

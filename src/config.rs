@@ -303,6 +303,9 @@ pub struct Config {
     pub maxmemory_policy: MaxmemoryPolicy,
     /// `maxmemory-samples`: keys sampled per database for each eviction (Redis: 5).
     pub maxmemory_samples: u32,
+    /// `tracking-table-max-keys`: keys CLIENT TRACKING remembers, over all shards, before
+    /// some are invalidated to make room (0: no limit; Redis: 1000000).
+    pub tracking_table_max_keys: usize,
     /// `maxmemory-eviction-tenacity`: how long one eviction run may take (0-100; 100:
     /// no limit; Redis: 10, i.e. 500 µs).
     pub maxmemory_eviction_tenacity: u32,
@@ -430,6 +433,7 @@ impl Default for Config {
             maxmemory_bytes: 0,
             maxmemory_policy: MaxmemoryPolicy::Noeviction,
             maxmemory_samples: 5,
+            tracking_table_max_keys: 1_000_000,
             maxmemory_eviction_tenacity: 10,
             replica_ignore_maxmemory: true,
             lfu_log_factor: 10,
@@ -2206,6 +2210,17 @@ static OPTIONS: &[ConfigOption] = &[
             Ok(())
         },
         get: |c| c.maxmemory_samples.to_string(),
+        file_form: FileForm::Plain,
+    },
+    ConfigOption {
+        name: "tracking-table-max-keys",
+        settable: Settable::Runtime,
+        multi_arg: false,
+        set: |c, a, _| {
+            c.tracking_table_max_keys = int(&a[0], 0, i64::MAX)?;
+            Ok(())
+        },
+        get: |c| c.tracking_table_max_keys.to_string(),
         file_form: FileForm::Plain,
     },
     ConfigOption {

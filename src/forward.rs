@@ -30,6 +30,8 @@ pub const FORWARD_POOL_MAX_BUFFER_BYTES: usize = 1024 * 1024;
 #[derive(Clone, Copy)]
 pub struct Fwd {
     pub conn: ConnId,
+    /// The client's id (CLIENT TRACKING's NOLOOP knows who wrote).
+    pub client: u64,
     pub seq: u64,
     pub cmd: &'static Command,
     pub db: u16,
@@ -237,6 +239,7 @@ mod tests {
                 index: 3,
                 generation: 1,
             },
+            client: 1,
             seq,
             cmd: crate::commands::lookup(b"GET").expect("GET"),
             db: 0,

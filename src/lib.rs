@@ -35,6 +35,7 @@ mod shard;
 mod snapshot;
 mod stats;
 mod tls;
+mod tracking;
 
 use config::Startup;
 use percore_net::reactor::{Reactor, Shared, build_ring};

@@ -174,6 +174,8 @@ pub struct ServerShared {
     pub tls: crate::tls::Tls,
     /// `maxmemory` eviction: what each shard may evict, evictions counted.
     pub evict: crate::evict::Shared,
+    /// CLIENT TRACKING: remember tables, BCAST prefixes, invalidation inboxes.
+    pub tracking: crate::tracking::Shared,
 }
 
 impl ServerShared {
@@ -227,12 +229,19 @@ impl ServerShared {
             pause: crate::pause::Pause::default(),
             tls: crate::tls::Tls::default(),
             evict: crate::evict::Shared::new(shards),
+            tracking: crate::tracking::Shared::new(shards),
         })
     }
 
     /// The configuration's generation; it moves on every successful CONFIG SET.
     pub fn config_generation(&self) -> u64 {
         self.config_generation.load(Ordering::Acquire)
+    }
+
+    /// Makes every shard refresh its copy of the configuration (and the state it derives
+    /// from the server's, such as whether any client tracks keys).
+    pub fn bump_generation(&self) {
+        self.config_generation.fetch_add(1, Ordering::AcqRel);
     }
 
     /// A copy of the current configuration.

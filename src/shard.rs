@@ -133,6 +133,8 @@ pub enum Msg {
     Notify(Arc<[u8]>),
     /// MONITOR lines of another shard for this shard's monitors (`crate::monitor`).
     Monitor(Arc<[u8]>),
+    /// Invalidations wait in this shard's tracking inbox (`crate::tracking`).
+    Tracking,
 }
 
 /// Everything a shard owns besides its I/O.
@@ -196,6 +198,8 @@ pub struct ShardData {
     pub pause: crate::pause::Local,
     /// `maxmemory` eviction: this shard's pool (see `evict`).
     pub evict: crate::evict::State,
+    /// CLIENT TRACKING: this shard's connections by id, invalidations leaving.
+    pub tracking: crate::tracking::Local,
 }
 
 impl ShardData {
@@ -246,6 +250,7 @@ impl ShardData {
             monitor: crate::monitor::Local::default(),
             pause: crate::pause::Local::default(),
             evict: crate::evict::State::new(seed ^ 0x2545_f491_4f6c_dd1d),
+            tracking: crate::tracking::Local::default(),
         }
     }
 
@@ -254,8 +259,9 @@ impl ShardData {
     pub fn adopt_keyspace(&mut self, mut keyspace: Keyspace) {
         keyspace.set_access_tracking(self.cfg.access_tracking());
         keyspace.set_event_log(self.notify.configure(self.cfg.notify_keyspace_events));
-        // Expired keys go to the stream of effects as DEL while it is on.
-        keyspace.log_expired(self.effects.on);
+        // Expired keys go to the stream of effects as DEL while it is on (and to tracking
+        // invalidations while some client tracks).
+        keyspace.log_expired(self.effects.on || self.tracking.armed);
         keyspace.set_expiry_paused(self.pause.active);
         self.keyspace = keyspace;
     }
@@ -275,7 +281,19 @@ impl ShardData {
                 .set_access_tracking(self.cfg.access_tracking());
             self.keyspace
                 .set_event_log(self.notify.configure(self.cfg.notify_keyspace_events));
+            let armed = self.shared.tracking.clients.load(Ordering::Acquire) > 0;
+            if armed != self.tracking.armed {
+                // Expired keys are kept for their invalidations while some client tracks.
+                self.tracking.armed = armed;
+                self.keyspace.log_expired(self.effects.on || armed);
+            }
         }
+    }
+
+    /// Whether a write must look for what observes its keys: WATCH, or client tracking.
+    #[inline]
+    pub fn observes_writes(&self) -> bool {
+        !self.watches.is_empty() || self.tracking.armed
     }
 
     /// A buffer from the pool (empty, maybe with capacity).
@@ -636,6 +654,9 @@ impl Shard {
     /// Closes connections marked by CLIENT KILL and starts SHUTDOWN if requested.
     fn after_batch(&mut self, io: &mut Io<Msg, ()>) {
         crate::pubsub::deliver(&mut self.data, io);
+        if self.data.tracking.armed {
+            self.tracking_work(io);
+        }
         if self.data.pause.active && crate::pause::resumable(&mut self.data) {
             // CLIENT PAUSE ended: the held connections run, in the order held.
             for id in crate::pause::take_held(&mut self.data) {
@@ -662,6 +683,17 @@ impl Shard {
             self.data.shutdown_requested = false;
             io.request_shutdown();
         }
+    }
+
+    /// Client tracking after a batch of work: expired keys invalidated (the stream of
+    /// effects takes them itself while on), the remember table kept to its limit, and
+    /// what waits for this shard's clients delivered.
+    fn tracking_work(&mut self, io: &mut Io<Msg, ()>) {
+        if !self.data.effects.on {
+            crate::tracking::expired(&mut self.data);
+        }
+        crate::tracking::limit(&mut self.data);
+        crate::tracking::deliver(&mut self.data, io);
     }
 
     /// Serves blocked clients whose keys became ready and runs the blocking protocol's
@@ -866,7 +898,10 @@ impl Shard {
                 client: None,
             };
             let mark = out.len();
-            let watched = f.cmd.has(flags::WRITE) && !ctx.shard.watches.is_empty();
+            let watched = f.cmd.has(flags::WRITE) && ctx.shard.observes_writes();
+            if ctx.shard.tracking.armed {
+                ctx.shard.tracking.writer = f.client;
+            }
             let logged = ctx.shard.effects.on;
             let before = if watched || logged {
                 ctx.shard.keyspace.changes()
@@ -1198,6 +1233,13 @@ pub fn dispatch(
             }
         }
     }
+    if data.tracking.armed {
+        // Client tracking (cold): who writes (NOLOOP), what a tracking client reads.
+        data.tracking.writer = client.id;
+        if client.tracking.is_some() {
+            crate::tracking::before_command(data, client, cmd, argv);
+        }
+    }
     if let Exec::Multi(op) = exec {
         return run_multi(
             data, client, cmd, op, argv, discard, reply_mode, out, scratch, outbox,
@@ -1281,7 +1323,7 @@ pub fn dispatch(
                     pool_put(&mut data.buf_pool, scratch);
                     return false;
                 }
-                let watched = !data.watches.is_empty() && cmd.has(flags::WRITE);
+                let watched = cmd.has(flags::WRITE) && data.observes_writes();
                 let logged = data.effects.on;
                 let before = if watched || logged {
                     data.keyspace.changes()
@@ -1313,6 +1355,7 @@ pub fn dispatch(
                 let seq = client.push_pending(Pending::Waiting { discard });
                 let fwd = Fwd {
                     conn: client.conn,
+                    client: client.id,
                     seq,
                     cmd,
                     db: client.db as u16,
@@ -1344,7 +1387,7 @@ pub fn dispatch(
                 return false;
             }
             let (db, proto) = (client.db, client.proto);
-            let watched = !data.watches.is_empty() && cmd.has(flags::WRITE);
+            let watched = cmd.has(flags::WRITE) && data.observes_writes();
             let logged = data.effects.on;
             let before = if watched || logged {
                 data.keyspace.changes()
@@ -1904,7 +1947,7 @@ pub(crate) fn start_gather(
         let (_, part, argv) = jobs.swap_remove(i);
         let mut args = Vec::new();
         argv.fill(&mut args);
-        let watched = !data.watches.is_empty() && cmd.has(flags::WRITE);
+        let watched = cmd.has(flags::WRITE) && data.observes_writes();
         let logged = data.effects.on;
         let before = if watched || logged {
             data.keyspace.changes()
@@ -2086,6 +2129,10 @@ impl Service for Shard {
     fn on_input(&mut self, io: &mut Io<Msg, ()>, id: ConnId) {
         self.data.now_ms = io.now_ms;
         self.data.refresh_config();
+        if self.data.tracking.armed && crate::tracking::pending(&self.data) {
+            // Invalidations of writes whose replies left before this input arrived.
+            crate::tracking::deliver(&mut self.data, io);
+        }
         self.process_input(io, id);
     }
 
@@ -2128,6 +2175,7 @@ impl Service for Shard {
             Msg::Unwatch { client, keys } => self.data.watches.unwatch(client, &keys),
             Msg::Notify(packed) => crate::notify::receive(&mut self.data, &packed),
             Msg::Monitor(lines) => crate::monitor::receive(&mut self.data, lines),
+            Msg::Tracking => crate::tracking::deliver(&mut self.data, io),
         }
         if self.data.blocking.busy() || !self.data.blocking.flush.is_empty() {
             self.blocking_work(io);
@@ -2154,6 +2202,10 @@ impl Service for Shard {
             crate::pubsub::deliver(&mut self.data, io);
         }
         crate::monitor::flush(&mut self.data, io);
+        if self.data.tracking.armed {
+            self.tracking_work(io);
+            crate::tracking::flush(&mut self.data, io);
+        }
         if self.data.snap.will_park() {
             io.submit_before_blocking();
         }
@@ -2214,6 +2266,7 @@ impl Service for Shard {
                 crate::blocking::pump(&mut self.data, io.outbox(), true);
             }
             crate::atomic::unwatch_all(&mut self.data, &mut client, |s, m| io.send(s, m));
+            crate::tracking::disconnected(&mut self.data, &mut client);
         }
         self.data
             .shared
@@ -2330,6 +2383,7 @@ impl Shard {
             client.local = l.to_string();
         }
         client.fd = fd;
+        crate::tracking::connected(&mut self.data, cid, id);
         self.data.clients[idx] = Some(Box::new(client));
     }
 }

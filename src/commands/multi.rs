@@ -329,7 +329,7 @@ fn exec_here(data: &mut ShardData, client: &mut Client, cmds: &[Queued], w: &mut
                 h(&mut ctx, &args, w);
             }
             super::Exec::Keyed(h) => {
-                let touch = !data.watches.is_empty() && q.cmd.has(super::flags::WRITE);
+                let touch = q.cmd.has(super::flags::WRITE) && data.observes_writes();
                 let before = if touch || capture.is_some() {
                     data.keyspace.changes()
                 } else {

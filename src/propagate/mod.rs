@@ -150,6 +150,10 @@ pub fn after_command(
 /// [`log_expired`] for one database.
 #[inline]
 fn log_expired_in(data: &mut ShardData, db: usize) {
+    if data.tracking.armed {
+        crate::tracking::expired(data);
+        return;
+    }
     if db < data.keyspace.databases() && data.keyspace.db(db).has_expired_logged() {
         for key in data.keyspace.db_mut(db).take_expired() {
             data.effects.command(db, &[b"DEL", &key]);
@@ -204,6 +208,11 @@ pub fn client_command(data: &mut ShardData, cmd: &'static Command, argv: &[&[u8]
 /// Keys deleted by expiry since the last look, as DEL (Redis 7.0's `propagateDeletion`
 /// with `lazyfree-lazy-expire no`).
 pub fn log_expired(data: &mut ShardData) {
+    if data.tracking.armed {
+        // Invalidated for tracking clients, and logged as DEL.
+        crate::tracking::expired(data);
+        return;
+    }
     let ShardData {
         keyspace, effects, ..
     } = data;
@@ -255,7 +264,7 @@ pub fn finished(
 pub fn start_shard(data: &mut ShardData) {
     let on = data.shared.effects.on.load(Ordering::Acquire);
     data.effects.on = on;
-    data.keyspace.log_expired(on);
+    data.keyspace.log_expired(on || data.tracking.armed);
 }
 
 /// This shard stands at barrier `id` of every shard (a snapshot cut, a whole-keyspace
@@ -271,7 +280,7 @@ pub fn at_barrier(data: &mut ShardData, id: u64, on: bool, effects: Effects) {
     }
     if on != was {
         data.effects.on = on;
-        data.keyspace.log_expired(on);
+        data.keyspace.log_expired(on || data.tracking.armed);
         if on {
             data.effects.entries.push(Entry::Cut {
                 id,
@@ -314,9 +323,10 @@ pub fn publish(data: &mut ShardData) {
     if data.effects.entries.is_empty() {
         return;
     }
-    if data.keyspace.logs_expired() != data.effects.on {
+    if data.keyspace.logs_expired() != (data.effects.on || data.tracking.armed) {
         // The keyspace was replaced at a barrier (DEBUG RELOAD, a load).
-        data.keyspace.log_expired(data.effects.on);
+        data.keyspace
+            .log_expired(data.effects.on || data.tracking.armed);
     }
     let entries = std::mem::take(&mut data.effects.entries);
     data.effects.published += 1;

@@ -86,6 +86,17 @@ pub fn info_part(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
         ("total_error_replies", st.total_error_replies),
         ("instantaneous_ops_per_sec", st.instantaneous_ops_per_sec()),
     ];
+    // Server-wide tracking totals: shard 0 reports them, the merge sums.
+    let (tk, ti, tp) = if sh.id == 0 {
+        sh.shared.tracking.totals()
+    } else {
+        (0, 0, 0)
+    };
+    let counters = counters.into_iter().chain([
+        ("tracking_total_keys", tk as u64),
+        ("tracking_total_items", ti as u64),
+        ("tracking_total_prefixes", tp as u64),
+    ]);
     for (k, v) in counters {
         let _ = writeln!(s, "k {k} {v}");
     }
@@ -303,7 +314,13 @@ fn global_sections(ctx: &Ctx, argv: &[Vec<u8>], s: &mut String) {
                 st.blocked_clients.load(Ordering::Relaxed)
             ),
         );
-        line("clients", "tracking_clients:0".into());
+        line(
+            "clients",
+            format!(
+                "tracking_clients:{}",
+                shared.tracking.clients.load(Ordering::Relaxed)
+            ),
+        );
         line(
             "clients",
             format!(
@@ -589,6 +606,13 @@ pub fn render(argv: &[Vec<u8>], parts: &[Option<Partial>]) -> String {
                     "pubsubshard_channels:{}",
                     c("pubsubshard_channels")
                 ));
+                for k in [
+                    "tracking_total_keys",
+                    "tracking_total_items",
+                    "tracking_total_prefixes",
+                ] {
+                    lines.push(format!("{k}:{}", c(k)));
+                }
                 lines.push("unexpected_error_replies:0".into());
                 lines.push(format!("total_error_replies:{}", c("total_error_replies")));
                 body.clear();
