@@ -21,6 +21,7 @@ mod forward;
 pub mod fuzzing;
 mod latency;
 mod metrics;
+mod migrate;
 mod monitor;
 mod notify;
 mod pause;

@@ -174,6 +174,8 @@ pub struct ServerShared {
     pub tls: crate::tls::Tls,
     /// `maxmemory` eviction: what each shard may evict, evictions counted.
     pub evict: crate::evict::Shared,
+    /// The MIGRATE thread and its connection cache (`crate::migrate`).
+    pub migrate: crate::migrate::Worker,
 }
 
 impl ServerShared {
@@ -227,6 +229,7 @@ impl ServerShared {
             pause: crate::pause::Pause::default(),
             tls: crate::tls::Tls::default(),
             evict: crate::evict::Shared::new(shards),
+            migrate: crate::migrate::Worker::default(),
         })
     }
 

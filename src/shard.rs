@@ -133,6 +133,8 @@ pub enum Msg {
     Notify(Arc<[u8]>),
     /// MONITOR lines of another shard for this shard's monitors (`crate::monitor`).
     Monitor(Arc<[u8]>),
+    /// A MIGRATE's reads and deletions on the shards owning its keys (`crate::migrate`).
+    Migrate(Box<crate::migrate::Mail>),
 }
 
 /// Everything a shard owns besides its I/O.
@@ -196,6 +198,8 @@ pub struct ShardData {
     pub pause: crate::pause::Local,
     /// `maxmemory` eviction: this shard's pool (see `evict`).
     pub evict: crate::evict::State,
+    /// MIGRATEs in progress (`crate::migrate`).
+    pub migrate: crate::migrate::Local,
 }
 
 impl ShardData {
@@ -246,6 +250,7 @@ impl ShardData {
             monitor: crate::monitor::Local::default(),
             pause: crate::pause::Local::default(),
             evict: crate::evict::State::new(seed ^ 0x2545_f491_4f6c_dd1d),
+            migrate: crate::migrate::Local::default(),
         }
     }
 
@@ -2122,6 +2127,7 @@ impl Service for Shard {
             Msg::Unwatch { client, keys } => self.data.watches.unwatch(client, &keys),
             Msg::Notify(packed) => crate::notify::receive(&mut self.data, &packed),
             Msg::Monitor(lines) => crate::monitor::receive(&mut self.data, lines),
+            Msg::Migrate(mail) => crate::migrate::receive(&mut self.data, *mail),
         }
         if self.data.blocking.busy() || !self.data.blocking.flush.is_empty() {
             self.blocking_work(io);
@@ -2162,6 +2168,9 @@ impl Service for Shard {
         let mut replies = crate::snapshot::after_flush(&mut self.data, io);
         if crate::replication::wait::any(&self.data) {
             replies.extend(crate::replication::wait::answers(&mut self.data, io));
+        }
+        if crate::migrate::any(&self.data) {
+            replies.extend(crate::migrate::answers(&mut self.data, io));
         }
         let me = self.data.id;
         for (conn, seq, bytes) in replies {
