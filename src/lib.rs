@@ -22,6 +22,7 @@ pub mod fuzzing;
 mod latency;
 mod metrics;
 mod misconf;
+mod migrate;
 mod monitor;
 mod notify;
 mod pause;

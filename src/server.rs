@@ -176,6 +176,8 @@ pub struct ServerShared {
     pub evict: crate::evict::Shared,
     /// CLIENT TRACKING: remember tables, BCAST prefixes, invalidation inboxes.
     pub tracking: crate::tracking::Shared,
+    /// The MIGRATE thread and its connection cache (`crate::migrate`).
+    pub migrate: crate::migrate::Worker,
 }
 
 impl ServerShared {
@@ -230,6 +232,7 @@ impl ServerShared {
             tls: crate::tls::Tls::default(),
             evict: crate::evict::Shared::new(shards),
             tracking: crate::tracking::Shared::new(shards),
+            migrate: crate::migrate::Worker::default(),
         })
     }
 

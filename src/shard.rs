@@ -135,6 +135,8 @@ pub enum Msg {
     Monitor(Arc<[u8]>),
     /// Invalidations wait in this shard's tracking inbox (`crate::tracking`).
     Tracking,
+    /// A MIGRATE's reads and deletions on the shards owning its keys (`crate::migrate`).
+    Migrate(Box<crate::migrate::Mail>),
 }
 
 /// Everything a shard owns besides its I/O.
@@ -200,6 +202,8 @@ pub struct ShardData {
     pub evict: crate::evict::State,
     /// CLIENT TRACKING: this shard's connections by id, invalidations leaving.
     pub tracking: crate::tracking::Local,
+    /// MIGRATEs in progress (`crate::migrate`).
+    pub migrate: crate::migrate::Local,
 }
 
 impl ShardData {
@@ -251,6 +255,7 @@ impl ShardData {
             pause: crate::pause::Local::default(),
             evict: crate::evict::State::new(seed ^ 0x2545_f491_4f6c_dd1d),
             tracking: crate::tracking::Local::default(),
+            migrate: crate::migrate::Local::default(),
         }
     }
 
@@ -2176,6 +2181,7 @@ impl Service for Shard {
             Msg::Notify(packed) => crate::notify::receive(&mut self.data, &packed),
             Msg::Monitor(lines) => crate::monitor::receive(&mut self.data, lines),
             Msg::Tracking => crate::tracking::deliver(&mut self.data, io),
+            Msg::Migrate(mail) => crate::migrate::receive(&mut self.data, *mail),
         }
         if self.data.blocking.busy() || !self.data.blocking.flush.is_empty() {
             self.blocking_work(io);
@@ -2220,6 +2226,9 @@ impl Service for Shard {
         let mut replies = crate::snapshot::after_flush(&mut self.data, io);
         if crate::replication::wait::any(&self.data) {
             replies.extend(crate::replication::wait::answers(&mut self.data, io));
+        }
+        if crate::migrate::any(&self.data) {
+            replies.extend(crate::migrate::answers(&mut self.data, io));
         }
         let me = self.data.id;
         for (conn, seq, bytes) in replies {

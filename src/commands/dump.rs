@@ -143,3 +143,22 @@ pub fn restore(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
     w.ok();
     ctx.notify(class::GENERIC, "restore", key);
 }
+
+/// MIGRATE host port key|"" destination-db timeout [COPY] [REPLACE] [AUTH password]
+/// [AUTH2 username password] [KEYS key ...] (`crate::migrate`): the client waits, the
+/// shard does not.
+pub fn migrate(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
+    let args = match crate::migrate::parse(argv) {
+        Ok(a) => a,
+        Err(e) => return w.error(e),
+    };
+    // Inside EXEC or a script the reply cannot wait for the network.
+    let Some(client) = ctx
+        .client
+        .as_deref_mut()
+        .filter(|c| c.last_cmd == "migrate")
+    else {
+        return w.error(crate::migrate::NOT_IN_TRANSACTION);
+    };
+    crate::migrate::start(ctx.shard, client, argv, args, w);
+}

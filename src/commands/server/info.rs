@@ -462,6 +462,8 @@ fn global_sections(ctx: &Ctx, argv: &[Vec<u8>], s: &mut String) {
         ] {
             line("stats", format!("{name}:{}", n.load(Ordering::Relaxed)));
         }
+        let n = shared.migrate.cached_sockets();
+        line("stats", format!("migrate_cached_sockets:{n}"));
     }
     if want("replication") {
         for l in crate::replication::info_lines(shared, cfg, now_ms) {
@@ -585,6 +587,10 @@ pub fn render(argv: &[Vec<u8>], parts: &[Option<Partial>]) -> String {
                 let c = |k: &str| m.counters.get(k).copied().unwrap_or(0);
                 // Server-wide counters first, in Redis's order.
                 let global = m.global.get("stats").cloned().unwrap_or_default();
+                // Lines placed further down in Redis's order.
+                let (later, global): (Vec<String>, Vec<String>) = global
+                    .into_iter()
+                    .partition(|l| l.starts_with("migrate_cached_sockets:"));
                 let mut global = global.into_iter();
                 let mut lines: Vec<String> = global.next().into_iter().collect();
                 lines.push(format!(
@@ -606,6 +612,7 @@ pub fn render(argv: &[Vec<u8>], parts: &[Option<Partial>]) -> String {
                     "pubsubshard_channels:{}",
                     c("pubsubshard_channels")
                 ));
+                lines.extend(later);
                 for k in [
                     "tracking_total_keys",
                     "tracking_total_items",
