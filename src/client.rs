@@ -112,6 +112,8 @@ pub struct Client {
     pub monitor: bool,
     /// The port a replica announced with `REPLCONF listening-port` (INFO's `slaveN`).
     pub replica_port: Option<u16>,
+    /// The replica announced `REPLCONF capa eof` (it loads diskless transfers).
+    pub replica_capa_eof: bool,
 }
 
 impl Client {
@@ -155,6 +157,7 @@ impl Client {
             master: false,
             monitor: false,
             replica_port: None,
+            replica_capa_eof: false,
         }
     }
 
