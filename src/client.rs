@@ -114,6 +114,8 @@ pub struct Client {
     pub replica_port: Option<u16>,
     /// CLIENT TRACKING: on when `Some` (see `crate::tracking`).
     pub tracking: Option<Box<crate::tracking::ClientTracking>>,
+    /// The replica announced `REPLCONF capa eof` (it loads diskless transfers).
+    pub replica_capa_eof: bool,
 }
 
 impl Client {
@@ -158,6 +160,7 @@ impl Client {
             monitor: false,
             replica_port: None,
             tracking: None,
+            replica_capa_eof: false,
         }
     }
 

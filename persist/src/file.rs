@@ -72,7 +72,7 @@ mod chunk_writer;
 
 pub use chunk_writer::{
     CHUNK_QUEUE_CAPACITY, ChunkSender, ChunkWriter, Piece, RECYCLE_POOL_CAPACITY,
-    RECYCLED_CHUNK_MAX_BYTES, StreamFn, StreamSink, TrySendError,
+    RECYCLED_CHUNK_MAX_BYTES, StreamFn, StreamSink, Target, TrySendError,
 };
 
 use std::fs::{self, File, OpenOptions};
