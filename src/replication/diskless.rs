@@ -34,6 +34,9 @@ use std::time::{Duration, Instant};
 /// Bytes of the cut gathered before they go out to every replica in one round of sends:
 /// what a diskless sync holds besides the snapshot writer's chunk queue.
 pub const DISKLESS_SEND_BUFFER_BYTES: usize = 1 << 20;
+/// Bytes gathered for less than this long still go out at the next write: a slow cut
+/// (a shard's chunk is 256 KiB) keeps its replicas fed rather than silent.
+pub const DISKLESS_FLUSH_INTERVAL: Duration = Duration::from_millis(100);
 /// How often the writer looks whether the stream of effects reached the cut.
 const PRELUDE_POLL: Duration = Duration::from_millis(5);
 /// `user_data` of the linked timeouts (sends carry the replica's index).
@@ -63,6 +66,8 @@ pub struct SocketTarget {
     timeout: types::Timespec,
     timeout_dur: Duration,
     started: Instant,
+    /// When the last round of sends ended (the first write sends at once).
+    last_round: Option<Instant>,
     sends: u64,
 }
 
@@ -107,6 +112,7 @@ impl SocketTarget {
                 .nsec(timeout.subsec_nanos()),
             timeout_dur: timeout,
             started: Instant::now(),
+            last_round: None,
             sends: 0,
         })
     }
@@ -225,6 +231,7 @@ impl SocketTarget {
             l.head.clear();
         }
         self.buf.clear();
+        self.last_round = Some(Instant::now());
         Ok(())
     }
 
@@ -248,7 +255,10 @@ impl Target for SocketTarget {
             self.buf.extend_from_slice(&bytes[..n]);
             self.bytes += n as u64;
             bytes = &bytes[n..];
-            if self.buf.len() == DISKLESS_SEND_BUFFER_BYTES {
+            let stale = self
+                .last_round
+                .is_none_or(|t| t.elapsed() >= DISKLESS_FLUSH_INTERVAL);
+            if self.buf.len() == DISKLESS_SEND_BUFFER_BYTES || stale {
                 self.send_round()?;
             }
         }
