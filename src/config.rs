@@ -763,6 +763,11 @@ pub fn split_args_public(line: &[u8]) -> Option<Vec<Vec<u8>>> {
     split_args(line)
 }
 
+/// A memory size as Redis's `memtoull` (DEBUG QUICKLIST-PACKED-THRESHOLD).
+pub fn parse_memory_public(s: &str) -> Option<u64> {
+    parse_memory(s)
+}
+
 /// `strerror` text of an I/O error, for messages outside this module.
 pub fn os_error_public(error: &io::Error) -> String {
     os_error_text(error)

@@ -691,6 +691,12 @@ impl Db {
         self.expires.structure_bytes()
     }
 
+    /// DEBUG HTSTATS: the bucket statistics of the main table and of the expires index.
+    #[must_use]
+    pub fn hash_table_stats(&self) -> [Vec<crate::table::BucketStats>; 2] {
+        [self.main.bucket_stats(), self.expires.bucket_stats()]
+    }
+
     /// The main table, read-only (for warming lookups: `Table::bucket_addr`).
     #[must_use]
     #[inline]

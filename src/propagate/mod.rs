@@ -481,6 +481,29 @@ impl Hub {
         tickets.iter().zip(&inbox.durable).all(|(t, d)| d >= t)
     }
 
+    /// Waits until every publication up to `tickets` (from [`Hub::published`]) was written
+    /// to every sink, at most `timeout`; whether it was (DEBUG LOADAOF's flush).
+    pub fn wait_written(&self, tickets: &[u64], timeout: std::time::Duration) -> bool {
+        let deadline = std::time::Instant::now() + timeout;
+        let mut inbox = self.inbox.lock().expect("effects inbox");
+        loop {
+            if tickets.iter().zip(&inbox.durable).all(|(t, d)| d >= t) {
+                return true;
+            }
+            let now = std::time::Instant::now();
+            if inbox.stop || now >= deadline {
+                return false;
+            }
+            inbox.nudged = true;
+            self.wake.notify_one();
+            inbox = self
+                .durable
+                .wait_timeout(inbox, deadline - now)
+                .expect("effects inbox")
+                .0;
+        }
+    }
+
     /// Runs a merge round soon even with nothing published (its sinks' `flush`).
     pub fn nudge(&self) {
         self.inbox.lock().expect("effects inbox").nudged = true;

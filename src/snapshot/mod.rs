@@ -287,6 +287,9 @@ pub enum Op {
         flush: bool,
         merge: bool,
     },
+    /// DEBUG LOADAOF: the AOF's pending effects written, the dataset replaced by what the
+    /// AOF files on disk hold (`crate::aof::debug_load`).
+    DebugLoadAof,
     /// FLUSHALL: with a save running or save points set, cancel, flush, empty save;
     /// otherwise flush every shard at the barrier (see [`intercept`]).
     FlushAll,
@@ -596,6 +599,8 @@ pub fn intercept(
             }
             Some(Op::DebugReload { save, flush, merge })
         }
+        // As Redis, extra arguments are ignored.
+        "debug" if argv.len() >= 2 && eq_ic(argv[1], "LOADAOF") => Some(Op::DebugLoadAof),
         "bgsave" if argv.len() == 2 && eq_ic(argv[1], "CANCEL") => Some(Op::BgSaveCancel),
         "flushall" if sub_ok && (sharded || !data.cfg.save.is_empty() || running()) => {
             Some(Op::FlushAll)
@@ -716,12 +721,19 @@ fn start(data: &mut ShardData, io: &mut Io<Msg, ()>, req: Request, replies: &mut
             }
             // Started by the tick once the save in flight ends.
             Op::ReplSync if busy => return,
+            Op::DebugLoadAof if busy || crate::aof::busy(&data.shared, data.cfg.appendonly) => {
+                // Loads once the save in flight (an AOF rewrite, say) has ended.
+                drop(st);
+                data.snap.requests.push_front(req);
+                io.wake_within(BARRIER_RETRY);
+                return;
+            }
             Op::Save | Op::DebugReload { .. } | Op::BgSave if busy => {
                 drop(st);
                 reply(error("ERR Background save already in progress"));
                 return;
             }
-            Op::Save | Op::DebugReload { .. } => Kind::Sync,
+            Op::Save | Op::DebugReload { .. } | Op::DebugLoadAof => Kind::Sync,
             // Count the keys first; `coordinate` queues the cancelling reset if none.
             Op::ClusterReset { checked: false, .. } if busy => Kind::Sync,
             Op::BgSaveCancel if !busy => {
@@ -1271,6 +1283,7 @@ fn coordinate(
                 | Op::AofRewrite
                 | Op::ReplSync
                 | Op::DebugReload { .. }
+                | Op::DebugLoadAof
                 | Op::SwapDb { .. } => {
                     unreachable!("not a cancelling op")
                 }
@@ -1303,6 +1316,22 @@ fn coordinate(
             let refs: Vec<&Keyspace> = lent.iter().collect();
             let result = match op {
                 Op::DebugReload { save: false, .. } => Ok(()),
+                Op::DebugLoadAof => {
+                    match crate::aof::debug_load(&data.shared, &data.cfg, &mut lent) {
+                        Ok(()) => {
+                            for (i, ks) in lent.iter().enumerate() {
+                                data.shared.changes[i].store(ks.changes(), Ordering::Relaxed);
+                                data.shared.saved_changes[i].store(ks.changes(), Ordering::Relaxed);
+                            }
+                            reply(simple("OK"));
+                        }
+                        Err(e) => {
+                            data.shared.warning(&format!("DEBUG LOADAOF: {e}"));
+                            reply(error("ERR Error trying to load the AOF files"));
+                        }
+                    }
+                    return lent;
+                }
                 _ => sync_save(data, &refs, &params),
             };
             match (op, result) {
