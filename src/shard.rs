@@ -601,6 +601,10 @@ impl Shard {
                 let ran = crate::crash::guarded(&argv, || {
                     dispatch(&mut self.data, client, &argv, &mut conn.output, outbox)
                 });
+                if self.data.tracking.armed && client.tracking.is_some() {
+                    // Invalidations a command caused for its own client follow its reply.
+                    crate::tracking::to_self(&mut self.data, client, &mut conn.output);
+                }
                 self.argv_store = recycle(argv);
                 if !ran {
                     // A multi-shard write held back by the closed write gate: it stays in
@@ -917,6 +921,8 @@ impl Shard {
                 run_handler(&mut ctx, h, argv, out);
             });
             if watched {
+                // A command that failed changed no key (a lookup for writing may count).
+                data.tracking.failed = out.get(mark) == Some(&b'-');
                 crate::atomic::watch::after_write(data, f.cmd, argv, usize::from(f.db), before);
             }
             if logged {
@@ -1241,6 +1247,7 @@ pub fn dispatch(
     if data.tracking.armed {
         // Client tracking (cold): who writes (NOLOOP), what a tracking client reads.
         data.tracking.writer = client.id;
+        data.tracking.script_caller = 0;
         if client.tracking.is_some() {
             crate::tracking::before_command(data, client, cmd, argv);
         }
@@ -1343,6 +1350,8 @@ pub fn dispatch(
                 };
                 run_handler(&mut ctx, h, argv, target);
                 if watched {
+                    // A command that failed changed no key (a lookup for writing may count).
+                    data.tracking.failed = target_is_error(target, mark);
                     crate::atomic::watch::after_write(data, cmd, argv, client.db, before);
                 }
                 if logged {

@@ -50,6 +50,8 @@ pub struct ClientTracking {
     pub noloop: bool,
     /// CLIENT CACHING YES (OPTIN) or NO (OPTOUT) for the next command or transaction.
     pub caching: bool,
+    /// CLIENT CACHING was for the transaction that just ran: it ends at the next command.
+    pub caching_ends: bool,
     pub broken_redirect: bool,
     /// The client invalidations go to (0: this one).
     pub redirect: u64,
@@ -165,6 +167,12 @@ pub struct Local {
     pub armed: bool,
     /// The client whose command runs now (NOLOOP), 0 for none.
     pub writer: u64,
+    /// The write command that just ran answered an error: it invalidates nothing.
+    pub failed: bool,
+    /// A tracking client's script runs here next: its id and declared keys, remembered
+    /// once the script calls a read-only command (`script_read`).
+    pub script_caller: u64,
+    script_keys: Vec<Box<[u8]>>,
     /// This shard's connections by client id.
     conns: HashMap<u64, ConnId>,
     /// This iteration's invalidations, by destination shard.
@@ -364,6 +372,8 @@ pub fn client_tracking(
             }
             t.prefixes.push(p);
         }
+        // Listed in order, as Redis's radix tree.
+        t.prefixes.sort();
         shared.prefixes.store(table.len(), Ordering::Relaxed);
     }
     Ok(())
@@ -449,9 +459,18 @@ pub fn before_command(
     let Some(t) = client.tracking.as_deref_mut() else {
         return;
     };
+    if std::mem::take(&mut t.caching_ends) {
+        t.caching = false;
+    }
     if !t.bcast {
         if cmd.name == "exec" {
-            if let Some(m) = &client.multi {
+            // A transaction of this shard remembers its reads as it runs them
+            // (`exec_read`), so that its own earlier writes do not invalidate them; one
+            // across shards remembers them all now, which can only add an invalidation.
+            if let Some(m) = &client.multi
+                && !crate::commands::multi::runs_here_now(data, client)
+            {
+                let t = client.tracking.as_deref().expect("checked");
                 let remember_all = (!t.optin || t.caching) && !(t.optout && t.caching);
                 if remember_all {
                     for q in &m.cmds {
@@ -463,15 +482,68 @@ pub fn before_command(
                     }
                 }
             }
-        } else if reads(cmd) && ((!t.optin || t.caching) && !(t.optout && t.caching)) {
-            remember(data, id, cmd, argv);
+        } else if (!t.optin || t.caching) && !(t.optout && t.caching) {
+            if is_script(cmd) {
+                script_starts(data, id, cmd, argv);
+            } else if reads(cmd) {
+                remember(data, id, cmd, argv);
+            }
         }
     }
     if cmd.name != "client"
         && let Some(t) = client.tracking.as_deref_mut()
     {
-        t.caching = false;
+        if cmd.name == "exec" {
+            // The transaction's commands run after this: CACHING holds for them.
+            t.caching_ends = true;
+        } else {
+            t.caching = false;
+        }
     }
+}
+
+fn is_script(cmd: &Command) -> bool {
+    matches!(
+        cmd.name,
+        "eval" | "evalsha" | "eval_ro" | "evalsha_ro" | "fcall" | "fcall_ro"
+    )
+}
+
+/// A read-only command of a tracking client's transaction runs on this shard.
+pub fn exec_read(data: &mut ShardData, client: &Client, cmd: &Command, argv: &[&[u8]]) {
+    if let Some(t) = client.tracking.as_deref()
+        && !t.bcast
+        && (!t.optin || t.caching)
+        && !(t.optout && t.caching)
+        && reads(cmd)
+    {
+        remember(data, client.id, cmd, argv);
+    }
+}
+
+/// A tracking client's script: Redis remembers its declared keys when it calls a
+/// read-only command. A script that runs here is watched for that (`script_read`); one
+/// whose keys live on another shard has its declared keys remembered now, which can only
+/// cause an invalidation Redis would not send, never miss one.
+fn script_starts(data: &mut ShardData, client: u64, cmd: &Command, argv: &[&[u8]]) {
+    let keys: Vec<&[u8]> = cmd
+        .keys_of(argv)
+        .filter_map(|p| argv.get(p).copied())
+        .collect();
+    if keys.iter().all(|k| data.owner(k) == data.id) {
+        data.tracking.script_caller = client;
+        data.tracking.script_keys = keys.iter().map(|k| Box::from(*k)).collect();
+    } else {
+        remember_keys(data, client, &keys);
+    }
+}
+
+/// The script of `script_caller` called a read-only command.
+pub fn script_read(data: &mut ShardData) {
+    let client = std::mem::take(&mut data.tracking.script_caller);
+    let keys = std::mem::take(&mut data.tracking.script_keys);
+    let keys: Vec<&[u8]> = keys.iter().map(|k| &k[..]).collect();
+    remember_keys(data, client, &keys);
 }
 
 /// A command whose keys a tracking client caches: read-only, keyed, not pub/sub, not
@@ -484,10 +556,18 @@ fn reads(cmd: &Command) -> bool {
 
 /// Remembers `client` as a reader of `cmd`'s keys, in each key's shard's table.
 pub fn remember(data: &mut ShardData, client: u64, cmd: &Command, argv: &[&[u8]]) {
+    let keys: Vec<&[u8]> = cmd
+        .keys_of(argv)
+        .filter_map(|p| argv.get(p).copied())
+        .collect();
+    remember_keys(data, client, &keys);
+}
+
+/// Remembers `client` as a reader of `keys`, in each key's shard's table.
+fn remember_keys(data: &mut ShardData, client: u64, keys: &[&[u8]]) {
     let me = data.id;
     let shared = &data.shared.tracking;
-    for p in cmd.keys_of(argv) {
-        let Some(key) = argv.get(p) else { continue };
+    for key in keys {
         let owner = data.owner(key);
         let mut table = shared.tables[owner].lock().expect("tracking table");
         if !table.keys.contains_key(*key) {
@@ -818,64 +898,110 @@ fn deliver_item(data: &mut ShardData, io: &mut Io<Msg, ()>, item: Item) {
             with_client(data, io, client, |_, c, out| broken(c, out, redirect));
         }
         Item::Key { client, .. } | Item::Bcast { client, .. } | Item::Flush { client } => {
-            let mut forward: Option<(usize, Item)> = None;
-            let mut missing_target = None;
+            let mut action = Action::Nothing;
             with_client(data, io, client, |data, c, out| {
-                let Some(t) = c.tracking.as_deref() else {
-                    return;
-                };
-                let mut payload = Vec::new();
-                match &item {
-                    Item::Key { key, writer, .. } => {
-                        if t.bcast || (t.noloop && *writer == c.id) {
-                            return;
-                        }
-                        payload.extend_from_slice(b"*1\r\n");
-                        bulk(&mut payload, key);
-                    }
-                    Item::Bcast { keys, .. } => {
-                        let mine = |w: u64| t.noloop && w == c.id;
-                        let n = keys.iter().filter(|(_, w)| !mine(*w)).count();
-                        if n == 0 {
-                            return;
-                        }
-                        payload.extend_from_slice(format!("*{n}\r\n").as_bytes());
-                        for (k, _) in keys.iter().filter(|(_, w)| !mine(*w)) {
-                            bulk(&mut payload, k);
-                        }
-                    }
-                    _ => payload.extend_from_slice(null_of(c.proto)),
-                }
-                let (redirect, shard) = (t.redirect, t.redirect_shard);
-                if redirect == 0 || redirect == c.id {
-                    if c.proto == Protocol::Resp3 {
-                        write_to_target(c, out, &payload);
-                    }
-                } else if shard != data.id {
-                    forward = Some((
-                        shard,
-                        Item::Redirected {
-                            target: redirect,
-                            origin: c.id,
-                            origin_shard: data.id,
-                            payload,
-                        },
-                    ));
-                } else {
-                    missing_target = Some((redirect, payload));
-                }
+                action = render(data.id, c, &item, out);
             });
-            if let Some((redirect, payload)) = missing_target
-                && !with_client(data, io, redirect, |_, c, out| {
-                    write_to_target(c, out, &payload);
-                })
-            {
-                with_client(data, io, client, |_, c, out| broken(c, out, redirect));
-            }
-            if let Some((shard, item)) = forward {
-                queue(data, shard, item);
+            match action {
+                Action::Nothing => {}
+                Action::Forward(shard, item) => queue(data, shard, item),
+                Action::Local(redirect, payload) => {
+                    if !with_client(data, io, redirect, |_, c, out| {
+                        write_to_target(c, out, &payload);
+                    }) {
+                        with_client(data, io, client, |_, c, out| broken(c, out, redirect));
+                    }
+                }
             }
         }
+    }
+}
+
+/// What an invalidation for a tracking client leads to besides what it wrote.
+enum Action {
+    Nothing,
+    /// To the redirect target on another shard.
+    Forward(usize, Item),
+    /// To the redirect target `.0` on this shard, the payload `.1`.
+    Local(u64, Vec<u8>),
+}
+
+/// An invalidation (key, BCAST keys, flush) for tracking client `c`: what `c` receives
+/// itself goes into `out` (RESP3 without redirect).
+fn render(me: usize, c: &Client, item: &Item, out: &mut Vec<u8>) -> Action {
+    let Some(t) = c.tracking.as_deref() else {
+        return Action::Nothing;
+    };
+    let mut payload = Vec::new();
+    match item {
+        Item::Key { key, writer, .. } => {
+            if t.bcast || (t.noloop && *writer == c.id) {
+                return Action::Nothing;
+            }
+            payload.extend_from_slice(b"*1\r\n");
+            bulk(&mut payload, key);
+        }
+        Item::Bcast { keys, .. } => {
+            let mine = |w: u64| t.noloop && w == c.id;
+            let n = keys.iter().filter(|(_, w)| !mine(*w)).count();
+            if n == 0 {
+                return Action::Nothing;
+            }
+            payload.extend_from_slice(format!("*{n}\r\n").as_bytes());
+            for (k, _) in keys.iter().filter(|(_, w)| !mine(*w)) {
+                bulk(&mut payload, k);
+            }
+        }
+        _ => payload.extend_from_slice(null_of(c.proto)),
+    }
+    let (redirect, shard) = (t.redirect, t.redirect_shard);
+    if redirect == 0 || redirect == c.id {
+        if c.proto == Protocol::Resp3 {
+            write_to_target(c, out, &payload);
+        }
+        Action::Nothing
+    } else if shard != me {
+        Action::Forward(
+            shard,
+            Item::Redirected {
+                target: redirect,
+                origin: c.id,
+                origin_shard: me,
+                payload,
+            },
+        )
+    } else {
+        Action::Local(redirect, payload)
+    }
+}
+
+/// After each command of a tracking client without a redirect: what it caused for itself
+/// on this shard is written behind its reply at once (Redis writes it after the command),
+/// not after the whole batch of requests.
+pub fn to_self(data: &mut ShardData, client: &mut Client, output: &mut Vec<u8>) {
+    let me = data.id;
+    let Some(t) = client.tracking.as_deref() else {
+        return;
+    };
+    if t.redirect != 0 && t.redirect != client.id {
+        return;
+    }
+    let Some(items) = data.tracking.out.get_mut(me) else {
+        return;
+    };
+    if items.iter().all(|i| item_client(i) != client.id) {
+        return;
+    }
+    let (mine, rest): (Vec<Item>, Vec<Item>) = std::mem::take(items).into_iter().partition(|i| {
+        item_client(i) == client.id && !matches!(i, Item::Redirected { .. } | Item::Broken { .. })
+    });
+    data.tracking.out[me] = rest;
+    let mut bytes = Vec::new();
+    for item in &mine {
+        render(me, &*client, item, &mut bytes);
+    }
+    if !bytes.is_empty() {
+        client.push_unsolicited(output, &bytes, &mut data.buf_pool);
     }
 }
 

@@ -223,7 +223,7 @@ pub fn after_write(
             }
         }
     }
-    if data.tracking.armed {
+    if data.tracking.armed && !std::mem::take(&mut data.tracking.failed) {
         crate::tracking::after_write(data, cmd, argv);
     }
 }

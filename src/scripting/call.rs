@@ -126,6 +126,10 @@ fn run_command(data: &mut ShardData, run: &RunState, argv: &[&[u8]]) -> Result<V
             }
         }
     }
+    if data.tracking.script_caller != 0 && cmd.has(flags::READONLY) {
+        // The script reads: its tracking caller caches its declared keys.
+        crate::tracking::script_read(data);
+    }
     if writes {
         run.wrote.set(true);
         if run.busy.get()
