@@ -803,6 +803,20 @@ impl Shard {
     /// A forwarded batch is back: each reply goes to its slot, then each client that got
     /// one sends what is now in order.
     fn on_answered(&mut self, io: &mut Io<Msg, ()>, batch: Forward) {
+        for (f, argv, took) in batch.slow() {
+            // Logged here, with the client's address and name (Redis logs every call).
+            let idx = f.conn.index as usize;
+            let Some(client) = self
+                .data
+                .clients
+                .get_mut(idx)
+                .and_then(|c| c.take_if(|c| c.conn == f.conn))
+            else {
+                continue;
+            };
+            crate::stats::note_slow(&mut self.data, f.cmd, took, &client, &argv);
+            self.data.clients[idx] = Some(client);
+        }
         let mut current: Option<Box<Client>> = None;
         for (f, reply) in batch.answers() {
             if current.as_ref().is_some_and(|c| c.conn != f.conn) {
@@ -879,6 +893,7 @@ impl Shard {
         }
         let mut args = recycle(std::mem::take(&mut self.argv_store));
         let mut blocked = None;
+        let mut slow = Vec::new();
         let Shard { data, warm, .. } = self;
         let finished = batch.run_each(&mut args, |f, argv, out, upcoming| {
             let locked = data.locks.busy()
@@ -933,9 +948,15 @@ impl Shard {
             let reply = &out[mark..];
             data.stats
                 .record_call(f.cmd, took, reply.first() == Some(&b'-'), reply);
+            if crate::stats::is_slow(data, f.cmd, took) {
+                slow.push((f.conn, f.seq, took));
+            }
             true
         });
         self.argv_store = recycle(args);
+        for (conn, seq, took) in slow {
+            batch.note_slow(conn, seq, took);
+        }
         if !finished {
             let keys = blocked.unwrap_or_default();
             self.data.locks.park_forward(from, batch, keys, resume_at);
