@@ -619,13 +619,8 @@ impl SnapshotFile {
     /// Handles every completion already in the CQ, without waiting.
     fn reap(&mut self) {
         let mut resubmitted = false;
-        loop {
-            // The CQ view is dropped (and the head published) before `complete` runs.
-            let Some(ring) = self.ring.as_mut() else {
-                break;
-            };
-            let next = ring.completion().next();
-            let Some(cqe) = next else { break };
+        // The CQ view is dropped (and the head published) before `complete` runs.
+        while let Some(cqe) = self.ring.as_mut().and_then(|r| r.completion().next()) {
             resubmitted |= self.complete(cqe.user_data(), cqe.result());
         }
         if resubmitted {

@@ -381,7 +381,7 @@ impl<S: Service> EpollReactor<S> {
             // as a failed poll completion would.
             let errno = e.raw_os_error().unwrap_or(libc::EINVAL);
             let res = if errno == libc::EPERM {
-                libc::POLLIN as i32
+                i32::from(libc::POLLIN)
             } else {
                 -errno
             };
