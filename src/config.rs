@@ -167,6 +167,9 @@ pub struct Config {
     pub users: Vec<Vec<String>>,
     /// `threads` (percore only): shard threads; 0 means one per core.
     pub threads: usize,
+    /// `io-backend` (percore only): `auto` (io_uring unless refused), `io_uring` or `epoll`.
+    /// Immutable at runtime.
+    pub io_backend: percore_net::backend::IoBackend,
     /// `metrics-port` (percore only): Prometheus endpoint on 127.0.0.1; 0 is off.
     /// Immutable at runtime.
     pub metrics_port: u16,
@@ -363,6 +366,7 @@ impl Default for Config {
             acl_pubsub_default_all: false,
             users: Vec::new(),
             threads: 0,
+            io_backend: percore_net::backend::IoBackend::Auto,
             metrics_port: 0,
             dir: PathBuf::from("."),
             dbfilename: "dump.rdb".to_owned(),
@@ -1500,6 +1504,18 @@ static OPTIONS: &[ConfigOption] = &[
             Ok(())
         },
         get: |c| c.threads.to_string(),
+        file_form: FileForm::Plain,
+    },
+    ConfigOption {
+        name: "io-backend",
+        settable: Settable::Immutable,
+        multi_arg: false,
+        set: |c, a, _| {
+            use percore_net::backend::IoBackend;
+            c.io_backend = IoBackend::ALL[parse_enum(&a[0], &IoBackend::NAMES)?];
+            Ok(())
+        },
+        get: |c| c.io_backend.name().to_owned(),
         file_form: FileForm::Plain,
     },
     ConfigOption {
@@ -2796,6 +2812,7 @@ mod tests {
             ("acllog-max-len", "128"),
             ("acl-pubsub-default", "resetchannels"),
             ("threads", "0"),
+            ("io-backend", "auto"),
             ("metrics-port", "0"),
             ("dir", "."),
             ("dbfilename", "dump.rdb"),

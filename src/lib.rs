@@ -39,7 +39,7 @@ mod tls;
 mod tracking;
 
 use config::Startup;
-use percore_net::reactor::{Reactor, Shared, build_ring};
+use percore_net::reactor::Shared;
 use percore_net::sys;
 use server::{Log, LogLevel, ServerShared};
 use std::net::{IpAddr, SocketAddr};
@@ -353,9 +353,13 @@ fn run(config: config::Config, config_file: Option<std::path::PathBuf>) -> Resul
         }
     }
 
-    // Fail early, with the cause, when io_uring cannot be used. The probe ring is dropped:
-    // a single-issuer ring must be built by the thread that submits to it.
-    let features = build_ring().map_err(|e| e.to_string())?.1;
+    // The reactor backend: with `io-backend io_uring`, fail early with the cause when
+    // io_uring cannot be used; `auto` falls back to epoll then (logged below).
+    let backend = percore_net::backend::choose(config.io_backend).map_err(|e| e.to_string())?;
+    let features = match &backend {
+        percore_net::backend::Chosen::IoUring(f) => f.to_string(),
+        percore_net::backend::Chosen::Epoll { .. } => String::new(),
+    };
     let signal_fd = sys::block_shutdown_signals().map_err(|e| format!("signalfd: {e}"))?;
     // TLS is configured before listening; a bad certificate stops start-up (Redis's
     // `tlsConfigure` lines).
@@ -394,18 +398,28 @@ fn run(config: config::Config, config_file: Option<std::path::PathBuf>) -> Resul
             .map_err(|e| format!("Failed to write PID file {}: {e}", p.display()))?;
     }
     let tls_port = config.tls.port;
-    let shared = ServerShared::new(config, config_file, log, shards, port, features.to_string());
+    let shared = ServerShared::new(config, config_file, log, shards, port, features.clone());
+    shared.set_io_backend(backend.name());
     shared.tls.set_first_listener(first_tls);
     if let Some(c) = tls_context {
         shared.tls.install(c);
     }
     shared.notice("oO0OoO0OoO0Oo percore is starting oO0OoO0OoO0Oo");
     shared.notice(&format!(
-        "percore version={}, redis_version={}, bits=64, pid={}, threads={shards}, port={port}, io_uring features: {features}",
+        "percore version={}, redis_version={}, bits=64, pid={}, threads={shards}, port={port}, io backend: {}",
         server::VERSION,
         server::REDIS_COMPAT_VERSION,
-        std::process::id()
+        std::process::id(),
+        match &backend {
+            percore_net::backend::Chosen::IoUring(_) => format!("io_uring ({features})"),
+            percore_net::backend::Chosen::Epoll { .. } => "epoll".to_owned(),
+        }
     ));
+    if let percore_net::backend::Chosen::Epoll { why: Some(why) } = &backend {
+        shared.warning(&format!(
+            "io-backend auto: {why}; running on the epoll backend"
+        ));
+    }
     if let Some(f) = &shared.config_file {
         shared.notice(&format!("Configuration loaded from {}", f.display()));
     }
@@ -455,6 +469,7 @@ fn run(config: config::Config, config_file: Option<std::path::PathBuf>) -> Resul
             cpus.get(id % cpus.len().max(1)).copied()
         };
         let sig = (id == 0).then_some(signal_fd);
+        let backend = backend.clone();
         let handle = std::thread::Builder::new()
             .name(format!("percore-shard-{id}"))
             .spawn(move || -> Result<(), String> {
@@ -463,17 +478,13 @@ fn run(config: config::Config, config_file: Option<std::path::PathBuf>) -> Resul
                 {
                     shared.warning(&format!("Could not pin shard {id} to CPU {cpu}: {e}"));
                 }
-                let ring = build_ring().map_err(|e| e.to_string())?.0;
                 crash::register_shard_thread(Arc::clone(&shared), id);
                 let mut service = shard::Shard::new(id, shards, Arc::clone(&shared));
                 if let Some(ks) = keyspace {
                     service.data.adopt_keyspace(ks);
                 }
                 propagate::start_shard(&mut service.data);
-                let mut reactor = Reactor::new(ring, id, net, fds, sig);
-                reactor
-                    .run(&mut service)
-                    .map_err(|e| format!("shard {id}: {e}"))
+                percore_net::backend::run_shard(&backend, id, net, fds, sig, &mut service)
             })
             .map_err(|e| format!("spawning shard {id}: {e}"))?;
         handles.push(handle);

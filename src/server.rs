@@ -139,6 +139,8 @@ pub struct ServerShared {
     pub tcp_port: u16,
     pub executable: String,
     pub io_uring_features: String,
+    /// The reactor backend the shards run on (`io_uring` or `epoll`), set once at start.
+    io_backend: std::sync::OnceLock<&'static str>,
     /// `LASTSAVE`: at start-up the dataset is considered saved, as Redis does.
     pub lastsave_s: AtomicI64,
     /// Snapshot status (INFO persistence, save logic).
@@ -181,6 +183,16 @@ pub struct ServerShared {
 }
 
 impl ServerShared {
+    /// Records the reactor backend in use (the first call wins).
+    pub fn set_io_backend(&self, name: &'static str) {
+        let _ = self.io_backend.set(name);
+    }
+
+    /// The reactor backend in use (`io_uring` before start-up chose).
+    pub fn io_backend(&self) -> &'static str {
+        self.io_backend.get().copied().unwrap_or("io_uring")
+    }
+
     pub fn new(
         config: Config,
         config_file: Option<std::path::PathBuf>,
@@ -215,6 +227,7 @@ impl ServerShared {
                 .map(|p| p.display().to_string())
                 .unwrap_or_default(),
             io_uring_features,
+            io_backend: std::sync::OnceLock::new(),
             lastsave_s: AtomicI64::new(now_ms / 1000),
             persist: std::sync::Mutex::new(crate::snapshot::Status::default()),
             install_lock: std::sync::Mutex::new(()),

@@ -270,7 +270,7 @@ fn global_sections(ctx: &Ctx, argv: &[Vec<u8>], s: &mut String) {
             ),
             format!("os:{} {}", std::env::consts::OS, std::env::consts::ARCH),
             format!("arch_bits:{}", usize::BITS),
-            "multiplexing_api:io_uring".into(),
+            format!("multiplexing_api:{}", shared.io_backend()),
             format!("process_id:{}", std::process::id()),
             "process_supervised:no".into(),
             format!("run_id:{}", shared.run_id),
@@ -291,6 +291,7 @@ fn global_sections(ctx: &Ctx, argv: &[Vec<u8>], s: &mut String) {
             ),
             "io_threads_active:0".into(),
             format!("shards:{}", shared.shards),
+            format!("io_backend:{}", shared.io_backend()),
             format!("io_uring_features:{}", shared.io_uring_features),
         ] {
             line("server", l);
