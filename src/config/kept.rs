@@ -86,6 +86,59 @@ pub enum Kind {
     Text(&'static str),
     /// `oom-score-adj-values`: three integers in -2000..=2000.
     OomValues,
+    /// `activedefrag`: yes/no, but `yes` is refused as by a Redis built without jemalloc.
+    NoDefrag,
+    /// `cluster-announce-hostname`: empty, or letters, digits, `-` and `.`.
+    Hostname,
+    /// `proc-title-template`: Redis's `{variable}` template, checked as Redis checks it.
+    ProcTitle,
+}
+
+/// Redis's `NET_HOST_STR_LEN`.
+const HOSTNAME_MAX_BYTES: usize = 256;
+/// `proc-title-template`'s default.
+const PROC_TITLE_DEFAULT: &str = "{title} {listen-addr} {server-mode}";
+/// The variables a `proc-title-template` may name, and whether each expands to a
+/// non-empty text (Redis's `redisProcTitleGetVariable` with an empty title).
+const PROC_TITLE_VARIABLES: &[(&str, bool)] = &[
+    ("title", false),
+    ("listen-addr", true),
+    ("server-mode", false),
+    ("config-file", true),
+    ("port", true),
+    ("tls-port", true),
+    ("unixsocket", false),
+];
+
+/// Redis's `validateProcTitleTemplate`: `sdstemplate` expands it (`{{` is a literal `{`,
+/// an unknown or unterminated variable fails) to a non-empty text.
+fn valid_proc_title(template: &str) -> bool {
+    let mut rest = template;
+    let mut non_empty = false;
+    while let Some(open) = rest.find('{') {
+        non_empty |= open > 0;
+        let after = &rest[open + 1..];
+        if after.is_empty() {
+            return false;
+        }
+        if let Some(tail) = after.strip_prefix('{') {
+            non_empty = true;
+            rest = tail;
+            continue;
+        }
+        let Some(close) = after.find('}') else {
+            return false;
+        };
+        match PROC_TITLE_VARIABLES
+            .iter()
+            .find(|(n, _)| *n == &after[..close])
+        {
+            Some((_, expands)) => non_empty |= expands,
+            None => return false,
+        }
+        rest = &after[close + 1..];
+    }
+    non_empty || !rest.is_empty()
 }
 
 impl Kind {
@@ -101,6 +154,9 @@ impl Kind {
             Kind::Flags(names) => flags_name(names, 0),
             Kind::Text(default) => default.to_owned(),
             Kind::OomValues => "0 200 800".to_owned(),
+            Kind::NoDefrag => render_bool(false),
+            Kind::Hostname => String::new(),
+            Kind::ProcTitle => PROC_TITLE_DEFAULT.to_owned(),
         }
     }
 
@@ -155,6 +211,36 @@ impl Kind {
                 .map(|&(_, v)| enum_name(names, v))
                 .ok_or_else(|| one_of(names)),
             Kind::Text(_) => Ok(args[0].clone()),
+            Kind::NoDefrag => match parse_bool(&args[0])? {
+                true => Err("Active defragmentation cannot be enabled: it requires a Redis server compiled with a modified Jemalloc like the one shipped by default with the Redis source distribution".to_owned()),
+                false => Ok(render_bool(false)),
+            },
+            Kind::Hostname => {
+                let name = &args[0];
+                if name.len() >= HOSTNAME_MAX_BYTES {
+                    return Err(format!(
+                        "Hostnames must be less than {HOSTNAME_MAX_BYTES} characters"
+                    ));
+                }
+                if !name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+                {
+                    return Err(
+                        "Hostnames may only contain alphanumeric characters, hyphens or dots"
+                            .to_owned(),
+                    );
+                }
+                Ok(name.clone())
+            }
+            Kind::ProcTitle => {
+                if !valid_proc_title(&args[0]) {
+                    return Err(
+                        "template format is invalid or contains unknown variables".to_owned()
+                    );
+                }
+                Ok(args[0].clone())
+            }
         }
     }
 }
@@ -456,6 +542,22 @@ mod tests {
             flags.parse(&args("save nosave")).unwrap_err(),
             "shutdown options SAVE and NOSAVE can't be used simultaneously"
         );
+        for (template, ok) in [
+            ("{title} {listen-addr} {server-mode}", true),
+            ("", false),
+            ("{title}", false),
+            ("{port}", true),
+            ("x{title}", true),
+            ("{{", true),
+            ("{nope}", false),
+            ("{title", false),
+            ("{", false),
+            ("}", true),
+        ] {
+            assert_eq!(one(Kind::ProcTitle, template).is_ok(), ok, "{template:?}");
+        }
+        assert!(one(Kind::Hostname, "a-b.c").is_ok());
+        assert!(one(Kind::Hostname, "a_b").is_err());
         assert_eq!(
             Kind::OomValues.parse(&args("0 200 800")).unwrap(),
             "0 200 800"
