@@ -450,7 +450,8 @@ mod tests {
         assert!(matches!(v, StrValue::Inline(_)));
         v.make_raw().push(b'c');
         assert_eq!(v, StrValue::from_bytes(b"abc"));
-        assert_eq!(v.encoding(), "embstr");
+        // Written in place, as Redis's APPEND: `raw`.
+        assert_eq!(v.encoding(), "raw");
     }
 
     #[test]

@@ -242,17 +242,35 @@ fn htstats_part(ctx: &mut Ctx, arg: &[u8]) -> Partial {
     }
 }
 
-/// DEBUG HTSTATS-KEY, LISTPACK and QUICKLIST, on the shard owning the key.
-fn key_structure(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
+/// Runs `f` on the shard owning `argv[2]` (the others answer nothing): the reply it writes.
+fn on_key_owner(
+    ctx: &mut Ctx,
+    argv: &[&[u8]],
+    f: impl FnOnce(&mut crate::shard::ShardData, usize, &mut ReplyWriter),
+) -> Partial {
     let sh = &mut *ctx.shard;
     if sh.owner(argv[2]) != sh.id {
         return Partial::Unit;
     }
-    let now = sh.now_ms;
     let mut out = Vec::new();
-    let mut w = ReplyWriter::new(&mut out, ctx.proto);
+    f(sh, ctx.db, &mut ReplyWriter::new(&mut out, ctx.proto));
+    Partial::Encoded(out)
+}
+
+/// DEBUG HTSTATS-KEY, LISTPACK and QUICKLIST, on the shard owning the key.
+fn key_structure(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
+    on_key_owner(ctx, argv, |sh, db, w| key_structure_reply(sh, db, argv, w))
+}
+
+fn key_structure_reply(
+    sh: &mut crate::shard::ShardData,
+    db: usize,
+    argv: &[&[u8]],
+    w: &mut ReplyWriter,
+) {
+    let now = sh.now_ms;
     let sub = argv[1];
-    match sh.keyspace.db_mut(ctx.db).get(argv[2], now) {
+    match sh.keyspace.db_mut(db).get(argv[2], now) {
         None => w.error(errors::NO_SUCH_KEY),
         Some(v) if eq_ic(sub, "HTSTATS-KEY") => match v.hash_table_stats() {
             Some(text) => w.verbatim("txt", text.as_bytes()),
@@ -285,7 +303,6 @@ fn key_structure(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
         }
         Some(_) => w.error("ERR Not a quicklist encoded object."),
     }
-    Partial::Encoded(out)
 }
 
 fn populate(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
@@ -419,15 +436,20 @@ fn protocol_sample(w: &mut ReplyWriter, name: &[u8]) {
 
 /// DEBUG OBJECT, on the shard owning the key.
 fn debug_object(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
-    let sh = &mut *ctx.shard;
-    if sh.owner(argv[2]) != sh.id {
-        return Partial::Unit;
-    }
+    on_key_owner(ctx, argv, |sh, db, w| {
+        debug_object_reply(sh, db, argv[2], w);
+    })
+}
+
+fn debug_object_reply(
+    sh: &mut crate::shard::ShardData,
+    db: usize,
+    key: &[u8],
+    w: &mut ReplyWriter,
+) {
     let now = sh.now_ms;
-    let mut out = Vec::new();
-    let mut w = ReplyWriter::new(&mut out, ctx.proto);
-    let idle = sh.keyspace.db_mut(ctx.db).idle_time_s(argv[2], now);
-    match (sh.keyspace.db_mut(ctx.db).get(argv[2], now), idle) {
+    let idle = sh.keyspace.db_mut(db).idle_time_s(key, now);
+    match (sh.keyspace.db_mut(db).get(key, now), idle) {
         (Some(Value::Str(s)), Some(idle)) => {
             let (enc, len) = (s.encoding(), s.len());
             w.simple(&format!(
@@ -481,7 +503,6 @@ fn debug_object(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
         }
         _ => w.error(errors::NO_SUCH_KEY),
     }
-    Partial::Encoded(out)
 }
 
 /// DEBUG DIGEST on one shard: per non-empty database, its index (4 bytes, big-endian) and
