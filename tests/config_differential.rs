@@ -387,14 +387,13 @@ fn start_with_file(file: &std::path::Path, args: &[&str]) -> (Child, Vec<String>
     let mut lines = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(20);
     while !lines.iter().any(|l: &String| l.contains("Ready to accept")) {
-        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-            Ok(line) => lines.push(line),
-            Err(_) => {
-                let _ = child.kill();
-                let mut err = String::new();
-                let _ = child.stderr.take().map(|mut e| e.read_to_string(&mut err));
-                panic!("percore did not start: {lines:#?}\n{err}");
-            }
+        if let Ok(line) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            lines.push(line);
+        } else {
+            let _ = child.kill();
+            let mut err = String::new();
+            let _ = child.stderr.take().map(|mut e| e.read_to_string(&mut err));
+            panic!("percore did not start: {lines:#?}\n{err}");
         }
     }
     (child, lines)

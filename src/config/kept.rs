@@ -211,10 +211,13 @@ impl Kind {
                 .map(|&(_, v)| enum_name(names, v))
                 .ok_or_else(|| one_of(names)),
             Kind::Text(_) => Ok(args[0].clone()),
-            Kind::NoDefrag => match parse_bool(&args[0])? {
-                true => Err("Active defragmentation cannot be enabled: it requires a Redis server compiled with a modified Jemalloc like the one shipped by default with the Redis source distribution".to_owned()),
-                false => Ok(render_bool(false)),
-            },
+            Kind::NoDefrag => {
+                if parse_bool(&args[0])? {
+                    Err("Active defragmentation cannot be enabled: it requires a Redis server compiled with a modified Jemalloc like the one shipped by default with the Redis source distribution".to_owned())
+                } else {
+                    Ok(render_bool(false))
+                }
+            }
             Kind::Hostname => {
                 let name = &args[0];
                 if name.len() >= HOSTNAME_MAX_BYTES {
@@ -361,18 +364,6 @@ pub fn bool_value(kept: &Kept, name: &str, default: bool) -> bool {
     kept.get(name).map_or(default, |t| t == "yes")
 }
 
-/// An integer or memory option's value (a percentage reads as its negative, as Redis
-/// stores it).
-pub fn int_value(kept: &Kept, name: &str, default: i64) -> i64 {
-    match kept.get(name) {
-        None => default,
-        Some(text) => match text.strip_suffix('%') {
-            Some(p) => -p.parse::<i64>().unwrap_or(0),
-            None => text.parse().unwrap_or(default),
-        },
-    }
-}
-
 /// Options Redis flags `HIDDEN_CONFIG`: `CONFIG GET` with a glob pattern leaves them out.
 pub const HIDDEN: &[&str] = &[
     "use-exit-on-panic",
@@ -465,15 +456,6 @@ impl super::Config {
     /// `stop-writes-on-bgsave-error`.
     pub fn stop_writes_on_bgsave_error(&self) -> bool {
         bool_value(&self.kept, "stop-writes-on-bgsave-error", true)
-    }
-
-    /// `tracking-table-max-keys`: most keys the tracking table holds (0: no limit).
-    #[expect(
-        dead_code,
-        reason = "for the tracking table (crate::tracking, another branch)"
-    )]
-    pub fn tracking_table_max_keys(&self) -> u64 {
-        u64::try_from(int_value(&self.kept, "tracking-table-max-keys", 1_000_000)).unwrap_or(0)
     }
 
     /// The `oom_score_adj` this process should have, per `oom-score-adj` and
