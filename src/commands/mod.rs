@@ -396,6 +396,10 @@ pub(crate) fn keys_from_specs(
     let argc = argv.len() as i64;
     let mut keys = Vec::new();
     for spec in specs {
+        // An incomplete spec sends Redis to the command's getkeys procedure.
+        if spec.flags.contains(&"incomplete") {
+            return None;
+        }
         let first = match spec.begin {
             Begin::Index(i) => i64::from(i),
             Begin::Keyword { keyword, startfrom } => {
@@ -406,7 +410,10 @@ pub(crate) fn keys_from_specs(
                         .rev()
                         .find(|&i| eq_ic(argv[i as usize], keyword))
                 };
-                found? + 1
+                // A keyword that is absent: this spec names no key (GEORADIUS without
+                // STORE).
+                let Some(found) = found else { continue };
+                found + 1
             }
             Begin::Unknown => return None,
         };
