@@ -276,6 +276,10 @@ fn run_command(data: &mut ShardData, run: &RunState, argv: &[&[u8]]) -> Result<V
             }
         }
     }
+    if cmd.has(flags::WRITE) && data.observes_writes() {
+        // A script's write touches WATCHed keys (and CLIENT TRACKING) as a client's does.
+        crate::atomic::watch::after_write(data, cmd, argv, db, before);
+    }
     if data.effects.on {
         crate::propagate::after_command(data, cmd, argv, db, before, &out);
     }
