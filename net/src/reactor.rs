@@ -437,6 +437,32 @@ pub struct Io<M, S> {
 }
 
 impl<M, S> Io<M, S> {
+    /// Pushes the outbox's batches into their shards' mailboxes (and, after `wake_all`,
+    /// marks every other shard notified); returns the shards to wake, which each backend
+    /// wakes its own way (MSG_RING, eventfd).
+    fn push_outbox(&mut self) -> Vec<usize> {
+        let shared = Arc::clone(&self.shared);
+        let mut wakes: Vec<usize> = Vec::new();
+        if std::mem::take(&mut self.wake_all) {
+            for s in 0..self.shards {
+                if s != self.shard && shared.mailboxes.mark_notified(s) {
+                    wakes.push(s);
+                }
+            }
+        }
+        let sent_ns = if self.stamp_mail && !self.outbox.is_empty() {
+            sys::monotonic_ns()
+        } else {
+            0
+        };
+        let pushed = self
+            .outbox
+            .flush_stamped(&shared.mailboxes, sent_ns, |s| wakes.push(s));
+        self.stats.batches_sent += pushed.batches;
+        self.stats.messages_sent += pushed.messages;
+        wakes
+    }
+
     /// The state of shard `shard`'s loop at `now` (`now_ns` on the monotonic clock).
     fn new(shard: usize, shared: Arc<Shared<M>>, now: Instant, now_ns: u64) -> Self {
         let shards = shared.mailboxes.shards();
@@ -1516,28 +1542,8 @@ impl<S: Service> Reactor<S> {
     }
 
     fn flush_outbox(&mut self) {
-        let shared = Arc::clone(&self.io.shared);
-        let mut wakes: Vec<usize> = Vec::new();
-        if std::mem::take(&mut self.io.wake_all) {
-            for s in 0..self.io.shards {
-                if s != self.io.shard && shared.mailboxes.mark_notified(s) {
-                    wakes.push(s);
-                }
-            }
-        }
-        let sent_ns = if self.io.stamp_mail && !self.io.outbox.is_empty() {
-            sys::monotonic_ns()
-        } else {
-            0
-        };
-        let pushed = self
-            .io
-            .outbox
-            .flush_stamped(&shared.mailboxes, sent_ns, |s| wakes.push(s));
-        self.io.stats.batches_sent += pushed.batches;
-        self.io.stats.messages_sent += pushed.messages;
-        for s in wakes {
-            if let Some(fd) = shared.mailboxes.ring_fd(s) {
+        for s in self.io.push_outbox() {
+            if let Some(fd) = self.io.shared.mailboxes.ring_fd(s) {
                 let e = opcode::MsgRingData::new(types::Fd(fd), 0, token(OP_WAKE, 0, 0), None)
                     .build()
                     .flags(squeue::Flags::SKIP_SUCCESS)

@@ -567,28 +567,8 @@ impl<S: Service> EpollReactor<S> {
 
     /// Pushes the outbox's batches and wakes their shards through their eventfds.
     fn flush_outbox(&mut self) {
-        let shared = Arc::clone(&self.io.shared);
-        let mut wakes: Vec<usize> = Vec::new();
-        if std::mem::take(&mut self.io.wake_all) {
-            for s in 0..self.io.shards {
-                if s != self.io.shard && shared.mailboxes.mark_notified(s) {
-                    wakes.push(s);
-                }
-            }
-        }
-        let sent_ns = if self.io.stamp_mail && !self.io.outbox.is_empty() {
-            sys::monotonic_ns()
-        } else {
-            0
-        };
-        let pushed = self
-            .io
-            .outbox
-            .flush_stamped(&shared.mailboxes, sent_ns, |s| wakes.push(s));
-        self.io.stats.batches_sent += pushed.batches;
-        self.io.stats.messages_sent += pushed.messages;
-        for s in wakes {
-            if let Some(fd) = shared.mailboxes.event_fd(s) {
+        for s in self.io.push_outbox() {
+            if let Some(fd) = self.io.shared.mailboxes.event_fd(s) {
                 // Cannot fail short of a counter at u64::MAX - 1 (EAGAIN: already woken).
                 write_fd(fd, &1u64.to_ne_bytes());
             }
