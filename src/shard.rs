@@ -398,11 +398,26 @@ impl Shard {
         let (conn, outbox) = io.conn_and_outbox(id);
         if let Some(conn) = conn {
             let unread = conn.input.len();
+            let mut relayed = None;
+            if client.master {
+                // A chained replica relays the stream it applies to its sub-replicas, and
+                // holds it while a barrier is due (the cut's offset is then exact).
+                use crate::replication::MasterInput;
+                match crate::replication::master_input(&mut self.data, conn.input.data()) {
+                    MasterInput::Run(copy) => relayed = copy,
+                    MasterInput::Hold => {
+                        self.data.clients[id.index as usize] = Some(client);
+                        return;
+                    }
+                }
+            }
             self.run_requests(&mut client, conn, outbox);
             if client.master {
                 // The replication offset moves by the stream bytes applied.
-                let left = conn.input.len();
-                crate::replication::applied(&mut self.data, unread - left, left, &mut conn.output);
+                let (left, multi) = (conn.input.len(), client.multi.is_some());
+                let out = &mut conn.output;
+                let data = &mut self.data;
+                crate::replication::applied(data, relayed, unread - left, left, multi, out);
             }
             client.qbuf = conn.input.len();
             check_output_limits(&self.data, &mut client, conn);

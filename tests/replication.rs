@@ -717,3 +717,264 @@ fn valkey_and_percore_replicas_of_percore() {
     });
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Writes to `port` from another connection until `stop` is set: keys on every shard,
+/// so a sub-replica's full sync from a two-shard replica happens while the middle applies
+/// (and forwards between its shards) the stream it relays.
+fn background_writer(
+    port: u16,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<usize> {
+    std::thread::spawn(move || {
+        let mut c = Conn::connect(port);
+        let mut n = 0;
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) && n < 20_000 {
+            let k = format!("bg:{}", n % 64);
+            c.cmd(&["INCR", &k]);
+            c.cmd(&["RPUSH", &format!("bg:list{}", n % 8), &n.to_string()]);
+            n += 1;
+        }
+        n
+    })
+}
+
+/// Chaining: `top` → a two-shard percore replica (`middle_args` more) → the replica
+/// `bottom` makes. The sub-replica gets the top primary's replication id and offsets,
+/// the data key by key (its full sync from the middle taken while the top is written to),
+/// the stream through the middle; a dropped middle link resumes partially (the
+/// sub-replica stays), and so does a dropped bottom link (from the middle's backlog).
+fn chain(
+    what: &str,
+    top: &Server,
+    middle_args: &[&str],
+    bottom: impl FnOnce(u16) -> Option<Server>,
+) {
+    let mut t = top.conn();
+    populate(&mut t, "pri");
+    let top_port = top.port().to_string();
+    let mut args = vec![
+        "--threads",
+        "2",
+        "--repl-diskless-sync-delay",
+        "0",
+        "--replicaof",
+        "127.0.0.1",
+        &top_port,
+    ];
+    args.extend_from_slice(middle_args);
+    let middle = Server::percore(&args);
+    let mut m = middle.conn();
+    wait_caught_up(&mut t, &mut m);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = background_writer(top.port(), std::sync::Arc::clone(&stop));
+    let Some(bottom) = bottom(middle.port()) else {
+        return;
+    };
+    let mut b = bottom.conn();
+    let deadline = Instant::now() + SYNC_TIMEOUT;
+    while info_field(&mut b, "replication", "master_link_status") != "up" {
+        assert!(
+            Instant::now() < deadline,
+            "{what}: the sub-replica never synced"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert!(writer.join().expect("writer") > 0);
+    wait_caught_up(&mut t, &mut m);
+    wait_caught_up(&mut t, &mut b);
+    same_data(
+        &dataset(&mut b),
+        &dataset(&mut t),
+        &format!("{what}: full sync"),
+    );
+    assert_eq!(
+        info_field(&mut b, "replication", "master_replid"),
+        info_field(&mut t, "replication", "master_replid"),
+        "{what}: the sub-replica has the top primary's id"
+    );
+    assert_eq!(info_field(&mut m, "replication", "connected_slaves"), "1");
+    for round in 0..3 {
+        stream_writes(&mut t, round);
+    }
+    wait_caught_up(&mut t, &mut b);
+    same_data(
+        &dataset(&mut b),
+        &dataset(&mut t),
+        &format!("{what}: stream"),
+    );
+
+    // The middle's link drops: it continues from the top; the bottom stays.
+    cut_link(&format!("{what}: middle"), &mut t, &mut m, &mut b, 3..6);
+    // The bottom's link drops: it continues from the middle's backlog.
+    cut_link(&format!("{what}: bottom"), &mut t, &mut b, &mut m, 6..9);
+}
+
+/// Kills `replica`'s link to its primary, writes `rounds` to `top`, and checks that the
+/// replica came back with a partial resync and that it and `other` (the rest of the
+/// chain) have the top's data.
+fn cut_link(
+    what: &str,
+    top: &mut Conn,
+    replica: &mut Conn,
+    other: &mut Conn,
+    rounds: std::ops::Range<usize>,
+) {
+    let primary_port: u16 = info_field(replica, "replication", "master_port")
+        .parse()
+        .expect("a port");
+    let mut primary = Conn::connect(primary_port);
+    let partial = sync_partial_ok(&mut primary);
+    assert_eq!(
+        replica.cmd(&["CLIENT", "KILL", "TYPE", "master"]),
+        Frame::Int(1)
+    );
+    for round in rounds {
+        stream_writes(top, round);
+    }
+    wait_caught_up(top, replica);
+    wait_caught_up(top, other);
+    assert_eq!(sync_partial_ok(&mut primary), partial + 1, "{what}");
+    let want = dataset(top);
+    same_data(&dataset(replica), &want, &format!("{what} resync"));
+    same_data(&dataset(other), &want, &format!("{what} resync, the other"));
+}
+
+#[test]
+fn chained_replicas_percore_percore_percore_and_redis() {
+    let top = Server::percore(&["--threads", "2", "--repl-diskless-sync-delay", "0"]);
+    let percore_bottom = |port: u16| {
+        Some(Server::percore(&[
+            "--threads",
+            "2",
+            "--replicaof",
+            "127.0.0.1",
+            &port.to_string(),
+        ]))
+    };
+    // The middle sends the sub-replica a file (disk sync) here, a diskless stream below.
+    let disk = ["--repl-diskless-sync", "no"];
+    chain("percore → percore → percore", &top, &disk, percore_bottom);
+    let top = Server::percore(&["--threads", "2", "--repl-diskless-sync-delay", "0"]);
+    chain("percore → percore → redis", &top, &[], |port| {
+        Server::redis_with(&["--replicaof", "127.0.0.1", &port.to_string()])
+    });
+    let Some(top) = Server::redis_with(&["--repl-diskless-sync-delay", "0"]) else {
+        return;
+    };
+    chain("redis → percore → percore", &top, &[], percore_bottom);
+}
+
+/// Reads one RESP array of bulk strings (what a replica sends its primary).
+fn read_command(r: &mut impl std::io::BufRead) -> Vec<String> {
+    let mut line = String::new();
+    let mut next_line = |r: &mut dyn std::io::BufRead| {
+        line.clear();
+        r.read_line(&mut line).expect("read");
+        line.trim_end().to_owned()
+    };
+    let head = next_line(r);
+    let n: usize = head
+        .strip_prefix('*')
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("not an array: {head:?}"));
+    (0..n)
+        .map(|_| {
+            let len: usize = next_line(r)[1..].parse().expect("a bulk length");
+            let mut arg = vec![0; len + 2];
+            r.read_exact(&mut arg).expect("read");
+            String::from_utf8_lossy(&arg[..len]).into_owned()
+        })
+        .collect()
+}
+
+/// A hand-written primary: accepts the replica's link, answers its handshake, and
+/// returns the socket, a reader and the PSYNC arguments.
+fn accept_replica(
+    l: &std::net::TcpListener,
+) -> (
+    std::net::TcpStream,
+    std::io::BufReader<std::net::TcpStream>,
+    Vec<String>,
+) {
+    use std::io::Write as _;
+    let (mut s, _) = l.accept().expect("the replica connects");
+    s.set_read_timeout(Some(SYNC_TIMEOUT)).expect("timeout");
+    let mut r = std::io::BufReader::new(s.try_clone().expect("clone"));
+    loop {
+        let cmd = read_command(&mut r);
+        match cmd[0].to_ascii_uppercase().as_str() {
+            "PING" => s.write_all(b"+PONG\r\n").expect("write"),
+            "PSYNC" => return (s, r, cmd),
+            _ => s.write_all(b"+OK\r\n").expect("write"),
+        }
+    }
+}
+
+/// As Redis 7.0's master client, a percore replica's offset passes a MULTI block only
+/// once its EXEC ran: the ACK while the EXEC has not arrived, and the PSYNC after the
+/// link dropped there, name the offset before the MULTI, and the block sent again
+/// whole then runs once.
+#[test]
+fn a_replica_offset_never_stops_inside_a_multi_block() {
+    use std::io::Write as _;
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = l.local_addr().expect("addr").port().to_string();
+    let replica = Server::percore(&["--threads", "2", "--replicaof", "127.0.0.1", &port]);
+    let (mut s, mut r, psync) = accept_replica(&l);
+    assert_eq!(psync[1..], ["?", "-1"]);
+    let id = "a".repeat(40);
+    // An empty RDB (version 10, checksum 0: not checked).
+    let rdb = b"REDIS0010\xff\0\0\0\0\0\0\0\0";
+    s.write_all(format!("+FULLRESYNC {id} 100\r\n${}\r\n", rdb.len()).as_bytes())
+        .expect("write");
+    s.write_all(rdb).expect("write");
+    let set_a = common::encode_cmd(&["SET", "a", "1"]);
+    let multi = [
+        common::encode_cmd(&["MULTI"]),
+        common::encode_cmd(&["SET", "{x}b", "2"]),
+        common::encode_cmd(&["INCR", "{y}c"]),
+    ]
+    .concat();
+    let exec = common::encode_cmd(&["EXEC"]);
+    s.write_all(&set_a).expect("write");
+    let mut c = replica.conn();
+    let before = 100 + set_a.len() as i64;
+    let deadline = Instant::now() + SYNC_TIMEOUT;
+    while offset(&mut c, "slave_repl_offset") != before {
+        assert!(Instant::now() < deadline, "the replica never applied SET");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    s.write_all(&multi).expect("write");
+    // The replica acknowledges every second: an ACK after the MULTI arrived names the
+    // offset before it.
+    let sent = Instant::now();
+    loop {
+        let ack = read_command(&mut r);
+        assert_eq!(ack[..2], ["REPLCONF", "ACK"]);
+        if sent.elapsed() > Duration::from_millis(1100) {
+            assert_eq!(ack[2], before.to_string(), "the ACK inside a MULTI block");
+            break;
+        }
+    }
+    assert_eq!(offset(&mut c, "slave_repl_offset"), before);
+    assert_eq!(
+        offset(&mut c, "slave_read_repl_offset"),
+        before + multi.len() as i64
+    );
+    drop((s, r));
+    let (mut s, _r, psync) = accept_replica(&l);
+    assert_eq!(psync[1..], [id.clone(), (before + 1).to_string()]);
+    s.write_all(format!("+CONTINUE {id}\r\n").as_bytes())
+        .expect("write");
+    s.write_all(&multi).expect("write");
+    s.write_all(&exec).expect("write");
+    let end = before + (multi.len() + exec.len()) as i64;
+    while offset(&mut c, "slave_repl_offset") != end {
+        assert!(Instant::now() < deadline, "the replica never ran the block");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(c.cmd(&["GET", "{x}b"]), common::bulk("2"));
+    assert_eq!(c.cmd(&["GET", "{y}c"]), common::bulk("1"));
+    assert_eq!(c.cmd(&["GET", "a"]), common::bulk("1"));
+}

@@ -205,6 +205,9 @@ pub struct Local {
     pub ack_due: bool,
     /// Clients of this shard waiting in WAIT.
     pub waits: Vec<wait::Waiter>,
+    /// Stream bytes of a MULTI block the master client has not yet run (its EXEC is still
+    /// to come), not counted in the offset yet, and their copy to relay (if relaying).
+    pub in_multi: (usize, Option<Vec<u8>>),
 }
 
 /// The refusal of a command by replication, if any: on a primary NOREPLICAS (writes while
@@ -388,6 +391,11 @@ fn take_stream(
     full: bool,
 ) {
     debug_assert_eq!(data.id, 0, "the master client lives on shard 0");
+    if full || ready.replid != st.replid {
+        // Sub-replicas follow a history this node changed: they reconnect (a new
+        // replication id keeps the backlog, so they continue with the old one as PSYNC2).
+        primary::restart_relay(&data.shared, ready.offset, !full);
+    }
     if full {
         // A full sync starts a new history: the primary's.
         st.replid.clone_from(&ready.replid);
@@ -441,15 +449,72 @@ pub fn make_master_client(data: &mut ShardData, client: &mut crate::client::Clie
     client.authenticated = true;
     client.reply_mode = crate::client::ReplyMode::Off;
     data.repl.master = Some((client.conn, generation));
+    data.repl.in_multi = (0, None);
+}
+
+/// What the master client does with its input now ([`master_input`]).
+pub enum MasterInput {
+    /// Wait: this chained replica is about to park at a barrier. The sub-replicas' cut is
+    /// the offset when every shard parked, so no stream byte may be dispatched between
+    /// the barrier's mail and the parking; the input runs again with the writes the
+    /// closed write gate held back.
+    Hold,
+    /// Run it, with a copy of it to relay when sub-replicas are served.
+    Run(Option<Vec<u8>>),
+}
+
+/// Before a batch of the master client's input (`input`) runs.
+pub fn master_input(data: &mut ShardData, input: &[u8]) -> MasterInput {
+    if !primary::relaying(&data.shared) {
+        return MasterInput::Run(None);
+    }
+    if data.snap.will_park()
+        && let Some((conn, _)) = data.repl.master
+    {
+        data.snap.gated.push(conn);
+        return MasterInput::Hold;
+    }
+    MasterInput::Run(Some(input.to_vec()))
 }
 
 /// After a batch of the master client's input ran: `consumed` bytes of the stream were
-/// applied; answers a GETACK.
-pub fn applied(data: &mut ShardData, consumed: usize, unread: usize, out: &mut Vec<u8>) {
+/// applied (and go on to sub-replicas, from `relayed`, the input before the batch);
+/// answers a GETACK. A batch that ends inside a MULTI block (`multi`) moves nothing: as
+/// Redis 7.0's master client, the offset passes a transaction only once its EXEC ran, so
+/// a resync or a sub-replica's cut never starts between its MULTI and its EXEC.
+pub fn applied(
+    data: &mut ShardData,
+    relayed: Option<Vec<u8>>,
+    consumed: usize,
+    unread: usize,
+    multi: bool,
+    out: &mut Vec<u8>,
+) {
     let repl = &data.shared.repl;
-    let offset = repl.offset.fetch_add(consumed as i64, Ordering::Relaxed) + consumed as i64;
-    repl.read_offset
-        .store(offset + unread as i64, Ordering::Relaxed);
+    let (held, held_copy) = std::mem::take(&mut data.repl.in_multi);
+    let copy = match (held, held_copy, relayed) {
+        (0, _, r) => r.map(|mut r| {
+            r.truncate(consumed);
+            r
+        }),
+        (_, Some(mut h), Some(r)) => {
+            h.extend_from_slice(&r[..consumed]);
+            Some(h)
+        }
+        _ => None,
+    };
+    let consumed = held + consumed;
+    let mut offset = repl.offset.load(Ordering::Relaxed);
+    if multi {
+        data.repl.in_multi = (consumed, copy);
+    } else if consumed > 0 {
+        offset = repl.offset.fetch_add(consumed as i64, Ordering::Relaxed) + consumed as i64;
+        primary::relay(&data.shared, copy.as_deref(), offset);
+    }
+    repl.read_offset.store(
+        offset + (unread + data.repl.in_multi.0) as i64,
+        Ordering::Relaxed,
+    );
     repl.last_io_ms.store(data.now_ms, Ordering::Relaxed);
     if std::mem::take(&mut data.repl.ack_due) {
         data.repl.last_ack_ms = data.now_ms;
@@ -470,6 +535,8 @@ pub fn on_close(data: &mut ShardData, id: ConnId) {
         return;
     }
     data.repl.master = None;
+    // A MULTI block cut short is sent again from the offset before it.
+    data.repl.in_multi = (0, None);
     let repl = &data.shared.repl;
     let mut st = repl.lock();
     if st.generation == generation {
@@ -512,6 +579,10 @@ pub fn at_barrier(
         BarrierOp::ReplicaOf => {
             match st.pending_primary.take() {
                 Some(RoleChange::Primary) if st.primary.is_some() => {
+                    if primary::relaying(&shared) {
+                        // Sub-replicas reconnect to the new primary's own stream.
+                        primary::stop(&shared);
+                    }
                     st.primary = None;
                     st.generation += 1;
                     shift_replid(&mut st, shared.repl.offset.load(Ordering::Relaxed));
@@ -690,11 +761,8 @@ pub fn info_lines(shared: &ServerShared, cfg: &crate::config::Config, now_ms: i6
     } else {
         offset
     };
-    if st.primary.is_none() {
-        lines.extend(replicas);
-    } else {
-        lines.push("connected_slaves:0".to_owned());
-    }
+    // A replica lists its sub-replicas too (chaining).
+    lines.extend(replicas);
     lines.push("master_failover_state:no-failover".to_owned());
     lines.push(format!("master_replid:{}", st.replid));
     lines.push(format!("master_replid2:{}", st.replid2));

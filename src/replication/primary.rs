@@ -109,6 +109,9 @@ struct State {
     obuf: OutputBufferLimit,
     /// A diskless sync whose last replica went away: shard 0 cancels it at a barrier.
     orphaned: Option<u64>,
+    /// This node is a replica serving sub-replicas (chaining): the backlog holds its
+    /// primary's stream as the master client applied it ([`relay`]), not our effects.
+    relay: bool,
 }
 
 /// The primary side's state in `ServerShared::repl`.
@@ -137,6 +140,7 @@ impl Default for Primary {
                 getack_due: false,
                 obuf: Config::default().client_output_buffer_limit.replica,
                 orphaned: None,
+                relay: false,
             }),
             wake: Condvar::new(),
             good: AtomicI64::new(0),
@@ -180,21 +184,11 @@ impl Sink for Feed {
     }
 
     fn cut(&mut self, id: u64) {
-        let p = &self.shared.repl.primary;
-        let replid = self.shared.repl.lock().replid.clone();
-        let mut st = p.lock();
-        let offset = st.backlog_end;
-        for r in &mut st.replicas {
-            if r.stage == Stage::WaitSave && r.save.is_some_and(|(_, cut)| cut == id) {
-                r.stage = Stage::Buffering;
-                if !r.pre_psync {
-                    r.queue
-                        .extend_from_slice(format!("+FULLRESYNC {replid} {offset}\r\n").as_bytes());
-                }
-            }
-        }
-        drop(st);
-        p.wake.notify_all();
+        reached_cut(
+            &self.shared,
+            |r| r.save.is_some_and(|(_, cut)| cut == id),
+            true,
+        );
     }
 
     fn tick(&mut self) {
@@ -307,9 +301,9 @@ pub fn psync(
     offset: i64,
     pre_psync: bool,
 ) -> Result<(), &'static str> {
-    if shared.repl.is_replica.load(Ordering::Relaxed) {
-        // Chaining needs the upstream stream byte for byte; percore's replica re-logs it.
-        return Err("ERR percore does not serve replicas while it is a replica");
+    let chained = shared.repl.is_replica.load(Ordering::Relaxed);
+    if chained && !shared.repl.link_up.load(Ordering::Relaxed) {
+        return Err("NOMASTERLINK Can't SYNC while not connected with my master");
     }
     // A second descriptor of the client's socket: its shard closes its own.
     let dup = percore_net::sys::dup(fd).map_err(|_| "ERR can't duplicate the socket")?;
@@ -324,7 +318,14 @@ pub fn psync(
     let cfg = shared.config();
     let mut st = p.lock();
     st.backlog_size = usize::try_from(cfg.repl.backlog_size_bytes).unwrap_or(usize::MAX);
-    if st.sink.is_none() {
+    if chained && !st.relay {
+        // Chaining: the backlog is our primary's stream, relayed byte for byte as the
+        // master client applies it (`relay`), from our offset on.
+        st.relay = true;
+        st.active = true;
+        st.backlog.clear();
+        st.backlog_end = shared.repl.offset.load(Ordering::Relaxed);
+    } else if !chained && st.sink.is_none() {
         // From the next barrier on, every shard logs its writes into the stream.
         st.sink = Some(shared.effects.attach(Box::new(Feed {
             shared: Arc::clone(shared),
@@ -701,17 +702,11 @@ pub fn save_started(
     diskless_sync: bool,
     diskless: bool,
 ) {
-    if !logging {
+    // A chained replica places the cut itself (`at_cut`).
+    if !logging && !relaying(shared) {
         return;
     }
-    let Some(save_id) = shared
-        .persist
-        .lock()
-        .expect("persist lock")
-        .running
-        .as_ref()
-        .map(|r| r.id)
-    else {
+    let Some(save_id) = running_save(shared) else {
         return;
     };
     let mut st = shared.repl.primary.lock();
@@ -727,6 +722,12 @@ pub fn save_started(
             r.save = Some((save_id, cut));
         }
     }
+}
+
+/// The id of the background save running now, if any.
+fn running_save(shared: &ServerShared) -> Option<u64> {
+    let persist = shared.persist.lock().expect("persist lock");
+    persist.running.as_ref().map(|r| r.id)
 }
 
 /// A background save ended: its replicas get the file, or are dropped.
@@ -817,8 +818,9 @@ pub fn stop(shared: &ServerShared) -> Option<i64> {
         }
     }
     st.replicas.clear();
-    let end = st.active.then_some(st.backlog_end);
+    let end = (st.active && !st.relay).then_some(st.backlog_end);
     st.active = false;
+    st.relay = false;
     st.backlog.clear();
     drop(st);
     p.wake.notify_all();
@@ -826,6 +828,109 @@ pub fn stop(shared: &ServerShared) -> Option<i64> {
         drop(shared.effects.detach(id));
     }
     end
+}
+
+/// Chaining: the master client applied `bytes` of its primary's stream, which now ends
+/// at `end` (the replication offset): they go on to the backlog and the sub-replicas.
+/// Bytes already counted (a sub-replica's PSYNC started the backlog at an offset read
+/// while this batch was being applied) are skipped. `bytes` is `None` when relaying
+/// started during the batch: the backlog cannot be filled, so it starts again.
+pub fn relay(shared: &ServerShared, bytes: Option<&[u8]>, end: i64) {
+    let p = &shared.repl.primary;
+    let mut st = p.lock();
+    if !st.relay || end <= st.backlog_end {
+        return;
+    }
+    let Some(bytes) = bytes else {
+        drop(st);
+        restart_relay(shared, end, false);
+        return;
+    };
+    let new = usize::try_from(end - st.backlog_end)
+        .unwrap_or(0)
+        .min(bytes.len());
+    append(&mut st, &bytes[bytes.len() - new..]);
+    st.data_end = st.backlog_end;
+    drop(st);
+    p.wake.notify_all();
+}
+
+/// Whether sub-replicas are served from the relayed stream.
+pub fn relaying(shared: &ServerShared) -> bool {
+    shared.repl.primary.lock().relay
+}
+
+/// Chaining: a save's barrier, run on shard 0 (the master client's) while it is parked
+/// there: every shard applied the stream up to the replication offset, which is the
+/// place of the cut. Replicas waiting for this save get `+FULLRESYNC` with it and buffer
+/// the stream relayed from now on. Only a barrier shard 0 led (`led_here`) has that
+/// property: shard 0 holds the stream from its mail on ([`super::master_input`]), while
+/// on joining another shard's barrier it may have forwarded commands the parked leader
+/// has not run; that save's replicas wait for the next one (shard 0's tick starts it).
+pub fn at_cut(shared: &ServerShared, led_here: bool) {
+    if !relaying(shared) {
+        return;
+    }
+    let Some(save_id) = running_save(shared) else {
+        return;
+    };
+    reached_cut(
+        shared,
+        |r| r.save.is_some_and(|(s, _)| s == save_id),
+        led_here,
+    );
+}
+
+/// The stream reached the place of a cut: the replicas waiting for it (`mine`) get
+/// `+FULLRESYNC` with the offset there and buffer the stream from now on; unless not
+/// `usable`: they then wait for the next save.
+fn reached_cut(shared: &ServerShared, mine: impl Fn(&Replica) -> bool, usable: bool) {
+    let replid = shared.repl.lock().replid.clone();
+    let p = &shared.repl.primary;
+    let mut st = p.lock();
+    let offset = st.backlog_end;
+    for r in &mut st.replicas {
+        if r.stage != Stage::WaitSave || !mine(r) {
+            continue;
+        }
+        if !usable {
+            r.save = None;
+            continue;
+        }
+        r.stage = Stage::Buffering;
+        if !r.pre_psync {
+            r.queue
+                .extend_from_slice(format!("+FULLRESYNC {replid} {offset}\r\n").as_bytes());
+        }
+    }
+    drop(st);
+    p.wake.notify_all();
+}
+
+/// Chaining: this replica's own history changed (a full sync from its primary, or a new
+/// replication id): its sub-replicas are dropped (they reconnect and resync) and the
+/// backlog starts again at `offset` (unless `keep_backlog`: the same stream goes on under
+/// a new replication id).
+pub fn restart_relay(shared: &ServerShared, offset: i64, keep_backlog: bool) {
+    let p = &shared.repl.primary;
+    let mut st = p.lock();
+    if !st.relay {
+        return;
+    }
+    for r in &mut st.replicas {
+        r.closed = true;
+        if let Some(s) = r.sock.take() {
+            let _ = s.shutdown(std::net::Shutdown::Both);
+        }
+    }
+    st.replicas.clear();
+    if !keep_backlog {
+        st.backlog.clear();
+        st.backlog_end = offset;
+        st.data_end = offset;
+    }
+    drop(st);
+    p.wake.notify_all();
 }
 
 /// The offset a WAIT issued now waits for: the end of the stream of effects written so far.

@@ -1005,6 +1005,10 @@ fn participate(
         session.keyspaces.lock().expect("session lock")[id] = Some(mine);
     }
     session.arrive.wait();
+    if data.id == 0 && matches!(session.kind, Kind::Forkless | Kind::Fork) {
+        // A chained replica's cut is at the stream offset shard 0 applied so far.
+        crate::replication::primary::at_cut(&data.shared, session.coordinator == 0);
+    }
     match session.kind {
         Kind::Forkless => {
             let cow = session.cow.as_ref().expect("forkless session has a writer");
@@ -1045,11 +1049,17 @@ fn participate(
             }
             if id == session.coordinator {
                 let mut st = data.shared.persist.lock().expect("persist lock");
+                let mut diskless = false;
                 if let Some(r) = st.running.as_mut() {
                     r.keys_total = session.keys_at_cut.load(Ordering::Relaxed);
+                    diskless = r.diskless;
                 }
                 drop(st);
-                data.shared.notice("Background saving started (forkless)");
+                data.shared.notice(if diskless {
+                    "Background RDB transfer started (forkless)"
+                } else {
+                    "Background saving started (forkless)"
+                });
             }
         }
         Kind::Sync | Kind::Cancel | Kind::Apply | Kind::Fork => {
