@@ -392,6 +392,28 @@ impl Registry {
             || !self.ready.is_empty()
     }
 
+    /// INFO clients: this shard's blocked clients with a deadline, and its keys that a
+    /// live XREADGROUP waits on (Valkey's `clients_in_timeout_table` and
+    /// `total_blocking_keys_on_nokey`).
+    pub fn info_counts(&self) -> (usize, usize) {
+        let nokey = self
+            .keys
+            .iter()
+            .flat_map(HashMap::values)
+            .filter(|q| {
+                q.queue.iter().any(|id| {
+                    self.waiters.get(id).is_some_and(|r| {
+                        std::ptr::eq(
+                            r.waiter.ops,
+                            &raw const crate::commands::streams::XREADGROUP_OPS,
+                        )
+                    })
+                })
+            })
+            .count();
+        (self.timeouts.len(), nokey)
+    }
+
     /// Whether this shard has timers or held keys to look after between iterations.
     #[inline]
     pub fn has_timers(&self) -> bool {

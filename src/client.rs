@@ -62,6 +62,16 @@ pub struct Client {
     /// The socket's descriptor, for CLIENT LIST's `fd`.
     pub fd: i32,
     pub no_evict: bool,
+    /// CLIENT NO-TOUCH: this client's commands (but TOUCH) leave the keys' access time.
+    pub no_touch: bool,
+    /// CLIENT CAPA REDIRECT: the client follows `-REDIRECT` (CLIENT LIST's `capa=r`).
+    pub capa_redirect: bool,
+    /// Commands run for this client (CLIENT LIST's `tot-cmds`).
+    pub tot_cmds: u64,
+    /// Query bytes received (`tot-net-in`), counted as each batch of input is run.
+    pub net_in: u64,
+    /// Reply bytes sent (`tot-net-out`), as of this connection's last batch of input.
+    pub net_out: u64,
     pub lib_name: Option<String>,
     pub lib_ver: Option<String>,
     /// QUIT, or a kill of this client: close once the reply is out.
@@ -137,6 +147,11 @@ impl Client {
             local: String::new(),
             fd: -1,
             no_evict: false,
+            no_touch: false,
+            capa_redirect: false,
+            tot_cmds: 0,
+            net_in: 0,
+            net_out: 0,
             lib_name: None,
             lib_ver: None,
             close_after_reply: false,

@@ -1630,6 +1630,9 @@ static OPTIONS: &[ConfigOption] = &[
     replicaof_opt!("slaveof"),
     repl_text!("masterauth", masterauth),
     repl_text!("masteruser", masteruser),
+    // Valkey 8's names for the two above.
+    repl_text!("primaryauth", masterauth),
+    repl_text!("primaryuser", masteruser),
     repl_bool!("replica-read-only", read_only),
     repl_bool!("slave-read-only", read_only),
     repl_bool!("replica-serve-stale-data", serve_stale_data),
@@ -2478,6 +2481,8 @@ static OPTIONS: &[ConfigOption] = &[
     ),
     kept_opt!("activerehashing", Runtime, Bool(true)),
     kept_opt!("always-show-logo", Immutable, Bool(false)),
+    // Valkey 8: reported by HELLO as `availability_zone` when set.
+    kept_opt!("availability-zone", Runtime, Text("")),
     kept_opt!("aof-disable-auto-gc", Runtime, Bool(false)),
     kept_opt!("aof_rewrite_cpulist", Immutable, Text("")),
     kept_opt!("bgsave_cpulist", Immutable, Text("")),
@@ -2830,6 +2835,8 @@ mod tests {
             ("slaveof", ""),
             ("masterauth", ""),
             ("masteruser", ""),
+            ("primaryauth", ""),
+            ("primaryuser", ""),
             ("replica-read-only", "yes"),
             ("slave-read-only", "yes"),
             ("replica-serve-stale-data", "yes"),

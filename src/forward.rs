@@ -36,6 +36,8 @@ pub struct Fwd {
     pub cmd: &'static Command,
     pub db: u16,
     pub proto: Protocol,
+    /// The client is in CLIENT NO-TOUCH mode: the owner leaves the access times.
+    pub no_touch: bool,
 }
 
 /// A command in a batch, with where its arguments are in [`Forward::args`].
@@ -276,6 +278,7 @@ mod tests {
             cmd: crate::commands::lookup(b"GET").expect("GET"),
             db: 0,
             proto: Protocol::Resp2,
+            no_touch: false,
         }
     }
 

@@ -291,16 +291,30 @@ pub fn redacted(argv: &[&[u8]]) -> Vec<usize> {
     let Some(&name) = argv.first() else {
         return Vec::new();
     };
-    if eq_ic(name, "acl") && argv.len() >= 3 && eq_ic(argv[1], "setuser") {
+    // ACL GETUSER / DELUSER names and the TLS key passphrases: Valkey's additions.
+    if eq_ic(name, "acl")
+        && argv.len() >= 3
+        && ["setuser", "getuser", "deluser"]
+            .iter()
+            .any(|s| eq_ic(argv[1], s))
+    {
         return (2..argv.len()).collect();
     }
     if eq_ic(name, "config") && argv.len() >= 4 && eq_ic(argv[1], "set") {
         return (2..argv.len() - 1)
             .step_by(2)
             .filter(|&j| {
-                ["masteruser", "masterauth", "requirepass"]
-                    .iter()
-                    .any(|c| eq_ic(argv[j], c))
+                [
+                    "masteruser",
+                    "masterauth",
+                    "primaryuser",
+                    "primaryauth",
+                    "requirepass",
+                    "tls-key-file-pass",
+                    "tls-client-key-file-pass",
+                ]
+                .iter()
+                .any(|c| eq_ic(argv[j], c))
             })
             .map(|j| j + 1)
             .collect();
@@ -478,6 +492,24 @@ mod tests {
             vec![2, 3, 4]
         );
         assert!(redacted(&[b"acl", b"setuser"]).is_empty());
+        // Valkey's additions: ACL GETUSER / DELUSER names, its option names, TLS passes.
+        assert_eq!(redacted(&[b"acl", b"getuser", b"u"]), vec![2]);
+        assert_eq!(redacted(&[b"ACL", b"DELUSER", b"u", b"v"]), vec![2, 3]);
+        assert_eq!(
+            redacted(&[
+                b"config",
+                b"set",
+                b"primaryuser",
+                b"u",
+                b"PRIMARYAUTH",
+                b"p",
+                b"tls-key-file-pass",
+                b"k",
+                b"tls-client-key-file-pass",
+                b"c"
+            ]),
+            vec![3, 5, 7, 9]
+        );
         assert_eq!(
             redacted(&[
                 b"config",

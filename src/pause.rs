@@ -95,6 +95,29 @@ impl Pause {
     }
 }
 
+/// INFO clients' `paused_reason`, `paused_actions` and `paused_timeout_milliseconds`
+/// lines (Valkey 8.1's; the only purpose percore pauses for is CLIENT PAUSE).
+pub fn info_lines(pause: &Pause, attention: &Attention, now_ms: i64) -> [String; 3] {
+    let end_ms = pause
+        .state
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .end_ms;
+    let (reason, actions, left_ms) = match pause.current(attention, now_ms) {
+        None => ("none", "none", 0),
+        Some(m) => (
+            "client_pause",
+            if m == Mode::All { "all" } else { "write" },
+            (end_ms - now_ms).max(0),
+        ),
+    };
+    [
+        format!("paused_reason:{reason}"),
+        format!("paused_actions:{actions}"),
+        format!("paused_timeout_milliseconds:{left_ms}"),
+    ]
+}
+
 /// A shard's side of the pause.
 #[derive(Default)]
 pub struct Local {

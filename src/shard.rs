@@ -478,6 +478,9 @@ impl Shard {
         outbox: &mut Outbox<Msg>,
     ) {
         client.last_interaction_ms = self.data.now_ms;
+        // The input beyond what was left unconsumed last time arrived since.
+        client.net_in += conn.input.len().saturating_sub(client.qbuf) as u64;
+        client.net_out = conn.sent_bytes;
         let qbuf_limit =
             usize::try_from(self.data.cfg.client_query_buffer_limit_bytes).unwrap_or(usize::MAX);
         self.ahead_len = 0;
@@ -661,6 +664,7 @@ impl Shard {
             start_open_txn(&mut self.data, client, &mut conn.output, outbox);
         }
         client.req = main;
+        client.qbuf = conn.input.len();
         // A message the client published to itself waits in its reply queue with what
         // followed it; with nothing owed by another shard before them, they go out now.
         if matches!(client.pending.front(), Some(Pending::Ready(_))) {
@@ -947,9 +951,15 @@ impl Shard {
             } else {
                 0
             };
+            if f.no_touch {
+                ctx.shard.keyspace.set_no_touch(true);
+            }
             crate::crash::guarded(argv, || {
                 run_handler(&mut ctx, h, argv, out);
             });
+            if f.no_touch {
+                data.keyspace.set_no_touch(false);
+            }
             if watched {
                 // A command that failed changed no key (a lookup for writing may count).
                 data.tracking.failed = out.get(mark) == Some(&b'-');
@@ -1142,7 +1152,25 @@ fn reply_target<'a>(
 /// Runs one request of `client`. False when it did not run: a multi-shard write found
 /// the write gate closed (a barrier is being set up), and must be tried again, unchanged,
 /// once it opens (`snapshot::gate`).
+#[inline]
 pub fn dispatch(
+    data: &mut ShardData,
+    client: &mut Client,
+    argv: &[&[u8]],
+    out: &mut Vec<u8>,
+    outbox: &mut Outbox<Msg>,
+) -> bool {
+    if client.no_touch {
+        // CLIENT NO-TOUCH (cold): the keys this shard reads keep their access time.
+        data.keyspace.set_no_touch(true);
+        let done = dispatch_command(data, client, argv, out, outbox);
+        data.keyspace.set_no_touch(false);
+        return done;
+    }
+    dispatch_command(data, client, argv, out, outbox)
+}
+
+fn dispatch_command(
     data: &mut ShardData,
     client: &mut Client,
     argv: &[&[u8]],
@@ -1230,6 +1258,7 @@ pub fn dispatch(
         return true;
     }
     client.last_cmd = cmd.name;
+    client.tot_cmds += 1;
     data.last_cmd = Some(cmd);
     let mut exec = cmd.exec;
     let mut routed_step = false;
@@ -1410,6 +1439,7 @@ pub fn dispatch(
                     cmd,
                     db: client.db as u16,
                     proto: client.proto,
+                    no_touch: client.no_touch,
                 };
                 forward(data, outbox, owner, fwd, argv);
                 pool_put(&mut data.buf_pool, scratch);

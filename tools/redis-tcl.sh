@@ -21,12 +21,18 @@
 # OUT (results directory, default target/redis-tcl), UNIT_TIMEOUT (seconds, default 300),
 # REDIS_SRC (an unpacked redis-7.0.x tree, fetched when unset), PORT (external mode's port,
 # default 7790), BASEPORT (full mode's first port, default 21111; the test client takes
-# the 32 below it), TCL_ARGS (more runtest arguments).
+# the 32 below it), TCL_ARGS (more runtest arguments), VALKEY_PEER (a Valkey build's
+# directory, default ../shared/peers/valkey: full mode links its valkey-cli for Valkey's
+# suite, else the installed redis-cli under that name).
+#
+# Valkey's suite: REDIS_SRC=<valkey tree> (its tests run src/valkey-server, valkey-cli,
+# ...; full mode provides both names).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PERCORE=${PERCORE:-$PWD/target/release/percore-server}
 OUT=${OUT:-$PWD/target/redis-tcl}
 PORT=${PORT:-7790}
+VALKEY_PEER=${VALKEY_PEER:-$PWD/../shared/peers/valkey}
 MODE=${TCL_MODE:-external}
 if [ "${1:-}" = "--full" ]; then
   MODE=full
@@ -50,13 +56,22 @@ if [ "$MODE" = full ]; then
   FULL=$OUT/full-src
   if [ ! -x "$FULL/runtest" ]; then
     mkdir -p "$FULL"
-    (cd "$REDIS_SRC" && cp -a runtest tests utils redis.conf "$FULL"/) || exit 1
+    # Valkey's tree has valkey.conf where Redis's has redis.conf.
+    (cd "$REDIS_SRC" && cp -a runtest tests utils "$FULL"/ \
+        && cp -a $(ls redis.conf valkey.conf 2>/dev/null) "$FULL"/) || exit 1
   fi
   mkdir -p "$FULL/src"
-  printf '#!/bin/sh\nexec "%s" "$@"\n' "$PERCORE" > "$FULL/src/redis-server"
-  chmod +x "$FULL/src/redis-server"
-  for t in redis-cli redis-benchmark redis-check-aof redis-check-rdb; do
-    ln -sf "$(command -v $t)" "$FULL/src/$t"
+  # Redis's suite runs src/redis-*, Valkey's src/valkey-*: both names are provided.
+  for s in redis-server valkey-server; do
+    printf '#!/bin/sh\nexec "%s" "$@"\n' "$PERCORE" > "$FULL/src/$s"
+    chmod +x "$FULL/src/$s"
+  done
+  for t in cli benchmark check-aof check-rdb; do
+    ln -sf "$(command -v redis-$t)" "$FULL/src/redis-$t"
+    # The Valkey peer's tool when there is one (its cli knows Valkey's options).
+    peer=$VALKEY_PEER/valkey-$t
+    [ -x "$peer" ] || peer=$(command -v redis-$t)
+    ln -sf "$peer" "$FULL/src/valkey-$t"
   done
 fi
 if [ $# -eq 0 ]; then

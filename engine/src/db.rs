@@ -90,13 +90,49 @@ fn lfu_log_incr(counter: u8, log_factor: u32, rng: &mut u64) -> u8 {
     if r < p { counter + 1 } else { counter }
 }
 
-impl AccessTracking {
+/// What a database does to the access field: [`AccessTracking`]'s two ways, or neither
+/// while a CLIENT NO-TOUCH client's command runs ([`Db::set_no_touch`]). Folding the
+/// no-touch case in here keeps the LRU hot path (GET/SET) at one branch more than a
+/// clock store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Access {
+    Lru,
+    Lfu {
+        log_factor: u32,
+        decay_minutes: u32,
+    },
+    /// Accesses leave the field alone; new keys get a fresh LFU (`lfu`) or LRU one.
+    Untouched {
+        lfu: bool,
+    },
+}
+
+impl Access {
+    fn of(tracking: AccessTracking, no_touch: bool) -> Access {
+        match (tracking, no_touch) {
+            (AccessTracking::Lru, false) => Access::Lru,
+            (
+                AccessTracking::Lfu {
+                    log_factor,
+                    decay_minutes,
+                },
+                false,
+            ) => Access::Lfu {
+                log_factor,
+                decay_minutes,
+            },
+            (t, true) => Access::Untouched {
+                lfu: matches!(t, AccessTracking::Lfu { .. }),
+            },
+        }
+    }
+
     /// The field of a key created now.
     #[inline]
     fn fresh(self, now_ms: i64) -> u32 {
         match self {
-            AccessTracking::Lru => lru_clock(now_ms),
-            AccessTracking::Lfu { .. } => lfu_fresh(now_ms),
+            Access::Lru | Access::Untouched { lfu: false } => lru_clock(now_ms),
+            Access::Lfu { .. } | Access::Untouched { lfu: true } => lfu_fresh(now_ms),
         }
     }
 
@@ -105,11 +141,12 @@ impl AccessTracking {
     #[inline]
     fn touched(self, field: u32, rng: &mut u64, now_ms: i64) -> u32 {
         match self {
-            AccessTracking::Lru => lru_clock(now_ms),
-            AccessTracking::Lfu {
+            Access::Lru => lru_clock(now_ms),
+            Access::Lfu {
                 log_factor,
                 decay_minutes,
             } => lfu_touched(field, log_factor, decay_minutes, rng, now_ms),
+            Access::Untouched { .. } => field,
         }
     }
 
@@ -117,13 +154,16 @@ impl AccessTracking {
     /// over, as `dbSetValue` keeps `lru`), or a fresh one when the old one had expired.
     #[inline]
     fn overwritten(self, field: u32, expired: bool, rng: &mut u64, now_ms: i64) -> u32 {
+        // Under NO-TOUCH the new value still gets a fresh LRU clock (Valkey's new object),
+        // and the LFU data of the old one carries over without the access.
         match self {
-            AccessTracking::Lru => lru_clock(now_ms),
-            AccessTracking::Lfu { .. } if expired => lfu_fresh(now_ms),
-            AccessTracking::Lfu {
+            Access::Lru | Access::Untouched { lfu: false } => lru_clock(now_ms),
+            _ if expired => self.fresh(now_ms),
+            Access::Lfu {
                 log_factor,
                 decay_minutes,
             } => lfu_touched(field, log_factor, decay_minutes, rng, now_ms),
+            Access::Untouched { lfu: true } => field,
         }
     }
 }
@@ -283,7 +323,9 @@ pub struct Db {
     waited: HashSet<Box<[u8]>>,
     ready: Vec<Box<[u8]>>,
     /// What the entries' access field holds.
-    access: AccessTracking,
+    tracking: AccessTracking,
+    /// What an access does to it (`tracking`, or nothing under CLIENT NO-TOUCH).
+    access: Access,
     /// Keys deleted because they expired (lazily or by the active cycle), kept while
     /// something consumes them (the stream of effects propagates them as DEL); `None`:
     /// nothing is kept, and an expiry costs one branch.
@@ -329,7 +371,8 @@ impl Db {
             cut_slot_counts: None,
             waited: HashSet::new(),
             ready: Vec::new(),
-            access: AccessTracking::Lru,
+            tracking: AccessTracking::Lru,
+            access: Access::Lru,
             events: Vec::new(),
             log_events: false,
             expired_log: None,
@@ -379,19 +422,38 @@ impl Db {
     /// Sets how accesses are tracked from now on (`maxmemory-policy`). Existing fields
     /// are not converted: as in Redis, they read oddly until keys are touched again.
     pub fn set_access_tracking(&mut self, access: AccessTracking) {
-        self.access = access;
+        let no_touch = matches!(self.access, Access::Untouched { .. });
+        self.tracking = access;
+        self.access = Access::of(access, no_touch);
     }
 
     /// How accesses are tracked.
     #[must_use]
     pub fn access_tracking(&self) -> AccessTracking {
-        self.access
+        self.tracking
+    }
+
+    /// CLIENT NO-TOUCH: while on, reads and writes leave the keys' access fields as they
+    /// are (new keys still get a fresh one); [`Db::touch`] still updates them.
+    pub fn set_no_touch(&mut self, on: bool) {
+        self.access = Access::of(self.tracking, on);
+    }
+
+    /// TOUCH: true when `key` exists, updating its access field even under NO-TOUCH.
+    pub fn touch(&mut self, key: &[u8], now_ms: i64) -> bool {
+        let Some(idx) = self.live_index(key, now_ms) else {
+            return false;
+        };
+        let entry = self.main.value_at_mut_unrecorded(idx);
+        entry.access =
+            Access::of(self.tracking, false).touched(entry.access, &mut self.rng, now_ms);
+        true
     }
 
     /// RESTORE's IDLETIME (LRU tracking) or FREQ (LFU tracking) for `key`
     /// (`objectSetLRUOrLFU`); the one that does not match the tracking is ignored.
     pub fn set_access(&mut self, key: &[u8], idle_s: Option<i64>, freq: Option<i64>, now_ms: i64) {
-        let field = match (self.access, idle_s, freq) {
+        let field = match (self.tracking, idle_s, freq) {
             (AccessTracking::Lfu { .. }, _, Some(f)) => {
                 (lfu_minutes(now_ms) << 8) | (f.clamp(0, 255) as u32)
             }
@@ -1299,6 +1361,41 @@ mod tests {
         db.get(b"k", 70_000);
         assert_eq!(db.idle_time_s(b"k", 72_000), Some(2));
         assert_eq!(db.idle_time_s(b"missing", 0), None);
+    }
+
+    #[test]
+    fn no_touch_leaves_access_fields_but_touch_updates() {
+        let mut db = Db::new(7);
+        db.set_access_tracking(AccessTracking::Lfu {
+            log_factor: 0,
+            decay_minutes: 0,
+        });
+        let freq = |db: &mut Db| db.lookup_entry(b"k", 0).unwrap().lfu_freq(0, 0);
+        db.set(b"k", v("a"), SetExpire::Clear, 0);
+        db.set_no_touch(true);
+        db.get(b"k", 0);
+        db.get_mut(b"k", 0);
+        assert_eq!(freq(&mut db), LFU_INIT_VAL);
+        // A key created under NO-TOUCH still starts with a fresh field.
+        db.set(b"n", v("b"), SetExpire::Clear, 0);
+        assert_eq!(
+            db.lookup_entry(b"n", 0).unwrap().lfu_freq(0, 0),
+            LFU_INIT_VAL
+        );
+        assert!(db.touch(b"k", 0));
+        assert!(!db.touch(b"missing", 0));
+        assert_eq!(freq(&mut db), LFU_INIT_VAL + 1);
+        // The policy changes under NO-TOUCH, which stays on until turned off.
+        db.set_access_tracking(AccessTracking::Lru);
+        db.set_access_tracking(AccessTracking::Lfu {
+            log_factor: 0,
+            decay_minutes: 0,
+        });
+        db.get(b"k", 0);
+        assert_eq!(freq(&mut db), LFU_INIT_VAL + 1);
+        db.set_no_touch(false);
+        db.get(b"k", 0);
+        assert_eq!(freq(&mut db), LFU_INIT_VAL + 2);
     }
 
     #[test]

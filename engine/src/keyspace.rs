@@ -61,6 +61,13 @@ impl Keyspace {
         }
     }
 
+    /// CLIENT NO-TOUCH on every database ([`crate::db::Db::set_no_touch`]).
+    pub fn set_no_touch(&mut self, on: bool) {
+        for db in &mut self.dbs {
+            db.set_no_touch(on);
+        }
+    }
+
     /// Turns every database's keyspace-event log on or off ([`crate::db::Db::set_event_log`]).
     pub fn set_event_log(&mut self, on: bool) {
         for db in &mut self.dbs {

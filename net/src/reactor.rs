@@ -210,6 +210,9 @@ pub struct Conn<S> {
     /// When (Unix ms, the loop's clock) a send last moved reply bytes to the kernel: a
     /// client reading a long reply is not idle (`timeout`). 0 before the first.
     pub last_send_ms: i64,
+    /// Bytes the socket took from the output so far (wire bytes under TLS): CLIENT
+    /// LIST's `tot-net-out`.
+    pub sent_bytes: u64,
     sending: Vec<u8>,
     sent: usize,
     /// The registered-file slot of this connection's socket, if it has one.
@@ -272,6 +275,7 @@ impl<S> Conn<S> {
             state,
             read_paused: false,
             last_send_ms: 0,
+            sent_bytes: 0,
             sending: Vec::new(),
             sent: 0,
             fixed: None,
@@ -1405,6 +1409,7 @@ impl<S: Service> Reactor<S> {
                 conn.last_send_ms = now_ms;
             }
             conn.sent += res as usize;
+            conn.sent_bytes += res as u64;
             if conn.sent >= conn.sending.len() {
                 conn.sending.clear();
                 conn.sent = 0;

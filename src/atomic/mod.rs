@@ -502,6 +502,8 @@ pub struct Txn {
     pub seq: u64,
     pub client_id: u64,
     pub proto: Protocol,
+    /// The client is in CLIENT NO-TOUCH mode: each shard leaves its keys' access times.
+    pub no_touch: bool,
     /// Shards in ascending order, each with its keys.
     plan: Vec<Part>,
     /// Parts whose locks are held (`plan[..locked]`).
@@ -642,6 +644,7 @@ impl Txn {
             seq,
             client_id: client.id,
             proto: client.proto,
+            no_touch: client.no_touch,
             plan: b.parts,
             locked: 0,
             gated: false,
@@ -835,7 +838,7 @@ pub fn advance(
         }
         txn.locked += 1;
         if txn.eager {
-            run_early(data, &mut txn);
+            with_no_touch(data, txn.no_touch, |data| run_early(data, &mut txn));
             if txn.locked == txn.plan.len() {
                 merge_early(data, &mut txn);
             }
@@ -1005,6 +1008,28 @@ pub fn unwatch_all(data: &mut ShardData, client: &mut Client, mut send: impl FnM
 /// transaction must go on there. With the stream of effects on, what it logs here is the
 /// transaction's (`Txn::effects`).
 fn run_next(data: &mut ShardData, txn: &mut Txn, client: Option<&mut Client>) -> Option<usize> {
+    if txn.no_touch {
+        return with_no_touch(data, true, |data| run_next_logged(data, txn, client));
+    }
+    run_next_logged(data, txn, client)
+}
+
+/// Runs `f` with this shard's keyspace in CLIENT NO-TOUCH mode when `on`.
+fn with_no_touch<T>(data: &mut ShardData, on: bool, f: impl FnOnce(&mut ShardData) -> T) -> T {
+    if !on {
+        return f(data);
+    }
+    data.keyspace.set_no_touch(true);
+    let r = f(data);
+    data.keyspace.set_no_touch(false);
+    r
+}
+
+fn run_next_logged(
+    data: &mut ShardData,
+    txn: &mut Txn,
+    client: Option<&mut Client>,
+) -> Option<usize> {
     if !data.effects.on {
         return run_next_here(data, txn, client);
     }

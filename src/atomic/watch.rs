@@ -57,6 +57,11 @@ impl Registry {
         self.keys.is_empty()
     }
 
+    /// Distinct keys watched (INFO's `total_watched_keys`).
+    pub fn watched_keys(&self) -> usize {
+        self.keys.len()
+    }
+
     /// Registers `client`'s watch of `keys` in `db` (a key it already watches is skipped).
     pub fn watch(data: &mut ShardData, client: u64, db: usize, keys: &[&[u8]]) {
         let now = data.now_ms;

@@ -1,6 +1,7 @@
 //! Connection commands: PING, ECHO, SELECT, QUIT, HELLO, AUTH, RESET, CLIENT.
 
 pub mod client;
+pub mod clients_info;
 
 pub use client::{client_merge, client_part};
 
@@ -155,7 +156,14 @@ pub fn hello(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
     }
     w.proto = client.proto;
     let id = client.id as i64;
-    w.map(7);
+    // Valkey 8.1: `availability_zone` follows when the option is set.
+    let zone = ctx
+        .shard
+        .cfg
+        .kept
+        .get("availability-zone")
+        .filter(|z| !z.is_empty());
+    w.map(7 + usize::from(zone.is_some()));
     w.bulk(b"server");
     w.bulk(b"redis");
     w.bulk(b"version");
@@ -174,6 +182,10 @@ pub fn hello(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
     w.bulk(b"master");
     w.bulk(b"modules");
     w.array(0);
+    if let Some(z) = zone {
+        w.bulk(b"availability_zone");
+        w.bulk(z.as_bytes());
+    }
 }
 
 /// RESET: back to a fresh connection's state (RESP2, db 0, replies on, no name), and
@@ -197,6 +209,7 @@ pub fn reset(ctx: &mut Ctx, _argv: &[&[u8]], w: &mut ReplyWriter) {
         c.name = None;
         c.reply_mode = crate::client::ReplyMode::On;
         c.no_evict = false;
+        c.no_touch = false;
         c.authenticated = authenticated;
         c.asking = false;
         c.readonly = false;

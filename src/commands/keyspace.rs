@@ -68,7 +68,7 @@ pub fn touch_part(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
     let db = sh.keyspace.db_mut(ctx.db);
     let mut n = 0;
     for k in &argv[1..] {
-        if db.get(k, now).is_some() {
+        if db.touch(k, now) {
             sh.stats.keyspace_hits += 1;
             n += 1;
         } else {

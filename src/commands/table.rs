@@ -400,6 +400,8 @@ pub static COMMANDS: &[Command] = &[
             ("client|setinfo", 4, NOSCRIPT | LOADING | STALE),
             ("client|reply", 3, NOSCRIPT | LOADING | STALE),
             ("client|no-evict", 3, ADMIN | NOSCRIPT | LOADING | STALE),
+            ("client|no-touch", 3, NOSCRIPT | LOADING | STALE),
+            ("client|capa", -3, NOSCRIPT | LOADING | STALE),
             ("client|tracking", -3, NOSCRIPT | LOADING | STALE),
             ("client|caching", 3, NOSCRIPT | LOADING | STALE),
             ("client|getredir", 2, NOSCRIPT | LOADING | STALE),

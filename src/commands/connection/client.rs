@@ -10,6 +10,10 @@ use std::fmt::Write as _;
 const HELP: &[&str] = &[
     "CACHING (YES|NO)",
     "    Enable/disable tracking of the keys for next command in OPTIN/OPTOUT modes.",
+    "CAPA <option> [options...]",
+    "    The client claims its some capability options. Options are:",
+    "    * REDIRECT",
+    "      The client can handle redirection during primary and replica failover in standalone mode.",
     "GETREDIR",
     "    Return the client ID we are redirecting to when tracking is enabled.",
     "GETNAME",
@@ -57,10 +61,14 @@ const HELP: &[&str] = &[
     "    Report tracking status for the current connection.",
     "NO-EVICT (ON|OFF)",
     "    Protect current client connection from eviction.",
+    "NO-TOUCH (ON|OFF)",
+    "    Will not touch LRU/LFU stats when this mode is on.",
 ];
 
-/// One CLIENT LIST / CLIENT INFO line (without the trailing newline), as Redis 7.0.
-pub fn client_line(c: &Client, now_ms: i64, out: &mut String) {
+/// One CLIENT LIST / CLIENT INFO line (without the trailing newline), as Valkey 8 (Redis
+/// 7.0's fields and Valkey's additions). `running`: `c` is the client running this
+/// command, which `tot-cmds` does not count yet (Valkey counts a command once it ran).
+pub fn client_line(c: &Client, running: bool, now_ms: i64, out: &mut String) {
     // In Redis 7.0's order (`getClientInfoString`).
     let mut flags = String::new();
     if c.monitor {
@@ -84,6 +92,9 @@ pub fn client_line(c: &Client, now_ms: i64, out: &mut String) {
     if c.no_evict {
         flags.push('e');
     }
+    if c.no_touch {
+        flags.push('T');
+    }
     if let Some(t) = &c.tracking {
         flags.push('t');
         if t.broken_redirect {
@@ -101,11 +112,13 @@ pub fn client_line(c: &Client, now_ms: i64, out: &mut String) {
         .as_deref()
         .map(String::from_utf8_lossy)
         .unwrap_or_default();
+    // Valkey 8's fields: `watch` after `multi`, the library and traffic ones at the end.
     let _ = write!(
         out,
         "id={} addr={} laddr={} fd={} name={name} age={} idle={} flags={flags} db={} \
-         sub={} psub={} ssub={} multi={} qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 \
-         obl=0 oll={} omem=0 tot-mem=0 events=r cmd={} user={} redir={} resp={}",
+         sub={} psub={} ssub={} multi={} watch={} qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 \
+         rbs=0 rbp=0 obl=0 oll={} omem=0 tot-mem=0 events=r cmd={} user={} redir={} resp={} \
+         lib-name={} lib-ver={} tot-net-in={} tot-net-out={} tot-cmds={}",
         c.id,
         c.peer,
         c.local,
@@ -117,12 +130,18 @@ pub fn client_line(c: &Client, now_ms: i64, out: &mut String) {
         c.psubs.len(),
         c.ssubs.len(),
         c.multi.as_ref().map_or(-1, |m| m.cmds.len() as i64),
+        c.watched.len(),
         c.qbuf,
         c.pending.len(),
         c.last_cmd,
         crate::acl::user_name(c),
         crate::tracking::redirect_of(c),
         if c.proto == Protocol::Resp3 { 3 } else { 2 },
+        c.lib_name.as_deref().unwrap_or_default(),
+        c.lib_ver.as_deref().unwrap_or_default(),
+        c.net_in,
+        c.net_out,
+        c.tot_cmds.saturating_sub(u64::from(running)),
     );
 }
 
@@ -290,12 +309,13 @@ pub fn client_part(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
             let mut lines: Vec<(u64, String)> = Vec::new();
             let me = ctx.client.as_deref();
             let kind = list_type(argv);
-            for c in ctx.shard.clients.iter().flatten().map(|c| &**c).chain(me) {
+            let others = ctx.shard.clients.iter().flatten().map(|c| (&**c, false));
+            for (c, running) in others.chain(me.map(|c| (c, true))) {
                 if only.as_ref().is_none_or(|ids| ids.contains(&c.id))
                     && kind.is_none_or(|p| p == c.subscribed())
                 {
                     let mut l = String::new();
-                    client_line(c, now, &mut l);
+                    client_line(c, running, now, &mut l);
                     lines.push((c.id, l));
                 }
             }
@@ -411,6 +431,17 @@ fn pause_args(argv: &[&[u8]], now_ms: i64) -> Result<(i64, crate::pause::Mode), 
     Ok((end, mode))
 }
 
+/// `ON` / `OFF`, any case.
+fn on_off(arg: &[u8]) -> Option<bool> {
+    if eq_ic(arg, "ON") {
+        Some(true)
+    } else if eq_ic(arg, "OFF") {
+        Some(false)
+    } else {
+        None
+    }
+}
+
 /// The subcommands about the calling connection.
 fn local_only_client(ctx: &mut Ctx, sub: &str, argv: &[&[u8]]) -> Partial {
     let now = ctx.shard.now_ms;
@@ -435,7 +466,7 @@ fn local_only_client(ctx: &mut Ctx, sub: &str, argv: &[&[u8]]) -> Partial {
         },
         "client|info" => {
             let mut l = String::new();
-            client_line(c, now, &mut l);
+            client_line(c, true, now, &mut l);
             l.push('\n');
             w.verbatim("txt", l.as_bytes());
         }
@@ -479,16 +510,26 @@ fn local_only_client(ctx: &mut Ctx, sub: &str, argv: &[&[u8]]) -> Partial {
                 w.bulk(p);
             }
         }
-        "client|no-evict" => {
-            if eq_ic(argv[2], "ON") {
-                c.no_evict = true;
+        "client|no-evict" => match on_off(argv[2]) {
+            Some(on) => {
+                c.no_evict = on;
                 w.ok();
-            } else if eq_ic(argv[2], "OFF") {
-                c.no_evict = false;
-                w.ok();
-            } else {
-                w.error(errors::SYNTAX);
             }
+            None => w.error(errors::SYNTAX),
+        },
+        "client|no-touch" => match on_off(argv[2]) {
+            Some(on) => {
+                c.no_touch = on;
+                w.ok();
+            }
+            None => w.error(errors::SYNTAX),
+        },
+        "client|capa" => {
+            // Unknown capabilities are ignored, as Valkey does.
+            if argv[2..].iter().any(|a| eq_ic(a, "redirect")) {
+                c.capa_redirect = true;
+            }
+            w.ok();
         }
         "client|setinfo" => {
             let v = argv[3];
@@ -594,12 +635,13 @@ mod tests {
         c.fd = 9;
         c.last_cmd = "client|list";
         let mut l = String::new();
-        client_line(&c, 3_500, &mut l);
+        client_line(&c, false, 3_500, &mut l);
         assert_eq!(
             l,
             "id=7 addr=127.0.0.1:5000 laddr=127.0.0.1:6379 fd=9 name= age=2 idle=2 flags=N db=0 \
-             sub=0 psub=0 ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 \
-             obl=0 oll=0 omem=0 tot-mem=0 events=r cmd=client|list user=default redir=-1 resp=2"
+             sub=0 psub=0 ssub=0 multi=-1 watch=0 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 \
+             rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd=client|list user=default \
+             redir=-1 resp=2 lib-name= lib-ver= tot-net-in=0 tot-net-out=0 tot-cmds=0"
         );
     }
 

@@ -92,11 +92,14 @@ pub fn info_part(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
     } else {
         (0, 0, 0)
     };
-    let counters = counters.into_iter().chain([
-        ("tracking_total_keys", tk as u64),
-        ("tracking_total_items", ti as u64),
-        ("tracking_total_prefixes", tp as u64),
-    ]);
+    let counters = counters
+        .into_iter()
+        .chain([
+            ("tracking_total_keys", tk as u64),
+            ("tracking_total_items", ti as u64),
+            ("tracking_total_prefixes", tp as u64),
+        ])
+        .chain(crate::commands::connection::clients_info::counters(sh));
     for (k, v) in counters {
         let _ = writeln!(s, "k {k} {v}");
     }
@@ -329,6 +332,9 @@ fn global_sections(ctx: &Ctx, argv: &[Vec<u8>], s: &mut String) {
                 st.blocking_keys.load(Ordering::Relaxed)
             ),
         );
+        for l in crate::pause::info_lines(&shared.pause, &shared.attention, now_ms) {
+            line("clients", l);
+        }
     }
     if want("memory") {
         let used = crate::alloc::used_memory() as u64;
@@ -669,6 +675,9 @@ pub fn render(argv: &[Vec<u8>], parts: &[Option<Partial>]) -> String {
                     body.push_str("\r\n");
                 }
             }
+            "clients" => crate::commands::connection::clients_info::render(&mut body, |k| {
+                m.counters.get(k).copied().unwrap_or(0)
+            }),
             "percore" => {
                 for l in m.shards.values() {
                     body.push_str(l);
