@@ -236,10 +236,14 @@ fn try_keys(ctx: &mut Ctx, chain: &[&[u8]]) -> Partial {
             sub.extend_from_slice(argv);
             return crate::commands::keyspace::hop(owner, try_keys as PartFn, sub);
         }
+        let before = ctx.shard.keyspace.changes();
         match (ops.take)(ctx, key, argv) {
             Take::Empty => i += 1,
             Take::WrongType => return super_reply(ctx, |w| w.error(errors::WRONGTYPE)),
-            Take::Served(p) => return p,
+            Take::Served(p) => {
+                log_first_attempt(ctx, ops, argv, before, &p);
+                return p;
+            }
         }
     }
     Partial::Block(Box::new(BlockSpec {
@@ -247,6 +251,60 @@ fn try_keys(ctx: &mut Ctx, chain: &[&[u8]]) -> Partial {
         deadline_ms,
         argv: Argv::from_slices(argv),
     }))
+}
+
+/// Where a hop chain's step runs: who logs a blocking command's first attempt to the
+/// stream of effects (replicas, the AOF).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ChainSite {
+    /// A transaction or script step: its runner logs the command when it completes.
+    #[default]
+    Other,
+    /// `dispatch` on the client's shard: it logs a result answered there, not one that
+    /// goes on to another shard.
+    Dispatch,
+    /// A step sent from another shard (`Msg::Run`): nobody else logs it.
+    Remote,
+}
+
+/// The first attempt took from `key`'s owner, here: unless the runner does it (see
+/// [`ChainSite`]), what [`took_here`] does for a served waiter.
+fn log_first_attempt(ctx: &mut Ctx, ops: &WaitOps, argv: &[&[u8]], before: u64, p: &Partial) {
+    let site = ctx.shard.blocking.site;
+    let here = site == ChainSite::Remote
+        || (site == ChainSite::Dispatch && matches!(p, Partial::Hop { .. }));
+    if here {
+        took_here(ctx.shard, ops, argv, ctx.db, before, p);
+    }
+}
+
+/// A blocking command took from a key of this shard (its keyspace's change counter was
+/// `before`): WATCH and CLIENT TRACKING see the write on this shard's keys, and the
+/// stream of effects gets the command's non-blocking form (`propagate::rewrite`).
+fn took_here(
+    data: &mut ShardData,
+    ops: &WaitOps,
+    argv: &[&[u8]],
+    db: usize,
+    before: u64,
+    result: &Partial,
+) {
+    if !data.effects.on && !data.observes_writes() {
+        return;
+    }
+    let Some(cmd) = crate::commands::lookup(ops.name.as_bytes()) else {
+        return;
+    };
+    if data.observes_writes() {
+        crate::atomic::watch::after_write(data, cmd, argv, db, before);
+    }
+    if data.effects.on {
+        let reply = match result {
+            Partial::Encoded(b) => b.as_slice(),
+            _ => &[],
+        };
+        crate::propagate::after_command(data, cmd, argv, db, before, reply);
+    }
 }
 
 fn super_reply(ctx: &Ctx, f: impl FnOnce(&mut ReplyWriter)) -> Partial {
@@ -362,6 +420,11 @@ pub struct Registry {
     keys_total: usize,
     /// Keys to look at (reported ready, or whose claim was answered).
     ready: VecDeque<(u16, Box<[u8]>)>,
+    /// Ready keys whose next waiter has a claim out for an earlier key (or waits on one
+    /// whose claim is out): looked at again, right after that key, once a claim is
+    /// answered, so a waiter on several keys is served from the first ready one, as
+    /// Redis serves its ready keys one after the other.
+    stalled: Vec<(u16, Box<[u8]>)>,
     /// Keys of waiters that may write on another shard, held while the write gate is
     /// closed.
     held: Vec<(u16, Box<[u8]>)>,
@@ -379,6 +442,8 @@ pub struct Registry {
     running: bool,
     /// False while a client may be out of its slot (inside a batch of its requests).
     safe: bool,
+    /// Where the hop step running now was started (set by the shard around its steps).
+    pub site: ChainSite,
 }
 
 impl Registry {
@@ -721,7 +786,7 @@ fn unregister(data: &mut ShardData, id: WaiterId) {
         if let Some(q) = reg.queue(cdb, &ckey) {
             q.claim = None;
         }
-        reg.ready.push_back((cdb, ckey));
+        resume_after_claim(reg, cdb, ckey);
     }
     for k in r.keys {
         let Some(q) = reg.keys.get_mut(r.db as usize).and_then(|m| m.get_mut(&*k)) else {
@@ -771,10 +836,11 @@ fn serve_key(data: &mut ShardData, db: u16, key: &[u8]) -> usize {
         let Some(r) = reg.waiters.get(&id) else {
             continue;
         };
-        // Skipped: another shard holds its claim, or one of this shard's keys does.
-        if r.busy || reg.claims.contains_key(&id) {
+        // Skipped: another shard holds its claim.
+        if r.busy {
             continue;
         }
+        let stall = !reg.claims.is_empty() && waits_on_a_claim(reg, id, r, key);
         let waiter = r.waiter.clone();
         let mut args = Vec::new();
         waiter.argv.fill(&mut args);
@@ -786,6 +852,11 @@ fn serve_key(data: &mut ShardData, db: u16, key: &[u8]) -> usize {
         };
         if !(waiter.ops.ready)(&mut ctx, key, &args) {
             continue;
+        }
+        if stall {
+            // It may yet be served from the key its claim is for: this key waits.
+            data.blocking.stalled.push((db, key.into()));
+            return steps;
         }
         if waiter.ops.moves && data.shared.write_gate.is_closed() {
             data.blocking.held.push((db, key.into()));
@@ -858,16 +929,9 @@ fn serve(data: &mut ShardData, db: u16, key: &[u8], waiter: &Waiter) -> bool {
             return false;
         }
     };
-    if data.effects.on
-        && let Some(cmd) = crate::commands::lookup(waiter.ops.name.as_bytes())
-    {
-        // Served as its non-blocking form (`propagate::rewrite`).
-        let reply = match &result {
-            Partial::Encoded(b) => b.as_slice(),
-            _ => &[],
-        };
-        crate::propagate::after_command(data, cmd, &args, db as usize, before, reply);
-    }
+    // No client of this shard is running a command: nobody is the writer (NOLOOP).
+    data.tracking.writer = 0;
+    took_here(data, waiter.ops, &args, db as usize, before, &result);
     unregister(data, waiter.id);
     let client_shard = waiter.id.shard as usize;
     match result {
@@ -993,19 +1057,21 @@ fn handle(data: &mut ShardData, msg: BlockMsg) -> Result<(), BlockMsg> {
                     },
                 );
                 if w.ops.moves && data.shared.write_gate.is_closed() {
-                    data.blocking.held.push((db, key));
+                    let reg = &mut data.blocking;
+                    reg.held.push((db, key));
+                    reg.held.append(&mut reg.stalled);
                     return Ok(());
                 }
                 requeue_keys(data, id);
             }
-            data.blocking.ready.push_back((db, key));
+            resume_after_claim(&mut data.blocking, db, key);
         }
         BlockMsg::Denied { id, gone } => {
             if let Some((db, key)) = data.blocking.claims.remove(&id) {
                 if let Some(q) = data.blocking.queue(db, &key) {
                     q.claim = None;
                 }
-                data.blocking.ready.push_back((db, key));
+                resume_after_claim(&mut data.blocking, db, key);
             }
             if gone {
                 unregister(data, id);
@@ -1054,6 +1120,30 @@ fn handle(data: &mut ShardData, msg: BlockMsg) -> Result<(), BlockMsg> {
     Ok(())
 }
 
+/// Whether waiter `id` (`r`), found ready on `key`, must wait for a claim out first: its
+/// own claim for another key, or another waiter's on one of its other keys here (that key
+/// came ready first; Redis would serve from it before looking at `key`).
+fn waits_on_a_claim(reg: &Registry, id: WaiterId, r: &Registered, key: &[u8]) -> bool {
+    reg.claims.contains_key(&id)
+        || r.keys.iter().any(|k| {
+            **k != *key
+                && reg
+                    .keys
+                    .get(r.db as usize)
+                    .and_then(|m| m.get(k))
+                    .is_some_and(|q| q.claim.is_some())
+        })
+}
+
+/// A claim for `key` was answered (or dropped): the key is looked at next, then the keys
+/// stalled behind claims, in their order.
+fn resume_after_claim(reg: &mut Registry, db: u16, key: Box<[u8]>) {
+    for k in reg.stalled.drain(..).rev() {
+        reg.ready.push_front(k);
+    }
+    reg.ready.push_front((db, key));
+}
+
 /// Every key of waiter `id` here is looked at again.
 fn requeue_keys(data: &mut ShardData, id: WaiterId) {
     if let Some(r) = data.blocking.waiters.get(&id) {
@@ -1078,6 +1168,10 @@ pub fn pump(data: &mut ShardData, outbox: &mut Outbox<Msg>, safe: bool) {
     }
     data.blocking.running = true;
     data.blocking.safe = safe;
+    // Keys are looked at with the time now, not the loop's (Redis's
+    // handleClientsBlockedOnKeys updates its cached time): a key that expired during the
+    // batch (a transaction's DEBUG SLEEP) serves nobody.
+    data.now_ms = data.now_ms.max(percore_net::reactor::unix_ms());
     let mut steps = 0;
     let mut deferred: Vec<BlockMsg> = Vec::new();
     while steps < SERVE_STEPS_PER_PUMP_MAX {

@@ -1040,10 +1040,12 @@ impl Shard {
             proto,
             client: None,
         };
+        ctx.shard.blocking.site = crate::blocking::ChainSite::Remote;
         let result = crate::crash::guarded(&args, || {
             let first = step(&mut ctx, &args);
             run_hops(&mut ctx, first)
         });
+        self.data.blocking.site = crate::blocking::ChainSite::Other;
         self.argv_store = recycle(args);
         if let Partial::Hop { shard, step, argv } = result {
             // The command continues on another shard; that one answers the client's shard.
@@ -1484,9 +1486,13 @@ fn dispatch_command(
                 proto,
                 client: None,
             };
+            if cmd.has(flags::BLOCKING) {
+                ctx.shard.blocking.site = crate::blocking::ChainSite::Dispatch;
+            }
             let first = step(&mut ctx, argv);
             let (mut failed, mut reply) = (false, Vec::new());
             let result = run_hops(&mut ctx, first);
+            data.blocking.site = crate::blocking::ChainSite::Other;
             data.acl.caller = None;
             if watched && !matches!(result, Partial::Hop { .. }) {
                 crate::atomic::watch::after_write(data, cmd, argv, db, before);

@@ -516,8 +516,8 @@ fn blocking_read_times_out_with_a_null() {
 }
 
 /// A blocked XREADGROUP is answered when its stream or group goes (DEL, expiry, a type
-/// change, XGROUP DESTROY, a delete-and-recreate in one script) while a blocked XREAD
-/// waits on: Redis 7.0's replies, byte for byte, with the waiter's key on either shard.
+/// change, XGROUP DESTROY, a delete-and-recreate in one script, FLUSHALL, FLUSHDB,
+/// SWAPDB) while a blocked XREAD waits on: Redis 7.0's replies, byte for byte, with the waiter's key on either shard.
 #[test]
 fn blocked_group_readers_learn_that_their_stream_or_group_went() {
     let Some(redis) = Server::redis() else {
@@ -526,13 +526,18 @@ fn blocked_group_readers_learn_that_their_stream_or_group_went() {
     let percore = Server::percore(&["--threads", "2"]);
     let (ka, kb) = keys_on_two_shards();
     let recreate = "redis.call('del',KEYS[1]); redis.call('xadd',KEYS[1],'1-1','a','1')";
-    let scenarios: [(&str, &[&str]); 6] = [
+    let scenarios: [(&str, &[&str]); 10] = [
         ("XREADGROUP", &["DEL", "{k}"]),
         ("XREADGROUP", &["XGROUP", "DESTROY", "{k}", "g"]),
         ("XREADGROUP", &["SET", "{k}", "x"]),
         ("XREADGROUP", &["PEXPIRE", "{k}", "1"]),
         ("XREADGROUP", &["EVAL", recreate, "1", "{k}"]),
         ("XREAD", &["DEL", "{k}"]),
+        // 7.0's scanDatabaseForDeletedStreams: emptied or swapped-away databases.
+        ("XREADGROUP", &["FLUSHALL"]),
+        ("XREADGROUP", &["FLUSHDB"]),
+        ("XREADGROUP", &["SWAPDB", "0", "1"]),
+        ("XREAD", &["FLUSHALL"]),
     ];
     let mut seen: Vec<Vec<Vec<u8>>> = Vec::new();
     for server in [&redis, &percore] {
@@ -582,4 +587,61 @@ fn blocked_group_readers_learn_that_their_stream_or_group_went() {
         "{}",
         common::show(&seen[0][0])
     );
+}
+
+/// XREADGROUP `>` with BLOCK, when the entries added after the group's last delivered one
+/// were all deleted: it blocks and times out (Redis 7.0.15's `streamLastValidID` check),
+/// never answering `[key, []]`; the consumer is not created. Both shards, vs redis.
+#[test]
+fn a_group_reader_whose_new_entries_were_deleted_blocks() {
+    let Some(redis) = Server::redis() else {
+        return;
+    };
+    let percore = Server::percore(&["--threads", "2"]);
+    let (ka, kb) = keys_on_two_shards();
+    let mut seen = Vec::new();
+    for server in [&redis, &percore] {
+        let mut admin = server.conn();
+        let mut replies = Vec::new();
+        for key in [&ka, &kb] {
+            let read = |c: &str, block: &str| -> Vec<String> {
+                let mut v: Vec<String> = ["XREADGROUP", "GROUP", "g", c, "BLOCK", block]
+                    .iter()
+                    .map(|s| (*s).to_string())
+                    .collect();
+                v.extend(["STREAMS".to_string(), key.clone(), ">".to_string()]);
+                v
+            };
+            for cmd in [
+                vec!["DEL", key],
+                vec!["XGROUP", "CREATE", key, "g", "$", "MKSTREAM"],
+                vec!["XADD", key, "666", "f", "v"],
+            ] {
+                replies.push(admin.cmd_raw(&cmd));
+            }
+            replies.push(admin.cmd_raw(&read("alice", "10")));
+            for cmd in [
+                vec!["XADD", key, "667", "f2", "v2"],
+                vec!["XDEL", key, "667"],
+            ] {
+                replies.push(admin.cmd_raw(&cmd));
+            }
+            let mut r = server.conn();
+            r.send_cmd(&read("alice", "50"));
+            replies.push(r.read_raw());
+            r.send_cmd(&read("bob", "50"));
+            replies.push(r.read_raw());
+            replies.push(admin.cmd_raw(&["XINFO", "GROUPS", key]));
+            // A new entry still serves a blocked reader.
+            r.send_cmd(&read("alice", "0"));
+            wait_until("the reader blocks", || blocked_clients(&mut admin) == "1");
+            replies.push(admin.cmd_raw(&["XADD", key, "668", "f3", "v3"]));
+            replies.push(r.read_raw());
+        }
+        seen.push(replies);
+    }
+    for (i, (want, got)) in seen[0].iter().zip(&seen[1]).enumerate() {
+        assert_eq!(common::show(got), common::show(want), "reply {i}");
+    }
+    assert_eq!(seen[0].len(), seen[1].len());
 }

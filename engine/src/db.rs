@@ -712,6 +712,7 @@ impl Db {
             self.clear();
             return None;
         }
+        self.ready_all_waited();
         self.changes += self.main.len() as u64;
         let mut old = Db::new(splitmix64(&mut self.rng));
         mem::swap(&mut self.main, &mut old.main);
@@ -723,8 +724,11 @@ impl Db {
         Some(old)
     }
 
-    /// Drops every key (FLUSHDB). Counters are kept.
+    /// Drops every key (FLUSHDB). Counters are kept. Every waited key is reported, as
+    /// deleted (Redis 7.0's `scanDatabaseForDeletedStreams`: a blocked XREADGROUP is
+    /// answered).
     pub fn clear(&mut self) {
+        self.ready_all_waited();
         self.changes += self.main.len() as u64;
         self.main.clear();
         self.expires.clear();

@@ -1340,7 +1340,9 @@ fn serve_stream(
         }
         (Some((g, c)), ReadFrom::New) => {
             let last = s.group(g).map_or(StreamId::MAX, |g| g.last_id);
-            if top_id(s, woken).is_none_or(|top| top <= last) {
+            // The last entry still there, woken or not: a reader is never answered with
+            // an empty array when the new entries were deleted.
+            if top_id(s, false).is_none_or(|top| top <= last) {
                 // Nothing new: Redis 7.0 does not create (or touch) the consumer.
                 return false;
             }
@@ -1538,9 +1540,13 @@ fn read_ready(ctx: &mut Ctx, key: &[u8], argv: &[&[u8]]) -> bool {
         // with an error (Redis 7.0's signalDeletedKeyAsReady); a plain reader waits on.
         return a.group.is_some();
     };
-    // A group gone: the waiter is answered with an error.
+    // A group gone: the waiter is answered with an error. Otherwise only an entry past
+    // the group's last delivered one that is still there serves it (Redis 7.0.15 checks
+    // `streamLastValidID`: entries added then deleted leave the reader blocked).
     if let Some((g, _)) = a.group {
-        return s.group(g).is_none_or(|g| s.meta().last_id > g.last_id);
+        return s
+            .group(g)
+            .is_none_or(|g| top_id(s, false).is_some_and(|top| top > g.last_id));
     }
     let gt = from_parse(argv[a.keys_at + a.nkeys + i]);
     matches!(gt, ReadFrom::After(gt) if s.meta().last_id > gt)

@@ -171,13 +171,28 @@ pub fn command_done(
     changed: bool,
     reply: &[u8],
 ) {
-    if !cmd.has(flags::WRITE) || rewrite::by_effects(cmd) {
+    if !(cmd.has(flags::WRITE) || subcommand_writes(cmd, argv)) || rewrite::by_effects(cmd) {
         return;
     }
     if !changed && !rewrite::always_propagated(cmd) {
         return;
     }
     rewrite::log(data, cmd, argv, db, reply);
+}
+
+/// Whether `argv` names a write subcommand of container command `cmd` (XGROUP CREATE,
+/// SETID, DESTROY, CREATECONSUMER, DELCONSUMER: the container row has no WRITE flag, as
+/// in Redis's COMMAND INFO).
+fn subcommand_writes(cmd: &Command, argv: &[&[u8]]) -> bool {
+    !cmd.subcommands.is_empty()
+        && argv.get(1).is_some_and(|sub| {
+            cmd.subcommands.iter().any(|(name, _, f)| {
+                f & flags::WRITE != 0
+                    && name
+                        .split_once('|')
+                        .is_some_and(|(_, s)| s.as_bytes().eq_ignore_ascii_case(sub))
+            })
+        })
 }
 
 /// A step of a command ran here (inside a transaction): whether it changed this shard;
@@ -290,16 +305,17 @@ pub fn at_barrier(data: &mut ShardData, id: u64, on: bool, effects: Effects) {
     }
 }
 
-/// The command a whole-keyspace barrier applied (FLUSHALL, FLUSHDB, SWAPDB), as effects.
-pub fn whole_effects(whole: Option<crate::atomic::watch::Whole>) -> Effects {
+/// The command a whole-keyspace barrier applied (FLUSHALL, FLUSHDB, SWAPDB), as effects,
+/// logged in `client_db` (the sender's database) as Redis propagates them.
+pub fn whole_effects(whole: Option<crate::atomic::watch::Whole>, client_db: usize) -> Effects {
     use crate::atomic::watch::Whole;
     let mut fx = Effects::default();
     match whole {
-        Some(Whole::FlushAll) => fx.push(0, &[b"FLUSHALL"]),
+        Some(Whole::FlushAll) => fx.push(client_db, &[b"FLUSHALL"]),
         Some(Whole::FlushDb(db)) => fx.push(db, &[b"FLUSHDB"]),
         Some(Whole::Swap(a, b)) => {
             fx.push(
-                0,
+                client_db,
                 &[
                     b"SWAPDB",
                     a.to_string().as_bytes(),

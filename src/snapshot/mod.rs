@@ -291,8 +291,11 @@ pub enum Op {
     /// AOF files on disk hold (`crate::aof::debug_load`).
     DebugLoadAof,
     /// FLUSHALL: with a save running or save points set, cancel, flush, empty save;
-    /// otherwise flush every shard at the barrier (see [`intercept`]).
-    FlushAll,
+    /// otherwise flush every shard at the barrier (see [`intercept`]). `db`: the client's
+    /// database, where the propagated FLUSHALL goes (as Redis's `propagate`).
+    FlushAll {
+        db: usize,
+    },
     /// FLUSHDB of database `db`: with a save running, cancel, then flush; otherwise flush
     /// it on every shard at the barrier.
     FlushDb {
@@ -300,9 +303,11 @@ pub enum Op {
     },
     /// SWAPDB of databases `a` and `b` on every shard at the barrier; a save in flight
     /// goes on (its cut keeps each database's number at the cut).
+    /// `db`: the client's database, where the propagated SWAPDB goes.
     SwapDb {
         a: usize,
         b: usize,
+        db: usize,
     },
     /// BGSAVE CANCEL with a save running.
     BgSaveCancel,
@@ -326,7 +331,7 @@ impl Op {
         matches!(
             self,
             Op::ShutdownSave { .. }
-                | Op::FlushAll
+                | Op::FlushAll { .. }
                 | Op::FlushDb { .. }
                 | Op::BgSaveCancel
                 | Op::ClusterReset { .. }
@@ -370,6 +375,8 @@ pub struct Session {
     /// FLUSHALL, FLUSHDB or SWAPDB applied at this barrier: each shard touches its
     /// watched keys before it parks.
     whole: Option<crate::atomic::watch::Whole>,
+    /// The database of the client that sent `whole`'s command (its propagated SELECT).
+    whole_db: usize,
     /// The save a cancelling session stops.
     cancelled: Option<Running>,
     /// Temp files of killed fork children, already unlinked and held open: closed (which
@@ -603,12 +610,13 @@ pub fn intercept(
         "debug" if argv.len() >= 2 && eq_ic(argv[1], "LOADAOF") => Some(Op::DebugLoadAof),
         "bgsave" if argv.len() == 2 && eq_ic(argv[1], "CANCEL") => Some(Op::BgSaveCancel),
         "flushall" if sub_ok && (sharded || !data.cfg.save.is_empty() || running()) => {
-            Some(Op::FlushAll)
+            Some(Op::FlushAll { db })
         }
         "flushdb" if sub_ok && (sharded || running()) => Some(Op::FlushDb { db }),
         "swapdb" if sharded && argv.len() == 3 => Some(Op::SwapDb {
             a: db_index(argv[1])?,
             b: db_index(argv[2])?,
+            db,
         }),
         _ => None,
     }
@@ -706,12 +714,12 @@ fn start(data: &mut ShardData, io: &mut Io<Msg, ()>, req: Request, replies: &mut
         // The flushes cancel only a save in flight (FLUSHALL also with save points, for
         // its empty dump); otherwise they, and SWAPDB, are applied at a plain barrier.
         let cancel = match req.op {
-            Op::FlushAll => busy || !data.cfg.save.is_empty(),
+            Op::FlushAll { .. } => busy || !data.cfg.save.is_empty(),
             Op::FlushDb { .. } => busy,
             op => op.cancels(),
         };
         let kind = match req.op {
-            Op::FlushAll | Op::FlushDb { .. } | Op::SwapDb { .. } if !cancel => Kind::Apply,
+            Op::FlushAll { .. } | Op::FlushDb { .. } | Op::SwapDb { .. } if !cancel => Kind::Apply,
             Op::AofRewrite if busy => {
                 // Started by the tick once the save in flight ends (`aof::on_tick`).
                 drop(st);
@@ -765,7 +773,7 @@ fn start(data: &mut ShardData, io: &mut Io<Msg, ()>, req: Request, replies: &mut
                 }
                 Kind::Cancel
             }
-            Op::FlushAll
+            Op::FlushAll { .. }
             | Op::FlushDb { .. }
             | Op::SwapDb { .. }
             | Op::BgSaveCancel
@@ -862,10 +870,14 @@ fn start(data: &mut ShardData, io: &mut Io<Msg, ()>, req: Request, replies: &mut
         keys_at_cut: AtomicU64::new(0),
         stall_max_ns: AtomicU64::new(0),
         cow,
+        whole_db: match req.op {
+            Op::FlushAll { db } | Op::FlushDb { db } | Op::SwapDb { db, .. } => db,
+            _ => 0,
+        },
         whole: match req.op {
-            Op::FlushAll => Some(crate::atomic::watch::Whole::FlushAll),
+            Op::FlushAll { .. } => Some(crate::atomic::watch::Whole::FlushAll),
             Op::FlushDb { db } => Some(crate::atomic::watch::Whole::FlushDb(db)),
-            Op::SwapDb { a, b } => Some(crate::atomic::watch::Whole::Swap(a, b)),
+            Op::SwapDb { a, b, .. } => Some(crate::atomic::watch::Whole::Swap(a, b)),
             // A full sync replaces every database: watched keys are touched as by FLUSHALL.
             Op::Replication(crate::replication::BarrierOp::Load) => {
                 Some(crate::atomic::watch::Whole::FlushAll)
@@ -1096,7 +1108,7 @@ fn participate(
     }
     let (cut, on) = session.effects_cut;
     let fx = if id == session.coordinator {
-        crate::propagate::whole_effects(session.whole)
+        crate::propagate::whole_effects(session.whole, session.whole_db)
     } else {
         crate::propagate::Effects::default()
     };
@@ -1241,7 +1253,7 @@ fn coordinate(
                     apply_whole(op, &mut lent);
                     reply(simple("OK"));
                 }
-                Op::FlushAll => {
+                Op::FlushAll { .. } => {
                     apply_whole(op, &mut lent);
                     // As Redis's flushAllDataAndResetRDB: with save points, an empty dump.
                     if !data.cfg.save.is_empty() {
@@ -1261,7 +1273,7 @@ fn coordinate(
                         // A replica's data is its primary's: flushed (Valkey's
                         // clusterReset calls emptyData), while every shard is parked and
                         // every save in flight already cancelled.
-                        apply_whole(Op::FlushAll, &mut lent);
+                        apply_whole(Op::FlushAll { db: 0 }, &mut lent);
                     }
                     let keys: usize = lent.iter().map(Keyspace::total_keys).sum();
                     reply(match crate::cluster::reset_at_barrier(data, keys, hard) {
@@ -1451,12 +1463,12 @@ fn apply_whole(op: Op, lent: &mut [Keyspace]) {
                 .filter_map(|ks| ks.db_mut(db).detach_contents())
                 .collect(),
         ),
-        Op::FlushAll => free_later(
+        Op::FlushAll { .. } => free_later(
             lent.iter_mut()
                 .flat_map(Keyspace::flush_all_detached)
                 .collect(),
         ),
-        Op::SwapDb { a, b } => lent.iter_mut().for_each(|ks| ks.swap_dbs(a, b)),
+        Op::SwapDb { a, b, .. } => lent.iter_mut().for_each(|ks| ks.swap_dbs(a, b)),
         _ => unreachable!("not a whole-keyspace command: {op:?}"),
     }
 }
@@ -1752,16 +1764,29 @@ fn throttle_copies(data: &mut ShardData) -> bool {
 /// Redis's `LAZYFREE_THRESHOLD` objects): freeing a big dataset takes long.
 pub const LAZYFREE_MIN_KEYS: usize = 64;
 
+/// Keys handed to a lazy-free thread and not yet freed (INFO `lazyfree_pending_objects`).
+pub static LAZYFREE_PENDING_OBJECTS: AtomicU64 = AtomicU64::new(0);
+/// Keys freed by lazy-free threads since the start (INFO `lazyfreed_objects`).
+pub static LAZYFREED_OBJECTS: AtomicU64 = AtomicU64::new(0);
+
 /// Frees detached databases: on a short-lived thread when big, here when small.
 pub fn free_later(dbs: Vec<percore_engine::db::Db>) {
     let keys: usize = dbs.iter().map(percore_engine::db::Db::len).sum();
     if keys < LAZYFREE_MIN_KEYS {
         return;
     }
+    let keys = keys as u64;
+    LAZYFREE_PENDING_OBJECTS.fetch_add(keys, Ordering::Relaxed);
     let spawned = std::thread::Builder::new()
         .name("percore-lazyfree".into())
-        .spawn(move || drop(dbs));
+        .spawn(move || {
+            drop(dbs);
+            LAZYFREE_PENDING_OBJECTS.fetch_sub(keys, Ordering::Relaxed);
+            LAZYFREED_OBJECTS.fetch_add(keys, Ordering::Relaxed);
+        });
     if let Err(e) = spawned {
+        // The closure (and the databases) were dropped with the error.
+        LAZYFREE_PENDING_OBJECTS.fetch_sub(keys, Ordering::Relaxed);
         // No thread (resource limits): the memory is freed when `spawn` drops the closure.
         eprintln!("percore: lazy free thread: {e}");
     }

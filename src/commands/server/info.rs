@@ -359,6 +359,14 @@ fn global_sections(ctx: &Ctx, argv: &[Vec<u8>], s: &mut String) {
             // eviction compares; percore's stream of effects is counted with the rest.
             "mem_not_counted_for_evict:0".into(),
             "mem_allocator:libc".into(),
+            format!(
+                "lazyfree_pending_objects:{}",
+                crate::snapshot::LAZYFREE_PENDING_OBJECTS.load(Ordering::Relaxed)
+            ),
+            format!(
+                "lazyfreed_objects:{}",
+                crate::snapshot::LAZYFREED_OBJECTS.load(Ordering::Relaxed)
+            ),
         ] {
             line("memory", l);
         }
