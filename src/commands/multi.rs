@@ -360,7 +360,7 @@ fn exec_here(data: &mut ShardData, client: &mut Client, cmds: &[Queued], w: &mut
         let took = data.took();
         let reply = &w.out[mark..];
         data.stats
-            .record_call(q.cmd, took, reply.first() == Some(&b'-'), reply);
+            .record_call(q.cmd, &args, took, reply.first() == Some(&b'-'), reply);
     }
     if let Some(outer) = capture {
         let fx = data.effects.end_capture(outer);
