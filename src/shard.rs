@@ -1532,7 +1532,7 @@ pub fn dispatch(
                 proto: client.proto,
             };
             let jobs = jobs.into_iter().map(|(s, a)| (s, part, a)).collect();
-            start_gather(data, client, gather, jobs, gated, out, outbox);
+            start_gather(data, client, gather, jobs, gated, argv, out, outbox);
         }
         Exec::All { part, .. } => {
             let jobs = (0..data.shards)
@@ -1550,7 +1550,7 @@ pub fn dispatch(
             };
             // FLUSHDB, FLUSHALL and SWAPDB, the writes among these, run at a barrier with
             // several shards (`snapshot::intercept`): nothing here is gated.
-            start_gather(data, client, gather, jobs, false, out, outbox);
+            start_gather(data, client, gather, jobs, false, argv, out, outbox);
         }
     }
     true
@@ -1654,7 +1654,7 @@ fn run_multi(
         Outcome::Gather(mut gather, jobs) => {
             gather.discard = discard;
             pool_put(&mut data.buf_pool, scratch);
-            start_gather(data, client, gather, jobs, false, out, outbox);
+            start_gather(data, client, gather, jobs, false, argv, out, outbox);
         }
         Outcome::Run(txn) => {
             let took = data.took();
@@ -1962,13 +1962,19 @@ fn finish_local(client: &mut Client, discard: bool, scratch: Vec<u8>) {
 
 /// Sends a multi-shard command's parts, runs the local one, and answers at once when no
 /// other shard is involved. `gated`: each part was counted in the write gate and leaves
-/// it once applied.
+/// it once applied. `request`: the client's arguments (for the slow log when `gather`
+/// keeps none).
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the request and where its reply goes"
+)]
 pub(crate) fn start_gather(
     data: &mut ShardData,
     client: &mut Client,
     mut gather: Gather,
     jobs: Vec<(usize, PartFn, Argv)>,
     gated: bool,
+    request: &[&[u8]],
     out: &mut Vec<u8>,
     outbox: &mut Outbox<Msg>,
 ) {
@@ -2033,7 +2039,12 @@ pub(crate) fn start_gather(
     let sub = [&[][..], gather.argv.get(1).map_or(&[][..], Vec::as_slice)];
     data.stats.record_call(cmd, &sub, took, false, &[]);
     if crate::stats::is_slow(data, cmd, took) {
-        let args: Vec<&[u8]> = gather.argv.iter().map(Vec::as_slice).collect();
+        // A split command (MGET, DEL, ...) keeps no copy of its arguments in the gather.
+        let args: Vec<&[u8]> = if gather.argv.is_empty() {
+            request.to_vec()
+        } else {
+            gather.argv.iter().map(Vec::as_slice).collect()
+        };
         crate::stats::note_slow(data, cmd, took, client, &args);
     }
     if gather.remaining > 0 {

@@ -397,6 +397,9 @@ pub fn error_code(reply: &[u8]) -> String {
 
 /// Builds a slow-log entry's argument list with Redis's truncation rules.
 pub fn slowlog_args(argv: &[&[u8]]) -> Vec<Vec<u8>> {
+    if argv.is_empty() {
+        return Vec::new();
+    }
     let keep = argv.len().min(SLOWLOG_ENTRY_MAX_ARGC);
     let mut out = Vec::with_capacity(keep);
     let hidden = crate::monitor::redacted(argv);

@@ -91,8 +91,8 @@ fn subcommand_stats_and_errors_match_redis() {
             &["SET", "k2", "v"],
             &["OBJECT", "ENCODING", "k1"],
             &["OBJECT", "FREQ", "k2"],
-            &["XADD", "s1", "*", "f", "v"],
-            &["XADD", "s2", "*", "f", "v"],
+            &["XADD", "s1", "1-1", "f", "v"],
+            &["XADD", "s2", "1-1", "f", "v"],
             // Keyed subcommands failing on both shards (NOGROUP).
             &["XGROUP", "CREATECONSUMER", "s1", "g", "c"],
             &["XGROUP", "CREATECONSUMER", "s2", "g", "c"],
@@ -193,5 +193,56 @@ fn client_unblock_error_counts_as_a_failed_call() {
             common::info_field(&mut c, "stats", "total_error_replies"),
             "2"
         );
+    }
+}
+
+/// A split command (MGET, DEL) of one key goes into the slow log with its arguments, as
+/// in Redis: its gather keeps no copy of them, and the shard once panicked there
+/// (maxmemory unit, a slow `MGET 1`). Those another shard runs are not in percore's slow
+/// log yet (README).
+#[test]
+fn slow_split_commands_are_logged_with_their_arguments() {
+    let Some(redis) = Server::redis() else {
+        return;
+    };
+    let percore = Server::percore(&["--threads", "2"]);
+    let entries = |c: &mut Conn| -> Vec<Frame> {
+        let Frame::Array(list) = c.cmd(&["SLOWLOG", "GET", "-1"]) else {
+            panic!("SLOWLOG GET");
+        };
+        // Each entry's arguments (id, time, duration, client address and name differ).
+        list.iter()
+            .map(|e| match e {
+                Frame::Array(fields) => fields[3].clone(),
+                other => panic!("entry {other:?}"),
+            })
+            .collect()
+    };
+    let mut got = Vec::new();
+    for s in [&redis, &percore] {
+        let mut c = s.conn();
+        c.cmd(&["CONFIG", "SET", "slowlog-log-slower-than", "0"]);
+        c.cmd(&["SLOWLOG", "RESET"]);
+        for args in [
+            &["MGET", "1"][..],
+            &["MGET", "2"],
+            &["MGET", "3"],
+            &["DEL", "4"],
+            &["DEL", "5"],
+        ] {
+            c.cmd(args);
+        }
+        got.push(entries(&mut c));
+        assert_eq!(c.cmd_raw(&["PING"]), b"+PONG\r\n");
+    }
+    // percore logs those its connection's shard ran (1 in 32 runs: none of the five),
+    // each as Redis does, in Redis's order.
+    let (redis_log, percore_log) = (&got[0], &got[1]);
+    assert_eq!(redis_log.len(), 6, "{redis_log:?}");
+    let mut at = 0;
+    for e in percore_log {
+        let found = redis_log[at..].iter().position(|r| r == e);
+        assert!(found.is_some(), "{e:?} not in {redis_log:?}");
+        at += found.unwrap_or(0) + 1;
     }
 }
