@@ -352,6 +352,10 @@ fn global_sections(ctx: &Ctx, argv: &[Vec<u8>], s: &mut String) {
             // Redis leaves replicas' output buffers and the AOF buffer out of the figure
             // eviction compares; percore's stream of effects is counted with the rest.
             "mem_not_counted_for_evict:0".into(),
+            // Client buffers are not accounted apart yet (no client eviction): 0, and
+            // their memory is in used_memory like everything else.
+            "mem_clients_slaves:0".into(),
+            "mem_clients_normal:0".into(),
             "mem_allocator:libc".into(),
         ] {
             line("memory", l);
