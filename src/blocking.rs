@@ -637,6 +637,13 @@ fn answer_unserved(data: &mut ShardData, client: &mut Client, how: Unblock) {
     };
     let (seq, ops, proto) = (b.seq, b.ops, b.proto);
     end_block(data, client, None);
+    if matches!(how, Unblock::Error)
+        && let Some(cmd) = crate::commands::lookup(client.last_cmd.as_bytes())
+    {
+        // As Redis: the blocked command failed (errorstats `UNBLOCKED`).
+        data.stats
+            .record_failed(cmd, None, UNBLOCKED_ERROR.as_bytes());
+    }
     if let Some(slot) = client.pending_mut(seq) {
         slot.answer(|discard| {
             let mut out = Vec::new();

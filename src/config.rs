@@ -833,6 +833,15 @@ impl Config {
                 format!("ERR Unknown option or number of arguments for CONFIG SET - '{typed}'")
             })?;
             match option.settable {
+                // percore's own start-up options take their current value (tools, and
+                // Redis's test suite, set every `CONFIG GET *` pair back; Redis has no
+                // such option to refuse it).
+                Settable::Immutable
+                    if PERCORE_STARTUP_ONLY.contains(&option.name)
+                        && (option.get)(self).as_bytes() == value =>
+                {
+                    continue;
+                }
                 Settable::Immutable => return Err(failed(&typed, "can't set immutable config")),
                 // `local` is checked by the caller, who knows the client
                 // (`refuse_protected_remote`).
@@ -1058,7 +1067,9 @@ fn set_bind(config: &mut Config, args: &[String]) -> Result<(), String> {
         return Err("Too many bind addresses specified.".to_owned());
     }
     if args.iter().all(String::is_empty) {
-        return Err("percore needs at least one bind address (it has no Unix socket)".to_owned());
+        // `bind ""`: no TCP or TLS listener (the Unix socket only, as Redis).
+        config.bind = Vec::new();
+        return Ok(());
     }
     config.bind = args
         .iter()
@@ -1423,10 +1434,14 @@ macro_rules! kept_opt {
     };
 }
 
+/// percore's own immutable options (Redis has none of these names).
+const PERCORE_STARTUP_ONLY: &[&str] =
+    &["threads", "io-backend", "metrics-port", "cluster-databases"];
+
 static OPTIONS: &[ConfigOption] = &[
     ConfigOption {
         name: "port",
-        settable: Settable::Immutable,
+        settable: Settable::Runtime,
         multi_arg: false,
         set: |c, a, _| {
             c.port = int(&a[0], 0, 65535)?;
@@ -1437,7 +1452,7 @@ static OPTIONS: &[ConfigOption] = &[
     },
     ConfigOption {
         name: "bind",
-        settable: Settable::Immutable,
+        settable: Settable::Runtime,
         multi_arg: true,
         set: |c, a, _| set_bind(c, a),
         get: get_bind,
@@ -1688,7 +1703,7 @@ static OPTIONS: &[ConfigOption] = &[
     repl_bool!("repl-disable-tcp-nodelay", disable_tcp_nodelay),
     ConfigOption {
         name: "tls-port",
-        settable: Settable::Immutable,
+        settable: Settable::Runtime,
         multi_arg: false,
         set: |c, a, _| {
             c.tls.port = int(&a[0], 0, 65535)?;
@@ -3329,8 +3344,8 @@ mod tests {
                 "ERR Unknown option or number of arguments for CONFIG SET - 'foo'".into(),
             ),
             (
-                &[("port", "7000")],
-                failed("port", "can't set immutable config"),
+                &[("databases", "7")],
+                failed("databases", "can't set immutable config"),
             ),
             (
                 &[("Daemonize", "no")],
@@ -3401,6 +3416,21 @@ mod tests {
             assert_eq!(set(&mut c, pairs).unwrap_err(), expected, "{pairs:?}");
             assert_eq!(c, before);
         }
+    }
+
+    #[test]
+    fn percore_startup_options_take_only_their_current_value() {
+        let mut c = Config::default();
+        let same: &[(&[u8], &[u8])] = &[(b"threads", b"0"), (b"io-backend", b"auto")];
+        assert_eq!(c.set_many(same), Ok(()));
+        let other: &[(&[u8], &[u8])] = &[(b"threads", b"2")];
+        assert_eq!(
+            c.set_many(other),
+            Err("ERR CONFIG SET failed (possibly related to argument 'threads') - can't set immutable config".into())
+        );
+        // Redis's own immutable options refuse even their current value.
+        let redis: &[(&[u8], &[u8])] = &[(b"databases", b"16")];
+        assert!(c.set_many(redis).is_err());
     }
 
     #[test]

@@ -20,6 +20,7 @@ mod forward;
 #[doc(hidden)]
 pub mod fuzzing;
 mod latency;
+mod listen;
 mod metrics;
 mod migrate;
 mod misconf;
@@ -131,12 +132,12 @@ fn bind_all(
     let plain = config.port != 0 || config.tls.port == 0;
     let mut port = config.port;
     if plain {
-        bind_port(config, &mut port, &mut per_shard, log)?;
+        bind_port(config, &mut port, &mut per_shard, log, true)?;
     }
     let first_tls = per_shard[0].len();
     if config.tls.port != 0 {
         let mut tls_port = config.tls.port;
-        bind_port(config, &mut tls_port, &mut per_shard, log)?;
+        bind_port(config, &mut tls_port, &mut per_shard, log, true)?;
         if !plain {
             port = 0;
         }
@@ -177,12 +178,15 @@ fn listen_unix(path: &str, perm: u32, per_shard: &mut [Vec<RawFd>]) -> Result<()
     Ok(())
 }
 
-/// Binds `port` on every `bind` address, one listener per shard each.
-fn bind_port(
+/// Binds `port` on every `bind` address, one listener per shard each. `probe`: first make
+/// sure no other socket listens there (not for a port this server listens on already, at
+/// CONFIG SET).
+pub(crate) fn bind_port(
     config: &config::Config,
     port: &mut u16,
     per_shard: &mut [Vec<RawFd>],
     log: &Log,
+    probe: bool,
 ) -> Result<(), String> {
     let shards = per_shard.len();
     for bind in &config.bind {
@@ -195,9 +199,13 @@ fn bind_port(
                 .map_err(|_| format!("Invalid bind address '{}'", bind.addr))?,
         };
         let mut fds = Vec::new();
-        let mut failed = sys::probe_port_free(&SocketAddr::new(ip, *port))
-            .map(|p| *port = p)
-            .err();
+        let mut failed = if probe {
+            sys::probe_port_free(&SocketAddr::new(ip, *port))
+                .map(|p| *port = p)
+                .err()
+        } else {
+            None
+        };
         for _ in 0..shards {
             if failed.is_some() {
                 break;

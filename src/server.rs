@@ -136,7 +136,8 @@ pub struct ServerShared {
     pub started: Instant,
     pub shards: usize,
     pub run_id: String,
-    pub tcp_port: u16,
+    /// The TCP listeners (port, CONFIG SET's replacements).
+    pub listen: crate::listen::Listeners,
     pub executable: String,
     pub io_uring_features: String,
     /// The reactor backend the shards run on (`io_uring` or `epoll`), set once at start.
@@ -222,7 +223,7 @@ impl ServerShared {
             started: Instant::now(),
             shards,
             run_id: random_hex40(),
-            tcp_port,
+            listen: crate::listen::Listeners::new(shards, tcp_port),
             executable: std::env::current_exe()
                 .map(|p| p.display().to_string())
                 .unwrap_or_default(),
@@ -267,6 +268,11 @@ impl ServerShared {
 
     /// Applies `f` to the configuration under the write lock and bumps the generation if
     /// it succeeds.
+    /// The plain TCP port listened on (CONFIG SET port changes it).
+    pub fn tcp_port(&self) -> u16 {
+        self.listen.port()
+    }
+
     pub fn update_config<T, E>(&self, f: impl FnOnce(&mut Config) -> Result<T, E>) -> Result<T, E> {
         let mut guard = self.config.write().expect("config lock poisoned");
         let out = f(&mut guard)?;

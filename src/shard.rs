@@ -214,7 +214,7 @@ impl ShardData {
             .cluster
             .is_some()
             .then(crate::cluster::ShardView::stale);
-        let mut stats = ShardStats::new(commands::COMMANDS.len());
+        let mut stats = ShardStats::new();
         stats.set_latency_threshold_ms(cfg.latency_monitor_threshold_ms);
         let mut keyspace =
             Keyspace::new(cfg.keyspace_databases(), seed).with_slot_index(cfg.cluster_enabled);
@@ -972,7 +972,7 @@ impl Shard {
             let took = data.took();
             let reply = &out[mark..];
             data.stats
-                .record_call(f.cmd, took, reply.first() == Some(&b'-'), reply);
+                .record_call(f.cmd, argv, took, reply.first() == Some(&b'-'), reply);
             if crate::stats::is_slow(data, f.cmd, took) {
                 slow.push((f.conn, f.seq, took));
             }
@@ -1210,25 +1210,25 @@ fn dispatch_command(
     };
     if !cmd.arity_ok(argv.len()) {
         data.stats
-            .record_rejected(cmd, "ERR wrong number of arguments");
+            .record_rejected(cmd, argv, "ERR wrong number of arguments");
         refuse(client, discard, out, scratch, |w| {
             commands::wrong_arity(cmd.name, w);
         });
         return true;
     }
     if let Some(refusal) = check_subcommand(cmd, argv) {
-        data.stats.record_rejected(cmd, &refusal);
+        data.stats.record_rejected(cmd, argv, &refusal);
         refuse(client, discard, out, scratch, |w| w.error(&refusal));
         return true;
     }
     if cmd.has(flags::PROTECTED) && !data.cfg.debug_allowed(client.is_local()) {
         let text = crate::config::protected_command_refusal(cmd.name);
-        data.stats.record_rejected(cmd, &text);
+        data.stats.record_rejected(cmd, argv, &text);
         refuse(client, discard, out, scratch, |w| w.error(&text));
         return true;
     }
     if client.must_auth(data.acl.auth_required) && !cmd.has(flags::NO_AUTH) {
-        data.stats.record_rejected(cmd, "NOAUTH");
+        data.stats.record_rejected(cmd, argv, "NOAUTH");
         refuse(client, discard, out, scratch, |w| {
             w.error(commands::errors::NOAUTH);
         });
@@ -1237,7 +1237,7 @@ fn dispatch_command(
     if !client.acl_free
         && let Err(text) = crate::acl::check_request(data, client, cmd, argv)
     {
-        data.stats.record_rejected(cmd, &text);
+        data.stats.record_rejected(cmd, argv, &text);
         refuse(client, discard, out, scratch, |w| w.error(&text));
         return true;
     }
@@ -1246,7 +1246,7 @@ fn dispatch_command(
     {
         // A script on some shard runs past busy-reply-threshold: as Redis, everything
         // but SCRIPT KILL, FUNCTION KILL/STATS, SHUTDOWN NOSAVE and the like is refused.
-        data.stats.record_rejected(cmd, busy);
+        data.stats.record_rejected(cmd, argv, busy);
         refuse(client, discard, out, scratch, |w| w.error(busy));
         return true;
     }
@@ -1255,7 +1255,7 @@ fn dispatch_command(
         && !client.master
         && let Some(text) = crate::replication::refusal(data, cmd)
     {
-        data.stats.record_rejected(cmd, text);
+        data.stats.record_rejected(cmd, argv, text);
         refuse(client, discard, out, scratch, |w| w.error(text));
         return true;
     }
@@ -1269,7 +1269,7 @@ fn dispatch_command(
         match crate::cluster::route(data, client, cmd, argv) {
             crate::cluster::Route::Serve => {}
             crate::cluster::Route::Refuse(text) => {
-                data.stats.record_rejected(cmd, &text);
+                data.stats.record_rejected(cmd, argv, &text);
                 refuse(client, discard, out, scratch, |w| w.error(&text));
                 return true;
             }
@@ -1282,7 +1282,7 @@ fn dispatch_command(
     if data.cfg.maxmemory_bytes != 0
         && let Some(text) = crate::evict::refusal(data, client, cmd, outbox)
     {
-        data.stats.record_rejected(cmd, text);
+        data.stats.record_rejected(cmd, argv, text);
         refuse(client, discard, out, scratch, |w| w.error(text));
         return true;
     }
@@ -1291,7 +1291,7 @@ fn dispatch_command(
         && !crate::commands::pubsub::allowed_when_subscribed(cmd)
     {
         let text = crate::commands::pubsub::subscribed_mode_error(cmd, argv);
-        data.stats.record_rejected(cmd, &text);
+        data.stats.record_rejected(cmd, argv, &text);
         refuse(client, discard, out, scratch, |w| w.error(&text));
         return true;
     }
@@ -1305,7 +1305,7 @@ fn dispatch_command(
                 return false;
             }
             crate::monitor::Attend::Refuse(text) => {
-                data.stats.record_rejected(cmd, text);
+                data.stats.record_rejected(cmd, argv, text);
                 refuse(client, discard, out, scratch, |w| w.error(text));
                 return true;
             }
@@ -1332,7 +1332,7 @@ fn dispatch_command(
         // a save to cancel) run at a barrier of all shards.
         defer_to_snapshot(data, client, discard, op);
         let took = data.took();
-        data.stats.record_call(cmd, took, false, &[]);
+        data.stats.record_call(cmd, argv, took, false, &[]);
         return true;
     }
     match exec {
@@ -1355,7 +1355,7 @@ fn dispatch_command(
             }
             let took = data.took();
             data.stats
-                .record_call(cmd, took, failed, target.get(mark..).unwrap_or(&[]));
+                .record_call(cmd, argv, took, failed, target.get(mark..).unwrap_or(&[]));
             crate::stats::note_slow(data, cmd, took, client, argv);
             let mut discard = discard;
             let pushed = discard && !failed && crate::commands::pubsub::answers_with_pushes(cmd);
@@ -1388,7 +1388,7 @@ fn dispatch_command(
                 (owner, keys.all(|p| data.owner(argv[p]) == owner))
             };
             if !same {
-                data.stats.record_rejected(cmd, "CROSSSLOT");
+                data.stats.record_rejected(cmd, argv, "CROSSSLOT");
                 refuse(client, discard, out, scratch, |w| {
                     w.error("CROSSSLOT Keys in request don't hash to the same slot");
                 });
@@ -1428,7 +1428,7 @@ fn dispatch_command(
                 let failed = target_is_error(target, mark);
                 let took = data.took();
                 data.stats
-                    .record_call(cmd, took, failed, target.get(mark..).unwrap_or(&[]));
+                    .record_call(cmd, argv, took, failed, target.get(mark..).unwrap_or(&[]));
                 crate::stats::note_slow(data, cmd, took, client, argv);
                 finish_local(client, discard, scratch);
             } else {
@@ -1541,13 +1541,13 @@ fn dispatch_command(
                 }
             }
             let took = data.took();
-            data.stats.record_call(cmd, took, failed, &reply);
+            data.stats.record_call(cmd, argv, took, failed, &reply);
         }
         Exec::Split { part, .. } => {
             let step = cmd.step.max(1) as usize;
             if !(argv.len().saturating_sub(cmd.first_key as usize)).is_multiple_of(step) {
                 data.stats
-                    .record_rejected(cmd, "ERR wrong number of arguments");
+                    .record_rejected(cmd, argv, "ERR wrong number of arguments");
                 refuse(client, discard, out, scratch, |w| {
                     commands::wrong_arity(cmd.name, w);
                 });
@@ -1622,7 +1622,7 @@ fn queue_in_multi(
 ) -> bool {
     if cmd.has(flags::NO_MULTI) {
         let text = "ERR Command not allowed inside a transaction";
-        data.stats.record_rejected(cmd, text);
+        data.stats.record_rejected(cmd, argv, text);
         refuse(client, discard, out, scratch, |w| w.error(text));
         return true;
     }
@@ -1692,7 +1692,7 @@ fn run_multi(
         Outcome::Replied => {
             let took = data.took();
             data.stats
-                .record_call(cmd, took, buf.first() == Some(&b'-'), &buf);
+                .record_call(cmd, argv, took, buf.first() == Some(&b'-'), &buf);
             crate::stats::note_slow(data, cmd, took, client, argv);
             answer(client, discard, out, scratch, |w| {
                 w.out.extend_from_slice(&buf);
@@ -1710,7 +1710,7 @@ fn run_multi(
         }
         Outcome::Run(txn) => {
             let took = data.took();
-            data.stats.record_call(cmd, took, false, &[]);
+            data.stats.record_call(cmd, argv, took, false, &[]);
             run_txn(data, client, txn, seq, discard, out, scratch, outbox);
         }
     }
@@ -2014,15 +2014,19 @@ fn finish_local(client: &mut Client, discard: bool, scratch: Vec<u8>) {
 
 /// Sends a multi-shard command's parts, runs the local one, and answers at once when no
 /// other shard is involved. `gated`: each part was counted in the write gate and leaves
-/// it once applied.
-#[expect(clippy::too_many_arguments, reason = "the gather and where it goes")]
+/// it once applied. `request`: the client's arguments (for the slow log when `gather`
+/// keeps none).
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the request and where its reply goes"
+)]
 pub(crate) fn start_gather(
     data: &mut ShardData,
     client: &mut Client,
     mut gather: Gather,
     jobs: Vec<(usize, PartFn, Argv)>,
     gated: bool,
-    argv: &[&[u8]],
+    request: &[&[u8]],
     out: &mut Vec<u8>,
     outbox: &mut Outbox<Msg>,
 ) {
@@ -2083,10 +2087,10 @@ pub(crate) fn start_gather(
         );
     }
     let took = data.took();
-    data.stats.record_call(cmd, took, false, &[]);
+    data.stats.record_call(cmd, request, took, false, &[]);
     // The command as the client sent it (`gather.argv` is kept only where the merge
-    // needs it: empty for keyed commands).
-    crate::stats::note_slow(data, cmd, took, client, argv);
+    // needs it: empty for split commands such as MGET and DEL).
+    crate::stats::note_slow(data, cmd, took, client, request);
     if gather.remaining > 0 {
         let pushed = client.push_pending(Pending::Gather(Box::new(gather)));
         debug_assert_eq!(pushed, seq);
@@ -2119,7 +2123,8 @@ fn merge_gather(data: &mut ShardData, g: &mut Gather) -> Vec<u8> {
         },
     );
     if buf.first() == Some(&b'-') {
-        data.stats.record_failed(g.cmd, &buf);
+        data.stats
+            .record_failed(g.cmd, g.argv.get(1).map(Vec::as_slice), &buf);
     }
     if g.discard {
         buf.clear();
@@ -2370,6 +2375,7 @@ impl Service for Shard {
     fn on_tick(&mut self, io: &mut Io<Msg, ()>) {
         self.data.now_ms = io.now_ms;
         self.data.refresh_config();
+        crate::listen::on_tick(&self.data.shared, self.data.id, io);
         let budget = Duration::from_micros(
             1_000_000 / u64::from(self.data.cfg.hz.max(1)) * ACTIVE_EXPIRE_CYCLE_TIME_PERCENT / 100,
         );

@@ -1,9 +1,10 @@
 //! Per-shard statistics: per-command calls and time, latency histograms, error counts, the
 //! slow log. Kept per shard without locks and merged on demand (INFO, LATENCY, SLOWLOG).
 
-use crate::commands::Command;
+use crate::commands::{COMMANDS, Command};
 use hdrhistogram::Histogram;
 use std::collections::{HashMap, VecDeque};
+use std::sync::LazyLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -21,6 +22,74 @@ pub const SLOWLOG_ENTRY_MAX_STRING_BYTES: usize = 128;
 /// 16 samples, one per 100 ms).
 pub const OPS_SAMPLES: usize = 16;
 pub const OPS_SAMPLE_INTERVAL_MS: i64 = 100;
+
+/// Statistics slots: one per row of [`COMMANDS`] (same index), then one per subcommand
+/// row, in table order. Redis 7.0 keeps calls, errors and latency per subcommand
+/// (`cmdstat_config|resetstat`); a container command's own slot only sees calls refused
+/// before a subcommand was known (`CLIENT` alone).
+struct Slots {
+    names: Vec<&'static str>,
+    /// Per command index: the slot of its first subcommand.
+    first_sub: Vec<usize>,
+}
+
+static SLOTS: LazyLock<Slots> = LazyLock::new(|| {
+    let mut names: Vec<&'static str> = COMMANDS.iter().map(|c| c.name).collect();
+    let mut first_sub = Vec::with_capacity(COMMANDS.len());
+    for c in COMMANDS {
+        first_sub.push(names.len());
+        names.extend(c.subcommands.iter().map(|(full, _, _)| *full));
+    }
+    Slots { names, first_sub }
+});
+
+/// How many statistics slots there are (commands and subcommands).
+pub fn slot_count() -> usize {
+    SLOTS.names.len()
+}
+
+/// The full name of slot `i` (`get`, `client|id`).
+pub fn slot_name(i: usize) -> &'static str {
+    SLOTS.names[i]
+}
+
+/// The slot a call of `cmd` with these arguments counts in: its subcommand's when it has
+/// one (`argv[1]`), else its own.
+#[inline]
+pub fn slot_of(cmd: &'static Command, argv: &[&[u8]]) -> usize {
+    if cmd.subcommands.is_empty() {
+        return cmd.index();
+    }
+    sub_slot(cmd, argv.get(1).copied()).unwrap_or_else(|| cmd.index())
+}
+
+/// The slot of subcommand `sub` of container `cmd`, if it names one.
+#[cold]
+pub fn sub_slot(cmd: &'static Command, sub: Option<&[u8]>) -> Option<usize> {
+    let sub = sub?;
+    let prefix = cmd.name.len() + 1;
+    let j = cmd.subcommands.iter().position(|(full, _, _)| {
+        full.len() > prefix && full.as_bytes()[prefix..].eq_ignore_ascii_case(sub)
+    })?;
+    Some(SLOTS.first_sub[cmd.index()] + j)
+}
+
+/// The slot named `name` (`set`, `CONFIG|RESETSTAT`), as Redis's `lookupCommandBySds`.
+pub fn slot_by_name(name: &[u8]) -> Option<usize> {
+    match name.iter().position(|&b| b == b'|') {
+        None => crate::commands::lookup(name).map(Command::index),
+        Some(bar) => {
+            let cmd = crate::commands::lookup(&name[..bar])?;
+            sub_slot(cmd, Some(&name[bar + 1..]))
+        }
+    }
+}
+
+/// The slots of container `cmd`'s subcommands.
+pub fn sub_slots(cmd: &'static Command) -> std::ops::Range<usize> {
+    let first = SLOTS.first_sub[cmd.index()];
+    first..first + cmd.subcommands.len()
+}
 
 /// Slow-log ids are unique across shards so the merged log orders by id.
 static SLOWLOG_NEXT_ID: AtomicU64 = AtomicU64::new(0);
@@ -75,10 +144,16 @@ pub struct ShardStats {
     ops_last_count: u64,
 }
 
+impl Default for ShardStats {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl ShardStats {
-    pub fn new(commands: usize) -> Self {
+    pub fn new() -> Self {
         Self {
-            cmds: (0..commands).map(|_| CmdStat::default()).collect(),
+            cmds: (0..slot_count()).map(|_| CmdStat::default()).collect(),
             errors: HashMap::new(),
             total_error_replies: 0,
             commands_processed: 0,
@@ -97,17 +172,19 @@ impl ShardStats {
         }
     }
 
-    /// A command ran here; `reply` is what it wrote (its first bytes tell an error).
+    /// A command ran here with arguments `argv` (its subcommand counts; empty: the
+    /// command's own slot); `reply` is what it wrote (its first bytes tell an error).
     #[inline]
     pub fn record_call(
         &mut self,
         cmd: &'static Command,
+        argv: &[&[u8]],
         took: Duration,
         failed: bool,
         reply: &[u8],
     ) {
         self.commands_processed += 1;
-        let st = &mut self.cmds[cmd.index()];
+        let st = &mut self.cmds[slot_of(cmd, argv)];
         st.calls += 1;
         let ns = took.as_nanos() as u64;
         st.usec += ns / 1000;
@@ -164,14 +241,20 @@ impl ShardStats {
     }
 
     /// A call refused before it ran (arity, auth, cross-slot).
-    pub fn record_rejected(&mut self, cmd: &'static Command, error: &str) {
-        self.cmds[cmd.index()].rejected_calls += 1;
+    /// An unknown subcommand counts no call anywhere (Redis found no command).
+    pub fn record_rejected(&mut self, cmd: &'static Command, argv: &[&[u8]], error: &str) {
+        let unknown_sub =
+            !cmd.subcommands.is_empty() && argv.len() > 1 && sub_slot(cmd, Some(argv[1])).is_none();
+        if !unknown_sub {
+            self.cmds[slot_of(cmd, argv)].rejected_calls += 1;
+        }
         self.count_error(&error_code(error.as_bytes()));
     }
 
-    /// A multi-shard command's merged reply was an error.
-    pub fn record_failed(&mut self, cmd: &'static Command, reply: &[u8]) {
-        self.cmds[cmd.index()].failed_calls += 1;
+    /// A multi-shard command's merged reply was an error (`sub`: its subcommand).
+    pub fn record_failed(&mut self, cmd: &'static Command, sub: Option<&[u8]>, reply: &[u8]) {
+        let slot = sub_slot(cmd, sub).unwrap_or_else(|| cmd.index());
+        self.cmds[slot].failed_calls += 1;
         self.count_error(&error_code(reply));
     }
 
@@ -195,7 +278,6 @@ impl ShardStats {
 
     /// CONFIG RESETSTAT.
     pub fn reset(&mut self) {
-        let n = self.cmds.len();
         // Like Redis, RESETSTAT keeps the latency monitor's events; the loop counters
         // belong to the reactor and keep counting.
         *self = Self {
@@ -204,7 +286,7 @@ impl ShardStats {
             latency_threshold_ns: self.latency_threshold_ns,
             latency: std::mem::take(&mut self.latency),
             loops: std::mem::take(&mut self.loops),
-            ..Self::new(n)
+            ..Self::new()
         };
     }
 
@@ -315,6 +397,9 @@ pub fn error_code(reply: &[u8]) -> String {
 
 /// Builds a slow-log entry's argument list with Redis's truncation rules.
 pub fn slowlog_args(argv: &[&[u8]]) -> Vec<Vec<u8>> {
+    if argv.is_empty() {
+        return Vec::new();
+    }
     let keep = argv.len().min(SLOWLOG_ENTRY_MAX_ARGC);
     let mut out = Vec::with_capacity(keep);
     let hidden = crate::monitor::redacted(argv);

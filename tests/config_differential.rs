@@ -124,8 +124,7 @@ fn config_get_of_every_redis_parameter_matches_after_startup() {
 }
 
 /// Parameters CONFIG SET must not change in this test: they would cut the connection
-/// (requirepass, port, bind), start persistence work, or are immutable in percore only
-/// (README: `port`, `bind`, `tls-port` are start-up options in percore).
+/// (requirepass, port, bind, tls-port: tests/listen.rs), or start persistence work.
 const NOT_SET: &[&str] = &[
     "requirepass",
     "port",

@@ -501,13 +501,17 @@ fn config_set_reloads_certificates() {
             .output()
             .contains("Failed to load certificate: /nonexistent.pem: No such file or directory")
     );
-    // tls-port is fixed at start-up in percore.
+    // tls-port moves as port does (tests/listen.rs): a port in use is refused and the
+    // TLS listeners stay where they were.
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let busy = busy.local_addr().unwrap().port().to_string();
     assert_eq!(
-        plain.cmd(&["CONFIG", "SET", "tls-port", "1"]),
+        plain.cmd(&["CONFIG", "SET", "tls-port", &busy]),
         common::err(
-            "ERR CONFIG SET failed (possibly related to argument 'tls-port') - can't set immutable config"
+            "ERR CONFIG SET failed (possibly related to argument 'tls-port') - Unable to listen on this port. Check server logs."
         )
     );
+    assert_eq!(served_cert(&pki, port), second);
 }
 
 /// CONFIG GET tls-* reads back as redis-server 7.0's, defaults and set values alike.

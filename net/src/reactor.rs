@@ -66,6 +66,13 @@ fn token(op: u64, index: u32, generation: u32) -> u64 {
     op | (u64::from(index) << 8) | (u64::from(generation) << 32)
 }
 
+/// Closes the socket an accept completion `res` delivered, if it delivered one.
+fn close_accepted(res: i32) {
+    if res >= 0 {
+        sys::close(res);
+    }
+}
+
 fn untoken(ud: u64) -> (u64, u32, u32) {
     (ud & 0xff, ((ud >> 8) & 0xff_ffff) as u32, (ud >> 32) as u32)
 }
@@ -438,6 +445,9 @@ pub struct Io<M, S> {
     stats: LoopStats,
     /// Stamp outgoing batches with the time they leave (see `stamp_mail`).
     stamp_mail: bool,
+    /// Listeners to put in place of this shard's from an index on (see
+    /// `replace_listeners`).
+    listener_swap: Option<(usize, Vec<RawFd>)>,
 }
 
 impl<M, S> Io<M, S> {
@@ -489,6 +499,19 @@ impl<M, S> Io<M, S> {
             submit_early: false,
             stats: LoopStats::default(),
             stamp_mail: false,
+            listener_swap: None,
+        }
+    }
+
+    /// Replaces this shard's listeners from index `from` on with `fds` (bound and
+    /// listening), after the current tick (CONFIG SET port/bind): accepting stops on the
+    /// old ones, which are closed; connections they accepted stay. The reactor owns `fds`
+    /// from here.
+    pub fn replace_listeners(&mut self, from: usize, fds: Vec<RawFd>) {
+        if let Some((_, old)) = self.listener_swap.replace((from, fds)) {
+            for fd in old {
+                sys::close(fd);
+            }
         }
     }
 
@@ -911,6 +934,11 @@ pub struct Reactor<S: Service> {
     io: Io<S::Msg, S::Conn>,
     listeners: Vec<RawFd>,
     accept_armed: Vec<bool>,
+    /// Each listener's generation, in its accepts' tokens: completions of a replaced
+    /// listener are told apart from its successor's at the same index.
+    accept_gen: Vec<u32>,
+    /// The generation the listeners of the next swap get.
+    listener_gen: u32,
     /// Accepting stopped until then after a shortage of descriptors ([`ACCEPT_BACKOFF_MS`]).
     accept_paused_until: Option<Instant>,
     accept_failures: AcceptFailures,
@@ -975,6 +1003,8 @@ impl<S: Service> Reactor<S> {
             bufring,
             fixed_files,
             accept_armed: vec![false; listeners.len()],
+            accept_gen: vec![0; listeners.len()],
+            listener_gen: 0,
             accept_paused_until: None,
             accept_failures: AcceptFailures::default(),
             listeners,
@@ -1028,6 +1058,9 @@ impl<S: Service> Reactor<S> {
             if self.io.now >= self.next_tick {
                 service.on_tick(&mut self.io);
                 self.next_tick = self.io.now + service.tick_interval();
+                if let Some((from, fds)) = self.io.listener_swap.take() {
+                    self.swap_listeners(from, fds);
+                }
             }
             if self.accept_paused_until.is_some_and(|t| self.io.now >= t) {
                 self.resume_accepting();
@@ -1133,7 +1166,7 @@ impl<S: Service> Reactor<S> {
         // Stop accepting: closing a listener does not end a multishot accept, cancel it.
         for i in 0..self.listeners.len() {
             if self.accept_armed[i] {
-                let e = opcode::AsyncCancel::new(token(OP_ACCEPT, i as u32, 0))
+                let e = opcode::AsyncCancel::new(token(OP_ACCEPT, i as u32, self.accept_gen[i]))
                     .build()
                     .user_data(token(OP_CANCEL, 0, 0));
                 self.push(&e);
@@ -1176,9 +1209,42 @@ impl<S: Service> Reactor<S> {
         let e = opcode::AcceptMulti::new(types::Fd(self.listeners[i]))
             .flags(libc::SOCK_CLOEXEC)
             .build()
-            .user_data(token(OP_ACCEPT, i as u32, 0));
+            .user_data(token(OP_ACCEPT, i as u32, self.accept_gen[i]));
         self.push(&e);
         self.accept_armed[i] = true;
+    }
+
+    /// Puts `fds` in place of the listeners from index `from` on: their multishot accepts
+    /// are cancelled (completions of their generation are dropped, a socket they still
+    /// accepted closed) and the old sockets closed; the new ones are armed.
+    fn swap_listeners(&mut self, from: usize, fds: Vec<RawFd>) {
+        let from = from.min(self.listeners.len());
+        for i in from..self.listeners.len() {
+            if self.accept_armed[i] {
+                let e = opcode::AsyncCancel::new(token(OP_ACCEPT, i as u32, self.accept_gen[i]))
+                    .build()
+                    .user_data(token(OP_CANCEL, 0, 0));
+                self.push(&e);
+            }
+            if self.listeners[i] >= 0 {
+                // The ring keeps its own reference until the cancel completes.
+                sys::close(self.listeners[i]);
+            }
+        }
+        self.listener_gen = self.listener_gen.wrapping_add(1);
+        self.listeners.truncate(from);
+        self.listeners.extend(fds);
+        self.accept_armed.truncate(from);
+        self.accept_armed.resize(self.listeners.len(), false);
+        self.accept_gen.truncate(from);
+        self.accept_gen
+            .resize(self.listeners.len(), self.listener_gen);
+        let stopping = self.stopping.is_some() || self.io.shared.shutting_down();
+        if !stopping && self.accept_paused_until.is_none() {
+            for i in from..self.listeners.len() {
+                self.arm_accept(i);
+            }
+        }
     }
 
     fn arm_signal(&mut self) {
@@ -1207,6 +1273,11 @@ impl<S: Service> Reactor<S> {
             match op {
                 OP_RECV => self.on_recv(service, index, generation, res, flags),
                 OP_SEND => self.on_send(service, index, generation, res),
+                // A listener replaced by `swap_listeners`: what it still accepted is
+                // closed, as Redis's closed listening socket would have.
+                OP_ACCEPT if self.accept_gen.get(index as usize) != Some(&generation) => {
+                    close_accepted(res);
+                }
                 OP_ACCEPT => self.on_accept(service, index as usize, res, flags),
                 OP_WAKE => self.woken = true,
                 OP_WATCH => service.on_readable(&mut self.io, index, res),
@@ -1277,7 +1348,7 @@ impl<S: Service> Reactor<S> {
             }
         } else if shortage {
             // Still armed: stop it; `resume_accepting` arms it again.
-            let e = opcode::AsyncCancel::new(token(OP_ACCEPT, i as u32, 0))
+            let e = opcode::AsyncCancel::new(token(OP_ACCEPT, i as u32, self.accept_gen[i]))
                 .build()
                 .user_data(token(OP_CANCEL, 0, 0));
             self.push(&e);

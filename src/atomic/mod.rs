@@ -1566,7 +1566,7 @@ fn touched(data: &mut ShardData, cmd: &'static Command, args: &[&[u8]], db: usiz
 fn record(data: &mut ShardData, cmd: &'static Command, reply: &[u8]) {
     let took = data.took();
     data.stats
-        .record_call(cmd, took, reply.first() == Some(&b'-'), reply);
+        .record_call(cmd, &[], took, reply.first() == Some(&b'-'), reply);
 }
 
 #[cfg(test)]

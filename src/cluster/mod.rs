@@ -456,7 +456,7 @@ pub fn start(shared: &ServerShared) -> Result<(), String> {
         ));
         st
     };
-    st.apply_config(&cfg, shared.tcp_port);
+    st.apply_config(&cfg, shared.tcp_port());
     cluster
         .save(&st, shared)
         .map_err(|_| format!("Fatal: can't update cluster config file {}", path.display()))?;
@@ -516,7 +516,7 @@ pub fn adopt_loaded_keys(shared: &ServerShared, keyspaces: &mut [Keyspace]) -> R
         return Ok(());
     }
     cluster
-        .change(&cfg, shared.tcp_port, shared, |st| {
+        .change(&cfg, shared.tcp_port(), shared, |st| {
             for &slot in &claim {
                 st.owner[usize::from(slot)] = st.myself as u16;
             }
@@ -534,7 +534,7 @@ pub fn reset_at_barrier(data: &mut ShardData, keys: usize, hard: bool) -> Result
         return Err(CLUSTER_DISABLED.to_owned());
     };
     let shared = &data.shared;
-    cluster.change(&data.cfg, shared.tcp_port, shared, |st| {
+    cluster.change(&data.cfg, shared.tcp_port(), shared, |st| {
         // percore nodes are always primaries; a replica could be reset with its data.
         if st.me().is_primary() && keys > 0 {
             return Err(RESET_WITH_KEYS.to_owned());

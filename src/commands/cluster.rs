@@ -89,7 +89,7 @@ fn slot_arg(a: &[u8]) -> Result<u16, &'static str> {
 fn view(ctx: &Ctx) -> Option<ClusterState> {
     let cluster = ctx.shard.shared.cluster.as_ref()?;
     let mut st = cluster.snapshot();
-    st.apply_config(&ctx.shard.cfg, ctx.shard.shared.tcp_port);
+    st.apply_config(&ctx.shard.cfg, ctx.shard.shared.tcp_port());
     Some(st)
 }
 
@@ -100,7 +100,7 @@ fn change<T>(
 ) -> Result<T, String> {
     let shared = &ctx.shard.shared;
     let cluster = shared.cluster.as_ref().ok_or(CLUSTER_DISABLED)?;
-    cluster.change(&ctx.shard.cfg, shared.tcp_port, shared, f)
+    cluster.change(&ctx.shard.cfg, shared.tcp_port(), shared, f)
 }
 
 fn ok_or_error(ctx: &Ctx, r: Result<(), String>) -> Partial {

@@ -346,7 +346,11 @@ fn config_set(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
         return;
     }
     let shared = &ctx.shard.shared;
-    match shared.update_config(|c| crate::tls::config_set(shared, c, &pairs)) {
+    match shared.update_config(|c| {
+        let before = c.clone();
+        crate::tls::config_set(shared, c, &pairs)?;
+        crate::listen::apply(shared, &before, c).inspect_err(|_| *c = before)
+    }) {
         Ok(()) => {
             if let Err(e) = crate::config::kept::apply_oom_score_adj(&shared.config()) {
                 shared.warning(&e);

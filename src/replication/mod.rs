@@ -259,7 +259,7 @@ fn ensure_link(shared: &std::sync::Arc<ServerShared>, st: &mut State, now_ms: i6
             primary,
             masterauth: cfg.repl.masterauth.clone(),
             masteruser: cfg.repl.masteruser.clone(),
-            listening_port: shared.tcp_port,
+            listening_port: shared.tcp_port(),
             timeout_s: cfg.repl.timeout_s,
             dir: cfg.dir.clone(),
             dbfilename: cfg.dbfilename.clone(),

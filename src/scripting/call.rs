@@ -153,7 +153,7 @@ fn run_command(data: &mut ShardData, run: &RunState, argv: &[&[u8]]) -> Result<V
     if let Some(text) = stream_block_refusal(cmd, argv) {
         ReplyWriter::new(&mut out, proto).error(&text);
         let took = data.took();
-        data.stats.record_call(cmd, took, true, &out);
+        data.stats.record_call(cmd, argv, took, true, &out);
         return Ok(out);
     }
     let before = data.keyspace.changes();
@@ -285,7 +285,7 @@ fn run_command(data: &mut ShardData, run: &RunState, argv: &[&[u8]]) -> Result<V
     }
     let failed = out.first() == Some(&b'-');
     let took = data.took();
-    data.stats.record_call(cmd, took, failed, &out);
+    data.stats.record_call(cmd, argv, took, failed, &out);
     Ok(out)
 }
 

@@ -170,6 +170,9 @@ impl<S: Service> EpollReactor<S> {
             if self.io.now >= self.next_tick {
                 service.on_tick(&mut self.io);
                 self.next_tick = self.io.now + service.tick_interval();
+                if let Some((from, fds)) = self.io.listener_swap.take() {
+                    self.swap_listeners(from, fds);
+                }
             }
             if self.accept_paused_until.is_some_and(|t| self.io.now >= t) {
                 self.accept_paused_until = None;
@@ -419,6 +422,26 @@ impl<S: Service> EpollReactor<S> {
                 0,
             );
             self.listening[i] = false;
+        }
+    }
+
+    /// Puts `fds` in place of the listeners from index `from` on (the old ones leave the
+    /// epoll set and are closed).
+    fn swap_listeners(&mut self, from: usize, fds: Vec<RawFd>) {
+        let from = from.min(self.listeners.len());
+        for i in from..self.listeners.len() {
+            self.unlisten(i);
+            if self.listeners[i] >= 0 {
+                sys::close(self.listeners[i]);
+            }
+        }
+        self.listeners.truncate(from);
+        self.listeners.extend(fds);
+        self.listening.truncate(from);
+        self.listening.resize(self.listeners.len(), false);
+        let stopping = self.stopping.is_some() || self.io.shared.shutting_down();
+        if !stopping && self.accept_paused_until.is_none() {
+            self.listen_all();
         }
     }
 

@@ -2,10 +2,11 @@
 //! shard's recorded spikes, and HISTOGRAM (per-command latency distributions); both are
 //! merged across shards.
 
-use super::super::{COMMANDS, Ctx, Gather, Partial, lookup};
+use super::super::{COMMANDS, Ctx, Gather, Partial};
 use super::info::{decode_hist_into, encode_hist, new_hist};
 use super::{help_reply, local_only};
 use crate::latency::{Event, doctor, merge, sparkline};
+use crate::stats::{slot_by_name, slot_count, slot_name, sub_slots};
 use percore_net::resp::ReplyWriter;
 use std::fmt::Write as _;
 
@@ -37,11 +38,11 @@ pub fn latency_part(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
     match sub {
         "latency|histogram" => {
             let mut s = String::new();
-            for (i, c) in COMMANDS.iter().enumerate() {
-                if let Some(h) = &ctx.shard.stats.cmds[i].latency
+            for (i, c) in ctx.shard.stats.cmds.iter().enumerate() {
+                if let Some(h) = &c.latency
                     && !h.is_empty()
                 {
-                    let _ = writeln!(s, "{} {}", c.name, encode_hist(h));
+                    let _ = writeln!(s, "{} {}", slot_name(i), encode_hist(h));
                 }
             }
             Partial::Text(s)
@@ -170,38 +171,46 @@ pub fn latency_merge(g: &mut Gather, w: &mut ReplyWriter) {
 }
 
 /// LATENCY HISTOGRAM's merge: every shard's histograms of the named commands summed.
+/// As Redis's `latencySpecificCommandsFillCDF`: a name is a command or `cmd|sub`; a
+/// container command brings its subcommands; unknown names are skipped, repeated ones
+/// answered again.
 fn histogram_merge(g: &Gather, w: &mut ReplyWriter) {
     let mut hists: Vec<Option<hdrhistogram::Histogram<u64>>> =
-        COMMANDS.iter().map(|_| None).collect();
+        (0..slot_count()).map(|_| None).collect();
     for p in g.parts.iter().flatten() {
         let Partial::Text(t) = p else { continue };
         for line in t.lines() {
             let Some((name, data)) = line.split_once(' ') else {
                 continue;
             };
-            if let Some(c) = lookup(name.as_bytes()) {
-                decode_hist_into(data, hists[c.index()].get_or_insert_with(new_hist));
+            if let Some(i) = slot_by_name(name.as_bytes()) {
+                decode_hist_into(data, hists[i].get_or_insert_with(new_hist));
             }
         }
     }
-    // Named commands in argument order (each once), else every command with data.
     let mut order: Vec<usize> = Vec::new();
+    let with_subs = |i: usize, order: &mut Vec<usize>| {
+        order.push(i);
+        if let Some(c) = COMMANDS.get(i) {
+            order.extend(sub_slots(c));
+        }
+    };
     if g.argv.len() > 2 {
         for a in &g.argv[2..] {
-            if let Some(c) = lookup(a)
-                && !order.contains(&c.index())
-            {
-                order.push(c.index());
+            if let Some(i) = slot_by_name(a) {
+                with_subs(i, &mut order);
             }
         }
     } else {
-        order = (0..COMMANDS.len()).collect();
+        for i in 0..COMMANDS.len() {
+            with_subs(i, &mut order);
+        }
     }
     order.retain(|&i| hists[i].is_some());
     w.map(order.len());
     for i in order {
         let h = hists[i].as_ref().expect("retained");
-        w.bulk(COMMANDS[i].name.as_bytes());
+        w.bulk(slot_name(i).as_bytes());
         write_cdf(h, w);
     }
 }
