@@ -3,7 +3,7 @@
 
 usage: benches/cancel-rtt.py PORT [ROUNDS [KEYS [METHODS]]]
   against a running percore-server on 127.0.0.1:PORT (e.g. started with --save ""
-  --threads 2); fills it with KEYS keys of 100 B (DEBUG POPULATE, default 6000000 = 1.1 GB),
+  --threads 2 --enable-debug-command yes); fills it with KEYS keys of 100 B (DEBUG POPULATE, default 6000000 = 1.1 GB),
   then for each method in METHODS (default fork,forkless) runs ROUNDS (default 12) times:
   BGSAVE slowed by rdb-key-save-delay 5, 0.2 s later a PING and a BGSAVE CANCEL, each
   timed from send to reply. Prints every cancel time and the medians in microseconds.

@@ -2,16 +2,17 @@
 # usage: benches/repl-sync.sh percore|redis KEYS: full sync time of KEYS keys (DEBUG POPULATE,
 # 100-byte values) from a primary to a fresh replica of the same kind, and the primary's GET
 # latency (benches/repl-probe.py, one client) idle and during the sync. redis-server runs
-# with --repl-diskless-sync-delay 0 (its default diskless sync, without the 5 s wait).
+# with --repl-diskless-sync-delay 0 (its default diskless sync, without the 5 s wait), as
+# does percore; PRIMARY_ARGS adds primary options (e.g. "--repl-diskless-sync no").
 set -u
 kind=$1 keys=$2
 P=7501 R=7502
 d=${TMPDIR:-/tmp}/repl-sync-$kind; rm -rf $d; mkdir -p $d/p $d/r
 if [ $kind = percore ]; then
-  ${PERCORE:-target/release/percore-server} --port $P --save '' --dir $d/p > $d/p.log 2>&1 &
+  ${PERCORE:-target/release/percore-server} --port $P --save '' --dir $d/p --enable-debug-command yes --repl-diskless-sync-delay 0 ${PRIMARY_ARGS:-} > $d/p.log 2>&1 &
   start_r() { ${PERCORE:-target/release/percore-server} --port $R --save '' --dir $d/r --replicaof "127.0.0.1 $P" > $d/r.log 2>&1 & }
 else
-  redis-server --port $P --save "" --enable-debug-command yes --repl-diskless-sync-delay 0 --dir $d/p --daemonize yes --logfile $d/p.log
+  redis-server --port $P --save "" --enable-debug-command yes --repl-diskless-sync-delay 0 ${PRIMARY_ARGS:-} --dir $d/p --daemonize yes --logfile $d/p.log
   start_r() { redis-server --port $R --save '' --dir $d/r --replicaof 127.0.0.1 $P --daemonize yes --logfile $d/r.log; }
 fi
 sleep 1

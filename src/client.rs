@@ -112,6 +112,10 @@ pub struct Client {
     pub monitor: bool,
     /// The port a replica announced with `REPLCONF listening-port` (INFO's `slaveN`).
     pub replica_port: Option<u16>,
+    /// CLIENT TRACKING: on when `Some` (see `crate::tracking`).
+    pub tracking: Option<Box<crate::tracking::ClientTracking>>,
+    /// The replica announced `REPLCONF capa eof` (it loads diskless transfers).
+    pub replica_capa_eof: bool,
 }
 
 impl Client {
@@ -155,6 +159,8 @@ impl Client {
             master: false,
             monitor: false,
             replica_port: None,
+            tracking: None,
+            replica_capa_eof: false,
         }
     }
 
@@ -186,6 +192,15 @@ impl Client {
     #[inline]
     pub fn must_auth(&self, auth_required: bool) -> bool {
         !self.authenticated && auth_required
+    }
+
+    /// Redis's `islocalClient`: a Unix socket client (no peer address) or a loopback one.
+    pub fn is_local(&self) -> bool {
+        self.peer.is_empty()
+            || self
+                .peer
+                .parse::<std::net::SocketAddr>()
+                .is_ok_and(|a| a.ip().is_loopback())
     }
 
     /// A request starts (an empty one too): moves CLIENT REPLY SKIP's state on, and says

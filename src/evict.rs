@@ -267,6 +267,9 @@ fn evicted(data: &mut ShardData, db: usize, key: &[u8]) {
         data.effects.command(db, &[b"DEL", key]);
     }
     crate::atomic::watch::Registry::touch(data, db, key);
+    if data.tracking.armed {
+        crate::tracking::key_changed(data, key, 0);
+    }
     crate::notify::event(data, crate::notify::class::EVICTED, "evicted", key, db);
     data.evict.evicted_keys += 1;
 }

@@ -30,6 +30,8 @@ pub const FORWARD_POOL_MAX_BUFFER_BYTES: usize = 1024 * 1024;
 #[derive(Clone, Copy)]
 pub struct Fwd {
     pub conn: ConnId,
+    /// The client's id (CLIENT TRACKING's NOLOOP knows who wrote).
+    pub client: u64,
     pub seq: u64,
     pub cmd: &'static Command,
     pub db: u16,
@@ -89,6 +91,10 @@ pub struct Forward {
     /// (a command whose key a transaction holds parks the batch until it is released).
     next: usize,
     next_arg_at: usize,
+    /// Written by the owner: the commands slow enough for the slow log, with how long
+    /// they took; the sender logs them with its client's address and name. Empty unless
+    /// `slowlog-log-slower-than` is low.
+    slow: Vec<(ConnId, u64, std::time::Duration)>,
 }
 
 impl Forward {
@@ -139,10 +145,12 @@ impl Forward {
             ends,
             next,
             next_arg_at,
+            slow,
         } = self;
         if *next == 0 {
             replies.clear();
             ends.clear();
+            slow.clear();
             ends.reserve(cmds.len());
         }
         let cmds: &'a [Queued] = cmds;
@@ -179,7 +187,33 @@ impl Forward {
         })
     }
 
+    /// The owner's side: the command of `conn`'s reply slot `seq` took `took`, enough for
+    /// the slow log.
+    #[cold]
+    pub fn note_slow(&mut self, conn: ConnId, seq: u64, took: std::time::Duration) {
+        self.slow.push((conn, seq, took));
+    }
+
+    /// The sender's side: the slow commands, with their arguments.
+    pub fn slow(&self) -> Vec<(&Fwd, Vec<&[u8]>, std::time::Duration)> {
+        let mut out = Vec::new();
+        for &(conn, seq, took) in &self.slow {
+            let Some(q) = self
+                .cmds
+                .iter()
+                .find(|q| q.fwd.conn == conn && q.fwd.seq == seq)
+            else {
+                continue;
+            };
+            let mut rest = &self.args[q.args_at..];
+            let argv = (0..q.argc).map(|_| next_arg(&mut rest)).collect();
+            out.push((&q.fwd, argv, took));
+        }
+        out
+    }
+
     fn clear(&mut self) {
+        self.slow.clear();
         self.cmds.clear();
         self.args.clear();
         self.replies.clear();
@@ -237,6 +271,7 @@ mod tests {
                 index: 3,
                 generation: 1,
             },
+            client: 1,
             seq,
             cmd: crate::commands::lookup(b"GET").expect("GET"),
             db: 0,

@@ -21,6 +21,8 @@ mod forward;
 pub mod fuzzing;
 mod latency;
 mod metrics;
+mod migrate;
+mod misconf;
 mod monitor;
 mod notify;
 mod pause;
@@ -34,9 +36,10 @@ mod shard;
 mod snapshot;
 mod stats;
 mod tls;
+mod tracking;
 
 use config::Startup;
-use percore_net::reactor::{Reactor, Shared, build_ring};
+use percore_net::reactor::Shared;
 use percore_net::sys;
 use server::{Log, LogLevel, ServerShared};
 use std::net::{IpAddr, SocketAddr};
@@ -113,6 +116,16 @@ fn bind_all(
     log: &Log,
 ) -> Result<(Vec<Vec<RawFd>>, u16, usize), String> {
     let mut per_shard: Vec<Vec<RawFd>> = vec![Vec::new(); shards];
+    // The Unix socket first: listener indexes from `first_tls` on are TLS ones.
+    if let Some(path) = config.unixsocket() {
+        listen_unix(path, config.unixsocketperm(), &mut per_shard).map_err(|e| {
+            log.log(
+                LogLevel::Warning,
+                &format!("Failed opening Unix socket: {e}"),
+            );
+            String::new()
+        })?;
+    }
     // As Redis: `port 0` with a `tls-port` means TLS only (without one, percore's port 0
     // is a port the kernel picks).
     let plain = config.port != 0 || config.tls.port == 0;
@@ -132,6 +145,36 @@ fn bind_all(
         return Err("Failed listening on any address".into());
     }
     Ok((per_shard, port, first_tls))
+}
+
+/// Listens on the Unix socket `path` (an old socket file there is removed first, as
+/// Redis does), with mode `perm` when not 0; every shard accepts on its own duplicate of
+/// the one listening socket (Unix sockets have no `SO_REUSEPORT` spreading).
+fn listen_unix(path: &str, perm: u32, per_shard: &mut [Vec<RawFd>]) -> Result<(), String> {
+    use std::os::fd::IntoRawFd;
+    use std::os::unix::fs::PermissionsExt;
+    let _ = std::fs::remove_file(path);
+    let listener = std::os::unix::net::UnixListener::bind(path)
+        .map_err(|e| format!("bind: {}", config::os_error_public(&e)))?;
+    if perm != 0 {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(perm))
+            .map_err(|e| format!("chmod: {}", config::os_error_public(&e)))?;
+    }
+    listener.set_nonblocking(true).map_err(|e| e.to_string())?;
+    let mut fds = Vec::with_capacity(per_shard.len());
+    for _ in 1..per_shard.len() {
+        fds.push(
+            listener
+                .try_clone()
+                .map_err(|e| e.to_string())?
+                .into_raw_fd(),
+        );
+    }
+    fds.push(listener.into_raw_fd());
+    for (shard, fd) in per_shard.iter_mut().zip(fds) {
+        shard.push(fd);
+    }
+    Ok(())
 }
 
 /// Binds `port` on every `bind` address, one listener per shard each.
@@ -260,7 +303,39 @@ fn load_dataset(
     Ok(keyspaces)
 }
 
+/// Redis's `redisAsciiArt`: with `always-show-logo` (or a terminal on stdout) a line with
+/// the mode, port and `PID: <pid>` (what test frameworks wait for), else `Running mode=`.
+/// Then `oom-score-adj`, applied as Redis does at start-up.
+fn startup_banner(shared: &ServerShared, port: u16) {
+    use std::io::IsTerminal;
+    let cfg = shared.config();
+    let mode = if cfg.cluster_enabled {
+        "cluster"
+    } else {
+        "standalone"
+    };
+    let port = if port != 0 { port } else { cfg.tls.port };
+    let logo = cfg.always_show_logo() || (cfg.logfile.is_none() && std::io::stdout().is_terminal());
+    if logo {
+        shared.notice(&format!(
+            "percore {} (Redis {} compatible) {} bits, running in {mode} mode, Port: {port}, PID: {}",
+            server::VERSION,
+            server::REDIS_COMPAT_VERSION,
+            usize::BITS,
+            std::process::id()
+        ));
+    } else {
+        shared.notice(&format!("Running mode={mode}, port={port}."));
+    }
+    if let Err(e) = config::kept::apply_oom_score_adj(&cfg) {
+        shared.warning(&e);
+    }
+}
+
 fn run(config: config::Config, config_file: Option<std::path::PathBuf>) -> Result<(), String> {
+    if config.daemonize {
+        sys::daemonize().map_err(|e| format!("daemonize: {e}"))?;
+    }
     let log = open_log(&config)?;
     let cpus = sys::allowed_cpus();
     let shards = config.effective_threads(cpus.len()).max(1);
@@ -281,9 +356,13 @@ fn run(config: config::Config, config_file: Option<std::path::PathBuf>) -> Resul
         }
     }
 
-    // Fail early, with the cause, when io_uring cannot be used. The probe ring is dropped:
-    // a single-issuer ring must be built by the thread that submits to it.
-    let features = build_ring().map_err(|e| e.to_string())?.1;
+    // The reactor backend: with `io-backend io_uring`, fail early with the cause when
+    // io_uring cannot be used; `auto` falls back to epoll then (logged below).
+    let backend = percore_net::backend::choose(config.io_backend).map_err(|e| e.to_string())?;
+    let features = match &backend {
+        percore_net::backend::Chosen::IoUring(f) => f.to_string(),
+        percore_net::backend::Chosen::Epoll { .. } => String::new(),
+    };
     let signal_fd = sys::block_shutdown_signals().map_err(|e| format!("signalfd: {e}"))?;
     // TLS is configured before listening; a bad certificate stops start-up (Redis's
     // `tlsConfigure` lines).
@@ -322,21 +401,32 @@ fn run(config: config::Config, config_file: Option<std::path::PathBuf>) -> Resul
             .map_err(|e| format!("Failed to write PID file {}: {e}", p.display()))?;
     }
     let tls_port = config.tls.port;
-    let shared = ServerShared::new(config, config_file, log, shards, port, features.to_string());
+    let shared = ServerShared::new(config, config_file, log, shards, port, features.clone());
+    shared.set_io_backend(backend.name());
     shared.tls.set_first_listener(first_tls);
     if let Some(c) = tls_context {
         shared.tls.install(c);
     }
     shared.notice("oO0OoO0OoO0Oo percore is starting oO0OoO0OoO0Oo");
     shared.notice(&format!(
-        "percore version={}, redis_version={}, bits=64, pid={}, threads={shards}, port={port}, io_uring features: {features}",
+        "percore version={}, redis_version={}, bits=64, pid={}, threads={shards}, port={port}, io backend: {}",
         server::VERSION,
         server::REDIS_COMPAT_VERSION,
-        std::process::id()
+        std::process::id(),
+        match &backend {
+            percore_net::backend::Chosen::IoUring(_) => format!("io_uring ({features})"),
+            percore_net::backend::Chosen::Epoll { .. } => "epoll".to_owned(),
+        }
     ));
+    if let percore_net::backend::Chosen::Epoll { why: Some(why) } = &backend {
+        shared.warning(&format!(
+            "io-backend auto: {why}; running on the epoll backend"
+        ));
+    }
     if let Some(f) = &shared.config_file {
         shared.notice(&format!("Configuration loaded from {}", f.display()));
     }
+    startup_banner(&shared, port);
 
     // Users: the `user` lines or the ACL file (Redis's `ACLLoadUsersAtStartup`).
     {
@@ -382,6 +472,7 @@ fn run(config: config::Config, config_file: Option<std::path::PathBuf>) -> Resul
             cpus.get(id % cpus.len().max(1)).copied()
         };
         let sig = (id == 0).then_some(signal_fd);
+        let backend = backend.clone();
         let handle = std::thread::Builder::new()
             .name(format!("percore-shard-{id}"))
             .spawn(move || -> Result<(), String> {
@@ -390,17 +481,13 @@ fn run(config: config::Config, config_file: Option<std::path::PathBuf>) -> Resul
                 {
                     shared.warning(&format!("Could not pin shard {id} to CPU {cpu}: {e}"));
                 }
-                let ring = build_ring().map_err(|e| e.to_string())?.0;
                 crash::register_shard_thread(Arc::clone(&shared), id);
                 let mut service = shard::Shard::new(id, shards, Arc::clone(&shared));
                 if let Some(ks) = keyspace {
                     service.data.adopt_keyspace(ks);
                 }
                 propagate::start_shard(&mut service.data);
-                let mut reactor = Reactor::new(ring, id, net, fds, sig);
-                reactor
-                    .run(&mut service)
-                    .map_err(|e| format!("shard {id}: {e}"))
+                percore_net::backend::run_shard(&backend, id, net, fds, sig, &mut service)
             })
             .map_err(|e| format!("spawning shard {id}: {e}"))?;
         handles.push(handle);
@@ -410,6 +497,11 @@ fn run(config: config::Config, config_file: Option<std::path::PathBuf>) -> Resul
     }
     if port != 0 {
         shared.notice(&format!("Ready to accept connections tcp port={port}"));
+    }
+    if let Some(path) = shared.config().unixsocket() {
+        shared.notice(&format!(
+            "The server is now ready to accept connections at {path}"
+        ));
     }
     let mut result = Ok(());
     for h in handles {
@@ -426,6 +518,15 @@ fn run(config: config::Config, config_file: Option<std::path::PathBuf>) -> Resul
     // A save stopped by the shutdown may leave its temp file (a killed child, a cancelled
     // forkless writer): remove it, as Redis's shutdown does.
     snapshot::remove_stale(&shared, &shared.config().dir);
+    if let Some(path) = shared.config().unixsocket() {
+        shared.notice("Removing the unix socket file.");
+        if let Err(e) = std::fs::remove_file(path) {
+            shared.warning(&format!(
+                "Error removing the unix socket file: {}",
+                config::os_error_public(&e)
+            ));
+        }
+    }
     shared.notice("percore is now ready to exit, bye bye...");
     result
 }

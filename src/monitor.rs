@@ -34,6 +34,8 @@ use std::sync::{Arc, Mutex};
 pub const MONITORS: u32 = 1 << 0;
 /// CLIENT PAUSE is in force (`Attention` bit, see `crate::pause`).
 pub const PAUSED: u32 = 1 << 1;
+/// The last background save failed (`crate::misconf`).
+pub const DISK_ERROR: u32 = 1 << 2;
 
 /// Output waiting for one monitoring connection beyond which it is closed, whatever
 /// `client-output-buffer-limit normal` says (its default, `0 0 0`, sets no limit).
@@ -162,6 +164,9 @@ pub fn attend(
     cmd: &'static Command,
     argv: &[&[u8]],
 ) -> Attend {
+    if let Some(text) = crate::misconf::refusal(data, client, cmd) {
+        return Attend::Refuse(text);
+    }
     if client.monitor {
         if cmd.has(flags::WRITE | flags::READONLY | flags::MAY_REPLICATE) {
             return Attend::Refuse(MONITOR_KEYSPACE);

@@ -139,6 +139,8 @@ pub struct ServerShared {
     pub tcp_port: u16,
     pub executable: String,
     pub io_uring_features: String,
+    /// The reactor backend the shards run on (`io_uring` or `epoll`), set once at start.
+    io_backend: std::sync::OnceLock<&'static str>,
     /// `LASTSAVE`: at start-up the dataset is considered saved, as Redis does.
     pub lastsave_s: AtomicI64,
     /// Snapshot status (INFO persistence, save logic).
@@ -174,9 +176,23 @@ pub struct ServerShared {
     pub tls: crate::tls::Tls,
     /// `maxmemory` eviction: what each shard may evict, evictions counted.
     pub evict: crate::evict::Shared,
+    /// CLIENT TRACKING: remember tables, BCAST prefixes, invalidation inboxes.
+    pub tracking: crate::tracking::Shared,
+    /// The MIGRATE thread and its connection cache (`crate::migrate`).
+    pub migrate: crate::migrate::Worker,
 }
 
 impl ServerShared {
+    /// Records the reactor backend in use (the first call wins).
+    pub fn set_io_backend(&self, name: &'static str) {
+        let _ = self.io_backend.set(name);
+    }
+
+    /// The reactor backend in use (`io_uring` before start-up chose).
+    pub fn io_backend(&self) -> &'static str {
+        self.io_backend.get().copied().unwrap_or("io_uring")
+    }
+
     pub fn new(
         config: Config,
         config_file: Option<std::path::PathBuf>,
@@ -211,6 +227,7 @@ impl ServerShared {
                 .map(|p| p.display().to_string())
                 .unwrap_or_default(),
             io_uring_features,
+            io_backend: std::sync::OnceLock::new(),
             lastsave_s: AtomicI64::new(now_ms / 1000),
             persist: std::sync::Mutex::new(crate::snapshot::Status::default()),
             install_lock: std::sync::Mutex::new(()),
@@ -227,12 +244,20 @@ impl ServerShared {
             pause: crate::pause::Pause::default(),
             tls: crate::tls::Tls::default(),
             evict: crate::evict::Shared::new(shards),
+            tracking: crate::tracking::Shared::new(shards),
+            migrate: crate::migrate::Worker::default(),
         })
     }
 
     /// The configuration's generation; it moves on every successful CONFIG SET.
     pub fn config_generation(&self) -> u64 {
         self.config_generation.load(Ordering::Acquire)
+    }
+
+    /// Makes every shard refresh its copy of the configuration (and the state it derives
+    /// from the server's, such as whether any client tracks keys).
+    pub fn bump_generation(&self) {
+        self.config_generation.fetch_add(1, Ordering::AcqRel);
     }
 
     /// A copy of the current configuration.

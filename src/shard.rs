@@ -133,6 +133,10 @@ pub enum Msg {
     Notify(Arc<[u8]>),
     /// MONITOR lines of another shard for this shard's monitors (`crate::monitor`).
     Monitor(Arc<[u8]>),
+    /// Invalidations wait in this shard's tracking inbox (`crate::tracking`).
+    Tracking,
+    /// A MIGRATE's reads and deletions on the shards owning its keys (`crate::migrate`).
+    Migrate(Box<crate::migrate::Mail>),
 }
 
 /// Everything a shard owns besides its I/O.
@@ -196,6 +200,10 @@ pub struct ShardData {
     pub pause: crate::pause::Local,
     /// `maxmemory` eviction: this shard's pool (see `evict`).
     pub evict: crate::evict::State,
+    /// CLIENT TRACKING: this shard's connections by id, invalidations leaving.
+    pub tracking: crate::tracking::Local,
+    /// MIGRATEs in progress (`crate::migrate`).
+    pub migrate: crate::migrate::Local,
 }
 
 impl ShardData {
@@ -246,6 +254,8 @@ impl ShardData {
             monitor: crate::monitor::Local::default(),
             pause: crate::pause::Local::default(),
             evict: crate::evict::State::new(seed ^ 0x2545_f491_4f6c_dd1d),
+            tracking: crate::tracking::Local::default(),
+            migrate: crate::migrate::Local::default(),
         }
     }
 
@@ -254,8 +264,9 @@ impl ShardData {
     pub fn adopt_keyspace(&mut self, mut keyspace: Keyspace) {
         keyspace.set_access_tracking(self.cfg.access_tracking());
         keyspace.set_event_log(self.notify.configure(self.cfg.notify_keyspace_events));
-        // Expired keys go to the stream of effects as DEL while it is on.
-        keyspace.log_expired(self.effects.on);
+        // Expired keys go to the stream of effects as DEL while it is on (and to tracking
+        // invalidations while some client tracks).
+        keyspace.log_expired(self.effects.on || self.tracking.armed);
         keyspace.set_expiry_paused(self.pause.active);
         self.keyspace = keyspace;
     }
@@ -275,7 +286,19 @@ impl ShardData {
                 .set_access_tracking(self.cfg.access_tracking());
             self.keyspace
                 .set_event_log(self.notify.configure(self.cfg.notify_keyspace_events));
+            let armed = self.shared.tracking.clients.load(Ordering::Acquire) > 0;
+            if armed != self.tracking.armed {
+                // Expired keys are kept for their invalidations while some client tracks.
+                self.tracking.armed = armed;
+                self.keyspace.log_expired(self.effects.on || armed);
+            }
         }
+    }
+
+    /// Whether a write must look for what observes its keys: WATCH, or client tracking.
+    #[inline]
+    pub fn observes_writes(&self) -> bool {
+        !self.watches.is_empty() || self.tracking.armed
     }
 
     /// A buffer from the pool (empty, maybe with capacity).
@@ -578,6 +601,10 @@ impl Shard {
                 let ran = crate::crash::guarded(&argv, || {
                     dispatch(&mut self.data, client, &argv, &mut conn.output, outbox)
                 });
+                if self.data.tracking.armed && client.tracking.is_some() {
+                    // Invalidations a command caused for its own client follow its reply.
+                    crate::tracking::to_self(&mut self.data, client, &mut conn.output);
+                }
                 self.argv_store = recycle(argv);
                 if !ran {
                     // A multi-shard write held back by the closed write gate: it stays in
@@ -636,6 +663,9 @@ impl Shard {
     /// Closes connections marked by CLIENT KILL and starts SHUTDOWN if requested.
     fn after_batch(&mut self, io: &mut Io<Msg, ()>) {
         crate::pubsub::deliver(&mut self.data, io);
+        if self.data.tracking.armed {
+            self.tracking_work(io);
+        }
         if self.data.pause.active && crate::pause::resumable(&mut self.data) {
             // CLIENT PAUSE ended: the held connections run, in the order held.
             for id in crate::pause::take_held(&mut self.data) {
@@ -662,6 +692,17 @@ impl Shard {
             self.data.shutdown_requested = false;
             io.request_shutdown();
         }
+    }
+
+    /// Client tracking after a batch of work: expired keys invalidated (the stream of
+    /// effects takes them itself while on), the remember table kept to its limit, and
+    /// what waits for this shard's clients delivered.
+    fn tracking_work(&mut self, io: &mut Io<Msg, ()>) {
+        if !self.data.effects.on {
+            crate::tracking::expired(&mut self.data);
+        }
+        crate::tracking::limit(&mut self.data);
+        crate::tracking::deliver(&mut self.data, io);
     }
 
     /// Serves blocked clients whose keys became ready and runs the blocking protocol's
@@ -762,6 +803,20 @@ impl Shard {
     /// A forwarded batch is back: each reply goes to its slot, then each client that got
     /// one sends what is now in order.
     fn on_answered(&mut self, io: &mut Io<Msg, ()>, batch: Forward) {
+        for (f, argv, took) in batch.slow() {
+            // Logged here, with the client's address and name (Redis logs every call).
+            let idx = f.conn.index as usize;
+            let Some(client) = self
+                .data
+                .clients
+                .get_mut(idx)
+                .and_then(|c| c.take_if(|c| c.conn == f.conn))
+            else {
+                continue;
+            };
+            crate::stats::note_slow(&mut self.data, f.cmd, took, &client, &argv);
+            self.data.clients[idx] = Some(client);
+        }
         let mut current: Option<Box<Client>> = None;
         for (f, reply) in batch.answers() {
             if current.as_ref().is_some_and(|c| c.conn != f.conn) {
@@ -838,6 +893,7 @@ impl Shard {
         }
         let mut args = recycle(std::mem::take(&mut self.argv_store));
         let mut blocked = None;
+        let mut slow = Vec::new();
         let Shard { data, warm, .. } = self;
         let finished = batch.run_each(&mut args, |f, argv, out, upcoming| {
             let locked = data.locks.busy()
@@ -866,7 +922,10 @@ impl Shard {
                 client: None,
             };
             let mark = out.len();
-            let watched = f.cmd.has(flags::WRITE) && !ctx.shard.watches.is_empty();
+            let watched = f.cmd.has(flags::WRITE) && ctx.shard.observes_writes();
+            if ctx.shard.tracking.armed {
+                ctx.shard.tracking.writer = f.client;
+            }
             let logged = ctx.shard.effects.on;
             let before = if watched || logged {
                 ctx.shard.keyspace.changes()
@@ -877,6 +936,8 @@ impl Shard {
                 run_handler(&mut ctx, h, argv, out);
             });
             if watched {
+                // A command that failed changed no key (a lookup for writing may count).
+                data.tracking.failed = out.get(mark) == Some(&b'-');
                 crate::atomic::watch::after_write(data, f.cmd, argv, usize::from(f.db), before);
             }
             if logged {
@@ -887,9 +948,15 @@ impl Shard {
             let reply = &out[mark..];
             data.stats
                 .record_call(f.cmd, took, reply.first() == Some(&b'-'), reply);
+            if crate::stats::is_slow(data, f.cmd, took) {
+                slow.push((f.conn, f.seq, took));
+            }
             true
         });
         self.argv_store = recycle(args);
+        for (conn, seq, took) in slow {
+            batch.note_slow(conn, seq, took);
+        }
         if !finished {
             let keys = blocked.unwrap_or_default();
             self.data.locks.park_forward(from, batch, keys, resume_at);
@@ -1123,6 +1190,12 @@ pub fn dispatch(
         refuse(client, discard, out, scratch, |w| w.error(&refusal));
         return true;
     }
+    if cmd.has(flags::PROTECTED) && !data.cfg.debug_allowed(client.is_local()) {
+        let text = crate::config::protected_command_refusal(cmd.name);
+        data.stats.record_rejected(cmd, &text);
+        refuse(client, discard, out, scratch, |w| w.error(&text));
+        return true;
+    }
     if client.must_auth(data.acl.auth_required) && !cmd.has(flags::NO_AUTH) {
         data.stats.record_rejected(cmd, "NOAUTH");
         refuse(client, discard, out, scratch, |w| {
@@ -1204,6 +1277,14 @@ pub fn dispatch(
                 refuse(client, discard, out, scratch, |w| w.error(text));
                 return true;
             }
+        }
+    }
+    if data.tracking.armed {
+        // Client tracking (cold): who writes (NOLOOP), what a tracking client reads.
+        data.tracking.writer = client.id;
+        data.tracking.script_caller = 0;
+        if client.tracking.is_some() {
+            crate::tracking::before_command(data, client, cmd, argv);
         }
     }
     if let Exec::Multi(op) = exec {
@@ -1289,7 +1370,7 @@ pub fn dispatch(
                     pool_put(&mut data.buf_pool, scratch);
                     return false;
                 }
-                let watched = !data.watches.is_empty() && cmd.has(flags::WRITE);
+                let watched = cmd.has(flags::WRITE) && data.observes_writes();
                 let logged = data.effects.on;
                 let before = if watched || logged {
                     data.keyspace.changes()
@@ -1304,6 +1385,8 @@ pub fn dispatch(
                 };
                 run_handler(&mut ctx, h, argv, target);
                 if watched {
+                    // A command that failed changed no key (a lookup for writing may count).
+                    data.tracking.failed = target_is_error(target, mark);
                     crate::atomic::watch::after_write(data, cmd, argv, client.db, before);
                 }
                 if logged {
@@ -1321,6 +1404,7 @@ pub fn dispatch(
                 let seq = client.push_pending(Pending::Waiting { discard });
                 let fwd = Fwd {
                     conn: client.conn,
+                    client: client.id,
                     seq,
                     cmd,
                     db: client.db as u16,
@@ -1352,7 +1436,7 @@ pub fn dispatch(
                 return false;
             }
             let (db, proto) = (client.db, client.proto);
-            let watched = !data.watches.is_empty() && cmd.has(flags::WRITE);
+            let watched = cmd.has(flags::WRITE) && data.observes_writes();
             let logged = data.effects.on;
             let before = if watched || logged {
                 data.keyspace.changes()
@@ -1928,7 +2012,7 @@ pub(crate) fn start_gather(
         let (_, part, argv) = jobs.swap_remove(i);
         let mut args = Vec::new();
         argv.fill(&mut args);
-        let watched = !data.watches.is_empty() && cmd.has(flags::WRITE);
+        let watched = cmd.has(flags::WRITE) && data.observes_writes();
         let logged = data.effects.on;
         let before = if watched || logged {
             data.keyspace.changes()
@@ -2110,6 +2194,10 @@ impl Service for Shard {
     fn on_input(&mut self, io: &mut Io<Msg, ()>, id: ConnId) {
         self.data.now_ms = io.now_ms;
         self.data.refresh_config();
+        if self.data.tracking.armed && crate::tracking::pending(&self.data) {
+            // Invalidations of writes whose replies left before this input arrived.
+            crate::tracking::deliver(&mut self.data, io);
+        }
         self.process_input(io, id);
     }
 
@@ -2152,6 +2240,8 @@ impl Service for Shard {
             Msg::Unwatch { client, keys } => self.data.watches.unwatch(client, &keys),
             Msg::Notify(packed) => crate::notify::receive(&mut self.data, &packed),
             Msg::Monitor(lines) => crate::monitor::receive(&mut self.data, lines),
+            Msg::Tracking => crate::tracking::deliver(&mut self.data, io),
+            Msg::Migrate(mail) => crate::migrate::receive(&mut self.data, *mail),
         }
         if self.data.blocking.busy() || !self.data.blocking.flush.is_empty() {
             self.blocking_work(io);
@@ -2178,6 +2268,10 @@ impl Service for Shard {
             crate::pubsub::deliver(&mut self.data, io);
         }
         crate::monitor::flush(&mut self.data, io);
+        if self.data.tracking.armed {
+            self.tracking_work(io);
+            crate::tracking::flush(&mut self.data, io);
+        }
         if self.data.snap.will_park() {
             io.submit_before_blocking();
         }
@@ -2192,6 +2286,9 @@ impl Service for Shard {
         let mut replies = crate::snapshot::after_flush(&mut self.data, io);
         if crate::replication::wait::any(&self.data) {
             replies.extend(crate::replication::wait::answers(&mut self.data, io));
+        }
+        if crate::migrate::any(&self.data) {
+            replies.extend(crate::migrate::answers(&mut self.data, io));
         }
         let me = self.data.id;
         for (conn, seq, bytes) in replies {
@@ -2241,6 +2338,7 @@ impl Service for Shard {
                 crate::blocking::pump(&mut self.data, io.outbox(), true);
             }
             crate::atomic::unwatch_all(&mut self.data, &mut client, |s, m| io.send(s, m));
+            crate::tracking::disconnected(&mut self.data, &mut client);
         }
         self.data
             .shared
@@ -2295,6 +2393,7 @@ impl Service for Shard {
     }
 
     fn on_signal(&mut self, io: &mut Io<Msg, ()>, signo: u32) {
+        use crate::config::kept::{SHUTDOWN_FORCE, SHUTDOWN_NOSAVE, SHUTDOWN_SAVE};
         let name = if signo == libc::SIGINT as u32 {
             "SIGINT"
         } else {
@@ -2303,17 +2402,28 @@ impl Service for Shard {
         self.data
             .shared
             .warning(&format!("Received {name} scheduling shutdown..."));
-        if self.data.cfg.save.is_empty() {
-            io.request_shutdown();
-        } else {
+        // `shutdown-on-sigint` / `shutdown-on-sigterm`: `default` saves when save points
+        // are set; `save` / `nosave` decide instead; `force` exits even if the save fails.
+        self.data.refresh_config();
+        let how = self
+            .data
+            .cfg
+            .shutdown_on_signal(signo == libc::SIGINT as u32);
+        let save = how & SHUTDOWN_SAVE != 0
+            || (how & SHUTDOWN_NOSAVE == 0 && !self.data.cfg.save.is_empty());
+        if save {
             // The final save runs at a barrier; the shutdown follows it.
             self.data
                 .shared
                 .notice("Saving the final RDB snapshot before exiting.");
             self.data.snap.requests.push_back(crate::snapshot::Request {
-                op: crate::snapshot::Op::ShutdownSave { force: false },
+                op: crate::snapshot::Op::ShutdownSave {
+                    force: how & SHUTDOWN_FORCE != 0,
+                },
                 reply: None,
             });
+        } else {
+            io.request_shutdown();
         }
     }
 
@@ -2348,6 +2458,7 @@ impl Shard {
             client.local = l.to_string();
         }
         client.fd = fd;
+        crate::tracking::connected(&mut self.data, cid, id);
         self.data.clients[idx] = Some(Box::new(client));
     }
 }

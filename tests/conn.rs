@@ -164,8 +164,36 @@ fn end_of_input_runs_every_request_and_sends_every_reply_then_closes() {
 /// server is still writing while the client reads slowly.
 const SLOW_REPLY_BYTES: usize = 48 * 1024 * 1024;
 /// The slow client reads this much per pause; `SLOW_REPLY_BYTES` takes > 3 timeouts.
-const SLOW_READ_CHUNK_BYTES: usize = 1024 * 1024;
-const SLOW_READ_PAUSE: Duration = Duration::from_millis(80);
+const SLOW_READ_CHUNK_BYTES: usize = 256 * 1024;
+const SLOW_READ_PAUSE: Duration = Duration::from_millis(20);
+/// The slow client's receive buffer, fixed so the kernel cannot autotune it (tcp_rmem's
+/// maximum is 32 MiB on some machines): with a large buffer the server wrote its last
+/// byte seconds before the client had read it, and the idle timeout then rightly closed
+/// the connection (Redis's `lastinteraction` moves only on writes too). Small, the
+/// server's last write is at most its own send buffer (≤ 4 MiB, ~0.3 s) ahead.
+const SLOW_READER_RCVBUF_BYTES: libc::c_int = 256 * 1024;
+
+/// Sets SO_RCVBUF on `s`, which also stops the kernel autotuning it.
+#[expect(unsafe_code, reason = "setsockopt: std has no SO_RCVBUF")]
+fn lock_receive_buffer(s: &TcpStream, bytes: libc::c_int) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: a valid socket descriptor and a c_int option value of the right length.
+    let rc = unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            (&bytes as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(
+        rc,
+        0,
+        "setsockopt SO_RCVBUF: {}",
+        std::io::Error::last_os_error()
+    );
+}
 
 #[test]
 fn a_client_reading_a_long_reply_is_not_closed_by_timeout() {
@@ -182,6 +210,7 @@ fn a_client_reading_a_long_reply_is_not_closed_by_timeout() {
         );
         drop(setter);
         let mut s = TcpStream::connect(("127.0.0.1", server.port())).expect("connect");
+        lock_receive_buffer(&s, SLOW_READER_RCVBUF_BYTES);
         s.set_read_timeout(Some(TRANSCRIPT_TIMEOUT))
             .expect("timeout");
         s.write_all(&encode_cmd(&["GET", "big"])).expect("write");

@@ -570,6 +570,49 @@ fn keyspace() {
     ]);
 }
 
+/// SCAN deletes the expired keys it meets that pass MATCH (with TYPE too: its type check
+/// is a lookup), as Redis 7.0's scanGenericCommand; active expiry is off so only SCAN can
+/// have deleted them (redis needs `enable-debug-command` for that).
+#[test]
+fn scan_deletes_expired_keys() {
+    let Some(redis) = Server::redis_with(&["--enable-debug-command", "yes"]) else {
+        return;
+    };
+    let pair = Pair {
+        redis,
+        percore: Server::percore_threads(2),
+    };
+    let diffs = pair.run(
+        &[(
+            "scan-deletes-expired",
+            "
+            DEBUG SET-ACTIVE-EXPIRE 0
+            SET live 1
+            SET k1 1
+            SET k2 1
+            SET x1 1
+            PEXPIRE k1 1
+            PEXPIRE k2 1
+            PEXPIRE x1 1
+            !sleep 20
+            DBSIZE
+            SCAN 0 MATCH k* COUNT 1000
+            DBSIZE
+            SCAN 0 MATCH live COUNT 1000 TYPE string
+            DBSIZE
+            SCAN 0 TYPE hash COUNT 1000
+            DBSIZE
+            ",
+        )],
+        false,
+    );
+    assert!(
+        diffs.is_empty(),
+        "replies differ from redis-server:\n{}",
+        diffs.join("\n")
+    );
+}
+
 #[test]
 fn connection_and_databases() {
     check(&[

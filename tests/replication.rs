@@ -17,6 +17,8 @@ use std::time::{Duration, Instant};
 
 /// How long a sync or a resync may take in these tests.
 const SYNC_TIMEOUT: Duration = Duration::from_secs(15);
+/// A primary's diskless full syncs start at once.
+const DISKLESS_NOW: &[&str] = &["--repl-diskless-sync-delay", "0"];
 /// Databases the datasets use.
 const DATABASES: [&str; 2] = ["0", "3"];
 
@@ -585,9 +587,17 @@ fn cluster_reset_of_a_replica_cancels_snapshots_and_flushes() {
 
 /// A replica (redis-server, Valkey or percore, started by `start` with the primary's
 /// port) of a percore primary with two shards: full sync, stream, cut link, partial resync.
-fn replicate_to(what: &str, start: impl FnOnce(u16) -> Option<(Conn, Box<dyn FnOnce()>)>) {
+/// A two-shard percore primary (with `primary_args`) and the replica `start` makes: full
+/// sync, stream, a cut link, partial resync; datasets equal at each step.
+fn replicate_to(
+    what: &str,
+    primary_args: &[&str],
+    start: impl FnOnce(u16) -> Option<(Conn, Box<dyn FnOnce()>)>,
+) {
     let dir = scratch_dir("primary");
-    let primary = Server::percore(&["--threads", "2", "--dir", dir.to_str().expect("utf-8")]);
+    let mut args = vec!["--threads", "2", "--dir", dir.to_str().expect("utf-8")];
+    args.extend_from_slice(primary_args);
+    let primary = Server::percore(&args);
     let mut p = primary.conn();
     populate(&mut p, "pri");
     let Some((mut r, stop)) = start(primary.port()) else {
@@ -636,17 +646,33 @@ fn replicate_to(what: &str, start: impl FnOnce(u16) -> Option<(Conn, Box<dyn FnO
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Both full sync forms: a file (`repl-diskless-sync no`) sent as `$len`, and the
+/// forkless cut streamed to the socket (EOF-marker form); the replica loads to disk
+/// first (`repl-diskless-load disabled`) or from the socket (`swapdb`).
 #[test]
 fn redis_replica_of_percore_full_sync_stream_and_partial_resync() {
-    let mut keep = None;
-    replicate_to("redis replica", |port| {
-        let port = port.to_string();
-        let redis = Server::redis_with(&["--replicaof", "127.0.0.1", &port])?;
-        let c = redis.conn();
-        keep = Some(redis);
-        Some((c, Box::new(|| ())))
-    });
-    drop(keep);
+    for (primary_args, replica_load) in [
+        (&["--repl-diskless-sync", "no"][..], "disabled"),
+        (&["--repl-diskless-sync-delay", "0"][..], "disabled"),
+        (&["--repl-diskless-sync-delay", "0"][..], "swapdb"),
+    ] {
+        let mut keep = None;
+        let what = format!("redis replica ({primary_args:?}, load {replica_load})");
+        replicate_to(&what, primary_args, |port| {
+            let port = port.to_string();
+            let redis = Server::redis_with(&[
+                "--replicaof",
+                "127.0.0.1",
+                &port,
+                "--repl-diskless-load",
+                replica_load,
+            ])?;
+            let c = redis.conn();
+            keep = Some(redis);
+            Some((c, Box::new(|| ())))
+        });
+        drop(keep);
+    }
 }
 
 /// A redis-server replica of a 3-shard percore primary receiving pipelined cross-shard
@@ -671,14 +697,14 @@ fn redis_replica_receives_pipelined_cross_shard_transactions() {
 
 #[test]
 fn valkey_and_percore_replicas_of_percore() {
-    replicate_to("percore replica", |port| {
+    replicate_to("percore replica", DISKLESS_NOW, |port| {
         let port = port.to_string();
         let replica = Server::percore(&["--threads", "2", "--replicaof", "127.0.0.1", &port]);
         let c = replica.conn();
         Some((c, Box::new(move || drop(replica))))
     });
     let dir = scratch_dir("valkey-replica");
-    replicate_to("valkey replica", |port| {
+    replicate_to("valkey replica", DISKLESS_NOW, |port| {
         let (mut child, mut c) = common::start_valkey(&dir)?;
         assert_eq!(c.cmd(&["REPLICAOF", "127.0.0.1", &port.to_string()]), ok());
         Some((

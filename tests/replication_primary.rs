@@ -71,7 +71,14 @@ fn same_errors_as_redis(p: &mut Conn) {
 #[test]
 fn wait_counts_acks_times_out_on_a_stopped_replica_and_blocks_only_its_client() {
     let dir = scratch_dir("wait-primary");
-    let primary = Server::percore(&["--threads", "2", "--dir", dir.to_str().expect("utf-8")]);
+    let primary = Server::percore(&[
+        "--threads",
+        "2",
+        "--repl-diskless-sync-delay",
+        "0",
+        "--dir",
+        dir.to_str().expect("utf-8"),
+    ]);
     let port = primary.port().to_string();
     let mut p = primary.conn();
     same_errors_as_redis(&mut p);
@@ -171,7 +178,7 @@ fn wait_counts_acks_times_out_on_a_stopped_replica_and_blocks_only_its_client() 
 
 #[test]
 fn min_replicas_to_write_refuses_writes_without_enough_good_replicas() {
-    let primary = Server::percore(&["--threads", "2"]);
+    let primary = Server::percore(&["--threads", "2", "--repl-diskless-sync-delay", "0"]);
     let port = primary.port().to_string();
     let mut p = primary.conn();
     assert_eq!(
@@ -255,7 +262,7 @@ fn writes_acknowledged_by_wait_survive_a_kill_of_the_primary() {
         seed ^= seed >> 7;
         seed ^= seed << 17;
         let kill_after = Duration::from_millis(150 + seed % 600);
-        let primary = Server::percore(&["--threads", "2"]);
+        let primary = Server::percore(&["--threads", "2", "--repl-diskless-sync-delay", "0"]);
         let port = primary.port().to_string();
         let replica = Server::percore(&["--threads", "2", "--replicaof", "127.0.0.1", &port]);
         let mut p = primary.conn();
@@ -375,7 +382,7 @@ impl Raw {
 #[test]
 fn sync_gets_the_rdb_without_fullresync_then_the_stream() {
     use std::io::{Read, Write};
-    let primary = Server::percore(&["--threads", "2"]);
+    let primary = Server::percore(&["--threads", "2", "--repl-diskless-sync-delay", "0"]);
     let mut p = primary.conn();
     // The stream was last in database 9 before the replica came: its first command must
     // still carry SELECT (Redis resets `slaveseldb` for a new replica), and no PING comes
@@ -436,7 +443,14 @@ const SLOW_REPLICA_WRITE_BYTES: usize = 40 << 20;
 
 #[test]
 fn a_replica_too_slow_for_its_output_buffer_limit_is_dropped_then_resyncs_partially() {
-    let primary = Server::percore(&["--threads", "2", "--repl-backlog-size", "128mb"]);
+    let primary = Server::percore(&[
+        "--threads",
+        "2",
+        "--repl-diskless-sync-delay",
+        "0",
+        "--repl-backlog-size",
+        "128mb",
+    ]);
     let port = primary.port().to_string();
     let replica = Server::percore(&["--threads", "2", "--replicaof", "127.0.0.1", &port]);
     let mut p = primary.conn();
@@ -484,7 +498,7 @@ fn a_percore_replica_waits_through_the_keepalive_newlines_of_a_slow_save() {
     // 600 keys at 10 ms each, 300 per shard: the save takes 3 s, so the primary sends the
     // replica newlines (one a second) before the RDB; the replica must skip them (it once took
     // "\n$len" for a bad header and started over, for ever on a big dataset).
-    let primary = Server::percore(&["--threads", "2"]);
+    let primary = Server::percore(&["--threads", "2", "--repl-diskless-sync-delay", "0"]);
     let mut p = primary.conn();
     for i in 0..600 {
         assert_eq!(p.cmd(&["SET", &format!("k:{i}"), "v"]), ok());

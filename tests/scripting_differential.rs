@@ -627,3 +627,42 @@ fn functions_are_saved_in_rdb_files_both_ways() {
         "$10\r\nstill here\r\n"
     );
 }
+
+/// A script's write touches a key WATCHed by another client (its EXEC then fails), as a
+/// client's write does: scripts and functions, keys on both shards, vs redis-server.
+#[test]
+fn script_writes_fail_watchers_exec_as_redis() {
+    let Some(redis) = Server::redis() else {
+        return;
+    };
+    let percore = Server::percore_threads(2);
+    let lib = "#!lua name=wlib\nredis.register_function('wset', function(keys, args) return redis.call('set', keys[1], args[1]) end)";
+    for server in [&redis, &percore] {
+        let mut c = server.conn();
+        assert!(
+            c.cmd_raw(&["FUNCTION", "LOAD", "REPLACE", lib])
+                .starts_with(b"$")
+        );
+    }
+    let mut got = Vec::new();
+    for server in [&redis, &percore] {
+        let mut replies = Vec::new();
+        for key in ["k", "a", "b", "c", "d", "{x}1"] {
+            for writer in [
+                vec!["EVAL", "return redis.call('set', KEYS[1], 'x')", "1", key],
+                vec!["EVAL", "return redis.call('get', KEYS[1])", "1", key],
+                vec!["FCALL", "wset", "1", key, "y"],
+                vec!["EVAL", "return redis.call('del', KEYS[1])", "1", key],
+            ] {
+                let (mut w, mut o) = (server.conn(), server.conn());
+                w.cmd_raw(&["WATCH", key]);
+                replies.push(show(&o.cmd_raw(&writer)));
+                w.cmd_raw(&["MULTI"]);
+                w.cmd_raw(&["PING"]);
+                replies.push(format!("{key} {writer:?}: {}", show(&w.cmd_raw(&["EXEC"]))));
+            }
+        }
+        got.push(replies);
+    }
+    assert_eq!(got[0], got[1], "redis (left) vs percore (right)");
+}

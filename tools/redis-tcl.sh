@@ -1,19 +1,37 @@
 #!/usr/bin/env bash
-# Runs Redis 7.0's own Tcl test units against percore in the suite's external-server mode
-# (`./runtest --host --port`: tests tagged external:skip are left out), one fresh server
-# per unit, and prints a summary line per unit. Not part of CI: it needs Debian's redis
-# source package (fetched here with `apt-get source`, deb-src added for the download).
+# Runs Redis 7.0's own Tcl test units against percore, one unit at a time, and prints a
+# summary line per unit (`UNIT rc= ok= err= exception=`, also in $OUT/summary). Not part
+# of CI: it needs Debian's redis source package (fetched here with `apt-get source`,
+# deb-src added for the download).
 #
-#   tools/redis-tcl.sh [UNIT ...]        # default: every unit under tests/unit
+#   tools/redis-tcl.sh [UNIT ...]          # external mode (default): every unit under tests/unit
+#   tools/redis-tcl.sh --full [UNIT ...]   # full mode (or TCL_MODE=full)
+#
+# External mode (`./runtest --host --port`): one fresh percore per unit, started here;
+# tests tagged external:skip are left out.
+# Full mode: the suite's own mode. The redis tree is copied to $OUT/full-src with a
+# `src/redis-server` that execs percore-server with the suite's config file and
+# arguments (and src/redis-cli, redis-benchmark, redis-check-aof, redis-check-rdb: the
+# installed tools); `./runtest --single UNIT --clients 1 --baseport $BASEPORT` then starts,
+# restarts and kills percore itself, with tests/assets/default.conf plus each test's
+# overrides, so external:skip tests run too. Logs: $OUT/<unit>.log (the servers' logs are
+# kept in $OUT/full-src/tests/tmp with --dont-clean).
 #
 # Environment: PERCORE (server binary, default target/release/percore-server),
 # OUT (results directory, default target/redis-tcl), UNIT_TIMEOUT (seconds, default 300),
-# REDIS_SRC (an unpacked redis-7.0.x tree, fetched when unset).
+# REDIS_SRC (an unpacked redis-7.0.x tree, fetched when unset), PORT (external mode's port,
+# default 7790), BASEPORT (full mode's first port, default 21111; the test client takes
+# the 32 below it), TCL_ARGS (more runtest arguments).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PERCORE=${PERCORE:-$PWD/target/release/percore-server}
 OUT=${OUT:-$PWD/target/redis-tcl}
 PORT=${PORT:-7790}
+MODE=${TCL_MODE:-external}
+if [ "${1:-}" = "--full" ]; then
+  MODE=full
+  shift
+fi
 mkdir -p "$OUT"
 if [ -z "${REDIS_SRC:-}" ]; then
   REDIS_SRC=$(ls -d "$OUT"/src/redis-7.0.* 2>/dev/null | head -1)
@@ -28,25 +46,52 @@ if [ -z "${REDIS_SRC:-}" ]; then
     REDIS_SRC=$(ls -d "$OUT"/src/redis-7.0.* | head -1)
   fi
 fi
+if [ "$MODE" = full ]; then
+  FULL=$OUT/full-src
+  if [ ! -x "$FULL/runtest" ]; then
+    mkdir -p "$FULL"
+    (cd "$REDIS_SRC" && cp -a runtest tests utils redis.conf "$FULL"/) || exit 1
+  fi
+  mkdir -p "$FULL/src"
+  printf '#!/bin/sh\nexec "%s" "$@"\n' "$PERCORE" > "$FULL/src/redis-server"
+  chmod +x "$FULL/src/redis-server"
+  for t in redis-cli redis-benchmark redis-check-aof redis-check-rdb; do
+    ln -sf "$(command -v $t)" "$FULL/src/$t"
+  done
+fi
 if [ $# -eq 0 ]; then
   set -- $(cd "$REDIS_SRC/tests" && ls unit/*.tcl unit/type/*.tcl | sed 's/\.tcl$//')
 fi
 : > "$OUT/summary"
+summarize() {
+  local plain ok err exc
+  plain=$(sed 's/\x1b\[[0-9;]*m//g' "$OUT/$2.log")
+  ok=$(grep -ac '^\[ok\]' <<< "$plain")
+  err=$(grep -ac '^\[err\]' <<< "$plain")
+  exc=$(grep -ac '^\[exception\]' <<< "$plain")
+  echo "$1 rc=$3 ok=$ok err=$err exception=$exc" | tee -a "$OUT/summary"
+}
 for u in "$@"; do
   name=$(echo "$u" | tr / _)
+  if [ "$MODE" = full ]; then
+    # shellcheck disable=SC2086
+    (cd "$FULL" && timeout "${UNIT_TIMEOUT:-300}" ./runtest --single "$u" --clients 1 \
+        --baseport "${BASEPORT:-21111}" --portcount 200 --dont-clean ${TCL_ARGS:-}) \
+        > "$OUT/$name.log" 2>&1
+    rc=$?
+    summarize "$u" "$name" "$rc"
+    continue
+  fi
   # A killed server's listener can outlive it briefly (io_uring tears down late).
   for _ in $(seq 50); do ss -ltn | grep -q ":$PORT " || break; sleep 0.2; done
   dir=$(mktemp -d)
-  (cd "$dir" && exec "$PERCORE" --port "$PORT" > "$OUT/$name.server.log" 2>&1) &
+  (cd "$dir" && exec "$PERCORE" --port "$PORT" --enable-debug-command yes \
+      --enable-protected-configs yes > "$OUT/$name.server.log" 2>&1) &
   spid=$!
   sleep 0.5
   (cd "$REDIS_SRC" && timeout "${UNIT_TIMEOUT:-300}" ./runtest --host 127.0.0.1 --port "$PORT" \
       --single "$u" --clients 1) > "$OUT/$name.log" 2>&1
   rc=$?
-  plain() { sed 's/\x1b\[[0-9;]*m//g' "$OUT/$name.log"; }
-  ok=$(plain | grep -ac '^\[ok\]')
-  err=$(plain | grep -ac '^\[err\]')
-  exc=$(plain | grep -ac '^\[exception\]')
-  echo "$u rc=$rc ok=$ok err=$err exception=$exc" | tee -a "$OUT/summary"
+  summarize "$u" "$name" "$rc"
   kill -9 $spid 2>/dev/null; wait $spid 2>/dev/null; rm -rf "$dir"
 done

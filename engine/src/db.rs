@@ -691,6 +691,12 @@ impl Db {
         self.expires.structure_bytes()
     }
 
+    /// DEBUG HTSTATS: the bucket statistics of the main table and of the expires index.
+    #[must_use]
+    pub fn hash_table_stats(&self) -> [Vec<crate::table::BucketStats>; 2] {
+        [self.main.bucket_stats(), self.expires.bucket_stats()]
+    }
+
     /// The main table, read-only (for warming lookups: `Table::bucket_addr`).
     #[must_use]
     #[inline]
@@ -1018,9 +1024,24 @@ impl Db {
 
     /// SCAN step over live keys (see [`Table::scan`] for the guarantees). Expired keys
     /// are skipped, not deleted.
-    pub fn scan(&self, cursor: u64, now_ms: i64, mut f: impl FnMut(&[u8], &Entry)) -> u64 {
+    pub fn scan(&self, cursor: u64, now_ms: i64, f: impl FnMut(&[u8], &Entry)) -> u64 {
+        self.scan_noting_expired(cursor, now_ms, f, |_| {})
+    }
+
+    /// [`Db::scan`] that also hands the names of the expired keys it steps over to
+    /// `expired` (SCAN deletes those afterwards, as Redis 7.0's `scanGenericCommand`
+    /// does with `expireIfNeeded`; deleting needs `&mut self`, so the caller does it).
+    pub fn scan_noting_expired(
+        &self,
+        cursor: u64,
+        now_ms: i64,
+        mut f: impl FnMut(&[u8], &Entry),
+        mut expired: impl FnMut(&[u8]),
+    ) -> u64 {
         self.main.scan(cursor, |k, e| {
-            if !e.is_expired(now_ms) {
+            if e.is_expired(now_ms) {
+                expired(k);
+            } else {
                 f(k, e);
             }
         })

@@ -13,6 +13,7 @@ use crate::frozen::{self, Part, Shareable};
 use crate::listpack::{HEADER_BYTES, Listpack, LpValue};
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Default `list-max-listpack-size`: nodes of at most 8 KiB.
 pub const DEFAULT_LIST_MAX_LISTPACK_SIZE: i64 = -2;
@@ -44,6 +45,45 @@ pub enum End {
     Tail,
 }
 
+/// Redis's default `packed_threshold`: an element at least this long is stored in a node
+/// of its own (Redis's "plain" node).
+pub const DEFAULT_PACKED_THRESHOLD_BYTES: usize = 1 << 30;
+/// The largest threshold DEBUG QUICKLIST-PACKED-THRESHOLD accepts (Redis: 4 GiB - 1 MiB).
+pub const MAX_PACKED_THRESHOLD_BYTES: u64 = (1 << 32) - (1 << 20);
+
+/// Process-wide, as Redis's `packed_threshold` (DEBUG QUICKLIST-PACKED-THRESHOLD).
+static PACKED_THRESHOLD_BYTES: AtomicUsize = AtomicUsize::new(DEFAULT_PACKED_THRESHOLD_BYTES);
+
+/// DEBUG QUICKLIST-PACKED-THRESHOLD: 0 restores the default; false (unchanged) above
+/// [`MAX_PACKED_THRESHOLD_BYTES`].
+pub fn set_packed_threshold(bytes: u64) -> bool {
+    if bytes > MAX_PACKED_THRESHOLD_BYTES {
+        return false;
+    }
+    let bytes = match bytes {
+        0 => DEFAULT_PACKED_THRESHOLD_BYTES,
+        n => usize::try_from(n).unwrap_or(usize::MAX),
+    };
+    PACKED_THRESHOLD_BYTES.store(bytes, Ordering::Relaxed);
+    true
+}
+
+/// Whether an element of `sz` bytes goes to a node of its own (Redis's `isLargeElement`).
+#[inline]
+fn is_large(sz: usize) -> bool {
+    sz >= PACKED_THRESHOLD_BYTES.load(Ordering::Relaxed)
+}
+
+/// Whether `node` is a large element's own node, which takes no other entry.
+#[inline]
+fn is_plain(node: &Listpack) -> bool {
+    is_large(node.bytes_len())
+        && node.len() == 1
+        && node
+            .first()
+            .is_some_and(|p| is_large(node.get(p).text_len()))
+}
+
 /// Whether a node of `count` entries and `bytes` bytes is within `fill`.
 fn node_fits(fill: i64, bytes: usize, count: usize) -> bool {
     if fill >= 0 {
@@ -55,11 +95,13 @@ fn node_fits(fill: i64, bytes: usize, count: usize) -> bool {
 }
 
 fn allow_insert(node: &Listpack, fill: i64, sz: usize) -> bool {
-    node_fits(
-        fill,
-        node.bytes_len() + sz + ENTRY_OVERHEAD_ESTIMATE_BYTES,
-        node.len() + 1,
-    )
+    !is_large(sz)
+        && !is_plain(node)
+        && node_fits(
+            fill,
+            node.bytes_len() + sz + ENTRY_OVERHEAD_ESTIMATE_BYTES,
+            node.len() + 1,
+        )
 }
 
 impl List {
@@ -242,7 +284,8 @@ impl List {
         let (ni, p) = self.locate(i);
         self.nodes[ni].get_mut().replace(p, v);
         if self.nodes[ni].len() > 1
-            && !node_fits(fill, self.nodes[ni].bytes_len(), self.nodes[ni].len())
+            && (is_large(v.len())
+                || !node_fits(fill, self.nodes[ni].bytes_len(), self.nodes[ni].len()))
         {
             self.split_node(ni, p, fill);
         }

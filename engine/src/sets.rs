@@ -130,6 +130,26 @@ impl SetValue {
         }
     }
 
+    /// DEBUG HTSTATS-KEY: the member table's stats; a small set (which Redis 7.0 keeps in
+    /// a hash table too, OBJECT ENCODING `hashtable`) reports the table its members make.
+    #[must_use]
+    pub fn hash_table_stats(&self) -> Option<String> {
+        match self {
+            SetValue::Ints(_) => None,
+            SetValue::Small(v) => {
+                let mut t: Table<()> = Table::new(0);
+                v.iter().for_each(|m| {
+                    t.insert(m.into(), ());
+                });
+                while t.is_rehashing() {
+                    t.rehash(usize::MAX);
+                }
+                Some(t.stats_text())
+            }
+            SetValue::Hash(t) => Some(t.stats_text()),
+        }
+    }
+
     #[must_use]
     pub fn contains(&self, m: &[u8]) -> bool {
         match self {

@@ -25,6 +25,68 @@ use crate::frozen::FrozenEntry;
 use crate::hash::{hash_bytes, random_below};
 use std::mem;
 
+/// Chain lengths DEBUG HTSTATS counts apart; longer ones share the last count (Redis's
+/// `DICT_STATS_VECTLEN`).
+const STATS_CHAIN_LENGTHS: usize = 50;
+/// Chain statistics of one bucket array (DEBUG HTSTATS); several add up (one database's
+/// tables over the shards).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BucketStats {
+    pub size: usize,
+    pub used: usize,
+    pub slots: usize,
+    pub max_chain: usize,
+    /// Buckets per chain length, the last counting every longer chain too.
+    pub lengths: Vec<usize>,
+}
+
+impl BucketStats {
+    /// Adds `other`'s buckets.
+    pub fn add(&mut self, other: &BucketStats) {
+        self.size += other.size;
+        self.used += other.used;
+        self.slots += other.slots;
+        self.max_chain = self.max_chain.max(other.max_chain);
+        if self.lengths.len() < other.lengths.len() {
+            self.lengths.resize(other.lengths.len(), 0);
+        }
+        for (a, b) in self.lengths.iter_mut().zip(&other.lengths) {
+            *a += b;
+        }
+    }
+
+    /// Redis's `_dictGetStatsHt` text, for array `i` (0 main, 1 rehashing target).
+    pub fn write_text(&self, i: usize, out: &mut String) {
+        use std::fmt::Write as _;
+        let name = if i == 0 {
+            "main hash table"
+        } else {
+            "rehashing target"
+        };
+        if self.used == 0 {
+            let _ = write!(
+                out,
+                "Hash table {i} stats ({name}):\nNo stats available for empty dictionaries\n"
+            );
+            return;
+        }
+        let (size, max_chain) = (self.size, self.max_chain);
+        let avg = self.used as f32 / self.slots as f32;
+        let _ = write!(
+            out,
+            "Hash table {i} stats ({name}):\n table size: {size}\n number of elements: {}\n different slots: {}\n max chain length: {max_chain}\n avg chain length (counted): {avg:.2}\n avg chain length (computed): {avg:.2}\n Chain length distribution:\n",
+            self.used, self.slots
+        );
+        let counted = self.lengths.len().saturating_sub(1);
+        for (len, &n) in self.lengths[..counted].iter().enumerate() {
+            if n > 0 {
+                let pct = n as f32 / size as f32 * 100.0;
+                let _ = writeln!(out, "   {len}: {n} ({pct:.2}%)");
+            }
+        }
+    }
+}
+
 /// Bucket count of a table's first bucket array.
 pub const INITIAL_BUCKETS: usize = 4;
 /// Non-empty buckets moved from the old to the new array by each mutating operation.
@@ -253,6 +315,49 @@ impl<V> Table<V> {
     #[must_use]
     pub fn bucket_counts(&self) -> (usize, usize) {
         (self.ht[0].len(), self.ht[1].len())
+    }
+
+    /// DEBUG HTSTATS text of this table, as Redis's `dictGetStats`: the live bucket array,
+    /// then the rehash target while rehashing.
+    #[must_use]
+    pub fn stats_text(&self) -> String {
+        let mut out = String::new();
+        for (i, a) in self.bucket_stats().iter().enumerate() {
+            a.write_text(i, &mut out);
+        }
+        out
+    }
+
+    /// The chain statistics of the live bucket array, and of the rehash target while
+    /// rehashing (Redis's `_dictGetStatsHt` counts).
+    #[must_use]
+    pub fn bucket_stats(&self) -> Vec<BucketStats> {
+        let arrays = if self.is_rehashing() { 2 } else { 1 };
+        self.ht[..arrays]
+            .iter()
+            .map(|heads| {
+                let mut st = BucketStats {
+                    size: heads.len(),
+                    lengths: vec![0; STATS_CHAIN_LENGTHS],
+                    ..BucketStats::default()
+                };
+                for &head in heads {
+                    let mut chain = 0;
+                    let mut link = head;
+                    while link != NIL {
+                        chain += 1;
+                        link = node(&self.chunks, link as usize - 1).next;
+                    }
+                    st.lengths[chain.min(STATS_CHAIN_LENGTHS - 1)] += 1;
+                    if chain > 0 {
+                        st.slots += 1;
+                        st.max_chain = st.max_chain.max(chain);
+                        st.used += chain;
+                    }
+                }
+                st
+            })
+            .collect()
     }
 
     /// The table's hash of `key`.

@@ -48,6 +48,18 @@ impl Value {
         }
     }
 
+    /// DEBUG HTSTATS-KEY: the stats of the hash table holding the value (a `hashtable`
+    /// set or hash, a `skiplist` sorted set's member index); `None` for other encodings.
+    #[must_use]
+    pub fn hash_table_stats(&self) -> Option<String> {
+        match self {
+            Value::Set(s) => s.hash_table_stats(),
+            Value::ZSet(crate::zsets::ZSetValue::Big(z)) => Some(z.scores_table().stats_text()),
+            Value::Hash(Hash::Table(t)) => Some(t.stats_text()),
+            _ => None,
+        }
+    }
+
     /// OBJECT ENCODING reply.
     #[must_use]
     pub fn encoding(&self) -> &'static str {
@@ -256,6 +268,16 @@ impl StrValue {
         }
     }
 
+    /// `bytes` as text, never integer-encoded, reusing the allocation when it stays on the
+    /// heap (INCRBYFLOAT's result: Redis stores a string object, `embstr` when short).
+    #[must_use]
+    pub fn text_from_vec(bytes: Vec<u8>) -> Self {
+        match InlineStr::new(&bytes) {
+            Some(s) => StrValue::Inline(s),
+            None => StrValue::Raw(bytes),
+        }
+    }
+
     /// `bytes` as text, never integer-encoded.
     #[inline]
     fn from_text(bytes: &[u8]) -> Self {
@@ -302,14 +324,18 @@ impl StrValue {
 
     /// OBJECT ENCODING: `int`, `embstr` (≤ 44 bytes) or `raw`.
     ///
-    /// Redis also reports `raw` for short strings produced by APPEND or SETRANGE; we derive
-    /// the encoding from the length alone.
+    /// Redis reports `raw` for short strings that APPEND, SETRANGE, SETBIT, BITOP or PFADD
+    /// wrote in place: here a heap string short enough to be inline, which only those
+    /// make ([`StrValue::make_raw`] or their own `Raw`). One of 31..=44 bytes they wrote
+    /// still says `embstr` (its form does not tell it from a SET's).
     #[must_use]
     pub fn encoding(&self) -> &'static str {
-        match self.text() {
-            None => "int",
-            Some(t) if t.len() <= EMBSTR_MAX_BYTES => "embstr",
-            Some(_) => "raw",
+        match self {
+            StrValue::Int(_) => "int",
+            StrValue::Raw(v) if v.len() <= INLINE_STR_MAX_BYTES => "raw",
+            StrValue::Inline(_) => "embstr",
+            StrValue::Raw(v) if v.len() <= EMBSTR_MAX_BYTES => "embstr",
+            StrValue::Raw(_) => "raw",
         }
     }
 
@@ -397,6 +423,11 @@ mod tests {
         assert_eq!(StrValue::from_bytes(&[b'a'; 45]).encoding(), "raw");
         assert_eq!(StrValue::from_bytes(b"").encoding(), "embstr");
         assert!(StrValue::from_bytes(b"").is_empty());
+        // Written in place (APPEND, SETRANGE): `raw` however short, as Redis.
+        let mut v = StrValue::from_bytes(b"1234");
+        v.make_raw()[0] = b'2';
+        assert_eq!(v.encoding(), "raw");
+        assert_eq!(StrValue::text_from_vec(b"3".to_vec()).encoding(), "embstr");
         let v = Value::from_bytes(b"hello");
         assert_eq!(v.type_name(), "string");
         assert_eq!(v.encoding(), "embstr");
@@ -419,7 +450,8 @@ mod tests {
         assert!(matches!(v, StrValue::Inline(_)));
         v.make_raw().push(b'c');
         assert_eq!(v, StrValue::from_bytes(b"abc"));
-        assert_eq!(v.encoding(), "embstr");
+        // Written in place, as Redis's APPEND: `raw`.
+        assert_eq!(v.encoding(), "raw");
     }
 
     #[test]

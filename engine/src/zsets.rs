@@ -552,6 +552,14 @@ pub struct BigZSet {
     order: Ordered,
 }
 
+impl BigZSet {
+    /// The member → score table (DEBUG HTSTATS-KEY).
+    #[must_use]
+    pub fn scores_table(&self) -> &Table<f64> {
+        &self.scores
+    }
+}
+
 impl std::fmt::Debug for Table<f64> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_map()

@@ -5,7 +5,8 @@
 //! them at the end of it as one queue element (a `Vec` of messages), so the cross-core
 //! queue operations and cache-line transfers are paid per batch, not per message. It then wakes the destination only if nobody has since the
 //! destination last looked (`notified` flag), with an `IORING_OP_MSG_RING` that rides in the
-//! sender's own batch submit, so a wake-up costs no extra syscall.
+//! sender's own batch submit, so a wake-up costs no extra syscall. Under the epoll backend
+//! the wake-up is a write to the destination's eventfd instead.
 
 use crossbeam::queue::ArrayQueue;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
@@ -40,6 +41,9 @@ pub struct Mailbox<M> {
     notified: AtomicBool,
     /// The owner's io_uring fd, the target of `MSG_RING` wake-ups (-1 until registered).
     ring_fd: AtomicI32,
+    /// The owner's eventfd, written to wake it when it runs the epoll backend (-1 until
+    /// registered).
+    event_fd: AtomicI32,
 }
 
 /// All shards' inboxes, shared by every shard thread.
@@ -55,6 +59,7 @@ impl<M> Mailboxes<M> {
                 queue: ArrayQueue::new(MAILBOX_CAPACITY_BATCHES),
                 notified: AtomicBool::new(false),
                 ring_fd: AtomicI32::new(-1),
+                event_fd: AtomicI32::new(-1),
             })
             .collect();
         Self { boxes }
@@ -74,6 +79,18 @@ impl<M> Mailboxes<M> {
     #[must_use]
     pub fn ring_fd(&self, shard: usize) -> Option<i32> {
         let fd = self.boxes[shard].ring_fd.load(Ordering::Acquire);
+        (fd >= 0).then_some(fd)
+    }
+
+    /// Records the eventfd of `shard` (epoll backend), so others can wake it.
+    pub fn register_eventfd(&self, shard: usize, fd: i32) {
+        self.boxes[shard].event_fd.store(fd, Ordering::Release);
+    }
+
+    /// The eventfd of `shard`, or `None` if it has not started yet or runs on io_uring.
+    #[must_use]
+    pub fn event_fd(&self, shard: usize) -> Option<i32> {
+        let fd = self.boxes[shard].event_fd.load(Ordering::Acquire);
         (fd >= 0).then_some(fd)
     }
 

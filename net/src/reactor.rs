@@ -21,6 +21,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+mod epoll;
+pub use epoll::{ACCEPTS_PER_ITERATION, EPOLL_EVENTS_PER_WAIT, EpollReactor};
+
 /// Submission queue size of each shard's ring.
 pub const RING_SQ_ENTRIES: u32 = 4096;
 /// Completion queue size of each shard's ring (the kernel buffers overflow beyond it).
@@ -224,11 +227,38 @@ pub struct Conn<S> {
     /// The peer is gone or the socket failed: drop output, close as soon as no op is in flight.
     broken: bool,
     dirty: bool,
+    /// Epoll backend: the socket was reported readable and no read since came up short.
+    ready_in: bool,
+    /// Epoll backend: the peer's end of input (or an error) was reported: read until it
+    /// shows, however short the reads.
+    peer_hup: bool,
+    /// Epoll backend: the socket takes writes (false after `EAGAIN` until `EPOLLOUT`).
+    ready_out: bool,
     generation: u32,
     index: u32,
 }
 
 impl<S> Conn<S> {
+    /// Moves what the service wrote into `sending` once the last send took all of it: the
+    /// buffers swap places, or, through a [`Transport`], the plaintext is sealed into
+    /// records (which replace it on the wire).
+    #[inline]
+    fn stage_output(&mut self) {
+        if let Some(t) = self.transport.as_deref_mut() {
+            if self.sent >= self.sending.len() {
+                self.sending.clear();
+                self.sent = 0;
+                if t.failed.is_some() {
+                    self.output.clear();
+                }
+                t.session.seal(&mut self.output, &mut self.sending);
+            }
+        } else if self.sending.is_empty() && !self.output.is_empty() {
+            std::mem::swap(&mut self.sending, &mut self.output);
+            self.sent = 0;
+        }
+    }
+
     /// A connection without a socket or a reactor, with id `index` (generation 0): input
     /// is fed with [`InBuf::append`] and output read from `output`. For driving a
     /// service's request handling in unit tests and fuzz targets; the reactor never sees it.
@@ -253,6 +283,9 @@ impl<S> Conn<S> {
             input_ended: false,
             broken: false,
             dirty: false,
+            ready_in: false,
+            peer_hup: false,
+            ready_out: true,
             generation: 0,
             index,
         }
@@ -404,6 +437,130 @@ pub struct Io<M, S> {
 }
 
 impl<M, S> Io<M, S> {
+    /// Pushes the outbox's batches into their shards' mailboxes (and, after `wake_all`,
+    /// marks every other shard notified); returns the shards to wake, which each backend
+    /// wakes its own way (MSG_RING, eventfd).
+    fn push_outbox(&mut self) -> Vec<usize> {
+        let shared = Arc::clone(&self.shared);
+        let mut wakes: Vec<usize> = Vec::new();
+        if std::mem::take(&mut self.wake_all) {
+            for s in 0..self.shards {
+                if s != self.shard && shared.mailboxes.mark_notified(s) {
+                    wakes.push(s);
+                }
+            }
+        }
+        let sent_ns = if self.stamp_mail && !self.outbox.is_empty() {
+            sys::monotonic_ns()
+        } else {
+            0
+        };
+        let pushed = self
+            .outbox
+            .flush_stamped(&shared.mailboxes, sent_ns, |s| wakes.push(s));
+        self.stats.batches_sent += pushed.batches;
+        self.stats.messages_sent += pushed.messages;
+        wakes
+    }
+
+    /// The state of shard `shard`'s loop at `now` (`now_ns` on the monotonic clock).
+    fn new(shard: usize, shared: Arc<Shared<M>>, now: Instant, now_ns: u64) -> Self {
+        let shards = shared.mailboxes.shards();
+        Self {
+            shard,
+            shards,
+            now_ms: unix_ms(),
+            now,
+            now_ns,
+            slots: Vec::new(),
+            free: Vec::new(),
+            dirty: Vec::new(),
+            live: 0,
+            outbox: Outbox::new(shards),
+            shared,
+            wake_all: false,
+            watches: Vec::new(),
+            adopted: Vec::new(),
+            max_wait: None,
+            submit_early: false,
+            stats: LoopStats::default(),
+            stamp_mail: false,
+        }
+    }
+
+    /// The id the next connection inserted will get (the service learns it before the
+    /// connection exists, in `on_accept`).
+    fn next_conn_id(&self) -> ConnId {
+        let index = self.free.last().copied().unwrap_or(self.slots.len() as u32);
+        ConnId {
+            index,
+            generation: self
+                .slots
+                .get(index as usize)
+                .map_or(1, |s| s.generation.wrapping_add(1)),
+        }
+    }
+
+    /// Makes `fd` a live connection, marked for the end-of-iteration flush.
+    fn insert_conn(
+        &mut self,
+        fd: RawFd,
+        peer: Option<SocketAddr>,
+        state: S,
+        transport: Option<Box<dyn Transport>>,
+    ) -> ConnId {
+        let index = if let Some(i) = self.free.pop() {
+            i
+        } else {
+            self.slots.push(Slot {
+                generation: 0,
+                conn: None,
+            });
+            (self.slots.len() - 1) as u32
+        };
+        let slot = &mut self.slots[index as usize];
+        slot.generation = slot.generation.wrapping_add(1);
+        let mut conn = Conn::detached(index, state);
+        conn.fd = fd;
+        conn.peer = peer;
+        conn.transport = transport.map(|t| Box::new(Wrapped::new(t)));
+        conn.dirty = true;
+        conn.generation = slot.generation;
+        slot.conn = Some(conn);
+        self.dirty.push(index);
+        self.live += 1;
+        ConnId {
+            index,
+            generation: slot.generation,
+        }
+    }
+
+    /// One step of a graceful shutdown's drain, run every iteration once it started at
+    /// `since`: drops connections that would not drain in [`SHUTDOWN_DRAIN_TIMEOUT_MS`],
+    /// counts this shard out once it has none (`counted`; the caller then flushes its
+    /// outbox, which wakes every shard), and returns whether the loop may end.
+    fn drain_step(&mut self, since: Instant, counted: &mut bool) -> (bool, bool) {
+        let timed_out =
+            self.now.duration_since(since) > Duration::from_millis(SHUTDOWN_DRAIN_TIMEOUT_MS);
+        if timed_out && self.live > 0 {
+            // Connections that would not drain: drop them.
+            self.for_each_conn(|c| {
+                c.broken = true;
+                c.output.clear();
+            });
+        }
+        let mut flush = false;
+        if self.live == 0 && !*counted {
+            *counted = true;
+            self.shared.shards_draining.fetch_sub(1, Ordering::AcqRel);
+            self.wake_all = true;
+            flush = true;
+        }
+        let done =
+            *counted && (self.shared.shards_draining.load(Ordering::Acquire) == 0 || timed_out);
+        (done, flush)
+    }
+
     /// The live connection `id`, marked for the end-of-iteration flush.
     #[inline]
     pub fn conn(&mut self, id: ConnId) -> Option<&mut Conn<S>> {
@@ -752,9 +909,7 @@ pub struct Reactor<S: Service> {
     accept_armed: Vec<bool>,
     /// Accepting stopped until then after a shortage of descriptors ([`ACCEPT_BACKOFF_MS`]).
     accept_paused_until: Option<Instant>,
-    /// When an accept failure was last reported, and how many failed since.
-    accept_failure_reported: Option<Instant>,
-    accept_failures_unreported: u64,
+    accept_failures: AcceptFailures,
     signal_fd: Option<RawFd>,
     signal_buf: Box<[u8; sys::SIGNALFD_SIGINFO_BYTES]>,
     cqes: Vec<(u64, i32, u32)>,
@@ -794,7 +949,6 @@ impl<S: Service> Reactor<S> {
         listeners: Vec<RawFd>,
         signal_fd: Option<RawFd>,
     ) -> Self {
-        let shards = shared.mailboxes.shards();
         shared.mailboxes.register_ring(shard, ring.as_raw_fd());
         let now = Instant::now();
         let epoch_ns = sys::monotonic_ns();
@@ -818,30 +972,10 @@ impl<S: Service> Reactor<S> {
             fixed_files,
             accept_armed: vec![false; listeners.len()],
             accept_paused_until: None,
-            accept_failure_reported: None,
-            accept_failures_unreported: 0,
+            accept_failures: AcceptFailures::default(),
             listeners,
             ring,
-            io: Io {
-                shard,
-                shards,
-                now_ms: unix_ms(),
-                now,
-                now_ns: epoch_ns,
-                slots: Vec::new(),
-                free: Vec::new(),
-                dirty: Vec::new(),
-                live: 0,
-                outbox: Outbox::new(shards),
-                shared,
-                wake_all: false,
-                watches: Vec::new(),
-                adopted: Vec::new(),
-                max_wait: None,
-                submit_early: false,
-                stats: LoopStats::default(),
-                stamp_mail: false,
-            },
+            io: Io::new(shard, shared, now, epoch_ns),
             signal_fd,
             signal_buf: Box::new([0; sys::SIGNALFD_SIGINFO_BYTES]),
             cqes: Vec::with_capacity(1024),
@@ -885,7 +1019,7 @@ impl<S: Service> Reactor<S> {
             self.io.stats.iterations += 1;
 
             self.reap_completions(service);
-            let more_mail = self.drain_inbox(service);
+            let more_mail = drain_inbox(&mut self.io, service, &mut self.woken);
 
             if self.io.now >= self.next_tick {
                 service.on_tick(&mut self.io);
@@ -912,7 +1046,7 @@ impl<S: Service> Reactor<S> {
             }
             service.after_flush(&mut self.io);
             for (fd, already_read) in std::mem::take(&mut self.io.adopted) {
-                self.adopt_conn(service, fd, &already_read);
+                self.take_conn(service, fd, None, &already_read);
             }
             for (fd, tag) in std::mem::take(&mut self.io.watches) {
                 let e = opcode::PollAdd::new(types::Fd(fd), libc::POLLIN as u32)
@@ -1005,26 +1139,11 @@ impl<S: Service> Reactor<S> {
     }
 
     fn stop_done(&mut self, since: Instant) -> bool {
-        let timed_out =
-            self.io.now.duration_since(since) > Duration::from_millis(SHUTDOWN_DRAIN_TIMEOUT_MS);
-        if timed_out && self.io.live > 0 {
-            // Connections that would not drain: drop them.
-            self.io.for_each_conn(|c| {
-                c.broken = true;
-                c.output.clear();
-            });
-        }
-        if self.io.live == 0 && !self.counted_drained {
-            self.counted_drained = true;
-            self.io
-                .shared
-                .shards_draining
-                .fetch_sub(1, Ordering::AcqRel);
-            self.io.wake_all = true;
+        let (done, flush) = self.io.drain_step(since, &mut self.counted_drained);
+        if flush {
             self.flush_outbox();
         }
-        self.counted_drained
-            && (self.io.shared.shards_draining.load(Ordering::Acquire) == 0 || timed_out)
+        done
     }
 
     fn push(&mut self, entry: &squeue::Entry) {
@@ -1161,7 +1280,7 @@ impl<S: Service> Reactor<S> {
         }
         if res < 0 {
             if res != -libc::ECANCELED {
-                self.report_accept_failure(service, -res);
+                self.accept_failures.report(&mut self.io, service, -res);
             }
             return;
         }
@@ -1170,141 +1289,38 @@ impl<S: Service> Reactor<S> {
             sys::close(fd);
             return;
         }
-        let _ = sys::tune_accepted(fd, service.keepalive_s());
-        let peer = sys::peer_addr(fd).ok();
-        if self.io.live >= MAX_CONNS_PER_SHARD {
-            sys::write_best_effort(fd, b"-ERR max number of clients reached\r\n");
-            sys::close(fd);
-            return;
-        }
-        let transport = service.transport(&mut self.io, i);
-        self.take_conn(service, fd, peer, transport);
+        self.take_conn(service, fd, Some(i), &[]);
     }
 
-    /// A connected socket handed over by the service (`Io::adopt`): taken as an accepted
-    /// one, and its bytes read before handed to the service at once.
-    fn adopt_conn(&mut self, service: &mut S, fd: RawFd, already_read: &[u8]) {
-        let peer = sys::peer_addr(fd).ok();
-        let Some(id) = self.take_conn(service, fd, peer, None) else {
-            return;
-        };
-        if !already_read.is_empty()
-            && let Some(conn) = self.io.conn(id)
-        {
-            conn.input.append(already_read);
-            service.on_input(&mut self.io, id);
-        }
-    }
-
-    /// Makes `fd` a connection of this shard if the service accepts it.
+    /// Makes `fd` (accepted on listener `listener`, or adopted with `already_read`) a
+    /// connection of this shard if the service accepts it, in the registered file table
+    /// when it has room.
     fn take_conn(
         &mut self,
         service: &mut S,
         fd: RawFd,
-        peer: Option<SocketAddr>,
-        transport: Option<Box<dyn Transport>>,
-    ) -> Option<ConnId> {
-        let next = self
-            .io
-            .free
-            .last()
-            .copied()
-            .unwrap_or(self.io.slots.len() as u32);
-        let id = ConnId {
-            index: next,
-            generation: self
-                .io
-                .slots
-                .get(next as usize)
-                .map_or(1, |s| s.generation.wrapping_add(1)),
-        };
-        match service.on_accept(&mut self.io, id, fd, peer) {
-            Ok(state) => {
-                let got = self.insert_conn(fd, peer, state, transport);
-                debug_assert_eq!(got, id);
-                if got.index < self.fixed_files
-                    && self
-                        .ring
+        listener: Option<usize>,
+        already_read: &[u8],
+    ) {
+        let (ring, fixed_files) = (&self.ring, self.fixed_files);
+        take_conn(
+            &mut self.io,
+            service,
+            fd,
+            listener,
+            already_read,
+            |io, got| {
+                if got.index < fixed_files
+                    && ring
                         .submitter()
                         .register_files_update(got.index, &[fd])
                         .is_ok()
-                    && let Some(conn) = self.io.slots[got.index as usize].conn.as_mut()
+                    && let Some(conn) = io.slots[got.index as usize].conn.as_mut()
                 {
                     conn.fixed = Some(got.index);
                 }
-                Some(got)
-            }
-            Err(refusal) => {
-                sys::write_best_effort(fd, &refusal);
-                sys::close(fd);
-                None
-            }
-        }
-    }
-
-    /// Tells the service about a failed accept, at most once per
-    /// [`ACCEPT_ERROR_REPORT_INTERVAL_MS`].
-    fn report_accept_failure(&mut self, service: &mut S, errno: i32) {
-        let now = self.io.now;
-        let due = self.accept_failure_reported.is_none_or(|t| {
-            now.duration_since(t) >= Duration::from_millis(ACCEPT_ERROR_REPORT_INTERVAL_MS)
-        });
-        if due {
-            self.accept_failure_reported = Some(now);
-            let unreported = std::mem::take(&mut self.accept_failures_unreported);
-            service.on_accept_failed(&mut self.io, errno, unreported);
-        } else {
-            self.accept_failures_unreported += 1;
-        }
-    }
-
-    fn insert_conn(
-        &mut self,
-        fd: RawFd,
-        peer: Option<SocketAddr>,
-        state: S::Conn,
-        transport: Option<Box<dyn Transport>>,
-    ) -> ConnId {
-        let io = &mut self.io;
-        let index = if let Some(i) = io.free.pop() {
-            i
-        } else {
-            io.slots.push(Slot {
-                generation: 0,
-                conn: None,
-            });
-            (io.slots.len() - 1) as u32
-        };
-        let slot = &mut io.slots[index as usize];
-        slot.generation = slot.generation.wrapping_add(1);
-        slot.conn = Some(Conn {
-            fd,
-            peer,
-            input: InBuf::default(),
-            output: Vec::new(),
-            state,
-            read_paused: false,
-            last_send_ms: 0,
-            sending: Vec::new(),
-            sent: 0,
-            fixed: None,
-            transport: transport.map(|t| Box::new(Wrapped::new(t))),
-            recv_inflight: false,
-            send_inflight: false,
-            cancel_sent: false,
-            closing: false,
-            input_ended: false,
-            broken: false,
-            dirty: true,
-            generation: slot.generation,
-            index,
-        });
-        io.dirty.push(index);
-        io.live += 1;
-        ConnId {
-            index,
-            generation: slot.generation,
-        }
+            },
+        );
     }
 
     fn on_recv(&mut self, service: &mut S, index: u32, generation: u32, res: i32, flags: u32) {
@@ -1407,37 +1423,6 @@ impl<S: Service> Reactor<S> {
         }
     }
 
-    fn drain_inbox(&mut self, service: &mut S) -> bool {
-        let shard = self.io.shard;
-        let boxes = &self.io.shared.mailboxes;
-        if !self.woken && !boxes.has_messages(shard) {
-            return false;
-        }
-        self.woken = false;
-        boxes.clear_notified(shard);
-        let shared = Arc::clone(&self.io.shared);
-        let mut now_ns = 0;
-        for _ in 0..MAILBOX_DRAIN_BATCHES {
-            let Some((batch, sent_ns)) = shared.mailboxes.pop_stamped(shard) else {
-                return false;
-            };
-            if sent_ns != 0 {
-                if now_ns == 0 {
-                    now_ns = sys::monotonic_ns();
-                }
-                let waited = now_ns.saturating_sub(sent_ns);
-                let peak = &mut self.io.stats.peak_mailbox_wait_ns;
-                *peak = (*peak).max(waited);
-            }
-            self.io.stats.batches_received += 1;
-            self.io.stats.messages_received += batch.len() as u64;
-            for msg in batch {
-                service.on_message(&mut self.io, msg);
-            }
-        }
-        shared.mailboxes.has_messages(shard)
-    }
-
     fn flush_conns(&mut self) {
         let mut dirty = std::mem::take(&mut self.io.dirty);
         for &index in &dirty {
@@ -1463,21 +1448,7 @@ impl<S: Service> Reactor<S> {
         }
         // Send what the service wrote.
         if !conn.send_inflight && !conn.broken {
-            if let Some(t) = conn.transport.as_deref_mut() {
-                // Records replace the plaintext on the wire; `sending` is refilled once the
-                // kernel took all of it.
-                if conn.sent >= conn.sending.len() {
-                    conn.sending.clear();
-                    conn.sent = 0;
-                    if t.failed.is_some() {
-                        conn.output.clear();
-                    }
-                    t.session.seal(&mut conn.output, &mut conn.sending);
-                }
-            } else if conn.sending.is_empty() && !conn.output.is_empty() {
-                std::mem::swap(&mut conn.sending, &mut conn.output);
-                conn.sent = 0;
-            }
+            conn.stage_output();
             if conn.sent < conn.sending.len() {
                 let rest = &conn.sending[conn.sent..];
                 let (ptr, len) = (rest.as_ptr(), rest.len() as u32);
@@ -1571,34 +1542,122 @@ impl<S: Service> Reactor<S> {
     }
 
     fn flush_outbox(&mut self) {
-        let shared = Arc::clone(&self.io.shared);
-        let mut wakes: Vec<usize> = Vec::new();
-        if std::mem::take(&mut self.io.wake_all) {
-            for s in 0..self.io.shards {
-                if s != self.io.shard && shared.mailboxes.mark_notified(s) {
-                    wakes.push(s);
-                }
-            }
-        }
-        let sent_ns = if self.io.stamp_mail && !self.io.outbox.is_empty() {
-            sys::monotonic_ns()
-        } else {
-            0
-        };
-        let pushed = self
-            .io
-            .outbox
-            .flush_stamped(&shared.mailboxes, sent_ns, |s| wakes.push(s));
-        self.io.stats.batches_sent += pushed.batches;
-        self.io.stats.messages_sent += pushed.messages;
-        for s in wakes {
-            if let Some(fd) = shared.mailboxes.ring_fd(s) {
+        for s in self.io.push_outbox() {
+            if let Some(fd) = self.io.shared.mailboxes.ring_fd(s) {
                 let e = opcode::MsgRingData::new(types::Fd(fd), 0, token(OP_WAKE, 0, 0), None)
                     .build()
                     .flags(squeue::Flags::SKIP_SUCCESS)
                     .user_data(token(OP_MSG_RING, 0, 0));
                 self.push(&e);
             }
+        }
+    }
+}
+
+/// Takes up to [`MAILBOX_DRAIN_BATCHES`] batches from the shard's inbox (when `woken` or
+/// mail is there) and hands every message to the service; returns whether mail is left.
+fn drain_inbox<S: Service>(
+    io: &mut Io<S::Msg, S::Conn>,
+    service: &mut S,
+    woken: &mut bool,
+) -> bool {
+    let shard = io.shard;
+    let boxes = &io.shared.mailboxes;
+    if !*woken && !boxes.has_messages(shard) {
+        return false;
+    }
+    *woken = false;
+    boxes.clear_notified(shard);
+    let shared = Arc::clone(&io.shared);
+    let mut now_ns = 0;
+    for _ in 0..MAILBOX_DRAIN_BATCHES {
+        let Some((batch, sent_ns)) = shared.mailboxes.pop_stamped(shard) else {
+            return false;
+        };
+        if sent_ns != 0 {
+            if now_ns == 0 {
+                now_ns = sys::monotonic_ns();
+            }
+            let waited = now_ns.saturating_sub(sent_ns);
+            let peak = &mut io.stats.peak_mailbox_wait_ns;
+            *peak = (*peak).max(waited);
+        }
+        io.stats.batches_received += 1;
+        io.stats.messages_received += batch.len() as u64;
+        for msg in batch {
+            service.on_message(io, msg);
+        }
+    }
+    shared.mailboxes.has_messages(shard)
+}
+
+/// Makes `fd` a connection of the shard if the service accepts it (else sends the refusal
+/// and closes it): a socket accepted on listener `listener` (keepalive set, its session
+/// from [`Service::transport`], refused when the shard is full), or one the service
+/// adopted (`None`), whose `already_read` bytes go to the service at once. `register`
+/// hands the new connection to the backend first.
+fn take_conn<S: Service>(
+    io: &mut Io<S::Msg, S::Conn>,
+    service: &mut S,
+    fd: RawFd,
+    listener: Option<usize>,
+    already_read: &[u8],
+    register: impl FnOnce(&mut Io<S::Msg, S::Conn>, ConnId),
+) {
+    let peer = sys::peer_addr(fd).ok();
+    let mut transport = None;
+    if let Some(i) = listener {
+        let _ = sys::tune_accepted(fd, service.keepalive_s());
+        if io.live >= MAX_CONNS_PER_SHARD {
+            sys::write_best_effort(fd, b"-ERR max number of clients reached\r\n");
+            sys::close(fd);
+            return;
+        }
+        transport = service.transport(io, i);
+    }
+    let id = io.next_conn_id();
+    let state = match service.on_accept(io, id, fd, peer) {
+        Ok(state) => state,
+        Err(refusal) => {
+            sys::write_best_effort(fd, &refusal);
+            sys::close(fd);
+            return;
+        }
+    };
+    let got = io.insert_conn(fd, peer, state, transport);
+    debug_assert_eq!(got, id);
+    register(io, got);
+    if !already_read.is_empty()
+        && let Some(conn) = io.conn(got)
+    {
+        conn.input.append(already_read);
+        service.on_input(io, got);
+    }
+}
+
+/// Accept failures reported to the service at most once per
+/// [`ACCEPT_ERROR_REPORT_INTERVAL_MS`], with the count of those not reported.
+#[derive(Default)]
+struct AcceptFailures {
+    /// When one was last reported.
+    reported: Option<Instant>,
+    /// Failures since then.
+    unreported: u64,
+}
+
+impl AcceptFailures {
+    /// Tells the service about a failed accept (`errno`), or counts it for the next report.
+    fn report<S: Service>(&mut self, io: &mut Io<S::Msg, S::Conn>, service: &mut S, errno: i32) {
+        let now = io.now;
+        let due = self.reported.is_none_or(|t| {
+            now.duration_since(t) >= Duration::from_millis(ACCEPT_ERROR_REPORT_INTERVAL_MS)
+        });
+        if due {
+            self.reported = Some(now);
+            let unreported = std::mem::take(&mut self.unreported);
+            service.on_accept_failed(io, errno, unreported);
+        } else {
+            self.unreported += 1;
         }
     }
 }

@@ -315,6 +315,33 @@ pub fn allowed_cpus() -> Vec<usize> {
     }
 }
 
+/// Redis's `daemonize`: forks (the parent exits at once with status 0), starts a new
+/// session, and points stdin, stdout and stderr at /dev/null. Call it before any thread
+/// is started: only the calling thread survives a fork.
+#[expect(unsafe_code, reason = "fork, setsid, open and dup2 syscalls")]
+pub fn daemonize() -> io::Result<()> {
+    // SAFETY: no other thread runs yet (the caller's contract), so the child inherits a
+    // consistent process; the parent only calls `_exit`.
+    match cvt(unsafe { libc::fork() })? {
+        0 => {}
+        _ => unsafe { libc::_exit(0) },
+    }
+    // SAFETY: plain syscalls on the child's own descriptors.
+    unsafe {
+        libc::setsid();
+        let fd = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
+        if fd >= 0 {
+            libc::dup2(fd, libc::STDIN_FILENO);
+            libc::dup2(fd, libc::STDOUT_FILENO);
+            libc::dup2(fd, libc::STDERR_FILENO);
+            if fd > libc::STDERR_FILENO {
+                libc::close(fd);
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Blocks SIGINT and SIGTERM in the calling thread (and the threads it spawns afterwards) and
 /// returns a signalfd that reads them, so shutdown arrives as an io_uring completion.
 #[expect(unsafe_code, reason = "sigprocmask and signalfd syscalls")]

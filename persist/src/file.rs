@@ -19,6 +19,10 @@
 //! resubmitted for its remainder. The first error (EIO, ENOSPC, an injected failure) is
 //! sticky: every later call returns it.
 //!
+//! Where the kernel refuses io_uring (a seccomp profile, `kernel.io_uring_disabled`; the
+//! fork child of a server on the epoll backend inherits the filter) the same buffers go out
+//! as plain `pwrite`s, one at a time, and the fsync is `fsync(2)`: same file, same errors.
+//!
 //! # O_DIRECT
 //! With [`WriteOptions::direct`] the file is opened `O_DIRECT` so a multi-gigabyte snapshot
 //! does not push the dataset's neighbours out of the page cache. Buffers, lengths and offsets
@@ -72,7 +76,7 @@ mod chunk_writer;
 
 pub use chunk_writer::{
     CHUNK_QUEUE_CAPACITY, ChunkSender, ChunkWriter, Piece, RECYCLE_POOL_CAPACITY,
-    RECYCLED_CHUNK_MAX_BYTES, StreamFn, StreamSink, TrySendError,
+    RECYCLED_CHUNK_MAX_BYTES, StreamFn, StreamSink, Target, TrySendError,
 };
 
 use std::fs::{self, File, OpenOptions};
@@ -127,6 +131,9 @@ pub struct WriteOptions {
     /// 4096 under O_DIRECT, at least 4096), so every buffer completes as a series of short
     /// writes and goes through the resubmission path.
     pub max_write_op_bytes: Option<usize>,
+    /// Write with plain `pwrite`s and `fsync` instead of the ring, as the writer does by
+    /// itself where the kernel refuses io_uring. For tests of that path.
+    pub plain_writes: bool,
 }
 
 impl Default for WriteOptions {
@@ -137,6 +144,7 @@ impl Default for WriteOptions {
             queue_depth: DEFAULT_QUEUE_DEPTH,
             fail_after_bytes: None,
             max_write_op_bytes: None,
+            plain_writes: false,
         }
     }
 }
@@ -233,7 +241,9 @@ pub struct SnapshotFile {
     path: PathBuf,
     file: Option<File>,
     direct: bool,
-    ring: IoUring,
+    /// `None` where io_uring is refused (seccomp, `kernel.io_uring_disabled`): each write is
+    /// then a plain `pwrite` done at once, and the fsync an `fsync(2)`.
+    ring: Option<IoUring>,
     /// One anonymous map per slot. A slot's map is written by us only while the slot is
     /// `current`, and read by the kernel only while its write is in flight.
     buffers: Vec<MmapMut>,
@@ -291,8 +301,14 @@ impl SnapshotFile {
         let slot_count = opts.queue_depth + 1;
         // At most queue_depth writes (or one fsync) are pending, so this SQ never fills.
         let entries = u32::try_from(slot_count.next_power_of_two()).expect("bounded by MAX");
-        // The ring and the buffers first: if either fails, no file is left behind.
-        let ring = IoUring::new(entries)?;
+        // The ring and the buffers first: if the buffers fail, no file is left behind. A
+        // ring the kernel refuses means plain writes (the fork child of a server on the
+        // epoll backend inherits the seccomp filter that refused the server's rings).
+        let ring = if opts.plain_writes {
+            None
+        } else {
+            IoUring::new(entries).ok()
+        };
         let buffers = (0..slot_count)
             .map(|_| MmapMut::map_anon(opts.buffer_bytes))
             .collect::<io::Result<Vec<_>>>()?;
@@ -397,10 +413,18 @@ impl SnapshotFile {
             // O_DIRECT padding of the last block, and the space allocated ahead.
             file.set_len(self.bytes)?;
         }
-        let fsync = opcode::Fsync::new(types::Fd(file.as_raw_fd()))
-            .build()
-            .user_data(FSYNC_USER_DATA);
-        self.push(&fsync);
+        if self.ring.is_some() {
+            let fsync = opcode::Fsync::new(types::Fd(file.as_raw_fd()))
+                .build()
+                .user_data(FSYNC_USER_DATA);
+            self.push(&fsync);
+        } else {
+            let res = match file.sync_all() {
+                Ok(()) => 0,
+                Err(e) => -e.raw_os_error().unwrap_or(libc::EIO),
+            };
+            self.fsync_result = Some(res);
+        }
         while self.in_flight > 0 {
             self.wait_for_completion()?;
         }
@@ -487,6 +511,14 @@ impl SnapshotFile {
             }
         }
         let fd = self.file.as_ref().expect("open while writing").as_raw_fd();
+        if self.ring.is_none() {
+            self.write_ops += 1;
+            self.in_flight += 1;
+            let res = pwrite(fd, &self.buffers[slot][done..done + op_len], offset);
+            // A short write's rest is written by `complete`'s call back here.
+            self.complete(slot as u64, res);
+            return;
+        }
         let buf = self.buffers[slot].as_ptr().wrapping_add(done);
         let entry = opcode::Write::new(types::Fd(fd), buf, op_len as u32)
             .offset(offset)
@@ -522,7 +554,8 @@ impl SnapshotFile {
         // reaped in `complete`, so nothing writes to the buffer meanwhile; and the buffers
         // are unmapped only after every in-flight operation completed (Drop drains, and
         // leaks the buffers if the ring fails so that it cannot tell).
-        let pushed = unsafe { self.ring.submission().push(entry) };
+        let ring = self.ring.as_mut().expect("only ring writes are pushed");
+        let pushed = unsafe { ring.submission().push(entry) };
         assert!(
             pushed.is_ok(),
             "SQ holds queue_depth + 1 entries, at most queue_depth are ever pending"
@@ -532,8 +565,11 @@ impl SnapshotFile {
 
     /// Tells the kernel about pushed SQEs. EAGAIN/EBUSY leave them queued for the next wait.
     fn submit_pending(&mut self) {
+        let Some(ring) = self.ring.as_mut() else {
+            return;
+        };
         loop {
-            match self.ring.submit() {
+            match ring.submit() {
                 Ok(_) => return,
                 Err(err) => match err.raw_os_error() {
                     Some(libc::EINTR) => {}
@@ -552,7 +588,11 @@ impl SnapshotFile {
         debug_assert!(self.in_flight > 0);
         let mut retries = 0;
         loop {
-            match self.ring.submit_and_wait(1) {
+            let Some(ring) = self.ring.as_mut() else {
+                // Plain writes complete before they return: nothing is ever in flight.
+                return Ok(());
+            };
+            match ring.submit_and_wait(1) {
                 Ok(_) => break,
                 Err(err) => match err.raw_os_error() {
                     Some(libc::EINTR) => {}
@@ -579,10 +619,8 @@ impl SnapshotFile {
     /// Handles every completion already in the CQ, without waiting.
     fn reap(&mut self) {
         let mut resubmitted = false;
-        loop {
-            // The CQ view is dropped (and the head published) before `complete` runs.
-            let next = self.ring.completion().next();
-            let Some(cqe) = next else { break };
+        // The CQ view is dropped (and the head published) before `complete` runs.
+        while let Some(cqe) = self.ring.as_mut().and_then(|r| r.completion().next()) {
             resubmitted |= self.complete(cqe.user_data(), cqe.result());
         }
         if resubmitted {
@@ -657,6 +695,25 @@ fn open_for_snapshot(path: &Path, direct: bool) -> io::Result<(File, bool)> {
         }
     }
     Ok((open(0)?, false))
+}
+
+/// `pwrite(fd, bytes, offset)`, retried on EINTR: the bytes written, or a negated errno
+/// (an io_uring completion's result).
+#[expect(unsafe_code, reason = "pwrite is a libc call")]
+fn pwrite(fd: i32, bytes: &[u8], offset: u64) -> i32 {
+    loop {
+        // SAFETY: the slice is valid for reads for the duration of the call.
+        let r = unsafe { libc::pwrite(fd, bytes.as_ptr().cast(), bytes.len(), offset as i64) };
+        if r >= 0 {
+            return i32::try_from(r).unwrap_or(i32::MAX);
+        }
+        let errno = io::Error::last_os_error()
+            .raw_os_error()
+            .unwrap_or(libc::EIO);
+        if errno != libc::EINTR {
+            return -errno;
+        }
+    }
 }
 
 /// `fallocate(file, 0, offset, len)`: allocates (and extends the file over) the range.

@@ -153,6 +153,53 @@ fn short_writes_are_resubmitted_for_the_remainder() {
     }
 }
 
+/// Where io_uring is refused the writer falls back to plain `pwrite`s: the same bytes, the
+/// same resubmission of short writes, the same sticky ENOSPC that leaves no file.
+#[test]
+fn plain_writes_round_trip_resubmit_and_fail_as_the_ring_does() {
+    let dir = tempfile::tempdir().unwrap();
+    for direct in [true, false] {
+        let plain = WriteOptions {
+            plain_writes: true,
+            ..small(direct)
+        };
+        for len in [
+            0,
+            1,
+            4097,
+            SMALL_BUFFER_BYTES,
+            5 * SMALL_BUFFER_BYTES + 4097,
+        ] {
+            let data = pattern(len, len as u8);
+            round_trip(dir.path(), &plain, &data, &[1, 4095, 7, 20_000, 333]);
+        }
+        let data = pattern(10 * SMALL_BUFFER_BYTES + 999, 3);
+        let name = temp_file_name(1);
+        let short = WriteOptions {
+            max_write_op_bytes: Some(5000),
+            ..plain.clone()
+        };
+        let mut file = SnapshotFile::create(dir.path(), &name, &short).unwrap();
+        file.write(&data).unwrap();
+        let stats = file.finish().unwrap();
+        assert!(stats.write_ops >= 4 * 10, "write_ops {}", stats.write_ops);
+        assert_eq!(fs::read(dir.path().join(&name)).unwrap(), data);
+        fs::remove_file(dir.path().join(&name)).unwrap();
+        for limit in [0, 5000, 2 * SMALL_BUFFER_BYTES as u64 + 4096 + 17] {
+            let opts = WriteOptions {
+                fail_after_bytes: Some(limit),
+                ..plain.clone()
+            };
+            expect_enospc(write_and_finish(dir.path(), "temp-9.rdb", &opts, &data));
+            assert_eq!(
+                dir_entries(dir.path()),
+                Vec::<String>::new(),
+                "limit {limit}"
+            );
+        }
+    }
+}
+
 #[test]
 fn o_direct_falls_back_where_refused() {
     // /dev/shm: tmpfs refuses O_DIRECT before Linux 6.6 and accepts it since. Either way the

@@ -91,7 +91,8 @@ impl Table {
     }
 }
 
-fn specs_of(name: &str) -> Option<&'static [KeySpec]> {
+/// Redis 7.0's key specs of a command or `container|subcommand` (`catalog`).
+pub fn specs_of(name: &str) -> Option<&'static [KeySpec]> {
     let t = super::catalog::KEY_SPECS;
     t.binary_search_by(|(n, _)| (*n).cmp(name))
         .ok()

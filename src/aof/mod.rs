@@ -220,6 +220,22 @@ pub fn start(shared: &Arc<ServerShared>, shards: usize) -> Result<Option<Vec<Key
         shared.changes[i].store(ks.changes(), Ordering::Relaxed);
         shared.saved_changes[i].store(ks.changes(), Ordering::Relaxed);
     }
+    let mut manifest = manifest;
+    if manifest.incrs.is_empty() {
+        // A base alone (BGREWRITEAOF with `appendonly no` wrote it): appends go to a new
+        // incremental file, as Redis's `openNewIncrAofForAppend`.
+        let seq = manifest.base_seq().max(manifest.last_incr_seq()) + 1;
+        let incr = FileEntry {
+            name: incr_name(&filename, seq),
+            seq,
+            kind: Kind::Incr,
+        };
+        open_append(&dir.join(&incr.name))
+            .map_err(|e| format!("Can't create the AOF incr file {}: {e}", incr.name))?;
+        manifest.incrs.push(incr);
+        write_manifest(&dir, &filename, &manifest)
+            .map_err(|e| format!("Can't write the AOF manifest: {e}"))?;
+    }
     let last = manifest
         .incrs
         .last()
@@ -425,6 +441,59 @@ fn load(
         Some(r) => r.into_keyspaces(),
         None => keyspaces,
     })
+}
+
+/// Longest DEBUG LOADAOF waits for the stream's effects to reach the AOF file.
+pub const LOADAOF_FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// DEBUG LOADAOF, at a barrier with every shard's keyspace lent (`lent`): writes what the
+/// stream holds to the AOF file (with the AOF on), then replaces the dataset and the
+/// function libraries with what the AOF on disk (manifest, base, incremental files)
+/// holds, as a restart would load them. With the AOF off, Redis 7.0 loads an AOF found on
+/// disk too (and exits when there is none: here an error, the dataset left as it was).
+/// On failure nothing changes.
+pub fn debug_load(
+    shared: &Arc<ServerShared>,
+    cfg: &crate::config::Config,
+    lent: &mut Vec<Keyspace>,
+) -> Result<(), String> {
+    if enabled(shared) {
+        let hub = &shared.effects;
+        if !hub.wait_written(&hub.published(), LOADAOF_FLUSH_TIMEOUT) {
+            return Err("the AOF writer did not catch up".into());
+        }
+    }
+    let dir = cfg.dir.join(&cfg.appenddirname);
+    let mpath = dir.join(manifest_name(&cfg.appendfilename));
+    let text = std::fs::read(&mpath)
+        .map_err(|e| format!("Can't open the AOF manifest {}: {e}", mpath.display()))?;
+    let m = Manifest::parse(&text)
+        .map_err(|e| format!("{e} in the AOF manifest {}", mpath.display()))?;
+    let (databases, slots) = (lent[0].databases(), lent[0].has_slot_index());
+    let fresh = (0..lent.len())
+        .map(|s| {
+            Keyspace::new(databases, crate::server::random_seed() ^ s as u64).with_slot_index(slots)
+        })
+        .collect();
+    // The libraries come from the files too (an RDB base's, FUNCTION LOADs replayed).
+    let before: Vec<Vec<u8>> = shared
+        .scripts
+        .libraries()
+        .values()
+        .map(|l| l.code.clone())
+        .collect();
+    crate::scripting::install_loaded(shared, &[])?;
+    match load(shared, cfg, &dir, &m, lent.len(), fresh) {
+        Ok(ks) => {
+            *lent = ks;
+            shared.warning("Append Only File loaded by DEBUG LOADAOF");
+            Ok(())
+        }
+        Err(e) => {
+            crate::scripting::install_loaded(shared, &before)?;
+            Err(e)
+        }
+    }
 }
 
 /// Replays one command file; returns the length of its whole commands (all of it unless
@@ -674,6 +743,39 @@ pub fn request_rewrite(shared: &ServerShared, save_busy: bool) -> Result<bool, &
     Ok(true)
 }
 
+/// BGREWRITEAOF with `appendonly no`: Redis 7.0 rewrites anyway, into a base that replaces
+/// every file of the AOF on disk (`markRewrittenIncrAofAsHistory` with no file open). Points
+/// the AOF's state at `dir/appenddirname` and the manifest found there, if any, so that
+/// [`rewrite_target`] names the new base; [`rewrite_done`] installs it alone.
+pub fn prepare_offline_rewrite(
+    shared: &ServerShared,
+    cfg: &crate::config::Config,
+) -> Result<(), String> {
+    let mut st = shared.aof.lock();
+    if st.sink.is_some() {
+        return Ok(());
+    }
+    let dir = cfg.dir.join(&cfg.appenddirname);
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| format!("Can't create the AOF directory {}: {e}", dir.display()))?;
+    let mpath = dir.join(manifest_name(&cfg.appendfilename));
+    let manifest = match std::fs::read(&mpath) {
+        Ok(text) => Manifest::parse(&text)
+            .map_err(|e| format!("{e} in the AOF manifest {}", mpath.display()))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Manifest::default(),
+        Err(e) => {
+            return Err(format!(
+                "Can't read the AOF manifest {}: {e}",
+                mpath.display()
+            ));
+        }
+    };
+    st.dir = dir;
+    st.filename.clone_from(&cfg.appendfilename);
+    st.manifest = manifest;
+    Ok(())
+}
+
 /// The snapshot machinery starts a rewrite's save: the base's name (relative to `dir`),
 /// where the save installs its file.
 pub fn rewrite_target(shared: &ServerShared, rdb: bool) -> Option<String> {
@@ -724,12 +826,21 @@ pub fn is_rewrite_target(shared: &ServerShared, final_name: &str) -> bool {
 /// The rewrite's save ended: installed as the base (`Ok`), or failed/cancelled.
 pub fn rewrite_done(shared: &ServerShared, result: Result<(), String>) {
     let mut st = shared.aof.lock();
+    let offline = st.sink.is_none();
     let Some(rw) = st.rewrite.as_mut() else {
         return;
     };
     match result {
         Ok(()) => {
             rw.base_done = true;
+            if offline {
+                // `appendonly no`: no incremental file follows the base.
+                rw.incr = Some(FileEntry {
+                    name: String::new(),
+                    seq: 0,
+                    kind: Kind::Incr,
+                });
+            }
             if rw.incr.is_some() {
                 install_rewrite(shared, &mut st);
             }
@@ -757,9 +868,15 @@ fn install_rewrite(shared: &ServerShared, st: &mut State) {
         return;
     };
     let old = st.manifest.clone();
+    // Offline (`appendonly no`, see `rewrite_done`): the base alone.
+    let incrs = if incr.name.is_empty() {
+        Vec::new()
+    } else {
+        vec![incr.clone()]
+    };
     let m = Manifest {
         base: Some(rw.base.clone()),
-        incrs: vec![incr.clone()],
+        incrs,
         history: Vec::new(),
     };
     st.last_rewrite_time_s = rw.started.elapsed().as_secs() as i64;
@@ -869,9 +986,13 @@ fn tempfile_sink(_dir: &Path) -> std::io::Result<(std::fs::File, u64)> {
 
 /// INFO persistence's aof_* lines, as Redis 7.0 prints them.
 pub fn info_lines(shared: &ServerShared, out: &mut Vec<String>) {
+    let configured = shared.config().appendonly;
     let st = shared.aof.lock();
-    let on = st.sink.is_some();
-    let rewriting = st.rewrite.is_some();
+    // As Redis's AOF_WAIT_REWRITE: from CONFIG SET appendonly yes on, the AOF counts as
+    // enabled and its first rewrite as in progress (the tick starts it).
+    let starting = configured && (st.sink.is_none() || st.waiting_start);
+    let on = st.sink.is_some() || configured;
+    let rewriting = st.rewrite.is_some() || starting;
     out.push(format!("aof_enabled:{}", u8::from(on)));
     out.push(format!("aof_rewrite_in_progress:{}", u8::from(rewriting)));
     out.push(format!("aof_rewrite_scheduled:{}", u8::from(st.scheduled)));
@@ -923,6 +1044,13 @@ pub fn info_lines(shared: &ServerShared, out: &mut Vec<String>) {
         out.push("aof_pending_bio_fsync:0".into());
         out.push(format!("aof_delayed_fsync:{}", st.delayed_fsync));
     }
+}
+
+/// The AOF is being turned on (CONFIG SET appendonly yes) and its first rewrite has not
+/// installed its files yet, or a rewrite is in flight: DEBUG LOADAOF waits for it.
+pub fn busy(shared: &ServerShared, configured: bool) -> bool {
+    let st = shared.aof.lock();
+    st.rewrite.is_some() || configured && (st.sink.is_none() || st.waiting_start)
 }
 
 /// Whether the AOF is on (INFO, CONFIG).

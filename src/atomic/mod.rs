@@ -894,6 +894,10 @@ pub fn advance(
     mut client: Option<&mut Client>,
 ) -> Option<Done> {
     let me = data.id;
+    if data.tracking.armed {
+        // Client tracking's NOLOOP: the transaction's client writes here.
+        data.tracking.writer = txn.client_id;
+    }
     if txn.locked == 0 && !txn.sealed {
         txn.seal();
     }
@@ -1279,6 +1283,9 @@ fn run_next_here(
 /// An eager transaction holds its locks on this shard now: runs every part of its
 /// commands that belongs here, in command order.
 fn run_early(data: &mut ShardData, txn: &mut Txn) {
+    if data.tracking.armed {
+        data.tracking.writer = txn.client_id;
+    }
     let me = data.id;
     let Txn {
         cmds,
@@ -1630,7 +1637,7 @@ fn run_here(
 
 /// A hop step of the current command changed this shard: its keys here are touched.
 fn touch_original(data: &mut ShardData, txn: &Txn) {
-    if data.watches.is_empty() {
+    if !data.observes_writes() {
         return;
     }
     let q = &txn.cmds[txn.next];
@@ -1642,7 +1649,7 @@ fn touch_original(data: &mut ShardData, txn: &Txn) {
 /// After a command (or a part of one) ran here: touch its watched keys if it wrote.
 #[inline]
 fn touched(data: &mut ShardData, cmd: &'static Command, args: &[&[u8]], db: usize, before: u64) {
-    if cmd.has(flags::WRITE) && !data.watches.is_empty() {
+    if cmd.has(flags::WRITE) && data.observes_writes() {
         watch::after_write(data, cmd, args, db, before);
     }
 }

@@ -173,6 +173,10 @@ impl Registry {
     /// A whole-keyspace command about to run on this shard: FLUSHALL (`db` None),
     /// FLUSHDB of `db`, or SWAPDB of `a` and `b` (`swap`).
     pub fn touch_for(data: &mut ShardData, op: Whole) {
+        if !matches!(op, Whole::Swap(..)) {
+            // And the tracking clients hear of it (null invalidation).
+            crate::tracking::flushed(data);
+        }
         if data.watches.is_empty() {
             return;
         }
@@ -212,9 +216,14 @@ pub fn after_write(
     if data.keyspace.changes() == changes_before {
         return;
     }
-    for p in super::key_positions(cmd, argv) {
-        if data.owner(argv[p]) == data.id {
-            Registry::touch(data, db, argv[p]);
+    if !data.watches.is_empty() {
+        for p in super::key_positions(cmd, argv) {
+            if data.owner(argv[p]) == data.id {
+                Registry::touch(data, db, argv[p]);
+            }
         }
+    }
+    if data.tracking.armed && !std::mem::take(&mut data.tracking.failed) {
+        crate::tracking::after_write(data, cmd, argv);
     }
 }

@@ -779,20 +779,37 @@ fn scan_shard(
     let now = ctx.shard.now_ms;
     let db = ctx.shard.keyspace.db_mut(ctx.db);
     let mut budget = o.count.saturating_mul(10);
+    let mut expired = Vec::new();
     loop {
-        engine = db.scan(engine, now, |k, e| {
-            let pattern_ok = o.pattern.is_none_or(|p| string_match(p, k, false));
-            let type_ok = o
-                .type_name
-                .is_none_or(|t| t.eq_ignore_ascii_case(e.value.type_name().as_bytes()));
-            if pattern_ok && type_ok {
-                keys.push(k.to_vec());
-            }
-        });
+        engine = db.scan_noting_expired(
+            engine,
+            now,
+            |k, e| {
+                let pattern_ok = o.pattern.is_none_or(|p| string_match(p, k, false));
+                let type_ok = o
+                    .type_name
+                    .is_none_or(|t| t.eq_ignore_ascii_case(e.value.type_name().as_bytes()));
+                if pattern_ok && type_ok {
+                    keys.push(k.to_vec());
+                }
+            },
+            |k| {
+                // Redis 7.0 expires the keys that pass the MATCH filter (with TYPE too:
+                // its type check is a lookup, which expires them).
+                if o.pattern.is_none_or(|p| string_match(p, k, false)) {
+                    expired.push(k.to_vec());
+                }
+            },
+        );
         if engine == 0 || budget == 0 || keys.len() >= o.count {
             break;
         }
         budget -= 1;
+    }
+    // A lookup deletes an expired key the way a read would (notification, effects,
+    // left alone while expiry is paused).
+    for k in &expired {
+        db.contains(k, now);
     }
     let next = if engine != 0 {
         encode_cursor(engine, shard, shards)

@@ -62,6 +62,9 @@ pub mod flags {
     pub const MOVABLE_KEYS: u32 = 1 << 16;
     /// Served on an importing slot without a preceding ASKING (RESTORE-ASKING).
     pub const ASKING: u32 = 1 << 17;
+    /// Refused unless `enable-debug-command` (DEBUG) allows it; not shown by COMMAND INFO
+    /// (Redis's `CMD_PROTECTED`).
+    pub const PROTECTED: u32 = 1 << 18;
 
     /// Names in the order Redis prints them.
     pub const NAMES: [(u32, &str); 18] = [
@@ -393,6 +396,10 @@ pub(crate) fn keys_from_specs(
     let argc = argv.len() as i64;
     let mut keys = Vec::new();
     for spec in specs {
+        // An incomplete spec sends Redis to the command's getkeys procedure.
+        if spec.flags.contains(&"incomplete") {
+            return None;
+        }
         let first = match spec.begin {
             Begin::Index(i) => i64::from(i),
             Begin::Keyword { keyword, startfrom } => {
@@ -403,7 +410,10 @@ pub(crate) fn keys_from_specs(
                         .rev()
                         .find(|&i| eq_ic(argv[i as usize], keyword))
                 };
-                found? + 1
+                // A keyword that is absent: this spec names no key (GEORADIUS without
+                // STORE).
+                let Some(found) = found else { continue };
+                found + 1
             }
             Begin::Unknown => return None,
         };

@@ -265,7 +265,7 @@ pub fn ok_merge(_g: &mut Gather, w: &mut ReplyWriter) {
 /// watched keys live here too, and no transaction holds or awaits anything here. Then
 /// nothing else can run between its commands (the shard is single-threaded): no lock, no
 /// message, no boxed transaction.
-fn runs_here_now(data: &ShardData, client: &Client) -> bool {
+pub(crate) fn runs_here_now(data: &ShardData, client: &Client) -> bool {
     if data.locks.busy() {
         return false;
     }
@@ -329,7 +329,11 @@ fn exec_here(data: &mut ShardData, client: &mut Client, cmds: &[Queued], w: &mut
                 h(&mut ctx, &args, w);
             }
             super::Exec::Keyed(h) => {
-                let touch = !data.watches.is_empty() && q.cmd.has(super::flags::WRITE);
+                if client.tracking.is_some() {
+                    // A tracking client's read remembers its keys in queue order.
+                    crate::tracking::exec_read(data, client, q.cmd, &args);
+                }
+                let touch = q.cmd.has(super::flags::WRITE) && data.observes_writes();
                 let before = if touch || capture.is_some() {
                     data.keyspace.changes()
                 } else {

@@ -71,6 +71,12 @@ pub fn replconf(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
                 c.replica_port = Some(port);
             }
         }
+        if eq_ic(opt, "capa")
+            && eq_ic(pair[1], "eof")
+            && let Some(c) = ctx.client.as_deref_mut()
+        {
+            c.replica_capa_eof = true;
+        }
         let known = [
             "listening-port",
             "ip-address",
@@ -122,7 +128,10 @@ fn replica_link(ctx: &mut Ctx, replid: &[u8], offset: &[u8], pre_psync: bool, w:
         &ctx.shard.shared,
         client.fd,
         &client.peer,
-        client.replica_port,
+        crate::replication::primary::Announced {
+            listening_port: client.replica_port,
+            capa_eof: client.replica_capa_eof,
+        },
         replid,
         offset,
         pre_psync,

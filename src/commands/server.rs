@@ -3,7 +3,7 @@
 //! share (subcommand lookup from the table, HELP replies, local-only parts).
 
 mod command;
-mod debug;
+pub mod debug;
 mod digest;
 pub(crate) mod info;
 mod latency;
@@ -240,16 +240,18 @@ pub fn bgrewriteaof_step(ctx: &mut Ctx, _argv: &[&[u8]]) -> Partial {
         Ok(false) => crate::commands::keyspace::reply(ctx, |w| {
             w.simple("Background append only file rewriting scheduled");
         }),
-        Ok(true) if !crate::aof::enabled(&ctx.shard.shared) => {
-            ctx.shard
-                .shared
-                .warning("BGREWRITEAOF with appendonly no: percore rewrites only an enabled AOF");
-            encoded_error(
-                ctx,
-                "ERR Can't execute an AOF background rewriting. Please check the server logs for more information.",
-            )
+        Ok(true) => {
+            // With `appendonly no` Redis 7.0 rewrites too: a base alone on disk.
+            let sh = &mut *ctx.shard;
+            if let Err(e) = crate::aof::prepare_offline_rewrite(&sh.shared, &sh.cfg) {
+                sh.shared.warning(&format!("BGREWRITEAOF: {e}"));
+                return encoded_error(
+                    ctx,
+                    "ERR Can't execute an AOF background rewriting. Please check the server logs for more information.",
+                );
+            }
+            Partial::Defer(crate::snapshot::Op::AofRewrite)
         }
-        Ok(true) => Partial::Defer(crate::snapshot::Op::AofRewrite),
     }
 }
 
@@ -335,9 +337,20 @@ fn config_set(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
         return;
     }
     let pairs: Vec<(&[u8], &[u8])> = argv[2..].chunks_exact(2).map(|p| (p[0], p[1])).collect();
+    let local = ctx
+        .client
+        .as_deref()
+        .is_some_and(crate::client::Client::is_local);
+    if let Some(e) = ctx.shard.cfg.refuse_protected_remote(&pairs, local) {
+        w.error(&e);
+        return;
+    }
     let shared = &ctx.shard.shared;
     match shared.update_config(|c| crate::tls::config_set(shared, c, &pairs)) {
         Ok(()) => {
+            if let Err(e) = crate::config::kept::apply_oom_score_adj(&shared.config()) {
+                shared.warning(&e);
+            }
             if pairs
                 .iter()
                 .any(|(k, _)| k.eq_ignore_ascii_case(b"requirepass"))

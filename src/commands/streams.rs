@@ -1203,6 +1203,20 @@ fn check_key(ctx: &mut Ctx, a: &ReadArgs, key: &[u8], id_arg: &[u8]) -> Result<R
             s.map_or(StreamId::MIN, |s| s.meta().last_id),
         ));
     }
+    if id_arg == b"+" {
+        // Redis 7.4's (and Valkey's) `+`: the stream's last entry, an addition a 7.0
+        // client never sends (7.0 answers it with the invalid-ID error).
+        if a.group.is_some() {
+            return Err("ERR The + ID is meaningless in the context of XREADGROUP: you want to read the history of this consumer by specifying a proper ID, or use the > ID to get new messages. The + ID would just return an empty result set.".into());
+        }
+        return match s.map(|s| s.meta().last_id) {
+            None => Ok(ReadFrom::After(StreamId::MIN)),
+            Some(last) => last
+                .decr()
+                .map(ReadFrom::After)
+                .ok_or_else(|| "ERR the stream last element ID is 0-0".to_string()),
+        };
+    }
     if id_arg == b">" {
         if a.group.is_none() {
             return Err("ERR The > ID can be specified only when calling XREADGROUP using the GROUP <group> <consumer> option.".into());

@@ -356,7 +356,7 @@ pub fn incrbyfloat(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
                 w.bulk(&text);
                 // Redis stores the result as a string object (never int-encoded); the
                 // key keeps its TTL.
-                *s = StrValue::Raw(text);
+                *s = StrValue::text_from_vec(text);
                 ctx.notify(class::STRING, "incrbyfloat", argv[1]);
             }
             Err(e) => w.error(e.reply_text()),
@@ -368,7 +368,7 @@ pub fn incrbyfloat(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
                 w.bulk(&text);
                 db.set(
                     argv[1],
-                    Value::Str(StrValue::Raw(text)),
+                    Value::Str(StrValue::text_from_vec(text)),
                     SetExpire::Clear,
                     now,
                 );

@@ -1,8 +1,8 @@
 //! The command table: every command percore knows, as data.
 
 use super::flags::{
-    ADMIN, ASKING, BLOCKING, DENYOOM, FAST, LOADING, NO_AUTH, NOSCRIPT, PUBSUB, READONLY, STALE,
-    WRITE,
+    ADMIN, ASKING, BLOCKING, DENYOOM, FAST, LOADING, NO_AUTH, NOSCRIPT, PROTECTED, PUBSUB,
+    READONLY, STALE, WRITE,
 };
 use super::{
     Begin, Command, Exec, Find, KeySpec, cluster as cl, connection as conn, keyspace as ks,
@@ -114,6 +114,53 @@ const SORT_SPECS: &[KeySpec] = &[
     ),
 ];
 const SORT_RO_SPECS: &[KeySpec] = &[at(RO_ACCESS, 1), unknown(RO_ACCESS, SORT_BY_GET_NOTES)];
+
+const RW_ACCESS_DELETE_INCOMPLETE: &[&str] = &["RW", "access", "delete", "incomplete"];
+/// MIGRATE: the key argument, or the keys after KEYS.
+const MIGRATE_SPECS: &[KeySpec] = &[
+    at(RW_ACCESS_DELETE, 3),
+    KeySpec {
+        notes: None,
+        flags: RW_ACCESS_DELETE_INCOMPLETE,
+        begin: Begin::Keyword {
+            keyword: "KEYS",
+            startfrom: -2,
+        },
+        find: Find::Range {
+            lastkey: -1,
+            keystep: 1,
+            limit: 0,
+        },
+    },
+];
+
+/// Redis's `migrateGetKeys`: the keys after KEYS (none when the key argument is not
+/// empty), else the key argument; COPY, REPLACE, AUTH and AUTH2 skip their values.
+fn gk_migrate(argv: &[&[u8]]) -> Vec<(usize, &'static [&'static str])> {
+    let (mut first, mut num) = (3, 1);
+    let mut i = 6;
+    while i < argv.len() {
+        let a = argv[i];
+        if a.eq_ignore_ascii_case(b"keys") {
+            if argv[3].is_empty() {
+                first = i + 1;
+                num = argv.len() - first;
+            } else {
+                num = 0;
+            }
+            break;
+        }
+        if a.eq_ignore_ascii_case(b"auth") {
+            i += 1;
+        } else if a.eq_ignore_ascii_case(b"auth2") {
+            i += 2;
+        }
+        i += 1;
+    }
+    (first..first + num)
+        .map(|p| (p, RW_ACCESS_DELETE))
+        .collect()
+}
 
 /// Redis's `zunionInterDiffStoreGetKeys`.
 fn gk_store_numkeys(argv: &[&[u8]]) -> Vec<(usize, &'static [&'static str])> {
@@ -353,6 +400,10 @@ pub static COMMANDS: &[Command] = &[
             ("client|setinfo", 4, NOSCRIPT | LOADING | STALE),
             ("client|reply", 3, NOSCRIPT | LOADING | STALE),
             ("client|no-evict", 3, ADMIN | NOSCRIPT | LOADING | STALE),
+            ("client|tracking", -3, NOSCRIPT | LOADING | STALE),
+            ("client|caching", 3, NOSCRIPT | LOADING | STALE),
+            ("client|getredir", 2, NOSCRIPT | LOADING | STALE),
+            ("client|trackinginfo", 2, NOSCRIPT | LOADING | STALE),
             ("client|list", -2, ADMIN | NOSCRIPT | LOADING | STALE),
             ("client|kill", -3, ADMIN | NOSCRIPT | LOADING | STALE),
             ("client|unblock", -3, ADMIN | NOSCRIPT | LOADING | STALE),
@@ -857,7 +908,7 @@ pub static COMMANDS: &[Command] = &[
     ),
     c(
         "zrank",
-        3,
+        -3,
         READONLY | FAST,
         KEY1,
         "sorted-set",
@@ -867,7 +918,7 @@ pub static COMMANDS: &[Command] = &[
     ),
     c(
         "zrevrank",
-        3,
+        -3,
         READONLY | FAST,
         KEY1,
         "sorted-set",
@@ -1995,6 +2046,20 @@ pub static COMMANDS: &[Command] = &[
         "An internal command for migrating keys in a cluster",
         Exec::Keyed(dump::restore),
     ),
+    Command {
+        key_specs: MIGRATE_SPECS,
+        getkeys: Some(gk_migrate),
+        ..c(
+            "migrate",
+            -6,
+            WRITE,
+            (3, 3, 1),
+            "generic",
+            "2.6.0",
+            "Atomically transfer a key from a Redis instance to another one.",
+            Exec::Client(dump::migrate),
+        )
+    },
     c(
         "copy",
         -3,
@@ -2535,7 +2600,7 @@ pub static COMMANDS: &[Command] = &[
     c(
         "debug",
         -2,
-        ADMIN | NOSCRIPT | LOADING | STALE,
+        ADMIN | NOSCRIPT | LOADING | STALE | PROTECTED,
         NOKEYS,
         "server",
         "1.0.0",

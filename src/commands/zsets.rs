@@ -293,10 +293,32 @@ pub fn zmscore(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
     }
 }
 
+/// ZRANK/ZREVRANK key member [WITHSCORE]: WITHSCORE is Redis 7.2's (and Valkey's)
+/// option, an addition a 7.0 client never sends; with it a missing member is a null array.
 fn rank_generic(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter, rev: bool) {
+    if argv.len() > 4 {
+        return super::wrong_arity(if rev { "zrevrank" } else { "zrank" }, w);
+    }
+    let with_score = argv.len() == 4;
+    if with_score && !argv[3].eq_ignore_ascii_case(b"withscore") {
+        return w.error(errors::SYNTAX);
+    }
     match read_zset(ctx, argv[1]) {
-        Ok(z) => match z.and_then(|z| z.rank(argv[2]).map(|r| (r, z.len()))) {
-            Some((r, n)) => w.int(if rev { n - 1 - r } else { r } as i64),
+        Ok(z) => match z.and_then(|z| {
+            let r = z.rank(argv[2])?;
+            Some((r, z.len(), with_score.then(|| z.score(argv[2])).flatten()))
+        }) {
+            Some((r, n, score)) => {
+                let rank = if rev { n - 1 - r } else { r } as i64;
+                if let Some(score) = score {
+                    w.array(2);
+                    w.int(rank);
+                    w.double(score);
+                } else {
+                    w.int(rank);
+                }
+            }
+            None if with_score => w.null_array(),
             None => w.null(),
         },
         Err(()) => w.error(errors::WRONGTYPE),

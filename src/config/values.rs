@@ -37,7 +37,7 @@ pub fn parse_bounded(s: &str, min: i64, max: i64) -> Result<i64, String> {
 
 /// Parses a memory size as Redis's `memtoull`: digits then an optional unit among
 /// `b`, `k` (1000), `kb` (1024), `m`, `mb`, `g`, `gb`, case-insensitive.
-/// Redis accepts an empty digit string as 0; percore requires at least one digit.
+/// An empty digit string is 0, as in Redis (`""`, `mb`).
 pub fn parse_memory(s: &str) -> Option<u64> {
     let split = s
         .bytes()
@@ -55,7 +55,8 @@ pub fn parse_memory(s: &str) -> Option<u64> {
         _ => return None,
     };
     if digits.is_empty() {
-        return None;
+        // `memtoull` reads no digits as 0 (`CONFIG SET maxmemory ""` sets 0).
+        return Some(0);
     }
     digits.parse::<u64>().ok()?.checked_mul(multiplier)
 }
@@ -110,6 +111,17 @@ pub fn parse_enum(s: &str, names: &[&str]) -> Result<usize, String> {
         })
 }
 
+/// [`parse_enum`] whose error lists `shown` (Redis 7.0's names in its table order)
+/// rather than `names`.
+pub fn parse_enum_shown(s: &str, names: &[&str], shown: &[&str]) -> Result<usize, String> {
+    parse_enum(s, names).map_err(|_| {
+        format!(
+            "argument(s) must be one of the following: {}",
+            shown.join(", ")
+        )
+    })
+}
+
 /// Case-insensitive Redis glob match of a CONFIG GET pattern against an option name
 /// (Redis's `stringmatch(pattern, name, 1)`).
 pub fn name_matches(pattern: &[u8], name: &str) -> bool {
@@ -159,16 +171,9 @@ mod tests {
         for (text, bytes) in cases {
             assert_eq!(parse_memory(text), Some(bytes), "{text}");
         }
-        for bad in [
-            "",
-            "-5",
-            "1.5mb",
-            "12zz",
-            "mb",
-            " 1",
-            "1 mb",
-            "99999999999gb",
-        ] {
+        assert_eq!(parse_memory(""), Some(0));
+        assert_eq!(parse_memory("mb"), Some(0));
+        for bad in ["-5", "1.5mb", "12zz", " 1", "1 mb", "99999999999gb"] {
             assert_eq!(parse_memory(bad), None, "{bad:?}");
         }
     }

@@ -150,6 +150,10 @@ pub fn after_command(
 /// [`log_expired`] for one database.
 #[inline]
 fn log_expired_in(data: &mut ShardData, db: usize) {
+    if data.tracking.armed {
+        crate::tracking::expired(data);
+        return;
+    }
     if db < data.keyspace.databases() && data.keyspace.db(db).has_expired_logged() {
         for key in data.keyspace.db_mut(db).take_expired() {
             data.effects.command(db, &[b"DEL", &key]);
@@ -204,6 +208,11 @@ pub fn client_command(data: &mut ShardData, cmd: &'static Command, argv: &[&[u8]
 /// Keys deleted by expiry since the last look, as DEL (Redis 7.0's `propagateDeletion`
 /// with `lazyfree-lazy-expire no`).
 pub fn log_expired(data: &mut ShardData) {
+    if data.tracking.armed {
+        // Invalidated for tracking clients, and logged as DEL.
+        crate::tracking::expired(data);
+        return;
+    }
     let ShardData {
         keyspace, effects, ..
     } = data;
@@ -255,7 +264,7 @@ pub fn finished(
 pub fn start_shard(data: &mut ShardData) {
     let on = data.shared.effects.on.load(Ordering::Acquire);
     data.effects.on = on;
-    data.keyspace.log_expired(on);
+    data.keyspace.log_expired(on || data.tracking.armed);
 }
 
 /// This shard stands at barrier `id` of every shard (a snapshot cut, a whole-keyspace
@@ -271,7 +280,7 @@ pub fn at_barrier(data: &mut ShardData, id: u64, on: bool, effects: Effects) {
     }
     if on != was {
         data.effects.on = on;
-        data.keyspace.log_expired(on);
+        data.keyspace.log_expired(on || data.tracking.armed);
         if on {
             data.effects.entries.push(Entry::Cut {
                 id,
@@ -314,9 +323,10 @@ pub fn publish(data: &mut ShardData) {
     if data.effects.entries.is_empty() {
         return;
     }
-    if data.keyspace.logs_expired() != data.effects.on {
+    if data.keyspace.logs_expired() != (data.effects.on || data.tracking.armed) {
         // The keyspace was replaced at a barrier (DEBUG RELOAD, a load).
-        data.keyspace.log_expired(data.effects.on);
+        data.keyspace
+            .log_expired(data.effects.on || data.tracking.armed);
     }
     let entries = std::mem::take(&mut data.effects.entries);
     data.effects.published += 1;
@@ -469,6 +479,29 @@ impl Hub {
     pub fn written(&self, tickets: &[u64]) -> bool {
         let inbox = self.inbox.lock().expect("effects inbox");
         tickets.iter().zip(&inbox.durable).all(|(t, d)| d >= t)
+    }
+
+    /// Waits until every publication up to `tickets` (from [`Hub::published`]) was written
+    /// to every sink, at most `timeout`; whether it was (DEBUG LOADAOF's flush).
+    pub fn wait_written(&self, tickets: &[u64], timeout: std::time::Duration) -> bool {
+        let deadline = std::time::Instant::now() + timeout;
+        let mut inbox = self.inbox.lock().expect("effects inbox");
+        loop {
+            if tickets.iter().zip(&inbox.durable).all(|(t, d)| d >= t) {
+                return true;
+            }
+            let now = std::time::Instant::now();
+            if inbox.stop || now >= deadline {
+                return false;
+            }
+            inbox.nudged = true;
+            self.wake.notify_one();
+            inbox = self
+                .durable
+                .wait_timeout(inbox, deadline - now)
+                .expect("effects inbox")
+                .0;
+        }
     }
 
     /// Runs a merge round soon even with nothing published (its sinks' `flush`).

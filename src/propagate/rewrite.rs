@@ -138,12 +138,13 @@ pub fn log(data: &mut ShardData, cmd: &'static Command, argv: &[&[u8]], db: usiz
     }
 }
 
-/// SET with EX/PX/EXAT: `SET key value PXAT ms` (7.0's `setGenericCommand`).
+/// SET with EX/PX/EXAT/PXAT: `SET key value PXAT ms` (7.0's `setGenericCommand`
+/// rewrites every form with an expiry, PXAT too, dropping NX/XX/GET).
 fn set(data: &mut ShardData, argv: &[&[u8]], db: usize) -> Option<Vec<Vec<u8>>> {
     let relative = argv
         .iter()
         .skip(3)
-        .any(|a| eq_ic(a, "EX") || eq_ic(a, "PX") || eq_ic(a, "EXAT"));
+        .any(|a| eq_ic(a, "EX") || eq_ic(a, "PX") || eq_ic(a, "EXAT") || eq_ic(a, "PXAT"));
     if !relative || argv.len() < 3 {
         return None;
     }

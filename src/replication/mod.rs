@@ -14,6 +14,7 @@
 //! - REPLICAOF / SLAVEOF changes the role at a cancelling barrier too, before the reply.
 
 pub mod config;
+pub mod diskless;
 pub mod link;
 pub mod primary;
 pub mod wait;
@@ -281,25 +282,7 @@ pub fn on_tick(data: &mut ShardData, io: &mut Io<Msg, ()>) {
     }
     let shared = std::sync::Arc::clone(&data.shared);
     primary::refresh_good(&shared, data.cfg.repl.min_replicas_max_lag_s, data.now_ms);
-    if primary::wants_save(&shared)
-        && shared
-            .persist
-            .lock()
-            .expect("persist lock")
-            .running
-            .is_none()
-        && !data
-            .snap
-            .requests
-            .iter()
-            .any(|r| r.op == crate::snapshot::Op::BgSave)
-    {
-        // A replica waits for a full sync: a background save, as Redis's disk-based sync.
-        data.snap.requests.push_back(crate::snapshot::Request {
-            op: crate::snapshot::Op::BgSave,
-            reply: None,
-        });
-    }
+    start_full_syncs(data);
     let mut st = shared.repl.lock();
     if st.primary.is_none() && data.repl.master.is_none() && st.ready.is_none() {
         return;
@@ -337,6 +320,55 @@ pub fn on_tick(data: &mut ShardData, io: &mut Io<Msg, ()>) {
         data.repl.last_ack_ms = data.now_ms;
         write_ack(&mut c.output, shared.repl.offset.load(Ordering::Relaxed));
     }
+}
+
+/// Shard 0's tick on a primary: starts the save a waiting replica needs (a background
+/// save to a file, as Redis's disk-based sync, or a diskless cut once its delay passed),
+/// and cancels, at a barrier, a diskless cut whose replicas all went away.
+fn start_full_syncs(data: &mut ShardData) {
+    use crate::snapshot::{Op, Request};
+    let shared = std::sync::Arc::clone(&data.shared);
+    let running = shared
+        .persist
+        .lock()
+        .expect("persist lock")
+        .running
+        .as_ref()
+        .map(|r| r.id);
+    if let Some(orphan) = primary::take_orphaned(&shared)
+        && running == Some(orphan)
+    {
+        shared.notice("Diskless rdb transfer: every replica is gone, cancelling the cut");
+        data.snap.requests.push_back(Request {
+            op: Op::BgSaveCancel,
+            reply: None,
+        });
+        return;
+    }
+    let queued = data
+        .snap
+        .requests
+        .iter()
+        .any(|r| matches!(r.op, Op::BgSave | Op::ReplSync));
+    if running.is_some() || queued {
+        return;
+    }
+    let cfg = &data.cfg.repl;
+    let op = if primary::wants_save(&shared, cfg.diskless_sync) {
+        Op::BgSave
+    } else if cfg.diskless_sync
+        && primary::diskless_due(
+            &shared,
+            cfg.diskless_sync_delay_s,
+            cfg.diskless_sync_max_replicas,
+            data.now_ms,
+        )
+    {
+        Op::ReplSync
+    } else {
+        return;
+    };
+    data.snap.requests.push_back(Request { op, reply: None });
 }
 
 /// `REPLCONF ACK <offset>` as the primary reads it.

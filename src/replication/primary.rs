@@ -11,6 +11,10 @@
 //!   disk-based sync): the save's barrier is a cut of the stream; the replica is told
 //!   `+FULLRESYNC <id> <offset at the cut>`, gets the stream from the cut on buffered,
 //!   then the file as `$len` and the buffer, and is online.
+//! - With `repl-diskless-sync yes` a replica that announced `capa eof` waits instead for
+//!   a forkless cut streamed to its socket (`diskless.rs`), started once the first such
+//!   replica waited `repl-diskless-sync-delay` seconds or
+//!   `repl-diskless-sync-max-replicas` wait: every replica waiting then shares the cut.
 //! - Replicas' `REPLCONF ACK` are read on a second thread per replica.
 
 use crate::config::{Config, OutputBufferLimit};
@@ -41,6 +45,8 @@ enum Stage {
     Buffering,
     /// The file is being sent.
     SendBulk,
+    /// A diskless transfer ended: the stream waits for the replica's first ACK.
+    WaitAck,
     Online,
 }
 
@@ -68,7 +74,18 @@ struct Replica {
     sock: Option<TcpStream>,
     /// Came with SYNC (the old protocol): no `+FULLRESYNC` line before the RDB.
     pre_psync: bool,
+    /// Announced `REPLCONF capa eof`: it can load a diskless (EOF-marker) transfer.
+    capa_eof: bool,
+    /// Its save is a diskless cut: the snapshot writer owns its socket until the
+    /// transfer ends (the feeder sends nothing meanwhile).
+    diskless: bool,
+    /// When it asked for the full sync (Unix ms): `repl-diskless-sync-delay` counts from
+    /// there.
+    since_ms: i64,
 }
+
+/// The cut of a save given to replicas before its barrier set it (a diskless sync's).
+const CUT_PENDING: u64 = u64::MAX;
 
 struct State {
     /// The stream's last `repl-backlog-size` bytes; `backlog_end` is the offset of its
@@ -90,6 +107,8 @@ struct State {
     /// whose unsent stream (queue, or the buffer during a full sync) reaches the hard
     /// limit, or stays over the soft one longer than its seconds, is dropped.
     obuf: OutputBufferLimit,
+    /// A diskless sync whose last replica went away: shard 0 cancels it at a barrier.
+    orphaned: Option<u64>,
 }
 
 /// The primary side's state in `ServerShared::repl`.
@@ -117,6 +136,7 @@ impl Default for Primary {
                 data_end: 0,
                 getack_due: false,
                 obuf: Config::default().client_output_buffer_limit.replica,
+                orphaned: None,
             }),
             wake: Condvar::new(),
             good: AtomicI64::new(0),
@@ -209,7 +229,7 @@ fn append(st: &mut State, bytes: &[u8]) {
     for r in &mut st.replicas {
         let target = match r.stage {
             Stage::Online => &mut r.queue,
-            Stage::Buffering | Stage::SendBulk => &mut r.buffer,
+            Stage::Buffering | Stage::SendBulk | Stage::WaitAck => &mut r.buffer,
             Stage::WaitSave => continue,
         };
         target.extend_from_slice(bytes);
@@ -221,6 +241,26 @@ fn append(st: &mut State, bytes: &[u8]) {
                 // Ends a feeder blocked in a write to this replica.
                 let _ = s.shutdown(std::net::Shutdown::Both);
             }
+        }
+    }
+    retain_open(st);
+}
+
+/// Drops the closed replicas; a diskless sync left without one is `orphaned`.
+fn retain_open(st: &mut State) {
+    for r in st.replicas.iter().filter(|r| r.closed && r.diskless) {
+        let Some((save, _)) = r.save else { continue };
+        let others = st
+            .replicas
+            .iter()
+            .any(|o| !o.closed && o.diskless && o.save.is_some_and(|(s, _)| s == save));
+        if !others
+            && matches!(
+                r.stage,
+                Stage::WaitSave | Stage::Buffering | Stage::SendBulk
+            )
+        {
+            st.orphaned = Some(save);
         }
     }
     st.replicas.retain(|r| !r.closed);
@@ -246,6 +286,15 @@ fn over_limit(
     false
 }
 
+/// What a replica told with REPLCONF before PSYNC.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Announced {
+    /// `listening-port` (INFO's `slaveN:port`).
+    pub listening_port: Option<u16>,
+    /// `capa eof`: it loads a diskless transfer.
+    pub capa_eof: bool,
+}
+
 /// PSYNC replid offset (and SYNC, `pre_psync`: a full sync without `+FULLRESYNC`) from
 /// client `fd`: answers through the
 /// socket itself, on a thread of its own. Returns the error reply, if refused.
@@ -253,7 +302,7 @@ pub fn psync(
     shared: &Arc<ServerShared>,
     fd: i32,
     peer: &str,
-    listening_port: Option<u16>,
+    announced: Announced,
     replid: &[u8],
     offset: i64,
     pre_psync: bool,
@@ -291,7 +340,7 @@ pub fn psync(
     let mut replica = Replica {
         id,
         ip,
-        port: listening_port.unwrap_or(0),
+        port: announced.listening_port.unwrap_or(0),
         stage: Stage::WaitSave,
         save: None,
         queue: Vec::new(),
@@ -304,6 +353,9 @@ pub fn psync(
         soft_since_ms: None,
         sock: stream.try_clone().ok(),
         pre_psync,
+        capa_eof: announced.capa_eof,
+        diskless: false,
+        since_ms: percore_net::reactor::unix_ms(),
     };
     let first = st.backlog_end - st.backlog.len() as i64 + 1;
     let history =
@@ -354,8 +406,12 @@ fn forget(shared: &ServerShared, id: u64) {
     let mut st = p.lock();
     if let Some(r) = st.replicas.iter_mut().find(|r| r.id == id) {
         r.closed = true;
+        if let Some(s) = r.sock.take() {
+            // Ends a transfer blocked sending to it (a diskless sync's writer).
+            let _ = s.shutdown(std::net::Shutdown::Both);
+        }
     }
-    st.replicas.retain(|r| !r.closed);
+    retain_open(&mut st);
     drop(st);
     p.wake.notify_all();
     refresh_good_now(shared);
@@ -380,6 +436,28 @@ fn feed(shared: &Arc<ServerShared>, id: u64, mut s: TcpStream) {
         }
         if r.save_failed {
             break "the save failed";
+        }
+        if r.diskless && r.stage != Stage::Online {
+            // The snapshot writer sends the `+FULLRESYNC` line and the transfer; the
+            // buffered stream waits for the first ACK.
+            drop(p.wake.wait_timeout(st, FEEDER_WAIT).expect("primary lock"));
+            continue;
+        }
+        if r.capa_eof && r.stage == Stage::WaitSave && r.save.is_none() {
+            // Waiting for a diskless cut: the keep-alive newline is sent under the lock
+            // (never blocking), so it cannot interleave with a transfer starting.
+            let (guard, timeout) = p.wake.wait_timeout(st, FEEDER_WAIT).expect("primary lock");
+            let mut st = guard;
+            if timeout.timed_out()
+                && let Some(r) = st.replicas.iter_mut().find(|r| r.id == id)
+                && r.stage == Stage::WaitSave
+                && r.save.is_none()
+                && r.queue.is_empty()
+            {
+                keepalive(&s);
+            }
+            drop(st);
+            continue;
         }
         let out = std::mem::take(&mut r.queue);
         let file = (r.stage == Stage::Buffering)
@@ -420,6 +498,13 @@ fn feed(shared: &Arc<ServerShared>, id: u64, mut s: TcpStream) {
     let _ = s.shutdown(std::net::Shutdown::Both);
     shared.notice(&format!("Connection with replica {id} lost ({ended})."));
     forget(shared, id);
+}
+
+/// A newline to a replica waiting for its sync, as Redis keeps the link alive; never
+/// blocks (a full socket buffer needs no keep-alive).
+fn keepalive(s: &TcpStream) {
+    use std::os::fd::AsRawFd;
+    percore_net::sys::write_best_effort(s.as_raw_fd(), b"\n");
 }
 
 fn send_file(s: &mut TcpStream, f: &std::fs::File) -> std::io::Result<()> {
@@ -467,31 +552,155 @@ fn read_acks(shared: &ServerShared, id: u64, mut s: TcpStream) {
             buf.clear();
         }
         if let Some(off) = last {
-            let mut st = shared.repl.primary.lock();
+            let p = &shared.repl.primary;
+            let mut st = p.lock();
+            let mut online = false;
             if let Some(r) = st.replicas.iter_mut().find(|r| r.id == id) {
                 r.ack_offset = r.ack_offset.max(off);
                 r.last_ack_ms = percore_net::reactor::unix_ms();
+                if r.stage == Stage::WaitAck {
+                    // Loaded: the stream since the cut follows.
+                    r.queue = std::mem::take(&mut r.buffer);
+                    r.stage = Stage::Online;
+                    online = true;
+                }
+            }
+            drop(st);
+            if online {
+                p.wake.notify_all();
+                refresh_good_now(shared);
+                shared.notice("Synchronization with replica succeeded");
             }
         }
     }
     forget(shared, id);
 }
 
-/// Whether replicas wait for a save that has not started: shard 0's tick then asks for
-/// one.
-pub fn wants_save(shared: &ServerShared) -> bool {
-    shared
-        .repl
-        .primary
-        .lock()
+/// Whether the replica waits for a diskless cut rather than a save to a file.
+fn wants_diskless(r: &Replica, diskless_sync: bool) -> bool {
+    diskless_sync && r.capa_eof && !r.pre_psync
+}
+
+/// Whether replicas wait for a save (to a file) that has not started: shard 0's tick then
+/// asks for one.
+pub fn wants_save(shared: &ServerShared, diskless_sync: bool) -> bool {
+    shared.repl.primary.lock().replicas.iter().any(|r| {
+        r.stage == Stage::WaitSave && r.save.is_none() && !wants_diskless(r, diskless_sync)
+    })
+}
+
+/// Whether a diskless cut should start now (Redis's `replicationStartPendingFork`): a
+/// replica waits for one since `delay_s` seconds, or `max_replicas` (if not 0) wait.
+pub fn diskless_due(shared: &ServerShared, delay_s: u32, max_replicas: u32, now_ms: i64) -> bool {
+    let st = shared.repl.primary.lock();
+    let waiting = st
         .replicas
         .iter()
-        .any(|r| r.stage == Stage::WaitSave && r.save.is_none())
+        .filter(|r| r.stage == Stage::WaitSave && r.save.is_none() && wants_diskless(r, true));
+    let (mut count, mut oldest) = (0u32, now_ms);
+    for r in waiting {
+        count += 1;
+        oldest = oldest.min(r.since_ms);
+    }
+    count > 0
+        && (now_ms - oldest >= i64::from(delay_s) * 1000
+            || (max_replicas > 0 && count >= max_replicas))
+}
+
+/// A diskless cut `save_id` starts: every replica waiting for one gets it. Returns their
+/// ids and a duplicate of each socket, for the snapshot writer.
+pub fn claim_diskless(shared: &ServerShared, save_id: u64) -> Vec<(u64, std::os::fd::OwnedFd)> {
+    let mut st = shared.repl.primary.lock();
+    let mut links = Vec::new();
+    for r in &mut st.replicas {
+        if r.stage != Stage::WaitSave || r.save.is_some() || !wants_diskless(r, true) {
+            continue;
+        }
+        let Some(fd) = r.sock.as_ref().and_then(|s| s.try_clone().ok()) else {
+            continue;
+        };
+        r.save = Some((save_id, CUT_PENDING));
+        r.diskless = true;
+        links.push((r.id, std::os::fd::OwnedFd::from(fd)));
+    }
+    if !links.is_empty() {
+        shared.notice(&format!(
+            "Starting BGSAVE for SYNC with target: replicas sockets ({} replicas)",
+            links.len()
+        ));
+    }
+    links
+}
+
+/// The `+FULLRESYNC` lines of a diskless cut's replicas (taken from their queues), once
+/// the stream of effects reached the cut; none while it has not.
+pub fn diskless_heads(shared: &ServerShared, save_id: u64) -> Option<Vec<(u64, Vec<u8>)>> {
+    let mut st = shared.repl.primary.lock();
+    let mine = |r: &Replica| r.diskless && r.save.is_some_and(|(s, _)| s == save_id);
+    if st
+        .replicas
+        .iter()
+        .any(|r| mine(r) && r.stage == Stage::WaitSave)
+    {
+        return None;
+    }
+    let mut heads = Vec::new();
+    for r in st.replicas.iter_mut().filter(|r| mine(r)) {
+        r.stage = Stage::SendBulk;
+        heads.push((r.id, std::mem::take(&mut r.queue)));
+    }
+    Some(heads)
+}
+
+/// A replica the diskless writer could not reach any more: dropped (it reconnects).
+pub fn drop_replica(shared: &ServerShared, id: u64) {
+    forget(shared, id);
+}
+
+/// A diskless sync whose replicas all went away, to be cancelled (once).
+pub fn take_orphaned(shared: &ServerShared) -> Option<u64> {
+    shared.repl.primary.lock().orphaned.take()
+}
+
+/// A diskless cut ended: sent whole (`ok`; its replicas wait for their first ACK), or
+/// failed or cancelled (its replicas are dropped and reconnect).
+pub fn diskless_done(shared: &ServerShared, save_id: u64, ok: bool) {
+    let p = &shared.repl.primary;
+    let mut st = p.lock();
+    for r in &mut st.replicas {
+        if !(r.diskless && r.save.is_some_and(|(s, _)| s == save_id)) {
+            continue;
+        }
+        if ok && r.stage == Stage::SendBulk {
+            r.stage = Stage::WaitAck;
+            shared.notice(&format!(
+                "Streamed RDB transfer with replica {}:{} succeeded (socket). Waiting for REPLCONF ACK from replica to enable streaming",
+                r.ip, r.port
+            ));
+        } else if r.stage != Stage::Online && r.stage != Stage::WaitAck {
+            r.save_failed = true;
+            if let Some(s) = r.sock.take() {
+                let _ = s.shutdown(std::net::Shutdown::Both);
+            }
+        }
+    }
+    if st.orphaned == Some(save_id) {
+        st.orphaned = None;
+    }
+    drop(st);
+    p.wake.notify_all();
 }
 
 /// The running background save's barrier was set up, at stream cut `cut`: replicas
-/// waiting for a save get this one.
-pub fn save_started(shared: &ServerShared, cut: u64, logging: bool) {
+/// waiting for a save to a file get this one (`diskless`: the replicas that claimed this
+/// diskless cut get its place in the stream).
+pub fn save_started(
+    shared: &ServerShared,
+    cut: u64,
+    logging: bool,
+    diskless_sync: bool,
+    diskless: bool,
+) {
     if !logging {
         return;
     }
@@ -507,7 +716,14 @@ pub fn save_started(shared: &ServerShared, cut: u64, logging: bool) {
     };
     let mut st = shared.repl.primary.lock();
     for r in &mut st.replicas {
-        if r.stage == Stage::WaitSave && r.save.is_none() {
+        if diskless {
+            if r.save == Some((save_id, CUT_PENDING)) {
+                r.save = Some((save_id, cut));
+            }
+        } else if r.stage == Stage::WaitSave
+            && r.save.is_none()
+            && !wants_diskless(r, diskless_sync)
+        {
             r.save = Some((save_id, cut));
         }
     }
@@ -553,7 +769,7 @@ pub fn info(shared: &ServerShared, now_ms: i64) -> (Vec<String>, i64, [i64; 3]) 
         let state = match r.stage {
             Stage::WaitSave | Stage::Buffering => "wait_bgsave",
             Stage::SendBulk => "send_bulk",
-            Stage::Online => "online",
+            Stage::WaitAck | Stage::Online => "online",
         };
         lines.push(format!(
             "slave{i}:ip={},port={},state={state},offset={},lag={}",

@@ -129,6 +129,10 @@ fn run_command(data: &mut ShardData, run: &RunState, argv: &[&[u8]]) -> Result<V
     if spread {
         crate::atomic::remote::may_call_out(data, run.wrote.get())?;
     }
+    if data.tracking.script_caller != 0 && cmd.has(flags::READONLY) {
+        // The script reads: its tracking caller caches its declared keys.
+        crate::tracking::script_read(data);
+    }
     if writes {
         run.wrote.set(true);
         if run.busy.get()
@@ -282,8 +286,8 @@ fn run_command(data: &mut ShardData, run: &RunState, argv: &[&[u8]]) -> Result<V
             }
         }
     }
-    if cmd.has(flags::WRITE) && !data.watches.is_empty() {
-        // A script's write touches its keys' WATCHers as any write does.
+    if cmd.has(flags::WRITE) && data.observes_writes() {
+        // A script's write touches WATCHed keys (and CLIENT TRACKING) as a client's does.
         crate::atomic::watch::after_write(data, cmd, argv, db, before);
     }
     if data.effects.on {

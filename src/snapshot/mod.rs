@@ -113,6 +113,9 @@ pub struct Running {
     /// An AOF rewrite: the base file it installs (relative to `dir`) instead of
     /// `dbfilename`.
     pub aof_target: Option<String>,
+    /// A diskless full sync: the cut streams to replicas' sockets, no file
+    /// (`crate::replication::diskless`); the RDB save status is left alone.
+    pub diskless: bool,
 }
 
 /// What a fork child reported so far (see [`fork::Report`]).
@@ -269,6 +272,9 @@ pub enum Op {
     BgSave,
     /// BGREWRITEAOF: a background save installed as the AOF's new base (`crate::aof`).
     AofRewrite,
+    /// A diskless full sync: a forkless cut streamed to the replicas waiting for one
+    /// (`crate::replication::diskless`).
+    ReplSync,
     /// SHUTDOWN's (or SIGTERM's) final save, then exit; `force` exits even if it fails.
     ShutdownSave {
         force: bool,
@@ -281,6 +287,9 @@ pub enum Op {
         flush: bool,
         merge: bool,
     },
+    /// DEBUG LOADAOF: the AOF's pending effects written, the dataset replaced by what the
+    /// AOF files on disk hold (`crate::aof::debug_load`).
+    DebugLoadAof,
     /// FLUSHALL: with a save running or save points set, cancel, flush, empty save;
     /// otherwise flush every shard at the barrier (see [`intercept`]).
     FlushAll,
@@ -380,6 +389,8 @@ const BARRIER_RETRY: Duration = Duration::from_micros(100);
 /// A forkless snapshot, shared by the shards serializing it.
 pub struct CowShared {
     id: u64,
+    /// A diskless full sync (no file: `temp_name` and `final_name` are empty).
+    diskless: bool,
     writer: Mutex<Option<Arc<ChunkWriter>>>,
     parts_left: AtomicUsize,
     cancelled: Arc<AtomicBool>,
@@ -588,6 +599,8 @@ pub fn intercept(
             }
             Some(Op::DebugReload { save, flush, merge })
         }
+        // As Redis, extra arguments are ignored.
+        "debug" if argv.len() >= 2 && eq_ic(argv[1], "LOADAOF") => Some(Op::DebugLoadAof),
         "bgsave" if argv.len() == 2 && eq_ic(argv[1], "CANCEL") => Some(Op::BgSaveCancel),
         "flushall" if sub_ok && (sharded || !data.cfg.save.is_empty() || running()) => {
             Some(Op::FlushAll)
@@ -706,12 +719,21 @@ fn start(data: &mut ShardData, io: &mut Io<Msg, ()>, req: Request, replies: &mut
                 reply(simple("Background append only file rewriting scheduled"));
                 return;
             }
+            // Started by the tick once the save in flight ends.
+            Op::ReplSync if busy => return,
+            Op::DebugLoadAof if busy || crate::aof::busy(&data.shared, data.cfg.appendonly) => {
+                // Loads once the save in flight (an AOF rewrite, say) has ended.
+                drop(st);
+                data.snap.requests.push_front(req);
+                io.wake_within(BARRIER_RETRY);
+                return;
+            }
             Op::Save | Op::DebugReload { .. } | Op::BgSave if busy => {
                 drop(st);
                 reply(error("ERR Background save already in progress"));
                 return;
             }
-            Op::Save | Op::DebugReload { .. } => Kind::Sync,
+            Op::Save | Op::DebugReload { .. } | Op::DebugLoadAof => Kind::Sync,
             // Count the keys first; `coordinate` queues the cancelling reset if none.
             Op::ClusterReset { checked: false, .. } if busy => Kind::Sync,
             Op::BgSaveCancel if !busy => {
@@ -731,6 +753,9 @@ fn start(data: &mut ShardData, io: &mut Io<Msg, ()>, req: Request, replies: &mut
                             .warning("There is a child saving an .rdb. Killing it!");
                     }
                     stop_running(&r);
+                    if r.diskless {
+                        crate::replication::primary::diskless_done(&data.shared, r.id, false);
+                    }
                     if r.aof_target.is_some() {
                         crate::aof::rewrite_done(&data.shared, Err("cancelled".into()));
                     } else {
@@ -747,7 +772,7 @@ fn start(data: &mut ShardData, io: &mut Io<Msg, ()>, req: Request, replies: &mut
             | Op::ClusterReset { .. }
             | Op::Replication(_)
             | Op::ShutdownSave { .. } => unreachable!("cancelling ops are matched above"),
-            Op::BgSave | Op::AofRewrite => {
+            Op::BgSave | Op::AofRewrite | Op::ReplSync => {
                 let aof_target = if req.op == Op::AofRewrite {
                     let Some(t) =
                         crate::aof::rewrite_target(&data.shared, data.cfg.aof_use_rdb_preamble)
@@ -757,12 +782,20 @@ fn start(data: &mut ShardData, io: &mut Io<Msg, ()>, req: Request, replies: &mut
                         return;
                     };
                     Some(t)
-                } else {
+                } else if req.op == Op::BgSave {
                     st.saves += 1;
                     st.last_bgsave_try_s = data.now_ms / 1000;
                     None
+                } else {
+                    None
                 };
-                let method = data.cfg.default_bgsave_method;
+                let diskless = req.op == Op::ReplSync;
+                // A diskless sync always streams a forkless cut.
+                let method = if diskless {
+                    Method::Forkless
+                } else {
+                    data.cfg.default_bgsave_method
+                };
                 let id = st.next_id;
                 st.next_id += 1;
                 st.running = Some(Running {
@@ -774,6 +807,7 @@ fn start(data: &mut ShardData, io: &mut Io<Msg, ()>, req: Request, replies: &mut
                     cow: None,
                     child_progress: ChildProgress::default(),
                     aof_target,
+                    diskless,
                 });
                 match method {
                     Method::Fork => Kind::Fork,
@@ -800,8 +834,14 @@ fn start(data: &mut ShardData, io: &mut Io<Msg, ()>, req: Request, replies: &mut
                 data.shared
                     .warning(&format!("Can't save in background: {e}"));
                 let mut st = data.shared.persist.lock().expect("persist lock");
-                st.running = None;
-                st.last_bgsave_ok = false;
+                if let Some(r) = st.running.take()
+                    && r.diskless
+                {
+                    crate::replication::primary::diskless_done(&data.shared, r.id, false);
+                } else {
+                    st.last_bgsave_ok = false;
+                    crate::misconf::note_bgsave(&data.shared, false);
+                }
                 st.barrier_busy = false;
                 drop(st);
                 crate::aof::rewrite_done(&data.shared, Err(e.to_string()));
@@ -839,10 +879,16 @@ fn start(data: &mut ShardData, io: &mut Io<Msg, ()>, req: Request, replies: &mut
     if req.op == Op::AofRewrite {
         crate::aof::rewrite_cut(&data.shared, session.effects_cut.0);
     }
-    if req.op == Op::BgSave {
+    if matches!(req.op, Op::BgSave | Op::ReplSync) {
         // Replicas waiting for a full sync get this save and its cut of the stream.
         let (cut, logging) = session.effects_cut;
-        crate::replication::primary::save_started(&data.shared, cut, logging);
+        crate::replication::primary::save_started(
+            &data.shared,
+            cut,
+            logging,
+            data.cfg.repl.diskless_sync,
+            req.op == Op::ReplSync,
+        );
     }
     // No multi-shard write may start from now on; the session is mailed once those in
     // flight are applied (`after_flush`), so the barrier never parks a shard between two
@@ -859,21 +905,38 @@ fn start(data: &mut ShardData, io: &mut Io<Msg, ()>, req: Request, replies: &mut
 /// Creates the temp file and writer thread of a forkless snapshot and queues the header.
 fn open_cow(data: &ShardData) -> std::io::Result<Arc<CowShared>> {
     let params = params_of(data);
-    let (id, final_name) = data
+    let (id, final_name, diskless) = data
         .shared
         .persist
         .lock()
         .expect("persist lock")
         .running
         .as_ref()
-        .map_or((0, None), |r| (r.id, r.aof_target.clone()));
+        .map_or((0, None, false), |r| {
+            (r.id, r.aof_target.clone(), r.diskless)
+        });
     let final_name = final_name.unwrap_or_else(|| data.cfg.dbfilename.clone());
-    // Unique per save (pid and save id), so a cancelled writer winding down in the
-    // background can never unlink a later save's file.
     let memory_at_start = crate::alloc::used_memory() as u64;
-    let temp_name = temp_file_name((u64::from(std::process::id()) << 32) | (id & 0xffff_ffff));
-    let file = SnapshotFile::create(&data.cfg.dir, &temp_name, &params.write)?;
-    let writer = Arc::new(ChunkWriter::spawn_with(file, fork::leave_shard_pin)?);
+    let (writer, temp_name, final_name) = if diskless {
+        let links = crate::replication::primary::claim_diskless(&data.shared, id);
+        let timeout = Duration::from_secs(u64::from(data.cfg.repl.timeout_s.max(1)));
+        let target = crate::replication::diskless::SocketTarget::new(
+            Arc::clone(&data.shared),
+            id,
+            links,
+            timeout,
+        )?;
+        let writer = ChunkWriter::spawn_with(target, fork::leave_shard_pin)?;
+        (writer, String::new(), String::new())
+    } else {
+        // Unique per save (pid and save id), so a cancelled writer winding down in the
+        // background can never unlink a later save's file.
+        let temp_name = temp_file_name((u64::from(std::process::id()) << 32) | (id & 0xffff_ffff));
+        let file = SnapshotFile::create(&data.cfg.dir, &temp_name, &params.write)?;
+        let writer = ChunkWriter::spawn_with(file, fork::leave_shard_pin)?;
+        (writer, temp_name, final_name)
+    };
+    let writer = Arc::new(writer);
     let mut header = Vec::with_capacity(256);
     write::write_header(&mut header, data.now_ms, &params.functions, params.compress);
     writer
@@ -881,6 +944,7 @@ fn open_cow(data: &ShardData) -> std::io::Result<Arc<CowShared>> {
         .map_err(|_| std::io::Error::other("snapshot writer refused the header"))?;
     Ok(Arc::new(CowShared {
         id,
+        diskless,
         writer: Mutex::new(Some(writer)),
         parts_left: AtomicUsize::new(data.shards),
         cancelled: Arc::new(AtomicBool::new(false)),
@@ -1083,7 +1147,9 @@ fn coordinate(
         // buffers), so it winds down on a thread of its own, writing into the unlinked
         // file. A finisher that took the writer already finds the save no longer
         // running (checked under the status lock) and installs nothing.
-        let _ = std::fs::remove_file(cow.dir.join(&cow.temp_name));
+        if !cow.diskless {
+            let _ = std::fs::remove_file(cow.dir.join(&cow.temp_name));
+        }
         if let Some(w) = cow.writer.lock().expect("writer lock").take() {
             std::thread::spawn(move || wait_unique(w).cancel());
         }
@@ -1146,6 +1212,7 @@ fn coordinate(
                     let mut st = data.shared.persist.lock().expect("persist lock");
                     st.running = None;
                     st.last_bgsave_ok = false;
+                    crate::misconf::note_bgsave(&data.shared, false);
                     drop(st);
                     crate::aof::rewrite_done(&data.shared, Err(e.to_string()));
                     reply(error(&format!("ERR Can't save in background: fork: {e}")));
@@ -1214,7 +1281,9 @@ fn coordinate(
                 Op::Save
                 | Op::BgSave
                 | Op::AofRewrite
+                | Op::ReplSync
                 | Op::DebugReload { .. }
+                | Op::DebugLoadAof
                 | Op::SwapDb { .. } => {
                     unreachable!("not a cancelling op")
                 }
@@ -1247,6 +1316,22 @@ fn coordinate(
             let refs: Vec<&Keyspace> = lent.iter().collect();
             let result = match op {
                 Op::DebugReload { save: false, .. } => Ok(()),
+                Op::DebugLoadAof => {
+                    match crate::aof::debug_load(&data.shared, &data.cfg, &mut lent) {
+                        Ok(()) => {
+                            for (i, ks) in lent.iter().enumerate() {
+                                data.shared.changes[i].store(ks.changes(), Ordering::Relaxed);
+                                data.shared.saved_changes[i].store(ks.changes(), Ordering::Relaxed);
+                            }
+                            reply(simple("OK"));
+                        }
+                        Err(e) => {
+                            data.shared.warning(&format!("DEBUG LOADAOF: {e}"));
+                            reply(error("ERR Error trying to load the AOF files"));
+                        }
+                    }
+                    return lent;
+                }
                 _ => sync_save(data, &refs, &params),
             };
             match (op, result) {
@@ -1741,12 +1826,18 @@ fn fail_bgsave(shared: &ServerShared, id: u64) {
     if st.running.as_ref().is_some_and(|r| r.id == id)
         && let Some(r) = st.running.take()
     {
+        if r.diskless {
+            drop(st);
+            crate::replication::primary::diskless_done(shared, id, false);
+            return;
+        }
         if r.aof_target.is_some() {
             drop(st);
             crate::aof::rewrite_done(shared, Err("the save failed".into()));
             return;
         }
         st.last_bgsave_ok = false;
+        crate::misconf::note_bgsave(shared, false);
         st.last_bgsave_time_s = r.started.elapsed().as_secs() as i64;
         st.last_method = Some(r.method);
     }
@@ -1776,6 +1867,7 @@ fn finish_and_install(shared: &ServerShared, cow: &CowShared, writer: Arc<ChunkW
         shared,
         Outcome {
             id: cow.id,
+            diskless: cow.diskless,
             method: Method::Forkless,
             dir: cow.dir.clone(),
             temp: cow.temp_name.clone(),
@@ -1802,6 +1894,8 @@ fn finish_and_install(shared: &ServerShared, cow: &CowShared, writer: Arc<ChunkW
 /// A background save that ended, on its way to being installed (or not).
 struct Outcome {
     id: u64,
+    /// A diskless full sync: nothing to install.
+    diskless: bool,
     method: Method,
     dir: std::path::PathBuf,
     temp: String,
@@ -1838,6 +1932,10 @@ fn complete(shared: &ServerShared, o: Outcome) {
         .running
         .as_ref()
         .is_some_and(|r| r.id == o.id);
+    if o.diskless {
+        diskless_complete(shared, &o, current);
+        return;
+    }
     let aof = crate::aof::is_rewrite_target(shared, &o.final_name);
     if !current || o.cancelled {
         crate::replication::primary::save_done(shared, o.id, None);
@@ -1877,6 +1975,7 @@ fn complete(shared: &ServerShared, o: Outcome) {
     match result {
         Ok((bytes, bps)) => {
             st.last_bgsave_ok = true;
+            crate::misconf::note_bgsave(shared, true);
             st.last_bytes = bytes;
             st.last_write_bytes_per_s = bps;
             st.last_peak_extra_bytes = o.peak_extra;
@@ -1899,12 +1998,29 @@ fn complete(shared: &ServerShared, o: Outcome) {
         }
         Err(e) => {
             st.last_bgsave_ok = false;
+            crate::misconf::note_bgsave(shared, false);
             drop(st);
             crate::replication::primary::save_done(shared, o.id, None);
             let _ = std::fs::remove_file(o.dir.join(&o.temp));
             shared.warning(&format!("Background saving error: {e}"));
         }
     }
+}
+
+/// [`complete`] for a diskless full sync: its replicas wait for their first ACK, or are
+/// dropped; the RDB save status (LASTSAVE, `rdb_last_bgsave_status`) stays, as Redis's
+/// socket target leaves it.
+fn diskless_complete(shared: &ServerShared, o: &Outcome, current: bool) {
+    let ok = current && !o.cancelled && o.result.is_ok();
+    if current {
+        shared.persist.lock().expect("persist lock").running = None;
+    }
+    match &o.result {
+        Ok(_) if ok => shared.notice("Background RDB transfer terminated with success"),
+        Err(e) => shared.warning(&format!("Background transfer error: {e}")),
+        Ok(_) => shared.notice("Background transfer terminated by signal"),
+    }
+    crate::replication::primary::diskless_done(shared, o.id, ok);
 }
 
 /// Removes `path`'s name and returns a descriptor that keeps its inode alive: `unlink`
@@ -2001,6 +2117,7 @@ pub fn child_event(data: &mut ShardData) {
         }
     };
     let outcome = Outcome {
+        diskless: false,
         id: child.id,
         method: Method::Fork,
         dir: child.dir.clone(),

@@ -68,6 +68,106 @@ pub struct Server {
     dir: PathBuf,
 }
 
+/// The name of this test binary without cargo's hash (`conn_epoll` for
+/// `conn_epoll-0123abcd`).
+fn test_binary() -> &'static str {
+    static NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    NAME.get_or_init(|| {
+        std::env::current_exe()
+            .ok()
+            .and_then(|p| {
+                p.file_name()?
+                    .to_str()?
+                    .split('-')
+                    .next()
+                    .map(str::to_owned)
+            })
+            .unwrap_or_default()
+    })
+}
+
+/// The `--io-backend` percore servers of this test binary run on, when not the default:
+/// `PERCORE_TEST_IO_BACKEND`, else `epoll` in the `*_epoll` binaries (which include a test
+/// file of the same name without the suffix, so its tests run on both backends).
+pub fn io_backend() -> Option<&'static str> {
+    static BACKEND: std::sync::OnceLock<Option<&'static str>> = std::sync::OnceLock::new();
+    *BACKEND.get_or_init(|| {
+        if let Ok(b) = std::env::var("PERCORE_TEST_IO_BACKEND") {
+            return Some(b.leak());
+        }
+        test_binary().ends_with("_epoll").then_some("epoll")
+    })
+}
+
+/// Whether this binary's percore servers start where io_uring is refused: the `*_seccomp`
+/// binaries (a test file again, under [`refuse_io_uring`], with `io-backend auto`).
+pub fn io_uring_refused() -> bool {
+    test_binary().ends_with("_seccomp")
+}
+
+/// Installs (in a child between fork and exec) a seccomp filter that makes
+/// `io_uring_setup` fail with EPERM and allows every other call, as Docker's default
+/// profile does. It holds for the process and everything it forks.
+#[expect(
+    unsafe_code,
+    reason = "prctl with a BPF program, run in a pre_exec hook"
+)]
+pub fn refuse_io_uring() -> std::io::Result<()> {
+    // `struct seccomp_data`: the call's number at offset 0, its audit architecture at 4.
+    const NR_OFFSET: u32 = 0;
+    const ARCH_OFFSET: u32 = 4;
+    #[cfg(target_arch = "x86_64")]
+    const AUDIT_ARCH: u32 = 0xC000_003E;
+    #[cfg(target_arch = "aarch64")]
+    const AUDIT_ARCH: u32 = 0xC000_00B7;
+    // Classic BPF opcodes: load a word at an absolute offset, jump if equal, return.
+    const LD_W_ABS: u16 = 0x20;
+    const JEQ_K: u16 = 0x15;
+    const RET_K: u16 = 0x06;
+    let op = |code: u16, jt: u8, jf: u8, k: u32| libc::sock_filter { code, jt, jf, k };
+    let program = [
+        op(LD_W_ABS, 0, 0, ARCH_OFFSET),
+        // Another ABI (x32, compat): not ours to judge, allow.
+        op(JEQ_K, 0, 3, AUDIT_ARCH),
+        op(LD_W_ABS, 0, 0, NR_OFFSET),
+        op(JEQ_K, 0, 1, libc::SYS_io_uring_setup as u32),
+        op(RET_K, 0, 0, libc::SECCOMP_RET_ERRNO | libc::EPERM as u32),
+        op(RET_K, 0, 0, libc::SECCOMP_RET_ALLOW),
+    ];
+    let prog = libc::sock_fprog {
+        len: program.len() as u16,
+        filter: program.as_ptr().cast_mut(),
+    };
+    // SAFETY: prctl with integer arguments, then with a pointer to a program that outlives
+    // the call (the kernel copies it).
+    unsafe {
+        // Variadic: every argument is passed as the `unsigned long` the kernel reads.
+        let zero: libc::c_ulong = 0;
+        if libc::prctl(
+            libc::PR_SET_NO_NEW_PRIVS,
+            1 as libc::c_ulong,
+            zero,
+            zero,
+            zero,
+        ) != 0
+            || libc::prctl(
+                libc::PR_SET_SECCOMP,
+                libc::c_ulong::from(libc::SECCOMP_MODE_FILTER),
+                &raw const prog,
+                zero,
+                zero,
+            ) != 0
+        {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// In [`Server::percore_env`]'s environment: start the server under [`refuse_io_uring`]
+/// (the variable itself is harmless to the server).
+pub const REFUSE_IO_URING: (&str, &str) = ("PERCORE_TEST_REFUSE_IO_URING", "1");
+
 /// A fresh empty directory under the system temp dir (the caller removes it).
 pub fn scratch_dir(tag: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!(
@@ -181,6 +281,22 @@ impl Server {
         ]);
         if kind == Kind::Redis {
             cmd.args(["--appendonly", "no", "--daemonize", "no"]);
+        } else {
+            // DEBUG and CONFIG SET dir/dbfilename, which the tests use, are off by
+            // default as in Redis; a test server allows them (Redis's own suite does too).
+            // A test of the defaults passes `--enable-debug-command no`.
+            cmd.args([
+                "--enable-debug-command",
+                "yes",
+                "--enable-protected-configs",
+                "yes",
+            ]);
+        }
+        if kind == Kind::Percore
+            && !extra.contains(&"--io-backend")
+            && let Some(backend) = io_backend()
+        {
+            cmd.args(["--io-backend", backend]);
         }
         // Every percore server gets its own `dir`, so no test loads or overwrites a
         // dump of another (or one left in the working directory).
@@ -199,6 +315,14 @@ impl Server {
         // image (`processes_sharing_env`): its fork children and their helpers.
         cmd.env(SERVER_TAG_VAR, log.file_name().expect("log file name"));
         cmd.envs(env.iter().copied());
+        if kind == Kind::Percore && (io_uring_refused() || env.contains(&REFUSE_IO_URING)) {
+            use std::os::unix::process::CommandExt as _;
+            // SAFETY: the hook only makes two prctl calls (async-signal-safe).
+            #[expect(unsafe_code, reason = "pre_exec hook")]
+            unsafe {
+                cmd.pre_exec(refuse_io_uring);
+            }
+        }
         cmd.args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::from(out))

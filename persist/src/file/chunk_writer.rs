@@ -1,6 +1,7 @@
 //! The forkless snapshot's writer thread: shard threads hand over serialized chunks without
-//! ever blocking, one thread writes them to a [`SnapshotFile`] in arrival order and keeps the
-//! RDB checksum (CRC-64/Jones) of everything written.
+//! ever blocking, one thread writes them to a [`Target`] (a [`SnapshotFile`], or a
+//! replication full sync's sockets) in arrival order and keeps the RDB checksum
+//! (CRC-64/Jones) of everything written.
 //!
 //! Producers are event loops. [`ChunkSender::try_send`] never blocks: when the bounded queue
 //! ([`CHUNK_QUEUE_CAPACITY`] chunks) is full it hands the chunk back and the shard retries on
@@ -43,6 +44,43 @@ const IDLE_PARK_TIMEOUT_MS: u64 = 10;
 const FINISH_NONE: u8 = 0;
 const FINISH_WITH_CHECKSUM: u8 = 1;
 const FINISH_ZERO_CHECKSUM: u8 = 2;
+
+/// Where the writer thread puts the bytes: a [`SnapshotFile`], or any other destination
+/// with the same life cycle (a diskless full sync streams to replicas' sockets).
+pub trait Target: Send + 'static {
+    /// Appends `bytes`; may block (that is the back-pressure on the producers).
+    fn write(&mut self, bytes: &[u8]) -> io::Result<()>;
+    /// Bytes accepted so far.
+    fn bytes_written(&self) -> u64;
+    /// The temp file's path; empty when there is no file.
+    fn path(&self) -> &std::path::Path;
+    /// Everything accepted reached its destination (for a file: durable).
+    fn finish(self) -> io::Result<FileStats>;
+    /// Throws the output away (for a file: unlinks it). Never panics.
+    fn abort(self);
+}
+
+impl Target for SnapshotFile {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
+        SnapshotFile::write(self, bytes)
+    }
+
+    fn bytes_written(&self) -> u64 {
+        SnapshotFile::bytes_written(self)
+    }
+
+    fn path(&self) -> &std::path::Path {
+        SnapshotFile::path(self)
+    }
+
+    fn finish(self) -> io::Result<FileStats> {
+        SnapshotFile::finish(self)
+    }
+
+    fn abort(self) {
+        SnapshotFile::abort(self);
+    }
+}
 
 /// Where a [`Piece::Stream`] sends its bytes: each call appends them to the file. An
 /// error (I/O, or the snapshot was cancelled) must end the stream.
@@ -180,7 +218,7 @@ impl ChunkSender {
     }
 }
 
-/// A [`SnapshotFile`] written by a dedicated thread from chunks sent by several threads.
+/// A [`Target`] (a [`SnapshotFile`] usually) written by a dedicated thread from chunks sent by several threads.
 /// `Sync`: producers may share `&ChunkWriter`, or hold [`ChunkSender`]s. Dropping it
 /// unfinished cancels it.
 pub struct ChunkWriter {
@@ -198,7 +236,7 @@ impl ChunkWriter {
     /// [`ChunkWriter::spawn`], with `setup` run first on the writer thread (e.g. to move
     /// it off the spawning thread's CPU pin).
     pub fn spawn_with(
-        file: SnapshotFile,
+        file: impl Target,
         setup: impl FnOnce() + Send + 'static,
     ) -> io::Result<ChunkWriter> {
         let shared = Arc::new(Shared {
@@ -316,7 +354,9 @@ impl ChunkWriter {
         s.cancel.store(true, Ordering::SeqCst);
         s.closed.store(true, Ordering::SeqCst);
         s.writer_thread.get().expect("set by spawn").unpark();
-        if let Ok(_finished) = self.join() {
+        if let Ok(_finished) = self.join()
+            && !self.path.as_os_str().is_empty()
+        {
             let _ = std::fs::remove_file(&self.path);
         }
     }
@@ -352,7 +392,7 @@ fn cancelled() -> io::Error {
 
 /// The writer thread: chunks in arrival order, the trailer, finish. Any error or a cancel
 /// closes the queue and aborts the file.
-fn run_writer(s: &Shared, mut file: SnapshotFile) -> io::Result<FileStats> {
+fn run_writer(s: &Shared, mut file: impl Target) -> io::Result<FileStats> {
     let result = write_chunks(s, &mut file);
     s.closed.store(true, Ordering::SeqCst);
     match result {
@@ -370,7 +410,7 @@ fn run_writer(s: &Shared, mut file: SnapshotFile) -> io::Result<FileStats> {
 }
 
 /// Writes chunks until the input is closed and drained; returns the 8-byte trailer.
-fn write_chunks(s: &Shared, file: &mut SnapshotFile) -> io::Result<[u8; 8]> {
+fn write_chunks(s: &Shared, file: &mut impl Target) -> io::Result<[u8; 8]> {
     let mut crc = Crc64::new();
     loop {
         if s.cancel.load(Ordering::SeqCst) {

@@ -8,6 +8,10 @@ use percore_net::resp::{Protocol, ReplyWriter};
 use std::fmt::Write as _;
 
 const HELP: &[&str] = &[
+    "CACHING (YES|NO)",
+    "    Enable/disable tracking of the keys for next command in OPTIN/OPTOUT modes.",
+    "GETREDIR",
+    "    Return the client ID we are redirecting to when tracking is enabled.",
     "GETNAME",
     "    Return the name of the current connection.",
     "ID",
@@ -46,6 +50,11 @@ const HELP: &[&str] = &[
     "    * LIB-VER: the client lib version.",
     "UNBLOCK <clientid> [TIMEOUT|ERROR]",
     "    Unblock the specified blocked client.",
+    "TRACKING (ON|OFF) [REDIRECT <id>] [BCAST] [PREFIX <prefix> [...]]",
+    "         [OPTIN] [OPTOUT] [NOLOOP]",
+    "    Control server assisted client side caching.",
+    "TRACKINGINFO",
+    "    Report tracking status for the current connection.",
     "NO-EVICT (ON|OFF)",
     "    Protect current client connection from eviction.",
 ];
@@ -75,6 +84,15 @@ pub fn client_line(c: &Client, now_ms: i64, out: &mut String) {
     if c.no_evict {
         flags.push('e');
     }
+    if let Some(t) = &c.tracking {
+        flags.push('t');
+        if t.broken_redirect {
+            flags.push('R');
+        }
+        if t.bcast {
+            flags.push('B');
+        }
+    }
     if flags.is_empty() {
         flags.push('N');
     }
@@ -87,7 +105,7 @@ pub fn client_line(c: &Client, now_ms: i64, out: &mut String) {
         out,
         "id={} addr={} laddr={} fd={} name={name} age={} idle={} flags={flags} db={} \
          sub={} psub={} ssub={} multi={} qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 \
-         obl=0 oll={} omem=0 tot-mem=0 events=r cmd={} user={} redir=-1 resp={}",
+         obl=0 oll={} omem=0 tot-mem=0 events=r cmd={} user={} redir={} resp={}",
         c.id,
         c.peer,
         c.local,
@@ -103,6 +121,7 @@ pub fn client_line(c: &Client, now_ms: i64, out: &mut String) {
         c.pending.len(),
         c.last_cmd,
         crate::acl::user_name(c),
+        crate::tracking::redirect_of(c),
         if c.proto == Protocol::Resp3 { 3 } else { 2 },
     );
 }
@@ -432,6 +451,32 @@ fn local_only_client(ctx: &mut Ctx, sub: &str, argv: &[&[u8]]) -> Partial {
                 }
             } else {
                 w.error(errors::SYNTAX);
+            }
+        }
+        "client|tracking" => match crate::tracking::client_tracking(ctx.shard, c, argv) {
+            Ok(()) => w.ok(),
+            Err(e) => w.error(&e),
+        },
+        "client|caching" => match crate::tracking::client_caching(c, argv[2]) {
+            Ok(()) => w.ok(),
+            Err(e) => w.error(e),
+        },
+        "client|getredir" => w.int(crate::tracking::redirect_of(c)),
+        "client|trackinginfo" => {
+            let flags = crate::tracking::info_flags(c);
+            w.map(3);
+            w.bulk(b"flags");
+            w.set(flags.len());
+            for f in flags {
+                w.bulk(f.as_bytes());
+            }
+            w.bulk(b"redirect");
+            w.int(crate::tracking::redirect_of(c));
+            w.bulk(b"prefixes");
+            let prefixes = c.tracking.as_ref().map_or(&[][..], |t| &t.prefixes[..]);
+            w.array(prefixes.len());
+            for p in prefixes {
+                w.bulk(p);
             }
         }
         "client|no-evict" => {

@@ -286,6 +286,45 @@ fn command_list(argv: &[&[u8]], w: &mut ReplyWriter) {
     }
 }
 
+/// The getkeys procedures of the commands whose key flags vary with their arguments:
+/// Redis's `setGetKeys` (`RW access update` with GET, else `OW update`) and
+/// `bitfieldGetKeys` (`RO access` when it only reads).
+fn variable_flags_keys(
+    name: &str,
+    argv: &[&[u8]],
+) -> Option<Vec<(usize, &'static [&'static str])>> {
+    const RW: &[&str] = &["RW", "access", "update"];
+    let flags: &'static [&'static str] = match name {
+        "set" => {
+            if argv.iter().skip(3).any(|a| a.eq_ignore_ascii_case(b"get")) {
+                RW
+            } else {
+                &["OW", "update"]
+            }
+        }
+        "bitfield" => {
+            let mut readonly = true;
+            let mut i = 2;
+            while i < argv.len() {
+                let rem = argv.len() - i - 1;
+                let a = argv[i];
+                if a.eq_ignore_ascii_case(b"get") && rem >= 2 {
+                    i += 2;
+                } else if a.eq_ignore_ascii_case(b"overflow") && rem >= 1 {
+                    i += 1;
+                } else {
+                    readonly = false;
+                    break;
+                }
+                i += 1;
+            }
+            if readonly { &["RO", "access"] } else { RW }
+        }
+        _ => return None,
+    };
+    Some(vec![(1, flags)])
+}
+
 /// COMMAND GETKEYS / GETKEYSANDFLAGS, as Redis's `getKeysSubcommandImpl`.
 fn getkeys(argv: &[&[u8]], w: &mut ReplyWriter, with_flags: bool) {
     let target = &argv[2..];
@@ -293,15 +332,62 @@ fn getkeys(argv: &[&[u8]], w: &mut ReplyWriter, with_flags: bool) {
         w.error("ERR Invalid command specified");
         return;
     };
-    if !c.has_keys() {
+    // Redis's `lookupCommand`: a container with arguments names one of its subcommands,
+    // whose own key specs (Redis 7.0's, from `acl::catalog`) and arity apply.
+    let sub = if c.subcommands.is_empty() || target.len() < 2 {
+        None
+    } else {
+        let Some(s) = c.subcommands.iter().find(|s| {
+            s.0.split_once('|')
+                .is_some_and(|(_, n)| n.as_bytes().eq_ignore_ascii_case(target[1]))
+        }) else {
+            w.error("ERR Invalid command specified");
+            return;
+        };
+        Some(s)
+    };
+    let specs = match sub {
+        Some(s) => crate::acl::table::specs_of(s.0),
+        None => crate::acl::table::specs_of(c.name),
+    }
+    .unwrap_or(&[]);
+    let getkeys = if sub.is_none() { c.getkeys } else { None };
+    let has_keys = if sub.is_some() {
+        !specs.is_empty()
+    } else {
+        c.has_keys() || !specs.is_empty()
+    };
+    if !has_keys {
         w.error("ERR The command has no key arguments");
         return;
     }
-    if !c.arity_ok(target.len()) {
+    let arity_ok = match sub {
+        Some(s) => {
+            let n = target.len() as i32;
+            if s.1 >= 0 { n == s.1 } else { n >= -s.1 }
+        }
+        None => c.arity_ok(target.len()),
+    };
+    if !arity_ok {
         w.error("ERR Invalid number of arguments specified for command");
         return;
     }
-    let keys = c.keys_with_flags(target);
+    // Redis's `getKeysFromCommandWithSpecs`: the specs when they resolve and their flags
+    // do not vary, else the command's getkeys procedure.
+    let varies = specs.iter().any(|s| s.flags.contains(&"variable_flags"));
+    let from_specs = if varies {
+        variable_flags_keys(c.name, target)
+    } else {
+        crate::commands::keys_from_specs(specs, target)
+    };
+    let keys = match from_specs {
+        Some(k) if !specs.is_empty() => k,
+        _ => match getkeys {
+            Some(g) => g(target),
+            None if specs.is_empty() => c.keys_with_flags(target),
+            None => Vec::new(),
+        },
+    };
     if keys.is_empty() {
         w.error("ERR Invalid arguments specified for command");
         return;

@@ -1,12 +1,25 @@
-//! DEBUG ASSERT, SLEEP, SET-ACTIVE-EXPIRE, POPULATE and HELP. DEBUG runs on every shard: POPULATE
-//! has each shard create the keys it owns, SET-ACTIVE-EXPIRE flips every shard's flag.
+//! DEBUG and its subcommands (HELP lists them, in Redis 7.0's order and words). DEBUG runs
+//! on every shard: POPULATE has each shard create the keys it owns, SET-ACTIVE-EXPIRE flips
+//! every shard's flag, HTSTATS joins every shard's tables, a key's subcommands answer from
+//! the key's shard. RELOAD and LOADAOF run at a barrier of all shards (`snapshot`).
 
 use super::super::{Ctx, Gather, Partial, eq_ic, errors, parse_i64};
 use super::{digest, local_only, write_encoded};
 use percore_engine::db::SetExpire;
+use percore_engine::table::BucketStats;
 use percore_engine::value::Value;
 use percore_net::resp::ReplyWriter;
 use std::fmt::Write as _;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// DEBUG SET-SKIP-CHECKSUM-VALIDATION: RESTORE takes payloads whatever their checksum
+/// (process-wide, as Redis's `skip_checksum_validation`).
+static SKIP_CHECKSUM_VALIDATION: AtomicBool = AtomicBool::new(false);
+
+/// Whether DEBUG SET-SKIP-CHECKSUM-VALIDATION 1 is in force.
+pub fn skip_checksum_validation() -> bool {
+    SKIP_CHECKSUM_VALIDATION.load(Ordering::Relaxed)
+}
 
 const HELP: &[&str] = &[
     "ASSERT",
@@ -39,12 +52,41 @@ const HELP: &[&str] = &[
     "    Output a hex signature representing the current DB content.",
     "DIGEST-VALUE <key> [<key> ...]",
     "    Output a hex signature of the values of all the specified keys.",
+    "ERROR <string>",
+    "    Return a Redis protocol error with <string> as message. Useful for clients",
+    "    unit tests to simulate Redis errors.",
+    "LEAK <string>",
+    "    Create a memory leak of the input string.",
+    "LOG <message>",
+    "    Write <message> to the server log.",
+    "HTSTATS <dbid>",
+    "    Return hash table statistics of the specified Redis database.",
+    "HTSTATS-KEY <key>",
+    "    Like HTSTATS but for the hash table stored at <key>'s value.",
+    "LOADAOF",
+    "    Flush the AOF buffers on disk and reload the AOF in memory.",
     "SET-ACTIVE-EXPIRE <0|1>",
     "    Setting it to 0 disables expiring keys in background when they are not",
     "    accessed (otherwise the Redis behavior). Setting it to 1 reenables back the",
     "    default.",
+    "QUICKLIST-PACKED-THRESHOLD <size>",
+    "    Sets the threshold for elements to be inserted as plain vs packed nodes",
+    "    Default value is 1GB, allows values up to 4GB. Setting to 0 restores to default.",
+    "SET-SKIP-CHECKSUM-VALIDATION <0|1>",
+    "    Enables or disables checksum checks for RDB files and RESTORE's payload.",
     "SLEEP <seconds>",
     "    Stop the server for <seconds>. Decimals allowed.",
+    "LISTPACK <key>",
+    "    Show low level info about the listpack encoding of <key>.",
+    "QUICKLIST <key> [<0|1>]",
+    "    Show low level info about the quicklist encoding of <key>.",
+    "    The optional argument (0 by default) sets the level of detail",
+    "REPLYBUFFER PEAK-RESET-TIME <NEVER||RESET|time>",
+    "    Sets the time (in milliseconds) to wait between client reply buffer peak resets.",
+    "    In case NEVER is provided the last observed peak will never be reset",
+    "    In case RESET is provided the peak reset time will be restored to the default value",
+    "REPLYBUFFER RESIZING <0|1>",
+    "    Enable or disable the reply buffer resize cron job",
 ];
 
 /// The most keys one DEBUG POPULATE may ask for.
@@ -93,12 +135,173 @@ pub fn debug_part(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
         local_only(ctx, |w| {
             w.error("ERR DEBUG RELOAD only supports the MERGE, NOFLUSH and NOSAVE options.");
         })
+    } else if eq_ic(sub, "LOADAOF") {
+        // A client's LOADAOF runs at a barrier (`snapshot::intercept`); not one queued in
+        // a transaction or called from a script, which cannot wait for one.
+        local_only(ctx, |w| {
+            w.error("ERR DEBUG LOADAOF is not allowed inside a transaction or a script");
+        })
     } else if eq_ic(sub, "DIGEST") && argv.len() == 2 {
         digest_part(ctx)
     } else if eq_ic(sub, "DIGEST-VALUE") {
         digest_value_part(ctx, argv)
+    } else if eq_ic(sub, "QUICKLIST-PACKED-THRESHOLD") && argv.len() == 3 {
+        let size = std::str::from_utf8(argv[2])
+            .ok()
+            .and_then(crate::config::parse_memory_public);
+        let ok = size.is_some_and(percore_engine::lists::set_packed_threshold);
+        local_only(ctx, |w| {
+            if ok {
+                w.ok();
+            } else {
+                w.error("ERR argument must be a memory value bigger than 1 and smaller than 4gb");
+            }
+        })
+    } else if eq_ic(sub, "SET-SKIP-CHECKSUM-VALIDATION") && argv.len() == 3 {
+        SKIP_CHECKSUM_VALIDATION.store(atoi(argv[2]) != 0, Ordering::Relaxed);
+        local_only(ctx, super::reply_ok)
+    } else if eq_ic(sub, "HTSTATS") && argv.len() == 3 {
+        htstats_part(ctx, argv[2])
+    } else if (eq_ic(sub, "HTSTATS-KEY") || eq_ic(sub, "LISTPACK")) && argv.len() == 3
+        || eq_ic(sub, "QUICKLIST") && (argv.len() == 3 || argv.len() == 4)
+    {
+        key_structure(ctx, argv)
+    } else if eq_ic(sub, "REPLYBUFFER") && argv.len() == 4 {
+        let (what, arg) = (argv[2], argv[3]);
+        local_only(ctx, |w| {
+            // percore's reply buffers are per-shard and pooled: no per-client peak to
+            // reset or resize. The forms are checked and accepted, as Redis's.
+            if eq_ic(what, "PEAK-RESET-TIME") {
+                if eq_ic(arg, "NEVER") || eq_ic(arg, "RESET") || parse_i64(arg).is_some() {
+                    w.ok();
+                } else {
+                    w.error(errors::NOT_INTEGER);
+                }
+            } else if eq_ic(what, "RESIZING") {
+                w.ok();
+            } else {
+                syntax_error(argv, w);
+            }
+        })
+    } else if eq_ic(sub, "ERROR") && argv.len() == 3 {
+        let text: Vec<u8> = argv[2]
+            .iter()
+            .map(|&b| if b == b'\r' || b == b'\n' { b' ' } else { b })
+            .collect();
+        local_only(ctx, |w| w.error(&String::from_utf8_lossy(&text)))
+    } else if eq_ic(sub, "LOG") && argv.len() == 3 {
+        if ctx.client.is_some() {
+            let msg = String::from_utf8_lossy(argv[2]);
+            ctx.shard.shared.warning(&format!("DEBUG LOG: {msg}"));
+        }
+        local_only(ctx, super::reply_ok)
+    } else if eq_ic(sub, "LEAK") && argv.len() == 3 {
+        // Nothing leaks in percore: the string is dropped with the request.
+        local_only(ctx, super::reply_ok)
     } else {
         local_only(ctx, |w| syntax_error(argv, w))
+    }
+}
+
+/// C's `atoi`: the leading optional sign and digits, 0 when there are none.
+fn atoi(arg: &[u8]) -> i64 {
+    let text = std::str::from_utf8(arg).unwrap_or("").trim_start();
+    let end = text
+        .char_indices()
+        .find(|&(i, c)| !(c.is_ascii_digit() || (i == 0 && (c == '-' || c == '+'))))
+        .map_or(text.len(), |(i, _)| i);
+    text[..end].parse().unwrap_or(0)
+}
+
+/// DEBUG HTSTATS <dbid> on one shard: its tables' stats (the merge joins the shards').
+fn htstats_part(ctx: &mut Ctx, arg: &[u8]) -> Partial {
+    let Some(db) = parse_i64(arg) else {
+        return local_only(ctx, |w| w.error(errors::NOT_INTEGER));
+    };
+    let ks = &ctx.shard.keyspace;
+    match usize::try_from(db).ok().filter(|&d| d < ks.databases()) {
+        Some(d) => {
+            // One line per bucket array: table (0 keys, 1 expires), array, then the counts.
+            let mut text = String::new();
+            for (t, arrays) in ks.db(d).hash_table_stats().iter().enumerate() {
+                for (a, st) in arrays.iter().enumerate() {
+                    let _ = write!(
+                        text,
+                        "{t} {a} {} {} {} {}",
+                        st.size, st.used, st.slots, st.max_chain
+                    );
+                    for n in &st.lengths {
+                        let _ = write!(text, " {n}");
+                    }
+                    text.push('\n');
+                }
+            }
+            Partial::Text(text)
+        }
+        None => local_only(ctx, |w| w.error("ERR Out of range database")),
+    }
+}
+
+/// Runs `f` on the shard owning `argv[2]` (the others answer nothing): the reply it writes.
+fn on_key_owner(
+    ctx: &mut Ctx,
+    argv: &[&[u8]],
+    f: impl FnOnce(&mut crate::shard::ShardData, usize, &mut ReplyWriter),
+) -> Partial {
+    let sh = &mut *ctx.shard;
+    if sh.owner(argv[2]) != sh.id {
+        return Partial::Unit;
+    }
+    let mut out = Vec::new();
+    f(sh, ctx.db, &mut ReplyWriter::new(&mut out, ctx.proto));
+    Partial::Encoded(out)
+}
+
+/// DEBUG HTSTATS-KEY, LISTPACK and QUICKLIST, on the shard owning the key.
+fn key_structure(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
+    on_key_owner(ctx, argv, |sh, db, w| key_structure_reply(sh, db, argv, w))
+}
+
+fn key_structure_reply(
+    sh: &mut crate::shard::ShardData,
+    db: usize,
+    argv: &[&[u8]],
+    w: &mut ReplyWriter,
+) {
+    let now = sh.now_ms;
+    let sub = argv[1];
+    match sh.keyspace.db_mut(db).get(argv[2], now) {
+        None => w.error(errors::NO_SUCH_KEY),
+        Some(v) if eq_ic(sub, "HTSTATS-KEY") => match v.hash_table_stats() {
+            Some(text) => w.verbatim("txt", text.as_bytes()),
+            None => w.error(
+                "ERR The value stored at the specified key is not represented using an hash table",
+            ),
+        },
+        Some(v) if eq_ic(sub, "LISTPACK") => {
+            if v.encoding() == "listpack" {
+                sh.shared.notice(&format!(
+                    "DEBUG LISTPACK {}: a listpack-encoded {}",
+                    String::from_utf8_lossy(argv[2]),
+                    v.type_name()
+                ));
+                w.simple("Listpack structure printed on stdout");
+            } else {
+                w.error("ERR Not a listpack encoded object.");
+            }
+        }
+        Some(Value::List(l)) => {
+            let sizes: Vec<String> = l.nodes().map(|n| n.len().to_string()).collect();
+            sh.shared.notice(&format!(
+                "DEBUG QUICKLIST {}: {} entries in {} nodes, entries per node: {}",
+                String::from_utf8_lossy(argv[2]),
+                l.len(),
+                sizes.len(),
+                sizes.join(" ")
+            ));
+            w.simple("Quicklist structure printed on stdout");
+        }
+        Some(_) => w.error("ERR Not a quicklist encoded object."),
     }
 }
 
@@ -233,15 +436,20 @@ fn protocol_sample(w: &mut ReplyWriter, name: &[u8]) {
 
 /// DEBUG OBJECT, on the shard owning the key.
 fn debug_object(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
-    let sh = &mut *ctx.shard;
-    if sh.owner(argv[2]) != sh.id {
-        return Partial::Unit;
-    }
+    on_key_owner(ctx, argv, |sh, db, w| {
+        debug_object_reply(sh, db, argv[2], w);
+    })
+}
+
+fn debug_object_reply(
+    sh: &mut crate::shard::ShardData,
+    db: usize,
+    key: &[u8],
+    w: &mut ReplyWriter,
+) {
     let now = sh.now_ms;
-    let mut out = Vec::new();
-    let mut w = ReplyWriter::new(&mut out, ctx.proto);
-    let idle = sh.keyspace.db_mut(ctx.db).idle_time_s(argv[2], now);
-    match (sh.keyspace.db_mut(ctx.db).get(argv[2], now), idle) {
+    let idle = sh.keyspace.db_mut(db).idle_time_s(key, now);
+    match (sh.keyspace.db_mut(db).get(key, now), idle) {
         (Some(Value::Str(s)), Some(idle)) => {
             let (enc, len) = (s.encoding(), s.len());
             w.simple(&format!(
@@ -295,7 +503,6 @@ fn debug_object(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
         }
         _ => w.error(errors::NO_SUCH_KEY),
     }
-    Partial::Encoded(out)
 }
 
 /// DEBUG DIGEST on one shard: per non-empty database, its index (4 bytes, big-endian) and
@@ -375,6 +582,44 @@ pub fn debug_merge(g: &mut Gather, w: &mut ReplyWriter) {
         for v in vals {
             w.simple(&String::from_utf8(v.unwrap_or_default()).unwrap_or_default());
         }
+        return;
+    }
+    if sub == b"htstats" {
+        if write_encoded(g, w) {
+            return;
+        }
+        // Every shard's tables of the database add up to one table per kind, as Redis's
+        // one dictionary (the shards' `htstats_part` lines).
+        let mut sums: [Vec<BucketStats>; 2] = [Vec::new(), Vec::new()];
+        for p in g.parts.iter().flatten() {
+            let Partial::Text(t) = p else { continue };
+            for line in t.lines() {
+                let n: Vec<usize> = line.split(' ').filter_map(|x| x.parse().ok()).collect();
+                if n.len() < 6 || n[0] > 1 || n[1] > 1 {
+                    continue;
+                }
+                let st = BucketStats {
+                    size: n[2],
+                    used: n[3],
+                    slots: n[4],
+                    max_chain: n[5],
+                    lengths: n[6..].to_vec(),
+                };
+                let arrays = &mut sums[n[0]];
+                if arrays.len() <= n[1] {
+                    arrays.resize(n[1] + 1, BucketStats::default());
+                }
+                arrays[n[1]].add(&st);
+            }
+        }
+        let mut text = String::new();
+        for (title, arrays) in ["[Dictionary HT]\n", "[Expires HT]\n"].iter().zip(&sums) {
+            text.push_str(title);
+            for (i, st) in arrays.iter().enumerate() {
+                st.write_text(i, &mut text);
+            }
+        }
+        w.verbatim("txt", text.as_bytes());
         return;
     }
     if !write_encoded(g, w) {

@@ -86,6 +86,17 @@ pub fn info_part(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
         ("total_error_replies", st.total_error_replies),
         ("instantaneous_ops_per_sec", st.instantaneous_ops_per_sec()),
     ];
+    // Server-wide tracking totals: shard 0 reports them, the merge sums.
+    let (tk, ti, tp) = if sh.id == 0 {
+        sh.shared.tracking.totals()
+    } else {
+        (0, 0, 0)
+    };
+    let counters = counters.into_iter().chain([
+        ("tracking_total_keys", tk as u64),
+        ("tracking_total_items", ti as u64),
+        ("tracking_total_prefixes", tp as u64),
+    ]);
     for (k, v) in counters {
         let _ = writeln!(s, "k {k} {v}");
     }
@@ -259,7 +270,7 @@ fn global_sections(ctx: &Ctx, argv: &[Vec<u8>], s: &mut String) {
             ),
             format!("os:{} {}", std::env::consts::OS, std::env::consts::ARCH),
             format!("arch_bits:{}", usize::BITS),
-            "multiplexing_api:io_uring".into(),
+            format!("multiplexing_api:{}", shared.io_backend()),
             format!("process_id:{}", std::process::id()),
             "process_supervised:no".into(),
             format!("run_id:{}", shared.run_id),
@@ -280,6 +291,7 @@ fn global_sections(ctx: &Ctx, argv: &[Vec<u8>], s: &mut String) {
             ),
             "io_threads_active:0".into(),
             format!("shards:{}", shared.shards),
+            format!("io_backend:{}", shared.io_backend()),
             format!("io_uring_features:{}", shared.io_uring_features),
         ] {
             line("server", l);
@@ -303,7 +315,13 @@ fn global_sections(ctx: &Ctx, argv: &[Vec<u8>], s: &mut String) {
                 st.blocked_clients.load(Ordering::Relaxed)
             ),
         );
-        line("clients", "tracking_clients:0".into());
+        line(
+            "clients",
+            format!(
+                "tracking_clients:{}",
+                shared.tracking.clients.load(Ordering::Relaxed)
+            ),
+        );
         line(
             "clients",
             format!(
@@ -445,6 +463,8 @@ fn global_sections(ctx: &Ctx, argv: &[Vec<u8>], s: &mut String) {
         ] {
             line("stats", format!("{name}:{}", n.load(Ordering::Relaxed)));
         }
+        let n = shared.migrate.cached_sockets();
+        line("stats", format!("migrate_cached_sockets:{n}"));
     }
     if want("replication") {
         for l in crate::replication::info_lines(shared, cfg, now_ms) {
@@ -568,6 +588,10 @@ pub fn render(argv: &[Vec<u8>], parts: &[Option<Partial>]) -> String {
                 let c = |k: &str| m.counters.get(k).copied().unwrap_or(0);
                 // Server-wide counters first, in Redis's order.
                 let global = m.global.get("stats").cloned().unwrap_or_default();
+                // Lines placed further down in Redis's order.
+                let (later, global): (Vec<String>, Vec<String>) = global
+                    .into_iter()
+                    .partition(|l| l.starts_with("migrate_cached_sockets:"));
                 let mut global = global.into_iter();
                 let mut lines: Vec<String> = global.next().into_iter().collect();
                 lines.push(format!(
@@ -589,6 +613,14 @@ pub fn render(argv: &[Vec<u8>], parts: &[Option<Partial>]) -> String {
                     "pubsubshard_channels:{}",
                     c("pubsubshard_channels")
                 ));
+                lines.extend(later);
+                for k in [
+                    "tracking_total_keys",
+                    "tracking_total_items",
+                    "tracking_total_prefixes",
+                ] {
+                    lines.push(format!("{k}:{}", c(k)));
+                }
                 lines.push("unexpected_error_replies:0".into());
                 lines.push(format!("total_error_replies:{}", c("total_error_replies")));
                 body.clear();

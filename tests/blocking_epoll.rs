@@ -1,0 +1,4 @@
+//! `blocking.rs` again, every percore server on `--io-backend epoll` (see `common::io_backend`).
+
+#[path = "blocking.rs"]
+mod blocking;

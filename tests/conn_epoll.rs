@@ -1,0 +1,4 @@
+//! `conn.rs` again, every percore server on `--io-backend epoll` (see `common::io_backend`).
+
+#[path = "conn.rs"]
+mod conn;

@@ -1,0 +1,4 @@
+//! `snapshot.rs` again, every percore server on `--io-backend epoll` (see `common::io_backend`).
+
+#[path = "snapshot.rs"]
+mod snapshot;

@@ -1,0 +1,4 @@
+//! `tls.rs` again, every percore server on `--io-backend epoll` (see `common::io_backend`).
+
+#[path = "tls.rs"]
+mod tls;
