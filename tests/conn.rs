@@ -183,7 +183,7 @@ fn lock_receive_buffer(s: &TcpStream, bytes: libc::c_int) {
             s.as_raw_fd(),
             libc::SOL_SOCKET,
             libc::SO_RCVBUF,
-            (&bytes as *const libc::c_int).cast(),
+            std::ptr::from_ref(&bytes).cast(),
             std::mem::size_of::<libc::c_int>() as libc::socklen_t,
         )
     };

@@ -37,11 +37,10 @@ fn key(i: usize) -> String {
 
 /// One random command of the sequence.
 fn step(rng: &mut Rng) -> Vec<String> {
-    let k = |rng: &mut Rng| key(rng.below(KEYS));
-    let n = |rng: &mut Rng| rng.range(1, 100).to_string();
+    let any_key = |rng: &mut Rng| key(rng.below(KEYS));
     let s = |v: &[&str]| v.iter().map(|x| (*x).to_owned()).collect::<Vec<_>>();
-    let (a, b, c) = (k(rng), k(rng), k(rng));
-    let num = n(rng);
+    let (a, b, c) = (any_key(rng), any_key(rng), any_key(rng));
+    let num = rng.range(1, 100).to_string();
     match rng.below(14) {
         0 => s(&[
             "EVAL",
@@ -171,7 +170,7 @@ fn compare(redis: &Server, percore: &Server, seed: u64) -> Vec<String> {
 }
 
 fn run(threads: usize) {
-    let Some(redis) = Server::redis() else {
+    let Some(redis) = Server::redis_with(&["--enable-debug-command", "yes"]) else {
         return;
     };
     let percore = Server::percore_threads(threads);

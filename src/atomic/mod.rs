@@ -870,9 +870,11 @@ impl Txn {
 
     /// Counts the transaction in the write gate (a multi-shard one, so that no snapshot
     /// cut and no whole-keyspace barrier falls between its parts). False: the gate is
-    /// closed, try again once it opens.
+    /// closed, try again once it opens. A lone script counts too: it may have to run
+    /// again holding every shard (`restart_global`), which must not wait for the gate then.
     pub fn enter_gate(&mut self, data: &ShardData) -> bool {
-        if self.plan.len() > 1 || self.plan.first().is_some_and(|p| p.whole) {
+        let lone_script = self.cmds.len() == 1 && !self.array && is_script(self.cmds[0].cmd);
+        if self.plan.len() > 1 || self.plan.first().is_some_and(|p| p.whole) || lone_script {
             if !data.shared.write_gate.enter(1) {
                 return false;
             }

@@ -337,12 +337,11 @@ pub fn try_acquire(data: &mut ShardData) -> bool {
     let mut ok = true;
     let me = data.id;
     for s in (0..data.shards).filter(|&s| s != me) {
-        match call(data, s, Request::Lock { id }) {
-            Some(Reply::Lock(true)) => granted.push(s),
-            _ => {
-                ok = false;
-                break;
-            }
+        if let Some(Reply::Lock(true)) = call(data, s, Request::Lock { id }) {
+            granted.push(s);
+        } else {
+            ok = false;
+            break;
         }
     }
     if !ok {

@@ -352,6 +352,10 @@ fn reaches_other_shards(data: &ShardData, cmd: &commands::Command, argv: &[&[u8]
 
 /// A step run here or, through `atomic::remote`, on the shard that owns it: its result,
 /// and whether it changed that shard (its effects are in the script's unit already).
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one step's whole context, handed on"
+)]
 fn step_on(
     data: &mut ShardData,
     shard: usize,
