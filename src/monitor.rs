@@ -288,7 +288,9 @@ fn line(out: &mut Vec<u8>, db: usize, from: Origin, argv: &[&[u8]]) {
 /// subcommand, and the values of CONFIG SET's sensitive parameters. MONITOR and the slow
 /// log show `(redacted)` there.
 pub fn redacted(argv: &[&[u8]]) -> Vec<usize> {
-    let name = argv[0];
+    let Some(&name) = argv.first() else {
+        return Vec::new();
+    };
     if eq_ic(name, "acl") && argv.len() >= 3 && eq_ic(argv[1], "setuser") {
         return (2..argv.len()).collect();
     }

@@ -1559,7 +1559,7 @@ pub fn dispatch(
                 proto: client.proto,
             };
             let jobs = jobs.into_iter().map(|(s, a)| (s, part, a)).collect();
-            start_gather(data, client, gather, jobs, gated, out, outbox);
+            start_gather(data, client, gather, jobs, gated, argv, out, outbox);
         }
         Exec::All { part, .. } => {
             let jobs = (0..data.shards)
@@ -1577,7 +1577,7 @@ pub fn dispatch(
             };
             // FLUSHDB, FLUSHALL and SWAPDB, the writes among these, run at a barrier with
             // several shards (`snapshot::intercept`): nothing here is gated.
-            start_gather(data, client, gather, jobs, false, out, outbox);
+            start_gather(data, client, gather, jobs, false, argv, out, outbox);
         }
     }
     true
@@ -1669,6 +1669,7 @@ fn run_multi(
             let took = data.took();
             data.stats
                 .record_call(cmd, took, buf.first() == Some(&b'-'), &buf);
+            crate::stats::note_slow(data, cmd, took, client, argv);
             answer(client, discard, out, scratch, |w| {
                 w.out.extend_from_slice(&buf);
             });
@@ -1681,7 +1682,7 @@ fn run_multi(
         Outcome::Gather(mut gather, jobs) => {
             gather.discard = discard;
             pool_put(&mut data.buf_pool, scratch);
-            start_gather(data, client, gather, jobs, false, out, outbox);
+            start_gather(data, client, gather, jobs, false, argv, out, outbox);
         }
         Outcome::Run(txn) => {
             let took = data.took();
@@ -1993,12 +1994,14 @@ fn finish_local(client: &mut Client, discard: bool, scratch: Vec<u8>) {
 /// Sends a multi-shard command's parts, runs the local one, and answers at once when no
 /// other shard is involved. `gated`: each part was counted in the write gate and leaves
 /// it once applied.
+#[expect(clippy::too_many_arguments, reason = "the gather and where it goes")]
 pub(crate) fn start_gather(
     data: &mut ShardData,
     client: &mut Client,
     mut gather: Gather,
     jobs: Vec<(usize, PartFn, Argv)>,
     gated: bool,
+    argv: &[&[u8]],
     out: &mut Vec<u8>,
     outbox: &mut Outbox<Msg>,
 ) {
@@ -2060,10 +2063,9 @@ pub(crate) fn start_gather(
     }
     let took = data.took();
     data.stats.record_call(cmd, took, false, &[]);
-    if crate::stats::is_slow(data, cmd, took) {
-        let args: Vec<&[u8]> = gather.argv.iter().map(Vec::as_slice).collect();
-        crate::stats::note_slow(data, cmd, took, client, &args);
-    }
+    // The command as the client sent it (`gather.argv` is kept only where the merge
+    // needs it: empty for keyed commands).
+    crate::stats::note_slow(data, cmd, took, client, argv);
     if gather.remaining > 0 {
         let pushed = client.push_pending(Pending::Gather(Box::new(gather)));
         debug_assert_eq!(pushed, seq);

@@ -13,7 +13,6 @@ use common::{Conn, Server, info_field, ok, scratch_dir, simple};
 use percore_engine::value::Value;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::Path;
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -209,19 +208,6 @@ fn populate(c: &mut Conn) {
     }
 }
 
-fn check_rdb(path: &Path) {
-    let out = Command::new("redis-check-rdb")
-        .arg(path)
-        .output()
-        .expect("run redis-check-rdb");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && text.contains("RDB looks OK"),
-        "redis-check-rdb refused {}: {text}",
-        path.display()
-    );
-}
-
 #[test]
 fn writes_to_large_values_during_a_forkless_save_keep_the_cut() {
     let dir = scratch_dir("big-cut");
@@ -331,7 +317,7 @@ fn writes_to_large_values_during_a_forkless_save_keep_the_cut() {
     writer.join().expect("writer thread");
 
     if common::redis_server_available() {
-        check_rdb(&dump);
+        common::check_rdb(&dump);
         let (want, _) = load_dump(&dump);
         let redis = Server::redis_with(&["--dir", &d]).expect("redis-server present");
         let mut r = redis.conn();

@@ -17,9 +17,8 @@
 
 mod common;
 
-use common::{Conn, Rng, Server, show};
+use common::{Conn, Rng, Server, assert_same_reply};
 use std::collections::HashSet;
-use std::fmt::Write as _;
 
 /// Seeds run; each gets fresh servers' databases (FLUSHALL) and its own command stream.
 const SEEDS: [u64; 6] = [
@@ -405,27 +404,11 @@ fn run_seed(redis: &Server, percore: &Server, seed: u64) {
             args.truncate(2);
             "GET".clone_into(&mut args[0]);
         }
-        let line = args
-            .iter()
-            .map(|a| {
-                if a.is_empty() || a.contains(' ') {
-                    format!("\"{a}\"")
-                } else {
-                    a.clone()
-                }
-            })
-            .collect::<Vec<_>>()
-            .join(" ");
+        let line = common::command_line(&args);
         let want = normalize(&args, r.cmd_raw(&args));
         let got = normalize(&args, p.cmd_raw(&args));
-        assert!(
-            want == got,
-            "seed {seed:#x}, command #{i}: {line}\n    redis:   {:?}\n    percore: {:?}\n\
-                 history (command -> redis reply):\n{history}",
-            show(&want),
-            show(&got)
-        );
-        let _ = writeln!(history, "  #{i} {line} -> {:?}", show(&want));
+        let what = format!("seed {seed:#x}, command #{i}");
+        assert_same_reply(&want, &got, &what, &line, &mut history);
     }
 }
 

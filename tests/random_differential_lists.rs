@@ -14,9 +14,8 @@
 
 mod common;
 
-use common::{Rng, Server, show};
+use common::{Rng, Server, assert_same_reply};
 use percore_net::resp::{Frame, decode_frame};
-use std::fmt::Write as _;
 
 const SEEDS: [u64; 4] = [0x11_57, 0xbeef_0042, 0x7777_1234, 0x0ddc_0ffe];
 /// Commands per seed and protocol.
@@ -316,17 +315,7 @@ fn run_seed(redis: &Server, percore: &Server, seed: u64, resp3: bool) {
             && r.cmd_raw(&["OBJECT", "ENCODING", &args[1]])
                 .starts_with(b"$9\r\nhashtable");
         let random = name == "HRANDFIELD";
-        let line = args
-            .iter()
-            .map(|a| {
-                if a.is_empty() || a.contains(' ') {
-                    format!("\"{a}\"")
-                } else {
-                    a.clone()
-                }
-            })
-            .collect::<Vec<_>>()
-            .join(" ");
+        let line = common::command_line(&args);
         let mut want = r.cmd_raw(&args);
         let mut got = p.cmd_raw(&args);
         if table_order {
@@ -337,14 +326,8 @@ fn run_seed(redis: &Server, percore: &Server, seed: u64, resp3: bool) {
             want = shape(&want);
             got = shape(&got);
         }
-        assert!(
-            want == got,
-            "seed {seed:#x} resp3 {resp3}, command #{i}: {line}\n    redis:   {:?}\n    percore: {:?}\n\
-             history (command -> redis reply):\n{history}",
-            show(&want),
-            show(&got)
-        );
-        let _ = writeln!(history, "  #{i} {line} -> {:?}", show(&want));
+        let what = format!("seed {seed:#x} resp3 {resp3}, command #{i}");
+        assert_same_reply(&want, &got, &what, &line, &mut history);
     }
 }
 

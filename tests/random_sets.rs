@@ -14,8 +14,7 @@
 
 mod common;
 
-use common::{Rng, Server, show};
-use std::fmt::Write as _;
+use common::{Rng, Server, assert_same_reply};
 
 const SEEDS: [u64; 10] = [
     0x5e75_0001,
@@ -420,17 +419,7 @@ fn run_seed(redis: &Server, percore: &Server, seed: u64, resp3: bool) {
     let mut history = String::new();
     for i in 0..COMMANDS {
         let (args, cmp) = command(&mut rng);
-        let line = args
-            .iter()
-            .map(|a| {
-                if a.is_empty() || a.contains(' ') {
-                    format!("\"{a}\"")
-                } else {
-                    a.clone()
-                }
-            })
-            .collect::<Vec<_>>()
-            .join(" ");
+        let line = common::command_line(&args);
         let (mut want, mut got) = (r.cmd_raw(&args), p.cmd_raw(&args));
         match cmp {
             Cmp::Exact => {}
@@ -443,14 +432,8 @@ fn run_seed(redis: &Server, percore: &Server, seed: u64, resp3: bool) {
                 got = header(&got);
             }
         }
-        assert!(
-            want == got,
-            "seed {seed:#x} resp3 {resp3}, command #{i}: {line}\n    redis:   {:?}\n    percore: {:?}\n\
-             history (command -> redis reply):\n{history}",
-            show(&want),
-            show(&got)
-        );
-        let _ = writeln!(history, "  #{i} {line} -> {:?}", show(&want));
+        let what = format!("seed {seed:#x} resp3 {resp3}, command #{i}");
+        assert_same_reply(&want, &got, &what, &line, &mut history);
     }
 }
 

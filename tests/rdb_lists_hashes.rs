@@ -12,7 +12,6 @@ use common::{Conn, Server, info_field, ok, scratch_dir, simple};
 use percore_net::resp::Frame;
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 const SAVE_TIMEOUT: Duration = Duration::from_mins(1);
@@ -121,19 +120,6 @@ fn wait_bgsave(c: &mut Conn) {
     assert_eq!(info_field(c, "persistence", "rdb_last_bgsave_status"), "ok");
 }
 
-fn check_rdb(path: &Path) {
-    let out = Command::new("redis-check-rdb")
-        .arg(path)
-        .output()
-        .expect("run redis-check-rdb");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && text.contains("RDB looks OK"),
-        "redis-check-rdb refused {}: {text}",
-        path.display()
-    );
-}
-
 fn d(p: &Path) -> &str {
     p.to_str().expect("utf-8")
 }
@@ -150,7 +136,7 @@ fn lists_and_hashes_round_trip_with_redis() {
     assert_eq!(r.cmd(&["SAVE"]), ok());
     drop(r);
     drop(redis);
-    check_rdb(&redis_dir.join("dump.rdb"));
+    common::check_rdb(&redis_dir.join("dump.rdb"));
 
     // percore loads redis-server's file.
     for threads in ["1", "2"] {
@@ -182,7 +168,7 @@ fn lists_and_hashes_round_trip_with_redis() {
         }
         drop(c);
         drop(p);
-        check_rdb(&dir.join("dump.rdb"));
+        common::check_rdb(&dir.join("dump.rdb"));
         let redis = Server::redis_with(&["--dir", d(&dir)]).expect("redis-server present");
         let mut r = redis.conn();
         assert_eq!(
@@ -191,31 +177,6 @@ fn lists_and_hashes_round_trip_with_redis() {
             "redis-server loading percore's {how} dump"
         );
     }
-}
-
-/// Runs percore on `dir` expecting it to refuse to start; returns its output.
-fn start_fails(dir: &Path) -> String {
-    let port = common::free_port().to_string();
-    let out = Command::new(env!("CARGO_BIN_EXE_percore-server"))
-        .args([
-            "--port",
-            &port,
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--dir",
-        ])
-        .arg(dir)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .expect("run percore-server");
-    assert!(!out.status.success(), "percore started on a corrupt dump");
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 #[test]
@@ -247,7 +208,7 @@ fn corrupt_nested_listpack_names_the_offset() {
         let n = bytes.len();
         bytes[n - 8..].fill(0);
         std::fs::write(&path, &bytes).expect("write");
-        let log = start_fails(&dir);
+        let log = common::start_fails(&dir);
         assert!(
             log.contains(what) && log.contains("offset"),
             "start-up error names the encoding and offset: {log}"

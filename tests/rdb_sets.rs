@@ -7,7 +7,6 @@ mod common;
 
 use common::{Conn, Server, redis_server_available, scratch_dir, show};
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 fn dir_arg(d: &Path) -> &str {
@@ -78,19 +77,6 @@ fn snapshot(c: &mut Conn) -> Vec<String> {
     out
 }
 
-fn check_rdb(file: &Path) {
-    let out = Command::new("redis-check-rdb")
-        .arg(file)
-        .output()
-        .expect("run redis-check-rdb");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && text.contains("RDB looks OK"),
-        "redis-check-rdb rejected {}: {text}",
-        file.display()
-    );
-}
-
 fn wait_bgsave(c: &mut Conn) {
     let deadline = Instant::now() + Duration::from_mins(1);
     loop {
@@ -133,7 +119,7 @@ fn percore_dumps_of_sets_and_sorted_sets_load_in_redis_server() {
         }
         drop(c);
         drop(s);
-        check_rdb(&dir.join("dump.rdb"));
+        common::check_rdb(&dir.join("dump.rdb"));
         let r = Server::redis_with(&["--dir", dir_arg(&dir), "--dbfilename", "dump.rdb"])
             .expect("redis-server available");
         let mut rc = r.conn();

@@ -464,17 +464,7 @@ fn run_seed(redis: &Server, percore: &Server, seed: u64, resp3: bool) {
     for i in 0..COMMANDS {
         let args = command(&mut rng, i);
         let name = args[0].to_ascii_uppercase();
-        let line = args
-            .iter()
-            .map(|a| {
-                if a.is_empty() || a.contains(' ') {
-                    format!("\"{a}\"")
-                } else {
-                    a.clone()
-                }
-            })
-            .collect::<Vec<_>>()
-            .join(" ");
+        let line = common::command_line(&args);
         let want_raw = r.cmd_raw(&args);
         let got_raw = p.cmd_raw(&args);
         let want = masked(&name, &args, &want_raw);

@@ -361,6 +361,8 @@ fn exec_here(data: &mut ShardData, client: &mut Client, cmds: &[Queued], w: &mut
         let reply = &w.out[mark..];
         data.stats
             .record_call(q.cmd, took, reply.first() == Some(&b'-'), reply);
+        // EXEC itself is not logged (SKIP_SLOWLOG); the commands it ran are, as Redis.
+        crate::stats::note_slow(data, q.cmd, took, client, &args);
     }
     if let Some(outer) = capture {
         let fx = data.effects.end_capture(outer);
