@@ -39,17 +39,12 @@ pub fn exec(lua: &Lua, run: &RunState, args: MultiValue) -> mlua::Result<(bool, 
         match v {
             Value::String(s) => argv_owned.push(s),
             // Redis formats numbers with "%.17g" (Lua's own "%.14g" loses precision).
+            // mlua hands integral Lua 5.1 numbers over as integers: they are doubles too.
             Value::Number(n) => argv_owned
                 .push(lua.create_string(percore_engine::number::format_g(n, 17).as_bytes())?),
-            Value::Integer(_) => match lua.coerce_string(v)? {
-                Some(s) => argv_owned.push(s),
-                None => {
-                    return fail(
-                        lua,
-                        "Lua redis lib command arguments must be strings or integers",
-                    );
-                }
-            },
+            Value::Integer(i) => argv_owned.push(
+                lua.create_string(percore_engine::number::format_g(i as f64, 17).as_bytes())?,
+            ),
             _ => {
                 return fail(
                     lua,

@@ -558,6 +558,7 @@ impl Engine {
                 name.to_string(),
                 std::iter::once(b"fcall".to_vec())
                     .chain(std::iter::once(name.as_bytes().to_vec()))
+                    .chain(std::iter::once(keys.len().to_string().into_bytes()))
                     .chain(keys.iter().chain(args).map(|a| a.to_vec()))
                     .collect(),
                 percore_net::reactor::unix_ms(),
