@@ -163,6 +163,12 @@ const SCRIPTS: &[&str] = &[
      redis.call('del', '{t}big') redis.call('rpush', '{t}big', unpack(t)) \
      return {unpack(redis.call('lrange', '{t}big', 0, -1))}",
     "local t = {} for i = 1, 9000 do t[i] = i end return {pcall(unpack, t)}",
+    "local t = {} for i = 1, 7999 do t[i] = 1 end \
+     redis.call('del', '{t}big') return redis.call('lpush', '{t}big', unpack(t))",
+    "local t = {} for i = 1, 100 do t[i] = 0.5 end \
+     redis.call('del', '{t}big') return redis.call('rpush', '{t}big', unpack(t))",
+    "local t = {} for i = 1, 100 do t[i] = {} end \
+     return redis.pcall('rpush', '{t}big', unpack(t))",
     // Lua numbers become arguments with %.17g, as Redis (issue #1118).
     "redis.call('set', '{t}n', 9007199254740991) return redis.call('get', '{t}n')",
     "redis.call('set', '{t}n', 0.1) return redis.call('get', '{t}n')",

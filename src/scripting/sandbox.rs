@@ -294,10 +294,7 @@ fn redis_api(lua: &Lua, run: &Rc<RunState>) -> mlua::Result<Table> {
         })?;
         let r = Rc::clone(run);
         let packed = lua.create_function(move |lua, t: Table| {
-            let args = t
-                .sequence_values::<Value>()
-                .collect::<mlua::Result<Vec<_>>>()?;
-            call::exec(lua, &r, MultiValue::from_vec(args)).map(|(ok, v)| (ok || !raises, v))
+            call::exec_packed(lua, &r, &t).map(|(ok, v)| (ok || !raises, v))
         })?;
         api.raw_set(name, raising_packed(lua, direct, Some(packed))?)?;
     }
