@@ -990,6 +990,20 @@ impl Shard {
         io.send(from, Msg::Answered { batch });
     }
 
+    /// Scripts of other shards call this one (`atomic::remote`): serves them, watches
+    /// the inbox again, and lets waiters through if a script released its locks.
+    fn serve_script_calls(&mut self, io: &mut Io<Msg, ()>) {
+        crate::atomic::remote::serve_queued(&mut self.data);
+        let efd = self.data.shared.scripts.calls.efd(self.data.id);
+        if efd >= 0 {
+            io.watch_readable(efd, crate::atomic::remote::WATCH_TAG_SCRIPT_CALLS);
+            self.data.locks.calls_armed = true;
+        }
+        if self.data.locks.released {
+            self.pump_locks(io);
+        }
+    }
+
     /// Locks were released on this shard: lets waiters through in FIFO order
     /// (transactions take their locks and go on; parked forwarded commands run), then
     /// runs again the connections whose request waited for a lock here.
@@ -1489,11 +1503,24 @@ fn dispatch_command(
             if cmd.has(flags::BLOCKING) {
                 ctx.shard.blocking.site = crate::blocking::ChainSite::Dispatch;
             }
+            ctx.shard.locks.script_ctx = crate::atomic::remote::ScriptCtx::Plain;
             let first = step(&mut ctx, argv);
+            ctx.shard.locks.script_ctx = crate::atomic::remote::ScriptCtx::Confined;
             let (mut failed, mut reply) = (false, Vec::new());
             let result = run_hops(&mut ctx, first);
             data.blocking.site = crate::blocking::ChainSite::Other;
             data.acl.caller = None;
+            if data.locks.rerun_global {
+                // A script named another shard's key before writing and could not take
+                // every shard at once: it runs again holding them (`atomic::remote`).
+                if gated {
+                    data.shared.write_gate.leave(1);
+                }
+                let db = db as u16;
+                return start_single_txn(
+                    data, client, cmd, argv, db, discard, reply_mode, out, scratch, outbox,
+                );
+            }
             if watched && !matches!(result, Partial::Hop { .. }) {
                 crate::atomic::watch::after_write(data, cmd, argv, db, before);
             }
@@ -1743,6 +1770,9 @@ fn start_single_txn(
         refused: None,
     };
     let mut txn = crate::atomic::Txn::new(data, client, seq, vec![queued], &[], false);
+    if std::mem::take(&mut data.locks.rerun_global) {
+        txn.make_global(data.shards);
+    }
     if !txn.enter_gate(data) {
         client.reply_mode = reply_mode;
         pool_put(&mut data.buf_pool, scratch);
@@ -2338,9 +2368,12 @@ impl Service for Shard {
         }
     }
 
-    fn on_readable(&mut self, _io: &mut Io<Msg, ()>, tag: u32, _res: i32) {
+    fn on_readable(&mut self, io: &mut Io<Msg, ()>, tag: u32, _res: i32) {
         if tag == crate::snapshot::WATCH_TAG_CHILD {
             crate::snapshot::child_event(&mut self.data);
+        }
+        if tag == crate::atomic::remote::WATCH_TAG_SCRIPT_CALLS {
+            self.serve_script_calls(io);
         }
     }
 
@@ -2373,6 +2406,9 @@ impl Service for Shard {
     }
 
     fn on_tick(&mut self, io: &mut Io<Msg, ()>) {
+        if !self.data.locks.calls_armed {
+            self.serve_script_calls(io);
+        }
         self.data.now_ms = io.now_ms;
         self.data.refresh_config();
         crate::listen::on_tick(&self.data.shared, self.data.id, io);

@@ -1,5 +1,6 @@
 //! The bank test (issue 16): accounts spread over every shard, many clients moving money
-//! between random accounts with MULTI/EXEC and with WATCH-retry loops, readers summing
+//! between random accounts with MULTI/EXEC, with WATCH-retry loops and with Lua scripts
+//! (declared keys on several shards, and undeclared keys read first), readers summing
 //! every account inside a transaction (and with one MGET), while an admin connection runs
 //! forkless BGSAVEs, BGSAVE CANCELs and FLUSHDB of another database. The sum never
 //! changes, every acknowledged transfer is applied exactly once (each account ends at its
@@ -22,6 +23,8 @@ const OPENING: i64 = 1000;
 const RUN_TIME: Duration = Duration::from_secs(4);
 const MOVERS_MULTI: usize = 3;
 const MOVERS_WATCH: usize = 3;
+/// Lua movers per kind (declared keys, undeclared keys).
+const MOVERS_LUA: usize = 2;
 const READERS: usize = 2;
 
 fn account(i: usize) -> String {
@@ -132,6 +135,54 @@ fn mover_watch(port: u16, seed: u64, stop: &AtomicBool, ledger: &Ledger) -> (usi
         }
     }
     (done, retries)
+}
+
+/// A transfer with its accounts declared (they may live on different shards).
+const LUA_DECLARED: &str = "local n = tonumber(ARGV[1]) \
+    return {redis.call('decrby', KEYS[1], n), redis.call('incrby', KEYS[2], n)}";
+/// A transfer naming its accounts in ARGV only (undeclared keys, read before any write).
+const LUA_UNDECLARED: &str = "local n = tonumber(ARGV[3]) \
+    local a = tonumber(redis.call('get', ARGV[1])) \
+    local b = tonumber(redis.call('get', ARGV[2])) \
+    redis.call('set', ARGV[1], a - n) redis.call('set', ARGV[2], b + n) \
+    return {a - n, b + n}";
+
+/// EVALSHA of a transfer script, with declared or undeclared keys: both new balances come
+/// back, applied once.
+fn mover_lua(port: u16, seed: u64, stop: &AtomicBool, ledger: &Ledger, declared: bool) -> usize {
+    let mut c = Conn::connect(port);
+    let mut rng = Rng(seed);
+    let body = if declared {
+        LUA_DECLARED
+    } else {
+        LUA_UNDECLARED
+    };
+    let Frame::Bulk(sha) = c.cmd(&["SCRIPT", "LOAD", body]) else {
+        panic!("SCRIPT LOAD failed");
+    };
+    let sha = String::from_utf8(sha).expect("a hex SHA1");
+    let mut done = 0;
+    while !stop.load(Ordering::Relaxed) {
+        let (a, b) = (rng.below(ACCOUNTS), rng.below(ACCOUNTS));
+        if a == b {
+            continue;
+        }
+        let amount = rng.range(1, 50);
+        let (ka, kb, n) = (account(a), account(b), amount.to_string());
+        let args: Vec<&str> = if declared {
+            vec!["EVALSHA", &sha, "2", &ka, &kb, &n]
+        } else {
+            vec!["EVALSHA", &sha, "0", &ka, &kb, &n]
+        };
+        match c.cmd(&args) {
+            Frame::Array(balances) => assert_eq!(balances.len(), 2),
+            other => panic!("the transfer script answered {other:?}"),
+        }
+        ledger.add(a, -amount);
+        ledger.add(b, amount);
+        done += 1;
+    }
+    done
 }
 
 /// Sums every account in one transaction (MULTI + GETs), in one MULTI + MGET, and with a
@@ -327,6 +378,14 @@ fn run_bank(shards: usize) {
             mover_watch(port, seed ^ (t as u64 + 101), &stop, &ledger)
         }));
     }
+    let mut lua = Vec::new();
+    for t in 0..2 * MOVERS_LUA {
+        let (stop, ledger) = (Arc::clone(&stop), Arc::clone(&ledger));
+        let declared = t % 2 == 0;
+        lua.push(std::thread::spawn(move || {
+            mover_lua(port, seed ^ (t as u64 + 201), &stop, &ledger, declared)
+        }));
+    }
     let mut readers = Vec::new();
     for _ in 0..READERS {
         let stop = Arc::clone(&stop);
@@ -343,13 +402,14 @@ fn run_bank(shards: usize) {
         .into_iter()
         .map(|h| h.join().expect("watch mover"))
         .fold((0, 0), |(a, b), (x, y)| (a + x, b + y));
+    let scripted: usize = lua.into_iter().map(|h| h.join().expect("lua mover")).sum();
     let sums: usize = readers.into_iter().map(|h| h.join().expect("reader")).sum();
     let dumps = admin_thread.join().expect("admin");
     println!(
-        "{shards} shards: {moved} MULTI transfers, {watched} WATCH transfers ({retries} retries), {sums} sums, {dumps} dumps checked"
+        "{shards} shards: {moved} MULTI transfers, {watched} WATCH transfers ({retries} retries), {scripted} Lua transfers, {sums} sums, {dumps} dumps checked"
     );
     assert!(
-        moved > 0 && watched > 0 && sums > 0,
+        moved > 0 && watched > 0 && scripted > 0 && sums > 0,
         "every kind of client made progress"
     );
     for i in 0..ACCOUNTS {

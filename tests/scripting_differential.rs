@@ -156,6 +156,27 @@ const SCRIPTS: &[&str] = &[
     "#!lua flags=bad\nreturn 1",
     "#!lua name=x\nreturn 1",
     "#!python\nreturn 1",
+    // Many arguments and return values (past Lua's default stack of 20 slots, and
+    // LUAI_MAXCSTACK's 8000): `redis.call` with 300 arguments, unpack of a 300-element
+    // reply, too many return values for Lua's C stack.
+    "local t = {} for i = 1, 300 do t[i] = tostring(i) end \
+     redis.call('del', '{t}big') redis.call('rpush', '{t}big', unpack(t)) \
+     return {unpack(redis.call('lrange', '{t}big', 0, -1))}",
+    "local t = {} for i = 1, 9000 do t[i] = i end return {pcall(unpack, t)}",
+    "local t = {} for i = 1, 7999 do t[i] = 1 end \
+     redis.call('del', '{t}big') return redis.call('lpush', '{t}big', unpack(t))",
+    "local t = {} for i = 1, 100 do t[i] = 0.5 end \
+     redis.call('del', '{t}big') return redis.call('rpush', '{t}big', unpack(t))",
+    "local t = {} for i = 1, 100 do t[i] = {} end \
+     return redis.pcall('rpush', '{t}big', unpack(t))",
+    // Lua numbers become arguments with %.17g, as Redis (issue #1118).
+    "redis.call('set', '{t}n', 9007199254740991) return redis.call('get', '{t}n')",
+    "redis.call('set', '{t}n', 0.1) return redis.call('get', '{t}n')",
+    "redis.call('set', '{t}n', 1e300) return redis.call('get', '{t}n')",
+    "redis.call('set', '{t}n', -2.5) return redis.call('get', '{t}n')",
+    "redis.call('set', '{t}n', 1/0) return redis.call('get', '{t}n')",
+    // PUBLISH is refused in a read-only script before anything else.
+    "#!lua flags=no-writes\nreturn redis.call('publish', 'ch', 'm')",
     // cjson
     "return cjson.encode({1,2,3})",
     "return cjson.encode({a=1})",
@@ -285,6 +306,7 @@ fn admin_commands() -> Vec<Vec<String>> {
         s(&["EVAL_RO", "return redis.call('set','{t}a','b')", "1", "{t}"]),
         s(&["EVAL_RO", "return redis.call('get','{t}a')", "1", "{t}"]),
         s(&["EVAL_RO", "#!lua\nreturn 1", "0"]),
+        s(&["EVAL_RO", "return redis.call('publish', 'ch', 'm')", "0"]),
         s(&["EVAL_RO", "#!lua flags=no-writes\nreturn 1", "0"]),
         s(&["SCRIPT", "FLUSH", "foo"]),
         s(&["SCRIPT", "FLUSH", "ASYNC"]),
@@ -384,6 +406,8 @@ fn admin_commands() -> Vec<Vec<String>> {
         s(&["FCALL", "f8", "0"]),
         s(&["FUNCTION", "RESTORE", "abc"]),
         s(&["FUNCTION", "RESTORE", "abc", "foo"]),
+        s(&["FUNCTION", "RESTORE", "abc", "APPEND", "extra"]),
+        s(&["FUNCTION", "RESTORE", "abc", "foo", "extra"]),
         s(&["FUNCTION", "FLUSH", "foo"]),
         s(&["FUNCTION", "FLUSH"]),
         s(&["FUNCTION", "LIST"]),

@@ -14,6 +14,7 @@
 //! A single-shard request on an unlocked shard pays one predictable branch (`Locks::busy`);
 //! on a shard with locks, a request whose key is claimed waits behind the lock, in order.
 
+pub mod remote;
 pub mod session;
 pub mod watch;
 
@@ -148,6 +149,23 @@ pub struct Locks {
     /// Bodies of the locked sessions whose client is on this shard, by session number.
     bodies: HashMap<u64, Box<dyn session::SessionBody>>,
     next_session: u64,
+    /// How the script running now may reach other shards (`remote`).
+    pub script_ctx: remote::ScriptCtx,
+    /// Every shard taken by the plain script running now (`remote::try_acquire`).
+    acquired: Option<remote::Acquired>,
+    /// Numbers the units of plain scripts that took every shard.
+    next_script_txn: u64,
+    /// The inbox's wake-up socket is watched on the ring (`remote::serve_queued`).
+    pub calls_armed: bool,
+    /// The plain script that just ran must run again as a transaction holding every
+    /// shard (`remote::may_call_out`); dispatch starts it.
+    pub rerun_global: bool,
+    /// A plain script could not take every shard when it named another shard's key: its
+    /// identity joins `global_scripts` (`remote::learn`).
+    pub learn: bool,
+    /// Scripts (SHA1 or `fn:` + function name) that named another shard's key while
+    /// other shards were busy: they start holding every shard (`remote::hinted`).
+    pub global_scripts: std::collections::HashSet<Box<[u8]>>,
 }
 
 impl Locks {
@@ -588,6 +606,25 @@ fn splits_by_shard(cmd: &Command) -> bool {
     matches!(cmd.exec, Exec::Keyed(_) | Exec::Split { .. })
 }
 
+/// Whether `cmd` is a script (EVAL, FCALL and their forms) whose declared keys live on
+/// several shards: outside cluster mode it runs holding every shard (`remote`).
+fn spans_shards_as_script(data: &ShardData, cmd: &Command, args: &[&[u8]], keys: &[usize]) -> bool {
+    data.cluster.is_none()
+        && is_script(cmd)
+        && keys.split_first().is_some_and(|(&f, rest)| {
+            rest.iter()
+                .any(|&p| data.owner(args[p]) != data.owner(args[f]))
+        })
+}
+
+/// Whether `cmd` runs a script.
+pub fn is_script(cmd: &Command) -> bool {
+    matches!(
+        cmd.name,
+        "eval" | "evalsha" | "eval_ro" | "evalsha_ro" | "fcall" | "fcall_ro"
+    )
+}
+
 /// Whether `cmd` needs every shard (a keyless command other than a connection command).
 fn needs_whole(cmd: &Command, argv: &[&[u8]]) -> bool {
     match cmd.exec {
@@ -622,7 +659,17 @@ impl Txn {
             if matches!(q.cmd.exec, Exec::Client(_)) {
                 continue;
             }
-            for p in key_positions(q.cmd, &args) {
+            let keys = key_positions(q.cmd, &args);
+            if spans_shards_as_script(data, q.cmd, &args, &keys)
+                || (array && data.cluster.is_none() && is_script(q.cmd))
+            {
+                // It runs holding every shard whole (`remote`).
+                for s in 0..data.shards {
+                    b.part(s).whole = true;
+                }
+                continue;
+            }
+            for p in keys {
                 b.key(data.owner(args[p]), (q.db, Box::from(args[p])));
             }
         }
@@ -755,6 +802,56 @@ impl Txn {
                 .any(|q| matches!(q.cmd.exec, Exec::Client(_))))
     }
 
+    /// How a script step of this transaction may reach other shards: anywhere when it
+    /// holds every shard whole, else only through its declared keys.
+    fn script_ctx(&self, shards: usize) -> remote::ScriptCtx {
+        if self.plan.len() == shards && self.plan.iter().all(|p| p.whole) {
+            remote::ScriptCtx::GlobalTxn
+        } else if self.cmds.len() == 1
+            && !self.array
+            && self.session.is_none()
+            && self
+                .plan
+                .iter()
+                .all(|p| !p.registered && p.watched.is_empty())
+        {
+            // A lone script that took no lock (its keys were free on their one shard):
+            // as a connection's script there, it may take every shard or run again.
+            remote::ScriptCtx::Plain
+        } else {
+            remote::ScriptCtx::Confined
+        }
+    }
+
+    /// A lone script that took no lock must run again holding every shard (it named
+    /// another shard's key and could not take them): its plan becomes every shard whole,
+    /// from the first. False when the write gate is closed (it cannot start over now).
+    fn restart_global(&mut self, data: &ShardData) -> bool {
+        if !self.gated {
+            if !data.shared.write_gate.enter(1) {
+                return false;
+            }
+            self.gated = true;
+        }
+        self.make_global(data.shards);
+        self.locked = 0;
+        self.sealed = false;
+        true
+    }
+
+    /// Takes every shard whole (a script run again after it named another shard's key).
+    pub fn make_global(&mut self, shards: usize) {
+        let mut b = PlanBuilder {
+            parts: std::mem::take(&mut self.plan),
+        };
+        for s in 0..shards {
+            b.part(s).whole = true;
+        }
+        b.parts.sort_by_key(|p| p.shard);
+        self.plan = b.parts;
+        self.eager = false;
+    }
+
     /// The queued commands back (a transaction that did not start).
     pub fn into_cmds(self: Box<Self>) -> Vec<Queued> {
         self.cmds
@@ -776,9 +873,11 @@ impl Txn {
 
     /// Counts the transaction in the write gate (a multi-shard one, so that no snapshot
     /// cut and no whole-keyspace barrier falls between its parts). False: the gate is
-    /// closed, try again once it opens.
+    /// closed, try again once it opens. A lone script counts too: it may have to run
+    /// again holding every shard (`restart_global`), which must not wait for the gate then.
     pub fn enter_gate(&mut self, data: &ShardData) -> bool {
-        if self.plan.len() > 1 || self.plan.first().is_some_and(|p| p.whole) {
+        let lone_script = self.cmds.len() == 1 && !self.array && is_script(self.cmds[0].cmd);
+        if self.plan.len() > 1 || self.plan.first().is_some_and(|p| p.whole) || lone_script {
             if !data.shared.write_gate.enter(1) {
                 return false;
             }
@@ -1145,8 +1244,22 @@ fn run_next_here(
             // A restricted user's script checks its calls as that user (its first step
             // reads the caller; later steps carry the user's name).
             data.acl.caller.clone_from(&txn.user);
+            data.locks.script_ctx = txn.script_ctx(data.shards);
             let (result, before) = run_here(data, db, txn.proto, &args, step);
+            data.locks.script_ctx = remote::ScriptCtx::Confined;
             data.acl.caller = None;
+            if std::mem::take(&mut data.locks.rerun_global) {
+                if txn.restart_global(data) {
+                    return Some(txn.plan[0].shard);
+                }
+                let mut w = ReplyWriter {
+                    out: &mut txn.out,
+                    proto: txn.proto,
+                };
+                w.error(&format!("ERR {}", crate::scripting::NON_LOCAL_KEY));
+                txn.complete();
+                return None;
+            }
             touched(data, cmd, &args, db, before);
             txn.wrote = crate::propagate::step_ran(data, before);
             hop_result(data, txn, result)
@@ -1474,7 +1587,12 @@ fn run_inflight(data: &mut ShardData, txn: &mut Txn, inflight: Inflight) -> Opti
             }
             let mut args = Vec::new();
             argv.fill(&mut args);
+            data.locks.script_ctx = txn.script_ctx(data.shards);
             let (result, before) = run_here(data, db, txn.proto, &args, step);
+            data.locks.script_ctx = remote::ScriptCtx::Confined;
+            if std::mem::take(&mut data.locks.rerun_global) && txn.restart_global(data) {
+                return Some(txn.plan[0].shard);
+            }
             if data.keyspace.changes() != before {
                 touch_original(data, txn);
             }

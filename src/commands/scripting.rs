@@ -1,13 +1,13 @@
 //! EVAL, EVALSHA, EVAL_RO, EVALSHA_RO, FCALL, FCALL_RO, SCRIPT and FUNCTION.
 //!
-//! Where a script runs: on the shard owning its declared keys (all of them must live on
-//! one shard; a script without keys runs on the client's shard). The command is an
-//! [`Exec::Hop`](super::Exec::Hop) chain of at most two steps: the first, on the client's
-//! shard, checks the arguments and finds the owner; the second runs the script there.
-//! A script whose declared keys live on several shards is refused with the CROSSSLOT
-//! error percore gives every single-shard command whose keys span shards. Inside a
-//! script, `redis.call` may name undeclared keys as long as they live on the script's
-//! shard (with one shard: any key, as Redis outside cluster mode).
+//! Where a script runs: on the client's shard when its declared keys live there (or it
+//! has none), else as a one-command transaction on their shard; a script whose declared
+//! keys span shards runs as a transaction holding every shard (`atomic::remote`). The
+//! command is an [`Exec::Hop`](super::Exec::Hop): the first step, on the client's shard,
+//! checks the arguments and runs the script. Inside a script, `redis.call` may name any
+//! key, as Redis outside cluster mode: another shard's key is a synchronous call to its
+//! owner, the script holding every shard (see `atomic::remote`). Cluster mode keeps
+//! CROSSSLOT.
 
 use super::{Ctx, Partial, eq_ic, errors, parse_i64};
 use crate::scripting::{self, BUSY_EVAL, BUSY_FUNCTION, Engine, Library, flags as sflags};
@@ -113,7 +113,9 @@ pub fn script_start(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
     };
     let keys = &argv[3..3 + nkeys];
     let mut owner = ctx.shard.id;
-    if let Some(first) = keys.first() {
+    if ctx.shard.locks.script_ctx == crate::atomic::remote::ScriptCtx::GlobalTxn {
+        // It holds every shard: it runs here and calls the others (`atomic::remote`).
+    } else if let Some(first) = keys.first() {
         owner = ctx.shard.owner(first);
         if keys.iter().any(|k| ctx.shard.owner(k) != owner) {
             return error(ctx, CROSS_SHARD);
@@ -123,7 +125,19 @@ pub fn script_start(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
     // name travels in front of the arguments.
     let user = ctx.shard.acl.caller.clone();
     if owner == ctx.shard.id {
-        return crate::acl::run_script_as(ctx, user, argv, script_run);
+        let plain = ctx.shard.locks.script_ctx == crate::atomic::remote::ScriptCtx::Plain;
+        if plain && (ctx.shard.locks.busy() || crate::atomic::remote::hinted(ctx.shard, argv)) {
+            // A transaction holds or awaits keys here (the script's undeclared keys may be
+            // among them), or the script is known to reach other shards: dispatch runs it
+            // holding every shard.
+            ctx.shard.locks.rerun_global = true;
+            return Partial::Encoded(Vec::new());
+        }
+        let r = crate::acl::run_script_as(ctx, user, argv, script_run);
+        if plain {
+            crate::atomic::remote::learn(ctx.shard, argv);
+        }
+        return r;
     }
     match user {
         None => Partial::Hop {
@@ -229,10 +243,12 @@ pub fn script_run(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
             &shared, &func, &name, busy_kind, fl, ro, db, keys, args, threshold, proto, &mut out,
         );
     });
-    if let Some(outer) = capture {
-        let fx = ctx.shard.effects.end_capture(outer);
-        ctx.shard.effects.atomic(fx);
-    }
+    let fx = match capture {
+        Some(outer) => ctx.shard.effects.end_capture(outer),
+        None => crate::propagate::Effects::default(),
+    };
+    // Released here if it took every shard on the way.
+    crate::atomic::remote::end_script(ctx.shard, fx);
     Partial::Encoded(out)
 }
 
@@ -547,6 +563,13 @@ fn function_restore(
         Append,
         Replace,
     }
+    if argv.len() > 4 {
+        w.error(&format!(
+            "ERR unknown subcommand or wrong number of arguments for '{}'. Try FUNCTION HELP.",
+            String::from_utf8_lossy(argv[1])
+        ));
+        return;
+    }
     let policy = match argv.get(3) {
         None => Policy::Append,
         Some(p) if eq_ic(p, "flush") => Policy::Flush,
@@ -559,10 +582,6 @@ fn function_restore(
             return;
         }
     };
-    if argv.len() > 4 {
-        w.error(errors::SYNTAX);
-        return;
-    }
     let codes = match scripting::functions::undump(argv[2]) {
         Ok(c) => c,
         Err(text) => {

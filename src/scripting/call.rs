@@ -1,12 +1,12 @@
 //! `redis.call` / `redis.pcall`: a command run from a script, on the script's shard.
 //!
 //! The checks and their texts are Redis 7.0's (`scriptCall`): unknown command, arity,
-//! commands refused in scripts (`noscript`), writes from read-only scripts. Then percore's
-//! own rule: every key the command names must live on the script's shard, else
-//! "Script attempted to access a non local key in a cluster node", the error Redis
-//! Cluster gives a script for a key of another node. The command runs through the command
-//! table as on a connection, its reply is written in the script's RESP version and
-//! converted to Lua.
+//! commands refused in scripts (`noscript`), writes from read-only scripts. A command
+//! whose keys live on this shard runs through the command table as on a connection; one
+//! that needs another shard runs there by a synchronous call, the script holding every
+//! shard (`run_spread`, `atomic::remote`; when it cannot, Redis Cluster's "Script
+//! attempted to access a non local key in a cluster node"). The reply is written in the
+//! script's RESP version and converted to Lua.
 
 use super::RunState;
 use super::sandbox::error_table;
@@ -38,15 +38,13 @@ pub fn exec(lua: &Lua, run: &RunState, args: MultiValue) -> mlua::Result<(bool, 
     for v in rest {
         match v {
             Value::String(s) => argv_owned.push(s),
-            Value::Integer(_) | Value::Number(_) => match lua.coerce_string(v)? {
-                Some(s) => argv_owned.push(s),
-                None => {
-                    return fail(
-                        lua,
-                        "Lua redis lib command arguments must be strings or integers",
-                    );
-                }
-            },
+            // Redis formats numbers with "%.17g" (Lua's own "%.14g" loses precision).
+            // mlua hands integral Lua 5.1 numbers over as integers: they are doubles too.
+            Value::Number(n) => argv_owned
+                .push(lua.create_string(percore_engine::number::format_g(n, 17).as_bytes())?),
+            Value::Integer(i) => argv_owned.push(
+                lua.create_string(percore_engine::number::format_g(i as f64, 17).as_bytes())?,
+            ),
             _ => {
                 return fail(
                     lua,
@@ -58,7 +56,45 @@ pub fn exec(lua: &Lua, run: &RunState, args: MultiValue) -> mlua::Result<(bool, 
     let borrowed: Vec<mlua::BorrowedBytes> =
         argv_owned.iter().map(mlua::LuaString::as_bytes).collect();
     let argv: Vec<&[u8]> = borrowed.iter().map(|b| &b[..]).collect();
-    let reply = super::with_current_shard(|data| run_command(data, run, &argv))
+    exec_argv(lua, run, &argv)
+}
+
+/// [`exec`] of many arguments, packed in a table (`redis.call(..., unpack(t))`): each is
+/// copied out at once, as mlua holds every live Lua value in an auxiliary stack of
+/// Lua 5.1's 8000 C slots (7999 arguments, as Redis's test sends, overflowed it).
+pub fn exec_packed(lua: &Lua, run: &RunState, t: &mlua::Table) -> mlua::Result<(bool, Value)> {
+    let n = t.raw_len();
+    if n == 0 {
+        return fail(
+            lua,
+            "Please specify at least one argument for this redis lib call",
+        );
+    }
+    if n > MAX_SCRIPT_CALL_ARGS {
+        return fail(lua, "Too many arguments in a redis lib call");
+    }
+    let mut owned: Vec<Vec<u8>> = Vec::with_capacity(n);
+    for i in 1..=n {
+        let bytes = match t.raw_get::<Value>(i)? {
+            Value::String(s) => s.as_bytes().to_vec(),
+            Value::Number(f) => percore_engine::number::format_g(f, 17).into_bytes(),
+            Value::Integer(v) => percore_engine::number::format_g(v as f64, 17).into_bytes(),
+            _ => {
+                return fail(
+                    lua,
+                    "Lua redis lib command arguments must be strings or integers",
+                );
+            }
+        };
+        owned.push(bytes);
+    }
+    let argv: Vec<&[u8]> = owned.iter().map(Vec::as_slice).collect();
+    exec_argv(lua, run, &argv)
+}
+
+/// Runs one command of a script and converts its reply.
+fn exec_argv(lua: &Lua, run: &RunState, argv: &[&[u8]]) -> mlua::Result<(bool, Value)> {
+    let reply = super::with_current_shard(|data| run_command(data, run, argv))
         .unwrap_or_else(|| Err("ERR redis.call outside of a running script".to_string()));
     match reply {
         Ok(bytes) => reply_to_lua(lua, run, &bytes),
@@ -90,6 +126,9 @@ fn reply_to_lua(lua: &Lua, run: &RunState, bytes: &[u8]) -> mlua::Result<(bool, 
 /// Runs one command for a script; the reply bytes in the script's protocol, or an error
 /// text raised before the command ran.
 fn run_command(data: &mut ShardData, run: &RunState, argv: &[&[u8]]) -> Result<Vec<u8>, String> {
+    if crate::atomic::remote::stopped(data) {
+        return Err(crate::atomic::remote::RERUN.into());
+    }
     let Some(cmd) = commands::lookup(argv[0]) else {
         return Err("Unknown Redis command called from script".into());
     };
@@ -116,15 +155,12 @@ fn run_command(data: &mut ShardData, run: &RunState, argv: &[&[u8]]) -> Result<V
     crate::acl::check_script_call(data, cmd, argv)?;
     crate::evict::script_call_refusal(data, cmd, run.flags.get(), run.wrote.get())?;
     let writes = cmd.has(flags::WRITE);
-    if writes && run.read_only.get() {
+    if run.read_only.get() && (writes || cmd.has(flags::MAY_REPLICATE)) {
         return Err("Write commands are not allowed from read-only scripts.".into());
     }
-    if data.shards > 1 {
-        for p in cmd.key_positions(argv.len()) {
-            if data.owner(argv[p]) != data.id {
-                return Err(NON_LOCAL_KEY.into());
-            }
-        }
+    let spread = data.shards > 1 && reaches_other_shards(data, cmd, argv);
+    if spread {
+        crate::atomic::remote::may_call_out(data, run.wrote.get())?;
     }
     if data.tracking.script_caller != 0 && cmd.has(flags::READONLY) {
         // The script reads: its tracking caller caches its declared keys.
@@ -154,6 +190,13 @@ fn run_command(data: &mut ShardData, run: &RunState, argv: &[&[u8]]) -> Result<V
         ReplyWriter::new(&mut out, proto).error(&text);
         let took = data.took();
         data.stats.record_call(cmd, argv, took, true, &out);
+        return Ok(out);
+    }
+    if spread {
+        let out = run_spread(data, cmd, argv, db, proto)?;
+        let took = data.took();
+        data.stats
+            .record_call(cmd, argv, took, out.first() == Some(&b'-'), &out);
         return Ok(out);
     }
     let before = data.keyspace.changes();
@@ -328,4 +371,190 @@ fn subcommand_noscript(cmd: &commands::Command, argv: &[&[u8]]) -> bool {
             && full.len() > prefix
             && full.as_bytes()[prefix..].eq_ignore_ascii_case(argv[1])
     })
+}
+
+/// Whether a script's call needs another shard: a key of it lives there, or it reads
+/// every shard (DBSIZE, KEYS, SCAN, RANDOMKEY...).
+fn reaches_other_shards(data: &ShardData, cmd: &commands::Command, argv: &[&[u8]]) -> bool {
+    match cmd.exec {
+        Exec::All { .. } => true,
+        Exec::Client(_) | Exec::Multi(_) => false,
+        _ => cmd.keys_of(argv).any(|p| data.owner(argv[p]) != data.id),
+    }
+}
+
+/// A step run here or, through `atomic::remote`, on the shard that owns it: its result,
+/// and whether it changed that shard (its effects are in the script's unit already).
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one step's whole context, handed on"
+)]
+fn step_on(
+    data: &mut ShardData,
+    shard: usize,
+    cmd: &'static commands::Command,
+    f: commands::PartFn,
+    db: usize,
+    proto: Protocol,
+    args: &[&[u8]],
+    orig: &[&[u8]],
+) -> Result<(commands::Partial, bool), String> {
+    use crate::atomic::remote::{Reply, Request, call};
+    if shard == data.id {
+        let before = data.keyspace.changes();
+        let mut ctx = Ctx {
+            shard: data,
+            db,
+            proto,
+            client: None,
+        };
+        let result = crate::crash::guarded(args, || f(&mut ctx, args));
+        let changed = crate::propagate::step_ran(data, before);
+        if changed && cmd.has(flags::WRITE) && !data.watches.is_empty() {
+            crate::atomic::watch::after_write(data, cmd, orig, db, u64::MAX);
+        }
+        return Ok((result, changed));
+    }
+    let owned = |a: &[&[u8]]| a.iter().map(|x| x.to_vec()).collect::<Vec<_>>();
+    let req = Request::Step {
+        f,
+        db,
+        proto,
+        argv: owned(args),
+        cmd,
+        orig: owned(orig),
+    };
+    match call(data, shard, req) {
+        Some(Reply::Step {
+            result,
+            fx,
+            changed,
+        }) => {
+            if data.effects.on {
+                data.effects.atomic(fx);
+            }
+            Ok((result, changed))
+        }
+        _ => Err(format!("{NON_LOCAL_KEY} (shard {shard} did not answer)")),
+    }
+}
+
+/// Runs a script's call that needs other shards, the script holding every shard whole
+/// (`atomic::remote`): a keyed command on its owner, a split or every-shard command part
+/// by part, a multi-step command step by step, each where it belongs. Its effect is logged
+/// once, as itself, after what its parts met (as a transaction's command).
+fn run_spread(
+    data: &mut ShardData,
+    cmd: &'static commands::Command,
+    argv: &[&[u8]],
+    db: usize,
+    proto: Protocol,
+) -> Result<Vec<u8>, String> {
+    use crate::atomic::remote::{Reply, Request, call};
+    let mut out = Vec::new();
+    let mut changed = false;
+    match cmd.exec {
+        Exec::Keyed(h) => {
+            let owner = cmd
+                .keys_of(argv)
+                .next()
+                .map_or(data.id, |p| data.owner(argv[p]));
+            let req = Request::Keyed {
+                h,
+                db,
+                proto,
+                argv: argv.iter().map(|a| a.to_vec()).collect(),
+            };
+            return match call(data, owner, req) {
+                Some(Reply::Keyed { reply, fx }) => {
+                    if data.effects.on {
+                        data.effects.atomic(fx);
+                    }
+                    Ok(reply)
+                }
+                _ => Err(format!("{NON_LOCAL_KEY} (shard {owner} did not answer)")),
+            };
+        }
+        Exec::Split { part, merge } => {
+            let step = cmd.step.max(1) as usize;
+            if !(argv.len().saturating_sub(cmd.first_key as usize)).is_multiple_of(step) {
+                return Err("Wrong number of args calling Redis command from script".into());
+            }
+            let (jobs, key_map, nkeys) = crate::atomic::split_jobs(data, cmd, argv);
+            let mut gather = Gather {
+                cmd,
+                parts: (0..data.shards).map(|_| None).collect(),
+                key_map,
+                nkeys,
+                remaining: 0,
+                argv: argv.iter().map(|a| a.to_vec()).collect(),
+                discard: false,
+                proto,
+            };
+            for (s, sub) in jobs {
+                let mut args = Vec::new();
+                sub.fill(&mut args);
+                let (result, c) = step_on(data, s, cmd, part, db, proto, &args, &args)?;
+                changed |= c;
+                gather.parts[s] = Some(result);
+            }
+            merge(&mut gather, &mut ReplyWriter::new(&mut out, proto));
+        }
+        Exec::All { part, merge } => {
+            let mut gather = Gather {
+                cmd,
+                parts: (0..data.shards).map(|_| None).collect(),
+                key_map: Vec::new(),
+                nkeys: 0,
+                remaining: 0,
+                argv: argv.iter().map(|a| a.to_vec()).collect(),
+                discard: false,
+                proto,
+            };
+            for s in 0..data.shards {
+                let (result, c) = step_on(data, s, cmd, part, db, proto, argv, argv)?;
+                changed |= c;
+                gather.parts[s] = Some(result);
+            }
+            merge(&mut gather, &mut ReplyWriter::new(&mut out, proto));
+        }
+        Exec::Hop(first) => {
+            let me = data.id;
+            let (mut result, c) = step_on(data, me, cmd, first, db, proto, argv, argv)?;
+            changed |= c;
+            loop {
+                match result {
+                    commands::Partial::Hop {
+                        shard,
+                        step,
+                        argv: next,
+                    } => {
+                        let mut args = Vec::new();
+                        next.fill(&mut args);
+                        let (r, c) = step_on(data, shard, cmd, step, db, proto, &args, argv)?;
+                        changed |= c;
+                        result = r;
+                    }
+                    commands::Partial::Encoded(b) => {
+                        out = b;
+                        break;
+                    }
+                    commands::Partial::Block(spec) => {
+                        result = crate::blocking::answer_without_blocking(&spec, proto);
+                    }
+                    _ => {
+                        return Err(format!(
+                            "This command ({}) cannot run inside a script",
+                            cmd.name
+                        ));
+                    }
+                }
+            }
+        }
+        Exec::Client(_) | Exec::Multi(_) => unreachable!("runs on the script's shard"),
+    }
+    if data.effects.on {
+        crate::propagate::command_done(data, cmd, argv, db, changed, &out);
+    }
+    Ok(out)
 }

@@ -6,11 +6,13 @@
 //! there and reloads every library when the library generation moved, so a script loaded
 //! on any connection runs on every shard.
 //!
-//! A script runs on the shard that owns its declared keys (see `commands/scripting.rs`),
-//! inside one command: nothing else runs on that shard meanwhile, so it is atomic there.
-//! `redis.call` runs commands of that shard directly through the command table.
+//! A script runs on one shard (see `commands/scripting.rs`), inside one command: nothing
+//! else runs on that shard meanwhile, so it is atomic there. `redis.call` runs commands of
+//! that shard directly through the command table, and those of other shards by
+//! synchronous calls while the script holds every shard (`atomic::remote`).
 
 mod call;
+pub use call::NON_LOCAL_KEY;
 mod convert;
 pub mod functions;
 mod lib_bit;
@@ -102,6 +104,8 @@ pub struct Shared {
     pub busy: Vec<BusySlot>,
     /// How many shards are busy (past the threshold): dispatch reads only this.
     pub busy_count: AtomicUsize,
+    /// Scripts' synchronous calls to other shards (`atomic::remote`).
+    pub calls: crate::atomic::remote::Calls,
 }
 
 impl Shared {
@@ -113,6 +117,7 @@ impl Shared {
             libs_generation: AtomicU64::new(0),
             busy: (0..shards).map(|_| BusySlot::default()).collect(),
             busy_count: AtomicUsize::new(0),
+            calls: crate::atomic::remote::Calls::new(shards),
         }
     }
 
@@ -553,6 +558,7 @@ impl Engine {
                 name.to_string(),
                 std::iter::once(b"fcall".to_vec())
                     .chain(std::iter::once(name.as_bytes().to_vec()))
+                    .chain(std::iter::once(keys.len().to_string().into_bytes()))
                     .chain(keys.iter().chain(args).map(|a| a.to_vec()))
                     .collect(),
                 percore_net::reactor::unix_ms(),

@@ -285,18 +285,19 @@ pub fn error_reply_text(value: &Value, name: &str) -> String {
 /// The `redis` table's Rust functions (the bootstrap wraps them).
 fn redis_api(lua: &Lua, run: &Rc<RunState>) -> mlua::Result<Table> {
     let api = lua.create_table()?;
-    let r = Rc::clone(run);
-    api.raw_set(
-        "call",
-        lua.create_function(move |lua, args: MultiValue| call::exec(lua, &r, args))?,
-    )?;
-    let r = Rc::clone(run);
-    api.raw_set(
-        "pcall",
-        lua.create_function(move |lua, args: MultiValue| {
-            call::exec(lua, &r, args).map(|(_, v)| v)
-        })?,
-    )?;
+    // `call` raises its error, `pcall` returns it; both take many arguments packed in a
+    // table (see `trampoline`).
+    for (name, raises) in [("call", true), ("pcall", false)] {
+        let r = Rc::clone(run);
+        let direct = lua.create_function(move |lua, args: MultiValue| {
+            call::exec(lua, &r, args).map(|(ok, v)| (ok || !raises, v))
+        })?;
+        let r = Rc::clone(run);
+        let packed = lua.create_function(move |lua, t: Table| {
+            call::exec_packed(lua, &r, &t).map(|(ok, v)| (ok || !raises, v))
+        })?;
+        api.raw_set(name, raising_packed(lua, direct, Some(packed))?)?;
+    }
     api.raw_set(
         "sha1hex",
         lua.create_function(|lua, args: MultiValue| {
@@ -429,7 +430,6 @@ fn redis_api(lua: &Lua, run: &Rc<RunState>) -> mlua::Result<Table> {
     )?;
     // Those that fail raise their error table from a C frame (see `raising`).
     for name in [
-        "call",
         "sha1hex",
         "error_reply",
         "status_reply",
@@ -463,8 +463,22 @@ unsafe extern "C-unwind" fn trampoline(l: *mut mlua::ffi::lua_State) -> std::ffi
     // arguments already there). This frame owns nothing that needs dropping, so the long
     // jump of `lua_error` (or of an error from `lua_call`) leaves nothing behind.
     unsafe {
-        let n = ffi::lua_gettop(l);
-        ffi::lua_pushvalue(l, ffi::lua_upvalueindex(1));
+        let mut n = ffi::lua_gettop(l);
+        let mut f = ffi::lua_upvalueindex(1);
+        if n > PACK_ARGS_OVER && ffi::lua_type(l, ffi::lua_upvalueindex(2)) != ffi::LUA_TNIL {
+            // Many arguments (`redis.call(..., unpack(t))`): a callback could not take
+            // them (mlua checks for stack room past Lua 5.1's 8000 C slots, where Redis's
+            // C `redis.call` reads them in place); the second upvalue takes them packed.
+            // One table slot fits in the LUA_MINSTACK room above the arguments.
+            ffi::lua_createtable(l, n, 0);
+            ffi::lua_insert(l, 1);
+            for i in (1..=n).rev() {
+                ffi::lua_rawseti(l, 1, i64::from(i));
+            }
+            f = ffi::lua_upvalueindex(2);
+            n = 1;
+        }
+        ffi::lua_pushvalue(l, f);
         ffi::lua_insert(l, 1);
         ffi::lua_call(l, n, ffi::LUA_MULTRET);
         if ffi::lua_toboolean(l, 1) == 0 {
@@ -475,15 +489,28 @@ unsafe extern "C-unwind" fn trampoline(l: *mut mlua::ffi::lua_State) -> std::ffi
     }
 }
 
+/// Arguments past which `redis.call`/`pcall` hand their arguments packed in a table.
+const PACK_ARGS_OVER: std::ffi::c_int = 64;
+
 /// `f` (answering `(ok, ...)`) behind a C function that raises its error.
 fn raising(lua: &Lua, f: Function) -> mlua::Result<Function> {
+    raising_packed(lua, f, None)
+}
+
+/// [`raising`], with `packed` taking the arguments as one table when there are many.
+fn raising_packed(lua: &Lua, f: Function, packed: Option<Function>) -> mlua::Result<Function> {
+    let upvalues = match packed {
+        Some(p) => MultiValue::from_vec(vec![Value::Function(f), Value::Function(p)]),
+        None => MultiValue::from_vec(vec![Value::Function(f)]),
+    };
+    let n = upvalues.len() as std::ffi::c_int;
     #[expect(unsafe_code, reason = "making a C closure of the trampoline over `f`")]
-    // SAFETY: `exec_raw` pushes `f` and runs the closure in protected mode; pushing a C
-    // closure over the one value on top leaves exactly the closure, which it returns.
-    // `trampoline` follows the Lua C API contract (see its comment).
+    // SAFETY: `exec_raw` pushes the `n` upvalues and runs the closure in protected mode;
+    // pushing a C closure over the `n` values on top leaves exactly the closure, which it
+    // returns. `trampoline` follows the Lua C API contract (see its comment).
     unsafe {
-        lua.exec_raw::<Function>(f, |state| {
-            mlua::ffi::lua_pushcclosure(state, trampoline, 1);
+        lua.exec_raw::<Function>(upvalues, |state| {
+            mlua::ffi::lua_pushcclosure(state, trampoline, n);
         })
     }
 }
