@@ -188,3 +188,7 @@ pub fn too_few_replicas(data: &ShardData) -> bool {
 
 /// The `min-replicas-to-write` refusal text.
 pub const NOREPLICAS: &str = "NOREPLICAS Not enough good replicas to write.";
+/// An EXEC whose queued writes meet too few good replicas (its queue was accepted while
+/// there were enough).
+pub const EXEC_NOREPLICAS: &str =
+    "EXECABORT Transaction discarded because of: NOREPLICAS Not enough good replicas to write.";
