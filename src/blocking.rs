@@ -678,7 +678,7 @@ pub fn unblock_client(data: &mut ShardData, id: u64, how: Unblock) -> bool {
         .find(|c| c.id == id && c.blocked.is_some())
         .map(|c| c.conn)
     else {
-        return false;
+        return crate::replication::wait::unblock(data, id, how);
     };
     let mut client = data.clients[conn.index as usize]
         .take()

@@ -1267,7 +1267,7 @@ fn dispatch_command(
     if (data.shared.repl.is_replica.load(Ordering::Relaxed)
         || data.cfg.repl.min_replicas_to_write != 0)
         && !client.master
-        && let Some(text) = crate::replication::refusal(data, cmd)
+        && let Some(text) = crate::replication::refusal(data, client, cmd, outbox)
     {
         data.stats.record_rejected(cmd, argv, text);
         refuse(client, discard, out, scratch, |w| w.error(text));

@@ -521,3 +521,110 @@ fn a_percore_replica_waits_through_the_keepalive_newlines_of_a_slow_save() {
         replica.output()
     );
 }
+
+/// CLIENT UNBLOCK ends a WAIT as Redis 7.0's does: TIMEOUT answers the count of replicas
+/// that acknowledged so far, ERROR the UNBLOCKED error; the connection then serves again.
+/// Replies byte for byte against redis-server (no replica: WAIT 1 0 waits for ever).
+#[test]
+fn client_unblock_ends_a_wait_as_redis() {
+    let percore = Server::percore(&["--threads", "2"]);
+    let redis = Server::redis();
+    let mut servers = vec![&percore];
+    servers.extend(redis.as_ref());
+    let mut transcripts = Vec::new();
+    for server in servers {
+        let mut a = server.conn();
+        let mut b = server.conn();
+        let id = match a.cmd(&["CLIENT", "ID"]) {
+            Frame::Int(id) => id.to_string(),
+            other => panic!("CLIENT ID: {other:?}"),
+        };
+        let mut got = vec![a.cmd_raw(&["SET", "k", "v"])];
+        for how in ["TIMEOUT", "ERROR"] {
+            a.send_cmd(&["WAIT", "1", "0"]);
+            let deadline = Instant::now() + Duration::from_secs(10);
+            let unblock = loop {
+                let r = b.cmd_raw(&["CLIENT", "UNBLOCK", &id, how]);
+                if r != b":0\r\n" || Instant::now() > deadline {
+                    break r;
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            };
+            got.push(unblock);
+            got.push(a.read_raw());
+            got.push(b.cmd_raw(&["CLIENT", "UNBLOCK", &id, how]));
+            got.push(a.cmd_raw(&["PING"]));
+        }
+        transcripts.push(got);
+    }
+    assert_eq!(transcripts[0][1], b":1\r\n", "CLIENT UNBLOCK of the WAIT");
+    assert_eq!(transcripts[0][2], b":0\r\n", "WAIT's count after TIMEOUT");
+    assert_eq!(
+        transcripts[0][6],
+        b"-UNBLOCKED client unblocked via CLIENT UNBLOCK\r\n".to_vec()
+    );
+    if let [p, r] = &transcripts[..] {
+        assert_eq!(p, r, "percore vs redis-server");
+    }
+}
+
+/// An EXEC whose writes were queued while `min-replicas-to-write` was met, run when it no
+/// longer is, is aborted with NOREPLICAS and its transaction and WATCHes dropped (Redis
+/// 7.0's processCommand: EXEC counts as a write when its queue writes); a read-only
+/// transaction still runs. Byte for byte against redis-server (no replica at all: the
+/// option is raised between the queuing and the EXEC).
+#[test]
+fn exec_queued_before_replicas_went_missing_aborts_as_redis() {
+    let percore = Server::percore(&["--threads", "2"]);
+    let redis = Server::redis();
+    let mut servers = vec![&percore];
+    servers.extend(redis.as_ref());
+    let mut transcripts = Vec::new();
+    for server in servers {
+        let mut a = server.conn();
+        let mut b = server.conn();
+        let mut got = Vec::new();
+        for cmd in [
+            &["SET", "{x}w", "0"][..],
+            &["WATCH", "{x}w"],
+            &["MULTI"],
+            &["SET", "{x}k", "v"],
+            &["INCR", "{y}n"],
+            &["GET", "{x}w"],
+        ] {
+            got.push(a.cmd_raw(cmd));
+        }
+        assert_eq!(
+            b.cmd(&["CONFIG", "SET", "min-replicas-to-write", "1"]),
+            ok()
+        );
+        for cmd in [
+            &["EXEC"][..],
+            &["EXEC"],
+            &["GET", "{x}k"],
+            &["MULTI"],
+            &["GET", "{x}w"],
+            &["EXEC"],
+        ] {
+            got.push(a.cmd_raw(cmd));
+        }
+        assert_eq!(
+            b.cmd(&["CONFIG", "SET", "min-replicas-to-write", "0"]),
+            ok()
+        );
+        // The WATCH went with the aborted transaction: another client's write does not
+        // fail the next EXEC.
+        got.push(a.cmd_raw(&["MULTI"]));
+        got.push(a.cmd_raw(&["SET", "{x}k", "2"]));
+        assert_eq!(b.cmd(&["SET", "{x}w", "1"]), ok());
+        got.push(a.cmd_raw(&["EXEC"]));
+        transcripts.push(got);
+    }
+    assert_eq!(
+        transcripts[0][6],
+        b"-EXECABORT Transaction discarded because of: NOREPLICAS Not enough good replicas to write.\r\n".to_vec()
+    );
+    if let [p, r] = &transcripts[..] {
+        assert_eq!(p, r, "percore vs redis-server");
+    }
+}

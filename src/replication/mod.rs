@@ -214,11 +214,34 @@ pub struct Local {
 /// `min-replicas-to-write` good replicas are missing); on a replica READONLY (writes with
 /// `replica-read-only yes`), then MASTERDOWN (`replica-serve-stale-data no` while the link
 /// is down, for commands without the `stale` flag), in Redis's order.
-pub fn refusal(data: &ShardData, cmd: &crate::commands::Command) -> Option<&'static str> {
+/// An EXEC whose queued commands write, refused so, discards its transaction (Redis's
+/// `execCommandAbort`).
+pub fn refusal(
+    data: &mut ShardData,
+    client: &mut crate::client::Client,
+    cmd: &crate::commands::Command,
+    outbox: &mut percore_net::mailbox::Outbox<Msg>,
+) -> Option<&'static str> {
     use crate::commands::flags;
     if !data.shared.repl.is_replica.load(Ordering::Relaxed) {
         // A primary with `min-replicas-to-write`.
-        return (cmd.has(flags::WRITE) && wait::too_few_replicas(data)).then_some(wait::NOREPLICAS);
+        if !wait::too_few_replicas(data) {
+            return None;
+        }
+        if cmd.has(flags::WRITE) {
+            return Some(wait::NOREPLICAS);
+        }
+        let queued_write = cmd.name == "exec"
+            && client
+                .multi
+                .as_ref()
+                .is_some_and(|m| m.cmds.iter().any(|q| q.cmd.has(flags::WRITE)));
+        if queued_write {
+            client.multi = None;
+            crate::atomic::unwatch_all(data, client, |s, m| outbox.send(s, m));
+            return Some(wait::EXEC_NOREPLICAS);
+        }
+        return None;
     }
     if data.cfg.repl.read_only && cmd.has(flags::WRITE) {
         return Some("READONLY You can't write against a read only replica.");

@@ -15,6 +15,7 @@
 //! their reader threads; WAIT asks for them with `REPLCONF GETACK *` in the stream, as
 //! Redis does.
 
+use crate::blocking::Unblock;
 use crate::client::{Client, Pending, ReplyMode};
 use crate::shard::{Msg, ShardData};
 use percore_net::reactor::{ConnId, Io};
@@ -36,6 +37,8 @@ pub struct Waiter {
     tickets: Vec<u64>,
     /// The stream offset the replicas must acknowledge.
     target: Option<i64>,
+    /// CLIENT UNBLOCK ended the wait: answered at the next look.
+    unblocked: Option<Unblock>,
 }
 
 /// WAIT (arguments checked by its handler, `commands::replication::wait`) on a primary:
@@ -99,6 +102,7 @@ fn block(
         deadline_ms,
         tickets,
         target,
+        unblocked: None,
     });
 }
 
@@ -116,7 +120,14 @@ pub fn answers(data: &mut ShardData, io: &mut Io<Msg, ()>) -> Vec<(ConnId, u64, 
             wt.target = Some(crate::replication::primary::data_end(&shared));
             crate::replication::primary::request_getack(&shared);
         }
-        let timed_out = wt.deadline_ms != 0 && now_ms >= wt.deadline_ms;
+        if wt.unblocked == Some(Unblock::Error) {
+            let reply = format!("-{}\r\n", crate::blocking::UNBLOCKED_ERROR);
+            out.push((wt.conn, wt.seq, reply.into_bytes()));
+            return false;
+        }
+        // CLIENT UNBLOCK (TIMEOUT) answers as the timeout would (Redis's
+        // replyToBlockedClientTimedOut: the replicas that acknowledged so far).
+        let timed_out = wt.unblocked.is_some() || (wt.deadline_ms != 0 && now_ms >= wt.deadline_ms);
         let target = match wt.target {
             Some(t) => t,
             None if timed_out => crate::replication::primary::data_end(&shared),
@@ -140,6 +151,26 @@ pub fn any(data: &ShardData) -> bool {
     !data.repl.waits.is_empty()
 }
 
+/// CLIENT UNBLOCK of this shard's client `id`: true when it waits in WAIT (it is answered
+/// after this loop iteration, `how` as for a blocking command).
+pub fn unblock(data: &mut ShardData, id: u64, how: Unblock) -> bool {
+    let clients = &data.clients;
+    let is_it = |w: &Waiter| {
+        clients
+            .get(w.conn.index as usize)
+            .and_then(Option::as_ref)
+            .is_some_and(|c| c.conn == w.conn && c.id == id)
+    };
+    let Some(wt) = data.repl.waits.iter_mut().find(|w| is_it(w)) else {
+        return false;
+    };
+    if wt.unblocked.is_some() {
+        return false;
+    }
+    wt.unblocked = Some(how);
+    true
+}
+
 /// A connection closed: its WAIT, if any, is forgotten.
 pub fn forget(data: &mut ShardData, conn: ConnId) {
     data.repl.waits.retain(|w| w.conn != conn);
@@ -157,3 +188,7 @@ pub fn too_few_replicas(data: &ShardData) -> bool {
 
 /// The `min-replicas-to-write` refusal text.
 pub const NOREPLICAS: &str = "NOREPLICAS Not enough good replicas to write.";
+/// An EXEC whose queued writes meet too few good replicas (its queue was accepted while
+/// there were enough).
+pub const EXEC_NOREPLICAS: &str =
+    "EXECABORT Transaction discarded because of: NOREPLICAS Not enough good replicas to write.";
