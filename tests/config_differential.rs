@@ -29,6 +29,11 @@ const PERCORE_ONLY: &[&str] = &[
     // Redis 7.2's names, accepted by percore alongside the 7.0 ones.
     "set-max-listpack-entries",
     "set-max-listpack-value",
+    // Valkey's: `primaryauth`/`primaryuser` (its names for masterauth/masteruser) and
+    // `availability-zone` (tests/valkey_additions.rs compares them with the Valkey peer).
+    "primaryauth",
+    "primaryuser",
+    "availability-zone",
 ];
 
 /// The settings both servers start with (percore's test harness allows DEBUG and
