@@ -9,6 +9,7 @@
 mod common;
 
 use common::{Conn, Server, show, split_args};
+use percore_net::resp::Frame;
 
 const CASES: &[(&str, &str)] = &[
     (
@@ -487,4 +488,47 @@ fn transactions_match_redis_resp2() {
 #[test]
 fn transactions_match_redis_resp3() {
     run(true);
+}
+
+/// The field names of an INFO text, in order (values change between two calls).
+fn info_fields(text: &[u8]) -> Vec<String> {
+    String::from_utf8_lossy(text)
+        .lines()
+        .filter_map(|l| l.split(':').next())
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// INFO inside MULTI/EXEC answers every section and field it answers outside (a
+/// transaction's parts once ran without their client, so the server-wide sections, which
+/// come from the client's shard, were empty headers).
+#[test]
+fn info_inside_exec_answers_as_outside() {
+    for threads in [1, 3] {
+        let percore = Server::percore_threads(threads);
+        let mut c = percore.conn();
+        // Keys on every shard, so the keyspace section has a line.
+        for k in 0..8 {
+            assert_eq!(c.cmd_raw(&["SET", &format!("k{k}"), "v"]), b"+OK\r\n");
+        }
+        for section in ["default", "server", "everything"] {
+            let Frame::Bulk(outside) = c.cmd(&["INFO", section]) else {
+                panic!("INFO {section} is a bulk string")
+            };
+            assert_eq!(c.cmd_raw(&["MULTI"]), b"+OK\r\n");
+            assert_eq!(c.cmd_raw(&["INFO", section]), b"+QUEUED\r\n");
+            let Frame::Array(replies) = c.cmd(&["EXEC"]) else {
+                panic!("EXEC answers an array")
+            };
+            let Some(Frame::Bulk(inside)) = replies.first() else {
+                panic!("INFO inside EXEC: {replies:?}")
+            };
+            assert_eq!(
+                info_fields(inside),
+                info_fields(&outside),
+                "INFO {section} inside EXEC, {threads} shards"
+            );
+        }
+    }
 }

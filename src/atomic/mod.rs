@@ -1146,7 +1146,7 @@ fn run_next_here(
 ) -> Option<usize> {
     let me = data.id;
     if let Some(inflight) = txn.inflight.take() {
-        return run_inflight(data, txn, inflight);
+        return run_inflight(data, txn, inflight, client);
     }
     let q = &txn.cmds[txn.next];
     let (cmd, db) = (q.cmd, usize::from(q.db));
@@ -1575,7 +1575,12 @@ fn hop_result(data: &mut ShardData, txn: &mut Txn, result: Partial) -> Option<us
     }
 }
 
-fn run_inflight(data: &mut ShardData, txn: &mut Txn, inflight: Inflight) -> Option<usize> {
+fn run_inflight(
+    data: &mut ShardData,
+    txn: &mut Txn,
+    inflight: Inflight,
+    client: Option<&mut Client>,
+) -> Option<usize> {
     let me = data.id;
     let q = &txn.cmds[txn.next];
     let (cmd, db) = (q.cmd, usize::from(q.db));
@@ -1608,7 +1613,25 @@ fn run_inflight(data: &mut ShardData, txn: &mut Txn, inflight: Inflight) -> Opti
                 let (_, argv) = jobs.swap_remove(i);
                 let mut args = Vec::new();
                 argv.fill(&mut args);
-                let (result, before) = run_here(data, db, txn.proto, &args, part);
+                // The client's own shard runs its part with the client, as outside a
+                // transaction (INFO's server-wide sections come from there).
+                let mut taken = None;
+                let idx = txn.conn.index as usize;
+                let client = match client {
+                    Some(c) if me == txn.origin => Some(c),
+                    None if me == txn.origin => {
+                        taken = data
+                            .clients
+                            .get_mut(idx)
+                            .and_then(|c| c.take_if(|c| c.conn == txn.conn));
+                        taken.as_deref_mut()
+                    }
+                    _ => None,
+                };
+                let (result, before) = run_here_as(data, db, txn.proto, &args, part, client);
+                if let Some(c) = taken {
+                    data.clients[idx] = Some(c);
+                }
                 touched(data, cmd, &args, db, before);
                 txn.wrote |= crate::propagate::step_ran(data, before);
                 gather.parts[me] = Some(result);
@@ -1652,12 +1675,24 @@ fn run_here(
     args: &[&[u8]],
     f: PartFn,
 ) -> (Partial, u64) {
+    run_here_as(data, db, proto, args, f, None)
+}
+
+/// [`run_here`] with the client, when this is its shard.
+fn run_here_as(
+    data: &mut ShardData,
+    db: usize,
+    proto: Protocol,
+    args: &[&[u8]],
+    f: PartFn,
+    client: Option<&mut Client>,
+) -> (Partial, u64) {
     let before = data.keyspace.changes();
     let mut ctx = Ctx {
         shard: data,
         db,
         proto,
-        client: None,
+        client,
     };
     (crate::crash::guarded(args, || f(&mut ctx, args)), before)
 }
