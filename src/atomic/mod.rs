@@ -1173,10 +1173,7 @@ fn run_next_here(
             let client = if let Some(c) = client {
                 Some(c)
             } else {
-                taken = data
-                    .clients
-                    .get_mut(txn.conn.index as usize)
-                    .and_then(|c| c.take_if(|c| c.conn == txn.conn));
+                taken = take_client(data, txn.conn);
                 taken.as_deref_mut()
             };
             let mark = txn.out.len();
@@ -1620,10 +1617,7 @@ fn run_inflight(
                 let client = match client {
                     Some(c) if me == txn.origin => Some(c),
                     None if me == txn.origin => {
-                        taken = data
-                            .clients
-                            .get_mut(idx)
-                            .and_then(|c| c.take_if(|c| c.conn == txn.conn));
+                        taken = take_client(data, txn.conn);
                         taken.as_deref_mut()
                     }
                     _ => None,
@@ -1676,6 +1670,15 @@ fn run_here(
     f: PartFn,
 ) -> (Partial, u64) {
     run_here_as(data, db, proto, args, f, None)
+}
+
+/// The transaction's client out of its slot on this (its) shard, while a command runs
+/// with it; the caller puts it back. `None` when the connection is gone or the caller
+/// holds it.
+fn take_client(data: &mut ShardData, conn: ConnId) -> Option<Box<Client>> {
+    data.clients
+        .get_mut(conn.index as usize)
+        .and_then(|c| c.take_if(|c| c.conn == conn))
 }
 
 /// [`run_here`] with the client, when this is its shard.
