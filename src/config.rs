@@ -153,7 +153,7 @@ pub struct Config {
     pub port: u16,
     /// `bind`: addresses to listen on. Immutable at runtime in percore.
     pub bind: Vec<BindAddr>,
-    /// `protected-mode`: refuse non-loopback clients when no password and default bind.
+    /// `protected-mode`: refuse non-loopback clients while the default user has no password.
     pub protected_mode: bool,
     /// `requirepass`: password for AUTH; empty means no password.
     pub requirepass: String,
@@ -338,7 +338,7 @@ pub struct Config {
 }
 
 impl Default for Config {
-    /// The embedded defaults: Redis 7's defaults (with redis.conf's `bind`), which is
+    /// The embedded defaults: Redis 7's defaults (`bind * -::*`, protected mode on), which is
     /// what `percore-server` runs with when given no arguments.
     fn default() -> Self {
         const fn limit(hard: u64, soft: u64, secs: u64) -> OutputBufferLimit {
@@ -353,11 +353,11 @@ impl Default for Config {
             port: 6379,
             bind: vec![
                 BindAddr {
-                    addr: "127.0.0.1".to_owned(),
+                    addr: "*".to_owned(),
                     optional: false,
                 },
                 BindAddr {
-                    addr: "::1".to_owned(),
+                    addr: "::*".to_owned(),
                     optional: true,
                 },
             ],
@@ -2830,7 +2830,7 @@ mod tests {
 
         let expected = [
             ("port", "6379"),
-            ("bind", "127.0.0.1 -::1"),
+            ("bind", "* -::*"),
             ("protected-mode", "yes"),
             ("requirepass", ""),
             ("aclfile", ""),

@@ -2198,6 +2198,7 @@ impl Service for Shard {
             }
             return Ok(());
         }
+        crate::acl::refresh(&mut self.data);
         let stats = &self.data.shared.stats;
         let max = self.data.cfg.maxclients as usize;
         let connected = stats.connected_clients.fetch_add(1, Ordering::AcqRel) + 1;
@@ -2206,17 +2207,13 @@ impl Service for Shard {
             stats.rejected_connections.fetch_add(1, Ordering::Relaxed);
             return Err(b"-ERR max number of clients reached\r\n".to_vec());
         }
-        // Protected mode: no password and no explicit bind → loopback clients only.
-        if self.data.cfg.protected_mode
-            && !self.data.acl.auth_required
-            && self
-                .data
-                .cfg
-                .bind
-                .iter()
-                .all(|b| matches!(b.addr.as_str(), "127.0.0.1" | "::1"))
-            && peer.is_some_and(|p| !p.ip().is_loopback())
-        {
+        // Protected mode (Redis 7): while the default user has no password, only loopback
+        // and Unix-socket clients, whatever `bind` says.
+        if protected_refuses(
+            self.data.cfg.protected_mode,
+            self.data.acl.default_nopass,
+            peer.map(|p| p.ip()),
+        ) {
             stats.connected_clients.fetch_sub(1, Ordering::AcqRel);
             stats.rejected_connections.fetch_add(1, Ordering::Relaxed);
             return Err(PROTECTED_MODE_TEXT.as_bytes().to_vec());
@@ -2523,7 +2520,49 @@ impl Shard {
 }
 
 /// Redis's protected-mode refusal.
-pub const PROTECTED_MODE_TEXT: &str = "-DENIED Redis is running in protected mode because protected mode is enabled and no password is set for the default user. In this mode connections are only accepted from the loopback interface. If you want to connect from external computers to Redis you may adopt one of the following solutions: 1) Just disable protected mode sending the command 'CONFIG SET protected-mode no' from the loopback interface by connecting to Redis from the same host the server is running, however MAKE SURE Redis is not publicly accessible from internet if you do so. Use CONFIG REWRITE to make this change permanent. 2) Alternatively you can just disable the protected mode by editing the Redis configuration file, and setting the protected mode option to 'no', and then restarting the server. 3) If you started the server manually just for testing, restart it with the '--protected-mode no' option. 4) Set up an authentication password for the default user. NOTE: You only need to do one of the above things in order for the server to start accepting connections from the outside.\r\n";
+/// Whether protected mode refuses a new client from `peer` (`None`: a Unix socket):
+/// Redis's `islocalClient` (loopback, IPv4-mapped loopback included).
+fn protected_refuses(
+    protected: bool,
+    default_nopass: bool,
+    peer: Option<std::net::IpAddr>,
+) -> bool {
+    protected && default_nopass && peer.is_some_and(|ip| !ip.to_canonical().is_loopback())
+}
+
+pub const PROTECTED_MODE_TEXT: &str = "-DENIED Redis is running in protected mode because protected mode is enabled and no password is set for the default user. In this mode connections are only accepted from the loopback interface. If you want to connect from external computers to Redis you may adopt one of the following solutions: 1) Just disable protected mode sending the command 'CONFIG SET protected-mode no' from the loopback interface by connecting to Redis from the same host the server is running, however MAKE SURE Redis is not publicly accessible from internet if you do so. Use CONFIG REWRITE to make this change permanent. 2) Alternatively you can just disable the protected mode by editing the Redis configuration file, and setting the protected mode option to 'no', and then restarting the server. 3) If you started the server manually just for testing, restart it with the '--protected-mode no' option. 4) Setup a an authentication password for the default user. NOTE: You only need to do one of the above things in order for the server to start accepting connections from the outside.\r\n";
+
+#[cfg(test)]
+mod protected_mode_tests {
+    use super::protected_refuses;
+    use std::net::IpAddr;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().expect("an address")
+    }
+
+    #[test]
+    fn only_non_loopback_peers_are_refused_and_only_without_a_password() {
+        for local in ["127.0.0.1", "127.3.4.5", "::1", "::ffff:127.0.0.1"] {
+            assert!(!protected_refuses(true, true, Some(ip(local))), "{local}");
+        }
+        assert!(
+            !protected_refuses(true, true, None),
+            "a Unix socket is local"
+        );
+        for remote in ["192.0.2.2", "10.1.2.3", "fd00::2", "::ffff:192.0.2.2"] {
+            assert!(protected_refuses(true, true, Some(ip(remote))), "{remote}");
+            assert!(
+                !protected_refuses(false, true, Some(ip(remote))),
+                "protected-mode no"
+            );
+            assert!(
+                !protected_refuses(true, false, Some(ip(remote))),
+                "a password is set"
+            );
+        }
+    }
+}
 
 #[cfg(test)]
 mod argv_tests {

@@ -340,6 +340,98 @@ fn writes_acknowledged_by_wait_survive_a_kill_of_the_primary() {
 }
 
 /// A connection whose reads and writes may fail (the server is killed under it).
+/// Each shard's `field` (e.g. `connections`, `keys`) from INFO percore's `shardN:` lines.
+fn per_shard(c: &mut Conn, field: &str) -> Vec<i64> {
+    let Frame::Bulk(info) = c.cmd(&["INFO", "percore"]) else {
+        panic!("INFO percore");
+    };
+    String::from_utf8_lossy(&info)
+        .lines()
+        .filter(|l| l.starts_with("shard") && !l.starts_with("shards:"))
+        .map(|l| {
+            l.split([':', ','])
+                .find_map(|kv| kv.strip_prefix(&format!("{field}=")))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| panic!("{field} in {l}"))
+        })
+        .collect()
+}
+
+/// The shard whose counter `field` went up between two readings.
+fn changed_shard(before: &[i64], after: &[i64]) -> usize {
+    let moved: Vec<usize> = (0..before.len())
+        .filter(|&i| before[i] != after[i])
+        .collect();
+    assert_eq!(moved.len(), 1, "one shard changed: {before:?} -> {after:?}");
+    moved[0]
+}
+
+/// Connects to the server until a connection lands on `shard` (the others are closed).
+fn conn_on_shard(server: &Server, watcher: &mut Conn, shard: usize) -> Conn {
+    for _ in 0..64 {
+        let before = per_shard(watcher, "connections");
+        let c = server.conn();
+        let after = per_shard(watcher, "connections");
+        if changed_shard(&before, &after) == shard {
+            return c;
+        }
+        drop(c);
+        wait_until("the probe connection to close", || {
+            per_shard(watcher, "connections") == before
+        });
+    }
+    panic!("no connection landed on shard {shard} in 64 tries");
+}
+
+#[test]
+fn wait_after_a_pipelined_write_on_another_shard_counts_that_write() {
+    // The client's connection is on shard A, the key on shard B, and B is busy (DEBUG
+    // SLEEP) when `SET key` + `WAIT 1` arrive in one packet: A must not take WAIT's
+    // offset before the SET ran on B. The replica is stopped first, having acknowledged
+    // everything so far: WAIT can only answer 1 if it counted an offset without the SET.
+    let primary = Server::percore(&["--threads", "2", "--repl-diskless-sync-delay", "0"]);
+    let port = primary.port().to_string();
+    let replica = Server::percore(&["--threads", "1", "--replicaof", "127.0.0.1", &port]);
+    let mut watcher = primary.conn();
+    replicas_online(&mut watcher, 1);
+    let home = 0;
+    let mut c = conn_on_shard(&primary, &mut watcher, home);
+    let other = 1 - home;
+    let mut sleeper = conn_on_shard(&primary, &mut watcher, other);
+    let key = (0..1000)
+        .map(|i| format!("wait-key:{i}"))
+        .find(|k| {
+            let before = per_shard(&mut watcher, "keys");
+            assert_eq!(c.cmd(&["SET", k, "probe"]), ok());
+            let after = per_shard(&mut watcher, "keys");
+            assert_eq!(c.cmd(&["DEL", k]), Frame::Int(1));
+            changed_shard(&before, &after) == other
+        })
+        .expect("a key on the other shard");
+    // Everything so far acknowledged, then the replica stops.
+    assert_eq!(c.cmd(&["WAIT", "1", WAIT_OK_MS]), Frame::Int(1));
+    signal(replica.pid(), "-STOP");
+    sleeper.send_cmd(&["DEBUG", "SLEEP", "0.5"]);
+    std::thread::sleep(Duration::from_millis(100));
+    let mut pipeline = common::encode_cmd(&["SET", &key, "v"]);
+    pipeline.extend(common::encode_cmd(&["WAIT", "1", "300"]));
+    c.send(&pipeline);
+    assert_eq!(c.read_frame(), ok());
+    let waited = c.read_frame();
+    signal(replica.pid(), "-CONT");
+    assert_eq!(
+        waited,
+        Frame::Int(0),
+        "WAIT counted a stopped replica: it took its offset before the SET on the other shard ran"
+    );
+    assert_eq!(sleeper.read_frame(), ok());
+    assert_eq!(c.cmd(&["WAIT", "1", WAIT_OK_MS]), Frame::Int(1));
+    assert_eq!(
+        replica.conn().cmd(&["GET", &key]),
+        Frame::Bulk(b"v".to_vec())
+    );
+}
+
 struct Raw {
     stream: std::net::TcpStream,
     buf: Vec<u8>,

@@ -196,6 +196,9 @@ pub struct ShardAcl {
     /// Whether a new connection must AUTH first: the default user has a password or is
     /// off (Redis's `authRequired`).
     pub auth_required: bool,
+    /// Whether the default user has `nopass` (protected mode applies: Redis checks this
+    /// flag alone, whatever `bind` says).
+    pub default_nopass: bool,
 }
 
 /// Whether connections of the default user must authenticate.
@@ -215,7 +218,9 @@ pub fn refresh(data: &mut ShardData) {
 fn refresh_slow(data: &mut ShardData) {
     let acl = &data.shared.acl;
     data.acl.generation = acl.generation();
-    data.acl.auth_required = default_needs_auth(&acl.default_user());
+    let default = acl.default_user();
+    data.acl.auth_required = default_needs_auth(&default);
+    data.acl.default_nopass = default.nopass;
     let users = acl.users.read().expect("acl lock").clone();
     let mut closing = Vec::new();
     for c in data.clients.iter_mut().flatten() {

@@ -3,11 +3,13 @@
 //! Redis answers WAIT once `numreplicas` replicas acknowledged the offset right after the
 //! client's last write (`c->woff`). Here the stream's offsets are assigned by the merger
 //! thread (`crate::propagate`), after the shards published their effects, so a WAIT takes
-//! the publications of every shard at the moment it runs (the client's earlier writes are
-//! among them: a shard publishes before its replies and mail leave) and, once the merger
-//! wrote them all, waits for the stream's end at that moment (`primary::data_end`). The
-//! offset is at or after Redis's `woff`: it may include other clients' writes of the
-//! same moment, never fewer than the client's own.
+//! the publications of every shard once the client's earlier commands have all answered
+//! (a pipeline's writes forwarded to other shards may still be running when WAIT is read:
+//! it then waits for their replies first; a shard publishes before its replies and mail
+//! leave) and, once the merger wrote them all, waits for the stream's end at that moment
+//! (`primary::data_end`). The offset is at or after Redis's `woff`: it may include other
+//! clients' writes of the same moment, never fewer than the client's own. A WAIT that
+//! times out before that offset is known answers 0.
 //!
 //! A waiting client blocks its connection, not the shard: its reply slot stays `Waiting`
 //! (later requests wait behind it) and the shard looks at its waiters after each loop
@@ -26,6 +28,10 @@ use std::time::Duration;
 /// How often a shard with waiting WAIT clients looks at the replicas' acknowledgements.
 pub const WAIT_POLL: Duration = Duration::from_millis(1);
 
+/// How long a timed-out WAIT still waits for the stream offset of its client's writes
+/// (they ran on another shard or are being written) before it answers 0.
+const WAIT_TARGET_GRACE_MS: i64 = 1000;
+
 /// A client waiting in WAIT.
 pub struct Waiter {
     conn: ConnId,
@@ -33,8 +39,10 @@ pub struct Waiter {
     numreplicas: i64,
     /// Unix ms; 0 waits for ever.
     deadline_ms: i64,
-    /// Every shard's publications when WAIT ran: the offset is known once all are written.
-    tickets: Vec<u64>,
+    /// Every shard's publications when WAIT ran (or, when the client's earlier commands
+    /// were still running on other shards, once their replies arrived: `None` until
+    /// then): the offset is known once all are written.
+    tickets: Option<Vec<u64>>,
     /// The stream offset the replicas must acknowledge.
     target: Option<i64>,
     /// CLIENT UNBLOCK ended the wait: answered at the next look.
@@ -51,6 +59,18 @@ pub fn start(
     timeout_ms: i64,
     w: &mut ReplyWriter,
 ) {
+    // The client's earlier commands still running on other shards (a pipeline of writes
+    // then WAIT): their effects are not published yet, so the offset is taken once their
+    // replies arrived (each shard publishes before it replies), else WAIT could count
+    // replicas that lack them.
+    if let Some(c) = client.as_deref()
+        && c.last_cmd == "wait"
+        && c.pending.iter().any(|p| !matches!(p, Pending::Ready(_)))
+    {
+        let client = client.expect("checked above");
+        block(data, client, numreplicas, timeout_ms, None, None);
+        return;
+    }
     let shared = &data.shared;
     let tickets = shared.effects.published();
     let target = shared
@@ -73,7 +93,7 @@ pub fn start(
         w.int(n);
         return;
     }
-    block(data, client, numreplicas, timeout_ms, tickets, target);
+    block(data, client, numreplicas, timeout_ms, Some(tickets), target);
 }
 
 fn block(
@@ -81,7 +101,7 @@ fn block(
     client: &mut Client,
     numreplicas: i64,
     timeout_ms: i64,
-    tickets: Vec<u64>,
+    tickets: Option<Vec<u64>>,
     target: Option<i64>,
 ) {
     let discard = matches!(client.reply_mode, ReplyMode::Off | ReplyMode::Skipping);
@@ -115,8 +135,15 @@ pub fn answers(data: &mut ShardData, io: &mut Io<Msg, ()>) -> Vec<(ConnId, u64, 
     let now_ms = io.now_ms;
     let shared = std::sync::Arc::clone(&data.shared);
     let mut out = Vec::new();
+    let clients = &data.clients;
     data.repl.waits.retain_mut(|wt| {
-        if wt.target.is_none() && shared.effects.written(&wt.tickets) {
+        if wt.tickets.is_none() && earlier_replies_arrived(clients, wt) {
+            wt.tickets = Some(shared.effects.published());
+        }
+        if wt.target.is_none()
+            && let Some(tickets) = &wt.tickets
+            && shared.effects.written(tickets)
+        {
             wt.target = Some(crate::replication::primary::data_end(&shared));
             crate::replication::primary::request_getack(&shared);
         }
@@ -130,7 +157,16 @@ pub fn answers(data: &mut ShardData, io: &mut Io<Msg, ()>) -> Vec<(ConnId, u64, 
         let timed_out = wt.unblocked.is_some() || (wt.deadline_ms != 0 && now_ms >= wt.deadline_ms);
         let target = match wt.target {
             Some(t) => t,
-            None if timed_out => crate::replication::primary::data_end(&shared),
+            // CLIENT UNBLOCK: what was written so far.
+            None if wt.unblocked.is_some() => crate::replication::primary::data_end(&shared),
+            // Timed out before the offset of the client's writes is known (they still run
+            // on another shard, or the stream has not written them yet): no replica can
+            // have acknowledged them before they were written, so the offset is awaited a
+            // little longer; past that, none is counted (never a replica that lacks them).
+            None if timed_out && now_ms >= wt.deadline_ms.saturating_add(WAIT_TARGET_GRACE_MS) => {
+                out.push((wt.conn, wt.seq, b":0\r\n".to_vec()));
+                return false;
+            }
             None => return true,
         };
         let n = crate::replication::primary::acked(&shared, target);
@@ -144,6 +180,23 @@ pub fn answers(data: &mut ShardData, io: &mut Io<Msg, ()>) -> Vec<(ConnId, u64, 
         io.wake_within(WAIT_POLL);
     }
     out
+}
+
+/// Whether every reply slot of `wt`'s client before its WAIT has arrived (a client that
+/// is gone counts as arrived: the waiter is forgotten with it).
+fn earlier_replies_arrived(clients: &[Option<Box<Client>>], wt: &Waiter) -> bool {
+    let Some(c) = clients
+        .get(wt.conn.index as usize)
+        .and_then(Option::as_ref)
+        .filter(|c| c.conn == wt.conn)
+    else {
+        return true;
+    };
+    let before = usize::try_from(wt.seq.saturating_sub(c.first_seq)).unwrap_or(usize::MAX);
+    c.pending
+        .iter()
+        .take(before)
+        .all(|p| matches!(p, Pending::Ready(_)))
 }
 
 /// Whether any client of this shard waits (the loop then wakes every [`WAIT_POLL`]).
