@@ -87,7 +87,10 @@ fn dataset(c: &mut Conn) -> Dataset {
         for k in keys {
             let Frame::Bulk(k) = k else { panic!("key") };
             let ty = text(&c.cmd(&[b"TYPE".as_slice(), &k]));
-            let enc = text(&c.cmd(&[b"OBJECT".as_slice(), b"ENCODING", &k]));
+            let enc = common::encoding_as_7_0(
+                &common::show(&c.cmd_raw(&[b"TYPE".as_slice(), &k])),
+                common::show(&c.cmd_raw(&[b"OBJECT".as_slice(), b"ENCODING", &k])),
+            );
             let contents = if ty.contains("list") {
                 text(&c.cmd(&[b"LRANGE".as_slice(), &k, b"0", b"-1"]))
             } else if ty.contains("hash") {

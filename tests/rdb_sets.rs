@@ -60,7 +60,7 @@ fn snapshot(c: &mut Conn) -> Vec<String> {
     let mut out = Vec::new();
     for k in keys {
         let t = show(&c.cmd_raw(&["TYPE", k]));
-        let e = show(&c.cmd_raw(&["OBJECT", "ENCODING", k]));
+        let e = common::encoding_as_7_0(&t, show(&c.cmd_raw(&["OBJECT", "ENCODING", k])));
         let body = if t.contains("zset") {
             show(&c.cmd_raw(&["ZRANGE", k, "0", "-1", "WITHSCORES"]))
         } else {

@@ -26,11 +26,26 @@ const NODE_SAFETY_LIMIT_BYTES: usize = 8192;
 const ENTRY_OVERHEAD_ESTIMATE_BYTES: usize = 11;
 
 /// A list.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default)]
 pub struct List {
     nodes: VecDeque<Shareable<Listpack>>,
     len: usize,
+    /// The encoding OBJECT ENCODING reports, as Valkey 8 (and Redis 7.2) keep it: a list
+    /// starts as one `listpack` and becomes a `quicklist` once a write would take it past
+    /// `list-max-listpack-size` ([`List::grow_check`]); a quicklist goes back to a listpack
+    /// when it shrinks to one node within half the limit ([`List::shrink_check`]). The
+    /// storage is the same (nodes of listpacks); only the reported state differs.
+    quick: bool,
 }
+
+/// Lists compare by content (the reported encoding is not part of the value).
+impl PartialEq for List {
+    fn eq(&self, other: &Self) -> bool {
+        self.len == other.len && self.nodes == other.nodes
+    }
+}
+
+impl Eq for List {}
 
 impl Part for Listpack {
     fn weight_bytes(&self) -> usize {
@@ -119,7 +134,8 @@ impl List {
             .map(Shareable::new)
             .collect();
         let len = nodes.iter().map(|n| n.len()).sum();
-        Self { nodes, len }
+        let quick = nodes.len() > 1;
+        Self { nodes, len, quick }
     }
 
     #[must_use]
@@ -134,10 +150,53 @@ impl List {
         self.len == 0
     }
 
-    /// OBJECT ENCODING.
+    /// OBJECT ENCODING (Valkey 8's: `listpack` for a small list, see [`List::quick`]).
     #[must_use]
     pub fn encoding(&self) -> &'static str {
-        "quicklist"
+        if self.quick || self.nodes.len() > 1 {
+            "quicklist"
+        } else {
+            "listpack"
+        }
+    }
+
+    /// Before `count` entries of `bytes` bytes in all are added (a push, LINSERT, LSET):
+    /// a listpack that would pass the fill becomes a quicklist (Valkey's
+    /// `listTypeTryConvertListpack`: the listpack's bytes plus the new strings' lengths,
+    /// its entries plus `count`).
+    pub fn grow_check(&mut self, fill: i64, bytes: usize, count: usize) {
+        if self.quick {
+            return;
+        }
+        let (have_bytes, have) = self
+            .nodes
+            .front()
+            .map_or((0, 0), |n| (n.bytes_len(), n.len()));
+        if self.nodes.len() > 1 || !node_fits(fill, have_bytes + bytes, have + count) {
+            self.quick = true;
+        }
+    }
+
+    /// After entries were removed or replaced: a quicklist of one node within half the
+    /// fill is reported as a listpack again (Valkey's `listTypeTryConvertQuicklist` when
+    /// shrinking).
+    pub fn shrink_check(&mut self, fill: i64) {
+        if !self.quick || self.nodes.len() > 1 {
+            return;
+        }
+        let (bytes, count) = self
+            .nodes
+            .front()
+            .map_or((0, 0), |n| (n.bytes_len(), n.len()));
+        let fits_half = if fill >= 0 {
+            count <= (fill.max(1) as usize) / 2
+        } else {
+            let i = (fill.unsigned_abs().min(5) - 1) as usize;
+            bytes <= NODE_BYTE_LIMITS[i] / 2
+        };
+        if fits_half {
+            self.quick = false;
+        }
     }
 
     /// The nodes, head first (RDB writing).
@@ -190,6 +249,9 @@ impl List {
             },
         }
         self.len += 1;
+        if self.nodes.len() > 1 {
+            self.quick = true;
+        }
     }
 
     /// The entry at `end`.

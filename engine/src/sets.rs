@@ -89,15 +89,35 @@ impl PartialEq for SetValue {
 impl Eq for SetValue {}
 
 impl SetValue {
-    /// An empty set of the form Redis's `setTypeCreate` picks for its first member.
+    /// An empty set of the form Valkey's `setTypeCreate` picks for its first member and
+    /// the number of members about to be added (`size_hint`: SADD's member count).
     #[must_use]
-    pub fn new_for(first: &[u8], limits: &SetLimits) -> Self {
-        if limits.max_intset_entries > 0 && parse_i64_strict(first).is_some() {
+    pub fn new_for(first: &[u8], size_hint: usize, limits: &SetLimits) -> Self {
+        if limits.max_intset_entries > 0
+            && size_hint <= limits.max_intset_entries
+            && parse_i64_strict(first).is_some()
+        {
             SetValue::Ints(IntSet::new())
-        } else if limits.max_listpack_entries > 0 && first.len() <= limits.max_listpack_value {
+        } else if size_hint <= limits.max_listpack_entries
+            && limits.max_listpack_entries > 0
+            && first.len() <= limits.max_listpack_value
+        {
             SetValue::Small(Packed::default())
         } else {
             SetValue::Hash(Table::new(MEMBER_TABLE_SEED))
+        }
+    }
+
+    /// Before `size_hint` members are added to an existing set (SADD): a compact form
+    /// they could not fit goes to the hash form at once (Valkey's `setTypeMaybeConvert`).
+    pub fn maybe_convert(&mut self, size_hint: usize, limits: &SetLimits) {
+        let too_many = match self {
+            SetValue::Ints(_) => size_hint > limits.max_intset_entries,
+            SetValue::Small(_) => size_hint > limits.max_listpack_entries,
+            SetValue::Hash(_) => false,
+        };
+        if too_many {
+            self.grow_to_hash();
         }
     }
 
@@ -121,31 +141,22 @@ impl SetValue {
         self.len() == 0
     }
 
-    /// OBJECT ENCODING, as redis-server 7.0 reports it.
+    /// OBJECT ENCODING, as Valkey 8 (and Redis 7.2) report it: the small form is a
+    /// `listpack` (Redis 7.0 kept such sets in a hash table).
     #[must_use]
     pub fn encoding(&self) -> &'static str {
         match self {
             SetValue::Ints(_) => "intset",
-            SetValue::Small(_) | SetValue::Hash(_) => "hashtable",
+            SetValue::Small(_) => "listpack",
+            SetValue::Hash(_) => "hashtable",
         }
     }
 
-    /// DEBUG HTSTATS-KEY: the member table's stats; a small set (which Redis 7.0 keeps in
-    /// a hash table too, OBJECT ENCODING `hashtable`) reports the table its members make.
+    /// DEBUG HTSTATS-KEY: the member table's stats (the compact forms have none).
     #[must_use]
     pub fn hash_table_stats(&self) -> Option<String> {
         match self {
-            SetValue::Ints(_) => None,
-            SetValue::Small(v) => {
-                let mut t: Table<()> = Table::new(0);
-                v.iter().for_each(|m| {
-                    t.insert(m.into(), ());
-                });
-                while t.is_rehashing() {
-                    t.rehash(usize::MAX);
-                }
-                Some(t.stats_text())
-            }
+            SetValue::Ints(_) | SetValue::Small(_) => None,
             SetValue::Hash(t) => Some(t.stats_text()),
         }
     }
@@ -169,7 +180,8 @@ impl SetValue {
                         return false;
                     }
                     if s.len() > limits.max_intset_entries {
-                        self.convert(limits, 0, 0);
+                        // Valkey's maybeConvertIntset: straight to the hash form.
+                        self.grow_to_hash();
                     }
                     return true;
                 }
@@ -567,13 +579,13 @@ mod tests {
     #[test]
     fn forms_follow_the_limits() {
         let l = SetLimits::default();
-        let mut s = SetValue::new_for(b"1", &l);
+        let mut s = SetValue::new_for(b"1", 1, &l);
         assert!(s.add(b"1", &l));
         assert_eq!(s.encoding(), "intset");
         assert!(!s.add(b"1", &l));
         assert!(s.add(b"a", &l));
         assert!(matches!(s, SetValue::Small(_)));
-        assert_eq!(s.encoding(), "hashtable");
+        assert_eq!(s.encoding(), "listpack");
         assert!(s.contains(b"1") && s.contains(b"a") && !s.contains(b"01"));
         let mut s = SetValue::new_ints();
         for i in 0..=512 {
@@ -602,7 +614,7 @@ mod tests {
             .iter()
             .map(|&n| vec![b'a' + (n % 26) as u8; n])
             .collect();
-        let mut s = SetValue::new_for(&ms[0], &l);
+        let mut s = SetValue::new_for(&ms[0], ms.len(), &l);
         for m in &ms {
             assert!(s.add(m, &l));
             assert!(!s.add(m, &l));

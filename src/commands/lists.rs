@@ -58,13 +58,20 @@ fn fill(ctx: &Ctx) -> i64 {
     ctx.shard.cfg.list_max_listpack_size
 }
 
-/// Deletes `key` when its list became empty; true when it did.
-fn drop_if_empty(db: &mut Db, key: &[u8], now: i64) -> bool {
-    if matches!(db.get(key, now), Some(Value::List(l)) if l.is_empty()) {
-        db.remove(key, now);
-        return true;
+/// After entries were removed from `key`'s list: deletes it when it became empty (true),
+/// else lets it report `listpack` again if it shrank enough (`List::shrink_check`).
+fn drop_if_empty(db: &mut Db, key: &[u8], now: i64, fill: i64) -> bool {
+    match db.get_mut(key, now) {
+        Some(Value::List(l)) if l.is_empty() => {
+            db.remove(key, now);
+            true
+        }
+        Some(Value::List(l)) => {
+            l.shrink_check(fill);
+            false
+        }
+        _ => false,
     }
-    false
 }
 
 /// The keyspace events of a pop from `key` ("lpop"/"rpop", then "del" when `emptied`).
@@ -122,6 +129,7 @@ fn push_items(
             }
         }
     };
+    l.grow_check(f, items.iter().map(|it| it.len()).sum(), items.len());
     for it in items {
         l.push(end, it, f);
     }
@@ -183,6 +191,7 @@ pub fn pop(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
         None
     };
     let now = ctx.shard.now_ms;
+    let f = fill(ctx);
     let db = ctx.shard.keyspace.db_mut(ctx.db);
     let l = match list_mut(db, argv[1], now) {
         Err(()) => return w.error(errors::WRONGTYPE),
@@ -216,6 +225,8 @@ pub fn pop(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
     let emptied = l.is_empty();
     if emptied {
         db.remove(argv[1], now);
+    } else {
+        l.shrink_check(f);
     }
     notify_pop(ctx, argv[1], end, emptied);
 }
@@ -304,7 +315,9 @@ pub fn lset(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
     let Some(i) = parse_i64(argv[2]) else {
         return w.error(errors::NOT_INTEGER);
     };
+    l.grow_check(f, argv[3].len(), 1);
     if l.set(i, argv[3], f) {
+        l.shrink_check(f);
         w.ok();
         ctx.notify(class::LIST, "lset", argv[1]);
     } else {
@@ -327,6 +340,7 @@ pub fn linsert(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
         Ok(None) => return w.int(0),
         Ok(Some(l)) => l,
     };
+    l.grow_check(f, argv[4].len(), 1);
     match l.insert_at_pivot(argv[3], argv[4], after, f) {
         Some(n) => {
             w.int(n as i64);
@@ -341,6 +355,7 @@ pub fn lrem(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
         return w.error(errors::NOT_INTEGER);
     };
     let now = ctx.shard.now_ms;
+    let f = fill(ctx);
     let db = ctx.shard.keyspace.db_mut(ctx.db);
     let l = match list_mut(db, argv[1], now) {
         Err(()) => return w.error(errors::WRONGTYPE),
@@ -349,7 +364,7 @@ pub fn lrem(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
     };
     let n = l.remove_matching(argv[3], count);
     w.int(n as i64);
-    let emptied = drop_if_empty(db, argv[1], now);
+    let emptied = drop_if_empty(db, argv[1], now, f);
     if n > 0 {
         ctx.notify(class::LIST, "lrem", argv[1]);
     }
@@ -363,6 +378,7 @@ pub fn ltrim(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
         return w.error(errors::NOT_INTEGER);
     };
     let now = ctx.shard.now_ms;
+    let f = fill(ctx);
     let db = ctx.shard.keyspace.db_mut(ctx.db);
     match list_mut(db, argv[1], now) {
         Err(()) => return w.error(errors::WRONGTYPE),
@@ -370,7 +386,7 @@ pub fn ltrim(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
         Ok(Some(l)) => l.trim(start, stop),
     }
     w.ok();
-    let emptied = drop_if_empty(db, argv[1], now);
+    let emptied = drop_if_empty(db, argv[1], now, f);
     ctx.notify(class::LIST, "ltrim", argv[1]);
     if emptied {
         ctx.notify(class::GENERIC, "del", argv[1]);
@@ -507,6 +523,7 @@ pub fn lmove(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
     }
     let dst_owner = ctx.shard.owner(argv[2]);
     let now = ctx.shard.now_ms;
+    let f = fill(ctx);
     let db = ctx.shard.keyspace.db_mut(ctx.db);
     match list_ref(db, argv[1], now) {
         Err(()) => return reply(ctx, |w| w.error(errors::WRONGTYPE)),
@@ -527,7 +544,7 @@ pub fn lmove(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
     else {
         unreachable!("checked non-empty above");
     };
-    let emptied: &[u8] = if drop_if_empty(db, argv[1], now) {
+    let emptied: &[u8] = if drop_if_empty(db, argv[1], now, f) {
         b"1"
     } else {
         b"0"
@@ -551,6 +568,7 @@ pub fn lmove(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
 /// (the source non-empty). Returns the element.
 fn move_local(ctx: &mut Ctx, src: &[u8], dst: &[u8], from: End, to: End) -> Vec<u8> {
     let now = ctx.shard.now_ms;
+    let f = fill(ctx);
     let db = ctx.shard.keyspace.db_mut(ctx.db);
     let Some(v) = list_mut(db, src, now)
         .ok()
@@ -562,7 +580,7 @@ fn move_local(ctx: &mut Ctx, src: &[u8], dst: &[u8], from: End, to: End) -> Vec<
     // Pushed before the source is dropped when empty: rotating a one-element list keeps
     // the key, as Redis's.
     let _ = push_items(ctx, dst, to, &[&v], false);
-    let emptied = drop_if_empty(ctx.shard.keyspace.db_mut(ctx.db), src, now);
+    let emptied = drop_if_empty(ctx.shard.keyspace.db_mut(ctx.db), src, now, f);
     ctx.notify(class::LIST, push_event(to), dst);
     notify_pop(ctx, src, from, emptied);
     v
@@ -635,6 +653,7 @@ pub fn parse_mpop(
 /// Pops up to `count` from the list at `key` on this shard: `Ok(None)` when absent.
 pub fn mpop_key(ctx: &mut Ctx, key: &[u8], end: End, count: usize) -> Result<Option<Vec<u8>>, ()> {
     let now = ctx.shard.now_ms;
+    let f = fill(ctx);
     let proto = ctx.proto;
     let db = ctx.shard.keyspace.db_mut(ctx.db);
     let Some(l) = list_mut(db, key, now)? else {
@@ -652,7 +671,7 @@ pub fn mpop_key(ctx: &mut Ctx, key: &[u8], end: End, count: usize) -> Result<Opt
     for _ in 0..n {
         l.pop_with(end, |v| write_entry(&mut w, v));
     }
-    let emptied = drop_if_empty(db, key, now);
+    let emptied = drop_if_empty(db, key, now, f);
     notify_pop(ctx, key, end, emptied);
     Ok(Some(out))
 }
@@ -722,6 +741,7 @@ fn bpop_keys(argv: &[&[u8]]) -> std::ops::Range<usize> {
 fn bpop_take(ctx: &mut Ctx, key: &[u8], argv: &[&[u8]]) -> Take {
     let end = end_of(argv[0]);
     let now = ctx.shard.now_ms;
+    let f = fill(ctx);
     let proto = ctx.proto;
     let db = ctx.shard.keyspace.db_mut(ctx.db);
     let l = match list_mut(db, key, now) {
@@ -734,7 +754,7 @@ fn bpop_take(ctx: &mut Ctx, key: &[u8], argv: &[&[u8]]) -> Take {
     w.array(2);
     w.bulk(key);
     l.pop_with(end, |v| write_entry(&mut w, v));
-    let emptied = drop_if_empty(db, key, now);
+    let emptied = drop_if_empty(db, key, now, f);
     notify_pop(ctx, key, end, emptied);
     Take::Served(Partial::Encoded(out))
 }

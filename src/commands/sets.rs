@@ -85,6 +85,7 @@ pub fn sadd(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
         let Value::Set(set) = v else {
             return w.error(errors::WRONGTYPE);
         };
+        set.maybe_convert(argv.len() - 2, &limits);
         let added = argv[2..].iter().filter(|m| set.add(m, &limits)).count();
         w.int(added as i64);
         if added > 0 {
@@ -92,7 +93,7 @@ pub fn sadd(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
         }
         return;
     }
-    let mut set = SetValue::new_for(argv[2], &limits);
+    let mut set = SetValue::new_for(argv[2], argv.len() - 2, &limits);
     let added = argv[2..].iter().filter(|m| set.add(m, &limits)).count();
     db.set(argv[1], Value::Set(Box::new(set)), SetExpire::Clear, now);
     w.int(added as i64);
@@ -437,7 +438,7 @@ fn add_member(ctx: &mut Ctx, key: &[u8], m: &[u8], limits: &SetLimits) {
         Some(Value::Set(s)) => s.add(m, limits),
         Some(_) => false,
         None => {
-            let mut s = SetValue::new_for(m, limits);
+            let mut s = SetValue::new_for(m, 1, limits);
             s.add(m, limits);
             db.set(key, Value::Set(Box::new(s)), SetExpire::Clear, now);
             true
