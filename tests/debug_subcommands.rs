@@ -214,6 +214,39 @@ fn htstats_have_redis_shape() {
     );
 }
 
+/// Redis's type/set "SRANDMEMBER with a dict containing long chain" loops on SRANDMEMBER
+/// until DEBUG HTSTATS-KEY stops showing a rehashing target: a set left rehashing by
+/// SREM must finish its rehash under reads alone, as Redis's does (its random picks
+/// step the rehash), with the members unchanged.
+#[test]
+fn a_set_left_rehashing_by_srem_finishes_under_srandmember() {
+    let Some((redis, percore)) = both(&[]) else {
+        return;
+    };
+    let (mut r, mut p) = (redis.conn(), percore.conn());
+    let members: Vec<String> = (0..4000).map(|j| format!("m:{j}")).collect();
+    let mut sadd = vec!["SADD", "s"];
+    sadd.extend(members.iter().map(String::as_str));
+    same(&mut r, &mut p, &sadd);
+    let mut srem = vec!["SREM", "s"];
+    srem.extend(members[..3950].iter().map(String::as_str));
+    same(&mut r, &mut p, &srem);
+    let rehashing = |c: &mut Conn| {
+        show(&c.cmd_raw(&["DEBUG", "HTSTATS-KEY", "s"])).contains("rehashing target")
+    };
+    for (name, c) in [("redis", &mut r), ("percore", &mut p)] {
+        assert!(rehashing(c), "{name}: SREM to 50 of 4000 starts a shrink");
+        let mut reads = 0;
+        while rehashing(c) {
+            assert!(reads < 1000, "{name}: still rehashing after {reads} reads");
+            c.cmd_raw(&["SRANDMEMBER", "s", "1"]);
+            reads += 1;
+        }
+    }
+    same(&mut r, &mut p, &["SCARD", "s"]);
+    same(&mut r, &mut p, &["SORT", "s", "ALPHA"]);
+}
+
 #[test]
 fn string_encodings_after_in_place_writes_match_redis() {
     let Some((redis, percore)) = both(&[]) else {

@@ -37,14 +37,18 @@ pub fn write_member(w: &mut ReplyWriter, m: Member<'_>) {
     }
 }
 
-/// A set key for reading, counting the hit or miss. `Err` = wrong type.
+/// A set key for reading, counting the hit or miss. `Err` = wrong type. As Redis's dict
+/// lookups and random picks do, the read takes one step of the set's incremental rehash
+/// (the only change it makes: the members stay where they are).
 fn read_set<'d>(ctx: &'d mut Ctx, key: &[u8]) -> Result<Option<&'d SetValue>, ()> {
     let now = ctx.shard.now_ms;
     let sh = &mut *ctx.shard;
-    match sh.keyspace.db_mut(ctx.db).get(key, now) {
+    match sh.keyspace.db_mut(ctx.db).get_for_layout(key, now) {
         Some(v) => {
             sh.stats.keyspace_hits += 1;
-            v.as_set().map(Some).ok_or(())
+            let s = v.as_set_mut().ok_or(())?;
+            s.rehash_step();
+            Ok(Some(s))
         }
         None => {
             sh.stats.keyspace_misses += 1;
