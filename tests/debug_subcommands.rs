@@ -247,6 +247,49 @@ fn a_set_left_rehashing_by_srem_finishes_under_srandmember() {
     same(&mut r, &mut p, &["SORT", "s", "ALPHA"]);
 }
 
+/// DEBUG RELOAD gives sorted sets the encoding the server's limits say, as Redis's load
+/// does: a skiplist stays one under `zset-max-listpack-entries 0` (Redis's zset unit,
+/// "ZSCORE after a DEBUG RELOAD - skiplist"), a listpack past the default 128 entries
+/// stays one under a limit of 256.
+#[test]
+fn zset_encodings_after_debug_reload_follow_the_limits() {
+    let Some((redis, percore)) = both(&[]) else {
+        return;
+    };
+    let (mut r, mut p) = (redis.conn(), percore.conn());
+    let members: Vec<String> = (0..200).map(|j| format!("{j}")).collect();
+    let mut zadd = vec!["ZADD", "big"];
+    for m in &members {
+        zadd.extend([m.as_str(), m.as_str()]);
+    }
+    for argv in [
+        &["CONFIG", "SET", "zset-max-ziplist-entries", "0"][..],
+        &["CONFIG", "SET", "zset-max-ziplist-value", "0"],
+        &["ZADD", "sk", "1", "a", "2", "b"],
+        &["OBJECT", "ENCODING", "sk"],
+        &["CONFIG", "SET", "zset-max-ziplist-entries", "256"],
+        &["CONFIG", "SET", "zset-max-ziplist-value", "64"],
+        &zadd,
+        &["OBJECT", "ENCODING", "big"],
+        &["ZADD", "small", "1", "x"],
+        &["CONFIG", "SET", "zset-max-ziplist-entries", "0"],
+        &["CONFIG", "SET", "zset-max-ziplist-value", "0"],
+        &["DEBUG", "RELOAD"],
+        &["OBJECT", "ENCODING", "sk"],
+        &["OBJECT", "ENCODING", "small"],
+        &["ZSCORE", "sk", "b"],
+        &["CONFIG", "SET", "zset-max-ziplist-entries", "256"],
+        &["CONFIG", "SET", "zset-max-ziplist-value", "64"],
+        &["DEBUG", "RELOAD"],
+        &["OBJECT", "ENCODING", "big"],
+        &["OBJECT", "ENCODING", "sk"],
+        &["OBJECT", "ENCODING", "small"],
+        &["ZRANGE", "big", "0", "-1", "WITHSCORES"],
+    ] {
+        same(&mut r, &mut p, argv);
+    }
+}
+
 #[test]
 fn string_encodings_after_in_place_writes_match_redis() {
     let Some((redis, percore)) = both(&[]) else {

@@ -811,6 +811,21 @@ impl Db {
         Some(&mut entry.value)
     }
 
+    /// [`Db::get_mut`] that counts no change: for commands that count what they really
+    /// changed with [`Db::count_changes`] (SETBIT and BITFIELD SET, as Redis's `dirty`,
+    /// count nothing when the bits were already so).
+    pub fn get_mut_uncounted(&mut self, key: &[u8], now_ms: i64) -> Option<&mut Value> {
+        let idx = self.live_index(key, now_ms)?;
+        let entry = self.main.value_at_mut(idx);
+        entry.access = self.access.touched(entry.access, &mut self.rng, now_ms);
+        Some(&mut entry.value)
+    }
+
+    /// Counts `n` changes (Redis's `server.dirty += n`), after [`Db::get_mut_uncounted`].
+    pub fn count_changes(&mut self, n: u64) {
+        self.changes += n;
+    }
+
     /// The value of `key` for in-place modification, updating its access time.
     #[inline]
     pub fn get_mut(&mut self, key: &[u8], now_ms: i64) -> Option<&mut Value> {

@@ -751,6 +751,23 @@ impl ZSetValue {
         }
     }
 
+    /// The form a sorted set takes when loaded under `limits` (Redis's `rdbLoadObject`
+    /// converts to the listpack when the set fits the limits, else to the skiplist).
+    /// Whatever form it was written in, so CONFIG SET limits hold across DEBUG RELOAD.
+    pub fn fit_limits(&mut self, limits: &ZSetLimits) {
+        if self.len() > limits.max_listpack_entries {
+            self.grow_to_big();
+        } else if let ZSetValue::Big(b) = self {
+            let fits = b
+                .scores
+                .iter()
+                .all(|(m, _)| m.len() <= limits.max_listpack_value);
+            if fits {
+                *self = Self::from_entries(self.entries(), limits);
+            }
+        }
+    }
+
     /// Converts to the large (`skiplist`) form; SORT does, as Redis's `zsetConvert`.
     pub fn grow_to_big(&mut self) {
         let ZSetValue::Small(v) = self else {
