@@ -320,6 +320,54 @@ fn string_encodings_after_in_place_writes_match_redis() {
     }
 }
 
+/// The text of `s`'s newest incremental AOF file from the first `from` on; none until
+/// percore's AOF writer wrote it (it writes after the reply).
+fn aof_tail(s: &Server, from: &str) -> Option<String> {
+    let dir = s.dir().join("appendonlydir");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|f| f.to_string_lossy().ends_with(".incr.aof"))
+        .collect();
+    files.sort();
+    let text = std::fs::read_to_string(files.last()?).ok()?;
+    Some(text[text.find(from)?..].to_owned())
+}
+
+/// SPOP whose count empties its set reaches the AOF as DEL, as redis-server 7.0 writes it,
+/// and as UNLINK under `lazyfree-lazy-server-del yes` (as Valkey: its type/set "SPOP new
+/// implementation: code path #1 propagate as DEL or UNLINK"; Redis 7.0 wrote DEL).
+#[test]
+fn spop_emptying_its_set_reaches_the_aof_as_del_or_unlink() {
+    let Some((redis, percore)) = both(&["--appendonly", "yes"]) else {
+        return;
+    };
+    let (mut r, mut p) = (redis.conn(), percore.conn());
+    same(&mut r, &mut p, &["SADD", "s1", "1", "2", "3"]);
+    // (The reply's order is random in percore, not the set's order: not compared.)
+    for c in [&mut r, &mut p] {
+        c.cmd_raw(&["SPOP", "s1", "3"]);
+    }
+    same(&mut r, &mut p, &["SET", "end", "1"]);
+    let tail = |s: &Server| aof_tail(s, "SADD");
+    // Redis too may write its AOF after the reply (a write postponed while it fsyncs).
+    wait_until("the AOFs written", || {
+        [&percore, &redis]
+            .iter()
+            .all(|s| tail(s).is_some_and(|t| t.contains("end")))
+    });
+    assert_eq!(tail(&percore), tail(&redis));
+    p.cmd_raw(&["CONFIG", "SET", "lazyfree-lazy-server-del", "yes"]);
+    p.cmd_raw(&["SADD", "s2", "a", "b"]);
+    p.cmd_raw(&["SPOP", "s2", "5"]);
+    p.cmd_raw(&["SET", "end2", "1"]);
+    wait_until("the AOF written", || {
+        tail(&percore).is_some_and(|t| t.contains("end2"))
+    });
+    let text = tail(&percore).unwrap();
+    assert!(text.contains("UNLINK\r\n$2\r\ns2\r\n"), "{text}");
+}
+
 #[test]
 fn set_with_pxat_reaches_the_aof_as_redis_writes_it() {
     let Some((redis, percore)) = both(&["--appendonly", "yes"]) else {
@@ -334,21 +382,12 @@ fn set_with_pxat_reaches_the_aof_as_redis_writes_it() {
     ] {
         same(&mut r, &mut p, argv);
     }
-    let tail = |s: &Server| {
-        let dir = s.dir().join("appendonlydir");
-        let mut files: Vec<_> = std::fs::read_dir(&dir)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|f| f.to_string_lossy().ends_with(".incr.aof"))
-            .collect();
-        files.sort();
-        let text = std::fs::read_to_string(files.last()?).ok()?;
-        // From the first SET on (Redis starts with its SELECT, as percore); none until
-        // percore's AOF writer wrote the first one (it writes after the reply).
-        Some(text[text.find("SET")?..].to_owned())
-    };
-    wait_until("the AOF written", || {
-        tail(&percore).is_some_and(|t| t.matches("SET").count() == 3)
+    // From the first SET on (Redis starts with its SELECT, as percore).
+    let tail = |s: &Server| aof_tail(s, "SET");
+    wait_until("the AOFs written", || {
+        [&percore, &redis]
+            .iter()
+            .all(|s| tail(s).is_some_and(|t| t.matches("SET").count() == 3))
     });
     assert_eq!(tail(&percore), tail(&redis));
 }

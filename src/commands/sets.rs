@@ -427,9 +427,19 @@ fn smove_local(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
         return reply(ctx, |w| w.int(0));
     }
     ctx.notify(class::SET, "srem", argv[1]);
+    touch_watched(ctx, argv[1]);
     drop_if_empty(ctx, argv[1]);
     add_member(ctx, argv[2], argv[3], &limits);
     reply(ctx, |w| w.int(1))
+}
+
+/// Redis's `signalModifiedKey` for SMOVE, which touches its watched keys itself (see
+/// `atomic::watch::after_write`): the source when the member left it, the destination
+/// only when the member was added to it.
+fn touch_watched(ctx: &mut Ctx, key: &[u8]) {
+    if !ctx.shard.watches.is_empty() {
+        crate::atomic::watch::Registry::touch(ctx.shard, ctx.db, key);
+    }
 }
 
 /// Adds `m` to the set at `key`, creating it (the caller checked the type), with the
@@ -449,6 +459,7 @@ fn add_member(ctx: &mut Ctx, key: &[u8], m: &[u8], limits: &SetLimits) {
     };
     if added {
         ctx.notify(class::SET, "sadd", key);
+        touch_watched(ctx, key);
     }
 }
 
@@ -472,6 +483,7 @@ fn smove_take(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
         return reply(ctx, |w| w.int(0));
     }
     ctx.notify(class::SET, "srem", argv[1]);
+    touch_watched(ctx, argv[1]);
     drop_if_empty(ctx, argv[1]);
     let dst_owner = ctx.shard.owner(argv[2]);
     hop(dst_owner, smove_put, [argv[0], argv[2], argv[3]])
