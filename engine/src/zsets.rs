@@ -1150,6 +1150,44 @@ mod tests {
     }
 
     #[test]
+    fn fit_limits_converts_as_a_load_does() {
+        let l = ZSetLimits::default();
+        let mut z = ZSetValue::new_big();
+        for i in 0..3 {
+            z.insert(format!("m{i}").as_bytes(), f64::from(i), &l);
+        }
+        let none = ZSetLimits {
+            max_listpack_entries: 0,
+            max_listpack_value: 0,
+        };
+        z.fit_limits(&none);
+        assert_eq!(z.encoding(), "skiplist");
+        z.fit_limits(&l);
+        assert_eq!(z.encoding(), "listpack");
+        assert_eq!(
+            z.entries(),
+            vec![
+                (0.0, b"m0".to_vec()),
+                (1.0, b"m1".to_vec()),
+                (2.0, b"m2".to_vec())
+            ]
+        );
+        z.fit_limits(&none);
+        assert_eq!(z.encoding(), "skiplist");
+        assert_eq!(z.rank(b"m2"), Some(2));
+        let short = ZSetLimits {
+            max_listpack_entries: 128,
+            max_listpack_value: 1,
+        };
+        z.fit_limits(&short);
+        assert_eq!(
+            z.encoding(),
+            "skiplist",
+            "members longer than the value limit"
+        );
+    }
+
+    #[test]
     fn large_set_ranks_and_ranges() {
         let l = ZSetLimits::default();
         let mut z = ZSetValue::new_big();
