@@ -196,6 +196,67 @@ fn client_unblock_error_counts_as_a_failed_call() {
     }
 }
 
+/// A blocked XREADGROUP that XGROUP DESTROY answers with NOGROUP is a failed call, in
+/// errorstats and total_error_replies too (Redis's stream-cgroups "XGROUP DESTROY should
+/// unblock XREADGROUP with -NOGROUP"); the stream on either shard.
+#[test]
+fn a_blocked_command_answered_with_an_error_counts_as_failed() {
+    let Some(redis) = Server::redis() else {
+        return;
+    };
+    let percore = Server::percore(&["--threads", "2"]);
+    for s in [&redis, &percore] {
+        let mut c = s.conn();
+        c.cmd(&["CONFIG", "RESETSTAT"]);
+        let mut blocked = s.conn();
+        for key in ["s1{t}", "s2"] {
+            c.cmd(&["XGROUP", "CREATE", key, "g", "$", "MKSTREAM"]);
+            blocked.send_cmd(&[
+                "XREADGROUP",
+                "GROUP",
+                "g",
+                "a",
+                "BLOCK",
+                "0",
+                "STREAMS",
+                key,
+                ">",
+            ]);
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+            while common::info_field(&mut c, "clients", "blocked_clients") != "1" {
+                assert!(std::time::Instant::now() < deadline, "never blocked");
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            assert_eq!(c.cmd(&["XGROUP", "DESTROY", key, "g"]), Frame::Int(1));
+            let reply = blocked.read_raw();
+            assert!(reply.starts_with(b"-NOGROUP "), "{}", common::show(&reply));
+        }
+        let errors = section(&mut c, "errorstats", "errorstat_", &[]);
+        assert_eq!(
+            errors.get("NOGROUP").map(String::as_str),
+            Some("count=2"),
+            "{:?}",
+            s.kind()
+        );
+        let cmds = section(
+            &mut c,
+            "commandstats",
+            "cmdstat_",
+            &["usec", "usec_per_call"],
+        );
+        assert_eq!(
+            cmds.get("xreadgroup").map(String::as_str),
+            Some("calls=2,rejected_calls=0,failed_calls=2"),
+            "{:?}",
+            s.kind()
+        );
+        assert_eq!(
+            common::info_field(&mut c, "stats", "total_error_replies"),
+            "2"
+        );
+    }
+}
+
 /// A split command (MGET, DEL) of one key goes into the slow log with its arguments, as
 /// in Redis: its gather keeps no copy of them, and the shard once panicked there
 /// (maxmemory unit, a slow `MGET 1`). Those another shard runs are not in percore's slow
