@@ -618,12 +618,19 @@ fn end_block(data: &mut ShardData, client: &mut Client, served_by: Option<usize>
 
 /// A reply for the blocked slot `seq` of `client` arrived (from the owner that held the
 /// claim, or this shard): the block is over. Called by the shard before it answers the
-/// slot; false when `seq` is not the client's blocked slot.
-pub fn served(data: &mut ShardData, client: &mut Client, seq: u64) -> bool {
+/// slot; false when `seq` is not the client's blocked slot. An error reply (NOGROUP after
+/// XGROUP DESTROY, WRONGTYPE) counts as the blocked command's failure, as Redis's stats.
+pub fn served(data: &mut ShardData, client: &mut Client, seq: u64, result: &Partial) -> bool {
     let Some(b) = client.blocked.as_ref().filter(|b| b.seq == seq) else {
         return false;
     };
     let by = b.claimed_by.or(Some(data.id));
+    if let Partial::Encoded(reply) = result
+        && reply.first() == Some(&b'-')
+        && let Some(cmd) = crate::commands::lookup(client.last_cmd.as_bytes())
+    {
+        data.stats.record_failed(cmd, None, reply);
+    }
     end_block(data, client, by);
     data.blocking.flush.push(client.conn);
     true
@@ -989,7 +996,7 @@ fn deliver_local(data: &mut ShardData, conn: ConnId, seq: u64, result: Partial) 
     else {
         return;
     };
-    served(data, &mut client, seq);
+    served(data, &mut client, seq, &result);
     if let Some(slot) = client.pending_mut(seq) {
         slot.answer(|discard| match result {
             Partial::Encoded(b) if !discard => b,

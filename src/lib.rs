@@ -285,6 +285,7 @@ fn load_dataset(
         cfg.cluster_enabled,
         now_ms,
         server::random_seed(),
+        &commands::zsets::zset_limits(&cfg),
         &mut functions,
         |l| shared.notice(l),
     )

@@ -786,7 +786,7 @@ impl Shard {
             self.settled(io, client);
             return;
         }
-        crate::blocking::served(&mut self.data, &mut client, seq);
+        crate::blocking::served(&mut self.data, &mut client, seq, &result);
         // Only for an internal error's text, which both protocols encode alike; a merged
         // reply is encoded in the protocol its request was read under (`Gather::proto`).
         let proto = client.proto;

@@ -317,3 +317,56 @@ fn limits_and_sparse_max_match_redis() {
         );
     }
 }
+
+/// `rdb_changes_since_last_save` after each SETBIT/BITFIELD moves as Redis 7.0's `dirty`:
+/// one per write that changed the bits (or created or grew the string), none for a write
+/// of what was already there (Redis's bitops unit, "SETBIT/BITFIELD only increase dirty
+/// when the value changed"). One shard: INFO then reads the count the command left.
+#[test]
+fn setbit_and_bitfield_count_changes_as_redis() {
+    let Some(redis) = Server::redis() else {
+        return;
+    };
+    let percore = Server::percore_threads(1);
+    let (mut rc, mut pc) = (redis.conn(), percore.conn());
+    let changes = |c: &mut Conn| -> i64 {
+        common::info_field(c, "persistence", "rdb_changes_since_last_save")
+            .parse()
+            .unwrap()
+    };
+    let script: &[&[&str]] = &[
+        &["SETBIT", "a", "0", "0"],
+        &["BITFIELD", "b", "SET", "i5", "0", "0"],
+        &["SETBIT", "a", "0", "0"],
+        &["BITFIELD", "b", "SET", "i5", "0", "0"],
+        &["SETBIT", "a", "0", "1"],
+        &["SETBIT", "a", "0", "1"],
+        &[
+            "BITFIELD", "b", "SET", "i5", "0", "1", "SET", "i5", "0", "1",
+        ],
+        &["BITFIELD", "b", "SET", "i5", "0", "1"],
+        &[
+            "BITFIELD", "c", "INCRBY", "i5", "0", "1", "INCRBY", "u4", "8", "3",
+        ],
+        &["BITFIELD", "c", "INCRBY", "i5", "0", "0"],
+        &[
+            "BITFIELD", "c", "OVERFLOW", "FAIL", "INCRBY", "u2", "0", "9",
+        ],
+        &["SETBIT", "a", "90", "0"],
+        &[
+            "BITFIELD", "b", "SET", "i5", "90", "0", "SET", "u3", "0", "0",
+        ],
+        &[
+            "BITFIELD", "d", "SET", "u8", "0", "0", "SET", "u8", "8", "0",
+        ],
+        &["BITFIELD", "b", "GET", "u8", "0"],
+    ];
+    let (mut r0, mut p0) = (changes(&mut rc), changes(&mut pc));
+    for argv in script {
+        let (want, got) = (rc.cmd_raw(argv), pc.cmd_raw(argv));
+        assert_eq!(show(&got), show(&want), "{argv:?}");
+        let (r1, p1) = (changes(&mut rc), changes(&mut pc));
+        assert_eq!(p1 - p0, r1 - r0, "changes counted by {argv:?}");
+        (r0, p0) = (r1, p1);
+    }
+}

@@ -145,6 +145,33 @@ fn subcommand_stats_and_errors_match_redis() {
     );
 }
 
+/// Waits until INFO says one client is blocked.
+fn wait_blocked(c: &mut Conn) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while common::info_field(c, "clients", "blocked_clients") != "1" {
+        assert!(std::time::Instant::now() < deadline, "never blocked");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+/// The stats after two calls of `cmd` that failed with `code`: errorstats, commandstats
+/// and total_error_replies.
+fn two_failed_calls(c: &mut Conn, code: &str, cmd: &str, server: &str) {
+    let errors = section(c, "errorstats", "errorstat_", &[]);
+    assert_eq!(
+        errors.get(code).map(String::as_str),
+        Some("count=2"),
+        "{server}"
+    );
+    let cmds = section(c, "commandstats", "cmdstat_", &["usec", "usec_per_call"]);
+    assert_eq!(
+        cmds.get(cmd).map(String::as_str),
+        Some("calls=2,rejected_calls=0,failed_calls=2"),
+        "{server}"
+    );
+    assert_eq!(common::info_field(c, "stats", "total_error_replies"), "2");
+}
+
 #[test]
 fn client_unblock_error_counts_as_a_failed_call() {
     let Some(redis) = Server::redis() else {
@@ -161,11 +188,7 @@ fn client_unblock_error_counts_as_a_failed_call() {
         // Both shards' keys, so the block is registered on either.
         for key in ["list1{t}", "list2"] {
             blocked.send_cmd(&["BLPOP", key, "0"]);
-            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-            while common::info_field(&mut c, "clients", "blocked_clients") != "1" {
-                assert!(std::time::Instant::now() < deadline, "never blocked");
-                std::thread::sleep(std::time::Duration::from_millis(5));
-            }
+            wait_blocked(&mut c);
             let id = id.to_string();
             assert_eq!(c.cmd(&["CLIENT", "UNBLOCK", &id, "ERROR"]), Frame::Int(1));
             let reply = blocked.read_raw();
@@ -175,24 +198,42 @@ fn client_unblock_error_counts_as_a_failed_call() {
                 common::show(&reply)
             );
         }
-        let errors = section(&mut c, "errorstats", "errorstat_", &[]);
-        assert_eq!(errors.get("UNBLOCKED").map(String::as_str), Some("count=2"));
-        let cmds = section(
-            &mut c,
-            "commandstats",
-            "cmdstat_",
-            &["usec", "usec_per_call"],
-        );
-        assert_eq!(
-            cmds.get("blpop").map(String::as_str),
-            Some("calls=2,rejected_calls=0,failed_calls=2"),
-            "{:?}",
-            s.kind()
-        );
-        assert_eq!(
-            common::info_field(&mut c, "stats", "total_error_replies"),
-            "2"
-        );
+        two_failed_calls(&mut c, "UNBLOCKED", "blpop", &format!("{:?}", s.kind()));
+    }
+}
+
+/// A blocked XREADGROUP that XGROUP DESTROY answers with NOGROUP is a failed call, in
+/// errorstats and total_error_replies too (Redis's stream-cgroups "XGROUP DESTROY should
+/// unblock XREADGROUP with -NOGROUP"); the stream on either shard.
+#[test]
+fn a_blocked_command_answered_with_an_error_counts_as_failed() {
+    let Some(redis) = Server::redis() else {
+        return;
+    };
+    let percore = Server::percore(&["--threads", "2"]);
+    for s in [&redis, &percore] {
+        let mut c = s.conn();
+        c.cmd(&["CONFIG", "RESETSTAT"]);
+        let mut blocked = s.conn();
+        for key in ["s1{t}", "s2"] {
+            c.cmd(&["XGROUP", "CREATE", key, "g", "$", "MKSTREAM"]);
+            blocked.send_cmd(&[
+                "XREADGROUP",
+                "GROUP",
+                "g",
+                "a",
+                "BLOCK",
+                "0",
+                "STREAMS",
+                key,
+                ">",
+            ]);
+            wait_blocked(&mut c);
+            assert_eq!(c.cmd(&["XGROUP", "DESTROY", key, "g"]), Frame::Int(1));
+            let reply = blocked.read_raw();
+            assert!(reply.starts_with(b"-NOGROUP "), "{}", common::show(&reply));
+        }
+        two_failed_calls(&mut c, "NOGROUP", "xreadgroup", &format!("{:?}", s.kind()));
     }
 }
 

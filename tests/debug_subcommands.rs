@@ -214,6 +214,82 @@ fn htstats_have_redis_shape() {
     );
 }
 
+/// Redis's type/set "SRANDMEMBER with a dict containing long chain" loops on SRANDMEMBER
+/// until DEBUG HTSTATS-KEY stops showing a rehashing target: a set left rehashing by
+/// SREM must finish its rehash under reads alone, as Redis's does (its random picks
+/// step the rehash), with the members unchanged.
+#[test]
+fn a_set_left_rehashing_by_srem_finishes_under_srandmember() {
+    let Some((redis, percore)) = both(&[]) else {
+        return;
+    };
+    let (mut r, mut p) = (redis.conn(), percore.conn());
+    let members: Vec<String> = (0..4000).map(|j| format!("m:{j}")).collect();
+    let mut sadd = vec!["SADD", "s"];
+    sadd.extend(members.iter().map(String::as_str));
+    same(&mut r, &mut p, &sadd);
+    let mut srem = vec!["SREM", "s"];
+    srem.extend(members[..3950].iter().map(String::as_str));
+    same(&mut r, &mut p, &srem);
+    let rehashing = |c: &mut Conn| {
+        show(&c.cmd_raw(&["DEBUG", "HTSTATS-KEY", "s"])).contains("rehashing target")
+    };
+    for (name, c) in [("redis", &mut r), ("percore", &mut p)] {
+        assert!(rehashing(c), "{name}: SREM to 50 of 4000 starts a shrink");
+        let mut reads = 0;
+        while rehashing(c) {
+            assert!(reads < 1000, "{name}: still rehashing after {reads} reads");
+            c.cmd_raw(&["SRANDMEMBER", "s", "1"]);
+            reads += 1;
+        }
+    }
+    same(&mut r, &mut p, &["SCARD", "s"]);
+    same(&mut r, &mut p, &["SORT", "s", "ALPHA"]);
+}
+
+/// DEBUG RELOAD gives sorted sets the encoding the server's limits say, as Redis's load
+/// does: a skiplist stays one under `zset-max-listpack-entries 0` (Redis's zset unit,
+/// "ZSCORE after a DEBUG RELOAD - skiplist"), a listpack past the default 128 entries
+/// stays one under a limit of 256.
+#[test]
+fn zset_encodings_after_debug_reload_follow_the_limits() {
+    let Some((redis, percore)) = both(&[]) else {
+        return;
+    };
+    let (mut r, mut p) = (redis.conn(), percore.conn());
+    let members: Vec<String> = (0..200).map(|j| format!("{j}")).collect();
+    let mut zadd = vec!["ZADD", "big"];
+    for m in &members {
+        zadd.extend([m.as_str(), m.as_str()]);
+    }
+    for argv in [
+        &["CONFIG", "SET", "zset-max-ziplist-entries", "0"][..],
+        &["CONFIG", "SET", "zset-max-ziplist-value", "0"],
+        &["ZADD", "sk", "1", "a", "2", "b"],
+        &["OBJECT", "ENCODING", "sk"],
+        &["CONFIG", "SET", "zset-max-ziplist-entries", "256"],
+        &["CONFIG", "SET", "zset-max-ziplist-value", "64"],
+        &zadd,
+        &["OBJECT", "ENCODING", "big"],
+        &["ZADD", "small", "1", "x"],
+        &["CONFIG", "SET", "zset-max-ziplist-entries", "0"],
+        &["CONFIG", "SET", "zset-max-ziplist-value", "0"],
+        &["DEBUG", "RELOAD"],
+        &["OBJECT", "ENCODING", "sk"],
+        &["OBJECT", "ENCODING", "small"],
+        &["ZSCORE", "sk", "b"],
+        &["CONFIG", "SET", "zset-max-ziplist-entries", "256"],
+        &["CONFIG", "SET", "zset-max-ziplist-value", "64"],
+        &["DEBUG", "RELOAD"],
+        &["OBJECT", "ENCODING", "big"],
+        &["OBJECT", "ENCODING", "sk"],
+        &["OBJECT", "ENCODING", "small"],
+        &["ZRANGE", "big", "0", "-1", "WITHSCORES"],
+    ] {
+        same(&mut r, &mut p, argv);
+    }
+}
+
 #[test]
 fn string_encodings_after_in_place_writes_match_redis() {
     let Some((redis, percore)) = both(&[]) else {
@@ -244,6 +320,54 @@ fn string_encodings_after_in_place_writes_match_redis() {
     }
 }
 
+/// The text of `s`'s newest incremental AOF file from the first `from` on; none until
+/// percore's AOF writer wrote it (it writes after the reply).
+fn aof_tail(s: &Server, from: &str) -> Option<String> {
+    let dir = s.dir().join("appendonlydir");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|f| f.to_string_lossy().ends_with(".incr.aof"))
+        .collect();
+    files.sort();
+    let text = std::fs::read_to_string(files.last()?).ok()?;
+    Some(text[text.find(from)?..].to_owned())
+}
+
+/// SPOP whose count empties its set reaches the AOF as DEL, as redis-server 7.0 writes it,
+/// and as UNLINK under `lazyfree-lazy-server-del yes` (as Valkey: its type/set "SPOP new
+/// implementation: code path #1 propagate as DEL or UNLINK"; Redis 7.0 wrote DEL).
+#[test]
+fn spop_emptying_its_set_reaches_the_aof_as_del_or_unlink() {
+    let Some((redis, percore)) = both(&["--appendonly", "yes"]) else {
+        return;
+    };
+    let (mut r, mut p) = (redis.conn(), percore.conn());
+    same(&mut r, &mut p, &["SADD", "s1", "1", "2", "3"]);
+    // (The reply's order is random in percore, not the set's order: not compared.)
+    for c in [&mut r, &mut p] {
+        c.cmd_raw(&["SPOP", "s1", "3"]);
+    }
+    same(&mut r, &mut p, &["SET", "end", "1"]);
+    let tail = |s: &Server| aof_tail(s, "SADD");
+    // Redis too may write its AOF after the reply (a write postponed while it fsyncs).
+    wait_until("the AOFs written", || {
+        [&percore, &redis]
+            .iter()
+            .all(|s| tail(s).is_some_and(|t| t.contains("end")))
+    });
+    assert_eq!(tail(&percore), tail(&redis));
+    p.cmd_raw(&["CONFIG", "SET", "lazyfree-lazy-server-del", "yes"]);
+    p.cmd_raw(&["SADD", "s2", "a", "b"]);
+    p.cmd_raw(&["SPOP", "s2", "5"]);
+    p.cmd_raw(&["SET", "end2", "1"]);
+    wait_until("the AOF written", || {
+        tail(&percore).is_some_and(|t| t.contains("end2"))
+    });
+    let text = tail(&percore).unwrap();
+    assert!(text.contains("UNLINK\r\n$2\r\ns2\r\n"), "{text}");
+}
+
 #[test]
 fn set_with_pxat_reaches_the_aof_as_redis_writes_it() {
     let Some((redis, percore)) = both(&["--appendonly", "yes"]) else {
@@ -258,21 +382,12 @@ fn set_with_pxat_reaches_the_aof_as_redis_writes_it() {
     ] {
         same(&mut r, &mut p, argv);
     }
-    let tail = |s: &Server| {
-        let dir = s.dir().join("appendonlydir");
-        let mut files: Vec<_> = std::fs::read_dir(&dir)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|f| f.to_string_lossy().ends_with(".incr.aof"))
-            .collect();
-        files.sort();
-        let text = std::fs::read_to_string(files.last()?).ok()?;
-        // From the first SET on (Redis starts with its SELECT, as percore); none until
-        // percore's AOF writer wrote the first one (it writes after the reply).
-        Some(text[text.find("SET")?..].to_owned())
-    };
-    wait_until("the AOF written", || {
-        tail(&percore).is_some_and(|t| t.matches("SET").count() == 3)
+    // From the first SET on (Redis starts with its SELECT, as percore).
+    let tail = |s: &Server| aof_tail(s, "SET");
+    wait_until("the AOFs written", || {
+        [&percore, &redis]
+            .iter()
+            .all(|s| tail(s).is_some_and(|t| t.matches("SET").count() == 3))
     });
     assert_eq!(tail(&percore), tail(&redis));
 }

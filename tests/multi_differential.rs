@@ -425,6 +425,45 @@ const CASES: &[(&str, &str)] = &[
         PFCOUNT h3
         ",
     ),
+    (
+        // SMOVE touches the destination only when the member was added there (Redis's
+        // type/set "SMOVE only notify dstset when the addition is successful"), and
+        // the source whenever the member left it; on one shard and across shards.
+        "smove-touches-what-it-changed",
+        "
+        SADD {s}src a b
+        SADD {s}dst a
+        WATCH {s}dst
+        MULTI
+        SADD {s}dst c
+        B: SMOVE {s}src {s}dst a
+        EXEC
+        SCARD {s}dst
+        WATCH {s}src
+        MULTI
+        PING
+        B: SMOVE {s}src {s}dst b
+        EXEC
+        SADD src2 a b
+        SADD dst2 a
+        WATCH dst2
+        MULTI
+        SADD dst2 c
+        B: SMOVE src2 dst2 a
+        EXEC
+        WATCH dst2
+        MULTI
+        PING
+        B: SMOVE src2 dst2 b
+        EXEC
+        WATCH src2
+        MULTI
+        PING
+        B: SMOVE dst2 src2 b
+        EXEC
+        SMEMBERS src2
+        ",
+    ),
 ];
 
 fn run(resp3: bool) {

@@ -645,3 +645,93 @@ fn a_group_reader_whose_new_entries_were_deleted_blocks() {
     }
     assert_eq!(seen[0].len(), seen[1].len());
 }
+
+/// XREADGROUP served at once on a shard other than its client's (and a read of keys on
+/// both shards) reaches the AOF: after DEBUG LOADAOF the groups, their consumers and
+/// pending entries are as in redis-server after its own reload. Before, a group read whose
+/// key lived on another shard was never logged (its consumer and NOACK delivery were
+/// lost on a reload or a replica).
+#[test]
+fn group_reads_on_another_shard_reach_the_aof() {
+    let Some(redis) = Server::redis_with(&["--appendonly", "yes", "--enable-debug-command", "yes"])
+    else {
+        return;
+    };
+    let percore = Server::percore(&[
+        "--threads",
+        "2",
+        "--appendonly",
+        "yes",
+        "--enable-debug-command",
+        "yes",
+    ]);
+    let (ka, kb) = keys_on_two_shards();
+    let (ka, kb) = (ka.as_str(), kb.as_str());
+    let state = |c: &mut Conn| -> Vec<String> {
+        [ka, kb]
+            .iter()
+            .flat_map(|k| {
+                // Name, consumers, pending, last-delivered-id (not entries-read and lag,
+                // which Redis's own reload does not keep).
+                let groups = match c.cmd(&["XINFO", "GROUPS", k]) {
+                    Frame::Array(g) => match g.first() {
+                        Some(Frame::Array(fields)) => fields.iter().take(8).cloned().collect(),
+                        _ => Vec::new(),
+                    },
+                    _ => Vec::new(),
+                };
+                [
+                    show_frame(&Frame::Array(groups)),
+                    show_frame(&c.cmd(&["XPENDING", k, "g"])),
+                ]
+            })
+            .collect()
+    };
+    let mut seen = Vec::new();
+    for server in [&redis, &percore] {
+        // Several connections: some land on the shard that owns a key, some do not.
+        let mut conns: Vec<Conn> = (0..6).map(|_| server.conn()).collect();
+        for k in [ka, kb] {
+            conns[0].cmd(&["XGROUP", "CREATE", k, "g", "$", "MKSTREAM"]);
+            conns[0].cmd(&["XADD", k, "1-1", "f", "v"]);
+        }
+        for (i, c) in conns.iter_mut().enumerate() {
+            let (name, k) = (format!("c{i}"), if i % 2 == 0 { ka } else { kb });
+            let noack: &[&str] = if i % 3 == 0 { &["NOACK"] } else { &[] };
+            let mut argv = vec!["XREADGROUP", "GROUP", "g", &name];
+            argv.extend_from_slice(noack);
+            argv.extend(["STREAMS", k, ">"]);
+            c.cmd(&argv);
+            c.cmd(&["XADD", k, &format!("{}-1", i + 2), "f", "v"]);
+        }
+        for (i, c) in conns.iter_mut().enumerate() {
+            let name = format!("both{i}");
+            c.cmd(&[
+                "XREADGROUP",
+                "GROUP",
+                "g",
+                &name,
+                "COUNT",
+                "1",
+                "STREAMS",
+                ka,
+                kb,
+                ">",
+                ">",
+            ]);
+        }
+        let before = state(&mut conns[0]);
+        let reload = conns[0].cmd(&["DEBUG", "LOADAOF"]);
+        assert_eq!(reload, Frame::Simple(b"OK".to_vec()));
+        seen.push((before, state(&mut conns[0])));
+    }
+    assert_eq!(seen[1].0, seen[0].0, "percore vs redis-server");
+    assert_eq!(
+        seen[1].1, seen[0].1,
+        "percore vs redis-server after DEBUG LOADAOF"
+    );
+}
+
+fn show_frame(f: &Frame) -> String {
+    format!("{f:?}")
+}

@@ -104,8 +104,9 @@ for u in "$@"; do
       --enable-protected-configs yes > "$OUT/$name.server.log" 2>&1) &
   spid=$!
   sleep 0.5
+  # shellcheck disable=SC2086
   (cd "$REDIS_SRC" && timeout "${UNIT_TIMEOUT:-300}" ./runtest --host 127.0.0.1 --port "$PORT" \
-      --single "$u" --clients 1) > "$OUT/$name.log" 2>&1
+      --single "$u" --clients 1 ${TCL_ARGS:-}) > "$OUT/$name.log" 2>&1
   rc=$?
   summarize "$u" "$name" "$rc"
   kill -9 $spid 2>/dev/null; wait $spid 2>/dev/null; rm -rf "$dir"

@@ -798,6 +798,34 @@ impl Db {
         Some(&entry.value)
     }
 
+    /// The value of `key` for a read that may also advance the value's own incremental
+    /// rehash, as Redis's dict lookups and random picks step a rehash in progress. Like
+    /// [`Db::get`] it updates the access time, counts no change and copies no snapshot
+    /// page, so the caller may change only the value's layout, never its content (a
+    /// snapshot serializes a set's members in arena order, which a rehash keeps).
+    #[inline]
+    pub fn get_for_layout(&mut self, key: &[u8], now_ms: i64) -> Option<&mut Value> {
+        let idx = self.live_index(key, now_ms)?;
+        let entry = self.main.value_at_mut_unrecorded(idx);
+        entry.access = self.access.touched(entry.access, &mut self.rng, now_ms);
+        Some(&mut entry.value)
+    }
+
+    /// [`Db::get_mut`] that counts no change: for commands that count what they really
+    /// changed with [`Db::count_changes`] (SETBIT and BITFIELD SET, as Redis's `dirty`,
+    /// count nothing when the bits were already so).
+    pub fn get_mut_uncounted(&mut self, key: &[u8], now_ms: i64) -> Option<&mut Value> {
+        let idx = self.live_index(key, now_ms)?;
+        let entry = self.main.value_at_mut(idx);
+        entry.access = self.access.touched(entry.access, &mut self.rng, now_ms);
+        Some(&mut entry.value)
+    }
+
+    /// Counts `n` changes (Redis's `server.dirty += n`), after [`Db::get_mut_uncounted`].
+    pub fn count_changes(&mut self, n: u64) {
+        self.changes += n;
+    }
+
     /// The value of `key` for in-place modification, updating its access time.
     #[inline]
     pub fn get_mut(&mut self, key: &[u8], now_ms: i64) -> Option<&mut Value> {

@@ -161,6 +161,15 @@ impl SetValue {
         }
     }
 
+    /// One step of the member table's incremental rehash, as Redis's random-member reads
+    /// take one (`dictGetRandomKey`, `dictGetSomeKeys`): a set left rehashing by removals
+    /// finishes under SRANDMEMBER too. Changes no member and no member's arena position.
+    pub fn rehash_step(&mut self) {
+        if let SetValue::Hash(t) = self {
+            t.rehash_step();
+        }
+    }
+
     #[must_use]
     pub fn contains(&self, m: &[u8]) -> bool {
         match self {

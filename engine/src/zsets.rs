@@ -751,6 +751,23 @@ impl ZSetValue {
         }
     }
 
+    /// The form a sorted set takes when loaded under `limits` (Redis's `rdbLoadObject`
+    /// converts to the listpack when the set fits the limits, else to the skiplist).
+    /// Whatever form it was written in, so CONFIG SET limits hold across DEBUG RELOAD.
+    pub fn fit_limits(&mut self, limits: &ZSetLimits) {
+        if self.len() > limits.max_listpack_entries {
+            self.grow_to_big();
+        } else if let ZSetValue::Big(b) = self {
+            let fits = b
+                .scores
+                .iter()
+                .all(|(m, _)| m.len() <= limits.max_listpack_value);
+            if fits {
+                *self = Self::from_entries(self.entries(), limits);
+            }
+        }
+    }
+
     /// Converts to the large (`skiplist`) form; SORT does, as Redis's `zsetConvert`.
     pub fn grow_to_big(&mut self) {
         let ZSetValue::Small(v) = self else {
@@ -1130,6 +1147,44 @@ mod tests {
         let mut z = ZSetValue::new_for(1, &l);
         z.insert(&[b'a'; 65], 1.0, &l);
         assert_eq!(z.encoding(), "skiplist");
+    }
+
+    #[test]
+    fn fit_limits_converts_as_a_load_does() {
+        let l = ZSetLimits::default();
+        let mut z = ZSetValue::new_big();
+        for i in 0..3 {
+            z.insert(format!("m{i}").as_bytes(), f64::from(i), &l);
+        }
+        let none = ZSetLimits {
+            max_listpack_entries: 0,
+            max_listpack_value: 0,
+        };
+        z.fit_limits(&none);
+        assert_eq!(z.encoding(), "skiplist");
+        z.fit_limits(&l);
+        assert_eq!(z.encoding(), "listpack");
+        assert_eq!(
+            z.entries(),
+            vec![
+                (0.0, b"m0".to_vec()),
+                (1.0, b"m1".to_vec()),
+                (2.0, b"m2".to_vec())
+            ]
+        );
+        z.fit_limits(&none);
+        assert_eq!(z.encoding(), "skiplist");
+        assert_eq!(z.rank(b"m2"), Some(2));
+        let short = ZSetLimits {
+            max_listpack_entries: 128,
+            max_listpack_value: 1,
+        };
+        z.fit_limits(&short);
+        assert_eq!(
+            z.encoding(),
+            "skiplist",
+            "members longer than the value limit"
+        );
     }
 
     #[test]

@@ -397,6 +397,7 @@ fn load(
                 cfg.cluster_enabled,
                 percore_net::reactor::unix_ms(),
                 crate::server::random_seed(),
+                &crate::commands::zsets::zset_limits(cfg),
                 &mut functions,
                 |l| shared.notice(l),
             )

@@ -221,7 +221,9 @@ pub fn after_write(
     if data.keyspace.changes() == changes_before {
         return;
     }
-    if !data.watches.is_empty() {
+    // SMOVE touches its keys itself, as Redis signals them: the destination only when
+    // the member was added to it (`commands::sets::touch_watched`).
+    if !data.watches.is_empty() && cmd.name != "smove" {
         for p in super::key_positions(cmd, argv) {
             if data.owner(argv[p]) == data.id {
                 Registry::touch(data, db, argv[p]);

@@ -35,32 +35,37 @@ fn read_str<'d>(
 }
 
 /// Redis's `lookupStringForBitCommand`: runs `f` on the bytes of `key` grown with zeros to
-/// at least `min_len` bytes (the key is created when absent). `Err` = wrong type; the
-/// bool says whether the key was created or grown (Redis's `dirty` for the event).
+/// at least `min_len` bytes (the key is created when absent). `f` is told whether the key
+/// was created or grown (Redis's `dirty` there) and returns its result with the number of
+/// changes it made, which the database counts (`server.dirty`). `Err` = wrong type.
 fn with_bits<R>(
     db: &mut Db,
     key: &[u8],
     min_len: usize,
     now: i64,
-    f: impl FnOnce(&mut Vec<u8>) -> R,
-) -> Result<(R, bool), ()> {
-    match db.get_mut(key, now) {
+    f: impl FnOnce(&mut Vec<u8>, bool) -> (R, u64),
+) -> Result<(R, u64), ()> {
+    match db.get_mut_uncounted(key, now) {
         Some(Value::Str(s)) => {
             let v = s.make_raw();
             let grown = v.len() < min_len;
             if grown {
                 v.resize(min_len, 0);
             }
-            return Ok((f(v), grown));
+            let (r, changes) = f(v, grown);
+            db.count_changes(changes);
+            return Ok((r, changes));
         }
         #[allow(unreachable_patterns, reason = "more value types arrive later")]
         Some(_) => return Err(()),
         None => {}
     }
     let mut v = vec![0u8; min_len];
-    let r = f(&mut v);
+    let (r, changes) = f(&mut v, true);
+    // Storing the new key counts one change.
     db.set(key, Value::Str(StrValue::Raw(v)), SetExpire::Clear, now);
-    Ok((r, true))
+    db.count_changes(changes.saturating_sub(1));
+    Ok((r, changes))
 }
 
 pub fn setbit(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
@@ -80,11 +85,15 @@ pub fn setbit(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
     let now = ctx.shard.now_ms;
     let db = ctx.shard.keyspace.db_mut(ctx.db);
     let min_len = (off >> 3) as usize + 1;
-    match with_bits(db, argv[1], min_len, now, |v| bitops::set_bit(v, off, on)) {
-        Ok((old, grown)) => {
+    let set = |v: &mut Vec<u8>, grown: bool| {
+        let old = bitops::set_bit(v, off, on);
+        (old, u64::from(grown || old != on))
+    };
+    match with_bits(db, argv[1], min_len, now, set) {
+        Ok((old, changes)) => {
             w.int(i64::from(old));
             // As Redis 7.0: an event only when the string changed.
-            if grown || old != on {
+            if changes > 0 {
                 ctx.notify(class::STRING, "setbit", argv[1]);
             }
         }
@@ -407,9 +416,10 @@ fn bitfield_generic(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter, read_onl
     let now = ctx.shard.now_ms;
     let db = ctx.shard.keyspace.db_mut(ctx.db);
     let min_len = (highest >> 3) as usize + 1;
-    let res = with_bits(db, argv[1], min_len, now, |bytes| {
+    let res = with_bits(db, argv[1], min_len, now, |bytes, grown| {
         w.array(ops.len());
-        let mut changed = false;
+        // As Redis 7.0: each write that changed the field, or any on a grown string.
+        let mut changes = 0;
         for o in &ops {
             if matches!(o.kind, FieldOp::Get) {
                 w.int(read_field(bytes, o));
@@ -418,17 +428,17 @@ fn bitfield_generic(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter, read_onl
                 match write_field(bytes, o) {
                     Some(v) => {
                         w.int(v);
-                        changed |= read_field(bytes, o) != before;
+                        changes += u64::from(grown || read_field(bytes, o) != before);
                     }
                     None => w.null(),
                 }
             }
         }
-        changed
+        ((), changes)
     });
     match res {
         // As Redis 7.0: an event only when the string changed.
-        Ok((changed, grown)) if changed || grown => {
+        Ok(((), changes)) if changes > 0 => {
             ctx.notify(class::STRING, "setbit", argv[1]);
         }
         Ok(_) => {}

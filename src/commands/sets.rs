@@ -37,14 +37,18 @@ pub fn write_member(w: &mut ReplyWriter, m: Member<'_>) {
     }
 }
 
-/// A set key for reading, counting the hit or miss. `Err` = wrong type.
+/// A set key for reading, counting the hit or miss. `Err` = wrong type. As Redis's dict
+/// lookups and random picks do, the read takes one step of the set's incremental rehash
+/// (the only change it makes: the members stay where they are).
 fn read_set<'d>(ctx: &'d mut Ctx, key: &[u8]) -> Result<Option<&'d SetValue>, ()> {
     let now = ctx.shard.now_ms;
     let sh = &mut *ctx.shard;
-    match sh.keyspace.db_mut(ctx.db).get(key, now) {
+    match sh.keyspace.db_mut(ctx.db).get_for_layout(key, now) {
         Some(v) => {
             sh.stats.keyspace_hits += 1;
-            v.as_set().map(Some).ok_or(())
+            let s = v.as_set_mut().ok_or(())?;
+            s.rehash_step();
+            Ok(Some(s))
         }
         None => {
             sh.stats.keyspace_misses += 1;
@@ -424,9 +428,19 @@ fn smove_local(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
         return reply(ctx, |w| w.int(0));
     }
     ctx.notify(class::SET, "srem", argv[1]);
+    touch_watched(ctx, argv[1]);
     drop_if_empty(ctx, argv[1]);
     add_member(ctx, argv[2], argv[3], &limits);
     reply(ctx, |w| w.int(1))
+}
+
+/// Redis's `signalModifiedKey` for SMOVE, which touches its watched keys itself (see
+/// `atomic::watch::after_write`): the source when the member left it, the destination
+/// only when the member was added to it.
+fn touch_watched(ctx: &mut Ctx, key: &[u8]) {
+    if !ctx.shard.watches.is_empty() {
+        crate::atomic::watch::Registry::touch(ctx.shard, ctx.db, key);
+    }
 }
 
 /// Adds `m` to the set at `key`, creating it (the caller checked the type), with the
@@ -446,6 +460,7 @@ fn add_member(ctx: &mut Ctx, key: &[u8], m: &[u8], limits: &SetLimits) {
     };
     if added {
         ctx.notify(class::SET, "sadd", key);
+        touch_watched(ctx, key);
     }
 }
 
@@ -469,6 +484,7 @@ fn smove_take(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
         return reply(ctx, |w| w.int(0));
     }
     ctx.notify(class::SET, "srem", argv[1]);
+    touch_watched(ctx, argv[1]);
     drop_if_empty(ctx, argv[1]);
     let dst_owner = ctx.shard.owner(argv[2]);
     hop(dst_owner, smove_put, [argv[0], argv[2], argv[3]])

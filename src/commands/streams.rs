@@ -1480,12 +1480,38 @@ fn read_step_owned(ctx: &mut Ctx, mut st: Vec<Vec<u8>>) -> Partial {
         } else {
             let from = from_parse(&st[ids_at + i]);
             let mut piece = Vec::new();
+            let before = ctx.shard.keyspace.changes();
             if serve_key(ctx, &a, &key, from, false, &mut piece) {
                 st[3] = (num(&st[3]) + 1).to_string().into_bytes();
                 st.push(piece);
             }
+            if a.group.is_some() {
+                log_key_read(ctx, &orig_refs, &a, i, before);
+            }
         }
         st[2] = (i + 1).to_string().into_bytes();
+    }
+}
+
+/// A group read served at once in a chain (an XREADGROUP whose keys are not all on the
+/// client's shard, which then logs nothing): this key's owner logs the key's part,
+/// `XREADGROUP ... STREAMS key id` (Redis too propagates a group read's effects key by
+/// key), and WATCH and tracking see the write here.
+fn log_key_read(ctx: &mut Ctx, orig: &[&[u8]], a: &ReadArgs, i: usize, before: u64) {
+    let data = &mut *ctx.shard;
+    if data.keyspace.changes() == before || !(data.effects.on || data.observes_writes()) {
+        return;
+    }
+    let Some(cmd) = crate::commands::lookup(b"xreadgroup") else {
+        return;
+    };
+    let mut one: Vec<&[u8]> = orig[..a.keys_at].to_vec();
+    one.extend([orig[a.keys_at + i], orig[a.keys_at + a.nkeys + i]]);
+    if data.observes_writes() {
+        crate::atomic::watch::after_write(data, cmd, &one, ctx.db, before);
+    }
+    if data.effects.on {
+        crate::propagate::after_command(data, cmd, &one, ctx.db, before, b"");
     }
 }
 

@@ -453,6 +453,11 @@ impl super::Config {
         enum_value(&self.kept, name, SHUTDOWN_ON_SIG, 0)
     }
 
+    /// `lazyfree-lazy-server-del`: SPOP that empties its set propagates UNLINK, not DEL.
+    pub fn lazyfree_lazy_server_del(&self) -> bool {
+        bool_value(&self.kept, "lazyfree-lazy-server-del", false)
+    }
+
     /// `stop-writes-on-bgsave-error`.
     pub fn stop_writes_on_bgsave_error(&self) -> bool {
         bool_value(&self.kept, "stop-writes-on-bgsave-error", true)

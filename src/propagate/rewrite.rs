@@ -170,7 +170,8 @@ fn getex(data: &mut ShardData, argv: &[&[u8]], db: usize) -> Option<Vec<Vec<u8>>
     })
 }
 
-/// SPOP: the members it took as SREM (in batches), or DEL when it emptied the set.
+/// SPOP: the members it took as SREM (in batches), or DEL (UNLINK with
+/// `lazyfree-lazy-server-del yes`) when its count emptied the set.
 fn spop(data: &mut ShardData, argv: &[&[u8]], db: usize, reply: &[u8]) {
     let key = argv[1];
     let members = bulks(reply);
@@ -178,7 +179,13 @@ fn spop(data: &mut ShardData, argv: &[&[u8]], db: usize, reply: &[u8]) {
         return;
     }
     if argv.len() > 2 && !alive(data, db, key) {
-        data.effects.command(db, &[b"DEL", key]);
+        // As Valkey (and Redis 7.2): UNLINK under `lazyfree-lazy-server-del yes`.
+        let del: &[u8] = if data.cfg.lazyfree_lazy_server_del() {
+            b"UNLINK"
+        } else {
+            b"DEL"
+        };
+        data.effects.command(db, &[del, key]);
         return;
     }
     for chunk in members.chunks(SPOP_PROPAGATE_BATCH_MEMBERS) {

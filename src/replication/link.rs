@@ -34,6 +34,8 @@ pub struct Params {
     pub shards: usize,
     pub databases: usize,
     pub slot_index: bool,
+    /// The replica's sorted-set encoding limits, for the loaded sets.
+    pub zset_limits: percore_engine::zsets::ZSetLimits,
     /// `(replid, offset)` to offer, or none (`PSYNC ? -1`).
     pub psync: Option<(String, i64)>,
 }
@@ -329,6 +331,7 @@ fn receive_and_load(
         p.slot_index,
         percore_net::reactor::unix_ms(),
         crate::server::random_seed(),
+        &p.zset_limits,
         &mut functions,
         |l| shared.notice(l),
     );

@@ -290,6 +290,7 @@ fn ensure_link(shared: &std::sync::Arc<ServerShared>, st: &mut State, now_ms: i6
             shards: shared.shards,
             databases: cfg.keyspace_databases(),
             slot_index: cfg.cluster_enabled,
+            zset_limits: crate::commands::zsets::zset_limits(&cfg),
             psync,
         },
     );

@@ -4,6 +4,8 @@ use memmap2::Mmap;
 use percore_engine::db::TakenKey;
 use percore_engine::keyspace::Keyspace;
 use percore_engine::slot::shard_of_key;
+use percore_engine::value::Value;
+use percore_engine::zsets::ZSetLimits;
 use percore_persist::rdb::{self, LoadOptions, Record};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -26,6 +28,7 @@ pub struct LoadStats {
 /// Loads `path` into fresh keyspaces, one per shard (keys go to the shard that owns
 /// them), with per-slot indexes when `slot_index` (cluster mode). Nothing is returned on error, so the caller's data stays as it was. `progress`
 /// receives log lines for big files; `functions` receives the function libraries' code.
+/// Sorted sets take the form `zsets` (the server's limits) gives them, as Redis's load.
 #[expect(
     clippy::too_many_arguments,
     reason = "what one load needs, each used once"
@@ -37,6 +40,7 @@ pub fn load_file(
     slot_index: bool,
     now_ms: i64,
     seed: u64,
+    zsets: &ZSetLimits,
     functions: &mut Vec<Vec<u8>>,
     mut progress: impl FnMut(&str),
 ) -> Result<(Vec<Keyspace>, LoadStats), String> {
@@ -76,7 +80,7 @@ pub fn load_file(
         if let Record::Entry {
             db,
             key,
-            value,
+            mut value,
             expire_ms,
             offset,
         } = rec
@@ -84,6 +88,9 @@ pub fn load_file(
             if expire_ms.is_some_and(|at| now_ms > at) {
                 stats.keys_expired += 1;
                 return Ok(());
+            }
+            if let Value::ZSet(z) = &mut value {
+                z.fit_limits(zsets);
             }
             let shard = if shards == 1 {
                 0

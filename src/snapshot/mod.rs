@@ -1373,6 +1373,7 @@ fn coordinate(
                         lent[0].has_slot_index(),
                         data.now_ms,
                         crate::server::random_seed(),
+                        &crate::commands::zsets::zset_limits(&data.cfg),
                         &mut functions,
                         |l| shared.notice(l),
                     ) {
