@@ -555,6 +555,8 @@ pub struct Txn {
     /// The client's user when it is restricted: the scripts the transaction runs check
     /// their calls as that user (as `dispatch` sets `ShardAcl::caller`).
     user: Option<std::sync::Arc<crate::acl::user::User>>,
+    /// The client's address and name, for the slow log wherever a command finishes.
+    caller: (String, Option<Vec<u8>>),
     /// The session's call that went to another shard: where its reply starts in `out`.
     pending_call: Option<usize>,
     /// The stream of effects: the commit number taken at the lock point (with a lock
@@ -711,6 +713,7 @@ impl Txn {
                 .then(|| client.acl_user.clone())
                 .flatten(),
             pending_call: None,
+            caller: (client.peer.clone(), client.name.clone()),
             commit: None,
             effects: crate::propagate::Effects::default(),
             wrote: false,
@@ -1157,7 +1160,7 @@ fn run_next_here(
             proto: txn.proto,
         }
         .error(text);
-        record(data, cmd, &txn.out[mark..]);
+        record(data, txn, &txn.out[mark..]);
         txn.complete();
         return None;
     }
@@ -1197,7 +1200,7 @@ fn run_next_here(
             if let Some(c) = taken {
                 data.clients[txn.conn.index as usize] = Some(c);
             }
-            record(data, cmd, &txn.out[mark..]);
+            record(data, txn, &txn.out[mark..]);
             txn.complete();
             None
         }
@@ -1233,7 +1236,7 @@ fn run_next_here(
                 let reply = &txn.out[mark..];
                 crate::propagate::command_done(data, cmd, &args, db, changed, reply);
             }
-            record(data, cmd, &txn.out[mark..]);
+            record(data, txn, &txn.out[mark..]);
             txn.complete();
             None
         }
@@ -1271,7 +1274,7 @@ fn run_next_here(
                         proto: txn.proto,
                     },
                 );
-                record(data, cmd, &txn.out[mark..]);
+                record(data, txn, &txn.out[mark..]);
                 txn.complete();
                 return None;
             };
@@ -1424,7 +1427,7 @@ fn merge_early(data: &mut ShardData, txn: &mut Txn) {
         let mark = w.out.len();
         if let Some(text) = &txn.cmds[txn.next].refused {
             w.error(text);
-            record(data, cmd, &txn.out[mark..]);
+            record(data, txn, &txn.out[mark..]);
             txn.complete();
             continue;
         }
@@ -1458,7 +1461,7 @@ fn merge_early(data: &mut ShardData, txn: &mut Txn) {
             Some(Early::Arity) => crate::commands::wrong_arity(cmd.name, &mut w),
             None => w.error("ERR internal error: a command of the transaction did not run"),
         }
-        record(data, cmd, &txn.out[mark..]);
+        record(data, txn, &txn.out[mark..]);
         txn.complete();
     }
 }
@@ -1529,7 +1532,7 @@ fn hop_result(data: &mut ShardData, txn: &mut Txn, result: Partial) -> Option<us
             None
         }
         Partial::Encoded(b) => {
-            record(data, cmd, &b);
+            record(data, txn, &b);
             if data.effects.on {
                 let q = &txn.cmds[txn.next];
                 let mut args = Vec::new();
@@ -1653,7 +1656,7 @@ fn run_inflight(
                 crate::propagate::command_done(data, cmd, &args, db, txn.wrote, reply);
             }
             txn.wrote = false;
-            record(data, cmd, &txn.out[mark..]);
+            record(data, txn, &txn.out[mark..]);
             txn.complete();
             None
         }
@@ -1719,10 +1722,19 @@ fn touched(data: &mut ShardData, cmd: &'static Command, args: &[&[u8]], db: usiz
     }
 }
 
-fn record(data: &mut ShardData, cmd: &'static Command, reply: &[u8]) {
+/// Counts `cmds[next]`, which just answered `reply` here, in the command stats (under its
+/// subcommand's row for a container) and logs it in the slow log when slow, with its
+/// client's address and name (the transaction carries them: its client may be on another
+/// shard, or out of its slot).
+fn record(data: &mut ShardData, txn: &Txn, reply: &[u8]) {
+    let q = &txn.cmds[txn.next];
     let took = data.took();
+    let mut args = Vec::new();
+    q.argv.fill(&mut args);
     data.stats
-        .record_call(cmd, &[], took, reply.first() == Some(&b'-'), reply);
+        .record_call(q.cmd, &args, took, reply.first() == Some(&b'-'), reply);
+    let (peer, name) = &txn.caller;
+    crate::stats::note_slow_as(data, q.cmd, took, &args, peer, name.as_deref());
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@
 //!   gets it from proxies, and `rawset`/`setmetatable` refuse the proxies. The library
 //!   tables (`redis`, `string`, `cjson`...) are proxies the same way.
 //! - `redis` (and `server`, the same table under Valkey's name): `call`, `pcall`,
-//!   `error_reply`, `status_reply`, `sha1hex`, `log` and the `LOG_*` levels, `setresp`,
+//!   `error_reply`, `status_reply`, `sha1hex`, `acl_check_cmd`, `log` and the `LOG_*` levels, `setresp`,
 //!   `set_repl`/`replicate_commands`/`breakpoint`/`debug` (no-ops with Redis's return
 //!   values), `REPL_*`, `REDIS_VERSION`, `REDIS_VERSION_NUM`, `register_function` (only
 //!   while FUNCTION LOAD runs a library).
@@ -298,6 +298,7 @@ fn redis_api(lua: &Lua, run: &Rc<RunState>) -> mlua::Result<Table> {
         })?;
         api.raw_set(name, raising_packed(lua, direct, Some(packed))?)?;
     }
+    api.raw_set("acl_check_cmd", lua.create_function(call::acl_check_cmd)?)?;
     api.raw_set(
         "sha1hex",
         lua.create_function(|lua, args: MultiValue| {
@@ -430,6 +431,7 @@ fn redis_api(lua: &Lua, run: &Rc<RunState>) -> mlua::Result<Table> {
     )?;
     // Those that fail raise their error table from a C frame (see `raising`).
     for name in [
+        "acl_check_cmd",
         "sha1hex",
         "error_reply",
         "status_reply",
