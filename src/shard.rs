@@ -1896,6 +1896,7 @@ fn run_txn(
     outbox: &mut Outbox<Msg>,
 ) {
     let barrier = txn.orders_later_requests();
+    let then = txn.replicaof_after();
     if let Some(done) = crate::atomic::advance(data, outbox, txn, Some(client)) {
         if !discard {
             reply_target(client, out, &mut scratch).extend_from_slice(&done.bytes);
@@ -1908,6 +1909,10 @@ fn run_txn(
             client.hop_barrier = Some(pushed);
         }
         pool_put(&mut data.buf_pool, scratch);
+    }
+    if let Some(op) = then {
+        // Its reply is EXEC's (`Txn::replicaof_after`).
+        defer_to_snapshot(data, client, true, op);
     }
 }
 

@@ -253,6 +253,32 @@ fn busy_scripts_answer_busy_elsewhere_and_script_kill_stops_them() {
     }
 }
 
+/// A killed script cannot catch its end with `pcall` (Redis's `Timedout read-only scripts
+/// can be killed by SCRIPT KILL even when use pcall`): it ends with the kill error.
+#[test]
+fn script_kill_ends_a_script_that_catches_errors_with_pcall() {
+    let server = Server::percore(&["--threads", "2", "--busy-reply-threshold", "100"]);
+    let port = server.port();
+    let mut runner = Raw::connect(port);
+    let script = "local f = function() while 1 do redis.call('ping') end end \
+                  while 1 do pcall(f) end";
+    let (mut peer, mut waiting) = busy_peer(port, &mut runner, &["EVAL", script, "0"], BUSY_EVAL);
+    peer.send(&["SCRIPT", "KILL"]);
+    assert_eq!(peer.wait(Duration::from_secs(5)), "+OK\r\n");
+    let killed = runner.wait(Duration::from_secs(10));
+    assert!(
+        killed.starts_with("-ERR Script killed by user with SCRIPT KILL... script: "),
+        "{killed}"
+    );
+    for c in &mut waiting {
+        assert_eq!(c.wait(Duration::from_secs(5)), "+PONG\r\n");
+    }
+    // pcall still catches errors in the next script.
+    let caught = "local ok = pcall(error, 'x') if ok then return 'no' end return 'caught'";
+    runner.send(&["EVAL", caught, "0"]);
+    assert_eq!(runner.wait(Duration::from_secs(5)), "$6\r\ncaught\r\n");
+}
+
 /// Accounts in the bank (all under one hashtag: a script's keys live on one shard).
 const ACCOUNTS: usize = 10;
 const START_BALANCE: i64 = 1000;

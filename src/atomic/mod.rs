@@ -555,6 +555,8 @@ pub struct Txn {
     /// The client's user when it is restricted: the scripts the transaction runs check
     /// their calls as that user (as `dispatch` sets `ShardAcl::caller`).
     user: Option<std::sync::Arc<crate::acl::user::User>>,
+    /// A REPLICAOF host port ran: the transaction's effects are not propagated.
+    demoted: bool,
     /// The client's address and name, for the slow log wherever a command finishes.
     caller: (String, Option<Vec<u8>>),
     /// The session's call that went to another shard: where its reply starts in `out`.
@@ -714,6 +716,7 @@ impl Txn {
                 .flatten(),
             pending_call: None,
             caller: (client.peer.clone(), client.name.clone()),
+            demoted: false,
             commit: None,
             effects: crate::propagate::Effects::default(),
             wrote: false,
@@ -803,6 +806,20 @@ impl Txn {
                 .cmds
                 .iter()
                 .any(|q| matches!(q.cmd.exec, Exec::Client(_))))
+    }
+
+    /// The barrier a queued REPLICAOF needs after this transaction: the role change
+    /// (`replication::BarrierOp::ReplicaOf`) runs at a barrier of every shard, which
+    /// starts once the transaction left the write gate; the client's later requests wait
+    /// for it, so that its next write already finds the new role (Redis changes it inside
+    /// EXEC).
+    pub fn replicaof_after(&self) -> Option<crate::snapshot::Op> {
+        self.cmds
+            .iter()
+            .any(|q| q.refused.is_none() && matches!(q.cmd.name, "replicaof" | "slaveof"))
+            .then_some(crate::snapshot::Op::Replication(
+                crate::replication::BarrierOp::ReplicaOf,
+            ))
     }
 
     /// How a script step of this transaction may reach other shards: anywhere when it
@@ -1023,12 +1040,17 @@ fn finish(data: &mut ShardData, outbox: &mut Outbox<Msg>, mut txn: Box<Txn>) -> 
         data.locks.bodies.remove(&id);
     }
     let marked = txn.plan.iter().filter(|p| p.marked).map(|p| p.shard as u16);
+    let effects = std::mem::take(&mut txn.effects);
     crate::propagate::finished(
         data,
         (txn.client_id, txn.seq),
         txn.commit,
         marked.collect(),
-        std::mem::take(&mut txn.effects),
+        if txn.demoted {
+            crate::propagate::Effects::default()
+        } else {
+            effects
+        },
     );
     let mut bytes = Vec::new();
     let mut w = ReplyWriter {
@@ -1550,6 +1572,28 @@ fn hop_result(data: &mut ShardData, txn: &mut Txn, result: Partial) -> Option<us
             txn,
             crate::blocking::answer_without_blocking(&spec, txn.proto),
         ),
+        Partial::Defer(crate::snapshot::Op::Replication(
+            crate::replication::BarrierOp::ReplicaOf,
+        )) => {
+            // REPLICAOF queued its role change, which runs at the barrier EXEC requested
+            // behind this transaction (`replicaof_after`). Made a replica, the server
+            // drops its replicas: as in Redis, they never see this transaction.
+            let q = &txn.cmds[txn.next];
+            let mut args = Vec::new();
+            q.argv.fill(&mut args);
+            let no_one = args.get(1).is_some_and(|a| a.eq_ignore_ascii_case(b"no"))
+                && args.get(2).is_some_and(|a| a.eq_ignore_ascii_case(b"one"));
+            txn.demoted |= !no_one;
+            ReplyWriter {
+                out: &mut txn.out,
+                proto: txn.proto,
+            }
+            .ok();
+            let mark = txn.mark;
+            record(data, txn, &txn.out[mark..]);
+            txn.complete();
+            None
+        }
         Partial::Defer(_) => {
             // SAVE/BGSAVE/SHUTDOWN/CLUSTER RESET run at a barrier of every shard, which
             // cannot start while this transaction holds its place in the write gate.

@@ -24,7 +24,7 @@ use std::rc::Rc;
 const INTERNAL_CHUNK: &str = "=percore";
 
 const BOOTSTRAP: &str = r"
-local G, api, load_api, handler, missing = ...
+local G, api, load_api, handler, missing, killed = ...
 local rawset_, setmetatable_, getmetatable_, type_, error_, xpcall_, pcall_, tostring_ =
   rawset, setmetatable, getmetatable, type, error, xpcall, pcall, tostring
 local readonly = setmetatable_({}, {__mode = 'k'})
@@ -50,6 +50,8 @@ end
 local function unwrap(ok, ...)
   if ok then return ok, ... end
   local e = ...
+  -- A killed script cannot catch its end (Redis raises it again on every line).
+  if killed() then error_(e, 0) end
   if type_(e) == 'table' then
     local s = e.err
     if type_(s) == 'string' or type_(s) == 'number' then e = s end
@@ -157,6 +159,10 @@ pub fn build(run: &Rc<RunState>) -> mlua::Result<(Lua, Table, Function, Function
         load_api,
         handler,
         missing,
+        lua.create_function({
+            let r = Rc::clone(run);
+            move |_, ()| Ok(r.killed.get())
+        })?,
     ))?;
     lua.set_named_registry_value("percore.library_env", library_env)?;
     lua.set_named_registry_value("percore.run_load", run_load)?;
