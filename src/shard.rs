@@ -1260,8 +1260,9 @@ fn dispatch_command(
     {
         // A script on some shard runs past busy-reply-threshold: as Redis, everything
         // but SCRIPT KILL, FUNCTION KILL/STATS, SHUTDOWN NOSAVE and the like is refused.
-        data.stats.record_rejected(cmd, argv, busy);
-        refuse(client, discard, out, scratch, |w| w.error(busy));
+        let text = commands::scripting::busy_refusal(data, client, cmd, busy, outbox);
+        data.stats.record_rejected(cmd, argv, &text);
+        refuse(client, discard, out, scratch, |w| w.error(&text));
         return true;
     }
     if (data.shared.repl.is_replica.load(Ordering::Relaxed)

@@ -263,6 +263,9 @@ const SCRIPTS: &[&str] = &[
     "return {struct.unpack('s', 'ab\\0cd')}",
     "return {struct.unpack('>I2I2', '\\0\\1\\0\\2', 3)}",
     "return struct.size('>iI2d')",
+    "return loadstring(string.dump(function() return 1 end))()",
+    "return {loadstring(string.dump(function() return 1 end))}",
+    "return loadstring('return 2')()",
     "return {pcall(struct.unpack, '>I4', 'ab')}",
     "return {pcall(struct.pack, 'q', 1)}",
 ];

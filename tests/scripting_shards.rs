@@ -279,6 +279,45 @@ fn script_kill_ends_a_script_that_catches_errors_with_pcall() {
     assert_eq!(runner.wait(Duration::from_secs(5)), "$6\r\ncaught\r\n");
 }
 
+/// EXEC while a script is busy aborts the transaction as Redis's `execCommandAbort`
+/// (multi unit, `EXEC and script timeout`): nothing of it runs and the client leaves
+/// MULTI; a command queued meanwhile was refused, so a later EXEC answers EXECABORT.
+#[test]
+fn exec_during_a_busy_script_discards_the_transaction() {
+    let server = Server::percore(&["--threads", "2", "--busy-reply-threshold", "100"]);
+    let port = server.port();
+    let mut runner = Raw::connect(port);
+    let (mut peer, _waiting) = busy_peer(
+        port,
+        &mut runner,
+        &["EVAL", "while true do end", "0"],
+        BUSY_EVAL,
+    );
+    peer.send(&["MULTI"]);
+    assert_eq!(peer.wait(Duration::from_secs(5)), "+OK\r\n");
+    peer.send(&["INCR", "xx"]);
+    assert_eq!(peer.wait(Duration::from_secs(5)), BUSY_EVAL);
+    peer.send(&["EXEC"]);
+    assert_eq!(
+        peer.wait(Duration::from_secs(5)),
+        format!(
+            "-EXECABORT Transaction discarded because of: {}",
+            &BUSY_EVAL[1..]
+        )
+    );
+    peer.send(&["SCRIPT", "KILL"]);
+    assert_eq!(peer.wait(Duration::from_secs(5)), "+OK\r\n");
+    assert!(
+        runner
+            .wait(Duration::from_secs(10))
+            .starts_with("-ERR Script killed")
+    );
+    peer.send(&["PING", "asdf"]);
+    assert_eq!(peer.wait(Duration::from_secs(5)), "$4\r\nasdf\r\n");
+    peer.send(&["GET", "xx"]);
+    assert_eq!(peer.wait(Duration::from_secs(5)), "$-1\r\n");
+}
+
 /// Accounts in the bank (all under one hashtag: a script's keys live on one shard).
 const ACCOUNTS: usize = 10;
 const START_BALANCE: i64 = 1000;

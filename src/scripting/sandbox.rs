@@ -59,6 +59,17 @@ local function unwrap(ok, ...)
   return false, e
 end
 pcall = function(...) return unwrap(pcall_(...)) end
+do
+  -- Binary chunks are parsed as text, as Redis's Lua (no bytecode in the sandbox).
+  local loadstring, byte = loadstring, string.byte
+  G.loadstring = function(s, ...)
+    if type_(s) == 'string' and byte(s, 1) == 27 then
+      local name = ...
+      return loadstring(' ' .. s, name or s)
+    end
+    return loadstring(s, ...)
+  end
+end
 load_api.log = api.log
 setmetatable_(load_api, {__index = missing})
 local redis = seal(api)
