@@ -1260,8 +1260,9 @@ fn dispatch_command(
     {
         // A script on some shard runs past busy-reply-threshold: as Redis, everything
         // but SCRIPT KILL, FUNCTION KILL/STATS, SHUTDOWN NOSAVE and the like is refused.
-        data.stats.record_rejected(cmd, argv, busy);
-        refuse(client, discard, out, scratch, |w| w.error(busy));
+        let text = commands::scripting::busy_refusal(data, client, cmd, busy, outbox);
+        data.stats.record_rejected(cmd, argv, &text);
+        refuse(client, discard, out, scratch, |w| w.error(&text));
         return true;
     }
     if (data.shared.repl.is_replica.load(Ordering::Relaxed)
@@ -1896,6 +1897,7 @@ fn run_txn(
     outbox: &mut Outbox<Msg>,
 ) {
     let barrier = txn.orders_later_requests();
+    let then = txn.replicaof_after();
     if let Some(done) = crate::atomic::advance(data, outbox, txn, Some(client)) {
         if !discard {
             reply_target(client, out, &mut scratch).extend_from_slice(&done.bytes);
@@ -1908,6 +1910,10 @@ fn run_txn(
             client.hop_barrier = Some(pushed);
         }
         pool_put(&mut data.buf_pool, scratch);
+    }
+    if let Some(op) = then {
+        // Its reply is EXEC's (`Txn::replicaof_after`).
+        defer_to_snapshot(data, client, true, op);
     }
 }
 

@@ -385,6 +385,28 @@ pub fn note_slow(
     );
 }
 
+/// [`note_slow`] of a call whose client is not at hand: a command a transaction ran (the
+/// transaction carries its client's address and name) or a script's call (`?:0`).
+#[cold]
+pub fn note_slow_as(
+    data: &mut crate::shard::ShardData,
+    cmd: &Command,
+    took: Duration,
+    argv: &[&[u8]],
+    peer: &str,
+    name: Option<&[u8]>,
+) {
+    if !is_slow(data, cmd, took) {
+        return;
+    }
+    let (limit, max_len, now) = (
+        data.cfg.slowlog_log_slower_than_us,
+        data.cfg.slowlog_max_len,
+        data.now_ms,
+    );
+    log_if_slow(&mut data.stats, limit, max_len, argv, took, now, peer, name);
+}
+
 /// The error code of an error reply: its first word (`-ERR ...` → `ERR`).
 pub fn error_code(reply: &[u8]) -> String {
     let body = reply.strip_prefix(b"-").unwrap_or(reply);

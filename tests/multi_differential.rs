@@ -571,3 +571,84 @@ fn info_inside_exec_answers_as_outside() {
         }
     }
 }
+
+/// A replica's view of `port`'s stream, as the Tcl suite's `attach_to_replication_stream`:
+/// SYNC, the RDB skipped.
+fn attach_to_stream(port: u16) -> std::net::TcpStream {
+    use std::io::{BufRead, Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .expect("timeout");
+    s.write_all(b"SYNC\r\n").expect("SYNC");
+    let mut r = std::io::BufReader::new(s.try_clone().expect("clone"));
+    let mut line = String::new();
+    while line.trim_end().is_empty() {
+        line.clear();
+        r.read_line(&mut line).expect("the RDB's length");
+    }
+    let len: usize = line
+        .trim_end()
+        .strip_prefix('$')
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("SYNC answered {line:?}"));
+    let mut rdb = vec![0; len];
+    r.read_exact(&mut rdb).expect("the RDB");
+    assert!(r.buffer().is_empty(), "nothing streamed yet");
+    s
+}
+
+/// REPLICAOF inside MULTI/EXEC (keys on both shards) as Redis's `MULTI / EXEC with
+/// REPLICAOF`: EXEC answers every reply, the client's next write gets READONLY, and the
+/// replica connected before never sees the transaction.
+#[test]
+fn replicaof_inside_exec_demotes_as_redis() {
+    use std::io::Read;
+    let Some(redis) = Server::redis() else {
+        return;
+    };
+    let percore = Server::percore(&["--threads", "2", "--repl-diskless-sync", "no"]);
+    let dead = common::free_port().to_string();
+    let mut got = Vec::new();
+    for server in [&redis, &percore] {
+        let mut c = server.conn();
+        c.cmd(&["CONFIG", "SET", "repl-ping-replica-period", "3600"]);
+        let mut stream = attach_to_stream(server.port());
+        let mut replies = Vec::new();
+        for cmd in [
+            &["SET", "foo", "bar"][..],
+            &["MULTI"],
+            &["SET", "foo2", "bar"],
+            &["REPLICAOF", "127.0.0.1", &dead],
+            &["SET", "foo3", "bar"],
+            &["EXEC"],
+            &["SET", "foo4", "bar"],
+            &["MGET", "foo", "foo2", "foo3", "foo4"],
+        ] {
+            replies.push(format!("{cmd:?}: {}", show(&c.cmd_raw(cmd))));
+        }
+        // What the replica got: Redis 7.0 keeps its replicas (percore drops them) and
+        // propagates nothing more as a replica.
+        let mut seen = Vec::new();
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_millis(500)))
+            .expect("timeout");
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stream.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            seen.extend_from_slice(&buf[..n]);
+        }
+        let seen = String::from_utf8_lossy(&seen).to_lowercase();
+        replies.push(format!(
+            "stream has foo: {}, foo2: {}, foo3: {}",
+            seen.contains("\r\nfoo\r\n"),
+            seen.contains("foo2"),
+            seen.contains("foo3")
+        ));
+        replies.push(show(&c.cmd_raw(&["REPLICAOF", "NO", "ONE"])));
+        replies.push(show(&c.cmd_raw(&["SET", "foo5", "bar"])));
+        got.push(replies);
+    }
+    assert_eq!(got[0], got[1], "redis (left) vs percore (right)");
+}

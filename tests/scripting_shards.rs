@@ -253,6 +253,71 @@ fn busy_scripts_answer_busy_elsewhere_and_script_kill_stops_them() {
     }
 }
 
+/// A killed script cannot catch its end with `pcall` (Redis's `Timedout read-only scripts
+/// can be killed by SCRIPT KILL even when use pcall`): it ends with the kill error.
+#[test]
+fn script_kill_ends_a_script_that_catches_errors_with_pcall() {
+    let server = Server::percore(&["--threads", "2", "--busy-reply-threshold", "100"]);
+    let port = server.port();
+    let mut runner = Raw::connect(port);
+    let script = "local f = function() while 1 do redis.call('ping') end end \
+                  while 1 do pcall(f) end";
+    let (mut peer, mut waiting) = busy_peer(port, &mut runner, &["EVAL", script, "0"], BUSY_EVAL);
+    peer.send(&["SCRIPT", "KILL"]);
+    assert_eq!(peer.wait(Duration::from_secs(5)), "+OK\r\n");
+    let killed = runner.wait(Duration::from_secs(10));
+    assert!(
+        killed.starts_with("-ERR Script killed by user with SCRIPT KILL... script: "),
+        "{killed}"
+    );
+    for c in &mut waiting {
+        assert_eq!(c.wait(Duration::from_secs(5)), "+PONG\r\n");
+    }
+    // pcall still catches errors in the next script.
+    let caught = "local ok = pcall(error, 'x') if ok then return 'no' end return 'caught'";
+    runner.send(&["EVAL", caught, "0"]);
+    assert_eq!(runner.wait(Duration::from_secs(5)), "$6\r\ncaught\r\n");
+}
+
+/// EXEC while a script is busy aborts the transaction as Redis's `execCommandAbort`
+/// (multi unit, `EXEC and script timeout`): nothing of it runs and the client leaves
+/// MULTI; a command queued meanwhile was refused, so a later EXEC answers EXECABORT.
+#[test]
+fn exec_during_a_busy_script_discards_the_transaction() {
+    let server = Server::percore(&["--threads", "2", "--busy-reply-threshold", "100"]);
+    let port = server.port();
+    let mut runner = Raw::connect(port);
+    let (mut peer, _waiting) = busy_peer(
+        port,
+        &mut runner,
+        &["EVAL", "while true do end", "0"],
+        BUSY_EVAL,
+    );
+    peer.send(&["MULTI"]);
+    assert_eq!(peer.wait(Duration::from_secs(5)), "+OK\r\n");
+    peer.send(&["INCR", "xx"]);
+    assert_eq!(peer.wait(Duration::from_secs(5)), BUSY_EVAL);
+    peer.send(&["EXEC"]);
+    assert_eq!(
+        peer.wait(Duration::from_secs(5)),
+        format!(
+            "-EXECABORT Transaction discarded because of: {}",
+            &BUSY_EVAL[1..]
+        )
+    );
+    peer.send(&["SCRIPT", "KILL"]);
+    assert_eq!(peer.wait(Duration::from_secs(5)), "+OK\r\n");
+    assert!(
+        runner
+            .wait(Duration::from_secs(10))
+            .starts_with("-ERR Script killed")
+    );
+    peer.send(&["PING", "asdf"]);
+    assert_eq!(peer.wait(Duration::from_secs(5)), "$4\r\nasdf\r\n");
+    peer.send(&["GET", "xx"]);
+    assert_eq!(peer.wait(Duration::from_secs(5)), "$-1\r\n");
+}
+
 /// Accounts in the bank (all under one hashtag: a script's keys live on one shard).
 const ACCOUNTS: usize = 10;
 const START_BALANCE: i64 = 1000;

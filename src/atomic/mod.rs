@@ -555,6 +555,10 @@ pub struct Txn {
     /// The client's user when it is restricted: the scripts the transaction runs check
     /// their calls as that user (as `dispatch` sets `ShardAcl::caller`).
     user: Option<std::sync::Arc<crate::acl::user::User>>,
+    /// A REPLICAOF host port ran: the transaction's effects are not propagated.
+    demoted: bool,
+    /// The client's address and name, for the slow log wherever a command finishes.
+    caller: (String, Option<Vec<u8>>),
     /// The session's call that went to another shard: where its reply starts in `out`.
     pending_call: Option<usize>,
     /// The stream of effects: the commit number taken at the lock point (with a lock
@@ -711,6 +715,8 @@ impl Txn {
                 .then(|| client.acl_user.clone())
                 .flatten(),
             pending_call: None,
+            caller: (client.peer.clone(), client.name.clone()),
+            demoted: false,
             commit: None,
             effects: crate::propagate::Effects::default(),
             wrote: false,
@@ -800,6 +806,20 @@ impl Txn {
                 .cmds
                 .iter()
                 .any(|q| matches!(q.cmd.exec, Exec::Client(_))))
+    }
+
+    /// The barrier a queued REPLICAOF needs after this transaction: the role change
+    /// (`replication::BarrierOp::ReplicaOf`) runs at a barrier of every shard, which
+    /// starts once the transaction left the write gate; the client's later requests wait
+    /// for it, so that its next write already finds the new role (Redis changes it inside
+    /// EXEC).
+    pub fn replicaof_after(&self) -> Option<crate::snapshot::Op> {
+        self.cmds
+            .iter()
+            .any(|q| q.refused.is_none() && matches!(q.cmd.name, "replicaof" | "slaveof"))
+            .then_some(crate::snapshot::Op::Replication(
+                crate::replication::BarrierOp::ReplicaOf,
+            ))
     }
 
     /// How a script step of this transaction may reach other shards: anywhere when it
@@ -1020,12 +1040,17 @@ fn finish(data: &mut ShardData, outbox: &mut Outbox<Msg>, mut txn: Box<Txn>) -> 
         data.locks.bodies.remove(&id);
     }
     let marked = txn.plan.iter().filter(|p| p.marked).map(|p| p.shard as u16);
+    let effects = std::mem::take(&mut txn.effects);
     crate::propagate::finished(
         data,
         (txn.client_id, txn.seq),
         txn.commit,
         marked.collect(),
-        std::mem::take(&mut txn.effects),
+        if txn.demoted {
+            crate::propagate::Effects::default()
+        } else {
+            effects
+        },
     );
     let mut bytes = Vec::new();
     let mut w = ReplyWriter {
@@ -1157,7 +1182,7 @@ fn run_next_here(
             proto: txn.proto,
         }
         .error(text);
-        record(data, cmd, &txn.out[mark..]);
+        record(data, txn, &txn.out[mark..]);
         txn.complete();
         return None;
     }
@@ -1197,7 +1222,7 @@ fn run_next_here(
             if let Some(c) = taken {
                 data.clients[txn.conn.index as usize] = Some(c);
             }
-            record(data, cmd, &txn.out[mark..]);
+            record(data, txn, &txn.out[mark..]);
             txn.complete();
             None
         }
@@ -1233,7 +1258,7 @@ fn run_next_here(
                 let reply = &txn.out[mark..];
                 crate::propagate::command_done(data, cmd, &args, db, changed, reply);
             }
-            record(data, cmd, &txn.out[mark..]);
+            record(data, txn, &txn.out[mark..]);
             txn.complete();
             None
         }
@@ -1271,7 +1296,7 @@ fn run_next_here(
                         proto: txn.proto,
                     },
                 );
-                record(data, cmd, &txn.out[mark..]);
+                record(data, txn, &txn.out[mark..]);
                 txn.complete();
                 return None;
             };
@@ -1424,7 +1449,7 @@ fn merge_early(data: &mut ShardData, txn: &mut Txn) {
         let mark = w.out.len();
         if let Some(text) = &txn.cmds[txn.next].refused {
             w.error(text);
-            record(data, cmd, &txn.out[mark..]);
+            record(data, txn, &txn.out[mark..]);
             txn.complete();
             continue;
         }
@@ -1458,7 +1483,7 @@ fn merge_early(data: &mut ShardData, txn: &mut Txn) {
             Some(Early::Arity) => crate::commands::wrong_arity(cmd.name, &mut w),
             None => w.error("ERR internal error: a command of the transaction did not run"),
         }
-        record(data, cmd, &txn.out[mark..]);
+        record(data, txn, &txn.out[mark..]);
         txn.complete();
     }
 }
@@ -1529,7 +1554,7 @@ fn hop_result(data: &mut ShardData, txn: &mut Txn, result: Partial) -> Option<us
             None
         }
         Partial::Encoded(b) => {
-            record(data, cmd, &b);
+            record(data, txn, &b);
             if data.effects.on {
                 let q = &txn.cmds[txn.next];
                 let mut args = Vec::new();
@@ -1547,6 +1572,28 @@ fn hop_result(data: &mut ShardData, txn: &mut Txn, result: Partial) -> Option<us
             txn,
             crate::blocking::answer_without_blocking(&spec, txn.proto),
         ),
+        Partial::Defer(crate::snapshot::Op::Replication(
+            crate::replication::BarrierOp::ReplicaOf,
+        )) => {
+            // REPLICAOF queued its role change, which runs at the barrier EXEC requested
+            // behind this transaction (`replicaof_after`). Made a replica, the server
+            // drops its replicas: as in Redis, they never see this transaction.
+            let q = &txn.cmds[txn.next];
+            let mut args = Vec::new();
+            q.argv.fill(&mut args);
+            let no_one = args.get(1).is_some_and(|a| a.eq_ignore_ascii_case(b"no"))
+                && args.get(2).is_some_and(|a| a.eq_ignore_ascii_case(b"one"));
+            txn.demoted |= !no_one;
+            ReplyWriter {
+                out: &mut txn.out,
+                proto: txn.proto,
+            }
+            .ok();
+            let mark = txn.mark;
+            record(data, txn, &txn.out[mark..]);
+            txn.complete();
+            None
+        }
         Partial::Defer(_) => {
             // SAVE/BGSAVE/SHUTDOWN/CLUSTER RESET run at a barrier of every shard, which
             // cannot start while this transaction holds its place in the write gate.
@@ -1653,7 +1700,7 @@ fn run_inflight(
                 crate::propagate::command_done(data, cmd, &args, db, txn.wrote, reply);
             }
             txn.wrote = false;
-            record(data, cmd, &txn.out[mark..]);
+            record(data, txn, &txn.out[mark..]);
             txn.complete();
             None
         }
@@ -1719,10 +1766,19 @@ fn touched(data: &mut ShardData, cmd: &'static Command, args: &[&[u8]], db: usiz
     }
 }
 
-fn record(data: &mut ShardData, cmd: &'static Command, reply: &[u8]) {
+/// Counts `cmds[next]`, which just answered `reply` here, in the command stats (under its
+/// subcommand's row for a container) and logs it in the slow log when slow, with its
+/// client's address and name (the transaction carries them: its client may be on another
+/// shard, or out of its slot).
+fn record(data: &mut ShardData, txn: &Txn, reply: &[u8]) {
+    let q = &txn.cmds[txn.next];
     let took = data.took();
+    let mut args = Vec::new();
+    q.argv.fill(&mut args);
     data.stats
-        .record_call(cmd, &[], took, reply.first() == Some(&b'-'), reply);
+        .record_call(q.cmd, &args, took, reply.first() == Some(&b'-'), reply);
+    let (peer, name) = &txn.caller;
+    crate::stats::note_slow_as(data, q.cmd, took, &args, peer, name.as_deref());
 }
 
 #[cfg(test)]

@@ -16,6 +16,24 @@ use percore_net::resp::ReplyWriter;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+/// The refusal of a command while a script is busy: `busy`, or for EXEC Redis's
+/// `execCommandAbort` (the transaction is discarded, its watches dropped).
+#[cold]
+pub fn busy_refusal(
+    data: &mut crate::shard::ShardData,
+    client: &mut crate::client::Client,
+    cmd: &super::Command,
+    busy: &'static str,
+    outbox: &mut percore_net::mailbox::Outbox<crate::shard::Msg>,
+) -> std::borrow::Cow<'static, str> {
+    if cmd.name != "exec" || client.multi.is_none() {
+        return busy.into();
+    }
+    client.multi = None;
+    crate::atomic::unwatch_all(data, client, |s, m| outbox.send(s, m));
+    format!("EXECABORT Transaction discarded because of: {busy}").into()
+}
+
 /// Whether a command may run while a script is busy (`allow-busy`, per subcommand for
 /// SCRIPT and FUNCTION).
 pub fn allowed_when_busy(cmd: &super::Command, argv: &[&[u8]]) -> bool {

@@ -24,18 +24,32 @@ pub const NON_LOCAL_KEY: &str = "Script attempted to access a non local key in a
 /// Runs `redis.call(...)` or `redis.pcall(...)`: `(true, value)` or `(false, error
 /// table)`; `call` raises the table (see `sandbox::raising`), `pcall` returns it.
 pub fn exec(lua: &Lua, run: &RunState, args: MultiValue) -> mlua::Result<(bool, Value)> {
-    let rest: Vec<Value> = args.into_iter().collect();
-    if rest.is_empty() {
-        return fail(
-            lua,
+    let argv_owned = match lua_argv(lua, args)? {
+        Ok(a) => a,
+        Err(text) => return fail(lua, text),
+    };
+    let borrowed: Vec<mlua::BorrowedBytes> =
+        argv_owned.iter().map(mlua::LuaString::as_bytes).collect();
+    let argv: Vec<&[u8]> = borrowed.iter().map(|b| &b[..]).collect();
+    exec_argv(lua, run, &argv)
+}
+
+/// The arguments of a redis lib call as strings (Redis's `luaArgsToRedisArgv`), or the
+/// error text of the call.
+fn lua_argv(
+    lua: &Lua,
+    args: MultiValue,
+) -> mlua::Result<Result<Vec<mlua::LuaString>, &'static str>> {
+    if args.is_empty() {
+        return Ok(Err(
             "Please specify at least one argument for this redis lib call",
-        );
+        ));
     }
-    if rest.len() > MAX_SCRIPT_CALL_ARGS {
-        return fail(lua, "Too many arguments in a redis lib call");
+    if args.len() > MAX_SCRIPT_CALL_ARGS {
+        return Ok(Err("Too many arguments in a redis lib call"));
     }
-    let mut argv_owned: Vec<mlua::LuaString> = Vec::with_capacity(rest.len());
-    for v in rest {
+    let mut argv_owned: Vec<mlua::LuaString> = Vec::with_capacity(args.len());
+    for v in args {
         match v {
             Value::String(s) => argv_owned.push(s),
             // Redis formats numbers with "%.17g" (Lua's own "%.14g" loses precision).
@@ -46,17 +60,50 @@ pub fn exec(lua: &Lua, run: &RunState, args: MultiValue) -> mlua::Result<(bool, 
                 lua.create_string(percore_engine::number::format_g(i as f64, 17).as_bytes())?,
             ),
             _ => {
-                return fail(
-                    lua,
+                return Ok(Err(
                     "Lua redis lib command arguments must be strings or integers",
-                );
+                ));
             }
         }
     }
+    Ok(Ok(argv_owned))
+}
+
+/// `redis.acl_check_cmd(cmd, args...)` (Redis's `luaRedisAclCheckCmdPermissionsCommand`):
+/// whether the script's user may run the command with those arguments; an unknown
+/// command (or subcommand) is an error. The text names `redis.` as Redis 7.0 does
+/// (Valkey 8 says `server.acl_check_cmd()`).
+pub fn acl_check_cmd(lua: &Lua, args: MultiValue) -> mlua::Result<(bool, Value)> {
+    let argv_owned = match lua_argv(lua, args)? {
+        Ok(a) => a,
+        Err(text) => return fail(lua, text),
+    };
     let borrowed: Vec<mlua::BorrowedBytes> =
         argv_owned.iter().map(mlua::LuaString::as_bytes).collect();
     let argv: Vec<&[u8]> = borrowed.iter().map(|b| &b[..]).collect();
-    exec_argv(lua, run, &argv)
+    let Some(cmd) = commands::lookup(argv[0]).filter(|cmd| {
+        // Redis's `lookupCommand`: a container's second argument must name one of its
+        // subcommands.
+        argv.len() < 2 || cmd.subcommands.is_empty() || known_subcommand(cmd, argv[1])
+    }) else {
+        return fail(lua, "Invalid command passed to redis.acl_check_cmd()");
+    };
+    let allowed = super::with_current_shard(|data| {
+        data.acl.script_user.as_ref().is_none_or(|user| {
+            let id = crate::acl::table::table().id_of(cmd, &argv);
+            user.check(cmd, id, &argv).is_ok()
+        })
+    })
+    .unwrap_or(true);
+    Ok((true, Value::Boolean(allowed)))
+}
+
+/// Whether `sub` names one of the subcommands of container `cmd`.
+fn known_subcommand(cmd: &commands::Command, sub: &[u8]) -> bool {
+    let prefix = cmd.name.len() + 1;
+    cmd.subcommands.iter().any(|(full, _, _)| {
+        full.len() > prefix && full.as_bytes()[prefix..].eq_ignore_ascii_case(sub)
+    })
 }
 
 /// [`exec`] of many arguments, packed in a table (`redis.call(..., unpack(t))`): each is
@@ -141,11 +188,7 @@ fn run_command(data: &mut ShardData, run: &RunState, argv: &[&[u8]]) -> Result<V
     if crate::shard::check_subcommand(cmd, argv).is_some() {
         // A container's unknown subcommand is an unknown command to a script, and a
         // subcommand's arity a wrong argument count.
-        let prefix = cmd.name.len() + 1;
-        let known = cmd.subcommands.iter().any(|(full, _, _)| {
-            full.len() > prefix && full.as_bytes()[prefix..].eq_ignore_ascii_case(argv[1])
-        });
-        return Err(if known {
+        return Err(if known_subcommand(cmd, argv[1]) {
             "Wrong number of args calling Redis command from script"
         } else {
             "Unknown Redis command called from script"
@@ -188,15 +231,12 @@ fn run_command(data: &mut ShardData, run: &RunState, argv: &[&[u8]]) -> Result<V
     }
     if let Some(text) = stream_block_refusal(cmd, argv) {
         ReplyWriter::new(&mut out, proto).error(&text);
-        let took = data.took();
-        data.stats.record_call(cmd, argv, took, true, &out);
+        record_call(data, cmd, argv, &out);
         return Ok(out);
     }
     if spread {
         let out = run_spread(data, cmd, argv, db, proto)?;
-        let took = data.took();
-        data.stats
-            .record_call(cmd, argv, took, out.first() == Some(&b'-'), &out);
+        record_call(data, cmd, argv, &out);
         return Ok(out);
     }
     let before = data.keyspace.changes();
@@ -326,10 +366,17 @@ fn run_command(data: &mut ShardData, run: &RunState, argv: &[&[u8]]) -> Result<V
     if data.effects.on {
         crate::propagate::after_command(data, cmd, argv, db, before, &out);
     }
-    let failed = out.first() == Some(&b'-');
-    let took = data.took();
-    data.stats.record_call(cmd, argv, took, failed, &out);
+    record_call(data, cmd, argv, &out);
     Ok(out)
+}
+
+/// Counts a script's call in the command stats and logs it in the slow log when slow, as
+/// Redis logs its Lua client's calls (address `?:0`, no name).
+fn record_call(data: &mut ShardData, cmd: &'static commands::Command, argv: &[&[u8]], out: &[u8]) {
+    let took = data.took();
+    data.stats
+        .record_call(cmd, argv, took, out.first() == Some(&b'-'), out);
+    crate::stats::note_slow_as(data, cmd, took, argv, "?:0", None);
 }
 
 /// XREAD/XREADGROUP with a BLOCK option (before STREAMS) from a script: Redis refuses it

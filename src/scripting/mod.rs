@@ -601,7 +601,6 @@ impl Engine {
         keys: &[&[u8]],
         args: &[&[u8]],
     ) -> Result<Value, String> {
-        let name = self.run.name.borrow().clone();
         let to_table = |items: &[&[u8]]| -> mlua::Result<Table> {
             let t = self.lua.create_table_with_capacity(items.len(), 0)?;
             for (i, a) in items.iter().enumerate() {
@@ -629,6 +628,7 @@ impl Engine {
         if ok {
             return Ok(value);
         }
+        let name = self.run.name.borrow();
         if self.run.killed.get() {
             return Err(format!("{KILLED_ERR} script: {name}, on @user_script:1."));
         }

@@ -10,7 +10,7 @@
 //!   gets it from proxies, and `rawset`/`setmetatable` refuse the proxies. The library
 //!   tables (`redis`, `string`, `cjson`...) are proxies the same way.
 //! - `redis` (and `server`, the same table under Valkey's name): `call`, `pcall`,
-//!   `error_reply`, `status_reply`, `sha1hex`, `log` and the `LOG_*` levels, `setresp`,
+//!   `error_reply`, `status_reply`, `sha1hex`, `acl_check_cmd`, `log` and the `LOG_*` levels, `setresp`,
 //!   `set_repl`/`replicate_commands`/`breakpoint`/`debug` (no-ops with Redis's return
 //!   values), `REPL_*`, `REDIS_VERSION`, `REDIS_VERSION_NUM`, `register_function` (only
 //!   while FUNCTION LOAD runs a library).
@@ -24,7 +24,7 @@ use std::rc::Rc;
 const INTERNAL_CHUNK: &str = "=percore";
 
 const BOOTSTRAP: &str = r"
-local G, api, load_api, handler, missing = ...
+local G, api, load_api, handler, missing, killed = ...
 local rawset_, setmetatable_, getmetatable_, type_, error_, xpcall_, pcall_, tostring_ =
   rawset, setmetatable, getmetatable, type, error, xpcall, pcall, tostring
 local readonly = setmetatable_({}, {__mode = 'k'})
@@ -50,6 +50,8 @@ end
 local function unwrap(ok, ...)
   if ok then return ok, ... end
   local e = ...
+  -- A killed script cannot catch its end (Redis raises it again on every line).
+  if killed() then error_(e, 0) end
   if type_(e) == 'table' then
     local s = e.err
     if type_(s) == 'string' or type_(s) == 'number' then e = s end
@@ -57,6 +59,17 @@ local function unwrap(ok, ...)
   return false, e
 end
 pcall = function(...) return unwrap(pcall_(...)) end
+do
+  -- Binary chunks are parsed as text, as Redis's Lua (no bytecode in the sandbox).
+  local loadstring, byte = loadstring, string.byte
+  G.loadstring = function(s, ...)
+    if type_(s) == 'string' and byte(s, 1) == 27 then
+      local name = ...
+      return loadstring(' ' .. s, name or s)
+    end
+    return loadstring(s, ...)
+  end
+end
 load_api.log = api.log
 setmetatable_(load_api, {__index = missing})
 local redis = seal(api)
@@ -157,6 +170,10 @@ pub fn build(run: &Rc<RunState>) -> mlua::Result<(Lua, Table, Function, Function
         load_api,
         handler,
         missing,
+        lua.create_function({
+            let r = Rc::clone(run);
+            move |_, ()| Ok(r.killed.get())
+        })?,
     ))?;
     lua.set_named_registry_value("percore.library_env", library_env)?;
     lua.set_named_registry_value("percore.run_load", run_load)?;
@@ -298,6 +315,7 @@ fn redis_api(lua: &Lua, run: &Rc<RunState>) -> mlua::Result<Table> {
         })?;
         api.raw_set(name, raising_packed(lua, direct, Some(packed))?)?;
     }
+    api.raw_set("acl_check_cmd", lua.create_function(call::acl_check_cmd)?)?;
     api.raw_set(
         "sha1hex",
         lua.create_function(|lua, args: MultiValue| {
@@ -430,6 +448,7 @@ fn redis_api(lua: &Lua, run: &Rc<RunState>) -> mlua::Result<Table> {
     )?;
     // Those that fail raise their error table from a C frame (see `raising`).
     for name in [
+        "acl_check_cmd",
         "sha1hex",
         "error_reply",
         "status_reply",
