@@ -520,6 +520,33 @@ impl Hub {
         }
     }
 
+    /// Waits until every publication up to `tickets` (from [`Hub::published`]) was
+    /// written to every sink or is held behind a transaction still running (waiting for
+    /// those could block the shard that transaction needs), at most `timeout`; whether
+    /// it was (INFO's and ROLE's offset, `replication::primary::settle`).
+    pub fn wait_emitted(&self, tickets: &[u64], timeout: std::time::Duration) -> bool {
+        let deadline = std::time::Instant::now() + timeout;
+        let mut inbox = self.inbox.lock().expect("effects inbox");
+        loop {
+            let done = (tickets.iter().enumerate())
+                .all(|(s, &t)| inbox.durable[s] >= t || inbox.held[s] >= t);
+            if done {
+                return true;
+            }
+            let now = std::time::Instant::now();
+            if inbox.stop || now >= deadline {
+                return false;
+            }
+            inbox.nudged = true;
+            self.wake.notify_one();
+            inbox = self
+                .durable
+                .wait_timeout(inbox, deadline - now)
+                .expect("effects inbox")
+                .0;
+        }
+    }
+
     /// Runs a merge round soon even with nothing published (its sinks' `flush`).
     pub fn nudge(&self) {
         self.inbox.lock().expect("effects inbox").nudged = true;
