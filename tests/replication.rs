@@ -675,6 +675,102 @@ fn redis_replica_of_percore_full_sync_stream_and_partial_resync() {
     }
 }
 
+/// A two-shard percore replica with `tls-replication yes` of a redis-server 7.0 primary
+/// on its TLS port (`requirepass`, so `masterauth`; the replica presents
+/// `tls-client-cert-file`, Redis requiring client certificates): full sync from a disk
+/// file and diskless, the stream, WAIT (the replica's ACKs go back through its TLS
+/// session), a cut link resumed with a partial resync; datasets equal at each step.
+#[test]
+fn percore_replica_of_a_tls_redis_primary() {
+    let pki = common::pki::make_pki("repl-tls");
+    let path = |n: &str| pki.path(n);
+    let (cert, key, ca) = (path("server.crt"), path("server.key"), path("ca.crt"));
+    let (client_cert, client_key) = (path("client.crt"), path("client.key"));
+    for diskless in ["no", "yes"] {
+        let what = format!("TLS primary (repl-diskless-sync {diskless})");
+        let tls_port = common::free_port().to_string();
+        let Some(redis) = Server::redis_with(&[
+            "--tls-port",
+            &tls_port,
+            "--tls-cert-file",
+            &cert,
+            "--tls-key-file",
+            &key,
+            "--tls-ca-cert-file",
+            &ca,
+            "--requirepass",
+            "sesame",
+            "--repl-diskless-sync",
+            diskless,
+            "--repl-diskless-sync-delay",
+            "0",
+        ]) else {
+            return;
+        };
+        let mut p = redis.conn();
+        assert_eq!(p.cmd(&["AUTH", "sesame"]), ok());
+        populate(&mut p, "pri");
+        let replica = Server::percore(&[
+            "--threads",
+            "2",
+            "--tls-replication",
+            "yes",
+            "--tls-cert-file",
+            &cert,
+            "--tls-key-file",
+            &key,
+            "--tls-ca-cert-file",
+            &ca,
+            "--tls-client-cert-file",
+            &client_cert,
+            "--tls-client-key-file",
+            &client_key,
+            "--masterauth",
+            "sesame",
+            "--replicaof",
+            "127.0.0.1",
+            &tls_port,
+        ]);
+        let mut r = replica.conn();
+        wait_caught_up(&mut p, &mut r);
+        same_data(
+            &dataset(&mut r),
+            &dataset(&mut p),
+            &format!("{what}: after the full sync"),
+        );
+        for round in 0..5 {
+            stream_writes(&mut p, round);
+        }
+        assert_eq!(p.cmd(&["WAIT", "1", "10000"]), Frame::Int(1), "{what}");
+        wait_caught_up(&mut p, &mut r);
+        same_data(
+            &dataset(&mut r),
+            &dataset(&mut p),
+            &format!("{what}: after the stream"),
+        );
+        let partial_before = sync_partial_ok(&mut p);
+        assert_eq!(
+            r.cmd(&["CLIENT", "KILL", "TYPE", "master"]),
+            Frame::Int(1),
+            "{what}"
+        );
+        for round in 5..10 {
+            stream_writes(&mut p, round);
+        }
+        wait_caught_up(&mut p, &mut r);
+        assert_eq!(
+            sync_partial_ok(&mut p),
+            partial_before + 1,
+            "{what}: the reconnection was not a partial resync"
+        );
+        same_data(
+            &dataset(&mut r),
+            &dataset(&mut p),
+            &format!("{what}: after the partial resync"),
+        );
+    }
+}
+
 /// A redis-server replica of a 3-shard percore primary receiving pipelined cross-shard
 /// writes from contending clients (grouped MSETs, waiting and eager transactions): the
 /// replica ends with the primary's data, key by key.
