@@ -679,3 +679,70 @@ fn info_and_role_offsets_count_the_writes_acknowledged_before_them() {
     }
     drop(replica);
 }
+
+/// Scripts against `min-replicas-to-write` as redis-server 7.0 (replies byte for byte): a
+/// script declaring flags without `no-writes` is refused before it runs, one without flags
+/// runs its reads and gets NOREPLICAS at its first write (redis.call raises it,
+/// redis.pcall returns it), `no-writes` scripts and read-only EVAL_RO run, and FCALL of a
+/// writing function is refused.
+#[test]
+fn scripts_meet_min_replicas_to_write_as_redis() {
+    let Some(redis) = Server::redis() else {
+        return;
+    };
+    let primary = Server::percore(&["--threads", "2"]);
+    let mut conns = [primary.conn(), redis.conn()];
+    let library = "#!lua name=lib\n\
+        redis.register_function('w', function(keys) return redis.call('set', keys[1], 'f') end)\n\
+        redis.register_function{function_name='r', callback=function(keys) return redis.call('get', keys[1]) end, flags={'no-writes'}}";
+    for c in &mut conns {
+        assert_eq!(c.cmd(&["SET", "x", "some value"]), ok());
+        assert!(matches!(
+            c.cmd(&["FUNCTION", "LOAD", library]),
+            Frame::Bulk(_)
+        ));
+        assert_eq!(
+            c.cmd(&["CONFIG", "SET", "min-replicas-to-write", "1"]),
+            ok()
+        );
+    }
+    for cmd in [
+        &["EVAL", "return redis.call('get', KEYS[1])", "1", "x"][..],
+        &[
+            "EVAL",
+            "#!lua flags=no-writes\nreturn redis.call('get', KEYS[1])",
+            "1",
+            "x",
+        ],
+        &["EVAL", "#!lua\nreturn redis.call('get', KEYS[1])", "1", "x"],
+        &["EVAL", "return redis.call('set', KEYS[1], '1')", "1", "x"],
+        &[
+            "EVAL",
+            "redis.call('get', KEYS[1]); return redis.pcall('set', KEYS[1], '1')",
+            "1",
+            "x",
+        ],
+        &[
+            "EVAL",
+            "return redis.call('set', KEYS[1], '1')",
+            "1",
+            "{x}y",
+        ],
+        &["EVAL_RO", "return redis.call('get', KEYS[1])", "1", "x"],
+        &["FCALL", "w", "1", "x"],
+        &["FCALL", "r", "1", "x"],
+        &["FCALL_RO", "r", "1", "x"],
+        &["GET", "x"],
+    ] {
+        let [p, r] = &mut conns;
+        assert_eq!(
+            show_reply(p.cmd_raw(cmd)),
+            show_reply(r.cmd_raw(cmd)),
+            "{cmd:?}"
+        );
+    }
+}
+
+fn show_reply(bytes: Vec<u8>) -> String {
+    common::show(&bytes)
+}
