@@ -235,6 +235,11 @@ fn replicate_from(primary: &mut Conn, port: u16, replica_args: &[&str], what: &s
     for round in 0..5 {
         stream_writes(primary, round);
     }
+    assert_eq!(
+        primary.cmd(&["WAIT", "1", "10000"]),
+        Frame::Int(1),
+        "{what}: WAIT"
+    );
     wait_caught_up(primary, &mut r);
     assert_eq!(
         dataset(&mut r),
@@ -686,88 +691,40 @@ fn percore_replica_of_a_tls_redis_primary() {
     let path = |n: &str| pki.path(n);
     let (cert, key, ca) = (path("server.crt"), path("server.key"), path("ca.crt"));
     let (client_cert, client_key) = (path("client.crt"), path("client.key"));
+    let tls = [
+        "--tls-cert-file",
+        &cert,
+        "--tls-key-file",
+        &key,
+        "--tls-ca-cert-file",
+        &ca,
+    ];
     for diskless in ["no", "yes"] {
-        let what = format!("TLS primary (repl-diskless-sync {diskless})");
-        let tls_port = common::free_port().to_string();
-        let Some(redis) = Server::redis_with(&[
-            "--tls-port",
-            &tls_port,
-            "--tls-cert-file",
-            &cert,
-            "--tls-key-file",
-            &key,
-            "--tls-ca-cert-file",
-            &ca,
-            "--requirepass",
-            "sesame",
+        let tls_port = common::free_port();
+        let port = tls_port.to_string();
+        let mut args = vec!["--tls-port", &port, "--requirepass", "sesame"];
+        args.extend_from_slice(&tls);
+        args.extend_from_slice(&[
             "--repl-diskless-sync",
             diskless,
             "--repl-diskless-sync-delay",
             "0",
-        ]) else {
+        ]);
+        let Some(redis) = Server::redis_with(&args) else {
             return;
         };
         let mut p = redis.conn();
         assert_eq!(p.cmd(&["AUTH", "sesame"]), ok());
-        populate(&mut p, "pri");
-        let replica = Server::percore(&[
-            "--threads",
-            "2",
-            "--tls-replication",
-            "yes",
-            "--tls-cert-file",
-            &cert,
-            "--tls-key-file",
-            &key,
-            "--tls-ca-cert-file",
-            &ca,
+        let mut replica_args = vec!["--tls-replication", "yes", "--masterauth", "sesame"];
+        replica_args.extend_from_slice(&tls);
+        replica_args.extend_from_slice(&[
             "--tls-client-cert-file",
             &client_cert,
             "--tls-client-key-file",
             &client_key,
-            "--masterauth",
-            "sesame",
-            "--replicaof",
-            "127.0.0.1",
-            &tls_port,
         ]);
-        let mut r = replica.conn();
-        wait_caught_up(&mut p, &mut r);
-        same_data(
-            &dataset(&mut r),
-            &dataset(&mut p),
-            &format!("{what}: after the full sync"),
-        );
-        for round in 0..5 {
-            stream_writes(&mut p, round);
-        }
-        assert_eq!(p.cmd(&["WAIT", "1", "10000"]), Frame::Int(1), "{what}");
-        wait_caught_up(&mut p, &mut r);
-        same_data(
-            &dataset(&mut r),
-            &dataset(&mut p),
-            &format!("{what}: after the stream"),
-        );
-        let partial_before = sync_partial_ok(&mut p);
-        assert_eq!(
-            r.cmd(&["CLIENT", "KILL", "TYPE", "master"]),
-            Frame::Int(1),
-            "{what}"
-        );
-        for round in 5..10 {
-            stream_writes(&mut p, round);
-        }
-        wait_caught_up(&mut p, &mut r);
-        assert_eq!(
-            sync_partial_ok(&mut p),
-            partial_before + 1,
-            "{what}: the reconnection was not a partial resync"
-        );
-        same_data(
-            &dataset(&mut r),
-            &dataset(&mut p),
-            &format!("{what}: after the partial resync"),
-        );
+        let what = format!("TLS primary (repl-diskless-sync {diskless})");
+        replicate_from(&mut p, tls_port, &replica_args, &what);
     }
 }
 
