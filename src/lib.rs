@@ -393,7 +393,7 @@ fn run(config: config::Config, config_file: Option<std::path::PathBuf>) -> Resul
     if config.tls.replication {
         log.log(
             LogLevel::Warning,
-            "tls-replication yes: percore's replication links do not speak TLS yet; a link to a primary's TLS port fails its handshake, and PSYNC on this server's tls-port is refused",
+            "tls-replication yes: this server's links to a primary speak TLS, but it does not serve replicas over TLS yet: PSYNC on its tls-port is refused",
         );
     }
     let (listeners, port, first_tls) = match bind_all(&config, shards, &log) {

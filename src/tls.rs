@@ -366,6 +366,132 @@ pub fn build_server_config(cfg: &TlsConfig) -> Result<ServerConfig, String> {
     Ok(config)
 }
 
+/// The rustls client configuration of a replica's link to its primary (`tls-replication
+/// yes`), as Redis's client context: the primary's certificate must chain to
+/// `tls-ca-cert-file`/`-dir`, its name is not checked (Redis sets no host name to verify);
+/// the replica presents `tls-client-cert-file`/`-key-file`, else `tls-cert-file`/`-key-file`.
+pub fn build_client_config(cfg: &TlsConfig) -> Result<rustls::ClientConfig, String> {
+    let versions = parse_protocols(&cfg.protocols)?;
+    let roots = load_roots(&cfg.ca_cert_file, &cfg.ca_cert_dir)
+        .map_err(|e| format!("Failed to configure CA certificate(s) file/directory: {e}"))?;
+    let provider = Arc::new(provider_for(cfg)?);
+    let webpki = rustls::client::WebPkiServerVerifier::builder_with_provider(
+        Arc::new(roots),
+        Arc::clone(&provider),
+    )
+    .build()
+    .map_err(|e| format!("Failed to configure CA certificate(s) file/directory: {e}"))?;
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&versions)
+        .map_err(|e| format!("Failed to configure protocols: {e}"))?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(ChainOnly(webpki)));
+    let (cert, key, pass) = if cfg.client_cert_file.is_empty() {
+        (&cfg.cert_file, &cfg.key_file, &cfg.key_file_pass)
+    } else {
+        (
+            &cfg.client_cert_file,
+            &cfg.client_key_file,
+            &cfg.client_key_file_pass,
+        )
+    };
+    if cert.is_empty() {
+        return Ok(builder.with_no_client_auth());
+    }
+    let certs = load_certs(cert).map_err(|e| format!("Failed to load certificate: {cert}: {e}"))?;
+    let key = load_key(key, pass).map_err(|e| format!("Failed to load private key: {key}: {e}"))?;
+    builder
+        .with_client_auth_cert(certs, key)
+        .map_err(|e| format!("Failed to load private key: {e}"))
+}
+
+/// A primary's certificate checked as Redis's replica checks it: the chain to the CA, not
+/// the name (`SSL_VERIFY_PEER` without a host name).
+#[derive(Debug)]
+struct ChainOnly(Arc<rustls::client::WebPkiServerVerifier>);
+
+impl rustls::client::danger::ServerCertVerifier for ChainOnly {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &rustls_pki_types::ServerName<'_>,
+        ocsp_response: &[u8],
+        now: rustls_pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        use rustls::CertificateError::{NotValidForName, NotValidForNameContext};
+        match self
+            .0
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+        {
+            Err(rustls::Error::InvalidCertificate(
+                NotValidForName | NotValidForNameContext { .. },
+            )) => Ok(rustls::client::danger::ServerCertVerified::assertion()),
+            other => other,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.supported_verify_schemes()
+    }
+}
+
+/// A replica's link to its primary over TLS: the client session for `host` (the name is
+/// sent as SNI when it is one; an IP address sends none) on the connected `sock`.
+pub fn client_link(
+    config: Arc<rustls::ClientConfig>,
+    host: &str,
+    sock: std::net::TcpStream,
+) -> Result<rustls::StreamOwned<rustls::ClientConnection, std::net::TcpStream>, String> {
+    let name = rustls_pki_types::ServerName::try_from(host.to_owned())
+        .or_else(|_| rustls_pki_types::ServerName::try_from("percore-primary"))
+        .map_err(|e| e.to_string())?;
+    let conn = rustls::ClientConnection::new(config, name)
+        .map_err(|e| format!("Error condition on socket for SYNC: {e}"))?;
+    Ok(rustls::StreamOwned::new(conn, sock))
+}
+
+/// Hands a replica's TLS link over to the reactor: the socket, its session as the
+/// connection's transport, and the plaintext the session decrypted that nobody read yet
+/// (records it holds are processed first, so none waits for the primary's next bytes).
+pub fn into_reactor(
+    link: rustls::StreamOwned<rustls::ClientConnection, std::net::TcpStream>,
+) -> (std::net::TcpStream, Box<dyn Transport>, Vec<u8>) {
+    let rustls::StreamOwned { mut conn, sock } = link;
+    let mut plain = Vec::new();
+    if conn.process_new_packets().is_ok() {
+        let mut reader = conn.reader();
+        while let Ok(chunk) = reader.fill_buf() {
+            if chunk.is_empty() {
+                break;
+            }
+            let n = chunk.len();
+            plain.extend_from_slice(chunk);
+            reader.consume(n);
+        }
+    }
+    let session: Box<dyn Transport> = Box::new(Session::new(rustls::Connection::Client(conn)));
+    (sock, session, plain)
+}
+
 /// `tls-protocols`: Redis's words, case-insensitive, space-separated; empty means
 /// TLSv1.2 and TLSv1.3. rustls has no TLSv1 or TLSv1.1: they are refused when alone and
 /// left out when named with a newer one.

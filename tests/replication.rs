@@ -235,6 +235,11 @@ fn replicate_from(primary: &mut Conn, port: u16, replica_args: &[&str], what: &s
     for round in 0..5 {
         stream_writes(primary, round);
     }
+    assert_eq!(
+        primary.cmd(&["WAIT", "1", "10000"]),
+        Frame::Int(1),
+        "{what}: WAIT"
+    );
     wait_caught_up(primary, &mut r);
     assert_eq!(
         dataset(&mut r),
@@ -672,6 +677,54 @@ fn redis_replica_of_percore_full_sync_stream_and_partial_resync() {
             Some((c, Box::new(|| ())))
         });
         drop(keep);
+    }
+}
+
+/// A two-shard percore replica with `tls-replication yes` of a redis-server 7.0 primary
+/// on its TLS port (`requirepass`, so `masterauth`; the replica presents
+/// `tls-client-cert-file`, Redis requiring client certificates): full sync from a disk
+/// file and diskless, the stream, WAIT (the replica's ACKs go back through its TLS
+/// session), a cut link resumed with a partial resync; datasets equal at each step.
+#[test]
+fn percore_replica_of_a_tls_redis_primary() {
+    let pki = common::pki::make_pki("repl-tls");
+    let path = |n: &str| pki.path(n);
+    let (cert, key, ca) = (path("server.crt"), path("server.key"), path("ca.crt"));
+    let (client_cert, client_key) = (path("client.crt"), path("client.key"));
+    let tls = [
+        "--tls-cert-file",
+        &cert,
+        "--tls-key-file",
+        &key,
+        "--tls-ca-cert-file",
+        &ca,
+    ];
+    for diskless in ["no", "yes"] {
+        let tls_port = common::free_port();
+        let port = tls_port.to_string();
+        let mut args = vec!["--tls-port", &port, "--requirepass", "sesame"];
+        args.extend_from_slice(&tls);
+        args.extend_from_slice(&[
+            "--repl-diskless-sync",
+            diskless,
+            "--repl-diskless-sync-delay",
+            "0",
+        ]);
+        let Some(redis) = Server::redis_with(&args) else {
+            return;
+        };
+        let mut p = redis.conn();
+        assert_eq!(p.cmd(&["AUTH", "sesame"]), ok());
+        let mut replica_args = vec!["--tls-replication", "yes", "--masterauth", "sesame"];
+        replica_args.extend_from_slice(&tls);
+        replica_args.extend_from_slice(&[
+            "--tls-client-cert-file",
+            &client_cert,
+            "--tls-client-key-file",
+            &client_key,
+        ]);
+        let what = format!("TLS primary (repl-diskless-sync {diskless})");
+        replicate_from(&mut p, tls_port, &replica_args, &what);
     }
 }
 

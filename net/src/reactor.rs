@@ -355,6 +355,10 @@ impl<S> Conn<S> {
     }
 }
 
+/// A socket handed to a shard by [`Io::adopt`]: descriptor, bytes already read from it,
+/// its session.
+type Adopted = (RawFd, Vec<u8>, Option<Box<dyn Transport>>);
+
 struct Slot<S> {
     generation: u32,
     conn: Option<Conn<S>>,
@@ -435,9 +439,9 @@ pub struct Io<M, S> {
     wake_all: bool,
     /// Descriptors to poll for readability, with the service's tag (see `watch_readable`).
     watches: Vec<(RawFd, u32)>,
-    /// Connected sockets handed to this shard, with bytes already read from them (see
-    /// `adopt`).
-    adopted: Vec<(RawFd, Vec<u8>)>,
+    /// Connected sockets handed to this shard, with bytes already read from them and
+    /// their session, if any (see `adopt`).
+    adopted: Vec<Adopted>,
     /// The longest the next wait may block (see `wake_within`).
     max_wait: Option<Duration>,
     /// Submit queued operations before `after_flush` (see `submit_before_blocking`).
@@ -660,8 +664,15 @@ impl<M, S> Io<M, S> {
     /// this shard's connections, as if accepted: [`Service::on_accept`] creates its state
     /// and [`Service::on_input`] sees `already_read` (bytes read from it before) first. It
     /// joins at the end of this iteration; the descriptor is the reactor's from now on.
-    pub fn adopt(&mut self, fd: RawFd, already_read: Vec<u8>) {
-        self.adopted.push((fd, already_read));
+    /// `transport` is the session the socket already speaks (a TLS link whose handshake
+    /// the caller made): its records go through it from here on.
+    pub fn adopt(
+        &mut self,
+        fd: RawFd,
+        already_read: Vec<u8>,
+        transport: Option<Box<dyn Transport>>,
+    ) {
+        self.adopted.push((fd, already_read, transport));
         self.max_wait = Some(Duration::ZERO);
     }
 
@@ -1082,8 +1093,8 @@ impl<S: Service> Reactor<S> {
                 let _ = self.ring.submit();
             }
             service.after_flush(&mut self.io);
-            for (fd, already_read) in std::mem::take(&mut self.io.adopted) {
-                self.take_conn(service, fd, None, &already_read);
+            for (fd, already_read, transport) in std::mem::take(&mut self.io.adopted) {
+                self.take_conn(service, fd, None, &already_read, transport);
             }
             for (fd, tag) in std::mem::take(&mut self.io.watches) {
                 let e = opcode::PollAdd::new(types::Fd(fd), libc::POLLIN as u32)
@@ -1364,7 +1375,7 @@ impl<S: Service> Reactor<S> {
             sys::close(fd);
             return;
         }
-        self.take_conn(service, fd, Some(i), &[]);
+        self.take_conn(service, fd, Some(i), &[], None);
     }
 
     /// Makes `fd` (accepted on listener `listener`, or adopted with `already_read`) a
@@ -1376,6 +1387,7 @@ impl<S: Service> Reactor<S> {
         fd: RawFd,
         listener: Option<usize>,
         already_read: &[u8],
+        transport: Option<Box<dyn Transport>>,
     ) {
         let (ring, fixed_files) = (&self.ring, self.fixed_files);
         take_conn(
@@ -1384,6 +1396,7 @@ impl<S: Service> Reactor<S> {
             fd,
             listener,
             already_read,
+            transport,
             |io, got| {
                 if got.index < fixed_files
                     && ring
@@ -1670,18 +1683,18 @@ fn drain_inbox<S: Service>(
 /// Makes `fd` a connection of the shard if the service accepts it (else sends the refusal
 /// and closes it): a socket accepted on listener `listener` (keepalive set, its session
 /// from [`Service::transport`], refused when the shard is full), or one the service
-/// adopted (`None`), whose `already_read` bytes go to the service at once. `register`
-/// hands the new connection to the backend first.
+/// adopted (`None`, with its own `transport` if any), whose `already_read` bytes go to
+/// the service at once. `register` hands the new connection to the backend first.
 fn take_conn<S: Service>(
     io: &mut Io<S::Msg, S::Conn>,
     service: &mut S,
     fd: RawFd,
     listener: Option<usize>,
     already_read: &[u8],
+    mut transport: Option<Box<dyn Transport>>,
     register: impl FnOnce(&mut Io<S::Msg, S::Conn>, ConnId),
 ) {
     let peer = sys::peer_addr(fd).ok();
-    let mut transport = None;
     if let Some(i) = listener {
         let _ = sys::tune_accepted(fd, service.keepalive_s());
         if io.live >= MAX_CONNS_PER_SHARD {

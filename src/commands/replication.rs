@@ -41,6 +41,7 @@ pub fn replicaof_step(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
 
 /// ROLE.
 pub fn role(ctx: &mut Ctx, _argv: &[&[u8]], w: &mut ReplyWriter) {
+    crate::replication::primary::settle(ctx.shard);
     crate::replication::write_role(&ctx.shard.shared, w);
 }
 

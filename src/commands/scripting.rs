@@ -206,6 +206,7 @@ pub fn script_run(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
         .on
         .then(|| ctx.shard.effects.begin_capture());
     let oom = crate::evict::oom_at_command(ctx.shard);
+    let noreplicas = crate::replication::wait::script_refused(ctx.shard);
     Engine::with_shard(ctx.shard, |engine| {
         let mut w = ReplyWriter::new(&mut out, proto);
         let (func, fl, name, busy_kind) = match kind {
@@ -255,6 +256,10 @@ pub fn script_run(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
         }
         if let Some(text) = crate::evict::script_start_refusal(oom, fl) {
             w.error(text);
+            return;
+        }
+        if noreplicas && fl & (sflags::NO_WRITES | sflags::EVAL_COMPAT) == 0 {
+            w.error(crate::replication::wait::NOREPLICAS);
             return;
         }
         engine.invoke(

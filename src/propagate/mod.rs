@@ -500,10 +500,24 @@ impl Hub {
     /// Waits until every publication up to `tickets` (from [`Hub::published`]) was written
     /// to every sink, at most `timeout`; whether it was (DEBUG LOADAOF's flush).
     pub fn wait_written(&self, tickets: &[u64], timeout: std::time::Duration) -> bool {
+        self.wait_in_stream(tickets, timeout, false)
+    }
+
+    /// Waits until every publication up to `tickets` (from [`Hub::published`]) was
+    /// written to every sink or is held behind a transaction still running (waiting for
+    /// those could block the shard that transaction needs), at most `timeout`; whether
+    /// it was (INFO's and ROLE's offset, `replication::primary::settle`).
+    pub fn wait_emitted(&self, tickets: &[u64], timeout: std::time::Duration) -> bool {
+        self.wait_in_stream(tickets, timeout, true)
+    }
+
+    fn wait_in_stream(&self, tickets: &[u64], timeout: std::time::Duration, held: bool) -> bool {
         let deadline = std::time::Instant::now() + timeout;
         let mut inbox = self.inbox.lock().expect("effects inbox");
         loop {
-            if tickets.iter().zip(&inbox.durable).all(|(t, d)| d >= t) {
+            let done = (tickets.iter().enumerate())
+                .all(|(s, &t)| inbox.durable[s] >= t || (held && inbox.held[s] >= t));
+            if done {
                 return true;
             }
             let now = std::time::Instant::now();

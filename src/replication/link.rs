@@ -1,8 +1,10 @@
 //! The replica's link thread: connect to the primary, handshake (PING, AUTH, REPLCONF
 //! listening-port / capa eof psync2, PSYNC), and on +FULLRESYNC receive the RDB into a
 //! temp file and load it into fresh keyspaces. Shard 0 takes the result (see `super`).
-//! Plain blocking sockets with `repl-timeout` on every read: this thread serves no
-//! clients, so it may wait.
+//! Blocking sockets with `repl-timeout` on every read: this thread serves no clients, so
+//! it may wait. With `tls-replication yes` the socket speaks TLS through a rustls client
+//! session ([`Stream::Tls`]), which moves to the reactor with the socket when the stream
+//! starts (`super::take_stream`).
 
 use super::config::Primary;
 use super::{FullSync, Link, Ready};
@@ -38,6 +40,59 @@ pub struct Params {
     pub zset_limits: percore_engine::zsets::ZSetLimits,
     /// `(replid, offset)` to offer, or none (`PSYNC ? -1`).
     pub psync: Option<(String, i64)>,
+    /// `tls-replication yes`: the `tls-*` options the link's client session is built from.
+    pub tls: Option<crate::tls::TlsConfig>,
+}
+
+/// The link's bytes: plain TCP, or TLS (`tls-replication yes`).
+pub enum Stream {
+    Plain(TcpStream),
+    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
+}
+
+impl Stream {
+    /// For the reactor: the socket, its TLS session if any, and plaintext the session
+    /// decrypted that was not read yet (it follows what the link thread read).
+    pub fn into_parts(
+        self,
+    ) -> (
+        TcpStream,
+        Option<Box<dyn percore_net::transport::Transport>>,
+        Vec<u8>,
+    ) {
+        match self {
+            Self::Plain(s) => (s, None, Vec::new()),
+            Self::Tls(t) => {
+                let (s, session, plain) = crate::tls::into_reactor(*t);
+                (s, Some(session), plain)
+            }
+        }
+    }
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Self::Plain(s) => s.read(buf),
+            Self::Tls(t) => t.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Self::Plain(s) => s.write(buf),
+            Self::Tls(t) => t.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Self::Plain(s) => s.flush(),
+            Self::Tls(t) => t.flush(),
+        }
+    }
 }
 
 /// Starts one link attempt on its own thread; false if no thread could be started. The
@@ -81,7 +136,7 @@ fn set_link(shared: &ServerShared, generation: u64, link: Link) -> Result<(), St
 
 /// A socket with a read buffer, for line replies and then raw payload bytes.
 struct Conn {
-    s: TcpStream,
+    s: Stream,
     buf: Vec<u8>,
     /// One read's landing space.
     chunk: Vec<u8>,
@@ -97,6 +152,7 @@ impl Conn {
         }
         self.s
             .write_all(&out)
+            .and_then(|()| self.s.flush())
             .map_err(|e| format!("Error writing to MASTER: {e}"))
     }
 
@@ -163,6 +219,14 @@ fn run(shared: &Arc<ServerShared>, p: &Params) -> Result<Ready, String> {
         .map_err(|e| e.to_string())?;
     s.set_write_timeout(Some(timeout))
         .map_err(|e| e.to_string())?;
+    let s = match &p.tls {
+        None => Stream::Plain(s),
+        Some(tls) => {
+            let config = crate::tls::build_client_config(tls)?;
+            let link = crate::tls::client_link(Arc::new(config), &p.primary.host, s)?;
+            Stream::Tls(Box::new(link))
+        }
+    };
     let mut c = Conn {
         s,
         buf: Vec::new(),

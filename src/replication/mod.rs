@@ -24,7 +24,6 @@ use crate::shard::{Msg, ShardData};
 use config::Primary;
 use percore_engine::keyspace::Keyspace;
 use percore_net::reactor::{ConnId, Io};
-use std::net::TcpStream;
 use std::os::fd::{IntoRawFd, RawFd};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
@@ -90,7 +89,7 @@ pub struct FullSync {
 /// What the link thread hands to shard 0 once the primary streams commands.
 pub struct Ready {
     pub generation: u64,
-    pub stream: TcpStream,
+    pub stream: link::Stream,
     /// Bytes of the command stream read past the handshake or the RDB payload.
     pub leftover: Vec<u8>,
     pub replid: String,
@@ -282,7 +281,12 @@ fn ensure_link(shared: &std::sync::Arc<ServerShared>, st: &mut State, now_ms: i6
             primary,
             masterauth: cfg.repl.masterauth.clone(),
             masteruser: cfg.repl.masteruser.clone(),
-            listening_port: shared.tcp_port(),
+            // Redis announces its TLS port when the links speak TLS.
+            listening_port: if cfg.tls.replication && cfg.tls.port != 0 {
+                cfg.tls.port
+            } else {
+                shared.tcp_port()
+            },
             timeout_s: cfg.repl.timeout_s,
             dir: cfg.dir.clone(),
             dbfilename: cfg.dbfilename.clone(),
@@ -292,6 +296,7 @@ fn ensure_link(shared: &std::sync::Arc<ServerShared>, st: &mut State, now_ms: i6
             slot_index: cfg.cluster_enabled,
             zset_limits: crate::commands::zsets::zset_limits(&cfg),
             psync,
+            tls: cfg.tls.replication.then(|| cfg.tls.clone()),
         },
     );
     if !spawned {
@@ -411,7 +416,7 @@ fn take_stream(
     data: &mut ShardData,
     io: &mut Io<Msg, ()>,
     st: &mut State,
-    ready: Ready,
+    mut ready: Ready,
     full: bool,
 ) {
     debug_assert_eq!(data.id, 0, "the master client lives on shard 0");
@@ -444,18 +449,24 @@ fn take_stream(
         // that waits for it after a diskless transfer.
         let mut ack = Vec::new();
         write_ack(&mut ack, ready.offset);
-        let _ = std::io::Write::write_all(&mut &ready.stream, &ack);
+        let _ = std::io::Write::write_all(&mut ready.stream, &ack)
+            .and_then(|()| std::io::Write::flush(&mut ready.stream));
     }
-    let _ = ready.stream.set_nonblocking(true);
-    let _ = ready.stream.set_read_timeout(None);
-    let fd = ready.stream.into_raw_fd();
+    let (socket, transport, plain) = ready.stream.into_parts();
+    let mut leftover = ready.leftover;
+    leftover.extend_from_slice(&plain);
+    repl.read_offset
+        .fetch_add(plain.len() as i64, Ordering::Relaxed);
+    let _ = socket.set_nonblocking(true);
+    let _ = socket.set_read_timeout(None);
+    let fd = socket.into_raw_fd();
     data.repl.adopting = Some((fd, st.generation));
     data.repl.last_ack_ms = 0;
     st.link = Link::Connected;
     st.have_history = true;
     st.transfer = Transfer::default();
     repl.link_up.store(true, Ordering::Relaxed);
-    io.adopt(fd, ready.leftover);
+    io.adopt(fd, leftover, transport);
 }
 
 /// Whether the connection the reactor is taking is the primary's stream: then its client

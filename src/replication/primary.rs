@@ -754,6 +754,28 @@ pub fn save_done(shared: &ServerShared, save_id: u64, file: Option<&std::path::P
     p.wake.notify_all();
 }
 
+/// Longest INFO replication or ROLE waits for the merger to write what the shards
+/// published before it ran ([`settle`]); past it the offset shown may miss them.
+pub const OFFSET_SETTLE_TIMEOUT: Duration = Duration::from_millis(200);
+
+/// Before INFO replication or ROLE shows the offset: hands this shard's logged effects to
+/// the merger and waits (at most [`OFFSET_SETTLE_TIMEOUT`]) until every shard's
+/// publications so far are in the stream. Redis's offset moves with each write, so a
+/// client reading `master_repl_offset` after a write (Redis's own tests' `wait_for_ofs_sync`,
+/// a replica compared against it) expects its write counted; here offsets are assigned by
+/// the merger thread after the reply may have left. Entries held behind a transaction
+/// still running are not waited for (that transaction may need this shard).
+pub fn settle(data: &mut crate::shard::ShardData) {
+    if !data.shared.effects.on.load(Ordering::Acquire) {
+        return;
+    }
+    crate::propagate::publish(data);
+    let tickets = data.shared.effects.published();
+    data.shared
+        .effects
+        .wait_emitted(&tickets, OFFSET_SETTLE_TIMEOUT);
+}
+
 /// INFO's replication lines of a primary: `connected_slaves`, `slaveN`, and the offset
 /// and backlog fields.
 pub fn info(shared: &ServerShared, now_ms: i64) -> (Vec<String>, i64, [i64; 3]) {

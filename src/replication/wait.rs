@@ -239,6 +239,13 @@ pub fn too_few_replicas(data: &ShardData) -> bool {
             < i64::from(cfg.min_replicas_to_write)
 }
 
+/// `min-replicas-to-write` for scripts (Redis 7.0's `checkGoodReplicasStatus`): a
+/// primary with too few good replicas refuses a script declaring it may write before it
+/// runs, and a write a script calls (one without flags).
+pub fn script_refused(data: &ShardData) -> bool {
+    too_few_replicas(data) && !data.shared.repl.is_replica.load(Ordering::Relaxed)
+}
+
 /// The `min-replicas-to-write` refusal text.
 pub const NOREPLICAS: &str = "NOREPLICAS Not enough good replicas to write.";
 /// An EXEC whose queued writes meet too few good replicas (its queue was accepted while

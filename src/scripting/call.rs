@@ -201,6 +201,9 @@ fn run_command(data: &mut ShardData, run: &RunState, argv: &[&[u8]]) -> Result<V
     if run.read_only.get() && (writes || cmd.has(flags::MAY_REPLICATE)) {
         return Err("Write commands are not allowed from read-only scripts.".into());
     }
+    if writes && crate::replication::wait::script_refused(data) {
+        return Err(format!("-{}", crate::replication::wait::NOREPLICAS));
+    }
     let spread = data.shards > 1 && reaches_other_shards(data, cmd, argv);
     if spread {
         crate::atomic::remote::may_call_out(data, run.wrote.get())?;

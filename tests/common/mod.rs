@@ -7,6 +7,8 @@
 // Each test binary uses a different subset of the harness.
 #![allow(dead_code)]
 
+pub mod pki;
+
 use percore_net::resp::{Frame, decode_frame};
 use std::collections::HashSet;
 use std::fs::File;

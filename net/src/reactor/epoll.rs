@@ -192,8 +192,8 @@ impl<S: Service> EpollReactor<S> {
             // Sends and wake-ups above went out at once: nothing waits for a submit.
             self.io.submit_early = false;
             service.after_flush(&mut self.io);
-            for (fd, already_read) in std::mem::take(&mut self.io.adopted) {
-                self.take_conn(service, fd, None, &already_read);
+            for (fd, already_read, transport) in std::mem::take(&mut self.io.adopted) {
+                self.take_conn(service, fd, None, &already_read, transport);
             }
             for (fd, tag) in std::mem::take(&mut self.io.watches) {
                 self.watch(service, fd, tag);
@@ -483,7 +483,7 @@ impl<S: Service> EpollReactor<S> {
                 self.accept_failures.report(&mut self.io, service, errno);
                 return;
             }
-            self.take_conn(service, fd, Some(i), &[]);
+            self.take_conn(service, fd, Some(i), &[], None);
         }
     }
 
@@ -495,6 +495,7 @@ impl<S: Service> EpollReactor<S> {
         fd: RawFd,
         listener: Option<usize>,
         already_read: &[u8],
+        transport: Option<Box<dyn crate::transport::Transport>>,
     ) {
         let epoll = self.epoll.as_raw_fd();
         take_conn(
@@ -503,6 +504,7 @@ impl<S: Service> EpollReactor<S> {
             fd,
             listener,
             already_read,
+            transport,
             |io, got| {
                 let t = token(EV_CONN, got.index, got.generation);
                 if let Err(e) = ctl(epoll, libc::EPOLL_CTL_ADD, fd, CONN_EVENTS, t)

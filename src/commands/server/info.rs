@@ -153,6 +153,9 @@ pub fn info_part(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
         let _ = writeln!(s, "pc {line}");
     }
     if ctx.client.is_some() {
+        if want("replication") {
+            crate::replication::primary::settle(ctx.shard);
+        }
         global_sections(ctx, &owned, &mut s);
     }
     Partial::Text(s)
