@@ -9,6 +9,7 @@ mod aof;
 mod atomic;
 mod blocking;
 mod client;
+mod client_mem;
 mod cluster;
 mod commands;
 mod config;
