@@ -46,6 +46,9 @@ pub const SUB_ENTRY_BYTES: usize = 64;
 pub const WATCH_ENTRY_BYTES: usize = 64;
 /// Per BCAST tracking prefix.
 pub const PREFIX_ENTRY_BYTES: usize = 64;
+// `extras` sums the entries before weighing them.
+const _: () =
+    assert!(SUB_ENTRY_BYTES == WATCH_ENTRY_BYTES && SUB_ENTRY_BYTES == PREFIX_ENTRY_BYTES);
 /// Per queued MULTI command beyond its argument bytes (Redis's `sizeof(multiCmd)`).
 pub const MULTI_ENTRY_BYTES: usize = 48;
 /// Size buckets: bucket `i` holds clients of `[2^(i+15), 2^(i+16))` bytes, the first
@@ -73,6 +76,8 @@ pub struct Usage {
 pub struct ClientMem {
     /// The input buffer's allocation.
     pub qbuf_cap: usize,
+    /// [`extras`] at the last full look.
+    pub extras: usize,
     /// The most unconsumed input seen since the last resize look (Redis's
     /// `querybuf_peak`).
     pub qbuf_peak: usize,
@@ -214,17 +219,10 @@ fn queued_reply_bytes(c: &Client) -> usize {
 /// CLIENT LIST's figures for `c`; `argv_mem` is the running command's argument bytes (0
 /// for the other clients).
 pub fn usage(c: &Client, argv_mem: usize) -> Usage {
-    let multi_mem = c.multi.as_ref().map_or(0, |m| {
-        m.bytes + m.cmds.len() * (MULTI_ENTRY_BYTES + std::mem::size_of::<&[u8]>())
-    });
+    let multi_mem = multi_mem(c);
     let out = c.mem.obuf + queued_reply_bytes(c);
     let omem = out.saturating_sub(REPLY_BUF_BYTES);
-    let subs = c.subs.len() + c.psubs.len() + c.ssubs.len();
-    let prefixes = c.tracking.as_ref().map_or(0, |t| t.prefixes.len());
-    let extras = subs * SUB_ENTRY_BYTES
-        + c.watched.len() * WATCH_ENTRY_BYTES
-        + prefixes * PREFIX_ENTRY_BYTES
-        + c.name.as_ref().map_or(0, Vec::len);
+    let extras = extras(c) - multi_mem;
     Usage {
         qbuf: c.qbuf,
         // What Redis would have free once it moved the parsed part out (its alloc is
@@ -243,9 +241,50 @@ pub fn usage(c: &Client, argv_mem: usize) -> Usage {
     }
 }
 
+/// The queued MULTI commands' memory.
+fn multi_mem(c: &Client) -> usize {
+    c.multi.as_ref().map_or(0, |m| {
+        m.bytes + m.cmds.len() * (MULTI_ENTRY_BYTES + std::mem::size_of::<&[u8]>())
+    })
+}
+
+/// What a client holds besides its buffers: subscriptions, watched keys, tracking
+/// prefixes, its name and its queued MULTI commands. The per-entry overheads are equal,
+/// so the figure moves whenever the memory does.
+#[inline]
+fn extras(c: &Client) -> usize {
+    let entries = c.subs.len()
+        + c.psubs.len()
+        + c.ssubs.len()
+        + c.watched.len()
+        + c.tracking.as_ref().map_or(0, |t| t.prefixes.len());
+    entries * SUB_ENTRY_BYTES + c.name.as_ref().map_or(0, Vec::len) + multi_mem(c)
+}
+
 /// The shard is done with `client`'s input or output for now: takes its buffers' sizes,
 /// moves the shard's total by the change, and notes whether clients must be evicted.
+/// The common case (input consumed, the same allocation, replies within the reply
+/// buffer, nothing else changed) costs a few loads and compares.
+#[inline]
 pub fn observe(data: &mut ShardData, client: &mut Client, conn: &Conn<()>) {
+    let obuf = conn.pending_output();
+    if conn.input.is_empty()
+        && conn.input.capacity() == client.mem.qbuf_cap
+        && obuf.max(client.mem.obuf) <= REPLY_BUF_BYTES
+        && client.pending.is_empty()
+        && !client.close_after_reply
+        && client.mem.partial_argv == 0
+        && extras(client) == client.mem.extras
+    {
+        client.qbuf = 0;
+        client.mem.obuf = obuf;
+        return;
+    }
+    observe_all(data, client, conn);
+}
+
+fn observe_all(data: &mut ShardData, client: &mut Client, conn: &Conn<()>) {
+    client.mem.extras = extras(client);
     let input = conn.input.data();
     let (taken, argv) = client.req.partial_progress(input);
     client.qbuf = input.len() - taken;
@@ -345,7 +384,8 @@ pub fn resize_query_buffers(
             let keep = if idle {
                 Some(0)
             } else if cap > QBUF_RESIZE_THRESHOLD_BYTES && cap / 2 > peak {
-                Some(peak)
+                // Room for the next reads of a busy client, as Redis keeps its peak.
+                Some(peak.max(percore_net::reactor::RECV_MIN_SPARE_BYTES))
             } else {
                 None
             };

@@ -2614,6 +2614,9 @@ static OPTIONS: &[ConfigOption] = &[
         }
     ),
     kept_opt!("io-threads-do-reads", Immutable, Bool(false)),
+    // Valkey 8's: its test suite's default.conf sets both (the first is hidden there).
+    kept_opt!("enable-debug-assert", Immutable, Bool(false)),
+    kept_opt!("hide-user-data-from-log", Runtime, Bool(true)),
     kept_opt!("jemalloc-bg-thread", Runtime, Bool(true)),
     kept_opt!("lazyfree-lazy-eviction", Runtime, Bool(false)),
     kept_opt!("lazyfree-lazy-expire", Runtime, Bool(false)),

@@ -436,6 +436,8 @@ fn run(config: config::Config, config_file: Option<std::path::PathBuf>) -> Resul
         shared.notice(&format!("Configuration loaded from {}", f.display()));
     }
     startup_banner(&shared, port);
+    // Valkey's test framework waits for this line after the banner's `PID:`.
+    shared.notice("Server initialized");
 
     // Users: the `user` lines or the ACL file (Redis's `ACLLoadUsersAtStartup`).
     {

@@ -233,3 +233,46 @@ fn subscriptions_and_unread_replies_count_towards_eviction() {
     }
     assert_eq!(info_field(&mut control, "stats", "evicted_clients"), "2");
 }
+
+/// `qbuf` + `qbuf-free`: the input buffer's allocation, as Redis's querybuf tests read it.
+fn query_buffer(c: &mut Conn, name: &str) -> u64 {
+    field(c, name, "qbuf").unwrap() + field(c, name, "qbuf-free").unwrap()
+}
+
+#[test]
+fn an_idle_query_buffer_is_given_back_unless_the_cron_is_paused() {
+    let s = Server::percore(&["--threads", "2"]);
+    let mut control = named(&s, "control");
+    let mut c = named(&s, "idle");
+    let start = query_buffer(&mut control, "idle");
+    assert!((16_384..32_768).contains(&start), "{start}");
+    // A big request leaves a big buffer, kept while the cron is paused.
+    assert_eq!(control.cmd(&["DEBUG", "PAUSE-CRON", "1"]), ok());
+    let value = "A".repeat(400_000);
+    assert_eq!(c.cmd(&["SET", "x", &value]), ok());
+    let big = query_buffer(&mut control, "idle");
+    assert!(big > 400_000, "{big}");
+    std::thread::sleep(Duration::from_millis(3_500));
+    assert_eq!(query_buffer(&mut control, "idle"), big);
+    // Then, idle for over 2 s, it is given back whole.
+    assert_eq!(control.cmd(&["DEBUG", "PAUSE-CRON", "0"]), ok());
+    wait_until("the idle buffer freed", || {
+        query_buffer(&mut control, "idle") == 0
+    });
+    // The next request allocates again.
+    assert_eq!(c.cmd(&["GET", "nothing"]), Frame::Null);
+    assert!(query_buffer(&mut control, "idle") >= 16_384);
+}
+
+#[test]
+fn debug_config_rewrite_force_all_needs_a_config_file() {
+    let s = Server::percore(&[]);
+    let mut c = s.conn();
+    assert_eq!(
+        c.cmd(&["DEBUG", "CONFIG-REWRITE-FORCE-ALL"]),
+        Frame::Error(
+            b"ERR CONFIG-REWRITE-FORCE-ALL failed: The server is running without a config file"
+                .to_vec()
+        )
+    );
+}
