@@ -82,6 +82,8 @@ pub struct Client {
     pub stalled: bool,
     /// Unconsumed query bytes at the last read, for CLIENT LIST's `qbuf`.
     pub qbuf: usize,
+    /// Its buffers' sizes at the last look and what it counts for (`client_mem`).
+    pub mem: crate::client_mem::ClientMem,
     pub pending: VecDeque<Pending>,
     /// Sequence number of `pending[0]`.
     pub first_seq: u64,
@@ -157,6 +159,7 @@ impl Client {
             close_after_reply: false,
             stalled: false,
             qbuf: 0,
+            mem: crate::client_mem::ClientMem::default(),
             pending: VecDeque::new(),
             first_seq: 0,
             obuf_soft_since_ms: None,

@@ -898,21 +898,31 @@ impl Config {
     /// `include` and unknown lines kept in place; options equal to their default are only
     /// written if the file already mentions them) and replace the file atomically.
     pub fn rewrite(&self, path: &Path) -> io::Result<()> {
+        self.rewrite_with(path, false)
+    }
+
+    /// CONFIG REWRITE, or with `force_all` DEBUG CONFIG-REWRITE-FORCE-ALL: every option
+    /// is written, defaults included.
+    pub fn rewrite_with(&self, path: &Path, force_all: bool) -> io::Result<()> {
         let old = match fs::read(path) {
             Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
             Err(e) if e.kind() == io::ErrorKind::NotFound => String::new(),
             Err(e) => return Err(e),
         };
-        rewrite::write_atomically(path, self.rewrite_content(&old).as_bytes())
+        rewrite::write_atomically(path, self.rewrite_content(&old, force_all).as_bytes())
     }
 
-    fn rewrite_content(&self, old: &str) -> String {
+    fn rewrite_content(&self, old: &str, force_all: bool) -> String {
         let defaults = Config::default();
         let options: Vec<rewrite::OptionLines> = OPTIONS
             .iter()
             .map(|o| rewrite::OptionLines {
                 name: o.name,
-                lines: o.file_lines(self, &defaults),
+                lines: o
+                    .file_lines(self, &defaults)
+                    .into_iter()
+                    .map(|(l, force)| (l, force || force_all))
+                    .collect(),
             })
             .collect();
         rewrite::rewrite_content(old, &options)
@@ -2604,6 +2614,9 @@ static OPTIONS: &[ConfigOption] = &[
         }
     ),
     kept_opt!("io-threads-do-reads", Immutable, Bool(false)),
+    // Valkey 8's: its test suite's default.conf sets both (the first is hidden there).
+    kept_opt!("enable-debug-assert", Immutable, Bool(false)),
+    kept_opt!("hide-user-data-from-log", Runtime, Bool(true)),
     kept_opt!("jemalloc-bg-thread", Runtime, Bool(true)),
     kept_opt!("lazyfree-lazy-eviction", Runtime, Bool(false)),
     kept_opt!("lazyfree-lazy-expire", Runtime, Bool(false)),

@@ -9,6 +9,7 @@ mod aof;
 mod atomic;
 mod blocking;
 mod client;
+mod client_mem;
 mod cluster;
 mod commands;
 mod config;
@@ -436,6 +437,8 @@ fn run(config: config::Config, config_file: Option<std::path::PathBuf>) -> Resul
         shared.notice(&format!("Configuration loaded from {}", f.display()));
     }
     startup_banner(&shared, port);
+    // Valkey's test framework waits for this line after the banner's `PID:`.
+    shared.notice("Server initialized");
 
     // Users: the `user` lines or the ACL file (Redis's `ACLLoadUsersAtStartup`).
     {

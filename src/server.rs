@@ -177,6 +177,8 @@ pub struct ServerShared {
     pub tls: crate::tls::Tls,
     /// `maxmemory` eviction: what each shard may evict, evictions counted.
     pub evict: crate::evict::Shared,
+    /// Clients' memory per shard, client eviction (`crate::client_mem`).
+    pub client_mem: crate::client_mem::Shared,
     /// CLIENT TRACKING: remember tables, BCAST prefixes, invalidation inboxes.
     pub tracking: crate::tracking::Shared,
     /// The MIGRATE thread and its connection cache (`crate::migrate`).
@@ -245,6 +247,7 @@ impl ServerShared {
             pause: crate::pause::Pause::default(),
             tls: crate::tls::Tls::default(),
             evict: crate::evict::Shared::new(shards),
+            client_mem: crate::client_mem::Shared::new(shards),
             tracking: crate::tracking::Shared::new(shards),
             migrate: crate::migrate::Worker::default(),
         })

@@ -200,6 +200,8 @@ pub struct ShardData {
     pub pause: crate::pause::Local,
     /// `maxmemory` eviction: this shard's pool (see `evict`).
     pub evict: crate::evict::State,
+    /// Its clients' memory, client eviction (see `client_mem`).
+    pub client_mem: crate::client_mem::Local,
     /// CLIENT TRACKING: this shard's connections by id, invalidations leaving.
     pub tracking: crate::tracking::Local,
     /// MIGRATEs in progress (`crate::migrate`).
@@ -209,6 +211,7 @@ pub struct ShardData {
 impl ShardData {
     pub fn new(id: usize, shards: usize, shared: Arc<ServerShared>) -> Self {
         let cfg = shared.config();
+        let client_mem = crate::client_mem::Local::new(&cfg);
         let seed = crate::server::random_seed();
         let cluster = shared
             .cluster
@@ -254,6 +257,7 @@ impl ShardData {
             monitor: crate::monitor::Local::default(),
             pause: crate::pause::Local::default(),
             evict: crate::evict::State::new(seed ^ 0x2545_f491_4f6c_dd1d),
+            client_mem,
             tracking: crate::tracking::Local::default(),
             migrate: crate::migrate::Local::default(),
         }
@@ -292,6 +296,7 @@ impl ShardData {
                 self.tracking.armed = armed;
                 self.keyspace.log_expired(self.effects.on || armed);
             }
+            crate::client_mem::config_changed(self);
         }
     }
 
@@ -419,8 +424,7 @@ impl Shard {
                 let data = &mut self.data;
                 crate::replication::applied(data, relayed, unread - left, left, multi, out);
             }
-            client.qbuf = conn.input.len();
-            check_output_limits(&self.data, &mut client, conn);
+            check_output_limits(&mut self.data, &mut client, conn);
         }
         self.data.clients[id.index as usize] = Some(client);
         self.after_batch(io);
@@ -700,10 +704,15 @@ impl Shard {
         if self.data.locks.released {
             self.pump_locks(io);
         }
+        crate::client_mem::evict_if_due(&mut self.data);
         if !self.data.to_close.is_empty() {
             for id in std::mem::take(&mut self.data.to_close) {
                 if let Some(conn) = io.conn(id) {
-                    conn.close_after_flush();
+                    if crate::client_mem::evicted(&self.data, id) {
+                        conn.close_now();
+                    } else {
+                        conn.close_after_flush();
+                    }
                 }
             }
         }
@@ -877,7 +886,7 @@ impl Shard {
         let mut resume = false;
         if let Some(conn) = io.conn(conn_id) {
             client.flush_ready(&mut conn.output, &mut self.data.buf_pool);
-            check_output_limits(&self.data, &mut client, conn);
+            check_output_limits(&mut self.data, &mut client, conn);
             if client.close_after_reply && client.pending.is_empty() {
                 conn.close_after_flush();
             }
@@ -1102,7 +1111,12 @@ impl Shard {
 /// `client-output-buffer-limit normal|pubsub <hard> <soft> <seconds>`: a client whose unsent
 /// replies pass the hard limit, or stay above the soft limit for the given seconds, is
 /// closed at once and its replies dropped, as Redis does (0 disables a limit).
-pub fn check_output_limits(data: &ShardData, client: &mut Client, conn: &mut Conn<()>) {
+pub fn check_output_limits(data: &mut ShardData, client: &mut Client, conn: &mut Conn<()>) {
+    apply_output_limits(data, client, conn);
+    crate::client_mem::observe(data, client, conn);
+}
+
+fn apply_output_limits(data: &ShardData, client: &mut Client, conn: &mut Conn<()>) {
     // A subscribed client is of Redis's pubsub class.
     let limit = if client.subscribed() {
         data.cfg.client_output_buffer_limit.pubsub
@@ -2400,6 +2414,7 @@ impl Service for Shard {
             }
             crate::atomic::unwatch_all(&mut self.data, &mut client, |s, m| io.send(s, m));
             crate::tracking::disconnected(&mut self.data, &mut client);
+            crate::client_mem::forget(&mut self.data, &mut client);
         }
         self.data
             .shared
@@ -2421,6 +2436,8 @@ impl Service for Shard {
         if self.data.active_expire {
             crate::expire::active_expire_cycle(&mut self.data, budget);
         }
+        crate::client_mem::on_tick(&mut self.data);
+        crate::client_mem::resize_query_buffers(&mut self.data, io);
         if crate::evict::on_tick(&mut self.data) {
             io.wake_within(Duration::ZERO);
         }

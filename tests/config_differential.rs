@@ -34,6 +34,8 @@ const PERCORE_ONLY: &[&str] = &[
     "primaryauth",
     "primaryuser",
     "availability-zone",
+    // Valkey's `hide-user-data-from-log` (its test suite's default.conf sets it).
+    "hide-user-data-from-log",
 ];
 
 /// The settings both servers start with (percore's test harness allows DEBUG and

@@ -92,6 +92,9 @@ pub struct InBuf {
     buf: Vec<u8>,
     start: usize,
     want: usize,
+    /// A receive may be writing into the spare capacity (from `prepare_recv` until its
+    /// operation ended): the allocation must not move.
+    lent: bool,
 }
 
 impl InBuf {
@@ -134,6 +137,32 @@ impl InBuf {
         self.buf.capacity()
     }
 
+    /// Gives back the allocation beyond `keep` bytes (never below the unconsumed input;
+    /// `keep` 0 with nothing unconsumed frees it): Redis's query buffer resize. Returns
+    /// false, changing nothing, while a receive may be writing into the buffer.
+    pub fn shrink_to(&mut self, keep: usize) -> bool {
+        if self.lent {
+            return false;
+        }
+        if self.start > 0 {
+            self.buf.copy_within(self.start.., 0);
+            self.buf.truncate(self.buf.len() - self.start);
+            self.start = 0;
+        }
+        let target = keep.max(self.buf.len());
+        if target == 0 {
+            self.buf = Vec::new();
+        } else if target < self.buf.capacity() {
+            self.buf.shrink_to(target);
+        }
+        true
+    }
+
+    /// The receive that [`Self::prepare_recv`] lent the spare capacity to has ended.
+    pub(crate) fn end_lend(&mut self) {
+        self.lent = false;
+    }
+
     /// Makes room for the next receive. Only called while no receive is in flight.
     pub(crate) fn prepare_recv(&mut self) -> (*mut u8, usize) {
         self.shrink_if_idle();
@@ -151,6 +180,7 @@ impl InBuf {
         }
         let spare = (self.buf.capacity() - self.buf.len()).min(RECV_MAX_BYTES);
         let ptr = self.buf.spare_capacity_mut().as_mut_ptr().cast::<u8>();
+        self.lent = true;
         (ptr, spare)
     }
 
@@ -165,6 +195,12 @@ impl InBuf {
         }
         if self.buf.capacity() == 0 {
             self.buf.reserve(RECV_MIN_SPARE_BYTES.max(data.len()));
+        }
+        // A big request announced its size: grow once to it, not by doubling (an
+        // allocation twice the request would stay with the connection until it is idle).
+        let need = self.want.saturating_sub(self.len());
+        if need > data.len() && self.buf.capacity() - self.buf.len() < need {
+            self.buf.reserve_exact(need);
         }
         self.buf.extend_from_slice(data);
         self.settle_want();
@@ -1426,6 +1462,7 @@ impl<S: Service> Reactor<S> {
             // kernel drops the MORE flag (cancel, error, no buffers).
             conn.recv_inflight = false;
             conn.cancel_sent = false;
+            conn.input.end_lend();
         }
         if res > 0 {
             if let Some(t) = conn.transport.as_deref_mut() {

@@ -59,7 +59,7 @@ fn context_name(ctx: &str) -> &'static str {
 pub fn add(data: &ShardData, c: &Client, reason: Reason, ctx: &str, object: &str, username: &str) {
     let now = data.now_ms;
     let mut info = String::new();
-    crate::commands::connection::client::client_line(c, false, now, &mut info);
+    crate::commands::connection::client::client_line(c, None, now, &mut info);
     let max = data.cfg.acllog_max_len as usize;
     let mut log = data.shared.acl.log.lock().expect("acl log lock");
     let context = context_name(ctx);

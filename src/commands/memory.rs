@@ -96,11 +96,12 @@ pub fn memory_part(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
                 db.expires_structure_bytes()
             );
         }
-        let clients = ctx.shard.clients.iter().flatten().count();
+        // This shard's clients' memory (`client_mem`), as INFO's `mem_clients_normal`.
+        let clients = &ctx.shard.shared.client_mem.shards[ctx.shard.id];
         let _ = writeln!(
             text,
             "clients {}",
-            clients * std::mem::size_of::<crate::client::Client>()
+            clients.total.load(std::sync::atomic::Ordering::Relaxed)
         );
         return Partial::Text(text);
     }

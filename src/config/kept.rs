@@ -366,6 +366,7 @@ pub fn bool_value(kept: &Kept, name: &str, default: bool) -> bool {
 
 /// Options Redis flags `HIDDEN_CONFIG`: `CONFIG GET` with a glob pattern leaves them out.
 pub const HIDDEN: &[&str] = &[
+    "enable-debug-assert",
     "use-exit-on-panic",
     "key-load-delay",
     "watchdog-period",

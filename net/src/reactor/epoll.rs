@@ -316,6 +316,7 @@ impl<S: Service> EpollReactor<S> {
         };
         let (ptr, len) = target.prepare_recv();
         let res = recv(conn.fd, ptr, len);
+        conn.input.end_lend();
         if res < 0 {
             if res == NEG_EAGAIN || res == NEG_EINTR {
                 conn.ready_in = res == NEG_EINTR;

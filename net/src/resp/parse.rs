@@ -136,6 +136,25 @@ impl Request {
         out.extend(self.args.iter().map(|&(start, end)| &src[start..end]));
     }
 
+    /// A multibulk request incomplete at the last call, as Redis would hold it: how many
+    /// leading bytes of `buf` it would have taken out of the query buffer already (the
+    /// `*` line, the complete arguments and the `$` line of the argument being received)
+    /// and the bytes of those complete arguments (CLIENT LIST's `qbuf` and `argv-mem`).
+    /// `(0, 0)` when no request is partly parsed.
+    #[must_use]
+    pub fn partial_progress(&self, buf: &[u8]) -> (usize, usize) {
+        let Some(r) = self.resume else {
+            return (0, 0);
+        };
+        let argv = self.args.iter().map(|&(start, end)| end - start).sum();
+        let rest = buf.get(r.pos..).unwrap_or_default();
+        let taken = match rest.iter().position(|&b| b == b'\n') {
+            Some(nl) if rest.first() == Some(&b'$') => r.pos + nl + 1,
+            _ => r.pos,
+        };
+        (taken.min(buf.len()), argv)
+    }
+
     /// Forgets any partially parsed request. Needed only before parsing a buffer that is not
     /// the previous one grown (for example after a connection is reset).
     pub fn clear(&mut self) {

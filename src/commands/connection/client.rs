@@ -67,8 +67,11 @@ const HELP: &[&str] = &[
 
 /// One CLIENT LIST / CLIENT INFO line (without the trailing newline), as Valkey 8 (Redis
 /// 7.0's fields and Valkey's additions). `running`: `c` is the client running this
-/// command, which `tot-cmds` does not count yet (Valkey counts a command once it ran).
-pub fn client_line(c: &Client, running: bool, now_ms: i64, out: &mut String) {
+/// command (`argv`), which `tot-cmds` does not count yet (Valkey counts a command once it
+/// ran) and whose arguments show as `argv-mem`.
+pub fn client_line(c: &Client, running: Option<&[&[u8]]>, now_ms: i64, out: &mut String) {
+    let argv_mem = running.map_or(0, |a| a.iter().map(|x| x.len()).sum());
+    let mem = crate::client_mem::usage(c, argv_mem);
     // In Redis 7.0's order (`getClientInfoString`).
     let mut flags = String::new();
     if c.monitor {
@@ -116,8 +119,8 @@ pub fn client_line(c: &Client, running: bool, now_ms: i64, out: &mut String) {
     let _ = write!(
         out,
         "id={} addr={} laddr={} fd={} name={name} age={} idle={} flags={flags} db={} \
-         sub={} psub={} ssub={} multi={} watch={} qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 \
-         rbs=0 rbp=0 obl=0 oll={} omem=0 tot-mem=0 events=r cmd={} user={} redir={} resp={} \
+         sub={} psub={} ssub={} multi={} watch={} qbuf={} qbuf-free={} argv-mem={} multi-mem={} \
+         rbs={} rbp=0 obl=0 oll={} omem={} tot-mem={} events=r cmd={} user={} redir={} resp={} \
          lib-name={} lib-ver={} tot-net-in={} tot-net-out={} tot-cmds={}",
         c.id,
         c.peer,
@@ -131,8 +134,14 @@ pub fn client_line(c: &Client, running: bool, now_ms: i64, out: &mut String) {
         c.ssubs.len(),
         c.multi.as_ref().map_or(-1, |m| m.cmds.len() as i64),
         c.watched.len(),
-        c.qbuf,
+        mem.qbuf,
+        mem.qbuf_free,
+        mem.argv_mem,
+        mem.multi_mem,
+        crate::client_mem::REPLY_BUF_BYTES,
         c.pending.len(),
+        mem.omem,
+        mem.tot_mem,
         c.last_cmd,
         crate::acl::user_name(c),
         crate::tracking::redirect_of(c),
@@ -141,7 +150,7 @@ pub fn client_line(c: &Client, running: bool, now_ms: i64, out: &mut String) {
         c.lib_ver.as_deref().unwrap_or_default(),
         c.net_in,
         c.net_out,
-        c.tot_cmds.saturating_sub(u64::from(running)),
+        c.tot_cmds.saturating_sub(u64::from(running.is_some())),
     );
 }
 
@@ -309,8 +318,9 @@ pub fn client_part(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
             let mut lines: Vec<(u64, String)> = Vec::new();
             let me = ctx.client.as_deref();
             let kind = list_type(argv);
-            let others = ctx.shard.clients.iter().flatten().map(|c| (&**c, false));
-            for (c, running) in others.chain(me.map(|c| (c, true))) {
+            let others = ctx.shard.clients.iter().flatten();
+            let others = others.filter(|c| !c.mem.evicted).map(|c| (&**c, None));
+            for (c, running) in others.chain(me.map(|c| (c, Some(argv)))) {
                 if only.as_ref().is_none_or(|ids| ids.contains(&c.id))
                     && kind.is_none_or(|p| p == c.subscribed())
                 {
@@ -339,7 +349,7 @@ pub fn client_part(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
             }
             let mut killed = 0;
             for c in ctx.shard.clients.iter().flatten() {
-                if f.matches(c) {
+                if f.matches(c) && !c.mem.evicted {
                     ctx.shard.to_close.push(c.conn);
                     killed += 1;
                 }
@@ -466,7 +476,7 @@ fn local_only_client(ctx: &mut Ctx, sub: &str, argv: &[&[u8]]) -> Partial {
         },
         "client|info" => {
             let mut l = String::new();
-            client_line(c, true, now, &mut l);
+            client_line(c, Some(argv), now, &mut l);
             l.push('\n');
             w.verbatim("txt", l.as_bytes());
         }
@@ -635,13 +645,17 @@ mod tests {
         c.fd = 9;
         c.last_cmd = "client|list";
         let mut l = String::new();
-        client_line(&c, false, 3_500, &mut l);
+        client_line(&c, None, 3_500, &mut l);
+        let tot = crate::client_mem::CLIENT_BASE_BYTES + crate::client_mem::REPLY_BUF_BYTES;
         assert_eq!(
             l,
-            "id=7 addr=127.0.0.1:5000 laddr=127.0.0.1:6379 fd=9 name= age=2 idle=2 flags=N db=0 \
-             sub=0 psub=0 ssub=0 multi=-1 watch=0 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 \
-             rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd=client|list user=default \
-             redir=-1 resp=2 lib-name= lib-ver= tot-net-in=0 tot-net-out=0 tot-cmds=0"
+            format!(
+                "id=7 addr=127.0.0.1:5000 laddr=127.0.0.1:6379 fd=9 name= age=2 idle=2 flags=N \
+                 db=0 sub=0 psub=0 ssub=0 multi=-1 watch=0 qbuf=0 qbuf-free=0 argv-mem=0 \
+                 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem=0 tot-mem={tot} events=r \
+                 cmd=client|list user=default redir=-1 resp=2 lib-name= lib-ver= \
+                 tot-net-in=0 tot-net-out=0 tot-cmds=0"
+            )
         );
     }
 

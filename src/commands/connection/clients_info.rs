@@ -3,12 +3,13 @@
 
 use crate::shard::ShardData;
 use std::fmt::Write as _;
+use std::sync::atomic::Ordering;
 
 /// This shard's counts, summed over shards by INFO's merge: clients subscribed to
 /// anything, clients watching keys, blocked clients with a timeout (Valkey's timeout
 /// table), the distinct watched keys this shard owns, and its keys XREADGROUP waits on
 /// (which unblock when deleted: Valkey's `total_blocking_keys_on_nokey`).
-pub fn counters(sh: &ShardData) -> [(&'static str, u64); 5] {
+pub fn counters(sh: &ShardData) -> [(&'static str, u64); 6] {
     let (mut pubsub, mut watching) = (0u64, 0u64);
     for c in sh.clients.iter().flatten() {
         pubsub += u64::from(c.subscribed());
@@ -21,6 +22,13 @@ pub fn counters(sh: &ShardData) -> [(&'static str, u64); 5] {
         ("clients_in_timeout_table", timeouts as u64),
         ("total_watched_keys", sh.watches.watched_keys() as u64),
         ("total_blocking_keys_on_nokey", nokey as u64),
+        // INFO stats: clients this shard evicted for `maxmemory-clients`.
+        (
+            "evicted_clients",
+            sh.shared.client_mem.shards[sh.id]
+                .evicted
+                .load(Ordering::Relaxed),
+        ),
     ]
 }
 

@@ -16,6 +16,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 /// (process-wide, as Redis's `skip_checksum_validation`).
 static SKIP_CHECKSUM_VALIDATION: AtomicBool = AtomicBool::new(false);
 
+/// DEBUG PAUSE-CRON 1: the shards' periodic client work (memory peaks, query buffers,
+/// client eviction on the tick) stops until DEBUG PAUSE-CRON 0.
+static CRON_PAUSED: AtomicBool = AtomicBool::new(false);
+
+/// Whether DEBUG PAUSE-CRON 1 is in force.
+pub fn cron_paused() -> bool {
+    CRON_PAUSED.load(Ordering::Relaxed)
+}
+
 /// Whether DEBUG SET-SKIP-CHECKSUM-VALIDATION 1 is in force.
 pub fn skip_checksum_validation() -> bool {
     SKIP_CHECKSUM_VALIDATION.load(Ordering::Relaxed)
@@ -24,6 +33,9 @@ pub fn skip_checksum_validation() -> bool {
 const HELP: &[&str] = &[
     "ASSERT",
     "    Crash by assertion failed.",
+    "CONFIG-REWRITE-FORCE-ALL",
+    "    Like CONFIG REWRITE but writes all configuration options, including",
+    "    keywords not listed in original configuration file or default values.",
     "OBJECT <key>",
     "    Show low level info about the key and associated value.",
     "POPULATE <count> [<prefix>] [<size>]",
@@ -81,6 +93,8 @@ const HELP: &[&str] = &[
     "QUICKLIST <key> [<0|1>]",
     "    Show low level info about the quicklist encoding of <key>.",
     "    The optional argument (0 by default) sets the level of detail",
+    "PAUSE-CRON <0|1>",
+    "    Stop periodic cron job processing.",
     "REPLYBUFFER PEAK-RESET-TIME <NEVER||RESET|time>",
     "    Sets the time (in milliseconds) to wait between client reply buffer peak resets.",
     "    In case NEVER is provided the last observed peak will never be reset",
@@ -195,6 +209,25 @@ pub fn debug_part(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
             ctx.shard.shared.warning(&format!("DEBUG LOG: {msg}"));
         }
         local_only(ctx, super::reply_ok)
+    } else if eq_ic(sub, "PAUSE-CRON") && argv.len() == 3 {
+        CRON_PAUSED.store(atoi(argv[2]) != 0, Ordering::Relaxed);
+        local_only(ctx, super::reply_ok)
+    } else if eq_ic(sub, "CONFIG-REWRITE-FORCE-ALL") && argv.len() == 2 {
+        if ctx.client.is_none() {
+            return Partial::Unit;
+        }
+        let shared = &ctx.shard.shared;
+        let done = match shared.config_file.as_deref() {
+            Some(path) => shared
+                .config()
+                .rewrite_with(path, true)
+                .map_err(|e| percore_net::sys::strerror(&e)),
+            None => Err("The server is running without a config file".to_owned()),
+        };
+        local_only(ctx, |w| match done {
+            Ok(()) => w.ok(),
+            Err(e) => w.error(&format!("ERR CONFIG-REWRITE-FORCE-ALL failed: {e}")),
+        })
     } else if eq_ic(sub, "LEAK") && argv.len() == 3 {
         // Nothing leaks in percore: the string is dropped with the request.
         local_only(ctx, super::reply_ok)

@@ -314,6 +314,15 @@ fn global_sections(ctx: &Ctx, argv: &[Vec<u8>], s: &mut String) {
         );
         line("clients", "cluster_connections:0".into());
         line("clients", format!("maxclients:{}", cfg.maxclients));
+        let (peak_in, peak_out) = shared.client_mem.recent_peaks();
+        line(
+            "clients",
+            format!("client_recent_max_input_buffer:{peak_in}"),
+        );
+        line(
+            "clients",
+            format!("client_recent_max_output_buffer:{peak_out}"),
+        );
         line(
             "clients",
             format!(
@@ -361,10 +370,9 @@ fn global_sections(ctx: &Ctx, argv: &[Vec<u8>], s: &mut String) {
             // Redis leaves replicas' output buffers and the AOF buffer out of the figure
             // eviction compares; percore's stream of effects is counted with the rest.
             "mem_not_counted_for_evict:0".into(),
-            // Client buffers are not accounted apart yet (no client eviction): 0, and
-            // their memory is in used_memory like everything else.
+            // Replicas' links leave the shards: their buffers are not counted apart.
             "mem_clients_slaves:0".into(),
-            "mem_clients_normal:0".into(),
+            format!("mem_clients_normal:{}", shared.client_mem.total()),
             "mem_allocator:libc".into(),
             format!(
                 "lazyfree_pending_objects:{}",
