@@ -28,7 +28,7 @@ fn member(i: usize) -> Vec<u8> {
 
 fn set_of(n: usize) -> SetValue {
     let l = SetLimits::default();
-    let mut s = SetValue::new_for(&member(0), &l);
+    let mut s = SetValue::new_for(&member(0), n, &l);
     for i in 0..n {
         s.add(&member(i), &l);
     }
