@@ -174,6 +174,8 @@ impl ShardStats {
 
     /// A command ran here with arguments `argv` (its subcommand counts; empty: the
     /// command's own slot); `reply` is what it wrote (its first bytes tell an error).
+    /// The hot path (a call that succeeded, histogram made, under the latency threshold)
+    /// is a few adds and the histogram's record; the rest is out of line.
     #[inline]
     pub fn record_call(
         &mut self,
@@ -184,27 +186,19 @@ impl ShardStats {
         reply: &[u8],
     ) {
         self.commands_processed += 1;
-        let st = &mut self.cmds[slot_of(cmd, argv)];
+        let slot = slot_of(cmd, argv);
+        let st = &mut self.cmds[slot];
         st.calls += 1;
         let ns = took.as_nanos() as u64;
         st.usec += ns / 1000;
         if self.latency_tracking {
-            let h = st.latency.get_or_insert_with(|| {
-                Box::new(
-                    Histogram::new_with_bounds(
-                        LATENCY_HIST_MIN_NS,
-                        LATENCY_HIST_MAX_NS,
-                        LATENCY_HIST_SIGFIGS,
-                    )
-                    .expect("valid histogram bounds"),
-                )
-            });
-            h.saturating_record(ns.max(LATENCY_HIST_MIN_NS));
+            match &mut st.latency {
+                Some(h) => h.saturating_record(ns.max(LATENCY_HIST_MIN_NS)),
+                None => self.first_latency(slot, ns),
+            }
         }
         if failed {
-            st.failed_calls += 1;
-            let code = error_code(reply);
-            self.count_error(&code);
+            self.record_failure(slot, reply);
         }
         if ns >= self.latency_threshold_ns {
             let event = if cmd.has(crate::commands::flags::FAST) {
@@ -214,6 +208,27 @@ impl ShardStats {
             };
             self.spike(event, ns, percore_net::reactor::unix_ms());
         }
+    }
+
+    /// The first timed call of slot `slot`: its histogram is made.
+    #[cold]
+    fn first_latency(&mut self, slot: usize, ns: u64) {
+        let mut h = Histogram::new_with_bounds(
+            LATENCY_HIST_MIN_NS,
+            LATENCY_HIST_MAX_NS,
+            LATENCY_HIST_SIGFIGS,
+        )
+        .expect("valid histogram bounds");
+        h.saturating_record(ns.max(LATENCY_HIST_MIN_NS));
+        self.cmds[slot].latency = Some(Box::new(h));
+    }
+
+    /// A call of slot `slot` answered the error `reply`.
+    #[cold]
+    fn record_failure(&mut self, slot: usize, reply: &[u8]) {
+        self.cmds[slot].failed_calls += 1;
+        let code = error_code(reply);
+        self.count_error(&code);
     }
 
     /// `latency-monitor-threshold` in milliseconds (0: off).
@@ -320,6 +335,7 @@ impl ShardStats {
 /// Records `argv` in the slow log when it took at least `slower_than_us` (negative:
 /// disabled), as Redis's `slowlogPushEntryIfNeeded`.
 #[expect(clippy::too_many_arguments, reason = "the fields of one entry")]
+#[cold]
 pub fn log_if_slow(
     stats: &mut ShardStats,
     slower_than_us: i64,
@@ -350,10 +366,12 @@ pub fn log_if_slow(
 /// Whether a call of `cmd` that took `took` belongs in the slow log.
 #[inline]
 pub fn is_slow(data: &crate::shard::ShardData, cmd: &Command, took: Duration) -> bool {
-    let limit = data.cfg.slowlog_log_slower_than_us;
-    limit >= 0
+    let limit_us = data.cfg.slowlog_log_slower_than_us;
+    // Whole microseconds as Redis, compared in nanoseconds (no 128-bit division per call).
+    limit_us >= 0
+        && u64::try_from(took.as_nanos()).unwrap_or(u64::MAX)
+            >= limit_us.unsigned_abs().saturating_mul(1000)
         && !cmd.has(crate::commands::flags::SKIP_SLOWLOG)
-        && took.as_micros() >= u128::from(limit.unsigned_abs())
 }
 
 /// Records a call in the shard's slow log if it was slow (Redis's `slowlogPushEntryIfNeeded`).
@@ -365,9 +383,18 @@ pub fn note_slow(
     client: &crate::client::Client,
     argv: &[&[u8]],
 ) {
-    if !is_slow(data, cmd, took) {
-        return;
+    if is_slow(data, cmd, took) {
+        log_slow_call(data, took, client, argv);
     }
+}
+
+#[cold]
+fn log_slow_call(
+    data: &mut crate::shard::ShardData,
+    took: Duration,
+    client: &crate::client::Client,
+    argv: &[&[u8]],
+) {
     let (limit, max_len, now) = (
         data.cfg.slowlog_log_slower_than_us,
         data.cfg.slowlog_max_len,
