@@ -836,6 +836,10 @@ impl Shard {
     /// A forwarded batch is back: each reply goes to its slot, then each client that got
     /// one sends what is now in order.
     fn on_answered(&mut self, io: &mut Io<Msg, ()>, batch: Forward) {
+        let round_trip_ns = io.now_ns.saturating_sub(batch.sent_ns);
+        self.data
+            .stats
+            .record_hop(round_trip_ns, batch.commands(), io.now_ms);
         for (f, argv, took) in batch.slow() {
             // Logged here, with the client's address and name (Redis logs every call).
             let idx = f.conn.index as usize;
@@ -948,6 +952,7 @@ impl Shard {
             let Exec::Keyed(h) = f.cmd.exec else {
                 unreachable!("only keyed commands are forwarded")
             };
+            data.stats.hops_served += 1;
             let mut ctx = Ctx {
                 shard: data,
                 db: f.db as usize,
@@ -1983,6 +1988,7 @@ fn forward(data: &mut ShardData, outbox: &mut Outbox<Msg>, owner: usize, fwd: Fw
         return;
     }
     let mut batch = data.fwd_pool.take();
+    batch.sent_ns = data.cmd_clock;
     batch.push(fwd, argv);
     outbox.send(
         owner,

@@ -142,6 +142,15 @@ pub struct ShardStats {
     ops_sample_idx: usize,
     ops_last_ms: i64,
     ops_last_count: u64,
+    /// Keyed requests of this shard's clients sent to the shard owning their key, and
+    /// answered (INFO percore `hops`).
+    pub hops: u64,
+    /// Requests of other shards' clients run here (INFO percore `hops_served`).
+    pub hops_served: u64,
+    /// A hopped request's round trip, from the batch's start on this shard to the start
+    /// of the loop iteration that received its answers (both mailbox legs and the
+    /// owner's wake-up and work), one sample per request; made at the first hop.
+    pub hop_latency: Option<Box<Histogram<u64>>>,
 }
 
 impl Default for ShardStats {
@@ -169,6 +178,29 @@ impl ShardStats {
             ops_sample_idx: 0,
             ops_last_ms: 0,
             ops_last_count: 0,
+            hops: 0,
+            hops_served: 0,
+            hop_latency: None,
+        }
+    }
+
+    /// A batch of `n` forwarded requests came back after `ns` (see `hop_latency`).
+    pub fn record_hop(&mut self, ns: u64, n: usize, now_ms: i64) {
+        let n = n as u64;
+        self.hops += n;
+        let h = self.hop_latency.get_or_insert_with(|| {
+            Box::new(
+                Histogram::new_with_bounds(
+                    LATENCY_HIST_MIN_NS,
+                    LATENCY_HIST_MAX_NS,
+                    LATENCY_HIST_SIGFIGS,
+                )
+                .expect("valid histogram bounds"),
+            )
+        });
+        h.saturating_record_n(ns.max(LATENCY_HIST_MIN_NS), n);
+        if ns >= self.latency_threshold_ns {
+            self.spike(crate::latency::Event::CrossShardHop, ns, now_ms);
         }
     }
 

@@ -356,9 +356,30 @@ fn info_percore_has_a_sane_line_per_shard() {
             "batches_received",
             "connections",
             "keys",
+            "hops",
+            "hops_served",
+            "hop_p50_usec",
+            "hop_p90_usec",
+            "hop_p99_usec",
+            "hop_p999_usec",
+            "hop_max_usec",
         ] {
             assert!(num(m, k) >= 0.0, "{k}");
         }
+        let hop_pcts = [
+            "hop_p50_usec",
+            "hop_p90_usec",
+            "hop_p99_usec",
+            "hop_p999_usec",
+        ];
+        for pair in hop_pcts.windows(2) {
+            assert!(num(m, pair[0]) <= num(m, pair[1]), "{pair:?} in {m:?}");
+        }
+        // The maximum is exact, the percentiles the top of their histogram bucket.
+        assert!(
+            num(m, "hop_max_usec") * 1.01 >= num(m, "hop_p999_usec"),
+            "{m:?}"
+        );
         assert!(num(m, "iterations") > 0.0);
         assert!(num(m, "batches_sent") <= num(m, "messages_sent"));
         assert!(num(m, "busy_pct") <= 100.0);
@@ -366,6 +387,23 @@ fn info_percore_has_a_sane_line_per_shard() {
     let count = |k: &str| -> u64 { first.iter().map(|(_, m)| num(m, k) as u64).sum() };
     assert_eq!(count("keys"), 200);
     assert_eq!(count("connections"), 1, "this connection, on one shard");
+    // The keys of the other shard hopped there and back: every hop sent was served, and
+    // the sender timed them (a round trip takes some microseconds at least).
+    let hops = count("hops");
+    assert!(hops > 0 && hops < 200, "{first:?}");
+    assert_eq!(count("hops_served"), hops, "{first:?}");
+    for (_, m) in &first {
+        let (sent, served) = (num(m, "hops"), num(m, "hops_served"));
+        assert!(
+            sent == 0.0 || served == 0.0,
+            "one client, one sending shard: {m:?}"
+        );
+        if sent > 0.0 {
+            assert!(num(m, "hop_p50_usec") > 0.0, "{m:?}");
+        } else {
+            assert!(num(m, "hop_max_usec") < 0.001, "{m:?}");
+        }
+    }
     // With two shards, about half the keys went to the other one: mail flowed both ways.
     assert!(first.iter().all(|(_, m)| num(m, "messages_received") > 0.0));
     std::thread::sleep(Duration::from_millis(1200));
