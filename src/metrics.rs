@@ -115,7 +115,14 @@ pub fn info_line(data: &ShardData, asking: bool) -> String {
 /// key's owner and answered, requests run for other shards, and the round trip's
 /// percentiles and maximum in microseconds (`ShardStats::hop_latency`; 0 before any hop).
 fn hop_fields(st: &crate::stats::ShardStats, line: &mut String) {
-    let _ = write!(line, ",hops={},hops_served={}", st.hops, st.hops_served);
+    let _ = write!(
+        line,
+        ",spin_usec={},spin_hits={},hops={},hops_served={}",
+        st.loops.now.spin_ns / 1000,
+        st.loops.now.spin_hits,
+        st.hops,
+        st.hops_served
+    );
     let at = |q: f64| {
         st.hop_latency.as_ref().map_or(0.0, |h| {
             h.highest_equivalent(h.value_at_quantile(q)) as f64 / 1000.0

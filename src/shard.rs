@@ -2375,6 +2375,7 @@ impl Service for Shard {
             io.wake_within(Duration::ZERO);
         }
         crate::propagate::publish(&mut self.data);
+        crate::stats::hop_spin(&mut self.data, io);
     }
 
     fn after_flush(&mut self, io: &mut Io<Msg, ()>) {

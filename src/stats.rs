@@ -151,6 +151,10 @@ pub struct ShardStats {
     /// of the loop iteration that received its answers (both mailbox legs and the
     /// owner's wake-up and work), one sample per request; made at the first hop.
     pub hop_latency: Option<Box<Histogram<u64>>>,
+    /// Requests sent to another shard whose answers are not back yet.
+    pub hops_in_flight: u64,
+    /// `hops_served` when the loop last went to wait (see `hop_spin`).
+    hops_served_seen: u64,
 }
 
 impl Default for ShardStats {
@@ -181,6 +185,8 @@ impl ShardStats {
             hops: 0,
             hops_served: 0,
             hop_latency: None,
+            hops_in_flight: 0,
+            hops_served_seen: 0,
         }
     }
 
@@ -188,6 +194,7 @@ impl ShardStats {
     pub fn record_hop(&mut self, ns: u64, n: usize, now_ms: i64) {
         let n = n as u64;
         self.hops += n;
+        self.hops_in_flight = self.hops_in_flight.saturating_sub(n);
         let h = self.hop_latency.get_or_insert_with(|| {
             Box::new(
                 Histogram::new_with_bounds(
@@ -306,6 +313,7 @@ impl ShardStats {
     }
 
     pub fn record_forward(&mut self, cmd: &'static Command) {
+        self.hops_in_flight += 1;
         self.cmds[cmd.index()].forwarded += 1;
     }
 
@@ -328,6 +336,7 @@ impl ShardStats {
         // Like Redis, RESETSTAT keeps the latency monitor's events; the loop counters
         // belong to the reactor and keep counting.
         *self = Self {
+            hops_in_flight: self.hops_in_flight,
             latency_tracking: self.latency_tracking,
             slowlog: std::mem::take(&mut self.slowlog),
             latency_threshold_ns: self.latency_threshold_ns,
@@ -487,6 +496,26 @@ pub fn slowlog_args(argv: &[&[u8]]) -> Vec<Vec<u8>> {
         }
     }
     out
+}
+
+/// Before the loop waits: spin for mail (`hop-spin-us`) while requests of this shard are
+/// out on another shard, or when this iteration ran requests for another shard (its
+/// next ones tend to follow) — the cross-shard hop's sleep and wake-up (issue 19).
+#[inline]
+pub fn hop_spin<S>(
+    data: &mut crate::shard::ShardData,
+    io: &mut percore_net::reactor::Io<crate::shard::Msg, S>,
+) {
+    let us = data.cfg.hop_spin_us;
+    if us == 0 {
+        return;
+    }
+    let st = &mut data.stats;
+    let served = st.hops_served != st.hops_served_seen;
+    st.hops_served_seen = st.hops_served;
+    if st.hops_in_flight > 0 || served {
+        io.spin_for_mail(us * 1000);
+    }
 }
 
 #[cfg(test)]

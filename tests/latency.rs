@@ -356,6 +356,8 @@ fn info_percore_has_a_sane_line_per_shard() {
             "batches_received",
             "connections",
             "keys",
+            "spin_usec",
+            "spin_hits",
             "hops",
             "hops_served",
             "hop_p50_usec",
@@ -554,4 +556,58 @@ fn metrics_port_is_immutable_and_off_by_default() {
         matches!(&err, Frame::Error(e) if e.starts_with(b"ERR CONFIG SET failed (possibly related to argument 'metrics-port') - can't set immutable config")),
         "{err:?}"
     );
+}
+
+/// `hop-spin-us` (issue 19): with the spin on, two shards still answer every request
+/// right (a spin that takes mail goes round the loop at once; one that does not waits
+/// as before) and the shards count their spins; off again, the counters stop moving.
+#[test]
+fn hop_spin_answers_right_and_is_counted() {
+    let s = Server::percore(&["--threads", "2"]);
+    let mut c = s.conn();
+    assert_eq!(
+        c.cmd_raw(&["CONFIG", "GET", "hop-spin-us"]),
+        b"*2\r\n$11\r\nhop-spin-us\r\n$1\r\n0\r\n"
+    );
+    assert_eq!(
+        c.cmd_raw(&["CONFIG", "SET", "hop-spin-us", "1001"]),
+        b"-ERR CONFIG SET failed (possibly related to argument 'hop-spin-us') - argument must be between 0 and 1000 inclusive\r\n"
+    );
+    assert_eq!(
+        c.cmd_raw(&["CONFIG", "SET", "hop-spin-us", "200"]),
+        b"+OK\r\n"
+    );
+    for i in 0..300 {
+        let k = format!("k{i}");
+        assert_eq!(c.cmd_raw(&["SET", &k, &format!("v{i}")]), b"+OK\r\n");
+        let want = format!("${}\r\nv{i}\r\n", format!("v{i}").len());
+        assert_eq!(c.cmd_raw(&["GET", &k]), want.as_bytes());
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let sum = |c: &mut common::Conn, k: &str| -> u64 {
+        percore_section(c)
+            .iter()
+            .map(|(_, m)| m[k].parse::<u64>().unwrap_or_else(|_| panic!("{k}: {m:?}")))
+            .sum()
+    };
+    let spins = sum(&mut c, "spin_hits");
+    assert!(
+        sum(&mut c, "spin_usec") > 0,
+        "the shards spun while hops were out"
+    );
+    assert_eq!(
+        c.cmd_raw(&["CONFIG", "SET", "hop-spin-us", "0"]),
+        b"+OK\r\n"
+    );
+    for i in 0..100 {
+        assert_eq!(c.cmd_raw(&["GET", &format!("k{i}")]).first(), Some(&b'$'));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let before = sum(&mut c, "spin_usec");
+    for i in 0..100 {
+        assert_eq!(c.cmd_raw(&["GET", &format!("k{i}")]).first(), Some(&b'$'));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(sum(&mut c, "spin_usec"), before, "no spin while off");
+    assert!(sum(&mut c, "spin_hits") >= spins);
 }
