@@ -25,20 +25,9 @@ for tool in redis-benchmark redis-cli python3; do
   command -v $tool >/dev/null || { echo "ab: $tool not found" >&2; exit 2; }
 done
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-cpu_ns() { cat /proc/"$1"/task/*/schedstat | awk '{s+=$1} END {printf "%.0f\n", s}'; }
-wait_ready() {
-  for _ in $(seq 1 200); do
-    redis-cli -p "$1" ping 2>/dev/null | grep -q PONG && return 0
-    sleep 0.05
-  done
-  echo "ab: server on port $1 did not answer PING" >&2; exit 1
-}
-
-work=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
-trap cleanup EXIT
+me=ab
+# shellcheck source=benches/servers.sh
+. "$(dirname "$0")/servers.sh"
 
 pa=$(free_port); pb=$(free_port)
 # shellcheck disable=SC2086

@@ -173,6 +173,10 @@ pub struct Config {
     /// `metrics-port` (percore only): Prometheus endpoint on 127.0.0.1; 0 is off.
     /// Immutable at runtime.
     pub metrics_port: u16,
+    /// `hop-spin-us` (percore only): before sleeping, a shard with requests out on another
+    /// shard (or that just ran some for another shard) spins up to this long for their
+    /// mail (`Io::spin_for_mail`); 0 is off.
+    pub hop_spin_us: u64,
     /// `dir`: working directory for the RDB file.
     pub dir: PathBuf,
     /// `dbfilename`: RDB file name inside `dir`.
@@ -370,6 +374,7 @@ impl Default for Config {
             threads: 0,
             io_backend: percore_net::backend::IoBackend::Auto,
             metrics_port: 0,
+            hop_spin_us: 0,
             dir: PathBuf::from("."),
             dbfilename: "dump.rdb".to_owned(),
             appendonly: false,
@@ -1444,6 +1449,9 @@ macro_rules! kept_opt {
     };
 }
 
+/// The longest `hop-spin-us` may be, in microseconds.
+pub const HOP_SPIN_MAX_US: i64 = 1000;
+
 /// percore's own immutable options (Redis has none of these names).
 const PERCORE_STARTUP_ONLY: &[&str] =
     &["threads", "io-backend", "metrics-port", "cluster-databases"];
@@ -1561,6 +1569,17 @@ static OPTIONS: &[ConfigOption] = &[
             Ok(())
         },
         get: |c| c.metrics_port.to_string(),
+        file_form: FileForm::Plain,
+    },
+    ConfigOption {
+        name: "hop-spin-us",
+        settable: Settable::Runtime,
+        multi_arg: false,
+        set: |c, a, _| {
+            c.hop_spin_us = int(&a[0], 0, HOP_SPIN_MAX_US)?;
+            Ok(())
+        },
+        get: |c| c.hop_spin_us.to_string(),
         file_form: FileForm::Plain,
     },
     ConfigOption {
@@ -2852,6 +2871,7 @@ mod tests {
             ("threads", "0"),
             ("io-backend", "auto"),
             ("metrics-port", "0"),
+            ("hop-spin-us", "0"),
             ("dir", "."),
             ("dbfilename", "dump.rdb"),
             ("save", "3600 1 300 100 60 10000"),

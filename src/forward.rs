@@ -97,9 +97,18 @@ pub struct Forward {
     /// they took; the sender logs them with its client's address and name. Empty unless
     /// `slowlog-log-slower-than` is low.
     slow: Vec<(ConnId, u64, std::time::Duration)>,
+    /// The sender's monotonic clock (ns) when the batch was started: its hop latency,
+    /// measured when the answers are back, is the round trip (`ShardStats::record_hop`).
+    pub sent_ns: u64,
 }
 
 impl Forward {
+    /// How many commands the batch carries.
+    #[must_use]
+    pub fn commands(&self) -> usize {
+        self.cmds.len()
+    }
+
     /// Whether another command may join this batch.
     #[must_use]
     pub fn has_room(&self) -> bool {
@@ -148,6 +157,7 @@ impl Forward {
             next,
             next_arg_at,
             slow,
+            sent_ns: _,
         } = self;
         if *next == 0 {
             replies.clear();
@@ -215,6 +225,7 @@ impl Forward {
     }
 
     fn clear(&mut self) {
+        self.sent_ns = 0;
         self.slow.clear();
         self.cmds.clear();
         self.args.clear();

@@ -36,10 +36,12 @@ pub enum Event {
     LoopIteration,
     /// The time a cross-shard message batch waited in the receiver's mailbox.
     MailboxWait,
+    /// A keyed request's round trip to the shard owning its key and back.
+    CrossShardHop,
 }
 
 impl Event {
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 9] = [
         Self::Command,
         Self::FastCommand,
         Self::Fork,
@@ -48,6 +50,7 @@ impl Event {
         Self::ExpireCycle,
         Self::LoopIteration,
         Self::MailboxWait,
+        Self::CrossShardHop,
     ];
 
     #[must_use]
@@ -61,6 +64,7 @@ impl Event {
             Self::ExpireCycle => "expire-cycle",
             Self::LoopIteration => "loop-iteration",
             Self::MailboxWait => "cross-shard-mailbox-wait",
+            Self::CrossShardHop => "cross-shard-hop",
         }
     }
 

@@ -107,7 +107,40 @@ pub fn info_line(data: &ShardData, asking: bool) -> String {
         data.clients.iter().flatten().count() + usize::from(asking),
         data.keyspace.total_keys(),
     );
+    hop_fields(&data.stats, &mut line);
     line
+}
+
+/// The cross-shard hop's fields of a shard's INFO percore line: requests sent to their
+/// key's owner and answered, requests run for other shards, and the round trip's
+/// percentiles and maximum in microseconds (`ShardStats::hop_latency`; 0 before any hop).
+fn hop_fields(st: &crate::stats::ShardStats, line: &mut String) {
+    let _ = write!(
+        line,
+        ",spin_usec={},spin_hits={},hops={},hops_served={}",
+        st.loops.now.spin_ns / 1000,
+        st.loops.now.spin_hits,
+        st.hops,
+        st.hops_served
+    );
+    let at = |q: f64| {
+        st.hop_latency.as_ref().map_or(0.0, |h| {
+            h.highest_equivalent(h.value_at_quantile(q)) as f64 / 1000.0
+        })
+    };
+    let max = st
+        .hop_latency
+        .as_ref()
+        .map_or(0.0, |h| h.max() as f64 / 1000.0);
+    let _ = write!(
+        line,
+        ",hop_p50_usec={:.3},hop_p90_usec={:.3},hop_p99_usec={:.3},hop_p999_usec={:.3},\
+         hop_max_usec={max:.3}",
+        at(0.5),
+        at(0.9),
+        at(0.99),
+        at(0.999),
+    );
 }
 
 /// Server-wide persistence figures, copied by shard 0 (the metrics thread never takes

@@ -191,10 +191,15 @@ pub fn publish(
 /// behind a reply still owed by another shard, into the reply queue) and applies the
 /// `pubsub` output buffer limit. Runs after every batch of work of the shard, when every
 /// client is in its slot.
+#[inline]
 pub fn deliver(data: &mut ShardData, io: &mut Io<crate::shard::Msg, ()>) {
-    if data.pubsub.deliveries.is_empty() {
-        return;
+    if !data.pubsub.deliveries.is_empty() {
+        deliver_all(data, io);
     }
+}
+
+#[cold]
+fn deliver_all(data: &mut ShardData, io: &mut Io<crate::shard::Msg, ()>) {
     let mut deliveries = std::mem::take(&mut data.pubsub.deliveries);
     let out = std::mem::take(&mut data.pubsub.out);
     for &(id, start, end) in &deliveries {

@@ -281,23 +281,29 @@ impl ShardData {
         crate::acl::refresh(self);
         let g = self.shared.config_generation();
         if g != self.cfg_generation {
-            self.cfg = self.shared.config();
-            self.cfg_generation = g;
-            self.limits = limits_of(&self.cfg);
-            self.stats
-                .set_latency_threshold_ms(self.cfg.latency_monitor_threshold_ms);
-            self.keyspace
-                .set_access_tracking(self.cfg.access_tracking());
-            self.keyspace
-                .set_event_log(self.notify.configure(self.cfg.notify_keyspace_events));
-            let armed = self.shared.tracking.clients.load(Ordering::Acquire) > 0;
-            if armed != self.tracking.armed {
-                // Expired keys are kept for their invalidations while some client tracks.
-                self.tracking.armed = armed;
-                self.keyspace.log_expired(self.effects.on || armed);
-            }
-            crate::client_mem::config_changed(self);
+            self.reload_config(g);
         }
+    }
+
+    /// Takes the shared configuration of generation `g` (cold: after CONFIG SET).
+    #[cold]
+    fn reload_config(&mut self, g: u64) {
+        self.cfg = self.shared.config();
+        self.cfg_generation = g;
+        self.limits = limits_of(&self.cfg);
+        self.stats
+            .set_latency_threshold_ms(self.cfg.latency_monitor_threshold_ms);
+        self.keyspace
+            .set_access_tracking(self.cfg.access_tracking());
+        self.keyspace
+            .set_event_log(self.notify.configure(self.cfg.notify_keyspace_events));
+        let armed = self.shared.tracking.clients.load(Ordering::Acquire) > 0;
+        if armed != self.tracking.armed {
+            // Expired keys are kept for their invalidations while some client tracks.
+            self.tracking.armed = armed;
+            self.keyspace.log_expired(self.effects.on || armed);
+        }
+        crate::client_mem::config_changed(self);
     }
 
     /// Whether a write must look for what observes its keys: WATCH, or client tracking.
@@ -736,7 +742,15 @@ impl Shard {
     /// Serves blocked clients whose keys became ready and runs the blocking protocol's
     /// messages (every client is in its slot here), then sends the replies that arrived
     /// for blocked clients and runs what they sent after the blocking command.
+    #[inline]
     fn blocking_work(&mut self, io: &mut Io<Msg, ()>) {
+        if self.data.blocking.busy() || (!self.resuming && !self.data.blocking.flush.is_empty()) {
+            self.blocking_work_slow(io);
+        }
+    }
+
+    #[cold]
+    fn blocking_work_slow(&mut self, io: &mut Io<Msg, ()>) {
         if self.data.blocking.busy() {
             crate::blocking::pump(&mut self.data, io.outbox(), true);
         }
@@ -831,6 +845,10 @@ impl Shard {
     /// A forwarded batch is back: each reply goes to its slot, then each client that got
     /// one sends what is now in order.
     fn on_answered(&mut self, io: &mut Io<Msg, ()>, batch: Forward) {
+        let round_trip_ns = io.now_ns.saturating_sub(batch.sent_ns);
+        self.data
+            .stats
+            .record_hop(round_trip_ns, batch.commands(), io.now_ms);
         for (f, argv, took) in batch.slow() {
             // Logged here, with the client's address and name (Redis logs every call).
             let idx = f.conn.index as usize;
@@ -943,6 +961,7 @@ impl Shard {
             let Exec::Keyed(h) = f.cmd.exec else {
                 unreachable!("only keyed commands are forwarded")
             };
+            data.stats.hops_served += 1;
             let mut ctx = Ctx {
                 shard: data,
                 db: f.db as usize,
@@ -1111,11 +1130,13 @@ impl Shard {
 /// `client-output-buffer-limit normal|pubsub <hard> <soft> <seconds>`: a client whose unsent
 /// replies pass the hard limit, or stay above the soft limit for the given seconds, is
 /// closed at once and its replies dropped, as Redis does (0 disables a limit).
+#[inline]
 pub fn check_output_limits(data: &mut ShardData, client: &mut Client, conn: &mut Conn<()>) {
     apply_output_limits(data, client, conn);
     crate::client_mem::observe(data, client, conn);
 }
 
+#[inline]
 fn apply_output_limits(data: &ShardData, client: &mut Client, conn: &mut Conn<()>) {
     // A subscribed client is of Redis's pubsub class.
     let limit = if client.subscribed() {
@@ -1126,6 +1147,17 @@ fn apply_output_limits(data: &ShardData, client: &mut Client, conn: &mut Conn<()
     if limit.hard_limit_bytes == 0 && limit.soft_limit_bytes == 0 {
         return;
     }
+    enforce_output_limit(data, client, conn, limit);
+}
+
+/// `check_output_limits` once a limit is set for the client's class.
+#[cold]
+fn enforce_output_limit(
+    data: &ShardData,
+    client: &mut Client,
+    conn: &mut Conn<()>,
+    limit: crate::config::OutputBufferLimit,
+) {
     let used = conn.pending_output() as u64
         + client
             .pending
@@ -1934,10 +1966,16 @@ fn run_txn(
 /// A container command (OBJECT, CONFIG, CLIENT...) checked against its subcommand's row
 /// of the table, before anything indexes `argv` by the container's key positions: an
 /// unknown subcommand or a wrong argument count for it gets Redis's error text.
+#[inline]
 pub(crate) fn check_subcommand(cmd: &Command, argv: &[&[u8]]) -> Option<String> {
     if cmd.subcommands.is_empty() || argv.len() < 2 {
         return None;
     }
+    check_subcommand_row(cmd, argv)
+}
+
+#[cold]
+fn check_subcommand_row(cmd: &Command, argv: &[&[u8]]) -> Option<String> {
     let sub = argv[1];
     let prefix = cmd.name.len() + 1;
     let row = cmd.subcommands.iter().find(|(full, _, _)| {
@@ -1971,6 +2009,7 @@ fn forward(data: &mut ShardData, outbox: &mut Outbox<Msg>, owner: usize, fwd: Fw
         return;
     }
     let mut batch = data.fwd_pool.take();
+    batch.sent_ns = data.cmd_clock;
     batch.push(fwd, argv);
     outbox.send(
         owner,
@@ -2354,6 +2393,7 @@ impl Service for Shard {
             io.wake_within(Duration::ZERO);
         }
         crate::propagate::publish(&mut self.data);
+        crate::stats::hop_spin(&mut self.data, io);
     }
 
     fn after_flush(&mut self, io: &mut Io<Msg, ()>) {

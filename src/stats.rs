@@ -142,6 +142,19 @@ pub struct ShardStats {
     ops_sample_idx: usize,
     ops_last_ms: i64,
     ops_last_count: u64,
+    /// Keyed requests of this shard's clients sent to the shard owning their key, and
+    /// answered (INFO percore `hops`).
+    pub hops: u64,
+    /// Requests of other shards' clients run here (INFO percore `hops_served`).
+    pub hops_served: u64,
+    /// A hopped request's round trip, from the batch's start on this shard to the start
+    /// of the loop iteration that received its answers (both mailbox legs and the
+    /// owner's wake-up and work), one sample per request; made at the first hop.
+    pub hop_latency: Option<Box<Histogram<u64>>>,
+    /// Requests sent to another shard whose answers are not back yet.
+    pub hops_in_flight: u64,
+    /// `hops_served` when the loop last went to wait (see `hop_spin`).
+    hops_served_seen: u64,
 }
 
 impl Default for ShardStats {
@@ -169,11 +182,39 @@ impl ShardStats {
             ops_sample_idx: 0,
             ops_last_ms: 0,
             ops_last_count: 0,
+            hops: 0,
+            hops_served: 0,
+            hop_latency: None,
+            hops_in_flight: 0,
+            hops_served_seen: 0,
+        }
+    }
+
+    /// A batch of `n` forwarded requests came back after `ns` (see `hop_latency`).
+    pub fn record_hop(&mut self, ns: u64, n: usize, now_ms: i64) {
+        let n = n as u64;
+        self.hops += n;
+        self.hops_in_flight = self.hops_in_flight.saturating_sub(n);
+        let h = self.hop_latency.get_or_insert_with(|| {
+            Box::new(
+                Histogram::new_with_bounds(
+                    LATENCY_HIST_MIN_NS,
+                    LATENCY_HIST_MAX_NS,
+                    LATENCY_HIST_SIGFIGS,
+                )
+                .expect("valid histogram bounds"),
+            )
+        });
+        h.saturating_record_n(ns.max(LATENCY_HIST_MIN_NS), n);
+        if ns >= self.latency_threshold_ns {
+            self.spike(crate::latency::Event::CrossShardHop, ns, now_ms);
         }
     }
 
     /// A command ran here with arguments `argv` (its subcommand counts; empty: the
     /// command's own slot); `reply` is what it wrote (its first bytes tell an error).
+    /// The hot path (a call that succeeded, histogram made, under the latency threshold)
+    /// is a few adds and the histogram's record; the rest is out of line.
     #[inline]
     pub fn record_call(
         &mut self,
@@ -184,27 +225,19 @@ impl ShardStats {
         reply: &[u8],
     ) {
         self.commands_processed += 1;
-        let st = &mut self.cmds[slot_of(cmd, argv)];
+        let slot = slot_of(cmd, argv);
+        let st = &mut self.cmds[slot];
         st.calls += 1;
         let ns = took.as_nanos() as u64;
         st.usec += ns / 1000;
         if self.latency_tracking {
-            let h = st.latency.get_or_insert_with(|| {
-                Box::new(
-                    Histogram::new_with_bounds(
-                        LATENCY_HIST_MIN_NS,
-                        LATENCY_HIST_MAX_NS,
-                        LATENCY_HIST_SIGFIGS,
-                    )
-                    .expect("valid histogram bounds"),
-                )
-            });
-            h.saturating_record(ns.max(LATENCY_HIST_MIN_NS));
+            match &mut st.latency {
+                Some(h) => h.saturating_record(ns.max(LATENCY_HIST_MIN_NS)),
+                None => self.first_latency(slot, ns),
+            }
         }
         if failed {
-            st.failed_calls += 1;
-            let code = error_code(reply);
-            self.count_error(&code);
+            self.record_failure(slot, reply);
         }
         if ns >= self.latency_threshold_ns {
             let event = if cmd.has(crate::commands::flags::FAST) {
@@ -214,6 +247,27 @@ impl ShardStats {
             };
             self.spike(event, ns, percore_net::reactor::unix_ms());
         }
+    }
+
+    /// The first timed call of slot `slot`: its histogram is made.
+    #[cold]
+    fn first_latency(&mut self, slot: usize, ns: u64) {
+        let mut h = Histogram::new_with_bounds(
+            LATENCY_HIST_MIN_NS,
+            LATENCY_HIST_MAX_NS,
+            LATENCY_HIST_SIGFIGS,
+        )
+        .expect("valid histogram bounds");
+        h.saturating_record(ns.max(LATENCY_HIST_MIN_NS));
+        self.cmds[slot].latency = Some(Box::new(h));
+    }
+
+    /// A call of slot `slot` answered the error `reply`.
+    #[cold]
+    fn record_failure(&mut self, slot: usize, reply: &[u8]) {
+        self.cmds[slot].failed_calls += 1;
+        let code = error_code(reply);
+        self.count_error(&code);
     }
 
     /// `latency-monitor-threshold` in milliseconds (0: off).
@@ -259,6 +313,7 @@ impl ShardStats {
     }
 
     pub fn record_forward(&mut self, cmd: &'static Command) {
+        self.hops_in_flight += 1;
         self.cmds[cmd.index()].forwarded += 1;
     }
 
@@ -281,6 +336,7 @@ impl ShardStats {
         // Like Redis, RESETSTAT keeps the latency monitor's events; the loop counters
         // belong to the reactor and keep counting.
         *self = Self {
+            hops_in_flight: self.hops_in_flight,
             latency_tracking: self.latency_tracking,
             slowlog: std::mem::take(&mut self.slowlog),
             latency_threshold_ns: self.latency_threshold_ns,
@@ -320,6 +376,7 @@ impl ShardStats {
 /// Records `argv` in the slow log when it took at least `slower_than_us` (negative:
 /// disabled), as Redis's `slowlogPushEntryIfNeeded`.
 #[expect(clippy::too_many_arguments, reason = "the fields of one entry")]
+#[cold]
 pub fn log_if_slow(
     stats: &mut ShardStats,
     slower_than_us: i64,
@@ -350,10 +407,12 @@ pub fn log_if_slow(
 /// Whether a call of `cmd` that took `took` belongs in the slow log.
 #[inline]
 pub fn is_slow(data: &crate::shard::ShardData, cmd: &Command, took: Duration) -> bool {
-    let limit = data.cfg.slowlog_log_slower_than_us;
-    limit >= 0
+    let limit_us = data.cfg.slowlog_log_slower_than_us;
+    // Whole microseconds as Redis, compared in nanoseconds (no 128-bit division per call).
+    limit_us >= 0
+        && u64::try_from(took.as_nanos()).unwrap_or(u64::MAX)
+            >= limit_us.unsigned_abs().saturating_mul(1000)
         && !cmd.has(crate::commands::flags::SKIP_SLOWLOG)
-        && took.as_micros() >= u128::from(limit.unsigned_abs())
 }
 
 /// Records a call in the shard's slow log if it was slow (Redis's `slowlogPushEntryIfNeeded`).
@@ -365,9 +424,18 @@ pub fn note_slow(
     client: &crate::client::Client,
     argv: &[&[u8]],
 ) {
-    if !is_slow(data, cmd, took) {
-        return;
+    if is_slow(data, cmd, took) {
+        log_slow_call(data, took, client, argv);
     }
+}
+
+#[cold]
+fn log_slow_call(
+    data: &mut crate::shard::ShardData,
+    took: Duration,
+    client: &crate::client::Client,
+    argv: &[&[u8]],
+) {
     let (limit, max_len, now) = (
         data.cfg.slowlog_log_slower_than_us,
         data.cfg.slowlog_max_len,
@@ -450,6 +518,26 @@ pub fn slowlog_args(argv: &[&[u8]]) -> Vec<Vec<u8>> {
         }
     }
     out
+}
+
+/// Before the loop waits: spin for mail (`hop-spin-us`) while requests of this shard are
+/// out on another shard, or when this iteration ran requests for another shard (its
+/// next ones tend to follow) — the cross-shard hop's sleep and wake-up (issue 19).
+#[inline]
+pub fn hop_spin<S>(
+    data: &mut crate::shard::ShardData,
+    io: &mut percore_net::reactor::Io<crate::shard::Msg, S>,
+) {
+    let us = data.cfg.hop_spin_us;
+    if us == 0 {
+        return;
+    }
+    let st = &mut data.stats;
+    let served = st.hops_served != st.hops_served_seen;
+    st.hops_served_seen = st.hops_served;
+    if st.hops_in_flight > 0 || served {
+        io.spin_for_mail(us * 1000);
+    }
 }
 
 #[cfg(test)]

@@ -22,6 +22,7 @@ const DELIBERATE: &[(&str, &str)] = &[
 const PERCORE_ONLY: &[&str] = &[
     "threads",
     "metrics-port",
+    "hop-spin-us",
     "default-bgsave-method",
     "forkless-max-copy-memory",
     "cluster-databases",

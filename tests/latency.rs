@@ -356,9 +356,32 @@ fn info_percore_has_a_sane_line_per_shard() {
             "batches_received",
             "connections",
             "keys",
+            "spin_usec",
+            "spin_hits",
+            "hops",
+            "hops_served",
+            "hop_p50_usec",
+            "hop_p90_usec",
+            "hop_p99_usec",
+            "hop_p999_usec",
+            "hop_max_usec",
         ] {
             assert!(num(m, k) >= 0.0, "{k}");
         }
+        let hop_pcts = [
+            "hop_p50_usec",
+            "hop_p90_usec",
+            "hop_p99_usec",
+            "hop_p999_usec",
+        ];
+        for pair in hop_pcts.windows(2) {
+            assert!(num(m, pair[0]) <= num(m, pair[1]), "{pair:?} in {m:?}");
+        }
+        // The maximum is exact, the percentiles the top of their histogram bucket.
+        assert!(
+            num(m, "hop_max_usec") * 1.01 >= num(m, "hop_p999_usec"),
+            "{m:?}"
+        );
         assert!(num(m, "iterations") > 0.0);
         assert!(num(m, "batches_sent") <= num(m, "messages_sent"));
         assert!(num(m, "busy_pct") <= 100.0);
@@ -366,6 +389,23 @@ fn info_percore_has_a_sane_line_per_shard() {
     let count = |k: &str| -> u64 { first.iter().map(|(_, m)| num(m, k) as u64).sum() };
     assert_eq!(count("keys"), 200);
     assert_eq!(count("connections"), 1, "this connection, on one shard");
+    // The keys of the other shard hopped there and back: every hop sent was served, and
+    // the sender timed them (a round trip takes some microseconds at least).
+    let hops = count("hops");
+    assert!(hops > 0 && hops < 200, "{first:?}");
+    assert_eq!(count("hops_served"), hops, "{first:?}");
+    for (_, m) in &first {
+        let (sent, served) = (num(m, "hops"), num(m, "hops_served"));
+        assert!(
+            sent == 0.0 || served == 0.0,
+            "one client, one sending shard: {m:?}"
+        );
+        if sent > 0.0 {
+            assert!(num(m, "hop_p50_usec") > 0.0, "{m:?}");
+        } else {
+            assert!(num(m, "hop_max_usec") < 0.001, "{m:?}");
+        }
+    }
     // With two shards, about half the keys went to the other one: mail flowed both ways.
     assert!(first.iter().all(|(_, m)| num(m, "messages_received") > 0.0));
     std::thread::sleep(Duration::from_millis(1200));
@@ -516,4 +556,58 @@ fn metrics_port_is_immutable_and_off_by_default() {
         matches!(&err, Frame::Error(e) if e.starts_with(b"ERR CONFIG SET failed (possibly related to argument 'metrics-port') - can't set immutable config")),
         "{err:?}"
     );
+}
+
+/// `hop-spin-us` (issue 19): with the spin on, two shards still answer every request
+/// right (a spin that takes mail goes round the loop at once; one that does not waits
+/// as before) and the shards count their spins; off again, the counters stop moving.
+#[test]
+fn hop_spin_answers_right_and_is_counted() {
+    let s = Server::percore(&["--threads", "2"]);
+    let mut c = s.conn();
+    assert_eq!(
+        c.cmd_raw(&["CONFIG", "GET", "hop-spin-us"]),
+        b"*2\r\n$11\r\nhop-spin-us\r\n$1\r\n0\r\n"
+    );
+    assert_eq!(
+        c.cmd_raw(&["CONFIG", "SET", "hop-spin-us", "1001"]),
+        b"-ERR CONFIG SET failed (possibly related to argument 'hop-spin-us') - argument must be between 0 and 1000 inclusive\r\n"
+    );
+    assert_eq!(
+        c.cmd_raw(&["CONFIG", "SET", "hop-spin-us", "200"]),
+        b"+OK\r\n"
+    );
+    for i in 0..300 {
+        let k = format!("k{i}");
+        assert_eq!(c.cmd_raw(&["SET", &k, &format!("v{i}")]), b"+OK\r\n");
+        let want = format!("${}\r\nv{i}\r\n", format!("v{i}").len());
+        assert_eq!(c.cmd_raw(&["GET", &k]), want.as_bytes());
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let sum = |c: &mut common::Conn, k: &str| -> u64 {
+        percore_section(c)
+            .iter()
+            .map(|(_, m)| m[k].parse::<u64>().unwrap_or_else(|_| panic!("{k}: {m:?}")))
+            .sum()
+    };
+    let spins = sum(&mut c, "spin_hits");
+    assert!(
+        sum(&mut c, "spin_usec") > 0,
+        "the shards spun while hops were out"
+    );
+    assert_eq!(
+        c.cmd_raw(&["CONFIG", "SET", "hop-spin-us", "0"]),
+        b"+OK\r\n"
+    );
+    for i in 0..100 {
+        assert_eq!(c.cmd_raw(&["GET", &format!("k{i}")]).first(), Some(&b'$'));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let before = sum(&mut c, "spin_usec");
+    for i in 0..100 {
+        assert_eq!(c.cmd_raw(&["GET", &format!("k{i}")]).first(), Some(&b'$'));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(sum(&mut c, "spin_usec"), before, "no spin while off");
+    assert!(sum(&mut c, "spin_hits") >= spins);
 }

@@ -429,6 +429,10 @@ pub struct LoopStats {
     /// The longest a stamped batch waited in this shard's inbox since the peaks were last
     /// taken (0 unless [`Io::stamp_mail`] is on in the sending shards).
     pub peak_mailbox_wait_ns: u64,
+    /// Nanoseconds spent spinning for mail before a wait, and the spins that got mail
+    /// ([`Io::spin_for_mail`]).
+    pub spin_ns: u64,
+    pub spin_hits: u64,
 }
 
 /// What every shard thread shares: the inboxes and the shutdown state.
@@ -453,6 +457,14 @@ impl<M> Shared<M> {
         self.shutdown.load(Ordering::Acquire)
     }
 }
+
+/// The most of a shard's time spent spinning for mail ([`Io::spin_for_mail`]), per cent,
+/// measured over windows of [`SPIN_WINDOW_NS`].
+pub const SPIN_MAX_SHARE_PCT: u64 = 10;
+/// The window the spin share is counted over, in nanoseconds.
+pub const SPIN_WINDOW_NS: u64 = 100_000_000;
+/// `spin_loop` hints between two looks at the inbox while spinning.
+const SPIN_CHECK_PAUSES: u32 = 16;
 
 /// The service's view of its shard's I/O state: connections, outgoing messages, time.
 pub struct Io<M, S> {
@@ -488,6 +500,8 @@ pub struct Io<M, S> {
     /// Listeners to put in place of this shard's from an index on (see
     /// `replace_listeners`).
     listener_swap: Option<(usize, Vec<RawFd>)>,
+    /// How long the coming wait may first spin on the inbox (see `spin_for_mail`).
+    spin_ns: u64,
 }
 
 impl<M, S> Io<M, S> {
@@ -540,6 +554,7 @@ impl<M, S> Io<M, S> {
             stats: LoopStats::default(),
             stamp_mail: false,
             listener_swap: None,
+            spin_ns: 0,
         }
     }
 
@@ -710,6 +725,16 @@ impl<M, S> Io<M, S> {
     ) {
         self.adopted.push((fd, already_read, transport));
         self.max_wait = Some(Duration::ZERO);
+    }
+
+    /// Before the coming wait, spin up to `ns` on this shard's inbox (io_uring backend):
+    /// mail arriving meanwhile (the answer to a request sent to another shard, the next
+    /// request from it) is taken at once instead of after a sleep and a scheduler
+    /// wake-up. Set each iteration by the service (0: no spin); the spin ends at the
+    /// first mail or at `ns`, and a shard spins at most [`SPIN_MAX_SHARE_PCT`] % of its
+    /// time (socket completions are not seen while spinning: they wait at most `ns`).
+    pub fn spin_for_mail(&mut self, ns: u64) {
+        self.spin_ns = ns;
     }
 
     /// The next wait blocks for at most `d` (zero: does not block), for background work
@@ -1016,6 +1041,9 @@ pub struct Reactor<S: Service> {
     /// per iteration. Taken again at every tick, so a wall-clock step shows within a tick
     /// (Redis, too, reads the wall clock once per event-loop pass).
     wall_offset_ms: i64,
+    /// The spin budget's current window (start, ns spun in it): see `Io::spin_for_mail`.
+    spin_window_start: u64,
+    spin_window_spent: u64,
 }
 
 impl<S: Service> Reactor<S> {
@@ -1067,6 +1095,8 @@ impl<S: Service> Reactor<S> {
             next_tick: now,
             tick_armed: None,
             tick_gen: 0,
+            spin_window_start: 0,
+            spin_window_spent: 0,
             tick_multishot: true,
             tick_ts: Box::new(types::Timespec::new()),
             epoch: now,
@@ -1149,6 +1179,10 @@ impl<S: Service> Reactor<S> {
             let want = usize::from(
                 !more_mail && !self.io.outbox_pending() && max_wait != Some(Duration::ZERO),
             );
+            let spin_ns = std::mem::take(&mut self.io.spin_ns);
+            if want > 0 && spin_ns > 0 && self.stopping.is_none() && self.spin_for_mail(spin_ns) {
+                continue;
+            }
             let interval = service.tick_interval();
             if self.tick_multishot && self.tick_armed != Some(interval) {
                 self.arm_tick(interval);
@@ -1186,6 +1220,43 @@ impl<S: Service> Reactor<S> {
                 Err(e) => return Err(e),
             }
         }
+    }
+
+    /// Submits what is queued and spins up to `ns` (within the spin budget) for mail in
+    /// this shard's inbox; true when mail came (the loop goes round without waiting).
+    fn spin_for_mail(&mut self, ns: u64) -> bool {
+        let start = sys::monotonic_ns();
+        if start.saturating_sub(self.spin_window_start) >= SPIN_WINDOW_NS {
+            self.spin_window_start = start;
+            self.spin_window_spent = 0;
+        }
+        let budget = SPIN_WINDOW_NS * SPIN_MAX_SHARE_PCT / 100;
+        let ns = ns.min(budget.saturating_sub(self.spin_window_spent));
+        if ns == 0 {
+            return false;
+        }
+        self.io.stats.enters += 1;
+        let _ = self.ring.submit();
+        let boxes = &self.io.shared.mailboxes;
+        let mut now = start;
+        let mut got = false;
+        while now.saturating_sub(start) < ns {
+            if boxes.has_messages(self.io.shard) {
+                got = true;
+                break;
+            }
+            for _ in 0..SPIN_CHECK_PAUSES {
+                std::hint::spin_loop();
+            }
+            now = sys::monotonic_ns();
+        }
+        let spent = now.saturating_sub(start);
+        self.spin_window_spent += spent;
+        self.io.stats.spin_ns += spent;
+        if got {
+            self.io.stats.spin_hits += 1;
+        }
+        got
     }
 
     /// Arms (or re-arms with a new interval) the multishot timeout that wakes the loop for

@@ -130,7 +130,7 @@ pub fn report(m: &Monitor, env: &Env) -> String {
             Event::FastCommand => advice.push(Advice::Scheduler),
             Event::ExpireCycle => advice.extend([Advice::Hz, Advice::LargeObjects]),
             Event::LoopIteration => advice.push(Advice::LoopIteration),
-            Event::MailboxWait => advice.push(Advice::MailboxWait),
+            Event::MailboxWait | Event::CrossShardHop => advice.push(Advice::MailboxWait),
             Event::SnapshotBarrier => advice.push(Advice::SnapshotBarrier),
             Event::SnapshotPageCopy => advice.push(Advice::SnapshotPageCopy),
         }
