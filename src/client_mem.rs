@@ -161,14 +161,23 @@ pub fn limit_of(cfg: &crate::config::Config) -> u64 {
             max: i64::MAX,
         },
     );
-    match text.strip_suffix('%') {
+    let limit = match text.strip_suffix('%') {
         Some(p) => {
             cfg.maxmemory_bytes / 100 * p.parse::<u64>().unwrap_or(0)
                 + cfg.maxmemory_bytes % 100 * p.parse::<u64>().unwrap_or(0) / 100
         }
         None => text.parse().unwrap_or(0),
+    };
+    if limit == 0 {
+        0
+    } else {
+        limit.max(MIN_LIMIT_BYTES)
     }
 }
+
+/// The smallest client memory limit applied (Redis's `getClientEvictionLimit`): a tiny
+/// `maxmemory-clients` must not cut every connection, the one setting it included.
+pub const MIN_LIMIT_BYTES: u64 = 128 * 1024;
 
 /// One shard's counts.
 #[derive(Default)]
@@ -518,6 +527,27 @@ mod tests {
         assert_eq!(bucket_of(1 << 20), 5);
         assert_eq!(bucket_of((1 << 21) - 1), 5);
         assert_eq!(bucket_of(u64::MAX), BUCKETS as u8 - 1);
+    }
+
+    #[test]
+    fn a_tiny_limit_is_raised_to_redis_minimum() {
+        let mut cfg = crate::config::Config::default();
+        assert_eq!(limit_of(&cfg), 0);
+        for (value, limit) in [("1", MIN_LIMIT_BYTES), ("0", 0), ("1mb", 1 << 20)] {
+            cfg.set_many(&[(b"maxmemory-clients", value.as_bytes())])
+                .unwrap();
+            assert_eq!(limit_of(&cfg), limit, "maxmemory-clients {value}");
+        }
+        cfg.set_many(&[(b"maxmemory-clients", b"10%")]).unwrap();
+        assert_eq!(
+            limit_of(&cfg),
+            0,
+            "a percentage of no maxmemory is no limit"
+        );
+        cfg.set_many(&[(b"maxmemory", b"100mb")]).unwrap();
+        assert_eq!(limit_of(&cfg), 10 << 20);
+        cfg.set_many(&[(b"maxmemory", b"1mb")]).unwrap();
+        assert_eq!(limit_of(&cfg), MIN_LIMIT_BYTES);
     }
 
     #[test]

@@ -2835,11 +2835,11 @@ mod tests {
             c.bind,
             [
                 BindAddr {
-                    addr: "127.0.0.1".into(),
+                    addr: "*".into(),
                     optional: false
                 },
                 BindAddr {
-                    addr: "::1".into(),
+                    addr: "::*".into(),
                     optional: true
                 },
             ]
