@@ -9,8 +9,10 @@
 //! publishes from both shards; its notifications are compared as a multiset (their
 //! interleaving across shards is not ordered), every other command's in order.
 //!
-//! Expiry is lazy only on both servers (`DEBUG SET-ACTIVE-EXPIRE 0`); a 1 ms TTL is
-//! followed by a 3 ms pause so that both servers see the key expired at the next touch.
+//! Expiry is lazy only on both servers (`DEBUG SET-ACTIVE-EXPIRE 0`); a 50 ms TTL is
+//! followed by a 60 ms pause so that both servers see the key expired at the next touch.
+//! (A 1 ms TTL raced in Redis itself: PEXPIRE adds 1 to one `mstime()` and compares with
+//! a second, so a millisecond tick between them deleted the key at once, firing `del`.)
 //!
 //! Without `redis-server` on the PATH the test prints a notice and passes; with
 //! `PERCORE_REQUIRE_REDIS=1` it fails instead.
@@ -20,6 +22,10 @@ mod common;
 use common::{Conn, Rng, Server, show};
 use std::fmt::Write as _;
 use std::time::Duration;
+
+/// PEXPIRE's TTL, and the pause after it (longer, so the key has expired on both).
+const TTL_MS: &str = "50";
+const PAUSE_MS: u64 = 60;
 
 /// Commands per seed.
 const COMMANDS: usize = 400;
@@ -128,7 +134,7 @@ fn command(rng: &mut Rng, families: &[&str]) -> (Vec<String>, bool) {
             }
             a
         }
-        ("generic", 3) => vec![s("PEXPIRE"), k, s("1")],
+        ("generic", 3) => vec![s("PEXPIRE"), k, s(TTL_MS)],
         ("generic", 4) => vec![s("PERSIST"), k],
         ("generic", 5) => vec![s(["RENAME", "RENAMENX"][rng.below(2)]), k, k2],
         ("generic", 6) => {
@@ -372,7 +378,7 @@ fn run_seed(redis: &Server, percore: &Server, seed: u64, families: &[&str], resp
         total += want.len();
         let _ = writeln!(history, "  {i} {line} -> {} notifications", want.len());
         if args[0] == "PEXPIRE" {
-            std::thread::sleep(Duration::from_millis(3));
+            std::thread::sleep(Duration::from_millis(PAUSE_MS));
         }
     }
     total
