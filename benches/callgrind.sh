@@ -4,23 +4,32 @@
 # valgrind with one shard thread; counters are zeroed after start-up (and after SETUP), so
 # the figure is the benchmark's requests only.
 #
-# usage: benches/callgrind.sh [-P PIPELINE] [-n REQUESTS] [-s SETUP] [-a ARGS] SERVER TEST
+# usage: benches/callgrind.sh [-P PIPELINE] [-n REQUESTS] [-c CLIENTS] [-s SETUP] [-a ARGS]
+#                             [-C COMMAND] [-L LOAD] SERVER TEST
 #   SETUP: a command run first with the port as its argument, e.g. to fill keys for GET
 #   ARGS:  extra server arguments, e.g. -a '--appendonly yes --appendfsync no'
+#   COMMAND: one command in redis-benchmark's command mode instead of -t TEST (TEST is then
+#          only the label), e.g. -C 'EVALSHA <sha> 2 a:__rand_int__ b:__rand_int__ v'
+#   LOAD:  -L 'CMD ... {port} ...': CMD (with the port) is the load instead of
+#          redis-benchmark, e.g. -L 'python3 benches/txbench.py {port} 0 same 1 16 20000'
+#          (count REQUESTS -n as the transactions it sends)
 #   TEST:  a redis-benchmark -t name (lpush, lrange_100, ...)
+#   SERVER: percore-server, or redis-server / valkey-server (run without --threads) for
+#          the ratio
 # Output: "TEST PN n=REQUESTS: total I per-req I/REQUESTS"; the profile is left in
 #   callgrind.out.last for `callgrind_annotate callgrind.out.last`.
 set -euo pipefail
 
-pipe=1 n=20000 setup="" extra=""
-while getopts "P:n:s:a:" opt; do
+pipe=1 n=20000 clients=50 setup="" extra="" custom="" load=""
+while getopts "P:n:c:s:a:C:L:" opt; do
   case $opt in
-    P) pipe=$OPTARG ;; n) n=$OPTARG ;; s) setup=$OPTARG ;; a) extra=$OPTARG ;;
-    *) sed -n '2,13p' "$0"; exit 2 ;;
+    P) pipe=$OPTARG ;; n) n=$OPTARG ;; c) clients=$OPTARG ;; s) setup=$OPTARG ;;
+    a) extra=$OPTARG ;; C) custom=$OPTARG ;; L) load=$OPTARG ;;
+    *) sed -n '2,22p' "$0"; exit 2 ;;
   esac
 done
 shift $((OPTIND - 1))
-[ $# -eq 2 ] || { sed -n '2,13p' "$0"; exit 2; }
+[ $# -eq 2 ] || { sed -n '2,22p' "$0"; exit 2; }
 bin=$1 test=$2
 for tool in valgrind callgrind_control redis-benchmark redis-cli python3; do
   command -v $tool >/dev/null || { echo "callgrind: $tool not found" >&2; exit 2; }
@@ -32,8 +41,10 @@ vp=""
 cleanup() { [ -n "$vp" ] && kill "$vp" 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT
 
+threads="--threads 1"
+case $(basename "$bin") in redis-server* | valkey-server*) threads="" ;; esac
 valgrind --tool=callgrind --callgrind-out-file="$work/cg.out" "$bin" --port "$port" \
-  --threads 1 --save '' --dir "$work" $extra >"$work/log" 2>&1 &
+  $threads --save '' --dir "$work" $extra >"$work/log" 2>&1 &
 vp=$!
 for _ in $(seq 1 400); do
   redis-cli -p "$port" ping 2>/dev/null | grep -q PONG && break
@@ -41,7 +52,14 @@ for _ in $(seq 1 400); do
 done
 [ -n "$setup" ] && $setup "$port"
 callgrind_control -z "$vp" >/dev/null 2>&1
-redis-benchmark -p "$port" -n "$n" -c 50 -r 100000 -d 16 -P "$pipe" -q -t "$test" >/dev/null
+if [ -n "$load" ]; then
+  ${load//\{port\}/$port} >/dev/null
+elif [ -n "$custom" ]; then
+  # shellcheck disable=SC2086 # the command's words
+  redis-benchmark -p "$port" -n "$n" -c "$clients" -r 100000 -d 16 -P "$pipe" -q $custom >/dev/null
+else
+  redis-benchmark -p "$port" -n "$n" -c "$clients" -r 100000 -d 16 -P "$pipe" -q -t "$test" >/dev/null
+fi
 callgrind_control -d "$vp" >/dev/null 2>&1
 sleep 0.5
 # The explicit dump is the newest file other than the final one written at exit.

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """CPU per transaction of a RESP server: MULTI / SET k1 v / SET k2 v / EXEC, pipelined.
-usage: benches/txbench.py PORT PID MODE CONNS DEPTH TXNS   MODE: same|cross (keys on one shard / on two shards of 2)"""
+usage: benches/txbench.py PORT PID MODE CONNS DEPTH TXNS   MODE: same|cross (keys on one shard / on two shards of 2)
+PID 0: no CPU reading (the load of benches/callgrind.sh -L)"""
 import socket, sys, threading, time, random
 
 def crc16(data):
@@ -41,6 +42,8 @@ def keys_for(mode, n):
 
 import os
 def cpu(pid):
+    if pid == 0:
+        return 0
     tot = 0
     for t in os.listdir('/proc/%d/task' % pid):
         tot += int(open('/proc/%d/task/%s/schedstat' % (pid, t)).read().split()[0])

@@ -192,6 +192,8 @@ pub struct Local {
     peaks: [(i64, u64, u64); PEAK_SLOTS],
     /// The sum was seen over the limit: evict at the end of the batch.
     pub due: bool,
+    /// The second (Unix) of the last [`recount_all`].
+    counted_s: i64,
 }
 
 impl Local {
@@ -270,20 +272,24 @@ fn extras(c: &Client) -> usize {
     entries * SUB_ENTRY_BYTES + c.name.as_ref().map_or(0, Vec::len) + multi_mem(c)
 }
 
-/// The shard is done with `client`'s input or output for now: takes its buffers' sizes,
-/// moves the shard's total by the change, and notes whether clients must be evicted.
-/// The common case (input consumed, the same allocation, replies within the reply
-/// buffer, nothing else changed) costs a few loads and compares.
+/// The shard is done with `client`'s input or output for now: takes its buffers' sizes
+/// (CLIENT LIST shows them) and, when `maxmemory-clients` is set, moves the shard's total
+/// by the change and notes whether clients must be evicted. Without a limit the totals
+/// are counted when asked for ([`refresh`]: INFO, MEMORY STATS, the tick), as Redis 7.0
+/// counts them in its cron then. The common case (input consumed, the same allocation;
+/// with a limit also replies within the reply buffer and nothing else changed) costs a
+/// few loads and compares.
 #[inline]
 pub fn observe(data: &mut ShardData, client: &mut Client, conn: &Conn<()>) {
     let obuf = conn.pending_output();
     if conn.input.is_empty()
-        && conn.input.capacity() == client.mem.qbuf_cap
-        && obuf.max(client.mem.obuf) <= REPLY_BUF_BYTES
-        && client.pending.is_empty()
-        && !client.close_after_reply
         && client.mem.partial_argv == 0
-        && extras(client) == client.mem.extras
+        && conn.input.capacity() == client.mem.qbuf_cap
+        && (data.client_mem.limit == 0
+            || (obuf.max(client.mem.obuf) <= REPLY_BUF_BYTES
+                && client.pending.is_empty()
+                && !client.close_after_reply
+                && extras(client) == client.mem.extras))
     {
         client.qbuf = 0;
         client.mem.obuf = obuf;
@@ -292,8 +298,8 @@ pub fn observe(data: &mut ShardData, client: &mut Client, conn: &Conn<()>) {
     observe_all(data, client, conn);
 }
 
+#[cold]
 fn observe_all(data: &mut ShardData, client: &mut Client, conn: &Conn<()>) {
-    client.mem.extras = extras(client);
     let input = conn.input.data();
     let (taken, argv) = client.req.partial_progress(input);
     client.qbuf = input.len() - taken;
@@ -301,8 +307,41 @@ fn observe_all(data: &mut ShardData, client: &mut Client, conn: &Conn<()>) {
     client.mem.qbuf_peak = client.mem.qbuf_peak.max(input.len());
     client.mem.qbuf_cap = conn.input.capacity();
     client.mem.obuf = conn.pending_output();
+    if data.client_mem.limit == 0 {
+        // Counted when asked for (`refresh`).
+        return;
+    }
+    client.mem.extras = extras(client);
     let closing = conn.is_closing() && client.close_after_reply;
     recount(data, client, closing);
+}
+
+/// Without `maxmemory-clients`, brings the shard's total, buckets and recent peaks up to
+/// date from its clients' last looked-at sizes (INFO and MEMORY STATS call it before they
+/// read them, the tick once a second as Redis's `clientsCron`). With a limit they are
+/// always up to date.
+pub fn refresh(data: &mut ShardData) {
+    if data.client_mem.limit == 0 {
+        recount_all(data);
+    }
+}
+
+/// Recounts every client of the shard and samples its buffers for the recent peaks.
+fn recount_all(data: &mut ShardData) {
+    let now_s = data.now_ms / 1000;
+    for i in 0..data.clients.len() {
+        let Some(mut c) = data.clients[i].take() else {
+            continue;
+        };
+        if !c.mem.evicted {
+            c.mem.extras = extras(&c);
+            recount(data, &mut c, false);
+            let slot = &data.shared.client_mem.shards[data.id];
+            note_peaks(&mut data.client_mem, slot, now_s, &c);
+        }
+        data.clients[i] = Some(c);
+    }
+    data.client_mem.counted_s = now_s;
 }
 
 /// Moves the shard's total and buckets from `client`'s counted figure to its current one
@@ -421,6 +460,9 @@ pub fn on_tick(data: &mut ShardData) {
         return;
     }
     let now_s = data.now_ms / 1000;
+    if data.client_mem.limit == 0 && data.client_mem.counted_s != now_s {
+        recount_all(data);
+    }
     let l = &mut data.client_mem;
     let (mut pin, mut pout) = (0, 0);
     for p in &l.peaks {
@@ -447,6 +489,8 @@ pub fn evict_if_due(data: &mut ShardData) {
 /// The configuration changed (`maxmemory-clients`, `maxmemory`): look again.
 pub fn config_changed(data: &mut ShardData) {
     data.client_mem.limit = limit_of(&data.cfg);
+    // Without a limit until now the totals were counted only when asked for.
+    recount_all(data);
     data.client_mem.due = data.client_mem.limit != 0;
     evict_if_due(data);
 }

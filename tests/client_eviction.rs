@@ -90,6 +90,42 @@ fn qbuf_and_tot_mem_follow_a_partial_request() {
     });
 }
 
+/// Without a limit the totals are counted when asked for; a limit set afterwards counts
+/// every client first, so one that grew meanwhile is evicted at once.
+#[test]
+fn a_limit_set_after_a_client_grew_evicts_it() {
+    let s = Server::percore(&["--threads", "2"]);
+    let mut control = named(&s, "control");
+    assert_eq!(control.cmd(&["CLIENT", "NO-EVICT", "on"]), ok());
+    let idle: u64 = info_field(&mut control, "memory", "mem_clients_normal")
+        .parse()
+        .unwrap();
+    let mut big = named(&s, "big");
+    fill_query_buffer(&mut big, 4 << 20);
+    wait_until("big's query buffer full", || {
+        field(&mut control, "big", "qbuf") == Some(4 << 20)
+    });
+    // INFO counts it right away (each shard counts its clients for INFO).
+    let grown: u64 = info_field(&mut control, "memory", "mem_clients_normal")
+        .parse()
+        .unwrap();
+    assert!(
+        grown >= idle + (4 << 20),
+        "mem_clients_normal {grown}, idle {idle}"
+    );
+    let peak: u64 = info_field(&mut control, "clients", "client_recent_max_input_buffer")
+        .parse()
+        .unwrap();
+    assert!(peak >= 4 << 20, "client_recent_max_input_buffer {peak}");
+    assert_eq!(
+        control.cmd(&["CONFIG", "SET", "maxmemory-clients", "3mb"]),
+        ok()
+    );
+    big.expect_closed();
+    assert_eq!(field(&mut control, "big", "tot-mem"), None);
+    assert_eq!(info_field(&mut control, "stats", "evicted_clients"), "1");
+}
+
 #[test]
 fn a_client_with_a_huge_query_buffer_is_evicted_and_a_no_evict_one_is_not() {
     let s = Server::percore(&["--threads", "2", "--maxmemory-clients", "3mb"]);

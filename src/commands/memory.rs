@@ -97,6 +97,7 @@ pub fn memory_part(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
             );
         }
         // This shard's clients' memory (`client_mem`), as INFO's `mem_clients_normal`.
+        crate::client_mem::refresh(ctx.shard);
         let clients = &ctx.shard.shared.client_mem.shards[ctx.shard.id];
         let _ = writeln!(
             text,

@@ -73,15 +73,16 @@ enum Kind {
 }
 
 fn kind_of(name: &[u8]) -> (Kind, bool) {
-    let lower = name.to_ascii_lowercase();
-    match lower.as_slice() {
-        b"eval" => (Kind::Eval, false),
-        b"eval_ro" => (Kind::Eval, true),
-        b"evalsha" => (Kind::EvalSha, false),
-        b"evalsha_ro" => (Kind::EvalSha, true),
-        b"fcall" => (Kind::Fcall, false),
-        _ => (Kind::Fcall, true),
-    }
+    let ro = name.len() > 3 && name[name.len() - 3..].eq_ignore_ascii_case(b"_ro");
+    let base = if ro { &name[..name.len() - 3] } else { name };
+    let kind = if base.eq_ignore_ascii_case(b"evalsha") {
+        Kind::EvalSha
+    } else if base.eq_ignore_ascii_case(b"eval") {
+        Kind::Eval
+    } else {
+        Kind::Fcall
+    };
+    (kind, ro)
 }
 
 /// `numkeys` of a script command: the number, or Redis's error.
@@ -117,8 +118,14 @@ pub fn script_start(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
             }
         }
         Kind::EvalSha => {
-            let exists =
-                scripting::sha_arg(argv[1]).is_some_and(|s| shared.scripts.script_exists(&s));
+            let exists = scripting::sha_arg(argv[1]).is_some_and(|s| {
+                // Compiled here (the common case) means cached: no lock taken.
+                ctx.shard
+                    .lua
+                    .as_deref()
+                    .is_some_and(|e| e.knows(&shared.scripts, &s))
+                    || shared.scripts.script_exists(&s)
+            });
             if !exists {
                 return error(ctx, NOSCRIPT);
             }
@@ -216,7 +223,7 @@ pub fn script_run(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
                     w.error("ERR Function not found");
                     return;
                 };
-                (f, fl, name, BUSY_FUNCTION)
+                (f, fl, Name::Function(name), BUSY_FUNCTION)
             }
             Kind::EvalSha | Kind::Eval => {
                 let sha = if kind == Kind::Eval {
@@ -243,7 +250,7 @@ pub fn script_run(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
                         return;
                     }
                 };
-                (f, fl, String::from_utf8_lossy(&sha).into_owned(), BUSY_EVAL)
+                (f, fl, Name::Sha(sha), BUSY_EVAL)
             }
         };
         if ro && fl & (sflags::NO_WRITES | sflags::EVAL_COMPAT) == 0 {
@@ -262,8 +269,12 @@ pub fn script_run(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
             w.error(crate::replication::wait::NOREPLICAS);
             return;
         }
+        let name = match &name {
+            Name::Sha(sha) => std::str::from_utf8(sha).unwrap_or_default(),
+            Name::Function(name) => name.as_str(),
+        };
         engine.invoke(
-            &shared, &func, &name, busy_kind, fl, ro, db, keys, args, threshold, proto, &mut out,
+            &shared, &func, name, busy_kind, fl, ro, db, keys, args, threshold, proto, &mut out,
         );
     });
     let fx = match capture {
@@ -273,6 +284,12 @@ pub fn script_run(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
     // Released here if it took every shard on the way.
     crate::atomic::remote::end_script(ctx.shard, fx);
     Partial::Encoded(out)
+}
+
+/// A running script's name: its SHA1 (hex, ASCII) or the function's name.
+enum Name {
+    Sha([u8; 40]),
+    Function(String),
 }
 
 /// Compiles an EVAL body and adds it to the shared cache and this shard's compiled set.
@@ -287,7 +304,7 @@ fn compile_and_cache(
     if !shared.scripts.add_script(sha, body) {
         return Err("ERR the script cache is full (SCRIPT FLUSH empties it)".into());
     }
-    engine.remember(&shared.scripts, sha, f.clone());
+    engine.remember(&shared.scripts, sha, f.clone(), fl);
     Ok((f, fl))
 }
 

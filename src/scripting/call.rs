@@ -9,11 +9,13 @@
 //! script's RESP version and converted to Lua.
 
 use super::RunState;
-use super::sandbox::error_table;
+use super::sandbox::{error_table, normalize_error};
 use crate::commands::{self, Ctx, Exec, Gather, flags};
 use crate::shard::ShardData;
-use mlua::{Lua, MultiValue, Value};
-use percore_net::resp::{Protocol, ReplyWriter, decode_frame};
+use mlua::{Function, Lua, MultiValue, Value, ffi};
+use percore_net::resp::{Protocol, ReplyWriter};
+use std::ffi::{c_int, c_void};
+use std::rc::Rc;
 
 /// The arguments of one command called from a script, at most (Redis's multibulk limit
 /// for a client is far larger; a script building more is refused before it runs).
@@ -21,17 +23,409 @@ pub const MAX_SCRIPT_CALL_ARGS: usize = 1024 * 1024;
 
 pub const NON_LOCAL_KEY: &str = "Script attempted to access a non local key in a cluster node";
 
-/// Runs `redis.call(...)` or `redis.pcall(...)`: `(true, value)` or `(false, error
-/// table)`; `call` raises the table (see `sandbox::raising`), `pcall` returns it.
-pub fn exec(lua: &Lua, run: &RunState, args: MultiValue) -> mlua::Result<(bool, Value)> {
-    let argv_owned = match lua_argv(lua, args)? {
-        Ok(a) => a,
-        Err(text) => return fail(lua, text),
+/// `redis.call` (`raises`: its error is raised) or `redis.pcall` (its error is returned),
+/// as a Lua C closure, as Redis's: the arguments are read in place from the Lua stack, the
+/// command runs through the command table, and its reply is pushed straight from its RESP
+/// bytes. Upvalues: the script's [`RunState`] (light userdata), `raises`, and the pusher
+/// (a C function run in protected mode).
+pub fn api_function(lua: &Lua, run: &Rc<RunState>, raises: bool) -> mlua::Result<Function> {
+    // The state keeps the run state alive as long as the closure can be called.
+    lua.set_app_data(Rc::clone(run));
+    let ptr = Rc::as_ptr(run).cast_mut().cast::<c_void>();
+    #[expect(
+        unsafe_code,
+        reason = "making the C closure of redis.call / redis.pcall"
+    )]
+    // SAFETY: `exec_raw` runs the closure in protected mode on a frame with no arguments
+    // and LUA_MINSTACK free slots; it pushes three upvalues and replaces them with the
+    // closure, the one value it returns. `ptr` stays valid while the state lives (app
+    // data above).
+    unsafe {
+        lua.exec_raw::<Function>((), |l| {
+            ffi::lua_pushlightuserdata(l, ptr);
+            ffi::lua_pushboolean(l, c_int::from(raises));
+            ffi::lua_pushcclosure(l, push_protected, 0);
+            ffi::lua_pushcclosure(l, redis_call, 3);
+        })
+    }
+}
+
+/// What [`call_and_push`] left on the stack.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Pushed {
+    /// The command's reply.
+    Value,
+    /// An error table: the call failed (raised by `redis.call`).
+    Failure,
+    /// A Lua error (out of memory) to raise again.
+    Raised,
+}
+
+/// The body of `redis.call` / `redis.pcall` (see [`api_function`]).
+#[expect(unsafe_code, reason = "a Lua C function")]
+unsafe extern "C-unwind" fn redis_call(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: called by Lua as the C closure `api_function` made, so upvalue 1 is the
+    // `RunState` the state keeps alive. This frame owns nothing that needs dropping when
+    // `lua_error` long-jumps: `call_and_push` has returned (dropping what it owned) and
+    // left exactly the value or error table on the stack.
+    unsafe {
+        let run = &*ffi::lua_touserdata(l, ffi::lua_upvalueindex(1))
+            .cast::<RunState>()
+            .cast_const();
+        let raises = ffi::lua_toboolean(l, ffi::lua_upvalueindex(2)) != 0;
+        match call_and_push(l, run) {
+            Pushed::Value => 1,
+            Pushed::Failure if !raises => 1,
+            Pushed::Failure | Pushed::Raised => ffi::lua_error(l),
+        }
+    }
+}
+
+/// Runs the command the arguments on the stack name, clears the stack and pushes its
+/// reply (or the failure's error table) through the protected pusher, so that a Lua error
+/// there returns here (where the reply's bytes are owned) instead of jumping over this
+/// frame.
+#[expect(unsafe_code, reason = "reads the arguments from the Lua stack")]
+unsafe fn call_and_push(l: *mut ffi::lua_State, run: &RunState) -> Pushed {
+    // SAFETY: slots 1..=top are the call's arguments; every slice taken of them is used
+    // before `lua_settop` drops them. The pushes happen in `push_protected` under
+    // `lua_pcall`, with `params` alive on this frame until it returns.
+    unsafe {
+        let n = ffi::lua_gettop(l);
+        let result = run_from_stack(l, n, run);
+        ffi::lua_settop(l, 0);
+        let text;
+        let mut params = match &result {
+            Ok(reply) => PushParams {
+                bytes: reply.as_ptr(),
+                len: reply.len(),
+                error_text: false,
+                resp: run.resp.get(),
+                failed: false,
+            },
+            Err(e) => {
+                text = normalize_error(e);
+                PushParams {
+                    bytes: text.as_ptr(),
+                    len: text.len(),
+                    error_text: true,
+                    resp: run.resp.get(),
+                    failed: true,
+                }
+            }
+        };
+        ffi::lua_pushvalue(l, ffi::lua_upvalueindex(3));
+        ffi::lua_pushlightuserdata(l, (&raw mut params).cast::<c_void>());
+        if ffi::lua_pcall(l, 1, 1, 0) != 0 {
+            return Pushed::Raised;
+        }
+        if params.failed {
+            Pushed::Failure
+        } else {
+            Pushed::Value
+        }
+    }
+}
+
+/// The arguments of the call (stack slots `1..=n`) as a command's argv (Redis's
+/// `luaArgsToRedisArgv`: strings as they are, numbers as `%.17g`), run; its reply bytes,
+/// or the text of a failure before it ran.
+#[expect(unsafe_code, reason = "reads the arguments from the Lua stack")]
+unsafe fn run_from_stack(
+    l: *mut ffi::lua_State,
+    n: c_int,
+    run: &RunState,
+) -> Result<Vec<u8>, String> {
+    if n <= 0 {
+        return Err("Please specify at least one argument for this redis lib call".into());
+    }
+    let n = n as usize;
+    if n > MAX_SCRIPT_CALL_ARGS {
+        return Err("Too many arguments in a redis lib call".into());
+    }
+    // SAFETY: `lua_type`, `lua_tonumber` and `lua_tolstring` of a string raise no error
+    // and push nothing; a string's bytes stay where they are while it is on the stack,
+    // which it is until the caller clears it after this returns.
+    unsafe {
+        let mut numbers: Vec<String> = Vec::new();
+        for i in 1..=n as c_int {
+            match ffi::lua_type(l, i) {
+                ffi::LUA_TSTRING => {}
+                // Redis formats numbers with "%.17g" (Lua's own "%.14g" loses precision).
+                ffi::LUA_TNUMBER => numbers.push(percore_engine::number::format_g(
+                    ffi::lua_tonumber(l, i),
+                    17,
+                )),
+                _ => {
+                    return Err(
+                        "Lua redis lib command arguments must be strings or integers".into(),
+                    );
+                }
+            }
+        }
+        let mut formatted = numbers.iter();
+        let mut argv: Vec<&[u8]> = Vec::with_capacity(n);
+        for i in 1..=n as c_int {
+            if ffi::lua_type(l, i) == ffi::LUA_TSTRING {
+                let mut len = 0;
+                let p = ffi::lua_tolstring(l, i, &raw mut len);
+                argv.push(std::slice::from_raw_parts(p.cast::<u8>(), len));
+            } else if let Some(f) = formatted.next() {
+                argv.push(f.as_bytes());
+            }
+        }
+        super::with_current_shard(|data| run_command(data, run, &argv))
+            .unwrap_or_else(|| Err("ERR redis.call outside of a running script".to_string()))
+    }
+}
+
+/// What [`push_protected`] pushes: a reply's RESP bytes, or an error text (normalized).
+struct PushParams {
+    bytes: *const u8,
+    len: usize,
+    error_text: bool,
+    /// The script's RESP version (`redis.setresp`).
+    resp: u8,
+    /// Set when the pushed value is an error table.
+    failed: bool,
+}
+
+/// Pushes what its light userdata argument ([`PushParams`]) describes; run by
+/// `lua_pcall`, so a Lua error here returns to [`call_and_push`].
+#[expect(unsafe_code, reason = "a Lua C function")]
+unsafe extern "C-unwind" fn push_protected(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: called by `call_and_push` with a pointer to its live `PushParams`, whose
+    // bytes it owns until `lua_pcall` returns. The Rust frames below own nothing that
+    // needs dropping, so an error (out of memory, a nil map key) may long-jump over them.
+    unsafe {
+        let params = &mut *ffi::lua_touserdata(l, 1).cast::<PushParams>();
+        ffi::lua_settop(l, 0);
+        let bytes = std::slice::from_raw_parts(params.bytes, params.len);
+        if params.error_text {
+            push_error_table(l, bytes);
+            return 1;
+        }
+        match push_resp(l, bytes, 0, params.resp, 0) {
+            Some(end) if end == bytes.len() => {
+                params.failed = matches!(bytes.first(), Some(b'-' | b'!'));
+            }
+            _ => {
+                ffi::lua_settop(l, 0);
+                push_error_table(l, b"ERR internal error: unreadable reply");
+                params.failed = true;
+            }
+        }
+        1
+    }
+}
+
+/// Pushes `{err = text}`.
+#[expect(unsafe_code, reason = "Lua C API")]
+unsafe fn push_error_table(l: *mut ffi::lua_State, text: &[u8]) {
+    // SAFETY: the caller leaves room for two values (LUA_MINSTACK, or `lua_checkstack`).
+    unsafe {
+        ffi::lua_createtable(l, 0, 1);
+        ffi::lua_pushlstring(l, text.as_ptr().cast(), text.len());
+        ffi::lua_setfield(l, -2, c"err".as_ptr());
+    }
+}
+
+/// Pushes `{field = <the value on top>}` in place of that value.
+#[expect(unsafe_code, reason = "Lua C API")]
+unsafe fn wrap_top(l: *mut ffi::lua_State, field: &std::ffi::CStr) {
+    // SAFETY: one value is on top and there is room for one more.
+    unsafe {
+        ffi::lua_createtable(l, 0, 1);
+        ffi::lua_insert(l, -2);
+        ffi::lua_setfield(l, -2, field.as_ptr());
+    }
+}
+
+/// The line after a type byte at `pos`: its bytes and where the next line begins.
+fn line_at(buf: &[u8], pos: usize) -> Option<(&[u8], usize)> {
+    let rest = buf.get(pos..)?;
+    let cr = rest.iter().position(|&b| b == b'\r')?;
+    (rest.get(cr + 1) == Some(&b'\n')).then(|| (&rest[..cr], pos + cr + 2))
+}
+
+fn parse_count(line: &[u8]) -> Option<usize> {
+    std::str::from_utf8(line).ok()?.parse().ok()
+}
+
+fn parse_double(line: &[u8]) -> Option<f64> {
+    match line {
+        b"inf" | b"+inf" => Some(f64::INFINITY),
+        b"-inf" => Some(f64::NEG_INFINITY),
+        b"nan" | b"-nan" => Some(f64::NAN),
+        _ => std::str::from_utf8(line).ok()?.parse().ok(),
+    }
+}
+
+/// Pushes the reply at `pos` of `buf` as Redis converts a reply for a script
+/// (`redisProtocolToLuaType`, see `convert`): integer → number, bulk → string, null →
+/// `false` (RESP2) or `nil` (RESP3 null), status → `{ok=...}`, error → `{err=...}`,
+/// array → table; RESP3: map → `{map={...}}`, set → `{set={member=true}}`, double →
+/// `{double=n}`, boolean, big number → `{big_number=s}`, verbatim →
+/// `{verbatim_string={format=, string=}}`. The position after it, or `None` when the
+/// bytes are not a whole reply.
+#[expect(unsafe_code, reason = "Lua C API")]
+unsafe fn push_resp(
+    l: *mut ffi::lua_State,
+    buf: &[u8],
+    pos: usize,
+    resp: u8,
+    depth: usize,
+) -> Option<usize> {
+    // SAFETY: `lua_checkstack` makes room for the (at most four) values pushed at this
+    // level before going deeper; errors long-jump to `push_protected`'s `lua_pcall`, over
+    // frames that own nothing.
+    unsafe {
+        if depth > percore_net::resp::frame::MAX_FRAME_DEPTH || ffi::lua_checkstack(l, 4) == 0 {
+            return None;
+        }
+        let kind = *buf.get(pos)?;
+        let (line, next) = line_at(buf, pos + 1)?;
+        let push_str = |s: &[u8]| {
+            ffi::lua_pushlstring(l, s.as_ptr().cast(), s.len());
+        };
+        let null = || {
+            if resp == 3 {
+                ffi::lua_pushnil(l);
+            } else {
+                ffi::lua_pushboolean(l, 0);
+            }
+        };
+        Some(match kind {
+            b':' => {
+                let v: i64 = std::str::from_utf8(line).ok()?.parse().ok()?;
+                ffi::lua_pushnumber(l, v as f64);
+                next
+            }
+            b'+' => {
+                ffi::lua_createtable(l, 0, 1);
+                push_str(line);
+                ffi::lua_setfield(l, -2, c"ok".as_ptr());
+                next
+            }
+            b'-' => {
+                push_error_reply_text(l, line);
+                next
+            }
+            b'_' => {
+                null();
+                next
+            }
+            b'#' => {
+                ffi::lua_pushboolean(l, c_int::from(line == b"t"));
+                next
+            }
+            b',' => {
+                ffi::lua_pushnumber(l, parse_double(line)?);
+                wrap_top(l, c"double");
+                next
+            }
+            b'(' => {
+                push_str(line);
+                wrap_top(l, c"big_number");
+                next
+            }
+            b'$' | b'!' | b'=' if line == b"-1" => {
+                null();
+                next
+            }
+            b'$' | b'!' | b'=' => {
+                let len = parse_count(line)?;
+                let data = buf.get(next..next.checked_add(len)?)?;
+                match kind {
+                    b'$' => push_str(data),
+                    b'!' => push_error_reply_text(l, data),
+                    _ => {
+                        let (format, text) = (data.get(..3)?, data.get(4..)?);
+                        ffi::lua_createtable(l, 0, 2);
+                        push_str(format);
+                        ffi::lua_setfield(l, -2, c"format".as_ptr());
+                        push_str(text);
+                        ffi::lua_setfield(l, -2, c"string".as_ptr());
+                        wrap_top(l, c"verbatim_string");
+                    }
+                }
+                next + len + 2
+            }
+            b'*' | b'>' if line == b"-1" => {
+                ffi::lua_pushboolean(l, 0);
+                next
+            }
+            b'*' | b'>' => {
+                let count = parse_count(line)?;
+                ffi::lua_createtable(l, count.try_into().unwrap_or(0), 0);
+                let mut at = next;
+                for i in 1..=count {
+                    at = push_resp(l, buf, at, resp, depth + 1)?;
+                    ffi::lua_rawseti(l, -2, i as ffi::lua_Integer);
+                }
+                at
+            }
+            b'~' => {
+                let count = parse_count(line)?;
+                ffi::lua_createtable(l, 0, count.try_into().unwrap_or(0));
+                let mut at = next;
+                for _ in 0..count {
+                    at = push_resp(l, buf, at, resp, depth + 1)?;
+                    ffi::lua_pushboolean(l, 1);
+                    ffi::lua_rawset(l, -3);
+                }
+                wrap_top(l, c"set");
+                at
+            }
+            b'%' => {
+                let count = parse_count(line)?;
+                ffi::lua_createtable(l, 0, count.try_into().unwrap_or(0));
+                let mut at = next;
+                for _ in 0..count {
+                    at = push_resp(l, buf, at, resp, depth + 1)?;
+                    at = push_resp(l, buf, at, resp, depth + 1)?;
+                    ffi::lua_rawset(l, -3);
+                }
+                wrap_top(l, c"map");
+                at
+            }
+            b'|' => {
+                // An attribute annotates the reply that follows; dropped.
+                let count = parse_count(line)?;
+                let mut at = next;
+                for _ in 0..2 * count {
+                    at = push_resp(l, buf, at, resp, depth + 1)?;
+                    ffi::lua_settop(l, -2);
+                }
+                push_resp(l, buf, at, resp, depth + 1)?
+            }
+            _ => return None,
+        })
+    }
+}
+
+/// Pushes the error table of an error reply's text (`line`, without its `-`), as
+/// [`normalize_error`] makes it: `CODE msg` keeps its code, a text without a space gets
+/// `ERR `, surrounding CR/LF go.
+#[expect(unsafe_code, reason = "Lua C API")]
+unsafe fn push_error_reply_text(l: *mut ffi::lua_State, line: &[u8]) {
+    let (code, msg): (&[u8], &[u8]) = match line.iter().position(|&b| b == b' ') {
+        Some(sp) => (&line[..sp], &line[sp + 1..]),
+        None => (b"ERR", line),
     };
-    let borrowed: Vec<mlua::BorrowedBytes> =
-        argv_owned.iter().map(mlua::LuaString::as_bytes).collect();
-    let argv: Vec<&[u8]> = borrowed.iter().map(|b| &b[..]).collect();
-    exec_argv(lua, run, &argv)
+    let trim = |b: &u8| *b != b'\r' && *b != b'\n';
+    let start = msg.iter().position(trim).unwrap_or(msg.len());
+    let end = msg.iter().rposition(trim).map_or(start, |e| e + 1);
+    let msg = &msg[start..end];
+    // SAFETY: room for four values (the caller's `lua_checkstack`).
+    unsafe {
+        ffi::lua_createtable(l, 0, 1);
+        ffi::lua_pushlstring(l, code.as_ptr().cast(), code.len());
+        ffi::lua_pushlstring(l, c" ".as_ptr(), 1);
+        ffi::lua_pushlstring(l, msg.as_ptr().cast(), msg.len());
+        ffi::lua_concat(l, 3);
+        ffi::lua_setfield(l, -2, c"err".as_ptr());
+    }
 }
 
 /// The arguments of a redis lib call as strings (Redis's `luaArgsToRedisArgv`), or the
@@ -106,68 +500,8 @@ fn known_subcommand(cmd: &commands::Command, sub: &[u8]) -> bool {
     })
 }
 
-/// [`exec`] of many arguments, packed in a table (`redis.call(..., unpack(t))`): each is
-/// copied out at once, as mlua holds every live Lua value in an auxiliary stack of
-/// Lua 5.1's 8000 C slots (7999 arguments, as Redis's test sends, overflowed it).
-pub fn exec_packed(lua: &Lua, run: &RunState, t: &mlua::Table) -> mlua::Result<(bool, Value)> {
-    let n = t.raw_len();
-    if n == 0 {
-        return fail(
-            lua,
-            "Please specify at least one argument for this redis lib call",
-        );
-    }
-    if n > MAX_SCRIPT_CALL_ARGS {
-        return fail(lua, "Too many arguments in a redis lib call");
-    }
-    let mut owned: Vec<Vec<u8>> = Vec::with_capacity(n);
-    for i in 1..=n {
-        let bytes = match t.raw_get::<Value>(i)? {
-            Value::String(s) => s.as_bytes().to_vec(),
-            Value::Number(f) => percore_engine::number::format_g(f, 17).into_bytes(),
-            Value::Integer(v) => percore_engine::number::format_g(v as f64, 17).into_bytes(),
-            _ => {
-                return fail(
-                    lua,
-                    "Lua redis lib command arguments must be strings or integers",
-                );
-            }
-        };
-        owned.push(bytes);
-    }
-    let argv: Vec<&[u8]> = owned.iter().map(Vec::as_slice).collect();
-    exec_argv(lua, run, &argv)
-}
-
-/// Runs one command of a script and converts its reply.
-fn exec_argv(lua: &Lua, run: &RunState, argv: &[&[u8]]) -> mlua::Result<(bool, Value)> {
-    let reply = super::with_current_shard(|data| run_command(data, run, argv))
-        .unwrap_or_else(|| Err("ERR redis.call outside of a running script".to_string()));
-    match reply {
-        Ok(bytes) => reply_to_lua(lua, run, &bytes),
-        Err(text) => fail(lua, &text),
-    }
-}
-
 fn fail(lua: &Lua, text: &str) -> mlua::Result<(bool, Value)> {
     Ok((false, Value::Table(error_table(lua, text)?)))
-}
-
-/// Converts a command's encoded reply to `(ok, value)`.
-fn reply_to_lua(lua: &Lua, run: &RunState, bytes: &[u8]) -> mlua::Result<(bool, Value)> {
-    match decode_frame(bytes) {
-        Ok(Some((frame, _))) => {
-            if let percore_net::resp::Frame::Error(e) = &frame {
-                let text = format!("-{}", String::from_utf8_lossy(e));
-                return Ok((false, Value::Table(error_table(lua, &text)?)));
-            }
-            Ok((
-                true,
-                super::convert::frame_to_lua(lua, &frame, run.resp.get())?,
-            ))
-        }
-        _ => fail(lua, "internal error: unreadable reply"),
-    }
 }
 
 /// Runs one command for a script; the reply bytes in the script's protocol, or an error

@@ -1,6 +1,6 @@
 //! Redis's conversions between replies and Lua values, both ways (`script_lua.c`).
 //!
-//! Reply → Lua (what `redis.call` returns), in the script's RESP version: integer →
+//! Reply → Lua (what `redis.call` returns, pushed by `call::push_resp`), in the script's RESP version: integer →
 //! number, bulk → string, null bulk / null array → `false` (RESP2) or `nil` (RESP3 null),
 //! array → table, status → `{ok=...}`, error → `{err=...}`; RESP3 only: map →
 //! `{map={...}}`, set → `{set={member=true}}`, double → `{double=n}`, boolean → boolean,
@@ -12,70 +12,8 @@
 //! `verbatim_string`, otherwise an array of the elements 1, 2, ... up to the first nil;
 //! nil → null.
 
-use mlua::{Lua, Table, Value};
-use percore_net::resp::{Frame, Protocol, ReplyWriter};
-
-pub fn frame_to_lua(lua: &Lua, frame: &Frame, resp: u8) -> mlua::Result<Value> {
-    Ok(match frame {
-        Frame::Int(v) => Value::Number(*v as f64),
-        Frame::Bulk(b) => Value::String(lua.create_string(b)?),
-        Frame::Null => {
-            if resp == 3 {
-                Value::Nil
-            } else {
-                Value::Boolean(false)
-            }
-        }
-        Frame::NullArray => Value::Boolean(false),
-        Frame::Simple(s) => {
-            let t = lua.create_table()?;
-            t.raw_set("ok", lua.create_string(s)?)?;
-            Value::Table(t)
-        }
-        Frame::Error(e) => {
-            let text = format!("-{}", String::from_utf8_lossy(e));
-            Value::Table(super::sandbox::error_table(lua, &text)?)
-        }
-        Frame::Array(items) | Frame::Push(items) => {
-            let t = lua.create_table_with_capacity(items.len(), 0)?;
-            for (i, item) in items.iter().enumerate() {
-                t.raw_set(i + 1, frame_to_lua(lua, item, resp)?)?;
-            }
-            Value::Table(t)
-        }
-        Frame::Map(pairs) => {
-            let inner = lua.create_table_with_capacity(0, pairs.len())?;
-            for (k, v) in pairs {
-                inner.raw_set(frame_to_lua(lua, k, resp)?, frame_to_lua(lua, v, resp)?)?;
-            }
-            wrap(lua, "map", Value::Table(inner))?
-        }
-        Frame::Set(items) => {
-            let inner = lua.create_table_with_capacity(0, items.len())?;
-            for item in items {
-                inner.raw_set(frame_to_lua(lua, item, resp)?, true)?;
-            }
-            wrap(lua, "set", Value::Table(inner))?
-        }
-        Frame::Double(d) => wrap(lua, "double", Value::Number(*d))?,
-        Frame::Bool(b) => Value::Boolean(*b),
-        Frame::BigNumber(digits) => {
-            wrap(lua, "big_number", Value::String(lua.create_string(digits)?))?
-        }
-        Frame::Verbatim { format, text } => {
-            let inner = lua.create_table()?;
-            inner.raw_set("format", lua.create_string(format)?)?;
-            inner.raw_set("string", lua.create_string(text)?)?;
-            wrap(lua, "verbatim_string", Value::Table(inner))?
-        }
-    })
-}
-
-fn wrap(lua: &Lua, field: &str, v: Value) -> mlua::Result<Value> {
-    let t = lua.create_table()?;
-    t.raw_set(field, v)?;
-    Ok(Value::Table(t))
-}
+use mlua::{Table, Value};
+use percore_net::resp::{Protocol, ReplyWriter};
 
 /// Writes a script's return value as a reply. `resp` is the script's RESP version
 /// (`redis.setresp`), which decides how booleans are sent; `proto` the caller's.

@@ -23,7 +23,7 @@ mod sandbox;
 
 use crate::client::Client;
 use crate::shard::ShardData;
-use mlua::{Function, Lua, MultiValue, Table, Value};
+use mlua::{Function, Lua, Table, Value};
 use percore_net::resp::{Protocol, ReplyWriter};
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap};
@@ -285,6 +285,39 @@ fn put_loaded(
     Ok(())
 }
 
+/// The hasher of the compiled-script map: percore's keyed byte hash (a SipHash of the
+/// 40-byte key cost more than the rest of the lookup), seeded per engine.
+#[derive(Clone)]
+pub struct ShaHasher(u64);
+
+impl ShaHasher {
+    fn new() -> Self {
+        Self(crate::server::random_seed())
+    }
+}
+
+impl std::hash::BuildHasher for ShaHasher {
+    type Hasher = ShaHash;
+    fn build_hasher(&self) -> ShaHash {
+        ShaHash(self.0)
+    }
+}
+
+/// One hash of a SHA1 key (see [`ShaHasher`]).
+pub struct ShaHash(u64);
+
+impl std::hash::Hasher for ShaHash {
+    fn write(&mut self, bytes: &[u8]) {
+        self.0 = percore_engine::hash::hash_bytes(self.0, bytes);
+    }
+    fn write_usize(&mut self, _len: usize) {
+        // The array's length (always 40) adds nothing.
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
 /// Lowercase hex SHA1 of `body`.
 pub fn sha1_hex(body: &[u8]) -> [u8; 40] {
     let digest = sha1_smol::Sha1::from(body).digest().bytes();
@@ -398,31 +431,32 @@ pub struct Engine {
     globals: Table,
     /// The library-loading environment's switch (see `sandbox`).
     pub(crate) run: Rc<RunState>,
-    scripts: HashMap<[u8; 40], Function>,
+    /// Compiled scripts by SHA1, with their flags.
+    scripts: HashMap<[u8; 40], (Function, u32), ShaHasher>,
     scripts_generation: u64,
     functions: HashMap<String, (Function, u32)>,
     libs_generation: u64,
-    /// `xpcall` wrappers made at start-up: run a script / a function with the handler.
-    run_script: Function,
-    run_function: Function,
+    /// The message handler scripts and functions run with.
+    handler: Function,
+    /// Scripts run since the last garbage-collection step (see [`GC_CYCLE_PERIOD`]).
+    since_gc: u32,
 }
 
 impl Engine {
     pub fn new(shard: usize) -> Result<Self, String> {
         let run = Rc::new(RunState::new());
         run.shard.set(shard);
-        let (lua, globals, run_script, run_function) =
-            sandbox::build(&run).map_err(|e| format!("Lua start-up failed: {e}"))?;
+        let built = sandbox::build(&run).map_err(|e| format!("Lua start-up failed: {e}"))?;
         Ok(Self {
-            lua,
-            globals,
+            lua: built.lua,
+            globals: built.globals,
             run,
-            scripts: HashMap::new(),
+            scripts: HashMap::with_hasher(ShaHasher::new()),
             scripts_generation: 0,
             functions: HashMap::new(),
             libs_generation: u64::MAX,
-            run_script,
-            run_function,
+            handler: built.handler,
+            since_gc: 0,
         })
     }
 
@@ -444,37 +478,45 @@ impl Engine {
             })
     }
 
-    /// The compiled function for `sha`, compiling the cached body on first use here.
-    /// `Err(None)`: no such script; `Err(Some(text))`: it does not compile.
-    pub fn script(
-        &mut self,
-        shared: &Shared,
-        sha: &[u8; 40],
-    ) -> Result<(Function, u32), Option<String>> {
+    /// Drops the compiled scripts when SCRIPT FLUSH emptied the shared cache since.
+    fn follow_flush(&mut self, shared: &Shared) {
         let generation = shared.cache_generation.load(Ordering::Acquire);
         if generation != self.scripts_generation {
             self.scripts.clear();
             self.scripts_generation = generation;
             self.lua.gc_collect().ok();
         }
+    }
+
+    /// Whether `sha` is compiled here: then it is in the shared cache too (scripts leave
+    /// the cache only by SCRIPT FLUSH, which empties this set first).
+    pub fn knows(&self, shared: &Shared, sha: &[u8; 40]) -> bool {
+        shared.cache_generation.load(Ordering::Acquire) == self.scripts_generation
+            && self.scripts.contains_key(sha)
+    }
+
+    /// The compiled function for `sha` with its flags, compiling the cached body on first
+    /// use here. `Err(None)`: no such script; `Err(Some(text))`: it does not compile.
+    pub fn script(
+        &mut self,
+        shared: &Shared,
+        sha: &[u8; 40],
+    ) -> Result<(Function, u32), Option<String>> {
+        self.follow_flush(shared);
+        if let Some((f, flags)) = self.scripts.get(sha) {
+            return Ok((f.clone(), *flags));
+        }
         let body = shared.script(sha).ok_or(None)?;
         let (flags, start) = functions::eval_shebang(&body).map_err(Some)?;
-        if let Some(f) = self.scripts.get(sha) {
-            return Ok((f.clone(), flags));
-        }
         let f = self.compile_script(&body, start).map_err(Some)?;
-        self.scripts.insert(*sha, f.clone());
+        self.scripts.insert(*sha, (f.clone(), flags));
         Ok((f, flags))
     }
 
     /// Caches a compiled script under `sha`.
-    pub fn remember(&mut self, shared: &Shared, sha: [u8; 40], f: Function) {
-        let generation = shared.cache_generation.load(Ordering::Acquire);
-        if generation != self.scripts_generation {
-            self.scripts.clear();
-            self.scripts_generation = generation;
-        }
-        self.scripts.insert(sha, f);
+    pub fn remember(&mut self, shared: &Shared, sha: [u8; 40], f: Function, flags: u32) {
+        self.follow_flush(shared);
+        self.scripts.insert(sha, (f, flags));
     }
 
     /// The function `name` with its flags, reloading the libraries if they changed.
@@ -589,11 +631,18 @@ impl Engine {
             }
             Err(text) => w.error(&text),
         }
-        // Keep the interpreter's garbage from piling up between scripts (Redis runs a
-        // step of its GC after each script too).
-        self.lua.gc_step().ok();
+        // Keep the interpreter's garbage from piling up between scripts, as Redis: every
+        // `GC_CYCLE_PERIOD` scripts, that many steps of the collector.
+        self.since_gc += 1;
+        if self.since_gc >= GC_CYCLE_PERIOD {
+            self.since_gc = 0;
+            gc_steps(&self.lua, GC_CYCLE_PERIOD);
+        }
     }
 
+    /// Runs a script (KEYS and ARGV set as globals) or a function (called with the two
+    /// tables) under the message handler, as Redis's `luaCallFunction`: the tables are
+    /// built and the function called with the Lua C API, in one protected call.
     fn call(
         &self,
         func: &Function,
@@ -601,30 +650,54 @@ impl Engine {
         keys: &[&[u8]],
         args: &[&[u8]],
     ) -> Result<Value, String> {
-        let to_table = |items: &[&[u8]]| -> mlua::Result<Table> {
-            let t = self.lua.create_table_with_capacity(items.len(), 0)?;
-            for (i, a) in items.iter().enumerate() {
-                t.raw_set(i + 1, self.lua.create_string(a)?)?;
-            }
-            Ok(t)
+        let eval = kind == BUSY_EVAL;
+        #[expect(
+            unsafe_code,
+            reason = "KEYS/ARGV and the protected call through the Lua C API, as Redis"
+        )]
+        // SAFETY: `exec_raw` pushes the three arguments (handler, function, globals: stack
+        // slots 1-3) and runs the closure in protected mode with them as its frame, which
+        // has LUA_MINSTACK free slots: at most four values are pushed above them at a time
+        // (table, string; then function and two tables). Every `&[u8]` is alive for the
+        // whole call. A Lua error (out of memory) long-jumps out of the closure, which
+        // owns nothing to drop. The closure leaves exactly `(ok, value)` in slots 1-2.
+        let result: mlua::Result<(bool, Value)> = unsafe {
+            self.lua
+                .exec_raw((&self.handler, func, &self.globals), |l| {
+                    use mlua::ffi;
+                    let array = |l: *mut ffi::lua_State, items: &[&[u8]]| {
+                        ffi::lua_createtable(l, items.len().try_into().unwrap_or(0), 0);
+                        for (i, a) in items.iter().enumerate() {
+                            ffi::lua_pushlstring(l, a.as_ptr().cast(), a.len());
+                            ffi::lua_rawseti(l, -2, (i + 1) as ffi::lua_Integer);
+                        }
+                    };
+                    let status = if eval {
+                        ffi::lua_pushlstring(l, c"KEYS".as_ptr(), 4);
+                        array(l, keys);
+                        ffi::lua_rawset(l, 3);
+                        ffi::lua_pushlstring(l, c"ARGV".as_ptr(), 4);
+                        array(l, args);
+                        ffi::lua_rawset(l, 3);
+                        ffi::lua_pushvalue(l, 2);
+                        ffi::lua_pcall(l, 0, 1, 1)
+                    } else {
+                        ffi::lua_pushvalue(l, 2);
+                        array(l, keys);
+                        array(l, args);
+                        ffi::lua_pcall(l, 2, 1, 1)
+                    };
+                    // [handler, function, globals, value] -> [ok, value]
+                    ffi::lua_pushboolean(l, i32::from(status == 0));
+                    ffi::lua_replace(l, 1);
+                    ffi::lua_replace(l, 2);
+                    ffi::lua_settop(l, 2);
+                })
         };
-        let result: mlua::Result<MultiValue> = (|| {
-            let k = to_table(keys)?;
-            let a = to_table(args)?;
-            if kind == BUSY_EVAL {
-                self.globals.raw_set("KEYS", k)?;
-                self.globals.raw_set("ARGV", a)?;
-                self.run_script.call::<MultiValue>(func.clone())
-            } else {
-                self.run_function.call::<MultiValue>((func.clone(), k, a))
-            }
-        })();
-        let mut values = match result {
-            Ok(v) => v.into_iter(),
+        let (ok, value) = match result {
+            Ok(r) => r,
             Err(e) => return Err(format!("ERR {}", sandbox::lua_error_text(&e))),
         };
-        let ok = matches!(values.next(), Some(Value::Boolean(true)));
-        let value = values.next().unwrap_or(Value::Nil);
         if ok {
             return Ok(value);
         }
@@ -634,6 +707,26 @@ impl Engine {
         }
         Err(sandbox::error_reply_text(&value, &name))
     }
+}
+
+/// Scripts between two runs of the garbage collector, and the steps each run makes
+/// (Redis's `LUA_GC_CYCLE_PERIOD`: `lua_gc(LUA_GCSTEP, 50)` every 50 scripts).
+pub const GC_CYCLE_PERIOD: u32 = 50;
+
+/// `lua_gc(LUA_GCSTEP, steps)`: the collector's work for `steps` KB of allocation.
+fn gc_steps(lua: &Lua, steps: u32) {
+    #[expect(
+        unsafe_code,
+        reason = "lua_gc with a step size, which mlua does not offer"
+    )]
+    // SAFETY: `exec_raw` runs the closure in protected mode on a frame with no arguments;
+    // `lua_gc` pushes nothing and may raise only a memory error or a finalizer's error,
+    // which the protected call catches (and which are ignored, as Redis ignores them).
+    let _ = unsafe {
+        lua.exec_raw::<()>((), |l| {
+            mlua::ffi::lua_gc(l, mlua::ffi::LUA_GCSTEP, steps.try_into().unwrap_or(0));
+        })
+    };
 }
 
 /// Called from the instruction hook: marks the shard busy past the threshold, and stops

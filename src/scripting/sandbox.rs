@@ -87,20 +87,22 @@ local function library_env()
   local env, mt = seal({}, loadenv)
   return env, function() mt.__index = P end
 end
-local function run_script(f)
-  return xpcall_(f, handler)
-end
-local function run_function(f, keys, args)
-  return xpcall_(function() return f(keys, args) end, handler)
-end
 local function run_load(f)
   return xpcall_(f, handler)
 end
-return P, run_script, run_function, library_env, run_load
+return P, library_env, run_load
 ";
 
-/// Builds the state: returns it with the real globals and the two runners.
-pub fn build(run: &Rc<RunState>) -> mlua::Result<(Lua, Table, Function, Function)> {
+/// A built state: the Lua state, its real globals, and the message handler scripts and
+/// functions run with (`Engine::call` calls them with `lua_pcall` and this handler).
+pub struct Built {
+    pub lua: Lua,
+    pub globals: Table,
+    pub handler: Function,
+}
+
+/// Builds the state.
+pub fn build(run: &Rc<RunState>) -> mlua::Result<Built> {
     let lua = Lua::new_with(
         StdLib::TABLE | StdLib::STRING | StdLib::MATH,
         LuaOptions::default(),
@@ -158,23 +160,18 @@ pub fn build(run: &Rc<RunState>) -> mlua::Result<(Lua, Table, Function, Function
         )))
     })?;
     let missing = lua_error_raising(&lua, missing)?;
-    let (p, run_script, run_function, library_env, run_load): (
-        Table,
-        Function,
-        Function,
-        Function,
-        Function,
-    ) = lua.load(BOOTSTRAP).set_name(INTERNAL_CHUNK).call((
-        g.clone(),
-        api,
-        load_api,
-        handler,
-        missing,
-        lua.create_function({
-            let r = Rc::clone(run);
-            move |_, ()| Ok(r.killed.get())
-        })?,
-    ))?;
+    let (p, library_env, run_load): (Table, Function, Function) =
+        lua.load(BOOTSTRAP).set_name(INTERNAL_CHUNK).call((
+            g.clone(),
+            api,
+            load_api,
+            handler.clone(),
+            missing,
+            lua.create_function({
+                let r = Rc::clone(run);
+                move |_, ()| Ok(r.killed.get())
+            })?,
+        ))?;
     lua.set_named_registry_value("percore.library_env", library_env)?;
     lua.set_named_registry_value("percore.run_load", run_load)?;
     lua.set_globals(p)?;
@@ -188,7 +185,11 @@ pub fn build(run: &Rc<RunState>) -> mlua::Result<(Lua, Table, Function, Function
             Ok(VmState::Continue)
         },
     )?;
-    Ok((lua, g, run_script, run_function))
+    Ok(Built {
+        lua,
+        globals: g,
+        handler,
+    })
 }
 
 /// `REDIS_VERSION_NUM`: 0x00MMmmpp of the version percore answers as.
@@ -302,18 +303,9 @@ pub fn error_reply_text(value: &Value, name: &str) -> String {
 /// The `redis` table's Rust functions (the bootstrap wraps them).
 fn redis_api(lua: &Lua, run: &Rc<RunState>) -> mlua::Result<Table> {
     let api = lua.create_table()?;
-    // `call` raises its error, `pcall` returns it; both take many arguments packed in a
-    // table (see `trampoline`).
+    // `call` raises its error, `pcall` returns it (C functions, see `call::api_function`).
     for (name, raises) in [("call", true), ("pcall", false)] {
-        let r = Rc::clone(run);
-        let direct = lua.create_function(move |lua, args: MultiValue| {
-            call::exec(lua, &r, args).map(|(ok, v)| (ok || !raises, v))
-        })?;
-        let r = Rc::clone(run);
-        let packed = lua.create_function(move |lua, t: Table| {
-            call::exec_packed(lua, &r, &t).map(|(ok, v)| (ok || !raises, v))
-        })?;
-        api.raw_set(name, raising_packed(lua, direct, Some(packed))?)?;
+        api.raw_set(name, call::api_function(lua, run, raises)?)?;
     }
     api.raw_set("acl_check_cmd", lua.create_function(call::acl_check_cmd)?)?;
     api.raw_set(
@@ -482,22 +474,8 @@ unsafe extern "C-unwind" fn trampoline(l: *mut mlua::ffi::lua_State) -> std::ffi
     // arguments already there). This frame owns nothing that needs dropping, so the long
     // jump of `lua_error` (or of an error from `lua_call`) leaves nothing behind.
     unsafe {
-        let mut n = ffi::lua_gettop(l);
-        let mut f = ffi::lua_upvalueindex(1);
-        if n > PACK_ARGS_OVER && ffi::lua_type(l, ffi::lua_upvalueindex(2)) != ffi::LUA_TNIL {
-            // Many arguments (`redis.call(..., unpack(t))`): a callback could not take
-            // them (mlua checks for stack room past Lua 5.1's 8000 C slots, where Redis's
-            // C `redis.call` reads them in place); the second upvalue takes them packed.
-            // One table slot fits in the LUA_MINSTACK room above the arguments.
-            ffi::lua_createtable(l, n, 0);
-            ffi::lua_insert(l, 1);
-            for i in (1..=n).rev() {
-                ffi::lua_rawseti(l, 1, i64::from(i));
-            }
-            f = ffi::lua_upvalueindex(2);
-            n = 1;
-        }
-        ffi::lua_pushvalue(l, f);
+        let n = ffi::lua_gettop(l);
+        ffi::lua_pushvalue(l, ffi::lua_upvalueindex(1));
         ffi::lua_insert(l, 1);
         ffi::lua_call(l, n, ffi::LUA_MULTRET);
         if ffi::lua_toboolean(l, 1) == 0 {
@@ -508,20 +486,9 @@ unsafe extern "C-unwind" fn trampoline(l: *mut mlua::ffi::lua_State) -> std::ffi
     }
 }
 
-/// Arguments past which `redis.call`/`pcall` hand their arguments packed in a table.
-const PACK_ARGS_OVER: std::ffi::c_int = 64;
-
 /// `f` (answering `(ok, ...)`) behind a C function that raises its error.
 fn raising(lua: &Lua, f: Function) -> mlua::Result<Function> {
-    raising_packed(lua, f, None)
-}
-
-/// [`raising`], with `packed` taking the arguments as one table when there are many.
-fn raising_packed(lua: &Lua, f: Function, packed: Option<Function>) -> mlua::Result<Function> {
-    let upvalues = match packed {
-        Some(p) => MultiValue::from_vec(vec![Value::Function(f), Value::Function(p)]),
-        None => MultiValue::from_vec(vec![Value::Function(f)]),
-    };
+    let upvalues = MultiValue::from_vec(vec![Value::Function(f)]);
     let n = upvalues.len() as std::ffi::c_int;
     #[expect(unsafe_code, reason = "making a C closure of the trampoline over `f`")]
     // SAFETY: `exec_raw` pushes the `n` upvalues and runs the closure in protected mode;

@@ -71,9 +71,22 @@ fn section_wanted(argv: &[Vec<u8>], name: &str) -> bool {
 pub fn info_part(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
     let owned: Vec<Vec<u8>> = argv.iter().map(|a| a.to_vec()).collect();
     let want = |name| section_wanted(&owned, name);
+    // Clients' memory is counted when asked for without `maxmemory-clients`.
+    crate::client_mem::refresh(ctx.shard);
     let sh = &*ctx.shard;
     let st = &sh.stats;
     let mut s = String::new();
+    // This shard's clients' memory (summed) and recent buffer peaks (the largest wins),
+    // counted just now: they replace the server-wide lines the client's shard wrote.
+    let mem = &sh.shared.client_mem.shards[sh.id];
+    let _ = writeln!(
+        s,
+        "k mem_clients_normal {}\nmax client_recent_max_input_buffer {}\n\
+         max client_recent_max_output_buffer {}",
+        mem.total.load(Ordering::Relaxed),
+        mem.peak_in.load(Ordering::Relaxed),
+        mem.peak_out.load(Ordering::Relaxed)
+    );
     let counters = [
         ("total_commands_processed", st.commands_processed),
         ("keyspace_hits", st.keyspace_hits),
@@ -537,6 +550,8 @@ struct Merged {
     names: std::collections::HashSet<(String, String)>,
     /// INFO percore: shard number → its line.
     shards: BTreeMap<usize, String>,
+    /// Figures whose largest value over the shards is shown (`max` lines).
+    maxes: BTreeMap<String, u64>,
 }
 
 fn merge_parts(parts: &[Option<Partial>]) -> Merged {
@@ -557,6 +572,10 @@ fn merge_parts(parts: &[Option<Partial>]) -> Merged {
                 "k" => {
                     *m.counters.entry(name.into()).or_default() +=
                         nums.first().copied().unwrap_or(0);
+                }
+                "max" => {
+                    let e = m.maxes.entry(name.into()).or_default();
+                    *e = (*e).max(nums.first().copied().unwrap_or(0));
                 }
                 "cmd" if nums.len() == 4 => {
                     let e = m.cmds.entry(name.into()).or_default();
@@ -608,7 +627,15 @@ pub fn render(argv: &[Vec<u8>], parts: &[Option<Partial>]) -> String {
         let mut body = String::new();
         if let Some(lines) = m.global.get(*name) {
             for l in lines {
-                body.push_str(l);
+                // A figure every shard counted replaces the client's shard's view of it.
+                let merged = l.split_once(':').and_then(|(k, _)| {
+                    let v = match k {
+                        "mem_clients_normal" => m.counters.get(k),
+                        _ => m.maxes.get(k),
+                    };
+                    v.map(|v| format!("{k}:{v}"))
+                });
+                body.push_str(merged.as_deref().unwrap_or(l));
                 body.push_str("\r\n");
             }
         }
