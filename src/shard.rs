@@ -17,7 +17,7 @@ use crate::stats::ShardStats;
 use percore_engine::keyspace::Keyspace;
 use percore_engine::slot::shard_of_key;
 use percore_net::mailbox::Outbox;
-use percore_net::reactor::{Conn, ConnId, Io, OUTPUT_BACKPRESSURE_BYTES, Service};
+use percore_net::reactor::{Conn, ConnId, Events, Io, OUTPUT_BACKPRESSURE_BYTES, Service};
 use percore_net::resp::{ParseLimits, Parsed, Protocol, ReplyWriter, Request, parse_request};
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -206,6 +206,8 @@ pub struct ShardData {
     pub tracking: crate::tracking::Local,
     /// MIGRATEs in progress (`crate::migrate`).
     pub migrate: crate::migrate::Local,
+    /// What serving requests while a script is busy keeps (`scripting::busy`).
+    pub busy_serve: Option<Box<crate::scripting::busy::BusyState>>,
 }
 
 impl ShardData {
@@ -260,6 +262,7 @@ impl ShardData {
             client_mem,
             tracking: crate::tracking::Local::default(),
             migrate: crate::migrate::Local::default(),
+            busy_serve: None,
         }
     }
 
@@ -356,15 +359,7 @@ fn limits_of(cfg: &Config) -> ParseLimits {
 /// The shard service.
 pub struct Shard {
     pub data: ShardData,
-    /// Requests parsed ahead in a connection's input (at most [`WARM_KEYS`]), so that their
-    /// lookups are warmed together; each with the bytes it takes. `ahead_next` is the next
-    /// to run, `ahead_len` how many are valid. Valid only within one `run_requests`.
-    ahead: Vec<(Request, usize)>,
-    ahead_next: usize,
-    ahead_len: usize,
-    warm: Warm,
-    argv_store: Vec<&'static [u8]>,
-    scratch: Vec<u8>,
+    parser: Parser,
     /// Inside `resume_served` (which runs clients' input, which ends in `after_batch`).
     resuming: bool,
 }
@@ -381,16 +376,290 @@ fn recycle<'b>(mut v: Vec<&'_ [u8]>) -> Vec<&'b [u8]> {
         .collect()
 }
 
+/// The request parser's scratch state: what `run_requests` parsed ahead and reuses. One
+/// per shard, and one more for the requests served while a script is busy
+/// (`scripting::busy`), which run while the shard's own is in use.
+#[derive(Default)]
+pub struct Parser {
+    /// Requests parsed ahead in a connection's input (at most [`WARM_KEYS`]), so that their
+    /// lookups are warmed together; each with the bytes it takes. `ahead_next` is the next
+    /// to run, `ahead_len` how many are valid. Valid only within one `run_requests`.
+    ahead: Vec<(Request, usize)>,
+    ahead_next: usize,
+    ahead_len: usize,
+    warm: Warm,
+    argv_store: Vec<&'static [u8]>,
+    scratch: Vec<u8>,
+}
+
+impl Parser {
+    /// Parses up to [`WARM_KEYS`] complete requests ahead in `input` and, when there is
+    /// more than one, warms the lookups of those whose first argument is a key this shard
+    /// owns (see [`crate::prefetch`]). `run_requests` then runs them without parsing again.
+    fn parse_ahead(
+        &mut self,
+        data: &ShardData,
+        input: &[u8],
+        db: usize,
+        limits: &ParseLimits,
+        main: &mut Request,
+    ) {
+        self.ahead_next = 0;
+        self.ahead_len = 0;
+        if input.len() < WARM_MIN_INPUT_BYTES {
+            return;
+        }
+        let mut at = 0;
+        while self.ahead_len < WARM_KEYS && at < input.len() {
+            if self.ahead.len() == self.ahead_len {
+                self.ahead.push((Request::new(), 0));
+            }
+            let (req, len) = &mut self.ahead[self.ahead_len];
+            req.clear();
+            let Ok(Parsed::Complete { consumed }) = parse_request(&input[at..], limits, req) else {
+                break;
+            };
+            *len = consumed;
+            at += consumed;
+            self.ahead_len += 1;
+        }
+        if self.ahead_len == 0 {
+            return;
+        }
+        // The connection's parser may hold the state of a request it saw partly; the first
+        // request parsed here is that one, whole.
+        main.clear();
+        if self.ahead_len < 2 || !Warm::worth(&data.keyspace, db) {
+            return;
+        }
+        let mut at = 0;
+        for (req, len) in &self.ahead[..self.ahead_len] {
+            if req.len() >= 2 {
+                let key = req.arg(&input[at..], 1);
+                if data.owner(key) == data.id {
+                    self.warm.add(&data.keyspace, db, key);
+                }
+            }
+            at += len;
+        }
+        self.warm.finish(&data.keyspace);
+    }
+
+    pub(crate) fn run_requests(
+        &mut self,
+        data: &mut ShardData,
+        client: &mut Client,
+        conn: &mut Conn<()>,
+        outbox: &mut Outbox<Msg>,
+    ) {
+        client.last_interaction_ms = data.now_ms;
+        // The input beyond what was left unconsumed last time arrived since.
+        client.net_in += conn.input.len().saturating_sub(client.qbuf) as u64;
+        client.net_out = conn.sent_bytes;
+        let qbuf_limit =
+            usize::try_from(data.cfg.client_query_buffer_limit_bytes).unwrap_or(usize::MAX);
+        self.ahead_len = 0;
+        self.ahead_next = 0;
+        // The resumable parse state is the connection's own: taken out for the batch (so
+        // `dispatch` can borrow the client) and put back whatever happens.
+        let mut main = std::mem::take(&mut client.req);
+        // Whether every complete request received has run (the loop stopped for want of
+        // input, not for backpressure or a reply owed by another shard).
+        let mut exhausted = false;
+        loop {
+            if client.stalled {
+                // See `Client::stalled`: nothing runs; what arrives is dropped.
+                main.clear();
+                conn.input.consume(conn.input.len());
+                exhausted = true;
+                break;
+            }
+            if client.blocked.is_some() {
+                // A blocking command waits: nothing after it runs until it is answered,
+                // but input is still read, so that a disconnection ends the wait.
+                if conn.input_ended() || conn.input.len() > qbuf_limit {
+                    conn.close_now();
+                }
+                break;
+            }
+            if client.close_after_reply {
+                // QUIT or a protocol error: nothing after it runs; the connection closes
+                // once every earlier reply, including those other shards owe, is out.
+                if client.pending.is_empty() {
+                    conn.close_after_flush();
+                }
+                break;
+            }
+            if client.hop_barrier.is_some() {
+                // A multi-step command is still running elsewhere; wait for it.
+                conn.read_paused = true;
+                break;
+            }
+            if matches!(client.pending.front(), Some(Pending::Ready(_))) {
+                // Replies queued behind a message the client published to itself: out
+                // now, so that they never fill the queue (which only an answer from
+                // another shard would drain).
+                client.flush_ready(&mut conn.output, &mut data.buf_pool);
+            }
+            if client.pending.len() >= MAX_PENDING_REPLIES_PER_CONN {
+                conn.read_paused = true;
+                break;
+            }
+            if conn.pending_output() >= OUTPUT_BACKPRESSURE_BYTES {
+                break;
+            }
+            if conn.input.is_empty() {
+                exhausted = true;
+                break;
+            }
+            let mut limits = data.limits;
+            limits.unauthenticated = client.must_auth(data.acl.auth_required);
+            if self.ahead_next == self.ahead_len {
+                self.parse_ahead(data, conn.input.data(), client.db, &limits, &mut main);
+            }
+            let ahead = self.ahead_next < self.ahead_len;
+            let input = conn.input.data();
+            let (req, consumed) = if ahead {
+                // Parsed ahead: run it from there.
+                let (req, consumed) = &self.ahead[self.ahead_next];
+                self.ahead_next += 1;
+                (req, *consumed)
+            } else {
+                match parse_request(input, &limits, &mut main) {
+                    Ok(Parsed::Complete { consumed }) => (&main, consumed),
+                    Ok(Parsed::Incomplete { need_bytes }) => {
+                        exhausted = true;
+                        if input.len() > qbuf_limit {
+                            data.shared.warning(&format!(
+                                "Closing client that reached max query buffer length: id={} addr={} (qbuf initial bytes: {:?})",
+                                client.id,
+                                client.peer,
+                                String::from_utf8_lossy(&input[..input.len().min(64)])
+                            ));
+                            conn.output.clear();
+                            conn.close_after_flush();
+                        } else if let Some(n) = need_bytes {
+                            conn.input.want_total(n.min(qbuf_limit.saturating_add(1)));
+                        }
+                        break;
+                    }
+                    Err(e) => {
+                        self.scratch.clear();
+                        e.write_message(&mut self.scratch);
+                        let text = format!("ERR {}", String::from_utf8_lossy(&self.scratch));
+                        data.stats.record_error(&text);
+                        if client.replies_suppressed() {
+                            // Redis drops the error and, having no reply to write, never
+                            // closes the connection (see `Client::stalled`).
+                            client.stalled = true;
+                        } else if client.pending.is_empty() {
+                            ReplyWriter {
+                                out: &mut conn.output,
+                                proto: client.proto,
+                            }
+                            .error(&text);
+                        } else {
+                            let mut buf = Vec::new();
+                            ReplyWriter {
+                                out: &mut buf,
+                                proto: client.proto,
+                            }
+                            .error(&text);
+                            client.push_pending(Pending::Ready(buf));
+                        }
+                        data.shared.log.log(
+                            LogLevel::Verbose,
+                            &format!(
+                                "Protocol error ({text}) from client: id={} addr={}",
+                                client.id, client.peer
+                            ),
+                        );
+                        client.close_after_reply = !client.stalled;
+                        main.clear();
+                        conn.input.consume(conn.input.len());
+                        continue;
+                    }
+                }
+            };
+            // Authentication changes the parse limits: what was parsed ahead under the old
+            // ones is dropped.
+            let must_auth = client.must_auth(data.acl.auth_required);
+            // An empty request (a blank inline line, `*0`) runs nothing, but counts as the
+            // request whose reply CLIENT REPLY SKIP drops, as in Redis (`resetClient`).
+            if req.is_empty() {
+                client.begin_request();
+            } else {
+                let mut argv = recycle(std::mem::take(&mut self.argv_store));
+                req.fill_argv(input, &mut argv);
+                let ran = crate::crash::guarded(&argv, || {
+                    dispatch(data, client, &argv, &mut conn.output, outbox)
+                });
+                if data.tracking.armed && client.tracking.is_some() {
+                    // Invalidations a command caused for its own client follow its reply.
+                    crate::tracking::to_self(data, client, &mut conn.output);
+                }
+                self.argv_store = recycle(argv);
+                if !ran {
+                    // A multi-shard write held back by the closed write gate: it stays in
+                    // the input, parsed again from its start when the gate opens.
+                    main.clear();
+                    self.ahead_len = self.ahead_next;
+                    if client.hop_barrier.is_some() {
+                        // It waits for the open transaction it could not join, which
+                        // started: read again once that answered.
+                        conn.read_paused = true;
+                        break;
+                    }
+                    // Held back by a lock on its key, or by the closed write gate.
+                    if std::mem::take(&mut data.pause.refused) {
+                        crate::pause::hold(data, client.conn);
+                        break;
+                    }
+                    let list = if std::mem::take(&mut data.locks.refused) {
+                        &mut data.locks.held_back
+                    } else {
+                        &mut data.snap.gated
+                    };
+                    if !list.contains(&client.conn) {
+                        list.push(client.conn);
+                    }
+                    break;
+                }
+            }
+            if !ahead {
+                main.clear();
+            }
+            conn.input.consume(consumed);
+            if client.must_auth(data.acl.auth_required) != must_auth {
+                self.ahead_len = self.ahead_next;
+            }
+        }
+        // The pipeline's requests gathered into a transaction: it starts now.
+        if client.open_txn.is_some() {
+            start_open_txn(data, client, &mut conn.output, outbox);
+        }
+        client.req = main;
+        client.qbuf = conn.input.len();
+        // A message the client published to itself waits in its reply queue with what
+        // followed it; with nothing owed by another shard before them, they go out now.
+        if matches!(client.pending.front(), Some(Pending::Ready(_))) {
+            client.flush_ready(&mut conn.output, &mut data.buf_pool);
+        }
+        if client.pending.is_empty()
+            && (client.close_after_reply || (conn.input_ended() && exhausted))
+        {
+            // QUIT, a protocol error, or the end of input with every request received
+            // run (an incomplete one is dropped) and every reply written.
+            conn.close_after_flush();
+        }
+    }
+}
+
 impl Shard {
     pub fn new(id: usize, shards: usize, shared: Arc<ServerShared>) -> Self {
         Self {
             data: ShardData::new(id, shards, shared),
-            ahead: Vec::new(),
-            ahead_next: 0,
-            ahead_len: 0,
-            warm: Warm::default(),
-            argv_store: Vec::with_capacity(16),
-            scratch: Vec::new(),
+            parser: Parser::default(),
             resuming: false,
         }
     }
@@ -436,259 +705,17 @@ impl Shard {
         self.after_batch(io);
     }
 
-    /// Parses up to [`WARM_KEYS`] complete requests ahead in `input` and, when there is
-    /// more than one, warms the lookups of those whose first argument is a key this shard
-    /// owns (see [`crate::prefetch`]). `run_requests` then runs them without parsing again.
-    fn parse_ahead(&mut self, input: &[u8], db: usize, limits: &ParseLimits, main: &mut Request) {
-        self.ahead_next = 0;
-        self.ahead_len = 0;
-        if input.len() < WARM_MIN_INPUT_BYTES {
-            return;
-        }
-        let mut at = 0;
-        while self.ahead_len < WARM_KEYS && at < input.len() {
-            if self.ahead.len() == self.ahead_len {
-                self.ahead.push((Request::new(), 0));
-            }
-            let (req, len) = &mut self.ahead[self.ahead_len];
-            req.clear();
-            let Ok(Parsed::Complete { consumed }) = parse_request(&input[at..], limits, req) else {
-                break;
-            };
-            *len = consumed;
-            at += consumed;
-            self.ahead_len += 1;
-        }
-        if self.ahead_len == 0 {
-            return;
-        }
-        // The connection's parser may hold the state of a request it saw partly; the first
-        // request parsed here is that one, whole.
-        main.clear();
-        if self.ahead_len < 2 || !Warm::worth(&self.data.keyspace, db) {
-            return;
-        }
-        let mut at = 0;
-        for (req, len) in &self.ahead[..self.ahead_len] {
-            if req.len() >= 2 {
-                let key = req.arg(&input[at..], 1);
-                if self.data.owner(key) == self.data.id {
-                    self.warm.add(&self.data.keyspace, db, key);
-                }
-            }
-            at += len;
-        }
-        self.warm.finish(&self.data.keyspace);
-    }
-
+    /// Parses and runs the complete requests in `conn`'s input (see
+    /// [`Parser::run_requests`]).
     pub(crate) fn run_requests(
         &mut self,
         client: &mut Client,
         conn: &mut Conn<()>,
         outbox: &mut Outbox<Msg>,
     ) {
-        client.last_interaction_ms = self.data.now_ms;
-        // The input beyond what was left unconsumed last time arrived since.
-        client.net_in += conn.input.len().saturating_sub(client.qbuf) as u64;
-        client.net_out = conn.sent_bytes;
-        let qbuf_limit =
-            usize::try_from(self.data.cfg.client_query_buffer_limit_bytes).unwrap_or(usize::MAX);
-        self.ahead_len = 0;
-        self.ahead_next = 0;
-        // The resumable parse state is the connection's own: taken out for the batch (so
-        // `dispatch` can borrow the client) and put back whatever happens.
-        let mut main = std::mem::take(&mut client.req);
-        // Whether every complete request received has run (the loop stopped for want of
-        // input, not for backpressure or a reply owed by another shard).
-        let mut exhausted = false;
-        loop {
-            if client.stalled {
-                // See `Client::stalled`: nothing runs; what arrives is dropped.
-                main.clear();
-                conn.input.consume(conn.input.len());
-                exhausted = true;
-                break;
-            }
-            if client.blocked.is_some() {
-                // A blocking command waits: nothing after it runs until it is answered,
-                // but input is still read, so that a disconnection ends the wait.
-                if conn.input_ended() || conn.input.len() > qbuf_limit {
-                    conn.close_now();
-                }
-                break;
-            }
-            if client.close_after_reply {
-                // QUIT or a protocol error: nothing after it runs; the connection closes
-                // once every earlier reply, including those other shards owe, is out.
-                if client.pending.is_empty() {
-                    conn.close_after_flush();
-                }
-                break;
-            }
-            if client.hop_barrier.is_some() {
-                // A multi-step command is still running elsewhere; wait for it.
-                conn.read_paused = true;
-                break;
-            }
-            if matches!(client.pending.front(), Some(Pending::Ready(_))) {
-                // Replies queued behind a message the client published to itself: out
-                // now, so that they never fill the queue (which only an answer from
-                // another shard would drain).
-                client.flush_ready(&mut conn.output, &mut self.data.buf_pool);
-            }
-            if client.pending.len() >= MAX_PENDING_REPLIES_PER_CONN {
-                conn.read_paused = true;
-                break;
-            }
-            if conn.pending_output() >= OUTPUT_BACKPRESSURE_BYTES {
-                break;
-            }
-            if conn.input.is_empty() {
-                exhausted = true;
-                break;
-            }
-            let mut limits = self.data.limits;
-            limits.unauthenticated = client.must_auth(self.data.acl.auth_required);
-            if self.ahead_next == self.ahead_len {
-                self.parse_ahead(conn.input.data(), client.db, &limits, &mut main);
-            }
-            let ahead = self.ahead_next < self.ahead_len;
-            let input = conn.input.data();
-            let (req, consumed) = if ahead {
-                // Parsed ahead: run it from there.
-                let (req, consumed) = &self.ahead[self.ahead_next];
-                self.ahead_next += 1;
-                (req, *consumed)
-            } else {
-                match parse_request(input, &limits, &mut main) {
-                    Ok(Parsed::Complete { consumed }) => (&main, consumed),
-                    Ok(Parsed::Incomplete { need_bytes }) => {
-                        exhausted = true;
-                        if input.len() > qbuf_limit {
-                            self.data.shared.warning(&format!(
-                                "Closing client that reached max query buffer length: id={} addr={} (qbuf initial bytes: {:?})",
-                                client.id,
-                                client.peer,
-                                String::from_utf8_lossy(&input[..input.len().min(64)])
-                            ));
-                            conn.output.clear();
-                            conn.close_after_flush();
-                        } else if let Some(n) = need_bytes {
-                            conn.input.want_total(n.min(qbuf_limit.saturating_add(1)));
-                        }
-                        break;
-                    }
-                    Err(e) => {
-                        self.scratch.clear();
-                        e.write_message(&mut self.scratch);
-                        let text = format!("ERR {}", String::from_utf8_lossy(&self.scratch));
-                        self.data.stats.record_error(&text);
-                        if client.replies_suppressed() {
-                            // Redis drops the error and, having no reply to write, never
-                            // closes the connection (see `Client::stalled`).
-                            client.stalled = true;
-                        } else if client.pending.is_empty() {
-                            ReplyWriter {
-                                out: &mut conn.output,
-                                proto: client.proto,
-                            }
-                            .error(&text);
-                        } else {
-                            let mut buf = Vec::new();
-                            ReplyWriter {
-                                out: &mut buf,
-                                proto: client.proto,
-                            }
-                            .error(&text);
-                            client.push_pending(Pending::Ready(buf));
-                        }
-                        self.data.shared.log.log(
-                            LogLevel::Verbose,
-                            &format!(
-                                "Protocol error ({text}) from client: id={} addr={}",
-                                client.id, client.peer
-                            ),
-                        );
-                        client.close_after_reply = !client.stalled;
-                        main.clear();
-                        conn.input.consume(conn.input.len());
-                        continue;
-                    }
-                }
-            };
-            // Authentication changes the parse limits: what was parsed ahead under the old
-            // ones is dropped.
-            let must_auth = client.must_auth(self.data.acl.auth_required);
-            // An empty request (a blank inline line, `*0`) runs nothing, but counts as the
-            // request whose reply CLIENT REPLY SKIP drops, as in Redis (`resetClient`).
-            if req.is_empty() {
-                client.begin_request();
-            } else {
-                let mut argv = recycle(std::mem::take(&mut self.argv_store));
-                req.fill_argv(input, &mut argv);
-                let ran = crate::crash::guarded(&argv, || {
-                    dispatch(&mut self.data, client, &argv, &mut conn.output, outbox)
-                });
-                if self.data.tracking.armed && client.tracking.is_some() {
-                    // Invalidations a command caused for its own client follow its reply.
-                    crate::tracking::to_self(&mut self.data, client, &mut conn.output);
-                }
-                self.argv_store = recycle(argv);
-                if !ran {
-                    // A multi-shard write held back by the closed write gate: it stays in
-                    // the input, parsed again from its start when the gate opens.
-                    main.clear();
-                    self.ahead_len = self.ahead_next;
-                    if client.hop_barrier.is_some() {
-                        // It waits for the open transaction it could not join, which
-                        // started: read again once that answered.
-                        conn.read_paused = true;
-                        break;
-                    }
-                    // Held back by a lock on its key, or by the closed write gate.
-                    if std::mem::take(&mut self.data.pause.refused) {
-                        crate::pause::hold(&mut self.data, client.conn);
-                        break;
-                    }
-                    let list = if std::mem::take(&mut self.data.locks.refused) {
-                        &mut self.data.locks.held_back
-                    } else {
-                        &mut self.data.snap.gated
-                    };
-                    if !list.contains(&client.conn) {
-                        list.push(client.conn);
-                    }
-                    break;
-                }
-            }
-            if !ahead {
-                main.clear();
-            }
-            conn.input.consume(consumed);
-            if client.must_auth(self.data.acl.auth_required) != must_auth {
-                self.ahead_len = self.ahead_next;
-            }
-        }
-        // The pipeline's requests gathered into a transaction: it starts now.
-        if client.open_txn.is_some() {
-            start_open_txn(&mut self.data, client, &mut conn.output, outbox);
-        }
-        client.req = main;
-        client.qbuf = conn.input.len();
-        // A message the client published to itself waits in its reply queue with what
-        // followed it; with nothing owed by another shard before them, they go out now.
-        if matches!(client.pending.front(), Some(Pending::Ready(_))) {
-            client.flush_ready(&mut conn.output, &mut self.data.buf_pool);
-        }
-        if client.pending.is_empty()
-            && (client.close_after_reply || (conn.input_ended() && exhausted))
-        {
-            // QUIT, a protocol error, or the end of input with every request received
-            // run (an incomplete one is dropped) and every reply written.
-            conn.close_after_flush();
-        }
+        self.parser
+            .run_requests(&mut self.data, client, conn, outbox);
     }
-
     /// Closes connections marked by CLIENT KILL and starts SHUTDOWN if requested.
     fn after_batch(&mut self, io: &mut Io<Msg, ()>) {
         crate::pubsub::deliver(&mut self.data, io);
@@ -937,10 +964,11 @@ impl Shard {
             self.data.locks.park_forward(from, batch, Vec::new(), None);
             return;
         }
-        let mut args = recycle(std::mem::take(&mut self.argv_store));
+        let mut args = recycle(std::mem::take(&mut self.parser.argv_store));
         let mut blocked = None;
         let mut slow = Vec::new();
-        let Shard { data, warm, .. } = self;
+        let Shard { data, parser, .. } = self;
+        let warm = &mut parser.warm;
         let finished = batch.run_each(&mut args, |f, argv, out, upcoming| {
             let locked = data.locks.busy()
                 && if resume_at.is_some() {
@@ -1006,7 +1034,7 @@ impl Shard {
             }
             true
         });
-        self.argv_store = recycle(args);
+        self.parser.argv_store = recycle(args);
         for (conn, seq, took) in slow {
             batch.note_slow(conn, seq, took);
         }
@@ -1074,7 +1102,7 @@ impl Shard {
         argv: Argv,
         gated: bool,
     ) {
-        let mut args = recycle(std::mem::take(&mut self.argv_store));
+        let mut args = recycle(std::mem::take(&mut self.parser.argv_store));
         argv.fill(&mut args);
         let mut ctx = Ctx {
             shard: &mut self.data,
@@ -1088,7 +1116,7 @@ impl Shard {
             run_hops(&mut ctx, first)
         });
         self.data.blocking.site = crate::blocking::ChainSite::Other;
-        self.argv_store = recycle(args);
+        self.parser.argv_store = recycle(args);
         if let Partial::Hop { shard, step, argv } = result {
             // The command continues on another shard; that one answers the client's shard.
             let msg = Msg::Run {
@@ -2229,10 +2257,9 @@ fn internal_error(proto: Protocol, what: &Partial) -> Vec<u8> {
     b
 }
 
-impl Service for Shard {
+impl Events for Shard {
     type Msg = Msg;
     type Conn = ();
-
     fn on_accept(
         &mut self,
         io: &mut Io<Msg, ()>,
@@ -2240,49 +2267,7 @@ impl Service for Shard {
         fd: RawFd,
         peer: Option<SocketAddr>,
     ) -> Result<(), Vec<u8>> {
-        // A CONFIG SET on another shard (maxclients, requirepass) applies to this client.
-        self.data.refresh_config();
-        if crate::replication::adopting(&self.data, fd) {
-            // The primary's stream of a replica: the master client.
-            self.data
-                .shared
-                .stats
-                .connected_clients
-                .fetch_add(1, Ordering::AcqRel);
-            self.data.now_ms = io.now_ms;
-            self.add_client(id, fd, peer);
-            if let Some(mut client) = self.data.clients[id.index as usize].take() {
-                crate::replication::make_master_client(&mut self.data, &mut client);
-                self.data.clients[id.index as usize] = Some(client);
-            }
-            return Ok(());
-        }
-        crate::acl::refresh(&mut self.data);
-        let stats = &self.data.shared.stats;
-        let max = self.data.cfg.maxclients as usize;
-        let connected = stats.connected_clients.fetch_add(1, Ordering::AcqRel) + 1;
-        if connected > max {
-            stats.connected_clients.fetch_sub(1, Ordering::AcqRel);
-            stats.rejected_connections.fetch_add(1, Ordering::Relaxed);
-            return Err(b"-ERR max number of clients reached\r\n".to_vec());
-        }
-        // Protected mode (Redis 7): while the default user has no password, only loopback
-        // and Unix-socket clients, whatever `bind` says.
-        if protected_refuses(
-            self.data.cfg.protected_mode,
-            self.data.acl.default_nopass,
-            peer.map(|p| p.ip()),
-        ) {
-            stats.connected_clients.fetch_sub(1, Ordering::AcqRel);
-            stats.rejected_connections.fetch_add(1, Ordering::Relaxed);
-            return Err(PROTECTED_MODE_TEXT.as_bytes().to_vec());
-        }
-        stats
-            .total_connections_received
-            .fetch_add(1, Ordering::Relaxed);
-        self.data.now_ms = io.now_ms;
-        self.add_client(id, fd, peer);
-        Ok(())
+        accept_client(&mut self.data, io.now_ms, id, fd, peer)
     }
 
     fn transport(
@@ -2292,7 +2277,6 @@ impl Service for Shard {
     ) -> Option<Box<dyn percore_net::transport::Transport>> {
         self.data.shared.tls.accept(listener)
     }
-
     fn on_accept_failed(&mut self, _io: &mut Io<Msg, ()>, errno: i32, unreported: u64) {
         // Redis's line; the count of failures the rate limit kept out of the log follows.
         let mut line = format!(
@@ -2304,7 +2288,6 @@ impl Service for Shard {
         }
         self.data.shared.warning(&line);
     }
-
     fn on_input(&mut self, io: &mut Io<Msg, ()>, id: ConnId) {
         self.data.now_ms = io.now_ms;
         self.data.refresh_config();
@@ -2314,7 +2297,12 @@ impl Service for Shard {
         }
         self.process_input(io, id);
     }
+    fn keepalive_s(&self) -> u32 {
+        self.data.cfg.tcp_keepalive_secs
+    }
+}
 
+impl Service for Shard {
     fn on_message(&mut self, io: &mut Io<Msg, ()>, msg: Msg) {
         self.data.now_ms = io.now_ms;
         // A command forwarded right after a CONFIG SET on its sender's shard must see it
@@ -2364,8 +2352,14 @@ impl Service for Shard {
             self.pump_locks(io);
         }
     }
-
     fn before_wait(&mut self, io: &mut Io<Msg, ()>) {
+        if let Some(busy) = self.data.busy_serve.as_mut()
+            && !busy.outbox.is_empty()
+        {
+            // Mail of requests served while a script was busy, after the mail of the
+            // command that ran the script.
+            io.outbox().append(&mut busy.outbox);
+        }
         if self.data.blocking.has_timers() || self.data.blocking.busy() {
             // Timeouts of blocked clients at millisecond resolution: the loop wakes for
             // the next deadline.
@@ -2395,7 +2389,6 @@ impl Service for Shard {
         crate::propagate::publish(&mut self.data);
         crate::stats::hop_spin(&mut self.data, io);
     }
-
     fn after_flush(&mut self, io: &mut Io<Msg, ()>) {
         crate::latency::after_flush(&mut self.data, io);
         let mut replies = crate::snapshot::after_flush(&mut self.data, io);
@@ -2424,7 +2417,6 @@ impl Service for Shard {
             io.request_shutdown();
         }
     }
-
     fn on_readable(&mut self, io: &mut Io<Msg, ()>, tag: u32, _res: i32) {
         if tag == crate::snapshot::WATCH_TAG_CHILD {
             crate::snapshot::child_event(&mut self.data);
@@ -2433,7 +2425,6 @@ impl Service for Shard {
             self.serve_script_calls(io);
         }
     }
-
     fn on_close(&mut self, io: &mut Io<Msg, ()>, conn: Conn<()>) {
         let id = conn.id();
         crate::replication::on_close(&mut self.data, id);
@@ -2462,7 +2453,6 @@ impl Service for Shard {
             .connected_clients
             .fetch_sub(1, Ordering::AcqRel);
     }
-
     fn on_tick(&mut self, io: &mut Io<Msg, ()>) {
         if !self.data.locks.calls_armed {
             self.serve_script_calls(io);
@@ -2510,7 +2500,6 @@ impl Service for Shard {
         }
         self.after_batch(io);
     }
-
     fn on_signal(&mut self, io: &mut Io<Msg, ()>, signo: u32) {
         use crate::config::kept::{SHUTDOWN_FORCE, SHUTDOWN_NOSAVE, SHUTDOWN_SAVE};
         let name = if signo == libc::SIGINT as u32 {
@@ -2545,41 +2534,89 @@ impl Service for Shard {
             io.request_shutdown();
         }
     }
+    fn attach_nested(&mut self, poll: *mut dyn percore_net::reactor::NestedPoll<Msg, ()>) {
+        crate::scripting::busy::attach(poll);
+    }
 
     fn tick_interval(&self) -> Duration {
         Duration::from_millis(1000 / u64::from(self.data.cfg.hz.clamp(1, 500)))
     }
-
-    fn keepalive_s(&self) -> u32 {
-        self.data.cfg.tcp_keepalive_secs
-    }
 }
 
-impl Shard {
-    /// Creates the client of a new connection.
-    fn add_client(&mut self, id: ConnId, fd: RawFd, peer: Option<SocketAddr>) {
-        let idx = id.index as usize;
-        if self.data.clients.len() <= idx {
-            self.data.clients.resize_with(idx + 1, || None);
-        }
-        let cid = self
-            .data
-            .shared
+/// A new connection `id` of this shard (`Events::on_accept`): its client, or the refusal.
+pub(crate) fn accept_client(
+    data: &mut ShardData,
+    now_ms: i64,
+    id: ConnId,
+    fd: RawFd,
+    peer: Option<SocketAddr>,
+) -> Result<(), Vec<u8>> {
+    // A CONFIG SET on another shard (maxclients, requirepass) applies to this client.
+    data.refresh_config();
+    if crate::replication::adopting(&*data, fd) {
+        // The primary's stream of a replica: the master client.
+        data.shared
             .stats
-            .next_client_id
-            .fetch_add(1, Ordering::Relaxed);
-        let mut client = Client::new(id, cid, self.data.now_ms, false);
-        crate::acl::link_new(&mut self.data, &mut client);
-        if let Some(p) = peer {
-            client.peer = p.to_string();
+            .connected_clients
+            .fetch_add(1, Ordering::AcqRel);
+        data.now_ms = now_ms;
+        add_client(data, id, fd, peer);
+        if let Some(mut client) = data.clients[id.index as usize].take() {
+            crate::replication::make_master_client(data, &mut client);
+            data.clients[id.index as usize] = Some(client);
         }
-        if let Ok(l) = percore_net::sys::local_addr(fd) {
-            client.local = l.to_string();
-        }
-        client.fd = fd;
-        crate::tracking::connected(&mut self.data, cid, id);
-        self.data.clients[idx] = Some(Box::new(client));
+        return Ok(());
     }
+    crate::acl::refresh(data);
+    let stats = &data.shared.stats;
+    let max = data.cfg.maxclients as usize;
+    let connected = stats.connected_clients.fetch_add(1, Ordering::AcqRel) + 1;
+    if connected > max {
+        stats.connected_clients.fetch_sub(1, Ordering::AcqRel);
+        stats.rejected_connections.fetch_add(1, Ordering::Relaxed);
+        return Err(b"-ERR max number of clients reached\r\n".to_vec());
+    }
+    // Protected mode (Redis 7): while the default user has no password, only loopback
+    // and Unix-socket clients, whatever `bind` says.
+    if protected_refuses(
+        data.cfg.protected_mode,
+        data.acl.default_nopass,
+        peer.map(|p| p.ip()),
+    ) {
+        stats.connected_clients.fetch_sub(1, Ordering::AcqRel);
+        stats.rejected_connections.fetch_add(1, Ordering::Relaxed);
+        return Err(PROTECTED_MODE_TEXT.as_bytes().to_vec());
+    }
+    stats
+        .total_connections_received
+        .fetch_add(1, Ordering::Relaxed);
+    data.now_ms = now_ms;
+    add_client(data, id, fd, peer);
+    Ok(())
+}
+
+/// Creates the client of a new connection.
+fn add_client(data: &mut ShardData, id: ConnId, fd: RawFd, peer: Option<SocketAddr>) {
+    let idx = id.index as usize;
+    if data.clients.len() <= idx {
+        data.clients.resize_with(idx + 1, || None);
+    }
+    let cid = data
+        .shared
+        .stats
+        .next_client_id
+        .fetch_add(1, Ordering::Relaxed);
+    let mut client = Client::new(id, cid, data.now_ms, false);
+    crate::acl::link_new(data, &mut client);
+    if let Some(p) = peer {
+        client.peer = p.to_string();
+    }
+    if let Ok(l) = percore_net::sys::local_addr(fd) {
+        client.local = l.to_string();
+    }
+    client.fd = fd;
+    crate::tracking::connected(data, cid, id);
+    data.clients[idx] = Some(Box::new(client));
 }
 
 /// Redis's protected-mode refusal.

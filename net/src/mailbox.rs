@@ -184,6 +184,15 @@ impl<M> Outbox<M> {
         self.pending == 0
     }
 
+    /// Moves every message of `other` to the end of this outbox's batches (each
+    /// destination's messages keep their order).
+    pub fn append(&mut self, other: &mut Self) {
+        for (to, from) in self.per_shard.iter_mut().zip(&mut other.per_shard) {
+            to.append(from);
+        }
+        self.pending += std::mem::take(&mut other.pending);
+    }
+
     /// Pushes every batch into its inbox; calls `wake(shard)` once for each destination that
     /// needs a wake-up. Messages that did not fit stay queued.
     pub fn flush(&mut self, boxes: &Mailboxes<M>, wake: impl FnMut(usize)) {

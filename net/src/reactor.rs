@@ -502,6 +502,8 @@ pub struct Io<M, S> {
     listener_swap: Option<(usize, Vec<RawFd>)>,
     /// How long the coming wait may first spin on the inbox (see `spin_for_mail`).
     spin_ns: u64,
+    /// Inside a nested poll ([`NestedPoll`]): the connection table must not grow.
+    nested: bool,
 }
 
 impl<M, S> Io<M, S> {
@@ -555,6 +557,7 @@ impl<M, S> Io<M, S> {
             stamp_mail: false,
             listener_swap: None,
             spin_ns: 0,
+            nested: false,
         }
     }
 
@@ -598,6 +601,10 @@ impl<M, S> Io<M, S> {
                 generation: 0,
                 conn: None,
             });
+            if !self.nested && self.slots.capacity() - self.slots.len() < SPARE_CONN_SLOTS / 2 {
+                // Room for the connections a nested poll may take (it cannot grow this).
+                self.slots.reserve(SPARE_CONN_SLOTS);
+            }
             (self.slots.len() - 1) as u32
         };
         let slot = &mut self.slots[index as usize];
@@ -641,6 +648,12 @@ impl<M, S> Io<M, S> {
         let done =
             *counted && (self.shared.shards_draining.load(Ordering::Acquire) == 0 || timed_out);
         (done, flush)
+    }
+
+    /// Whether a nested poll may take a new connection: a free slot, or room to add one
+    /// without moving the others.
+    fn room_nested(&self) -> bool {
+        !self.free.is_empty() || self.slots.len() < self.slots.capacity()
     }
 
     /// The live connection `id`, marked for the end-of-iteration flush.
@@ -801,8 +814,9 @@ fn touch<'a, S>(
     Some(conn)
 }
 
-/// What a shard does with its connections and messages.
-pub trait Service {
+/// What a shard does with its connections' events: the part of [`Service`] a nested poll
+/// ([`NestedPoll`]) also drives, with a restricted handler of its own.
+pub trait Events {
     /// Messages between shards.
     type Msg: Send;
     /// Per-connection state.
@@ -834,6 +848,28 @@ pub trait Service {
     /// connection once its replies are out).
     fn on_input(&mut self, io: &mut Io<Self::Msg, Self::Conn>, id: ConnId);
 
+    /// The session a connection accepted on listener `listener` (its index in the list
+    /// given to [`Reactor::new`]) speaks through, if any (TLS listeners).
+    fn transport(
+        &mut self,
+        _io: &mut Io<Self::Msg, Self::Conn>,
+        _listener: usize,
+    ) -> Option<Box<dyn Transport>> {
+        None
+    }
+
+    /// `tcp-keepalive` seconds for accepted connections (0 = off).
+    fn keepalive_s(&self) -> u32;
+
+    /// Whether a nested poll may touch connection `id` now: false for one whose state the
+    /// code that started the poll is using (its events wait for the outer loop).
+    fn free(&self, _id: ConnId) -> bool {
+        true
+    }
+}
+
+/// What a shard does with its connections and messages.
+pub trait Service: Events + 'static {
     /// A message from another shard.
     fn on_message(&mut self, io: &mut Io<Self::Msg, Self::Conn>, msg: Self::Msg);
 
@@ -858,22 +894,30 @@ pub trait Service {
     /// poll result: the event mask, or a negative errno).
     fn on_readable(&mut self, _io: &mut Io<Self::Msg, Self::Conn>, _tag: u32, _res: i32) {}
 
-    /// The session a connection accepted on listener `listener` (its index in the list
-    /// given to [`Reactor::new`]) speaks through, if any (TLS listeners).
-    fn transport(
-        &mut self,
-        _io: &mut Io<Self::Msg, Self::Conn>,
-        _listener: usize,
-    ) -> Option<Box<dyn Transport>> {
-        None
-    }
-
     /// How often [`Self::on_tick`] runs.
     fn tick_interval(&self) -> Duration;
 
-    /// `tcp-keepalive` seconds for accepted connections (0 = off).
-    fn keepalive_s(&self) -> u32;
+    /// The loop starts: `poll` is the reactor, for a nested poll from inside a long
+    /// callback ([`NestedPoll`]). It stays valid, at the same address, until `run`
+    /// returns; the service may only use it on this thread, from inside a callback.
+    fn attach_nested(&mut self, _poll: *mut dyn NestedPoll<Self::Msg, Self::Conn>) {}
 }
+
+/// A restricted pass of a shard's loop run from inside one of its own callbacks (Redis's
+/// `processEventsWhileBlocked`, for a busy script): takes what the kernel completed,
+/// hands connection events to `events` for the connections [`Events::free`] allows (and
+/// new connections), writes their output, and keeps everything else (the other
+/// connections' events, mail, timers, signals, closing connections) in order for the
+/// outer loop. It never touches the outbox nor a connection that is not free.
+pub trait NestedPoll<M, C> {
+    /// One pass; returns whether a shutdown is under way.
+    fn poll_nested(&mut self, events: &mut dyn Events<Msg = M, Conn = C>) -> bool;
+}
+
+/// Spare connection slots kept allocated (see [`Io::insert_conn`]): a nested poll takes new
+/// connections only into spare room, since growing the slot table would move connections
+/// the interrupted callback holds.
+pub const SPARE_CONN_SLOTS: usize = 64;
 
 /// Why a reactor could not start.
 #[derive(Debug)]
@@ -1016,7 +1060,12 @@ pub struct Reactor<S: Service> {
     accept_failures: AcceptFailures,
     signal_fd: Option<RawFd>,
     signal_buf: Box<[u8; sys::SIGNALFD_SIGINFO_BYTES]>,
+    /// The completions reaped this iteration, and the next to handle: a nested poll
+    /// (`poll_nested`) goes on from there, so each connection's data stays in order.
     cqes: Vec<(u64, i32, u32)>,
+    cqe_next: usize,
+    /// Completions a nested poll left for the outer loop (handled first next time).
+    deferred: Vec<(u64, i32, u32)>,
     closed: Vec<Conn<S::Conn>>,
     woken: bool,
     stopping: Option<Instant>,
@@ -1088,6 +1137,8 @@ impl<S: Service> Reactor<S> {
             signal_fd,
             signal_buf: Box::new([0; sys::SIGNALFD_SIGINFO_BYTES]),
             cqes: Vec::with_capacity(1024),
+            cqe_next: 0,
+            deferred: Vec::new(),
             closed: Vec::new(),
             woken: false,
             stopping: None,
@@ -1108,6 +1159,7 @@ impl<S: Service> Reactor<S> {
 
     /// Runs until a shutdown completes.
     pub fn run(&mut self, service: &mut S) -> io::Result<()> {
+        service.attach_nested(self as *mut Self as *mut dyn NestedPoll<S::Msg, S::Conn>);
         for i in 0..self.listeners.len() {
             self.arm_accept(i);
         }
@@ -1177,7 +1229,10 @@ impl<S: Service> Reactor<S> {
 
             let max_wait = self.io.max_wait.take();
             let want = usize::from(
-                !more_mail && !self.io.outbox_pending() && max_wait != Some(Duration::ZERO),
+                !more_mail
+                    && !self.io.outbox_pending()
+                    && self.deferred.is_empty()
+                    && max_wait != Some(Duration::ZERO),
             );
             let spin_ns = std::mem::take(&mut self.io.spin_ns);
             if want > 0 && spin_ns > 0 && self.stopping.is_none() && self.spin_for_mail(spin_ns) {
@@ -1220,6 +1275,16 @@ impl<S: Service> Reactor<S> {
                 Err(e) => return Err(e),
             }
         }
+    }
+
+    /// Submits what is queued and runs the kernel's deferred work (a single-issuer ring
+    /// with deferred task work completes receives and accepts only in an enter asking for
+    /// completions), without waiting.
+    fn enter_nested(&mut self) {
+        self.io.stats.enters += 1;
+        let ts = types::Timespec::new();
+        let args = types::SubmitArgs::new().timespec(&ts);
+        let _ = self.ring.submitter().submit_with_args(1, &args);
     }
 
     /// Submits what is queued and spins up to `ns` (within the spin budget) for mail in
@@ -1380,57 +1445,63 @@ impl<S: Service> Reactor<S> {
     }
 
     fn reap_completions(&mut self, service: &mut S) {
+        // What a nested poll left came before what completed since.
         self.cqes.clear();
+        self.cqes.append(&mut self.deferred);
         for cqe in self.ring.completion() {
             self.cqes.push((cqe.user_data(), cqe.result(), cqe.flags()));
         }
-        let cqes = std::mem::take(&mut self.cqes);
-        self.io.stats.completions += cqes.len() as u64;
-        for &(ud, res, flags) in &cqes {
-            let (op, index, generation) = untoken(ud);
-            match op {
-                OP_RECV => self.on_recv(service, index, generation, res, flags),
-                OP_SEND => self.on_send(service, index, generation, res),
-                // A listener replaced by `swap_listeners`: what it still accepted is
-                // closed, as Redis's closed listening socket would have.
-                OP_ACCEPT if self.accept_gen.get(index as usize) != Some(&generation) => {
-                    close_accepted(res);
-                }
-                OP_ACCEPT => self.on_accept(service, index as usize, res, flags),
-                OP_WAKE => self.woken = true,
-                OP_WATCH => service.on_readable(&mut self.io, index, res),
-                OP_SIGNAL => {
-                    if res as usize == sys::SIGNALFD_SIGINFO_BYTES {
-                        let signo = u32::from_ne_bytes([
-                            self.signal_buf[0],
-                            self.signal_buf[1],
-                            self.signal_buf[2],
-                            self.signal_buf[3],
-                        ]);
-                        service.on_signal(&mut self.io, signo);
-                    }
-                    if !self.io.shared.shutting_down() {
-                        self.arm_signal();
-                    }
-                }
-                OP_TICK if generation == self.tick_gen && !cqueue::more(flags) => {
-                    // The tick timeout ended: refused by this kernel (no multishot timeouts),
-                    // or removed. Waits carry their own timeout from now on if refused.
-                    if res == -libc::EINVAL {
-                        self.tick_multishot = false;
-                    }
-                    self.tick_armed = None;
-                }
-                OP_MSG_RING if res < 0 => {
-                    eprintln!(
-                        "percore: cross-shard wake-up failed: {}",
-                        io::Error::from_raw_os_error(-res)
-                    );
-                }
-                _ => {}
-            }
+        self.io.stats.completions += self.cqes.len() as u64;
+        self.cqe_next = 0;
+        while let Some(&(ud, res, flags)) = self.cqes.get(self.cqe_next) {
+            self.cqe_next += 1;
+            self.on_completion(service, ud, res, flags);
         }
-        self.cqes = cqes;
+    }
+
+    fn on_completion(&mut self, service: &mut S, ud: u64, res: i32, flags: u32) {
+        let (op, index, generation) = untoken(ud);
+        match op {
+            OP_RECV => self.on_recv(service, index, generation, res, flags),
+            OP_SEND => self.on_send(service, index, generation, res),
+            // A listener replaced by `swap_listeners`: what it still accepted is
+            // closed, as Redis's closed listening socket would have.
+            OP_ACCEPT if self.accept_gen.get(index as usize) != Some(&generation) => {
+                close_accepted(res);
+            }
+            OP_ACCEPT => self.on_accept(service, index as usize, res, flags),
+            OP_WAKE => self.woken = true,
+            OP_WATCH => service.on_readable(&mut self.io, index, res),
+            OP_SIGNAL => {
+                if res as usize == sys::SIGNALFD_SIGINFO_BYTES {
+                    let signo = u32::from_ne_bytes([
+                        self.signal_buf[0],
+                        self.signal_buf[1],
+                        self.signal_buf[2],
+                        self.signal_buf[3],
+                    ]);
+                    service.on_signal(&mut self.io, signo);
+                }
+                if !self.io.shared.shutting_down() {
+                    self.arm_signal();
+                }
+            }
+            OP_TICK if generation == self.tick_gen && !cqueue::more(flags) => {
+                // The tick timeout ended: refused by this kernel (no multishot timeouts),
+                // or removed. Waits carry their own timeout from now on if refused.
+                if res == -libc::EINVAL {
+                    self.tick_multishot = false;
+                }
+                self.tick_armed = None;
+            }
+            OP_MSG_RING if res < 0 => {
+                eprintln!(
+                    "percore: cross-shard wake-up failed: {}",
+                    io::Error::from_raw_os_error(-res)
+                );
+            }
+            _ => {}
+        }
     }
 
     /// Accepting again after [`ACCEPT_BACKOFF_MS`].
@@ -1446,7 +1517,13 @@ impl<S: Service> Reactor<S> {
         }
     }
 
-    fn on_accept(&mut self, service: &mut S, i: usize, res: i32, flags: u32) {
+    fn on_accept<E: Events<Msg = S::Msg, Conn = S::Conn> + ?Sized>(
+        &mut self,
+        service: &mut E,
+        i: usize,
+        res: i32,
+        flags: u32,
+    ) {
         let shortage = matches!(
             -res,
             libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM
@@ -1488,9 +1565,9 @@ impl<S: Service> Reactor<S> {
     /// Makes `fd` (accepted on listener `listener`, or adopted with `already_read`) a
     /// connection of this shard if the service accepts it, in the registered file table
     /// when it has room.
-    fn take_conn(
+    fn take_conn<E: Events<Msg = S::Msg, Conn = S::Conn> + ?Sized>(
         &mut self,
-        service: &mut S,
+        service: &mut E,
         fd: RawFd,
         listener: Option<usize>,
         already_read: &[u8],
@@ -1518,7 +1595,14 @@ impl<S: Service> Reactor<S> {
         );
     }
 
-    fn on_recv(&mut self, service: &mut S, index: u32, generation: u32, res: i32, flags: u32) {
+    fn on_recv<E: Events<Msg = S::Msg, Conn = S::Conn> + ?Sized>(
+        &mut self,
+        service: &mut E,
+        index: u32,
+        generation: u32,
+        res: i32,
+        flags: u32,
+    ) {
         let id = ConnId { index, generation };
         let multishot = self.bufring.is_some();
         let bid = BufRing::buffer_of(flags);
@@ -1589,7 +1673,13 @@ impl<S: Service> Reactor<S> {
         }
     }
 
-    fn on_send(&mut self, service: &mut S, index: u32, generation: u32, res: i32) {
+    fn on_send<E: Events<Msg = S::Msg, Conn = S::Conn> + ?Sized>(
+        &mut self,
+        service: &mut E,
+        index: u32,
+        generation: u32,
+        res: i32,
+    ) {
         let id = ConnId { index, generation };
         let now_ms = self.io.now_ms;
         let Some(conn) = self.io.conn(id) else {
@@ -1751,6 +1841,80 @@ impl<S: Service> Reactor<S> {
     }
 }
 
+impl<S: Service> NestedPoll<S::Msg, S::Conn> for Reactor<S> {
+    fn poll_nested(&mut self, events: &mut dyn Events<Msg = S::Msg, Conn = S::Conn>) -> bool {
+        if std::mem::replace(&mut self.io.nested, true) {
+            return false;
+        }
+        let now_ns = sys::monotonic_ns();
+        self.io.now = self.epoch + Duration::from_nanos(now_ns.saturating_sub(self.epoch_ns));
+        self.io.now_ns = now_ns;
+        self.io.now_ms = (now_ns / 1_000_000) as i64 + self.wall_offset_ms;
+        // Hand the kernel the sends and receives queued so far, then go on with this
+        // iteration's completions from where the outer loop is, and those since.
+        self.enter_nested();
+        for cqe in self.ring.completion() {
+            self.cqes.push((cqe.user_data(), cqe.result(), cqe.flags()));
+            self.io.stats.completions += 1;
+        }
+        while let Some(&(ud, res, flags)) = self.cqes.get(self.cqe_next) {
+            self.cqe_next += 1;
+            let (op, index, generation) = untoken(ud);
+            let id = ConnId { index, generation };
+            // A connection the interrupted callback uses keeps its completions (and so its
+            // order) for the outer loop, as does everything but connection events.
+            let serve = match op {
+                OP_RECV | OP_SEND => events.free(id),
+                OP_ACCEPT => {
+                    self.accept_gen.get(index as usize) == Some(&generation)
+                        && self.io.room_nested()
+                }
+                // What the outer loop does with these is only this (a wake-up) or nothing
+                // (another tick of the multishot timeout, a cancel's completion): nothing
+                // piles up however long the callback runs.
+                OP_WAKE => {
+                    self.woken = true;
+                    continue;
+                }
+                OP_TICK if cqueue::more(flags) => continue,
+                OP_CANCEL => continue,
+                _ => false,
+            };
+            if !serve {
+                self.deferred.push((ud, res, flags));
+                continue;
+            }
+            match op {
+                OP_RECV => self.on_recv(events, index, generation, res, flags),
+                OP_SEND => self.on_send(events, index, generation, res),
+                _ => self.on_accept(events, index as usize, res, flags),
+            }
+        }
+        if let Some(br) = self.bufring.as_mut() {
+            br.publish();
+        }
+        // Output of the connections served: written now. Connections not free, and those
+        // closing (their close ends in the service's `on_close`), wait for the outer loop.
+        let dirty = std::mem::take(&mut self.io.dirty);
+        let mut kept = Vec::new();
+        for index in dirty {
+            let Some(conn) = self.io.slots[index as usize].conn.as_ref() else {
+                continue;
+            };
+            if conn.broken || conn.closing || conn.input_ended || !events.free(conn.id()) {
+                kept.push(index);
+                continue;
+            }
+            self.flush_conn(index);
+        }
+        kept.append(&mut self.io.dirty);
+        self.io.dirty = kept;
+        self.enter_nested();
+        self.io.nested = false;
+        self.io.shutting_down()
+    }
+}
+
 /// Takes up to [`MAILBOX_DRAIN_BATCHES`] batches from the shard's inbox (when `woken` or
 /// mail is there) and hands every message to the service; returns whether mail is left.
 fn drain_inbox<S: Service>(
@@ -1793,14 +1957,14 @@ fn drain_inbox<S: Service>(
 /// from [`Service::transport`], refused when the shard is full), or one the service
 /// adopted (`None`, with its own `transport` if any), whose `already_read` bytes go to
 /// the service at once. `register` hands the new connection to the backend first.
-fn take_conn<S: Service>(
-    io: &mut Io<S::Msg, S::Conn>,
-    service: &mut S,
+fn take_conn<E: Events + ?Sized>(
+    io: &mut Io<E::Msg, E::Conn>,
+    service: &mut E,
     fd: RawFd,
     listener: Option<usize>,
     already_read: &[u8],
     mut transport: Option<Box<dyn Transport>>,
-    register: impl FnOnce(&mut Io<S::Msg, S::Conn>, ConnId),
+    register: impl FnOnce(&mut Io<E::Msg, E::Conn>, ConnId),
 ) {
     let peer = sys::peer_addr(fd).ok();
     if let Some(i) = listener {
@@ -1844,7 +2008,12 @@ struct AcceptFailures {
 
 impl AcceptFailures {
     /// Tells the service about a failed accept (`errno`), or counts it for the next report.
-    fn report<S: Service>(&mut self, io: &mut Io<S::Msg, S::Conn>, service: &mut S, errno: i32) {
+    fn report<E: Events + ?Sized>(
+        &mut self,
+        io: &mut Io<E::Msg, E::Conn>,
+        service: &mut E,
+        errno: i32,
+    ) {
         let now = io.now;
         let due = self.reported.is_none_or(|t| {
             now.duration_since(t) >= Duration::from_millis(ACCEPT_ERROR_REPORT_INTERVAL_MS)

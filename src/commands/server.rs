@@ -398,6 +398,10 @@ pub fn shutdown_step(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
         // Shutdown is immediate here, so none is ever in progress.
         return encoded_error(ctx, "ERR No shutdown in progress.");
     }
+    if !nosave && let Some(busy) = ctx.shard.shared.scripts.busy_error() {
+        // A busy script: only SHUTDOWN NOSAVE goes on (Redis's `shutdownCommand`).
+        return encoded_error(ctx, busy);
+    }
     ctx.shard.shared.warning("User requested shutdown...");
     if save || (!nosave && !ctx.shard.cfg.save.is_empty()) {
         ctx.shard

@@ -11,6 +11,7 @@
 //! that shard directly through the command table, and those of other shards by
 //! synchronous calls while the script holds every shard (`atomic::remote`).
 
+pub mod busy;
 mod call;
 pub use call::NON_LOCAL_KEY;
 mod convert;
@@ -735,8 +736,8 @@ pub(crate) fn hook_check(run: &RunState) -> Result<(), ()> {
     if run.kind.get() == BUSY_NONE {
         return Ok(());
     }
-    let shared = run.shared.borrow();
-    let Some(shared) = shared.as_ref() else {
+    let shared_ref = run.shared.borrow();
+    let Some(shared) = shared_ref.as_ref() else {
         return Ok(());
     };
     let slot = &shared.scripts.busy[run.shard.get()];
@@ -765,6 +766,15 @@ pub(crate) fn hook_check(run: &RunState) -> Result<(), ()> {
         }
         run.killed.set(true);
         return Err(());
+    }
+    if run.busy.get() {
+        drop(shared_ref);
+        // This shard's clients are served meanwhile; a shutdown (SHUTDOWN NOSAVE, here or
+        // on another shard) stops the script whatever it wrote, as Redis exits under it.
+        if busy::serve() {
+            run.killed.set(true);
+            return Err(());
+        }
     }
     Ok(())
 }

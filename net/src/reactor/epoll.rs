@@ -13,8 +13,8 @@
 //! `recv` done at once, a send completion the end of a write that drained the output.
 
 use super::{
-    ACCEPT_BACKOFF_MS, AcceptFailures, Conn, ConnId, Io, OUTPUT_BACKPRESSURE_BYTES, Service,
-    Shared, drain_inbox, take_conn, unix_ms, wall_offset_ms,
+    ACCEPT_BACKOFF_MS, AcceptFailures, Conn, ConnId, Events, Io, NestedPoll,
+    OUTPUT_BACKPRESSURE_BYTES, Service, Shared, drain_inbox, take_conn, unix_ms, wall_offset_ms,
 };
 use crate::sys;
 use std::io;
@@ -71,6 +71,10 @@ pub struct EpollReactor<S: Service> {
     accept_failures: AcceptFailures,
     signal_fd: Option<RawFd>,
     events: Vec<libc::epoll_event>,
+    /// A nested poll's own events (the outer loop may be iterating `events`), and those it
+    /// left for the outer loop, one per token (handled first next time).
+    nested_events: Vec<libc::epoll_event>,
+    deferred: Vec<libc::epoll_event>,
     /// Connections with input left in the socket that may read: read next iteration.
     unread: Vec<ConnId>,
     /// Connections whose output a write drained (the io_uring reactor's send completion):
@@ -133,6 +137,8 @@ impl<S: Service> EpollReactor<S> {
             accept_failures: AcceptFailures::default(),
             signal_fd,
             events: vec![libc::epoll_event { events: 0, u64: 0 }; EPOLL_EVENTS_PER_WAIT],
+            nested_events: Vec::new(),
+            deferred: Vec::new(),
             unread: Vec::new(),
             drained: Vec::new(),
             closed: Vec::new(),
@@ -149,6 +155,7 @@ impl<S: Service> EpollReactor<S> {
 
     /// Runs until a shutdown completes.
     pub fn run(&mut self, service: &mut S) -> io::Result<()> {
+        service.attach_nested(self as *mut Self as *mut dyn NestedPoll<S::Msg, S::Conn>);
         self.listen_all();
         let mut ready = 0;
         loop {
@@ -212,6 +219,7 @@ impl<S: Service> EpollReactor<S> {
             let max_wait = self.io.max_wait.take();
             let busy_anyway = more_mail
                 || self.io.outbox_pending()
+                || !self.deferred.is_empty()
                 || !self.unread.is_empty()
                 || !self.drained.is_empty()
                 || !self.io.dirty.is_empty();
@@ -242,8 +250,13 @@ impl<S: Service> EpollReactor<S> {
     fn handle_events(&mut self, service: &mut S, ready: usize) {
         self.io.stats.completions += ready as u64;
         let unread = std::mem::take(&mut self.unread);
-        for i in 0..ready {
-            let ev = self.events[i];
+        // What a nested poll left came before these.
+        let deferred = std::mem::take(&mut self.deferred);
+        for i in 0..deferred.len() + ready {
+            let ev = match deferred.get(i) {
+                Some(ev) => *ev,
+                None => self.events[i - deferred.len()],
+            };
             let (kind, index, generation) = untoken(ev.u64);
             match kind {
                 EV_CONN => self.on_conn_event(service, ConnId { index, generation }, ev.events),
@@ -286,7 +299,12 @@ impl<S: Service> EpollReactor<S> {
         }
     }
 
-    fn on_conn_event(&mut self, service: &mut S, id: ConnId, events: u32) {
+    fn on_conn_event<E: Events<Msg = S::Msg, Conn = S::Conn> + ?Sized>(
+        &mut self,
+        service: &mut E,
+        id: ConnId,
+        events: u32,
+    ) {
         let Some(conn) = self.io.conn(id) else {
             return;
         };
@@ -303,7 +321,11 @@ impl<S: Service> EpollReactor<S> {
 
     /// One `recv` into the connection's input (or its session's ciphertext buffer) if it
     /// may read now; what the io_uring reactor does with a single-shot receive's result.
-    fn read_conn(&mut self, service: &mut S, id: ConnId) {
+    fn read_conn<E: Events<Msg = S::Msg, Conn = S::Conn> + ?Sized>(
+        &mut self,
+        service: &mut E,
+        id: ConnId,
+    ) {
         let Some(conn) = self.io.conn(id) else {
             return;
         };
@@ -459,7 +481,11 @@ impl<S: Service> EpollReactor<S> {
     }
 
     /// Accepts what listener `i` holds, up to [`ACCEPTS_PER_ITERATION`].
-    fn accept(&mut self, service: &mut S, i: usize) {
+    fn accept<E: Events<Msg = S::Msg, Conn = S::Conn> + ?Sized>(
+        &mut self,
+        service: &mut E,
+        i: usize,
+    ) {
         for _ in 0..ACCEPTS_PER_ITERATION {
             if self.stopping.is_some() || !self.listening[i] {
                 return;
@@ -490,9 +516,9 @@ impl<S: Service> EpollReactor<S> {
 
     /// Makes `fd` a connection of this shard if the service accepts it, registered with
     /// the shard's epoll instance (see the io_uring reactor's `take_conn`).
-    fn take_conn(
+    fn take_conn<E: Events<Msg = S::Msg, Conn = S::Conn> + ?Sized>(
         &mut self,
-        service: &mut S,
+        service: &mut E,
         fd: RawFd,
         listener: Option<usize>,
         already_read: &[u8],
@@ -598,6 +624,104 @@ impl<S: Service> EpollReactor<S> {
                 // Cannot fail short of a counter at u64::MAX - 1 (EAGAIN: already woken).
                 write_fd(fd, &1u64.to_ne_bytes());
             }
+        }
+    }
+}
+
+impl<S: Service> NestedPoll<S::Msg, S::Conn> for EpollReactor<S> {
+    fn poll_nested(&mut self, events: &mut dyn Events<Msg = S::Msg, Conn = S::Conn>) -> bool {
+        if std::mem::replace(&mut self.io.nested, true) {
+            return false;
+        }
+        let now_ns = sys::monotonic_ns();
+        self.io.now = self.epoch + Duration::from_nanos(now_ns.saturating_sub(self.epoch_ns));
+        self.io.now_ns = now_ns;
+        self.io.now_ms = (now_ns / 1_000_000) as i64 + self.wall_offset_ms;
+        let mut evs = std::mem::take(&mut self.nested_events);
+        evs.resize(
+            EPOLL_EVENTS_PER_WAIT,
+            libc::epoll_event { events: 0, u64: 0 },
+        );
+        let ready = wait(self.epoll.as_raw_fd(), &mut evs, 0).unwrap_or(0);
+        self.io.stats.completions += ready as u64;
+        for ev in &evs[..ready] {
+            let (kind, index, generation) = untoken(ev.u64);
+            let id = ConnId { index, generation };
+            match kind {
+                EV_CONN if events.free(id) => self.on_conn_event(events, id, ev.events),
+                EV_ACCEPT if self.io.room_nested() => self.accept_nested(events, index as usize),
+                EV_WAKE => {
+                    let mut buf = [0u8; 8];
+                    read_fd(self.wake.as_raw_fd(), &mut buf);
+                    self.woken = true;
+                }
+                _ => {
+                    // For the outer loop, once per token (edge-triggered connections report
+                    // an edge once; the others stay ready and come back until handled).
+                    match self.deferred.iter_mut().find(|d| d.u64 == ev.u64) {
+                        Some(d) => d.events |= ev.events,
+                        None => self.deferred.push(*ev),
+                    }
+                }
+            }
+        }
+        self.nested_events = evs;
+        // Connections that filled their buffer read again while they are free.
+        let unread = std::mem::take(&mut self.unread);
+        for id in unread {
+            if events.free(id) && self.io.conn(id).is_some_and(|c| c.ready_in) {
+                self.read_conn(events, id);
+            } else {
+                self.unread.push(id);
+            }
+        }
+        let dirty = std::mem::take(&mut self.io.dirty);
+        let mut kept = Vec::new();
+        for index in dirty {
+            let Some(conn) = self.io.slots[index as usize].conn.as_ref() else {
+                continue;
+            };
+            if conn.broken || conn.closing || conn.input_ended || !events.free(conn.id()) {
+                kept.push(index);
+                continue;
+            }
+            self.flush_conn(index);
+        }
+        kept.append(&mut self.io.dirty);
+        self.io.dirty = kept;
+        // Outputs a write drained: the service sees their waiting input.
+        let drained = std::mem::take(&mut self.drained);
+        for id in drained {
+            let Some(conn) = self.io.conn(id) else {
+                continue;
+            };
+            if !events.free(id) {
+                self.drained.push(id);
+            } else if !conn.input.is_empty()
+                && !conn.is_closing()
+                && conn.pending_output() < OUTPUT_BACKPRESSURE_BYTES
+            {
+                events.on_input(&mut self.io, id);
+            }
+        }
+        self.io.nested = false;
+        self.io.shutting_down()
+    }
+}
+
+impl<S: Service> EpollReactor<S> {
+    /// A nested poll's accepts: as many as the connection table has room for.
+    fn accept_nested(&mut self, events: &mut dyn Events<Msg = S::Msg, Conn = S::Conn>, i: usize) {
+        if self.stopping.is_some() || !self.listening[i] {
+            return;
+        }
+        while self.io.room_nested() {
+            let fd = accept(self.listeners[i]);
+            if fd < 0 {
+                // Failures are the outer loop's (the listener stays readable).
+                return;
+            }
+            self.take_conn(events, fd, Some(i), &[], None);
         }
     }
 }
