@@ -1,7 +1,8 @@
 //! Options Redis 7.2+ and Valkey added to commands Redis 7.0 has, which Valkey's own test
-//! suite uses (a 7.0 client never sends them): ZRANK/ZREVRANK WITHSCORE and XREAD's `+`
-//! ID. Replies compared byte for byte with `../shared/peers/valkey/valkey-server`, RESP2
-//! and RESP3, keys on both of percore's shards.
+//! suite uses (a 7.0 client never sends them): ZRANK/ZREVRANK WITHSCORE, XREAD's `+`
+//! ID, BITCOUNT with a start alone. Replies compared byte for byte with
+//! `../shared/peers/valkey/valkey-server`, RESP2 and RESP3, keys on both of percore's
+//! shards.
 
 mod common;
 
@@ -37,6 +38,17 @@ const SCRIPT: &str = "
     XGROUP CREATE empty g $ MKSTREAM
     XREAD STREAMS empty +
     XREAD STREAMS str +
+    SET bc foobar
+    BITCOUNT bc 0
+    BITCOUNT bc 1
+    BITCOUNT bc 1000
+    BITCOUNT bc -1
+    BITCOUNT bc -2
+    BITCOUNT bc -1000
+    BITCOUNT bc x
+    BITCOUNT bc 1 2 3
+    BITCOUNT nokey 1
+    BITCOUNT s 0
 ";
 
 /// CLIENT NO-TOUCH, CLIENT CAPA, Valkey's config names. With `lfu-log-factor 0` every
@@ -99,6 +111,59 @@ fn additions_answer_as_valkey() {
 #[test]
 fn connection_additions_answer_as_valkey() {
     compare_with_valkey(CONNECTION_SCRIPT);
+}
+
+/// An EXPIRE-family time already past removes the key as an expiry, as Valkey 8.1 does
+/// (`deleteExpiredKeyFromOverwriteAndPropagate`; the peer predates it and fires `del` as
+/// Redis 7.0): an `expired` event and one more `expired_keys`, as Valkey 8.1.1's pubsub
+/// and expire units expect. Keys on both shards.
+#[test]
+fn past_expire_is_an_expiry_as_valkey_8_1() {
+    let percore = Server::percore_threads(2);
+    let mut c = percore.conn();
+    let mut sub = percore.conn();
+    c.cmd_raw(&["CONFIG", "SET", "notify-keyspace-events", "KEgx"]);
+    sub.cmd_raw(&["PSUBSCRIBE", "__key*__:*"]);
+    for (i, args) in [
+        &["EXPIRE", "k1", "-1"][..],
+        &["PEXPIREAT", "k2", "1"][..],
+        &["EXPIREAT", "k3", "1"][..],
+        &["PEXPIRE", "k4", "-1000"][..],
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let key = args[1];
+        c.cmd_raw(&["SET", key, "v"]);
+        assert_eq!(c.cmd_raw(args), b":1\r\n", "{args:?}");
+        assert_eq!(c.cmd_raw(&["EXISTS", key]), b":0\r\n");
+        c.cmd_raw(&["PUBLISH", "__keyspace@0__:~mark", &i.to_string()]);
+        let mut frames = Vec::new();
+        loop {
+            let f = sub.read_raw();
+            if f.windows(5).any(|w| w == b"~mark") {
+                break;
+            }
+            frames.push(f);
+        }
+        let pmessage = |channel: &str, msg: &str| {
+            format!(
+                "*4\r\n$8\r\npmessage\r\n$10\r\n__key*__:*\r\n${}\r\n{channel}\r\n${}\r\n{msg}\r\n",
+                channel.len(),
+                msg.len()
+            )
+            .into_bytes()
+        };
+        assert_eq!(
+            frames,
+            [
+                pmessage(&format!("__keyspace@0__:{key}"), "expired"),
+                pmessage("__keyevent@0__:expired", key),
+            ],
+            "{args:?}"
+        );
+    }
+    assert_eq!(common::info_field(&mut c, "stats", "expired_keys"), "4");
 }
 
 /// CLIENT LIST / CLIENT INFO carry Valkey's fields in Valkey's order, with the `T` flag
@@ -346,4 +411,92 @@ fn compare_with_valkey(script: &str) {
         "replies differ from valkey:\n{}",
         diffs.join("\n")
     );
+}
+
+/// Valkey 8.1's `PFDEBUG SIMD ON|OFF` (the peer predates it): percore has no AVX2 path, so
+/// it answers as Valkey 8.1 does on a CPU without one, whatever the key arguments' shard.
+#[test]
+fn pfdebug_simd_answers_as_valkey_8_1() {
+    let percore = Server::percore_threads(2);
+    let mut c = percore.conn();
+    for arg in ["on", "OFF", "On"] {
+        assert_eq!(c.cmd_raw(&["PFDEBUG", "SIMD", arg]), b"+disabled\r\n");
+    }
+    assert_eq!(
+        c.cmd_raw(&["PFDEBUG", "simd", "maybe"]),
+        b"-ERR Argument must be ON or OFF\r\n"
+    );
+    // PFDEBUG's arity is 3 (Redis 7.0, the peer).
+    assert_eq!(
+        c.cmd_raw(&["PFDEBUG", "SIMD", "on", "x"]),
+        b"-ERR wrong number of arguments for 'pfdebug' command\r\n"
+    );
+    // The other subcommands still look the key up.
+    assert_eq!(
+        c.cmd_raw(&["PFDEBUG", "ENCODING", "nokey"]),
+        b"-ERR The specified key does not exist\r\n"
+    );
+}
+
+/// Valkey 8.1's `SET ... IFEQ comparison-value` (the peer predates it; the replies are
+/// those of Valkey 8.1.1's string unit and `setGenericCommand`), keys on both shards.
+#[test]
+fn set_ifeq_answers_as_valkey_8_1() {
+    let percore = Server::percore_threads(2);
+    let mut c = percore.conn();
+    for key in ["k1", "k2", "k3", "k4"] {
+        c.cmd_raw(&["SET", key, "initial"]);
+        assert_eq!(
+            c.cmd_raw(&["SET", key, "new", "IFEQ", "initial"]),
+            b"+OK\r\n"
+        );
+        assert_eq!(c.cmd_raw(&["GET", key]), b"$3\r\nnew\r\n");
+        assert_eq!(c.cmd_raw(&["SET", key, "no", "ifeq", "wrong"]), b"$-1\r\n");
+        assert_eq!(c.cmd_raw(&["GET", key]), b"$3\r\nnew\r\n");
+        // An integer-encoded value compares as its text.
+        c.cmd_raw(&["SET", key, "12"]);
+        assert_eq!(c.cmd_raw(&["SET", key, "13", "IFEQ", "12"]), b"+OK\r\n");
+        // With GET: the old value whether or not it was set.
+        assert_eq!(
+            c.cmd_raw(&["SET", key, "14", "IFEQ", "13", "GET"]),
+            b"$2\r\n13\r\n"
+        );
+        assert_eq!(
+            c.cmd_raw(&["SET", key, "15", "GET", "IFEQ", "99"]),
+            b"$2\r\n14\r\n"
+        );
+        assert_eq!(c.cmd_raw(&["GET", key]), b"$2\r\n14\r\n");
+        // With an expiry.
+        assert_eq!(
+            c.cmd_raw(&["SET", key, "16", "IFEQ", "14", "PX", "100000"]),
+            b"+OK\r\n"
+        );
+        assert!(c.cmd_raw(&["PTTL", key]) != b":-1\r\n");
+        // No key: nothing set.
+        c.cmd_raw(&["DEL", key]);
+        assert_eq!(c.cmd_raw(&["SET", key, "v", "IFEQ", "x"]), b"$-1\r\n");
+        assert_eq!(
+            c.cmd_raw(&["SET", key, "v", "IFEQ", "x", "GET"]),
+            b"$-1\r\n"
+        );
+        assert_eq!(c.cmd_raw(&["EXISTS", key]), b":0\r\n");
+        // Another type.
+        c.cmd_raw(&["SADD", key, "m"]);
+        let wrongtype: &[u8] =
+            b"-WRONGTYPE Operation against a key holding the wrong kind of value\r\n";
+        assert_eq!(c.cmd_raw(&["SET", key, "v", "IFEQ", "m"]), wrongtype);
+        assert_eq!(c.cmd_raw(&["SET", key, "v", "IFEQ", "m", "GET"]), wrongtype);
+        c.cmd_raw(&["DEL", key]);
+        // Not with NX, XX or a second IFEQ; IFEQ needs its value.
+        for args in [
+            &["SET", key, "v", "IFEQ", "x", "XX"][..],
+            &["SET", key, "v", "NX", "IFEQ", "x"][..],
+            &["SET", key, "v", "IFEQ", "x", "NX"][..],
+            &["SET", key, "v", "IFEQ", "x", "IFEQ", "y"][..],
+            &["SET", key, "v", "IFEQ"][..],
+            &["GETEX", key, "IFEQ", "x"][..],
+        ] {
+            assert_eq!(c.cmd_raw(args), b"-ERR syntax error\r\n", "{args:?}");
+        }
+    }
 }

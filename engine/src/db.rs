@@ -935,6 +935,15 @@ impl Db {
         Some((entry.value, expire))
     }
 
+    /// Removes a live key because the expiry time a command gave it is already past
+    /// (Valkey's `deleteExpiredKeyFromOverwriteAndPropagate`): counted in
+    /// `expired_keys` and logged as an expiry, like a key the clock removed.
+    pub fn remove_expired(&mut self, key: &[u8], now_ms: i64) -> Option<Value> {
+        let (value, _) = self.remove(key, now_ms)?;
+        self.note_expired(key);
+        Some(value)
+    }
+
     /// Expiry time of a live key; `None` when the key is absent or has no TTL (use
     /// [`Db::lookup_entry`] to tell those apart).
     pub fn expire_at(&mut self, key: &[u8], now_ms: i64) -> Option<i64> {

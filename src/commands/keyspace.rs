@@ -225,10 +225,11 @@ fn expire_generic(
         return;
     }
     if at <= now {
-        // Already in the past: the key goes now (Redis's checkAlreadyExpired).
-        db.remove(argv[1], now);
+        // Already in the past: the key goes now (Redis's checkAlreadyExpired), as an
+        // expiry (Valkey: an `expired` event and `expired_keys`; Redis 7.0 fired
+        // `del`, which Valkey's pubsub unit waits on forever).
+        db.remove_expired(argv[1], now);
         w.int(1);
-        ctx.notify(class::GENERIC, "del", argv[1]);
     } else {
         db.set_expire_at(argv[1], at, now);
         w.int(1);
