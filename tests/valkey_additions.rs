@@ -7,6 +7,7 @@
 mod common;
 
 use common::{Server, scratch_dir, show, split_args, start_valkey};
+use percore_net::resp::Frame;
 
 const SCRIPT: &str = "
     ZADD z 1.5 a inf b -2 c
@@ -499,4 +500,163 @@ fn set_ifeq_answers_as_valkey_8_1() {
             assert_eq!(c.cmd_raw(args), b"-ERR syntax error\r\n", "{args:?}");
         }
     }
+}
+
+/// Valkey 8.1's CLIENT LIST filters (ID with several ids, TYPE, ADDR, LADDR, USER,
+/// SKIPME, MAXAGE, in any combination; the peer predates them), with Redis 7.0's forms
+/// (`TYPE t`, `ID id...`) and their replies kept. Clients on both shards.
+#[test]
+fn client_list_filters_as_valkey_8_1() {
+    let percore = Server::percore_threads(2);
+    let mut me = percore.conn();
+    let mut others: Vec<common::Conn> = (0..3).map(|_| percore.conn()).collect();
+    let id_of = |c: &mut common::Conn| -> String {
+        let raw = c.cmd_raw(&["CLIENT", "ID"]);
+        String::from_utf8_lossy(&raw[1..raw.len() - 2]).into_owned()
+    };
+    let ids: Vec<String> = others.iter_mut().map(id_of).collect();
+    let my_id = id_of(&mut me);
+    // The ids of the lines CLIENT LIST answers, sorted.
+    let list = |c: &mut common::Conn, args: &[&str]| -> Vec<String> {
+        let mut full = vec!["CLIENT", "LIST"];
+        full.extend_from_slice(args);
+        let Frame::Bulk(text) = c.cmd(&full) else {
+            panic!("CLIENT LIST {args:?}: {}", show(&c.cmd_raw(&full)));
+        };
+        let mut found: Vec<String> = String::from_utf8_lossy(&text)
+            .lines()
+            .map(|l| l["id=".len()..l.find(' ').unwrap()].to_string())
+            .collect();
+        found.sort();
+        found
+    };
+    let sorted = |v: &[&String]| -> Vec<String> {
+        let mut v: Vec<String> = v.iter().map(|s| (*s).clone()).collect();
+        v.sort();
+        v
+    };
+    let all = sorted(&[&ids[0], &ids[1], &ids[2], &my_id]);
+    assert_eq!(list(&mut me, &[]), all);
+    assert_eq!(
+        list(&mut me, &["ID", &ids[0], &ids[1], "TYPE", "normal"]),
+        sorted(&[&ids[0], &ids[1]])
+    );
+    assert_eq!(
+        list(&mut me, &["TYPE", "normal", "ID", &ids[2], &my_id]),
+        sorted(&[&ids[2], &my_id])
+    );
+    assert_eq!(
+        list(&mut me, &["ID", &ids[0], "TYPE", "pubsub"]),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        list(&mut me, &["SKIPME", "yes", "USER", "default"]),
+        sorted(&[&ids[0], &ids[1], &ids[2]])
+    );
+    assert_eq!(list(&mut me, &["SKIPME", "no", "USER", "default"]), all);
+    assert_eq!(
+        list(&mut me, &["MAXAGE", "1000000", "ID", &ids[0]]),
+        Vec::<String>::new()
+    );
+    assert_eq!(list(&mut me, &["MAXAGE", "1000000"]), Vec::<String>::new());
+    // ADDR and LADDR as CLIENT INFO shows them.
+    let Frame::Bulk(info) = others[1].cmd(&["CLIENT", "INFO"]) else {
+        panic!("CLIENT INFO");
+    };
+    let info = String::from_utf8_lossy(&info).into_owned();
+    let field = |name: &str| -> String {
+        let at = info.find(&format!(" {name}=")).unwrap() + name.len() + 2;
+        info[at..].split(' ').next().unwrap().to_string()
+    };
+    assert_eq!(
+        list(&mut me, &["ADDR", &field("addr")]),
+        vec![ids[1].clone()]
+    );
+    assert_eq!(list(&mut me, &["LADDR", &field("laddr")]), all);
+    assert_eq!(
+        list(
+            &mut me,
+            &["LADDR", &field("laddr"), "SKIPME", "yes", "ID", &ids[0]]
+        ),
+        vec![ids[0].clone()]
+    );
+    // Errors: Valkey 8.1's for its form, Redis 7.0's for an ID argument.
+    for (args, want) in [
+        (&["USER", "nobody"][..], "-ERR No such user 'nobody'\r\n"),
+        (&["ID", "10", "wrong"][..], "-ERR Invalid client ID\r\n"),
+        (&["ID", "str"][..], "-ERR Invalid client ID\r\n"),
+        (
+            &["ID", "0", "TYPE", "normal"][..],
+            "-ERR client-id should be greater than 0\r\n",
+        ),
+        (
+            &["TYPE", "bad", "ID", "1"][..],
+            "-ERR Unknown client type 'bad'\r\n",
+        ),
+        (&["TYPE", "bad"][..], "-ERR Unknown client type 'bad'\r\n"),
+        (&["SKIPME", "maybe", "ID", "1"][..], "-ERR syntax error\r\n"),
+        (&["ID", "1", "USER"][..], "-ERR syntax error\r\n"),
+        (&["FOO", "1"][..], "-ERR syntax error\r\n"),
+        (&["FOO"][..], "-ERR syntax error\r\n"),
+        (
+            &["MAXAGE", "str"][..],
+            "-ERR maxage is not an integer or out of range\r\n",
+        ),
+        (
+            &["MAXAGE", "9999999999999999999"][..],
+            "-ERR maxage is not an integer or out of range\r\n",
+        ),
+        (
+            &["MAXAGE", "-1"][..],
+            "-ERR maxage should be greater than 0\r\n",
+        ),
+    ] {
+        let mut full = vec!["CLIENT", "LIST"];
+        full.extend_from_slice(args);
+        assert_eq!(show(&me.cmd_raw(&full)), show(want.as_bytes()), "{args:?}");
+    }
+    // Redis 7.0's ID form: any integers, ids below 1 match nothing.
+    assert_eq!(
+        list(&mut me, &["ID", "0", "-1", &ids[2]]),
+        vec![ids[2].clone()]
+    );
+}
+
+/// A RESP3 subscriber receives what it publishes itself from a script, and the
+/// notification of its own write, after the command's reply (Valkey's order; Redis 7.0
+/// sends them before it). Both were lost: the client is out of its slot while its command
+/// runs. Compared byte for byte with the peer.
+#[test]
+fn messages_to_the_running_client_follow_its_reply_as_valkey() {
+    let dir = scratch_dir("valkey-self-publish");
+    let Some((mut child, first)) = start_valkey(&dir) else {
+        return;
+    };
+    let valkey_port = first.stream().peer_addr().expect("valkey's address").port();
+    let percore = Server::percore_threads(2);
+    let script = "redis.call('ping','abc') redis.call('publish','foo','bar') \
+                  redis.call('publish','foo','vaz') redis.call('ping','def') return 'bla'";
+    let run = |mut c: common::Conn| -> Vec<String> {
+        let mut got = Vec::new();
+        c.cmd_raw(&["HELLO", "3"]);
+        c.cmd_raw(&["CONFIG", "SET", "notify-keyspace-events", "KA"]);
+        got.push(show(&c.cmd_raw(&["SUBSCRIBE", "foo"])));
+        got.push(show(&c.cmd_raw(&["SUBSCRIBE", "__keyspace@0__:k"])));
+        got.push(show(&c.cmd_raw(&["EVAL", script, "0"])));
+        got.push(show(&c.read_raw()));
+        got.push(show(&c.read_raw()));
+        for k in ["k", "other"] {
+            got.push(show(&c.cmd_raw(&["SET", k, "v"])));
+        }
+        // Only `k` is watched: its `set`, then the marker.
+        got.push(show(&c.read_raw()));
+        got.push(show(&c.cmd_raw(&["PING", "end"])));
+        c.cmd_raw(&["CONFIG", "SET", "notify-keyspace-events", ""]);
+        got
+    };
+    let want = run(common::Conn::connect(valkey_port));
+    let got = run(percore.conn());
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(got, want);
 }
