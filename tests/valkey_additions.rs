@@ -1,6 +1,6 @@
 //! Options Redis 7.2+ and Valkey added to commands Redis 7.0 has, which Valkey's own test
 //! suite uses (a 7.0 client never sends them): ZRANK/ZREVRANK WITHSCORE, XREAD's `+`
-//! ID, BITCOUNT with a start alone. Replies compared byte for byte with
+//! ID, BITCOUNT with a start alone, HSCAN NOVALUES, ZSCAN NOSCORES. Replies compared byte for byte with
 //! `../shared/peers/valkey/valkey-server`, RESP2 and RESP3, keys on both of percore's
 //! shards.
 
@@ -50,6 +50,22 @@ const SCRIPT: &str = "
     BITCOUNT bc 1 2 3
     BITCOUNT nokey 1
     BITCOUNT s 0
+    HSET hs a 1 b 2 c 3
+    HSCAN hs 0 NOVALUES
+    HSCAN hs 0 novalues COUNT 10 MATCH b*
+    HSCAN hs 0 NOVALUES NOVALUES
+    HSCAN hs 0 NOSCORES
+    HSCAN hs 0 COUNT 0 NOSCORES
+    HSCAN nokey 0 NOSCORES
+    ZADD zs 1 a 2.5 b
+    ZSCAN zs 0 NOSCORES
+    ZSCAN zs 0 NOSCORES MATCH a
+    ZSCAN zs 0 NOVALUES
+    SADD ss a
+    SSCAN ss 0 NOVALUES
+    SSCAN ss 0 NOSCORES
+    SCAN 0 NOVALUES
+    SCAN 0 NOSCORES
 ";
 
 /// CLIENT NO-TOUCH, CLIENT CAPA, Valkey's config names. With `lfu-log-factor 0` every
@@ -659,4 +675,70 @@ fn messages_to_the_running_client_follow_its_reply_as_valkey() {
     let _ = child.kill();
     let _ = child.wait();
     assert_eq!(got, want);
+}
+
+/// Valkey 8.1's `rdb-version-check` (the peer predates it): `relaxed` lets RESTORE take a
+/// payload of a newer RDB version, never one of the foreign range 12-79. The payloads are
+/// Valkey 8.1.1's dump unit's: the string "bar" sealed as RDB version 222.
+#[test]
+fn rdb_version_check_as_valkey_8_1() {
+    let percore = Server::percore_threads(2);
+    let mut c = percore.conn();
+    let future: &[u8] = b"\x00\x03\x62\x61\x72\xde\x00\x0fYUza\xd3\xec\xe0";
+    let bad: &[u8] = b"-ERR DUMP payload version or checksum are wrong\r\n";
+    let sealed = u64::from_le_bytes(future[7..].try_into().expect("8 bytes"));
+    assert_eq!(crc64_jones(&future[..7]), sealed);
+    assert_eq!(
+        c.cmd_raw(&["CONFIG", "GET", "rdb-version-check"]),
+        b"*2\r\n$17\r\nrdb-version-check\r\n$6\r\nstrict\r\n"
+    );
+    for key in ["k1", "k2", "k3"] {
+        let restore = |c: &mut common::Conn, payload: &[u8]| {
+            c.cmd_raw(&[
+                b"RESTORE".as_slice(),
+                key.as_bytes(),
+                b"0",
+                payload,
+                b"REPLACE",
+            ])
+        };
+        assert_eq!(restore(&mut c, future), bad);
+        assert_eq!(
+            c.cmd_raw(&["CONFIG", "SET", "rdb-version-check", "relaxed"]),
+            b"+OK\r\n"
+        );
+        assert_eq!(restore(&mut c, future), b"+OK\r\n");
+        assert_eq!(c.cmd_raw(&["GET", key]), b"$3\r\nbar\r\n");
+        // A foreign version (here 12, the checksum made right) stays refused.
+        let mut foreign = future[..5].to_vec();
+        foreign.extend_from_slice(&12u16.to_le_bytes());
+        let crc = crc64_jones(&foreign);
+        foreign.extend_from_slice(&crc.to_le_bytes());
+        assert_eq!(restore(&mut c, &foreign), bad);
+        assert_eq!(
+            c.cmd_raw(&["CONFIG", "SET", "rdb-version-check", "strict"]),
+            b"+OK\r\n"
+        );
+        assert_eq!(restore(&mut c, future), bad);
+    }
+    assert_eq!(
+        c.cmd_raw(&["CONFIG", "SET", "rdb-version-check", "loose"]),
+        b"-ERR CONFIG SET failed (possibly related to argument 'rdb-version-check') - argument(s) must be one of the following: strict, relaxed\r\n"
+    );
+}
+
+/// Redis's CRC-64 (Jones, reflected), as DUMP payloads carry it.
+fn crc64_jones(data: &[u8]) -> u64 {
+    let mut crc = 0u64;
+    for &b in data {
+        crc ^= u64::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0x95ac_9329_ac4b_c9b5
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    crc
 }
