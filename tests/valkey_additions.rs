@@ -86,6 +86,9 @@ const SCRIPT: &str = "
     EVAL \"return redis.pcall('bzmpop', 0, 1, KEYS[1], 'min')\" 1 z1
     EVAL \"return redis.call('blpop', KEYS[1], 'x')\" 1 l1
     EVAL \"return redis.pcall('blpop', KEYS[1], 0)\" 1 bc
+    EVAL \"return redis.pcall('wait', '1', '0')\" 0
+    EVAL \"return redis.pcall('wait', '0', '0')\" 0
+    EVAL \"return redis.pcall('wait', 'x', '0')\" 0
 ";
 
 /// CLIENT NO-TOUCH, CLIENT CAPA, Valkey's config names. With `lfu-log-factor 0` every
