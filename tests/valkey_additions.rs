@@ -87,6 +87,12 @@ const SCRIPT: &str = "
     EVAL \"return redis.call('blpop', KEYS[1], 'x')\" 1 l1
     EVAL \"return redis.pcall('blpop', KEYS[1], 0)\" 1 bc
     EVAL \"return redis.pcall('wait', '1', '0')\" 0
+    CLIENT KILL MAXAGE str
+    CLIENT KILL MAXAGE -1
+    CLIENT KILL MAXAGE 9999999999999999999
+    CLIENT KILL MAXAGE 1000000
+    CLIENT KILL ID 99999 MAXAGE 0
+    CLIENT KILL MAXAGE 1000000 SKIPME no
     EVAL \"return redis.pcall('wait', '0', '0')\" 0
     EVAL \"return redis.pcall('wait', 'x', '0')\" 0
 ";
@@ -764,4 +770,31 @@ fn crc64_jones(data: &[u8]) -> u64 {
         }
     }
     crc
+}
+
+/// CLIENT KILL MAXAGE (Redis 7.4, Valkey 8): only clients at least that many seconds old.
+#[test]
+fn client_kill_maxage_spares_young_clients() {
+    let percore = Server::percore_threads(2);
+    let mut me = percore.conn();
+    let mut old = percore.conn();
+    let id = |c: &mut common::Conn| -> String {
+        let raw = c.cmd_raw(&["CLIENT", "ID"]);
+        String::from_utf8_lossy(&raw[1..raw.len() - 2]).into_owned()
+    };
+    let old_id = id(&mut old);
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let mut young = percore.conn();
+    let young_id = id(&mut young);
+    // Nobody is eleven days old; `old` has lived a second.
+    assert_eq!(
+        me.cmd_raw(&["CLIENT", "KILL", "ID", &young_id, "MAXAGE", "1000000"]),
+        b":0\r\n"
+    );
+    assert_eq!(
+        me.cmd_raw(&["CLIENT", "KILL", "ID", &old_id, "MAXAGE", "1"]),
+        b":1\r\n"
+    );
+    old.expect_closed();
+    assert_eq!(young.cmd_raw(&["PING"]), b"+PONG\r\n");
 }

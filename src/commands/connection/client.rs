@@ -200,6 +200,9 @@ impl KillFilter {
                     Some(n) if n > 0 => f.id = Some(n as u64),
                     _ => return Err("ERR client-id should be greater than 0".into()),
                 }
+            } else if eq_ic(k, "MAXAGE") {
+                // Redis 7.4's / Valkey 8's: clients at least this many seconds old.
+                f.max_age_s = Some(parse_max_age(v)?);
             } else {
                 f.pair(k, v)?;
             }
@@ -238,11 +241,7 @@ impl KillFilter {
                 return Err(errors::SYNTAX.into());
             };
             if eq_ic(k, "MAXAGE") {
-                match parse_i64(value) {
-                    Some(n) if n > 0 => filter.max_age_s = Some(n),
-                    Some(_) => return Err("ERR maxage should be greater than 0".into()),
-                    None => return Err("ERR maxage is not an integer or out of range".into()),
-                }
+                filter.max_age_s = Some(parse_max_age(value)?);
             } else {
                 filter.pair(k, value)?;
             }
@@ -315,6 +314,15 @@ impl KillFilter {
                 .laddr
                 .as_deref()
                 .is_none_or(|a| a == c.local.as_bytes())
+    }
+}
+
+/// MAXAGE's value (`parseClientFiltersOrReply`): seconds, above 0.
+fn parse_max_age(v: &[u8]) -> Result<i64, String> {
+    match parse_i64(v) {
+        Some(n) if n > 0 => Ok(n),
+        Some(_) => Err("ERR maxage should be greater than 0".into()),
+        None => Err("ERR maxage is not an integer or out of range".into()),
     }
 }
 
@@ -446,14 +454,14 @@ pub fn client_part(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
             }
             let mut killed = 0;
             for c in ctx.shard.clients.iter().flatten() {
-                if f.matches(c) && !c.mem.evicted {
+                if f.list_matches(c, now) && !c.mem.evicted {
                     ctx.shard.to_close.push(c.conn);
                     killed += 1;
                 }
             }
             if let Some(c) = ctx.client.as_deref_mut()
                 && !f.skipme
-                && f.matches(c)
+                && f.list_matches(c, now)
             {
                 c.close_after_reply = true;
                 killed += 1;
