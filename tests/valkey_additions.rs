@@ -168,6 +168,12 @@ fn past_expire_is_an_expiry_as_valkey_8_1() {
     let percore = Server::percore_threads(2);
     let mut c = percore.conn();
     let mut sub = percore.conn();
+    // Expired keys before CONFIG RESETSTAT are not counted after it.
+    c.cmd_raw(&["SET", "gone", "v", "PX", "1"]);
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    assert_eq!(c.cmd_raw(&["GET", "gone"]), b"$-1\r\n");
+    assert_eq!(common::info_field(&mut c, "stats", "expired_keys"), "1");
+    assert_eq!(c.cmd_raw(&["CONFIG", "RESETSTAT"]), b"+OK\r\n");
     c.cmd_raw(&["CONFIG", "SET", "notify-keyspace-events", "KEgx"]);
     sub.cmd_raw(&["PSUBSCRIBE", "__key*__:*"]);
     for (i, args) in [

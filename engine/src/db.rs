@@ -688,6 +688,11 @@ impl Db {
         self.stats
     }
 
+    /// CONFIG RESETSTAT: `expired_keys` starts again from 0.
+    pub fn reset_expired_keys(&mut self) {
+        self.stats.expired_keys = 0;
+    }
+
     #[must_use]
     pub fn keyspace_info(&self) -> KeyspaceInfo {
         KeyspaceInfo {

@@ -278,6 +278,7 @@ pub fn config_part(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
     };
     if sub == "config|resetstat" {
         ctx.shard.stats.reset();
+        ctx.shard.keyspace.reset_expired_keys();
         return local_only(ctx, reply_ok);
     }
     if ctx.client.is_none() {
