@@ -182,12 +182,7 @@ fn run_command(data: &mut ShardData, run: &RunState, argv: &[&[u8]]) -> Result<V
     if !cmd.arity_ok(argv.len()) {
         return Err("Wrong number of args calling Redis command from script".into());
     }
-    // Blocking commands run as if they timed out at once, and WAIT answers the count of
-    // replicas now, as inside a transaction (Valkey, Redis 7.2; 7.0 marks them
-    // `noscript` and refused them): an addition in effect, followed. COMMAND INFO keeps
-    // 7.0's flags.
-    let refused = cmd.has(flags::NOSCRIPT) && !cmd.has(flags::BLOCKING) && cmd.name != "wait";
-    if refused || subcommand_noscript(cmd, argv) {
+    if cmd.has(flags::NOSCRIPT) || subcommand_noscript(cmd, argv) {
         return Err("This Redis command is not allowed from script".into());
     }
     if crate::shard::check_subcommand(cmd, argv).is_some() {
