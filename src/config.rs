@@ -2636,6 +2636,11 @@ static OPTIONS: &[ConfigOption] = &[
     // Valkey 8's: its test suite's default.conf sets both (the first is hidden there).
     kept_opt!("enable-debug-assert", Immutable, Bool(false)),
     kept_opt!("hide-user-data-from-log", Runtime, Bool(true)),
+    kept_opt!(
+        "rdb-version-check",
+        Runtime,
+        Enum(kept::RDB_VERSION_CHECK, 0)
+    ),
     kept_opt!("jemalloc-bg-thread", Runtime, Bool(true)),
     kept_opt!("lazyfree-lazy-eviction", Runtime, Bool(false)),
     kept_opt!("lazyfree-lazy-expire", Runtime, Bool(false)),

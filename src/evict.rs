@@ -98,7 +98,11 @@ fn excess(data: &ShardData) -> u64 {
 /// Whether this shard may evict: a replica leaves it to its primary
 /// (`replica-ignore-maxmemory yes`).
 fn may_evict(data: &ShardData) -> bool {
-    !(data.cfg.replica_ignore_maxmemory && data.shared.repl.is_replica.load(Ordering::Relaxed))
+    // While clients are paused the dataset stays as it is: no evictions (Redis 7.0's
+    // `performEvictions` returns at once then), as no expiries.
+    let ignored_on_replica =
+        data.cfg.replica_ignore_maxmemory && data.shared.repl.is_replica.load(Ordering::Relaxed);
+    !data.pause.active && !ignored_on_replica
 }
 
 /// The policy as the engine ranks it; `None` for noeviction.
@@ -380,7 +384,7 @@ pub fn script_start_refusal(oom: bool, script_flags: u32) -> Option<&'static str
 /// it still has work (the loop should not sleep).
 #[cold]
 pub fn resume(data: &mut ShardData) -> bool {
-    perform(data) == Outcome::Running
+    may_evict(data) && perform(data) == Outcome::Running
 }
 
 /// The shard's tick: evicts when over the limit (an idle shard too, and after CONFIG
@@ -392,18 +396,6 @@ pub fn on_tick(data: &mut ShardData) -> bool {
         return false;
     }
     policy.is_some() && may_evict(data) && excess(data) > 0 && perform(data) == Outcome::Running
-}
-
-/// CONFIG SET changed the configuration on this shard: a lower `maxmemory` evicts at
-/// once (this shard's part, without a time limit; the others on their tick).
-pub fn after_config_set(data: &mut ShardData) {
-    if data.cfg.maxmemory_bytes == 0 || !may_evict(data) {
-        return;
-    }
-    let tenacity = data.cfg.maxmemory_eviction_tenacity;
-    data.cfg.maxmemory_eviction_tenacity = 100;
-    perform(data);
-    data.cfg.maxmemory_eviction_tenacity = tenacity;
 }
 
 #[cfg(test)]

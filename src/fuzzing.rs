@@ -204,13 +204,13 @@ pub fn check_restore(data: &[u8]) {
     payload.extend_from_slice(&u16::try_from(rdb::RDB_VERSION).unwrap_or(10).to_le_bytes());
     let crc = percore_persist::crc64::crc64(&payload);
     payload.extend_from_slice(&crc.to_le_bytes());
-    let body = dump::verify(&payload).expect("a sealed payload passes the checks");
+    let body = dump::verify(&payload, false).expect("a sealed payload passes the checks");
     let Ok((Some(value), _)) = rdb::load_value(body) else {
         return;
     };
     for compress in [false, true] {
         let again = dump::dump_payload(&value, compress).expect("a loaded value dumps");
-        let body = dump::verify(&again).expect("a dumped payload passes the checks");
+        let body = dump::verify(&again, false).expect("a dumped payload passes the checks");
         let (reloaded, used) = rdb::load_value(body).expect("a dumped payload loads");
         assert_eq!(used, body.len(), "the value fills the payload");
         assert_eq!(reloaded.as_ref(), Some(&value), "dumped and restored");

@@ -51,8 +51,11 @@ pub struct Registry {
     pub shard_channels: HashMap<Box<[u8]>, Vec<ConnId>>,
     /// Messages encoded for this shard's subscribers since the last [`deliver`].
     out: Vec<u8>,
-    /// `(connection, start, end)` in `out`, in publish order.
-    deliveries: Vec<(ConnId, usize, usize)>,
+    /// `(connection, start, end, as_resp2)` in `out`, in publish order. `as_resp2`: the
+    /// subscriber was out of its slot, running a command (a script's PUBLISH to its own
+    /// channel, a notification of its own write), so the message was encoded as RESP2's
+    /// array and becomes a push at delivery if the client speaks RESP3.
+    deliveries: Vec<(ConnId, usize, usize, bool)>,
 }
 
 impl Registry {
@@ -156,16 +159,20 @@ pub fn publish(
             me.push_pending(Pending::Ready(b));
             return;
         }
-        let Some(client) = clients
-            .get(conn.index as usize)
-            .and_then(Option::as_deref)
-            .filter(|c| c.conn == conn)
-        else {
-            return;
-        };
         let start = out.len();
-        encode(out, client.proto);
-        deliveries.push((conn, start, out.len()));
+        match clients.get(conn.index as usize) {
+            Some(Some(client)) if client.conn == conn => {
+                encode(out, client.proto);
+                deliveries.push((conn, start, out.len(), false));
+            }
+            // Taken out to run a command: delivered after it, once back in its slot
+            // (`deliver` checks the generation then).
+            Some(None) => {
+                encode(out, Protocol::Resp2);
+                deliveries.push((conn, start, out.len(), true));
+            }
+            _ => {}
+        }
     };
     let direct = if kind == Kind::Shard {
         shard_channels.get(channel)
@@ -201,9 +208,8 @@ pub fn deliver(data: &mut ShardData, io: &mut Io<crate::shard::Msg, ()>) {
 #[cold]
 fn deliver_all(data: &mut ShardData, io: &mut Io<crate::shard::Msg, ()>) {
     let mut deliveries = std::mem::take(&mut data.pubsub.deliveries);
-    let out = std::mem::take(&mut data.pubsub.out);
-    for &(id, start, end) in &deliveries {
-        let bytes = &out[start..end];
+    let mut out = std::mem::take(&mut data.pubsub.out);
+    for &(id, start, end, as_resp2) in &deliveries {
         let Some(mut client) = data
             .clients
             .get_mut(id.index as usize)
@@ -211,6 +217,12 @@ fn deliver_all(data: &mut ShardData, io: &mut Io<crate::shard::Msg, ()>) {
         else {
             continue;
         };
+        if as_resp2 && client.proto == Protocol::Resp3 {
+            // RESP2's `*n` header and RESP3's `>n` differ in this byte only.
+            debug_assert_eq!(out[start], b'*');
+            out[start] = b'>';
+        }
+        let bytes = &out[start..end];
         if let Some(conn) = io.conn(id)
             && !conn.is_closing()
             && !client.close_after_reply
@@ -227,7 +239,6 @@ fn deliver_all(data: &mut ShardData, io: &mut Io<crate::shard::Msg, ()>) {
     }
     deliveries.clear();
     data.pubsub.deliveries = deliveries;
-    let mut out = out;
     if out.capacity() <= DELIVERY_BUF_KEEP_BYTES {
         out.clear();
         data.pubsub.out = out;

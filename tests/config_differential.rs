@@ -37,6 +37,8 @@ const PERCORE_ONLY: &[&str] = &[
     "availability-zone",
     // Valkey's `hide-user-data-from-log` (its test suite's default.conf sets it).
     "hide-user-data-from-log",
+    // Valkey 8.1's (tests/valkey_additions.rs checks it).
+    "rdb-version-check",
 ];
 
 /// The settings both servers start with (percore's test harness allows DEBUG and

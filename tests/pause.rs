@@ -238,3 +238,43 @@ fn expiry_waits_for_the_pause() {
         expiry_pause(&Server::percore(&["--threads", threads]), true);
     }
 }
+
+/// Eviction waits out a pause, as in Redis 7.0 (`performEvictions` returns while clients
+/// are paused, and CONFIG SET maxmemory only starts the eviction timer): a transaction
+/// that lowers `maxmemory` and then pauses writes leaves the key in place until UNPAUSE.
+/// The same steps against redis-server 7.0 and percore (2 shards); the pause's absence of
+/// evictions is read after a DEBUG SLEEP that spans several ticks of both servers.
+fn eviction_waits_for_unpause(server: &Server) {
+    let mut c = server.conn();
+    c.cmd(&["FLUSHALL"]);
+    let evicted = |c: &mut Conn| -> u64 { info_field(c, "stats", "evicted_keys").parse().unwrap() };
+    let before = evicted(&mut c);
+    c.cmd(&["MULTI"]);
+    c.cmd(&["SET", "foo{t}", "bar"]);
+    c.cmd(&["CONFIG", "SET", "maxmemory-policy", "allkeys-random"]);
+    c.cmd(&["CONFIG", "SET", "maxmemory", "1"]);
+    c.cmd(&["CLIENT", "PAUSE", "50000", "WRITE"]);
+    let exec = c.cmd_raw(&["EXEC"]);
+    assert_eq!(show(&exec), show(b"*4\r\n+OK\r\n+OK\r\n+OK\r\n+OK\r\n"));
+    // DEBUG SLEEP is not held by a WRITE pause; both servers tick while it runs.
+    assert_eq!(c.cmd(&["DEBUG", "SLEEP", "0.3"]), ok());
+    assert_eq!(evicted(&mut c), before);
+    assert_eq!(c.cmd(&["EXISTS", "foo{t}"]), Frame::Int(1));
+    assert_eq!(c.cmd(&["CLIENT", "UNPAUSE"]), ok());
+    wait_until("the eviction after UNPAUSE", || {
+        evicted(&mut c) == before + 1
+    });
+    assert_eq!(c.cmd(&["CONFIG", "SET", "maxmemory", "0"]), ok());
+    assert_eq!(
+        c.cmd(&["CONFIG", "SET", "maxmemory-policy", "noeviction"]),
+        ok()
+    );
+}
+
+#[test]
+fn eviction_waits_for_unpause_as_redis() {
+    if let Some(redis) = Server::redis_with(&["--enable-debug-command", "yes"]) {
+        eviction_waits_for_unpause(&redis);
+    }
+    eviction_waits_for_unpause(&Server::percore_threads(2));
+}

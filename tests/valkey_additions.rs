@@ -1,11 +1,13 @@
 //! Options Redis 7.2+ and Valkey added to commands Redis 7.0 has, which Valkey's own test
-//! suite uses (a 7.0 client never sends them): ZRANK/ZREVRANK WITHSCORE and XREAD's `+`
-//! ID. Replies compared byte for byte with `../shared/peers/valkey/valkey-server`, RESP2
-//! and RESP3, keys on both of percore's shards.
+//! suite uses (a 7.0 client never sends them): ZRANK/ZREVRANK WITHSCORE, XREAD's `+`
+//! ID, BITCOUNT with a start alone, HSCAN NOVALUES, ZSCAN NOSCORES. Replies compared byte for byte with
+//! `../shared/peers/valkey/valkey-server`, RESP2 and RESP3, keys on both of percore's
+//! shards.
 
 mod common;
 
 use common::{Server, scratch_dir, show, split_args, start_valkey};
+use percore_net::resp::Frame;
 
 const SCRIPT: &str = "
     ZADD z 1.5 a inf b -2 c
@@ -37,6 +39,39 @@ const SCRIPT: &str = "
     XGROUP CREATE empty g $ MKSTREAM
     XREAD STREAMS empty +
     XREAD STREAMS str +
+    SET bc foobar
+    BITCOUNT bc 0
+    BITCOUNT bc 1
+    BITCOUNT bc 1000
+    BITCOUNT bc -1
+    BITCOUNT bc -2
+    BITCOUNT bc -1000
+    BITCOUNT bc x
+    BITCOUNT bc 1 2 3
+    BITCOUNT nokey 1
+    BITCOUNT s 0
+    HSET hs a 1 b 2 c 3
+    HSCAN hs 0 NOVALUES
+    HSCAN hs 0 novalues COUNT 10 MATCH b*
+    HSCAN hs 0 NOVALUES NOVALUES
+    HSCAN hs 0 NOSCORES
+    HSCAN hs 0 COUNT 0 NOSCORES
+    HSCAN nokey 0 NOSCORES
+    ZADD zs 1 a 2.5 b
+    ZSCAN zs 0 NOSCORES
+    ZSCAN zs 0 NOSCORES MATCH a
+    ZSCAN zs 0 NOVALUES
+    SADD ss a
+    SSCAN ss 0 NOVALUES
+    SSCAN ss 0 NOSCORES
+    SCAN 0 NOVALUES
+    SCAN 0 NOSCORES
+    CLIENT KILL MAXAGE str
+    CLIENT KILL MAXAGE -1
+    CLIENT KILL MAXAGE 9999999999999999999
+    CLIENT KILL MAXAGE 1000000
+    CLIENT KILL ID 99999 MAXAGE 0
+    CLIENT KILL MAXAGE 1000000 SKIPME no
 ";
 
 /// CLIENT NO-TOUCH, CLIENT CAPA, Valkey's config names. With `lfu-log-factor 0` every
@@ -99,6 +134,65 @@ fn additions_answer_as_valkey() {
 #[test]
 fn connection_additions_answer_as_valkey() {
     compare_with_valkey(CONNECTION_SCRIPT);
+}
+
+/// An EXPIRE-family time already past removes the key as an expiry, as Valkey 8.1 does
+/// (`deleteExpiredKeyFromOverwriteAndPropagate`; the peer predates it and fires `del` as
+/// Redis 7.0): an `expired` event and one more `expired_keys`, as Valkey 8.1.1's pubsub
+/// and expire units expect. Keys on both shards.
+#[test]
+fn past_expire_is_an_expiry_as_valkey_8_1() {
+    let percore = Server::percore_threads(2);
+    let mut c = percore.conn();
+    let mut sub = percore.conn();
+    // Expired keys before CONFIG RESETSTAT are not counted after it.
+    c.cmd_raw(&["SET", "gone", "v", "PX", "1"]);
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    assert_eq!(c.cmd_raw(&["GET", "gone"]), b"$-1\r\n");
+    assert_eq!(common::info_field(&mut c, "stats", "expired_keys"), "1");
+    assert_eq!(c.cmd_raw(&["CONFIG", "RESETSTAT"]), b"+OK\r\n");
+    c.cmd_raw(&["CONFIG", "SET", "notify-keyspace-events", "KEgx"]);
+    sub.cmd_raw(&["PSUBSCRIBE", "__key*__:*"]);
+    for (i, args) in [
+        &["EXPIRE", "k1", "-1"][..],
+        &["PEXPIREAT", "k2", "1"][..],
+        &["EXPIREAT", "k3", "1"][..],
+        &["PEXPIRE", "k4", "-1000"][..],
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let key = args[1];
+        c.cmd_raw(&["SET", key, "v"]);
+        assert_eq!(c.cmd_raw(args), b":1\r\n", "{args:?}");
+        assert_eq!(c.cmd_raw(&["EXISTS", key]), b":0\r\n");
+        c.cmd_raw(&["PUBLISH", "__keyspace@0__:~mark", &i.to_string()]);
+        let mut frames = Vec::new();
+        loop {
+            let f = sub.read_raw();
+            if f.windows(5).any(|w| w == b"~mark") {
+                break;
+            }
+            frames.push(f);
+        }
+        let pmessage = |channel: &str, msg: &str| {
+            format!(
+                "*4\r\n$8\r\npmessage\r\n$10\r\n__key*__:*\r\n${}\r\n{channel}\r\n${}\r\n{msg}\r\n",
+                channel.len(),
+                msg.len()
+            )
+            .into_bytes()
+        };
+        assert_eq!(
+            frames,
+            [
+                pmessage(&format!("__keyspace@0__:{key}"), "expired"),
+                pmessage("__keyevent@0__:expired", key),
+            ],
+            "{args:?}"
+        );
+    }
+    assert_eq!(common::info_field(&mut c, "stats", "expired_keys"), "4");
 }
 
 /// CLIENT LIST / CLIENT INFO carry Valkey's fields in Valkey's order, with the `T` flag
@@ -346,4 +440,344 @@ fn compare_with_valkey(script: &str) {
         "replies differ from valkey:\n{}",
         diffs.join("\n")
     );
+}
+
+/// Valkey 8.1's `PFDEBUG SIMD ON|OFF` (the peer predates it): percore has no AVX2 path, so
+/// it answers as Valkey 8.1 does on a CPU without one, whatever the key arguments' shard.
+#[test]
+fn pfdebug_simd_answers_as_valkey_8_1() {
+    let percore = Server::percore_threads(2);
+    let mut c = percore.conn();
+    for arg in ["on", "OFF", "On"] {
+        assert_eq!(c.cmd_raw(&["PFDEBUG", "SIMD", arg]), b"+disabled\r\n");
+    }
+    assert_eq!(
+        c.cmd_raw(&["PFDEBUG", "simd", "maybe"]),
+        b"-ERR Argument must be ON or OFF\r\n"
+    );
+    // PFDEBUG's arity is 3 (Redis 7.0, the peer).
+    assert_eq!(
+        c.cmd_raw(&["PFDEBUG", "SIMD", "on", "x"]),
+        b"-ERR wrong number of arguments for 'pfdebug' command\r\n"
+    );
+    // The other subcommands still look the key up.
+    assert_eq!(
+        c.cmd_raw(&["PFDEBUG", "ENCODING", "nokey"]),
+        b"-ERR The specified key does not exist\r\n"
+    );
+}
+
+/// Valkey 8.1's `SET ... IFEQ comparison-value` (the peer predates it; the replies are
+/// those of Valkey 8.1.1's string unit and `setGenericCommand`), keys on both shards.
+#[test]
+fn set_ifeq_answers_as_valkey_8_1() {
+    let percore = Server::percore_threads(2);
+    let mut c = percore.conn();
+    for key in ["k1", "k2", "k3", "k4"] {
+        c.cmd_raw(&["SET", key, "initial"]);
+        assert_eq!(
+            c.cmd_raw(&["SET", key, "new", "IFEQ", "initial"]),
+            b"+OK\r\n"
+        );
+        assert_eq!(c.cmd_raw(&["GET", key]), b"$3\r\nnew\r\n");
+        assert_eq!(c.cmd_raw(&["SET", key, "no", "ifeq", "wrong"]), b"$-1\r\n");
+        assert_eq!(c.cmd_raw(&["GET", key]), b"$3\r\nnew\r\n");
+        // An integer-encoded value compares as its text.
+        c.cmd_raw(&["SET", key, "12"]);
+        assert_eq!(c.cmd_raw(&["SET", key, "13", "IFEQ", "12"]), b"+OK\r\n");
+        // With GET: the old value whether or not it was set.
+        assert_eq!(
+            c.cmd_raw(&["SET", key, "14", "IFEQ", "13", "GET"]),
+            b"$2\r\n13\r\n"
+        );
+        assert_eq!(
+            c.cmd_raw(&["SET", key, "15", "GET", "IFEQ", "99"]),
+            b"$2\r\n14\r\n"
+        );
+        assert_eq!(c.cmd_raw(&["GET", key]), b"$2\r\n14\r\n");
+        // With an expiry.
+        assert_eq!(
+            c.cmd_raw(&["SET", key, "16", "IFEQ", "14", "PX", "100000"]),
+            b"+OK\r\n"
+        );
+        assert!(c.cmd_raw(&["PTTL", key]) != b":-1\r\n");
+        // No key: nothing set.
+        c.cmd_raw(&["DEL", key]);
+        assert_eq!(c.cmd_raw(&["SET", key, "v", "IFEQ", "x"]), b"$-1\r\n");
+        assert_eq!(
+            c.cmd_raw(&["SET", key, "v", "IFEQ", "x", "GET"]),
+            b"$-1\r\n"
+        );
+        assert_eq!(c.cmd_raw(&["EXISTS", key]), b":0\r\n");
+        // Another type.
+        c.cmd_raw(&["SADD", key, "m"]);
+        let wrongtype: &[u8] =
+            b"-WRONGTYPE Operation against a key holding the wrong kind of value\r\n";
+        assert_eq!(c.cmd_raw(&["SET", key, "v", "IFEQ", "m"]), wrongtype);
+        assert_eq!(c.cmd_raw(&["SET", key, "v", "IFEQ", "m", "GET"]), wrongtype);
+        c.cmd_raw(&["DEL", key]);
+        // Not with NX, XX or a second IFEQ; IFEQ needs its value.
+        for args in [
+            &["SET", key, "v", "IFEQ", "x", "XX"][..],
+            &["SET", key, "v", "NX", "IFEQ", "x"][..],
+            &["SET", key, "v", "IFEQ", "x", "NX"][..],
+            &["SET", key, "v", "IFEQ", "x", "IFEQ", "y"][..],
+            &["SET", key, "v", "IFEQ"][..],
+            &["GETEX", key, "IFEQ", "x"][..],
+        ] {
+            assert_eq!(c.cmd_raw(args), b"-ERR syntax error\r\n", "{args:?}");
+        }
+    }
+}
+
+/// Valkey 8.1's CLIENT LIST filters (ID with several ids, TYPE, ADDR, LADDR, USER,
+/// SKIPME, MAXAGE, in any combination; the peer predates them), with Redis 7.0's forms
+/// (`TYPE t`, `ID id...`) and their replies kept. Clients on both shards.
+#[test]
+fn client_list_filters_as_valkey_8_1() {
+    let percore = Server::percore_threads(2);
+    let mut me = percore.conn();
+    let mut others: Vec<common::Conn> = (0..3).map(|_| percore.conn()).collect();
+    let id_of = |c: &mut common::Conn| -> String {
+        let raw = c.cmd_raw(&["CLIENT", "ID"]);
+        String::from_utf8_lossy(&raw[1..raw.len() - 2]).into_owned()
+    };
+    let ids: Vec<String> = others.iter_mut().map(id_of).collect();
+    let my_id = id_of(&mut me);
+    // The ids of the lines CLIENT LIST answers, sorted.
+    let list = |c: &mut common::Conn, args: &[&str]| -> Vec<String> {
+        let mut full = vec!["CLIENT", "LIST"];
+        full.extend_from_slice(args);
+        let Frame::Bulk(text) = c.cmd(&full) else {
+            panic!("CLIENT LIST {args:?}: {}", show(&c.cmd_raw(&full)));
+        };
+        let mut found: Vec<String> = String::from_utf8_lossy(&text)
+            .lines()
+            .map(|l| l["id=".len()..l.find(' ').unwrap()].to_string())
+            .collect();
+        found.sort();
+        found
+    };
+    let sorted = |v: &[&String]| -> Vec<String> {
+        let mut v: Vec<String> = v.iter().map(|s| (*s).clone()).collect();
+        v.sort();
+        v
+    };
+    let all = sorted(&[&ids[0], &ids[1], &ids[2], &my_id]);
+    assert_eq!(list(&mut me, &[]), all);
+    assert_eq!(
+        list(&mut me, &["ID", &ids[0], &ids[1], "TYPE", "normal"]),
+        sorted(&[&ids[0], &ids[1]])
+    );
+    assert_eq!(
+        list(&mut me, &["TYPE", "normal", "ID", &ids[2], &my_id]),
+        sorted(&[&ids[2], &my_id])
+    );
+    assert_eq!(
+        list(&mut me, &["ID", &ids[0], "TYPE", "pubsub"]),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        list(&mut me, &["SKIPME", "yes", "USER", "default"]),
+        sorted(&[&ids[0], &ids[1], &ids[2]])
+    );
+    assert_eq!(list(&mut me, &["SKIPME", "no", "USER", "default"]), all);
+    assert_eq!(
+        list(&mut me, &["MAXAGE", "1000000", "ID", &ids[0]]),
+        Vec::<String>::new()
+    );
+    assert_eq!(list(&mut me, &["MAXAGE", "1000000"]), Vec::<String>::new());
+    // ADDR and LADDR as CLIENT INFO shows them.
+    let Frame::Bulk(info) = others[1].cmd(&["CLIENT", "INFO"]) else {
+        panic!("CLIENT INFO");
+    };
+    let info = String::from_utf8_lossy(&info).into_owned();
+    let field = |name: &str| -> String {
+        let at = info.find(&format!(" {name}=")).unwrap() + name.len() + 2;
+        info[at..].split(' ').next().unwrap().to_string()
+    };
+    assert_eq!(
+        list(&mut me, &["ADDR", &field("addr")]),
+        vec![ids[1].clone()]
+    );
+    assert_eq!(list(&mut me, &["LADDR", &field("laddr")]), all);
+    assert_eq!(
+        list(
+            &mut me,
+            &["LADDR", &field("laddr"), "SKIPME", "yes", "ID", &ids[0]]
+        ),
+        vec![ids[0].clone()]
+    );
+    // Errors: Valkey 8.1's for its form, Redis 7.0's for an ID argument.
+    for (args, want) in [
+        (&["USER", "nobody"][..], "-ERR No such user 'nobody'\r\n"),
+        (&["ID", "10", "wrong"][..], "-ERR Invalid client ID\r\n"),
+        (&["ID", "str"][..], "-ERR Invalid client ID\r\n"),
+        (
+            &["ID", "0", "TYPE", "normal"][..],
+            "-ERR client-id should be greater than 0\r\n",
+        ),
+        (
+            &["TYPE", "bad", "ID", "1"][..],
+            "-ERR Unknown client type 'bad'\r\n",
+        ),
+        (&["TYPE", "bad"][..], "-ERR Unknown client type 'bad'\r\n"),
+        (&["SKIPME", "maybe", "ID", "1"][..], "-ERR syntax error\r\n"),
+        (&["ID", "1", "USER"][..], "-ERR syntax error\r\n"),
+        (&["FOO", "1"][..], "-ERR syntax error\r\n"),
+        (&["FOO"][..], "-ERR syntax error\r\n"),
+        (
+            &["MAXAGE", "str"][..],
+            "-ERR maxage is not an integer or out of range\r\n",
+        ),
+        (
+            &["MAXAGE", "9999999999999999999"][..],
+            "-ERR maxage is not an integer or out of range\r\n",
+        ),
+        (
+            &["MAXAGE", "-1"][..],
+            "-ERR maxage should be greater than 0\r\n",
+        ),
+    ] {
+        let mut full = vec!["CLIENT", "LIST"];
+        full.extend_from_slice(args);
+        assert_eq!(show(&me.cmd_raw(&full)), show(want.as_bytes()), "{args:?}");
+    }
+    // Redis 7.0's ID form: any integers, ids below 1 match nothing.
+    assert_eq!(
+        list(&mut me, &["ID", "0", "-1", &ids[2]]),
+        vec![ids[2].clone()]
+    );
+}
+
+/// A RESP3 subscriber receives what it publishes itself from a script, and the
+/// notification of its own write, after the command's reply (Valkey's order; Redis 7.0
+/// sends them before it). Both were lost: the client is out of its slot while its command
+/// runs. Compared byte for byte with the peer.
+#[test]
+fn messages_to_the_running_client_follow_its_reply_as_valkey() {
+    let dir = scratch_dir("valkey-self-publish");
+    let Some((mut child, first)) = start_valkey(&dir) else {
+        return;
+    };
+    let valkey_port = first.stream().peer_addr().expect("valkey's address").port();
+    let percore = Server::percore_threads(2);
+    let script = "redis.call('ping','abc') redis.call('publish','foo','bar') \
+                  redis.call('publish','foo','vaz') redis.call('ping','def') return 'bla'";
+    let run = |mut c: common::Conn| -> Vec<String> {
+        let mut got = Vec::new();
+        c.cmd_raw(&["HELLO", "3"]);
+        c.cmd_raw(&["CONFIG", "SET", "notify-keyspace-events", "KA"]);
+        got.push(show(&c.cmd_raw(&["SUBSCRIBE", "foo"])));
+        got.push(show(&c.cmd_raw(&["SUBSCRIBE", "__keyspace@0__:k"])));
+        got.push(show(&c.cmd_raw(&["EVAL", script, "0"])));
+        got.push(show(&c.read_raw()));
+        got.push(show(&c.read_raw()));
+        for k in ["k", "other"] {
+            got.push(show(&c.cmd_raw(&["SET", k, "v"])));
+        }
+        // Only `k` is watched: its `set`, then the marker.
+        got.push(show(&c.read_raw()));
+        got.push(show(&c.cmd_raw(&["PING", "end"])));
+        c.cmd_raw(&["CONFIG", "SET", "notify-keyspace-events", ""]);
+        got
+    };
+    let want = run(common::Conn::connect(valkey_port));
+    let got = run(percore.conn());
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(got, want);
+}
+
+/// Valkey 8.1's `rdb-version-check` (the peer predates it): `relaxed` lets RESTORE take a
+/// payload of a newer RDB version, never one of the foreign range 12-79. The payloads are
+/// Valkey 8.1.1's dump unit's: the string "bar" sealed as RDB version 222.
+#[test]
+fn rdb_version_check_as_valkey_8_1() {
+    let percore = Server::percore_threads(2);
+    let mut c = percore.conn();
+    let future: &[u8] = b"\x00\x03\x62\x61\x72\xde\x00\x0fYUza\xd3\xec\xe0";
+    let bad: &[u8] = b"-ERR DUMP payload version or checksum are wrong\r\n";
+    let sealed = u64::from_le_bytes(future[7..].try_into().expect("8 bytes"));
+    assert_eq!(crc64_jones(&future[..7]), sealed);
+    assert_eq!(
+        c.cmd_raw(&["CONFIG", "GET", "rdb-version-check"]),
+        b"*2\r\n$17\r\nrdb-version-check\r\n$6\r\nstrict\r\n"
+    );
+    for key in ["k1", "k2", "k3"] {
+        let restore = |c: &mut common::Conn, payload: &[u8]| {
+            c.cmd_raw(&[
+                b"RESTORE".as_slice(),
+                key.as_bytes(),
+                b"0",
+                payload,
+                b"REPLACE",
+            ])
+        };
+        assert_eq!(restore(&mut c, future), bad);
+        assert_eq!(
+            c.cmd_raw(&["CONFIG", "SET", "rdb-version-check", "relaxed"]),
+            b"+OK\r\n"
+        );
+        assert_eq!(restore(&mut c, future), b"+OK\r\n");
+        assert_eq!(c.cmd_raw(&["GET", key]), b"$3\r\nbar\r\n");
+        // A foreign version (here 12, the checksum made right) stays refused.
+        let mut foreign = future[..5].to_vec();
+        foreign.extend_from_slice(&12u16.to_le_bytes());
+        let crc = crc64_jones(&foreign);
+        foreign.extend_from_slice(&crc.to_le_bytes());
+        assert_eq!(restore(&mut c, &foreign), bad);
+        assert_eq!(
+            c.cmd_raw(&["CONFIG", "SET", "rdb-version-check", "strict"]),
+            b"+OK\r\n"
+        );
+        assert_eq!(restore(&mut c, future), bad);
+    }
+    assert_eq!(
+        c.cmd_raw(&["CONFIG", "SET", "rdb-version-check", "loose"]),
+        b"-ERR CONFIG SET failed (possibly related to argument 'rdb-version-check') - argument(s) must be one of the following: strict, relaxed\r\n"
+    );
+}
+
+/// Redis's CRC-64 (Jones, reflected), as DUMP payloads carry it.
+fn crc64_jones(data: &[u8]) -> u64 {
+    let mut crc = 0u64;
+    for &b in data {
+        crc ^= u64::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0x95ac_9329_ac4b_c9b5
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    crc
+}
+
+/// CLIENT KILL MAXAGE (Redis 7.4, Valkey 8): only clients at least that many seconds old.
+#[test]
+fn client_kill_maxage_spares_young_clients() {
+    let percore = Server::percore_threads(2);
+    let mut me = percore.conn();
+    let mut old = percore.conn();
+    let id = |c: &mut common::Conn| -> String {
+        let raw = c.cmd_raw(&["CLIENT", "ID"]);
+        String::from_utf8_lossy(&raw[1..raw.len() - 2]).into_owned()
+    };
+    let old_id = id(&mut old);
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let mut young = percore.conn();
+    let young_id = id(&mut young);
+    // Nobody is eleven days old; `old` has lived a second.
+    assert_eq!(
+        me.cmd_raw(&["CLIENT", "KILL", "ID", &young_id, "MAXAGE", "1000000"]),
+        b":0\r\n"
+    );
+    assert_eq!(
+        me.cmd_raw(&["CLIENT", "KILL", "ID", &old_id, "MAXAGE", "1"]),
+        b":1\r\n"
+    );
+    old.expect_closed();
+    assert_eq!(young.cmd_raw(&["PING"]), b"+PONG\r\n");
 }

@@ -688,6 +688,11 @@ impl Db {
         self.stats
     }
 
+    /// CONFIG RESETSTAT: `expired_keys` starts again from 0.
+    pub fn reset_expired_keys(&mut self) {
+        self.stats.expired_keys = 0;
+    }
+
     #[must_use]
     pub fn keyspace_info(&self) -> KeyspaceInfo {
         KeyspaceInfo {
@@ -933,6 +938,15 @@ impl Db {
         let (_, entry) = self.delete_at(idx);
         let expire = entry.expire_at_ms();
         Some((entry.value, expire))
+    }
+
+    /// Removes a live key because the expiry time a command gave it is already past
+    /// (Valkey's `deleteExpiredKeyFromOverwriteAndPropagate`): counted in
+    /// `expired_keys` and logged as an expiry, like a key the clock removed.
+    pub fn remove_expired(&mut self, key: &[u8], now_ms: i64) -> Option<Value> {
+        let (value, _) = self.remove(key, now_ms)?;
+        self.note_expired(key);
+        Some(value)
     }
 
     /// Expiry time of a live key; `None` when the key is absent or has no TTL (use

@@ -265,6 +265,13 @@ impl Keyspace {
         self.dbs.iter().map(|db| db.stats().expired_keys).sum()
     }
 
+    /// CONFIG RESETSTAT: the expired-key counts start again from 0.
+    pub fn reset_expired_keys(&mut self) {
+        for db in &mut self.dbs {
+            db.reset_expired_keys();
+        }
+    }
+
     /// MOVE `key` from database `src` to `dst`: false when the source key is absent,
     /// the destination key exists, or `src == dst` (the command layer replies the error).
     pub fn move_key(&mut self, src: usize, dst: usize, key: &[u8], now_ms: i64) -> bool {

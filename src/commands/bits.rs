@@ -138,6 +138,13 @@ pub fn bitcount(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
     let bytes = s.as_bytes(&mut buf);
     let range = match argv.len() {
         2 => bitops::resolve_range(bytes.len(), 0, -1, false),
+        // Start alone (Redis 7.2+ and Valkey; 7.0 answers a syntax error): to the end.
+        3 => {
+            let Some(start) = parse_i64(argv[2]) else {
+                return w.error(errors::NOT_INTEGER);
+            };
+            bitops::resolve_range(bytes.len(), start, -1, false)
+        }
         4 | 5 => {
             let Some(start) = parse_i64(argv[2]) else {
                 return w.error(errors::NOT_INTEGER);

@@ -22,16 +22,22 @@ const LFU_COUNTER_MAX: i64 = 255;
 /// Whether a payload's RDB version is one percore's loader reads: Redis's up to 11
 /// (7.2; Valkey 7.2 to 8.1) and Valkey 9's 80. Newer ones are refused, as Redis refuses
 /// versions above its own.
-fn version_supported(v: u16) -> bool {
-    u32::from(v) <= MAX_REDIS_VERSION || u32::from(v) == VALKEY_VERSION
+/// Valkey's range of RDB versions it takes for other formats (`RDB_FOREIGN_VERSION_MIN`
+/// to `_MAX`): refused whatever `rdb-version-check` says.
+const FOREIGN_RDB_VERSIONS: std::ops::RangeInclusive<u32> = 12..=79;
+
+fn version_supported(v: u16, relaxed: bool) -> bool {
+    let v = u32::from(v);
+    v <= MAX_REDIS_VERSION || v == VALKEY_VERSION || (relaxed && !FOREIGN_RDB_VERSIONS.contains(&v))
 }
 
 /// `verifyDumpPayload`: the value bytes when the version and checksum are right.
-pub fn verify(payload: &[u8]) -> Option<&[u8]> {
+/// `relaxed`: `rdb-version-check relaxed` (a newer version is tried).
+pub fn verify(payload: &[u8], relaxed: bool) -> Option<&[u8]> {
     let body_len = payload.len().checked_sub(FOOTER_BYTES)?;
     let footer = &payload[body_len..];
     let version = u16::from_le_bytes([footer[0], footer[1]]);
-    if !version_supported(version) {
+    if !version_supported(version, relaxed) {
         return None;
     }
     let crc = u64::from_le_bytes(footer[2..].try_into().expect("8 bytes"));
@@ -117,7 +123,13 @@ pub fn restore(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
     if ttl < 0 {
         return w.error("ERR Invalid TTL value, must be >= 0");
     }
-    let Some(body) = verify(argv[3]) else {
+    let relaxed = crate::config::kept::enum_value(
+        &ctx.shard.cfg.kept,
+        "rdb-version-check",
+        crate::config::kept::RDB_VERSION_CHECK,
+        0,
+    ) == 1;
+    let Some(body) = verify(argv[3], relaxed) else {
         return w.error(BAD_PAYLOAD);
     };
     let Ok((Some(value), _)) = load_value(body) else {

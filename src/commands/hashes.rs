@@ -366,9 +366,11 @@ fn hrandfield_with(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter, rng: &mut
     }
 }
 
-/// HSCAN key cursor [MATCH pattern] [COUNT count].
+/// HSCAN key cursor [MATCH pattern] [COUNT count] [NOVALUES].
 pub fn hscan(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
-    let Some((cursor, o, h)) = super::sets::scan_start(ctx, argv, w, Value::as_hash) else {
+    let Some((cursor, o, h)) =
+        super::sets::scan_start(ctx, argv, w, Value::as_hash, Some("NOVALUES"))
+    else {
         return;
     };
     let mut items: Vec<Vec<u8>> = Vec::new();
@@ -378,7 +380,9 @@ pub fn hscan(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
             let kb = k.to_bytes();
             if o.pattern.is_none_or(|p| string_match(p, &kb, false)) {
                 items.push(kb.into_owned());
-                items.push(v.to_bytes().into_owned());
+                if !o.only_keys {
+                    items.push(v.to_bytes().into_owned());
+                }
             }
         })
     });

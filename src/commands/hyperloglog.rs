@@ -4,7 +4,7 @@
 
 use super::gather::{self, Got, Spec};
 use super::keyspace::{hop, reply};
-use super::{Ctx, Partial, errors};
+use super::{Ctx, Partial, eq_ic, errors};
 use crate::notify::class;
 use percore_engine::db::SetExpire;
 use percore_engine::hyperloglog::{self as hll, HLL_REGISTERS, HllError};
@@ -186,6 +186,15 @@ fn pfmerge_finish(ctx: &mut Ctx, argv: &[&[u8]], vals: &[Got]) -> Partial {
 /// PFDEBUG GETREG|DECODE|ENCODING|TODENSE key (Redis's `pfdebugCommand`; the Redis test
 /// suite reads registers and encodings with it).
 pub fn pfdebug(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
+    if eq_ic(argv[1], "simd") {
+        // Valkey 8.1's switch for its AVX2 register merge: percore has the scalar code
+        // only, so the answer is always `disabled` (Valkey's on a CPU without AVX2).
+        // (PFDEBUG's arity is 3: the table answered any other count.)
+        if !eq_ic(argv[2], "on") && !eq_ic(argv[2], "off") {
+            return w.error("ERR Argument must be ON or OFF");
+        }
+        return w.simple("disabled");
+    }
     let now = ctx.shard.now_ms;
     let db = ctx.shard.keyspace.db_mut(ctx.db);
     let v = match db.get_mut(argv[2], now) {

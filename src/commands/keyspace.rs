@@ -225,10 +225,11 @@ fn expire_generic(
         return;
     }
     if at <= now {
-        // Already in the past: the key goes now (Redis's checkAlreadyExpired).
-        db.remove(argv[1], now);
+        // Already in the past: the key goes now (Redis's checkAlreadyExpired), as an
+        // expiry (Valkey: an `expired` event and `expired_keys`; Redis 7.0 fired
+        // `del`, which Valkey's pubsub unit waits on forever).
+        db.remove_expired(argv[1], now);
         w.int(1);
-        ctx.notify(class::GENERIC, "del", argv[1]);
     } else {
         db.set_expire_at(argv[1], at, now);
         w.int(1);
@@ -698,17 +699,43 @@ pub(crate) struct ScanOpts<'a> {
     pub(crate) pattern: Option<&'a [u8]>,
     pub(crate) count: usize,
     pub(crate) type_name: Option<&'a [u8]>,
+    /// HSCAN's NOVALUES / ZSCAN's NOSCORES (Redis 7.4, Valkey 8): members only.
+    pub(crate) only_keys: bool,
 }
 
-pub(crate) fn parse_scan_opts<'a>(args: &[&'a [u8]]) -> Result<ScanOpts<'a>, &'static str> {
+/// SCAN's options. `only_keys_word`: the members-only option this command takes
+/// (`NOVALUES` for HSCAN, `NOSCORES` for ZSCAN); the other one is refused with Valkey's
+/// text.
+pub(crate) fn parse_scan_opts<'a>(
+    args: &[&'a [u8]],
+    only_keys_word: Option<&str>,
+) -> Result<ScanOpts<'a>, &'static str> {
     let mut o = ScanOpts {
         pattern: None,
         count: 10,
         type_name: None,
+        only_keys: false,
     };
     let mut i = 0;
     while i < args.len() {
         let has_value = i + 1 < args.len();
+        if eq_ic(args[i], "NOVALUES") || eq_ic(args[i], "NOSCORES") {
+            let word = if eq_ic(args[i], "NOVALUES") {
+                "NOVALUES"
+            } else {
+                "NOSCORES"
+            };
+            if only_keys_word != Some(word) {
+                return Err(if word == "NOVALUES" {
+                    "ERR NOVALUES option can only be used in HSCAN"
+                } else {
+                    "ERR NOSCORES option can only be used in ZSCAN"
+                });
+            }
+            o.only_keys = true;
+            i += 1;
+            continue;
+        }
         if eq_ic(args[i], "COUNT") && has_value {
             let n = parse_i64(args[i + 1]).ok_or(errors::NOT_INTEGER)?;
             if n < 1 {
@@ -733,7 +760,7 @@ pub fn scan(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
     let Some(cursor) = parse_cursor(argv[1]) else {
         return reply(ctx, |w| w.error("ERR invalid cursor"));
     };
-    let o = match parse_scan_opts(&argv[2..]) {
+    let o = match parse_scan_opts(&argv[2..], None) {
         Ok(o) => o,
         Err(e) => return reply(ctx, |w| w.error(e)),
     };
@@ -760,7 +787,7 @@ fn scan_more(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
     let Some(n) = n.filter(|&n| n >= 2 && n <= argv.len()) else {
         unreachable!("scan continuation built by scan_shard");
     };
-    let Ok(o) = parse_scan_opts(&argv[2..n]) else {
+    let Ok(o) = parse_scan_opts(&argv[2..n], None) else {
         unreachable!("options checked by the first step");
     };
     let keys = argv[n..].iter().map(|k| k.to_vec()).collect();

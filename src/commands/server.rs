@@ -278,6 +278,7 @@ pub fn config_part(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
     };
     if sub == "config|resetstat" {
         ctx.shard.stats.reset();
+        ctx.shard.keyspace.reset_expired_keys();
         return local_only(ctx, reply_ok);
     }
     if ctx.client.is_none() {
@@ -363,8 +364,10 @@ fn config_set(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
                 let pass = ctx.shard.shared.config().requirepass;
                 ctx.shard.shared.acl.set_default_password(&pass);
             }
+            // A lower `maxmemory` evicts from the shards' next tick on (Redis 7.0's
+            // `updateMaxmemory` starts its eviction time event), so a CLIENT PAUSE later
+            // in the same transaction holds it back.
             ctx.shard.refresh_config();
-            crate::evict::after_config_set(ctx.shard);
             ctx.shard.shared.log.set_level(ctx.shard.cfg.loglevel);
             ctx.shard.stats.latency_tracking = ctx.shard.cfg.latency_tracking;
             w.ok();

@@ -296,6 +296,7 @@ pub fn scan_start<'c, T: ?Sized>(
     argv: &[&'c [u8]],
     w: &mut ReplyWriter,
     pick: fn(&Value) -> Option<&T>,
+    only_keys_word: Option<&str>,
 ) -> Option<(u64, super::keyspace::ScanOpts<'c>, &'c T)> {
     let Some(cursor) = super::keyspace::parse_cursor(argv[2]) else {
         w.error("ERR invalid cursor");
@@ -317,7 +318,7 @@ pub fn scan_start<'c, T: ?Sized>(
         w.error(errors::WRONGTYPE);
         return None;
     };
-    match super::keyspace::parse_scan_opts(&argv[3..]) {
+    match super::keyspace::parse_scan_opts(&argv[3..], only_keys_word) {
         Ok(o) if o.type_name.is_none() => Some((cursor, o, value)),
         Ok(_) => {
             w.error(errors::SYNTAX);
@@ -348,7 +349,7 @@ pub fn scan_pages(
 }
 
 pub fn sscan(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
-    let Some((cursor, o, s)) = scan_start(ctx, argv, w, Value::as_set) else {
+    let Some((cursor, o, s)) = scan_start(ctx, argv, w, Value::as_set, None) else {
         return;
     };
     let mut found: Vec<Vec<u8>> = Vec::new();

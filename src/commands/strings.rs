@@ -42,6 +42,8 @@ struct SetOpts<'a> {
     nx: bool,
     xx: bool,
     get: bool,
+    /// Valkey 8.1's `IFEQ comparison-value`: set only over a string equal to it.
+    ifeq: Option<&'a [u8]>,
     expire: ExpireOpt<'a>,
 }
 
@@ -80,16 +82,26 @@ fn parse_set_opts<'a>(argv: &[&'a [u8]], first: usize, getex: bool) -> Result<Se
         nx: false,
         xx: false,
         get: false,
+        ifeq: None,
         expire: ExpireOpt::None,
     };
     let mut i = first;
     while i < argv.len() {
         let a = argv[i];
         let next = argv.get(i + 1);
-        if !getex && eq_ic(a, "NX") && !o.xx {
+        if !getex && eq_ic(a, "NX") && !o.xx && o.ifeq.is_none() {
             o.nx = true;
-        } else if !getex && eq_ic(a, "XX") && !o.nx {
+        } else if !getex && eq_ic(a, "XX") && !o.nx && o.ifeq.is_none() {
             o.xx = true;
+        } else if !getex
+            && eq_ic(a, "IFEQ")
+            && let Some(n) = next
+            && !o.nx
+            && !o.xx
+            && o.ifeq.is_none()
+        {
+            o.ifeq = Some(n);
+            i += 1;
         } else if !getex && eq_ic(a, "GET") {
             o.get = true;
         } else if !getex
@@ -186,7 +198,22 @@ pub fn set(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
     }
     let db = ctx.shard.keyspace.db_mut(ctx.db);
     let exists = db.contains(argv[1], now);
-    let blocked = (o.nx && exists) || (o.xx && !exists);
+    let mut blocked = (o.nx && exists) || (o.xx && !exists);
+    if let Some(want) = o.ifeq {
+        // Valkey's setGenericCommand: no key, or a string of another value, sets nothing;
+        // another type is WRONGTYPE (with GET, the read above answered that already).
+        blocked = match db.get(argv[1], now) {
+            None => true,
+            Some(Value::Str(cur)) => {
+                let mut buf = [0u8; I64_MAX_DECIMAL_BYTES];
+                cur.as_bytes(&mut buf) != want
+            }
+            Some(_) => {
+                w.error(errors::WRONGTYPE);
+                return;
+            }
+        };
+    }
     if !blocked {
         db.set(argv[1], Value::from_bytes(argv[2]), expire, now);
         ctx.notify(class::STRING, "set", argv[1]);

@@ -895,7 +895,7 @@ pub fn zrandmember(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
 // ZSCAN
 
 pub fn zscan(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
-    let Some((cursor, o, z)) = scan_start(ctx, argv, w, Value::as_zset) else {
+    let Some((cursor, o, z)) = scan_start(ctx, argv, w, Value::as_zset, Some("NOSCORES")) else {
         return;
     };
     let mut found: Vec<(f64, Vec<u8>)> = Vec::new();
@@ -909,10 +909,12 @@ pub fn zscan(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
     });
     w.array(2);
     w.bulk(next.to_string().as_bytes());
-    w.array(found.len() * 2);
+    w.array(found.len() * if o.only_keys { 1 } else { 2 });
     for (s, m) in &found {
         w.bulk(m);
-        bulk_score(w, *s);
+        if !o.only_keys {
+            bulk_score(w, *s);
+        }
     }
 }
 

@@ -32,6 +32,9 @@ pub const SHUTDOWN_FORCE: i64 = 8;
 pub const OOM_SCORE_ADJ: &[(&str, i64)] =
     &[("no", 0), ("yes", 1), ("relative", 1), ("absolute", 2)];
 pub const SANITIZE_DUMP_PAYLOAD: &[(&str, i64)] = &[("no", 0), ("yes", 1), ("clients", 2)];
+/// Valkey 8.1's `rdb-version-check`: `relaxed` lets RESTORE take a payload of an RDB
+/// version newer than the server's (not one of the foreign range 12-79).
+pub const RDB_VERSION_CHECK: &[(&str, i64)] = &[("strict", 0), ("relaxed", 1)];
 pub const SUPERVISED: &[(&str, i64)] = &[("upstart", 1), ("systemd", 2), ("auto", 3), ("no", 0)];
 pub const SYSLOG_FACILITY: &[(&str, i64)] = &[
     ("user", 0),

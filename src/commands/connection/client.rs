@@ -154,11 +154,15 @@ pub fn client_line(c: &Client, running: Option<&[&[u8]]>, now_ms: i64, out: &mut
     );
 }
 
-/// CLIENT KILL's filter.
+/// CLIENT KILL's filter, and CLIENT LIST's in Valkey 8.1's filter form.
 #[derive(Default)]
 struct KillFilter {
     old_style: bool,
     id: Option<u64>,
+    /// CLIENT LIST's `ID id [id ...]` (Valkey 8.1's form).
+    ids: Option<Vec<u64>>,
+    /// CLIENT LIST's `MAXAGE s`: clients at least that old (Valkey's test of the age).
+    max_age_s: Option<i64>,
     addr: Option<Vec<u8>>,
     laddr: Option<Vec<u8>>,
     /// `TYPE replica|slave` matches nothing here (a replica's link leaves its shard).
@@ -196,41 +200,101 @@ impl KillFilter {
                     Some(n) if n > 0 => f.id = Some(n as u64),
                     _ => return Err("ERR client-id should be greater than 0".into()),
                 }
-            } else if eq_ic(k, "TYPE") {
-                if eq_ic(v, "normal") {
-                    f.type_pubsub = Some(false);
-                } else if eq_ic(v, "pubsub") {
-                    f.type_pubsub = Some(true);
-                } else if eq_ic(v, "master") {
-                    f.type_master = true;
-                } else if ["replica", "slave"].iter().any(|t| eq_ic(v, t)) {
-                    f.type_none = true;
-                } else {
-                    return Err(format!(
-                        "ERR Unknown client type '{}'",
-                        String::from_utf8_lossy(v)
-                    ));
-                }
-            } else if eq_ic(k, "ADDR") {
-                f.addr = Some(v.to_vec());
-            } else if eq_ic(k, "LADDR") {
-                f.laddr = Some(v.to_vec());
-            } else if eq_ic(k, "USER") {
-                // Checked against the registry by the caller (`kill_user_known`).
-                f.user = Some(String::from_utf8_lossy(v).into_owned());
-            } else if eq_ic(k, "SKIPME") {
-                if eq_ic(v, "yes") {
-                    f.skipme = true;
-                } else if eq_ic(v, "no") {
-                    f.skipme = false;
-                } else {
-                    return Err(errors::SYNTAX.into());
-                }
+            } else if eq_ic(k, "MAXAGE") {
+                // Redis 7.4's / Valkey 8's: clients at least this many seconds old.
+                f.max_age_s = Some(parse_max_age(v)?);
             } else {
-                return Err(errors::SYNTAX.into());
+                f.pair(k, v)?;
             }
         }
         Ok(f)
+    }
+
+    /// CLIENT LIST's filters in Valkey 8.1's form (`parseClientFiltersOrReply`): `ID`
+    /// takes the integers that follow it, the others one value each, in any order and
+    /// combination. Only for what Redis 7.0's `TYPE t` / `ID id...` forms do not cover;
+    /// an `ID` argument that is neither an integer nor a filter name still answers 7.0's
+    /// `Invalid client ID`.
+    fn parse_list(argv: &[&[u8]]) -> Result<Self, String> {
+        const NAMES: [&str; 7] = ["ID", "MAXAGE", "TYPE", "ADDR", "LADDR", "USER", "SKIPME"];
+        let mut filter = KillFilter::default();
+        let mut i = 2;
+        while i < argv.len() {
+            let k = argv[i];
+            if eq_ic(k, "ID") {
+                let ids = filter.ids.get_or_insert_with(Vec::new);
+                i += 1;
+                while let Some(a) = argv.get(i) {
+                    match parse_i64(a) {
+                        Some(n) if n < 1 => {
+                            return Err("ERR client-id should be greater than 0".into());
+                        }
+                        Some(n) => ids.push(n as u64),
+                        None if NAMES.iter().any(|n| eq_ic(a, n)) => break,
+                        None => return Err("ERR Invalid client ID".into()),
+                    }
+                    i += 1;
+                }
+                continue;
+            }
+            let Some(value) = argv.get(i + 1) else {
+                return Err(errors::SYNTAX.into());
+            };
+            if eq_ic(k, "MAXAGE") {
+                filter.max_age_s = Some(parse_max_age(value)?);
+            } else {
+                filter.pair(k, value)?;
+            }
+            i += 2;
+        }
+        Ok(filter)
+    }
+
+    /// One `TYPE`/`ADDR`/`LADDR`/`USER`/`SKIPME` option and its value.
+    fn pair(&mut self, k: &[u8], v: &[u8]) -> Result<(), String> {
+        if eq_ic(k, "TYPE") {
+            if eq_ic(v, "normal") {
+                self.type_pubsub = Some(false);
+            } else if eq_ic(v, "pubsub") {
+                self.type_pubsub = Some(true);
+            } else if eq_ic(v, "master") {
+                self.type_master = true;
+            } else if ["replica", "slave"].iter().any(|t| eq_ic(v, t)) {
+                self.type_none = true;
+            } else {
+                return Err(format!(
+                    "ERR Unknown client type '{}'",
+                    String::from_utf8_lossy(v)
+                ));
+            }
+        } else if eq_ic(k, "ADDR") {
+            self.addr = Some(v.to_vec());
+        } else if eq_ic(k, "LADDR") {
+            self.laddr = Some(v.to_vec());
+        } else if eq_ic(k, "USER") {
+            // Checked against the registry by the caller (`kill_user_known`).
+            self.user = Some(String::from_utf8_lossy(v).into_owned());
+        } else if eq_ic(k, "SKIPME") {
+            if eq_ic(v, "yes") {
+                self.skipme = true;
+            } else if eq_ic(v, "no") {
+                self.skipme = false;
+            } else {
+                return Err(errors::SYNTAX.into());
+            }
+        } else {
+            return Err(errors::SYNTAX.into());
+        }
+        Ok(())
+    }
+
+    /// [`KillFilter::matches`] plus CLIENT LIST's ids and age.
+    fn list_matches(&self, c: &Client, now_ms: i64) -> bool {
+        self.matches(c)
+            && self.ids.as_ref().is_none_or(|ids| ids.contains(&c.id))
+            && self
+                .max_age_s
+                .is_none_or(|age| (now_ms - c.created_ms) / 1000 >= age)
     }
 
     fn matches(&self, c: &Client) -> bool {
@@ -251,6 +315,23 @@ impl KillFilter {
                 .as_deref()
                 .is_none_or(|a| a == c.local.as_bytes())
     }
+}
+
+/// MAXAGE's value (`parseClientFiltersOrReply`): seconds, above 0.
+fn parse_max_age(v: &[u8]) -> Result<i64, String> {
+    match parse_i64(v) {
+        Some(n) if n > 0 => Ok(n),
+        Some(_) => Err("ERR maxage should be greater than 0".into()),
+        None => Err("ERR maxage is not an integer or out of range".into()),
+    }
+}
+
+/// Whether CLIENT LIST's arguments are Redis 7.0's: none, `TYPE t`, `ID id...` with
+/// integers only, or a lone word (a syntax error); others are Valkey 8.1's filters.
+fn list_form_7_0(argv: &[&[u8]]) -> bool {
+    argv.len() <= 3
+        || (argv.len() == 4 && eq_ic(argv[2], "TYPE"))
+        || (eq_ic(argv[2], "ID") && argv[3..].iter().all(|a| parse_i64(a).is_some()))
 }
 
 /// CLIENT LIST TYPE normal (false) or pubsub (true).
@@ -310,6 +391,30 @@ pub fn client_part(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
     }
     let now = ctx.shard.now_ms;
     match sub {
+        "client|list" if !list_form_7_0(argv) => {
+            let f = match KillFilter::parse_list(argv) {
+                Ok(f) => f,
+                Err(e) => return local_only(ctx, |w| w.error(&e)),
+            };
+            if let Some(u) = &f.user
+                && ctx.shard.shared.acl.user(u).is_none()
+            {
+                let e = format!("ERR No such user '{u}'");
+                return local_only(ctx, |w| w.error(&e));
+            }
+            let mut lines: Vec<Vec<u8>> = Vec::new();
+            let me = ctx.client.as_deref().filter(|_| !f.skipme);
+            let others = ctx.shard.clients.iter().flatten();
+            let others = others.filter(|c| !c.mem.evicted).map(|c| (&**c, None));
+            for (c, running) in others.chain(me.map(|c| (c, Some(argv)))) {
+                if f.list_matches(c, now) {
+                    let mut l = format!("{:020} ", c.id);
+                    client_line(c, running, now, &mut l);
+                    lines.push(l.into_bytes());
+                }
+            }
+            Partial::Keys(lines)
+        }
         "client|list" => {
             let only = match list_filter(argv) {
                 Ok(f) => f,
@@ -349,14 +454,14 @@ pub fn client_part(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
             }
             let mut killed = 0;
             for c in ctx.shard.clients.iter().flatten() {
-                if f.matches(c) && !c.mem.evicted {
+                if f.list_matches(c, now) && !c.mem.evicted {
                     ctx.shard.to_close.push(c.conn);
                     killed += 1;
                 }
             }
             if let Some(c) = ctx.client.as_deref_mut()
                 && !f.skipme
-                && f.matches(c)
+                && f.list_matches(c, now)
             {
                 c.close_after_reply = true;
                 killed += 1;
