@@ -459,3 +459,65 @@ fn client_list_filters_and_kill_options_follow_valkey_8_1() {
     others[1].expect_closed();
     assert_eq!(others[2].cmd_raw(&["PING"]), b"+PONG\r\n");
 }
+
+/// CLIENT LIST `tot-cmds` of a client blocked in BLPOP: unchanged while it waits, one more
+/// once it is served or times out (Valkey counts a blocked command when it ends), compared
+/// with the Valkey peer.
+#[test]
+fn tot_cmds_counts_a_blocked_command_when_it_ends() {
+    let dir = scratch_dir("valkey-tot-cmds");
+    let Some((mut child, first)) = start_valkey(&dir) else {
+        return;
+    };
+    let valkey_port = first.stream().peer_addr().expect("valkey's address").port();
+    let percore = Server::percore_threads(2);
+    let mut runs = Vec::new();
+    for port in [Some(valkey_port), None] {
+        let connect = || match port {
+            Some(p) => common::Conn::connect(p),
+            None => percore.conn(),
+        };
+        let mut c = connect();
+        let mut waiter = connect();
+        let id = String::from_utf8_lossy(&waiter.cmd_raw(&["CLIENT", "ID"]))
+            .trim_start_matches(':')
+            .trim_end()
+            .to_string();
+        let tot = |c: &mut common::Conn| -> String {
+            let raw = c.cmd_raw(&["CLIENT", "LIST", "ID", &id]);
+            let text = String::from_utf8_lossy(&raw).into_owned();
+            text.split(' ')
+                .find_map(|f| f.strip_prefix("tot-cmds="))
+                .map(|v| v.trim_end().to_string())
+                .unwrap_or_default()
+        };
+        let blocked = |c: &mut common::Conn| {
+            common::wait_until("the client blocks", || {
+                let raw = c.cmd_raw(&["CLIENT", "LIST", "ID", &id]);
+                String::from_utf8_lossy(&raw).contains("cmd=blpop")
+            });
+        };
+        let mut seen = vec![tot(&mut c)];
+        waiter.send_cmd(&["BLPOP", "tl{x}", "0"]);
+        blocked(&mut c);
+        seen.push(tot(&mut c));
+        c.cmd_raw(&["LPUSH", "tl{x}", "a"]);
+        assert_eq!(
+            waiter.read_raw(),
+            b"*2\r\n$5\r\ntl{x}\r\n$1\r\na\r\n".to_vec()
+        );
+        seen.push(tot(&mut c));
+        waiter.send_cmd(&["BLPOP", "other{y}", "0.05"]);
+        assert_eq!(waiter.read_raw(), b"*-1\r\n".to_vec());
+        seen.push(tot(&mut c));
+        waiter.send_cmd(&["BLPOP", "other{y}", "0"]);
+        blocked(&mut c);
+        c.cmd_raw(&["CLIENT", "UNBLOCK", &id, "ERROR"]);
+        waiter.read_raw();
+        seen.push(tot(&mut c));
+        runs.push(seen);
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(runs[0], runs[1], "valkey (left) and percore (right) differ");
+}
