@@ -389,7 +389,11 @@ fn getkeys(argv: &[&[u8]], w: &mut ReplyWriter, with_flags: bool) {
         },
     };
     if keys.is_empty() {
-        w.error("ERR Invalid arguments specified for command");
+        if c.flags & flags::NO_MANDATORY_KEYS != 0 {
+            w.array(0);
+        } else {
+            w.error("ERR Invalid arguments specified for command");
+        }
         return;
     }
     w.array(keys.len());
