@@ -525,6 +525,9 @@ pub fn block(data: &mut ShardData, client: &mut Client, seq: u64, spec: &BlockSp
         // that dispatches regardless gets the old block ended first.
         end_block(data, client, None);
     }
+    // CLIENT LIST `tot-cmds` counts a blocking command when it ends (Valkey's
+    // `commands_processed`), not when it starts to wait.
+    client.tot_cmds = client.tot_cmds.saturating_sub(1);
     let mut args = Vec::new();
     spec.argv.fill(&mut args);
     let keys = (spec.ops.keys)(&args);
@@ -625,6 +628,7 @@ pub fn served(data: &mut ShardData, client: &mut Client, seq: u64, result: &Part
         return false;
     };
     let by = b.claimed_by.or(Some(data.id));
+    client.tot_cmds += 1;
     if let Partial::Encoded(reply) = result
         && reply.first() == Some(&b'-')
         && let Some(cmd) = crate::commands::lookup(client.last_cmd.as_bytes())
@@ -644,6 +648,7 @@ fn answer_unserved(data: &mut ShardData, client: &mut Client, how: Unblock) {
     };
     let (seq, ops, proto) = (b.seq, b.ops, b.proto);
     end_block(data, client, None);
+    client.tot_cmds += 1;
     if matches!(how, Unblock::Error)
         && let Some(cmd) = crate::commands::lookup(client.last_cmd.as_bytes())
     {

@@ -919,8 +919,11 @@ impl Config {
 
     fn rewrite_content(&self, old: &str, force_all: bool) -> String {
         let defaults = Config::default();
+        // Aliases are not written (Redis rewrites "only the primary names"): their lines
+        // in the old file belong to the canonical option.
         let options: Vec<rewrite::OptionLines> = OPTIONS
             .iter()
+            .filter(|o| !REWRITE_ALIASES.iter().any(|(alias, _)| *alias == o.name))
             .map(|o| rewrite::OptionLines {
                 name: o.name,
                 lines: o
@@ -930,7 +933,7 @@ impl Config {
                     .collect(),
             })
             .collect();
-        rewrite::rewrite_content(old, &options)
+        rewrite::rewrite_content(old, &options, REWRITE_ALIASES)
     }
 
     /// Shard threads to start on a machine with `cores` usable cores.
@@ -959,6 +962,69 @@ impl Config {
         self.dir.join(&self.dbfilename)
     }
 }
+
+/// `(alias, canonical)`: the option rows that are aliases of another row (Redis 7.0's
+/// `ALIAS_CONFIG`s, and Valkey's `primary*` names for `master*`). CONFIG REWRITE writes
+/// only the canonical name.
+const REWRITE_ALIASES: &[(&str, &str)] = &[
+    ("slaveof", "replicaof"),
+    ("cluster-slave-no-failover", "cluster-replica-no-failover"),
+    ("slave-lazy-flush", "replica-lazy-flush"),
+    ("slave-serve-stale-data", "replica-serve-stale-data"),
+    ("slave-read-only", "replica-read-only"),
+    ("slave-ignore-maxmemory", "replica-ignore-maxmemory"),
+    ("slave-announce-ip", "replica-announce-ip"),
+    (
+        "cluster-slave-validity-factor",
+        "cluster-replica-validity-factor",
+    ),
+    ("list-max-ziplist-size", "list-max-listpack-size"),
+    ("slave-priority", "replica-priority"),
+    ("slave-announce-port", "replica-announce-port"),
+    ("repl-ping-slave-period", "repl-ping-replica-period"),
+    ("min-slaves-to-write", "min-replicas-to-write"),
+    ("min-slaves-max-lag", "min-replicas-max-lag"),
+    ("lua-time-limit", "busy-reply-threshold"),
+    ("hash-max-ziplist-entries", "hash-max-listpack-entries"),
+    ("zset-max-ziplist-entries", "zset-max-listpack-entries"),
+    ("hash-max-ziplist-value", "hash-max-listpack-value"),
+    ("zset-max-ziplist-value", "zset-max-listpack-value"),
+    ("primaryauth", "masterauth"),
+    ("primaryuser", "masteruser"),
+];
+
+/// Options whose empty value means "unset" (Redis's `EMPTY_STRING_IS_NULL` strings, and
+/// `replicaof` on a primary): CONFIG REWRITE writes no line for them then, even with
+/// DEBUG CONFIG-REWRITE-FORCE-ALL, and blanks the file's old lines (`replicaof ""` would
+/// not load).
+const EMPTY_IS_UNSET: &[&str] = &[
+    "replicaof",
+    "unixsocket",
+    "pidfile",
+    "replica-announce-ip",
+    "masteruser",
+    "masterauth",
+    "requirepass",
+    "cluster-announce-ip",
+    "cluster-announce-hostname",
+    "server_cpulist",
+    "bio_cpulist",
+    "aof_rewrite_cpulist",
+    "bgsave_cpulist",
+    "bind-source-addr",
+    "tls-cert-file",
+    "tls-key-file",
+    "tls-key-file-pass",
+    "tls-client-cert-file",
+    "tls-client-key-file",
+    "tls-client-key-file-pass",
+    "tls-dh-params-file",
+    "tls-ca-cert-file",
+    "tls-ca-cert-dir",
+    "tls-protocols",
+    "tls-ciphers",
+    "tls-ciphersuites",
+];
 
 /// Redis's refusal of DEBUG (or MODULE) when `enable-debug-command` (or
 /// `enable-module-command`) does not allow it, without the `-`.
@@ -1013,6 +1079,9 @@ impl ConfigOption {
         let value = (self.get)(config);
         let force = value != (self.get)(defaults);
         let name = self.name;
+        if value.is_empty() && EMPTY_IS_UNSET.contains(&name) {
+            return Vec::new();
+        }
         match self.file_form {
             FileForm::Plain if value.is_empty() => vec![(format!("{name} \"\""), force)],
             FileForm::Plain => vec![(format!("{name} {value}"), force)],
@@ -1444,7 +1513,11 @@ macro_rules! kept_opt {
                 Ok(())
             },
             get: |c| kept::get(&c.kept, $canonical, kept::Kind::$($kind)+),
-            file_form: FileForm::Plain,
+            file_form: if (kept::Kind::$($kind)+).quoted() {
+                FileForm::Quoted
+            } else {
+                FileForm::Plain
+            },
         }
     };
 }
@@ -2748,6 +2821,18 @@ static OPTIONS: &[ConfigOption] = &[
             default: 0
         }
     ),
+    // Valkey 8's cluster test options (its `start_cluster` sets both): accepted and kept,
+    // no effect (percore keeps no per-slot statistics; its bus pings on its own clock).
+    kept_opt!("cluster-slot-stats-enabled", Runtime, Bool(false)),
+    kept_opt!(
+        "cluster-ping-interval",
+        Runtime,
+        Int {
+            min: 0,
+            max: INT_MAX,
+            default: 0
+        }
+    ),
     // hidden (Redis's `HIDDEN_CONFIG`: not in `CONFIG GET *`; tests set them)
     kept_opt!("use-exit-on-panic", Runtime, Bool(false)),
     kept_opt!(
@@ -2782,8 +2867,9 @@ static OPTIONS: &[ConfigOption] = &[
 #[cfg(test)]
 mod tests {
     use super::{
-        BindAddr, Config, Loading, LogLevel, MaxmemoryPolicy, OPTIONS, OutputBufferLimit,
-        SavePoint, Startup, find_option, load_file_contents, parse_command_line,
+        BindAddr, Config, EMPTY_IS_UNSET, Loading, LogLevel, MaxmemoryPolicy, OPTIONS,
+        OutputBufferLimit, REWRITE_ALIASES, SavePoint, Startup, find_option, load_file_contents,
+        parse_command_line,
     };
     use std::path::{Path, PathBuf};
 
@@ -3562,5 +3648,63 @@ mod tests {
             })
             .collect();
         assert!(leftovers.is_empty(), "no temporary files left behind");
+    }
+
+    #[test]
+    fn force_all_rewrite_writes_canonical_names_and_loads_back() {
+        for (alias, canonical) in REWRITE_ALIASES {
+            assert!(find_option(alias.as_bytes()).is_some(), "{alias} is a row");
+            assert!(
+                find_option(canonical.as_bytes()).is_some(),
+                "{canonical} is a row"
+            );
+        }
+        for name in EMPTY_IS_UNSET {
+            assert!(find_option(name.as_bytes()).is_some(), "{name} is a row");
+        }
+        let dir = scratch("rewrite-force-all");
+        let path = dir.join("percore.conf");
+        // A primary: no `replicaof ""` (which would not load), no alias rows.
+        std::fs::write(&path, "port 7001\nslave-read-only no\n").unwrap();
+        let file = path.to_str().unwrap().to_owned();
+        let c = run(&[&file]);
+        c.rewrite_with(&path, true).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            text.starts_with("port 7001\nreplica-read-only no\n"),
+            "{text}"
+        );
+        for line in text.lines() {
+            let name = line.split(' ').next().unwrap();
+            assert!(
+                !REWRITE_ALIASES.iter().any(|(alias, _)| *alias == name),
+                "alias written: {line}"
+            );
+            assert!(
+                !(EMPTY_IS_UNSET.contains(&name) && line.ends_with(" \"\"")),
+                "unset option written: {line}"
+            );
+        }
+        // Every option reads the same (the loaded config holds defaults explicitly).
+        let values = |c: &Config| -> Vec<(&str, String)> {
+            OPTIONS.iter().map(|o| (o.name, (o.get)(c))).collect()
+        };
+        assert_eq!(
+            values(&run(&[&file])),
+            values(&c),
+            "force-all rewrite then re-parse"
+        );
+
+        // A replica named by the alias keeps its line, under the canonical name.
+        std::fs::write(&path, "# top\nslaveof 10.0.0.1 6380\n").unwrap();
+        let c = run(&[&file]);
+        c.rewrite_with(&path, true).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            text.starts_with("# top\nreplicaof 10.0.0.1 6380\n"),
+            "{text}"
+        );
+        assert_eq!(text.matches("replicaof").count(), 1, "{text}");
+        assert_eq!(values(&run(&[&file])), values(&c));
     }
 }

@@ -337,7 +337,12 @@ fn startup_banner(shared: &ServerShared, port: u16) {
     } else {
         shared.notice(&format!("Running mode={mode}, port={port}."));
     }
-    if let Err(e) = config::kept::apply_oom_score_adj(&cfg) {
+    let class = if cfg.repl.replicaof.is_some() {
+        config::kept::OOM_REPLICA
+    } else {
+        config::kept::OOM_PRIMARY
+    };
+    if let Err(e) = config::kept::apply_oom_score_adj(&cfg, class) {
         shared.warning(&e);
     }
 }

@@ -296,6 +296,9 @@ impl ShardData {
         self.limits = limits_of(&self.cfg);
         self.stats
             .set_latency_threshold_ms(self.cfg.latency_monitor_threshold_ms);
+        // Every shard's commands stop (or start) feeding latencystats, not only the one
+        // that ran CONFIG SET.
+        self.stats.latency_tracking = self.cfg.latency_tracking;
         self.keyspace
             .set_access_tracking(self.cfg.access_tracking());
         self.keyspace

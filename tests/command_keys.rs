@@ -132,3 +132,50 @@ fn getkeys_and_key_specs_match_redis() {
         }
     }
 }
+
+/// COMMAND INFO's flags of every command both servers know, as sets (Redis lists them in
+/// its table's order): `no_mandatory_keys` on EVAL/FCALL and their variants, and no
+/// `may_replicate` (Redis hides it).
+#[test]
+fn command_info_flags_match_redis() {
+    let Some(redis) = Server::redis() else {
+        return;
+    };
+    let percore = Server::percore(&[]);
+    let (mut r, mut p) = (redis.conn(), percore.conn());
+    let Frame::Array(names) = p.cmd(&["COMMAND", "LIST"]) else {
+        panic!("COMMAND LIST")
+    };
+    let flags = |c: &mut common::Conn, name: &str| -> Option<Vec<Frame>> {
+        let Frame::Array(mut outer) = c.cmd(&["COMMAND", "INFO", name]) else {
+            panic!("COMMAND INFO {name}")
+        };
+        match outer.remove(0) {
+            Frame::Array(e) => match &e[2] {
+                Frame::Set(v) | Frame::Array(v) => {
+                    let mut v = v.clone();
+                    v.sort_by_key(|f| format!("{f:?}"));
+                    Some(v)
+                }
+                other => panic!("flags of {name}: {other:?}"),
+            },
+            _ => None,
+        }
+    };
+    let mut diffs = Vec::new();
+    for n in names {
+        let Frame::Bulk(n) = n else { continue };
+        let name = String::from_utf8(n).expect("ASCII names");
+        if name.contains('|') {
+            continue;
+        }
+        let theirs = flags(&mut r, &name);
+        if theirs.is_some() && flags(&mut p, &name) != theirs {
+            diffs.push(format!(
+                "{name}: percore {:?}, redis {theirs:?}",
+                flags(&mut p, &name)
+            ));
+        }
+    }
+    assert!(diffs.is_empty(), "{}", diffs.join("\n"));
+}

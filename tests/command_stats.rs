@@ -322,3 +322,40 @@ fn commands_under_transaction_locks_count_as_redis() {
         section(&mut p, "commandstats", "cmdstat_", &drop)
     );
 }
+
+/// `CONFIG SET latency-tracking no` stops latencystats on every shard, not only on the
+/// one that ran it (Valkey's "latencystats: disable/enable"): SETs of keys on both of
+/// percore's shards record nothing, as on redis-server; `yes` records again.
+#[test]
+fn latency_tracking_turns_off_on_every_shard() {
+    let Some(redis) = Server::redis() else {
+        return;
+    };
+    let percore = Server::percore_threads(2);
+    let (mut r, mut p) = (redis.conn(), percore.conn());
+    let keys = ["a", "b", "c", "d", "e", "f", "g", "h"];
+    for c in [&mut r, &mut p] {
+        c.cmd(&["CONFIG", "RESETSTAT"]);
+        c.cmd(&["CONFIG", "SET", "latency-tracking", "no"]);
+        for k in keys {
+            c.cmd(&["SET", k, "v"]);
+        }
+    }
+    // Whether SET has latency percentiles (CONFIG's own entries are left out).
+    let names = |c: &mut Conn| -> Vec<String> {
+        section(c, "latencystats", "latency_percentiles_usec_", &[])
+            .into_keys()
+            .filter(|k| k == "set")
+            .collect()
+    };
+    assert_eq!(names(&mut p), names(&mut r));
+    assert!(names(&mut p).is_empty());
+    for c in [&mut r, &mut p] {
+        c.cmd(&["CONFIG", "SET", "latency-tracking", "yes"]);
+        for k in keys {
+            c.cmd(&["SET", k, "v"]);
+        }
+    }
+    assert_eq!(names(&mut p), names(&mut r));
+    assert_eq!(names(&mut p), ["set"]);
+}

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{Conn, Server, scratch_dir};
+use common::{Conn, Server, scratch_dir, show};
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Child, Command, Stdio};
@@ -39,6 +39,8 @@ const PERCORE_ONLY: &[&str] = &[
     "hide-user-data-from-log",
     // Valkey 8.1's (tests/valkey_additions.rs checks it).
     "rdb-version-check",
+    // Valkey's `cluster-slot-stats-enabled` (its `start_cluster` sets it).
+    "cluster-slot-stats-enabled",
 ];
 
 /// The settings both servers start with (percore's test harness allows DEBUG and
@@ -510,4 +512,213 @@ fn starts_with_the_suites_default_conf_and_debians_redis_conf() {
         println!("skipping Debian's redis.conf: /etc/redis/redis.conf not readable");
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `CONFIG GET *` over RESP2 on a fresh connection.
+fn config_get_all(port: u16) -> BTreeMap<String, String> {
+    let mut c = Conn::connect(port);
+    pairs(&c.cmd_raw(&["CONFIG", "GET", "*"]))
+}
+
+/// DEBUG CONFIG-REWRITE-FORCE-ALL on a primary, then a restart with the file: the server
+/// starts and every parameter reads as before (Valkey's "CONFIG REWRITE sanity"). Neither
+/// percore nor redis-server writes `replicaof`/`slaveof` (which `""` would not load) nor
+/// an unset string option.
+#[test]
+fn force_all_rewrite_restarts_with_the_same_config() {
+    let dir = scratch_dir("force-all");
+    let conf = dir.join("redis.conf");
+    let port = common::free_port();
+    std::fs::write(
+        &conf,
+        format!(
+            "{SUITE_DEFAULT_CONF}dir {}\nport {port}\npidfile {}\nslave-read-only no\n",
+            dir.display(),
+            dir.join("redis.pid").display()
+        ),
+    )
+    .expect("write conf");
+    let (mut child, _) = start_with_file(&conf, &[]);
+    let before = config_get_all(port);
+    let mut c = Conn::connect(port);
+    assert_eq!(
+        c.cmd_raw(&["DEBUG", "CONFIG-REWRITE-FORCE-ALL"]),
+        b"+OK\r\n"
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+    let text = std::fs::read_to_string(&conf).expect("read rewritten conf");
+    // A killed server's listener can outlive it briefly (io_uring tears down late).
+    wait_for(|| std::net::TcpListener::bind(("127.0.0.1", port)).is_ok());
+    let (mut child, _) = start_with_file(&conf, &[]);
+    let after = config_get_all(port);
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(before, after, "rewritten file:\n{text}");
+    let names = |text: &str| -> Vec<String> {
+        text.lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| l.split(' ').next().map(str::to_owned))
+            .collect()
+    };
+    let written = names(&text);
+    for absent in [
+        "replicaof",
+        "slaveof",
+        "slave-read-only",
+        "masterauth",
+        "unixsocket",
+    ] {
+        assert!(
+            !written.iter().any(|n| n == absent),
+            "{absent} written:\n{text}"
+        );
+    }
+    assert!(written.iter().any(|n| n == "replica-read-only"), "{text}");
+
+    // redis-server 7.0 writes the same way.
+    if common::redis_server_available() {
+        let rconf = dir.join("redis7.conf");
+        let rport = common::free_port();
+        std::fs::write(
+            &rconf,
+            format!("port {rport}\ndir {}\nslave-read-only no\n", dir.display()),
+        )
+        .expect("write conf");
+        let mut redis = Command::new("redis-server")
+            .arg(&rconf)
+            .args(["--enable-debug-command", "yes"])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start redis-server");
+        let mut connected = None;
+        wait_for(|| {
+            connected = std::net::TcpStream::connect(("127.0.0.1", rport)).ok();
+            connected.is_some()
+        });
+        drop(connected);
+        let mut r = Conn::connect(rport);
+        assert_eq!(
+            r.cmd_raw(&["DEBUG", "CONFIG-REWRITE-FORCE-ALL"]),
+            b"+OK\r\n"
+        );
+        let _ = redis.kill();
+        let _ = redis.wait();
+        let rtext = std::fs::read_to_string(&rconf).expect("read redis conf");
+        let rwritten = names(&rtext);
+        for absent in [
+            "replicaof",
+            "slaveof",
+            "slave-read-only",
+            "masterauth",
+            "unixsocket",
+        ] {
+            assert!(
+                !rwritten.iter().any(|n| n == absent),
+                "redis wrote {absent}"
+            );
+        }
+        assert!(rwritten.iter().any(|n| n == "replica-read-only"));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `oom-score-adj` as Redis's `setOOMScoreAdj`, against redis-server 7.0: replies and the
+/// process's `/proc/<pid>/oom_score_adj` (relative to its value at start) after each step:
+/// enabling (the base read then), the replica class after REPLICAOF, turning it off (the
+/// base written back once), values set while off (the file left alone, even when changed
+/// from outside), and where lowering it is not permitted the failed CONFIG SET and its
+/// rollback.
+#[test]
+fn oom_score_adj_follows_redis() {
+    let Some(redis) = Server::redis() else {
+        return;
+    };
+    let percore = Server::percore(&[]);
+    let read = |pid: u32| -> i64 {
+        std::fs::read_to_string(format!("/proc/{pid}/oom_score_adj"))
+            .expect("read oom_score_adj")
+            .trim()
+            .parse()
+            .expect("a number")
+    };
+    let write = |pid: u32, v: i64| {
+        std::fs::write(format!("/proc/{pid}/oom_score_adj"), format!("{v}\n"))
+            .expect("write oom_score_adj");
+    };
+    // Lowering below the current value needs CAP_SYS_RESOURCE: the failure steps run only
+    // where it is refused (the Tcl suite's condition), checked on this process.
+    let own = read(std::process::id());
+    let refused = std::fs::write("/proc/self/oom_score_adj", "-1000\n").is_err();
+    let _ = std::fs::write("/proc/self/oom_score_adj", format!("{own}\n"));
+    let mut trace = Vec::new();
+    for server in [&redis, &percore] {
+        let pid = server.pid();
+        let start = read(pid);
+        let mut c = server.conn();
+        let mut steps: Vec<(String, i64)> = Vec::new();
+        let mut step = |c: &mut Conn, args: &[&str]| {
+            let reply = show(&c.cmd_raw(args));
+            steps.push((format!("{args:?} -> {reply}"), read(pid) - start));
+        };
+        step(
+            &mut c,
+            &["CONFIG", "SET", "oom-score-adj-values", "10 20 30"],
+        );
+        step(&mut c, &["CONFIG", "SET", "oom-score-adj", "yes"]);
+        step(
+            &mut c,
+            &["CONFIG", "SET", "oom-score-adj-values", "15 20 30"],
+        );
+        step(&mut c, &["REPLICAOF", "127.0.0.1", "1"]);
+        step(&mut c, &["REPLICAOF", "NO", "ONE"]);
+        step(&mut c, &["CONFIG", "SET", "oom-score-adj", "no"]);
+        write(pid, start + 2);
+        step(&mut c, &["CONFIG", "SET", "oom-score-adj-values", "1 1 1"]);
+        step(
+            &mut c,
+            &[
+                "CONFIG",
+                "SET",
+                "oom-score-adj-values",
+                "9 9 9",
+                "oom-score-adj",
+                "yes",
+            ],
+        );
+        step(&mut c, &["CONFIG", "SET", "oom-score-adj", "no"]);
+        step(
+            &mut c,
+            &[
+                "CONFIG",
+                "SET",
+                "oom-score-adj-values",
+                "4 4 4",
+                "oom-score-adj",
+                "absolute",
+            ],
+        );
+        step(&mut c, &["CONFIG", "SET", "oom-score-adj", "no"]);
+        if refused {
+            step(
+                &mut c,
+                &["CONFIG", "SET", "oom-score-adj-values", "-1000 -1000 -1000"],
+            );
+            step(&mut c, &["CONFIG", "SET", "oom-score-adj", "yes"]);
+            step(&mut c, &["CONFIG", "GET", "oom-score-adj"]);
+            step(
+                &mut c,
+                &["CONFIG", "SET", "oom-score-adj-values", "0 100 100"],
+            );
+            step(&mut c, &["CONFIG", "SET", "oom-score-adj", "yes"]);
+            step(
+                &mut c,
+                &["CONFIG", "SET", "oom-score-adj-values", "-1000 -1000 -1000"],
+            );
+            step(&mut c, &["CONFIG", "GET", "oom-score-adj-values"]);
+        }
+        trace.push(steps);
+    }
+    // Both servers start from this process's value, so even the absolute step compares.
+    assert_eq!(trace[0], trace[1], "redis (left), percore (right)");
 }

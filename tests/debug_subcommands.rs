@@ -395,3 +395,56 @@ fn set_with_pxat_reaches_the_aof_as_redis_writes_it() {
     });
     assert_eq!(tail(&percore), tail(&redis));
 }
+
+/// DEBUG OBJECT's `lru:` is the key's 24-bit LRU clock (Unix seconds) at its last access,
+/// as Redis's `o->lru`: within the TIME read before and after the access, unchanged by a
+/// read in CLIENT NO-TOUCH mode, and moved by a read after it (Valkey's "Operations in
+/// no-touch mode do not alter the last access time of a key"; it was always 0).
+#[test]
+fn debug_object_lru_is_the_last_access_clock() {
+    let s = Server::percore(&[]);
+    let mut c = s.conn();
+    let clock = |c: &mut Conn| -> u64 {
+        let Frame::Array(t) = c.cmd(&["TIME"]) else {
+            panic!("TIME")
+        };
+        let Frame::Bulk(secs) = &t[0] else {
+            panic!("TIME seconds")
+        };
+        String::from_utf8_lossy(secs).parse::<u64>().unwrap() & 0x00FF_FFFF
+    };
+    let lru = |c: &mut Conn| -> u64 {
+        let Frame::Simple(text) = c.cmd(&["DEBUG", "OBJECT", "foo"]) else {
+            panic!("DEBUG OBJECT")
+        };
+        let text = String::from_utf8(text).unwrap();
+        text.split(' ')
+            .find_map(|f| f.strip_prefix("lru:"))
+            .expect("an lru field")
+            .parse()
+            .unwrap()
+    };
+    let before = clock(&mut c);
+    c.cmd(&["SET", "foo", "bar"]);
+    let after = clock(&mut c);
+    let first = lru(&mut c);
+    assert!(
+        (before..=after).contains(&first),
+        "{before} <= {first} <= {after}"
+    );
+    c.cmd(&["CLIENT", "NO-TOUCH", "ON"]);
+    // Until the clock has moved past the first access.
+    wait_until("the LRU clock moves", || clock(&mut c) > first);
+    c.cmd(&["GET", "foo"]);
+    assert_eq!(lru(&mut c), first, "a no-touch read leaves the access time");
+    c.cmd(&["CLIENT", "NO-TOUCH", "OFF"]);
+    let before = clock(&mut c);
+    c.cmd(&["GET", "foo"]);
+    let after = clock(&mut c);
+    let second = lru(&mut c);
+    assert!(
+        (before..=after).contains(&second),
+        "{before} <= {second} <= {after}"
+    );
+    assert!(second > first);
+}

@@ -305,6 +305,8 @@ fn info_clients_follows_valkey() {
         assert_eq!(c.cmd_raw(&["FLUSHALL"]), b"+OK\r\n");
         sub.cmd_raw(&["SUBSCRIBE", "ch"]);
         watcher.cmd_raw(&["WATCH", "w1", "w2", "w3"]);
+        // The client asking INFO watches too (it counts while it runs INFO).
+        c.cmd_raw(&["WATCH", "w1", "own"]);
         c.cmd_raw(&["XGROUP", "CREATE", "s", "g", "$", "MKSTREAM"]);
         blocked.send_cmd(&[
             "XREADGROUP",
@@ -780,4 +782,176 @@ fn client_kill_maxage_spares_young_clients() {
     );
     old.expect_closed();
     assert_eq!(young.cmd_raw(&["PING"]), b"+PONG\r\n");
+}
+
+/// CLIENT LIST's filters and CLIENT KILL's several IDs and MAXAGE (Valkey 8.1's
+/// `parseClientFiltersOrReply`; the peer predates them, so they are checked against
+/// Valkey 8.1's code and tests): clients on both shards, Redis 7.0's `ID` replies kept.
+#[test]
+fn client_list_filters_and_kill_options_follow_valkey_8_1() {
+    let percore = Server::percore_threads(2);
+    let mut me = percore.conn();
+    let mut others: Vec<common::Conn> = (0..3).map(|_| percore.conn()).collect();
+    let field = |line: &str, k: &str| -> String {
+        line.split(' ')
+            .find_map(|f| f.strip_prefix(&format!("{k}=")))
+            .unwrap_or_default()
+            .to_string()
+    };
+    let text = |raw: Vec<u8>| -> String {
+        let t = String::from_utf8_lossy(&raw).into_owned();
+        assert!(t.starts_with('$'), "{t}");
+        t
+    };
+    let lines = |raw: Vec<u8>| -> Vec<String> {
+        text(raw)
+            .lines()
+            .skip(1)
+            .filter(|l| l.starts_with("id="))
+            .map(String::from)
+            .collect()
+    };
+    let info = text(me.cmd_raw(&["CLIENT", "INFO"]));
+    let info = info.lines().nth(1).unwrap().to_string();
+    let (my_id, my_addr, my_laddr) = (
+        field(&info, "id"),
+        field(&info, "addr"),
+        field(&info, "laddr"),
+    );
+    let ids: Vec<String> = others
+        .iter_mut()
+        .map(|c| {
+            String::from_utf8_lossy(&c.cmd_raw(&["CLIENT", "ID"]))
+                .trim_start_matches(':')
+                .trim_end()
+                .to_string()
+        })
+        .collect();
+
+    let got = lines(me.cmd_raw(&["CLIENT", "LIST", "ADDR", &my_addr]));
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(field(&got[0], "id"), my_id);
+    assert_eq!(
+        lines(me.cmd_raw(&["CLIENT", "LIST", "LADDR", &my_laddr])).len(),
+        4
+    );
+    assert_eq!(
+        lines(me.cmd_raw(&["CLIENT", "LIST", "USER", "default"])).len(),
+        4
+    );
+    assert_eq!(
+        lines(me.cmd_raw(&["CLIENT", "LIST", "SKIPME", "no"])).len(),
+        4
+    );
+    let skipped = lines(me.cmd_raw(&["CLIENT", "LIST", "SKIPME", "yes"]));
+    assert_eq!(skipped.len(), 3);
+    assert!(skipped.iter().all(|l| field(l, "id") != my_id));
+    assert!(lines(me.cmd_raw(&["CLIENT", "LIST", "MAXAGE", "1000000"])).is_empty());
+    let two = lines(me.cmd_raw(&["CLIENT", "LIST", "ID", &ids[0], &ids[1], "TYPE", "normal"]));
+    let mut two: Vec<String> = two.iter().map(|l| field(l, "id")).collect();
+    two.sort();
+    let mut want = ids[..2].to_vec();
+    want.sort();
+    assert_eq!(two, want);
+    // Redis 7.0's ID forms stay: any integer, else `Invalid client ID`.
+    assert_eq!(lines(me.cmd_raw(&["CLIENT", "LIST", "ID", "0"])).len(), 0);
+    for (args, error) in [
+        (&["ID", "str"][..], "-ERR Invalid client ID\r\n"),
+        (&["USER", "nobody"][..], "-ERR No such user 'nobody'\r\n"),
+        (&["SKIPME", "maybe"][..], "-ERR syntax error\r\n"),
+        (&["TYPE", "x"][..], "-ERR Unknown client type 'x'\r\n"),
+        (
+            &["MAXAGE", "str"][..],
+            "-ERR maxage is not an integer or out of range\r\n",
+        ),
+        (
+            &["MAXAGE", "-1"][..],
+            "-ERR maxage should be greater than 0\r\n",
+        ),
+    ] {
+        let mut argv = vec!["CLIENT", "LIST"];
+        argv.extend_from_slice(args);
+        assert_eq!(show(&me.cmd_raw(&argv)), show(error.as_bytes()), "{args:?}");
+        argv[1] = "KILL";
+        if args[0] != "ID" {
+            assert_eq!(
+                show(&me.cmd_raw(&argv)),
+                show(error.as_bytes()),
+                "KILL {args:?}"
+            );
+        }
+    }
+    assert_eq!(
+        me.cmd_raw(&["CLIENT", "KILL", "MAXAGE", "1000000"]),
+        b":0\r\n"
+    );
+    assert_eq!(
+        me.cmd_raw(&["CLIENT", "KILL", "ID", &ids[0], &ids[1]]),
+        b":2\r\n"
+    );
+    others[0].expect_closed();
+    others[1].expect_closed();
+    assert_eq!(others[2].cmd_raw(&["PING"]), b"+PONG\r\n");
+}
+
+/// CLIENT LIST `tot-cmds` of a client blocked in BLPOP: unchanged while it waits, one more
+/// once it is served or times out (Valkey counts a blocked command when it ends), compared
+/// with the Valkey peer.
+#[test]
+fn tot_cmds_counts_a_blocked_command_when_it_ends() {
+    let dir = scratch_dir("valkey-tot-cmds");
+    let Some((mut child, first)) = start_valkey(&dir) else {
+        return;
+    };
+    let valkey_port = first.stream().peer_addr().expect("valkey's address").port();
+    let percore = Server::percore_threads(2);
+    let mut runs = Vec::new();
+    for port in [Some(valkey_port), None] {
+        let connect = || match port {
+            Some(p) => common::Conn::connect(p),
+            None => percore.conn(),
+        };
+        let mut c = connect();
+        let mut waiter = connect();
+        let id = String::from_utf8_lossy(&waiter.cmd_raw(&["CLIENT", "ID"]))
+            .trim_start_matches(':')
+            .trim_end()
+            .to_string();
+        let tot = |c: &mut common::Conn| -> String {
+            let raw = c.cmd_raw(&["CLIENT", "LIST", "ID", &id]);
+            let text = String::from_utf8_lossy(&raw).into_owned();
+            text.split(' ')
+                .find_map(|f| f.strip_prefix("tot-cmds="))
+                .map(|v| v.trim_end().to_string())
+                .unwrap_or_default()
+        };
+        let blocked = |c: &mut common::Conn| {
+            common::wait_until("the client blocks", || {
+                let raw = c.cmd_raw(&["CLIENT", "LIST", "ID", &id]);
+                String::from_utf8_lossy(&raw).contains("cmd=blpop")
+            });
+        };
+        let mut seen = vec![tot(&mut c)];
+        waiter.send_cmd(&["BLPOP", "tl{x}", "0"]);
+        blocked(&mut c);
+        seen.push(tot(&mut c));
+        c.cmd_raw(&["LPUSH", "tl{x}", "a"]);
+        assert_eq!(
+            waiter.read_raw(),
+            b"*2\r\n$5\r\ntl{x}\r\n$1\r\na\r\n".to_vec()
+        );
+        seen.push(tot(&mut c));
+        waiter.send_cmd(&["BLPOP", "other{y}", "0.05"]);
+        assert_eq!(waiter.read_raw(), b"*-1\r\n".to_vec());
+        seen.push(tot(&mut c));
+        waiter.send_cmd(&["BLPOP", "other{y}", "0"]);
+        blocked(&mut c);
+        c.cmd_raw(&["CLIENT", "UNBLOCK", &id, "ERROR"]);
+        waiter.read_raw();
+        seen.push(tot(&mut c));
+        runs.push(seen);
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(runs[0], runs[1], "valkey (left) and percore (right) differ");
 }

@@ -65,9 +65,15 @@ pub mod flags {
     /// Refused unless `enable-debug-command` (DEBUG) allows it; not shown by COMMAND INFO
     /// (Redis's `CMD_PROTECTED`).
     pub const PROTECTED: u32 = 1 << 18;
+    /// Takes keys but may be given none (EVAL, FCALL and their variants): COMMAND
+    /// GETKEYS answers an empty array then (Redis's `CMD_NO_MANDATORY_KEYS`).
+    pub const NO_MANDATORY_KEYS: u32 = 1 << 19;
+    /// Refused during an async load in Redis (`CMD_NO_ASYNC_LOADING`); percore loads
+    /// synchronously, so it is only shown by COMMAND INFO.
+    pub const NO_ASYNC_LOADING: u32 = 1 << 20;
 
     /// Names in the order Redis prints them.
-    pub const NAMES: [(u32, &str); 18] = [
+    pub const NAMES: [(u32, &str); 19] = [
         (WRITE, "write"),
         (READONLY, "readonly"),
         (DENYOOM, "denyoom"),
@@ -82,7 +88,9 @@ pub mod flags {
         (ASKING, "asking"),
         (FAST, "fast"),
         (NO_AUTH, "no_auth"),
-        (MAY_REPLICATE, "may_replicate"),
+        // `may_replicate` is hidden on purpose, as in Redis.
+        (NO_MANDATORY_KEYS, "no_mandatory_keys"),
+        (NO_ASYNC_LOADING, "no_async_loading"),
         (NO_MULTI, "no_multi"),
         (MOVABLE_KEYS, "movablekeys"),
         (ALLOW_BUSY, "allow_busy"),

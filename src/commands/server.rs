@@ -350,12 +350,14 @@ fn config_set(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
     match shared.update_config(|c| {
         let before = c.clone();
         crate::tls::config_set(shared, c, &pairs)?;
-        crate::listen::apply(shared, &before, c).inspect_err(|_| *c = before)
+        crate::listen::apply(shared, &before, c).inspect_err(|_| *c = before.clone())?;
+        let replica = shared
+            .repl
+            .is_replica
+            .load(std::sync::atomic::Ordering::Relaxed);
+        crate::config::kept::oom_config_set(&before, c, &pairs, replica, |m| shared.warning(m))
     }) {
         Ok(()) => {
-            if let Err(e) = crate::config::kept::apply_oom_score_adj(&shared.config()) {
-                shared.warning(&e);
-            }
             if pairs
                 .iter()
                 .any(|(k, _)| k.eq_ignore_ascii_case(b"requirepass"))

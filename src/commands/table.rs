@@ -2436,7 +2436,7 @@ pub static COMMANDS: &[Command] = &[
     c(
         "replicaof",
         3,
-        ADMIN | NOSCRIPT | STALE,
+        ADMIN | NOSCRIPT | STALE | super::flags::NO_ASYNC_LOADING,
         NOKEYS,
         "server",
         "5.0.0",
@@ -2446,7 +2446,7 @@ pub static COMMANDS: &[Command] = &[
     c(
         "slaveof",
         3,
-        ADMIN | NOSCRIPT | STALE,
+        ADMIN | NOSCRIPT | STALE | super::flags::NO_ASYNC_LOADING,
         NOKEYS,
         "server",
         "1.0.0",
@@ -2476,7 +2476,7 @@ pub static COMMANDS: &[Command] = &[
     c(
         "psync",
         -3,
-        ADMIN | NOSCRIPT | super::flags::NO_MULTI,
+        ADMIN | NOSCRIPT | super::flags::NO_MULTI | super::flags::NO_ASYNC_LOADING,
         NOKEYS,
         "server",
         "2.8.0",
@@ -2486,7 +2486,7 @@ pub static COMMANDS: &[Command] = &[
     c(
         "sync",
         1,
-        ADMIN | NOSCRIPT | super::flags::NO_MULTI,
+        ADMIN | NOSCRIPT | super::flags::NO_MULTI | super::flags::NO_ASYNC_LOADING,
         NOKEYS,
         "server",
         "1.0.0",
@@ -2516,7 +2516,7 @@ pub static COMMANDS: &[Command] = &[
     c(
         "save",
         1,
-        ADMIN | NOSCRIPT | super::flags::NO_MULTI,
+        ADMIN | NOSCRIPT | super::flags::NO_MULTI | super::flags::NO_ASYNC_LOADING,
         NOKEYS,
         "server",
         "1.0.0",
@@ -2526,7 +2526,7 @@ pub static COMMANDS: &[Command] = &[
     c(
         "bgrewriteaof",
         1,
-        ADMIN | NOSCRIPT,
+        ADMIN | NOSCRIPT | super::flags::NO_ASYNC_LOADING,
         NOKEYS,
         "server",
         "1.0.0",
@@ -2536,7 +2536,7 @@ pub static COMMANDS: &[Command] = &[
     c(
         "bgsave",
         -1,
-        ADMIN | NOSCRIPT,
+        ADMIN | NOSCRIPT | super::flags::NO_ASYNC_LOADING,
         NOKEYS,
         "server",
         "1.0.0",
@@ -2866,7 +2866,11 @@ pub static COMMANDS: &[Command] = &[
         ..c(
             "eval",
             -3,
-            NOSCRIPT | STALE | super::flags::SKIP_MONITOR | super::flags::MAY_REPLICATE,
+            NOSCRIPT
+                | STALE
+                | super::flags::SKIP_MONITOR
+                | super::flags::MAY_REPLICATE
+                | super::flags::NO_MANDATORY_KEYS,
             NOKEYS,
             "scripting",
             "2.6.0",
@@ -2879,7 +2883,11 @@ pub static COMMANDS: &[Command] = &[
         ..c(
             "evalsha",
             -3,
-            NOSCRIPT | STALE | super::flags::SKIP_MONITOR | super::flags::MAY_REPLICATE,
+            NOSCRIPT
+                | STALE
+                | super::flags::SKIP_MONITOR
+                | super::flags::MAY_REPLICATE
+                | super::flags::NO_MANDATORY_KEYS,
             NOKEYS,
             "scripting",
             "2.6.0",
@@ -2892,7 +2900,11 @@ pub static COMMANDS: &[Command] = &[
         ..c(
             "eval_ro",
             -3,
-            READONLY | NOSCRIPT | STALE | super::flags::SKIP_MONITOR,
+            READONLY
+                | NOSCRIPT
+                | STALE
+                | super::flags::SKIP_MONITOR
+                | super::flags::NO_MANDATORY_KEYS,
             NOKEYS,
             "scripting",
             "7.0.0",
@@ -2905,7 +2917,11 @@ pub static COMMANDS: &[Command] = &[
         ..c(
             "evalsha_ro",
             -3,
-            READONLY | NOSCRIPT | STALE | super::flags::SKIP_MONITOR,
+            READONLY
+                | NOSCRIPT
+                | STALE
+                | super::flags::SKIP_MONITOR
+                | super::flags::NO_MANDATORY_KEYS,
             NOKEYS,
             "scripting",
             "7.0.0",
@@ -2918,7 +2934,11 @@ pub static COMMANDS: &[Command] = &[
         ..c(
             "fcall",
             -3,
-            NOSCRIPT | STALE | super::flags::SKIP_MONITOR | super::flags::MAY_REPLICATE,
+            NOSCRIPT
+                | STALE
+                | super::flags::SKIP_MONITOR
+                | super::flags::MAY_REPLICATE
+                | super::flags::NO_MANDATORY_KEYS,
             NOKEYS,
             "scripting",
             "7.0.0",
@@ -2931,7 +2951,11 @@ pub static COMMANDS: &[Command] = &[
         ..c(
             "fcall_ro",
             -3,
-            READONLY | NOSCRIPT | STALE | super::flags::SKIP_MONITOR,
+            READONLY
+                | NOSCRIPT
+                | STALE
+                | super::flags::SKIP_MONITOR
+                | super::flags::NO_MANDATORY_KEYS,
             NOKEYS,
             "scripting",
             "7.0.0",

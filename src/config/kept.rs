@@ -168,6 +168,12 @@ impl Kind {
         matches!(self, Kind::Flags(_) | Kind::OomValues)
     }
 
+    /// Whether CONFIG REWRITE quotes the value (Redis's string options, written with
+    /// `sdscatrepr`: `proc-title-template "{title} ..."` loads back as one argument).
+    pub const fn quoted(self) -> bool {
+        matches!(self, Kind::Text(_) | Kind::Hostname | Kind::ProcTitle)
+    }
+
     /// Parses `args` (one, or several for a multi-argument kind) into the CONFIG GET text,
     /// with Redis's error text when they do not parse.
     pub fn parse(self, args: &[String]) -> Result<String, String> {
@@ -375,36 +381,94 @@ pub const HIDDEN: &[&str] = &[
     "watchdog-period",
     "loading-process-events-interval-bytes",
     "rdb-key-save-delay",
+    "cluster-ping-interval",
 ];
 
-/// The `oom_score_adj` the process had at start-up (Redis's `oom_score_adj_base`).
-static OOM_SCORE_ADJ_BASE: std::sync::OnceLock<Option<i64>> = std::sync::OnceLock::new();
+/// Redis's `setOOMScoreAdj` statics: whether percore has changed its `oom_score_adj`,
+/// and the value it read just before (restored when `oom-score-adj` goes back to `no`).
+static OOM_STATE: std::sync::Mutex<(bool, i64)> = std::sync::Mutex::new((false, 0));
 const OOM_SCORE_ADJ_PATH: &str = "/proc/self/oom_score_adj";
 
-/// Writes `/proc/self/oom_score_adj` per `oom-score-adj` (back to the start-up value when
-/// `no`), as Redis's `setOOMScoreAdj`. The error text is for the log.
-pub fn apply_oom_score_adj(config: &super::Config) -> Result<(), String> {
-    let base = *OOM_SCORE_ADJ_BASE.get_or_init(|| {
-        std::fs::read_to_string(OOM_SCORE_ADJ_PATH)
-            .ok()
-            .and_then(|t| t.trim().parse().ok())
-    });
-    let Some(base) = base else {
+/// `oom-score-adj-values`' classes: a primary, a replica, a background child.
+pub const OOM_PRIMARY: usize = 0;
+pub const OOM_REPLICA: usize = 1;
+pub const OOM_CHILD: usize = 2;
+
+/// Redis's `setOOMScoreAdj`: with `oom-score-adj` on, writes `/proc/self/oom_score_adj`
+/// for the process `class` (relative to the value read when percore first changed it);
+/// turned off, writes that value back once; otherwise leaves the file alone. The error
+/// text is for the log.
+pub fn apply_oom_score_adj(config: &super::Config, class: usize) -> Result<(), String> {
+    let mut state = OOM_STATE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let value = if config.oom_score_adj_enabled() {
+        if !state.0 {
+            let base = std::fs::read_to_string(OOM_SCORE_ADJ_PATH).map_err(|e| {
+                format!("Unable to read oom_score_adj: {}", super::os_error_text(&e))
+            })?;
+            *state = (true, base.trim().parse().unwrap_or(0));
+        }
+        config.oom_score_adj_for(class, state.1).unwrap_or(state.1)
+    } else if state.0 {
+        state.0 = false;
+        state.1
+    } else {
         return Ok(());
     };
-    let value = config.oom_score_adj(base).unwrap_or(base);
-    let now: Option<i64> = std::fs::read_to_string(OOM_SCORE_ADJ_PATH)
-        .ok()
-        .and_then(|t| t.trim().parse().ok());
-    if now == Some(value) {
-        return Ok(());
-    }
-    std::fs::write(OOM_SCORE_ADJ_PATH, value.to_string()).map_err(|e| {
+    std::fs::write(OOM_SCORE_ADJ_PATH, format!("{value}\n")).map_err(|e| {
         format!(
             "Unable to write oom_score_adj: {}",
             super::os_error_text(&e)
         )
     })
+}
+
+/// CONFIG SET's `updateOOMScoreAdj`: when `oom-score-adj` or `oom-score-adj-values`
+/// changed (`pairs` named first decides which one the error names), applies them for
+/// the server's role; on failure puts `before` back (and applies it again) and answers
+/// Redis's error.
+pub fn oom_config_set(
+    before: &super::Config,
+    config: &mut super::Config,
+    pairs: &[(&[u8], &[u8])],
+    replica: bool,
+    log: impl Fn(&str),
+) -> Result<(), String> {
+    const NAMES: [&str; 2] = ["oom-score-adj", "oom-score-adj-values"];
+    let changed = |name: &str| before.kept.get(name) != config.kept.get(name);
+    let Some(name) = pairs.iter().find_map(|(k, _)| {
+        NAMES
+            .into_iter()
+            .find(|n| k.eq_ignore_ascii_case(n.as_bytes()) && changed(n))
+    }) else {
+        return Ok(());
+    };
+    let class = if replica { OOM_REPLICA } else { OOM_PRIMARY };
+    if let Err(e) = apply_oom_score_adj(config, class) {
+        log(&e);
+        log(&format!(
+            "Failed applying new configuration. Possibly related to new {name} setting. Restoring previous settings."
+        ));
+        *config = before.clone();
+        let _ = apply_oom_score_adj(config, class);
+        return Err(format!(
+            "ERR CONFIG SET failed (possibly related to argument '{name}') - Failed to set current oom_score_adj. Check server logs."
+        ));
+    }
+    Ok(())
+}
+
+/// The `oom_score_adj` a background child sets for itself after the fork (Redis's
+/// `setOOMScoreAdj(CONFIG_OOM_BGCHILD)` in the child), if `oom-score-adj` is on.
+pub fn child_oom_score_adj(config: &super::Config) -> Option<i64> {
+    let state = *OOM_STATE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if !config.oom_score_adj_enabled() || !state.0 {
+        return None;
+    }
+    config.oom_score_adj_for(OOM_CHILD, state.1)
 }
 
 /// Redis's `allowProtectedAction`: `yes`, or `local` for a local client (Unix socket or
@@ -467,16 +531,22 @@ impl super::Config {
         bool_value(&self.kept, "stop-writes-on-bgsave-error", true)
     }
 
-    /// The `oom_score_adj` this process should have, per `oom-score-adj` and
-    /// `oom-score-adj-values` (primary's value), relative to `base` (the value found at
-    /// start-up); `None` when `oom-score-adj` is `no`.
-    pub fn oom_score_adj(&self, base: i64) -> Option<i64> {
+    /// Whether `oom-score-adj` is on (`yes`, `relative` or `absolute`).
+    pub fn oom_score_adj_enabled(&self) -> bool {
+        enum_value(&self.kept, "oom-score-adj", OOM_SCORE_ADJ, 0) != 0
+    }
+
+    /// The `oom_score_adj` a process of `class` ([`OOM_PRIMARY`], ...) should have per
+    /// `oom-score-adj` and `oom-score-adj-values`, relative to `base` (the value before
+    /// percore changed it) unless `absolute`, within -1000..=1000; `None` when
+    /// `oom-score-adj` is `no`.
+    pub fn oom_score_adj_for(&self, class: usize, base: i64) -> Option<i64> {
         let mode = enum_value(&self.kept, "oom-score-adj", OOM_SCORE_ADJ, 0);
         let values = get(&self.kept, "oom-score-adj-values", Kind::OomValues);
-        let primary: i64 = values.split(' ').next()?.parse().ok()?;
+        let value: i64 = values.split(' ').nth(class)?.parse().ok()?;
         match mode {
-            1 => Some((base + primary).clamp(-1000, 1000)),
-            2 => Some(primary),
+            1 => Some((base + value).clamp(-1000, 1000)),
+            2 => Some(value.clamp(-1000, 1000)),
             _ => None,
         }
     }

@@ -24,8 +24,11 @@ pub struct OptionLines {
     pub lines: Vec<(String, bool)>,
 }
 
-/// Merges `options` (in table order) into the text of the old file.
-pub fn rewrite_content(old: &str, options: &[OptionLines]) -> String {
+/// Merges `options` (in table order) into the text of the old file. A line naming an
+/// alias (`(alias, canonical)` in `aliases`, as `slaveof` for `replicaof`) belongs to its
+/// canonical option, as Redis's `rewriteConfigReadOldFile` reads it; `options` holds
+/// canonical names only.
+pub fn rewrite_content(old: &str, options: &[OptionLines], aliases: &[(&str, &str)]) -> String {
     let mut lines: Vec<String> = Vec::new();
     let mut has_tail = false;
     let mut option_to_lines: HashMap<&'static str, VecDeque<usize>> = HashMap::new();
@@ -37,6 +40,10 @@ pub fn rewrite_content(old: &str, options: &[OptionLines]) -> String {
         if !trimmed.is_empty() && !trimmed.starts_with('#') {
             let first = split_args(trimmed.as_bytes()).and_then(|a| a.into_iter().next());
             let known = first.and_then(|name| {
+                let name = aliases
+                    .iter()
+                    .find(|(alias, _)| alias.as_bytes().eq_ignore_ascii_case(&name))
+                    .map_or(name, |(_, canonical)| canonical.as_bytes().to_vec());
                 options
                     .iter()
                     .find(|o| o.name.as_bytes().eq_ignore_ascii_case(&name))
@@ -144,7 +151,7 @@ mod tests {
             opt("hz", &[("hz 10", false)]),
             opt("maxclients", &[("maxclients 5", true)]),
         ];
-        let new = rewrite_content(old, &options);
+        let new = rewrite_content(old, &options, &[]);
         assert_eq!(
             new,
             format!(
@@ -152,6 +159,6 @@ mod tests {
             )
         );
         // A second rewrite appends nothing new.
-        assert_eq!(rewrite_content(&new, &options), new);
+        assert_eq!(rewrite_content(&new, &options, &[]), new);
     }
 }

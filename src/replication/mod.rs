@@ -661,6 +661,16 @@ pub fn at_barrier(
                 }
                 Some(RoleChange::Primary) | None => {}
             }
+            // Redis's `setOOMScoreAdj(-1)` on a role change: the new role's class.
+            let class = if st.primary.is_some() {
+                crate::config::kept::OOM_REPLICA
+            } else {
+                crate::config::kept::OOM_PRIMARY
+            };
+            drop(st);
+            if let Err(e) = crate::config::kept::apply_oom_score_adj(&shared.config(), class) {
+                shared.warning(&e);
+            }
             (lent, b"+OK\r\n".to_vec())
         }
         BarrierOp::Load => {

@@ -123,6 +123,7 @@ pub fn spawn_child(
     dir: &Path,
     params: &SaveParams,
     now_ms: i64,
+    oom_score_adj: Option<i64>,
 ) -> io::Result<(i32, ReportPipe)> {
     let mut fds = [0; 2];
     // SAFETY: `fds` is a valid array of two descriptors for pipe2 to fill.
@@ -145,11 +146,42 @@ pub fn spawn_child(
         let setup = ChildSetup {
             cpus,
             teardown_helper: !server_is_init,
+            oom_score_adj,
         };
         child_main(keyspaces, dir, params, now_ms, fds[1], &setup);
     }
     close(fds[1]);
     Ok((pid, ReportPipe::new(fds[0])))
+}
+
+/// Writes `/proc/self/oom_score_adj` in the child, without allocating (a stack buffer);
+/// a failure leaves the inherited value (Redis logs it and goes on).
+fn write_oom_score_adj(value: i64) {
+    let mut buf = [0u8; 24];
+    let mut end = buf.len();
+    end -= 1;
+    buf[end] = b'\n';
+    let mut n = value.unsigned_abs();
+    loop {
+        end -= 1;
+        buf[end] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    if value < 0 {
+        end -= 1;
+        buf[end] = b'-';
+    }
+    // SAFETY: a NUL-terminated path, a valid buffer and length, the descriptor closed.
+    unsafe {
+        let fd = libc::open(c"/proc/self/oom_score_adj".as_ptr(), libc::O_WRONLY);
+        if fd >= 0 {
+            libc::write(fd, buf[end..].as_ptr().cast(), buf.len() - end);
+            libc::close(fd);
+        }
+    }
 }
 
 /// What the parent works out for the child before forking.
@@ -160,6 +192,9 @@ struct ChildSetup {
     /// the helper would be reparented to (and left a zombie of, as percore reaps only its
     /// own children).
     teardown_helper: bool,
+    /// `oom-score-adj-values`' child value, when `oom-score-adj` is on (Redis's
+    /// `setOOMScoreAdj(CONFIG_OOM_BGCHILD)` in the child).
+    oom_score_adj: Option<i64>,
 }
 
 /// Moves the calling thread from its shard's CPU pin to the server's CPU set (the main
@@ -213,6 +248,9 @@ fn child_main(
         if let Some(set) = &setup.cpus {
             libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), set);
         }
+    }
+    if let Some(value) = setup.oom_score_adj {
+        write_oom_score_adj(value);
     }
     if setup.teardown_helper {
         spawn_teardown_helper();

@@ -1179,7 +1179,8 @@ fn coordinate(
     match session.kind {
         Kind::Fork => {
             let refs: Vec<&Keyspace> = lent.iter().collect();
-            match fork::spawn_child(&refs, &data.cfg.dir, &params, data.now_ms) {
+            let oom = crate::config::kept::child_oom_score_adj(&data.cfg);
+            match fork::spawn_child(&refs, &data.cfg.dir, &params, data.now_ms, oom) {
                 Ok((pid, report)) => {
                     let pidfd = match fork::pidfd_open(pid) {
                         Ok(fd) => fd,

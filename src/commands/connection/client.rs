@@ -36,10 +36,26 @@ const HELP: &[&str] = &[
     "      Kill connections authenticated by <username>.",
     "    * SKIPME (YES|NO)",
     "      Skip killing current connection (default: yes).",
+    "    * ID <client-id> [<client-id>...]",
+    "      Kill connections by client ids.",
+    "    * MAXAGE <maxage>",
+    "      Kill connections older than the specified age.",
     "LIST [options ...]",
     "    Return information about client connections. Options:",
     "    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)",
     "      Return clients of specified type.",
+    "    * USER <username>",
+    "      Return clients authenticated by <username>.",
+    "    * ADDR <ip:port>",
+    "      Return clients connected from the specified address.",
+    "    * LADDR <ip:port>",
+    "      Return clients connected to the specified local address.",
+    "    * ID <client-id> [<client-id>...]",
+    "      Return clients with the specified IDs.",
+    "    * SKIPME (YES|NO)",
+    "      Exclude the current client from the list (default: no).",
+    "    * MAXAGE <maxage>",
+    "      List connections older than the specified age.",
     "UNPAUSE",
     "    Stop the current client pause, resuming traffic.",
     "PAUSE <timeout> [WRITE|ALL]",
@@ -154,15 +170,13 @@ pub fn client_line(c: &Client, running: Option<&[&[u8]]>, now_ms: i64, out: &mut
     );
 }
 
-/// CLIENT KILL's filter, and CLIENT LIST's in Valkey 8.1's filter form.
+/// CLIENT KILL's and CLIENT LIST's filter: Redis 7.0's options, and Valkey 8.1's
+/// additions (several IDs after `ID`, `MAXAGE`, and for LIST all of KILL's options).
 #[derive(Default)]
-struct KillFilter {
-    old_style: bool,
-    id: Option<u64>,
-    /// CLIENT LIST's `ID id [id ...]` (Valkey 8.1's form).
+struct ClientFilter {
     ids: Option<Vec<u64>>,
-    /// CLIENT LIST's `MAXAGE s`: clients at least that old (Valkey's test of the age).
-    max_age_s: Option<i64>,
+    /// `MAXAGE s`: only clients connected for at least `s` seconds.
+    max_age: Option<i64>,
     addr: Option<Vec<u8>>,
     laddr: Option<Vec<u8>>,
     /// `TYPE replica|slave` matches nothing here (a replica's link leaves its shard).
@@ -172,214 +186,145 @@ struct KillFilter {
     /// `TYPE normal` (false) or `TYPE pubsub` (true): a subscribed client is of the
     /// pubsub type.
     type_pubsub: Option<bool>,
-    user_none: bool,
     user: Option<String>,
     skipme: bool,
 }
 
-impl KillFilter {
-    fn parse(argv: &[&[u8]]) -> Result<Self, String> {
-        let mut f = KillFilter {
-            skipme: true,
-            ..KillFilter::default()
-        };
+impl ClientFilter {
+    /// CLIENT KILL's arguments: `KILL addr` (which may kill the caller) or option pairs
+    /// (`SKIPME yes` by default).
+    fn parse_kill(argv: &[&[u8]]) -> Result<Self, String> {
         if argv.len() == 3 {
-            f.old_style = true;
-            f.skipme = false;
-            f.addr = Some(argv[2].to_vec());
-            return Ok(f);
+            return Ok(ClientFilter {
+                addr: Some(argv[2].to_vec()),
+                ..ClientFilter::default()
+            });
         }
-        // Pairs are read in order, so a bad value is reported before a missing one.
-        for pair in argv[2..].chunks(2) {
-            let [k, v] = pair else {
+        Self::parse_options(&argv[2..], true)
+    }
+
+    /// CLIENT LIST's arguments (none: every client). `ID id...` answers as Redis 7.0
+    /// (any integer, ids below 1 match nothing; a non-integer is `Invalid client ID`
+    /// unless the rest reads as Valkey's options, as `ID 3 4 TYPE normal`).
+    fn parse_list(argv: &[&[u8]]) -> Result<Self, String> {
+        let args = &argv[2..];
+        if args.len() > 1 && eq_ic(args[0], "ID") {
+            if args[1..].iter().all(|a| parse_i64(a).is_some()) {
+                let ids = args[1..].iter().filter_map(|a| parse_i64(a));
+                return Ok(ClientFilter {
+                    ids: Some(ids.map(|n| u64::try_from(n).unwrap_or(0)).collect()),
+                    ..ClientFilter::default()
+                });
+            }
+            return Self::parse_options(args, false).map_err(|_| "ERR Invalid client ID".into());
+        }
+        Self::parse_options(args, false)
+    }
+
+    /// Option pairs in Valkey's `parseClientFiltersOrReply` order, so a bad value is
+    /// reported before a missing one; `ID` takes every integer that follows it.
+    fn parse_options(args: &[&[u8]], skipme: bool) -> Result<Self, String> {
+        const ID_ERROR: &str = "ERR client-id should be greater than 0";
+        let mut f = ClientFilter {
+            skipme,
+            ..ClientFilter::default()
+        };
+        let mut at = 0;
+        while at < args.len() {
+            let k = args[at];
+            let Some(&v) = args.get(at + 1) else {
                 return Err(errors::SYNTAX.into());
             };
-            let (k, v) = (*k, *v);
+            at += 2;
             if eq_ic(k, "ID") {
+                let ids = f.ids.get_or_insert_with(Vec::new);
+                // The first value is Redis 7.0's (an integer above 0); Valkey's further
+                // ones run to the first argument that is not an integer.
                 match parse_i64(v) {
-                    Some(n) if n > 0 => f.id = Some(n as u64),
-                    _ => return Err("ERR client-id should be greater than 0".into()),
+                    Some(n) if n > 0 => ids.push(n as u64),
+                    _ => return Err(ID_ERROR.into()),
+                }
+                while let Some(n) = args.get(at).and_then(|a| parse_i64(a)) {
+                    if n < 1 {
+                        return Err(ID_ERROR.into());
+                    }
+                    ids.push(n as u64);
+                    at += 1;
                 }
             } else if eq_ic(k, "MAXAGE") {
-                // Redis 7.4's / Valkey 8's: clients at least this many seconds old.
-                f.max_age_s = Some(parse_max_age(v)?);
+                match parse_i64(v) {
+                    Some(n) if n > 0 => f.max_age = Some(n),
+                    Some(_) => return Err("ERR maxage should be greater than 0".into()),
+                    None => return Err("ERR maxage is not an integer or out of range".into()),
+                }
+            } else if eq_ic(k, "TYPE") {
+                if eq_ic(v, "normal") {
+                    f.type_pubsub = Some(false);
+                } else if eq_ic(v, "pubsub") {
+                    f.type_pubsub = Some(true);
+                } else if eq_ic(v, "master") {
+                    f.type_master = true;
+                } else if ["replica", "slave"].iter().any(|t| eq_ic(v, t)) {
+                    f.type_none = true;
+                } else {
+                    return Err(format!(
+                        "ERR Unknown client type '{}'",
+                        String::from_utf8_lossy(v)
+                    ));
+                }
+            } else if eq_ic(k, "ADDR") {
+                f.addr = Some(v.to_vec());
+            } else if eq_ic(k, "LADDR") {
+                f.laddr = Some(v.to_vec());
+            } else if eq_ic(k, "USER") {
+                // Checked against the registry by the caller (`unknown_user`).
+                f.user = Some(String::from_utf8_lossy(v).into_owned());
+            } else if eq_ic(k, "SKIPME") {
+                if eq_ic(v, "yes") {
+                    f.skipme = true;
+                } else if eq_ic(v, "no") {
+                    f.skipme = false;
+                } else {
+                    return Err(errors::SYNTAX.into());
+                }
             } else {
-                f.pair(k, v)?;
+                return Err(errors::SYNTAX.into());
             }
         }
         Ok(f)
     }
 
-    /// CLIENT LIST's filters in Valkey 8.1's form (`parseClientFiltersOrReply`): `ID`
-    /// takes the integers that follow it, the others one value each, in any order and
-    /// combination. Only for what Redis 7.0's `TYPE t` / `ID id...` forms do not cover;
-    /// an `ID` argument that is neither an integer nor a filter name still answers 7.0's
-    /// `Invalid client ID`.
-    fn parse_list(argv: &[&[u8]]) -> Result<Self, String> {
-        const NAMES: [&str; 7] = ["ID", "MAXAGE", "TYPE", "ADDR", "LADDR", "USER", "SKIPME"];
-        let mut filter = KillFilter::default();
-        let mut i = 2;
-        while i < argv.len() {
-            let k = argv[i];
-            if eq_ic(k, "ID") {
-                let ids = filter.ids.get_or_insert_with(Vec::new);
-                i += 1;
-                while let Some(a) = argv.get(i) {
-                    match parse_i64(a) {
-                        Some(n) if n < 1 => {
-                            return Err("ERR client-id should be greater than 0".into());
-                        }
-                        Some(n) => ids.push(n as u64),
-                        None if NAMES.iter().any(|n| eq_ic(a, n)) => break,
-                        None => return Err("ERR Invalid client ID".into()),
-                    }
-                    i += 1;
-                }
-                continue;
-            }
-            let Some(value) = argv.get(i + 1) else {
-                return Err(errors::SYNTAX.into());
-            };
-            if eq_ic(k, "MAXAGE") {
-                filter.max_age_s = Some(parse_max_age(value)?);
-            } else {
-                filter.pair(k, value)?;
-            }
-            i += 2;
-        }
-        Ok(filter)
+    /// `No such user` when the filter names a user the registry does not have.
+    fn unknown_user(&self, ctx: &Ctx) -> Option<String> {
+        let u = self.user.as_deref()?;
+        ctx.shard
+            .shared
+            .acl
+            .user(u)
+            .is_none()
+            .then(|| format!("ERR No such user '{u}'"))
     }
 
-    /// One `TYPE`/`ADDR`/`LADDR`/`USER`/`SKIPME` option and its value.
-    fn pair(&mut self, k: &[u8], v: &[u8]) -> Result<(), String> {
-        if eq_ic(k, "TYPE") {
-            if eq_ic(v, "normal") {
-                self.type_pubsub = Some(false);
-            } else if eq_ic(v, "pubsub") {
-                self.type_pubsub = Some(true);
-            } else if eq_ic(v, "master") {
-                self.type_master = true;
-            } else if ["replica", "slave"].iter().any(|t| eq_ic(v, t)) {
-                self.type_none = true;
-            } else {
-                return Err(format!(
-                    "ERR Unknown client type '{}'",
-                    String::from_utf8_lossy(v)
-                ));
-            }
-        } else if eq_ic(k, "ADDR") {
-            self.addr = Some(v.to_vec());
-        } else if eq_ic(k, "LADDR") {
-            self.laddr = Some(v.to_vec());
-        } else if eq_ic(k, "USER") {
-            // Checked against the registry by the caller (`kill_user_known`).
-            self.user = Some(String::from_utf8_lossy(v).into_owned());
-        } else if eq_ic(k, "SKIPME") {
-            if eq_ic(v, "yes") {
-                self.skipme = true;
-            } else if eq_ic(v, "no") {
-                self.skipme = false;
-            } else {
-                return Err(errors::SYNTAX.into());
-            }
-        } else {
-            return Err(errors::SYNTAX.into());
-        }
-        Ok(())
-    }
-
-    /// [`KillFilter::matches`] plus CLIENT LIST's ids and age.
-    fn list_matches(&self, c: &Client, now_ms: i64) -> bool {
-        self.matches(c)
-            && self.ids.as_ref().is_none_or(|ids| ids.contains(&c.id))
-            && self
-                .max_age_s
-                .is_none_or(|age| (now_ms - c.created_ms) / 1000 >= age)
-    }
-
-    fn matches(&self, c: &Client) -> bool {
+    fn matches(&self, c: &Client, now_ms: i64) -> bool {
         !self.type_none
             && (!self.type_master || c.master)
             && self
                 .type_pubsub
                 .is_none_or(|p| !c.master && p == c.subscribed())
-            && !self.user_none
             && self
                 .user
                 .as_deref()
                 .is_none_or(|u| u == crate::acl::user_name(c))
-            && self.id.is_none_or(|id| id == c.id)
+            && self.ids.as_ref().is_none_or(|ids| ids.contains(&c.id))
             && self.addr.as_deref().is_none_or(|a| a == c.peer.as_bytes())
             && self
                 .laddr
                 .as_deref()
                 .is_none_or(|a| a == c.local.as_bytes())
+            && self
+                .max_age
+                .is_none_or(|age| (now_ms - c.created_ms).max(0) / 1000 >= age)
     }
-}
-
-/// MAXAGE's value (`parseClientFiltersOrReply`): seconds, above 0.
-fn parse_max_age(v: &[u8]) -> Result<i64, String> {
-    match parse_i64(v) {
-        Some(n) if n > 0 => Ok(n),
-        Some(_) => Err("ERR maxage should be greater than 0".into()),
-        None => Err("ERR maxage is not an integer or out of range".into()),
-    }
-}
-
-/// Whether CLIENT LIST's arguments are Redis 7.0's: none, `TYPE t`, `ID id...` with
-/// integers only, or a lone word (a syntax error); others are Valkey 8.1's filters.
-fn list_form_7_0(argv: &[&[u8]]) -> bool {
-    argv.len() <= 3
-        || (argv.len() == 4 && eq_ic(argv[2], "TYPE"))
-        || (eq_ic(argv[2], "ID") && argv[3..].iter().all(|a| parse_i64(a).is_some()))
-}
-
-/// CLIENT LIST TYPE normal (false) or pubsub (true).
-fn list_type(argv: &[&[u8]]) -> Option<bool> {
-    if argv.len() == 4 && eq_ic(argv[2], "TYPE") {
-        if eq_ic(argv[3], "normal") {
-            return Some(false);
-        }
-        if eq_ic(argv[3], "pubsub") {
-            return Some(true);
-        }
-    }
-    None
-}
-
-/// Which clients CLIENT LIST shows: `TYPE t` or `ID id...`; `TYPE normal` and `TYPE
-/// pubsub` answer through [`list_type`].
-fn list_filter(argv: &[&[u8]]) -> Result<Option<Vec<u64>>, String> {
-    if argv.len() == 2 {
-        return Ok(None);
-    }
-    if argv.len() == 4 && eq_ic(argv[2], "TYPE") {
-        return if eq_ic(argv[3], "normal") || eq_ic(argv[3], "pubsub") {
-            Ok(None)
-        } else if ["master", "replica", "slave"]
-            .iter()
-            .any(|t| eq_ic(argv[3], t))
-        {
-            Ok(Some(Vec::new()))
-        } else {
-            Err(format!(
-                "ERR Unknown client type '{}'",
-                String::from_utf8_lossy(argv[3])
-            ))
-        };
-    }
-    if argv.len() >= 4 && eq_ic(argv[2], "ID") {
-        let mut ids = Vec::new();
-        for a in &argv[3..] {
-            match parse_i64(a) {
-                // Redis accepts any integer; ids below 1 match no client.
-                Some(n) => ids.push(u64::try_from(n).unwrap_or(0)),
-                None => return Err("ERR Invalid client ID".into()),
-            }
-        }
-        return Ok(Some(ids));
-    }
-    Err(errors::SYNTAX.into())
 }
 
 pub fn client_part(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
@@ -391,44 +336,21 @@ pub fn client_part(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
     }
     let now = ctx.shard.now_ms;
     match sub {
-        "client|list" if !list_form_7_0(argv) => {
-            let f = match KillFilter::parse_list(argv) {
+        "client|list" => {
+            let f = match ClientFilter::parse_list(argv) {
                 Ok(f) => f,
                 Err(e) => return local_only(ctx, |w| w.error(&e)),
             };
-            if let Some(u) = &f.user
-                && ctx.shard.shared.acl.user(u).is_none()
-            {
-                let e = format!("ERR No such user '{u}'");
+            if let Some(e) = f.unknown_user(ctx) {
                 return local_only(ctx, |w| w.error(&e));
             }
-            let mut lines: Vec<Vec<u8>> = Vec::new();
+            let mut lines: Vec<(u64, String)> = Vec::new();
+            // The caller, unless `SKIPME yes`.
             let me = ctx.client.as_deref().filter(|_| !f.skipme);
             let others = ctx.shard.clients.iter().flatten();
             let others = others.filter(|c| !c.mem.evicted).map(|c| (&**c, None));
             for (c, running) in others.chain(me.map(|c| (c, Some(argv)))) {
-                if f.list_matches(c, now) {
-                    let mut l = format!("{:020} ", c.id);
-                    client_line(c, running, now, &mut l);
-                    lines.push(l.into_bytes());
-                }
-            }
-            Partial::Keys(lines)
-        }
-        "client|list" => {
-            let only = match list_filter(argv) {
-                Ok(f) => f,
-                Err(e) => return local_only(ctx, |w| w.error(&e)),
-            };
-            let mut lines: Vec<(u64, String)> = Vec::new();
-            let me = ctx.client.as_deref();
-            let kind = list_type(argv);
-            let others = ctx.shard.clients.iter().flatten();
-            let others = others.filter(|c| !c.mem.evicted).map(|c| (&**c, None));
-            for (c, running) in others.chain(me.map(|c| (c, Some(argv)))) {
-                if only.as_ref().is_none_or(|ids| ids.contains(&c.id))
-                    && kind.is_none_or(|p| p == c.subscribed())
-                {
+                if f.matches(c, now) {
                     let mut l = String::new();
                     client_line(c, running, now, &mut l);
                     lines.push((c.id, l));
@@ -442,26 +364,23 @@ pub fn client_part(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
             )
         }
         "client|kill" => {
-            let f = match KillFilter::parse(argv) {
+            let f = match ClientFilter::parse_kill(argv) {
                 Ok(f) => f,
                 Err(e) => return local_only(ctx, |w| w.error(&e)),
             };
-            if let Some(u) = &f.user
-                && ctx.shard.shared.acl.user(u).is_none()
-            {
-                let e = format!("ERR No such user '{u}'");
+            if let Some(e) = f.unknown_user(ctx) {
                 return local_only(ctx, |w| w.error(&e));
             }
             let mut killed = 0;
             for c in ctx.shard.clients.iter().flatten() {
-                if f.list_matches(c, now) && !c.mem.evicted {
+                if f.matches(c, now) && !c.mem.evicted {
                     ctx.shard.to_close.push(c.conn);
                     killed += 1;
                 }
             }
             if let Some(c) = ctx.client.as_deref_mut()
                 && !f.skipme
-                && f.list_matches(c, now)
+                && f.matches(c, now)
             {
                 c.close_after_reply = true;
                 killed += 1;
@@ -766,12 +685,81 @@ mod tests {
 
     #[test]
     fn kill_filter_parses_both_forms() {
-        let f = KillFilter::parse(&[b"client", b"kill", b"1.2.3.4:5"]).unwrap();
-        assert!(f.old_style && !f.skipme);
-        let f = KillFilter::parse(&[b"client", b"kill", b"id", b"3", b"skipme", b"no"]).unwrap();
-        assert_eq!(f.id, Some(3));
+        let f = ClientFilter::parse_kill(&[b"client", b"kill", b"1.2.3.4:5"]).unwrap();
+        assert!(f.addr.is_some() && !f.skipme);
+        let f =
+            ClientFilter::parse_kill(&[b"client", b"kill", b"id", b"3", b"skipme", b"no"]).unwrap();
+        assert_eq!(f.ids, Some(vec![3]));
         assert!(!f.skipme);
-        assert!(KillFilter::parse(&[b"client", b"kill", b"id", b"0"]).is_err());
-        assert!(KillFilter::parse(&[b"client", b"kill", b"foo", b"bar"]).is_err());
+        let err = |argv: &[&[u8]]| ClientFilter::parse_kill(argv).err().unwrap();
+        let id_error = "ERR client-id should be greater than 0";
+        assert_eq!(err(&[b"client", b"kill", b"id", b"0"]), id_error);
+        // Redis 7.0's error for a non-integer first ID (Valkey 8.1: syntax error).
+        assert_eq!(err(&[b"client", b"kill", b"id", b"str"]), id_error);
+        assert_eq!(err(&[b"client", b"kill", b"id", b"3", b"-1"]), id_error);
+        assert_eq!(err(&[b"client", b"kill", b"foo", b"bar"]), errors::SYNTAX);
+        assert_eq!(
+            err(&[b"client", b"kill", b"id", b"10", b"x"]),
+            errors::SYNTAX
+        );
+        // Valkey 8.1: several IDs, MAXAGE.
+        let f = ClientFilter::parse_kill(&[b"client", b"kill", b"id", b"3", b"4", b"maxage", b"9"])
+            .unwrap();
+        assert_eq!(
+            (f.ids, f.max_age, f.skipme),
+            (Some(vec![3, 4]), Some(9), true)
+        );
+        assert_eq!(
+            err(&[b"client", b"kill", b"maxage", b"str"]),
+            "ERR maxage is not an integer or out of range"
+        );
+        assert_eq!(
+            err(&[b"client", b"kill", b"maxage", b"0"]),
+            "ERR maxage should be greater than 0"
+        );
+    }
+
+    #[test]
+    fn list_filter_keeps_7_0_ids_and_takes_valkey_options() {
+        let list = |args: &[&[u8]]| {
+            let mut argv: Vec<&[u8]> = vec![b"client", b"list"];
+            argv.extend_from_slice(args);
+            ClientFilter::parse_list(&argv)
+        };
+        // Redis 7.0: any integer (below 1 matches nothing), else `Invalid client ID`.
+        assert_eq!(list(&[b"id", b"0", b"5"]).unwrap().ids, Some(vec![0, 5]));
+        assert_eq!(
+            list(&[b"id", b"str"]).err().unwrap(),
+            "ERR Invalid client ID"
+        );
+        assert_eq!(
+            list(&[b"id", b"1", b"x"]).err().unwrap(),
+            "ERR Invalid client ID"
+        );
+        assert_eq!(list(&[b"id"]).err().unwrap(), errors::SYNTAX);
+        // Valkey 8.1's options.
+        let f = list(&[b"id", b"3", b"4", b"type", b"normal", b"skipme", b"yes"]).unwrap();
+        assert_eq!(
+            (f.ids, f.type_pubsub, f.skipme),
+            (Some(vec![3, 4]), Some(false), true)
+        );
+        let f = list(&[
+            b"addr",
+            b"1.2.3.4:5",
+            b"laddr",
+            b"6.7.8.9:10",
+            b"user",
+            b"u",
+        ])
+        .unwrap();
+        assert_eq!(f.addr.as_deref(), Some(&b"1.2.3.4:5"[..]));
+        assert_eq!(f.laddr.as_deref(), Some(&b"6.7.8.9:10"[..]));
+        assert_eq!(f.user.as_deref(), Some("u"));
+        assert!(!f.skipme);
+        assert_eq!(list(&[b"skipme", b"maybe"]).err().unwrap(), errors::SYNTAX);
+        assert_eq!(
+            list(&[b"type", b"x"]).err().unwrap(),
+            "ERR Unknown client type 'x'"
+        );
     }
 }

@@ -1,6 +1,7 @@
 //! INFO clients' per-shard lines that Valkey 8 (and Redis 7.2) added: each shard counts
 //! its own clients and keys, INFO's merge sums them and places them in Valkey's order.
 
+use crate::client::Client;
 use crate::shard::ShardData;
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
@@ -9,9 +10,11 @@ use std::sync::atomic::Ordering;
 /// anything, clients watching keys, blocked clients with a timeout (Valkey's timeout
 /// table), the distinct watched keys this shard owns, and its keys XREADGROUP waits on
 /// (which unblock when deleted: Valkey's `total_blocking_keys_on_nokey`).
-pub fn counters(sh: &ShardData) -> [(&'static str, u64); 6] {
+/// `me`: the client running INFO, which is out of the shard's table while it runs (only
+/// its own shard has it).
+pub fn counters(sh: &ShardData, me: Option<&Client>) -> [(&'static str, u64); 6] {
     let (mut pubsub, mut watching) = (0u64, 0u64);
-    for c in sh.clients.iter().flatten() {
+    for c in sh.clients.iter().flatten().map(|c| &**c).chain(me) {
         pubsub += u64::from(c.subscribed());
         watching += u64::from(!c.watched.is_empty());
     }

@@ -389,11 +389,7 @@ fn getkeys(argv: &[&[u8]], w: &mut ReplyWriter, with_flags: bool) {
         },
     };
     if keys.is_empty() {
-        // Redis's CMD_NO_MANDATORY_KEYS (the scripts' commands): no keys is an answer.
-        if matches!(
-            c.name,
-            "eval" | "evalsha" | "eval_ro" | "evalsha_ro" | "fcall" | "fcall_ro"
-        ) {
+        if c.flags & flags::NO_MANDATORY_KEYS != 0 {
             w.array(0);
         } else {
             w.error("ERR Invalid arguments specified for command");

@@ -482,11 +482,22 @@ fn debug_object_reply(
 ) {
     let now = sh.now_ms;
     let idle = sh.keyspace.db_mut(db).idle_time_s(key, now);
-    match (sh.keyspace.db_mut(db).get(key, now), idle) {
+    // Redis's `lru:`, the object's 24-bit LRU clock (seconds) at its last access: the
+    // clock now less the idle time gives back the stored access field.
+    let lru = idle.map_or(0, |i| {
+        ((now.div_euclid(1000)) as u32).wrapping_sub(i as u32) & 0x00FF_FFFF
+    });
+    match (
+        sh.keyspace
+            .db_mut(db)
+            .lookup_entry(key, now)
+            .map(|e| &e.value),
+        idle,
+    ) {
         (Some(Value::Str(s)), Some(idle)) => {
             let (enc, len) = (s.encoding(), s.len());
             w.simple(&format!(
-                "Value at:0x0 refcount:1 encoding:{enc} serializedlength:{} lru:0 lru_seconds_idle:{idle}",
+                "Value at:0x0 refcount:1 encoding:{enc} serializedlength:{} lru:{lru} lru_seconds_idle:{idle}",
                 len.max(1)
             ));
         }
@@ -501,7 +512,7 @@ fn debug_object_reply(
                 _ => 0,
             };
             w.simple(&format!(
-                "Value at:0x0 refcount:1 encoding:{} serializedlength:{} lru:0 lru_seconds_idle:{idle}",
+                "Value at:0x0 refcount:1 encoding:{} serializedlength:{} lru:{lru} lru_seconds_idle:{idle}",
                 v.encoding(),
                 len.max(1)
             ));
@@ -512,7 +523,7 @@ fn debug_object_reply(
             let bytes: usize = l.nodes().map(percore_engine::Listpack::bytes_len).sum();
             let fill = sh.cfg.list_max_listpack_size;
             w.simple(&format!(
-                "Value at:0x0 refcount:1 encoding:quicklist serializedlength:{bytes} lru:0 lru_seconds_idle:{idle} ql_nodes:{nodes} ql_avg_node:{:.2} ql_listpack_max:{fill} ql_compressed:0 ql_uncompressed_size:{bytes}",
+                "Value at:0x0 refcount:1 encoding:quicklist serializedlength:{bytes} lru:{lru} lru_seconds_idle:{idle} ql_nodes:{nodes} ql_avg_node:{:.2} ql_listpack_max:{fill} ql_compressed:0 ql_uncompressed_size:{bytes}",
                 l.len() as f64 / nodes.max(1) as f64
             ));
         }
@@ -521,7 +532,7 @@ fn debug_object_reply(
                 .as_listpack()
                 .map_or(h.len(), percore_engine::Listpack::bytes_len);
             w.simple(&format!(
-                "Value at:0x0 refcount:1 encoding:{} serializedlength:{len} lru:0 lru_seconds_idle:{idle}",
+                "Value at:0x0 refcount:1 encoding:{} serializedlength:{len} lru:{lru} lru_seconds_idle:{idle}",
                 h.encoding()
             ));
         }
@@ -530,7 +541,7 @@ fn debug_object_reply(
         (Some(Value::Stream(st)), Some(idle)) => {
             let len: usize = st.nodes().map(|(_, lp)| lp.bytes_len() + 17).sum();
             w.simple(&format!(
-                "Value at:0x0 refcount:1 encoding:stream serializedlength:{} lru:0 lru_seconds_idle:{idle}",
+                "Value at:0x0 refcount:1 encoding:stream serializedlength:{} lru:{lru} lru_seconds_idle:{idle}",
                 len.max(1)
             ));
         }

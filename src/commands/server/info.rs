@@ -112,7 +112,10 @@ pub fn info_part(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
             ("tracking_total_items", ti as u64),
             ("tracking_total_prefixes", tp as u64),
         ])
-        .chain(crate::commands::connection::clients_info::counters(sh));
+        .chain(crate::commands::connection::clients_info::counters(
+            sh,
+            ctx.client.as_deref(),
+        ));
     for (k, v) in counters {
         let _ = writeln!(s, "k {k} {v}");
     }
