@@ -728,6 +728,70 @@ fn percore_replica_of_a_tls_redis_primary() {
     }
 }
 
+/// A two-shard percore primary serving replicas on its TLS port (`tls-auth-clients yes`,
+/// so each replica presents `tls-client-cert-file`): a redis-server 7.0 replica and a
+/// percore replica, each with `tls-replication yes`, get a full sync (a file, whether
+/// `repl-diskless-sync` is on or not: a TLS replica is always sent one), the stream, and
+/// a partial resync after the link is cut; datasets equal at each step. The stream and
+/// the ACKs go through the session the replica's connection had on the primary's shard.
+#[test]
+fn replicas_of_a_tls_percore_primary() {
+    let pki = common::pki::make_pki("primary-tls");
+    let path = |n: &str| pki.path(n);
+    let (cert, key, ca) = (path("server.crt"), path("server.key"), path("ca.crt"));
+    let (client_cert, client_key) = (path("client.crt"), path("client.key"));
+    let tls = [
+        "--tls-cert-file",
+        cert.as_str(),
+        "--tls-key-file",
+        key.as_str(),
+        "--tls-ca-cert-file",
+        ca.as_str(),
+    ];
+    let replica_tls: Vec<&str> = tls
+        .iter()
+        .copied()
+        .chain([
+            "--tls-replication",
+            "yes",
+            "--tls-client-cert-file",
+            client_cert.as_str(),
+            "--tls-client-key-file",
+            client_key.as_str(),
+        ])
+        .collect();
+    for (diskless, replica) in [("no", "redis"), ("yes", "redis"), ("yes", "percore")] {
+        let tls_port = common::free_port().to_string();
+        let mut primary_args = vec![
+            "--tls-port",
+            &tls_port,
+            "--repl-diskless-sync",
+            diskless,
+            "--repl-diskless-sync-delay",
+            "0",
+        ];
+        primary_args.extend_from_slice(&tls);
+        let what = format!("{replica} replica of a TLS percore primary (diskless {diskless})");
+        let replica_tls = &replica_tls;
+        let tls_port = &tls_port;
+        replicate_to(&what, &primary_args, |_plain_port| {
+            let mut args = vec!["--replicaof", "127.0.0.1", tls_port.as_str()];
+            args.extend_from_slice(replica_tls);
+            if replica == "redis" {
+                let redis = Server::redis_with(&args)?;
+                let c = redis.conn();
+                Some((c, Box::new(move || drop(redis))))
+            } else {
+                let mut percore_args = vec!["--threads", "2"];
+                percore_args.extend_from_slice(&args);
+                let percore = Server::percore(&percore_args);
+                let c = percore.conn();
+                Some((c, Box::new(move || drop(percore))))
+            }
+        });
+    }
+}
+
 /// A redis-server replica of a 3-shard percore primary receiving pipelined cross-shard
 /// writes from contending clients (grouped MSETs, waiting and eager transactions): the
 /// replica ends with the primary's data, key by key.
