@@ -925,6 +925,45 @@ fn chain(
     cut_link(&format!("{what}: middle"), &mut t, &mut m, &mut b, 3..6);
     // The bottom's link drops: it continues from the middle's backlog.
     cut_link(&format!("{what}: bottom"), &mut t, &mut b, &mut m, 6..9);
+
+    // The middle is promoted: the bottom reconnects with a partial resync (the top's id
+    // is the middle's secondary one) and gets the middle's own writes.
+    let (partial, full) = (sync_partial_ok(&mut m), sync_full(&mut m));
+    assert_eq!(m.cmd(&["REPLICAOF", "NO", "ONE"]), ok());
+    for round in 9..12 {
+        stream_writes(&mut m, round);
+    }
+    let new_id = info_field(&mut m, "replication", "master_replid");
+    let deadline = Instant::now() + SYNC_TIMEOUT;
+    while info_field(&mut b, "replication", "master_replid") != new_id {
+        assert!(
+            Instant::now() < deadline,
+            "{what}: the sub-replica never took the promoted middle's id"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    wait_caught_up(&mut m, &mut b);
+    assert_eq!(
+        sync_partial_ok(&mut m),
+        partial + 1,
+        "{what}: promoted middle"
+    );
+    assert_eq!(
+        sync_full(&mut m),
+        full,
+        "{what}: promoted middle, no full sync"
+    );
+    same_data(
+        &dataset(&mut b),
+        &dataset(&mut m),
+        &format!("{what}: after the promotion"),
+    );
+}
+
+fn sync_full(primary: &mut Conn) -> i64 {
+    info_field(primary, "stats", "sync_full")
+        .parse()
+        .expect("a count")
 }
 
 /// Kills `replica`'s link to its primary, writes `rounds` to `top`, and checks that the

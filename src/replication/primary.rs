@@ -1013,6 +1013,39 @@ pub fn stop(shared: &ServerShared) -> Option<i64> {
     end
 }
 
+/// A replica serving sub-replicas is promoted (REPLICAOF NO ONE, at its barrier, every
+/// shard parked): the relayed backlog stays and goes on with this node's own stream of
+/// effects (a sink attached now; the barrier's participants start logging at it, see
+/// `snapshot::Session::logs_from_here`). The sub-replicas are disconnected, as Redis's
+/// `replicationUnsetMaster` does to tell them of the new replication id; they come back
+/// with a partial resync (the old id is the secondary one up to the promotion's offset).
+/// Returns whether a sink was attached (false: not relaying).
+pub fn promote(shared: &Arc<ServerShared>) -> bool {
+    let p = &shared.repl.primary;
+    let mut st = p.lock();
+    if !st.relay {
+        return false;
+    }
+    st.relay = false;
+    for r in &mut st.replicas {
+        r.closed = true;
+        if let Some(s) = r.sock.take() {
+            let _ = s.shutdown(std::net::Shutdown::Both);
+        }
+    }
+    st.replicas.clear();
+    st.data_end = st.backlog_end;
+    drop(st);
+    p.wake.notify_all();
+    // Attached outside the primary lock: the merger calls the sink under its sinks lock.
+    let sink = shared.effects.attach(Box::new(Feed {
+        shared: Arc::clone(shared),
+    }));
+    p.lock().sink = Some(sink);
+    refresh_good_now(shared);
+    true
+}
+
 /// Chaining: the master client applied `bytes` of its primary's stream, which now ends
 /// at `end` (the replication offset): they go on to the backlog and the sub-replicas.
 /// Bytes already counted (a sub-replica's PSYNC started the backlog at an offset read
