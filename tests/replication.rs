@@ -730,10 +730,10 @@ fn percore_replica_of_a_tls_redis_primary() {
 
 /// A two-shard percore primary serving replicas on its TLS port (`tls-auth-clients yes`,
 /// so each replica presents `tls-client-cert-file`): a redis-server 7.0 replica and a
-/// percore replica, each with `tls-replication yes`, get a full sync (a file, whether
-/// `repl-diskless-sync` is on or not: a TLS replica is always sent one), the stream, and
-/// a partial resync after the link is cut; datasets equal at each step. The stream and
-/// the ACKs go through the session the replica's connection had on the primary's shard.
+/// percore replica, each with `tls-replication yes`, get a full sync (a file, or the
+/// diskless EOF-marker transfer sealed by the link's session), the stream, and a partial
+/// resync after the link is cut; datasets equal at each step. The stream and the ACKs go
+/// through the session the replica's connection had on the primary's shard.
 #[test]
 fn replicas_of_a_tls_percore_primary() {
     let pki = common::pki::make_pki("primary-tls");
@@ -777,17 +777,24 @@ fn replicas_of_a_tls_percore_primary() {
         replicate_to(&what, &primary_args, |_plain_port| {
             let mut args = vec!["--replicaof", "127.0.0.1", tls_port.as_str()];
             args.extend_from_slice(replica_tls);
-            if replica == "redis" {
-                let redis = Server::redis_with(&args)?;
-                let c = redis.conn();
-                Some((c, Box::new(move || drop(redis))))
+            let server = if replica == "redis" {
+                Server::redis_with(&args)?
             } else {
                 let mut percore_args = vec!["--threads", "2"];
                 percore_args.extend_from_slice(&args);
-                let percore = Server::percore(&percore_args);
-                let c = percore.conn();
-                Some((c, Box::new(move || drop(percore))))
-            }
+                Server::percore(&percore_args)
+            };
+            let c = server.conn();
+            Some((
+                c,
+                Box::new(move || {
+                    // Both say so when the transfer is in the EOF-marker form.
+                    let streamed = server
+                        .output()
+                        .contains("receiving streamed RDB from master with EOF");
+                    assert_eq!(streamed, diskless == "yes", "{replica}: a diskless sync");
+                }),
+            ))
         });
     }
 }

@@ -96,14 +96,21 @@ struct Replica {
     /// A TLS link's socket until the shard hands its session over ([`tls_handover`]):
     /// its threads start then.
     pending: Option<TcpStream>,
+    /// A TLS link's session, once handed over (the diskless writer seals with it too).
+    session: Option<Session>,
 }
+
+/// A TLS replica link's session, shared by its feeder, its ACK reader and a diskless
+/// transfer (never two writers of records at once: the feeder sends nothing while the
+/// transfer runs).
+pub type Session = Arc<Mutex<crate::tls::Session>>;
 
 /// One thread's side of a replica link: the socket, and the TLS session of a link that
 /// came through the `tls-port` (shared by the feeder, which alone writes records, so
 /// they leave in the order sealed, and the ACK reader).
 struct Wire {
     sock: TcpStream,
-    tls: Option<Arc<Mutex<crate::tls::Session>>>,
+    tls: Option<Session>,
 }
 
 impl Wire {
@@ -455,6 +462,7 @@ pub fn psync(
         since_ms: percore_net::reactor::unix_ms(),
         tls,
         pending: None,
+        session: None,
     };
     let first = st.backlog_end - st.backlog.len() as i64 + 1;
     let history =
@@ -531,24 +539,30 @@ pub fn tls_handover(
     id: u64,
     session: Option<Box<dyn percore_net::transport::Transport>>,
 ) {
-    let session = session.and_then(|s| s.into_any().downcast::<crate::tls::Session>().ok());
+    let Some(session) = session
+        .and_then(|s| s.into_any().downcast::<crate::tls::Session>().ok())
+        .map(|s| Arc::new(Mutex::new(*s)))
+    else {
+        forget(shared, id);
+        return;
+    };
     let sock = {
         let mut st = shared.repl.primary.lock();
-        st.replicas
-            .iter_mut()
-            .find(|r| r.id == id)
-            .and_then(|r| r.pending.take())
+        st.replicas.iter_mut().find(|r| r.id == id).and_then(|r| {
+            r.session = Some(Arc::clone(&session));
+            r.pending.take()
+        })
     };
-    match (sock, session) {
-        (Some(sock), Some(session)) => {
+    match sock {
+        Some(sock) => {
             let wire = Wire {
                 sock,
-                tls: Some(Arc::new(Mutex::new(*session))),
+                tls: Some(session),
             };
             // A failure dropped the replica (it reconnects).
             let _ = start_threads(shared, id, wire);
         }
-        _ => forget(shared, id),
+        None => forget(shared, id),
     }
 }
 
@@ -595,7 +609,7 @@ fn feed(shared: &Arc<ServerShared>, id: u64, mut s: Wire) {
             drop(p.wake.wait_timeout(st, FEEDER_WAIT).expect("primary lock"));
             continue;
         }
-        if r.capa_eof && !r.tls && r.stage == Stage::WaitSave && r.save.is_none() {
+        if r.capa_eof && r.stage == Stage::WaitSave && r.save.is_none() {
             // Waiting for a diskless cut: the keep-alive newline is sent under the lock
             // (never blocking), so it cannot interleave with a transfer starting.
             let (guard, timeout) = p.wake.wait_timeout(st, FEEDER_WAIT).expect("primary lock");
@@ -606,7 +620,15 @@ fn feed(shared: &Arc<ServerShared>, id: u64, mut s: Wire) {
                 && r.save.is_none()
                 && r.queue.is_empty()
             {
-                keepalive(&s.sock);
+                if s.tls.is_some() {
+                    // One small record on a link that sent nothing else: it does not
+                    // block, and under the lock no transfer starts meanwhile.
+                    if s.send(b"\n").is_err() {
+                        break "write error";
+                    }
+                } else {
+                    keepalive(&s.sock);
+                }
             }
             drop(st);
             continue;
@@ -740,7 +762,7 @@ fn read_acks(shared: &ServerShared, id: u64, mut s: Wire) {
 
 /// Whether the replica waits for a diskless cut rather than a save to a file.
 fn wants_diskless(r: &Replica, diskless_sync: bool) -> bool {
-    diskless_sync && r.capa_eof && !r.pre_psync && !r.tls
+    diskless_sync && r.capa_eof && !r.pre_psync
 }
 
 /// Whether replicas wait for a save (to a file) that has not started: shard 0's tick then
@@ -758,7 +780,9 @@ pub fn diskless_due(shared: &ServerShared, delay_s: u32, max_replicas: u32, now_
     let waiting = st
         .replicas
         .iter()
-        .filter(|r| r.stage == Stage::WaitSave && r.save.is_none() && wants_diskless(r, true));
+        .filter(|r| r.stage == Stage::WaitSave && r.save.is_none() && wants_diskless(r, true))
+        // A TLS link whose session is not handed over yet cannot be claimed.
+        .filter(|r| !(r.tls && r.session.is_none()));
     let (mut count, mut oldest) = (0u32, now_ms);
     for r in waiting {
         count += 1;
@@ -770,12 +794,19 @@ pub fn diskless_due(shared: &ServerShared, delay_s: u32, max_replicas: u32, now_
 }
 
 /// A diskless cut `save_id` starts: every replica waiting for one gets it. Returns their
-/// ids and a duplicate of each socket, for the snapshot writer.
-pub fn claim_diskless(shared: &ServerShared, save_id: u64) -> Vec<(u64, std::os::fd::OwnedFd)> {
+/// ids, a duplicate of each socket and a TLS link's session, for the snapshot writer.
+pub fn claim_diskless(
+    shared: &ServerShared,
+    save_id: u64,
+) -> Vec<(u64, std::os::fd::OwnedFd, Option<Session>)> {
     let mut st = shared.repl.primary.lock();
     let mut links = Vec::new();
     for r in &mut st.replicas {
         if r.stage != Stage::WaitSave || r.save.is_some() || !wants_diskless(r, true) {
+            continue;
+        }
+        if r.tls && r.session.is_none() {
+            // Its session is not handed over yet: the next cut.
             continue;
         }
         let Some(fd) = r.sock.as_ref().and_then(|s| s.try_clone().ok()) else {
@@ -783,7 +814,7 @@ pub fn claim_diskless(shared: &ServerShared, save_id: u64) -> Vec<(u64, std::os:
         };
         r.save = Some((save_id, CUT_PENDING));
         r.diskless = true;
-        links.push((r.id, std::os::fd::OwnedFd::from(fd)));
+        links.push((r.id, std::os::fd::OwnedFd::from(fd), r.session.clone()));
     }
     if !links.is_empty() {
         shared.notice(&format!(
