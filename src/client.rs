@@ -128,6 +128,9 @@ pub struct Client {
     pub tracking: Option<Box<crate::tracking::ClientTracking>>,
     /// The replica announced `REPLCONF capa eof` (it loads diskless transfers).
     pub replica_capa_eof: bool,
+    /// The replica (`replication::primary`) this TLS connection became with PSYNC/SYNC:
+    /// its session is handed to the replica's threads once the shard closed its side.
+    pub tls_replica: Option<u64>,
 }
 
 impl Client {
@@ -179,6 +182,7 @@ impl Client {
             replica_port: None,
             tracking: None,
             replica_capa_eof: false,
+            tls_replica: None,
         }
     }
 

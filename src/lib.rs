@@ -396,12 +396,6 @@ fn run(config: config::Config, config_file: Option<std::path::PathBuf>) -> Resul
     } else {
         None
     };
-    if config.tls.replication {
-        log.log(
-            LogLevel::Warning,
-            "tls-replication yes: this server's links to a primary speak TLS, but it does not serve replicas over TLS yet: PSYNC on its tls-port is refused",
-        );
-    }
     let (listeners, port, first_tls) = match bind_all(&config, shards, &log) {
         Ok(bound) => bound,
         Err(msg) => {

@@ -2428,7 +2428,8 @@ impl Service for Shard {
             self.serve_script_calls(io);
         }
     }
-    fn on_close(&mut self, io: &mut Io<Msg, ()>, conn: Conn<()>) {
+
+    fn on_close(&mut self, io: &mut Io<Msg, ()>, mut conn: Conn<()>) {
         let id = conn.id();
         crate::replication::on_close(&mut self.data, id);
         if let Some(mut client) = self
@@ -2437,6 +2438,10 @@ impl Service for Shard {
             .get_mut(id.index as usize)
             .and_then(|c| c.take_if(|c| c.conn == id))
         {
+            if let Some(replica) = client.tls_replica {
+                let session = conn.take_transport();
+                crate::replication::primary::tls_handover(&self.data.shared, replica, session);
+            }
             if client.subscribed() {
                 crate::pubsub::forget(&mut self.data, &mut client);
             }

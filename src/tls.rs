@@ -193,18 +193,13 @@ pub fn config_set(
     }
 }
 
-/// PSYNC/SYNC hand the client's socket to the replication threads, which write plain
-/// bytes: a connection on the TLS port cannot become a replica link (yet), so it is
-/// refused instead of being sent an unencrypted stream.
-pub fn plain_replica_link(
-    shared: &crate::server::ServerShared,
-    fd: std::os::fd::RawFd,
-) -> Result<(), &'static str> {
+/// Whether client `fd` came through the `tls-port`: its PSYNC/SYNC makes a replica link
+/// whose bytes go through its TLS session, handed over when the shard closed its side
+/// (`replication::primary::tls_handover`).
+#[must_use]
+pub fn is_tls_link(shared: &crate::server::ServerShared, fd: std::os::fd::RawFd) -> bool {
     let tls_port = shared.config().tls.port;
-    if tls_port != 0 && percore_net::sys::local_addr(fd).is_ok_and(|a| a.port() == tls_port) {
-        return Err("ERR percore does not serve replicas over TLS yet (use the plain port)");
-    }
-    Ok(())
+    tls_port != 0 && percore_net::sys::local_addr(fd).is_ok_and(|a| a.port() == tls_port)
 }
 
 /// One connection's rustls session (server side, or client side for a replication link).
@@ -282,6 +277,10 @@ impl Transport for Session {
     fn handshaking(&self) -> bool {
         self.conn.is_handshaking()
     }
+
+    fn into_any(self: Box<Self>) -> Box<dyn std::any::Any + Send> {
+        self
+    }
 }
 
 /// A session that could not be created: every byte received is refused.
@@ -299,6 +298,10 @@ impl Transport for Refused {
     }
     fn handshaking(&self) -> bool {
         true
+    }
+
+    fn into_any(self: Box<Self>) -> Box<dyn std::any::Any + Send> {
+        self
     }
 }
 

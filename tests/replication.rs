@@ -728,6 +728,77 @@ fn percore_replica_of_a_tls_redis_primary() {
     }
 }
 
+/// A two-shard percore primary serving replicas on its TLS port (`tls-auth-clients yes`,
+/// so each replica presents `tls-client-cert-file`): a redis-server 7.0 replica and a
+/// percore replica, each with `tls-replication yes`, get a full sync (a file, or the
+/// diskless EOF-marker transfer sealed by the link's session), the stream, and a partial
+/// resync after the link is cut; datasets equal at each step. The stream and the ACKs go
+/// through the session the replica's connection had on the primary's shard.
+#[test]
+fn replicas_of_a_tls_percore_primary() {
+    let pki = common::pki::make_pki("primary-tls");
+    let path = |n: &str| pki.path(n);
+    let (cert, key, ca) = (path("server.crt"), path("server.key"), path("ca.crt"));
+    let (client_cert, client_key) = (path("client.crt"), path("client.key"));
+    let tls = [
+        "--tls-cert-file",
+        cert.as_str(),
+        "--tls-key-file",
+        key.as_str(),
+        "--tls-ca-cert-file",
+        ca.as_str(),
+    ];
+    let replica_tls: Vec<&str> = tls
+        .iter()
+        .copied()
+        .chain([
+            "--tls-replication",
+            "yes",
+            "--tls-client-cert-file",
+            client_cert.as_str(),
+            "--tls-client-key-file",
+            client_key.as_str(),
+        ])
+        .collect();
+    for (diskless, replica) in [("no", "redis"), ("yes", "redis"), ("yes", "percore")] {
+        let tls_port = common::free_port().to_string();
+        let mut primary_args = vec![
+            "--tls-port",
+            &tls_port,
+            "--repl-diskless-sync",
+            diskless,
+            "--repl-diskless-sync-delay",
+            "0",
+        ];
+        primary_args.extend_from_slice(&tls);
+        let what = format!("{replica} replica of a TLS percore primary (diskless {diskless})");
+        let replica_tls = &replica_tls;
+        let tls_port = &tls_port;
+        replicate_to(&what, &primary_args, |_plain_port| {
+            let mut args = vec!["--replicaof", "127.0.0.1", tls_port.as_str()];
+            args.extend_from_slice(replica_tls);
+            let server = if replica == "redis" {
+                Server::redis_with(&args)?
+            } else {
+                let mut percore_args = vec!["--threads", "2"];
+                percore_args.extend_from_slice(&args);
+                Server::percore(&percore_args)
+            };
+            let c = server.conn();
+            Some((
+                c,
+                Box::new(move || {
+                    // Both say so when the transfer is in the EOF-marker form.
+                    let streamed = server
+                        .output()
+                        .contains("receiving streamed RDB from master with EOF");
+                    assert_eq!(streamed, diskless == "yes", "{replica}: a diskless sync");
+                }),
+            ))
+        });
+    }
+}
+
 /// A redis-server replica of a 3-shard percore primary receiving pipelined cross-shard
 /// writes from contending clients (grouped MSETs, waiting and eager transactions): the
 /// replica ends with the primary's data, key by key.
@@ -861,6 +932,45 @@ fn chain(
     cut_link(&format!("{what}: middle"), &mut t, &mut m, &mut b, 3..6);
     // The bottom's link drops: it continues from the middle's backlog.
     cut_link(&format!("{what}: bottom"), &mut t, &mut b, &mut m, 6..9);
+
+    // The middle is promoted: the bottom reconnects with a partial resync (the top's id
+    // is the middle's secondary one) and gets the middle's own writes.
+    let (partial, full) = (sync_partial_ok(&mut m), sync_full(&mut m));
+    assert_eq!(m.cmd(&["REPLICAOF", "NO", "ONE"]), ok());
+    for round in 9..12 {
+        stream_writes(&mut m, round);
+    }
+    let new_id = info_field(&mut m, "replication", "master_replid");
+    let deadline = Instant::now() + SYNC_TIMEOUT;
+    while info_field(&mut b, "replication", "master_replid") != new_id {
+        assert!(
+            Instant::now() < deadline,
+            "{what}: the sub-replica never took the promoted middle's id"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    wait_caught_up(&mut m, &mut b);
+    assert_eq!(
+        sync_partial_ok(&mut m),
+        partial + 1,
+        "{what}: promoted middle"
+    );
+    assert_eq!(
+        sync_full(&mut m),
+        full,
+        "{what}: promoted middle, no full sync"
+    );
+    same_data(
+        &dataset(&mut b),
+        &dataset(&mut m),
+        &format!("{what}: after the promotion"),
+    );
+}
+
+fn sync_full(primary: &mut Conn) -> i64 {
+    info_field(primary, "stats", "sync_full")
+        .parse()
+        .expect("a count")
 }
 
 /// Kills `replica`'s link to its primary, writes `rounds` to `top`, and checks that the

@@ -530,6 +530,185 @@ fn sync_gets_the_rdb_without_fullresync_then_the_stream() {
     assert_eq!(info_field(&mut p, "replication", "connected_slaves"), "1");
 }
 
+/// Attaches to `port`'s replication stream as Redis's test helper does (SYNC, the RDB
+/// skipped): the socket and the stream bytes already read after the RDB.
+fn attach_to_stream(port: u16) -> (std::net::TcpStream, Vec<u8>) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    s.write_all(b"SYNC\r\n").expect("send");
+    let mut got = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let (len, start) = loop {
+        let n = s.read(&mut chunk).expect("read");
+        assert!(n > 0, "closed: {:?}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&chunk[..n]);
+        let body = got.iter().position(|&b| b != b'\n').unwrap_or(got.len());
+        if let Some(end) = got[body..].windows(2).position(|w| w == b"\r\n") {
+            let line = std::str::from_utf8(&got[body..body + end]).expect("utf-8");
+            assert!(line.starts_with('$'), "SYNC answered {line:?}");
+            break (
+                line[1..].parse::<usize>().expect("a length"),
+                body + end + 2,
+            );
+        }
+    };
+    while got.len() < start + len {
+        let n = s.read(&mut chunk).expect("read");
+        assert!(n > 0);
+        got.extend_from_slice(&chunk[..n]);
+    }
+    (s, got.split_off(start + len))
+}
+
+/// Reads `s`'s stream until it ends with `last`.
+fn stream_until(s: &mut std::net::TcpStream, mut got: Vec<u8>, last: &[u8]) -> Vec<u8> {
+    use std::io::Read;
+    let mut chunk = [0u8; 4096];
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !got.ends_with(last) {
+        assert!(
+            Instant::now() < deadline,
+            "the stream did not end with {:?}: {:?}",
+            String::from_utf8_lossy(last),
+            String::from_utf8_lossy(&got)
+        );
+        let n = s.read(&mut chunk).unwrap_or_else(|e| {
+            panic!(
+                "{e}; the stream so far: {:?}",
+                String::from_utf8_lossy(&got)
+            )
+        });
+        assert!(n > 0, "closed");
+        got.extend_from_slice(&chunk[..n]);
+    }
+    got
+}
+
+/// The replication stream a SYNC reader sees is redis-server 7.0's byte for byte across
+/// FLUSHALL and FLUSHDB (barriers of every shard here): SELECT only where the database
+/// changes, not again after a flush that left it as it was (Redis 7.0's
+/// unit/type/list "... replication stream" tests assert `{select *} {flushall} {multi}`),
+/// and still at the start of a new replica's stream.
+#[test]
+fn the_stream_selects_as_redis_across_flushes() {
+    let Some(redis) = Server::redis() else {
+        return;
+    };
+    let percore = Server::percore(&["--threads", "2", "--repl-diskless-sync-delay", "0"]);
+    let script: &[&[&str]] = &[
+        &["SET", "a", "1"],
+        &["FLUSHALL"],
+        &["MULTI"],
+        &["RPUSH", "k", "hello"],
+        &["SET", "b", "2"],
+        &["EXEC"],
+        &["SET", "c", "3"],
+        &["FLUSHDB"],
+        &["SET", "d", "4"],
+        &["SELECT", "3"],
+        &["SET", "e", "5"],
+        &["FLUSHALL"],
+        &["SET", "f", "6"],
+        &["SELECT", "9"],
+        &["FLUSHALL"],
+        &["LPUSH", "g", "7"],
+        &["SET", "end", "1"],
+    ];
+    let last = common::encode_cmd(&["SET", "end", "1"]);
+    let mut streams = Vec::new();
+    for server in [&redis, &percore] {
+        let mut c = server.conn();
+        assert_eq!(
+            c.cmd(&["CONFIG", "SET", "repl-ping-replica-period", "3600"]),
+            ok()
+        );
+        assert_eq!(c.cmd(&["SELECT", "9"]), ok());
+        let (mut s, got) = attach_to_stream(server.port());
+        for cmd in script {
+            let _ = c.cmd(cmd);
+        }
+        streams.push(String::from_utf8_lossy(&stream_until(&mut s, got, &last)).into_owned());
+    }
+    assert_eq!(
+        streams[1], streams[0],
+        "percore's stream, then redis-server's"
+    );
+    // A second replica's stream starts with SELECT again.
+    let mut c = percore.conn();
+    assert_eq!(c.cmd(&["SELECT", "9"]), ok());
+    let (mut s, got) = attach_to_stream(percore.port());
+    assert_eq!(c.cmd(&["SET", "end", "1"]), ok());
+    let want = [
+        common::encode_cmd(&["SELECT", "9"]),
+        common::encode_cmd(&["SET", "end", "1"]),
+    ]
+    .concat();
+    assert_eq!(
+        String::from_utf8_lossy(&stream_until(&mut s, got, &last)),
+        String::from_utf8_lossy(&want),
+        "a new replica's stream"
+    );
+}
+
+/// CONFIG SET of `min-replicas-max-lag` counts the good replicas again at once, as
+/// Redis's `updateGoodSlaves` (Valkey's integration/replication-2 sets the options and
+/// writes at once): a replica that never acknowledges (a SYNC reader, online since its
+/// RDB) is good while max-lag covers the time since it came online, and is not from the
+/// moment a CONFIG SET lowers it below. Replies compared with redis-server 7.0's.
+#[test]
+fn config_set_of_min_replicas_recounts_the_good_replicas_at_once() {
+    let Some(redis) = Server::redis() else {
+        return;
+    };
+    let percore = Server::percore(&["--threads", "2", "--repl-diskless-sync-delay", "0"]);
+    let mut conns = Vec::new();
+    let mut readers = Vec::new();
+    for server in [&redis, &percore] {
+        let mut c = server.conn();
+        assert_eq!(
+            c.cmd(&["CONFIG", "SET", "repl-ping-replica-period", "3600"]),
+            ok()
+        );
+        readers.push(attach_to_stream(server.port()));
+        replicas_online(&mut c, 1);
+        conns.push(c);
+    }
+    // Both replicas came online (their lag counts from then) more than 2 s ago.
+    std::thread::sleep(Duration::from_millis(2500));
+    let steps: &[&[&str]] = &[
+        &[
+            "CONFIG",
+            "SET",
+            "min-replicas-to-write",
+            "1",
+            "min-replicas-max-lag",
+            "10",
+        ],
+        &["SET", "a", "1"],
+        &["CONFIG", "SET", "min-replicas-max-lag", "1"],
+        &["SET", "a", "2"],
+        &["CONFIG", "SET", "min-replicas-max-lag", "10"],
+        &["SET", "a", "3"],
+        &["CONFIG", "SET", "min-slaves-max-lag", "1"],
+        &["SET", "a", "4"],
+        &["CONFIG", "SET", "min-slaves-max-lag", "10"],
+        &["SET", "a", "5"],
+    ];
+    for step in steps {
+        let want = conns[0].cmd_raw(step);
+        let got = conns[1].cmd_raw(step);
+        assert_eq!(
+            String::from_utf8_lossy(&got),
+            String::from_utf8_lossy(&want),
+            "{step:?}"
+        );
+    }
+    assert_eq!(conns[1].cmd(&["GET", "a"]), Frame::Bulk(b"5".to_vec()));
+    drop(readers);
+}
+
 /// Bytes written while the replica is stopped in the output-buffer test.
 const SLOW_REPLICA_WRITE_BYTES: usize = 40 << 20;
 

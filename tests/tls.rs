@@ -151,13 +151,6 @@ fn commands_and_pipelines_over_tls() {
         expect_reply(&mut s, b"+OK\r\n");
         s.write_all(&common::encode_cmd(&["GET", "big"])).unwrap();
         expect_reply(&mut s, &bulk(&big));
-        // A TLS connection cannot become a replica link (the stream would leave in clear).
-        s.write_all(&common::encode_cmd(&["PSYNC", "?", "-1"]))
-            .unwrap();
-        expect_reply(
-            &mut s,
-            b"-ERR percore does not serve replicas over TLS yet (use the plain port)\r\n",
-        );
         // RESP3 over TLS.
         s.write_all(&common::encode_cmd(&["HELLO", "3"])).unwrap();
         let mut head = [0u8; 1];

@@ -352,6 +352,15 @@ impl<S> Conn<S> {
         self.transport.is_some()
     }
 
+    /// Takes the connection's session (one that did not fail) off it: for a closed
+    /// connection ([`Service::on_close`]) whose socket lives on elsewhere (a duplicate
+    /// descriptor). No receive is in flight then, so every record the peer sent so far
+    /// went through the session.
+    pub fn take_transport(&mut self) -> Option<Box<dyn Transport>> {
+        let t = self.transport.take()?;
+        t.failed.is_none().then_some(t.session)
+    }
+
     /// Why the connection's session failed, if it did (the connection is closing).
     #[must_use]
     pub fn transport_error(&self) -> Option<&TransportError> {

@@ -38,6 +38,10 @@ pub trait Transport {
 
     /// Whether the handshake is still under way.
     fn handshaking(&self) -> bool;
+
+    /// The session itself, for a service that takes it off the reactor (a connection
+    /// that becomes a replication link served by threads of its own).
+    fn into_any(self: Box<Self>) -> Box<dyn std::any::Any + Send>;
 }
 
 /// A connection's session with the ciphertext received but not yet taken by it: on kernels

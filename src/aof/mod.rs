@@ -684,7 +684,7 @@ impl Sink for AofSink {
         }
     }
 
-    fn cut(&mut self, id: u64) {
+    fn cut(&mut self, id: u64) -> bool {
         let ours = self
             .shared
             .aof
@@ -693,7 +693,7 @@ impl Sink for AofSink {
             .as_ref()
             .is_some_and(|r| r.cut == Some(id));
         if !ours {
-            return;
+            return false;
         }
         match self.switch_file() {
             Ok(()) => self.waiting = false,
@@ -702,6 +702,8 @@ impl Sink for AofSink {
                 self.shared.aof.lock().last_write_error = Some(e);
             }
         }
+        // A new incremental file starts here: its first command selects.
+        true
     }
 
     fn flush(&mut self) {

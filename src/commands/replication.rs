@@ -117,10 +117,7 @@ fn replica_link(ctx: &mut Ctx, replid: &[u8], offset: &[u8], pre_psync: bool, w:
         w.error("ERR Command not allowed inside a transaction");
         return;
     }
-    if let Err(e) = crate::tls::plain_replica_link(&ctx.shard.shared, client.fd) {
-        w.error(e);
-        return;
-    }
+    let tls = crate::tls::is_tls_link(&ctx.shard.shared, client.fd);
     let offset = std::str::from_utf8(offset)
         .ok()
         .and_then(|o| o.parse::<i64>().ok())
@@ -132,12 +129,16 @@ fn replica_link(ctx: &mut Ctx, replid: &[u8], offset: &[u8], pre_psync: bool, w:
         crate::replication::primary::Announced {
             listening_port: client.replica_port,
             capa_eof: client.replica_capa_eof,
+            tls,
         },
         replid,
         offset,
         pre_psync,
     ) {
-        Ok(()) => {
+        Ok(id) => {
+            if tls {
+                client.tls_replica = Some(id);
+            }
             client.reply_mode = crate::client::ReplyMode::Off;
             ctx.shard.to_close.push(client.conn);
         }

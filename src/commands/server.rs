@@ -332,6 +332,14 @@ fn config_get(ctx: &Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
     }
 }
 
+/// The options whose CONFIG SET counts the good replicas again (Redis's `updateGoodSlaves`).
+const GOOD_REPLICAS: [&str; 4] = [
+    "min-replicas-to-write",
+    "min-replicas-max-lag",
+    "min-slaves-to-write",
+    "min-slaves-max-lag",
+];
+
 fn config_set(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
     if !argv.len().is_multiple_of(2) {
         w.error(errors::SYNTAX);
@@ -370,6 +378,13 @@ fn config_set(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
             // `updateMaxmemory` starts its eviction time event), so a CLIENT PAUSE later
             // in the same transaction holds it back.
             ctx.shard.refresh_config();
+            if pairs
+                .iter()
+                .any(|(k, _)| GOOD_REPLICAS.iter().any(|g| eq_ic(k, g)))
+            {
+                // Redis's `updateGoodSlaves`: the good replicas are counted again at once.
+                crate::replication::primary::refresh_good_now(&ctx.shard.shared);
+            }
             ctx.shard.shared.log.set_level(ctx.shard.cfg.loglevel);
             ctx.shard.stats.latency_tracking = ctx.shard.cfg.latency_tracking;
             w.ok();

@@ -52,8 +52,12 @@ pub enum Entry {
 pub enum Event<'a> {
     /// Bytes of the stream (commands, SELECT, MULTI, EXEC).
     Bytes(&'a [u8]),
-    /// Every effect before barrier `id` was emitted; what follows came after it.
-    Cut(u64),
+    /// Every effect before barrier `id` was emitted; what follows came after it. The
+    /// consumer sets the flag when something starts reading the stream here (a replica's
+    /// full sync, a new AOF file): the next command is then preceded by SELECT, as Redis
+    /// resets `slaveseldb`; otherwise the stream goes on in its database (Redis's stream
+    /// has no SELECT after a FLUSHALL that left the database as it was).
+    Cut(u64, &'a mut bool),
 }
 
 struct Resolved {
@@ -248,10 +252,13 @@ impl Merger {
                 self.emit_unit(&effects, out);
             }
         }
-        out(Event::Cut(id));
-        // What follows a cut may be read from it on (a replica's full sync, a new AOF
-        // file): its first command carries SELECT, as Redis resets `slaveseldb`.
-        self.db = None;
+        let mut read_from = false;
+        out(Event::Cut(id, &mut read_from));
+        if read_from {
+            // Read from here on (a replica's full sync, a new AOF file): its first command
+            // carries SELECT, as Redis resets `slaveseldb`.
+            self.db = None;
+        }
         true
     }
 
@@ -322,7 +329,11 @@ mod tests {
                     .collect();
                 lines.push(words.join(" "));
             }
-            Event::Cut(id) => lines.push(format!("cut {id}")),
+            Event::Cut(id, read_from) => {
+                lines.push(format!("cut {id}"));
+                // Cut 9 is read from (a new consumer), others are not.
+                *read_from = id == 9;
+            }
         });
         lines
     }
@@ -439,6 +450,34 @@ mod tests {
         assert_eq!(
             run(&mut m),
             ["SET b 1", "FLUSHALL", "cut 9", "SELECT 0", "SET a 2"]
+        );
+    }
+
+    #[test]
+    fn a_cut_nobody_reads_from_keeps_the_database() {
+        let mut m = Merger::new(1, 0);
+        m.push(
+            0,
+            vec![
+                Entry::Singles(fx(3, &["SET a 1"])),
+                Entry::Cut {
+                    id: 4,
+                    effects: fx(3, &["FLUSHALL"]),
+                },
+                Entry::Singles(fx(3, &["SET a 2"])),
+                Entry::Cut {
+                    id: 9,
+                    effects: Effects::default(),
+                },
+                Entry::Singles(fx(3, &["SET a 3"])),
+            ],
+        );
+        assert_eq!(
+            run(&mut m),
+            [
+                "SELECT 3", "SET a 1", "FLUSHALL", "cut 4", "SET a 2", "cut 9", "SELECT 3",
+                "SET a 3"
+            ]
         );
     }
 }

@@ -42,8 +42,12 @@ pub const SINGLES_INITIAL_BYTES: usize = 4096;
 pub trait Sink: Send {
     /// Bytes of the stream.
     fn write(&mut self, bytes: &[u8]);
-    /// Every effect before barrier `id` was written; what follows came after it.
-    fn cut(&mut self, _id: u64) {}
+    /// Every effect before barrier `id` was written; what follows came after it. Returns
+    /// whether this consumer starts reading the stream here (a replica's full sync, a new
+    /// AOF file): the next command then selects its database.
+    fn cut(&mut self, _id: u64) -> bool {
+        false
+    }
     /// The end of one merge round: what was written may be flushed (for `appendfsync
     /// always` the bytes must be durable when this returns).
     fn flush(&mut self) {}
@@ -382,6 +386,9 @@ pub struct Hub {
     shards: usize,
     /// A sink is attached: shards log (taken at barriers, and at start).
     pub on: AtomicBool,
+    /// A sink was attached since the merger's last round: the stream's next command
+    /// selects its database.
+    attached: AtomicBool,
     /// A sink acknowledges only durable bytes (`appendfsync always`): shards wait in
     /// [`publish`].
     pub sync_acks: AtomicBool,
@@ -402,6 +409,7 @@ impl Hub {
         Self {
             shards,
             on: AtomicBool::new(false),
+            attached: AtomicBool::new(false),
             sync_acks: AtomicBool::new(false),
             commit: AtomicU64::new(0),
             inbox: Mutex::new(Inbox {
@@ -443,6 +451,7 @@ impl Hub {
             s.list.push((id, sink));
             id
         };
+        self.attached.store(true, Ordering::Release);
         self.on.store(true, Ordering::Release);
         let mut m = self.merger.lock().expect("merger lock");
         if m.is_none() {
@@ -583,6 +592,10 @@ impl Hub {
                     merger.push(s, b);
                 }
             }
+            if self.attached.swap(false, Ordering::AcqRel) {
+                // A new sink reads from its first command on: it selects.
+                merger.forget_db();
+            }
             let mut sinks = self.sinks.lock().expect("sinks lock");
             let mut emitted = 0u64;
             merger.run(&mut |ev| match ev {
@@ -592,9 +605,9 @@ impl Hub {
                         s.write(b);
                     }
                 }
-                Event::Cut(id) => {
+                Event::Cut(id, read_from) => {
                     for (_, s) in &mut sinks.list {
-                        s.cut(id);
+                        *read_from |= s.cut(id);
                     }
                 }
             });

@@ -19,6 +19,11 @@
 //! - A replica whose send fails or times out is dropped (it reconnects); the others go
 //!   on. With none left the target fails, which ends the cut on every shard.
 //!
+//! - A replica on the `tls-port` gets the same bytes sealed by its TLS session (the
+//!   feeder sends nothing meanwhile): each round its head and the buffer become records
+//!   in a buffer of its own (about [`DISKLESS_SEND_BUFFER_BYTES`]), sent as a plain
+//!   replica's bytes are.
+//!
 //! After the transfer the replicas hold the stream buffered since the cut until their
 //! first `REPLCONF ACK` (Redis's `repl_start_cmd_stream_on_ack`: a replica reading the
 //! EOF-marker form may read past the mark, so nothing may follow it until it loaded).
@@ -48,9 +53,34 @@ struct Link {
     fd: OwnedFd,
     /// Its `+FULLRESYNC` line and `$EOF:<mark>\r\n`, sent before the first buffer.
     head: Vec<u8>,
-    /// Bytes of `head` + the current buffer sent so far.
+    /// Bytes of `head` + the current buffer (or of `sealed`) sent so far.
     sent: usize,
     live: bool,
+    /// A TLS link's session, and this round's records (its head and the buffer, sealed).
+    tls: Option<super::primary::Session>,
+    sealed: Vec<u8>,
+}
+
+impl Link {
+    /// Bytes of this round.
+    fn total(&self, buf: &[u8]) -> usize {
+        if self.tls.is_some() {
+            self.sealed.len()
+        } else {
+            self.head.len() + buf.len()
+        }
+    }
+
+    /// This round's bytes from `sent` on.
+    fn unsent<'a>(&'a self, buf: &'a [u8]) -> &'a [u8] {
+        if self.tls.is_some() {
+            &self.sealed[self.sent..]
+        } else if self.sent < self.head.len() {
+            &self.head[self.sent..]
+        } else {
+            &buf[self.sent - self.head.len()..]
+        }
+    }
 }
 
 /// The snapshot writer's target for a diskless full sync (see the module documentation).
@@ -72,12 +102,13 @@ pub struct SocketTarget {
 }
 
 impl SocketTarget {
-    /// A target for the replicas `links` (their ids and a duplicate of each socket) of the
-    /// save `save_id`, dropping a replica that takes no bytes for `timeout`.
+    /// A target for the replicas `links` (their ids, a duplicate of each socket, a TLS
+    /// link's session) of the save `save_id`, dropping a replica that takes no bytes for
+    /// `timeout`.
     pub fn new(
         shared: Arc<ServerShared>,
         save_id: u64,
-        links: Vec<(u64, OwnedFd)>,
+        links: Vec<(u64, OwnedFd, Option<super::primary::Session>)>,
         timeout: Duration,
     ) -> io::Result<Self> {
         if links.is_empty() {
@@ -95,12 +126,14 @@ impl SocketTarget {
             ring,
             links: links
                 .into_iter()
-                .map(|(id, fd)| Link {
+                .map(|(id, fd, tls)| Link {
                     id,
                     fd,
                     head: Vec::new(),
                     sent: 0,
                     live: true,
+                    tls,
+                    sealed: Vec::new(),
                 })
                 .collect(),
             buf: Vec::with_capacity(DISKLESS_SEND_BUFFER_BYTES),
@@ -158,19 +191,27 @@ impl SocketTarget {
         }
         for l in &mut self.links {
             l.sent = 0;
+            if let Some(tls) = &l.tls {
+                use percore_net::transport::Transport as _;
+                let mut plain = std::mem::take(&mut l.head);
+                plain.extend_from_slice(&self.buf);
+                l.sealed.clear();
+                tls.lock()
+                    .expect("tls session")
+                    .seal(&mut plain, &mut l.sealed);
+                if !plain.is_empty() {
+                    // An established session takes every byte; one that does not is broken.
+                    l.live = false;
+                }
+            }
         }
         loop {
             let mut in_flight = 0;
             for (i, l) in self.links.iter().enumerate() {
-                let total = l.head.len() + self.buf.len();
-                if !l.live || l.sent >= total {
+                if !l.live || l.sent >= l.total(&self.buf) {
                     continue;
                 }
-                let bytes = if l.sent < l.head.len() {
-                    &l.head[l.sent..]
-                } else {
-                    &self.buf[l.sent - l.head.len()..]
-                };
+                let bytes = l.unsent(&self.buf);
                 let len = u32::try_from(bytes.len()).unwrap_or(u32::MAX);
                 let send = opcode::Send::new(types::Fd(l.fd.as_raw_fd()), bytes.as_ptr(), len)
                     .flags(libc::MSG_NOSIGNAL)
@@ -229,6 +270,7 @@ impl SocketTarget {
         self.drop_dead()?;
         for l in &mut self.links {
             l.head.clear();
+            l.sealed.clear();
         }
         self.buf.clear();
         self.last_round = Some(Instant::now());

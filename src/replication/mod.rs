@@ -600,24 +600,25 @@ pub fn after_barrier(data: &mut ShardData, io: &mut Io<Msg, ()>) {
 }
 
 /// The coordinator's work at a replication barrier (every shard parked, every in-flight
-/// snapshot already cancelled, every keyspace lent): returns the keyspaces to hand back
-/// and the reply.
+/// snapshot already cancelled, every keyspace lent): returns the keyspaces to hand back,
+/// the reply, and whether the shards log their writes from this barrier on (a promoted
+/// middle replica's stream goes on in its backlog).
 pub fn at_barrier(
     data: &mut ShardData,
     io: &mut Io<Msg, ()>,
     op: BarrierOp,
     lent: Vec<Keyspace>,
-) -> (Vec<Keyspace>, Vec<u8>) {
+) -> (Vec<Keyspace>, Vec<u8>, bool) {
     let shared = std::sync::Arc::clone(&data.shared);
     let mut st = shared.repl.lock();
+    let mut logs_from_here = false;
     match op {
         BarrierOp::ReplicaOf => {
             match st.pending_primary.take() {
                 Some(RoleChange::Primary) if st.primary.is_some() => {
-                    if primary::relaying(&shared) {
-                        // Sub-replicas reconnect to the new primary's own stream.
-                        primary::stop(&shared);
-                    }
+                    // Sub-replicas reconnect and continue from the relayed backlog, which
+                    // goes on with this node's own stream from this barrier on.
+                    logs_from_here = primary::promote(&shared);
                     st.primary = None;
                     st.generation += 1;
                     shift_replid(&mut st, shared.repl.offset.load(Ordering::Relaxed));
@@ -671,16 +672,16 @@ pub fn at_barrier(
             if let Err(e) = crate::config::kept::apply_oom_score_adj(&shared.config(), class) {
                 shared.warning(&e);
             }
-            (lent, b"+OK\r\n".to_vec())
+            (lent, b"+OK\r\n".to_vec(), logs_from_here)
         }
         BarrierOp::Load => {
             let Some(mut ready) = st.loaded.take() else {
-                return (lent, Vec::new());
+                return (lent, Vec::new(), false);
             };
             let full = ready.full.take().expect("a full sync carries its dataset");
             if ready.generation != st.generation || lent.len() != full.keyspaces.len() {
                 let _ = std::fs::remove_file(&full.temp_path);
-                return (lent, Vec::new());
+                return (lent, Vec::new(), false);
             }
             shared.notice("MASTER <-> REPLICA sync: Flushing old data");
             let mut old = lent;
@@ -724,7 +725,7 @@ pub fn at_barrier(
                     reply: None,
                 });
             }
-            (full.keyspaces, Vec::new())
+            (full.keyspaces, Vec::new(), false)
         }
     }
 }

@@ -16,6 +16,11 @@
 //!   replica waited `repl-diskless-sync-delay` seconds or
 //!   `repl-diskless-sync-max-replicas` wait: every replica waiting then shares the cut.
 //! - Replicas' `REPLCONF ACK` are read on a second thread per replica.
+//! - A replica that came through the `tls-port` keeps its TLS session: the shard hands
+//!   it over when it closed its side of the connection ([`tls_handover`]), and the
+//!   threads then start; the feeder alone writes records, the ACK reader decrypts what
+//!   comes back (a [`Wire`] each, sharing the session). Such a replica always gets a
+//!   file (the diskless writer sends plain bytes through its own ring).
 
 use crate::config::{Config, OutputBufferLimit};
 use crate::propagate::Sink;
@@ -33,6 +38,10 @@ use std::time::Duration;
 const FEEDER_WAIT: Duration = Duration::from_secs(1);
 /// Longest `REPLCONF ACK` line block a replica may send at once.
 const ACK_READ_BYTES: usize = 4096;
+/// Plaintext a TLS replica's feeder seals into records per step: bounds the ciphertext
+/// it holds before writing it (the queue itself is bounded by
+/// `client-output-buffer-limit replica`).
+const TLS_FEED_CHUNK_BYTES: usize = 64 * 1024;
 /// `REPLCONF GETACK *`, as Redis sends it when a client starts to WAIT.
 const GETACK: &[u8] = b"*3\r\n$8\r\nREPLCONF\r\n$6\r\nGETACK\r\n$1\r\n*\r\n";
 
@@ -82,6 +91,95 @@ struct Replica {
     /// When it asked for the full sync (Unix ms): `repl-diskless-sync-delay` counts from
     /// there.
     since_ms: i64,
+    /// Came through the `tls-port`: its bytes go through its TLS session.
+    tls: bool,
+    /// A TLS link's socket until the shard hands its session over ([`tls_handover`]):
+    /// its threads start then.
+    pending: Option<TcpStream>,
+    /// A TLS link's session, once handed over (the diskless writer seals with it too).
+    session: Option<Session>,
+}
+
+/// A TLS replica link's session, shared by its feeder, its ACK reader and a diskless
+/// transfer (never two writers of records at once: the feeder sends nothing while the
+/// transfer runs).
+pub type Session = Arc<Mutex<crate::tls::Session>>;
+
+/// One thread's side of a replica link: the socket, and the TLS session of a link that
+/// came through the `tls-port` (shared by the feeder, which alone writes records, so
+/// they leave in the order sealed, and the ACK reader).
+struct Wire {
+    sock: TcpStream,
+    tls: Option<Session>,
+}
+
+impl Wire {
+    fn try_clone(&self) -> std::io::Result<Self> {
+        Ok(Self {
+            sock: self.sock.try_clone()?,
+            tls: self.tls.clone(),
+        })
+    }
+
+    /// Sends `bytes` (sealed into records under TLS, [`TLS_FEED_CHUNK_BYTES`] at a time),
+    /// and any record the session has waiting (a key update's answer); blocks until the
+    /// socket took them.
+    fn send(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        use percore_net::transport::Transport as _;
+        let Some(tls) = &self.tls else {
+            return self.sock.write_all(bytes);
+        };
+        let mut plain = Vec::with_capacity(bytes.len().min(TLS_FEED_CHUNK_BYTES));
+        let mut wire = Vec::new();
+        let mut chunks = bytes.chunks(TLS_FEED_CHUNK_BYTES);
+        loop {
+            let chunk = chunks.next();
+            if let Some(c) = chunk {
+                plain.extend_from_slice(c);
+            }
+            tls.lock().expect("tls session").seal(&mut plain, &mut wire);
+            if !plain.is_empty() {
+                // An established session takes every byte; one that does not is broken.
+                return Err(std::io::Error::other("the TLS session took no more"));
+            }
+            if !wire.is_empty() {
+                self.sock.write_all(&wire)?;
+                wire.clear();
+            }
+            if chunk.is_none() {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Whether the session has records to send without new plaintext.
+    fn wants_write(&self) -> bool {
+        use percore_net::transport::Transport as _;
+        self.tls
+            .as_ref()
+            .is_some_and(|t| t.lock().expect("tls session").wants_write())
+    }
+
+    /// Reads what the replica sent and appends its plaintext to `out`; 0 at the end of
+    /// input. The session's decryption failing ends the link too.
+    fn read(&mut self, chunk: &mut [u8], out: &mut Vec<u8>) -> std::io::Result<usize> {
+        use percore_net::transport::Transport as _;
+        let n = self.sock.read(chunk)?;
+        let Some(tls) = &self.tls else {
+            out.extend_from_slice(&chunk[..n]);
+            return Ok(n);
+        };
+        if n == 0 {
+            return Ok(0);
+        }
+        let mut plain = percore_net::reactor::InBuf::default();
+        tls.lock()
+            .expect("tls session")
+            .receive(&chunk[..n], &mut plain)
+            .map_err(|e| std::io::Error::other(e.0))?;
+        out.extend_from_slice(plain.data());
+        Ok(n)
+    }
 }
 
 /// The cut of a save given to replicas before its barrier set it (a diskless sync's).
@@ -183,12 +281,12 @@ impl Sink for Feed {
         }
     }
 
-    fn cut(&mut self, id: u64) {
+    fn cut(&mut self, id: u64) -> bool {
         reached_cut(
             &self.shared,
             |r| r.save.is_some_and(|(_, cut)| cut == id),
             true,
-        );
+        )
     }
 
     fn tick(&mut self) {
@@ -287,11 +385,15 @@ pub struct Announced {
     pub listening_port: Option<u16>,
     /// `capa eof`: it loads a diskless transfer.
     pub capa_eof: bool,
+    /// The link came through the `tls-port`: its bytes go through its TLS session, handed
+    /// over once the shard closed its side ([`tls_handover`]).
+    pub tls: bool,
 }
 
 /// PSYNC replid offset (and SYNC, `pre_psync`: a full sync without `+FULLRESYNC`) from
 /// client `fd`: answers through the
-/// socket itself, on a thread of its own. Returns the error reply, if refused.
+/// socket itself, on a thread of its own (a TLS link's threads start once its session
+/// is handed over, [`tls_handover`]). Returns the replica's id, or the error reply.
 pub fn psync(
     shared: &Arc<ServerShared>,
     fd: i32,
@@ -300,7 +402,8 @@ pub fn psync(
     replid: &[u8],
     offset: i64,
     pre_psync: bool,
-) -> Result<(), &'static str> {
+) -> Result<u64, &'static str> {
+    let tls = announced.tls;
     let chained = shared.repl.is_replica.load(Ordering::Relaxed);
     if chained && !shared.repl.link_up.load(Ordering::Relaxed) {
         return Err("NOMASTERLINK Can't SYNC while not connected with my master");
@@ -357,6 +460,9 @@ pub fn psync(
         capa_eof: announced.capa_eof,
         diskless: false,
         since_ms: percore_net::reactor::unix_ms(),
+        tls,
+        pending: None,
+        session: None,
     };
     let first = st.backlog_end - st.backlog.len() as i64 + 1;
     let history =
@@ -381,17 +487,39 @@ pub fn psync(
         shared.notice(&format!("Full resync requested by replica {peer}"));
         shared.repl.sync_full.fetch_add(1, Ordering::Relaxed);
     }
+    if tls {
+        // The session is still the reactor's: the threads start with it.
+        replica.pending = Some(stream);
+        st.replicas.push(replica);
+        drop(st);
+        refresh_good_now(shared);
+        return Ok(id);
+    }
     st.replicas.push(replica);
     drop(st);
     refresh_good_now(shared);
-    let reader = stream
-        .try_clone()
-        .map_err(|_| "ERR can't clone the socket")?;
+    start_threads(
+        shared,
+        id,
+        Wire {
+            sock: stream,
+            tls: None,
+        },
+    )?;
+    Ok(id)
+}
+
+/// Starts replica `id`'s feeder and ACK reader on `wire`.
+fn start_threads(shared: &Arc<ServerShared>, id: u64, wire: Wire) -> Result<(), &'static str> {
+    let Ok(reader) = wire.try_clone() else {
+        forget(shared, id);
+        return Err("ERR can't clone the socket");
+    };
     let s1 = Arc::clone(shared);
     let s2 = Arc::clone(shared);
     let feeder = std::thread::Builder::new()
         .name("percore-feed".into())
-        .spawn(move || feed(&s1, id, stream));
+        .spawn(move || feed(&s1, id, wire));
     let acks = std::thread::Builder::new()
         .name("percore-acks".into())
         .spawn(move || read_acks(&s2, id, reader));
@@ -400,6 +528,42 @@ pub fn psync(
         return Err("ERR can't start the replica's threads");
     }
     Ok(())
+}
+
+/// A TLS replica link's connection closed on its shard (no receive in flight any more,
+/// so every record the replica sent went through the session): its `session` goes to the
+/// replica's threads, which start now. Without a session (it failed) the replica is
+/// dropped.
+pub fn tls_handover(
+    shared: &Arc<ServerShared>,
+    id: u64,
+    session: Option<Box<dyn percore_net::transport::Transport>>,
+) {
+    let Some(session) = session
+        .and_then(|s| s.into_any().downcast::<crate::tls::Session>().ok())
+        .map(|s| Arc::new(Mutex::new(*s)))
+    else {
+        forget(shared, id);
+        return;
+    };
+    let sock = {
+        let mut st = shared.repl.primary.lock();
+        st.replicas.iter_mut().find(|r| r.id == id).and_then(|r| {
+            r.session = Some(Arc::clone(&session));
+            r.pending.take()
+        })
+    };
+    match sock {
+        Some(sock) => {
+            let wire = Wire {
+                sock,
+                tls: Some(session),
+            };
+            // A failure dropped the replica (it reconnects).
+            let _ = start_threads(shared, id, wire);
+        }
+        None => forget(shared, id),
+    }
 }
 
 fn forget(shared: &ServerShared, id: u64) {
@@ -418,14 +582,15 @@ fn forget(shared: &ServerShared, id: u64) {
     refresh_good_now(shared);
 }
 
-/// [`refresh_good`] at once, when a replica comes online or goes.
-fn refresh_good_now(shared: &ServerShared) {
+/// [`refresh_good`] at once, when a replica comes online or goes, or CONFIG SET changed
+/// `min-replicas-*`.
+pub fn refresh_good_now(shared: &ServerShared) {
     let lag = shared.config().repl.min_replicas_max_lag_s;
     refresh_good(shared, lag, percore_net::reactor::unix_ms());
 }
 
 /// The feeder: sends what the replica is owed, in order, until the link ends.
-fn feed(shared: &Arc<ServerShared>, id: u64, mut s: TcpStream) {
+fn feed(shared: &Arc<ServerShared>, id: u64, mut s: Wire) {
     let p = &shared.repl.primary;
     let ended = loop {
         let mut st = p.lock();
@@ -455,7 +620,15 @@ fn feed(shared: &Arc<ServerShared>, id: u64, mut s: TcpStream) {
                 && r.save.is_none()
                 && r.queue.is_empty()
             {
-                keepalive(&s);
+                if s.tls.is_some() {
+                    // One small record on a link that sent nothing else: it does not
+                    // block, and under the lock no transfer starts meanwhile.
+                    if s.send(b"\n").is_err() {
+                        break "write error";
+                    }
+                } else {
+                    keepalive(&s.sock);
+                }
             }
             drop(st);
             continue;
@@ -469,16 +642,24 @@ fn feed(shared: &Arc<ServerShared>, id: u64, mut s: TcpStream) {
         }
         let idle = out.is_empty() && file.is_none();
         let waiting = matches!(r.stage, Stage::WaitSave | Stage::Buffering);
+        if idle && s.wants_write() {
+            // The ACK reader's session has records to answer with (a key update).
+            drop(st);
+            if s.send(&[]).is_err() {
+                break "write error";
+            }
+            continue;
+        }
         if idle {
             let (guard, timeout) = p.wake.wait_timeout(st, FEEDER_WAIT).expect("primary lock");
             drop(guard);
-            if timeout.timed_out() && waiting && s.write_all(b"\n").is_err() {
+            if timeout.timed_out() && waiting && s.send(b"\n").is_err() {
                 break "write error";
             }
             continue;
         }
         drop(st);
-        if !out.is_empty() && s.write_all(&out).is_err() {
+        if !out.is_empty() && s.send(&out).is_err() {
             break "write error";
         }
         if let Some(f) = file {
@@ -496,7 +677,7 @@ fn feed(shared: &Arc<ServerShared>, id: u64, mut s: TcpStream) {
             shared.notice("Synchronization with replica succeeded");
         }
     };
-    let _ = s.shutdown(std::net::Shutdown::Both);
+    let _ = s.sock.shutdown(std::net::Shutdown::Both);
     shared.notice(&format!("Connection with replica {id} lost ({ended})."));
     forget(shared, id);
 }
@@ -508,9 +689,9 @@ fn keepalive(s: &TcpStream) {
     percore_net::sys::write_best_effort(s.as_raw_fd(), b"\n");
 }
 
-fn send_file(s: &mut TcpStream, f: &std::fs::File) -> std::io::Result<()> {
+fn send_file(s: &mut Wire, f: &std::fs::File) -> std::io::Result<()> {
     let len = f.metadata()?.len();
-    s.write_all(format!("${len}\r\n").as_bytes())?;
+    s.send(format!("${len}\r\n").as_bytes())?;
     let mut buf = vec![0u8; 256 * 1024];
     let mut at = 0u64;
     while at < len {
@@ -518,22 +699,24 @@ fn send_file(s: &mut TcpStream, f: &std::fs::File) -> std::io::Result<()> {
         if n == 0 {
             return Err(std::io::Error::other("short file"));
         }
-        s.write_all(&buf[..n])?;
+        s.send(&buf[..n])?;
         at += n as u64;
     }
     Ok(())
 }
 
 /// Reads `REPLCONF ACK <offset>` from a replica; the end of input ends the replica.
-fn read_acks(shared: &ServerShared, id: u64, mut s: TcpStream) {
+fn read_acks(shared: &ServerShared, id: u64, mut s: Wire) {
     let mut buf = Vec::new();
     let mut chunk = vec![0u8; ACK_READ_BYTES];
     loop {
-        let n = match s.read(&mut chunk) {
+        match s.read(&mut chunk, &mut buf) {
             Ok(0) | Err(_) => break,
-            Ok(n) => n,
-        };
-        buf.extend_from_slice(&chunk[..n]);
+            Ok(_) => {}
+        }
+        if s.wants_write() {
+            shared.repl.primary.wake.notify_all();
+        }
         let mut last = None;
         // `*3 $8 REPLCONF $3 ACK $n <offset>`: the offset is the line after `ACK`'s
         // length line; scan lines.
@@ -597,7 +780,9 @@ pub fn diskless_due(shared: &ServerShared, delay_s: u32, max_replicas: u32, now_
     let waiting = st
         .replicas
         .iter()
-        .filter(|r| r.stage == Stage::WaitSave && r.save.is_none() && wants_diskless(r, true));
+        .filter(|r| r.stage == Stage::WaitSave && r.save.is_none() && wants_diskless(r, true))
+        // A TLS link whose session is not handed over yet cannot be claimed.
+        .filter(|r| !(r.tls && r.session.is_none()));
     let (mut count, mut oldest) = (0u32, now_ms);
     for r in waiting {
         count += 1;
@@ -609,12 +794,19 @@ pub fn diskless_due(shared: &ServerShared, delay_s: u32, max_replicas: u32, now_
 }
 
 /// A diskless cut `save_id` starts: every replica waiting for one gets it. Returns their
-/// ids and a duplicate of each socket, for the snapshot writer.
-pub fn claim_diskless(shared: &ServerShared, save_id: u64) -> Vec<(u64, std::os::fd::OwnedFd)> {
+/// ids, a duplicate of each socket and a TLS link's session, for the snapshot writer.
+pub fn claim_diskless(
+    shared: &ServerShared,
+    save_id: u64,
+) -> Vec<(u64, std::os::fd::OwnedFd, Option<Session>)> {
     let mut st = shared.repl.primary.lock();
     let mut links = Vec::new();
     for r in &mut st.replicas {
         if r.stage != Stage::WaitSave || r.save.is_some() || !wants_diskless(r, true) {
+            continue;
+        }
+        if r.tls && r.session.is_none() {
+            // Its session is not handed over yet: the next cut.
             continue;
         }
         let Some(fd) = r.sock.as_ref().and_then(|s| s.try_clone().ok()) else {
@@ -622,7 +814,7 @@ pub fn claim_diskless(shared: &ServerShared, save_id: u64) -> Vec<(u64, std::os:
         };
         r.save = Some((save_id, CUT_PENDING));
         r.diskless = true;
-        links.push((r.id, std::os::fd::OwnedFd::from(fd)));
+        links.push((r.id, std::os::fd::OwnedFd::from(fd), r.session.clone()));
     }
     if !links.is_empty() {
         shared.notice(&format!(
@@ -852,6 +1044,39 @@ pub fn stop(shared: &ServerShared) -> Option<i64> {
     end
 }
 
+/// A replica serving sub-replicas is promoted (REPLICAOF NO ONE, at its barrier, every
+/// shard parked): the relayed backlog stays and goes on with this node's own stream of
+/// effects (a sink attached now; the barrier's participants start logging at it, see
+/// `snapshot::Session::logs_from_here`). The sub-replicas are disconnected, as Redis's
+/// `replicationUnsetMaster` does to tell them of the new replication id; they come back
+/// with a partial resync (the old id is the secondary one up to the promotion's offset).
+/// Returns whether a sink was attached (false: not relaying).
+pub fn promote(shared: &Arc<ServerShared>) -> bool {
+    let p = &shared.repl.primary;
+    let mut st = p.lock();
+    if !st.relay {
+        return false;
+    }
+    st.relay = false;
+    for r in &mut st.replicas {
+        r.closed = true;
+        if let Some(s) = r.sock.take() {
+            let _ = s.shutdown(std::net::Shutdown::Both);
+        }
+    }
+    st.replicas.clear();
+    st.data_end = st.backlog_end;
+    drop(st);
+    p.wake.notify_all();
+    // Attached outside the primary lock: the merger calls the sink under its sinks lock.
+    let sink = shared.effects.attach(Box::new(Feed {
+        shared: Arc::clone(shared),
+    }));
+    p.lock().sink = Some(sink);
+    refresh_good_now(shared);
+    true
+}
+
 /// Chaining: the master client applied `bytes` of its primary's stream, which now ends
 /// at `end` (the replication offset): they go on to the backlog and the sub-replicas.
 /// Bytes already counted (a sub-replica's PSYNC started the backlog at an offset read
@@ -905,12 +1130,14 @@ pub fn at_cut(shared: &ServerShared, led_here: bool) {
 
 /// The stream reached the place of a cut: the replicas waiting for it (`mine`) get
 /// `+FULLRESYNC` with the offset there and buffer the stream from now on; unless not
-/// `usable`: they then wait for the next save.
-fn reached_cut(shared: &ServerShared, mine: impl Fn(&Replica) -> bool, usable: bool) {
+/// `usable`: they then wait for the next save. Returns whether a replica starts reading
+/// the stream here.
+fn reached_cut(shared: &ServerShared, mine: impl Fn(&Replica) -> bool, usable: bool) -> bool {
     let replid = shared.repl.lock().replid.clone();
     let p = &shared.repl.primary;
     let mut st = p.lock();
     let offset = st.backlog_end;
+    let mut started = false;
     for r in &mut st.replicas {
         if r.stage != Stage::WaitSave || !mine(r) {
             continue;
@@ -920,6 +1147,7 @@ fn reached_cut(shared: &ServerShared, mine: impl Fn(&Replica) -> bool, usable: b
             continue;
         }
         r.stage = Stage::Buffering;
+        started = true;
         if !r.pre_psync {
             r.queue
                 .extend_from_slice(format!("+FULLRESYNC {replid} {offset}\r\n").as_bytes());
@@ -927,6 +1155,7 @@ fn reached_cut(shared: &ServerShared, mine: impl Fn(&Replica) -> bool, usable: b
     }
     drop(st);
     p.wake.notify_all();
+    started
 }
 
 /// Chaining: this replica's own history changed (a full sync from its primary, or a new

@@ -388,6 +388,10 @@ pub struct Session {
     /// The barrier's place in the stream of effects, and whether shards log after it
     /// (`propagate::at_barrier`).
     effects_cut: (u64, bool),
+    /// A sink attached at this barrier (a promoted middle replica's backlog goes on with
+    /// its own stream): every shard logs from here, whatever `effects_cut` read. Set by
+    /// the coordinator before the release, read by each shard after it.
+    logs_from_here: AtomicBool,
 }
 
 /// How soon a shard whose barrier request found another in the way asks again.
@@ -887,6 +891,7 @@ fn start(data: &mut ShardData, io: &mut Io<Msg, ()>, req: Request, replies: &mut
         cancelled,
         unlinked: Mutex::new(Vec::new()),
         effects_cut: data.shared.effects.barrier(),
+        logs_from_here: AtomicBool::new(false),
     });
     if req.op == Op::AofRewrite {
         crate::aof::rewrite_cut(&data.shared, session.effects_cut.0);
@@ -1107,6 +1112,7 @@ fn participate(
         }
     }
     let (cut, on) = session.effects_cut;
+    let on = on || session.logs_from_here.load(Ordering::Acquire);
     let fx = if id == session.coordinator {
         crate::propagate::whole_effects(session.whole, session.whole_db)
     } else {
@@ -1283,8 +1289,11 @@ fn coordinate(
                     });
                 }
                 Op::Replication(r) => {
-                    let (back, bytes) = crate::replication::at_barrier(data, io, r, lent);
+                    let (back, bytes, logs) = crate::replication::at_barrier(data, io, r, lent);
                     lent = back;
+                    if logs {
+                        session.logs_from_here.store(true, Ordering::Release);
+                    }
                     if !bytes.is_empty() {
                         reply(bytes);
                     }
