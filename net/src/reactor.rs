@@ -1168,7 +1168,7 @@ impl<S: Service> Reactor<S> {
 
     /// Runs until a shutdown completes.
     pub fn run(&mut self, service: &mut S) -> io::Result<()> {
-        service.attach_nested(self as *mut Self as *mut dyn NestedPoll<S::Msg, S::Conn>);
+        service.attach_nested(std::ptr::from_mut::<Self>(self) as *mut dyn NestedPoll<S::Msg, S::Conn>);
         for i in 0..self.listeners.len() {
             self.arm_accept(i);
         }

@@ -155,7 +155,7 @@ impl<S: Service> EpollReactor<S> {
 
     /// Runs until a shutdown completes.
     pub fn run(&mut self, service: &mut S) -> io::Result<()> {
-        service.attach_nested(self as *mut Self as *mut dyn NestedPoll<S::Msg, S::Conn>);
+        service.attach_nested(std::ptr::from_mut::<Self>(self) as *mut dyn NestedPoll<S::Msg, S::Conn>);
         self.listen_all();
         let mut ready = 0;
         loop {
