@@ -3406,6 +3406,7 @@ mod tests {
             [
                 "rdbcompression",
                 "rdbchecksum",
+                "rdb-version-check",
                 "rdb-del-sync-files",
                 "rdb-save-incremental-fsync"
             ]

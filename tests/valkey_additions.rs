@@ -615,9 +615,11 @@ fn client_list_filters_as_valkey_8_1() {
         (&["USER", "nobody"][..], "-ERR No such user 'nobody'\r\n"),
         (&["ID", "10", "wrong"][..], "-ERR Invalid client ID\r\n"),
         (&["ID", "str"][..], "-ERR Invalid client ID\r\n"),
+        // Redis 7.0 answers `Invalid client ID` (an `ID` list that is not all integers),
+        // Valkey 8.1 `client-id should be greater than 0`: 7.0's text is kept.
         (
             &["ID", "0", "TYPE", "normal"][..],
-            "-ERR client-id should be greater than 0\r\n",
+            "-ERR Invalid client ID\r\n",
         ),
         (
             &["TYPE", "bad", "ID", "1"][..],
@@ -625,7 +627,8 @@ fn client_list_filters_as_valkey_8_1() {
         ),
         (&["TYPE", "bad"][..], "-ERR Unknown client type 'bad'\r\n"),
         (&["SKIPME", "maybe", "ID", "1"][..], "-ERR syntax error\r\n"),
-        (&["ID", "1", "USER"][..], "-ERR syntax error\r\n"),
+        // 7.0's `Invalid client ID` too (Valkey 8.1: a syntax error).
+        (&["ID", "1", "USER"][..], "-ERR Invalid client ID\r\n"),
         (&["FOO", "1"][..], "-ERR syntax error\r\n"),
         (&["FOO"][..], "-ERR syntax error\r\n"),
         (

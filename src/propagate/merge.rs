@@ -22,6 +22,15 @@
 //! transaction is still running holds back what follows it on that shard. A `Cut` is
 //! emitted once every shard's log is at it (no transaction spans a barrier: multi-shard
 //! transactions hold the write gate).
+//!
+//! Entries carry the stamp of their publication (one counter for every shard, taken
+//! under the hub's inbox lock). When the heads of several logs can go, the oldest
+//! publication goes first: a command whose reply a client saw was published before that
+//! reply left, so a command the client sent next (to any shard) has a later stamp, and
+//! the stream keeps the clients' causal order as Redis's does. Without it, two logs
+//! released together (by a barrier whose entry one shard published late, with its next
+//! command) went out in shard order: `LPUSH g` then `SET end` from one client came out
+//! as `SET end`, `LPUSH g`.
 
 use super::effects::Effects;
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -68,7 +77,10 @@ struct Resolved {
 
 /// The merger's state between rounds.
 pub struct Merger {
-    queues: Vec<VecDeque<Entry>>,
+    /// Per shard: its entries, each with its publication's stamp.
+    queues: Vec<VecDeque<(u64, Entry)>>,
+    /// The stamp [`Merger::push`] gives (stamped publications bring their own).
+    next_stamp: u64,
     resolved: HashMap<TxnId, Resolved>,
     by_commit: BTreeMap<u64, TxnId>,
     /// Transactions emitted or aborted whose `Lock`s are still in some log.
@@ -85,6 +97,7 @@ impl Merger {
     pub fn new(shards: usize, first_commit: u64) -> Self {
         Self {
             queues: (0..shards).map(|_| VecDeque::new()).collect(),
+            next_stamp: 0,
             resolved: HashMap::new(),
             by_commit: BTreeMap::new(),
             gone: HashMap::new(),
@@ -100,8 +113,16 @@ impl Merger {
         self.db = None;
     }
 
-    /// Takes a shard's published entries.
+    /// Takes a shard's published entries, stamped after everything pushed before.
     pub fn push(&mut self, shard: usize, entries: Vec<Entry>) {
+        self.next_stamp += 1;
+        self.push_stamped(shard, self.next_stamp, entries);
+    }
+
+    /// Takes a shard's publication `stamp` (the hub's publication counter: a later
+    /// publication, of any shard, has a larger one).
+    pub fn push_stamped(&mut self, shard: usize, stamp: u64, entries: Vec<Entry>) {
+        self.next_stamp = self.next_stamp.max(stamp);
         for e in entries {
             match e {
                 Entry::Unit {
@@ -125,7 +146,7 @@ impl Merger {
                         self.retire(txn);
                     }
                 }
-                other => self.queues[shard].push_back(other),
+                other => self.queues[shard].push_back((stamp, other)),
             }
         }
     }
@@ -138,10 +159,7 @@ impl Merger {
     /// Emits everything that can be emitted now.
     pub fn run(&mut self, out: &mut dyn FnMut(Event<'_>)) {
         loop {
-            let mut progress = false;
-            for s in 0..self.queues.len() {
-                progress |= self.drain_head(s, out);
-            }
+            let mut progress = self.drain_heads(out);
             progress |= self.emit_next_unit(out);
             progress |= self.emit_cut(out);
             if !progress {
@@ -160,26 +178,39 @@ impl Merger {
         }
     }
 
-    fn drain_head(&mut self, s: usize, out: &mut dyn FnMut(Event<'_>)) -> bool {
+    /// Emits the commands at the heads of the logs, the oldest publication first, and
+    /// drops the `Lock`s of finished transactions met there.
+    fn drain_heads(&mut self, out: &mut dyn FnMut(Event<'_>)) -> bool {
         let mut progress = false;
-        while let Some(front) = self.queues[s].front() {
-            match front {
-                Entry::Singles(_) | Entry::Atomic(_) => {
-                    let e = self.queues[s].pop_front().expect("front exists");
-                    self.emit_entry(&e, out);
-                }
-                Entry::Lock(txn) => {
-                    let txn = *txn;
-                    if !self.drop_gone_lock(txn) {
-                        break;
+        loop {
+            let mut oldest: Option<(u64, usize)> = None;
+            for s in 0..self.queues.len() {
+                let Some((stamp, front)) = self.queues[s].front() else {
+                    continue;
+                };
+                match front {
+                    Entry::Singles(_) | Entry::Atomic(_) => {
+                        if oldest.is_none_or(|(o, _)| *stamp < o) {
+                            oldest = Some((*stamp, s));
+                        }
                     }
-                    self.queues[s].pop_front();
+                    Entry::Lock(txn) => {
+                        let txn = *txn;
+                        if self.drop_gone_lock(txn) {
+                            self.queues[s].pop_front();
+                            progress = true;
+                        }
+                    }
+                    Entry::Cut { .. } | Entry::Unit { .. } => {}
                 }
-                Entry::Cut { .. } | Entry::Unit { .. } => break,
             }
+            let Some((_, s)) = oldest else {
+                return progress;
+            };
+            let (_, e) = self.queues[s].pop_front().expect("front exists");
+            self.emit_entry(&e, out);
             progress = true;
         }
-        progress
     }
 
     /// Counts down a finished transaction's `Lock`; true when it was one.
@@ -203,31 +234,41 @@ impl Merger {
         let mut at = Vec::with_capacity(shards.len());
         for &s in &shards {
             let q = &self.queues[usize::from(s)];
-            let Some(p) = q.iter().position(|e| *e == Entry::Lock(txn)) else {
+            let Some(p) = q.iter().position(|(_, e)| *e == Entry::Lock(txn)) else {
                 return false;
             };
-            if q.iter().take(p).any(|e| matches!(e, Entry::Cut { .. })) {
+            if q.iter()
+                .take(p)
+                .any(|(_, e)| matches!(e, Entry::Cut { .. }))
+            {
                 // Cannot happen (transactions hold the write gate): wait rather than
                 // reorder across a barrier.
                 return false;
             }
             at.push(p);
         }
+        // The commands before the Locks, from every shard of the unit, the oldest
+        // publication first (a stable sort keeps each shard's own order).
+        let mut before = Vec::new();
         for (&s, &p) in shards.iter().zip(&at) {
             let s = usize::from(s);
             let mut kept = VecDeque::new();
             for _ in 0..p {
-                let e = self.queues[s].pop_front().expect("before the lock");
+                let (stamp, e) = self.queues[s].pop_front().expect("before the lock");
                 match e {
-                    Entry::Singles(_) | Entry::Atomic(_) => self.emit_entry(&e, out),
-                    other => kept.push_back(other),
+                    Entry::Singles(_) | Entry::Atomic(_) => before.push((stamp, e)),
+                    other => kept.push_back((stamp, other)),
                 }
             }
-            let lock = self.queues[s].pop_front();
+            let lock = self.queues[s].pop_front().map(|(_, e)| e);
             debug_assert_eq!(lock, Some(Entry::Lock(txn)));
             while let Some(e) = kept.pop_back() {
                 self.queues[s].push_front(e);
             }
+        }
+        before.sort_by_key(|(stamp, _)| *stamp);
+        for (_, e) in &before {
+            self.emit_entry(e, out);
         }
         let r = self.resolved.remove(&txn).expect("resolved unit");
         self.by_commit.remove(&self.next_commit);
@@ -240,7 +281,7 @@ impl Merger {
         let mut id = None;
         for q in &self.queues {
             match q.front() {
-                Some(Entry::Cut { id: c, .. }) if id.is_none_or(|i| i == *c) => id = Some(*c),
+                Some((_, Entry::Cut { id: c, .. })) if id.is_none_or(|i| i == *c) => id = Some(*c),
                 _ => return false,
             }
         }
@@ -248,7 +289,7 @@ impl Merger {
             return false;
         };
         for s in 0..self.queues.len() {
-            if let Some(Entry::Cut { effects, .. }) = self.queues[s].pop_front() {
+            if let Some((_, Entry::Cut { effects, .. })) = self.queues[s].pop_front() {
                 self.emit_unit(&effects, out);
             }
         }
@@ -477,6 +518,63 @@ mod tests {
             [
                 "SELECT 3", "SET a 1", "FLUSHALL", "cut 4", "SET a 2", "cut 9", "SELECT 3",
                 "SET a 3"
+            ]
+        );
+    }
+
+    /// Logs released together go out oldest publication first: shard 0 published its
+    /// barrier entry late, with the command it ran next (`SET end`), after shard 1's
+    /// command of the same client (`LPUSH g`, whose reply the client had seen).
+    #[test]
+    fn logs_released_together_keep_the_publication_order() {
+        let mut m = Merger::new(2, 0);
+        let cut = |effects| Entry::Cut { id: 5, effects };
+        m.push_stamped(1, 1, vec![cut(fx(9, &["FLUSHALL"]))]);
+        m.push_stamped(1, 2, vec![Entry::Singles(fx(9, &["LPUSH g 7"]))]);
+        assert_eq!(run(&mut m), Vec::<String>::new());
+        m.push_stamped(
+            0,
+            3,
+            vec![
+                cut(Effects::default()),
+                Entry::Singles(fx(9, &["SET end 1"])),
+            ],
+        );
+        assert_eq!(
+            run(&mut m),
+            ["SELECT 9", "FLUSHALL", "cut 5", "LPUSH g 7", "SET end 1"]
+        );
+        // The same before a transaction's unit: the commands before its Locks, oldest
+        // first across its shards.
+        let mut m = Merger::new(2, 0);
+        let t = (1, 1);
+        let u = (2, 2);
+        m.push_stamped(0, 1, vec![Entry::Lock(u)]);
+        m.push_stamped(
+            1,
+            2,
+            vec![Entry::Lock(u), Entry::Singles(fx(0, &["SET b 1"]))],
+        );
+        m.push_stamped(
+            0,
+            3,
+            vec![Entry::Singles(fx(0, &["SET a 1"])), Entry::Lock(t)],
+        );
+        m.push_stamped(1, 4, vec![Entry::Lock(t)]);
+        m.push_stamped(
+            1,
+            5,
+            vec![Entry::Unit {
+                txn: t,
+                commit: Some(0),
+                shards: vec![0, 1],
+                effects: fx(0, &["INCR x", "INCR y"]),
+            }],
+        );
+        assert_eq!(
+            run(&mut m),
+            [
+                "SELECT 0", "SET b 1", "SET a 1", "MULTI", "INCR x", "INCR y", "EXEC"
             ]
         );
     }

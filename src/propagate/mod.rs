@@ -362,7 +362,11 @@ pub fn publish(data: &mut ShardData) {
 // The hub: shards publish, the merger thread merges and feeds the sinks
 
 struct Inbox {
-    entries: Vec<Vec<Entry>>,
+    /// Per shard: its publications not yet taken by the merger, each with its stamp.
+    entries: Vec<Vec<(u64, Vec<Entry>)>>,
+    /// The last publication's stamp (of any shard): the merger emits ready logs oldest
+    /// publication first, which keeps the clients' causal order (`merge.rs`).
+    stamp: u64,
     /// Per shard: the ticket of its last publication.
     published: Vec<u64>,
     /// Per shard: every publication up to this ticket is written and flushed by every sink.
@@ -414,6 +418,7 @@ impl Hub {
             commit: AtomicU64::new(0),
             inbox: Mutex::new(Inbox {
                 entries: (0..shards).map(|_| Vec::new()).collect(),
+                stamp: 0,
                 published: vec![0; shards],
                 durable: vec![0; shards],
                 held: vec![0; shards],
@@ -488,7 +493,9 @@ impl Hub {
 
     fn publish(&self, shard: usize, ticket: u64, entries: Vec<Entry>) {
         let mut inbox = self.inbox.lock().expect("effects inbox");
-        inbox.entries[shard].extend(entries);
+        inbox.stamp += 1;
+        let stamp = inbox.stamp;
+        inbox.entries[shard].push((stamp, entries));
         inbox.published[shard] = ticket;
         drop(inbox);
         self.wake.notify_one();
@@ -583,13 +590,13 @@ impl Hub {
                     }
                 }
                 inbox.nudged = false;
-                let batches: Vec<Vec<Entry>> =
+                let batches: Vec<Vec<(u64, Vec<Entry>)>> =
                     inbox.entries.iter_mut().map(std::mem::take).collect();
                 (batches, inbox.published.clone(), inbox.stop)
             };
-            for (s, b) in batches.into_iter().enumerate() {
-                if !b.is_empty() {
-                    merger.push(s, b);
+            for (s, publications) in batches.into_iter().enumerate() {
+                for (stamp, entries) in publications {
+                    merger.push_stamped(s, stamp, entries);
                 }
             }
             if self.attached.swap(false, Ordering::AcqRel) {
