@@ -134,6 +134,18 @@ const SCRIPTS: &[&str] = &[
     "rawset(_G, 'x', 1)",
     "setmetatable(_G, {})",
     "local g = getmetatable(_G); g.__index = {}",
+    // Iterating the read-only tables lists their contents, as Redis's. (Not `_G`: the
+    // peer, Debian's build on the system Lua, lacks upstream 7.0's `getfenv`, `setfenv`
+    // and `newproxy`, which percore has as upstream and Valkey do.)
+    "local t = {} for k in pairs(redis) do t[#t + 1] = k end table.sort(t) return t",
+    "local t = {} for k in pairs(string) do t[#t + 1] = k end table.sort(t) return t",
+    "local t = {} for k, v in next, cjson do t[#t + 1] = k end table.sort(t) return t",
+    "return {type(rawget(_G, 'redis')), type(rawget(redis, 'call')), type(next(_G))}",
+    // `register_function` only in a library's load code; lua-cjson's `new`.
+    "return type(redis.register_function)",
+    "return redis.register_function('f', function() return 1 end)",
+    "local c = cjson.new() return {c.encode({1, 2}), type(c.decode), c == cjson}",
+    "local c = cjson.new() c.encode_max_depth(1) return {pcall(c.encode, {{1}})}",
     "redis = function() return 1 end",
     "redis.call = function() return 1 end",
     "cjson.encode = function() return 1 end",

@@ -1,8 +1,8 @@
 //! The Lua state a shard's scripts run in, set up as Redis 7.0 sets up its own.
 //!
 //! - Libraries: base (without `dofile`, `loadfile`, `print`), `coroutine`, `table`,
-//!   `string`, `math`, and Redis's bundled `cjson`, `cmsgpack`, `bit`, `struct` (written in
-//!   Rust here). No `os`, `io`, `package`, `debug`.
+//!   `string`, `math`, and Redis's bundled `cjson` (with `cjson.new`), `cmsgpack`, `bit`,
+//!   `struct` (written in Rust here). No `os`, `io`, `package`, `debug`.
 //! - Globals are read-only: scripts see a proxy (`_G`) whose reads fall through to the real
 //!   globals and whose writes fail with "Attempt to modify a readonly table"; reading a
 //!   global that does not exist fails with "Script attempted to access nonexistent global
@@ -12,8 +12,8 @@
 //! - `redis` (and `server`, the same table under Valkey's name): `call`, `pcall`,
 //!   `error_reply`, `status_reply`, `sha1hex`, `acl_check_cmd`, `log` and the `LOG_*` levels, `setresp`,
 //!   `set_repl`/`replicate_commands`/`breakpoint`/`debug` (no-ops with Redis's return
-//!   values), `REPL_*`, `REDIS_VERSION`, `REDIS_VERSION_NUM`, `register_function` (only
-//!   while FUNCTION LOAD runs a library).
+//!   values), `REPL_*`, `REDIS_VERSION`, `REDIS_VERSION_NUM`; `register_function` is in
+//!   the `redis` a library's load code sees, not at run time (as Redis 7.0's).
 //! - `pcall` turns an error table (from `redis.call`) into its message, as Redis 7.0's.
 
 use super::{RunState, call, hook_check};
@@ -27,7 +27,11 @@ const BOOTSTRAP: &str = r"
 local G, api, load_api, handler, missing, killed = ...
 local rawset_, setmetatable_, getmetatable_, type_, error_, xpcall_, pcall_, tostring_ =
   rawset, setmetatable, getmetatable, type, error, xpcall, pcall, tostring
+local next_, pairs_, rawget_ = next, pairs, rawget
 local readonly = setmetatable_({}, {__mode = 'k'})
+-- A proxy's table: `pairs`, `next` and `rawget` see it, as Redis's read-only tables
+-- are the tables themselves.
+local real = setmetatable_({}, {__mode = 'k'})
 local function refuse() error_('Attempt to modify a readonly table', 2) end
 local function refuse_raw() error_('Attempt to modify a readonly table', 0) end
 local function seal(t, index)
@@ -37,8 +41,16 @@ local function seal(t, index)
   local mt = {__index = index or t, __newindex = refuse, __metatable = shown}
   local proxy = setmetatable_({}, mt)
   readonly[proxy] = true
+  real[proxy] = t
   return proxy, mt
 end
+next = function(t, k) return next_(real[t] or t, k) end
+pairs = function(t)
+  local r = real[t]
+  if r then return next_, r, nil end
+  return pairs_(t)
+end
+rawget = function(t, k) return rawget_(real[t] or t, k) end
 rawset = function(t, k, v)
   if readonly[t] then refuse_raw() end
   return rawset_(t, k, v)
@@ -112,22 +124,12 @@ pub fn build(run: &Rc<RunState>) -> mlua::Result<Built> {
         g.raw_set(name, Value::Nil)?;
     }
     for (name, lib) in [
-        ("cjson", super::lib_cjson::open(&lua)?),
+        ("cjson", open_cjson(&lua)?),
         ("cmsgpack", super::lib_cmsgpack::open(&lua)?),
         ("bit", super::lib_bit::open(&lua)?),
         ("struct", super::lib_struct::open(&lua)?),
     ] {
-        let funcs: Vec<(Value, Function)> = lib
-            .pairs::<Value, Value>()
-            .filter_map(Result::ok)
-            .filter_map(|(k, v)| match v {
-                Value::Function(f) => Some((k, f)),
-                _ => None,
-            })
-            .collect();
-        for (k, f) in funcs {
-            lib.raw_set(k, lua_error_raising(&lua, f)?)?;
-        }
+        raise_lua_errors(&lua, &lib)?;
         g.raw_set(name, lib)?;
     }
     let api = redis_api(&lua, run)?;
@@ -429,15 +431,6 @@ fn redis_api(lua: &Lua, run: &Rc<RunState>) -> mlua::Result<Table> {
     }
     api.raw_set("REDIS_VERSION", crate::server::REDIS_COMPAT_VERSION)?;
     api.raw_set("REDIS_VERSION_NUM", redis_version_num())?;
-    api.raw_set(
-        "register_function",
-        lua.create_function(|lua, _: MultiValue| {
-            fail(
-                lua,
-                "redis.register_function can only be called on FUNCTION LOAD command",
-            )
-        })?,
-    )?;
     // Those that fail raise their error table from a C frame (see `raising`).
     for name in [
         "acl_check_cmd",
@@ -447,7 +440,6 @@ fn redis_api(lua: &Lua, run: &Rc<RunState>) -> mlua::Result<Table> {
         "log",
         "setresp",
         "set_repl",
-        "register_function",
     ] {
         let f: Function = api.raw_get(name)?;
         api.raw_set(name, raising(lua, f)?)?;
@@ -503,6 +495,37 @@ fn raising(lua: &Lua, f: Function) -> mlua::Result<Function> {
 
 /// A library function (which fails with an mlua error) behind a C function that raises
 /// the error as a Lua string, located at the calling Lua line as `luaL_error` does.
+/// Makes every function of library table `lib` raise its errors as Lua strings.
+fn raise_lua_errors(lua: &Lua, lib: &Table) -> mlua::Result<()> {
+    let funcs: Vec<(Value, Function)> = lib
+        .pairs::<Value, Value>()
+        .filter_map(Result::ok)
+        .filter_map(|(k, v)| match v {
+            Value::Function(f) => Some((k, f)),
+            _ => None,
+        })
+        .collect();
+    for (k, f) in funcs {
+        lib.raw_set(k, lua_error_raising(lua, f)?)?;
+    }
+    Ok(())
+}
+
+/// The `cjson` library with lua-cjson's `new`: a fresh instance with its own settings
+/// (not read-only, as the table Redis's `cjson.new()` gives).
+fn open_cjson(lua: &Lua) -> mlua::Result<Table> {
+    let lib = super::lib_cjson::open(lua)?;
+    lib.raw_set(
+        "new",
+        lua.create_function(|lua, _: MultiValue| {
+            let fresh = open_cjson(lua)?;
+            raise_lua_errors(lua, &fresh)?;
+            Ok(fresh)
+        })?,
+    )?;
+    Ok(lib)
+}
+
 fn lua_error_raising(lua: &Lua, f: Function) -> mlua::Result<Function> {
     let inner =
         lua.create_function(
