@@ -74,7 +74,7 @@ pub fn log(data: &mut ShardData, cmd: &'static Command, argv: &[&[u8]], db: usiz
     }
     let own = |v: &[&[u8]]| -> Vec<Vec<u8>> { v.iter().map(|a| a.to_vec()).collect() };
     let rewritten: Option<Vec<Vec<u8>>> = match cmd.name {
-        "set" => set(data, argv, db),
+        "set" => set(data, argv),
         "setex" | "psetex" if argv.len() == 4 => Some(match expire_of(data, db, argv[1]) {
             Some(at) => own(&[b"SET", argv[1], argv[3], b"PXAT", &ms_bytes(at)]),
             None => own(&[b"DEL", argv[1]]),
@@ -139,16 +139,31 @@ pub fn log(data: &mut ShardData, cmd: &'static Command, argv: &[&[u8]], db: usiz
 }
 
 /// SET with EX/PX/EXAT/PXAT: `SET key value PXAT ms` (7.0's `setGenericCommand`
-/// rewrites every form with an expiry, PXAT too, dropping NX/XX/GET).
-fn set(data: &mut ShardData, argv: &[&[u8]], db: usize) -> Option<Vec<Vec<u8>>> {
-    let relative = argv
-        .iter()
-        .skip(3)
-        .any(|a| eq_ic(a, "EX") || eq_ic(a, "PX") || eq_ic(a, "EXAT") || eq_ic(a, "PXAT"));
-    if !relative || argv.len() < 3 {
-        return None;
-    }
-    let at = expire_of(data, db, argv[1])?;
+/// rewrites every form with an expiry, PXAT too, dropping NX/XX/GET). The time comes
+/// from the arguments, not the key: a time already past leaves an expired key, which
+/// Redis 7.0 propagates as this SET (a DEL follows when the key is next touched; reading
+/// the key here expired it at once and logged the SET as sent, then DEL).
+fn set(data: &ShardData, argv: &[&[u8]]) -> Option<Vec<Vec<u8>>> {
+    let mut i = 3;
+    let at = loop {
+        let opt = argv.get(i)?;
+        let (unit_ms, absolute) = if eq_ic(opt, "EX") {
+            (false, false)
+        } else if eq_ic(opt, "PX") {
+            (true, false)
+        } else if eq_ic(opt, "EXAT") {
+            (false, true)
+        } else if eq_ic(opt, "PXAT") {
+            (true, true)
+        } else {
+            // IFEQ's value may read as an option name.
+            i += if eq_ic(opt, "IFEQ") { 2 } else { 1 };
+            continue;
+        };
+        let n = argv.get(i + 1)?;
+        break crate::commands::strings::parse_expire(unit_ms, absolute, n, data.now_ms, "set")
+            .ok()?;
+    };
     Some(vec![
         b"SET".to_vec(),
         argv[1].to_vec(),
