@@ -370,8 +370,18 @@ pub struct Shard {
 /// Input shorter than this holds one small request at most: nothing worth looking ahead to.
 const WARM_MIN_INPUT_BYTES: usize = 64;
 
-/// Reuses a vector's allocation for a different borrow lifetime.
+/// Argument slots a request's arrays keep between requests (the shard's argv, a
+/// connection's parsed ranges); a bigger request's room is given back after it.
+pub const ARGV_KEEP_ARGS: usize = 1024;
+/// Inline-request scratch bytes a connection keeps between requests.
+pub const INLINE_KEEP_BYTES: usize = 16 * 1024;
+
+/// Reuses a vector's allocation for a different borrow lifetime (up to
+/// [`ARGV_KEEP_ARGS`] slots: a bigger one is dropped).
 fn recycle<'b>(mut v: Vec<&'_ [u8]>) -> Vec<&'b [u8]> {
+    if v.capacity() > ARGV_KEEP_ARGS {
+        return Vec::new();
+    }
     v.clear();
     // An empty vector holds no references; collecting it in place keeps the allocation.
     v.into_iter()
@@ -641,7 +651,11 @@ impl Parser {
         if client.open_txn.is_some() {
             start_open_txn(data, client, &mut conn.output, outbox);
         }
+        main.shrink_to(ARGV_KEEP_ARGS, INLINE_KEEP_BYTES);
         client.req = main;
+        for (r, _) in &mut self.ahead {
+            r.shrink_to(ARGV_KEEP_ARGS, INLINE_KEEP_BYTES);
+        }
         client.qbuf = conn.input.len();
         // A message the client published to itself waits in its reply queue with what
         // followed it; with nothing owed by another shard before them, they go out now.

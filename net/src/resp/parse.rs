@@ -99,6 +99,23 @@ impl Request {
         Self::default()
     }
 
+    /// Gives back the room a huge request left beyond `args` argument slots and
+    /// `inline_bytes` of inline scratch (what it holds stays): Redis frees a client's argv
+    /// after every command, so a one-off command of 100,000 arguments does not keep its
+    /// arrays for the connection's life.
+    /// A complete request (no partial parse to resume) is forgotten first, since the next
+    /// call parses from scratch anyway; a partial one keeps its ranges.
+    pub fn shrink_to(&mut self, args: usize, inline_bytes: usize) {
+        if self.args.capacity() <= args && self.scratch.capacity() <= inline_bytes {
+            return;
+        }
+        if self.resume.is_none() {
+            self.clear();
+        }
+        self.args.shrink_to(args);
+        self.scratch.shrink_to(inline_bytes);
+    }
+
     /// Number of arguments of the last complete request.
     #[must_use]
     pub fn len(&self) -> usize {
