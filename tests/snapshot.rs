@@ -741,7 +741,9 @@ fn forkless_copies_stay_within_the_copy_limit() {
             field(c, "rdb_last_forkless_throttle_usec"),
         )
     };
-    let (peak, throttled_us) = run(&mut c, "1", "limited", 100);
+    // 0.4 ms a key as below: at 0.1 ms a loaded machine's client once wrote so slowly
+    // that the save kept ahead and the shards never had to throttle.
+    let (peak, throttled_us) = run(&mut c, "1", "limited", 400);
     assert!(
         peak <= MAX_PEAK,
         "copies peaked at {peak} entries over a limit of {MAX_PEAK}"
