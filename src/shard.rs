@@ -1406,7 +1406,10 @@ fn dispatch_command(
     if data.tracking.armed {
         // Client tracking (cold): who writes (NOLOOP), what a tracking client reads.
         data.tracking.writer = client.id;
-        data.tracking.script_caller = 0;
+        if data.tracking.script_caller != 0 && crate::tracking::is_script(cmd) {
+            // Not the script a refused request left watched.
+            crate::tracking::script_ends(data);
+        }
         if client.tracking.is_some() {
             crate::tracking::before_command(data, client, cmd, argv);
         }
@@ -1598,6 +1601,11 @@ fn dispatch_command(
                 return start_single_txn(
                     data, client, cmd, argv, db, discard, reply_mode, out, scratch, outbox,
                 );
+            }
+            if data.tracking.script_caller != 0 {
+                // A tracking client's script ran here without reading: no later script
+                // (another client's transaction step) inherits the watch.
+                crate::tracking::script_ends(data);
             }
             if watched && !matches!(result, Partial::Hop { .. }) {
                 crate::atomic::watch::after_write(data, cmd, argv, db, before);
@@ -1848,6 +1856,10 @@ fn start_single_txn(
         refused: None,
     };
     let mut txn = crate::atomic::Txn::new(data, client, seq, vec![queued], &[], false);
+    if data.tracking.script_caller != 0 && crate::tracking::take_script(data, client.id) {
+        // A tracking client's script: watched for reads where the transaction runs it.
+        txn.track_scripts();
+    }
     if std::mem::take(&mut data.locks.rerun_global) {
         txn.make_global(data.shards);
     }

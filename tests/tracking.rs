@@ -164,8 +164,27 @@ fn random_step(rng: &mut Rng, optin_out: Option<&str>) -> (usize, Vec<Vec<String
             0,
             vec![vec!["CLIENT".into(), "CACHING".into(), "yes".into()]],
         ),
-        _ => (1, vec![v(&["FLUSHDB"])]),
+        97 => (1, vec![v(&["FLUSHDB"])]),
+        _ => (0, vec![script(rng)]),
     }
+}
+
+/// A script of the tracking client. Redis 7.0 remembers all its declared keys once it
+/// calls a read-only command, and none when it calls none; its keys may live on the
+/// client's shard, on another one, or on several (a transaction on another shard).
+fn script(rng: &mut Rng) -> Vec<String> {
+    const KEYS: &[&str] = &["k0", "k1", "k2", "k3", "k4", "k5", "k6", "k7"];
+    let (a, b) = (rng.pick(KEYS).to_string(), rng.pick(KEYS).to_string());
+    let (form, body) = match rng.below(6) {
+        0 => ("EVAL", "return redis.call('get', KEYS[1])"),
+        1 => ("EVAL", "redis.call('set', KEYS[1], 's') return 1"),
+        2 => ("EVAL", "return redis.call('ping')"),
+        3 => ("EVAL_RO", "return redis.call('exists', KEYS[2])"),
+        4 => ("EVAL_RO", "return redis.call('echo', 'x')"),
+        // A read of an undeclared key (of any shard): the declared keys are remembered.
+        _ => ("EVAL", "return redis.call('strlen', 'k6')"),
+    };
+    vec![form.into(), body.into(), "2".into(), a, b]
 }
 
 #[test]
