@@ -1934,6 +1934,9 @@ fn joins_open_txn(data: &ShardData, client: &Client, argv: &[&[u8]]) -> Option<&
         && !data.shared.repl.is_replica.load(Ordering::Relaxed)
         && data.shared.scripts.busy_error().is_none()
         && !(client.proto == Protocol::Resp2 && client.subscribed())
+        // A tracking client's reads are remembered in dispatch (`tracking::before_command`),
+        // which a joined request skips: its invalidations were lost.
+        && client.tracking.is_none()
         && txn.has_room(argv);
     if !plain {
         return None;

@@ -292,6 +292,51 @@ fn tracking_commands_match_redis() {
     }
 }
 
+/// Reads pipelined behind a write of several shards (which gathers the requests behind
+/// it into one transaction) are remembered as any read: each later write of those keys
+/// invalidates them (percore lost those invalidations).
+#[test]
+fn pipelined_reads_behind_a_multi_shard_write_are_tracked() {
+    let Some(redis) = Server::redis() else {
+        return;
+    };
+    const KEYS: &[&str] = &["k0", "k1", "k2", "k3", "k4", "k5", "k6", "k7"];
+    let run = |port: u16| {
+        let mut t = Conn::connect(port);
+        let mut w = Conn::connect(port);
+        t.cmd_raw(&["HELLO", "3"]);
+        let mut log = vec![t.cmd_raw(&["CLIENT", "TRACKING", "on"])];
+        let mut mset = vec!["MSET"];
+        for k in KEYS {
+            mset.extend([*k, "v"]);
+        }
+        let mut pipeline = common::encode_cmd(&mset);
+        for k in KEYS {
+            pipeline.extend(common::encode_cmd(&["GET", k]));
+        }
+        t.send(&pipeline);
+        for _ in 0..=KEYS.len() {
+            log.push(t.read_raw());
+        }
+        for k in KEYS {
+            log.push(w.cmd_raw(&["SET", k, "z"]));
+        }
+        t.send_cmd(&["PING"]);
+        log.extend(collect(&mut t, T_PONG));
+        log
+    };
+    let want = run(redis.port());
+    for threads in ["2", "3"] {
+        let percore = Server::percore(&["--threads", threads]);
+        let got = run(percore.port());
+        assert_eq!(
+            got.iter().map(|f| show(f)).collect::<Vec<_>>(),
+            want.iter().map(|f| show(f)).collect::<Vec<_>>(),
+            "{threads} shards"
+        );
+    }
+}
+
 /// REDIRECT to a connection of another shard, then that connection goes away: the next
 /// invalidation is a `tracking-redir-broken` push (RESP3) and TRACKINGINFO says so.
 #[test]
