@@ -112,13 +112,15 @@ impl Side {
     }
 }
 
+/// The keys of the random steps and scripts (on every shard with 2 and 3 shards).
+const KEYS: &[&str] = &["k0", "k1", "k2", "k3", "k4", "k5", "k6", "k7"];
+
 fn v(parts: &[&str]) -> Vec<String> {
     parts.iter().map(ToString::to_string).collect()
 }
 
 /// A random step: who runs it (0 tracking, 1 writer) and its commands.
 fn random_step(rng: &mut Rng, optin_out: Option<&str>) -> (usize, Vec<Vec<String>>) {
-    const KEYS: &[&str] = &["k0", "k1", "k2", "k3", "k4", "k5", "k6", "k7"];
     let k = |rng: &mut Rng| rng.pick(KEYS).to_string();
     match rng.below(100) {
         0..=29 => {
@@ -173,7 +175,6 @@ fn random_step(rng: &mut Rng, optin_out: Option<&str>) -> (usize, Vec<Vec<String
 /// calls a read-only command, and none when it calls none; its keys may live on the
 /// client's shard, on another one, or on several (a transaction on another shard).
 fn script(rng: &mut Rng) -> Vec<String> {
-    const KEYS: &[&str] = &["k0", "k1", "k2", "k3", "k4", "k5", "k6", "k7"];
     let (a, b) = (rng.pick(KEYS).to_string(), rng.pick(KEYS).to_string());
     let (form, body) = match rng.below(6) {
         0 => ("EVAL", "return redis.call('get', KEYS[1])"),
@@ -300,7 +301,6 @@ fn pipelined_reads_behind_a_multi_shard_write_are_tracked() {
     let Some(redis) = Server::redis() else {
         return;
     };
-    const KEYS: &[&str] = &["k0", "k1", "k2", "k3", "k4", "k5", "k6", "k7"];
     let run = |port: u16| {
         let mut t = Conn::connect(port);
         let mut w = Conn::connect(port);
