@@ -512,6 +512,16 @@ pub fn is_script(cmd: &Command) -> bool {
     )
 }
 
+/// Whether `client`'s scripts run now (its transaction's, at EXEC) remember their
+/// declared keys when they read: it tracks keys (not BCAST), and OPTIN/OPTOUT with
+/// CLIENT CACHING allow it.
+pub fn scripts_remember(client: &Client) -> bool {
+    client
+        .tracking
+        .as_deref()
+        .is_some_and(|t| !t.bcast && (!t.optin || t.caching) && !(t.optout && t.caching))
+}
+
 /// A read-only command of a tracking client's transaction runs on this shard.
 pub fn exec_read(data: &mut ShardData, client: &Client, cmd: &Command, argv: &[&[u8]]) {
     if let Some(t) = client.tracking.as_deref()

@@ -153,15 +153,22 @@ fn random_step(rng: &mut Rng, optin_out: Option<&str>) -> (usize, Vec<Vec<String
             (1, vec![cmd])
         }
         75..=84 => (0, vec![vec!["SET".into(), k(rng), "self".into()]]),
-        85..=92 => (
-            0,
-            vec![
-                v(&["MULTI"]),
-                vec!["GET".into(), k(rng)],
-                vec!["SET".into(), k(rng), "m".into()],
-                v(&["EXEC"]),
-            ],
-        ),
+        85..=92 => {
+            let read = if rng.chance(30) {
+                script(rng)
+            } else {
+                vec!["GET".into(), k(rng)]
+            };
+            (
+                0,
+                vec![
+                    v(&["MULTI"]),
+                    read,
+                    vec!["SET".into(), k(rng), "m".into()],
+                    v(&["EXEC"]),
+                ],
+            )
+        }
         93..=96 => (
             0,
             vec![vec!["CLIENT".into(), "CACHING".into(), "yes".into()]],
