@@ -516,10 +516,11 @@ pub fn is_script(cmd: &Command) -> bool {
 /// declared keys when they read: it tracks keys (not BCAST), and OPTIN/OPTOUT with
 /// CLIENT CACHING allow it.
 pub fn scripts_remember(client: &Client) -> bool {
-    client
-        .tracking
-        .as_deref()
-        .is_some_and(|t| !t.bcast && (!t.optin || t.caching) && !(t.optout && t.caching))
+    let Some(t) = client.tracking.as_deref() else {
+        return false;
+    };
+    let caching_allows = (!t.optin || t.caching) && !(t.optout && t.caching);
+    !t.bcast && caching_allows
 }
 
 /// A read-only command of a tracking client's transaction runs on this shard.
