@@ -301,8 +301,11 @@ fn tracking_commands_match_redis() {
 }
 
 /// Reads pipelined behind a write of several shards (which gathers the requests behind
-/// it into one transaction) are remembered as any read: each later write of those keys
-/// invalidates them (percore lost those invalidations).
+/// it into one transaction) are remembered as any read (percore remembered none, and
+/// later writes of those keys sent no invalidation). Compared with Redis through INFO's
+/// `tracking_total_keys` right after the replies: the remember is made before the read
+/// runs, so the count is exact then, where the invalidations of later writes reach the
+/// client by a delivery this test does not need to time.
 #[test]
 fn pipelined_reads_behind_a_multi_shard_write_are_tracked() {
     let Some(redis) = Server::redis() else {
@@ -325,11 +328,8 @@ fn pipelined_reads_behind_a_multi_shard_write_are_tracked() {
         for _ in 0..=KEYS.len() {
             log.push(t.read_raw());
         }
-        for k in KEYS {
-            log.push(w.cmd_raw(&["SET", k, "z"]));
-        }
-        t.send_cmd(&["PING"]);
-        log.extend(collect(&mut t, T_PONG));
+        let keys = common::info_field(&mut w, "stats", "tracking_total_keys");
+        log.push(keys.into_bytes());
         log
     };
     let want = run(redis.port());
