@@ -1420,7 +1420,10 @@ fn dispatch_command(
     if data.tracking.armed {
         // Client tracking (cold): who writes (NOLOOP), what a tracking client reads.
         data.tracking.writer = client.id;
-        data.tracking.script_caller = 0;
+        if data.tracking.script_caller != 0 && crate::tracking::is_script(cmd) {
+            // Not the script a refused request left watched.
+            crate::tracking::script_ends(data);
+        }
         if client.tracking.is_some() {
             crate::tracking::before_command(data, client, cmd, argv);
         }
@@ -1612,6 +1615,11 @@ fn dispatch_command(
                 return start_single_txn(
                     data, client, cmd, argv, db, discard, reply_mode, out, scratch, outbox,
                 );
+            }
+            if data.tracking.script_caller != 0 {
+                // A tracking client's script ran here without reading: no later script
+                // (another client's transaction step) inherits the watch.
+                crate::tracking::script_ends(data);
             }
             if watched && !matches!(result, Partial::Hop { .. }) {
                 crate::atomic::watch::after_write(data, cmd, argv, db, before);
@@ -1862,6 +1870,10 @@ fn start_single_txn(
         refused: None,
     };
     let mut txn = crate::atomic::Txn::new(data, client, seq, vec![queued], &[], false);
+    if data.tracking.script_caller != 0 && crate::tracking::take_script(data, client.id) {
+        // A tracking client's script: watched for reads where the transaction runs it.
+        txn.track_scripts();
+    }
     if std::mem::take(&mut data.locks.rerun_global) {
         txn.make_global(data.shards);
     }
@@ -1936,6 +1948,9 @@ fn joins_open_txn(data: &ShardData, client: &Client, argv: &[&[u8]]) -> Option<&
         && !data.shared.repl.is_replica.load(Ordering::Relaxed)
         && data.shared.scripts.busy_error().is_none()
         && !(client.proto == Protocol::Resp2 && client.subscribed())
+        // A tracking client's reads are remembered in dispatch (`tracking::before_command`),
+        // which a joined request skips: its invalidations were lost.
+        && client.tracking.is_none()
         && txn.has_room(argv);
     if !plain {
         return None;

@@ -169,9 +169,12 @@ pub struct Local {
     pub writer: u64,
     /// The write command that just ran answered an error: it invalidates nothing.
     pub failed: bool,
-    /// A tracking client's script runs here next: its id and declared keys, remembered
-    /// once the script calls a read-only command (`script_read`).
+    /// A tracking client's script runs here now (or next, from this dispatch): its id,
+    /// its connection's shard and its declared keys, remembered once the script calls a
+    /// read-only command (`script_read`). Set by `script_starts` on the client's shard,
+    /// or by `script_runs` where a transaction runs the script; cleared after it ran.
     pub script_caller: u64,
+    script_shard: usize,
     script_keys: Vec<Box<[u8]>>,
     /// This shard's connections by client id.
     conns: HashMap<u64, ConnId>,
@@ -502,11 +505,22 @@ pub fn before_command(
     }
 }
 
-fn is_script(cmd: &Command) -> bool {
+pub fn is_script(cmd: &Command) -> bool {
     matches!(
         cmd.name,
         "eval" | "evalsha" | "eval_ro" | "evalsha_ro" | "fcall" | "fcall_ro"
     )
+}
+
+/// Whether `client`'s scripts run now (its transaction's, at EXEC) remember their
+/// declared keys when they read: it tracks keys (not BCAST), and OPTIN/OPTOUT with
+/// CLIENT CACHING allow it.
+pub fn scripts_remember(client: &Client) -> bool {
+    let Some(t) = client.tracking.as_deref() else {
+        return false;
+    };
+    let caching_allows = (!t.optin || t.caching) && !(t.optout && t.caching);
+    !t.bcast && caching_allows
 }
 
 /// A read-only command of a tracking client's transaction runs on this shard.
@@ -521,21 +535,40 @@ pub fn exec_read(data: &mut ShardData, client: &Client, cmd: &Command, argv: &[&
     }
 }
 
-/// A tracking client's script: Redis remembers its declared keys when it calls a
-/// read-only command. A script that runs here is watched for that (`script_read`); one
-/// whose keys live on another shard has its declared keys remembered now, which can only
-/// cause an invalidation Redis would not send, never miss one.
+/// A tracking client's script: Redis 7.0 remembers its declared keys when it calls a
+/// read-only command, and only then (Valkey 8: only the keys it reads). A script that
+/// runs here is watched for that (`script_read`). One that runs as a transaction (its
+/// keys on another shard) hands the watch to it (`take_script`, `script_runs` where it
+/// runs): remembering its keys here and now sent invalidations Redis does not send, and a
+/// client reading its replies in step (the Tcl suite's) went out of step and waited.
 fn script_starts(data: &mut ShardData, client: u64, cmd: &Command, argv: &[&[u8]]) {
-    let keys: Vec<&[u8]> = cmd
+    data.tracking.script_caller = client;
+    data.tracking.script_shard = data.id;
+    data.tracking.script_keys = cmd
         .keys_of(argv)
-        .filter_map(|p| argv.get(p).copied())
+        .filter_map(|p| argv.get(p).map(|k| Box::from(*k)))
         .collect();
-    if keys.iter().all(|k| data.owner(k) == data.id) {
-        data.tracking.script_caller = client;
-        data.tracking.script_keys = keys.iter().map(|k| Box::from(*k)).collect();
-    } else {
-        remember_keys(data, client, &keys);
-    }
+}
+
+/// Whether `client`'s script, about to start as a transaction from this shard (its
+/// client's), tracks its keys when it reads: the watch `script_starts` set leaves here.
+pub fn take_script(data: &mut ShardData, client: u64) -> bool {
+    let tracks = data.tracking.script_caller == client && client != 0;
+    script_ends(data);
+    tracks
+}
+
+/// A transaction of `client` (connected on `shard`) runs a script here: watched for its
+/// reads, as `script_starts` does on the client's shard. `script_ends` after it.
+pub fn script_runs(data: &mut ShardData, client: u64, shard: usize, cmd: &Command, argv: &[&[u8]]) {
+    script_starts(data, client, cmd, argv);
+    data.tracking.script_shard = shard;
+}
+
+/// The script ran (or will not run here): no later script inherits its watch.
+pub fn script_ends(data: &mut ShardData) {
+    data.tracking.script_caller = 0;
+    data.tracking.script_keys.clear();
 }
 
 /// The script of `script_caller` called a read-only command.
@@ -543,7 +576,7 @@ pub fn script_read(data: &mut ShardData) {
     let client = std::mem::take(&mut data.tracking.script_caller);
     let keys = std::mem::take(&mut data.tracking.script_keys);
     let keys: Vec<&[u8]> = keys.iter().map(|k| &k[..]).collect();
-    remember_keys(data, client, &keys);
+    remember_keys_of(data, client, data.tracking.script_shard, &keys);
 }
 
 /// A command whose keys a tracking client caches: read-only, keyed, not pub/sub, not
@@ -563,9 +596,13 @@ pub fn remember(data: &mut ShardData, client: u64, cmd: &Command, argv: &[&[u8]]
     remember_keys(data, client, &keys);
 }
 
-/// Remembers `client` as a reader of `keys`, in each key's shard's table.
+/// Remembers `client` (of this shard) as a reader of `keys`, in each key's shard's table.
 fn remember_keys(data: &mut ShardData, client: u64, keys: &[&[u8]]) {
-    let me = data.id;
+    remember_keys_of(data, client, data.id, keys);
+}
+
+/// Remembers `client`, connected on shard `me`, as a reader of `keys`.
+fn remember_keys_of(data: &mut ShardData, client: u64, me: usize, keys: &[&[u8]]) {
     let shared = &data.shared.tracking;
     for key in keys {
         let owner = data.owner(key);

@@ -1,6 +1,8 @@
 //! Options Redis 7.2+ and Valkey added to commands Redis 7.0 has, which Valkey's own test
 //! suite uses (a 7.0 client never sends them): ZRANK/ZREVRANK WITHSCORE, XREAD's `+`
-//! ID, BITCOUNT with a start alone, HSCAN NOVALUES, ZSCAN NOSCORES. Replies compared byte for byte with
+//! ID, BITCOUNT with a start alone, HSCAN NOVALUES, ZSCAN NOSCORES; and LPOS RANK with
+//! the smallest 64-bit integer, which 7.0 answers by undefined behaviour and Valkey
+//! refuses. Replies compared byte for byte with
 //! `../shared/peers/valkey/valkey-server`, RESP2 and RESP3, keys on both of percore's
 //! shards.
 
@@ -72,6 +74,11 @@ const SCRIPT: &str = "
     CLIENT KILL MAXAGE 1000000
     CLIENT KILL ID 99999 MAXAGE 0
     CLIENT KILL MAXAGE 1000000 SKIPME no
+    RPUSH lp a b c c
+    LPOS lp c RANK -9223372036854775808
+    LPOS lp c RANK -9223372036854775807
+    LPOS lp c RANK 9223372036854775807
+    LPOS lp c RANK -1 COUNT 0
 ";
 
 /// CLIENT NO-TOUCH, CLIENT CAPA, Valkey's config names. With `lfu-log-factor 0` every

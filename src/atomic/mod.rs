@@ -566,6 +566,9 @@ pub struct Txn {
     commit: Option<u64>,
     effects: crate::propagate::Effects,
     wrote: bool,
+    /// Its client tracks keys and its scripts remember their declared keys when they
+    /// read (`tracking::script_runs` around each script step).
+    tracks_scripts: bool,
 }
 
 /// A finished transaction's reply, for its client's slot on this shard.
@@ -720,7 +723,14 @@ impl Txn {
             commit: None,
             effects: crate::propagate::Effects::default(),
             wrote: false,
+            tracks_scripts: false,
         })
+    }
+
+    /// Its client tracks keys: its scripts remember their declared keys when they read,
+    /// on whatever shard they run (Redis's `server.script_caller`).
+    pub fn track_scripts(&mut self) {
+        self.tracks_scripts = true;
     }
 
     /// Whether this lone multi-key command should stay open (`Client::open_txn`) and gather
@@ -1267,7 +1277,7 @@ fn run_next_here(
             // reads the caller; later steps carry the user's name).
             data.acl.caller.clone_from(&txn.user);
             data.locks.script_ctx = txn.script_ctx(data.shards);
-            let (result, before) = run_here(data, db, txn.proto, &args, step);
+            let (result, before) = run_script_step(data, txn, cmd, db, &args, step);
             data.locks.script_ctx = remote::ScriptCtx::Confined;
             data.acl.caller = None;
             if std::mem::take(&mut data.locks.rerun_global) {
@@ -1637,7 +1647,7 @@ fn run_inflight(
             let mut args = Vec::new();
             argv.fill(&mut args);
             data.locks.script_ctx = txn.script_ctx(data.shards);
-            let (result, before) = run_here(data, db, txn.proto, &args, step);
+            let (result, before) = run_script_step(data, txn, cmd, db, &args, step);
             data.locks.script_ctx = remote::ScriptCtx::Confined;
             if std::mem::take(&mut data.locks.rerun_global) && txn.restart_global(data) {
                 return Some(txn.plan[0].shard);
@@ -1717,6 +1727,28 @@ fn run_here(
     f: PartFn,
 ) -> (Partial, u64) {
     run_here_as(data, db, proto, args, f, None)
+}
+
+/// [`run_here`] for a hop step of the transaction's current command: a script of a
+/// tracking client is watched for reads while it runs (`tracking::script_runs`), with
+/// the declared keys of the command as queued (a later step's arguments differ).
+fn run_script_step(
+    data: &mut ShardData,
+    txn: &Txn,
+    cmd: &Command,
+    db: usize,
+    args: &[&[u8]],
+    f: PartFn,
+) -> (Partial, u64) {
+    if !(txn.tracks_scripts && crate::tracking::is_script(cmd)) {
+        return run_here(data, db, txn.proto, args, f);
+    }
+    let mut queued = Vec::new();
+    txn.cmds[txn.next].argv.fill(&mut queued);
+    crate::tracking::script_runs(data, txn.client_id, txn.origin, cmd, &queued);
+    let ran = run_here(data, db, txn.proto, args, f);
+    crate::tracking::script_ends(data);
+    ran
 }
 
 /// The transaction's client out of its slot on this (its) shard, while a command runs

@@ -27,6 +27,8 @@ const NO_SUCH_KEY: &str = "ERR no such key";
 const INDEX_OUT_OF_RANGE: &str = "ERR index out of range";
 const MUST_BE_POSITIVE: &str = "ERR value is out of range, must be positive";
 const RANK_ZERO: &str = "ERR RANK can't be zero: use 1 to start from the first match, 2 from the second ... or use negative to start from the end of the list";
+const RANK_MIN: &str =
+    "ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807";
 const COUNT_NEGATIVE: &str = "ERR COUNT can't be negative";
 const MAXLEN_NEGATIVE: &str = "ERR MAXLEN can't be negative";
 const NUMKEYS_POSITIVE: &str = "ERR numkeys should be greater than 0";
@@ -406,6 +408,9 @@ pub fn lpos(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
             match parse_i64(argv[j]) {
                 None => return w.error(errors::NOT_INTEGER),
                 Some(0) => return w.error(RANK_ZERO),
+                // Redis 7.0 negates it (undefined behaviour in C) and answers by chance;
+                // Valkey 8 (and Redis 7.2) refuse it, which Valkey's list unit asserts.
+                Some(i64::MIN) => return w.error(RANK_MIN),
                 Some(r) => rank = r,
             }
         } else if eq_ic(argv[j], "COUNT") && more {

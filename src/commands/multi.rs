@@ -173,6 +173,11 @@ fn exec(
     }
     let watched: Vec<LockKey> = client.watched.clone();
     let mut txn = Txn::new(data, client, seq, cmds, &watched, true);
+    if crate::tracking::scripts_remember(client) {
+        // Its scripts remember their declared keys when they read (the transaction runs
+        // them, on whatever shard).
+        txn.track_scripts();
+    }
     if !txn.enter_gate(data) {
         // The queue goes back; EXEC runs again from the input once the gate opens.
         client.multi = Some(Box::new(MultiState {
