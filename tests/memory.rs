@@ -201,3 +201,75 @@ fn a_huge_command_leaves_no_memory_behind() {
         );
     }
 }
+
+/// UNLINK frees a big value on the lazy-free thread (INFO `lazyfreed_objects` counts it),
+/// a small one inline; DEL inline unless `lazyfree-lazy-user-del yes`; a stream's effort
+/// is its nodes (Valkey's unit/lazyfree "lazy free a stream with all types of
+/// metadata"). The counters compared with redis-server's after each step.
+#[test]
+fn unlink_frees_big_values_lazily_as_redis() {
+    let Some(redis) = Server::redis() else {
+        return;
+    };
+    let percore = Server::percore_threads(2);
+    let members: Vec<String> = (0..1000).map(|i| format!("m{i}")).collect();
+    let mut big = vec!["SADD", "big"];
+    big.extend(members.iter().map(String::as_str));
+    let mut small = vec!["SADD", "small"];
+    small.extend(members[..10].iter().map(String::as_str));
+    let steps: Vec<Vec<&str>> = vec![
+        big.clone(),
+        vec!["UNLINK", "big"],
+        small.clone(),
+        vec!["UNLINK", "small"],
+        big.clone(),
+        vec!["DEL", "big"],
+        vec!["CONFIG", "SET", "lazyfree-lazy-user-del", "yes"],
+        big.clone(),
+        vec!["DEL", "big"],
+        vec!["CONFIG", "SET", "lazyfree-lazy-user-del", "no"],
+        vec!["CONFIG", "SET", "stream-node-max-entries", "5"],
+    ];
+    let counters = |c: &mut common::Conn| -> (String, String) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while common::info_field(c, "memory", "lazyfree_pending_objects") != "0"
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        (
+            common::info_field(c, "memory", "lazyfree_pending_objects"),
+            common::info_field(c, "memory", "lazyfreed_objects"),
+        )
+    };
+    let (mut r, mut p) = (redis.conn(), percore.conn());
+    for step in &steps {
+        assert_eq!(
+            show(&r.cmd_raw(step)),
+            show(&p.cmd_raw(step)),
+            "{:?}",
+            &step[..2]
+        );
+        assert_eq!(counters(&mut p), counters(&mut r), "after {:?}", &step[..2]);
+    }
+    // A stream of 200 nodes with a group and a PEL.
+    for c in [&mut r, &mut p] {
+        for j in 0..1000 {
+            c.cmd_raw(&["XADD", "stream", "*", "foo", &j.to_string()]);
+        }
+        c.cmd_raw(&["XGROUP", "CREATE", "stream", "g", "0"]);
+        c.cmd_raw(&[
+            "XREADGROUP",
+            "GROUP",
+            "g",
+            "alice",
+            "COUNT",
+            "2",
+            "STREAMS",
+            "stream",
+            ">",
+        ]);
+        assert_eq!(c.cmd_raw(&["UNLINK", "stream"]), b":1\r\n");
+    }
+    assert_eq!(counters(&mut p), counters(&mut r), "after UNLINK stream");
+}

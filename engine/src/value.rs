@@ -60,6 +60,26 @@ impl Value {
         }
     }
 
+    /// Redis's `lazyfreeGetFreeEffort`: the allocations freeing the value takes (1 for
+    /// a string and the compact encodings; the nodes of a quicklist; the members of a
+    /// hash table or skiplist; a stream's nodes, plus per group its PEL and itself).
+    /// UNLINK hands a value above `LAZYFREE_THRESHOLD` (64) to the lazy-free thread.
+    #[must_use]
+    pub fn free_effort(&self) -> usize {
+        match self {
+            Value::Set(s) if s.encoding() == "hashtable" => s.len(),
+            Value::ZSet(z @ crate::zsets::ZSetValue::Big(_)) => z.len(),
+            Value::List(l) if l.encoding() == "quicklist" => l.nodes().len(),
+            Value::Hash(h) if h.encoding() == "hashtable" => h.len(),
+            Value::Stream(st) => {
+                let groups: usize = st.groups().values().map(|g| 1 + g.pel.len()).sum();
+                st.nodes().len() + groups
+            }
+            // Strings and the compact encodings: one allocation.
+            _ => 1,
+        }
+    }
+
     /// OBJECT ENCODING reply.
     #[must_use]
     pub fn encoding(&self) -> &'static str {

@@ -31,12 +31,17 @@ pub fn hop<'a>(shard: usize, step: PartFn, argv: impl IntoIterator<Item = &'a [u
 // ---------------------------------------------------------------------------------------
 // DEL, UNLINK, EXISTS, TOUCH, TYPE
 
-/// DEL and UNLINK (values are freed inline either way).
+/// DEL and UNLINK. UNLINK (and DEL under `lazyfree-lazy-user-del yes`) frees a big value
+/// on the lazy-free thread, as Redis's `dbAsyncDelete`.
 pub fn del_part(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
     let now = ctx.shard.now_ms;
+    let lazy = eq_ic(argv[0], "unlink") || ctx.shard.cfg.lazyfree_lazy_user_del();
     let mut n = 0;
     for key in &argv[1..] {
-        if ctx.shard.keyspace.db_mut(ctx.db).remove(key, now).is_some() {
+        if let Some((value, _)) = ctx.shard.keyspace.db_mut(ctx.db).remove(key, now) {
+            if lazy {
+                crate::snapshot::free_value(value);
+            }
             n += 1;
             ctx.notify(class::GENERIC, "del", key);
         }

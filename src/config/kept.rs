@@ -526,6 +526,11 @@ impl super::Config {
         bool_value(&self.kept, "lazyfree-lazy-server-del", false)
     }
 
+    /// `lazyfree-lazy-user-del`: DEL frees big values on the lazy-free thread as UNLINK.
+    pub fn lazyfree_lazy_user_del(&self) -> bool {
+        bool_value(&self.kept, "lazyfree-lazy-user-del", false)
+    }
+
     /// `stop-writes-on-bgsave-error`.
     pub fn stop_writes_on_bgsave_error(&self) -> bool {
         bool_value(&self.kept, "stop-writes-on-bgsave-error", true)

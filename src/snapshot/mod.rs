@@ -1803,6 +1803,50 @@ pub fn free_later(dbs: Vec<percore_engine::db::Db>) {
     }
 }
 
+/// Redis's `LAZYFREE_THRESHOLD`: a value whose [`Value::free_effort`] is above this is
+/// freed on the lazy-free thread by UNLINK (and DEL under `lazyfree-lazy-user-del yes`).
+///
+/// [`Value::free_effort`]: percore_engine::value::Value::free_effort
+pub const LAZYFREE_THRESHOLD: usize = 64;
+/// Values queued for the lazy-free thread at most; past it a value is freed inline.
+pub const LAZYFREE_QUEUE_MAX: usize = 1024;
+
+/// The lazy-free thread's queue (started at the first big UNLINK).
+static LAZYFREE_QUEUE: std::sync::OnceLock<
+    Option<crossbeam::channel::Sender<percore_engine::value::Value>>,
+> = std::sync::OnceLock::new();
+
+/// Frees `value` on the lazy-free thread when it is big (Redis's `dbAsyncDelete`), else
+/// here; counted in INFO's `lazyfree_pending_objects` / `lazyfreed_objects` as Redis's.
+pub fn free_value(value: percore_engine::value::Value) {
+    if value.free_effort() <= LAZYFREE_THRESHOLD {
+        return;
+    }
+    let queue = LAZYFREE_QUEUE.get_or_init(|| {
+        let (tx, rx) =
+            crossbeam::channel::bounded::<percore_engine::value::Value>(LAZYFREE_QUEUE_MAX);
+        std::thread::Builder::new()
+            .name("percore-lazyfree".into())
+            .spawn(move || {
+                for v in rx {
+                    drop(v);
+                    LAZYFREE_PENDING_OBJECTS.fetch_sub(1, Ordering::Relaxed);
+                    LAZYFREED_OBJECTS.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+            .ok()
+            .map(|_| tx)
+    });
+    let Some(tx) = queue else {
+        return;
+    };
+    LAZYFREE_PENDING_OBJECTS.fetch_add(1, Ordering::Relaxed);
+    if tx.try_send(value).is_err() {
+        // Full (or gone): freed here, as the value drops with the error.
+        LAZYFREE_PENDING_OBJECTS.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// At a cancelling barrier: drops this shard's forkless part and kills and reaps its fork
 /// child, removing the child's temp file (its name; the session frees its blocks later).
 fn cancel_own_parts(data: &mut ShardData, session: &Session) {
