@@ -315,13 +315,11 @@ impl<S: Service> EpollReactor<S> {
 
     /// The event at position `i` of the list being handled (see `handling`).
     fn event_at(&self, i: usize) -> Option<libc::epoll_event> {
-        match self.handling.get(i) {
-            Some(ev) => Some(*ev),
-            None => {
-                let j = i - self.handling.len();
-                (j < self.ready).then(|| self.events[j])
-            }
+        if let Some(ev) = self.handling.get(i) {
+            return Some(*ev);
         }
+        let j = i - self.handling.len();
+        (j < self.ready).then(|| self.events[j])
     }
 
     fn on_conn_event<E: Events<Msg = S::Msg, Conn = S::Conn> + ?Sized>(
