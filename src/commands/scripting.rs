@@ -110,7 +110,7 @@ pub fn script_start(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
         Kind::Fcall => {
             let name = String::from_utf8_lossy(argv[1]).into_owned();
             let found = Engine::with_shard(ctx.shard, |e| e.function(&shared.scripts, &name));
-            let Some((_, fl)) = found else {
+            let Some((_, fl, _)) = found else {
                 return error(ctx, "ERR Function not found");
             };
             if ro && fl & (sflags::NO_WRITES | sflags::EVAL_COMPAT) == 0 {
@@ -219,11 +219,11 @@ pub fn script_run(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
         let (func, fl, name, busy_kind) = match kind {
             Kind::Fcall => {
                 let name = String::from_utf8_lossy(argv[1]).into_owned();
-                let Some((f, fl)) = engine.function(&shared.scripts, &name) else {
+                let Some((f, fl, registered)) = engine.function(&shared.scripts, &name) else {
                     w.error("ERR Function not found");
                     return;
                 };
-                (f, fl, Name::Function(name), BUSY_FUNCTION)
+                (f, fl, Name::Function(registered), BUSY_FUNCTION)
             }
             Kind::EvalSha | Kind::Eval => {
                 let sha = if kind == Kind::Eval {
@@ -271,10 +271,11 @@ pub fn script_run(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
         }
         let name = match &name {
             Name::Sha(sha) => std::str::from_utf8(sha).unwrap_or_default(),
-            Name::Function(name) => name.as_str(),
+            Name::Function(name) => name,
         };
         engine.invoke(
-            &shared, &func, name, busy_kind, fl, ro, db, keys, args, threshold, proto, &mut out,
+            &shared, &func, name, busy_kind, fl, ro, db, keys, args, argv, threshold, proto,
+            &mut out,
         );
     });
     let fx = match capture {
@@ -286,10 +287,10 @@ pub fn script_run(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
     Partial::Encoded(out)
 }
 
-/// A running script's name: its SHA1 (hex, ASCII) or the function's name.
+/// A running script's name: its SHA1 (hex, ASCII) or the function's name as registered.
 enum Name {
     Sha([u8; 40]),
-    Function(String),
+    Function(std::rc::Rc<str>),
 }
 
 /// Compiles an EVAL body and adds it to the shared cache and this shard's compiled set.

@@ -435,7 +435,8 @@ pub struct Engine {
     /// Compiled scripts by SHA1, with their flags.
     scripts: HashMap<[u8; 40], (Function, u32), ShaHasher>,
     scripts_generation: u64,
-    functions: HashMap<String, (Function, u32)>,
+    /// Loaded functions by lower-case name, with their flags and registered name.
+    functions: HashMap<String, (Function, u32, Rc<str>)>,
     libs_generation: u64,
     /// The message handler scripts and functions run with.
     handler: Function,
@@ -521,7 +522,8 @@ impl Engine {
     }
 
     /// The function `name` with its flags, reloading the libraries if they changed.
-    pub fn function(&mut self, shared: &Shared, name: &str) -> Option<(Function, u32)> {
+    /// The function `name` (in any case), with its flags and its name as registered.
+    pub fn function(&mut self, shared: &Shared, name: &str) -> Option<(Function, u32, Rc<str>)> {
         let generation = shared.libs_generation.load(Ordering::Acquire);
         if generation != self.libs_generation {
             self.functions.clear();
@@ -531,8 +533,9 @@ impl Engine {
                 if let Ok((_, regs)) = functions::load_library(self, &lib.code) {
                     for r in regs {
                         // Function names are case-insensitive (Redis's functionDictType).
+                        let key = r.name.to_ascii_lowercase();
                         self.functions
-                            .insert(r.name.to_ascii_lowercase(), (r.callback, r.flags));
+                            .insert(key, (r.callback, r.flags, Rc::from(r.name)));
                     }
                 }
             }
@@ -572,6 +575,7 @@ impl Engine {
         db: usize,
         keys: &[&[u8]],
         args: &[&[u8]],
+        command: &[&[u8]],
         busy_threshold_ms: u64,
         proto: Protocol,
         out: &mut Vec<u8>,
@@ -597,13 +601,10 @@ impl Engine {
         if kind == BUSY_FUNCTION
             && let Ok(mut r) = slot.running.lock()
         {
+            // The command as the client sent it (Redis's `scriptGetCaller()->argv`).
             *r = Some((
                 name.to_string(),
-                std::iter::once(b"fcall".to_vec())
-                    .chain(std::iter::once(name.as_bytes().to_vec()))
-                    .chain(std::iter::once(keys.len().to_string().into_bytes()))
-                    .chain(keys.iter().chain(args).map(|a| a.to_vec()))
-                    .collect(),
+                command.iter().map(|a| a.to_vec()).collect(),
                 percore_net::reactor::unix_ms(),
             ));
         }
