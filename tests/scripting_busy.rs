@@ -4,6 +4,7 @@
 //! KILL/STATS, SHUTDOWN NOSAVE), new connections are accepted, and the script's own client
 //! gets its reply when the script ends. With one shard every client is on the busy shard;
 //! the same scenarios run against redis-server 7.0 when it is installed (differential).
+//! tests/scripting_busy_epoll.rs runs them again on `io-backend epoll`.
 
 mod common;
 

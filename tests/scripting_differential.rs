@@ -291,6 +291,9 @@ const SCRIPTS: &[&str] = &[
     "return loadstring('return 2')()",
     "return {pcall(struct.unpack, '>I4', 'ab')}",
     "return {pcall(struct.pack, 'q', 1)}",
+    // The library API is not in a script's `redis` table (Redis 7.0: a nil field).
+    "return type(redis.register_function)",
+    "return redis.register_function('f', function() return 1 end)",
 ];
 
 /// Commands run in order around the scripts: the script cache, functions, EVAL_RO.
@@ -361,6 +364,13 @@ fn admin_commands() -> Vec<Vec<String>> {
         s(&["FCALL", "nosuch", "0"]),
         // function names are case-insensitive
         s(&["FCALL", "F1", "0"]),
+        s(&[
+            "FUNCTION",
+            "LOAD",
+            "#!lua name=nested\nredis.register_function('reg', function() \
+             redis.register_function('inner', function() return 2 end) return 1 end)",
+        ]),
+        s(&["FCALL", "reg", "0"]),
         s(&[
             "FUNCTION",
             "LOAD",

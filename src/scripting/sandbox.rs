@@ -12,8 +12,9 @@
 //! - `redis` (and `server`, the same table under Valkey's name): `call`, `pcall`,
 //!   `error_reply`, `status_reply`, `sha1hex`, `acl_check_cmd`, `log` and the `LOG_*` levels, `setresp`,
 //!   `set_repl`/`replicate_commands`/`breakpoint`/`debug` (no-ops with Redis's return
-//!   values), `REPL_*`, `REDIS_VERSION`, `REDIS_VERSION_NUM`, `register_function` (only
-//!   while FUNCTION LOAD runs a library).
+//!   values), `REPL_*`, `REDIS_VERSION`, `REDIS_VERSION_NUM`. No `register_function`: that
+//!   is the library-loading table's (a script calling it gets Lua's "attempt to call field
+//!   'register_function' (a nil value)", as Redis 7.0 and Valkey).
 //! - `pcall` turns an error table (from `redis.call`) into its message, as Redis 7.0's.
 
 use super::{RunState, call, hook_check};
@@ -429,15 +430,6 @@ fn redis_api(lua: &Lua, run: &Rc<RunState>) -> mlua::Result<Table> {
     }
     api.raw_set("REDIS_VERSION", crate::server::REDIS_COMPAT_VERSION)?;
     api.raw_set("REDIS_VERSION_NUM", redis_version_num())?;
-    api.raw_set(
-        "register_function",
-        lua.create_function(|lua, _: MultiValue| {
-            fail(
-                lua,
-                "redis.register_function can only be called on FUNCTION LOAD command",
-            )
-        })?,
-    )?;
     // Those that fail raise their error table from a C frame (see `raising`).
     for name in [
         "acl_check_cmd",
@@ -447,7 +439,6 @@ fn redis_api(lua: &Lua, run: &Rc<RunState>) -> mlua::Result<Table> {
         "log",
         "setresp",
         "set_repl",
-        "register_function",
     ] {
         let f: Function = api.raw_get(name)?;
         api.raw_set(name, raising(lua, f)?)?;
