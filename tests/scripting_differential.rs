@@ -371,6 +371,12 @@ fn admin_commands() -> Vec<Vec<String>> {
              redis.register_function('inner', function() return 2 end) return 1 end)",
         ]),
         s(&["FCALL", "reg", "0"]),
+        // A library's code runs at most 500 ms (LOAD_TIMEOUT_MS).
+        s(&[
+            "FUNCTION",
+            "LOAD",
+            "#!lua name=spin\nlocal a = 1\nwhile 1 do a = a + 1 end",
+        ]),
         s(&[
             "FUNCTION",
             "LOAD",

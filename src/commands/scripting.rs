@@ -417,10 +417,11 @@ const FUNCTION_HELP: &[&str] = &[
     "      in case of functions name collision with another library).",
 ];
 
-/// Loads a library's code on this shard to validate it; its shared form.
-fn compile_library(ctx: &mut Ctx, code: &[u8]) -> Result<Library, String> {
+/// Loads a library's code on this shard to validate it (within `timeout_ms` if given);
+/// its shared form.
+fn compile_library(ctx: &mut Ctx, code: &[u8], timeout_ms: Option<u64>) -> Result<Library, String> {
     Engine::with_shard(ctx.shard, |e| {
-        let (name, regs) = scripting::functions::load_library(e, code)?;
+        let (name, regs) = scripting::functions::load_library(e, code, timeout_ms)?;
         Ok(Library {
             name,
             code: code.to_vec(),
@@ -479,7 +480,10 @@ pub fn function(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
             }
         }
         let code = argv[argv.len() - 1];
-        let result = compile_library(ctx, code).and_then(|lib| {
+        // Redis's LOAD_TIMEOUT_MS, except for the primary's stream (`mustObeyClient`).
+        let obey = ctx.client.as_ref().is_some_and(|c| c.master);
+        let timeout = (!obey).then_some(scripting::LOAD_TIMEOUT_MS);
+        let result = compile_library(ctx, code, timeout).and_then(|lib| {
             shared
                 .scripts
                 .edit_libraries(|libs| add_library(libs, lib, replace))
@@ -632,7 +636,7 @@ fn function_restore(
     };
     let mut restored = Vec::new();
     for code in codes {
-        match compile_library(ctx, &code) {
+        match compile_library(ctx, &code, None) {
             Ok(lib) => restored.push(lib),
             Err(text) => {
                 w.error(&text);

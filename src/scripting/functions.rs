@@ -90,7 +90,12 @@ fn valid_name(name: &str) -> bool {
 }
 
 /// Runs a library's code in `engine`'s state and collects the functions it registers.
-pub fn load_library(engine: &Engine, code: &[u8]) -> Result<(String, Vec<Registered>), String> {
+/// `timeout_ms`: how long the code may run (FUNCTION LOAD from a client); `None`: no limit.
+pub fn load_library(
+    engine: &Engine,
+    code: &[u8],
+    timeout_ms: Option<u64>,
+) -> Result<(String, Vec<Registered>), String> {
     let name = library_name(code)?;
     let end = code.iter().position(|&b| b == b'\n').unwrap_or(code.len());
     let mut body = Vec::with_capacity(code.len());
@@ -116,7 +121,15 @@ pub fn load_library(engine: &Engine, code: &[u8]) -> Result<(String, Vec<Registe
     let (env, to_runtime): (Table, Function) = library_env.call(()).map_err(|e| e.to_string())?;
     chunk.set_environment(env).map_err(|e| e.to_string())?;
     engine.run.loading.replace(Some(Vec::new()));
+    if let Some(ms) = timeout_ms {
+        let now = percore_net::sys::monotonic_ns();
+        engine
+            .run
+            .load_deadline_ns
+            .set(now.saturating_add(ms.saturating_mul(1_000_000)));
+    }
     let result: mlua::Result<MultiValue> = run_load.call(chunk);
+    engine.run.load_deadline_ns.set(u64::MAX);
     let registered = engine.run.loading.replace(None).unwrap_or_default();
     let mut values = result.map_err(|e| e.to_string())?.into_iter();
     if !matches!(values.next(), Some(Value::Boolean(true))) {

@@ -36,6 +36,12 @@ pub use functions::Library;
 
 /// Lua instructions between two checks of the clock and the kill flag (Redis: 100000).
 pub const HOOK_INSTRUCTIONS: u32 = 100_000;
+/// How long FUNCTION LOAD lets a library's code run (Redis 7.0's `LOAD_TIMEOUT_MS`): it
+/// should only register functions. Not for the primary's stream, RDB files or FUNCTION
+/// RESTORE, as Redis.
+pub const LOAD_TIMEOUT_MS: u64 = 500;
+/// The error a library's code gets past [`LOAD_TIMEOUT_MS`].
+pub const LOAD_TIMEOUT_ERR: &str = "FUNCTION LOAD timeout";
 /// Nesting depth of a Lua table converted to a reply, beyond which the reply is an error
 /// (a table that contains itself would otherwise recurse without end).
 pub const MAX_REPLY_DEPTH: usize = 1000;
@@ -264,7 +270,7 @@ fn put_loaded(
 ) -> Result<(), String> {
     let engine = Engine::new(0)?;
     for code in codes {
-        let (name, regs) = functions::load_library(&engine, code)?;
+        let (name, regs) = functions::load_library(&engine, code, None)?;
         if libs.contains_key(&name) && !replace {
             return Err(format!("Library '{name}' already exists"));
         }
@@ -357,6 +363,9 @@ pub struct RunState {
     pub name: RefCell<String>,
     /// FUNCTION LOAD in progress: functions registered so far.
     pub loading: RefCell<Option<Vec<functions::Registered>>>,
+    /// While FUNCTION LOAD runs a library's code: when (monotonic ns) it times out
+    /// ([`LOAD_TIMEOUT_MS`]); `u64::MAX` otherwise.
+    pub load_deadline_ns: Cell<u64>,
     pub shared: RefCell<Option<Arc<crate::server::ServerShared>>>,
     /// The client commands like SELECT run with inside scripts.
     pub client: RefCell<Option<Box<Client>>>,
@@ -391,6 +400,7 @@ impl RunState {
             killed: Cell::new(false),
             name: RefCell::new(String::new()),
             loading: RefCell::new(None),
+            load_deadline_ns: Cell::new(u64::MAX),
             shared: RefCell::new(None),
             client: RefCell::new(None),
         }
@@ -530,7 +540,7 @@ impl Engine {
             for lib in shared.libraries().values() {
                 // It loaded when it was added; a library that could not load again here
                 // would keep its functions out (never expected).
-                if let Ok((_, regs)) = functions::load_library(self, &lib.code) {
+                if let Ok((_, regs)) = functions::load_library(self, &lib.code, None) {
                     for r in regs {
                         // Function names are case-insensitive (Redis's functionDictType).
                         let key = r.name.to_ascii_lowercase();

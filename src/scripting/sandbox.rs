@@ -180,6 +180,11 @@ pub fn build(run: &Rc<RunState>) -> mlua::Result<Built> {
     lua.set_hook(
         HookTriggers::new().every_nth_instruction(super::HOOK_INSTRUCTIONS),
         move |_lua, _debug| {
+            // FUNCTION LOAD's time limit (no pcall at load time: the error ends the load).
+            let deadline = r.load_deadline_ns.get();
+            if deadline != u64::MAX && percore_net::sys::monotonic_ns() >= deadline {
+                return Err(mlua::Error::runtime(super::LOAD_TIMEOUT_ERR));
+            }
             if hook_check(&r).is_err() {
                 return Err(mlua::Error::runtime(super::KILLED_ERR));
             }
