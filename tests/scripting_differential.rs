@@ -371,6 +371,8 @@ fn admin_commands() -> Vec<Vec<String>> {
              redis.register_function('inner', function() return 2 end) return 1 end)",
         ]),
         s(&["FCALL", "reg", "0"]),
+        s(&["FUNCTION", "FLUSH", "bad_arg"]),
+        s(&["FUNCTION", "Flush", "sync", "extra_arg"]),
         // A library's code runs at most 500 ms (LOAD_TIMEOUT_MS).
         s(&[
             "FUNCTION",

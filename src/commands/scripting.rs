@@ -503,9 +503,15 @@ pub fn function(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
             Err(text) => w.error(&text),
         }
     } else if eq_ic(sub, "flush") {
-        if argv.len() > 3
-            || (argv.len() == 3 && !eq_ic(argv[2], "sync") && !eq_ic(argv[2], "async"))
-        {
+        if argv.len() > 3 {
+            // Redis 7.0's addReplySubcommandSyntaxError.
+            w.error(&format!(
+                "ERR unknown subcommand or wrong number of arguments for '{}'. Try FUNCTION HELP.",
+                String::from_utf8_lossy(argv[1])
+            ));
+            return;
+        }
+        if argv.len() == 3 && !eq_ic(argv[2], "sync") && !eq_ic(argv[2], "async") {
             w.error("ERR FUNCTION FLUSH only supports SYNC|ASYNC option");
             return;
         }
