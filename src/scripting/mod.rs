@@ -715,6 +715,13 @@ impl Engine {
         }
         let name = self.run.name.borrow();
         if self.run.killed.get() {
+            // Where the hook stopped it, as Redis (`@user_function:3` in a function).
+            if let Value::Table(t) = &value
+                && t.raw_set("err", KILLED_ERR).is_ok()
+                && t.contains_key("line").unwrap_or(false)
+            {
+                return Err(sandbox::error_reply_text(&value, &name));
+            }
             return Err(format!("{KILLED_ERR} script: {name}, on @user_script:1."));
         }
         Err(sandbox::error_reply_text(&value, &name))
