@@ -372,6 +372,28 @@ fn admin_commands() -> Vec<Vec<String>> {
         ]),
         s(&["FCALL", "reg", "0"]),
         s(&["FUNCTION", "FLUSH", "bad_arg"]),
+        // Library metadata, split as Redis's sdssplitargs.
+        s(&[
+            "FUNCTION",
+            "LOAD",
+            "#! name=t\nredis.register_function('a', function() return 1 end)",
+        ]),
+        s(&[
+            "FUNCTION",
+            "LOAD",
+            "#!lua name=a name=b\nredis.register_function('a', function() return 1 end)",
+        ]),
+        s(&[
+            "FUNCTION",
+            "LOAD",
+            "#!lua name=\"quoted\"\nredis.register_function('q', function() return 1 end)",
+        ]),
+        s(&["FUNCTION", "LOAD", "#!lua NAME=upper\tfoo=bar\nreturn 1"]),
+        s(&["FUNCTION", "LOAD", "#!nosuch foo=bar\nreturn 1"]),
+        s(&["FUNCTION", "LOAD", "#!nosuch name=x\nreturn 1"]),
+        s(&["FUNCTION", "LOAD", "#!lua name=\"unbalanced\nreturn 1"]),
+        s(&["FUNCTION", "LOAD", "#!lua name=nonewline"]),
+        s(&["FCALL", "q", "0"]),
         s(&["FUNCTION", "Flush", "sync", "extra_arg"]),
         // A library's code runs at most 500 ms (LOAD_TIMEOUT_MS).
         s(&[
