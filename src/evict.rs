@@ -319,7 +319,13 @@ pub fn refusal(
     data.evict.oom_at_command = false;
     let keyed = matches!(cmd.exec, Exec::Keyed(_));
     let denyoom = cmd.sub_has(argv, flags::DENYOOM);
-    if client.master || (keyed && client.multi.is_none() && !denyoom) {
+    // A script with keys is keyed, but whether it may start depends on its flags
+    // (`script_start_refusal` reads `oom_at_command`), as Redis's fcall/evalGetCommandFlags.
+    let script = matches!(
+        cmd.name,
+        "eval" | "evalsha" | "eval_ro" | "evalsha_ro" | "fcall" | "fcall_ro"
+    );
+    if client.master || (keyed && client.multi.is_none() && !denyoom && !script) {
         // A keyed command that cannot be refused evicts where it runs.
         return None;
     }

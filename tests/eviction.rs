@@ -194,6 +194,9 @@ fn oom_session(port: u16, other: u16) -> Vec<String> {
         &["EVAL", "return redis.pcall('set','c','3')", "0"],
         &["EVAL", "return redis.call('get','a')", "0"],
         &["EVAL", "#!lua\nreturn redis.call('get','a')", "0"],
+        // The same with a declared key (a keyed command, refused by its flags).
+        &["EVAL", "#!lua\nreturn redis.call('get',KEYS[1])", "1", "a"],
+        &["EVAL", "return redis.call('set',KEYS[1],'3')", "1", "c"],
         &[
             "EVAL",
             "#!lua flags=allow-oom\nreturn redis.call('set','c','3')",
