@@ -313,11 +313,19 @@ pub fn refusal(
     data: &mut ShardData,
     client: &mut crate::client::Client,
     cmd: &'static Command,
+    argv: &[&[u8]],
     outbox: &mut percore_net::mailbox::Outbox<crate::shard::Msg>,
 ) -> Option<&'static str> {
     data.evict.oom_at_command = false;
     let keyed = matches!(cmd.exec, Exec::Keyed(_));
-    if client.master || (keyed && client.multi.is_none() && !cmd.has(flags::DENYOOM)) {
+    let denyoom = cmd.sub_has(argv, flags::DENYOOM);
+    // A script with keys is keyed, but whether it may start depends on its flags
+    // (`script_start_refusal` reads `oom_at_command`), as Redis's fcall/evalGetCommandFlags.
+    let script = matches!(
+        cmd.name,
+        "eval" | "evalsha" | "eval_ro" | "evalsha_ro" | "fcall" | "fcall_ro"
+    );
+    if client.master || (keyed && client.multi.is_none() && !denyoom && !script) {
         // A keyed command that cannot be refused evicts where it runs.
         return None;
     }
@@ -331,7 +339,7 @@ pub fn refusal(
             .multi
             .as_ref()
             .is_some_and(|m| m.cmds.iter().any(|q| q.cmd.has(flags::DENYOOM)));
-    let reject = cmd.has(flags::DENYOOM)
+    let reject = denyoom
         || queued_denyoom
         || (client.multi.is_some() && !matches!(cmd.name, "exec" | "discard" | "quit" | "reset"));
     let oom = out_of_memory(data, !keyed);

@@ -1386,7 +1386,7 @@ fn dispatch_command(
         }
     }
     if data.cfg.maxmemory_bytes != 0
-        && let Some(text) = crate::evict::refusal(data, client, cmd, outbox)
+        && let Some(text) = crate::evict::refusal(data, client, cmd, argv, outbox)
     {
         data.stats.record_rejected(cmd, argv, text);
         refuse(client, discard, out, scratch, |w| w.error(text));

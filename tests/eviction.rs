@@ -178,12 +178,25 @@ fn oom_session(port: u16, other: u16) -> Vec<String> {
         &["DEL", "l"],
         &["EXISTS", "l"],
         &["PING"],
+        // A container's subcommand flagged DENYOOM (Redis checks the subcommand's flags).
+        &[
+            "FUNCTION",
+            "LOAD",
+            "#!lua name=oom\nredis.register_function('f', function() return 1 end)",
+        ],
+        &["FUNCTION", "RESTORE", "junk"],
+        &["FUNCTION", "LIST"],
+        &["XGROUP", "CREATE", "s", "g", "$", "MKSTREAM"],
+        &["EXISTS", "s"],
         // Scripts: without flags the first write is refused; flags without allow-oom
         // refuse the script; allow-oom and no-writes run.
         &["EVAL", "return redis.call('set','c','3')", "0"],
         &["EVAL", "return redis.pcall('set','c','3')", "0"],
         &["EVAL", "return redis.call('get','a')", "0"],
         &["EVAL", "#!lua\nreturn redis.call('get','a')", "0"],
+        // The same with a declared key (a keyed command, refused by its flags).
+        &["EVAL", "#!lua\nreturn redis.call('get',KEYS[1])", "1", "a"],
+        &["EVAL", "return redis.call('set',KEYS[1],'3')", "1", "c"],
         &[
             "EVAL",
             "#!lua flags=allow-oom\nreturn redis.call('set','c','3')",

@@ -303,6 +303,9 @@ const SCRIPTS: &[&str] = &[
     "return loadstring('return 2')()",
     "return {pcall(struct.unpack, '>I4', 'ab')}",
     "return {pcall(struct.pack, 'q', 1)}",
+    // The library API is not in a script's `redis` table (Redis 7.0: a nil field).
+    "return type(redis.register_function)",
+    "return redis.register_function('f', function() return 1 end)",
 ];
 
 /// Commands run in order around the scripts: the script cache, functions, EVAL_RO.
@@ -373,6 +376,43 @@ fn admin_commands() -> Vec<Vec<String>> {
         s(&["FCALL", "nosuch", "0"]),
         // function names are case-insensitive
         s(&["FCALL", "F1", "0"]),
+        s(&[
+            "FUNCTION",
+            "LOAD",
+            "#!lua name=nested\nredis.register_function('reg', function() \
+             redis.register_function('inner', function() return 2 end) return 1 end)",
+        ]),
+        s(&["FCALL", "reg", "0"]),
+        s(&["FUNCTION", "FLUSH", "bad_arg"]),
+        // Library metadata, split as Redis's sdssplitargs.
+        s(&[
+            "FUNCTION",
+            "LOAD",
+            "#! name=t\nredis.register_function('a', function() return 1 end)",
+        ]),
+        s(&[
+            "FUNCTION",
+            "LOAD",
+            "#!lua name=a name=b\nredis.register_function('a', function() return 1 end)",
+        ]),
+        s(&[
+            "FUNCTION",
+            "LOAD",
+            "#!lua name=\"quoted\"\nredis.register_function('q', function() return 1 end)",
+        ]),
+        s(&["FUNCTION", "LOAD", "#!lua NAME=upper\tfoo=bar\nreturn 1"]),
+        s(&["FUNCTION", "LOAD", "#!nosuch foo=bar\nreturn 1"]),
+        s(&["FUNCTION", "LOAD", "#!nosuch name=x\nreturn 1"]),
+        s(&["FUNCTION", "LOAD", "#!lua name=\"unbalanced\nreturn 1"]),
+        s(&["FUNCTION", "LOAD", "#!lua name=nonewline"]),
+        s(&["FCALL", "q", "0"]),
+        s(&["FUNCTION", "Flush", "sync", "extra_arg"]),
+        // A library's code runs at most 500 ms (LOAD_TIMEOUT_MS).
+        s(&[
+            "FUNCTION",
+            "LOAD",
+            "#!lua name=spin\nlocal a = 1\nwhile 1 do a = a + 1 end",
+        ]),
         s(&[
             "FUNCTION",
             "LOAD",

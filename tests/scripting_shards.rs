@@ -237,11 +237,12 @@ fn busy_scripts_answer_busy_elsewhere_and_script_kill_stops_them() {
         busy_peer(port, &mut runner, &["FCALL", "spin", "0"], BUSY_FUNCTION);
     peer.send(&["SCRIPT", "KILL"]);
     assert_eq!(peer.wait(Duration::from_secs(5)), BUSY_FUNCTION);
-    // FUNCTION STATS names the running function and its whole command, as Redis.
+    // FUNCTION STATS names the running function and its whole command as sent, as Redis
+    // (the command ran on another shard than its client's).
     peer.send(&["FUNCTION", "STATS"]);
     let stats = peer.wait(Duration::from_secs(5));
     assert!(
-        stats.contains("*3\r\n$5\r\nfcall\r\n$4\r\nspin\r\n$1\r\n0\r\n"),
+        stats.contains("*3\r\n$5\r\nFCALL\r\n$4\r\nspin\r\n$1\r\n0\r\n"),
         "{stats}"
     );
     peer.send(&["FUNCTION", "KILL"]);

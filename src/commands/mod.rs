@@ -284,6 +284,20 @@ impl Command {
         self.flags & flag != 0
     }
 
+    /// Whether this command, or its subcommand `argv[1]` (a container's: FUNCTION LOAD,
+    /// XGROUP CREATE), has `flag`, as Redis checks the subcommand's own flags.
+    pub fn sub_has(&self, argv: &[&[u8]], flag: u32) -> bool {
+        self.has(flag)
+            || argv.get(1).is_some_and(|sub| {
+                self.subcommands.iter().any(|(full, _, fl)| {
+                    fl & flag != 0
+                        && full
+                            .split_once('|')
+                            .is_some_and(|(_, s)| s.as_bytes().eq_ignore_ascii_case(sub))
+                })
+            })
+    }
+
     /// Whether `argc` (name included) satisfies the arity.
     #[inline]
     pub fn arity_ok(&self, argc: usize) -> bool {

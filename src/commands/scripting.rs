@@ -110,7 +110,7 @@ pub fn script_start(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
         Kind::Fcall => {
             let name = String::from_utf8_lossy(argv[1]).into_owned();
             let found = Engine::with_shard(ctx.shard, |e| e.function(&shared.scripts, &name));
-            let Some((_, fl)) = found else {
+            let Some((_, fl, _)) = found else {
                 return error(ctx, "ERR Function not found");
             };
             if ro && fl & (sflags::NO_WRITES | sflags::EVAL_COMPAT) == 0 {
@@ -219,11 +219,11 @@ pub fn script_run(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
         let (func, fl, name, busy_kind) = match kind {
             Kind::Fcall => {
                 let name = String::from_utf8_lossy(argv[1]).into_owned();
-                let Some((f, fl)) = engine.function(&shared.scripts, &name) else {
+                let Some((f, fl, registered)) = engine.function(&shared.scripts, &name) else {
                     w.error("ERR Function not found");
                     return;
                 };
-                (f, fl, Name::Function(name), BUSY_FUNCTION)
+                (f, fl, Name::Function(registered), BUSY_FUNCTION)
             }
             Kind::EvalSha | Kind::Eval => {
                 let sha = if kind == Kind::Eval {
@@ -271,10 +271,11 @@ pub fn script_run(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
         }
         let name = match &name {
             Name::Sha(sha) => std::str::from_utf8(sha).unwrap_or_default(),
-            Name::Function(name) => name.as_str(),
+            Name::Function(name) => name,
         };
         engine.invoke(
-            &shared, &func, name, busy_kind, fl, ro, db, keys, args, threshold, proto, &mut out,
+            &shared, &func, name, busy_kind, fl, ro, db, keys, args, argv, threshold, proto,
+            &mut out,
         );
     });
     let fx = match capture {
@@ -286,10 +287,10 @@ pub fn script_run(ctx: &mut Ctx, argv: &[&[u8]]) -> Partial {
     Partial::Encoded(out)
 }
 
-/// A running script's name: its SHA1 (hex, ASCII) or the function's name.
+/// A running script's name: its SHA1 (hex, ASCII) or the function's name as registered.
 enum Name {
     Sha([u8; 40]),
-    Function(String),
+    Function(std::rc::Rc<str>),
 }
 
 /// Compiles an EVAL body and adds it to the shared cache and this shard's compiled set.
@@ -416,10 +417,11 @@ const FUNCTION_HELP: &[&str] = &[
     "      in case of functions name collision with another library).",
 ];
 
-/// Loads a library's code on this shard to validate it; its shared form.
-fn compile_library(ctx: &mut Ctx, code: &[u8]) -> Result<Library, String> {
+/// Loads a library's code on this shard to validate it (within `timeout_ms` if given);
+/// its shared form.
+fn compile_library(ctx: &mut Ctx, code: &[u8], timeout_ms: Option<u64>) -> Result<Library, String> {
     Engine::with_shard(ctx.shard, |e| {
-        let (name, regs) = scripting::functions::load_library(e, code)?;
+        let (name, regs) = scripting::functions::load_library(e, code, timeout_ms)?;
         Ok(Library {
             name,
             code: code.to_vec(),
@@ -478,7 +480,10 @@ pub fn function(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
             }
         }
         let code = argv[argv.len() - 1];
-        let result = compile_library(ctx, code).and_then(|lib| {
+        // Redis's LOAD_TIMEOUT_MS, except for the primary's stream (`mustObeyClient`).
+        let obey = ctx.client.as_ref().is_some_and(|c| c.master);
+        let timeout = (!obey).then_some(scripting::LOAD_TIMEOUT_MS);
+        let result = compile_library(ctx, code, timeout).and_then(|lib| {
             shared
                 .scripts
                 .edit_libraries(|libs| add_library(libs, lib, replace))
@@ -498,9 +503,15 @@ pub fn function(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
             Err(text) => w.error(&text),
         }
     } else if eq_ic(sub, "flush") {
-        if argv.len() > 3
-            || (argv.len() == 3 && !eq_ic(argv[2], "sync") && !eq_ic(argv[2], "async"))
-        {
+        if argv.len() > 3 {
+            // Redis 7.0's addReplySubcommandSyntaxError.
+            w.error(&format!(
+                "ERR unknown subcommand or wrong number of arguments for '{}'. Try FUNCTION HELP.",
+                String::from_utf8_lossy(argv[1])
+            ));
+            return;
+        }
+        if argv.len() == 3 && !eq_ic(argv[2], "sync") && !eq_ic(argv[2], "async") {
             w.error("ERR FUNCTION FLUSH only supports SYNC|ASYNC option");
             return;
         }
@@ -631,7 +642,7 @@ fn function_restore(
     };
     let mut restored = Vec::new();
     for code in codes {
-        match compile_library(ctx, &code) {
+        match compile_library(ctx, &code, None) {
             Ok(lib) => restored.push(lib),
             Err(text) => {
                 w.error(&text);

@@ -149,16 +149,20 @@ pub(crate) fn serve() -> bool {
     reason = "the Lua hook re-enters the reactor that is running the script's command"
 )]
 fn poll(poller: Poller, serve: &mut Serve) -> bool {
-    // SAFETY: `poller` is the reactor of this thread's shard, set by its `run` before the
-    // loop started; the reactor stays at that address until `run` returns, and `run` is
-    // on this thread's stack below us (the script runs inside one of its callbacks), so it
-    // is alive. The frames between `run` and this hook are suspended inside the Lua call;
-    // what they hold of the reactor, the nested poll leaves alone: the connection whose
-    // request runs the script (its client is out of its slot, so `Serve::free` refuses it:
-    // its completions are deferred and its buffers untouched), the outbox (never used
-    // here), the completion being handled (copied out; the list is read by index), and
-    // the connection table's allocation (a nested poll never grows it). Nested polls do
-    // not nest (EVAL/FCALL are refused while busy, and the poll checks a flag).
+    // SAFETY: NOT SOUND under Rust's aliasing rules; see docs/architecture.md ("Busy
+    // scripts") for why and for the sound shape. What holds: `poller` is the reactor of
+    // this thread's shard, set by its `run` before the loop started; the reactor stays at
+    // that address until `run` returns, and `run` is on this thread's stack below us (the
+    // script runs inside one of its callbacks), so it is alive. The frames between `run`
+    // and this hook are suspended inside the Lua call; the memory they use, the nested
+    // poll leaves alone: the connection whose request runs the script (its client is out
+    // of its slot, so `Serve::free` refuses it: its completions are deferred and its
+    // buffers untouched), the outbox (never used here), the completion being handled
+    // (copied out; the list is read by index), and the connection table's allocation (a
+    // nested poll never grows it). Nested polls do not nest (EVAL/FCALL are refused while
+    // busy, and the poll checks a flag). What does not hold: those frames' `&mut Reactor`
+    // and `&mut Io` arguments are protected while they run, and this pointer is derived
+    // from neither, so the writes below are foreign writes to protected memory.
     let poll = unsafe { &mut *poller };
     poll.poll_nested(serve)
 }

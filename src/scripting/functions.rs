@@ -59,26 +59,39 @@ pub fn eval_shebang(body: &[u8]) -> Result<(u32, usize), String> {
 
 /// The library name of a FUNCTION LOAD payload's shebang (`#!lua name=<name>`).
 pub fn library_name(code: &[u8]) -> Result<String, String> {
+    // Redis 7.0's functionExtractLibMetaData, then the name and engine checks in
+    // functionsCreateWithLibraryCtx's order.
     if !code.starts_with(b"#!") {
         return Err("ERR Missing library metadata".into());
     }
-    let end = code.iter().position(|&b| b == b'\n').unwrap_or(code.len());
-    let line = String::from_utf8_lossy(&code[2..end]);
-    let mut parts = line.split(' ').filter(|p| !p.is_empty());
-    let engine = parts.next().unwrap_or("");
-    if !engine.eq_ignore_ascii_case("lua") {
-        return Err(format!("ERR Engine '{engine}' not found"));
-    }
+    let invalid = || "ERR Invalid library metadata".to_string();
+    let end = code.iter().position(|&b| b == b'\n').ok_or_else(invalid)?;
+    let parts = crate::config::split_args_public(&code[..end])
+        .filter(|p| !p.is_empty())
+        .ok_or_else(invalid)?;
+    let engine = String::from_utf8_lossy(parts[0].get(2..).unwrap_or_default()).into_owned();
     let mut name = None;
-    for part in parts {
-        match part.strip_prefix("name=") {
-            Some(n) => name = Some(n.to_string()),
-            None => return Err(format!("ERR Invalid metadata value given: {part}")),
+    for part in &parts[1..] {
+        if part.len() >= 5 && part[..5].eq_ignore_ascii_case(b"name=") {
+            if name.is_some() {
+                return Err(
+                    "ERR Invalid metadata value, name argument was given multiple times".into(),
+                );
+            }
+            name = Some(String::from_utf8_lossy(&part[5..]).into_owned());
+            continue;
         }
+        return Err(format!(
+            "ERR Invalid metadata value given: {}",
+            String::from_utf8_lossy(part)
+        ));
     }
     let name = name.ok_or_else(|| "ERR Library name was not given".to_string())?;
     if !valid_name(&name) {
         return Err(NAME_ERR.into());
+    }
+    if !engine.eq_ignore_ascii_case("lua") {
+        return Err(format!("ERR Engine '{engine}' not found"));
     }
     Ok(name)
 }
@@ -90,7 +103,12 @@ fn valid_name(name: &str) -> bool {
 }
 
 /// Runs a library's code in `engine`'s state and collects the functions it registers.
-pub fn load_library(engine: &Engine, code: &[u8]) -> Result<(String, Vec<Registered>), String> {
+/// `timeout_ms`: how long the code may run (FUNCTION LOAD from a client); `None`: no limit.
+pub fn load_library(
+    engine: &Engine,
+    code: &[u8],
+    timeout_ms: Option<u64>,
+) -> Result<(String, Vec<Registered>), String> {
     let name = library_name(code)?;
     let end = code.iter().position(|&b| b == b'\n').unwrap_or(code.len());
     let mut body = Vec::with_capacity(code.len());
@@ -116,7 +134,15 @@ pub fn load_library(engine: &Engine, code: &[u8]) -> Result<(String, Vec<Registe
     let (env, to_runtime): (Table, Function) = library_env.call(()).map_err(|e| e.to_string())?;
     chunk.set_environment(env).map_err(|e| e.to_string())?;
     engine.run.loading.replace(Some(Vec::new()));
+    if let Some(ms) = timeout_ms {
+        let now = percore_net::sys::monotonic_ns();
+        engine
+            .run
+            .load_deadline_ns
+            .set(now.saturating_add(ms.saturating_mul(1_000_000)));
+    }
     let result: mlua::Result<MultiValue> = run_load.call(chunk);
+    engine.run.load_deadline_ns.set(u64::MAX);
     let registered = engine.run.loading.replace(None).unwrap_or_default();
     let mut values = result.map_err(|e| e.to_string())?.into_iter();
     if !matches!(values.next(), Some(Value::Boolean(true))) {

@@ -36,6 +36,12 @@ pub use functions::Library;
 
 /// Lua instructions between two checks of the clock and the kill flag (Redis: 100000).
 pub const HOOK_INSTRUCTIONS: u32 = 100_000;
+/// How long FUNCTION LOAD lets a library's code run (Redis 7.0's `LOAD_TIMEOUT_MS`): it
+/// should only register functions. Not for the primary's stream, RDB files or FUNCTION
+/// RESTORE, as Redis.
+pub const LOAD_TIMEOUT_MS: u64 = 500;
+/// The error a library's code gets past [`LOAD_TIMEOUT_MS`].
+pub const LOAD_TIMEOUT_ERR: &str = "FUNCTION LOAD timeout";
 /// Nesting depth of a Lua table converted to a reply, beyond which the reply is an error
 /// (a table that contains itself would otherwise recurse without end).
 pub const MAX_REPLY_DEPTH: usize = 1000;
@@ -264,7 +270,7 @@ fn put_loaded(
 ) -> Result<(), String> {
     let engine = Engine::new(0)?;
     for code in codes {
-        let (name, regs) = functions::load_library(&engine, code)?;
+        let (name, regs) = functions::load_library(&engine, code, None)?;
         if libs.contains_key(&name) && !replace {
             return Err(format!("Library '{name}' already exists"));
         }
@@ -357,6 +363,9 @@ pub struct RunState {
     pub name: RefCell<String>,
     /// FUNCTION LOAD in progress: functions registered so far.
     pub loading: RefCell<Option<Vec<functions::Registered>>>,
+    /// While FUNCTION LOAD runs a library's code: when (monotonic ns) it times out
+    /// ([`LOAD_TIMEOUT_MS`]); `u64::MAX` otherwise.
+    pub load_deadline_ns: Cell<u64>,
     pub shared: RefCell<Option<Arc<crate::server::ServerShared>>>,
     /// The client commands like SELECT run with inside scripts.
     pub client: RefCell<Option<Box<Client>>>,
@@ -391,6 +400,7 @@ impl RunState {
             killed: Cell::new(false),
             name: RefCell::new(String::new()),
             loading: RefCell::new(None),
+            load_deadline_ns: Cell::new(u64::MAX),
             shared: RefCell::new(None),
             client: RefCell::new(None),
         }
@@ -435,7 +445,8 @@ pub struct Engine {
     /// Compiled scripts by SHA1, with their flags.
     scripts: HashMap<[u8; 40], (Function, u32), ShaHasher>,
     scripts_generation: u64,
-    functions: HashMap<String, (Function, u32)>,
+    /// Loaded functions by lower-case name, with their flags and registered name.
+    functions: HashMap<String, (Function, u32, Rc<str>)>,
     libs_generation: u64,
     /// The message handler scripts and functions run with.
     handler: Function,
@@ -521,18 +532,20 @@ impl Engine {
     }
 
     /// The function `name` with its flags, reloading the libraries if they changed.
-    pub fn function(&mut self, shared: &Shared, name: &str) -> Option<(Function, u32)> {
+    /// The function `name` (in any case), with its flags and its name as registered.
+    pub fn function(&mut self, shared: &Shared, name: &str) -> Option<(Function, u32, Rc<str>)> {
         let generation = shared.libs_generation.load(Ordering::Acquire);
         if generation != self.libs_generation {
             self.functions.clear();
             for lib in shared.libraries().values() {
                 // It loaded when it was added; a library that could not load again here
                 // would keep its functions out (never expected).
-                if let Ok((_, regs)) = functions::load_library(self, &lib.code) {
+                if let Ok((_, regs)) = functions::load_library(self, &lib.code, None) {
                     for r in regs {
                         // Function names are case-insensitive (Redis's functionDictType).
+                        let key = r.name.to_ascii_lowercase();
                         self.functions
-                            .insert(r.name.to_ascii_lowercase(), (r.callback, r.flags));
+                            .insert(key, (r.callback, r.flags, Rc::from(r.name)));
                     }
                 }
             }
@@ -572,6 +585,7 @@ impl Engine {
         db: usize,
         keys: &[&[u8]],
         args: &[&[u8]],
+        command: &[&[u8]],
         busy_threshold_ms: u64,
         proto: Protocol,
         out: &mut Vec<u8>,
@@ -597,13 +611,10 @@ impl Engine {
         if kind == BUSY_FUNCTION
             && let Ok(mut r) = slot.running.lock()
         {
+            // The command as the client sent it (Redis's `scriptGetCaller()->argv`).
             *r = Some((
                 name.to_string(),
-                std::iter::once(b"fcall".to_vec())
-                    .chain(std::iter::once(name.as_bytes().to_vec()))
-                    .chain(std::iter::once(keys.len().to_string().into_bytes()))
-                    .chain(keys.iter().chain(args).map(|a| a.to_vec()))
-                    .collect(),
+                command.iter().map(|a| a.to_vec()).collect(),
                 percore_net::reactor::unix_ms(),
             ));
         }
@@ -704,6 +715,13 @@ impl Engine {
         }
         let name = self.run.name.borrow();
         if self.run.killed.get() {
+            // Where the hook stopped it, as Redis (`@user_function:3` in a function).
+            if let Value::Table(t) = &value
+                && t.raw_set("err", KILLED_ERR).is_ok()
+                && t.contains_key("line").unwrap_or(false)
+            {
+                return Err(sandbox::error_reply_text(&value, &name));
+            }
             return Err(format!("{KILLED_ERR} script: {name}, on @user_script:1."));
         }
         Err(sandbox::error_reply_text(&value, &name))

@@ -12,8 +12,9 @@
 //! - `redis` (and `server`, the same table under Valkey's name): `call`, `pcall`,
 //!   `error_reply`, `status_reply`, `sha1hex`, `acl_check_cmd`, `log` and the `LOG_*` levels, `setresp`,
 //!   `set_repl`/`replicate_commands`/`breakpoint`/`debug` (no-ops with Redis's return
-//!   values), `REPL_*`, `REDIS_VERSION`, `REDIS_VERSION_NUM`; `register_function` is in
-//!   the `redis` a library's load code sees, not at run time (as Redis 7.0's).
+//!   values), `REPL_*`, `REDIS_VERSION`, `REDIS_VERSION_NUM`. No `register_function`: that
+//!   is the library-loading table's (a script calling it gets Lua's "attempt to call field
+//!   'register_function' (a nil value)", as Redis 7.0 and Valkey).
 //! - `pcall` turns an error table (from `redis.call`) into its message, as Redis 7.0's.
 
 use super::{RunState, call, hook_check};
@@ -181,6 +182,11 @@ pub fn build(run: &Rc<RunState>) -> mlua::Result<Built> {
     lua.set_hook(
         HookTriggers::new().every_nth_instruction(super::HOOK_INSTRUCTIONS),
         move |_lua, _debug| {
+            // FUNCTION LOAD's time limit (no pcall at load time: the error ends the load).
+            let deadline = r.load_deadline_ns.get();
+            if deadline != u64::MAX && percore_net::sys::monotonic_ns() >= deadline {
+                return Err(mlua::Error::runtime(super::LOAD_TIMEOUT_ERR));
+            }
             if hook_check(&r).is_err() {
                 return Err(mlua::Error::runtime(super::KILLED_ERR));
             }

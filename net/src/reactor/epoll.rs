@@ -71,6 +71,13 @@ pub struct EpollReactor<S: Service> {
     accept_failures: AcceptFailures,
     signal_fd: Option<RawFd>,
     events: Vec<libc::epoll_event>,
+    /// This iteration's list while the loop handles it: what a nested poll left last time
+    /// (`handling`), then `events[..ready]`; `next` is the position of the next to handle.
+    /// A nested poll goes on from there (edge-triggered events are reported once: one the
+    /// outer wait took is not reported again to the nested wait).
+    handling: Vec<libc::epoll_event>,
+    ready: usize,
+    next: usize,
     /// A nested poll's own events (the outer loop may be iterating `events`), and those it
     /// left for the outer loop, one per token (handled first next time).
     nested_events: Vec<libc::epoll_event>,
@@ -137,6 +144,9 @@ impl<S: Service> EpollReactor<S> {
             accept_failures: AcceptFailures::default(),
             signal_fd,
             events: vec![libc::epoll_event { events: 0, u64: 0 }; EPOLL_EVENTS_PER_WAIT],
+            handling: Vec::new(),
+            ready: 0,
+            next: 0,
             nested_events: Vec::new(),
             deferred: Vec::new(),
             unread: Vec::new(),
@@ -249,14 +259,14 @@ impl<S: Service> EpollReactor<S> {
     /// last read filled the buffer, then tells the service of drained outputs.
     fn handle_events(&mut self, service: &mut S, ready: usize) {
         self.io.stats.completions += ready as u64;
-        let unread = std::mem::take(&mut self.unread);
-        // What a nested poll left came before these.
-        let deferred = std::mem::take(&mut self.deferred);
-        for i in 0..deferred.len() + ready {
-            let ev = match deferred.get(i) {
-                Some(ev) => *ev,
-                None => self.events[i - deferred.len()],
-            };
+        // What a nested poll left came before these. The list is read through `self` at
+        // each step: a nested poll run by one of these events goes on with the rest.
+        debug_assert!(self.handling.is_empty());
+        std::mem::swap(&mut self.handling, &mut self.deferred);
+        self.ready = ready;
+        self.next = 0;
+        while let Some(ev) = self.event_at(self.next) {
+            self.next += 1;
             let (kind, index, generation) = untoken(ev.u64);
             match kind {
                 EV_CONN => self.on_conn_event(service, ConnId { index, generation }, ev.events),
@@ -281,7 +291,11 @@ impl<S: Service> EpollReactor<S> {
                 _ => {}
             }
         }
-        for id in unread {
+        self.handling.clear();
+        self.ready = 0;
+        self.next = 0;
+        // Those whose last read filled the buffer (and those a nested poll left).
+        for id in std::mem::take(&mut self.unread) {
             if self.io.conn(id).is_some_and(|c| c.ready_in) {
                 self.read_conn(service, id);
             }
@@ -297,6 +311,15 @@ impl<S: Service> EpollReactor<S> {
                 service.on_input(&mut self.io, id);
             }
         }
+    }
+
+    /// The event at position `i` of the list being handled (see `handling`).
+    fn event_at(&self, i: usize) -> Option<libc::epoll_event> {
+        if let Some(ev) = self.handling.get(i) {
+            return Some(*ev);
+        }
+        let j = i - self.handling.len();
+        (j < self.ready).then(|| self.events[j])
     }
 
     fn on_conn_event<E: Events<Msg = S::Msg, Conn = S::Conn> + ?Sized>(
@@ -637,6 +660,12 @@ impl<S: Service> NestedPoll<S::Msg, S::Conn> for EpollReactor<S> {
         self.io.now = self.epoch + Duration::from_nanos(now_ns.saturating_sub(self.epoch_ns));
         self.io.now_ns = now_ns;
         self.io.now_ms = (now_ns / 1_000_000) as i64 + self.wall_offset_ms;
+        // First the rest of the list the outer loop is handling (what it took from the
+        // kernel is not reported again), then what is ready now.
+        while let Some(ev) = self.event_at(self.next) {
+            self.next += 1;
+            self.nested_event(events, ev);
+        }
         let mut evs = std::mem::take(&mut self.nested_events);
         evs.resize(
             EPOLL_EVENTS_PER_WAIT,
@@ -645,25 +674,7 @@ impl<S: Service> NestedPoll<S::Msg, S::Conn> for EpollReactor<S> {
         let ready = wait(self.epoll.as_raw_fd(), &mut evs, 0).unwrap_or(0);
         self.io.stats.completions += ready as u64;
         for ev in &evs[..ready] {
-            let (kind, index, generation) = untoken(ev.u64);
-            let id = ConnId { index, generation };
-            match kind {
-                EV_CONN if events.free(id) => self.on_conn_event(events, id, ev.events),
-                EV_ACCEPT if self.io.room_nested() => self.accept_nested(events, index as usize),
-                EV_WAKE => {
-                    let mut buf = [0u8; 8];
-                    read_fd(self.wake.as_raw_fd(), &mut buf);
-                    self.woken = true;
-                }
-                _ => {
-                    // For the outer loop, once per token (edge-triggered connections report
-                    // an edge once; the others stay ready and come back until handled).
-                    match self.deferred.iter_mut().find(|d| d.u64 == ev.u64) {
-                        Some(d) => d.events |= ev.events,
-                        None => self.deferred.push(*ev),
-                    }
-                }
-            }
+            self.nested_event(events, *ev);
         }
         self.nested_events = evs;
         // Connections that filled their buffer read again while they are free.
@@ -710,6 +721,34 @@ impl<S: Service> NestedPoll<S::Msg, S::Conn> for EpollReactor<S> {
 }
 
 impl<S: Service> EpollReactor<S> {
+    /// One event in a nested poll: served if it is a free connection's, an accept with
+    /// room or a wake-up; else left for the outer loop.
+    fn nested_event(
+        &mut self,
+        events: &mut dyn Events<Msg = S::Msg, Conn = S::Conn>,
+        ev: libc::epoll_event,
+    ) {
+        let (kind, index, generation) = untoken(ev.u64);
+        let id = ConnId { index, generation };
+        match kind {
+            EV_CONN if events.free(id) => self.on_conn_event(events, id, ev.events),
+            EV_ACCEPT if self.io.room_nested() => self.accept_nested(events, index as usize),
+            EV_WAKE => {
+                let mut buf = [0u8; 8];
+                read_fd(self.wake.as_raw_fd(), &mut buf);
+                self.woken = true;
+            }
+            _ => {
+                // For the outer loop, once per token (edge-triggered connections report an
+                // edge once; the others stay ready and come back until handled).
+                match self.deferred.iter_mut().find(|d| d.u64 == ev.u64) {
+                    Some(d) => d.events |= ev.events,
+                    None => self.deferred.push(ev),
+                }
+            }
+        }
+    }
+
     /// A nested poll's accepts: as many as the connection table has room for.
     fn accept_nested(&mut self, events: &mut dyn Events<Msg = S::Msg, Conn = S::Conn>, i: usize) {
         if self.stopping.is_some() || !self.listening[i] {
