@@ -432,6 +432,12 @@ impl Hub {
         }
     }
 
+    /// The sinks, first in the replication locks' order (`replication::lock_order`).
+    fn lock_sinks(&self) -> crate::replication::lock_order::Ranked<'_, Sinks> {
+        use crate::replication::lock_order::{Rank, Ranked};
+        Ranked::lock(&self.sinks, Rank::Sinks, "sinks")
+    }
+
     /// A new barrier's id, and whether shards log after it: taken once by the barrier's
     /// coordinator for every shard.
     pub fn barrier(&self) -> (u64, bool) {
@@ -445,7 +451,7 @@ impl Hub {
     /// once before they run). Starts the merger thread on first use.
     pub fn attach(self: &Arc<Self>, sink: Box<dyn Sink>) -> SinkId {
         let id = {
-            let mut s = self.sinks.lock().expect("sinks lock");
+            let mut s = self.lock_sinks();
             let id = s.next_id;
             s.next_id += 1;
             s.list.push((id, sink));
@@ -469,7 +475,7 @@ impl Hub {
     /// Detaches a sink (it is dropped on the merger thread's next round or here). Logging
     /// stops at the next barrier when none is left.
     pub fn detach(&self, id: SinkId) -> Option<Box<dyn Sink>> {
-        let mut s = self.sinks.lock().expect("sinks lock");
+        let mut s = self.lock_sinks();
         let i = s.list.iter().position(|(i, _)| *i == id)?;
         let (_, sink) = s.list.remove(i);
         if s.list.is_empty() {
@@ -481,7 +487,7 @@ impl Hub {
 
     /// Runs `f` on the sink `id` (on the caller's thread, between merge rounds).
     pub fn with_sink<R>(&self, id: SinkId, f: impl FnOnce(&mut dyn Sink) -> R) -> Option<R> {
-        let mut s = self.sinks.lock().expect("sinks lock");
+        let mut s = self.lock_sinks();
         let (_, sink) = s.list.iter_mut().find(|(i, _)| *i == id)?;
         Some(f(sink.as_mut()))
     }
@@ -596,7 +602,7 @@ impl Hub {
                 // A new sink reads from its first command on: it selects.
                 merger.forget_db();
             }
-            let mut sinks = self.sinks.lock().expect("sinks lock");
+            let mut sinks = self.lock_sinks();
             let mut emitted = 0u64;
             merger.run(&mut |ev| match ev {
                 Event::Bytes(b) => {
