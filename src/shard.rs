@@ -2180,7 +2180,13 @@ pub(crate) fn start_gather(
             crate::atomic::watch::after_write(data, cmd, &args, db, before);
         }
         if logged {
-            crate::propagate::after_command(data, cmd, &args, db, before, b"");
+            // A part that failed here (FLUSHALL with a bad argument) answers the error and
+            // logs nothing: Redis propagates no failed command.
+            let failed: &[u8] = match &gather.parts[data.id] {
+                Some(Partial::Encoded(b)) if b.first() == Some(&b'-') => b,
+                _ => b"",
+            };
+            crate::propagate::after_command(data, cmd, &args, db, before, failed);
         }
         if gated {
             data.shared.write_gate.leave(1);

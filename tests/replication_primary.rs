@@ -652,6 +652,68 @@ fn the_stream_selects_as_redis_across_flushes() {
     );
 }
 
+/// FLUSHALL and FLUSHDB go into the stream as the client sent them (`ASYNC|SYNC`, the
+/// name's case), as redis-server 7.0 propagates them (`forceCommandPropagation` of the
+/// argv), as does SWAPDB: byte for byte, with two shards (the barrier's path, which used
+/// to drop the argument) and with one and no save points (the command's own path). All
+/// keys on one shard (a hash tag): writes of different shards have no order between
+/// them in the stream.
+#[test]
+fn flushes_go_into_the_stream_with_their_arguments_as_redis() {
+    let Some(redis) = Server::redis_with(&["--save", ""]) else {
+        return;
+    };
+    let script: &[&[&str]] = &[
+        &["SET", "{s}a", "1"],
+        &["FLUSHALL", "ASYNC"],
+        &["SET", "{s}b", "2"],
+        &["flushall", "sync"],
+        &["SET", "{s}c", "3"],
+        &["FLUSHDB", "ASYNC"],
+        &["SET", "{s}d", "4"],
+        &["FlushDb", "Sync"],
+        &["SELECT", "3"],
+        &["SET", "{s}e", "5"],
+        &["flushall"],
+        &["SET", "{s}f", "6"],
+        &["FLUSHDB", "SYNC"],
+        &["swapdb", "3", "9"],
+        &["FLUSHALL", "BOGUS"],
+        &["FLUSHDB", "ASYNC", "SYNC"],
+        &["SET", "{s}end", "1"],
+    ];
+    let last = common::encode_cmd(&["SET", "{s}end", "1"]);
+    let stream_of = |server: &Server| {
+        let mut c = server.conn();
+        assert_eq!(
+            c.cmd(&["CONFIG", "SET", "repl-ping-replica-period", "3600"]),
+            ok()
+        );
+        assert_eq!(c.cmd(&["SELECT", "9"]), ok());
+        let (mut s, got) = attach_to_stream(server.port());
+        let replies: Vec<String> = script
+            .iter()
+            .map(|cmd| show_reply(c.cmd_raw(cmd)))
+            .collect();
+        let stream = String::from_utf8_lossy(&stream_until(&mut s, got, &last)).into_owned();
+        (replies, stream)
+    };
+    let want = stream_of(&redis);
+    assert!(want.1.contains("$5\r\nASYNC\r\n"), "{:?}", want.1);
+    for args in [&["--threads", "2"][..], &["--threads", "1", "--save", ""]] {
+        let percore = Server::percore(args);
+        let got = stream_of(&percore);
+        assert_eq!(
+            got.0, want.0,
+            "{args:?}: replies, percore's then redis-server's"
+        );
+        assert_eq!(
+            got.1, want.1,
+            "{args:?}: stream, percore's then redis-server's"
+        );
+    }
+}
+
 /// CONFIG SET of `min-replicas-max-lag` counts the good replicas again at once, as
 /// Redis's `updateGoodSlaves` (Valkey's integration/replication-2 sets the options and
 /// writes at once): a replica that never acknowledges (a SYNC reader, online since its

@@ -309,17 +309,94 @@ pub fn at_barrier(data: &mut ShardData, id: u64, on: bool, effects: Effects) {
     }
 }
 
+/// Bytes of a whole-keyspace command kept as sent ([`WholeArgv`]): `FLUSHALL ASYNC` is
+/// 13, SWAPDB with two 10-digit database numbers 26.
+pub const WHOLE_ARGV_BYTES: usize = 32;
+/// Arguments (the name included) of a whole-keyspace command kept as sent: SWAPDB's 3.
+pub const WHOLE_ARGV_ARGS: usize = 3;
+
+/// A whole-keyspace command (FLUSHALL, FLUSHDB, SWAPDB) as its client sent it, which is
+/// how Redis 7.0 propagates it (`forceCommandPropagation` of the client's argv: the
+/// name's case, FLUSHALL's and FLUSHDB's `ASYNC|SYNC`), kept inline so that a barrier
+/// request stays `Copy`. Empty (a full sync's load, a form too long to keep, which a
+/// valid one never is): the canonical form is logged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WholeArgv {
+    bytes: [u8; WHOLE_ARGV_BYTES],
+    /// End of each argument in `bytes`.
+    ends: [u8; WHOLE_ARGV_ARGS],
+    args: u8,
+}
+
+impl Default for WholeArgv {
+    fn default() -> Self {
+        Self {
+            bytes: [0; WHOLE_ARGV_BYTES],
+            ends: [0; WHOLE_ARGV_ARGS],
+            args: 0,
+        }
+    }
+}
+
+impl WholeArgv {
+    /// `argv` as sent, or empty when it does not fit.
+    pub fn new(argv: &[&[u8]]) -> Self {
+        let mut w = Self::default();
+        let total: usize = argv.iter().map(|a| a.len()).sum();
+        if argv.len() > WHOLE_ARGV_ARGS || total > WHOLE_ARGV_BYTES {
+            return w;
+        }
+        let mut at = 0;
+        for (i, a) in argv.iter().enumerate() {
+            w.bytes[at..at + a.len()].copy_from_slice(a);
+            at += a.len();
+            // At most WHOLE_ARGV_BYTES (32).
+            w.ends[i] = at as u8;
+        }
+        w.args = argv.len() as u8;
+        w
+    }
+
+    /// The arguments, none when empty.
+    pub fn args(&self) -> Vec<&[u8]> {
+        let mut start = 0;
+        self.ends[..usize::from(self.args)]
+            .iter()
+            .map(|&end| {
+                let a = &self.bytes[start..usize::from(end)];
+                start = usize::from(end);
+                a
+            })
+            .collect()
+    }
+}
+
 /// The command a whole-keyspace barrier applied (FLUSHALL, FLUSHDB, SWAPDB), as effects,
-/// logged in `client_db` (the sender's database) as Redis propagates them.
-pub fn whole_effects(whole: Option<crate::atomic::watch::Whole>, client_db: usize) -> Effects {
+/// logged in `client_db` (the sender's database) as Redis propagates them: as `sent`
+/// (when kept), else in the canonical form.
+pub fn whole_effects(
+    whole: Option<crate::atomic::watch::Whole>,
+    client_db: usize,
+    sent: &WholeArgv,
+) -> Effects {
     use crate::atomic::watch::Whole;
     let mut fx = Effects::default();
+    let sent = sent.args();
+    let db = match whole {
+        Some(Whole::FlushAll | Whole::Swap(..)) => client_db,
+        Some(Whole::FlushDb(db)) => db,
+        None => return fx,
+    };
+    if !sent.is_empty() {
+        fx.push(db, &sent);
+        return fx;
+    }
     match whole {
-        Some(Whole::FlushAll) => fx.push(client_db, &[b"FLUSHALL"]),
-        Some(Whole::FlushDb(db)) => fx.push(db, &[b"FLUSHDB"]),
+        Some(Whole::FlushAll) => fx.push(db, &[b"FLUSHALL"]),
+        Some(Whole::FlushDb(_)) => fx.push(db, &[b"FLUSHDB"]),
         Some(Whole::Swap(a, b)) => {
             fx.push(
-                client_db,
+                db,
                 &[
                     b"SWAPDB",
                     a.to_string().as_bytes(),
