@@ -37,6 +37,8 @@ pub struct Ranked<'a, T> {
 impl<'a, T> Ranked<'a, T> {
     /// Locks `m`, of rank `rank` (`what` names it in the poisoning panic).
     pub fn lock(m: &'a Mutex<T>, rank: Rank, what: &'static str) -> Self {
+        #[cfg(not(debug_assertions))]
+        let _ = rank;
         #[cfg(debug_assertions)]
         HELD.with(|h| {
             let bit = 1u8 << rank as u8;
