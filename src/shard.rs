@@ -701,6 +701,7 @@ impl Shard {
                 let out = &mut conn.output;
                 let data = &mut self.data;
                 crate::replication::applied(data, relayed, unread - left, left, multi, out);
+                data.repl.master_db = client.db;
             }
             check_output_limits(&mut self.data, &mut client, conn);
         }

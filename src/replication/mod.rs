@@ -208,6 +208,10 @@ pub struct Local {
     /// Stream bytes of a MULTI block the master client has not yet run (its EXEC is still
     /// to come), not counted in the offset yet, and their copy to relay (if relaying).
     pub in_multi: (usize, Option<Vec<u8>>),
+    /// The master client's database after its last batch: a partial resync's master
+    /// client starts there, as Redis's cached master keeps its database (the primary
+    /// goes on without a SELECT).
+    pub master_db: usize,
 }
 
 /// The refusal of a command by replication, if any: on a primary NOREPLICAS (writes while
@@ -427,7 +431,8 @@ fn take_stream(
         primary::restart_relay(&data.shared, ready.offset, !full);
     }
     if full {
-        // A full sync starts a new history: the primary's.
+        // A full sync starts a new history: the primary's (its stream selects first).
+        data.repl.master_db = 0;
         st.replid.clone_from(&ready.replid);
         NO_REPLID.clone_into(&mut st.replid2);
         st.second_offset = -1;
@@ -482,6 +487,7 @@ pub fn make_master_client(data: &mut ShardData, client: &mut crate::client::Clie
         return;
     };
     client.master = true;
+    client.db = data.repl.master_db;
     client.authenticated = true;
     client.reply_mode = crate::client::ReplyMode::Off;
     data.repl.master = Some((client.conn, generation));
