@@ -715,6 +715,7 @@ impl Shard {
                 let out = &mut conn.output;
                 let data = &mut self.data;
                 crate::replication::applied(data, relayed, unread - left, left, multi, out);
+                data.repl.master_db = client.db;
             }
             check_output_limits(&mut self.data, &mut client, conn);
         }
@@ -2209,7 +2210,13 @@ pub(crate) fn start_gather(
             crate::atomic::watch::after_write(data, cmd, &args, db, before);
         }
         if logged {
-            crate::propagate::after_command(data, cmd, &args, db, before, b"");
+            // A part that failed here (FLUSHALL with a bad argument) answers the error and
+            // logs nothing: Redis propagates no failed command.
+            let failed: &[u8] = match &gather.parts[data.id] {
+                Some(Partial::Encoded(b)) if b.first() == Some(&b'-') => b,
+                _ => b"",
+            };
+            crate::propagate::after_command(data, cmd, &args, db, before, failed);
         }
         if gated {
             data.shared.write_gate.leave(1);

@@ -1141,3 +1141,56 @@ fn a_replica_offset_never_stops_inside_a_multi_block() {
     assert_eq!(c.cmd(&["GET", "{y}c"]), common::bulk("1"));
     assert_eq!(c.cmd(&["GET", "a"]), common::bulk("1"));
 }
+
+/// After a partial resync the stream goes on in the database it was in, without a SELECT
+/// (Redis's primary keeps `slaveseldb`; its replica's cached master keeps its database):
+/// a percore replica's new master client starts in the old one's database. It started
+/// in database 0, so writes after the resync went there (Redis 7.0's
+/// integration/replication-psync "Master - Replica inconsistency" with `reconnect: 1`).
+/// Against redis-server 7.0 and a percore primary.
+#[test]
+fn a_partial_resync_goes_on_in_the_streams_database() {
+    let redis = Server::redis_with(&["--repl-diskless-sync-delay", "0"]);
+    let percore = Server::percore(&["--threads", "2", "--repl-diskless-sync-delay", "0"]);
+    for primary in redis.iter().chain([&percore]) {
+        let what = format!("{:?} primary", primary.kind());
+        let mut p = primary.conn();
+        assert_eq!(p.cmd(&["SELECT", "9"]), ok(), "{what}");
+        assert_eq!(p.cmd(&["SET", "before", "1"]), ok(), "{what}");
+        let dir = scratch_dir("resync-db");
+        let replica = percore_replica(&dir, primary.port(), &[]);
+        let mut r = replica.conn();
+        // The stream is in database 9 from here on (a full sync's stream selects first).
+        assert_eq!(p.cmd(&["SET", "synced", "0"]), ok(), "{what}");
+        wait_caught_up(&mut p, &mut r);
+        let partial = sync_partial_ok(&mut p);
+        assert_eq!(
+            r.cmd(&["CLIENT", "KILL", "TYPE", "master"]),
+            Frame::Int(1),
+            "{what}"
+        );
+        // Writes in database 9 while the link is down and after it is back.
+        assert_eq!(p.cmd(&["SET", "during", "2"]), ok(), "{what}");
+        wait_caught_up(&mut p, &mut r);
+        assert_eq!(p.cmd(&["SET", "after", "3"]), ok(), "{what}");
+        wait_caught_up(&mut p, &mut r);
+        assert_eq!(
+            sync_partial_ok(&mut p),
+            partial + 1,
+            "{what}: a partial resync"
+        );
+        assert_eq!(r.cmd(&["SELECT", "9"]), ok());
+        for (k, v) in [
+            ("before", "1"),
+            ("synced", "0"),
+            ("during", "2"),
+            ("after", "3"),
+        ] {
+            assert_eq!(r.cmd(&["GET", k]), common::bulk(v), "{what}: {k} in db 9");
+        }
+        assert_eq!(r.cmd(&["SELECT", "0"]), ok());
+        assert_eq!(r.cmd(&["DBSIZE"]), Frame::Int(0), "{what}: db 0");
+        drop(replica);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

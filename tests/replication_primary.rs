@@ -680,6 +680,38 @@ fn set_with_a_past_time_streams_as_redis() {
     let last = common::encode_cmd(&["SET", "end", "1"]);
     let mut streams = Vec::new();
     for server in [&redis, &percore] {
+/// FLUSHALL and FLUSHDB go into the stream as the client sent them (`ASYNC|SYNC`, the
+/// name's case), as redis-server 7.0 propagates them (`forceCommandPropagation` of the
+/// argv), as does SWAPDB: byte for byte, with two shards (the barrier's path, which used
+/// to drop the argument) and with one and no save points (the command's own path). All
+/// keys on one shard (a hash tag): writes of different shards have no order between
+/// them in the stream.
+#[test]
+fn flushes_go_into_the_stream_with_their_arguments_as_redis() {
+    let Some(redis) = Server::redis_with(&["--save", ""]) else {
+        return;
+    };
+    let script: &[&[&str]] = &[
+        &["SET", "{s}a", "1"],
+        &["FLUSHALL", "ASYNC"],
+        &["SET", "{s}b", "2"],
+        &["flushall", "sync"],
+        &["SET", "{s}c", "3"],
+        &["FLUSHDB", "ASYNC"],
+        &["SET", "{s}d", "4"],
+        &["FlushDb", "Sync"],
+        &["SELECT", "3"],
+        &["SET", "{s}e", "5"],
+        &["flushall"],
+        &["SET", "{s}f", "6"],
+        &["FLUSHDB", "SYNC"],
+        &["swapdb", "3", "9"],
+        &["FLUSHALL", "BOGUS"],
+        &["FLUSHDB", "ASYNC", "SYNC"],
+        &["SET", "{s}end", "1"],
+    ];
+    let last = common::encode_cmd(&["SET", "{s}end", "1"]);
+    let stream_of = |server: &Server| {
         let mut c = server.conn();
         assert_eq!(
             c.cmd(&["CONFIG", "SET", "repl-ping-replica-period", "3600"]),
@@ -696,6 +728,29 @@ fn set_with_a_past_time_streams_as_redis() {
         streams[1], streams[0],
         "percore's stream, then redis-server's"
     );
+        assert_eq!(c.cmd(&["SELECT", "9"]), ok());
+        let (mut s, got) = attach_to_stream(server.port());
+        let replies: Vec<String> = script
+            .iter()
+            .map(|cmd| show_reply(c.cmd_raw(cmd)))
+            .collect();
+        let stream = String::from_utf8_lossy(&stream_until(&mut s, got, &last)).into_owned();
+        (replies, stream)
+    };
+    let want = stream_of(&redis);
+    assert!(want.1.contains("$5\r\nASYNC\r\n"), "{:?}", want.1);
+    for args in [&["--threads", "2"][..], &["--threads", "1", "--save", ""]] {
+        let percore = Server::percore(args);
+        let got = stream_of(&percore);
+        assert_eq!(
+            got.0, want.0,
+            "{args:?}: replies, percore's then redis-server's"
+        );
+        assert_eq!(
+            got.1, want.1,
+            "{args:?}: stream, percore's then redis-server's"
+        );
+    }
 }
 
 /// CONFIG SET of `min-replicas-max-lag` counts the good replicas again at once, as
@@ -1062,4 +1117,143 @@ fn scripts_meet_min_replicas_to_write_as_redis() {
 
 fn show_reply(bytes: Vec<u8>) -> String {
     common::show(&bytes)
+}
+
+/// Rounds of [`concurrent_psyncs_while_writes_stream_never_hang`]: each attaches replicas
+/// in parallel, then turns the primary into a replica and back (the stream's sink
+/// detached, attached again by the next round's PSYNCs).
+const PSYNC_ROUNDS: usize = 12;
+/// Replicas attaching at once per round (half full syncs, half partial).
+const PSYNCS_PER_ROUND: usize = 4;
+/// Longest the whole test may take; a deadlock shows as a read timeout or this.
+const PSYNC_TEST_DEADLINE: Duration = Duration::from_mins(2);
+
+/// Sends `PSYNC replid offset` on a fresh connection and reads until its answer line
+/// (`+FULLRESYNC` or `+CONTINUE`), past the keep-alive newlines; then drops the link
+/// (the primary forgets the replica). Panics on a read timeout: a hung primary.
+fn psync_answer(port: u16, replid: &str, offset: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(15)))
+        .expect("timeout");
+    s.write_all(&common::encode_cmd(&["PSYNC", replid, offset]))
+        .expect("send");
+    let mut got = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let body = got.iter().position(|&b| b != b'\n').unwrap_or(got.len());
+        if let Some(end) = got[body..].windows(2).position(|w| w == b"\r\n") {
+            return String::from_utf8_lossy(&got[body..body + end]).into_owned();
+        }
+        let n = s
+            .read(&mut chunk)
+            .unwrap_or_else(|e| panic!("PSYNC {replid} {offset}: no answer ({e})"));
+        assert!(n > 0, "PSYNC {replid} {offset}: closed");
+        got.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// The replication locks never wait for each other in a cycle: replicas attach in
+/// parallel (full and partial resyncs, the first ones racing to attach the stream's sink)
+/// while writers on both shards stream writes, MULTI blocks and FLUSHALLs (barriers whose
+/// cuts the merger passes to the replication sink under its sinks lock), and REPLICAOF
+/// turns the primary into a replica and back (its barrier detaching the sink). PSYNC used
+/// to attach the sink under the primary lock (the merger takes the sinks lock, then the
+/// primary lock), and REPLICAOF's barrier detached it under the replication lock (the
+/// merger takes the sinks lock, then the replication lock at a cut). Bounded: every read
+/// has a timeout, the whole run a deadline; the server answers and streams at the end.
+#[test]
+fn concurrent_psyncs_while_writes_stream_never_hang() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    let start = Instant::now();
+    let primary = Server::percore(&[
+        "--threads",
+        "2",
+        "--repl-ping-replica-period",
+        "1",
+        "--save",
+        "",
+    ]);
+    let port = primary.port();
+    let stop = Arc::new(AtomicBool::new(false));
+    let writes = Arc::new(AtomicU64::new(0));
+    let writers: Vec<_> = (0..2)
+        .map(|w| {
+            let (stop, writes) = (Arc::clone(&stop), Arc::clone(&writes));
+            std::thread::spawn(move || {
+                let mut c = Conn::connect(port);
+                let mut n = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    n += 1;
+                    let key = format!("w{w}:{n}");
+                    // Replies vary (READONLY while the node is a replica); each must come.
+                    c.cmd_raw(&["SET", &key, "v"]);
+                    if n.is_multiple_of(7) {
+                        c.cmd_raw(&["MULTI"]);
+                        c.cmd_raw(&["INCR", &format!("{{a}}{w}")]);
+                        c.cmd_raw(&["INCR", &format!("{{b}}{w}")]);
+                        c.cmd_raw(&["EXEC"]);
+                    }
+                    if n.is_multiple_of(50) {
+                        c.cmd_raw(&["FLUSHALL", if w == 0 { "ASYNC" } else { "SYNC" }]);
+                    }
+                    writes.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    let mut c = Conn::connect(port);
+    let nowhere = common::free_port().to_string();
+    for round in 0..PSYNC_ROUNDS {
+        assert!(
+            start.elapsed() < PSYNC_TEST_DEADLINE,
+            "round {round}: too slow"
+        );
+        let replid = info_field(&mut c, "replication", "master_replid");
+        let offset: i64 = info_field(&mut c, "replication", "master_repl_offset")
+            .parse()
+            .expect("an offset");
+        let go = Arc::new(std::sync::Barrier::new(PSYNCS_PER_ROUND));
+        let attaching: Vec<_> = (0..PSYNCS_PER_ROUND)
+            .map(|i| {
+                let go = Arc::clone(&go);
+                let (id, at) = if i % 2 == 0 {
+                    ("?".to_owned(), "-1".to_owned())
+                } else {
+                    (replid.clone(), (offset + 1).to_string())
+                };
+                std::thread::spawn(move || {
+                    go.wait();
+                    psync_answer(port, &id, &at)
+                })
+            })
+            .collect();
+        for (i, t) in attaching.into_iter().enumerate() {
+            let answer = t.join().expect("a PSYNC thread");
+            assert!(
+                answer.starts_with("+FULLRESYNC ") || answer.starts_with("+CONTINUE"),
+                "round {round}, replica {i}: {answer:?}"
+            );
+        }
+        assert_eq!(c.cmd(&["REPLICAOF", "127.0.0.1", &nowhere]), ok());
+        assert_eq!(c.cmd(&["REPLICAOF", "NO", "ONE"]), ok());
+    }
+    stop.store(true, Ordering::Relaxed);
+    for w in writers {
+        w.join()
+            .expect("a writer (a reply timed out: a hung server)");
+    }
+    assert!(writes.load(Ordering::Relaxed) > 0);
+    // Still streaming: a new replica gets the next write (and no PING after it).
+    assert_eq!(
+        c.cmd(&["CONFIG", "SET", "repl-ping-replica-period", "3600"]),
+        ok()
+    );
+    assert_eq!(c.cmd(&["SELECT", "0"]), ok());
+    let (mut s, got) = attach_to_stream(port);
+    assert_eq!(c.cmd(&["SET", "end", "1"]), ok());
+    let last = common::encode_cmd(&["SET", "end", "1"]);
+    stream_until(&mut s, got, &last);
+    assert!(start.elapsed() < PSYNC_TEST_DEADLINE, "too slow");
 }

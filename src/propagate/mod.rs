@@ -309,17 +309,94 @@ pub fn at_barrier(data: &mut ShardData, id: u64, on: bool, effects: Effects) {
     }
 }
 
+/// Bytes of a whole-keyspace command kept as sent ([`WholeArgv`]): `FLUSHALL ASYNC` is
+/// 13, SWAPDB with two 10-digit database numbers 26.
+pub const WHOLE_ARGV_BYTES: usize = 32;
+/// Arguments (the name included) of a whole-keyspace command kept as sent: SWAPDB's 3.
+pub const WHOLE_ARGV_ARGS: usize = 3;
+
+/// A whole-keyspace command (FLUSHALL, FLUSHDB, SWAPDB) as its client sent it, which is
+/// how Redis 7.0 propagates it (`forceCommandPropagation` of the client's argv: the
+/// name's case, FLUSHALL's and FLUSHDB's `ASYNC|SYNC`), kept inline so that a barrier
+/// request stays `Copy`. Empty (a full sync's load, a form too long to keep, which a
+/// valid one never is): the canonical form is logged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WholeArgv {
+    bytes: [u8; WHOLE_ARGV_BYTES],
+    /// End of each argument in `bytes`.
+    ends: [u8; WHOLE_ARGV_ARGS],
+    args: u8,
+}
+
+impl Default for WholeArgv {
+    fn default() -> Self {
+        Self {
+            bytes: [0; WHOLE_ARGV_BYTES],
+            ends: [0; WHOLE_ARGV_ARGS],
+            args: 0,
+        }
+    }
+}
+
+impl WholeArgv {
+    /// `argv` as sent, or empty when it does not fit.
+    pub fn new(argv: &[&[u8]]) -> Self {
+        let mut w = Self::default();
+        let total: usize = argv.iter().map(|a| a.len()).sum();
+        if argv.len() > WHOLE_ARGV_ARGS || total > WHOLE_ARGV_BYTES {
+            return w;
+        }
+        let mut at = 0;
+        for (i, a) in argv.iter().enumerate() {
+            w.bytes[at..at + a.len()].copy_from_slice(a);
+            at += a.len();
+            // At most WHOLE_ARGV_BYTES (32).
+            w.ends[i] = at as u8;
+        }
+        w.args = argv.len() as u8;
+        w
+    }
+
+    /// The arguments, none when empty.
+    pub fn args(&self) -> Vec<&[u8]> {
+        let mut start = 0;
+        self.ends[..usize::from(self.args)]
+            .iter()
+            .map(|&end| {
+                let a = &self.bytes[start..usize::from(end)];
+                start = usize::from(end);
+                a
+            })
+            .collect()
+    }
+}
+
 /// The command a whole-keyspace barrier applied (FLUSHALL, FLUSHDB, SWAPDB), as effects,
-/// logged in `client_db` (the sender's database) as Redis propagates them.
-pub fn whole_effects(whole: Option<crate::atomic::watch::Whole>, client_db: usize) -> Effects {
+/// logged in `client_db` (the sender's database) as Redis propagates them: as `sent`
+/// (when kept), else in the canonical form.
+pub fn whole_effects(
+    whole: Option<crate::atomic::watch::Whole>,
+    client_db: usize,
+    sent: &WholeArgv,
+) -> Effects {
     use crate::atomic::watch::Whole;
     let mut fx = Effects::default();
+    let sent = sent.args();
+    let db = match whole {
+        Some(Whole::FlushAll | Whole::Swap(..)) => client_db,
+        Some(Whole::FlushDb(db)) => db,
+        None => return fx,
+    };
+    if !sent.is_empty() {
+        fx.push(db, &sent);
+        return fx;
+    }
     match whole {
-        Some(Whole::FlushAll) => fx.push(client_db, &[b"FLUSHALL"]),
-        Some(Whole::FlushDb(db)) => fx.push(db, &[b"FLUSHDB"]),
+        Some(Whole::FlushAll) => fx.push(db, &[b"FLUSHALL"]),
+        Some(Whole::FlushDb(_)) => fx.push(db, &[b"FLUSHDB"]),
         Some(Whole::Swap(a, b)) => {
             fx.push(
-                client_db,
+                db,
                 &[
                     b"SWAPDB",
                     a.to_string().as_bytes(),
@@ -437,6 +514,12 @@ impl Hub {
         }
     }
 
+    /// The sinks, first in the replication locks' order (`replication::lock_order`).
+    fn lock_sinks(&self) -> crate::replication::lock_order::Ranked<'_, Sinks> {
+        use crate::replication::lock_order::{Rank, Ranked};
+        Ranked::lock(&self.sinks, Rank::Sinks, "sinks")
+    }
+
     /// A new barrier's id, and whether shards log after it: taken once by the barrier's
     /// coordinator for every shard.
     pub fn barrier(&self) -> (u64, bool) {
@@ -450,7 +533,7 @@ impl Hub {
     /// once before they run). Starts the merger thread on first use.
     pub fn attach(self: &Arc<Self>, sink: Box<dyn Sink>) -> SinkId {
         let id = {
-            let mut s = self.sinks.lock().expect("sinks lock");
+            let mut s = self.lock_sinks();
             let id = s.next_id;
             s.next_id += 1;
             s.list.push((id, sink));
@@ -474,7 +557,7 @@ impl Hub {
     /// Detaches a sink (it is dropped on the merger thread's next round or here). Logging
     /// stops at the next barrier when none is left.
     pub fn detach(&self, id: SinkId) -> Option<Box<dyn Sink>> {
-        let mut s = self.sinks.lock().expect("sinks lock");
+        let mut s = self.lock_sinks();
         let i = s.list.iter().position(|(i, _)| *i == id)?;
         let (_, sink) = s.list.remove(i);
         if s.list.is_empty() {
@@ -486,7 +569,7 @@ impl Hub {
 
     /// Runs `f` on the sink `id` (on the caller's thread, between merge rounds).
     pub fn with_sink<R>(&self, id: SinkId, f: impl FnOnce(&mut dyn Sink) -> R) -> Option<R> {
-        let mut s = self.sinks.lock().expect("sinks lock");
+        let mut s = self.lock_sinks();
         let (_, sink) = s.list.iter_mut().find(|(i, _)| *i == id)?;
         Some(f(sink.as_mut()))
     }
@@ -603,7 +686,7 @@ impl Hub {
                 // A new sink reads from its first command on: it selects.
                 merger.forget_db();
             }
-            let mut sinks = self.sinks.lock().expect("sinks lock");
+            let mut sinks = self.lock_sinks();
             let mut emitted = 0u64;
             merger.run(&mut |ev| match ev {
                 Event::Bytes(b) => {

@@ -16,6 +16,7 @@
 pub mod config;
 pub mod diskless;
 pub mod link;
+pub mod lock_order;
 pub mod primary;
 pub mod wait;
 
@@ -184,8 +185,8 @@ impl Shared {
         }
     }
 
-    pub fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().expect("replication lock")
+    pub fn lock(&self) -> lock_order::Ranked<'_, State> {
+        lock_order::Ranked::lock(&self.state, lock_order::Rank::Replication, "replication")
     }
 }
 
@@ -207,6 +208,10 @@ pub struct Local {
     /// Stream bytes of a MULTI block the master client has not yet run (its EXEC is still
     /// to come), not counted in the offset yet, and their copy to relay (if relaying).
     pub in_multi: (usize, Option<Vec<u8>>),
+    /// The master client's database after its last batch: a partial resync's master
+    /// client starts there, as Redis's cached master keeps its database (the primary
+    /// goes on without a SELECT).
+    pub master_db: usize,
 }
 
 /// The refusal of a command by replication, if any: on a primary NOREPLICAS (writes while
@@ -426,7 +431,8 @@ fn take_stream(
         primary::restart_relay(&data.shared, ready.offset, !full);
     }
     if full {
-        // A full sync starts a new history: the primary's.
+        // A full sync starts a new history: the primary's (its stream selects first).
+        data.repl.master_db = 0;
         st.replid.clone_from(&ready.replid);
         NO_REPLID.clone_into(&mut st.replid2);
         st.second_offset = -1;
@@ -481,6 +487,7 @@ pub fn make_master_client(data: &mut ShardData, client: &mut crate::client::Clie
         return;
     };
     client.master = true;
+    client.db = data.repl.master_db;
     client.authenticated = true;
     client.reply_mode = crate::client::ReplyMode::Off;
     data.repl.master = Some((client.conn, generation));
@@ -611,14 +618,15 @@ pub fn at_barrier(
 ) -> (Vec<Keyspace>, Vec<u8>, bool) {
     let shared = std::sync::Arc::clone(&data.shared);
     let mut st = shared.repl.lock();
-    let mut logs_from_here = false;
+    // Made once `st` is released: the sinks lock comes before it (`primary`'s lock order).
+    let mut sinks = None;
     match op {
         BarrierOp::ReplicaOf => {
             match st.pending_primary.take() {
                 Some(RoleChange::Primary) if st.primary.is_some() => {
                     // Sub-replicas reconnect and continue from the relayed backlog, which
                     // goes on with this node's own stream from this barrier on.
-                    logs_from_here = primary::promote(&shared);
+                    sinks = primary::promote(&shared);
                     st.primary = None;
                     st.generation += 1;
                     shift_replid(&mut st, shared.repl.offset.load(Ordering::Relaxed));
@@ -635,9 +643,11 @@ pub fn at_barrier(
                     if was_primary {
                         // Its replicas are dropped (they resync with it later); its
                         // offset is the history it offers the new primary.
-                        if let Some(end) = primary::stop(&shared) {
+                        let (end, detach) = primary::stop(&shared);
+                        if let Some(end) = end {
                             shared.repl.offset.store(end, Ordering::Relaxed);
                         }
+                        sinks = detach;
                     }
                     shared.notice(&format!(
                         "REPLICAOF {}:{} enabled (user request)",
@@ -669,6 +679,12 @@ pub fn at_barrier(
                 crate::config::kept::OOM_PRIMARY
             };
             drop(st);
+            // A promotion's sink attaches here: the barrier's participants start logging
+            // at it (`snapshot::Session::logs_from_here`).
+            let logs_from_here = matches!(sinks, Some(primary::SinkChange::Attach));
+            if let Some(change) = sinks {
+                primary::apply(&shared, change);
+            }
             if let Err(e) = crate::config::kept::apply_oom_score_adj(&shared.config(), class) {
                 shared.warning(&e);
             }

@@ -21,6 +21,15 @@
 //!   threads then start; the feeder alone writes records, the ACK reader decrypts what
 //!   comes back (a [`Wire`] each, sharing the session). Such a replica always gets a
 //!   file (the diskless writer sends plain bytes through its own ring).
+//!
+//! Lock order (a thread holding one takes only those after it): the stream's sinks lock
+//! (`propagate::Hub`, held by the merger while it calls [`Feed`]) → the replication state
+//! (`replication::Shared::lock`; `Feed::cut` reads the replication id) → `persist` → this
+//! primary state ([`Primary`]'s lock) → a TLS link's session. The hub's inbox lock, the
+//! configuration and the log are taken with nothing after them. So the sink attaches and
+//! detaches with none of these held: PSYNC and a promotion mark it `attaching` under the
+//! primary lock and attach it after ([`attach_feed`]); a role change's barrier detaches
+//! or attaches once it released the replication lock ([`apply`]).
 
 use crate::config::{Config, OutputBufferLimit};
 use crate::propagate::Sink;
@@ -195,6 +204,9 @@ struct State {
     replicas: Vec<Replica>,
     next_id: u64,
     sink: Option<crate::propagate::SinkId>,
+    /// A PSYNC or a promotion attaches the sink once it released this lock
+    /// ([`attach_feed`]); [`stop`] cancels that.
+    attaching: bool,
     last_ping_ms: i64,
     /// `backlog_end` after the last bytes of the stream of effects (PINGs and GETACKs the
     /// primary adds itself excluded): what a WAIT issued now waits for.
@@ -233,6 +245,7 @@ impl Default for Primary {
                 replicas: Vec::new(),
                 next_id: 1,
                 sink: None,
+                attaching: false,
                 last_ping_ms: 0,
                 data_end: 0,
                 getack_due: false,
@@ -247,8 +260,8 @@ impl Default for Primary {
 }
 
 impl Primary {
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().expect("primary lock")
+    fn lock(&self) -> super::lock_order::Ranked<'_, State> {
+        super::lock_order::Ranked::lock(&self.state, super::lock_order::Rank::Primary, "primary")
     }
 }
 
@@ -421,6 +434,7 @@ pub fn psync(
     let cfg = shared.config();
     let mut st = p.lock();
     st.backlog_size = usize::try_from(cfg.repl.backlog_size_bytes).unwrap_or(usize::MAX);
+    let mut attach = false;
     if chained && !st.relay {
         // Chaining: the backlog is our primary's stream, relayed byte for byte as the
         // master client applies it (`relay`), from our offset on.
@@ -428,11 +442,12 @@ pub fn psync(
         st.active = true;
         st.backlog.clear();
         st.backlog_end = shared.repl.offset.load(Ordering::Relaxed);
-    } else if !chained && st.sink.is_none() {
-        // From the next barrier on, every shard logs its writes into the stream.
-        st.sink = Some(shared.effects.attach(Box::new(Feed {
-            shared: Arc::clone(shared),
-        })));
+    } else if !chained && st.sink.is_none() && !st.attaching {
+        // From the next barrier on, every shard logs its writes into the stream: the sink
+        // attaches once this lock is released (the lock order, see the module doc); a
+        // PSYNC meanwhile finds it `attaching` and adds its replica only.
+        attach = true;
+        st.attaching = true;
         st.active = true;
         st.backlog.clear();
         // The offsets go on from this node's history (a promoted replica's).
@@ -492,11 +507,17 @@ pub fn psync(
         replica.pending = Some(stream);
         st.replicas.push(replica);
         drop(st);
+        if attach {
+            attach_feed(shared);
+        }
         refresh_good_now(shared);
         return Ok(id);
     }
     st.replicas.push(replica);
     drop(st);
+    if attach {
+        attach_feed(shared);
+    }
     refresh_good_now(shared);
     start_threads(
         shared,
@@ -507,6 +528,24 @@ pub fn psync(
         },
     )?;
     Ok(id)
+}
+
+/// Attaches the stream's sink for the backlog and the replicas, which a PSYNC or a
+/// promotion asked for (`State::attaching`), with no lock held (the sinks lock comes
+/// first, see the module doc). A [`stop`] meanwhile cancelled it: the sink goes again.
+fn attach_feed(shared: &Arc<ServerShared>) {
+    let id = shared.effects.attach(Box::new(Feed {
+        shared: Arc::clone(shared),
+    }));
+    let mut st = shared.repl.primary.lock();
+    let wanted = std::mem::take(&mut st.attaching) && st.sink.is_none();
+    if wanted {
+        st.sink = Some(id);
+    }
+    drop(st);
+    if !wanted {
+        drop(shared.effects.detach(id));
+    }
 }
 
 /// Starts replica `id`'s feeder and ACK reader on `wire`.
@@ -606,13 +645,13 @@ fn feed(shared: &Arc<ServerShared>, id: u64, mut s: Wire) {
         if r.diskless && r.stage != Stage::Online {
             // The snapshot writer sends the `+FULLRESYNC` line and the transfer; the
             // buffered stream waits for the first ACK.
-            drop(p.wake.wait_timeout(st, FEEDER_WAIT).expect("primary lock"));
+            drop(st.wait_timeout(&p.wake, FEEDER_WAIT));
             continue;
         }
         if r.capa_eof && r.stage == Stage::WaitSave && r.save.is_none() {
             // Waiting for a diskless cut: the keep-alive newline is sent under the lock
             // (never blocking), so it cannot interleave with a transfer starting.
-            let (guard, timeout) = p.wake.wait_timeout(st, FEEDER_WAIT).expect("primary lock");
+            let (guard, timeout) = st.wait_timeout(&p.wake, FEEDER_WAIT);
             let mut st = guard;
             if timeout.timed_out()
                 && let Some(r) = st.replicas.iter_mut().find(|r| r.id == id)
@@ -651,7 +690,7 @@ fn feed(shared: &Arc<ServerShared>, id: u64, mut s: Wire) {
             continue;
         }
         if idle {
-            let (guard, timeout) = p.wake.wait_timeout(st, FEEDER_WAIT).expect("primary lock");
+            let (guard, timeout) = st.wait_timeout(&p.wake, FEEDER_WAIT);
             drop(guard);
             if timeout.timed_out() && waiting && s.send(b"\n").is_err() {
                 break "write error";
@@ -1019,12 +1058,36 @@ pub fn role_replicas(shared: &ServerShared) -> (i64, Vec<(String, u16, i64)>) {
     )
 }
 
+/// A change of the stream's sinks that a role change asked for at its barrier, made by
+/// [`apply`] once the replication state's lock is released (the sinks lock comes before
+/// it, see the module doc).
+#[must_use]
+pub enum SinkChange {
+    /// Attach the sink for the backlog and the replicas (a promotion).
+    Attach,
+    /// Detach it (the node became a replica).
+    Detach(crate::propagate::SinkId),
+}
+
+/// Makes `change`; the caller holds none of the locks this module orders.
+pub fn apply(shared: &Arc<ServerShared>, change: SinkChange) {
+    match change {
+        SinkChange::Attach => {
+            attach_feed(shared);
+            refresh_good_now(shared);
+        }
+        SinkChange::Detach(id) => drop(shared.effects.detach(id)),
+    }
+}
+
 /// The node becomes a replica: the stream is no longer fed to the backlog, every replica
-/// is dropped. Returns the primary's offset, if it had a backlog.
-pub fn stop(shared: &ServerShared) -> Option<i64> {
+/// is dropped. Returns the primary's offset, if it had a backlog, and the sink to detach.
+pub fn stop(shared: &ServerShared) -> (Option<i64>, Option<SinkChange>) {
     let p = &shared.repl.primary;
     let mut st = p.lock();
     let sink = st.sink.take();
+    // A sink still attaching is detached by its `attach_feed`.
+    st.attaching = false;
     for r in &mut st.replicas {
         r.closed = true;
         if let Some(s) = r.sock.take() {
@@ -1038,10 +1101,7 @@ pub fn stop(shared: &ServerShared) -> Option<i64> {
     st.backlog.clear();
     drop(st);
     p.wake.notify_all();
-    if let Some(id) = sink {
-        drop(shared.effects.detach(id));
-    }
-    end
+    (end, sink.map(SinkChange::Detach))
 }
 
 /// A replica serving sub-replicas is promoted (REPLICAOF NO ONE, at its barrier, every
@@ -1050,14 +1110,15 @@ pub fn stop(shared: &ServerShared) -> Option<i64> {
 /// `snapshot::Session::logs_from_here`). The sub-replicas are disconnected, as Redis's
 /// `replicationUnsetMaster` does to tell them of the new replication id; they come back
 /// with a partial resync (the old id is the secondary one up to the promotion's offset).
-/// Returns whether a sink was attached (false: not relaying).
-pub fn promote(shared: &Arc<ServerShared>) -> bool {
+/// Returns the sink to attach ([`apply`]; none: not relaying).
+pub fn promote(shared: &ServerShared) -> Option<SinkChange> {
     let p = &shared.repl.primary;
     let mut st = p.lock();
     if !st.relay {
-        return false;
+        return None;
     }
     st.relay = false;
+    st.attaching = true;
     for r in &mut st.replicas {
         r.closed = true;
         if let Some(s) = r.sock.take() {
@@ -1068,13 +1129,7 @@ pub fn promote(shared: &Arc<ServerShared>) -> bool {
     st.data_end = st.backlog_end;
     drop(st);
     p.wake.notify_all();
-    // Attached outside the primary lock: the merger calls the sink under its sinks lock.
-    let sink = shared.effects.attach(Box::new(Feed {
-        shared: Arc::clone(shared),
-    }));
-    p.lock().sink = Some(sink);
-    refresh_good_now(shared);
-    true
+    Some(SinkChange::Attach)
 }
 
 /// Chaining: the master client applied `bytes` of its primary's stream, which now ends

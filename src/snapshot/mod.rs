@@ -295,11 +295,15 @@ pub enum Op {
     /// database, where the propagated FLUSHALL goes (as Redis's `propagate`).
     FlushAll {
         db: usize,
+        /// The command as sent, for the stream.
+        argv: crate::propagate::WholeArgv,
     },
     /// FLUSHDB of database `db`: with a save running, cancel, then flush; otherwise flush
     /// it on every shard at the barrier.
     FlushDb {
         db: usize,
+        /// The command as sent, for the stream.
+        argv: crate::propagate::WholeArgv,
     },
     /// SWAPDB of databases `a` and `b` on every shard at the barrier; a save in flight
     /// goes on (its cut keeps each database's number at the cut).
@@ -308,6 +312,8 @@ pub enum Op {
         a: usize,
         b: usize,
         db: usize,
+        /// The command as sent, for the stream.
+        argv: crate::propagate::WholeArgv,
     },
     /// BGSAVE CANCEL with a save running.
     BgSaveCancel,
@@ -377,6 +383,8 @@ pub struct Session {
     whole: Option<crate::atomic::watch::Whole>,
     /// The database of the client that sent `whole`'s command (its propagated SELECT).
     whole_db: usize,
+    /// `whole`'s command as sent (how it is propagated).
+    whole_argv: crate::propagate::WholeArgv,
     /// The save a cancelling session stops.
     cancelled: Option<Running>,
     /// Temp files of killed fork children, already unlinked and held open: closed (which
@@ -580,6 +588,8 @@ pub fn intercept(
     let sub_ok =
         argv.len() == 1 || (argv.len() == 2 && (eq_ic(argv[1], "ASYNC") || eq_ic(argv[1], "SYNC")));
     let sharded = data.shards > 1;
+    // Built only for the commands that keep it (this runs for every command).
+    let sent = || crate::propagate::WholeArgv::new(argv);
     let running = || {
         data.shared
             .persist
@@ -614,13 +624,14 @@ pub fn intercept(
         "debug" if argv.len() >= 2 && eq_ic(argv[1], "LOADAOF") => Some(Op::DebugLoadAof),
         "bgsave" if argv.len() == 2 && eq_ic(argv[1], "CANCEL") => Some(Op::BgSaveCancel),
         "flushall" if sub_ok && (sharded || !data.cfg.save.is_empty() || running()) => {
-            Some(Op::FlushAll { db })
+            Some(Op::FlushAll { db, argv: sent() })
         }
-        "flushdb" if sub_ok && (sharded || running()) => Some(Op::FlushDb { db }),
+        "flushdb" if sub_ok && (sharded || running()) => Some(Op::FlushDb { db, argv: sent() }),
         "swapdb" if sharded && argv.len() == 3 => Some(Op::SwapDb {
             a: db_index(argv[1])?,
             b: db_index(argv[2])?,
             db,
+            argv: sent(),
         }),
         _ => None,
     }
@@ -875,12 +886,16 @@ fn start(data: &mut ShardData, io: &mut Io<Msg, ()>, req: Request, replies: &mut
         stall_max_ns: AtomicU64::new(0),
         cow,
         whole_db: match req.op {
-            Op::FlushAll { db } | Op::FlushDb { db } | Op::SwapDb { db, .. } => db,
+            Op::FlushAll { db, .. } | Op::FlushDb { db, .. } | Op::SwapDb { db, .. } => db,
             _ => 0,
+        },
+        whole_argv: match req.op {
+            Op::FlushAll { argv, .. } | Op::FlushDb { argv, .. } | Op::SwapDb { argv, .. } => argv,
+            _ => crate::propagate::WholeArgv::default(),
         },
         whole: match req.op {
             Op::FlushAll { .. } => Some(crate::atomic::watch::Whole::FlushAll),
-            Op::FlushDb { db } => Some(crate::atomic::watch::Whole::FlushDb(db)),
+            Op::FlushDb { db, .. } => Some(crate::atomic::watch::Whole::FlushDb(db)),
             Op::SwapDb { a, b, .. } => Some(crate::atomic::watch::Whole::Swap(a, b)),
             // A full sync replaces every database: watched keys are touched as by FLUSHALL.
             Op::Replication(crate::replication::BarrierOp::Load) => {
@@ -1114,7 +1129,7 @@ fn participate(
     let (cut, on) = session.effects_cut;
     let on = on || session.logs_from_here.load(Ordering::Acquire);
     let fx = if id == session.coordinator {
-        crate::propagate::whole_effects(session.whole, session.whole_db)
+        crate::propagate::whole_effects(session.whole, session.whole_db, &session.whole_argv)
     } else {
         crate::propagate::Effects::default()
     };
@@ -1280,7 +1295,13 @@ fn coordinate(
                         // A replica's data is its primary's: flushed (Valkey's
                         // clusterReset calls emptyData), while every shard is parked and
                         // every save in flight already cancelled.
-                        apply_whole(Op::FlushAll { db: 0 }, &mut lent);
+                        apply_whole(
+                            Op::FlushAll {
+                                db: 0,
+                                argv: crate::propagate::WholeArgv::default(),
+                            },
+                            &mut lent,
+                        );
                     }
                     let keys: usize = lent.iter().map(Keyspace::total_keys).sum();
                     reply(match crate::cluster::reset_at_barrier(data, keys, hard) {
@@ -1469,7 +1490,7 @@ fn merge_loaded(
 /// ASYNC alike; big databases only, see [`free_later`]).
 fn apply_whole(op: Op, lent: &mut [Keyspace]) {
     match op {
-        Op::FlushDb { db } => free_later(
+        Op::FlushDb { db, .. } => free_later(
             lent.iter_mut()
                 .filter_map(|ks| ks.db_mut(db).detach_contents())
                 .collect(),
