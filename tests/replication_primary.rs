@@ -652,34 +652,6 @@ fn the_stream_selects_as_redis_across_flushes() {
     );
 }
 
-/// SET with an EXAT/PXAT already past goes into the stream as Redis 7.0's
-/// `setGenericCommand` sends it, `SET key value PXAT ms`, and the expired key's DEL when it
-/// is next touched (percore sent the SET as the client wrote it and a DEL at once: the
-/// rewrite read the key's expiry and so expired it). Byte for byte with redis-server.
-#[test]
-fn set_with_a_past_time_streams_as_redis() {
-    let Some(redis) = Server::redis_with(&["--enable-debug-command", "yes"]) else {
-        return;
-    };
-    let percore = Server::percore(&["--threads", "2", "--repl-diskless-sync-delay", "0"]);
-    let past_s = (std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_secs()
-        - 100)
-        .to_string();
-    let past_ms = format!("{}000", &past_s[..past_s.len() - 1]);
-    let script: &[&[&str]] = &[
-        &["SET", "foo", "bar"],
-        &["SET", "foo", "bar", "EXAT", &past_s],
-        &["GET", "foo"],
-        &["SET", "k2", "v", "PXAT", &past_ms, "GET"],
-        &["EXISTS", "k2"],
-        &["SET", "end", "1"],
-    ];
-    let last = common::encode_cmd(&["SET", "end", "1"]);
-    let mut streams = Vec::new();
-    for server in [&redis, &percore] {
 /// FLUSHALL and FLUSHDB go into the stream as the client sent them (`ASYNC|SYNC`, the
 /// name's case), as redis-server 7.0 propagates them (`forceCommandPropagation` of the
 /// argv), as does SWAPDB: byte for byte, with two shards (the barrier's path, which used
@@ -717,17 +689,6 @@ fn flushes_go_into_the_stream_with_their_arguments_as_redis() {
             c.cmd(&["CONFIG", "SET", "repl-ping-replica-period", "3600"]),
             ok()
         );
-        assert_eq!(c.cmd(&["DEBUG", "SET-ACTIVE-EXPIRE", "0"]), ok());
-        let (mut s, got) = attach_to_stream(server.port());
-        for cmd in script {
-            let _ = c.cmd(cmd);
-        }
-        streams.push(String::from_utf8_lossy(&stream_until(&mut s, got, &last)).into_owned());
-    }
-    assert_eq!(
-        streams[1], streams[0],
-        "percore's stream, then redis-server's"
-    );
         assert_eq!(c.cmd(&["SELECT", "9"]), ok());
         let (mut s, got) = attach_to_stream(server.port());
         let replies: Vec<String> = script
@@ -751,6 +712,52 @@ fn flushes_go_into_the_stream_with_their_arguments_as_redis() {
             "{args:?}: stream, percore's then redis-server's"
         );
     }
+}
+
+/// SET with an EXAT/PXAT already past goes into the stream as Redis 7.0's
+/// `setGenericCommand` sends it, `SET key value PXAT ms`, and the expired key's DEL when it
+/// is next touched (percore sent the SET as the client wrote it and a DEL at once: the
+/// rewrite read the key's expiry and so expired it). Byte for byte with redis-server.
+#[test]
+fn set_with_a_past_time_streams_as_redis() {
+    let Some(redis) = Server::redis_with(&["--enable-debug-command", "yes"]) else {
+        return;
+    };
+    let percore = Server::percore(&["--threads", "2", "--repl-diskless-sync-delay", "0"]);
+    let past_s = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs()
+        - 100)
+        .to_string();
+    let past_ms = format!("{}000", &past_s[..past_s.len() - 1]);
+    let script: &[&[&str]] = &[
+        &["SET", "foo", "bar"],
+        &["SET", "foo", "bar", "EXAT", &past_s],
+        &["GET", "foo"],
+        &["SET", "k2", "v", "PXAT", &past_ms, "GET"],
+        &["EXISTS", "k2"],
+        &["SET", "end", "1"],
+    ];
+    let last = common::encode_cmd(&["SET", "end", "1"]);
+    let mut streams = Vec::new();
+    for server in [&redis, &percore] {
+        let mut c = server.conn();
+        assert_eq!(
+            c.cmd(&["CONFIG", "SET", "repl-ping-replica-period", "3600"]),
+            ok()
+        );
+        assert_eq!(c.cmd(&["DEBUG", "SET-ACTIVE-EXPIRE", "0"]), ok());
+        let (mut s, got) = attach_to_stream(server.port());
+        for cmd in script {
+            let _ = c.cmd(cmd);
+        }
+        streams.push(String::from_utf8_lossy(&stream_until(&mut s, got, &last)).into_owned());
+    }
+    assert_eq!(
+        streams[1], streams[0],
+        "percore's stream, then redis-server's"
+    );
 }
 
 /// CONFIG SET of `min-replicas-max-lag` counts the good replicas again at once, as

@@ -408,9 +408,6 @@ pub fn lpos(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
             match parse_i64(argv[j]) {
                 None => return w.error(errors::NOT_INTEGER),
                 Some(0) => return w.error(RANK_ZERO),
-                // Redis 7.0 negates it (undefined behaviour in C) and answers by chance;
-                // Valkey 8 (and Redis 7.2) refuse it, which Valkey's list unit asserts.
-                Some(i64::MIN) => return w.error(RANK_MIN),
                 Some(r) => rank = r,
             }
         } else if eq_ic(argv[j], "COUNT") && more {
@@ -441,6 +438,10 @@ pub fn lpos(ctx: &mut Ctx, argv: &[&[u8]], w: &mut ReplyWriter) {
             }
             return;
         }
+        // The lowest rank on a list: Redis 7.0 negates it (undefined behaviour in C) and
+        // answers by chance; Valkey 8 (and Redis 7.2) refuse it, which Valkey's list unit
+        // asserts. A missing key or another type answers as 7.0 (nil, WRONGTYPE).
+        Ok(Some(_)) if rank == i64::MIN => return w.error(RANK_MIN),
         Ok(Some(l)) => l,
     };
     let want = count.map_or(1, |c| if c == 0 { usize::MAX } else { c });
