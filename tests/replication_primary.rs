@@ -473,7 +473,6 @@ impl Raw {
 
 #[test]
 fn sync_gets_the_rdb_without_fullresync_then_the_stream() {
-    use std::io::{Read, Write};
     let primary = Server::percore(&["--threads", "2", "--repl-diskless-sync-delay", "0"]);
     let mut p = primary.conn();
     // The stream was last in database 9 before the replica came: its first command must
@@ -485,45 +484,12 @@ fn sync_gets_the_rdb_without_fullresync_then_the_stream() {
     );
     assert_eq!(p.cmd(&["SELECT", "9"]), ok());
     assert_eq!(p.cmd(&["SET", "before", "1"]), ok());
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", primary.port())).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("timeout");
-    s.write_all(b"SYNC\r\n").expect("send");
-    let mut got = Vec::new();
-    let mut chunk = [0u8; 4096];
-    // Newlines while the save runs, then `$len`, the RDB, then the stream.
-    let (len, start) = loop {
-        let n = s.read(&mut chunk).expect("read");
-        assert!(n > 0, "closed: {:?}", String::from_utf8_lossy(&got));
-        got.extend_from_slice(&chunk[..n]);
-        let body = got.iter().position(|&b| b != b'\n').unwrap_or(got.len());
-        if let Some(end) = got[body..].windows(2).position(|w| w == b"\r\n") {
-            let line = std::str::from_utf8(&got[body..body + end]).expect("utf-8");
-            assert!(line.starts_with('$'), "SYNC answered {line:?}");
-            break (
-                line[1..].parse::<usize>().expect("a length"),
-                body + end + 2,
-            );
-        }
-    };
-    while got.len() < start + len {
-        let n = s.read(&mut chunk).expect("read");
-        assert!(n > 0);
-        got.extend_from_slice(&chunk[..n]);
-    }
-    assert!(got[start..].starts_with(b"REDIS"), "not an RDB");
+    let (mut s, got) = attach_to_stream(primary.port());
     assert_eq!(p.cmd(&["SET", "after", "2"]), ok());
     let want: &[u8] =
         b"*2\r\n$6\r\nSELECT\r\n$1\r\n9\r\n*3\r\n$3\r\nSET\r\n$5\r\nafter\r\n$1\r\n2\r\n";
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while got.len() < start + len + want.len() {
-        assert!(Instant::now() < deadline, "no SET in the stream");
-        let n = s.read(&mut chunk).expect("read");
-        assert!(n > 0);
-        got.extend_from_slice(&chunk[..n]);
-    }
     assert_eq!(
-        String::from_utf8_lossy(&got[start + len..start + len + want.len()]),
+        String::from_utf8_lossy(&stream_until(&mut s, got, want)),
         String::from_utf8_lossy(want),
         "the stream after the RDB"
     );
@@ -559,6 +525,7 @@ fn attach_to_stream(port: u16) -> (std::net::TcpStream, Vec<u8>) {
         assert!(n > 0);
         got.extend_from_slice(&chunk[..n]);
     }
+    assert!(got[start..].starts_with(b"REDIS"), "not an RDB");
     (s, got.split_off(start + len))
 }
 
@@ -584,6 +551,32 @@ fn stream_until(s: &mut std::net::TcpStream, mut got: Vec<u8>, last: &[u8]) -> V
         got.extend_from_slice(&chunk[..n]);
     }
     got
+}
+
+/// Runs `script` on `server` (after `setup`, each answered +OK, and with a long ping
+/// period) while a SYNC reader follows the stream: the replies as shown, and the stream
+/// read until it ends with `last`.
+fn script_and_stream(
+    server: &Server,
+    setup: &[&[&str]],
+    script: &[&[&str]],
+    last: &[u8],
+) -> (Vec<String>, String) {
+    let mut c = server.conn();
+    assert_eq!(
+        c.cmd(&["CONFIG", "SET", "repl-ping-replica-period", "3600"]),
+        ok()
+    );
+    for cmd in setup {
+        assert_eq!(c.cmd(cmd), ok(), "{cmd:?}");
+    }
+    let (mut s, got) = attach_to_stream(server.port());
+    let replies = script
+        .iter()
+        .map(|cmd| show_reply(c.cmd_raw(cmd)))
+        .collect();
+    let stream = String::from_utf8_lossy(&stream_until(&mut s, got, last)).into_owned();
+    (replies, stream)
 }
 
 /// The replication stream a SYNC reader sees is redis-server 7.0's byte for byte across
@@ -617,24 +610,10 @@ fn the_stream_selects_as_redis_across_flushes() {
         &["SET", "end", "1"],
     ];
     let last = common::encode_cmd(&["SET", "end", "1"]);
-    let mut streams = Vec::new();
-    for server in [&redis, &percore] {
-        let mut c = server.conn();
-        assert_eq!(
-            c.cmd(&["CONFIG", "SET", "repl-ping-replica-period", "3600"]),
-            ok()
-        );
-        assert_eq!(c.cmd(&["SELECT", "9"]), ok());
-        let (mut s, got) = attach_to_stream(server.port());
-        for cmd in script {
-            let _ = c.cmd(cmd);
-        }
-        streams.push(String::from_utf8_lossy(&stream_until(&mut s, got, &last)).into_owned());
-    }
-    assert_eq!(
-        streams[1], streams[0],
-        "percore's stream, then redis-server's"
-    );
+    let setup: &[&[&str]] = &[&["SELECT", "9"]];
+    let (_, want) = script_and_stream(&redis, setup, script, &last);
+    let (_, got) = script_and_stream(&percore, setup, script, &last);
+    assert_eq!(got, want, "percore's stream, then redis-server's");
     // A second replica's stream starts with SELECT again.
     let mut c = percore.conn();
     assert_eq!(c.cmd(&["SELECT", "9"]), ok());
@@ -683,21 +662,7 @@ fn flushes_go_into_the_stream_with_their_arguments_as_redis() {
         &["SET", "{s}end", "1"],
     ];
     let last = common::encode_cmd(&["SET", "{s}end", "1"]);
-    let stream_of = |server: &Server| {
-        let mut c = server.conn();
-        assert_eq!(
-            c.cmd(&["CONFIG", "SET", "repl-ping-replica-period", "3600"]),
-            ok()
-        );
-        assert_eq!(c.cmd(&["SELECT", "9"]), ok());
-        let (mut s, got) = attach_to_stream(server.port());
-        let replies: Vec<String> = script
-            .iter()
-            .map(|cmd| show_reply(c.cmd_raw(cmd)))
-            .collect();
-        let stream = String::from_utf8_lossy(&stream_until(&mut s, got, &last)).into_owned();
-        (replies, stream)
-    };
+    let stream_of = |server: &Server| script_and_stream(server, &[&["SELECT", "9"]], script, &last);
     let want = stream_of(&redis);
     assert!(want.1.contains("$5\r\nASYNC\r\n"), "{:?}", want.1);
     for args in [&["--threads", "2"][..], &["--threads", "1", "--save", ""]] {
@@ -730,7 +695,7 @@ fn set_with_a_past_time_streams_as_redis() {
         .as_secs()
         - 100)
         .to_string();
-    let past_ms = format!("{}000", &past_s[..past_s.len() - 1]);
+    let past_ms = format!("{past_s}000");
     let script: &[&[&str]] = &[
         &["SET", "foo", "bar"],
         &["SET", "foo", "bar", "EXAT", &past_s],
@@ -740,24 +705,10 @@ fn set_with_a_past_time_streams_as_redis() {
         &["SET", "end", "1"],
     ];
     let last = common::encode_cmd(&["SET", "end", "1"]);
-    let mut streams = Vec::new();
-    for server in [&redis, &percore] {
-        let mut c = server.conn();
-        assert_eq!(
-            c.cmd(&["CONFIG", "SET", "repl-ping-replica-period", "3600"]),
-            ok()
-        );
-        assert_eq!(c.cmd(&["DEBUG", "SET-ACTIVE-EXPIRE", "0"]), ok());
-        let (mut s, got) = attach_to_stream(server.port());
-        for cmd in script {
-            let _ = c.cmd(cmd);
-        }
-        streams.push(String::from_utf8_lossy(&stream_until(&mut s, got, &last)).into_owned());
-    }
-    assert_eq!(
-        streams[1], streams[0],
-        "percore's stream, then redis-server's"
-    );
+    let setup: &[&[&str]] = &[&["DEBUG", "SET-ACTIVE-EXPIRE", "0"]];
+    let (_, want) = script_and_stream(&redis, setup, script, &last);
+    let (_, got) = script_and_stream(&percore, setup, script, &last);
+    assert_eq!(got, want, "percore's stream, then redis-server's");
 }
 
 /// CONFIG SET of `min-replicas-max-lag` counts the good replicas again at once, as
