@@ -75,6 +75,16 @@ pub fn parse_expire(
     }
 }
 
+/// The absolute expiry time (ms) a valid SET gives its key, if it gives one
+/// (`EX`/`PX`/`EXAT`/`PXAT`), as the command computed it at `now_ms`.
+pub fn set_expire_at(argv: &[&[u8]], now_ms: i64) -> Option<i64> {
+    let o = parse_set_opts(argv, 3, false).ok()?;
+    let ExpireOpt::Time(unit_ms, absolute, n) = o.expire else {
+        return None;
+    };
+    parse_expire(unit_ms, absolute, n, now_ms, "set").ok()
+}
+
 /// Redis's `parseExtendedStringArgumentsOrReply`: the options from `argv[first..]`; the
 /// expiry number is checked later, as Redis does.
 fn parse_set_opts<'a>(argv: &[&'a [u8]], first: usize, getex: bool) -> Result<SetOpts<'a>, ()> {

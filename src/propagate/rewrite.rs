@@ -144,26 +144,7 @@ pub fn log(data: &mut ShardData, cmd: &'static Command, argv: &[&[u8]], db: usiz
 /// Redis 7.0 propagates as this SET (a DEL follows when the key is next touched; reading
 /// the key here expired it at once and logged the SET as sent, then DEL).
 fn set(data: &ShardData, argv: &[&[u8]]) -> Option<Vec<Vec<u8>>> {
-    let mut i = 3;
-    let at = loop {
-        let opt = argv.get(i)?;
-        let (unit_ms, absolute) = if eq_ic(opt, "EX") {
-            (false, false)
-        } else if eq_ic(opt, "PX") {
-            (true, false)
-        } else if eq_ic(opt, "EXAT") {
-            (false, true)
-        } else if eq_ic(opt, "PXAT") {
-            (true, true)
-        } else {
-            // IFEQ's value may read as an option name.
-            i += if eq_ic(opt, "IFEQ") { 2 } else { 1 };
-            continue;
-        };
-        let n = argv.get(i + 1)?;
-        break crate::commands::strings::parse_expire(unit_ms, absolute, n, data.now_ms, "set")
-            .ok()?;
-    };
+    let at = crate::commands::strings::set_expire_at(argv, data.now_ms)?;
     Some(vec![
         b"SET".to_vec(),
         argv[1].to_vec(),
